@@ -1,0 +1,79 @@
+// The one datastore interface every part of tabby uses: a typed KV with revisions.
+// Backends: `file` (embedded, one machine, many processes) and `etcdv3`; `memory` for unit tests.
+// Every write that depends on a read is a compare-and-swap on the revision read (see ipam/).
+
+/** A value with the datastore revision at which it was last written (etcd's mod_revision). */
+export interface KVPair<T = unknown> {
+  key: string;
+  value: T;
+  revision: number;
+}
+
+export type WatchEvent<T = unknown> =
+  | { type: 'put'; key: string; value: T; revision: number; previous?: T }
+  | { type: 'delete'; key: string; revision: number; previous?: T };
+
+export interface ListResult<T = unknown> {
+  items: KVPair<T>[];
+  /** The store's revision when the list was taken: watch from revision + 1 to miss nothing. */
+  revision: number;
+}
+
+export interface Datastore {
+  readonly kind: 'file' | 'etcdv3' | 'memory';
+  get<T = unknown>(key: string): Promise<KVPair<T> | undefined>;
+  list<T = unknown>(prefix: string): Promise<ListResult<T>>;
+  /** Fails with DatastoreExists when the key exists. Returns the new revision. */
+  create<T>(key: string, value: T): Promise<KVPair<T>>;
+  /** Compare-and-swap: fails with DatastoreConflict when the key's revision is not expectedRevision
+   *  (or DatastoreNotFound when it is gone). */
+  update<T>(key: string, value: T, expectedRevision: number): Promise<KVPair<T>>;
+  /** Delete; with expectedRevision it is a CAS. Fails with DatastoreNotFound when absent. */
+  delete(key: string, expectedRevision?: number): Promise<void>;
+  /** Events for keys under prefix with revision >= fromRevision, in order, until the signal aborts.
+   *  Resumable: after a disconnect, watch again from the last revision seen + 1.
+   *  Throws DatastoreCompacted when fromRevision is older than the history kept (re-list then). */
+  watch<T = unknown>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>>;
+  /** The store's current revision. */
+  revision(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class DatastoreError extends Error {
+  constructor(readonly code: string, readonly key: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class DatastoreConflict extends DatastoreError {
+  constructor(key: string, readonly expectedRevision: number, readonly actualRevision?: number) {
+    super('ECONFLICT', key, `update of "${key}" at revision ${expectedRevision} conflicts: it is now at revision ${actualRevision ?? 'unknown'} (re-read and retry)`);
+  }
+}
+
+export class DatastoreExists extends DatastoreError {
+  constructor(key: string) {
+    super('EEXIST', key, `"${key}" already exists`);
+  }
+}
+
+export class DatastoreNotFound extends DatastoreError {
+  constructor(key: string) {
+    super('ENOTFOUND', key, `"${key}" does not exist`);
+  }
+}
+
+export class DatastoreUnavailable extends DatastoreError {
+  constructor(key: string, cause: string) {
+    super('EUNAVAILABLE', key, `datastore unavailable: ${cause}`);
+  }
+}
+
+export class DatastoreCompacted extends DatastoreError {
+  constructor(prefix: string, readonly fromRevision: number, readonly compactRevision: number) {
+    super('ECOMPACTED', prefix, `watch of "${prefix}" from revision ${fromRevision} is older than the history kept (${compactRevision}): list again`);
+  }
+}
+
+export const isConflict = (e: unknown): e is DatastoreConflict => e instanceof DatastoreConflict;

@@ -1,0 +1,49 @@
+// Typed entry to tabby's native addon (src/native/tabby_native.cc), built by node-gyp on `npm ci`.
+// Only the few syscalls Node lacks: setns for a callback (netns.Do), setsockopt, pre-connect sockets.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+export interface TabbyNative {
+  /** Enter the netns at `nsPath` on this thread, run `fn` synchronously, return to the original netns. */
+  withNetns<T>(nsPath: string, fn: () => T): T;
+  setsockoptInt(fd: number, level: number, option: number, value: number): void;
+  getsockoptInt(fd: number, level: number, option: number): number;
+  setsockoptBuffer(fd: number, level: number, option: number, value: Buffer): void;
+  /** A non-blocking, close-on-exec TCP socket; options can be set before connect. */
+  socketTcp(family: 4 | 6): number;
+  bindFd(fd: number, ip: string, port: number): void;
+  /** true: connected at once; false: in progress (wait for writable, then check socketError). */
+  connectNonBlocking(fd: number, ip: string, port: number): boolean;
+  socketError(fd: number): number;
+  closeFd(fd: number): void;
+  gettid(): number;
+}
+
+let loaded: TabbyNative | undefined;
+
+/** The addon, loaded once. Throws a clear error when it was not built (run `npm ci`). */
+export function native(): TabbyNative {
+  if (loaded) return loaded;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // Works from src/native (ts) and dist/src/native (compiled): find the repo's src/native/build.
+  const candidates = [
+    path.join(here, 'build/Release/tabby_native.node'),
+    path.resolve(here, '../../../src/native/build/Release/tabby_native.node'),
+  ];
+  const file = candidates.find((f) => fs.existsSync(f));
+  if (!file) throw new Error(`tabby native addon not built (looked in ${candidates.join(', ')}); run "npm ci" or "make deps"`);
+  loaded = createRequire(import.meta.url)(file) as TabbyNative;
+  return loaded;
+}
+
+// Socket option numbers (linux/in.h, linux/tcp.h)
+export const SOL_IP = 0;
+export const SOL_TCP = 6;
+export const SOL_IPV6 = 41;
+export const IP_TTL = 2;
+export const IP_MINTTL = 21;
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_MINHOPCOUNT = 73;
+export const TCP_MD5SIG = 14;

@@ -1,0 +1,178 @@
+// tabby's native addon: the few syscalls Node does not expose.
+//  - withNetns(path, fn): setns(2) into a network namespace on the calling thread, run fn
+//    synchronously, always switch back (Go's netns.Do). Sockets opened inside fn stay in that netns.
+//  - setsockoptInt / setsockoptBuffer / getsockoptInt: raw setsockopt on a socket fd
+//    (TCP_MD5SIG for RFC 2385, IP_TTL/IP_MINTTL for GTSM RFC 5082).
+//  - socketTcp / connectNonBlocking: create a TCP socket whose options can be set *before* connect
+//    (TCP-MD5 must be in place before the SYN), then hand the fd to net.Socket({fd}).
+//  - gettid / closeFd.
+#include <napi.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <string>
+
+static Napi::Error errnoError(Napi::Env env, const char* op, int err, const std::string& what = "") {
+  std::string msg = std::string(op) + (what.empty() ? "" : " " + what) + ": " + strerror(err);
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, op));
+  e.Set("code", Napi::String::New(env, err == ENOENT ? "ENOENT" : err == EPERM ? "EPERM" : err == EINVAL ? "EINVAL" : "ESYSCALL"));
+  return e;
+}
+
+static Napi::Value WithNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "withNetns(path: string, fn: () => T)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>();
+  int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) { errnoError(env, "open", errno, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string self = "/proc/self/task/" + std::to_string((long)syscall(SYS_gettid)) + "/ns/net";
+  int original = open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  if (original < 0) { int e = errno; close(target); errnoError(env, "open", e, self).ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    int e = errno; close(target); close(original);
+    errnoError(env, "setns", e, path).ThrowAsJavaScriptException(); return env.Undefined();
+  }
+  close(target);
+  Napi::Value result = info[1].As<Napi::Function>().Call({});
+  // Always return to the original namespace, even when fn threw: a thread left in a pod's
+  // namespace would silently program the wrong kernel afterwards.
+  if (setns(original, CLONE_NEWNET) != 0) {
+    int e = errno; close(original);
+    fprintf(stderr, "tabby_native: FATAL cannot return to original netns: %s\n", strerror(e));
+    abort();
+  }
+  close(original);
+  if (env.IsExceptionPending()) return env.Undefined();
+  return result;
+}
+
+static Napi::Value SetsockoptInt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int opt = info[2].As<Napi::Number>().Int32Value();
+  int value = info[3].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, level, opt, &value, sizeof value) != 0) {
+    errnoError(env, "setsockopt", errno).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+static Napi::Value GetsockoptInt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int opt = info[2].As<Napi::Number>().Int32Value();
+  int value = 0; socklen_t len = sizeof value;
+  if (getsockopt(fd, level, opt, &value, &len) != 0) {
+    errnoError(env, "getsockopt", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, value);
+}
+
+static Napi::Value SetsockoptBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int opt = info[2].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> buf = info[3].As<Napi::Buffer<uint8_t>>();
+  if (setsockopt(fd, level, opt, buf.Data(), buf.Length()) != 0) {
+    errnoError(env, "setsockopt", errno).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// socketTcp(family: 4|6) -> fd (non-blocking, close-on-exec)
+static Napi::Value SocketTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { errnoError(env, "socket", errno).ThrowAsJavaScriptException(); return env.Undefined(); }
+  return Napi::Number::New(env, fd);
+}
+
+static bool fillSockaddr(const std::string& ip, int port, sockaddr_storage* ss, socklen_t* len) {
+  memset(ss, 0, sizeof *ss);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET; v4->sin_port = htons(port); *len = sizeof *v4; return true;
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6; v6->sin6_port = htons(port); *len = sizeof *v6; return true;
+  }
+  return false;
+}
+
+// bindFd(fd, ip, port)
+static Napi::Value BindFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string ip = info[1].As<Napi::String>();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss; socklen_t len;
+  if (!fillSockaddr(ip, port, &ss, &len)) { Napi::TypeError::New(env, "bad address " + ip).ThrowAsJavaScriptException(); return env.Undefined(); }
+  int one = 1; setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) errnoError(env, "bind", errno, ip).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// connectNonBlocking(fd, ip, port) -> true when connected at once, false when in progress
+static Napi::Value ConnectNonBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string ip = info[1].As<Napi::String>();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss; socklen_t len;
+  if (!fillSockaddr(ip, port, &ss, &len)) { Napi::TypeError::New(env, "bad address " + ip).ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) return Napi::Boolean::New(env, true);
+  if (errno == EINPROGRESS) return Napi::Boolean::New(env, false);
+  errnoError(env, "connect", errno, ip).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// socketError(fd) -> pending SO_ERROR (0 when the non-blocking connect succeeded)
+static Napi::Value SocketError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int err = 0; socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return Napi::Number::New(env, err);
+}
+
+static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+static Napi::Value Gettid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), (double)syscall(SYS_gettid));
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("withNetns", Napi::Function::New(env, WithNetns));
+  exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
+  exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt));
+  exports.Set("setsockoptBuffer", Napi::Function::New(env, SetsockoptBuffer));
+  exports.Set("socketTcp", Napi::Function::New(env, SocketTcp));
+  exports.Set("bindFd", Napi::Function::New(env, BindFd));
+  exports.Set("connectNonBlocking", Napi::Function::New(env, ConnectNonBlocking));
+  exports.Set("socketError", Napi::Function::New(env, SocketError));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("gettid", Napi::Function::New(env, Gettid));
+  return exports;
+}
+
+NODE_API_MODULE(tabby_native, Init)
