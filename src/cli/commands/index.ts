@@ -1,0 +1,8 @@
+// The command groups of tabbyctl. Each module exports one yargs CommandModule; add yours here.
+import type { CommandModule } from 'yargs';
+import { versionCommand } from './version.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [
+  versionCommand,
+];
