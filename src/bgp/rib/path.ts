@@ -1,0 +1,84 @@
+// Paths as the RIBs hold them: a source (which peer, or local origination) plus an interned
+// attribute set (attrs.ts) plus a stale mark (RFC 4724 graceful restart). One Path object per
+// (prefix, source); the attribute set is shared by every prefix that carries the same attributes.
+import type { AttrSet } from './attrs.js';
+
+/** Where a path came from. One object per peer (and one for local origination), shared by its paths. */
+export interface PathSource {
+  /** Small integer unique per source; 0 = locally originated. */
+  readonly id: number;
+  /** Peer address as text; '' for a local path. */
+  readonly address: string;
+  /** Peer address as a number for the "lowest peer address" tie-breaker (RFC 4271 §9.1.2.2 g). */
+  readonly addressKey: bigint;
+  /** true for an external peer (different AS). */
+  readonly ebgp: boolean;
+  /** The peer's BGP Identifier (from its OPEN), as an unsigned 32-bit number. */
+  routerId: number;
+  /** The peer's AS. */
+  readonly asn: number;
+  /** The peer is a route-reflector client of this speaker (RFC 4456). */
+  readonly rrClient: boolean;
+  /** Locally originated (originate()). */
+  readonly local: boolean;
+}
+
+export class Path {
+  constructor(
+    readonly source: PathSource,
+    readonly attrs: AttrSet,
+    /** RFC 4724 §4.2: kept across a peer's restart until its End-of-RIB; still used for best path. */
+    public stale = false,
+  ) {}
+}
+
+export const LOCAL_SOURCE: PathSource = Object.freeze({
+  id: 0, address: '', addressKey: 0n, ebgp: false, routerId: 0, asn: 0, rrClient: false, local: true,
+});
+
+/** A PathSource for a peer. */
+export function peerSource(opts: {
+  id: number; address: string; ebgp: boolean; routerId?: number; asn: number; rrClient?: boolean;
+}): PathSource {
+  return {
+    id: opts.id,
+    address: opts.address,
+    addressKey: addressKeyOf(opts.address),
+    ebgp: opts.ebgp,
+    routerId: opts.routerId ?? 0,
+    asn: opts.asn,
+    rrClient: opts.rrClient ?? false,
+    local: false,
+  };
+}
+
+/** Dotted quad → unsigned 32-bit number (router IDs, ORIGINATOR_ID, CLUSTER_LIST entries). */
+export function ipv4ToNumber(s: string): number {
+  const p = s.split('.');
+  if (p.length !== 4) return 0;
+  return (((Number(p[0]) << 24) >>> 0) + (Number(p[1]) << 16) + (Number(p[2]) << 8) + Number(p[3])) >>> 0;
+}
+
+export function numberToIpv4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** Order-preserving numeric key of an IPv4 or IPv6 address (IPv4 sorts before IPv6). */
+export function addressKeyOf(address: string): bigint {
+  if (address === '') return 0n;
+  if (!address.includes(':')) return BigInt(ipv4ToNumber(address));
+  // IPv6: expand '::' and fold 16-bit groups; offset by 2^32 so every v6 address sorts after v4.
+  let text = address;
+  const pct = text.indexOf('%');
+  if (pct >= 0) text = text.slice(0, pct);
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
+  let v = 0n;
+  for (const g of groups) {
+    if (g.includes('.')) { v = (v << 32n) | BigInt(ipv4ToNumber(g)); continue; }
+    v = (v << 16n) | BigInt(parseInt(g, 16) || 0);
+  }
+  return v + (1n << 32n);
+}
