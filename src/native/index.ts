@@ -19,6 +19,9 @@ export interface TabbyNative {
   socketError(fd: number): number;
   closeFd(fd: number): void;
   gettid(): number;
+  /** Non-blocking flock(2): true when taken (or released, for 'un'), false when held by someone else.
+   *  Released by the kernel when the process dies or the fd is closed. */
+  flock(fd: number, op: 'sh' | 'ex' | 'un'): boolean;
 }
 
 let loaded: TabbyNative | undefined;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <string>
@@ -161,6 +162,27 @@ static Napi::Value Gettid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)syscall(SYS_gettid));
 }
 
+// flock(fd, op) -> true when the lock was taken/changed, false when it is held elsewhere (EWOULDBLOCK).
+// op: "sh" | "ex" | "un"; always non-blocking (LOCK_NB) so the event loop never waits in the kernel.
+// The kernel drops the lock when the holder dies (unlike lock files) — used by the file datastore.
+static Napi::Value Flock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "flock(fd: number, op: 'sh'|'ex'|'un')").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string op = info[1].As<Napi::String>();
+  int how = op == "ex" ? LOCK_EX : op == "sh" ? LOCK_SH : op == "un" ? LOCK_UN : -1;
+  if (how < 0) { Napi::TypeError::New(env, "flock: op must be sh, ex or un").ThrowAsJavaScriptException(); return env.Undefined(); }
+  int rc;
+  do { rc = flock(fd, how | LOCK_NB); } while (rc != 0 && errno == EINTR);
+  if (rc == 0) return Napi::Boolean::New(env, true);
+  if (errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+  errnoError(env, "flock", errno).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
@@ -172,6 +194,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socketError", Napi::Function::New(env, SocketError));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("gettid", Napi::Function::New(env, Gettid));
+  exports.Set("flock", Napi::Function::New(env, Flock));
   return exports;
 }
 
