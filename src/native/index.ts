@@ -18,6 +18,9 @@ export interface TabbyNative {
   connectNonBlocking(fd: number, ip: string, port: number): boolean;
   socketError(fd: number): number;
   closeFd(fd: number): void;
+  /** The local address the kernel would use toward `ip` (UDP connect + getsockname; no packet is sent).
+   *  Synchronous, so it can run inside withNetns. Throws (errno ENETUNREACH…) when there is no route. */
+  udpSourceFor(ip: string, port: number): string;
   gettid(): number;
   /** Non-blocking flock(2): true when taken (or released, for 'un'), false when held by someone else.
    *  Released by the kernel when the process dies or the fd is closed. */

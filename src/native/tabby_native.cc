@@ -183,6 +183,35 @@ static Napi::Value Flock(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// udpSourceFor(ip, port) -> the local address the kernel picks toward ip (UDP connect + getsockname;
+// a UDP connect sends no packet). Synchronous, so it can run inside withNetns (autodetection can-reach).
+static Napi::Value UdpSourceFor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "udpSourceFor(ip: string, port: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string ip = info[0].As<Napi::String>();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss; socklen_t len;
+  if (!fillSockaddr(ip, port, &ss, &len)) { Napi::TypeError::New(env, "bad address " + ip).ThrowAsJavaScriptException(); return env.Undefined(); }
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) { errnoError(env, "socket", errno).ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    int e = errno; close(fd); errnoError(env, "connect", e, ip).ThrowAsJavaScriptException(); return env.Undefined();
+  }
+  sockaddr_storage local; socklen_t llen = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
+    int e = errno; close(fd); errnoError(env, "getsockname", e).ThrowAsJavaScriptException(); return env.Undefined();
+  }
+  close(fd);
+  char buf[INET6_ADDRSTRLEN] = {0};
+  const void* src = local.ss_family == AF_INET6 ? (const void*)&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr
+                                                : (const void*)&reinterpret_cast<sockaddr_in*>(&local)->sin_addr;
+  inet_ntop(local.ss_family, src, buf, sizeof buf);
+  return Napi::String::New(env, buf);
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
@@ -195,6 +224,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("gettid", Napi::Function::New(env, Gettid));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("udpSourceFor", Napi::Function::New(env, UdpSourceFor));
   return exports;
 }
 
