@@ -55,6 +55,8 @@ export class MemoryDatastore implements Datastore {
   }
 
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {
+    // fromRevision <= 0: only events from now on (etcd's start_revision 0).
+    if (fromRevision <= 0) fromRevision = this.rev + 1;
     const oldest = this.history[0]?.revision ?? this.rev + 1;
     if (fromRevision < oldest && fromRevision <= this.rev) throw new DatastoreCompacted(prefix, fromRevision, oldest);
     let next = fromRevision;
