@@ -1,8 +1,10 @@
 // The command groups of tabbyctl. Each module exports one yargs CommandModule; add yours here.
 import type { CommandModule } from 'yargs';
 import { versionCommand } from './version.js';
+import { nodeCommand } from './node.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   versionCommand,
+  nodeCommand,
 ];

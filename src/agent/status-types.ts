@@ -1,0 +1,45 @@
+// The JSON shape of tabby-node's /status and /readiness answers (HTTP and unix socket). Types only,
+// so `tabbyctl node status` can read them without loading the agent.
+import type { PeerType } from './peers.js';
+
+export type BgpStateName = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface PeerStatusJson {
+  address: string;
+  family: 4 | 6;
+  asn: number;
+  type: PeerType;
+  state: BgpStateName;
+  /** ISO 8601: when the session entered its current state. */
+  since: string;
+  /** 'Established' or the reason, as BIRD shows it: 'Active Socket: Connection refused'. */
+  info: string;
+  prefixesReceived: number;
+  prefixesAccepted: number;
+}
+
+export interface ReadinessJson {
+  ready: boolean;
+  /** Why not ready (empty when ready). */
+  reasons: string[];
+  datastore: 'up' | 'down';
+  dataplaneInSync: boolean;
+  bgp: { configured: number; established: number };
+}
+
+export interface AgentStatusJson {
+  nodeName: string;
+  mode: 'node' | 'route-reflector';
+  version: string;
+  pid: number;
+  startedAt: string;
+  address: { ipv4?: string; ipv6?: string };
+  asNumber: number;
+  routerId: string;
+  peers: PeerStatusJson[];
+  routes: { dst: string; type?: string; gateway?: string; dev?: string; onlink?: boolean }[];
+  blocks: { cidr: string; state: string }[];
+  exports: string[];
+  problems: string[];
+  readiness: ReadinessJson;
+}
