@@ -7,6 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
+import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/method.js';
+import { parseDuration } from '../autodetect/settings.js';
+import { parseEndpoints, parseDatastoreType, DatastoreConfigError } from '../datastore/config.js';
 import {
   DEFAULT_HEALTH_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, NODENAME_FILE_NAME,
 } from './constants.js';
@@ -33,10 +36,11 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   // Node identity and addresses
   v('NODENAME', 'nodename', undefined, 'name of this node (its Node resource); default: the hostname'),
   v('IP', 'ip', undefined, 'IPv4 address of this node: unset = keep the address stored on the Node, else autodetect; "autodetect" = detect on every start; "none" = no IPv4; or an address, with or without /prefix'),
-  v('IP6', 'ip6', undefined, 'IPv6 address of this node: unset or "none" = no IPv6; "autodetect"; or an address, with or without /prefix'),
+  v('IP6', 'ip6', undefined, 'IPv6 address of this node: unset = keep an IPv6 address stored on the Node (none if none); "none"; "autodetect" (IPv6 is detected only then); or an address, with or without /prefix'),
   v('IP_AUTODETECTION_METHOD', 'ip-autodetection-method', 'first-found', 'how to detect the IPv4 address: first-found, interface=REGEX,…, skip-interface=REGEX,…, can-reach=DEST, cidr=CIDR,…, kubernetes-internal-ip'),
   v('IP6_AUTODETECTION_METHOD', 'ip6-autodetection-method', 'first-found', 'how to detect the IPv6 address (same methods as IP_AUTODETECTION_METHOD)'),
   v('AUTODETECT_POLL_INTERVAL', 'autodetect-poll-interval', '60s', 'how often the address is detected again (the Node is updated when it changes); 0 disables; a number of seconds or a duration like 30s, 5m'),
+  v('TABBY_NODE_INTERNAL_IP', 'node-internal-ip', undefined, 'kubernetes-internal-ip outside a cluster: the node\'s InternalIP(s), comma-separated'),
   v('AS', 'as', undefined, 'AS number of this node (plain or dotted "64512.100"); default: BGPConfiguration default asNumber (64512)'),
   v('CALICO_ROUTER_ID', 'router-id', undefined, 'BGP router ID: an IPv4 address, or "hash" (derived from the node name); default: the node\'s IPv4 address'),
   v('CALICO_NETWORKING_BACKEND', 'networking-backend', 'bird', 'bird = tabby\'s BGP speaker; vxlan = VXLAN only, no BGP; none = no routing (policy-only)'),
@@ -108,6 +112,8 @@ export interface AgentConfig {
   ip6: AddressSetting;
   ipAutodetectionMethod: string;
   ip6AutodetectionMethod: string;
+  /** kubernetes-internal-ip outside a cluster. */
+  nodeInternalIps?: string[];
   /** 0 = no re-detection. */
   autodetectPollIntervalMs: number;
   asNumber?: number;
@@ -168,8 +174,19 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   }
 
   const ip = parseAddressSetting(label('IP'), raw('IP'), 4);
-  const ip6raw = raw('IP6');
-  const ip6 = ip6raw === undefined ? { kind: 'none' as const } : parseAddressSetting(label('IP6'), ip6raw, 6);
+  const ip6 = parseAddressSetting(label('IP6'), raw('IP6'), 6);
+  const m4 = raw('IP_AUTODETECTION_METHOD')!;
+  const m6 = raw('IP6_AUTODETECTION_METHOD')!;
+  for (const [name, val, fam] of [['IP_AUTODETECTION_METHOD', m4, 4], ['IP6_AUTODETECTION_METHOD', m6, 6]] as const) {
+    try { parseAutodetectionMethod(val, fam, label(name)); } catch (e) {
+      throw new ConfigError(label(name), val, e instanceof AutodetectConfigError ? e.message.replace(/^.*?: /, '') : String(e));
+    }
+  }
+  const internalRaw = raw('TABBY_NODE_INTERNAL_IP');
+  const nodeInternalIps = internalRaw?.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of nodeInternalIps ?? []) {
+    if (!tryParseIp(a)) throw new ConfigError(label('TABBY_NODE_INTERNAL_IP'), internalRaw, `"${a}" is not an IP address`);
+  }
 
   const asRaw = raw('AS');
   const asNumber = asRaw === undefined ? undefined : parseAsNumber(label('AS'), asRaw);
@@ -235,11 +252,21 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     }
   }
 
-  const dsType = oneOf(label('DATASTORE_TYPE'), raw('DATASTORE_TYPE')!, ['file', 'etcdv3'] as const);
+  const dsRaw = raw('DATASTORE_TYPE')!;
+  let dsType: 'file' | 'etcdv3';
+  try {
+    const t = parseDatastoreType(dsRaw, label('DATASTORE_TYPE'));
+    if (t === 'memory') throw new DatastoreConfigError(label('DATASTORE_TYPE'), 'memory is for tests only');
+    dsType = t;
+  } catch (e) {
+    throw new ConfigError(label('DATASTORE_TYPE'), dsRaw, `expected file or etcdv3 (${e instanceof Error ? e.message : String(e)})`);
+  }
   const endpointsRaw = raw('ETCD_ENDPOINTS');
-  const etcdEndpoints = endpointsRaw?.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const ep of etcdEndpoints ?? []) {
-    if (!/^https?:\/\/[^\s/]+(\/.*)?$/.test(ep)) throw new ConfigError(label('ETCD_ENDPOINTS'), endpointsRaw, `"${ep}" is not an http(s):// URL`);
+  let etcdEndpoints: string[] | undefined;
+  if (endpointsRaw !== undefined) {
+    try { etcdEndpoints = parseEndpoints(endpointsRaw, label('ETCD_ENDPOINTS')); } catch (e) {
+      throw new ConfigError(label('ETCD_ENDPOINTS'), endpointsRaw, e instanceof DatastoreConfigError ? e.message.replace(/^.*?: /, '') : String(e));
+    }
   }
   if (dsType === 'etcdv3' && !etcdEndpoints?.length && raw('TABBY_CONFIG') === undefined) {
     throw new ConfigError('ETCD_ENDPOINTS', undefined, 'required with DATASTORE_TYPE=etcdv3 (comma list of URLs, e.g. http://10.0.0.1:2379)');
@@ -261,8 +288,8 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
 
   const cfg: AgentConfig = {
     nodeName, mode, ip, ip6,
-    ipAutodetectionMethod: raw('IP_AUTODETECTION_METHOD')!,
-    ip6AutodetectionMethod: raw('IP6_AUTODETECTION_METHOD')!,
+    ipAutodetectionMethod: m4,
+    ip6AutodetectionMethod: m6,
     autodetectPollIntervalMs: durationMs(label('AUTODETECT_POLL_INTERVAL'), raw('AUTODETECT_POLL_INTERVAL')!),
     networkingBackend, labels, gracefulRestartTimeSec,
     noDefaultPools: bool(label('NO_DEFAULT_POOLS'), raw('NO_DEFAULT_POOLS')!),
@@ -272,6 +299,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     logLevel,
   };
   if (asNumber !== undefined) cfg.asNumber = asNumber;
+  if (nodeInternalIps?.length) cfg.nodeInternalIps = nodeInternalIps;
   if (routerId !== undefined) cfg.routerId = routerId;
   if (rrClusterId !== undefined) cfg.rrClusterId = rrClusterId;
   if (ipv6Pool) cfg.ipv6Pool = ipv6Pool;
@@ -402,12 +430,9 @@ function parseLabels(name: string, value: string | undefined): Record<string, st
 }
 
 function durationMs(name: string, value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
-  if (!m) throw new ConfigError(name, value, 'expected a duration: seconds, or a number with ms, s, m or h');
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const mult = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(n * mult);
+  try { return parseDuration(name, value); } catch {
+    throw new ConfigError(name, value, 'expected a duration (e.g. 60s, 5m, 1h30m) or a number of seconds');
+  }
 }
 
 function hostPort(name: string, value: string, defaultHost: string): HostPort | undefined {

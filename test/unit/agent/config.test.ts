@@ -8,7 +8,7 @@ t.test('defaults match the configuration contract', async (t) => {
   t.equal(c.nodeName, 'node-1');
   t.equal(c.mode, 'node');
   t.same(c.ip, { kind: 'unset' });
-  t.same(c.ip6, { kind: 'none' });
+  t.same(c.ip6, { kind: 'unset' });
   t.equal(c.ipAutodetectionMethod, 'first-found');
   t.equal(c.autodetectPollIntervalMs, 60_000);
   t.equal(c.asNumber, undefined);
@@ -117,7 +117,10 @@ t.test('bad input: ConfigError naming the variable', async (t) => {
     [{ TABBY_MODE: 'router' }, [], /invalid TABBY_MODE/],
     [{ DATASTORE_TYPE: 'kubernetes' }, [], /invalid DATASTORE_TYPE/],
     [{ DATASTORE_TYPE: 'etcdv3' }, [], /invalid ETCD_ENDPOINTS: required with DATASTORE_TYPE=etcdv3/],
-    [{ ETCD_ENDPOINTS: '127.0.0.1:2379' }, [], /invalid ETCD_ENDPOINTS/],
+    [{ ETCD_ENDPOINTS: 'ftp://127.0.0.1:2379' }, [], /invalid ETCD_ENDPOINTS/],
+    [{ IP_AUTODETECTION_METHOD: 'cidr=10.0.0.0/33' }, [], /invalid IP_AUTODETECTION_METHOD/],
+    [{ IP6_AUTODETECTION_METHOD: 'bogus' }, [], /invalid IP6_AUTODETECTION_METHOD/],
+    [{ TABBY_NODE_INTERNAL_IP: 'x' }, [], /invalid TABBY_NODE_INTERNAL_IP/],
     [{ TABBY_HEALTH_ADDR: 'localhost' }, [], /invalid TABBY_HEALTH_ADDR/],
     [{ TABBY_METRICS_ADDR: ':99999' }, [], /invalid TABBY_METRICS_ADDR/],
     [{ TABBY_LOG_LEVEL: 'loud' }, [], /invalid TABBY_LOG_LEVEL/],
