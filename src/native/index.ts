@@ -25,6 +25,15 @@ export interface TabbyNative {
   /** Non-blocking flock(2): true when taken (or released, for 'un'), false when held by someone else.
    *  Released by the kernel when the process dies or the fd is closed. */
   flock(fd: number, op: 'sh' | 'ex' | 'un'): boolean;
+  /** Create a network namespace bind-mounted at /var/run/netns/<name> (like `ip netns add`); returns its path. EEXIST if taken. */
+  createNetns(name: string): string;
+  /** Unmount and remove /var/run/netns/<name> (like `ip netns del`); false when it did not exist. */
+  deleteNetns(name: string): boolean;
+  /** Move the calling thread into the netns at `path` for good (for a process that lives in one netns, e.g. a lab agent).
+   *  Only the main thread moves: libuv's thread pool (dns.lookup, fs) stays where it was. */
+  enterNetns(path: string): void;
+  /** The fd of this process's netlink socket bound to `portId`, or -1. */
+  netlinkFd(portId: number): number;
 }
 
 let loaded: TabbyNative | undefined;

@@ -212,6 +212,105 @@ static Napi::Value UdpSourceFor(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, buf);
 }
 
+// ---- dataplane additions: named network namespaces (like `ip netns add/del`), permanent setns,
+// ---- and finding the fd of a netlink socket by its port id (to set SO_RCVBUFFORCE/NETLINK_EXT_ACK).
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <linux/netlink.h>
+
+static const char* kNetnsRunDir = "/var/run/netns";
+
+// Make /var/run/netns a shared mount point (as iproute2 does) so bind mounts propagate.
+static int prepareNetnsDir(std::string* failedOp) {
+  if (mkdir(kNetnsRunDir, 0755) != 0 && errno != EEXIST) { *failedOp = "mkdir"; return errno; }
+  if (mount("", kNetnsRunDir, "none", MS_SHARED | MS_REC, nullptr) == 0) return 0;
+  if (errno != EINVAL) { *failedOp = "mount --make-shared"; return errno; }
+  if (mount(kNetnsRunDir, kNetnsRunDir, "none", MS_BIND | MS_REC, nullptr) != 0) { *failedOp = "mount --bind"; return errno; }
+  if (mount("", kNetnsRunDir, "none", MS_SHARED | MS_REC, nullptr) != 0) { *failedOp = "mount --make-shared"; return errno; }
+  return 0;
+}
+
+// createNetns(name) -> path: a new network namespace bind-mounted at /var/run/netns/<name>.
+// The calling thread unshares into the new netns, bind-mounts it, and returns to where it was.
+static Napi::Value CreateNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) { Napi::TypeError::New(env, "createNetns(name: string)").ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string name = info[0].As<Napi::String>();
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    Napi::TypeError::New(env, "createNetns: invalid name \"" + name + "\"").ThrowAsJavaScriptException(); return env.Undefined();
+  }
+  std::string failedOp;
+  int err = prepareNetnsDir(&failedOp);
+  if (err) { errnoError(env, failedOp.c_str(), err, kNetnsRunDir).ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string path = std::string(kNetnsRunDir) + "/" + name;
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) { errnoError(env, "open", errno, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  close(fd);
+  std::string self = "/proc/self/task/" + std::to_string((long)syscall(SYS_gettid)) + "/ns/net";
+  int original = open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  if (original < 0) { int e = errno; unlink(path.c_str()); errnoError(env, "open", e, self).ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (unshare(CLONE_NEWNET) != 0) {
+    int e = errno; close(original); unlink(path.c_str());
+    errnoError(env, "unshare", e, "CLONE_NEWNET").ThrowAsJavaScriptException(); return env.Undefined();
+  }
+  int mountErr = mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) == 0 ? 0 : errno;
+  if (setns(original, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "tabby_native: FATAL cannot return to original netns: %s\n", strerror(errno));
+    abort();
+  }
+  close(original);
+  if (mountErr) { unlink(path.c_str()); errnoError(env, "mount --bind", mountErr, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  return Napi::String::New(env, path);
+}
+
+// deleteNetns(name) -> boolean (false when it did not exist): unmount and remove /var/run/netns/<name>.
+static Napi::Value DeleteNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) { Napi::TypeError::New(env, "deleteNetns(name: string)").ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string name = info[0].As<Napi::String>();
+  if (name.empty() || name.find('/') != std::string::npos) { Napi::TypeError::New(env, "deleteNetns: invalid name").ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string path = std::string(kNetnsRunDir) + "/" + name;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return Napi::Boolean::New(env, false);
+  umount2(path.c_str(), MNT_DETACH);  // EINVAL: not mounted (half-created) — remove the file anyway
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) { errnoError(env, "unlink", errno, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  return Napi::Boolean::New(env, true);
+}
+
+// enterNetns(path): setns the calling thread into the netns for good (a process that lives in one netns).
+static Napi::Value EnterNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) { Napi::TypeError::New(env, "enterNetns(path: string)").ThrowAsJavaScriptException(); return env.Undefined(); }
+  std::string path = info[0].As<Napi::String>();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { errnoError(env, "open", errno, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (setns(fd, CLONE_NEWNET) != 0) { int e = errno; close(fd); errnoError(env, "setns", e, path).ThrowAsJavaScriptException(); return env.Undefined(); }
+  close(fd);
+  return env.Undefined();
+}
+
+// netlinkFd(portId) -> fd of this process's AF_NETLINK socket bound to that port id, or -1.
+static Napi::Value NetlinkFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t port = info[0].As<Napi::Number>().Uint32Value();
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) { errnoError(env, "opendir", errno, "/proc/self/fd").ThrowAsJavaScriptException(); return env.Undefined(); }
+  int found = -1;
+  int dfd = dirfd(d);
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = atoi(e->d_name);
+    if (fd == dfd) continue;
+    struct sockaddr_nl addr; socklen_t len = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) continue;
+    if (addr.nl_family == AF_NETLINK && addr.nl_pid == port) { found = fd; break; }
+  }
+  closedir(d);
+  return Napi::Number::New(env, found);
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
@@ -225,6 +324,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gettid", Napi::Function::New(env, Gettid));
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("udpSourceFor", Napi::Function::New(env, UdpSourceFor));
+  exports.Set("createNetns", Napi::Function::New(env, CreateNetns));
+  exports.Set("deleteNetns", Napi::Function::New(env, DeleteNetns));
+  exports.Set("enterNetns", Napi::Function::New(env, EnterNetns));
+  exports.Set("netlinkFd", Napi::Function::New(env, NetlinkFd));
   return exports;
 }
 

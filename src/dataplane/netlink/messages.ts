@@ -1,0 +1,307 @@
+// rtnetlink message codecs: links (ifinfomsg), addresses (ifaddrmsg), routes (rtmsg), neighbours and
+// bridge FDB entries (ndmsg). Pure: bytes in, typed values out and back; the socket is elsewhere.
+import {
+  AF, IFA, IFF, IFLA, IFLA_INFO, NDA, RTA, RTN, RTNH_F, RT_SCOPE, RT_TABLE, RTPROT,
+} from './constants.js';
+import { NlWriter, attrMap, cString, forEachAttr, ipBytes, ipText, macBytes, macText } from './wire.js';
+import { writeIfinfomsg, writeLinkAttrs, writeLinkInfo, type LinkInfo } from './linkinfo.js';
+
+export type Family = 4 | 6;
+export const afOf = (f: Family): number => (f === 4 ? AF.INET : AF.INET6);
+export const familyOfAf = (af: number): Family => (af === AF.INET6 ? 6 : 4);
+export const familyOfIp = (ip: string): Family => (ip.includes(':') ? 6 : 4);
+
+// ---------------------------------------------------------------- links
+
+export interface Link {
+  index: number;
+  name: string;
+  /** ifi_flags (IFF_*) */
+  flags: number;
+  up: boolean;
+  mtu: number;
+  mac: string;
+  /** IFLA_INFO_KIND ('veth', 'vxlan', 'ipip', 'bridge', …) when the link has one */
+  kind?: string;
+  /** IFLA_LINK: the peer's index for a veth (in the peer's netns) or the underlay of a tunnel */
+  link?: number;
+  master?: number;
+  /** IFLA_LINK_NETNSID: the peer/underlay lives in another netns */
+  linkNetnsId?: number;
+  /** IFLA_INFO_DATA raw bytes (kind-specific) */
+  infoData?: Buffer;
+}
+
+export interface NewLinkRequest {
+  name: string;
+  mtu?: number;
+  mac?: string;
+  /** create the link directly in this netns (fd) */
+  netnsFd?: number;
+  info?: LinkInfo;
+  up?: boolean;
+}
+
+export function encodeNewLink(w: NlWriter, req: NewLinkRequest): void {
+  writeIfinfomsg(w, 0, req.up ? IFF.UP : 0, req.up ? IFF.UP : 0);
+  writeLinkAttrs(w, req);
+  if (req.info) writeLinkInfo(w, req.info);
+}
+
+export interface SetLinkRequest {
+  index: number;
+  up?: boolean;
+  mtu?: number;
+  mac?: string;
+  name?: string;
+  netnsFd?: number;
+  master?: number;
+}
+
+export function encodeSetLink(w: NlWriter, req: SetLinkRequest): void {
+  const change = req.up === undefined ? 0 : IFF.UP;
+  writeIfinfomsg(w, req.index, req.up ? IFF.UP : 0, change);
+  writeLinkAttrs(w, req);
+  if (req.master !== undefined) w.attrU32(IFLA.MASTER, req.master);
+}
+
+export function encodeLinkIndex(w: NlWriter, index: number, name?: string): void {
+  writeIfinfomsg(w, index);
+  if (name !== undefined) w.attrString(IFLA.IFNAME, name);
+}
+
+export function decodeLink(data: Buffer): Link {
+  const index = data.readInt32LE(4);
+  const flags = data.readUInt32LE(8);
+  const link: Link = { index, name: '', flags, up: (flags & IFF.UP) !== 0, mtu: 0, mac: '' };
+  forEachAttr(data, 16, data.length, (t, o, l) => {
+    const v = data.subarray(o, o + l);
+    switch (t) {
+      case IFLA.IFNAME: link.name = cString(v); break;
+      case IFLA.MTU: link.mtu = v.readUInt32LE(0); break;
+      case IFLA.ADDRESS: link.mac = macText(v); break;
+      case IFLA.LINK: link.link = v.readUInt32LE(0); break;
+      case IFLA.MASTER: link.master = v.readUInt32LE(0); break;
+      case IFLA.LINK_NETNSID: link.linkNetnsId = v.readInt32LE(0); break;
+      case IFLA.LINKINFO: {
+        const info = attrMap(data, o, o + l);
+        const kind = info.get(IFLA_INFO.KIND);
+        if (kind) link.kind = cString(kind);
+        const d = info.get(IFLA_INFO.DATA);
+        if (d) link.infoData = Buffer.from(d);
+        break;
+      }
+    }
+  });
+  return link;
+}
+
+// ---------------------------------------------------------------- addresses
+
+export interface Address {
+  index: number;
+  family: Family;
+  address: string;
+  prefixLen: number;
+  scope: number;
+  /** IFA_LOCAL when it differs from IFA_ADDRESS (point-to-point peers) */
+  peer?: string;
+  label?: string;
+}
+
+export function encodeAddr(w: NlWriter, a: { index: number; address: string; prefixLen: number; scope?: number; peer?: string }): void {
+  const f = familyOfIp(a.address);
+  w.u8(afOf(f)); w.u8(a.prefixLen); w.u8(0); w.u8(a.scope ?? RT_SCOPE.UNIVERSE); w.u32(a.index);
+  w.attrIp(IFA.LOCAL, a.address);
+  w.attrIp(IFA.ADDRESS, a.peer ?? a.address);
+}
+
+export function encodeAddrDump(w: NlWriter, family?: Family): void {
+  w.u8(family ? afOf(family) : AF.UNSPEC); w.u8(0); w.u8(0); w.u8(0); w.u32(0);
+}
+
+export function decodeAddr(data: Buffer): Address {
+  const family = familyOfAf(data[0]!);
+  const a: Address = { index: data.readUInt32LE(4), family, address: '', prefixLen: data[1]!, scope: data[3]! };
+  let local: string | undefined, address: string | undefined;
+  forEachAttr(data, 8, data.length, (t, o, l) => {
+    if (t === IFA.LOCAL) local = ipText(data.subarray(o, o + l));
+    else if (t === IFA.ADDRESS) address = ipText(data.subarray(o, o + l));
+    else if (t === IFA.LABEL) a.label = cString(data.subarray(o, o + l));
+  });
+  a.address = local ?? address ?? '';
+  if (local && address && local !== address) a.peer = address;
+  return a;
+}
+
+// ---------------------------------------------------------------- routes
+
+export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'other';
+const routeTypeNames: Record<number, RouteType> = {
+  [RTN.UNICAST]: 'unicast', [RTN.BLACKHOLE]: 'blackhole', [RTN.UNREACHABLE]: 'unreachable', [RTN.PROHIBIT]: 'prohibit',
+  [RTN.LOCAL]: 'local', [RTN.BROADCAST]: 'broadcast', [RTN.MULTICAST]: 'multicast', [RTN.ANYCAST]: 'anycast',
+};
+const routeTypeNumbers: Record<string, number> = {
+  unicast: RTN.UNICAST, blackhole: RTN.BLACKHOLE, unreachable: RTN.UNREACHABLE, prohibit: RTN.PROHIBIT,
+  local: RTN.LOCAL, broadcast: RTN.BROADCAST, multicast: RTN.MULTICAST, anycast: RTN.ANYCAST,
+};
+
+export interface NextHop {
+  gateway?: string;
+  oif?: number;
+  onlink?: boolean;
+  /** 1..256 (rtnh_hops + 1) */
+  weight?: number;
+}
+
+/** A kernel route as rtnetlink describes it (interfaces by index). */
+export interface KernelRoute {
+  family: Family;
+  /** destination prefix, "10.0.0.0/26" (default route: "0.0.0.0/0") */
+  dst: string;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: RouteType;
+  oif?: number;
+  gateway?: string;
+  onlink?: boolean;
+  priority?: number;
+  prefsrc?: string;
+  multipath?: NextHop[];
+}
+
+function splitCidr(dst: string): { ip: string; len: number; family: Family } {
+  const slash = dst.indexOf('/');
+  const ip = slash < 0 ? dst : dst.slice(0, slash);
+  const family = familyOfIp(ip);
+  const len = slash < 0 ? (family === 4 ? 32 : 128) : Number(dst.slice(slash + 1));
+  return { ip, len, family };
+}
+
+/** rtmsg + attributes for RTM_NEWROUTE/RTM_DELROUTE. */
+export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string }): void {
+  const { ip, len, family } = splitCidr(r.dst);
+  const type = routeTypeNumbers[r.type ?? 'unicast'] ?? RTN.UNICAST;
+  const table = r.table ?? RT_TABLE.MAIN;
+  w.u8(afOf(family)); w.u8(len); w.u8(0); w.u8(0);
+  w.u8(table < 256 ? table : RT_TABLE.UNSPEC);
+  w.u8(r.protocol ?? RTPROT.BOOT);
+  w.u8(r.scope ?? (type === RTN.UNICAST && !r.gateway && !r.multipath ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE));
+  w.u8(type);
+  w.u32(r.onlink ? RTNH_F.ONLINK : 0);
+  if (table >= 256) w.attrU32(RTA.TABLE, table);
+  if (len > 0 || ip !== (family === 4 ? '0.0.0.0' : '::')) w.attrIp(RTA.DST, ip);
+  if (r.priority !== undefined) w.attrU32(RTA.PRIORITY, r.priority);
+  if (r.prefsrc) w.attrIp(RTA.PREFSRC, r.prefsrc);
+  if (r.gateway) w.attrIp(RTA.GATEWAY, r.gateway);
+  if (r.oif !== undefined) w.attrU32(RTA.OIF, r.oif);
+  if (r.multipath && r.multipath.length) {
+    const mp = w.beginAttr(RTA.MULTIPATH);
+    for (const nh of r.multipath) {
+      // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex } + attrs
+      w.pad();
+      const start = w.off;
+      w.u16(0); w.u8(nh.onlink ? RTNH_F.ONLINK : 0); w.u8((nh.weight ?? 1) - 1); w.i32(nh.oif ?? 0);
+      if (nh.gateway) w.attrIp(RTA.GATEWAY, nh.gateway);
+      w.buf.writeUInt16LE(w.off - start, start);
+    }
+    w.endAttr(mp);
+  }
+}
+
+export function encodeRouteDump(w: NlWriter, family?: Family): void {
+  w.u8(family ? afOf(family) : AF.UNSPEC);
+  w.zeros(11);
+}
+
+export function decodeRoute(data: Buffer): KernelRoute {
+  const family = familyOfAf(data[0]!);
+  const dstLen = data[1]!;
+  const rtFlags = data.readUInt32LE(8);
+  const r: KernelRoute = {
+    family, dst: '', table: data[4]!, protocol: data[5]!, scope: data[6]!,
+    type: routeTypeNames[data[7]!] ?? 'other',
+  };
+  if (rtFlags & RTNH_F.ONLINK) r.onlink = true;
+  let dst: string | undefined;
+  forEachAttr(data, 12, data.length, (t, o, l) => {
+    switch (t) {
+      case RTA.DST: dst = ipText(data.subarray(o, o + l)); break;
+      case RTA.TABLE: r.table = data.readUInt32LE(o); break;
+      case RTA.OIF: r.oif = data.readUInt32LE(o); break;
+      case RTA.GATEWAY: r.gateway = ipText(data.subarray(o, o + l)); break;
+      case RTA.PRIORITY: r.priority = data.readUInt32LE(o); break;
+      case RTA.PREFSRC: r.prefsrc = ipText(data.subarray(o, o + l)); break;
+      case RTA.MULTIPATH: {
+        const hops: NextHop[] = [];
+        let p = o;
+        const end = o + l;
+        while (p + 8 <= end) {
+          const len = data.readUInt16LE(p);
+          if (len < 8) break;
+          const nh: NextHop = { oif: data.readInt32LE(p + 4), weight: data[p + 3]! + 1 };
+          if (data[p + 2]! & RTNH_F.ONLINK) nh.onlink = true;
+          forEachAttr(data, p + 8, p + len, (t2, o2, l2) => {
+            if (t2 === RTA.GATEWAY) nh.gateway = ipText(data.subarray(o2, o2 + l2));
+          });
+          hops.push(nh);
+          p += (len + 3) & ~3;
+        }
+        r.multipath = hops;
+        break;
+      }
+    }
+  });
+  r.dst = `${dst ?? (family === 4 ? '0.0.0.0' : '::')}/${dstLen}`;
+  return r;
+}
+
+// ---------------------------------------------------------------- neighbours / FDB
+
+export interface Neighbor {
+  /** 4, 6 for ARP/NDP entries; 'bridge' for FDB entries (AF_BRIDGE) */
+  family: Family | 'bridge';
+  ifindex: number;
+  /** NUD_* bits */
+  state: number;
+  /** NTF_* bits */
+  flags: number;
+  dst?: string;
+  lladdr?: string;
+  vni?: number;
+  master?: number;
+}
+
+export function encodeNeigh(w: NlWriter, n: Neighbor): void {
+  const af = n.family === 'bridge' ? AF.BRIDGE : afOf(n.family);
+  w.u8(af); w.u8(0); w.u16(0); w.i32(n.ifindex); w.u16(n.state); w.u8(n.flags); w.u8(0);
+  if (n.dst) w.attrIp(NDA.DST, n.dst);
+  if (n.lladdr) w.attrBytes(NDA.LLADDR, macBytes(n.lladdr));
+  if (n.vni !== undefined) w.attrU32(NDA.VNI, n.vni);
+  if (n.master !== undefined) w.attrU32(NDA.MASTER, n.master);
+}
+
+export function encodeNeighDump(w: NlWriter, family: Family | 'bridge' | undefined, ifindex = 0): void {
+  w.u8(family === undefined ? AF.UNSPEC : family === 'bridge' ? AF.BRIDGE : afOf(family));
+  w.u8(0); w.u16(0); w.i32(0); w.u16(0); w.u8(0); w.u8(0);
+  if (ifindex) w.attrU32(NDA.IFINDEX, ifindex);
+}
+
+export function decodeNeigh(data: Buffer): Neighbor {
+  const af = data[0]!;
+  const n: Neighbor = {
+    family: af === AF.BRIDGE ? 'bridge' : familyOfAf(af),
+    ifindex: data.readInt32LE(4), state: data.readUInt16LE(8), flags: data[10]!,
+  };
+  forEachAttr(data, 12, data.length, (t, o, l) => {
+    const v = data.subarray(o, o + l);
+    if (t === NDA.DST) n.dst = ipText(v);
+    else if (t === NDA.LLADDR && l === 6) n.lladdr = macText(v);
+    else if (t === NDA.VNI) n.vni = v.readUInt32LE(0);
+    else if (t === NDA.MASTER) n.master = v.readUInt32LE(0);
+  });
+  return n;
+}
+
+export { ipBytes };

@@ -1,0 +1,271 @@
+// Netlink: the typed rtnetlink handle the rest of the dataplane uses — links, addresses, routes,
+// neighbours, bridge FDB entries, and event subscriptions. One handle talks to one network namespace
+// (the one it was opened in). Interfaces by index; names are resolved with getLink().
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { AF, NLM_F, RTM, RTNLGRP, NUD, NTF } from './constants.js';
+import {
+  decodeAddr, decodeLink, decodeNeigh, decodeRoute, encodeAddr, encodeAddrDump, encodeLinkIndex, encodeNeigh,
+  encodeNeighDump, encodeNewLink, encodeRoute, encodeRouteDump, encodeSetLink, type Address, type Family,
+  type KernelRoute, type Link, type Neighbor, type NewLinkRequest, type SetLinkRequest,
+} from './messages.js';
+import { NetlinkError, NlSocket, isErrno, type BatchItem } from './socket.js';
+import type { NlMessage } from './wire.js';
+
+export interface NetlinkOptions {
+  /** Open the handle inside this netns (e.g. /var/run/netns/pod1). Default: the caller's netns. */
+  netnsPath?: string;
+  timeoutMs?: number;
+}
+
+export type RouteOp = { op: 'add' | 'replace' | 'del'; route: Partial<KernelRoute> & { dst: string } };
+
+export type NetlinkEvent =
+  | { kind: 'link'; type: 'new' | 'del'; link: Link }
+  | { kind: 'address'; type: 'new' | 'del'; address: Address }
+  | { kind: 'route'; type: 'new' | 'del'; route: KernelRoute }
+  | { kind: 'neigh'; type: 'new' | 'del'; neigh: Neighbor };
+
+export type EventKind = 'link' | 'address' | 'route' | 'neigh';
+
+/** A subscription: emits 'event' (NetlinkEvent) and 'overrun' (events were lost: resync). */
+export class NetlinkSubscription extends EventEmitter {
+  constructor(private readonly sock: NlSocket) {
+    super();
+  }
+  close(): void { this.sock.close(); }
+}
+
+export class Netlink {
+  readonly sock: NlSocket;
+  readonly netnsPath?: string;
+
+  constructor(opts: NetlinkOptions = {}) {
+    this.netnsPath = opts.netnsPath;
+    this.sock = new NlSocket({ netnsPath: opts.netnsPath, timeoutMs: opts.timeoutMs });
+  }
+
+  close(): void { this.sock.close(); }
+
+  // ------------------------------------------------------------ links
+
+  async listLinks(): Promise<Link[]> {
+    const parts = await this.sock.dump(RTM.GETLINK, (w) => encodeLinkIndex(w, 0), 'list links');
+    return parts.filter((m) => m.type === RTM.NEWLINK).map((m) => decodeLink(m.data));
+  }
+
+  /** The link by name or index; undefined when there is none. */
+  async getLink(nameOrIndex: string | number): Promise<Link | undefined> {
+    try {
+      const parts = typeof nameOrIndex === 'number'
+        ? await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, nameOrIndex), `get link ${nameOrIndex}`)
+        : await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, 0, nameOrIndex), `get link ${nameOrIndex}`);
+      const m = parts.find((p) => p.type === RTM.NEWLINK);
+      return m ? decodeLink(m.data) : undefined;
+    } catch (e) {
+      if (isErrno(e, 'ENODEV', 'ENOENT')) return undefined;
+      throw e;
+    }
+  }
+
+  /** The link, or a NetlinkError ENODEV naming it. */
+  async mustGetLink(nameOrIndex: string | number): Promise<Link> {
+    const l = await this.getLink(nameOrIndex);
+    if (!l) throw new NetlinkError(19 /* ENODEV */, `get link ${nameOrIndex}`);
+    return l;
+  }
+
+  /** Create a link (NLM_F_CREATE|NLM_F_EXCL): EEXIST when the name is taken. */
+  async createLink(req: NewLinkRequest): Promise<void> {
+    await this.sock.request(RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, (w) => encodeNewLink(w, req), `create link ${req.name}`);
+  }
+
+  /**
+   * A veth pair: `name` here, `peer.name` in the netns at `peer.netnsPath` (or here). The peer is
+   * created directly in its netns (IFLA_NET_NS_FD), so a name clash in the host netns is impossible.
+   */
+  async createVeth(req: { name: string; mtu?: number; mac?: string; peer: { name: string; mtu?: number; mac?: string; netnsPath?: string } }): Promise<void> {
+    let fd: number | undefined;
+    try {
+      if (req.peer.netnsPath) fd = fs.openSync(req.peer.netnsPath, 'r');
+      await this.createLink({
+        name: req.name, mtu: req.mtu, mac: req.mac,
+        info: { kind: 'veth', peer: { name: req.peer.name, mtu: req.peer.mtu, mac: req.peer.mac, netnsFd: fd } },
+      });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  async deleteLink(nameOrIndex: string | number): Promise<boolean> {
+    try {
+      await this.sock.request(RTM.DELLINK, 0, (w) => typeof nameOrIndex === 'number'
+        ? encodeLinkIndex(w, nameOrIndex) : encodeLinkIndex(w, 0, nameOrIndex), `delete link ${nameOrIndex}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ENODEV', 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  /** Change a link: up/down, MTU, MAC, name, master (RTM_NEWLINK on an index). */
+  async setLink(req: SetLinkRequest): Promise<void> {
+    await this.sock.request(RTM.NEWLINK, 0, (w) => encodeSetLink(w, req), `set link ${req.index}`);
+  }
+
+  async setLinkUp(index: number, up = true): Promise<void> { await this.setLink({ index, up }); }
+  async setLinkMtu(index: number, mtu: number): Promise<void> { await this.setLink({ index, mtu }); }
+  async setLinkMac(index: number, mac: string): Promise<void> { await this.setLink({ index, mac }); }
+
+  /** Move a link into the netns at `netnsPath` (optionally renaming it on the way). */
+  async moveLink(index: number, netnsPath: string, newName?: string): Promise<void> {
+    const fd = fs.openSync(netnsPath, 'r');
+    try {
+      await this.setLink({ index, netnsFd: fd, name: newName });
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  // ------------------------------------------------------------ addresses
+
+  async listAddresses(family?: Family): Promise<Address[]> {
+    const parts = await this.sock.dump(RTM.GETADDR, (w) => encodeAddrDump(w, family), 'list addresses');
+    return parts.filter((m) => m.type === RTM.NEWADDR).map((m) => decodeAddr(m.data));
+  }
+
+  /** Add an address ("10.0.0.1", prefixLen 32) to a link; replace=true makes it idempotent. */
+  async addAddress(index: number, address: string, prefixLen: number, opts: { scope?: number; replace?: boolean; peer?: string } = {}): Promise<void> {
+    const flags = NLM_F.CREATE | (opts.replace === false ? NLM_F.EXCL : NLM_F.REPLACE);
+    await this.sock.request(RTM.NEWADDR, flags, (w) => encodeAddr(w, { index, address, prefixLen, scope: opts.scope, peer: opts.peer }),
+      `add address ${address}/${prefixLen} on ${index}`);
+  }
+
+  async deleteAddress(index: number, address: string, prefixLen: number): Promise<boolean> {
+    try {
+      await this.sock.request(RTM.DELADDR, 0, (w) => encodeAddr(w, { index, address, prefixLen }), `delete address ${address}/${prefixLen}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'EADDRNOTAVAIL', 'ENODEV', 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------ routes
+
+  /** All routes of a family (both by default), every table. */
+  async listRoutes(family?: Family): Promise<KernelRoute[]> {
+    const parts = await this.sock.dump(RTM.GETROUTE, (w) => encodeRouteDump(w, family), 'list routes');
+    const out: KernelRoute[] = [];
+    for (const m of parts) if (m.type === RTM.NEWROUTE) out.push(decodeRoute(m.data));
+    return out;
+  }
+
+  async addRoute(route: Partial<KernelRoute> & { dst: string }): Promise<void> {
+    await this.sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL, (w) => encodeRoute(w, route), `add route ${route.dst}`);
+  }
+
+  async replaceRoute(route: Partial<KernelRoute> & { dst: string }): Promise<void> {
+    await this.sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, (w) => encodeRoute(w, route), `replace route ${route.dst}`);
+  }
+
+  /** Delete a route; false when it was not there (ESRCH). */
+  async deleteRoute(route: Partial<KernelRoute> & { dst: string }): Promise<boolean> {
+    try {
+      await this.sock.request(RTM.DELROUTE, 0, (w) => encodeRoute(w, route), `delete route ${route.dst}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ESRCH', 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  /** Many route changes pipelined (see NlSocket.batch); returns the failed ones. */
+  async routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]> {
+    const items: BatchItem[] = ops.map((o) => ({
+      type: o.op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE,
+      flags: o.op === 'add' ? NLM_F.CREATE | NLM_F.EXCL : o.op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : 0,
+      body: (w) => encodeRoute(w, o.route),
+    }));
+    const failed = await this.sock.batch(items, 'route batch');
+    return failed.map((f) => ({ op: ops[f.index]!, error: f.error }));
+  }
+
+  // ------------------------------------------------------------ neighbours and FDB
+
+  async listNeighbors(family?: Family | 'bridge', ifindex = 0): Promise<Neighbor[]> {
+    const parts = await this.sock.dump(RTM.GETNEIGH, (w) => encodeNeighDump(w, family, ifindex), 'list neighbours');
+    const out = parts.filter((m) => m.type === RTM.NEWNEIGH).map((m) => decodeNeigh(m.data));
+    return ifindex ? out.filter((n) => n.ifindex === ifindex) : out;
+  }
+
+  /** Add or replace a neighbour (permanent by default): ARP/NDP entry (family 4/6) or FDB entry ('bridge'). */
+  async setNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<void> {
+    const full: Neighbor = { ...n, state: n.state ?? NUD.PERMANENT, flags: n.flags ?? (n.family === 'bridge' ? NTF.SELF : 0) };
+    await this.sock.request(RTM.NEWNEIGH, NLM_F.CREATE | NLM_F.REPLACE, (w) => encodeNeigh(w, full), `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`);
+  }
+
+  async deleteNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<boolean> {
+    const full: Neighbor = { ...n, state: n.state ?? 0, flags: n.flags ?? (n.family === 'bridge' ? NTF.SELF : 0) };
+    try {
+      await this.sock.request(RTM.DELNEIGH, 0, (w) => encodeNeigh(w, full), `delete neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT', 'ESRCH', 'ENODEV')) return false;
+      throw e;
+    }
+  }
+
+  /** FDB entry: frames for `mac` go to VTEP `dst` (vxlan) — `bridge fdb replace <mac> dev <if> dst <ip> self permanent`. */
+  async setFdb(ifindex: number, mac: string, dst: string): Promise<void> {
+    await this.setNeighbor({ family: 'bridge', ifindex, lladdr: mac, dst });
+  }
+
+  async deleteFdb(ifindex: number, mac: string, dst?: string): Promise<boolean> {
+    return this.deleteNeighbor({ family: 'bridge', ifindex, lladdr: mac, dst });
+  }
+
+  // ------------------------------------------------------------ events
+
+  /**
+   * Subscribe to changes (a second socket in the same netns, joined to the kinds' multicast groups).
+   * Close the subscription when done; it keeps the process alive while open.
+   */
+  subscribe(kinds: readonly EventKind[]): NetlinkSubscription {
+    const groups: number[] = [];
+    if (kinds.includes('link')) groups.push(RTNLGRP.LINK);
+    if (kinds.includes('address')) groups.push(RTNLGRP.IPV4_IFADDR, RTNLGRP.IPV6_IFADDR);
+    if (kinds.includes('route')) groups.push(RTNLGRP.IPV4_ROUTE, RTNLGRP.IPV6_ROUTE);
+    if (kinds.includes('neigh')) groups.push(RTNLGRP.NEIGH);
+    const sock = new NlSocket({ netnsPath: this.netnsPath, groups });
+    const sub = new NetlinkSubscription(sock);
+    sock.onEvent = (m: NlMessage) => {
+      const ev = decodeEvent(m);
+      if (ev) sub.emit('event', ev);
+    };
+    sock.onOverrun = (e) => sub.emit('overrun', e);
+    return sub;
+  }
+}
+
+export function decodeEvent(m: NlMessage): NetlinkEvent | undefined {
+  switch (m.type) {
+    case RTM.NEWLINK: case RTM.DELLINK:
+      return { kind: 'link', type: m.type === RTM.NEWLINK ? 'new' : 'del', link: decodeLink(m.data) };
+    case RTM.NEWADDR: case RTM.DELADDR:
+      return { kind: 'address', type: m.type === RTM.NEWADDR ? 'new' : 'del', address: decodeAddr(m.data) };
+    case RTM.NEWROUTE: case RTM.DELROUTE:
+      return { kind: 'route', type: m.type === RTM.NEWROUTE ? 'new' : 'del', route: decodeRoute(m.data) };
+    case RTM.NEWNEIGH: case RTM.DELNEIGH:
+      return { kind: 'neigh', type: m.type === RTM.NEWNEIGH ? 'new' : 'del', neigh: decodeNeigh(m.data) };
+    default:
+      return undefined;
+  }
+}
+
+/** Open a typed rtnetlink handle (inside `netnsPath` when given). */
+export async function openNetlink(opts: NetlinkOptions = {}): Promise<Netlink> {
+  return new Netlink(opts);
+}
+
+export { AF };

@@ -1,0 +1,290 @@
+// The request layer over node_netlink's RawNetlinkSocket (the `netlink` package gives the native
+// AF_NETLINK socket wired into libuv; this file does sequence numbers, ACKs, multipart dumps and
+// batching itself, so that errors keep their errno and 100k requests go out in a few sendmsg calls).
+//  - request(): one message with NLM_F_ACK; resolves with the reply parts, rejects with NetlinkError.
+//  - dump(): NLM_F_DUMP, multipart until NLMSG_DONE; an interrupted dump (NLM_F_DUMP_INTR) is retried.
+//  - batch(): many messages per datagram without NLM_F_ACK (the kernel still answers every failure
+//    with NLMSG_ERROR carrying its seq), closed by an acknowledged NLMSG_NOOP barrier: when the
+//    barrier's ACK arrives every earlier message has been processed (netlink_rcv_skb is in order).
+// A socket opened with a netnsPath is created inside that netns (native().withNetns): the socket
+// stays bound to the netns it was created in for its whole life.
+import os from 'node:os';
+import netlinkPkg from 'netlink';
+import type { RawNetlinkSocket as RawSocketType } from 'netlink';
+import { native } from '../../native/index.js';
+import { NLM_F, NLMSG, NLMSGERR_ATTR, NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, SO_SNDBUFFORCE } from './constants.js';
+import { NlWriter, NLMSG_HDRLEN, cString, forEachAttr, splitMessages, type NlMessage } from './wire.js';
+
+const { RawNetlinkSocket } = netlinkPkg as unknown as { RawNetlinkSocket: typeof RawSocketType };
+
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
+
+/** A request the kernel refused (or a socket failure). Branch on `errno`/`code`, never on the message. */
+export class NetlinkError extends Error {
+  readonly code: string;
+  constructor(readonly errno: number, readonly op: string, readonly extack?: string) {
+    const code = errnoNames.get(errno) ?? `E${errno}`;
+    super(`${op}: ${code}${extack ? ` (${extack})` : ''}`);
+    this.name = 'NetlinkError';
+    this.code = code;
+  }
+}
+
+export const ERRNO = os.constants.errno;
+
+export function isErrno(e: unknown, ...codes: string[]): boolean {
+  return e instanceof NetlinkError && codes.includes(e.code);
+}
+
+interface Pending {
+  op: string;
+  parts: NlMessage[];
+  dump: boolean;
+  interrupted: boolean;
+  resolve(parts: NlMessage[]): void;
+  reject(e: Error): void;
+  timer?: NodeJS.Timeout;
+}
+
+interface BatchWindow {
+  first: number;
+  last: number;
+  onError(index: number, e: NetlinkError): void;
+}
+
+export interface BatchItem {
+  type: number;
+  /** NLM_F_* besides REQUEST (e.g. CREATE|REPLACE) */
+  flags: number;
+  body(w: NlWriter): void;
+}
+
+export interface NlSocketOptions {
+  netnsPath?: string;
+  /** multicast groups (RTNLGRP_* numbers) to join: makes this an event socket */
+  groups?: number[];
+  /** per request timeout in ms (default 30 s) */
+  timeoutMs?: number;
+}
+
+const RCVBUF = 32 << 20;
+const SNDBUF = 4 << 20;
+/** Bytes per sendmsg in batch(): well under SO_SNDBUF; a route message is ~60 bytes. */
+const BATCH_BYTES = 256 << 10;
+
+export class NlSocket {
+  private readonly raw: RawSocketType;
+  private readonly pending = new Map<number, Pending>();
+  private readonly windows = new Set<BatchWindow>();
+  private seq: number;
+  private readonly writer = new NlWriter(1 << 16);
+  private readonly timeoutMs: number;
+  private closed = false;
+  private dumpQueue: Promise<void> = Promise.resolve();
+  /** Messages nobody asked for (multicast events): set by the owner. */
+  onEvent?: (msg: NlMessage) => void;
+  /** The socket lost messages (ENOBUFS) or failed: every pending request was rejected. */
+  onOverrun?: (e: NetlinkError) => void;
+  readonly port: number;
+
+  constructor(opts: NlSocketOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.seq = (Math.random() * 0x3fffffff) >>> 0 || 1;
+    const open = (): RawSocketType => new RawNetlinkSocket(0 /* NETLINK_ROUTE */, { messagePeeking: false, msgBufferSize: 65536 } as never);
+    this.raw = opts.netnsPath ? native().withNetns(opts.netnsPath, open) : open();
+    this.port = this.raw.address().port;
+    // Big buffers so that a burst of replies/events is not dropped; EXT_ACK for the kernel's reason text.
+    const fd = native().netlinkFd(this.port);
+    if (fd >= 0) {
+      const n = native();
+      try { n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF); } catch { try { this.raw.setRecvBufferSize(RCVBUF); } catch { /* keep default */ } }
+      try { n.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF); } catch { /* keep default */ }
+      try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1); } catch { /* old kernel */ }
+      try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1); } catch { /* old kernel */ }
+    }
+    for (const g of opts.groups ?? []) this.raw.addMembership(g);
+    this.raw.on('message', (buf: Buffer) => this.receive(buf));
+    this.raw.on('error', (e: Error & { errno?: number }) => this.fail(new NetlinkError(Math.abs(e.errno ?? ERRNO.EIO), 'recvmsg')));
+    if (!opts.groups?.length) this.raw.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fail(new NetlinkError(ERRNO.EBADF, 'close'), false);
+    this.raw.close();
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  private fail(e: NetlinkError, notify = true): void {
+    for (const [seq, p] of this.pending) {
+      this.pending.delete(seq);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(e);
+    }
+    this.refresh();
+    if (notify) this.onOverrun?.(e);
+  }
+
+  private refresh(): void {
+    if (this.closed) return;
+    if (this.pending.size) this.raw.ref();
+    else if (!this.onEvent) this.raw.unref();
+  }
+
+  private receive(buf: Buffer): void {
+    for (const m of splitMessages(buf)) {
+      const p = m.seq ? this.pending.get(m.seq) : undefined;
+      if (!p) {
+        if (m.type === NLMSG.ERROR && this.windows.size) {
+          for (const w of this.windows) {
+            if (m.seq >= w.first && m.seq <= w.last) { w.onError(m.seq - w.first, this.errorOf(m, 'batch')); break; }
+          }
+          continue;
+        }
+        if (m.type === NLMSG.OVERRUN) { this.fail(new NetlinkError(ERRNO.ENOBUFS, 'overrun')); continue; }
+        if (m.type !== NLMSG.ERROR && m.type !== NLMSG.DONE) this.onEvent?.(m);
+        continue;
+      }
+      if (m.flags & NLM_F.DUMP_INTR) p.interrupted = true;
+      if (m.type === NLMSG.ERROR) {
+        const errno = -m.data.readInt32LE(0);
+        if (errno === 0) this.settle(m.seq, p, null);
+        else this.settle(m.seq, p, this.errorOf(m, p.op));
+      } else if (m.type === NLMSG.DONE) {
+        const errno = m.data.length >= 4 ? -m.data.readInt32LE(0) : 0;
+        this.settle(m.seq, p, errno > 0 ? new NetlinkError(errno, p.op) : null);
+      } else {
+        p.parts.push({ ...m, data: Buffer.from(m.data) });
+        if (!p.dump && !(m.flags & NLM_F.MULTI)) {
+          // a single reply (e.g. RTM_GETLINK by name) — the ACK follows, settle on it.
+        }
+      }
+    }
+  }
+
+  private errorOf(m: NlMessage, op: string): NetlinkError {
+    const errno = -m.data.readInt32LE(0);
+    let extack: string | undefined;
+    if (m.flags & NLM_F.ACK_TLVS) {
+      // struct nlmsgerr: int error; struct nlmsghdr msg; [payload unless CAPPED]; then TLVs
+      const origLen = m.data.length >= 8 ? m.data.readUInt32LE(4) : NLMSG_HDRLEN;
+      const start = 4 + (m.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : ((origLen + 3) & ~3));
+      forEachAttr(m.data, start, m.data.length, (t, o, l) => {
+        if (t === NLMSGERR_ATTR.MSG) extack = cString(m.data.subarray(o, o + l));
+      });
+    }
+    return new NetlinkError(errno, op, extack);
+  }
+
+  private settle(seq: number, p: Pending, err: NetlinkError | null): void {
+    this.pending.delete(seq);
+    if (p.timer) clearTimeout(p.timer);
+    this.refresh();
+    if (err) p.reject(err);
+    else p.resolve(p.parts);
+  }
+
+  private track(seq: number, op: string, dump: boolean): Promise<NlMessage[]> & { pending?: Pending } {
+    return new Promise<NlMessage[]>((resolve, reject) => {
+      const p: Pending = { op, parts: [], dump, interrupted: false, resolve, reject };
+      if (this.timeoutMs > 0) {
+        p.timer = setTimeout(() => {
+          if (this.pending.get(seq) === p) this.settle(seq, p, new NetlinkError(ERRNO.ETIMEDOUT, op));
+        }, this.timeoutMs);
+        p.timer.unref();
+      }
+      this.pending.set(seq, p);
+      this.raw.ref();
+    });
+  }
+
+  private sendBuffer(buf: Buffer, op: string): void {
+    this.raw.send(buf, {}, (err?: Error & { errno?: number }) => {
+      if (err) this.fail(new NetlinkError(Math.abs(err.errno ?? ERRNO.EIO), `sendmsg ${op}`), false);
+    });
+  }
+
+  /** Send one request with NLM_F_ACK; resolves with the reply messages (empty for a plain ACK). */
+  request(type: number, flags: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
+    if (this.closed) return Promise.reject(new NetlinkError(ERRNO.EBADF, op));
+    const w = this.writer;
+    w.reset();
+    const seq = this.nextSeq();
+    const start = w.beginMessage(type, flags | NLM_F.REQUEST | NLM_F.ACK, seq, this.port);
+    body(w);
+    w.endMessage(start);
+    const done = this.track(seq, op, false);
+    this.sendBuffer(w.finish(), op);
+    return done;
+  }
+
+  /** A dump request (NLM_F_DUMP); retried up to 5 times when the kernel flags it interrupted.
+   *  One dump at a time per socket (the kernel answers a second one with EBUSY): dumps queue here. */
+  dump(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
+    const run = this.dumpQueue.then(() => this.dumpNow(type, body, op));
+    this.dumpQueue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async dumpNow(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new NetlinkError(ERRNO.EBADF, op);
+      const w = this.writer;
+      w.reset();
+      const seq = this.nextSeq();
+      const start = w.beginMessage(type, NLM_F.REQUEST | NLM_F.DUMP, seq, this.port);
+      body(w);
+      w.endMessage(start);
+      const done = this.track(seq, op, true);
+      const p = this.pending.get(seq)!;
+      this.sendBuffer(w.finish(), op);
+      const parts = await done;
+      if (!p.interrupted || attempt >= 4) return parts;
+    }
+  }
+
+  /**
+   * Send many requests, packed into few datagrams, without waiting for each ACK. Returns the
+   * failures (index into items, error); everything else succeeded.
+   */
+  async batch(items: readonly BatchItem[], op: string): Promise<{ index: number; error: NetlinkError }[]> {
+    const failures: { index: number; error: NetlinkError }[] = [];
+    let i = 0;
+    const w = new NlWriter(BATCH_BYTES + 4096);
+    while (i < items.length) {
+      if (this.closed) throw new NetlinkError(ERRNO.EBADF, op);
+      w.reset();
+      const base = i;
+      const first = this.seq + 1;
+      while (i < items.length && w.off < BATCH_BYTES) {
+        const it = items[i]!;
+        const seq = this.nextSeq();
+        if (seq < first) break; // sequence wrapped: start a new window
+        const start = w.beginMessage(it.type, it.flags | NLM_F.REQUEST, seq, this.port);
+        it.body(w);
+        w.endMessage(start);
+        i++;
+      }
+      const count = i - base;
+      const window: BatchWindow = {
+        first, last: first + count - 1,
+        onError: (k, e) => failures.push({ index: base + k, error: e }),
+      };
+      const barrierSeq = this.nextSeq();
+      const b = w.beginMessage(NLMSG.NOOP, NLM_F.REQUEST | NLM_F.ACK, barrierSeq, this.port);
+      w.endMessage(b);
+      this.windows.add(window);
+      const done = this.track(barrierSeq, op, false);
+      this.sendBuffer(Buffer.from(w.view()), op);
+      try { await done; } finally { this.windows.delete(window); }
+    }
+    return failures;
+  }
+}

@@ -1,0 +1,56 @@
+import t from 'tap';
+import { NlWriter, splitMessages, ipText, ipBytes } from '../../../src/dataplane/netlink/wire.js';
+import { encodeRoute, decodeRoute, encodeNeigh, decodeNeigh, encodeAddr, decodeAddr } from '../../../src/dataplane/netlink/messages.js';
+import { RTM, NLM_F, RT_SCOPE, NUD, NTF } from '../../../src/dataplane/netlink/constants.js';
+
+function roundTrip<T>(enc: (w: NlWriter) => void, dec: (b: Buffer) => T): T {
+  const w = new NlWriter(8);
+  const s = w.beginMessage(RTM.NEWROUTE, NLM_F.REQUEST, 7, 0);
+  enc(w);
+  w.endMessage(s);
+  const [m] = splitMessages(w.finish());
+  return dec(m!.data);
+}
+
+t.test('ipText formats v4 and RFC 5952 v6', async (t) => {
+  t.equal(ipText(ipBytes('10.1.2.3')), '10.1.2.3');
+  t.equal(ipText(ipBytes('fe80:0:0:0:ecee:eeff:feee:eeee')), 'fe80::ecee:eeff:feee:eeee');
+  t.equal(ipText(ipBytes('fd00:0:0:1::')), 'fd00:0:0:1::');
+  t.equal(ipText(ipBytes('::')), '::');
+});
+
+t.test('route: unicast via gateway, onlink, own table and protocol', async (t) => {
+  const r = roundTrip((w) => encodeRoute(w, { dst: '10.65.1.0/26', gateway: '172.16.0.2', oif: 7, onlink: true, protocol: 80, table: 1000 }), decodeRoute);
+  t.same(r, { family: 4, dst: '10.65.1.0/26', table: 1000, protocol: 80, scope: RT_SCOPE.UNIVERSE, type: 'unicast', onlink: true, gateway: '172.16.0.2', oif: 7 });
+});
+
+t.test('route: dev-only route defaults to scope link; blackhole to universe', async (t) => {
+  const a = roundTrip((w) => encodeRoute(w, { dst: '10.65.0.5/32', oif: 3 }), decodeRoute);
+  t.equal(a.scope, RT_SCOPE.LINK);
+  const b = roundTrip((w) => encodeRoute(w, { dst: '10.65.0.0/26', type: 'blackhole' }), decodeRoute);
+  t.equal(b.scope, RT_SCOPE.UNIVERSE);
+  t.equal(b.type, 'blackhole');
+  t.equal(b.table, 254);
+});
+
+t.test('route: v6 default and multipath', async (t) => {
+  const r = roundTrip((w) => encodeRoute(w, {
+    dst: '::/0', multipath: [{ gateway: 'fd00::1', oif: 2, weight: 1 }, { gateway: 'fd00::2', oif: 3, weight: 5, onlink: true }],
+  }), decodeRoute);
+  t.equal(r.dst, '::/0');
+  t.equal(r.family, 6);
+  t.same(r.multipath, [{ oif: 2, weight: 1, gateway: 'fd00::1' }, { oif: 3, weight: 5, onlink: true, gateway: 'fd00::2' }]);
+});
+
+t.test('neighbour and FDB entries', async (t) => {
+  const n = roundTrip((w) => encodeNeigh(w, { family: 4, ifindex: 9, state: NUD.PERMANENT, flags: 0, dst: '10.65.2.0', lladdr: '66:aa:bb:cc:dd:ee' }), decodeNeigh);
+  t.same(n, { family: 4, ifindex: 9, state: NUD.PERMANENT, flags: 0, dst: '10.65.2.0', lladdr: '66:aa:bb:cc:dd:ee' });
+  const f = roundTrip((w) => encodeNeigh(w, { family: 'bridge', ifindex: 9, state: NUD.PERMANENT, flags: NTF.SELF, dst: '172.16.0.2', lladdr: '66:aa:bb:cc:dd:ee' }), decodeNeigh);
+  t.equal(f.family, 'bridge');
+  t.equal(f.flags, NTF.SELF);
+});
+
+t.test('address', async (t) => {
+  const a = roundTrip((w) => encodeAddr(w, { index: 4, address: 'fd00::5', prefixLen: 128 }), decodeAddr);
+  t.same(a, { index: 4, family: 6, address: 'fd00::5', prefixLen: 128, scope: 0 });
+});
