@@ -1,0 +1,24 @@
+// IPAM: pods get addresses from per-node affine blocks carved out of IP pools, Calico's way.
+//   block.ts  pure operations on one block (allocate/release by ordinal, FIFO reuse, sequence numbers)
+//   pools.ts  what IPAM reads about IPPools and Nodes; pool choice (nodeSelector, requested pools)
+//   store.ts  datastore keys and typed reads/writes (create-if-absent, compare-and-swap)
+//   ipam.ts   orchestration: autoAssign, assignIP, release*, claim/release blocks, check, gc
+// Watch `IPAM_PREFIX` (/tabby/ipam/v2/) for block and affinity changes.
+export * from './errors.js';
+export { Ipam } from './ipam.js';
+export type {
+  AffineBlock, AssignedAddress, AutoAssignArgs, AutoAssignResult, BlockInfo, IpamCheckReport, IpamOptions, IpInfo,
+  LeakedAddress, PoolUsage,
+} from './ipam.js';
+export {
+  AddressInUse, BadHandle, BadSequenceNumber, blockAllocations, blockHandleCounts, blockProblems, candidateBlocks, hostCidr,
+  type BlockValue, type ReleaseRequest,
+} from './block.js';
+export {
+  DatastorePoolSource, StaticPoolSource, UnknownPool, basicSelectorMatches, poolFromResource, setSelectorMatcher,
+  NODES_PREFIX, POOLS_PREFIX, type PoolInfo, type PoolSource, type SelectorMatcher,
+} from './pools.js';
+export {
+  AFFINITIES_PREFIX, BLOCKS_PREFIX, CONFIG_KEY, DEFAULT_IPAM_CONFIG, HANDLES_PREFIX, IPAM_PREFIX, IpamStore,
+  type AffinityState, type AffinityValue, type HandleValue, type IpamConfig,
+} from './store.js';

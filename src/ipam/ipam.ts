@@ -1,0 +1,688 @@
+// IPAM layer 3 of 3: orchestration. Nodes claim affine blocks from IP pools and hand out addresses from
+// them; every change is one compare-and-swap on one datastore value (a block, an affinity, a handle),
+// retried a bounded number of times on conflict, so processes on any number of nodes never hand out
+// one address twice and never lose an update.
+//
+// Write ordering (crash safety): a handle is incremented before the block that records the allocation
+// is written, so releaseByHandle always finds every block an owner may hold an address in (a crash
+// leaves at worst an over-counted handle, which release cleans up). A block is claimed in two phases:
+// affinity `pending` → block created (create-if-absent) → affinity `confirmed`. Pending affinities are
+// never routed (the agent exports confirmed ones only).
+import {
+  cidrContains, cidrContainsCidr, cidrOf, cidrSize, formatCidr, parseCidr, parseIp, type Family,
+} from '../common/ip.js';
+import { log, type Logger } from '../common/log.js';
+import {
+  DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair,
+} from '../datastore/types.js';
+import {
+  affinityNode, blockAllocations, blockAssign, blockAutoAssign, blockHandleCounts, blockProblems, blockRelease,
+  blockReleaseByHandle, candidateBlocks, cloneBlock, hostAffinity, hostCidr, ipToOrdinal, isEmpty, newBlock, numFree,
+  numInUse, type Assigned, type BlockValue, type ReleaseRequest,
+} from './block.js';
+import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, StrictAffinityViolation } from './errors.js';
+import {
+  DatastorePoolSource, poolOfBlock, poolOfIp, poolsForNode, resolveRequestedPools,
+  type PoolInfo, type PoolSource,
+} from './pools.js';
+import {
+  IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig,
+} from './store.js';
+
+export interface IpamOptions {
+  /** Where pools and node labels come from (default: the IPPool/Node resources in the same datastore). */
+  pools?: PoolSource;
+  /** Compare-and-swap attempts per object before giving up (default 100). */
+  maxRetries?: number;
+  logger?: Logger;
+  clock?: () => Date;
+  random?: () => number;
+}
+
+export interface AutoAssignArgs {
+  /** The allocation owner, e.g. `k8s-pod-network.<containerID>`. */
+  handle: string;
+  node: string;
+  num4?: number;
+  num6?: number;
+  /** Restrict to these pools (IPPool names or CIDRs, either family; tried in order). */
+  pools?: string[];
+  attrs?: Record<string, string>;
+}
+
+export interface AssignedAddress {
+  /** Bare address. */
+  ip: string;
+  block: string;
+  sequenceNumber: number;
+}
+
+export interface AutoAssignResult {
+  /** Host-prefix form: "10.0.0.5/32". */
+  ipv4: string[];
+  /** Host-prefix form: "fd00::5/128". */
+  ipv6: string[];
+  allocations: AssignedAddress[];
+}
+
+export interface AffineBlock {
+  cidr: string;
+  state: AffinityState;
+}
+
+export interface BlockInfo {
+  cidr: string;
+  family: Family;
+  /** Node the block is affine to, or null. */
+  node: string | null;
+  affinityState: AffinityState | null;
+  pool: string | null;
+  size: number;
+  inUse: number;
+  free: number;
+}
+
+export interface PoolUsage {
+  name: string;
+  cidr: string;
+  disabled: boolean;
+  total: bigint;
+  inUse: number;
+  free: bigint;
+  blocks: number;
+}
+
+export interface IpInfo {
+  ip: string;
+  pool: string | null;
+  block: string | null;
+  blockNode: string | null;
+  allocated: boolean;
+  handle: string | null;
+  attrs: Record<string, string>;
+  sequenceNumber: number | undefined;
+}
+
+export interface LeakedAddress {
+  ip: string;
+  block: string;
+  handle: string | null;
+  sequenceNumber: number | undefined;
+  reason: string;
+}
+
+export interface IpamCheckReport {
+  blocks: number;
+  allocations: number;
+  handles: number;
+  /** Allocated addresses whose owner is gone (no handle record, or not live by the caller's test). */
+  leaked: LeakedAddress[];
+  /** Handle records whose count disagrees with the blocks (transient while an assignment is in flight). */
+  handleMismatches: { handle: string; block: string; handleCount: number; blockCount: number }[];
+  /** Blocks / affinities of nodes that have no Node resource any more. */
+  blocksOfGoneNodes: { cidr: string; node: string }[];
+  affinitiesOfGoneNodes: { cidr: string; node: string; state: AffinityState }[];
+  /** Pending affinities (a claim in flight, or a crashed one). */
+  pendingAffinities: { cidr: string; node: string }[];
+  /** Structural problems inside blocks (should never happen). */
+  problems: string[];
+  notes: string[];
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Ipam {
+  readonly store: IpamStore;
+  private readonly pools: PoolSource;
+  private readonly maxRetries: number;
+  private readonly logger: Logger;
+  private readonly clock: () => Date;
+  private readonly random: () => number;
+
+  constructor(readonly ds: Datastore, opts: IpamOptions = {}) {
+    this.store = new IpamStore(ds);
+    this.pools = opts.pools ?? new DatastorePoolSource(ds);
+    this.maxRetries = opts.maxRetries ?? 100;
+    this.logger = opts.logger ?? log('ipam');
+    this.clock = opts.clock ?? (() => new Date());
+    this.random = opts.random ?? Math.random;
+  }
+
+  getConfig(): Promise<IpamConfig> { return this.store.getConfig().then((c) => c.config); }
+
+  /** Change strictAffinity / maxBlocksPerHost (CAS). */
+  async setConfig(change: Partial<IpamConfig>): Promise<IpamConfig> {
+    return this.retry('update IPAM config', async () => {
+      const { config, revision } = await this.store.getConfig();
+      const next = { ...config, ...change };
+      await this.store.setConfig(next, revision);
+      return next;
+    });
+  }
+
+  listPools(): Promise<PoolInfo[]> { return this.pools.listPools(); }
+
+  // ---------------------------------------------------------------- assignment
+
+  /** Assign num4 IPv4 and num6 IPv6 addresses to `handle` on `node`. All or nothing: when one family
+   *  cannot be satisfied, what was taken is released and PoolExhausted is thrown. */
+  async autoAssign(args: AutoAssignArgs): Promise<AutoAssignResult> {
+    const res: AutoAssignResult = { ipv4: [], ipv6: [], allocations: [] };
+    const [{ config }, allPools] = await Promise.all([this.store.getConfig(), this.pools.listPools()]);
+    try {
+      for (const [family, num] of [[4, args.num4 ?? 0], [6, args.num6 ?? 0]] as [Family, number][]) {
+        if (num <= 0) continue;
+        const pools = await this.eligiblePools(allPools, family, args.node, args.pools);
+        const got = await this.autoAssignFamily(args, family, num, pools, config);
+        for (const a of got) {
+          res.allocations.push(a);
+          (family === 4 ? res.ipv4 : res.ipv6).push(hostCidr(a.ip));
+        }
+      }
+    } catch (e) {
+      if (res.allocations.length) {
+        await this.releaseIPs(res.allocations.map((a) => ({ ip: a.ip, handle: args.handle, sequenceNumber: a.sequenceNumber })))
+          .catch((err: unknown) => this.logger.error({ err, handle: args.handle }, 'could not undo a partial assignment'));
+      }
+      throw e;
+    }
+    return res;
+  }
+
+  private async eligiblePools(all: PoolInfo[], family: Family, node: string, requested?: string[]): Promise<PoolInfo[]> {
+    const candidates = requested && requested.length
+      ? resolveRequestedPools(all, requested, family)
+      : all.filter((p) => p.family === family);
+    if (requested && requested.length && candidates.length === 0) return [];
+    const needsLabels = candidates.some((p) => !['', 'all()'].includes(p.nodeSelector.trim()));
+    const labels = needsLabels ? (await this.pools.nodeLabels(node)) ?? {} : {};
+    return poolsForNode(candidates, family, labels);
+  }
+
+  private async autoAssignFamily(args: AutoAssignArgs, family: Family, num: number, pools: PoolInfo[], config: IpamConfig): Promise<AssignedAddress[]> {
+    const { node, handle } = args;
+    const attrs = args.attrs ?? {};
+    if (pools.length === 0) {
+      throw new PoolExhausted('', family, node, args.pools?.length
+        ? `none of the requested pools (${args.pools.join(', ')}) is an enabled IPv${family} pool whose nodeSelector matches the node`
+        : `no enabled IPv${family} pool whose nodeSelector matches the node`);
+    }
+    const out: AssignedAddress[] = [];
+    const inPools = (cidr: string) => poolOfBlock(pools, cidr) !== undefined;
+
+    // 1. The node's own blocks, confirmed first; a pending one is a claim to finish.
+    const affs = (await this.store.listAffinities(node)).filter((a) => inPools(a.value.cidr) && a.value.state !== 'pendingDeletion');
+    affs.sort((a, b) => Number(a.value.state !== 'confirmed') - Number(b.value.state !== 'confirmed'));
+    for (const aff of affs) {
+      if (out.length >= num) break;
+      if (aff.value.state === 'pending' && !(await this.claimBlock(node, aff.value.cidr))) continue;
+      out.push(...await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node));
+    }
+
+    // 2. Claim new blocks while below maxBlocksPerHost.
+    let reason = '';
+    while (out.length < num) {
+      const held = (await this.store.listAffinities(node)).filter((a) => parseCidr(a.value.cidr).family === family).length;
+      if (held >= config.maxBlocksPerHost) {
+        reason = `node holds ${held} IPv${family} blocks, the maxBlocksPerHost limit`;
+        break;
+      }
+      const cidr = await this.findUnclaimedBlock(node, pools);
+      if (!cidr) { reason = 'every block of the pool is claimed'; break; }
+      if (!(await this.claimBlock(node, cidr))) continue; // another node won it: search again
+      out.push(...await this.assignFromBlock(cidr, num - out.length, handle, attrs, node));
+    }
+
+    // 3. Borrow from other nodes' blocks (Calico's default), unless strictAffinity.
+    if (out.length < num && config.strictAffinity) reason += '; strictAffinity forbids borrowing from other nodes\' blocks';
+    if (out.length < num && !config.strictAffinity) {
+      const blocks = (await this.store.listBlocks()).filter((b) => inPools(b.value.cidr) && numFree(b.value) > 0);
+      shuffle(blocks, this.random);
+      for (const b of blocks) {
+        if (out.length >= num) break;
+        out.push(...await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined));
+      }
+      if (out.length < num) reason += '; no free address left in any block to borrow';
+    }
+
+    if (out.length < num) {
+      if (out.length) await this.releaseIPs(out.map((a) => ({ ip: a.ip, handle, sequenceNumber: a.sequenceNumber })));
+      throw new PoolExhausted(pools.map((p) => `${p.name} (${p.cidr})`).join(', '), family, node, reason.replace(/^; /, ''));
+    }
+    return out;
+  }
+
+  /** Take up to `num` free addresses from one block for `handle`. With `affineTo`, only while the block is
+   *  still affine to that node. Returns what it got (possibly nothing: block full or gone). */
+  private async assignFromBlock(cidr: string, num: number, handle: string, attrs: Record<string, string>, affineTo: string | undefined): Promise<AssignedAddress[]> {
+    let counted = 0; // addresses already added to the handle for this block
+    try {
+      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+        const kv = await this.store.getBlock(cidr);
+        if (!kv) return [];
+        if (affineTo !== undefined && kv.value.affinity !== hostAffinity(affineTo)) return [];
+        const b = cloneBlock(kv.value);
+        const got = blockAutoAssign(b, num, handle, attrs);
+        if (got.length === 0) return [];
+        if (counted < got.length) {
+          await this.adjustHandle(handle, cidr, got.length - counted, attrs);
+          counted = got.length;
+        }
+        try {
+          await this.store.updateBlock(b, kv.revision);
+        } catch (e) {
+          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) { await this.backoff(attempt); continue; }
+          throw e;
+        }
+        const result = got.map((a: Assigned) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber }));
+        if (counted > got.length) await this.adjustHandle(handle, cidr, got.length - counted, attrs);
+        counted = -1;
+        return result;
+      }
+      throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+    } finally {
+      // Nothing was written to the block: take back what was added to the handle.
+      if (counted > 0) await this.adjustHandle(handle, cidr, -counted, attrs);
+    }
+  }
+
+  /** Add `delta` (may be negative) to handle's count for `cidr`; deletes the handle when it reaches zero. */
+  private async adjustHandle(handle: string, cidr: string, delta: number, attrs?: Record<string, string>): Promise<void> {
+    if (delta === 0) return;
+    await this.retry(`update handle ${handle}`, async () => {
+      const kv = await this.store.getHandle(handle);
+      if (!kv) {
+        if (delta < 0) return;
+        const h: HandleValue = { handleId: handle, block: { [cidr]: delta }, ...(attrs && Object.keys(attrs).length ? { attrs } : {}) };
+        await this.store.createHandle(h);
+        return;
+      }
+      const h: HandleValue = { ...kv.value, block: { ...kv.value.block } };
+      const n = (h.block[cidr] ?? 0) + delta;
+      if (n > 0) h.block[cidr] = n; else delete h.block[cidr];
+      if (Object.keys(h.block).length === 0) await this.store.deleteHandle(handle, kv.revision);
+      else await this.store.updateHandle(h, kv.revision);
+    });
+  }
+
+  /** Assign one specific address (a pod's requested IP, an agent's tunnel address) to `handle`.
+   *  When its block does not exist yet and `node` is given, the node claims that block. Idempotent for the
+   *  same handle. Throws AddressInUse, AddressNotInPool, StrictAffinityViolation. */
+  async assignIP(args: { ip: string; handle: string; node?: string; attrs?: Record<string, string> }): Promise<AssignedAddress> {
+    const ip = parseIp(args.ip);
+    const pools = await this.pools.listPools();
+    const pool = poolOfIp(pools, args.ip);
+    if (!pool) throw new AddressNotInPool(args.ip);
+    const cidr = formatCidr(cidrOf(ip, pool.blockSize));
+    const { config } = await this.store.getConfig();
+    const attrs = args.attrs ?? {};
+    let counted = 0;
+    try {
+      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+        const kv = await this.store.getBlock(cidr);
+        if (!kv) {
+          if (args.node !== undefined) await this.claimBlock(args.node, cidr);
+          else await this.store.createBlock(newBlock(parseCidr(cidr), null, this.clock())).catch(ignoreExists);
+          continue;
+        }
+        const owner = affinityNode(kv.value.affinity);
+        if (config.strictAffinity && (args.node === undefined || owner !== args.node)) {
+          throw new StrictAffinityViolation(args.ip, cidr, owner, args.node ?? '(none)');
+        }
+        const existing = blockAllocations(kv.value).find((a) => a.ordinal === ipToOrdinal(kv.value, args.ip));
+        if (existing && existing.handle === args.handle) {
+          return { ip: existing.ip, block: cidr, sequenceNumber: existing.sequenceNumber ?? 0 };
+        }
+        const b = cloneBlock(kv.value);
+        const a = blockAssign(b, args.ip, args.handle, attrs); // throws AddressInUse
+        if (counted === 0) { await this.adjustHandle(args.handle, cidr, 1, attrs); counted = 1; }
+        try {
+          await this.store.updateBlock(b, kv.revision);
+        } catch (e) {
+          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) { await this.backoff(attempt); continue; }
+          throw e;
+        }
+        counted = 0;
+        return { ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber };
+      }
+      throw new IpamRetriesExhausted(`assign ${args.ip}`, this.maxRetries);
+    } finally {
+      if (counted > 0) await this.adjustHandle(args.handle, cidr, -counted);
+    }
+  }
+
+  // ---------------------------------------------------------------- blocks and affinities
+
+  /** Make sure `node` holds at least one confirmed affine block of `family` (the agent calls this at
+   *  start, before any pod, so it has a block to route and a tunnel address). Returns its CIDR. */
+  async ensureBlock(node: string, family: Family): Promise<string> {
+    const [{ config }, all] = await Promise.all([this.store.getConfig(), this.pools.listPools()]);
+    const pools = await this.eligiblePools(all, family, node);
+    if (pools.length === 0) throw new PoolExhausted('', family, node, `no enabled IPv${family} pool whose nodeSelector matches the node`);
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const affs = (await this.store.listAffinities(node)).filter((a) => poolOfBlock(pools, a.value.cidr));
+      const confirmed = affs.find((a) => a.value.state === 'confirmed');
+      if (confirmed) return confirmed.value.cidr;
+      const pending = affs.find((a) => a.value.state === 'pending');
+      if (pending && await this.claimBlock(node, pending.value.cidr)) return pending.value.cidr;
+      const held = (await this.store.listAffinities(node)).filter((a) => parseCidr(a.value.cidr).family === family).length;
+      if (held >= config.maxBlocksPerHost) break;
+      const cidr = await this.findUnclaimedBlock(node, pools);
+      if (!cidr) break;
+      if (await this.claimBlock(node, cidr)) return cidr;
+    }
+    throw new PoolExhausted(pools.map((p) => `${p.name} (${p.cidr})`).join(', '), family, node, 'no block left to claim');
+  }
+
+  /** The node's blocks: confirmed ones are routed/advertised, pending ones never. */
+  async blocksAffineTo(node: string): Promise<AffineBlock[]> {
+    return (await this.store.listAffinities(node)).map((a) => ({ cidr: a.value.cidr, state: a.value.state }));
+  }
+
+  /** First block of the pools (in the node's hash-seeded order) that does not exist yet. */
+  private async findUnclaimedBlock(node: string, pools: PoolInfo[]): Promise<string | undefined> {
+    const existing = (await this.store.listBlocks()).map((b) => parseCidr(b.value.cidr));
+    const exact = new Set(existing.map(formatCidr));
+    for (const pool of pools) {
+      const pc = parseCidr(pool.cidr);
+      const odd = existing.filter((e) => e.prefixLen !== pool.blockSize && (cidrContainsCidr(pc, e) || cidrContainsCidr(e, pc)));
+      let tried = 0;
+      for (const c of candidateBlocks(pc, pool.blockSize, node)) {
+        if (++tried > 1 << 20) break;
+        const text = formatCidr(c);
+        if (exact.has(text)) continue;
+        if (odd.some((e) => cidrContainsCidr(e, c) || cidrContainsCidr(c, e))) continue;
+        return text;
+      }
+    }
+    return undefined;
+  }
+
+  /** Two-phase claim of `cidr` for `node`: affinity pending → block create-if-absent → affinity
+   *  confirmed. True when the node holds the block afterwards; false when another node got it. */
+  private async claimBlock(node: string, cidr: string): Promise<boolean> {
+    // Phase 1: pending affinity.
+    let aff: KVPair<{ node: string; cidr: string; state: AffinityState }>;
+    try {
+      aff = await this.store.createAffinity({ node, cidr, state: 'pending' });
+    } catch (e) {
+      if (!(e instanceof DatastoreExists)) throw e;
+      const cur = await this.store.getAffinity(node, cidr);
+      if (!cur) return false;
+      if (cur.value.state === 'confirmed') return true;
+      aff = cur;
+    }
+    // Phase 2: the block, created only if absent.
+    try {
+      await this.store.createBlock(newBlock(parseCidr(cidr), node, this.clock()));
+      this.logger.info({ node, cidr }, 'claimed block');
+    } catch (e) {
+      if (!(e instanceof DatastoreExists)) throw e;
+      const b = await this.store.getBlock(cidr);
+      if (!b || b.value.affinity !== hostAffinity(node)) {
+        await deleteIfPresent(() => this.store.deleteAffinity(node, cidr, aff.revision)).catch(() => undefined);
+        return false;
+      }
+    }
+    // Phase 3: confirm.
+    await this.retry(`confirm affinity ${node} ${cidr}`, async () => {
+      const cur = await this.store.getAffinity(node, cidr);
+      if (!cur) { await this.store.createAffinity({ node, cidr, state: 'confirmed' }); return; }
+      if (cur.value.state === 'confirmed') return;
+      await this.store.updateAffinity({ ...cur.value, state: 'confirmed' }, cur.revision);
+    });
+    return true;
+  }
+
+  /** Give up the node's affinity to its blocks (all, or one): an empty block is deleted and its range
+   *  returns to the pool; a non-empty one stays (its addresses keep working) but belongs to no node —
+   *  unless requireEmpty, which keeps it affine. */
+  async releaseAffinity(node: string, opts: { cidr?: string; requireEmpty?: boolean } = {}): Promise<{ released: string[]; kept: string[] }> {
+    const out = { released: [] as string[], kept: [] as string[] };
+    const affs = (await this.store.listAffinities(node)).filter((a) => !opts.cidr || a.value.cidr === formatCidr(parseCidr(opts.cidr)));
+    for (const aff of affs) {
+      const cidr = aff.value.cidr;
+      const done = await this.retry(`release block ${cidr}`, async () => {
+        const kv = await this.store.getBlock(cidr);
+        if (!kv) return true;
+        if (kv.value.affinity !== hostAffinity(node)) return true;
+        if (isEmpty(kv.value)) { await this.store.deleteBlock(cidr, kv.revision); return true; }
+        if (opts.requireEmpty) return false;
+        await this.store.updateBlock({ ...cloneBlock(kv.value), affinity: null }, kv.revision);
+        return true;
+      });
+      if (!done) { out.kept.push(cidr); continue; }
+      await deleteIfPresent(() => this.store.deleteAffinity(node, cidr));
+      out.released.push(cidr);
+      this.logger.info({ node, cidr }, 'released block affinity');
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- release
+
+  /** Release every address held by `handle`; returns them (empty when it holds none — not an error). */
+  async releaseByHandle(handle: string): Promise<string[]> {
+    const hkv = await this.store.getHandle(handle);
+    if (!hkv) return [];
+    const released: string[] = [];
+    for (const cidr of Object.keys(hkv.value.block)) {
+      await this.retry(`release ${handle} in ${cidr}`, async () => {
+        const kv = await this.store.getBlock(cidr);
+        if (!kv) return;
+        const b = cloneBlock(kv.value);
+        const ips = blockReleaseByHandle(b, handle);
+        if (ips.length === 0) return;
+        if (isEmpty(b) && b.affinity === null) await this.store.deleteBlock(cidr, kv.revision);
+        else await this.store.updateBlock(b, kv.revision);
+        released.push(...ips);
+      });
+    }
+    await deleteIfPresent(() => this.store.deleteHandle(handle));
+    return released;
+  }
+
+  /** Release addresses (bare or with a prefix). With handle/sequenceNumber, a release built on stale
+   *  information fails with BadHandle/BadSequenceNumber and frees nothing in that block. */
+  async releaseIPs(reqs: (string | ReleaseRequest)[]): Promise<{ released: string[]; notAllocated: string[] }> {
+    const out = { released: [] as string[], notAllocated: [] as string[] };
+    const norm: ReleaseRequest[] = reqs.map((r) => (typeof r === 'string' ? { ip: r } : r))
+      .map((r) => ({ ...r, ip: r.ip.includes('/') ? r.ip.slice(0, r.ip.indexOf('/')) : r.ip }));
+    if (norm.length === 0) return out;
+    const blocks = (await this.store.listBlocks()).map((b) => b.value.cidr);
+    const byBlock = new Map<string, ReleaseRequest[]>();
+    for (const r of norm) {
+      const a = parseIp(r.ip);
+      const cidr = blocks.find((c) => cidrContains(parseCidr(c), a));
+      if (!cidr) { out.notAllocated.push(r.ip); continue; }
+      byBlock.set(cidr, [...(byBlock.get(cidr) ?? []), r]);
+    }
+    for (const [cidr, rs] of byBlock) {
+      const counts = await this.retry(`release in ${cidr}`, async () => {
+        const kv = await this.store.getBlock(cidr);
+        if (!kv) { out.notAllocated.push(...rs.map((r) => r.ip)); return new Map<string, number>(); }
+        const b = cloneBlock(kv.value);
+        const res = blockRelease(b, rs);
+        if (res.released.length) {
+          if (isEmpty(b) && b.affinity === null) await this.store.deleteBlock(cidr, kv.revision);
+          else await this.store.updateBlock(b, kv.revision);
+        }
+        out.released.push(...res.released.map((x) => x.ip));
+        out.notAllocated.push(...res.notAllocated);
+        return res.countByHandle;
+      });
+      for (const [h, n] of counts) await this.adjustHandle(h, cidr, -n);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Addresses held by `handle` (host-prefix form), read from the blocks its handle record names. */
+  async ipsByHandle(handle: string): Promise<string[]> {
+    const hkv = await this.store.getHandle(handle);
+    if (!hkv) return [];
+    const out: string[] = [];
+    for (const cidr of Object.keys(hkv.value.block)) {
+      const kv = await this.store.getBlock(cidr);
+      if (!kv) continue;
+      for (const a of blockAllocations(kv.value)) if (a.handle === handle) out.push(hostCidr(a.ip));
+    }
+    return out;
+  }
+
+  async listBlocks(): Promise<BlockInfo[]> {
+    const [blocks, affs, pools] = await Promise.all([this.store.listBlocks(), this.store.listAffinities(), this.pools.listPools()]);
+    const state = new Map(affs.map((a) => [`${a.value.node}|${a.value.cidr}`, a.value.state]));
+    return blocks.map(({ value: b }) => {
+      const node = affinityNode(b.affinity);
+      return {
+        cidr: b.cidr, family: parseCidr(b.cidr).family, node,
+        affinityState: node === null ? null : state.get(`${node}|${b.cidr}`) ?? null,
+        pool: poolOfBlock(pools, b.cidr)?.name ?? null,
+        size: b.allocations.length, inUse: numInUse(b), free: numFree(b),
+      };
+    });
+  }
+
+  /** Total / in use / free per pool. */
+  async usage(): Promise<PoolUsage[]> {
+    const [pools, blocks] = await Promise.all([this.pools.listPools(), this.listBlocks()]);
+    return pools.map((p) => {
+      const mine = blocks.filter((b) => b.pool === p.name);
+      const total = cidrSize(parseCidr(p.cidr));
+      const inUse = mine.reduce((s, b) => s + b.inUse, 0);
+      return { name: p.name, cidr: p.cidr, disabled: p.disabled, total, inUse, free: total - BigInt(inUse), blocks: mine.length };
+    });
+  }
+
+  /** Who holds an address. */
+  async ipInfo(ipText: string): Promise<IpInfo> {
+    const ip = parseIp(ipText.includes('/') ? ipText.slice(0, ipText.indexOf('/')) : ipText);
+    const bare = hostCidr(ipText.split('/')[0]!).split('/')[0]!;
+    const pools = await this.pools.listPools();
+    const pool = poolOfIp(pools, bare);
+    const blocks = await this.store.listBlocks();
+    const b = blocks.find((kv) => cidrContains(parseCidr(kv.value.cidr), ip));
+    const info: IpInfo = { ip: bare, pool: pool?.name ?? null, block: b?.value.cidr ?? null, blockNode: b ? affinityNode(b.value.affinity) : null, allocated: false, handle: null, attrs: {}, sequenceNumber: undefined };
+    if (!b) return info;
+    const a = blockAllocations(b.value).find((x) => x.ordinal === ipToOrdinal(b.value, bare));
+    if (a) Object.assign(info, { allocated: true, handle: a.handle, attrs: a.attrs, sequenceNumber: a.sequenceNumber });
+    return info;
+  }
+
+  // ---------------------------------------------------------------- check and gc
+
+  /** Consistency report. `isLive(handle, attrs)` (optional) says whether an allocation's owner still
+   *  exists (e.g. the pod); without it an owner is live when its handle record exists. */
+  async check(opts: { isLive?: (handle: string, attrs: Record<string, string>) => boolean | Promise<boolean> } = {}): Promise<IpamCheckReport> {
+    const [blocks, handles, affs, nodes] = await Promise.all([
+      this.store.listBlocks(), this.store.listHandles(), this.store.listAffinities(), this.pools.listNodes(),
+    ]);
+    const r: IpamCheckReport = {
+      blocks: blocks.length, allocations: 0, handles: handles.length, leaked: [], handleMismatches: [],
+      blocksOfGoneNodes: [], affinitiesOfGoneNodes: [], pendingAffinities: [], problems: [], notes: [],
+    };
+    const handleMap = new Map(handles.map((h) => [h.value.handleId, h.value]));
+    const seen = new Set<string>(); // handle|cidr pairs present in blocks
+    for (const { value: b } of blocks) {
+      r.problems.push(...blockProblems(b));
+      const counts = blockHandleCounts(b);
+      for (const a of blockAllocations(b)) {
+        r.allocations++;
+        const base = { ip: a.ip, block: b.cidr, handle: a.handle, sequenceNumber: a.sequenceNumber };
+        if (a.handle === null) { r.leaked.push({ ...base, reason: 'allocation has no handle' }); continue; }
+        const h = handleMap.get(a.handle);
+        if (!h) r.leaked.push({ ...base, reason: `handle "${a.handle}" does not exist` });
+        else if (opts.isLive && !(await opts.isLive(a.handle, { ...(h.attrs ?? {}), ...a.attrs }))) r.leaked.push({ ...base, reason: `owner of handle "${a.handle}" is gone` });
+      }
+      for (const [h, n] of counts) {
+        seen.add(`${h}|${b.cidr}`);
+        const hv = handleMap.get(h);
+        if (hv && (hv.block[b.cidr] ?? 0) !== n) r.handleMismatches.push({ handle: h, block: b.cidr, handleCount: hv.block[b.cidr] ?? 0, blockCount: n });
+      }
+    }
+    for (const h of handles) {
+      for (const [cidr, n] of Object.entries(h.value.block)) {
+        if (!seen.has(`${h.value.handleId}|${cidr}`)) r.handleMismatches.push({ handle: h.value.handleId, block: cidr, handleCount: n, blockCount: 0 });
+      }
+    }
+    for (const a of affs) if (a.value.state === 'pending') r.pendingAffinities.push({ cidr: a.value.cidr, node: a.value.node });
+    if (nodes.length === 0) {
+      r.notes.push('no Node resources are registered: blocks of gone nodes not checked');
+    } else {
+      const live = new Set(nodes);
+      for (const { value: b } of blocks) {
+        const n = affinityNode(b.affinity);
+        if (n !== null && !live.has(n)) r.blocksOfGoneNodes.push({ cidr: b.cidr, node: n });
+      }
+      for (const a of affs) if (!live.has(a.value.node)) r.affinitiesOfGoneNodes.push({ cidr: a.value.cidr, node: a.value.node, state: a.value.state });
+    }
+    return r;
+  }
+
+  /** Act on a check report: release leaked addresses (sequence-number guarded, so an address reused
+   *  since the report is not touched), release the addresses and block affinities of gone nodes, and
+   *  drop handle records that hold nothing. */
+  async gc(report?: IpamCheckReport): Promise<{ releasedIps: string[]; releasedBlocks: string[]; deletedHandles: string[] }> {
+    const r = report ?? await this.check();
+    const out = { releasedIps: [] as string[], releasedBlocks: [] as string[], deletedHandles: [] as string[] };
+    const leaked = r.leaked.map((l) => ({ ip: l.ip, ...(l.handle !== null ? { handle: l.handle } : {}), ...(l.sequenceNumber !== undefined ? { sequenceNumber: l.sequenceNumber } : {}) }));
+    for (const l of leaked) {
+      try { out.releasedIps.push(...(await this.releaseIPs([l])).released); } catch (e) { this.logger.warn({ err: e, ip: l.ip }, 'gc: not releasing (changed since the check)'); }
+    }
+    const goneNodes = new Set([...r.blocksOfGoneNodes, ...r.affinitiesOfGoneNodes].map((x) => x.node));
+    if (goneNodes.size) {
+      for (const { value: b } of await this.store.listBlocks()) {
+        const reqs = blockAllocations(b).filter((a) => a.attrs.node !== undefined && goneNodes.has(a.attrs.node))
+          .map((a) => ({ ip: a.ip, ...(a.handle !== null ? { handle: a.handle } : {}), ...(a.sequenceNumber !== undefined ? { sequenceNumber: a.sequenceNumber } : {}) }));
+        if (reqs.length) {
+          try { out.releasedIps.push(...(await this.releaseIPs(reqs)).released); } catch (e) { this.logger.warn({ err: e, block: b.cidr }, 'gc: not releasing (changed since the check)'); }
+        }
+      }
+      for (const n of goneNodes) out.releasedBlocks.push(...(await this.releaseAffinity(n)).released);
+    }
+    // Handle records that name blocks holding nothing for them.
+    const stale = new Set(r.handleMismatches.filter((m) => m.blockCount === 0).map((m) => m.handle));
+    for (const h of stale) {
+      const ips = await this.ipsByHandle(h);
+      if (ips.length === 0) {
+        const kv = await this.store.getHandle(h);
+        if (kv) { await deleteIfPresent(() => this.store.deleteHandle(h, kv.revision)).catch(() => undefined); out.deletedHandles.push(h); }
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** Run `fn` until it does not hit a CAS conflict (or a create that lost a race), at most maxRetries times. */
+  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof DatastoreConflict || e instanceof DatastoreExists || (e instanceof DatastoreNotFound && attempt < 3))) throw e;
+        await this.backoff(attempt);
+      }
+    }
+    throw new IpamRetriesExhausted(what, this.maxRetries);
+  }
+
+  private async backoff(attempt: number): Promise<void> {
+    if (attempt < 2) return;
+    await sleep(Math.min(50, 1 + attempt * 2) * this.random());
+  }
+}
+
+function shuffle<T>(a: T[], random: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}
+
+function ignoreExists(e: unknown): void {
+  if (!(e instanceof DatastoreExists)) throw e;
+}
+

@@ -1,0 +1,96 @@
+// IPAM layer 2 of 3: reading and writing IPAM objects in the datastore. Every write is either a
+// create-if-absent or a compare-and-swap on the revision read; this layer never retries — the
+// orchestration layer (ipam.ts) re-reads and retries on DatastoreConflict/DatastoreExists.
+//   /tabby/ipam/v2/blocks/<cidr, '/'→'-'>           BlockValue (block.ts)
+//   /tabby/ipam/v2/affinities/<node>/<cidr, '/'→'-'> AffinityValue (pending → confirmed)
+//   /tabby/ipam/v2/handles/<handleId>                HandleValue (block cidr → count)
+//   /tabby/ipam/v2/config                            IpamConfig
+import type { Datastore, KVPair } from '../datastore/types.js';
+import { DatastoreNotFound } from '../datastore/types.js';
+import type { BlockValue } from './block.js';
+
+export const IPAM_PREFIX = '/tabby/ipam/v2/';
+export const BLOCKS_PREFIX = `${IPAM_PREFIX}blocks/`;
+export const AFFINITIES_PREFIX = `${IPAM_PREFIX}affinities/`;
+export const HANDLES_PREFIX = `${IPAM_PREFIX}handles/`;
+export const CONFIG_KEY = `${IPAM_PREFIX}config`;
+
+export type AffinityState = 'pending' | 'confirmed' | 'pendingDeletion';
+
+export interface AffinityValue {
+  node: string;
+  cidr: string;
+  state: AffinityState;
+}
+
+export interface HandleValue {
+  handleId: string;
+  /** block cidr → number of addresses this handle holds there. */
+  block: Record<string, number>;
+  /** Owner attributes as given at assignment (namespace, pod, node, containerID…). */
+  attrs?: Record<string, string>;
+}
+
+export interface IpamConfig {
+  /** Never borrow an address from another node's block. */
+  strictAffinity: boolean;
+  /** Most blocks one node may hold (Calico's default 20). */
+  maxBlocksPerHost: number;
+}
+
+export const DEFAULT_IPAM_CONFIG: IpamConfig = { strictAffinity: false, maxBlocksPerHost: 20 };
+
+const cidrKey = (cidr: string) => cidr.replace('/', '-');
+const keyCidr = (k: string) => {
+  const i = k.lastIndexOf('-');
+  return `${k.slice(0, i)}/${k.slice(i + 1)}`;
+};
+
+export const blockKey = (cidr: string): string => BLOCKS_PREFIX + cidrKey(cidr);
+export const affinityKey = (node: string, cidr: string): string => `${AFFINITIES_PREFIX}${node}/${cidrKey(cidr)}`;
+/** Handle ids are used as one key segment: '/' is not allowed in them. */
+export const handleKey = (handle: string): string => HANDLES_PREFIX + handle.replace(/\//g, '_');
+export const cidrOfBlockKey = (key: string): string => keyCidr(key.slice(BLOCKS_PREFIX.length));
+
+export class IpamStore {
+  constructor(readonly ds: Datastore) {}
+
+  // ---- blocks
+  getBlock(cidr: string): Promise<KVPair<BlockValue> | undefined> { return this.ds.get<BlockValue>(blockKey(cidr)); }
+  async listBlocks(): Promise<KVPair<BlockValue>[]> { return (await this.ds.list<BlockValue>(BLOCKS_PREFIX)).items; }
+  createBlock(b: BlockValue): Promise<KVPair<BlockValue>> { return this.ds.create(blockKey(b.cidr), b); }
+  updateBlock(b: BlockValue, revision: number): Promise<KVPair<BlockValue>> { return this.ds.update(blockKey(b.cidr), b, revision); }
+  deleteBlock(cidr: string, revision: number): Promise<void> { return this.ds.delete(blockKey(cidr), revision); }
+
+  // ---- affinities
+  getAffinity(node: string, cidr: string): Promise<KVPair<AffinityValue> | undefined> { return this.ds.get<AffinityValue>(affinityKey(node, cidr)); }
+  /** Affinities of one node (or of every node). Node names cannot contain '/'. */
+  async listAffinities(node?: string): Promise<KVPair<AffinityValue>[]> {
+    return (await this.ds.list<AffinityValue>(node === undefined ? AFFINITIES_PREFIX : `${AFFINITIES_PREFIX}${node}/`)).items;
+  }
+  createAffinity(a: AffinityValue): Promise<KVPair<AffinityValue>> { return this.ds.create(affinityKey(a.node, a.cidr), a); }
+  updateAffinity(a: AffinityValue, revision: number): Promise<KVPair<AffinityValue>> { return this.ds.update(affinityKey(a.node, a.cidr), a, revision); }
+  deleteAffinity(node: string, cidr: string, revision?: number): Promise<void> { return this.ds.delete(affinityKey(node, cidr), revision); }
+
+  // ---- handles
+  getHandle(handle: string): Promise<KVPair<HandleValue> | undefined> { return this.ds.get<HandleValue>(handleKey(handle)); }
+  async listHandles(): Promise<KVPair<HandleValue>[]> { return (await this.ds.list<HandleValue>(HANDLES_PREFIX)).items; }
+  createHandle(h: HandleValue): Promise<KVPair<HandleValue>> { return this.ds.create(handleKey(h.handleId), h); }
+  updateHandle(h: HandleValue, revision: number): Promise<KVPair<HandleValue>> { return this.ds.update(handleKey(h.handleId), h, revision); }
+  deleteHandle(handle: string, revision?: number): Promise<void> { return this.ds.delete(handleKey(handle), revision); }
+
+  // ---- config
+  async getConfig(): Promise<{ config: IpamConfig; revision: number | undefined }> {
+    const kv = await this.ds.get<Partial<IpamConfig>>(CONFIG_KEY);
+    return { config: { ...DEFAULT_IPAM_CONFIG, ...(kv?.value ?? {}) }, revision: kv?.revision };
+  }
+  async setConfig(c: IpamConfig, revision: number | undefined): Promise<void> {
+    if (revision === undefined) await this.ds.create(CONFIG_KEY, c);
+    else await this.ds.update(CONFIG_KEY, c, revision);
+  }
+}
+
+/** Delete that treats "already gone" as done. */
+export async function deleteIfPresent(fn: () => Promise<void>): Promise<void> {
+  try { await fn(); } catch (e) { if (!(e instanceof DatastoreNotFound)) throw e; }
+}
