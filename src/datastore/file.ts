@@ -381,6 +381,7 @@ export class FileDatastore implements Datastore {
 
   private waitForChange(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
+      if (signal?.aborted || this.closed) { resolve(); return; }
       const done = () => {
         this.waiters.delete(done);
         signal?.removeEventListener('abort', done);

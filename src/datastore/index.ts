@@ -23,3 +23,4 @@ export async function openDatastore(cfg: DatastoreConfig): Promise<Datastore> {
     }
   }
 }
+export * from './resources.js';

@@ -68,6 +68,7 @@ export class MemoryDatastore implements Datastore {
         }
       }
       next = Math.max(next, this.rev + 1);
+      if (signal?.aborted) break;
       await new Promise<void>((resolve) => {
         const wake = () => { this.waiters.delete(wake); signal?.removeEventListener('abort', wake); resolve(); };
         this.waiters.add(wake);
