@@ -1,0 +1,877 @@
+// BgpSpeaker: the listener, the peers and the RIBs; emits best-route changes (the agent installs them).
+//
+//   peer session (session.ts, bgp-1) ──UPDATE──▶ ingest (sliced, never starves keepalives)
+//       ▶ import policy (policy.ts) ▶ Adj-RIB-In ▶ Loc-RIB (decision.ts) ─change─▶ 'best'/'withdrawn'
+//       ▶ per peer: who gets it (reflector.ts) ▶ export attrs (policy.ts) ▶ Adj-RIB-Out ▶ packed UPDATEs
+//
+// RFCs: 4271 (§9 decision/update-send), 4456 (reflection), 4724 (graceful restart, helper and
+// restarting side), 7606 (outcomes from the codec: treat-as-withdraw / attribute-discard / reset),
+// 2918 + 7313 (route refresh), 4486 (Cease 6/1 max-prefix).
+// The per-peer transport (FSM, sockets, OPEN negotiation) comes from a SessionFactory; the default
+// one is bgp-1's session.ts (see sessions.ts). Tests inject their own.
+import { EventEmitter } from 'node:events';
+import { Buffer } from 'node:buffer';
+import type { Logger } from '../common/log.js';
+import { log as makeLog } from '../common/log.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
+import {
+  encodeNotification, encodeRouteRefresh,
+} from './codec/message.js';
+import {
+  DEFAULT_CAPS, type CodecCaps, type PrefixList, type RouteRefreshMessage, type UpdateMessage,
+  FAMILY_IPV4_UNICAST, FAMILY_IPV6_UNICAST, type FamilyKey,
+} from './codec/types.js';
+import type { Negotiated } from './negotiate.js';
+import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
+import { LocRib } from './rib/loc-rib.js';
+import { AdjRibOut } from './rib/adj-rib-out.js';
+import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber, type PathSource } from './rib/path.js';
+import {
+  PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey,
+} from './rib/prefix-table.js';
+import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
+import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
+import { shouldAdvertise } from './reflector.js';
+import { keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, type GrOptions } from './graceful-restart.js';
+import type { DecisionOptions } from './rib/decision.js';
+
+export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface MaxPrefixConfig {
+  limit: number;
+  /** 'warn': log once; 'shutdown' (default): Cease 6/1 with the limit in data (RFC 4486 §4). */
+  action?: 'warn' | 'shutdown';
+  /** After a shutdown, start the peer again after this many seconds (default: stay down). */
+  restartAfter?: number;
+}
+
+export interface PeerConfig {
+  address: string;
+  asn: number;
+  localAddress?: string;
+  passive?: boolean;
+  routeReflectorClient?: boolean;
+  nextHopSelf?: boolean;
+  keepOriginalNextHop?: boolean;
+  password?: string;
+  ttlSecurity?: number;
+  maxPrefix?: number | MaxPrefixConfig;
+  holdTime?: number;
+  families: ('ipv4' | 'ipv6')[];
+  description?: string;
+  /** mesh | global | node | … (informational, shown in status). */
+  type?: string;
+  port?: number;
+  /** Calico numAllowedLocalASNumbers: own AS may appear this many times in a received AS_PATH. */
+  allowOwnAs?: number;
+  /** Our IPv6 next hop for IPv6 routes on this session when it runs over IPv4. */
+  localAddress6?: string;
+  /** Graceful restart toward this peer (default: the speaker's setting). */
+  gracefulRestart?: boolean;
+}
+
+export interface PeerStatus {
+  address: string;
+  asn: number;
+  state: PeerState;
+  since: Date;
+  info: string;
+  prefixesReceived: number;
+  prefixesAccepted: number;
+  type?: string;
+  description?: string;
+  /** Routes kept stale for a restarting peer (RFC 4724). */
+  prefixesStale: number;
+  prefixesAdvertised: number;
+  routerId?: string;
+}
+
+export interface BestRouteEvent {
+  prefix: string;
+  /** Next hops of the best path (several with multipath). */
+  nextHops: string[];
+  attrs: Readonly<RouteAttributes>;
+  /** The peer the best path came from ('' = originated here). */
+  source: string;
+  /** The best path is kept stale for a restarting peer. */
+  stale: boolean;
+}
+
+export interface WithdrawnRouteEvent {
+  prefix: string;
+}
+
+export interface PeerEvent {
+  address: string;
+  state: PeerState;
+  previous: PeerState;
+  info: string;
+}
+
+// ------------------------------------------------------------------ session port
+
+export interface SessionDown {
+  /** Human-readable reason ('Hold timer expired', 'Connection refused', …). */
+  reason: string;
+  /** A NOTIFICATION was sent or received (graceful restart does not apply, RFC 4724 §4). */
+  notification?: boolean;
+}
+
+/**
+ * What the speaker needs from one peer's transport. Events: 'state' (PeerState, info),
+ * 'established' (Negotiated, localAddress), 'update' (UpdateMessage), 'route-refresh'
+ * (RouteRefreshMessage), 'down' (SessionDown), 'drain'.
+ */
+export interface PeerSession extends EventEmitter {
+  start(): void;
+  /** Close with a Cease NOTIFICATION (subcode, data) or silently; go Idle and stay there. */
+  stop(cease?: { subcode: number; data?: Buffer }): void;
+  /** Queue an encoded message; false = buffer full, wait for 'drain'. */
+  send(msg: Buffer): boolean;
+}
+
+export interface SessionParams {
+  peer: PeerConfig;
+  localAsn: number;
+  routerId: string;
+  listenPort: number;
+  gracefulRestart?: { restartTime: number; restarting: boolean; forwardingPreserved: boolean };
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface SessionFactory {
+  /** Start listening (the speaker calls this once from start()). */
+  listen?(address: string | undefined, port: number): Promise<void>;
+  create(params: SessionParams): PeerSession;
+  close?(): Promise<void>;
+}
+
+export interface BgpSpeakerOptions {
+  asn: number;
+  routerId: string;
+  listenAddress?: string;
+  listenPort?: number;
+  /** Route reflector cluster ID (RFC 4456); peers with routeReflectorClient are its clients. */
+  clusterId?: string;
+  gracefulRestart?: GrOptions;
+  clock?: Clock;
+  logger?: Logger;
+  /** ECMP: emit every equal-cost next hop. */
+  multipath?: boolean;
+  alwaysCompareMed?: boolean;
+  sessions?: SessionFactory;
+  /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
+  sliceMs?: number;
+}
+
+// ------------------------------------------------------------------ per peer runtime
+
+interface Peer {
+  config: PeerConfig;
+  source: PathSource;
+  policy: PeerPolicy;
+  session: PeerSession | undefined;
+  state: PeerState;
+  since: Date;
+  info: string;
+  negotiated: Negotiated | undefined;
+  caps: CodecCaps;
+  adjIn: PrefixTable<Path>;
+  adjOut: AdjRibOut;
+  stale: number;
+  rawCache: Map<string, AttrSet | null>;
+  exportCache: Map<number, AttrSet | null>;
+  inQueue: UpdateMessage[];
+  /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
+  dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined;
+  dumpDone: boolean;
+  eorSent: boolean;
+  eorReceived: Set<1 | 2>;
+  flushScheduled: boolean;
+  blocked: boolean;
+  grTimer: TimerHandle | undefined;
+  restartTimer: TimerHandle | undefined;
+  maxPrefixWarned: boolean;
+  stopped: boolean;
+}
+
+const ALL_AFIS: readonly (1 | 2)[] = [1, 2];
+
+export class BgpSpeaker extends EventEmitter {
+  readonly asn: number;
+  readonly routerId: string;
+  readonly clusterId: string | undefined;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly attrTable = new AttrTable();
+  private readonly rib: LocRib;
+  private readonly peersByAddr = new Map<string, Peer>();
+  private readonly identity: LocalIdentity;
+  private readonly sessions: SessionFactory | undefined;
+  private readonly sliceMs: number;
+  private nextSourceId = 1;
+  private running = false;
+  private processing = false;
+  private readonly busy = new Set<Peer>();
+  /** RFC 4724 restarting side: best-path output held back; the prefixes that changed meanwhile. */
+  private deferring = false;
+  private deferred = new PrefixTable<true>();
+  private deferralTimer: TimerHandle | undefined;
+  private readonly localPaths = new PrefixTable<Path>();
+  private readonly localAttrCache = new Map<string, AttrSet>();
+
+  constructor(readonly opts: BgpSpeakerOptions) {
+    super();
+    this.asn = opts.asn;
+    this.routerId = opts.routerId;
+    this.clusterId = opts.clusterId;
+    this.clock = opts.clock ?? realClock;
+    this.log = opts.logger ?? makeLog('bgp', { routerId: opts.routerId });
+    const dopts: DecisionOptions = { multipath: opts.multipath ?? false, alwaysCompareMed: opts.alwaysCompareMed ?? false };
+    this.rib = new LocRib(dopts);
+    this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
+    this.sessions = opts.sessions;
+    this.sliceMs = opts.sliceMs ?? 15;
+    if (opts.gracefulRestart?.restarting) this.deferring = true;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    if (this.sessions?.listen) await this.sessions.listen(this.opts.listenAddress, this.opts.listenPort ?? 179);
+    for (const p of this.peersByAddr.values()) this.startSession(p);
+    if (this.deferring) {
+      const ms = 1000 * (this.opts.gracefulRestart?.deferralTime ?? this.opts.gracefulRestart?.restartTime ?? 120);
+      this.deferralTimer = this.clock.setTimer(ms, () => this.endDeferral('selection deferral timer expired'));
+      this.checkDeferral();
+    }
+  }
+
+  /** Stop every session. graceful: just close the sockets (peers keep our routes, RFC 4724); else Cease 6/2. */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
+    this.running = false;
+    this.deferralTimer?.cancel();
+    for (const p of this.peersByAddr.values()) {
+      p.stopped = true;
+      p.grTimer?.cancel();
+      p.restartTimer?.cancel();
+      const s = p.session;
+      p.session = undefined;
+      s?.removeAllListeners();
+      s?.stop(opts.graceful ? undefined : { subcode: 2 });
+      this.setState(p, 'Idle', 'Stopped');
+    }
+    await this.sessions?.close?.();
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  addPeer(config: PeerConfig): void {
+    const address = config.address;
+    if (this.peersByAddr.has(address)) throw new Error(`peer ${address} already configured`);
+    const ebgp = config.asn !== this.asn;
+    const source = peerSource({ id: this.nextSourceId++, address, ebgp, asn: config.asn, rrClient: !!config.routeReflectorClient });
+    const p: Peer = {
+      config: { ...config }, source, policy: this.policyFor(config, config.localAddress ?? ''),
+      session: undefined, state: 'Idle', since: new Date(this.wallNow()), info: 'Idle',
+      negotiated: undefined, caps: DEFAULT_CAPS,
+      adjIn: new PrefixTable(), adjOut: new AdjRibOut(this.attrTable), stale: 0,
+      rawCache: new Map(), exportCache: new Map(), inQueue: [],
+      dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(),
+      flushScheduled: false, blocked: false, grTimer: undefined, restartTimer: undefined,
+      maxPrefixWarned: false, stopped: false,
+    };
+    this.peersByAddr.set(address, p);
+    if (this.running) this.startSession(p);
+  }
+
+  /** Change a peer's configuration; the session restarts when something it negotiated changed. */
+  updatePeer(config: PeerConfig): void {
+    const p = this.peersByAddr.get(config.address);
+    if (!p) return this.addPeer(config);
+    const old = p.config;
+    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart'];
+    const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
+    if (restart) {
+      this.removePeer(config.address);
+      this.addPeer(config);
+      return;
+    }
+    p.config = { ...config };
+    p.policy = this.policyFor(config, p.policy.localAddress);
+    p.exportCache.clear();
+    if (p.state === 'Established') this.refreshExports(p);
+  }
+
+  removePeer(address: string): void {
+    const p = this.peersByAddr.get(address);
+    if (!p) return;
+    p.stopped = true;
+    p.grTimer?.cancel();
+    p.restartTimer?.cancel();
+    const s = p.session;
+    p.session = undefined;
+    s?.removeAllListeners();
+    s?.stop({ subcode: 3 }); // Cease 6/3 peer de-configured
+    this.peersByAddr.delete(address);
+    this.busy.delete(p);
+    this.flushPeerRoutes(p, null);
+    p.adjOut.clear();
+    this.emit('peer', { address, state: 'Idle', previous: p.state, info: 'Removed' } satisfies PeerEvent);
+  }
+
+  peers(): PeerStatus[] {
+    return [...this.peersByAddr.values()].map((p) => ({
+      address: p.config.address,
+      asn: p.config.asn,
+      state: p.state,
+      since: p.since,
+      info: p.info,
+      prefixesReceived: p.adjIn.size,
+      prefixesAccepted: p.adjIn.size,
+      prefixesStale: p.stale,
+      prefixesAdvertised: p.adjOut.sent.size,
+      ...(p.config.type ? { type: p.config.type } : {}),
+      ...(p.config.description ? { description: p.config.description } : {}),
+      ...(p.negotiated ? { routerId: p.negotiated.peerRouterId } : {}),
+    }));
+  }
+
+  // ---------------------------------------------------------------- local routes
+
+  /** Originate a prefix from this speaker (e.g. an IPAM block). */
+  originate(prefix: string, opts: { nextHop?: string; communities?: number[]; localPref?: number; med?: number } = {}): void {
+    const k = parsePrefixKey(prefix);
+    const attrs: RouteAttributes = { origin: 0, asPath: [] };
+    if (opts.nextHop) attrs.nextHop = opts.nextHop;
+    if (opts.communities?.length) attrs.communities = opts.communities.slice();
+    if (opts.localPref !== undefined) attrs.localPref = opts.localPref;
+    if (opts.med !== undefined) attrs.med = opts.med;
+    const set = this.attrTable.intern(attrs);
+    const prev = this.localPaths.get(k.bucket, k.key);
+    if (prev && prev.attrs === set) return;
+    const path = new Path(LOCAL_SOURCE, set);
+    this.attrTable.ref(set);
+    if (prev) this.attrTable.unref(prev.attrs);
+    this.localPaths.set(k.bucket, k.key, path);
+    if (this.rib.upsert(k.bucket, k.key, path)) this.bestChanged(k.bucket, k.key);
+  }
+
+  withdraw(prefix: string): void {
+    const k = parsePrefixKey(prefix);
+    const prev = this.localPaths.get(k.bucket, k.key);
+    if (!prev) return;
+    this.localPaths.delete(k.bucket, k.key);
+    this.attrTable.unref(prev.attrs);
+    if (this.rib.remove(k.bucket, k.key, LOCAL_SOURCE)) this.bestChanged(k.bucket, k.key);
+  }
+
+  /** Prefixes originated here. */
+  originated(): string[] {
+    const out: string[] = [];
+    this.localPaths.forEach((_p, b, k) => out.push(formatPrefixKey(b, k)));
+    return out;
+  }
+
+  // ---------------------------------------------------------------- Loc-RIB view
+
+  /** A read-only view of the Loc-RIB. */
+  locRib(): LocRibView {
+    return new LocRibView(this.rib);
+  }
+
+  /** Distinct interned attribute sets (for metrics and the scale test). */
+  get attributeSets(): number {
+    return this.attrTable.size;
+  }
+
+  /** true while UPDATEs are queued for processing. */
+  get idle(): boolean {
+    return this.busy.size === 0;
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private policyFor(config: PeerConfig, localAddress: string): PeerPolicy {
+    return {
+      asn: config.asn,
+      ebgp: config.asn !== this.asn,
+      rrClient: !!config.routeReflectorClient,
+      nextHopSelf: !!config.nextHopSelf,
+      keepOriginalNextHop: !!config.keepOriginalNextHop,
+      allowOwnAs: config.allowOwnAs ?? 0,
+      localAddress,
+      ...(config.localAddress6 ? { localAddress6: config.localAddress6 } : {}),
+    };
+  }
+
+  private get reflector(): boolean {
+    if (this.clusterId !== undefined) return true;
+    for (const p of this.peersByAddr.values()) if (p.config.routeReflectorClient) return true;
+    return false;
+  }
+
+  private startSession(p: Peer): void {
+    if (!this.sessions) throw new Error('BgpSpeaker: no session factory (pass opts.sessions or import src/bgp/index.ts)');
+    p.stopped = false;
+    const gr = this.opts.gracefulRestart;
+    const useGr = gr && p.config.gracefulRestart !== false;
+    const s = this.sessions.create({
+      peer: p.config, localAsn: this.asn, routerId: this.routerId, listenPort: this.opts.listenPort ?? 179,
+      ...(useGr ? { gracefulRestart: { restartTime: gr.restartTime, restarting: !!gr.restarting, forwardingPreserved: gr.forwardingPreserved ?? true } } : {}),
+      clock: this.clock, logger: this.log.child({ peer: p.config.address }),
+    });
+    p.session = s;
+    s.on('state', (state: PeerState, info?: string) => { if (p.session === s) this.setState(p, state, info ?? state); });
+    s.on('established', (n: Negotiated, localAddress: string) => { if (p.session === s) this.onEstablished(p, n, localAddress); });
+    s.on('update', (m: UpdateMessage) => { if (p.session === s) this.enqueue(p, m); });
+    s.on('route-refresh', (m: RouteRefreshMessage) => { if (p.session === s) this.onRouteRefresh(p, m); });
+    s.on('down', (d: SessionDown) => { if (p.session === s) this.onDown(p, d); });
+    s.on('drain', () => { if (p.session === s) { p.blocked = false; this.scheduleFlush(p); } });
+    s.start();
+  }
+
+  private setState(p: Peer, state: PeerState, info: string): void {
+    if (p.state === state && p.info === info) return;
+    const previous = p.state;
+    if (previous !== state) p.since = new Date(this.wallNow());
+    p.state = state;
+    p.info = info;
+    this.emit('peer', { address: p.config.address, state, previous, info } satisfies PeerEvent);
+  }
+
+  private wallNow(): number {
+    return this.clock === realClock ? Date.now() : this.clock.now();
+  }
+
+  private onEstablished(p: Peer, n: Negotiated, localAddress: string): void {
+    p.negotiated = n;
+    p.caps = n.caps;
+    p.source.routerId = ipv4ToNumber(n.peerRouterId);
+    p.policy = this.policyFor(p.config, localAddress || p.config.localAddress || '');
+    p.exportCache.clear();
+    p.rawCache.clear();
+    p.eorReceived.clear();
+    p.eorSent = false;
+    p.dumpDone = false;
+    p.blocked = false;
+    p.maxPrefixWarned = false;
+    p.adjOut.clear();
+    p.restartTimer?.cancel();
+    // RFC 4724 §4.2: families without the F bit (or no capability at all) lose their stale routes now.
+    if (p.stale > 0) {
+      p.grTimer?.cancel();
+      const flush = familiesToFlushOnReturn(n.peerGracefulRestart, ALL_AFIS);
+      if (flush.length) this.sweepStale(p, flush);
+      if (p.stale > 0) {
+        // Wait for End-of-RIB, bounded by the peer's restart time (at least 60 s).
+        const ms = Math.max(60_000, restartTimeMs(n.peerGracefulRestart));
+        p.grTimer = this.clock.setTimer(ms, () => this.sweepStale(p, ALL_AFIS));
+      }
+    }
+    this.setState(p, 'Established', 'Established');
+    if (!this.deferring) this.startDump(p);
+    this.checkDeferral();
+  }
+
+  private onDown(p: Peer, d: SessionDown): void {
+    const wasEstablished = p.state === 'Established';
+    p.inQueue.length = 0;
+    this.busy.delete(p);
+    p.dumping = undefined;
+    p.adjOut.clear();
+    if (wasEstablished) {
+      if (this.opts.gracefulRestart && keepStaleOnDown(p.negotiated?.peerGracefulRestart, d) && p.adjIn.size > 0) {
+        // RFC 4724 §4.2 helper: keep the routes, mark them stale, bound by the peer's restart time.
+        let n = 0;
+        p.adjIn.forEach((path) => { if (!path.stale) { path.stale = true; n++; } });
+        p.stale += n;
+        p.grTimer?.cancel();
+        const ms = restartTimeMs(p.negotiated?.peerGracefulRestart);
+        this.log.info({ stale: p.stale, restartTimeMs: ms }, 'peer down, keeping its routes stale (graceful restart)');
+        p.grTimer = this.clock.setTimer(ms, () => this.sweepStale(p, ALL_AFIS));
+      } else {
+        this.flushPeerRoutes(p, null);
+      }
+    }
+    p.negotiated = undefined;
+    this.setState(p, p.stopped ? 'Idle' : 'Active', d.reason);
+    this.checkDeferral();
+  }
+
+  // ---------------------------------------------------------------- ingest
+
+  private enqueue(p: Peer, m: UpdateMessage): void {
+    p.inQueue.push(m);
+    this.busy.add(p);
+    if (!this.processing) {
+      this.processing = true;
+      setImmediate(() => this.processSlice());
+    }
+  }
+
+  /** Process queued UPDATEs for at most sliceMs, then yield to the event loop (timers, sockets). */
+  private processSlice(): void {
+    const deadline = performance.now() + this.sliceMs;
+    let n = 0;
+    while (this.busy.size > 0) {
+      for (const p of this.busy) {
+        const m = p.inQueue.shift();
+        if (!m) { this.busy.delete(p); continue; }
+        try {
+          this.processUpdate(p, m);
+        } catch (e) {
+          this.log.error({ err: e }, 'UPDATE processing failed');
+        }
+        if (p.inQueue.length === 0) this.busy.delete(p);
+      }
+      if ((++n & 7) === 0 && performance.now() > deadline) break;
+    }
+    if (this.busy.size > 0) setImmediate(() => this.processSlice());
+    else {
+      this.processing = false;
+      this.emit('idle');
+    }
+  }
+
+  private processUpdate(p: Peer, m: UpdateMessage): void {
+    if (p.state !== 'Established') return;
+    const eor = endOfRibFamily(m);
+    if (eor) return this.onEndOfRib(p, eor);
+    if (m.errors?.length) {
+      for (const e of m.errors) this.log.warn({ code: e.code, subcode: e.subcode, handling: e.handling }, `malformed UPDATE: ${e.message}`);
+    }
+    if (m.treatAsWithdraw) {
+      // RFC 7606 §2: every NLRI of this UPDATE is handled as withdrawn.
+      this.withdrawList(p, m.withdrawn);
+      this.withdrawList(p, m.nlri);
+      if (m.attrs?.mpReach) this.withdrawList(p, m.attrs.mpReach.nlri);
+      if (m.attrs?.mpUnreach) this.withdrawList(p, m.attrs.mpUnreach.withdrawn);
+      return;
+    }
+    if (m.withdrawn.count) this.withdrawList(p, m.withdrawn);
+    const a = m.attrs;
+    if (a?.mpUnreach) this.withdrawList(p, a.mpUnreach.withdrawn);
+    if (!a) return;
+    if (m.nlri.count) {
+      const set = this.importSet(p, a, undefined, m.rawAttrs);
+      if (set) this.announceList(p, m.nlri, set);
+      else this.withdrawList(p, m.nlri);
+    }
+    const mp = a.mpReach;
+    if (mp && mp.nlri.count && mp.safi === 1) {
+      const set = this.importSet(p, a, { nextHop: mp.nextHop, ...(mp.linkLocal ? { linkLocal: mp.linkLocal } : {}) }, undefined);
+      if (set) this.announceList(p, mp.nlri, set);
+      else this.withdrawList(p, mp.nlri);
+    }
+    this.checkMaxPrefix(p);
+  }
+
+  /** The interned, post-import-policy attribute set of an UPDATE (null: rejected by policy). */
+  private importSet(p: Peer, a: UpdateMessage['attrs'] & object, mpNextHop: { nextHop: string; linkLocal?: string } | undefined, raw: Buffer | undefined): AttrSet | null {
+    // Fast path: identical attribute bytes from this peer seen before (the IPv4 case; MP_REACH holds NLRI).
+    const rawKey = raw && !a.mpReach ? raw.toString('latin1') : undefined;
+    if (rawKey !== undefined) {
+      const hit = p.rawCache.get(rawKey);
+      if (hit !== undefined) return hit;
+    }
+    const r = importAttrs(this.identity, p.policy, routeAttributesOf(a, mpNextHop));
+    let set: AttrSet | null = null;
+    if (r.ok) set = this.attrTable.intern(r.attrs);
+    else this.log.debug({ reason: r.reason }, 'path rejected on import');
+    if (rawKey !== undefined) {
+      if (p.rawCache.size >= 4096) p.rawCache.clear();
+      p.rawCache.set(rawKey, set);
+    }
+    return set;
+  }
+
+  private announceList(p: Peer, list: PrefixList, set: AttrSet): void {
+    const adjIn = p.adjIn;
+    for (let i = 0; i < list.count; i++) {
+      const b = bucketAt(list, i);
+      const k = keyAt(list, i);
+      const prev = adjIn.get(b, k);
+      if (prev !== undefined) {
+        if (prev.attrs === set) {
+          if (prev.stale) { prev.stale = false; p.stale--; }
+          continue;
+        }
+        if (prev.stale) p.stale--;
+        this.attrTable.unref(prev.attrs);
+      }
+      const path = new Path(p.source, set);
+      set.refs++;
+      adjIn.set(b, k, path);
+      if (this.rib.upsert(b, k, path)) this.bestChanged(b, k);
+    }
+  }
+
+  private withdrawList(p: Peer, list: PrefixList): void {
+    for (let i = 0; i < list.count; i++) this.withdrawOne(p, bucketAt(list, i), keyAt(list, i));
+  }
+
+  private withdrawOne(p: Peer, b: number, k: PrefixKey): void {
+    const prev = p.adjIn.get(b, k);
+    if (prev === undefined) return;
+    p.adjIn.delete(b, k);
+    if (prev.stale) p.stale--;
+    this.attrTable.unref(prev.attrs);
+    if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
+  }
+
+  /** Remove a peer's routes: all (afis null) or only its stale ones of the given families. */
+  private flushPeerRoutes(p: Peer, staleAfis: readonly (1 | 2)[] | null): void {
+    const doomed: [number, PrefixKey][] = [];
+    p.adjIn.forEach((path, b, k) => {
+      if (staleAfis === null || (path.stale && staleAfis.includes(afiOfBucket(b)))) doomed.push([b, k]);
+    });
+    for (const [b, k] of doomed) this.withdrawOne(p, b, k);
+  }
+
+  private sweepStale(p: Peer, afis: readonly (1 | 2)[]): void {
+    if (p.stale === 0) return;
+    const before = p.stale;
+    this.flushPeerRoutes(p, afis);
+    this.log.info({ removed: before - p.stale, afis }, 'stale routes removed (graceful restart)');
+    if (p.stale === 0) p.grTimer?.cancel();
+    this.emit('stale-swept', { address: p.config.address, removed: before - p.stale });
+  }
+
+  private onEndOfRib(p: Peer, afi: 1 | 2): void {
+    p.eorReceived.add(afi);
+    this.emit('end-of-rib', { address: p.config.address, afi });
+    if (p.stale > 0) this.sweepStale(p, [afi]);
+    this.checkDeferral();
+  }
+
+  private checkMaxPrefix(p: Peer): void {
+    const mp = p.config.maxPrefix;
+    if (mp === undefined) return;
+    const cfg: MaxPrefixConfig = typeof mp === 'number' ? { limit: mp } : mp;
+    if (p.adjIn.size <= cfg.limit) return;
+    if (cfg.action === 'warn') {
+      if (!p.maxPrefixWarned) this.log.warn({ limit: cfg.limit, received: p.adjIn.size }, 'max-prefix limit exceeded');
+      p.maxPrefixWarned = true;
+      return;
+    }
+    // RFC 4486 §4: Cease 6/1, data = AFI (2), SAFI (1), the upper bound (4).
+    const data = Buffer.alloc(7);
+    data.writeUInt16BE(1, 0);
+    data.writeUInt8(1, 2);
+    data.writeUInt32BE(cfg.limit >>> 0, 3);
+    this.log.warn({ limit: cfg.limit, received: p.adjIn.size }, 'max-prefix limit exceeded: closing the session');
+    const s = p.session;
+    p.session = undefined;
+    s?.removeAllListeners();
+    s?.stop({ subcode: 1, data });
+    p.inQueue.length = 0;
+    this.busy.delete(p);
+    p.adjOut.clear();
+    this.flushPeerRoutes(p, null);
+    this.setState(p, 'Idle', `Max prefix limit ${cfg.limit} exceeded`);
+    if (cfg.restartAfter !== undefined && cfg.restartAfter >= 0) {
+      p.restartTimer = this.clock.setTimer(cfg.restartAfter * 1000, () => {
+        if (this.running && this.peersByAddr.get(p.config.address) === p) this.startSession(p);
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- best-path output
+
+  private bestChanged(b: number, k: PrefixKey): void {
+    if (this.deferring) {
+      this.deferred.set(b, k, true);
+      return;
+    }
+    this.announceChange(b, k);
+  }
+
+  private announceChange(b: number, k: PrefixKey): void {
+    const best = this.rib.best(b, k);
+    if (this.listenerCount('best') > 0 || this.listenerCount('withdrawn') > 0) {
+      const prefix = formatPrefixKey(b, k);
+      if (best) {
+        const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : [best.attrs.nextHop];
+        this.emit('best', { prefix, nextHops, attrs: best.attrs.attrs, source: best.source.address, stale: best.stale } satisfies BestRouteEvent);
+      } else {
+        this.emit('withdrawn', { prefix } satisfies WithdrawnRouteEvent);
+      }
+    }
+    for (const p of this.peersByAddr.values()) {
+      if (p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
+      p.adjOut.want(b, k, best ? this.exportFor(p, best, afiOfBucket(b)) : null);
+      this.scheduleFlush(p);
+    }
+  }
+
+  /** The attribute set `best` is sent to `p` with, or null (not sent). Cached per (attrs, source). */
+  private exportFor(p: Peer, best: Path, afi: 1 | 2): AttrSet | null {
+    if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) return null;
+    const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
+    if (p.negotiated && !p.negotiated.families.includes(fam)) return null;
+    const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
+    const hit = p.exportCache.get(cacheKey);
+    if (hit !== undefined) return hit;
+    const out = exportAttrs(this.identity, p.policy, best.source, best.attrs.attrs, afi);
+    const set = out ? this.attrTable.intern(out) : null;
+    if (p.exportCache.size >= 65536) p.exportCache.clear();
+    p.exportCache.set(cacheKey, set);
+    return set;
+  }
+
+  /** Recompute what a peer should have (after a policy change). */
+  private refreshExports(p: Peer): void {
+    this.rib.forEach((best, b, k) => p.adjOut.want(b, k, this.exportFor(p, best, afiOfBucket(b))));
+    p.adjOut.sent.forEach((_s, b, k) => { if (!this.rib.best(b, k)) p.adjOut.want(b, k, null); });
+    this.scheduleFlush(p);
+  }
+
+  private startDump(p: Peer): void {
+    p.dumping = this.rib.table.entries();
+    p.dumpDone = false;
+    this.scheduleFlush(p);
+  }
+
+  private scheduleFlush(p: Peer): void {
+    if (p.flushScheduled || p.blocked) return;
+    p.flushScheduled = true;
+    setImmediate(() => {
+      p.flushScheduled = false;
+      this.flush(p);
+    });
+  }
+
+  /** Move part of the initial dump into Adj-RIB-Out, then write pending changes until the socket pushes back. */
+  private flush(p: Peer): void {
+    const s = p.session;
+    if (!s || p.state !== 'Established') return;
+    const deadline = performance.now() + this.sliceMs;
+    if (p.dumping) {
+      let n = 0;
+      for (;;) {
+        const r = p.dumping.next();
+        if (r.done) { p.dumping = undefined; p.dumpDone = true; break; }
+        const [b, k, slot] = r.value;
+        const best = Array.isArray(slot) ? slot[0]! : slot;
+        p.adjOut.want(b, k, this.exportFor(p, best, afiOfBucket(b)));
+        if ((++n & 1023) === 0 && performance.now() > deadline) break;
+      }
+    }
+    while (p.adjOut.pendingCount > 0) {
+      for (const batch of p.adjOut.take(2000)) {
+        for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
+      }
+      if (p.blocked || performance.now() > deadline) break;
+    }
+    if (p.dumping || p.adjOut.pendingCount > 0) {
+      if (!p.blocked) this.scheduleFlush(p);
+      return;
+    }
+    if (p.dumpDone && !p.eorSent) {
+      // RFC 4724 §2: End-of-RIB after the initial dump, one per negotiated family.
+      p.eorSent = true;
+      for (const fam of p.negotiated?.families ?? [FAMILY_IPV4_UNICAST]) {
+        if (fam === FAMILY_IPV4_UNICAST) s.send(encodeEndOfRib(1, p.caps));
+        else if (fam === FAMILY_IPV6_UNICAST) s.send(encodeEndOfRib(2, p.caps));
+      }
+      this.emit('dump-done', { address: p.config.address });
+    }
+  }
+
+  private onRouteRefresh(p: Peer, m: RouteRefreshMessage): void {
+    if (p.state !== 'Established' || m.safi !== 1 || (m.afi !== 1 && m.afi !== 2)) return;
+    if (m.subtype !== 0) return; // BoRR/EoRR from the peer: nothing to do for us
+    const s = p.session;
+    if (!s) return;
+    const afi = m.afi as 1 | 2;
+    const enhanced = !!p.negotiated?.enhancedRouteRefresh;
+    // RFC 7313 §4: BoRR, the whole Adj-RIB-Out, EoRR.
+    if (enhanced) s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 1 }));
+    for (const batch of p.adjOut.dump(afi)) for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
+    if (enhanced) s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 2 }));
+    this.emit('route-refresh', { address: p.config.address, afi });
+  }
+
+  /** Ask a peer to resend its routes (RFC 2918). */
+  requestRefresh(address: string, afi: 1 | 2 = 1): boolean {
+    const p = this.peersByAddr.get(address);
+    if (!p?.session || p.state !== 'Established' || !p.negotiated?.routeRefresh) return false;
+    p.session.send(encodeRouteRefresh({ afi, safi: 1, subtype: 0 }));
+    return true;
+  }
+
+  // ---------------------------------------------------------------- restarting side (RFC 4724 §4.1)
+
+  private checkDeferral(): void {
+    if (!this.deferring || !this.running) return;
+    const waiting = [...this.peersByAddr.values()].filter((p) => {
+      if (p.state !== 'Established') return true; // not back yet
+      if (!p.negotiated?.peerGracefulRestart) return false; // no EoR to expect
+      return p.negotiated.families.some((f) => !p.eorReceived.has(f === FAMILY_IPV4_UNICAST ? 1 : 2));
+    });
+    if (waiting.length === 0) this.endDeferral('End-of-RIB from every peer');
+  }
+
+  private endDeferral(why: string): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    this.deferralTimer?.cancel();
+    this.log.info({ why, changed: this.deferred.size }, 'graceful restart: best-path selection no longer deferred');
+    const d = this.deferred;
+    this.deferred = new PrefixTable();
+    d.forEach((_v, b, k) => this.announceChange(b, k));
+    for (const p of this.peersByAddr.values()) if (p.state === 'Established' && !p.dumping && !p.dumpDone) this.startDump(p);
+    this.emit('deferral-done', { why });
+  }
+
+  /** Is best-path output deferred (restarting, waiting for End-of-RIB)? */
+  get deferringBestPath(): boolean {
+    return this.deferring;
+  }
+
+  /** Send NOTIFICATION bytes helper for tests. */
+  static notification(code: number, subcode: number, data: Buffer = Buffer.alloc(0)): Buffer {
+    return encodeNotification({ code, subcode, data });
+  }
+}
+
+/** Read-only Loc-RIB access for the agent, the CLI and tests. */
+export class LocRibView {
+  constructor(private readonly rib: LocRib) {}
+  get size(): number {
+    return this.rib.size;
+  }
+  /** The best route of a prefix ('10.0.0.0/24'), or undefined. */
+  get(prefix: string): BestRouteEvent | undefined {
+    const k = parsePrefixKey(prefix);
+    return this.routeAt(k.bucket, k.key);
+  }
+  /** Every path of a prefix (best first) with its source and the reason the best won. */
+  paths(prefix: string): { source: string; attrs: Readonly<RouteAttributes>; stale: boolean; best: boolean }[] {
+    const k = parsePrefixKey(prefix);
+    return this.rib.paths(k.bucket, k.key).map((p, i) => ({ source: p.source.address, attrs: p.attrs.attrs, stale: p.stale, best: i === 0 }));
+  }
+  /** Why the best path of a prefix won ('local-pref', 'as-path', …). */
+  reason(prefix: string): string | undefined {
+    const k = parsePrefixKey(prefix);
+    const d = this.rib.decision(k.bucket, k.key);
+    return d.best ? d.reason : undefined;
+  }
+  /** Every best route (prefix order within families is unspecified). */
+  *routes(): Generator<BestRouteEvent> {
+    for (const [b, k] of this.rib.table.entries()) {
+      const r = this.routeAt(b, k);
+      if (r) yield r;
+    }
+  }
+  private routeAt(b: number, k: PrefixKey): BestRouteEvent | undefined {
+    const best = this.rib.best(b, k);
+    if (!best) return undefined;
+    const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : [best.attrs.nextHop];
+    return { prefix: formatPrefixKey(b, k), nextHops, attrs: best.attrs.attrs, source: best.source.address, stale: best.stale };
+  }
+}
