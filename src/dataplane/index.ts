@@ -9,3 +9,10 @@ export type { LinkInfo, VethPeer, IpipOptions, VxlanOptions } from './netlink/li
 export { listInterfaces } from './interfaces.js';
 export type { Interface, InterfaceAddress, AddressScope } from './interfaces.js';
 export * as nlconst from './netlink/constants.js';
+export {
+  RTPROT_TABBY, WORKLOAD_IF_PREFIX, IPIP_IF_NAME, VXLAN_IF_NAME, WORKLOAD_HOST_MAC, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6,
+  workloadIfName, isWorkloadIfName,
+} from './ownership.js';
+export { wireWorkload, unwireWorkload, checkWorkload } from './workload.js';
+export type { WorkloadOptions, WiredWorkload, UnwireOptions } from './workload.js';
+export { writeSysctl, readSysctl, writeSysctls, ensureForwarding, SysctlError } from './sysctl.js';

@@ -1,0 +1,232 @@
+// Workload wiring — what the CNI plugin does to the kernel for one pod, Calico's way:
+//   host side  caliXXXXXXXXXXX (veth), MAC ee:ee:ee:ee:ee:ee, no address, up; proxy_arp=1,
+//              neigh proxy_delay=0, route_localnet=1, forwarding=1 (v6: proxy_ndp=1, accept_ra=0);
+//              route <ip>/32 dev caliX scope link proto tabby (and /128 for v6)
+//   pod side   eth0 with <ip>/32, 169.254.1.1 dev eth0 scope link, default via 169.254.1.1 dev eth0
+//              (v6: <ip>/128, default via fe80::ecee:eeff:feee:eeee dev eth0)
+// wireWorkload converges from any starting point (a retried ADD), unwireWorkload removes whatever of
+// it exists (a DEL after a half-done ADD), checkWorkload lists every difference (CNI CHECK).
+// The veth is created with its peer directly in the pod's netns; the pod side is configured over a
+// netlink socket opened inside that netns; the pod's sysctls are written inside it (withNetns).
+import { Netlink } from './netlink/netlink.js';
+import type { Link } from './netlink/messages.js';
+import { RT_SCOPE } from './netlink/constants.js';
+import { isErrno } from './netlink/socket.js';
+import { readSysctl, writeSysctls } from './sysctl.js';
+import {
+  RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC,
+} from './ownership.js';
+import { parseIp, formatIp } from '../common/ip.js';
+
+export interface WorkloadOptions {
+  hostIfName: string;
+  /** the pod's netns (/var/run/netns/…, /proc/<pid>/ns/net) */
+  containerNetnsPath: string;
+  containerIfName?: string;
+  /** the pod's IPv4 address ("10.65.0.5"; a "/32" suffix is accepted) */
+  ipv4?: string;
+  ipv6?: string;
+  mtu?: number;
+  /** where the host side lives; default: the caller's netns (a lab node passes its netns) */
+  hostNetnsPath?: string;
+}
+
+export interface WiredWorkload {
+  hostIfName: string;
+  hostIfIndex: number;
+  hostMac: string;
+  containerIfName: string;
+  containerIfIndex: number;
+  containerMac: string;
+}
+
+export interface UnwireOptions {
+  hostIfName: string;
+  containerNetnsPath?: string;
+  containerIfName?: string;
+  hostNetnsPath?: string;
+  /** also remove host routes to these addresses if they linger (they normally go with the link) */
+  ipv4?: string;
+  ipv6?: string;
+}
+
+const bareIp = (s: string | undefined): string | undefined => (s ? formatIp(parseIp(s.split('/')[0]!)) : undefined);
+
+function hostSysctls(ifName: string, v4: boolean, v6: boolean): [string, number][] {
+  const out: [string, number][] = [];
+  if (v4) {
+    out.push([`net/ipv4/conf/${ifName}/proxy_arp`, 1], [`net/ipv4/neigh/${ifName}/proxy_delay`, 0],
+      [`net/ipv4/conf/${ifName}/route_localnet`, 1], [`net/ipv4/conf/${ifName}/forwarding`, 1]);
+  }
+  if (v6) {
+    out.push([`net/ipv6/conf/${ifName}/disable_ipv6`, 0], [`net/ipv6/conf/${ifName}/proxy_ndp`, 1],
+      [`net/ipv6/conf/${ifName}/accept_ra`, 0], [`net/ipv6/conf/${ifName}/forwarding`, 1]);
+  }
+  return out;
+}
+
+function containerSysctls(ifName: string): [string, number][] {
+  return [['net/ipv6/conf/all/disable_ipv6', 0], ['net/ipv6/conf/default/disable_ipv6', 0],
+    [`net/ipv6/conf/${ifName}/disable_ipv6`, 0], [`net/ipv6/conf/${ifName}/accept_dad`, 0]];
+}
+
+/** veth pair check: each end's IFLA_LINK names the other's index. */
+function isOurPair(host: Link | undefined, cont: Link | undefined): boolean {
+  return !!host && !!cont && host.kind === 'veth' && cont.kind === 'veth' && host.link === cont.index && cont.link === host.index;
+}
+
+export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
+  const ctrIf = o.containerIfName ?? 'eth0';
+  const ip4 = bareIp(o.ipv4);
+  const ip6 = bareIp(o.ipv6);
+  if (!ip4 && !ip6) throw new TypeError('wireWorkload: an ipv4 or ipv6 address is required');
+  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  let cont: Netlink | undefined;
+  try {
+    cont = new Netlink({ netnsPath: o.containerNetnsPath });
+    let hostLink = await host.getLink(o.hostIfName);
+    let contLink = await cont.getLink(ctrIf);
+    if (!isOurPair(hostLink, contLink)) {
+      // Leftovers of an earlier attempt (or a foreign link with our name): start from scratch.
+      if (hostLink) await host.deleteLink(hostLink.index);
+      if (contLink) await cont.deleteLink(contLink.index);
+      await host.createVeth({
+        name: o.hostIfName, mtu: o.mtu, mac: WORKLOAD_HOST_MAC,
+        peer: { name: ctrIf, mtu: o.mtu, netnsPath: o.containerNetnsPath },
+      });
+      hostLink = await host.mustGetLink(o.hostIfName);
+      contLink = await cont.mustGetLink(ctrIf);
+    } else {
+      if (o.mtu && hostLink!.mtu !== o.mtu) await host.setLinkMtu(hostLink!.index, o.mtu);
+      if (o.mtu && contLink!.mtu !== o.mtu) await cont.setLinkMtu(contLink!.index, o.mtu);
+      if (hostLink!.mac !== WORKLOAD_HOST_MAC) await host.setLinkMac(hostLink!.index, WORKLOAD_HOST_MAC);
+    }
+    const h = hostLink!;
+    const c = contLink!;
+
+    writeSysctls(hostSysctls(o.hostIfName, !!ip4, !!ip6), o.hostNetnsPath);
+    if (ip6) writeSysctls(containerSysctls(ctrIf), o.containerNetnsPath);
+
+    if (!h.up) await host.setLinkUp(h.index);
+    if (!c.up) await cont.setLinkUp(c.index);
+
+    // Pod side: exactly our addresses on eth0 (a retried ADD with another IP drops the old one).
+    const want = new Set([ip4 && `${ip4}/32`, ip6 && `${ip6}/128`].filter(Boolean) as string[]);
+    for (const a of await cont.listAddresses()) {
+      if (a.index !== c.index || a.scope === RT_SCOPE.LINK) continue;
+      if (!want.has(`${a.address}/${a.prefixLen}`)) await cont.deleteAddress(c.index, a.address, a.prefixLen);
+    }
+    if (ip4) {
+      await cont.addAddress(c.index, ip4, 32);
+      await cont.replaceRoute({ dst: `${WORKLOAD_GATEWAY_V4}/32`, oif: c.index, scope: RT_SCOPE.LINK });
+      await cont.replaceRoute({ dst: '0.0.0.0/0', gateway: WORKLOAD_GATEWAY_V4, oif: c.index });
+    }
+    if (ip6) {
+      await cont.addAddress(c.index, ip6, 128);
+      await cont.replaceRoute({ dst: '::/0', gateway: WORKLOAD_GATEWAY_V6, oif: c.index });
+    }
+
+    // Host side: the route to the pod.
+    if (ip4) await host.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
+    if (ip6) await host.replaceRoute({ dst: `${ip6}/128`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
+
+    const finalHost = await host.mustGetLink(h.index);
+    const finalCont = await cont.mustGetLink(c.index);
+    return {
+      hostIfName: o.hostIfName, hostIfIndex: h.index, hostMac: finalHost.mac,
+      containerIfName: ctrIf, containerIfIndex: c.index, containerMac: finalCont.mac,
+    };
+  } finally {
+    host.close();
+    cont?.close();
+  }
+}
+
+/** Remove the workload's wiring; true when something was removed. Never fails on what is already gone. */
+export async function unwireWorkload(o: UnwireOptions): Promise<boolean> {
+  let removed = false;
+  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  try {
+    // Deleting one end of a veth deletes the pair; routes and neighbours via it go with it.
+    if (await host.deleteLink(o.hostIfName)) removed = true;
+    const ip4 = bareIp(o.ipv4);
+    const ip6 = bareIp(o.ipv6);
+    for (const dst of [ip4 && `${ip4}/32`, ip6 && `${ip6}/128`]) {
+      if (!dst) continue;
+      for (const r of await host.listRoutes(dst.includes(':') ? 6 : 4)) {
+        if (r.dst === dst && r.protocol === RTPROT_TABBY && r.type === 'unicast' && !r.gateway) {
+          if (await host.deleteRoute(r)) removed = true;
+        }
+      }
+    }
+  } finally {
+    host.close();
+  }
+  if (o.containerNetnsPath) {
+    let cont: Netlink | undefined;
+    try {
+      cont = new Netlink({ netnsPath: o.containerNetnsPath });
+    } catch (e) {
+      // The pod's netns is already gone: nothing left in it.
+      if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    }
+    if (cont) {
+      try {
+        if (await cont.deleteLink(o.containerIfName ?? 'eth0')) removed = true;
+      } catch (e) {
+        if (!isErrno(e, 'EOPNOTSUPP')) throw e;
+      } finally {
+        cont.close();
+      }
+    }
+  }
+  return removed;
+}
+
+/** Every way the kernel differs from a wired workload; empty when all is as wireWorkload leaves it. */
+export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
+  const problems: string[] = [];
+  const ctrIf = o.containerIfName ?? 'eth0';
+  const ip4 = bareIp(o.ipv4);
+  const ip6 = bareIp(o.ipv6);
+  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  let cont: Netlink | undefined;
+  try {
+    cont = new Netlink({ netnsPath: o.containerNetnsPath });
+    const h = await host.getLink(o.hostIfName);
+    const c = await cont.getLink(ctrIf);
+    if (!h) problems.push(`host interface ${o.hostIfName} is missing`);
+    if (!c) problems.push(`container interface ${ctrIf} is missing`);
+    if (!h || !c) return problems;
+    if (!isOurPair(h, c)) problems.push(`${o.hostIfName} and ${ctrIf} are not the two ends of one veth`);
+    if (!h.up) problems.push(`${o.hostIfName} is down`);
+    if (!c.up) problems.push(`${ctrIf} is down`);
+    if (h.mac !== WORKLOAD_HOST_MAC) problems.push(`${o.hostIfName} has MAC ${h.mac}, want ${WORKLOAD_HOST_MAC}`);
+    if (o.mtu && h.mtu !== o.mtu) problems.push(`${o.hostIfName} has MTU ${h.mtu}, want ${o.mtu}`);
+    if (o.mtu && c.mtu !== o.mtu) problems.push(`${ctrIf} has MTU ${c.mtu}, want ${o.mtu}`);
+    for (const [key, value] of hostSysctls(o.hostIfName, !!ip4, !!ip6)) {
+      const got = readSysctl(key, o.hostNetnsPath);
+      if (got !== String(value)) problems.push(`sysctl ${key} is ${got ?? 'missing'}, want ${value}`);
+    }
+    const addrs = (await cont.listAddresses()).filter((a) => a.index === c.index);
+    const hostRoutes = await host.listRoutes();
+    const contRoutes = await cont.listRoutes();
+    const hasRoute = (routes: typeof hostRoutes, dst: string, oif: number, gateway?: string): boolean =>
+      routes.some((r) => r.dst === dst && r.oif === oif && r.type === 'unicast' && (gateway ? r.gateway === gateway : !r.gateway));
+    if (ip4) {
+      if (!addrs.some((a) => a.address === ip4 && a.prefixLen === 32)) problems.push(`${ctrIf} lacks ${ip4}/32`);
+      if (!hasRoute(contRoutes, `${WORKLOAD_GATEWAY_V4}/32`, c.index)) problems.push(`container lacks route ${WORKLOAD_GATEWAY_V4} dev ${ctrIf} scope link`);
+      if (!hasRoute(contRoutes, '0.0.0.0/0', c.index, WORKLOAD_GATEWAY_V4)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V4}`);
+      if (!hasRoute(hostRoutes, `${ip4}/32`, h.index)) problems.push(`host lacks route ${ip4}/32 dev ${o.hostIfName}`);
+    }
+    if (ip6) {
+      if (!addrs.some((a) => a.address === ip6 && a.prefixLen === 128)) problems.push(`${ctrIf} lacks ${ip6}/128`);
+      if (!hasRoute(contRoutes, '::/0', c.index, WORKLOAD_GATEWAY_V6)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V6}`);
+      if (!hasRoute(hostRoutes, `${ip6}/128`, h.index)) problems.push(`host lacks route ${ip6}/128 dev ${o.hostIfName}`);
+    }
+    return problems;
+  } finally {
+    host.close();
+    cont?.close();
+  }
+}
