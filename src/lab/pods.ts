@@ -1,0 +1,101 @@
+// Pods in the lab, created the way containerd creates them: a fresh network namespace, then the real
+// `tabby` CNI plugin executed (inside the node's namespace, the node's "host") with the CNI_* env and
+// the network config on stdin. The plugin is reached through wrapper scripts `tabby`/`tabby-ipam`
+// in the lab's own CNI bin directory (the same wrappers tabby-install-cni writes on a host).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
+import { wrapperScript } from '../cni/install.js';
+import { createNetns, deleteNetns, netnsPath, runIn } from './netns.js';
+
+/** Repository root (works from src/lab and dist/src/lab). */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'dist/src'))) return dir;
+  }
+  throw new Error('cannot find the tabby checkout (package.json with dist/src): run "make build"');
+}
+
+/** Write the `tabby` and `tabby-ipam` wrappers into `binDir` (idempotent); returns binDir. */
+export function installCniWrappers(binDir: string): string {
+  fs.mkdirSync(binDir, { recursive: true });
+  for (const name of ['tabby', 'tabby-ipam']) {
+    fs.writeFileSync(path.join(binDir, name), wrapperScript(name, process.execPath, repoRoot()), { mode: 0o755 });
+  }
+  return binDir;
+}
+
+export interface CniContext {
+  binDir: string;
+  datastoreDir: string;
+  logFile: string;
+  mtu?: number;
+}
+
+export class CniFailure extends Error {
+  readonly code = 'ECNIFAIL';
+  constructor(readonly command: string, readonly pod: string, readonly result: { code: number | null; stdout: string; stderr: string }) {
+    super(`CNI ${command} for pod ${pod} failed (exit ${result.code}): ${(result.stdout || result.stderr).trim().slice(0, 600)}`);
+    this.name = 'CniFailure';
+  }
+}
+
+/** The network config a kubelet/containerd would pass (what tabby-install-cni writes, minus portmap). */
+export function labNetConf(ctx: CniContext, nodeName: string): Record<string, unknown> {
+  return {
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    type: 'tabby',
+    nodename: nodeName,
+    datastore_type: 'file',
+    datastore_dir: ctx.datastoreDir,
+    log_file_path: ctx.logFile,
+    ...(ctx.mtu ? { mtu: ctx.mtu } : {}),
+    ipam: { type: 'tabby-ipam' },
+  };
+}
+
+export const containerIdFor = (pod: string): string => createHash('sha256').update(`tabby-lab/${pod}`).digest('hex').slice(0, 32);
+
+function cniEnv(ctx: CniContext, command: string, containerId: string, podNetns: string, pod: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netnsPath(podNetns),
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: ctx.binDir,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
+    ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}),
+  };
+}
+
+/** Create the pod's namespace and run CNI ADD in the node's namespace; returns the pod's IPv4 address. */
+export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string }): Promise<{ ip: string; containerId: string; result: unknown }> {
+  createNetns(opts.podNetns);
+  const containerId = containerIdFor(opts.pod);
+  const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
+  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, 'ADD', containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+  if (r.code !== 0) {
+    deleteNetns(opts.podNetns);
+    throw new CniFailure('ADD', opts.pod, r);
+  }
+  let result: { ips?: { address?: string }[] };
+  try { result = JSON.parse(r.stdout) as typeof result; } catch { throw new CniFailure('ADD', opts.pod, { ...r, stdout: `not JSON: ${r.stdout}` }); }
+  const v4 = (result.ips ?? []).map((i) => i.address ?? '').find((a) => a.includes('.'));
+  if (!v4) throw new CniFailure('ADD', opts.pod, { ...r, stdout: `no IPv4 address in the result: ${r.stdout}` });
+  return { ip: v4.split('/')[0]!, containerId, result };
+}
+
+/** CNI DEL (idempotent in the plugin) then delete the pod's namespace. */
+export async function deletePodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string }): Promise<void> {
+  const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
+  try {
+    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, 'DEL', opts.containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+    if (r.code !== 0) throw new CniFailure('DEL', opts.pod, r);
+  } finally {
+    deleteNetns(opts.podNetns);
+  }
+}
