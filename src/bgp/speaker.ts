@@ -34,6 +34,7 @@ import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from '.
 import { shouldAdvertise } from './reflector.js';
 import { keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, type GrOptions } from './graceful-restart.js';
 import type { DecisionOptions } from './rib/decision.js';
+import { tcpSessions } from './speaker-sessions.js';
 
 export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
@@ -160,7 +161,10 @@ export interface BgpSpeakerOptions {
   /** ECMP: emit every equal-cost next hop. */
   multipath?: boolean;
   alwaysCompareMed?: boolean;
+  /** Transport; default: TCP sessions (session.ts) in `netns` if given. */
   sessions?: SessionFactory;
+  /** Network namespace path for the default TCP transport (tests run several speakers in one process). */
+  netns?: string;
   /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
   sliceMs?: number;
 }
@@ -208,7 +212,7 @@ export class BgpSpeaker extends EventEmitter {
   private readonly rib: LocRib;
   private readonly peersByAddr = new Map<string, Peer>();
   private readonly identity: LocalIdentity;
-  private readonly sessions: SessionFactory | undefined;
+  private readonly sessions: SessionFactory;
   private readonly sliceMs: number;
   private nextSourceId = 1;
   private running = false;
@@ -231,7 +235,7 @@ export class BgpSpeaker extends EventEmitter {
     const dopts: DecisionOptions = { multipath: opts.multipath ?? false, alwaysCompareMed: opts.alwaysCompareMed ?? false };
     this.rib = new LocRib(dopts);
     this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
-    this.sessions = opts.sessions;
+    this.sessions = opts.sessions ?? tcpSessions({ ...(opts.netns ? { netns: opts.netns } : {}) });
     this.sliceMs = opts.sliceMs ?? 15;
     if (opts.gracefulRestart?.restarting) this.deferring = true;
   }
@@ -241,7 +245,7 @@ export class BgpSpeaker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    if (this.sessions?.listen) await this.sessions.listen(this.opts.listenAddress, this.opts.listenPort ?? 179);
+    if (this.sessions.listen) await this.sessions.listen(this.opts.listenAddress, this.opts.listenPort ?? 179);
     for (const p of this.peersByAddr.values()) this.startSession(p);
     if (this.deferring) {
       const ms = 1000 * (this.opts.gracefulRestart?.deferralTime ?? this.opts.gracefulRestart?.restartTime ?? 120);
@@ -264,7 +268,7 @@ export class BgpSpeaker extends EventEmitter {
       s?.stop(opts.graceful ? undefined : { subcode: 2 });
       this.setState(p, 'Idle', 'Stopped');
     }
-    await this.sessions?.close?.();
+    await this.sessions.close?.();
   }
 
   // ---------------------------------------------------------------- peers
@@ -415,7 +419,6 @@ export class BgpSpeaker extends EventEmitter {
   }
 
   private startSession(p: Peer): void {
-    if (!this.sessions) throw new Error('BgpSpeaker: no session factory (pass opts.sessions or import src/bgp/index.ts)');
     p.stopped = false;
     const gr = this.opts.gracefulRestart;
     const useGr = gr && p.config.gracefulRestart !== false;

@@ -1,0 +1,30 @@
+// Public surface of tabby's BGP speaker (src/bgp). The agent and the CLI import from here only.
+//
+//   const s = new BgpSpeaker({ asn: 64512, routerId: '10.0.0.1', listenPort: 179,
+//                              gracefulRestart: { restartTime: 120 } });
+//   s.on('best', (e: BestRouteEvent) => …install e.prefix via e.nextHops…);
+//   s.on('withdrawn', (e: WithdrawnRouteEvent) => …remove e.prefix…);
+//   s.on('peer', (e: PeerEvent) => …);                     // state changes
+//   s.addPeer({ address: '10.0.0.2', asn: 64512, families: ['ipv4'], localAddress: '10.0.0.1' });
+//   await s.start();
+//   s.originate('192.168.10.0/26');                        // own IPAM block
+//   s.peers();                                             // PeerStatus[] (for `tabbyctl node status`)
+//   s.locRib().get('192.168.20.0/26');                     // best route, or undefined
+//   await s.stop({ graceful: true });                      // restart: peers keep our routes (RFC 4724)
+//
+// Modules: codec/ (wire format), fsm.ts + session.ts + transport.ts (sessions, sockets, MD5/GTSM),
+// rib/ (decision process, interned attributes, Adj-RIB-In/Loc-RIB/Adj-RIB-Out, UPDATE packing),
+// policy.ts (import/export attribute rules), reflector.ts (RFC 4456 who-gets-what),
+// graceful-restart.ts (RFC 4724), speaker.ts (all of it together), speaker-sessions.ts (TCP transport).
+export {
+  BgpSpeaker, LocRibView,
+  type BgpSpeakerOptions, type PeerConfig, type PeerStatus, type PeerState, type MaxPrefixConfig,
+  type BestRouteEvent, type WithdrawnRouteEvent, type PeerEvent,
+  type PeerSession, type SessionFactory, type SessionParams, type SessionDown,
+} from './speaker.js';
+export { tcpSessions, type TcpSessionOptions } from './speaker-sessions.js';
+export type { GrOptions } from './graceful-restart.js';
+export type { RouteAttributes } from './rib/attrs.js';
+export { decide, comparePaths, DECISION_STEPS, type Decision, type DecisionReason, type DecisionOptions } from './rib/decision.js';
+export { realClock, VirtualClock, type Clock } from './clock.js';
+export { COMMUNITY_NO_EXPORT, COMMUNITY_NO_ADVERTISE, COMMUNITY_NO_EXPORT_SUBCONFED } from './policy.js';

@@ -1,0 +1,109 @@
+// The speaker's default transport: bgp-1's BgpSession (FSM, sockets, TCP-MD5/GTSM, collision
+// detection) and BgpListener, adapted to the PeerSession port the speaker codes against.
+import { EventEmitter } from 'node:events';
+import { Buffer } from 'node:buffer';
+import type net from 'node:net';
+import { BgpListener, BgpSession, type DownEvent } from './session.js';
+import { encodeNotification } from './codec/message.js';
+import type { Negotiated } from './negotiate.js';
+import type { PeerSession, SessionFactory, SessionParams, PeerState } from './speaker.js';
+
+
+export interface TcpSessionOptions {
+  /** Network namespace path (/var/run/netns/x) for the listener and outgoing connections. */
+  netns?: string;
+  /** ConnectRetry seconds (default 5 as Calico's BIRD). */
+  connectRetryTime?: number;
+  /** Idle hold after an error, seconds (default 5). */
+  idleHoldTime?: number;
+}
+
+/** Sessions over TCP through bgp-1's session.ts. */
+export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { readonly listener: BgpListener | undefined } {
+  let listener: BgpListener | undefined;
+  const pending = new Set<SessionAdapter>();
+  return {
+    get listener() { return listener; },
+    async listen(address: string | undefined, port: number): Promise<void> {
+      listener = new BgpListener({ ...(address ? { address } : {}), port, ...(opts.netns ? { netns: opts.netns } : {}) });
+      await listener.start();
+      for (const a of pending) listener.add(a.session);
+      pending.clear();
+    },
+    create(params: SessionParams): PeerSession {
+      const p = params.peer;
+      const s = new BgpSession({
+        address: p.address,
+        ...(p.port ? { port: p.port } : {}),
+        ...(p.localAddress ? { localAddress: p.localAddress } : {}),
+        localAsn: params.localAsn,
+        peerAsn: p.asn,
+        routerId: params.routerId,
+        ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}),
+        ...(p.passive ? { passive: true } : {}),
+        families: p.families,
+        ...(p.password ? { password: p.password } : {}),
+        ...(p.ttlSecurity ? { ttlSecurity: p.ttlSecurity } : {}),
+        ...(params.gracefulRestart ? { gracefulRestart: params.gracefulRestart } : {}),
+        ...(opts.netns ? { netns: opts.netns } : {}),
+        ...(opts.connectRetryTime !== undefined ? { connectRetryTime: opts.connectRetryTime } : {}),
+        ...(opts.idleHoldTime !== undefined ? { idleHoldTime: opts.idleHoldTime } : {}),
+      }, params.clock, params.logger);
+      const a = new SessionAdapter(s, () => listener);
+      if (listener) listener.add(s);
+      else pending.add(a);
+      return a;
+    },
+    async close(): Promise<void> {
+      await listener?.stop();
+    },
+  };
+}
+
+class SessionAdapter extends EventEmitter implements PeerSession {
+  constructor(readonly session: BgpSession, private readonly listener: () => BgpListener | undefined) {
+    super();
+    const s = session;
+    s.on('state', (state: PeerState) => this.emit('state', state, s.status().info));
+    s.on('up', (n: Negotiated) => this.emit('established', n, this.localAddress()));
+    s.on('update', (m) => this.emit('update', m));
+    s.on('route-refresh', (m) => this.emit('route-refresh', m));
+    s.on('drain', () => this.emit('drain'));
+    s.on('down', (ev: DownEvent) => {
+      // Graceful restart (RFC 4724) applies when the connection just ended; a NOTIFICATION ends it,
+      // except our own Hold Timer Expired (the peer vanished: the restart case).
+      const notification = !!ev.error && !(ev.error.code === 4 && ev.error.sent);
+      this.emit('down', { reason: ev.reason, notification });
+    });
+  }
+
+  /** Our address on the Established connection (for next-hop-self). */
+  private localAddress(): string {
+    // BgpSession keeps its socket private; read it without changing bgp-1's file.
+    const sock = (this.session as unknown as { main?: { socket?: net.Socket } }).main?.socket;
+    const a = sock?.localAddress ?? this.session.config.localAddress ?? '';
+    return a.startsWith('::ffff:') ? a.slice(7) : a;
+  }
+
+  start(): void {
+    this.session.start();
+  }
+
+  stop(cease?: { subcode: number; data?: Buffer }): void {
+    if (cease === undefined) {
+      // Graceful: drop the connection without a NOTIFICATION so peers keep our routes (RFC 4724).
+      const sock = (this.session as unknown as { main?: { socket?: net.Socket } }).main?.socket;
+      sock?.destroy();
+    } else if (cease.data && cease.data.length > 0 && this.session.established) {
+      // BgpSession.stop() sends Cease without data; Cease 6/1 must carry AFI/SAFI/limit (RFC 4486 §4).
+      try { this.session.sendUpdate(encodeNotification({ code: 6, subcode: cease.subcode, data: cease.data })); } catch { /* closing anyway */ }
+    }
+    this.session.stop(cease?.subcode ?? 2);
+    this.listener()?.remove(this.session.address);
+  }
+
+  send(msg: Buffer): boolean {
+    if (!this.session.established) return true;
+    return this.session.sendUpdate(msg);
+  }
+}

@@ -1,0 +1,28 @@
+// Two BgpSpeakers over real TCP on loopback (127.0.0.1 ↔ 127.0.0.2, an unprivileged port), through
+// bgp-1's sessions: the default transport end to end — OPEN, UPDATE, End-of-RIB, withdraw, graceful stop.
+import t from 'tap';
+import { BgpSpeaker, type BestRouteEvent } from '../../../src/bgp/index.js';
+import { until } from './speaker-harness.js';
+
+const port = 20000 + (process.pid % 20000);
+
+t.test('two speakers over loopback TCP', async (t) => {
+  const a = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: port });
+  const b = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: port });
+  a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port, families: ['ipv4'] });
+  b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port, families: ['ipv4'], passive: true });
+  t.teardown(async () => { await a.stop(); await b.stop(); });
+  await a.start();
+  await b.start();
+  await until(() => a.peers()[0]!.state === 'Established' && b.peers()[0]!.state === 'Established', 20000, 'Established');
+  t.equal(a.peers()[0]!.info, 'Established');
+  const got: BestRouteEvent[] = [];
+  b.on('best', (e: BestRouteEvent) => got.push(e));
+  for (let i = 0; i < 1000; i++) a.originate(`10.${i >> 8}.${i & 255}.0/24`);
+  await until(() => b.locRib().size === 1000, 10000, '1000 routes');
+  t.same(b.locRib().get('10.0.5.0/24')?.nextHops, ['127.0.0.1'], 'next hop self = our session address');
+  t.equal(got.length, 1000);
+  a.withdraw('10.0.5.0/24');
+  await until(() => b.locRib().size === 999, 5000, 'withdrawn');
+  t.equal(b.peers()[0]!.prefixesReceived, 999);
+});
