@@ -1,0 +1,732 @@
+// The node agent's core: start-up sequence and the reconcile loop, over the ports in ports.ts.
+//   start: addresses (autodetect) → Node resource (address/prefix, ASN, RR cluster ID, labels) →
+//          default pools → affine block → tunnels the pools need → BGP speaker → first reconcile →
+//          watches (resources + IPAM) forever; no restart for any configuration change.
+//   reconcile: read a snapshot of the datastore (a failure keeps the last one and marks the datastore
+//          down — the kernel is left as it is), compute peers (peers.ts) and routes (routes.ts), diff
+//          them into the speaker (peers, originated prefixes) and hand the routes to the dataplane.
+//   graceful restart: until BGP has re-converged after start (every peer Established and End-of-RIB
+//          or a quiet period, or a deadline), the dataplane only adds/replaces routes — nothing a previous
+//          run installed is deleted, so kill -9 + restart removes no kernel route on this node.
+// Route-reflector mode: no IPAM, no dataplane; the Node carries routeReflectorClusterID.
+import { EventEmitter } from 'node:events';
+import { parseCidr, formatIp } from '../common/ip.js';
+import { log, type Logger } from '../common/log.js';
+import type { Datastore } from '../datastore/types.js';
+import type { AgentConfig } from './config.js';
+import { parseAsNumber } from './config.js';
+import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
+import { computeRoutes, type RouteOutput, type RoutePool } from './routes.js';
+import { computeReadiness } from './health.js';
+import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
+import type { StatusSource } from './status-server.js';
+import type {
+  AddressPort, BgpConfigRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
+  SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
+} from './ports.js';
+import type { PoolMode } from './config.js';
+
+export const RESOURCES_PREFIX = '/tabby/resources/v3/projectcalico.org/';
+export const IPAM_PREFIX = '/tabby/ipam/v2/';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  ds: Datastore;
+  resources: ResourcesPort;
+  addresses: AddressPort;
+  selector: SelectorMatch;
+  /** Absent in route-reflector mode. */
+  ipam?: IpamPort;
+  /** Absent in route-reflector mode and with CALICO_NETWORKING_BACKEND=none. */
+  dataplane?: DataplanePort;
+  /** Absent unless CALICO_NETWORKING_BACKEND=bird. */
+  speakerFactory?: (o: SpeakerOptions) => SpeakerPort;
+  version?: string;
+  logger?: Logger;
+  /** Timings (tests shorten them). */
+  timing?: Partial<AgentTiming>;
+}
+
+export interface AgentTiming {
+  /** Coalesce bursts of datastore events. */
+  resyncDebounceMs: number;
+  /** Full resync even without events (safety net). */
+  periodicResyncMs: number;
+  /** Datastore reachability probe. */
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  /** Graceful restart: at most this long with deletes held back after start. */
+  convergeDeadlineMs: number;
+  /** …and a peer without End-of-RIB counts as converged after being Established this long with no route change. */
+  convergeQuietMs: number;
+  routeDebounceMs: number;
+}
+
+const DEFAULT_TIMING: AgentTiming = {
+  resyncDebounceMs: 100, periodicResyncMs: 30_000, probeIntervalMs: 2_000, probeTimeoutMs: 1_500,
+  convergeDeadlineMs: 30_000, convergeQuietMs: 2_000, routeDebounceMs: 20,
+};
+
+interface Snapshot {
+  nodes: NodeRes[];
+  pools: PoolRes[];
+  peers: BgpPeerRes[];
+  bgpConfig?: BgpConfigRes;
+  blocks: BlockInfo[];
+  ownBlocks: { cidr: string; state: 'pending' | 'confirmed' }[];
+}
+
+const DEFAULT_ASN = 64512;
+
+export class Agent extends EventEmitter implements StatusSource {
+  private readonly cfg: AgentConfig;
+  private readonly logger: Logger;
+  private readonly timing: AgentTiming;
+  private readonly startedAt = new Date();
+  private starting: string | undefined = 'detecting the node address';
+  private address4: string | undefined;
+  private address6: string | undefined;
+  private uplink: string | undefined;
+  private asn = DEFAULT_ASN;
+  private routerId = '0.0.0.0';
+  private listenPort = 179;
+  private snapshot: Snapshot = { nodes: [], pools: [], peers: [], blocks: [], ownBlocks: [] };
+  private speaker: SpeakerPort | undefined;
+  private desiredPeers = new Map<string, DesiredPeer>();
+  private peerConfigs = new Map<string, string>();
+  private readonly learned = new Map<string, string[]>();
+  private exported = new Set<string>();
+  private routeOut: RouteOutput | undefined;
+  private kernelHasIpip = true;
+  private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
+  private problems: string[] = [];
+  private datastoreUp = true;
+  private datastoreError: string | undefined;
+  private dataplaneInSync: boolean | undefined;
+  private converged = false;
+  private firstReconcileDone = false;
+  private readonly convergeDeadline: number;
+  private readonly endOfRib = new Set<string>();
+  private lastRouteChange = Date.now();
+  private lastTick = Date.now();
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private watchAbort: AbortController | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private routeTimer: NodeJS.Timeout | undefined;
+  private resyncRunning: Promise<void> | undefined;
+  private resyncAgain = false;
+  private applyRunning: Promise<void> | undefined;
+  private applyAgain = false;
+
+  constructor(private readonly deps: AgentDeps) {
+    super();
+    this.cfg = deps.config;
+    this.logger = deps.logger ?? log('agent', { node: deps.config.nodeName });
+    this.timing = { ...DEFAULT_TIMING, ...deps.timing };
+    this.convergeDeadline = Date.now() + this.timing.convergeDeadlineMs;
+  }
+
+  get isRouteReflector(): boolean { return this.cfg.mode === 'route-reflector'; }
+
+  // ---------------------------------------------------------------- start-up
+  async start(): Promise<void> {
+    const { resources } = this.deps;
+    // 1. Addresses, checked against the other Nodes.
+    const existing = await resources.get<NodeRes>('Node', this.cfg.nodeName);
+    const others = (await resources.list<NodeRes>('Node')).filter((n) => n.metadata.name !== this.cfg.nodeName);
+    const stored: { ipv4?: string; ipv6?: string } = {};
+    if (existing?.spec.bgp?.ipv4Address) stored.ipv4 = existing.spec.bgp.ipv4Address;
+    if (existing?.spec.bgp?.ipv6Address) stored.ipv6 = existing.spec.bgp.ipv6Address;
+    const addrs = await this.deps.addresses.resolve(stored, others);
+    this.address4 = addrs.ipv4;
+    this.address6 = addrs.ipv6;
+    if (this.address4 && this.deps.dataplane?.uplinkFor) this.uplink = await this.deps.dataplane.uplinkFor(ipOf(this.address4));
+    else if (addrs.interface4) this.uplink = addrs.interface4;
+    if (!this.address4 && !this.address6 && this.cfg.networkingBackend === 'bird') {
+      throw new Error('the node has neither an IPv4 nor an IPv6 address (IP=none and IP6 unset): BGP needs one');
+    }
+    this.logger.info({ ipv4: this.address4, ipv6: this.address6, uplink: this.uplink }, 'node addresses');
+
+    // 2. The Node resource.
+    this.starting = 'registering the Node';
+    await this.registerNode();
+
+    // 3. Default pools, 4. an affine block, 5. tunnels.
+    if (!this.isRouteReflector) {
+      this.starting = 'ensuring default pools';
+      await this.ensureDefaultPools();
+      if (this.deps.dataplane) {
+        await this.deps.dataplane.ensureForwarding().catch((e: unknown) => this.logger.warn({ err: msg(e) }, 'cannot enable forwarding'));
+        this.kernelHasIpip = await this.deps.dataplane.kernelHasIpip();
+      }
+      this.starting = 'claiming an address block';
+      await this.ensureBlocks();
+    }
+    await this.readSnapshot();
+    if (!this.isRouteReflector) {
+      this.starting = 'setting up tunnels';
+      await this.ensureTunnels();
+    }
+
+    // 6. BGP.
+    this.applyBgpConfig();
+    if (this.deps.speakerFactory && this.cfg.networkingBackend === 'bird') {
+      this.starting = 'starting BGP';
+      await this.startSpeaker();
+    }
+    this.starting = undefined;
+    await this.recompute();
+    this.firstReconcileDone = true;
+
+    // 7. Forever: watches, probe, periodic resync.
+    this.startWatches();
+    this.every(this.timing.probeIntervalMs, () => { void this.probe(); });
+    this.every(this.timing.periodicResyncMs, () => this.scheduleResync());
+    this.every(500, () => { this.lastTick = Date.now(); this.checkConverged(); });
+    this.logger.info({ mode: this.cfg.mode, asn: this.asn, routerId: this.routerId }, 'tabby-node started');
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t as unknown as NodeJS.Timeout);
+  }
+
+  private async registerNode(): Promise<void> {
+    const { resources } = this.deps;
+    for (let attempt = 0; ; attempt++) {
+      const cur = await resources.get<NodeRes>('Node', this.cfg.nodeName);
+      const node: NodeRes = cur ? structuredClone(cur) : { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: this.cfg.nodeName }, spec: {} };
+      node.metadata.labels = { ...(node.metadata.labels ?? {}), ...this.cfg.labels };
+      if (Object.keys(node.metadata.labels).length === 0) delete node.metadata.labels;
+      const bgp = { ...(node.spec.bgp ?? {}) };
+      if (this.address4) bgp.ipv4Address = this.address4; else delete bgp.ipv4Address;
+      if (this.address6) bgp.ipv6Address = this.address6; else delete bgp.ipv6Address;
+      if (this.cfg.asNumber !== undefined) bgp.asNumber = this.cfg.asNumber;
+      if (this.cfg.rrClusterId) bgp.routeReflectorClusterID = this.cfg.rrClusterId;
+      else if (!this.isRouteReflector) delete bgp.routeReflectorClusterID;
+      node.spec.bgp = bgp;
+      if (cur && JSON.stringify(cur) === JSON.stringify(node)) return;
+      try {
+        if (cur) await resources.update(node); else await resources.create(node);
+        this.logger.info({ ipv4: bgp.ipv4Address, ipv6: bgp.ipv6Address }, cur ? 'Node updated' : 'Node created');
+        return;
+      } catch (e) {
+        if (attempt >= 5 || !isRetryable(e)) throw e;
+      }
+    }
+  }
+
+  private async ensureDefaultPools(): Promise<void> {
+    if (this.cfg.noDefaultPools) return;
+    const pools = await this.deps.resources.list<PoolRes>('IPPool');
+    const want: [4 | 6, AgentConfig['ipv4Pool'] | undefined, string][] = [[4, this.cfg.ipv4Pool, 'default-ipv4-ippool'], [6, this.cfg.ipv6Pool, 'default-ipv6-ippool']];
+    for (const [family, def, name] of want) {
+      if (!def) continue;
+      if (pools.some((p) => parseCidr(p.spec.cidr).family === family)) continue;
+      const pool: PoolRes = {
+        apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name },
+        spec: { cidr: def.cidr, blockSize: def.blockSize, ipipMode: def.ipipMode, vxlanMode: def.vxlanMode, natOutgoing: def.natOutgoing, nodeSelector: def.nodeSelector },
+      };
+      try {
+        await this.deps.resources.create(pool);
+        this.logger.info({ pool: name, cidr: def.cidr }, 'created the default pool');
+      } catch (e) {
+        if (!isExists(e)) throw e; // another node created it first: fine
+      }
+    }
+  }
+
+  private async ensureBlocks(): Promise<void> {
+    if (!this.deps.ipam) return;
+    for (const fam of [4, 6] as const) {
+      if ((fam === 4 ? this.address4 : this.address6) === undefined && fam === 6) continue;
+      const pools = await this.deps.resources.list<PoolRes>('IPPool');
+      if (!pools.some((p) => !p.spec.disabled && parseCidr(p.spec.cidr).family === fam)) continue;
+      try {
+        await this.deps.ipam.ensureBlock(this.cfg.nodeName, fam);
+      } catch (e) {
+        this.logger.warn({ err: msg(e), family: fam }, 'cannot claim an affine block (will retry on the next resync)');
+      }
+    }
+  }
+
+  private async ensureTunnels(): Promise<void> {
+    const dp = this.deps.dataplane;
+    const ipam = this.deps.ipam;
+    if (!dp || !ipam) return;
+    const pools = this.snapshot.pools.filter((p) => !p.spec.disabled);
+    const ipipPools = pools.filter((p) => mode(p.spec.ipipMode) !== 'Never' && mode(p.spec.vxlanMode) === 'Never' && parseCidr(p.spec.cidr).family === 4);
+    const vxlanPools = pools.filter((p) => mode(p.spec.vxlanMode) !== 'Never' && parseCidr(p.spec.cidr).family === 4);
+    let nodeChanged = false;
+    const nodePatch: { ipip?: string; vxlanAddr?: string; vxlanMac?: string } = {};
+    if (ipipPools.length && this.kernelHasIpip && !this.tunnels.ipip) {
+      const addr = await ipam.tunnelAddress(this.cfg.nodeName, 'ipip', ipipPools.map((p) => p.spec.cidr)).catch((e: unknown) => { this.logger.warn({ err: msg(e) }, 'no IPIP tunnel address'); return undefined; });
+      await dp.ensureIpipTunnel(addr ? { address: addr } : {});
+      this.tunnels.ipip = true;
+      this.tunnels.ipipAddr = addr;
+      if (addr) { nodePatch.ipip = addr; nodeChanged = true; }
+      this.logger.info({ address: addr }, 'IPIP tunnel tunl0 ready');
+    }
+    if (vxlanPools.length && !this.tunnels.vxlan && this.address4) {
+      const addr = await ipam.tunnelAddress(this.cfg.nodeName, 'vxlan', vxlanPools.map((p) => p.spec.cidr));
+      const mac = dp.vxlanMacForNode(this.cfg.nodeName);
+      await dp.ensureVxlanTunnel({ localIp: ipOf(this.address4), mac, ...(addr ? { address: addr } : {}) });
+      this.tunnels.vxlan = true;
+      this.tunnels.vxlanAddr = addr;
+      if (addr) { nodePatch.vxlanAddr = addr; nodePatch.vxlanMac = mac; nodeChanged = true; }
+      this.logger.info({ address: addr, mac }, 'VXLAN tunnel vxlan.calico ready');
+    }
+    if (!nodeChanged) return;
+    for (let attempt = 0; ; attempt++) {
+      const cur = await this.deps.resources.get<NodeRes>('Node', this.cfg.nodeName);
+      if (!cur) return;
+      const node = structuredClone(cur);
+      if (nodePatch.ipip) node.spec.bgp = { ...(node.spec.bgp ?? {}), ipv4IPIPTunnelAddr: nodePatch.ipip };
+      if (nodePatch.vxlanAddr) node.spec.ipv4VXLANTunnelAddr = nodePatch.vxlanAddr;
+      if (nodePatch.vxlanMac) node.spec.vxlanTunnelMACAddr = nodePatch.vxlanMac;
+      if (JSON.stringify(cur) === JSON.stringify(node)) return;
+      try { await this.deps.resources.update(node); return; } catch (e) { if (attempt >= 5 || !isRetryable(e)) throw e; }
+    }
+  }
+
+  private applyBgpConfig(): void {
+    const c = this.snapshot.bgpConfig?.spec;
+    const self = this.snapshot.nodes.find((n) => n.metadata.name === this.cfg.nodeName);
+    let globalAsn = DEFAULT_ASN;
+    if (c?.asNumber !== undefined) {
+      try { globalAsn = typeof c.asNumber === 'number' ? c.asNumber : parseAsNumber('BGPConfiguration asNumber', String(c.asNumber)); } catch (e) { this.logger.warn({ err: msg(e) }, 'ignoring BGPConfiguration asNumber'); }
+    }
+    this.asn = this.cfg.asNumber ?? self?.spec.bgp?.asNumber ?? globalAsn;
+    this.listenPort = c?.listenPort ?? 179;
+    this.routerId = this.cfg.routerId === 'hash' || (!this.cfg.routerId && !this.address4)
+      ? hashRouterId(this.cfg.nodeName)
+      : this.cfg.routerId ?? ipOf(this.address4!);
+  }
+
+  private async startSpeaker(): Promise<void> {
+    const opts: SpeakerOptions = { asn: this.asn, routerId: this.routerId, listenPort: this.listenPort };
+    if (this.cfg.rrClusterId) opts.clusterId = this.cfg.rrClusterId;
+    if (this.cfg.gracefulRestartTimeSec > 0) opts.gracefulRestart = { restartTime: this.cfg.gracefulRestartTimeSec };
+    const sp = this.deps.speakerFactory!(opts);
+    sp.onBest((ev) => {
+      this.learned.set(ev.prefix, ev.nextHops);
+      this.lastRouteChange = Date.now();
+      this.scheduleRoutes();
+    });
+    sp.onWithdrawn((ev) => {
+      this.learned.delete(ev.prefix);
+      this.lastRouteChange = Date.now();
+      this.scheduleRoutes();
+    });
+    sp.onPeerChange(() => { this.checkConverged(); this.emit('peers'); });
+    sp.onEndOfRib?.((ev) => { this.endOfRib.add(ev.address); this.checkConverged(); });
+    this.speaker = sp;
+    this.peerConfigs.clear();
+    this.exported.clear();
+    await sp.start();
+    this.logger.info({ asn: opts.asn, routerId: opts.routerId, port: opts.listenPort, clusterId: opts.clusterId }, 'BGP speaker started');
+  }
+
+  // ---------------------------------------------------------------- reconcile
+  private startWatches(): void {
+    this.watchAbort?.abort();
+    const ac = new AbortController();
+    this.watchAbort = ac;
+    for (const prefix of [RESOURCES_PREFIX, IPAM_PREFIX]) void this.watchLoop(prefix, ac.signal);
+  }
+
+  private async watchLoop(prefix: string, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && !this.stopped) {
+      try {
+        const rev = await this.deps.ds.revision();
+        this.scheduleResync();
+        for await (const ev of this.deps.ds.watch(prefix, rev + 1, signal)) {
+          void ev;
+          this.scheduleResync();
+        }
+      } catch (e) {
+        if (signal.aborted || this.stopped) return;
+        this.markDatastore(false, e);
+        await sleep(1000, this.abort.signal);
+      }
+    }
+  }
+
+  private async probe(): Promise<void> {
+    try {
+      await withTimeout(this.deps.ds.revision(), this.timing.probeTimeoutMs, 'datastore did not answer');
+      if (!this.datastoreUp) {
+        this.logger.info('datastore reachable again: resyncing');
+        this.markDatastore(true);
+        this.startWatches();
+        this.scheduleResync();
+      }
+    } catch (e) {
+      this.markDatastore(false, e);
+    }
+  }
+
+  private markDatastore(up: boolean, err?: unknown): void {
+    if (up === this.datastoreUp) { if (!up) this.datastoreError = msg(err); return; }
+    this.datastoreUp = up;
+    this.datastoreError = up ? undefined : msg(err);
+    if (up) this.logger.info('datastore up');
+    else this.logger.warn({ err: this.datastoreError }, 'datastore down: keeping the kernel and BGP state as they are');
+  }
+
+  scheduleResync(): void {
+    if (this.stopped || this.starting) return;
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      void this.resync();
+    }, this.timing.resyncDebounceMs);
+  }
+
+  /** Re-read the datastore and reconcile everything (serialised; a request during a run runs once more after it). */
+  async resync(): Promise<void> {
+    if (this.resyncRunning) { this.resyncAgain = true; return this.resyncRunning; }
+    this.resyncRunning = (async () => {
+      do {
+        this.resyncAgain = false;
+        try {
+          if (!this.isRouteReflector) await this.ensureBlocks();
+          await this.readSnapshot();
+          this.markDatastore(true);
+          await this.ensureTunnels().catch((e: unknown) => this.logger.warn({ err: msg(e) }, 'tunnel setup failed'));
+          await this.reconcileSpeakerIdentity();
+          await this.recompute();
+        } catch (e) {
+          if (isDatastoreDown(e)) this.markDatastore(false, e);
+          else this.logger.error({ err: msg(e) }, 'resync failed');
+        }
+      } while (this.resyncAgain && !this.stopped);
+    })().finally(() => { this.resyncRunning = undefined; });
+    return this.resyncRunning;
+  }
+
+  private async readSnapshot(): Promise<void> {
+    const r = this.deps.resources;
+    const [nodes, pools, peers, bgpConfigs] = await Promise.all([
+      r.list<NodeRes>('Node'), r.list<PoolRes>('IPPool'), r.list<BgpPeerRes>('BGPPeer'), r.list<BgpConfigRes>('BGPConfiguration'),
+    ]);
+    let blocks: BlockInfo[] = [];
+    let ownBlocks: Snapshot['ownBlocks'] = [];
+    if (this.deps.ipam && !this.isRouteReflector) {
+      [blocks, ownBlocks] = await Promise.all([this.deps.ipam.listBlocks(), this.deps.ipam.blocksAffineTo(this.cfg.nodeName)]);
+    }
+    const snap: Snapshot = { nodes, pools, peers, blocks, ownBlocks };
+    const def = bgpConfigs.find((c) => c.metadata.name === 'default');
+    if (def) snap.bgpConfig = def;
+    this.snapshot = snap;
+  }
+
+  /** AS number, router ID or listen port changed: a new speaker (BGP cannot change them on a live session). */
+  private async reconcileSpeakerIdentity(): Promise<void> {
+    const before = { asn: this.asn, routerId: this.routerId, port: this.listenPort };
+    this.applyBgpConfig();
+    if (!this.speaker) return;
+    if (before.asn === this.asn && before.routerId === this.routerId && before.port === this.listenPort) return;
+    this.logger.info({ before, now: { asn: this.asn, routerId: this.routerId, port: this.listenPort } }, 'BGP identity changed: restarting the speaker');
+    await this.speaker.stop({ graceful: false });
+    this.learned.clear();
+    await this.startSpeaker();
+  }
+
+  private peerNodes(): PeerNode[] {
+    return this.snapshot.nodes.map((n) => {
+      const p: PeerNode = { name: n.metadata.name, labels: n.metadata.labels ?? {} };
+      if (n.spec.bgp?.ipv4Address) p.ipv4 = ipOf(n.spec.bgp.ipv4Address);
+      if (n.spec.bgp?.ipv6Address) p.ipv6 = ipOf(n.spec.bgp.ipv6Address);
+      if (n.spec.bgp?.asNumber !== undefined) p.asNumber = n.spec.bgp.asNumber;
+      if (n.spec.bgp?.routeReflectorClusterID) p.rrClusterId = n.spec.bgp.routeReflectorClusterID;
+      return p;
+    });
+  }
+
+  private selfPeerNode(): PeerNode {
+    const self: PeerNode = { name: this.cfg.nodeName, labels: this.snapshot.nodes.find((n) => n.metadata.name === this.cfg.nodeName)?.metadata.labels ?? this.cfg.labels, asNumber: this.asn };
+    if (this.address4) self.ipv4 = ipOf(this.address4);
+    if (this.address6) self.ipv6 = ipOf(this.address6);
+    if (this.cfg.rrClusterId) self.rrClusterId = this.cfg.rrClusterId;
+    return self;
+  }
+
+  private async recompute(): Promise<void> {
+    if (this.speaker) this.reconcilePeers();
+    await this.reconcileRoutes();
+  }
+
+  private reconcilePeers(): void {
+    const sp = this.speaker!;
+    const c = this.snapshot.bgpConfig?.spec;
+    const peerRes: PeerResource[] = this.snapshot.peers.map((p) => {
+      const r: PeerResource = { name: p.metadata.name };
+      const s = p.spec;
+      if (s.node) r.node = s.node;
+      if (s.nodeSelector) r.nodeSelector = s.nodeSelector;
+      if (s.peerSelector) r.peerSelector = s.peerSelector;
+      if (s.peerIP) r.peerIP = s.peerIP;
+      if (s.asNumber !== undefined) {
+        try { r.asNumber = typeof s.asNumber === 'number' ? s.asNumber : parseAsNumber(`BGPPeer ${p.metadata.name} asNumber`, s.asNumber); } catch (e) { this.logger.warn({ err: msg(e) }, 'ignoring bad asNumber'); }
+      }
+      if (s.keepOriginalNextHop) r.keepOriginalNextHop = true;
+      if (s.sourceAddress) r.sourceAddress = s.sourceAddress;
+      if (typeof s.password === 'string') r.password = s.password;
+      return r;
+    });
+    const selector: SelectorMatch = (sel, labels) => {
+      try { return this.deps.selector(sel, labels); } catch (e) { this.logger.warn({ selector: sel, err: msg(e) }, 'bad selector: matches nothing'); return false; }
+    };
+    const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, {
+      asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true,
+    }, selector);
+    const next = new Map(desired.map((p) => [p.address, p]));
+    this.desiredPeers = next; // before touching the speaker: its events may ask checkConverged()
+    for (const addr of [...this.peerConfigs.keys()]) {
+      if (!next.has(addr)) {
+        sp.removePeer(addr);
+        this.peerConfigs.delete(addr);
+        this.endOfRib.delete(addr);
+        this.logger.info({ peer: addr }, 'peer removed');
+      }
+    }
+    for (const p of desired) {
+      const pc: SpeakerPeerConfig = {
+        address: p.address, asn: p.asn, passive: p.passive, routeReflectorClient: p.routeReflectorClient,
+        keepOriginalNextHop: p.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
+      };
+      if (p.localAddress) pc.localAddress = p.localAddress;
+      if (p.password) pc.password = p.password;
+      const key = JSON.stringify(pc);
+      const prev = this.peerConfigs.get(p.address);
+      if (prev === key) continue;
+      if (prev === undefined) { sp.addPeer(pc); this.logger.info({ peer: p.address, type: p.type, asn: p.asn, passive: p.passive, rrClient: p.routeReflectorClient }, 'peer added'); }
+      else { sp.updatePeer(pc); this.logger.info({ peer: p.address }, 'peer updated'); }
+      this.peerConfigs.set(p.address, key);
+    }
+  }
+
+  private routePools(): RoutePool[] {
+    return this.snapshot.pools.map((p) => ({ cidr: p.spec.cidr, ipipMode: mode(p.spec.ipipMode), vxlanMode: mode(p.spec.vxlanMode), disabled: Boolean(p.spec.disabled) }));
+  }
+
+  private scheduleRoutes(): void {
+    if (this.routeTimer || this.stopped) return;
+    this.routeTimer = setTimeout(() => { this.routeTimer = undefined; void this.reconcileRoutes(); }, this.timing.routeDebounceMs);
+  }
+
+  private async reconcileRoutes(): Promise<void> {
+    if (this.starting) return;
+    const self = this.cfg.nodeName;
+    const borrowed: string[] = [];
+    const remoteBlocks: { cidr: string; node: string }[] = [];
+    for (const b of this.snapshot.blocks) {
+      if (b.node !== self) {
+        if (b.node) remoteBlocks.push({ cidr: b.cidr, node: b.node });
+        for (const a of b.allocated) if (a.node === self) borrowed.push(a.ip);
+      }
+    }
+    const vteps = this.snapshot.nodes.filter((n) => n.metadata.name !== self && n.spec.ipv4VXLANTunnelAddr && n.spec.vxlanTunnelMACAddr && n.spec.bgp?.ipv4Address)
+      .map((n) => ({ node: n.metadata.name, address: ipOf(n.spec.bgp!.ipv4Address!), vtepIp: n.spec.ipv4VXLANTunnelAddr!, vtepMac: n.spec.vxlanTunnelMACAddr! }));
+    const input: Parameters<typeof computeRoutes>[0] = {
+      pools: this.routePools(),
+      ownBlocks: this.isRouteReflector ? [] : this.snapshot.ownBlocks,
+      borrowed,
+      learned: [...this.learned].map(([prefix, nextHops]) => ({ prefix, nextHops })),
+      remoteBlocks, vteps,
+      kernelHasIpip: this.kernelHasIpip,
+    };
+    if (this.address4) input.nodeAddress4 = this.address4;
+    if (this.address6) input.nodeAddress6 = this.address6;
+    if (this.uplink) input.uplink = this.uplink;
+    const out = computeRoutes(input);
+    this.routeOut = out;
+    for (const p of out.problems) if (!this.problems.includes(p)) this.logger.error(p);
+    this.problems = out.problems;
+
+    // Exports (BGP originate/withdraw).
+    if (this.speaker && !this.isRouteReflector) {
+      const next = new Set(out.exports);
+      for (const p of this.exported) if (!next.has(p)) { this.speaker.withdraw(p); this.logger.info({ prefix: p }, 'withdrawn'); }
+      for (const p of next) {
+        if (this.exported.has(p)) continue;
+        const fam = p.includes(':') ? 6 : 4;
+        const nh = fam === 4 ? this.address4 : this.address6;
+        this.speaker.originate(p, nh ? { nextHop: ipOf(nh) } : {});
+        this.logger.info({ prefix: p }, 'originated');
+      }
+      this.exported = next;
+    }
+    // Kernel.
+    if (this.deps.dataplane && !this.isRouteReflector) await this.applyDataplane();
+  }
+
+  private async applyDataplane(): Promise<void> {
+    if (this.applyRunning) { this.applyAgain = true; return this.applyRunning; }
+    this.applyRunning = (async () => {
+      do {
+        this.applyAgain = false;
+        const out = this.routeOut;
+        if (!out) break;
+        const allowDeletes = this.converged;
+        try {
+          const t0 = process.hrtime.bigint();
+          await this.deps.dataplane!.apply({ routes: out.routes, neighbors: out.neighbors, fdb: out.fdb }, { allowDeletes });
+          this.emit('routeSync', Number(process.hrtime.bigint() - t0) / 1e9);
+          this.dataplaneInSync = allowDeletes;
+        } catch (e) {
+          this.dataplaneInSync = false;
+          this.logger.error({ err: msg(e) }, 'programming the kernel failed (retrying)');
+          setTimeout(() => this.scheduleRoutes(), 1000).unref();
+        }
+        try {
+          await this.deps.dataplane!.applyNat(this.snapshot.pools.filter((p) => !p.spec.disabled).map((p) => ({ cidr: p.spec.cidr, natOutgoing: Boolean(p.spec.natOutgoing) })));
+        } catch (e) {
+          this.logger.warn({ err: msg(e) }, 'NAT outgoing rules not applied');
+        }
+      } while (this.applyAgain && !this.stopped);
+    })().finally(() => { this.applyRunning = undefined; });
+    return this.applyRunning;
+  }
+
+  /** Graceful restart (RFC 4724 §4.1, receiving side): deletes are held until routing has converged. */
+  private checkConverged(): void {
+    if (this.converged || this.starting || !this.firstReconcileDone) return;
+    const now = Date.now();
+    let done = now >= this.convergeDeadline;
+    if (!done) {
+      const status = this.speaker?.peers() ?? [];
+      done = [...this.desiredPeers.keys()].every((addr) => {
+        const s = status.find((p) => p.address === addr);
+        if (!s || s.state !== 'Established') return false;
+        return this.endOfRib.has(addr) || (now - s.since.getTime() >= this.timing.convergeQuietMs && now - this.lastRouteChange >= this.timing.convergeQuietMs);
+      });
+    }
+    if (!done) return;
+    this.converged = true;
+    this.logger.info({ afterMs: now - this.startedAt.getTime() }, 'routing converged: stale kernel routes may now be removed');
+    this.scheduleRoutes();
+  }
+
+  // ---------------------------------------------------------------- status
+  private peerStatus(): PeerStatusJson[] {
+    const live = this.speaker?.peers() ?? [];
+    return [...this.desiredPeers.values()].map((d) => {
+      const s = live.find((p) => p.address === d.address);
+      return {
+        address: d.address, family: d.family, asn: d.asn, type: d.type,
+        state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: s?.info ?? 'Idle',
+        prefixesReceived: s?.prefixesReceived ?? 0, prefixesAccepted: s?.prefixesAccepted ?? 0,
+      };
+    });
+  }
+
+  readiness(): ReadinessJson {
+    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.datastoreUp, problems: this.problems };
+    if (this.datastoreError) i.datastoreError = this.datastoreError;
+    if (this.starting) i.starting = this.starting;
+    if (this.deps.dataplane && !this.isRouteReflector) i.dataplaneInSync = this.dataplaneInSync ?? false;
+    return computeReadiness(i);
+  }
+
+  liveness(): { live: boolean; reasons: string[] } {
+    const stale = Date.now() - this.lastTick;
+    if (!this.starting && stale > 30_000) return { live: false, reasons: [`main loop stuck for ${Math.round(stale / 1000)} s`] };
+    return { live: true, reasons: [] };
+  }
+
+  status(): AgentStatusJson {
+    const address: AgentStatusJson['address'] = {};
+    if (this.address4) address.ipv4 = this.address4;
+    if (this.address6) address.ipv6 = this.address6;
+    return {
+      nodeName: this.cfg.nodeName, mode: this.cfg.mode, version: this.deps.version ?? 'unknown', pid: process.pid,
+      startedAt: this.startedAt.toISOString(), address, asNumber: this.asn, routerId: this.routerId,
+      peers: this.peerStatus(),
+      routes: (this.routeOut?.routes ?? []).map((r) => ({ ...r })),
+      blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
+      exports: [...this.exported],
+      problems: [...this.problems],
+      readiness: this.readiness(),
+    };
+  }
+
+  ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {
+    const own = this.snapshot.blocks.filter((b) => b.node === this.cfg.nodeName);
+    return { blocks: own.length, addressesAllocated: own.reduce((n, b) => n + b.allocated.length, 0), addressesTotal: own.reduce((n, b) => n + b.size, 0) };
+  }
+
+  /** For tests and the status: has routing converged since start? */
+  get hasConverged(): boolean { return this.converged; }
+
+  // ---------------------------------------------------------------- stop
+  /** graceful=true (SIGTERM): BGP sessions end so that peers keep our routes for the restart time; kernel routes stay. */
+  async stop(opts: { graceful: boolean } = { graceful: true }): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    this.watchAbort?.abort();
+    for (const t of this.timers) clearInterval(t);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    await this.speaker?.stop(opts).catch((e: unknown) => this.logger.warn({ err: msg(e) }, 'BGP stop failed'));
+    await this.deps.dataplane?.close().catch(() => undefined);
+    this.logger.info({ graceful: opts.graceful }, 'tabby-node stopped');
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+function mode(m: string | undefined): PoolMode {
+  if (m === 'Always' || m === 'CrossSubnet') return m;
+  return 'Never';
+}
+
+/** "10.0.0.5/24" → "10.0.0.5". */
+export function ipOf(addr: string): string {
+  const c = parseCidr(addr);
+  return formatIp({ family: c.family, value: c.ip });
+}
+
+/** CALICO_ROUTER_ID=hash: a stable IPv4-formatted ID from the node name (FNV-1a 32). */
+export function hashRouterId(name: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(name, 'utf8')) { h ^= ch; h = Math.imul(h, 0x01000193) >>> 0; }
+  if (h === 0) h = 1;
+  return formatIp({ family: 4, value: BigInt(h) });
+}
+
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function codeOf(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+const isRetryable = (e: unknown): boolean => ['ECONFLICT', 'EEXIST', 'ENOTFOUND'].includes(codeOf(e) ?? '');
+const isExists = (e: unknown): boolean => codeOf(e) === 'EEXIST' || /already exists/i.test(msg(e));
+/** Anything that is not a validation/logic error is treated as the datastore being unreachable. */
+const isDatastoreDown = (e: unknown): boolean => {
+  const c = codeOf(e);
+  return c === 'EUNAVAILABLE' || c === 'ETIMEOUT' || c === 'ECONNREFUSED' || (c === undefined && /unavailable|ECONNREFUSED|deadline|timed? ?out|connect/i.test(msg(e)));
+};
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    t.unref();
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(Object.assign(new Error(`${what} within ${ms} ms`), { code: 'ETIMEOUT' })), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
+  });
+}
+

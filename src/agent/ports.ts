@@ -1,0 +1,152 @@
+// The agent's view of the modules it wires together (datastore resources, IPAM, BGP speaker, dataplane,
+// autodetection). The Agent (agent.ts) only sees these small interfaces; wiring.ts adapts the real
+// modules to them and the unit tests pass fakes. Shapes follow shared/CONTRACTS.md.
+import type { KernelRoute, NeighEntry, FdbEntry } from './routes.js';
+
+// ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
+export interface Meta { name: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown }
+
+export interface NodeRes {
+  apiVersion: 'projectcalico.org/v3';
+  kind: 'Node';
+  metadata: Meta;
+  spec: {
+    bgp?: { ipv4Address?: string; ipv6Address?: string; asNumber?: number; routeReflectorClusterID?: string; ipv4IPIPTunnelAddr?: string };
+    ipv4VXLANTunnelAddr?: string;
+    vxlanTunnelMACAddr?: string;
+    [k: string]: unknown;
+  };
+}
+
+export interface PoolRes {
+  apiVersion: 'projectcalico.org/v3';
+  kind: 'IPPool';
+  metadata: Meta;
+  spec: { cidr: string; blockSize?: number; ipipMode?: string; vxlanMode?: string; natOutgoing?: boolean; disabled?: boolean; nodeSelector?: string; [k: string]: unknown };
+}
+
+export interface BgpPeerRes {
+  apiVersion: 'projectcalico.org/v3';
+  kind: 'BGPPeer';
+  metadata: Meta;
+  spec: { node?: string; nodeSelector?: string; peerSelector?: string; peerIP?: string; asNumber?: number | string; keepOriginalNextHop?: boolean; sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; [k: string]: unknown };
+}
+
+export interface BgpConfigRes {
+  apiVersion: 'projectcalico.org/v3';
+  kind: 'BGPConfiguration';
+  metadata: Meta;
+  spec: { asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string; [k: string]: unknown };
+}
+
+export type AnyRes = NodeRes | PoolRes | BgpPeerRes | BgpConfigRes;
+export type ResKind = AnyRes['kind'];
+
+export interface ResourcesPort {
+  get<T extends AnyRes>(kind: T['kind'], name: string): Promise<T | undefined>;
+  list<T extends AnyRes>(kind: T['kind']): Promise<T[]>;
+  /** Create; fails when it exists. */
+  create<T extends AnyRes>(res: T): Promise<T>;
+  /** Update with CAS on metadata.resourceVersion. */
+  update<T extends AnyRes>(res: T): Promise<T>;
+}
+
+// ---- IPAM ----
+export interface BlockInfo {
+  cidr: string;
+  /** Node the block is affine to (null: none). */
+  node: string | null;
+  /** Addresses allocated in the block with their owner node attribute (for borrowed /32s). */
+  allocated: { ip: string; node?: string; handle?: string | null }[];
+  size: number;
+}
+
+export interface IpamPort {
+  /** Claim an affine block for the node in the family if it has none (agent start). */
+  ensureBlock(node: string, family: 4 | 6): Promise<void>;
+  blocksAffineTo(node: string): Promise<{ cidr: string; state: 'pending' | 'confirmed' }[]>;
+  listBlocks(): Promise<BlockInfo[]>;
+  /** The tunnel address of the node (handle `<kind>-tunnel-addr-<node>`), assigning one if needed; undefined when no pool serves the node. */
+  tunnelAddress(node: string, kind: 'ipip' | 'vxlan', poolCidrs: readonly string[]): Promise<string | undefined>;
+}
+
+// ---- BGP speaker ----
+export type BgpState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface SpeakerPeerConfig {
+  address: string;
+  asn: number;
+  localAddress?: string;
+  passive?: boolean;
+  routeReflectorClient?: boolean;
+  keepOriginalNextHop?: boolean;
+  password?: string;
+  families: ('ipv4' | 'ipv6')[];
+  description?: string;
+  type?: string;
+}
+
+export interface SpeakerPeerStatus {
+  address: string;
+  asn: number;
+  state: BgpState;
+  since: Date;
+  info: string;
+  prefixesReceived: number;
+  prefixesAccepted: number;
+}
+
+export interface SpeakerOptions {
+  asn: number;
+  routerId: string;
+  listenAddress?: string;
+  listenPort: number;
+  clusterId?: string;
+  gracefulRestart?: { restartTime: number };
+}
+
+export interface SpeakerPort {
+  start(): Promise<void>;
+  stop(opts: { graceful: boolean }): Promise<void>;
+  addPeer(p: SpeakerPeerConfig): void;
+  updatePeer(p: SpeakerPeerConfig): void;
+  removePeer(address: string): void;
+  originate(prefix: string, opts?: { nextHop?: string }): void;
+  withdraw(prefix: string): void;
+  peers(): SpeakerPeerStatus[];
+  onBest(fn: (ev: { prefix: string; nextHops: string[] }) => void): void;
+  onWithdrawn(fn: (ev: { prefix: string }) => void): void;
+  onPeerChange(fn: () => void): void;
+  /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
+  onEndOfRib?(fn: (ev: { address: string }) => void): void;
+}
+
+// ---- dataplane ----
+export interface DataplanePort {
+  kernelHasIpip(): Promise<boolean>;
+  ensureForwarding(): Promise<void>;
+  ensureIpipTunnel(opts: { address?: string; mtu?: number }): Promise<void>;
+  ensureVxlanTunnel(opts: { localIp: string; mac: string; address?: string }): Promise<void>;
+  vxlanMacForNode(node: string): string;
+  /** Make the kernel match: routes tabby owns (by its protocol), neighbours and FDB on vxlan.calico.
+   *  allowDeletes=false: add/replace only (graceful restart: keep what is there until BGP converged). */
+  apply(desired: { routes: KernelRoute[]; neighbors: NeighEntry[]; fdb: FdbEntry[] }, opts: { allowDeletes: boolean }): Promise<void>;
+  applyNat(pools: { cidr: string; natOutgoing: boolean }[]): Promise<void>;
+  /** Name of the interface holding the address (for plain routes), if any. */
+  uplinkFor?(address: string): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+// ---- autodetection ----
+export interface DetectedAddresses {
+  /** "10.0.0.5/24" */
+  ipv4?: string;
+  ipv6?: string;
+  /** Interface of the IPv4 address. */
+  interface4?: string;
+}
+
+export interface AddressPort {
+  /** Decide the node's addresses (stored = what the Node has now; others for the conflict check). */
+  resolve(stored: { ipv4?: string; ipv6?: string }, otherNodes: readonly NodeRes[]): Promise<DetectedAddresses>;
+}

@@ -1,0 +1,63 @@
+// Adapters from the datastore and IPAM modules to the agent's ports (ports.ts): the ResourceStore
+// (validation, defaults, CAS) as ResourcesPort, Ipam as IpamPort, the Calico selector language as
+// SelectorMatch. Pure glue; no state of its own beyond a selector cache.
+import { ResourceStore, parseSelector, type Selector, type Resource } from '../datastore/resources.js';
+import type { Ipam } from '../ipam/index.js';
+import { blockAllocations, affinityNode } from '../ipam/block.js';
+import type { AnyRes, IpamPort, ResourcesPort, BlockInfo } from './ports.js';
+import type { SelectorMatch } from './peers.js';
+
+export function resourcesPort(store: ResourceStore): ResourcesPort {
+  return {
+    get: async <T extends AnyRes>(kind: T['kind'], name: string) => (await store.get(kind, name)) as unknown as T | undefined,
+    list: async <T extends AnyRes>(kind: T['kind']) => (await store.list(kind)).items as unknown as T[],
+    create: async <T extends AnyRes>(res: T) => (await store.create(res as unknown as Resource)) as unknown as T,
+    update: async <T extends AnyRes>(res: T) => (await store.update(res as unknown as Resource)) as unknown as T,
+  };
+}
+
+const selectorCache = new Map<string, Selector>();
+
+/** Calico selector matching (parse once per expression). Throws SelectorError on a bad expression. */
+export const calicoSelectorMatch: SelectorMatch = (expr, labels) => {
+  let s = selectorCache.get(expr);
+  if (!s) {
+    s = parseSelector(expr);
+    if (selectorCache.size > 1000) selectorCache.clear();
+    selectorCache.set(expr, s);
+  }
+  return s.matches(labels);
+};
+
+/** Calico's handles for tunnel addresses. */
+export const tunnelHandle = (kind: 'ipip' | 'vxlan', node: string): string => `${kind}-tunnel-addr-${node}`;
+
+export function ipamPort(ipam: Ipam): IpamPort {
+  return {
+    ensureBlock: async (node, family) => { await ipam.ensureBlock(node, family); },
+    blocksAffineTo: async (node) => (await ipam.blocksAffineTo(node))
+      .filter((b) => b.state === 'pending' || b.state === 'confirmed')
+      .map((b) => ({ cidr: b.cidr, state: b.state as 'pending' | 'confirmed' })),
+    listBlocks: async (): Promise<BlockInfo[]> => (await ipam.store.listBlocks()).map(({ value: b }) => ({
+      cidr: b.cidr,
+      node: affinityNode(b.affinity),
+      size: b.allocations.length,
+      allocated: blockAllocations(b).map((a) => {
+        const x: BlockInfo['allocated'][number] = { ip: a.ip, handle: a.handle };
+        if (a.attrs.node !== undefined) x.node = a.attrs.node;
+        return x;
+      }),
+    })),
+    tunnelAddress: async (node, kind, poolCidrs) => {
+      const handle = tunnelHandle(kind, node);
+      const have = await ipam.ipsByHandle(handle);
+      if (have.length > 0) return have[0]!.split('/')[0];
+      if (poolCidrs.length === 0) return undefined;
+      const r = await ipam.autoAssign({
+        handle, node, num4: 1, pools: [...poolCidrs],
+        attrs: { node, type: kind === 'ipip' ? 'ipipTunnelAddress' : 'vxlanTunnelAddress' },
+      });
+      return r.ipv4[0]?.split('/')[0];
+    },
+  };
+}
