@@ -215,6 +215,8 @@ export class BgpSpeaker extends EventEmitter {
   private readonly sessions: SessionFactory;
   private readonly sliceMs: number;
   private nextSourceId = 1;
+  /** UPDATEs whose processing threw (a bug if ever > 0). */
+  internalErrors = 0;
   private running = false;
   private processing = false;
   private readonly busy = new Set<Peer>();
@@ -527,6 +529,8 @@ export class BgpSpeaker extends EventEmitter {
         try {
           this.processUpdate(p, m);
         } catch (e) {
+          // Never crash on a peer's input; counted so tests and metrics can see it.
+          this.internalErrors++;
           this.log.error({ err: e }, 'UPDATE processing failed');
         }
         if (p.inQueue.length === 0) this.busy.delete(p);
