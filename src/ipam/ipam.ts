@@ -11,7 +11,6 @@
 import {
   cidrContains, cidrContainsCidr, cidrOf, cidrSize, formatCidr, parseCidr, parseIp, type Family,
 } from '../common/ip.js';
-import { log, type Logger } from '../common/log.js';
 import {
   DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair,
 } from '../datastore/types.js';
@@ -29,12 +28,29 @@ import {
   IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig,
 } from './store.js';
 
+/** The few logger methods IPAM uses (a pino logger fits). */
+export interface IpamLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Default logger: tabby's pino logger, loaded on first use (the CNI plugin passes its own, light one,
+ *  so a pod ADD never pays for loading pino). */
+function lazyLogger(component: string): IpamLogger {
+  let chain: Promise<unknown> = Promise.resolve();
+  const emit = (level: 'info' | 'warn' | 'error') => (obj: object, msg?: string) => {
+    chain = chain.then(() => import('../common/log.js')).then((m) => m.log(component)[level](obj, msg)).catch(() => undefined);
+  };
+  return { info: emit('info'), warn: emit('warn'), error: emit('error') };
+}
+
 export interface IpamOptions {
   /** Where pools and node labels come from (default: the IPPool/Node resources in the same datastore). */
   pools?: PoolSource;
   /** Compare-and-swap attempts per object before giving up (default 100). */
   maxRetries?: number;
-  logger?: Logger;
+  logger?: IpamLogger;
   clock?: () => Date;
   random?: () => number;
 }
@@ -45,8 +61,12 @@ export interface AutoAssignArgs {
   node: string;
   num4?: number;
   num6?: number;
-  /** Restrict to these pools (IPPool names or CIDRs, either family; tried in order). */
+  /** Restrict to these pools (IPPool names or CIDRs, tried in order). A family none of them belongs to
+   *  is not restricted by this list. */
   pools?: string[];
+  /** Restrict IPv4 / IPv6 assignment to these pools (Calico's ipv4_pools / ipv6_pools). */
+  pools4?: string[];
+  pools6?: string[];
   attrs?: Record<string, string>;
 }
 
@@ -135,7 +155,7 @@ export class Ipam {
   readonly store: IpamStore;
   private readonly pools: PoolSource;
   private readonly maxRetries: number;
-  private readonly logger: Logger;
+  private readonly logger: IpamLogger;
   private readonly clock: () => Date;
   private readonly random: () => number;
 
@@ -143,7 +163,7 @@ export class Ipam {
     this.store = new IpamStore(ds);
     this.pools = opts.pools ?? new DatastorePoolSource(ds);
     this.maxRetries = opts.maxRetries ?? 100;
-    this.logger = opts.logger ?? log('ipam');
+    this.logger = opts.logger ?? lazyLogger('ipam');
     this.clock = opts.clock ?? (() => new Date());
     this.random = opts.random ?? Math.random;
   }
@@ -172,8 +192,9 @@ export class Ipam {
     try {
       for (const [family, num] of [[4, args.num4 ?? 0], [6, args.num6 ?? 0]] as [Family, number][]) {
         if (num <= 0) continue;
-        const pools = await this.eligiblePools(allPools, family, args.node, args.pools);
-        const got = await this.autoAssignFamily(args, family, num, pools, config);
+        const requested = requestedPools(allPools, args, family);
+        const pools = await this.eligiblePools(allPools, family, args.node, requested);
+        const got = await this.autoAssignFamily({ ...args, pools: requested }, family, num, pools, config);
         for (const a of got) {
           res.allocations.push(a);
           (family === 4 ? res.ipv4 : res.ipv6).push(hostCidr(a.ip));
@@ -673,6 +694,17 @@ export class Ipam {
     if (attempt < 2) return;
     await sleep(Math.min(50, 1 + attempt * 2) * this.random());
   }
+}
+
+/** The pools requested for `family` (undefined = no restriction). Throws UnknownPool for a name/CIDR
+ *  that matches no pool, whatever the family. */
+function requestedPools(all: PoolInfo[], args: AutoAssignArgs, family: Family): string[] | undefined {
+  const generic = args.pools ?? [];
+  const specific = (family === 4 ? args.pools4 : args.pools6) ?? [];
+  resolveRequestedPools(all, [...generic, ...(args.pools4 ?? []), ...(args.pools6 ?? [])], family); // validate names
+  const genericHere = resolveRequestedPools(all, generic, family).length > 0 ? generic : [];
+  const list = [...specific, ...genericHere];
+  return list.length ? list : undefined;
 }
 
 function shuffle<T>(a: T[], random: () => number): void {

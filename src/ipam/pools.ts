@@ -4,6 +4,7 @@
 // nodeSelector, requested names/CIDRs) and finding the pool of an address.
 import { cidrContains, cidrContainsCidr, formatCidr, parseCidr, parseIp, type Family } from '../common/ip.js';
 import type { Datastore } from '../datastore/types.js';
+import { parseSelector } from '../datastore/selector.js';
 
 export const POOLS_PREFIX = '/tabby/resources/v3/projectcalico.org/ippools/';
 export const NODES_PREFIX = '/tabby/resources/v3/projectcalico.org/nodes/';
@@ -88,9 +89,9 @@ export class StaticPoolSource implements PoolSource {
 
 export type SelectorMatcher = (selector: string, labels: Record<string, string>) => boolean;
 
-let matcher: SelectorMatcher = basicSelectorMatches;
+let matcher: SelectorMatcher = (s, labels) => parseSelector(s).matches(labels);
 
-/** Use the full Calico selector language (the datastore's parseSelector) for pool nodeSelectors. */
+/** Replace the selector evaluator (default: the datastore's Calico selector language). */
 export function setSelectorMatcher(m: SelectorMatcher): void { matcher = m; }
 
 export function selectorMatches(selector: string, labels: Record<string, string>): boolean {

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// `tabby` — the CNI plugin the container runtime runs for every pod (CNI spec 1.0.0, answers 0.3.x, 0.4.0
+// and 1.1.0 configs). The same program is installed as `tabby-ipam` (IPAM only): it knows which one it is
+// from TABBY_CNI_PLUGIN_NAME (set by the installer's wrapper), its own file name, or a netconf whose
+// type is tabby-ipam. Reads the netconf on stdin and CNI_* from the environment; writes the result or a
+// CNI error object on stdout (exit 1 on error); logs to log_file_path, never to stdout.
+// Startup is kept short: only the netconf parser loads eagerly; the datastore, IPAM and the dataplane
+// are imported when a command needs them.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CNI_ERR, CniError, parseCniEnv, parseNetConf, type NetConf } from './netconf.js';
+import { runCommand, type PluginDeps, type PluginName, type Wiring } from './plugin.js';
+import { fileLogger, nullLogger } from './logger.js';
+
+export { parseNetConf } from './netconf.js';
+
+const DEFAULT_STATE_DIR = '/var/run/tabby';
+
+/** Node name: netconf "nodename", else $TABBY_STATE_DIR/nodename (written by tabby-node), else the hostname. */
+export function resolveNodename(conf: NetConf, env: NodeJS.ProcessEnv = process.env): string {
+  if (conf.nodename) return conf.nodename;
+  const file = path.join(env.TABBY_STATE_DIR || DEFAULT_STATE_DIR, 'nodename');
+  try {
+    const n = fs.readFileSync(file, 'utf8').trim();
+    if (n) return n;
+  } catch { /* not written (tabby-node not running here): fall back */ }
+  return os.hostname();
+}
+
+function pluginName(argv1: string | undefined, env: NodeJS.ProcessEnv, stdin: Buffer): PluginName {
+  if (env.TABBY_CNI_PLUGIN_NAME === 'tabby-ipam') return 'tabby-ipam';
+  if (env.TABBY_CNI_PLUGIN_NAME === 'tabby') return 'tabby';
+  if (argv1 && path.basename(argv1).replace(/\.js$/, '') === 'tabby-ipam') return 'tabby-ipam';
+  try { if ((JSON.parse(stdin.toString()) as { type?: unknown }).type === 'tabby-ipam') return 'tabby-ipam'; } catch { /* parsed later */ }
+  return 'tabby';
+}
+
+function readStdin(): Buffer {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    let n: number;
+    try { n = fs.readSync(0, buf, 0, buf.length, null); } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') continue;
+      if (code === 'EOF' || code === 'EBADF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Real dependencies: datastore from the netconf (+ env), IPAM over it, the dataplane's wiring. */
+export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): PluginDeps {
+  const logger = conf ? fileLogger(conf.logFilePath, env.TABBY_LOG_LEVEL || conf.logLevel, { component: 'cni', pid: process.pid }) : nullLogger;
+  return {
+    logger,
+    nodename: (c) => resolveNodename(c, env),
+    netnsExists: (p) => p !== '' && fs.existsSync(p),
+    async openIpam(c) {
+      const [{ datastoreConfigFromNetconf, openDatastore }, { Ipam }] = await Promise.all([
+        import('../datastore/index.js'), import('../ipam/index.js'),
+      ]);
+      const ds = await openDatastore(datastoreConfigFromNetconf(c.raw, env));
+      return { ipam: new Ipam(ds, { logger }), close: () => ds.close() };
+    },
+    async wiring(): Promise<Wiring> {
+      const { dataplaneWiring } = await import('./wiring.js');
+      return dataplaneWiring();
+    },
+  };
+}
+
+export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let stdin: Buffer = Buffer.alloc(0);
+  let out: { stdout: string; exitCode: number };
+  try {
+    const cniEnv = parseCniEnv(env);
+    stdin = cniEnv.command === 'VERSION' && process.stdin.isTTY ? Buffer.alloc(0) : readStdin();
+    let conf: NetConf | undefined;
+    try { conf = parseNetConf(stdin); } catch { conf = undefined; /* runCommand reports it */ }
+    out = await runCommand(pluginName(argv[1], env, stdin), cniEnv, stdin, realDeps(conf, env));
+  } catch (e) {
+    const err = e instanceof CniError ? e : new CniError(CNI_ERR.INTERNAL, (e as Error).message);
+    let version = '1.0.0';
+    try { const v = (JSON.parse(stdin.toString()) as { cniVersion?: unknown }).cniVersion; if (typeof v === 'string') version = v; } catch { /* default */ }
+    out = { stdout: JSON.stringify(err.toJSON(version)), exitCode: 1 };
+  }
+  if (out.stdout) fs.writeSync(1, `${out.stdout}\n`);
+  return out.exitCode;
+}
+
+const invokedDirectly = (() => {
+  try { return fs.realpathSync(process.argv[1] ?? '') === fs.realpathSync(new URL(import.meta.url).pathname); } catch { return false; }
+})();
+if (invokedDirectly) {
+  main().then((code) => process.exit(code), (e: unknown) => {
+    fs.writeSync(1, `${JSON.stringify({ cniVersion: '1.0.0', code: CNI_ERR.INTERNAL, msg: String((e as Error)?.message ?? e) })}\n`);
+    process.exit(1);
+  });
+}
