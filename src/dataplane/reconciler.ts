@@ -1,0 +1,235 @@
+// The one reconciler shape (STYLE #4, Felix's deltatracker): desired state in, kernel made to match.
+//   set()/delete()/setDesired() edit desired state only and mark keys dirty;
+//   apply() = resync if needed (dump the kernel, keep what ownership says is ours or what collides
+//   with a desired key) → deletes → adds/replaces, batched → failures stay dirty for the next pass.
+// The driver knows the object kind (routes, neighbours, FDB entries, links): identity, equality,
+// ownership, dump, batch add/remove. Kernel events feed observe()/forget() so a change made behind
+// our back marks its key dirty; a periodic full resync catches anything missed.
+import { EventEmitter } from 'node:events';
+
+export interface Failure<T> { item: T; error: Error }
+
+export interface ReconcileDriver<T> {
+  readonly kind: string;
+  key(item: T): string;
+  /** the kernel object already is the desired one */
+  equal(desired: T, actual: T): boolean;
+  /** ours by its mark (protocol number, name prefix …): may be deleted when not desired */
+  owned(actual: T): boolean;
+  /** every kernel object of this kind (owned or not) */
+  list(): Promise<T[]>;
+  /** create or replace each item; returns failures */
+  apply(items: T[]): Promise<Failure<T>[]>;
+  /** delete each item; "already gone" counts as success; returns failures */
+  remove(items: T[]): Promise<Failure<T>[]>;
+}
+
+export interface ApplyResult<T> {
+  added: number;
+  removed: number;
+  failed: Failure<T>[];
+  /** desired keys held by someone else's object (never touched) */
+  conflicts: string[];
+  resynced: boolean;
+}
+
+export interface ReconcilerOptions {
+  /** full resync period (ms); 0 = never. Default 90 s. */
+  resyncIntervalMs?: number;
+  /** delay before an event-triggered apply (coalesces bursts). Default 20 ms. */
+  debounceMs?: number;
+  /** retry delay after a failed apply. Default 1 s. */
+  retryMs?: number;
+}
+
+/**
+ * Events: 'applied' (ApplyResult), 'error' is never emitted (failures are in 'applied' and retried),
+ * 'insync' (after an apply that left nothing pending).
+ */
+export class Reconciler<T> extends EventEmitter {
+  private readonly desired = new Map<string, T>();
+  /** kernel state as last seen (dump + events + our own successful changes) */
+  private readonly actual = new Map<string, T>();
+  private readonly dirty = new Set<string>();
+  private needResync = true;
+  private running: Promise<ApplyResult<T>> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private readonly opts: Required<ReconcilerOptions>;
+
+  constructor(readonly driver: ReconcileDriver<T>, opts: ReconcilerOptions = {}) {
+    super();
+    this.opts = { resyncIntervalMs: opts.resyncIntervalMs ?? 90_000, debounceMs: opts.debounceMs ?? 20, retryMs: opts.retryMs ?? 1000 };
+  }
+
+  /** Nothing pending: the kernel matched desired state at the end of the last apply. */
+  get inSync(): boolean { return !this.needResync && this.dirty.size === 0 && !this.running; }
+  get pendingCount(): number { return this.dirty.size; }
+  desiredItems(): T[] { return [...this.desired.values()]; }
+
+  set(item: T): void {
+    const k = this.driver.key(item);
+    const old = this.desired.get(k);
+    this.desired.set(k, item);
+    if (!old || !this.driver.equal(item, old)) this.markDirty(k);
+  }
+
+  delete(key: string): void {
+    if (this.desired.delete(key)) this.markDirty(key);
+  }
+
+  /** Replace the whole desired set. */
+  setDesired(items: Iterable<T>): void {
+    const next = new Map<string, T>();
+    for (const it of items) next.set(this.driver.key(it), it);
+    for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
+    for (const [k, it] of next) {
+      const old = this.desired.get(k);
+      if (!old || !this.driver.equal(it, old)) this.markDirty(k);
+    }
+    this.desired.clear();
+    for (const [k, it] of next) this.desired.set(k, it);
+  }
+
+  markDirty(key: string): void {
+    this.dirty.add(key);
+    if (this.started) this.schedule();
+  }
+
+  /** Force a full dump on the next apply (e.g. events were lost). */
+  markResync(): void {
+    this.needResync = true;
+    if (this.started) this.schedule();
+  }
+
+  /** A kernel object appeared or changed (from an event). */
+  observe(item: T): void {
+    const k = this.driver.key(item);
+    this.actual.set(k, item);
+    const d = this.desired.get(k);
+    if ((d && !this.driver.equal(d, item)) || (!d && this.driver.owned(item))) this.markDirty(k);
+  }
+
+  /** A kernel object disappeared (from an event). */
+  forget(item: T): void {
+    const k = this.driver.key(item);
+    const cur = this.actual.get(k);
+    if (cur && this.driver.equal(cur, item)) this.actual.delete(k);
+    else if (!cur) return;
+    if (this.desired.has(k)) this.markDirty(k);
+  }
+
+  /** Start automatic applies (debounced after changes, periodic resync). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    if (this.opts.resyncIntervalMs > 0) {
+      this.resyncTimer = setInterval(() => this.markResync(), this.opts.resyncIntervalMs);
+      this.resyncTimer.unref();
+    }
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.timer = this.resyncTimer = undefined;
+  }
+
+  private schedule(delay = this.opts.debounceMs): void {
+    if (!this.started || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.apply().then((r) => {
+        // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
+        if (r.failed.length) this.schedule(this.opts.retryMs);
+      }, () => this.schedule(this.opts.retryMs));
+    }, delay);
+  }
+
+  /** One reconcile pass; concurrent callers share a pass (and a follow-up pass when more changed). */
+  apply(): Promise<ApplyResult<T>> {
+    if (this.running) {
+      this.again = true;
+      return this.running.then(() => (this.running ? this.running : this.apply()));
+    }
+    const run = this.pass().finally(() => {
+      this.running = undefined;
+      if (this.again) { this.again = false; if (this.dirty.size || this.needResync) this.schedule(0); }
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async pass(): Promise<ApplyResult<T>> {
+    const d = this.driver;
+    let resynced = false;
+    if (this.needResync) {
+      this.needResync = false;
+      let items: T[];
+      try {
+        items = await d.list();
+      } catch (e) {
+        this.needResync = true;
+        throw e;
+      }
+      this.actual.clear();
+      for (const it of items) {
+        const k = d.key(it);
+        // a desired key collides with this object, or the object is ours: track it
+        if (d.owned(it) || this.desired.has(k)) this.actual.set(k, it);
+      }
+      for (const k of this.desired.keys()) this.dirty.add(k);
+      for (const [k, it] of this.actual) if (d.owned(it)) this.dirty.add(k);
+      resynced = true;
+    }
+    const keys = [...this.dirty];
+    this.dirty.clear();
+    const toRemove: T[] = [];
+    const toApply: T[] = [];
+    const conflicts: string[] = [];
+    for (const k of keys) {
+      const want = this.desired.get(k);
+      const have = this.actual.get(k);
+      if (!want) {
+        if (have && d.owned(have)) toRemove.push(have);
+      } else if (!have || !d.equal(want, have)) {
+        if (have && !d.owned(have)) conflicts.push(k);
+        else toApply.push(want);
+      }
+    }
+    const failed: Failure<T>[] = [];
+    let removeFailed = 0;
+    let applyFailed = 0;
+    if (toRemove.length) {
+      const f = await d.remove(toRemove);
+      const bad = new Set(f.map((x) => d.key(x.item)));
+      for (const it of toRemove) {
+        const k = d.key(it);
+        if (bad.has(k)) this.dirty.add(k);
+        else if (this.actual.get(k) === it) this.actual.delete(k);
+      }
+      failed.push(...f);
+      removeFailed = f.length;
+    }
+    if (toApply.length) {
+      const f = await d.apply(toApply);
+      const bad = new Set(f.map((x) => d.key(x.item)));
+      for (const it of toApply) {
+        const k = d.key(it);
+        if (bad.has(k)) this.dirty.add(k);
+        else this.actual.set(k, it);
+      }
+      failed.push(...f);
+      applyFailed = f.length;
+    }
+    for (const k of conflicts) this.dirty.add(k);
+    const result: ApplyResult<T> = { added: toApply.length - applyFailed, removed: toRemove.length - removeFailed, failed, conflicts, resynced };
+    this.emit('applied', result);
+    if (!failed.length && !conflicts.length && this.dirty.size === 0 && !this.needResync) this.emit('insync');
+    return result;
+  }
+}

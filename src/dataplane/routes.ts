@@ -1,0 +1,267 @@
+// RouteReconciler: the set of kernel routes tabby owns, kept equal to a desired set.
+// Desired routes name interfaces (dev: 'tunl0', 'vxlan.calico', 'eth0'); the kernel speaks indexes,
+// so a link cache (dump + link events) resolves them, and a route whose device does not exist yet
+// waits until it does. Ownership: rtm_protocol == RTPROT_TABBY, except routes through workload
+// interfaces (cali*), which belong to the CNI wiring (wireWorkload/unwireWorkload). Routes of every
+// other owner are never touched; a foreign route on a desired destination is reported as a conflict.
+// Events: a route deleted or changed behind our back is repaired within debounceMs; link changes and
+// lost events (ENOBUFS) trigger a full resync; a periodic full resync catches anything else.
+import { EventEmitter } from 'node:events';
+import type { KernelRoute, Link, NextHop } from './netlink/messages.js';
+import type { EventKind, NetlinkEvent, RouteOp } from './netlink/netlink.js';
+import type { NetlinkError } from './netlink/socket.js';
+import { RT_SCOPE, RT_TABLE } from './netlink/constants.js';
+import { RTPROT_TABBY, isWorkloadIfName } from './ownership.js';
+import { Reconciler, type ApplyResult, type Failure, type ReconcileDriver, type ReconcilerOptions } from './reconciler.js';
+import { log, type Logger } from '../common/log.js';
+import { parseCidr, formatCidr } from '../common/ip.js';
+
+export type RouteScope = 'universe' | 'link' | 'host' | number;
+
+/** A route as tabby's components want it. */
+export interface Route {
+  /** destination prefix "10.65.1.0/26" */
+  dst: string;
+  type?: 'unicast' | 'blackhole';
+  gateway?: string;
+  dev?: string;
+  onlink?: boolean;
+  scope?: RouteScope;
+  /** default: main (254) */
+  table?: number;
+  multipath?: { gateway?: string; dev?: string; onlink?: boolean; weight?: number }[];
+}
+
+/** What the reconciler needs from a Netlink handle (a fake can stand in). */
+export interface RouteDataplane {
+  listRoutes(family?: 4 | 6): Promise<KernelRoute[]>;
+  listLinks(): Promise<Link[]>;
+  routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]>;
+  subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void };
+}
+
+export interface RouteReconcilerOptions extends ReconcilerOptions {
+  /** rtm_protocol of owned routes (default RTPROT_TABBY) */
+  protocol?: number;
+  /** ownership test; default: protocol matches and the route is not through a cali* interface */
+  owns?: (route: KernelRoute, devName: string | undefined) => boolean;
+  logger?: Logger;
+}
+
+const scopeNumber = (s: RouteScope | undefined): number | undefined =>
+  s === undefined ? undefined : typeof s === 'number' ? s : s === 'link' ? RT_SCOPE.LINK : s === 'host' ? RT_SCOPE.HOST : RT_SCOPE.UNIVERSE;
+
+/** "10.65.1.7/26" → "10.65.1.0/26"; a bare address → /32 or /128. */
+export function normalizeDst(dst: string): string {
+  return formatCidr(parseCidr(dst));
+}
+
+export const routeKey = (table: number, dst: string): string => `${table}|${dst}`;
+
+function sameHops(a: NextHop[] | undefined, b: NextHop[] | undefined): boolean {
+  const norm = (h: NextHop[] | undefined): string => (h ?? [])
+    .map((x) => `${x.gateway ?? ''}/${x.oif ?? 0}/${x.onlink ? 1 : 0}/${x.weight ?? 1}`).sort().join(',');
+  return norm(a) === norm(b);
+}
+
+/** Kernel-form equality on the fields tabby sets. */
+export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
+  if (want.dst !== have.dst || want.table !== have.table || want.type !== have.type || want.protocol !== have.protocol) return false;
+  if ((want.gateway ?? '') !== (have.gateway ?? '') || (want.oif ?? 0) !== (have.oif ?? 0) || !!want.onlink !== !!have.onlink) return false;
+  // IPv6 routes always dump with scope universe; the kernel picks v4 scopes we do not set.
+  if (want.family === 4 && want.scope !== have.scope) return false;
+  if (want.priority !== undefined && want.priority !== have.priority) return false;
+  return sameHops(want.multipath, have.multipath);
+}
+
+export class RouteReconciler extends EventEmitter {
+  private readonly rec: Reconciler<KernelRoute>;
+  private readonly protocol: number;
+  private readonly owns: (r: KernelRoute, dev: string | undefined) => boolean;
+  private readonly byName = new Map<string, number>();
+  private readonly byIndex = new Map<number, string>();
+  /** desired routes in tabby's form, by key */
+  private readonly wanted = new Map<string, Route>();
+  /** keys whose device is missing */
+  private readonly unresolved = new Set<string>();
+  /** devices named by desired routes (cache; undefined = recompute) */
+  private devs: Set<string> | undefined;
+  private sub: (EventEmitter & { close(): void }) | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly nl: RouteDataplane, opts: RouteReconcilerOptions = {}) {
+    super();
+    this.protocol = opts.protocol ?? RTPROT_TABBY;
+    this.owns = opts.owns ?? ((r, dev) => r.protocol === this.protocol && !isWorkloadIfName(dev));
+    this.log = opts.logger ?? log('routes');
+    const driver: ReconcileDriver<KernelRoute> = {
+      kind: 'route',
+      key: (r) => routeKey(r.table, r.dst),
+      equal: sameRoute,
+      owned: (r) => r.type !== 'local' && r.type !== 'broadcast' && this.owns(r, r.oif ? this.byIndex.get(r.oif) : undefined),
+      list: () => this.dump(),
+      apply: (items) => this.batch('replace', items),
+      remove: (items) => this.batch('del', items),
+    };
+    this.rec = new Reconciler(driver, opts);
+    this.rec.on('applied', (r: ApplyResult<KernelRoute>) => {
+      for (const f of r.failed) this.log.warn({ dst: f.item.dst, table: f.item.table, err: f.error.message }, 'route change failed; will retry');
+      if (r.conflicts.length) this.log.warn({ conflicts: r.conflicts.slice(0, 10), count: r.conflicts.length }, 'destination held by a route tabby does not own; left alone');
+      this.emit('applied', r);
+    });
+    this.rec.on('insync', () => { if (this.inSync) this.emit('insync'); });
+  }
+
+  /** true when the kernel matched the desired set after the last apply and nothing waits for a device. */
+  get inSync(): boolean { return this.rec.inSync && this.unresolved.size === 0; }
+  get pending(): number { return this.rec.pendingCount + this.unresolved.size; }
+
+  /** Replace the desired set. */
+  setDesired(routes: Iterable<Route>): void {
+    this.devs = undefined;
+    this.wanted.clear();
+    this.unresolved.clear();
+    const kernel: KernelRoute[] = [];
+    for (const r of routes) {
+      const key = routeKey(r.table ?? RT_TABLE.MAIN, normalizeDst(r.dst));
+      this.wanted.set(key, r);
+      const k = this.toKernel(r);
+      if (k) kernel.push(k); else this.unresolved.add(key);
+    }
+    this.rec.setDesired(kernel);
+  }
+
+  /** Add or change one desired route. */
+  set(route: Route): void {
+    const key = routeKey(route.table ?? RT_TABLE.MAIN, normalizeDst(route.dst));
+    this.devs = undefined;
+    this.wanted.set(key, route);
+    const k = this.toKernel(route);
+    if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
+  }
+
+  /** Drop one desired route (the kernel route goes on the next apply). */
+  delete(dst: string, table: number = RT_TABLE.MAIN): void {
+    const key = routeKey(table, normalizeDst(dst));
+    this.devs = undefined;
+    this.wanted.delete(key);
+    this.unresolved.delete(key);
+    this.rec.delete(key);
+  }
+
+  desired(): Route[] { return [...this.wanted.values()]; }
+
+  /** One reconcile pass now. */
+  apply(): Promise<ApplyResult<KernelRoute>> { return this.rec.apply(); }
+
+  /** Subscribe to route/link events, reconcile now, then keep reconciling until stop(). */
+  async start(): Promise<ApplyResult<KernelRoute>> {
+    if (!this.sub) {
+      this.sub = this.nl.subscribe(['route', 'link']);
+      this.sub.on('event', (ev: NetlinkEvent) => this.onEvent(ev));
+      this.sub.on('overrun', () => { this.log.warn('netlink events lost; full resync'); this.rec.markResync(); });
+    }
+    const first = await this.rec.apply();
+    this.rec.start();
+    return first;
+  }
+
+  stop(): void {
+    this.rec.stop();
+    this.sub?.close();
+    this.sub = undefined;
+  }
+
+  private onEvent(ev: NetlinkEvent): void {
+    if (ev.kind === 'route') {
+      if (ev.route.type === 'local' || ev.route.type === 'broadcast') return;
+      if (ev.type === 'new') this.rec.observe(ev.route); else this.rec.forget(ev.route);
+    } else if (ev.kind === 'link') {
+      const l = ev.link;
+      const known = this.byIndex.get(l.index);
+      if (ev.type === 'new') {
+        this.byIndex.set(l.index, l.name);
+        if (known !== undefined && known !== l.name && this.byName.get(known) === l.index) this.byName.delete(known);
+        this.byName.set(l.name, l.index);
+      } else {
+        this.byIndex.delete(l.index);
+        if (this.byName.get(l.name) === l.index) this.byName.delete(l.name);
+      }
+      // Only devices our routes use matter: one that appears/renames resolves waiting routes; one that
+      // goes down or away takes its IPv4 routes with it without any route event — resync.
+      if (this.usesDev(l.name) || (known !== undefined && this.usesDev(known))) {
+        this.reresolve();
+        this.rec.markResync();
+      }
+    }
+  }
+
+  private usesDev(name: string): boolean {
+    if (!this.devs) {
+      this.devs = new Set();
+      for (const r of this.wanted.values()) {
+        if (r.dev) this.devs.add(r.dev);
+        for (const h of r.multipath ?? []) if (h.dev) this.devs.add(h.dev);
+      }
+    }
+    return this.devs.has(name);
+  }
+
+  /** Recompute desired kernel routes after the name → index map changed. */
+  private reresolve(): void {
+    for (const [key, r] of this.wanted) {
+      const k = this.toKernel(r);
+      if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
+    }
+  }
+
+  private devIndex(dev: string | undefined): number | undefined | null {
+    if (dev === undefined) return undefined;
+    const i = this.byName.get(dev);
+    return i === undefined ? null : i;
+  }
+
+  private toKernel(r: Route): KernelRoute | undefined {
+    const dst = normalizeDst(r.dst);
+    const family = dst.includes(':') ? 6 : 4;
+    const type = r.type ?? 'unicast';
+    const oif = this.devIndex(r.dev);
+    if (oif === null) return undefined;
+    const k: KernelRoute = {
+      family, dst, table: r.table ?? RT_TABLE.MAIN, protocol: this.protocol, type,
+      scope: scopeNumber(r.scope) ?? (type === 'unicast' && !r.gateway && !r.multipath?.length ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE),
+    };
+    if (type === 'unicast') {
+      if (oif !== undefined) k.oif = oif;
+      if (r.gateway) k.gateway = r.gateway;
+      if (r.onlink) k.onlink = true;
+      if (r.multipath?.length) {
+        const hops: NextHop[] = [];
+        for (const h of r.multipath) {
+          const hi = this.devIndex(h.dev);
+          if (hi === null) return undefined;
+          hops.push({ ...(h.gateway ? { gateway: h.gateway } : {}), oif: hi ?? 0, ...(h.onlink ? { onlink: true } : {}), weight: h.weight ?? 1 });
+        }
+        k.multipath = hops;
+      }
+    }
+    return k;
+  }
+
+  private async dump(): Promise<KernelRoute[]> {
+    const links = await this.nl.listLinks();
+    this.byName.clear();
+    this.byIndex.clear();
+    for (const l of links) { this.byName.set(l.name, l.index); this.byIndex.set(l.index, l.name); }
+    this.reresolve();
+    return (await this.nl.listRoutes()).filter((r) => r.type !== 'local' && r.type !== 'broadcast' && r.type !== 'multicast' && r.type !== 'anycast');
+  }
+
+  private async batch(op: 'replace' | 'del', items: KernelRoute[]): Promise<Failure<KernelRoute>[]> {
+    const ops: RouteOp[] = items.map((route) => ({ op, route }));
+    const failed = await this.nl.routeBatch(ops);
+    return failed
+      .filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')))
+      .map((f) => ({ item: f.op.route as KernelRoute, error: f.error }));
+  }
+}

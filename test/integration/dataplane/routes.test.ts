@@ -1,0 +1,88 @@
+// RouteReconciler against a real kernel (a fresh netns): desired routes installed; a stale route
+// with tabby's protocol removed while a foreign route in the same table survives; a route deleted by
+// hand comes back within a second; a changed route is put back; a route waiting for its device is
+// installed when the device appears.
+import t from 'tap';
+import { Netlink, RouteReconciler, RTPROT_TABBY } from '../../../src/dataplane/index.js';
+import { isRoot, ipIn, makeNetns, waitUntil } from '../../helpers/dataplane-netns.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+
+t.test('route reconciler', { skip }, async (t) => {
+  const ns = makeNetns(t, 'rt');
+  const nl = new Netlink({ netnsPath: ns.path });
+  t.teardown(() => nl.close());
+  ipIn(ns.name, 'link', 'add', 'vA', 'type', 'veth', 'peer', 'name', 'vB');
+  ipIn(ns.name, 'link', 'set', 'vA', 'up');
+  ipIn(ns.name, 'link', 'set', 'vB', 'up');
+  ipIn(ns.name, 'addr', 'add', '172.30.0.1/24', 'dev', 'vA');
+  // someone else's routes, and a stale one of ours
+  ipIn(ns.name, 'route', 'add', '10.80.0.0/24', 'via', '172.30.0.2', 'proto', 'static');
+  ipIn(ns.name, 'route', 'add', '10.81.0.0/24', 'via', '172.30.0.2', 'proto', String(RTPROT_TABBY));
+  ipIn(ns.name, 'route', 'add', '10.82.0.0/24', 'via', '172.30.0.2', 'proto', String(RTPROT_TABBY), 'table', '100');
+
+  const rr = new RouteReconciler(nl, { debounceMs: 10, resyncIntervalMs: 0 });
+  t.teardown(() => rr.stop());
+  rr.setDesired([
+    { dst: '10.70.0.0/26', type: 'blackhole' },
+    { dst: '10.71.0.0/26', gateway: '172.30.0.2', dev: 'vA' },
+    { dst: '10.72.0.0/26', gateway: '172.31.9.9', dev: 'vA', onlink: true },
+    { dst: '10.73.0.1/32', dev: 'vA' },
+    { dst: '10.74.0.0/26', gateway: '172.30.0.2', dev: 'vA', table: 100 },
+    { dst: '10.75.0.0/26', gateway: '172.31.9.9', dev: 'later0', onlink: true },
+  ]);
+  const first = await rr.start();
+  t.equal(first.failed.length, 0, 'no failures');
+
+  const main = (): string => ipIn(ns.name, 'route', 'show');
+  t.test('desired routes installed with tabby\'s protocol', async (t) => {
+    t.match(main(), /blackhole 10\.70\.0\.0\/26 proto 81/);
+    t.match(main(), /10\.71\.0\.0\/26 via 172\.30\.0\.2 dev vA proto 81/);
+    t.match(main(), /10\.72\.0\.0\/26 via 172\.31\.9\.9 dev vA proto 81 onlink/);
+    t.match(main(), /10\.73\.0\.1 dev vA proto 81 scope link/);
+    t.match(ipIn(ns.name, 'route', 'show', 'table', '100'), /10\.74\.0\.0\/26 via 172\.30\.0\.2 dev vA proto 81/);
+  });
+
+  t.test('stale owned routes removed, foreign route survives', async (t) => {
+    t.notMatch(main(), /10\.81\.0\.0/);
+    t.notMatch(ipIn(ns.name, 'route', 'show', 'table', '100'), /10\.82\.0\.0/);
+    t.match(main(), /10\.80\.0\.0\/24 via 172\.30\.0\.2 dev vA proto static/);
+  });
+
+  t.test('waiting for a device', async (t) => {
+    t.equal(rr.inSync, false, 'not in sync while later0 is missing');
+    ipIn(ns.name, 'link', 'add', 'later0', 'type', 'veth', 'peer', 'name', 'later1');
+    ipIn(ns.name, 'link', 'set', 'later0', 'up');
+    t.ok(await waitUntil(() => /10\.75\.0\.0\/26 via 172\.31\.9\.9 dev later0/.test(main()), 2000), 'installed once the device exists');
+    t.ok(await waitUntil(() => rr.inSync, 2000), 'in sync');
+  });
+
+  t.test('deleted by hand: back within a second', async (t) => {
+    ipIn(ns.name, 'route', 'del', '10.71.0.0/26');
+    const t0 = Date.now();
+    t.ok(await waitUntil(() => /10\.71\.0\.0\/26 via 172\.30\.0\.2/.test(main()), 1000), 'repaired');
+    t.ok(Date.now() - t0 < 1000, `repaired in ${Date.now() - t0} ms`);
+  });
+
+  t.test('changed by hand: put back', async (t) => {
+    ipIn(ns.name, 'route', 'replace', '10.71.0.0/26', 'via', '172.30.0.3', 'proto', String(RTPROT_TABBY));
+    t.ok(await waitUntil(() => /10\.71\.0\.0\/26 via 172\.30\.0\.2/.test(main()), 1000), 'gateway restored');
+  });
+
+  t.test('stale owned route added by hand: removed; foreign one added: kept', async (t) => {
+    ipIn(ns.name, 'route', 'add', '10.83.0.0/24', 'via', '172.30.0.2', 'proto', String(RTPROT_TABBY));
+    ipIn(ns.name, 'route', 'add', '10.84.0.0/24', 'via', '172.30.0.2');
+    t.ok(await waitUntil(() => !/10\.83\.0\.0/.test(main()), 1000), 'stale route removed');
+    t.match(main(), /10\.84\.0\.0\/24/);
+  });
+
+  t.test('desired set shrinks: route removed; workload routes (cali*) never touched', async (t) => {
+    ipIn(ns.name, 'link', 'add', 'cali0123456789a', 'type', 'veth', 'peer', 'name', 'tmp0');
+    ipIn(ns.name, 'link', 'set', 'cali0123456789a', 'up');
+    ipIn(ns.name, 'route', 'add', '10.90.0.5/32', 'dev', 'cali0123456789a', 'proto', String(RTPROT_TABBY), 'scope', 'link');
+    rr.delete('10.70.0.0/26');
+    await rr.apply();
+    t.notMatch(main(), /10\.70\.0\.0/);
+    t.match(main(), /10\.90\.0\.5 dev cali0123456789a proto 81 scope link/);
+  });
+});
