@@ -206,27 +206,30 @@ export class FileDatastore implements Datastore {
     if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* already closed */ } this.fd = -1; }
   }
 
+  /** Rewrite the log now as one snapshot keeping the last `keepEvents` events for watchers
+   *  (default historyKeep); older watch positions then get DatastoreCompacted. */
+  async compact(keepEvents = this.opts.historyKeep): Promise<void> {
+    await this.locked(() => {
+      this.catchUp(true);
+      this.history = keepEvents > 0 ? this.history.slice(-keepEvents) : [];
+      this.compactLocked();
+    });
+  }
+
   // ---------------------------------------------------------------- writing
 
-  /** Take the lock (retrying with a short jittered backoff), catch up, decide, append, release.
-   *  The whole critical section is synchronous, so no other code of this process interleaves. */
-  private async write<R>(decide: () => PutRec | DelRec, result: (revision: number) => R): Promise<R> {
+  /** Run `fn` holding the cross-process lock (retrying with a short jittered backoff). */
+  private async locked<R>(fn: () => R): Promise<R> {
     if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
     const deadline = Date.now() + this.opts.lockTimeoutMs;
     let delay = 1;
     for (;;) {
       if (native().flock(this.lockFd, 'ex')) {
-        let rev: number;
         try {
-          this.catchUp(true);
-          const rec = decide();
-          this.append(rec);
-          rev = rec.r;
+          return fn();
         } finally {
           native().flock(this.lockFd, 'un');
         }
-        this.wake();
-        return result(rev);
       }
       if (Date.now() > deadline) {
         throw new DatastoreUnavailable(this.dir, `could not lock ${path.join(this.dir, LOCK_FILE)} within ${this.opts.lockTimeoutMs} ms`);
@@ -237,6 +240,19 @@ export class FileDatastore implements Datastore {
     }
   }
 
+  /** Take the lock, catch up, decide, append, release. The critical section is synchronous,
+   *  so no other code of this process interleaves with it. */
+  private async write<R>(decide: () => PutRec | DelRec, result: (revision: number) => R): Promise<R> {
+    const rev = await this.locked(() => {
+      this.catchUp(true);
+      const rec = decide();
+      this.append(rec);
+      return rec.r;
+    });
+    this.wake();
+    return result(rev);
+  }
+
   /** Under the lock: append one record, make it durable, apply it, maybe compact. */
   private append(rec: PutRec | DelRec): void {
     const buf = frame(rec);
@@ -245,11 +261,11 @@ export class FileDatastore implements Datastore {
     if (this.opts.fsync) fs.fdatasyncSync(this.fd);
     this.offset += buf.length;
     this.apply(rec);
-    if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize)) this.compact();
+    if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize)) this.compactLocked();
   }
 
   /** Under the lock: rewrite the log as one snapshot record (temp file + fsync + rename + fsync dir). */
-  private compact(): void {
+  private compactLocked(): void {
     const snap: SnapRec = {
       o: 'snap', r: this.rev, c: this.compactRev,
       kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]),
