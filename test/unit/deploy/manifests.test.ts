@@ -10,11 +10,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, parseAgentConfig, HEALTH_PATHS, type AgentEnvVar } from '../../../src/agent/config.js';
 import { INSTALL_ENV, parseInstallConfig, buildConflist, installCni, PLUGIN_NAMES } from '../../../src/cni/install.js';
 import { parseAutodetectionMethod } from '../../../src/autodetect/method.js';
 import { parseSelector } from '../../../src/datastore/selector.js';
+import { validateResource } from '../../../src/datastore/resources.js';
+import { datastoreConfigFromNetconf } from '../../../src/datastore/config.js';
+import { parseNetConf } from '../../../src/cni/netconf.js';
 import { renderKustomization, configMapHash, readYamlDocs, sortObjects, podSpecOf, containersOf, splitImage, parseEnvFile, type K8sObject } from './fixtures/kustomize.js';
 import { checkEnv, checkProbes, checkImages, checkVolumeMounts, containers, hostPaths, type Contracts, type HealthContract } from './fixtures/manifest-check.js';
 
@@ -31,13 +34,6 @@ const HEALTH: HealthContract = {
   healthAddr: (env) => parseAgentConfig(env).healthAddr,
   metricsAddr: (env) => parseAgentConfig(env).metricsAddr,
 };
-
-/** Import a module of another area that may not have landed yet (undefined when its file is missing). */
-async function optionalImport<T>(rel: string): Promise<T | undefined> {
-  const file = path.join(ROOT, 'dist', rel);
-  if (!fs.existsSync(file)) return undefined;
-  return (await import(pathToFileURL(file).href)) as T;
-}
 
 const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 const clone = <T>(x: T): T => structuredClone(x);
@@ -333,38 +329,58 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   t.notOk(again.copied);
   t.equal(fs.readdirSync(path.join(hostRoot, 'opt/tabby/cni')).length, 1);
 
-  // The CNI plugin's own parser accepts what the installer wrote.
-  const cni = await optionalImport<{ parseNetConf: (json: unknown) => unknown }>('src/cni/netconf.js')
-    ?? await optionalImport<{ parseNetConf: (json: unknown) => unknown }>('src/cni/index.js');
-  t.test('parseNetConf accepts the conflist\'s tabby plugin', { skip: cni?.parseNetConf ? false : 'src/cni parseNetConf has not landed yet (ipam-cni area)' }, async (t) => {
-    // The runtime hands each plugin its own config with the list's name and cniVersion.
-    const runtimeConf = { cniVersion: conf.cniVersion, name: conf.name, ...plugin };
-    t.doesNotThrow(() => cni!.parseNetConf(runtimeConf));
-    t.doesNotThrow(() => cni!.parseNetConf(JSON.stringify(runtimeConf)));
-    // file datastore variant (single-node cluster, systemd host).
-    const fileConf = buildConflist(parseInstallConfig({ DATASTORE_TYPE: 'file' })) as { plugins: Record<string, unknown>[]; name: string; cniVersion: string };
-    t.doesNotThrow(() => cni!.parseNetConf({ cniVersion: fileConf.cniVersion, name: fileConf.name, ...fileConf.plugins[0] }));
-  });
+  // The CNI plugin's own parser accepts what the installer wrote, as a list and as the runtime hands it
+  // each plugin (with the list's name and cniVersion), and reads back the same datastore settings.
+  const runtimeConf = { cniVersion: conf.cniVersion, name: conf.name, ...plugin };
+  for (const input of [JSON.stringify(conf), JSON.stringify(runtimeConf)]) {
+    const nc = parseNetConf(input);
+    t.equal(nc.type, 'tabby');
+    t.equal(nc.ipam.type, 'tabby-ipam');
+    t.equal(nc.nodename, 'node-1');
+    t.same(datastoreConfigFromNetconf(nc.raw, {}), {
+      type: 'etcdv3', etcdEndpoints: [init.env.ETCD_ENDPOINTS],
+      etcdCaCertFile: '/etc/cni/net.d/tabby-tls/etcd-ca', etcdCertFile: '/etc/cni/net.d/tabby-tls/etcd-cert', etcdKeyFile: '/etc/cni/net.d/tabby-tls/etcd-key',
+    }, 'the plugin opens the datastore the ConfigMap names');
+  }
+  // file datastore variant (single-node cluster, systemd host).
+  const fileConf = buildConflist(parseInstallConfig({ DATASTORE_TYPE: 'file', CNI_MTU: '1450' }));
+  const fnc = parseNetConf(fileConf);
+  t.equal(fnc.mtu, 1450);
+  t.match(datastoreConfigFromNetconf(fnc.raw, {}), { type: 'file', dir: '/var/lib/tabby/datastore' });
 });
 
-const res = await optionalImport<{ validateResource: (o: unknown) => unknown }>('src/datastore/resources.js');
-t.test('datastore resources in tabby-resources/ pass tabby\'s validation',
-  { skip: res?.validateResource ? false : 'src/datastore/resources.ts (validateResource) has not landed yet (foundations area)' }, async (t) => {
-  if (!res) return;
+t.test('in-place install (systemd host): the wrapper runs the real plugin', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dep-`));
+  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const cfg = parseInstallConfig({ TABBY_CNI_RUNTIME: 'in-place', TABBY_APP_DIR: ROOT, CNI_BIN_DIR: path.join(tmp, 'bin'), CNI_NET_DIR: path.join(tmp, 'net.d') });
+  const res = installCni(cfg);
+  t.equal(res.appDir, ROOT);
+  t.equal(res.nodeBinary, process.execPath);
+  t.notOk(fs.existsSync(path.join(tmp, 'opt')), 'nothing copied');
+  const netconf = fs.readFileSync(res.conflist);
+  for (const name of PLUGIN_NAMES) {
+    const out = spawnSync(path.join(tmp, 'bin', name), [], { input: netconf, env: { ...process.env, CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
+    t.equal(out.status, 0, out.stderr);
+    const v = JSON.parse(out.stdout) as { cniVersion: string; supportedVersions: string[] };
+    t.ok(v.supportedVersions.includes('1.0.0'), `${name} VERSION: ${out.stdout.trim()}`);
+  }
+});
+
+t.test('datastore resources in tabby-resources/ pass tabby\'s validation', async (t) => {
   const dir = path.join(K8S, 'tabby-resources');
   const kinds = new Set<string>();
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
     for (const doc of readYamlDocs(path.join(dir, f))) {
       const d = doc as { kind: string; metadata: { name: string } };
       kinds.add(d.kind);
-      t.doesNotThrow(() => res.validateResource(doc), `${f}: ${d.kind}/${d.metadata.name}`);
+      t.doesNotThrow(() => validateResource(doc), `${f}: ${d.kind}/${d.metadata.name}`);
     }
   }
   t.same([...kinds].sort(), ['BGPConfiguration', 'BGPPeer', 'IPPool']);
   // It bites: the same checker refuses a broken pool.
   const [pool] = readYamlDocs(path.join(dir, 'ippool.yaml')) as [{ spec: { blockSize: number } }];
   pool.spec.blockSize = 33;
-  t.throws(() => res.validateResource(pool));
+  t.throws(() => validateResource(pool));
 });
 
 t.test('Containerfile: stages, sources, production dependencies only, tini as PID 1', async (t) => {
