@@ -161,13 +161,24 @@ export class BgpSession extends EventEmitter {
     this.dispatch(this.main, { type: 'ManualStart' });
   }
 
+  /** Our address on the Established (or current) connection, '' when none. */
+  get localAddress(): string {
+    return normalizeAddress(this.main.socket?.localAddress);
+  }
+
+  /** Queue any encoded message on the Established session (false = buffer full, wait for 'drain'). */
+  send(buf: Buffer): boolean {
+    return this.sendUpdate(buf);
+  }
+
   /** Administrative stop: Cease (6/2 by default, RFC 4486) and no automatic restart until start(). */
-  stop(subcode = 2): void {
+  stop(subcode = 2, data?: Buffer): void {
     this.stopped = true;
     this.idleTimer?.cancel();
     this.idleTimer = undefined;
-    if (this.other) this.dispatch(this.other, { type: 'ManualStop', subcode });
-    this.dispatch(this.main, { type: 'ManualStop', subcode });
+    const ev: FsmEvent = data ? { type: 'ManualStop', subcode, data } : { type: 'ManualStop', subcode };
+    if (this.other) this.dispatch(this.other, ev);
+    this.dispatch(this.main, ev);
   }
 
   /** Send Cease with a subcode and restart after idle hold (e.g. 6/4 admin reset, 6/6 config change). */
@@ -365,7 +376,7 @@ export class BgpSession extends EventEmitter {
           if (!old.dead) this.dispatch(old, { type: 'OpenCollisionDump' });
         } else if (this.other) this.dispatch(this.other, { type: 'OpenCollisionDump' });
         this.logger.info({ holdTime: a.negotiated.holdTime, peerRouterId: a.negotiated.peerRouterId }, 'session Established');
-        this.emit('up', a.negotiated);
+        this.emit('up', a.negotiated, normalizeAddress(c.socket?.localAddress));
         return;
       }
       case 'down': {

@@ -1,0 +1,120 @@
+// Test helper: a real BIRD 2 (`bird` from Debian bird2) in a network namespace with its own config,
+// control socket and temp dir; `birdc` to query it. Killed and cleaned in t.teardown.
+//   const bird = await startBird(t, { netns: pair.b.name, config: birdConfig });
+//   await bird.birdc('show protocols');  await bird.waitEstablished('tabby4');
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { hasProgram, runTag, waitFor, type Teardown } from './netns.js';
+
+const execFileP = promisify(execFile);
+
+export const haveBird = (): boolean => hasProgram('bird') && hasProgram('birdc');
+
+export interface BirdOptions {
+  /** netns name to run in */
+  netns: string;
+  /** bird.conf text */
+  config: string;
+}
+
+export interface Bird {
+  dir: string;
+  socket: string;
+  /** Run one birdc command, return its output. */
+  birdc(cmd: string): Promise<string>;
+  /** The protocol's row of `show protocols` (e.g. 'tabby4 BGP --- up 12:00:00 Established'), or ''. */
+  protocolState(name: string): Promise<string>;
+  /** Wait until `show protocols` says Established for the protocol; false on timeout. */
+  waitEstablished(name: string, timeoutMs?: number): Promise<boolean>;
+  /** Replace the config file and `birdc configure`. */
+  reconfigure(config: string): Promise<string>;
+  /** SIGKILL (as a crash) and wait for exit. */
+  kill(): Promise<void>;
+  /** Start again with the same config (after kill/stop). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  readonly running: boolean;
+}
+
+export async function startBird(t: Teardown, o: BirdOptions): Promise<Bird> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}-bird-`));
+  const conf = path.join(dir, 'bird.conf');
+  const socket = path.join(dir, 'bird.ctl');
+  fs.writeFileSync(conf, o.config);
+  let proc: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const log = path.join(dir, 'bird.log');
+
+  const launch = async (): Promise<void> => {
+    try {
+      fs.unlinkSync(socket);
+    } catch {
+      /* not there */
+    }
+    const out = fs.openSync(log, 'a');
+    const p = spawn('ip', ['netns', 'exec', o.netns, 'bird', '-f', '-c', conf, '-s', socket], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    proc = p;
+    exited = new Promise((r) => p.once('exit', () => r()));
+    const ok = await waitFor(async () => {
+      if (p.exitCode !== null) return true;
+      try {
+        await execFileP('birdc', ['-s', socket, 'show', 'status'], { timeout: 2000 });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000, 50);
+    if (!ok || p.exitCode !== null) throw new Error(`bird did not start: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+  };
+
+  const kill = async (): Promise<void> => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGKILL');
+    await exited;
+  };
+
+  const birdc = async (cmd: string): Promise<string> => {
+    const r = await execFileP('birdc', ['-s', socket, ...cmd.split(/\s+/).filter(Boolean)], { timeout: 5000 });
+    return r.stdout;
+  };
+
+  t.teardown(async () => {
+    await kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await launch();
+
+  const protocolState = async (name: string): Promise<string> => {
+    const out = await birdc('show protocols').catch(() => '');
+    return out.split('\n').find((l) => l.split(/\s+/)[0] === name) ?? '';
+  };
+  return {
+    dir,
+    socket,
+    birdc,
+    protocolState,
+    async waitEstablished(name, timeoutMs = 15_000) {
+      return waitFor(async () => (await protocolState(name)).includes('Established'), timeoutMs, 100);
+    },
+    async reconfigure(config) {
+      fs.writeFileSync(conf, config);
+      return birdc('configure');
+    },
+    kill,
+    async restart() {
+      await kill();
+      await launch();
+    },
+    async stop() {
+      await kill();
+    },
+    get running() {
+      return !!proc && proc.exitCode === null && proc.signalCode === null;
+    },
+  };
+}

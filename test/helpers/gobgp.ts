@@ -1,0 +1,107 @@
+// Test helper: a real GoBGP (`gobgpd` + `gobgp` CLI from Debian) in a network namespace with its own
+// TOML config; the gRPC API listens on 127.0.0.1:<apiPort> inside that netns. Killed in t.teardown.
+//   const g = await startGobgp(t, { netns: pair.b.name, config: toml });
+//   await g.gobgp('neighbor');  await g.waitEstablished('10.77.0.1');
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { hasProgram, runTag, waitFor, type Teardown } from './netns.js';
+
+const execFileP = promisify(execFile);
+
+export const haveGobgp = (): boolean => hasProgram('gobgpd') && hasProgram('gobgp');
+
+export interface GobgpOptions {
+  netns: string;
+  /** gobgpd.toml text */
+  config: string;
+  apiPort?: number;
+}
+
+export interface Gobgp {
+  dir: string;
+  /** Run `gobgp -p <port> args…` in the netns, return stdout. */
+  gobgp(...args: string[]): Promise<string>;
+  /** `gobgp … -j` parsed as JSON. */
+  gobgpJson<T = unknown>(...args: string[]): Promise<T>;
+  /** The neighbor's session state ('established', 'active', …) or '' when unknown. */
+  neighborState(address: string): Promise<string>;
+  waitEstablished(address: string, timeoutMs?: number): Promise<boolean>;
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startGobgp(t: Teardown, o: GobgpOptions): Promise<Gobgp> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}-gobgp-`));
+  const conf = path.join(dir, 'gobgpd.toml');
+  const log = path.join(dir, 'gobgpd.log');
+  const port = o.apiPort ?? 50051;
+  fs.writeFileSync(conf, o.config);
+  let proc: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const gobgp = async (...args: string[]): Promise<string> => {
+    const r = await execFileP('ip', ['netns', 'exec', o.netns, 'gobgp', '-u', '127.0.0.1', '-p', String(port), ...args], { timeout: 5000 });
+    return r.stdout;
+  };
+  const launch = async (): Promise<void> => {
+    const out = fs.openSync(log, 'a');
+    const p = spawn('ip', ['netns', 'exec', o.netns, 'gobgpd', '-f', conf, '-t', 'toml', '--api-hosts', `127.0.0.1:${port}`, '--log-level', 'info'], { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    proc = p;
+    exited = new Promise((r) => p.once('exit', () => r()));
+    const ok = await waitFor(async () => {
+      if (p.exitCode !== null) return true;
+      try {
+        await gobgp('global');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000, 100);
+    if (!ok || p.exitCode !== null) throw new Error(`gobgpd did not start: ${fs.readFileSync(log, 'utf8')}`);
+  };
+  const kill = async (): Promise<void> => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGKILL');
+    await exited;
+  };
+  t.teardown(async () => {
+    await kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await launch();
+  const neighborState = async (address: string): Promise<string> => {
+    try {
+      const j = JSON.parse(await gobgp('neighbor', address, '-j')) as { state?: { session_state?: string | number } };
+      const s = j.state?.session_state;
+      // gobgp 3 prints the enum as a number (6 = established) or as text depending on version.
+      const names = ['', 'idle', 'connect', 'active', 'opensent', 'openconfirm', 'established'];
+      return typeof s === 'number' ? (names[s] ?? String(s)) : String(s ?? '').toLowerCase();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    dir,
+    gobgp,
+    async gobgpJson<T>(...args: string[]) {
+      return JSON.parse(await gobgp(...args, '-j')) as T;
+    },
+    neighborState,
+    async waitEstablished(address, timeoutMs = 15_000) {
+      return waitFor(async () => (await neighborState(address)).includes('established'), timeoutMs, 100);
+    },
+    kill,
+    async restart() {
+      await kill();
+      await launch();
+    },
+    async stop() {
+      await kill();
+    },
+  };
+}
