@@ -142,7 +142,7 @@ export class Lab {
     const lab = new Lab({
       version: 1, prefix, stateDir, mode: requested === 'auto' ? 'vxlan' : requested, modeReason: '',
       poolCidr: opts.poolCidr ?? DEFAULT_POOL_CIDR, meshEnabled: opts.mesh ?? rrCount === 0, crossSubnet,
-      underlayNetns: underlayNetnsName(prefix), ...(crossSubnet ? { routerNetns: routerNetnsName(prefix) } : {}),
+      underlayNetns: underlayNetnsName(prefix), routerNetns: routerNetnsName(prefix),
       datastoreDir: path.join(stateDir, 'datastore'), nextOrdinal: 1, nodes: [], pods: [], createdAt: new Date().toISOString(),
     });
     fs.mkdirSync(stateDir, { recursive: true });
@@ -236,7 +236,7 @@ export class Lab {
     this.state.nodes.push(node);
     this.save();
     try {
-      node.address = await attachNode(this.state.prefix, node, this.state.crossSubnet);
+      node.address = await attachNode(this.state.prefix, node);
     } catch (err) {
       this.state.nodes = this.state.nodes.filter((n) => n !== node);
       this.save();
@@ -359,7 +359,7 @@ export class Lab {
       deleteNetns(p.netns);
     }
     this.state.pods = this.state.pods.filter((x) => x.node !== name);
-    detachNode(node.netns);
+    await detachNode(this.state.prefix, node);
     this.state.nodes = this.state.nodes.filter((n) => n !== node);
     this.save();
     const ds = await openDatastore({ type: 'file', dir: this.state.datastoreDir });

@@ -39,7 +39,7 @@ export interface LabState {
   meshEnabled: boolean;
   crossSubnet: boolean;
   underlayNetns: string;
-  routerNetns?: string;
+  routerNetns: string;
   datastoreDir: string;
   nextOrdinal: number;
   nodes: LabNodeState[];

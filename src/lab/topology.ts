@@ -2,11 +2,14 @@
 //
 //   <prefix>-underlay  netns holding the "switches": bridge br-a (172.31.1.0/24) and, for
 //                      CrossSubnet, br-b (172.31.2.0/24). The root namespace is left untouched.
-//   <prefix>-router    (CrossSubnet only) legs r-a 172.31.1.1/24 on br-a and r-b 172.31.2.1/24 on
-//                      br-b, IPv4 forwarding on: the only path between the two subnets.
+//   <prefix>-router    the nodes' default gateway: leg r-a 172.31.1.1/24 on br-a (and, for
+//                      CrossSubnet, r-b 172.31.2.1/24 on br-b), IPv4 forwarding on — the only path
+//                      between the two subnets. (A default route matters even with one subnet: pods
+//                      reach their node through proxy ARP for 169.254.1.1, which the kernel answers
+//                      only when it has a route to that address through another interface.)
 //   <prefix>-<node>    one per node: `eth0` (veth; its peer `n<ordinal>` sits on a bridge in the
 //                      underlay netns) with 172.31.<1|2>.<10+ordinal>/24, lo up, forwarding on, and
-//                      with two subnets a default route via its subnet's router leg.
+//                      a default route via its subnet's router leg.
 import fs from 'node:fs';
 import { openNetlink, type Netlink } from '../dataplane/index.js';
 import { createNetns, deleteNetns, inNetns, netnsPath } from './netns.js';
@@ -54,12 +57,12 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
       await up(nl, SUBNETS[s].bridge);
     }
   });
-  if (!crossSubnet) return;
+  const subnets = crossSubnet ? (['a', 'b'] as const) : (['a'] as const);
   const rt = routerNetnsName(prefix);
   createNetns(rt);
   await withNl(rt, async (nl) => {
     await up(nl, 'lo');
-    for (const s of ['a', 'b'] as const) {
+    for (const s of subnets) {
       const sub = SUBNETS[s];
       // leg in the router, its peer (`ra`/`rb`) created directly in the underlay netns
       await nl.createVeth({ name: sub.routerLeg, peer: { name: `r${s}`, netnsPath: netnsPath(ul) } });
@@ -68,7 +71,7 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
     }
   });
   await withNl(ul, async (nl) => {
-    for (const s of ['a', 'b'] as const) {
+    for (const s of subnets) {
       const br = await nl.mustGetLink(SUBNETS[s].bridge);
       await up(nl, `r${s}`, br.index);
     }
@@ -77,7 +80,7 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
 }
 
 /** A node namespace wired to its subnet's bridge. */
-export async function attachNode(prefix: string, node: { name: string; ordinal: number; subnet: SubnetName; netns: string }, crossSubnet: boolean): Promise<string> {
+export async function attachNode(prefix: string, node: { name: string; ordinal: number; subnet: SubnetName; netns: string }): Promise<string> {
   const ul = underlayNetnsName(prefix);
   const address = nodeAddress(node.ordinal, node.subnet);
   createNetns(node.netns);
@@ -92,7 +95,7 @@ export async function attachNode(prefix: string, node: { name: string; ordinal: 
       await up(nl, 'lo');
       const idx = await up(nl, 'eth0');
       await nl.addAddress(idx, address.split('/')[0]!, 24);
-      if (crossSubnet) await nl.addRoute({ dst: '0.0.0.0/0', gateway: SUBNETS[node.subnet].gateway, oif: idx });
+      await nl.addRoute({ dst: '0.0.0.0/0', gateway: SUBNETS[node.subnet].gateway, oif: idx });
     });
     setSysctl(node.netns, 'net.ipv4.ip_forward', '1');
   } catch (err) {
@@ -102,7 +105,14 @@ export async function attachNode(prefix: string, node: { name: string; ordinal: 
   return address;
 }
 
-/** Remove a node's namespace: its eth0 and the underlay-side peer go with it. */
-export function detachNode(netns: string): void {
-  deleteNetns(netns);
+/**
+ * Remove a node's namespace: its eth0 and the underlay-side peer go with it. The kernel tears a
+ * namespace down asynchronously, so wait (bounded) until the underlay port is really gone.
+ */
+export async function detachNode(prefix: string, node: { netns: string; ordinal: number }, timeoutMs = 5000): Promise<void> {
+  deleteNetns(node.netns);
+  const deadline = Date.now() + timeoutMs;
+  await withNl(underlayNetnsName(prefix), async (nl) => {
+    while (Date.now() < deadline && await nl.getLink(`n${node.ordinal}`)) await new Promise((r) => setTimeout(r, 20));
+  });
 }

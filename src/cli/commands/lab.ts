@@ -40,7 +40,7 @@ function describeLab(lab: Lab): string {
     `tabby lab "${s.prefix}" — state ${s.stateDir}`,
     `encapsulation: ${s.modeReason}`,
     `BGP: node-to-node mesh ${s.meshEnabled ? 'on' : 'off'}${s.nodes.some((n) => n.role === 'route-reflector') ? `, route reflectors ${s.nodes.filter((n) => n.role === 'route-reflector').map((n) => n.name).join(', ')}` : ''}; pool ${s.poolCidr}`,
-    `underlay: netns ${s.underlayNetns} (bridges ${s.crossSubnet ? `br-a ${SUBNETS.a.cidr}, br-b ${SUBNETS.b.cidr}; router netns ${s.routerNetns} between them` : `br-a ${SUBNETS.a.cidr}`}); the root namespace is not touched`,
+    `underlay: netns ${s.underlayNetns} (bridge${s.crossSubnet ? `s br-a ${SUBNETS.a.cidr}, br-b ${SUBNETS.b.cidr}` : ` br-a ${SUBNETS.a.cidr}`}); default gateway: netns ${s.routerNetns}${s.crossSubnet ? ', the only path between the subnets' : ''}; the root namespace is not touched`,
     '',
     renderTable(['NODE', 'ROLE', 'NETNS', 'ADDRESS', 'AGENT'], s.nodes.map((n) => [
       n.name, n.role, n.netns, n.address, n.agent ? `${lab.agentRunning(n.name) ? 'running' : 'DEAD'} pid ${n.agent.pid}` : 'not started',
