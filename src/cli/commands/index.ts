@@ -3,10 +3,12 @@ import type { CommandModule } from 'yargs';
 import { versionCommand } from './version.js';
 import { nodeCommand } from './node.js';
 import { labCommand } from './lab.js';
+import { ipamCommand } from './ipam.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   versionCommand,
   nodeCommand,
   labCommand,
+  ipamCommand,
 ];

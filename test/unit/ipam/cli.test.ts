@@ -1,0 +1,66 @@
+// tabbyctl ipam, run as a user runs it: the compiled CLI against a file datastore in a temp dir.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { FileDatastore } from '../../../src/datastore/file.js';
+import { Ipam, POOLS_PREFIX, NODES_PREFIX } from '../../../src/ipam/index.js';
+
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
+
+function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], {
+      env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') },
+      timeout: 30_000,
+    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+t.test('ipam show / --show-blocks / --ip / check / release / configure', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipcli-`));
+  fs.writeFileSync(path.join(dir, 'none.cfg'), '');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ds = new FileDatastore(dir);
+  await ds.create(`${POOLS_PREFIX}pool-a`, { metadata: { name: 'pool-a' }, spec: { cidr: '10.20.0.0/24', blockSize: 26 } });
+  await ds.create(`${NODES_PREFIX}n1`, { metadata: { name: 'n1' }, spec: {} });
+  const ipam = new Ipam(ds);
+  const a = await ipam.autoAssign({ handle: 'k8s-pod-network.c1', node: 'n1', num4: 3, attrs: { namespace: 'default', pod: 'web-1', node: 'n1' } });
+  await ipam.autoAssign({ handle: 'gone', node: 'n1', num4: 1 });
+  await ipam.store.deleteHandle('gone');
+  await ds.close();
+
+  const show = await tabbyctl(dir, ['ipam', 'show']);
+  t.equal(show.code, 0, show.stderr);
+  t.match(show.stdout, /\| IP Pool\s+\| 10\.20\.0\.0\/24\s+\| 256\s+\| 4 \(1%\)\s+\| 252 \(98%\)/);
+
+  const blocks = await tabbyctl(dir, ['ipam', 'show', '--show-blocks']);
+  t.match(blocks.stdout, /\| Block\s+\| 10\.20\.0\.\d+\/26\s+\| 64\s+\| 4 \(6%\)\s+\| 60 \(93%\)\s+\| n1\s+\| confirmed/);
+
+  const ip = a.ipv4[0]!.split('/')[0]!;
+  const who = await tabbyctl(dir, ['ipam', 'show', `--ip=${ip}`]);
+  t.match(who.stdout, new RegExp(`IP ${ip.replace(/\./g, '\\.')} is in use`));
+  t.match(who.stdout, /Handle:\s+k8s-pod-network\.c1/);
+  t.match(who.stdout, /pod: web-1/);
+  t.match((await tabbyctl(dir, ['ipam', 'show', '--ip=10.20.0.250'])).stdout, /not assigned/);
+
+  const chk = await tabbyctl(dir, ['ipam', 'check']);
+  t.equal(chk.code, 0, chk.stderr);
+  t.match(chk.stdout, /Leaked addresses \(allocated, owner gone\): 1/);
+  const gc = await tabbyctl(dir, ['ipam', 'check', '--gc']);
+  t.match(gc.stdout, /Released 1 addresses/);
+  t.match((await tabbyctl(dir, ['ipam', 'check'])).stdout, /Leaked addresses \(allocated, owner gone\): 0/);
+
+  const rel = await tabbyctl(dir, ['ipam', 'release', `--ip=${ip}`]);
+  t.equal(rel.code, 0);
+  t.match(rel.stdout, new RegExp(`Released ${ip.replace(/\./g, '\\.')}`));
+  t.match((await tabbyctl(dir, ['ipam', 'show'])).stdout, /\| 2 \(0%\)/);
+  const again = await tabbyctl(dir, ['ipam', 'release', `--ip=${ip}`]);
+  t.equal(again.code, 1);
+  t.match(again.stdout, /was not assigned/);
+
+  const conf = await tabbyctl(dir, ['ipam', 'configure', '--strictaffinity=true', '--max-blocks-per-host=4']);
+  t.match(conf.stdout, /StrictAffinity: true\nMaxBlocksPerHost: 4/);
+});
