@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// tabby-node — the node agent (a DaemonSet in a cluster, a systemd service on a host, one process per
+// node namespace in the lab). Reads its configuration (config.ts), enters its network namespace when
+// told to (--netns / TABBY_NETNS), writes $TABBY_STATE_DIR/nodename for the CNI plugin, serves the
+// status surface (status-server.ts), builds the real modules and hands them to the Agent (agent.ts).
+// Signals: SIGTERM/SIGINT → graceful stop (BGP sessions closed so peers keep our routes for the
+// graceful-restart time; kernel routes are left in place). Exit codes: 0 stopped, 1 fatal, 2 bad config.
+import fs from 'node:fs';
+import path from 'node:path';
+import { hideBin } from 'yargs/helpers';
+import { configureLogging, log } from '../common/log.js';
+import { native } from '../native/index.js';
+import { openDatastore, datastoreConfigFromEnv, type DatastoreConfig } from '../datastore/index.js';
+import { ResourceStore } from '../datastore/resources.js';
+import { Ipam, setSelectorMatcher } from '../ipam/index.js';
+import { AGENT_ENV, ConfigError, agentArgv, parseAgentConfig, type AgentConfig } from './config.js';
+import { Agent, type AgentDeps } from './agent.js';
+import { StatusServer } from './status-server.js';
+import { resourcesPort, ipamPort, calicoSelectorMatch } from './wiring-store.js';
+import { bgpSpeakerPort, addressPort } from './wiring-bgp.js';
+import { createDataplanePort } from './wiring-dataplane.js';
+import { tabbyVersion } from '../cli/commands/version.js';
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${await agentArgv([]).getHelp()}\n\nEnvironment:\n${AGENT_ENV.map((e) => `  ${e.name.padEnd(30)} ${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`).join('\n')}\n`);
+    return 0;
+  }
+  if (argv.includes('--version')) { process.stdout.write(`tabby-node v${tabbyVersion()}\n`); return 0; }
+
+  let cfg: AgentConfig;
+  try {
+    cfg = parseAgentConfig(env, argv);
+  } catch (e) {
+    process.stderr.write(`tabby-node: ${e instanceof Error ? e.message : String(e)}\n`);
+    return e instanceof ConfigError ? 2 : 1;
+  }
+  configureLogging({ level: cfg.logLevel });
+  const logger = log('agent', { node: cfg.nodeName });
+
+  if (cfg.netns) native().enterNetns(cfg.netns);
+
+  // The CNI plugin reads the node name from here.
+  fs.mkdirSync(cfg.stateDir, { recursive: true });
+  fs.writeFileSync(cfg.nodenameFilePath, cfg.nodeName);
+
+  const overrides: Partial<DatastoreConfig> = { type: cfg.datastore.type };
+  if (cfg.datastore.type === 'file') overrides.dir = cfg.datastore.dir;
+  if (cfg.datastore.etcdEndpoints) overrides.etcdEndpoints = cfg.datastore.etcdEndpoints;
+  if (cfg.datastore.etcdCaCertFile) overrides.etcdCaCertFile = cfg.datastore.etcdCaCertFile;
+  if (cfg.datastore.etcdCertFile) overrides.etcdCertFile = cfg.datastore.etcdCertFile;
+  if (cfg.datastore.etcdKeyFile) overrides.etcdKeyFile = cfg.datastore.etcdKeyFile;
+  const dsEnv = cfg.datastore.configFile ? { ...env, TABBY_CONFIG: cfg.datastore.configFile } : env;
+  const dsConfig = datastoreConfigFromEnv(dsEnv, overrides);
+  const ds = await openDatastore(dsConfig);
+  setSelectorMatcher((sel, labels) => calicoSelectorMatch(sel, labels));
+
+  const nodeMode = cfg.mode === 'node';
+  const deps: AgentDeps = {
+    config: cfg, ds, resources: resourcesPort(new ResourceStore(ds)), addresses: addressPort(cfg),
+    selector: calicoSelectorMatch, version: tabbyVersion(),
+  };
+  if (nodeMode) deps.ipam = ipamPort(new Ipam(ds));
+  if (nodeMode && cfg.networkingBackend !== 'none') deps.dataplane = await createDataplanePort({ logger: log('dataplane') });
+  if (cfg.networkingBackend === 'bird') deps.speakerFactory = (o) => bgpSpeakerPort(o, log('bgp', { node: cfg.nodeName }));
+
+  const agent = new Agent(deps);
+  const server = new StatusServer(agent, {
+    socketPath: cfg.statusSocketPath,
+    ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
+    ...(cfg.metricsAddr ? { metricsAddr: cfg.metricsAddr } : {}),
+  });
+  agent.on('routeSync', (seconds: number) => server.metrics.routeSyncDuration.observe(seconds));
+  try {
+    await server.start();
+  } catch (e) {
+    logger.fatal({ err: msg(e) }, 'cannot start the status server');
+    return 1;
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
+      await agent.stop({ graceful: true });
+      await server.stop();
+      await ds.close().catch(() => undefined);
+    })();
+    return stopping;
+  };
+  const done = new Promise<number>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { void stop(sig).then(() => resolve(0)); });
+  });
+
+  // Start-up, retried while the datastore is unreachable (a pod restart loop would do the same, slower).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await agent.start();
+      break;
+    } catch (e) {
+      if (stopping) return done;
+      const fatal = isFatalStartError(e);
+      logger[fatal ? 'fatal' : 'error']({ err: msg(e), attempt }, fatal ? 'cannot start' : 'start-up failed, retrying');
+      if (fatal) { await server.stop(); await ds.close().catch(() => undefined); return 1; }
+      await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
+    }
+  }
+  return done;
+}
+
+function msg(e: unknown): string { return e instanceof Error ? e.message : String(e); }
+
+/** Address problems and configuration mistakes do not heal by retrying. */
+function isFatalStartError(e: unknown): boolean {
+  const name = e instanceof Error ? e.name : '';
+  return ['NoAddressError', 'AddressConflictError', 'ConfigError', 'ValidationError', 'AutodetectConfigError'].includes(name) ||
+    /neither an IPv4 nor an IPv6/.test(msg(e));
+}
+
+const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
+if (invokedDirectly) {
+  main(hideBin(process.argv)).then((code) => process.exit(code), (err: unknown) => {
+    process.stderr.write(`tabby-node: ${msg(err)}\n`);
+    process.exit(1);
+  });
+}
