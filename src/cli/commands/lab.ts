@@ -17,7 +17,15 @@ const common = <T>(y: Argv<T>): Argv<T & CommonArgs> => y
   .option('state-dir', { type: 'string', default: process.env.TABBY_LAB_DIR ?? DEFAULT_LAB_STATE_DIR, describe: 'the lab\'s state directory [env TABBY_LAB_DIR]' })
   .option('prefix', { type: 'string', default: DEFAULT_LAB_PREFIX, describe: 'name prefix of everything the lab creates' }) as Argv<T & CommonArgs>;
 
-const out = (s: string): void => { process.stdout.write(s); };
+// `tabbyctl lab status | head` closes stdout early: stop quietly instead of crashing on EPIPE.
+let epipeHandled = false;
+const out = (s: string): void => {
+  if (!epipeHandled) {
+    epipeHandled = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
+  }
+  process.stdout.write(s);
+};
 
 function openOrFail(stateDir: string): Lab {
   const lab = Lab.open(stateDir);
