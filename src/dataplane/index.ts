@@ -20,3 +20,12 @@ export { Reconciler } from './reconciler.js';
 export type { ReconcileDriver, ApplyResult, Failure, ReconcilerOptions } from './reconciler.js';
 export { RouteReconciler, sameRoute, normalizeDst, routeKey } from './routes.js';
 export type { Route, RouteScope, RouteDataplane, RouteReconcilerOptions } from './routes.js';
+export {
+  ensureIpipTunnel, ensureVxlanTunnel, removeVxlanTunnel, vxlanMacForNode, kernelHasIpip, decodeVxlanInfo,
+  VXLAN_DEFAULT_VNI, VXLAN_DEFAULT_PORT, VXLAN_DEFAULT_MTU, IPIP_DEFAULT_MTU,
+} from './tunnels.js';
+export type { IpipTunnelOptions, VxlanTunnelOptions, VxlanParams } from './tunnels.js';
+export { NeighFdbReconciler } from './neigh-fdb.js';
+export type { VxlanPeer, NeighFdbOptions } from './neigh-fdb.js';
+export { applyNatOutgoing, removeNatOutgoing, natOutgoingScript, NatError, NAT_TABLE } from './nat.js';
+export type { NatPool, NatOptions } from './nat.js';

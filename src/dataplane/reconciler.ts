@@ -112,12 +112,10 @@ export class Reconciler<T> extends EventEmitter {
     if ((d && !this.driver.equal(d, item)) || (!d && this.driver.owned(item))) this.markDirty(k);
   }
 
-  /** A kernel object disappeared (from an event). */
+  /** A kernel object disappeared (from an event): whatever we knew under its key is gone. */
   forget(item: T): void {
     const k = this.driver.key(item);
-    const cur = this.actual.get(k);
-    if (cur && this.driver.equal(cur, item)) this.actual.delete(k);
-    else if (!cur) return;
+    if (!this.actual.delete(k)) return;
     if (this.desired.has(k)) this.markDirty(k);
   }
 

@@ -285,7 +285,8 @@ export function encodeNeigh(w: NlWriter, n: Neighbor): void {
 export function encodeNeighDump(w: NlWriter, family: Family | 'bridge' | undefined, ifindex = 0): void {
   w.u8(family === undefined ? AF.UNSPEC : family === 'bridge' ? AF.BRIDGE : afOf(family));
   w.u8(0); w.u16(0); w.i32(0); w.u16(0); w.u8(0); w.u8(0);
-  if (ifindex) w.attrU32(NDA.IFINDEX, ifindex);
+  // AF_BRIDGE (FDB) dumps parse a different request layout on older kernels: filter those in JS.
+  if (ifindex && family !== 'bridge') w.attrU32(NDA.IFINDEX, ifindex);
 }
 
 export function decodeNeigh(data: Buffer): Neighbor {

@@ -1,0 +1,107 @@
+// The generic reconciler against an in-memory "kernel": adds, replaces, removes only what it owns,
+// leaves foreign objects (conflicts) alone, retries failures, repairs from events.
+import t from 'tap';
+import { Reconciler, type ReconcileDriver, type Failure } from '../../../src/dataplane/reconciler.js';
+
+interface Obj { key: string; value: string; owner: 'me' | 'other' }
+
+function fakeKernel(initial: Obj[] = []) {
+  const kernel = new Map(initial.map((o) => [o.key, o]));
+  const calls = { list: 0, apply: 0, remove: 0 };
+  let failNext = 0;
+  const driver: ReconcileDriver<Obj> = {
+    kind: 'obj',
+    key: (o) => o.key,
+    equal: (a, b) => a.value === b.value && a.owner === b.owner,
+    owned: (o) => o.owner === 'me',
+    list: async () => { calls.list++; return [...kernel.values()]; },
+    apply: async (items) => {
+      calls.apply++;
+      const failed: Failure<Obj>[] = [];
+      for (const it of items) {
+        if (failNext > 0) { failNext--; failed.push({ item: it, error: new Error('EIO') }); continue; }
+        kernel.set(it.key, it);
+      }
+      return failed;
+    },
+    remove: async (items) => { calls.remove++; for (const it of items) kernel.delete(it.key); return []; },
+  };
+  return { kernel, calls, driver, failNextApply: (n: number) => { failNext = n; } };
+}
+
+const me = (key: string, value = 'v'): Obj => ({ key, value, owner: 'me' });
+
+t.test('first apply: resync, add missing, replace wrong, remove stale owned, keep foreign', async (t) => {
+  const k = fakeKernel([me('a', 'old'), me('stale'), { key: 'foreign', value: 'x', owner: 'other' }]);
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('a', 'new'), me('b')]);
+  const res = await r.apply();
+  t.equal(res.resynced, true);
+  t.equal(res.added, 2);
+  t.equal(res.removed, 1);
+  t.same([...k.kernel.keys()].sort(), ['a', 'b', 'foreign']);
+  t.equal(k.kernel.get('a')!.value, 'new');
+  t.equal(r.inSync, true);
+  const again = await r.apply();
+  t.equal(again.added + again.removed, 0, 'second pass changes nothing');
+  t.equal(k.calls.list, 1, 'no second dump');
+});
+
+t.test('a desired key held by a foreign object is a conflict, never touched', async (t) => {
+  const k = fakeKernel([{ key: 'c', value: 'theirs', owner: 'other' }]);
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('c')]);
+  const res = await r.apply();
+  t.same(res.conflicts, ['c']);
+  t.equal(k.kernel.get('c')!.owner, 'other');
+  t.equal(r.inSync, false);
+  // the foreign object goes away (event) → ours goes in
+  r.forget({ key: 'c', value: 'theirs', owner: 'other' });
+  k.kernel.delete('c');
+  const res2 = await r.apply();
+  t.equal(res2.added, 1);
+  t.equal(k.kernel.get('c')!.owner, 'me');
+});
+
+t.test('failures stay pending and are retried', async (t) => {
+  const k = fakeKernel();
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('a'), me('b')]);
+  k.failNextApply(1);
+  const res = await r.apply();
+  t.equal(res.failed.length, 1);
+  t.equal(r.inSync, false);
+  t.equal(r.pendingCount, 1);
+  const res2 = await r.apply();
+  t.equal(res2.added, 1);
+  t.equal(r.inSync, true);
+  t.equal(k.kernel.size, 2);
+});
+
+t.test('events: deleted behind our back → re-added; foreign-made owned object → removed', async (t) => {
+  const k = fakeKernel();
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0, debounceMs: 1 });
+  r.setDesired([me('a')]);
+  r.start();
+  t.teardown(() => r.stop());
+  await new Promise<void>((resolve) => r.once('insync', () => resolve()));
+  k.kernel.delete('a');
+  r.forget(me('a'));
+  await new Promise<void>((resolve) => r.once('insync', () => resolve()));
+  t.ok(k.kernel.has('a'), 'repaired');
+  k.kernel.set('z', me('z'));
+  r.observe(me('z'));
+  await new Promise<void>((resolve) => r.once('insync', () => resolve()));
+  t.notOk(k.kernel.has('z'), 'stale owned object removed');
+});
+
+t.test('markResync dumps again and catches silent changes', async (t) => {
+  const k = fakeKernel();
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('a')]);
+  await r.apply();
+  k.kernel.delete('a'); // no event
+  t.equal((await r.apply()).added, 0, 'unseen without a resync');
+  r.markResync();
+  t.equal((await r.apply()).added, 1);
+});
