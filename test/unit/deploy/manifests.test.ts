@@ -471,3 +471,44 @@ t.test('systemd unit verifies; its env file uses only variables tabby-node reads
     t.match(bad.stderr, /restart specifier/, 'a bad value is reported (the check bites)');
   });
 });
+
+t.test('README install sections exist and match the files', async (t) => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = (title: string): string => {
+    const start = readme.indexOf(`\n## ${title}\n`);
+    if (start < 0) return '';
+    const next = readme.indexOf('\n## ', start + 4);
+    return readme.slice(start, next < 0 ? undefined : next);
+  };
+  const cluster = section('Install on a cluster');
+  const host = section('Install on a host with systemd');
+  t.ok(cluster, 'section "Install on a cluster"');
+  t.ok(host, 'section "Install on a host with systemd"');
+  const text = cluster + host;
+  // Every deploy/ path and tabby-resources file named exists.
+  const paths = new Set([...text.matchAll(/\bdeploy\/[\w./-]*\w/g)].map((m) => m[0]));
+  t.ok(paths.size >= 8, [...paths].join(' '));
+  for (const p of paths) t.ok(fs.existsSync(path.join(ROOT, p)), `${p} exists`);
+  for (const f of [...text.matchAll(/`([\w-]+\.yaml)`/g)].map((m) => m[1]!)) {
+    const found = [K8S, path.join(K8S, 'base'), path.join(K8S, 'route-reflectors'), path.join(K8S, 'tabby-resources')].some((d) => fs.existsSync(path.join(d, f)));
+    t.ok(found, `${f} exists under deploy/kubernetes`);
+  }
+  // Every upper-case variable named is one the programs read.
+  const vars = new Set([...AGENT_ENV, ...INSTALL_ENV].map((e) => e.name));
+  // (in backticks, or VAR= at the start of code; a name ending in * is a family, e.g. CALICO_IPV4POOL_*)
+  const named = [...text.matchAll(/[`\s]((?:CALICO|TABBY|ETCD|CNI|IP|DATASTORE|NODENAME)[A-Z0-9_]*)(\*?)[`=]/g)].filter((m) => m[2] === '').map((m) => m[1]!);
+  t.ok(named.length >= 10, `variables named: ${[...new Set(named)].join(' ')}`);
+  for (const v of new Set(named)) t.ok(vars.has(v), `${v} is a variable tabby reads`);
+  // The commands use the same image, the same objects and the same host paths as the files.
+  t.match(cluster, `-t ${IMAGE} .`);
+  t.match(cluster, 'daemonset/tabby-node');
+  t.match(cluster, 'deployment/tabby-route-reflector');
+  t.match(cluster, 'tabby.io/route-reflector=true');
+  t.match(cluster, find(base, 'Namespace', 'tabby-system').metadata.name);
+  t.match(cluster, 'tabby-etcd-certs');
+  const unit = fs.readFileSync(path.join(DEPLOY, 'systemd/tabby-node.service'), 'utf8');
+  t.match(host, /\/etc\/tabby\/tabby-node\.env/);
+  t.match(unit, /\/etc\/tabby\/tabby-node\.env/);
+  t.match(host, '/opt/tabby/app/dist/src/cli/main.js');
+  t.match(unit, 'ExecStart=/usr/bin/node /opt/tabby/app/dist/src/agent/main.js');
+});
