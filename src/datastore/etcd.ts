@@ -102,7 +102,7 @@ export class EtcdDatastore implements Datastore {
       } catch (e) {
         if (!isUnreachable(e)) throw e;
         if (Date.now() + delay > deadline) {
-          throw new DatastoreUnavailable(key, `etcd at ${this.endpoints.join(',')} did not answer ${what} within ${this.opTimeoutMs} ms: ${(e as Error).message}`);
+          throw new DatastoreUnavailable(key, `etcd at ${this.endpoints.join(',')} did not answer ${what} within ${this.opTimeoutMs} ms: ${(e as Error).message.split(/\.? Resolution note|\n/)[0]}`);
         }
         this.logger.debug({ err: (e as Error).message, attempt }, `etcd ${what} failed, retrying`);
         await sleep(delay * (0.5 + Math.random()));

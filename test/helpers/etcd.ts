@@ -4,6 +4,7 @@
 // `stop()` / `start()` for outage tests. Skip a test when `etcdMissing()` returns a reason.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,12 +44,61 @@ export async function freePort(): Promise<number> {
 const live = new Set<ChildProcess>();
 process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
 
-export async function startEtcd(t: Teardownable, opts: { name?: string } = {}): Promise<EtcdInstance> {
+export interface EtcdTls {
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  /** Client certificate used by the health check (and required from clients with clientCertAuth). */
+  clientCertFile: string;
+  clientKeyFile: string;
+  clientCertAuth?: boolean;
+}
+
+/** One https GET with the test CA and client certificate; resolves to the body. */
+function httpsGet(url: string, tls: EtcdTls): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, {
+      ca: fs.readFileSync(tls.caFile), cert: fs.readFileSync(tls.clientCertFile), key: fs.readFileSync(tls.clientKeyFile), timeout: 1000,
+    }, (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => { body += b.toString(); });
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** openssl-made CA, server (127.0.0.1) and client certificates in `dir`; undefined when openssl is missing. */
+export function makeTestCerts(dir: string): EtcdTls | undefined {
+  if (spawnSync('openssl', ['version']).status !== 0) return undefined;
+  const f = (n: string) => path.join(dir, n);
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  fs.writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  fs.writeFileSync(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=tabby-test-ca']);
+  for (const who of ['server', 'client']) {
+    run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=tabby-test-${who}`]);
+    run(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '2', '-extfile', `${who}.ext`]);
+  }
+  return {
+    caFile: f('ca.crt'), serverCertFile: f('server.crt'), serverKeyFile: f('server.key'),
+    clientCertFile: f('client.crt'), clientKeyFile: f('client.key'), clientCertAuth: true,
+  };
+}
+
+export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: EtcdTls } = {}): Promise<EtcdInstance> {
   const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}etcd`;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
+  // tmpfs when there is one: etcd fsyncs every write, which on a slow CI disk dominates test time.
+  const base = fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
+  const dataDir = fs.mkdtempSync(path.join(base, `${tag}-`));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const name = opts.name ?? 'tb';
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const tls = opts.tls;
+  const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   let child: ChildProcess | undefined;
   let log = '';
@@ -59,6 +109,8 @@ export async function startEtcd(t: Teardownable, opts: { name?: string } = {}): 
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
     '--initial-cluster', `${name}=${peerUrl}`, '--initial-cluster-state', 'new',
     '--log-level', 'warn', '--logger', 'zap',
+    ...(tls ? ['--cert-file', tls.serverCertFile, '--key-file', tls.serverKeyFile, '--trusted-ca-file', tls.caFile,
+      ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])] : []),
   ];
 
   async function start(): Promise<void> {
@@ -73,9 +125,10 @@ export async function startEtcd(t: Teardownable, opts: { name?: string } = {}): 
     for (;;) {
       if (!child) throw new Error(`etcd exited during start:\n${log.slice(-2000)}`);
       try {
-        const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-        const body = (await res.json()) as { health?: string };
-        if (body.health === 'true') return;
+        const text = tls
+          ? await httpsGet(`${clientUrl}/health`, tls)
+          : await (await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) })).text();
+        if ((JSON.parse(text) as { health?: string }).health === 'true') return;
       } catch { /* not up yet */ }
       if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 20 s:\n${log.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
