@@ -6,9 +6,14 @@
 // address each node picks is read from the real kernel (netlink + UDP connect inside the namespace).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseAutodetectionMethod } from '../../../src/autodetect/method.js';
 import { detectAddress, resolveNodeAddresses, reachSource } from '../../../src/autodetect/detect.js';
 import { AddressConflictError, autodetectConfigFromEnv } from '../../../src/autodetect/settings.js';
+import { spawnIn, stopProcess, processStartTime } from '../../../src/lab/netns.js';
+import { repoRoot } from '../../../src/lab/pods.js';
 
 const isRoot = process.getuid?.() === 0;
 const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
@@ -92,5 +97,68 @@ t.test('seed 002: two nodes, two crossed links, five settings', { skip: isRoot ?
   }), AddressConflictError, 'another Node holding the address: refuse, naming it');
 });
 
-// Route next hops for each setting: filled in once tabby-node exists (issue 9).
-t.test('seed 002: routes between the nodes use the chosen subnet\'s next hop', { skip: 'needs tabby-node (agent) — placeholder for the agent helper' }, async () => {});
+// With tabby-node on both nodes (plain routing: this kernel may lack ipip, and the next hop is what
+// the seed is about), for each setting the route to the other node's block goes to the address the
+// other node picked, out of the interface on that subnet — the seed's `via 192.168.30.72` /
+// `via 192.168.26.72`.
+const agentMain = `${repoRoot()}/dist/src/agent/main.js`;
+t.test('seed 002: routes between the nodes use the chosen subnet\'s next hop', {
+  timeout: 150_000,
+  skip: !isRoot ? 'needs root (network namespaces)' : !fs.existsSync(agentMain) ? 'needs tabby-node (dist/src/agent/main.js)' : false,
+}, async (t) => {
+  destroy();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}ad-`));
+  const procs: { pid: number; st: string }[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(procs.splice(0).map((p) => stopProcess(p.pid, p.st, 5000)));
+  };
+  t.teardown(async () => { await stopAll(); destroy(); fs.rmSync(tmp, { recursive: true, force: true }); });
+  build();
+
+  type Route = { dst: string; gateway?: string; dev?: string; protocol?: string };
+  const blockRoute = (node: string): Route | undefined =>
+    (JSON.parse(ip('-n', node, '-j', 'route', 'show')) as Route[]).find((r) => r.dst.startsWith('10.244.') && r.gateway !== undefined);
+
+  const cases: [string, string, string, string, string][] = [
+    // method, A's route to B's block (via, dev), B's route to A's block (via, dev)
+    ['interface=ens33,eth0', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+    ['interface=ens32,eth1', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
+    ['skip-interface=eth1,ens32', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+    ['can-reach=192.168.30.1', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+    ['cidr=192.168.26.0/24', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
+  ];
+  let n = 0;
+  for (const [method, viaA, devA, viaB, devB] of cases) {
+    const dsDir = path.join(tmp, `ds${n++}`); // a fresh cluster per setting: no stored Node address
+    for (const [ns, name] of [[A, 'vms71'], [B, 'vms72']] as const) {
+      const env = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin', NODENAME: name, IP_AUTODETECTION_METHOD: method,
+        DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dsDir, TABBY_STATE_DIR: path.join(dsDir, name),
+        TABBY_HEALTH_ADDR: '127.0.0.1:9099', TABBY_METRICS_ADDR: 'none', TABBY_LOG_LEVEL: 'warn',
+        CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', CALICO_IPV4POOL_VXLAN: 'Never',
+        CALICO_IPV4POOL_NAT_OUTGOING: 'false',
+      };
+      const log = fs.openSync(path.join(tmp, `${name}-${n}.log`), 'a');
+      const child = spawnIn(ns, process.execPath, [agentMain], { env, stdio: ['ignore', log, log] });
+      fs.closeSync(log);
+      procs.push({ pid: child.pid!, st: processStartTime(child.pid!) ?? '' });
+    }
+    const deadline = Date.now() + 30_000;
+    let ra: Route | undefined;
+    let rb: Route | undefined;
+    while (Date.now() < deadline) {
+      ra = blockRoute(A);
+      rb = blockRoute(B);
+      if (ra && rb) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.same([ra?.gateway, ra?.dev], [viaA, devA], `${method}: vms71 routes vms72's block via ${viaA} dev ${devA}`);
+    t.same([rb?.gateway, rb?.dev], [viaB, devB], `${method}: vms72 routes vms71's block via ${viaB} dev ${devB}`);
+    await stopAll();
+    for (const ns of [A, B]) {
+      for (const r of JSON.parse(ip('-n', ns, '-j', 'route', 'show', 'proto', '81')) as Route[]) {
+        try { ip('-n', ns, 'route', 'del', r.dst); } catch { /* already gone */ }
+      }
+    }
+  }
+});
