@@ -1,0 +1,123 @@
+// Drives the tabby CNI plugin the way containerd does: the compiled plugin run as a child process inside
+// a "node" network namespace (the host of the pods), CNI_* in the environment, the netconf on stdin,
+// chained plugins run in order with prevResult. Shared by the CNI integration tests and test/bench/cni.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileDatastore } from '../../../src/datastore/file.js';
+import { POOLS_PREFIX } from '../../../src/ipam/index.js';
+
+export const PLUGIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cni/main.js');
+export const PORTMAP = '/usr/lib/cni/portmap';
+
+export const isRoot = (): boolean => process.getuid?.() === 0;
+
+export function ip(...args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface PluginRun { code: number; stdout: string; stderr: string; json: Record<string, unknown> & { code?: number; msg?: string; ips?: { address: string }[] }; ms: number }
+
+/** Run an executable with CNI_* env and stdin, inside netns `ns` (ip netns exec), like a runtime does. */
+export function runPlugin(ns: string, exe: string, env: Record<string, string>, stdin: string, opts: { node?: boolean } = {}): Promise<PluginRun> {
+  const argv = opts.node === false ? [exe] : [process.execPath, exe];
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn('ip', ['netns', 'exec', ns, ...argv], {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    c.on('error', reject);
+    c.on('exit', (code) => {
+      let json = {};
+      try { json = stdout.trim() ? JSON.parse(stdout) as object : {}; } catch { json = { unparsable: stdout }; }
+      resolve({ code: code ?? -1, stdout, stderr, json, ms: performance.now() - t0 });
+    });
+    c.stdin.end(stdin);
+  });
+}
+
+export interface NodeEnv {
+  tag: string;
+  ns: string;
+  nsPath: string;
+  /** The node's own address (on its uplink). */
+  nodeIp: string;
+  dsDir: string;
+  logFile: string;
+  /** tabby netconf for this node (extra keys merged in). */
+  conf(extra?: Record<string, unknown>): Record<string, unknown>;
+  podNs(i: number | string): string;
+  makePod(i: number | string): string;
+  deletePod(i: number | string): void;
+  destroy(): void;
+}
+
+/** A node namespace with an uplink (default route, so proxy ARP answers the pods' 169.254.1.1), a file
+ *  datastore in a temp dir with the given pools, and helpers for pod namespaces. Names start with `tag`. */
+export async function makeNode(tag: string, pools: { name: string; cidr: string; blockSize?: number }[]): Promise<NodeEnv> {
+  const ns = `${tag}n`;
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dsDir = fs.mkdtempSync(path.join(base, `${tag}-`));
+  const pods = new Set<string>();
+  const destroy = () => {
+    for (const p of pods) { try { ip('netns', 'del', p); } catch { /* gone */ } }
+    try { ip('netns', 'del', ns); } catch { /* gone */ }
+    fs.rmSync(dsDir, { recursive: true, force: true });
+  };
+  try {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
+    ip('-n', ns, 'link', 'set', 'up0', 'up');
+    ip('-n', ns, 'link', 'set', 'up1', 'up');
+    ip('-n', ns, 'addr', 'add', '192.0.2.2/24', 'dev', 'up0');
+    ip('-n', ns, 'route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'up0', 'onlink');
+    const ds = new FileDatastore(dsDir);
+    for (const p of pools) {
+      await ds.create(`${POOLS_PREFIX}${p.name}`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: p.name }, spec: { cidr: p.cidr, blockSize: p.blockSize ?? 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, disabled: false, nodeSelector: 'all()' } });
+    }
+    await ds.close();
+  } catch (e) {
+    destroy();
+    throw e;
+  }
+  const logFile = path.join(dsDir, 'cni.log');
+  const podNs = (i: number | string) => `${tag}p${i}`;
+  return {
+    tag, ns, nsPath: `/var/run/netns/${ns}`, nodeIp: '192.0.2.2', dsDir, logFile,
+    conf: (extra = {}) => ({
+      cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'node-1',
+      datastore_type: 'file', datastore_dir: dsDir, log_file_path: logFile, ipam: { type: 'tabby-ipam' }, ...extra,
+    }),
+    podNs,
+    makePod(i) { const n = podNs(i); ip('netns', 'add', n); pods.add(n); return `/var/run/netns/${n}`; },
+    deletePod(i) { const n = podNs(i); try { ip('netns', 'del', n); } catch { /* gone */ } pods.delete(n); },
+    destroy,
+  };
+}
+
+export function cniEnv(command: string, containerId: string, netns: string, pod: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
+    ...extra,
+  };
+}
+
+/** ping once from the node namespace; true when answered. */
+export function pingFrom(ns: string, target: string, timeoutS = 1): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', String(timeoutS), '-n', '-q', target], { stdio: 'ignore' });
+    c.on('exit', (code) => resolve(code === 0));
+    c.on('error', () => resolve(false));
+  });
+}
+
+export const containerIdOf = (tag: string, i: number | string): string => `${tag}c${i}`.replace(/[^A-Za-z0-9]/g, '') + '0123456789abcdef';
