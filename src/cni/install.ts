@@ -189,7 +189,7 @@ export function wrapperScript(name: string, nodeBinary: string, appDir: string):
 }
 
 /** Parts of the app a host needs to run the plugin (relative to the app root). */
-export const APP_PARTS = ['package.json', 'dist/src', 'node_modules', 'src/native/build/Release'] as const;
+export const APP_PARTS = ['package.json', 'dist/src', 'node_modules', 'src/native/build/Release', 'proto/bgp/registry.json'] as const;
 
 export interface InstallResult {
   /** Host paths written. */
