@@ -31,8 +31,12 @@ export interface Bird {
   waitEstablished(name: string, timeoutMs?: number): Promise<boolean>;
   /** Replace the config file and `birdc configure`. */
   reconfigure(config: string): Promise<string>;
-  /** SIGKILL (as a crash) and wait for exit. */
+  /** SIGKILL (as a crash: the kernel closes its TCP connections) and wait for exit. */
   kill(): Promise<void>;
+  /** SIGSTOP: a hung peer (connections stay open, nothing is sent: hold timers expire). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   /** Start again with the same config (after kill/stop). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -74,13 +78,21 @@ export async function startBird(t: Teardown, o: BirdOptions): Promise<Bird> {
   const kill = async (): Promise<void> => {
     const p = proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    p.kill('SIGCONT');
     p.kill('SIGKILL');
     await exited;
   };
 
   const birdc = async (cmd: string): Promise<string> => {
-    const r = await execFileP('birdc', ['-s', socket, ...cmd.split(/\s+/).filter(Boolean)], { timeout: 5000 });
-    return r.stdout;
+    try {
+      const r = await execFileP('birdc', ['-s', socket, ...cmd.split(/\s+/).filter(Boolean)], { timeout: 5000 });
+      return r.stdout;
+    } catch (e) {
+      // birdc exits non-zero for answers like "Network not found": return what it printed.
+      const err = e as { stdout?: string; stderr?: string };
+      if (typeof err.stdout === 'string' && err.stdout.length) return err.stdout + (err.stderr ?? '');
+      throw e;
+    }
   };
 
   t.teardown(async () => {
@@ -106,6 +118,12 @@ export async function startBird(t: Teardown, o: BirdOptions): Promise<Bird> {
       return birdc('configure');
     },
     kill,
+    freeze() {
+      proc?.kill('SIGSTOP');
+    },
+    thaw() {
+      proc?.kill('SIGCONT');
+    },
     async restart() {
       await kill();
       await launch();

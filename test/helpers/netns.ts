@@ -40,10 +40,16 @@ export interface NsEnd {
 export interface NsPair {
   a: NsEnd;
   b: NsEnd;
-  /** Take the veth down on both sides (a cable cut). */
+  /**
+   * A silent cable cut: every packet dropped in both netns (nftables, links stay up, so nobody
+   * sees a link-down; sessions must die by hold timer).
+   */
   cut(): void;
-  /** Bring it back up. */
+  /** Undo cut(). */
   restore(): void;
+  /** Take the veth down on both sides (carrier loss, which daemons notice at once). */
+  linkDown(): void;
+  linkUp(): void;
 }
 
 export interface NsPairOptions {
@@ -87,10 +93,18 @@ export function makeNsPair(t: Teardown, tag: string, o: NsPairOptions): NsPair {
     a: end(names[0], la, o.a4, o.a6),
     b: end(names[1], lb, o.b4, o.b6),
     cut() {
+      for (const n of names) {
+        execFileSync('ip', ['netns', 'exec', n, 'nft', 'add table inet tbcut; add chain inet tbcut in { type filter hook input priority -300; policy drop; }; add chain inet tbcut out { type filter hook output priority -300; policy drop; }'], { stdio: 'ignore' });
+      }
+    },
+    restore() {
+      for (const n of names) spawnSync('ip', ['netns', 'exec', n, 'nft', 'delete table inet tbcut'], { stdio: 'ignore' });
+    },
+    linkDown() {
       ip(names[0], 'link', 'set', la, 'down');
       ip(names[1], 'link', 'set', lb, 'down');
     },
-    restore() {
+    linkUp() {
       ip(names[0], 'link', 'set', la, 'up');
       ip(names[1], 'link', 'set', lb, 'up');
     },
