@@ -1,0 +1,13 @@
+// Does this kernel have IPIP? (a throw-away ipip link in a throw-away namespace)
+import { spawnSync } from 'node:child_process';
+
+let cached: boolean | undefined;
+export function kernelHasIpipSync(): boolean {
+  if (cached !== undefined) return cached;
+  const ns = `tb${process.env.TABBY_TEST_RUN ?? process.pid}agip`;
+  spawnSync('ip', ['netns', 'add', ns]);
+  const r = spawnSync('ip', ['-n', ns, 'link', 'add', 'tbprobe', 'type', 'ipip']);
+  spawnSync('ip', ['netns', 'del', ns]);
+  cached = r.status === 0;
+  return cached;
+}

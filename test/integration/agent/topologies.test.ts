@@ -1,0 +1,67 @@
+// tabby-node on the other topologies: VXLAN (routes from the datastore, neighbour + FDB), CrossSubnet
+// across two subnets joined by a router (tunnel only across the router), and two route reflectors
+// with the mesh off (no node-to-node session, full reachability).
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl } from './helpers.js';
+
+const skip = labSkipReason() ?? false;
+
+t.test('VXLAN, 3 nodes', { skip }, async (t) => {
+  const lab = await agentLab(t, 'v', { nodes: 3, mode: 'vxlan' });
+  t.ok((await lab.waitForBgp(40_000)).ok, 'mesh sessions Established');
+  for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `v${i}`);
+  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod');
+  for (const a of ['node-1', 'node-2', 'node-3']) {
+    const s = await lab.agentStatus(a);
+    t.same(s?.exports, [], `${a}: no VXLAN-pool route over BGP`);
+    for (const b of ['node-1', 'node-2', 'node-3']) {
+      if (a === b) continue;
+      const blk = await blockOf(lab, b);
+      const r = await until(() => routeTo(lab.node(a).netns, blk), 10_000);
+      t.match(r, { dev: 'vxlan.calico', protocol: '81' }, `${a}: ${blk} via ${r?.gateway} dev vxlan.calico`);
+      t.ok(r?.flags?.includes('onlink'), 'onlink');
+      const neigh = execFileSync('ip', ['-n', lab.node(a).netns, 'neigh', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' });
+      t.match(neigh, new RegExp(`^${r!.gateway!.replace(/\./g, '\\.')} lladdr 66:[0-9a-f:]+ PERMANENT`, 'm'), 'permanent neighbour for the remote VTEP');
+      const fdb = execFileSync('bridge', ['-n', lab.node(a).netns, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' });
+      t.match(fdb, new RegExp(`dst ${nodeIp(lab, b).replace(/\./g, '\\.')} `), `FDB entry toward ${b}'s underlay address`);
+    }
+  }
+});
+
+t.test('CrossSubnet across two subnets', { skip }, async (t) => {
+  const lab = await agentLab(t, 'x', { nodes: 3, mode: 'crosssubnet' });
+  t.ok((await lab.waitForBgp(40_000)).ok, 'mesh sessions Established');
+  for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `x${i}`);
+  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod (through the router too)');
+  // node-1 and node-3 share subnet a, node-2 is in subnet b.
+  t.equal(lab.node('node-1').subnet, lab.node('node-3').subnet);
+  t.not(lab.node('node-1').subnet, lab.node('node-2').subnet);
+  const b3 = await blockOf(lab, 'node-3');
+  const b2 = await blockOf(lab, 'node-2');
+  const r13 = await until(() => routeTo(lab.node('node-1').netns, b3), 10_000);
+  t.match(r13, { gateway: nodeIp(lab, 'node-3'), dev: 'eth0' }, `same subnet: ${b3} via ${nodeIp(lab, 'node-3')} dev eth0 (no tunnel)`);
+  const r12 = await until(() => routeTo(lab.node('node-1').netns, b2), 10_000);
+  t.match(r12?.dev, /^(tunl0|vxlan\.calico)$/, `across the router: ${b2} through the tunnel (${r12?.dev})`);
+});
+
+t.test('two route reflectors, mesh off', { skip }, async (t) => {
+  const lab = await agentLab(t, 'r', { nodes: 3, mode: 'routed', routeReflectors: 2 });
+  t.ok((await lab.waitForBgp(40_000)).ok, 'every node Established with both RRs, RRs with everyone');
+  for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `r${i}`);
+  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod');
+  const rrIps = ['rr-1', 'rr-2'].map((n) => nodeIp(lab, n));
+  for (const n of ['node-1', 'node-2', 'node-3']) {
+    const s = await lab.agentStatus(n);
+    t.same(s?.peers.map((p) => p.address).sort(), [...rrIps].sort(), `${n}: sessions only with the route reflectors`);
+    t.ok(s?.peers.every((p) => p.type === 'node specific' && p.state === 'Established'));
+  }
+  const rr = await lab.agentStatus('rr-1');
+  t.equal(rr?.mode, 'route-reflector');
+  t.same(rr?.blocks, [], 'a route reflector holds no block');
+  t.equal(rr?.peers.length, 4, 'rr-1 peers with the 3 clients and the other RR');
+  const b3 = await blockOf(lab, 'node-3');
+  t.match(routeTo(lab.node('node-1').netns, b3), { gateway: nodeIp(lab, 'node-3') }, 'reflected route keeps the original next hop');
+  const st = await tabbyctl(lab, 'rr-1', 'node', 'status');
+  t.equal(st.stdout.split('\n').filter((l) => /\| node specific \| up /.test(l)).length, 4, 'rr-1 node status: 4 peers up');
+});
