@@ -5,20 +5,10 @@
 // reconciler is the computed set plus every route tabby owned in the kernel at start that the
 // computed set does not replace — so a restarted agent deletes nothing a previous run installed.
 import {
-  openNetlink, RouteReconciler, ensureForwarding, type Netlink, type Route, type KernelRoute, type Link,
+  openNetlink, RouteReconciler, ensureForwarding, ensureIpipTunnel, ensureVxlanTunnel, kernelHasIpip, vxlanMacForNode,
+  NeighFdbReconciler, applyNatOutgoing, type Netlink, type Route, type KernelRoute, type Link, type VxlanPeer,
 } from '../dataplane/index.js';
 import { RTPROT_TABBY, isWorkloadIfName } from '../dataplane/ownership.js';
-// tunnels.ts / neigh-fdb.ts (dataplane) are loaded at run time: typed here by the shapes the agent uses.
-interface VxlanPeer { tunnelIp: string; mac: string; nodeIp: string; node?: string }
-interface NeighFdbLike { setPeers(p: Iterable<VxlanPeer>): void; apply(): Promise<unknown>; stop(): void }
-interface TunnelsModule {
-  ensureIpipTunnel(nl: Netlink, o: { address?: string; mtu?: number }): Promise<unknown>;
-  ensureVxlanTunnel(nl: Netlink, o: { localIp: string; mac: string; mtu?: number; address?: string }): Promise<unknown>;
-  kernelHasIpip(): boolean;
-  vxlanMacForNode(node: string): string;
-}
-interface NeighFdbModule { NeighFdbReconciler: new (nl: Netlink, o: { logger?: Logger }) => NeighFdbLike }
-const loadModule = async <T>(name: string): Promise<T> => (await import(name)) as T;
 import { normalizeDst } from '../dataplane/routes.js';
 import type { Logger } from '../common/log.js';
 import { log } from '../common/log.js';
@@ -47,11 +37,10 @@ function fromKernel(r: KernelRoute, names: Map<number, string>): Route | undefin
 
 export async function createDataplanePort(opts: { logger?: Logger } = {}): Promise<DataplanePort> {
   const logger = opts.logger ?? log('dataplane');
-  const { ensureIpipTunnel, ensureVxlanTunnel, kernelHasIpip, vxlanMacForNode } = await loadModule<TunnelsModule>('../dataplane/tunnels.js');
-  const { NeighFdbReconciler } = await loadModule<NeighFdbModule>('../dataplane/neigh-fdb.js');
   const nl: Netlink = await openNetlink();
   const routes = new RouteReconciler(nl as never, { logger });
-  let neighFdb: NeighFdbLike | undefined;
+  let neighFdb: NeighFdbReconciler | undefined;
+  let natKey = '';
   let started = false;
 
   // Routes tabby owned at start (a previous run's), kept until deletes are allowed.
@@ -101,7 +90,13 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
       }
       if (!routes.inSync) throw new Error(`kernel routes not in sync yet (${routes.pending} pending)`);
     },
-    applyNat: async () => { /* NAT outgoing: applied by the dataplane's NAT module when present */ },
+    applyNat: async (pools) => {
+      // One atomic nft batch, only when the pool set changed (pools without natOutgoing: the table is emptied).
+      const key = JSON.stringify(pools);
+      if (key === natKey) return;
+      applyNatOutgoing(pools);
+      natKey = key;
+    },
     close: async () => { routes.stop(); neighFdb?.stop(); nl.close(); },
   };
 }
