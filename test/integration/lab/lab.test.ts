@@ -100,6 +100,7 @@ t.test('pods through the real CNI plugin on one node reach each other', { skip: 
 });
 
 t.test('pods on different nodes reach each other through tabby-node routes', {
+  timeout: 180_000,
   skip: !isRoot ? skipRoot : !cniBuilt ? 'needs the tabby CNI plugin (dist/src/cni/main.js)' : !agentMainPath() ? 'needs tabby-node (dist/src/agent/main.js)' : false,
 }, async (t) => {
   const o = fresh('lr');
@@ -112,4 +113,22 @@ t.test('pods on different nodes reach each other through tabby-node routes', {
   const b = await lab.addPod('node-2', 'pod-2');
   t.ok(await lab.pingUntil('pod-1', b.ip, 20_000), `pod-1 → pod-2 (${b.ip})`);
   t.ok(await lab.pingUntil('pod-2', a.ip, 20_000), `pod-2 → pod-1 (${a.ip})`);
+
+  // A node added to the running lab becomes reachable without restarting anything…
+  await lab.addNode('node-3');
+  const bgp3 = await lab.waitForBgp(60_000);
+  t.ok(bgp3.ok, `node-3 peers with both (${bgp3.pending.join(', ')})`);
+  const c = await lab.addPod('node-3', 'pod-3');
+  t.ok(await lab.pingUntil('pod-1', c.ip, 20_000), `pod-1 → pod-3 on the new node (${c.ip})`);
+  t.ok(await lab.pingUntil('pod-3', b.ip, 20_000), 'pod-3 → pod-2');
+  // …and a removed node's block disappears from the others' kernels.
+  const block = (ns: string): string[] => ipJson<{ dst: string; gateway?: string }[]>('-n', ns, 'route', 'show')
+    .filter((r) => r.gateway !== undefined && r.dst.startsWith('10.244.')).map((r) => r.dst);
+  const c26 = block(lab.node('node-1').netns).find((d) => d.split('.').slice(0, 3).join('.') === c.ip.split('.').slice(0, 3).join('.'));
+  t.ok(c26, `node-1 has a route to node-3's block (${c26})`);
+  await lab.removeNode('node-3');
+  const until = Date.now() + 20_000;
+  while (Date.now() < until && block(lab.node('node-1').netns).includes(c26!)) await new Promise((r) => setTimeout(r, 100));
+  t.notOk(block(lab.node('node-1').netns).includes(c26!), 'node-3\'s block is withdrawn from node-1');
+  t.ok(await lab.ping('pod-1', b.ip), 'the remaining pods still reach each other');
 });
