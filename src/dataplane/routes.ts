@@ -15,6 +15,7 @@ import { RTPROT_TABBY, isWorkloadIfName } from './ownership.js';
 import { Reconciler, type ApplyResult, type Failure, type ReconcileDriver, type ReconcilerOptions } from './reconciler.js';
 import { log, type Logger } from '../common/log.js';
 import { parseCidr, formatCidr } from '../common/ip.js';
+import { parseV4 } from './netlink/wire.js';
 
 export type RouteScope = 'universe' | 'link' | 'host' | number;
 
@@ -53,6 +54,15 @@ const scopeNumber = (s: RouteScope | undefined): number | undefined =>
 
 /** "10.65.1.7/26" → "10.65.1.0/26"; a bare address → /32 or /128. */
 export function normalizeDst(dst: string): string {
+  const slash = dst.indexOf('/');
+  const v4 = parseV4(slash < 0 ? dst : dst.slice(0, slash));
+  if (v4 >= 0) { // fast path without BigInt
+    const len = slash < 0 ? 32 : Number(dst.slice(slash + 1));
+    if (Number.isInteger(len) && len >= 0 && len <= 32 && (slash < 0 || /^\d{1,2}$/.test(dst.slice(slash + 1)))) {
+      const net = len === 0 ? 0 : (v4 & (~0 << (32 - len))) >>> 0;
+      return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
+    }
+  }
   return formatCidr(parseCidr(dst));
 }
 
@@ -123,9 +133,10 @@ export class RouteReconciler extends EventEmitter {
     this.unresolved.clear();
     const kernel: KernelRoute[] = [];
     for (const r of routes) {
-      const key = routeKey(r.table ?? RT_TABLE.MAIN, normalizeDst(r.dst));
+      const dst = normalizeDst(r.dst);
+      const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
       this.wanted.set(key, r);
-      const k = this.toKernel(r);
+      const k = this.toKernel(r, dst);
       if (k) kernel.push(k); else this.unresolved.add(key);
     }
     this.rec.setDesired(kernel);
@@ -210,7 +221,7 @@ export class RouteReconciler extends EventEmitter {
   /** Recompute desired kernel routes after the name → index map changed. */
   private reresolve(): void {
     for (const [key, r] of this.wanted) {
-      const k = this.toKernel(r);
+      const k = this.toKernel(r, key.slice(key.indexOf('|') + 1));
       if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
     }
   }
@@ -221,8 +232,8 @@ export class RouteReconciler extends EventEmitter {
     return i === undefined ? null : i;
   }
 
-  private toKernel(r: Route): KernelRoute | undefined {
-    const dst = normalizeDst(r.dst);
+  private toKernel(r: Route, normalized?: string): KernelRoute | undefined {
+    const dst = normalized ?? normalizeDst(r.dst);
     const family = dst.includes(':') ? 6 : 4;
     const type = r.type ?? 'unicast';
     const oif = this.devIndex(r.dev);
@@ -250,10 +261,14 @@ export class RouteReconciler extends EventEmitter {
 
   private async dump(): Promise<KernelRoute[]> {
     const links = await this.nl.listLinks();
-    this.byName.clear();
-    this.byIndex.clear();
-    for (const l of links) { this.byName.set(l.name, l.index); this.byIndex.set(l.index, l.name); }
-    this.reresolve();
+    let changed = links.length !== this.byIndex.size;
+    for (const l of links) if (this.byIndex.get(l.index) !== l.name) { changed = true; break; }
+    if (changed) {
+      this.byName.clear();
+      this.byIndex.clear();
+      for (const l of links) { this.byName.set(l.name, l.index); this.byIndex.set(l.index, l.name); }
+      this.reresolve();
+    }
     return (await this.nl.listRoutes()).filter((r) => r.type !== 'local' && r.type !== 'broadcast' && r.type !== 'multicast' && r.type !== 'anycast');
   }
 

@@ -161,7 +161,8 @@ export class NlSocket {
         const errno = m.data.length >= 4 ? -m.data.readInt32LE(0) : 0;
         this.settle(m.seq, p, errno > 0 ? new NetlinkError(errno, p.op) : null);
       } else {
-        p.parts.push({ ...m, data: Buffer.from(m.data) });
+        // node_netlink hands every datagram over in a fresh buffer: views are safe to keep
+        p.parts.push(m);
         if (!p.dump && !(m.flags & NLM_F.MULTI)) {
           // a single reply (e.g. RTM_GETLINK by name) — the ACK follows, settle on it.
         }
