@@ -3,8 +3,9 @@
 // back-pressure. `BgpListener` accepts connections for the configured peers only (others are
 // closed and logged before any OPEN) and hands them to their BgpSession.
 //
-// Events of BgpSession: 'state' (state: State, prev: State), 'up' (Negotiated), 'down'
-// ({reason, error?}), 'update' (UpdateMessage), 'route-refresh' (RouteRefreshMessage), 'drain'.
+// Events of BgpSession: 'state' (state: State, prev: State), 'up' (Negotiated, localAddress),
+// 'down' ({reason, error?}; only after Established), 'update' (UpdateMessage), 'route-refresh'
+// (RouteRefreshMessage), 'drain', 'collision' ({kept: 'in'|'out', localRouterId, peerRouterId}).
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from '../common/log.js';
@@ -415,6 +416,7 @@ export class BgpSession extends EventEmitter {
     const keepDir: Dir = local < remote ? 'in' : 'out';
     const loser = c.dir === keepDir ? o : c;
     this.logger.info({ local: this.cfg.routerId, remote: n.peerRouterId, keep: keepDir }, 'connection collision');
+    this.emit('collision', { kept: keepDir, localRouterId: this.cfg.routerId, peerRouterId: n.peerRouterId });
     this.dispatch(loser, { type: 'OpenCollisionDump' });
   }
 
