@@ -72,6 +72,8 @@ export interface DetectOptions {
   nodeName?: string;
   /** kubernetes-internal-ip outside a cluster: the InternalIP(s) to use. */
   internalIps?: readonly string[];
+  /** Service-account directory (token, ca.crt) for the in-cluster API; default the standard mount. */
+  serviceAccountDir?: string;
   /** Injected interface source (tests); default: the kernel over netlink. */
   readInterfaces?: InterfaceReader;
   env?: Record<string, string | undefined>;
@@ -87,7 +89,7 @@ async function factsFor(method: AutodetectionMethod, family: Family, opts: Detec
     const env = opts.env ?? process.env;
     if (opts.nodeName && inCluster(env)) {
       try {
-        return { internalIps: await fetchInternalIps(opts.nodeName, env) };
+        return { internalIps: await fetchInternalIps(opts.nodeName, env, opts.serviceAccountDir) };
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'kubernetes-internal-ip: cannot read the Node from the API server');
       }

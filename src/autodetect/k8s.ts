@@ -20,7 +20,7 @@ export function inCluster(env: Record<string, string | undefined> = process.env)
 
 /** GET the Node from the in-cluster API server and return its InternalIPs. Throws with the HTTP status on failure. */
 export async function fetchInternalIps(nodeName: string, env: Record<string, string | undefined> = process.env,
-  saDir = SERVICE_ACCOUNT_DIR, timeoutMs = 10_000): Promise<string[]> {
+  saDir: string = SERVICE_ACCOUNT_DIR, timeoutMs = 10_000): Promise<string[]> {
   const host = env.KUBERNETES_SERVICE_HOST!;
   const port = Number(env.KUBERNETES_SERVICE_PORT);
   const [token, ca] = await Promise.all([readFile(`${saDir}/token`, 'utf8'), readFile(`${saDir}/ca.crt`)]);
