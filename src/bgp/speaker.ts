@@ -181,9 +181,11 @@ interface Peer {
   info: string;
   negotiated: Negotiated | undefined;
   caps: CodecCaps;
-  adjIn: PrefixTable<Path>;
+  /** This session generation's paths, one per attribute set (see path.ts). */
+  paths: Map<AttrSet, Path>;
+  /** Paths of earlier sessions kept for graceful restart. */
+  stalePaths: Path[];
   adjOut: AdjRibOut;
-  stale: number;
   rawCache: Map<string, AttrSet | null>;
   exportCache: Map<number, AttrSet | null>;
   inQueue: UpdateMessage[];
@@ -225,6 +227,8 @@ export class BgpSpeaker extends EventEmitter {
   private deferred = new PrefixTable<true>();
   private deferralTimer: TimerHandle | undefined;
   private readonly localPaths = new PrefixTable<Path>();
+  private readonly localSource: PathSource = { ...LOCAL_SOURCE, routes: 0 };
+  private readonly bySource = new Map<PathSource, Peer>();
   private readonly localAttrCache = new Map<string, AttrSet>();
 
   constructor(readonly opts: BgpSpeakerOptions) {
@@ -235,7 +239,7 @@ export class BgpSpeaker extends EventEmitter {
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger ?? makeLog('bgp', { routerId: opts.routerId });
     const dopts: DecisionOptions = { multipath: opts.multipath ?? false, alwaysCompareMed: opts.alwaysCompareMed ?? false };
-    this.rib = new LocRib(dopts);
+    this.rib = new LocRib(dopts, (path) => this.releasePath(path));
     this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
     this.sessions = opts.sessions ?? tcpSessions({ ...(opts.netns ? { netns: opts.netns } : {}) });
     this.sliceMs = opts.sliceMs ?? 15;
@@ -284,13 +288,14 @@ export class BgpSpeaker extends EventEmitter {
       config: { ...config }, source, policy: this.policyFor(config, config.localAddress ?? ''),
       session: undefined, state: 'Idle', since: new Date(this.wallNow()), info: 'Idle',
       negotiated: undefined, caps: DEFAULT_CAPS,
-      adjIn: new PrefixTable(), adjOut: new AdjRibOut(this.attrTable), stale: 0,
+      paths: new Map(), stalePaths: [], adjOut: new AdjRibOut(this.attrTable),
       rawCache: new Map(), exportCache: new Map(), inQueue: [],
       dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(),
       flushScheduled: false, blocked: false, grTimer: undefined, restartTimer: undefined,
       maxPrefixWarned: false, stopped: false,
     };
     this.peersByAddr.set(address, p);
+    this.bySource.set(source, p);
     if (this.running) this.startSession(p);
   }
 
@@ -326,6 +331,7 @@ export class BgpSpeaker extends EventEmitter {
     this.busy.delete(p);
     this.flushPeerRoutes(p, null);
     p.adjOut.clear();
+    this.bySource.delete(p.source);
     this.emit('peer', { address, state: 'Idle', previous: p.state, info: 'Removed' } satisfies PeerEvent);
   }
 
@@ -336,9 +342,9 @@ export class BgpSpeaker extends EventEmitter {
       state: p.state,
       since: p.since,
       info: p.info,
-      prefixesReceived: p.adjIn.size,
-      prefixesAccepted: p.adjIn.size,
-      prefixesStale: p.stale,
+      prefixesReceived: p.source.routes,
+      prefixesAccepted: p.source.routes,
+      prefixesStale: staleCount(p),
       prefixesAdvertised: p.adjOut.sent.size,
       ...(p.config.type ? { type: p.config.type } : {}),
       ...(p.config.description ? { description: p.config.description } : {}),
@@ -359,9 +365,8 @@ export class BgpSpeaker extends EventEmitter {
     const set = this.attrTable.intern(attrs);
     const prev = this.localPaths.get(k.bucket, k.key);
     if (prev && prev.attrs === set) return;
-    const path = new Path(LOCAL_SOURCE, set);
-    this.attrTable.ref(set);
-    if (prev) this.attrTable.unref(prev.attrs);
+    const path = new Path(this.localSource, set);
+    this.attrTable.ref(set); // the Path's reference, dropped in releasePath()
     this.localPaths.set(k.bucket, k.key, path);
     if (this.rib.upsert(k.bucket, k.key, path)) this.bestChanged(k.bucket, k.key);
   }
@@ -371,8 +376,7 @@ export class BgpSpeaker extends EventEmitter {
     const prev = this.localPaths.get(k.bucket, k.key);
     if (!prev) return;
     this.localPaths.delete(k.bucket, k.key);
-    this.attrTable.unref(prev.attrs);
-    if (this.rib.remove(k.bucket, k.key, LOCAL_SOURCE)) this.bestChanged(k.bucket, k.key);
+    if (this.rib.remove(k.bucket, k.key, this.localSource)) this.bestChanged(k.bucket, k.key);
   }
 
   /** Prefixes originated here. */
@@ -467,11 +471,12 @@ export class BgpSpeaker extends EventEmitter {
     p.adjOut.clear();
     p.restartTimer?.cancel();
     // RFC 4724 §4.2: families without the F bit (or no capability at all) lose their stale routes now.
-    if (p.stale > 0) {
+    this.newGeneration(p);
+    if (staleCount(p) > 0) {
       p.grTimer?.cancel();
       const flush = familiesToFlushOnReturn(n.peerGracefulRestart, ALL_AFIS);
       if (flush.length) this.sweepStale(p, flush);
-      if (p.stale > 0) {
+      if (staleCount(p) > 0) {
         // Wait for End-of-RIB, bounded by the peer's restart time (at least 60 s).
         const ms = Math.max(60_000, restartTimeMs(n.peerGracefulRestart));
         p.grTimer = this.clock.setTimer(ms, () => this.sweepStale(p, ALL_AFIS));
@@ -489,14 +494,17 @@ export class BgpSpeaker extends EventEmitter {
     p.dumping = undefined;
     p.adjOut.clear();
     if (wasEstablished) {
-      if (this.opts.gracefulRestart && keepStaleOnDown(p.negotiated?.peerGracefulRestart, d) && p.adjIn.size > 0) {
+      if (this.opts.gracefulRestart && keepStaleOnDown(p.negotiated?.peerGracefulRestart, d) && p.source.routes > 0) {
         // RFC 4724 §4.2 helper: keep the routes, mark them stale, bound by the peer's restart time.
-        let n = 0;
-        p.adjIn.forEach((path) => { if (!path.stale) { path.stale = true; n++; } });
-        p.stale += n;
+        // Only the peer's few shared Path objects are touched, not every prefix.
+        for (const path of p.paths.values()) {
+          path.stale = true;
+          p.stalePaths.push(path);
+        }
+        this.newGeneration(p);
         p.grTimer?.cancel();
         const ms = restartTimeMs(p.negotiated?.peerGracefulRestart);
-        this.log.info({ stale: p.stale, restartTimeMs: ms }, 'peer down, keeping its routes stale (graceful restart)');
+        this.log.info({ stale: staleCount(p), restartTimeMs: ms }, 'peer down, keeping its routes stale (graceful restart)');
         p.grTimer = this.clock.setTimer(ms, () => this.sweepStale(p, ALL_AFIS));
       } else {
         this.flushPeerRoutes(p, null);
@@ -597,61 +605,88 @@ export class BgpSpeaker extends EventEmitter {
   }
 
   private announceList(p: Peer, list: PrefixList, set: AttrSet): void {
-    const adjIn = p.adjIn;
-    for (let i = 0; i < list.count; i++) {
-      const b = bucketAt(list, i);
-      const k = keyAt(list, i);
-      const prev = adjIn.get(b, k);
-      if (prev !== undefined) {
-        if (prev.attrs === set) {
-          if (prev.stale) { prev.stale = false; p.stale--; }
-          continue;
-        }
-        if (prev.stale) p.stale--;
-        this.attrTable.unref(prev.attrs);
+    let path = p.paths.get(set);
+    if (path === undefined) {
+      path = new Path(p.source, set);
+      path.interned = true;
+      this.attrTable.ref(set); // the Path's reference, dropped in releasePath()
+      p.paths.set(set, path);
+    }
+    const rib = this.rib;
+    if (list.afi === 1) {
+      const addrs = list.addrs, lens = list.lens;
+      for (let i = 0; i < list.count; i++) {
+        const b = lens[i]!, k = addrs[i]! | 0;
+        if (rib.upsert(b, k, path)) this.bestChanged(b, k);
       }
-      const path = new Path(p.source, set);
-      set.refs++;
-      adjIn.set(b, k, path);
-      if (this.rib.upsert(b, k, path)) this.bestChanged(b, k);
+      return;
+    }
+    for (let i = 0; i < list.count; i++) {
+      const b = bucketAt(list, i), k = keyAt(list, i);
+      if (rib.upsert(b, k, path)) this.bestChanged(b, k);
     }
   }
 
   private withdrawList(p: Peer, list: PrefixList): void {
-    for (let i = 0; i < list.count; i++) this.withdrawOne(p, bucketAt(list, i), keyAt(list, i));
+    for (let i = 0; i < list.count; i++) {
+      const b = bucketAt(list, i), k = keyAt(list, i);
+      if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
+    }
   }
 
-  private withdrawOne(p: Peer, b: number, k: PrefixKey): void {
-    const prev = p.adjIn.get(b, k);
-    if (prev === undefined) return;
-    p.adjIn.delete(b, k);
-    if (prev.stale) p.stale--;
-    this.attrTable.unref(prev.attrs);
-    if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
+  /** A Path no prefix holds any more: drop it from its peer's table and release its attribute set. */
+  private releasePath(path: Path): void {
+    if (path.interned) {
+      const peer = this.bySource.get(path.source);
+      if (peer && peer.paths.get(path.attrs) === path) peer.paths.delete(path.attrs);
+      path.interned = false;
+    }
+    this.attrTable.unref(path.attrs);
   }
 
-  /** Remove a peer's routes: all (afis null) or only its stale ones of the given families. */
+  /** Start a new generation of the peer's paths (new session, or its routes went stale). */
+  private newGeneration(p: Peer): void {
+    for (const path of p.paths.values()) {
+      path.interned = false;
+      if (path.refs === 0) this.attrTable.unref(path.attrs);
+    }
+    p.paths = new Map();
+  }
+
+  /** Remove a peer's routes: all (staleAfis null) or only its stale ones of the given families. */
   private flushPeerRoutes(p: Peer, staleAfis: readonly (1 | 2)[] | null): void {
+    const src = p.source;
     const doomed: [number, PrefixKey][] = [];
-    p.adjIn.forEach((path, b, k) => {
-      if (staleAfis === null || (path.stale && staleAfis.includes(afiOfBucket(b)))) doomed.push([b, k]);
+    const onlyStale = staleAfis !== null;
+    this.rib.table.forEach((slot, b, k) => {
+      if (onlyStale && !staleAfis.includes(afiOfBucket(b))) return;
+      const x = Array.isArray(slot) ? slot.find((q) => q.source === src) : slot.source === src ? slot : undefined;
+      if (x && (!onlyStale || x.stale)) doomed.push([b, k]);
     });
-    for (const [b, k] of doomed) this.withdrawOne(p, b, k);
+    for (const [b, k] of doomed) {
+      if (this.rib.remove(b, k, src, onlyStale ? (x) => x.stale : undefined)) this.bestChanged(b, k);
+    }
+    if (!onlyStale) this.newGeneration(p);
+    p.stalePaths = p.stalePaths.filter((x) => x.refs > 0);
   }
 
   private sweepStale(p: Peer, afis: readonly (1 | 2)[]): void {
-    if (p.stale === 0) return;
-    const before = p.stale;
+    const before = staleCount(p);
+    if (before === 0) {
+      p.stalePaths = [];
+      return;
+    }
     this.flushPeerRoutes(p, afis);
-    this.log.info({ removed: before - p.stale, afis }, 'stale routes removed (graceful restart)');
-    if (p.stale === 0) p.grTimer?.cancel();
-    this.emit('stale-swept', { address: p.config.address, removed: before - p.stale });
+    const after = staleCount(p);
+    this.log.info({ removed: before - after, afis }, 'stale routes removed (graceful restart)');
+    if (after === 0) p.grTimer?.cancel();
+    this.emit('stale-swept', { address: p.config.address, removed: before - after });
   }
 
   private onEndOfRib(p: Peer, afi: 1 | 2): void {
     p.eorReceived.add(afi);
     this.emit('end-of-rib', { address: p.config.address, afi });
-    if (p.stale > 0) this.sweepStale(p, [afi]);
+    if (p.stalePaths.length > 0) this.sweepStale(p, [afi]);
     this.checkDeferral();
   }
 
@@ -659,9 +694,9 @@ export class BgpSpeaker extends EventEmitter {
     const mp = p.config.maxPrefix;
     if (mp === undefined) return;
     const cfg: MaxPrefixConfig = typeof mp === 'number' ? { limit: mp } : mp;
-    if (p.adjIn.size <= cfg.limit) return;
+    if (p.source.routes <= cfg.limit) return;
     if (cfg.action === 'warn') {
-      if (!p.maxPrefixWarned) this.log.warn({ limit: cfg.limit, received: p.adjIn.size }, 'max-prefix limit exceeded');
+      if (!p.maxPrefixWarned) this.log.warn({ limit: cfg.limit, received: p.source.routes }, 'max-prefix limit exceeded');
       p.maxPrefixWarned = true;
       return;
     }
@@ -670,7 +705,7 @@ export class BgpSpeaker extends EventEmitter {
     data.writeUInt16BE(1, 0);
     data.writeUInt8(1, 2);
     data.writeUInt32BE(cfg.limit >>> 0, 3);
-    this.log.warn({ limit: cfg.limit, received: p.adjIn.size }, 'max-prefix limit exceeded: closing the session');
+    this.log.warn({ limit: cfg.limit, received: p.source.routes }, 'max-prefix limit exceeded: closing the session');
     const s = p.session;
     p.session = undefined;
     s?.removeAllListeners();
@@ -844,6 +879,13 @@ export class BgpSpeaker extends EventEmitter {
   static notification(code: number, subcode: number, data: Buffer = Buffer.alloc(0)): Buffer {
     return encodeNotification({ code, subcode, data });
   }
+}
+
+/** Prefixes holding a stale path of this peer. */
+function staleCount(p: Peer): number {
+  let n = 0;
+  for (const x of p.stalePaths) n += x.refs;
+  return n;
 }
 
 /** Read-only Loc-RIB access for the agent, the CLI and tests. */

@@ -1,9 +1,14 @@
-// Loc-RIB: for each prefix, every usable path (one per source) with the best one first.
-// A prefix with a single path stores the Path itself (no array) — the common case of a full table
-// learned from one peer costs one Map slot and one Path object per prefix.
+// Loc-RIB: for each prefix, every usable path (at most one per source) with the best one first.
+// The per-peer Adj-RIBs-In (after import policy) are folded in: a peer's Adj-RIB-In is the set of
+// slots holding a path from its source (RFC 4271 §3.2 lets the RIBs be conceptual) — one table for
+// all of them, one lookup per received prefix.
+// A prefix with a single path stores the Path itself (no array): a full table learned from one
+// peer costs one Map slot per prefix (Path objects are shared, see path.ts).
 //
 // upsert/remove report whether what the prefix resolves to changed (its best path, or its multipath
 // set when multipath is on) — the speaker then re-exports that prefix and emits 'best'/'withdrawn'.
+// They maintain Path.refs and PathSource.routes, and call `release(path)` when a path's last prefix
+// lets go of it.
 import { decide, type Decision, type DecisionOptions } from './decision.js';
 import type { Path, PathSource } from './path.js';
 import { PrefixTable, type PrefixKey } from './prefix-table.js';
@@ -13,7 +18,7 @@ type Slot = Path | Path[];
 export class LocRib {
   readonly table = new PrefixTable<Slot>();
 
-  constructor(readonly opts: DecisionOptions = {}) {}
+  constructor(readonly opts: DecisionOptions = {}, private readonly release: (p: Path) => void = () => {}) {}
 
   get size(): number {
     return this.table.size;
@@ -29,9 +34,27 @@ export class LocRib {
     return s === undefined ? [] : Array.isArray(s) ? s.slice() : [s];
   }
 
+  /** The path of one source for a prefix (a peer's Adj-RIB-In entry). */
+  pathOf(bucket: number, key: PrefixKey, source: PathSource): Path | undefined {
+    const s = this.table.get(bucket, key);
+    if (s === undefined) return undefined;
+    if (!Array.isArray(s)) return s.source === source ? s : undefined;
+    return s.find((p) => p.source === source);
+  }
+
   /** The full decision (best, reason, multipath set) for a prefix. */
   decision(bucket: number, key: PrefixKey): Decision {
     return decide(this.paths(bucket, key), this.opts);
+  }
+
+  private hold(p: Path, isNew: boolean): void {
+    p.refs++;
+    if (isNew) p.source.routes++;
+  }
+
+  private drop(p: Path, gone: boolean): void {
+    if (gone) p.source.routes--;
+    if (--p.refs === 0) this.release(p);
   }
 
   /** Add the path, replacing the one from the same source. Returns true when the prefix's result changed. */
@@ -39,36 +62,53 @@ export class LocRib {
     const s = this.table.get(bucket, key);
     if (s === undefined) {
       this.table.set(bucket, key, path);
+      this.hold(path, true);
       return true;
     }
     if (!Array.isArray(s)) {
+      if (s === path) return false;
       if (s.source === path.source) {
         this.table.set(bucket, key, path);
+        this.hold(path, false);
+        this.drop(s, false);
         return s.attrs !== path.attrs;
       }
+      this.hold(path, true);
       return this.resolve(bucket, key, [s], [s, path]);
     }
+    const i = s.findIndex((p) => p.source === path.source);
+    if (i >= 0 && s[i] === path) return false;
     const next = s.slice();
-    const i = next.findIndex((p) => p.source === path.source);
-    if (i >= 0) next[i] = path;
-    else next.push(path);
+    if (i >= 0) {
+      const old = s[i]!;
+      next[i] = path;
+      this.hold(path, false);
+      this.drop(old, false);
+    } else {
+      next.push(path);
+      this.hold(path, true);
+    }
     return this.resolve(bucket, key, s, next);
   }
 
-  /** Remove the path of this source. Returns true when the prefix's result changed. */
-  remove(bucket: number, key: PrefixKey, source: PathSource): boolean {
+  /** Remove the path of this source (only if it is `only`, when given). Returns true when the prefix's result changed. */
+  remove(bucket: number, key: PrefixKey, source: PathSource, only?: (p: Path) => boolean): boolean {
     const s = this.table.get(bucket, key);
     if (s === undefined) return false;
     if (!Array.isArray(s)) {
-      if (s.source !== source) return false;
+      if (s.source !== source || (only && !only(s))) return false;
       this.table.delete(bucket, key);
+      this.drop(s, true);
       return true;
     }
     const i = s.findIndex((p) => p.source === source);
-    if (i < 0) return false;
+    if (i < 0 || (only && !only(s[i]!))) return false;
+    const old = s[i]!;
     const next = s.slice();
     next.splice(i, 1);
-    return this.resolve(bucket, key, s, next);
+    const changed = this.resolve(bucket, key, s, next);
+    this.drop(old, true);
+    return changed;
   }
 
   /** Store `next` best-first; report whether best/multipath changed compared with `prev`. */

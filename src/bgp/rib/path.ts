@@ -1,6 +1,10 @@
 // Paths as the RIBs hold them: a source (which peer, or local origination) plus an interned
-// attribute set (attrs.ts) plus a stale mark (RFC 4724 graceful restart). One Path object per
-// (prefix, source); the attribute set is shared by every prefix that carries the same attributes.
+// attribute set (attrs.ts) plus a stale mark (RFC 4724 graceful restart).
+// Paths are interned too: one Path object per (source, attribute set, session generation), shared
+// by every prefix that source sent with those attributes — a 1M-prefix table from one peer holds
+// ~50k Path objects, not 1M. `refs` counts the prefixes holding the path (kept by the Loc-RIB).
+// A new session of the peer starts a new generation, so marking a dropped peer's paths stale
+// touches only its few Path objects, and a re-announced prefix gets a fresh (non-stale) Path.
 import type { AttrSet } from './attrs.js';
 
 /** Where a path came from. One object per peer (and one for local origination), shared by its paths. */
@@ -21,9 +25,15 @@ export interface PathSource {
   readonly rrClient: boolean;
   /** Locally originated (originate()). */
   readonly local: boolean;
+  /** Prefixes that currently hold a path from this source (maintained by the Loc-RIB). */
+  routes: number;
 }
 
 export class Path {
+  /** Prefixes holding this path (maintained by the Loc-RIB). */
+  refs = 0;
+  /** Still in its source's intern table (may get new prefixes). */
+  interned = false;
   constructor(
     readonly source: PathSource,
     readonly attrs: AttrSet,
@@ -32,9 +42,10 @@ export class Path {
   ) {}
 }
 
-export const LOCAL_SOURCE: PathSource = Object.freeze({
-  id: 0, address: '', addressKey: 0n, ebgp: false, routerId: 0, asn: 0, rrClient: false, local: true,
-});
+/** Local origination (one per process is fine: it only ever counts routes). */
+export const LOCAL_SOURCE: PathSource = {
+  id: 0, address: '', addressKey: 0n, ebgp: false, routerId: 0, asn: 0, rrClient: false, local: true, routes: 0,
+};
 
 /** A PathSource for a peer. */
 export function peerSource(opts: {
@@ -49,6 +60,7 @@ export function peerSource(opts: {
     asn: opts.asn,
     rrClient: opts.rrClient ?? false,
     local: false,
+    routes: 0,
   };
 }
 

@@ -1,0 +1,30 @@
+// The tabby receiver of the ingest benchmark (bgp-ingest.ts), a process of its own inside its netns.
+// Config as JSON in TABBY_BENCH_RX: {asn, routerId, listen, feeder, feederAsn, expect}.
+// Prints JSON lines: {"event":"ready"}, {"event":"done", rssBefore, rss, heapUsed, attrSets, firstUpdateMs, doneMs}.
+import { BgpSpeaker } from '../../src/bgp/index.js';
+
+const cfg = JSON.parse(process.env.TABBY_BENCH_RX ?? '{}') as { asn: number; routerId: string; listen: string; feeder: string; feederAsn: number; expect: number };
+const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+const s = new BgpSpeaker({ asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen });
+s.addPeer({ address: cfg.feeder, asn: cfg.feederAsn, localAddress: cfg.listen, families: ['ipv4'], passive: true, holdTime: 90 });
+// Like the agent: listen to every best-route change.
+let events = 0;
+s.on('best', () => { events++; });
+await s.start();
+if (global.gc) global.gc();
+const rssBefore = process.memoryUsage().rss;
+out({ event: 'ready', rssBefore });
+let first = 0;
+const timer = setInterval(() => {
+  const n = s.locRib().size;
+  if (n > 0 && first === 0) first = performance.now();
+  if (n >= cfg.expect) {
+    clearInterval(timer);
+    const doneMs = performance.now();
+    const m1 = process.memoryUsage();
+    if (global.gc) global.gc();
+    const m2 = process.memoryUsage();
+    out({ event: 'done', rssBefore, rss: m1.rss, rssAfterGc: m2.rss, heapUsed: m2.heapUsed, attrSets: s.attributeSets, events, firstSeenMs: first, doneMs });
+  }
+}, 10);
+process.on('SIGTERM', () => { void s.stop().then(() => process.exit(0)); });

@@ -1,0 +1,218 @@
+// Ingest benchmark (not a test): one feeder pushes N distinct IPv4 prefixes (/24–/32, 20 per
+// attribute set, a realistic mix of AS paths, communities, MEDs) over eBGP to one receiver at a time
+// — BIRD 2, GoBGP and tabby, each in its own network namespace on a bridge — and prints the wall
+// time from the first UPDATE sent until the receiver holds all N in its RIB, and its memory.
+// Feeder: tabby's own session (bgp-1's BgpSession) writing pre-encoded UPDATEs with back-pressure,
+// in the benchmark process (so the feeder costs the same for every receiver).
+// Usage: node dist/test/bench/bgp-ingest.js [N…]   (default 100000 1000000; root; bird2, gobgpd)
+//        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
+//        BENCH_CPU_PROF=<dir>: run the tabby receiver with --cpu-prof into that dir.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BgpSession } from '../../src/bgp/session.js';
+import { encodeUpdate } from '../../src/bgp/codec/message.js';
+import { AS4_CAPS, type PathAttributes, type PrefixList } from '../../src/bgp/codec/types.js';
+import { emptyPrefixList } from '../../src/bgp/codec/prefix.js';
+import { startBird } from '../helpers/bird.js';
+import { startGobgp } from '../helpers/gobgp.js';
+import { isRoot } from '../helpers/netns.js';
+import { makeStar } from '../interop/bgp/rr-lab.js';
+
+process.env.TABBY_LOG_LEVEL ??= 'warn';
+const here = path.dirname(fileURLToPath(import.meta.url));
+const FEEDER_ASN = 65100;
+const RX_ASN = 65000;
+
+// ------------------------------------------------------------------ the feed
+
+let seed = 12345;
+const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+
+/** N distinct prefixes, 20 per attribute set, pre-encoded as UPDATEs (one attribute set each). */
+function buildFeed(n: number, nextHop: string): { msgs: Buffer[]; sets: number; bytes: number } {
+  seed = 12345;
+  const msgs: Buffer[] = [];
+  let bytes = 0;
+  const per = 20;
+  let made = 0;
+  let sets = 0;
+  // Distinct prefixes: walk /24s from 11.0.0.0; ~25% of them become a longer prefix (/25–/32) inside it.
+  let block = (11 << 24) >>> 0;
+  while (made < n) {
+    const count = Math.min(per, n - made);
+    const list: PrefixList = { afi: 1, safi: 1, count, addrs: new Uint32Array(count), lens: new Uint8Array(count), pathIds: null };
+    for (let i = 0; i < count; i++) {
+      const len = rnd(4) === 0 ? 25 + rnd(8) : 24;
+      list.addrs[i] = block;
+      list.lens[i] = len;
+      block = (block + 256) >>> 0;
+    }
+    const asns = [FEEDER_ASN];
+    for (let i = 0, k = 1 + rnd(5); i < k; i++) asns.push(1 + rnd(60000));
+    const attrs: PathAttributes = { origin: rnd(10) === 0 ? 2 : 0, asPath: [{ type: 2, asns }], nextHop };
+    if (rnd(3) === 0) attrs.med = rnd(1000);
+    const nc = rnd(4);
+    if (nc) attrs.communities = Array.from({ length: nc }, () => ((FEEDER_ASN << 16) | rnd(50)) >>> 0);
+    const m = encodeUpdate({ type: 'update', withdrawn: emptyPrefixList(1), attrs, nlri: list }, AS4_CAPS);
+    msgs.push(m);
+    bytes += m.length;
+    made += count;
+    sets++;
+  }
+  return { msgs, sets, bytes };
+}
+
+// ------------------------------------------------------------------ helpers
+
+const t = { teardowns: [] as (() => unknown)[], teardown(fn: () => unknown) { this.teardowns.push(fn); } };
+async function cleanup(): Promise<void> {
+  for (const fn of t.teardowns.reverse()) { try { await fn(); } catch { /* best effort */ } }
+  t.teardowns = [];
+}
+
+function rssOf(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(s);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+function pidOf(pattern: string): number {
+  const out = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  return out[out.length - 1]!;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Result { receiver: string; n: number; seconds: number; rssBytes: number; deltaBytes: number; note?: string }
+
+/** Connect the feeder, push the feed, return the time of the first write. */
+async function feed(netnsPath: string, local: string, remote: string, msgs: Buffer[]): Promise<{ session: BgpSession; start: number; sent: Promise<boolean> }> {
+  const session = new BgpSession({ address: remote, localAddress: local, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: local, netns: netnsPath, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
+  const up = new Promise<void>((r) => session.once('up', () => r()));
+  session.start();
+  await up;
+  await sleep(300); // let the receiver finish its side of the handshake
+  const start = performance.now();
+  const sent = session.sendUpdates(msgs);
+  return { session, start, sent };
+}
+
+async function runBird(n: number, msgs: Buffer[]): Promise<Result> {
+  const [f, r] = makeStar(t, 'bi', 70, 2);
+  const conf = `router id ${r!.address};
+protocol device { scan time 60; }
+protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as ${FEEDER_ASN}; passive on; hold time 240; ipv4 { import all; export none; }; }
+`;
+  const bird = await startBird(t, { netns: r!.name, config: conf });
+  const pid = pidOf(bird.socket);
+  const before = rssOf(pid);
+  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  t.teardown(() => session.stop());
+  let seconds = 0;
+  for (;;) {
+    const out = await bird.birdc('show route count').catch(() => '');
+    const m = /(\d+) of (\d+) routes/.exec(out);
+    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; break; }
+    await sleep(50);
+  }
+  await sent;
+  const rss = rssOf(pid);
+  await cleanup();
+  return { receiver: 'BIRD 2.0.12', n, seconds, rssBytes: rss, deltaBytes: rss - before };
+}
+
+async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
+  const [f, r] = makeStar(t, 'go', 71, 2);
+  const conf = `[global.config]
+  as = ${RX_ASN}
+  router-id = "${r!.address}"
+  local-address-list = ["${r!.address}"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${f!.address}"
+    peer-as = ${FEEDER_ASN}
+  [neighbors.transport.config]
+    passive-mode = true
+    local-address = "${r!.address}"
+  [neighbors.timers.config]
+    hold-time = 240
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+`;
+  const g = await startGobgp(t, { netns: r!.name, config: conf });
+  const pid = pidOf(g.dir);
+  const before = rssOf(pid);
+  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  t.teardown(() => session.stop());
+  let seconds = 0;
+  for (;;) {
+    const out = await g.gobgp('global', 'rib', 'summary', '-a', 'ipv4').catch(() => '');
+    const m = /Destination:\s*(\d+)/.exec(out);
+    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; break; }
+    await sleep(250);
+  }
+  await sent;
+  const rss = rssOf(pid);
+  await cleanup();
+  return { receiver: 'GoBGP 3.10', n, seconds, rssBytes: rss, deltaBytes: rss - before };
+}
+
+async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
+  const [f, r] = makeStar(t, 'ta', 72, 2);
+  const cfg = { asn: RX_ASN, routerId: r!.address, listen: r!.address, feeder: f!.address, feederAsn: FEEDER_ASN, expect: n };
+  const prof = process.env.BENCH_CPU_PROF;
+  const nodeArgs = ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'bgp-ingest-receiver.js')];
+  const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...nodeArgs], { env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(async () => { if (p.exitCode === null) { p.kill('SIGTERM'); await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(5000)]); p.kill('SIGKILL'); } });
+  const lines: Record<string, number | string>[] = [];
+  let buf = '';
+  p.stdout!.on('data', (d: Buffer) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); } });
+  while (!lines.some((l) => l.event === 'ready')) await sleep(20);
+  const before = rssOf(p.pid!);
+  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  t.teardown(() => session.stop());
+  while (!lines.some((l) => l.event === 'done')) await sleep(5);
+  const seconds = (performance.now() - start) / 1000;
+  await sent;
+  const done = lines.find((l) => l.event === 'done')!;
+  const rss = Number(done.rss);
+  await cleanup();
+  return { receiver: 'tabby', n, seconds, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events` };
+}
+
+// ------------------------------------------------------------------ main
+
+if (!isRoot()) {
+  console.log('bgp-ingest: needs root (network namespaces); skipped');
+  process.exit(0);
+}
+const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+if (!sizes.length) sizes.push(100_000, 1_000_000);
+const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,gobgp').split(',');
+const gobgpMax = Number(process.env.BENCH_GOBGP_MAX ?? 1_000_000);
+const results: Result[] = [];
+process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+try {
+  for (const n of sizes) {
+    const { msgs, sets, bytes } = buildFeed(n, '10.70.0.1');
+    console.log(`feed: ${n} prefixes (/24–/32), ${sets} attribute sets, ${msgs.length} UPDATEs, ${(bytes / 1e6).toFixed(1)} MB`);
+    for (const r of receivers) {
+      if (r === 'gobgp' && n > gobgpMax) { console.log(`  GoBGP skipped at ${n} (BENCH_GOBGP_MAX=${gobgpMax})`); continue; }
+      // Next hop must be the feeder's address in each topology.
+      const fix = r === 'bird' ? '10.70.0.1' : r === 'gobgp' ? '10.71.0.1' : '10.72.0.1';
+      const m = fix === '10.70.0.1' ? msgs : buildFeed(n, fix).msgs;
+      const res = r === 'bird' ? await runBird(n, m) : r === 'gobgp' ? await runGobgp(n, m) : await runTabby(n, m);
+      results.push(res);
+      console.log(`  ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`);
+    }
+    const bird = results.find((x) => x.n === n && x.receiver.startsWith('BIRD'));
+    const tabby = results.find((x) => x.n === n && x.receiver === 'tabby');
+    if (bird && tabby) {
+      console.log(`  ratio tabby/BIRD at ${n}: time ${(tabby.seconds / bird.seconds).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`);
+    }
+  }
+} finally {
+  await cleanup();
+}
+process.exit(0);
