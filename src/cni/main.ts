@@ -16,6 +16,8 @@ import { fileLogger, nullLogger } from './logger.js';
 export { parseNetConf } from './netconf.js';
 
 const DEFAULT_STATE_DIR = '/var/run/tabby';
+/** The kubelet gives a CNI call a few minutes; answer well before. */
+const COMMAND_TIMEOUT_MS = 90_000;
 
 /** Node name: netconf "nodename", else $TABBY_STATE_DIR/nodename (written by tabby-node), else the hostname. */
 export function resolveNodename(conf: NetConf, env: NodeJS.ProcessEnv = process.env): string {
@@ -53,6 +55,21 @@ function readStdin(): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** The datastore the netconf names (netconf keys over DATASTORE_TYPE/TABBY_DATASTORE_DIR/ETCD_* env over
+ *  the tabbyctl config file). Fast path for the file store: only its module is loaded (the general path
+ *  loads the YAML config-file reader and the etcd client). */
+async function openDatastoreFor(c: NetConf, env: NodeJS.ProcessEnv): Promise<import('../datastore/types.js').Datastore> {
+  const str = (k: string): string | undefined => (typeof c.raw[k] === 'string' && c.raw[k] !== '' ? (c.raw[k] as string) : undefined);
+  const type = (str('datastore_type') ?? env.DATASTORE_TYPE ?? '').trim().toLowerCase();
+  const dir = str('datastore_dir') ?? env.TABBY_DATASTORE_DIR;
+  if (type === 'file' && dir) {
+    const { FileDatastore } = await import('../datastore/file.js');
+    return new FileDatastore(dir);
+  }
+  const { datastoreConfigFromNetconf, openDatastore } = await import('../datastore/index.js');
+  return openDatastore(datastoreConfigFromNetconf(c.raw, env));
+}
+
 /** Real dependencies: datastore from the netconf (+ env), IPAM over it, the dataplane's wiring. */
 export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): PluginDeps {
   const logger = conf ? fileLogger(conf.logFilePath, env.TABBY_LOG_LEVEL || conf.logLevel, { component: 'cni', pid: process.pid }) : nullLogger;
@@ -61,10 +78,7 @@ export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): Plu
     nodename: (c) => resolveNodename(c, env),
     netnsExists: (p) => p !== '' && fs.existsSync(p),
     async openIpam(c) {
-      const [{ datastoreConfigFromNetconf, openDatastore }, { Ipam }] = await Promise.all([
-        import('../datastore/index.js'), import('../ipam/index.js'),
-      ]);
-      const ds = await openDatastore(datastoreConfigFromNetconf(c.raw, env));
+      const [ds, { Ipam }] = await Promise.all([openDatastoreFor(c, env), import('../ipam/index.js')]);
       return { ipam: new Ipam(ds, { logger }), close: () => ds.close() };
     },
     async wiring(): Promise<Wiring> {
@@ -82,7 +96,20 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     stdin = cniEnv.command === 'VERSION' && process.stdin.isTTY ? Buffer.alloc(0) : readStdin();
     let conf: NetConf | undefined;
     try { conf = parseNetConf(stdin); } catch { conf = undefined; /* runCommand reports it */ }
-    out = await runCommand(pluginName(argv[1], env, stdin), cniEnv, stdin, realDeps(conf, env));
+    // Keep the event loop alive until the command finishes: a library waiting on an unref'd handle must
+    // not let the process end with exit 0 and no result. A command that takes too long gives error 11.
+    let keepalive: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      const started = Date.now();
+      keepalive = setInterval(() => {
+        if (Date.now() - started > COMMAND_TIMEOUT_MS) reject(new CniError(CNI_ERR.TRY_AGAIN_LATER, `${cniEnv.command} did not finish within ${COMMAND_TIMEOUT_MS / 1000} s`));
+      }, 250);
+    });
+    try {
+      out = await Promise.race([runCommand(pluginName(argv[1], env, stdin), cniEnv, stdin, realDeps(conf, env)), deadline]);
+    } finally {
+      clearInterval(keepalive);
+    }
   } catch (e) {
     const err = e instanceof CniError ? e : new CniError(CNI_ERR.INTERNAL, (e as Error).message);
     let version = '1.0.0';

@@ -145,8 +145,10 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
   if (env.args.IP) requested.push(...env.args.IP.split(',').map((s) => s.trim().split('/')[0]!).filter(Boolean));
   const attrs = { node, containerID: env.containerId, ...podIdentity(env) };
   const log = deps.logger;
+  log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: start');
 
   return withIpam(conf, deps, async (ipam) => {
+    log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: datastore open');
     // Idempotent ADD: a container that already holds addresses keeps them.
     let addrs = await ipam.ipsByHandle(handle);
     const fresh = addrs.length === 0;
@@ -170,7 +172,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         });
         addrs = [...r.ipv4, ...r.ipv6];
       }
-      log.info({ handle, node, addrs }, 'assigned');
+      log.info({ handle, node, addrs, uptimeMs: Math.round(performance.now()) }, 'assigned');
     } else {
       log.info({ handle, node, addrs }, 'container already holds addresses: reusing them');
     }
@@ -198,7 +200,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       if (fresh) await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
-    log.info({ handle, hostIfName: wired.hostIfName }, 'pod wired');
+    log.info({ handle, hostIfName: wired.hostIfName, uptimeMs: Math.round(performance.now()) }, 'pod wired');
     const interfaces: ResultInterface[] = [
       { name: wired.hostIfName, mac: wired.hostMac },
       { name: env.ifName, mac: wired.containerMac, sandbox: env.netns },
