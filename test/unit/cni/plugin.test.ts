@@ -181,3 +181,17 @@ t.test('VERSION, STATUS, GC', async (t) => {
   const s2 = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'STATUS' }), Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0' })), d2);
   t.equal(parse(s2.stdout).code, CNI_ERR.PLUGIN_NOT_AVAILABLE);
 });
+
+t.test('nodename: netconf, then $TABBY_STATE_DIR/nodename, then the hostname', async (t) => {
+  const { resolveNodename } = await import('../../../src/cni/main.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}cni-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const noName = parseNetConf({ ...base, nodename: undefined });
+  t.equal(resolveNodename(parseNetConf(base), { TABBY_STATE_DIR: dir }), 'n1');
+  t.equal(resolveNodename(noName, { TABBY_STATE_DIR: dir }), os.hostname(), 'no file: hostname');
+  fs.writeFileSync(path.join(dir, 'nodename'), 'node-from-agent\n');
+  t.equal(resolveNodename(noName, { TABBY_STATE_DIR: dir }), 'node-from-agent');
+});
