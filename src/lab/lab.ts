@@ -340,6 +340,11 @@ export class Lab {
     let pending: string[] = [];
     while (Date.now() < deadline) {
       pending = [];
+      const dead = this.state.nodes.filter((n) => n.agent && !processAlive(n.agent.pid, n.agent.startTime));
+      if (dead.length > 0) {
+        // An agent that exited will not come back by waiting: say so at once, with its last log line.
+        return { ok: false, pending: dead.map((n) => `${n.name} (tabby-node exited: ${lastLogLine(n.agent!.logFile)})`) };
+      }
       for (const n of this.state.nodes) {
         const s = await this.agentStatus(n.name);
         const est = s?.peers.filter((p) => p.state === 'Established').length ?? 0;
@@ -439,6 +444,16 @@ export class Lab {
   /** Remove everything: agents, namespaces, the state directory. */
   async destroy(): Promise<void> {
     await destroyLab({ prefix: this.state.prefix, stateDir: this.stateDir });
+  }
+}
+
+/** The last non-empty line of a log file (for error messages), or a placeholder. */
+export function lastLogLine(file: string): string {
+  try {
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    return (lines[lines.length - 1] ?? '').slice(0, 400) || 'empty log';
+  } catch {
+    return `no log at ${file}`;
   }
 }
 
