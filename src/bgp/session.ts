@@ -14,7 +14,7 @@ import { realClock, jitter, type Clock, type TimerHandle } from './clock.js';
 import { Framer } from './codec/framer.js';
 import { decodeMessage, encodeKeepalive, encodeMessage, encodeNotification, encodeUpdate, maxMessageLen } from './codec/message.js';
 import { notificationText } from './codec/registry.js';
-import type { BgpMessage, CodecCaps, RouteRefreshMessage, UpdateMessage } from './codec/types.js';
+import type { BgpMessage, CapabilityKind, CodecCaps, RouteRefreshMessage, UpdateMessage } from './codec/types.js';
 import { BgpMessageError, DEFAULT_CAPS, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN } from './codec/types.js';
 import { newFsm, step, type Action, type Fsm, type FsmConfig, type FsmEvent, type State, type TimerName } from './fsm.js';
 import { buildOpen, type FamilyName, type Negotiated } from './negotiate.js';
@@ -46,6 +46,8 @@ export interface SessionConfig {
   extendedMessage?: boolean;
   gracefulRestart?: { restartTime: number; restarting?: boolean; forwardingPreserved?: boolean };
   hostname?: string;
+  /** Capabilities the peer must advertise, else NOTIFICATION 2/7. */
+  requireCapabilities?: CapabilityKind[];
   /** Network namespace path to create sockets in. */
   netns?: string;
   /** Inbound processing budget per turn of the event loop, ms (default 10): keeps timers running during a big dump. */
@@ -114,6 +116,7 @@ export class BgpSession extends EventEmitter {
       ...(config.extendedMessage ? { extendedMessage: true } : {}),
       ...(config.gracefulRestart ? { gracefulRestart: config.gracefulRestart } : {}),
       ...(config.hostname ? { hostname: config.hostname } : {}),
+      ...(config.requireCapabilities ? { requireCapabilities: config.requireCapabilities } : {}),
     };
     if (this.cfg.holdTime === 1 || this.cfg.holdTime === 2) throw new RangeError('hold time must be 0 or ≥ 3 seconds');
     this.main = new Connection(newFsm(this.cfg), 'out');

@@ -1,0 +1,223 @@
+// BgpSession over loopback against a raw TCP "peer" that writes whatever bytes the test wants:
+// every NOTIFICATION of RFC 4271 §6 for bad input, then a clean close; unconfigured peers closed
+// before any OPEN; hold timer expiry (virtual clock); back-pressure. No root needed.
+import net from 'node:net';
+import { Buffer } from 'node:buffer';
+import t from 'tap';
+import { BgpListener, BgpSession, type SessionConfig } from '../../../src/bgp/session.js';
+import { VirtualClock } from '../../../src/bgp/clock.js';
+import { Framer } from '../../../src/bgp/codec/framer.js';
+import { decodeMessage, encodeKeepalive, encodeMessage } from '../../../src/bgp/codec/message.js';
+import { emptyPrefixList, prefixListFromStrings } from '../../../src/bgp/codec/prefix.js';
+import { AS4_CAPS, DEFAULT_CAPS, type BgpMessage, type OpenMessage, type UpdateMessage } from '../../../src/bgp/codec/types.js';
+
+let native = true;
+try {
+  (await import('../../../src/native/index.js')).native();
+} catch {
+  native = false;
+}
+const skip = native ? false : 'native addon not built';
+
+interface Raw {
+  sock: net.Socket;
+  msgs: BgpMessage[];
+  closed: Promise<void>;
+  next(type?: BgpMessage['type'], ms?: number): Promise<BgpMessage>;
+  send(b: Buffer | BgpMessage): void;
+}
+
+async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
+  const sock = net.connect({ host: '127.0.0.1', port, localAddress: local });
+  await new Promise<void>((r, j) => {
+    sock.once('connect', r);
+    sock.once('error', j);
+  });
+  const framer = new Framer();
+  const msgs: BgpMessage[] = [];
+  const waiters: (() => void)[] = [];
+  sock.on('data', (c: Buffer) => {
+    for (const f of framer.push(c)) msgs.push(decodeMessage(f, AS4_CAPS));
+    waiters.splice(0).forEach((w) => w());
+  });
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  let read = 0;
+  return {
+    sock, msgs, closed,
+    async next(type, ms = 3000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        while (read < msgs.length) {
+          const m = msgs[read++] as BgpMessage;
+          if (!type || m.type === type) return m;
+        }
+        if (Date.now() > deadline) throw new Error(`no ${type ?? 'message'} within ${ms} ms`);
+        await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 50)), closed]);
+      }
+    },
+    send(b) {
+      sock.write(Buffer.isBuffer(b) ? b : encodeMessage(b, AS4_CAPS));
+    },
+  };
+}
+
+const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({ type: 'open', version: 4, asn: 65000, holdTime: 9, routerId: '10.0.0.2', capabilities: [{ kind: 'multiprotocol', afi: 1, safi: 1 }, { kind: 'as4', asn: 65000 }], ...o });
+const frame = (type: number, body: Buffer, len?: number): Buffer => {
+  const l = len ?? 19 + body.length;
+  return Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from([(l >> 8) & 0xff, l & 0xff, type]), body]);
+};
+
+t.test('sessions over loopback', { skip }, async (t) => {
+  const clock = new VirtualClock();
+  const listener = new BgpListener({ address: '127.0.0.1', port: 0 });
+  await listener.start();
+  t.teardown(() => listener.stop());
+  const base: SessionConfig = { address: '127.0.0.2', localAsn: 65000, peerAsn: 65000, routerId: '10.0.0.1', holdTime: 9, passive: true, idleHoldTime: 0.01 };
+  const session = (extra: Partial<SessionConfig> = {}): BgpSession => {
+    const s = new BgpSession({ ...base, ...extra }, clock);
+    listener.add(s);
+    s.start();
+    t.teardown(() => s.stop());
+    return s;
+  };
+  /** Connect, read our OPEN, optionally finish the handshake. */
+  const connect = async (s: BgpSession, establish = false): Promise<Raw> => {
+    const r = await rawPeer(listener.port);
+    const o = await r.next('open');
+    t.equal((o as OpenMessage).holdTime, s.config.holdTime ?? 90, 'tabby sends its OPEN first (passive side, §8.2.2)');
+    if (establish) {
+      r.send(peerOpen());
+      await r.next('keepalive');
+      r.send(encodeKeepalive());
+      for (let i = 0; i < 100 && !s.established; i++) await new Promise((x) => setTimeout(x, 10));
+      t.ok(s.established, 'Established');
+    }
+    return r;
+  };
+  const expectNotification = async (t: Test, r: Raw, code: number, subcode: number, data?: number[]): Promise<void> => {
+    const n = await r.next('notification');
+    t.match(n, { code, subcode }, `NOTIFICATION ${code}/${subcode}`);
+    if (data && n.type === 'notification') t.same([...n.data], data, 'data');
+    await r.closed;
+    t.pass('connection closed');
+  };
+  type Test = typeof t;
+
+  const cases: [string, (r: Raw) => void, number, number, number[] | undefined, boolean][] = [
+    ['bad marker', (r) => r.send(Buffer.concat([Buffer.alloc(16, 0), Buffer.from([0, 19, 4])])), 1, 1, [], false],
+    ['length 18', (r) => r.send(frame(4, Buffer.alloc(0), 18)), 1, 2, [0, 18], false],
+    ['oversized length 5000', (r) => r.send(frame(2, Buffer.alloc(10), 5000)), 1, 2, [0x13, 0x88], false],
+    ['KEEPALIVE with a body', (r) => r.send(frame(4, Buffer.alloc(2))), 1, 2, [0, 21], false],
+    ['type 9', (r) => r.send(frame(9, Buffer.alloc(0))), 1, 3, [9], false],
+    ['OPEN version 3', (r) => r.send(frame(1, Buffer.from([3, 0xfd, 0xe8, 0, 9, 10, 0, 0, 2, 0]))), 2, 1, [0, 4], false],
+    ['bad peer AS', (r) => r.send(peerOpen({ asn: 65001, capabilities: [{ kind: 'as4', asn: 65001 }] })), 2, 2, [], false],
+    ['bad BGP identifier', (r) => r.send(peerOpen({ routerId: '0.0.0.0' })), 2, 3, [], false],
+    ['hold time 2', (r) => r.send(peerOpen({ holdTime: 2 })), 2, 6, [], false],
+    ['UPDATE in OpenSent', (r) => r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: emptyPrefixList(1), attrs: null }, AS4_CAPS)), 5, 1, [], false],
+    ['OPEN in Established', (r) => r.send(peerOpen()), 5, 3, [], true],
+    ['UPDATE withdrawn length overrun', (r) => r.send(frame(2, Buffer.from([0, 50, 0, 0]))), 3, 1, [], true],
+    ['UPDATE unrecognized well-known attribute', (r) => r.send(frame(2, Buffer.from([0, 0, 0, 3, 0x40, 99, 0]))), 3, 2, [0x40, 99, 0], true],
+    ['truncated UPDATE body in a whole frame', (r) => r.send(frame(2, Buffer.from([0]))), 1, 2, [0, 20], true],
+  ];
+  for (const [name, act, code, sub, data, est] of cases) {
+    await t.test(name, async (t) => {
+      const s = session();
+      const r = await connect(s, est);
+      act(r);
+      await expectNotification(t, r, code, sub, data);
+      t.notOk(s.established);
+      t.match(s.status().info, /BGP Error/, `status: ${s.status().info}`);
+      s.stop();
+      listener.remove(s.address);
+    });
+  }
+
+  await t.test('OpenConfirm: UPDATE → 5/2', async (t) => {
+    const s = session();
+    const r = await connect(s);
+    r.send(peerOpen());
+    await r.next('keepalive');
+    r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: emptyPrefixList(1), attrs: null }, AS4_CAPS));
+    await expectNotification(t, r, 5, 2);
+    s.stop();
+    listener.remove(s.address);
+  });
+
+  await t.test('required capability missing → 2/7', async (t) => {
+    const s = session({ requireCapabilities: ['extended-message'], extendedMessage: true } as Partial<SessionConfig>);
+    const r = await connect(s);
+    r.send(peerOpen());
+    await expectNotification(t, r, 2, 7, [6, 0]);
+    s.stop();
+    listener.remove(s.address);
+  });
+
+  await t.test('random garbage and truncated streams never crash the session', async (t) => {
+    const s = session();
+    for (let i = 0; i < 20; i++) {
+      const r = await rawPeer(listener.port);
+      await r.next('open');
+      const junk = Buffer.from(Array.from({ length: 1 + Math.floor(Math.random() * 300) }, () => Math.floor(Math.random() * 256)));
+      if (i % 2) junk.fill(0xff, 0, Math.min(16, junk.length)); // valid marker, random rest
+      r.send(junk);
+      if (i % 3 === 0) r.sock.end(); // truncated: peer closes mid-message
+      await Promise.race([r.closed, new Promise((x) => setTimeout(x, 300))]);
+      r.sock.destroy();
+      await r.closed;
+      for (let k = 0; k < 100 && s.state !== 'Active' && s.state !== 'Idle'; k++) await new Promise((x) => setTimeout(x, 5));
+      clock.advance(100); // idle hold → AutomaticStart → Active again
+    }
+    t.ok(['Active', 'Idle'].includes(s.state), `still alive (${s.state})`);
+    const r = await connect(s, true);
+    r.sock.destroy();
+    s.stop();
+    listener.remove(s.address);
+  });
+
+  await t.test('unconfigured peer: closed before any OPEN', async (t) => {
+    const r = await rawPeer(listener.port, '127.0.0.3');
+    await r.closed;
+    t.same(r.msgs, [], 'nothing was sent');
+  });
+
+  await t.test('hold timer expiry → 4/0 (virtual time); keepalives before that', async (t) => {
+    const s = session();
+    const r = await connect(s, true);
+    let down: unknown;
+    s.on('down', (d) => (down = d));
+    clock.advance(3000); // keepalive = 9/3 s (jittered 0.75–1.0)
+    t.match(await r.next('keepalive'), { type: 'keepalive' }, 'keepalive sent');
+    clock.advance(6100);
+    await expectNotification(t, r, 4, 0);
+    t.match(down, { reason: 'Hold timer expired', error: { code: 4, subcode: 0, sent: true } });
+    t.match(s.status().info, /^(Idle|Active) BGP Error: Hold Timer Expired$/);
+    s.stop();
+    listener.remove(s.address);
+  });
+
+  await t.test('updates both ways, back-pressure, Cease on stop', async (t) => {
+    const s = session();
+    const got: UpdateMessage[] = [];
+    s.on('update', (u: UpdateMessage) => got.push(u));
+    const r = await connect(s, true);
+    r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['10.9.0.0/16']), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((x) => setTimeout(x, 10));
+    t.equal(got.length, 1, 'UPDATE delivered');
+    r.sock.pause(); // the peer stops reading: our writes must report back-pressure
+    const u: UpdateMessage = { type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, Array.from({ length: 900 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`)), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.1', localPref: 100 } };
+    const wire = encodeMessage(u, s.caps);
+    let writes = 0;
+    while (s.sendUpdate(wire) && writes < 100_000) writes++;
+    t.ok(writes < 100_000, `sendUpdate returned false after ${writes} writes (buffer full)`);
+    const drained = s.waitDrain();
+    r.sock.resume();
+    t.equal(await drained, true, "'drain' after the peer reads again");
+    t.equal(await s.sendUpdates([wire, wire]), true, 'sendUpdates');
+    s.stop();
+    const n = await r.next('notification', 10_000);
+    t.match(n, { code: 6, subcode: 2 }, 'Cease administrative shutdown');
+    listener.remove(s.address);
+    void DEFAULT_CAPS;
+  });
+});
