@@ -296,6 +296,7 @@ export class BgpSpeaker extends EventEmitter {
     };
     this.peersByAddr.set(address, p);
     this.bySource.set(source, p);
+    this.updateReflector();
     if (this.running) this.startSession(p);
   }
 
@@ -332,6 +333,7 @@ export class BgpSpeaker extends EventEmitter {
     this.flushPeerRoutes(p, null);
     p.adjOut.clear();
     this.bySource.delete(p.source);
+    this.updateReflector();
     this.emit('peer', { address, state: 'Idle', previous: p.state, info: 'Removed' } satisfies PeerEvent);
   }
 
@@ -418,10 +420,10 @@ export class BgpSpeaker extends EventEmitter {
     };
   }
 
-  private get reflector(): boolean {
-    if (this.clusterId !== undefined) return true;
-    for (const p of this.peersByAddr.values()) if (p.config.routeReflectorClient) return true;
-    return false;
+  /** We reflect (RFC 4456) when we have a cluster ID or any route-reflector client. */
+  private reflector = false;
+  private updateReflector(): void {
+    this.reflector = this.clusterId !== undefined || [...this.peersByAddr.values()].some((p) => !!p.config.routeReflectorClient);
   }
 
   private startSession(p: Peer): void {
@@ -653,21 +655,40 @@ export class BgpSpeaker extends EventEmitter {
     p.paths = new Map();
   }
 
-  /** Remove a peer's routes: all (staleAfis null) or only its stale ones of the given families. */
+  /**
+   * Remove a peer's routes: all of its earlier sessions (staleAfis null) or only its stale ones of
+   * the given families. The table walk is synchronous; the removals (each may emit events and
+   * exports) run in slices so a 1M-route flush never starves keepalives. Paths of the peer's
+   * current session are never touched (they are the new generation), so a flush may overlap a
+   * re-established session safely.
+   */
   private flushPeerRoutes(p: Peer, staleAfis: readonly (1 | 2)[] | null): void {
     const src = p.source;
-    const doomed: [number, PrefixKey][] = [];
     const onlyStale = staleAfis !== null;
+    if (!onlyStale) this.newGeneration(p);
+    const doomed = onlyStale ? (x: Path) => x.stale : (x: Path) => !x.interned;
+    const keys: [number, PrefixKey][] = [];
     this.rib.table.forEach((slot, b, k) => {
       if (onlyStale && !staleAfis.includes(afiOfBucket(b))) return;
       const x = Array.isArray(slot) ? slot.find((q) => q.source === src) : slot.source === src ? slot : undefined;
-      if (x && (!onlyStale || x.stale)) doomed.push([b, k]);
+      if (x && doomed(x)) keys.push([b, k]);
     });
-    for (const [b, k] of doomed) {
-      if (this.rib.remove(b, k, src, onlyStale ? (x) => x.stale : undefined)) this.bestChanged(b, k);
-    }
-    if (!onlyStale) this.newGeneration(p);
-    p.stalePaths = p.stalePaths.filter((x) => x.refs > 0);
+    let i = 0;
+    const slice = (): void => {
+      const deadline = performance.now() + this.sliceMs;
+      while (i < keys.length) {
+        const [b, k] = keys[i++]!;
+        if (this.rib.remove(b, k, src, doomed)) this.bestChanged(b, k);
+        if ((i & 255) === 0 && performance.now() > deadline) break;
+      }
+      if (i < keys.length) {
+        setImmediate(slice);
+        return;
+      }
+      p.stalePaths = p.stalePaths.filter((x) => x.refs > 0);
+      this.emit('flushed', { address: p.config.address, removed: keys.length });
+    };
+    slice();
   }
 
   private sweepStale(p: Peer, afis: readonly (1 | 2)[]): void {
