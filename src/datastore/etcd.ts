@@ -38,6 +38,13 @@ const passThroughPolicy: Host = () => ({
 const num = (s: string | number | undefined): number => Number(s ?? 0);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Wait for p, but at most ms (the timer does not keep the process alive afterwards). */
+async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
+
 function decode<T>(kv: IKeyValue): T {
   return JSON.parse(kv.value.toString('utf8')) as T;
 }
@@ -250,7 +257,7 @@ export class EtcdDatastore implements Datastore {
       signal?.removeEventListener('abort', onAbort);
       this.wakers.delete(onAbort);
       this.watchers.delete(watcher);
-      await Promise.race([watcher.cancel().catch(() => undefined), sleep(1000)]);
+      await atMost(watcher.cancel(), 1000);
     }
   }
 
@@ -258,7 +265,7 @@ export class EtcdDatastore implements Datastore {
     if (this.closed) return;
     this.closed = true;
     for (const w of [...this.wakers]) w();
-    await Promise.race([Promise.all([...this.watchers].map((w) => w.cancel().catch(() => undefined))), sleep(1000)]);
+    if (this.watchers.size) await atMost(Promise.all([...this.watchers].map((w) => w.cancel().catch(() => undefined))), 1000);
     this.client.close();
   }
 }

@@ -178,7 +178,13 @@ type Stored = Omit<AnyResource, 'metadata'> & { metadata: Omit<ResourceMeta, 're
 
 function fromKV<R extends Resource>(kv: KVPair<Stored>): R {
   const v = kv.value;
-  return { ...v, metadata: { ...v.metadata, resourceVersion: String(kv.revision) } } as unknown as R;
+  const { name, namespace, uid, creationTimestamp, ...rest } = v.metadata;
+  // Kubernetes/Calico order: name, resourceVersion, uid, creationTimestamp, then labels/annotations.
+  const metadata = {
+    name, ...(namespace ? { namespace } : {}), resourceVersion: String(kv.revision),
+    ...(uid ? { uid } : {}), ...(creationTimestamp ? { creationTimestamp } : {}), ...rest,
+  };
+  return { ...v, metadata } as unknown as R;
 }
 
 function toStored(res: Resource, keep?: Stored): Stored {

@@ -4,6 +4,7 @@ import { versionCommand } from './version.js';
 import { nodeCommand } from './node.js';
 import { labCommand } from './lab.js';
 import { ipamCommand } from './ipam.js';
+import { resourceCommands } from './resources.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -11,4 +12,5 @@ export const commands: CommandModule<any, any>[] = [
   nodeCommand,
   labCommand,
   ipamCommand,
+  ...resourceCommands,
 ];
