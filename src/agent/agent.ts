@@ -612,6 +612,40 @@ export class Agent extends EventEmitter implements StatusSource {
     this.scheduleRoutes();
   }
 
+  // ---------------------------------------------------------------- address changes
+  /** Current addresses (for the re-detection poller). */
+  addresses(): { ipv4?: string; ipv6?: string } {
+    const a: { ipv4?: string; ipv6?: string } = {};
+    if (this.address4) a.ipv4 = this.address4;
+    if (this.address6) a.ipv6 = this.address6;
+    return a;
+  }
+
+  /** Re-detect the addresses (AUTODETECT_POLL_INTERVAL); the conflict check runs against the other Nodes. */
+  async redetect(): Promise<{ ipv4?: string; ipv6?: string }> {
+    const others = this.snapshot.nodes.filter((n) => n.metadata.name !== this.cfg.nodeName);
+    const r = await this.deps.addresses.resolve(this.addresses(), others);
+    const out: { ipv4?: string; ipv6?: string } = {};
+    if (r.ipv4) out.ipv4 = r.ipv4;
+    if (r.ipv6) out.ipv6 = r.ipv6;
+    return out;
+  }
+
+  /** The node's address changed: update the Node, then peers/next hops/router ID follow on the resync. */
+  async onAddressesChanged(now: { ipv4?: string | undefined; ipv6?: string | undefined }): Promise<void> {
+    this.logger.warn({ before: this.addresses(), now }, 'node address changed: updating the Node and re-peering');
+    this.address4 = now.ipv4;
+    this.address6 = now.ipv6;
+    if (this.address4 && this.deps.dataplane?.uplinkFor) this.uplink = await this.deps.dataplane.uplinkFor(ipOf(this.address4));
+    await this.registerNode();
+    // Exports carry the old next hop: originate them again.
+    if (this.speaker) { for (const p of this.exported) this.speaker.withdraw(p); this.exported.clear(); }
+    this.peerConfigs.clear();
+    if (this.speaker) for (const addr of [...this.desiredPeers.keys()]) this.speaker.removePeer(addr);
+    this.desiredPeers.clear();
+    await this.resync();
+  }
+
   // ---------------------------------------------------------------- status
   private peerStatus(): PeerStatusJson[] {
     const live = this.speaker?.peers() ?? [];

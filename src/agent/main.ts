@@ -20,6 +20,7 @@ import { resourcesPort, ipamPort, calicoSelectorMatch } from './wiring-store.js'
 import { bgpSpeakerPort, addressPort } from './wiring-bgp.js';
 import { createDataplanePort } from './wiring-dataplane.js';
 import { tabbyVersion } from '../cli/commands/version.js';
+import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -79,9 +80,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 
   let stopping: Promise<void> | undefined;
+  let poller: AddressPoller | undefined;
   const stop = (signal: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
+      poller?.stop();
       await agent.stop({ graceful: true });
       await server.stop();
       await ds.close().catch(() => undefined);
@@ -104,6 +107,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (fatal) { await server.stop(); await ds.close().catch(() => undefined); return 1; }
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
+  }
+  // Re-detection every AUTODETECT_POLL_INTERVAL (a changed address updates the Node and re-peers).
+  if (cfg.autodetectPollIntervalMs > 0 && (cfg.ip.kind === 'autodetect' || cfg.ip6.kind === 'autodetect')) {
+    poller = startAddressPolling({
+      intervalMs: cfg.autodetectPollIntervalMs,
+      initial: agent.addresses(),
+      resolve: () => agent.redetect(),
+      onChange: (now) => agent.onAddressesChanged(now),
+      onError: (err) => logger.warn({ err: msg(err) }, 'address re-detection failed; keeping the current address'),
+    });
   }
   return done;
 }

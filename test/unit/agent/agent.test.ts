@@ -85,7 +85,7 @@ class FlakyDatastore {
   }
 }
 
-const until = async (t: { fail(m: string): void }, what: string, fn: () => boolean, ms = 5000): Promise<void> => {
+const until = async (t: { fail(m: string): void }, what: string, fn: () => boolean, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) { t.fail(`timed out waiting: ${what}`); return; }
@@ -95,14 +95,14 @@ const until = async (t: { fail(m: string): void }, what: string, fn: () => boole
 
 const timing = { resyncDebounceMs: 10, periodicResyncMs: 60_000, probeIntervalMs: 50, probeTimeoutMs: 40, convergeDeadlineMs: 5000, convergeQuietMs: 100, routeDebounceMs: 5 };
 
-function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: FakeDataplane, env: Record<string, string> = {}) {
+function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: FakeDataplane, env: Record<string, string> = {}, current: { addr: string } = { addr }) {
   const config = parseAgentConfig({ NODENAME: name, CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', TABBY_STATE_DIR: '/nonexistent', ...env });
   const store = new ResourceStore(ds);
   const agent = new Agent({
     config, ds, resources: resourcesPort(store), ipam: config.mode === 'node' ? ipamPort(new Ipam(ds)) : undefined,
     dataplane: config.mode === 'node' ? dp : undefined,
     speakerFactory: (o: SpeakerOptions) => new FakeSpeaker(net, addr.split('/')[0]!, o),
-    addresses: { resolve: async () => ({ ipv4: addr }) },
+    addresses: { resolve: async () => ({ ipv4: current.addr }) },
     selector: calicoSelectorMatch, timing,
   } as never);
   return { agent, store };
@@ -242,4 +242,25 @@ t.test('route-reflector mode: no IPAM, no dataplane, cluster ID on the Node, cli
   t.equal(sp.opts.clusterId, '244.0.0.1');
   await until(t, 'rr peers with the client', () => sp.peerCfg.get('10.0.0.1')?.routeReflectorClient === true);
   t.equal(net.speakers.get('10.0.0.1')!.peerCfg.get('10.0.0.100')?.routeReflectorClient, false);
+});
+
+t.test('address change (re-detection): Node updated, peers and next hops follow, no restart', async (t) => {
+  const mem = new MemoryDatastore();
+  const net = new FakeNet();
+  const cur = { addr: '10.0.0.1/24' };
+  const a = makeAgent('a', '10.0.0.1/24', mem, net, new FakeDataplane(), {}, cur);
+  const b = makeAgent('b', '10.0.0.2/24', mem, net, new FakeDataplane());
+  await a.agent.start();
+  await b.agent.start();
+  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  const sb = net.speakers.get('10.0.0.2')!;
+  await until(t, 'b peers with a', () => sb.peerCfg.has('10.0.0.1'));
+  cur.addr = '10.0.0.9/24';
+  t.same(await a.agent.redetect(), { ipv4: '10.0.0.9/24' });
+  await a.agent.onAddressesChanged({ ipv4: '10.0.0.9/24' });
+  t.equal((await a.store.get('Node', 'a'))?.spec.bgp?.ipv4Address, '10.0.0.9/24', 'Node updated');
+  await until(t, 'b re-peers with the new address', () => sb.peerCfg.has('10.0.0.9') && !sb.peerCfg.has('10.0.0.1'));
+  const sa = net.speakers.get('10.0.0.1')!;
+  t.ok([...sa.originated.values()].every((nh) => nh === '10.0.0.9'), 'own blocks originated with the new next hop');
+  t.equal(sa.peerCfg.get('10.0.0.2')?.localAddress, '10.0.0.9', 'sessions sourced from the new address');
 });
