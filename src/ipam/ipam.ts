@@ -188,13 +188,13 @@ export class Ipam {
    *  cannot be satisfied, what was taken is released and PoolExhausted is thrown. */
   async autoAssign(args: AutoAssignArgs): Promise<AutoAssignResult> {
     const res: AutoAssignResult = { ipv4: [], ipv6: [], allocations: [] };
-    const [{ config }, allPools] = await Promise.all([this.store.getConfig(), this.pools.listPools()]);
+    const [{ config }, allPools, nodeAffs] = await Promise.all([this.store.getConfig(), this.pools.listPools(), this.store.listAffinities(args.node)]);
     try {
       for (const [family, num] of [[4, args.num4 ?? 0], [6, args.num6 ?? 0]] as [Family, number][]) {
         if (num <= 0) continue;
         const requested = requestedPools(allPools, args, family);
         const pools = await this.eligiblePools(allPools, family, args.node, requested);
-        const got = await this.autoAssignFamily({ ...args, pools: requested }, family, num, pools, config);
+        const got = await this.autoAssignFamily({ ...args, pools: requested }, family, num, pools, config, nodeAffs);
         for (const a of got) {
           res.allocations.push(a);
           (family === 4 ? res.ipv4 : res.ipv6).push(hostCidr(a.ip));
@@ -220,7 +220,10 @@ export class Ipam {
     return poolsForNode(candidates, family, labels);
   }
 
-  private async autoAssignFamily(args: AutoAssignArgs, family: Family, num: number, pools: PoolInfo[], config: IpamConfig): Promise<AssignedAddress[]> {
+  private async autoAssignFamily(
+    args: AutoAssignArgs, family: Family, num: number, pools: PoolInfo[], config: IpamConfig,
+    nodeAffs: KVPair<{ node: string; cidr: string; state: AffinityState }>[],
+  ): Promise<AssignedAddress[]> {
     const { node, handle } = args;
     const attrs = args.attrs ?? {};
     if (pools.length === 0) {
@@ -232,7 +235,7 @@ export class Ipam {
     const inPools = (cidr: string) => poolOfBlock(pools, cidr) !== undefined;
 
     // 1. The node's own blocks, confirmed first; a pending one is a claim to finish.
-    const affs = (await this.store.listAffinities(node)).filter((a) => inPools(a.value.cidr) && a.value.state !== 'pendingDeletion');
+    const affs = nodeAffs.filter((a) => inPools(a.value.cidr) && a.value.state !== 'pendingDeletion');
     affs.sort((a, b) => Number(a.value.state !== 'confirmed') - Number(b.value.state !== 'confirmed'));
     for (const aff of affs) {
       if (out.length >= num) break;
