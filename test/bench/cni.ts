@@ -53,6 +53,7 @@ async function run(node: NodeEnv, parallel: number): Promise<void> {
 async function main(): Promise<void> {
   if (!isRoot()) { process.stdout.write('cni bench: skipped (needs root for network namespaces)\n'); return; }
   const node = await makeNode(tag, [{ name: 'default-ipv4-ippool', cidr: '10.250.0.0/16' }]);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { node.destroy(); process.exit(130); });
   try {
     // Baseline: what starting the runtime (node) costs by itself.
     const base: number[] = [];
