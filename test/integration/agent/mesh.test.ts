@@ -92,6 +92,26 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     t.equal(JSON.stringify(routesOfSorted(lab.node('node-2').netns)), before2, 'node-2 routes identical after the restart');
   });
 
+  t.test('SIGTERM + restart (graceful stop): no ping lost, no kernel route deleted', async (t) => {
+    const mon3 = new RouteMonitor(lab.node('node-3').netns);
+    const mon1 = new RouteMonitor(lab.node('node-1').netns);
+    t.teardown(() => { mon1.stop(); mon3.stop(); });
+    const pings = [
+      new ContinuousPing(lab.pod('p1').netns, lab.pod('p3').ip, { durationSec: 10 }),
+      new ContinuousPing(lab.pod('p3').netns, lab.pod('p1').ip, { durationSec: 10 }),
+    ];
+    await new Promise((r) => setTimeout(r, 500));
+    await lab.stopAgent('node-3', { signal: 'SIGTERM' });
+    t.notOk(lab.agentRunning('node-3'), 'agent exited on SIGTERM');
+    await lab.startAgent('node-3');
+    t.ok((await lab.waitForBgp(20_000)).ok, 'sessions back');
+    for (const [i, r] of (await Promise.all(pings.map((p) => p.done))).entries()) {
+      t.equal(r.sent - r.received, 0, `ping ${i}: zero loss of ${r.sent} (${r.text.trim().split('\n')[1] ?? ''})`);
+    }
+    t.same(mon3.deleted((l) => / proto 81/.test(l)), [], 'node-3 deleted none of its kernel routes');
+    t.same(mon1.deleted((l) => / proto 81/.test(l)), [], 'node-1 withdrew nothing of node-3');
+  });
+
   t.test('IPIP end to end', { skip: kernelHasIpipSync() ? false : 'no ipip in this kernel (ip link add … type ipip fails); IPIP is covered by unit tests' }, async (t) => {
     const ipipLab = await agentLab(t, 'i', { nodes: 2, mode: 'ipip' });
     t.ok((await ipipLab.waitForBgp(40_000)).ok);
