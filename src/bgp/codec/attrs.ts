@@ -415,6 +415,7 @@ export interface DecodedAttributes {
 }
 
 const EMPTY = Buffer.alloc(0);
+const SEEN = new Uint8Array(256); // reused: decodeAttributes is synchronous and not re-entrant
 
 /**
  * Decode the path attribute section b[start, end). Session-reset errors are thrown; the others
@@ -426,7 +427,8 @@ export function decodeAttributes(b: Buffer, start: number, end: number, caps: Co
   const ctx: DecodeCtx = { caps, attrs };
   const errors: BgpMessageError[] = [];
   let worst = 0;
-  const seen = new Uint8Array(256);
+  const seen = SEEN;
+  seen.fill(0);
   let order: number[] | undefined;
   let extended: number[] | undefined;
   let lastCode = -1;
@@ -457,7 +459,8 @@ export function decodeAttributes(b: Buffer, start: number, end: number, caps: Co
       fail(3, 1, EMPTY, 'session-reset', `attribute ${code} length ${len} overruns the attribute section`);
       break;
     }
-    const raw = b.subarray(p, off + len);
+    const attrStart = p;
+    const raw = (): Buffer => Buffer.from(b.subarray(attrStart, off + len)); // only on errors
     p = off + len;
     codes.push(code);
     if (code <= lastCode && !order) order = [];
@@ -473,21 +476,21 @@ export function decodeAttributes(b: Buffer, start: number, end: number, caps: Co
     const meta = ATTRIBUTE_ROWS[code];
     if (!row || !meta) {
       if ((flags & ATTR_FLAG_OPTIONAL) === 0) {
-        fail(3, 2, Buffer.from(raw), 'session-reset', `unrecognized well-known attribute ${code}`); // RFC 4271 §6.3
+        fail(3, 2, raw(), 'session-reset', `unrecognized well-known attribute ${code}`); // RFC 4271 §6.3
         continue;
       }
       if (flags & ATTR_FLAG_TRANSITIVE) (attrs.unknown ??= []).push({ flags, code, value: Buffer.from(b.subarray(off, off + len)) });
       continue; // optional non-transitive unknown: quietly ignored
     }
     if ((flags & (ATTR_FLAG_OPTIONAL | ATTR_FLAG_TRANSITIVE)) !== expectedFlags(code)) {
-      fail(3, 4, Buffer.from(raw), meta.onError, `attribute ${meta.name} flags 0x${flags.toString(16)}`);
+      fail(3, 4, raw(), meta.onError, `attribute ${meta.name} flags 0x${flags.toString(16)}`);
       continue;
     }
     try {
       row.decode(b, off, len, ctx);
     } catch (e) {
       if (!(e instanceof Malformed)) throw e;
-      fail(3, e.subcode, Buffer.from(raw), meta.onError, `${meta.name}: ${e.detail}`);
+      fail(3, e.subcode, raw(), meta.onError, `${meta.name}: ${e.detail}`);
     }
   }
   if (order) attrs.wireOrder = codes.filter((c, i) => codes.indexOf(c) === i);

@@ -29,7 +29,7 @@ export class Framer {
     }
     let p = 0;
     while (buf.length - p >= HEADER_LEN) {
-      const h = decodeHeader(buf.subarray(p, p + HEADER_LEN), this.maxLength);
+      const h = decodeHeader(buf, this.maxLength, p);
       if (buf.length - p < h.length) break;
       out.push(buf.subarray(p, p + h.length));
       p += h.length;
