@@ -38,8 +38,12 @@ export interface RouteDataplane {
   listRoutes(family?: 4 | 6): Promise<KernelRoute[]>;
   listLinks(): Promise<Link[]>;
   routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]>;
-  subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void };
+  subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void; pause?(): void; resume?(): void };
 }
+
+/** Above this many changes in one pass the event subscription is paused (our own ~1 kB-per-route
+ *  notifications would overflow its queue; lost events cannot be reported safely) and a resync follows. */
+export const BULK_PAUSE_THRESHOLD = 2000;
 
 export interface RouteReconcilerOptions extends ReconcilerOptions {
   /** rtm_protocol of owned routes (default RTPROT_TABBY) */
@@ -96,7 +100,7 @@ export class RouteReconciler extends EventEmitter {
   private readonly unresolved = new Set<string>();
   /** devices named by desired routes (cache; undefined = recompute) */
   private devs: Set<string> | undefined;
-  private sub: (EventEmitter & { close(): void }) | undefined;
+  private sub: (EventEmitter & { close(): void; pause?(): void; resume?(): void }) | undefined;
   private readonly log: Logger;
 
   constructor(private readonly nl: RouteDataplane, opts: RouteReconcilerOptions = {}) {
@@ -274,7 +278,17 @@ export class RouteReconciler extends EventEmitter {
 
   private async batch(op: 'replace' | 'del', items: KernelRoute[]): Promise<Failure<KernelRoute>[]> {
     const ops: RouteOp[] = items.map((route) => ({ op, route }));
-    const failed = await this.nl.routeBatch(ops);
+    const bulk = items.length > BULK_PAUSE_THRESHOLD && this.sub?.pause !== undefined;
+    if (bulk) this.sub!.pause!();
+    let failed: Awaited<ReturnType<RouteDataplane['routeBatch']>>;
+    try {
+      failed = await this.nl.routeBatch(ops);
+    } finally {
+      if (bulk) {
+        this.sub?.resume?.();
+        this.rec.markResync(); // anyone else's change during the pause is seen by the next dump
+      }
+    }
     return failed
       .filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')))
       .map((f) => ({ item: f.op.route as KernelRoute, error: f.error }));

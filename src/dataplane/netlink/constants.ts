@@ -65,6 +65,7 @@ export const SOL_SOCKET = 1;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SOL_NETLINK = 270;
+export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
 export const NLMSGERR_ATTR = { MSG: 1, OFFS: 2 } as const;

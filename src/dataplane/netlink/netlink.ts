@@ -34,6 +34,10 @@ export class NetlinkSubscription extends EventEmitter {
     super();
   }
   close(): void { this.sock.close(); }
+  /** Stop receiving (e.g. around a bulk change of our own that would flood the queue). */
+  pause(): void { this.sock.setMembership(false); }
+  /** Receive again; whatever happened meanwhile was not seen: resync. */
+  resume(): void { this.sock.setMembership(true); }
 }
 
 export class Netlink {

@@ -12,7 +12,7 @@ import os from 'node:os';
 import netlinkPkg from 'netlink';
 import type { RawNetlinkSocket as RawSocketType } from 'netlink';
 import { native } from '../../native/index.js';
-import { NLM_F, NLMSG, NLMSGERR_ATTR, NETLINK_CAP_ACK, NETLINK_EXT_ACK, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, SO_SNDBUFFORCE } from './constants.js';
+import { NLM_F, NLMSG, NLMSGERR_ATTR, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_NO_ENOBUFS, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, SO_SNDBUFFORCE } from './constants.js';
 import { NlWriter, NLMSG_HDRLEN, cString, forEachAttr, splitMessages, type NlMessage } from './wire.js';
 
 const { RawNetlinkSocket } = netlinkPkg as unknown as { RawNetlinkSocket: typeof RawSocketType };
@@ -86,6 +86,8 @@ export class NlSocket {
   /** The socket lost messages (ENOBUFS) or failed: every pending request was rejected. */
   onOverrun?: (e: NetlinkError) => void;
   readonly port: number;
+  private readonly groups: number[];
+  private joined = true;
 
   constructor(opts: NlSocketOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -101,11 +103,38 @@ export class NlSocket {
       try { n.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF); } catch { /* keep default */ }
       try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1); } catch { /* old kernel */ }
       try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1); } catch { /* old kernel */ }
+      // MUST: without it a receive-queue overrun raises POLLERR, which node_netlink 0.3 turns into a
+      // C++ exception that aborts the process ("Error in native callback"). Lost events are instead
+      // covered by pausing subscriptions around our own bulk changes and by periodic resyncs.
+      n.setsockoptInt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
+    } else {
+      throw new NetlinkError(ERRNO.EBADF, 'open netlink socket', 'cannot find its fd to set NETLINK_NO_ENOBUFS');
     }
-    for (const g of opts.groups ?? []) this.raw.addMembership(g);
-    this.raw.on('message', (buf: Buffer) => this.receive(buf));
-    this.raw.on('error', (e: Error & { errno?: number }) => this.fail(new NetlinkError(Math.abs(e.errno ?? ERRNO.EIO), 'recvmsg')));
+    this.groups = [...(opts.groups ?? [])];
+    for (const g of this.groups) this.raw.addMembership(g);
+    // These run inside node_netlink's native callback: an exception escaping here aborts the process
+    // ("Error in native callback"), so nothing may throw out of them.
+    this.raw.on('message', (buf: Buffer) => {
+      try { this.receive(buf); } catch (e) { this.uncaught(e); }
+    });
+    this.raw.on('error', (e: Error & { errno?: number }) => {
+      try { this.fail(new NetlinkError(Math.abs(e.errno ?? ERRNO.EIO), 'recvmsg')); } catch (err) { this.uncaught(err); }
+    });
     if (!opts.groups?.length) this.raw.unref();
+  }
+
+  /** Leave (false) or re-join (true) the multicast groups given at open. */
+  setMembership(join: boolean): void {
+    if (this.closed || join === this.joined) return;
+    for (const g of this.groups) {
+      if (join) this.raw.addMembership(g); else this.raw.dropMembership(g);
+    }
+    this.joined = join;
+  }
+
+  /** A handler threw while we were called from native code: rethrow on a clean stack instead. */
+  private uncaught(e: unknown): void {
+    process.nextTick(() => { throw e; });
   }
 
   close(): void {
