@@ -17,7 +17,7 @@ import {
 import {
   affinityNode, blockAllocations, blockAssign, blockAutoAssign, blockHandleCounts, blockProblems, blockRelease,
   blockReleaseByHandle, candidateBlocks, cloneBlock, hostAffinity, hostCidr, ipToOrdinal, isEmpty, newBlock, numFree,
-  numInUse, type Assigned, type BlockValue, type ReleaseRequest,
+  numInUse, type Assigned, type ReleaseRequest,
 } from './block.js';
 import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, StrictAffinityViolation } from './errors.js';
 import {
