@@ -4,6 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+export const DEFAULT_LAB_PREFIX = 'tabby-lab';
+export const DEFAULT_LAB_STATE_DIR = '/var/run/tabby-lab';
+
 export type LabMode = 'routed' | 'ipip' | 'vxlan' | 'crosssubnet';
 
 export interface LabNodeState {
