@@ -17,7 +17,7 @@ export const STATES: readonly State[] = ['Idle', 'Connect', 'Active', 'OpenSent'
 /** RFC 4271 §8.1 events (administrative, timer, TCP, message) that tabby uses. */
 export type FsmEvent =
   | { type: 'ManualStart' } // 1 (ManualStart_with_PassiveTcpEstablishment when config.passive)
-  | { type: 'ManualStop'; subcode?: number; data?: Buffer } // 2 (Cease subcode, default 2 admin shutdown; data e.g. 6/1 limit)
+  | { type: 'ManualStop'; subcode?: number; data?: Buffer; silent?: boolean } // 2 (Cease subcode, default 2 admin shutdown; data e.g. 6/1 limit; silent: no NOTIFICATION, for graceful restart)
   | { type: 'AutomaticStart' } // 3 / 5
   | { type: 'ConnectRetryTimerExpires' } // 9
   | { type: 'HoldTimerExpires' } // 10
@@ -116,9 +116,9 @@ function connectFailed(f: Fsm, e: { reason: string }): Step {
   return go(f, 'Active', [{ type: 'close' }, { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }, { type: 'down', reason: e.reason }]);
 }
 
-function manualStop(f: Fsm, e: { subcode?: number; data?: Buffer }): Step {
+function manualStop(f: Fsm, e: { subcode?: number; data?: Buffer; silent?: boolean }): Step {
   const sub = e.subcode ?? 2;
-  const pre = f.state === 'OpenSent' || f.state === 'OpenConfirm' || f.state === 'Established' ? [notify(6, sub, e.data)] : [];
+  const pre = !e.silent && (f.state === 'OpenSent' || f.state === 'OpenConfirm' || f.state === 'Established') ? [notify(6, sub, e.data)] : [];
   const { negotiated: _n, ...rest } = f;
   return go(rest, 'Idle', [...pre, ...stopAll, { type: 'close' }, { type: 'down', reason: 'Administrative stop', ...(pre.length ? { error: { code: 6, subcode: sub, sent: true } } : {}) }], { connectRetryCounter: 0 });
 }

@@ -185,6 +185,18 @@ export class BgpSession extends EventEmitter {
     this.dispatch(this.main, ev);
   }
 
+  /**
+   * Stop without a NOTIFICATION: just close the TCP connection(s) (a graceful-restart stop,
+   * RFC 4724 §4: the peer keeps our routes as stale). No automatic restart until start().
+   */
+  close(): void {
+    this.stopped = true;
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
+    if (this.other) this.dispatch(this.other, { type: 'ManualStop', silent: true });
+    this.dispatch(this.main, { type: 'ManualStop', silent: true });
+  }
+
   /** Send Cease with a subcode and restart after idle hold (e.g. 6/4 admin reset, 6/6 config change). */
   reset(subcode = 4): void {
     const c = this.main;

@@ -152,3 +152,10 @@ t.test('timers: RFC 4271 §10 jitter in [0.75, 1.0], virtual clock', async (t) =
   t.same(fired, [150, 300]);
   t.equal(c.now(), 1000);
 });
+
+t.test('silent ManualStop (graceful restart): no NOTIFICATION', async (t) => {
+  const r = step(established(), { type: 'ManualStop', silent: true });
+  t.equal(r.next.state, 'Idle');
+  t.notOk(types(r.actions).some((a) => a.startsWith('notify')));
+  t.ok(types(r.actions).includes('close'));
+});

@@ -175,6 +175,16 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(s.address);
   });
 
+  await t.test('close(): no NOTIFICATION, connection closed (graceful restart)', async (t) => {
+    const s = session();
+    const r = await connect(s, true);
+    s.close();
+    await r.closed;
+    t.notOk(r.msgs.some((m) => m.type === 'notification'), 'no NOTIFICATION');
+    t.equal(s.state, 'Idle');
+    listener.remove(s.address);
+  });
+
   await t.test('unconfigured peer: closed before any OPEN', async (t) => {
     const r = await rawPeer(listener.port, '127.0.0.3');
     await r.closed;
