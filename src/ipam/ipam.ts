@@ -313,6 +313,15 @@ export class Ipam {
   /** Add `delta` (may be negative) to handle's count for `cidr`; deletes the handle when it reaches zero. */
   private async adjustHandle(handle: string, cidr: string, delta: number, attrs?: Record<string, string>): Promise<void> {
     if (delta === 0) return;
+    if (delta > 0) {
+      // The common case is a new owner: try the create first (one round trip instead of two).
+      try {
+        await this.store.createHandle({ handleId: handle, block: { [cidr]: delta }, ...(attrs && Object.keys(attrs).length ? { attrs } : {}) });
+        return;
+      } catch (e) {
+        if (!(e instanceof DatastoreExists || e instanceof DatastoreConflict)) throw e;
+      }
+    }
     await this.retry(`update handle ${handle}`, async () => {
       const kv = await this.store.getHandle(handle);
       if (!kv) {
