@@ -100,6 +100,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private kernelHasIpip = true;
   private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
   private problems: string[] = [];
+  private blockError: string | undefined;
   private datastoreUp = true;
   private datastoreError: string | undefined;
   private dataplaneInSync: boolean | undefined;
@@ -243,12 +244,17 @@ export class Agent extends EventEmitter implements StatusSource {
     if (!this.deps.ipam) return;
     for (const fam of [4, 6] as const) {
       if ((fam === 4 ? this.address4 : this.address6) === undefined && fam === 6) continue;
+      // Already holding a confirmed block of the family: nothing to claim (saves reads on every resync).
+      if (this.snapshot.ownBlocks.some((b) => b.state === 'confirmed' && parseCidr(b.cidr).family === fam)) continue;
       const pools = await this.deps.resources.list<PoolRes>('IPPool');
       if (!pools.some((p) => !p.spec.disabled && parseCidr(p.spec.cidr).family === fam)) continue;
       try {
         await this.deps.ipam.ensureBlock(this.cfg.nodeName, fam);
+        this.blockError = undefined;
       } catch (e) {
-        this.logger.warn({ err: msg(e), family: fam }, 'cannot claim an affine block (will retry on the next resync)');
+        if (isDatastoreDown(e)) throw e;
+        if (this.blockError !== msg(e)) this.logger.warn({ err: msg(e), family: fam }, 'cannot claim an affine block (will retry on the next resync)');
+        this.blockError = msg(e);
       }
     }
   }
