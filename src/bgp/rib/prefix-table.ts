@@ -4,63 +4,198 @@
 //   IPv4: bucket = prefix length 0..32, key = the network address as a signed 32-bit integer
 //         (addr | 0, a V8 small integer: Map lookups hash it without allocating);
 //   IPv6: bucket = BUCKET_V6 (33), key = a short string "w0,w1,w2,w3/len" of the four 32-bit words.
-// One Map per bucket. `keyAt(list, i)` reads bucket/key straight from a codec PrefixList.
+// One IntTable (open addressing over typed arrays) per IPv4 length, one Map for IPv6.
+// `keyAt(list, i)` reads bucket/key straight from a codec PrefixList.
 import type { PrefixList } from '../codec/types.js';
 import { parseCidr, formatCidr } from '../../common/ip.js';
 
 export const BUCKET_V6 = 33;
 export type PrefixKey = number | string;
 
-export class PrefixTable<V> {
-  private readonly buckets: (Map<PrefixKey, V> | undefined)[] = new Array<Map<PrefixKey, V> | undefined>(34);
-  private count = 0;
+/**
+ * An open-addressing hash table from int32 keys to values (linear probing, tombstones on delete,
+ * so deleting while iterating is safe). Keys live in an Int32Array, values in a plain array: about
+ * 13 bytes per slot against ~30–50 for a Map entry, and no per-entry allocation.
+ */
+export class IntTable<V> {
+  private keys = new Int32Array(16);
+  private state = new Uint8Array(16); // 0 empty, 1 full, 2 deleted
+  private vals: (V | undefined)[] = new Array<V | undefined>(16);
+  private mask = 15;
+  /** Fibonacci hashing: the top log2(capacity) bits of key × 2^32/φ (low bits of a product are poor). */
+  private shift = 28;
+  private live = 0;
+  private used = 0; // full + deleted
+  /** Bumped on every rehash: iterators restart (a repeated visit is harmless, a skipped one is not). */
+  epoch = 0;
 
   get size(): number {
-    return this.count;
+    return this.live;
   }
 
-  get(bucket: number, key: PrefixKey): V | undefined {
-    return this.buckets[bucket]?.get(key);
+  private slot(key: number): number {
+    const keys = this.keys, state = this.state, mask = this.mask;
+    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    for (;;) {
+      const st = state[i]!;
+      if (st === 0) return -1;
+      if (st === 1 && keys[i] === key) return i;
+      i = (i + 1) & mask;
+    }
   }
 
-  has(bucket: number, key: PrefixKey): boolean {
-    return this.buckets[bucket]?.has(key) ?? false;
+  get(key: number): V | undefined {
+    const i = this.slot(key);
+    return i < 0 ? undefined : this.vals[i];
   }
 
-  set(bucket: number, key: PrefixKey, value: V): void {
-    let m = this.buckets[bucket];
-    if (!m) m = this.buckets[bucket] = new Map();
-    const before = m.size;
-    m.set(key, value);
-    if (m.size !== before) this.count++;
+  has(key: number): boolean {
+    return this.slot(key) >= 0;
   }
 
-  delete(bucket: number, key: PrefixKey): boolean {
-    const m = this.buckets[bucket];
-    if (!m || !m.delete(key)) return false;
-    this.count--;
+  /** Returns true when the key is new. */
+  set(key: number, value: V): boolean {
+    const keys = this.keys, state = this.state, mask = this.mask;
+    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    let tomb = -1;
+    for (;;) {
+      const st = state[i]!;
+      if (st === 0) break;
+      if (st === 1 && keys[i] === key) {
+        this.vals[i] = value;
+        return false;
+      }
+      if (st === 2 && tomb < 0) tomb = i;
+      i = (i + 1) & mask;
+    }
+    if (tomb >= 0) i = tomb;
+    else this.used++;
+    keys[i] = key;
+    state[i] = 1;
+    this.vals[i] = value;
+    this.live++;
+    if (this.used * 4 > (this.mask + 1) * 3) this.rehash();
+    return true;
+  }
+
+  delete(key: number): boolean {
+    const i = this.slot(key);
+    if (i < 0) return false;
+    this.state[i] = 2;
+    this.vals[i] = undefined;
+    this.live--;
     return true;
   }
 
   clear(): void {
-    for (const m of this.buckets) m?.clear();
-    this.count = 0;
+    this.keys = new Int32Array(16);
+    this.state = new Uint8Array(16);
+    this.vals = new Array<V | undefined>(16);
+    this.mask = 15;
+    this.shift = 28;
+    this.live = this.used = 0;
+    this.epoch++;
   }
 
-  /** Visit every entry. Deleting the visited entry inside the callback is allowed (Map semantics). */
+  private rehash(): void {
+    // New capacity: load at most 1/2 (drops tombstones; may shrink after many deletes).
+    let cap = 16;
+    while (cap < this.live * 2 + 2) cap *= 2;
+    const ok = this.keys, os = this.state, ov = this.vals;
+    this.keys = new Int32Array(cap);
+    this.state = new Uint8Array(cap);
+    this.vals = new Array<V | undefined>(cap);
+    this.mask = cap - 1;
+    this.shift = 32 - Math.log2(cap);
+    this.used = this.live;
+    this.epoch++;
+    const keys = this.keys, state = this.state, vals = this.vals, mask = this.mask;
+    for (let j = 0; j < os.length; j++) {
+      if (os[j] !== 1) continue;
+      const k = ok[j]!;
+      let i = Math.imul(k, 0x9e3779b1) >>> this.shift;
+      while (state[i] !== 0) i = (i + 1) & mask;
+      keys[i] = k;
+      state[i] = 1;
+      vals[i] = ov[j];
+    }
+  }
+
+  /** Visit every entry; the callback may delete (even the visited entry) but must not insert. */
+  forEach(fn: (value: V, key: number) => void): void {
+    const state = this.state, keys = this.keys, vals = this.vals;
+    for (let i = 0; i < state.length; i++) if (state[i] === 1) fn(vals[i] as V, keys[i]!);
+  }
+
+  /** Iterate entries; survives inserts between steps (restarts after a rehash, so it may repeat). */
+  *entries(): Generator<[number, V]> {
+    let epoch = this.epoch;
+    for (let i = 0; i < this.state.length; i++) {
+      if (this.epoch !== epoch) {
+        epoch = this.epoch;
+        i = -1;
+        continue;
+      }
+      if (this.state[i] === 1) yield [this.keys[i]!, this.vals[i] as V];
+    }
+  }
+}
+
+export class PrefixTable<V> {
+  private readonly v4: (IntTable<V> | undefined)[] = new Array<IntTable<V> | undefined>(33);
+  private v6: Map<string, V> | undefined;
+
+  get size(): number {
+    let n = this.v6?.size ?? 0;
+    for (const t of this.v4) if (t) n += t.size;
+    return n;
+  }
+
+  get(bucket: number, key: PrefixKey): V | undefined {
+    if (bucket === BUCKET_V6) return this.v6?.get(key as string);
+    return this.v4[bucket]?.get(key as number);
+  }
+
+  has(bucket: number, key: PrefixKey): boolean {
+    return this.get(bucket, key) !== undefined;
+  }
+
+  set(bucket: number, key: PrefixKey, value: V): void {
+    if (bucket === BUCKET_V6) {
+      (this.v6 ??= new Map()).set(key as string, value);
+      return;
+    }
+    let t = this.v4[bucket];
+    if (!t) t = this.v4[bucket] = new IntTable<V>();
+    t.set(key as number, value);
+  }
+
+  delete(bucket: number, key: PrefixKey): boolean {
+    if (bucket === BUCKET_V6) return this.v6?.delete(key as string) ?? false;
+    return this.v4[bucket]?.delete(key as number) ?? false;
+  }
+
+  clear(): void {
+    for (const t of this.v4) t?.clear();
+    this.v6?.clear();
+  }
+
+  /** Visit every entry. Deleting inside the callback is allowed; inserting is not. */
   forEach(fn: (value: V, bucket: number, key: PrefixKey) => void): void {
-    for (let b = 0; b < this.buckets.length; b++) {
-      const m = this.buckets[b];
-      if (m) for (const [k, v] of m) fn(v, b, k);
+    for (let b = 0; b < 33; b++) {
+      const t = this.v4[b];
+      if (t) t.forEach((v, k) => fn(v, b, k));
     }
+    if (this.v6) for (const [k, v] of this.v6) fn(v, BUCKET_V6, k);
   }
 
-  /** Iterate entries (for slicing long walks across event-loop turns). */
+  /** Iterate entries (for slicing long walks across event-loop turns; inserts in between are fine). */
   *entries(): Generator<[number, PrefixKey, V]> {
-    for (let b = 0; b < this.buckets.length; b++) {
-      const m = this.buckets[b];
-      if (m) for (const [k, v] of m) yield [b, k, v];
+    for (let b = 0; b < 33; b++) {
+      const t = this.v4[b];
+      if (t) for (const [k, v] of t.entries()) yield [b, k, v];
     }
+    if (this.v6) for (const [k, v] of this.v6) yield [BUCKET_V6, k, v];
   }
 }
 

@@ -154,3 +154,31 @@ t.test('reflection: who gets what', async (t) => {
   t.equal(shouldAdvertise(ibgp, to(client), true), true, 'RR: non-client → client');
   t.equal(shouldAdvertise(ibgp, to(p1), true), false, 'RR: non-client → non-client: no');
 });
+
+t.test('IntTable: a model check against Map (inserts, deletes, iteration while deleting)', async (t) => {
+  const { IntTable } = await import('../../../../src/bgp/rib/prefix-table.js');
+  const tb = new IntTable<number>();
+  const model = new Map<number, number>();
+  let s = 1;
+  const rnd = () => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s; };
+  let mismatches = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const k = (rnd() % 5000) - 2500 | 0;
+    const op = rnd() % 3;
+    if (op < 2) { tb.set(k, i); model.set(k, i); } else if (tb.delete(k) !== model.delete(k)) mismatches++;
+  }
+  t.equal(mismatches, 0, 'delete reports the same as Map');
+  t.equal(tb.size, model.size);
+  let same = true;
+  for (const [k, v] of model) if (tb.get(k) !== v) same = false;
+  t.ok(same, 'every key maps to the same value');
+  let seen = 0;
+  tb.forEach((_v, k) => { seen++; tb.delete(k); });
+  t.equal(seen, model.size, 'forEach visits each entry once while deleting');
+  t.equal(tb.size, 0);
+  for (let i = 0; i < 1000; i++) tb.set(i, i);
+  const got = new Set<number>();
+  for (const [k] of tb.entries()) { got.add(k); if (k === 10) for (let j = 1000; j < 5000; j++) tb.set(j, j); }
+  for (let i = 0; i < 1000; i++) if (!got.has(i)) t.fail(`entry ${i} skipped by an iterator across a rehash`);
+  t.pass('no entry present from the start is skipped');
+});
