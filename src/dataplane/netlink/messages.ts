@@ -179,15 +179,18 @@ function splitCidr(dst: string): { ip: string; len: number; family: Family } {
   return { ip, len, family };
 }
 
-/** rtmsg + attributes for RTM_NEWROUTE/RTM_DELROUTE. */
-export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string }): void {
+/**
+ * rtmsg + attributes for RTM_NEWROUTE, or for RTM_DELROUTE with `del`: then what is not given is a
+ * wildcard (protocol 0, scope NOWHERE, type UNSPEC), as iproute2 does for `ip route del`.
+ */
+export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string }, del = false): void {
   const { ip, len, family } = splitCidr(r.dst);
-  const type = routeTypeNumbers[r.type ?? 'unicast'] ?? RTN.UNICAST;
+  const type = r.type ? (routeTypeNumbers[r.type] ?? RTN.UNICAST) : del ? RTN.UNSPEC : RTN.UNICAST;
   const table = r.table ?? RT_TABLE.MAIN;
   w.u8(afOf(family)); w.u8(len); w.u8(0); w.u8(0);
   w.u8(table < 256 ? table : RT_TABLE.UNSPEC);
-  w.u8(r.protocol ?? RTPROT.BOOT);
-  w.u8(r.scope ?? (type === RTN.UNICAST && !r.gateway && !r.multipath ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE));
+  w.u8(r.protocol ?? (del ? RTPROT.UNSPEC : RTPROT.BOOT));
+  w.u8(r.scope ?? (del ? RT_SCOPE.NOWHERE : type === RTN.UNICAST && !r.gateway && !r.multipath ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE));
   w.u8(type);
   w.u32(r.onlink ? RTNH_F.ONLINK : 0);
   if (table >= 256) w.attrU32(RTA.TABLE, table);

@@ -176,7 +176,7 @@ export class Netlink {
   /** Delete a route; false when it was not there (ESRCH). */
   async deleteRoute(route: Partial<KernelRoute> & { dst: string }): Promise<boolean> {
     try {
-      await this.sock.request(RTM.DELROUTE, 0, (w) => encodeRoute(w, route), `delete route ${route.dst}`);
+      await this.sock.request(RTM.DELROUTE, 0, (w) => encodeRoute(w, route, true), `delete route ${route.dst}`);
       return true;
     } catch (e) {
       if (isErrno(e, 'ESRCH', 'ENOENT')) return false;
@@ -189,7 +189,7 @@ export class Netlink {
     const items: BatchItem[] = ops.map((o) => ({
       type: o.op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE,
       flags: o.op === 'add' ? NLM_F.CREATE | NLM_F.EXCL : o.op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : 0,
-      body: (w) => encodeRoute(w, o.route),
+      body: (w) => encodeRoute(w, o.route, o.op === 'del'),
     }));
     const failed = await this.sock.batch(items, 'route batch');
     return failed.map((f) => ({ op: ops[f.index]!, error: f.error }));

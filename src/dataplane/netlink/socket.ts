@@ -236,9 +236,17 @@ export class NlSocket {
   }
 
   private sendBuffer(buf: Buffer, op: string): void {
-    this.raw.send(buf, {}, (err?: Error & { errno?: number }) => {
-      if (err) this.fail(new NetlinkError(Math.abs(err.errno ?? ERRNO.EIO), `sendmsg ${op}`), false);
-    });
+    try {
+      this.raw.send(buf, {}, (err?: Error & { errno?: number }) => {
+        try {
+          if (err) this.fail(new NetlinkError(Math.abs(err.errno ?? ERRNO.EIO), `sendmsg ${op}`), false);
+        } catch (e) { this.uncaught(e); }
+      });
+    } catch (e) {
+      // the native socket is gone (closed after a poll error): fail everything waiting on it
+      this.closed = true;
+      this.fail(new NetlinkError(ERRNO.EBADF, `sendmsg ${op}`, (e as Error).message), false);
+    }
   }
 
   /** Send one request with NLM_F_ACK; resolves with the reply messages (empty for a plain ACK). */
