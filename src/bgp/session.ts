@@ -76,14 +76,22 @@ type Dir = 'out' | 'in';
 class Connection {
   socket?: net.Socket;
   readonly timers = new Map<TimerName, TimerHandle>();
+  /**
+   * Frames up to 65535 bytes when we offer extended messages (RFC 8654), so a big UPDATE in the
+   * same TCP chunk as the peer's KEEPALIVE is framed; decodeMessage enforces 4096 until negotiated.
+   */
   readonly framer = new Framer();
   caps: CodecCaps = DEFAULT_CAPS;
   dialing = false;
   dead = false;
+  holdMs = 0;
+  holdDeadline = 0;
   inbox: Buffer[] = [];
   inboxAt = 0;
   scheduled = false;
-  constructor(public fsm: Fsm, public dir: Dir) {}
+  constructor(public fsm: Fsm, public dir: Dir) {
+    if (fsm.config.extendedMessage) this.framer.maxLength = MAX_EXTENDED_MESSAGE_LEN;
+  }
 }
 
 const STATE_ORDER: Record<State, number> = { Idle: 0, Connect: 1, Active: 1, OpenSent: 2, OpenConfirm: 3, Established: 4 };
@@ -377,11 +385,13 @@ export class BgpSession extends EventEmitter {
         this.setTimer(c, a.timer, a.seconds, a.jitter);
         return;
       case 'collision-check':
+        // The OPEN is accepted: decode what follows with the negotiated caps (AS4, ADD-PATH).
+        c.caps = a.negotiated.caps;
         this.collisionCheck(c, a.negotiated);
         return;
       case 'established': {
         c.caps = a.negotiated.caps;
-        c.framer.maxLength = maxMessageLen(a.negotiated.caps);
+        if (!this.cfg.extendedMessage) c.framer.maxLength = maxMessageLen(a.negotiated.caps);
         this.wasEstablished.add(c);
         if (c !== this.main) {
           // The other connection won: make it the session, drop the old one (the dispatch
@@ -436,16 +446,32 @@ export class BgpSession extends EventEmitter {
   }
 
   private setTimer(c: Connection, t: TimerName, seconds: number, withJitter: boolean): void {
+    if (t === 'hold' && seconds > 0 && c.timers.has('hold') && c.holdMs === seconds * 1000) {
+      // Restarting a running hold timer (every UPDATE/KEEPALIVE): just move the deadline; the
+      // timer re-arms itself for the remainder when it fires early. No timer churn per message.
+      c.holdDeadline = this.clock.now() + c.holdMs;
+      return;
+    }
+    if (t === 'hold') {
+      c.holdMs = seconds * 1000;
+      c.holdDeadline = this.clock.now() + c.holdMs;
+    }
     c.timers.get(t)?.cancel();
     c.timers.delete(t);
     if (seconds <= 0) return;
     const ms = withJitter ? jitter(seconds * 1000, this.clock) : seconds * 1000;
     const ev: FsmEvent =
       t === 'connectRetry' ? { type: 'ConnectRetryTimerExpires' } : t === 'hold' ? { type: 'HoldTimerExpires' } : { type: 'KeepaliveTimerExpires' };
-    c.timers.set(t, this.clock.setTimer(ms, () => {
+    const fire = (): void => {
+      const early = t === 'hold' ? c.holdDeadline - this.clock.now() : 0;
+      if (early > 0) {
+        c.timers.set(t, this.clock.setTimer(early, fire));
+        return;
+      }
       c.timers.delete(t);
       this.dispatch(c, ev);
-    }));
+    };
+    c.timers.set(t, this.clock.setTimer(ms, fire));
   }
 
   private clearTimers(c: Connection): void {

@@ -16,11 +16,11 @@ protocol device {}
 protocol static s4 { ipv4; route 192.0.2.0/24 blackhole; }
 protocol static s6 { ipv6; route 2001:db8:100::/48 blackhole; }
 filter mark { if source = RTS_STATIC then { bgp_community.add((65000,100)); bgp_large_community.add((65000,1,2)); accept; } if source = RTS_BGP then accept; reject; }
-protocol bgp ibgp4 { local 10.77.0.2 as 65000; neighbor 10.77.0.1 as 65000; direct; hold time 3; connect delay time 1; connect retry time 1; error wait time 1,2;
+protocol bgp ibgp4 { local 10.77.0.2 as 65000; neighbor 10.77.0.1 as 65000; direct; hold time 5; connect delay time 1; connect retry time 1; error wait time 1,2;
   ipv4 { import all; export filter mark; }; }
-protocol bgp ebgp4 { local 10.77.0.12 as 4200000002; neighbor 10.77.0.11 as 4200000001; hold time 3; connect delay time 1; connect retry time 1; error wait time 1,2;
+protocol bgp ebgp4 { local 10.77.0.12 as 4200000002; neighbor 10.77.0.11 as 4200000001; hold time 5; connect delay time 1; connect retry time 1; error wait time 1,2;
   ipv4 { import all; export where source = RTS_STATIC; }; }
-protocol bgp ibgp6 { local fd77::2 as 65000; neighbor fd77::1 as 65000; direct; hold time 3; connect delay time 1; connect retry time 1; error wait time 1,2;
+protocol bgp ibgp6 { local fd77::2 as 65000; neighbor fd77::1 as 65000; direct; hold time 5; connect delay time 1; connect retry time 1; error wait time 1,2;
   ipv6 { import all; export filter mark; }; }
 `;
 
@@ -38,7 +38,7 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
   t.teardown(() => listener.stop());
   const peers: Record<string, Peer> = {};
   const add = (name: string, c: Omit<SessionConfig, 'routerId' | 'holdTime' | 'connectRetryTime' | 'idleHoldTime' | 'netns'>): Peer => {
-    const s = new BgpSession({ ...c, routerId: '10.77.0.1', holdTime: 3, connectRetryTime: 1, idleHoldTime: 1, netns: pair.a.path });
+    const s = new BgpSession({ ...c, routerId: '10.77.0.1', holdTime: 5, connectRetryTime: 1, idleHoldTime: 1, netns: pair.a.path });
     const p: Peer = { s, updates: [], downs: [], ups: 0 };
     s.on('update', (u: UpdateMessage) => p.updates.push(u));
     s.on('down', (d: Peer['downs'][number]) => p.downs.push(d));
@@ -63,7 +63,7 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     t.equal(ibgp4.s.status().info, 'Established');
     t.equal(ebgp4.s.negotiated?.peerAsn, 4200000002, '4-byte peer ASN from the capability');
     t.equal(ebgp4.s.negotiated?.caps.as4, true);
-    t.equal(ibgp4.s.negotiated?.holdTime, 3);
+    t.equal(ibgp4.s.negotiated?.holdTime, 5);
   });
 
   await t.test('routes BIRD originates arrive decoded correctly', async (t) => {
@@ -102,7 +102,7 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     for (const p of Object.values(peers)) p.downs.length = 0;
     const ups = ibgp4.ups;
     bird.freeze();
-    t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 8000), 'all sessions went down');
+    t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 12_000), 'all sessions went down');
     for (const [name, p] of Object.entries(peers)) t.match(p.downs[0], { error: { code: 4, subcode: 0, sent: true } }, `${name}: hold timer expired, 4/0 sent`);
     t.match(ibgp4.s.status().info, /^(Idle|Connect|Active|OpenSent)/);
     await bird.restart();
@@ -122,9 +122,9 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
   await t.test('veth cut → hold timer expiry on both sides; back when restored', async (t) => {
     for (const p of Object.values(peers)) p.downs.length = 0;
     pair.cut();
-    t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 8000), 'all sessions went down');
+    t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 12_000), 'all sessions went down');
     t.match(ibgp4.downs[0], { error: { code: 4, subcode: 0, sent: true } }, 'tabby: hold timer expired');
-    t.ok(await waitFor(async () => /Hold timer expired/i.test(await bird.birdc('show protocols all ibgp4')), 8000, 200), 'BIRD: hold timer expired (Last error)');
+    t.ok(await waitFor(async () => /Hold timer expired/i.test(await bird.birdc('show protocols all ibgp4')), 12_000, 200), 'BIRD: hold timer expired (Last error)');
     pair.restore();
     t.ok(await allUp(20_000), 're-established');
   });

@@ -185,6 +185,39 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(s.address);
   });
 
+  await t.test('a big inbound dump with a slow consumer does not starve our keepalives', async (t) => {
+    // Real time here: hold 3 s → keepalive every ~1 s; 1500 UPDATEs at ≥ 1 ms each ≥ 1.5 s of work.
+    const rc = new BgpSession({ ...base, address: '127.0.0.2', holdTime: 3 });
+    listener.add(rc);
+    rc.start();
+    t.teardown(() => rc.stop());
+    let n = 0;
+    rc.on('update', () => {
+      n++;
+      const until = Date.now() + 1;
+      while (Date.now() < until) { /* a slow RIB */ }
+    });
+    const r = await rawPeer(listener.port);
+    await r.next('open');
+    r.send(peerOpen({ holdTime: 3 }));
+    await r.next('keepalive');
+    r.send(encodeKeepalive());
+    for (let i = 0; i < 100 && !rc.established; i++) await new Promise((x) => setTimeout(x, 10));
+    const before = r.msgs.filter((m) => m.type === 'keepalive').length;
+    const bufs: Buffer[] = [];
+    for (let i = 0; i < 1500; i++) bufs.push(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, [`10.${i >> 8}.${i & 255}.0/24`]), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    r.send(Buffer.concat(bufs));
+    const t0 = Date.now();
+    for (let i = 0; i < 1000 && n < 1500; i++) await new Promise((x) => setTimeout(x, 10));
+    const took = Date.now() - t0;
+    const during = r.msgs.filter((m) => m.type === 'keepalive').length - before;
+    t.equal(n, 1500, `all UPDATEs processed (${took} ms)`);
+    t.ok(rc.established, 'session survived the dump');
+    t.ok(during >= Math.floor(took / 1000) - 1 && during >= 1, `${during} keepalives sent during ${took} ms of processing`);
+    rc.stop();
+    listener.remove(rc.address);
+  });
+
   await t.test('unconfigured peer: closed before any OPEN', async (t) => {
     const r = await rawPeer(listener.port, '127.0.0.3');
     await r.closed;
