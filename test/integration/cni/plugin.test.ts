@@ -181,3 +181,30 @@ t.test('bad input: the right CNI error code and nothing allocated', { skip }, as
   t.equal(v.code, 0);
   t.ok((v.json as { supportedVersions?: string[] }).supportedVersions?.includes('1.0.0'));
 });
+
+t.test('dual stack: one IPv4 and one IPv6 (/122 block) address, both pingable', { skip }, async (t) => {
+  const node = await makeNode(`${tag.slice(0, -1)}6`, [{ name: 'v4', cidr: '10.247.0.0/16' }, { name: 'v6', cidr: 'fd00:247::/64', blockSize: 122 }]);
+  t.teardown(() => node.destroy());
+  ip('-n', node.ns, 'addr', 'add', '2001:db8::2/64', 'dev', 'up0', 'nodad');
+  ip('-n', node.ns, 'route', 'add', 'default', 'via', '2001:db8::fe', 'dev', 'up0');
+  const netns = node.makePod(0);
+  const r = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 'ds'), netns, 'pod-ds'), JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', assign_ipv6: 'true' } })));
+  t.equal(r.code, 0, r.stdout);
+  const addrs = (r.json.ips ?? []).map((i) => i.address);
+  const v4 = addrs.find((a) => !a.includes(':'));
+  const v6 = addrs.find((a) => a.includes(':'));
+  t.match(v4, /^10\.247\.\d+\.\d+\/32$/);
+  t.match(v6, /^fd00:247::[0-9a-f:]+\/128$/);
+  t.match(r.json, { routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }, { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' }] });
+  const blocks = await withIpam(node, (ipam) => ipam.listBlocks());
+  t.ok(blocks.some((b) => b.family === 6 && b.cidr.endsWith('/122') && b.node === 'node-1'), 'an affine /122 block');
+  const until = async (target: string) => {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) if (await pingFrom(node.ns, target, 1)) return true;
+    return false;
+  };
+  t.ok(await until(v4!.split('/')[0]!), 'IPv4 pingable');
+  t.ok(await until(v6!.split('/')[0]!), 'IPv6 pingable (after neighbour discovery)');
+  const d = await runPlugin(node.ns, PLUGIN, cniEnv('DEL', containerIdOf(tag, 'ds'), netns, 'pod-ds'), JSON.stringify(node.conf()));
+  t.equal(d.code, 0);
+  t.equal(await inUse(node), 0);
+});
