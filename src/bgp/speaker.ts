@@ -188,7 +188,9 @@ interface Peer {
   adjOut: AdjRibOut;
   rawCache: Map<string, AttrSet | null>;
   exportCache: Map<number, AttrSet | null>;
+  /** Received UPDATEs not yet processed: inQueue[inHead..]. */
   inQueue: UpdateMessage[];
+  inHead: number;
   /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
   dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined;
   dumpDone: boolean;
@@ -289,7 +291,7 @@ export class BgpSpeaker extends EventEmitter {
       session: undefined, state: 'Idle', since: new Date(this.wallNow()), info: 'Idle',
       negotiated: undefined, caps: DEFAULT_CAPS,
       paths: new Map(), stalePaths: [], adjOut: new AdjRibOut(this.attrTable),
-      rawCache: new Map(), exportCache: new Map(), inQueue: [],
+      rawCache: new Map(), exportCache: new Map(), inQueue: [], inHead: 0,
       dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(),
       flushScheduled: false, blocked: false, grTimer: undefined, restartTimer: undefined,
       maxPrefixWarned: false, stopped: false,
@@ -491,7 +493,7 @@ export class BgpSpeaker extends EventEmitter {
 
   private onDown(p: Peer, d: SessionDown): void {
     const wasEstablished = p.state === 'Established';
-    p.inQueue.length = 0;
+    p.inQueue = []; p.inHead = 0;
     this.busy.delete(p);
     p.dumping = undefined;
     p.adjOut.clear();
@@ -534,8 +536,9 @@ export class BgpSpeaker extends EventEmitter {
     let n = 0;
     while (this.busy.size > 0) {
       for (const p of this.busy) {
-        const m = p.inQueue.shift();
-        if (!m) { this.busy.delete(p); continue; }
+        if (p.inHead >= p.inQueue.length) { p.inQueue = []; p.inHead = 0; this.busy.delete(p); continue; }
+        const m = p.inQueue[p.inHead++]!;
+        if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) { p.inQueue = p.inQueue.slice(p.inHead); p.inHead = 0; }
         try {
           this.processUpdate(p, m);
         } catch (e) {
@@ -543,7 +546,7 @@ export class BgpSpeaker extends EventEmitter {
           this.internalErrors++;
           this.log.error({ err: e }, 'UPDATE processing failed');
         }
-        if (p.inQueue.length === 0) this.busy.delete(p);
+        if (p.inHead >= p.inQueue.length) { p.inQueue = []; p.inHead = 0; this.busy.delete(p); }
       }
       if ((++n & 7) === 0 && performance.now() > deadline) break;
     }
@@ -731,7 +734,7 @@ export class BgpSpeaker extends EventEmitter {
     p.session = undefined;
     s?.removeAllListeners();
     s?.stop({ subcode: 1, data });
-    p.inQueue.length = 0;
+    p.inQueue = []; p.inHead = 0;
     this.busy.delete(p);
     p.adjOut.clear();
     this.flushPeerRoutes(p, null);

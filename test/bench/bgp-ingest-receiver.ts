@@ -13,18 +13,21 @@ s.on('best', () => { events++; });
 await s.start();
 if (global.gc) global.gc();
 const rssBefore = process.memoryUsage().rss;
+let cpuStart = process.cpuUsage();
 out({ event: 'ready', rssBefore });
 let first = 0;
 const timer = setInterval(() => {
   const n = s.locRib().size;
   if (n > 0 && first === 0) first = performance.now();
+  if (n === 0) cpuStart = process.cpuUsage(); // CPU from the first UPDATE on (±10 ms)
   if (n >= cfg.expect) {
     clearInterval(timer);
     const doneMs = performance.now();
+    const c = process.cpuUsage(cpuStart);
     const m1 = process.memoryUsage();
     if (global.gc) global.gc();
     const m2 = process.memoryUsage();
-    out({ event: 'done', rssBefore, rss: m1.rss, rssAfterGc: m2.rss, heapUsed: m2.heapUsed, attrSets: s.attributeSets, events, firstSeenMs: first, doneMs });
+    out({ event: 'done', rssBefore, rss: m1.rss, rssAfterGc: m2.rss, heapUsed: m2.heapUsed, attrSets: s.attributeSets, events, firstSeenMs: first, doneMs, cpuSeconds: (c.user + c.system) / 1e6 });
   }
 }, 10);
 process.on('SIGTERM', () => { void s.stop().then(() => process.exit(0)); });

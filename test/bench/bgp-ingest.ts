@@ -6,6 +6,7 @@
 // in the benchmark process (so the feeder costs the same for every receiver).
 // Usage: node dist/test/bench/bgp-ingest.js [N…]   (default 100000 1000000; root; bird2, gobgpd)
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
+//        BENCH_REPEAT=<runs per receiver, default 3; the best run is reported (the machine is shared)>
 //        BENCH_CPU_PROF=<dir>: run the tabby receiver with --cpu-prof into that dir.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -77,24 +78,31 @@ function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(s);
   return m ? Number(m[1]) * 1024 : 0;
 }
+/** CPU seconds (user + system, all threads) a process has used. */
+function cpuOf(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
 function pidOf(pattern: string): number {
   const out = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
   return out[out.length - 1]!;
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Result { receiver: string; n: number; seconds: number; rssBytes: number; deltaBytes: number; note?: string }
+interface Result { receiver: string; n: number; seconds: number; cpu: number; rssBytes: number; deltaBytes: number; note?: string }
 
 /** Connect the feeder, push the feed, return the time of the first write. */
-async function feed(netnsPath: string, local: string, remote: string, msgs: Buffer[]): Promise<{ session: BgpSession; start: number; sent: Promise<boolean> }> {
+async function feed(netnsPath: string, local: string, remote: string, msgs: Buffer[], rxPid: number): Promise<{ session: BgpSession; start: number; sent: Promise<boolean>; cpu0: number }> {
   const session = new BgpSession({ address: remote, localAddress: local, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: local, netns: netnsPath, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
   const up = new Promise<void>((r) => session.once('up', () => r()));
   session.start();
   await up;
   await sleep(300); // let the receiver finish its side of the handshake
+  const cpu0 = cpuOf(rxPid);
   const start = performance.now();
   const sent = session.sendUpdates(msgs);
-  return { session, start, sent };
+  return { session, start, sent, cpu0 };
 }
 
 async function runBird(n: number, msgs: Buffer[]): Promise<Result> {
@@ -106,19 +114,20 @@ protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as 
   const bird = await startBird(t, { netns: r!.name, config: conf });
   const pid = pidOf(bird.socket);
   const before = rssOf(pid);
-  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, pid);
   t.teardown(() => session.stop());
   let seconds = 0;
+  let cpu = 0;
   for (;;) {
     const out = await bird.birdc('show route count').catch(() => '');
     const m = /(\d+) of (\d+) routes/.exec(out);
-    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; break; }
+    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; cpu = cpuOf(pid) - cpu0; break; }
     await sleep(50);
   }
   await sent;
   const rss = rssOf(pid);
   await cleanup();
-  return { receiver: 'BIRD 2.0.12', n, seconds, rssBytes: rss, deltaBytes: rss - before };
+  return { receiver: 'BIRD 2.0.12', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before };
 }
 
 async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
@@ -143,19 +152,20 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   const g = await startGobgp(t, { netns: r!.name, config: conf });
   const pid = pidOf(g.dir);
   const before = rssOf(pid);
-  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, pid);
   t.teardown(() => session.stop());
   let seconds = 0;
+  let cpu = 0;
   for (;;) {
     const out = await g.gobgp('global', 'rib', 'summary', '-a', 'ipv4').catch(() => '');
     const m = /Destination:\s*(\d+)/.exec(out);
-    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; break; }
+    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; cpu = cpuOf(pid) - cpu0; break; }
     await sleep(250);
   }
   await sent;
   const rss = rssOf(pid);
   await cleanup();
-  return { receiver: 'GoBGP 3.10', n, seconds, rssBytes: rss, deltaBytes: rss - before };
+  return { receiver: 'GoBGP 3.10', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before };
 }
 
 async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
@@ -170,15 +180,17 @@ async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
   p.stdout!.on('data', (d: Buffer) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); } });
   while (!lines.some((l) => l.event === 'ready')) await sleep(20);
   const before = rssOf(p.pid!);
-  const { session, start, sent } = await feed(f!.path, f!.address, r!.address, msgs);
+  const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, p.pid!);
   t.teardown(() => session.stop());
   while (!lines.some((l) => l.event === 'done')) await sleep(5);
   const seconds = (performance.now() - start) / 1000;
+  void cpu0;
   await sent;
   const done = lines.find((l) => l.event === 'done')!;
   const rss = Number(done.rss);
+  const cpu = Number(done.cpuSeconds); // measured in the receiver, before its final GC
   await cleanup();
-  return { receiver: 'tabby', n, seconds, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events` };
+  return { receiver: 'tabby', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events` };
 }
 
 // ------------------------------------------------------------------ main
@@ -191,25 +203,41 @@ const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
 if (!sizes.length) sizes.push(100_000, 1_000_000);
 const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,gobgp').split(',');
 const gobgpMax = Number(process.env.BENCH_GOBGP_MAX ?? 1_000_000);
+const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
+console.log(`load average at start: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 cores, shared with other work)`);
 const results: Result[] = [];
 process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
 try {
   for (const n of sizes) {
     const { msgs, sets, bytes } = buildFeed(n, '10.70.0.1');
     console.log(`feed: ${n} prefixes (/24–/32), ${sets} attribute sets, ${msgs.length} UPDATEs, ${(bytes / 1e6).toFixed(1)} MB`);
+    const feeds = new Map<string, Buffer[]>();
+    const runs = new Map<string, Result[]>();
+    // Receivers interleaved run by run, so each sees the same background load.
+    for (let rep = 0; rep < repeat; rep++) {
+      for (const r of receivers) {
+        if (r === 'gobgp' && (n > gobgpMax || rep > 0)) continue; // GoBGP is slow: one run
+        // Next hop must be the feeder's address in each topology.
+        const fix = r === 'bird' ? '10.70.0.1' : r === 'gobgp' ? '10.71.0.1' : '10.72.0.1';
+        if (!feeds.has(fix)) feeds.set(fix, fix === '10.70.0.1' ? msgs : buildFeed(n, fix).msgs);
+        const res = r === 'bird' ? await runBird(n, feeds.get(fix)!) : r === 'gobgp' ? await runGobgp(n, feeds.get(fix)!) : await runTabby(n, feeds.get(fix)!);
+        runs.set(r, [...(runs.get(r) ?? []), res]);
+        console.log(`  run ${rep + 1}: ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s wall ${res.cpu.toFixed(2).padStart(6)} s CPU   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`);
+      }
+    }
     for (const r of receivers) {
-      if (r === 'gobgp' && n > gobgpMax) { console.log(`  GoBGP skipped at ${n} (BENCH_GOBGP_MAX=${gobgpMax})`); continue; }
-      // Next hop must be the feeder's address in each topology.
-      const fix = r === 'bird' ? '10.70.0.1' : r === 'gobgp' ? '10.71.0.1' : '10.72.0.1';
-      const m = fix === '10.70.0.1' ? msgs : buildFeed(n, fix).msgs;
-      const res = r === 'bird' ? await runBird(n, m) : r === 'gobgp' ? await runGobgp(n, m) : await runTabby(n, m);
-      results.push(res);
-      console.log(`  ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`);
+      const rs = runs.get(r);
+      if (!rs?.length) { if (r === 'gobgp') console.log(`  GoBGP skipped at ${n} (BENCH_GOBGP_MAX=${gobgpMax})`); continue; }
+      const best = rs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+      const times = rs.map((x) => x.seconds).sort((a, b) => a - b);
+      results.push(best);
+      const cpus = rs.map((x) => x.cpu).sort((a, b) => a - b);
+      console.log(`  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`);
     }
     const bird = results.find((x) => x.n === n && x.receiver.startsWith('BIRD'));
     const tabby = results.find((x) => x.n === n && x.receiver === 'tabby');
     if (bird && tabby) {
-      console.log(`  ratio tabby/BIRD at ${n}: time ${(tabby.seconds / bird.seconds).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`);
+      console.log(`  ratio tabby/BIRD at ${n}: wall time ${(tabby.seconds / bird.seconds).toFixed(2)}×, CPU time ${(tabby.cpu / Math.max(0.01, bird.cpu)).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`);
     }
   }
 } finally {

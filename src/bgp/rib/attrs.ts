@@ -111,7 +111,7 @@ export class AttrTable {
     const key = attrKey(attrs);
     let set = this.byKey.get(key);
     if (!set) {
-      set = new AttrSet(this.nextId++, key, deepFreeze(copyAttrs(attrs)));
+      set = new AttrSet(this.nextId++, key, freezeAttrs(attrs));
       this.byKey.set(key, set);
     }
     return set;
@@ -134,23 +134,18 @@ export class AttrTable {
   }
 }
 
-function copyAttrs(a: RouteAttributes): RouteAttributes {
-  const out: RouteAttributes = { ...a };
-  if (a.asPath) out.asPath = a.asPath.map((s) => ({ type: s.type, asns: s.asns.slice() }));
-  if (a.communities) out.communities = a.communities.slice();
-  if (a.clusterList) out.clusterList = a.clusterList.slice();
-  if (a.extCommunities) out.extCommunities = a.extCommunities.slice();
-  if (a.largeCommunities) out.largeCommunities = a.largeCommunities.map((c) => ({ ...c }));
-  if (a.aggregator) out.aggregator = { ...a.aggregator };
-  if (a.unknown) out.unknown = a.unknown.map((u) => ({ flags: u.flags, code: u.code, value: Buffer.from(u.value) }));
-  for (const k of Object.keys(out) as (keyof RouteAttributes)[]) if (out[k] === undefined) delete out[k];
-  return out;
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Buffer.isBuffer(o) && !Object.isFrozen(o)) {
-    for (const v of Object.values(o as object)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
+/**
+ * Freeze in place (no copy): callers hand over fresh objects (the decoder's, policy results) and
+ * never mutate them afterwards. Nested arrays are frozen too; Buffers cannot be, and are not shared.
+ */
+function freezeAttrs(a: RouteAttributes): RouteAttributes {
+  for (const k of Object.keys(a) as (keyof RouteAttributes)[]) if (a[k] === undefined) delete a[k];
+  if (a.asPath) { for (const seg of a.asPath) { Object.freeze(seg.asns); Object.freeze(seg); } Object.freeze(a.asPath); }
+  if (a.communities) Object.freeze(a.communities);
+  if (a.clusterList) Object.freeze(a.clusterList);
+  if (a.extCommunities) Object.freeze(a.extCommunities);
+  if (a.largeCommunities) { for (const c of a.largeCommunities) Object.freeze(c); Object.freeze(a.largeCommunities); }
+  if (a.aggregator) Object.freeze(a.aggregator);
+  if (a.unknown) { for (const u of a.unknown) Object.freeze(u); Object.freeze(a.unknown); }
+  return Object.freeze(a);
 }
