@@ -133,3 +133,14 @@ t.test('the build context filter lets through every file the build copies, and l
   for (const s of sources) t.ok(included(s), `${s} is in the build context`);
   for (const s of ['node_modules', 'dist', 'src/native/build', '.git', 'test', '.tap']) t.notOk(included(s), `${s} is left out`);
 });
+
+t.test('npm ci in the build stage has the native addon\'s sources (its install script runs node-gyp)', async (t) => {
+  const build = parseContainerfile().filter((i) => i.stage === 'build');
+  const ci = build.findIndex((i) => i.instr === 'RUN' && /\bnpm ci\b/.test(i.args));
+  t.ok(ci > 0, 'RUN npm ci');
+  const copied = build.slice(0, ci).filter((i) => i.instr === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+  const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'src/native/binding.gyp'), 'utf8')) as { targets: { sources: string[] }[] };
+  for (const f of ['src/native/binding.gyp', ...gyp.targets.flatMap((x) => x.sources.map((s) => `src/native/${s}`)), 'package.json', 'package-lock.json']) {
+    t.ok(copied.includes(f), `${f} is copied before npm ci`);
+  }
+});
