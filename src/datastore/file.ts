@@ -70,7 +70,6 @@ function unframe(line: Buffer): Rec | undefined {
 }
 
 const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class FileDatastore implements Datastore {
   readonly kind = 'file' as const;
@@ -202,7 +201,10 @@ export class FileDatastore implements Datastore {
     this.closed = true;
     this.stopFsWatch();
     for (const w of [...this.waiters]) w();
-    try { fs.closeSync(this.lockFd); } catch { /* already closed */ }
+    // Writers already queued (or a lock wait still pending on a worker thread) use the lock fd:
+    // close it after them.
+    const lockFd = this.lockFd;
+    void this.lockQueue.then(() => this.abandonedWait).then(() => { try { fs.closeSync(lockFd); } catch { /* already closed */ } });
     if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* already closed */ } this.fd = -1; }
   }
 
@@ -218,26 +220,48 @@ export class FileDatastore implements Datastore {
 
   // ---------------------------------------------------------------- writing
 
-  /** Run `fn` holding the cross-process lock (retrying with a short jittered backoff). */
+  /** Run `fn` holding the cross-process lock. Writers of this instance queue on a promise chain;
+   *  the lock is tried without blocking first, then waited for on a worker thread (the kernel hands
+   *  it over in turn — polling with sleeps starves some processes under contention). */
   private async locked<R>(fn: () => R): Promise<R> {
     if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
-    const deadline = Date.now() + this.opts.lockTimeoutMs;
-    let delay = 1;
-    for (;;) {
-      if (native().flock(this.lockFd, 'ex')) {
-        try {
-          return fn();
-        } finally {
-          native().flock(this.lockFd, 'un');
-        }
-      }
-      if (Date.now() > deadline) {
-        throw new DatastoreUnavailable(this.dir, `could not lock ${path.join(this.dir, LOCK_FILE)} within ${this.opts.lockTimeoutMs} ms`);
-      }
-      await sleep(delay * (0.5 + Math.random()));
-      delay = Math.min(delay * 1.5, 10);
+    const prev = this.lockQueue;
+    let release!: () => void;
+    this.lockQueue = new Promise<void>((r) => { release = r; });
+    try {
+      await prev;
+      await this.abandonedWait;
       if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
+      if (!native().flock(this.lockFd, 'ex')) await this.waitForLock();
+      try {
+        if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
+        return fn();
+      } finally {
+        native().flock(this.lockFd, 'un');
+      }
+    } finally {
+      release();
     }
+  }
+
+  private lockQueue: Promise<void> = Promise.resolve();
+  /** A blocking wait that timed out is still pending on its thread: the next waiter starts after it. */
+  private abandonedWait: Promise<void> = Promise.resolve();
+
+  private async waitForLock(): Promise<void> {
+    const done = new Promise<Error | null>((resolve) => native().flockWait(this.lockFd, 'ex', resolve));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.opts.lockTimeoutMs); });
+    const r = await Promise.race([done, timedOut]);
+    clearTimeout(timer);
+    if (r === 'timeout') {
+      // The thread still waits; when it gets the lock, hand it straight back.
+      this.abandonedWait = done.then((err) => {
+        if (!err && !this.closed) native().flock(this.lockFd, 'un');
+      });
+      throw new DatastoreUnavailable(this.dir, `could not lock ${path.join(this.dir, LOCK_FILE)} within ${this.opts.lockTimeoutMs} ms (another process holds it)`);
+    }
+    if (r) throw new DatastoreUnavailable(this.dir, `cannot lock ${path.join(this.dir, LOCK_FILE)}: ${r.message}`);
   }
 
   /** Take the lock, catch up, decide, append, release. The critical section is synchronous,

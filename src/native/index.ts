@@ -25,6 +25,9 @@ export interface TabbyNative {
   /** Non-blocking flock(2): true when taken (or released, for 'un'), false when held by someone else.
    *  Released by the kernel when the process dies or the fd is closed. */
   flock(fd: number, op: 'sh' | 'ex' | 'un'): boolean;
+  /** Blocking flock(2) on a libuv worker thread: cb(null) once held, cb(err) on failure.
+   *  At most one pending call per fd; it cannot be cancelled (release the lock if no longer wanted). */
+  flockWait(fd: number, op: 'sh' | 'ex', cb: (err: Error | null) => void): void;
   /** Create a network namespace bind-mounted at /var/run/netns/<name> (like `ip netns add`); returns its path. EEXIST if taken. */
   createNetns(name: string): string;
   /** Unmount and remove /var/run/netns/<name> (like `ip netns del`); false when it did not exist. */

@@ -311,6 +311,41 @@ static Napi::Value NetlinkFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, found);
 }
 
+// flockWait(fd, op, cb): a blocking flock(2) on a libuv worker thread; cb(null) once the lock is held
+// (or changed), cb(error) on failure. The kernel queues the waiters, so a busy lock is handed on
+// without the sleep-and-retry unfairness of polling with LOCK_NB. One pending call per fd at a time.
+class FlockWorker : public Napi::AsyncWorker {
+ public:
+  FlockWorker(Napi::Function& cb, int fd, int how) : Napi::AsyncWorker(cb), fd_(fd), how_(how) {}
+  void Execute() override {
+    int rc;
+    do { rc = flock(fd_, how_); } while (rc != 0 && errno == EINTR);
+    err_ = rc == 0 ? 0 : errno;
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Value arg = err_ ? errnoError(env, "flock", err_).Value() : env.Null();
+    Callback().Call({arg});
+  }
+ private:
+  int fd_, how_, err_ = 0;
+};
+
+static Napi::Value FlockWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "flockWait(fd: number, op: 'sh'|'ex', cb: (err) => void)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string op = info[1].As<Napi::String>();
+  int how = op == "ex" ? LOCK_EX : op == "sh" ? LOCK_SH : -1;
+  if (how < 0) { Napi::TypeError::New(env, "flockWait: op must be sh or ex").ThrowAsJavaScriptException(); return env.Undefined(); }
+  Napi::Function cb = info[2].As<Napi::Function>();
+  (new FlockWorker(cb, fd, how))->Queue();
+  return env.Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
@@ -323,6 +358,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("gettid", Napi::Function::New(env, Gettid));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("flockWait", Napi::Function::New(env, FlockWait));
   exports.Set("udpSourceFor", Napi::Function::New(env, UdpSourceFor));
   exports.Set("createNetns", Napi::Function::New(env, CreateNetns));
   exports.Set("deleteNetns", Napi::Function::New(env, DeleteNetns));

@@ -10,13 +10,16 @@ async function main(): Promise<void> {
   const count = Number(countText);
   const t0 = performance.now();
   let conflicts = 0;
+  const lat: number[] = [];
   if (job === 'inc') {
     for (let i = 0; i < count; i++) {
+      const s = performance.now();
       for (;;) {
         const cur = await ds.get<number>(arg!);
         if (!cur) throw new Error(`${arg} missing`);
         try {
           await ds.update(arg!, cur.value + 1, cur.revision);
+          lat.push(performance.now() - s);
           break;
         } catch (e) {
           if (!(e instanceof DatastoreConflict)) throw e;
@@ -31,7 +34,9 @@ async function main(): Promise<void> {
   }
   const ms = performance.now() - t0;
   await ds.close();
-  process.stdout.write(`${JSON.stringify({ conflicts, ms })}\n`);
+  lat.sort((a, b) => a - b);
+  const pct = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? 0;
+  process.stdout.write(`${JSON.stringify({ conflicts, ms, p50: pct(0.5), p99: pct(0.99), max: lat[lat.length - 1] ?? 0 })}\n`);
 }
 
 main().then(() => process.exit(0), (e: unknown) => {

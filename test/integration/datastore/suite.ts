@@ -22,7 +22,9 @@ export interface Backend {
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/datastore-worker.js');
 
-export function runWorker(cfg: DatastoreConfig, args: string[]): Promise<{ conflicts: number; ms: number }> {
+export interface WorkerResult { conflicts: number; ms: number; p50: number; p99: number; max: number }
+
+export function runWorker(cfg: DatastoreConfig, args: string[]): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [WORKER, JSON.stringify(cfg), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
@@ -31,7 +33,7 @@ export function runWorker(cfg: DatastoreConfig, args: string[]): Promise<{ confl
     c.once('error', reject);
     c.once('exit', (code) => {
       if (code !== 0) reject(new Error(`worker ${args.join(' ')} exited ${code}: ${err}`));
-      else resolve(JSON.parse(out.trim().split('\n').pop()!) as { conflicts: number; ms: number });
+      else resolve(JSON.parse(out.trim().split('\n').pop()!) as WorkerResult);
     });
   });
 }
