@@ -482,6 +482,8 @@ export class Agent extends EventEmitter implements StatusSource {
       if (s.keepOriginalNextHop) r.keepOriginalNextHop = true;
       if (s.sourceAddress) r.sourceAddress = s.sourceAddress;
       if (typeof s.password === 'string') r.password = s.password;
+      if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
+      if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
       return r;
     });
     const selector: SelectorMatch = (sel, labels) => {
@@ -507,6 +509,8 @@ export class Agent extends EventEmitter implements StatusSource {
       };
       if (p.localAddress) pc.localAddress = p.localAddress;
       if (p.password) pc.password = p.password;
+      if (p.ttlSecurity) pc.ttlSecurity = p.ttlSecurity;
+      if (p.allowOwnAs) pc.allowOwnAs = p.allowOwnAs;
       const key = JSON.stringify(pc);
       const prev = this.peerConfigs.get(p.address);
       if (prev === key) continue;
@@ -549,6 +553,11 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.address4) input.nodeAddress4 = this.address4;
     if (this.address6) input.nodeAddress6 = this.address6;
     if (this.uplink) input.uplink = this.uplink;
+    const bc = this.snapshot.bgpConfig?.spec;
+    if (!this.isRouteReflector && bc) {
+      input.advertise = [...(bc.serviceClusterIPs ?? []), ...(bc.serviceExternalIPs ?? []), ...(bc.serviceLoadBalancerIPs ?? [])]
+        .map((x) => x.cidr).filter((c) => { try { parseCidr(c); return true; } catch { return false; } });
+    }
     const out = computeRoutes(input);
     this.routeOut = out;
     for (const p of out.problems) if (!this.problems.includes(p)) this.logger.error(p);

@@ -36,6 +36,8 @@ export interface PeerResource {
   /** 'UseNodeIP' (default) or 'None'. */
   sourceAddress?: string;
   maxRestartTime?: number;
+  ttlSecurity?: number;
+  numAllowedLocalASNumbers?: number;
 }
 
 export interface PeerBgpConfig {
@@ -58,6 +60,10 @@ export interface DesiredPeer {
   keepOriginalNextHop: boolean;
   password?: string;
   maxRestartTime?: number;
+  /** GTSM hops (RFC 5082), from BGPPeer ttlSecurity. */
+  ttlSecurity?: number;
+  /** Own AS allowed this many times in a received AS_PATH (BGPPeer numAllowedLocalASNumbers). */
+  allowOwnAs?: number;
 }
 
 export type SelectorMatch = (selector: string, labels: Readonly<Record<string, string>>) => boolean;
@@ -131,6 +137,8 @@ export function computePeers(
     const e: Partial<DesiredPeer> = { keepOriginalNextHop: r.keepOriginalNextHop ?? false };
     if (r.password !== undefined) e.password = r.password;
     if (r.maxRestartTime !== undefined) e.maxRestartTime = r.maxRestartTime;
+    if (r.ttlSecurity !== undefined) e.ttlSecurity = r.ttlSecurity;
+    if (r.numAllowedLocalASNumbers !== undefined) e.allowOwnAs = r.numAllowedLocalASNumbers;
     return e;
   };
 

@@ -29,14 +29,22 @@ export interface BgpPeerRes {
   apiVersion: 'projectcalico.org/v3';
   kind: 'BGPPeer';
   metadata: Meta;
-  spec: { node?: string; nodeSelector?: string; peerSelector?: string; peerIP?: string; asNumber?: number | string; keepOriginalNextHop?: boolean; sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; [k: string]: unknown };
+  spec: {
+    node?: string; nodeSelector?: string; peerSelector?: string; peerIP?: string; asNumber?: number | string; keepOriginalNextHop?: boolean;
+    sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; ttlSecurity?: number; numAllowedLocalASNumbers?: number;
+    [k: string]: unknown;
+  };
 }
 
 export interface BgpConfigRes {
   apiVersion: 'projectcalico.org/v3';
   kind: 'BGPConfiguration';
   metadata: Meta;
-  spec: { asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string; [k: string]: unknown };
+  spec: {
+    asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string;
+    serviceClusterIPs?: { cidr: string }[]; serviceExternalIPs?: { cidr: string }[]; serviceLoadBalancerIPs?: { cidr: string }[];
+    [k: string]: unknown;
+  };
 }
 
 export type AnyRes = NodeRes | PoolRes | BgpPeerRes | BgpConfigRes;
@@ -84,6 +92,8 @@ export interface SpeakerPeerConfig {
   families: ('ipv4' | 'ipv6')[];
   description?: string;
   type?: string;
+  ttlSecurity?: number;
+  allowOwnAs?: number;
 }
 
 export interface SpeakerPeerStatus {

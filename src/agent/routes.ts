@@ -58,6 +58,9 @@ export interface RouteInput {
   kernelHasIpip: boolean;
   /** The uplink device for plain routes (optional: the kernel resolves `via N` by itself). */
   uplink?: string;
+  /** Extra prefixes every node advertises (BGPConfiguration serviceClusterIPs / serviceExternalIPs /
+   *  serviceLoadBalancerIPs, as Calico): exported over BGP, no kernel route. */
+  advertise?: readonly string[];
 }
 
 export interface RouteOutput {
@@ -128,6 +131,8 @@ export function computeRoutes(input: RouteInput): RouteOutput {
     if (ownCidrs.some((o) => cidrContainsCidr(o, c))) continue;
     exports.push(host);
   }
+
+  for (const a of input.advertise ?? []) exports.push(formatCidr(parseCidr(a)));
 
   // Learned best routes → kernel routes.
   for (const l of input.learned) {

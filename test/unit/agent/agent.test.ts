@@ -149,6 +149,11 @@ t.test('two nodes: registration, default pool, blocks, mesh peering, routes both
   await a.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: false } } as never);
   await until(t, 'mesh peer removed', () => !speakerA.peerCfg.has('10.0.0.2'));
   t.ok(speakerA.peerCfg.has('10.0.0.254'));
+  // Service cluster IPs advertised from every node, live.
+  const bc = await a.store.get('BGPConfiguration', 'default');
+  await a.store.update({ ...bc!, spec: { ...bc!.spec, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }] } } as never);
+  await until(t, 'service CIDR originated', () => speakerA.originated.has('10.96.0.0/12'));
+  t.equal(speakerA.originated.get('10.96.0.0/12'), '10.0.0.1', 'next hop: the node');
 });
 
 t.test('graceful restart: no kernel route deleted until converged', async (t) => {

@@ -105,3 +105,10 @@ t.test('an RR treats an iBGP peerIP peer as a client, an eBGP one not', async (t
   ], cfg, matches);
   t.same(p.map((x) => [x.address, x.routeReflectorClient]), [['10.0.0.51', false], ['10.0.0.50', true]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)).reverse());
 });
+
+t.test('BGPPeer ttlSecurity and numAllowedLocalASNumbers reach the peer', async (t) => {
+  const nodes = [n('a', '10.0.0.1')];
+  const p = computePeers(nodes[0]!, nodes, [{ name: 'tor', peerIP: '10.0.0.254', asNumber: 65000, ttlSecurity: 1, numAllowedLocalASNumbers: 2 }], cfg, matches);
+  t.equal(p[0]?.ttlSecurity, 1);
+  t.equal(p[0]?.allowOwnAs, 2);
+});

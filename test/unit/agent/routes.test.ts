@@ -96,3 +96,9 @@ t.test('disabled pools: their learned routes map as outside any pool; own blocks
   t.same(r.routes, [{ dst: '192.168.1.0/26', type: 'blackhole' }, { dst: '192.168.2.0/26', gateway: '10.0.0.2' }]);
   t.equal(r.needsIpip, false);
 });
+
+t.test('service CIDRs (BGPConfiguration serviceClusterIPs…) are exported, with no kernel route', async (t) => {
+  const r = computeRoutes({ ...base, advertise: ['10.96.0.0/12', '10.96.0.1/12'] });
+  t.same(r.exports, ['10.96.0.0/12', '192.168.1.0/26']);
+  t.notOk(r.routes.some((x) => x.dst.startsWith('10.96.')));
+});
