@@ -422,15 +422,29 @@ export class BgpSession extends EventEmitter {
         return;
       }
       case 'deliver-update':
-        this.emit('update', a.msg);
+        this.deliver(c, 'update', a.msg);
         return;
       case 'deliver-route-refresh':
-        this.emit('route-refresh', a.msg as RouteRefreshMessage);
+        this.deliver(c, 'route-refresh', a.msg as RouteRefreshMessage);
         return;
     }
   }
 
   private readonly wasEstablished = new WeakSet<Connection>();
+
+  /**
+   * Hand a message to the consumer. A consumer that throws must not take the process down because
+   * of one peer's input: log it and reset this session (Cease 6/8, RFC 4486 "Out of Resources").
+   */
+  private deliver(c: Connection, event: 'update' | 'route-refresh', msg: UpdateMessage | RouteRefreshMessage): void {
+    try {
+      this.emit(event, msg);
+    } catch (e) {
+      this.logger.error({ err: (e as Error)?.stack ?? String(e), event }, 'consumer failed on a received message; resetting the session');
+      // ManualStop → Idle; onIdle schedules the automatic restart (the session is not stopped).
+      if (!c.dead) queueMicrotask(() => this.dispatch(c, { type: 'ManualStop', subcode: 8 }));
+    }
+  }
 
   /** RFC 4271 §6.8: the connection opened by the speaker with the higher BGP Identifier survives. */
   private collisionCheck(c: Connection, n: Negotiated): void {
@@ -665,6 +679,7 @@ export class BgpListener {
     this.fd = l.fd;
     this.family = l.family;
     this.server.on('connection', (s: net.Socket) => this.onConnection(s));
+    this.server.on('error', (e) => this.logger.error({ err: e.message }, 'BGP listener error'));
     for (const s of this.sessions.values()) if (s.config.password) this.setKey(s.address, s.config.password);
   }
 

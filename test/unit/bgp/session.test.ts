@@ -218,6 +218,20 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(rc.address);
   });
 
+  await t.test('a consumer that throws on an UPDATE resets the session (Cease 6/8), no crash', async (t) => {
+    const s = session();
+    s.on('update', () => {
+      throw new Error('bug in the RIB');
+    });
+    const r = await connect(s, true);
+    r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['10.8.0.0/16']), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    await expectNotification(t, r, 6, 8);
+    clock.advance(100);
+    t.ok(['Active', 'Idle'].includes(s.state), `restarts (${s.state})`);
+    s.stop();
+    listener.remove(s.address);
+  });
+
   await t.test('unconfigured peer: closed before any OPEN', async (t) => {
     const r = await rawPeer(listener.port, '127.0.0.3');
     await r.closed;
