@@ -5,7 +5,11 @@
 //         { apiVersion: projectcalico.org/v3, kind: CalicoAPIConfig,
 //           spec: { datastoreType, datastoreDir, etcdEndpoints, etcdCACertFile, etcdCertFile, etcdKeyFile } }
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+
+// yaml is loaded only when a config file exists (it costs ~50-100 ms of start-up, and the CNI
+// plugin, a process per pod, usually has no config file).
+const parseYaml = (text: string): unknown => (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
 
 export type DatastoreType = 'file' | 'etcdv3' | 'memory';
 
@@ -80,7 +84,7 @@ export function readConfigFile(file: string, required = false): Partialish {
     throw new DatastoreConfigError(file, `cannot read: ${(e as Error).message}`);
   }
   let doc: unknown;
-  try { doc = parseYaml(text); } catch (e) { throw new DatastoreConfigError(file, `not YAML/JSON: ${(e as Error).message}`); }
+  try { doc = text.trim() === '' ? null : parseYaml(text); } catch (e) { throw new DatastoreConfigError(file, `not YAML/JSON: ${(e as Error).message}`); }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object') throw new DatastoreConfigError(file, 'expected a mapping');
   const d = doc as Record<string, unknown>;

@@ -9,6 +9,9 @@ export * from './types.js';
 export * from './config.js';
 export { FileDatastore, type FileDatastoreOptions } from './file.js';
 export { MemoryDatastore } from './memory.js';
+// The class lives in ./etcd.js (import it from there): loading etcd3/gRPC costs ~200 ms, so the
+// index only loads it when openDatastore() is asked for etcdv3.
+export type { EtcdDatastore, EtcdDatastoreOptions } from './etcd.js';
 
 /** Open the backend the configuration names (etcd is loaded lazily: the CNI plugin stays light). */
 export async function openDatastore(cfg: DatastoreConfig): Promise<Datastore> {

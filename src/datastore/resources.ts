@@ -306,7 +306,10 @@ export class ResourceStore {
 
 function toResourceEvent<R extends Resource>(kind: ResourceKind, prefix: string, ev: WatchEvent<Stored>): ResourceEvent<R> {
   const name = ev.key.slice(prefix.length);
-  const prev = ev.previous === undefined ? {} : { previous: fromKV<R>({ key: ev.key, value: ev.previous, revision: ev.revision }) };
+  // The previous value's own revision is not in the event: its metadata.resourceVersion is left out.
+  const prevRes = ev.previous === undefined ? undefined : fromKV<R>({ key: ev.key, value: ev.previous, revision: ev.revision });
+  if (prevRes) delete prevRes.metadata.resourceVersion;
+  const prev = prevRes ? { previous: prevRes } : {};
   if (ev.type === 'put') return { type: 'put', kind, name, resource: fromKV<R>({ key: ev.key, value: ev.value, revision: ev.revision }), revision: ev.revision, ...prev };
   return { type: 'delete', kind, name, revision: ev.revision, ...prev };
 }
