@@ -141,3 +141,39 @@ t.test('manifest environments run: probes, RR peering by selector, metrics, SIGT
     t.comment(`${who} stopped ${Date.now() - t0} ms after SIGTERM`);
   }
 });
+
+t.test('the systemd env file runs: tabby-node with deploy/systemd/tabby-node.env answers its health address and stops on SIGTERM', { skip, timeout: 90_000 }, async (t) => {
+  const { parseEnvFile } = await import('../../unit/deploy/fixtures/kustomize.js');
+  const ns = `tb${run}dpS`;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}dps-`));
+  let proc: ChildProcess | undefined;
+  t.teardown(() => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'del', ns]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  spawnSync('ip', ['netns', 'del', ns]);
+  execFileSync('ip', ['netns', 'add', ns]);
+  for (const a of [['link', 'set', 'lo', 'up'], ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1'], ['addr', 'add', '10.198.0.1/24', 'dev', 'eth0'], ['link', 'set', 'eth1', 'up'], ['link', 'set', 'eth0', 'up']]) {
+    execFileSync('ip', ['-n', ns, ...a]);
+  }
+  // As systemd would start it, with StateDirectory/RuntimeDirectory moved into the temp dir.
+  const env: Record<string, string> = { ...parseEnvFile(path.join(ROOT, 'deploy/systemd/tabby-node.env')), NODENAME: 'host-1',
+    TABBY_DATASTORE_DIR: path.join(tmp, 'datastore'), TABBY_STATE_DIR: path.join(tmp, 'run') };
+  const unit = fs.readFileSync(path.join(ROOT, 'deploy/systemd/tabby-node.service'), 'utf8');
+  const main = /^ExecStart=\S+ (\S+)$/m.exec(unit)![1]!.replace('/opt/tabby/app', ROOT);
+  let log = '';
+  proc = spawn('ip', ['netns', 'exec', ns, process.execPath, main], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
+  const live = await until(() => getIn(ns, `http://${env.TABBY_HEALTH_ADDR!}/liveness`).status === 200, 30_000);
+  t.ok(live, `liveness on TABBY_HEALTH_ADDR=${env.TABBY_HEALTH_ADDR!}`, { log: live ? '' : log });
+  t.ok(fs.existsSync(path.join(tmp, 'run/tabby.sock')), 'status socket in the runtime directory');
+  t.equal(fs.readFileSync(path.join(tmp, 'run/nodename'), 'utf8').trim(), 'host-1', 'nodename file for the CNI plugin');
+  const p = proc;
+  const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+  p.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise<string>((r) => { timer = setTimeout(() => r('timeout'), 25_000); })]);
+  clearTimeout(timer);
+  t.equal(code, 0, 'exit 0 on SIGTERM (KillSignal=SIGTERM, TimeoutStopSec=30)', { log: code === 0 ? '' : log });
+});
