@@ -269,3 +269,23 @@ t.test('address change (re-detection): Node updated, peers and next hops follow,
   t.ok([...sa.originated.values()].every((nh) => nh === '10.0.0.9'), 'own blocks originated with the new next hop');
   t.equal(sa.peerCfg.get('10.0.0.2')?.localAddress, '10.0.0.9', 'sessions sourced from the new address');
 });
+
+t.test('a pool switched from plain routing to VXLAN live: tunnel created, routes move to vxlan.calico, BGP export stops', async (t) => {
+  const mem = new MemoryDatastore();
+  const net = new FakeNet();
+  const d1 = new FakeDataplane(false), d2 = new FakeDataplane(false);
+  const a = makeAgent('a', '10.0.0.1/24', mem, net, d1);
+  const b = makeAgent('b', '10.0.0.2/24', mem, net, d2);
+  await a.agent.start();
+  await b.agent.start();
+  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  await until(t, 'plain route to b', () => !!d1.last?.routes.some((r) => r.gateway === '10.0.0.2'));
+  t.same(d1.tunnels, []);
+  const pool = await a.store.get('IPPool', 'default-ipv4-ippool');
+  await a.store.update({ ...pool!, spec: { ...pool!.spec, vxlanMode: 'Always' } } as never);
+  await until(t, 'route via vxlan.calico', () => !!d1.last?.routes.some((r) => r.dev === 'vxlan.calico'));
+  t.match(d1.tunnels, [/^vxlan 10\.244\./], 'vxlan.calico created with a VTEP address from the block');
+  t.notOk(d1.last!.routes.some((r) => r.gateway === '10.0.0.2' && !r.dev), 'plain route replaced');
+  await until(t, 'export withdrawn', () => a.agent.status().exports.length === 0);
+  t.same(a.agent.status().exports, [], 'VXLAN pool no longer exported over BGP');
+});
