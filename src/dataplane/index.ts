@@ -18,7 +18,8 @@ export type { WorkloadOptions, WiredWorkload, UnwireOptions } from './workload.j
 export { writeSysctl, readSysctl, writeSysctls, ensureForwarding, SysctlError } from './sysctl.js';
 export { Reconciler } from './reconciler.js';
 export type { ReconcileDriver, ApplyResult, Failure, ReconcilerOptions } from './reconciler.js';
-export { RouteReconciler, sameRoute, normalizeDst, routeKey } from './routes.js';
+export { RouteReconciler, sameRoute, normalizeDst, routeKey, BULK_PAUSE_THRESHOLD } from './routes.js';
+export { FakeRouteDataplane } from './fake.js';
 export type { Route, RouteScope, RouteDataplane, RouteReconcilerOptions } from './routes.js';
 export {
   ensureIpipTunnel, ensureVxlanTunnel, removeVxlanTunnel, vxlanMacForNode, kernelHasIpip, decodeVxlanInfo,

@@ -157,6 +157,7 @@ export class Reconciler<T> extends EventEmitter {
     const run = this.pass().finally(() => {
       this.running = undefined;
       if (this.again) { this.again = false; if (this.dirty.size || this.needResync) this.schedule(0); }
+      if (this.inSync) this.emit('insync');
     });
     this.running = run;
     return run;
@@ -230,7 +231,6 @@ export class Reconciler<T> extends EventEmitter {
     for (const k of conflicts) this.dirty.add(k);
     const result: ApplyResult<T> = { added: toApply.length - applyFailed, removed: toRemove.length - removeFailed, failed, conflicts, resynced };
     this.emit('applied', result);
-    if (!failed.length && !conflicts.length && this.dirty.size === 0 && !this.needResync) this.emit('insync');
     return result;
   }
 }
