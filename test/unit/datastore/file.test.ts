@@ -45,14 +45,14 @@ t.test('a writer killed mid-run leaves a consistent store', async (t) => {
   t.teardown(() => ds.close());
   await ds.create('/n', 0);
   const child = spawn(process.execPath, [WORKER, JSON.stringify({ type: 'file', dir }), 'inc', '/n', '1000000'], { stdio: 'ignore' });
-  const deadline = Date.now() + 15_000;
-  while (((await ds.get<number>('/n'))?.value ?? 0) < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const deadline = Date.now() + 60_000; // generous: a loaded CI machine starts node slowly
+  while (((await ds.get<number>('/n'))?.value ?? 0) < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   const fresh = new FileDatastore(dir);
   t.teardown(() => fresh.close());
   const kv = (await fresh.get<number>('/n'))!;
-  t.ok(kv.value >= 50, `the child got to ${kv.value}`);
+  t.ok(kv.value >= 20, `the child got to ${kv.value} before it was killed`);
   t.equal(kv.revision, kv.value + 1, 'every increment is one complete record');
   const next = await fresh.update('/n', kv.value + 1, kv.revision);
   t.equal(next.revision, kv.revision + 1, 'the lock of the dead writer was released by the kernel');
