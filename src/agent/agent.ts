@@ -402,6 +402,11 @@ export class Agent extends EventEmitter implements StatusSource {
           if (!this.isRouteReflector) await this.ensureBlocks();
           await this.readSnapshot();
           this.markDatastore(true);
+          if (!this.stopped && !this.snapshot.nodes.some((n) => n.metadata.name === this.cfg.nodeName)) {
+            this.logger.warn('our Node resource was deleted while running: registering it again');
+            await this.registerNode();
+            await this.readSnapshot();
+          }
           await this.ensureTunnels().catch((e: unknown) => this.logger.warn({ err: msg(e) }, 'tunnel setup failed'));
           await this.reconcileSpeakerIdentity();
           await this.recompute();

@@ -289,3 +289,14 @@ t.test('a pool switched from plain routing to VXLAN live: tunnel created, routes
   await until(t, 'export withdrawn', () => a.agent.status().exports.length === 0);
   t.same(a.agent.status().exports, [], 'VXLAN pool no longer exported over BGP');
 });
+
+t.test('own Node deleted while running: registered again', async (t) => {
+  const mem = new MemoryDatastore();
+  const a = makeAgent('a', '10.0.0.1/24', mem, new FakeNet(), new FakeDataplane());
+  await a.agent.start();
+  t.teardown(() => a.agent.stop());
+  await a.store.delete('Node', 'a');
+  let back: unknown;
+  await until(t, 'Node back', () => { void a.store.get('Node', 'a').then((n) => { back = n; }); return back !== undefined; });
+  t.match(back, { spec: { bgp: { ipv4Address: '10.0.0.1/24' } } });
+});
