@@ -171,7 +171,10 @@ const ROWS: Row[] = [
     code: ATTR.NEXT_HOP,
     decode(b, off, len, ctx) {
       fixedLen(len, 4, 'NEXT_HOP');
-      ctx.attrs.nextHop = ipv4ToString(u32(b, off));
+      const nh = u32(b, off);
+      // RFC 4271 §6.3: a syntactically incorrect NEXT_HOP (0.0.0.0, multicast, class E) → 3/8.
+      if (nh === 0 || nh >= 0xe0000000) throw new Malformed(8, `NEXT_HOP ${ipv4ToString(nh)}`);
+      ctx.attrs.nextHop = ipv4ToString(nh);
     },
     encode(w, a) {
       if (a.nextHop === undefined) return false;

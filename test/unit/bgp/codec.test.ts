@@ -239,6 +239,8 @@ t.test('UPDATE errors (RFC 4271 §6.3, RFC 7606)', async (t) => {
   tw([0x40, 1, 1, 0, 0x40, 2, 6, 7, 1, 0, 0, 0, 1, 0x40, 3, 4, 10, 0, 0, 1], 11, '400206070100000001', 'AS_PATH segment type 7');
   tw([0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 3, 10, 0, 0], 5, '4003030a0000', 'NEXT_HOP length 3');
   tw([0x40, 1, 1, 0, 0x40, 2, 0], 3, '03', 'missing NEXT_HOP');
+  tw([0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 0, 0, 0, 0], 8, '400304' + '00000000', 'NEXT_HOP 0.0.0.0');
+  tw([0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 3, 4, 224, 0, 0, 1], 8, '400304e0000001', 'NEXT_HOP multicast');
   tw([0x40, 2, 0, 0x40, 3, 4, 10, 0, 0, 1], 3, '01', 'missing ORIGIN');
   tw([...good, 0xc0, 8, 3, 0, 0, 1], 5, 'c00803000001', 'COMMUNITIES length 3');
   tw([...good, 0xc0, 7, 5, 0, 1, 1, 2, 3], 5, 'c0070500010102 03'.replace(' ', ''), 'AGGREGATOR length 5', 'attribute-discard');
