@@ -1,6 +1,6 @@
 // deploy/ checked against the code it deploys: every manifest parses; the kustomizations render (own
 // renderer, cross-checked with `kubectl kustomize` when installed) into objects that pass the Kubernetes
-// OpenAPI schemas (kubernetes-models); every variable a container sets is one its program reads
+// OpenAPI schemas (kubernetes-models) and carry no field the API does not have; every variable a container sets is one its program reads
 // (AGENT_ENV / INSTALL_ENV) and the program accepts the values; probes hit the status server's real paths
 // and address; the installer's conflist passes the CNI plugin's parser; the datastore resources pass
 // tabby's validation; one image name everywhere; the Containerfile and the systemd unit are consistent.
@@ -19,6 +19,7 @@ import { validateResource } from '../../../src/datastore/resources.js';
 import { datastoreConfigFromNetconf } from '../../../src/datastore/config.js';
 import { parseNetConf } from '../../../src/cni/netconf.js';
 import { renderKustomization, configMapHash, readYamlDocs, sortObjects, podSpecOf, containersOf, splitImage, parseEnvFile, type K8sObject } from './fixtures/kustomize.js';
+import { unknownFields } from './fixtures/unknown-fields.js';
 import { checkEnv, checkProbes, checkImages, checkVolumeMounts, containers, hostPaths, type Contracts, type HealthContract } from './fixtures/manifest-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -131,6 +132,24 @@ t.test('rendered objects pass the Kubernetes OpenAPI schemas (kubernetes-models)
   const ds2 = clone(find(base, 'DaemonSet', 'tabby-node'));
   containersOf(podSpecOf(ds2)!)[1]!.imagePullPolicy = 'Sometimes';
   await t.rejects(validate(ds2), /allowed values/);
+});
+
+t.test('no field the Kubernetes API does not have (it would be dropped silently)', async (t) => {
+  for (const o of withRr) t.same(unknownFields(o), [], `${o.kind}/${o.metadata.name}`);
+  // It bites: misspelt fields at several depths.
+  const ds = clone(find(base, 'DaemonSet', 'tabby-node'));
+  const pod = podSpecOf(ds)!;
+  const node = containersOf(pod)[1]!;
+  node.readinesProbe = node.readinessProbe;
+  pod.hostNetwrok = true;
+  ((node.env as { valueFrom?: Record<string, unknown> }[]).find((e) => e.valueFrom)!.valueFrom!.fieldRef as Record<string, unknown>).fieldpath = 'spec.nodeName';
+  (ds.metadata as Record<string, unknown>).label = {};
+  t.same(unknownFields(ds).sort(), [
+    'DaemonSet/tabby-node: metadata.label is not a field of V1ObjectMeta',
+    'DaemonSet/tabby-node: spec.template.spec.containers[0].env[0].valueFrom.fieldRef.fieldpath is not a field of CoreV1ObjectFieldSelector',
+    'DaemonSet/tabby-node: spec.template.spec.containers[0].readinesProbe is not a field of CoreV1Container',
+    'DaemonSet/tabby-node: spec.template.spec.hostNetwrok is not a field of CoreV1PodSpec',
+  ]);
 });
 
 t.test('every variable a container sets is one its program reads; values are accepted', async (t) => {
