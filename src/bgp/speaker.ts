@@ -424,7 +424,10 @@ export class BgpSpeaker extends EventEmitter {
 
   /** We reflect (RFC 4456) when we have a cluster ID or any route-reflector client. */
   private reflector = false;
+  /** The peers as an array (hot loops avoid allocating Map iterators). */
+  private peerList: Peer[] = [];
   private updateReflector(): void {
+    this.peerList = [...this.peersByAddr.values()];
     this.reflector = this.clusterId !== undefined || [...this.peersByAddr.values()].some((p) => !!p.config.routeReflectorClient);
   }
 
@@ -758,16 +761,18 @@ export class BgpSpeaker extends EventEmitter {
 
   private announceChange(b: number, k: PrefixKey): void {
     const best = this.rib.best(b, k);
-    if (this.listenerCount('best') > 0 || this.listenerCount('withdrawn') > 0) {
+    if (best ? this.listenerCount('best') > 0 : this.listenerCount('withdrawn') > 0) {
       const prefix = formatPrefixKey(b, k);
       if (best) {
-        const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : [best.attrs.nextHop];
+        const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : best.attrs.nextHops as string[];
         this.emit('best', { prefix, nextHops, attrs: best.attrs.attrs, source: best.source.address, stale: best.stale } satisfies BestRouteEvent);
       } else {
         this.emit('withdrawn', { prefix } satisfies WithdrawnRouteEvent);
       }
     }
-    for (const p of this.peersByAddr.values()) {
+    const peers = this.peerList;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
       if (p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
       p.adjOut.want(b, k, best ? this.exportFor(p, best, afiOfBucket(b)) : null);
       this.scheduleFlush(p);

@@ -32,6 +32,8 @@ export class AttrSet {
   readonly clusterListLength: number;
   /** The next hop ('' when none). */
   readonly nextHop: string;
+  /** [nextHop], shared (frozen) by every best-route event of this set. */
+  readonly nextHops: readonly string[];
 
   constructor(readonly id: number, readonly key: string, readonly attrs: Readonly<RouteAttributes>) {
     this.origin = attrs.origin ?? 2;
@@ -42,6 +44,7 @@ export class AttrSet {
     this.originatorId = attrs.originatorId !== undefined ? ipv4ToNumber(attrs.originatorId) : undefined;
     this.clusterListLength = attrs.clusterList?.length ?? 0;
     this.nextHop = attrs.nextHop ?? '';
+    this.nextHops = Object.freeze([this.nextHop]);
   }
 }
 

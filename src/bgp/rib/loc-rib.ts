@@ -59,9 +59,8 @@ export class LocRib {
 
   /** Add the path, replacing the one from the same source. Returns true when the prefix's result changed. */
   upsert(bucket: number, key: PrefixKey, path: Path): boolean {
-    const s = this.table.get(bucket, key);
+    const s = this.table.setIfAbsent(bucket, key, path);
     if (s === undefined) {
-      this.table.set(bucket, key, path);
       this.hold(path, true);
       return true;
     }

@@ -78,6 +78,28 @@ export class IntTable<V> {
     return true;
   }
 
+  /** Insert unless present; returns the existing value (nothing stored) or undefined (inserted). One probe. */
+  setIfAbsent(key: number, value: V): V | undefined {
+    const keys = this.keys, state = this.state, mask = this.mask;
+    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
+    let tomb = -1;
+    for (;;) {
+      const st = state[i]!;
+      if (st === 0) break;
+      if (st === 1 && keys[i] === key) return this.vals[i];
+      if (st === 2 && tomb < 0) tomb = i;
+      i = (i + 1) & mask;
+    }
+    if (tomb >= 0) i = tomb;
+    else this.used++;
+    keys[i] = key;
+    state[i] = 1;
+    this.vals[i] = value;
+    this.live++;
+    if (this.used * 4 > (this.mask + 1) * 3) this.rehash();
+    return undefined;
+  }
+
   delete(key: number): boolean {
     const i = this.slot(key);
     if (i < 0) return false;
@@ -168,6 +190,19 @@ export class PrefixTable<V> {
     let t = this.v4[bucket];
     if (!t) t = this.v4[bucket] = new IntTable<V>();
     t.set(key as number, value);
+  }
+
+  /** Insert unless present: the existing value, or undefined when `value` was stored. */
+  setIfAbsent(bucket: number, key: PrefixKey, value: V): V | undefined {
+    if (bucket === BUCKET_V6) {
+      const m = (this.v6 ??= new Map());
+      const cur = m.get(key as string);
+      if (cur === undefined) m.set(key as string, value);
+      return cur;
+    }
+    let t = this.v4[bucket];
+    if (!t) t = this.v4[bucket] = new IntTable<V>();
+    return t.setIfAbsent(key as number, value);
   }
 
   delete(bucket: number, key: PrefixKey): boolean {
