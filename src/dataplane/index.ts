@@ -1,6 +1,10 @@
 // tabby's dataplane: everything that touches a Linux kernel (links, addresses, routes, neighbours,
 // FDB, sysctls, NAT) over rtnetlink. Reconcilers take desired state and make the kernel match.
-// Files: netlink/ (wire codec, socket, typed handle, linkinfo encoder), interfaces.ts.
+// Files: netlink/ (constants, wire codec, messages, linkinfo encoder, socket = request/ack/dump/batch
+// layer over the `netlink` package's RawNetlinkSocket, netlink.ts = the typed handle), interfaces.ts
+// (listInterfaces), ownership.ts (RTPROT_TABBY, names), workload.ts (CNI wiring), sysctl.ts,
+// tunnels.ts (tunl0, vxlan.calico), reconciler.ts (the one reconciler shape), routes.ts
+// (RouteReconciler), neigh-fdb.ts (VXLAN peers), nat.ts (nft natOutgoing), fake.ts (unit-test stand-in).
 export { Netlink, openNetlink, NetlinkSubscription, decodeEvent } from './netlink/netlink.js';
 export type { NetlinkOptions, NetlinkEvent, EventKind, RouteOp } from './netlink/netlink.js';
 export { NetlinkError, isErrno } from './netlink/socket.js';
