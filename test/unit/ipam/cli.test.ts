@@ -7,8 +7,27 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam, POOLS_PREFIX, NODES_PREFIX } from '../../../src/ipam/index.js';
+import yargs from 'yargs';
+import { ipamCommand } from '../../../src/cli/commands/ipam.js';
 
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
+
+/** The ipam command in this process (fast); stdout captured. */
+async function inProcess(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  Object.assign(process.env, { DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') });
+  const write = process.stdout.write.bind(process.stdout);
+  let stdout = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => { stdout += chunk.toString(); return true; }) as typeof process.stdout.write;
+  process.exitCode = 0;
+  try {
+    await yargs(args).command(ipamCommand).strict().fail((msg, err) => { throw err ?? new Error(msg); }).parseAsync();
+  } finally {
+    process.stdout.write = write;
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { code, stdout, stderr: '' };
+}
 
 function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -36,31 +55,31 @@ t.test('ipam show / --show-blocks / --ip / check / release / configure', async (
   t.equal(show.code, 0, show.stderr);
   t.match(show.stdout, /\| IP Pool\s+\| 10\.20\.0\.0\/24\s+\| 256\s+\| 4 \(1%\)\s+\| 252 \(98%\)/);
 
-  const blocks = await tabbyctl(dir, ['ipam', 'show', '--show-blocks']);
+  const blocks = await inProcess(dir, ['ipam', 'show', '--show-blocks']);
   t.match(blocks.stdout, /\| Block\s+\| 10\.20\.0\.\d+\/26\s+\| 64\s+\| 4 \(6%\)\s+\| 60 \(93%\)\s+\| n1\s+\| confirmed/);
 
   const ip = a.ipv4[0]!.split('/')[0]!;
-  const who = await tabbyctl(dir, ['ipam', 'show', `--ip=${ip}`]);
+  const who = await inProcess(dir, ['ipam', 'show', `--ip=${ip}`]);
   t.match(who.stdout, new RegExp(`IP ${ip.replace(/\./g, '\\.')} is in use`));
   t.match(who.stdout, /Handle:\s+k8s-pod-network\.c1/);
   t.match(who.stdout, /pod: web-1/);
-  t.match((await tabbyctl(dir, ['ipam', 'show', '--ip=10.20.0.250'])).stdout, /not assigned/);
+  t.match((await inProcess(dir, ['ipam', 'show', '--ip=10.20.0.250'])).stdout, /not assigned/);
 
-  const chk = await tabbyctl(dir, ['ipam', 'check']);
+  const chk = await inProcess(dir, ['ipam', 'check']);
   t.equal(chk.code, 0, chk.stderr);
   t.match(chk.stdout, /Leaked addresses \(allocated, owner gone\): 1/);
-  const gc = await tabbyctl(dir, ['ipam', 'check', '--gc']);
+  const gc = await inProcess(dir, ['ipam', 'check', '--gc']);
   t.match(gc.stdout, /Released 1 addresses/);
-  t.match((await tabbyctl(dir, ['ipam', 'check'])).stdout, /Leaked addresses \(allocated, owner gone\): 0/);
+  t.match((await inProcess(dir, ['ipam', 'check'])).stdout, /Leaked addresses \(allocated, owner gone\): 0/);
 
-  const rel = await tabbyctl(dir, ['ipam', 'release', `--ip=${ip}`]);
+  const rel = await inProcess(dir, ['ipam', 'release', `--ip=${ip}`]);
   t.equal(rel.code, 0);
   t.match(rel.stdout, new RegExp(`Released ${ip.replace(/\./g, '\\.')}`));
-  t.match((await tabbyctl(dir, ['ipam', 'show'])).stdout, /\| 2 \(0%\)/);
-  const again = await tabbyctl(dir, ['ipam', 'release', `--ip=${ip}`]);
+  t.match((await inProcess(dir, ['ipam', 'show'])).stdout, /\| 2 \(0%\)/);
+  const again = await inProcess(dir, ['ipam', 'release', `--ip=${ip}`]);
   t.equal(again.code, 1);
   t.match(again.stdout, /was not assigned/);
 
-  const conf = await tabbyctl(dir, ['ipam', 'configure', '--strictaffinity=true', '--max-blocks-per-host=4']);
+  const conf = await inProcess(dir, ['ipam', 'configure', '--strictaffinity=true', '--max-blocks-per-host=4']);
   t.match(conf.stdout, /StrictAffinity: true\nMaxBlocksPerHost: 4/);
 });
