@@ -188,3 +188,49 @@ t.test('Cease 6/1 data carries AFI/SAFI and the limit', async (t) => {
   t.same([n.code, n.subcode], [6, 1]);
   t.equal(n.data.toString('hex'), '0001' + '01' + '00000002');
 });
+
+t.test('multipath: equal routes from two peers give both next hops', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: 65000, routerId: '3.3.3.3', multipath: true });
+  a.addPeer(ibgp('10.0.0.3'));
+  b.addPeer(ibgp('10.0.0.3'));
+  c.addPeer(ibgp('10.0.0.1'));
+  c.addPeer(ibgp('10.0.0.2'));
+  a.originate('172.16.0.0/24');
+  b.originate('172.16.0.0/24');
+  for (const s of [a, b, c]) await s.start();
+  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
+  await until(() => c.locRib().get('172.16.0.0/24')?.nextHops.length === 2, 5000, 'two next hops');
+  t.same(c.locRib().get('172.16.0.0/24')!.nextHops, ['10.0.0.1', '10.0.0.2'], 'best (lower router ID) first');
+  t.equal(c.locRib().reason('172.16.0.0/24'), 'router-id');
+  const ev: BestRouteEvent[] = [];
+  c.on('best', (e: BestRouteEvent) => ev.push(e));
+  b.withdraw('172.16.0.0/24');
+  await until(() => ev.length === 1, 5000, 'multipath change reported');
+  t.same(ev[0]!.nextHops, ['10.0.0.1']);
+});
+
+t.test('removePeer and updatePeer', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: 65000, routerId: '3.3.3.3' });
+  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
+  b.addPeer({ address: '10.0.0.1', asn: 65001, families: ['ipv4'] });
+  b.addPeer(ibgp('10.0.0.3'));
+  c.addPeer(ibgp('10.0.0.2'));
+  a.originate('172.17.0.0/24', { nextHop: '10.0.0.1' });
+  for (const s of [a, b, c]) await s.start();
+  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
+  await until(() => !!c.locRib().get('172.17.0.0/24'), 5000, 'eBGP route at c');
+  t.same(c.locRib().get('172.17.0.0/24')!.nextHops, ['10.0.0.1'], 'eBGP next hop kept toward iBGP');
+  b.updatePeer(ibgp('10.0.0.3', { nextHopSelf: true }));
+  await until(() => c.locRib().get('172.17.0.0/24')?.nextHops[0] === '10.0.0.2', 5000, 'next-hop-self applied without a session reset');
+  t.equal(b.peers().find((p) => p.address === '10.0.0.3')!.state, 'Established');
+  b.removePeer('10.0.0.1');
+  await until(() => !c.locRib().get('172.17.0.0/24'), 5000, 'route gone with its peer');
+  t.equal(b.peers().length, 1);
+  t.equal(b.locRib().size, 0);
+});
