@@ -1,4 +1,4 @@
-// Benchmark (prints figures, asserts nothing): decoder throughput on a synthetic stream of
+// Benchmark (prints figures, asserts nothing): encoder and decoder throughput on a synthetic stream of
 // 100,000 distinct IPv4 /24s, 20 per attribute set (as INTEROP.md's anchor feed), packed into
 // UPDATEs as a real speaker would (≤ 4096 bytes), framed from 64 KiB chunks like a TCP socket.
 //   node dist/test/bench/bgp-decode.js [prefixes=100000] [perAttrSet=20]
@@ -27,6 +27,12 @@ function build(): Buffer {
   return Buffer.concat(msgs);
 }
 
+for (let run = 0; run < 3; run++) {
+  const t0 = process.hrtime.bigint();
+  build();
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`encode run ${run}: ${s.toFixed(3)} s  ${(Math.ceil(N / PER) / s / 1e3).toFixed(0)}k UPDATEs/s  ${(N / s / 1e6).toFixed(2)}M prefixes/s`);
+}
 const stream = build();
 const updates = Math.ceil(N / PER);
 console.log(`stream: ${updates} UPDATEs, ${N} prefixes, ${(stream.length / 1e6).toFixed(2)} MB`);

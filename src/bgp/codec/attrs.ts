@@ -46,7 +46,35 @@ function fixedLen(len: number, want: number, name: string): void {
   if (len !== want) throw new Malformed(5, `${name} length ${len}, want ${want}`);
 }
 
+/** Dotted quad → uint32, fast path for the encoder; null when not a plain dotted quad. */
+function quad(text: string): number | null {
+  let v = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 46) {
+      if (digits === 0 || part > 255) return null;
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (ch >= 48 && ch <= 57 && digits < 3) {
+      part = part * 10 + (ch - 48);
+      digits++;
+    } else return null;
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return null;
+  return v * 256 + part;
+}
+
 function writeIpv4(w: Writer, text: string): void {
+  const q = quad(text);
+  if (q !== null) {
+    w.u32(q);
+    return;
+  }
   const ip = parseIp(text);
   if (ip.family !== 4) throw new Error(`not an IPv4 address: ${text}`);
   w.u32(Number(ip.value));
@@ -519,18 +547,24 @@ function writeAttr(w: Writer, scratch: Writer, code: number, flags: number, forc
 const scratchWriter = new Writer(4096);
 
 /** Encode the attribute section (no length prefix) into w. Order: `wireOrder` if given, else ascending code. */
+const ASCENDING: readonly number[] = ROWS.map((r) => r.code).sort((x, y) => x - y);
+const NO_CODES: ReadonlySet<number> = new Set();
+
 export function encodeAttributes(w: Writer, a: PathAttributes, caps: CodecCaps): void {
   const unknown = new Map<number, UnknownAttribute>();
   for (const u of a.unknown ?? []) unknown.set(u.code, u);
-  let codes: number[];
-  if (a.wireOrder) {
-    codes = a.wireOrder.slice();
-    for (const r of ROWS) if (!codes.includes(r.code)) codes.push(r.code);
-    for (const c of unknown.keys()) if (!codes.includes(c)) codes.push(c);
+  let codes: readonly number[];
+  if (!a.wireOrder && unknown.size === 0) {
+    codes = ASCENDING; // the common case: no per-message allocation for the order
+  } else if (a.wireOrder) {
+    const order = a.wireOrder.slice();
+    for (const r of ROWS) if (!order.includes(r.code)) order.push(r.code);
+    for (const c of unknown.keys()) if (!order.includes(c)) order.push(c);
+    codes = order;
   } else {
     codes = ROWS.map((r) => r.code).concat([...unknown.keys()]).sort((x, y) => x - y);
   }
-  const ext = new Set(a.wireExtended ?? []);
+  const ext = a.wireExtended ? new Set(a.wireExtended) : NO_CODES;
   for (const code of codes) {
     const s = scratchWriter;
     s.pos = 0;

@@ -128,8 +128,14 @@ function startMessage(size = 4096): Writer {
   return w;
 }
 
+// Encoding is synchronous: one reused writer for UPDATEs (finish() copies the exact bytes out).
+const updateWriter = new Writer(8192);
+
 export function encodeUpdate(m: UpdateMessage, caps: CodecCaps): Buffer {
-  const w = startMessage();
+  const w = updateWriter;
+  w.pos = 0;
+  w.bytes(MARKER);
+  w.reserve(3);
   const addPath = caps.addPathTx.has(FAMILY_IPV4_UNICAST);
   const wlAt = w.reserve(2);
   encodePrefixes(w, m.withdrawn, addPath);
