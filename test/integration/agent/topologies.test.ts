@@ -4,6 +4,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl } from './helpers.js';
+import { kernelHasIpipSync } from './ipip.js';
 
 const skip = labSkipReason() ?? false;
 
@@ -64,4 +65,20 @@ t.test('two route reflectors, mesh off', { skip }, async (t) => {
   t.match(routeTo(lab.node('node-1').netns, b3), { gateway: nodeIp(lab, 'node-3') }, 'reflected route keeps the original next hop');
   const st = await tabbyctl(lab, 'rr-1', 'node', 'status');
   t.equal(st.stdout.split('\n').filter((l) => /\| node specific \| up /.test(l)).length, 4, 'rr-1 node status: 4 peers up');
+});
+
+t.test('IPIP pool on a kernel without ipip: reported clearly, never half-programmed', { skip: skip || (kernelHasIpipSync() ? 'this kernel has ipip (the IPIP end-to-end test covers it)' : false) }, async (t) => {
+  const lab = await agentLab(t, 'n', { nodes: 2, mode: 'ipip' });
+  t.ok((await lab.waitForBgp(40_000)).ok, 'BGP still comes up');
+  const st = await until(async () => { const s = await lab.agentStatus('node-1'); return s?.problems.length ? s : undefined; }, 20_000);
+  t.match(st?.problems[0], /^kernel has no ipip support: use vxlanMode or ipipMode Never/);
+  t.equal(st?.readiness.ready, false, 'not ready');
+  t.match(st?.readiness.reasons.join('\n'), /kernel has no ipip support/);
+  const out = await tabbyctl(lab, 'node-1', 'node', 'status');
+  t.match(out.stdout, /^tabby-node process is running\.\n\nWARNING: kernel has no ipip support: use vxlanMode or ipipMode Never/);
+  const links = execFileSync('ip', ['-n', lab.node('node-1').netns, '-o', 'link'], { encoding: 'utf8' });
+  t.notMatch(links, /tunl0/, 'no tunl0');
+  const b2 = await blockOf(lab, 'node-2');
+  t.equal(routeTo(lab.node('node-1').netns, b2), undefined, `no route for ${b2} at all (not via tunl0, not plain)`);
+  t.equal(routeTo(lab.node('node-1').netns, await blockOf(lab, 'node-1'))?.type, 'blackhole', 'own block still blackholed');
 });
