@@ -47,7 +47,7 @@ export interface ReconcilerOptions {
  * 'insync' (after an apply that left nothing pending).
  */
 export class Reconciler<T> extends EventEmitter {
-  private readonly desired = new Map<string, T>();
+  private desired = new Map<string, T>();
   /** kernel state as last seen (dump + events + our own successful changes) */
   private readonly actual = new Map<string, T>();
   private readonly dirty = new Set<string>();
@@ -84,13 +84,17 @@ export class Reconciler<T> extends EventEmitter {
   setDesired(items: Iterable<T>): void {
     const next = new Map<string, T>();
     for (const it of items) next.set(this.driver.key(it), it);
+    this.setDesiredMap(next);
+  }
+
+  /** Replace the whole desired set with a map already keyed by driver.key (the map is taken over). */
+  setDesiredMap(next: Map<string, T>): void {
     for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
     for (const [k, it] of next) {
       const old = this.desired.get(k);
       if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
-    this.desired.clear();
-    for (const [k, it] of next) this.desired.set(k, it);
+    this.desired = next;
   }
 
   markDirty(key: string): void {

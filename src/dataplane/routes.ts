@@ -135,15 +135,15 @@ export class RouteReconciler extends EventEmitter {
     this.devs = undefined;
     this.wanted.clear();
     this.unresolved.clear();
-    const kernel: KernelRoute[] = [];
+    const kernel = new Map<string, KernelRoute>();
     for (const r of routes) {
       const dst = normalizeDst(r.dst);
       const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
       this.wanted.set(key, r);
       const k = this.toKernel(r, dst);
-      if (k) kernel.push(k); else this.unresolved.add(key);
+      if (k) kernel.set(key, k); else { kernel.delete(key); this.unresolved.add(key); }
     }
-    this.rec.setDesired(kernel);
+    this.rec.setDesiredMap(kernel);
   }
 
   /** Add or change one desired route. */
