@@ -16,6 +16,8 @@ export interface InterfaceAddress {
 export interface Interface {
   index: number;
   name: string;
+  /** ifi_flags (IFF_UP 0x1, IFF_LOOPBACK 0x8, IFF_RUNNING 0x40, IFF_LOWER_UP 0x10000, …) */
+  flags: number;
   up: boolean;
   /** IFF_LOOPBACK */
   loopback: boolean;
@@ -42,7 +44,7 @@ export async function listInterfaces(nl: Netlink): Promise<Interface[]> {
   const byIndex = new Map<number, Interface>();
   for (const l of links.sort((a, b) => a.index - b.index)) {
     byIndex.set(l.index, {
-      index: l.index, name: l.name, up: l.up, loopback: (l.flags & IFF.LOOPBACK) !== 0, mtu: l.mtu, mac: l.mac,
+      index: l.index, name: l.name, flags: l.flags, up: l.up, loopback: (l.flags & IFF.LOOPBACK) !== 0, mtu: l.mtu, mac: l.mac,
       ...(l.kind ? { kind: l.kind } : {}), addresses: [],
     });
   }
