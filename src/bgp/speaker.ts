@@ -189,13 +189,16 @@ interface Peer {
   rawCache: Map<string, AttrSet | null>;
   exportCache: Map<number, AttrSet | null>;
   /** Received UPDATEs not yet processed: inQueue[inHead..]. */
-  inQueue: UpdateMessage[];
+  inQueue: (UpdateMessage | RouteRefreshMessage)[];
   inHead: number;
   /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
   dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined;
   dumpDone: boolean;
   eorSent: boolean;
   eorReceived: Set<1 | 2>;
+  /** Families between the peer's BoRR and EoRR (RFC 7313). */
+  refreshing: Set<1 | 2>;
+  refreshPaths: Path[];
   flushScheduled: boolean;
   blocked: boolean;
   grTimer: TimerHandle | undefined;
@@ -292,7 +295,7 @@ export class BgpSpeaker extends EventEmitter {
       negotiated: undefined, caps: DEFAULT_CAPS,
       paths: new Map(), stalePaths: [], adjOut: new AdjRibOut(this.attrTable),
       rawCache: new Map(), exportCache: new Map(), inQueue: [], inHead: 0,
-      dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(),
+      dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(), refreshing: new Set(), refreshPaths: [],
       flushScheduled: false, blocked: false, grTimer: undefined, restartTimer: undefined,
       maxPrefixWarned: false, stopped: false,
     };
@@ -444,7 +447,8 @@ export class BgpSpeaker extends EventEmitter {
     s.on('state', (state: PeerState, info?: string) => { if (p.session === s) this.setState(p, state, info ?? state); });
     s.on('established', (n: Negotiated, localAddress: string) => { if (p.session === s) this.onEstablished(p, n, localAddress); });
     s.on('update', (m: UpdateMessage) => { if (p.session === s) this.enqueue(p, m); });
-    s.on('route-refresh', (m: RouteRefreshMessage) => { if (p.session === s) this.onRouteRefresh(p, m); });
+    // ROUTE-REFRESH goes through the same queue as UPDATEs: BoRR/EoRR must be seen in stream order.
+    s.on('route-refresh', (m: RouteRefreshMessage) => { if (p.session === s) this.enqueue(p, m); });
     s.on('down', (d: SessionDown) => { if (p.session === s) this.onDown(p, d); });
     s.on('drain', () => { if (p.session === s) { p.blocked = false; this.scheduleFlush(p); } });
     s.start();
@@ -471,6 +475,8 @@ export class BgpSpeaker extends EventEmitter {
     p.exportCache.clear();
     p.rawCache.clear();
     p.eorReceived.clear();
+    p.refreshing.clear();
+    p.refreshPaths = [];
     p.eorSent = false;
     p.dumpDone = false;
     p.blocked = false;
@@ -524,7 +530,7 @@ export class BgpSpeaker extends EventEmitter {
 
   // ---------------------------------------------------------------- ingest
 
-  private enqueue(p: Peer, m: UpdateMessage): void {
+  private enqueue(p: Peer, m: UpdateMessage | RouteRefreshMessage): void {
     p.inQueue.push(m);
     this.busy.add(p);
     if (!this.processing) {
@@ -543,7 +549,8 @@ export class BgpSpeaker extends EventEmitter {
         const m = p.inQueue[p.inHead++]!;
         if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) { p.inQueue = p.inQueue.slice(p.inHead); p.inHead = 0; }
         try {
-          this.processUpdate(p, m);
+          if (m.type === 'update') this.processUpdate(p, m);
+          else this.onRouteRefresh(p, m);
         } catch (e) {
           // Never crash on a peer's input; counted so tests and metrics can see it.
           this.internalErrors++;
@@ -855,7 +862,8 @@ export class BgpSpeaker extends EventEmitter {
 
   private onRouteRefresh(p: Peer, m: RouteRefreshMessage): void {
     if (p.state !== 'Established' || m.safi !== 1 || (m.afi !== 1 && m.afi !== 2)) return;
-    if (m.subtype !== 0) return; // BoRR/EoRR from the peer: nothing to do for us
+    if (m.subtype === 1 || m.subtype === 2) return this.onPeerRefreshMarker(p, m.subtype, m.afi as 1 | 2);
+    if (m.subtype !== 0) return;
     const s = p.session;
     if (!s) return;
     const afi = m.afi as 1 | 2;
@@ -865,6 +873,33 @@ export class BgpSpeaker extends EventEmitter {
     for (const batch of p.adjOut.dump(afi)) for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
     if (enhanced) s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 2 }));
     this.emit('route-refresh', { address: p.config.address, afi });
+  }
+
+  /**
+   * RFC 7313 §4: the peer re-sends its Adj-RIB-Out between BoRR and EoRR. At BoRR its current paths
+   * become stale (a new path generation); at EoRR the stale ones of that family that were not
+   * re-announced are removed, and the rest (other families) are simply current again.
+   */
+  private onPeerRefreshMarker(p: Peer, subtype: 1 | 2, afi: 1 | 2): void {
+    if (subtype === 1) {
+      for (const path of p.paths.values()) {
+        path.stale = true;
+        p.stalePaths.push(path);
+        p.refreshPaths.push(path);
+      }
+      this.newGeneration(p);
+      p.refreshing.add(afi);
+      return;
+    }
+    if (!p.refreshing.delete(afi)) return;
+    this.sweepStale(p, [afi]);
+    if (p.refreshing.size === 0) {
+      // Paths marked at BoRR that still serve other families are current again.
+      const back = new Set(p.refreshPaths);
+      for (const path of back) path.stale = false;
+      p.stalePaths = p.stalePaths.filter((x) => !back.has(x));
+      p.refreshPaths = [];
+    }
   }
 
   /** Ask a peer to resend its routes (RFC 2918). */

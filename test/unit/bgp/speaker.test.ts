@@ -234,3 +234,26 @@ t.test('removePeer and updatePeer', async (t) => {
   t.equal(b.peers().length, 1);
   t.equal(b.locRib().size, 0);
 });
+
+t.test('enhanced route refresh (RFC 7313): routes not re-sent between BoRR and EoRR are removed', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: 65000, routerId: '3.3.3.3' });
+  a.addPeer(ibgp('10.0.0.3'));
+  c.addPeer(ibgp('10.0.0.1'));
+  a.originate('172.18.0.0/24');
+  await a.start(); await c.start();
+  t.teardown(() => Promise.all([a.stop(), c.stop()]));
+  await until(() => !!c.locRib().get('172.18.0.0/24'), 5000, 'route');
+  // A route c holds from a that a's Adj-RIB-Out does not have (as if a lost it without a withdrawal).
+  const { update, valid } = await import('./update-bytes.js');
+  (hub.sessions.get('10.0.0.3>10.0.0.1') as MemSession).inject(update({ attrs: valid(), nlri: ['172.18.9.0/24'] }));
+  await until(() => c.locRib().size === 2, 5000, 'extra route');
+  const w: string[] = [];
+  c.on('withdrawn', (e: { prefix: string }) => w.push(e.prefix));
+  t.ok(c.requestRefresh('10.0.0.1', 1));
+  await until(() => w.length === 1, 5000, 'swept at EoRR');
+  t.same(w, ['172.18.9.0/24'], 'only the route not re-sent');
+  t.equal(c.locRib().get('172.18.0.0/24')?.stale, false, 're-sent route current');
+  t.equal(c.peers()[0]!.prefixesStale, 0);
+});
