@@ -3,10 +3,13 @@
 import t from 'tap';
 import { BgpSpeaker, type BestRouteEvent } from '../../../src/bgp/index.js';
 import { until } from './speaker-harness.js';
+import { native } from '../../../src/native/index.js';
+
+const haveNative = ((): boolean => { try { native(); return true; } catch { return false; } })();
 
 const port = 20000 + (process.pid % 20000);
 
-t.test('two speakers over loopback TCP', async (t) => {
+t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native addon not built (npm ci)' }, async (t) => {
   const a = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: port });
   const b = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: port });
   a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port, families: ['ipv4'] });
