@@ -31,9 +31,10 @@ import {
 export interface FileDatastoreOptions {
   /** fdatasync after every write (default true; TABBY_DATASTORE_FSYNC=0 turns it off, e.g. on tmpfs). */
   fsync?: boolean;
-  /** Events kept for watchers after a compaction (default 2000). */
+  /** Events kept for watchers after a compaction (default 256; a watcher further behind re-lists). */
   historyKeep?: number;
-  /** Compact when this many bytes were appended since the last snapshot (default 4 MiB). */
+  /** Compact when this many bytes were appended since the last snapshot (default 512 KiB). Every
+   *  short-lived process (the CNI plugin) replays snapshot + tail at start, so this bounds its cost. */
   compactBytes?: number;
   /** Watch poll fallback when fs.watch is silent (default 250 ms). */
   pollMs?: number;
@@ -89,6 +90,8 @@ export class FileDatastore implements Datastore {
   private history: HistEvent[] = [];
   private readonly waiters = new Set<() => void>();
   private watchers = 0;
+  /** Where each active watch of this process stands (history it still needs is kept). */
+  private readonly watchPositions = new Set<{ next: number }>();
   private fsWatcher: fs.FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -99,8 +102,8 @@ export class FileDatastore implements Datastore {
     this.logPath = path.join(this.dir, LOG_FILE);
     this.opts = {
       fsync: opts.fsync ?? process.env.TABBY_DATASTORE_FSYNC !== '0',
-      historyKeep: opts.historyKeep ?? 2000,
-      compactBytes: opts.compactBytes ?? 4 * 1024 * 1024,
+      historyKeep: opts.historyKeep ?? 256,
+      compactBytes: opts.compactBytes ?? 512 * 1024,
       pollMs: opts.pollMs ?? 250,
       lockTimeoutMs: opts.lockTimeoutMs ?? 15_000,
     };
@@ -169,7 +172,9 @@ export class FileDatastore implements Datastore {
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {
     this.catchUp(false);
     let next = fromRevision <= 0 ? this.rev + 1 : fromRevision;
+    const pos = { next };
     this.watchStarted();
+    this.watchPositions.add(pos);
     try {
       while (!signal?.aborted && !this.closed) {
         if (next <= this.compactRev) throw new DatastoreCompacted(prefix, next, this.compactRev + 1);
@@ -184,14 +189,17 @@ export class FileDatastore implements Datastore {
         for (const ev of batch) {
           if (signal?.aborted || this.closed) return;
           next = ev.revision + 1;
+          pos.next = next;
           yield ev;
         }
         next = Math.max(next, end);
+        pos.next = next;
         if (this.rev + 1 > next) continue; // more arrived while the consumer ran
         await this.waitForChange(signal);
         this.catchUp(false);
       }
     } finally {
+      this.watchPositions.delete(pos);
       this.watchStopped();
     }
   }
@@ -290,6 +298,7 @@ export class FileDatastore implements Datastore {
 
   /** Under the lock: rewrite the log as one snapshot record (temp file + fsync + rename + fsync dir). */
   private compactLocked(): void {
+    this.trimHistory(this.opts.historyKeep);
     const snap: SnapRec = {
       o: 'snap', r: this.rev, c: this.compactRev,
       kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]),
@@ -402,6 +411,13 @@ export class FileDatastore implements Datastore {
     else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
   }
 
+  /** Keep the last `keep` events — and every event a watcher of this process has not delivered yet. */
+  private trimHistory(keep: number): void {
+    let drop = this.history.length - keep;
+    for (const pos of this.watchPositions) drop = Math.min(drop, pos.next - (this.compactRev + 1));
+    if (drop > 0) this.history = this.history.slice(drop);
+  }
+
   private applyEvent(h: HistEvent): void {
     const prev = this.data.get(h.k);
     const ev: HistEvent = prev === undefined ? h : { ...h, p: prev.value };
@@ -409,7 +425,7 @@ export class FileDatastore implements Datastore {
     else this.data.delete(h.k);
     this.rev = h.r;
     this.history.push(ev);
-    if (this.history.length > this.opts.historyKeep * 2) this.history = this.history.slice(-this.opts.historyKeep);
+    if (this.history.length > this.opts.historyKeep * 2) this.trimHistory(this.opts.historyKeep);
     this.wake();
   }
 

@@ -120,3 +120,22 @@ t.test('many in-process writers on two clients never lose an update', async (t) 
   }));
   t.equal((await clients[1]!.get<number>('/n'))?.value, 500);
 });
+
+t.test('a slow watcher loses nothing while its own process trims history and compacts', async (t) => {
+  const dir = tmpdir(t);
+  const ds = new FileDatastore(dir, { historyKeep: 5, compactBytes: 1000 });
+  t.teardown(() => ds.close());
+  const first = await ds.create('/w/k', 0);
+  const ac = new AbortController();
+  const it = ds.watch<number>('/w/', first.revision, ac.signal)[Symbol.asyncIterator]();
+  t.equal((await it.next()).value?.value, 0);
+  let kv = first;
+  const ino = fs.statSync(path.join(dir, LOG_FILE)).ino;
+  for (let i = 1; i <= 200; i++) kv = await ds.update('/w/k', i, kv.revision); // the watcher is not reading
+  t.not(fs.statSync(path.join(dir, LOG_FILE)).ino, ino, 'the log was compacted meanwhile');
+  const got: number[] = [];
+  for (let i = 1; i <= 200; i++) got.push((await it.next()).value!.value as number);
+  t.same(got, Array.from({ length: 200 }, (_, i) => i + 1), 'all 200 updates, in order');
+  ac.abort();
+  await it.return?.();
+});
