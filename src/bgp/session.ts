@@ -35,8 +35,10 @@ export interface SessionConfig {
   holdTime?: number;
   /** ConnectRetry, seconds (default 5, as Calico's BIRD). */
   connectRetryTime?: number;
-  /** Wait after an error before AutomaticStart, seconds (default 5). */
+  /** Wait after an error before AutomaticStart, seconds (default 5); doubles per consecutive error. */
   idleHoldTime?: number;
+  /** Upper bound of that wait (default 30, as Calico's BIRD `error wait time 5,30`). */
+  idleHoldMaxTime?: number;
   passive?: boolean;
   families?: FamilyName[];
   password?: string;
@@ -356,7 +358,12 @@ export class BgpSession extends EventEmitter {
 
   private scheduleRestart(): void {
     this.idleTimer?.cancel();
-    const ms = jitter((this.config.idleHoldTime ?? 5) * 1000, this.clock);
+    // RFC 4271 §8.1.1 DampPeerOscillations, simply: the idle hold doubles with each error since the
+    // last Established (ConnectRetryCounter), up to idleHoldMaxTime; jittered (§10).
+    const base = this.config.idleHoldTime ?? 5;
+    const max = Math.max(base, this.config.idleHoldMaxTime ?? 30);
+    const errors = Math.min(this.main.fsm.connectRetryCounter, 16);
+    const ms = jitter(Math.min(max, base * 2 ** Math.max(0, errors - 1)) * 1000, this.clock);
     this.idleTimer = this.clock.setTimer(ms, () => {
       this.idleTimer = undefined;
       if (!this.stopped && this.main.fsm.state === 'Idle') this.dispatch(this.main, { type: 'AutomaticStart' });
@@ -392,6 +399,7 @@ export class BgpSession extends EventEmitter {
       case 'established': {
         c.caps = a.negotiated.caps;
         if (!this.cfg.extendedMessage) c.framer.maxLength = maxMessageLen(a.negotiated.caps);
+        c.fsm.connectRetryCounter = 0; // a good session ends the back-off
         this.wasEstablished.add(c);
         if (c !== this.main) {
           // The other connection won: make it the session, drop the old one (the dispatch

@@ -232,6 +232,53 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(s.address);
   });
 
+  await t.test('idle hold doubles per consecutive error, up to idleHoldMaxTime (virtual time)', async (t) => {
+    let conns = 0;
+    const socks: net.Socket[] = [];
+    const srv = net.createServer((sock) => {
+      conns++;
+      socks.push(sock);
+      sock.on('error', () => undefined);
+      sock.on('end', () => sock.destroy());
+      sock.write(Buffer.concat([Buffer.alloc(16, 0), Buffer.from([0, 19, 4])])); // bad marker → 1/1
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    t.teardown(() => new Promise<void>((r) => {
+      for (const k of socks) k.destroy();
+      srv.close(() => r());
+    }));
+    const port = (srv.address() as net.AddressInfo).port;
+    const s = new BgpSession({ ...base, address: '127.0.0.1', localAddress: '127.0.0.2', port, passive: false, idleHoldTime: 1, idleHoldMaxTime: 4, connectRetryTime: 60 }, clock);
+    t.teardown(() => s.stop());
+    const settle = async (want: number): Promise<void> => {
+      for (let i = 0; i < 300 && (conns < want || s.state !== 'Idle'); i++) await new Promise((x) => setTimeout(x, 10));
+    };
+    s.start();
+    await settle(1);
+    t.equal(conns, 1);
+    t.match(s.status().info, /^Idle BGP Error: Connection Not Synchronized/);
+    // VirtualClock random 0.5 → jitter factor 0.875: waits 0.875 s, 1.75 s, 3.5 s, 3.5 s (max 4 s)
+    clock.advance(900);
+    await settle(2);
+    t.equal(conns, 2, 'retry after ~1 s');
+    clock.advance(1000);
+    await new Promise((x) => setTimeout(x, 100));
+    t.equal(conns, 2, 'not yet after 1 s (second wait is ~2 s)');
+    clock.advance(800);
+    await settle(3);
+    t.equal(conns, 3, 'retry after ~2 s');
+    clock.advance(3000);
+    await new Promise((x) => setTimeout(x, 100));
+    t.equal(conns, 3, 'not yet after 3 s (third wait is ~4 s)');
+    clock.advance(600);
+    await settle(4);
+    t.equal(conns, 4, 'retry after ~4 s');
+    clock.advance(3600);
+    await settle(5);
+    t.equal(conns, 5, 'capped at idleHoldMaxTime');
+    s.stop();
+  });
+
   await t.test('unconfigured peer: closed before any OPEN', async (t) => {
     const r = await rawPeer(listener.port, '127.0.0.3');
     await r.closed;
