@@ -190,11 +190,9 @@ export class NlSocket {
         const errno = m.data.length >= 4 ? -m.data.readInt32LE(0) : 0;
         this.settle(m.seq, p, errno > 0 ? new NetlinkError(errno, p.op) : null);
       } else {
-        // node_netlink hands every datagram over in a fresh buffer: views are safe to keep
+        // node_netlink hands every datagram over in a fresh buffer: views are safe to keep.
+        // A single reply (RTM_GETLINK by name) is followed by the ACK we asked for: settle on that.
         p.parts.push(m);
-        if (!p.dump && !(m.flags & NLM_F.MULTI)) {
-          // a single reply (e.g. RTM_GETLINK by name) — the ACK follows, settle on it.
-        }
       }
     }
   }
@@ -221,7 +219,7 @@ export class NlSocket {
     else p.resolve(p.parts);
   }
 
-  private track(seq: number, op: string, dump: boolean): Promise<NlMessage[]> & { pending?: Pending } {
+  private track(seq: number, op: string, dump: boolean): Promise<NlMessage[]> {
     return new Promise<NlMessage[]>((resolve, reject) => {
       const p: Pending = { op, parts: [], dump, interrupted: false, resolve, reject };
       if (this.timeoutMs > 0) {
