@@ -45,7 +45,9 @@ try {
     const dir = path.join(tmp, `file-${fsync}`);
     const ds = new FileDatastore(dir, { fsync });
     await single(`file fsync=${fsync}`, ds);
-    if (fsync) await concurrent('file fsync=true', ds, { type: 'file', dir });
+    // The workers read TABBY_DATASTORE_FSYNC like every tabby process.
+    if (fsync) delete process.env.TABBY_DATASTORE_FSYNC; else process.env.TABBY_DATASTORE_FSYNC = '0';
+    await concurrent(`file fsync=${fsync}`, ds, { type: 'file', dir });
     await ds.close();
   }
   if (!etcdMissing()) {
