@@ -10,7 +10,7 @@
 //          run installed is deleted, so kill -9 + restart removes no kernel route on this node.
 // Route-reflector mode: no IPAM, no dataplane; the Node carries routeReflectorClusterID.
 import { EventEmitter } from 'node:events';
-import { parseCidr, formatIp } from '../common/ip.js';
+import { parseCidr } from '../common/ip.js';
 import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
@@ -25,6 +25,9 @@ import type {
   SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
+import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
+import { DatastoreWatch } from './datastore-watch.js';
+import { desiredNode, defaultPools } from './registration.js';
 
 export const RESOURCES_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 export const IPAM_PREFIX = '/tabby/ipam/v2/';
@@ -101,8 +104,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
   private problems: string[] = [];
   private blockError: string | undefined;
-  private datastoreUp = true;
-  private datastoreError: string | undefined;
+  private readonly dsWatch: DatastoreWatch;
   private dataplaneInSync: boolean | undefined;
   private converged = false;
   private firstReconcileDone = false;
@@ -111,8 +113,6 @@ export class Agent extends EventEmitter implements StatusSource {
   private lastRouteChange = Date.now();
   private lastTick = Date.now();
   private stopped = false;
-  private readonly abort = new AbortController();
-  private watchAbort: AbortController | undefined;
   private timers: NodeJS.Timeout[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private routeTimer: NodeJS.Timeout | undefined;
@@ -127,6 +127,10 @@ export class Agent extends EventEmitter implements StatusSource {
     this.logger = deps.logger ?? log('agent', { node: deps.config.nodeName });
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.convergeDeadline = Date.now() + this.timing.convergeDeadlineMs;
+    this.dsWatch = new DatastoreWatch({
+      ds: deps.ds, prefixes: [RESOURCES_PREFIX, IPAM_PREFIX], logger: this.logger, onChange: () => this.scheduleResync(),
+      probeIntervalMs: this.timing.probeIntervalMs, probeTimeoutMs: this.timing.probeTimeoutMs,
+    });
   }
 
   get isRouteReflector(): boolean { return this.cfg.mode === 'route-reflector'; }
@@ -182,8 +186,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.firstReconcileDone = true;
 
     // 7. Forever: watches, probe, periodic resync.
-    this.startWatches();
-    this.every(this.timing.probeIntervalMs, () => { void this.probe(); });
+    this.dsWatch.start();
     this.every(this.timing.periodicResyncMs, () => this.scheduleResync());
     this.every(500, () => { this.lastTick = Date.now(); this.checkConverged(); });
     this.logger.info({ mode: this.cfg.mode, asn: this.asn, routerId: this.routerId }, 'tabby-node started');
@@ -199,20 +202,11 @@ export class Agent extends EventEmitter implements StatusSource {
     const { resources } = this.deps;
     for (let attempt = 0; ; attempt++) {
       const cur = await resources.get<NodeRes>('Node', this.cfg.nodeName);
-      const node: NodeRes = cur ? structuredClone(cur) : { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: this.cfg.nodeName }, spec: {} };
-      node.metadata.labels = { ...(node.metadata.labels ?? {}), ...this.cfg.labels };
-      if (Object.keys(node.metadata.labels).length === 0) delete node.metadata.labels;
-      const bgp = { ...(node.spec.bgp ?? {}) };
-      if (this.address4) bgp.ipv4Address = this.address4; else delete bgp.ipv4Address;
-      if (this.address6) bgp.ipv6Address = this.address6; else delete bgp.ipv6Address;
-      if (this.cfg.asNumber !== undefined) bgp.asNumber = this.cfg.asNumber;
-      if (this.cfg.rrClusterId) bgp.routeReflectorClusterID = this.cfg.rrClusterId;
-      else if (!this.isRouteReflector) delete bgp.routeReflectorClusterID;
-      node.spec.bgp = bgp;
+      const node = desiredNode(cur, this.cfg, { ipv4: this.address4, ipv6: this.address6 });
       if (cur && JSON.stringify(cur) === JSON.stringify(node)) return;
       try {
         if (cur) await resources.update(node); else await resources.create(node);
-        this.logger.info({ ipv4: bgp.ipv4Address, ipv6: bgp.ipv6Address }, cur ? 'Node updated' : 'Node created');
+        this.logger.info({ ipv4: node.spec.bgp?.ipv4Address, ipv6: node.spec.bgp?.ipv6Address }, cur ? 'Node updated' : 'Node created');
         return;
       } catch (e) {
         if (attempt >= 5 || !isRetryable(e)) throw e;
@@ -221,19 +215,10 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private async ensureDefaultPools(): Promise<void> {
-    if (this.cfg.noDefaultPools) return;
-    const pools = await this.deps.resources.list<PoolRes>('IPPool');
-    const want: [4 | 6, AgentConfig['ipv4Pool'] | undefined, string][] = [[4, this.cfg.ipv4Pool, 'default-ipv4-ippool'], [6, this.cfg.ipv6Pool, 'default-ipv6-ippool']];
-    for (const [family, def, name] of want) {
-      if (!def) continue;
-      if (pools.some((p) => parseCidr(p.spec.cidr).family === family)) continue;
-      const pool: PoolRes = {
-        apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name },
-        spec: { cidr: def.cidr, blockSize: def.blockSize, ipipMode: def.ipipMode, vxlanMode: def.vxlanMode, natOutgoing: def.natOutgoing, nodeSelector: def.nodeSelector },
-      };
+    for (const pool of defaultPools(this.cfg, await this.deps.resources.list<PoolRes>('IPPool'))) {
       try {
         await this.deps.resources.create(pool);
-        this.logger.info({ pool: name, cidr: def.cidr }, 'created the default pool');
+        this.logger.info({ pool: pool.metadata.name, cidr: pool.spec.cidr }, 'created the default pool');
       } catch (e) {
         if (!isExists(e)) throw e; // another node created it first: fine
       }
@@ -337,52 +322,6 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   // ---------------------------------------------------------------- reconcile
-  private startWatches(): void {
-    this.watchAbort?.abort();
-    const ac = new AbortController();
-    this.watchAbort = ac;
-    for (const prefix of [RESOURCES_PREFIX, IPAM_PREFIX]) void this.watchLoop(prefix, ac.signal);
-  }
-
-  private async watchLoop(prefix: string, signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && !this.stopped) {
-      try {
-        const rev = await this.deps.ds.revision();
-        this.scheduleResync();
-        for await (const ev of this.deps.ds.watch(prefix, rev + 1, signal)) {
-          void ev;
-          this.scheduleResync();
-        }
-      } catch (e) {
-        if (signal.aborted || this.stopped) return;
-        this.markDatastore(false, e);
-        await sleep(1000, this.abort.signal);
-      }
-    }
-  }
-
-  private async probe(): Promise<void> {
-    try {
-      await withTimeout(this.deps.ds.revision(), this.timing.probeTimeoutMs, 'datastore did not answer');
-      if (!this.datastoreUp) {
-        this.logger.info('datastore reachable again: resyncing');
-        this.markDatastore(true);
-        this.startWatches();
-        this.scheduleResync();
-      }
-    } catch (e) {
-      this.markDatastore(false, e);
-    }
-  }
-
-  private markDatastore(up: boolean, err?: unknown): void {
-    if (up === this.datastoreUp) { if (!up) this.datastoreError = msg(err); return; }
-    this.datastoreUp = up;
-    this.datastoreError = up ? undefined : msg(err);
-    if (up) this.logger.info('datastore up');
-    else this.logger.warn({ err: this.datastoreError }, 'datastore down: keeping the kernel and BGP state as they are');
-  }
-
   scheduleResync(): void {
     if (this.stopped || this.starting) return;
     if (this.resyncTimer) return;
@@ -401,7 +340,7 @@ export class Agent extends EventEmitter implements StatusSource {
         try {
           if (!this.isRouteReflector) await this.ensureBlocks();
           await this.readSnapshot();
-          this.markDatastore(true);
+          this.dsWatch.mark(true);
           if (!this.stopped && !this.snapshot.nodes.some((n) => n.metadata.name === this.cfg.nodeName)) {
             this.logger.warn('our Node resource was deleted while running: registering it again');
             await this.registerNode();
@@ -411,7 +350,7 @@ export class Agent extends EventEmitter implements StatusSource {
           await this.reconcileSpeakerIdentity();
           await this.recompute();
         } catch (e) {
-          if (isDatastoreDown(e)) this.markDatastore(false, e);
+          if (isDatastoreDown(e)) this.dsWatch.mark(false, e);
           else this.logger.error({ err: msg(e) }, 'resync failed');
         }
       } while (this.resyncAgain && !this.stopped);
@@ -680,8 +619,8 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   readiness(): ReadinessJson {
-    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.datastoreUp, problems: this.problems };
-    if (this.datastoreError) i.datastoreError = this.datastoreError;
+    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.dsWatch.isUp, problems: this.problems };
+    if (this.dsWatch.lastError) i.datastoreError = this.dsWatch.lastError;
     if (this.starting) i.starting = this.starting;
     if (this.deps.dataplane && !this.isRouteReflector) i.dataplaneInSync = this.dataplaneInSync ?? false;
     return computeReadiness(i);
@@ -722,8 +661,7 @@ export class Agent extends EventEmitter implements StatusSource {
   async stop(opts: { graceful: boolean } = { graceful: true }): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.abort.abort();
-    this.watchAbort?.abort();
+    this.dsWatch.stop();
     for (const t of this.timers) clearInterval(t);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     if (this.routeTimer) clearTimeout(this.routeTimer);
@@ -739,48 +677,4 @@ function mode(m: string | undefined): PoolMode {
   return 'Never';
 }
 
-/** "10.0.0.5/24" → "10.0.0.5". */
-export function ipOf(addr: string): string {
-  const c = parseCidr(addr);
-  return formatIp({ family: c.family, value: c.ip });
-}
-
-/** CALICO_ROUTER_ID=hash: a stable IPv4-formatted ID from the node name (FNV-1a 32). */
-export function hashRouterId(name: string): string {
-  let h = 0x811c9dc5;
-  for (const ch of Buffer.from(name, 'utf8')) { h ^= ch; h = Math.imul(h, 0x01000193) >>> 0; }
-  if (h === 0) h = 1;
-  return formatIp({ family: 4, value: BigInt(h) });
-}
-
-function msg(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function codeOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
-}
-
-const isRetryable = (e: unknown): boolean => ['ECONFLICT', 'EEXIST', 'ENOTFOUND'].includes(codeOf(e) ?? '');
-const isExists = (e: unknown): boolean => codeOf(e) === 'EEXIST' || /already exists/i.test(msg(e));
-/** Anything that is not a validation/logic error is treated as the datastore being unreachable. */
-const isDatastoreDown = (e: unknown): boolean => {
-  const c = codeOf(e);
-  return c === 'EUNAVAILABLE' || c === 'ETIMEOUT' || c === 'ECONNREFUSED' || (c === undefined && /unavailable|ECONNREFUSED|deadline|timed? ?out|connect/i.test(msg(e)));
-};
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref();
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(Object.assign(new Error(`${what} within ${ms} ms`), { code: 'ETIMEOUT' })), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
-  });
-}
-
+export { ipOf, hashRouterId } from './util.js';
