@@ -12,7 +12,8 @@ import { createNetns, deleteNetns, netnsPath, runIn } from '../../../src/lab/net
 import { repoRoot, containerIdFor } from '../../../src/lab/pods.js';
 import type { Lab } from '../../../src/lab/lab.js';
 
-const etcdMissing = spawnSync('etcd', ['--version']).status === 0 ? undefined : 'etcd is not installed (Debian package etcd-server)';
+const etcdMissing = spawnSync('etcd', ['--version']).status !== 0 ? 'etcd is not installed (Debian package etcd-server)'
+  : spawnSync('etcdctl', ['version'], { env: { ...process.env, ETCDCTL_API: '3' } }).status !== 0 ? 'etcdctl is not installed (Debian package etcd-client)' : undefined;
 const skip = labSkipReason() ?? etcdMissing ?? false;
 const OUTAGE_MS = Number(process.env.TABBY_OUTAGE_SECONDS ?? 30) * 1000;
 const ROUTER_IP = '172.31.1.1';
