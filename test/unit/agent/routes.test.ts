@@ -102,3 +102,15 @@ t.test('service CIDRs (BGPConfiguration serviceClusterIPs…) are exported, with
   t.same(r.exports, ['10.96.0.0/12', '192.168.1.0/26']);
   t.notOk(r.routes.some((x) => x.dst.startsWith('10.96.')));
 });
+
+t.test('IPv6: own v6 block blackholed and exported, learned v6 routes via the v6 next hop only', async (t) => {
+  const r = computeRoutes({
+    nodeAddress4: '10.0.0.1/24', nodeAddress6: 'fd00::1/64',
+    pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' }, { cidr: 'fd00:10::/48', ipipMode: 'Never', vxlanMode: 'Never' }],
+    ownBlocks: [{ cidr: 'fd00:10::/122', state: 'confirmed' }],
+    learned: [{ prefix: 'fd00:10::40/122', nextHops: ['10.0.0.2', 'fd00::2'] }, { prefix: 'fd00:10::80/122', nextHops: ['fd00::1'] }],
+    kernelHasIpip: true,
+  });
+  t.same(r.routes, [{ dst: 'fd00:10::/122', type: 'blackhole' }, { dst: 'fd00:10::40/122', gateway: 'fd00::2' }]);
+  t.same(r.exports, ['fd00:10::/122']);
+});
