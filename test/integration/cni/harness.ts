@@ -34,7 +34,7 @@ export function runPlugin(ns: string, exe: string, env: Record<string, string>, 
     c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     c.on('error', reject);
-    c.on('exit', (code) => {
+    c.on('close', (code) => {
       let json = {};
       try { json = stdout.trim() ? JSON.parse(stdout) as object : {}; } catch { json = { unparsable: stdout }; }
       resolve({ code: code ?? -1, stdout, stderr, json, ms: performance.now() - t0 });
@@ -121,3 +121,26 @@ export function pingFrom(ns: string, target: string, timeoutS = 1): Promise<bool
 }
 
 export const containerIdOf = (tag: string, i: number | string): string => `${tag}c${i}`.replace(/[^A-Za-z0-9]/g, '') + '0123456789abcdef';
+
+/** Make 127.0.0.1:`port` of this (root) namespace reachable as 127.0.0.1:`port` inside netns `ns`: a relay
+ *  inside the netns forwards to a unix socket (the filesystem is shared), served here by a relay to the port.
+ *  (An etcd started by the tests listens on the host's loopback; the plugin runs in the node's netns.) */
+export async function bridgeLoopbackPort(ns: string, port: number, sockPath: string): Promise<() => void> {
+  const net = await import('node:net');
+  fs.rmSync(sockPath, { force: true });
+  const server = net.createServer((c) => {
+    const up = net.connect(port, '127.0.0.1');
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+  const script = `const net=require("net");net.createServer((c)=>{const u=net.connect(${JSON.stringify(sockPath)});c.pipe(u).pipe(c);c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(${port},"127.0.0.1",()=>console.log("ready"))`;
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('relay in netns did not start')), 15_000);
+    child.stdout.once('data', () => { clearTimeout(timer); resolve(); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay exited ${code}`)); });
+  });
+  return () => { child.kill(); server.close(); fs.rmSync(sockPath, { force: true }); };
+}

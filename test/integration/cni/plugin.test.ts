@@ -8,8 +8,11 @@ import fs from 'node:fs';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { CNI_ERR } from '../../../src/cni/netconf.js';
+import { openDatastore } from '../../../src/datastore/index.js';
+import { POOLS_PREFIX } from '../../../src/ipam/index.js';
+import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
 import {
-  PLUGIN, PORTMAP, cniEnv, containerIdOf, ip, isRoot, makeNode, pingFrom, runPlugin, type NodeEnv, type PluginRun,
+  PLUGIN, PORTMAP, bridgeLoopbackPort, cniEnv, containerIdOf, ip, isRoot, makeNode, pingFrom, runPlugin, type NodeEnv, type PluginRun,
 } from './harness.js';
 
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10) + 'c';
@@ -76,7 +79,7 @@ function tcpFromNode(nodeNs: string, host: string, port: number): Promise<string
     { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     c.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    c.on('exit', () => resolve(out.trim()));
+    c.on('close', () => resolve(out.trim()));
   });
 }
 
@@ -207,4 +210,34 @@ t.test('dual stack: one IPv4 and one IPv6 (/122 block) address, both pingable', 
   const d = await runPlugin(node.ns, PLUGIN, cniEnv('DEL', containerIdOf(tag, 'ds'), netns, 'pod-ds'), JSON.stringify(node.conf()));
   t.equal(d.code, 0);
   t.equal(await inUse(node), 0);
+});
+
+t.test('etcd datastore from the netconf (datastore_type, etcd_endpoints)', { skip: skip || etcdMissing() || false }, async (t) => {
+  const etcd = await startEtcd(t);
+  const ds = await openDatastore({ type: 'etcdv3', etcdEndpoints: etcd.endpoints });
+  t.teardown(() => ds.close());
+  await ds.create(`${POOLS_PREFIX}etcd-pool`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'etcd-pool' }, spec: { cidr: '10.248.0.0/16', blockSize: 26 } });
+  const node = await makeNode(`${tag.slice(0, -1)}e`, []);
+  t.teardown(() => node.destroy());
+  // The plugin runs in the node's netns; etcd listens on the host's loopback: relay its port in.
+  const port = Number(new URL(etcd.clientUrl).port);
+  const stopRelay = await bridgeLoopbackPort(node.ns, port, `${node.dsDir}/etcd.sock`);
+  t.teardown(stopRelay);
+  const conf = JSON.stringify(node.conf({ datastore_type: 'etcdv3', etcd_endpoints: etcd.endpoints.join(','), datastore_dir: undefined }));
+  const netns = node.makePod(0);
+  const add = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 'et'), netns, 'pod-et'), conf);
+  t.equal(add.code, 0, add.stdout);
+  const addr = add.json.ips?.[0]?.address ?? '';
+  t.match(addr, /^10\.248\./, 'address from the pool stored in etcd');
+  t.ok(await pingFrom(node.ns, addr.split('/')[0]!, 2), 'pingable');
+  const ipam = new Ipam(ds, { logger: quiet });
+  t.same(await ipam.ipsByHandle(`k8s-pod-network.${containerIdOf(tag, 'et')}`), [addr], 'the allocation is in etcd');
+  const del = await runPlugin(node.ns, PLUGIN, cniEnv('DEL', containerIdOf(tag, 'et'), netns, 'pod-et'), conf);
+  t.equal(del.code, 0, del.stdout);
+  t.same(await ipam.ipsByHandle(`k8s-pod-network.${containerIdOf(tag, 'et')}`), []);
+  await etcd.stop();
+  const down = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 'e2'), netns, 'pod-e2'), conf);
+  t.equal(down.code, 1, 'etcd down: ADD fails');
+  t.ok(([CNI_ERR.TRY_AGAIN_LATER, CNI_ERR.DATASTORE_ERROR, CNI_ERR.INTERNAL] as number[]).includes(down.json.code ?? 0), `etcd down: code ${down.json.code} (${down.json.msg})`);
+  t.same(caliLinks(node), [], 'nothing wired');
 });

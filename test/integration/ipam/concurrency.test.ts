@@ -24,7 +24,7 @@ function runWorker(cfg: DatastoreConfig, node: string, prefix: string): Promise<
     let err = '';
     c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     c.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as WorkerOut) : reject(new Error(`worker ${prefix} exited ${code}: ${err.slice(0, 2000)}`))));
+    c.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as WorkerOut) : reject(new Error(`worker ${prefix} exited ${code}: ${err.slice(0, 2000)}`))));
   });
 }
 
