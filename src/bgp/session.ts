@@ -460,7 +460,9 @@ export class BgpSession extends EventEmitter {
     if (!o || o.dead || (o.fsm.state !== 'OpenSent' && o.fsm.state !== 'OpenConfirm')) return;
     const local = ipNum(this.cfg.routerId);
     const remote = ipNum(n.peerRouterId);
-    const keepDir: Dir = local < remote ? 'in' : 'out';
+    // RFC 6286 §2.3: equal identifiers (possible on eBGP) are broken by the AS numbers.
+    const localWins = local === remote ? this.cfg.localAsn > n.peerAsn : local > remote;
+    const keepDir: Dir = localWins ? 'out' : 'in';
     const loser = c.dir === keepDir ? o : c;
     this.logger.info({ local: this.cfg.routerId, remote: n.peerRouterId, keep: keepDir }, 'connection collision');
     this.emit('collision', { kept: keepDir, localRouterId: this.cfg.routerId, peerRouterId: n.peerRouterId });

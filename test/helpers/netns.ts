@@ -81,6 +81,8 @@ export function makeNsPair(t: Teardown, tag: string, o: NsPairOptions): NsPair {
       // No DAD delay: addresses usable at once.
       spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${link}.accept_dad=0`], { stdio: 'ignore' });
       spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0'], { stdio: 'ignore' });
+      // Keep IPv6 addresses across linkDown()/linkUp() (the kernel flushes them by default).
+      spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${link}.keep_addr_on_down=1`], { stdio: 'ignore' });
     }
     for (const c of v4) ip(ns, 'addr', 'add', c, 'dev', link);
     for (const c of v6) ip(ns, 'addr', 'add', c, 'dev', link, 'nodad');

@@ -1,6 +1,7 @@
 // tabby's BGP sessions against a real BIRD 2 in another netns (veth): iBGP v4, eBGP with 4-byte
 // ASNs, iBGP over IPv6; routes both ways checked with `birdc show route all`; then the peer is
 // killed (hold timer 4/0, re-established when it returns) and the veth is cut (same).
+import { execSync } from 'node:child_process';
 import t from 'tap';
 import { BgpListener, BgpSession, type SessionConfig } from '../../../src/bgp/session.js';
 import { prefixListFromStrings, prefixListToStrings, emptyPrefixList } from '../../../src/bgp/codec/prefix.js';
@@ -127,5 +128,16 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     t.ok(await waitFor(async () => /Hold timer expired/i.test(await bird.birdc('show protocols all ibgp4')), 12_000, 200), 'BIRD: hold timer expired (Last error)');
     pair.restore();
     t.ok(await allUp(20_000), 're-established');
+  });
+
+  await t.test('veth link down (carrier lost) → tabby: hold timer expiry 4/0; back on link up', async (t) => {
+    ibgp4.downs.length = 0;
+    pair.linkDown();
+    t.ok(await waitFor(() => ibgp4.downs.length > 0, 12_000), 'tabby session went down');
+    t.match(ibgp4.downs[0], { error: { code: 4, subcode: 0, sent: true } }, 'tabby does not watch links: the hold timer expires');
+    pair.linkUp();
+    const ok = await allUp(25_000);
+    if (!ok) t.comment(await bird.birdc('show protocols'), Object.values(peers).map((p) => p.s.status().info).join(' | '), execSync(`ip -n ${pair.a.name} addr; ip -n ${pair.a.name} route; ip -n ${pair.a.name} -6 route`).toString());
+    t.ok(ok, 're-established');
   });
 });
