@@ -42,7 +42,16 @@ export async function freePort(): Promise<number> {
 }
 
 const live = new Set<ChildProcess>();
-process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+const dirs = new Set<string>();
+const killLive = () => {
+  for (const c of live) c.kill('SIGKILL');
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+};
+process.once('exit', killLive);
+// A test process stopped by a timeout (SIGTERM) or ^C must not leave an etcd behind.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(sig, () => { killLive(); process.exit(128 + ({ SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as const)[sig]); });
+}
 
 export interface EtcdTls {
   caFile: string;
@@ -95,6 +104,7 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
   // tmpfs when there is one: etcd fsyncs every write, which on a slow CI disk dominates test time.
   const base = fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
   const dataDir = fs.mkdtempSync(path.join(base, `${tag}-`));
+  dirs.add(dataDir);
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const name = opts.name ?? 'tb';
   const tls = opts.tls;
@@ -149,6 +159,7 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
   t.teardown(async () => {
     await stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+    dirs.delete(dataDir);
   });
   await start();
   return {
