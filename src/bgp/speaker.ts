@@ -34,140 +34,15 @@ import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from '.
 import { shouldAdvertise } from './reflector.js';
 import { keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, type GrOptions } from './graceful-restart.js';
 import type { DecisionOptions } from './rib/decision.js';
+import type {
+  PeerState, MaxPrefixConfig, PeerConfig, PeerStatus, BestRouteEvent, WithdrawnRouteEvent, PeerEvent,
+  SessionDown, PeerSession, SessionFactory, BgpSpeakerOptions,
+} from './speaker-types.js';
+import { LocRibView } from './speaker-view.js';
+
+export type * from './speaker-types.js';
+export { LocRibView } from './speaker-view.js';
 import { tcpSessions } from './speaker-sessions.js';
-
-export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
-
-export interface MaxPrefixConfig {
-  limit: number;
-  /** 'warn': log once; 'shutdown' (default): Cease 6/1 with the limit in data (RFC 4486 §4). */
-  action?: 'warn' | 'shutdown';
-  /** After a shutdown, start the peer again after this many seconds (default: stay down). */
-  restartAfter?: number;
-}
-
-export interface PeerConfig {
-  address: string;
-  asn: number;
-  localAddress?: string;
-  passive?: boolean;
-  routeReflectorClient?: boolean;
-  nextHopSelf?: boolean;
-  keepOriginalNextHop?: boolean;
-  password?: string;
-  ttlSecurity?: number;
-  maxPrefix?: number | MaxPrefixConfig;
-  holdTime?: number;
-  families: ('ipv4' | 'ipv6')[];
-  description?: string;
-  /** mesh | global | node | … (informational, shown in status). */
-  type?: string;
-  port?: number;
-  /** Calico numAllowedLocalASNumbers: own AS may appear this many times in a received AS_PATH. */
-  allowOwnAs?: number;
-  /** Our IPv6 next hop for IPv6 routes on this session when it runs over IPv4. */
-  localAddress6?: string;
-  /** Graceful restart toward this peer (default: the speaker's setting). */
-  gracefulRestart?: boolean;
-}
-
-export interface PeerStatus {
-  address: string;
-  asn: number;
-  state: PeerState;
-  since: Date;
-  info: string;
-  prefixesReceived: number;
-  prefixesAccepted: number;
-  type?: string;
-  description?: string;
-  /** Routes kept stale for a restarting peer (RFC 4724). */
-  prefixesStale: number;
-  prefixesAdvertised: number;
-  routerId?: string;
-}
-
-export interface BestRouteEvent {
-  prefix: string;
-  /** Next hops of the best path (several with multipath). */
-  nextHops: string[];
-  attrs: Readonly<RouteAttributes>;
-  /** The peer the best path came from ('' = originated here). */
-  source: string;
-  /** The best path is kept stale for a restarting peer. */
-  stale: boolean;
-}
-
-export interface WithdrawnRouteEvent {
-  prefix: string;
-}
-
-export interface PeerEvent {
-  address: string;
-  state: PeerState;
-  previous: PeerState;
-  info: string;
-}
-
-// ------------------------------------------------------------------ session port
-
-export interface SessionDown {
-  /** Human-readable reason ('Hold timer expired', 'Connection refused', …). */
-  reason: string;
-  /** A NOTIFICATION was sent or received (graceful restart does not apply, RFC 4724 §4). */
-  notification?: boolean;
-}
-
-/**
- * What the speaker needs from one peer's transport. Events: 'state' (PeerState, info),
- * 'established' (Negotiated, localAddress), 'update' (UpdateMessage), 'route-refresh'
- * (RouteRefreshMessage), 'down' (SessionDown), 'drain'.
- */
-export interface PeerSession extends EventEmitter {
-  start(): void;
-  /** Close with a Cease NOTIFICATION (subcode, data) or silently; go Idle and stay there. */
-  stop(cease?: { subcode: number; data?: Buffer }): void;
-  /** Queue an encoded message; false = buffer full, wait for 'drain'. */
-  send(msg: Buffer): boolean;
-}
-
-export interface SessionParams {
-  peer: PeerConfig;
-  localAsn: number;
-  routerId: string;
-  listenPort: number;
-  gracefulRestart?: { restartTime: number; restarting: boolean; forwardingPreserved: boolean };
-  clock: Clock;
-  logger: Logger;
-}
-
-export interface SessionFactory {
-  /** Start listening (the speaker calls this once from start()). */
-  listen?(address: string | undefined, port: number): Promise<void>;
-  create(params: SessionParams): PeerSession;
-  close?(): Promise<void>;
-}
-
-export interface BgpSpeakerOptions {
-  asn: number;
-  routerId: string;
-  listenAddress?: string;
-  listenPort?: number;
-  /** Route reflector cluster ID (RFC 4456); peers with routeReflectorClient are its clients. */
-  clusterId?: string;
-  gracefulRestart?: GrOptions;
-  clock?: Clock;
-  logger?: Logger;
-  /** ECMP: emit every equal-cost next hop. */
-  multipath?: boolean;
-  alwaysCompareMed?: boolean;
-  /** Transport; default: TCP sessions (session.ts) in `netns` if given. */
-  sessions?: SessionFactory;
-  /** Network namespace path for the default TCP transport (tests run several speakers in one process). */
-  netns?: string;
-  /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
-  sliceMs?: number;
-}
 
 // ------------------------------------------------------------------ per peer runtime
 
@@ -950,41 +825,4 @@ function staleCount(p: Peer): number {
   let n = 0;
   for (const x of p.stalePaths) n += x.refs;
   return n;
-}
-
-/** Read-only Loc-RIB access for the agent, the CLI and tests. */
-export class LocRibView {
-  constructor(private readonly rib: LocRib) {}
-  get size(): number {
-    return this.rib.size;
-  }
-  /** The best route of a prefix ('10.0.0.0/24'), or undefined. */
-  get(prefix: string): BestRouteEvent | undefined {
-    const k = parsePrefixKey(prefix);
-    return this.routeAt(k.bucket, k.key);
-  }
-  /** Every path of a prefix (best first) with its source and the reason the best won. */
-  paths(prefix: string): { source: string; attrs: Readonly<RouteAttributes>; stale: boolean; best: boolean }[] {
-    const k = parsePrefixKey(prefix);
-    return this.rib.paths(k.bucket, k.key).map((p, i) => ({ source: p.source.address, attrs: p.attrs.attrs, stale: p.stale, best: i === 0 }));
-  }
-  /** Why the best path of a prefix won ('local-pref', 'as-path', …). */
-  reason(prefix: string): string | undefined {
-    const k = parsePrefixKey(prefix);
-    const d = this.rib.decision(k.bucket, k.key);
-    return d.best ? d.reason : undefined;
-  }
-  /** Every best route (prefix order within families is unspecified). */
-  *routes(): Generator<BestRouteEvent> {
-    for (const [b, k] of this.rib.table.entries()) {
-      const r = this.routeAt(b, k);
-      if (r) yield r;
-    }
-  }
-  private routeAt(b: number, k: PrefixKey): BestRouteEvent | undefined {
-    const best = this.rib.best(b, k);
-    if (!best) return undefined;
-    const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : [best.attrs.nextHop];
-    return { prefix: formatPrefixKey(b, k), nextHops, attrs: best.attrs.attrs, source: best.source.address, stale: best.stale };
-  }
 }
