@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian packages the tests and the lab use (real peers, real etcd, real CNI plugins, real tools to look).
 DEB_PACKAGES := iproute2 iptables nftables bird2 gobgpd frr etcd-server etcd-client \
-                containernetworking-plugins iputils-ping tcpdump tshark procps
+                containernetworking-plugins iputils-ping tcpdump tshark procps openssl
 
 .PHONY: deps deps-apt deps-npm build test test-unit test-integration test-interop lab lab-down bench fuzz clean
 
