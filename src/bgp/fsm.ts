@@ -183,7 +183,11 @@ export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>
     BGPHeaderErr: sendError,
     BGPOpenMsgErr: sendError,
     OpenCollisionDump: collisionDump,
-    NotifMsgVerErr: (f, e: { msg: NotificationMessage }) => ({ ...notifRecv(f, e), next: { ...notifRecv(f, e).next, connectRetryCounter: f.connectRetryCounter } }),
+    // §8.2.2: a version-error NOTIFICATION in OpenSent does not count as an error (no counter increment).
+    NotifMsgVerErr: (f, e: { msg: NotificationMessage }) => {
+      const r = notifRecv(f, e);
+      return { ...r, next: { ...r.next, connectRetryCounter: f.connectRetryCounter } };
+    },
     NotifMsg: notifRecv,
   },
   OpenConfirm: {

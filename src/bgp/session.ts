@@ -1,7 +1,7 @@
 // One BGP peer: TCP connection(s) + the RFC 4271 FSM (fsm.ts) + connection collision detection
 // (RFC 4271 §6.8) + timers from an injected Clock + framing/decoding + an outgoing queue with
 // back-pressure. `BgpListener` accepts connections for the configured peers only (others are
-// closed and logged before any OPEN) and hands them to their BgpSession.
+// closed and logged before any OPEN) and hands them to their BgpSession (listener.ts, re-exported here).
 //
 // Events of BgpSession: 'state' (state: State, prev: State), 'up' (Negotiated, localAddress),
 // 'down' ({reason, error?}; only after Established), 'update' (UpdateMessage), 'route-refresh'
@@ -18,7 +18,8 @@ import type { BgpMessage, CapabilityKind, CodecCaps, RouteRefreshMessage, Update
 import { BgpMessageError, DEFAULT_CAPS, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN } from './codec/types.js';
 import { newFsm, step, type Action, type Fsm, type FsmConfig, type FsmEvent, type State, type TimerName } from './fsm.js';
 import { buildOpen, type FamilyName, type Negotiated } from './negotiate.js';
-import { dialTcp, fdOf, listenTcp, normalizeAddress, setMd5Key, setTtlSecurity, TransportError } from './transport.js';
+import { dialTcp, fdOf, normalizeAddress, setTtlSecurity, TransportError } from './transport.js';
+export { BgpListener, type ListenerConfig } from './listener.js';
 import { parseIp } from '../common/ip.js';
 
 export interface SessionConfig {
@@ -658,78 +659,4 @@ export class BgpSession extends EventEmitter {
 function ipNum(a: string): number {
   const p = a.split('.').map(Number);
   return (((p[0] ?? 0) << 24) | ((p[1] ?? 0) << 16) | ((p[2] ?? 0) << 8) | (p[3] ?? 0)) >>> 0;
-}
-
-export interface ListenerConfig {
-  /** Address to listen on ('::' dual stack by default). */
-  address?: string;
-  port?: number;
-  netns?: string;
-}
-
-/** The BGP listening socket: routes incoming connections to configured peers' sessions. */
-export class BgpListener {
-  private server: net.Server | undefined;
-  private fd = -1;
-  private family: 4 | 6 = 6;
-  private readonly sessions = new Map<string, BgpSession>();
-  private readonly logger: Logger;
-  constructor(readonly config: ListenerConfig = {}, logger?: Logger) {
-    this.logger = logger ?? log('bgp', { listener: `${config.address ?? '::'}:${config.port ?? 179}` });
-  }
-
-  get port(): number {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? a.port : (this.config.port ?? 179);
-  }
-
-  async start(): Promise<void> {
-    const l = await listenTcp({ address: this.config.address ?? '::', port: this.config.port ?? 179, ...(this.config.netns ? { netns: this.config.netns } : {}) });
-    this.server = l.server;
-    this.fd = l.fd;
-    this.family = l.family;
-    this.server.on('connection', (s: net.Socket) => this.onConnection(s));
-    this.server.on('error', (e) => this.logger.error({ err: e.message }, 'BGP listener error'));
-    for (const s of this.sessions.values()) if (s.config.password) this.setKey(s.address, s.config.password);
-  }
-
-  async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
-  }
-
-  /** Accept connections from this peer (and install its TCP MD5 key on the listener). */
-  add(session: BgpSession): void {
-    this.sessions.set(session.address, session);
-    if (session.config.password && this.server) this.setKey(session.address, session.config.password);
-  }
-
-  remove(address: string): void {
-    const a = normalizeAddress(address);
-    const s = this.sessions.get(a);
-    this.sessions.delete(a);
-    if (s?.config.password && this.server) this.setKey(a, '');
-  }
-
-  private setKey(peer: string, key: string): void {
-    if (this.family === 4 && parseIp(peer).family === 6) return;
-    try {
-      setMd5Key(this.fd, this.family, peer, key);
-    } catch (e) {
-      this.logger.error({ peer, err: (e as Error).message }, 'cannot set TCP MD5 key on the listener');
-    }
-  }
-
-  private onConnection(socket: net.Socket): void {
-    const remote = normalizeAddress(socket.remoteAddress);
-    const s = this.sessions.get(remote);
-    if (!s) {
-      // Not a configured peer: close before any OPEN.
-      this.logger.warn({ remote, port: socket.remotePort }, 'connection from an unconfigured peer closed');
-      socket.destroy();
-      return;
-    }
-    s.acceptIncoming(socket);
-  }
 }
