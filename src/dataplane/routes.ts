@@ -81,6 +81,8 @@ function sameHops(a: NextHop[] | undefined, b: NextHop[] | undefined): boolean {
 /** Kernel-form equality on the fields tabby sets. */
 export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
   if (want.dst !== have.dst || want.table !== have.table || want.type !== have.type || want.protocol !== have.protocol) return false;
+  // a blackhole/unreachable/prohibit route has no next hop (IPv6 dumps it with dev lo)
+  if (want.type !== 'unicast') return want.family === 6 || want.scope === have.scope;
   if ((want.gateway ?? '') !== (have.gateway ?? '') || (want.oif ?? 0) !== (have.oif ?? 0) || !!want.onlink !== !!have.onlink) return false;
   // IPv6 routes always dump with scope universe; the kernel picks v4 scopes we do not set.
   if (want.family === 4 && want.scope !== have.scope) return false;
@@ -168,6 +170,9 @@ export class RouteReconciler extends EventEmitter {
 
   /** One reconcile pass now. */
   apply(): Promise<ApplyResult<KernelRoute>> { return this.rec.apply(); }
+
+  /** A full resync now: dump the kernel, then reconcile everything. */
+  resync(): Promise<ApplyResult<KernelRoute>> { this.rec.markResync(); return this.rec.apply(); }
 
   /** Subscribe to route/link events, reconcile now, then keep reconciling until stop(). */
   async start(): Promise<ApplyResult<KernelRoute>> {

@@ -16,6 +16,7 @@ t.test('route reconciler', { skip }, async (t) => {
   ipIn(ns.name, 'link', 'set', 'vA', 'up');
   ipIn(ns.name, 'link', 'set', 'vB', 'up');
   ipIn(ns.name, 'addr', 'add', '172.30.0.1/24', 'dev', 'vA');
+  ipIn(ns.name, 'addr', 'add', 'fd30::1/64', 'dev', 'vA', 'nodad');
   // someone else's routes, and a stale one of ours
   ipIn(ns.name, 'route', 'add', '10.80.0.0/24', 'via', '172.30.0.2', 'proto', 'static');
   ipIn(ns.name, 'route', 'add', '10.81.0.0/24', 'via', '172.30.0.2', 'proto', String(RTPROT_TABBY));
@@ -30,6 +31,8 @@ t.test('route reconciler', { skip }, async (t) => {
     { dst: '10.73.0.1/32', dev: 'vA' },
     { dst: '10.74.0.0/26', gateway: '172.30.0.2', dev: 'vA', table: 100 },
     { dst: '10.75.0.0/26', gateway: '172.31.9.9', dev: 'later0', onlink: true },
+    { dst: 'fd70:0:0:1::/64', gateway: 'fd30::2', dev: 'vA' },
+    { dst: 'fd70:0:0:2::/64', type: 'blackhole' },
   ]);
   const first = await rr.start();
   t.equal(first.failed.length, 0, 'no failures');
@@ -41,6 +44,15 @@ t.test('route reconciler', { skip }, async (t) => {
     t.match(main(), /10\.72\.0\.0\/26 via 172\.31\.9\.9 dev vA proto 81 onlink/);
     t.match(main(), /10\.73\.0\.1 dev vA proto 81 scope link/);
     t.match(ipIn(ns.name, 'route', 'show', 'table', '100'), /10\.74\.0\.0\/26 via 172\.30\.0\.2 dev vA proto 81/);
+    t.match(ipIn(ns.name, '-6', 'route', 'show'), /fd70:0:0:1::\/64 via fd30::2 dev vA proto 81/);
+    t.match(ipIn(ns.name, '-6', 'route', 'show'), /blackhole fd70:0:0:2::\/64 dev lo proto 81/);
+  });
+
+  t.test('a full resync of a converged kernel changes nothing (no churn)', async (t) => {
+    const r = await rr.resync();
+    t.equal(r.resynced, true);
+    t.equal(r.added, 0, 'nothing re-added');
+    t.equal(r.removed, 0, 'nothing removed');
   });
 
   t.test('stale owned routes removed, foreign route survives', async (t) => {

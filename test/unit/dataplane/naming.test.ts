@@ -31,3 +31,9 @@ t.test('route equality and destination normalisation', async (t) => {
   t.notOk(sameRoute(a, { ...a, onlink: true }));
   t.ok(sameRoute({ ...a, family: 6, dst: 'fd00::/64', scope: 253 }, { ...a, family: 6, dst: 'fd00::/64', scope: 0, priority: 1024 }), 'v6: scope and default metric ignored');
 });
+
+t.test('blackholes compare without next hop (IPv6 dumps them with dev lo)', async (t) => {
+  const want = { family: 6 as const, dst: 'fd70::/64', table: 254, protocol: 81, scope: 0, type: 'blackhole' as const };
+  t.ok(sameRoute(want, { ...want, oif: 1, priority: 1024 }));
+  t.notOk(sameRoute(want, { ...want, type: 'unicast', oif: 1 }));
+});
