@@ -8,9 +8,11 @@ export interface Leaf {
   name: string;
   path: string;
   address: string;
+  /** fd00:<net>::<i> when the star was made with IPv6. */
+  address6: string;
 }
 
-export function makeStar(t: Teardown, tag: string, net: number, n: number): Leaf[] {
+export function makeStar(t: Teardown, tag: string, net: number, n: number, opts: { ipv6?: boolean } = {}): Leaf[] {
   const base = `${runTag()}${tag}`.slice(0, 13);
   const hub = `${base}h`;
   const leaves = Array.from({ length: n }, (_, i) => `${base}${i + 1}`);
@@ -31,16 +33,22 @@ export function makeStar(t: Teardown, tag: string, net: number, n: number): Leaf
     ip(hub, 'link', 'set', hostSide, 'up');
     const address = `10.${net}.0.${i + 1}`;
     ip(name, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+    const address6 = `fd00:${net}::${i + 1}`;
+    if (opts.ipv6) {
+      spawnSync('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0'], { stdio: 'ignore' });
+      ip(name, 'addr', 'add', `${address6}/64`, 'dev', 'eth0', 'nodad');
+    }
     ip(name, 'link', 'set', 'eth0', 'up');
-    return { name, path: `/var/run/netns/${name}`, address };
+    return { name, path: `/var/run/netns/${name}`, address, address6 };
   });
 }
 
 /** A BIRD 2 config: one iBGP session per neighbour (protocol names p1, p2, …), static routes exported. */
 export function birdConfig(o: {
   routerId: string; asn: number; local: string; neighbors: { address: string; asn: number; rrClient?: boolean }[];
-  routes?: string[]; rrClusterId?: string; gracefulRestart?: boolean;
+  routes?: string[]; rrClusterId?: string; gracefulRestart?: boolean; family?: 'ipv4' | 'ipv6';
 }): string {
+  const fam = o.family ?? 'ipv4';
   const statics = (o.routes ?? []).map((r) => `  route ${r} blackhole;`).join('\n');
   const protos = o.neighbors.map((n, i) => `
 protocol bgp p${i + 1} {
@@ -51,12 +59,12 @@ protocol bgp p${i + 1} {
   connect retry time 2;
   error wait time 1, 5;
   hold time 30;
-${n.rrClient ? '  rr client;\n' : ''}${o.rrClusterId ? `  rr cluster id ${o.rrClusterId};\n` : ''}${o.gracefulRestart ? '  graceful restart on;\n  graceful restart time 120;\n' : ''}  ipv4 { import all; export all; };
+${n.rrClient ? '  rr client;\n' : ''}${o.rrClusterId ? `  rr cluster id ${o.rrClusterId};\n` : ''}${o.gracefulRestart ? '  graceful restart on;\n  graceful restart time 120;\n' : ''}  ${fam} { import all; export all; };
 }`).join('\n');
   return `router id ${o.routerId};
 log stderr all;
 protocol device { scan time 10; }
-protocol static st { ipv4;
+protocol static st { ${fam};
 ${statics}
 }
 ${protos}
