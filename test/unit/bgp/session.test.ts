@@ -128,6 +128,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
       await expectNotification(t, r, code, sub, data);
       t.notOk(s.established);
       t.match(s.status().info, /BGP Error/, `status: ${s.status().info}`);
+      if (name === 'bad BGP identifier') t.equal(s.status().info, 'Idle BGP Error: Bad BGP identifier', 'BIRD-style status text');
       s.stop();
       listener.remove(s.address);
     });
@@ -276,6 +277,20 @@ t.test('sessions over loopback', { skip }, async (t) => {
     clock.advance(3600);
     await settle(5);
     t.equal(conns, 5, 'capped at idleHoldMaxTime');
+    s.stop();
+  });
+
+  await t.test("status of a peer that refuses: 'Active Socket: Connection refused'", async (t) => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => srv.close(() => r())); // now nothing listens there
+    const s = new BgpSession({ ...base, address: '127.0.0.1', localAddress: '127.0.0.2', port, passive: false }, clock);
+    t.teardown(() => s.stop());
+    s.start();
+    for (let i = 0; i < 200 && s.state !== 'Active'; i++) await new Promise((x) => setTimeout(x, 10));
+    t.equal(s.status().info, 'Active Socket: Connection refused');
+    t.ok(s.status().since instanceof Date);
     s.stop();
   });
 
