@@ -62,6 +62,13 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
     t.match(fdb, new RegExp(`${vxlanMacForNode(n2.name)} dst 172\\.31\\.0\\.2 self permanent`));
     t.match(ipIn(n1.name, 'route', 'show'), /10\.66\.2\.0\/26 via 10\.66\.2\.0 dev vxlan\.calico proto 81 onlink/);
     t.match(ipIn(n1.name, 'route', 'show'), /blackhole 10\.66\.1\.0\/26 proto 81/);
+    // a full resync of the converged state changes nothing
+    recs[0]!.peers.neigh.markResync();
+    recs[0]!.peers.fdb.markResync();
+    const again = await recs[0]!.peers.apply();
+    t.same([again.neigh.added, again.neigh.removed, again.fdb.added, again.fdb.removed], [0, 0, 0, 0], 'no neighbour/FDB churn');
+    const r = await recs[0]!.routes.resync();
+    t.same([r.added, r.removed], [0, 0], 'no route churn');
   });
 
   t.test('pod to pod over VXLAN', async (t) => {
