@@ -224,6 +224,8 @@ export class BgpSession extends EventEmitter {
     const c = this.main;
     if (c.fsm.state !== 'Established' || !c.socket || c.socket.destroyed) throw new Error(`session ${this.address} is not Established`);
     const buf = Buffer.isBuffer(m) ? m : encodeUpdate(m, c.caps);
+    // RFC 8654: never send more than the peer accepts (it would answer 1/2 and reset).
+    if (buf.length > this.maxMessageLength) throw new RangeError(`message of ${buf.length} bytes exceeds ${this.maxMessageLength} for ${this.address}`);
     return c.socket.write(buf);
   }
 
