@@ -2,9 +2,7 @@
 // detection) and BgpListener, adapted to the PeerSession port the speaker codes against.
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
-import type net from 'node:net';
 import { BgpListener, BgpSession, type DownEvent } from './session.js';
-import { encodeNotification } from './codec/message.js';
 import type { Negotiated } from './negotiate.js';
 import type { PeerSession, SessionFactory, SessionParams, PeerState } from './speaker.js';
 
@@ -65,7 +63,7 @@ class SessionAdapter extends EventEmitter implements PeerSession {
     super();
     const s = session;
     s.on('state', (state: PeerState) => this.emit('state', state, s.status().info));
-    s.on('up', (n: Negotiated) => this.emit('established', n, this.localAddress()));
+    s.on('up', (n: Negotiated, local?: string) => this.emit('established', n, local || this.localAddress()));
     s.on('update', (m) => this.emit('update', m));
     s.on('route-refresh', (m) => this.emit('route-refresh', m));
     s.on('drain', () => this.emit('drain'));
@@ -79,9 +77,7 @@ class SessionAdapter extends EventEmitter implements PeerSession {
 
   /** Our address on the Established connection (for next-hop-self). */
   private localAddress(): string {
-    // BgpSession keeps its socket private; read it without changing bgp-1's file.
-    const sock = (this.session as unknown as { main?: { socket?: net.Socket } }).main?.socket;
-    const a = sock?.localAddress ?? this.session.config.localAddress ?? '';
+    const a = this.session.localAddress || this.session.config.localAddress || '';
     return a.startsWith('::ffff:') ? a.slice(7) : a;
   }
 
@@ -90,15 +86,9 @@ class SessionAdapter extends EventEmitter implements PeerSession {
   }
 
   stop(cease?: { subcode: number; data?: Buffer }): void {
-    if (cease === undefined) {
-      // Graceful: drop the connection without a NOTIFICATION so peers keep our routes (RFC 4724).
-      const sock = (this.session as unknown as { main?: { socket?: net.Socket } }).main?.socket;
-      sock?.destroy();
-    } else if (cease.data && cease.data.length > 0 && this.session.established) {
-      // BgpSession.stop() sends Cease without data; Cease 6/1 must carry AFI/SAFI/limit (RFC 4486 §4).
-      try { this.session.sendUpdate(encodeNotification({ code: 6, subcode: cease.subcode, data: cease.data })); } catch { /* closing anyway */ }
-    }
-    this.session.stop(cease?.subcode ?? 2);
+    // Graceful: drop the connection without a NOTIFICATION so peers keep our routes (RFC 4724).
+    if (cease === undefined) this.session.close();
+    else this.session.stop(cease.subcode, cease.data && cease.data.length > 0 ? cease.data : undefined);
     this.listener()?.remove(this.session.address);
   }
 

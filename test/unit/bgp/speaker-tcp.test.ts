@@ -29,3 +29,24 @@ t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native ad
   await until(() => b.locRib().size === 999, 5000, 'withdrawn');
   t.equal(b.peers()[0]!.prefixesReceived, 999);
 });
+
+t.test('graceful stop over TCP: the peer keeps our routes stale (no NOTIFICATION)', { skip: haveNative ? false : 'native addon not built (npm ci)' }, async (t) => {
+  const p2 = port + 1;
+  const gr = { restartTime: 120 };
+  const a = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: p2, gracefulRestart: gr });
+  const b = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: p2, gracefulRestart: gr });
+  a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port: p2, families: ['ipv4'] });
+  b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port: p2, families: ['ipv4'], passive: true });
+  t.teardown(async () => { await a.stop(); await b.stop(); });
+  await a.start();
+  await b.start();
+  a.originate('10.9.0.0/24');
+  await until(() => b.locRib().size === 1, 20000, 'route at b');
+  const withdrawn: string[] = [];
+  b.on('withdrawn', (e: { prefix: string }) => withdrawn.push(e.prefix));
+  await a.stop({ graceful: true });
+  await until(() => b.peers()[0]!.state !== 'Established', 10000, 'b sees the close');
+  t.equal(b.peers()[0]!.prefixesStale, 1, 'kept stale');
+  t.equal(b.locRib().get('10.9.0.0/24')?.stale, true);
+  t.same(withdrawn, []);
+});
