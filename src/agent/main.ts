@@ -19,6 +19,7 @@ import { StatusServer } from './status-server.js';
 import { resourcesPort, ipamPort, calicoSelectorMatch } from './wiring-store.js';
 import { bgpSpeakerPort, addressPort } from './wiring-bgp.js';
 import { createDataplanePort } from './wiring-dataplane.js';
+import { withTimeout } from './util.js';
 import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 
@@ -91,13 +92,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     })();
     return stopping;
   };
+  // A signal ends the process even while start-up is still retrying (e.g. waiting for the datastore).
   const done = new Promise<number>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { void stop(sig).then(() => resolve(0)); });
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => {
+        const hard = setTimeout(() => process.exit(0), 15_000);
+        hard.unref();
+        void stop(sig).then(() => { resolve(0); process.exit(0); });
+      });
+    }
   });
 
   // Start-up, retried while the datastore is unreachable (a pod restart loop would do the same, slower).
   for (let attempt = 1; ; attempt++) {
     try {
+      // Say so when the datastore does not answer (an etcd client would otherwise wait silently).
+      await withTimeout(ds.revision(), 3000, `datastore (${dsConfig.type}${dsConfig.etcdEndpoints ? ` ${dsConfig.etcdEndpoints.join(',')}` : ''}) did not answer`);
       await agent.start();
       break;
     } catch (e) {
