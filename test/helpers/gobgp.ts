@@ -20,8 +20,25 @@ export interface GobgpOptions {
   apiPort?: number;
 }
 
+/** One path of `gobgp global rib -j`, flattened. */
+export interface GobgpPath {
+  prefix: string;
+  best: boolean;
+  nextHop: string;
+  asPath: number[];
+  communities: number[];
+  /** MP_REACH next hop for IPv6, ORIGINATOR_ID, CLUSTER_LIST … as gobgp reports them (type → attr object). */
+  attrs: Record<number, Record<string, unknown>>;
+  /** The neighbor it came from ('' for local routes). */
+  neighbor: string;
+}
+
 export interface Gobgp {
   dir: string;
+  /** `gobgp global rib -a ipv4|ipv6 -j`, flattened (every path of every prefix). */
+  rib(family?: 'ipv4' | 'ipv6'): Promise<GobgpPath[]>;
+  /** `gobgp global rib -a <family> add <prefix> nexthop <nh> [community …] [aspath …]`. */
+  addRoute(prefix: string, o: { nextHop: string; communities?: string[]; asPath?: number[] }): Promise<void>;
   /** Run `gobgp -p <port> args…` in the netns, return stdout. */
   gobgp(...args: string[]): Promise<string>;
   /** `gobgp … -j` parsed as JSON. */
@@ -85,8 +102,40 @@ export async function startGobgp(t: Teardown, o: GobgpOptions): Promise<Gobgp> {
       return '';
     }
   };
+  const rib = async (family: 'ipv4' | 'ipv6' = 'ipv4'): Promise<GobgpPath[]> => {
+    const out = (await gobgp('global', 'rib', '-a', family, '-j')).trim();
+    if (!out || out === 'null') return [];
+    const j = JSON.parse(out) as Record<string, { nlri?: { prefix?: string }; best?: boolean; 'neighbor-ip'?: string; attrs?: ({ type: number } & Record<string, unknown>)[] }[]>;
+    const paths: GobgpPath[] = [];
+    for (const [prefix, list] of Object.entries(j)) {
+      for (const p of list) {
+        const attrs: Record<number, Record<string, unknown>> = {};
+        for (const a of p.attrs ?? []) attrs[a.type] = a;
+        const segs = (attrs[2]?.as_paths as { asns?: number[] }[] | undefined) ?? [];
+        const mp = attrs[14] as { nexthop?: string } | undefined;
+        paths.push({
+          prefix,
+          best: !!p.best,
+          nextHop: String((attrs[3] as { nexthop?: string } | undefined)?.nexthop ?? mp?.nexthop ?? ''),
+          asPath: segs.flatMap((sg) => sg.asns ?? []),
+          communities: (attrs[8]?.communities as number[] | undefined) ?? [],
+          attrs,
+          neighbor: String(p['neighbor-ip'] ?? ''),
+        });
+      }
+    }
+    return paths;
+  };
   return {
     dir,
+    rib,
+    async addRoute(prefix, r) {
+      const fam = prefix.includes(':') ? 'ipv6' : 'ipv4';
+      const args = ['global', 'rib', '-a', fam, 'add', prefix, 'nexthop', r.nextHop];
+      if (r.communities?.length) args.push('community', r.communities.join(','));
+      if (r.asPath?.length) args.push('aspath', r.asPath.join(','));
+      await gobgp(...args);
+    },
     gobgp,
     async gobgpJson<T>(...args: string[]) {
       return JSON.parse(await gobgp(...args, '-j')) as T;

@@ -62,6 +62,7 @@ t.test('tabby ⟷ GoBGP', { skip, timeout: 90_000 }, async (t) => {
   const ebgp = mk('10.80.0.12', '10.80.0.11', 4200000001, 4200000003, ['ipv4']);
   const g = await startGobgp(t, { netns: pair.b.name, config: GOBGP_CONF });
   await g.gobgp('global', 'rib', 'add', '203.0.113.0/24', 'nexthop', '10.80.0.2', 'community', '65000:200', 'med', '10');
+  t.match((await g.rib('ipv4')).find((p) => p.prefix === '203.0.113.0/24'), { nextHop: '10.80.0.2', communities: [65000 * 65536 + 200] }, 'rib() helper');
   await g.gobgp('global', 'rib', '-a', 'ipv6', 'add', '2001:db8:200::/48', 'nexthop', 'fd80::2');
   ibgp.s.start();
   ebgp.s.start();
@@ -97,5 +98,7 @@ t.test('tabby ⟷ GoBGP', { skip, timeout: 90_000 }, async (t) => {
     t.match(r4, /192\.0\.2\.0\/24\s+10\.80\.0\.1\s/, 'iBGP next hop');
     t.match(r4, /198\.51\.100\.0\/24\s+10\.80\.0\.11\s+4200000001 65123\s/, 'eBGP next hop and AS path');
     t.match(await rib6(), /2001:db8:300::\/48\s+fd80::1\s/, 'IPv6 next hop');
+    const paths = await g.rib('ipv4');
+    t.match(paths.find((p) => p.prefix === '198.51.100.0/24'), { nextHop: '10.80.0.11', asPath: [4200000001, 65123], neighbor: '10.80.0.11' }, 'the same via the JSON helper');
   });
 });
