@@ -2,7 +2,8 @@
 //   neighbour  <remote tunnel IP> lladdr <remote VTEP MAC> dev vxlan.calico nud permanent
 //   FDB        <remote VTEP MAC> dev vxlan.calico dst <remote node IP> self permanent
 // (the route "<remote block> via <remote tunnel IP> dev vxlan.calico onlink" is the RouteReconciler's).
-// Two instances of the generic Reconciler; ownership: every entry on vxlan.calico is ours (learning off).
+// Two instances of the generic Reconciler; ownership: permanent entries on vxlan.calico (and the kernel's
+// FAILED/INCOMPLETE leftovers of them) are ours; multicast NOARP entries and learned ones are not.
 import { EventEmitter } from 'node:events';
 import type { Netlink, NetlinkEvent } from './netlink/netlink.js';
 import type { Neighbor } from './netlink/messages.js';
@@ -27,6 +28,10 @@ export interface NeighFdbOptions extends ReconcilerOptions {
 }
 
 const ZERO_MAC = '00:00:00:00:00:00';
+
+const isMulticastIp = (ip: string | undefined): boolean =>
+  !!ip && (ip.includes(':') ? /^ff/i.test(ip) : Number(ip.split('.')[0]) >= 224);
+const isMulticastMac = (mac: string | undefined): boolean => !!mac && (parseInt(mac.slice(0, 2), 16) & 1) === 1;
 
 async function each<T>(items: T[], fn: (it: T) => Promise<unknown>): Promise<Failure<T>[]> {
   const failed: Failure<T>[] = [];
@@ -53,8 +58,10 @@ export class NeighFdbReconciler extends EventEmitter {
       kind: 'neigh',
       key: (n) => n.dst ?? '',
       equal: (a, b) => a.lladdr === b.lladdr && (b.state & NUD.PERMANENT) !== 0 && a.ifindex === b.ifindex,
-      // learning is off: every entry on the device is ours or kernel leftovers (FAILED after a delete)
-      owned: (n) => onDev(n),
+      // ours: the permanent entries we make, and the kernel's leftovers of them (FAILED/INCOMPLETE after a
+      // delete); not the kernel's NOARP entries for IPv6 multicast (ff02::…) nor learned dynamic ones.
+      owned: (n) => onDev(n) && (n.state & (NUD.PERMANENT | NUD.FAILED | NUD.INCOMPLETE)) !== 0 && (n.state & NUD.NOARP) === 0 && !isMulticastIp(n.dst),
+      mayReplace: (n) => onDev(n) && !isMulticastIp(n.dst),
       list: async () => {
         await this.resolve();
         if (!this.ifIndex) return [];
@@ -67,7 +74,8 @@ export class NeighFdbReconciler extends EventEmitter {
       kind: 'fdb',
       key: (n) => n.lladdr ?? '',
       equal: (a, b) => a.dst === b.dst && (b.state & NUD.PERMANENT) !== 0 && a.ifindex === b.ifindex,
-      owned: (n) => onDev(n) && n.lladdr !== ZERO_MAC,
+      owned: (n) => onDev(n) && n.lladdr !== ZERO_MAC && !isMulticastMac(n.lladdr),
+      mayReplace: (n) => onDev(n),
       list: async () => {
         await this.resolve();
         if (!this.ifIndex) return [];

@@ -16,6 +16,8 @@ export interface ReconcileDriver<T> {
   equal(desired: T, actual: T): boolean;
   /** ours by its mark (protocol number, name prefix …): may be deleted when not desired */
   owned(actual: T): boolean;
+  /** not ours, but may be overwritten when its key is desired (e.g. a FAILED neighbour); default: no → conflict */
+  mayReplace?(actual: T): boolean;
   /** every kernel object of this kind (owned or not) */
   list(): Promise<T[]>;
   /** create or replace each item; returns failures */
@@ -203,7 +205,7 @@ export class Reconciler<T> extends EventEmitter {
       if (!want) {
         if (have && d.owned(have)) { removeKeys.push(k); toRemove.push(have); }
       } else if (!have || !d.equal(want, have)) {
-        if (have && !d.owned(have)) conflicts.push(k);
+        if (have && !d.owned(have) && !d.mayReplace?.(have)) conflicts.push(k);
         else { applyKeys.push(k); toApply.push(want); }
       }
     }

@@ -105,3 +105,13 @@ t.test('markResync dumps again and catches silent changes', async (t) => {
   r.markResync();
   t.equal((await r.apply()).added, 1);
 });
+
+t.test('mayReplace: a foreign object the driver allows to overwrite is replaced, not a conflict', async (t) => {
+  const k = fakeKernel([{ key: 'n', value: 'failed', owner: 'other' }, { key: 'm', value: 'x', owner: 'other' }]);
+  const r = new Reconciler({ ...k.driver, mayReplace: (o) => o.value === 'failed' }, { resyncIntervalMs: 0 });
+  r.setDesired([me('n')]);
+  const res = await r.apply();
+  t.same(res.conflicts, []);
+  t.equal(k.kernel.get('n')!.owner, 'me');
+  t.equal(k.kernel.get('m')!.owner, 'other', 'a foreign object with no desired key is never removed');
+});
