@@ -20,8 +20,66 @@ export interface BirdOptions {
   config: string;
 }
 
+/** One route of `birdc show route <prefix> all`, parsed. */
+export interface BirdRoute {
+  prefix: string;
+  protocol: string;
+  best: boolean;
+  /** gateway of 'via X on dev' ('' for other kinds) */
+  via: string;
+  dev: string;
+  asPath: number[];
+  nextHop: string;
+  localPref?: number;
+  med?: number;
+  communities: string[];
+  largeCommunities: string[];
+  originatorId?: string;
+  clusterList: string[];
+  /** every `BGP.x: value` line */
+  bgp: Record<string, string>;
+}
+
+/** Parse `show route … all` output. */
+export function parseBirdRoutes(out: string): BirdRoute[] {
+  const routes: BirdRoute[] = [];
+  let prefix = '';
+  let cur: BirdRoute | undefined;
+  for (const line of out.split('\n')) {
+    const head = /^(\S+)?\s+\w+ \[(\S+) [^\]]*\]( \*)?/.exec(line);
+    if (head && /\[/.test(line) && !line.startsWith('\t')) {
+      if (head[1] && head[1] !== 'Table') prefix = head[1];
+      cur = { prefix, protocol: head[2] ?? '', best: !!head[3], via: '', dev: '', asPath: [], nextHop: '', communities: [], largeCommunities: [], clusterList: [], bgp: {} };
+      routes.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    const via = /^\s+via (\S+) on (\S+)/.exec(line);
+    if (via) {
+      cur.via = via[1] ?? '';
+      cur.dev = via[2] ?? '';
+      continue;
+    }
+    const attr = /^\s+BGP\.(\w+): ?(.*)$/.exec(line);
+    if (!attr) continue;
+    const [, k = '', v = ''] = attr;
+    cur.bgp[k] = v.trim();
+    if (k === 'as_path') cur.asPath = v.trim() ? v.trim().split(/\s+/).map(Number) : [];
+    else if (k === 'next_hop') cur.nextHop = v.trim().split(/\s+/)[0] ?? '';
+    else if (k === 'local_pref') cur.localPref = Number(v);
+    else if (k === 'med') cur.med = Number(v);
+    else if (k === 'community') cur.communities = v.match(/\([^)]*\)/g) ?? [];
+    else if (k === 'large_community') cur.largeCommunities = v.match(/\([^)]*\)/g) ?? [];
+    else if (k === 'originator_id') cur.originatorId = v.trim();
+    else if (k === 'cluster_list') cur.clusterList = v.trim().split(/\s+/).filter(Boolean);
+  }
+  return routes;
+}
+
 export interface Bird {
   dir: string;
+  /** `show route <prefix> all` (or `show route all` without prefix), parsed. */
+  routes(prefix?: string): Promise<BirdRoute[]>;
   socket: string;
   /** Run one birdc command, return its output. */
   birdc(cmd: string): Promise<string>;
@@ -109,6 +167,9 @@ export async function startBird(t: Teardown, o: BirdOptions): Promise<Bird> {
     dir,
     socket,
     birdc,
+    async routes(prefix?: string) {
+      return parseBirdRoutes(await birdc(prefix ? `show route ${prefix} all` : 'show route all'));
+    },
     protocolState,
     async waitEstablished(name, timeoutMs = 15_000) {
       return waitFor(async () => (await protocolState(name)).includes('Established'), timeoutMs, 100);

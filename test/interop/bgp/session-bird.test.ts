@@ -94,6 +94,8 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     t.match(r2, /via 10\.77\.0\.11 on veth1/);
     t.match(r2, /BGP\.as_path: 4200000001 65123/);
     t.match(await show('2001:db8:200::/48'), /via fd77::1 on veth1/);
+    t.match((await bird.routes('198.51.100.0/24'))[0], { prefix: '198.51.100.0/24', protocol: 'ebgp4', via: '10.77.0.11', asPath: [4200000001, 65123], nextHop: '10.77.0.11' }, 'the same through the routes() helper');
+    t.match((await bird.routes('203.0.113.0/24'))[0], { protocol: 'ibgp4', via: '10.77.0.1', asPath: [], localPref: 100, communities: ['(65000,7)'] });
     // and a withdraw removes it
     ibgp4.s.sendUpdate({ type: 'update', withdrawn: prefixListFromStrings(1, ['203.0.113.0/24']), nlri: emptyPrefixList(1), attrs: null });
     t.ok(await waitFor(async () => !(await show('203.0.113.0/24')).includes('BGP'), 5000, 100), 'withdrawn from BIRD');
