@@ -41,7 +41,7 @@ async function until<T>(fn: () => T | undefined | false, timeoutMs: number): Pro
   }
 }
 
-t.test('manifest environments run: probes, RR peering by selector, metrics, SIGTERM', { skip, timeout: 120_000 }, async (t) => {
+t.test('manifest environments run: probes, RR peering by selector, metrics, SIGTERM', { skip, timeout: 240_000 }, async (t) => {
   const tag = `tb${run}dp`;
   const nsRr = `${tag}R`, nsNode = `${tag}N`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
@@ -110,11 +110,11 @@ t.test('manifest environments run: probes, RR peering by selector, metrics, SIGT
     return `http://${g.host}:${g.port}${g.path}`;
   };
   for (const [ns, c, who] of [[nsRr, 'route-reflector', 'rr-1'], [nsNode, 'tabby-node', 'node-1']] as const) {
-    const live = await until(() => getIn(ns, probe(c, 'livenessProbe')).status === 200, 30_000);
+    const live = await until(() => getIn(ns, probe(c, 'livenessProbe')).status === 200, 60_000);
     t.ok(live, `${who}: liveness probe ${probe(c, 'livenessProbe')} answers 200`, { log: live ? '' : logs[who] });
   }
   // The node is ready only with its session to the reflector up: the BGPPeer's peerSelector found it.
-  const ready = await until(() => getIn(nsNode, probe('tabby-node', 'readinessProbe')).status === 200, 45_000);
+  const ready = await until(() => getIn(nsNode, probe('tabby-node', 'readinessProbe')).status === 200, 90_000);
   t.ok(ready, 'node-1: readiness 200 (session to the reflector Established)', { log: ready ? '' : `${getIn(nsNode, 'http://127.0.0.1:9099/status').body.slice(0, 600)}\n${logs['node-1']}` });
   const status = JSON.parse(getIn(nsNode, 'http://127.0.0.1:9099/status').body) as { peers: { address: string; state: string }[] };
   t.same(status.peers.map((p) => [p.address, p.state]), [['10.199.0.1', 'Established']], 'one peer: the reflector (mesh off)');
@@ -142,7 +142,7 @@ t.test('manifest environments run: probes, RR peering by selector, metrics, SIGT
   }
 });
 
-t.test('the systemd env file runs: tabby-node with deploy/systemd/tabby-node.env answers its health address and stops on SIGTERM', { skip, timeout: 90_000 }, async (t) => {
+t.test('the systemd env file runs: tabby-node with deploy/systemd/tabby-node.env answers its health address and stops on SIGTERM', { skip, timeout: 150_000 }, async (t) => {
   const { parseEnvFile } = await import('../../unit/deploy/fixtures/kustomize.js');
   const ns = `tb${run}dpS`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}dps-`));
@@ -165,7 +165,7 @@ t.test('the systemd env file runs: tabby-node with deploy/systemd/tabby-node.env
   let log = '';
   proc = spawn('ip', ['netns', 'exec', ns, process.execPath, main], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   proc.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
-  const live = await until(() => getIn(ns, `http://${env.TABBY_HEALTH_ADDR!}/liveness`).status === 200, 30_000);
+  const live = await until(() => getIn(ns, `http://${env.TABBY_HEALTH_ADDR!}/liveness`).status === 200, 60_000);
   t.ok(live, `liveness on TABBY_HEALTH_ADDR=${env.TABBY_HEALTH_ADDR!}`, { log: live ? '' : log });
   t.ok(fs.existsSync(path.join(tmp, 'run/tabby.sock')), 'status socket in the runtime directory');
   t.equal(fs.readFileSync(path.join(tmp, 'run/nodename'), 'utf8').trim(), 'host-1', 'nodename file for the CNI plugin');
