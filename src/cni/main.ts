@@ -45,7 +45,7 @@ function readStdin(): Buffer {
     let n: number;
     try { n = fs.readSync(0, buf, 0, buf.length, null); } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
+      if (code === 'EAGAIN') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2); continue; } // non-blocking pipe, no data yet
       if (code === 'EOF' || code === 'EBADF') break;
       throw e;
     }
