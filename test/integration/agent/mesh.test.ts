@@ -5,6 +5,8 @@
 import t from 'tap';
 import { agentLab, labSkipReason, routesOf, routeTo, until, blockOf, nodeIp, ContinuousPing, RouteMonitor, tabbyctl } from './helpers.js';
 import { kernelHasIpipSync } from './ipip.js';
+import { openDatastore } from '../../../src/datastore/index.js';
+import { ResourceStore } from '../../../src/datastore/resources.js';
 
 const skip = labSkipReason() ?? false;
 
@@ -110,6 +112,21 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     }
     t.same(mon3.deleted((l) => / proto 81/.test(l)), [], 'node-3 deleted none of its kernel routes');
     t.same(mon1.deleted((l) => / proto 81/.test(l)), [], 'node-1 withdrew nothing of node-3');
+  });
+
+  t.test('a global BGPPeer nobody answers: node status says start + the reason, readiness 503; deleting it heals', async (t) => {
+    const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
+    t.teardown(() => ds.close());
+    const rs = new ResourceStore(ds);
+    await rs.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'nobody' }, spec: { peerIP: '172.31.1.250', asNumber: 65010 } } as never);
+    const row = await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.split('\n').find((l) => l.startsWith('| 172.31.1.250 ')), 15_000);
+    t.match(row, /^\| 172\.31\.1\.250 +\| global +\| start +\| \d\d:\d\d:\d\d \| \S.*\|$/, `row: ${row}`);
+    t.notMatch(row, /Established/);
+    const s = await lab.agentStatus('node-1');
+    t.equal(s?.readiness.ready, false);
+    t.match(s?.readiness.reasons.join('; '), /BGP not established with 172\.31\.1\.250/);
+    await rs.delete('BGPPeer', 'nobody');
+    t.ok(await until(async () => (await lab.agentStatus('node-1'))?.readiness.ready, 15_000, 250), 'ready again once the peer is deleted');
   });
 
   t.test('IPIP end to end', { skip: kernelHasIpipSync() ? false : 'no ipip in this kernel (ip link add … type ipip fails); IPIP is covered by unit tests' }, async (t) => {
