@@ -12,6 +12,14 @@
 //   s.locRib().get('192.168.20.0/26');                     // best route, or undefined
 //   await s.stop({ graceful: true });                      // restart: peers keep our routes (RFC 4724)
 //
+// Graceful restart: with `gracefulRestart: { restartTime }` the speaker advertises the capability and acts as a
+// helper (a dropped peer's routes stay, marked stale, until its End-of-RIB). Pass `restarting: true` when this
+// process restarts with its routes still in the kernel: 'best'/'withdrawn' events and exports are then held until
+// every peer's End-of-RIB (or `deferralTime`), announced by a 'deferral-done' event.
+// Other events: 'end-of-rib' {address, afi}, 'dump-done' {address}, 'stale-swept' {address, removed},
+// 'route-refresh' {address, afi}, 'flushed' {address, removed}, 'idle' (inbound queue drained).
+// Event payloads share frozen parts (attrs, nextHops): read them, do not mutate them.
+//
 // Modules: codec/ (wire format), fsm.ts + session.ts + transport.ts (sessions, sockets, MD5/GTSM),
 // rib/ (decision process, interned attributes, Adj-RIB-In/Loc-RIB/Adj-RIB-Out, UPDATE packing),
 // policy.ts (import/export attribute rules), reflector.ts (RFC 4456 who-gets-what),
