@@ -3,7 +3,12 @@
 // Prints JSON lines: {"event":"ready"}, {"event":"done", rssBefore, rss, heapUsed, attrSets, firstUpdateMs, doneMs}.
 import { BgpSpeaker } from '../../src/bgp/index.js';
 
-const cfg = JSON.parse(process.env.TABBY_BENCH_RX ?? '{}') as { asn: number; routerId: string; listen: string; feeder: string; feederAsn: number; expect: number };
+if (!process.env.TABBY_BENCH_RX) {
+  // `make bench` runs every script here: this one is only a helper process of bgp-ingest.js.
+  process.stdout.write('bgp-ingest-receiver: helper of bgp-ingest.js (needs TABBY_BENCH_RX); nothing to do alone\n');
+  process.exit(0);
+}
+const cfg = JSON.parse(process.env.TABBY_BENCH_RX) as { asn: number; routerId: string; listen: string; feeder: string; feederAsn: number; expect: number };
 const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 const s = new BgpSpeaker({ asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen });
 s.addPeer({ address: cfg.feeder, asn: cfg.feederAsn, localAddress: cfg.listen, families: ['ipv4'], passive: true, holdTime: 90 });
