@@ -73,7 +73,12 @@ function formatIpv4(v: bigint): string {
 function formatIpv6(v: bigint): string {
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, leftmost on ties.
+  return formatIpv6Groups(groups);
+}
+
+/** Eight 16-bit groups → IPv6 text, RFC 5952: the longest run (>= 2) of zero groups, leftmost on
+ *  ties, compressed to "::". Shared with the netlink decoder's byte fast path. */
+export function formatIpv6Groups(groups: readonly number[]): string {
   let best = -1, bestLen = 0;
   for (let i = 0; i < 8;) {
     if (groups[i] !== 0) { i++; continue; }

@@ -2,7 +2,7 @@
 // linux/netlink.h: 4-byte alignment, nla_len excludes padding), and a zero-copy attribute walker.
 // Host byte order is little-endian on every machine tabby targets (x86-64, arm64); network-order
 // fields (ports, addresses) are written explicitly big-endian.
-import { parseIp, ipToBuffer } from '../../common/ip.js';
+import { parseIp, ipToBuffer, formatIpv6Groups } from '../../common/ip.js';
 
 export const NLMSG_HDRLEN = 16;
 export const align4 = (n: number): number => (n + 3) & ~3;
@@ -147,17 +147,7 @@ export function ipText(b: Uint8Array): string {
   if (b.length !== 16) throw new RangeError(`an IP address is 4 or 16 bytes, got ${b.length}`);
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIpv6Groups(g);
 }
 
 export function macBytes(mac: string): Buffer {
