@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-# Debian packages the tests and the lab use (real peers, real etcd, real CNI plugins, real tools to look).
-DEB_PACKAGES := iproute2 iptables nftables bird2 gobgpd frr etcd-server etcd-client \
-                containernetworking-plugins iputils-ping tcpdump tshark procps openssl
+# Debian packages the tests and the lab use: real BGP peers (BIRD 2, GoBGP), a real etcd, the CNI
+# reference plugins (portmap programs iptables), nft for natOutgoing, `ip`/ping for tests to look.
+DEB_PACKAGES := iproute2 iptables nftables bird2 gobgpd etcd-server etcd-client \
+                containernetworking-plugins iputils-ping procps openssl
 
 .PHONY: deps deps-apt deps-npm build test test-unit test-integration test-interop lab lab-down bench fuzz clean
 
@@ -48,6 +49,7 @@ lab-down:
 
 bench: build
 	@for b in dist/test/bench/*.js; do echo "== $$b"; node $$b || exit 1; done
+
 
 fuzz: build
 	TABBY_FUZZ_ITERATIONS=2000000 ./test/run.sh fuzz
