@@ -9,7 +9,7 @@ import yargs from 'yargs';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/method.js';
 import { parseDuration } from '../autodetect/settings.js';
-import { parseEndpoints, parseDatastoreType, DatastoreConfigError } from '../datastore/config.js';
+import { parseEndpoints, parseDatastoreType, DatastoreConfigError, type NodeDatastoreConfig } from '../datastore/config.js';
 import {
   DEFAULT_HEALTH_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, NODENAME_FILE_NAME,
 } from './constants.js';
@@ -95,15 +95,7 @@ export interface DefaultPool {
 
 export interface HostPort { host: string; port: number }
 
-export interface AgentDatastoreSettings {
-  type: 'file' | 'etcdv3';
-  dir: string;
-  etcdEndpoints?: string[];
-  etcdCaCertFile?: string;
-  etcdCertFile?: string;
-  etcdKeyFile?: string;
-  configFile?: string;
-}
+export type AgentDatastoreSettings = NodeDatastoreConfig & { configFile?: string };
 
 export interface AgentConfig {
   nodeName: string;

@@ -17,6 +17,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { log } from '../common/log.js';
+import type { NodeDatastoreConfig } from '../datastore/config.js';
 
 export interface InstallEnvVar {
   readonly name: string;
@@ -63,14 +64,7 @@ export interface InstallConfig {
   /** The node binary to run the plugin with (copied in copy mode). */
   nodeBinary: string;
   nodeName?: string;
-  datastore: {
-    type: 'file' | 'etcdv3';
-    dir: string;
-    etcdEndpoints?: string[];
-    etcdCaCertFile?: string;
-    etcdCertFile?: string;
-    etcdKeyFile?: string;
-  };
+  datastore: NodeDatastoreConfig;
 }
 
 export class InstallError extends Error {

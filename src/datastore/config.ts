@@ -24,6 +24,9 @@ export interface DatastoreConfig {
   etcdKeyFile?: string;
 }
 
+/** A real (non-memory) datastore with its directory resolved: what the agent and the CNI installer carry. */
+export type NodeDatastoreConfig = DatastoreConfig & { type: 'file' | 'etcdv3'; dir: string };
+
 export const DEFAULT_DATASTORE_DIR = '/var/lib/tabby/datastore';
 export const DEFAULT_CONFIG_FILE = '/etc/tabby/tabbyctl.cfg';
 export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
