@@ -55,49 +55,44 @@ export class IntTable<V> {
 
   /** Returns true when the key is new. */
   set(key: number, value: V): boolean {
-    const keys = this.keys, state = this.state, mask = this.mask;
-    let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
-    let tomb = -1;
-    for (;;) {
-      const st = state[i]!;
-      if (st === 0) break;
-      if (st === 1 && keys[i] === key) {
-        this.vals[i] = value;
-        return false;
-      }
-      if (st === 2 && tomb < 0) tomb = i;
-      i = (i + 1) & mask;
+    const i = this.probe(key);
+    if (i >= 0) {
+      this.vals[i] = value;
+      return false;
     }
-    if (tomb >= 0) i = tomb;
-    else this.used++;
-    keys[i] = key;
-    state[i] = 1;
-    this.vals[i] = value;
-    this.live++;
-    if (this.used * 4 > (this.mask + 1) * 3) this.rehash();
+    this.insertAt(~i, key, value);
     return true;
   }
 
   /** Insert unless present; returns the existing value (nothing stored) or undefined (inserted). One probe. */
   setIfAbsent(key: number, value: V): V | undefined {
+    const i = this.probe(key);
+    if (i >= 0) return this.vals[i];
+    this.insertAt(~i, key, value);
+    return undefined;
+  }
+
+  /** The slot holding key (>= 0), or ~slot where it would go: the first tombstone passed, else the empty slot. */
+  private probe(key: number): number {
     const keys = this.keys, state = this.state, mask = this.mask;
     let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
     let tomb = -1;
     for (;;) {
       const st = state[i]!;
-      if (st === 0) break;
-      if (st === 1 && keys[i] === key) return this.vals[i];
+      if (st === 0) return ~(tomb >= 0 ? tomb : i);
+      if (st === 1 && keys[i] === key) return i;
       if (st === 2 && tomb < 0) tomb = i;
       i = (i + 1) & mask;
     }
-    if (tomb >= 0) i = tomb;
-    else this.used++;
-    keys[i] = key;
-    state[i] = 1;
+  }
+
+  private insertAt(i: number, key: number, value: V): void {
+    if (this.state[i] === 0) this.used++; // a reused tombstone is already counted
+    this.keys[i] = key;
+    this.state[i] = 1;
     this.vals[i] = value;
     this.live++;
     if (this.used * 4 > (this.mask + 1) * 3) this.rehash();
-    return undefined;
   }
 
   delete(key: number): boolean {

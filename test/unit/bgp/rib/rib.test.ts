@@ -164,10 +164,19 @@ t.test('IntTable: a model check against Map (inserts, deletes, iteration while d
   let mismatches = 0;
   for (let i = 0; i < 200_000; i++) {
     const k = (rnd() % 5000) - 2500 | 0;
-    const op = rnd() % 3;
-    if (op < 2) { tb.set(k, i); model.set(k, i); } else if (tb.delete(k) !== model.delete(k)) mismatches++;
+    const op = rnd() % 4;
+    if (op < 2) {
+      if (tb.set(k, i) !== !model.has(k)) mismatches++;
+      model.set(k, i);
+    } else if (op === 2) {
+      if (tb.delete(k) !== model.delete(k)) mismatches++;
+    } else {
+      // setIfAbsent: the existing value, or undefined and inserted (reusing tombstones)
+      if (tb.setIfAbsent(k, i) !== model.get(k)) mismatches++;
+      if (!model.has(k)) model.set(k, i);
+    }
   }
-  t.equal(mismatches, 0, 'delete reports the same as Map');
+  t.equal(mismatches, 0, 'set/setIfAbsent/delete report the same as Map');
   t.equal(tb.size, model.size);
   let same = true;
   for (const [k, v] of model) if (tb.get(k) !== v) same = false;
