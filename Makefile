@@ -40,7 +40,9 @@ test-integration: build
 test-interop: build
 	./test/run.sh interop
 
+# A fresh lab each time: an earlier one (same tabby-lab-* names) is taken down first.
 lab: build
+	@node dist/src/cli/main.js lab down >/dev/null 2>&1 || true
 	node dist/src/cli/main.js lab up --nodes 3
 	node dist/src/cli/main.js lab status
 
