@@ -17,7 +17,7 @@ import { encodeUpdate } from '../../src/bgp/codec/message.js';
 import { AS4_CAPS, type PathAttributes, type PrefixList } from '../../src/bgp/codec/types.js';
 import { emptyPrefixList } from '../../src/bgp/codec/prefix.js';
 import { startBird } from '../helpers/bird.js';
-import { startGobgp } from '../helpers/gobgp.js';
+import { gobgpConfig, startGobgp } from '../helpers/gobgp.js';
 import { isRoot } from '../helpers/netns.js';
 import { makeStar } from '../interop/bgp/rr-lab.js';
 
@@ -132,23 +132,10 @@ protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as 
 
 async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   const [f, r] = makeStar(t, 'go', 71, 2);
-  const conf = `[global.config]
-  as = ${RX_ASN}
-  router-id = "${r!.address}"
-  local-address-list = ["${r!.address}"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${f!.address}"
-    peer-as = ${FEEDER_ASN}
-  [neighbors.transport.config]
-    passive-mode = true
-    local-address = "${r!.address}"
-  [neighbors.timers.config]
-    hold-time = 240
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`;
+  const conf = gobgpConfig({
+    asn: RX_ASN, routerId: r!.address, localAddressList: [r!.address],
+    neighbors: [{ address: f!.address, peerAs: FEEDER_ASN, passive: true, localAddress: r!.address, holdTime: 240 }],
+  });
   const g = await startGobgp(t, { netns: r!.name, config: conf });
   const pid = pidOf(g.dir);
   const before = rssOf(pid);

@@ -14,7 +14,7 @@ import { decodeMessage, encodeKeepalive, encodeMessage } from '../../src/bgp/cod
 import { AS4_CAPS, DEFAULT_CAPS, type CodecCaps, type OpenMessage } from '../../src/bgp/codec/types.js';
 import { listenTcp, normalizeAddress } from '../../src/bgp/transport.js';
 import { startBird } from './bird.js';
-import { startGobgp } from './gobgp.js';
+import { gobgpConfig, startGobgp } from './gobgp.js';
 import { makeNsPair, waitFor } from './netns.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -111,24 +111,10 @@ protocol bgp ibgp6 { local fd78::2 as 65000; neighbor fd78::1 as 65000; hold tim
 
     // ---------------- GoBGP
     byPeer.clear();
-    const g = await startGobgp(t, { netns: pair.b.name, config: `
-[global.config]
-  as = 65000
-  router-id = "10.78.0.2"
-  port = -1
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.78.0.1"
-    peer-as = 65000
-  [neighbors.transport.config]
-    local-address = "10.78.0.2"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-` });
+    const g = await startGobgp(t, { netns: pair.b.name, config: gobgpConfig({
+      asn: 65000, routerId: '10.78.0.2', port: -1,
+      neighbors: [{ address: '10.78.0.1', peerAs: 65000, localAddress: '10.78.0.2', families: ['ipv4-unicast', 'ipv6-unicast'] }],
+    }) });
     await g.gobgp('global', 'rib', 'add', '203.0.113.0/24', 'nexthop', '10.78.0.2', 'community', '65000:200', 'med', '10');
     await g.gobgp('global', 'rib', '-a', 'ipv6', 'add', '2001:db8:200::/48', 'nexthop', 'fd78::2');
     await waitFor(() => (byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2).length ?? 0) >= 2, 20_000, 100);

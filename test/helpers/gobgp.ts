@@ -154,3 +154,51 @@ export async function startGobgp(t: Teardown, o: GobgpOptions): Promise<Gobgp> {
     },
   };
 }
+
+export type GobgpFamily = 'ipv4-unicast' | 'ipv6-unicast';
+
+export interface GobgpNeighborConfig {
+  address: string;
+  peerAs: number;
+  /** eBGP with a local AS other than the global one. */
+  localAs?: number;
+  localAddress?: string;
+  passive?: boolean;
+  families?: GobgpFamily[];
+  holdTime?: number;
+  keepaliveInterval?: number;
+  connectRetry?: number;
+}
+
+/** gobgpd.toml text: the one place tests and benchmarks write GoBGP's configuration. */
+export function gobgpConfig(o: {
+  asn: number;
+  routerId: string;
+  /** -1: no listening socket (GoBGP only dials). */
+  port?: number;
+  localAddressList?: string[];
+  neighbors: GobgpNeighborConfig[];
+}): string {
+  const lines = ['[global.config]', `  as = ${o.asn}`, `  router-id = "${o.routerId}"`];
+  if (o.port !== undefined) lines.push(`  port = ${o.port}`);
+  if (o.localAddressList) lines.push(`  local-address-list = [${o.localAddressList.map((a) => `"${a}"`).join(', ')}]`);
+  for (const n of o.neighbors) {
+    lines.push('[[neighbors]]', '  [neighbors.config]', `    neighbor-address = "${n.address}"`, `    peer-as = ${n.peerAs}`);
+    if (n.localAs !== undefined) lines.push(`    local-as = ${n.localAs}`);
+    const timers = [
+      n.holdTime !== undefined ? `    hold-time = ${n.holdTime}` : '',
+      n.keepaliveInterval !== undefined ? `    keepalive-interval = ${n.keepaliveInterval}` : '',
+      n.connectRetry !== undefined ? `    connect-retry = ${n.connectRetry}` : '',
+    ].filter(Boolean);
+    if (timers.length) lines.push('  [neighbors.timers.config]', ...timers);
+    if (n.localAddress !== undefined || n.passive) {
+      lines.push('  [neighbors.transport.config]');
+      if (n.passive) lines.push('    passive-mode = true');
+      if (n.localAddress !== undefined) lines.push(`    local-address = "${n.localAddress}"`);
+    }
+    for (const f of n.families ?? ['ipv4-unicast']) {
+      lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', `      afi-safi-name = "${f}"`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

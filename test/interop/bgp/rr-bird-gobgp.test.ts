@@ -6,8 +6,8 @@ import t from 'tap';
 import { BgpSpeaker } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
-import { haveGobgp, startGobgp } from '../../helpers/gobgp.js';
-import { makeStar, birdConfig, gobgpConfig } from './rr-lab.js';
+import { gobgpConfig, haveGobgp, startGobgp } from '../../helpers/gobgp.js';
+import { makeStar, birdConfig } from './rr-lab.js';
 
 const skip = !isRoot() ? 'needs root (network namespaces)' : !haveBird() ? 'bird2 not installed' : !haveGobgp() ? 'gobgpd not installed' : false;
 const CLUSTER = '10.200.200.200';
@@ -16,7 +16,10 @@ t.test('tabby RR with BIRD 2 and GoBGP clients', { skip }, async (t) => {
   const [rrNs, birdNs, gobgpNs] = makeStar(t, 'rr', 66, 3);
   const rr = rrNs!, b = birdNs!, g = gobgpNs!;
   const bird = await startBird(t, { netns: b.name, config: birdConfig({ routerId: b.address, asn: 65000, local: b.address, neighbors: [{ address: rr.address, asn: 65000 }], routes: ['10.102.0.0/24'] }) });
-  const gobgp = await startGobgp(t, { netns: g.name, config: gobgpConfig({ routerId: g.address, asn: 65000, local: g.address, neighbors: [{ address: rr.address, asn: 65000 }] }) });
+  const gobgp = await startGobgp(t, { netns: g.name, config: gobgpConfig({
+    asn: 65000, routerId: g.address, localAddressList: [g.address],
+    neighbors: [{ address: rr.address, peerAs: 65000, localAddress: g.address, connectRetry: 2, holdTime: 30, keepaliveInterval: 10 }],
+  }) });
   const speaker = new BgpSpeaker({ asn: 65000, routerId: rr.address, clusterId: CLUSTER, listenAddress: rr.address, netns: rr.path });
   for (const c of [b, g]) speaker.addPeer({ address: c.address, asn: 65000, localAddress: rr.address, routeReflectorClient: true, families: ['ipv4'], holdTime: 30 });
   t.teardown(() => speaker.stop());

@@ -70,26 +70,3 @@ ${statics}
 ${protos}
 `;
 }
-
-/** A GoBGP config with one iBGP neighbour per entry. */
-export function gobgpConfig(o: { routerId: string; asn: number; local: string; neighbors: { address: string; asn: number }[] }): string {
-  return `[global.config]
-  as = ${o.asn}
-  router-id = "${o.routerId}"
-  local-address-list = ["${o.local}"]
-${o.neighbors.map((n) => `
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "${n.address}"
-    peer-as = ${n.asn}
-  [neighbors.transport.config]
-    local-address = "${o.local}"
-  [neighbors.timers.config]
-    connect-retry = 2
-    hold-time = 30
-    keepalive-interval = 10
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`).join('')}`;
-}

@@ -4,46 +4,20 @@ import t from 'tap';
 import { BgpListener, BgpSession } from '../../../src/bgp/session.js';
 import { emptyPrefixList, prefixListFromStrings, prefixListToStrings } from '../../../src/bgp/codec/prefix.js';
 import type { UpdateMessage } from '../../../src/bgp/codec/types.js';
-import { haveGobgp, startGobgp } from '../../helpers/gobgp.js';
+import { gobgpConfig, haveGobgp, startGobgp } from '../../helpers/gobgp.js';
 import { isRoot, makeNsPair, waitFor } from '../../helpers/netns.js';
 
 const skip = !isRoot() ? 'needs root (netns)' : !haveGobgp() ? 'needs gobgpd and gobgp' : false;
 
-const GOBGP_CONF = `
-[global.config]
-  as = 65000
-  router-id = "10.80.0.2"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.80.0.1"
-    peer-as = 65000
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 1
-  [neighbors.transport.config]
-    local-address = "10.80.0.2"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.80.0.11"
-    peer-as = 4200000001
-    local-as = 4200000003
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 1
-  [neighbors.transport.config]
-    local-address = "10.80.0.12"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`;
+const timers = { holdTime: 9, keepaliveInterval: 3, connectRetry: 1 };
+const GOBGP_CONF = gobgpConfig({
+  asn: 65000,
+  routerId: '10.80.0.2',
+  neighbors: [
+    { address: '10.80.0.1', peerAs: 65000, localAddress: '10.80.0.2', families: ['ipv4-unicast', 'ipv6-unicast'], ...timers },
+    { address: '10.80.0.11', peerAs: 4200000001, localAs: 4200000003, localAddress: '10.80.0.12', ...timers },
+  ],
+});
 
 t.test('tabby ⟷ GoBGP', { skip, timeout: 90_000 }, async (t) => {
   const pair = makeNsPair(t, 'gs', { a4: ['10.80.0.1/24', '10.80.0.11/24'], b4: ['10.80.0.2/24', '10.80.0.12/24'], a6: ['fd80::1/64'], b6: ['fd80::2/64'] });
