@@ -19,6 +19,9 @@ export { API_VERSION, KINDS, ValidationError, parseAsn, formatAsnDot, parseDurat
 export type { ResourceKind, ResourceMeta, AnyResource } from './validation.js';
 export { parseSelector, SelectorError, type Selector, type Labels } from './selector.js';
 
+import type { BGPFilterSpec } from './bgpfilter.js';
+export type { BGPFilterSpec } from './bgpfilter.js';
+
 export type EncapMode = 'Always' | 'CrossSubnet' | 'Never';
 
 export interface IPPoolSpec {
@@ -48,6 +51,7 @@ export interface BGPConfigurationSpec {
   nodeMeshMaxRestartTime?: string;
   bindMode?: 'None' | 'NodeIP';
   ignoredInterfaces?: string[];
+  serviceLoadBalancerAggregation?: 'Enabled' | 'Disabled';
 }
 
 export interface BGPPeerSpec {
@@ -96,11 +100,13 @@ export type IPPool = Base<'IPPool', IPPoolSpec>;
 export type BGPConfiguration = Base<'BGPConfiguration', BGPConfigurationSpec>;
 export type BGPPeer = Base<'BGPPeer', BGPPeerSpec>;
 export type Node = Base<'Node', NodeSpec> & { status?: Record<string, unknown> };
-export type Resource = IPPool | BGPConfiguration | BGPPeer | Node;
-export interface KindMap { IPPool: IPPool; BGPConfiguration: BGPConfiguration; BGPPeer: BGPPeer; Node: Node }
+export type BGPFilter = Base<'BGPFilter', BGPFilterSpec>;
+export type Resource = IPPool | BGPConfiguration | BGPPeer | Node | BGPFilter;
+export interface KindMap { IPPool: IPPool; BGPConfiguration: BGPConfiguration; BGPPeer: BGPPeer; Node: Node; BGPFilter: BGPFilter }
 
 export const PLURALS: Record<ResourceKind, string> = {
   IPPool: 'ippools', BGPConfiguration: 'bgpconfigurations', BGPPeer: 'bgppeers', Node: 'nodes',
+  BGPFilter: 'bgpfilters',
 };
 export const RESOURCE_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 
@@ -110,6 +116,7 @@ const KIND_ALIASES: Record<ResourceKind, string[]> = {
   BGPConfiguration: ['bgpconfiguration', 'bgpconfigurations', 'bgpconfig', 'bgpconfigs'],
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
   Node: ['node', 'nodes', 'no', 'nos'],
+  BGPFilter: ['bgpfilter', 'bgpfilters', 'bgpf', 'bgpfs'],
 };
 
 export class UnknownKind extends Error {

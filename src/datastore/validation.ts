@@ -4,9 +4,11 @@
 // Pure: no datastore access (cross-resource checks such as pool overlap live in resources.ts).
 import { parseCidr, cidrsOverlap, formatCidr, formatIp, formatIpWithPrefix, tryParseIp, type Cidr } from '../common/ip.js';
 import { parseSelector, SelectorError } from './selector.js';
+import { checkBGPFilter } from './bgpfilter.js';
+import { parseCommunity } from '../bgp/filter/engine.js';
 
 export const API_VERSION = 'projectcalico.org/v3';
-export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node'] as const;
+export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'BGPFilter'] as const;
 export type ResourceKind = (typeof KINDS)[number];
 
 export class ValidationError extends Error {
@@ -71,7 +73,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSON.stringify(v));
 
-class Checker {
+export class Checker {
   readonly problems: string[] = [];
   add(msg: string): void { this.problems.push(msg); }
 
@@ -235,7 +237,8 @@ function checkCidrList(c: Checker, spec: Obj, k: string, out: Obj): void {
 function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   c.known(spec, 'spec.', ['logSeverityScreen', 'nodeToNodeMeshEnabled', 'asNumber', 'listenPort', 'serviceClusterIPs',
     'serviceExternalIPs', 'serviceLoadBalancerIPs', 'communities', 'prefixAdvertisements', 'nodeMeshPassword',
-    'nodeMeshMaxRestartTime', 'bindMode', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']);
+    'nodeMeshMaxRestartTime', 'bindMode', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6',
+    'serviceLoadBalancerAggregation']);
   const isDefault = name === 'default';
   if (!isDefault && !name.startsWith('node.')) c.add(`metadata.name must be "default" or "node.<nodename>" for a BGPConfiguration`);
   const out: Obj = {};
@@ -255,6 +258,8 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
     if (port !== undefined) out.listenPort = port;
   }
   for (const k of ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs']) checkCidrList(c, spec, k, out);
+  const lbAgg = c.oneOf(spec, 'serviceLoadBalancerAggregation', 'spec.', ['Enabled', 'Disabled'] as const);
+  if (lbAgg) out.serviceLoadBalancerAggregation = lbAgg;
   const bind = c.oneOf(spec, 'bindMode', 'spec.', ['None', 'NodeIP'] as const);
   if (bind) out.bindMode = bind;
   const mrt = c.duration(spec, 'nodeMeshMaxRestartTime', 'spec.');
@@ -265,8 +270,11 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
       const p = `spec.communities[${i}].`;
       if (!isObj(item)) { c.add(`spec.communities[${i}] must be a mapping {name, value}`); return item; }
       c.known(item, p, ['name', 'value']);
+      const n = c.string(item, 'name', p);
+      if (n === undefined || n === '') c.add(`${p}name is required`);
       const v = c.string(item, 'value', p);
-      if (v !== undefined && !/^\d+:\d+(:\d+)?$/.test(v)) c.add(`${p}value ${show(v)} is not a community "aa:nn" or large community "aa:nn:mm"`);
+      if (v === undefined) c.add(`${p}value is required`);
+      else if (!parseCommunity(v)) c.add(`${p}value ${show(v)} is not a community "aa:nn" (0..65535 each) or large community "aa:nn:mm" (0..4294967295 each)`);
       return item;
     });
   }
@@ -277,7 +285,12 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
       if (!isObj(item)) { c.add(`spec.prefixAdvertisements[${i}] must be a mapping {cidr, communities}`); return item; }
       c.known(item, p, ['cidr', 'communities']);
       const cidr = c.cidr(item, 'cidr', p);
-      c.array(item, 'communities', p);
+      if (item.cidr === undefined) c.add(`${p}cidr is required`);
+      const names = new Set((Array.isArray(spec.communities) ? spec.communities : []).map((x) => (isObj(x) ? x.name : undefined)));
+      (c.array(item, 'communities', p) ?? []).forEach((x, j) => {
+        // Calico: each entry is the name of a spec.communities entry or a literal community value.
+        if (typeof x !== 'string' || (!names.has(x) && !parseCommunity(x))) c.add(`${p}communities[${j}] ${show(x)} is neither a name from spec.communities nor a community value`);
+      });
       return cidr ? { ...item, cidr: formatCidr(cidr) } : item;
     });
   }
@@ -347,7 +360,10 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   const rb = c.ip(spec, 'reachableBy', 'spec.');
   if (rb) out.reachableBy = rb;
   const filters = c.array(spec, 'filters', 'spec.');
-  if (filters) out.filters = filters;
+  if (filters) {
+    filters.forEach((f, i) => { if (typeof f !== 'string' || !NAME_RE.test(f)) c.add(`spec.filters[${i}] ${show(f)} is not a BGPFilter name`); });
+    out.filters = filters;
+  }
   const lws = c.selector(spec, 'localWorkloadSelector', 'spec.');
   if (lws) out.localWorkloadSelector = lws;
   const nhm = c.oneOf(spec, 'nextHopMode', 'spec.', ['Auto', 'Self', 'Keep'] as const);
@@ -414,6 +430,7 @@ const SPEC_CHECKERS: Record<ResourceKind, (c: Checker, name: string, spec: Obj) 
   BGPConfiguration: checkBGPConfiguration,
   BGPPeer: checkBGPPeer,
   Node: checkNode,
+  BGPFilter: checkBGPFilter,
 };
 
 export interface ResourceMeta {

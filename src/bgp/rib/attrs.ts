@@ -16,6 +16,8 @@ import { ipv4ToNumber } from './path.js';
 export type RouteAttributes = Omit<PathAttributes, 'mpReach' | 'mpUnreach' | 'wireOrder' | 'wireExtended'> & {
   /** IPv6 link-local next hop (RFC 2545), when the path is IPv6 and the peer sent one. */
   linkLocal?: string;
+  /** Route priority set by a BGPFilter setPriority (Calico's krt_metric): local only, never sent. */
+  priority?: number;
 };
 
 export class AttrSet {
@@ -89,6 +91,7 @@ export function attrKey(a: RouteAttributes): string {
     for (const c of a.largeCommunities) k += `${c.global}:${c.local1}:${c.local2},`;
   }
   if (a.unknown?.length) for (const u of a.unknown) k += `|u${u.code}:${u.flags}:${u.value.toString('hex')}`;
+  if (a.priority !== undefined) k += `|p${a.priority}`;
   return k;
 }
 

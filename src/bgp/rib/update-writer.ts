@@ -22,7 +22,7 @@ export function slicePrefixList(l: PrefixList, from: number, to: number): Prefix
 }
 
 function wireAttrs(a: Readonly<RouteAttributes>, afi: 1 | 2, nlri: PrefixList): PathAttributes {
-  const { linkLocal, ...rest } = a;
+  const { linkLocal, priority: _local, ...rest } = a;
   const out: PathAttributes = { ...rest };
   if (afi === 2) {
     delete out.nextHop; // NEXT_HOP only goes with IPv4 NLRI (RFC 4760 §3)

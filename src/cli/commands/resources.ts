@@ -207,6 +207,11 @@ function rowsFor(kind: ResourceKind, items: Resource[], wide: boolean): { header
           rows: nodes.map((n) => [n.metadata.name, n.spec.bgp?.asNumber === undefined ? '(64512)' : formatAsnDot(n.spec.bgp.asNumber), n.spec.bgp?.ipv4Address ?? '', n.spec.bgp?.ipv6Address ?? '', n.spec.bgp?.routeReflectorClusterID ?? '']) }
         : { headers: ['NAME'], rows: nodes.map((n) => [n.metadata.name]) };
     }
+    case 'BGPFilter': {
+      const fs = items as Extract<Resource, { kind: 'BGPFilter' }>[];
+      const n = (l: unknown[] | undefined) => String(l?.length ?? 0);
+      return { headers: ['NAME', 'IMPORTV4', 'EXPORTV4', 'IMPORTV6', 'EXPORTV6'], rows: fs.map((f) => [f.metadata.name, n(f.spec.importV4), n(f.spec.exportV4), n(f.spec.importV6), n(f.spec.exportV6)]) };
+    }
   }
 }
 
