@@ -15,11 +15,13 @@ import {
   listNetns, netnsPath, processAlive, processStartTime, runIn, spawnIn, stopProcess, deleteNetns, type RunResult,
 } from './netns.js';
 import {
-  attachNode, buildUnderlay, detachNode, MAX_ORDINAL, nodeNetnsName, routerNetnsName, underlayNetnsName, type SubnetName,
+  attachNode, buildUnderlay, detachNode, MAX_ORDINAL, nodeNetnsName, routerNetnsName, underlayNetnsName, SUBNETS, type SubnetName,
 } from './topology.js';
 import { addPodViaCni, deletePodViaCni, installCniWrappers, repoRoot, type CniContext } from './pods.js';
 import { readLabState, writeLabState, DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR, type LabMode, type LabNodeState, type LabPodState, type LabState } from './state.js';
 import { destroyLab, lastLogLine } from './down.js';
+import { labEnv, resolveCommand } from './env.js';
+import { mapLimit, type ProbePair } from './probe.js';
 
 export type { LabMode, LabNodeState, LabPodState, LabState } from './state.js';
 export { DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR } from './state.js';
@@ -34,7 +36,7 @@ export interface LabOptions {
   /** number of tabby nodes (default 3), named node-1 … node-N unless nodeNames is given */
   nodes?: number;
   nodeNames?: string[];
-  /** encapsulation; 'auto' (default) = ipip when the kernel has it, else vxlan */
+  /** encapsulation; 'auto' (default) = routed (every node shares one subnet: pod routes come from BGP) */
   mode?: LabMode | 'auto';
   /** extra nodes running tabby-node in route-reflector mode (rr-1 …); with any, the mesh is off by default */
   routeReflectors?: number;
@@ -152,10 +154,10 @@ export class Lab {
       await buildUnderlay(prefix, crossSubnet);
       const hasIpip = await probeIpip(lab.state.underlayNetns);
       if (requested === 'auto') {
-        lab.state.mode = hasIpip ? 'ipip' : 'vxlan';
-        lab.state.modeReason = hasIpip
-          ? 'IPIP (the kernel has the ipip module, as Calico\'s default ipipMode Always)'
-          : 'VXLAN (this kernel has no ipip support — creating an ipip link fails — so the lab uses vxlanMode Always)';
+        // Every node is on one underlay subnet: a pod route is simply `via <node>`, learned over BGP
+        // (flannel host-gw's shape). A tunnel is only needed across subnets (--mode crosssubnet).
+        lab.state.mode = 'routed';
+        lab.state.modeReason = `routed (every node is on one subnet, ${SUBNETS.a.cidr}, so pod routes are plain "via <node>" routes learned over BGP — no tunnel needed; --mode vxlan|ipip|crosssubnet for encapsulation)`;
       } else if (requested === 'crosssubnet') {
         lab.state.modeReason = hasIpip ? 'CrossSubnet with IPIP across the router, plain routing inside a subnet'
           : 'CrossSubnet with VXLAN across the router (no ipip in this kernel), plain routing inside a subnet';
@@ -410,9 +412,15 @@ export class Lab {
   /** Run a command inside a node's or pod's namespace (a node gets TABBY_STATE_DIR of its agent). */
   exec(target: string, command: string, args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
     const ns = this.netnsOf(target);
+    const [cmd, ...rest] = resolveCommand([command, ...args]);
+    return runIn(ns, cmd!, rest, { env: this.execEnv(target), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  }
+
+  /** Environment for a command in a node or pod: the lab's datastore, and a node's state dir and name. */
+  execEnv(target: string): NodeJS.ProcessEnv {
     const node = this.state.nodes.find((x) => x.name === target);
-    const env = node ? { ...process.env, TABBY_STATE_DIR: path.join(this.stateDir, 'nodes', node.name) } : process.env;
-    return runIn(ns, command, args, { env, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+    const pod = this.state.pods.find((x) => x.name === target);
+    return { ...process.env, ...labEnv(this.state, node?.name ?? pod?.node) };
   }
 
   /** One ICMP echo from a pod (or node) to an address; true when answered. */
@@ -430,16 +438,15 @@ export class Lab {
     return false;
   }
 
-  /** Every pod to every other pod. */
-  async pingMatrix(deadlineMs = 10_000): Promise<PingResult[]> {
-    const out: PingResult[] = [];
-    for (const a of this.state.pods) {
-      for (const b of this.state.pods) {
-        if (a === b) continue;
-        out.push({ from: a.name, to: b.name, toIp: b.ip, ok: await this.pingUntil(a.name, b.ip, deadlineMs) });
-      }
-    }
-    return out;
+  /** Every pod to every other pod (or the given pairs), `concurrency` pings at a time. */
+  async pingMatrix(deadlineMs = 10_000, opts: { pairs?: readonly ProbePair[]; concurrency?: number; onResult?: (r: PingResult, done: number) => void } = {}): Promise<PingResult[]> {
+    const pairs = opts.pairs ?? this.state.pods.flatMap((a) => this.state.pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, toIp: b.ip })));
+    let done = 0;
+    return mapLimit(pairs, opts.concurrency ?? 8, async (p) => {
+      const r: PingResult = { ...p, ok: await this.pingUntil(p.from, p.toIp, deadlineMs) };
+      opts.onResult?.(r, ++done);
+      return r;
+    });
   }
 
   /** Remove everything: agents, namespaces, the state directory. */

@@ -1,4 +1,4 @@
-// tabbyctl lab up|down|status|exec|add-node|remove-node|add-pod — the local lab (src/lab): N tabby
+// tabbyctl lab up|down|status|exec|env|add-node|remove-node|add-pod — the local lab (src/lab): N tabby
 // nodes as network namespaces on this machine, one tabby-node each, pods through the real CNI plugin.
 // Rendering only; the mechanics live in src/lab.
 import type { Argv, CommandModule } from 'yargs';
@@ -8,6 +8,9 @@ import {
   type LabMode, type PingResult,
 } from '../../lab/lab.js';
 import { spawnIn } from '../../lab/netns.js';
+import { waitConverged, progressLine } from '../../lab/converge.js';
+import { planPairs } from '../../lab/probe.js';
+import { renderEnvExports, resolveCommand } from '../../lab/env.js';
 import { SUBNETS } from '../../lab/topology.js';
 import { renderNodeStatus, renderTable } from './node.js';
 
@@ -66,18 +69,23 @@ async function printNodeStatuses(lab: Lab): Promise<void> {
   }
 }
 
-interface UpArgs extends CommonArgs { nodes: number; mode: string; 'route-reflectors': number; mesh?: boolean; pods: number; timeout: number }
+interface UpArgs extends CommonArgs { nodes: number; mode: string; 'route-reflectors': number; mesh?: boolean; pods: number; timeout: number; 'ping-pairs': number; 'ping-parallel': number }
+
+/** Up to this many pods the ping results are drawn as a matrix; beyond it, a summary and the failures. */
+const MATRIX_MAX_PODS = 12;
 
 const upCommand: CommandModule<object, UpArgs> = {
   command: 'up',
   describe: 'create the lab: nodes, tabby-node per node, pods, then BGP status and a pod-to-pod ping matrix',
   builder: (y) => common(y)
     .option('nodes', { type: 'number', default: 3, describe: 'number of tabby nodes' })
-    .option('mode', { type: 'string', default: 'auto', choices: ['auto', 'routed', 'vxlan', 'ipip', 'crosssubnet'], describe: 'encapsulation (auto: IPIP when the kernel has ipip, else VXLAN)' })
+    .option('mode', { type: 'string', default: 'auto', choices: ['auto', 'routed', 'vxlan', 'ipip', 'crosssubnet'], describe: 'encapsulation (auto: routed — every node shares one subnet, pod routes come from BGP)' })
     .option('route-reflectors', { type: 'number', default: 0, describe: 'route-reflector nodes (tabby-node --mode route-reflector); the mesh is off with them' })
     .option('mesh', { type: 'boolean', describe: 'node-to-node mesh (default: on, off with route reflectors)' })
     .option('pods', { type: 'number', default: 1, describe: 'pods per node' })
-    .option('timeout', { type: 'number', default: 90, describe: 'seconds to wait for BGP sessions' }) as Argv<UpArgs>,
+    .option('timeout', { type: 'number', default: 90, describe: 'seconds to wait for convergence (sessions Established, every block in every kernel)' })
+    .option('ping-pairs', { type: 'number', default: 400, describe: 'ping every pod pair up to this many pairs, beyond it a sample spread over every pod (0: all)' })
+    .option('ping-parallel', { type: 'number', default: 8, describe: 'pings in flight at once' }) as Argv<UpArgs>,
   handler: async (argv) => {
     const t0 = Date.now();
     const lab = await createLab({
@@ -89,11 +97,18 @@ const upCommand: CommandModule<object, UpArgs> = {
     if (!agentMainPath()) {
       out('\ntabby-node is not built (dist/src/agent/main.js): the lab runs without agents — no BGP, no routes between nodes.\n');
     } else {
-      out(`\nwaiting for BGP sessions (up to ${argv.timeout} s)…\n`);
-      const w = await lab.waitForBgp(argv.timeout * 1000);
-      if (w.ok) out(`all BGP sessions Established after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      else { failed = true; out(`BGP not up after ${argv.timeout} s: ${w.pending.join(', ')} (logs: ${path.join(lab.stateDir, 'nodes', '<node>', 'agent.log')})\n`); }
-      await printNodeStatuses(lab);
+      out(`\nwaiting until the cluster check says converged — every BGP session Established, every block in every kernel (up to ${argv.timeout} s)…\n`);
+      const w = await waitConverged(lab, { timeoutMs: argv.timeout * 1000, onProgress: (r, ms) => out(`  ${(ms / 1000).toFixed(0)} s: ${progressLine(r)}\n`) });
+      if (w.ok) out(`converged after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${w.report ? progressLine(w.report) : ''}\n`);
+      else {
+        failed = true;
+        out(`not converged after ${(w.elapsedMs / 1000).toFixed(0)} s${w.report ? ` (${progressLine(w.report)})` : ''}:\n`);
+        for (const d of w.dead) out(`  ${d}\n`);
+        for (const f of (w.report?.findings ?? []).slice(0, 20)) out(`  ${f.node}: ${f.detail}\n`);
+        if ((w.report?.findings.length ?? 0) > 20) out(`  … ${w.report!.findings.length - 20} more (tabbyctl cluster status)\n`);
+        out(`  logs: ${path.join(lab.stateDir, 'nodes', '<node>', 'agent.log')}\n`);
+      }
+      if (lab.nodes.length <= MATRIX_MAX_PODS) await printNodeStatuses(lab);
     }
     const workers = lab.nodes.filter((n) => n.role === 'node');
     try {
@@ -103,12 +118,19 @@ const upCommand: CommandModule<object, UpArgs> = {
       out(`\ncannot create pods: ${(err as Error).message}\n`);
     }
     if (lab.pods.length > 0) {
-      out(`\n${renderTable(['POD', 'NODE', 'IP'], lab.pods.map((p) => [p.name, p.node, p.ip]))}\n`);
-      const results = await lab.pingMatrix(10_000);
-      out(`\npod-to-pod ping matrix:\n${renderPingMatrix(lab.pods.map((p) => p.name), results)}\n`);
-      const bad = results.filter((r) => !r.ok).length;
-      if (bad > 0) failed = true;
-      out(`${results.length - bad}/${results.length} pod pairs reach each other\n`);
+      if (lab.pods.length <= MATRIX_MAX_PODS) out(`\n${renderTable(['POD', 'NODE', 'IP'], lab.pods.map((p) => [p.name, p.node, p.ip]))}\n`);
+      const plan = planPairs(lab.pods, argv['ping-pairs']);
+      out(`\npinging ${plan.pairs.length}${plan.sampled ? ` of ${plan.total} pod pairs (a sample: every pod sends and answers ${Math.round(plan.pairs.length / lab.pods.length)}; --ping-pairs 0 for all)` : ' pod pairs'}, ${argv['ping-parallel']} at a time…\n`);
+      let lastShown = Date.now();
+      const results = await lab.pingMatrix(10_000, {
+        pairs: plan.pairs, concurrency: argv['ping-parallel'],
+        onResult: (_r, done) => { if (Date.now() - lastShown >= 5000) { lastShown = Date.now(); out(`  ${done}/${plan.pairs.length} pinged\n`); } },
+      });
+      const bad = results.filter((r) => !r.ok);
+      if (lab.pods.length <= MATRIX_MAX_PODS && !plan.sampled) out(`\npod-to-pod ping matrix:\n${renderPingMatrix(lab.pods.map((p) => p.name), results)}\n`);
+      else for (const r of bad.slice(0, 20)) out(`  FAIL ${r.from} -> ${r.to} (${r.toIp})\n`);
+      if (bad.length > 0) failed = true;
+      out(`${results.length - bad.length}/${results.length} pod pairs reach each other${plan.sampled ? ' (sampled)' : ''}\n`);
     }
     out(`\nlab up in ${((Date.now() - t0) / 1000).toFixed(1)} s. Try: tabbyctl lab exec ${lab.pods[0]?.name ?? workers[0]?.name ?? 'node-1'} -- ip route; tabbyctl lab down\n`);
     if (failed) process.exitCode = 1;
@@ -155,14 +177,26 @@ const execCommand: CommandModule<object, ExecArgs> = {
     const rest = [...(argv.cmd ?? []), ...(((argv as unknown as Record<string, unknown>)['--'] as string[] | undefined) ?? [])].map(String);
     if (rest.length === 0) throw new Error('name a command: tabbyctl lab exec <node|pod> -- <command> [args…]');
     const ns = lab.netnsOf(argv.target);
-    const node = lab.nodes.find((n) => n.name === argv.target);
-    const env = node ? { ...process.env, TABBY_STATE_DIR: path.join(lab.stateDir, 'nodes', node.name) } : process.env;
-    const child = spawnIn(ns, rest[0]!, rest.slice(1), { stdio: 'inherit', env });
+    const [cmd, ...args] = resolveCommand(rest);
+    const child = spawnIn(ns, cmd!, args, { stdio: 'inherit', env: lab.execEnv(argv.target) });
     const code = await new Promise<number>((resolve) => {
       child.on('error', (e) => { process.stderr.write(`tabbyctl lab exec: ${e.message}\n`); resolve(127); });
       child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     process.exitCode = code;
+  },
+};
+
+interface EnvArgs extends CommonArgs { node?: string }
+
+const envCommand: CommandModule<object, EnvArgs> = {
+  command: 'env [node]',
+  describe: 'print shell exports for the lab\'s datastore (and a node\'s agent): eval "$(tabbyctl lab env node-1)"',
+  builder: (y) => common(y).positional('node', { type: 'string', describe: 'a lab node: also its TABBY_STATE_DIR (node status) and NODENAME' }) as unknown as Argv<EnvArgs>,
+  handler: (argv) => {
+    const lab = openOrFail(argv['state-dir']);
+    if (argv.node) lab.node(argv.node);
+    out(renderEnvExports(lab.state, argv.node));
   },
 };
 
@@ -213,9 +247,10 @@ export const labCommand: CommandModule = {
     .command(downCommand as CommandModule)
     .command(statusCommand as CommandModule)
     .command(execCommand as CommandModule)
+    .command(envCommand as CommandModule)
     .command(addNodeCommand as CommandModule)
     .command(removeNodeCommand as CommandModule)
     .command(addPodCommand as CommandModule)
-    .demandCommand(1, 'name a lab command: up, down, status, exec, add-node, remove-node, add-pod'),
+    .demandCommand(1, 'name a lab command: up, down, status, exec, env, add-node, remove-node, add-pod'),
   handler: () => { /* subcommands only */ },
 };

@@ -1,0 +1,158 @@
+// The cluster check, pure: what the configuration implies (sessions from the mesh, BGPPeers, selectors
+// and route reflectors — the same computePeers the agents run; every confirmed block routed by every
+// other node) against what each node reports (its NodeStatusRecord: published to the datastore by the
+// agent, or read live from its status socket by the lab). Used by `tabbyctl cluster status` and by
+// `tabbyctl lab up` to wait for convergence. Every mismatch is one Finding naming the node and step.
+import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type PeerBgpConfig, type PeerType, type SelectorMatch } from './peers.js';
+import type { BgpStateName } from './status-types.js';
+
+/** The compact status one agent publishes (Calico's CalicoNodeStatus idea). */
+export interface NodeStatusRecord {
+  node: string;
+  mode: 'node' | 'route-reflector';
+  version: string;
+  /** ISO 8601: when the record was written (staleness). */
+  updatedAt: string;
+  /** The agent's process start (a restart shows as a new value). */
+  startedAt: string;
+  address?: string;
+  sessions: { peer: string; type: PeerType; state: BgpStateName; since: string; info: string }[];
+  /** Own affine blocks. */
+  blocks: { cidr: string; state: string }[];
+  /** Destinations of the kernel routes the agent programs (remote blocks, own blackholes, borrowed /32s). */
+  routes: string[];
+  /** The last kernel apply succeeded with deletes allowed (the kernel matches `routes`). */
+  kernelInSync: boolean;
+  ready: boolean;
+  problems: string[];
+  lastError?: string;
+}
+
+export interface ClusterBlock {
+  cidr: string;
+  node: string | null;
+  affinityState: string | null;
+  pool: string | null;
+  inUse: number;
+}
+
+export interface ClusterInput {
+  nodes: (PeerNode & { routeReflector: boolean })[];
+  peers: PeerResource[];
+  bgp: PeerBgpConfig;
+  blocks: ClusterBlock[];
+  /** Disabled pools by name (their blocks are not routed by tabby). */
+  disabledPools: ReadonlySet<string>;
+  records: ReadonlyMap<string, NodeStatusRecord>;
+  selector: SelectorMatch;
+  now: Date;
+  /** A record older than this is stale (its agent stopped publishing). 0 = never stale (live status). */
+  staleAfterMs: number;
+  /** Nodes that must exist (the lab's): one without a Node resource is a finding, not silently absent. */
+  expectNodes?: readonly string[];
+}
+
+export type FindingKind =
+  | 'not-registered' | 'no-status' | 'stale-status' | 'session-down' | 'session-unexpected' | 'block-not-routed'
+  | 'kernel-out-of-sync' | 'disabled-pool-in-use' | 'agent-problem';
+
+export interface Finding { kind: FindingKind; node: string; detail: string }
+
+export interface NodeCheck {
+  node: string;
+  role: 'node' | 'route-reflector';
+  status: 'ok' | 'no-status' | 'stale' | 'mismatch';
+  sessionsExpected: number;
+  sessionsEstablished: number;
+  /** Remote confirmed blocks this node should route / routes. */
+  blocksExpected: number;
+  blocksRouted: number;
+  updatedAt?: string;
+  version?: string;
+}
+
+export interface ClusterReport {
+  converged: boolean;
+  nodes: NodeCheck[];
+  findings: Finding[];
+  /** Summary figures. */
+  sessions: { expected: number; established: number };
+  blocks: { confirmed: number; missingRoutes: number };
+}
+
+/** The sessions the configuration implies for one node (as its agent computes them). */
+export function expectedSessions(input: Pick<ClusterInput, 'nodes' | 'peers' | 'bgp' | 'selector'>, node: string): DesiredPeer[] {
+  const self = input.nodes.find((n) => n.name === node);
+  if (!self) return [];
+  const safe: SelectorMatch = (sel, labels) => { try { return input.selector(sel, labels); } catch { return false; } };
+  return computePeers(self, input.nodes, input.peers, input.bgp, safe);
+}
+
+export function checkCluster(input: ClusterInput): ClusterReport {
+  const findings: Finding[] = [];
+  const nodes: NodeCheck[] = [];
+  const confirmed = input.blocks.filter((b) => b.node && b.affinityState === 'confirmed' && !(b.pool && input.disabledPools.has(b.pool)));
+  let sessExp = 0;
+  let sessUp = 0;
+  let missingRoutes = 0;
+  for (const b of input.blocks) {
+    if (b.pool && input.disabledPools.has(b.pool) && b.inUse > 0 && b.node) {
+      findings.push({ kind: 'disabled-pool-in-use', node: b.node, detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no node routes it` });
+    }
+  }
+  for (const name of input.expectNodes ?? []) {
+    if (!input.nodes.some((n) => n.name === name)) findings.push({ kind: 'not-registered', node: name, detail: 'no Node resource yet (its tabby-node has not registered)' });
+  }
+  for (const n of input.nodes) {
+    const role = n.routeReflector ? 'route-reflector' : 'node';
+    const rec = input.records.get(n.name);
+    const expected = expectedSessions(input, n.name);
+    const check: NodeCheck = {
+      node: n.name, role, status: 'ok', sessionsExpected: expected.length, sessionsEstablished: 0,
+      blocksExpected: 0, blocksRouted: 0,
+    };
+    sessExp += expected.length;
+    nodes.push(check);
+    if (!rec) {
+      check.status = 'no-status';
+      findings.push({ kind: 'no-status', node: n.name, detail: 'no status from its tabby-node (not running, or never published)' });
+      continue;
+    }
+    check.updatedAt = rec.updatedAt;
+    check.version = rec.version;
+    const age = input.now.getTime() - new Date(rec.updatedAt).getTime();
+    if (input.staleAfterMs > 0 && !(age <= input.staleAfterMs)) {
+      check.status = 'stale';
+      findings.push({ kind: 'stale-status', node: n.name, detail: `status last published ${Math.round(age / 1000)} s ago (stale after ${Math.round(input.staleAfterMs / 1000)} s): its tabby-node is stopped or cannot reach the datastore` });
+      continue;
+    }
+    const bad = (f: Finding): void => { findings.push(f); check.status = 'mismatch'; };
+    const sessions = new Map(rec.sessions.map((s) => [s.peer, s]));
+    for (const p of expected) {
+      const s = sessions.get(p.address);
+      if (s?.state === 'Established') { check.sessionsEstablished++; sessUp++; continue; }
+      const who = p.peerNode ? `${p.peerNode} (${p.address})` : p.address;
+      bad({ kind: 'session-down', node: n.name, detail: `${p.type} session with ${who} is ${s ? `${s.state}${s.info && s.info !== s.state ? `: ${s.info}` : ''}` : 'not configured by the agent'}` });
+    }
+    const want = new Set(expected.map((p) => p.address));
+    for (const s of rec.sessions) {
+      if (!want.has(s.peer)) bad({ kind: 'session-unexpected', node: n.name, detail: `has a session with ${s.peer} (${s.state}) that the configuration does not imply` });
+    }
+    for (const pr of rec.problems) bad({ kind: 'agent-problem', node: n.name, detail: pr });
+    if (role === 'route-reflector') continue;
+    if (!rec.kernelInSync) bad({ kind: 'kernel-out-of-sync', node: n.name, detail: `kernel routes not in sync${rec.lastError ? `: ${rec.lastError}` : ' (programming pending or failing; see its log)'}` });
+    const routed = new Set(rec.routes);
+    for (const b of confirmed) {
+      if (b.node === n.name) continue;
+      check.blocksExpected++;
+      if (routed.has(b.cidr)) { check.blocksRouted++; continue; }
+      missingRoutes++;
+      bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}` });
+    }
+  }
+  return {
+    converged: findings.length === 0, nodes, findings,
+    sessions: { expected: sessExp, established: sessUp },
+    blocks: { confirmed: confirmed.length, missingRoutes },
+  };
+}

@@ -1,0 +1,96 @@
+// Reading the cluster check's input (cluster-check.ts) from a datastore: Nodes, BGPPeers, the BGP
+// configuration, pools and IPAM blocks, plus the status records the agents publish under
+// STATUS_PREFIX (node-status-publisher.ts). Also the one conversion of a live /status answer into the
+// record shape, so the lab (which asks each agent's socket) and the published records check alike.
+import type { Datastore } from '../datastore/types.js';
+import { ResourceStore } from '../datastore/resources.js';
+import { Ipam } from '../ipam/index.js';
+import { ipOf } from './util.js';
+import { parseAsNumber } from './config.js';
+import type { PeerResource } from './peers.js';
+import type { AgentStatusJson } from './status-types.js';
+import type { ClusterInput, NodeStatusRecord } from './cluster-check.js';
+import { calicoSelectorMatch } from './wiring-store.js';
+
+/** Where agents publish their NodeStatusRecord: `<prefix><node>`. Not under the prefixes agents watch. */
+export const STATUS_PREFIX = '/tabby/status/v1/nodes/';
+export const statusKey = (node: string): string => `${STATUS_PREFIX}${node}`;
+
+/** The record of a live /status answer (updatedAt = when it was read). */
+export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): NodeStatusRecord {
+  const r: NodeStatusRecord = {
+    node: s.nodeName, mode: s.mode, version: s.version, updatedAt: now.toISOString(), startedAt: s.startedAt,
+    sessions: s.peers.map((p) => ({ peer: p.address, type: p.type, state: p.state, since: p.since, info: p.info })),
+    blocks: s.blocks.map((b) => ({ cidr: b.cidr, state: b.state })),
+    routes: s.routes.map((x) => x.dst),
+    kernelInSync: s.readiness.dataplaneInSync,
+    ready: s.readiness.ready,
+    problems: [...s.problems],
+  };
+  if (s.address.ipv4) r.address = s.address.ipv4;
+  const why = s.readiness.reasons.find((x) => /datastore|kernel|program/i.test(x));
+  if (why) r.lastError = why;
+  return r;
+}
+
+export interface ClusterSource {
+  /** Records by node; when absent they are read from the datastore (published records). */
+  records?: ReadonlyMap<string, NodeStatusRecord>;
+  now?: Date;
+  staleAfterMs?: number;
+}
+
+/** Published records (every node's, whether or not its Node still exists). */
+export async function readStatusRecords(ds: Datastore): Promise<Map<string, NodeStatusRecord>> {
+  const out = new Map<string, NodeStatusRecord>();
+  for (const kv of (await ds.list<NodeStatusRecord>(STATUS_PREFIX)).items) out.set(kv.value.node, kv.value);
+  return out;
+}
+
+export const DEFAULT_STALE_AFTER_MS = 90_000;
+
+/** Everything checkCluster needs, read from the datastore now. */
+export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): Promise<ClusterInput> {
+  const rs = new ResourceStore(ds);
+  const [nodes, peers, cfg, pools, blocks] = await Promise.all([
+    rs.list('Node'), rs.list('BGPPeer'), rs.get('BGPConfiguration', 'default'), rs.list('IPPool'), new Ipam(ds).listBlocks(),
+  ]);
+  const asn = (v: unknown, fallback: number): number => {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string') { try { return parseAsNumber('asNumber', v); } catch { return fallback; } }
+    return fallback;
+  };
+  const clusterAsn = asn(cfg?.spec.asNumber, 64512);
+  const records = src.records ?? await readStatusRecords(ds);
+  const names = new Set(nodes.items.map((n) => n.metadata.name));
+  // Records expire with their node: a record whose Node is gone is not part of the cluster.
+  const live = new Map([...records].filter(([n]) => names.has(n)));
+  return {
+    nodes: nodes.items.map((n) => {
+      const bgp = n.spec.bgp;
+      const p: ClusterInput['nodes'][number] = { name: n.metadata.name, labels: n.metadata.labels ?? {}, routeReflector: Boolean(bgp?.routeReflectorClusterID) };
+      if (bgp?.ipv4Address) p.ipv4 = ipOf(bgp.ipv4Address);
+      if (bgp?.ipv6Address) p.ipv6 = ipOf(bgp.ipv6Address);
+      if (bgp?.asNumber !== undefined) p.asNumber = asn(bgp.asNumber, clusterAsn);
+      if (bgp?.routeReflectorClusterID) p.rrClusterId = bgp.routeReflectorClusterID;
+      return p;
+    }),
+    peers: peers.items.map((b) => {
+      const r: PeerResource = { name: b.metadata.name };
+      const s = b.spec;
+      if (s.node) r.node = s.node;
+      if (s.nodeSelector) r.nodeSelector = s.nodeSelector;
+      if (s.peerSelector) r.peerSelector = s.peerSelector;
+      if (s.peerIP) r.peerIP = s.peerIP;
+      if (s.asNumber !== undefined) r.asNumber = asn(s.asNumber, clusterAsn);
+      return r;
+    }),
+    bgp: { asNumber: clusterAsn, nodeToNodeMeshEnabled: cfg?.spec.nodeToNodeMeshEnabled ?? true },
+    blocks: blocks.map((b) => ({ cidr: b.cidr, node: b.node, affinityState: b.affinityState, pool: b.pool, inUse: b.inUse })),
+    disabledPools: new Set(pools.items.filter((p) => p.spec.disabled).map((p) => p.metadata.name)),
+    records: live,
+    selector: calicoSelectorMatch,
+    now: src.now ?? new Date(),
+    staleAfterMs: src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+  };
+}
