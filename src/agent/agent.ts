@@ -28,6 +28,8 @@ import type { PoolMode } from './config.js';
 import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
 import { DatastoreWatch } from './datastore-watch.js';
 import { desiredNode, defaultPools } from './registration.js';
+import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
+import { parseDuration } from '../datastore/resources.js';
 
 export const RESOURCES_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 export const IPAM_PREFIX = '/tabby/ipam/v2/';
@@ -63,11 +65,13 @@ export interface AgentTiming {
   /** …and a peer without End-of-RIB counts as converged after being Established this long with no route change. */
   convergeQuietMs: number;
   routeDebounceMs: number;
+  /** How often password secrets are re-read (rotation). */
+  secretPollMs: number;
 }
 
 const DEFAULT_TIMING: AgentTiming = {
   resyncDebounceMs: 100, periodicResyncMs: 30_000, probeIntervalMs: 2_000, probeTimeoutMs: 1_500,
-  convergeDeadlineMs: 30_000, convergeQuietMs: 2_000, routeDebounceMs: 20,
+  convergeDeadlineMs: 30_000, convergeQuietMs: 2_000, routeDebounceMs: 20, secretPollMs: 2_000,
 };
 
 interface Snapshot {
@@ -97,6 +101,9 @@ export class Agent extends EventEmitter implements StatusSource {
   private speaker: SpeakerPort | undefined;
   private desiredPeers = new Map<string, DesiredPeer>();
   private peerConfigs = new Map<string, string>();
+  /** Desired peers not handed to the speaker, with why (a password secret that cannot be read). */
+  private readonly heldPeers = new Map<string, string>();
+  private readonly secrets: SecretStore;
   private readonly learned = new Map<string, string[]>();
   private exported = new Set<string>();
   private routeOut: RouteOutput | undefined;
@@ -131,6 +138,7 @@ export class Agent extends EventEmitter implements StatusSource {
       ds: deps.ds, prefixes: [RESOURCES_PREFIX, IPAM_PREFIX], logger: this.logger, onChange: () => this.scheduleResync(),
       probeIntervalMs: this.timing.probeIntervalMs, probeTimeoutMs: this.timing.probeTimeoutMs,
     });
+    this.secrets = new SecretStore({ dir: this.cfg.secretsDir, pollMs: this.timing.secretPollMs, logger: this.logger, onChange: () => this.scheduleResync() });
   }
 
   get isRouteReflector(): boolean { return this.cfg.mode === 'route-reflector'; }
@@ -187,6 +195,7 @@ export class Agent extends EventEmitter implements StatusSource {
 
     // 7. Forever: watches, probe, periodic resync.
     this.dsWatch.start();
+    this.secrets.start();
     this.every(this.timing.periodicResyncMs, () => this.scheduleResync());
     this.every(500, () => { this.lastTick = Date.now(); this.checkConverged(); });
     this.logger.info({ mode: this.cfg.mode, asn: this.asn, routerId: this.routerId }, 'tabby-node started');
@@ -425,7 +434,13 @@ export class Agent extends EventEmitter implements StatusSource {
       }
       if (s.keepOriginalNextHop) r.keepOriginalNextHop = true;
       if (s.sourceAddress) r.sourceAddress = s.sourceAddress;
-      if (typeof s.password === 'string') r.password = s.password;
+      if (s.password !== undefined) {
+        // Validation only lets {secretKeyRef: {name, key}} in; anything else (a store written around
+        // validation) must not turn into a session without MD5: a ref that cannot exist holds the peer.
+        r.password = secretKeyRefOf(s.password) ?? { name: '(invalid password field)', key: p.metadata.name };
+      }
+      const mrt = typeof s.maxRestartTime === 'string' ? parseDuration(s.maxRestartTime) : undefined;
+      if (mrt !== undefined) r.maxRestartTime = Math.min(4095, Math.round(mrt / 1000)); // RFC 4724: 12 bits
       if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
       if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
       return r;
@@ -433,11 +448,15 @@ export class Agent extends EventEmitter implements StatusSource {
     const selector: SelectorMatch = (sel, labels) => {
       try { return this.deps.selector(sel, labels); } catch (e) { this.logger.warn({ selector: sel, err: msg(e) }, 'bad selector: matches nothing'); return false; }
     };
-    const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, {
-      asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true,
-    }, selector);
+    const bgpCfg: Parameters<typeof computePeers>[3] = { asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true };
+    if (c?.nodeMeshPassword !== undefined) bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
+    const meshMrt = typeof c?.nodeMeshMaxRestartTime === 'string' ? parseDuration(c.nodeMeshMaxRestartTime) : undefined;
+    if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = Math.min(4095, Math.round(meshMrt / 1000));
+    const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, bgpCfg, selector);
     const next = new Map(desired.map((p) => [p.address, p]));
     this.desiredPeers = next; // before touching the speaker: its events may ask checkConverged()
+    const refs: SecretKeyRef[] = [];
+    for (const addr of [...this.heldPeers.keys()]) if (!next.has(addr)) this.heldPeers.delete(addr);
     for (const addr of [...this.peerConfigs.keys()]) {
       if (!next.has(addr)) {
         sp.removePeer(addr);
@@ -452,7 +471,21 @@ export class Agent extends EventEmitter implements StatusSource {
         keepOriginalNextHop: p.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
       };
       if (p.localAddress) pc.localAddress = p.localAddress;
-      if (p.password) pc.password = p.password;
+      if (p.port !== undefined) pc.port = p.port;
+      if (p.maxRestartTime !== undefined) pc.restartTime = p.maxRestartTime;
+      if (p.password) {
+        // Never a session without TCP-MD5 when a password is configured: no secret, no peer.
+        refs.push(p.password);
+        const sec = this.secrets.read(p.password);
+        if (!sec.ok) {
+          if (this.heldPeers.get(p.address) !== sec.reason) this.logger.error({ peer: p.address, secret: refText(p.password) }, `${sec.reason}: not connecting to ${p.address}`);
+          this.heldPeers.set(p.address, sec.reason);
+          if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
+          continue;
+        }
+        pc.password = sec.value;
+      }
+      this.heldPeers.delete(p.address);
       if (p.ttlSecurity) pc.ttlSecurity = p.ttlSecurity;
       if (p.allowOwnAs) pc.allowOwnAs = p.allowOwnAs;
       const key = JSON.stringify(pc);
@@ -462,6 +495,7 @@ export class Agent extends EventEmitter implements StatusSource {
       else { sp.updatePeer(pc); this.logger.info({ peer: p.address }, 'peer updated'); }
       this.peerConfigs.set(p.address, key);
     }
+    this.secrets.retain(refs);
   }
 
   private routePools(): RoutePool[] {
@@ -609,10 +643,11 @@ export class Agent extends EventEmitter implements StatusSource {
   private peerStatus(): PeerStatusJson[] {
     const live = this.speaker?.peers() ?? [];
     return [...this.desiredPeers.values()].map((d) => {
-      const s = live.find((p) => p.address === d.address);
+      const held = this.heldPeers.get(d.address);
+      const s = held === undefined ? live.find((p) => p.address === d.address) : undefined;
       return {
         address: d.address, family: d.family, asn: d.asn, type: d.type,
-        state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: s?.info ?? 'Idle',
+        state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: held ?? s?.info ?? 'Idle',
         prefixesReceived: s?.prefixesReceived ?? 0, prefixesAccepted: s?.prefixesAccepted ?? 0,
       };
     });
@@ -662,6 +697,7 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.stopped) return;
     this.stopped = true;
     this.dsWatch.stop();
+    this.secrets.stop();
     for (const t of this.timers) clearInterval(t);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     if (this.routeTimer) clearTimeout(this.routeTimer);

@@ -47,6 +47,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   v('TABBY_MODE', 'mode', 'node', 'node = full agent; route-reflector = BGP route reflector only, no dataplane and no IPAM'),
   v('TABBY_RR_CLUSTER_ID', 'rr-cluster-id', undefined, 'route reflector cluster ID (an IPv4 address) written to this Node\'s routeReflectorClusterID; default in route-reflector mode: 244.0.0.1'),
   v('TABBY_NODE_LABELS', 'node-labels', undefined, 'labels to set on this Node, "k=v,k2=v2" (selectors of BGPPeers and pools match them); route-reflector mode adds route-reflector=true'),
+  v('TABBY_SECRETS_DIR', 'secrets-dir', '/etc/tabby/secrets', 'directory of the secrets BGP passwords refer to: secretKeyRef {name, key} is the file <dir>/<name>/<key> (a mounted Kubernetes Secret or a systemd credentials directory)'),
   v('TABBY_GRACEFUL_RESTART_TIME', 'graceful-restart-time', '120', 'BGP graceful restart time in seconds announced to peers (RFC 4724); 0 disables graceful restart'),
   // Default pools
   v('CALICO_IPV4POOL_CIDR', 'ipv4pool-cidr', '192.168.0.0/16', 'CIDR of the default IPv4 pool created at start when no IPv4 pool exists'),
@@ -115,6 +116,8 @@ export interface AgentConfig {
   rrClusterId?: string;
   labels: Record<string, string>;
   gracefulRestartTimeSec: number;
+  /** TABBY_SECRETS_DIR. */
+  secretsDir: string;
   noDefaultPools: boolean;
   ipv4Pool: DefaultPool;
   ipv6Pool?: DefaultPool;
@@ -284,6 +287,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     ip6AutodetectionMethod: m6,
     autodetectPollIntervalMs: durationMs(label('AUTODETECT_POLL_INTERVAL'), raw('AUTODETECT_POLL_INTERVAL')!),
     networkingBackend, labels, gracefulRestartTimeSec,
+    secretsDir: raw('TABBY_SECRETS_DIR')!,
     noDefaultPools: bool(label('NO_DEFAULT_POOLS'), raw('NO_DEFAULT_POOLS')!),
     ipv4Pool, datastore, stateDir,
     statusSocketPath: path.join(stateDir, STATUS_SOCKET_NAME),

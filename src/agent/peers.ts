@@ -11,6 +11,8 @@
 //  - a node with routeReflectorClusterID is a route reflector: every node peer whose cluster ID differs
 //    from ours (or who has none) is its RR client (RFC 4456).
 // Duplicates (same address) keep the first: mesh, then node specific, then global.
+// Passwords stay references here ({name, key} of a secret); the agent reads them (secrets.ts).
+import type { SecretKeyRef } from './secrets.js';
 
 export type PeerType = 'node-to-node mesh' | 'global' | 'node specific';
 
@@ -32,7 +34,7 @@ export interface PeerResource {
   peerIP?: string;
   asNumber?: number;
   keepOriginalNextHop?: boolean;
-  password?: string;
+  password?: SecretKeyRef;
   /** 'UseNodeIP' (default) or 'None'. */
   sourceAddress?: string;
   maxRestartTime?: number;
@@ -43,6 +45,10 @@ export interface PeerResource {
 export interface PeerBgpConfig {
   asNumber: number;
   nodeToNodeMeshEnabled: boolean;
+  /** BGPConfiguration nodeMeshPassword: TCP-MD5 key of every mesh session. */
+  nodeMeshPassword?: SecretKeyRef;
+  /** BGPConfiguration nodeMeshMaxRestartTime, seconds: graceful restart time on mesh sessions. */
+  nodeMeshMaxRestartTime?: number;
 }
 
 export interface DesiredPeer {
@@ -58,8 +64,12 @@ export interface DesiredPeer {
   passive: boolean;
   routeReflectorClient: boolean;
   keepOriginalNextHop: boolean;
-  password?: string;
+  /** TCP-MD5 key to read from this secret (RFC 2385). */
+  password?: SecretKeyRef;
+  /** Graceful restart time for this session, seconds (BGPPeer maxRestartTime / nodeMeshMaxRestartTime). */
   maxRestartTime?: number;
+  /** TCP port of the peer when not 179 (BGPPeer peerIP "ip:port"). */
+  port?: number;
   /** GTSM hops (RFC 5082), from BGPPeer ttlSecurity. */
   ttlSecurity?: number;
   /** Own AS allowed this many times in a received AS_PATH (BGPPeer numAllowedLocalASNumbers). */
@@ -68,7 +78,6 @@ export interface DesiredPeer {
 
 export type SelectorMatch = (selector: string, labels: Readonly<Record<string, string>>) => boolean;
 
-/** Calico's IP text for a peer address: port suffix "ip:port" is not supported here. */
 function addressOf(n: PeerNode, family: 4 | 6): string | undefined {
   return family === 4 ? n.ipv4 : n.ipv6;
 }
@@ -120,7 +129,11 @@ export function computePeers(
     for (const fam of [4, 6] as const) {
       for (const o of others) {
         const p = nodePeer(o, fam, 'node-to-node mesh', o.name);
-        if (p) { p.routeReflectorClient = false; push(p); }
+        if (!p) continue;
+        p.routeReflectorClient = false;
+        if (cfg.nodeMeshPassword) p.password = cfg.nodeMeshPassword;
+        if (cfg.nodeMeshMaxRestartTime !== undefined) p.maxRestartTime = cfg.nodeMeshMaxRestartTime;
+        push(p);
       }
     }
   }
@@ -171,7 +184,7 @@ export function computePeers(
       continue;
     }
     if (!isLocal(r, self) || r.peerIP === undefined || r.peerIP === '') continue;
-    const addr = stripPort(r.peerIP);
+    const { address: addr, port } = splitPeerIP(r.peerIP);
     const family: 4 | 6 = addr.includes(':') ? 6 : 4;
     const asn = r.asNumber ?? cfg.asNumber;
     const asNode = byAddress.get(addr);
@@ -184,6 +197,7 @@ export function computePeers(
       ...extras,
     };
     if (asNode) p.peerNode = asNode.name;
+    if (port !== undefined && port !== 179) p.port = port;
     if (own && r.sourceAddress !== 'None') p.localAddress = own;
     push(p);
   }
@@ -196,10 +210,10 @@ function isRrClient(self: PeerNode, other: PeerNode, ibgp: boolean): boolean {
   return other.rrClusterId !== self.rrClusterId;
 }
 
-function stripPort(ip: string): string {
-  // Calico allows "ip:port" for IPv4 and "[ip]:port" for IPv6; the port is not supported by tabby.
-  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(ip);
-  if (v6) return v6[1]!;
-  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
-  return v4 ? v4[1]! : ip;
+/** Calico's peerIP: "ip", "ip:port" (IPv4) or "[ip]:port" (IPv6); the port is dialled. */
+export function splitPeerIP(ip: string): { address: string; port?: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(ip);
+  const m = v6 ?? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(ip);
+  if (!m) return { address: ip };
+  return m[2] === undefined ? { address: m[1]! } : { address: m[1]!, port: Number(m[2]) };
 }

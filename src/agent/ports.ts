@@ -1,6 +1,6 @@
 // The agent's view of the modules it wires together (datastore resources, IPAM, BGP speaker, dataplane,
-// autodetection). The Agent (agent.ts) only sees these small interfaces; wiring.ts adapts the real
-// modules to them and the unit tests pass fakes. Shapes follow shared/CONTRACTS.md.
+// autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
+// modules to them and the unit tests pass fakes.
 import type { KernelRoute, NeighEntry, FdbEntry } from './routes.js';
 
 // ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
@@ -42,6 +42,7 @@ export interface BgpConfigRes {
   metadata: Meta;
   spec: {
     asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string;
+    nodeMeshPassword?: unknown; nodeMeshMaxRestartTime?: string;
     serviceClusterIPs?: { cidr: string }[]; serviceExternalIPs?: { cidr: string }[]; serviceLoadBalancerIPs?: { cidr: string }[];
     [k: string]: unknown;
   };
@@ -88,7 +89,12 @@ export interface SpeakerPeerConfig {
   passive?: boolean;
   routeReflectorClient?: boolean;
   keepOriginalNextHop?: boolean;
+  /** TCP-MD5 key (the secret's value). */
   password?: string;
+  /** Peer's TCP port when not 179. */
+  port?: number;
+  /** Graceful restart time advertised on this session, seconds. */
+  restartTime?: number;
   families: ('ipv4' | 'ipv6')[];
   description?: string;
   type?: string;

@@ -40,6 +40,8 @@ export interface PeerConfig {
   localAddress6?: string;
   /** Graceful restart toward this peer (default: the speaker's setting). */
   gracefulRestart?: boolean;
+  /** Restart time advertised to this peer, seconds (default: the speaker's restartTime). */
+  restartTime?: number;
 }
 
 export interface PeerStatus {

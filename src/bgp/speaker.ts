@@ -185,7 +185,7 @@ export class BgpSpeaker extends EventEmitter {
     const p = this.peersByAddr.get(config.address);
     if (!p) return this.addPeer(config);
     const old = p.config;
-    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart'];
+    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart', 'restartTime'];
     const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
     if (restart) {
       this.removePeer(config.address);
@@ -315,7 +315,7 @@ export class BgpSpeaker extends EventEmitter {
     const useGr = gr && p.config.gracefulRestart !== false;
     const s = this.sessions.create({
       peer: p.config, localAsn: this.asn, routerId: this.routerId, listenPort: this.opts.listenPort ?? 179,
-      ...(useGr ? { gracefulRestart: { restartTime: gr.restartTime, restarting: !!gr.restarting, forwardingPreserved: gr.forwardingPreserved ?? true } } : {}),
+      ...(useGr ? { gracefulRestart: { restartTime: p.config.restartTime ?? gr.restartTime, restarting: !!gr.restarting, forwardingPreserved: gr.forwardingPreserved ?? true } } : {}),
       clock: this.clock, logger: this.log.child({ peer: p.config.address }),
     });
     p.session = s;

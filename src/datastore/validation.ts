@@ -294,10 +294,32 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
       return cidr ? { ...item, cidr: formatCidr(cidr) } : item;
     });
   }
-  for (const k of ['nodeMeshPassword', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']) {
+  const meshPw = checkPassword(c, spec, 'nodeMeshPassword');
+  if (meshPw) out.nodeMeshPassword = meshPw;
+  for (const k of ['ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']) {
     if (spec[k] !== undefined) out[k] = spec[k];
   }
   return out;
+}
+
+/** A secret name or key is one path component of $TABBY_SECRETS_DIR/<name>/<key>. */
+const SECRET_PART = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+
+/** `{secretKeyRef: {name, key}}` (Calico's password fields); the value lives in a secret, never here. */
+function checkPassword(c: Checker, spec: Obj, k: string): Obj | undefined {
+  const pw = c.object(spec, k, 'spec.');
+  if (!pw) return undefined;
+  const p = `spec.${k}.`;
+  c.known(pw, p, ['secretKeyRef']);
+  const ref = c.object(pw, 'secretKeyRef', p);
+  if (!ref) { c.add(`${p}secretKeyRef is required (a password is always a reference to a secret)`); return pw; }
+  c.known(ref, `${p}secretKeyRef.`, ['name', 'key']);
+  for (const f of ['name', 'key']) {
+    const v = c.string(ref, f, `${p}secretKeyRef.`);
+    if (!v) c.add(`${p}secretKeyRef.${f} is required`);
+    else if (!SECRET_PART.test(v)) c.add(`${p}secretKeyRef.${f} ${show(v)} must be letters, digits, ".", "_" or "-" (not starting with ".")`);
+  }
+  return pw;
 }
 
 /** peerIP may carry a port: "10.0.0.1", "10.0.0.1:1179", "[fd00::1]:1179", "fd00::1". */
@@ -338,17 +360,8 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   if (asn !== undefined) out.asNumber = asn;
   const konh = c.bool(spec, 'keepOriginalNextHop', 'spec.');
   if (konh !== undefined) out.keepOriginalNextHop = konh;
-  const pw = c.object(spec, 'password', 'spec.');
-  if (pw) {
-    c.known(pw, 'spec.password.', ['secretKeyRef']);
-    const ref = c.object(pw, 'secretKeyRef', 'spec.password.');
-    if (ref) {
-      c.known(ref, 'spec.password.secretKeyRef.', ['name', 'key']);
-      if (!c.string(ref, 'name', 'spec.password.secretKeyRef.')) c.add('spec.password.secretKeyRef.name is required');
-      if (!c.string(ref, 'key', 'spec.password.secretKeyRef.')) c.add('spec.password.secretKeyRef.key is required');
-    } else c.add('spec.password.secretKeyRef is required');
-    out.password = pw;
-  }
+  const pw = checkPassword(c, spec, 'password');
+  if (pw) out.password = pw;
   const src = c.oneOf(spec, 'sourceAddress', 'spec.', ['UseNodeIP', 'None'] as const);
   if (src) out.sourceAddress = src;
   const mrt = c.duration(spec, 'maxRestartTime', 'spec.');

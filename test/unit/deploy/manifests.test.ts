@@ -402,6 +402,49 @@ t.test('datastore resources in tabby-resources/ pass tabby\'s validation', async
   t.throws(() => validateResource(pool));
 });
 
+/** Every password secret a resource names must be a Secret volume of every tabby-node container, mounted
+ *  (no subPath, so rotation reaches the pod) at $TABBY_SECRETS_DIR/<secret name>. */
+function passwordMountProblems(objects: K8sObject[], secretNames: readonly string[]): string[] {
+  const problems: string[] = [];
+  for (const r of containers(objects).refs.filter((x) => x.program === 'tabby-node')) {
+    const dir = parseAgentConfig(r.env).secretsDir;
+    const pod = podSpecOf(objects.find((o) => `${o.kind}/${o.metadata.name}` === r.workload)!)!;
+    const c = containersOf(pod).find((x) => x.name === r.container)!;
+    const mounts = (c.volumeMounts as { name: string; mountPath: string; subPath?: string }[] | undefined) ?? [];
+    const vols = (pod.volumes as { name: string; secret?: { secretName: string } }[] | undefined) ?? [];
+    for (const name of secretNames) {
+      const vol = vols.find((v) => v.secret?.secretName === name);
+      const m = vol && mounts.find((x) => x.name === vol.name);
+      if (!m) problems.push(`${r.workload}: Secret ${name} is not mounted`);
+      else if (m.mountPath !== path.posix.join(dir, name)) problems.push(`${r.workload}: Secret ${name} mounted at ${m.mountPath}, tabby-node reads ${path.posix.join(dir, name)}`);
+      else if (m.subPath) problems.push(`${r.workload}: Secret ${name} mounted with subPath (rotation would never reach the pod)`);
+    }
+  }
+  return problems;
+}
+
+t.test('BGP password secrets the resources name are mounted where tabby-node reads them (DaemonSet and reflectors)', async (t) => {
+  const dir = path.join(K8S, 'tabby-resources');
+  const names = new Set<string>();
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
+    for (const doc of readYamlDocs(path.join(dir, f))) {
+      const spec = (doc as { spec?: { password?: { secretKeyRef?: { name: string } }; nodeMeshPassword?: { secretKeyRef?: { name: string } } } }).spec;
+      for (const ref of [spec?.password?.secretKeyRef, spec?.nodeMeshPassword?.secretKeyRef]) if (ref) names.add(ref.name);
+    }
+  }
+  t.same([...names], ['tabby-bgp-passwords'], 'the example ToR peer names one Secret');
+  t.same(passwordMountProblems(base, [...names]), [], 'DaemonSet');
+  t.same(passwordMountProblems(withRr, [...names]), [], 'DaemonSet + route reflectors');
+  t.equal(containers(withRr).refs.filter((r) => r.program === 'tabby-node').length, 2, 'both workloads checked');
+  // It bites: a mount moved, and a Secret nobody mounts.
+  const moved = clone(withRr);
+  const rrPod = podSpecOf(find(moved, 'Deployment', 'tabby-route-reflector'))!;
+  const mount = (containersOf(rrPod).find((c) => c.name === 'route-reflector')!.volumeMounts as { name: string; mountPath: string }[]).find((m) => m.name === 'bgp-passwords')!;
+  mount.mountPath = '/etc/tabby/bgp';
+  t.same(passwordMountProblems(moved, ['tabby-bgp-passwords']), ['Deployment/tabby-route-reflector: Secret tabby-bgp-passwords mounted at /etc/tabby/bgp, tabby-node reads /etc/tabby/secrets/tabby-bgp-passwords']);
+  t.same(passwordMountProblems(base, ['other']), ['DaemonSet/tabby-node: Secret other is not mounted']);
+});
+
 t.test('Containerfile: stages, sources, production dependencies only, tini as PID 1', async (t) => {
   const text = fs.readFileSync(path.join(DEPLOY, 'container/Containerfile'), 'utf8').replace(/\\\n/g, ' ');
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
