@@ -18,7 +18,8 @@ export function toCniError(e: unknown): CniError {
     case 'EINVALIDADDRESS': return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
     case 'EEXIST':
     case 'ENOTFOUND':
-    case 'ECOMPACTED': return new CniError(CNI_ERR.DATASTORE_ERROR, err.message);
+    case 'ECOMPACTED':
+    case 'ECORRUPT': return new CniError(CNI_ERR.DATASTORE_ERROR, err.message);
     default: return new CniError(CNI_ERR.INTERNAL, err.message, err.stack?.split('\n').slice(1, 4).join(' ').trim() ?? '');
   }
 }

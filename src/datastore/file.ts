@@ -1,32 +1,44 @@
 // The embedded `file` datastore: one directory, no server, safe for many processes on one machine
 // (the lab runs one tabby-node per network namespace, all sharing it).
 //
-// Layout of the directory:
-//   datastore.log   the store itself: an append-only log, one record per line, `<crc32 hex8> <json>\n`.
-//                   Records: {o:'put',r,k,v} | {o:'del',r,k} | {o:'snap',r,c,kv,h} (first line after compaction).
-//                   Every write is exactly one record appended with one write(2) and fdatasync'd: the
-//                   append is the commit point. A crash mid-write leaves a torn last line whose CRC or
-//                   missing newline gives it away; readers ignore it and the next writer truncates it —
-//                   so a half-written value is never seen.
+// Layout of the directory (0700, files 0600, owned by the user running tabby — anything else is refused
+// or tightened, so no other local user can read the store or hold its lock):
+//   datastore.log   the store itself: an append-only log, one record per line, `<crc32 hex8> <json>\n`
+//                   (file-log.ts). Records: {o:'put',r,k,v} | {o:'del',r,k} | {o:'snap',r,c,kv,h} (first
+//                   line after compaction). Every write is exactly one record appended (write(2) looped
+//                   until complete) and fdatasync'd: the append is the commit point. A crash mid-write
+//                   leaves a torn last line whose CRC or missing newline gives it away; readers ignore it
+//                   and the next writer truncates it — so a half-written value is never seen. A damaged
+//                   record with valid records AFTER it is corruption, not a torn tail: nothing is cut,
+//                   writes fail with DatastoreCorrupt (file + offset), readers keep the state before it.
 //   datastore.lock  flock(2)ed exclusively around every write (the kernel drops it if the holder dies).
 //
 // Every process replays the log into memory (key → value, revision) and keeps a window of recent
 // events for watch. Reads catch up by reading the bytes appended since last time (one stat + read);
 // a write takes the lock, catches up, checks the CAS condition against the now-current state,
-// appends, releases. Revisions are the record numbers: global, monotonic, like etcd's.
+// appends, releases. Revisions are the record numbers: global, monotonic, like etcd's. A process that
+// sees the log shrink or a record out of sequence (the file was replaced or rewritten in place) drops
+// its view and replays from the start; its watches get DatastoreCompacted and re-list.
 // Compaction (by the writer that pushes the log past the threshold, under the lock): a new file with
 // one `snap` record (all current keys + the last `historyKeep` events) is written to a temp file,
-// fsync'd and renamed over datastore.log; other processes notice the new inode and switch over.
+// fsync'd, its size checked, and renamed over datastore.log; other processes notice the new inode and
+// switch over. A compaction that fails (no space, a read-only directory) unlinks its temp file and
+// keeps the old log; the write that triggered it stays committed and is reported as done.
 // Watch sees other processes' writes through fs.watch on the directory plus a poll fallback.
 import fs from 'node:fs';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { native } from '../native/index.js';
 import { log } from '../common/log.js';
 import {
-  DatastoreCompacted, DatastoreConflict, DatastoreExists, DatastoreNotFound, DatastoreUnavailable,
+  DatastoreCompacted, DatastoreConflict, DatastoreCorrupt, DatastoreExists, DatastoreNotFound, DatastoreUnavailable,
   type Datastore, type KVPair, type ListResult, type WatchEvent,
 } from './types.js';
+import { LogNotifier } from './file-notify.js';
+import { StoreLock } from './file-lock.js';
+import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
+import {
+  frame, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec,
+} from './file-log.js';
 
 export interface FileDatastoreOptions {
   /** fdatasync after every write (default true; TABBY_DATASTORE_FSYNC=0 turns it off, e.g. on tmpfs). */
@@ -40,35 +52,20 @@ export interface FileDatastoreOptions {
   pollMs?: number;
   /** Give up waiting for the write lock after this long (default 15 s) with DatastoreUnavailable. */
   lockTimeoutMs?: number;
+  /** Test seam: called at each step of a compaction. */
+  onCompactStep?: (step: CompactStep) => void;
 }
 
 export const LOG_FILE = 'datastore.log';
 export const LOCK_FILE = 'datastore.lock';
 
 interface Entry { value: unknown; revision: number }
-interface HistEvent { t: 'put' | 'delete'; k: string; r: number; v?: unknown; p?: unknown }
-type PutRec = { o: 'put'; r: number; k: string; v: unknown };
-type DelRec = { o: 'del'; r: number; k: string };
-type SnapRec = { o: 'snap'; r: number; c: number; kv: [string, number, unknown][]; h: HistEvent[] };
-type Rec = PutRec | DelRec | SnapRec;
 
-const NL = 0x0a;
+/** Test seam for the fault suite: called at each step of a compaction (a test kills itself there). */
+export type CompactStep = 'temp-open' | 'temp-written' | 'temp-synced' | 'renamed';
 
-function frame(rec: Rec): Buffer {
-  const json = JSON.stringify(rec);
-  const body = Buffer.from(json, 'utf8');
-  const crc = (crc32(body) >>> 0).toString(16).padStart(8, '0');
-  return Buffer.concat([Buffer.from(`${crc} `, 'latin1'), body, Buffer.from('\n', 'latin1')]);
-}
-
-/** Parse one framed line (without the newline); undefined when its CRC or JSON is bad. */
-function unframe(line: Buffer): Rec | undefined {
-  if (line.length < 10 || line[8] !== 0x20) return undefined;
-  const body = line.subarray(9);
-  const want = parseInt(line.subarray(0, 8).toString('latin1'), 16);
-  if (!Number.isFinite(want) || (crc32(body) >>> 0) !== want) return undefined;
-  try { return JSON.parse(body.toString('utf8')) as Rec; } catch { return undefined; }
-}
+const isTemp = (name: string) => name.startsWith(`.${LOG_FILE}.`) && name.endsWith('.tmp');
+const errCode = (e: unknown) => String((e as NodeJS.ErrnoException)?.code ?? (e as Error)?.message ?? e);
 
 const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
 
@@ -77,7 +74,7 @@ export class FileDatastore implements Datastore {
   readonly dir: string;
   private readonly logPath: string;
   private readonly opts: Required<FileDatastoreOptions>;
-  private readonly lockFd: number;
+  private readonly lock: StoreLock;
   private fd = -1;
   private ino = -1;
   /** Bytes of the current log file consumed (always at a record boundary). */
@@ -88,14 +85,19 @@ export class FileDatastore implements Datastore {
   private readonly data = new Map<string, Entry>();
   /** Contiguous events (compactRev+1 .. rev]. */
   private history: HistEvent[] = [];
-  private readonly waiters = new Set<() => void>();
-  private watchers = 0;
   /** Where each active watch of this process stands (history it still needs is kept). */
   private readonly watchPositions = new Set<{ next: number }>();
-  private fsWatcher: fs.FSWatcher | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly notifier: LogNotifier;
   private closed = false;
   private readonly logger;
+  /** The log opened read-only (a read-only file system): reads work, writes are refused. */
+  private readOnly: string | undefined;
+  /** Set when replay found a damaged record with valid records after it (cleared by a new log file). */
+  private corrupt: DatastoreCorrupt | undefined;
+  /** Bumped whenever this process drops its view and replays from scratch: watches must re-list. */
+  private generation = 0;
+  /** After a failed compaction, the next try waits until the log has grown past this offset. */
+  private compactRetryAt = 0;
 
   constructor(dir: string, opts: FileDatastoreOptions = {}) {
     this.dir = path.resolve(dir);
@@ -106,16 +108,26 @@ export class FileDatastore implements Datastore {
       compactBytes: opts.compactBytes ?? 512 * 1024,
       pollMs: opts.pollMs ?? 250,
       lockTimeoutMs: opts.lockTimeoutMs ?? 15_000,
+      onCompactStep: opts.onCompactStep ?? (() => undefined),
     };
     this.logger = log('datastore', { backend: 'file', dir: this.dir });
+    this.notifier = new LogNotifier(this.dir, LOG_FILE, this.opts.pollMs, () => {
+      try {
+        const st = fs.statSync(this.logPath);
+        return st.ino !== this.ino || st.size !== this.offset;
+      } catch { return true; }
+    });
     try {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-      this.lockFd = fs.openSync(path.join(this.dir, LOCK_FILE), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+      prepareStoreDir(this.dir, this.logger);
+      const lockPath = path.join(this.dir, LOCK_FILE);
+      this.lock = new StoreLock(openStoreFile(lockPath, this.logger).fd, lockPath, this.dir, this.opts.lockTimeoutMs, () => this.closed);
+      native(); // fail early when the addon is missing
+      this.catchUp(false);
     } catch (e) {
-      throw new DatastoreUnavailable(this.dir, `cannot open the file datastore in ${this.dir}: ${(e as Error).message}`);
+      if (e instanceof DatastoreCorrupt || e instanceof DatastoreUnavailable) throw e;
+      const why = e instanceof StoreAccessError ? e.message : `cannot open the file datastore in ${this.dir}: ${(e as Error).message}`;
+      throw new DatastoreUnavailable(this.dir, why);
     }
-    native(); // fail early when the addon is missing
-    this.catchUp(false);
   }
 
   /** The oldest revision a watch can start from minus one. */
@@ -173,10 +185,13 @@ export class FileDatastore implements Datastore {
     this.catchUp(false);
     let next = fromRevision <= 0 ? this.rev + 1 : fromRevision;
     const pos = { next };
-    this.watchStarted();
+    const generation = this.generation;
+    this.notifier.watchStarted();
     this.watchPositions.add(pos);
     try {
       while (!signal?.aborted && !this.closed) {
+        // This process replayed the log from scratch (it shrank or was rewritten): events may be missing.
+        if (this.generation !== generation) throw new DatastoreCompacted(prefix, next, this.compactRev + 1);
         if (next <= this.compactRev) throw new DatastoreCompacted(prefix, next, this.compactRev + 1);
         const start = next - (this.compactRev + 1);
         const batch: WatchEvent<T>[] = [];
@@ -195,109 +210,93 @@ export class FileDatastore implements Datastore {
         next = Math.max(next, end);
         pos.next = next;
         if (this.rev + 1 > next) continue; // more arrived while the consumer ran
-        await this.waitForChange(signal);
+        await this.notifier.wait(signal, this.closed);
         this.catchUp(false);
       }
     } finally {
       this.watchPositions.delete(pos);
-      this.watchStopped();
+      this.notifier.watchStopped();
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stopFsWatch();
-    for (const w of [...this.waiters]) w();
-    // Writers already queued (or a lock wait still pending on a worker thread) use the lock fd:
-    // close it after them.
-    const lockFd = this.lockFd;
-    void this.lockQueue.then(() => this.abandonedWait).then(() => { try { fs.closeSync(lockFd); } catch { /* already closed */ } });
+    this.notifier.stop();
+    this.notifier.wake();
+    this.lock.close();
     if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* already closed */ } this.fd = -1; }
   }
 
   /** Rewrite the log now as one snapshot keeping the last `keepEvents` events for watchers
    *  (default historyKeep); older watch positions then get DatastoreCompacted. */
   async compact(keepEvents = this.opts.historyKeep): Promise<void> {
-    await this.locked(() => {
+    await this.lock.run(() => {
       this.catchUp(true);
+      this.writable();
       this.history = keepEvents > 0 ? this.history.slice(-keepEvents) : [];
-      this.compactLocked();
+      const err = this.compactLocked();
+      if (err) throw new DatastoreUnavailable(this.dir, `compaction failed (${errCode(err)}): the log was kept as it is`);
     });
+  }
+
+  /** Where replay stopped at damage with valid records after it, if it did (for `datastore check`). */
+  corruption(): DatastoreCorrupt | undefined {
+    this.catchUp(false);
+    return this.corrupt;
   }
 
   // ---------------------------------------------------------------- writing
 
-  /** Run `fn` holding the cross-process lock. Writers of this instance queue on a promise chain;
-   *  the lock is tried without blocking first, then waited for on a worker thread (the kernel hands
-   *  it over in turn — polling with sleeps starves some processes under contention). */
-  private async locked<R>(fn: () => R): Promise<R> {
-    if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
-    const prev = this.lockQueue;
-    let release!: () => void;
-    this.lockQueue = new Promise<void>((r) => { release = r; });
-    try {
-      await prev;
-      await this.abandonedWait;
-      if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
-      if (!native().flock(this.lockFd, 'ex')) await this.waitForLock();
-      try {
-        if (this.closed) throw new DatastoreUnavailable(this.dir, 'the datastore is closed');
-        return fn();
-      } finally {
-        native().flock(this.lockFd, 'un');
-      }
-    } finally {
-      release();
-    }
-  }
-
-  private lockQueue: Promise<void> = Promise.resolve();
-  /** A blocking wait that timed out is still pending on its thread: the next waiter starts after it. */
-  private abandonedWait: Promise<void> = Promise.resolve();
-
-  private async waitForLock(): Promise<void> {
-    const done = new Promise<Error | null>((resolve) => native().flockWait(this.lockFd, 'ex', resolve));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.opts.lockTimeoutMs); });
-    const r = await Promise.race([done, timedOut]);
-    clearTimeout(timer);
-    if (r === 'timeout') {
-      // The thread still waits; when it gets the lock, hand it straight back.
-      this.abandonedWait = done.then((err) => {
-        if (!err && !this.closed) native().flock(this.lockFd, 'un');
-      });
-      throw new DatastoreUnavailable(this.dir, `could not lock ${path.join(this.dir, LOCK_FILE)} within ${this.opts.lockTimeoutMs} ms (another process holds it)`);
-    }
-    if (r) throw new DatastoreUnavailable(this.dir, `cannot lock ${path.join(this.dir, LOCK_FILE)}: ${r.message}`);
-  }
-
   /** Take the lock, catch up, decide, append, release. The critical section is synchronous,
    *  so no other code of this process interleaves with it. */
   private async write<R>(decide: () => PutRec | DelRec, result: (revision: number) => R): Promise<R> {
-    const rev = await this.locked(() => {
+    const rev = await this.lock.run(() => {
       this.catchUp(true);
+      this.writable();
       const rec = decide();
       this.append(rec);
       return rec.r;
     });
-    this.wake();
+    this.notifier.wake();
     return result(rev);
   }
 
-  /** Under the lock: append one record, make it durable, apply it, maybe compact. */
-  private append(rec: PutRec | DelRec): void {
-    const buf = frame(rec);
-    let written = 0;
-    while (written < buf.length) written += fs.writeSync(this.fd, buf, written, buf.length - written);
-    if (this.opts.fsync) fs.fdatasyncSync(this.fd);
-    this.offset += buf.length;
-    this.apply(rec);
-    if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize)) this.compactLocked();
+  /** Under the lock: throw when this store must not be written. */
+  private writable(): void {
+    if (this.corrupt) throw this.corrupt;
+    if (this.readOnly) throw new DatastoreUnavailable(this.dir, `${this.logPath} is read-only (${this.readOnly}): writes are refused`);
   }
 
-  /** Under the lock: rewrite the log as one snapshot record (temp file + fsync + rename + fsync dir). */
-  private compactLocked(): void {
+  /** Under the lock: append one record, make it durable, apply it, maybe compact. The append is the
+   *  commit point: what happens after it (compaction) never turns the write into a reported failure. */
+  private append(rec: PutRec | DelRec): void {
+    const buf = frame(rec);
+    try {
+      writeAll((b, off, len) => fs.writeSync(this.fd, b, off, len), buf);
+    } catch (e) {
+      // A partial record has no newline, so no reader applied it; cut it so the log ends on a boundary.
+      try { fs.ftruncateSync(this.fd, this.offset); } catch { /* the next writer cuts the torn tail */ }
+      throw new DatastoreUnavailable(this.dir, `cannot append to ${this.logPath} (${errCode(e)}): the write was not made`);
+    }
+    this.offset += buf.length;
+    this.apply(rec);
+    if (this.opts.fsync) {
+      try { fs.fdatasyncSync(this.fd); } catch (e) {
+        // The record is in the file (other processes may read it already) but its durability is unknown.
+        throw new DatastoreUnavailable(this.dir, `fdatasync of ${this.logPath} failed (${errCode(e)}): the write is visible but may not survive a crash`);
+      }
+    }
+    if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize) && this.offset >= this.compactRetryAt) {
+      const err = this.compactLocked();
+      if (err) this.compactRetryAt = this.offset + this.opts.compactBytes;
+    }
+  }
+
+  /** Under the lock: rewrite the log as one snapshot record (temp file, full write, fsync, size check,
+   *  rename, fsync dir). On any failure the temp file is unlinked, the old log stays, and the error is
+   *  returned (logged) rather than thrown. */
+  private compactLocked(): Error | undefined {
     this.trimHistory(this.opts.historyKeep);
     const snap: SnapRec = {
       o: 'snap', r: this.rev, c: this.compactRev,
@@ -306,19 +305,48 @@ export class FileDatastore implements Datastore {
     };
     const buf = frame(snap);
     const tmp = path.join(this.dir, `.${LOG_FILE}.${process.pid}.tmp`);
-    const tfd = fs.openSync(tmp, 'w', 0o644);
+    const step = this.opts.onCompactStep;
+    let tfd = -1;
     try {
-      fs.writeSync(tfd, buf);
+      this.removeStaleTemps();
+      const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+      tfd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      step('temp-open');
+      writeAll((b, off, len) => fs.writeSync(tfd, b, off, len), buf);
+      step('temp-written');
       fs.fsyncSync(tfd);
-    } finally {
+      const size = fs.fstatSync(tfd).size;
+      if (size !== buf.length) throw new Error(`snapshot is ${size} bytes on disk, ${buf.length} were written`);
       fs.closeSync(tfd);
+      tfd = -1;
+      step('temp-synced');
+      fs.renameSync(tmp, this.logPath);
+    } catch (e) {
+      if (tfd >= 0) { try { fs.closeSync(tfd); } catch { /* closed */ } }
+      try { fs.unlinkSync(tmp); } catch { /* not created */ }
+      this.logger.warn({ err: errCode(e), log: this.logPath, bytes: this.offset }, 'datastore compaction failed: the log is kept as it is (writes go on)');
+      return e as Error;
     }
-    fs.renameSync(tmp, this.logPath);
+    step('renamed');
     this.fsyncDir();
-    this.openLog();
+    try {
+      this.openLog();
+    } catch (e) {
+      this.fd = -1; // the next catch-up opens it again
+      this.logger.warn({ err: errCode(e) }, 'cannot reopen the compacted datastore log');
+    }
     this.offset = buf.length;
     this.baseSize = buf.length;
     this.logger.debug({ revision: this.rev, keys: this.data.size, bytes: buf.length }, 'compacted datastore log');
+    return undefined;
+  }
+
+  /** Under the lock: temp files of compactions that died midway (nobody else compacts now). */
+  private removeStaleTemps(): void {
+    for (const name of fs.readdirSync(this.dir)) {
+      if (!isTemp(name)) continue;
+      try { fs.unlinkSync(path.join(this.dir, name)); } catch { /* a directory, or gone */ }
+    }
   }
 
   private fsyncDir(): void {
@@ -329,33 +357,54 @@ export class FileDatastore implements Datastore {
   // ---------------------------------------------------------------- reading
 
   private openLog(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = fs.openSync(this.logPath, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o644);
-    this.ino = fs.fstatSync(this.fd).ino;
+    if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* closed */ } this.fd = -1; }
+    const f = openStoreFile(this.logPath, this.logger, true);
+    this.fd = f.fd;
+    this.ino = f.ino;
+    this.readOnly = f.readOnly ? f.reason ?? 'read-only' : undefined;
   }
 
-  /** Bring the in-memory state up to the end of the log. With the lock held, a torn tail
-   *  (from a writer that died mid-write) is cut off; without it, an incomplete tail is left for later. */
+  /** Bring the in-memory state up to the end of the log. With the lock held, a torn tail (from a
+   *  writer that died mid-write) is cut off; without it, an incomplete tail is left for later.
+   *  Anything out of place (the log shrank, a record out of sequence, damage before valid records)
+   *  makes this process replay from scratch once; damage that is still there then is corruption. */
   private catchUp(locked: boolean): void {
     if (this.closed) return;
     let st: fs.Stats | undefined;
     try { st = fs.statSync(this.logPath); } catch { st = undefined; }
-    let reopened = false;
+    let replaced = false;
     if (this.fd < 0 || st === undefined || st.ino !== this.ino) {
       this.openLog();
+      replaced = this.rev > 0 || this.corrupt !== undefined;
+      this.corrupt = undefined;
       this.offset = 0;
       this.baseSize = 0;
       st = fs.fstatSync(this.fd);
-      reopened = this.rev > 0;
       // The log was deleted under us: a new, empty store.
-      if (st.size === 0 && reopened) this.reset();
+      if (st.size === 0 && replaced) this.startOver('the datastore log was replaced by an empty one');
+    } else if (this.corrupt) {
+      return; // keep serving the last good state; a new log file (restore) clears it
     } else if (st.size < this.offset) {
-      this.logger.warn({ size: st.size, offset: this.offset }, 'datastore log shrank: reloading');
-      this.offset = 0;
-      this.baseSize = 0;
+      this.startOver(`the datastore log shrank from ${this.offset} to ${st.size} bytes`);
     }
-    if (st.size === this.offset) return;
-    const len = st.size - this.offset;
+    for (let pass = 0; ; pass++) {
+      const from = this.offset;
+      const problem = this.readTail(st.size, locked, replaced);
+      if (!problem) return;
+      if (from === 0 || pass > 0) {
+        this.corrupt = new DatastoreCorrupt(this.logPath, problem.offset, problem.detail);
+        this.logger.error({ file: this.logPath, offset: problem.offset, detail: problem.detail }, 'datastore log is corrupt: writes are refused, nothing is truncated');
+        return;
+      }
+      this.startOver(problem.detail);
+      st = fs.fstatSync(this.fd);
+    }
+  }
+
+  /** Read and apply what follows `offset`; report what stopped the replay, if anything. */
+  private readTail(size: number, locked: boolean, replaced: boolean): { kind: 'corrupt' | 'sequence'; offset: number; detail: string } | undefined {
+    if (size <= this.offset) return undefined;
+    const len = size - this.offset;
     const buf = Buffer.allocUnsafe(len);
     let got = 0;
     while (got < len) {
@@ -363,29 +412,47 @@ export class FileDatastore implements Datastore {
       if (n === 0) break;
       got += n;
     }
-    let pos = 0;
-    while (pos < got) {
-      const nl = buf.indexOf(NL, pos);
-      if (nl < 0 || nl >= got) break;
-      const rec = unframe(buf.subarray(pos, nl));
-      if (!rec) break;
-      // A replaced log that does not open with a snapshot is a different store: start over.
-      if (reopened && pos === 0 && rec.o !== 'snap') this.reset();
-      this.apply(rec, this.offset + pos === 0 ? nl + 1 : 0);
-      pos = nl + 1;
+    const scan = scanRecords(buf.subarray(0, got));
+    const base = this.offset;
+    for (const { rec, start, end } of scan.recs) {
+      const at = base + start;
+      if (at === 0 && rec.o !== 'snap' && replaced && this.rev > 0) {
+        // A replaced log that does not open with a snapshot is a different store: start over.
+        this.reset();
+      }
+      const bad = sequenceProblem(rec, at, this.rev);
+      if (bad) {
+        this.offset = at;
+        return { kind: 'sequence', offset: at, detail: bad };
+      }
+      this.apply(rec, at === 0 ? end - start : 0);
+      this.offset = base + end;
     }
-    this.offset += pos;
-    if (locked && pos < got) {
-      this.logger.warn({ offset: this.offset, dropped: got - pos }, 'datastore log has a torn last record (a writer died mid-write): truncating it');
+    if (scan.stop?.kind === 'corrupt') {
+      return { kind: 'corrupt', offset: this.offset, detail: 'a damaged record with valid records after it' };
+    }
+    if (locked && scan.stop && !this.readOnly) {
+      this.logger.warn({ offset: this.offset, dropped: got - scan.end }, 'datastore log has a torn last record (a writer died mid-write): truncating it');
       fs.ftruncateSync(this.fd, this.offset);
       if (this.opts.fsync) fs.fdatasyncSync(this.fd);
     }
+    return undefined;
+  }
+
+  /** Drop this process's view and replay the log from its first byte. */
+  private startOver(why: string): void {
+    this.logger.warn({ file: this.logPath, revision: this.rev, why }, 'datastore log changed under this process: replaying it from the start');
+    this.reset();
+    this.offset = 0;
+    this.baseSize = 0;
   }
 
   private reset(): void {
+    if (this.rev > 0 || this.data.size > 0) this.generation++;
     this.data.clear();
     this.history = [];
     this.rev = 0;
+    this.notifier.wake();
   }
 
   private apply(rec: Rec, snapSize = 0): void {
@@ -395,17 +462,14 @@ export class FileDatastore implements Datastore {
         // We were inside the kept window: replay only the events we have not seen.
         for (const h of rec.h) if (h.r > this.rev) this.applyEvent(h);
       } else {
+        if (this.rev > rec.r) this.generation++; // the store went back in time (a restore)
         this.data.clear();
         for (const [k, r, v] of rec.kv) this.data.set(k, { value: v, revision: r });
         this.history = rec.h.slice();
         this.rev = rec.r;
-        this.wake();
+        this.notifier.wake();
       }
       return;
-    }
-    if (rec.r !== this.rev + 1) {
-      // Never expected (records are appended under the lock in order); reload rather than diverge.
-      this.logger.error({ record: rec.r, have: this.rev }, 'datastore log out of sequence');
     }
     if (rec.o === 'put') this.applyEvent({ t: 'put', k: rec.k, r: rec.r, v: rec.v });
     else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
@@ -426,56 +490,16 @@ export class FileDatastore implements Datastore {
     this.rev = h.r;
     this.history.push(ev);
     if (this.history.length > this.opts.historyKeep * 2) this.trimHistory(this.opts.historyKeep);
-    this.wake();
+    this.notifier.wake();
   }
+}
 
-  // ---------------------------------------------------------------- change notification
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-
-  private waitForChange(signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (signal?.aborted || this.closed) { resolve(); return; }
-      const done = () => {
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  private watchStarted(): void {
-    if (this.watchers++ > 0) return;
-    try {
-      this.fsWatcher = fs.watch(this.dir, { persistent: false }, (_ev, name) => {
-        if (name === null || name === LOG_FILE) this.wake();
-      });
-      this.fsWatcher.on('error', () => this.stopFsWatch());
-    } catch { /* inotify limits: the poll below still works */ }
-    this.pollTimer = setInterval(() => {
-      if (this.waiters.size === 0) return;
-      try {
-        const st = fs.statSync(this.logPath);
-        if (st.ino !== this.ino || st.size !== this.offset) this.wake();
-      } catch { this.wake(); }
-    }, this.opts.pollMs);
-  }
-
-  private watchStopped(): void {
-    if (--this.watchers > 0) return;
-    this.stopFsWatch();
-  }
-
-  private stopFsWatch(): void {
-    this.fsWatcher?.close();
-    this.fsWatcher = undefined;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = undefined;
-  }
+/** Why `rec` (at byte `at`) cannot follow revision `rev`, if it cannot. A snapshot opens a file; every
+ *  other record is exactly the next revision. */
+function sequenceProblem(rec: Rec, at: number, rev: number): string | undefined {
+  if (rec.o === 'snap') return at === 0 ? undefined : `a snapshot record in the middle of the log (revision ${rec.r})`;
+  if (rec.r !== rev + 1) return `record of revision ${rec.r} after revision ${rev}`;
+  return undefined;
 }
 
 function toEvent<T>(h: HistEvent): WatchEvent<T> {

@@ -76,4 +76,12 @@ export class DatastoreCompacted extends DatastoreError {
   }
 }
 
+/** The file store's log is damaged where valid records follow (not a torn tail): writes are refused
+ *  and nothing is truncated; readers keep the state before the damage. */
+export class DatastoreCorrupt extends DatastoreError {
+  constructor(readonly file: string, readonly offset: number, detail: string) {
+    super('ECORRUPT', file, `datastore log ${file} is corrupt at byte offset ${offset} (${detail}): writes are refused and nothing was truncated; run "tabbyctl datastore check", then restore a backup`);
+  }
+}
+
 export const isConflict = (e: unknown): e is DatastoreConflict => e instanceof DatastoreConflict;

@@ -1,0 +1,89 @@
+// The file store's on-disk record format (see file.ts for the whole layout), pure: framing one record
+// as `<crc32 hex8> <json>\n`, and scanning a run of bytes into records. The scan tells a torn tail
+// (bad or incomplete bytes with nothing valid after them: what a writer that died mid-append leaves)
+// from corruption (a damaged record with valid records after it: bit rot, a stray write), because the
+// first may be cut off and the second must never be — cutting it would drop every record after it.
+import { crc32 } from 'node:zlib';
+
+export interface HistEvent { t: 'put' | 'delete'; k: string; r: number; v?: unknown; p?: unknown }
+export type PutRec = { o: 'put'; r: number; k: string; v: unknown };
+export type DelRec = { o: 'del'; r: number; k: string };
+export type SnapRec = { o: 'snap'; r: number; c: number; kv: [string, number, unknown][]; h: HistEvent[] };
+export type Rec = PutRec | DelRec | SnapRec;
+
+const NL = 0x0a;
+
+export function frame(rec: Rec): Buffer {
+  const body = Buffer.from(JSON.stringify(rec), 'utf8');
+  const crc = (crc32(body) >>> 0).toString(16).padStart(8, '0');
+  return Buffer.concat([Buffer.from(`${crc} `, 'latin1'), body, Buffer.from('\n', 'latin1')]);
+}
+
+/** Parse one framed line (without the newline); undefined when its CRC, JSON or shape is bad. */
+export function unframe(line: Buffer): Rec | undefined {
+  if (line.length < 10 || line[8] !== 0x20) return undefined;
+  const body = line.subarray(9);
+  const want = parseInt(line.subarray(0, 8).toString('latin1'), 16);
+  if (!Number.isFinite(want) || (crc32(body) >>> 0) !== want) return undefined;
+  let rec: unknown;
+  try { rec = JSON.parse(body.toString('utf8')); } catch { return undefined; }
+  return isRec(rec) ? rec : undefined;
+}
+
+function isRec(x: unknown): x is Rec {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.r) || (r.r as number) < 0) return false;
+  if (r.o === 'put') return typeof r.k === 'string' && 'v' in r;
+  if (r.o === 'del') return typeof r.k === 'string';
+  if (r.o === 'snap') return Number.isSafeInteger(r.c) && Array.isArray(r.kv) && Array.isArray(r.h);
+  return false;
+}
+
+export interface ScannedRec { rec: Rec; start: number; end: number }
+
+export interface Scan {
+  recs: ScannedRec[];
+  /** Bytes through the last good record (a record boundary). */
+  end: number;
+  /** What stopped the scan before the end of the bytes: `torn` = nothing valid follows (an incomplete
+   *  or damaged tail), `corrupt` = a damaged record at `offset` with a valid record after it. */
+  stop?: { kind: 'torn' | 'corrupt'; offset: number };
+}
+
+/** Scan `buf` (bytes from a record boundary) into records, stopping at the first bad one. */
+export function scanRecords(buf: Buffer): Scan {
+  const recs: ScannedRec[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const nl = buf.indexOf(NL, pos);
+    if (nl < 0) return { recs, end: pos, stop: { kind: 'torn', offset: pos } };
+    const rec = unframe(buf.subarray(pos, nl));
+    if (!rec) return { recs, end: pos, stop: { kind: validRecordAfter(buf, nl + 1) ? 'corrupt' : 'torn', offset: pos } };
+    recs.push({ rec, start: pos, end: nl + 1 });
+    pos = nl + 1;
+  }
+  return { recs, end: pos };
+}
+
+/** Whether any complete, valid record starts at a line boundary at or after `from`. */
+function validRecordAfter(buf: Buffer, from: number): boolean {
+  let pos = from;
+  while (pos < buf.length) {
+    const nl = buf.indexOf(NL, pos);
+    if (nl < 0) return false;
+    if (unframe(buf.subarray(pos, nl))) return true;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+/** write(2) until every byte is written (a short write is retried; ENOSPC and friends throw). */
+export function writeAll(write: (buf: Buffer, off: number, len: number) => number, buf: Buffer): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = write(buf, done, buf.length - done);
+    if (n <= 0) throw Object.assign(new Error(`write made no progress at byte ${done} of ${buf.length}`), { code: 'EIO' });
+    done += n;
+  }
+}
