@@ -22,6 +22,7 @@ import { createDataplanePort } from './wiring-dataplane.js';
 import { withTimeout } from './util.js';
 import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
+import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -80,12 +81,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 1;
   }
 
+  // The resident CNI path: the `tabby` client executable sends each CNI command here (see src/cni/resident.ts).
+  const cni = nodeMode ? new ResidentCniServer({ socketPath: path.join(cfg.stateDir, CNI_SOCKET_NAME), agentDatastore: { config: dsConfig, ds }, logger: log('cni') }) : undefined;
+  try {
+    await cni?.start();
+  } catch (e) {
+    logger.error({ err: msg(e) }, 'cannot start the resident CNI server: pods are set up by the in-process plugin');
+  }
+
   let stopping: Promise<void> | undefined;
   let poller: AddressPoller | undefined;
   const stop = (signal: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
+      await cni?.stop();
       await agent.stop({ graceful: true });
       await server.stop();
       await ds.close().catch(() => undefined);
@@ -114,7 +124,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (stopping) return done;
       const fatal = isFatalStartError(e);
       logger[fatal ? 'fatal' : 'error']({ err: msg(e), attempt }, fatal ? 'cannot start' : 'start-up failed, retrying');
-      if (fatal) { await server.stop(); await ds.close().catch(() => undefined); return 1; }
+      if (fatal) { await cni?.stop(); await server.stop(); await ds.close().catch(() => undefined); return 1; }
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
   }

@@ -5,8 +5,10 @@
 //   1. makes the plugin runnable from the host: the plugin is a Node.js program, so in `copy` mode the
 //      node binary and the app (dist/, production node_modules/, the native addon) are copied to
 //      $TABBY_RUNTIME_DIR/<version>/; in `in-place` mode the running node and app are used as they are;
-//   2. writes two small wrapper scripts into $CNI_BIN_DIR: `tabby` and `tabby-ipam` (the same program
-//      under a second name, told by TABBY_CNI_PLUGIN_NAME which one it is);
+//   2. puts into $CNI_BIN_DIR the CNI client executable as `tabby` and `tabby-ipam` (src/native/cni_client.c:
+//      it hands each command to tabby-node's resident CNI server, a few ms), and `tabby-fallback`, a small
+//      wrapper script running the in-process Node.js plugin, which the client execs when the agent does not
+//      answer (TABBY_CNI_RESIDENT=false installs that wrapper as `tabby`/`tabby-ipam` instead);
 //   3. copies the etcd TLS files next to the config (the host cannot see the pod's secret mount);
 //   4. writes $CNI_NET_DIR/$CNI_CONF_NAME (10-tabby.conflist): tabby + portmap, with the datastore
 //      settings from the same variables tabby-node reads (DATASTORE_TYPE, ETCD_ENDPOINTS, …).
@@ -40,6 +42,7 @@ export const INSTALL_ENV: readonly InstallEnvVar[] = [
   e('CNI_LOG_FILE', undefined, 'host path of the plugin\'s log file, written as "log_file_path" (unset: the plugin\'s default /var/log/tabby/cni.log)'),
   e('TABBY_CNI_RUNTIME', 'copy', 'copy = copy node and the app to TABBY_RUNTIME_DIR on the host; in-place = use this node and app where they are (a host install)'),
   e('TABBY_RUNTIME_DIR', '/opt/tabby/cni', 'host directory the node runtime and app are copied to (copy mode)'),
+  e('TABBY_CNI_RESIDENT', 'true', 'true = `tabby` is the client of tabby-node\'s resident CNI server (falls back to the in-process plugin); false = `tabby` starts the Node.js plugin for every command'),
   e('TABBY_APP_DIR', undefined, 'root of the tabby app (holds dist/, node_modules/, src/native/build/); default: found from this file'),
   e('NODENAME', undefined, 'node name written as "nodename" (unset: the plugin reads $TABBY_STATE_DIR/nodename, then the hostname)'),
   e('DATASTORE_TYPE', 'file', 'datastore of the plugin: file or etcdv3'),
@@ -59,6 +62,8 @@ export interface InstallConfig {
   mtu?: number;
   logFile?: string;
   runtime: 'copy' | 'in-place';
+  /** Install the resident-path client as `tabby` (else the in-process plugin's wrapper). */
+  resident: boolean;
   runtimeDir: string;
   appDir: string;
   /** The node binary to run the plugin with (copied in copy mode). */
@@ -77,6 +82,10 @@ export class InstallError extends Error {
 
 /** The plugin names installed into CNI_BIN_DIR (DESIGN: the IPAM plugin is the same program under a second name). */
 export const PLUGIN_NAMES = ['tabby', 'tabby-ipam'] as const;
+/** The in-process plugin's wrapper, next to the client, which the client execs when the agent does not answer. */
+export const FALLBACK_NAME = 'tabby-fallback';
+/** The client executable in the app (built by node-gyp with the native addon). */
+export const CLIENT_PATH = 'src/native/build/Release/tabby-cni';
 /** Directory under CNI_NET_DIR that receives copies of the etcd TLS files. */
 export const TLS_DIR_NAME = 'tabby-tls';
 
@@ -97,6 +106,8 @@ export function parseInstallConfig(env: NodeJS.ProcessEnv = process.env): Instal
   };
   const runtime = raw('TABBY_CNI_RUNTIME');
   if (runtime !== 'copy' && runtime !== 'in-place') throw new InstallError('TABBY_CNI_RUNTIME', `"${runtime}": expected copy or in-place`);
+  const resident = raw('TABBY_CNI_RESIDENT');
+  if (resident !== 'true' && resident !== 'false') throw new InstallError('TABBY_CNI_RESIDENT', `"${resident}": expected true or false`);
   const dsType = raw('DATASTORE_TYPE');
   if (dsType !== 'file' && dsType !== 'etcdv3') throw new InstallError('DATASTORE_TYPE', `"${dsType}": expected file or etcdv3`);
   const cfg: InstallConfig = {
@@ -106,6 +117,7 @@ export function parseInstallConfig(env: NodeJS.ProcessEnv = process.env): Instal
     confName: raw('CNI_CONF_NAME')!,
     networkName: raw('CNI_NETWORK_NAME')!,
     runtime,
+    resident: resident === 'true',
     runtimeDir: absolute('TABBY_RUNTIME_DIR'),
     appDir: raw('TABBY_APP_DIR') ?? DEFAULT_APP_DIR,
     nodeBinary: process.execPath,
@@ -175,7 +187,7 @@ export function wrapperScript(name: string, nodeBinary: string, appDir: string):
   return [
     '#!/bin/sh',
     `# ${name}: the tabby CNI plugin (a Node.js program), installed by tabby-install-cni. Do not edit.`,
-    `TABBY_CNI_PLUGIN_NAME=${name}`,
+    `TABBY_CNI_PLUGIN_NAME=\${TABBY_CNI_PLUGIN_NAME:-${name}}`,
     'export TABBY_CNI_PLUGIN_NAME',
     `exec ${q(nodeBinary)} ${q(path.join(appDir, 'dist/src/cni/main.js'))} "$@"`,
     '',
@@ -232,13 +244,10 @@ export function installCni(cfg: InstallConfig): InstallResult {
     pruneReleases(onHost(cfg.runtimeDir), release);
   }
 
-  const plugins: string[] = [];
-  fs.mkdirSync(onHost(cfg.cniBinDir), { recursive: true });
-  for (const name of PLUGIN_NAMES) {
-    const file = path.join(cfg.cniBinDir, name);
-    writeAtomic(onHost(file), wrapperScript(name, nodeBinary, appDir), 0o755);
-    plugins.push(file);
-  }
+  const plugins = installPluginFiles({
+    binDir: onHost(cfg.cniBinDir), nodeBinary, appDir,
+    client: cfg.resident ? path.join(cfg.appDir, CLIENT_PATH) : undefined,
+  }).map((f) => path.join(cfg.cniBinDir, path.basename(f)));
 
   const tls: string[] = [];
   if (cfg.hostRoot !== '/') {
@@ -260,6 +269,24 @@ export function installCni(cfg: InstallConfig): InstallResult {
   if (earlier.length) logger.warn({ files: earlier }, `${cfg.confName} is not the first network config in ${cfg.cniNetDir}: the runtime uses the first one`);
   logger.info({ conflist, plugins }, 'tabby CNI plugin installed');
   return { conflist, plugins, tls, nodeBinary, appDir, copied };
+}
+
+/** Write the plugin files into `binDir` (a path as this process sees it): with `client`, that executable
+ *  as `tabby` and `tabby-ipam` plus the wrapper `tabby-fallback`; without, the wrapper as both names.
+ *  The wrapper runs `nodeBinary` on `appDir` (paths as the host sees them). Returns the files written. */
+export function installPluginFiles(o: { binDir: string; nodeBinary: string; appDir: string; client?: string | undefined }): string[] {
+  fs.mkdirSync(o.binDir, { recursive: true });
+  const out: string[] = [];
+  if (o.client && !fs.existsSync(o.client)) throw new InstallError('TABBY_CNI_RESIDENT', `the CNI client ${o.client} was not built (npm ci builds it with the native addon)`);
+  const fallback = path.join(o.binDir, FALLBACK_NAME);
+  if (o.client) { writeAtomic(fallback, wrapperScript('tabby', o.nodeBinary, o.appDir), 0o755); out.push(fallback); }
+  for (const name of PLUGIN_NAMES) {
+    const file = path.join(o.binDir, name);
+    writeAtomic(file, o.client ? fs.readFileSync(o.client) : wrapperScript(name, o.nodeBinary, o.appDir), 0o755);
+    out.push(file);
+  }
+  if (!o.client) fs.rmSync(fallback, { force: true });
+  return out;
 }
 
 /** A release id that changes whenever the app or node changes: package version + hash of the files' paths, sizes, mtimes. */

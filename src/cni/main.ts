@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CNI_ERR, CniError, parseCniEnv, parseNetConf, type NetConf } from './netconf.js';
-import { runCommand, type PluginDeps, type PluginName, type Wiring } from './plugin.js';
+import { runCommand, type Outcome, type PluginDeps, type PluginName, type Wiring } from './plugin.js';
 import { fileLogger, nullLogger } from './logger.js';
 
 export { parseNetConf } from './netconf.js';
@@ -88,12 +88,15 @@ export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): Plu
   };
 }
 
-export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let stdin: Buffer = Buffer.alloc(0);
-  let out: { stdout: string; exitCode: number };
+/** One CNI invocation, start to answer: the CNI_* environment and the netconf checked, the command run
+ *  within COMMAND_TIMEOUT_MS, any failure turned into a CNI error object. The one path for both the
+ *  in-process plugin (main below) and tabby-node's resident CNI server (resident.ts): every input check
+ *  and the ADD/DEL code are the same on both. `name` is how the program was called (argv[1] or the
+ *  client's name); `depsFor` builds the real dependencies for the parsed netconf. */
+export async function executeCni(name: string | undefined, env: NodeJS.ProcessEnv, stdin: Buffer,
+  depsFor: (conf: NetConf | undefined) => PluginDeps): Promise<Outcome> {
   try {
     const cniEnv = parseCniEnv(env);
-    stdin = cniEnv.command === 'VERSION' && process.stdin.isTTY ? Buffer.alloc(0) : readStdin();
     let conf: NetConf | undefined;
     try { conf = parseNetConf(stdin); } catch { conf = undefined; /* runCommand reports it */ }
     // Keep the event loop alive until the command finishes: a library waiting on an unref'd handle must
@@ -106,7 +109,7 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
       }, 250);
     });
     try {
-      out = await Promise.race([runCommand(pluginName(argv[1], env, stdin), cniEnv, stdin, realDeps(conf, env)), deadline]);
+      return await Promise.race([runCommand(pluginName(name, env, stdin), cniEnv, stdin, depsFor(conf)), deadline]);
     } finally {
       clearInterval(keepalive);
     }
@@ -114,8 +117,20 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
     const err = e instanceof CniError ? e : new CniError(CNI_ERR.INTERNAL, (e as Error).message);
     let version = '1.0.0';
     try { const v = (JSON.parse(stdin.toString()) as { cniVersion?: unknown }).cniVersion; if (typeof v === 'string') version = v; } catch { /* default */ }
-    out = { stdout: JSON.stringify(err.toJSON(version)), exitCode: 1 };
+    return { stdout: JSON.stringify(err.toJSON(version)), exitCode: 1 };
   }
+}
+
+export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // A runtime always gives a pipe; on a terminal (someone trying VERSION by hand) stdin is not read.
+  let stdin: Buffer = Buffer.alloc(0);
+  try {
+    if (!process.stdin.isTTY) stdin = readStdin();
+  } catch (e) {
+    fs.writeSync(1, `${JSON.stringify(new CniError(CNI_ERR.IO_FAILURE, `cannot read stdin: ${(e as Error).message}`).toJSON('1.0.0'))}\n`);
+    return 1;
+  }
+  const out = await executeCni(argv[1], env, stdin, (conf) => realDeps(conf, env));
   if (out.stdout) fs.writeSync(1, `${out.stdout}\n`);
   return out.exitCode;
 }

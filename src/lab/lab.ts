@@ -185,7 +185,7 @@ export class Lab {
   save(): void { writeLabState(this.state); }
 
   private cni(): CniContext {
-    return { binDir: path.join(this.stateDir, 'cni-bin'), datastoreDir: this.state.datastoreDir, logFile: path.join(this.stateDir, 'cni.log') };
+    return { binDir: path.join(this.stateDir, 'cni-bin'), datastoreDir: this.state.datastoreDir, logFile: path.join(this.stateDir, 'cni.log'), nodesDir: path.join(this.stateDir, 'nodes') };
   }
 
   node(name: string): LabNodeState {

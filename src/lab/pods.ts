@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import { wrapperScript } from '../cni/install.js';
+import { CLIENT_PATH, installPluginFiles } from '../cni/install.js';
 import { createNetns, deleteNetns, netnsPath, runIn } from './netns.js';
 
 /** Repository root (works from src/lab and dist/src/lab). */
@@ -18,12 +18,9 @@ export function repoRoot(): string {
   throw new Error('cannot find the tabby checkout (package.json with dist/src): run "make build"');
 }
 
-/** Write the `tabby` and `tabby-ipam` wrappers into `binDir` (idempotent); returns binDir. */
+/** Install the CNI client (`tabby`, `tabby-ipam`) and `tabby-fallback` into `binDir` (idempotent); returns binDir. */
 export function installCniWrappers(binDir: string): string {
-  fs.mkdirSync(binDir, { recursive: true });
-  for (const name of ['tabby', 'tabby-ipam']) {
-    fs.writeFileSync(path.join(binDir, name), wrapperScript(name, process.execPath, repoRoot()), { mode: 0o755 });
-  }
+  installPluginFiles({ binDir, nodeBinary: process.execPath, appDir: repoRoot(), client: path.join(repoRoot(), CLIENT_PATH) });
   return binDir;
 }
 
@@ -31,6 +28,8 @@ export interface CniContext {
   binDir: string;
   datastoreDir: string;
   logFile: string;
+  /** Each node's agent state dir is <nodesDir>/<node> (its resident CNI socket is there). */
+  nodesDir: string;
   mtu?: number;
 }
 
@@ -59,8 +58,9 @@ export function labNetConf(ctx: CniContext, nodeName: string): Record<string, un
 
 export const containerIdFor = (pod: string): string => createHash('sha256').update(`tabby-lab/${pod}`).digest('hex').slice(0, 32);
 
-function cniEnv(ctx: CniContext, command: string, containerId: string, podNetns: string, pod: string): NodeJS.ProcessEnv {
+function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId: string, podNetns: string, pod: string): NodeJS.ProcessEnv {
   return {
+    TABBY_STATE_DIR: path.join(ctx.nodesDir, nodeName),
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
     CNI_CONTAINERID: containerId,
@@ -77,7 +77,7 @@ export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; no
   createNetns(opts.podNetns);
   const containerId = containerIdFor(opts.pod);
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
-  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, 'ADD', containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'ADD', containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
   if (r.code !== 0) {
     deleteNetns(opts.podNetns);
     throw new CniFailure('ADD', opts.pod, r);
@@ -93,7 +93,7 @@ export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; no
 export async function deletePodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string }): Promise<void> {
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
   try {
-    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, 'DEL', opts.containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'DEL', opts.containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
     if (r.code !== 0) throw new CniFailure('DEL', opts.pod, r);
   } finally {
     deleteNetns(opts.podNetns);

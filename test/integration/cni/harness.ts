@@ -144,3 +144,70 @@ export async function bridgeLoopbackPort(ns: string, port: number, sockPath: str
   });
   return () => { child.kill(); server.close(); fs.rmSync(sockPath, { force: true }); };
 }
+
+/** Repository root (holds dist/ and src/native/build). */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
+export const AGENT = path.join(REPO, 'dist/src/agent/main.js');
+
+/** Install the CNI client as `tabby`/`tabby-ipam` plus the `tabby-fallback` wrapper into `binDir`, the way
+ *  tabby-install-cni does on a host; returns the path of `tabby`. */
+export async function installClient(binDir: string): Promise<string> {
+  const { installPluginFiles, CLIENT_PATH } = await import('../../../src/cni/install.js');
+  installPluginFiles({ binDir, nodeBinary: process.execPath, appDir: REPO, client: path.join(REPO, CLIENT_PATH) });
+  return path.join(binDir, 'tabby');
+}
+
+export interface AgentProc {
+  pid: number;
+  stateDir: string;
+  socket: string;
+  /** Send a signal; resolves when the process exited (SIGSTOP/SIGCONT resolve at once). */
+  signal(sig: NodeJS.Signals): Promise<void>;
+}
+
+/** A real tabby-node inside the node namespace (no BGP: CALICO_NETWORKING_BACKEND=none), on the node's
+ *  datastore; resolves once its resident CNI socket is there. */
+export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Record<string, string> = {}): Promise<AgentProc> {
+  fs.mkdirSync(stateDir, { recursive: true });
+  const socket = path.join(stateDir, 'cni.sock');
+  fs.rmSync(socket, { force: true });
+  const logFd = fs.openSync(path.join(stateDir, 'agent.log'), 'a');
+  const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, AGENT], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NODENAME: 'node-1', IP: `${node.nodeIp}/24`, IP6: 'none',
+      DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: node.dsDir, TABBY_STATE_DIR: stateDir, CALICO_NETWORKING_BACKEND: 'none',
+      NO_DEFAULT_POOLS: 'true', TABBY_HEALTH_ADDR: '127.0.0.1:9099', TABBY_METRICS_ADDR: '127.0.0.1:9091', TABBY_LOG_LEVEL: 'warn', ...extraEnv,
+    },
+    stdio: ['ignore', logFd, logFd],
+  });
+  fs.closeSync(logFd);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (const deadline = Date.now() + 30_000; !fs.existsSync(socket);) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`tabby-node did not open ${socket}: ${fs.readFileSync(path.join(stateDir, 'agent.log'), 'utf8').slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    pid: child.pid!, stateDir, socket,
+    async signal(sig) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(sig);
+      if (sig !== 'SIGSTOP' && sig !== 'SIGCONT') await exited;
+    },
+  };
+}
+
+/** The `pid` and `resident` fields of the log lines that say `msg` for `handle` (which process served it). */
+export function servedBy(logFile: string, msg: string, handle: string): { pid: number; resident: boolean }[] {
+  const out: { pid: number; resident: boolean }[] = [];
+  for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes(handle)) continue;
+    try {
+      const o = JSON.parse(line) as { msg?: string; handle?: string; pid?: number; resident?: boolean };
+      if (o.msg === msg && o.handle === handle) out.push({ pid: o.pid ?? 0, resident: o.resident === true });
+    } catch { /* not ours */ }
+  }
+  return out;
+}

@@ -19,6 +19,10 @@ const addrsOf = (ns: string, dev: string): string[] =>
   ipJson<{ addr_info: { local: string; prefixlen: number; family: string }[] }[]>('-n', ns, 'addr', 'show', 'dev', dev)[0]!
     .addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
 
+/** How each pod was wired, from the lab's CNI log: by the node's tabby-node (resident) or the fallback plugin. */
+const wiredBy = (stateDir: string): boolean[] => fs.readFileSync(`${stateDir}/cni.log`, 'utf8').split('\n').filter((l) => l.includes('"pod wired"'))
+  .map((l) => (JSON.parse(l) as { resident?: boolean }).resident === true);
+
 function fresh(tag: string): { prefix: string; stateDir: string } {
   const prefix = `tb${run}${tag}`;
   const stateDir = `/tmp/${prefix}-state`;
@@ -97,6 +101,7 @@ t.test('pods through the real CNI plugin on one node reach each other', { skip: 
   t.ok(await lab.pingUntil('pa', b.ip, 5000), 'pa pings pb through the node');
   await lab.removePod('pb');
   t.notOk(listNetns(`${o.prefix}-`).includes(b.netns), 'pod namespace removed');
+  t.same(wiredBy(o.stateDir), [false, false], 'no agent: the CNI client ran the fallback plugin');
 });
 
 t.test('pods on different nodes reach each other through tabby-node routes', {
@@ -113,6 +118,7 @@ t.test('pods on different nodes reach each other through tabby-node routes', {
   const b = await lab.addPod('node-2', 'pod-2');
   t.ok(await lab.pingUntil('pod-1', b.ip, 20_000), `pod-1 → pod-2 (${b.ip})`);
   t.ok(await lab.pingUntil('pod-2', a.ip, 20_000), `pod-2 → pod-1 (${a.ip})`);
+  t.same(wiredBy(o.stateDir), [true, true], 'the pods were wired by their node\'s tabby-node (resident CNI)');
 
   // A node added to the running lab becomes reachable without restarting anything…
   await lab.addNode('node-3');

@@ -18,6 +18,8 @@ function fakeApp(dir: string, version: string): string {
   fs.mkdirSync(path.join(app, 'dist/src/cni'), { recursive: true });
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ version }));
   fs.writeFileSync(path.join(app, 'dist/src/cni/main.js'), `// ${version}\n`);
+  fs.mkdirSync(path.join(app, 'src/native/build/Release'), { recursive: true });
+  fs.writeFileSync(path.join(app, 'src/native/build/Release/tabby-cni'), `client ${version}\n`);
   return app;
 }
 
@@ -30,6 +32,7 @@ t.test('bad settings are refused with the variable named', async (t) => {
     [{ CNI_CONF_NAME: '10-tabby.conf' }, /^CNI_CONF_NAME: .*\.conflist$/],
     [{ CNI_BIN_DIR: 'opt/cni/bin' }, /^CNI_BIN_DIR: "opt\/cni\/bin" is not an absolute path$/],
     [{ TABBY_CNI_RUNTIME: 'symlink' }, /^TABBY_CNI_RUNTIME: "symlink": expected copy or in-place$/],
+    [{ TABBY_CNI_RESIDENT: 'yes' }, /^TABBY_CNI_RESIDENT: "yes": expected true or false$/],
   ];
   for (const [env, re] of cases) {
     const err = (() => { try { parseInstallConfig(env); return undefined; } catch (e) { return e; } })();
@@ -79,10 +82,24 @@ t.test('a new release replaces the old one and keeps the one before', async (t) 
   await new Promise((r) => setTimeout(r, 20));
   install('1.2.0');
   t.same(releases().map((r) => r.split('-')[0]), ['1.1.0', '1.2.0'], 'the oldest release is pruned');
-  const wrapper = fs.readFileSync(path.join(host, 'opt/cni/bin/tabby'), 'utf8');
-  t.match(wrapper, /\/opt\/tabby\/cni\/1\.2\.0-/, 'the wrappers point at the newest');
+  const wrapper = fs.readFileSync(path.join(host, 'opt/cni/bin/tabby-fallback'), 'utf8');
+  t.match(wrapper, /\/opt\/tabby\/cni\/1\.2\.0-/, 'the fallback wrapper points at the newest');
+  for (const name of ['tabby', 'tabby-ipam']) t.equal(fs.readFileSync(path.join(host, 'opt/cni/bin', name), 'utf8'), 'client 1.2.0\n', `${name} is the newest client`);
   t.equal(fs.readFileSync(path.join(host, wrapper.match(/'(\/opt\/tabby\/cni\/[^/]+)\/app/)![1]!, 'app/dist/src/cni/main.js'), 'utf8'), '// 1.2.0\n');
-  t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-ipam'], 'no temporary files left');
+  t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-fallback', 'tabby-ipam'], 'no temporary files left');
+});
+
+t.test('TABBY_CNI_RESIDENT=false: the in-process plugin\'s wrapper is `tabby` itself; a missing client is refused', async (t) => {
+  const dir = tmpdir(t);
+  const host = path.join(dir, 'host');
+  const app = fakeApp(dir, '1.0.0');
+  installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place' }));
+  t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-fallback', 'tabby-ipam']);
+  installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place', TABBY_CNI_RESIDENT: 'false' }));
+  t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-ipam'], 'the fallback wrapper is removed');
+  t.match(fs.readFileSync(path.join(host, 'opt/cni/bin/tabby-ipam'), 'utf8'), /TABBY_CNI_PLUGIN_NAME=\$\{TABBY_CNI_PLUGIN_NAME:-tabby-ipam\}/);
+  fs.rmSync(path.join(app, 'src/native/build/Release/tabby-cni'));
+  t.throws(() => installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place' })), /TABBY_CNI_RESIDENT: the CNI client .* was not built/);
 });
 
 t.test('an app that was not built is refused before anything is written', async (t) => {

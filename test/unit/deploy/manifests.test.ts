@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, parseAgentConfig, HEALTH_PATHS, type AgentEnvVar } from '../../../src/agent/config.js';
-import { INSTALL_ENV, parseInstallConfig, buildConflist, installCni, PLUGIN_NAMES } from '../../../src/cni/install.js';
+import { INSTALL_ENV, parseInstallConfig, buildConflist, installCni, PLUGIN_NAMES, CLIENT_PATH } from '../../../src/cni/install.js';
 import { parseAutodetectionMethod } from '../../../src/autodetect/method.js';
 import { parseSelector } from '../../../src/datastore/selector.js';
 import { validateResource } from '../../../src/datastore/resources.js';
@@ -303,6 +303,8 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   fs.mkdirSync(path.join(app, 'node_modules/dep'), { recursive: true });
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ version: '9.9.9' }));
   fs.writeFileSync(path.join(app, 'node_modules/dep/index.js'), '');
+  fs.mkdirSync(path.join(app, path.dirname(CLIENT_PATH)), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, CLIENT_PATH), path.join(app, CLIENT_PATH));
   fs.writeFileSync(path.join(app, 'dist/src/cni/main.js'), 'process.stdout.write(JSON.stringify({as: process.env.TABBY_CNI_PLUGIN_NAME, cmd: process.env.CNI_COMMAND}));\n');
   // etcd TLS files as the Secret mount would hold them.
   const secret = path.join(tmp, 'secret');
@@ -331,15 +333,19 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   t.equal(fs.readFileSync(path.join(hostRoot, '/etc/cni/net.d/tabby-tls/etcd-key'), 'utf8'), 'tls.key\n');
   t.same(fs.readdirSync(path.join(hostRoot, 'etc/cni/net.d')).sort(), ['10-tabby.conflist', 'tabby-tls'], 'no temporary files left');
 
-  // The wrappers run the copied node on the copied app, and tell the program which name it runs under.
+  // `tabby` and `tabby-ipam` are the CNI client; with no agent answering it execs `tabby-fallback`, which runs
+  // the copied node on the copied app and tells the program which name it runs under.
+  const fallback = path.join(hostRoot, cfg.cniBinDir, 'tabby-fallback');
+  const script = fs.readFileSync(fallback, 'utf8');
+  t.match(script, /^exec '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/node' '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/app\/dist\/src\/cni\/main\.js' "\$@"$/m);
+  // Run it with the host paths mapped into the temp dir (as a chroot would).
+  const mapped = path.join(tmp, 'fallback-mapped');
+  fs.writeFileSync(mapped, script.replaceAll("'/opt/tabby/", `'${hostRoot}/opt/tabby/`), { mode: 0o755 });
   for (const name of PLUGIN_NAMES) {
-    const wrapper = path.join(hostRoot, cfg.cniBinDir, name);
-    t.equal(fs.statSync(wrapper).mode & 0o777, 0o755);
-    const script = fs.readFileSync(wrapper, 'utf8');
-    t.match(script, /^exec '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/node' '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/app\/dist\/src\/cni\/main\.js' "\$@"$/m);
-    // Run it with the host paths mapped into the temp dir (as a chroot would).
-    const mapped = script.replaceAll("'/opt/tabby/", `'${hostRoot}/opt/tabby/`);
-    const out = spawnSync('sh', ['-c', mapped, name], { env: { ...process.env, CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
+    const client = path.join(hostRoot, cfg.cniBinDir, name);
+    t.equal(fs.statSync(client).mode & 0o777, 0o755);
+    t.same(fs.readFileSync(client), fs.readFileSync(path.join(app, CLIENT_PATH)), `${name} is the client executable`);
+    const out = spawnSync(client, [], { input: '{"cniVersion":"1.0.0"}', env: { ...process.env, CNI_COMMAND: 'VERSION', TABBY_CNI_SOCKET: path.join(tmp, 'no-agent.sock'), TABBY_CNI_FALLBACK: mapped }, encoding: 'utf8' });
     t.equal(out.status, 0, out.stderr);
     t.same(JSON.parse(out.stdout), { as: name, cmd: 'VERSION' });
   }

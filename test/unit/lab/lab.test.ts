@@ -69,7 +69,7 @@ t.test('expected BGP peers: mesh, and route reflectors with the mesh off', async
 });
 
 t.test('CNI netconf as the installer writes it', async (t) => {
-  const c = labNetConf({ binDir: '/b', datastoreDir: '/d', logFile: '/l' }, 'node-1');
+  const c = labNetConf({ binDir: '/b', datastoreDir: '/d', logFile: '/l', nodesDir: '/n' }, 'node-1');
   t.same(c, { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'node-1', datastore_type: 'file', datastore_dir: '/d', log_file_path: '/l', ipam: { type: 'tabby-ipam' } });
   t.match(containerIdFor('pod-1'), /^[0-9a-f]{32}$/);
   t.not(containerIdFor('pod-1'), containerIdFor('pod-2'));
