@@ -18,9 +18,12 @@ export function repoRoot(): string {
   throw new Error('cannot find the tabby checkout (package.json with dist/src): run "make build"');
 }
 
-/** Install the CNI client (`tabby`, `tabby-ipam`) and `tabby-fallback` into `binDir` (idempotent); returns binDir. */
+/** Install the CNI client (`tabby`, `tabby-ipam`) and `tabby-fallback` into `binDir` (idempotent); returns binDir.
+ *  A checkout whose native build predates the client gets the in-process plugin's wrappers, and a warning. */
 export function installCniWrappers(binDir: string): string {
-  installPluginFiles({ binDir, nodeBinary: process.execPath, appDir: repoRoot(), client: path.join(repoRoot(), CLIENT_PATH) });
+  const client = path.join(repoRoot(), CLIENT_PATH);
+  if (!fs.existsSync(client)) process.stderr.write(`lab: ${client} not built (run "npm ci"): pods use the in-process CNI plugin, not tabby-node's resident one\n`);
+  installPluginFiles({ binDir, nodeBinary: process.execPath, appDir: repoRoot(), client: fs.existsSync(client) ? client : undefined });
   return binDir;
 }
 

@@ -10,15 +10,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CNI_ERR } from '../../../src/cni/netconf.js';
+import { CLIENT_PATH } from '../../../src/cni/install.js';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import {
-  PLUGIN, cniEnv, containerIdOf, installClient, ip, isRoot, makeNode, pingFrom, runPlugin, servedBy, startAgent,
+  PLUGIN, REPO, cniEnv, containerIdOf, installClient, ip, isRoot, makeNode, pingFrom, runPlugin, servedBy, startAgent,
   type AgentProc, type NodeEnv, type PluginRun,
 } from './harness.js';
 
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10) + 'r';
-const skip = !isRoot() ? 'needs root (network namespaces, the root-only socket)' : false;
+const skip = !isRoot() ? 'needs root (network namespaces, the root-only socket)'
+  : !fs.existsSync(path.join(REPO, CLIENT_PATH)) ? `${CLIENT_PATH} not built (npm ci builds it with the native addon)` : false;
 const quiet = { info() {}, warn() {}, error() {} };
 
 async function inUse(node: NodeEnv): Promise<number> {

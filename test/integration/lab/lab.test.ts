@@ -13,6 +13,8 @@ const isRoot = process.getuid?.() === 0;
 const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
 const skipRoot = isRoot ? false : 'needs root (network namespaces)';
 const cniBuilt = fs.existsSync(`${repoRoot()}/dist/src/cni/main.js`);
+/** `npm ci` builds the CNI client with the native addon (a tree built before it existed lacks it). */
+const clientBuilt = fs.existsSync(`${repoRoot()}/src/native/build/Release/tabby-cni`);
 
 const ipJson = <T>(...args: string[]): T => JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' })) as T;
 const addrsOf = (ns: string, dev: string): string[] =>
@@ -118,7 +120,7 @@ t.test('pods on different nodes reach each other through tabby-node routes', {
   const b = await lab.addPod('node-2', 'pod-2');
   t.ok(await lab.pingUntil('pod-1', b.ip, 20_000), `pod-1 → pod-2 (${b.ip})`);
   t.ok(await lab.pingUntil('pod-2', a.ip, 20_000), `pod-2 → pod-1 (${a.ip})`);
-  t.same(wiredBy(o.stateDir), [true, true], 'the pods were wired by their node\'s tabby-node (resident CNI)');
+  if (clientBuilt) t.same(wiredBy(o.stateDir), [true, true], 'the pods were wired by their node\'s tabby-node (resident CNI)');
 
   // A node added to the running lab becomes reachable without restarting anything…
   await lab.addNode('node-3');
