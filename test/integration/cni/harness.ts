@@ -60,10 +60,10 @@ export interface NodeEnv {
 }
 
 /** A node namespace with an uplink (default route, so proxy ARP answers the pods' 169.254.1.1), a file
- *  datastore in a temp dir with the given pools, and helpers for pod namespaces. Names start with `tag`. */
-export async function makeNode(tag: string, pools: { name: string; cidr: string; blockSize?: number }[]): Promise<NodeEnv> {
+ *  datastore in a temp dir (tmpfs unless `baseDir` says otherwise) with the given pools, and helpers for pod namespaces. Names start with `tag`. */
+export async function makeNode(tag: string, pools: { name: string; cidr: string; blockSize?: number }[], opts: { baseDir?: string } = {}): Promise<NodeEnv> {
   const ns = `${tag}n`;
-  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const base = opts.baseDir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
   const dsDir = fs.mkdtempSync(path.join(base, `${tag}-`));
   const pods = new Set<string>();
   const destroy = () => {
