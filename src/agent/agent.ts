@@ -27,7 +27,7 @@ import type {
 import type { PoolMode } from './config.js';
 import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
 import { DatastoreWatch } from './datastore-watch.js';
-import { desiredNode, defaultPools } from './registration.js';
+import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
 import { parseDuration } from '../datastore/resources.js';
 
@@ -168,12 +168,13 @@ export class Agent extends EventEmitter implements StatusSource {
 
     // 3. Default pools, 4. an affine block, 5. tunnels.
     if (!this.isRouteReflector) {
-      this.starting = 'ensuring default pools';
-      await this.ensureDefaultPools();
+      // The kernel first: the default pool's encapsulation depends on it (registration.fitToKernel).
       if (this.deps.dataplane) {
         await this.deps.dataplane.ensureForwarding().catch((e: unknown) => this.logger.warn({ err: msg(e) }, 'cannot enable forwarding'));
         this.kernelHasIpip = await this.deps.dataplane.kernelHasIpip();
       }
+      this.starting = 'ensuring default pools';
+      await this.ensureDefaultPools();
       this.starting = 'claiming an address block';
       await this.ensureBlocks();
     }
@@ -224,10 +225,13 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private async ensureDefaultPools(): Promise<void> {
-    for (const pool of defaultPools(this.cfg, await this.deps.resources.list<PoolRes>('IPPool'))) {
+    for (const pool of defaultPools(this.cfg, await this.deps.resources.list<PoolRes>('IPPool'), this.kernelHasIpip)) {
       try {
         await this.deps.resources.create(pool);
-        this.logger.info({ pool: pool.metadata.name, cidr: pool.spec.cidr }, 'created the default pool');
+        this.logger.info({ pool: pool.metadata.name, cidr: pool.spec.cidr, ipipMode: pool.spec.ipipMode, vxlanMode: pool.spec.vxlanMode }, 'created the default pool');
+        if (pool.metadata.name === 'default-ipv4-ippool' && fitToKernel(this.cfg.ipv4Pool, this.kernelHasIpip).switched) {
+          this.logger.warn({ pool: pool.metadata.name }, 'this kernel has no ipip support and neither CALICO_IPV4POOL_IPIP nor CALICO_IPV4POOL_VXLAN is set: the default pool uses VXLAN (vxlanMode Always) instead of IPIP');
+        }
       } catch (e) {
         if (!isExists(e)) throw e; // another node created it first: fine
       }

@@ -52,7 +52,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   // Default pools
   v('CALICO_IPV4POOL_CIDR', 'ipv4pool-cidr', '192.168.0.0/16', 'CIDR of the default IPv4 pool created at start when no IPv4 pool exists'),
   v('CALICO_IPV4POOL_BLOCK_SIZE', 'ipv4pool-block-size', '26', 'block size (prefix length) of the default IPv4 pool, 20..32'),
-  v('CALICO_IPV4POOL_IPIP', 'ipv4pool-ipip', 'Always', 'ipipMode of the default IPv4 pool: Always, CrossSubnet or Never'),
+  v('CALICO_IPV4POOL_IPIP', 'ipv4pool-ipip', 'Always', 'ipipMode of the default IPv4 pool: Always, CrossSubnet or Never; when neither this nor CALICO_IPV4POOL_VXLAN is set and the kernel has no ipip, the default pool uses VXLAN (vxlanMode Always) instead'),
   v('CALICO_IPV4POOL_VXLAN', 'ipv4pool-vxlan', 'Never', 'vxlanMode of the default IPv4 pool: Always, CrossSubnet or Never (not together with IPIP)'),
   v('CALICO_IPV4POOL_NAT_OUTGOING', 'ipv4pool-nat-outgoing', 'true', 'natOutgoing of the default IPv4 pool'),
   v('CALICO_IPV4POOL_NODE_SELECTOR', 'ipv4pool-node-selector', 'all()', 'nodeSelector of the default IPv4 pool'),
@@ -92,6 +92,8 @@ export interface DefaultPool {
   vxlanMode: PoolMode;
   natOutgoing: boolean;
   nodeSelector: string;
+  /** Neither ipipMode nor vxlanMode was chosen: IPIP as Calico, but VXLAN on a kernel without ipip (fitToKernel). */
+  encapByKernel?: boolean;
 }
 
 export interface HostPort { host: string; port: number }
@@ -231,6 +233,8 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   if (networkingBackend === 'vxlan' && ipv4Pool.vxlanMode === 'Never' && env.CALICO_IPV4POOL_VXLAN === undefined && flags['ipv4pool-vxlan'] === undefined) {
     ipv4Pool.vxlanMode = 'Always';
   }
+  const vxlanExplicit = env.CALICO_IPV4POOL_VXLAN !== undefined && env.CALICO_IPV4POOL_VXLAN.trim() !== '' || flags['ipv4pool-vxlan'] !== undefined;
+  if (networkingBackend === 'bird' && !ipipExplicit && !vxlanExplicit) ipv4Pool.encapByKernel = true;
 
   const v6cidr = raw('CALICO_IPV6POOL_CIDR');
   const ipv6Pool: DefaultPool | undefined = v6cidr === undefined ? undefined : {

@@ -17,6 +17,7 @@ import { renderKustomization, readYamlDocs } from '../../unit/deploy/fixtures/ku
 import { containers } from '../../unit/deploy/fixtures/manifest-check.js';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore, type Resource } from '../../../src/datastore/resources.js';
+import { kernelHasIpip } from '../../../src/dataplane/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const AGENT = path.join(ROOT, 'dist/src/agent/main.js');
@@ -85,7 +86,7 @@ t.test('manifest environments run: probes, RR peering by selector, metrics, SIGT
     for (const k of Object.keys(env)) if (k.startsWith('ETCD_')) delete env[k];
     return {
       ...env, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dsDir, NODENAME: nodeName,
-      TABBY_STATE_DIR: path.join(tmp, `state-${nodeName}`), CALICO_IPV4POOL_IPIP: 'Never',
+      TABBY_STATE_DIR: path.join(tmp, `state-${nodeName}`),
     };
   };
   const rrEnv = envOf('route-reflector', 'rr-1');
@@ -124,6 +125,9 @@ t.test('manifest environments run: probes, RR peering by selector, metrics, SIGT
   t.equal(metrics.status, 200, 'metrics on the metrics port');
   t.match(metrics.body, /^# TYPE /m);
 
+  // The pool the node created from the DaemonSet's defaults fits this kernel (IPIP only where it has ipip).
+  const pool = await store.get('IPPool', 'default-ipv4-ippool');
+  t.same([pool?.spec.ipipMode, pool?.spec.vxlanMode], kernelHasIpip() ? ['Always', 'Never'] : ['Never', 'Always'], `default pool: ${kernelHasIpip() ? 'IPIP' : 'VXLAN (no ipip in this kernel)'}`);
   // The reflector's Node: cluster ID and the label the BGPPeer selects.
   const rrNode = await store.get('Node', 'rr-1');
   t.match(rrNode, { metadata: { labels: { 'route-reflector': 'true' } }, spec: { bgp: { routeReflectorClusterID: '244.0.0.1', ipv4Address: '10.199.0.1/24' } } });

@@ -1,6 +1,7 @@
 // The agent core end to end over real ResourceStore + Ipam on a MemoryDatastore, with a fake BGP
 // network (speakers that hand originated prefixes to each other) and a recording dataplane.
 import t from 'tap';
+import { pino } from 'pino';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 import { DatastoreUnavailable, type Datastore } from '../../../src/datastore/types.js';
@@ -95,7 +96,7 @@ const until = async (t: { fail(m: string): void }, what: string, fn: () => boole
 
 const timing = { resyncDebounceMs: 10, periodicResyncMs: 60_000, probeIntervalMs: 50, probeTimeoutMs: 40, convergeDeadlineMs: 5000, convergeQuietMs: 100, routeDebounceMs: 5 };
 
-function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: FakeDataplane, env: Record<string, string> = {}, current: { addr: string } = { addr }) {
+function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: FakeDataplane, env: Record<string, string> = {}, current: { addr: string } = { addr }, extra: Record<string, unknown> = {}) {
   const config = parseAgentConfig({ NODENAME: name, CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', TABBY_STATE_DIR: '/nonexistent', ...env });
   const store = new ResourceStore(ds);
   const agent = new Agent({
@@ -103,7 +104,7 @@ function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: 
     dataplane: config.mode === 'node' ? dp : undefined,
     speakerFactory: (o: SpeakerOptions) => new FakeSpeaker(net, addr.split('/')[0]!, o),
     addresses: { resolve: async () => ({ ipv4: current.addr }) },
-    selector: calicoSelectorMatch, timing,
+    selector: calicoSelectorMatch, timing, ...extra,
   } as never);
   return { agent, store };
 }
@@ -225,6 +226,29 @@ t.test('IPIP pool on a kernel without ipip: reported, no tunnel created; VXLAN p
   await until(t, 'vxlan route to b', () => !!dv1.last?.routes.some((r) => r.dev === 'vxlan.calico'));
   const n2 = await v1.store.get('Node', 'b');
   t.ok(dv1.last!.routes.some((r) => r.gateway === n2?.spec.ipv4VXLANTunnelAddr && r.onlink));
+});
+
+t.test('no pool mode chosen on a kernel without ipip: the default pool is VXLAN, the agent says so once and becomes ready', async (t) => {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s) as { level: number; msg: string }); } });
+  const mem = new MemoryDatastore();
+  const net = new FakeNet();
+  const da = new FakeDataplane(false), db = new FakeDataplane(false);
+  const unset = { CALICO_IPV4POOL_IPIP: '', CALICO_IPV4POOL_VXLAN: '' };
+  const a = makeAgent('a', '10.0.0.1/24', mem, net, da, unset, undefined, { logger });
+  const b = makeAgent('b', '10.0.0.2/24', mem, net, db, unset, undefined, { logger });
+  await a.agent.start();
+  await b.agent.start();
+  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  const pools = (await a.store.list('IPPool')).items;
+  t.same(pools.map((p) => [p.metadata.name, p.spec.ipipMode, p.spec.vxlanMode]), [['default-ipv4-ippool', 'Never', 'Always']]);
+  const said = lines.filter((l) => /no ipip support.*default pool uses VXLAN/.test(l.msg));
+  t.equal(said.length, 1, 'said once (by the node that created the pool)');
+  t.equal(said[0]?.level, 40, 'as a warning');
+  t.same(a.agent.status().problems, [], 'no problem reported');
+  await until(t, 'vxlan route a -> b', () => !!da.last?.routes.some((r) => r.dev === 'vxlan.calico'));
+  await until(t, 'ready', () => a.agent.readiness().ready);
+  t.same(da.tunnels.filter((x) => String(x).includes('tunl0')), [], 'no tunl0');
 });
 
 t.test('route-reflector mode: no IPAM, no dataplane, cluster ID on the Node, clients by selector', async (t) => {

@@ -13,7 +13,7 @@ t.test('defaults match the configuration contract', async (t) => {
   t.equal(c.autodetectPollIntervalMs, 60_000);
   t.equal(c.asNumber, undefined);
   t.equal(c.networkingBackend, 'bird');
-  t.same(c.ipv4Pool, { cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()' });
+  t.same(c.ipv4Pool, { cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()', encapByKernel: true });
   t.equal(c.ipv6Pool, undefined);
   t.equal(c.noDefaultPools, false);
   t.same(c.datastore, { type: 'file', dir: '/var/lib/tabby/datastore' });

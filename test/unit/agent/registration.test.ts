@@ -1,5 +1,5 @@
 import t from 'tap';
-import { desiredNode, defaultPools } from '../../../src/agent/registration.js';
+import { desiredNode, defaultPools, fitToKernel } from '../../../src/agent/registration.js';
 import { parseAgentConfig } from '../../../src/agent/config.js';
 import type { NodeRes, PoolRes } from '../../../src/agent/ports.js';
 
@@ -28,4 +28,23 @@ t.test('defaultPools: one per configured family, only when that family has no po
   const v4: PoolRes = { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'mine' }, spec: { cidr: '10.1.0.0/16' } };
   t.same(defaultPools(cfg, [v4]).map((p) => p.metadata.name), ['default-ipv6-ippool']);
   t.same(defaultPools(parseAgentConfig({ NODENAME: 'n1', NO_DEFAULT_POOLS: 'true' }), []), []);
+});
+
+t.test('fitToKernel: nothing chosen + no ipip in the kernel = VXLAN; an explicit choice is kept', async (t) => {
+  const modes = (env: Record<string, string>, ipip: boolean) => {
+    const cfg = parseAgentConfig({ NODENAME: 'n1', ...env });
+    const pool = defaultPools(cfg, [], ipip)[0]!;
+    return [pool.spec.ipipMode, pool.spec.vxlanMode, fitToKernel(cfg.ipv4Pool, ipip).switched];
+  };
+  t.same(modes({}, true), ['Always', 'Never', false], 'kernel with ipip: Calico\'s default IPIP Always');
+  t.same(modes({}, false), ['Never', 'Always', true], 'kernel without ipip: VXLAN Always');
+  t.same(modes({ CALICO_IPV4POOL_IPIP: '', CALICO_IPV4POOL_VXLAN: ' ' }, false), ['Never', 'Always', true], 'empty counts as unset');
+  t.same(modes({ CALICO_IPV4POOL_IPIP: 'Always' }, false), ['Always', 'Never', false], 'explicit Always kept (the agent reports it)');
+  t.same(modes({ CALICO_IPV4POOL_IPIP: 'CrossSubnet' }, false), ['CrossSubnet', 'Never', false]);
+  t.same(modes({ CALICO_IPV4POOL_IPIP: 'Never' }, false), ['Never', 'Never', false], 'explicit Never: plain routing');
+  t.same(modes({ CALICO_IPV4POOL_VXLAN: 'Never' }, false), ['Always', 'Never', false], 'VXLAN explicitly off: IPIP as chosen by default, reported');
+  t.same(modes({ CALICO_IPV4POOL_VXLAN: 'CrossSubnet' }, false), ['Never', 'CrossSubnet', false]);
+  t.same(modes({ CALICO_NETWORKING_BACKEND: 'vxlan' }, false), ['Never', 'Always', false], 'vxlan backend: VXLAN already');
+  t.same(modes({ CALICO_NETWORKING_BACKEND: 'none' }, false), ['Always', 'Never', false], 'no routing: the pool as configured');
+  t.same(parseAgentConfig({ NODENAME: 'n1' }, ['--ipv4pool-ipip', 'Always']).ipv4Pool.encapByKernel, undefined, 'a flag is a choice too');
 });

@@ -244,8 +244,11 @@ t.test('tabby-node DaemonSet: host network, privileged, all taints, host paths, 
   for (const r of refs) t.same((r.spec.env as { name: string; valueFrom?: unknown }[]).find((e) => e.name === 'NODENAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } }, `${r.container}: NODENAME from spec.nodeName`);
   const nodeRef = refs.find((r) => r.container === 'tabby-node')!;
   t.equal(nodeRef.env.IP_AUTODETECTION_METHOD, 'first-found');
-  for (const v of ['CALICO_IPV4POOL_CIDR', 'CALICO_IPV4POOL_BLOCK_SIZE', 'CALICO_IPV4POOL_IPIP', 'CALICO_IPV4POOL_VXLAN', 'CALICO_IPV4POOL_NAT_OUTGOING']) t.ok(nodeRef.env[v], `${v} set`);
+  for (const v of ['CALICO_IPV4POOL_CIDR', 'CALICO_IPV4POOL_BLOCK_SIZE', 'CALICO_IPV4POOL_NAT_OUTGOING']) t.ok(nodeRef.env[v], `${v} set`);
   const cfg = parseAgentConfig(nodeRef.env);
+  // Encapsulation left to the kernel (IPIP where it has ipip, else VXLAN): neither mode set.
+  for (const v of ['CALICO_IPV4POOL_IPIP', 'CALICO_IPV4POOL_VXLAN']) t.equal(nodeRef.env[v], undefined, `${v} unset`);
+  t.equal(cfg.ipv4Pool.encapByKernel, true, 'default pool encapsulation fits the kernel');
   t.equal(cfg.nodeName, 'node-1');
   t.equal(cfg.stateDir, '/var/run/tabby', 'state dir (nodename file for the CNI plugin) lies under the /var/run host path');
   t.equal(cfg.datastore.type, 'etcdv3');
@@ -512,6 +515,7 @@ t.test('systemd unit verifies; its env file uses only variables tabby-node reads
   const fileCfg = parseAgentConfig(active);
   t.equal(fileCfg.datastore.type, 'file');
   t.equal(fileCfg.stateDir, '/var/run/tabby');
+  t.equal(fileCfg.ipv4Pool.encapByKernel, true, 'default pool encapsulation fits the kernel (VXLAN without ipip)');
   // The etcd variant: uncomment the etcd block, comment the file lines.
   const etcdText = envText.replace(/^(DATASTORE_TYPE=file|TABBY_DATASTORE_DIR=.*)$/gm, '#$1').replace(/^#((?:DATASTORE_TYPE=etcdv3|ETCD_[A-Z_]+=.*))$/gm, '$1');
   const tmp = path.join(os.tmpdir(), `tb${process.pid}dep-etcd.env`);
