@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 DEB_PACKAGES := iproute2 iptables nftables bird2 gobgpd etcd-server etcd-client \
                 containernetworking-plugins iputils-ping procps openssl
 
-.PHONY: deps deps-apt deps-npm build test test-unit test-integration test-interop lab lab-down bench fuzz clean
+.PHONY: deps deps-apt deps-npm build test test-unit test-integration test-interop lab lab-down bench fuzz clean stage install uninstall deb
 
 deps: deps-apt deps-npm
 
@@ -56,5 +56,36 @@ bench: build
 fuzz: build
 	TABBY_FUZZ_ITERATIONS=2000000 ./test/run.sh fuzz
 
+# --- installing on a host (root; see README "Install on a host with systemd") ---
+# make install [PREFIX=/usr/local] [DESTDIR=] [CNI=1]: the app in $(APPDIR) (production node_modules and the
+# native addon), tabby-node and tabbyctl in $(PREFIX)/bin, the unit, /etc/tabby/tabby-node.env (an existing
+# one is kept), bash/zsh completion, with CNI=1 the CNI plugin + conflist; files listed in
+# $(TABBY_HOME)/installed-files. make uninstall removes those; PURGE=1 also changed settings and the datastore.
+PREFIX ?= /usr/local
+DESTDIR ?=
+TABBY_HOME ?= /opt/tabby
+APPDIR ?= $(TABBY_HOME)/app
+UNITDIR ?= /etc/systemd/system
+CNI ?= 0
+INSTALL_VARS = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' TABBY_HOME='$(TABBY_HOME)' APPDIR='$(APPDIR)' UNITDIR='$(UNITDIR)' CNI='$(CNI)' \
+  $(foreach v,BINDIR SYSCONFDIR STATEDIR BASH_COMPLETIONDIR ZSH_COMPLETIONDIR CNI_BIN_DIR CNI_NET_DIR NODE PURGE STAGE,$(if $($(v)),$(v)='$($(v))'))
+
+# npm ci only when node_modules is missing (a fresh clone: make install alone works).
+node_modules/.package-lock.json:
+	npm ci --no-audit --no-fund
+
+stage: node_modules/.package-lock.json build
+	$(INSTALL_VARS) deploy/host/install.sh stage
+
+install: stage
+	$(INSTALL_VARS) deploy/host/install.sh install
+
+uninstall:
+	$(INSTALL_VARS) deploy/host/install.sh uninstall
+
+# A Debian package of the same files (PREFIX=/usr, unit in /lib/systemd/system): .stage/tabby_<version>_<arch>.deb
+deb: stage
+	deploy/host/deb.sh
+
 clean:
-	rm -rf dist src/native/build .tap
+	rm -rf dist src/native/build .tap .stage

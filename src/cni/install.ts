@@ -214,7 +214,8 @@ export function installCni(cfg: InstallConfig): InstallResult {
   const logger = log('cni-install');
   const onHost = (p: string): string => path.join(cfg.hostRoot, p);
   const mainJs = path.join(cfg.appDir, 'dist/src/cni/main.js');
-  if (!fs.existsSync(mainJs)) throw new InstallError('TABBY_APP_DIR', `${mainJs} not found: build tabby first (npm run build)`);
+  // in-place under a staging root (make install DESTDIR=…): the app is there, the wrapper names its final path.
+  if (!fs.existsSync(mainJs) && !(cfg.runtime === 'in-place' && fs.existsSync(onHost(mainJs)))) throw new InstallError('TABBY_APP_DIR', `${mainJs} not found: build tabby first (npm run build)`);
 
   let nodeBinary = cfg.nodeBinary;
   let appDir = cfg.appDir;
