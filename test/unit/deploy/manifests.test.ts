@@ -567,6 +567,8 @@ t.test('README install sections exist and match the files', async (t) => {
   }
   // Every upper-case variable named is one the programs read.
   const vars = new Set([...AGENT_ENV, ...INSTALL_ENV].map((e) => e.name));
+  // … or a setting of make install (deploy/host/install.sh reads each as NAME=${NAME:-default}).
+  for (const m of fs.readFileSync(path.join(DEPLOY, 'host/install.sh'), 'utf8').matchAll(/^([A-Z_]+)=\$\{\1:-/gm)) vars.add(m[1]!);
   // (in backticks, or VAR= at the start of code; a name ending in * is a family, e.g. CALICO_IPV4POOL_*)
   const named = [...text.matchAll(/[`\s]((?:CALICO|TABBY|ETCD|CNI|IP|DATASTORE|NODENAME)[A-Z0-9_]*)(\*?)[`=]/g)].filter((m) => m[2] === '').map((m) => m[1]!);
   t.ok(named.length >= 10, `variables named: ${[...new Set(named)].join(' ')}`);
