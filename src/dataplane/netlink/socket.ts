@@ -2,7 +2,10 @@
 // AF_NETLINK socket wired into libuv; this file does sequence numbers, ACKs, multipart dumps and
 // batching itself, so that errors keep their errno and 100k requests go out in a few sendmsg calls).
 //  - request(): one message with NLM_F_ACK; resolves with the reply parts, rejects with NetlinkError.
-//  - dump(): NLM_F_DUMP, multipart until NLMSG_DONE; an interrupted dump (NLM_F_DUMP_INTR) is retried.
+//  - dump(): NLM_F_DUMP, multipart until NLMSG_DONE; an interrupted dump (NLM_F_DUMP_INTR) is retried,
+//    and so is one the kernel refuses with EBUSY (a dump we gave up on is still running on this socket:
+//    its remaining parts are drained first). A dump times out only when no part arrives for timeoutMs,
+//    so a 1M-route table on a loaded machine is not cut off half way.
 //  - batch(): many messages per datagram without NLM_F_ACK (the kernel still answers every failure
 //    with NLMSG_ERROR carrying its seq), closed by an acknowledged NLMSG_NOOP barrier: when the
 //    barrier's ACK arrives every earlier message has been processed (netlink_rcv_skb is in order).
@@ -46,6 +49,8 @@ interface Pending {
   resolve(parts: NlMessage[]): void;
   reject(e: Error): void;
   timer?: NodeJS.Timeout;
+  /** dumps: the timeout is re-armed on every part (progress, not total time) */
+  arm?: () => void;
 }
 
 interface BatchWindow {
@@ -83,6 +88,9 @@ export class NlSocket {
   private readonly timeoutMs: number;
   private closed = false;
   private dumpQueue: Promise<void> = Promise.resolve();
+  /** seq of a dump we stopped waiting for while the kernel may still be sending it (it blocks the next
+   *  dump with EBUSY until its NLMSG_DONE); its parts are dropped, `drained` resolves on its end */
+  private abandoned: { seq: number; drained: Promise<void>; done(): void } | undefined;
   /** Messages nobody asked for (multicast events): set by the owner. */
   onEvent?: (msg: NlMessage) => void;
   /** The socket lost messages (ENOBUFS) or failed: every pending request was rejected. */
@@ -153,8 +161,20 @@ export class NlSocket {
     return this.seq;
   }
 
+  /** We stop waiting for dump `seq` while the kernel may still be sending it: drop the rest of it, and
+   *  let the next dump wait for its end (the kernel refuses a second dump with EBUSY meanwhile). */
+  private abandon(seq: number): void {
+    if (this.closed) return;
+    let done!: () => void;
+    const drained = new Promise<void>((r) => { done = r; });
+    this.abandoned?.done();
+    this.abandoned = { seq, drained, done };
+    this.raw.ref();
+  }
+
   private fail(e: NetlinkError, notify = true): void {
     for (const [seq, p] of this.pending) {
+      if (p.dump) this.abandon(seq);
       this.pending.delete(seq);
       if (p.timer) clearTimeout(p.timer);
       p.reject(e);
@@ -165,13 +185,17 @@ export class NlSocket {
 
   private refresh(): void {
     if (this.closed) return;
-    if (this.pending.size) this.raw.ref();
+    if (this.pending.size || this.abandoned) this.raw.ref(); // an abandoned dump is read to its end
     else if (!this.onEvent) this.raw.unref();
   }
 
   private receive(buf: Buffer): void {
     for (const m of splitMessages(buf)) {
       const p = m.seq ? this.pending.get(m.seq) : undefined;
+      if (!p && this.abandoned && m.seq === this.abandoned.seq) {
+        if (m.type === NLMSG.DONE || m.type === NLMSG.ERROR) { this.abandoned.done(); this.abandoned = undefined; this.refresh(); }
+        continue;
+      }
       if (!p) {
         if (m.type === NLMSG.ERROR && this.windows.size) {
           for (const w of this.windows) {
@@ -195,6 +219,7 @@ export class NlSocket {
         // node_netlink hands every datagram over in a fresh buffer: views are safe to keep.
         // A single reply (RTM_GETLINK by name) is followed by the ACK we asked for: settle on that.
         p.parts.push(m);
+        p.arm?.();
       }
     }
   }
@@ -225,10 +250,17 @@ export class NlSocket {
     return new Promise<NlMessage[]>((resolve, reject) => {
       const p: Pending = { op, parts: [], dump, interrupted: false, resolve, reject };
       if (this.timeoutMs > 0) {
-        p.timer = setTimeout(() => {
-          if (this.pending.get(seq) === p) this.settle(seq, p, new NetlinkError(ERRNO.ETIMEDOUT, op));
-        }, this.timeoutMs);
-        p.timer.unref();
+        const arm = (): void => {
+          if (p.timer) clearTimeout(p.timer);
+          p.timer = setTimeout(() => {
+            if (this.pending.get(seq) !== p) return;
+            if (dump) this.abandon(seq);
+            this.settle(seq, p, new NetlinkError(ERRNO.ETIMEDOUT, op));
+          }, this.timeoutMs);
+          p.timer.unref();
+        };
+        arm();
+        if (dump) p.arm = arm;
       }
       this.pending.set(seq, p);
       this.raw.ref();
@@ -263,7 +295,9 @@ export class NlSocket {
     return done;
   }
 
-  /** A dump request (NLM_F_DUMP); retried up to 5 times when the kernel flags it interrupted.
+  /** A dump request (NLM_F_DUMP); retried up to 5 times when the kernel flags it interrupted (then the
+   *  last, possibly inconsistent, answer is returned: callers resync periodically anyway), and retried
+   *  while the kernel answers EBUSY (another dump still running on this socket).
    *  One dump at a time per socket (the kernel answers a second one with EBUSY): dumps queue here. */
   dump(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
     const run = this.dumpQueue.then(() => this.dumpNow(type, body, op));
@@ -272,8 +306,10 @@ export class NlSocket {
   }
 
   private async dumpNow(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
+    let busy = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new NetlinkError(ERRNO.EBADF, op);
+      if (this.abandoned) await this.waitDrained();
       const w = this.writer;
       w.reset();
       const seq = this.nextSeq();
@@ -283,9 +319,28 @@ export class NlSocket {
       const done = this.track(seq, op, true);
       const p = this.pending.get(seq)!;
       this.sendBuffer(w.finish(), op);
-      const parts = await done;
+      let parts: NlMessage[];
+      try {
+        parts = await done;
+      } catch (e) {
+        // EBUSY: a dump we no longer track still runs here; wait for it (bounded), then ask again
+        if (!(e instanceof NetlinkError) || e.code !== 'EBUSY' || ++busy > 50) throw e;
+        attempt--;
+        await new Promise((r) => setTimeout(r, Math.min(20 * busy, 500)));
+        continue;
+      }
       if (!p.interrupted || attempt >= 4) return parts;
     }
+  }
+
+  /** Wait until an abandoned dump has ended (or timeoutMs passed: then it is forgotten). */
+  private async waitDrained(): Promise<void> {
+    const a = this.abandoned;
+    if (!a) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([a.drained, new Promise<void>((r) => { timer = setTimeout(r, this.timeoutMs || 30_000); timer.unref(); })]);
+    if (timer) clearTimeout(timer);
+    if (this.abandoned === a) { this.abandoned = undefined; this.refresh(); }
   }
 
   /**
