@@ -5,18 +5,21 @@
 //   reconcile: read a snapshot of the datastore (a failure keeps the last one and marks the datastore
 //          down — the kernel is left as it is), compute peers (peers.ts) and routes (routes.ts), diff
 //          them into the speaker (peers, originated prefixes) and hand the routes to the dataplane.
+//   learned routes: each best-route change goes straight into the route table (route-table.ts), which
+//          computes that prefix's kernel route and hands the dataplane a delta — no pass over the table.
 //   graceful restart: until BGP has re-converged after start (every peer Established and End-of-RIB
-//          or a quiet period, or a deadline), the dataplane only adds/replaces routes — nothing a previous
-//          run installed is deleted, so kill -9 + restart removes no kernel route on this node.
+//          or a quiet period, or a deadline), the dataplane holds deletes — nothing a previous run
+//          installed is deleted, so kill -9 + restart removes no kernel route on this node.
 // Route-reflector mode: no IPAM, no dataplane; the Node carries routeReflectorClusterID.
 import { EventEmitter } from 'node:events';
-import { parseCidr } from '../common/ip.js';
+import { cidrContainsCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
 import { parseAsNumber } from './config.js';
 import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
-import { computeRoutes, type RouteOutput, type RoutePool } from './routes.js';
+import { computeRoutes, compileRouteContext, type KernelRoute, type RouteOutput, type RoutePool } from './routes.js';
+import { RouteTable, type RouteRecord } from './route-table.js';
 import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
@@ -104,7 +107,10 @@ export class Agent extends EventEmitter implements StatusSource {
   /** Desired peers not handed to the speaker, with why (a password secret that cannot be read). */
   private readonly heldPeers = new Map<string, string>();
   private readonly secrets: SecretStore;
-  private readonly learned = new Map<string, string[]>();
+  /** learned routes (node mode with a dataplane): one record per prefix */
+  private routeTable: RouteTable | undefined;
+  /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
+  private staticRoutes = new Map<string, KernelRoute>();
   private exported = new Set<string>();
   private routeOut: RouteOutput | undefined;
   private kernelHasIpip = true;
@@ -191,6 +197,7 @@ export class Agent extends EventEmitter implements StatusSource {
       await this.startSpeaker();
     }
     this.starting = undefined;
+    if (!this.converged) this.deps.dataplane?.holdDeletes(true);
     await this.recompute();
     this.firstReconcileDone = true;
 
@@ -316,14 +323,12 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.cfg.gracefulRestartTimeSec > 0) opts.gracefulRestart = { restartTime: this.cfg.gracefulRestartTimeSec };
     const sp = this.deps.speakerFactory!(opts);
     sp.onBest((ev) => {
-      this.learned.set(ev.prefix, ev.nextHops);
+      this.routeTable?.update(ev.prefix, ev.nextHops, ev.source ?? '');
       this.lastRouteChange = Date.now();
-      this.scheduleRoutes();
     });
     sp.onWithdrawn((ev) => {
-      this.learned.delete(ev.prefix);
+      this.routeTable?.remove(ev.prefix);
       this.lastRouteChange = Date.now();
-      this.scheduleRoutes();
     });
     sp.onPeerChange(() => { this.checkConverged(); this.emit('peers'); });
     sp.onEndOfRib?.((ev) => { this.endOfRib.add(ev.address); this.checkConverged(); });
@@ -395,7 +400,7 @@ export class Agent extends EventEmitter implements StatusSource {
     if (before.asn === this.asn && before.routerId === this.routerId && before.port === this.listenPort) return;
     this.logger.info({ before, now: { asn: this.asn, routerId: this.routerId, port: this.listenPort } }, 'BGP identity changed: restarting the speaker');
     await this.speaker.stop({ graceful: false });
-    this.learned.clear();
+    this.routeTable?.clear();
     await this.startSpeaker();
   }
 
@@ -528,7 +533,7 @@ export class Agent extends EventEmitter implements StatusSource {
       pools: this.routePools(),
       ownBlocks: this.isRouteReflector ? [] : this.snapshot.ownBlocks,
       borrowed,
-      learned: [...this.learned].map(([prefix, nextHops]) => ({ prefix, nextHops })),
+      learned: [],
       remoteBlocks, vteps,
       kernelHasIpip: this.kernelHasIpip,
     };
@@ -542,6 +547,21 @@ export class Agent extends EventEmitter implements StatusSource {
     }
     const out = computeRoutes(input);
     this.routeOut = out;
+    const dp = this.deps.dataplane;
+    if (dp && !this.isRouteReflector) {
+      // learned routes: only what the changed pools/addresses/blocks affect is recomputed
+      const ctx = compileRouteContext(input);
+      if (this.routeTable) this.routeTable.setContext(ctx); else this.routeTable = new RouteTable(ctx, dp);
+      // datastore routes (own blocks, VXLAN): a small set, diffed into the same desired state
+      const next = new Map(out.routes.map((r) => [r.dst, r]));
+      for (const dst of this.staticRoutes.keys()) {
+        if (next.has(dst)) continue;
+        if (this.routeTable.lookup(dst)?.route) dp.setRoute(this.routeTable.lookup(dst)!.route!); // a learned route takes its place
+        else dp.deleteRoute(dst);
+      }
+      for (const [dst, r] of next) if (JSON.stringify(this.staticRoutes.get(dst)) !== JSON.stringify(r)) dp.setRoute(r);
+      this.staticRoutes = next;
+    }
     for (const p of out.problems) if (!this.problems.includes(p)) this.logger.error(p);
     this.problems = out.problems;
 
@@ -569,12 +589,11 @@ export class Agent extends EventEmitter implements StatusSource {
         this.applyAgain = false;
         const out = this.routeOut;
         if (!out) break;
-        const allowDeletes = this.converged;
         try {
           const t0 = process.hrtime.bigint();
-          await this.deps.dataplane!.apply({ routes: out.routes, neighbors: out.neighbors, fdb: out.fdb }, { allowDeletes });
+          await this.deps.dataplane!.apply({ neighbors: out.neighbors, fdb: out.fdb });
           this.emit('routeSync', Number(process.hrtime.bigint() - t0) / 1e9);
-          this.dataplaneInSync = allowDeletes;
+          this.dataplaneInSync = true; // the pass ran; readiness also asks the reconciler (it keeps programming)
         } catch (e) {
           this.dataplaneInSync = false;
           this.logger.error({ err: msg(e) }, 'programming the kernel failed (retrying)');
@@ -606,6 +625,7 @@ export class Agent extends EventEmitter implements StatusSource {
     if (!done) return;
     this.converged = true;
     this.logger.info({ afterMs: now - this.startedAt.getTime() }, 'routing converged: stale kernel routes may now be removed');
+    this.deps.dataplane?.holdDeletes(false);
     this.scheduleRoutes();
   }
 
@@ -661,7 +681,10 @@ export class Agent extends EventEmitter implements StatusSource {
     const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.dsWatch.isUp, problems: this.problems };
     if (this.dsWatch.lastError) i.datastoreError = this.dsWatch.lastError;
     if (this.starting) i.starting = this.starting;
-    if (this.deps.dataplane && !this.isRouteReflector) i.dataplaneInSync = this.dataplaneInSync ?? false;
+    if (this.deps.dataplane && !this.isRouteReflector) {
+      // live: the reconciler keeps programming between the agent's passes
+      i.dataplaneInSync = this.dataplaneInSync !== false && this.firstReconcileDone && this.converged && this.deps.dataplane.progress().inSync;
+    }
     return computeReadiness(i);
   }
 
@@ -679,12 +702,54 @@ export class Agent extends EventEmitter implements StatusSource {
       nodeName: this.cfg.nodeName, mode: this.cfg.mode, version: this.deps.version ?? 'unknown', pid: process.pid,
       startedAt: this.startedAt.toISOString(), address, asNumber: this.asn, routerId: this.routerId,
       peers: this.peerStatus(),
-      routes: (this.routeOut?.routes ?? []).map((r) => ({ ...r })),
+      routes: this.statusRoutes(),
+      routing: this.routeFigures(),
       blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
       exports: [...this.exported],
       problems: [...this.problems],
       readiness: this.readiness(),
     };
+  }
+
+  /** Kernel routes for /status: the datastore's, then learned ones up to a limit (a table may hold 1M). */
+  private statusRoutes(limit = STATUS_ROUTES_LIMIT): AgentStatusJson['routes'] {
+    const out: AgentStatusJson['routes'] = [...this.staticRoutes.values()].map((r) => ({ ...r }));
+    if (!this.deps.dataplane) out.push(...(this.routeOut?.routes ?? []).map((r) => ({ ...r })));
+    for (const rec of this.routeTable?.records(Math.max(0, limit - out.length) * 2) ?? []) {
+      if (out.length >= limit) break;
+      if (rec.route) out.push(rec.route);
+    }
+    return out;
+  }
+
+  /** The route pipeline's figures: learned prefixes, kernel routes wanted/pending/held, the last error. */
+  routeFigures(): NonNullable<AgentStatusJson['routing']> {
+    const c = this.routeTable?.counts() ?? { learned: 0, routed: 0, byReason: {} };
+    const p = this.deps.dataplane && !this.isRouteReflector ? this.deps.dataplane.progress() : undefined;
+    const r: NonNullable<AgentStatusJson['routing']> = {
+      learned: c.learned, routed: c.routed, noRoute: c.byReason,
+      kernel: { desired: p?.desired ?? 0, pending: p?.pending ?? 0, held: p?.held ?? 0, inSync: p?.inSync ?? false, deletesHeld: !this.converged },
+    };
+    if (p?.lastError) r.lastError = { message: p.lastError.message, at: p.lastError.at.toISOString() };
+    return r;
+  }
+
+  /** `route explain`: the record deciding where traffic to an address or prefix goes — a learned
+   *  route (with its next hops, peer, kernel route or why none) or one computed from the datastore. */
+  explainRoute(query: string): RouteExplanation | undefined {
+    const c = tryParseCidr(query);
+    if (!c) return undefined;
+    const learned = this.routeTable?.explain(query);
+    let best: KernelRoute | undefined;
+    let bestLen = -1;
+    for (const r of this.staticRoutes.values()) {
+      const d = parseCidr(r.dst);
+      if (d.prefixLen > bestLen && cidrContainsCidr(d, c)) { best = r; bestLen = d.prefixLen; }
+    }
+    if (best && (!learned || bestLen >= parseCidr(learned.prefix).prefixLen)) {
+      return { origin: 'datastore', prefix: best.dst, nextHops: best.gateway ? [best.gateway] : [], source: '', route: { ...best } };
+    }
+    return learned ? { origin: 'bgp', ...learned } : undefined;
   }
 
   ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {
@@ -712,6 +777,11 @@ export class Agent extends EventEmitter implements StatusSource {
 }
 
 // ---------------------------------------------------------------- helpers
+/** /status lists at most this many kernel routes (figures in `routing` count them all). */
+export const STATUS_ROUTES_LIMIT = 1000;
+
+export type RouteExplanation = RouteRecord & { origin: 'bgp' | 'datastore' };
+
 function mode(m: string | undefined): PoolMode {
   if (m === 'Always' || m === 'CrossSubnet') return m;
   return 'Never';

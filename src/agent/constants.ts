@@ -8,6 +8,10 @@ export const HEALTH_PATHS = {
   status: '/status',
 } as const;
 
+/** `GET /route?prefix=<address or prefix>` on the same server: the route record deciding where that
+ *  traffic goes (next hops, peer, kernel route or why none) — what `tabbyctl route explain` reads. */
+export const ROUTE_PATH = '/route';
+
 /** Path served on TABBY_METRICS_ADDR (Prometheus text format). */
 export const METRICS_PATH = '/metrics';
 

@@ -1,7 +1,8 @@
 // The agent's view of the modules it wires together (datastore resources, IPAM, BGP speaker, dataplane,
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
-import type { KernelRoute, NeighEntry, FdbEntry } from './routes.js';
+import type { Route } from '../dataplane/routes.js';
+import type { NeighEntry, FdbEntry } from './routes.js';
 
 // ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
 export interface Meta { name: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown }
@@ -130,7 +131,9 @@ export interface SpeakerPort {
   originate(prefix: string, opts?: { nextHop?: string }): void;
   withdraw(prefix: string): void;
   peers(): SpeakerPeerStatus[];
-  onBest(fn: (ev: { prefix: string; nextHops: string[] }) => void): void;
+  /** A prefix's best route changed: its next hops (interned by the speaker: the same array for the same
+   *  attribute set) and the peer it came from. */
+  onBest(fn: (ev: { prefix: string; nextHops: readonly string[]; source?: string }) => void): void;
   onWithdrawn(fn: (ev: { prefix: string }) => void): void;
   onPeerChange(fn: () => void): void;
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
@@ -144,13 +147,33 @@ export interface DataplanePort {
   ensureIpipTunnel(opts: { address?: string; mtu?: number }): Promise<void>;
   ensureVxlanTunnel(opts: { localIp: string; mac: string; address?: string }): Promise<void>;
   vxlanMacForNode(node: string): string;
-  /** Make the kernel match: routes tabby owns (by its protocol), neighbours and FDB on vxlan.calico.
-   *  allowDeletes=false: add/replace only (graceful restart: keep what is there until BGP converged). */
-  apply(desired: { routes: KernelRoute[]; neighbors: NeighEntry[]; fdb: FdbEntry[] }, opts: { allowDeletes: boolean }): Promise<void>;
+  /** Desired kernel routes as deltas (by destination): add or replace one, delete one. Edits desired
+   *  state only: the dataplane programs the kernel in batches by itself (and on apply()). */
+  setRoute(route: Route): void;
+  deleteRoute(dst: string): void;
+  /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
+  holdDeletes(hold: boolean): void;
+  /** Neighbours and FDB on vxlan.calico (the whole, small set), then one reconcile pass of everything. */
+  apply(vxlan: { neighbors: NeighEntry[]; fdb: FdbEntry[] }): Promise<DataplaneProgress>;
+  /** Where the kernel routes stand now. */
+  progress(): DataplaneProgress;
   applyNat(pools: { cidr: string; natOutgoing: boolean }[]): Promise<void>;
   /** Name of the interface holding the address (for plain routes), if any. */
   uplinkFor?(address: string): Promise<string | undefined>;
   close(): Promise<void>;
+}
+
+export interface DataplaneProgress {
+  /** the kernel matches every desired route and nothing waits */
+  inSync: boolean;
+  /** kernel routes tabby wants */
+  desired: number;
+  /** route changes not yet made (waiting for a pass, a device, or a retry) */
+  pending: number;
+  /** owned routes no longer wanted, kept because deletes are held (graceful restart) */
+  held: number;
+  /** the last failure programming the kernel (a dump or a change), if any */
+  lastError?: { message: string; at: Date };
 }
 
 // ---- autodetection ----

@@ -11,7 +11,12 @@
 //    (CrossSubnet: a plain `via <node>` when the node shares our subnet);
 //  - a pool that needs IPIP on a kernel without ipip gets no tunnel routes at all and one problem
 //    message (NO_IPIP_MESSAGE), never half-programmed.
+// The per-prefix part (a learned best route → its kernel route or why none) is learnedRoute(), over a
+// RouteContext compiled once per pool/node change; the agent's RouteTable (route-table.ts) calls it
+// only for the prefixes that changed.
 import { parseCidr, parseIp, cidrContains, cidrContainsCidr, formatCidr, type Cidr } from '../common/ip.js';
+import { parseV4 } from '../dataplane/netlink/wire.js';
+import type { Route } from '../dataplane/routes.js';
 import { IPIP_DEVICE, VXLAN_DEVICE, NO_IPIP_MESSAGE } from './constants.js';
 import type { PoolMode } from './config.js';
 
@@ -22,13 +27,8 @@ export interface RoutePool {
   disabled?: boolean;
 }
 
-export interface KernelRoute {
-  dst: string;
-  type?: 'unicast' | 'blackhole';
-  gateway?: string;
-  dev?: string;
-  onlink?: boolean;
-}
+/** The kernel route: the dataplane's one route type (agent → reconciler → kernel). */
+export type KernelRoute = Route;
 
 export interface NeighEntry { dev: string; ip: string; mac: string }
 export interface FdbEntry { dev: string; mac: string; dst: string }
@@ -74,13 +74,39 @@ export interface RouteOutput {
   problems: string[];
 }
 
-interface ParsedPool { pool: RoutePool; cidr: Cidr }
+interface ParsedPool { pool: RoutePool; cidr: Cidr; net4: number; len: number }
 
-/** The enabled pool containing the prefix (the most specific one). */
-function poolFor(pools: readonly ParsedPool[], c: Cidr): ParsedPool | undefined {
+/** A prefix in the form containment checks want: IPv4 as a number (no BigInt per prefix), IPv6 as a Cidr. */
+export interface PrefixNum { family: 4 | 6; net4: number; len: number; cidr?: Cidr }
+
+/** "10.1.2.0/24" → PrefixNum (the agent's prefixes are canonical: the speaker formats them). */
+export function prefixNum(dst: string): PrefixNum {
+  const slash = dst.indexOf('/');
+  const v4 = slash > 0 ? parseV4(dst.slice(0, slash)) : -1;
+  if (v4 >= 0) return { family: 4, net4: v4, len: Number(dst.slice(slash + 1)) };
+  const c = parseCidr(dst);
+  return { family: c.family, net4: 0, len: c.prefixLen, cidr: c };
+}
+
+const mask4 = (len: number): number => (len === 0 ? 0 : (~0 << (32 - len)) >>> 0);
+
+function poolContains(p: ParsedPool, x: PrefixNum): boolean {
+  if (x.family !== p.cidr.family || x.len < p.len) return false;
+  if (x.family === 4) return ((x.net4 & mask4(p.len)) >>> 0) === p.net4;
+  return cidrContainsCidr(p.cidr, x.cidr!);
+}
+
+function parsePool(pool: RoutePool): ParsedPool {
+  const cidr = parseCidr(pool.cidr);
+  return { pool, cidr, net4: cidr.family === 4 ? Number(cidr.network) : 0, len: cidr.prefixLen };
+}
+
+/** The pool containing the prefix (the most specific one). */
+function poolFor(pools: readonly ParsedPool[], c: Cidr | PrefixNum): ParsedPool | undefined {
+  const x: PrefixNum = 'net4' in c ? c : c.family === 4 ? { family: 4, net4: Number(c.network), len: c.prefixLen } : { family: 6, net4: 0, len: c.prefixLen, cidr: c };
   let best: ParsedPool | undefined;
   for (const p of pools) {
-    if (cidrContainsCidr(p.cidr, c) && (!best || p.cidr.prefixLen > best.cidr.prefixLen)) best = p;
+    if (poolContains(p, x) && (!best || p.len > best.len)) best = p;
   }
   return best;
 }
@@ -88,12 +114,84 @@ function poolFor(pools: readonly ParsedPool[], c: Cidr): ParsedPool | undefined 
 const isVxlan = (p: RoutePool): boolean => p.vxlanMode !== 'Never';
 const isIpip = (p: RoutePool): boolean => p.ipipMode !== 'Never';
 
-export function computeRoutes(input: RouteInput): RouteOutput {
-  const pools: ParsedPool[] = input.pools.filter((p) => !p.disabled).map((pool) => ({ pool, cidr: parseCidr(pool.cidr) }));
-  const allPools: ParsedPool[] = input.pools.map((pool) => ({ pool, cidr: parseCidr(pool.cidr) }));
+/** Why a learned prefix has no kernel route. */
+export type NoRouteReason = 'own-block' | 'no-usable-next-hop' | 'vxlan-pool' | 'no-ipip';
+
+export const NO_ROUTE_TEXT: Record<NoRouteReason, string> = {
+  'own-block': 'the prefix is one of this node\'s own blocks (its blackhole route wins)',
+  'no-usable-next-hop': 'no next hop of the prefix\'s family other than this node itself',
+  'vxlan-pool': 'inside a VXLAN pool: its route comes from the datastore, not from BGP',
+  'no-ipip': 'its pool needs IPIP and this kernel has no ipip (never half-programmed)',
+};
+
+/** What a learned route's kernel route depends on besides its own next hops, compiled once per change. */
+export interface RouteContext {
+  /** enabled pools */
+  readonly pools: readonly ParsedPool[];
+  readonly own4?: Cidr | undefined;
+  readonly own6?: Cidr | undefined;
+  /** "family:value" of our own addresses (a next hop that is us is unusable) */
+  readonly ownAddrs: ReadonlySet<string>;
+  readonly uplink?: string | undefined;
+  readonly ipipBroken: boolean;
+  /** confirmed own blocks (canonical): their blackhole wins over a learned route */
+  readonly ownBlocks: ReadonlySet<string>;
+}
+
+export function compileRouteContext(input: Pick<RouteInput, 'pools' | 'nodeAddress4' | 'nodeAddress6' | 'uplink' | 'kernelHasIpip' | 'ownBlocks'>): RouteContext {
+  const pools = input.pools.filter((p) => !p.disabled).map(parsePool);
   const own4 = input.nodeAddress4 ? parseCidr(input.nodeAddress4) : undefined;
   const own6 = input.nodeAddress6 ? parseCidr(input.nodeAddress6) : undefined;
   const ownAddrs = new Set([own4, own6].filter((c): c is Cidr => !!c).map((c) => `${c.family}:${c.ip}`));
+  const needsIpip = pools.some((p) => isIpip(p.pool) && !isVxlan(p.pool));
+  const ownBlocks = new Set(input.ownBlocks.filter((b) => b.state === 'confirmed').map((b) => formatCidr(parseCidr(b.cidr))));
+  return { pools, own4, own6, ownAddrs, uplink: input.uplink, ipipBroken: needsIpip && !input.kernelHasIpip, ownBlocks };
+}
+
+/** The part of a learned kernel route shared by every prefix with the same pool and next hops. */
+export type RouteTemplate = { gateway: string; dev?: string; onlink?: true } | NoRouteReason;
+
+/** The enabled pool of a prefix (index into ctx.pools, -1: none). */
+export function poolIndexOf(ctx: RouteContext, x: PrefixNum): number {
+  const p = poolFor(ctx.pools, x);
+  return p ? ctx.pools.indexOf(p) : -1;
+}
+
+/** A learned best route (family, pool, next hops) → its kernel route's template or why none. Pure. */
+export function learnedTemplate(ctx: RouteContext, family: 4 | 6, poolIndex: number, nextHops: readonly string[]): RouteTemplate {
+  const own = family === 4 ? ctx.own4 : ctx.own6;
+  let nh: string | undefined;
+  let same = false;
+  for (const n of nextHops) {
+    const ip = parseIp(n);
+    if (ip.family !== family || ctx.ownAddrs.has(`${ip.family}:${ip.value}`)) continue;
+    nh = n;
+    same = !!own && cidrContains(own, ip);
+    break;
+  }
+  if (nh === undefined) return 'no-usable-next-hop';
+  const pool = poolIndex >= 0 ? ctx.pools[poolIndex]!.pool : undefined;
+  if (pool && isVxlan(pool)) return 'vxlan-pool';
+  if (pool && isIpip(pool) && (pool.ipipMode === 'Always' || !same)) {
+    if (ctx.ipipBroken) return 'no-ipip';
+    return { gateway: nh, dev: IPIP_DEVICE, onlink: true };
+  }
+  return ctx.uplink && same ? { gateway: nh, dev: ctx.uplink } : { gateway: nh };
+}
+
+/** The kernel route of one learned prefix, or why none (one prefix: status, tests; the table memoises templates). */
+export function learnedRoute(ctx: RouteContext, dst: string, nextHops: readonly string[]): Route | NoRouteReason {
+  if (ctx.ownBlocks.has(dst)) return 'own-block';
+  const x = prefixNum(dst);
+  const t = learnedTemplate(ctx, x.family, poolIndexOf(ctx, x), nextHops);
+  return typeof t === 'string' ? t : { dst, ...t };
+}
+
+export function computeRoutes(input: RouteInput): RouteOutput {
+  const pools: ParsedPool[] = input.pools.filter((p) => !p.disabled).map(parsePool);
+  const allPools: ParsedPool[] = input.pools.map(parsePool);
+  const own4 = input.nodeAddress4 ? parseCidr(input.nodeAddress4) : undefined;
+  const own6 = input.nodeAddress6 ? parseCidr(input.nodeAddress6) : undefined;
   const sameSubnet = (ip: string): boolean => {
     const a = parseIp(ip);
     const own = a.family === 4 ? own4 : own6;
@@ -135,24 +233,13 @@ export function computeRoutes(input: RouteInput): RouteOutput {
   for (const a of input.advertise ?? []) exports.push(formatCidr(parseCidr(a)));
 
   // Learned best routes → kernel routes.
-  for (const l of input.learned) {
-    const c = parseCidr(l.prefix);
-    const dst = formatCidr(c);
-    if (ownCidrs.some((o) => o.network === c.network && o.prefixLen === c.prefixLen && o.family === c.family)) continue;
-    const nh = l.nextHops.find((n) => { const ip = parseIp(n); return ip.family === c.family && !ownAddrs.has(`${ip.family}:${ip.value}`); });
-    if (nh === undefined) continue;
-    const pool = poolFor(pools, c);
-    let r: KernelRoute;
-    if (pool && isVxlan(pool.pool)) continue; // VXLAN routes come from the datastore
-    if (pool && isIpip(pool.pool) && (pool.pool.ipipMode === 'Always' || !sameSubnet(nh))) {
-      if (ipipBroken) continue; // reported above; never half-programmed
-      r = { dst, gateway: nh, dev: IPIP_DEVICE, onlink: true };
-    } else {
-      r = { dst, gateway: nh };
-      if (input.uplink && sameSubnet(nh)) r.dev = input.uplink;
+  if (input.learned.length) {
+    const ctx = compileRouteContext(input);
+    for (const l of input.learned) {
+      const dst = formatCidr(parseCidr(l.prefix));
+      const r = learnedRoute(ctx, dst, l.nextHops);
+      if (typeof r !== 'string') routes.set(dst, r);
     }
-    // A borrowed /32 learned from another node wins over nothing; an own-block overlap is skipped above.
-    routes.set(dst, r);
   }
 
   // VXLAN: from the datastore.

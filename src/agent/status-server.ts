@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Registry, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { AgentStatusJson, ReadinessJson } from './status-types.js';
-import { HEALTH_PATHS, METRICS_PATH } from './constants.js';
+import { HEALTH_PATHS, METRICS_PATH, ROUTE_PATH } from './constants.js';
 import type { HostPort } from './config.js';
 import { log, type Logger } from '../common/log.js';
 
@@ -21,6 +21,10 @@ export interface StatusSource {
   liveness(): { live: boolean; reasons: string[] };
   /** IPAM figures for metrics (may be slightly stale). */
   ipamFigures?(): { blocks: number; addressesAllocated: number; addressesTotal: number };
+  /** The route pipeline's figures (learned, kernel desired/pending/held, last error). */
+  routeFigures?(): NonNullable<AgentStatusJson['routing']>;
+  /** The route record for an address or prefix (`route explain`); undefined: no route covers it. */
+  explainRoute?(query: string): unknown;
 }
 
 export interface AgentMetrics {
@@ -58,7 +62,19 @@ export function createMetrics(source: StatusSource): AgentMetrics {
   });
   new Gauge({
     name: 'tabby_kernel_routes', help: 'kernel routes tabby wants programmed', registers: [registry],
-    collect() { this.set(source.status().routes.length); },
+    collect() { const r = source.routeFigures?.(); this.set(r ? r.kernel.desired : source.status().routes.length); },
+  });
+  new Gauge({
+    name: 'tabby_kernel_routes_pending', help: 'kernel route changes not made yet', registers: [registry],
+    collect() { this.set(source.routeFigures?.().kernel.pending ?? 0); },
+  });
+  new Gauge({
+    name: 'tabby_bgp_routes_learned', help: 'prefixes with a best route learned over BGP', registers: [registry],
+    collect() { this.set(source.routeFigures?.().learned ?? 0); },
+  });
+  new Gauge({
+    name: 'tabby_kernel_route_last_error_timestamp_seconds', help: 'when programming kernel routes last failed (0: never)', registers: [registry],
+    collect() { const e = source.routeFigures?.().lastError; this.set(e ? Date.parse(e.at) / 1000 : 0); },
   });
   new Gauge({
     name: 'tabby_ipam_blocks', help: 'IPAM blocks affine to this node', labelNames: ['state'], registers: [registry],
@@ -122,6 +138,12 @@ export class StatusServer {
         case HEALTH_PATHS.liveness: { const l = this.source.liveness(); send(l.live ? 200 : 503, l); return; }
         case HEALTH_PATHS.readiness: { const r = this.source.readiness(); send(r.ready ? 200 : 503, r); return; }
         case HEALTH_PATHS.status: send(200, this.source.status()); return;
+        case ROUTE_PATH: {
+          const q = new URL(req.url ?? '/', 'http://x').searchParams.get('prefix') ?? '';
+          const r = this.source.explainRoute?.(q);
+          if (r) send(200, r); else send(404, { error: `no route covers "${q}"` });
+          return;
+        }
         default: send(404, { error: `unknown path ${url}; try ${Object.values(HEALTH_PATHS).join(', ')}` });
       }
     } catch (e) {

@@ -27,6 +27,27 @@ export interface ReadinessJson {
   bgp: { configured: number; established: number };
 }
 
+export interface RoutingStatusJson {
+  /** prefixes BGP learned (best routes) */
+  learned: number;
+  /** of which have a kernel route */
+  routed: number;
+  /** learned prefixes without a kernel route, by reason (own-block, no-usable-next-hop, vxlan-pool, no-ipip) */
+  noRoute: Record<string, number>;
+  kernel: {
+    /** kernel routes wanted */
+    desired: number;
+    /** changes not made yet (waiting for a pass, a device or a retry) */
+    pending: number;
+    /** owned routes no longer wanted, kept while deletes are held (graceful restart) */
+    held: number;
+    inSync: boolean;
+    deletesHeld: boolean;
+  };
+  /** the last failure programming the kernel */
+  lastError?: { message: string; at: string };
+}
+
 export interface AgentStatusJson {
   nodeName: string;
   mode: 'node' | 'route-reflector';
@@ -37,7 +58,10 @@ export interface AgentStatusJson {
   asNumber: number;
   routerId: string;
   peers: PeerStatusJson[];
+  /** kernel routes tabby wants: the datastore's (own blocks, VXLAN) and learned ones, at most 1000 */
   routes: { dst: string; type?: string; gateway?: string; dev?: string; onlink?: boolean }[];
+  /** the route pipeline (absent from older agents) */
+  routing?: RoutingStatusJson;
   blocks: { cidr: string; state: string }[];
   exports: string[];
   problems: string[];

@@ -1,67 +1,31 @@
 // Adapter from the dataplane module (src/dataplane) to the agent's DataplanePort: one netlink handle
-// in the agent's own network namespace, the RouteReconciler (routes tabby owns, by protocol), the
-// NeighFdbReconciler (VXLAN peers), tunnels, forwarding sysctls.
-// Graceful restart: until the agent says deletes are allowed, the desired set handed to the route
-// reconciler is the computed set plus every route tabby owned in the kernel at start that the
-// computed set does not replace — so a restarted agent deletes nothing a previous run installed.
+// in the agent's own network namespace, the RouteReconciler (routes tabby owns, by protocol) fed with
+// the route table's deltas, the NeighFdbReconciler (VXLAN peers), tunnels, forwarding sysctls.
+// Graceful restart is the reconciler's hold on deletes: held from the start until the agent says
+// routing has converged, so a restarted agent deletes nothing a previous run installed.
 import {
   openNetlink, RouteReconciler, ensureForwarding, ensureIpipTunnel, ensureVxlanTunnel, kernelHasIpip, vxlanMacForNode,
-  NeighFdbReconciler, applyNatOutgoing, type Netlink, type Route, type KernelRoute, type Link, type VxlanPeer,
+  NeighFdbReconciler, applyNatOutgoing, type Netlink, type VxlanPeer,
 } from '../dataplane/index.js';
-import { RTPROT_TABBY, isWorkloadIfName } from '../dataplane/ownership.js';
-import { normalizeDst } from '../dataplane/routes.js';
 import type { Logger } from '../common/log.js';
 import { log } from '../common/log.js';
-import type { DataplanePort } from './ports.js';
-import type { KernelRoute as AgentRoute } from './routes.js';
+import type { DataplanePort, DataplaneProgress } from './ports.js';
 import { VXLAN_MTU } from './constants.js';
-
-const RT_TABLE_MAIN = 254;
-
-/** A kernel route back in the agent's form (for the routes preserved across a restart). */
-function fromKernel(r: KernelRoute, names: Map<number, string>): Route | undefined {
-  if (r.table !== RT_TABLE_MAIN) return undefined;
-  const out: Route = { dst: r.dst };
-  if (r.type === 'blackhole') { out.type = 'blackhole'; return out; }
-  if (r.type !== 'unicast') return undefined;
-  if (r.gateway) out.gateway = r.gateway;
-  if (r.oif) {
-    const dev = names.get(r.oif);
-    if (!dev) return undefined;
-    out.dev = dev;
-  }
-  if (r.onlink) out.onlink = true;
-  if (r.multipath?.length) return undefined;
-  return out;
-}
 
 export async function createDataplanePort(opts: { logger?: Logger } = {}): Promise<DataplanePort> {
   const logger = opts.logger ?? log('dataplane');
   const nl: Netlink = await openNetlink();
   const routes = new RouteReconciler(nl as never, { logger });
+  routes.holdDeletes(true);
   let neighFdb: NeighFdbReconciler | undefined;
   let natKey = '';
   let started = false;
 
-  // Routes tabby owned at start (a previous run's), kept until deletes are allowed.
-  const links: Link[] = await nl.listLinks();
-  const names = new Map(links.map((l) => [l.index, l.name]));
-  const preserved = new Map<string, Route>();
-  for (const r of await nl.listRoutes()) {
-    if (r.protocol !== RTPROT_TABBY) continue;
-    if (r.oif && isWorkloadIfName(names.get(r.oif))) continue;
-    const x = fromKernel(r, names);
-    if (x) preserved.set(normalizeDst(x.dst), x);
-  }
-  if (preserved.size) logger.info({ routes: preserved.size }, 'kernel routes of a previous run kept until BGP has converged');
-
-  const toRoute = (r: AgentRoute): Route => {
-    const o: Route = { dst: r.dst };
-    if (r.type) o.type = r.type;
-    if (r.gateway) o.gateway = r.gateway;
-    if (r.dev) o.dev = r.dev;
-    if (r.onlink) o.onlink = true;
-    return o;
+  const progress = (): DataplaneProgress => {
+    const p: DataplaneProgress = { inSync: routes.inSync, desired: routes.desiredCount, pending: routes.pending, held: routes.heldCount };
+    const e = routes.lastError;
+    if (e) p.lastError = e;
+    return p;
   };
 
   return {
@@ -72,12 +36,14 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
       await ensureVxlanTunnel(nl, { localIp: o.localIp, mac: o.mac, mtu: VXLAN_MTU, ...(o.address ? { address: o.address } : {}) });
     },
     vxlanMacForNode,
-    apply: async (desired, o) => {
-      const want = new Map<string, Route>();
-      if (!o.allowDeletes) for (const [k, r] of preserved) want.set(k, r);
-      else preserved.clear();
-      for (const r of desired.routes) want.set(normalizeDst(r.dst), toRoute(r));
-      routes.setDesired(want.values());
+    setRoute: (r) => routes.set(r),
+    deleteRoute: (dst) => routes.delete(dst),
+    holdDeletes: (hold) => {
+      if (!hold) logger.info({ held: routes.heldCount }, 'routing converged: routes of a previous run no longer wanted may now be removed');
+      routes.holdDeletes(hold);
+    },
+    apply: async (desired) => {
+      // the first pass starts the reconciler (event subscription, debounced passes, periodic resync)
       if (!started) { started = true; await routes.start(); } else await routes.apply();
       if (desired.neighbors.length || desired.fdb.length || neighFdb) {
         neighFdb ??= new NeighFdbReconciler(nl, { logger });
@@ -88,8 +54,9 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
         neighFdb.setPeers(peers);
         await neighFdb.apply();
       }
-      if (!routes.inSync) throw new Error(`kernel routes not in sync yet (${routes.pending} pending)`);
+      return progress();
     },
+    progress,
     applyNat: async (pools) => {
       // One atomic nft batch, only when the pool set changed (pools without natOutgoing: the table is emptied).
       const key = JSON.stringify(pools);

@@ -21,7 +21,7 @@ export { wireWorkload, unwireWorkload, checkWorkload } from './workload.js';
 export type { WorkloadOptions, WiredWorkload, UnwireOptions } from './workload.js';
 export { writeSysctl, readSysctl, writeSysctls, ensureForwarding, SysctlError } from './sysctl.js';
 export { Reconciler } from './reconciler.js';
-export type { ReconcileDriver, ApplyResult, Failure, ReconcilerOptions } from './reconciler.js';
+export type { ReconcileDriver, ApplyResult, Failure, ReconcilerOptions, ReconcileError } from './reconciler.js';
 export { RouteReconciler, sameRoute, normalizeDst, routeKey, BULK_PAUSE_THRESHOLD } from './routes.js';
 export { FakeRouteDataplane } from './fake.js';
 export type { Route, RouteScope, RouteDataplane, RouteReconcilerOptions } from './routes.js';

@@ -2,6 +2,10 @@
 //   set()/delete()/setDesired() edit desired state only and mark keys dirty;
 //   apply() = resync if needed (dump the kernel, keep what ownership says is ours or what collides
 //   with a desired key) → deletes → adds/replaces, batched → failures stay dirty for the next pass.
+//   A dump that fails does not stop the pass: what is known is applied and the dump is retried later
+//   (never stuck under constant change); the last error and the pending count are kept for status.
+//   holdDeletes(true) (graceful restart: nothing a previous run installed goes before routing has
+//   converged) keeps owned objects that are no longer desired; releasing the hold deletes them.
 // The driver knows the object kind (routes, neighbours, FDB entries, links): identity, equality,
 // ownership, dump, batch add/remove. Kernel events feed observe()/forget() so a change made behind
 // our back marks its key dirty; a periodic full resync catches anything missed.
@@ -33,7 +37,11 @@ export interface ApplyResult<T> {
   /** desired keys held by someone else's object (never touched) */
   conflicts: string[];
   resynced: boolean;
+  /** owned objects not desired, kept because deletes are held */
+  held: number;
 }
+
+export interface ReconcileError { message: string; at: Date }
 
 export interface ReconcilerOptions {
   /** full resync period (ms); 0 = never. Default 90 s. */
@@ -59,6 +67,11 @@ export class Reconciler<T> extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private hold = false;
+  private resyncLater: NodeJS.Timeout | undefined;
+  private resyncLaterDeadline = 0;
+  /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
+  lastError: ReconcileError | undefined;
   private readonly opts: Required<ReconcilerOptions>;
 
   constructor(readonly driver: ReconcileDriver<T>, opts: ReconcilerOptions = {}) {
@@ -67,8 +80,25 @@ export class Reconciler<T> extends EventEmitter {
   }
 
   /** Nothing pending: the kernel matched desired state at the end of the last apply. */
-  get inSync(): boolean { return !this.needResync && this.dirty.size === 0 && !this.running; }
+  get inSync(): boolean { return !this.needResync && !this.resyncLater && this.dirty.size === 0 && !this.running; }
   get pendingCount(): number { return this.dirty.size; }
+  /** owned objects not desired, kept in the kernel because deletes are held (a scan: for status) */
+  get heldCount(): number {
+    if (!this.hold) return 0;
+    let n = 0;
+    for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) n++;
+    return n;
+  }
+  get desiredCount(): number { return this.desired.size; }
+  get deletesHeld(): boolean { return this.hold; }
+
+  /** Hold deletes of owned objects that are not desired (true), or release them (false: they go on the next pass). */
+  holdDeletes(hold: boolean): void {
+    if (hold === this.hold) return;
+    this.hold = hold;
+    if (hold) return;
+    for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
+  }
   desiredItems(): T[] { return [...this.desired.values()]; }
 
   set(item: T): void {
@@ -106,8 +136,20 @@ export class Reconciler<T> extends EventEmitter {
 
   /** Force a full dump on the next apply (e.g. events were lost). */
   markResync(): void {
+    if (this.resyncLater) { clearTimeout(this.resyncLater); this.resyncLater = undefined; }
     this.needResync = true;
     if (this.started) this.schedule();
+  }
+
+  /** A full dump once changes have been quiet for `quietMs` (each call pushes it back), at most `maxMs`
+   *  after the first call: a stream of bulk changes is not followed by a dump of the whole table after
+   *  every batch (that made ingest quadratic), yet the dump does come. inSync is false meanwhile. */
+  markResyncSoon(quietMs: number, maxMs = 30_000): void {
+    const now = Date.now();
+    if (!this.resyncLater) this.resyncLaterDeadline = now + maxMs;
+    else clearTimeout(this.resyncLater);
+    const delay = Math.max(0, Math.min(quietMs, this.resyncLaterDeadline - now));
+    this.resyncLater = setTimeout(() => { this.resyncLater = undefined; this.markResync(); }, delay); // cleared by stop()
   }
 
   /** A kernel object appeared or changed (from an event). */
@@ -140,7 +182,8 @@ export class Reconciler<T> extends EventEmitter {
     this.started = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    this.timer = this.resyncTimer = undefined;
+    if (this.resyncLater) clearTimeout(this.resyncLater);
+    this.timer = this.resyncTimer = this.resyncLater = undefined;
   }
 
   private schedule(delay = this.opts.debounceMs): void {
@@ -149,7 +192,7 @@ export class Reconciler<T> extends EventEmitter {
       this.timer = undefined;
       this.apply().then((r) => {
         // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
-        if (r.failed.length) this.schedule(this.opts.retryMs);
+        if (r.failed.length || this.needResync) this.schedule(this.opts.retryMs);
       }, () => this.schedule(this.opts.retryMs));
     }, delay);
   }
@@ -172,15 +215,18 @@ export class Reconciler<T> extends EventEmitter {
   private async pass(): Promise<ApplyResult<T>> {
     const d = this.driver;
     let resynced = false;
+    let items: T[] | undefined;
     if (this.needResync) {
       this.needResync = false;
-      let items: T[];
       try {
         items = await d.list();
       } catch (e) {
+        // apply what is known (the dirty keys against the last known kernel state); dump again later
         this.needResync = true;
-        throw e;
+        this.lastError = { message: `list ${d.kind}s: ${e instanceof Error ? e.message : String(e)}`, at: new Date() };
       }
+    }
+    if (items) {
       this.actual.clear();
       for (const it of items) {
         const k = d.key(it);
@@ -199,11 +245,17 @@ export class Reconciler<T> extends EventEmitter {
     const applyKeys: string[] = [];
     const toApply: T[] = [];
     const conflicts: string[] = [];
+    let held = 0;
     for (const k of keys) {
       const want = this.desired.get(k);
       const have = this.actual.get(k);
       if (!want) {
-        if (have && d.owned(have)) { removeKeys.push(k); toRemove.push(have); }
+        if (have && d.owned(have)) {
+          if (this.hold) held++; // kept; holdDeletes(false) marks it dirty again
+          else { removeKeys.push(k); toRemove.push(have); }
+        }
+      } else if (have && have !== want && d.equal(want, have)) {
+        this.actual.set(k, want); // the same object for both: a dumped copy of every route is not kept alive
       } else if (!have || !d.equal(want, have)) {
         if (have && !d.owned(have) && !d.mayReplace?.(have)) conflicts.push(k);
         else { applyKeys.push(k); toApply.push(want); }
@@ -235,7 +287,8 @@ export class Reconciler<T> extends EventEmitter {
       applyFailed = f.length;
     }
     for (const k of conflicts) this.dirty.add(k);
-    const result: ApplyResult<T> = { added: toApply.length - applyFailed, removed: toRemove.length - removeFailed, failed, conflicts, resynced };
+    if (failed.length) this.lastError = { message: `${failed.length} ${d.kind} change(s) failed: ${failed[0]!.error.message}`, at: new Date() };
+    const result: ApplyResult<T> = { added: toApply.length - applyFailed, removed: toRemove.length - removeFailed, failed, conflicts, resynced, held };
     this.emit('applied', result);
     return result;
   }

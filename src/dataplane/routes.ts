@@ -6,13 +6,16 @@
 // other owner are never touched; a foreign route on a desired destination is reported as a conflict.
 // Events: a route deleted or changed behind our back is repaired within debounceMs; link changes and
 // lost events (ENOBUFS) trigger a full resync; a periodic full resync catches anything else.
+// Desired state comes as deltas (set/delete one route) or a whole set (setDesired); holdDeletes(true)
+// keeps routes tabby owns but no longer wants (graceful restart: a restarted agent deletes nothing a
+// previous run installed until routing has converged).
 import { EventEmitter } from 'node:events';
 import type { KernelRoute, Link, NextHop } from './netlink/messages.js';
 import type { EventKind, NetlinkEvent, RouteOp } from './netlink/netlink.js';
 import type { NetlinkError } from './netlink/socket.js';
 import { RT_SCOPE, RT_TABLE } from './netlink/constants.js';
 import { RTPROT_TABBY, isWorkloadIfName } from './ownership.js';
-import { Reconciler, type ApplyResult, type Failure, type ReconcileDriver, type ReconcilerOptions } from './reconciler.js';
+import { Reconciler, type ApplyResult, type Failure, type ReconcileDriver, type ReconcileError, type ReconcilerOptions } from './reconciler.js';
 import { log, type Logger } from '../common/log.js';
 import { parseCidr, formatCidr } from '../common/ip.js';
 import { parseV4 } from './netlink/wire.js';
@@ -46,6 +49,8 @@ export interface RouteDataplane {
 export const BULK_PAUSE_THRESHOLD = 2000;
 
 export interface RouteReconcilerOptions extends ReconcilerOptions {
+  /** after a bulk change, the resync dump waits until changes have been quiet this long (default 2 s) */
+  bulkResyncQuietMs?: number;
   /** rtm_protocol of owned routes (default RTPROT_TABBY) */
   protocol?: number;
   /** ownership test; default: protocol matches and the route is not through a cali* interface */
@@ -104,9 +109,11 @@ export class RouteReconciler extends EventEmitter {
   private devs: Set<string> | undefined;
   private sub: (EventEmitter & { close(): void; pause?(): void; resume?(): void }) | undefined;
   private readonly log: Logger;
+  private readonly bulkQuietMs: number;
 
   constructor(private readonly nl: RouteDataplane, opts: RouteReconcilerOptions = {}) {
     super();
+    this.bulkQuietMs = opts.bulkResyncQuietMs ?? 2000;
     this.protocol = opts.protocol ?? RTPROT_TABBY;
     this.owns = opts.owns ?? ((r, dev) => r.protocol === this.protocol && !isWorkloadIfName(dev));
     this.log = opts.logger ?? log('routes');
@@ -131,6 +138,14 @@ export class RouteReconciler extends EventEmitter {
   /** true when the kernel matched the desired set after the last apply and nothing waits for a device. */
   get inSync(): boolean { return this.rec.inSync && this.unresolved.size === 0; }
   get pending(): number { return this.rec.pendingCount + this.unresolved.size; }
+  /** routes wanted (including those waiting for their device) */
+  get desiredCount(): number { return this.wanted.size; }
+  /** owned routes no longer wanted, kept because deletes are held */
+  get heldCount(): number { return this.rec.heldCount; }
+  get lastError(): ReconcileError | undefined { return this.rec.lastError; }
+
+  /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
+  holdDeletes(hold: boolean): void { this.rec.holdDeletes(hold); }
 
   /** Replace the desired set. */
   setDesired(routes: Iterable<Route>): void {
@@ -291,7 +306,9 @@ export class RouteReconciler extends EventEmitter {
     } finally {
       if (bulk) {
         this.sub?.resume?.();
-        this.rec.markResync(); // anyone else's change during the pause is seen by the next dump
+        // anyone else's change during the pause is seen by a dump — once the bulk changes are over, not
+        // after every batch (a dump of the whole table per batch made large ingests quadratic)
+        this.rec.markResyncSoon(this.bulkQuietMs);
       }
     }
     return failed

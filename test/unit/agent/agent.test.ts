@@ -46,7 +46,10 @@ class FakeSpeaker implements SpeakerPort {
 }
 
 class FakeDataplane implements DataplanePort {
+  /** the kernel routes as the deltas left them, at each apply() */
   applies: { routes: KernelRoute[]; allowDeletes: boolean }[] = [];
+  routes = new Map<string, KernelRoute>();
+  held = false;
   tunnels: string[] = [];
   nat: { cidr: string; natOutgoing: boolean }[] = [];
   constructor(readonly ipip = true) {}
@@ -55,10 +58,15 @@ class FakeDataplane implements DataplanePort {
   async ensureIpipTunnel(o: { address?: string | undefined }) { this.tunnels.push(`tunl0 ${o.address}`); }
   async ensureVxlanTunnel(o: { localIp: string; mac: string; address?: string | undefined }) { this.tunnels.push(`vxlan ${o.address} ${o.mac} ${o.localIp}`); }
   vxlanMacForNode(n: string) { return `66:00:00:00:00:${n === 'a' ? '0a' : '0b'}`; }
-  async apply(d: { routes: KernelRoute[] }, o: { allowDeletes: boolean }) { this.applies.push({ routes: d.routes, allowDeletes: o.allowDeletes }); }
+  setRoute(r: KernelRoute) { this.routes.set(r.dst, r); }
+  deleteRoute(dst: string) { this.routes.delete(dst); }
+  holdDeletes(h: boolean) { this.held = h; }
+  progress() { return { inSync: true, desired: this.routes.size, pending: 0, held: 0 }; }
+  async apply() { this.applies.push({ routes: [...this.routes.values()], allowDeletes: !this.held }); return this.progress(); }
   async applyNat(p: { cidr: string; natOutgoing: boolean }[]) { this.nat = p; }
   async close() {}
-  get last() { return this.applies[this.applies.length - 1]; }
+  /** the kernel routes now (learned routes arrive as deltas, without an apply()) */
+  get last() { return this.applies.length ? { routes: [...this.routes.values()], allowDeletes: !this.held } : undefined; }
 }
 
 /** A datastore that can be taken "down". */
