@@ -46,6 +46,8 @@ stage() {
   cp "$ROOT/package.json" "$ROOT/package-lock.json" "$ROOT/README.md" "$tmp/"
   cp -r "$ROOT/dist/src" "$tmp/dist/"
   cp "$ROOT/src/native/build/Release/tabby_native.node" "$tmp/src/native/build/Release/"
+  # The resident CNI client (built with the addon); the CNI installer copies it as tabby/tabby-ipam.
+  [ ! -f "$ROOT/src/native/build/Release/tabby-cni" ] || cp "$ROOT/src/native/build/Release/tabby-cni" "$tmp/src/native/build/Release/"
   cp "$ROOT/proto/bgp/registry.json" "$tmp/proto/bgp/"
   # The shipped settings next to the app, to compare with /etc/tabby/tabby-node.env after an upgrade.
   cp "$ROOT/deploy/systemd/tabby-node.env" "$ROOT/deploy/systemd/tabby-node.service" "$tmp/deploy/systemd/"
@@ -105,7 +107,9 @@ install_cni() {
     TABBY_HOST_ROOT=${DESTDIR:-/} TABBY_CNI_RUNTIME=in-place TABBY_APP_DIR=$APPDIR \
     CNI_BIN_DIR=$CNI_BIN_DIR CNI_NET_DIR=$CNI_NET_DIR TABBY_LOG_LEVEL=warn \
       exec "$NODE" "$DESTDIR$APPDIR/dist/src/cni/install.js" ) || die "the CNI plugin install failed"
-  for f in "$CNI_BIN_DIR/tabby" "$CNI_BIN_DIR/tabby-ipam" "$CNI_NET_DIR/10-tabby.conflist"; do record f "$f"; done
+  for f in "$CNI_BIN_DIR/tabby" "$CNI_BIN_DIR/tabby-ipam" "$CNI_BIN_DIR/tabby-fallback" "$CNI_NET_DIR/10-tabby.conflist"; do
+    [ ! -e "$DESTDIR$f" ] || record f "$f"
+  done
   if [ -d "$DESTDIR$CNI_NET_DIR/tabby-tls" ]; then
     while IFS= read -r f; do record f "${f#"$DESTDIR"}"; done < <(find "$DESTDIR$CNI_NET_DIR/tabby-tls" -type f)
   fi

@@ -247,7 +247,7 @@ export function installCni(cfg: InstallConfig): InstallResult {
 
   const plugins = installPluginFiles({
     binDir: onHost(cfg.cniBinDir), nodeBinary, appDir,
-    client: cfg.resident ? path.join(cfg.appDir, CLIENT_PATH) : undefined,
+    client: cfg.resident ? [path.join(cfg.appDir, CLIENT_PATH), onHost(path.join(cfg.appDir, CLIENT_PATH))].find((f) => fs.existsSync(f)) ?? path.join(cfg.appDir, CLIENT_PATH) : undefined,
   }).map((f) => path.join(cfg.cniBinDir, path.basename(f)));
 
   const tls: string[] = [];

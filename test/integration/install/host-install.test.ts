@@ -96,7 +96,7 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     for (const f of ['opt/tabby/app/dist/src/agent/main.js', 'opt/tabby/app/src/native/build/Release/tabby_native.node', 'opt/tabby/app/node_modules/yargs/package.json',
       'opt/tabby/app/proto/bgp/registry.json', 'opt/tabby/app/README.md', 'usr/local/bin/tabby-node', 'usr/local/bin/tabbyctl', 'etc/systemd/system/tabby-node.service',
       'etc/tabby/tabby-node.env', 'usr/local/share/bash-completion/completions/tabbyctl', 'usr/local/share/zsh/site-functions/_tabbyctl',
-      'opt/cni/bin/tabby', 'opt/cni/bin/tabby-ipam', 'etc/cni/net.d/10-tabby.conflist', 'opt/tabby/installed-files']) t.ok(files.includes(f), f);
+      'opt/cni/bin/tabby', 'opt/cni/bin/tabby-ipam', 'opt/cni/bin/tabby-fallback', 'etc/cni/net.d/10-tabby.conflist', 'opt/tabby/installed-files']) t.ok(files.includes(f), f);
     t.notOk(files.some((f) => f.startsWith('opt/tabby/app/node_modules/typescript/') || f.startsWith('opt/tabby/app/node_modules/tap/')), 'no dev dependencies (typescript, tap)');
     t.notOk(files.some((f) => f.startsWith('opt/tabby/app/dist/test/')), 'no tests');
     const launcher = fs.readFileSync(path.join(dest, 'usr/local/bin/tabbyctl'), 'utf8');
@@ -106,7 +106,8 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     const unit = fs.readFileSync(path.join(dest, 'etc/systemd/system/tabby-node.service'), 'utf8');
     t.match(unit, /^ExecStart=\S+ \/opt\/tabby\/app\/dist\/src\/agent\/main\.js$/m);
     t.match(unit, /^EnvironmentFile=\/etc\/tabby\/tabby-node\.env$/m);
-    t.match(fs.readFileSync(path.join(dest, 'opt/cni/bin/tabby'), 'utf8'), `'/opt/tabby/app/dist/src/cni/main.js'`, 'CNI wrapper: final path');
+    t.match(fs.readFileSync(path.join(dest, 'opt/cni/bin/tabby-fallback'), 'utf8'), `'/opt/tabby/app/dist/src/cni/main.js'`, 'CNI fallback wrapper: final path');
+    t.ok(fs.readFileSync(path.join(dest, 'opt/cni/bin/tabby')).subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1')), 'tabby: the resident-path client (an executable)');
     t.notOk(fs.readFileSync(path.join(dest, 'etc/cni/net.d/10-tabby.conflist'), 'utf8').includes(dest), 'conflist: no DESTDIR inside');
     // The manifest lists exactly what is there.
     const manifest = fs.readFileSync(path.join(dest, 'opt/tabby/installed-files'), 'utf8').split('\n').filter((l) => /^[dfc] /.test(l)).map((l) => l.replace(/^c \S+ /, 'c ').slice(2));
