@@ -1,6 +1,6 @@
 // Public surface of tabby's BGP speaker (src/bgp). The agent and the CLI import from here only.
 //
-//   const s = new BgpSpeaker({ asn: 64512, routerId: '10.0.0.1', listenPort: 179,
+//   const s = new BgpSpeaker({ asn: 64512, routerId: '10.0.0.1', listenPort: 179, sessions: tcpSessions(),
 //                              gracefulRestart: { restartTime: 120 } });
 //   s.on('best', (e: BestRouteEvent) => …install e.prefix via e.nextHops…);
 //   s.on('withdrawn', (e: WithdrawnRouteEvent) => …remove e.prefix…);
@@ -16,19 +16,19 @@
 // helper (a dropped peer's routes stay, marked stale, until its End-of-RIB). Pass `restarting: true` when this
 // process restarts with its routes still in the kernel: 'best'/'withdrawn' events and exports are then held until
 // every peer's End-of-RIB (or `deferralTime`), announced by a 'deferral-done' event.
-// Other events: 'end-of-rib' {address, afi}, 'dump-done' {address}, 'stale-swept' {address, removed},
-// 'route-refresh' {address, afi}, 'flushed' {address, removed}, 'idle' (inbound queue drained).
+// Every event and its payload: SpeakerEvents (speaker-types.ts); the transport's: PeerSessionEvents.
 // Event payloads share frozen parts (attrs, nextHops): read them, do not mutate them.
 //
 // Modules: codec/ (wire format), fsm.ts + session.ts + transport.ts (sessions, sockets, MD5/GTSM),
 // rib/ (decision process, interned attributes, Adj-RIB-In/Loc-RIB/Adj-RIB-Out, UPDATE packing),
 // policy.ts (import/export attribute rules), reflector.ts (RFC 4456 who-gets-what),
-// graceful-restart.ts (RFC 4724), speaker.ts (all of it together), speaker-sessions.ts (TCP transport).
+// graceful-restart.ts (RFC 4724 + path generations), peer.ts (one peer's runtime), speaker.ts (all of it
+// together), speaker-sessions.ts (TCP transport).
 export {
   BgpSpeaker, LocRibView,
   type BgpSpeakerOptions, type PeerConfig, type PeerStatus, type PeerState, type MaxPrefixConfig,
   type BestRouteEvent, type WithdrawnRouteEvent, type PeerEvent,
-  type PeerSession, type SessionFactory, type SessionParams, type SessionDown,
+  type PeerSession, type SessionFactory, type SessionParams, type SessionDown, type SpeakerEvents, type PeerSessionEvents,
 } from './speaker.js';
 export { tcpSessions, type TcpSessionOptions } from './speaker-sessions.js';
 export type { GrOptions } from './graceful-restart.js';

@@ -3,9 +3,7 @@
 // back-pressure. `BgpListener` accepts connections for the configured peers only (others are
 // closed and logged before any OPEN) and hands them to their BgpSession (listener.ts, re-exported here).
 //
-// Events of BgpSession: 'state' (state: State, prev: State), 'up' (Negotiated, localAddress),
-// 'down' ({reason, error?}; only after Established), 'update' (UpdateMessage), 'route-refresh'
-// (RouteRefreshMessage), 'drain', 'collision' ({kept: 'in'|'out', localRouterId, peerRouterId}).
+// Events: typed by SessionEvents below ('established' has the name the speaker's port uses).
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from '../common/log.js';
@@ -73,6 +71,17 @@ export interface DownEvent {
   error?: { code: number; subcode: number; sent: boolean };
 }
 
+/** Events of BgpSession. 'down' comes only after Established. */
+export interface SessionEvents {
+  state: [state: State, prev: State];
+  established: [negotiated: Negotiated, localAddress: string];
+  down: [DownEvent];
+  update: [UpdateMessage];
+  'route-refresh': [RouteRefreshMessage];
+  drain: [];
+  collision: [{ kept: Dir; localRouterId: string; peerRouterId: string }];
+}
+
 type Dir = 'out' | 'in';
 
 /** One TCP connection and its FSM (two exist during a collision). */
@@ -99,7 +108,7 @@ class Connection {
 
 const STATE_ORDER: Record<State, number> = { Idle: 0, Connect: 1, Active: 1, OpenSent: 2, OpenConfirm: 3, Established: 4 };
 
-export class BgpSession extends EventEmitter {
+export class BgpSession extends EventEmitter<SessionEvents> {
   readonly address: string;
   private readonly cfg: FsmConfig;
   private main: Connection;
@@ -413,7 +422,7 @@ export class BgpSession extends EventEmitter {
           if (!old.dead) this.dispatch(old, { type: 'OpenCollisionDump' });
         } else if (this.other) this.dispatch(this.other, { type: 'OpenCollisionDump' });
         this.logger.info({ holdTime: a.negotiated.holdTime, peerRouterId: a.negotiated.peerRouterId }, 'session Established');
-        this.emit('up', a.negotiated, normalizeAddress(c.socket?.localAddress));
+        this.emit('established', a.negotiated, normalizeAddress(c.socket?.localAddress));
         return;
       }
       case 'down': {
@@ -449,7 +458,8 @@ export class BgpSession extends EventEmitter {
    */
   private deliver(c: Connection, event: 'update' | 'route-refresh', msg: UpdateMessage | RouteRefreshMessage): void {
     try {
-      this.emit(event, msg);
+      if (event === 'update') this.emit('update', msg as UpdateMessage);
+      else this.emit('route-refresh', msg as RouteRefreshMessage);
     } catch (e) {
       this.logger.error({ err: (e as Error)?.stack ?? String(e), event }, 'consumer failed on a received message; resetting the session');
       // ManualStop → Idle; onIdle schedules the automatic restart (the session is not stopped).

@@ -1,10 +1,10 @@
-// The speaker's default transport: bgp-1's BgpSession (FSM, sockets, TCP-MD5/GTSM, collision
+// The speaker's TCP transport: session.ts's BgpSession (FSM, sockets, TCP-MD5/GTSM, collision
 // detection) and BgpListener, adapted to the PeerSession port the speaker codes against.
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
 import { BgpListener, BgpSession, type DownEvent } from './session.js';
 import type { Negotiated } from './negotiate.js';
-import type { PeerSession, SessionFactory, SessionParams, PeerState } from './speaker.js';
+import type { PeerSession, PeerSessionEvents, SessionFactory, SessionParams } from './speaker-types.js';
 
 
 export interface TcpSessionOptions {
@@ -16,7 +16,7 @@ export interface TcpSessionOptions {
   idleHoldTime?: number;
 }
 
-/** Sessions over TCP through bgp-1's session.ts. */
+/** Sessions over TCP (session.ts). */
 export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { readonly listener: BgpListener | undefined } {
   let listener: BgpListener | undefined;
   const pending = new Set<SessionAdapter>();
@@ -58,12 +58,12 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
   };
 }
 
-class SessionAdapter extends EventEmitter implements PeerSession {
+class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSession {
   constructor(readonly session: BgpSession, private readonly listener: () => BgpListener | undefined) {
     super();
     const s = session;
-    s.on('state', (state: PeerState) => this.emit('state', state, s.status().info));
-    s.on('up', (n: Negotiated, local?: string) => this.emit('established', n, local || this.localAddress()));
+    s.on('state', (state) => this.emit('state', state, s.status().info));
+    s.on('established', (n: Negotiated, local: string) => this.emit('established', n, local || this.localAddress()));
     s.on('update', (m) => this.emit('update', m));
     s.on('route-refresh', (m) => this.emit('route-refresh', m));
     s.on('drain', () => this.emit('drain'));

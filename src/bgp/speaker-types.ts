@@ -1,11 +1,14 @@
-// The BgpSpeaker's public types: configuration, status, events, and the per-peer transport port
-// (PeerSession/SessionFactory) the speaker codes against (speaker-sessions.ts adapts bgp-1's sessions).
+// The BgpSpeaker's public types: configuration, status, events (typed maps for the speaker and the
+// per-peer session port), and the transport port (PeerSession/SessionFactory) the speaker codes
+// against; speaker-sessions.ts adapts session.ts's TCP sessions to it.
 import type { EventEmitter } from 'node:events';
 import type { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
 import type { Clock } from './clock.js';
 import type { RouteAttributes } from './rib/attrs.js';
 import type { GrOptions } from './graceful-restart.js';
+import type { RouteRefreshMessage, UpdateMessage } from './codec/types.js';
+import type { Negotiated } from './negotiate.js';
 
 export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
@@ -82,6 +85,26 @@ export interface PeerEvent {
   info: string;
 }
 
+/** Events of BgpSpeaker (one name from the session up to the agent). */
+export interface SpeakerEvents {
+  best: [BestRouteEvent];
+  withdrawn: [WithdrawnRouteEvent];
+  /** A peer's state or info changed. */
+  peer: [PeerEvent];
+  'end-of-rib': [{ address: string; afi: 1 | 2 }];
+  /** The initial dump to a peer is written (End-of-RIB sent). */
+  'dump-done': [{ address: string }];
+  'stale-swept': [{ address: string; removed: number }];
+  /** We answered a peer's ROUTE-REFRESH. */
+  'route-refresh': [{ address: string; afi: 1 | 2 }];
+  /** A peer's routes were removed (session gone, no graceful restart). */
+  flushed: [{ address: string; removed: number }];
+  /** The inbound queues are drained. */
+  idle: [];
+  /** Restarting side (RFC 4724 §4.1): best-path output no longer deferred. */
+  'deferral-done': [{ why: string }];
+}
+
 // ------------------------------------------------------------------ session port
 
 export interface SessionDown {
@@ -91,12 +114,19 @@ export interface SessionDown {
   notification?: boolean;
 }
 
-/**
- * What the speaker needs from one peer's transport. Events: 'state' (PeerState, info),
- * 'established' (Negotiated, localAddress), 'update' (UpdateMessage), 'route-refresh'
- * (RouteRefreshMessage), 'down' (SessionDown), 'drain'.
- */
-export interface PeerSession extends EventEmitter {
+/** Events of a PeerSession. */
+export interface PeerSessionEvents {
+  state: [state: PeerState, info: string];
+  established: [negotiated: Negotiated, localAddress: string];
+  update: [UpdateMessage];
+  'route-refresh': [RouteRefreshMessage];
+  down: [SessionDown];
+  /** The socket accepts writes again after send() returned false. */
+  drain: [];
+}
+
+/** What the speaker needs from one peer's transport. */
+export interface PeerSession extends EventEmitter<PeerSessionEvents> {
   start(): void;
   /** Close with a Cease NOTIFICATION (subcode, data) or silently; go Idle and stay there. */
   stop(cease?: { subcode: number; data?: Buffer }): void;
@@ -134,10 +164,8 @@ export interface BgpSpeakerOptions {
   /** ECMP: emit every equal-cost next hop. */
   multipath?: boolean;
   alwaysCompareMed?: boolean;
-  /** Transport; default: TCP sessions (session.ts) in `netns` if given. */
-  sessions?: SessionFactory;
-  /** Network namespace path for the default TCP transport (tests run several speakers in one process). */
-  netns?: string;
+  /** The transport: tcpSessions() (speaker-sessions.ts) or a test's own. */
+  sessions: SessionFactory;
   /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
   sliceMs?: number;
 }

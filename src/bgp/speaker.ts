@@ -1,30 +1,29 @@
 // BgpSpeaker: the listener, the peers and the RIBs; emits best-route changes (the agent installs them).
 //
-//   peer session (session.ts, bgp-1) ──UPDATE──▶ ingest (sliced, never starves keepalives)
+//   peer session (session.ts) ──UPDATE──▶ ingest (sliced, never starves keepalives)
 //       ▶ import policy (policy.ts) ▶ Adj-RIB-In ▶ Loc-RIB (decision.ts) ─change─▶ 'best'/'withdrawn'
 //       ▶ per peer: who gets it (reflector.ts) ▶ export attrs (policy.ts) ▶ Adj-RIB-Out ▶ packed UPDATEs
 //
 // RFCs: 4271 (§9 decision/update-send), 4456 (reflection), 4724 (graceful restart, helper and
 // restarting side), 7606 (outcomes from the codec: treat-as-withdraw / attribute-discard / reset),
 // 2918 + 7313 (route refresh), 4486 (Cease 6/1 max-prefix).
-// The per-peer transport (FSM, sockets, OPEN negotiation) comes from a SessionFactory; the default
-// one is bgp-1's session.ts (see sessions.ts). Tests inject their own.
+// The per-peer transport (FSM, sockets, OPEN negotiation) comes from the SessionFactory the caller
+// passes (tcpSessions() in speaker-sessions.ts, or a test's own). Per-peer runtime: peer.ts.
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
 import { log as makeLog } from '../common/log.js';
-import { realClock, type Clock, type TimerHandle } from './clock.js';
+import { realClock, type Clock } from './clock.js';
 import {
   encodeNotification, encodeRouteRefresh,
 } from './codec/message.js';
 import {
-  DEFAULT_CAPS, type CodecCaps, type PrefixList, type RouteRefreshMessage, type UpdateMessage,
+  type PrefixList, type RouteRefreshMessage, type UpdateMessage,
   FAMILY_IPV4_UNICAST, FAMILY_IPV6_UNICAST, type FamilyKey,
 } from './codec/types.js';
 import type { Negotiated } from './negotiate.js';
 import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
 import { LocRib } from './rib/loc-rib.js';
-import { AdjRibOut } from './rib/adj-rib-out.js';
 import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber, type PathSource } from './rib/path.js';
 import {
   PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey,
@@ -32,59 +31,24 @@ import {
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
 import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
 import { shouldAdvertise } from './reflector.js';
-import { keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, type GrOptions } from './graceful-restart.js';
+import {
+  keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, staleCount, newGeneration, markStale, endRefresh, awaitingEndOfRib,
+  SelectionDeferral,
+} from './graceful-restart.js';
 import type { DecisionOptions } from './rib/decision.js';
 import type {
   PeerState, MaxPrefixConfig, PeerConfig, PeerStatus, BestRouteEvent, WithdrawnRouteEvent, PeerEvent,
-  SessionDown, PeerSession, SessionFactory, BgpSpeakerOptions,
+  SessionDown, SessionFactory, BgpSpeakerOptions, SpeakerEvents,
 } from './speaker-types.js';
 import { LocRibView } from './speaker-view.js';
+import { Peer } from './peer.js';
 
 export type * from './speaker-types.js';
 export { LocRibView } from './speaker-view.js';
-import { tcpSessions } from './speaker-sessions.js';
-
-// ------------------------------------------------------------------ per peer runtime
-
-interface Peer {
-  config: PeerConfig;
-  source: PathSource;
-  policy: PeerPolicy;
-  session: PeerSession | undefined;
-  state: PeerState;
-  since: Date;
-  info: string;
-  negotiated: Negotiated | undefined;
-  caps: CodecCaps;
-  /** This session generation's paths, one per attribute set (see path.ts). */
-  paths: Map<AttrSet, Path>;
-  /** Paths of earlier sessions kept for graceful restart. */
-  stalePaths: Path[];
-  adjOut: AdjRibOut;
-  rawCache: Map<string, AttrSet | null>;
-  exportCache: Map<number, AttrSet | null>;
-  /** Received UPDATEs not yet processed: inQueue[inHead..]. */
-  inQueue: (UpdateMessage | RouteRefreshMessage)[];
-  inHead: number;
-  /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
-  dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined;
-  dumpDone: boolean;
-  eorSent: boolean;
-  eorReceived: Set<1 | 2>;
-  /** Families between the peer's BoRR and EoRR (RFC 7313). */
-  refreshing: Set<1 | 2>;
-  refreshPaths: Path[];
-  flushScheduled: boolean;
-  blocked: boolean;
-  grTimer: TimerHandle | undefined;
-  restartTimer: TimerHandle | undefined;
-  maxPrefixWarned: boolean;
-  stopped: boolean;
-}
 
 const ALL_AFIS: readonly (1 | 2)[] = [1, 2];
 
-export class BgpSpeaker extends EventEmitter {
+export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   readonly asn: number;
   readonly routerId: string;
   readonly clusterId: string | undefined;
@@ -103,13 +67,10 @@ export class BgpSpeaker extends EventEmitter {
   private processing = false;
   private readonly busy = new Set<Peer>();
   /** RFC 4724 restarting side: best-path output held back; the prefixes that changed meanwhile. */
-  private deferring = false;
-  private deferred = new PrefixTable<true>();
-  private deferralTimer: TimerHandle | undefined;
+  private readonly deferral: SelectionDeferral;
   private readonly localPaths = new PrefixTable<Path>();
   private readonly localSource: PathSource = { ...LOCAL_SOURCE, routes: 0 };
   private readonly bySource = new Map<PathSource, Peer>();
-  private readonly localAttrCache = new Map<string, AttrSet>();
 
   constructor(readonly opts: BgpSpeakerOptions) {
     super();
@@ -121,9 +82,9 @@ export class BgpSpeaker extends EventEmitter {
     const dopts: DecisionOptions = { multipath: opts.multipath ?? false, alwaysCompareMed: opts.alwaysCompareMed ?? false };
     this.rib = new LocRib(dopts, (path) => this.releasePath(path));
     this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
-    this.sessions = opts.sessions ?? tcpSessions({ ...(opts.netns ? { netns: opts.netns } : {}) });
+    this.sessions = opts.sessions;
     this.sliceMs = opts.sliceMs ?? 15;
-    if (opts.gracefulRestart?.restarting) this.deferring = true;
+    this.deferral = new SelectionDeferral(!!opts.gracefulRestart?.restarting);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -133,9 +94,9 @@ export class BgpSpeaker extends EventEmitter {
     this.running = true;
     if (this.sessions.listen) await this.sessions.listen(this.opts.listenAddress, this.opts.listenPort ?? 179);
     for (const p of this.peersByAddr.values()) this.startSession(p);
-    if (this.deferring) {
+    if (this.deferral.deferring) {
       const ms = 1000 * (this.opts.gracefulRestart?.deferralTime ?? this.opts.gracefulRestart?.restartTime ?? 120);
-      this.deferralTimer = this.clock.setTimer(ms, () => this.endDeferral('selection deferral timer expired'));
+      this.deferral.arm(this.clock, ms, () => this.endDeferral('selection deferral timer expired'));
       this.checkDeferral();
     }
   }
@@ -143,15 +104,9 @@ export class BgpSpeaker extends EventEmitter {
   /** Stop every session. graceful: just close the sockets (peers keep our routes, RFC 4724); else Cease 6/2. */
   async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.running = false;
-    this.deferralTimer?.cancel();
+    this.deferral.cancel();
     for (const p of this.peersByAddr.values()) {
-      p.stopped = true;
-      p.grTimer?.cancel();
-      p.restartTimer?.cancel();
-      const s = p.session;
-      p.session = undefined;
-      s?.removeAllListeners();
-      s?.stop(opts.graceful ? undefined : { subcode: 2 });
+      p.shutdown(opts.graceful ? undefined : { subcode: 2 }); // graceful: silent close (RFC 4724); else Cease 6/2
       this.setState(p, 'Idle', 'Stopped');
     }
     await this.sessions.close?.();
@@ -164,16 +119,7 @@ export class BgpSpeaker extends EventEmitter {
     if (this.peersByAddr.has(address)) throw new Error(`peer ${address} already configured`);
     const ebgp = config.asn !== this.asn;
     const source = peerSource({ id: this.nextSourceId++, address, ebgp, asn: config.asn, rrClient: !!config.routeReflectorClient });
-    const p: Peer = {
-      config: { ...config }, source, policy: this.policyFor(config, config.localAddress ?? ''),
-      session: undefined, state: 'Idle', since: new Date(this.wallNow()), info: 'Idle',
-      negotiated: undefined, caps: DEFAULT_CAPS,
-      paths: new Map(), stalePaths: [], adjOut: new AdjRibOut(this.attrTable),
-      rawCache: new Map(), exportCache: new Map(), inQueue: [], inHead: 0,
-      dumping: undefined, dumpDone: false, eorSent: false, eorReceived: new Set(), refreshing: new Set(), refreshPaths: [],
-      flushScheduled: false, blocked: false, grTimer: undefined, restartTimer: undefined,
-      maxPrefixWarned: false, stopped: false,
-    };
+    const p = new Peer(config, source, this.policyFor(config, config.localAddress ?? ''), this.attrTable, new Date(this.wallNow()));
     this.peersByAddr.set(address, p);
     this.bySource.set(source, p);
     this.updateReflector();
@@ -201,17 +147,11 @@ export class BgpSpeaker extends EventEmitter {
   removePeer(address: string): void {
     const p = this.peersByAddr.get(address);
     if (!p) return;
-    p.stopped = true;
-    p.grTimer?.cancel();
-    p.restartTimer?.cancel();
-    const s = p.session;
-    p.session = undefined;
-    s?.removeAllListeners();
-    s?.stop({ subcode: 3 }); // Cease 6/3 peer de-configured
+    p.shutdown({ subcode: 3 }); // Cease 6/3 peer de-configured
+    p.endSession();
     this.peersByAddr.delete(address);
     this.busy.delete(p);
     this.flushPeerRoutes(p, null);
-    p.adjOut.clear();
     this.bySource.delete(p.source);
     this.updateReflector();
     this.emit('peer', { address, state: 'Idle', previous: p.state, info: 'Removed' } satisfies PeerEvent);
@@ -343,23 +283,10 @@ export class BgpSpeaker extends EventEmitter {
   }
 
   private onEstablished(p: Peer, n: Negotiated, localAddress: string): void {
-    p.negotiated = n;
-    p.caps = n.caps;
+    p.resetForSession(n, this.policyFor(p.config, localAddress || p.config.localAddress || ''));
     p.source.routerId = ipv4ToNumber(n.peerRouterId);
-    p.policy = this.policyFor(p.config, localAddress || p.config.localAddress || '');
-    p.exportCache.clear();
-    p.rawCache.clear();
-    p.eorReceived.clear();
-    p.refreshing.clear();
-    p.refreshPaths = [];
-    p.eorSent = false;
-    p.dumpDone = false;
-    p.blocked = false;
-    p.maxPrefixWarned = false;
-    p.adjOut.clear();
-    p.restartTimer?.cancel();
     // RFC 4724 §4.2: families without the F bit (or no capability at all) lose their stale routes now.
-    this.newGeneration(p);
+    newGeneration(p, this.attrTable);
     if (staleCount(p) > 0) {
       p.grTimer?.cancel();
       const flush = familiesToFlushOnReturn(n.peerGracefulRestart, ALL_AFIS);
@@ -371,34 +298,27 @@ export class BgpSpeaker extends EventEmitter {
       }
     }
     this.setState(p, 'Established', 'Established');
-    if (!this.deferring) this.startDump(p);
+    if (!this.deferral.deferring) this.startDump(p);
     this.checkDeferral();
   }
 
   private onDown(p: Peer, d: SessionDown): void {
     const wasEstablished = p.state === 'Established';
-    p.inQueue = []; p.inHead = 0;
+    const peerGr = p.negotiated?.peerGracefulRestart;
+    p.endSession();
     this.busy.delete(p);
-    p.dumping = undefined;
-    p.adjOut.clear();
     if (wasEstablished) {
-      if (this.opts.gracefulRestart && keepStaleOnDown(p.negotiated?.peerGracefulRestart, d) && p.source.routes > 0) {
+      if (this.opts.gracefulRestart && keepStaleOnDown(peerGr, d) && p.source.routes > 0) {
         // RFC 4724 §4.2 helper: keep the routes, mark them stale, bound by the peer's restart time.
-        // Only the peer's few shared Path objects are touched, not every prefix.
-        for (const path of p.paths.values()) {
-          path.stale = true;
-          p.stalePaths.push(path);
-        }
-        this.newGeneration(p);
+        markStale(p, this.attrTable);
         p.grTimer?.cancel();
-        const ms = restartTimeMs(p.negotiated?.peerGracefulRestart);
+        const ms = restartTimeMs(peerGr);
         this.log.info({ stale: staleCount(p), restartTimeMs: ms }, 'peer down, keeping its routes stale (graceful restart)');
         p.grTimer = this.clock.setTimer(ms, () => this.sweepStale(p, ALL_AFIS));
       } else {
         this.flushPeerRoutes(p, null);
       }
     }
-    p.negotiated = undefined;
     this.setState(p, p.stopped ? 'Idle' : 'Active', d.reason);
     this.checkDeferral();
   }
@@ -420,7 +340,7 @@ export class BgpSpeaker extends EventEmitter {
     let n = 0;
     while (this.busy.size > 0) {
       for (const p of this.busy) {
-        if (p.inHead >= p.inQueue.length) { p.inQueue = []; p.inHead = 0; this.busy.delete(p); continue; }
+        if (p.inHead >= p.inQueue.length) { p.clearInbound(); this.busy.delete(p); continue; }
         const m = p.inQueue[p.inHead++]!;
         if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) { p.inQueue = p.inQueue.slice(p.inHead); p.inHead = 0; }
         try {
@@ -431,7 +351,7 @@ export class BgpSpeaker extends EventEmitter {
           this.internalErrors++;
           this.log.error({ err: e }, 'UPDATE processing failed');
         }
-        if (p.inHead >= p.inQueue.length) { p.inQueue = []; p.inHead = 0; this.busy.delete(p); }
+        if (p.inHead >= p.inQueue.length) { p.clearInbound(); this.busy.delete(p); }
       }
       if ((++n & 7) === 0 && performance.now() > deadline) break;
     }
@@ -534,15 +454,6 @@ export class BgpSpeaker extends EventEmitter {
     this.attrTable.unref(path.attrs);
   }
 
-  /** Start a new generation of the peer's paths (new session, or its routes went stale). */
-  private newGeneration(p: Peer): void {
-    for (const path of p.paths.values()) {
-      path.interned = false;
-      if (path.refs === 0) this.attrTable.unref(path.attrs);
-    }
-    p.paths = new Map();
-  }
-
   /**
    * Remove a peer's routes: all of its earlier sessions (staleAfis null) or only its stale ones of
    * the given families. The table walk is synchronous; the removals (each may emit events and
@@ -553,7 +464,7 @@ export class BgpSpeaker extends EventEmitter {
   private flushPeerRoutes(p: Peer, staleAfis: readonly (1 | 2)[] | null): void {
     const src = p.source;
     const onlyStale = staleAfis !== null;
-    if (!onlyStale) this.newGeneration(p);
+    if (!onlyStale) newGeneration(p, this.attrTable);
     const doomed = onlyStale ? (x: Path) => x.stale : (x: Path) => !x.interned;
     const keys: [number, PrefixKey][] = [];
     this.rib.table.forEach((slot, b, k) => {
@@ -615,13 +526,9 @@ export class BgpSpeaker extends EventEmitter {
     data.writeUInt8(1, 2);
     data.writeUInt32BE(cfg.limit >>> 0, 3);
     this.log.warn({ limit: cfg.limit, received: p.source.routes }, 'max-prefix limit exceeded: closing the session');
-    const s = p.session;
-    p.session = undefined;
-    s?.removeAllListeners();
-    s?.stop({ subcode: 1, data });
-    p.inQueue = []; p.inHead = 0;
+    p.detach({ subcode: 1, data });
+    p.endSession();
     this.busy.delete(p);
-    p.adjOut.clear();
     this.flushPeerRoutes(p, null);
     this.setState(p, 'Idle', `Max prefix limit ${cfg.limit} exceeded`);
     if (cfg.restartAfter !== undefined && cfg.restartAfter >= 0) {
@@ -634,10 +541,7 @@ export class BgpSpeaker extends EventEmitter {
   // ---------------------------------------------------------------- best-path output
 
   private bestChanged(b: number, k: PrefixKey): void {
-    if (this.deferring) {
-      this.deferred.set(b, k, true);
-      return;
-    }
+    if (this.deferral.hold(b, k)) return;
     this.announceChange(b, k);
   }
 
@@ -757,24 +661,13 @@ export class BgpSpeaker extends EventEmitter {
    */
   private onPeerRefreshMarker(p: Peer, subtype: 1 | 2, afi: 1 | 2): void {
     if (subtype === 1) {
-      for (const path of p.paths.values()) {
-        path.stale = true;
-        p.stalePaths.push(path);
-        p.refreshPaths.push(path);
-      }
-      this.newGeneration(p);
+      markStale(p, this.attrTable, true);
       p.refreshing.add(afi);
       return;
     }
     if (!p.refreshing.delete(afi)) return;
     this.sweepStale(p, [afi]);
-    if (p.refreshing.size === 0) {
-      // Paths marked at BoRR that still serve other families are current again.
-      const back = new Set(p.refreshPaths);
-      for (const path of back) path.stale = false;
-      p.stalePaths = p.stalePaths.filter((x) => !back.has(x));
-      p.refreshPaths = [];
-    }
+    endRefresh(p);
   }
 
   /** Ask a peer to resend its routes (RFC 2918). */
@@ -788,22 +681,15 @@ export class BgpSpeaker extends EventEmitter {
   // ---------------------------------------------------------------- restarting side (RFC 4724 §4.1)
 
   private checkDeferral(): void {
-    if (!this.deferring || !this.running) return;
-    const waiting = [...this.peersByAddr.values()].filter((p) => {
-      if (p.state !== 'Established') return true; // not back yet
-      if (!p.negotiated?.peerGracefulRestart) return false; // no EoR to expect
-      return p.negotiated.families.some((f) => !p.eorReceived.has(f === FAMILY_IPV4_UNICAST ? 1 : 2));
-    });
-    if (waiting.length === 0) this.endDeferral('End-of-RIB from every peer');
+    if (!this.deferral.deferring || !this.running) return;
+    if (!this.peerList.some((p) => awaitingEndOfRib(p, FAMILY_IPV4_UNICAST))) this.endDeferral('End-of-RIB from every peer');
   }
 
   private endDeferral(why: string): void {
-    if (!this.deferring) return;
-    this.deferring = false;
-    this.deferralTimer?.cancel();
-    this.log.info({ why, changed: this.deferred.size }, 'graceful restart: best-path selection no longer deferred');
-    const d = this.deferred;
-    this.deferred = new PrefixTable();
+    const held = this.deferral.heldCount;
+    const d = this.deferral.end();
+    if (!d) return;
+    this.log.info({ why, changed: held }, 'graceful restart: best-path selection no longer deferred');
     d.forEach((_v, b, k) => this.announceChange(b, k));
     for (const p of this.peersByAddr.values()) if (p.state === 'Established' && !p.dumping && !p.dumpDone) this.startDump(p);
     this.emit('deferral-done', { why });
@@ -811,18 +697,11 @@ export class BgpSpeaker extends EventEmitter {
 
   /** Is best-path output deferred (restarting, waiting for End-of-RIB)? */
   get deferringBestPath(): boolean {
-    return this.deferring;
+    return this.deferral.deferring;
   }
 
   /** Send NOTIFICATION bytes helper for tests. */
   static notification(code: number, subcode: number, data: Buffer = Buffer.alloc(0)): Buffer {
     return encodeNotification({ code, subcode, data });
   }
-}
-
-/** Prefixes holding a stale path of this peer. */
-function staleCount(p: Peer): number {
-  let n = 0;
-  for (const x of p.stalePaths) n += x.refs;
-  return n;
 }

@@ -1,4 +1,4 @@
-// The one reconciler shape (STYLE #4, Felix's deltatracker): desired state in, kernel made to match.
+// The one reconciler shape (Felix's deltatracker): desired state in, kernel made to match.
 //   set()/delete()/setDesired() edit desired state only and mark keys dirty;
 //   apply() = resync if needed (dump the kernel, keep what ownership says is ours or what collides
 //   with a desired key) → deletes → adds/replaces, batched → failures stay dirty for the next pass.

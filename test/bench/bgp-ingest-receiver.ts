@@ -1,7 +1,7 @@
 // The tabby receiver of the ingest benchmark (bgp-ingest.ts), a process of its own inside its netns.
 // Config as JSON in TABBY_BENCH_RX: {asn, routerId, listen, feeder, feederAsn, expect}.
 // Prints JSON lines: {"event":"ready"}, {"event":"done", rssBefore, rss, heapUsed, attrSets, firstUpdateMs, doneMs}.
-import { BgpSpeaker } from '../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../src/bgp/index.js';
 
 if (!process.env.TABBY_BENCH_RX) {
   // `make bench` runs every script here: this one is only a helper process of bgp-ingest.js.
@@ -10,7 +10,7 @@ if (!process.env.TABBY_BENCH_RX) {
 }
 const cfg = JSON.parse(process.env.TABBY_BENCH_RX) as { asn: number; routerId: string; listen: string; feeder: string; feederAsn: number; expect: number };
 const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
-const s = new BgpSpeaker({ asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen });
+const s = new BgpSpeaker({ sessions: tcpSessions(), asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen });
 s.addPeer({ address: cfg.feeder, asn: cfg.feederAsn, localAddress: cfg.listen, families: ['ipv4'], passive: true, holdTime: 90 });
 // Like the agent: listen to every best-route change.
 let events = 0;

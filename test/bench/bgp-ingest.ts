@@ -2,7 +2,7 @@
 // attribute set, a realistic mix of AS paths, communities, MEDs) over eBGP to one receiver at a time
 // — BIRD 2, GoBGP and tabby, each in its own network namespace on a bridge — and prints the wall
 // time from the first UPDATE sent until the receiver holds all N in its RIB, and its memory.
-// Feeder: tabby's own session (bgp-1's BgpSession) writing pre-encoded UPDATEs with back-pressure,
+// Feeder: tabby's own session (session.ts's BgpSession) writing pre-encoded UPDATEs with back-pressure,
 // in the benchmark process (so the feeder costs the same for every receiver).
 // Usage: node dist/test/bench/bgp-ingest.js [N…]   (default 100000 1000000; root; bird2, gobgpd)
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
@@ -95,7 +95,7 @@ interface Result { receiver: string; n: number; seconds: number; cpu: number; rs
 /** Connect the feeder, push the feed, return the time of the first write. */
 async function feed(netnsPath: string, local: string, remote: string, msgs: Buffer[], rxPid: number): Promise<{ session: BgpSession; start: number; sent: Promise<boolean>; cpu0: number }> {
   const session = new BgpSession({ address: remote, localAddress: local, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: local, netns: netnsPath, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
-  const up = new Promise<void>((r) => session.once('up', () => r()));
+  const up = new Promise<void>((r) => session.once('established', () => r()));
   session.start();
   await up;
   await sleep(300); // let the receiver finish its side of the handshake

@@ -1,6 +1,6 @@
 // Test helper: two network namespaces joined by a veth, with IPv4/IPv6 addresses, made with `ip`
 // (tests may use `ip`). Names: tb${TABBY_TEST_RUN ?? pid}<tag>, ≤ 15 chars. Everything is removed in
-// t.teardown, also on failure. Reused by bgp-1/bgp-2/agent interop tests.
+// t.teardown, also on failure. Reused by the BGP and agent interop tests.
 import { execFileSync, spawnSync } from 'node:child_process';
 
 export interface Teardown {

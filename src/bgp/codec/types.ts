@@ -1,10 +1,10 @@
-// BGP-4 typed message model shared by the codec, the FSM/session (bgp-1) and the RIB/speaker (bgp-2).
+// BGP-4 typed message model shared by the codec, the FSM/session (fsm.ts, session.ts) and the RIB/speaker.
 //
 // Files of src/bgp/codec/: types.ts (this: the model, caps context, typed error), registry.ts (code
 // tables loaded from proto/bgp/registry.json), prefix.ts (compact prefix lists), writer.ts (encoder
-// buffer), header.ts + framer.ts (RFC 4271 §4.1 header, streaming framer), open.ts (OPEN + RFC 5492
-// capabilities), attrs.ts (path-attribute table, RFC 4271 §5, 1997, 4456, 4360, 4760, 6793, 8092),
-// update.ts, message.ts (decodeMessage/encodeMessage for every type).
+// buffer), framer.ts (RFC 4271 §4.1 header, streaming framer), bp.ts (compiled binary-parser
+// parsers), open.ts (OPEN + RFC 5492 capabilities), attrs.ts (path-attribute table, RFC 4271 §5, 1997,
+// 4456, 4360, 4760, 6793, 8092), message.ts (decodeMessage/encodeMessage for every type, UPDATE included).
 //
 // ## How a prefix is represented (designed for 1M-prefix ingest)
 // NLRI never becomes one object or one string per prefix on the hot path. A `PrefixList` holds

@@ -1,7 +1,7 @@
 // A tabby speaker as its own process, for the graceful-restart interop test (it gets kill -9).
 // Run inside the netns (`ip netns exec`); config as JSON in TABBY_GR_CHILD. Prints one JSON line per
 // event on stdout: {"event":"established"|"dump-done"|"deferral-done"|"best", …}.
-import { BgpSpeaker, type PeerConfig } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions, type PeerConfig } from '../../../src/bgp/index.js';
 
 interface ChildConfig {
   asn: number;
@@ -16,7 +16,7 @@ interface ChildConfig {
 
 const cfg = JSON.parse(process.env.TABBY_GR_CHILD ?? '{}') as ChildConfig;
 const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
-const s = new BgpSpeaker({
+const s = new BgpSpeaker({ sessions: tcpSessions(),
   asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen,
   gracefulRestart: { restartTime: cfg.restartTime, restarting: cfg.restarting, deferralTime: cfg.deferralTime },
 });

@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { makeStar, birdConfig } from './rr-lab.js';
@@ -21,7 +21,7 @@ t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes
   const [n1, n2, n3] = makeStar(t, 'gr', 69, 3);
   const tb = n1!, br = n2!, hp = n3!;
   const bird = await startBird(t, { netns: br.name, config: birdConfig({ routerId: br.address, asn: 65000, local: br.address, gracefulRestart: true, neighbors: [{ address: tb.address, asn: 65000 }], routes: ['10.122.0.0/24'] }) });
-  const helper = new BgpSpeaker({ asn: 65000, routerId: hp.address, listenAddress: hp.address, netns: hp.path, gracefulRestart: { restartTime: 120 } });
+  const helper = new BgpSpeaker({ asn: 65000, routerId: hp.address, listenAddress: hp.address, sessions: tcpSessions({ netns: hp.path }), gracefulRestart: { restartTime: 120 } });
   helper.addPeer({ address: tb.address, asn: 65000, localAddress: hp.address, families: ['ipv4'], holdTime: 30 });
   helper.originate('10.123.0.0/24');
   t.teardown(() => helper.stop());

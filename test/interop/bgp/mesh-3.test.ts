@@ -2,7 +2,7 @@
 // appears exactly once per peer, and iBGP-learned routes are never re-sent to the other iBGP peers
 // (RFC 4271 §9.2) — checked on each speaker's per-peer counters and Loc-RIB.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { makeStar } from './rr-lab.js';
 
@@ -11,7 +11,7 @@ const skip = !isRoot() ? 'needs root (network namespaces)' : false;
 t.test('3-node tabby full mesh', { skip }, async (t) => {
   const ns = makeStar(t, 'm3', 68, 3);
   const speakers = ns.map((x, i) => {
-    const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, netns: x.path });
+    const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, sessions: tcpSessions({ netns: x.path }) });
     // Calico style: the lower address is passive toward the higher one.
     for (const y of ns) if (y !== x) s.addPeer({ address: y.address, asn: 65000, localAddress: x.address, families: ['ipv4'], passive: x.address < y.address, holdTime: 30, type: 'mesh' });
     s.originate(`192.168.${i}.0/26`);

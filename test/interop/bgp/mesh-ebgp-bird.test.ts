@@ -3,7 +3,7 @@
 // B sees BIRD's route with next hop BIRD (unchanged on eBGP→iBGP), AS_PATH 65002, LOCAL_PREF 100;
 // nothing BIRD sent is sent back to it.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { makeStar, birdConfig } from './rr-lab.js';
@@ -14,10 +14,10 @@ t.test('eBGP with BIRD 2: prepend, next-hop-self, eBGP→iBGP next hop kept', { 
   const [n1, n2, n3] = makeStar(t, 'eb', 74, 3);
   const a = n1!, b = n2!, br = n3!;
   const bird = await startBird(t, { netns: br.name, config: birdConfig({ routerId: br.address, asn: 65002, local: br.address, neighbors: [{ address: a.address, asn: 65001 }], routes: ['10.142.0.0/24'] }) });
-  const sa = new BgpSpeaker({ asn: 65001, routerId: a.address, listenAddress: a.address, netns: a.path });
+  const sa = new BgpSpeaker({ asn: 65001, routerId: a.address, listenAddress: a.address, sessions: tcpSessions({ netns: a.path }) });
   sa.addPeer({ address: br.address, asn: 65002, localAddress: a.address, families: ['ipv4'], holdTime: 30 });
   sa.addPeer({ address: b.address, asn: 65001, localAddress: a.address, families: ['ipv4'], holdTime: 30 });
-  const sb = new BgpSpeaker({ asn: 65001, routerId: b.address, listenAddress: b.address, netns: b.path });
+  const sb = new BgpSpeaker({ asn: 65001, routerId: b.address, listenAddress: b.address, sessions: tcpSessions({ netns: b.path }) });
   sb.addPeer({ address: a.address, asn: 65001, localAddress: b.address, families: ['ipv4'], holdTime: 30 });
   t.teardown(() => Promise.all([sa.stop(), sb.stop()]));
   await sa.start();

@@ -2,7 +2,7 @@
 // sends Cease 6/1 (RFC 4486) and drops BIRD's routes; BIRD reports the NOTIFICATION it received.
 // With action 'warn' the session stays up with all 5 routes.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { makeStar, birdConfig } from './rr-lab.js';
@@ -14,9 +14,9 @@ t.test('max-prefix against BIRD 2: Cease 6/1 over the limit, warn keeps the sess
   const [n1, n2, n3] = makeStar(t, 'mx', 73, 3);
   const a = n1!, w = n2!, br = n3!;
   const bird = await startBird(t, { netns: br.name, config: birdConfig({ routerId: br.address, asn: 65000, local: br.address, neighbors: [{ address: a.address, asn: 65000 }, { address: w.address, asn: 65000 }], routes }) });
-  const strict = new BgpSpeaker({ asn: 65000, routerId: a.address, listenAddress: a.address, netns: a.path });
+  const strict = new BgpSpeaker({ asn: 65000, routerId: a.address, listenAddress: a.address, sessions: tcpSessions({ netns: a.path }) });
   strict.addPeer({ address: br.address, asn: 65000, localAddress: a.address, families: ['ipv4'], holdTime: 30, maxPrefix: { limit: 3, action: 'shutdown' } });
-  const lenient = new BgpSpeaker({ asn: 65000, routerId: w.address, listenAddress: w.address, netns: w.path });
+  const lenient = new BgpSpeaker({ asn: 65000, routerId: w.address, listenAddress: w.address, sessions: tcpSessions({ netns: w.path }) });
   lenient.addPeer({ address: br.address, asn: 65000, localAddress: w.address, families: ['ipv4'], holdTime: 30, maxPrefix: { limit: 3, action: 'warn' } });
   t.teardown(() => Promise.all([strict.stop(), lenient.stop()]));
   await strict.start();

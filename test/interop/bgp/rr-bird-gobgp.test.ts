@@ -3,7 +3,7 @@
 // ORIGINATOR_ID = the originating client and CLUSTER_LIST = tabby's cluster ID, and the next hop of
 // the originator — checked with `birdc show route all` and `gobgp global rib -j`.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { gobgpConfig, haveGobgp, startGobgp } from '../../helpers/gobgp.js';
@@ -20,7 +20,7 @@ t.test('tabby RR with BIRD 2 and GoBGP clients', { skip }, async (t) => {
     asn: 65000, routerId: g.address, localAddressList: [g.address],
     neighbors: [{ address: rr.address, peerAs: 65000, localAddress: g.address, connectRetry: 2, holdTime: 30, keepaliveInterval: 10 }],
   }) });
-  const speaker = new BgpSpeaker({ asn: 65000, routerId: rr.address, clusterId: CLUSTER, listenAddress: rr.address, netns: rr.path });
+  const speaker = new BgpSpeaker({ asn: 65000, routerId: rr.address, clusterId: CLUSTER, listenAddress: rr.address, sessions: tcpSessions({ netns: rr.path }) });
   for (const c of [b, g]) speaker.addPeer({ address: c.address, asn: 65000, localAddress: rr.address, routeReflectorClient: true, families: ['ipv4'], holdTime: 30 });
   t.teardown(() => speaker.stop());
   await speaker.start();

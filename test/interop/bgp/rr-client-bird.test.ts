@@ -2,7 +2,7 @@
 // and BIRD as RR (`rr client`, `rr cluster id`). A route originated by one tabby reaches the other
 // through BIRD with ORIGINATOR_ID/CLUSTER_LIST set and the originator's next hop; BIRD shows both.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { makeStar, birdConfig } from './rr-lab.js';
@@ -17,7 +17,7 @@ t.test('tabby speakers as clients of a BIRD 2 route reflector', { skip }, async 
     config: birdConfig({ routerId: r.address, asn: 65000, local: r.address, rrClusterId: '10.9.9.9', neighbors: [{ address: a.address, asn: 65000, rrClient: true }, { address: b.address, asn: 65000, rrClient: true }], routes: ['10.113.0.0/24'] }),
   });
   const speakers = [a, b].map((x) => {
-    const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, netns: x.path });
+    const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, sessions: tcpSessions({ netns: x.path }) });
     s.addPeer({ address: r.address, asn: 65000, localAddress: x.address, families: ['ipv4'], holdTime: 30 });
     return s;
   });

@@ -2,7 +2,7 @@
 // MP_REACH_NLRI): each client learns the other's IPv6 route with ORIGINATOR_ID, CLUSTER_LIST and
 // the originator's (global) next hop; tabby's own IPv6 route arrives with tabby's next hop.
 import t from 'tap';
-import { BgpSpeaker } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions } from '../../../src/bgp/index.js';
 import { isRoot, waitFor } from '../../helpers/netns.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { makeStar, birdConfig } from './rr-lab.js';
@@ -16,7 +16,7 @@ t.test('tabby RR over IPv6 with two BIRD 2 clients', { skip }, async (t) => {
     const x = c as typeof c1;
     return startBird(t, { netns: x.name, config: birdConfig({ routerId: x.address, asn: 65000, local: x.address6, family: 'ipv6', neighbors: [{ address: rr.address6, asn: 65000 }], routes: [route as string] }) });
   }));
-  const s = new BgpSpeaker({ asn: 65000, routerId: rr.address, clusterId: '10.75.75.75', listenAddress: rr.address6, netns: rr.path });
+  const s = new BgpSpeaker({ asn: 65000, routerId: rr.address, clusterId: '10.75.75.75', listenAddress: rr.address6, sessions: tcpSessions({ netns: rr.path }) });
   for (const c of [c1, c2]) s.addPeer({ address: c.address6, asn: 65000, localAddress: rr.address6, routeReflectorClient: true, families: ['ipv6'], holdTime: 30 });
   t.teardown(() => s.stop());
   await s.start();

@@ -1,4 +1,4 @@
-// A star of network namespaces for the bgp-2 interop tests: one hub netns holding a bridge, N leaf
+// A star of network namespaces for the speaker's interop tests: one hub netns holding a bridge, N leaf
 // namespaces each joined to it by a veth (`eth0` inside, 10.<net>.0.<i>/24). Everything is removed
 // in t.teardown. Names: tb<run><tag>h (hub), tb<run><tag><i> (leaves), ≤ 15 chars.
 import { spawnSync } from 'node:child_process';

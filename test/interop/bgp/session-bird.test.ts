@@ -43,7 +43,7 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     const p: Peer = { s, updates: [], downs: [], ups: 0 };
     s.on('update', (u: UpdateMessage) => p.updates.push(u));
     s.on('down', (d: Peer['downs'][number]) => p.downs.push(d));
-    s.on('up', () => p.ups++);
+    s.on('established', () => p.ups++);
     listener.add(s);
     t.teardown(() => s.stop());
     peers[name] = p;

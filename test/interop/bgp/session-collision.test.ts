@@ -33,7 +33,7 @@ t.test('two tabby speakers, both active, started at the same time', { skip, time
   let downs = 0;
   let collisions = 0;
   for (const s of [a, b]) {
-    s.on('up', () => ups++);
+    s.on('established', () => ups++);
     s.on('down', () => downs++);
     s.on('collision', () => collisions++);
   }
@@ -65,7 +65,7 @@ t.test('tabby and BIRD 2, both active', { skip: skip || (!haveBird() ? 'needs bi
   la.add(s);
   t.teardown(() => s.stop());
   let ups = 0;
-  s.on('up', () => ups++);
+  s.on('established', () => ups++);
   const bird = await startBird(t, { netns: pair.b.name, config: `
 router id 10.82.0.2;
 protocol device {}

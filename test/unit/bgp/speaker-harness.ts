@@ -1,7 +1,7 @@
 // An in-memory transport for BgpSpeaker unit tests: sessions of two speakers meet in a MemHub and
-// exchange real encoded BGP messages (bgp-1's encoder → Framer → decodeMessage), with the real OPEN
+// exchange real encoded BGP messages (the codec's encoder → Framer → decodeMessage), with the real OPEN
 // negotiation (negotiate.ts). No sockets and no FSM timers — the FSM and sockets are tested by
-// bgp-1; here the subject is the speaker above them. Faults: kill() (TCP loss, no NOTIFICATION),
+// fsm.test and session tests; here the subject is the speaker above them. Faults: kill() (TCP loss, no NOTIFICATION),
 // inject(bytes) (raw bytes as if from the peer).
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
@@ -9,7 +9,7 @@ import { Framer } from '../../../src/bgp/codec/framer.js';
 import { decodeMessage, encodeNotification } from '../../../src/bgp/codec/message.js';
 import { BgpMessageError, type BgpMessage, type CodecCaps, DEFAULT_CAPS } from '../../../src/bgp/codec/types.js';
 import { buildOpen, negotiate, type LocalOpenConfig, type Negotiated } from '../../../src/bgp/negotiate.js';
-import { BgpSpeaker, type PeerSession, type SessionFactory, type SessionParams, type BgpSpeakerOptions } from '../../../src/bgp/speaker.js';
+import { BgpSpeaker, type PeerSession, type PeerSessionEvents, type SessionFactory, type SessionParams, type BgpSpeakerOptions } from '../../../src/bgp/speaker.js';
 
 export class MemHub {
   readonly sessions = new Map<string, MemSession>();
@@ -42,7 +42,7 @@ export class MemHub {
   }
 }
 
-export class MemSession extends EventEmitter implements PeerSession {
+export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerSession {
   started = false;
   peerSide: MemSession | undefined;
   caps: CodecCaps = DEFAULT_CAPS;

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
-import { AS4_CAPS } from '../../../src/bgp/codec/types.js';
+import { AS4_CAPS, type UpdateMessage } from '../../../src/bgp/codec/types.js';
 import { update, valid } from './update-bytes.js';
 
 t.test('300k prefixes in one burst: the event loop keeps turning', async (t) => {
@@ -27,7 +27,7 @@ t.test('300k prefixes in one burst: the event loop keeps turning', async (t) => 
   const timer = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; ticks++; }, 10);
   t.teardown(() => clearInterval(timer));
   const start = performance.now();
-  for (const m of msgs) rx.emit('update', m);
+  for (const m of msgs) rx.emit('update', m as UpdateMessage);
   await until(() => b.locRib().size === 300_000, 60_000, 'all prefixes in the Loc-RIB');
   const took = performance.now() - start;
   clearInterval(timer);

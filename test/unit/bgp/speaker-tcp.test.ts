@@ -1,7 +1,7 @@
 // Two BgpSpeakers over real TCP on loopback (127.0.0.1 ↔ 127.0.0.2, an unprivileged port), through
-// bgp-1's sessions: the default transport end to end — OPEN, UPDATE, End-of-RIB, withdraw, graceful stop.
+// The TCP transport (tcpSessions over session.ts) end to end — OPEN, UPDATE, End-of-RIB, withdraw, graceful stop.
 import t from 'tap';
-import { BgpSpeaker, type BestRouteEvent } from '../../../src/bgp/index.js';
+import { BgpSpeaker, tcpSessions, type BestRouteEvent } from '../../../src/bgp/index.js';
 import { until } from './speaker-harness.js';
 import { native } from '../../../src/native/index.js';
 
@@ -10,8 +10,8 @@ const haveNative = ((): boolean => { try { native(); return true; } catch { retu
 const port = 20000 + (process.pid % 20000);
 
 t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native addon not built (npm ci)' }, async (t) => {
-  const a = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: port });
-  const b = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: port });
+  const a = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: port });
+  const b = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: port });
   a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port, families: ['ipv4'] });
   b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port, families: ['ipv4'], passive: true });
   t.teardown(async () => { await a.stop(); await b.stop(); });
@@ -33,8 +33,8 @@ t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native ad
 t.test('graceful stop over TCP: the peer keeps our routes stale (no NOTIFICATION)', { skip: haveNative ? false : 'native addon not built (npm ci)' }, async (t) => {
   const p2 = port + 1;
   const gr = { restartTime: 120 };
-  const a = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: p2, gracefulRestart: gr });
-  const b = new BgpSpeaker({ asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: p2, gracefulRestart: gr });
+  const a = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: p2, gracefulRestart: gr });
+  const b = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: p2, gracefulRestart: gr });
   a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port: p2, families: ['ipv4'] });
   b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port: p2, families: ['ipv4'], passive: true });
   t.teardown(async () => { await a.stop(); await b.stop(); });

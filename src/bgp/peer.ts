@@ -1,0 +1,125 @@
+// One configured peer's runtime inside the speaker: its session (the transport), status, negotiated
+// capabilities, path generations (current + stale, see graceful-restart.ts), Adj-RIB-Out, inbound
+// queue and output state. Every reset goes through the few methods here — startSession(),
+// resetForSession() when a session reaches Established, endSession() when it goes down — and
+// detach() is the one way a session leaves the peer (listeners removed, Cease or silent close).
+import type { Buffer } from 'node:buffer';
+import type { TimerHandle } from './clock.js';
+import { DEFAULT_CAPS, type CodecCaps, type RouteRefreshMessage, type UpdateMessage } from './codec/types.js';
+import type { Negotiated } from './negotiate.js';
+import type { AttrSet, AttrTable } from './rib/attrs.js';
+import { AdjRibOut } from './rib/adj-rib-out.js';
+import type { Path, PathSource } from './rib/path.js';
+import type { PrefixKey } from './rib/prefix-table.js';
+import type { PeerPolicy } from './policy.js';
+import type { PeerConfig, PeerSession, PeerState } from './speaker-types.js';
+
+export type InboundMessage = UpdateMessage | RouteRefreshMessage;
+
+export class Peer {
+  config: PeerConfig;
+  readonly source: PathSource;
+  policy: PeerPolicy;
+  session: PeerSession | undefined = undefined;
+  state: PeerState = 'Idle';
+  since: Date;
+  info = 'Idle';
+  negotiated: Negotiated | undefined = undefined;
+  caps: CodecCaps = DEFAULT_CAPS;
+  /** This session generation's paths, one per attribute set (see path.ts). */
+  paths = new Map<AttrSet, Path>();
+  /** Paths of earlier sessions kept for graceful restart, or marked at BoRR (RFC 7313). */
+  stalePaths: Path[] = [];
+  readonly adjOut: AdjRibOut;
+  /** Raw attribute bytes → interned import result (IPv4 fast path). */
+  readonly rawCache = new Map<string, AttrSet | null>();
+  /** (best attrs, source, afi) → export attribute set. */
+  readonly exportCache = new Map<number, AttrSet | null>();
+  /** Received UPDATEs / ROUTE-REFRESHes not yet processed: inQueue[inHead..]. */
+  inQueue: InboundMessage[] = [];
+  inHead = 0;
+  /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
+  dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined = undefined;
+  dumpDone = false;
+  eorSent = false;
+  readonly eorReceived = new Set<1 | 2>();
+  /** Families between the peer's BoRR and EoRR (RFC 7313). */
+  readonly refreshing = new Set<1 | 2>();
+  refreshPaths: Path[] = [];
+  flushScheduled = false;
+  /** The socket pushed back: no writes until 'drain'. */
+  blocked = false;
+  grTimer: TimerHandle | undefined = undefined;
+  restartTimer: TimerHandle | undefined = undefined;
+  maxPrefixWarned = false;
+  /** Stopped on purpose (speaker stop, removed, max-prefix): a 'down' leaves it Idle, not Active. */
+  stopped = false;
+
+  constructor(config: PeerConfig, source: PathSource, policy: PeerPolicy, attrTable: AttrTable, now: Date) {
+    this.config = { ...config };
+    this.source = source;
+    this.policy = policy;
+    this.adjOut = new AdjRibOut(attrTable);
+    this.since = now;
+  }
+
+  get address(): string { return this.config.address; }
+
+  /** Queued inbound messages not yet processed. */
+  get inboundQueued(): number { return this.inQueue.length - this.inHead; }
+
+  /** A session reached Established: everything negotiated or sent on the previous one starts over. */
+  resetForSession(n: Negotiated, policy: PeerPolicy): void {
+    this.negotiated = n;
+    this.caps = n.caps;
+    this.policy = policy;
+    this.exportCache.clear();
+    this.rawCache.clear();
+    this.eorReceived.clear();
+    this.refreshing.clear();
+    this.refreshPaths = [];
+    this.eorSent = false;
+    this.dumpDone = false;
+    this.blocked = false;
+    this.maxPrefixWarned = false;
+    this.adjOut.clear();
+    this.restartTimer?.cancel();
+    this.restartTimer = undefined;
+  }
+
+  /** The session ended (down, detached): drop what only made sense on it. Paths are the caller's (GR). */
+  endSession(): void {
+    this.clearInbound();
+    this.dumping = undefined;
+    this.blocked = false;
+    this.adjOut.clear();
+    this.negotiated = undefined;
+  }
+
+  clearInbound(): void {
+    this.inQueue = [];
+    this.inHead = 0;
+  }
+
+  /**
+   * Take the session away from this peer: no more events from it, then a Cease NOTIFICATION
+   * (subcode, data) or — cease undefined — a silent close (graceful restart: the peer keeps our routes).
+   */
+  detach(cease?: { subcode: number; data?: Buffer }): void {
+    const s = this.session;
+    this.session = undefined;
+    if (!s) return;
+    s.removeAllListeners();
+    s.stop(cease);
+  }
+
+  /** Stop for good (speaker stop, peer removed): timers cancelled, session detached. */
+  shutdown(cease?: { subcode: number; data?: Buffer }): void {
+    this.stopped = true;
+    this.grTimer?.cancel();
+    this.grTimer = undefined;
+    this.restartTimer?.cancel();
+    this.restartTimer = undefined;
+    this.detach(cease);
+  }
+}
