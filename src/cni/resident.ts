@@ -121,12 +121,17 @@ export class ResidentCniServer {
     sock.on('data', onData);
   }
 
-  /** The pod's netns path as the runtime gave it must exist here too: an agent in a container with another
-   *  mount namespace may not see it (ADD, CHECK; a DEL works without it). Then the in-process plugin (on the host) does the command. */
+  /** The pod's netns as the runtime named it must be that netns here too (ADD, CHECK; a DEL works without
+   *  it), else the in-process plugin on the host does the command:
+   *  - an agent in a container with its own mount namespace may see /var/run/netns/<x> as an empty file
+   *    (the bind mount did not propagate): the path must be an nsfs inode (same device as our own netns);
+   *  - /proc/<pid>/ns/net names a pid of the runtime's pid namespace, which may be another process here. */
   private canSee(req: ResidentRequest): boolean {
     const cmd = req.env.CNI_COMMAND;
     const netns = req.env.CNI_NETNS;
-    return (cmd !== 'ADD' && cmd !== 'CHECK') || !netns || fs.existsSync(netns);
+    if ((cmd !== 'ADD' && cmd !== 'CHECK') || !netns) return true;
+    if (path.resolve(netns).startsWith('/proc/')) return false;
+    try { return fs.statSync(netns).dev === fs.statSync('/proc/self/ns/net').dev; } catch { return false; }
   }
 
   private run(sock: net.Socket, req: ResidentRequest): void {

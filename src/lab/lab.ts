@@ -28,6 +28,7 @@ export { DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR } from './state.js';
 export { destroyLab, findLabProcesses, lastLogLine } from './down.js';
 
 export const DEFAULT_POOL_CIDR = '10.244.0.0/16';
+export const DEFAULT_POOL6_CIDR = 'fd00:10:244::/64';
 export const RR_CLUSTER_ID = '244.0.0.1';
 
 const logger = log('lab');
@@ -45,6 +46,9 @@ export interface LabOptions {
   stateDir?: string;
   prefix?: string;
   poolCidr?: string;
+  /** dual stack: IPv6 on the underlay, IPv6 BGP sessions, an IPv6 pool (/122 blocks), pods with both families */
+  ipv6?: boolean;
+  pool6Cidr?: string;
   /** start one tabby-node per node (default true; false = topology and pods only) */
   startAgents?: boolean;
   /** extra environment for every agent (e.g. TABBY_LOG_LEVEL) */
@@ -87,6 +91,11 @@ export async function probeIpip(netns: string): Promise<boolean> {
   } finally {
     nl.close();
   }
+}
+
+/** The IPv6 pool's encapsulation: Calico has no IPIP for IPv6, so only VXLAN (vxlan-v6.calico) or routed. */
+function pool6Modes(mode: LabMode): { ipipMode: 'Never'; vxlanMode: 'Always' | 'CrossSubnet' | 'Never' } {
+  return { ipipMode: 'Never', vxlanMode: mode === 'vxlan' ? 'Always' : mode === 'crosssubnet' ? 'CrossSubnet' : 'Never' };
 }
 
 function poolModes(mode: LabMode, hasIpip: boolean): { ipipMode: 'Always' | 'CrossSubnet' | 'Never'; vxlanMode: 'Always' | 'CrossSubnet' | 'Never' } {
@@ -144,14 +153,14 @@ export class Lab {
     const crossSubnet = requested === 'crosssubnet';
     const lab = new Lab({
       version: 1, prefix, stateDir, mode: requested === 'auto' ? 'vxlan' : requested, modeReason: '',
-      poolCidr: opts.poolCidr ?? DEFAULT_POOL_CIDR, meshEnabled: opts.mesh ?? rrCount === 0, crossSubnet,
+      poolCidr: opts.poolCidr ?? DEFAULT_POOL_CIDR, ...(opts.ipv6 ? { pool6Cidr: opts.pool6Cidr ?? DEFAULT_POOL6_CIDR } : {}), meshEnabled: opts.mesh ?? rrCount === 0, crossSubnet,
       underlayNetns: underlayNetnsName(prefix), routerNetns: routerNetnsName(prefix),
       datastoreDir: path.join(stateDir, 'datastore'), nextOrdinal: 1, nodes: [], pods: [], createdAt: new Date().toISOString(),
     });
     fs.mkdirSync(stateDir, { recursive: true });
     lab.save();
     try {
-      await buildUnderlay(prefix, crossSubnet);
+      await buildUnderlay(prefix, crossSubnet, !!opts.ipv6);
       const hasIpip = await probeIpip(lab.state.underlayNetns);
       if (requested === 'auto') {
         // Every node is on one underlay subnet: a pod route is simply `via <node>`, learned over BGP
@@ -185,7 +194,7 @@ export class Lab {
   save(): void { writeLabState(this.state); }
 
   private cni(): CniContext {
-    return { binDir: path.join(this.stateDir, 'cni-bin'), datastoreDir: this.state.datastoreDir, logFile: path.join(this.stateDir, 'cni.log'), nodesDir: path.join(this.stateDir, 'nodes') };
+    return { binDir: path.join(this.stateDir, 'cni-bin'), datastoreDir: this.state.datastoreDir, logFile: path.join(this.stateDir, 'cni.log'), nodesDir: path.join(this.stateDir, 'nodes'), ipv6: !!this.state.pool6Cidr };
   }
 
   node(name: string): LabNodeState {
@@ -211,6 +220,12 @@ export class Lab {
         spec: { cidr: this.state.poolCidr, blockSize: 26, ...poolModes(this.state.mode, hasIpip), natOutgoing: false, disabled: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] },
       };
       await rs.apply(pool);
+      if (this.state.pool6Cidr) {
+        await rs.apply({
+          apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'default-ipv6-ippool' },
+          spec: { cidr: this.state.pool6Cidr, blockSize: 122, ...pool6Modes(this.state.mode), natOutgoing: false, disabled: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] },
+        } satisfies IPPool);
+      }
       const bgp: BGPConfiguration = {
         apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' },
         spec: { nodeToNodeMeshEnabled: this.state.meshEnabled, asNumber: 64512 },
@@ -239,7 +254,7 @@ export class Lab {
     this.state.nodes.push(node);
     this.save();
     try {
-      node.address = await attachNode(this.state.prefix, node);
+      node.address = await attachNode(this.state.prefix, node, !!this.state.pool6Cidr);
     } catch (err) {
       this.state.nodes = this.state.nodes.filter((n) => n !== node);
       this.save();
@@ -266,6 +281,7 @@ export class Lab {
       TABBY_METRICS_ADDR: '127.0.0.1:9091',
       CALICO_IPV4POOL_CIDR: pool,
       CALICO_IPV4POOL_NAT_OUTGOING: 'false',
+      ...(this.state.pool6Cidr ? { IP6: 'autodetect', IP6_AUTODETECTION_METHOD: 'interface=^eth0$' } : {}),
       TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL ?? 'info',
       ...(node.role === 'route-reflector' ? { TABBY_MODE: 'route-reflector', TABBY_RR_CLUSTER_ID: RR_CLUSTER_ID } : {}),
       // Marks the process as this lab's, so `lab down` finds it even without lab.json.
@@ -333,8 +349,10 @@ export class Lab {
     const node = this.node(name);
     const others = this.state.nodes.filter((n) => n.name !== name);
     const rrs = others.filter((n) => n.role === 'route-reflector').length;
-    if (node.role === 'route-reflector') return others.length;
-    return this.state.meshEnabled ? others.length : rrs;
+    // Dual stack: one IPv4 and one IPv6 session per peer (as calico-node's BIRD and BIRD6 have).
+    const families = this.state.pool6Cidr ? 2 : 1;
+    if (node.role === 'route-reflector') return others.length * families;
+    return (this.state.meshEnabled ? others.length : rrs) * families;
   }
 
   /** Wait until every agent reports its expected BGP sessions Established. */
@@ -379,15 +397,15 @@ export class Lab {
   }
 
   /** A pod on `node` through the real CNI plugin; returns its address and namespace. */
-  async addPod(nodeName: string, name: string): Promise<{ ip: string; netns: string }> {
+  async addPod(nodeName: string, name: string): Promise<{ ip: string; ip6?: string; netns: string }> {
     const node = this.node(nodeName);
     if (!/^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/.test(name)) throw new LabError(`invalid pod name "${name}"`);
     if (this.state.pods.some((p) => p.name === name)) throw new LabError(`lab pod "${name}" exists already`);
     const podNetns = `${this.state.prefix}-pod-${name}`;
     const r = await addPodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: name, podNetns });
-    this.state.pods.push({ name, node: node.name, netns: podNetns, containerId: r.containerId, ip: r.ip });
+    this.state.pods.push({ name, node: node.name, netns: podNetns, containerId: r.containerId, ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}) });
     this.save();
-    return { ip: r.ip, netns: podNetns };
+    return { ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}), netns: podNetns };
   }
 
   async removePod(name: string): Promise<void> {

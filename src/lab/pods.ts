@@ -33,6 +33,8 @@ export interface CniContext {
   logFile: string;
   /** Each node's agent state dir is <nodesDir>/<node> (its resident CNI socket is there). */
   nodesDir: string;
+  /** dual stack: every pod gets an IPv6 address too (ipam assign_ipv6) */
+  ipv6?: boolean;
   mtu?: number;
 }
 
@@ -55,7 +57,7 @@ export function labNetConf(ctx: CniContext, nodeName: string): Record<string, un
     datastore_dir: ctx.datastoreDir,
     log_file_path: ctx.logFile,
     ...(ctx.mtu ? { mtu: ctx.mtu } : {}),
-    ipam: { type: 'tabby-ipam' },
+    ipam: { type: 'tabby-ipam', ...(ctx.ipv6 ? { assign_ipv6: 'true' } : {}) },
   };
 }
 
@@ -76,7 +78,7 @@ function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId:
 }
 
 /** Create the pod's namespace and run CNI ADD in the node's namespace; returns the pod's IPv4 address. */
-export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string }): Promise<{ ip: string; containerId: string; result: unknown }> {
+export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string }): Promise<{ ip: string; ip6?: string; containerId: string; result: unknown }> {
   createNetns(opts.podNetns);
   const containerId = containerIdFor(opts.pod);
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
@@ -89,7 +91,9 @@ export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; no
   try { result = JSON.parse(r.stdout) as typeof result; } catch { throw new CniFailure('ADD', opts.pod, { ...r, stdout: `not JSON: ${r.stdout}` }); }
   const v4 = (result.ips ?? []).map((i) => i.address ?? '').find((a) => a.includes('.'));
   if (!v4) throw new CniFailure('ADD', opts.pod, { ...r, stdout: `no IPv4 address in the result: ${r.stdout}` });
-  return { ip: v4.split('/')[0]!, containerId, result };
+  const v6 = (result.ips ?? []).map((i) => i.address ?? '').find((a) => a.includes(':'));
+  if (ctx.ipv6 && !v6) throw new CniFailure('ADD', opts.pod, { ...r, stdout: `no IPv6 address in the result: ${r.stdout}` });
+  return { ip: v4.split('/')[0]!, ...(v6 ? { ip6: v6.split('/')[0]! } : {}), containerId, result };
 }
 
 /** CNI DEL (idempotent in the plugin) then delete the pod's namespace. */

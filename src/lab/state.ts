@@ -29,6 +29,8 @@ export interface LabPodState {
   containerId: string;
   /** the pod's IPv4 address (no prefix) */
   ip: string;
+  /** dual-stack lab: the pod's IPv6 address */
+  ip6?: string;
 }
 
 export interface LabState {
@@ -39,6 +41,8 @@ export interface LabState {
   /** why this encapsulation (printed by lab up / status) */
   modeReason: string;
   poolCidr: string;
+  /** dual stack (lab up --ipv6): the IPv6 pool; nodes and pods get an IPv6 address too */
+  pool6Cidr?: string;
   meshEnabled: boolean;
   crossSubnet: boolean;
   underlayNetns: string;

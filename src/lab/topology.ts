@@ -10,14 +10,17 @@
 //   <prefix>-<node>    one per node: `eth0` (veth; its peer `n<ordinal>` sits on a bridge in the
 //                      underlay netns) with 172.31.<1|2>.<10+ordinal>/24, lo up, forwarding on, and
 //                      a default route via its subnet's router leg.
+// With IPv6 (lab up --ipv6) every subnet, router leg and node also gets an IPv6 address
+// (fd00:31:<1|2>::/64, router ::1, node ::<10+ordinal in hex>), a default IPv6 route and IPv6
+// forwarding; duplicate address detection is off in the lab's namespaces so addresses work at once.
 import fs from 'node:fs';
 import { openNetlink, type Netlink } from '../dataplane/index.js';
 import { createNetns, deleteNetns, inNetns, netnsPath } from './netns.js';
 
 export type SubnetName = 'a' | 'b';
-export const SUBNETS: Record<SubnetName, { third: number; cidr: string; gateway: string; bridge: string; routerLeg: string }> = {
-  a: { third: 1, cidr: '172.31.1.0/24', gateway: '172.31.1.1', bridge: 'br-a', routerLeg: 'r-a' },
-  b: { third: 2, cidr: '172.31.2.0/24', gateway: '172.31.2.1', bridge: 'br-b', routerLeg: 'r-b' },
+export const SUBNETS: Record<SubnetName, { third: number; cidr: string; gateway: string; cidr6: string; gateway6: string; bridge: string; routerLeg: string }> = {
+  a: { third: 1, cidr: '172.31.1.0/24', gateway: '172.31.1.1', cidr6: 'fd00:31:1::/64', gateway6: 'fd00:31:1::1', bridge: 'br-a', routerLeg: 'r-a' },
+  b: { third: 2, cidr: '172.31.2.0/24', gateway: '172.31.2.1', cidr6: 'fd00:31:2::/64', gateway6: 'fd00:31:2::1', bridge: 'br-b', routerLeg: 'r-b' },
 };
 export const MAX_ORDINAL = 240;
 
@@ -25,6 +28,15 @@ export const underlayNetnsName = (prefix: string): string => `${prefix}-underlay
 export const routerNetnsName = (prefix: string): string => `${prefix}-router`;
 export const nodeNetnsName = (prefix: string, node: string): string => `${prefix}-${node}`;
 export const nodeAddress = (ordinal: number, subnet: SubnetName): string => `172.31.${SUBNETS[subnet].third}.${10 + ordinal}/24`;
+export const nodeAddress6 = (ordinal: number, subnet: SubnetName): string => `fd00:31:${SUBNETS[subnet].third}::${(10 + ordinal).toString(16)}/64`;
+
+/** IPv6 in a fresh namespace: on, no duplicate address detection (set before any link is created in it). */
+function enableIpv6(netns: string): void {
+  for (const k of ['all', 'default']) {
+    setSysctl(netns, `net.ipv6.conf.${k}.disable_ipv6`, '0');
+    setSysctl(netns, `net.ipv6.conf.${k}.accept_dad`, '0');
+  }
+}
 
 async function withNl<T>(netns: string, fn: (nl: Netlink) => Promise<T>): Promise<T> {
   const nl = await openNetlink({ netnsPath: netnsPath(netns) });
@@ -47,7 +59,7 @@ export function setSysctl(netns: string, key: string, value: string): void {
 }
 
 /** The underlay netns with its bridge(s), and the router for two subnets. */
-export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promise<void> {
+export async function buildUnderlay(prefix: string, crossSubnet: boolean, ipv6 = false): Promise<void> {
   const ul = underlayNetnsName(prefix);
   createNetns(ul);
   await withNl(ul, async (nl) => {
@@ -60,6 +72,7 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
   const subnets = crossSubnet ? (['a', 'b'] as const) : (['a'] as const);
   const rt = routerNetnsName(prefix);
   createNetns(rt);
+  if (ipv6) enableIpv6(rt);
   await withNl(rt, async (nl) => {
     await up(nl, 'lo');
     for (const s of subnets) {
@@ -68,6 +81,7 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
       await nl.createVeth({ name: sub.routerLeg, peer: { name: `r${s}`, netnsPath: netnsPath(ul) } });
       const idx = await up(nl, sub.routerLeg);
       await nl.addAddress(idx, sub.gateway, 24);
+      if (ipv6) await nl.addAddress(idx, sub.gateway6, 64);
     }
   });
   await withNl(ul, async (nl) => {
@@ -77,14 +91,16 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean): Promi
     }
   });
   setSysctl(rt, 'net.ipv4.ip_forward', '1');
+  if (ipv6) setSysctl(rt, 'net.ipv6.conf.all.forwarding', '1');
 }
 
 /** A node namespace wired to its subnet's bridge. */
-export async function attachNode(prefix: string, node: { name: string; ordinal: number; subnet: SubnetName; netns: string }): Promise<string> {
+export async function attachNode(prefix: string, node: { name: string; ordinal: number; subnet: SubnetName; netns: string }, ipv6 = false): Promise<string> {
   const ul = underlayNetnsName(prefix);
   const address = nodeAddress(node.ordinal, node.subnet);
   createNetns(node.netns);
   try {
+    if (ipv6) enableIpv6(node.netns);
     const port = `n${node.ordinal}`;
     await withNl(ul, async (nl) => {
       await nl.createVeth({ name: port, peer: { name: 'eth0', netnsPath: netnsPath(node.netns) } });
@@ -96,8 +112,13 @@ export async function attachNode(prefix: string, node: { name: string; ordinal: 
       const idx = await up(nl, 'eth0');
       await nl.addAddress(idx, address.split('/')[0]!, 24);
       await nl.addRoute({ dst: '0.0.0.0/0', gateway: SUBNETS[node.subnet].gateway, oif: idx });
+      if (ipv6) {
+        await nl.addAddress(idx, nodeAddress6(node.ordinal, node.subnet).split('/')[0]!, 64);
+        await nl.addRoute({ dst: '::/0', gateway: SUBNETS[node.subnet].gateway6, oif: idx });
+      }
     });
     setSysctl(node.netns, 'net.ipv4.ip_forward', '1');
+    if (ipv6) setSysctl(node.netns, 'net.ipv6.conf.all.forwarding', '1');
   } catch (err) {
     deleteNetns(node.netns);
     throw err;

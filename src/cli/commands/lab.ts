@@ -50,14 +50,14 @@ function describeLab(lab: Lab): string {
   const lines = [
     `tabby lab "${s.prefix}" — state ${s.stateDir}`,
     `encapsulation: ${s.modeReason}`,
-    `BGP: node-to-node mesh ${s.meshEnabled ? 'on' : 'off'}${s.nodes.some((n) => n.role === 'route-reflector') ? `, route reflectors ${s.nodes.filter((n) => n.role === 'route-reflector').map((n) => n.name).join(', ')}` : ''}; pool ${s.poolCidr}`,
+    `BGP: node-to-node mesh ${s.meshEnabled ? 'on' : 'off'}${s.nodes.some((n) => n.role === 'route-reflector') ? `, route reflectors ${s.nodes.filter((n) => n.role === 'route-reflector').map((n) => n.name).join(', ')}` : ''}; pool ${s.poolCidr}${s.pool6Cidr ? `, IPv6 pool ${s.pool6Cidr} (/122 blocks; IPv4 and IPv6 sessions to every peer)` : ''}`,
     `underlay: netns ${s.underlayNetns} (bridge${s.crossSubnet ? `s br-a ${SUBNETS.a.cidr}, br-b ${SUBNETS.b.cidr}` : ` br-a ${SUBNETS.a.cidr}`}); default gateway: netns ${s.routerNetns}${s.crossSubnet ? ', the only path between the subnets' : ''}; the root namespace is not touched`,
     '',
     renderTable(['NODE', 'ROLE', 'NETNS', 'ADDRESS', 'AGENT'], s.nodes.map((n) => [
       n.name, n.role, n.netns, n.address, n.agent ? `${lab.agentRunning(n.name) ? 'running' : 'DEAD'} pid ${n.agent.pid}` : 'not started',
     ])),
   ];
-  if (s.pods.length > 0) lines.push('', renderTable(['POD', 'NODE', 'NETNS', 'IP'], s.pods.map((p) => [p.name, p.node, p.netns, p.ip])));
+  if (s.pods.length > 0) lines.push('', renderTable(['POD', 'NODE', 'NETNS', 'IP', ...(s.pool6Cidr ? ['IPV6'] : [])], s.pods.map((p) => [p.name, p.node, p.netns, p.ip, ...(s.pool6Cidr ? [p.ip6 ?? ''] : [])])));
   return `${lines.join('\n')}\n`;
 }
 
@@ -69,7 +69,7 @@ async function printNodeStatuses(lab: Lab): Promise<void> {
   }
 }
 
-interface UpArgs extends CommonArgs { nodes: number; mode: string; 'route-reflectors': number; mesh?: boolean; pods: number; timeout: number; 'ping-pairs': number; 'ping-parallel': number }
+interface UpArgs extends CommonArgs { nodes: number; mode: string; ipv6: boolean; 'route-reflectors': number; mesh?: boolean; pods: number; timeout: number; 'ping-pairs': number; 'ping-parallel': number }
 
 /** Up to this many pods the ping results are drawn as a matrix; beyond it, a summary and the failures. */
 const MATRIX_MAX_PODS = 12;
@@ -80,6 +80,7 @@ const upCommand: CommandModule<object, UpArgs> = {
   builder: (y) => common(y)
     .option('nodes', { type: 'number', default: 3, describe: 'number of tabby nodes' })
     .option('mode', { type: 'string', default: 'auto', choices: ['auto', 'routed', 'vxlan', 'ipip', 'crosssubnet'], describe: 'encapsulation (auto: routed — every node shares one subnet, pod routes come from BGP)' })
+    .option('ipv6', { type: 'boolean', default: false, describe: 'dual stack: IPv6 underlay, IPv6 BGP sessions, an IPv6 pool (/122 blocks), pods with an IPv6 address too' })
     .option('route-reflectors', { type: 'number', default: 0, describe: 'route-reflector nodes (tabby-node --mode route-reflector); the mesh is off with them' })
     .option('mesh', { type: 'boolean', describe: 'node-to-node mesh (default: on, off with route reflectors)' })
     .option('pods', { type: 'number', default: 1, describe: 'pods per node' })
@@ -89,7 +90,7 @@ const upCommand: CommandModule<object, UpArgs> = {
   handler: async (argv) => {
     const t0 = Date.now();
     const lab = await createLab({
-      nodes: argv.nodes, mode: argv.mode as LabMode | 'auto', routeReflectors: argv['route-reflectors'],
+      nodes: argv.nodes, mode: argv.mode as LabMode | 'auto', routeReflectors: argv['route-reflectors'], ipv6: argv.ipv6,
       ...(argv.mesh !== undefined ? { mesh: argv.mesh } : {}), stateDir: argv['state-dir'], prefix: argv.prefix,
     });
     out(describeLab(lab));
@@ -118,8 +119,11 @@ const upCommand: CommandModule<object, UpArgs> = {
       out(`\ncannot create pods: ${(err as Error).message}\n`);
     }
     if (lab.pods.length > 0) {
-      if (lab.pods.length <= MATRIX_MAX_PODS) out(`\n${renderTable(['POD', 'NODE', 'IP'], lab.pods.map((p) => [p.name, p.node, p.ip]))}\n`);
-      const plan = planPairs(lab.pods, argv['ping-pairs']);
+      const v6 = !!lab.state.pool6Cidr;
+      if (lab.pods.length <= MATRIX_MAX_PODS) out(`\n${renderTable(['POD', 'NODE', 'IP', ...(v6 ? ['IPV6'] : [])], lab.pods.map((p) => [p.name, p.node, p.ip, ...(v6 ? [p.ip6 ?? ''] : [])]))}\n`);
+      for (const family of v6 ? [4, 6] as const : [4] as const) {
+      const plan = planPairs(lab.pods.map((p) => ({ name: p.name, ip: family === 6 ? p.ip6 ?? '' : p.ip })), argv['ping-pairs']);
+      if (v6) out(`\nIPv${family}:`);
       out(`\npinging ${plan.pairs.length}${plan.sampled ? ` of ${plan.total} pod pairs (a sample: every pod sends and answers ${Math.round(plan.pairs.length / lab.pods.length)}; --ping-pairs 0 for all)` : ' pod pairs'}, ${argv['ping-parallel']} at a time…\n`);
       let lastShown = Date.now();
       const results = await lab.pingMatrix(10_000, {
@@ -127,10 +131,11 @@ const upCommand: CommandModule<object, UpArgs> = {
         onResult: (_r, done) => { if (Date.now() - lastShown >= 5000) { lastShown = Date.now(); out(`  ${done}/${plan.pairs.length} pinged\n`); } },
       });
       const bad = results.filter((r) => !r.ok);
-      if (lab.pods.length <= MATRIX_MAX_PODS && !plan.sampled) out(`\npod-to-pod ping matrix:\n${renderPingMatrix(lab.pods.map((p) => p.name), results)}\n`);
+      if (lab.pods.length <= MATRIX_MAX_PODS && !plan.sampled) out(`\npod-to-pod ${v6 ? `IPv${family} ` : ''}ping matrix:\n${renderPingMatrix(lab.pods.map((p) => p.name), results)}\n`);
       else for (const r of bad.slice(0, 20)) out(`  FAIL ${r.from} -> ${r.to} (${r.toIp})\n`);
       if (bad.length > 0) failed = true;
-      out(`${results.length - bad.length}/${results.length} pod pairs reach each other${plan.sampled ? ' (sampled)' : ''}\n`);
+      out(`${results.length - bad.length}/${results.length} pod pairs reach each other${v6 ? ` over IPv${family}` : ''}${plan.sampled ? ' (sampled)' : ''}\n`);
+      }
     }
     out(`\nlab up in ${((Date.now() - t0) / 1000).toFixed(1)} s. Try: tabbyctl lab exec ${lab.pods[0]?.name ?? workers[0]?.name ?? 'node-1'} -- ip route; tabbyctl lab down\n`);
     if (failed) process.exitCode = 1;

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { CNI_ERR } from '../../../src/cni/netconf.js';
 import { CLIENT_PATH } from '../../../src/cni/install.js';
 import { FileDatastore } from '../../../src/datastore/file.js';
@@ -40,11 +40,12 @@ async function setup(t: Test, suffix: string, cidr: string): Promise<Setup> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}${suffix}-`));
   const client = await installClient(path.join(tmp, 'bin'));
   const stateDir = path.join(tmp, 'state');
-  let agent: AgentProc | undefined;
-  t.teardown(async () => { await agent?.signal('SIGCONT'); await agent?.signal('SIGKILL'); node.destroy(); fs.rmSync(tmp, { recursive: true, force: true }); });
-  agent = await startAgent(node, stateDir);
   const env = (i: number | string, cmd = 'ADD') => cniEnv(cmd, containerIdOf(tag, i), `/var/run/netns/${node.podNs(i)}`, `pod-${i}`, { TABBY_STATE_DIR: stateDir });
-  return { node, client, agent, stateDir, env };
+  const s: Partial<Setup> = { node, client, stateDir, env };
+  // The agent a test ends with (it may have restarted it) is the one to stop.
+  t.teardown(async () => { await s.agent?.signal('SIGCONT'); await s.agent?.signal('SIGKILL'); node.destroy(); fs.rmSync(tmp, { recursive: true, force: true }); });
+  s.agent = await startAgent(node, stateDir);
+  return s as Setup;
 }
 
 const run = (s: Setup, env: Record<string, string>, conf = s.node.conf()): Promise<PluginRun> =>
@@ -157,6 +158,19 @@ t.test('fallback: agent hung, stopped or killed — ADD still succeeds through t
   const killed = await addAndPing('killed');
   t.equal(killed.by.length, 1);
   t.notOk(killed.by[0]?.resident, 'agent killed (connection refused): served by the fallback plugin');
+
+  // A netns named by /proc/<pid>/ns/net (the runtime's pid namespace, maybe not the agent's): the fallback does it.
+  s.agent = await startAgent(s.node, s.stateDir);
+  s.node.makePod('proc');
+  const holder = spawn('ip', ['netns', 'exec', s.node.podNs('proc'), 'sleep', '600'], { stdio: 'ignore' });
+  t.teardown(() => holder.kill());
+  await new Promise((r) => setTimeout(r, 300));
+  const viaProc = await run(s, { ...s.env('proc'), CNI_NETNS: `/proc/${holder.pid}/ns/net` });
+  t.equal(viaProc.code, 0, `ADD with /proc/<pid>/ns/net: ${viaProc.stdout}`);
+  const procBy = servedBy(s.node.logFile, 'pod wired', `k8s-pod-network.${containerIdOf(tag, 'proc')}`);
+  t.equal(procBy.length, 1);
+  t.notOk(procBy[0]?.resident, '/proc/<pid>/ns/net: served by the fallback plugin');
+  t.equal((await run(s, s.env('proc', 'DEL'))).code, 0);
 
   const ips = [warm, hung, stopped, back, killed].map((x) => x.r.json.ips?.[0]?.address);
   t.equal(new Set(ips).size, 5, `no address handed out twice: ${ips.join(' ')}`);

@@ -1,0 +1,81 @@
+// Dual stack end to end (`lab up --ipv6`): nodes autodetect their IPv6 address (IP6=autodetect,
+// IP6_AUTODETECTION_METHOD=interface=^eth0$), pods get an IPv4 and an IPv6 address (a /122 block per
+// node), every node has an IPv4 and an IPv6 BGP session to each peer (mesh, then route reflectors), the
+// IPv6 blocks are in every kernel via the owner's IPv6 address, pods ping6 each other across nodes,
+// and `tabbyctl node status` shows the IPv6 table.
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import { agentLab, labSkipReason, until, tabbyctl, type IpRoute } from './helpers.js';
+import { openDatastore } from '../../../src/datastore/index.js';
+import { ResourceStore } from '../../../src/datastore/resources.js';
+import type { Lab } from '../../../src/lab/lab.js';
+
+const skip = labSkipReason() ?? false;
+
+const routes6Of = (netns: string): IpRoute[] => JSON.parse(execFileSync('ip', ['-j', '-6', '-n', netns, 'route', 'show'], { encoding: 'utf8' })) as IpRoute[];
+const node6 = (lab: Lab, node: string): string => `fd00:31:1::${(10 + lab.node(node).ordinal).toString(16)}`;
+
+/** A node's confirmed IPv6 block, from its agent's /status. */
+async function block6Of(lab: Lab, node: string): Promise<string> {
+  const s = await until(async () => { const x = await lab.agentStatus(node); return x?.blocks.some((b) => b.state === 'confirmed' && b.cidr.includes(':')) ? x : undefined; }, 20_000);
+  const b = s?.blocks.find((x) => x.state === 'confirmed' && x.cidr.includes(':'))?.cidr;
+  if (!b) throw new Error(`${node} has no confirmed IPv6 block`);
+  return b;
+}
+
+async function checkDualStack(t: Test, lab: Lab, workers: string[]): Promise<void> {
+  for (const [i, n] of workers.entries()) await lab.addPod(n, `d${i + 1}`);
+  for (const p of lab.pods) t.match(p.ip6, /^fd00:10:244:/, `${p.name} has an IPv6 address from the pool (${p.ip6})`);
+  const v4 = await lab.pingMatrix(15_000);
+  t.same(v4.filter((m) => !m.ok), [], 'IPv4: every pod pings every other pod');
+  const pairs = lab.pods.flatMap((a) => lab.pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, toIp: b.ip6! })));
+  const v6 = await lab.pingMatrix(15_000, { pairs });
+  t.same(v6.filter((m) => !m.ok), [], 'IPv6: every pod pings every other pod (ping6 across nodes)');
+
+  for (const a of workers) {
+    for (const b of workers) {
+      const blk = await block6Of(lab, b);
+      t.match(blk, /\/122$/, `${b}'s IPv6 block is a /122`);
+      const r = await until(() => routes6Of(lab.node(a).netns).find((x) => x.dst === blk), 10_000);
+      if (a === b) t.equal(r?.type, 'blackhole', `${a}: blackhole for its own ${blk}`);
+      else t.match(r, { gateway: node6(lab, b), dev: 'eth0', protocol: '81' }, `${a}: ${blk} via ${node6(lab, b)} dev eth0 proto 81`);
+    }
+  }
+
+  const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
+  try {
+    const rs = new ResourceStore(ds);
+    for (const n of workers) {
+      const node = await rs.get('Node', n);
+      t.equal(node?.spec?.bgp?.ipv6Address, `${node6(lab, n)}/64`, `${n}: IPv6 address autodetected on eth0, with its prefix`);
+    }
+  } finally {
+    await ds.close();
+  }
+}
+
+t.test('dual stack, 3 nodes, full mesh (routed)', { skip }, async (t) => {
+  const lab = await agentLab(t, '6m', { nodes: 3, mode: 'routed', ipv6: true });
+  const bgp = await lab.waitForBgp(60_000);
+  t.ok(bgp.ok, `an IPv4 and an IPv6 session to each peer, all Established (${bgp.pending.join(', ')})`);
+  await checkDualStack(t, lab, ['node-1', 'node-2', 'node-3']);
+
+  const st = await tabbyctl(lab, 'node-1', 'node', 'status');
+  t.equal(st.code, 0);
+  const [, v6part] = st.stdout.split('IPv6 BGP status');
+  t.ok(v6part, 'node status has an IPv6 section');
+  const rows = (v6part ?? '').split('\n').filter((l) => /^\| fd00:31:1::/.test(l));
+  t.same(rows.map((r) => r.split('|')[1]!.trim()).sort(), [node6(lab, 'node-2'), node6(lab, 'node-3')].sort(), 'the IPv6 table lists both peers');
+  for (const r of rows) t.match(r, /\| node-to-node mesh \| up +\| \d\d:\d\d:\d\d \| Established +\|$/);
+});
+
+t.test('dual stack with two route reflectors, mesh off', { skip }, async (t) => {
+  const lab = await agentLab(t, '6r', { nodes: 2, mode: 'routed', routeReflectors: 2, ipv6: true });
+  t.ok((await lab.waitForBgp(60_000)).ok, 'every node Established with both RRs over IPv4 and IPv6');
+  for (const n of ['node-1', 'node-2']) {
+    const s = await lab.agentStatus(n);
+    const want = ['rr-1', 'rr-2'].flatMap((r) => [lab.node(r).address.split('/')[0]!, node6(lab, r)]).sort();
+    t.same(s?.peers.map((p) => p.address).sort(), want, `${n}: IPv4 and IPv6 sessions only with the route reflectors`);
+  }
+  await checkDualStack(t, lab, ['node-1', 'node-2']);
+});
