@@ -8,6 +8,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/method.js';
+import { echo } from '../common/echo.js';
 import { parseDuration } from '../autodetect/settings.js';
 import { parseEndpoints, parseDatastoreType, DatastoreConfigError, type NodeDatastoreConfig } from '../datastore/config.js';
 import {
@@ -137,7 +138,7 @@ export interface AgentConfig {
 export class ConfigError extends Error {
   readonly code = 'ECONFIG';
   constructor(readonly variable: string, readonly value: string | undefined, reason: string) {
-    super(`invalid ${variable}${value === undefined ? '' : `="${value}"`}: ${reason}`);
+    super(`invalid ${variable}${value === undefined ? '' : `=${echo(value)}`}: ${reason}`);
     this.name = 'ConfigError';
   }
 }

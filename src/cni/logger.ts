@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from './plugin.js';
 
-const LEVELS = { debug: 20, info: 30, warn: 40, error: 50, silent: 100 } as const;
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 } as const;
 type Level = keyof typeof LEVELS;
 
 export function fileLogger(file: string, level: string, bindings: Record<string, unknown>): Logger {

@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CNI_ERR, CniError, parseCniEnv, parseNetConf, type NetConf } from './netconf.js';
+import { CNI_ERR, CniError, MAX_NETCONF_BYTES, parseCniEnv, parseNetConf, type NetConf } from './netconf.js';
+import { isNetworkNamespace } from './netns.js';
 import { runCommand, type Outcome, type PluginDeps, type PluginName, type Wiring } from './plugin.js';
 import { fileLogger, nullLogger } from './logger.js';
 
@@ -38,10 +39,12 @@ function pluginName(argv1: string | undefined, env: NodeJS.ProcessEnv, stdin: Bu
   return 'tabby';
 }
 
+/** Stdin, but at most MAX_NETCONF_BYTES + 1 bytes (parseNetConf refuses more, with a clear error). */
 function readStdin(): Buffer {
   const chunks: Buffer[] = [];
   const buf = Buffer.alloc(65536);
-  for (;;) {
+  let total = 0;
+  while (total <= MAX_NETCONF_BYTES) {
     let n: number;
     try { n = fs.readSync(0, buf, 0, buf.length, null); } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -51,6 +54,7 @@ function readStdin(): Buffer {
     }
     if (n === 0) break;
     chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
   }
   return Buffer.concat(chunks);
 }
@@ -76,7 +80,7 @@ export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): Plu
   return {
     logger,
     nodename: (c) => resolveNodename(c, env),
-    netnsExists: (p) => p !== '' && fs.existsSync(p),
+    netnsExists: isNetworkNamespace,
     async openIpam(c) {
       const [ds, { Ipam }] = await Promise.all([openDatastoreFor(c, env), import('../ipam/index.js')]);
       return { ipam: new Ipam(ds, { logger }), close: () => ds.close() };

@@ -4,6 +4,9 @@
 // datastore_dir, etcd_endpoints, etcd_ca_cert_file, etcd_cert_file, etcd_key_file, and under "ipam":
 // type (tabby-ipam), ipv4_pools, ipv6_pools, assign_ipv4 ("true"), assign_ipv6 ("false").
 
+import { echo } from '../common/echo.js';
+import { LOG_LEVELS, parseLogLevel } from '../common/log-level.js';
+
 /** Versions this plugin answers (VERSION lists them). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -66,6 +69,11 @@ export interface NetConf {
 }
 
 export const DEFAULT_LOG_FILE = '/var/log/tabby/cni.log';
+/** Largest network configuration accepted on stdin (chose 1 MiB: a GC's valid-attachments list for
+ *  thousands of pods fits many times over; a runaway input is refused before it is parsed). */
+export const MAX_NETCONF_BYTES = 1 << 20;
+/** CNI spec §"Network configuration": a network name matches this. */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -76,13 +84,13 @@ const boolish = (v: unknown, dflt: boolean, field: string): boolean => {
   if (typeof v === 'boolean') return v;
   if (v === 'true') return true;
   if (v === 'false') return false;
-  throw new CniError(CNI_ERR.INVALID_NETCONF, `${field} must be "true" or "false"`, `got ${JSON.stringify(v)}`);
+  throw new CniError(CNI_ERR.INVALID_NETCONF, `${field} must be "true" or "false"`, `got ${echo(v)}`);
 };
 
 const strList = (v: unknown, field: string): string[] => {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
-    throw new CniError(CNI_ERR.INVALID_NETCONF, `${field} must be a list of strings`, `got ${JSON.stringify(v)}`);
+    throw new CniError(CNI_ERR.INVALID_NETCONF, `${field} must be a list of strings`, `got ${echo(v)}`);
   }
   return v as string[];
 };
@@ -93,10 +101,13 @@ const strList = (v: unknown, field: string): string[] => {
 export function parseNetConf(input: string | Buffer | Record<string, unknown>): NetConf {
   let doc: unknown = input;
   if (typeof input === 'string' || Buffer.isBuffer(input)) {
+    if (input.length > MAX_NETCONF_BYTES) {
+      throw new CniError(CNI_ERR.INVALID_NETCONF, `the network configuration is larger than ${MAX_NETCONF_BYTES >> 20} MiB: refused without reading it`);
+    }
     const text = input.toString();
     if (text.trim() === '') throw new CniError(CNI_ERR.DECODE_FAILURE, 'no network configuration on stdin');
     try { doc = JSON.parse(text); } catch (e) {
-      throw new CniError(CNI_ERR.DECODE_FAILURE, 'network configuration is not valid JSON', (e as Error).message);
+      throw new CniError(CNI_ERR.DECODE_FAILURE, 'network configuration is not valid JSON', echo((e as Error).message, 200).slice(1, -1));
     }
   }
   if (!isObj(doc)) throw new CniError(CNI_ERR.DECODE_FAILURE, 'network configuration must be a JSON object');
@@ -111,18 +122,21 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
   const version = d.cniVersion;
   if (typeof version !== 'string' || version === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'cniVersion is missing');
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-    throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CNI version ${version} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CNI version ${echo(version)} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   if (typeof d.name !== 'string' || d.name === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'network name ("name") is missing');
+  if (d.name.length > 253 || !NETWORK_NAME.test(d.name)) {
+    throw new CniError(CNI_ERR.INVALID_NETCONF, `network name ${echo(d.name)} is not letters, digits, "_", "." and "-" (at most 253, starting with a letter or digit)`);
+  }
   if (typeof d.type !== 'string' || d.type === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'plugin type ("type") is missing');
   if (d.type !== 'tabby' && d.type !== 'tabby-ipam') {
-    throw new CniError(CNI_ERR.INVALID_NETCONF, `plugin type "${d.type}" is not handled by this plugin (expected "tabby" or "tabby-ipam")`);
+    throw new CniError(CNI_ERR.INVALID_NETCONF, `plugin type ${echo(d.type)} is not handled by this plugin (expected "tabby" or "tabby-ipam")`);
   }
   const ipamRaw = d.ipam === undefined ? { type: 'tabby-ipam' } : d.ipam;
   if (!isObj(ipamRaw)) throw new CniError(CNI_ERR.INVALID_NETCONF, '"ipam" must be an object');
   const ipamType = ipamRaw.type ?? 'tabby-ipam';
   if (d.type === 'tabby' && ipamType !== 'tabby-ipam') {
-    throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `ipam type "${String(ipamType)}" is not supported`, 'the tabby plugin allocates through "tabby-ipam"');
+    throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `ipam type ${echo(ipamType)} is not supported`, 'the tabby plugin allocates through "tabby-ipam"');
   }
   const ipam: IpamConf = {
     ...ipamRaw,
@@ -135,9 +149,12 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
   let mtu: number | undefined;
   if (d.mtu !== undefined && d.mtu !== null && d.mtu !== '') {
     mtu = typeof d.mtu === 'string' ? Number(d.mtu) : (d.mtu as number);
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new CniError(CNI_ERR.INVALID_NETCONF, `mtu ${JSON.stringify(d.mtu)} is not a number in 576..65535`);
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new CniError(CNI_ERR.INVALID_NETCONF, `mtu ${echo(d.mtu)} is not a number in 576..65535`);
   }
-  if (d.nodename !== undefined && (typeof d.nodename !== 'string')) throw new CniError(CNI_ERR.INVALID_NETCONF, '"nodename" must be a string');
+  if (d.nodename !== undefined && (typeof d.nodename !== 'string' || d.nodename.length > 253)) throw new CniError(CNI_ERR.INVALID_NETCONF, '"nodename" must be a string (a node name, at most 253 characters)');
+  if (d.log_level !== undefined && typeof d.log_level !== 'string') throw new CniError(CNI_ERR.INVALID_NETCONF, `log_level must be one of ${LOG_LEVELS.join(', ')}`);
+  let logLevel: string;
+  try { logLevel = parseLogLevel(d.log_level as string | undefined, 'log_level'); } catch (e) { throw new CniError(CNI_ERR.INVALID_NETCONF, (e as Error).message); }
   const requested: string[] = [];
   const args = d.args;
   if (isObj(args) && isObj(args.cni)) requested.push(...strList(args.cni.ips, 'args.cni.ips'));
@@ -152,7 +169,7 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
     ...(typeof d.nodename === 'string' && d.nodename !== '' ? { nodename: d.nodename } : {}),
     ...(mtu !== undefined ? { mtu } : {}),
     logFilePath: typeof d.log_file_path === 'string' && d.log_file_path !== '' ? d.log_file_path : DEFAULT_LOG_FILE,
-    logLevel: typeof d.log_level === 'string' && d.log_level !== '' ? d.log_level.toLowerCase() : 'info',
+    logLevel,
     requestedIps: requested.map((s) => s.split('/')[0]!),
     ...(isObj(d.prevResult) ? { prevResult: d.prevResult } : {}),
     raw: d,
@@ -177,7 +194,7 @@ export function parseCniArgs(s: string | undefined): Record<string, string> {
   for (const part of s.split(';')) {
     if (part === '') continue;
     const i = part.indexOf('=');
-    if (i <= 0) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS entry "${part}" is not KEY=VALUE`);
+    if (i <= 0) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_ARGS entry ${echo(part)} is not KEY=VALUE`);
     out[part.slice(0, i)] = part.slice(i + 1);
   }
   return out;
@@ -187,7 +204,7 @@ export function parseCniArgs(s: string | undefined): Record<string, string> {
 export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
   const cmd = env.CNI_COMMAND;
   if (!cmd) throw new CniError(CNI_ERR.INVALID_ENV, 'CNI_COMMAND is not set', 'run by a container runtime: CNI_COMMAND=ADD|DEL|CHECK|VERSION|STATUS|GC');
-  if (!['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'].includes(cmd)) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_COMMAND "${cmd}" is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
+  if (!['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'].includes(cmd)) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_COMMAND ${echo(cmd)} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
   const command = cmd as CniCommand;
   const need = (name: string): string => {
     const v = env[name];
@@ -198,15 +215,44 @@ export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
   const containerId = perCommand ? need('CNI_CONTAINERID') : env.CNI_CONTAINERID ?? '';
   const ifName = perCommand ? need('CNI_IFNAME') : env.CNI_IFNAME ?? '';
   const netns = command === 'ADD' || command === 'CHECK' ? need('CNI_NETNS') : env.CNI_NETNS ?? '';
-  if (perCommand && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) {
-    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_CONTAINERID "${containerId}" must be alphanumeric (with _ . -)`);
+  if (perCommand && (containerId.length > 1024 || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId))) {
+    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_CONTAINERID ${echo(containerId)} must be alphanumeric (with _ . -)`);
   }
   if (perCommand && (ifName.length > 15 || /[\s/:]/.test(ifName) || ifName === '.' || ifName === '..')) {
-    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_IFNAME "${ifName}" is not a valid interface name`);
+    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_IFNAME ${echo(ifName)} is not a valid interface name`);
   }
+  try { parseLogLevel(env.TABBY_LOG_LEVEL, 'TABBY_LOG_LEVEL'); } catch (e) { throw new CniError(CNI_ERR.INVALID_ENV, (e as Error).message); }
   return {
     command, containerId, netns, ifName,
     args: parseCniArgs(env.CNI_ARGS),
     path: (env.CNI_PATH ?? '').split(':').filter(Boolean),
   };
+}
+
+/** CNI 1.1 GC: the `cni.dev/valid-attachments` list, which must be there and well-formed — GC without
+ *  it would release the addresses of live pods. Returns the container IDs to keep; throws code 7. */
+export function parseValidAttachments(raw: Record<string, unknown>): Set<string> {
+  const key = 'cni.dev/valid-attachments';
+  const list = raw[key];
+  if (!Array.isArray(list)) {
+    throw new CniError(CNI_ERR.INVALID_NETCONF, `GC needs "${key}" as a list of {containerID, ifname}: refused, nothing released`, list === undefined ? 'it is missing' : `got ${echo(list)}`);
+  }
+  const keep = new Set<string>();
+  list.forEach((a: unknown, i) => {
+    if (!isObj(a) || typeof a.containerID !== 'string' || a.containerID === '' || typeof a.ifname !== 'string') {
+      throw new CniError(CNI_ERR.INVALID_NETCONF, `GC: "${key}"[${i}] must be {containerID: string, ifname: string}: refused, nothing released`, `got ${echo(a)}`);
+    }
+    keep.add(a.containerID);
+  });
+  return keep;
+}
+
+/** CHECK: the addresses of prevResult.ips (each an object with a string "address"); throws code 7. */
+export function prevResultAddresses(prev: Record<string, unknown>): string[] {
+  const ips = prev.ips ?? [];
+  if (!Array.isArray(ips)) throw new CniError(CNI_ERR.INVALID_NETCONF, 'prevResult.ips must be a list', `got ${echo(ips)}`);
+  return ips.map((ip: unknown, i) => {
+    if (!isObj(ip) || typeof ip.address !== 'string') throw new CniError(CNI_ERR.INVALID_NETCONF, `prevResult.ips[${i}] must be an object with a string "address"`, `got ${echo(ip)}`);
+    return ip.address;
+  });
 }

@@ -5,8 +5,9 @@
 import type { Ipam } from '../ipam/index.js';
 import { workloadIfName, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6 } from '../dataplane/ownership.js';
 import {
-  CNI_ERR, CniError, SUPPORTED_VERSIONS, parseNetConf, type CniEnv, type NetConf,
+  CNI_ERR, CniError, SUPPORTED_VERSIONS, parseNetConf, parseValidAttachments, prevResultAddresses, type CniEnv, type NetConf,
 } from './netconf.js';
+import { echo } from '../common/echo.js';
 import { toCniError } from './errors.js';
 
 export interface WireRequest {
@@ -51,6 +52,7 @@ export interface PluginDeps {
   openIpam(conf: NetConf): Promise<IpamHandle>;
   wiring(): Promise<Wiring>;
   nodename(conf: NetConf): string;
+  /** Whether the path is a network namespace (real: isNetworkNamespace in netns.ts). */
   netnsExists(path: string): boolean;
   logger: Logger;
 }
@@ -137,7 +139,7 @@ async function withIpam<T>(conf: NetConf, deps: PluginDeps, fn: (ipam: Ipam) => 
 
 async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<Record<string, unknown>> {
   if (name === 'tabby' && !deps.netnsExists(env.netns)) {
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${env.netns} does not exist`);
+    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${echo(env.netns, 200)} is not a network namespace`);
   }
   const node = deps.nodename(conf);
   const handle = handleFor(conf, env);
@@ -232,14 +234,14 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
 async function check(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CNI_ERR.INVALID_NETCONF, 'CHECK needs prevResult in the network configuration');
-  const prevIps = Array.isArray(prev.ips) ? (prev.ips as { address?: unknown }[]).map((i) => String(i.address ?? '')) : [];
+  const prevIps = prevResultAddresses(prev);
+  if (name === 'tabby' && !deps.netnsExists(env.netns)) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${echo(env.netns, 200)} is not a network namespace`);
   const handle = handleFor(conf, env);
   const held = await withIpam(conf, deps, (ipam) => ipam.ipsByHandle(handle));
   const missing = prevIps.filter((a) => a.includes('/') && !held.includes(a) && (a.endsWith('/32') || a.endsWith('/128')));
   if (held.length === 0) throw new CniError(CNI_ERR.INTERNAL, `container ${env.containerId} holds no address in IPAM`);
   if (missing.length) throw new CniError(CNI_ERR.INTERNAL, `IPAM does not hold ${missing.join(', ')} for container ${env.containerId}`, `held: ${held.join(', ')}`);
   if (name === 'tabby-ipam') return;
-  if (!deps.netnsExists(env.netns)) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `network namespace ${env.netns} does not exist`);
   const v4 = held.find((a) => !a.includes(':'));
   const v6 = held.find((a) => a.includes(':'));
   const problems = await (await deps.wiring()).check({
@@ -261,14 +263,16 @@ async function status(conf: NetConf, deps: PluginDeps): Promise<void> {
   }
 }
 
-/** CNI 1.1 GC: release this network's addresses on this node whose attachment is not in the valid list. */
+/** CNI 1.1 GC: release this network's addresses on this node whose attachment is not in the valid list.
+ *  Fails closed: no well-formed list, nothing released (code 7). Only handles this plugin made for this
+ *  network on this node (`<network>.<containerID>` with those attributes) are candidates. */
 async function gc(conf: NetConf, deps: PluginDeps): Promise<void> {
-  const valid = conf.raw['cni.dev/valid-attachments'];
-  const keep = new Set(Array.isArray(valid) ? valid.map((a: { containerID?: string }) => `${conf.name}.${a.containerID ?? ''}`) : []);
+  const keep = parseValidAttachments(conf.raw);
   const node = deps.nodename(conf);
   await withIpam(conf, deps, async (ipam) => {
     for (const { value: h } of await ipam.store.listHandles()) {
-      if (!h.handleId.startsWith(`${conf.name}.`) || keep.has(h.handleId) || h.attrs?.node !== node) continue;
+      const id = h.attrs?.containerID;
+      if (!id || h.handleId !== `${conf.name}.${id}` || keep.has(id) || h.attrs?.node !== node) continue;
       const released = await ipam.releaseByHandle(h.handleId);
       deps.logger.info({ handle: h.handleId, released }, 'gc: released addresses of a gone attachment');
     }

@@ -14,6 +14,7 @@ import type { Datastore } from '../datastore/types.js';
 import type { DatastoreConfig } from '../datastore/config.js';
 import type { Ipam } from '../ipam/index.js';
 import { executeCni, resolveNodename } from './main.js';
+import { isNetworkNamespace } from './netns.js';
 import { fileLogger, nullLogger } from './logger.js';
 import type { Logger, PluginDeps, Wiring } from './plugin.js';
 import type { NetConf } from './netconf.js';
@@ -152,7 +153,7 @@ export class ResidentCniServer {
     return {
       logger,
       nodename: (c) => resolveNodename(c, env),
-      netnsExists: (p) => p !== '' && fs.existsSync(p),
+      netnsExists: isNetworkNamespace,
       openIpam: async (c) => ({ ipam: (await this.storeFor(c, env)).ipam, close: async () => undefined }),
       wiring: () => (this.wiring ??= import('./wiring.js').then((m) => m.dataplaneWiring())),
     };

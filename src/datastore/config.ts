@@ -4,7 +4,7 @@
 //   file: /etc/tabby/tabbyctl.cfg (or $TABBY_CONFIG), calicoctl's CalicoAPIConfig shape, YAML or JSON:
 //         { apiVersion: projectcalico.org/v3, kind: CalicoAPIConfig,
 //           spec: { datastoreType, datastoreDir, etcdEndpoints, etcdCACertFile, etcdCertFile, etcdKeyFile } }
-import { readFileSync } from 'node:fs';
+import { readBounded } from '../common/bounded-read.js';
 import { createRequire } from 'node:module';
 
 // yaml is loaded only when a config file exists (it costs ~50-100 ms of start-up, and the CNI
@@ -81,7 +81,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Partialish {
 export function readConfigFile(file: string, required = false): Partialish {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBounded(file, 1 << 20).toString('utf8'); // a config file of a few lines: 1 MiB is plenty
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new DatastoreConfigError(file, `cannot read: ${(e as Error).message}`);

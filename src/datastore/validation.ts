@@ -6,6 +6,7 @@ import { parseCidr, cidrsOverlap, formatCidr, formatIp, formatIpWithPrefix, tryP
 import { parseSelector, SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
+import { echo } from '../common/echo.js';
 
 export const API_VERSION = 'projectcalico.org/v3';
 export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'BGPFilter'] as const;
@@ -14,7 +15,7 @@ export type ResourceKind = (typeof KINDS)[number];
 export class ValidationError extends Error {
   readonly code = 'EVALIDATION';
   constructor(readonly kind: string, readonly resourceName: string, readonly problems: string[]) {
-    super(`${kind}${resourceName ? ` "${resourceName}"` : ''}: ${problems.join('; ')}`);
+    super(`${kind}${resourceName ? ` ${echo(resourceName)}` : ''}: ${problems.join('; ')}`);
     this.name = 'ValidationError';
   }
 }
@@ -22,7 +23,7 @@ export class ValidationError extends Error {
 export class InvalidAsn extends Error {
   readonly code = 'EINVALIDASN';
   constructor(readonly input: unknown, reason: string) {
-    super(`invalid AS number ${JSON.stringify(input)}: ${reason}`);
+    super(`invalid AS number ${echo(input)}: ${reason}`);
     this.name = 'InvalidAsn';
   }
 }
@@ -71,7 +72,8 @@ export function parseDuration(s: string): number | undefined {
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSON.stringify(v));
+/** A value from the user in a message: quoted, cut, control characters escaped. */
+const show = (v: unknown): string => echo(v);
 
 export class Checker {
   readonly problems: string[] = [];

@@ -5,7 +5,7 @@
 // stale resourceVersion / overlapping pools); if any is bad, each bad one is named and nothing changes.
 // Datastore: --datastore-type/--datastore-dir/--etcd-endpoints/… override the environment and the
 // config file (see src/datastore/config.ts).
-import { readFileSync } from 'node:fs';
+import { InputTooLarge, readBounded } from '../../common/bounded-read.js';
 import type { Argv, CommandModule } from 'yargs';
 import { parseAllDocuments, visit, isScalar } from 'yaml';
 import { cidrsOverlap, parseCidr } from '../../common/ip.js';
@@ -17,6 +17,7 @@ import {
   ResourceStore, resolveKind, validateResource, formatAsnDot, KINDS, ValidationError,
   type Resource, type ResourceKind,
 } from '../../datastore/resources.js';
+import { echo } from '../../common/echo.js';
 import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 
 // ------------------------------------------------------------------ datastore flags (reusable)
@@ -77,13 +78,17 @@ function fail(lines: string[], tail = 'nothing was changed'): never {
 
 interface Doc { index: number; where: string; raw: unknown }
 
+/** Largest resource file tabbyctl reads (chose 4 MiB: thousands of resources; far more is a mistake,
+ *  and parsing it would cost gigabytes). */
+export const MAX_RESOURCE_FILE_BYTES = 4 << 20;
+
 /** Parse a YAML/JSON file (or stdin for "-") into documents; `kind: List` documents are flattened. */
 export function readDocuments(file: string): { docs: Doc[]; errors: string[] } {
   let text: string;
   try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    text = readBounded(file, MAX_RESOURCE_FILE_BYTES).toString('utf8');
   } catch (e) {
-    fail([`cannot read ${file}: ${(e as Error).message}`], '');
+    fail([e instanceof InputTooLarge ? e.message : `cannot read ${file === '-' ? 'stdin' : echo(file, 200)}: ${(e as Error).message}`], '');
   }
   const src = file === '-' ? 'stdin' : file;
   const docs: Doc[] = [];
