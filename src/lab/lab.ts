@@ -46,6 +46,8 @@ export interface LabOptions {
   stateDir?: string;
   prefix?: string;
   poolCidr?: string;
+  /** crosssubnet: the tunnel across the router (default: IPIP when the kernel has it, else VXLAN) */
+  crossSubnetEncap?: 'ipip' | 'vxlan';
   /** dual stack: IPv6 on the underlay, IPv6 BGP sessions, an IPv6 pool (/122 blocks), pods with both families */
   ipv6?: boolean;
   pool6Cidr?: string;
@@ -161,18 +163,20 @@ export class Lab {
     lab.save();
     try {
       await buildUnderlay(prefix, crossSubnet, !!opts.ipv6);
-      const hasIpip = await probeIpip(lab.state.underlayNetns);
+      const kernelIpip = await probeIpip(lab.state.underlayNetns);
+      // For crosssubnet: the tunnel across the router.
+      const hasIpip = opts.crossSubnetEncap ? opts.crossSubnetEncap === 'ipip' : kernelIpip;
       if (requested === 'auto') {
         // Every node is on one underlay subnet: a pod route is simply `via <node>`, learned over BGP
         // (flannel host-gw's shape). A tunnel is only needed across subnets (--mode crosssubnet).
         lab.state.mode = 'routed';
         lab.state.modeReason = `routed (every node is on one subnet, ${SUBNETS.a.cidr}, so pod routes are plain "via <node>" routes learned over BGP — no tunnel needed; --mode vxlan|ipip|crosssubnet for encapsulation)`;
       } else if (requested === 'crosssubnet') {
-        lab.state.modeReason = hasIpip ? 'CrossSubnet with IPIP across the router, plain routing inside a subnet'
-          : 'CrossSubnet with VXLAN across the router (no ipip in this kernel), plain routing inside a subnet';
+        lab.state.modeReason = hasIpip ? `CrossSubnet with IPIP across the router, plain routing inside a subnet${kernelIpip ? '' : '; WARNING: this kernel has no ipip support, tabby-node will report it'}`
+          : `CrossSubnet with VXLAN across the router (${kernelIpip ? 'requested' : 'no ipip in this kernel'}), plain routing inside a subnet`;
       } else {
         lab.state.modeReason = `${requested} (requested with --mode)`;
-        if (requested === 'ipip' && !hasIpip) lab.state.modeReason += '; WARNING: this kernel has no ipip support, tabby-node will report it';
+        if (requested === 'ipip' && !kernelIpip) lab.state.modeReason += '; WARNING: this kernel has no ipip support, tabby-node will report it';
       }
       lab.save();
       await lab.seedDatastore(hasIpip);

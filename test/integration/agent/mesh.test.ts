@@ -4,7 +4,6 @@
 // restart of one agent loses no ping (every 100 ms) and deletes no kernel route.
 import t from 'tap';
 import { agentLab, labSkipReason, routesOf, routeTo, until, blockOf, nodeIp, ContinuousPing, RouteMonitor, tabbyctl } from './helpers.js';
-import { kernelHasIpipSync } from './ipip.js';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 
@@ -127,16 +126,6 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     t.match(s?.readiness.reasons.join('; '), /BGP not established with 172\.31\.1\.250/);
     await rs.delete('BGPPeer', 'nobody');
     t.ok(await until(async () => (await lab.agentStatus('node-1'))?.readiness.ready, 15_000, 250), 'ready again once the peer is deleted');
-  });
-
-  t.test('IPIP end to end', { skip: kernelHasIpipSync() ? false : 'no ipip in this kernel (ip link add … type ipip fails); IPIP is covered by unit tests' }, async (t) => {
-    const ipipLab = await agentLab(t, 'i', { nodes: 2, mode: 'ipip' });
-    t.ok((await ipipLab.waitForBgp(40_000)).ok);
-    const a = await ipipLab.addPod('node-1', 'ia');
-    const b = await ipipLab.addPod('node-2', 'ib');
-    t.ok(await ipipLab.pingUntil('ia', b.ip, 15_000));
-    t.ok(await ipipLab.pingUntil('ib', a.ip, 15_000));
-    t.match(routeTo(ipipLab.node('node-1').netns, await blockOf(ipipLab, 'node-2')), { dev: 'tunl0' });
   });
 });
 

@@ -1,50 +1,12 @@
-// tabby-node on the other topologies: VXLAN (routes from the datastore, neighbour + FDB), CrossSubnet
-// across two subnets joined by a router (tunnel only across the router), and two route reflectors
-// with the mesh off (no node-to-node session, full reachability).
+// tabby-node on the other topologies: two route reflectors with the mesh off (no node-to-node session,
+// full reachability), and an IPIP pool on a kernel without ipip. The encapsulations (VXLAN, IPIP,
+// CrossSubnet over either) are one table of modes in encap-modes.test.ts.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl } from './helpers.js';
 import { kernelHasIpipSync } from './ipip.js';
 
 const skip = labSkipReason() ?? false;
-
-t.test('VXLAN, 3 nodes', { skip }, async (t) => {
-  const lab = await agentLab(t, 'v', { nodes: 3, mode: 'vxlan' });
-  t.ok((await lab.waitForBgp(40_000)).ok, 'mesh sessions Established');
-  for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `v${i}`);
-  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod');
-  for (const a of ['node-1', 'node-2', 'node-3']) {
-    const s = await lab.agentStatus(a);
-    t.same(s?.exports, [], `${a}: no VXLAN-pool route over BGP`);
-    for (const b of ['node-1', 'node-2', 'node-3']) {
-      if (a === b) continue;
-      const blk = await blockOf(lab, b);
-      const r = await until(() => routeTo(lab.node(a).netns, blk), 10_000);
-      t.match(r, { dev: 'vxlan.calico', protocol: '81' }, `${a}: ${blk} via ${r?.gateway} dev vxlan.calico`);
-      t.ok(r?.flags?.includes('onlink'), 'onlink');
-      const neigh = execFileSync('ip', ['-n', lab.node(a).netns, 'neigh', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' });
-      t.match(neigh, new RegExp(`^${r!.gateway!.replace(/\./g, '\\.')} lladdr 66:[0-9a-f:]+ PERMANENT`, 'm'), 'permanent neighbour for the remote VTEP');
-      const fdb = execFileSync('bridge', ['-n', lab.node(a).netns, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' });
-      t.match(fdb, new RegExp(`dst ${nodeIp(lab, b).replace(/\./g, '\\.')} `), `FDB entry toward ${b}'s underlay address`);
-    }
-  }
-});
-
-t.test('CrossSubnet across two subnets', { skip }, async (t) => {
-  const lab = await agentLab(t, 'x', { nodes: 3, mode: 'crosssubnet' });
-  t.ok((await lab.waitForBgp(40_000)).ok, 'mesh sessions Established');
-  for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `x${i}`);
-  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod (through the router too)');
-  // node-1 and node-3 share subnet a, node-2 is in subnet b.
-  t.equal(lab.node('node-1').subnet, lab.node('node-3').subnet);
-  t.not(lab.node('node-1').subnet, lab.node('node-2').subnet);
-  const b3 = await blockOf(lab, 'node-3');
-  const b2 = await blockOf(lab, 'node-2');
-  const r13 = await until(() => routeTo(lab.node('node-1').netns, b3), 10_000);
-  t.match(r13, { gateway: nodeIp(lab, 'node-3'), dev: 'eth0' }, `same subnet: ${b3} via ${nodeIp(lab, 'node-3')} dev eth0 (no tunnel)`);
-  const r12 = await until(() => routeTo(lab.node('node-1').netns, b2), 10_000);
-  t.match(r12?.dev, /^(tunl0|vxlan\.calico)$/, `across the router: ${b2} through the tunnel (${r12?.dev})`);
-});
 
 t.test('two route reflectors, mesh off', { skip }, async (t) => {
   const lab = await agentLab(t, 'r', { nodes: 3, mode: 'routed', routeReflectors: 2 });
