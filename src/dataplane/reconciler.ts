@@ -5,7 +5,8 @@
 //   A dump that fails does not stop the pass: what is known is applied and the dump is retried later
 //   (never stuck under constant change); the last error and the pending count are kept for status.
 //   holdDeletes(true) (graceful restart: nothing a previous run installed goes before routing has
-//   converged) keeps owned objects that are no longer desired; releasing the hold deletes them.
+//   converged) keeps owned objects this process never wanted; one it wanted and then dropped (a route
+//   withdrawn meanwhile) goes as usual. Releasing the hold deletes the rest.
 // The driver knows the object kind (routes, neighbours, FDB entries, links): identity, equality,
 // ownership, dump, batch add/remove. Kernel events feed observe()/forget() so a change made behind
 // our back marks its key dirty; a periodic full resync catches anything missed.
@@ -68,6 +69,8 @@ export class Reconciler<T> extends EventEmitter {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private hold = false;
+  /** while holding: keys desired at some point since the hold began (their objects are this run's) */
+  private wantedOnce = new Set<string>();
   private resyncLater: NodeJS.Timeout | undefined;
   private resyncLaterDeadline = 0;
   /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
@@ -86,7 +89,7 @@ export class Reconciler<T> extends EventEmitter {
   get heldCount(): number {
     if (!this.hold) return 0;
     let n = 0;
-    for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) n++;
+    for (const [k, it] of this.actual) if (!this.desired.has(k) && !this.wantedOnce.has(k) && this.driver.owned(it)) n++;
     return n;
   }
   get desiredCount(): number { return this.desired.size; }
@@ -96,7 +99,8 @@ export class Reconciler<T> extends EventEmitter {
   holdDeletes(hold: boolean): void {
     if (hold === this.hold) return;
     this.hold = hold;
-    if (hold) return;
+    if (hold) { for (const k of this.desired.keys()) this.wantedOnce.add(k); return; }
+    this.wantedOnce = new Set();
     for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
   }
   desiredItems(): T[] { return [...this.desired.values()]; }
@@ -105,6 +109,7 @@ export class Reconciler<T> extends EventEmitter {
     const k = this.driver.key(item);
     const old = this.desired.get(k);
     this.desired.set(k, item);
+    if (this.hold) this.wantedOnce.add(k);
     if (!old || !this.driver.equal(item, old)) this.markDirty(k);
   }
 
@@ -123,6 +128,7 @@ export class Reconciler<T> extends EventEmitter {
   setDesiredMap(next: Map<string, T>): void {
     for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
     for (const [k, it] of next) {
+      if (this.hold) this.wantedOnce.add(k);
       const old = this.desired.get(k);
       if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
@@ -251,7 +257,7 @@ export class Reconciler<T> extends EventEmitter {
       const have = this.actual.get(k);
       if (!want) {
         if (have && d.owned(have)) {
-          if (this.hold) held++; // kept; holdDeletes(false) marks it dirty again
+          if (this.hold && !this.wantedOnce.has(k)) held++; // kept; holdDeletes(false) marks it dirty again
           else { removeKeys.push(k); toRemove.push(have); }
         }
       } else if (have && have !== want && d.equal(want, have)) {

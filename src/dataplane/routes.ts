@@ -44,9 +44,10 @@ export interface RouteDataplane {
   subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void; pause?(): void; resume?(): void };
 }
 
-/** Above this many changes in one pass the event subscription is paused (our own ~1 kB-per-route
- *  notifications would overflow its queue; lost events cannot be reported safely) and a resync follows. */
-export const BULK_PAUSE_THRESHOLD = 2000;
+/** Above this many changes in one pass the event subscription is paused (our own notifications, one
+ *  datagram per route, would flood its queue and double the work; lost events cannot be reported
+ *  safely) and a resync follows once the changes are over. */
+export const BULK_PAUSE_THRESHOLD = 256;
 
 export interface RouteReconcilerOptions extends ReconcilerOptions {
   /** after a bulk change, the resync dump waits until changes have been quiet this long (default 2 s) */

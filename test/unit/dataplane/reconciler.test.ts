@@ -115,3 +115,40 @@ t.test('mayReplace: a foreign object the driver allows to overwrite is replaced,
   t.equal(k.kernel.get('n')!.owner, 'me');
   t.equal(k.kernel.get('m')!.owner, 'other', 'a foreign object with no desired key is never removed');
 });
+
+t.test('held deletes (graceful restart): a previous run\'s objects stay until released; this run\'s withdrawn ones go', async (t) => {
+  const k = fakeKernel([me('prev1'), me('prev2')]);
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.holdDeletes(true);
+  r.setDesired([me('prev1'), me('new1'), me('new2')]);
+  await r.apply();
+  t.same([...k.kernel.keys()].sort(), ['new1', 'new2', 'prev1', 'prev2'], 'nothing deleted');
+  t.equal(r.heldCount, 1, 'prev2 held');
+  r.delete('new2'); // withdrawn during the hold: this run wanted it, so it goes
+  r.delete('prev1'); // re-learned, then withdrawn: goes too
+  const res = await r.apply();
+  t.equal(res.held, 0);
+  t.same([...k.kernel.keys()].sort(), ['new1', 'prev2']);
+  r.holdDeletes(false);
+  await r.apply();
+  t.same([...k.kernel.keys()], ['new1'], 'released: the rest goes');
+  t.equal(r.heldCount, 0);
+});
+
+t.test('a dump that fails does not stop the pass: known changes are applied, the dump is retried, the error kept', async (t) => {
+  const k = fakeKernel([me('a')]);
+  let failList = 1;
+  const list = k.driver.list;
+  k.driver.list = async () => { if (failList-- > 0) throw new Error('list links: EBUSY'); return list(); };
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('b')]);
+  const res = await r.apply();
+  t.equal(res.resynced, false);
+  t.ok(k.kernel.has('b'), 'the desired object went in although the dump failed');
+  t.match(r.lastError, { message: /EBUSY/ });
+  t.equal(r.inSync, false, 'not in sync: the dump is owed');
+  const again = await r.apply();
+  t.equal(again.resynced, true, 'dumped on the next pass');
+  t.same([...k.kernel.keys()], ['b'], 'and the stale owned object found by it removed');
+  t.equal(r.inSync, true);
+});
