@@ -112,7 +112,7 @@ interface Result { receiver: string; n: number; seconds: number; withdrawSeconds
 async function feedAndMeasure(receiver: string, pid: number, counter: KernelCounter, n: number, f: { path: string; address: string }, remote: string, msgs: Buffer[]): Promise<Omit<Result, 'receiver' | 'note'>> {
   const session = new BgpSession({ address: remote, localAddress: f.address, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: f.address, netns: f.path, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
   t.teardown(() => session.stop());
-  const up = new Promise<void>((r) => session.once('up', () => r()));
+  const up = new Promise<void>((r) => session.once('established', () => r()));
   session.start();
   await up;
   await sleep(500); // the receiver finishes its side of the handshake
