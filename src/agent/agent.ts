@@ -24,7 +24,7 @@ import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
 import type {
-  AddressPort, BgpConfigRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
+  AddressPort, BfdPort, BfdSpecRes, BgpConfigRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
   SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
@@ -49,6 +49,8 @@ export interface AgentDeps {
   dataplane?: DataplanePort;
   /** Absent unless CALICO_NETWORKING_BACKEND=bird. */
   speakerFactory?: (o: SpeakerOptions) => SpeakerPort;
+  /** BFD for sessions that ask for it (absent: BFD settings are reported as a problem). */
+  bfd?: BfdPort;
   version?: string;
   logger?: Logger;
   /** Timings (tests shorten them). */
@@ -107,6 +109,8 @@ export class Agent extends EventEmitter implements StatusSource {
   /** Desired peers not handed to the speaker, with why (a password secret that cannot be read). */
   private readonly heldPeers = new Map<string, string>();
   private readonly secrets: SecretStore;
+  /** Peers with a BFD session: address → its timers (JSON). */
+  private readonly bfdPeers = new Map<string, string>();
   /** learned routes (node mode with a dataplane): one record per prefix */
   private routeTable: RouteTable | undefined;
   /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
@@ -116,6 +120,8 @@ export class Agent extends EventEmitter implements StatusSource {
   private kernelHasIpip = true;
   private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
   private problems: string[] = [];
+  /** BFD asked for but not running (no BFD in this agent, or its socket could not be opened). */
+  private bfdProblem: string | undefined;
   private blockError: string | undefined;
   private readonly dsWatch: DatastoreWatch;
   private dataplaneInSync: boolean | undefined;
@@ -143,6 +149,14 @@ export class Agent extends EventEmitter implements StatusSource {
     this.dsWatch = new DatastoreWatch({
       ds: deps.ds, prefixes: [RESOURCES_PREFIX, IPAM_PREFIX], logger: this.logger, onChange: () => this.scheduleResync(),
       probeIntervalMs: this.timing.probeIntervalMs, probeTimeoutMs: this.timing.probeTimeoutMs,
+    });
+    deps.bfd?.on('state', (e) => {
+      // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer.
+      if (e.state === 'Down' && e.previous === 'Up' && this.desiredPeers.get(e.peer)?.bfd) {
+        this.logger.warn({ peer: e.peer, diag: e.diag }, 'BFD session down: closing the BGP session and removing its routes');
+        this.speaker?.resetPeer?.(e.peer, `BFD session down (${e.diag})`);
+      }
+      this.emit('peers');
     });
     this.secrets = new SecretStore({ dir: this.cfg.secretsDir, pollMs: this.timing.secretPollMs, logger: this.logger, onChange: () => this.scheduleResync() });
   }
@@ -448,6 +462,7 @@ export class Agent extends EventEmitter implements StatusSource {
         // validation) must not turn into a session without MD5: a ref that cannot exist holds the peer.
         r.password = secretKeyRefOf(s.password) ?? { name: '(invalid password field)', key: p.metadata.name };
       }
+      if (s.bfd) r.bfd = bfdTimersOf(s.bfd);
       const mrt = typeof s.maxRestartTime === 'string' ? parseDuration(s.maxRestartTime) : undefined;
       if (mrt !== undefined) r.maxRestartTime = Math.min(4095, Math.round(mrt / 1000)); // RFC 4724: 12 bits
       if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
@@ -460,6 +475,7 @@ export class Agent extends EventEmitter implements StatusSource {
     const bgpCfg: Parameters<typeof computePeers>[3] = { asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true };
     if (c?.nodeMeshPassword !== undefined) bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
     const meshMrt = typeof c?.nodeMeshMaxRestartTime === 'string' ? parseDuration(c.nodeMeshMaxRestartTime) : undefined;
+    if (c?.nodeMeshBFD) bgpCfg.nodeMeshBFD = bfdTimersOf(c.nodeMeshBFD);
     if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = Math.min(4095, Math.round(meshMrt / 1000));
     const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, bgpCfg, selector);
     const next = new Map(desired.map((p) => [p.address, p]));
@@ -505,6 +521,31 @@ export class Agent extends EventEmitter implements StatusSource {
       this.peerConfigs.set(p.address, key);
     }
     this.secrets.retain(refs);
+    this.reconcileBfd(desired);
+  }
+
+  /** One BFD session per peer that asks for it and is handed to the speaker. */
+  private reconcileBfd(desired: readonly DesiredPeer[]): void {
+    const want = new Map<string, string>();
+    for (const p of desired) if (p.bfd && this.peerConfigs.has(p.address)) want.set(p.address, JSON.stringify(p.bfd));
+    const bfd = this.deps.bfd;
+    if (!bfd) {
+      this.bfdProblem = want.size ? `BFD configured for ${[...want.keys()].join(', ')} but not available in this agent` : undefined;
+      return;
+    }
+    for (const addr of [...this.bfdPeers.keys()]) if (!want.has(addr)) { bfd.remove(addr); this.bfdPeers.delete(addr); }
+    for (const [addr, key] of want) {
+      if (this.bfdPeers.get(addr) === key) continue;
+      try {
+        bfd.add({ peer: addr, timers: JSON.parse(key) as Partial<BfdTimersJson> });
+        this.bfdPeers.set(addr, key);
+        this.bfdProblem = undefined;
+        this.logger.info({ peer: addr, timers: key }, 'BFD session configured');
+      } catch (e) {
+        this.bfdProblem = `BFD cannot run: ${msg(e)}`;
+        this.logger.error({ peer: addr, err: msg(e) }, 'cannot start BFD');
+      }
+    }
   }
 
   private routePools(): RoutePool[] {
@@ -666,19 +707,26 @@ export class Agent extends EventEmitter implements StatusSource {
   // ---------------------------------------------------------------- status
   private peerStatus(): PeerStatusJson[] {
     const live = this.speaker?.peers() ?? [];
+    const bfd = this.deps.bfd?.status() ?? [];
     return [...this.desiredPeers.values()].map((d) => {
+      const b = bfd.find((x) => x.peer === d.address);
       const held = this.heldPeers.get(d.address);
       const s = held === undefined ? live.find((p) => p.address === d.address) : undefined;
       return {
         address: d.address, family: d.family, asn: d.asn, type: d.type,
         state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: held ?? s?.info ?? 'Idle',
         prefixesReceived: s?.prefixesReceived ?? 0, prefixesAccepted: s?.prefixesAccepted ?? 0,
+        ...(b ? { bfd: { state: b.state, diag: b.diag, detectionTimeMs: b.detectionTimeMs, downs: b.downs } } : {}),
       };
     });
   }
 
+  private allProblems(): string[] {
+    return this.bfdProblem ? [...this.problems, this.bfdProblem] : [...this.problems];
+  }
+
   readiness(): ReadinessJson {
-    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.dsWatch.isUp, problems: this.problems };
+    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.dsWatch.isUp, problems: this.allProblems() };
     if (this.dsWatch.lastError) i.datastoreError = this.dsWatch.lastError;
     if (this.starting) i.starting = this.starting;
     if (this.deps.dataplane && !this.isRouteReflector) {
@@ -706,7 +754,7 @@ export class Agent extends EventEmitter implements StatusSource {
       routing: this.routeFigures(),
       blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
       exports: [...this.exported],
-      problems: [...this.problems],
+      problems: this.allProblems(),
       readiness: this.readiness(),
     };
   }
@@ -767,6 +815,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.stopped = true;
     this.dsWatch.stop();
     this.secrets.stop();
+    await this.deps.bfd?.close().catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     if (this.routeTimer) clearTimeout(this.routeTimer);
@@ -781,6 +830,14 @@ export class Agent extends EventEmitter implements StatusSource {
 export const STATUS_ROUTES_LIMIT = 1000;
 
 export type RouteExplanation = RouteRecord & { origin: 'bgp' | 'datastore' };
+
+type BfdTimersJson = { desiredMinTxMs: number; requiredMinRxMs: number; detectMult: number };
+
+/** BGPPeer bfd / BGPConfiguration nodeMeshBFD (validated durations) → timers; defaults 300 ms × 3. */
+function bfdTimersOf(b: BfdSpecRes): BfdTimersJson {
+  const ms = (d: string | undefined): number | undefined => (d === undefined ? undefined : parseDuration(d));
+  return { desiredMinTxMs: ms(b.transmitInterval) ?? 300, requiredMinRxMs: ms(b.receiveInterval) ?? 300, detectMult: b.detectMultiplier ?? 3 };
+}
 
 function mode(m: string | undefined): PoolMode {
   if (m === 'Always' || m === 'CrossSubnet') return m;

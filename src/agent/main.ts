@@ -20,6 +20,9 @@ import { resourcesPort, ipamPort, calicoSelectorMatch } from './wiring-store.js'
 import { bgpSpeakerPort, addressPort } from './wiring-bgp.js';
 import { createDataplanePort } from './wiring-dataplane.js';
 import { withTimeout } from './util.js';
+import { BfdService } from '../bfd/service.js';
+import { udpTransport } from '../bfd/udp.js';
+import { realClock } from '../bgp/clock.js';
 import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
@@ -66,6 +69,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (nodeMode) deps.ipam = ipamPort(new Ipam(ds));
   if (nodeMode && cfg.networkingBackend !== 'none') deps.dataplane = await createDataplanePort({ logger: log('dataplane') });
   if (cfg.networkingBackend === 'bird') deps.speakerFactory = (o) => bgpSpeakerPort(o, log('bgp', { node: cfg.nodeName }));
+  // BFD (RFC 5880/5881): sockets opened when the first session asks for it.
+  if (cfg.networkingBackend === 'bird') deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
   const agent = new Agent(deps);
   const server = new StatusServer(agent, {

@@ -13,6 +13,7 @@
 // Duplicates (same address) keep the first: mesh, then node specific, then global.
 // Passwords stay references here ({name, key} of a secret); the agent reads them (secrets.ts).
 import type { SecretKeyRef } from './secrets.js';
+import type { BfdTimers } from '../bfd/fsm.js';
 
 export type PeerType = 'node-to-node mesh' | 'global' | 'node specific';
 
@@ -35,6 +36,8 @@ export interface PeerResource {
   asNumber?: number;
   keepOriginalNextHop?: boolean;
   password?: SecretKeyRef;
+  /** BFD for this session (BGPPeer bfd). */
+  bfd?: BfdTimers;
   /** 'UseNodeIP' (default) or 'None'. */
   sourceAddress?: string;
   maxRestartTime?: number;
@@ -49,6 +52,8 @@ export interface PeerBgpConfig {
   nodeMeshPassword?: SecretKeyRef;
   /** BGPConfiguration nodeMeshMaxRestartTime, seconds: graceful restart time on mesh sessions. */
   nodeMeshMaxRestartTime?: number;
+  /** BGPConfiguration nodeMeshBFD: BFD on every mesh session. */
+  nodeMeshBFD?: BfdTimers;
 }
 
 export interface DesiredPeer {
@@ -70,6 +75,8 @@ export interface DesiredPeer {
   maxRestartTime?: number;
   /** TCP port of the peer when not 179 (BGPPeer peerIP "ip:port"). */
   port?: number;
+  /** BFD timers when BFD runs on this session (RFC 5880/5881/5882). */
+  bfd?: BfdTimers;
   /** GTSM hops (RFC 5082), from BGPPeer ttlSecurity. */
   ttlSecurity?: number;
   /** Own AS allowed this many times in a received AS_PATH (BGPPeer numAllowedLocalASNumbers). */
@@ -133,6 +140,7 @@ export function computePeers(
         p.routeReflectorClient = false;
         if (cfg.nodeMeshPassword) p.password = cfg.nodeMeshPassword;
         if (cfg.nodeMeshMaxRestartTime !== undefined) p.maxRestartTime = cfg.nodeMeshMaxRestartTime;
+        if (cfg.nodeMeshBFD) p.bfd = cfg.nodeMeshBFD;
         push(p);
       }
     }
@@ -149,6 +157,7 @@ export function computePeers(
   const resourceExtras = (r: PeerResource): Partial<DesiredPeer> => {
     const e: Partial<DesiredPeer> = { keepOriginalNextHop: r.keepOriginalNextHop ?? false };
     if (r.password !== undefined) e.password = r.password;
+    if (r.bfd !== undefined) e.bfd = r.bfd;
     if (r.maxRestartTime !== undefined) e.maxRestartTime = r.maxRestartTime;
     if (r.ttlSecurity !== undefined) e.ttlSecurity = r.ttlSecurity;
     if (r.numAllowedLocalASNumbers !== undefined) e.allowOwnAs = r.numAllowedLocalASNumbers;

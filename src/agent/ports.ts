@@ -2,6 +2,8 @@
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
 import type { Route } from '../dataplane/routes.js';
+import type { BfdTimers } from '../bfd/fsm.js';
+import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
 import type { NeighEntry, FdbEntry } from './routes.js';
 
 // ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
@@ -26,13 +28,15 @@ export interface PoolRes {
   spec: { cidr: string; blockSize?: number; ipipMode?: string; vxlanMode?: string; natOutgoing?: boolean; disabled?: boolean; nodeSelector?: string; [k: string]: unknown };
 }
 
+export interface BfdSpecRes { transmitInterval?: string; receiveInterval?: string; detectMultiplier?: number }
+
 export interface BgpPeerRes {
   apiVersion: 'projectcalico.org/v3';
   kind: 'BGPPeer';
   metadata: Meta;
   spec: {
     node?: string; nodeSelector?: string; peerSelector?: string; peerIP?: string; asNumber?: number | string; keepOriginalNextHop?: boolean;
-    sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; ttlSecurity?: number; numAllowedLocalASNumbers?: number;
+    sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; bfd?: BfdSpecRes; ttlSecurity?: number; numAllowedLocalASNumbers?: number;
     [k: string]: unknown;
   };
 }
@@ -43,7 +47,7 @@ export interface BgpConfigRes {
   metadata: Meta;
   spec: {
     asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string;
-    nodeMeshPassword?: unknown; nodeMeshMaxRestartTime?: string;
+    nodeMeshPassword?: unknown; nodeMeshMaxRestartTime?: string; nodeMeshBFD?: BfdSpecRes;
     serviceClusterIPs?: { cidr: string }[]; serviceExternalIPs?: { cidr: string }[]; serviceLoadBalancerIPs?: { cidr: string }[];
     [k: string]: unknown;
   };
@@ -136,6 +140,8 @@ export interface SpeakerPort {
   onBest(fn: (ev: { prefix: string; nextHops: readonly string[]; source?: string }) => void): void;
   onWithdrawn(fn: (ev: { prefix: string }) => void): void;
   onPeerChange(fn: () => void): void;
+  /** Take the peer's session down now and drop its routes (no graceful restart), then reconnect (RFC 5882: BFD down). */
+  resetPeer?(address: string, reason: string): void;
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
 }
@@ -188,4 +194,13 @@ export interface DetectedAddresses {
 export interface AddressPort {
   /** Decide the node's addresses (stored = what the Node has now; others for the conflict check). */
   resolve(stored: { ipv4?: string; ipv6?: string }, otherNodes: readonly NodeRes[]): Promise<DetectedAddresses>;
+}
+
+// ---- BFD (src/bfd: BfdService) ----
+export interface BfdPort {
+  add(o: { peer: string; timers?: Partial<BfdTimers> }): void;
+  remove(peer: string): void;
+  status(): BfdSessionStatus[];
+  on(event: 'state', fn: (e: BfdStateEvent) => void): unknown;
+  close(): Promise<void>;
 }

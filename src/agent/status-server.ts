@@ -47,6 +47,16 @@ export function createMetrics(source: StatusSource): AgentMetrics {
     collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address, state: p.state }, 1); },
   });
   new Gauge({
+    name: 'tabby_bfd_session_up', help: 'BFD session to a peer is Up (1) or not (0); only peers with BFD',
+    labelNames: ['peer', 'state'], registers: [registry],
+    collect() { this.reset(); for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address, state: p.bfd.state }, p.bfd.state === 'Up' ? 1 : 0); },
+  });
+  new Gauge({
+    name: 'tabby_bfd_session_downs_total', help: 'times a BFD session went from Up to Down',
+    labelNames: ['peer'], registers: [registry],
+    collect() { this.reset(); for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address }, p.bfd.downs); },
+  });
+  new Gauge({
     name: 'tabby_bgp_prefixes_received', help: 'prefixes received from each peer',
     labelNames: ['peer'], registers: [registry],
     collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address }, p.prefixesReceived); },

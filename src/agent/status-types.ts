@@ -16,6 +16,8 @@ export interface PeerStatusJson {
   info: string;
   prefixesReceived: number;
   prefixesAccepted: number;
+  /** BFD on this session (RFC 5880), when configured. */
+  bfd?: { state: 'AdminDown' | 'Down' | 'Init' | 'Up'; diag: string; detectionTimeMs: number; downs: number };
 }
 
 export interface ReadinessJson {

@@ -25,6 +25,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     addPeer: (p) => s.addPeer(toPeer(p)),
     updatePeer: (p) => s.updatePeer(toPeer(p)),
     removePeer: (a) => s.removePeer(a),
+    resetPeer: (a, reason) => { s.resetPeer(a, reason); },
     originate: (prefix, x) => s.originate(prefix, x ?? {}),
     withdraw: (prefix) => s.withdraw(prefix),
     peers: () => s.peers().map((p) => ({

@@ -157,6 +157,20 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.emit('peer', { address, state: 'Idle', previous: p.state, info: 'Removed' } satisfies PeerEvent);
   }
 
+  /**
+   * The forwarding path to a peer is gone (RFC 5882 §4.2: BFD went Down): end its session now with
+   * Cease 6/10 "BFD Down" (RFC 9384), remove its routes at once — no graceful-restart retention for a
+   * detected failure — and start a new session (it comes up when the path is back).
+   */
+  resetPeer(address: string, reason: string): boolean {
+    const p = this.peersByAddr.get(address);
+    if (!p?.session) return false;
+    p.detach({ subcode: 10 });
+    this.onDown(p, { reason, notification: true });
+    if (this.running && !p.stopped) this.startSession(p);
+    return true;
+  }
+
   peers(): PeerStatus[] {
     return [...this.peersByAddr.values()].map((p) => ({
       address: p.config.address,

@@ -37,6 +37,9 @@ export interface IPPoolSpec {
   assignmentMode?: 'Automatic' | 'Manual';
 }
 
+/** BFD timers of a BGP session (RFC 5880); `{}` = 300ms × 3. */
+export interface BfdSpec { transmitInterval?: string; receiveInterval?: string; detectMultiplier?: number }
+
 export interface BGPConfigurationSpec {
   logSeverityScreen?: 'Debug' | 'Info' | 'Warning' | 'Error' | 'Fatal';
   nodeToNodeMeshEnabled?: boolean;
@@ -49,6 +52,8 @@ export interface BGPConfigurationSpec {
   prefixAdvertisements?: { cidr: string; communities?: string[] }[];
   nodeMeshPassword?: { secretKeyRef: { name: string; key: string } };
   nodeMeshMaxRestartTime?: string;
+  /** BFD on every mesh session (tabby's field; shape as BGPPeer bfd). */
+  nodeMeshBFD?: BfdSpec;
   bindMode?: 'None' | 'NodeIP';
   ignoredInterfaces?: string[];
   serviceLoadBalancerAggregation?: 'Enabled' | 'Disabled';
@@ -64,6 +69,8 @@ export interface BGPPeerSpec {
   password?: { secretKeyRef: { name: string; key: string } };
   sourceAddress?: 'UseNodeIP' | 'None';
   maxRestartTime?: string;
+  /** BFD for this session (tabby's field; MetalLB BFDProfile names). */
+  bfd?: BfdSpec;
   numAllowedLocalASNumbers?: number;
   ttlSecurity?: number;
   reachableBy?: string;

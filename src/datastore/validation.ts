@@ -239,7 +239,7 @@ function checkCidrList(c: Checker, spec: Obj, k: string, out: Obj): void {
 function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   c.known(spec, 'spec.', ['logSeverityScreen', 'nodeToNodeMeshEnabled', 'asNumber', 'listenPort', 'serviceClusterIPs',
     'serviceExternalIPs', 'serviceLoadBalancerIPs', 'communities', 'prefixAdvertisements', 'nodeMeshPassword',
-    'nodeMeshMaxRestartTime', 'bindMode', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6',
+    'nodeMeshMaxRestartTime', 'nodeMeshBFD', 'bindMode', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6',
     'serviceLoadBalancerAggregation']);
   const isDefault = name === 'default';
   if (!isDefault && !name.startsWith('node.')) c.add(`metadata.name must be "default" or "node.<nodename>" for a BGPConfiguration`);
@@ -298,9 +298,31 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   }
   const meshPw = checkPassword(c, spec, 'nodeMeshPassword');
   if (meshPw) out.nodeMeshPassword = meshPw;
+  const meshBfd = checkBfd(c, spec, 'nodeMeshBFD');
+  if (meshBfd) out.nodeMeshBFD = meshBfd;
   for (const k of ['ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']) {
     if (spec[k] !== undefined) out[k] = spec[k];
   }
+  return out;
+}
+
+/** BFD (RFC 5880) of a BGP session — chose MetalLB's BFDProfile field names (Calico open source has no
+ *  BFD): {transmitInterval, receiveInterval (durations, 10ms..60s), detectMultiplier (2..255)}; `{}` = 300ms × 3. */
+function checkBfd(c: Checker, spec: Obj, k: string): Obj | undefined {
+  const b = c.object(spec, k, 'spec.');
+  if (!b) return undefined;
+  const p = `spec.${k}.`;
+  c.known(b, p, ['transmitInterval', 'receiveInterval', 'detectMultiplier']);
+  const out: Obj = {};
+  for (const f of ['transmitInterval', 'receiveInterval']) {
+    const d = c.duration(b, f, p);
+    if (d === undefined) continue;
+    const ms = parseDuration(d)!;
+    if (ms < 10 || ms > 60_000) c.add(`${p}${f} ${show(d)} is out of range 10ms..60s`);
+    else out[f] = d;
+  }
+  const m = c.int(b, 'detectMultiplier', p, 2, 255);
+  if (m !== undefined) out.detectMultiplier = m;
   return out;
 }
 
@@ -342,7 +364,7 @@ function checkPeerIP(c: Checker, v: string): string | undefined {
 function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   c.known(spec, 'spec.', ['node', 'peerIP', 'asNumber', 'nodeSelector', 'peerSelector', 'keepOriginalNextHop', 'password',
     'sourceAddress', 'maxRestartTime', 'numAllowedLocalASNumbers', 'ttlSecurity', 'reachableBy', 'filters', 'localWorkloadSelector',
-    'nextHopMode', 'reversePeering']);
+    'nextHopMode', 'reversePeering', 'bfd']);
   const out: Obj = {};
   const node = c.string(spec, 'node', 'spec.');
   const nodeSelector = c.selector(spec, 'nodeSelector', 'spec.');
@@ -368,6 +390,8 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   if (src) out.sourceAddress = src;
   const mrt = c.duration(spec, 'maxRestartTime', 'spec.');
   if (mrt) out.maxRestartTime = mrt;
+  const bfd = checkBfd(c, spec, 'bfd');
+  if (bfd) out.bfd = bfd;
   const nal = c.int(spec, 'numAllowedLocalASNumbers', 'spec.', 0, 10);
   if (nal !== undefined) out.numAllowedLocalASNumbers = nal;
   const ttl = c.int(spec, 'ttlSecurity', 'spec.', 0, 255);

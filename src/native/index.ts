@@ -13,6 +13,10 @@ export interface TabbyNative {
   setsockoptBuffer(fd: number, level: number, option: number, value: Buffer): void;
   /** A non-blocking, close-on-exec TCP socket; options can be set before connect. */
   socketTcp(family: 4 | 6): number;
+  /** A non-blocking, close-on-exec UDP socket (BFD). */
+  socketUdp(family: 4 | 6): number;
+  /** Kernel filter: only datagrams with IP TTL / IPv6 hop limit exactly `ttl` are delivered (RFC 5881 §5). */
+  attachTtlFilter(fd: number, family: 4 | 6, ttl: number): void;
   bindFd(fd: number, ip: string, port: number): void;
   /** true: connected at once; false: in progress (wait for writable, then check socketError). */
   connectNonBlocking(fd: number, ip: string, port: number): boolean;
@@ -58,6 +62,8 @@ export function native(): TabbyNative {
 
 // Socket option numbers (linux/in.h, linux/tcp.h)
 export const SOL_IP = 0;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
 export const SOL_TCP = 6;
 export const SOL_IPV6 = 41;
 export const IP_TTL = 2;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
 #include <sys/syscall.h>
 #include <sys/file.h>
 #include <netinet/in.h>
@@ -102,6 +103,36 @@ static Napi::Value SocketTcp(const Napi::CallbackInfo& info) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) { errnoError(env, "socket", errno).ThrowAsJavaScriptException(); return env.Undefined(); }
   return Napi::Number::New(env, fd);
+}
+
+// A non-blocking, close-on-exec UDP socket (BFD: options and a filter go on before Node wraps it).
+static Napi::Value SocketUdp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { errnoError(env, "socket", errno).ThrowAsJavaScriptException(); return env.Undefined(); }
+  return Napi::Number::New(env, fd);
+}
+
+// RFC 5881 §5 / RFC 5082: accept only datagrams whose IP TTL (IPv6 hop limit) is exactly `ttl`.
+// A classic BPF socket filter reading the network header (SKF_NET_OFF): the kernel drops the rest,
+// so nothing with a lower TTL ever reaches the process (IP_MINTTL does not apply to UDP).
+static Napi::Value AttachTtlFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool v6 = info[1].As<Napi::Number>().Int32Value() == 6;
+  unsigned ttl = info[2].As<Napi::Number>().Uint32Value();
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (__u32)(SKF_NET_OFF + (v6 ? 7 : 8))),  // IPv4 TTL / IPv6 hop limit
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ttl, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFF),  // accept
+    BPF_STMT(BPF_RET | BPF_K, 0),           // drop
+  };
+  struct sock_fprog prog = { (unsigned short)(sizeof(code) / sizeof(code[0])), code };
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0) {
+    errnoError(env, "setsockopt", errno, "SO_ATTACH_FILTER").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
 }
 
 static bool fillSockaddr(const std::string& ip, int port, sockaddr_storage* ss, socklen_t* len) {
@@ -352,6 +383,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt));
   exports.Set("setsockoptBuffer", Napi::Function::New(env, SetsockoptBuffer));
   exports.Set("socketTcp", Napi::Function::New(env, SocketTcp));
+  exports.Set("socketUdp", Napi::Function::New(env, SocketUdp));
+  exports.Set("attachTtlFilter", Napi::Function::New(env, AttachTtlFilter));
   exports.Set("bindFd", Napi::Function::New(env, BindFd));
   exports.Set("connectNonBlocking", Napi::Function::New(env, ConnectNonBlocking));
   exports.Set("socketError", Napi::Function::New(env, SocketError));

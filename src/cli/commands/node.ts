@@ -48,7 +48,7 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
 }
 
 function peerRow(p: PeerStatusJson, now: Date): string[] {
-  return [p.address, p.type, p.state === 'Established' ? 'up' : 'start', formatSince(new Date(p.since), now), p.info];
+  return [p.address, p.type, p.state === 'Established' ? 'up' : 'start', formatSince(new Date(p.since), now), p.bfd ? `${p.info} (BFD ${p.bfd.state})` : p.info];
 }
 
 /** The whole `node status` text for a running agent. */

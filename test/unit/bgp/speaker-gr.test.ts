@@ -88,3 +88,30 @@ t.test('without graceful restart, or after a NOTIFICATION, routes go at once', a
   await until(() => b.locRib().size === 0, 5000, 'removed: peer had no GR capability');
   t.pass('removed');
 });
+
+t.test('resetPeer (BFD down, RFC 5882): routes removed at once despite graceful restart, Cease 6/10, session restarted', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1', gracefulRestart: gr });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', gracefulRestart: gr });
+  a.addPeer(peer('10.0.0.2'));
+  b.addPeer(peer('10.0.0.1'));
+  a.originate('192.168.1.0/26');
+  await a.start(); await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await until(() => b.locRib().size === 1, 5000, 'route learned');
+  const withdrawn: string[] = [];
+  b.on('withdrawn', (e) => withdrawn.push(e.prefix));
+  const infos: string[] = [];
+  b.on('peer', (e) => infos.push(`${e.state}: ${e.info}`));
+  const stops: unknown[] = [];
+  const s = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  const stop = s.stop.bind(s);
+  s.stop = (c) => { stops.push(c); stop(c); };
+  t.equal(b.resetPeer('10.0.0.1', 'BFD session down (Control Detection Time Expired)'), true);
+  t.same(withdrawn, ['192.168.1.0/26'], 'withdrawn at once: no stale retention for a detected failure');
+  t.equal(b.peers()[0]!.prefixesStale, 0);
+  t.same(stops, [{ subcode: 10 }], 'Cease 6/10 BFD Down (RFC 9384)');
+  t.ok(infos.includes('Active: BFD session down (Control Detection Time Expired)'), 'the reason is the peer\'s state info');
+  await until(() => b.peers()[0]!.state === 'Established' && b.locRib().size === 1, 5000, 'a new session comes up and the route returns');
+  t.equal(b.resetPeer('10.9.9.9', 'x'), false, 'unknown peer');
+});
