@@ -78,6 +78,11 @@ export function renderCheck(r: IpamCheckReport): string {
   return out.join('\n');
 }
 
+/** Findings that are problems (pending affinities are claims in progress, not counted). */
+export function problemCount(r: IpamCheckReport): number {
+  return r.leaked.length + r.handleMismatches.length + r.blocksOfGoneNodes.length + r.affinitiesOfGoneNodes.length + r.problems.length;
+}
+
 const toList = (v: string | string[] | undefined): string[] =>
   (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
 
@@ -109,10 +114,14 @@ export const ipamCommand: CommandModule<object, Opts> = {
     async (a) => withIpam(async (ipam) => {
       const r = await ipam.check();
       write(a.json ? JSON.stringify(r, null, 2) : renderCheck(r));
+      // Exit 1 when a problem is found (with --gc: when one is left after releasing), so scripts notice.
+      let left = problemCount(r);
       if (a.gc) {
         const g = await ipam.gc(r);
         write(`Released ${g.releasedIps.length} addresses, ${g.releasedBlocks.length} block affinities, ${g.deletedHandles.length} stale handles.`);
+        if (left) left = problemCount(await ipam.check());
       }
+      if (left) process.exitCode = 1;
     }))
     .command<Opts>('release', 'release addresses by hand (--ip may repeat or be a comma list)', (yy) => yy
       .option('ip', { type: 'string', array: true, demandOption: true, describe: 'address to release' }),

@@ -66,11 +66,14 @@ t.test('ipam show / --show-blocks / --ip / check / release / configure', async (
   t.match((await inProcess(dir, ['ipam', 'show', '--ip=10.20.0.250'])).stdout, /not assigned/);
 
   const chk = await inProcess(dir, ['ipam', 'check']);
-  t.equal(chk.code, 0, chk.stderr);
+  t.equal(chk.code, 1, 'a problem found: exit 1');
   t.match(chk.stdout, /Leaked addresses \(allocated, owner gone\): 1/);
   const gc = await inProcess(dir, ['ipam', 'check', '--gc']);
   t.match(gc.stdout, /Released 1 addresses/);
-  t.match((await inProcess(dir, ['ipam', 'check'])).stdout, /Leaked addresses \(allocated, owner gone\): 0/);
+  t.equal(gc.code, 0, 'everything found was released: exit 0');
+  const clean = await inProcess(dir, ['ipam', 'check']);
+  t.match(clean.stdout, /Leaked addresses \(allocated, owner gone\): 0/);
+  t.equal(clean.code, 0, 'nothing found: exit 0');
 
   const rel = await inProcess(dir, ['ipam', 'release', `--ip=${ip}`]);
   t.equal(rel.code, 0);
@@ -82,4 +85,21 @@ t.test('ipam show / --show-blocks / --ip / check / release / configure', async (
 
   const conf = await inProcess(dir, ['ipam', 'configure', '--strictaffinity=true', '--max-blocks-per-host=4']);
   t.match(conf.stdout, /StrictAffinity: true\nMaxBlocksPerHost: 4/);
+});
+
+t.test('ipam check exits non-zero for the blocks of a deleted node (the compiled CLI)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipcli-`));
+  fs.writeFileSync(path.join(dir, 'none.cfg'), '');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ds = new FileDatastore(dir);
+  await ds.create(`${POOLS_PREFIX}pool-a`, { metadata: { name: 'pool-a' }, spec: { cidr: '10.20.0.0/24', blockSize: 26 } });
+  await ds.create(`${NODES_PREFIX}node-1`, { metadata: { name: 'node-1' }, spec: {} });
+  await ds.create(`${NODES_PREFIX}node-4`, { metadata: { name: 'node-4' }, spec: {} });
+  await new Ipam(ds).autoAssign({ handle: 'k8s-pod-network.c4', node: 'node-4', num4: 2, attrs: { node: 'node-4' } });
+  t.equal((await tabbyctl(dir, ['ipam', 'check'])).code, 0, 'all fine while the node exists');
+  await ds.delete(`${NODES_PREFIX}node-4`);
+  await ds.close();
+  const r = await tabbyctl(dir, ['ipam', 'check']);
+  t.match(r.stdout, /Blocks affine to nodes that no longer exist: 1/);
+  t.equal(r.code, 1, 'exit 1');
 });
