@@ -83,9 +83,10 @@ install: stage
 uninstall:
 	$(INSTALL_VARS) deploy/host/install.sh uninstall
 
-# A Debian package of the same files (PREFIX=/usr, unit in /lib/systemd/system): .stage/tabby_<version>_<arch>.deb
+# A Debian package of the same files (PREFIX=/usr, unit in /lib/systemd/system): $(DEB_DIR)/tabby_<version>_<arch>.deb
+# (default .stage/); dpkg -i it, dpkg --purge tabby removes it with its settings and datastore.
 deb: stage
-	deploy/host/deb.sh
+	STAGE='$(STAGE)' DEB_DIR='$(DEB_DIR)' deploy/host/deb.sh
 
 clean:
 	rm -rf dist src/native/build .tap .stage

@@ -170,9 +170,20 @@ do_install() {
 }
 
 # ---------------------------------------------------------------- uninstall
+# PURGE=1: settings kept by an earlier uninstall or install are the operator's too, and the datastore.
+purge() {
+  rm -f "$DESTDIR$ENVFILE"; rmdir "$DESTDIR$SYSCONFDIR/tabby" 2>/dev/null || true
+  case "$STATEDIR" in /?*) rm -rf "$DESTDIR$STATEDIR" ;; *) die "STATEDIR=$STATEDIR: expected an absolute path" ;; esac
+  say "removed $ENVFILE and the datastore $STATEDIR (PURGE=1)"
+}
+
 do_uninstall() {
   local mf=$DESTDIR$MANIFEST_FILE kind a b
-  [ -f "$mf" ] || die "no manifest at $mf: nothing installed by make install here (same PREFIX/TABBY_HOME/DESTDIR as the install?)"
+  if [ ! -f "$mf" ]; then
+    # Already uninstalled: PURGE=1 still removes what uninstall kept (settings, datastore).
+    [ "$PURGE" = 1 ] && { [ -e "$DESTDIR$ENVFILE" ] || [ -e "$DESTDIR$STATEDIR" ]; } && { purge; return; }
+    die "no manifest at $mf: nothing installed by make install here (same PREFIX/TABBY_HOME/DESTDIR as the install?)"
+  fi
   if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && grep -qx "f $UNITDIR/tabby-node.service" "$mf"; then
     systemctl disable --now tabby-node >/dev/null 2>&1 || true
   fi
@@ -188,10 +199,7 @@ do_uninstall() {
   rm -f "$mf"
   for a in "${made[@]}"; do rmdir "$DESTDIR$a" 2>/dev/null || true; done
   if [ "$PURGE" = 1 ]; then
-    # Settings kept by an earlier uninstall or install are the operator's too: PURGE=1 means all of it.
-    rm -f "$DESTDIR$ENVFILE"; rmdir "$DESTDIR$SYSCONFDIR/tabby" 2>/dev/null || true
-    case "$STATEDIR" in /?*) rm -rf "$DESTDIR$STATEDIR" ;; *) die "STATEDIR=$STATEDIR: expected an absolute path" ;; esac
-    [ "${KEEP_QUIET:-0}" = 1 ] || say "removed the datastore $STATEDIR (PURGE=1)"
+    purge
   elif [ -e "$DESTDIR$STATEDIR" ] && [ "${KEEP_QUIET:-0}" != 1 ]; then
     say "kept the datastore $STATEDIR (make uninstall PURGE=1 removes it)"
   fi

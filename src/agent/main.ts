@@ -155,7 +155,10 @@ function isFatalStartError(e: unknown): boolean {
     /neither an IPv4 nor an IPv6/.test(msg(e));
 }
 
-const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
+// realpath: npm's bin link (node_modules/.bin/tabby-node) is a symlink to this file.
+const invokedDirectly = ((): boolean => {
+  try { return process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname); } catch { return false; }
+})();
 if (invokedDirectly) {
   main(hideBin(process.argv)).then((code) => process.exit(code), (err: unknown) => {
     process.stderr.write(`tabby-node: ${msg(err)}\n`);
