@@ -52,7 +52,7 @@ async function dpkg(...args: string[]) {
   }
 }
 
-t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', { skip: debSkip, timeout: 300_000 }, async (t) => {
+t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', { skip: debSkip, timeout: 540_000 }, async (t) => {
   const t0 = Date.now();
   const lap = (what: string): void => { t.comment(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); };
   t.teardown(await hostPathsLock());
