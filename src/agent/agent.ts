@@ -336,14 +336,26 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.cfg.rrClusterId) opts.clusterId = this.cfg.rrClusterId;
     if (this.cfg.gracefulRestartTimeSec > 0) opts.gracefulRestart = { restartTime: this.cfg.gracefulRestartTimeSec };
     const sp = this.deps.speakerFactory!(opts);
-    sp.onBest((ev) => {
-      this.routeTable?.update(ev.prefix, ev.nextHops, ev.source ?? '');
-      this.lastRouteChange = Date.now();
-    });
-    sp.onWithdrawn((ev) => {
-      this.routeTable?.remove(ev.prefix);
-      this.lastRouteChange = Date.now();
-    });
+    if (sp.onChanges) {
+      sp.onChanges((c) => {
+        this.lastRouteChange = Date.now();
+        const table = this.routeTable;
+        if (!table) return;
+        for (let i = 0; i < c.count; i++) {
+          const nh = c.nextHop(i);
+          if (nh) table.update(c.prefix(i), nh, c.source(i)); else table.remove(c.prefix(i));
+        }
+      });
+    } else {
+      sp.onBest((ev) => {
+        this.routeTable?.update(ev.prefix, ev.nextHops, ev.source ?? '');
+        this.lastRouteChange = Date.now();
+      });
+      sp.onWithdrawn((ev) => {
+        this.routeTable?.remove(ev.prefix);
+        this.lastRouteChange = Date.now();
+      });
+    }
     sp.onPeerChange(() => { this.checkConverged(); this.emit('peers'); });
     sp.onEndOfRib?.((ev) => { this.endOfRib.add(ev.address); this.checkConverged(); });
     this.speaker = sp;

@@ -139,11 +139,22 @@ export interface SpeakerPort {
    *  attribute set) and the peer it came from. */
   onBest(fn: (ev: { prefix: string; nextHops: readonly string[]; source?: string }) => void): void;
   onWithdrawn(fn: (ev: { prefix: string }) => void): void;
+  /** The same changes batched (the speaker's 'changes'): when present the agent uses this instead of
+   *  onBest/onWithdrawn. A batch is valid only during the call. */
+  onChanges?(fn: (c: BestChangesView) => void): void;
   onPeerChange(fn: () => void): void;
   /** Take the peer's session down now and drop its routes (no graceful restart), then reconnect (RFC 5882: BFD down). */
   resetPeer?(address: string, reason: string): void;
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
+}
+
+export interface BestChangesView {
+  readonly count: number;
+  prefix(i: number): string;
+  /** null: the prefix has no best route any more */
+  nextHop(i: number): readonly string[] | null;
+  source(i: number): string;
 }
 
 // ---- dataplane ----

@@ -34,6 +34,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     })),
     onBest: (fn) => { s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops })); },
     onWithdrawn: (fn) => { s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix })); },
+    onChanges: (fn) => { s.on('changes', fn); },
     onPeerChange: (fn) => { s.on('peer', () => fn()); },
     onEndOfRib: (fn) => { s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address })); },
   };

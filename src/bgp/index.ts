@@ -4,6 +4,7 @@
 //                              gracefulRestart: { restartTime: 120 } });
 //   s.on('best', (e: BestRouteEvent) => …install e.prefix via e.nextHops…);
 //   s.on('withdrawn', (e: WithdrawnRouteEvent) => …remove e.prefix…);
+//   s.on('changes', (c: BestChanges) => …the same, batched per turn: c.prefix(i), c.nextHop(i) (null = withdrawn)…);
 //   s.on('peer', (e: PeerEvent) => …);                     // state changes
 //   s.addPeer({ address: '10.0.0.2', asn: 64512, families: ['ipv4'], localAddress: '10.0.0.1' });
 //   await s.start();
@@ -31,6 +32,7 @@ export {
   type PeerSession, type SessionFactory, type SessionParams, type SessionDown, type SpeakerEvents, type PeerSessionEvents,
 } from './speaker.js';
 export { tcpSessions, type TcpSessionOptions } from './speaker-sessions.js';
+export type { BestChanges } from './best-changes.js';
 export type { GrOptions } from './graceful-restart.js';
 export type { RouteAttributes } from './rib/attrs.js';
 export { decide, comparePaths, DECISION_STEPS, type Decision, type DecisionReason, type DecisionOptions } from './rib/decision.js';

@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import type { Clock } from './clock.js';
 import type { RouteAttributes } from './rib/attrs.js';
 import type { GrOptions } from './graceful-restart.js';
+import type { BestChanges } from './best-changes.js';
 import type { RouteRefreshMessage, UpdateMessage } from './codec/types.js';
 import type { Negotiated } from './negotiate.js';
 
@@ -89,6 +90,8 @@ export interface PeerEvent {
 export interface SpeakerEvents {
   best: [BestRouteEvent];
   withdrawn: [WithdrawnRouteEvent];
+  /** The same changes batched per event-loop turn, prefixes in typed arrays (best-changes.ts). */
+  changes: [BestChanges];
   /** A peer's state or info changed. */
   peer: [PeerEvent];
   'end-of-rib': [{ address: string; afi: 1 | 2 }];

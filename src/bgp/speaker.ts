@@ -42,6 +42,7 @@ import type {
 } from './speaker-types.js';
 import { LocRibView } from './speaker-view.js';
 import { Peer } from './peer.js';
+import { BestChangeBatch } from './best-changes.js';
 
 export type * from './speaker-types.js';
 export { LocRibView } from './speaker-view.js';
@@ -55,6 +56,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly attrTable = new AttrTable();
+  /** 'changes': best-route changes batched per event-loop turn (the agent's feed) */
+  private readonly changes = new BestChangeBatch((b) => this.emit('changes', b));
   private readonly rib: LocRib;
   private readonly peersByAddr = new Map<string, Peer>();
   private readonly identity: LocalIdentity;
@@ -561,6 +564,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
 
   private announceChange(b: number, k: PrefixKey): void {
     const best = this.rib.best(b, k);
+    if (this.listenerCount('changes') > 0) {
+      const nextHops = !best ? null : this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : best.attrs.nextHops;
+      this.changes.push(b, k, nextHops, best ? best.source.address : '');
+    }
     if (best ? this.listenerCount('best') > 0 : this.listenerCount('withdrawn') > 0) {
       const prefix = formatPrefixKey(b, k);
       if (best) {

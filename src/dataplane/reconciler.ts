@@ -161,6 +161,8 @@ export class Reconciler<T> extends EventEmitter {
   /** A kernel object appeared or changed (from an event). */
   observe(item: T): void {
     const k = this.driver.key(item);
+    const have = this.actual.get(k);
+    if (have && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
     this.actual.set(k, item);
     const d = this.desired.get(k);
     if ((d && !this.driver.equal(d, item)) || (!d && this.driver.owned(item))) this.markDirty(k);

@@ -47,7 +47,7 @@ export interface RouteDataplane {
 /** Above this many changes in one pass the event subscription is paused (our own notifications, one
  *  datagram per route, would flood its queue and double the work; lost events cannot be reported
  *  safely) and a resync follows once the changes are over. */
-export const BULK_PAUSE_THRESHOLD = 256;
+export const BULK_PAUSE_THRESHOLD = 64;
 
 export interface RouteReconcilerOptions extends ReconcilerOptions {
   /** after a bulk change, the resync dump waits until changes have been quiet this long (default 2 s) */
@@ -62,7 +62,8 @@ export interface RouteReconcilerOptions extends ReconcilerOptions {
 const scopeNumber = (s: RouteScope | undefined): number | undefined =>
   s === undefined ? undefined : typeof s === 'number' ? s : s === 'link' ? RT_SCOPE.LINK : s === 'host' ? RT_SCOPE.HOST : RT_SCOPE.UNIVERSE;
 
-/** "10.65.1.7/26" → "10.65.1.0/26"; a bare address → /32 or /128. */
+/** "10.65.1.7/26" → "10.65.1.0/26"; a bare address → /32 or /128. An IPv4 prefix already in that
+ *  form comes back as the same string (no copy: the route table's keys are shared down to here). */
 export function normalizeDst(dst: string): string {
   const slash = dst.indexOf('/');
   const v4 = parseV4(slash < 0 ? dst : dst.slice(0, slash));
@@ -70,13 +71,15 @@ export function normalizeDst(dst: string): string {
     const len = slash < 0 ? 32 : Number(dst.slice(slash + 1));
     if (Number.isInteger(len) && len >= 0 && len <= 32 && (slash < 0 || /^\d{1,2}$/.test(dst.slice(slash + 1)))) {
       const net = len === 0 ? 0 : (v4 & (~0 << (32 - len))) >>> 0;
+      if (net === v4 >>> 0 && slash > 0 && dst.length - slash - 1 === (len < 10 ? 1 : 2)) return dst;
       return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
     }
   }
   return formatCidr(parseCidr(dst));
 }
 
-export const routeKey = (table: number, dst: string): string => `${table}|${dst}`;
+/** The reconciler's key of a route: its destination in the main table (the string itself), else "table|dst". */
+export const routeKey = (table: number, dst: string): string => (table === RT_TABLE.MAIN ? dst : `${table}|${dst}`);
 
 function sameHops(a: NextHop[] | undefined, b: NextHop[] | undefined): boolean {
   const norm = (h: NextHop[] | undefined): string => (h ?? [])
@@ -246,7 +249,7 @@ export class RouteReconciler extends EventEmitter {
   /** Recompute desired kernel routes after the name → index map changed. */
   private reresolve(): void {
     for (const [key, r] of this.wanted) {
-      const k = this.toKernel(r, key.slice(key.indexOf('|') + 1));
+      const k = this.toKernel(r, key.includes('|') ? key.slice(key.indexOf('|') + 1) : key);
       if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
     }
   }

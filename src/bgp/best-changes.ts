@@ -1,0 +1,65 @@
+// Best-route changes handed out in batches (the route pipeline's speaker → agent stage, DESIGN.md):
+// one 'changes' event per turn of the event loop instead of one event object per prefix. Prefixes
+// stay in the RIB's form — (bucket, key): IPv4 length + network as int32 in typed arrays, IPv6 as a
+// short string key — and are formatted only when the consumer asks (prefix(i)). Next hops are the
+// best path's interned array (the same frozen array for every prefix of an attribute set); null means
+// withdrawn. A batch is valid only during its event: the arrays are reused for the next one.
+import { formatPrefixKey, BUCKET_V6, type PrefixKey } from './rib/prefix-table.js';
+
+export interface BestChanges {
+  readonly count: number;
+  /** "10.1.2.0/24" of change i */
+  prefix(i: number): string;
+  /** the best path's next hops (interned, do not mutate), or null: no best route any more */
+  nextHop(i: number): readonly string[] | null;
+  /** the peer the best path came from ('' = originated here) */
+  source(i: number): string;
+}
+
+export class BestChangeBatch implements BestChanges {
+  count = 0;
+  private buckets = new Uint8Array(1024);
+  private keys4 = new Int32Array(1024);
+  private keys6: (string | undefined)[] = [];
+  private hops: (readonly string[] | null)[] = [];
+  private sources: string[] = [];
+  private scheduled = false;
+
+  /** onFlush runs once after the current synchronous work (a microtask) with the batch, then it is reset. */
+  constructor(private readonly onFlush: (b: BestChanges) => void) {}
+
+  push(bucket: number, key: PrefixKey, nextHops: readonly string[] | null, source: string): void {
+    const i = this.count++;
+    if (i >= this.buckets.length) {
+      const nb = new Uint8Array(this.buckets.length * 2); nb.set(this.buckets); this.buckets = nb;
+      const nk = new Int32Array(this.keys4.length * 2); nk.set(this.keys4); this.keys4 = nk;
+    }
+    this.buckets[i] = bucket;
+    if (bucket === BUCKET_V6) this.keys6[i] = key as string; else this.keys4[i] = key as number;
+    this.hops[i] = nextHops;
+    this.sources[i] = source;
+    if (!this.scheduled) { this.scheduled = true; queueMicrotask(() => this.flush()); }
+  }
+
+  prefix(i: number): string {
+    const b = this.buckets[i]!;
+    return formatPrefixKey(b, b === BUCKET_V6 ? this.keys6[i]! : this.keys4[i]!);
+  }
+  nextHop(i: number): readonly string[] | null { return this.hops[i] ?? null; }
+  source(i: number): string { return this.sources[i] ?? ''; }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (!this.count) return;
+    try {
+      this.onFlush(this);
+    } finally {
+      this.count = 0;
+      this.hops.length = 0;
+      this.sources.length = 0;
+      this.keys6.length = 0;
+      // a huge batch (a 1M-prefix dump) does not pin its arrays afterwards
+      if (this.buckets.length > 65536) { this.buckets = new Uint8Array(1024); this.keys4 = new Int32Array(1024); }
+    }
+  }
+}

@@ -1,0 +1,33 @@
+// Batched best-route changes: one flush per synchronous turn, prefixes formatted on demand, interned
+// next hops passed through, withdrawals as null, arrays reused and grown.
+import t from 'tap';
+import { BestChangeBatch, type BestChanges } from '../../../src/bgp/best-changes.js';
+import { BUCKET_V6, parsePrefixKey } from '../../../src/bgp/rib/prefix-table.js';
+
+t.test('one batch per turn, in order, withdrawals null, then reset', async (t) => {
+  const got: { prefix: string; nh: readonly string[] | null; src: string }[][] = [];
+  const b = new BestChangeBatch((c: BestChanges) => {
+    const xs = [];
+    for (let i = 0; i < c.count; i++) xs.push({ prefix: c.prefix(i), nh: c.nextHop(i), src: c.source(i) });
+    got.push(xs);
+  });
+  const nh = Object.freeze(['10.0.0.2']);
+  const add = (p: string, hops: readonly string[] | null, src = '10.0.0.2') => { const k = parsePrefixKey(p); b.push(k.bucket, k.key, hops, src); };
+  add('10.1.0.0/24', nh);
+  add('2001:db8::/64', nh);
+  add('10.2.0.0/25', null, '');
+  t.equal(got.length, 0, 'nothing before the turn ends');
+  await null;
+  t.same(got, [[
+    { prefix: '10.1.0.0/24', nh: ['10.0.0.2'], src: '10.0.0.2' },
+    { prefix: '2001:db8::/64', nh: ['10.0.0.2'], src: '10.0.0.2' },
+    { prefix: '10.2.0.0/25', nh: null, src: '' },
+  ]]);
+  t.equal(got[0]![0]!.nh, nh, 'the interned array itself, not a copy');
+  t.equal(BUCKET_V6, parsePrefixKey('2001:db8::/64').bucket);
+  for (let i = 0; i < 5000; i++) add(`11.${i >> 8}.${i & 255}.0/24`, nh);
+  await null;
+  t.equal(got.length, 2);
+  t.equal(got[1]!.length, 5000, 'grown past its first capacity');
+  t.equal(got[1]![4999]!.prefix, '11.19.135.0/24');
+});
