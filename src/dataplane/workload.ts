@@ -3,14 +3,19 @@
 //              neigh proxy_delay=0, route_localnet=1, forwarding=1 (v6: proxy_ndp=1, accept_ra=0);
 //              route <ip>/32 dev caliX scope link proto tabby (and /128 for v6)
 //   pod side   eth0 with <ip>/32, 169.254.1.1 dev eth0 scope link, default via 169.254.1.1 dev eth0
-//              (v6: <ip>/128, default via fe80::ecee:eeff:feee:eeee dev eth0)
+//              (v6: <ip>/128, default via fe80::ecee:eeff:feee:eeee dev eth0), and the gateway as a
+//              permanent neighbour: 169.254.1.1 (and fe80::ecee:eeff:feee:eeee) lladdr ee:ee:ee:ee:ee:ee.
+//              Calico leaves the pod to ARP for 169.254.1.1 and the host's proxy ARP answers — but only
+//              when the host has a route to 169.254.1.1 out of another interface, so on a node with no
+//              default route (an air-gapped node peering BGP with its top-of-rack router) the pod was cut
+//              off (projectcalico/calico#3270). The host side's MAC is fixed, so the pod needs no answer.
 // wireWorkload converges from any starting point (a retried ADD), unwireWorkload removes whatever of
 // it exists (a DEL after a half-done ADD), checkWorkload lists every difference (CNI CHECK).
 // The veth is created with its peer directly in the pod's netns; the pod side is configured over a
 // netlink socket opened inside that netns; the pod's sysctls are written inside it (withNetns).
 import { Netlink } from './netlink/netlink.js';
 import type { Link } from './netlink/messages.js';
-import { RT_SCOPE } from './netlink/constants.js';
+import { NUD, RT_SCOPE } from './netlink/constants.js';
 import { isErrno } from './netlink/socket.js';
 import { readSysctl, writeSysctls } from './sysctl.js';
 import {
@@ -125,6 +130,9 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
       await cont.addAddress(c.index, ip6, 128);
       await cont.replaceRoute({ dst: '::/0', gateway: WORKLOAD_GATEWAY_V6, oif: c.index });
     }
+    // The gateway resolves without ARP/NDP (see the top of the file).
+    if (ip4) await cont.setNeighbor({ family: 4, ifindex: c.index, dst: WORKLOAD_GATEWAY_V4, lladdr: WORKLOAD_HOST_MAC });
+    if (ip6) await cont.setNeighbor({ family: 6, ifindex: c.index, dst: WORKLOAD_GATEWAY_V6, lladdr: WORKLOAD_HOST_MAC });
 
     // Host side: the route to the pod.
     if (ip4) await host.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
@@ -213,15 +221,23 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
     const contRoutes = await cont.listRoutes();
     const hasRoute = (routes: typeof hostRoutes, dst: string, oif: number, gateway?: string): boolean =>
       routes.some((r) => r.dst === dst && r.oif === oif && r.type === 'unicast' && (gateway ? r.gateway === gateway : !r.gateway));
+    const neighs = await cont.listNeighbors(undefined, c.index);
+    const gatewayNeigh = (family: 4 | 6, dst: string): void => {
+      if (!neighs.some((n) => n.family === family && n.dst === dst && n.lladdr === WORKLOAD_HOST_MAC && (n.state & NUD.PERMANENT) !== 0)) {
+        problems.push(`container lacks neighbour ${dst} lladdr ${WORKLOAD_HOST_MAC} permanent on ${ctrIf}`);
+      }
+    };
     if (ip4) {
       if (!addrs.some((a) => a.address === ip4 && a.prefixLen === 32)) problems.push(`${ctrIf} lacks ${ip4}/32`);
       if (!hasRoute(contRoutes, `${WORKLOAD_GATEWAY_V4}/32`, c.index)) problems.push(`container lacks route ${WORKLOAD_GATEWAY_V4} dev ${ctrIf} scope link`);
       if (!hasRoute(contRoutes, '0.0.0.0/0', c.index, WORKLOAD_GATEWAY_V4)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V4}`);
+      gatewayNeigh(4, WORKLOAD_GATEWAY_V4);
       if (!hasRoute(hostRoutes, `${ip4}/32`, h.index)) problems.push(`host lacks route ${ip4}/32 dev ${o.hostIfName}`);
     }
     if (ip6) {
       if (!addrs.some((a) => a.address === ip6 && a.prefixLen === 128)) problems.push(`${ctrIf} lacks ${ip6}/128`);
       if (!hasRoute(contRoutes, '::/0', c.index, WORKLOAD_GATEWAY_V6)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V6}`);
+      gatewayNeigh(6, WORKLOAD_GATEWAY_V6);
       if (!hasRoute(hostRoutes, `${ip6}/128`, h.index)) problems.push(`host lacks route ${ip6}/128 dev ${o.hostIfName}`);
     }
     return problems;
