@@ -13,6 +13,7 @@ import type { Path, PathSource } from './rib/path.js';
 import type { PrefixKey } from './rib/prefix-table.js';
 import type { PeerPolicy } from './policy.js';
 import type { PeerConfig, PeerSession, PeerState } from './speaker-types.js';
+import { PeerFilters } from './filter/peer-filters.js';
 
 export type InboundMessage = UpdateMessage | RouteRefreshMessage;
 
@@ -54,6 +55,8 @@ export class Peer {
   maxPrefixWarned = false;
   /** Stopped on purpose (speaker stop, removed, max-prefix): a 'down' leaves it Idle, not Active. */
   stopped = false;
+  /** BGPFilters of this peer (import before the Loc-RIB, export before the Adj-RIB-Out). */
+  readonly filters: PeerFilters;
 
   constructor(config: PeerConfig, source: PathSource, policy: PeerPolicy, attrTable: AttrTable, now: Date) {
     this.config = { ...config };
@@ -61,6 +64,8 @@ export class Peer {
     this.policy = policy;
     this.adjOut = new AdjRibOut(attrTable);
     this.since = now;
+    this.filters = new PeerFilters(attrTable, policy.ebgp);
+    this.filters.set(config.filters ?? [], policy.ebgp);
   }
 
   get address(): string { return this.config.address; }
@@ -75,6 +80,7 @@ export class Peer {
     this.policy = policy;
     this.exportCache.clear();
     this.rawCache.clear();
+    this.filters.resetSession();
     this.eorReceived.clear();
     this.refreshing.clear();
     this.refreshPaths = [];
@@ -93,6 +99,7 @@ export class Peer {
     this.dumping = undefined;
     this.blocked = false;
     this.adjOut.clear();
+    this.filters.rejected.clear();
     this.negotiated = undefined;
   }
 

@@ -8,7 +8,8 @@ import type { Clock } from './clock.js';
 import type { RouteAttributes } from './rib/attrs.js';
 import type { GrOptions } from './graceful-restart.js';
 import type { BestChanges } from './best-changes.js';
-import type { RouteRefreshMessage, UpdateMessage } from './codec/types.js';
+import type { LargeCommunity, RouteRefreshMessage, UpdateMessage } from './codec/types.js';
+import type { NamedFilter } from './filter/types.js';
 import type { Negotiated } from './negotiate.js';
 
 export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
@@ -46,6 +47,21 @@ export interface PeerConfig {
   gracefulRestart?: boolean;
   /** Restart time advertised to this peer, seconds (default: the speaker's restartTime). */
   restartTime?: number;
+  /** BGPFilters in BGPPeer.filters order (changing them never resets the session). */
+  filters?: NamedFilter[];
+}
+
+/** How a prefix is originated (originate()). */
+export interface OriginateOptions {
+  nextHop?: string;
+  /** RFC 1997 communities as 32-bit values. */
+  communities?: number[];
+  /** RFC 8092 large communities. */
+  largeCommunities?: LargeCommunity[];
+  localPref?: number;
+  med?: number;
+  /** The route's outgoing interface (what a BGPFilter `interface` rule matches). */
+  interface?: string;
 }
 
 export interface PeerStatus {

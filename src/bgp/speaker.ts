@@ -31,6 +31,9 @@ import {
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
 import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
 import { shouldAdvertise } from './reflector.js';
+import { describeDecision, type CompiledRule, type Residual } from './filter/engine.js';
+import { routePrefixAt } from './filter/peer-filters.js';
+import { reportAttrs, type RouteReportEntry } from './route-report.js';
 import {
   keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, staleCount, newGeneration, markStale, endRefresh, awaitingEndOfRib,
   SelectionDeferral,
@@ -38,7 +41,7 @@ import {
 import type { DecisionOptions } from './rib/decision.js';
 import type {
   PeerState, MaxPrefixConfig, PeerConfig, PeerStatus, BestRouteEvent, WithdrawnRouteEvent, PeerEvent,
-  SessionDown, SessionFactory, BgpSpeakerOptions, SpeakerEvents,
+  SessionDown, SessionFactory, BgpSpeakerOptions, SpeakerEvents, OriginateOptions,
 } from './speaker-types.js';
 import { LocRibView } from './speaker-view.js';
 import { Peer } from './peer.js';
@@ -74,6 +77,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly localPaths = new PrefixTable<Path>();
   private readonly localSource: PathSource = { ...LOCAL_SOURCE, routes: 0 };
   private readonly bySource = new Map<PathSource, Peer>();
+  /** Outgoing interface of originated prefixes that have one (BGPFilter `interface` matches it). */
+  private readonly localIface = new PrefixTable<string>();
 
   constructor(readonly opts: BgpSpeakerOptions) {
     super();
@@ -144,7 +149,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     p.config = { ...config };
     p.policy = this.policyFor(config, p.policy.localAddress);
     p.exportCache.clear();
+    p.filters.clearExport();
+    const changed = p.filters.set(config.filters ?? [], p.policy.ebgp);
+    // A filter change never resets the session: exports are re-diffed, imports re-requested (RFC 2918).
     if (p.state === 'Established') this.refreshExports(p);
+    if (changed.import && p.state === 'Established') this.reimport(p);
   }
 
   removePeer(address: string): void {
@@ -181,7 +190,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       state: p.state,
       since: p.since,
       info: p.info,
-      prefixesReceived: p.source.routes,
+      prefixesReceived: p.source.routes + p.filters.rejected.size,
       prefixesAccepted: p.source.routes,
       prefixesStale: staleCount(p),
       prefixesAdvertised: p.adjOut.sent.size,
@@ -191,14 +200,59 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     }));
   }
 
+  /**
+   * Per-prefix report for `tabbyctl bgp routes`: what the peer sent us ('received': accepted, best or
+   * rejected, and which filter rule decided) or what we send it ('advertised': every Loc-RIB prefix,
+   * advertised or not, and why). undefined: no such peer.
+   */
+  routeReport(address: string, dir: 'received' | 'advertised'): RouteReportEntry[] | undefined {
+    const p = this.peersByAddr.get(address);
+    if (!p) return undefined;
+    const out: RouteReportEntry[] = [];
+    const rule = (r: CompiledRule | undefined, list: 'import' | 'export', afi: 1 | 2) =>
+      r ? { decidedBy: describeDecision({ action: r.action, filter: r.filter, rule: r.index }, list, afi), filter: r.filter, rule: r.index, action: r.action } : { decidedBy: 'default Accept' };
+    if (dir === 'received') {
+      this.rib.forEach((best, b, k, slot) => {
+        const x = Array.isArray(slot) ? slot.find((q) => q.source === p.source) : slot.source === p.source ? slot : undefined;
+        if (!x) return;
+        const afi = afiOfBucket(b);
+        const d = p.filters.chain.evaluate('import', routePrefixAt(b, k), { attrs: x.attrs.attrs, fromPeer: true, ebgpPeer: p.policy.ebgp }).decision;
+        out.push({ prefix: formatPrefixKey(b, k), state: x === best ? 'best' : 'accepted', ...(d.filter !== undefined ? { decidedBy: describeDecision(d, 'import', afi), filter: d.filter, rule: d.rule!, action: d.action } : { decidedBy: 'default Accept' }), ...reportAttrs(x.attrs.attrs) });
+      });
+      p.filters.rejected.forEach((r, b, k) => out.push({ prefix: formatPrefixKey(b, k), state: 'rejected', ...rule(r.rule, 'import', afiOfBucket(b)), ...reportAttrs(r.attrs.attrs) }));
+      return out;
+    }
+    this.rib.forEach((best, b, k) => {
+      const afi = afiOfBucket(b);
+      const prefix = formatPrefixKey(b, k);
+      const held = (why: string) => out.push({ prefix, state: 'not-advertised', decidedBy: why, ...reportAttrs(best.attrs.attrs) });
+      if (best.source === p.source) return held('learned from this peer');
+      if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) {
+        return held('iBGP-learned route: not re-advertised to an iBGP peer (RFC 4271 §9.2 / RFC 4456)');
+      }
+      const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
+      if (p.negotiated && !p.negotiated.families.includes(fam)) return held(`address family IPv${afi === 1 ? 4 : 6} not negotiated with the peer`);
+      p.filters.lastRule = undefined;
+      const set = this.exportFor(p, best, b, k);
+      const r = p.filters.hasExport(afi) ? (p.filters.lastRule as CompiledRule | undefined) : undefined;
+      if (set) return out.push({ prefix, state: 'advertised', ...rule(r, 'export', afi), ...reportAttrs(set.attrs) });
+      if (r?.action === 'Reject') return out.push({ prefix, state: 'not-advertised', ...rule(r, 'export', afi), ...reportAttrs(best.attrs.attrs) });
+      return held('well-known community NO_ADVERTISE / NO_EXPORT (RFC 1997)');
+    });
+    return out;
+  }
+
   // ---------------------------------------------------------------- local routes
 
   /** Originate a prefix from this speaker (e.g. an IPAM block). */
-  originate(prefix: string, opts: { nextHop?: string; communities?: number[]; localPref?: number; med?: number } = {}): void {
+  originate(prefix: string, opts: OriginateOptions = {}): void {
     const k = parsePrefixKey(prefix);
     const attrs: RouteAttributes = { origin: 0, asPath: [] };
     if (opts.nextHop) attrs.nextHop = opts.nextHop;
     if (opts.communities?.length) attrs.communities = opts.communities.slice();
+    if (opts.largeCommunities?.length) attrs.largeCommunities = opts.largeCommunities.map((c) => ({ ...c }));
+    if (opts.interface) this.localIface.set(k.bucket, k.key, opts.interface);
+    else this.localIface.delete(k.bucket, k.key);
     if (opts.localPref !== undefined) attrs.localPref = opts.localPref;
     if (opts.med !== undefined) attrs.med = opts.med;
     const set = this.attrTable.intern(attrs);
@@ -215,6 +269,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const prev = this.localPaths.get(k.bucket, k.key);
     if (!prev) return;
     this.localPaths.delete(k.bucket, k.key);
+    this.localIface.delete(k.bucket, k.key);
     if (this.rib.remove(k.bucket, k.key, this.localSource)) this.bestChanged(k.bucket, k.key);
   }
 
@@ -431,7 +486,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     return set;
   }
 
-  private announceList(p: Peer, list: PrefixList, set: AttrSet): void {
+  /** The peer's current-generation Path for an attribute set (created on first use). */
+  private pathFor(p: Peer, set: AttrSet): Path {
     let path = p.paths.get(set);
     if (path === undefined) {
       path = new Path(p.source, set);
@@ -439,6 +495,17 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       this.attrTable.ref(set); // the Path's reference, dropped in releasePath()
       p.paths.set(set, path);
     }
+    return path;
+  }
+
+  private announceList(p: Peer, list: PrefixList, set: AttrSet): void {
+    const afi = list.afi as 1 | 2;
+    if (p.filters.hasImport(afi)) {
+      const res = p.filters.importResidual(set, afi);
+      if (res.rules.length > 0) return this.announceFiltered(p, list, set, res);
+    }
+    if (p.filters.rejected.size > 0) for (let i = 0; i < list.count; i++) p.filters.rejected.delete(bucketAt(list, i), keyAt(list, i));
+    const path = this.pathFor(p, set);
     const rib = this.rib;
     if (list.afi === 1) {
       const addrs = list.addrs, lens = list.lens;
@@ -454,9 +521,56 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  private withdrawList(p: Peer, list: PrefixList): void {
+  /** Import filters (BGPFilter) per prefix, before the Loc-RIB: a rejected prefix never reaches best path or the kernel. */
+  private announceFiltered(p: Peer, list: PrefixList, set: AttrSet, res: Residual): void {
+    const f = p.filters;
     for (let i = 0; i < list.count; i++) {
       const b = bucketAt(list, i), k = keyAt(list, i);
+      const out = f.importDecide(res, set, b, k);
+      if (out === null) {
+        f.noteRejected(b, k, set, f.lastRule!);
+        if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
+        continue;
+      }
+      if (f.rejected.size > 0) f.rejected.delete(b, k);
+      if (this.rib.upsert(b, k, this.pathFor(p, out))) this.bestChanged(b, k);
+    }
+  }
+
+  /**
+   * The import filters changed: ask the peer to send everything again (RFC 2918 route refresh), so
+   * each prefix is decided afresh; a peer without route refresh gets what we hold re-decided here
+   * (rejected routes from their received attributes, accepted ones from their current attributes).
+   */
+  private reimport(p: Peer): void {
+    const fams = p.negotiated?.families ?? [];
+    if (p.negotiated?.routeRefresh) {
+      for (const f of fams) this.requestRefresh(p.config.address, f === FAMILY_IPV6_UNICAST ? 2 : 1);
+      return;
+    }
+    const again: [number, PrefixKey, AttrSet][] = [];
+    p.filters.rejected.forEach((r, b, k) => again.push([b, k, r.attrs]));
+    p.filters.rejected.clear();
+    this.rib.table.forEach((slot, b, k) => {
+      const x = Array.isArray(slot) ? slot.find((q) => q.source === p.source) : slot.source === p.source ? slot : undefined;
+      if (x && !x.stale) again.push([b, k, x.attrs]);
+    });
+    for (const [b, k, set] of again) {
+      const afi = afiOfBucket(b);
+      const res = p.filters.importResidual(set, afi);
+      const out = res.rules.length ? p.filters.importDecide(res, set, b, k) : set;
+      if (out === null) {
+        p.filters.noteRejected(b, k, set, p.filters.lastRule!);
+        if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
+      } else if (this.rib.upsert(b, k, this.pathFor(p, out))) this.bestChanged(b, k);
+    }
+  }
+
+  private withdrawList(p: Peer, list: PrefixList): void {
+    const rejected = p.filters.rejected;
+    for (let i = 0; i < list.count; i++) {
+      const b = bucketAt(list, i), k = keyAt(list, i);
+      if (rejected.size > 0) rejected.delete(b, k);
       if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
     }
   }
@@ -581,16 +695,25 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     for (let i = 0; i < peers.length; i++) {
       const p = peers[i]!;
       if (p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
-      p.adjOut.want(b, k, best ? this.exportFor(p, best, afiOfBucket(b)) : null);
+      p.adjOut.want(b, k, best ? this.exportFor(p, best, b, k) : null);
       this.scheduleFlush(p);
     }
   }
 
   /** The attribute set `best` is sent to `p` with, or null (not sent). Cached per (attrs, source). */
-  private exportFor(p: Peer, best: Path, afi: 1 | 2): AttrSet | null {
+  private exportFor(p: Peer, best: Path, b: number, k: PrefixKey): AttrSet | null {
+    const afi = afiOfBucket(b);
     if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) return null;
     const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
     if (p.negotiated && !p.negotiated.families.includes(fam)) return null;
+    if (p.filters.hasExport(afi)) {
+      // Export filters (BGPFilter) per prefix, before the Adj-RIB-Out; then the protocol's rules.
+      const iface = best.source.local ? this.localIface.get(b, k) : undefined;
+      return p.filters.exportDecide(best, afi, b, k, iface, (a) => {
+        const out = exportAttrs(this.identity, p.policy, best.source, a, afi);
+        return out ? this.attrTable.intern(out) : null;
+      });
+    }
     const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
     const hit = p.exportCache.get(cacheKey);
     if (hit !== undefined) return hit;
@@ -603,7 +726,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
 
   /** Recompute what a peer should have (after a policy change). */
   private refreshExports(p: Peer): void {
-    this.rib.forEach((best, b, k) => p.adjOut.want(b, k, this.exportFor(p, best, afiOfBucket(b))));
+    this.rib.forEach((best, b, k) => p.adjOut.want(b, k, this.exportFor(p, best, b, k)));
     p.adjOut.sent.forEach((_s, b, k) => { if (!this.rib.best(b, k)) p.adjOut.want(b, k, null); });
     this.scheduleFlush(p);
   }
@@ -635,7 +758,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         if (r.done) { p.dumping = undefined; p.dumpDone = true; break; }
         const [b, k, slot] = r.value;
         const best = Array.isArray(slot) ? slot[0]! : slot;
-        p.adjOut.want(b, k, this.exportFor(p, best, afiOfBucket(b)));
+        p.adjOut.want(b, k, this.exportFor(p, best, b, k));
         if ((++n & 1023) === 0 && performance.now() > deadline) break;
       }
     }
