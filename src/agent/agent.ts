@@ -24,7 +24,7 @@ import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
 import type {
-  AddressPort, BfdPort, BfdSpecRes, BgpConfigRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
+  AddressPort, BfdPort, BfdSpecRes, BgpConfigRes, BgpFilterRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
   SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
@@ -33,6 +33,8 @@ import { DatastoreWatch } from './datastore-watch.js';
 import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
 import { parseDuration } from '../datastore/resources.js';
+import { resolveFilters, communitiesFor, nextHopFlags, type CommunityConfig } from './bgp-policy.js';
+import type { RouteReportEntry } from '../bgp/route-report.js';
 
 export const RESOURCES_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 export const IPAM_PREFIX = '/tabby/ipam/v2/';
@@ -84,6 +86,7 @@ interface Snapshot {
   pools: PoolRes[];
   peers: BgpPeerRes[];
   bgpConfig?: BgpConfigRes;
+  filters: BgpFilterRes[];
   blocks: BlockInfo[];
   ownBlocks: { cidr: string; state: 'pending' | 'confirmed' }[];
 }
@@ -102,7 +105,9 @@ export class Agent extends EventEmitter implements StatusSource {
   private asn = DEFAULT_ASN;
   private routerId = '0.0.0.0';
   private listenPort = 179;
-  private snapshot: Snapshot = { nodes: [], pools: [], peers: [], blocks: [], ownBlocks: [] };
+  private snapshot: Snapshot = { nodes: [], pools: [], peers: [], filters: [], blocks: [], ownBlocks: [] };
+  /** BGP policy problems (a BGPPeer naming a missing BGPFilter), shown in status. */
+  private policyProblems: string[] = [];
   private speaker: SpeakerPort | undefined;
   private desiredPeers = new Map<string, DesiredPeer>();
   private peerConfigs = new Map<string, string>();
@@ -116,6 +121,8 @@ export class Agent extends EventEmitter implements StatusSource {
   /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
   private staticRoutes = new Map<string, KernelRoute>();
   private exported = new Set<string>();
+  /** Communities each originated prefix was sent with (re-originated when they change). */
+  private exportedAttrs = new Map<string, string>();
   private routeOut: RouteOutput | undefined;
   private kernelHasIpip = true;
   private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
@@ -404,15 +411,16 @@ export class Agent extends EventEmitter implements StatusSource {
 
   private async readSnapshot(): Promise<void> {
     const r = this.deps.resources;
-    const [nodes, pools, peers, bgpConfigs] = await Promise.all([
+    const [nodes, pools, peers, bgpConfigs, filters] = await Promise.all([
       r.list<NodeRes>('Node'), r.list<PoolRes>('IPPool'), r.list<BgpPeerRes>('BGPPeer'), r.list<BgpConfigRes>('BGPConfiguration'),
+      r.list<BgpFilterRes>('BGPFilter'),
     ]);
     let blocks: BlockInfo[] = [];
     let ownBlocks: Snapshot['ownBlocks'] = [];
     if (this.deps.ipam && !this.isRouteReflector) {
       [blocks, ownBlocks] = await Promise.all([this.deps.ipam.listBlocks(), this.deps.ipam.blocksAffineTo(this.cfg.nodeName)]);
     }
-    const snap: Snapshot = { nodes, pools, peers, blocks, ownBlocks };
+    const snap: Snapshot = { nodes, pools, peers, filters, blocks, ownBlocks };
     const def = bgpConfigs.find((c) => c.metadata.name === 'default');
     if (def) snap.bgpConfig = def;
     this.snapshot = snap;
@@ -479,6 +487,8 @@ export class Agent extends EventEmitter implements StatusSource {
       if (mrt !== undefined) r.maxRestartTime = Math.min(4095, Math.round(mrt / 1000)); // RFC 4724: 12 bits
       if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
       if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
+      if (Array.isArray(s.filters) && s.filters.length) r.filters = s.filters as string[];
+      if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
       return r;
     });
     const selector: SelectorMatch = (sel, labels) => {
@@ -502,11 +512,19 @@ export class Agent extends EventEmitter implements StatusSource {
         this.logger.info({ peer: addr }, 'peer removed');
       }
     }
+    const policyProblems: string[] = [];
     for (const p of desired) {
+      const nh = nextHopFlags(p.nextHopMode, p.keepOriginalNextHop);
       const pc: SpeakerPeerConfig = {
         address: p.address, asn: p.asn, passive: p.passive, routeReflectorClient: p.routeReflectorClient,
-        keepOriginalNextHop: p.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
+        keepOriginalNextHop: nh.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
       };
+      if (nh.nextHopSelf) pc.nextHopSelf = true;
+      if (p.filters?.length) {
+        const r = resolveFilters(p.filters, this.snapshot.filters);
+        pc.filters = r.filters;
+        for (const m of r.missing) policyProblems.push(`BGPPeer "${p.source}" names BGPFilter "${m}", which does not exist: every route to and from ${p.address} is rejected until it does`);
+      }
       if (p.localAddress) pc.localAddress = p.localAddress;
       if (p.port !== undefined) pc.port = p.port;
       if (p.maxRestartTime !== undefined) pc.restartTime = p.maxRestartTime;
@@ -533,6 +551,8 @@ export class Agent extends EventEmitter implements StatusSource {
       this.peerConfigs.set(p.address, key);
     }
     this.secrets.retain(refs);
+    for (const pr of policyProblems) if (!this.policyProblems.includes(pr)) this.logger.error(pr);
+    this.policyProblems = policyProblems;
     this.reconcileBfd(desired);
   }
 
@@ -622,13 +642,19 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.speaker && !this.isRouteReflector) {
       const next = new Set(out.exports);
       for (const p of this.exported) if (!next.has(p)) { this.speaker.withdraw(p); this.logger.info({ prefix: p }, 'withdrawn'); }
+      const comm = this.snapshot.bgpConfig?.spec as CommunityConfig | undefined;
       for (const p of next) {
-        if (this.exported.has(p)) continue;
+        // BGPConfiguration prefixAdvertisements: communities on originated routes.
+        const c = communitiesFor(p, comm);
+        const attrsKey = JSON.stringify(c);
+        if (this.exported.has(p) && this.exportedAttrs.get(p) === attrsKey) continue;
         const fam = p.includes(':') ? 6 : 4;
         const nh = fam === 4 ? this.address4 : this.address6;
-        this.speaker.originate(p, nh ? { nextHop: ipOf(nh) } : {});
-        this.logger.info({ prefix: p }, 'originated');
+        this.speaker.originate(p, { ...(nh ? { nextHop: ipOf(nh) } : {}), ...(c.communities.length ? { communities: c.communities } : {}), ...(c.largeCommunities.length ? { largeCommunities: c.largeCommunities } : {}) });
+        this.exportedAttrs.set(p, attrsKey);
+        this.logger.info({ prefix: p, ...(c.communities.length || c.largeCommunities.length ? { communities: attrsKey } : {}) }, 'originated');
       }
+      for (const p of this.exportedAttrs.keys()) if (!next.has(p)) this.exportedAttrs.delete(p);
       this.exported = next;
     }
     // Kernel.
@@ -729,6 +755,7 @@ export class Agent extends EventEmitter implements StatusSource {
         state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: held ?? s?.info ?? 'Idle',
         prefixesReceived: s?.prefixesReceived ?? 0, prefixesAccepted: s?.prefixesAccepted ?? 0,
         ...(b ? { bfd: { state: b.state, diag: b.diag, detectionTimeMs: b.detectionTimeMs, downs: b.downs } } : {}),
+        prefixesAdvertised: s?.prefixesAdvertised ?? 0,
       };
     });
   }
@@ -766,7 +793,7 @@ export class Agent extends EventEmitter implements StatusSource {
       routing: this.routeFigures(),
       blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
       exports: [...this.exported],
-      problems: this.allProblems(),
+      problems: [...this.allProblems(), ...this.policyProblems],
       readiness: this.readiness(),
     };
   }
@@ -810,6 +837,15 @@ export class Agent extends EventEmitter implements StatusSource {
       return { origin: 'datastore', prefix: best.dst, nextHops: best.gateway ? [best.gateway] : [], source: '', route: { ...best } };
     }
     return learned ? { origin: 'bgp', ...learned } : undefined;
+  }
+
+  /** `tabbyctl bgp routes`: per-prefix report for one peer, or for every peer when none is given. */
+  bgpRoutes(peer: string | undefined, dir: 'received' | 'advertised'): { peer: string; direction: string; routes: RouteReportEntry[] }[] | { error: string } {
+    const sp = this.speaker;
+    if (!sp?.routeReport) return { error: 'BGP is not running on this node' };
+    const peers = peer ? [peer] : [...this.desiredPeers.keys()];
+    if (peer && !this.desiredPeers.has(peer)) return { error: `no BGP peer ${peer} on this node (peers: ${[...this.desiredPeers.keys()].join(', ') || 'none'})` };
+    return peers.map((p) => ({ peer: p, direction: dir, routes: sp.routeReport!(p, dir) ?? [] }));
   }
 
   ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {

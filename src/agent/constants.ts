@@ -11,6 +11,8 @@ export const HEALTH_PATHS = {
 /** `GET /route?prefix=<address or prefix>` on the same server: the route record deciding where that
  *  traffic goes (next hops, peer, kernel route or why none) — what `tabbyctl route explain` reads. */
 export const ROUTE_PATH = '/route';
+/** `tabbyctl bgp routes`: GET /bgp/routes?peer=<address>&dir=received|advertised (health server and socket). */
+export const BGP_ROUTES_PATH = '/bgp/routes';
 
 /** Path served on TABBY_METRICS_ADDR (Prometheus text format). */
 export const METRICS_PATH = '/metrics';

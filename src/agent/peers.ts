@@ -43,6 +43,10 @@ export interface PeerResource {
   maxRestartTime?: number;
   ttlSecurity?: number;
   numAllowedLocalASNumbers?: number;
+  /** BGPFilter names, in order. */
+  filters?: string[];
+  /** Auto | Self | Keep. */
+  nextHopMode?: string;
 }
 
 export interface PeerBgpConfig {
@@ -81,6 +85,10 @@ export interface DesiredPeer {
   ttlSecurity?: number;
   /** Own AS allowed this many times in a received AS_PATH (BGPPeer numAllowedLocalASNumbers). */
   allowOwnAs?: number;
+  /** BGPFilter names (BGPPeer.filters), in order. */
+  filters?: string[];
+  /** BGPPeer nextHopMode. */
+  nextHopMode?: string;
 }
 
 export type SelectorMatch = (selector: string, labels: Readonly<Record<string, string>>) => boolean;
@@ -161,6 +169,8 @@ export function computePeers(
     if (r.maxRestartTime !== undefined) e.maxRestartTime = r.maxRestartTime;
     if (r.ttlSecurity !== undefined) e.ttlSecurity = r.ttlSecurity;
     if (r.numAllowedLocalASNumbers !== undefined) e.allowOwnAs = r.numAllowedLocalASNumbers;
+    if (r.filters?.length) e.filters = r.filters.slice();
+    if (r.nextHopMode) e.nextHopMode = r.nextHopMode;
     return e;
   };
 

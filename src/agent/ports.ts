@@ -5,6 +5,10 @@ import type { Route } from '../dataplane/routes.js';
 import type { BfdTimers } from '../bfd/fsm.js';
 import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
 import type { NeighEntry, FdbEntry } from './routes.js';
+import type { NamedFilter } from '../bgp/filter/types.js';
+import type { LargeCommunity } from '../bgp/codec/types.js';
+import type { RouteReportEntry } from '../bgp/route-report.js';
+import type { FilterRes } from './bgp-policy.js';
 
 // ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
 export interface Meta { name: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown }
@@ -53,7 +57,13 @@ export interface BgpConfigRes {
   };
 }
 
-export type AnyRes = NodeRes | PoolRes | BgpPeerRes | BgpConfigRes;
+export interface BgpFilterRes extends FilterRes {
+  apiVersion: 'projectcalico.org/v3';
+  kind: 'BGPFilter';
+  metadata: Meta;
+}
+
+export type AnyRes = NodeRes | PoolRes | BgpPeerRes | BgpConfigRes | BgpFilterRes;
 export type ResKind = AnyRes['kind'];
 
 export interface ResourcesPort {
@@ -105,6 +115,9 @@ export interface SpeakerPeerConfig {
   type?: string;
   ttlSecurity?: number;
   allowOwnAs?: number;
+  nextHopSelf?: boolean;
+  /** BGPFilters in BGPPeer.filters order. */
+  filters?: NamedFilter[];
 }
 
 export interface SpeakerPeerStatus {
@@ -115,6 +128,7 @@ export interface SpeakerPeerStatus {
   info: string;
   prefixesReceived: number;
   prefixesAccepted: number;
+  prefixesAdvertised?: number;
 }
 
 export interface SpeakerOptions {
@@ -132,7 +146,7 @@ export interface SpeakerPort {
   addPeer(p: SpeakerPeerConfig): void;
   updatePeer(p: SpeakerPeerConfig): void;
   removePeer(address: string): void;
-  originate(prefix: string, opts?: { nextHop?: string }): void;
+  originate(prefix: string, opts?: { nextHop?: string; communities?: number[]; largeCommunities?: LargeCommunity[] }): void;
   withdraw(prefix: string): void;
   peers(): SpeakerPeerStatus[];
   /** A prefix's best route changed: its next hops (interned by the speaker: the same array for the same
@@ -145,6 +159,8 @@ export interface SpeakerPort {
   onPeerChange(fn: () => void): void;
   /** Take the peer's session down now and drop its routes (no graceful restart), then reconnect (RFC 5882: BFD down). */
   resetPeer?(address: string, reason: string): void;
+  /** `tabbyctl bgp routes`: per-prefix report toward/from one peer (undefined: no such peer). */
+  routeReport?(peer: string, dir: 'received' | 'advertised'): RouteReportEntry[] | undefined;
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
 }

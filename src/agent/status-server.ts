@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Registry, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { AgentStatusJson, ReadinessJson } from './status-types.js';
-import { HEALTH_PATHS, METRICS_PATH, ROUTE_PATH } from './constants.js';
+import { HEALTH_PATHS, METRICS_PATH, ROUTE_PATH, BGP_ROUTES_PATH } from './constants.js';
 import type { HostPort } from './config.js';
 import { log, type Logger } from '../common/log.js';
 
@@ -25,6 +25,8 @@ export interface StatusSource {
   routeFigures?(): NonNullable<AgentStatusJson['routing']>;
   /** The route record for an address or prefix (`route explain`); undefined: no route covers it. */
   explainRoute?(query: string): unknown;
+  /** Per-prefix BGP report (`tabbyctl bgp routes`). */
+  bgpRoutes?(peer: string | undefined, dir: 'received' | 'advertised'): unknown;
 }
 
 export interface AgentMetrics {
@@ -152,6 +154,13 @@ export class StatusServer {
           const q = new URL(req.url ?? '/', 'http://x').searchParams.get('prefix') ?? '';
           const r = this.source.explainRoute?.(q);
           if (r) send(200, r); else send(404, { error: `no route covers "${q}"` });
+          return;
+        }
+        case BGP_ROUTES_PATH: {
+          const q = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+          const dir = q.get('dir') === 'received' ? 'received' : 'advertised';
+          const r = this.source.bgpRoutes?.(q.get('peer') || undefined, dir) ?? { error: 'not available' };
+          send('error' in (r as object) ? 404 : 200, r);
           return;
         }
         default: send(404, { error: `unknown path ${url}; try ${Object.values(HEALTH_PATHS).join(', ')}` });

@@ -18,6 +18,8 @@ export interface PeerStatusJson {
   prefixesAccepted: number;
   /** BFD on this session (RFC 5880), when configured. */
   bfd?: { state: 'AdminDown' | 'Down' | 'Init' | 'Up'; diag: string; detectionTimeMs: number; downs: number };
+  /** Prefixes in the Adj-RIB-Out toward the peer. */
+  prefixesAdvertised?: number;
 }
 
 export interface ReadinessJson {

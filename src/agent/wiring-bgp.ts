@@ -30,12 +30,13 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     withdraw: (prefix) => s.withdraw(prefix),
     peers: () => s.peers().map((p) => ({
       address: p.address, asn: p.asn, state: p.state, since: p.since, info: p.info,
-      prefixesReceived: p.prefixesReceived, prefixesAccepted: p.prefixesAccepted,
+      prefixesReceived: p.prefixesReceived, prefixesAccepted: p.prefixesAccepted, prefixesAdvertised: p.prefixesAdvertised,
     })),
     onBest: (fn) => { s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops })); },
     onWithdrawn: (fn) => { s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix })); },
     onChanges: (fn) => { s.on('changes', fn); },
     onPeerChange: (fn) => { s.on('peer', () => fn()); },
+    routeReport: (peer, dir) => s.routeReport(peer, dir),
     onEndOfRib: (fn) => { s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address })); },
   };
 }

@@ -5,6 +5,7 @@ import { nodeCommand } from './node.js';
 import { labCommand } from './lab.js';
 import { ipamCommand } from './ipam.js';
 import { resourceCommands } from './resources.js';
+import { bgpCommand } from './bgp.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -13,4 +14,5 @@ export const commands: CommandModule<any, any>[] = [
   labCommand,
   ipamCommand,
   ...resourceCommands,
+  bgpCommand,
 ];

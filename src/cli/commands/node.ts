@@ -62,6 +62,13 @@ export function renderNodeStatus(s: AgentStatusJson, now: Date = new Date()): st
     else lines.push(renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'], peers.map((p) => peerRow(p, now))));
     lines.push('');
   }
+  if (s.peers.length > 0) {
+    // Beyond calicoctl: per-peer prefix counts (accepted = after import filters; see `tabbyctl bgp routes`).
+    lines.push('BGP prefixes per peer');
+    lines.push(renderTable(['PEER ADDRESS', 'RECEIVED', 'ACCEPTED', 'ADVERTISED'],
+      s.peers.map((p) => [p.address, String(p.prefixesReceived), String(p.prefixesAccepted), String(p.prefixesAdvertised ?? 0)])));
+    lines.push('');
+  }
   return `${lines.join('\n')}\n`;
 }
 

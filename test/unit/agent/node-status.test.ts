@@ -34,6 +34,14 @@ t.test('renders exactly like calicoctl node status', async (t) => {
     'IPv6 BGP status',
     'No IPv6 peers found.',
     '',
+    'BGP prefixes per peer',
+    '+--------------+----------+----------+------------+',
+    '| PEER ADDRESS | RECEIVED | ACCEPTED | ADVERTISED |',
+    '+--------------+----------+----------+------------+',
+    '| 172.17.8.102 | 1        | 1        | 0          |',
+    '| 172.17.8.103 | 0        | 0        | 0          |',
+    '+--------------+----------+----------+------------+',
+    '',
     '',
   ].join('\n'));
 });
