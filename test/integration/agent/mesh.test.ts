@@ -32,10 +32,14 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
   const st = await tabbyctl(lab, 'node-1', 'node', 'status');
   t.equal(st.code, 0);
   t.match(st.stdout, /^tabby-node process is running\.\n\nIPv4 BGP status\n/);
-  const rows = st.stdout.split('\n').filter((l) => /^\| 172\./.test(l));
+  const [sessions = '', counts = ''] = st.stdout.split('BGP prefixes per peer');
+  const rows = sessions.split('\n').filter((l) => /^\| 172\./.test(l));
   t.equal(rows.length, 2, 'two peers listed');
   for (const r of rows) t.match(r, /\| node-to-node mesh \| up +\| \d\d:\d\d:\d\d \| Established +\|$/);
   t.match(st.stdout, /IPv6 BGP status\nNo IPv6 peers found\./);
+  const countRows = counts.split('\n').filter((l) => /^\| 172\./.test(l));
+  t.equal(countRows.length, 2, 'per-peer prefix counts for both peers');
+  for (const r of countRows) t.match(r, /\| 1 +\| 1 +\| 1 +\|$/, 'each mesh peer: 1 received, 1 accepted, 1 advertised (its own block)');
   const probe = (url: string) => lab.exec('node-1', process.execPath, ['-e',
     `require('http').get(${JSON.stringify(url)}, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => console.log(r.statusCode, b)); })`]);
   t.match((await until(async () => { const r = await probe('http://127.0.0.1:9099/readiness'); return r.stdout.startsWith('200') ? r : undefined; }, 15_000))?.stdout, /^200 \{"ready":true/, '/readiness: 200 on TABBY_HEALTH_ADDR');
