@@ -4,7 +4,8 @@
 //     the final ones, uninstall DESTDIR=… leaves the staging root empty.
 //  2. Every path set to a directory under a temporary root (so the installed commands run): install, the
 //     operator edits the env file, install again keeps it; tabby-node started as the unit starts it
-//     (ExecStart + EnvironmentFile of the installed unit) in a network namespace with the shipped settings
+//     (ExecStart + EnvironmentFile of the installed unit, its capability bounding set and NoNewPrivileges,
+//     by setpriv) in a network namespace with the shipped settings
 //     on this kernel; the installed `tabbyctl node status` shows it ready; uninstall leaves exactly the
 //     changed env file and the datastore; PURGE=1 removes those too.
 import t from 'tap';
@@ -172,7 +173,12 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     }
     fs.mkdirSync(`${R}/run/tabby`, { recursive: true });
     let log = '';
-    const agent = spawn('ip', ['netns', 'exec', ns, ...exec], { env: { PATH: '/usr/bin:/bin', ...parseEnvFile(envPath) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The unit's privileges too: root with only its CapabilityBoundingSet, and NoNewPrivileges.
+    const caps = /^CapabilityBoundingSet=(.+)$/m.exec(unit)![1]!.trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+    t.same(caps, ['+net_admin', '+net_raw', '+net_bind_service'], 'the unit\'s capabilities');
+    t.match(unit, /^NoNewPrivileges=yes$/m);
+    const setpriv = ['setpriv', '--bounding-set', ['-all', ...caps].join(','), '--no-new-privs', '--'];
+    const agent = spawn('ip', ['netns', 'exec', ns, ...setpriv, ...exec], { env: { PATH: '/usr/bin:/bin', ...parseEnvFile(envPath) }, stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(agent);
     for (const s of [agent.stdout!, agent.stderr!]) s.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-20_000); });
 
