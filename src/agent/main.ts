@@ -26,6 +26,7 @@ import { realClock } from '../bgp/clock.js';
 import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
+import { startPolicyEngine } from '../policy/engine.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -73,6 +74,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (cfg.networkingBackend === 'bird') deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
   const agent = new Agent(deps);
+  const policy = nodeMode ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) }) : undefined;
   const server = new StatusServer(agent, {
     socketPath: cfg.statusSocketPath,
     ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
@@ -101,6 +103,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
       await cni?.stop();
+      policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them
       await agent.stop({ graceful: true });
       await server.stop();
       await ds.close().catch(() => undefined);

@@ -9,6 +9,7 @@ import {
 } from './netconf.js';
 import { echo } from '../common/echo.js';
 import { toCniError } from './errors.js';
+import { addWorkloadEndpoint, removeWorkloadEndpoint } from './endpoint.js';
 
 export interface WireRequest {
   hostIfName: string;
@@ -202,6 +203,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       if (fresh) await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
+    await addWorkloadEndpoint(ipam.ds, { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName }, wired.hostIfName, addrs, async () => { await (await deps.wiring()).unwire({ hostIfName: req.hostIfName, containerNetnsPath: env.netns, containerIfName: env.ifName }); if (fresh) await ipam.releaseByHandle(handle); });
     log.info({ handle, hostIfName: wired.hostIfName, uptimeMs: Math.round(performance.now()) }, 'pod wired');
     const interfaces: ResultInterface[] = [
       { name: wired.hostIfName, mac: wired.hostMac },
@@ -227,7 +229,10 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
     const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
     await (await deps.wiring()).unwire({ hostIfName: hostIfNameFor(env), ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}) });
   }
-  const released = await withIpam(conf, deps, (ipam) => ipam.releaseByHandle(handle));
+  const released = await withIpam(conf, deps, async (ipam) => {
+    if (name === 'tabby') await removeWorkloadEndpoint(ipam.ds, { node: deps.nodename(conf), ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName });
+    return ipam.releaseByHandle(handle);
+  });
   deps.logger.info({ handle, released }, 'deleted');
 }
 

@@ -18,6 +18,9 @@ import {
 export { API_VERSION, KINDS, ValidationError, parseAsn, formatAsnDot, parseDuration, InvalidAsn } from './validation.js';
 export type { ResourceKind, ResourceMeta, AnyResource } from './validation.js';
 export { parseSelector, SelectorError, type Selector, type Labels } from './selector.js';
+import type { GlobalNetworkPolicySpec, NetworkPolicySpec, ProfileSpec, WorkloadEndpointSpec } from './policy-types.js';
+import { NAMESPACED_KINDS } from './policy-validation.js';
+export * from './policy-types.js';
 
 import type { BGPFilterSpec } from './bgpfilter.js';
 export type { BGPFilterSpec } from './bgpfilter.js';
@@ -108,12 +111,20 @@ export type BGPConfiguration = Base<'BGPConfiguration', BGPConfigurationSpec>;
 export type BGPPeer = Base<'BGPPeer', BGPPeerSpec>;
 export type Node = Base<'Node', NodeSpec> & { status?: Record<string, unknown> };
 export type BGPFilter = Base<'BGPFilter', BGPFilterSpec>;
-export type Resource = IPPool | BGPConfiguration | BGPPeer | Node | BGPFilter;
-export interface KindMap { IPPool: IPPool; BGPConfiguration: BGPConfiguration; BGPPeer: BGPPeer; Node: Node; BGPFilter: BGPFilter }
+export type WorkloadEndpoint = Base<'WorkloadEndpoint', WorkloadEndpointSpec>;
+export type NetworkPolicy = Base<'NetworkPolicy', NetworkPolicySpec>;
+export type GlobalNetworkPolicy = Base<'GlobalNetworkPolicy', GlobalNetworkPolicySpec>;
+export type Profile = Base<'Profile', ProfileSpec>;
+export type Resource = IPPool | BGPConfiguration | BGPPeer | Node | BGPFilter | WorkloadEndpoint | NetworkPolicy | GlobalNetworkPolicy | Profile;
+export interface KindMap {
+  IPPool: IPPool; BGPConfiguration: BGPConfiguration; BGPPeer: BGPPeer; Node: Node; BGPFilter: BGPFilter;
+  WorkloadEndpoint: WorkloadEndpoint; NetworkPolicy: NetworkPolicy; GlobalNetworkPolicy: GlobalNetworkPolicy; Profile: Profile;
+}
 
 export const PLURALS: Record<ResourceKind, string> = {
   IPPool: 'ippools', BGPConfiguration: 'bgpconfigurations', BGPPeer: 'bgppeers', Node: 'nodes',
   BGPFilter: 'bgpfilters',
+  WorkloadEndpoint: 'workloadendpoints', NetworkPolicy: 'networkpolicies', GlobalNetworkPolicy: 'globalnetworkpolicies', Profile: 'profiles',
 };
 export const RESOURCE_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 
@@ -124,6 +135,10 @@ const KIND_ALIASES: Record<ResourceKind, string[]> = {
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
   Node: ['node', 'nodes', 'no', 'nos'],
   BGPFilter: ['bgpfilter', 'bgpfilters', 'bgpf', 'bgpfs'],
+  WorkloadEndpoint: ['workloadendpoint', 'workloadendpoints', 'wep', 'weps'],
+  NetworkPolicy: ['networkpolicy', 'networkpolicies', 'policy', 'netpol', 'np', 'nps'],
+  GlobalNetworkPolicy: ['globalnetworkpolicy', 'globalnetworkpolicies', 'gnp', 'gnps'],
+  Profile: ['profile', 'profiles', 'pro', 'pros'],
 };
 
 export class UnknownKind extends Error {
@@ -141,9 +156,18 @@ export function resolveKind(input: string): ResourceKind {
   throw new UnknownKind(input);
 }
 
+/** A namespaced resource (NetworkPolicy, WorkloadEndpoint) is stored under `<namespace>/<name>`, as
+ *  Calico's etcd keys do; the store's `name` argument is that pair for those kinds. */
 export function resourceKey(kind: ResourceKind, name: string): string {
   return `${RESOURCE_PREFIX}${PLURALS[kind]}/${name}`;
 }
+
+/** The store name of a resource: `<namespace>/<name>` for namespaced kinds, else its name. */
+export function storeName(res: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  return NAMESPACED_KINDS.has(res.kind) ? `${res.metadata.namespace || 'default'}/${res.metadata.name}` : res.metadata.name;
+}
+
+export const isNamespaced = (kind: ResourceKind): boolean => NAMESPACED_KINDS.has(kind);
 
 /** Validate a document (any source: YAML, JSON, code) and return it normalized with defaults filled.
  *  Throws ValidationError listing every problem (`IPPool "p1": spec.blockSize 33 is out of range 20..32 for IPv4`). */
@@ -246,15 +270,16 @@ export class ResourceStore {
 
   async create<R extends Resource>(input: R): Promise<R> {
     const res = validateResource(input) as R;
-    if (await this.get(res.kind, res.metadata.name)) throw new ResourceExists(res.kind, res.metadata.name);
+    const name = storeName(res);
+    if (await this.get(res.kind, name)) throw new ResourceExists(res.kind, name);
     await this.checkAgainstStore(res);
     const stored = toStored(res);
     stored.metadata.creationTimestamp = this.now().toISOString();
     stored.metadata.uid = randomUUID();
     try {
-      return fromKV<R>(await this.ds.create(resourceKey(res.kind, res.metadata.name), stored));
+      return fromKV<R>(await this.ds.create(resourceKey(res.kind, name), stored));
     } catch (e) {
-      if (e instanceof DatastoreExists) throw new ResourceExists(res.kind, res.metadata.name);
+      if (e instanceof DatastoreExists) throw new ResourceExists(res.kind, name);
       throw e;
     }
   }
@@ -262,17 +287,18 @@ export class ResourceStore {
   /** Replace: a CAS on metadata.resourceVersion when given, else on the revision just read. */
   async update<R extends Resource>(input: R): Promise<R> {
     const res = validateResource(input) as R;
-    const key = resourceKey(res.kind, res.metadata.name);
+    const name = storeName(res);
+    const key = resourceKey(res.kind, name);
     const cur = await this.ds.get<Stored>(key);
-    if (!cur) throw new ResourceNotFound(res.kind, res.metadata.name);
+    if (!cur) throw new ResourceNotFound(res.kind, name);
     const expected = res.metadata.resourceVersion !== undefined ? Number(res.metadata.resourceVersion) : cur.revision;
-    if (expected !== cur.revision) throw new ResourceConflict(res.kind, res.metadata.name, expected, cur.revision);
+    if (expected !== cur.revision) throw new ResourceConflict(res.kind, name, expected, cur.revision);
     await this.checkAgainstStore(res, fromKV(cur));
     try {
       return fromKV<R>(await this.ds.update(key, toStored(res, cur.value), expected));
     } catch (e) {
-      if (e instanceof DatastoreConflict) throw new ResourceConflict(res.kind, res.metadata.name, expected, e.actualRevision);
-      if (e instanceof DatastoreNotFound) throw new ResourceNotFound(res.kind, res.metadata.name);
+      if (e instanceof DatastoreConflict) throw new ResourceConflict(res.kind, name, expected, e.actualRevision);
+      if (e instanceof DatastoreNotFound) throw new ResourceNotFound(res.kind, name);
       throw e;
     }
   }
@@ -281,7 +307,7 @@ export class ResourceStore {
   async apply<R extends Resource>(input: R): Promise<R> {
     const res = validateResource(input) as R;
     for (let attempt = 0; ; attempt++) {
-      const exists = await this.get(res.kind, res.metadata.name);
+      const exists = await this.get(res.kind, storeName(res));
       try {
         return exists ? await this.update(res) : await this.create(res);
       } catch (e) {

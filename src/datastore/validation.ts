@@ -7,9 +7,12 @@ import { parseSelector, SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import { echo } from '../common/echo.js';
+import { checkGlobalNetworkPolicy, checkNetworkPolicy, checkProfile, checkWorkloadEndpoint, NAMESPACED_KINDS } from './policy-validation.js';
+import { convertK8sNetworkPolicy, isK8sNetworkPolicy } from './k8s-networkpolicy.js';
 
 export const API_VERSION = 'projectcalico.org/v3';
-export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'BGPFilter'] as const;
+export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'BGPFilter',
+  'WorkloadEndpoint', 'NetworkPolicy', 'GlobalNetworkPolicy', 'Profile'] as const;
 export type ResourceKind = (typeof KINDS)[number];
 
 export class ValidationError extends Error {
@@ -470,6 +473,10 @@ const SPEC_CHECKERS: Record<ResourceKind, (c: Checker, name: string, spec: Obj) 
   BGPPeer: checkBGPPeer,
   Node: checkNode,
   BGPFilter: checkBGPFilter,
+  WorkloadEndpoint: checkWorkloadEndpoint,
+  NetworkPolicy: checkNetworkPolicy,
+  GlobalNetworkPolicy: checkGlobalNetworkPolicy,
+  Profile: checkProfile,
 };
 
 export interface ResourceMeta {
@@ -495,6 +502,7 @@ export interface AnyResource {
 export function validateDocument(doc: unknown, where = ''): AnyResource {
   const c = new Checker();
   const prefix = where ? `${where}: ` : '';
+  if (isK8sNetworkPolicy(doc)) doc = convertK8sNetworkPolicy(doc);
   if (!isObj(doc)) throw new ValidationError(`${prefix}document`, '', [`expected a mapping with apiVersion, kind, metadata and spec, got ${show(doc)}`]);
   const kindText = typeof doc.kind === 'string' ? doc.kind : '';
   const kind = KINDS.find((k) => k === kindText);
@@ -532,6 +540,11 @@ export function validateDocument(doc: unknown, where = ''): AnyResource {
     if (ts) metaOut.creationTimestamp = ts;
     const uid = c.string(meta, 'uid', 'metadata.');
     if (uid) metaOut.uid = uid;
+    const ns = c.string(meta, 'namespace', 'metadata.');
+    if (NAMESPACED_KINDS.has(kind)) {
+      if (ns !== undefined && ns !== '' && !NAME_RE.test(ns)) c.add(`metadata.namespace ${show(ns)} is not a valid namespace name`);
+      metaOut.namespace = ns || 'default';
+    } else if (ns) c.add(`metadata.namespace: a ${kind} is not namespaced`);
   }
   let spec: Obj = {};
   if (doc.spec === undefined || doc.spec === null) {

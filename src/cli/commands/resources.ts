@@ -14,10 +14,11 @@ import {
   type Datastore, type DatastoreConfig,
 } from '../../datastore/index.js';
 import {
-  ResourceStore, resolveKind, validateResource, formatAsnDot, KINDS, ValidationError,
+  ResourceStore, resolveKind, validateResource, formatAsnDot, KINDS, ValidationError, storeName, isNamespaced,
   type Resource, type ResourceKind,
 } from '../../datastore/resources.js';
 import { echo } from '../../common/echo.js';
+import { policyRows } from './policy-rows.js';
 import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
 
 // ------------------------------------------------------------------ datastore flags (reusable)
@@ -134,13 +135,15 @@ function targetsFromFile(file: string, action: Action): Target[] {
       if (action === 'get' || action === 'delete') {
         const o = (d.raw ?? {}) as { kind?: unknown; metadata?: { name?: unknown; resourceVersion?: unknown } };
         const kind = resolveKind(String(o.kind ?? ''));
-        const name = typeof o.metadata?.name === 'string' ? o.metadata.name : '';
-        if (!name) throw new ValidationError(kind, '', ['metadata.name is required']);
+        const bare = typeof o.metadata?.name === 'string' ? o.metadata.name : '';
+        if (!bare) throw new ValidationError(kind, '', ['metadata.name is required']);
+        const ns = (o.metadata as { namespace?: unknown } | undefined)?.namespace;
+        const name = isNamespaced(kind) ? `${typeof ns === 'string' && ns ? ns : 'default'}/${bare}` : bare;
         const rv = o.metadata?.resourceVersion;
         targets.push({ where: d.where, kind, name, ...(rv !== undefined && rv !== null && rv !== '' ? { resourceVersion: String(rv) } : {}) });
       } else {
         const res = validateResource(d.raw);
-        targets.push({ where: d.where, kind: res.kind, name: res.metadata.name, res, ...(res.metadata.resourceVersion ? { resourceVersion: res.metadata.resourceVersion } : {}) });
+        targets.push({ where: d.where, kind: res.kind, name: storeName(res), res, ...(res.metadata.resourceVersion ? { resourceVersion: res.metadata.resourceVersion } : {}) });
       }
     } catch (e) {
       errors.push(`${d.where}: ${(e as Error).message}`);
@@ -168,11 +171,11 @@ function targetsFromFile(file: string, action: Action): Target[] {
   return targets;
 }
 
-function targetsFromArgs(kindArg: string | undefined, names: string[], action: Action): Target[] {
+function targetsFromArgs(kindArg: string | undefined, names: string[], action: Action, namespace?: string): Target[] {
   if (!kindArg) fail([`${action}: give -f <file> or a resource kind (${KINDS.join(', ')}; e.g. ippool, bgppeer, bgpconfig, node)`], '');
   let kind: ResourceKind;
   try { kind = resolveKind(kindArg); } catch (e) { fail([(e as Error).message], action === 'get' ? '' : 'nothing was changed'); }
-  return names.map((name) => ({ where: '', kind, name }));
+  return names.map((name) => ({ where: '', kind, name: isNamespaced(kind) && !name.includes('/') ? `${namespace || 'default'}/${name}` : name }));
 }
 
 // ------------------------------------------------------------------ output
@@ -217,6 +220,7 @@ function rowsFor(kind: ResourceKind, items: Resource[], wide: boolean): { header
       const n = (l: unknown[] | undefined) => String(l?.length ?? 0);
       return { headers: ['NAME', 'IMPORTV4', 'EXPORTV4', 'IMPORTV6', 'EXPORTV6'], rows: fs.map((f) => [f.metadata.name, n(f.spec.importV4), n(f.spec.exportV4), n(f.spec.importV6), n(f.spec.exportV6)]) };
     }
+    default: return policyRows(kind, items, wide);
   }
 }
 
@@ -246,6 +250,7 @@ interface ResourceArgs extends DatastoreFlags {
   output?: string;
   'skip-exists'?: boolean;
   'skip-not-exists'?: boolean;
+  namespace?: string;
 }
 
 const ref = (x: { kind: string; name: string }) => `${x.kind}(${x.name})`;
@@ -254,14 +259,15 @@ const at = (tg: Target) => (tg.where ? `${tg.where}: ` : '');
 async function runGet(a: ResourceArgs): Promise<void> {
   const format = parseOutputFormat(a.output);
   const names = a.name ?? [];
-  const targets = a.filename ? targetsFromFile(a.filename, 'get') : names.length ? targetsFromArgs(a.kind, names, 'get') : undefined;
+  const targets = a.filename ? targetsFromFile(a.filename, 'get') : names.length ? targetsFromArgs(a.kind, names, 'get', a.namespace) : undefined;
   await withStore(a, async (rs) => {
     if (!targets) {
       if (!a.kind) fail([`get: give -f <file> or a resource kind (${KINDS.join(', ')}; e.g. ippool, bgppeer, bgpconfig, node)`], '');
       let kind: ResourceKind;
       try { kind = resolveKind(a.kind); } catch (e) { fail([(e as Error).message], ''); }
       const list = await rs.list(kind);
-      process.stdout.write(render(list.items, format, kind, list.revision));
+      const items = a.namespace && isNamespaced(kind) ? list.items.filter((r) => r.metadata.namespace === a.namespace) : list.items;
+      process.stdout.write(render(items, format, kind, list.revision));
       return;
     }
     const found: Resource[] = [];
@@ -328,6 +334,7 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
         b = b.positional('kind', { type: 'string', describe: 'ippool | bgppeer | bgpconfig | node' })
           .positional('name', { type: 'string', array: true, describe: 'resource name(s)' })
           .option('skip-not-exists', { type: 'boolean', default: false, describe: 'do not fail on resources that do not exist' })
+          .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of a networkpolicy or workloadendpoint (default "default")' })
           .example('tabbyctl delete ippool p1', '') as typeof b;
       }
       if (action === 'create') b = b.option('skip-exists', { type: 'boolean', default: false, describe: 'do not fail on resources that already exist' }) as typeof b;
@@ -339,7 +346,7 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
         if (a.filename) targets = targetsFromFile(a.filename, action);
         else {
           if (!a.name?.length) fail([`delete: give -f <file> or a kind and name, e.g. "tabbyctl delete ippool p1"`], '');
-          targets = targetsFromArgs(a.kind, a.name, action);
+          targets = targetsFromArgs(a.kind, a.name, action, a.namespace);
         }
         await withStore(a, async (rs) => {
           const { problems, skip } = await precheck(rs, action, targets, a);
@@ -384,6 +391,7 @@ export const getCommand: CommandModule<object, ResourceArgs> = {
     .positional('name', { type: 'string', array: true, describe: 'resource name(s); all when omitted' })
     .option('filename', { alias: 'f', type: 'string', describe: 'get the resources named in this file ("-" for stdin)' })
     .option('output', { alias: 'o', type: 'string', default: 'table', describe: 'yaml | json | wide | table' })
+    .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of networkpolicies / workloadendpoints (all when omitted)' })
     .example('tabbyctl get ippools -o wide', '')
     .example('tabbyctl get bgpconfig default -o yaml', '') as unknown as Argv<ResourceArgs>,
   handler: async (a) => { await runReported(() => runGet(a)); },

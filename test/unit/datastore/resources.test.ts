@@ -14,7 +14,8 @@ t.test('kinds accept calicoctl aliases', async (t) => {
   t.equal(resolveKind('BGPPeer'), 'BGPPeer');
   t.equal(resolveKind('bgpconfig'), 'BGPConfiguration');
   t.equal(resolveKind('nodes'), 'Node');
-  t.throws(() => resolveKind('networkpolicy'), { code: 'EUNKNOWNKIND' });
+  t.equal(resolveKind('networkpolicy'), 'NetworkPolicy');
+  t.throws(() => resolveKind('hostendpoint'), { code: 'EUNKNOWNKIND' });
 });
 
 t.test('create / get / list / update (CAS) / apply / delete', async (t) => {

@@ -57,7 +57,7 @@ t.test('IPPool: precise messages, every problem at once', async (t) => {
   t.same(problems({ apiVersion: 'v1', kind: 'IPPool', metadata: { name: 'Bad_Name' }, spec: { cidr: '10.0.0.0/16' } }),
     ['apiVersion "v1" must be "projectcalico.org/v3"', 'metadata.name "Bad_Name" must be lowercase letters, digits, "-" and "." (at most 253 characters)']);
   t.match(problems({ apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: {}, spec: {} }), ['metadata.name is required', 'spec.cidr is required']);
-  t.throws(() => validateResource({ apiVersion: 'projectcalico.org/v3', kind: 'NetworkPolicy', metadata: { name: 'x' } }), /unknown kind "NetworkPolicy"/);
+  t.throws(() => validateResource({ apiVersion: 'projectcalico.org/v3', kind: 'HostEndpoint', metadata: { name: 'x' } }), /unknown kind "HostEndpoint"/);
 });
 
 t.test('BGPConfiguration defaults and rules', async (t) => {

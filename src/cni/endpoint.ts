@@ -1,0 +1,94 @@
+// The pod's WorkloadEndpoint, written by CNI ADD and removed by CNI DEL (Calico's CNI plugin does the
+// same): name `<node>-k8s-<pod>-<interface>`, namespace = the pod's, node, orchestrator k8s, pod,
+// interfaceName (the host-side cali veth), ipNetworks, profiles [kns.<namespace>], labels. The
+// namespace's profile kns.<ns> is created when missing (default allow both ways, Kubernetes' default),
+// as Calico's controllers do for every namespace. Labels: kept from an endpoint already there (a retried
+// ADD, or labels set by `tabbyctl label`/the agent's Kubernetes watch) — the CNI never clears them.
+// Both CNI paths (the exec'd plugin and tabby-node's socket server) call syncWorkloadEndpoint.
+import { DatastoreConflict, type Datastore } from '../datastore/types.js';
+import {
+  ResourceStore, ResourceExists, ResourceNotFound, storeName, workloadEndpointName, namespaceProfileName,
+  ORCHESTRATOR_LABEL, NAMESPACE_LABEL, type WorkloadEndpoint, type Profile,
+} from '../datastore/resources.js';
+
+export interface EndpointIdentity {
+  node: string;
+  /** Kubernetes namespace/pod from CNI_ARGS; absent → orchestrator "cni", workload = container id */
+  namespace?: string;
+  pod?: string;
+  containerId: string;
+  /** the pod-side interface (CNI_IFNAME) */
+  endpoint: string;
+}
+
+export function endpointName(id: EndpointIdentity): { name: string; namespace: string; orchestrator: string; workload: string } {
+  const k8s = Boolean(id.namespace && id.pod);
+  const orchestrator = k8s ? 'k8s' : 'cni';
+  const workload = k8s ? id.pod! : id.containerId;
+  return { name: workloadEndpointName(id.node, orchestrator, workload, id.endpoint), namespace: id.namespace || 'default', orchestrator, workload };
+}
+
+/** The WorkloadEndpoint for a wired pod (pure). */
+export function desiredEndpoint(id: EndpointIdentity, hostIfName: string, addrs: readonly string[], labels: Record<string, string> = {}): WorkloadEndpoint {
+  const n = endpointName(id);
+  return {
+    apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint',
+    metadata: { name: n.name, namespace: n.namespace, labels: { ...labels, [NAMESPACE_LABEL]: n.namespace, [ORCHESTRATOR_LABEL]: n.orchestrator } },
+    spec: {
+      orchestrator: n.orchestrator, workload: n.workload, node: id.node, containerID: id.containerId,
+      ...(id.pod ? { pod: id.pod } : {}), endpoint: id.endpoint, interfaceName: hostIfName,
+      ipNetworks: addrs.map((a) => (a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`)), profiles: [namespaceProfileName(n.namespace)],
+    },
+  };
+}
+
+function defaultNamespaceProfile(ns: string): Profile {
+  return {
+    apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: namespaceProfileName(ns) },
+    spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }], labelsToApply: { 'pcns.projectcalico.org/name': ns } },
+  };
+}
+
+/** ADD: create or update the endpoint (keeping labels someone else set), and the namespace profile. */
+export async function writeWorkloadEndpoint(ds: Datastore, id: EndpointIdentity, hostIfName: string, addrs: readonly string[]): Promise<WorkloadEndpoint> {
+  const rs = new ResourceStore(ds);
+  const want = desiredEndpoint(id, hostIfName, addrs);
+  const ns = want.metadata.namespace!;
+  if (!(await rs.get('Profile', namespaceProfileName(ns)))) {
+    try { await rs.create(defaultNamespaceProfile(ns)); } catch (e) { if (!(e instanceof ResourceExists)) throw e; }
+  }
+  for (let attempt = 0; ; attempt++) {
+    const cur = await rs.get('WorkloadEndpoint', storeName(want));
+    const labels = { ...(cur?.metadata.labels ?? {}), ...want.metadata.labels };
+    const res: WorkloadEndpoint = { ...want, metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) } };
+    try {
+      return cur ? await rs.update(res) : await rs.create(res);
+    } catch (e) {
+      if (attempt < 3 && (e instanceof ResourceExists || e instanceof ResourceNotFound || e instanceof DatastoreConflict)) continue;
+      throw e;
+    }
+  }
+}
+
+/** ADD's one call: write the endpoint; if that fails, `undo` (unwire, release) runs and the error
+ *  fails the ADD — a pod the policy engine cannot see must not come up. */
+export async function addWorkloadEndpoint(ds: Datastore, id: EndpointIdentity, hostIfName: string, addrs: readonly string[], undo: () => Promise<void>): Promise<void> {
+  try {
+    await writeWorkloadEndpoint(ds, id, hostIfName, addrs);
+  } catch (e) {
+    await undo().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** DEL: remove the endpoint (gone already is fine). */
+export async function removeWorkloadEndpoint(ds: Datastore, id: EndpointIdentity): Promise<boolean> {
+  const n = endpointName(id);
+  try {
+    await new ResourceStore(ds).delete('WorkloadEndpoint', `${n.namespace}/${n.name}`);
+    return true;
+  } catch (e) {
+    if (e instanceof ResourceNotFound) return false;
+    throw e;
+  }
+}

@@ -1,0 +1,144 @@
+// The policy model every part of src/policy shares (pure): an endpoint's effective labels (profile
+// labelsToApply under its own labels), its namespace's labels (the kns.<ns> profile's pcns.* labels),
+// which policies select it for a direction and in what order (Calico: order ascending, unordered last,
+// then by name), and which endpoints a rule's selector / namespaceSelector picks out.
+import { parseSelector, type Labels, type Selector } from '../datastore/selector.js';
+import {
+  NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, ORCHESTRATOR_LABEL, namespaceProfileName,
+  type EntityRule, type PolicyRule, type PolicyType,
+} from '../datastore/policy-types.js';
+import type { GlobalNetworkPolicy, NetworkPolicy, Profile, WorkloadEndpoint } from '../datastore/resources.js';
+
+export interface PolicyInputs {
+  endpoints: readonly WorkloadEndpoint[];
+  policies: readonly NetworkPolicy[];
+  globalPolicies: readonly GlobalNetworkPolicy[];
+  profiles: readonly Profile[];
+}
+
+/** One policy, kind-agnostic, as the compiler orders and renders it. */
+export interface PolicyView {
+  kind: 'NetworkPolicy' | 'GlobalNetworkPolicy';
+  /** "ns/name" for a NetworkPolicy, "name" for a GlobalNetworkPolicy */
+  id: string;
+  namespace?: string;
+  order: number;
+  selector: Selector;
+  namespaceSelector?: Selector;
+  types: readonly PolicyType[];
+  ingress: readonly PolicyRule[];
+  egress: readonly PolicyRule[];
+}
+
+export interface EndpointView {
+  /** store name: "ns/name" */
+  id: string;
+  name: string;
+  namespace: string;
+  node: string;
+  interfaceName: string;
+  labels: Labels;
+  nsLabels: Labels;
+  ipNetworks: readonly string[];
+  profiles: readonly string[];
+  ports: readonly { name: string; protocol: string; port: number }[];
+}
+
+const selectorCache = new Map<string, Selector>();
+/** Parsed once per distinct text (selectors repeat across policies). Validation already accepted them. */
+export function sel(text: string): Selector {
+  let s = selectorCache.get(text);
+  if (!s) {
+    s = parseSelector(text);
+    if (selectorCache.size > 50_000) selectorCache.clear();
+    selectorCache.set(text, s);
+  }
+  return s;
+}
+
+export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies'>): PolicyView[] {
+  const out: PolicyView[] = [];
+  for (const p of inp.policies) {
+    const ns = p.metadata.namespace ?? 'default';
+    out.push({
+      kind: 'NetworkPolicy', id: `${ns}/${p.metadata.name}`, namespace: ns, order: p.spec.order ?? Infinity,
+      selector: sel(p.spec.selector || 'all()'), types: p.spec.types, ingress: p.spec.ingress ?? [], egress: p.spec.egress ?? [],
+    });
+  }
+  for (const p of inp.globalPolicies) {
+    out.push({
+      kind: 'GlobalNetworkPolicy', id: p.metadata.name, order: p.spec.order ?? Infinity,
+      selector: sel(p.spec.selector || 'all()'), ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
+      types: p.spec.types, ingress: p.spec.ingress ?? [], egress: p.spec.egress ?? [],
+    });
+  }
+  // Calico: by order, then by name (a NetworkPolicy's name includes no namespace in the comparison
+  // of equal orders across kinds; the id keeps the sort total).
+  return out.sort((a, b) => (a.order === b.order ? 0 : a.order < b.order ? -1 : 1) || cmp(nameOf(a), nameOf(b)) || cmp(a.id, b.id));
+}
+
+const nameOf = (p: PolicyView) => (p.namespace ? p.id.slice(p.namespace.length + 1) : p.id);
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export function endpointViews(inp: Pick<PolicyInputs, 'endpoints' | 'profiles'>): EndpointView[] {
+  const profiles = new Map(inp.profiles.map((p) => [p.metadata.name, p]));
+  return inp.endpoints.map((w) => {
+    const ns = w.metadata.namespace ?? 'default';
+    const inherited: Record<string, string> = {};
+    for (const pn of w.spec.profiles) Object.assign(inherited, profiles.get(pn)?.spec.labelsToApply ?? {});
+    const labels: Record<string, string> = { ...inherited, ...(w.metadata.labels ?? {}), [NAMESPACE_LABEL]: ns, [ORCHESTRATOR_LABEL]: w.spec.orchestrator };
+    const nsProfile = profiles.get(namespaceProfileName(ns));
+    return {
+      id: `${ns}/${w.metadata.name}`, name: w.metadata.name, namespace: ns, node: w.spec.node, interfaceName: w.spec.interfaceName,
+      labels, nsLabels: namespaceLabels(ns, nsProfile?.spec.labelsToApply), ipNetworks: w.spec.ipNetworks, profiles: w.spec.profiles,
+      ports: (w.spec.ports ?? []).map((p) => ({ name: p.name, protocol: String(p.protocol), port: p.port })),
+    };
+  });
+}
+
+/** A namespace's labels: the pcns.* labels of its kns profile, plus the two names every namespace has. */
+export function namespaceLabels(ns: string, labelsToApply: Record<string, string> | undefined): Labels {
+  const out: Record<string, string> = { 'projectcalico.org/name': ns, 'kubernetes.io/metadata.name': ns };
+  for (const [k, v] of Object.entries(labelsToApply ?? {})) if (k.startsWith(NAMESPACE_LABEL_PREFIX)) out[k.slice(NAMESPACE_LABEL_PREFIX.length)] = v;
+  return out;
+}
+
+/** Does policy p apply to endpoint e in direction dir? */
+export function selects(p: PolicyView, e: EndpointView, dir: PolicyType): boolean {
+  if (!p.types.includes(dir)) return false;
+  if (p.namespace !== undefined && p.namespace !== e.namespace) return false;
+  if (p.namespaceSelector && !p.namespaceSelector.matches(e.nsLabels)) return false;
+  return p.selector.matches(e.labels);
+}
+
+/** The policies applying to e for dir, in enforcement order. */
+export function policiesFor(all: readonly PolicyView[], e: EndpointView, dir: PolicyType): PolicyView[] {
+  return all.filter((p) => selects(p, e, dir));
+}
+
+/** The peer set a rule side names: selector / namespaceSelector, scoped to the policy's namespace. */
+export interface PeerScope {
+  selector: Selector;
+  namespaceSelector?: Selector;
+  /** only endpoints of this namespace (a NetworkPolicy's rule without namespaceSelector) */
+  namespace?: string;
+}
+
+/** The scope of a rule side's positive selector, or undefined when the side names no endpoints. */
+export function peerScope(side: EntityRule | undefined, policyNamespace: string | undefined): PeerScope | undefined {
+  if (!side || (side.selector === undefined && side.namespaceSelector === undefined)) return undefined;
+  const s: PeerScope = { selector: sel(side.selector ?? 'all()') };
+  if (side.namespaceSelector !== undefined) s.namespaceSelector = sel(side.namespaceSelector);
+  else if (policyNamespace !== undefined) s.namespace = policyNamespace;
+  return s;
+}
+
+export function scopeKey(s: PeerScope): string {
+  return `sel:${s.selector.toString()}|ns:${s.namespace ?? '*'}|nss:${s.namespaceSelector?.toString() ?? '-'}`;
+}
+
+export function inScope(s: PeerScope, e: EndpointView): boolean {
+  if (s.namespace !== undefined && e.namespace !== s.namespace) return false;
+  if (s.namespaceSelector && !s.namespaceSelector.matches(e.nsLabels)) return false;
+  return s.selector.matches(e.labels);
+}
