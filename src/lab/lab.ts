@@ -17,6 +17,7 @@ import {
 import {
   attachNode, buildUnderlay, detachNode, MAX_ORDINAL, nodeNetnsName, routerNetnsName, underlayNetnsName, SUBNETS, type SubnetName,
 } from './topology.js';
+import { labelLabPod } from './pod-labels.js';
 import { addPodViaCni, deletePodViaCni, installCniWrappers, repoRoot, type CniContext } from './pods.js';
 import { readLabState, writeLabState, DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR, type LabMode, type LabNodeState, type LabPodState, type LabState } from './state.js';
 import { destroyLab, lastLogLine } from './down.js';
@@ -401,21 +402,22 @@ export class Lab {
   }
 
   /** A pod on `node` through the real CNI plugin; returns its address and namespace. */
-  async addPod(nodeName: string, name: string): Promise<{ ip: string; ip6?: string; netns: string }> {
+  async addPod(nodeName: string, name: string, opts: { namespace?: string; labels?: Record<string, string> } = {}): Promise<{ ip: string; ip6?: string; netns: string }> {
     const node = this.node(nodeName);
     if (!/^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/.test(name)) throw new LabError(`invalid pod name "${name}"`);
     if (this.state.pods.some((p) => p.name === name)) throw new LabError(`lab pod "${name}" exists already`);
     const podNetns = `${this.state.prefix}-pod-${name}`;
-    const r = await addPodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: name, podNetns });
-    this.state.pods.push({ name, node: node.name, netns: podNetns, containerId: r.containerId, ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}) });
+    const r = await addPodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: name, podNetns, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
+    this.state.pods.push({ name, node: node.name, netns: podNetns, containerId: r.containerId, ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}) });
     this.save();
+    if (opts.labels && Object.keys(opts.labels).length) await labelLabPod(this.state.datastoreDir, node.name, name, opts.namespace, opts.labels);
     return { ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}), netns: podNetns };
   }
 
   async removePod(name: string): Promise<void> {
     const p = this.pod(name);
     const node = this.node(p.node);
-    await deletePodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: p.name, podNetns: p.netns, containerId: p.containerId });
+    await deletePodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: p.name, podNetns: p.netns, containerId: p.containerId, ...(p.namespace ? { namespace: p.namespace } : {}) });
     this.state.pods = this.state.pods.filter((x) => x !== p);
     this.save();
   }

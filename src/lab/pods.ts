@@ -63,7 +63,7 @@ export function labNetConf(ctx: CniContext, nodeName: string): Record<string, un
 
 export const containerIdFor = (pod: string): string => createHash('sha256').update(`tabby-lab/${pod}`).digest('hex').slice(0, 32);
 
-function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId: string, podNetns: string, pod: string): NodeJS.ProcessEnv {
+function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId: string, podNetns: string, pod: string, namespace = 'default'): NodeJS.ProcessEnv {
   return {
     TABBY_STATE_DIR: path.join(ctx.nodesDir, nodeName),
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -72,17 +72,17 @@ function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId:
     CNI_NETNS: netnsPath(podNetns),
     CNI_IFNAME: 'eth0',
     CNI_PATH: ctx.binDir,
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
     ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}),
   };
 }
 
 /** Create the pod's namespace and run CNI ADD in the node's namespace; returns the pod's IPv4 address. */
-export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string }): Promise<{ ip: string; ip6?: string; containerId: string; result: unknown }> {
+export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; namespace?: string }): Promise<{ ip: string; ip6?: string; containerId: string; result: unknown }> {
   createNetns(opts.podNetns);
   const containerId = containerIdFor(opts.pod);
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
-  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'ADD', containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'ADD', containerId, opts.podNetns, opts.pod, opts.namespace), timeoutMs: 60_000 });
   if (r.code !== 0) {
     deleteNetns(opts.podNetns);
     throw new CniFailure('ADD', opts.pod, r);
@@ -97,10 +97,10 @@ export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; no
 }
 
 /** CNI DEL (idempotent in the plugin) then delete the pod's namespace. */
-export async function deletePodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string }): Promise<void> {
+export async function deletePodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string; namespace?: string }): Promise<void> {
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
   try {
-    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'DEL', opts.containerId, opts.podNetns, opts.pod), timeoutMs: 60_000 });
+    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'DEL', opts.containerId, opts.podNetns, opts.pod, opts.namespace), timeoutMs: 60_000 });
     if (r.code !== 0) throw new CniFailure('DEL', opts.pod, r);
   } finally {
     deleteNetns(opts.podNetns);

@@ -31,6 +31,8 @@ export interface LabPodState {
   ip: string;
   /** dual-stack lab: the pod's IPv6 address */
   ip6?: string;
+  /** Kubernetes namespace given to the CNI plugin (default "default") */
+  namespace?: string;
 }
 
 export interface LabState {

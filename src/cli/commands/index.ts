@@ -6,6 +6,7 @@ import { labCommand } from './lab.js';
 import { ipamCommand } from './ipam.js';
 import { resourceCommands } from './resources.js';
 import { bgpCommand } from './bgp.js';
+import { labelCommand, policyCommand } from './policy.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -15,4 +16,5 @@ export const commands: CommandModule<any, any>[] = [
   ipamCommand,
   ...resourceCommands,
   bgpCommand,
+  labelCommand, policyCommand,
 ];

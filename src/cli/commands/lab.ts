@@ -12,6 +12,7 @@ import { waitConverged, progressLine } from '../../lab/converge.js';
 import { planPairs } from '../../lab/probe.js';
 import { renderEnvExports, resolveCommand } from '../../lab/env.js';
 import { SUBNETS } from '../../lab/topology.js';
+import { parseLabels } from '../../datastore/labels.js';
 import { renderNodeStatus, renderTable } from './node.js';
 
 interface CommonArgs { 'state-dir': string; prefix: string }
@@ -231,15 +232,17 @@ const removeNodeCommand: CommandModule<object, NameArgs> = {
   },
 };
 
-interface AddPodArgs extends CommonArgs { node: string; name: string }
+interface AddPodArgs extends CommonArgs { node: string; name: string; namespace?: string; labels?: string }
 
 const addPodCommand: CommandModule<object, AddPodArgs> = {
   command: 'add-pod <node> <name>',
   describe: 'create a pod on a lab node through the tabby CNI plugin',
-  builder: (y) => common(y).positional('node', { type: 'string' }).positional('name', { type: 'string' }) as unknown as Argv<AddPodArgs>,
+  builder: (y) => common(y).positional('node', { type: 'string' }).positional('name', { type: 'string' })
+    .option('namespace', { type: 'string', describe: 'the pod\'s Kubernetes namespace (default "default")' })
+    .option('labels', { type: 'string', describe: 'pod labels k=v,k2=v2 (set on its WorkloadEndpoint)' }) as unknown as Argv<AddPodArgs>,
   handler: async (argv) => {
     const lab = openOrFail(argv['state-dir']);
-    const p = await lab.addPod(argv.node, argv.name);
+    const p = await lab.addPod(argv.node, argv.name, { ...(argv.namespace ? { namespace: argv.namespace } : {}), ...(argv.labels ? { labels: parseLabels(argv.labels) } : {}) });
     out(`pod ${argv.name} on ${argv.node}: ${p.ip} (netns ${p.netns})\n`);
   },
 };
