@@ -27,6 +27,7 @@ import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
+import { startK8sLabelSync } from '../policy/k8s-sync.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -75,6 +76,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   const agent = new Agent(deps);
   const policy = nodeMode ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) }) : undefined;
+  const k8sLabels = nodeMode ? await startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env).catch((e: unknown) => { logger.error({ err: msg(e) }, 'cannot read pod labels from the Kubernetes API (service account)'); return undefined; }) : undefined;
   const server = new StatusServer(agent, {
     socketPath: cfg.statusSocketPath,
     ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
@@ -103,6 +105,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
       await cni?.stop();
+      k8sLabels?.stop();
       policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them
       await agent.stop({ graceful: true });
       await server.stop();

@@ -124,7 +124,7 @@ export class PolicyEngine extends EventEmitter {
           const ms = performance.now() - t0;
           this.st = { ...this.st, programmed: true, localEndpoints: rs.toWl.size, policies: inp.policies.length + inp.globalPolicies.length, lastProgram: { ...r, at: new Date().toISOString(), ms } };
           delete this.st.lastError;
-          if (r.mode !== 'none') this.o.logger.info({ mode: r.mode, bytes: r.bytes, ms: Math.round(ms), ...(r.stats ?? {}) }, 'policy programmed');
+          if (r.mode !== 'none') this.o.logger.info({ mode: r.mode, bytes: r.bytes, ms: Math.round(ms * 10) / 10, chains: rs.chains.size, sets: rs.sets.size, ...(r.stats ?? {}) }, 'policy programmed');
           this.emit('programmed', { ...r, ms });
         } catch (e) {
           this.st.lastError = e instanceof Error ? e.message : String(e);
