@@ -85,7 +85,16 @@ export class PolicyEngine extends EventEmitter {
         this.synced = true;
         this.schedule(0);
         // One watch per kind from its list's revision: nothing between the list and the watch is missed.
-        await Promise.race(POLICY_KINDS.map((k, i) => this.watchKind(k, revs[i]! + 1, signal)));
+        // When one fails, all four stop and the loop lists again.
+        const round = new AbortController();
+        const stopRound = () => round.abort();
+        signal.addEventListener('abort', stopRound, { once: true });
+        try {
+          await Promise.race(POLICY_KINDS.map((k, i) => this.watchKind(k, revs[i]! + 1, round.signal)));
+        } finally {
+          round.abort();
+          signal.removeEventListener('abort', stopRound);
+        }
       } catch (e) {
         if (signal.aborted) return;
         this.st.lastError = `datastore: ${e instanceof Error ? e.message : String(e)}`;

@@ -285,9 +285,9 @@ t.test('route-reflector Deployment: 2 replicas apart, RR mode with a cluster ID,
   t.ok(parseSelector(peer.spec.nodeSelector).matches(nodeCfg.labels), 'nodeSelector matches ordinary nodes');
 });
 
-t.test('RBAC: tabby reads only nodes (get), and every workload\'s service account is bound', async (t) => {
+t.test('RBAC: tabby reads only nodes (get) and pods/namespaces (list, watch: policy labels), and every workload\'s service account is bound', async (t) => {
   const role = find(base, 'ClusterRole', 'tabby-node');
-  t.same(role.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }]);
+  t.same(role.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }, { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list', 'watch'] }]);
   const binding = find(base, 'ClusterRoleBinding', 'tabby-node');
   const bound = new Set((binding.subjects as { name: string; namespace: string }[]).map((s) => `${s.namespace}/${s.name}`));
   for (const o of withRr.filter((x) => podSpecOf(x))) {
