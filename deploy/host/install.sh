@@ -121,7 +121,7 @@ do_install() {
   [ -d "$STAGE/dist/src" ] || die "nothing staged in $STAGE (make install stages it first)"
   if [ "$MANIFEST" = 1 ] && [ -f "$DESTDIR$MANIFEST_FILE" ]; then
     say "replacing the earlier install (its manifest $MANIFEST_FILE)"
-    KEEP_QUIET=1 PURGE=0 do_uninstall
+    KEEP_QUIET=1 PURGE=0 UPGRADE=1 do_uninstall
   fi
   [ ! -e "$DESTDIR$APPDIR" ] || die "$DESTDIR$APPDIR exists and no make install manifest lists it (a copy made by hand?): remove it first, or choose APPDIR=..."
 
@@ -164,8 +164,12 @@ do_install() {
     printf '%s\n' "# written by tabby's make install; make uninstall removes what is listed (d = directory it created," \
       "# f = file, c = config file removed only when unchanged or with PURGE=1)" "${MF[@]}" >"$DESTDIR$MANIFEST_FILE"
   fi
-  if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
   say "installed: $APPDIR, $BINDIR/tabby-node, $BINDIR/tabbyctl, $UNITDIR/tabby-node.service, $ENVFILE$([ "$CNI" = 1 ] && echo ", $CNI_BIN_DIR/tabby, $CNI_BIN_DIR/tabby-ipam, $CNI_NET_DIR/10-tabby.conflist")"
+  if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+    # An upgrade of a running service: the new version runs (the old files are gone).
+    if systemctl is-active --quiet tabby-node; then systemctl restart tabby-node && say "restarted tabby-node (the new version)"; return; fi
+  fi
   say "nothing started: edit $ENVFILE, then systemctl enable --now tabby-node; tabbyctl node status"
 }
 
@@ -184,7 +188,8 @@ do_uninstall() {
     [ "$PURGE" = 1 ] && { [ -e "$DESTDIR$ENVFILE" ] || [ -e "$DESTDIR$STATEDIR" ]; } && { purge; return; }
     die "no manifest at $mf: nothing installed by make install here (same PREFIX/TABBY_HOME/DESTDIR as the install?)"
   fi
-  if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && grep -qx "f $UNITDIR/tabby-node.service" "$mf"; then
+  # (an upgrade leaves the service as it is: do_install restarts it if it runs)
+  if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && [ "${UPGRADE:-0}" != 1 ] && grep -qx "f $UNITDIR/tabby-node.service" "$mf"; then
     systemctl disable --now tabby-node >/dev/null 2>&1 || true
   fi
   # Files (xargs: an app has thousands), then config files, then directories deepest first.
