@@ -4,7 +4,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { validateNodeName, LabError, Lab } from '../../../src/lab/lab.js';
+import { validateNodeName, LabError, Lab, createLab } from '../../../src/lab/lab.js';
 import { nodeAddress, nodeNetnsName, underlayNetnsName, routerNetnsName } from '../../../src/lab/topology.js';
 import { readLabState, writeLabState, type LabState } from '../../../src/lab/state.js';
 import { labNetConf, containerIdFor } from '../../../src/lab/pods.js';
@@ -79,4 +79,13 @@ t.test('ping matrix rendering', async (t) => {
   const m = renderPingMatrix(['p1', 'p2'], [{ from: 'p1', to: 'p2', toIp: '10.0.0.2', ok: true }, { from: 'p2', to: 'p1', toIp: '10.0.0.1', ok: false }]);
   t.match(m, /\| p1 +\| - +\| ok +\|/);
   t.match(m, /\| p2 +\| FAIL +\| - +\|/);
+});
+
+t.test('--ipv6 with a VXLAN mode is refused before anything is built (no vxlan-v6.calico yet)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}l6-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const mode of ['vxlan', 'crosssubnet'] as const) {
+    await t.rejects(createLab({ ipv6: true, mode, stateDir: path.join(dir, mode), prefix: `tbl6${mode}` }), { name: 'LabError', message: /--ipv6 with --mode \w+ needs VXLAN over IPv6 \(vxlan-v6\.calico\)/ });
+    t.notOk(fs.existsSync(path.join(dir, mode)), `${mode}: no state written`);
+  }
 });
