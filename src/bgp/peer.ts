@@ -39,6 +39,9 @@ export class Peer {
   /** Received UPDATEs / ROUTE-REFRESHes not yet processed: inQueue[inHead..]. */
   inQueue: InboundMessage[] = [];
   inHead = 0;
+  /** We asked the session to stop reading (queue over the bound). */
+  inputHeld = false;
+  inboundPeak = 0;
   /** Initial dump: walking the Loc-RIB into Adj-RIB-Out. */
   dumping: Iterator<[number, PrefixKey, Path | Path[]]> | undefined = undefined;
   dumpDone = false;
@@ -47,6 +50,8 @@ export class Peer {
   /** Families between the peer's BoRR and EoRR (RFC 7313). */
   readonly refreshing = new Set<1 | 2>();
   refreshPaths: Path[] = [];
+  /** Route refreshes the peer asked for (RFC 2918/7313), per family: 'queued' → BoRR sent → EoRR at the end. */
+  readonly refreshOut = new Map<1 | 2, 'queued' | 'sending'>();
   flushScheduled = false;
   /** The socket pushed back: no writes until 'drain'. */
   blocked = false;
@@ -84,6 +89,7 @@ export class Peer {
     this.eorReceived.clear();
     this.refreshing.clear();
     this.refreshPaths = [];
+    this.refreshOut.clear();
     this.eorSent = false;
     this.dumpDone = false;
     this.blocked = false;
@@ -100,12 +106,32 @@ export class Peer {
     this.blocked = false;
     this.adjOut.clear();
     this.filters.rejected.clear();
+    this.refreshOut.clear();
     this.negotiated = undefined;
   }
 
   clearInbound(): void {
     this.inQueue = [];
     this.inHead = 0;
+    this.releaseInput();
+  }
+
+  /** Queue a received message; at `max` queued, ask the session to stop reading (back-pressure). */
+  enqueue(m: InboundMessage, max: number): void {
+    this.inQueue.push(m);
+    const n = this.inboundQueued;
+    if (n > this.inboundPeak) this.inboundPeak = n;
+    if (n >= max && !this.inputHeld && this.session?.holdInput) {
+      this.inputHeld = true;
+      this.session.holdInput(true);
+    }
+  }
+
+  /** Resume reading once the queue has drained to `low`. */
+  releaseInput(low = Infinity): void {
+    if (!this.inputHeld || this.inboundQueued > low) return;
+    this.inputHeld = false;
+    this.session?.holdInput?.(false);
   }
 
   /**

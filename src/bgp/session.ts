@@ -118,6 +118,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   private since: number;
   private lastError: string | undefined;
   private readonly logger: Logger;
+  /** The consumer asked us to stop reading (its queue is full): the socket stays paused until released. */
+  private inputHeld = false;
 
   constructor(readonly config: SessionConfig, private readonly clock: Clock = realClock, logger?: Logger) {
     super();
@@ -634,7 +636,23 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     }
     c.inbox = [];
     c.inboxAt = 0;
-    if (!c.dead && c.socket === socket && socket.isPaused()) socket.resume();
+    if (!c.dead && c.socket === socket && socket.isPaused() && !this.inputHeld) socket.resume();
+  }
+
+  /**
+   * Back-pressure from the consumer: hold = stop reading the socket (TCP's window then slows the
+   * peer); frames already read are still delivered. Release resumes reading.
+   */
+  holdInput(hold: boolean): void {
+    this.inputHeld = hold;
+    const c = this.main;
+    const s = c.socket;
+    if (!s || c.dead) return;
+    if (hold) s.pause();
+    else if (!c.scheduled && s.isPaused()) {
+      if (c.inbox.length > c.inboxAt) this.drainInbox(c, s);
+      else s.resume();
+    }
   }
 
   private onFrame(c: Connection, frame: Buffer): void {

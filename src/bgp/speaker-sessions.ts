@@ -92,6 +92,10 @@ class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSess
     this.listener()?.remove(this.session.address);
   }
 
+  holdInput(hold: boolean): void {
+    this.session.holdInput(hold);
+  }
+
   send(msg: Buffer): boolean {
     if (!this.session.established) return true;
     return this.session.sendUpdate(msg);

@@ -78,6 +78,9 @@ export interface PeerStatus {
   prefixesStale: number;
   prefixesAdvertised: number;
   routerId?: string;
+  /** Received messages waiting to be processed, and the most ever waiting (bounded by inboundQueueMax). */
+  inboundQueued: number;
+  inboundPeak: number;
 }
 
 export interface BestRouteEvent {
@@ -151,6 +154,8 @@ export interface PeerSession extends EventEmitter<PeerSessionEvents> {
   stop(cease?: { subcode: number; data?: Buffer }): void;
   /** Queue an encoded message; false = buffer full, wait for 'drain'. */
   send(msg: Buffer): boolean;
+  /** Back-pressure: stop (true) or resume (false) reading from the peer. */
+  holdInput?(hold: boolean): void;
 }
 
 export interface SessionParams {
@@ -187,4 +192,6 @@ export interface BgpSpeakerOptions {
   sessions: SessionFactory;
   /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
   sliceMs?: number;
+  /** Received messages queued per peer before its socket is paused (default 1024); resumed at a quarter. */
+  inboundQueueMax?: number;
 }

@@ -66,6 +66,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly identity: LocalIdentity;
   private readonly sessions: SessionFactory;
   private readonly sliceMs: number;
+  private readonly inboundMax: number;
   private nextSourceId = 1;
   /** UPDATEs whose processing threw (a bug if ever > 0). */
   internalErrors = 0;
@@ -92,6 +93,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
     this.sessions = opts.sessions;
     this.sliceMs = opts.sliceMs ?? 15;
+    this.inboundMax = Math.max(4, opts.inboundQueueMax ?? 1024);
     this.deferral = new SelectionDeferral(!!opts.gracefulRestart?.restarting);
   }
 
@@ -194,6 +196,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       prefixesAccepted: p.source.routes,
       prefixesStale: staleCount(p),
       prefixesAdvertised: p.adjOut.sent.size,
+      inboundQueued: p.inboundQueued,
+      inboundPeak: p.inboundPeak,
       ...(p.config.type ? { type: p.config.type } : {}),
       ...(p.config.description ? { description: p.config.description } : {}),
       ...(p.negotiated ? { routerId: p.negotiated.peerRouterId } : {}),
@@ -398,7 +402,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   // ---------------------------------------------------------------- ingest
 
   private enqueue(p: Peer, m: UpdateMessage | RouteRefreshMessage): void {
-    p.inQueue.push(m);
+    p.enqueue(m, this.inboundMax);
     this.busy.add(p);
     if (!this.processing) {
       this.processing = true;
@@ -415,6 +419,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         if (p.inHead >= p.inQueue.length) { p.clearInbound(); this.busy.delete(p); continue; }
         const m = p.inQueue[p.inHead++]!;
         if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) { p.inQueue = p.inQueue.slice(p.inHead); p.inHead = 0; }
+        if (p.inputHeld) p.releaseInput(this.inboundMax >> 2);
         try {
           if (m.type === 'update') this.processUpdate(p, m);
           else this.onRouteRefresh(p, m);
@@ -762,13 +767,25 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         if ((++n & 1023) === 0 && performance.now() > deadline) break;
       }
     }
+    // RFC 7313 §4: BoRR before the re-sent routes of a refreshed family.
+    for (const [afi, st] of p.refreshOut) {
+      if (st !== 'queued' || p.blocked) continue;
+      if (p.negotiated?.enhancedRouteRefresh && !s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 1 }))) p.blocked = true;
+      p.refreshOut.set(afi, 'sending');
+    }
     while (p.adjOut.pendingCount > 0) {
       for (const batch of p.adjOut.take(2000)) {
         for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
       }
       if (p.blocked || performance.now() > deadline) break;
     }
-    if (p.dumping || p.adjOut.pendingCount > 0) {
+    for (const [afi, st] of p.refreshOut) {
+      if (st !== 'sending' || p.adjOut.resendPending(afi)) continue;
+      if (p.negotiated?.enhancedRouteRefresh && !s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 2 }))) p.blocked = true; // EoRR
+      p.refreshOut.delete(afi);
+      this.emit('route-refresh', { address: p.config.address, afi });
+    }
+    if (p.dumping || p.adjOut.pendingCount > 0 || [...p.refreshOut.values()].includes('queued')) {
       if (!p.blocked) this.scheduleFlush(p);
       return;
     }
@@ -787,15 +804,13 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (p.state !== 'Established' || m.safi !== 1 || (m.afi !== 1 && m.afi !== 2)) return;
     if (m.subtype === 1 || m.subtype === 2) return this.onPeerRefreshMarker(p, m.subtype, m.afi as 1 | 2);
     if (m.subtype !== 0) return;
-    const s = p.session;
-    if (!s) return;
+    if (!p.session) return;
+    // Through the Adj-RIB-Out like any change: written by flush() as the socket allows; a request
+    // while one is queued or being written coalesces into it (the same prefixes are queued once).
     const afi = m.afi as 1 | 2;
-    const enhanced = !!p.negotiated?.enhancedRouteRefresh;
-    // RFC 7313 §4: BoRR, the whole Adj-RIB-Out, EoRR.
-    if (enhanced) s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 1 }));
-    for (const batch of p.adjOut.dump(afi)) for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
-    if (enhanced) s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 2 }));
-    this.emit('route-refresh', { address: p.config.address, afi });
+    p.adjOut.resendAll(afi);
+    if (!p.refreshOut.has(afi)) p.refreshOut.set(afi, 'queued');
+    this.scheduleFlush(p);
   }
 
   /**

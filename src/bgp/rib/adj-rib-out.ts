@@ -17,11 +17,28 @@ export interface OutBatch {
 export class AdjRibOut {
   readonly sent = new PrefixTable<AttrSet>();
   private readonly pending = new PrefixTable<AttrSet | null>();
+  /** Prefixes to send again unchanged (route refresh); a set, so repeated requests coalesce. */
+  private readonly resend = new PrefixTable<true>();
+  private readonly resendByAfi = [0, 0];
 
   constructor(private readonly table: AttrTable) {}
 
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending.size + this.resend.size;
+  }
+
+  /** Route refresh (RFC 2918 §4): queue everything the peer has of `afi` to be sent again, in the normal output path. */
+  resendAll(afi: 1 | 2): void {
+    this.sent.forEach((_a, b, k) => {
+      if (afiOfBucket(b) !== afi || this.resend.get(b, k)) return;
+      this.resend.set(b, k, true);
+      this.resendByAfi[afi - 1]!++;
+    });
+  }
+
+  /** Re-sends still queued for a family. */
+  resendPending(afi: 1 | 2): boolean {
+    return this.resendByAfi[afi - 1]! > 0;
   }
 
   /** What we want the peer to have for this prefix: an attribute set, or null (nothing). */
@@ -43,6 +60,7 @@ export class AdjRibOut {
       if (n >= max) break;
       n++;
       this.pending.delete(b, k);
+      if (this.resend.get(b, k)) { this.resend.delete(b, k); this.resendByAfi[afiOfBucket(b) - 1]!--; } // goes out now anyway
       const cur = this.sent.get(b, k);
       if (attrs === null) {
         if (cur === undefined) continue;
@@ -57,6 +75,18 @@ export class AdjRibOut {
       this.sent.set(b, k, attrs);
       let g = groups.get(attrs);
       if (!g) groups.set(attrs, (g = []));
+      g.push([b, k]);
+    }
+    // Re-sends (route refresh) after the real changes; a prefix changed meanwhile went out above.
+    for (const [b, k] of this.resend.entries()) {
+      if (n >= max) break;
+      n++;
+      this.resend.delete(b, k);
+      this.resendByAfi[afiOfBucket(b) - 1]!--;
+      const cur = this.sent.get(b, k);
+      if (cur === undefined) continue;
+      let g = groups.get(cur);
+      if (!g) groups.set(cur, (g = []));
       g.push([b, k]);
     }
     const out: OutBatch[] = [];
@@ -100,6 +130,8 @@ export class AdjRibOut {
     this.sent.forEach((attrs) => this.table.unref(attrs));
     this.sent.clear();
     this.pending.clear();
+    this.resend.clear();
+    this.resendByAfi[0] = this.resendByAfi[1] = 0;
   }
 }
 

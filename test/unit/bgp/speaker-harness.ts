@@ -55,6 +55,11 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
   sentMessages = 0;
   sentBytes = 0;
   notificationsSent: { code: number; subcode: number; data: Buffer }[] = [];
+  /** Back-pressure requests from the speaker (holdInput); a feeder checks `held`. */
+  held = false;
+  holdCalls: boolean[] = [];
+  /** false: the socket's buffer is full — send() queues but returns false until 'drain' is emitted. */
+  writable = true;
 
   constructor(private readonly hub: MemHub, local: string, readonly params: SessionParams) {
     super();
@@ -115,6 +120,11 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
     this.emit('down', { reason, notification });
   }
 
+  holdInput(hold: boolean): void {
+    this.held = hold;
+    this.holdCalls.push(hold);
+  }
+
   send(msg: Buffer): boolean {
     const other = this.peerSide;
     if (!other) return true;
@@ -122,7 +132,7 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
     this.sentBytes += msg.length;
     const copy = Buffer.from(msg);
     setImmediate(() => { if (other.peerSide === this) other.receive(copy); });
-    return true;
+    return this.writable;
   }
 
   /** Bytes as if received from the peer. */
