@@ -8,6 +8,8 @@
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
 //        BENCH_REPEAT=<runs per receiver, default 3; the best run is reported (the machine is shared)>
 //        BENCH_CPU_PROF=<dir>: run the tabby receiver with --cpu-prof into that dir.
+//        BENCH_SLOW_CONSUMER_US=<µs>: tabby's consumer costs that much per best-route event (offered faster
+//        than consumed: the inbound queue stays at its bound, the socket is paused; peak RSS printed).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,7 +117,8 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
 
 async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
   const [f, r] = makeStar(t, 'ta', 72, 2);
-  const cfg = { asn: RX_ASN, routerId: r!.address, listen: r!.address, feeder: f!.address, feederAsn: FEEDER_ASN, expect: n };
+  const slowUs = Number(process.env.BENCH_SLOW_CONSUMER_US ?? 0);
+  const cfg = { asn: RX_ASN, routerId: r!.address, listen: r!.address, feeder: f!.address, feederAsn: FEEDER_ASN, expect: n, ...(slowUs > 0 ? { slowUs } : {}) };
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'bgp-ingest-receiver.js')];
   const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...nodeArgs], { env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -135,7 +138,7 @@ async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
   const rss = Number(done.rss);
   const cpu = Number(done.cpuSeconds); // measured in the receiver, before its final GC
   await cleanup();
-  return { receiver: 'tabby', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events` };
+  return { receiver: 'tabby', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (socket paused at 1024; frames already read still arrive), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}` };
 }
 
 // ------------------------------------------------------------------ main
