@@ -75,6 +75,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   v('TABBY_HEALTH_ADDR', 'health-addr', DEFAULT_HEALTH_ADDR, 'HOST:PORT of the HTTP /liveness, /readiness, /status server; "none" disables it'),
   v('TABBY_METRICS_ADDR', 'metrics-addr', DEFAULT_METRICS_ADDR, '[HOST]:PORT of the Prometheus /metrics server; "none" disables it'),
   v('TABBY_LOG_LEVEL', 'log-level', 'info', 'trace, debug, info, warn, error, fatal or silent'),
+  v('TABBY_IPAM_GC_GRACE', 'ipam-gc-grace', '300', 'seconds the IPAM blocks and addresses of a deleted Node are kept before garbage collection (one agent at a time); 0 = no collection'),
   v('TABBY_NETNS', 'netns', undefined, 'path of a network namespace the agent enters at start (the lab runs one agent per node namespace)'),
 ];
 
@@ -119,6 +120,8 @@ export interface AgentConfig {
   rrClusterId?: string;
   labels: Record<string, string>;
   gracefulRestartTimeSec: number;
+  /** TABBY_IPAM_GC_GRACE in seconds; 0 = no IPAM garbage collection. */
+  ipamGcGraceSec: number;
   /** TABBY_SECRETS_DIR. */
   secretsDir: string;
   noDefaultPools: boolean;
@@ -292,6 +295,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     ip6AutodetectionMethod: m6,
     autodetectPollIntervalMs: durationMs(label('AUTODETECT_POLL_INTERVAL'), raw('AUTODETECT_POLL_INTERVAL')!),
     networkingBackend, labels, gracefulRestartTimeSec,
+    ipamGcGraceSec: intIn(label('TABBY_IPAM_GC_GRACE'), raw('TABBY_IPAM_GC_GRACE')!, 0, 30 * 86400, 'seconds (0 = off)'),
     secretsDir: raw('TABBY_SECRETS_DIR')!,
     noDefaultPools: bool(label('NO_DEFAULT_POOLS'), raw('NO_DEFAULT_POOLS')!),
     ipv4Pool, datastore, stateDir,

@@ -12,7 +12,7 @@ import { configureLogging, log } from '../common/log.js';
 import { native } from '../native/index.js';
 import { openDatastore, datastoreConfigFromEnv, type DatastoreConfig } from '../datastore/index.js';
 import { ResourceStore } from '../datastore/resources.js';
-import { Ipam, setSelectorMatcher } from '../ipam/index.js';
+import { Ipam, IpamGc, setSelectorMatcher } from '../ipam/index.js';
 import { AGENT_ENV, ConfigError, agentArgv, parseAgentConfig, type AgentConfig } from './config.js';
 import { Agent, type AgentDeps } from './agent.js';
 import { StatusServer } from './status-server.js';
@@ -100,10 +100,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   let stopping: Promise<void> | undefined;
   let poller: AddressPoller | undefined;
+  let ipamGc: IpamGc | undefined;
   const stop = (signal: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
+      await ipamGc?.stop();
       await cni?.stop();
       k8sLabels?.stop();
       policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them
@@ -139,6 +141,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
   }
+  // IPAM garbage collection of deleted Nodes (src/ipam/gc.ts): one agent at a time, through a lease.
+  if (nodeMode && cfg.ipamGcGraceSec > 0) (ipamGc = new IpamGc({ ds, ipam: new Ipam(ds), holder: cfg.nodeName, graceMs: cfg.ipamGcGraceSec * 1000, logger: log('ipam-gc') })).start();
   // Re-detection every AUTODETECT_POLL_INTERVAL (a changed address updates the Node and re-peers).
   if (cfg.autodetectPollIntervalMs > 0 && (cfg.ip.kind === 'autodetect' || cfg.ip6.kind === 'autodetect')) {
     poller = startAddressPolling({

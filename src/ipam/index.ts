@@ -22,3 +22,4 @@ export {
   AFFINITIES_PREFIX, BLOCKS_PREFIX, CONFIG_KEY, DEFAULT_IPAM_CONFIG, HANDLES_PREFIX, IPAM_PREFIX, IpamStore,
   type AffinityState, type AffinityValue, type HandleValue, type IpamConfig,
 } from './store.js';
+export { IpamGc, LEASE_KEY, type GcLease, type GcTick, type IpamGcOptions } from './gc.js';
