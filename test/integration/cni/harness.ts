@@ -181,7 +181,10 @@ export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Reco
     stdio: ['ignore', logFd, logFd],
   });
   fs.closeSync(logFd);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A test process that dies (a tap timeout) takes its agent with it.
+  const reap = (): void => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  process.once('exit', reap);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { process.off('exit', reap); resolve(); }));
   for (const deadline = Date.now() + 30_000; !fs.existsSync(socket);) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
