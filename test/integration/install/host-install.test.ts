@@ -93,7 +93,9 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
   t.test('DESTDIR staging: final paths inside the files, uninstall leaves the staging root empty', async (t) => {
     const dest = path.join(tmp, 'destdir');
     fs.mkdirSync(dest);
+    const t0 = Date.now();
     const r = make('install', { DESTDIR: dest, CNI: '1', STAGE: stage });
+    t.comment(`make install (stage + install): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     t.equal(r.status, 0, 'make install DESTDIR=… CNI=1', { log: r.out });
     const files = tree(dest);
     for (const f of ['opt/tabby/app/dist/src/agent/main.js', 'opt/tabby/app/src/native/build/Release/tabby_native.node', 'opt/tabby/app/node_modules/yargs/package.json',
@@ -131,7 +133,10 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     fs.mkdirSync(`${R}/opt/cni/bin`, { recursive: true });
     fs.writeFileSync(`${R}/opt/cni/bin/portmap`, '#!/bin/sh\n', { mode: 0o755 }); // the operator's plugin: install must leave it
     const before = tree(R);
+    const t0 = Date.now();
+    const lap = (what: string): void => { t.comment(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); };
     const r = make('install', vars);
+    lap('make install');
     t.equal(r.status, 0, 'make install', { log: r.out });
     t.match(r.out, /nothing started: edit .*tabby-node\.env/);
     t.notMatch(r.out, /no portmap/, 'portmap present: no warning');
@@ -183,6 +188,7 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     for (const s of [agent.stdout!, agent.stderr!]) s.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-20_000); });
 
     const tabbyctl = (...args: string[]) => spawnSync(path.join(bin, 'tabbyctl'), args, { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin`, ...parseEnvFile(envPath) } });
+    lap('installed again, agent starting');
     const ready = await until(() => {
       const s = tabbyctl('node', 'status', '-o', 'json');
       if (s.status !== 0) return false;
@@ -209,6 +215,7 @@ t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
     spawnSync('ip', ['netns', 'del', ns]);
     fs.rmSync(`${R}/run`, { recursive: true, force: true }); // the unit's RuntimeDirectory, not install's
 
+    lap('agent ready, stopped');
     const u = make('uninstall', vars);
     t.equal(u.status, 0, 'make uninstall', { log: u.out });
     t.match(u.out, /kept the datastore/);
