@@ -30,6 +30,7 @@ import type {
 import type { PoolMode } from './config.js';
 import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
 import { DatastoreWatch } from './datastore-watch.js';
+import { SessionHistory, sessionsJson, type SessionsJson } from './session-history.js';
 import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
 import { parseDuration } from '../datastore/resources.js';
@@ -132,6 +133,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private blockError: string | undefined;
   private readonly dsWatch: DatastoreWatch;
   private dataplaneInSync: boolean | undefined;
+  private readonly history = new SessionHistory();
   private converged = false;
   private firstReconcileDone = false;
   private readonly convergeDeadline: number;
@@ -365,6 +367,7 @@ export class Agent extends EventEmitter implements StatusSource {
     }
     sp.onPeerChange(() => { this.checkConverged(); this.emit('peers'); });
     sp.onEndOfRib?.((ev) => { this.endOfRib.add(ev.address); this.checkConverged(); });
+    sp.onSessionEvent?.((ev) => this.history.record(ev));
     this.speaker = sp;
     this.peerConfigs.clear();
     this.exported.clear();
@@ -507,6 +510,7 @@ export class Agent extends EventEmitter implements StatusSource {
     for (const addr of [...this.peerConfigs.keys()]) {
       if (!next.has(addr)) {
         sp.removePeer(addr);
+        this.history.forget(addr);
         this.peerConfigs.delete(addr);
         this.endOfRib.delete(addr);
         this.logger.info({ peer: addr }, 'peer removed');
@@ -846,6 +850,10 @@ export class Agent extends EventEmitter implements StatusSource {
     const peers = peer ? [peer] : [...this.desiredPeers.keys()];
     if (peer && !this.desiredPeers.has(peer)) return { error: `no BGP peer ${peer} on this node (peers: ${[...this.desiredPeers.keys()].join(', ') || 'none'})` };
     return peers.map((p) => ({ peer: p, direction: dir, routes: sp.routeReport!(p, dir) ?? [] }));
+  }
+
+  sessions(): SessionsJson {
+    return sessionsJson(this.cfg.nodeName, this.asn, this.desiredPeers.values(), this.peerStatus(), this.history);
   }
 
   ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {

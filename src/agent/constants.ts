@@ -6,6 +6,8 @@ export const HEALTH_PATHS = {
   liveness: '/liveness',
   readiness: '/readiness',
   status: '/status',
+  /** Per-peer session history and configuration (tabbyctl bgp diagnose). */
+  sessions: '/sessions',
 } as const;
 
 /** `GET /route?prefix=<address or prefix>` on the same server: the route record deciding where that

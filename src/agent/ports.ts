@@ -9,6 +9,7 @@ import type { NamedFilter } from '../bgp/filter/types.js';
 import type { LargeCommunity } from '../bgp/codec/types.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
 import type { FilterRes } from './bgp-policy.js';
+import type { SessionEventInput } from './session-history.js';
 
 // ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
 export interface Meta { name: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown }
@@ -163,6 +164,8 @@ export interface SpeakerPort {
   routeReport?(peer: string, dir: 'received' | 'advertised'): RouteReportEntry[] | undefined;
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
+  /** Session history for diagnostics: transitions, NOTIFICATIONs, TCP connect errors (session-history.ts). */
+  onSessionEvent?(fn: (ev: SessionEventInput) => void): void;
 }
 
 export interface BestChangesView {

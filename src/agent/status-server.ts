@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Registry, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { AgentStatusJson, ReadinessJson } from './status-types.js';
+import type { SessionsJson } from './session-history.js';
 import { HEALTH_PATHS, METRICS_PATH, ROUTE_PATH, BGP_ROUTES_PATH } from './constants.js';
 import type { HostPort } from './config.js';
 import { log, type Logger } from '../common/log.js';
@@ -19,6 +20,8 @@ export interface StatusSource {
   readiness(): ReadinessJson;
   /** Live = the main loop is turning (not stuck). */
   liveness(): { live: boolean; reasons: string[] };
+  /** Per-peer session history (session-history.ts). */
+  sessions?(): SessionsJson;
   /** IPAM figures for metrics (may be slightly stale). */
   ipamFigures?(): { blocks: number; addressesAllocated: number; addressesTotal: number };
   /** The route pipeline's figures (learned, kernel desired/pending/held, last error). */
@@ -163,8 +166,9 @@ export class StatusServer {
           send('error' in (r as object) ? 404 : 200, r);
           return;
         }
-        default: send(404, { error: `unknown path ${url}; try ${Object.values(HEALTH_PATHS).join(', ')}` });
+        case HEALTH_PATHS.sessions: if (this.source.sessions) { send(200, this.source.sessions()); return; } break;
       }
+      send(404, { error: `unknown path ${url}; try ${Object.values(HEALTH_PATHS).join(', ')}` });
     } catch (e) {
       send(500, { error: e instanceof Error ? e.message : String(e) });
     }

@@ -1,6 +1,6 @@
 // Adapter from the BGP speaker (src/bgp) to the agent's SpeakerPort, and from the autodetection
 // module to its AddressPort.
-import { BgpSpeaker, tcpSessions, type BestRouteEvent, type WithdrawnRouteEvent } from '../bgp/index.js';
+import { BgpSpeaker, tcpSessions, type BestRouteEvent, type WithdrawnRouteEvent, type PeerEvent } from '../bgp/index.js';
 import type { Logger } from '../common/log.js';
 import { log } from '../common/log.js';
 import { parseAutodetectionMethod } from '../autodetect/method.js';
@@ -38,6 +38,12 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     onPeerChange: (fn) => { s.on('peer', () => fn()); },
     routeReport: (peer, dir) => s.routeReport(peer, dir),
     onEndOfRib: (fn) => { s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address })); },
+    onSessionEvent: (fn) => {
+      s.on('peer', (e: PeerEvent) => fn({ kind: 'state', peer: e.address, from: e.previous, to: e.state, info: e.info }));
+      s.on('notification', (e) =>
+        fn({ kind: 'notification', peer: e.address, sent: e.sent, code: e.code, subcode: e.subcode, data: e.data.toString('hex') }));
+      s.on('connect-error', (e) => fn({ kind: 'connect-error', peer: e.address, code: e.code, message: e.message }));
+    },
   };
 }
 

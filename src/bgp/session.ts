@@ -17,6 +17,7 @@ import { BgpMessageError, DEFAULT_CAPS, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LE
 import { newFsm, step, type Action, type Fsm, type FsmConfig, type FsmEvent, type State, type TimerName } from './fsm.js';
 import { buildOpen, type FamilyName, type Negotiated } from './negotiate.js';
 import { dialTcp, fdOf, normalizeAddress, setTtlSecurity, TransportError } from './transport.js';
+import type { NotificationSeen, ConnectErrorSeen } from './speaker-types.js';
 export { BgpListener, type ListenerConfig } from './listener.js';
 import { parseIp } from '../common/ip.js';
 
@@ -80,6 +81,10 @@ export interface SessionEvents {
   'route-refresh': [RouteRefreshMessage];
   drain: [];
   collision: [{ kept: Dir; localRouterId: string; peerRouterId: string }];
+  /** Diagnostics: a NOTIFICATION sent or received. */
+  notification: [NotificationSeen];
+  /** Diagnostics: a TCP connect failed (errno name), or the peer closed before Established (ECLOSED). */
+  'connect-error': [ConnectErrorSeen];
 }
 
 type Dir = 'out' | 'in';
@@ -401,6 +406,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
       case 'send-notification':
         this.logger.info({ code: a.code, subcode: a.subcode, text: notificationText(a.code, a.subcode) }, 'sending NOTIFICATION');
         this.write(c, encodeNotification(a));
+        this.emit('notification', { sent: true, code: a.code, subcode: a.subcode, data: a.data });
         return;
       case 'timer':
         this.setTimer(c, a.timer, a.seconds, a.jitter);
@@ -546,6 +552,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         if (!c.dialing || c.dead || c.fsm.state !== 'Connect') return;
         c.dialing = false;
         const reason = err instanceof TransportError ? err.message : String((err as Error)?.message ?? err);
+        this.emit('connect-error', { code: err instanceof TransportError ? err.code : (err as NodeJS.ErrnoException)?.code ?? 'EUNKNOWN', message: reason });
         this.dispatch(c, { type: 'TcpConnectionFails', reason });
       },
     );
@@ -560,6 +567,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     socket.on('close', () => {
       if (c.socket !== socket || c.dead) return;
       c.socket = undefined;
+      if (!this.wasEstablished.has(c)) this.emit('connect-error', { code: 'ECLOSED', message: `Connection closed in ${c.fsm.state}` });
       this.dispatch(c, { type: 'TcpConnectionFails', reason: 'Connection closed' });
     });
     socket.on('drain', () => {
@@ -677,6 +685,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         this.dispatch(c, { type: 'UpdateMsg', msg: m });
         return;
       case 'notification':
+        this.emit('notification', { sent: false, code: m.code, subcode: m.subcode, data: m.data });
         this.dispatch(c, m.code === 2 && m.subcode === 1 ? { type: 'NotifMsgVerErr', msg: m } : { type: 'NotifMsg', msg: m });
         return;
       case 'route-refresh':

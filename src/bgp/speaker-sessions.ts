@@ -67,6 +67,8 @@ class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSess
     s.on('update', (m) => this.emit('update', m));
     s.on('route-refresh', (m) => this.emit('route-refresh', m));
     s.on('drain', () => this.emit('drain'));
+    s.on('notification', (n) => this.emit('notification', n));
+    s.on('connect-error', (e) => this.emit('connect-error', e));
     s.on('down', (ev: DownEvent) => {
       // Graceful restart (RFC 4724) applies when the connection just ended; a NOTIFICATION ends it,
       // except our own Hold Timer Expired (the peer vanished: the restart case).

@@ -125,7 +125,14 @@ export interface SpeakerEvents {
   idle: [];
   /** Restarting side (RFC 4724 §4.1): best-path output no longer deferred. */
   'deferral-done': [{ why: string }];
+  /** Diagnostics (the agent's session history): a NOTIFICATION sent or received on a peer's session. */
+  notification: [{ address: string } & NotificationSeen];
+  /** Diagnostics: a TCP connect to the peer failed (errno name), or the peer closed before Established (ECLOSED). */
+  'connect-error': [{ address: string } & ConnectErrorSeen];
 }
+
+export interface NotificationSeen { sent: boolean; code: number; subcode: number; data: Buffer }
+export interface ConnectErrorSeen { code: string; message: string }
 
 // ------------------------------------------------------------------ session port
 
@@ -145,6 +152,8 @@ export interface PeerSessionEvents {
   down: [SessionDown];
   /** The socket accepts writes again after send() returned false. */
   drain: [];
+  notification: [NotificationSeen];
+  'connect-error': [ConnectErrorSeen];
 }
 
 /** What the speaker needs from one peer's transport. */

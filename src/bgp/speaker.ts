@@ -342,6 +342,9 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     s.on('route-refresh', (m: RouteRefreshMessage) => { if (p.session === s) this.enqueue(p, m); });
     s.on('down', (d: SessionDown) => { if (p.session === s) this.onDown(p, d); });
     s.on('drain', () => { if (p.session === s) { p.blocked = false; this.scheduleFlush(p); } });
+    // Session history for diagnostics (the agent keeps it): NOTIFICATIONs and TCP connect errors.
+    s.on('notification', (n) => { if (p.session === s) this.emit('notification', { address: p.config.address, ...n }); });
+    s.on('connect-error', (e) => { if (p.session === s) this.emit('connect-error', { address: p.config.address, ...e }); });
     s.start();
   }
 

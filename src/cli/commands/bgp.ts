@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, BGP_ROUTES_PATH } from '../../agent/constants.js';
 import type { RouteReportEntry } from '../../bgp/route-report.js';
 import { AgentNotRunning, queryAgent, renderTable } from './node.js';
+import { bgpDiagnoseCommand } from './bgp-diagnose.js';
 
 interface PeerRoutes { peer: string; direction: 'received' | 'advertised'; routes: RouteReportEntry[] }
 
@@ -71,14 +72,14 @@ const routesCommand: CommandModule<object, RoutesArgs> = {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const BGP_SUBCOMMANDS: CommandModule<any, any>[] = [routesCommand];
+export const BGP_SUBCOMMANDS: CommandModule<any, any>[] = [routesCommand, bgpDiagnoseCommand];
 
 export const bgpCommand: CommandModule = {
   command: 'bgp <command>',
   describe: 'BGP views of this node\'s tabby-node (routes per peer, filter decisions)',
   builder: (y) => {
     for (const c of BGP_SUBCOMMANDS) y.command(c);
-    return y.demandCommand(1, 'name a bgp command: routes');
+    return y.demandCommand(1, 'name a bgp command: routes, diagnose');
   },
   handler: () => { /* subcommands only */ },
 };
