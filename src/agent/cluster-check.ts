@@ -13,6 +13,8 @@ export interface NodeStatusRecord {
   version: string;
   /** ISO 8601: when the record was written (staleness). */
   updatedAt: string;
+  /** The publisher writes at least this often (ms); a record older than 3x is stale. */
+  intervalMs?: number;
   /** The agent's process start (a restart shows as a new value). */
   startedAt: string;
   address?: string;
@@ -46,11 +48,15 @@ export interface ClusterInput {
   records: ReadonlyMap<string, NodeStatusRecord>;
   selector: SelectorMatch;
   now: Date;
-  /** A record older than this is stale (its agent stopped publishing). 0 = never stale (live status). */
+  /** A record older than this is stale (its agent stopped publishing). 0 = never stale (live status);
+   *  STALE_AUTO = 3x the record's own publishing interval. */
   staleAfterMs: number;
   /** Nodes that must exist (the lab's): one without a Node resource is a finding, not silently absent. */
   expectNodes?: readonly string[];
 }
+
+export const STALE_AUTO = -1;
+const DEFAULT_INTERVAL_MS = 30_000;
 
 export type FindingKind =
   | 'not-registered' | 'no-status' | 'stale-status' | 'session-down' | 'session-unexpected' | 'block-not-routed'
@@ -121,9 +127,10 @@ export function checkCluster(input: ClusterInput): ClusterReport {
     check.updatedAt = rec.updatedAt;
     check.version = rec.version;
     const age = input.now.getTime() - new Date(rec.updatedAt).getTime();
-    if (input.staleAfterMs > 0 && !(age <= input.staleAfterMs)) {
+    const staleAfter = input.staleAfterMs === STALE_AUTO ? 3 * (rec.intervalMs ?? DEFAULT_INTERVAL_MS) : input.staleAfterMs;
+    if (staleAfter > 0 && !(age <= staleAfter)) {
       check.status = 'stale';
-      findings.push({ kind: 'stale-status', node: n.name, detail: `status last published ${Math.round(age / 1000)} s ago (stale after ${Math.round(input.staleAfterMs / 1000)} s): its tabby-node is stopped or cannot reach the datastore` });
+      findings.push({ kind: 'stale-status', node: n.name, detail: `status last published ${Math.round(age / 1000)} s ago (stale after ${Math.round(staleAfter / 1000)} s): its tabby-node is stopped, stuck or cannot reach the datastore` });
       continue;
     }
     const bad = (f: Finding): void => { findings.push(f); check.status = 'mismatch'; };

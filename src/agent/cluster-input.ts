@@ -9,7 +9,7 @@ import { ipOf } from './util.js';
 import { parseAsNumber } from './config.js';
 import type { PeerResource } from './peers.js';
 import type { AgentStatusJson } from './status-types.js';
-import type { ClusterInput, NodeStatusRecord } from './cluster-check.js';
+import { STALE_AUTO, type ClusterInput, type NodeStatusRecord } from './cluster-check.js';
 import { calicoSelectorMatch } from './wiring-store.js';
 
 /** Where agents publish their NodeStatusRecord: `<prefix><node>`. Not under the prefixes agents watch. */
@@ -47,7 +47,6 @@ export async function readStatusRecords(ds: Datastore): Promise<Map<string, Node
   return out;
 }
 
-export const DEFAULT_STALE_AFTER_MS = 90_000;
 
 /** Everything checkCluster needs, read from the datastore now. */
 export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): Promise<ClusterInput> {
@@ -91,6 +90,6 @@ export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): 
     records: live,
     selector: calicoSelectorMatch,
     now: src.now ?? new Date(),
-    staleAfterMs: src.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+    staleAfterMs: src.staleAfterMs ?? STALE_AUTO,
   };
 }

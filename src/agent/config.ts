@@ -41,6 +41,7 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   v('IP_AUTODETECTION_METHOD', 'ip-autodetection-method', 'first-found', 'how to detect the IPv4 address: first-found, interface=REGEX,…, skip-interface=REGEX,…, can-reach=DEST, cidr=CIDR,…, kubernetes-internal-ip'),
   v('IP6_AUTODETECTION_METHOD', 'ip6-autodetection-method', 'first-found', 'how to detect the IPv6 address (same methods as IP_AUTODETECTION_METHOD)'),
   v('AUTODETECT_POLL_INTERVAL', 'autodetect-poll-interval', '60s', 'how often the address is detected again (the Node is updated when it changes); 0 disables; a number of seconds or a duration like 30s, 5m'),
+  v('TABBY_STATUS_INTERVAL', 'status-interval', '30s', 'the node\'s status in the datastore (tabbyctl cluster status) is written on change and at least this often; readers call it stale after 3x'),
   v('TABBY_NODE_INTERNAL_IP', 'node-internal-ip', undefined, 'kubernetes-internal-ip outside a cluster: the node\'s InternalIP(s), comma-separated'),
   v('AS', 'as', undefined, 'AS number of this node (plain or dotted "64512.100"); default: BGPConfiguration default asNumber (64512)'),
   v('CALICO_ROUTER_ID', 'router-id', undefined, 'BGP router ID: an IPv4 address, or "hash" (derived from the node name); default: the node\'s IPv4 address'),
@@ -113,6 +114,8 @@ export interface AgentConfig {
   nodeInternalIps?: string[];
   /** 0 = no re-detection. */
   autodetectPollIntervalMs: number;
+  /** Heartbeat of the published node status (node-status-publisher.ts). */
+  statusIntervalMs: number;
   asNumber?: number;
   /** undefined = the node's IPv4 address; 'hash' = derived from the node name; else an IPv4 address. */
   routerId?: string;
@@ -294,6 +297,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     ipAutodetectionMethod: m4,
     ip6AutodetectionMethod: m6,
     autodetectPollIntervalMs: durationMs(label('AUTODETECT_POLL_INTERVAL'), raw('AUTODETECT_POLL_INTERVAL')!),
+    statusIntervalMs: Math.max(1000, durationMs(label('TABBY_STATUS_INTERVAL'), raw('TABBY_STATUS_INTERVAL')!)),
     networkingBackend, labels, gracefulRestartTimeSec,
     ipamGcGraceSec: intIn(label('TABBY_IPAM_GC_GRACE'), raw('TABBY_IPAM_GC_GRACE')!, 0, 30 * 86400, 'seconds (0 = off)'),
     secretsDir: raw('TABBY_SECRETS_DIR')!,

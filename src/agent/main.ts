@@ -15,6 +15,9 @@ import { ResourceStore } from '../datastore/resources.js';
 import { Ipam, IpamGc, setSelectorMatcher } from '../ipam/index.js';
 import { AGENT_ENV, ConfigError, agentArgv, parseAgentConfig, type AgentConfig } from './config.js';
 import { Agent, type AgentDeps } from './agent.js';
+import { NodeStatusPublisher } from './node-status-publisher.js';
+import { RouteLatency } from './route-latency.js';
+import { recordFromStatus } from './cluster-input.js';
 import { StatusServer } from './status-server.js';
 import { resourcesPort, ipamPort, calicoSelectorMatch } from './wiring-store.js';
 import { bgpSpeakerPort, addressPort } from './wiring-bgp.js';
@@ -70,7 +73,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   if (nodeMode) deps.ipam = ipamPort(new Ipam(ds));
   if (nodeMode && cfg.networkingBackend !== 'none') deps.dataplane = await createDataplanePort({ logger: log('dataplane') });
-  if (cfg.networkingBackend === 'bird') deps.speakerFactory = (o) => bgpSpeakerPort(o, log('bgp', { node: cfg.nodeName }));
+  // Route latency metrics: the speaker's events stamp a prefix, the next kernel apply completes it.
+  let latency: RouteLatency | undefined;
+  if (cfg.networkingBackend === 'bird') {
+    deps.speakerFactory = (o) => {
+      const sp = bgpSpeakerPort(o, log('bgp', { node: cfg.nodeName }));
+      sp.onBest((e) => latency?.onBest(e.prefix));
+      sp.onWithdrawn((e) => latency?.onWithdrawn(e.prefix));
+      return sp;
+    };
+  }
   // BFD (RFC 5880/5881): sockets opened when the first session asks for it.
   if (cfg.networkingBackend === 'bird') deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
@@ -82,7 +94,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
     ...(cfg.metricsAddr ? { metricsAddr: cfg.metricsAddr } : {}),
   });
-  agent.on('routeSync', (seconds: number) => server.metrics.routeSyncDuration.observe(seconds));
+  if (deps.dataplane) latency = new RouteLatency((kind, s) => (kind === 'add' ? server.metrics.routeUpdateToKernel : server.metrics.routeWithdrawToRemoved).observe(s));
+  agent.on('routeSync', (seconds: number) => { server.metrics.routeSyncDuration.observe(seconds); latency?.onApplied(seconds); });
   try {
     await server.start();
   } catch (e) {
@@ -101,11 +114,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let stopping: Promise<void> | undefined;
   let poller: AddressPoller | undefined;
   let ipamGc: IpamGc | undefined;
+  // The compact status every node publishes to the datastore (tabbyctl cluster status reads it).
+  const publisher = new NodeStatusPublisher({ ds, node: cfg.nodeName, source: () => recordFromStatus(agent.status()), logger: log('status'), heartbeatMs: cfg.statusIntervalMs });
   const stop = (signal: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
       await ipamGc?.stop();
+      publisher.stop();
       await cni?.stop();
       k8sLabels?.stop();
       policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them
@@ -132,6 +148,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       // Say so when the datastore does not answer (an etcd client would otherwise wait silently).
       await withTimeout(ds.revision(), 3000, `datastore (${dsConfig.type}${dsConfig.etcdEndpoints ? ` ${dsConfig.etcdEndpoints.join(',')}` : ''}) did not answer`);
       await agent.start();
+      publisher.start();
       break;
     } catch (e) {
       if (stopping) return done;

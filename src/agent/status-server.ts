@@ -36,6 +36,10 @@ export interface AgentMetrics {
   registry: Registry;
   /** Record one route reconcile pass (seconds). */
   routeSyncDuration: Histogram<string>;
+  /** BGP UPDATE received → kernel route programmed (seconds). */
+  routeUpdateToKernel: Histogram<string>;
+  /** Withdraw received → kernel route removed (seconds). */
+  routeWithdrawToRemoved: Histogram<string>;
 }
 
 export function createMetrics(source: StatusSource): AgentMetrics {
@@ -120,7 +124,20 @@ export function createMetrics(source: StatusSource): AgentMetrics {
     name: 'tabby_route_sync_duration_seconds', help: 'time to reconcile the kernel routes with the desired set',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry],
   });
-  return { registry, routeSyncDuration };
+  new Gauge({
+    name: 'tabby_bgp_peers_not_established', help: 'configured BGP peers that are not Established (expected but down)', registers: [registry],
+    collect() { this.set(source.status().peers.filter((p) => p.state !== 'Established').length); },
+  });
+  const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  const routeUpdateToKernel = new Histogram({
+    name: 'tabby_route_update_to_kernel_seconds', help: 'BGP UPDATE received to the kernel route programmed',
+    buckets: latencyBuckets, registers: [registry],
+  });
+  const routeWithdrawToRemoved = new Histogram({
+    name: 'tabby_route_withdraw_to_removed_seconds', help: 'BGP withdraw received to the kernel route removed',
+    buckets: latencyBuckets, registers: [registry],
+  });
+  return { registry, routeSyncDuration, routeUpdateToKernel, routeWithdrawToRemoved };
 }
 
 export interface StatusServerOptions {

@@ -7,6 +7,7 @@ import { ipamCommand } from './ipam.js';
 import { resourceCommands } from './resources.js';
 import { bgpCommand } from './bgp.js';
 import { labelCommand, policyCommand } from './policy.js';
+import { clusterCommand } from './cluster.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -17,4 +18,5 @@ export const commands: CommandModule<any, any>[] = [
   ...resourceCommands,
   bgpCommand,
   labelCommand, policyCommand,
+  clusterCommand,
 ];

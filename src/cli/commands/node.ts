@@ -15,6 +15,7 @@
 //
 // STATE is BIRD's protocol state (`up` when Established, `start` otherwise), SINCE is the time of day
 // when the state changed today and the date before that, INFO is `Established` or the reason.
+// Exit status: 0 when every configured peer is Established, 1 when one is not or no agent answers.
 import http from 'node:http';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -130,6 +131,12 @@ export const nodeCommand: CommandModule = {
         throw e;
       }
       process.stdout.write(argv.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : renderNodeStatus(status));
+      // Unlike calicoctl (exit 0 whatever the sessions), a configured peer that is not up is a failure.
+      const down = status.peers.filter((p) => p.state !== 'Established');
+      if (down.length > 0) {
+        process.stderr.write(`${down.length} of ${status.peers.length} BGP peer(s) not Established: ${down.map((p) => p.address).join(', ')} (tabbyctl bgp diagnose says why)\n`);
+        process.exitCode = 1;
+      }
     },
   }).demandCommand(1, 'name a node command: status'),
   handler: () => { /* subcommands only */ },

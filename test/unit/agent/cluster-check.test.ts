@@ -1,7 +1,7 @@
 // The cluster check's pure core: expected sessions (mesh, route reflectors) against the records, every
 // confirmed block routed by every other node, stale and missing records, disabled pools.
 import t from 'tap';
-import { checkCluster, type ClusterInput, type NodeStatusRecord } from '../../../src/agent/cluster-check.js';
+import { checkCluster, STALE_AUTO, type ClusterInput, type NodeStatusRecord } from '../../../src/agent/cluster-check.js';
 import { calicoSelectorMatch } from '../../../src/agent/wiring-store.js';
 
 const now = new Date('2026-01-01T12:00:00Z');
@@ -85,4 +85,14 @@ t.test('route reflectors: nodes expect only the reflectors, reflectors expect ev
   const r = checkCluster(input);
   t.same(r.findings.map((f) => [f.kind, f.node]), [['session-unexpected', 'b'], ['session-down', 'rr']]);
   t.same(r.sessions, { expected: 4, established: 3 });
+});
+
+t.test('stale by the record\'s own interval (3x) unless the reader says otherwise', async (t) => {
+  const recs = healthy();
+  recs[0]!.intervalMs = 1000;
+  recs[0]!.updatedAt = new Date(now.getTime() - 5000).toISOString();
+  recs[1]!.updatedAt = new Date(now.getTime() - 60_000).toISOString(); // default interval 30 s: fresh
+  const r = checkCluster(meshInput(recs, { staleAfterMs: STALE_AUTO }));
+  t.same(r.findings.map((f) => [f.kind, f.node]), [['stale-status', 'a']]);
+  t.match(r.findings[0]!.detail, /stale after 3 s/);
 });

@@ -26,7 +26,7 @@ t.test('defaults match the configuration contract', async (t) => {
   t.equal(c.logLevel, 'info');
   t.equal(DEFAULT_HEALTH_PORT, 9099);
   t.equal(DEFAULT_METRICS_PORT, 9091);
-  t.same(HEALTH_PATHS, { liveness: '/liveness', readiness: '/readiness', status: '/status' });
+  t.same(HEALTH_PATHS, { liveness: '/liveness', readiness: '/readiness', status: '/status', sessions: '/sessions' });
 });
 
 t.test('NODENAME defaults to the hostname', async (t) => {
