@@ -14,6 +14,8 @@ import { calicoSelectorMatch } from './wiring-store.js';
 
 /** Where agents publish their NodeStatusRecord: `<prefix><node>`. Not under the prefixes agents watch. */
 export const STATUS_PREFIX = '/tabby/status/v1/nodes/';
+/** The agent's /status lists at most this many routes (agent.ts STATUS_ROUTES_LIMIT). */
+const STATUS_ROUTES_CAP = 1000;
 export const statusKey = (node: string): string => `${STATUS_PREFIX}${node}`;
 
 /** The record of a live /status answer (updatedAt = when it was read). */
@@ -28,6 +30,7 @@ export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): No
     problems: [...s.problems],
   };
   if (s.address.ipv4) r.address = s.address.ipv4;
+  if (s.routing && s.routing.routed + 1 > s.routes.length && s.routes.length >= STATUS_ROUTES_CAP) r.routesTruncated = true;
   const why = s.readiness.reasons.find((x) => /datastore|kernel|program/i.test(x));
   if (why) r.lastError = why;
   return r;
