@@ -21,6 +21,8 @@ export interface NodeStatusRecord {
   sessions: { peer: string; type: PeerType; state: BgpStateName; since: string; info: string }[];
   /** Own affine blocks. */
   blocks: { cidr: string; state: string }[];
+  /** Prefixes the node originates over BGP (own confirmed blocks, borrowed /32s). */
+  exports?: string[];
   /** Destinations of the kernel routes the agent programs (remote blocks, own blackholes, borrowed /32s). */
   routes: string[];
   /** `routes` is cut at the agent's status limit: blocks beyond it are not checked one by one. */
@@ -83,6 +85,8 @@ export interface ClusterReport {
   converged: boolean;
   nodes: NodeCheck[];
   findings: Finding[];
+  /** Worth knowing, not a mismatch (they do not make `converged` false). */
+  notes: Finding[];
   /** Summary figures. */
   sessions: { expected: number; established: number };
   blocks: { confirmed: number; missingRoutes: number };
@@ -99,13 +103,15 @@ export function expectedSessions(input: Pick<ClusterInput, 'nodes' | 'peers' | '
 export function checkCluster(input: ClusterInput): ClusterReport {
   const findings: Finding[] = [];
   const nodes: NodeCheck[] = [];
-  const confirmed = input.blocks.filter((b) => b.node && b.affinityState === 'confirmed' && !(b.pool && input.disabledPools.has(b.pool)));
+  // Blocks of a disabled pool stay routed (as prefixes outside every pool): still expected everywhere.
+  const confirmed = input.blocks.filter((b) => b.node && b.affinityState === 'confirmed');
+  const notes: Finding[] = [];
   let sessExp = 0;
   let sessUp = 0;
   let missingRoutes = 0;
   for (const b of input.blocks) {
     if (b.pool && input.disabledPools.has(b.pool) && b.inUse > 0 && b.node) {
-      findings.push({ kind: 'disabled-pool-in-use', node: b.node, detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no node routes it` });
+      notes.push({ kind: 'disabled-pool-in-use', node: b.node, detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no new address comes from it, and its routes are plain (no IPIP/VXLAN)` });
     }
   }
   for (const name of input.expectNodes ?? []) {
@@ -161,7 +167,7 @@ export function checkCluster(input: ClusterInput): ClusterReport {
     }
   }
   return {
-    converged: findings.length === 0, nodes, findings,
+    converged: findings.length === 0, nodes, findings, notes,
     sessions: { expected: sessExp, established: sessUp },
     blocks: { confirmed: confirmed.length, missingRoutes },
   };

@@ -24,6 +24,7 @@ export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): No
     node: s.nodeName, mode: s.mode, version: s.version, updatedAt: now.toISOString(), startedAt: s.startedAt,
     sessions: s.peers.map((p) => ({ peer: p.address, type: p.type, state: p.state, since: p.since, info: p.info })),
     blocks: s.blocks.map((b) => ({ cidr: b.cidr, state: b.state })),
+    exports: [...s.exports],
     routes: s.routes.map((x) => x.dst),
     kernelInSync: s.readiness.dataplaneInSync,
     ready: s.readiness.ready,

@@ -73,9 +73,11 @@ export function diagnoseSession(p: PeerSessionJson, now: Date = new Date()): Dia
   const errs = episode.filter((e): e is Extract<SessionEvent, { kind: 'connect-error' }> => e.kind === 'connect-error');
   const newest = episode.filter((e) => e.kind !== 'state').at(-1);
   const lastNote = notes.at(-1);
-  // A NOTIFICATION is followed by the connection closing: the NOTIFICATION is the cause.
-  const decisive = newest?.kind === 'connect-error' && newest.code === 'ECLOSED' && lastNote
-    && new Date(newest.lastAt ?? newest.at).getTime() - new Date(lastNote.at).getTime() < 5000 ? lastNote : newest;
+  // A NOTIFICATION followed only by the peer closing connections before OPEN (BIRD shuts a peer out
+  // for a while after an error): the NOTIFICATION is the cause.
+  const afterNote = lastNote ? episode.slice(episode.indexOf(lastNote) + 1).filter((e) => e.kind !== 'state') : [];
+  const shutOut = !!lastNote && afterNote.length > 0 && afterNote.every((e) => e.kind === 'connect-error' && e.code === 'ECLOSED');
+  const decisive = shutOut ? lastNote : newest;
   const md5 = p.config.md5;
   const gtsm = p.config.ttlSecurity;
   const silentDrop = (what: string): string => [
@@ -90,7 +92,7 @@ export function diagnoseSession(p: PeerSessionJson, now: Date = new Date()): Dia
 
   if (decisive?.kind === 'notification') {
     const n = decisive;
-    const text = describeNotification(n);
+    const text = `${describeNotification(n)}${shutOut ? ' (since then the peer closes every connection before OPEN)' : ''}`;
     const ev = [n];
     if (n.code === 2 && n.subcode === 2) {
       return n.sent

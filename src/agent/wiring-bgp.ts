@@ -32,7 +32,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
       address: p.address, asn: p.asn, state: p.state, since: p.since, info: p.info,
       prefixesReceived: p.prefixesReceived, prefixesAccepted: p.prefixesAccepted, prefixesAdvertised: p.prefixesAdvertised,
     })),
-    onBest: (fn) => { s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops })); },
+    onBest: (fn) => { s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops, source: e.source })); },
     onWithdrawn: (fn) => { s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix })); },
     onChanges: (fn) => { s.on('changes', fn); },
     onPeerChange: (fn) => { s.on('peer', () => fn()); },

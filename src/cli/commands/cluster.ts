@@ -24,6 +24,7 @@ export function renderClusterReport(r: ClusterReport, now: Date): string {
   ]);
   const lines = [renderTable(['NODE', 'ROLE', 'STATUS', 'BGP UP/EXPECTED', 'BLOCKS ROUTED', 'STATUS AGE', 'VERSION'], rows), ''];
   lines.push(`sessions: ${r.sessions.established}/${r.sessions.expected} expected sessions Established; blocks: ${r.blocks.confirmed} confirmed, ${r.blocks.missingRoutes} missing route(s) in kernels`);
+  for (const n of r.notes) lines.push(`note: ${n.node}: ${n.detail}`);
   if (r.converged) lines.push('cluster converged: every expected session is Established and every block is in every kernel');
   else {
     lines.push(`${r.findings.length} problem(s):`);

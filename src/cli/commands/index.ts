@@ -8,6 +8,7 @@ import { resourceCommands } from './resources.js';
 import { bgpCommand } from './bgp.js';
 import { labelCommand, policyCommand } from './policy.js';
 import { clusterCommand } from './cluster.js';
+import { routeCommand } from './route.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
@@ -19,4 +20,5 @@ export const commands: CommandModule<any, any>[] = [
   bgpCommand,
   labelCommand, policyCommand,
   clusterCommand,
+  routeCommand,
 ];

@@ -86,3 +86,11 @@ t.test('one cause per failure', async (t) => {
     t.ok(dg.fix.length > 0);
   }
 });
+
+t.test('a NOTIFICATION followed only by the peer closing before OPEN stays the cause', async (t) => {
+  const dg = diagnoseSession(session([notif(true, 2, 2, 'fde8'), connErr('ECLOSED'), { kind: 'state', peer: PEER, from: 'OpenSent', to: 'Active', info: 'x' }, connErr('ECLOSED')], status('Active')), now());
+  t.equal(dg.cause, 'as-mismatch');
+  t.match(dg.summary, /since then the peer closes every connection before OPEN/);
+  const later = diagnoseSession(session([notif(true, 2, 2), connErr('ECLOSED'), connErr('ECONNREFUSED')], status('Active')), now());
+  t.equal(later.cause, 'connection-refused', 'a different failure after it wins');
+});
