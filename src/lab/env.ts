@@ -7,6 +7,9 @@ import path from 'node:path';
 import { repoRoot } from './pods.js';
 import type { LabState } from './state.js';
 
+/** How every lab node's tabby-node finds its address (its underlay interface). */
+export const LAB_AUTODETECTION_METHOD = 'interface=^eth0$';
+
 export function labNodeStateDir(state: LabState, node: string): string {
   return path.join(state.stateDir, 'nodes', node);
 }
@@ -21,6 +24,7 @@ export function labEnv(state: LabState, node?: string): Record<string, string> {
   if (node) {
     env.TABBY_STATE_DIR = labNodeStateDir(state, node);
     env.NODENAME = node;
+    env.IP_AUTODETECTION_METHOD = LAB_AUTODETECTION_METHOD;
   }
   return env;
 }

@@ -21,7 +21,7 @@ import { labelLabPod } from './pod-labels.js';
 import { addPodViaCni, deletePodViaCni, installCniWrappers, repoRoot, type CniContext } from './pods.js';
 import { readLabState, writeLabState, DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR, type LabMode, type LabNodeState, type LabPodState, type LabState } from './state.js';
 import { destroyLab, lastLogLine } from './down.js';
-import { labEnv, resolveCommand } from './env.js';
+import { labEnv, resolveCommand, LAB_AUTODETECTION_METHOD } from './env.js';
 import { mapLimit, type ProbePair } from './probe.js';
 
 export type { LabMode, LabNodeState, LabPodState, LabState } from './state.js';
@@ -282,7 +282,7 @@ export class Lab {
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       NODENAME: node.name,
       IP: 'autodetect',
-      IP_AUTODETECTION_METHOD: 'interface=^eth0$',
+      IP_AUTODETECTION_METHOD: LAB_AUTODETECTION_METHOD,
       DATASTORE_TYPE: 'file',
       TABBY_DATASTORE_DIR: this.state.datastoreDir,
       TABBY_STATE_DIR: stateDir,

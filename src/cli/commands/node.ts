@@ -21,6 +21,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { AgentStatusJson, PeerStatusJson } from '../../agent/status-types.js';
 import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, HEALTH_PATHS } from '../../agent/constants.js';
+import { nodeAutodetectCommand } from './node-autodetect.js';
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
 
@@ -138,6 +139,6 @@ export const nodeCommand: CommandModule = {
         process.exitCode = 1;
       }
     },
-  }).demandCommand(1, 'name a node command: status'),
+  }).command(nodeAutodetectCommand as CommandModule).demandCommand(1, 'name a node command: status, autodetect'),
   handler: () => { /* subcommands only */ },
 };

@@ -96,6 +96,21 @@ t.test('the tools name the broken link', { skip, timeout: 400_000 }, async (t) =
     t.ok(await until(async () => (await explain(lab, 'node-1', pod2.ip)).code === 0 || undefined, 20_000, 500), 'whole again');
   });
 
+  await t.test('autodetect picking a /32: --explain shows the candidates and warns', async (t) => {
+    execFileSync('ip', ['-n', ns1, 'link', 'add', 'tbx0', 'type', 'veth', 'peer', 'name', 'tbx1']);
+    t.teardown(() => { try { execFileSync('ip', ['-n', ns1, 'link', 'del', 'tbx0']); } catch { /* gone with the lab */ } });
+    execFileSync('ip', ['-n', ns1, 'addr', 'add', '10.98.0.7/32', 'dev', 'tbx0']);
+    const cli = `${process.cwd()}/dist/src/cli/main.js`;
+    const r = await lab.exec('node-1', 'env', ['IP_AUTODETECTION_METHOD=first-found', process.execPath, cli, 'node', 'autodetect', '--explain']);
+    t.equal(r.code, 1, r.stdout + r.stderr);
+    t.match(r.stdout, /\| tbx0 +\| \d+ +\| 10\.98\.0\.7\/32 +\| chosen +\|/);
+    t.match(r.stdout, /\| eth0 +\| 2 +\| 172\.31\.1\.11\/24 +\| not reached +\|/);
+    t.match(r.stdout, /WARNING: 10\.98\.0\.7\/32 is a \/32: .*CrossSubnet/);
+    const pinned = await lab.exec('node-1', process.execPath, [cli, 'node', 'autodetect']);
+    t.equal(pinned.code, 0, 'the lab\'s own method (interface=^eth0$) picks eth0');
+    t.match(pinned.stdout, /result: 172\.31\.1\.11\/24 on eth0/);
+  });
+
   await t.test('block released: explain names the block', async (t) => {
     await new Ipam(ds).releaseAffinity('node-2', { cidr: blk2 });
     const r = await until(async () => { const x = await explain(lab, 'node-1', pod2.ip); return x.e.broken === 'block' ? x : undefined; }, 20_000, 500);
