@@ -121,7 +121,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
       await ipamGc?.stop();
-      publisher.stop();
+      await publisher.publishStopped(signal);
       await cni?.stop();
       k8sLabels?.stop();
       policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them

@@ -53,6 +53,20 @@ export class NodeStatusPublisher {
     this.timer = undefined;
   }
 
+  /** A stopping agent says so (readers need not wait for the record to go stale); best effort. */
+  async publishStopped(why: string): Promise<void> {
+    this.stop();
+    await this.running?.catch(() => undefined);
+    let rec: NodeStatusRecord;
+    try { rec = this.o.source(); } catch { return; }
+    rec.ready = false;
+    rec.problems = [...rec.problems, `tabby-node stopped (${why}) at ${new Date(this.o.now()).toISOString()}`];
+    rec.updatedAt = new Date(this.o.now()).toISOString();
+    rec.intervalMs = this.o.heartbeatMs;
+    // Never hold up a shutdown on an unreachable datastore.
+    await Promise.race([this.write(rec).catch(() => undefined), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+  }
+
   /** One check: publish when changed (rate-limited) or when the heartbeat is due. Exposed for tests. */
   tick(): Promise<void> {
     this.running ??= this.publishIfDue().finally(() => { this.running = undefined; });

@@ -36,3 +36,12 @@ t.test('change, rate limit, heartbeat, gc', async (t) => {
   t.same(await p.gc(), ['b']);
   t.same([...(await readStatusRecords(ds)).keys()], ['a']);
 });
+
+t.test('a stopping agent marks its record', async (t) => {
+  const ds = new MemoryDatastore();
+  const p = new NodeStatusPublisher({ ds, node: 'a', source: () => rec(), logger: log('test'), now: () => 1_000_000 });
+  await p.publishStopped('SIGTERM');
+  const r = (await ds.get<NodeStatusRecord>(statusKey('a')))!.value;
+  t.equal(r.ready, false);
+  t.match(r.problems, [/tabby-node stopped \(SIGTERM\)/]);
+});
