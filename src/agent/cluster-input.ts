@@ -3,7 +3,7 @@
 // STATUS_PREFIX (node-status-publisher.ts). Also the one conversion of a live /status answer into the
 // record shape, so the lab (which asks each agent's socket) and the published records check alike.
 import type { Datastore } from '../datastore/types.js';
-import { ResourceStore } from '../datastore/resources.js';
+import { ResourceStore, type BGPConfiguration, type BGPPeer, type IPPool, type Node } from '../datastore/resources.js';
 import { Ipam } from '../ipam/index.js';
 import { ipOf } from './util.js';
 import { parseAsNumber } from './config.js';
@@ -58,18 +58,31 @@ export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): 
   const [nodes, peers, cfg, pools, blocks] = await Promise.all([
     rs.list('Node'), rs.list('BGPPeer'), rs.get('BGPConfiguration', 'default'), rs.list('IPPool'), new Ipam(ds).listBlocks(),
   ]);
+  const records = src.records ?? await readStatusRecords(ds);
+  return clusterInputFrom({ nodes: nodes.items, peers: peers.items, ...(cfg ? { bgpConfig: cfg } : {}), pools: pools.items, blocks }, records, src);
+}
+
+export interface ClusterResources {
+  nodes: readonly Node[];
+  peers: readonly BGPPeer[];
+  bgpConfig?: BGPConfiguration;
+  pools: readonly IPPool[];
+  blocks: readonly { cidr: string; node: string | null; affinityState: string | null; pool: string | null; inUse: number }[];
+}
+
+/** The check's input from resources (pure: `apply --dry-run` feeds it resources as they would be). */
+export function clusterInputFrom(r: ClusterResources, records: ReadonlyMap<string, NodeStatusRecord>, src: ClusterSource = {}): ClusterInput {
   const asn = (v: unknown, fallback: number): number => {
     if (typeof v === 'number') return v;
     if (typeof v === 'string') { try { return parseAsNumber('asNumber', v); } catch { return fallback; } }
     return fallback;
   };
-  const clusterAsn = asn(cfg?.spec.asNumber, 64512);
-  const records = src.records ?? await readStatusRecords(ds);
-  const names = new Set(nodes.items.map((n) => n.metadata.name));
+  const clusterAsn = asn(r.bgpConfig?.spec.asNumber, 64512);
+  const names = new Set(r.nodes.map((n) => n.metadata.name));
   // Records expire with their node: a record whose Node is gone is not part of the cluster.
   const live = new Map([...records].filter(([n]) => names.has(n)));
   return {
-    nodes: nodes.items.map((n) => {
+    nodes: r.nodes.map((n) => {
       const bgp = n.spec.bgp;
       const p: ClusterInput['nodes'][number] = { name: n.metadata.name, labels: n.metadata.labels ?? {}, routeReflector: Boolean(bgp?.routeReflectorClusterID) };
       if (bgp?.ipv4Address) p.ipv4 = ipOf(bgp.ipv4Address);
@@ -78,19 +91,19 @@ export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): 
       if (bgp?.routeReflectorClusterID) p.rrClusterId = bgp.routeReflectorClusterID;
       return p;
     }),
-    peers: peers.items.map((b) => {
-      const r: PeerResource = { name: b.metadata.name };
+    peers: r.peers.map((b) => {
+      const p: PeerResource = { name: b.metadata.name };
       const s = b.spec;
-      if (s.node) r.node = s.node;
-      if (s.nodeSelector) r.nodeSelector = s.nodeSelector;
-      if (s.peerSelector) r.peerSelector = s.peerSelector;
-      if (s.peerIP) r.peerIP = s.peerIP;
-      if (s.asNumber !== undefined) r.asNumber = asn(s.asNumber, clusterAsn);
-      return r;
+      if (s.node) p.node = s.node;
+      if (s.nodeSelector) p.nodeSelector = s.nodeSelector;
+      if (s.peerSelector) p.peerSelector = s.peerSelector;
+      if (s.peerIP) p.peerIP = s.peerIP;
+      if (s.asNumber !== undefined) p.asNumber = asn(s.asNumber, clusterAsn);
+      return p;
     }),
-    bgp: { asNumber: clusterAsn, nodeToNodeMeshEnabled: cfg?.spec.nodeToNodeMeshEnabled ?? true },
-    blocks: blocks.map((b) => ({ cidr: b.cidr, node: b.node, affinityState: b.affinityState, pool: b.pool, inUse: b.inUse })),
-    disabledPools: new Set(pools.items.filter((p) => p.spec.disabled).map((p) => p.metadata.name)),
+    bgp: { asNumber: clusterAsn, nodeToNodeMeshEnabled: r.bgpConfig?.spec.nodeToNodeMeshEnabled ?? true },
+    blocks: r.blocks.map((b) => ({ cidr: b.cidr, node: b.node, affinityState: b.affinityState, pool: b.pool, inUse: b.inUse })),
+    disabledPools: new Set(r.pools.filter((p) => p.spec.disabled).map((p) => p.metadata.name)),
     records: live,
     selector: calicoSelectorMatch,
     now: src.now ?? new Date(),

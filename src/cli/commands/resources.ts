@@ -20,6 +20,7 @@ import {
 import { echo } from '../../common/echo.js';
 import { policyRows } from './policy-rows.js';
 import { parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../output.js';
+import { printDryRun } from './dry-run.js';
 
 // ------------------------------------------------------------------ datastore flags (reusable)
 
@@ -251,6 +252,7 @@ interface ResourceArgs extends DatastoreFlags {
   'skip-exists'?: boolean;
   'skip-not-exists'?: boolean;
   namespace?: string;
+  'dry-run'?: boolean;
 }
 
 const ref = (x: { kind: string; name: string }) => `${x.kind}(${x.name})`;
@@ -337,6 +339,7 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
           .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of a networkpolicy or workloadendpoint (default "default")' })
           .example('tabbyctl delete ippool p1', '') as typeof b;
       }
+      b = b.option('dry-run', { type: 'boolean', default: false, describe: 'validate and show what the change would do to BGP sessions per node; change nothing' }) as typeof b;
       if (action === 'create') b = b.option('skip-exists', { type: 'boolean', default: false, describe: 'do not fail on resources that already exist' }) as typeof b;
       return b as unknown as Argv<ResourceArgs>;
     },
@@ -348,9 +351,10 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
           if (!a.name?.length) fail([`delete: give -f <file> or a kind and name, e.g. "tabbyctl delete ippool p1"`], '');
           targets = targetsFromArgs(a.kind, a.name, action, a.namespace);
         }
-        await withStore(a, async (rs) => {
+        await withStore(a, async (rs, ds) => {
           const { problems, skip } = await precheck(rs, action, targets, a);
           if (problems.length) fail([`${problems.length} problem${problems.length > 1 ? 's' : ''}:`, ...problems.map((p) => `  - ${p}`)]);
+          if (a['dry-run']) { await printDryRun(ds, targets.filter((tg) => !skip.has(tg)), action); return; }
           const done: string[] = [];
           for (const tg of targets) {
             if (skip.has(tg)) continue;
