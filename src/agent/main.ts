@@ -78,8 +78,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (cfg.networkingBackend === 'bird') {
     deps.speakerFactory = (o) => {
       const sp = bgpSpeakerPort(o, log('bgp', { node: cfg.nodeName }));
-      sp.onBest((e) => latency?.onBest(e.prefix));
-      sp.onWithdrawn((e) => latency?.onWithdrawn(e.prefix));
+      // The batched feed only: a per-prefix 'best' listener would make the speaker emit per-prefix events.
+      sp.onChanges?.((c) => {
+        if (!latency) return;
+        let adds = false;
+        let withdraws = false;
+        for (let i = 0; i < c.count && !(adds && withdraws); i++) { if (c.nextHop(i)) adds = true; else withdraws = true; }
+        latency.onBatch(adds, withdraws);
+      });
       return sp;
     };
   }

@@ -1,41 +1,38 @@
 // Route latency for metrics: UPDATE received → kernel route programmed, and withdraw received →
-// kernel route removed. The speaker's best/withdrawn events stamp a prefix; the next kernel apply
-// that *started after* the stamp completes it (an apply already running may not carry the change).
-// A prefix changed again before it reached the kernel keeps its first stamp (the user waited that long).
-// During a graceful restart deletes are held back: a withdraw is then counted when the apply ends,
-// although the route stays until convergence (the figure is the agent's, not the hold's).
+// kernel route removed. The speaker hands the agent its best-route changes in batches (one per
+// event-loop turn); each batch is stamped when it arrives and completed by the first kernel apply that
+// *started after* it (an apply already running may not carry the change). One observation per batch
+// and kind, so the hot path does no per-prefix work here. During a graceful restart deletes are held
+// back: a withdraw then counts when the apply ends although the route stays until convergence.
 export class RouteLatency {
-  private readonly added = new Map<string, number>();
-  private readonly removed = new Map<string, number>();
+  private readonly pending: { t0: number; adds: boolean; withdraws: boolean }[] = [];
 
   constructor(
     private readonly observe: (kind: 'add' | 'withdraw', seconds: number) => void,
     private readonly now: () => number = () => performance.now(),
-    private readonly maxPending = 100_000,
+    private readonly maxPending = 10_000,
   ) {}
 
-  onBest(prefix: string): void {
-    this.removed.delete(prefix);
-    if (!this.added.has(prefix) && this.added.size < this.maxPending) this.added.set(prefix, this.now());
+  /** A batch of best-route changes arrived (adds: some prefix got a best route; withdraws: some lost it). */
+  onBatch(adds: boolean, withdraws: boolean): void {
+    if (!adds && !withdraws) return;
+    if (this.pending.length >= this.maxPending) return; // no apply for a long time: keep the oldest stamps
+    this.pending.push({ t0: this.now(), adds, withdraws });
   }
 
-  onWithdrawn(prefix: string): void {
-    this.added.delete(prefix);
-    if (!this.removed.has(prefix) && this.removed.size < this.maxPending) this.removed.set(prefix, this.now());
-  }
-
-  /** A kernel apply finished successfully after `seconds`: complete every stamp older than its start. */
+  /** A kernel apply finished successfully after `seconds`: complete every batch older than its start. */
   onApplied(seconds: number): void {
     const end = this.now();
     const start = end - seconds * 1000;
-    for (const [map, kind] of [[this.added, 'add'], [this.removed, 'withdraw']] as const) {
-      for (const [prefix, t0] of map) {
-        if (t0 > start) continue;
-        this.observe(kind, (end - t0) / 1000);
-        map.delete(prefix);
-      }
+    let n = 0;
+    for (const b of this.pending) {
+      if (b.t0 > start) break;
+      if (b.adds) this.observe('add', (end - b.t0) / 1000);
+      if (b.withdraws) this.observe('withdraw', (end - b.t0) / 1000);
+      n++;
     }
+    this.pending.splice(0, n);
   }
 
-  get pending(): number { return this.added.size + this.removed.size; }
+  get size(): number { return this.pending.length; }
 }
