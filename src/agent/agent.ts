@@ -585,7 +585,7 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private routePools(): RoutePool[] {
-    return this.snapshot.pools.map((p) => ({ cidr: p.spec.cidr, ipipMode: mode(p.spec.ipipMode), vxlanMode: mode(p.spec.vxlanMode), disabled: Boolean(p.spec.disabled) }));
+    return this.snapshot.pools.map((p) => ({ cidr: p.spec.cidr, ipipMode: mode(p.spec.ipipMode), vxlanMode: mode(p.spec.vxlanMode), disabled: Boolean(p.spec.disabled), ...(p.spec.disableBGPExport ? { disableBGPExport: true } : {}) }));
   }
 
   private scheduleRoutes(): void {

@@ -25,6 +25,8 @@ export interface RoutePool {
   ipipMode: PoolMode;
   vxlanMode: PoolMode;
   disabled?: boolean;
+  /** IPPool disableBGPExport: its blocks keep their kernel routes but are not advertised (Calico). */
+  disableBGPExport?: boolean;
 }
 
 /** The kernel route: the dataplane's one route type (agent → reconciler → kernel). */
@@ -219,13 +221,13 @@ export function computeRoutes(input: RouteInput): RouteOutput {
     routes.set(dst, { dst, type: 'blackhole' });
     // Disabled pools still keep their blocks' routes until the blocks are released (as Calico).
     const pool = poolFor(allPools, c);
-    if (!pool || !isVxlan(pool.pool)) exports.push(dst);
+    if (!pool || (!isVxlan(pool.pool) && !pool.pool.disableBGPExport)) exports.push(dst);
   }
   for (const a of input.borrowed ?? []) {
     const c = parseCidr(a);
     const host = formatCidr({ ...c, prefixLen: c.family === 4 ? 32 : 128, network: c.ip });
     const pool = poolFor(allPools, c);
-    if (pool && isVxlan(pool.pool)) continue;
+    if (pool && (isVxlan(pool.pool) || pool.pool.disableBGPExport)) continue;
     if (ownCidrs.some((o) => cidrContainsCidr(o, c))) continue;
     exports.push(host);
   }

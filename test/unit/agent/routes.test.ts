@@ -114,3 +114,9 @@ t.test('IPv6: own v6 block blackholed and exported, learned v6 routes via the v6
   t.same(r.routes, [{ dst: 'fd00:10::/122', type: 'blackhole' }, { dst: 'fd00:10::40/122', gateway: 'fd00::2' }]);
   t.same(r.exports, ['fd00:10::/122']);
 });
+
+t.test('IPPool disableBGPExport: blocks and borrowed /32s keep their kernel routes but are not exported', async (t) => {
+  const r = computeRoutes({ ...base, pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', disableBGPExport: true }, { cidr: '172.20.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' }], borrowed: ['192.168.7.5', '172.20.3.4'] });
+  t.same(r.routes, [{ dst: '192.168.1.0/26', type: 'blackhole' }]);
+  t.same(r.exports, ['172.20.3.4/32']);
+});
