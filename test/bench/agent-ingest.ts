@@ -10,7 +10,10 @@
 // Feeder: tabby's own BgpSession writing pre-encoded UPDATEs (the feed of bgp-ingest.ts).
 // Usage: node dist/test/bench/agent-ingest.js [N…]   (default 100000 200000; 1000000 takes minutes here)
 //        BENCH_QUICK=1: N = 20000, one run (make bench QUICK=1);  BENCH_REPEAT=<runs each, default 2>
-//        BENCH_RECEIVERS=bird,tabby;  BENCH_CPU_PROF=<dir>: tabby-node runs with --cpu-prof into it.
+//        BENCH_RECEIVERS=bird,tabby,tabby-filter;  BENCH_CPU_PROF=<dir>: tabby-node runs with --cpu-prof into it.
+// tabby-filter: the same tabby-node with a 50-rule import BGPFilter on the feeder (45 prefix rules
+// and 5 community rules, none matching: every prefix is checked against all of them, then accepted);
+// the ratio to plain tabby is the cost of filter evaluation (aim: ≤ 1.10× at 200k).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -159,7 +162,15 @@ function unixGet(socketPath: string, p: string): Promise<string> {
   });
 }
 
-async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
+/** A 50-rule import filter the feed never matches (the worst case: every rule looked at, then the default). */
+function fiftyRuleFilter(): string {
+  const rules: string[] = [];
+  for (let i = 0; i < 45; i++) rules.push(`    - {action: Reject, matchOperator: In, cidr: 172.${16 + (i >> 4)}.${(i & 15) * 16}.0/20, prefixLength: {min: 21, max: 32}}`);
+  for (let i = 0; i < 5; i++) rules.push(`    - {action: Reject, communities: {values: ["65535:${100 + i}"]}}`);
+  return `apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: fifty}\nspec:\n  importV4:\n${rules.join('\n')}\n---\n`;
+}
+
+async function runTabby(n: number, msgs: Buffer[], withFilter = false): Promise<Result> {
   const [f, r] = makeStar(t, 'at', 75, 2);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-agent-ingest-'));
   t.teardown(() => { if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true }); });
@@ -171,7 +182,7 @@ async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
     TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL ?? 'warn',
   };
   // the feeder as a global BGPPeer, written before the agent starts (outside the timed window)
-  const peer = `apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: feeder}\nspec: {peerIP: ${f!.address}, asNumber: ${FEEDER_ASN}}\n`;
+  const peer = `${withFilter ? fiftyRuleFilter() : ''}apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: feeder}\nspec: {peerIP: ${f!.address}, asNumber: ${FEEDER_ASN}${withFilter ? ', filters: [fifty]' : ''}}\n`;
   execFileSync(process.execPath, [path.join(repo, 'dist/src/cli/main.js'), 'apply', '-f', '-'], { input: peer, env, stdio: ['pipe', 'ignore', 'inherit'] });
   const prof = process.env.BENCH_CPU_PROF;
   const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(repo, 'dist/src/agent/main.js')];
@@ -199,7 +210,7 @@ async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
   const status = JSON.parse(await unixGet(sock, '/status').catch(() => '{}')) as { routing?: { lastError?: { message: string } } };
   await cleanup();
   const err = status.routing?.lastError?.message;
-  return { receiver: 'tabby-node', ...res, note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}` };
+  return { receiver: withFilter ? 'tabby+filt' : 'tabby-node', ...res, note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}` };
 }
 
 // ------------------------------------------------------------------ main
@@ -211,7 +222,7 @@ if (!isRoot()) {
 const quick = !!process.env.BENCH_QUICK;
 const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
 if (!sizes.length) sizes.push(...(quick ? [20_000] : [100_000, 200_000]));
-const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby').split(',');
+const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,tabby-filter').split(',');
 const repeat = quick ? 1 : Math.max(1, Number(process.env.BENCH_REPEAT ?? 2));
 console.log(`agent-ingest: BGP → kernel, feeder → receiver in a netns; load average at start ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (${os.cpus().length} cores, shared)`);
 process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
@@ -224,7 +235,7 @@ try {
     const runs = new Map<string, Result[]>();
     for (let rep = 0; rep < repeat; rep++) {
       for (const r of receivers) {
-        const res = r === 'bird' ? await runBird(n, feedFor('10.74.0.1')) : await runTabby(n, feedFor('10.75.0.1'));
+        const res = r === 'bird' ? await runBird(n, feedFor('10.74.0.1')) : await runTabby(n, feedFor('10.75.0.1'), r === 'tabby-filter');
         runs.set(r, [...(runs.get(r) ?? []), res]);
         console.log(`  run ${rep + 1}: ${fmt(res)}`);
       }
@@ -241,6 +252,11 @@ try {
     if (b && tb) {
       console.log(`  ratio tabby/BIRD at ${n}: to kernel ${(tb.seconds / b.seconds).toFixed(2)}×, withdraw-all ${(tb.withdrawSeconds / Math.max(0.01, b.withdrawSeconds)).toFixed(2)}×, peak RSS ${(tb.peakRss / b.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, b.cpu)).toFixed(2)}×   (aims: ≤ 1.5× time, ≤ 3× memory, withdraw ≤ 1.5×)`);
       console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest', n, tabby: tb, bird: b })}`);
+    }
+    const tf = best.get('tabby-filter');
+    if (tb && tf) {
+      console.log(`  50-rule import BGPFilter at ${n}: to kernel ${(tf.seconds / tb.seconds).toFixed(2)}× plain tabby, CPU ${(tf.cpu / Math.max(0.01, tb.cpu)).toFixed(2)}×   (aim: ≤ 1.10×)`);
+      console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest-filter', n, tabby: tb, tabbyFilter: tf })}`);
     }
   }
 } finally {

@@ -62,6 +62,9 @@ export interface CompiledRule {
   /** Prefix test: network words (1 for IPv4, 4 for IPv6), cidr length, allowed lengths, operator. */
   readonly net: Uint32Array | undefined;
   readonly cidrLen: number;
+  /** IPv4: the cidr's netmask and network as unsigned numbers (the per-prefix hot path). */
+  readonly mask4: number;
+  readonly net4: number;
   readonly minLen: number;
   readonly maxLen: number;
   readonly op: MatchOperator;
@@ -132,7 +135,8 @@ function compileRule(filter: string, list: string, index: number, r: FilterRule,
   }
   const iface = r.interface ? globToRegExp(r.interface) : undefined;
   return {
-    filter, index, action: r.action, net, cidrLen, minLen, maxLen, op: r.matchOperator ?? 'In', iface,
+    filter, index, action: r.action, net, cidrLen, minLen, maxLen,
+    mask4: cidrLen === 0 ? 0 : (0xffffffff << (32 - Math.min(32, cidrLen))) >>> 0, net4: afi === 1 && net ? net[0]! : 0, op: r.matchOperator ?? 'In', iface,
     remoteOnly: r.source === 'RemotePeers', peerType: r.peerType, community,
     asPathPrefix: r.asPathPrefix?.length ? r.asPathPrefix.slice() : undefined,
     priority: r.priority, ops, perPrefix: net !== undefined || iface !== undefined,
@@ -253,11 +257,10 @@ function asPathStartsWith(a: Readonly<RouteAttributes>, prefix: readonly number[
 
 function prefixTest4(r: CompiledRule, addr: number, len: number): boolean {
   if (r.net === undefined) return true;
-  const mask = r.cidrLen === 0 ? 0 : (0xffffffff << (32 - r.cidrLen)) >>> 0;
   const inLen = len >= r.minLen && len <= r.maxLen;
   let hit: boolean;
-  if (r.op === 'Equal' || r.op === 'NotEqual') hit = len === r.cidrLen && (addr >>> 0) === r.net[0] && inLen;
-  else hit = len >= r.cidrLen && ((addr & mask) >>> 0) === r.net[0] && inLen;
+  if (r.op === 'Equal' || r.op === 'NotEqual') hit = len === r.cidrLen && (addr >>> 0) === r.net4 && inLen;
+  else hit = len >= r.cidrLen && ((addr & r.mask4) >>> 0) === r.net4 && inLen;
   return r.op === 'NotIn' || r.op === 'NotEqual' ? !hit : hit;
 }
 
