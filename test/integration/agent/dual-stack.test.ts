@@ -64,7 +64,9 @@ t.test('dual stack, 3 nodes, full mesh (routed)', { skip }, async (t) => {
   t.equal(st.code, 0);
   const [, v6part] = st.stdout.split('IPv6 BGP status');
   t.ok(v6part, 'node status has an IPv6 section');
-  const rows = (v6part ?? '').split('\n').filter((l) => /^\| fd00:31:1::/.test(l));
+  // the session table, apart from the per-peer prefix counts that follow it
+  const [v6sessions = ''] = (v6part ?? '').split('BGP prefixes per peer');
+  const rows = v6sessions.split('\n').filter((l) => /^\| fd00:31:1::/.test(l));
   t.same(rows.map((r) => r.split('|')[1]!.trim()).sort(), [node6(lab, 'node-2'), node6(lab, 'node-3')].sort(), 'the IPv6 table lists both peers');
   for (const r of rows) t.match(r, /\| node-to-node mesh \| up +\| \d\d:\d\d:\d\d \| Established +\|$/);
 });
