@@ -87,3 +87,17 @@ export function writeAll(write: (buf: Buffer, off: number, len: number) => numbe
     done += n;
   }
 }
+
+/** The highest revision of any intact record in `buf`, damaged lines skipped (a restore goes past it). */
+export function maxRevision(buf: Buffer): number {
+  let max = 0;
+  let pos = 0;
+  while (pos < buf.length) {
+    let nl = buf.indexOf(NL, pos);
+    if (nl < 0) nl = buf.length;
+    const rec = unframe(buf.subarray(pos, nl));
+    if (rec && rec.r > max) max = rec.r;
+    pos = nl + 1;
+  }
+  return max;
+}

@@ -37,7 +37,7 @@ import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
 import {
-  frame, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec,
+  frame, maxRevision, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec,
 } from './file-log.js';
 
 export interface FileDatastoreOptions {
@@ -246,6 +246,43 @@ export class FileDatastore implements Datastore {
     return this.corrupt;
   }
 
+  /** What `datastore check` reports: the log's size, revision, keys, and damage if any. */
+  inspect(): { file: string; bytes: number; revision: number; keys: number; corrupt?: DatastoreCorrupt } {
+    this.catchUp(false);
+    return { file: this.logPath, bytes: fs.fstatSync(this.fd).size, revision: this.rev, keys: this.data.size, ...(this.corrupt ? { corrupt: this.corrupt } : {}) };
+  }
+
+  /** Replace the whole store with `entries`, all or nothing: one snapshot written beside the log and
+   *  renamed over it (a corrupt log may be replaced this way). Its revision is past every revision seen,
+   *  so other processes reload and their watches re-list. Returns the new revision. */
+  async restore(entries: { key: string; value: unknown }[]): Promise<number> {
+    for (const e of entries) checkValue(e.key, e.value);
+    return this.lock.run(() => {
+      this.catchUp(true);
+      if (this.readOnly) throw new DatastoreUnavailable(this.dir, `${this.logPath} is read-only (${this.readOnly}): restore refused`);
+      // Past every revision any process may have seen, the records after damage included.
+      const r = Math.max(this.rev, maxRevision(fs.readFileSync(this.logPath))) + 1;
+      const snap: SnapRec = { o: 'snap', r, c: r, kv: entries.map((e) => [e.key, r, e.value]), h: [] };
+      const saved = { data: new Map(this.data), history: this.history, rev: this.rev };
+      this.data.clear();
+      for (const e of entries) this.data.set(e.key, { value: e.value, revision: r });
+      this.history = [];
+      this.rev = r;
+      const err = this.compactLocked(snap);
+      if (err) {
+        this.data.clear();
+        for (const [k, v] of saved.data) this.data.set(k, v);
+        this.history = saved.history;
+        this.rev = saved.rev;
+        throw new DatastoreUnavailable(this.dir, `restore failed (${errCode(err)}): the store is unchanged`);
+      }
+      this.corrupt = undefined;
+      this.generation++;
+      this.notifier.wake();
+      return r;
+    });
+  }
+
   // ---------------------------------------------------------------- writing
 
   /** Take the lock, catch up, decide, append, release. The critical section is synchronous,
@@ -296,9 +333,9 @@ export class FileDatastore implements Datastore {
   /** Under the lock: rewrite the log as one snapshot record (temp file, full write, fsync, size check,
    *  rename, fsync dir). On any failure the temp file is unlinked, the old log stays, and the error is
    *  returned (logged) rather than thrown. */
-  private compactLocked(): Error | undefined {
-    this.trimHistory(this.opts.historyKeep);
-    const snap: SnapRec = {
+  private compactLocked(given?: SnapRec): Error | undefined {
+    if (!given) this.trimHistory(this.opts.historyKeep);
+    const snap: SnapRec = given ?? {
       o: 'snap', r: this.rev, c: this.compactRev,
       kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]),
       h: this.history,

@@ -4,6 +4,7 @@ import { versionCommand } from './version.js';
 import { nodeCommand } from './node.js';
 import { labCommand } from './lab.js';
 import { ipamCommand } from './ipam.js';
+import { datastoreCommand } from './datastore.js';
 import { resourceCommands } from './resources.js';
 import { bgpCommand } from './bgp.js';
 import { labelCommand, policyCommand } from './policy.js';
@@ -16,6 +17,7 @@ export const commands: CommandModule<any, any>[] = [
   nodeCommand,
   labCommand,
   ipamCommand,
+  datastoreCommand,
   ...resourceCommands,
   bgpCommand,
   labelCommand, policyCommand,
