@@ -46,7 +46,16 @@ export interface Ruleset {
   endpoints: Map<string, EndpointPlan>;
 }
 
-const h = (s: string): string => createHash('sha1').update(s).digest('hex').slice(0, 12);
+const hashes = new Map<string, string>();
+const h = (s: string): string => {
+  let v = hashes.get(s);
+  if (v === undefined) {
+    v = createHash('sha1').update(s).digest('hex').slice(0, 12);
+    if (hashes.size > 100_000) hashes.clear();
+    hashes.set(s, v);
+  }
+  return v;
+};
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Address list without duplicates or prefixes inside another (an interval set refuses overlaps). */
@@ -66,8 +75,15 @@ class SetBuilder implements SetNamer {
   readonly sets = new Map<string, NftSet>();
   constructor(private readonly all: readonly EndpointView[]) {}
 
+  private readonly keys = new WeakMap<PeerScope, string>();
+  private keyOf(scope: PeerScope): string {
+    let k = this.keys.get(scope);
+    if (k === undefined) { k = scopeKey(scope); this.keys.set(scope, k); }
+    return k;
+  }
+
   addrSet(scope: PeerScope, family: Family): string {
-    const key = scopeKey(scope);
+    const key = this.keyOf(scope);
     const name = `s${family}-${h(key)}`;
     if (!this.sets.has(name)) {
       const nets = this.all.filter((e) => inScope(scope, e)).flatMap((e) => e.ipNetworks).filter((n) => parseCidr(n).family === family);
@@ -101,14 +117,35 @@ class SetBuilder implements SetNamer {
 
 const DIRS: readonly PolicyType[] = ['Ingress', 'Egress'];
 
-function ruleChain(name: string, comment: string, rules: readonly PolicyRule[], ns: string | undefined, sets: SetBuilder, what: string): NftChain {
+type SetRequest = { kind: 'addr'; scope: PeerScope; family: Family } | { kind: 'np'; scope: PeerScope | undefined; names: readonly string[]; family: Family };
+
+/** Rendered rule chains kept between compiles (the engine holds one): a policy that did not change is
+ *  not rendered again, only the sets it names are refilled. Keyed by chain name, checked by signature. */
+export interface CompileCache { chains: Map<string, { rules: readonly PolicyRule[]; ns: string | undefined; chain: NftChain; sets: SetRequest[] }> }
+export const newCompileCache = (): CompileCache => ({ chains: new Map() });
+
+function ruleChain(name: string, comment: string, rules: readonly PolicyRule[], ns: string | undefined, sets: SetBuilder, what: string, cache: CompileCache | undefined): NftChain {
+  // Unchanged resources keep their objects between compiles (the engine's maps), so identity is the check.
+  const hit = cache?.chains.get(name);
+  if (hit && hit.rules === rules && hit.ns === ns && hit.chain.comment === comment) {
+    for (const r of hit.sets) if (r.kind === 'addr') sets.addrSet(r.scope, r.family); else sets.namedPortSet(r.scope, r.names, r.family);
+    return hit.chain;
+  }
+  const requests: SetRequest[] = [];
+  const recorder: SetNamer = {
+    addrSet: (scope, family) => { requests.push({ kind: 'addr', scope, family }); return sets.addrSet(scope, family); },
+    namedPortSet: (scope, names, family) => { requests.push({ kind: 'np', scope, names, family }); return sets.namedPortSet(scope, names, family); },
+  };
   const out: string[] = [];
-  rules.forEach((r, i) => out.push(...renderRule(r, ns, sets, `${what} rule ${i}`.slice(0, 120))));
-  return { name, comment, rules: out };
+  // the chain's comment names the policy; a rule's says which rule it is (short: 17k rules at scale)
+  rules.forEach((r, i) => out.push(...renderRule(r, ns, recorder, `rule ${i}`, `${what} rule ${i}`)));
+  const chain = { name, comment, rules: out };
+  cache?.chains.set(name, { rules, ns, chain, sets: requests });
+  return chain;
 }
 
 /** Compile the ruleset of node `node`. Endpoints of other nodes only feed the selector sets. */
-export function compile(inp: PolicyInputs, node: string): Ruleset {
+export function compile(inp: PolicyInputs, node: string, cache?: CompileCache): Ruleset {
   const all = endpointViews(inp);
   const local = all.filter((e) => e.node === node).sort((a, b) => cmp(a.interfaceName, b.interfaceName));
   const policies = policyViews(inp);
@@ -120,11 +157,15 @@ export function compile(inp: PolicyInputs, node: string): Ruleset {
   const fromWl = new Map<string, string>();
   const endpoints = new Map<string, EndpointPlan>();
 
+  const names = new Map<PolicyView, string>();
   const policyChain = (p: PolicyView, dir: PolicyType): string => {
+    const memo = names.get(p);
+    if (memo && dir === 'Ingress') return memo;
     const name = `${dir === 'Ingress' ? 'pi' : 'po'}-${h(`${p.kind}/${p.id}`)}`;
+    if (dir === 'Ingress') names.set(p, name);
     if (!ruleChains.has(name)) {
       const what = `${p.kind} ${p.id} ${dir.toLowerCase()}`;
-      ruleChains.set(name, ruleChain(name, what, dir === 'Ingress' ? p.ingress : p.egress, p.namespace, sets, what));
+      ruleChains.set(name, ruleChain(name, what, dir === 'Ingress' ? p.ingress : p.egress, p.namespace, sets, what, cache));
     }
     return name;
   };
@@ -134,7 +175,7 @@ export function compile(inp: PolicyInputs, node: string): Ruleset {
     const name = `${dir === 'Ingress' ? 'pri' : 'pro'}-${h(`Profile/${pn}`)}`;
     if (!ruleChains.has(name)) {
       const what = `Profile ${pn} ${dir.toLowerCase()}`;
-      ruleChains.set(name, ruleChain(name, what, (dir === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [], undefined, sets, what));
+      ruleChains.set(name, ruleChain(name, what, (dir === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [], undefined, sets, what, cache));
     }
     return name;
   };
@@ -166,6 +207,7 @@ export function compile(inp: PolicyInputs, node: string): Ruleset {
     }
     endpoints.set(e.interfaceName, plan);
   }
+  if (cache) for (const k of cache.chains.keys()) if (!ruleChains.has(k)) cache.chains.delete(k);
   const chains = new Map<string, NftChain>();
   for (const c of [...ruleChains.values()].sort((a, b) => cmp(a.name, b.name))) chains.set(c.name, c);
   for (const c of epChains) chains.set(c.name, c);

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/log.js';
 import type { ResourceStore, ResourceKind, Resource } from '../datastore/resources.js';
 import { storeName } from '../datastore/resources.js';
-import { compile, type Ruleset } from './compile.js';
+import { compile, newCompileCache, type Ruleset } from './compile.js';
 import type { PolicyInputs } from './model.js';
 import { PolicyTable as PolicyTableImpl, nftRunner, type PolicyTable, type ProgramResult } from './nft.js';
 
@@ -43,6 +43,7 @@ export class PolicyEngine extends EventEmitter {
   private running: Promise<void> | undefined;
   private again = false;
   private last: Ruleset | undefined;
+  private readonly cache = newCompileCache();
   private st: PolicyEngineStatus = { synced: false, programmed: false, localEndpoints: 0, policies: 0 };
 
   constructor(private readonly o: PolicyEngineOptions) { super(); }
@@ -127,13 +128,14 @@ export class PolicyEngine extends EventEmitter {
         const t0 = performance.now();
         try {
           const inp = this.inputs();
-          const rs = compile(inp, this.o.node);
+          const rs = compile(inp, this.o.node, this.cache);
           this.last = rs;
+          const compiledMs = performance.now() - t0;
           const r = await this.o.table.program(rs);
           const ms = performance.now() - t0;
           this.st = { ...this.st, programmed: true, localEndpoints: rs.toWl.size, policies: inp.policies.length + inp.globalPolicies.length, lastProgram: { ...r, at: new Date().toISOString(), ms } };
           delete this.st.lastError;
-          if (r.mode !== 'none') this.o.logger.info({ mode: r.mode, bytes: r.bytes, ms: Math.round(ms * 10) / 10, chains: rs.chains.size, sets: rs.sets.size, ...(r.stats ?? {}) }, 'policy programmed');
+          if (r.mode !== 'none') this.o.logger.info({ mode: r.mode, bytes: r.bytes, ms: Math.round(ms * 10) / 10, compileMs: Math.round(compiledMs * 10) / 10, chains: rs.chains.size, sets: rs.sets.size, ...(r.stats ?? {}) }, 'policy programmed');
           this.emit('programmed', { ...r, ms });
         } catch (e) {
           this.st.lastError = e instanceof Error ? e.message : String(e);

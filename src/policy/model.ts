@@ -56,20 +56,22 @@ export function sel(text: string): Selector {
   return s;
 }
 
+const NONE: readonly PolicyRule[] = Object.freeze([]);
+
 export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies'>): PolicyView[] {
   const out: PolicyView[] = [];
   for (const p of inp.policies) {
     const ns = p.metadata.namespace ?? 'default';
     out.push({
       kind: 'NetworkPolicy', id: `${ns}/${p.metadata.name}`, namespace: ns, order: p.spec.order ?? Infinity,
-      selector: sel(p.spec.selector || 'all()'), types: p.spec.types, ingress: p.spec.ingress ?? [], egress: p.spec.egress ?? [],
+      selector: sel(p.spec.selector || 'all()'), types: p.spec.types, ingress: p.spec.ingress ?? NONE, egress: p.spec.egress ?? NONE,
     });
   }
   for (const p of inp.globalPolicies) {
     out.push({
       kind: 'GlobalNetworkPolicy', id: p.metadata.name, order: p.spec.order ?? Infinity,
       selector: sel(p.spec.selector || 'all()'), ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
-      types: p.spec.types, ingress: p.spec.ingress ?? [], egress: p.spec.egress ?? [],
+      types: p.spec.types, ingress: p.spec.ingress ?? NONE, egress: p.spec.egress ?? NONE,
     });
   }
   // Calico: by order, then by name (a NetworkPolicy's name includes no namespace in the comparison

@@ -78,24 +78,24 @@ function icmpConds(m: { type?: number; code?: number } | undefined, family: Fami
   return [`${kw} type ${op}${m.type}`, ...(m.code !== undefined ? [`${kw} code ${op}${m.code}`] : [])];
 }
 
-function verdict(rule: PolicyRule, comment: string): string {
+function verdict(rule: PolicyRule, comment: string, logPrefix: string): string {
   switch (rule.action) {
     case 'Allow': return `meta mark set meta mark | ${hex(MARK_ACCEPT)} return comment "${comment}"`;
     case 'Pass': return `meta mark set meta mark | ${hex(MARK_PASS)} return comment "${comment}"`;
     case 'Deny': return `drop comment "${comment}"`;
-    case 'Log': return `log prefix "tabby ${comment.slice(0, 100)}: " comment "${comment}"`;
+    case 'Log': return `log prefix "tabby ${logPrefix.slice(0, 100)}: " comment "${comment}"`;
   }
 }
 
 /** nft rule bodies (no "add rule" prefix) for one Calico rule; [] when it cannot match in any family. */
-export function renderRule(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string): string[] {
-  const out = renderPerFamily(rule, ns, sets, comment);
+export function renderRule(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string, logPrefix = comment): string[] {
+  const out = renderPerFamily(rule, ns, sets, comment, logPrefix);
   // A rule with nothing family-specific is one rule for both families.
   if (out.length === 2 && out[0]!.replace('meta nfproto ipv4 ', '') === out[1]!.replace('meta nfproto ipv6 ', '')) return [out[0]!.replace('meta nfproto ipv4 ', '')];
   return out;
 }
 
-function renderPerFamily(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string): string[] {
+function renderPerFamily(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string, logPrefix: string): string[] {
   const out: string[] = [];
   for (const family of familiesOf(rule)) {
     const base: string[] = [`meta nfproto ${family === 4 ? 'ipv4' : 'ipv6'}`];
@@ -106,7 +106,7 @@ function renderPerFamily(rule: PolicyRule, ns: string | undefined, sets: SetName
     const src = side(rule.source, 'saddr', family, rule, ns, sets);
     const dst = side(rule.destination, 'daddr', family, rule, ns, sets);
     for (const a of src.alts) for (const b of dst.alts) {
-      out.push([...base, ...src.conds, ...dst.conds, ...a, ...b, verdict(rule, comment)].join(' '));
+      out.push([...base, ...src.conds, ...dst.conds, ...a, ...b, verdict(rule, comment, logPrefix)].join(' '));
     }
   }
   return out;
