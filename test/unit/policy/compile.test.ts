@@ -109,3 +109,20 @@ t.test('full script: every chain defined before a rule jumps to it', async (t) =
   const s = fullScript(compile(inp, 'n1') as Ruleset);
   for (const m of s.matchAll(/jump ([\w-]+)/g)) t.ok(s.indexOf(`chain ${m[1]} {`) < m.index!, `${m[1]} defined first`);
 });
+
+t.test('the compile cache never changes the result: cached passes equal fresh ones across changes', async (t) => {
+  const { newCompileCache } = await import('../../../src/policy/index.js');
+  const cache = newCompileCache();
+  const inp = base();
+  const same = (a: Ruleset, b: Ruleset, what: string) => t.equal(fullScript(a), fullScript(b), what);
+  inp.policies.push(np('a', 'p', { selector: "app == 'web'", ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'cli'" }, destination: { ports: ['http'] } }] }));
+  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'first pass');
+  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'second pass (all from the cache)');
+  inp.endpoints.push(wep('a', 'cli3', 'n2', '10.0.0.30', { app: 'cli' }, [{ name: 'http', protocol: 'TCP', port: 81 }]));
+  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'an endpoint added: sets refilled from cached chains');
+  inp.policies[0] = np('a', 'p', { selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "app == 'cli'" } }] });
+  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'a policy changed: rendered again');
+  inp.policies = [];
+  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'policies removed');
+  t.equal(cache.chains.size, 4, 'only the profiles\' chains stay cached');
+});
