@@ -8,8 +8,9 @@
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
 //        BENCH_REPEAT=<runs per receiver, default 3; the best run is reported (the machine is shared)>
 //        BENCH_CPU_PROF=<dir>: run the tabby receiver with --cpu-prof into that dir.
-//        BENCH_SLOW_CONSUMER_US=<µs>: tabby's consumer costs that much per best-route event (offered faster
-//        than consumed: the inbound queue stays at its bound, the socket is paused; peak RSS printed).
+//        BENCH_FLOOD_US=<µs, default 5; 0 = no flood run>: after the runs, one more tabby run at the largest N
+//        whose consumer costs that much per best-route event — UPDATEs offered faster than consumed: the
+//        inbound queue stays at its bound (the socket is paused) and the peak RSS is printed.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,9 +116,8 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   return { receiver: 'GoBGP 3.10', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before };
 }
 
-async function runTabby(n: number, msgs: Buffer[]): Promise<Result> {
+async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> {
   const [f, r] = makeStar(t, 'ta', 72, 2);
-  const slowUs = Number(process.env.BENCH_SLOW_CONSUMER_US ?? 0);
   const cfg = { asn: RX_ASN, routerId: r!.address, listen: r!.address, feeder: f!.address, feederAsn: FEEDER_ASN, expect: n, ...(slowUs > 0 ? { slowUs } : {}) };
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'bgp-ingest-receiver.js')];
@@ -181,6 +181,11 @@ try {
       results.push(best);
       const cpus = rs.map((x) => x.cpu).sort((a, b) => a - b);
       console.log(`  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`);
+    }
+    const floodUs = Number(process.env.BENCH_FLOOD_US ?? 5);
+    if (floodUs > 0 && receivers.includes('tabby') && n === Math.max(...sizes)) {
+      const res = await runTabby(n, feeds.get('10.72.0.1') ?? buildFeed(n, '10.72.0.1').msgs, floodUs);
+      console.log(`  flood (consumer slower than the feeder): tabby ${res.seconds.toFixed(2)} s wall, RSS ${(res.rssBytes / 1e6).toFixed(0)} MB (${res.note})`);
     }
     const bird = results.find((x) => x.n === n && x.receiver.startsWith('BIRD'));
     const tabby = results.find((x) => x.n === n && x.receiver === 'tabby');
