@@ -160,8 +160,9 @@ export class Agent extends EventEmitter implements StatusSource {
       probeIntervalMs: this.timing.probeIntervalMs, probeTimeoutMs: this.timing.probeTimeoutMs,
     });
     deps.bfd?.on('state', (e) => {
-      // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer.
-      if (e.state === 'Down' && e.previous === 'Up' && this.desiredPeers.get(e.peer)?.bfd) {
+      // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer. A peer
+      // that said AdminDown (its agent stopping, RFC 5880 §6.8.16) is no failure: graceful restart applies.
+      if (e.state === 'Down' && e.previous === 'Up' && !e.remoteAdminDown && this.desiredPeers.get(e.peer)?.bfd) {
         this.logger.warn({ peer: e.peer, diag: e.diag }, 'BFD session down: closing the BGP session and removing its routes');
         this.speaker?.resetPeer?.(e.peer, `BFD session down (${e.diag})`);
       }

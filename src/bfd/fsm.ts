@@ -52,7 +52,8 @@ export type BfdAction =
   /** The periodic transmit interval changed (before jitter); ms 0 = stop sending periodically. */
   | { type: 'tx-interval'; ms: number }
   | { type: 'up' }
-  | { type: 'down'; diag: number; previous: BfdState };
+  /** remoteAdmin: the peer said AdminDown — not a path failure (§6.8.16: clients must not act on it). */
+  | { type: 'down'; diag: number; previous: BfdState; remoteAdmin: boolean };
 
 type TableEvent = 'RecvAdminDown' | 'RecvDown' | 'RecvInit' | 'RecvUp' | 'Timeout' | 'AdminDown' | 'AdminUp';
 interface Row { next: BfdState; diag?: number }
@@ -162,7 +163,7 @@ export function step(cur: BfdSession, ev: BfdEvent): { next: BfdSession; actions
       s.localDiag = DIAG.none;
       actions.push({ type: 'up' });
     } else if (previous === 'Up' || previous === 'Init') {
-      actions.push({ type: 'down', diag: s.localDiag, previous });
+      actions.push({ type: 'down', diag: s.localDiag, previous, remoteAdmin: ev.type === 'rx' && ev.packet.state === 'AdminDown' });
     }
     if (s.state === 'Down' || s.state === 'AdminDown') s.polling = false;
     actions.push({ type: 'send', final: finalNeeded });

@@ -53,6 +53,8 @@ export interface BfdStateEvent {
   state: BfdState;
   previous: BfdState;
   diag: string;
+  /** Down because the peer went AdminDown (e.g. its agent stopping for a graceful restart): not a failure. */
+  remoteAdminDown: boolean;
 }
 
 export interface BfdServiceEvents {
@@ -175,7 +177,10 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
       case 'down': {
         r.since = this.o.clock.now();
         if (a.type === 'down' && a.previous === 'Up') r.downs++;
-        const ev: BfdStateEvent = { peer: r.opts.peer, state: r.s.state, previous: a.type === 'down' ? a.previous : 'Init', diag: DIAG_TEXT[r.s.localDiag] ?? '' };
+        const ev: BfdStateEvent = {
+          peer: r.opts.peer, state: r.s.state, previous: a.type === 'down' ? a.previous : 'Init', diag: DIAG_TEXT[r.s.localDiag] ?? '',
+          remoteAdminDown: a.type === 'down' && a.remoteAdmin,
+        };
         this.o.logger.info(ev, a.type === 'up' ? 'BFD session up' : 'BFD session down');
         this.emit('state', ev);
         return;

@@ -72,6 +72,8 @@ t.test('state table, row by row (RFC 5880 §6.2, §6.8.6)', async (t) => {
   // Actions: Up → Down by timeout says why, and sends at once.
   const d = step(at('Up', { remoteDetectMult: 3, remoteDesiredMinTxUs: 300_000, remoteMinRxUs: 300_000, desiredMinTxUs: 300_000 }), { type: 'detect-timeout' });
   t.same(kinds(d.actions), ['down:1', 'send', 'detect-timer:0', 'tx-interval:1000'], 'down (diag 1), tell the peer, back to 1 s');
+  t.match(d.actions[0], { remoteAdmin: false });
+  t.match(step(at('Up'), rx('AdminDown')).actions[0], { type: 'down', remoteAdmin: true });
   // AdminDown discards received packets entirely.
   t.same(step(at('AdminDown'), rx('Up')).actions, []);
 });
@@ -158,6 +160,8 @@ t.test('two services: Up, fast timers after the Poll, a silent cut detected in �
   await run(clock, 100);
   t.equal(A.stateOf('10.0.0.2'), 'Down', 'the peer signalled AdminDown');
   t.equal(evA[evA.length - 1]?.diag, 'Neighbor Signaled Session Down');
+  t.equal(evA[evA.length - 1]?.remoteAdminDown, true, 'AdminDown from the peer is flagged: not a path failure (§6.8.16)');
+  t.equal(down?.remoteAdminDown, false, 'a detection timeout is a failure');
   // A packet from an address with no session, or a stranger's discriminator, is discarded.
   const d0 = A.discarded;
   (l.b.send as (p: string, b: Buffer) => void)('10.0.0.1', encodeControl(pkt({ myDiscr: 9, yourDiscr: 12345, state: 'Up' })));
