@@ -30,6 +30,7 @@ export function udpTransport(o: UdpTransportOptions = {}): BfdTransport & { prob
   const tx = new Map<4 | 6, dgram.Socket>();
   const problems: string[] = [];
   let handler: (peer: string, b: Buffer) => void = () => undefined;
+  let inFlight = 0;
 
   const wrap = (fd: number, family: 4 | 6): dgram.Socket => {
     const s = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
@@ -81,10 +82,13 @@ export function udpTransport(o: UdpTransportOptions = {}): BfdTransport & { prob
     send(peer, packet) {
       const s = tx.get(peer.includes(':') ? 6 : 4);
       if (!s) throw new Error(`no BFD socket for ${peer}`);
-      s.send(packet, peerPort, peer);
+      inFlight++;
+      s.send(packet, peerPort, peer, () => { inFlight--; });
     },
     onPacket(fn) { handler = fn; },
     async close() {
+      // The AdminDown packets of the sessions just removed must leave before the sockets close.
+      for (let i = 0; i < 50 && inFlight > 0; i++) await new Promise((r) => setTimeout(r, 5));
       await Promise.all(sockets.map((s) => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } })));
     },
   };

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
-import { agentLab, labSkipReason, until } from './helpers.js';
+import { agentLab, labSkipReason, until, routeTo } from './helpers.js';
 import { measureCut } from './link-cut.js';
 import { hasProgram } from '../../helpers/netns.js';
 
@@ -42,5 +42,21 @@ t.test('mesh BFD: a silent underlay cut removes the peer\'s route from the kerne
   // Healed: BFD and BGP come back, the pods ping again.
   t.ok(await lab.pingUntil('p1', p2.ip, 40_000), 'p1 → p2 after the path heals');
   t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers[0]?.bfd?.state === 'Up', 20_000), 'BFD Up again');
+
+  // A graceful stop of node-2's agent (SIGTERM) sends BFD AdminDown: not a failure (RFC 5880 §6.8.16), so
+  // node-1 rides graceful restart and keeps the route while node-2's kernel still forwards.
+  await until(async () => (await lab.agentStatus('node-1'))?.peers[0]?.state === 'Established', 30_000);
+  await lab.stopAgent('node-2', { signal: 'SIGTERM' });
+  const stopped = Date.now();
+  let kept = true;
+  while (Date.now() - stopped < 4_000) {
+    if (!routeTo(lab.node('node-1').netns, r.block)) { kept = false; break; }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  t.ok(kept, 'route kept on node-1 for 4 s after a graceful stop of node-2 (graceful restart, not a BFD failure)');
+  t.match((await lab.agentStatus('node-1'))?.peers[0]?.bfd, { state: 'Down', diag: 'Neighbor Signaled Session Down' });
+  t.ok(await lab.pingUntil('p1', p2.ip, 5_000), 'pods still ping while node-2\'s agent is down');
+  await lab.startAgent('node-2');
+  t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers[0]?.bfd?.state === 'Up', 60_000), 'BFD Up again after the restart');
   t.ok(p1.ip);
 });
