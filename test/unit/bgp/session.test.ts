@@ -214,7 +214,8 @@ t.test('sessions over loopback', { skip }, async (t) => {
     const during = r.msgs.filter((m) => m.type === 'keepalive').length - before;
     t.equal(n, 1500, `all UPDATEs processed (${took} ms)`);
     t.ok(rc.established, 'session survived the dump');
-    t.ok(during >= Math.floor(took / 1000) - 1 && during >= 1, `${during} keepalives sent during ${took} ms of processing`);
+    // Keepalive every ~1 s; on a loaded machine timers fire late, so ask for one per 2 s (hold time 3 s).
+    t.ok(during >= Math.floor(took / 2000) && during >= 1, `${during} keepalives sent during ${took} ms of processing`);
     rc.stop();
     listener.remove(rc.address);
   });
