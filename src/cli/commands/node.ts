@@ -22,6 +22,7 @@ import type { CommandModule } from 'yargs';
 import type { AgentStatusJson, PeerStatusJson } from '../../agent/status-types.js';
 import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, HEALTH_PATHS } from '../../agent/constants.js';
 import { nodeAutodetectCommand } from './node-autodetect.js';
+import { nodeDiagsCommand } from './node-diags.js';
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
 
@@ -139,6 +140,6 @@ export const nodeCommand: CommandModule = {
         process.exitCode = 1;
       }
     },
-  }).command(nodeAutodetectCommand as CommandModule).demandCommand(1, 'name a node command: status, autodetect'),
+  }).command(nodeAutodetectCommand as CommandModule).command(nodeDiagsCommand as CommandModule).demandCommand(1, 'name a node command: status, autodetect, diags'),
   handler: () => { /* subcommands only */ },
 };

@@ -3,6 +3,7 @@
 // released, kernel route replaced by hand, deleted by hand and restored), `cluster status` (peer
 // down, stale status; a disabled pool in use is a note), `node status` exit code. Whole chain = exit 0.
 import t from 'tap';
+import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
@@ -49,6 +50,19 @@ t.test('the tools name the broken link', { skip, timeout: 400_000 }, async (t) =
     const own = await explain(lab, 'node-1', pod1.ip);
     t.equal(own.code, 0, own.text);
     t.match(step(own.e, 'workload')?.detail, /pod interface cali[0-9a-f]{11}/);
+  });
+
+  await t.test('node diags: one tar.gz with kernel state, agent status and sessions, log, datastore revision', async (t) => {
+    const out = `/tmp/${lab.state.prefix}-diags.tar.gz`;
+    t.teardown(() => fs.rmSync(out, { force: true }));
+    const r = await tabbyctl(lab, 'node-1', 'node', 'diags', '--output', out);
+    t.equal(r.code, 0, r.stdout + r.stderr);
+    const names = execFileSync('tar', ['tzf', out], { encoding: 'utf8' }).trim().split('\n');
+    for (const f of ['agent/status.json', 'agent/sessions.json', 'kernel/routes.json', 'kernel/links.json', 'kernel/neighbours.json', 'kernel/nft-ruleset.txt', 'agent/agent.log', 'datastore/revision.txt', 'errors.txt']) {
+      t.ok(names.includes(`tabby-diags-node-1/${f}`), f);
+    }
+    const routes = JSON.parse(execFileSync('tar', ['xzOf', out, 'tabby-diags-node-1/kernel/routes.json'], { encoding: 'utf8' })) as { dst: string }[];
+    t.ok(routes.some((x) => x.dst === blk2), 'the routes dump has node-2\'s block');
   });
 
   await t.test('route replaced by hand: kernel step, with the foreign route named', async (t) => {
