@@ -35,7 +35,10 @@ t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics 
   const status: AgentStatusJson = {
     nodeName: 'n1', mode: 'node', version: '0', pid: 1, startedAt: new Date().toISOString(), address: { ipv4: '10.0.0.1/24' },
     asNumber: 64512, routerId: '10.0.0.1',
-    peers: [{ address: '10.0.0.2', family: 4, asn: 64512, type: 'node-to-node mesh', state: 'Established', since: new Date().toISOString(), info: 'Established', prefixesReceived: 3, prefixesAccepted: 2 }],
+    peers: [
+      { address: '10.0.0.2', family: 4, asn: 64512, type: 'node-to-node mesh', state: 'Established', since: new Date().toISOString(), info: 'Established', prefixesReceived: 3, prefixesAccepted: 2 },
+      { address: '10.0.0.9', family: 4, asn: 65000, type: 'global', state: 'Active', since: new Date().toISOString(), info: 'BFD session down (Control Detection Time Expired)', prefixesReceived: 0, prefixesAccepted: 0, bfd: { state: 'Down', diag: 'Control Detection Time Expired', detectionTimeMs: 900, downs: 2 } },
+    ],
     routes: [{ dst: '192.168.1.0/26', type: 'blackhole' }], blocks: [{ cidr: '192.168.1.0/26', state: 'confirmed' }], exports: ['192.168.1.0/26'], problems: [],
     readiness: computeReadiness({ peers: [], datastoreUp: true, problems: [] }),
   };
@@ -65,6 +68,9 @@ t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics 
   const m = await get({ host: '127.0.0.1', port: metrics.port, path: METRICS_PATH });
   t.equal(m.status, 200);
   t.match(m.text, /tabby_bgp_session_established\{peer="10\.0\.0\.2",type="node-to-node mesh"\} 1/);
+  t.match(m.text, /tabby_bfd_session_up\{peer="10\.0\.0\.9",state="Down"\} 0/, 'BFD state in the metrics');
+  t.match(m.text, /tabby_bfd_session_downs_total\{peer="10\.0\.0\.9"\} 2/);
+  t.notMatch(m.text, /tabby_bfd_session_up\{peer="10\.0\.0\.2"/, 'no BFD series for a peer without BFD');
   t.match(m.text, /tabby_bgp_prefixes_received\{peer="10\.0\.0\.2"\} 3/);
   t.match(m.text, /tabby_ipam_blocks\{state="confirmed"\} 1/);
   t.match(m.text, /tabby_ipam_addresses_allocated 5/);
