@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { parseCidr, formatCidr, cidrContainsCidr } from '../common/ip.js';
 import type { PolicyRule, PolicyType } from '../datastore/policy-types.js';
 import {
-  endpointViews, inScope, policiesFor, policyViews, scopeKey, sel,
+  endpointViews, inScope, policyIndex, policyViews, scopeKey, sel,
   type EndpointView, type PeerScope, type PolicyInputs, type PolicyView,
 } from './model.js';
 import { MARK_ACCEPT, MARK_BOTH, MARK_PASS, hex, renderRule, type Family, type SetNamer } from './rules.js';
@@ -149,6 +149,7 @@ export function compile(inp: PolicyInputs, node: string, cache?: CompileCache): 
   const all = endpointViews(inp);
   const local = all.filter((e) => e.node === node).sort((a, b) => cmp(a.interfaceName, b.interfaceName));
   const policies = policyViews(inp);
+  const policiesFor = policyIndex(policies);
   const profiles = new Map<string, Profile>(inp.profiles.map((p) => [p.metadata.name, p]));
   const sets = new SetBuilder(all);
   const ruleChains = new Map<string, NftChain>();
@@ -185,7 +186,7 @@ export function compile(inp: PolicyInputs, node: string, cache?: CompileCache): 
     for (const dir of DIRS) {
       const name = `${dir === 'Ingress' ? 'tw' : 'fw'}-${e.interfaceName}`;
       const rules: string[] = [`meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`];
-      const applied = policiesFor(policies, e, dir);
+      const applied = policiesFor(e, dir);
       const dplan = dir === 'Ingress' ? plan.ingress : plan.egress;
       for (const p of applied) {
         rules.push(`meta mark & ${hex(MARK_BOTH)} == 0 jump ${policyChain(p, dir)}`);

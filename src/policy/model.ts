@@ -2,7 +2,7 @@
 // labelsToApply under its own labels), its namespace's labels (the kns.<ns> profile's pcns.* labels),
 // which policies select it for a direction and in what order (Calico: order ascending, unordered last,
 // then by name), and which endpoints a rule's selector / namespaceSelector picks out.
-import { parseSelector, type Labels, type Selector } from '../datastore/selector.js';
+import { parseSelector, type Labels, type Selector, type SelectorNode } from '../datastore/selector.js';
 import {
   NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, ORCHESTRATOR_LABEL, namespaceProfileName,
   type EntityRule, type PolicyRule, type PolicyType,
@@ -116,6 +116,33 @@ export function selects(p: PolicyView, e: EndpointView, dir: PolicyType): boolea
 /** The policies applying to e for dir, in enforcement order. */
 export function policiesFor(all: readonly PolicyView[], e: EndpointView, dir: PolicyType): PolicyView[] {
   return all.filter((p) => selects(p, e, dir));
+}
+
+/** A label a selector requires (`k == "v"`, or one inside a top-level &&), for indexing; undefined if none. */
+function requiredLabel(n: SelectorNode): string | undefined {
+  if (n.op === '==') return `${n.key}=${n.value}`;
+  if (n.op === '&&') for (const x of n.exprs) { const r = requiredLabel(x); if (r) return r; }
+  return undefined;
+}
+
+/** policiesFor over an index: a policy whose selector requires k == v is only tried on endpoints with
+ *  that label (1,000 policies × 200 endpoints is 200k evaluations without it). Same result, same order. */
+export function policyIndex(all: readonly PolicyView[]): (e: EndpointView, dir: PolicyType) => PolicyView[] {
+  const byLabel = new Map<string, number[]>();
+  const rest: number[] = [];
+  all.forEach((p, i) => {
+    const k = requiredLabel(p.selector.ast);
+    if (k === undefined) rest.push(i);
+    else { const l = byLabel.get(k); if (l) l.push(i); else byLabel.set(k, [i]); }
+  });
+  return (e, dir) => {
+    const idx = [...rest];
+    for (const [k, v] of Object.entries(e.labels)) { const l = byLabel.get(`${k}=${v}`); if (l) idx.push(...l); }
+    idx.sort((a, b) => a - b);
+    const out: PolicyView[] = [];
+    for (const i of idx) { const p = all[i]!; if (selects(p, e, dir)) out.push(p); }
+    return out;
+  };
 }
 
 /** The peer set a rule side names: selector / namespaceSelector, scoped to the policy's namespace. */

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     };
     const removeSelecting = async () => { for (let k = 0; k < POLICIES; k++) await rs.delete('NetworkPolicy', `bench/sel-${k}`); };
     const base: number[] = [], withPol: number[] = [];
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 3; round++) {
       base.push(await iperf());
       await addSelecting();
       await sleep(3000);
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       await sleep(3000);
     }
     const med = (xs: number[]) => pct(xs, 0.5);
-    process.stdout.write(`iperf3 pod → pod, one node (TCP, 4 s, 2 rounds each):\n  no policy selecting them: ${base.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ${POLICIES} policies selecting both (every one traversed by a new connection): ${withPol.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ratio (median): ${(100 * med(withPol) / med(base)).toFixed(1)} %\n`);
+    process.stdout.write(`iperf3 pod → pod, one node (TCP, 4 s, 3 rounds each, alternating):\n  no policy selecting them: ${base.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ${POLICIES} policies selecting both (every one traversed by a new connection): ${withPol.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ratio (median): ${(100 * med(withPol) / med(base)).toFixed(1)} %\n`);
     await ds.close();
   } finally {
     await cleanup();

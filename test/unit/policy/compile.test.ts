@@ -126,3 +126,16 @@ t.test('the compile cache never changes the result: cached passes equal fresh on
   same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'policies removed');
   t.equal(cache.chains.size, 4, 'only the profiles\' chains stay cached');
 });
+
+t.test('the selector index picks exactly the policies a full scan picks, in the same order', async (t) => {
+  const { policyIndex, policiesFor, policyViews, endpointViews } = await import('../../../src/policy/model.js');
+  const inp = base();
+  const sels = ["app == 'web'", "app == 'web' && tier == 'x'", "tier == 'x' && app == 'web'", "app != 'web'", 'all()', "has(app) || app == 'db'", "app in {'cli', 'db'}", "projectcalico.org/namespace == 'a'", "!(app == 'web')"];
+  sels.forEach((s, i) => inp.policies.push(np(i % 2 ? 'a' : 'b', `p${i}`, { order: 10 - i, selector: s, ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] })));
+  sels.forEach((s, i) => inp.globalPolicies.push(gnp(`g${i}`, { order: i, selector: s, ingress: [{ action: 'Deny' }] })));
+  const all = policyViews(inp);
+  const idx = policyIndex(all);
+  for (const e of endpointViews(inp)) for (const dir of ['Ingress', 'Egress'] as const) {
+    t.same(idx(e, dir).map((p) => p.id), policiesFor(all, e, dir).map((p) => p.id), `${e.id} ${dir}`);
+  }
+});
