@@ -493,6 +493,7 @@ export class Agent extends EventEmitter implements StatusSource {
       if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
       if (Array.isArray(s.filters) && s.filters.length) r.filters = s.filters as string[];
       if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
+      if (typeof s.localASNumber === 'number') r.localASNumber = s.localASNumber;
       return r;
     });
     const selector: SelectorMatch = (sel, labels) => {
@@ -525,6 +526,7 @@ export class Agent extends EventEmitter implements StatusSource {
         keepOriginalNextHop: nh.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
       };
       if (nh.nextHopSelf) pc.nextHopSelf = true;
+      if (p.localAsn !== undefined && p.localAsn !== this.asn) pc.localAsn = p.localAsn;
       if (p.filters?.length) {
         const r = resolveFilters(p.filters, this.snapshot.filters);
         pc.filters = r.filters;

@@ -47,6 +47,8 @@ export interface PeerResource {
   filters?: string[];
   /** Auto | Self | Keep. */
   nextHopMode?: string;
+  /** Our AS toward this peer (BGPPeer localASNumber). */
+  localASNumber?: number;
 }
 
 export interface PeerBgpConfig {
@@ -89,6 +91,8 @@ export interface DesiredPeer {
   filters?: string[];
   /** BGPPeer nextHopMode. */
   nextHopMode?: string;
+  /** BGPPeer localASNumber: our AS on this session. */
+  localAsn?: number;
 }
 
 export type SelectorMatch = (selector: string, labels: Readonly<Record<string, string>>) => boolean;
@@ -171,6 +175,7 @@ export function computePeers(
     if (r.numAllowedLocalASNumbers !== undefined) e.allowOwnAs = r.numAllowedLocalASNumbers;
     if (r.filters?.length) e.filters = r.filters.slice();
     if (r.nextHopMode) e.nextHopMode = r.nextHopMode;
+    if (r.localASNumber !== undefined) e.localAsn = r.localASNumber;
     return e;
   };
 

@@ -119,6 +119,8 @@ export interface SpeakerPeerConfig {
   nextHopSelf?: boolean;
   /** BGPFilters in BGPPeer.filters order. */
   filters?: NamedFilter[];
+  /** Our AS on this session (BGPPeer localASNumber). */
+  localAsn?: number;
 }
 
 export interface SpeakerPeerStatus {

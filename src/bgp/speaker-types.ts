@@ -49,6 +49,8 @@ export interface PeerConfig {
   restartTime?: number;
   /** BGPFilters in BGPPeer.filters order (changing them never resets the session). */
   filters?: NamedFilter[];
+  /** Our AS on this session instead of the speaker's (BGPPeer localASNumber). */
+  localAsn?: number;
 }
 
 /** How a prefix is originated (originate()). */

@@ -127,7 +127,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   addPeer(config: PeerConfig): void {
     const address = config.address;
     if (this.peersByAddr.has(address)) throw new Error(`peer ${address} already configured`);
-    const ebgp = config.asn !== this.asn;
+    const ebgp = config.asn !== (config.localAsn ?? this.asn);
     const source = peerSource({ id: this.nextSourceId++, address, ebgp, asn: config.asn, rrClient: !!config.routeReflectorClient });
     const p = new Peer(config, source, this.policyFor(config, config.localAddress ?? ''), this.attrTable, new Date(this.wallNow()));
     this.peersByAddr.set(address, p);
@@ -141,7 +141,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const p = this.peersByAddr.get(config.address);
     if (!p) return this.addPeer(config);
     const old = p.config;
-    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart', 'restartTime'];
+    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart', 'restartTime', 'localAsn'];
     const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
     if (restart) {
       this.removePeer(config.address);
@@ -306,7 +306,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private policyFor(config: PeerConfig, localAddress: string): PeerPolicy {
     return {
       asn: config.asn,
-      ebgp: config.asn !== this.asn,
+      ebgp: config.asn !== (config.localAsn ?? this.asn),
       rrClient: !!config.routeReflectorClient,
       nextHopSelf: !!config.nextHopSelf,
       keepOriginalNextHop: !!config.keepOriginalNextHop,
@@ -314,6 +314,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       localAddress,
       ...(config.localAddress6 ? { localAddress6: config.localAddress6 } : {}),
     };
+  }
+
+  /** Who we are toward a peer: its BGPPeer localASNumber replaces our AS (OPEN, prepend, loop check). */
+  private identityFor(p: Peer): LocalIdentity {
+    const asn = p.config.localAsn;
+    return asn === undefined || asn === this.asn ? this.identity : { ...this.identity, asn };
   }
 
   /** We reflect (RFC 4456) when we have a cluster ID or any route-reflector client. */
@@ -330,7 +336,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const gr = this.opts.gracefulRestart;
     const useGr = gr && p.config.gracefulRestart !== false;
     const s = this.sessions.create({
-      peer: p.config, localAsn: this.asn, routerId: this.routerId, listenPort: this.opts.listenPort ?? 179,
+      peer: p.config, localAsn: p.config.localAsn ?? this.asn, routerId: this.routerId, listenPort: this.opts.listenPort ?? 179,
       ...(useGr ? { gracefulRestart: { restartTime: p.config.restartTime ?? gr.restartTime, restarting: !!gr.restarting, forwardingPreserved: gr.forwardingPreserved ?? true } } : {}),
       clock: this.clock, logger: this.log.child({ peer: p.config.address }),
     });
@@ -483,7 +489,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       const hit = p.rawCache.get(rawKey);
       if (hit !== undefined) return hit;
     }
-    const r = importAttrs(this.identity, p.policy, routeAttributesOf(a, mpNextHop));
+    const r = importAttrs(this.identityFor(p), p.policy, routeAttributesOf(a, mpNextHop));
     let set: AttrSet | null = null;
     if (r.ok) set = this.attrTable.intern(r.attrs);
     else this.log.debug({ reason: r.reason }, 'path rejected on import');
@@ -718,14 +724,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       // Export filters (BGPFilter) per prefix, before the Adj-RIB-Out; then the protocol's rules.
       const iface = best.source.local ? this.localIface.get(b, k) : undefined;
       return p.filters.exportDecide(best, afi, b, k, iface, (a) => {
-        const out = exportAttrs(this.identity, p.policy, best.source, a, afi);
+        const out = exportAttrs(this.identityFor(p), p.policy, best.source, a, afi);
         return out ? this.attrTable.intern(out) : null;
       });
     }
     const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
     const hit = p.exportCache.get(cacheKey);
     if (hit !== undefined) return hit;
-    const out = exportAttrs(this.identity, p.policy, best.source, best.attrs.attrs, afi);
+    const out = exportAttrs(this.identityFor(p), p.policy, best.source, best.attrs.attrs, afi);
     const set = out ? this.attrTable.intern(out) : null;
     if (p.exportCache.size >= 65536) p.exportCache.clear();
     p.exportCache.set(cacheKey, set);

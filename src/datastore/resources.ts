@@ -80,6 +80,7 @@ export interface BGPPeerSpec {
   filters?: string[];
   localWorkloadSelector?: string;
   nextHopMode?: 'Auto' | 'Self' | 'Keep';
+  localASNumber?: number;
   reversePeering?: 'Auto' | 'Manual';
 }
 

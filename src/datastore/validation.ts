@@ -367,7 +367,7 @@ function checkPeerIP(c: Checker, v: string): string | undefined {
 function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   c.known(spec, 'spec.', ['node', 'peerIP', 'asNumber', 'nodeSelector', 'peerSelector', 'keepOriginalNextHop', 'password',
     'sourceAddress', 'maxRestartTime', 'numAllowedLocalASNumbers', 'ttlSecurity', 'reachableBy', 'filters', 'localWorkloadSelector',
-    'nextHopMode', 'reversePeering', 'bfd']);
+    'nextHopMode', 'reversePeering', 'bfd', 'localASNumber']);
   const out: Obj = {};
   const node = c.string(spec, 'node', 'spec.');
   const nodeSelector = c.selector(spec, 'nodeSelector', 'spec.');
@@ -408,6 +408,8 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   }
   const lws = c.selector(spec, 'localWorkloadSelector', 'spec.');
   if (lws) out.localWorkloadSelector = lws;
+  const localAsn = c.asn(spec, 'localASNumber', 'spec.');
+  if (localAsn !== undefined) out.localASNumber = localAsn;
   const nhm = c.oneOf(spec, 'nextHopMode', 'spec.', ['Auto', 'Self', 'Keep'] as const);
   if (nhm) out.nextHopMode = nhm;
   const rp = c.oneOf(spec, 'reversePeering', 'spec.', ['Auto', 'Manual'] as const);

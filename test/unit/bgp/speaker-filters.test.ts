@@ -145,3 +145,17 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
   const back = a.routeReport('10.0.0.3', 'advertised')!;
   t.match(back.find((r) => r.prefix === '10.3.0.0/24'), { state: 'not-advertised', decidedBy: 'learned from this peer' });
 });
+
+t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop check)', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
+  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', localAsn: 65100 }));
+  b.addPeer(peer('10.0.0.1', 65100, { localAddress: '10.0.0.2' })); // b expects AS 65100 from a
+  await a.start(); await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await until(established(b, 1), 5000, 'established with the per-peer AS');
+  a.originate('10.8.0.0/24');
+  await until(() => b.locRib().size === 1, 5000, 'route');
+  t.same(b.locRib().get('10.8.0.0/24')!.attrs.asPath, [{ type: 2, asns: [65100] }], 'prepended with the session\'s local AS');
+});

@@ -106,6 +106,8 @@ t.test('BGPPeer.filters and BGPConfiguration communities', async (t) => {
   const peer = (spec: Record<string, unknown>) => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '192.0.2.1', asNumber: 65001, ...spec } });
   t.same(problems(peer({ filters: ['my-filter', 'other'] })), []);
   t.match(problems(peer({ filters: ['My Filter'] })).join(), /spec\.filters\[0\] "My Filter" is not a BGPFilter name/);
+  t.same(problems(peer({ localASNumber: '64512.7', nextHopMode: 'Keep' })), [], 'localASNumber (asdot) and nextHopMode accepted');
+  t.match(problems(peer({ localASNumber: 0 })).join(), /spec\.localASNumber 0 is not a valid AS number/);
   const cfg = (spec: Record<string, unknown>) => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec });
   const good = cfg({
     communities: [{ name: 'bgp-large-community', value: '63400:300:100' }],
