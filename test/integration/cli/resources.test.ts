@@ -113,14 +113,14 @@ function suite(t: Test, name: string, ds: () => { args: string[]; env: NodeJS.Pr
     const f = file('bad.yaml', [
       'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: good-one}\nspec: {cidr: 10.250.0.0/16}',
       'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: bad-cidr}\nspec: {cidr: 10.300.0.0/16}',
-      'apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: np}\nspec: {}',
+      'apiVersion: projectcalico.org/v3\nkind: NoSuchKind\nmetadata: {name: np}\nspec: {}',
       'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: big-block}\nspec: {cidr: 10.251.0.0/16, blockSize: 33}',
     ].join('\n---\n'));
     const r = await run(['apply', '-f', f]);
     t.equal(r.code, 1);
     t.match(r.stderr, /3 problems in .*bad\.yaml/);
     t.match(r.stderr, /document 2 \(line 6\): IPPool "bad-cidr": spec\.cidr "10\.300\.0\.0\/16" is not a valid CIDR/);
-    t.match(r.stderr, /document 3 \(line 11\): NetworkPolicy "np": unknown kind "NetworkPolicy"/);
+    t.match(r.stderr, /document 3 \(line 11\): NoSuchKind "np": unknown kind "NoSuchKind"/);
     t.match(r.stderr, /document 4 \(line 16\): IPPool "big-block": spec\.blockSize 33 is out of range 20\.\.32 for IPv4/);
     t.match(r.stderr, /nothing was changed/);
     t.same(await pools(), before, 'not even the good document was applied');
@@ -129,9 +129,9 @@ function suite(t: Test, name: string, ds: () => { args: string[]; env: NodeJS.Pr
     t.equal(broken.code, 1);
     t.match(broken.stderr, /broken\.yaml document 1 \(line 1\): invalid YAML/);
 
-    const unknown = await run(['get', 'networkpolicies']);
+    const unknown = await run(['get', 'nosuchkinds']);
     t.equal(unknown.code, 1);
-    t.match(unknown.stderr, /unknown resource kind "networkpolicies"/);
+    t.match(unknown.stderr, /unknown resource kind "nosuchkinds"/);
 
     const overlap = await run(['create', '-f', '-'], 'apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: overlapping}\nspec: {cidr: 10.244.128.0/24}\n');
     t.equal(overlap.code, 1);
