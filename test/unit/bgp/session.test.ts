@@ -45,7 +45,7 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
   let read = 0;
   return {
     sock, msgs, closed,
-    async next(type, ms = 3000) {
+    async next(type, ms = 10_000) { // generous: the machine running the tests may be loaded
       const deadline = Date.now() + ms;
       for (;;) {
         while (read < msgs.length) {
