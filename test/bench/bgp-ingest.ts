@@ -4,6 +4,11 @@
 // time from the first UPDATE sent until the receiver holds all N in its RIB, and its memory.
 // Feeder: tabby's own session (session.ts's BgpSession) writing pre-encoded UPDATEs with back-pressure,
 // in the benchmark process (so the feeder costs the same for every receiver).
+// Timing, the same for every receiver and without asking any of them anything while it imports
+// (polling birdc every 50 ms loaded BIRD's single thread and floored its time): the import ended when
+// the receiver's CPU time last moved (/proc/<pid>/stat, polled every 5 ms); once it has been still
+// for 300 ms with everything sent, the RIB size is asked once (birdc, gobgp, the tabby receiver's own
+// report) — short of N, the wait goes on.
 // Usage: node dist/test/bench/bgp-ingest.js [N…]   (default 100000 1000000; root; bird2, gobgpd)
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
 //        BENCH_REPEAT=<runs per receiver, default 3; the best run is reported (the machine is shared)>
@@ -51,6 +56,24 @@ function pidOf(pattern: string): number {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Wall time from `start` until the receiver's CPU time last moved with all N in its RIB (see the top). */
+async function timeToIdle(pid: number, start: number, sent: Promise<unknown>, n: number, count: () => Promise<number>): Promise<number> {
+  let allSent = false;
+  void sent.then(() => { allSent = true; });
+  let last = cpuOf(pid);
+  let lastBusy = performance.now();
+  for (;;) {
+    await sleep(5);
+    const c = cpuOf(pid);
+    const now = performance.now();
+    if (c !== last) { last = c; lastBusy = now; continue; }
+    if (!allSent || now - lastBusy < 300) continue;
+    if (await count() >= n) return (lastBusy - start) / 1000;
+    last = cpuOf(pid); // the question cost it some CPU: not the import
+    lastBusy = performance.now();
+  }
+}
+
 interface Result { receiver: string; n: number; seconds: number; cpu: number; rssBytes: number; deltaBytes: number; note?: string }
 
 /** Connect the feeder, push the feed, return the time of the first write. */
@@ -77,14 +100,11 @@ protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as 
   const before = rssOf(pid);
   const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, pid);
   t.teardown(() => session.stop());
-  let seconds = 0;
-  let cpu = 0;
-  for (;;) {
-    const out = await bird.birdc('show route count').catch(() => '');
-    const m = /(\d+) of (\d+) routes/.exec(out);
-    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; cpu = cpuOf(pid) - cpu0; break; }
-    await sleep(50);
-  }
+  const seconds = await timeToIdle(pid, start, sent, n, async () => {
+    const m = /(\d+) of (\d+) routes/.exec(await bird.birdc('show route count').catch(() => ''));
+    return m ? Number(m[1]) : 0;
+  });
+  const cpu = cpuOf(pid) - cpu0;
   await sent;
   const rss = rssOf(pid);
   await cleanup();
@@ -102,14 +122,11 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   const before = rssOf(pid);
   const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, pid);
   t.teardown(() => session.stop());
-  let seconds = 0;
-  let cpu = 0;
-  for (;;) {
-    const out = await g.gobgp('global', 'rib', 'summary', '-a', 'ipv4').catch(() => '');
-    const m = /Destination:\s*(\d+)/.exec(out);
-    if (m && Number(m[1]) >= n) { seconds = (performance.now() - start) / 1000; cpu = cpuOf(pid) - cpu0; break; }
-    await sleep(250);
-  }
+  const seconds = await timeToIdle(pid, start, sent, n, async () => {
+    const m = /Destination:\s*(\d+)/.exec(await g.gobgp('global', 'rib', 'summary', '-a', 'ipv4').catch(() => ''));
+    return m ? Number(m[1]) : 0;
+  });
+  const cpu = cpuOf(pid) - cpu0;
   await sent;
   const rss = rssOf(pid);
   await cleanup();
@@ -130,8 +147,7 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
   const before = rssOf(p.pid!);
   const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, p.pid!);
   t.teardown(() => session.stop());
-  while (!lines.some((l) => l.event === 'done')) await sleep(5);
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = await timeToIdle(p.pid!, start, sent, n, async () => (lines.some((l) => l.event === 'done') ? n : 0));
   void cpu0;
   await sent;
   const done = lines.find((l) => l.event === 'done')!;
