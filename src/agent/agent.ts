@@ -16,7 +16,6 @@ import { cidrContainsCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
-import { parseAsNumber } from './config.js';
 import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
 import { computeRoutes, compileRouteContext, type KernelRoute, type RouteOutput, type RoutePool } from './routes.js';
 import { RouteTable, type RouteRecord } from './route-table.js';
@@ -332,7 +331,7 @@ export class Agent extends EventEmitter implements StatusSource {
     const self = this.snapshot.nodes.find((n) => n.metadata.name === this.cfg.nodeName);
     let globalAsn = DEFAULT_ASN;
     if (c?.asNumber !== undefined) {
-      try { globalAsn = typeof c.asNumber === 'number' ? c.asNumber : parseAsNumber('BGPConfiguration asNumber', String(c.asNumber)); } catch (e) { this.logger.warn({ err: msg(e) }, 'ignoring BGPConfiguration asNumber'); }
+      globalAsn = c.asNumber; // the store normalised it (asdot, 4-byte) when it was written
     }
     this.asn = this.cfg.asNumber ?? self?.spec.bgp?.asNumber ?? globalAsn;
     this.listenPort = c?.listenPort ?? 179;
@@ -477,7 +476,7 @@ export class Agent extends EventEmitter implements StatusSource {
       if (s.peerSelector) r.peerSelector = s.peerSelector;
       if (s.peerIP) r.peerIP = s.peerIP;
       if (s.asNumber !== undefined) {
-        try { r.asNumber = typeof s.asNumber === 'number' ? s.asNumber : parseAsNumber(`BGPPeer ${p.metadata.name} asNumber`, s.asNumber); } catch (e) { this.logger.warn({ err: msg(e) }, 'ignoring bad asNumber'); }
+        r.asNumber = s.asNumber; // normalised by the store
       }
       if (s.keepOriginalNextHop) r.keepOriginalNextHop = true;
       if (s.sourceAddress) r.sourceAddress = s.sourceAddress;

@@ -2,6 +2,7 @@
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
 import type { Route } from '../dataplane/routes.js';
+import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node } from '../datastore/resources.js';
 import type { BfdTimers } from '../bfd/fsm.js';
 import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
 import type { NeighEntry, FdbEntry } from './routes.js';
@@ -11,52 +12,13 @@ import type { RouteReportEntry } from '../bgp/route-report.js';
 import type { FilterRes } from './bgp-policy.js';
 import type { SessionEventInput } from './session-history.js';
 
-// ---- resources (projectcalico.org/v3 shapes, the fields the agent reads/writes) ----
-export interface Meta { name: string; labels?: Record<string, string>; resourceVersion?: string; [k: string]: unknown }
-
-export interface NodeRes {
-  apiVersion: 'projectcalico.org/v3';
-  kind: 'Node';
-  metadata: Meta;
-  spec: {
-    bgp?: { ipv4Address?: string; ipv6Address?: string; asNumber?: number; routeReflectorClusterID?: string; ipv4IPIPTunnelAddr?: string };
-    ipv4VXLANTunnelAddr?: string;
-    vxlanTunnelMACAddr?: string;
-    [k: string]: unknown;
-  };
-}
-
-export interface PoolRes {
-  apiVersion: 'projectcalico.org/v3';
-  kind: 'IPPool';
-  metadata: Meta;
-  spec: { cidr: string; blockSize?: number; ipipMode?: string; vxlanMode?: string; natOutgoing?: boolean; disabled?: boolean; nodeSelector?: string; [k: string]: unknown };
-}
-
-export interface BfdSpecRes { transmitInterval?: string; receiveInterval?: string; detectMultiplier?: number }
-
-export interface BgpPeerRes {
-  apiVersion: 'projectcalico.org/v3';
-  kind: 'BGPPeer';
-  metadata: Meta;
-  spec: {
-    node?: string; nodeSelector?: string; peerSelector?: string; peerIP?: string; asNumber?: number | string; keepOriginalNextHop?: boolean;
-    sourceAddress?: string; maxRestartTime?: string | number; password?: unknown; bfd?: BfdSpecRes; ttlSecurity?: number; numAllowedLocalASNumbers?: number;
-    [k: string]: unknown;
-  };
-}
-
-export interface BgpConfigRes {
-  apiVersion: 'projectcalico.org/v3';
-  kind: 'BGPConfiguration';
-  metadata: Meta;
-  spec: {
-    asNumber?: number | string; nodeToNodeMeshEnabled?: boolean; listenPort?: number; logSeverityScreen?: string;
-    nodeMeshPassword?: unknown; nodeMeshMaxRestartTime?: string; nodeMeshBFD?: BfdSpecRes;
-    serviceClusterIPs?: { cidr: string }[]; serviceExternalIPs?: { cidr: string }[]; serviceLoadBalancerIPs?: { cidr: string }[];
-    [k: string]: unknown;
-  };
-}
+// ---- resources: the datastore's own types (one model; the store has validated and normalised them,
+// e.g. asNumber is already a number) ----
+export type NodeRes = Node;
+export type PoolRes = IPPool;
+export type BgpPeerRes = BGPPeer;
+export type BgpConfigRes = BGPConfiguration;
+export type BfdSpecRes = BfdSpec;
 
 export interface BgpFilterRes extends FilterRes {
   apiVersion: 'projectcalico.org/v3';

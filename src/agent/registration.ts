@@ -40,7 +40,7 @@ export function defaultPools(cfg: AgentConfig, existing: readonly PoolRes[], ker
     const { ipipMode, vxlanMode } = fitToKernel(def, kernelHasIpip);
     out.push({
       apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name },
-      spec: { cidr: def.cidr, blockSize: def.blockSize, ipipMode, vxlanMode, natOutgoing: def.natOutgoing, nodeSelector: def.nodeSelector },
+      spec: { cidr: def.cidr, blockSize: def.blockSize, ipipMode, vxlanMode, natOutgoing: def.natOutgoing, nodeSelector: def.nodeSelector, disabled: false, allowedUses: ['Workload', 'Tunnel'] },
     });
   }
   return out;

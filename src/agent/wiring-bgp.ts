@@ -63,7 +63,7 @@ export function addressPort(cfg: AgentConfig): AddressPort {
   const ac = autodetectConfigOf(cfg);
   return {
     resolve: async (stored, otherNodes) => {
-      const r = await resolveNodeAddresses(ac, { nodeName: cfg.nodeName, stored, otherNodes: otherNodes as never });
+      const r = await resolveNodeAddresses(ac, { nodeName: cfg.nodeName, stored, otherNodes });
       const out: { ipv4?: string; ipv6?: string; interface4?: string } = {};
       if (r.ipv4.choice) out.ipv4 = r.ipv4.choice.address;
       if (r.ipv4.choice?.interface) out.interface4 = r.ipv4.choice.interface;

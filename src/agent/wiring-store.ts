@@ -1,19 +1,21 @@
 // Adapters from the datastore and IPAM modules to the agent's ports (ports.ts): the ResourceStore
 // (validation, defaults, CAS) as ResourcesPort, Ipam as IpamPort, the Calico selector language as
 // SelectorMatch. Pure glue; no state of its own beyond a selector cache.
-import { ResourceStore, parseSelector, type Selector, type Resource } from '../datastore/resources.js';
+import { ResourceStore, parseSelector, type Selector } from '../datastore/resources.js';
 import type { Ipam } from '../ipam/index.js';
 import { blockAllocations, affinityNode } from '../ipam/block.js';
-import type { AnyRes, IpamPort, ResourcesPort, BlockInfo } from './ports.js';
+import type { AnyRes, IpamPort, ResKind, ResourcesPort, BlockInfo } from './ports.js';
 import type { SelectorMatch } from './peers.js';
 
 export function resourcesPort(store: ResourceStore): ResourcesPort {
-  return {
-    get: async <T extends AnyRes>(kind: T['kind'], name: string) => (await store.get(kind, name)) as unknown as T | undefined,
-    list: async <T extends AnyRes>(kind: T['kind']) => (await store.list(kind)).items as unknown as T[],
-    create: async <T extends AnyRes>(res: T) => (await store.create(res as unknown as Resource)) as unknown as T,
-    update: async <T extends AnyRes>(res: T) => (await store.update(res as unknown as Resource)) as unknown as T,
+  // one resource model: the port's types are the store's own (validated, defaults and ASNs normalised)
+  const port = {
+    get: (kind: ResKind, name: string) => store.get(kind, name),
+    list: async (kind: ResKind) => (await store.list(kind)).items,
+    create: (res: AnyRes) => store.create(res),
+    update: (res: AnyRes) => store.update(res),
   };
+  return port as ResourcesPort; // the port's per-call type parameter names which kind comes back
 }
 
 const selectorCache = new Map<string, Selector>();

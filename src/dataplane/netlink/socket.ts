@@ -104,10 +104,9 @@ export class NlSocket {
     this.seq = (Math.random() * 0x3fffffff) >>> 0 || 1;
     // node_netlink hands each datagram over in a fresh native buffer of msgBufferSize that V8 does not
     // count (no GC pressure): an event socket gets one datagram per route change, so 64 KiB each made
-    // 20k route events ~1.3 GB of RSS. Event sockets peek for the exact size instead (one more syscall
-    // per datagram); request sockets (dumps of ~32 KiB datagrams) keep one 64 KiB read.
-    const peek = (opts.groups?.length ?? 0) > 0;
-    const open = (): RawSocketType => new RawNetlinkSocket(0 /* NETLINK_ROUTE */, (peek ? { messagePeeking: true } : { messagePeeking: false, msgBufferSize: 65536 }) as never);
+    // 20k route events ~1.3 GB of RSS, and a dump's few-KiB datagrams cost 64 KiB each too. Peeking
+    // for the exact size costs one more recvmsg per datagram and allocates only what arrived.
+    const open = (): RawSocketType => new RawNetlinkSocket(0 /* NETLINK_ROUTE */, { messagePeeking: true } as never);
     this.raw = opts.netnsPath ? native().withNetns(opts.netnsPath, open) : open();
     this.port = this.raw.address().port;
     // Big buffers so that a burst of replies/events is not dropped; EXT_ACK for the kernel's reason text.

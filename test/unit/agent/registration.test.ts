@@ -25,7 +25,7 @@ t.test('defaultPools: one per configured family, only when that family has no po
   t.same(both.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.vxlanMode, p.spec.blockSize]), [
     ['default-ipv4-ippool', '192.168.0.0/16', 'Never', 'CrossSubnet', 26], ['default-ipv6-ippool', 'fd00:10::/48', 'Never', 'Never', 122],
   ]);
-  const v4: PoolRes = { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'mine' }, spec: { cidr: '10.1.0.0/16' } };
+  const v4: PoolRes = { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'mine' }, spec: { cidr: '10.1.0.0/16' } as PoolRes['spec'] };
   t.same(defaultPools(cfg, [v4]).map((p) => p.metadata.name), ['default-ipv6-ippool']);
   t.same(defaultPools(parseAgentConfig({ NODENAME: 'n1', NO_DEFAULT_POOLS: 'true' }), []), []);
 });
