@@ -50,7 +50,7 @@ lab-down:
 	node dist/src/cli/main.js lab down
 
 bench: build
-	@for b in dist/test/bench/*.js; do echo "== $$b"; node $$b || exit 1; done
+	@for b in dist/test/bench/*.js; do echo "== $$b"; BENCH_QUICK=$(QUICK) node $$b || exit 1; done
 
 
 fuzz: build
