@@ -2,7 +2,7 @@
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
 import type { Route } from '../dataplane/routes.js';
-import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node } from '../datastore/resources.js';
+import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node, ResourceMeta } from '../datastore/resources.js';
 import type { BfdTimers } from '../bfd/fsm.js';
 import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
 import type { NeighEntry, FdbEntry } from './routes.js';
@@ -19,6 +19,7 @@ export type PoolRes = IPPool;
 export type BgpPeerRes = BGPPeer;
 export type BgpConfigRes = BGPConfiguration;
 export type BfdSpecRes = BfdSpec;
+export type Meta = ResourceMeta;
 
 export interface BgpFilterRes extends FilterRes {
   apiVersion: 'projectcalico.org/v3';

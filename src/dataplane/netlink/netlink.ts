@@ -235,6 +235,9 @@ export class Netlink {
    * Subscribe to changes (a second socket in the same netns, joined to the kinds' multicast groups).
    * Close the subscription when done; it keeps the process alive while open.
    */
+  /** Per-request timeout from now on (dumps: without a part arriving). */
+  setTimeout(ms: number): void { this.sock.setTimeout(ms); }
+
   subscribe(kinds: readonly EventKind[]): NetlinkSubscription {
     const groups: number[] = [];
     if (kinds.includes('link')) groups.push(RTNLGRP.LINK);

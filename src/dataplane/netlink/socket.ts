@@ -85,7 +85,7 @@ export class NlSocket {
   private readonly windows = new Set<BatchWindow>();
   private seq: number;
   private readonly writer = new NlWriter(1 << 16);
-  private readonly timeoutMs: number;
+  private timeoutMs: number;
   private closed = false;
   private dumpQueue: Promise<void> = Promise.resolve();
   /** seq of a dump we stopped waiting for while the kernel may still be sending it (it blocks the next
@@ -159,6 +159,9 @@ export class NlSocket {
   }
 
   get isClosed(): boolean { return this.closed; }
+
+  /** Per-request timeout from now on (dumps: without a part arriving). */
+  setTimeout(ms: number): void { this.timeoutMs = ms; }
 
   private nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0 || 1;
