@@ -66,7 +66,7 @@ t.test('route reconciler', { skip }, async (t) => {
     ipIn(ns.name, 'link', 'add', 'later0', 'type', 'veth', 'peer', 'name', 'later1');
     ipIn(ns.name, 'link', 'set', 'later0', 'up');
     t.ok(await waitUntil(() => /10\.75\.0\.0\/26 via 172\.31\.9\.9 dev later0/.test(main()), 2000), 'installed once the device exists');
-    t.ok(await waitUntil(() => rr.inSync, 2000), 'in sync');
+    t.ok(await waitUntil(() => rr.inSync, 10_000), 'in sync');
   });
 
   t.test('deleted by hand: back within a second', async (t) => {
