@@ -2,12 +2,11 @@
 // its state, a classified cause with a one-line fix (agent/session-diagnosis.ts), and the last
 // transitions, NOTIFICATIONs (decoded) and TCP errors from the agent's bounded history (/sessions on
 // $TABBY_STATE_DIR/tabby.sock). Exits 0 when every session shown is Established, 1 otherwise.
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, HEALTH_PATHS } from '../../agent/constants.js';
+import { DEFAULT_STATE_DIR, HEALTH_PATHS } from '../../agent/constants.js';
 import type { SessionEvent, SessionsJson } from '../../agent/session-history.js';
 import { diagnoseSession, describeNotification, type Diagnosis } from '../../agent/session-diagnosis.js';
-import { queryAgent, AgentNotRunning, formatSince } from './node.js';
+import { agentSocketPath, queryRunningAgent, formatSince } from './node.js';
 
 const clock = (iso: string): string => {
   const d = new Date(iso);
@@ -44,21 +43,11 @@ export const bgpDiagnoseCommand: CommandModule<object, Args> = {
     .option('history', { type: 'number', default: 10, describe: 'history lines per peer' })
     .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }) as never,
   handler: async (argv) => {
-    const dir = argv['state-dir'] ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR;
-    const socketPath = path.join(dir, STATUS_SOCKET_NAME);
-    let body: SessionsJson;
-    try {
-      const r = await queryAgent<SessionsJson>(socketPath, HEALTH_PATHS.sessions);
-      if (r.status !== 200) throw new Error(`tabby-node at ${socketPath} does not serve ${HEALTH_PATHS.sessions} (an older version?)`);
-      body = r.body;
-    } catch (e) {
-      if (e instanceof AgentNotRunning) {
-        process.stderr.write(`${e.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw e;
-    }
+    const socketPath = agentSocketPath(argv['state-dir']);
+    const r = await queryRunningAgent<SessionsJson>(socketPath, HEALTH_PATHS.sessions);
+    if (!r) return;
+    if (r.status !== 200) throw new Error(`tabby-node at ${socketPath} does not serve ${HEALTH_PATHS.sessions} (an older version?)`);
+    const body = r.body;
     const now = new Date(body.now);
     let peers = body.peers;
     if (argv.peer) {

@@ -4,11 +4,10 @@
 // and which BGPFilter rule decided — its name, list and index (`tor-policy exportV4[1] Reject`),
 // `default Accept`, or the protocol rule that held a route back. More `bgp` subcommands: add them to
 // BGP_SUBCOMMANDS.
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, BGP_ROUTES_PATH } from '../../agent/constants.js';
+import { DEFAULT_STATE_DIR, BGP_ROUTES_PATH } from '../../agent/constants.js';
 import type { RouteReportEntry } from '../../bgp/route-report.js';
-import { AgentNotRunning, queryAgent, renderTable } from './node.js';
+import { agentSocketPath, queryRunningAgent, renderTable } from './node.js';
 import { bgpDiagnoseCommand } from './bgp-diagnose.js';
 
 interface PeerRoutes { peer: string; direction: 'received' | 'advertised'; routes: RouteReportEntry[] }
@@ -49,25 +48,15 @@ const routesCommand: CommandModule<object, RoutesArgs> = {
     .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
     .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text', describe: 'output format' }) as never,
   handler: async (argv) => {
-    const dir = argv['state-dir'] ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR;
-    const socketPath = path.join(dir, STATUS_SOCKET_NAME);
     const q = new URLSearchParams({ dir: argv.received ? 'received' : 'advertised', ...(argv.peer ? { peer: argv.peer } : {}) });
-    try {
-      const r = await queryAgent<PeerRoutes[] | { error: string }>(socketPath, `${BGP_ROUTES_PATH}?${q.toString()}`);
-      if (!Array.isArray(r.body)) {
-        process.stderr.write(`${r.body.error}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      process.stdout.write(argv.output === 'json' ? `${JSON.stringify(r.body, null, 2)}\n` : renderBgpRoutes(r.body));
-    } catch (e) {
-      if (e instanceof AgentNotRunning) {
-        process.stderr.write(`${e.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw e;
+    const r = await queryRunningAgent<PeerRoutes[] | { error: string }>(agentSocketPath(argv['state-dir']), `${BGP_ROUTES_PATH}?${q.toString()}`);
+    if (!r) return;
+    if (!Array.isArray(r.body)) {
+      process.stderr.write(`${r.body.error}\n`);
+      process.exitCode = 1;
+      return;
     }
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(r.body, null, 2)}\n` : renderBgpRoutes(r.body));
   },
 };
 

@@ -106,6 +106,23 @@ export function queryAgent<T = unknown>(socketPath: string, urlPath: string, tim
   });
 }
 
+/** The local agent's status socket: --state-dir, else TABBY_STATE_DIR, else the default state directory. */
+export function agentSocketPath(stateDir?: string): string {
+  return path.join(stateDir ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR, STATUS_SOCKET_NAME);
+}
+
+/** queryAgent for a CLI verb: when the agent does not run, say so on stderr, set exit code 1, resolve undefined. */
+export async function queryRunningAgent<T>(socketPath: string, urlPath: string): Promise<{ status: number; body: T } | undefined> {
+  try {
+    return await queryAgent<T>(socketPath, urlPath);
+  } catch (e) {
+    if (!(e instanceof AgentNotRunning)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
 interface NodeStatusArgs { 'state-dir'?: string; output: string }
 
 export const nodeCommand: CommandModule = {
@@ -118,8 +135,7 @@ export const nodeCommand: CommandModule = {
       .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
       .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text', describe: 'output format' }) as never,
     handler: async (argv) => {
-      const dir = argv['state-dir'] ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR;
-      const socketPath = path.join(dir, STATUS_SOCKET_NAME);
+      const socketPath = agentSocketPath(argv['state-dir']);
       let status: AgentStatusJson;
       try {
         status = (await queryAgent<AgentStatusJson>(socketPath, HEALTH_PATHS.status)).body;
