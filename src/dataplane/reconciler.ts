@@ -71,6 +71,8 @@ export class Reconciler<T> extends EventEmitter {
   private hold = false;
   /** while holding: keys desired at some point since the hold began (their objects are this run's) */
   private wantedOnce = new Set<string>();
+  /** keys the passes kept because deletes are held */
+  private heldKeys = new Set<string>();
   private resyncLater: NodeJS.Timeout | undefined;
   private resyncLaterDeadline = 0;
   /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
@@ -85,13 +87,8 @@ export class Reconciler<T> extends EventEmitter {
   /** Nothing pending: the kernel matched desired state at the end of the last apply. */
   get inSync(): boolean { return !this.needResync && !this.resyncLater && this.dirty.size === 0 && !this.running; }
   get pendingCount(): number { return this.dirty.size; }
-  /** owned objects not desired, kept in the kernel because deletes are held (a scan: for status) */
-  get heldCount(): number {
-    if (!this.hold) return 0;
-    let n = 0;
-    for (const [k, it] of this.actual) if (!this.desired.has(k) && !this.wantedOnce.has(k) && this.driver.owned(it)) n++;
-    return n;
-  }
+  /** owned objects not desired, kept in the kernel because deletes are held (status asks often: no scan) */
+  get heldCount(): number { return this.hold ? this.heldKeys.size : 0; }
   get desiredCount(): number { return this.desired.size; }
   get deletesHeld(): boolean { return this.hold; }
 
@@ -101,6 +98,7 @@ export class Reconciler<T> extends EventEmitter {
     this.hold = hold;
     if (hold) { for (const k of this.desired.keys()) this.wantedOnce.add(k); return; }
     this.wantedOnce = new Set();
+    this.heldKeys = new Set();
     for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
   }
   desiredItems(): T[] { return [...this.desired.values()]; }
@@ -109,7 +107,7 @@ export class Reconciler<T> extends EventEmitter {
     const k = this.driver.key(item);
     const old = this.desired.get(k);
     this.desired.set(k, item);
-    if (this.hold) this.wantedOnce.add(k);
+    if (this.hold) { this.wantedOnce.add(k); this.heldKeys.delete(k); }
     if (!old || !this.driver.equal(item, old)) this.markDirty(k);
   }
 
@@ -128,7 +126,7 @@ export class Reconciler<T> extends EventEmitter {
   setDesiredMap(next: Map<string, T>): void {
     for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
     for (const [k, it] of next) {
-      if (this.hold) this.wantedOnce.add(k);
+      if (this.hold) { this.wantedOnce.add(k); this.heldKeys.delete(k); }
       const old = this.desired.get(k);
       if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
@@ -171,6 +169,7 @@ export class Reconciler<T> extends EventEmitter {
   /** A kernel object disappeared (from an event): whatever we knew under its key is gone. */
   forget(item: T): void {
     const k = this.driver.key(item);
+    this.heldKeys.delete(k);
     if (!this.actual.delete(k)) return;
     if (this.desired.has(k)) this.markDirty(k);
   }
@@ -236,6 +235,7 @@ export class Reconciler<T> extends EventEmitter {
     }
     if (items) {
       this.actual.clear();
+      this.heldKeys.clear(); // every owned object is looked at again below
       for (const it of items) {
         const k = d.key(it);
         // a desired key collides with this object, or the object is ours: track it
@@ -259,7 +259,7 @@ export class Reconciler<T> extends EventEmitter {
       const have = this.actual.get(k);
       if (!want) {
         if (have && d.owned(have)) {
-          if (this.hold && !this.wantedOnce.has(k)) held++; // kept; holdDeletes(false) marks it dirty again
+          if (this.hold && !this.wantedOnce.has(k)) { held++; this.heldKeys.add(k); } // kept; holdDeletes(false) marks it dirty again
           else { removeKeys.push(k); toRemove.push(have); }
         }
       } else if (have && have !== want && d.equal(want, have)) {
