@@ -23,7 +23,7 @@ import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
 import type {
-  AddressPort, BfdPort, BfdSpecRes, BgpConfigRes, BgpFilterRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
+  AddressPort, BfdPort, BgpConfigRes, BgpFilterRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
   SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
@@ -32,7 +32,7 @@ import { DatastoreWatch } from './datastore-watch.js';
 import { SessionHistory, sessionsJson, type SessionsJson } from './session-history.js';
 import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
-import { parseDuration } from '../datastore/resources.js';
+import { bfdTimersOf, peerResourceOf, restartTimeSeconds, type BfdTimersJson } from './peer-resource.js';
 import { resolveFilters, communitiesFor, nextHopFlags, type CommunityConfig } from './bgp-policy.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
 
@@ -468,41 +468,15 @@ export class Agent extends EventEmitter implements StatusSource {
   private reconcilePeers(): void {
     const sp = this.speaker!;
     const c = this.snapshot.bgpConfig?.spec;
-    const peerRes: PeerResource[] = this.snapshot.peers.map((p) => {
-      const r: PeerResource = { name: p.metadata.name };
-      const s = p.spec;
-      if (s.node) r.node = s.node;
-      if (s.nodeSelector) r.nodeSelector = s.nodeSelector;
-      if (s.peerSelector) r.peerSelector = s.peerSelector;
-      if (s.peerIP) r.peerIP = s.peerIP;
-      if (s.asNumber !== undefined) {
-        r.asNumber = s.asNumber; // normalised by the store
-      }
-      if (s.keepOriginalNextHop) r.keepOriginalNextHop = true;
-      if (s.sourceAddress) r.sourceAddress = s.sourceAddress;
-      if (s.password !== undefined) {
-        // Validation only lets {secretKeyRef: {name, key}} in; anything else (a store written around
-        // validation) must not turn into a session without MD5: a ref that cannot exist holds the peer.
-        r.password = secretKeyRefOf(s.password) ?? { name: '(invalid password field)', key: p.metadata.name };
-      }
-      if (s.bfd) r.bfd = bfdTimersOf(s.bfd);
-      const mrt = typeof s.maxRestartTime === 'string' ? parseDuration(s.maxRestartTime) : undefined;
-      if (mrt !== undefined) r.maxRestartTime = Math.min(4095, Math.round(mrt / 1000)); // RFC 4724: 12 bits
-      if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
-      if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
-      if (Array.isArray(s.filters) && s.filters.length) r.filters = s.filters as string[];
-      if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
-      if (typeof s.localASNumber === 'number') r.localASNumber = s.localASNumber;
-      return r;
-    });
+    const peerRes: PeerResource[] = this.snapshot.peers.map(peerResourceOf);
     const selector: SelectorMatch = (sel, labels) => {
       try { return this.deps.selector(sel, labels); } catch (e) { this.logger.warn({ selector: sel, err: msg(e) }, 'bad selector: matches nothing'); return false; }
     };
     const bgpCfg: Parameters<typeof computePeers>[3] = { asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true };
     if (c?.nodeMeshPassword !== undefined) bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
-    const meshMrt = typeof c?.nodeMeshMaxRestartTime === 'string' ? parseDuration(c.nodeMeshMaxRestartTime) : undefined;
+    const meshMrt = restartTimeSeconds(c?.nodeMeshMaxRestartTime);
     if (c?.nodeMeshBFD) bgpCfg.nodeMeshBFD = bfdTimersOf(c.nodeMeshBFD);
-    if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = Math.min(4095, Math.round(meshMrt / 1000));
+    if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = meshMrt;
     const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, bgpCfg, selector);
     const next = new Map(desired.map((p) => [p.address, p]));
     this.desiredPeers = next; // before touching the speaker: its events may ask checkConverged()
@@ -888,14 +862,6 @@ export class Agent extends EventEmitter implements StatusSource {
 export const STATUS_ROUTES_LIMIT = 1000;
 
 export type RouteExplanation = RouteRecord & { origin: 'bgp' | 'datastore' };
-
-type BfdTimersJson = { desiredMinTxMs: number; requiredMinRxMs: number; detectMult: number };
-
-/** BGPPeer bfd / BGPConfiguration nodeMeshBFD (validated durations) → timers; defaults 300 ms × 3. */
-function bfdTimersOf(b: BfdSpecRes): BfdTimersJson {
-  const ms = (d: string | undefined): number | undefined => (d === undefined ? undefined : parseDuration(d));
-  return { desiredMinTxMs: ms(b.transmitInterval) ?? 300, requiredMinRxMs: ms(b.receiveInterval) ?? 300, detectMult: b.detectMultiplier ?? 3 };
-}
 
 function mode(m: string | undefined): PoolMode {
   if (m === 'Always' || m === 'CrossSubnet') return m;

@@ -7,7 +7,7 @@ import { ResourceStore, type BGPConfiguration, type BGPPeer, type IPPool, type N
 import { Ipam } from '../ipam/index.js';
 import { ipOf } from './util.js';
 import { parseAsNumber } from './config.js';
-import type { PeerResource } from './peers.js';
+import { peerResourceOf } from './peer-resource.js';
 import type { AgentStatusJson } from './status-types.js';
 import { STALE_AUTO, type ClusterInput, type NodeStatusRecord } from './cluster-check.js';
 import { calicoSelectorMatch } from './wiring-store.js';
@@ -92,13 +92,8 @@ export function clusterInputFrom(r: ClusterResources, records: ReadonlyMap<strin
       return p;
     }),
     peers: r.peers.map((b) => {
-      const p: PeerResource = { name: b.metadata.name };
-      const s = b.spec;
-      if (s.node) p.node = s.node;
-      if (s.nodeSelector) p.nodeSelector = s.nodeSelector;
-      if (s.peerSelector) p.peerSelector = s.peerSelector;
-      if (s.peerIP) p.peerIP = s.peerIP;
-      if (s.asNumber !== undefined) p.asNumber = asn(s.asNumber, clusterAsn);
+      const p = peerResourceOf(b);
+      if (b.spec.asNumber !== undefined) p.asNumber = asn(b.spec.asNumber, clusterAsn); // `--dry-run` gives it resources not yet stored
       return p;
     }),
     bgp: { asNumber: clusterAsn, nodeToNodeMeshEnabled: r.bgpConfig?.spec.nodeToNodeMeshEnabled ?? true },
