@@ -10,7 +10,8 @@
 // Feeder: tabby's own BgpSession writing pre-encoded UPDATEs (the feed of bgp-ingest.ts).
 // Usage: node dist/test/bench/agent-ingest.js [N…]   (default 100000 200000; 1000000 takes minutes here)
 //        BENCH_QUICK=1: N = 20000, one run (make bench QUICK=1);  BENCH_REPEAT=<runs each, default 2>
-//        BENCH_RECEIVERS=bird,tabby,tabby-filter;  BENCH_CPU_PROF=<dir>: tabby-node runs with --cpu-prof into it.
+//        BENCH_RECEIVERS=bird,tabby,tabby-filter[,tabby-before];  BENCH_BEFORE_REPO=<a built checkout of an earlier
+//        tabby>: the receiver tabby-before runs that tree's tabby-node (and tabbyctl), for before/after in one run;  BENCH_CPU_PROF=<dir>: tabby-node runs with --cpu-prof into it.
 // tabby-filter: the same tabby-node with a 50-rule import BGPFilter on the feeder (45 prefix rules
 // and 5 community rules, none matching: every prefix is checked against all of them, then accepted);
 // the ratio to plain tabby is the cost of filter evaluation (aim: ≤ 1.10× at 200k).
@@ -170,7 +171,12 @@ function fiftyRuleFilter(): string {
   return `apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: fifty}\nspec:\n  importV4:\n${rules.join('\n')}\n---\n`;
 }
 
-async function runTabby(n: number, msgs: Buffer[], withFilter = false): Promise<Result> {
+type TabbyVariant = 'plain' | 'filter' | 'before';
+
+async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plain'): Promise<Result> {
+  const withFilter = variant === 'filter';
+  const root = variant === 'before' ? process.env.BENCH_BEFORE_REPO ?? '' : repo;
+  if (!root) throw new Error('tabby-before needs BENCH_BEFORE_REPO (a built checkout of the earlier tabby)');
   const [f, r] = makeStar(t, 'at', 75, 2);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-agent-ingest-'));
   t.teardown(() => { if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true }); });
@@ -183,9 +189,9 @@ async function runTabby(n: number, msgs: Buffer[], withFilter = false): Promise<
   };
   // the feeder as a global BGPPeer, written before the agent starts (outside the timed window)
   const peer = `${withFilter ? fiftyRuleFilter() : ''}apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: feeder}\nspec: {peerIP: ${f!.address}, asNumber: ${FEEDER_ASN}${withFilter ? ', filters: [fifty]' : ''}}\n`;
-  execFileSync(process.execPath, [path.join(repo, 'dist/src/cli/main.js'), 'apply', '-f', '-'], { input: peer, env, stdio: ['pipe', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'apply', '-f', '-'], { input: peer, env, stdio: ['pipe', 'ignore', 'inherit'] });
   const prof = process.env.BENCH_CPU_PROF;
-  const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(repo, 'dist/src/agent/main.js')];
+  const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(root, 'dist/src/agent/main.js')];
   const log = fs.openSync(`${dir}/tabby-node.log`, 'a');
   const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...args], { env, stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -210,7 +216,7 @@ async function runTabby(n: number, msgs: Buffer[], withFilter = false): Promise<
   const status = JSON.parse(await unixGet(sock, '/status').catch(() => '{}')) as { routing?: { lastError?: { message: string } } };
   await cleanup();
   const err = status.routing?.lastError?.message;
-  return { receiver: withFilter ? 'tabby+filt' : 'tabby-node', ...res, note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}` };
+  return { receiver: variant === 'filter' ? 'tabby+filt' : variant === 'before' ? 'tabby-old' : 'tabby-node', ...res, note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}` };
 }
 
 // ------------------------------------------------------------------ main
@@ -235,7 +241,7 @@ try {
     const runs = new Map<string, Result[]>();
     for (let rep = 0; rep < repeat; rep++) {
       for (const r of receivers) {
-        const res = r === 'bird' ? await runBird(n, feedFor('10.74.0.1')) : await runTabby(n, feedFor('10.75.0.1'), r === 'tabby-filter');
+        const res = r === 'bird' ? await runBird(n, feedFor('10.74.0.1')) : await runTabby(n, feedFor('10.75.0.1'), r === 'tabby-filter' ? 'filter' : r === 'tabby-before' ? 'before' : 'plain');
         runs.set(r, [...(runs.get(r) ?? []), res]);
         console.log(`  run ${rep + 1}: ${fmt(res)}`);
       }

@@ -6,10 +6,8 @@
 // (BGPConfiguration nodeMeshBFD, 300 ms × 3; several rounds, healed between), then without BFD in a
 // fresh lab: only the hold timer (90 s) notices, then graceful restart keeps the routes for 120 s. Prints figures and the load average; never fails on a time.
 import os from 'node:os';
-import { openDatastore } from '../../src/datastore/index.js';
-import { ResourceStore } from '../../src/datastore/resources.js';
 import { agentLab, labSkipReason, until } from '../integration/agent/helpers.js';
-import { measureCut } from '../integration/agent/link-cut.js';
+import { enableMeshBfd, measureCut } from '../integration/agent/link-cut.js';
 
 const rounds = Number(process.argv[2] ?? 3) || 3;
 
@@ -17,13 +15,7 @@ async function lab(tag: string, bfd: boolean): Promise<{ lab: Awaited<ReturnType
   const fns: (() => unknown)[] = [];
   const l = await agentLab({ teardown: (fn) => fns.push(fn) }, tag, { nodes: 2, mode: 'routed' });
   if (bfd) {
-    const ds = await openDatastore({ type: 'file', dir: l.state.datastoreDir });
-    try {
-      const store = new ResourceStore(ds);
-      const cur = await store.get('BGPConfiguration', 'default');
-      if (cur) await store.update({ ...cur, spec: { ...cur.spec, nodeMeshBFD: {} } } as never);
-      else await store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeMeshBFD: {} } } as never);
-    } finally { await ds.close(); }
+    await enableMeshBfd(l);
   }
   if (!(await l.waitForBgp(60_000)).ok) throw new Error('mesh not Established');
   await l.addPod('node-1', 'p1');

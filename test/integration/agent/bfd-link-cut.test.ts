@@ -4,23 +4,15 @@
 // then the path heals and pods ping again. Prints the figure (test/bench/link-cut compares with the
 // hold timer alone).
 import t from 'tap';
-import { openDatastore } from '../../../src/datastore/index.js';
-import { ResourceStore } from '../../../src/datastore/resources.js';
 import { agentLab, labSkipReason, until, routeTo } from './helpers.js';
-import { measureCut } from './link-cut.js';
+import { enableMeshBfd, measureCut } from './link-cut.js';
 import { hasProgram } from '../../helpers/netns.js';
 
 const skip = labSkipReason() ?? (hasProgram('nft') ? false : 'nft not installed');
 
 t.test('mesh BFD: a silent underlay cut removes the peer\'s route from the kernel in about a second', { skip }, async (t) => {
   const lab = await agentLab(t, 'lc', { nodes: 2, mode: 'routed' });
-  const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
-  try {
-    const store = new ResourceStore(ds);
-    const cur = await store.get('BGPConfiguration', 'default');
-    if (cur) await store.update({ ...cur, spec: { ...cur.spec, nodeMeshBFD: {} } } as never);
-    else await store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeMeshBFD: {} } } as never);
-  } finally { await ds.close(); }
+  await enableMeshBfd(lab);
   t.ok((await lab.waitForBgp(60_000)).ok, 'mesh Established');
   const p1 = await lab.addPod('node-1', 'p1');
   const p2 = await lab.addPod('node-2', 'p2');

@@ -4,12 +4,25 @@
 // node-1's kernel no longer has the route to node-2's block (polled every 20 ms with `ip route`).
 import { execFileSync } from 'node:child_process';
 import type { Lab } from '../../../src/lab/lab.js';
+import { openDatastore } from '../../../src/datastore/index.js';
+import { ResourceStore } from '../../../src/datastore/resources.js';
 import { routeTo, until, blockOf } from './helpers.js';
 
 export interface CutResult {
   /** ms from the cut to the route leaving node-1's kernel (undefined: still there at the deadline). */
   routeGoneMs: number | undefined;
   block: string;
+}
+
+/** BFD on the node-to-node mesh with the defaults (BGPConfiguration nodeMeshBFD: {}, 300 ms × 3). */
+export async function enableMeshBfd(lab: Lab): Promise<void> {
+  const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
+  try {
+    const store = new ResourceStore(ds);
+    const cur = await store.get('BGPConfiguration', 'default');
+    if (cur) await store.update({ ...cur, spec: { ...cur.spec, nodeMeshBFD: {} } } as never);
+    else await store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeMeshBFD: {} } } as never);
+  } finally { await ds.close(); }
 }
 
 const nsName = (netns: string): string => netns.replace(/^\/var\/run\/netns\//, '');
