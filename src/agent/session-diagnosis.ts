@@ -70,7 +70,7 @@ export function diagnoseSession(p: PeerSessionJson, now: Date = new Date()): Dia
   }
   const episode = currentEpisode(p.events);
   const notes = episode.filter((e): e is Extract<SessionEvent, { kind: 'notification' }> => e.kind === 'notification');
-  const errs = episode.filter((e): e is Extract<SessionEvent, { kind: 'connect-error' }> => e.kind === 'connect-error');
+  const _errs = episode.filter((e): e is Extract<SessionEvent, { kind: 'connect-error' }> => e.kind === 'connect-error');
   const newest = episode.filter((e) => e.kind !== 'state').at(-1);
   const lastNote = notes.at(-1);
   // A NOTIFICATION followed only by the peer closing connections before OPEN (BIRD shuts a peer out

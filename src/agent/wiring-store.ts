@@ -1,7 +1,7 @@
 // Adapters from the datastore and IPAM modules to the agent's ports (ports.ts): the ResourceStore
 // (validation, defaults, CAS) as ResourcesPort, Ipam as IpamPort, the Calico selector language as
 // SelectorMatch. Pure glue; no state of its own beyond a selector cache.
-import { ResourceStore, parseSelector, type Selector } from '../datastore/resources.js';
+import { type ResourceStore, parseSelector, type Selector } from '../datastore/resources.js';
 import type { Ipam } from '../ipam/index.js';
 import { blockAllocations, affinityNode } from '../ipam/block.js';
 import type { AnyRes, IpamPort, ResKind, ResourcesPort, BlockInfo } from './ports.js';

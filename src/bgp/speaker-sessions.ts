@@ -1,7 +1,7 @@
 // The speaker's TCP transport: session.ts's BgpSession (FSM, sockets, TCP-MD5/GTSM, collision
 // detection) and BgpListener, adapted to the PeerSession port the speaker codes against.
 import { EventEmitter } from 'node:events';
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { BgpListener, BgpSession, type DownEvent } from './session.js';
 import type { Negotiated } from './negotiate.js';
 import type { PeerSession, PeerSessionEvents, SessionFactory, SessionParams } from './speaker-types.js';

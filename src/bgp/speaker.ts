@@ -473,7 +473,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       else this.withdrawList(p, m.nlri);
     }
     const mp = a.mpReach;
-    if (mp && mp.nlri.count && mp.safi === 1) {
+    if (mp?.nlri.count && mp.safi === 1) {
       const set = this.importSet(p, a, { nextHop: mp.nextHop, ...(mp.linkLocal ? { linkLocal: mp.linkLocal } : {}) }, undefined);
       if (set) this.announceList(p, mp.nlri, set);
       else this.withdrawList(p, mp.nlri);

@@ -67,7 +67,7 @@ export function natOutgoingScript(pools: readonly NatPool[]): string {
     out.push(`table ${family} ${NAT_TABLE}`, `delete table ${family} ${NAT_TABLE}`);
     if (masq.length) out.push(tableFor(family, [...new Set(all)], [...new Set(masq)]));
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 function runNft(script: string, opts: NatOptions): void {

@@ -23,5 +23,5 @@ export function workloadIfName(namespace: string, pod: string): string {
 }
 
 export function isWorkloadIfName(name: string | undefined): boolean {
-  return name !== undefined && name.startsWith(WORKLOAD_IF_PREFIX);
+  return name?.startsWith(WORKLOAD_IF_PREFIX) ?? false;
 }

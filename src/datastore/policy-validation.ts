@@ -124,7 +124,8 @@ export function checkRules(c: Checker, spec: Obj, k: 'ingress' | 'egress', opts:
     const action = c.oneOf(r, 'action', p, ['Allow', 'Deny', 'Log', 'Pass'] as const);
     if (action === 'Pass' && !opts.pass) c.add(`${p}action Pass is only meaningful in a policy, not in a Profile`);
     if (action) out.action = action;
-    const ipVersion = r.ipVersion === undefined || r.ipVersion === null ? undefined : r.ipVersion === 4 || r.ipVersion === 6 ? r.ipVersion : (c.add(`${p}ipVersion ${show(r.ipVersion)} must be 4 or 6`), undefined);
+    const ipVersion = r.ipVersion === 4 || r.ipVersion === 6 ? r.ipVersion : undefined;
+    if (r.ipVersion !== undefined && r.ipVersion !== null && ipVersion === undefined) c.add(`${p}ipVersion ${show(r.ipVersion)} must be 4 or 6`);
     if (ipVersion) out.ipVersion = ipVersion;
     const proto = protocol(c, r, 'protocol', p);
     if (proto !== undefined) out.protocol = proto;
@@ -185,7 +186,7 @@ function checkPolicy(c: Checker, spec: Obj, global: boolean): Obj {
   const egress = checkRules(c, spec, 'egress', { pass: true });
   const typesIn = c.array(spec, 'types', 'spec.');
   let types: string[];
-  if (typesIn && typesIn.length) {
+  if (typesIn?.length) {
     types = [];
     typesIn.forEach((t, i) => {
       const hit = ['Ingress', 'Egress'].find((a) => typeof t === 'string' && a.toLowerCase() === t.toLowerCase());
@@ -238,7 +239,11 @@ export function checkWorkloadEndpoint(c: Checker, _name: string, spec: Obj): Obj
   nets(c, spec, 'ipNetworks', 'spec.', ipn, new Set());
   out.ipNetworks = ipn.ipNetworks ?? [];
   const profiles = c.array(spec, 'profiles', 'spec.');
-  out.profiles = (profiles ?? []).filter((p, i) => (typeof p === 'string' && p !== '') || (c.add(`spec.profiles[${i}] must be a profile name`), false));
+  out.profiles = (profiles ?? []).filter((p, i) => {
+    if (typeof p === 'string' && p !== '') return true;
+    c.add(`spec.profiles[${i}] must be a profile name`);
+    return false;
+  });
   const pl = c.array(spec, 'ports', 'spec.');
   if (pl) {
     out.ports = pl.map((p, i) => {

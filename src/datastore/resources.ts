@@ -11,7 +11,7 @@ import {
   type Datastore, type KVPair, type WatchEvent,
 } from './types.js';
 import {
-  API_VERSION, KINDS, ValidationError, validateDocument,
+  type API_VERSION, KINDS, ValidationError, validateDocument,
   type AnyResource, type ResourceKind, type ResourceMeta,
 } from './validation.js';
 

@@ -3,7 +3,7 @@
 // Every problem in a document is collected before throwing, so a user fixes a file in one pass.
 // Pure: no datastore access (cross-resource checks such as pool overlap live in resources.ts).
 import { parseCidr, cidrsOverlap, formatCidr, formatIp, formatIpWithPrefix, tryParseIp, type Cidr } from '../common/ip.js';
-import { parseSelector, SelectorError } from './selector.js';
+import { parseSelector, type SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import { echo } from '../common/echo.js';

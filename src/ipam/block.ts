@@ -61,7 +61,7 @@ export class AddressInUse extends Error {
 
 export const hostAffinity = (node: string): string => `host:${node}`;
 export const affinityNode = (affinity: string | null): string | null =>
-  affinity && affinity.startsWith('host:') ? affinity.slice(5) : null;
+  affinity?.startsWith('host:') ? affinity.slice(5) : null;
 
 /** A fresh block with every ordinal free, in order. */
 export function newBlock(cidr: Cidr, node: string | null, now: Date = new Date()): BlockValue {

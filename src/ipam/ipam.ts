@@ -211,10 +211,10 @@ export class Ipam {
   }
 
   private async eligiblePools(all: PoolInfo[], family: Family, node: string, requested?: string[]): Promise<PoolInfo[]> {
-    const candidates = requested && requested.length
+    const candidates = requested?.length
       ? resolveRequestedPools(all, requested, family)
       : all.filter((p) => p.family === family);
-    if (requested && requested.length && candidates.length === 0) return [];
+    if (requested?.length && candidates.length === 0) return [];
     const needsLabels = candidates.some((p) => !['', 'all()'].includes(p.nodeSelector.trim()));
     const labels = needsLabels ? (await this.pools.nodeLabels(node)) ?? {} : {};
     return poolsForNode(candidates, family, labels);

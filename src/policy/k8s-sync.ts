@@ -11,7 +11,7 @@ import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../common/log.js';
 import {
-  ResourceStore, ResourceConflict, ResourceExists, workloadEndpointName, namespaceProfileName,
+  type ResourceStore, ResourceConflict, ResourceExists, workloadEndpointName, namespaceProfileName,
   NAMESPACE_LABEL, ORCHESTRATOR_LABEL, NAMESPACE_LABEL_PREFIX,
   type Profile, type WorkloadEndpoint, type EndpointPort,
 } from '../datastore/resources.js';

@@ -25,7 +25,7 @@ const want = (x: string): boolean => {
   const kind = ['resident', 'fallback'].includes(x) ? ['resident', 'fallback'] : ['file', 'etcd'];
   return only.includes(x) || !only.some((o) => kind.includes(o));
 };
-const tag = `tb${process.pid}`.slice(0, 9) + 'k';
+const tag = `${`tb${process.pid}`.slice(0, 9)}k`;
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);

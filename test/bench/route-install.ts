@@ -58,8 +58,8 @@ async function benchIp(n: number, ns: Ns): Promise<Measure> {
     const delFile = path.join(dir, 'del');
     const lines: string[] = [];
     for (let i = 0; i < n; i++) lines.push(`route add ${prefix(i)} via 172.30.0.2 dev vA proto ${RTPROT_TABBY}`);
-    fs.writeFileSync(addFile, lines.join('\n') + '\n');
-    fs.writeFileSync(delFile, lines.map((l) => l.replace('route add', 'route del')).join('\n') + '\n');
+    fs.writeFileSync(addFile, `${lines.join('\n')}\n`);
+    fs.writeFileSync(delFile, `${lines.map((l) => l.replace('route add', 'route del')).join('\n')}\n`);
     let c0 = childCpu();
     let t0 = process.hrtime.bigint();
     execFileSync('ip', ['-n', ns.name, '-batch', addFile]);

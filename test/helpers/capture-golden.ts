@@ -6,7 +6,7 @@
 // shut the session down administratively (birdc disable / gobgp neighbor … disable) so its
 // NOTIFICATION is captured too. Each message is written as one hex line into <daemon>-<name>.hex.
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Framer } from '../../src/bgp/codec/framer.js';

@@ -150,7 +150,6 @@ export function encodeCapability(c: Capability): Buffer {
   const parts: number[] = [];
   const put16 = (v: number): void => void parts.push((v >>> 8) & 0xff, v & 0xff);
   const put32 = (v: number): void => void parts.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-  let value: Buffer;
   switch (c.kind) {
     case 'multiprotocol': put16(c.afi); parts.push(0, c.safi); break;
     case 'extended-next-hop': for (const e of c.entries) { put16(e.afi); put16(e.safi); put16(e.nextHopAfi); } break;
@@ -168,7 +167,7 @@ export function encodeCapability(c: Capability): Buffer {
     }
     default: break;
   }
-  value = c.kind === 'unknown' ? c.value : Buffer.from(parts);
+  const value = c.kind === 'unknown' ? c.value : Buffer.from(parts);
   return Buffer.concat([Buffer.from([capabilityCode(c), value.length]), value]);
 }
 

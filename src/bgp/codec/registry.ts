@@ -27,7 +27,7 @@ function findRegistry(): string {
     if (fs.existsSync(f)) return f;
     dir = path.dirname(dir);
   }
-  throw new Error('proto/bgp/registry.json not found above ' + fileURLToPath(import.meta.url));
+  throw new Error(`proto/bgp/registry.json not found above ${fileURLToPath(import.meta.url)}`);
 }
 
 export const REGISTRY: Readonly<Registry> = Object.freeze(JSON.parse(fs.readFileSync(findRegistry(), 'utf8')) as Registry);

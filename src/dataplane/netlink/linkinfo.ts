@@ -2,7 +2,7 @@
 // Byte-for-byte what iproute2 6.1 `ip -d link add …` sends for the same options (golden vectors and
 // how they were captured: proto/netlink/). Attribute order mirrors iproute2 so the vectors compare.
 import { IFLA, IFLA_INFO, IFLA_IPTUN, IFLA_VXLAN, VETH_INFO } from './constants.js';
-import { NlWriter, ipBytes, macBytes } from './wire.js';
+import { type NlWriter, ipBytes, macBytes } from './wire.js';
 
 export interface VethPeer {
   name: string;

@@ -3,7 +3,7 @@
 import {
   AF, IFA, IFF, IFLA, IFLA_INFO, NDA, RTA, RTN, RTNH_F, RT_SCOPE, RT_TABLE, RTPROT,
 } from './constants.js';
-import { NlWriter, attrMap, cString, forEachAttr, ipBytes, ipText, macBytes, macText } from './wire.js';
+import { type NlWriter, attrMap, cString, forEachAttr, ipBytes, ipText, macBytes, macText } from './wire.js';
 import { writeIfinfomsg, writeLinkAttrs, writeLinkInfo, type LinkInfo } from './linkinfo.js';
 
 export type Family = 4 | 6;
@@ -199,7 +199,7 @@ export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string
   if (r.prefsrc) w.attrIp(RTA.PREFSRC, r.prefsrc);
   if (r.gateway) w.attrIp(RTA.GATEWAY, r.gateway);
   if (r.oif !== undefined) w.attrU32(RTA.OIF, r.oif);
-  if (r.multipath && r.multipath.length) {
+  if (r.multipath?.length) {
     const mp = w.beginAttr(RTA.MULTIPATH);
     for (const nh of r.multipath) {
       // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex } + attrs

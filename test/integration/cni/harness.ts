@@ -120,7 +120,7 @@ export function pingFrom(ns: string, target: string, timeoutS = 1): Promise<bool
   });
 }
 
-export const containerIdOf = (tag: string, i: number | string): string => `${tag}c${i}`.replace(/[^A-Za-z0-9]/g, '') + '0123456789abcdef';
+export const containerIdOf = (tag: string, i: number | string): string => `${`${tag}c${i}`.replace(/[^A-Za-z0-9]/g, '')}0123456789abcdef`;
 
 /** Make 127.0.0.1:`port` of this (root) namespace reachable as 127.0.0.1:`port` inside netns `ns`: a relay
  *  inside the netns forwards to a unix socket (the filesystem is shared), served here by a relay to the port.

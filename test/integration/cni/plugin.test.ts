@@ -15,7 +15,7 @@ import {
   PLUGIN, PORTMAP, bridgeLoopbackPort, cniEnv, containerIdOf, ip, isRoot, makeNode, pingFrom, runPlugin, type NodeEnv, type PluginRun,
 } from './harness.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10) + 'c';
+const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}c`;
 const skip = !isRoot() ? 'needs root (network namespaces)' : !fs.existsSync(PORTMAP) ? `${PORTMAP} missing (Debian containernetworking-plugins)` : false;
 const POD_COUNT = 20;
 const quiet = { info() {}, warn() {}, error() {} };

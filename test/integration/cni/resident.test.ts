@@ -18,7 +18,7 @@ import {
   type AgentProc, type NodeEnv, type PluginRun,
 } from './harness.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10) + 'r';
+const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}r`;
 const skip = !isRoot() ? 'needs root (network namespaces, the root-only socket)'
   : !fs.existsSync(path.join(REPO, CLIENT_PATH)) ? `${CLIENT_PATH} not built (npm ci builds it with the native addon)` : false;
 const quiet = { info() {}, warn() {}, error() {} };

@@ -73,7 +73,7 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
 
   t.test('pod to pod over VXLAN', async (t) => {
     const before = txPackets(n1.name, 'vxlan.calico');
-    t.ok(ping(pods[0]!.name + '', '10.66.2.2'), 'pod 1 → pod 2');
+    t.ok(ping(`${pods[0]!.name}`, '10.66.2.2'), 'pod 1 → pod 2');
     t.ok(txPackets(n1.name, 'vxlan.calico') > before, 'the packets went out through vxlan.calico');
   });
 

@@ -24,6 +24,7 @@ const debSkip = built || (process.getuid?.() !== 0 ? 'needs root (dpkg -i)'
   : sh('dpkg-deb', ['--version']).status !== 0 ? 'dpkg-deb is not installed'
   : sh('dpkg', ['-s', 'tabby']).status === 0 ? 'a tabby package is already installed on this machine (the test would replace it)'
   : fs.existsSync('/opt/tabby') ? '/opt/tabby exists (a make install on this machine; the test would collide with it)'
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
   : sh('dpkg-query', ['-W', '-f=${Status} ${Version}', 'nodejs']).stdout.startsWith('install ok installed') ? false
   : 'node is not from a Debian package here (the package depends on nodejs >= 20.19)');
 

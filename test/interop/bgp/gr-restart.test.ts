@@ -82,5 +82,5 @@ t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes
   t.same([...birdMissing], [], 'BIRD never lost the re-announced routes');
   t.equal(helper.peers()[0]!.prefixesStale, 0, 'no stale route left at the helper');
   t.ok(lines.some((l) => l.event === 'best' && l.prefix === '10.122.0.0/24'), 'the restarted speaker learned BIRD\'s route again');
-  t.match(await bird.birdc('show route all ' + KEEP[0]), /via 10\.69\.0\.1/, 'BIRD: route via the restarted speaker');
+  t.match(await bird.birdc(`show route all ${KEEP[0]}`), /via 10\.69\.0\.1/, 'BIRD: route via the restarted speaker');
 });

@@ -5,7 +5,7 @@ import t from 'tap';
 import { BgpListener, BgpSession } from '../../../src/bgp/session.js';
 import type { State } from '../../../src/bgp/fsm.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
-import { isRoot, makeNsPair, waitFor } from '../../helpers/netns.js';
+import { isRoot, makeNsPair, } from '../../helpers/netns.js';
 
 const skip = !isRoot() ? 'needs root (netns)' : !haveBird() ? 'needs bird2 (bird, birdc)' : false;
 

@@ -124,7 +124,7 @@ t.test('ADD-PATH path identifiers (RFC 7911)', async (t) => {
 
 t.test('KEEPALIVE, NOTIFICATION, ROUTE-REFRESH round-trip', async (t) => {
   t.same(rt({ type: 'keepalive' }), { type: 'keepalive' });
-  t.equal(hex(encodeKeepalive()), 'ff'.repeat(16) + '001304');
+  t.equal(hex(encodeKeepalive()), `${'ff'.repeat(16)}001304`);
   const n: BgpMessage = { type: 'notification', code: 6, subcode: 2, data: Buffer.from('0573687574', 'hex') };
   t.same(norm(rt(n)), norm(n));
   for (const subtype of [0, 1, 2]) t.same(rt({ type: 'route-refresh', afi: 2, safi: 1, subtype }), { type: 'route-refresh', afi: 2, safi: 1, subtype });
@@ -245,7 +245,7 @@ t.test('UPDATE errors (RFC 4271 §6.3, RFC 7606)', async (t) => {
   tw([...good, 0xc0, 8, 3, 0, 0, 1], 5, 'c00803000001', 'COMMUNITIES length 3');
   tw([...good, 0xc0, 7, 5, 0, 1, 1, 2, 3], 5, 'c0070500010102 03'.replace(' ', ''), 'AGGREGATOR length 5', 'attribute-discard');
   tw([...good, 0x40, 6, 1, 0], 5, '40060100', 'ATOMIC_AGGREGATE length 1', 'attribute-discard');
-  tw([...good, 0xc0, 32, 11, ...Array(11).fill(0)], 5, 'c0200b' + '00'.repeat(11), 'LARGE_COMMUNITY length 11');
+  tw([...good, 0xc0, 32, 11, ...Array(11).fill(0)], 5, `c0200b${'00'.repeat(11)}`, 'LARGE_COMMUNITY length 11');
   // NLRI without any attribute at all
   const n = decodeMessage(frame(2, body([], [], [8, 10])), AS4_CAPS) as UpdateMessage;
   t.equal(n.treatAsWithdraw, true, 'NLRI with no attributes → treat-as-withdraw');
@@ -254,7 +254,7 @@ t.test('UPDATE errors (RFC 4271 §6.3, RFC 7606)', async (t) => {
   t.equal(r.attrs?.med, 1);
   t.notOk(r.errors, 'no error for a repeated MED');
   // notificationFor gives the exact bytes
-  t.equal(hex(notificationFor(new BgpMessageError(3, 6, Buffer.from([0x40, 1, 1, 3])))), 'ff'.repeat(16) + '00190303064001010' + '3');
+  t.equal(hex(notificationFor(new BgpMessageError(3, 6, Buffer.from([0x40, 1, 1, 3])))), `${'ff'.repeat(16)}001903030640010103`);
 });
 
 function rnd(n: number): number {

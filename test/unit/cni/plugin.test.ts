@@ -1,7 +1,7 @@
 import t from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.js';
-import { parseNetConf, parseCniEnv, parseCniArgs, CNI_ERR, CniError } from '../../../src/cni/netconf.js';
+import { parseNetConf, parseCniEnv, parseCniArgs, CNI_ERR, type CniError } from '../../../src/cni/netconf.js';
 import { runCommand, hostIfNameFor, type PluginDeps, type Wiring, type WireRequest } from '../../../src/cni/plugin.js';
 import { nullLogger } from '../../../src/cni/logger.js';
 import { buildConflist, parseInstallConfig } from '../../../src/cni/install.js';
