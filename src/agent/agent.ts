@@ -23,8 +23,20 @@ import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
 import type {
-  AddressPort, BfdPort, BgpConfigRes, BgpFilterRes, BgpPeerRes, BlockInfo, DataplanePort, IpamPort, NodeRes, PoolRes, ResourcesPort,
-  SpeakerOptions, SpeakerPeerConfig, SpeakerPort,
+  AddressPort,
+  BfdPort,
+  BgpConfigRes,
+  BgpFilterRes,
+  BgpPeerRes,
+  BlockInfo,
+  DataplanePort,
+  IpamPort,
+  NodeRes,
+  PoolRes,
+  ResourcesPort,
+  SpeakerOptions,
+  SpeakerPeerConfig,
+  SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
 import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
@@ -77,8 +89,14 @@ export interface AgentTiming {
 }
 
 const DEFAULT_TIMING: AgentTiming = {
-  resyncDebounceMs: 100, periodicResyncMs: 30_000, probeIntervalMs: 2_000, probeTimeoutMs: 1_500,
-  convergeDeadlineMs: 30_000, convergeQuietMs: 2_000, routeDebounceMs: 20, secretPollMs: 2_000,
+  resyncDebounceMs: 100,
+  periodicResyncMs: 30_000,
+  probeIntervalMs: 2_000,
+  probeTimeoutMs: 1_500,
+  convergeDeadlineMs: 30_000,
+  convergeQuietMs: 2_000,
+  routeDebounceMs: 20,
+  secretPollMs: 2_000,
 };
 
 interface Snapshot {
@@ -155,8 +173,12 @@ export class Agent extends EventEmitter implements StatusSource {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.convergeDeadline = Date.now() + this.timing.convergeDeadlineMs;
     this.dsWatch = new DatastoreWatch({
-      ds: deps.ds, prefixes: [RESOURCES_PREFIX, IPAM_PREFIX], logger: this.logger, onChange: () => this.scheduleResync(),
-      probeIntervalMs: this.timing.probeIntervalMs, probeTimeoutMs: this.timing.probeTimeoutMs,
+      ds: deps.ds,
+      prefixes: [RESOURCES_PREFIX, IPAM_PREFIX],
+      logger: this.logger,
+      onChange: () => this.scheduleResync(),
+      probeIntervalMs: this.timing.probeIntervalMs,
+      probeTimeoutMs: this.timing.probeTimeoutMs,
     });
     deps.bfd?.on('state', (e) => {
       // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer. A peer
@@ -167,10 +189,17 @@ export class Agent extends EventEmitter implements StatusSource {
       }
       this.emit('peers');
     });
-    this.secrets = new SecretStore({ dir: this.cfg.secretsDir, pollMs: this.timing.secretPollMs, logger: this.logger, onChange: () => this.scheduleResync() });
+    this.secrets = new SecretStore({
+      dir: this.cfg.secretsDir,
+      pollMs: this.timing.secretPollMs,
+      logger: this.logger,
+      onChange: () => this.scheduleResync(),
+    });
   }
 
-  get isRouteReflector(): boolean { return this.cfg.mode === 'route-reflector'; }
+  get isRouteReflector(): boolean {
+    return this.cfg.mode === 'route-reflector';
+  }
 
   // ---------------------------------------------------------------- start-up
   async start(): Promise<void> {
@@ -228,7 +257,10 @@ export class Agent extends EventEmitter implements StatusSource {
     this.dsWatch.start();
     this.secrets.start();
     this.every(this.timing.periodicResyncMs, () => this.scheduleResync());
-    this.every(500, () => { this.lastTick = Date.now(); this.checkConverged(); });
+    this.every(500, () => {
+      this.lastTick = Date.now();
+      this.checkConverged();
+    });
     this.logger.info({ mode: this.cfg.mode, asn: this.asn, routerId: this.routerId }, 'tabby-node started');
   }
 
@@ -245,7 +277,8 @@ export class Agent extends EventEmitter implements StatusSource {
       const node = desiredNode(cur, this.cfg, { ipv4: this.address4, ipv6: this.address6 });
       if (cur && JSON.stringify(cur) === JSON.stringify(node)) return;
       try {
-        if (cur) await resources.update(node); else await resources.create(node);
+        if (cur) await resources.update(node);
+        else await resources.create(node);
         this.logger.info({ ipv4: node.spec.bgp?.ipv4Address, ipv6: node.spec.bgp?.ipv6Address }, cur ? 'Node updated' : 'Node created');
         return;
       } catch (e) {
@@ -258,9 +291,15 @@ export class Agent extends EventEmitter implements StatusSource {
     for (const pool of defaultPools(this.cfg, await this.deps.resources.list<PoolRes>('IPPool'), this.kernelHasIpip)) {
       try {
         await this.deps.resources.create(pool);
-        this.logger.info({ pool: pool.metadata.name, cidr: pool.spec.cidr, ipipMode: pool.spec.ipipMode, vxlanMode: pool.spec.vxlanMode }, 'created the default pool');
+        this.logger.info(
+          { pool: pool.metadata.name, cidr: pool.spec.cidr, ipipMode: pool.spec.ipipMode, vxlanMode: pool.spec.vxlanMode },
+          'created the default pool',
+        );
         if (pool.metadata.name === 'default-ipv4-ippool' && fitToKernel(this.cfg.ipv4Pool, this.kernelHasIpip).switched) {
-          this.logger.warn({ pool: pool.metadata.name }, 'this kernel has no ipip support and neither CALICO_IPV4POOL_IPIP nor CALICO_IPV4POOL_VXLAN is set: the default pool uses VXLAN (vxlanMode Always) instead of IPIP');
+          this.logger.warn(
+            { pool: pool.metadata.name },
+            'this kernel has no ipip support and neither CALICO_IPV4POOL_IPIP nor CALICO_IPV4POOL_VXLAN is set: the default pool uses VXLAN (vxlanMode Always) instead of IPIP',
+          );
         }
       } catch (e) {
         if (!isExists(e)) throw e; // another node created it first: fine
@@ -281,7 +320,8 @@ export class Agent extends EventEmitter implements StatusSource {
         this.blockError = undefined;
       } catch (e) {
         if (isDatastoreDown(e)) throw e;
-        if (this.blockError !== msg(e)) this.logger.warn({ err: msg(e), family: fam }, 'cannot claim an affine block (will retry on the next resync)');
+        if (this.blockError !== msg(e))
+          this.logger.warn({ err: msg(e), family: fam }, 'cannot claim an affine block (will retry on the next resync)');
         this.blockError = msg(e);
       }
     }
@@ -292,25 +332,47 @@ export class Agent extends EventEmitter implements StatusSource {
     const ipam = this.deps.ipam;
     if (!dp || !ipam) return;
     const pools = this.snapshot.pools.filter((p) => !p.spec.disabled);
-    const ipipPools = pools.filter((p) => mode(p.spec.ipipMode) !== 'Never' && mode(p.spec.vxlanMode) === 'Never' && parseCidr(p.spec.cidr).family === 4);
+    const ipipPools = pools.filter(
+      (p) => mode(p.spec.ipipMode) !== 'Never' && mode(p.spec.vxlanMode) === 'Never' && parseCidr(p.spec.cidr).family === 4,
+    );
     const vxlanPools = pools.filter((p) => mode(p.spec.vxlanMode) !== 'Never' && parseCidr(p.spec.cidr).family === 4);
     let nodeChanged = false;
     const nodePatch: { ipip?: string; vxlanAddr?: string; vxlanMac?: string } = {};
     if (ipipPools.length && this.kernelHasIpip && !this.tunnels.ipip) {
-      const addr = await ipam.tunnelAddress(this.cfg.nodeName, 'ipip', ipipPools.map((p) => p.spec.cidr)).catch((e: unknown) => { this.logger.warn({ err: msg(e) }, 'no IPIP tunnel address'); return undefined; });
+      const addr = await ipam
+        .tunnelAddress(
+          this.cfg.nodeName,
+          'ipip',
+          ipipPools.map((p) => p.spec.cidr),
+        )
+        .catch((e: unknown) => {
+          this.logger.warn({ err: msg(e) }, 'no IPIP tunnel address');
+          return undefined;
+        });
       await dp.ensureIpipTunnel(addr ? { address: addr } : {});
       this.tunnels.ipip = true;
       this.tunnels.ipipAddr = addr;
-      if (addr) { nodePatch.ipip = addr; nodeChanged = true; }
+      if (addr) {
+        nodePatch.ipip = addr;
+        nodeChanged = true;
+      }
       this.logger.info({ address: addr }, 'IPIP tunnel tunl0 ready');
     }
     if (vxlanPools.length && !this.tunnels.vxlan && this.address4) {
-      const addr = await ipam.tunnelAddress(this.cfg.nodeName, 'vxlan', vxlanPools.map((p) => p.spec.cidr));
+      const addr = await ipam.tunnelAddress(
+        this.cfg.nodeName,
+        'vxlan',
+        vxlanPools.map((p) => p.spec.cidr),
+      );
       const mac = dp.vxlanMacForNode(this.cfg.nodeName);
       await dp.ensureVxlanTunnel({ localIp: ipOf(this.address4), mac, ...(addr ? { address: addr } : {}) });
       this.tunnels.vxlan = true;
       this.tunnels.vxlanAddr = addr;
-      if (addr) { nodePatch.vxlanAddr = addr; nodePatch.vxlanMac = mac; nodeChanged = true; }
+      if (addr) {
+        nodePatch.vxlanAddr = addr;
+        nodePatch.vxlanMac = mac;
+        nodeChanged = true;
+      }
       this.logger.info({ address: addr, mac }, 'VXLAN tunnel vxlan.calico ready');
     }
     if (!nodeChanged) return;
@@ -322,7 +384,12 @@ export class Agent extends EventEmitter implements StatusSource {
       if (nodePatch.vxlanAddr) node.spec.ipv4VXLANTunnelAddr = nodePatch.vxlanAddr;
       if (nodePatch.vxlanMac) node.spec.vxlanTunnelMACAddr = nodePatch.vxlanMac;
       if (JSON.stringify(cur) === JSON.stringify(node)) return;
-      try { await this.deps.resources.update(node); return; } catch (e) { if (attempt >= 5 || !isRetryable(e)) throw e; }
+      try {
+        await this.deps.resources.update(node);
+        return;
+      } catch (e) {
+        if (attempt >= 5 || !isRetryable(e)) throw e;
+      }
     }
   }
 
@@ -335,9 +402,10 @@ export class Agent extends EventEmitter implements StatusSource {
     }
     this.asn = this.cfg.asNumber ?? self?.spec.bgp?.asNumber ?? globalAsn;
     this.listenPort = c?.listenPort ?? 179;
-    this.routerId = this.cfg.routerId === 'hash' || (!this.cfg.routerId && !this.address4)
-      ? hashRouterId(this.cfg.nodeName)
-      : this.cfg.routerId ?? ipOf(this.address4!);
+    this.routerId =
+      this.cfg.routerId === 'hash' || (!this.cfg.routerId && !this.address4)
+        ? hashRouterId(this.cfg.nodeName)
+        : (this.cfg.routerId ?? ipOf(this.address4!));
   }
 
   private async startSpeaker(): Promise<void> {
@@ -352,7 +420,8 @@ export class Agent extends EventEmitter implements StatusSource {
         if (!table) return;
         for (let i = 0; i < c.count; i++) {
           const nh = c.nextHop(i);
-          if (nh) table.update(c.prefix(i), nh, c.source(i)); else table.remove(c.prefix(i));
+          if (nh) table.update(c.prefix(i), nh, c.source(i));
+          else table.remove(c.prefix(i));
         }
       });
     } else {
@@ -365,8 +434,14 @@ export class Agent extends EventEmitter implements StatusSource {
         this.lastRouteChange = Date.now();
       });
     }
-    sp.onPeerChange(() => { this.checkConverged(); this.emit('peers'); });
-    sp.onEndOfRib?.((ev) => { this.endOfRib.add(ev.address); this.checkConverged(); });
+    sp.onPeerChange(() => {
+      this.checkConverged();
+      this.emit('peers');
+    });
+    sp.onEndOfRib?.((ev) => {
+      this.endOfRib.add(ev.address);
+      this.checkConverged();
+    });
     sp.onSessionEvent?.((ev) => this.history.record(ev));
     this.speaker = sp;
     this.peerConfigs.clear();
@@ -387,7 +462,10 @@ export class Agent extends EventEmitter implements StatusSource {
 
   /** Re-read the datastore and reconcile everything (serialised; a request during a run runs once more after it). */
   async resync(): Promise<void> {
-    if (this.resyncRunning) { this.resyncAgain = true; return this.resyncRunning; }
+    if (this.resyncRunning) {
+      this.resyncAgain = true;
+      return this.resyncRunning;
+    }
     this.resyncRunning = (async () => {
       do {
         this.resyncAgain = false;
@@ -408,14 +486,19 @@ export class Agent extends EventEmitter implements StatusSource {
           else this.logger.error({ err: msg(e) }, 'resync failed');
         }
       } while (this.resyncAgain && !this.stopped);
-    })().finally(() => { this.resyncRunning = undefined; });
+    })().finally(() => {
+      this.resyncRunning = undefined;
+    });
     return this.resyncRunning;
   }
 
   private async readSnapshot(): Promise<void> {
     const r = this.deps.resources;
     const [nodes, pools, peers, bgpConfigs, filters] = await Promise.all([
-      r.list<NodeRes>('Node'), r.list<PoolRes>('IPPool'), r.list<BgpPeerRes>('BGPPeer'), r.list<BgpConfigRes>('BGPConfiguration'),
+      r.list<NodeRes>('Node'),
+      r.list<PoolRes>('IPPool'),
+      r.list<BgpPeerRes>('BGPPeer'),
+      r.list<BgpConfigRes>('BGPConfiguration'),
       r.list<BgpFilterRes>('BGPFilter'),
     ]);
     let blocks: BlockInfo[] = [];
@@ -435,7 +518,10 @@ export class Agent extends EventEmitter implements StatusSource {
     this.applyBgpConfig();
     if (!this.speaker) return;
     if (before.asn === this.asn && before.routerId === this.routerId && before.port === this.listenPort) return;
-    this.logger.info({ before, now: { asn: this.asn, routerId: this.routerId, port: this.listenPort } }, 'BGP identity changed: restarting the speaker');
+    this.logger.info(
+      { before, now: { asn: this.asn, routerId: this.routerId, port: this.listenPort } },
+      'BGP identity changed: restarting the speaker',
+    );
     await this.speaker.stop({ graceful: false });
     this.routeTable?.clear();
     await this.startSpeaker();
@@ -453,7 +539,11 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private selfPeerNode(): PeerNode {
-    const self: PeerNode = { name: this.cfg.nodeName, labels: this.snapshot.nodes.find((n) => n.metadata.name === this.cfg.nodeName)?.metadata.labels ?? this.cfg.labels, asNumber: this.asn };
+    const self: PeerNode = {
+      name: this.cfg.nodeName,
+      labels: this.snapshot.nodes.find((n) => n.metadata.name === this.cfg.nodeName)?.metadata.labels ?? this.cfg.labels,
+      asNumber: this.asn,
+    };
     if (this.address4) self.ipv4 = ipOf(this.address4);
     if (this.address6) self.ipv6 = ipOf(this.address6);
     if (this.cfg.rrClusterId) self.rrClusterId = this.cfg.rrClusterId;
@@ -470,10 +560,16 @@ export class Agent extends EventEmitter implements StatusSource {
     const c = this.snapshot.bgpConfig?.spec;
     const peerRes: PeerResource[] = this.snapshot.peers.map(peerResourceOf);
     const selector: SelectorMatch = (sel, labels) => {
-      try { return this.deps.selector(sel, labels); } catch (e) { this.logger.warn({ selector: sel, err: msg(e) }, 'bad selector: matches nothing'); return false; }
+      try {
+        return this.deps.selector(sel, labels);
+      } catch (e) {
+        this.logger.warn({ selector: sel, err: msg(e) }, 'bad selector: matches nothing');
+        return false;
+      }
     };
     const bgpCfg: Parameters<typeof computePeers>[3] = { asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true };
-    if (c?.nodeMeshPassword !== undefined) bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
+    if (c?.nodeMeshPassword !== undefined)
+      bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
     const meshMrt = restartTimeSeconds(c?.nodeMeshMaxRestartTime);
     if (c?.nodeMeshBFD) bgpCfg.nodeMeshBFD = bfdTimersOf(c.nodeMeshBFD);
     if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = meshMrt;
@@ -495,15 +591,24 @@ export class Agent extends EventEmitter implements StatusSource {
     for (const p of desired) {
       const nh = nextHopFlags(p.nextHopMode, p.keepOriginalNextHop);
       const pc: SpeakerPeerConfig = {
-        address: p.address, asn: p.asn, passive: p.passive, routeReflectorClient: p.routeReflectorClient,
-        keepOriginalNextHop: nh.keepOriginalNextHop, families: [p.family === 4 ? 'ipv4' : 'ipv6'], description: p.source, type: p.type,
+        address: p.address,
+        asn: p.asn,
+        passive: p.passive,
+        routeReflectorClient: p.routeReflectorClient,
+        keepOriginalNextHop: nh.keepOriginalNextHop,
+        families: [p.family === 4 ? 'ipv4' : 'ipv6'],
+        description: p.source,
+        type: p.type,
       };
       if (nh.nextHopSelf) pc.nextHopSelf = true;
       if (p.localAsn !== undefined && p.localAsn !== this.asn) pc.localAsn = p.localAsn;
       if (p.filters?.length) {
         const r = resolveFilters(p.filters, this.snapshot.filters);
         pc.filters = r.filters;
-        for (const m of r.missing) policyProblems.push(`BGPPeer "${p.source}" names BGPFilter "${m}", which does not exist: every route to and from ${p.address} is rejected until it does`);
+        for (const m of r.missing)
+          policyProblems.push(
+            `BGPPeer "${p.source}" names BGPFilter "${m}", which does not exist: every route to and from ${p.address} is rejected until it does`,
+          );
       }
       if (p.localAddress) pc.localAddress = p.localAddress;
       if (p.port !== undefined) pc.port = p.port;
@@ -513,7 +618,8 @@ export class Agent extends EventEmitter implements StatusSource {
         refs.push(p.password);
         const sec = this.secrets.read(p.password);
         if (!sec.ok) {
-          if (this.heldPeers.get(p.address) !== sec.reason) this.logger.error({ peer: p.address, secret: refText(p.password) }, `${sec.reason}: not connecting to ${p.address}`);
+          if (this.heldPeers.get(p.address) !== sec.reason)
+            this.logger.error({ peer: p.address, secret: refText(p.password) }, `${sec.reason}: not connecting to ${p.address}`);
           this.heldPeers.set(p.address, sec.reason);
           if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
           continue;
@@ -526,8 +632,13 @@ export class Agent extends EventEmitter implements StatusSource {
       const key = JSON.stringify(pc);
       const prev = this.peerConfigs.get(p.address);
       if (prev === key) continue;
-      if (prev === undefined) { sp.addPeer(pc); this.logger.info({ peer: p.address, type: p.type, asn: p.asn, passive: p.passive, rrClient: p.routeReflectorClient }, 'peer added'); }
-      else { sp.updatePeer(pc); this.logger.info({ peer: p.address }, 'peer updated'); }
+      if (prev === undefined) {
+        sp.addPeer(pc);
+        this.logger.info({ peer: p.address, type: p.type, asn: p.asn, passive: p.passive, rrClient: p.routeReflectorClient }, 'peer added');
+      } else {
+        sp.updatePeer(pc);
+        this.logger.info({ peer: p.address }, 'peer updated');
+      }
       this.peerConfigs.set(p.address, key);
     }
     this.secrets.retain(refs);
@@ -545,7 +656,11 @@ export class Agent extends EventEmitter implements StatusSource {
       this.bfdProblem = want.size ? `BFD configured for ${[...want.keys()].join(', ')} but not available in this agent` : undefined;
       return;
     }
-    for (const addr of [...this.bfdPeers.keys()]) if (!want.has(addr)) { bfd.remove(addr); this.bfdPeers.delete(addr); }
+    for (const addr of [...this.bfdPeers.keys()])
+      if (!want.has(addr)) {
+        bfd.remove(addr);
+        this.bfdPeers.delete(addr);
+      }
     for (const [addr, key] of want) {
       if (this.bfdPeers.get(addr) === key) continue;
       try {
@@ -561,12 +676,21 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private routePools(): RoutePool[] {
-    return this.snapshot.pools.map((p) => ({ cidr: p.spec.cidr, ipipMode: mode(p.spec.ipipMode), vxlanMode: mode(p.spec.vxlanMode), disabled: Boolean(p.spec.disabled), ...(p.spec.disableBGPExport ? { disableBGPExport: true } : {}) }));
+    return this.snapshot.pools.map((p) => ({
+      cidr: p.spec.cidr,
+      ipipMode: mode(p.spec.ipipMode),
+      vxlanMode: mode(p.spec.vxlanMode),
+      disabled: Boolean(p.spec.disabled),
+      ...(p.spec.disableBGPExport ? { disableBGPExport: true } : {}),
+    }));
   }
 
   private scheduleRoutes(): void {
     if (this.routeTimer || this.stopped) return;
-    this.routeTimer = setTimeout(() => { this.routeTimer = undefined; void this.reconcileRoutes(); }, this.timing.routeDebounceMs);
+    this.routeTimer = setTimeout(() => {
+      this.routeTimer = undefined;
+      void this.reconcileRoutes();
+    }, this.timing.routeDebounceMs);
   }
 
   private async reconcileRoutes(): Promise<void> {
@@ -580,14 +704,21 @@ export class Agent extends EventEmitter implements StatusSource {
         for (const a of b.allocated) if (a.node === self) borrowed.push(a.ip);
       }
     }
-    const vteps = this.snapshot.nodes.filter((n) => n.metadata.name !== self && n.spec.ipv4VXLANTunnelAddr && n.spec.vxlanTunnelMACAddr && n.spec.bgp?.ipv4Address)
-      .map((n) => ({ node: n.metadata.name, address: ipOf(n.spec.bgp!.ipv4Address!), vtepIp: n.spec.ipv4VXLANTunnelAddr!, vtepMac: n.spec.vxlanTunnelMACAddr! }));
+    const vteps = this.snapshot.nodes
+      .filter((n) => n.metadata.name !== self && n.spec.ipv4VXLANTunnelAddr && n.spec.vxlanTunnelMACAddr && n.spec.bgp?.ipv4Address)
+      .map((n) => ({
+        node: n.metadata.name,
+        address: ipOf(n.spec.bgp!.ipv4Address!),
+        vtepIp: n.spec.ipv4VXLANTunnelAddr!,
+        vtepMac: n.spec.vxlanTunnelMACAddr!,
+      }));
     const input: Parameters<typeof computeRoutes>[0] = {
       pools: this.routePools(),
       ownBlocks: this.isRouteReflector ? [] : this.snapshot.ownBlocks,
       borrowed,
       learned: [],
-      remoteBlocks, vteps,
+      remoteBlocks,
+      vteps,
       kernelHasIpip: this.kernelHasIpip,
     };
     if (this.address4) input.nodeAddress4 = this.address4;
@@ -596,7 +727,15 @@ export class Agent extends EventEmitter implements StatusSource {
     const bc = this.snapshot.bgpConfig?.spec;
     if (!this.isRouteReflector && bc) {
       input.advertise = [...(bc.serviceClusterIPs ?? []), ...(bc.serviceExternalIPs ?? []), ...(bc.serviceLoadBalancerIPs ?? [])]
-        .map((x) => x.cidr).filter((c) => { try { parseCidr(c); return true; } catch { return false; } });
+        .map((x) => x.cidr)
+        .filter((c) => {
+          try {
+            parseCidr(c);
+            return true;
+          } catch {
+            return false;
+          }
+        });
     }
     const out = computeRoutes(input);
     this.routeOut = out;
@@ -604,12 +743,14 @@ export class Agent extends EventEmitter implements StatusSource {
     if (dp && !this.isRouteReflector) {
       // learned routes: only what the changed pools/addresses/blocks affect is recomputed
       const ctx = compileRouteContext(input);
-      if (this.routeTable) this.routeTable.setContext(ctx); else this.routeTable = new RouteTable(ctx, dp);
+      if (this.routeTable) this.routeTable.setContext(ctx);
+      else this.routeTable = new RouteTable(ctx, dp);
       // datastore routes (own blocks, VXLAN): a small set, diffed into the same desired state
       const next = new Map(out.routes.map((r) => [r.dst, r]));
       for (const dst of this.staticRoutes.keys()) {
         if (next.has(dst)) continue;
-        if (this.routeTable.lookup(dst)?.route) dp.setRoute(this.routeTable.lookup(dst)!.route!); // a learned route takes its place
+        if (this.routeTable.lookup(dst)?.route)
+          dp.setRoute(this.routeTable.lookup(dst)!.route!); // a learned route takes its place
         else dp.deleteRoute(dst);
       }
       for (const [dst, r] of next) if (JSON.stringify(this.staticRoutes.get(dst)) !== JSON.stringify(r)) dp.setRoute(r);
@@ -621,7 +762,11 @@ export class Agent extends EventEmitter implements StatusSource {
     // Exports (BGP originate/withdraw).
     if (this.speaker && !this.isRouteReflector) {
       const next = new Set(out.exports);
-      for (const p of this.exported) if (!next.has(p)) { this.speaker.withdraw(p); this.logger.info({ prefix: p }, 'withdrawn'); }
+      for (const p of this.exported)
+        if (!next.has(p)) {
+          this.speaker.withdraw(p);
+          this.logger.info({ prefix: p }, 'withdrawn');
+        }
       const comm = this.snapshot.bgpConfig?.spec as CommunityConfig | undefined;
       for (const p of next) {
         // BGPConfiguration prefixAdvertisements: communities on originated routes.
@@ -630,9 +775,16 @@ export class Agent extends EventEmitter implements StatusSource {
         if (this.exported.has(p) && this.exportedAttrs.get(p) === attrsKey) continue;
         const fam = p.includes(':') ? 6 : 4;
         const nh = fam === 4 ? this.address4 : this.address6;
-        this.speaker.originate(p, { ...(nh ? { nextHop: ipOf(nh) } : {}), ...(c.communities.length ? { communities: c.communities } : {}), ...(c.largeCommunities.length ? { largeCommunities: c.largeCommunities } : {}) });
+        this.speaker.originate(p, {
+          ...(nh ? { nextHop: ipOf(nh) } : {}),
+          ...(c.communities.length ? { communities: c.communities } : {}),
+          ...(c.largeCommunities.length ? { largeCommunities: c.largeCommunities } : {}),
+        });
         this.exportedAttrs.set(p, attrsKey);
-        this.logger.info({ prefix: p, ...(c.communities.length || c.largeCommunities.length ? { communities: attrsKey } : {}) }, 'originated');
+        this.logger.info(
+          { prefix: p, ...(c.communities.length || c.largeCommunities.length ? { communities: attrsKey } : {}) },
+          'originated',
+        );
       }
       for (const p of this.exportedAttrs.keys()) if (!next.has(p)) this.exportedAttrs.delete(p);
       this.exported = next;
@@ -642,7 +794,10 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private async applyDataplane(): Promise<void> {
-    if (this.applyRunning) { this.applyAgain = true; return this.applyRunning; }
+    if (this.applyRunning) {
+      this.applyAgain = true;
+      return this.applyRunning;
+    }
     this.applyRunning = (async () => {
       do {
         this.applyAgain = false;
@@ -659,12 +814,18 @@ export class Agent extends EventEmitter implements StatusSource {
           setTimeout(() => this.scheduleRoutes(), 1000).unref();
         }
         try {
-          await this.deps.dataplane!.applyNat(this.snapshot.pools.filter((p) => !p.spec.disabled).map((p) => ({ cidr: p.spec.cidr, natOutgoing: Boolean(p.spec.natOutgoing) })));
+          await this.deps.dataplane!.applyNat(
+            this.snapshot.pools
+              .filter((p) => !p.spec.disabled)
+              .map((p) => ({ cidr: p.spec.cidr, natOutgoing: Boolean(p.spec.natOutgoing) })),
+          );
         } catch (e) {
           this.logger.warn({ err: msg(e) }, 'NAT outgoing rules not applied');
         }
       } while (this.applyAgain && !this.stopped);
-    })().finally(() => { this.applyRunning = undefined; });
+    })().finally(() => {
+      this.applyRunning = undefined;
+    });
     return this.applyRunning;
   }
 
@@ -678,7 +839,10 @@ export class Agent extends EventEmitter implements StatusSource {
       done = [...this.desiredPeers.keys()].every((addr) => {
         const s = status.find((p) => p.address === addr);
         if (!s || s.state !== 'Established') return false;
-        return this.endOfRib.has(addr) || (now - s.since.getTime() >= this.timing.convergeQuietMs && now - this.lastRouteChange >= this.timing.convergeQuietMs);
+        return (
+          this.endOfRib.has(addr) ||
+          (now - s.since.getTime() >= this.timing.convergeQuietMs && now - this.lastRouteChange >= this.timing.convergeQuietMs)
+        );
       });
     }
     if (!done) return;
@@ -715,7 +879,10 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.address4 && this.deps.dataplane?.uplinkFor) this.uplink = await this.deps.dataplane.uplinkFor(ipOf(this.address4));
     await this.registerNode();
     // Exports carry the old next hop: originate them again.
-    if (this.speaker) { for (const p of this.exported) this.speaker.withdraw(p); this.exported.clear(); }
+    if (this.speaker) {
+      for (const p of this.exported) this.speaker.withdraw(p);
+      this.exported.clear();
+    }
     this.peerConfigs.clear();
     if (this.speaker) for (const addr of [...this.desiredPeers.keys()]) this.speaker.removePeer(addr);
     this.desiredPeers.clear();
@@ -731,9 +898,15 @@ export class Agent extends EventEmitter implements StatusSource {
       const held = this.heldPeers.get(d.address);
       const s = held === undefined ? live.find((p) => p.address === d.address) : undefined;
       return {
-        address: d.address, family: d.family, asn: d.asn, type: d.type,
-        state: s?.state ?? 'Idle', since: (s?.since ?? this.startedAt).toISOString(), info: held ?? s?.info ?? 'Idle',
-        prefixesReceived: s?.prefixesReceived ?? 0, prefixesAccepted: s?.prefixesAccepted ?? 0,
+        address: d.address,
+        family: d.family,
+        asn: d.asn,
+        type: d.type,
+        state: s?.state ?? 'Idle',
+        since: (s?.since ?? this.startedAt).toISOString(),
+        info: held ?? s?.info ?? 'Idle',
+        prefixesReceived: s?.prefixesReceived ?? 0,
+        prefixesAccepted: s?.prefixesAccepted ?? 0,
         ...(b ? { bfd: { state: b.state, diag: b.diag, detectionTimeMs: b.detectionTimeMs, downs: b.downs } } : {}),
         prefixesAdvertised: s?.prefixesAdvertised ?? 0,
       };
@@ -745,12 +918,17 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   readiness(): ReadinessJson {
-    const i: Parameters<typeof computeReadiness>[0] = { peers: this.peerStatus(), datastoreUp: this.dsWatch.isUp, problems: this.allProblems() };
+    const i: Parameters<typeof computeReadiness>[0] = {
+      peers: this.peerStatus(),
+      datastoreUp: this.dsWatch.isUp,
+      problems: this.allProblems(),
+    };
     if (this.dsWatch.lastError) i.datastoreError = this.dsWatch.lastError;
     if (this.starting) i.starting = this.starting;
     if (this.deps.dataplane && !this.isRouteReflector) {
       // live: the reconciler keeps programming between the agent's passes
-      i.dataplaneInSync = this.dataplaneInSync !== false && this.firstReconcileDone && this.converged && this.deps.dataplane.progress().inSync;
+      i.dataplaneInSync =
+        this.dataplaneInSync !== false && this.firstReconcileDone && this.converged && this.deps.dataplane.progress().inSync;
     }
     return computeReadiness(i);
   }
@@ -766,8 +944,14 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.address4) address.ipv4 = this.address4;
     if (this.address6) address.ipv6 = this.address6;
     return {
-      nodeName: this.cfg.nodeName, mode: this.cfg.mode, version: this.deps.version ?? 'unknown', pid: process.pid,
-      startedAt: this.startedAt.toISOString(), address, asNumber: this.asn, routerId: this.routerId,
+      nodeName: this.cfg.nodeName,
+      mode: this.cfg.mode,
+      version: this.deps.version ?? 'unknown',
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      address,
+      asNumber: this.asn,
+      routerId: this.routerId,
       peers: this.peerStatus(),
       routes: this.statusRoutes(),
       routing: this.routeFigures(),
@@ -794,8 +978,16 @@ export class Agent extends EventEmitter implements StatusSource {
     const c = this.routeTable?.counts() ?? { learned: 0, routed: 0, byReason: {} };
     const p = this.deps.dataplane && !this.isRouteReflector ? this.deps.dataplane.progress() : undefined;
     const r: NonNullable<AgentStatusJson['routing']> = {
-      learned: c.learned, routed: c.routed, noRoute: c.byReason,
-      kernel: { desired: p?.desired ?? 0, pending: p?.pending ?? 0, held: p?.held ?? 0, inSync: p?.inSync ?? false, deletesHeld: !this.converged },
+      learned: c.learned,
+      routed: c.routed,
+      noRoute: c.byReason,
+      kernel: {
+        desired: p?.desired ?? 0,
+        pending: p?.pending ?? 0,
+        held: p?.held ?? 0,
+        inSync: p?.inSync ?? false,
+        deletesHeld: !this.converged,
+      },
     };
     if (p?.lastError) r.lastError = { message: p.lastError.message, at: p.lastError.at.toISOString() };
     return r;
@@ -811,7 +1003,10 @@ export class Agent extends EventEmitter implements StatusSource {
     let bestLen = -1;
     for (const r of this.staticRoutes.values()) {
       const d = parseCidr(r.dst);
-      if (d.prefixLen > bestLen && cidrContainsCidr(d, c)) { best = r; bestLen = d.prefixLen; }
+      if (d.prefixLen > bestLen && cidrContainsCidr(d, c)) {
+        best = r;
+        bestLen = d.prefixLen;
+      }
     }
     if (best && (!learned || bestLen >= parseCidr(learned.prefix).prefixLen)) {
       return { origin: 'datastore', prefix: best.dst, nextHops: best.gateway ? [best.gateway] : [], source: '', route: { ...best } };
@@ -820,11 +1015,15 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   /** `tabbyctl bgp routes`: per-prefix report for one peer, or for every peer when none is given. */
-  bgpRoutes(peer: string | undefined, dir: 'received' | 'advertised'): { peer: string; direction: string; routes: RouteReportEntry[] }[] | { error: string } {
+  bgpRoutes(
+    peer: string | undefined,
+    dir: 'received' | 'advertised',
+  ): { peer: string; direction: string; routes: RouteReportEntry[] }[] | { error: string } {
     const sp = this.speaker;
     if (!sp?.routeReport) return { error: 'BGP is not running on this node' };
     const peers = peer ? [peer] : [...this.desiredPeers.keys()];
-    if (peer && !this.desiredPeers.has(peer)) return { error: `no BGP peer ${peer} on this node (peers: ${[...this.desiredPeers.keys()].join(', ') || 'none'})` };
+    if (peer && !this.desiredPeers.has(peer))
+      return { error: `no BGP peer ${peer} on this node (peers: ${[...this.desiredPeers.keys()].join(', ') || 'none'})` };
     return peers.map((p) => ({ peer: p, direction: dir, routes: sp.routeReport!(p, dir) ?? [] }));
   }
 
@@ -834,11 +1033,17 @@ export class Agent extends EventEmitter implements StatusSource {
 
   ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {
     const own = this.snapshot.blocks.filter((b) => b.node === this.cfg.nodeName);
-    return { blocks: own.length, addressesAllocated: own.reduce((n, b) => n + b.allocated.length, 0), addressesTotal: own.reduce((n, b) => n + b.size, 0) };
+    return {
+      blocks: own.length,
+      addressesAllocated: own.reduce((n, b) => n + b.allocated.length, 0),
+      addressesTotal: own.reduce((n, b) => n + b.size, 0),
+    };
   }
 
   /** For tests and the status: has routing converged since start? */
-  get hasConverged(): boolean { return this.converged; }
+  get hasConverged(): boolean {
+    return this.converged;
+  }
 
   // ---------------------------------------------------------------- stop
   /** graceful=true (SIGTERM): BGP sessions end so that peers keep our routes for the restart time; kernel routes stay. */

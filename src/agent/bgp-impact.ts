@@ -7,11 +7,24 @@ import type { BGPConfiguration, BGPPeer, IPPool, Node, Resource } from '../datas
 import { expectedSessions } from './cluster-check.js';
 import { clusterInputFrom, type ClusterResources } from './cluster-input.js';
 
-export interface ResourceChange { kind: Resource['kind']; name: string; /** undefined = deleted */ res?: Resource }
+export interface ResourceChange {
+  kind: Resource['kind'];
+  name: string /** undefined = deleted */;
+  res?: Resource;
+}
 
-export interface NodeImpact { node: string; added: string[]; removed: string[]; before: number; after: number }
+export interface NodeImpact {
+  node: string;
+  added: string[];
+  removed: string[];
+  before: number;
+  after: number;
+}
 
-export interface BgpImpact { nodes: NodeImpact[]; warnings: string[] }
+export interface BgpImpact {
+  nodes: NodeImpact[];
+  warnings: string[];
+}
 
 function applyChanges(r: ClusterResources, changes: readonly ResourceChange[]): ClusterResources {
   const upsert = <T extends Resource>(list: readonly T[], c: ResourceChange): T[] => {
@@ -31,7 +44,8 @@ function applyChanges(r: ClusterResources, changes: readonly ResourceChange[]): 
   return { nodes, peers, pools, blocks: r.blocks, ...(bgpConfig ? { bgpConfig } : {}) };
 }
 
-const label = (p: { address: string; peerNode?: string; type: string }): string => `${p.peerNode ? `${p.peerNode} (${p.address})` : p.address} [${p.type}]`;
+const label = (p: { address: string; peerNode?: string; type: string }): string =>
+  `${p.peerNode ? `${p.peerNode} (${p.address})` : p.address} [${p.type}]`;
 
 export function bgpImpact(current: ClusterResources, changes: readonly ResourceChange[]): BgpImpact {
   const before = clusterInputFrom(current, new Map());
@@ -49,11 +63,15 @@ export function bgpImpact(current: ClusterResources, changes: readonly ResourceC
     nodes.push({ node: name, added, removed, before: b.length, after: a.length });
     const stillThere = after.nodes.some((n) => n.name === name);
     if (stillThere && b.length > 0 && a.length === 0) {
-      warnings.push(`${name} would have no BGP session at all: its pods become unreachable from other nodes (a partition)${after.bgp.nodeToNodeMeshEnabled ? '' : ' — the mesh is off and no route reflector or BGPPeer selects it'}`);
+      warnings.push(
+        `${name} would have no BGP session at all: its pods become unreachable from other nodes (a partition)${after.bgp.nodeToNodeMeshEnabled ? '' : ' — the mesh is off and no route reflector or BGPPeer selects it'}`,
+      );
     }
   }
   if (before.bgp.nodeToNodeMeshEnabled && !after.bgp.nodeToNodeMeshEnabled && !after.nodes.some((n) => n.routeReflector)) {
-    warnings.push('the node-to-node mesh goes off and no node is a route reflector (routeReflectorClusterID): only explicit BGPPeers remain');
+    warnings.push(
+      'the node-to-node mesh goes off and no node is a route reflector (routeReflectorClusterID): only explicit BGPPeers remain',
+    );
   }
   return { nodes, warnings };
 }

@@ -17,17 +17,26 @@ export interface FilterRes {
 }
 
 const REJECT_ALL: NamedFilter['spec'] = {
-  importV4: [{ action: 'Reject' }], exportV4: [{ action: 'Reject' }], importV6: [{ action: 'Reject' }], exportV6: [{ action: 'Reject' }],
+  importV4: [{ action: 'Reject' }],
+  exportV4: [{ action: 'Reject' }],
+  importV6: [{ action: 'Reject' }],
+  exportV6: [{ action: 'Reject' }],
 };
 
 /** BGPPeer.filters → the filters in order; a missing one becomes reject-all and is listed in `missing`. */
-export function resolveFilters(names: readonly string[] | undefined, all: readonly FilterRes[]): { filters: NamedFilter[]; missing: string[] } {
+export function resolveFilters(
+  names: readonly string[] | undefined,
+  all: readonly FilterRes[],
+): { filters: NamedFilter[]; missing: string[] } {
   const filters: NamedFilter[] = [];
   const missing: string[] = [];
   for (const name of names ?? []) {
     const f = all.find((x) => x.metadata.name === name);
     if (f) filters.push({ name, spec: f.spec ?? {} });
-    else { missing.push(name); filters.push({ name, spec: REJECT_ALL }); }
+    else {
+      missing.push(name);
+      filters.push({ name, spec: REJECT_ALL });
+    }
   }
   return { filters, missing };
 }
@@ -38,28 +47,46 @@ export interface CommunityConfig {
 }
 
 /** The communities an originated prefix carries (standard as 32-bit values, large as triples). */
-export function communitiesFor(prefix: string, cfg: CommunityConfig | undefined): { communities: number[]; largeCommunities: LargeCommunity[] } {
+export function communitiesFor(
+  prefix: string,
+  cfg: CommunityConfig | undefined,
+): { communities: number[]; largeCommunities: LargeCommunity[] } {
   const out = { communities: [] as number[], largeCommunities: [] as LargeCommunity[] };
   if (!cfg?.prefixAdvertisements?.length) return out;
   let p;
-  try { p = parseCidr(prefix); } catch { return out; }
+  try {
+    p = parseCidr(prefix);
+  } catch {
+    return out;
+  }
   const named = new Map((cfg.communities ?? []).map((c) => [c.name, c.value]));
   for (const adv of cfg.prefixAdvertisements) {
     let c;
-    try { c = parseCidr(adv.cidr); } catch { continue; }
+    try {
+      c = parseCidr(adv.cidr);
+    } catch {
+      continue;
+    }
     if (c.family !== p.family || !cidrContainsCidr(c, p)) continue;
     for (const ref of adv.communities ?? []) {
       const v = parseCommunity(named.get(ref) ?? ref);
       if (!v) continue;
-      if (v.kind === 'standard') { if (!out.communities.includes(v.value)) out.communities.push(v.value); }
-      else if (!out.largeCommunities.some((x) => x.global === v.value.global && x.local1 === v.value.local1 && x.local2 === v.value.local2)) out.largeCommunities.push(v.value);
+      if (v.kind === 'standard') {
+        if (!out.communities.includes(v.value)) out.communities.push(v.value);
+      } else if (
+        !out.largeCommunities.some((x) => x.global === v.value.global && x.local1 === v.value.local1 && x.local2 === v.value.local2)
+      )
+        out.largeCommunities.push(v.value);
     }
   }
   return out;
 }
 
 /** BGPPeer nextHopMode (Auto | Self | Keep) and the older keepOriginalNextHop, as speaker flags. */
-export function nextHopFlags(mode: string | undefined, keepOriginalNextHop: boolean | undefined): { nextHopSelf: boolean; keepOriginalNextHop: boolean } {
+export function nextHopFlags(
+  mode: string | undefined,
+  keepOriginalNextHop: boolean | undefined,
+): { nextHopSelf: boolean; keepOriginalNextHop: boolean } {
   if (mode === 'Self') return { nextHopSelf: true, keepOriginalNextHop: false };
   if (mode === 'Keep') return { nextHopSelf: false, keepOriginalNextHop: true };
   return { nextHopSelf: false, keepOriginalNextHop: !!keepOriginalNextHop };

@@ -3,7 +3,15 @@
 // other node) against what each node reports (its NodeStatusRecord: published to the datastore by the
 // agent, or read live from its status socket by the lab). Used by `tabbyctl cluster status` and by
 // `tabbyctl lab up` to wait for convergence. Every mismatch is one Finding naming the node and step.
-import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type PeerBgpConfig, type PeerType, type SelectorMatch } from './peers.js';
+import {
+  computePeers,
+  type DesiredPeer,
+  type PeerNode,
+  type PeerResource,
+  type PeerBgpConfig,
+  type PeerType,
+  type SelectorMatch,
+} from './peers.js';
 import type { BgpStateName } from './status-types.js';
 
 /** The compact status one agent publishes (Calico's CalicoNodeStatus idea). */
@@ -63,10 +71,21 @@ export const STALE_AUTO = -1;
 const DEFAULT_INTERVAL_MS = 30_000;
 
 export type FindingKind =
-  | 'not-registered' | 'no-status' | 'stale-status' | 'session-down' | 'session-unexpected' | 'block-not-routed'
-  | 'kernel-out-of-sync' | 'disabled-pool-in-use' | 'agent-problem';
+  | 'not-registered'
+  | 'no-status'
+  | 'stale-status'
+  | 'session-down'
+  | 'session-unexpected'
+  | 'block-not-routed'
+  | 'kernel-out-of-sync'
+  | 'disabled-pool-in-use'
+  | 'agent-problem';
 
-export interface Finding { kind: FindingKind; node: string; detail: string }
+export interface Finding {
+  kind: FindingKind;
+  node: string;
+  detail: string;
+}
 
 export interface NodeCheck {
   node: string;
@@ -96,7 +115,13 @@ export interface ClusterReport {
 export function expectedSessions(input: Pick<ClusterInput, 'nodes' | 'peers' | 'bgp' | 'selector'>, node: string): DesiredPeer[] {
   const self = input.nodes.find((n) => n.name === node);
   if (!self) return [];
-  const safe: SelectorMatch = (sel, labels) => { try { return input.selector(sel, labels); } catch { return false; } };
+  const safe: SelectorMatch = (sel, labels) => {
+    try {
+      return input.selector(sel, labels);
+    } catch {
+      return false;
+    }
+  };
   return computePeers(self, input.nodes, input.peers, input.bgp, safe);
 }
 
@@ -111,19 +136,29 @@ export function checkCluster(input: ClusterInput): ClusterReport {
   let missingRoutes = 0;
   for (const b of input.blocks) {
     if (b.pool && input.disabledPools.has(b.pool) && b.inUse > 0 && b.node) {
-      notes.push({ kind: 'disabled-pool-in-use', node: b.node, detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no new address comes from it, and its routes are plain (no IPIP/VXLAN)` });
+      notes.push({
+        kind: 'disabled-pool-in-use',
+        node: b.node,
+        detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no new address comes from it, and its routes are plain (no IPIP/VXLAN)`,
+      });
     }
   }
   for (const name of input.expectNodes ?? []) {
-    if (!input.nodes.some((n) => n.name === name)) findings.push({ kind: 'not-registered', node: name, detail: 'no Node resource yet (its tabby-node has not registered)' });
+    if (!input.nodes.some((n) => n.name === name))
+      findings.push({ kind: 'not-registered', node: name, detail: 'no Node resource yet (its tabby-node has not registered)' });
   }
   for (const n of input.nodes) {
     const role = n.routeReflector ? 'route-reflector' : 'node';
     const rec = input.records.get(n.name);
     const expected = expectedSessions(input, n.name);
     const check: NodeCheck = {
-      node: n.name, role, status: 'ok', sessionsExpected: expected.length, sessionsEstablished: 0,
-      blocksExpected: 0, blocksRouted: 0,
+      node: n.name,
+      role,
+      status: 'ok',
+      sessionsExpected: expected.length,
+      sessionsEstablished: 0,
+      blocksExpected: 0,
+      blocksRouted: 0,
     };
     sessExp += expected.length;
     nodes.push(check);
@@ -138,36 +173,67 @@ export function checkCluster(input: ClusterInput): ClusterReport {
     const staleAfter = input.staleAfterMs === STALE_AUTO ? 3 * (rec.intervalMs ?? DEFAULT_INTERVAL_MS) : input.staleAfterMs;
     if (staleAfter > 0 && !(age <= staleAfter)) {
       check.status = 'stale';
-      findings.push({ kind: 'stale-status', node: n.name, detail: `status last published ${Math.round(age / 1000)} s ago (stale after ${Math.round(staleAfter / 1000)} s): its tabby-node is stopped, stuck or cannot reach the datastore` });
+      findings.push({
+        kind: 'stale-status',
+        node: n.name,
+        detail: `status last published ${Math.round(age / 1000)} s ago (stale after ${Math.round(staleAfter / 1000)} s): its tabby-node is stopped, stuck or cannot reach the datastore`,
+      });
       continue;
     }
-    const bad = (f: Finding): void => { findings.push(f); check.status = 'mismatch'; };
+    const bad = (f: Finding): void => {
+      findings.push(f);
+      check.status = 'mismatch';
+    };
     const sessions = new Map(rec.sessions.map((s) => [s.peer, s]));
     for (const p of expected) {
       const s = sessions.get(p.address);
-      if (s?.state === 'Established') { check.sessionsEstablished++; sessUp++; continue; }
+      if (s?.state === 'Established') {
+        check.sessionsEstablished++;
+        sessUp++;
+        continue;
+      }
       const who = p.peerNode ? `${p.peerNode} (${p.address})` : p.address;
-      bad({ kind: 'session-down', node: n.name, detail: `${p.type} session with ${who} is ${s ? `${s.state}${s.info && s.info !== s.state ? `: ${s.info}` : ''}` : 'not configured by the agent'}` });
+      bad({
+        kind: 'session-down',
+        node: n.name,
+        detail: `${p.type} session with ${who} is ${s ? `${s.state}${s.info && s.info !== s.state ? `: ${s.info}` : ''}` : 'not configured by the agent'}`,
+      });
     }
     const want = new Set(expected.map((p) => p.address));
     for (const s of rec.sessions) {
-      if (!want.has(s.peer)) bad({ kind: 'session-unexpected', node: n.name, detail: `has a session with ${s.peer} (${s.state}) that the configuration does not imply` });
+      if (!want.has(s.peer))
+        bad({
+          kind: 'session-unexpected',
+          node: n.name,
+          detail: `has a session with ${s.peer} (${s.state}) that the configuration does not imply`,
+        });
     }
     for (const pr of rec.problems) bad({ kind: 'agent-problem', node: n.name, detail: pr });
     if (role === 'route-reflector') continue;
-    if (!rec.kernelInSync) bad({ kind: 'kernel-out-of-sync', node: n.name, detail: `kernel routes not in sync${rec.lastError ? `: ${rec.lastError}` : ' (programming pending or failing; see its log)'}` });
+    if (!rec.kernelInSync)
+      bad({
+        kind: 'kernel-out-of-sync',
+        node: n.name,
+        detail: `kernel routes not in sync${rec.lastError ? `: ${rec.lastError}` : ' (programming pending or failing; see its log)'}`,
+      });
     const routed = new Set(rec.routes);
     for (const b of confirmed) {
       if (b.node === n.name) continue;
       check.blocksExpected++;
-      if (routed.has(b.cidr)) { check.blocksRouted++; continue; }
+      if (routed.has(b.cidr)) {
+        check.blocksRouted++;
+        continue;
+      }
       if (rec.routesTruncated) continue;
       missingRoutes++;
       bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}` });
     }
   }
   return {
-    converged: findings.length === 0, nodes, findings, notes,
+    converged: findings.length === 0,
+    nodes,
+    findings,
+    notes,
     sessions: { expected: sessExp, established: sessUp },
     blocks: { confirmed: confirmed.length, missingRoutes },
   };

@@ -21,7 +21,11 @@ export const statusKey = (node: string): string => `${STATUS_PREFIX}${node}`;
 /** The record of a live /status answer (updatedAt = when it was read). */
 export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): NodeStatusRecord {
   const r: NodeStatusRecord = {
-    node: s.nodeName, mode: s.mode, version: s.version, updatedAt: now.toISOString(), startedAt: s.startedAt,
+    node: s.nodeName,
+    mode: s.mode,
+    version: s.version,
+    updatedAt: now.toISOString(),
+    startedAt: s.startedAt,
     sessions: s.peers.map((p) => ({ peer: p.address, type: p.type, state: p.state, since: p.since, info: p.info })),
     blocks: s.blocks.map((b) => ({ cidr: b.cidr, state: b.state })),
     exports: [...s.exports],
@@ -51,15 +55,22 @@ export async function readStatusRecords(ds: Datastore): Promise<Map<string, Node
   return out;
 }
 
-
 /** Everything checkCluster needs, read from the datastore now. */
 export async function loadClusterInput(ds: Datastore, src: ClusterSource = {}): Promise<ClusterInput> {
   const rs = new ResourceStore(ds);
   const [nodes, peers, cfg, pools, blocks] = await Promise.all([
-    rs.list('Node'), rs.list('BGPPeer'), rs.get('BGPConfiguration', 'default'), rs.list('IPPool'), new Ipam(ds).listBlocks(),
+    rs.list('Node'),
+    rs.list('BGPPeer'),
+    rs.get('BGPConfiguration', 'default'),
+    rs.list('IPPool'),
+    new Ipam(ds).listBlocks(),
   ]);
-  const records = src.records ?? await readStatusRecords(ds);
-  return clusterInputFrom({ nodes: nodes.items, peers: peers.items, ...(cfg ? { bgpConfig: cfg } : {}), pools: pools.items, blocks }, records, src);
+  const records = src.records ?? (await readStatusRecords(ds));
+  return clusterInputFrom(
+    { nodes: nodes.items, peers: peers.items, ...(cfg ? { bgpConfig: cfg } : {}), pools: pools.items, blocks },
+    records,
+    src,
+  );
 }
 
 export interface ClusterResources {
@@ -71,10 +82,20 @@ export interface ClusterResources {
 }
 
 /** The check's input from resources (pure: `apply --dry-run` feeds it resources as they would be). */
-export function clusterInputFrom(r: ClusterResources, records: ReadonlyMap<string, NodeStatusRecord>, src: ClusterSource = {}): ClusterInput {
+export function clusterInputFrom(
+  r: ClusterResources,
+  records: ReadonlyMap<string, NodeStatusRecord>,
+  src: ClusterSource = {},
+): ClusterInput {
   const asn = (v: unknown, fallback: number): number => {
     if (typeof v === 'number') return v;
-    if (typeof v === 'string') { try { return parseAsNumber('asNumber', v); } catch { return fallback; } }
+    if (typeof v === 'string') {
+      try {
+        return parseAsNumber('asNumber', v);
+      } catch {
+        return fallback;
+      }
+    }
     return fallback;
   };
   const clusterAsn = asn(r.bgpConfig?.spec.asNumber, 64512);
@@ -84,7 +105,11 @@ export function clusterInputFrom(r: ClusterResources, records: ReadonlyMap<strin
   return {
     nodes: r.nodes.map((n) => {
       const bgp = n.spec.bgp;
-      const p: ClusterInput['nodes'][number] = { name: n.metadata.name, labels: n.metadata.labels ?? {}, routeReflector: Boolean(bgp?.routeReflectorClusterID) };
+      const p: ClusterInput['nodes'][number] = {
+        name: n.metadata.name,
+        labels: n.metadata.labels ?? {},
+        routeReflector: Boolean(bgp?.routeReflectorClusterID),
+      };
       if (bgp?.ipv4Address) p.ipv4 = ipOf(bgp.ipv4Address);
       if (bgp?.ipv6Address) p.ipv6 = ipOf(bgp.ipv6Address);
       if (bgp?.asNumber !== undefined) p.asNumber = asn(bgp.asNumber, clusterAsn);

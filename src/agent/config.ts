@@ -11,9 +11,7 @@ import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/m
 import { echo } from '../common/echo.js';
 import { parseDuration } from '../autodetect/settings.js';
 import { parseEndpoints, parseDatastoreType, DatastoreConfigError, type NodeDatastoreConfig } from '../datastore/config.js';
-import {
-  DEFAULT_HEALTH_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, NODENAME_FILE_NAME,
-} from './constants.js';
+import { DEFAULT_HEALTH_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, NODENAME_FILE_NAME } from './constants.js';
 
 export * from './constants.js';
 
@@ -36,26 +34,101 @@ const v = (name: string, flag: string, def: string | undefined, description: str
 export const AGENT_ENV: readonly AgentEnvVar[] = [
   // Node identity and addresses
   v('NODENAME', 'nodename', undefined, 'name of this node (its Node resource); default: the hostname'),
-  v('IP', 'ip', undefined, 'IPv4 address of this node: unset = keep the address stored on the Node, else autodetect; "autodetect" = detect on every start; "none" = no IPv4; or an address, with or without /prefix'),
-  v('IP6', 'ip6', undefined, 'IPv6 address of this node: unset = keep an IPv6 address stored on the Node (none if none); "none"; "autodetect" (IPv6 is detected only then); or an address, with or without /prefix'),
-  v('IP_AUTODETECTION_METHOD', 'ip-autodetection-method', 'first-found', 'how to detect the IPv4 address: first-found, interface=REGEX,…, skip-interface=REGEX,…, can-reach=DEST, cidr=CIDR,…, kubernetes-internal-ip'),
-  v('IP6_AUTODETECTION_METHOD', 'ip6-autodetection-method', 'first-found', 'how to detect the IPv6 address (same methods as IP_AUTODETECTION_METHOD)'),
-  v('AUTODETECT_POLL_INTERVAL', 'autodetect-poll-interval', '60s', 'how often the address is detected again (the Node is updated when it changes); 0 disables; a number of seconds or a duration like 30s, 5m'),
-  v('TABBY_STATUS_INTERVAL', 'status-interval', '30s', 'the node\'s status in the datastore (tabbyctl cluster status) is written on change and at least this often; readers call it stale after 3x'),
-  v('TABBY_NODE_INTERNAL_IP', 'node-internal-ip', undefined, 'kubernetes-internal-ip outside a cluster: the node\'s InternalIP(s), comma-separated'),
+  v(
+    'IP',
+    'ip',
+    undefined,
+    'IPv4 address of this node: unset = keep the address stored on the Node, else autodetect; "autodetect" = detect on every start; "none" = no IPv4; or an address, with or without /prefix',
+  ),
+  v(
+    'IP6',
+    'ip6',
+    undefined,
+    'IPv6 address of this node: unset = keep an IPv6 address stored on the Node (none if none); "none"; "autodetect" (IPv6 is detected only then); or an address, with or without /prefix',
+  ),
+  v(
+    'IP_AUTODETECTION_METHOD',
+    'ip-autodetection-method',
+    'first-found',
+    'how to detect the IPv4 address: first-found, interface=REGEX,…, skip-interface=REGEX,…, can-reach=DEST, cidr=CIDR,…, kubernetes-internal-ip',
+  ),
+  v(
+    'IP6_AUTODETECTION_METHOD',
+    'ip6-autodetection-method',
+    'first-found',
+    'how to detect the IPv6 address (same methods as IP_AUTODETECTION_METHOD)',
+  ),
+  v(
+    'AUTODETECT_POLL_INTERVAL',
+    'autodetect-poll-interval',
+    '60s',
+    'how often the address is detected again (the Node is updated when it changes); 0 disables; a number of seconds or a duration like 30s, 5m',
+  ),
+  v(
+    'TABBY_STATUS_INTERVAL',
+    'status-interval',
+    '30s',
+    "the node's status in the datastore (tabbyctl cluster status) is written on change and at least this often; readers call it stale after 3x",
+  ),
+  v(
+    'TABBY_NODE_INTERNAL_IP',
+    'node-internal-ip',
+    undefined,
+    "kubernetes-internal-ip outside a cluster: the node's InternalIP(s), comma-separated",
+  ),
   v('AS', 'as', undefined, 'AS number of this node (plain or dotted "64512.100"); default: BGPConfiguration default asNumber (64512)'),
-  v('CALICO_ROUTER_ID', 'router-id', undefined, 'BGP router ID: an IPv4 address, or "hash" (derived from the node name); default: the node\'s IPv4 address'),
-  v('CALICO_NETWORKING_BACKEND', 'networking-backend', 'bird', 'bird = tabby\'s BGP speaker; vxlan = VXLAN only, no BGP; none = no routing (policy-only)'),
+  v(
+    'CALICO_ROUTER_ID',
+    'router-id',
+    undefined,
+    'BGP router ID: an IPv4 address, or "hash" (derived from the node name); default: the node\'s IPv4 address',
+  ),
+  v(
+    'CALICO_NETWORKING_BACKEND',
+    'networking-backend',
+    'bird',
+    "bird = tabby's BGP speaker; vxlan = VXLAN only, no BGP; none = no routing (policy-only)",
+  ),
   v('TABBY_MODE', 'mode', 'node', 'node = full agent; route-reflector = BGP route reflector only, no dataplane and no IPAM'),
-  v('TABBY_RR_CLUSTER_ID', 'rr-cluster-id', undefined, 'route reflector cluster ID (an IPv4 address) written to this Node\'s routeReflectorClusterID; default in route-reflector mode: 244.0.0.1'),
-  v('TABBY_NODE_LABELS', 'node-labels', undefined, 'labels to set on this Node, "k=v,k2=v2" (selectors of BGPPeers and pools match them); route-reflector mode adds route-reflector=true'),
-  v('TABBY_SECRETS_DIR', 'secrets-dir', '/etc/tabby/secrets', 'directory of the secrets BGP passwords refer to: secretKeyRef {name, key} is the file <dir>/<name>/<key> (a mounted Kubernetes Secret or a systemd credentials directory)'),
-  v('TABBY_GRACEFUL_RESTART_TIME', 'graceful-restart-time', '120', 'BGP graceful restart time in seconds announced to peers (RFC 4724); 0 disables graceful restart'),
+  v(
+    'TABBY_RR_CLUSTER_ID',
+    'rr-cluster-id',
+    undefined,
+    "route reflector cluster ID (an IPv4 address) written to this Node's routeReflectorClusterID; default in route-reflector mode: 244.0.0.1",
+  ),
+  v(
+    'TABBY_NODE_LABELS',
+    'node-labels',
+    undefined,
+    'labels to set on this Node, "k=v,k2=v2" (selectors of BGPPeers and pools match them); route-reflector mode adds route-reflector=true',
+  ),
+  v(
+    'TABBY_SECRETS_DIR',
+    'secrets-dir',
+    '/etc/tabby/secrets',
+    'directory of the secrets BGP passwords refer to: secretKeyRef {name, key} is the file <dir>/<name>/<key> (a mounted Kubernetes Secret or a systemd credentials directory)',
+  ),
+  v(
+    'TABBY_GRACEFUL_RESTART_TIME',
+    'graceful-restart-time',
+    '120',
+    'BGP graceful restart time in seconds announced to peers (RFC 4724); 0 disables graceful restart',
+  ),
   // Default pools
   v('CALICO_IPV4POOL_CIDR', 'ipv4pool-cidr', '192.168.0.0/16', 'CIDR of the default IPv4 pool created at start when no IPv4 pool exists'),
   v('CALICO_IPV4POOL_BLOCK_SIZE', 'ipv4pool-block-size', '26', 'block size (prefix length) of the default IPv4 pool, 20..32'),
-  v('CALICO_IPV4POOL_IPIP', 'ipv4pool-ipip', 'Always', 'ipipMode of the default IPv4 pool: Always, CrossSubnet or Never; when neither this nor CALICO_IPV4POOL_VXLAN is set and the kernel has no ipip, the default pool uses VXLAN (vxlanMode Always) instead'),
-  v('CALICO_IPV4POOL_VXLAN', 'ipv4pool-vxlan', 'Never', 'vxlanMode of the default IPv4 pool: Always, CrossSubnet or Never (not together with IPIP)'),
+  v(
+    'CALICO_IPV4POOL_IPIP',
+    'ipv4pool-ipip',
+    'Always',
+    'ipipMode of the default IPv4 pool: Always, CrossSubnet or Never; when neither this nor CALICO_IPV4POOL_VXLAN is set and the kernel has no ipip, the default pool uses VXLAN (vxlanMode Always) instead',
+  ),
+  v(
+    'CALICO_IPV4POOL_VXLAN',
+    'ipv4pool-vxlan',
+    'Never',
+    'vxlanMode of the default IPv4 pool: Always, CrossSubnet or Never (not together with IPIP)',
+  ),
   v('CALICO_IPV4POOL_NAT_OUTGOING', 'ipv4pool-nat-outgoing', 'true', 'natOutgoing of the default IPv4 pool'),
   v('CALICO_IPV4POOL_NODE_SELECTOR', 'ipv4pool-node-selector', 'all()', 'nodeSelector of the default IPv4 pool'),
   v('CALICO_IPV6POOL_CIDR', 'ipv6pool-cidr', undefined, 'CIDR of the default IPv6 pool; unset = no default IPv6 pool'),
@@ -72,11 +145,26 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
   v('ETCD_KEY_FILE', 'etcd-key-file', undefined, 'client key file for etcd TLS'),
   v('TABBY_CONFIG', 'config', undefined, 'datastore config file (default /etc/tabby/tabbyctl.cfg)'),
   // Process, status and logs
-  v('TABBY_STATE_DIR', 'state-dir', DEFAULT_STATE_DIR, `runtime directory: the status socket ${STATUS_SOCKET_NAME} and the file ${NODENAME_FILE_NAME} (read by the CNI plugin)`),
-  v('TABBY_HEALTH_ADDR', 'health-addr', DEFAULT_HEALTH_ADDR, 'HOST:PORT of the HTTP /liveness, /readiness, /status server; "none" disables it'),
+  v(
+    'TABBY_STATE_DIR',
+    'state-dir',
+    DEFAULT_STATE_DIR,
+    `runtime directory: the status socket ${STATUS_SOCKET_NAME} and the file ${NODENAME_FILE_NAME} (read by the CNI plugin)`,
+  ),
+  v(
+    'TABBY_HEALTH_ADDR',
+    'health-addr',
+    DEFAULT_HEALTH_ADDR,
+    'HOST:PORT of the HTTP /liveness, /readiness, /status server; "none" disables it',
+  ),
   v('TABBY_METRICS_ADDR', 'metrics-addr', DEFAULT_METRICS_ADDR, '[HOST]:PORT of the Prometheus /metrics server; "none" disables it'),
   v('TABBY_LOG_LEVEL', 'log-level', 'info', 'trace, debug, info, warn, error, fatal or silent'),
-  v('TABBY_IPAM_GC_GRACE', 'ipam-gc-grace', '300', 'seconds the IPAM blocks and addresses of a deleted Node are kept before garbage collection (one agent at a time); 0 = no collection'),
+  v(
+    'TABBY_IPAM_GC_GRACE',
+    'ipam-gc-grace',
+    '300',
+    'seconds the IPAM blocks and addresses of a deleted Node are kept before garbage collection (one agent at a time); 0 = no collection',
+  ),
   v('TABBY_NETNS', 'netns', undefined, 'path of a network namespace the agent enters at start (the lab runs one agent per node namespace)'),
 ];
 
@@ -99,7 +187,10 @@ export interface DefaultPool {
   encapByKernel?: boolean;
 }
 
-export interface HostPort { host: string; port: number }
+export interface HostPort {
+  host: string;
+  port: number;
+}
 
 export type AgentDatastoreSettings = NodeDatastoreConfig & { configFile?: string };
 
@@ -143,7 +234,11 @@ export interface AgentConfig {
 
 export class ConfigError extends Error {
   readonly code = 'ECONFIG';
-  constructor(readonly variable: string, readonly value: string | undefined, reason: string) {
+  constructor(
+    readonly variable: string,
+    readonly value: string | undefined,
+    reason: string,
+  ) {
     super(`invalid ${variable}${value === undefined ? '' : `=${echo(value)}`}: ${reason}`);
     this.name = 'ConfigError';
   }
@@ -170,24 +265,40 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   };
 
   const mode = oneOf(label('TABBY_MODE'), raw('TABBY_MODE')!, ['node', 'route-reflector'] as const);
-  const networkingBackend = oneOf(label('CALICO_NETWORKING_BACKEND'), raw('CALICO_NETWORKING_BACKEND')!, ['bird', 'vxlan', 'none'] as const);
+  const networkingBackend = oneOf(label('CALICO_NETWORKING_BACKEND'), raw('CALICO_NETWORKING_BACKEND')!, [
+    'bird',
+    'vxlan',
+    'none',
+  ] as const);
 
   const nodeName = raw('NODENAME') ?? os.hostname().split('.')[0] ?? os.hostname();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) {
-    throw new ConfigError(label('NODENAME'), nodeName, 'a node name is lower-case letters, digits, "-" and ".", starting and ending with a letter or digit (DNS-1123)');
+    throw new ConfigError(
+      label('NODENAME'),
+      nodeName,
+      'a node name is lower-case letters, digits, "-" and ".", starting and ending with a letter or digit (DNS-1123)',
+    );
   }
 
   const ip = parseAddressSetting(label('IP'), raw('IP'), 4);
   const ip6 = parseAddressSetting(label('IP6'), raw('IP6'), 6);
   const m4 = raw('IP_AUTODETECTION_METHOD')!;
   const m6 = raw('IP6_AUTODETECTION_METHOD')!;
-  for (const [name, val, fam] of [['IP_AUTODETECTION_METHOD', m4, 4], ['IP6_AUTODETECTION_METHOD', m6, 6]] as const) {
-    try { parseAutodetectionMethod(val, fam, label(name)); } catch (e) {
+  for (const [name, val, fam] of [
+    ['IP_AUTODETECTION_METHOD', m4, 4],
+    ['IP6_AUTODETECTION_METHOD', m6, 6],
+  ] as const) {
+    try {
+      parseAutodetectionMethod(val, fam, label(name));
+    } catch (e) {
       throw new ConfigError(label(name), val, e instanceof AutodetectConfigError ? e.message.replace(/^.*?: /, '') : String(e));
     }
   }
   const internalRaw = raw('TABBY_NODE_INTERNAL_IP');
-  const nodeInternalIps = internalRaw?.split(',').map((s) => s.trim()).filter(Boolean);
+  const nodeInternalIps = internalRaw
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const a of nodeInternalIps ?? []) {
     if (!tryParseIp(a)) throw new ConfigError(label('TABBY_NODE_INTERNAL_IP'), internalRaw, `"${a}" is not an IP address`);
   }
@@ -205,7 +316,8 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   let rrClusterId = raw('TABBY_RR_CLUSTER_ID');
   if (rrClusterId !== undefined) {
     const p = tryParseIp(rrClusterId);
-    if (!p || p.family !== 4) throw new ConfigError(label('TABBY_RR_CLUSTER_ID'), rrClusterId, 'a cluster ID is written as an IPv4 address, e.g. 244.0.0.1');
+    if (!p || p.family !== 4)
+      throw new ConfigError(label('TABBY_RR_CLUSTER_ID'), rrClusterId, 'a cluster ID is written as an IPv4 address, e.g. 244.0.0.1');
     rrClusterId = formatIp(p);
   } else if (mode === 'route-reflector') {
     rrClusterId = '244.0.0.1';
@@ -225,34 +337,61 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     natOutgoing: bool(label('CALICO_IPV4POOL_NAT_OUTGOING'), raw('CALICO_IPV4POOL_NAT_OUTGOING')!),
     nodeSelector: raw('CALICO_IPV4POOL_NODE_SELECTOR')!,
   };
-  const ipipExplicit = env.CALICO_IPV4POOL_IPIP !== undefined && env.CALICO_IPV4POOL_IPIP.trim() !== '' || flags['ipv4pool-ipip'] !== undefined;
+  const ipipExplicit =
+    (env.CALICO_IPV4POOL_IPIP !== undefined && env.CALICO_IPV4POOL_IPIP.trim() !== '') || flags['ipv4pool-ipip'] !== undefined;
   if (ipv4Pool.vxlanMode !== 'Never' && ipv4Pool.ipipMode !== 'Never') {
     // Calico: "cannot enable both VXLAN and IPIP on the same pool". The IPIP default yields to an explicit VXLAN.
     if (ipipExplicit) {
-      throw new ConfigError(label('CALICO_IPV4POOL_VXLAN'), raw('CALICO_IPV4POOL_VXLAN'), `cannot be combined with ${label('CALICO_IPV4POOL_IPIP')}=${ipv4Pool.ipipMode}: a pool uses IPIP or VXLAN, not both (set one of them to Never)`);
+      throw new ConfigError(
+        label('CALICO_IPV4POOL_VXLAN'),
+        raw('CALICO_IPV4POOL_VXLAN'),
+        `cannot be combined with ${label('CALICO_IPV4POOL_IPIP')}=${ipv4Pool.ipipMode}: a pool uses IPIP or VXLAN, not both (set one of them to Never)`,
+      );
     }
     ipv4Pool.ipipMode = 'Never';
   }
   if (networkingBackend === 'vxlan' && !ipipExplicit) ipv4Pool.ipipMode = 'Never';
   if (networkingBackend === 'vxlan' && ipv4Pool.ipipMode !== 'Never') {
-    throw new ConfigError(label('CALICO_IPV4POOL_IPIP'), ipv4Pool.ipipMode, 'IPIP needs BGP: with CALICO_NETWORKING_BACKEND=vxlan use CALICO_IPV4POOL_VXLAN instead');
+    throw new ConfigError(
+      label('CALICO_IPV4POOL_IPIP'),
+      ipv4Pool.ipipMode,
+      'IPIP needs BGP: with CALICO_NETWORKING_BACKEND=vxlan use CALICO_IPV4POOL_VXLAN instead',
+    );
   }
-  if (networkingBackend === 'vxlan' && ipv4Pool.vxlanMode === 'Never' && env.CALICO_IPV4POOL_VXLAN === undefined && flags['ipv4pool-vxlan'] === undefined) {
+  if (
+    networkingBackend === 'vxlan' &&
+    ipv4Pool.vxlanMode === 'Never' &&
+    env.CALICO_IPV4POOL_VXLAN === undefined &&
+    flags['ipv4pool-vxlan'] === undefined
+  ) {
     ipv4Pool.vxlanMode = 'Always';
   }
-  const vxlanExplicit = env.CALICO_IPV4POOL_VXLAN !== undefined && env.CALICO_IPV4POOL_VXLAN.trim() !== '' || flags['ipv4pool-vxlan'] !== undefined;
+  const vxlanExplicit =
+    (env.CALICO_IPV4POOL_VXLAN !== undefined && env.CALICO_IPV4POOL_VXLAN.trim() !== '') || flags['ipv4pool-vxlan'] !== undefined;
   if (networkingBackend === 'bird' && !ipipExplicit && !vxlanExplicit) ipv4Pool.encapByKernel = true;
 
   const v6cidr = raw('CALICO_IPV6POOL_CIDR');
-  const ipv6Pool: DefaultPool | undefined = v6cidr === undefined ? undefined : {
-    cidr: poolCidr(label('CALICO_IPV6POOL_CIDR'), v6cidr, 6),
-    blockSize: intIn(label('CALICO_IPV6POOL_BLOCK_SIZE'), raw('CALICO_IPV6POOL_BLOCK_SIZE')!, 116, 128, 'an IPv6 block size (prefix length)'),
-    ipipMode: 'Never',
-    vxlanMode: poolMode(label('CALICO_IPV6POOL_VXLAN'), raw('CALICO_IPV6POOL_VXLAN')!),
-    natOutgoing: bool(label('CALICO_IPV6POOL_NAT_OUTGOING'), raw('CALICO_IPV6POOL_NAT_OUTGOING')!),
-    nodeSelector: 'all()',
-  };
-  for (const [pool, name] of [[ipv4Pool, 'CALICO_IPV4POOL_BLOCK_SIZE'], [ipv6Pool, 'CALICO_IPV6POOL_BLOCK_SIZE']] as const) {
+  const ipv6Pool: DefaultPool | undefined =
+    v6cidr === undefined
+      ? undefined
+      : {
+          cidr: poolCidr(label('CALICO_IPV6POOL_CIDR'), v6cidr, 6),
+          blockSize: intIn(
+            label('CALICO_IPV6POOL_BLOCK_SIZE'),
+            raw('CALICO_IPV6POOL_BLOCK_SIZE')!,
+            116,
+            128,
+            'an IPv6 block size (prefix length)',
+          ),
+          ipipMode: 'Never',
+          vxlanMode: poolMode(label('CALICO_IPV6POOL_VXLAN'), raw('CALICO_IPV6POOL_VXLAN')!),
+          natOutgoing: bool(label('CALICO_IPV6POOL_NAT_OUTGOING'), raw('CALICO_IPV6POOL_NAT_OUTGOING')!),
+          nodeSelector: 'all()',
+        };
+  for (const [pool, name] of [
+    [ipv4Pool, 'CALICO_IPV4POOL_BLOCK_SIZE'],
+    [ipv6Pool, 'CALICO_IPV6POOL_BLOCK_SIZE'],
+  ] as const) {
     if (pool && parseCidr(pool.cidr).prefixLen > pool.blockSize) {
       throw new ConfigError(label(name), String(pool.blockSize), `the block size must not be smaller than the pool (${pool.cidr})`);
     }
@@ -270,16 +409,31 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   const endpointsRaw = raw('ETCD_ENDPOINTS');
   let etcdEndpoints: string[] | undefined;
   if (endpointsRaw !== undefined) {
-    try { etcdEndpoints = parseEndpoints(endpointsRaw, label('ETCD_ENDPOINTS')); } catch (e) {
-      throw new ConfigError(label('ETCD_ENDPOINTS'), endpointsRaw, e instanceof DatastoreConfigError ? e.message.replace(/^.*?: /, '') : String(e));
+    try {
+      etcdEndpoints = parseEndpoints(endpointsRaw, label('ETCD_ENDPOINTS'));
+    } catch (e) {
+      throw new ConfigError(
+        label('ETCD_ENDPOINTS'),
+        endpointsRaw,
+        e instanceof DatastoreConfigError ? e.message.replace(/^.*?: /, '') : String(e),
+      );
     }
   }
   if (dsType === 'etcdv3' && !etcdEndpoints?.length && raw('TABBY_CONFIG') === undefined) {
-    throw new ConfigError('ETCD_ENDPOINTS', undefined, 'required with DATASTORE_TYPE=etcdv3 (comma list of URLs, e.g. http://10.0.0.1:2379)');
+    throw new ConfigError(
+      'ETCD_ENDPOINTS',
+      undefined,
+      'required with DATASTORE_TYPE=etcdv3 (comma list of URLs, e.g. http://10.0.0.1:2379)',
+    );
   }
   const datastore: AgentDatastoreSettings = { type: dsType, dir: raw('TABBY_DATASTORE_DIR')! };
   if (etcdEndpoints?.length) datastore.etcdEndpoints = etcdEndpoints;
-  const optional = [['ETCD_CA_CERT_FILE', 'etcdCaCertFile'], ['ETCD_CERT_FILE', 'etcdCertFile'], ['ETCD_KEY_FILE', 'etcdKeyFile'], ['TABBY_CONFIG', 'configFile']] as const;
+  const optional = [
+    ['ETCD_CA_CERT_FILE', 'etcdCaCertFile'],
+    ['ETCD_CERT_FILE', 'etcdCertFile'],
+    ['ETCD_KEY_FILE', 'etcdKeyFile'],
+    ['TABBY_CONFIG', 'configFile'],
+  ] as const;
   for (const [name, key] of optional) {
     const val = raw(name);
     if (val !== undefined) datastore[key] = val;
@@ -288,21 +442,37 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   const stateDir = raw('TABBY_STATE_DIR')!;
   const healthRaw = raw('TABBY_HEALTH_ADDR')!;
   const metricsRaw = raw('TABBY_METRICS_ADDR')!;
-  const logLevel = oneOf(label('TABBY_LOG_LEVEL'), raw('TABBY_LOG_LEVEL')!.toLowerCase(), ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const);
+  const logLevel = oneOf(label('TABBY_LOG_LEVEL'), raw('TABBY_LOG_LEVEL')!.toLowerCase(), [
+    'trace',
+    'debug',
+    'info',
+    'warn',
+    'error',
+    'fatal',
+    'silent',
+  ] as const);
   const netns = raw('TABBY_NETNS');
-  if (netns !== undefined && !path.isAbsolute(netns)) throw new ConfigError(label('TABBY_NETNS'), netns, 'give the absolute path of the namespace, e.g. /var/run/netns/node1');
+  if (netns !== undefined && !path.isAbsolute(netns))
+    throw new ConfigError(label('TABBY_NETNS'), netns, 'give the absolute path of the namespace, e.g. /var/run/netns/node1');
 
   const cfg: AgentConfig = {
-    nodeName, mode, ip, ip6,
+    nodeName,
+    mode,
+    ip,
+    ip6,
     ipAutodetectionMethod: m4,
     ip6AutodetectionMethod: m6,
     autodetectPollIntervalMs: durationMs(label('AUTODETECT_POLL_INTERVAL'), raw('AUTODETECT_POLL_INTERVAL')!),
     statusIntervalMs: Math.max(1000, durationMs(label('TABBY_STATUS_INTERVAL'), raw('TABBY_STATUS_INTERVAL')!)),
-    networkingBackend, labels, gracefulRestartTimeSec,
+    networkingBackend,
+    labels,
+    gracefulRestartTimeSec,
     ipamGcGraceSec: intIn(label('TABBY_IPAM_GC_GRACE'), raw('TABBY_IPAM_GC_GRACE')!, 0, 30 * 86400, 'seconds (0 = off)'),
     secretsDir: raw('TABBY_SECRETS_DIR')!,
     noDefaultPools: bool(label('NO_DEFAULT_POOLS'), raw('NO_DEFAULT_POOLS')!),
-    ipv4Pool, datastore, stateDir,
+    ipv4Pool,
+    datastore,
+    stateDir,
     statusSocketPath: path.join(stateDir, STATUS_SOCKET_NAME),
     nodenameFilePath: path.join(stateDir, NODENAME_FILE_NAME),
     logLevel,
@@ -341,7 +511,11 @@ export function agentArgv(argv: readonly string[]) {
 function parseFlags(argv: readonly string[]): Record<string, string | undefined> {
   if (argv.length === 0) return {};
   let failure: string | undefined;
-  const parsed = agentArgv(argv).fail((msg, err) => { failure = err?.message ?? msg; }).parseSync() as Record<string, unknown>;
+  const parsed = agentArgv(argv)
+    .fail((msg, err) => {
+      failure = err?.message ?? msg;
+    })
+    .parseSync() as Record<string, unknown>;
   if (failure !== undefined) throw new ConfigError('command line', argv.join(' '), failure);
   const out: Record<string, string | undefined> = {};
   for (const e of AGENT_ENV) {
@@ -380,11 +554,14 @@ function poolMode(name: string, value: string): PoolMode {
 
 function poolCidr(name: string, value: string, family: 4 | 6): string {
   let c;
-  try { c = parseCidr(value, { requirePrefix: true }); } catch (e) {
+  try {
+    c = parseCidr(value, { requirePrefix: true });
+  } catch (e) {
     throw new ConfigError(name, value, e instanceof InvalidAddress ? e.message : String(e));
   }
   if (c.family !== family) throw new ConfigError(name, value, `expected an IPv${family} CIDR`);
-  if (c.ip !== c.network) throw new ConfigError(name, value, `host bits are set (did you mean ${formatIp({ family, value: c.network })}/${c.prefixLen}?)`);
+  if (c.ip !== c.network)
+    throw new ConfigError(name, value, `host bits are set (did you mean ${formatIp({ family, value: c.network })}/${c.prefixLen}?)`);
   return value;
 }
 
@@ -401,7 +578,11 @@ function parseAddressSetting(name: string, value: string | undefined, family: 4 
     return slash < 0 ? { kind: 'address', address } : { kind: 'address', address, prefixLen: c.prefixLen };
   } catch (e) {
     if (e instanceof ConfigError) throw e;
-    throw new ConfigError(name, value, `expected "autodetect", "none" or an IPv${family} address with optional /prefix (${e instanceof Error ? e.message : String(e)})`);
+    throw new ConfigError(
+      name,
+      value,
+      `expected "autodetect", "none" or an IPv${family} address with optional /prefix (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
 }
 
@@ -410,7 +591,8 @@ export function parseAsNumber(name: string, value: string): number {
   const dot = /^(\d+)\.(\d+)$/.exec(value);
   let n: number;
   if (dot) {
-    const hi = Number(dot[1]), lo = Number(dot[2]);
+    const hi = Number(dot[1]),
+      lo = Number(dot[2]);
     if (hi > 65535 || lo > 65535) throw new ConfigError(name, value, 'each half of a dotted AS number is 0..65535');
     n = hi * 65536 + lo;
   } else if (/^\d+$/.test(value)) {
@@ -425,21 +607,27 @@ export function parseAsNumber(name: string, value: string): number {
 function parseLabels(name: string, value: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (value === undefined) return out;
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const k = eq < 0 ? part : part.slice(0, eq).trim();
     const val = eq < 0 ? '' : part.slice(eq + 1).trim();
     if (!/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(k)) {
       throw new ConfigError(name, value, `"${k}" is not a valid label key`);
     }
-    if (!/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/.test(val)) throw new ConfigError(name, value, `"${val}" is not a valid label value`);
+    if (!/^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/.test(val))
+      throw new ConfigError(name, value, `"${val}" is not a valid label value`);
     out[k] = val;
   }
   return out;
 }
 
 function durationMs(name: string, value: string): number {
-  try { return parseDuration(name, value); } catch {
+  try {
+    return parseDuration(name, value);
+  } catch {
     throw new ConfigError(name, value, 'expected a duration (e.g. 60s, 5m, 1h30m) or a number of seconds');
   }
 }
@@ -452,7 +640,11 @@ function hostPort(name: string, value: string, defaultHost: string): HostPort | 
   if (port > 65535) throw new ConfigError(name, value, 'port out of range 0..65535');
   const host = m[1] ?? (m[2] || defaultHost);
   if (host !== 'localhost') {
-    try { parseIp(host); } catch { throw new ConfigError(name, value, `"${host}" is not an IP address`); }
+    try {
+      parseIp(host);
+    } catch {
+      throw new ConfigError(name, value, `"${host}" is not an IP address`);
+    }
   }
   return { host, port };
 }

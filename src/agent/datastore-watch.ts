@@ -24,12 +24,18 @@ export class DatastoreWatch {
 
   constructor(private readonly o: DatastoreWatchOptions) {}
 
-  get isUp(): boolean { return this.up; }
-  get lastError(): string | undefined { return this.error; }
+  get isUp(): boolean {
+    return this.up;
+  }
+  get lastError(): string | undefined {
+    return this.error;
+  }
 
   start(): void {
     this.startWatches();
-    this.timer = setInterval(() => { void this.probe(); }, this.o.probeIntervalMs);
+    this.timer = setInterval(() => {
+      void this.probe();
+    }, this.o.probeIntervalMs);
     this.timer.unref();
   }
 
@@ -41,7 +47,10 @@ export class DatastoreWatch {
 
   /** Record the outcome of any datastore call the agent made. */
   mark(up: boolean, err?: unknown): void {
-    if (up === this.up) { if (!up) this.error = msg(err); return; }
+    if (up === this.up) {
+      if (!up) this.error = msg(err);
+      return;
+    }
     this.up = up;
     this.error = up ? undefined : msg(err);
     if (up) this.o.logger.info('datastore up');

@@ -34,10 +34,15 @@ import { startK8sLabelSync } from '../policy/k8s-sync.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${await agentArgv([]).getHelp()}\n\nEnvironment:\n${AGENT_ENV.map((e) => `  ${e.name.padEnd(30)} ${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`).join('\n')}\n`);
+    process.stdout.write(
+      `${await agentArgv([]).getHelp()}\n\nEnvironment:\n${AGENT_ENV.map((e) => `  ${e.name.padEnd(30)} ${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`).join('\n')}\n`,
+    );
     return 0;
   }
-  if (argv.includes('--version')) { process.stdout.write(`tabby-node v${tabbyVersion()}\n`); return 0; }
+  if (argv.includes('--version')) {
+    process.stdout.write(`tabby-node v${tabbyVersion()}\n`);
+    return 0;
+  }
 
   let cfg: AgentConfig;
   try {
@@ -68,8 +73,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   const nodeMode = cfg.mode === 'node';
   const deps: AgentDeps = {
-    config: cfg, ds, resources: resourcesPort(new ResourceStore(ds)), addresses: addressPort(cfg),
-    selector: calicoSelectorMatch, version: tabbyVersion(),
+    config: cfg,
+    ds,
+    resources: resourcesPort(new ResourceStore(ds)),
+    addresses: addressPort(cfg),
+    selector: calicoSelectorMatch,
+    version: tabbyVersion(),
   };
   if (nodeMode) deps.ipam = ipamPort(new Ipam(ds));
   if (nodeMode && cfg.networkingBackend !== 'none') deps.dataplane = await createDataplanePort({ logger: log('dataplane') });
@@ -83,25 +92,44 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (!latency) return;
         let adds = false;
         let withdraws = false;
-        for (let i = 0; i < c.count && !(adds && withdraws); i++) { if (c.nextHop(i)) adds = true; else withdraws = true; }
+        for (let i = 0; i < c.count && !(adds && withdraws); i++) {
+          if (c.nextHop(i)) adds = true;
+          else withdraws = true;
+        }
         latency.onBatch(adds, withdraws);
       });
       return sp;
     };
   }
   // BFD (RFC 5880/5881): sockets opened when the first session asks for it.
-  if (cfg.networkingBackend === 'bird') deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
+  if (cfg.networkingBackend === 'bird')
+    deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
   const agent = new Agent(deps);
-  const policy = nodeMode ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) }) : undefined;
-  const k8sLabels = nodeMode ? await startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env).catch((e: unknown) => { logger.error({ err: msg(e) }, 'cannot read pod labels from the Kubernetes API (service account)'); return undefined; }) : undefined;
+  const policy = nodeMode
+    ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) })
+    : undefined;
+  const k8sLabels = nodeMode
+    ? await startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env).catch(
+        (e: unknown) => {
+          logger.error({ err: msg(e) }, 'cannot read pod labels from the Kubernetes API (service account)');
+          return undefined;
+        },
+      )
+    : undefined;
   const server = new StatusServer(agent, {
     socketPath: cfg.statusSocketPath,
     ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
     ...(cfg.metricsAddr ? { metricsAddr: cfg.metricsAddr } : {}),
   });
-  if (deps.dataplane) latency = new RouteLatency((kind, s) => (kind === 'add' ? server.metrics.routeUpdateToKernel : server.metrics.routeWithdrawToRemoved).observe(s));
-  agent.on('routeSync', (seconds: number) => { server.metrics.routeSyncDuration.observe(seconds); latency?.onApplied(seconds); });
+  if (deps.dataplane)
+    latency = new RouteLatency((kind, s) =>
+      (kind === 'add' ? server.metrics.routeUpdateToKernel : server.metrics.routeWithdrawToRemoved).observe(s),
+    );
+  agent.on('routeSync', (seconds: number) => {
+    server.metrics.routeSyncDuration.observe(seconds);
+    latency?.onApplied(seconds);
+  });
   try {
     await server.start();
   } catch (e) {
@@ -110,7 +138,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 
   // The resident CNI path: the `tabby` client executable sends each CNI command here (see src/cni/resident.ts).
-  const cni = nodeMode ? new ResidentCniServer({ socketPath: path.join(cfg.stateDir, CNI_SOCKET_NAME), agentDatastore: { config: dsConfig, ds }, logger: log('cni') }) : undefined;
+  const cni = nodeMode
+    ? new ResidentCniServer({
+        socketPath: path.join(cfg.stateDir, CNI_SOCKET_NAME),
+        agentDatastore: { config: dsConfig, ds },
+        logger: log('cni'),
+      })
+    : undefined;
   try {
     await cni?.start();
   } catch (e) {
@@ -121,7 +155,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let poller: AddressPoller | undefined;
   let ipamGc: IpamGc | undefined;
   // The compact status every node publishes to the datastore (tabbyctl cluster status reads it).
-  const publisher = new NodeStatusPublisher({ ds, node: cfg.nodeName, source: () => recordFromStatus(agent.status()), logger: log('status'), heartbeatMs: cfg.statusIntervalMs });
+  const publisher = new NodeStatusPublisher({
+    ds,
+    node: cfg.nodeName,
+    source: () => recordFromStatus(agent.status()),
+    logger: log('status'),
+    heartbeatMs: cfg.statusIntervalMs,
+  });
   const stop = (signal: string): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
@@ -143,7 +183,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       process.once(sig, () => {
         const hard = setTimeout(() => process.exit(0), 15_000);
         hard.unref();
-        void stop(sig).then(() => { resolve(0); process.exit(0); });
+        void stop(sig).then(() => {
+          resolve(0);
+          process.exit(0);
+        });
       });
     }
   });
@@ -152,7 +195,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   for (let attempt = 1; ; attempt++) {
     try {
       // Say so when the datastore does not answer (an etcd client would otherwise wait silently).
-      await withTimeout(ds.revision(), 3000, `datastore (${dsConfig.type}${dsConfig.etcdEndpoints ? ` ${dsConfig.etcdEndpoints.join(',')}` : ''}) did not answer`);
+      await withTimeout(
+        ds.revision(),
+        3000,
+        `datastore (${dsConfig.type}${dsConfig.etcdEndpoints ? ` ${dsConfig.etcdEndpoints.join(',')}` : ''}) did not answer`,
+      );
       await agent.start();
       publisher.start();
       break;
@@ -160,12 +207,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (stopping) return done;
       const fatal = isFatalStartError(e);
       logger[fatal ? 'fatal' : 'error']({ err: msg(e), attempt }, fatal ? 'cannot start' : 'start-up failed, retrying');
-      if (fatal) { await cni?.stop(); await server.stop(); await ds.close().catch(() => undefined); return 1; }
+      if (fatal) {
+        await cni?.stop();
+        await server.stop();
+        await ds.close().catch(() => undefined);
+        return 1;
+      }
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
   }
   // IPAM garbage collection of deleted Nodes (src/ipam/gc.ts): one agent at a time, through a lease.
-  if (nodeMode && cfg.ipamGcGraceSec > 0) (ipamGc = new IpamGc({ ds, ipam: new Ipam(ds), holder: cfg.nodeName, graceMs: cfg.ipamGcGraceSec * 1000, logger: log('ipam-gc') })).start();
+  if (nodeMode && cfg.ipamGcGraceSec > 0)
+    (ipamGc = new IpamGc({
+      ds,
+      ipam: new Ipam(ds),
+      holder: cfg.nodeName,
+      graceMs: cfg.ipamGcGraceSec * 1000,
+      logger: log('ipam-gc'),
+    })).start();
   // Re-detection every AUTODETECT_POLL_INTERVAL (a changed address updates the Node and re-peers).
   if (cfg.autodetectPollIntervalMs > 0 && (cfg.ip.kind === 'autodetect' || cfg.ip6.kind === 'autodetect')) {
     poller = startAddressPolling({
@@ -179,22 +238,33 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   return done;
 }
 
-function msg(e: unknown): string { return e instanceof Error ? e.message : String(e); }
+function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** Address problems and configuration mistakes do not heal by retrying. */
 function isFatalStartError(e: unknown): boolean {
   const name = e instanceof Error ? e.name : '';
-  return ['NoAddressError', 'AddressConflictError', 'ConfigError', 'ValidationError', 'AutodetectConfigError'].includes(name) ||
-    /neither an IPv4 nor an IPv6/.test(msg(e));
+  return (
+    ['NoAddressError', 'AddressConflictError', 'ConfigError', 'ValidationError', 'AutodetectConfigError'].includes(name) ||
+    /neither an IPv4 nor an IPv6/.test(msg(e))
+  );
 }
 
 // realpath: npm's bin link (node_modules/.bin/tabby-node) is a symlink to this file.
 const invokedDirectly = ((): boolean => {
-  try { return process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname); } catch { return false; }
+  try {
+    return process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname);
+  } catch {
+    return false;
+  }
 })();
 if (invokedDirectly) {
-  main(hideBin(process.argv)).then((code) => process.exit(code), (err: unknown) => {
-    process.stderr.write(`tabby-node: ${msg(err)}\n`);
-    process.exit(1);
-  });
+  main(hideBin(process.argv)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`tabby-node: ${msg(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

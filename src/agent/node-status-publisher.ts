@@ -43,7 +43,9 @@ export class NodeStatusPublisher {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => { void this.tick(); }, this.o.checkMs);
+    this.timer = setInterval(() => {
+      void this.tick();
+    }, this.o.checkMs);
     this.timer.unref();
     void this.tick();
   }
@@ -58,7 +60,11 @@ export class NodeStatusPublisher {
     this.stop();
     await this.running?.catch(() => undefined);
     let rec: NodeStatusRecord;
-    try { rec = this.o.source(); } catch { return; }
+    try {
+      rec = this.o.source();
+    } catch {
+      return;
+    }
     rec.ready = false;
     rec.problems = [...rec.problems, `tabby-node stopped (${why}) at ${new Date(this.o.now()).toISOString()}`];
     rec.updatedAt = new Date(this.o.now()).toISOString();
@@ -69,14 +75,20 @@ export class NodeStatusPublisher {
 
   /** One check: publish when changed (rate-limited) or when the heartbeat is due. Exposed for tests. */
   tick(): Promise<void> {
-    this.running ??= this.publishIfDue().finally(() => { this.running = undefined; });
+    this.running ??= this.publishIfDue().finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 
   private async publishIfDue(): Promise<void> {
     const now = this.o.now();
     let rec: NodeStatusRecord;
-    try { rec = this.o.source(); } catch { return; }
+    try {
+      rec = this.o.source();
+    } catch {
+      return;
+    }
     if (this.lastError && !rec.lastError) rec.lastError = `publishing status: ${this.lastError}`;
     const body = comparable(rec);
     const changed = body !== this.lastBody;
@@ -116,13 +128,21 @@ export class NodeStatusPublisher {
 
   /** Delete the records of nodes whose Node resource is gone (they expire with their node). */
   async gc(): Promise<string[]> {
-    const [records, nodes] = await Promise.all([this.o.ds.list<NodeStatusRecord>(STATUS_PREFIX), this.o.ds.list(`${RESOURCES_PREFIX}nodes/`)]);
+    const [records, nodes] = await Promise.all([
+      this.o.ds.list<NodeStatusRecord>(STATUS_PREFIX),
+      this.o.ds.list(`${RESOURCES_PREFIX}nodes/`),
+    ]);
     const names = new Set(nodes.items.map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1)));
     const gone: string[] = [];
     for (const kv of records.items) {
       const node = kv.key.slice(STATUS_PREFIX.length);
       if (names.has(node) || node === this.o.node) continue;
-      try { await this.o.ds.delete(kv.key, kv.revision); gone.push(node); } catch { /* another agent did it, or it was rewritten */ }
+      try {
+        await this.o.ds.delete(kv.key, kv.revision);
+        gone.push(node);
+      } catch {
+        /* another agent did it, or it was rewritten */
+      }
     }
     return gone;
   }

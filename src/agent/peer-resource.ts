@@ -10,7 +10,11 @@ export type BfdTimersJson = { desiredMinTxMs: number; requiredMinRxMs: number; d
 /** BGPPeer bfd / BGPConfiguration nodeMeshBFD (validated durations) → timers; defaults 300 ms × 3. */
 export function bfdTimersOf(b: BfdSpecRes): BfdTimersJson {
   const ms = (d: string | undefined): number | undefined => (d === undefined ? undefined : parseDuration(d));
-  return { desiredMinTxMs: ms(b.transmitInterval) ?? 300, requiredMinRxMs: ms(b.receiveInterval) ?? 300, detectMult: b.detectMultiplier ?? 3 };
+  return {
+    desiredMinTxMs: ms(b.transmitInterval) ?? 300,
+    requiredMinRxMs: ms(b.receiveInterval) ?? 300,
+    detectMult: b.detectMultiplier ?? 3,
+  };
 }
 
 /** A duration (validated) → seconds in the 12 bits RFC 4724 gives the restart time. */
@@ -39,7 +43,8 @@ export function peerResourceOf(p: BgpPeerRes): PeerResource {
   const mrt = restartTimeSeconds(s.maxRestartTime);
   if (mrt !== undefined) r.maxRestartTime = mrt;
   if (typeof s.ttlSecurity === 'number' && s.ttlSecurity > 0) r.ttlSecurity = s.ttlSecurity;
-  if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0) r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
+  if (typeof s.numAllowedLocalASNumbers === 'number' && s.numAllowedLocalASNumbers > 0)
+    r.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
   if (Array.isArray(s.filters) && s.filters.length) r.filters = s.filters as string[];
   if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
   if (typeof s.localASNumber === 'number') r.localASNumber = s.localASNumber;

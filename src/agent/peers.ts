@@ -126,13 +126,24 @@ export function computePeers(
     out.push(p);
   };
 
-  const nodePeer = (other: PeerNode, family: 4 | 6, type: PeerType, source: string, extra: Partial<DesiredPeer> = {}): DesiredPeer | undefined => {
+  const nodePeer = (
+    other: PeerNode,
+    family: 4 | 6,
+    type: PeerType,
+    source: string,
+    extra: Partial<DesiredPeer> = {},
+  ): DesiredPeer | undefined => {
     const addr = addressOf(other, family);
     const own = addressOf(self, family);
     if (!addr || !own) return undefined;
     const asn = other.asNumber ?? cfg.asNumber;
     const p: DesiredPeer = {
-      address: addr, family, asn, type, source, peerNode: other.name,
+      address: addr,
+      family,
+      asn,
+      type,
+      source,
+      peerNode: other.name,
       localAddress: own,
       // Calico: `passive on` toward a peer whose address is greater (string comparison).
       passive: addr > own,
@@ -180,7 +191,9 @@ export function computePeers(
   };
 
   // Node specific before global, so a more specific definition of the same address wins.
-  const ordered = [...peers].sort((a, b) => (typeOf(a) === typeOf(b) ? a.name.localeCompare(b.name) : typeOf(a) === 'node specific' ? -1 : 1));
+  const ordered = [...peers].sort((a, b) =>
+    typeOf(a) === typeOf(b) ? a.name.localeCompare(b.name) : typeOf(a) === 'node specific' ? -1 : 1,
+  );
   for (const r of ordered) {
     const type = typeOf(r);
     const extras = resourceExtras(r);
@@ -191,7 +204,10 @@ export function computePeers(
           if (!matches(r.peerSelector, o.labels)) continue;
           for (const fam of [4, 6] as const) {
             const p = nodePeer(o, fam, type, r.name, extras);
-            if (p) { if (r.sourceAddress === 'None') delete p.localAddress; push(p); }
+            if (p) {
+              if (r.sourceAddress === 'None') delete p.localAddress;
+              push(p);
+            }
           }
         }
       }
@@ -201,7 +217,10 @@ export function computePeers(
           if (!isLocal(r, o)) continue;
           for (const fam of [4, 6] as const) {
             const p = nodePeer(o, fam, type, r.name, extras);
-            if (p) { if (r.sourceAddress === 'None') delete p.localAddress; push(p); }
+            if (p) {
+              if (r.sourceAddress === 'None') delete p.localAddress;
+              push(p);
+            }
           }
         }
       }
@@ -214,7 +233,11 @@ export function computePeers(
     const asNode = byAddress.get(addr);
     const own = addressOf(self, family);
     const p: DesiredPeer = {
-      address: addr, family, asn, type, source: r.name,
+      address: addr,
+      family,
+      asn,
+      type,
+      source: r.name,
       passive: asNode !== undefined && own !== undefined && addr > own,
       routeReflectorClient: asNode ? isRrClient(self, asNode, asn === ownAsn) : Boolean(self.rrClusterId) && asn === ownAsn,
       keepOriginalNextHop: false,

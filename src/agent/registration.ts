@@ -5,13 +5,21 @@ import { parseCidr } from '../common/ip.js';
 import type { AgentConfig, DefaultPool, PoolMode } from './config.js';
 import type { NodeRes, PoolRes } from './ports.js';
 
-export function desiredNode(cur: NodeRes | undefined, cfg: AgentConfig, addr: { ipv4?: string | undefined; ipv6?: string | undefined }): NodeRes {
-  const node: NodeRes = cur ? structuredClone(cur) : { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: cfg.nodeName }, spec: {} };
+export function desiredNode(
+  cur: NodeRes | undefined,
+  cfg: AgentConfig,
+  addr: { ipv4?: string | undefined; ipv6?: string | undefined },
+): NodeRes {
+  const node: NodeRes = cur
+    ? structuredClone(cur)
+    : { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: cfg.nodeName }, spec: {} };
   node.metadata.labels = { ...(node.metadata.labels ?? {}), ...cfg.labels };
   if (Object.keys(node.metadata.labels).length === 0) delete node.metadata.labels;
   const bgp = { ...(node.spec.bgp ?? {}) };
-  if (addr.ipv4) bgp.ipv4Address = addr.ipv4; else delete bgp.ipv4Address;
-  if (addr.ipv6) bgp.ipv6Address = addr.ipv6; else delete bgp.ipv6Address;
+  if (addr.ipv4) bgp.ipv4Address = addr.ipv4;
+  else delete bgp.ipv4Address;
+  if (addr.ipv6) bgp.ipv6Address = addr.ipv6;
+  else delete bgp.ipv6Address;
   if (cfg.asNumber !== undefined) bgp.asNumber = cfg.asNumber;
   if (cfg.rrClusterId) bgp.routeReflectorClusterID = cfg.rrClusterId;
   else if (cfg.mode !== 'route-reflector') delete bgp.routeReflectorClusterID;
@@ -32,15 +40,29 @@ export function fitToKernel(def: DefaultPool, kernelHasIpip: boolean): { ipipMod
 /** Default pools to create: one per family configured, only when no pool of that family exists. */
 export function defaultPools(cfg: AgentConfig, existing: readonly PoolRes[], kernelHasIpip = true): PoolRes[] {
   if (cfg.noDefaultPools) return [];
-  const want: [4 | 6, AgentConfig['ipv4Pool'] | undefined, string][] = [[4, cfg.ipv4Pool, 'default-ipv4-ippool'], [6, cfg.ipv6Pool, 'default-ipv6-ippool']];
+  const want: [4 | 6, AgentConfig['ipv4Pool'] | undefined, string][] = [
+    [4, cfg.ipv4Pool, 'default-ipv4-ippool'],
+    [6, cfg.ipv6Pool, 'default-ipv6-ippool'],
+  ];
   const out: PoolRes[] = [];
   for (const [family, def, name] of want) {
     if (!def) continue;
     if (existing.some((p) => parseCidr(p.spec.cidr).family === family)) continue;
     const { ipipMode, vxlanMode } = fitToKernel(def, kernelHasIpip);
     out.push({
-      apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name },
-      spec: { cidr: def.cidr, blockSize: def.blockSize, ipipMode, vxlanMode, natOutgoing: def.natOutgoing, nodeSelector: def.nodeSelector, disabled: false, allowedUses: ['Workload', 'Tunnel'] },
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      metadata: { name },
+      spec: {
+        cidr: def.cidr,
+        blockSize: def.blockSize,
+        ipipMode,
+        vxlanMode,
+        natOutgoing: def.natOutgoing,
+        nodeSelector: def.nodeSelector,
+        disabled: false,
+        allowedUses: ['Workload', 'Tunnel'],
+      },
     });
   }
   return out;

@@ -34,5 +34,7 @@ export class RouteLatency {
     this.pending.splice(0, n);
   }
 
-  get size(): number { return this.pending.length; }
+  get size(): number {
+    return this.pending.length;
+  }
 }

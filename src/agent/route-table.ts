@@ -10,7 +10,14 @@
 import { cidrContainsCidr, formatCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import type { Route } from '../dataplane/routes.js';
 import {
-  learnedTemplate, poolIndexOf, prefixNum, NO_ROUTE_TEXT, type NoRouteReason, type PrefixNum, type RouteContext, type RouteTemplate,
+  learnedTemplate,
+  poolIndexOf,
+  prefixNum,
+  NO_ROUTE_TEXT,
+  type NoRouteReason,
+  type PrefixNum,
+  type RouteContext,
+  type RouteTemplate,
 } from './routes.js';
 
 /** Where the table's kernel routes go (the dataplane's desired state; it programs the kernel in batches). */
@@ -46,14 +53,20 @@ interface Group {
   readonly members: Set<string>;
 }
 
-interface Rec { g: Group; route: Route | undefined }
+interface Rec {
+  g: Group;
+  route: Route | undefined;
+}
 
 const groupKey = (poolIndex: number, source: string, nh: readonly string[]): string => `${poolIndex} ${source} ${nhKey(nh)}`;
 
 const joined = new WeakMap<readonly string[], string>();
 const nhKey = (nh: readonly string[]): string => {
   let k = joined.get(nh);
-  if (k === undefined) { k = nh.join(','); joined.set(nh, k); }
+  if (k === undefined) {
+    k = nh.join(',');
+    joined.set(nh, k);
+  }
   return k;
 };
 
@@ -73,12 +86,19 @@ export class RouteTable {
   private last: { nh: readonly string[]; source: string; poolIndex: number; g: Group } | undefined;
   private routed = 0;
 
-  constructor(private ctx: RouteContext, private readonly sink: RouteSink) {}
+  constructor(
+    private ctx: RouteContext,
+    private readonly sink: RouteSink,
+  ) {}
 
   /** learned prefixes */
-  get size(): number { return this.recs.size; }
+  get size(): number {
+    return this.recs.size;
+  }
   /** learned prefixes with a kernel route */
-  get routedCount(): number { return this.routed; }
+  get routedCount(): number {
+    return this.routed;
+  }
 
   /** A prefix's best route changed (or appeared). `prefix` is canonical ("10.1.2.0/24"). */
   update(prefix: string, nextHops: readonly string[], source: string): void {
@@ -106,7 +126,10 @@ export class RouteTable {
     if (!rec) return;
     this.recs.delete(prefix);
     this.leave(rec, prefix);
-    if (rec.route) { this.routed--; this.sink.deleteRoute(prefix); }
+    if (rec.route) {
+      this.routed--;
+      this.sink.deleteRoute(prefix);
+    }
   }
 
   /** Forget every prefix (the speaker was restarted); their kernel routes are deleted. */
@@ -122,7 +145,9 @@ export class RouteTable {
     const oldPools = old.pools.map((_, i) => poolDesc(old, i));
     const newPools = ctx.pools.map((_, i) => poolDesc(ctx, i));
     const poolsChanged = oldPools.join('|') !== newPools.join('|');
-    const changed = poolsChanged ? [...oldPools.filter((d) => !newPools.includes(d)), ...newPools.filter((d) => !oldPools.includes(d))] : [];
+    const changed = poolsChanged
+      ? [...oldPools.filter((d) => !newPools.includes(d)), ...newPools.filter((d) => !oldPools.includes(d))]
+      : [];
     const changedCidrs = changed.map((d) => parseCidr(d.split(' ')[0]!));
     const rehome: Group[] = [];
     if (poolsChanged) {
@@ -133,10 +158,16 @@ export class RouteTable {
         const own = g.poolIndex >= 0 ? old.pools[g.poolIndex]!.cidr : undefined;
         // a member may move: its pool changed, or a changed pool could be inside its pool (or it had none)
         if (changed.includes(desc) || !own || changedCidrs.some((c) => cidrContainsCidr(own, c))) rehome.push(g);
-        else { g.poolIndex = newPools.indexOf(desc); kept.push(g); }
+        else {
+          g.poolIndex = newPools.indexOf(desc);
+          kept.push(g);
+        }
       }
       this.groups.clear();
-      for (const g of kept) { g.key = groupKey(g.poolIndex, g.source, g.nextHops); this.groups.set(g.key, g); }
+      for (const g of kept) {
+        g.key = groupKey(g.poolIndex, g.source, g.nextHops);
+        this.groups.set(g.key, g);
+      }
     }
     // 2. templates of the remaining groups under the new context: members rewritten only when it changed
     for (const g of this.groups.values()) {
@@ -156,8 +187,16 @@ export class RouteTable {
       }
     }
     // own blocks: only the prefixes that are (or were) one of them
-    for (const b of old.ownBlocks) if (!ctx.ownBlocks.has(b)) { const r = this.recs.get(b); if (r) this.place(b, r); }
-    for (const b of ctx.ownBlocks) if (!old.ownBlocks.has(b)) { const r = this.recs.get(b); if (r) this.place(b, r); }
+    for (const b of old.ownBlocks)
+      if (!ctx.ownBlocks.has(b)) {
+        const r = this.recs.get(b);
+        if (r) this.place(b, r);
+      }
+    for (const b of ctx.ownBlocks)
+      if (!old.ownBlocks.has(b)) {
+        const r = this.recs.get(b);
+        if (r) this.place(b, r);
+      }
   }
 
   /** The record of exactly this prefix. */
@@ -215,7 +254,10 @@ export class RouteTable {
     if (rec.route) r.route = { ...rec.route };
     else {
       const reason = this.ctx.ownBlocks.has(prefix) ? 'own-block' : typeof rec.g.tpl === 'string' ? rec.g.tpl : undefined;
-      if (reason) { r.reason = reason; r.why = NO_ROUTE_TEXT[reason]; }
+      if (reason) {
+        r.reason = reason;
+        r.why = NO_ROUTE_TEXT[reason];
+      }
     }
     return r;
   }
@@ -227,7 +269,15 @@ export class RouteTable {
     const key = groupKey(poolIndex, source, nextHops);
     let g = this.groups.get(key);
     if (!g) {
-      g = { key, poolIndex, family: x.family, nextHops, source, tpl: learnedTemplate(this.ctx, x.family, poolIndex, nextHops), members: new Set() };
+      g = {
+        key,
+        poolIndex,
+        family: x.family,
+        nextHops,
+        source,
+        tpl: learnedTemplate(this.ctx, x.family, poolIndex, nextHops),
+        members: new Set(),
+      };
       this.groups.set(key, g);
     }
     this.last = { nh: nextHops, source, poolIndex, g };
@@ -248,11 +298,19 @@ export class RouteTable {
     const t = rec.g.tpl;
     const prev = rec.route;
     if (typeof t === 'string' || this.ctx.ownBlocks.has(prefix)) {
-      if (prev) { rec.route = undefined; this.routed--; this.sink.deleteRoute(prefix); }
+      if (prev) {
+        rec.route = undefined;
+        this.routed--;
+        this.sink.deleteRoute(prefix);
+      }
       return;
     }
     if (prev && prev.gateway === t.gateway && prev.dev === t.dev && !!prev.onlink === !!t.onlink) return;
-    const r: Route = t.dev ? (t.onlink ? { dst: prefix, gateway: t.gateway, dev: t.dev, onlink: true } : { dst: prefix, gateway: t.gateway, dev: t.dev }) : { dst: prefix, gateway: t.gateway };
+    const r: Route = t.dev
+      ? t.onlink
+        ? { dst: prefix, gateway: t.gateway, dev: t.dev, onlink: true }
+        : { dst: prefix, gateway: t.gateway, dev: t.dev }
+      : { dst: prefix, gateway: t.gateway };
     if (!prev) this.routed++;
     rec.route = r;
     this.sink.setRoute(r);

@@ -32,10 +32,21 @@ export interface RoutePool {
 /** The kernel route: the dataplane's one route type (agent → reconciler → kernel). */
 export type KernelRoute = Route;
 
-export interface NeighEntry { dev: string; ip: string; mac: string }
-export interface FdbEntry { dev: string; mac: string; dst: string }
+export interface NeighEntry {
+  dev: string;
+  ip: string;
+  mac: string;
+}
+export interface FdbEntry {
+  dev: string;
+  mac: string;
+  dst: string;
+}
 
-export interface LearnedRoute { prefix: string; nextHops: readonly string[] }
+export interface LearnedRoute {
+  prefix: string;
+  nextHops: readonly string[];
+}
 
 export interface RemoteVtep {
   node: string;
@@ -76,10 +87,20 @@ export interface RouteOutput {
   problems: string[];
 }
 
-interface ParsedPool { pool: RoutePool; cidr: Cidr; net4: number; len: number }
+interface ParsedPool {
+  pool: RoutePool;
+  cidr: Cidr;
+  net4: number;
+  len: number;
+}
 
 /** A prefix in the form containment checks want: IPv4 as a number (no BigInt per prefix), IPv6 as a Cidr. */
-export interface PrefixNum { family: 4 | 6; net4: number; len: number; cidr?: Cidr }
+export interface PrefixNum {
+  family: 4 | 6;
+  net4: number;
+  len: number;
+  cidr?: Cidr;
+}
 
 /** "10.1.2.0/24" → PrefixNum (the agent's prefixes are canonical: the speaker formats them). */
 export function prefixNum(dst: string): PrefixNum {
@@ -94,7 +115,7 @@ const mask4 = (len: number): number => (len === 0 ? 0 : (~0 << (32 - len)) >>> 0
 
 function poolContains(p: ParsedPool, x: PrefixNum): boolean {
   if (x.family !== p.cidr.family || x.len < p.len) return false;
-  if (x.family === 4) return ((x.net4 & mask4(p.len)) >>> 0) === p.net4;
+  if (x.family === 4) return (x.net4 & mask4(p.len)) >>> 0 === p.net4;
   return cidrContainsCidr(p.cidr, x.cidr!);
 }
 
@@ -105,7 +126,12 @@ function parsePool(pool: RoutePool): ParsedPool {
 
 /** The pool containing the prefix (the most specific one). */
 function poolFor(pools: readonly ParsedPool[], c: Cidr | PrefixNum): ParsedPool | undefined {
-  const x: PrefixNum = 'net4' in c ? c : c.family === 4 ? { family: 4, net4: Number(c.network), len: c.prefixLen } : { family: 6, net4: 0, len: c.prefixLen, cidr: c };
+  const x: PrefixNum =
+    'net4' in c
+      ? c
+      : c.family === 4
+        ? { family: 4, net4: Number(c.network), len: c.prefixLen }
+        : { family: 6, net4: 0, len: c.prefixLen, cidr: c };
   let best: ParsedPool | undefined;
   for (const p of pools) {
     if (poolContains(p, x) && (!best || p.len > best.len)) best = p;
@@ -120,8 +146,8 @@ const isIpip = (p: RoutePool): boolean => p.ipipMode !== 'Never';
 export type NoRouteReason = 'own-block' | 'no-usable-next-hop' | 'vxlan-pool' | 'no-ipip';
 
 export const NO_ROUTE_TEXT: Record<NoRouteReason, string> = {
-  'own-block': 'the prefix is one of this node\'s own blocks (its blackhole route wins)',
-  'no-usable-next-hop': 'no next hop of the prefix\'s family other than this node itself',
+  'own-block': "the prefix is one of this node's own blocks (its blackhole route wins)",
+  'no-usable-next-hop': "no next hop of the prefix's family other than this node itself",
   'vxlan-pool': 'inside a VXLAN pool: its route comes from the datastore, not from BGP',
   'no-ipip': 'its pool needs IPIP and this kernel has no ipip (never half-programmed)',
 };
@@ -140,7 +166,9 @@ export interface RouteContext {
   readonly ownBlocks: ReadonlySet<string>;
 }
 
-export function compileRouteContext(input: Pick<RouteInput, 'pools' | 'nodeAddress4' | 'nodeAddress6' | 'uplink' | 'kernelHasIpip' | 'ownBlocks'>): RouteContext {
+export function compileRouteContext(
+  input: Pick<RouteInput, 'pools' | 'nodeAddress4' | 'nodeAddress6' | 'uplink' | 'kernelHasIpip' | 'ownBlocks'>,
+): RouteContext {
   const pools = input.pools.filter((p) => !p.disabled).map(parsePool);
   const own4 = input.nodeAddress4 ? parseCidr(input.nodeAddress4) : undefined;
   const own6 = input.nodeAddress6 ? parseCidr(input.nodeAddress6) : undefined;
@@ -207,7 +235,10 @@ export function computeRoutes(input: RouteInput): RouteOutput {
   const needsVxlan = pools.some((p) => isVxlan(p.pool));
   const ipipBroken = needsIpip && !input.kernelHasIpip;
   if (ipipBroken) {
-    const which = pools.filter((p) => isIpip(p.pool) && !isVxlan(p.pool)).map((p) => p.pool.cidr).join(', ');
+    const which = pools
+      .filter((p) => isIpip(p.pool) && !isVxlan(p.pool))
+      .map((p) => p.pool.cidr)
+      .join(', ');
     problems.add(`${NO_IPIP_MESSAGE} (pool ${which} has ipipMode ${pools.find((p) => isIpip(p.pool))!.pool.ipipMode})`);
   }
 
@@ -276,9 +307,11 @@ export function computeRoutes(input: RouteInput): RouteOutput {
 
   return {
     routes: [...routes.values()].sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0)),
-    neighbors, fdb,
+    neighbors,
+    fdb,
     exports: [...new Set(exports)].sort(),
-    needsIpip, needsVxlan,
+    needsIpip,
+    needsVxlan,
     problems: [...problems],
   };
 }

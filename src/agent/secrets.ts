@@ -14,7 +14,10 @@ export const DEFAULT_SECRETS_DIR = '/etc/tabby/secrets';
 /** TCP_MD5SIG_MAXKEYLEN (linux/tcp.h). */
 const MAX_KEY_BYTES = 80;
 
-export interface SecretKeyRef { name: string; key: string }
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
 
 export type SecretRead = { ok: true; value: string } | { ok: false; reason: string };
 
@@ -36,7 +39,8 @@ export const refText = (r: SecretKeyRef): string => `${r.name}/${r.key}`;
  */
 export function readSecret(dir: string, ref: SecretKeyRef): SecretRead {
   const name = refText(ref);
-  if (!SAFE_PART.test(ref.name) || !SAFE_PART.test(ref.key)) return { ok: false, reason: `password secret ${name} is not a valid secret name/key` };
+  if (!SAFE_PART.test(ref.name) || !SAFE_PART.test(ref.key))
+    return { ok: false, reason: `password secret ${name} is not a valid secret name/key` };
   const file = path.join(dir, ref.name, ref.key);
   let buf: Buffer;
   try {
@@ -50,7 +54,8 @@ export function readSecret(dir: string, ref: SecretKeyRef): SecretRead {
   if (value.endsWith('\r\n')) value = value.slice(0, -2);
   else if (value.endsWith('\n')) value = value.slice(0, -1);
   if (value.length === 0) return { ok: false, reason: `password secret ${name} is empty (${file})` };
-  if (Buffer.byteLength(value) > MAX_KEY_BYTES) return { ok: false, reason: `password secret ${name} is longer than ${MAX_KEY_BYTES} bytes (the TCP-MD5 limit)` };
+  if (Buffer.byteLength(value) > MAX_KEY_BYTES)
+    return { ok: false, reason: `password secret ${name} is longer than ${MAX_KEY_BYTES} bytes (the TCP-MD5 limit)` };
   return { ok: true, value };
 }
 
@@ -70,7 +75,9 @@ export class SecretStore {
 
   constructor(private readonly o: SecretStoreOptions) {}
 
-  get dir(): string { return this.o.dir; }
+  get dir(): string {
+    return this.o.dir;
+  }
 
   /** Read a secret and remember it for change detection. */
   read(ref: SecretKeyRef): SecretRead {

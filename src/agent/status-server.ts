@@ -46,57 +46,112 @@ export function createMetrics(source: StatusSource): AgentMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tabby_node_' });
   new Gauge({
-    name: 'tabby_bgp_session_established', help: 'BGP session to a peer is Established (1) or not (0)',
-    labelNames: ['peer', 'type'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address, type: p.type }, p.state === 'Established' ? 1 : 0); },
+    name: 'tabby_bgp_session_established',
+    help: 'BGP session to a peer is Established (1) or not (0)',
+    labelNames: ['peer', 'type'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) this.set({ peer: p.address, type: p.type }, p.state === 'Established' ? 1 : 0);
+    },
   });
   new Gauge({
-    name: 'tabby_bgp_session_state', help: 'BGP FSM state of each peer (1 for the current state)',
-    labelNames: ['peer', 'state'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address, state: p.state }, 1); },
+    name: 'tabby_bgp_session_state',
+    help: 'BGP FSM state of each peer (1 for the current state)',
+    labelNames: ['peer', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) this.set({ peer: p.address, state: p.state }, 1);
+    },
   });
   new Gauge({
-    name: 'tabby_bfd_session_up', help: 'BFD session to a peer is Up (1) or not (0); only peers with BFD',
-    labelNames: ['peer', 'state'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address, state: p.bfd.state }, p.bfd.state === 'Up' ? 1 : 0); },
+    name: 'tabby_bfd_session_up',
+    help: 'BFD session to a peer is Up (1) or not (0); only peers with BFD',
+    labelNames: ['peer', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address, state: p.bfd.state }, p.bfd.state === 'Up' ? 1 : 0);
+    },
   });
   new Gauge({
-    name: 'tabby_bfd_session_downs_total', help: 'times a BFD session went from Up to Down',
-    labelNames: ['peer'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address }, p.bfd.downs); },
+    name: 'tabby_bfd_session_downs_total',
+    help: 'times a BFD session went from Up to Down',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) if (p.bfd) this.set({ peer: p.address }, p.bfd.downs);
+    },
   });
   new Gauge({
-    name: 'tabby_bgp_prefixes_received', help: 'prefixes received from each peer',
-    labelNames: ['peer'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address }, p.prefixesReceived); },
+    name: 'tabby_bgp_prefixes_received',
+    help: 'prefixes received from each peer',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) this.set({ peer: p.address }, p.prefixesReceived);
+    },
   });
   new Gauge({
-    name: 'tabby_bgp_prefixes_accepted', help: 'prefixes accepted from each peer',
-    labelNames: ['peer'], registers: [registry],
-    collect() { this.reset(); for (const p of source.status().peers) this.set({ peer: p.address }, p.prefixesAccepted); },
+    name: 'tabby_bgp_prefixes_accepted',
+    help: 'prefixes accepted from each peer',
+    labelNames: ['peer'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of source.status().peers) this.set({ peer: p.address }, p.prefixesAccepted);
+    },
   });
   new Gauge({
-    name: 'tabby_bgp_prefixes_exported', help: 'prefixes this node originates', registers: [registry],
-    collect() { this.set(source.status().exports.length); },
+    name: 'tabby_bgp_prefixes_exported',
+    help: 'prefixes this node originates',
+    registers: [registry],
+    collect() {
+      this.set(source.status().exports.length);
+    },
   });
   new Gauge({
-    name: 'tabby_kernel_routes', help: 'kernel routes tabby wants programmed', registers: [registry],
-    collect() { const r = source.routeFigures?.(); this.set(r ? r.kernel.desired : source.status().routes.length); },
+    name: 'tabby_kernel_routes',
+    help: 'kernel routes tabby wants programmed',
+    registers: [registry],
+    collect() {
+      const r = source.routeFigures?.();
+      this.set(r ? r.kernel.desired : source.status().routes.length);
+    },
   });
   new Gauge({
-    name: 'tabby_kernel_routes_pending', help: 'kernel route changes not made yet', registers: [registry],
-    collect() { this.set(source.routeFigures?.().kernel.pending ?? 0); },
+    name: 'tabby_kernel_routes_pending',
+    help: 'kernel route changes not made yet',
+    registers: [registry],
+    collect() {
+      this.set(source.routeFigures?.().kernel.pending ?? 0);
+    },
   });
   new Gauge({
-    name: 'tabby_bgp_routes_learned', help: 'prefixes with a best route learned over BGP', registers: [registry],
-    collect() { this.set(source.routeFigures?.().learned ?? 0); },
+    name: 'tabby_bgp_routes_learned',
+    help: 'prefixes with a best route learned over BGP',
+    registers: [registry],
+    collect() {
+      this.set(source.routeFigures?.().learned ?? 0);
+    },
   });
   new Gauge({
-    name: 'tabby_kernel_route_last_error_timestamp_seconds', help: 'when programming kernel routes last failed (0: never)', registers: [registry],
-    collect() { const e = source.routeFigures?.().lastError; this.set(e ? Date.parse(e.at) / 1000 : 0); },
+    name: 'tabby_kernel_route_last_error_timestamp_seconds',
+    help: 'when programming kernel routes last failed (0: never)',
+    registers: [registry],
+    collect() {
+      const e = source.routeFigures?.().lastError;
+      this.set(e ? Date.parse(e.at) / 1000 : 0);
+    },
   });
   new Gauge({
-    name: 'tabby_ipam_blocks', help: 'IPAM blocks affine to this node', labelNames: ['state'], registers: [registry],
+    name: 'tabby_ipam_blocks',
+    help: 'IPAM blocks affine to this node',
+    labelNames: ['state'],
+    registers: [registry],
     collect() {
       this.reset();
       const counts = new Map<string, number>();
@@ -105,37 +160,65 @@ export function createMetrics(source: StatusSource): AgentMetrics {
     },
   });
   new Gauge({
-    name: 'tabby_ipam_addresses_allocated', help: 'addresses allocated in this node\'s blocks', registers: [registry],
-    collect() { const f = source.ipamFigures?.(); if (f) this.set(f.addressesAllocated); },
+    name: 'tabby_ipam_addresses_allocated',
+    help: "addresses allocated in this node's blocks",
+    registers: [registry],
+    collect() {
+      const f = source.ipamFigures?.();
+      if (f) this.set(f.addressesAllocated);
+    },
   });
   new Gauge({
-    name: 'tabby_ipam_addresses_total', help: 'addresses in this node\'s blocks', registers: [registry],
-    collect() { const f = source.ipamFigures?.(); if (f) this.set(f.addressesTotal); },
+    name: 'tabby_ipam_addresses_total',
+    help: "addresses in this node's blocks",
+    registers: [registry],
+    collect() {
+      const f = source.ipamFigures?.();
+      if (f) this.set(f.addressesTotal);
+    },
   });
   new Gauge({
-    name: 'tabby_datastore_up', help: 'the datastore is reachable (1) or not (0)', registers: [registry],
-    collect() { this.set(source.readiness().datastore === 'up' ? 1 : 0); },
+    name: 'tabby_datastore_up',
+    help: 'the datastore is reachable (1) or not (0)',
+    registers: [registry],
+    collect() {
+      this.set(source.readiness().datastore === 'up' ? 1 : 0);
+    },
   });
   new Gauge({
-    name: 'tabby_ready', help: 'the agent is ready (1) or not (0)', registers: [registry],
-    collect() { this.set(source.readiness().ready ? 1 : 0); },
+    name: 'tabby_ready',
+    help: 'the agent is ready (1) or not (0)',
+    registers: [registry],
+    collect() {
+      this.set(source.readiness().ready ? 1 : 0);
+    },
   });
   const routeSyncDuration = new Histogram({
-    name: 'tabby_route_sync_duration_seconds', help: 'time to reconcile the kernel routes with the desired set',
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry],
+    name: 'tabby_route_sync_duration_seconds',
+    help: 'time to reconcile the kernel routes with the desired set',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
   });
   new Gauge({
-    name: 'tabby_bgp_peers_not_established', help: 'configured BGP peers that are not Established (expected but down)', registers: [registry],
-    collect() { this.set(source.status().peers.filter((p) => p.state !== 'Established').length); },
+    name: 'tabby_bgp_peers_not_established',
+    help: 'configured BGP peers that are not Established (expected but down)',
+    registers: [registry],
+    collect() {
+      this.set(source.status().peers.filter((p) => p.state !== 'Established').length);
+    },
   });
   const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
   const routeUpdateToKernel = new Histogram({
-    name: 'tabby_route_update_to_kernel_seconds', help: 'BGP UPDATE received to the kernel route programmed',
-    buckets: latencyBuckets, registers: [registry],
+    name: 'tabby_route_update_to_kernel_seconds',
+    help: 'BGP UPDATE received to the kernel route programmed',
+    buckets: latencyBuckets,
+    registers: [registry],
   });
   const routeWithdrawToRemoved = new Histogram({
-    name: 'tabby_route_withdraw_to_removed_seconds', help: 'BGP withdraw received to the kernel route removed',
-    buckets: latencyBuckets, registers: [registry],
+    name: 'tabby_route_withdraw_to_removed_seconds',
+    help: 'BGP withdraw received to the kernel route removed',
+    buckets: latencyBuckets,
+    registers: [registry],
   });
   return { registry, routeSyncDuration, routeUpdateToKernel, routeWithdrawToRemoved };
 }
@@ -152,7 +235,10 @@ export class StatusServer {
   private readonly logger: Logger;
   readonly metrics: AgentMetrics;
 
-  constructor(private readonly source: StatusSource, private readonly opts: StatusServerOptions) {
+  constructor(
+    private readonly source: StatusSource,
+    private readonly opts: StatusServerOptions,
+  ) {
     this.logger = opts.logger ?? log('status');
     this.metrics = createMetrics(source);
   }
@@ -165,15 +251,29 @@ export class StatusServer {
       res.end(`${JSON.stringify(body)}\n`);
     };
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') { send(405, { error: 'GET only' }); return; }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        send(405, { error: 'GET only' });
+        return;
+      }
       switch (url) {
-        case HEALTH_PATHS.liveness: { const l = this.source.liveness(); send(l.live ? 200 : 503, l); return; }
-        case HEALTH_PATHS.readiness: { const r = this.source.readiness(); send(r.ready ? 200 : 503, r); return; }
-        case HEALTH_PATHS.status: send(200, this.source.status()); return;
+        case HEALTH_PATHS.liveness: {
+          const l = this.source.liveness();
+          send(l.live ? 200 : 503, l);
+          return;
+        }
+        case HEALTH_PATHS.readiness: {
+          const r = this.source.readiness();
+          send(r.ready ? 200 : 503, r);
+          return;
+        }
+        case HEALTH_PATHS.status:
+          send(200, this.source.status());
+          return;
         case ROUTE_PATH: {
           const q = new URL(req.url ?? '/', 'http://x').searchParams.get('prefix') ?? '';
           const r = this.source.explainRoute?.(q);
-          if (r) send(200, r); else send(404, { error: `no route covers "${q}"` });
+          if (r) send(200, r);
+          else send(404, { error: `no route covers "${q}"` });
           return;
         }
         case BGP_ROUTES_PATH: {
@@ -183,7 +283,12 @@ export class StatusServer {
           send('error' in (r as object) ? 404 : 200, r);
           return;
         }
-        case HEALTH_PATHS.sessions: if (this.source.sessions) { send(200, this.source.sessions()); return; } break;
+        case HEALTH_PATHS.sessions:
+          if (this.source.sessions) {
+            send(200, this.source.sessions());
+            return;
+          }
+          break;
       }
       send(404, { error: `unknown path ${url}; try ${Object.values(HEALTH_PATHS).join(', ')}` });
     } catch (e) {
@@ -193,18 +298,30 @@ export class StatusServer {
 
   private handleMetrics = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = (req.url ?? '/').split('?')[0];
-    if (url !== METRICS_PATH) { res.writeHead(404).end(`try ${METRICS_PATH}\n`); return; }
-    this.metrics.registry.metrics().then((text) => {
-      res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
-      res.end(text);
-    }, (e: unknown) => { res.writeHead(500).end(String(e)); });
+    if (url !== METRICS_PATH) {
+      res.writeHead(404).end(`try ${METRICS_PATH}\n`);
+      return;
+    }
+    this.metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+        res.end(text);
+      },
+      (e: unknown) => {
+        res.writeHead(500).end(String(e));
+      },
+    );
   };
 
   async start(): Promise<void> {
     if (this.opts.healthAddr) await this.listen(this.handleHealth, this.opts.healthAddr);
     if (this.opts.socketPath) {
       fs.mkdirSync(path.dirname(this.opts.socketPath), { recursive: true });
-      try { fs.unlinkSync(this.opts.socketPath); } catch { /* absent */ }
+      try {
+        fs.unlinkSync(this.opts.socketPath);
+      } catch {
+        /* absent */
+      }
       await this.listen(this.handleHealth, this.opts.socketPath);
       fs.chmodSync(this.opts.socketPath, 0o660);
     }
@@ -237,8 +354,22 @@ export class StatusServer {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => { s.closeAllConnections?.(); s.close(() => r()); })));
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((r) => {
+            s.closeAllConnections?.();
+            s.close(() => r());
+          }),
+      ),
+    );
     this.servers.length = 0;
-    if (this.opts.socketPath) { try { fs.unlinkSync(this.opts.socketPath); } catch { /* gone */ } }
+    if (this.opts.socketPath) {
+      try {
+        fs.unlinkSync(this.opts.socketPath);
+      } catch {
+        /* gone */
+      }
+    }
   }
 }

@@ -11,7 +11,9 @@ import type { AddressPort, SpeakerOptions, SpeakerPort, SpeakerPeerConfig } from
 
 export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): SpeakerPort {
   const s = new BgpSpeaker({
-    asn: o.asn, routerId: o.routerId, listenPort: o.listenPort,
+    asn: o.asn,
+    routerId: o.routerId,
+    listenPort: o.listenPort,
     ...(o.listenAddress ? { listenAddress: o.listenAddress } : {}),
     ...(o.clusterId ? { clusterId: o.clusterId } : {}),
     ...(o.gracefulRestart ? { gracefulRestart: { restartTime: o.gracefulRestart.restartTime } } : {}),
@@ -25,23 +27,43 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     addPeer: (p) => s.addPeer(toPeer(p)),
     updatePeer: (p) => s.updatePeer(toPeer(p)),
     removePeer: (a) => s.removePeer(a),
-    resetPeer: (a, reason) => { s.resetPeer(a, reason); },
+    resetPeer: (a, reason) => {
+      s.resetPeer(a, reason);
+    },
     originate: (prefix, x) => s.originate(prefix, x ?? {}),
     withdraw: (prefix) => s.withdraw(prefix),
-    peers: () => s.peers().map((p) => ({
-      address: p.address, asn: p.asn, state: p.state, since: p.since, info: p.info,
-      prefixesReceived: p.prefixesReceived, prefixesAccepted: p.prefixesAccepted, prefixesAdvertised: p.prefixesAdvertised,
-    })),
-    onBest: (fn) => { s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops, source: e.source })); },
-    onWithdrawn: (fn) => { s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix })); },
-    onChanges: (fn) => { s.on('changes', fn); },
-    onPeerChange: (fn) => { s.on('peer', () => fn()); },
+    peers: () =>
+      s.peers().map((p) => ({
+        address: p.address,
+        asn: p.asn,
+        state: p.state,
+        since: p.since,
+        info: p.info,
+        prefixesReceived: p.prefixesReceived,
+        prefixesAccepted: p.prefixesAccepted,
+        prefixesAdvertised: p.prefixesAdvertised,
+      })),
+    onBest: (fn) => {
+      s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops, source: e.source }));
+    },
+    onWithdrawn: (fn) => {
+      s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix }));
+    },
+    onChanges: (fn) => {
+      s.on('changes', fn);
+    },
+    onPeerChange: (fn) => {
+      s.on('peer', () => fn());
+    },
     routeReport: (peer, dir) => s.routeReport(peer, dir),
-    onEndOfRib: (fn) => { s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address })); },
+    onEndOfRib: (fn) => {
+      s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address }));
+    },
     onSessionEvent: (fn) => {
       s.on('peer', (e: PeerEvent) => fn({ kind: 'state', peer: e.address, from: e.previous, to: e.state, info: e.info }));
       s.on('notification', (e) =>
-        fn({ kind: 'notification', peer: e.address, sent: e.sent, code: e.code, subcode: e.subcode, data: e.data.toString('hex') }));
+        fn({ kind: 'notification', peer: e.address, sent: e.sent, code: e.code, subcode: e.subcode, data: e.data.toString('hex') }),
+      );
       s.on('connect-error', (e) => fn({ kind: 'connect-error', peer: e.address, code: e.code, message: e.message }));
     },
   };
@@ -50,7 +72,8 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
 /** The autodetect settings of the agent's configuration. */
 export function autodetectConfigOf(cfg: AgentConfig): AutodetectConfig {
   const c: AutodetectConfig = {
-    ip4: cfg.ip, ip6: cfg.ip6,
+    ip4: cfg.ip,
+    ip6: cfg.ip6,
     method4: parseAutodetectionMethod(cfg.ipAutodetectionMethod, 4),
     method6: parseAutodetectionMethod(cfg.ip6AutodetectionMethod, 6),
     pollIntervalMs: cfg.autodetectPollIntervalMs,

@@ -4,8 +4,17 @@
 // Graceful restart is the reconciler's hold on deletes: held from the start until the agent says
 // routing has converged, so a restarted agent deletes nothing a previous run installed.
 import {
-  openNetlink, RouteReconciler, ensureForwarding, ensureIpipTunnel, ensureVxlanTunnel, kernelHasIpip, vxlanMacForNode,
-  NeighFdbReconciler, applyNatOutgoing, type Netlink, type VxlanPeer,
+  openNetlink,
+  RouteReconciler,
+  ensureForwarding,
+  ensureIpipTunnel,
+  ensureVxlanTunnel,
+  kernelHasIpip,
+  vxlanMacForNode,
+  NeighFdbReconciler,
+  applyNatOutgoing,
+  type Netlink,
+  type VxlanPeer,
 } from '../dataplane/index.js';
 import type { Logger } from '../common/log.js';
 import { log } from '../common/log.js';
@@ -30,8 +39,12 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
 
   return {
     kernelHasIpip: async () => kernelHasIpip(),
-    ensureForwarding: async () => { ensureForwarding(); },
-    ensureIpipTunnel: async (o) => { await ensureIpipTunnel(nl, o.address ? { address: o.address } : {}); },
+    ensureForwarding: async () => {
+      ensureForwarding();
+    },
+    ensureIpipTunnel: async (o) => {
+      await ensureIpipTunnel(nl, o.address ? { address: o.address } : {});
+    },
     ensureVxlanTunnel: async (o) => {
       await ensureVxlanTunnel(nl, { localIp: o.localIp, mac: o.mac, mtu: VXLAN_MTU, ...(o.address ? { address: o.address } : {}) });
     },
@@ -44,13 +57,18 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
     },
     apply: async (desired) => {
       // the first pass starts the reconciler (event subscription, debounced passes, periodic resync)
-      if (!started) { started = true; await routes.start(); } else await routes.apply();
+      if (!started) {
+        started = true;
+        await routes.start();
+      } else await routes.apply();
       if (desired.neighbors.length || desired.fdb.length || neighFdb) {
         neighFdb ??= new NeighFdbReconciler(nl, { logger });
-        const peers: VxlanPeer[] = desired.neighbors.map((n) => {
-          const f = desired.fdb.find((x) => x.mac === n.mac);
-          return { tunnelIp: n.ip, mac: n.mac, nodeIp: f?.dst ?? '' };
-        }).filter((p) => p.nodeIp !== '');
+        const peers: VxlanPeer[] = desired.neighbors
+          .map((n) => {
+            const f = desired.fdb.find((x) => x.mac === n.mac);
+            return { tunnelIp: n.ip, mac: n.mac, nodeIp: f?.dst ?? '' };
+          })
+          .filter((p) => p.nodeIp !== '');
         neighFdb.setPeers(peers);
         await neighFdb.apply();
       }
@@ -64,6 +82,10 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
       applyNatOutgoing(pools);
       natKey = key;
     },
-    close: async () => { routes.stop(); neighFdb?.stop(); nl.close(); },
+    close: async () => {
+      routes.stop();
+      neighFdb?.stop();
+      nl.close();
+    },
   };
 }

@@ -36,27 +36,34 @@ export const tunnelHandle = (kind: 'ipip' | 'vxlan', node: string): string => `$
 
 export function ipamPort(ipam: Ipam): IpamPort {
   return {
-    ensureBlock: async (node, family) => { await ipam.ensureBlock(node, family); },
-    blocksAffineTo: async (node) => (await ipam.blocksAffineTo(node))
-      .filter((b) => b.state === 'pending' || b.state === 'confirmed')
-      .map((b) => ({ cidr: b.cidr, state: b.state as 'pending' | 'confirmed' })),
-    listBlocks: async (): Promise<BlockInfo[]> => (await ipam.store.listBlocks()).map(({ value: b }) => ({
-      cidr: b.cidr,
-      node: affinityNode(b.affinity),
-      size: b.allocations.length,
-      allocated: blockAllocations(b).map((a) => {
-        const x: BlockInfo['allocated'][number] = { ip: a.ip, handle: a.handle };
-        if (a.attrs.node !== undefined) x.node = a.attrs.node;
-        return x;
-      }),
-    })),
+    ensureBlock: async (node, family) => {
+      await ipam.ensureBlock(node, family);
+    },
+    blocksAffineTo: async (node) =>
+      (await ipam.blocksAffineTo(node))
+        .filter((b) => b.state === 'pending' || b.state === 'confirmed')
+        .map((b) => ({ cidr: b.cidr, state: b.state as 'pending' | 'confirmed' })),
+    listBlocks: async (): Promise<BlockInfo[]> =>
+      (await ipam.store.listBlocks()).map(({ value: b }) => ({
+        cidr: b.cidr,
+        node: affinityNode(b.affinity),
+        size: b.allocations.length,
+        allocated: blockAllocations(b).map((a) => {
+          const x: BlockInfo['allocated'][number] = { ip: a.ip, handle: a.handle };
+          if (a.attrs.node !== undefined) x.node = a.attrs.node;
+          return x;
+        }),
+      })),
     tunnelAddress: async (node, kind, poolCidrs) => {
       const handle = tunnelHandle(kind, node);
       const have = await ipam.ipsByHandle(handle);
       if (have.length > 0) return have[0]!.split('/')[0];
       if (poolCidrs.length === 0) return undefined;
       const r = await ipam.autoAssign({
-        handle, node, num4: 1, pools: [...poolCidrs],
+        handle,
+        node,
+        num4: 1,
+        pools: [...poolCidrs],
         attrs: { node, type: kind === 'ipip' ? 'ipipTunnelAddress' : 'vxlanTunnelAddress' },
       });
       return r.ipv4[0]?.split('/')[0];

@@ -13,8 +13,13 @@ import { fetchInternalIps, inCluster } from './k8s.js';
 import { matchAddress, type InterfaceAddresses, type MatchFacts, type MatchResult } from './match.js';
 import { formatMethod, type AutodetectionMethod } from './method.js';
 import {
-  AddressConflictError, decideAddress, findAddressConflict, needsDetection,
-  type AddressDecision, type AutodetectConfig, type NodeAddressesLike,
+  AddressConflictError,
+  decideAddress,
+  findAddressConflict,
+  needsDetection,
+  type AddressDecision,
+  type AutodetectConfig,
+  type NodeAddressesLike,
 } from './settings.js';
 
 const logger = log('autodetect');
@@ -52,7 +57,10 @@ export async function reachSource(destination: string, family: Family, netnsPath
     }
     return await new Promise<string>((resolve, reject) => {
       const s = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
-      s.once('error', (err) => { s.close(); reject(err); });
+      s.once('error', (err) => {
+        s.close();
+        reject(err);
+      });
       s.connect(80, ip, () => {
         const local = s.address().address;
         s.close();
@@ -109,21 +117,31 @@ export async function detectAddress(method: AutodetectionMethod, family: Family,
   return result;
 }
 
-export interface NodeAddresses { ipv4?: AddressDecision; ipv6?: AddressDecision }
+export interface NodeAddresses {
+  ipv4?: AddressDecision;
+  ipv6?: AddressDecision;
+}
 
 /**
  * The Node's addresses from the settings: detect where needed, keep stored ones as Calico does,
  * and refuse (AddressConflictError) when another Node holds the same address. Throws
  * NoAddressError when an address is required and none can be found.
  */
-export async function resolveNodeAddresses(cfg: Pick<AutodetectConfig, 'ip4' | 'ip6' | 'method4' | 'method6' | 'internalIps'>, opts: DetectOptions & {
-  nodeName: string;
-  stored?: { ipv4?: string | undefined; ipv6?: string | undefined };
-  otherNodes?: readonly NodeAddressesLike[];
-}): Promise<Required<NodeAddresses>> {
+export async function resolveNodeAddresses(
+  cfg: Pick<AutodetectConfig, 'ip4' | 'ip6' | 'method4' | 'method6' | 'internalIps'>,
+  opts: DetectOptions & {
+    nodeName: string;
+    stored?: { ipv4?: string | undefined; ipv6?: string | undefined };
+    otherNodes?: readonly NodeAddressesLike[];
+  },
+): Promise<Required<NodeAddresses>> {
   const read = opts.readInterfaces ?? readKernelInterfaces;
   const interfaces = await read(opts.netnsPath);
-  const detectOpts: DetectOptions = { ...opts, readInterfaces: async () => interfaces, ...(cfg.internalIps && !opts.internalIps ? { internalIps: cfg.internalIps } : {}) };
+  const detectOpts: DetectOptions = {
+    ...opts,
+    readInterfaces: async () => interfaces,
+    ...(cfg.internalIps && !opts.internalIps ? { internalIps: cfg.internalIps } : {}),
+  };
   const one = async (family: Family): Promise<AddressDecision> => {
     const setting = family === 4 ? cfg.ip4 : cfg.ip6;
     const method = family === 4 ? cfg.method4 : cfg.method6;

@@ -5,7 +5,10 @@ import { readFile } from 'node:fs/promises';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-interface K8sNodeAddress { type?: string; address?: string }
+interface K8sNodeAddress {
+  type?: string;
+  address?: string;
+}
 
 /** InternalIP addresses listed in a Node object's status (pure). */
 export function internalIpsOfNode(node: unknown): string[] {
@@ -19,25 +22,36 @@ export function inCluster(env: Record<string, string | undefined> = process.env)
 }
 
 /** GET the Node from the in-cluster API server and return its InternalIPs. Throws with the HTTP status on failure. */
-export async function fetchInternalIps(nodeName: string, env: Record<string, string | undefined> = process.env,
-  saDir: string = SERVICE_ACCOUNT_DIR, timeoutMs = 10_000): Promise<string[]> {
+export async function fetchInternalIps(
+  nodeName: string,
+  env: Record<string, string | undefined> = process.env,
+  saDir: string = SERVICE_ACCOUNT_DIR,
+  timeoutMs = 10_000,
+): Promise<string[]> {
   const host = env.KUBERNETES_SERVICE_HOST!;
   const port = Number(env.KUBERNETES_SERVICE_PORT);
   const [token, ca] = await Promise.all([readFile(`${saDir}/token`, 'utf8'), readFile(`${saDir}/ca.crt`)]);
   const body = await new Promise<string>((resolve, reject) => {
-    const req = https.request({
-      host: host.includes(':') ? `[${host}]` : host, port, method: 'GET', ca, timeout: timeoutMs,
-      path: `/api/v1/nodes/${encodeURIComponent(nodeName)}`,
-      headers: { authorization: `Bearer ${token.trim()}`, accept: 'application/json' },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) reject(new Error(`GET /api/v1/nodes/${nodeName}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
-        else resolve(text);
-      });
-    });
+    const req = https.request(
+      {
+        host: host.includes(':') ? `[${host}]` : host,
+        port,
+        method: 'GET',
+        ca,
+        timeout: timeoutMs,
+        path: `/api/v1/nodes/${encodeURIComponent(nodeName)}`,
+        headers: { authorization: `Bearer ${token.trim()}`, accept: 'application/json' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) reject(new Error(`GET /api/v1/nodes/${nodeName}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
+          else resolve(text);
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`GET /api/v1/nodes/${nodeName}: timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();

@@ -73,15 +73,22 @@ function choice(family: Family, iface: string | undefined, ip: string, prefixLen
 
 function seen(interfaces: readonly InterfaceAddresses[], family: Family): string {
   if (interfaces.length === 0) return 'no interfaces';
-  return walkOrder(interfaces).map((i) => {
-    const addrs = i.addresses.filter((a) => a.family === family).map((a) => `${a.address}/${a.prefixLen}`);
-    return `${i.name}[${addrs.join(' ') || `no IPv${family}`}]`;
-  }).join(', ');
+  return walkOrder(interfaces)
+    .map((i) => {
+      const addrs = i.addresses.filter((a) => a.family === family).map((a) => `${a.address}/${a.prefixLen}`);
+      return `${i.name}[${addrs.join(' ') || `no IPv${family}`}]`;
+    })
+    .join(', ');
 }
 
 /** Calico's FilteredEnumeration: first global-unicast address (optionally inside `cidrs`) on the first kept interface. */
-function filtered(interfaces: readonly InterfaceAddresses[], family: Family, include: readonly NamePattern[] | undefined,
-  exclude: readonly NamePattern[], cidrs: readonly Cidr[] | undefined): AddressChoice | undefined {
+function filtered(
+  interfaces: readonly InterfaceAddresses[],
+  family: Family,
+  include: readonly NamePattern[] | undefined,
+  exclude: readonly NamePattern[],
+  cidrs: readonly Cidr[] | undefined,
+): AddressChoice | undefined {
   for (const iface of walkOrder(interfaces)) {
     if (include && !matchesAny(iface.name, include)) continue;
     if (matchesAny(iface.name, exclude)) continue;
@@ -110,13 +117,23 @@ export function findOwner(interfaces: readonly InterfaceAddresses[], ip: string)
 }
 
 /** Apply `method` to `interfaces` for one family. Pure: same input, same answer. */
-export function matchAddress(interfaces: readonly InterfaceAddresses[], method: AutodetectionMethod, family: Family, facts: MatchFacts = {}): MatchResult {
-  const fail = (why: string): MatchResult => ({ ok: false, reason: `${formatMethod(method)}: ${why}; interfaces seen (reverse index order): ${seen(interfaces, family)}` });
+export function matchAddress(
+  interfaces: readonly InterfaceAddresses[],
+  method: AutodetectionMethod,
+  family: Family,
+  facts: MatchFacts = {},
+): MatchResult {
+  const fail = (why: string): MatchResult => ({
+    ok: false,
+    reason: `${formatMethod(method)}: ${why}; interfaces seen (reverse index order): ${seen(interfaces, family)}`,
+  });
   let found: AddressChoice | undefined;
   switch (method.kind) {
     case 'first-found':
       found = filtered(interfaces, family, undefined, DEFAULT_EXCLUDE, undefined);
-      return found ? { ok: true, choice: found } : fail(`no global-unicast IPv${family} address on any interface outside the default exclusion list`);
+      return found
+        ? { ok: true, choice: found }
+        : fail(`no global-unicast IPv${family} address on any interface outside the default exclusion list`);
     case 'interface':
       found = filtered(interfaces, family, method.include, [], undefined);
       return found ? { ok: true, choice: found } : fail(`no global-unicast IPv${family} address on an interface whose name matches`);
@@ -129,11 +146,14 @@ export function matchAddress(interfaces: readonly InterfaceAddresses[], method: 
     case 'can-reach': {
       if (facts.reachSource === undefined) return fail(`the kernel gave no IPv${family} source address toward ${method.destination}`);
       found = findOwner(interfaces, facts.reachSource);
-      return found ? { ok: true, choice: found } : fail(`the source address ${facts.reachSource} toward ${method.destination} is on no local interface`);
+      return found
+        ? { ok: true, choice: found }
+        : fail(`the source address ${facts.reachSource} toward ${method.destination} is on no local interface`);
     }
     case 'kubernetes-internal-ip': {
       const ips = (facts.internalIps ?? []).filter((s) => tryParseIp(s)?.family === family);
-      if (ips.length === 0) return fail(`the Kubernetes Node has no IPv${family} InternalIP (seen: ${(facts.internalIps ?? []).join(', ') || 'none'})`);
+      if (ips.length === 0)
+        return fail(`the Kubernetes Node has no IPv${family} InternalIP (seen: ${(facts.internalIps ?? []).join(', ') || 'none'})`);
       // Calico takes the first InternalIP of the family and recovers its prefix from the interface holding it.
       const first = ips[0]!;
       found = findOwner(interfaces, first);

@@ -12,13 +12,32 @@ import { parseCidr, type Cidr, type Family, InvalidAddress, tryParseIp } from '.
 
 /** Calico's default exclusion list for first-found and skip-interface (name regexes). */
 export const DEFAULT_INTERFACES_TO_EXCLUDE: readonly string[] = [
-  '^docker.*', '^cbr.*', '^dummy.*', '^podman.*', '^virbr.*', '^lxcbr.*', '^veth.*', '^lo',
-  '^br-.*', '^cali.*', '^tunl.*', '^flannel.*', '^kube-ipvs.*', '^cni.*',
-  '^vxlan\\.calico.*', '^vxlan-v6\\.calico.*', '^wireguard\\.cali.*', '^wg-v6\\.cali.*', '^nodelocaldns.*',
+  '^docker.*',
+  '^cbr.*',
+  '^dummy.*',
+  '^podman.*',
+  '^virbr.*',
+  '^lxcbr.*',
+  '^veth.*',
+  '^lo',
+  '^br-.*',
+  '^cali.*',
+  '^tunl.*',
+  '^flannel.*',
+  '^kube-ipvs.*',
+  '^cni.*',
+  '^vxlan\\.calico.*',
+  '^vxlan-v6\\.calico.*',
+  '^wireguard\\.cali.*',
+  '^wg-v6\\.cali.*',
+  '^nodelocaldns.*',
 ];
 
 /** One interface-name pattern: the source text (for messages) and the compiled, unanchored regex. */
-export interface NamePattern { source: string; regex: RegExp }
+export interface NamePattern {
+  source: string;
+  regex: RegExp;
+}
 
 export type AutodetectionMethod =
   | { kind: 'first-found' }
@@ -31,7 +50,11 @@ export type AutodetectionMethod =
 /** Bad configuration: which variable, what value, what is wrong. The agent refuses to start on it. */
 export class AutodetectConfigError extends Error {
   readonly code = 'EAUTODETECTCONFIG';
-  constructor(readonly variable: string, readonly value: string, readonly problem: string) {
+  constructor(
+    readonly variable: string,
+    readonly value: string,
+    readonly problem: string,
+  ) {
     super(`${variable}=${JSON.stringify(value)}: ${problem}`);
     this.name = 'AutodetectConfigError';
   }
@@ -43,15 +66,24 @@ const LIST_SPLIT = /\s*,\s*/;
 export function compileNamePattern(source: string): NamePattern {
   let body = source;
   let flags = '';
-  if (body.startsWith('(?i)')) { body = body.slice(4); flags = 'i'; }
+  if (body.startsWith('(?i)')) {
+    body = body.slice(4);
+    flags = 'i';
+  }
   return { source, regex: new RegExp(body, flags) };
 }
 
 function parsePatternList(variable: string, value: string, list: string, what: string): NamePattern[] {
   const items = list.trim().split(LIST_SPLIT);
-  if (items.length === 1 && items[0] === '') throw new AutodetectConfigError(variable, value, `${what}= needs at least one interface-name regex`);
+  if (items.length === 1 && items[0] === '')
+    throw new AutodetectConfigError(variable, value, `${what}= needs at least one interface-name regex`);
   return items.map((item, i) => {
-    if (item === '') throw new AutodetectConfigError(variable, value, `empty regex at position ${i + 1} of the ${what}= list (an empty pattern would match every interface)`);
+    if (item === '')
+      throw new AutodetectConfigError(
+        variable,
+        value,
+        `empty regex at position ${i + 1} of the ${what}= list (an empty pattern would match every interface)`,
+      );
     try {
       return compileNamePattern(item);
     } catch (err) {
@@ -66,7 +98,11 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0
  * Parse one method string for one address family. `variable` names the setting in errors
  * (IP_AUTODETECTION_METHOD or IP6_AUTODETECTION_METHOD). Empty/undefined means first-found.
  */
-export function parseAutodetectionMethod(input: string | undefined, family: Family, variable = family === 4 ? 'IP_AUTODETECTION_METHOD' : 'IP6_AUTODETECTION_METHOD'): AutodetectionMethod {
+export function parseAutodetectionMethod(
+  input: string | undefined,
+  family: Family,
+  variable = family === 4 ? 'IP_AUTODETECTION_METHOD' : 'IP6_AUTODETECTION_METHOD',
+): AutodetectionMethod {
   const value = (input ?? '').trim();
   if (value === '' || value === 'first-found') return { kind: 'first-found' };
   if (value === 'kubernetes-internal-ip') return { kind: 'kubernetes-internal-ip' };
@@ -84,9 +120,18 @@ export function parseAutodetectionMethod(input: string | undefined, family: Fami
       if (dest === '') throw new AutodetectConfigError(variable, value, 'can-reach= needs a destination IP address or hostname');
       const ip = tryParseIp(dest);
       if (ip && ip.family !== family) {
-        throw new AutodetectConfigError(variable, value, `can-reach destination ${dest} is IPv${ip.family} but this setting detects the IPv${family} address`);
+        throw new AutodetectConfigError(
+          variable,
+          value,
+          `can-reach destination ${dest} is IPv${ip.family} but this setting detects the IPv${family} address`,
+        );
       }
-      if (!ip && !HOSTNAME.test(dest)) throw new AutodetectConfigError(variable, value, `can-reach destination ${JSON.stringify(dest)} is neither an IP address nor a hostname`);
+      if (!ip && !HOSTNAME.test(dest))
+        throw new AutodetectConfigError(
+          variable,
+          value,
+          `can-reach destination ${JSON.stringify(dest)} is neither an IP address nor a hostname`,
+        );
       return { kind: 'can-reach', destination: dest };
     }
     case 'cidr': {
@@ -104,19 +149,28 @@ export function parseAutodetectionMethod(input: string | undefined, family: Fami
       return { kind: 'cidr', cidrs, text: items };
     }
     default:
-      throw new AutodetectConfigError(variable, value,
-        'unknown autodetection method; use first-found, interface=REGEX[,REGEX…], skip-interface=REGEX[,REGEX…], can-reach=DEST, cidr=CIDR[,CIDR…] or kubernetes-internal-ip');
+      throw new AutodetectConfigError(
+        variable,
+        value,
+        'unknown autodetection method; use first-found, interface=REGEX[,REGEX…], skip-interface=REGEX[,REGEX…], can-reach=DEST, cidr=CIDR[,CIDR…] or kubernetes-internal-ip',
+      );
   }
 }
 
 /** The method back as text (for logs and error messages). */
 export function formatMethod(m: AutodetectionMethod): string {
   switch (m.kind) {
-    case 'first-found': return 'first-found';
-    case 'kubernetes-internal-ip': return 'kubernetes-internal-ip';
-    case 'interface': return `interface=${m.include.map((p) => p.source).join(',')}`;
-    case 'skip-interface': return `skip-interface=${m.exclude.map((p) => p.source).join(',')}`;
-    case 'can-reach': return `can-reach=${m.destination}`;
-    case 'cidr': return `cidr=${m.text.join(',')}`;
+    case 'first-found':
+      return 'first-found';
+    case 'kubernetes-internal-ip':
+      return 'kubernetes-internal-ip';
+    case 'interface':
+      return `interface=${m.include.map((p) => p.source).join(',')}`;
+    case 'skip-interface':
+      return `skip-interface=${m.exclude.map((p) => p.source).join(',')}`;
+    case 'can-reach':
+      return `can-reach=${m.destination}`;
+    case 'cidr':
+      return `cidr=${m.text.join(',')}`;
   }
 }

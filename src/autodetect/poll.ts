@@ -9,13 +9,23 @@ export interface PollTimers {
 }
 
 const realTimers: PollTimers = {
-  setTimeout: (fn, ms) => { const t = setTimeout(fn, ms); t.unref(); return t; },
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-export interface PolledAddresses { ipv4?: string | undefined; ipv6?: string | undefined }
+export interface PolledAddresses {
+  ipv4?: string | undefined;
+  ipv6?: string | undefined;
+}
 
-export interface AddressPoller { stop(): void; /** Run one round now (tests, SIGHUP). */ pollNow(): Promise<void> }
+export interface AddressPoller {
+  stop(): void /** Run one round now (tests, SIGHUP). */;
+  pollNow(): Promise<void>;
+}
 
 /**
  * Call `resolve` every `intervalMs`; when the result differs from the last one, call `onChange`.
@@ -55,12 +65,21 @@ export function startAddressPolling(opts: {
   const schedule = (): void => {
     if (stopped || opts.intervalMs <= 0) return;
     handle = timers.setTimeout(() => {
-      running = round().finally(() => { running = undefined; schedule(); });
+      running = round().finally(() => {
+        running = undefined;
+        schedule();
+      });
     }, opts.intervalMs);
   };
   schedule();
   return {
-    stop() { stopped = true; if (handle !== undefined) timers.clearTimeout(handle); },
-    async pollNow() { if (running) await running; await round(); },
+    stop() {
+      stopped = true;
+      if (handle !== undefined) timers.clearTimeout(handle);
+    },
+    async pollNow() {
+      if (running) await running;
+      await round();
+    },
   };
 }

@@ -27,11 +27,13 @@ export function parseIpSetting(input: string | undefined, family: Family, variab
   try {
     if (value.includes('/')) {
       const c = parseCidr(value, { requirePrefix: true });
-      if (c.family !== family) throw new AutodetectConfigError(variable, value, `is an IPv${c.family} address; ${variable} takes IPv${family}`);
+      if (c.family !== family)
+        throw new AutodetectConfigError(variable, value, `is an IPv${c.family} address; ${variable} takes IPv${family}`);
       return { kind: 'address', address: formatIp({ family, value: c.ip }), prefixLen: c.prefixLen };
     }
     const ip = parseIp(value);
-    if (ip.family !== family) throw new AutodetectConfigError(variable, value, `is an IPv${ip.family} address; ${variable} takes IPv${family}`);
+    if (ip.family !== family)
+      throw new AutodetectConfigError(variable, value, `is an IPv${ip.family} address; ${variable} takes IPv${family}`);
     return { kind: 'address', address: formatIp(ip) };
   } catch (err) {
     if (err instanceof AutodetectConfigError) throw err;
@@ -56,7 +58,8 @@ export interface AutodetectConfig {
 export const AUTODETECT_ENV = {
   IP: 'IPv4 address of the node: unset (keep stored, else detect), "autodetect", "none" or ADDRESS[/PREFIX]',
   IP6: 'IPv6 address of the node: unset (keep stored), "autodetect", "none" or ADDRESS[/PREFIX]',
-  IP_AUTODETECTION_METHOD: 'first-found (default) | interface=REGEX[,…] | skip-interface=REGEX[,…] | can-reach=DEST | cidr=CIDR[,…] | kubernetes-internal-ip',
+  IP_AUTODETECTION_METHOD:
+    'first-found (default) | interface=REGEX[,…] | skip-interface=REGEX[,…] | can-reach=DEST | cidr=CIDR[,…] | kubernetes-internal-ip',
   IP6_AUTODETECTION_METHOD: 'as IP_AUTODETECTION_METHOD, for IPv6',
   AUTODETECT_POLL_INTERVAL: 'how often to re-detect the address (Go duration like 60s, 5m, or seconds; default 60s; 0 = never)',
   TABBY_NODE_INTERNAL_IP: 'kubernetes-internal-ip when not running in a cluster: the node InternalIP(s), comma-separated',
@@ -66,13 +69,17 @@ export const AUTODETECT_ENV = {
 export function parseDuration(variable: string, value: string): number {
   const v = value.trim();
   if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
   let total = 0;
   let pos = 0;
   let m: RegExpExecArray | null;
-  while ((m = re.exec(v)) !== null) { total += Number(m[1]) * unit[m[2]!]!; pos = re.lastIndex; }
-  if (v === '' || pos !== v.length) throw new AutodetectConfigError(variable, value, 'not a duration (e.g. 60s, 5m, 1h30m, or a number of seconds)');
+  while ((m = re.exec(v)) !== null) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  if (v === '' || pos !== v.length)
+    throw new AutodetectConfigError(variable, value, 'not a duration (e.g. 60s, 5m, 1h30m, or a number of seconds)');
   return Math.round(total);
 }
 
@@ -92,10 +99,13 @@ export function autodetectConfigFromEnv(env: Record<string, string | undefined> 
   const [m6Var, m6] = envValue(env, 'IP6_AUTODETECTION_METHOD');
   const [pollVar, poll] = envValue(env, 'AUTODETECT_POLL_INTERVAL');
   const [kVar, k] = envValue(env, 'TABBY_NODE_INTERNAL_IP');
-  const internalIps = k === undefined || k.trim() === '' ? undefined : k.split(/\s*,\s*/).map((s) => {
-    if (!tryParseIp(s)) throw new AutodetectConfigError(kVar, k, `${JSON.stringify(s)} is not an IP address`);
-    return s;
-  });
+  const internalIps =
+    k === undefined || k.trim() === ''
+      ? undefined
+      : k.split(/\s*,\s*/).map((s) => {
+          if (!tryParseIp(s)) throw new AutodetectConfigError(kVar, k, `${JSON.stringify(s)} is not an IP address`);
+          return s;
+        });
   return {
     ip4: parseIpSetting(ip, 4, ipVar),
     ip6: parseIpSetting(ip6, 6, ip6Var),
@@ -109,9 +119,15 @@ export function autodetectConfigFromEnv(env: Record<string, string | undefined> 
 /** Nothing qualified and nothing stored: the agent must refuse to start. */
 export class NoAddressError extends Error {
   readonly code = 'ENOADDRESS';
-  constructor(readonly family: Family, readonly method: string, readonly reason: string) {
-    super(`failed to autodetect an IPv${family} address with ${family === 4 ? 'IP' : 'IP6'}_AUTODETECTION_METHOD=${method}: ${reason}. ` +
-      `Choose another autodetection method or set ${family === 4 ? 'IP' : 'IP6'} explicitly.`);
+  constructor(
+    readonly family: Family,
+    readonly method: string,
+    readonly reason: string,
+  ) {
+    super(
+      `failed to autodetect an IPv${family} address with ${family === 4 ? 'IP' : 'IP6'}_AUTODETECTION_METHOD=${method}: ${reason}. ` +
+        `Choose another autodetection method or set ${family === 4 ? 'IP' : 'IP6'} explicitly.`,
+    );
     this.name = 'NoAddressError';
   }
 }
@@ -133,7 +149,13 @@ function storedChoice(family: Family, stored: string, interfaces: readonly Inter
   const c = parseCidr(stored);
   const ip = formatIp({ family: c.family, value: c.ip });
   const owner = findOwner(interfaces, ip);
-  return { family, address: `${ip}/${c.prefixLen}`, ip, prefixLen: c.prefixLen, ...(owner?.interface ? { interface: owner.interface } : {}) };
+  return {
+    family,
+    address: `${ip}/${c.prefixLen}`,
+    ip,
+    prefixLen: c.prefixLen,
+    ...(owner?.interface ? { interface: owner.interface } : {}),
+  };
 }
 
 /**
@@ -141,8 +163,12 @@ function storedChoice(family: Family, stored: string, interfaces: readonly Inter
  * needsDetection() said so. Throws NoAddressError when the node must not start.
  */
 export function decideAddress(opts: {
-  family: Family; setting: IpSetting; method: AutodetectionMethod; stored?: string | undefined;
-  interfaces: readonly InterfaceAddresses[]; detected?: MatchResult | undefined;
+  family: Family;
+  setting: IpSetting;
+  method: AutodetectionMethod;
+  stored?: string | undefined;
+  interfaces: readonly InterfaceAddresses[];
+  detected?: MatchResult | undefined;
 }): AddressDecision {
   const { family, setting, stored, interfaces } = opts;
   const warnings: string[] = [];
@@ -153,13 +179,27 @@ export function decideAddress(opts: {
       if (setting.prefixLen !== undefined) {
         const owner = findOwner(interfaces, setting.address);
         if (!owner) warnings.push(`IPv${family} address ${setting.address} is not assigned to any interface of this host`);
-        return { choice: { family, address: `${setting.address}/${setting.prefixLen}`, ip: setting.address, prefixLen: setting.prefixLen, ...(owner?.interface ? { interface: owner.interface } : {}) }, source: 'explicit', warnings };
+        return {
+          choice: {
+            family,
+            address: `${setting.address}/${setting.prefixLen}`,
+            ip: setting.address,
+            prefixLen: setting.prefixLen,
+            ...(owner?.interface ? { interface: owner.interface } : {}),
+          },
+          source: 'explicit',
+          warnings,
+        };
       }
       const owner = findOwner(interfaces, setting.address);
       if (owner) return { choice: owner, source: 'explicit', warnings };
       const full = family === 4 ? 32 : 128;
       warnings.push(`IPv${family} address ${setting.address} is not assigned to any interface of this host; using /${full}`);
-      return { choice: { family, address: `${setting.address}/${full}`, ip: setting.address, prefixLen: full }, source: 'explicit', warnings };
+      return {
+        choice: { family, address: `${setting.address}/${full}`, ip: setting.address, prefixLen: full },
+        source: 'explicit',
+        warnings,
+      };
     }
     case 'unset':
       if (stored) return { choice: storedChoice(family, stored, interfaces), source: 'stored', warnings };
@@ -184,10 +224,18 @@ export interface NodeAddressesLike {
   spec?: { bgp?: { ipv4Address?: string | undefined; ipv6Address?: string | undefined } | undefined } | undefined;
 }
 
-export interface AddressConflict { node: string; address: string; family: Family }
+export interface AddressConflict {
+  node: string;
+  address: string;
+  family: Family;
+}
 
 /** Another Node already using one of our addresses (compared without prefix), or undefined. */
-export function findAddressConflict(nodeName: string, mine: { ipv4?: string | undefined; ipv6?: string | undefined }, nodes: readonly NodeAddressesLike[]): AddressConflict | undefined {
+export function findAddressConflict(
+  nodeName: string,
+  mine: { ipv4?: string | undefined; ipv6?: string | undefined },
+  nodes: readonly NodeAddressesLike[],
+): AddressConflict | undefined {
   const ipOf = (s: string | undefined): string | undefined => {
     if (!s) return undefined;
     const ip = tryParseIp(s.split('/')[0]!);
@@ -206,10 +254,15 @@ export function findAddressConflict(nodeName: string, mine: { ipv4?: string | un
 
 export class AddressConflictError extends Error {
   readonly code = 'EADDRCONFLICT';
-  constructor(readonly conflict: AddressConflict, readonly nodeName: string) {
-    super(`IPv${conflict.family} address ${conflict.address} chosen for node ${nodeName} is already used by node ${conflict.node}; ` +
-      `refusing to start (a wrongly detected address — e.g. a docker bridge — would break routing). ` +
-      `Set ${conflict.family === 4 ? 'IP' : 'IP6'} or ${conflict.family === 4 ? 'IP' : 'IP6'}_AUTODETECTION_METHOD, or fix node ${conflict.node}.`);
+  constructor(
+    readonly conflict: AddressConflict,
+    readonly nodeName: string,
+  ) {
+    super(
+      `IPv${conflict.family} address ${conflict.address} chosen for node ${nodeName} is already used by node ${conflict.node}; ` +
+        `refusing to start (a wrongly detected address — e.g. a docker bridge — would break routing). ` +
+        `Set ${conflict.family === 4 ? 'IP' : 'IP6'} or ${conflict.family === 4 ? 'IP' : 'IP6'}_AUTODETECTION_METHOD, or fix node ${conflict.node}.`,
+    );
     this.name = 'AddressConflictError';
   }
 }

@@ -39,11 +39,7 @@ export interface BfdSession {
   polling: boolean;
 }
 
-export type BfdEvent =
-  | { type: 'rx'; packet: ControlPacket }
-  | { type: 'detect-timeout' }
-  | { type: 'admin-down' }
-  | { type: 'admin-up' };
+export type BfdEvent = { type: 'rx'; packet: ControlPacket } | { type: 'detect-timeout' } | { type: 'admin-down' } | { type: 'admin-up' };
 
 export type BfdAction =
   | { type: 'send'; final: boolean }
@@ -56,7 +52,10 @@ export type BfdAction =
   | { type: 'down'; diag: number; previous: BfdState; remoteAdmin: boolean };
 
 type TableEvent = 'RecvAdminDown' | 'RecvDown' | 'RecvInit' | 'RecvUp' | 'Timeout' | 'AdminDown' | 'AdminUp';
-interface Row { next: BfdState; diag?: number }
+interface Row {
+  next: BfdState;
+  diag?: number;
+}
 
 /** RFC 5880 §6.2 / §6.8.6. */
 export const TRANSITIONS: Readonly<Record<BfdState, Partial<Record<TableEvent, Row>>>> = {
@@ -85,17 +84,35 @@ export const TRANSITIONS: Readonly<Record<BfdState, Partial<Record<TableEvent, R
 
 export function newSession(localDiscr: number, timers: BfdTimers = DEFAULT_BFD_TIMERS): BfdSession {
   return {
-    timers: { ...timers }, state: 'Down', remoteState: 'Down', localDiscr, remoteDiscr: 0, localDiag: DIAG.none,
-    desiredMinTxUs: IDLE_TX_US, remoteMinRxUs: 1, remoteDesiredMinTxUs: 0, remoteDetectMult: 0, polling: false,
+    timers: { ...timers },
+    state: 'Down',
+    remoteState: 'Down',
+    localDiscr,
+    remoteDiscr: 0,
+    localDiag: DIAG.none,
+    desiredMinTxUs: IDLE_TX_US,
+    remoteMinRxUs: 1,
+    remoteDesiredMinTxUs: 0,
+    remoteDetectMult: 0,
+    polling: false,
   };
 }
 
 /** The Control packet the session sends now. */
 export function packetOf(s: BfdSession, final = false): ControlPacket {
   return {
-    diag: s.localDiag, state: s.state, poll: s.polling && !final, final, cpi: false, demand: false,
-    detectMult: s.timers.detectMult, myDiscr: s.localDiscr, yourDiscr: s.remoteDiscr,
-    desiredMinTx: s.desiredMinTxUs, requiredMinRx: s.timers.requiredMinRxMs * 1000, requiredMinEchoRx: 0,
+    diag: s.localDiag,
+    state: s.state,
+    poll: s.polling && !final,
+    final,
+    cpi: false,
+    demand: false,
+    detectMult: s.timers.detectMult,
+    myDiscr: s.localDiscr,
+    yourDiscr: s.remoteDiscr,
+    desiredMinTx: s.desiredMinTxUs,
+    requiredMinRx: s.timers.requiredMinRxMs * 1000,
+    requiredMinEchoRx: 0,
   };
 }
 
@@ -120,10 +137,20 @@ export function jitterMs(ms: number, detectMult: number, r: number): number {
 
 function tableEvent(ev: BfdEvent): TableEvent {
   switch (ev.type) {
-    case 'rx': return ev.packet.state === 'AdminDown' ? 'RecvAdminDown' : ev.packet.state === 'Down' ? 'RecvDown' : ev.packet.state === 'Init' ? 'RecvInit' : 'RecvUp';
-    case 'detect-timeout': return 'Timeout';
-    case 'admin-down': return 'AdminDown';
-    case 'admin-up': return 'AdminUp';
+    case 'rx':
+      return ev.packet.state === 'AdminDown'
+        ? 'RecvAdminDown'
+        : ev.packet.state === 'Down'
+          ? 'RecvDown'
+          : ev.packet.state === 'Init'
+            ? 'RecvInit'
+            : 'RecvUp';
+    case 'detect-timeout':
+      return 'Timeout';
+    case 'admin-down':
+      return 'AdminDown';
+    case 'admin-up':
+      return 'AdminUp';
   }
 }
 

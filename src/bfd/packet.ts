@@ -21,8 +21,15 @@ export const DIAG = {
 } as const;
 export type Diag = (typeof DIAG)[keyof typeof DIAG];
 export const DIAG_TEXT: Readonly<Record<number, string>> = {
-  0: 'No Diagnostic', 1: 'Control Detection Time Expired', 2: 'Echo Function Failed', 3: 'Neighbor Signaled Session Down',
-  4: 'Forwarding Plane Reset', 5: 'Path Down', 6: 'Concatenated Path Down', 7: 'Administratively Down', 8: 'Reverse Concatenated Path Down',
+  0: 'No Diagnostic',
+  1: 'Control Detection Time Expired',
+  2: 'Echo Function Failed',
+  3: 'Neighbor Signaled Session Down',
+  4: 'Forwarding Plane Reset',
+  5: 'Path Down',
+  6: 'Concatenated Path Down',
+  7: 'Administratively Down',
+  8: 'Reverse Concatenated Path Down',
 };
 
 export interface ControlPacket {
@@ -60,7 +67,9 @@ export function encodeControl(p: ControlPacket): Buffer {
 }
 
 export class BfdPacketError extends Error {
-  constructor(readonly reason: string) { super(`BFD packet discarded: ${reason}`); }
+  constructor(readonly reason: string) {
+    super(`BFD packet discarded: ${reason}`);
+  }
 }
 
 /** Decode and apply the session-independent checks of §6.8.6; throws BfdPacketError (discard). */
@@ -82,9 +91,17 @@ export function decodeControl(buf: Buffer): ControlPacket {
   if (myDiscr === 0) throw new BfdPacketError('my discriminator 0');
   if (yourDiscr === 0 && state !== 'Down' && state !== 'AdminDown') throw new BfdPacketError(`your discriminator 0 in state ${state}`);
   return {
-    diag: buf[0]! & 0x1f, state,
-    poll: (buf[1]! & 0x20) !== 0, final: (buf[1]! & 0x10) !== 0, cpi: (buf[1]! & 0x08) !== 0, demand: (buf[1]! & 0x02) !== 0,
-    detectMult, myDiscr, yourDiscr,
-    desiredMinTx: buf.readUInt32BE(12), requiredMinRx: buf.readUInt32BE(16), requiredMinEchoRx: buf.readUInt32BE(20),
+    diag: buf[0]! & 0x1f,
+    state,
+    poll: (buf[1]! & 0x20) !== 0,
+    final: (buf[1]! & 0x10) !== 0,
+    cpi: (buf[1]! & 0x08) !== 0,
+    demand: (buf[1]! & 0x02) !== 0,
+    detectMult,
+    myDiscr,
+    yourDiscr,
+    desiredMinTx: buf.readUInt32BE(12),
+    requiredMinRx: buf.readUInt32BE(16),
+    requiredMinEchoRx: buf.readUInt32BE(20),
   };
 }

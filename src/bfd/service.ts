@@ -8,8 +8,17 @@ import type { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
 import { decodeControl, encodeControl, BfdPacketError, DIAG_TEXT, type BfdState } from './packet.js';
 import {
-  newSession, packetOf, step, txIntervalMs, detectionTimeMs, jitterMs, DEFAULT_BFD_TIMERS,
-  type BfdSession, type BfdAction, type BfdEvent, type BfdTimers,
+  newSession,
+  packetOf,
+  step,
+  txIntervalMs,
+  detectionTimeMs,
+  jitterMs,
+  DEFAULT_BFD_TIMERS,
+  type BfdSession,
+  type BfdAction,
+  type BfdEvent,
+  type BfdTimers,
 } from './fsm.js';
 
 export interface BfdClock {
@@ -92,7 +101,15 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
       this.transport = this.o.transport();
       this.transport.onPacket((peer, buf) => this.receive(peer, buf));
     }
-    const r: Running = { opts, s: newSession(this.newDiscr(), timers), since: this.o.clock.now(), txMs: 0, tx: undefined, detect: undefined, downs: 0 };
+    const r: Running = {
+      opts,
+      s: newSession(this.newDiscr(), timers),
+      since: this.o.clock.now(),
+      txMs: 0,
+      tx: undefined,
+      detect: undefined,
+      downs: 0,
+    };
     this.byPeer.set(opts.peer, r);
     this.byDiscr.set(r.s.localDiscr, r);
     this.setTx(r, txIntervalMs(r.s));
@@ -114,9 +131,16 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
 
   status(): BfdSessionStatus[] {
     return [...this.byPeer.values()].map((r) => ({
-      peer: r.opts.peer, state: r.s.state, remoteState: r.s.remoteState, diag: DIAG_TEXT[r.s.localDiag] ?? String(r.s.localDiag),
-      since: new Date(r.since), localDiscr: r.s.localDiscr, remoteDiscr: r.s.remoteDiscr,
-      txIntervalMs: r.txMs, detectionTimeMs: detectionTimeMs(r.s), downs: r.downs,
+      peer: r.opts.peer,
+      state: r.s.state,
+      remoteState: r.s.remoteState,
+      diag: DIAG_TEXT[r.s.localDiag] ?? String(r.s.localDiag),
+      since: new Date(r.since),
+      localDiscr: r.s.localDiscr,
+      remoteDiscr: r.s.remoteDiscr,
+      txIntervalMs: r.txMs,
+      detectionTimeMs: detectionTimeMs(r.s),
+      downs: r.downs,
     }));
   }
 
@@ -150,7 +174,10 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
     }
     // §6.8.6 demultiplexing; single hop: the source must be the session's peer in both cases.
     const r = p.yourDiscr !== 0 ? this.byDiscr.get(p.yourDiscr) : this.byPeer.get(peer);
-    if (!r || r.opts.peer !== peer) { this.discarded++; return; }
+    if (!r || r.opts.peer !== peer) {
+      this.discarded++;
+      return;
+    }
     this.dispatch(r, { type: 'rx', packet: p });
   }
 
@@ -168,7 +195,13 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
         return;
       case 'detect-timer':
         r.detect?.cancel();
-        r.detect = a.ms > 0 ? this.o.clock.setTimer(a.ms, () => { r.detect = undefined; this.dispatch(r, { type: 'detect-timeout' }); }) : undefined;
+        r.detect =
+          a.ms > 0
+            ? this.o.clock.setTimer(a.ms, () => {
+                r.detect = undefined;
+                this.dispatch(r, { type: 'detect-timeout' });
+              })
+            : undefined;
         return;
       case 'tx-interval':
         this.setTx(r, a.ms);
@@ -178,7 +211,10 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
         r.since = this.o.clock.now();
         if (a.type === 'down' && a.previous === 'Up') r.downs++;
         const ev: BfdStateEvent = {
-          peer: r.opts.peer, state: r.s.state, previous: a.type === 'down' ? a.previous : 'Init', diag: DIAG_TEXT[r.s.localDiag] ?? '',
+          peer: r.opts.peer,
+          state: r.s.state,
+          previous: a.type === 'down' ? a.previous : 'Init',
+          diag: DIAG_TEXT[r.s.localDiag] ?? '',
           remoteAdminDown: a.type === 'down' && a.remoteAdmin,
         };
         this.o.logger.info(ev, a.type === 'up' ? 'BFD session up' : 'BFD session down');

@@ -54,13 +54,14 @@ export function udpTransport(o: UdpTransportOptions = {}): BfdTransport & { prob
     }
   };
 
-  for (const family of o.families ?? [4, 6] as const) {
+  for (const family of o.families ?? ([4, 6] as const)) {
     let rxFd: number;
     try {
       rxFd = open(family, port);
     } catch (e) {
       // IPv4 is required by callers that ask for it; IPv6 may be absent on the host.
-      if (family === 4 || o.families?.includes(6)) throw new Error(`BFD: cannot listen on UDP port ${port} (IPv${family}): ${(e as Error).message}`);
+      if (family === 4 || o.families?.includes(6))
+        throw new Error(`BFD: cannot listen on UDP port ${port} (IPv${family}): ${(e as Error).message}`);
       problems.push(`BFD over IPv6 unavailable: ${(e as Error).message}`);
       continue;
     }
@@ -69,7 +70,11 @@ export function udpTransport(o: UdpTransportOptions = {}): BfdTransport & { prob
     // RFC 5881 §4: source port 49152..65535, the same for the life of the session (one per family here).
     let txFd: number | undefined;
     for (let attempt = 0; attempt < 64 && txFd === undefined; attempt++) {
-      try { txFd = open(family, 49152 + Math.floor(Math.random() * 16384)); } catch { /* taken: another */ }
+      try {
+        txFd = open(family, 49152 + Math.floor(Math.random() * 16384));
+      } catch {
+        /* taken: another */
+      }
     }
     if (txFd === undefined) throw new Error(`BFD: no free source port in 49152..65535 (IPv${family})`);
     const t = wrap(txFd, family);
@@ -83,13 +88,28 @@ export function udpTransport(o: UdpTransportOptions = {}): BfdTransport & { prob
       const s = tx.get(peer.includes(':') ? 6 : 4);
       if (!s) throw new Error(`no BFD socket for ${peer}`);
       inFlight++;
-      s.send(packet, peerPort, peer, () => { inFlight--; });
+      s.send(packet, peerPort, peer, () => {
+        inFlight--;
+      });
     },
-    onPacket(fn) { handler = fn; },
+    onPacket(fn) {
+      handler = fn;
+    },
     async close() {
       // The AdminDown packets of the sessions just removed must leave before the sockets close.
       for (let i = 0; i < 50 && inFlight > 0; i++) await new Promise((r) => setTimeout(r, 5));
-      await Promise.all(sockets.map((s) => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } })));
+      await Promise.all(
+        sockets.map(
+          (s) =>
+            new Promise<void>((r) => {
+              try {
+                s.close(() => r());
+              } catch {
+                r();
+              }
+            }),
+        ),
+      );
     },
   };
 }

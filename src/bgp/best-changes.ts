@@ -31,22 +31,34 @@ export class BestChangeBatch implements BestChanges {
   push(bucket: number, key: PrefixKey, nextHops: readonly string[] | null, source: string): void {
     const i = this.count++;
     if (i >= this.buckets.length) {
-      const nb = new Uint8Array(this.buckets.length * 2); nb.set(this.buckets); this.buckets = nb;
-      const nk = new Int32Array(this.keys4.length * 2); nk.set(this.keys4); this.keys4 = nk;
+      const nb = new Uint8Array(this.buckets.length * 2);
+      nb.set(this.buckets);
+      this.buckets = nb;
+      const nk = new Int32Array(this.keys4.length * 2);
+      nk.set(this.keys4);
+      this.keys4 = nk;
     }
     this.buckets[i] = bucket;
-    if (bucket === BUCKET_V6) this.keys6[i] = key as string; else this.keys4[i] = key as number;
+    if (bucket === BUCKET_V6) this.keys6[i] = key as string;
+    else this.keys4[i] = key as number;
     this.hops[i] = nextHops;
     this.sources[i] = source;
-    if (!this.scheduled) { this.scheduled = true; queueMicrotask(() => this.flush()); }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.flush());
+    }
   }
 
   prefix(i: number): string {
     const b = this.buckets[i]!;
     return formatPrefixKey(b, b === BUCKET_V6 ? this.keys6[i]! : this.keys4[i]!);
   }
-  nextHop(i: number): readonly string[] | null { return this.hops[i] ?? null; }
-  source(i: number): string { return this.sources[i] ?? ''; }
+  nextHop(i: number): readonly string[] | null {
+    return this.hops[i] ?? null;
+  }
+  source(i: number): string {
+    return this.sources[i] ?? '';
+  }
 
   private flush(): void {
     this.scheduled = false;
@@ -59,7 +71,10 @@ export class BestChangeBatch implements BestChanges {
       this.sources.length = 0;
       this.keys6.length = 0;
       // a huge batch (a 1M-prefix dump) does not pin its arrays afterwards
-      if (this.buckets.length > 65536) { this.buckets = new Uint8Array(1024); this.keys4 = new Int32Array(1024); }
+      if (this.buckets.length > 65536) {
+        this.buckets = new Uint8Array(1024);
+        this.keys4 = new Int32Array(1024);
+      }
     }
   }
 }

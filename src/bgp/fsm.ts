@@ -109,27 +109,55 @@ function start(f: Fsm): Step {
 
 function connected(f: Fsm): Step {
   // §8.2.2 Connect/Active + Tcp_CR_Acked/TcpConnectionConfirmed: send OPEN, hold timer to a large value.
-  return go(f, 'OpenSent', [stop('connectRetry'), { type: 'send-open' }, { type: 'timer', timer: 'hold', seconds: f.config.largeHoldTime ?? 240, jitter: false }]);
+  return go(f, 'OpenSent', [
+    stop('connectRetry'),
+    { type: 'send-open' },
+    { type: 'timer', timer: 'hold', seconds: f.config.largeHoldTime ?? 240, jitter: false },
+  ]);
 }
 
 function connectFailed(f: Fsm, e: { reason: string }): Step {
-  return go(f, 'Active', [{ type: 'close' }, { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }, { type: 'down', reason: e.reason }]);
+  return go(f, 'Active', [
+    { type: 'close' },
+    { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true },
+    { type: 'down', reason: e.reason },
+  ]);
 }
 
 function manualStop(f: Fsm, e: { subcode?: number; data?: Buffer; silent?: boolean }): Step {
   const sub = e.subcode ?? 2;
-  const pre = !e.silent && (f.state === 'OpenSent' || f.state === 'OpenConfirm' || f.state === 'Established') ? [notify(6, sub, e.data)] : [];
+  const pre =
+    !e.silent && (f.state === 'OpenSent' || f.state === 'OpenConfirm' || f.state === 'Established') ? [notify(6, sub, e.data)] : [];
   const { negotiated: _n, ...rest } = f;
-  return go(rest, 'Idle', [...pre, ...stopAll, { type: 'close' }, { type: 'down', reason: 'Administrative stop', ...(pre.length ? { error: { code: 6, subcode: sub, sent: true } } : {}) }], { connectRetryCounter: 0 });
+  return go(
+    rest,
+    'Idle',
+    [
+      ...pre,
+      ...stopAll,
+      { type: 'close' },
+      { type: 'down', reason: 'Administrative stop', ...(pre.length ? { error: { code: 6, subcode: sub, sent: true } } : {}) },
+    ],
+    { connectRetryCounter: 0 },
+  );
 }
 
 const holdExpired: Row = (f) => toIdle(f, 'Hold timer expired', [notify(4, 0)], { code: 4, subcode: 0, sent: true });
 const sendError: Row = (f, e: { error: BgpMessageError }) =>
-  toIdle(f, e.error.message, [notify(e.error.code, e.error.subcode, e.error.data)], { code: e.error.code, subcode: e.error.subcode, sent: true });
-const notifRecv: Row = (f, e: { msg: NotificationMessage }) => toIdle(f, `Received: ${e.msg.code}/${e.msg.subcode}`, [], { code: e.msg.code, subcode: e.msg.subcode, sent: false });
+  toIdle(f, e.error.message, [notify(e.error.code, e.error.subcode, e.error.data)], {
+    code: e.error.code,
+    subcode: e.error.subcode,
+    sent: true,
+  });
+const notifRecv: Row = (f, e: { msg: NotificationMessage }) =>
+  toIdle(f, `Received: ${e.msg.code}/${e.msg.subcode}`, [], { code: e.msg.code, subcode: e.msg.subcode, sent: false });
 const collisionDump: Row = (f) => toIdle(f, 'Connection collision', [notify(6, 7)], { code: 6, subcode: 7, sent: true });
 const tcpFailsLate: Row = (f, e: { reason: string }) => toIdle(f, e.reason);
-const keepaliveTimer: Row = (f) => go(f, f.state, [{ type: 'send-keepalive' }, { type: 'timer', timer: 'keepalive', seconds: f.negotiated?.keepaliveTime ?? 0, jitter: true }]);
+const keepaliveTimer: Row = (f) =>
+  go(f, f.state, [
+    { type: 'send-keepalive' },
+    { type: 'timer', timer: 'keepalive', seconds: f.negotiated?.keepaliveTime ?? 0, jitter: true },
+  ]);
 const restartHold = (f: Fsm): Action => ({ type: 'timer', timer: 'hold', seconds: f.negotiated?.holdTime ?? 0, jitter: false });
 
 function openReceived(f: Fsm, e: { open: OpenMessage }): Step {
@@ -142,13 +170,18 @@ function openReceived(f: Fsm, e: { open: OpenMessage }): Step {
   }
   // §8.2.2 OpenSent + BGPOpen: stop ConnectRetry, send KEEPALIVE, set timers (hold 0 = none), → OpenConfirm.
   // The collision check (§6.8) runs first; the session may answer with OpenCollisionDump.
-  return go(f, 'OpenConfirm', [
-    { type: 'collision-check', negotiated: n },
-    stop('connectRetry'),
-    { type: 'send-keepalive' },
-    { type: 'timer', timer: 'keepalive', seconds: n.keepaliveTime, jitter: true },
-    { type: 'timer', timer: 'hold', seconds: n.holdTime, jitter: false },
-  ], { negotiated: n });
+  return go(
+    f,
+    'OpenConfirm',
+    [
+      { type: 'collision-check', negotiated: n },
+      stop('connectRetry'),
+      { type: 'send-keepalive' },
+      { type: 'timer', timer: 'keepalive', seconds: n.keepaliveTime, jitter: true },
+      { type: 'timer', timer: 'hold', seconds: n.holdTime, jitter: false },
+    ],
+    { negotiated: n },
+  );
 }
 
 /** The transition table: TRANSITIONS[state][event]. Missing entries: Idle ignores; others are FSM errors. */
@@ -160,7 +193,12 @@ export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>
   },
   Connect: {
     ManualStop: manualStop,
-    ConnectRetryTimerExpires: (f) => go(f, 'Connect', [{ type: 'close' }, { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }, { type: 'connect' }]),
+    ConnectRetryTimerExpires: (f) =>
+      go(f, 'Connect', [
+        { type: 'close' },
+        { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true },
+        { type: 'connect' },
+      ]),
     TcpCrAcked: connected,
     TcpConnectionConfirmed: connected,
     TcpConnectionFails: connectFailed,
@@ -170,7 +208,10 @@ export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>
     ConnectRetryTimerExpires: (f) =>
       f.config.passive
         ? go(f, 'Active', [{ type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }])
-        : go(f, 'Connect', [{ type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }, { type: 'connect' }]),
+        : go(f, 'Connect', [
+            { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true },
+            { type: 'connect' },
+          ]),
     TcpCrAcked: connected,
     TcpConnectionConfirmed: connected,
     TcpConnectionFails: connectFailed,
@@ -178,7 +219,13 @@ export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>
   OpenSent: {
     ManualStop: manualStop,
     HoldTimerExpires: holdExpired,
-    TcpConnectionFails: (f, e: { reason: string }) => go(f, 'Active', [stop('hold'), { type: 'close' }, { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true }, { type: 'down', reason: e.reason }]),
+    TcpConnectionFails: (f, e: { reason: string }) =>
+      go(f, 'Active', [
+        stop('hold'),
+        { type: 'close' },
+        { type: 'timer', timer: 'connectRetry', seconds: f.config.connectRetryTime, jitter: true },
+        { type: 'down', reason: e.reason },
+      ]),
     BGPOpen: openReceived,
     BGPHeaderErr: sendError,
     BGPOpenMsgErr: sendError,
@@ -213,7 +260,8 @@ export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>
     OpenCollisionDump: collisionDump,
     KeepAliveMsg: (f) => go(f, 'Established', [restartHold(f)]),
     UpdateMsg: (f, e: { msg: UpdateMessage }) => go(f, 'Established', [restartHold(f), { type: 'deliver-update', msg: e.msg }]),
-    RouteRefreshMsg: (f, e: { msg: RouteRefreshMessage }) => go(f, 'Established', [restartHold(f), { type: 'deliver-route-refresh', msg: e.msg }]),
+    RouteRefreshMsg: (f, e: { msg: RouteRefreshMessage }) =>
+      go(f, 'Established', [restartHold(f), { type: 'deliver-route-refresh', msg: e.msg }]),
     UpdateMsgErr: sendError,
   },
 };

@@ -101,10 +101,16 @@ export class SelectionDeferral {
   private changed = new PrefixTable<true>();
   private timer: TimerHandle | undefined;
 
-  constructor(restarting: boolean) { this.active = restarting; }
+  constructor(restarting: boolean) {
+    this.active = restarting;
+  }
 
-  get deferring(): boolean { return this.active; }
-  get heldCount(): number { return this.changed.size; }
+  get deferring(): boolean {
+    return this.active;
+  }
+  get heldCount(): number {
+    return this.changed.size;
+  }
 
   /** Arm the selection-deferral timer (speaker start). */
   arm(clock: Clock, ms: number, onExpire: () => void): void {
@@ -129,11 +135,21 @@ export class SelectionDeferral {
     return d;
   }
 
-  cancel(): void { this.timer?.cancel(); this.timer = undefined; }
+  cancel(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
 }
 
 /** A peer still owes End-of-RIB for the restarting side (not back yet, or a GR family without EoR). */
-export function awaitingEndOfRib(p: { state: string; negotiated?: { peerGracefulRestart?: GrCapability; families: readonly FamilyKey[] } | undefined; eorReceived: ReadonlySet<1 | 2> }, ipv4: FamilyKey): boolean {
+export function awaitingEndOfRib(
+  p: {
+    state: string;
+    negotiated?: { peerGracefulRestart?: GrCapability; families: readonly FamilyKey[] } | undefined;
+    eorReceived: ReadonlySet<1 | 2>;
+  },
+  ipv4: FamilyKey,
+): boolean {
   if (p.state !== 'Established') return true;
   if (!p.negotiated?.peerGracefulRestart) return false;
   return p.negotiated.families.some((f) => !p.eorReceived.has(f === ipv4 ? 1 : 2));

@@ -26,10 +26,22 @@
 // graceful-restart.ts (RFC 4724 + path generations), peer.ts (one peer's runtime), speaker.ts (all of it
 // together), speaker-sessions.ts (TCP transport).
 export {
-  BgpSpeaker, LocRibView,
-  type BgpSpeakerOptions, type PeerConfig, type PeerStatus, type PeerState, type MaxPrefixConfig,
-  type BestRouteEvent, type WithdrawnRouteEvent, type PeerEvent,
-  type PeerSession, type SessionFactory, type SessionParams, type SessionDown, type SpeakerEvents, type PeerSessionEvents,
+  BgpSpeaker,
+  LocRibView,
+  type BgpSpeakerOptions,
+  type PeerConfig,
+  type PeerStatus,
+  type PeerState,
+  type MaxPrefixConfig,
+  type BestRouteEvent,
+  type WithdrawnRouteEvent,
+  type PeerEvent,
+  type PeerSession,
+  type SessionFactory,
+  type SessionParams,
+  type SessionDown,
+  type SpeakerEvents,
+  type PeerSessionEvents,
 } from './speaker.js';
 export { tcpSessions, type TcpSessionOptions } from './speaker-sessions.js';
 export type { BestChanges } from './best-changes.js';

@@ -24,14 +24,21 @@ export class RepeatLimiter {
   private readonly last = new Map<string, number>();
   private suppressed = new Map<string, number>();
   private other = 0;
-  constructor(private readonly windowMs: number, private readonly now: () => number = Date.now, private readonly maxSources = 1024) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly maxSources = 1024,
+  ) {}
 
   /** true: log this one; false: counted for the summary. */
   allow(source: string): boolean {
     const t = this.now();
     const prev = this.last.get(source);
     if (prev === undefined || t - prev >= this.windowMs) {
-      if (prev === undefined && this.last.size >= this.maxSources) { this.other++; return false; }
+      if (prev === undefined && this.last.size >= this.maxSources) {
+        this.other++;
+        return false;
+      }
       this.last.set(source, t);
       return true;
     }
@@ -65,7 +72,10 @@ export class BgpListener {
   private readonly keyed = new Set<string>();
   readonly unconfigured: RepeatLimiter;
   private summaryTimer: NodeJS.Timeout | undefined;
-  constructor(readonly config: ListenerConfig = {}, logger?: Logger) {
+  constructor(
+    readonly config: ListenerConfig = {},
+    logger?: Logger,
+  ) {
     this.logger = logger ?? log('bgp', { listener: `${config.address ?? '::'}:${config.port ?? 179}` });
     this.unconfigured = new RepeatLimiter(config.logWindowMs ?? 60_000);
   }
@@ -76,7 +86,11 @@ export class BgpListener {
   }
 
   async start(): Promise<void> {
-    const l = await listenTcp({ address: this.config.address ?? '::', port: this.config.port ?? 179, ...(this.config.netns ? { netns: this.config.netns } : {}) });
+    const l = await listenTcp({
+      address: this.config.address ?? '::',
+      port: this.config.port ?? 179,
+      ...(this.config.netns ? { netns: this.config.netns } : {}),
+    });
     this.server = l.server;
     this.fd = l.fd;
     this.family = l.family;
@@ -112,7 +126,8 @@ export class BgpListener {
     if (this.family === 4 && parseIp(peer).family === 6) return;
     try {
       setMd5Key(this.fd, this.family, peer, key);
-      if (key) this.keyed.add(peer); else this.keyed.delete(peer);
+      if (key) this.keyed.add(peer);
+      else this.keyed.delete(peer);
     } catch (e) {
       this.keyed.delete(peer);
       this.logger.error({ peer, err: (e as Error).message }, 'cannot set TCP MD5 key on the listener');
@@ -124,7 +139,11 @@ export class BgpListener {
     const s = this.sessions.get(remote);
     if (!s) {
       // Not a configured peer: close before any OPEN; log once per source per window.
-      if (this.unconfigured.allow(remote)) this.logger.warn({ remote, port: socket.remotePort }, 'connection from an unconfigured peer closed (further ones from it are counted, summary every minute)');
+      if (this.unconfigured.allow(remote))
+        this.logger.warn(
+          { remote, port: socket.remotePort },
+          'connection from an unconfigured peer closed (further ones from it are counted, summary every minute)',
+        );
       else this.armSummary();
       socket.destroy();
       return;
@@ -140,7 +159,12 @@ export class BgpListener {
 
   private armSummary(): void {
     if (this.summaryTimer) return;
-    this.summaryTimer = setInterval(() => { if (!this.logSummary()) { clearInterval(this.summaryTimer); this.summaryTimer = undefined; } }, this.config.logWindowMs ?? 60_000);
+    this.summaryTimer = setInterval(() => {
+      if (!this.logSummary()) {
+        clearInterval(this.summaryTimer);
+        this.summaryTimer = undefined;
+      }
+    }, this.config.logWindowMs ?? 60_000);
     this.summaryTimer.unref();
   }
 

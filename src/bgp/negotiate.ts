@@ -62,7 +62,11 @@ export function localCapabilities(c: LocalOpenConfig): Capability[] {
       restarting: c.gracefulRestart.restarting ?? false,
       notification: false,
       restartTime: c.gracefulRestart.restartTime,
-      families: c.families.map((f) => ({ afi: FAMILY_AFI[f][0], safi: FAMILY_AFI[f][1], forwardingPreserved: c.gracefulRestart?.forwardingPreserved ?? false })),
+      families: c.families.map((f) => ({
+        afi: FAMILY_AFI[f][0],
+        safi: FAMILY_AFI[f][1],
+        forwardingPreserved: c.gracefulRestart?.forwardingPreserved ?? false,
+      })),
     });
   }
   caps.push({ kind: 'as4', asn: c.localAsn });
@@ -70,13 +74,24 @@ export function localCapabilities(c: LocalOpenConfig): Capability[] {
   const ap = new Map<FamilyName, number>();
   for (const f of c.addPathReceive ?? []) ap.set(f, (ap.get(f) ?? 0) | 1);
   for (const f of c.addPathSend ?? []) ap.set(f, (ap.get(f) ?? 0) | 2);
-  if (ap.size) caps.push({ kind: 'add-path', entries: [...ap].map(([f, mode]) => ({ afi: FAMILY_AFI[f][0], safi: FAMILY_AFI[f][1], mode: mode as 1 | 2 | 3 })) });
+  if (ap.size)
+    caps.push({
+      kind: 'add-path',
+      entries: [...ap].map(([f, mode]) => ({ afi: FAMILY_AFI[f][0], safi: FAMILY_AFI[f][1], mode: mode as 1 | 2 | 3 })),
+    });
   if (c.hostname) caps.push({ kind: 'fqdn', hostname: c.hostname, domain: '' });
   return caps;
 }
 
 export function buildOpen(c: LocalOpenConfig): OpenMessage {
-  return { type: 'open', version: 4, asn: c.localAsn > 0xffff ? AS_TRANS : c.localAsn, holdTime: c.holdTime, routerId: c.routerId, capabilities: localCapabilities(c) };
+  return {
+    type: 'open',
+    version: 4,
+    asn: c.localAsn > 0xffff ? AS_TRANS : c.localAsn,
+    holdTime: c.holdTime,
+    routerId: c.routerId,
+    capabilities: localCapabilities(c),
+  };
 }
 
 /** The peer's real ASN: the 4-octet AS capability when present (RFC 6793 §4.1), else the 2-octet field. */
@@ -90,13 +105,15 @@ const none = Buffer.alloc(0);
 /** Check a received OPEN against our config; throws BgpMessageError (2/x) or returns the negotiation. */
 export function negotiate(local: LocalOpenConfig, open: OpenMessage): Negotiated {
   const peerAsn = openAsn(open);
-  if (peerAsn !== local.peerAsn) throw new BgpMessageError(2, 2, none, 'session-reset', `bad peer AS ${peerAsn}, expected ${local.peerAsn}`);
+  if (peerAsn !== local.peerAsn)
+    throw new BgpMessageError(2, 2, none, 'session-reset', `bad peer AS ${peerAsn}, expected ${local.peerAsn}`);
   // RFC 6286 §2.2: a zero identifier is bad; iBGP peers must not share ours.
   if (open.routerId === '0.0.0.0' || (local.peerAsn === local.localAsn && open.routerId === local.routerId)) {
     throw new BgpMessageError(2, 3, none, 'session-reset', `bad BGP identifier ${open.routerId}`);
   }
   // RFC 4271 §6.2: hold time 1 or 2 is unacceptable.
-  if (open.holdTime === 1 || open.holdTime === 2) throw new BgpMessageError(2, 6, none, 'session-reset', `unacceptable hold time ${open.holdTime}`);
+  if (open.holdTime === 1 || open.holdTime === 2)
+    throw new BgpMessageError(2, 6, none, 'session-reset', `unacceptable hold time ${open.holdTime}`);
   for (const kind of local.requireCapabilities ?? []) {
     if (!open.capabilities.some((c) => c.kind === kind)) {
       const mine = localCapabilities(local).find((c) => c.kind === kind);
@@ -106,7 +123,9 @@ export function negotiate(local: LocalOpenConfig, open: OpenMessage): Negotiated
   const holdTime = Math.min(local.holdTime, open.holdTime);
   const pc = open.capabilities;
   const has = (k: CapabilityKind): boolean => pc.some((c) => c.kind === k);
-  const peerMp = pc.filter((c): c is Extract<Capability, { kind: 'multiprotocol' }> => c.kind === 'multiprotocol').map((c) => familyKey(c.afi, c.safi));
+  const peerMp = pc
+    .filter((c): c is Extract<Capability, { kind: 'multiprotocol' }> => c.kind === 'multiprotocol')
+    .map((c) => familyKey(c.afi, c.safi));
   const ours = local.families.map((f) => FAMILY_KEYS[f]);
   const families = peerMp.length === 0 ? ours.filter((k) => k === FAMILY_IPV4_UNICAST) : ours.filter((k) => peerMp.includes(k));
   const addPathRx = new Set<FamilyKey>();

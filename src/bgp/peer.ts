@@ -73,10 +73,14 @@ export class Peer {
     this.filters.set(config.filters ?? [], policy.ebgp);
   }
 
-  get address(): string { return this.config.address; }
+  get address(): string {
+    return this.config.address;
+  }
 
   /** Queued inbound messages not yet processed. */
-  get inboundQueued(): number { return this.inQueue.length - this.inHead; }
+  get inboundQueued(): number {
+    return this.inQueue.length - this.inHead;
+  }
 
   /** A session reached Established: everything negotiated or sent on the previous one starts over. */
   resetForSession(n: Negotiated, policy: PeerPolicy): void {

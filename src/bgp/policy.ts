@@ -70,7 +70,11 @@ export function importAttrs(self: LocalIdentity, peer: PeerPolicy, attrs: RouteA
 
 /** What a path looks like when sent to `peer`; null when it must not be sent at all. */
 export function exportAttrs(
-  self: LocalIdentity, peer: PeerPolicy, source: PathSource, attrs: RouteAttributes, afi: 1 | 2,
+  self: LocalIdentity,
+  peer: PeerPolicy,
+  source: PathSource,
+  attrs: RouteAttributes,
+  afi: 1 | 2,
 ): RouteAttributes | null {
   const comms = attrs.communities;
   if (comms && comms.length > 0) {
@@ -80,7 +84,7 @@ export function exportAttrs(
   const out: RouteAttributes = { ...attrs };
   if (out.origin === undefined) out.origin = 0;
   const self4 = peer.localAddress;
-  const selfHop = afi === 1 ? self4 : peer.localAddress6 ?? (self4.includes(':') ? self4 : `::ffff:${self4}`);
+  const selfHop = afi === 1 ? self4 : (peer.localAddress6 ?? (self4.includes(':') ? self4 : `::ffff:${self4}`));
   if (peer.ebgp) {
     out.asPath = prependAs(attrs.asPath, self.asn);
     if (!(peer.keepOriginalNextHop && out.nextHop)) {
@@ -122,4 +126,3 @@ export function prependAs(path: readonly AsPathSegment[] | undefined, asn: numbe
 function routerIdText(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
-

@@ -24,8 +24,13 @@ export interface RouteReportEntry {
 }
 
 /** The display fields of a route's attributes (AS_PATH flattened; communities as aa:nn / aa:nn:mm). */
-export function reportAttrs(a: Readonly<RouteAttributes> | undefined): Pick<RouteReportEntry, 'nextHop' | 'asPath' | 'communities' | 'localPref' | 'med' | 'priority'> {
-  const out: Pick<RouteReportEntry, 'nextHop' | 'asPath' | 'communities' | 'localPref' | 'med' | 'priority'> = { asPath: [], communities: [] };
+export function reportAttrs(
+  a: Readonly<RouteAttributes> | undefined,
+): Pick<RouteReportEntry, 'nextHop' | 'asPath' | 'communities' | 'localPref' | 'med' | 'priority'> {
+  const out: Pick<RouteReportEntry, 'nextHop' | 'asPath' | 'communities' | 'localPref' | 'med' | 'priority'> = {
+    asPath: [],
+    communities: [],
+  };
   if (!a) return out;
   if (a.nextHop) out.nextHop = a.nextHop;
   for (const s of a.asPath ?? []) out.asPath.push(...s.asns);

@@ -106,7 +106,10 @@ class Connection {
   inbox: Buffer[] = [];
   inboxAt = 0;
   scheduled = false;
-  constructor(public fsm: Fsm, public dir: Dir) {
+  constructor(
+    public fsm: Fsm,
+    public dir: Dir,
+  ) {
     if (fsm.config.extendedMessage) this.framer.maxLength = MAX_EXTENDED_MESSAGE_LEN;
   }
 }
@@ -126,7 +129,11 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   /** The consumer asked us to stop reading (its queue is full): the socket stays paused until released. */
   private inputHeld = false;
 
-  constructor(readonly config: SessionConfig, private readonly clock: Clock = realClock, logger?: Logger) {
+  constructor(
+    readonly config: SessionConfig,
+    private readonly clock: Clock = realClock,
+    logger?: Logger,
+  ) {
     super();
     this.address = normalizeAddress(config.address);
     this.logger = logger ?? log('bgp', { peer: this.address });
@@ -241,7 +248,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     if (c.fsm.state !== 'Established' || !c.socket || c.socket.destroyed) throw new Error(`session ${this.address} is not Established`);
     const buf = Buffer.isBuffer(m) ? m : encodeUpdate(m, c.caps);
     // RFC 8654: never send more than the peer accepts (it would answer 1/2 and reset).
-    if (buf.length > this.maxMessageLength) throw new RangeError(`message of ${buf.length} bytes exceeds ${this.maxMessageLength} for ${this.address}`);
+    if (buf.length > this.maxMessageLength)
+      throw new RangeError(`message of ${buf.length} bytes exceeds ${this.maxMessageLength} for ${this.address}`);
     return c.socket.write(buf);
   }
 
@@ -437,10 +445,13 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         const wasUp = this.wasEstablished.has(c);
         if (c === this.main || !this.lastError) {
           this.lastError =
-            a.reason === 'Administrative stop' ? undefined
-            : a.error?.code === 5 && a.error.sent ? `BGP Error: ${a.reason}`
-            : a.error ? `${a.error.sent ? 'BGP Error' : 'Received'}: ${notificationText(a.error.code, a.error.subcode)}`
-            : `Socket: ${a.reason}`;
+            a.reason === 'Administrative stop'
+              ? undefined
+              : a.error?.code === 5 && a.error.sent
+                ? `BGP Error: ${a.reason}`
+                : a.error
+                  ? `${a.error.sent ? 'BGP Error' : 'Received'}: ${notificationText(a.error.code, a.error.subcode)}`
+                  : `Socket: ${a.reason}`;
         }
         this.logger.info({ reason: a.reason, error: a.error }, 'connection down');
         if (wasUp) {
@@ -506,7 +517,11 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     if (seconds <= 0) return;
     const ms = withJitter ? jitter(seconds * 1000, this.clock) : seconds * 1000;
     const ev: FsmEvent =
-      t === 'connectRetry' ? { type: 'ConnectRetryTimerExpires' } : t === 'hold' ? { type: 'HoldTimerExpires' } : { type: 'KeepaliveTimerExpires' };
+      t === 'connectRetry'
+        ? { type: 'ConnectRetryTimerExpires' }
+        : t === 'hold'
+          ? { type: 'HoldTimerExpires' }
+          : { type: 'KeepaliveTimerExpires' };
     const fire = (): void => {
       const early = t === 'hold' ? c.holdDeadline - this.clock.now() : 0;
       if (early > 0) {
@@ -552,7 +567,10 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         if (!c.dialing || c.dead || c.fsm.state !== 'Connect') return;
         c.dialing = false;
         const reason = err instanceof TransportError ? err.message : String((err as Error)?.message ?? err);
-        this.emit('connect-error', { code: err instanceof TransportError ? err.code : (err as NodeJS.ErrnoException)?.code ?? 'EUNKNOWN', message: reason });
+        this.emit('connect-error', {
+          code: err instanceof TransportError ? err.code : ((err as NodeJS.ErrnoException)?.code ?? 'EUNKNOWN'),
+          message: reason,
+        });
         this.dispatch(c, { type: 'TcpConnectionFails', reason });
       },
     );

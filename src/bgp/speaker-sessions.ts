@@ -6,7 +6,6 @@ import { BgpListener, BgpSession, type DownEvent } from './session.js';
 import type { Negotiated } from './negotiate.js';
 import type { PeerSession, PeerSessionEvents, SessionFactory, SessionParams } from './speaker-types.js';
 
-
 export interface TcpSessionOptions {
   /** Network namespace path (/var/run/netns/x) for the listener and outgoing connections. */
   netns?: string;
@@ -21,7 +20,9 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
   let listener: BgpListener | undefined;
   const pending = new Set<SessionAdapter>();
   return {
-    get listener() { return listener; },
+    get listener() {
+      return listener;
+    },
     async listen(address: string | undefined, port: number): Promise<void> {
       listener = new BgpListener({ ...(address ? { address } : {}), port, ...(opts.netns ? { netns: opts.netns } : {}) });
       await listener.start();
@@ -30,23 +31,27 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
     },
     create(params: SessionParams): PeerSession {
       const p = params.peer;
-      const s = new BgpSession({
-        address: p.address,
-        ...(p.port ? { port: p.port } : {}),
-        ...(p.localAddress ? { localAddress: p.localAddress } : {}),
-        localAsn: params.localAsn,
-        peerAsn: p.asn,
-        routerId: params.routerId,
-        ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}),
-        ...(p.passive ? { passive: true } : {}),
-        families: p.families,
-        ...(p.password ? { password: p.password } : {}),
-        ...(p.ttlSecurity ? { ttlSecurity: p.ttlSecurity } : {}),
-        ...(params.gracefulRestart ? { gracefulRestart: params.gracefulRestart } : {}),
-        ...(opts.netns ? { netns: opts.netns } : {}),
-        ...(opts.connectRetryTime !== undefined ? { connectRetryTime: opts.connectRetryTime } : {}),
-        ...(opts.idleHoldTime !== undefined ? { idleHoldTime: opts.idleHoldTime } : {}),
-      }, params.clock, params.logger);
+      const s = new BgpSession(
+        {
+          address: p.address,
+          ...(p.port ? { port: p.port } : {}),
+          ...(p.localAddress ? { localAddress: p.localAddress } : {}),
+          localAsn: params.localAsn,
+          peerAsn: p.asn,
+          routerId: params.routerId,
+          ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}),
+          ...(p.passive ? { passive: true } : {}),
+          families: p.families,
+          ...(p.password ? { password: p.password } : {}),
+          ...(p.ttlSecurity ? { ttlSecurity: p.ttlSecurity } : {}),
+          ...(params.gracefulRestart ? { gracefulRestart: params.gracefulRestart } : {}),
+          ...(opts.netns ? { netns: opts.netns } : {}),
+          ...(opts.connectRetryTime !== undefined ? { connectRetryTime: opts.connectRetryTime } : {}),
+          ...(opts.idleHoldTime !== undefined ? { idleHoldTime: opts.idleHoldTime } : {}),
+        },
+        params.clock,
+        params.logger,
+      );
       const a = new SessionAdapter(s, () => listener);
       if (listener) listener.add(s);
       else pending.add(a);
@@ -59,7 +64,10 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
 }
 
 class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSession {
-  constructor(readonly session: BgpSession, private readonly listener: () => BgpListener | undefined) {
+  constructor(
+    readonly session: BgpSession,
+    private readonly listener: () => BgpListener | undefined,
+  ) {
     super();
     const s = session;
     s.on('state', (state) => this.emit('state', state, s.status().info));

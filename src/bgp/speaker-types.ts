@@ -133,8 +133,16 @@ export interface SpeakerEvents {
   'connect-error': [{ address: string } & ConnectErrorSeen];
 }
 
-export interface NotificationSeen { sent: boolean; code: number; subcode: number; data: Buffer }
-export interface ConnectErrorSeen { code: string; message: string }
+export interface NotificationSeen {
+  sent: boolean;
+  code: number;
+  subcode: number;
+  data: Buffer;
+}
+export interface ConnectErrorSeen {
+  code: string;
+  message: string;
+}
 
 // ------------------------------------------------------------------ session port
 

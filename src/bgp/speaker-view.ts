@@ -18,7 +18,9 @@ export class LocRibView {
   /** Every path of a prefix (best first) with its source and the reason the best won. */
   paths(prefix: string): { source: string; attrs: Readonly<RouteAttributes>; stale: boolean; best: boolean }[] {
     const k = parsePrefixKey(prefix);
-    return this.rib.paths(k.bucket, k.key).map((p, i) => ({ source: p.source.address, attrs: p.attrs.attrs, stale: p.stale, best: i === 0 }));
+    return this.rib
+      .paths(k.bucket, k.key)
+      .map((p, i) => ({ source: p.source.address, attrs: p.attrs.attrs, stale: p.stale, best: i === 0 }));
   }
   /** Why the best path of a prefix won ('local-pref', 'as-path', …). */
   reason(prefix: string): string | undefined {

@@ -14,20 +14,20 @@ import { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
 import { log as makeLog } from '../common/log.js';
 import { realClock, type Clock } from './clock.js';
+import { encodeNotification, encodeRouteRefresh } from './codec/message.js';
 import {
-  encodeNotification, encodeRouteRefresh,
-} from './codec/message.js';
-import {
-  type PrefixList, type RouteRefreshMessage, type UpdateMessage,
-  FAMILY_IPV4_UNICAST, FAMILY_IPV6_UNICAST, type FamilyKey,
+  type PrefixList,
+  type RouteRefreshMessage,
+  type UpdateMessage,
+  FAMILY_IPV4_UNICAST,
+  FAMILY_IPV6_UNICAST,
+  type FamilyKey,
 } from './codec/types.js';
 import type { Negotiated } from './negotiate.js';
 import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
 import { LocRib } from './rib/loc-rib.js';
 import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber, type PathSource } from './rib/path.js';
-import {
-  PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey,
-} from './rib/prefix-table.js';
+import { PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey } from './rib/prefix-table.js';
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
 import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
 import { shouldAdvertise } from './reflector.js';
@@ -35,13 +35,30 @@ import { describeDecision, type CompiledRule, type Residual } from './filter/eng
 import { routePrefixAt } from './filter/peer-filters.js';
 import { reportAttrs, type RouteReportEntry } from './route-report.js';
 import {
-  keepStaleOnDown, familiesToFlushOnReturn, restartTimeMs, staleCount, newGeneration, markStale, endRefresh, awaitingEndOfRib,
+  keepStaleOnDown,
+  familiesToFlushOnReturn,
+  restartTimeMs,
+  staleCount,
+  newGeneration,
+  markStale,
+  endRefresh,
+  awaitingEndOfRib,
   SelectionDeferral,
 } from './graceful-restart.js';
 import type { DecisionOptions } from './rib/decision.js';
 import type {
-  PeerState, MaxPrefixConfig, PeerConfig, PeerStatus, BestRouteEvent, WithdrawnRouteEvent, PeerEvent,
-  SessionDown, SessionFactory, BgpSpeakerOptions, SpeakerEvents, OriginateOptions,
+  PeerState,
+  MaxPrefixConfig,
+  PeerConfig,
+  PeerStatus,
+  BestRouteEvent,
+  WithdrawnRouteEvent,
+  PeerEvent,
+  SessionDown,
+  SessionFactory,
+  BgpSpeakerOptions,
+  SpeakerEvents,
+  OriginateOptions,
 } from './speaker-types.js';
 import { LocRibView } from './speaker-view.js';
 import { Peer } from './peer.js';
@@ -141,7 +158,20 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const p = this.peersByAddr.get(config.address);
     if (!p) return this.addPeer(config);
     const old = p.config;
-    const sessionKeys: (keyof PeerConfig)[] = ['asn', 'localAddress', 'passive', 'password', 'ttlSecurity', 'holdTime', 'families', 'port', 'routeReflectorClient', 'gracefulRestart', 'restartTime', 'localAsn'];
+    const sessionKeys: (keyof PeerConfig)[] = [
+      'asn',
+      'localAddress',
+      'passive',
+      'password',
+      'ttlSecurity',
+      'holdTime',
+      'families',
+      'port',
+      'routeReflectorClient',
+      'gracefulRestart',
+      'restartTime',
+      'localAsn',
+    ];
     const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
     if (restart) {
       this.removePeer(config.address);
@@ -214,16 +244,41 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (!p) return undefined;
     const out: RouteReportEntry[] = [];
     const rule = (r: CompiledRule | undefined, list: 'import' | 'export', afi: 1 | 2) =>
-      r ? { decidedBy: describeDecision({ action: r.action, filter: r.filter, rule: r.index }, list, afi), filter: r.filter, rule: r.index, action: r.action } : { decidedBy: 'default Accept' };
+      r
+        ? {
+            decidedBy: describeDecision({ action: r.action, filter: r.filter, rule: r.index }, list, afi),
+            filter: r.filter,
+            rule: r.index,
+            action: r.action,
+          }
+        : { decidedBy: 'default Accept' };
     if (dir === 'received') {
       this.rib.forEach((best, b, k, slot) => {
         const x = Array.isArray(slot) ? slot.find((q) => q.source === p.source) : slot.source === p.source ? slot : undefined;
         if (!x) return;
         const afi = afiOfBucket(b);
-        const d = p.filters.chain.evaluate('import', routePrefixAt(b, k), { attrs: x.attrs.attrs, fromPeer: true, ebgpPeer: p.policy.ebgp }).decision;
-        out.push({ prefix: formatPrefixKey(b, k), state: x === best ? 'best' : 'accepted', ...(d.filter !== undefined ? { decidedBy: describeDecision(d, 'import', afi), filter: d.filter, rule: d.rule!, action: d.action } : { decidedBy: 'default Accept' }), ...reportAttrs(x.attrs.attrs) });
+        const d = p.filters.chain.evaluate('import', routePrefixAt(b, k), {
+          attrs: x.attrs.attrs,
+          fromPeer: true,
+          ebgpPeer: p.policy.ebgp,
+        }).decision;
+        out.push({
+          prefix: formatPrefixKey(b, k),
+          state: x === best ? 'best' : 'accepted',
+          ...(d.filter !== undefined
+            ? { decidedBy: describeDecision(d, 'import', afi), filter: d.filter, rule: d.rule!, action: d.action }
+            : { decidedBy: 'default Accept' }),
+          ...reportAttrs(x.attrs.attrs),
+        });
       });
-      p.filters.rejected.forEach((r, b, k) => out.push({ prefix: formatPrefixKey(b, k), state: 'rejected', ...rule(r.rule, 'import', afiOfBucket(b)), ...reportAttrs(r.attrs.attrs) }));
+      p.filters.rejected.forEach((r, b, k) =>
+        out.push({
+          prefix: formatPrefixKey(b, k),
+          state: 'rejected',
+          ...rule(r.rule, 'import', afiOfBucket(b)),
+          ...reportAttrs(r.attrs.attrs),
+        }),
+      );
       return out;
     }
     this.rib.forEach((best, b, k) => {
@@ -235,12 +290,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         return held('iBGP-learned route: not re-advertised to an iBGP peer (RFC 4271 §9.2 / RFC 4456)');
       }
       const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
-      if (p.negotiated && !p.negotiated.families.includes(fam)) return held(`address family IPv${afi === 1 ? 4 : 6} not negotiated with the peer`);
+      if (p.negotiated && !p.negotiated.families.includes(fam))
+        return held(`address family IPv${afi === 1 ? 4 : 6} not negotiated with the peer`);
       p.filters.lastRule = undefined;
       const set = this.exportFor(p, best, b, k);
       const r = p.filters.hasExport(afi) ? (p.filters.lastRule as CompiledRule | undefined) : undefined;
       if (set) return out.push({ prefix, state: 'advertised', ...rule(r, 'export', afi), ...reportAttrs(set.attrs) });
-      if (r?.action === 'Reject') return out.push({ prefix, state: 'not-advertised', ...rule(r, 'export', afi), ...reportAttrs(best.attrs.attrs) });
+      if (r?.action === 'Reject')
+        return out.push({ prefix, state: 'not-advertised', ...rule(r, 'export', afi), ...reportAttrs(best.attrs.attrs) });
       return held('well-known community NO_ADVERTISE / NO_EXPORT (RFC 1997)');
     });
     return out;
@@ -336,21 +393,52 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const gr = this.opts.gracefulRestart;
     const useGr = gr && p.config.gracefulRestart !== false;
     const s = this.sessions.create({
-      peer: p.config, localAsn: p.config.localAsn ?? this.asn, routerId: this.routerId, listenPort: this.opts.listenPort ?? 179,
-      ...(useGr ? { gracefulRestart: { restartTime: p.config.restartTime ?? gr.restartTime, restarting: !!gr.restarting, forwardingPreserved: gr.forwardingPreserved ?? true } } : {}),
-      clock: this.clock, logger: this.log.child({ peer: p.config.address }),
+      peer: p.config,
+      localAsn: p.config.localAsn ?? this.asn,
+      routerId: this.routerId,
+      listenPort: this.opts.listenPort ?? 179,
+      ...(useGr
+        ? {
+            gracefulRestart: {
+              restartTime: p.config.restartTime ?? gr.restartTime,
+              restarting: !!gr.restarting,
+              forwardingPreserved: gr.forwardingPreserved ?? true,
+            },
+          }
+        : {}),
+      clock: this.clock,
+      logger: this.log.child({ peer: p.config.address }),
     });
     p.session = s;
-    s.on('state', (state: PeerState, info?: string) => { if (p.session === s) this.setState(p, state, info ?? state); });
-    s.on('established', (n: Negotiated, localAddress: string) => { if (p.session === s) this.onEstablished(p, n, localAddress); });
-    s.on('update', (m: UpdateMessage) => { if (p.session === s) this.enqueue(p, m); });
+    s.on('state', (state: PeerState, info?: string) => {
+      if (p.session === s) this.setState(p, state, info ?? state);
+    });
+    s.on('established', (n: Negotiated, localAddress: string) => {
+      if (p.session === s) this.onEstablished(p, n, localAddress);
+    });
+    s.on('update', (m: UpdateMessage) => {
+      if (p.session === s) this.enqueue(p, m);
+    });
     // ROUTE-REFRESH goes through the same queue as UPDATEs: BoRR/EoRR must be seen in stream order.
-    s.on('route-refresh', (m: RouteRefreshMessage) => { if (p.session === s) this.enqueue(p, m); });
-    s.on('down', (d: SessionDown) => { if (p.session === s) this.onDown(p, d); });
-    s.on('drain', () => { if (p.session === s) { p.blocked = false; this.scheduleFlush(p); } });
+    s.on('route-refresh', (m: RouteRefreshMessage) => {
+      if (p.session === s) this.enqueue(p, m);
+    });
+    s.on('down', (d: SessionDown) => {
+      if (p.session === s) this.onDown(p, d);
+    });
+    s.on('drain', () => {
+      if (p.session === s) {
+        p.blocked = false;
+        this.scheduleFlush(p);
+      }
+    });
     // Session history for diagnostics (the agent keeps it): NOTIFICATIONs and TCP connect errors.
-    s.on('notification', (n) => { if (p.session === s) this.emit('notification', { address: p.config.address, ...n }); });
-    s.on('connect-error', (e) => { if (p.session === s) this.emit('connect-error', { address: p.config.address, ...e }); });
+    s.on('notification', (n) => {
+      if (p.session === s) this.emit('notification', { address: p.config.address, ...n });
+    });
+    s.on('connect-error', (e) => {
+      if (p.session === s) this.emit('connect-error', { address: p.config.address, ...e });
+    });
     s.start();
   }
 
@@ -425,9 +513,16 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     let n = 0;
     while (this.busy.size > 0) {
       for (const p of this.busy) {
-        if (p.inHead >= p.inQueue.length) { p.clearInbound(); this.busy.delete(p); continue; }
+        if (p.inHead >= p.inQueue.length) {
+          p.clearInbound();
+          this.busy.delete(p);
+          continue;
+        }
         const m = p.inQueue[p.inHead++]!;
-        if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) { p.inQueue = p.inQueue.slice(p.inHead); p.inHead = 0; }
+        if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) {
+          p.inQueue = p.inQueue.slice(p.inHead);
+          p.inHead = 0;
+        }
         if (p.inputHeld) p.releaseInput(this.inboundMax >> 2);
         try {
           if (m.type === 'update') this.processUpdate(p, m);
@@ -437,7 +532,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
           this.internalErrors++;
           this.log.error({ err: e }, 'UPDATE processing failed');
         }
-        if (p.inHead >= p.inQueue.length) { p.clearInbound(); this.busy.delete(p); }
+        if (p.inHead >= p.inQueue.length) {
+          p.clearInbound();
+          this.busy.delete(p);
+        }
       }
       if ((++n & 7) === 0 && performance.now() > deadline) break;
     }
@@ -482,7 +580,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** The interned, post-import-policy attribute set of an UPDATE (null: rejected by policy). */
-  private importSet(p: Peer, a: UpdateMessage['attrs'] & object, mpNextHop: { nextHop: string; linkLocal?: string } | undefined, raw: Buffer | undefined): AttrSet | null {
+  private importSet(
+    p: Peer,
+    a: UpdateMessage['attrs'] & object,
+    mpNextHop: { nextHop: string; linkLocal?: string } | undefined,
+    raw: Buffer | undefined,
+  ): AttrSet | null {
     // Fast path: identical attribute bytes from this peer seen before (the IPv4 case; MP_REACH holds NLRI).
     const rawKey = raw && !a.mpReach ? raw.toString('latin1') : undefined;
     if (rawKey !== undefined) {
@@ -522,15 +625,18 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const path = this.pathFor(p, set);
     const rib = this.rib;
     if (list.afi === 1) {
-      const addrs = list.addrs, lens = list.lens;
+      const addrs = list.addrs,
+        lens = list.lens;
       for (let i = 0; i < list.count; i++) {
-        const b = lens[i]!, k = addrs[i]! | 0;
+        const b = lens[i]!,
+          k = addrs[i]! | 0;
         if (rib.upsert(b, k, path)) this.bestChanged(b, k);
       }
       return;
     }
     for (let i = 0; i < list.count; i++) {
-      const b = bucketAt(list, i), k = keyAt(list, i);
+      const b = bucketAt(list, i),
+        k = keyAt(list, i);
       if (rib.upsert(b, k, path)) this.bestChanged(b, k);
     }
   }
@@ -539,7 +645,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private announceFiltered(p: Peer, list: PrefixList, set: AttrSet, res: Residual): void {
     const f = p.filters;
     for (let i = 0; i < list.count; i++) {
-      const b = bucketAt(list, i), k = keyAt(list, i);
+      const b = bucketAt(list, i),
+        k = keyAt(list, i);
       const out = f.importDecide(res, set, b, k);
       if (out === null) {
         f.noteRejected(b, k, set, f.lastRule!);
@@ -583,7 +690,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private withdrawList(p: Peer, list: PrefixList): void {
     const rejected = p.filters.rejected;
     for (let i = 0; i < list.count; i++) {
-      const b = bucketAt(list, i), k = keyAt(list, i);
+      const b = bucketAt(list, i),
+        k = keyAt(list, i);
       if (rejected.size > 0) rejected.delete(b, k);
       if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
     }
@@ -693,14 +801,26 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private announceChange(b: number, k: PrefixKey): void {
     const best = this.rib.best(b, k);
     if (this.listenerCount('changes') > 0) {
-      const nextHops = !best ? null : this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : best.attrs.nextHops;
+      const nextHops = !best
+        ? null
+        : this.rib.opts.multipath
+          ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop)
+          : best.attrs.nextHops;
       this.changes.push(b, k, nextHops, best ? best.source.address : '');
     }
     if (best ? this.listenerCount('best') > 0 : this.listenerCount('withdrawn') > 0) {
       const prefix = formatPrefixKey(b, k);
       if (best) {
-        const nextHops = this.rib.opts.multipath ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop) : best.attrs.nextHops as string[];
-        this.emit('best', { prefix, nextHops, attrs: best.attrs.attrs, source: best.source.address, stale: best.stale } satisfies BestRouteEvent);
+        const nextHops = this.rib.opts.multipath
+          ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop)
+          : (best.attrs.nextHops as string[]);
+        this.emit('best', {
+          prefix,
+          nextHops,
+          attrs: best.attrs.attrs,
+          source: best.source.address,
+          stale: best.stale,
+        } satisfies BestRouteEvent);
       } else {
         this.emit('withdrawn', { prefix } satisfies WithdrawnRouteEvent);
       }
@@ -741,7 +861,9 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   /** Recompute what a peer should have (after a policy change). */
   private refreshExports(p: Peer): void {
     this.rib.forEach((best, b, k) => p.adjOut.want(b, k, this.exportFor(p, best, b, k)));
-    p.adjOut.sent.forEach((_s, b, k) => { if (!this.rib.best(b, k)) p.adjOut.want(b, k, null); });
+    p.adjOut.sent.forEach((_s, b, k) => {
+      if (!this.rib.best(b, k)) p.adjOut.want(b, k, null);
+    });
     this.scheduleFlush(p);
   }
 
@@ -769,7 +891,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       let n = 0;
       for (;;) {
         const r = p.dumping.next();
-        if (r.done) { p.dumping = undefined; p.dumpDone = true; break; }
+        if (r.done) {
+          p.dumping = undefined;
+          p.dumpDone = true;
+          break;
+        }
         const [b, k, slot] = r.value;
         const best = Array.isArray(slot) ? slot[0]! : slot;
         p.adjOut.want(b, k, this.exportFor(p, best, b, k));

@@ -31,15 +31,23 @@ export interface DialOptions extends SocketSecurity {
 /** A typed socket error, with the text BIRD shows ('Connection refused'). */
 export class TransportError extends Error {
   override readonly name = 'TransportError';
-  constructor(readonly errno: number, readonly code: string, message: string) {
+  constructor(
+    readonly errno: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 const errnoName = (errno: number): string => Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`;
 const ERR_TEXT: Record<string, string> = {
-  ECONNREFUSED: 'Connection refused', ETIMEDOUT: 'Connection timed out', EHOSTUNREACH: 'No route to host',
-  ENETUNREACH: 'Network is unreachable', ECONNRESET: 'Connection reset by peer', EADDRNOTAVAIL: 'Cannot assign requested address',
+  ECONNREFUSED: 'Connection refused',
+  ETIMEDOUT: 'Connection timed out',
+  EHOSTUNREACH: 'No route to host',
+  ENETUNREACH: 'Network is unreachable',
+  ECONNRESET: 'Connection reset by peer',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
 };
 export function errnoText(errno: number): string {
   const name = errnoName(errno);

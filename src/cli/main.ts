@@ -7,7 +7,9 @@ import { commands } from './commands/index.js';
 import { parseLogLevel } from '../common/log-level.js';
 
 export async function main(argv: string[]): Promise<void> {
-  try { parseLogLevel(process.env.TABBY_LOG_LEVEL, 'TABBY_LOG_LEVEL'); } catch (e) {
+  try {
+    parseLogLevel(process.env.TABBY_LOG_LEVEL, 'TABBY_LOG_LEVEL');
+  } catch (e) {
     process.stderr.write(`tabbyctl: ${(e as Error).message}\n`);
     process.exit(2);
   }

@@ -7,8 +7,16 @@
 // Both CNI paths (the exec'd plugin and tabby-node's socket server) call syncWorkloadEndpoint.
 import { DatastoreConflict, type Datastore } from '../datastore/types.js';
 import {
-  ResourceStore, ResourceExists, ResourceNotFound, storeName, workloadEndpointName, namespaceProfileName,
-  ORCHESTRATOR_LABEL, NAMESPACE_LABEL, type WorkloadEndpoint, type Profile,
+  ResourceStore,
+  ResourceExists,
+  ResourceNotFound,
+  storeName,
+  workloadEndpointName,
+  namespaceProfileName,
+  ORCHESTRATOR_LABEL,
+  NAMESPACE_LABEL,
+  type WorkloadEndpoint,
+  type Profile,
 } from '../datastore/resources.js';
 
 export interface EndpointIdentity {
@@ -25,42 +33,77 @@ export function endpointName(id: EndpointIdentity): { name: string; namespace: s
   const k8s = Boolean(id.namespace && id.pod);
   const orchestrator = k8s ? 'k8s' : 'cni';
   const workload = k8s ? id.pod! : id.containerId;
-  return { name: workloadEndpointName(id.node, orchestrator, workload, id.endpoint), namespace: id.namespace || 'default', orchestrator, workload };
+  return {
+    name: workloadEndpointName(id.node, orchestrator, workload, id.endpoint),
+    namespace: id.namespace || 'default',
+    orchestrator,
+    workload,
+  };
 }
 
 /** The WorkloadEndpoint for a wired pod (pure). */
-export function desiredEndpoint(id: EndpointIdentity, hostIfName: string, addrs: readonly string[], labels: Record<string, string> = {}): WorkloadEndpoint {
+export function desiredEndpoint(
+  id: EndpointIdentity,
+  hostIfName: string,
+  addrs: readonly string[],
+  labels: Record<string, string> = {},
+): WorkloadEndpoint {
   const n = endpointName(id);
   return {
-    apiVersion: 'projectcalico.org/v3', kind: 'WorkloadEndpoint',
-    metadata: { name: n.name, namespace: n.namespace, labels: { ...labels, [NAMESPACE_LABEL]: n.namespace, [ORCHESTRATOR_LABEL]: n.orchestrator } },
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'WorkloadEndpoint',
+    metadata: {
+      name: n.name,
+      namespace: n.namespace,
+      labels: { ...labels, [NAMESPACE_LABEL]: n.namespace, [ORCHESTRATOR_LABEL]: n.orchestrator },
+    },
     spec: {
-      orchestrator: n.orchestrator, workload: n.workload, node: id.node, containerID: id.containerId,
-      ...(id.pod ? { pod: id.pod } : {}), endpoint: id.endpoint, interfaceName: hostIfName,
-      ipNetworks: addrs.map((a) => (a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`)), profiles: [namespaceProfileName(n.namespace)],
+      orchestrator: n.orchestrator,
+      workload: n.workload,
+      node: id.node,
+      containerID: id.containerId,
+      ...(id.pod ? { pod: id.pod } : {}),
+      endpoint: id.endpoint,
+      interfaceName: hostIfName,
+      ipNetworks: addrs.map((a) => (a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`)),
+      profiles: [namespaceProfileName(n.namespace)],
     },
   };
 }
 
 function defaultNamespaceProfile(ns: string): Profile {
   return {
-    apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: namespaceProfileName(ns) },
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'Profile',
+    metadata: { name: namespaceProfileName(ns) },
     spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }], labelsToApply: { 'pcns.projectcalico.org/name': ns } },
   };
 }
 
 /** ADD: create or update the endpoint (keeping labels someone else set), and the namespace profile. */
-export async function writeWorkloadEndpoint(ds: Datastore, id: EndpointIdentity, hostIfName: string, addrs: readonly string[]): Promise<WorkloadEndpoint> {
+export async function writeWorkloadEndpoint(
+  ds: Datastore,
+  id: EndpointIdentity,
+  hostIfName: string,
+  addrs: readonly string[],
+): Promise<WorkloadEndpoint> {
   const rs = new ResourceStore(ds);
   const want = desiredEndpoint(id, hostIfName, addrs);
   const ns = want.metadata.namespace!;
   if (!(await rs.get('Profile', namespaceProfileName(ns)))) {
-    try { await rs.create(defaultNamespaceProfile(ns)); } catch (e) { if (!(e instanceof ResourceExists)) throw e; }
+    try {
+      await rs.create(defaultNamespaceProfile(ns));
+    } catch (e) {
+      if (!(e instanceof ResourceExists)) throw e;
+    }
   }
   for (let attempt = 0; ; attempt++) {
     const cur = await rs.get('WorkloadEndpoint', storeName(want));
     const labels = { ...(cur?.metadata.labels ?? {}), ...want.metadata.labels };
-    const res: WorkloadEndpoint = { ...want, metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) } };
+    const res: WorkloadEndpoint = {
+      ...want,
+      metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) },
+    };
     try {
       return cur ? await rs.update(res) : await rs.create(res);
     } catch (e) {
@@ -72,7 +115,13 @@ export async function writeWorkloadEndpoint(ds: Datastore, id: EndpointIdentity,
 
 /** ADD's one call: write the endpoint; if that fails, `undo` (unwire, release) runs and the error
  *  fails the ADD — a pod the policy engine cannot see must not come up. */
-export async function addWorkloadEndpoint(ds: Datastore, id: EndpointIdentity, hostIfName: string, addrs: readonly string[], undo: () => Promise<void>): Promise<void> {
+export async function addWorkloadEndpoint(
+  ds: Datastore,
+  id: EndpointIdentity,
+  hostIfName: string,
+  addrs: readonly string[],
+  undo: () => Promise<void>,
+): Promise<void> {
   try {
     await writeWorkloadEndpoint(ds, id, hostIfName, addrs);
   } catch (e) {

@@ -6,20 +6,33 @@ export function toCniError(e: unknown): CniError {
   const err = e instanceof Error ? e : new Error(String(e));
   const code = (err as { code?: unknown }).code;
   switch (code) {
-    case 'EPOOLEXHAUSTED': return new CniError(CNI_ERR.POOL_EXHAUSTED, err.message, 'add addresses (a new IPPool), release leaked ones (tabbyctl ipam check), or lift strictAffinity/maxBlocksPerHost');
-    case 'EUNKNOWNPOOL': return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
-    case 'ENOTINPOOL': return new CniError(CNI_ERR.INVALID_NETCONF, err.message, 'a requested address must lie in an IPPool');
+    case 'EPOOLEXHAUSTED':
+      return new CniError(
+        CNI_ERR.POOL_EXHAUSTED,
+        err.message,
+        'add addresses (a new IPPool), release leaked ones (tabbyctl ipam check), or lift strictAffinity/maxBlocksPerHost',
+      );
+    case 'EUNKNOWNPOOL':
+      return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
+    case 'ENOTINPOOL':
+      return new CniError(CNI_ERR.INVALID_NETCONF, err.message, 'a requested address must lie in an IPPool');
     case 'EADDRINUSE':
-    case 'ESTRICTAFFINITY': return new CniError(CNI_ERR.ADDRESS_IN_USE, err.message);
+    case 'ESTRICTAFFINITY':
+      return new CniError(CNI_ERR.ADDRESS_IN_USE, err.message);
     case 'ERETRIES':
     case 'EUNAVAILABLE':
-    case 'ECONFLICT': return new CniError(CNI_ERR.TRY_AGAIN_LATER, err.message);
-    case 'EDATASTORECONFIG': return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
-    case 'EINVALIDADDRESS': return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
+    case 'ECONFLICT':
+      return new CniError(CNI_ERR.TRY_AGAIN_LATER, err.message);
+    case 'EDATASTORECONFIG':
+      return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
+    case 'EINVALIDADDRESS':
+      return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
     case 'EEXIST':
     case 'ENOTFOUND':
     case 'ECOMPACTED':
-    case 'ECORRUPT': return new CniError(CNI_ERR.DATASTORE_ERROR, err.message);
-    default: return new CniError(CNI_ERR.INTERNAL, err.message, err.stack?.split('\n').slice(1, 4).join(' ').trim() ?? '');
+    case 'ECORRUPT':
+      return new CniError(CNI_ERR.DATASTORE_ERROR, err.message);
+    default:
+      return new CniError(CNI_ERR.INTERNAL, err.message, err.stack?.split('\n').slice(1, 4).join(' ').trim() ?? '');
   }
 }

@@ -33,22 +33,42 @@ const e = (name: string, def: string | undefined, description: string): InstallE
 
 /** Every environment variable tabby-install-cni reads. */
 export const INSTALL_ENV: readonly InstallEnvVar[] = [
-  e('TABBY_HOST_ROOT', '/', 'where the host\'s filesystem is mounted in this container (/host in the DaemonSet); paths below are host paths'),
+  e(
+    'TABBY_HOST_ROOT',
+    '/',
+    "where the host's filesystem is mounted in this container (/host in the DaemonSet); paths below are host paths",
+  ),
   e('CNI_BIN_DIR', '/opt/cni/bin', 'host directory of CNI plugin binaries'),
   e('CNI_NET_DIR', '/etc/cni/net.d', 'host directory of CNI network configs'),
   e('CNI_CONF_NAME', '10-tabby.conflist', 'file name of the network config list'),
   e('CNI_NETWORK_NAME', 'k8s-pod-network', '"name" of the network in the config list'),
   e('CNI_MTU', undefined, 'MTU of pod interfaces written as "mtu" (unset: the plugin\'s default)'),
-  e('CNI_LOG_FILE', undefined, 'host path of the plugin\'s log file, written as "log_file_path" (unset: the plugin\'s default /var/log/tabby/cni.log)'),
-  e('TABBY_CNI_RUNTIME', 'copy', 'copy = copy node and the app to TABBY_RUNTIME_DIR on the host; in-place = use this node and app where they are (a host install)'),
+  e(
+    'CNI_LOG_FILE',
+    undefined,
+    'host path of the plugin\'s log file, written as "log_file_path" (unset: the plugin\'s default /var/log/tabby/cni.log)',
+  ),
+  e(
+    'TABBY_CNI_RUNTIME',
+    'copy',
+    'copy = copy node and the app to TABBY_RUNTIME_DIR on the host; in-place = use this node and app where they are (a host install)',
+  ),
   e('TABBY_RUNTIME_DIR', '/opt/tabby/cni', 'host directory the node runtime and app are copied to (copy mode)'),
-  e('TABBY_CNI_RESIDENT', 'true', 'true = `tabby` is the client of tabby-node\'s resident CNI server (falls back to the in-process plugin); false = `tabby` starts the Node.js plugin for every command'),
+  e(
+    'TABBY_CNI_RESIDENT',
+    'true',
+    "true = `tabby` is the client of tabby-node's resident CNI server (falls back to the in-process plugin); false = `tabby` starts the Node.js plugin for every command",
+  ),
   e('TABBY_APP_DIR', undefined, 'root of the tabby app (holds dist/, node_modules/, src/native/build/); default: found from this file'),
   e('NODENAME', undefined, 'node name written as "nodename" (unset: the plugin reads $TABBY_STATE_DIR/nodename, then the hostname)'),
   e('DATASTORE_TYPE', 'file', 'datastore of the plugin: file or etcdv3'),
   e('TABBY_DATASTORE_DIR', '/var/lib/tabby/datastore', 'host directory of the file datastore'),
   e('ETCD_ENDPOINTS', undefined, 'comma list of etcd URLs (etcdv3)'),
-  e('ETCD_CA_CERT_FILE', undefined, 'etcd CA certificate (as seen by this program; copied next to the config when TABBY_HOST_ROOT is not /)'),
+  e(
+    'ETCD_CA_CERT_FILE',
+    undefined,
+    'etcd CA certificate (as seen by this program; copied next to the config when TABBY_HOST_ROOT is not /)',
+  ),
   e('ETCD_CERT_FILE', undefined, 'etcd client certificate (same)'),
   e('ETCD_KEY_FILE', undefined, 'etcd client key (same)'),
 ];
@@ -74,7 +94,10 @@ export interface InstallConfig {
 
 export class InstallError extends Error {
   readonly code = 'EINSTALL';
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'InstallError';
   }
@@ -123,20 +146,29 @@ export function parseInstallConfig(env: NodeJS.ProcessEnv = process.env): Instal
     nodeBinary: process.execPath,
     datastore: { type: dsType, dir: absolute('TABBY_DATASTORE_DIR') },
   };
-  if (!/^[\w.-]+\.conflist$/.test(cfg.confName)) throw new InstallError('CNI_CONF_NAME', `"${cfg.confName}": expected a file name ending in .conflist`);
+  if (!/^[\w.-]+\.conflist$/.test(cfg.confName))
+    throw new InstallError('CNI_CONF_NAME', `"${cfg.confName}": expected a file name ending in .conflist`);
   const mtu = raw('CNI_MTU');
   if (mtu !== undefined) {
-    if (!/^\d+$/.test(mtu) || Number(mtu) < 576 || Number(mtu) > 65535) throw new InstallError('CNI_MTU', `"${mtu}": expected a number 576..65535`);
+    if (!/^\d+$/.test(mtu) || Number(mtu) < 576 || Number(mtu) > 65535)
+      throw new InstallError('CNI_MTU', `"${mtu}": expected a number 576..65535`);
     cfg.mtu = Number(mtu);
   }
   const logFile = raw('CNI_LOG_FILE');
   if (logFile !== undefined) cfg.logFile = absolute('CNI_LOG_FILE');
   const nodeName = raw('NODENAME');
   if (nodeName !== undefined) cfg.nodeName = nodeName;
-  const endpoints = raw('ETCD_ENDPOINTS')?.split(',').map((s) => s.trim()).filter(Boolean);
+  const endpoints = raw('ETCD_ENDPOINTS')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (endpoints?.length) cfg.datastore.etcdEndpoints = endpoints;
   if (dsType === 'etcdv3' && !endpoints?.length) throw new InstallError('ETCD_ENDPOINTS', 'required with DATASTORE_TYPE=etcdv3');
-  for (const [name, key] of [['ETCD_CA_CERT_FILE', 'etcdCaCertFile'], ['ETCD_CERT_FILE', 'etcdCertFile'], ['ETCD_KEY_FILE', 'etcdKeyFile']] as const) {
+  for (const [name, key] of [
+    ['ETCD_CA_CERT_FILE', 'etcdCaCertFile'],
+    ['ETCD_CERT_FILE', 'etcdCertFile'],
+    ['ETCD_KEY_FILE', 'etcdKeyFile'],
+  ] as const) {
     const val = raw(name);
     if (val !== undefined) cfg.datastore[key] = val;
   }
@@ -174,10 +206,7 @@ export function buildConflist(cfg: InstallConfig): Record<string, unknown> {
   return {
     name: cfg.networkName,
     cniVersion: '1.0.0',
-    plugins: [
-      plugin,
-      { type: 'portmap', snat: true, capabilities: { portMappings: true } },
-    ],
+    plugins: [plugin, { type: 'portmap', snat: true, capabilities: { portMappings: true } }],
   };
 }
 
@@ -215,7 +244,8 @@ export function installCni(cfg: InstallConfig): InstallResult {
   const onHost = (p: string): string => path.join(cfg.hostRoot, p);
   const mainJs = path.join(cfg.appDir, 'dist/src/cni/main.js');
   // in-place under a staging root (make install DESTDIR=…): the app is there, the wrapper names its final path.
-  if (!fs.existsSync(mainJs) && !(cfg.runtime === 'in-place' && fs.existsSync(onHost(mainJs)))) throw new InstallError('TABBY_APP_DIR', `${mainJs} not found: build tabby first (npm run build)`);
+  if (!fs.existsSync(mainJs) && !(cfg.runtime === 'in-place' && fs.existsSync(onHost(mainJs))))
+    throw new InstallError('TABBY_APP_DIR', `${mainJs} not found: build tabby first (npm run build)`);
 
   let nodeBinary = cfg.nodeBinary;
   let appDir = cfg.appDir;
@@ -246,14 +276,23 @@ export function installCni(cfg: InstallConfig): InstallResult {
   }
 
   const plugins = installPluginFiles({
-    binDir: onHost(cfg.cniBinDir), nodeBinary, appDir,
-    client: cfg.resident ? [path.join(cfg.appDir, CLIENT_PATH), onHost(path.join(cfg.appDir, CLIENT_PATH))].find((f) => fs.existsSync(f)) ?? path.join(cfg.appDir, CLIENT_PATH) : undefined,
+    binDir: onHost(cfg.cniBinDir),
+    nodeBinary,
+    appDir,
+    client: cfg.resident
+      ? ([path.join(cfg.appDir, CLIENT_PATH), onHost(path.join(cfg.appDir, CLIENT_PATH))].find((f) => fs.existsSync(f)) ??
+        path.join(cfg.appDir, CLIENT_PATH))
+      : undefined,
   }).map((f) => path.join(cfg.cniBinDir, path.basename(f)));
 
   const tls: string[] = [];
   if (cfg.hostRoot !== '/') {
     const hostPaths = tlsHostPaths(cfg);
-    const pairs = [[cfg.datastore.etcdCaCertFile, hostPaths.ca], [cfg.datastore.etcdCertFile, hostPaths.cert], [cfg.datastore.etcdKeyFile, hostPaths.key]] as const;
+    const pairs = [
+      [cfg.datastore.etcdCaCertFile, hostPaths.ca],
+      [cfg.datastore.etcdCertFile, hostPaths.cert],
+      [cfg.datastore.etcdKeyFile, hostPaths.key],
+    ] as const;
     for (const [src, dst] of pairs) {
       if (!src || !dst) continue;
       fs.mkdirSync(onHost(path.dirname(dst)), { recursive: true, mode: 0o700 });
@@ -265,9 +304,9 @@ export function installCni(cfg: InstallConfig): InstallResult {
   const conflist = path.join(cfg.cniNetDir, cfg.confName);
   fs.mkdirSync(onHost(cfg.cniNetDir), { recursive: true });
   writeAtomic(onHost(conflist), `${JSON.stringify(buildConflist(cfg), null, 2)}\n`, 0o644);
-  const earlier = fs.readdirSync(onHost(cfg.cniNetDir))
-    .filter((f) => /\.(conf|conflist|json)$/.test(f) && f < cfg.confName);
-  if (earlier.length) logger.warn({ files: earlier }, `${cfg.confName} is not the first network config in ${cfg.cniNetDir}: the runtime uses the first one`);
+  const earlier = fs.readdirSync(onHost(cfg.cniNetDir)).filter((f) => /\.(conf|conflist|json)$/.test(f) && f < cfg.confName);
+  if (earlier.length)
+    logger.warn({ files: earlier }, `${cfg.confName} is not the first network config in ${cfg.cniNetDir}: the runtime uses the first one`);
   logger.info({ conflist, plugins }, 'tabby CNI plugin installed');
   return { conflist, plugins, tls, nodeBinary, appDir, copied };
 }
@@ -278,9 +317,13 @@ export function installCni(cfg: InstallConfig): InstallResult {
 export function installPluginFiles(o: { binDir: string; nodeBinary: string; appDir: string; client?: string | undefined }): string[] {
   fs.mkdirSync(o.binDir, { recursive: true });
   const out: string[] = [];
-  if (o.client && !fs.existsSync(o.client)) throw new InstallError('TABBY_CNI_RESIDENT', `the CNI client ${o.client} was not built (npm ci builds it with the native addon)`);
+  if (o.client && !fs.existsSync(o.client))
+    throw new InstallError('TABBY_CNI_RESIDENT', `the CNI client ${o.client} was not built (npm ci builds it with the native addon)`);
   const fallback = path.join(o.binDir, FALLBACK_NAME);
-  if (o.client) { writeAtomic(fallback, wrapperScript('tabby', o.nodeBinary, o.appDir), 0o755); out.push(fallback); }
+  if (o.client) {
+    writeAtomic(fallback, wrapperScript('tabby', o.nodeBinary, o.appDir), 0o755);
+    out.push(fallback);
+  }
   for (const name of PLUGIN_NAMES) {
     const file = path.join(o.binDir, name);
     writeAtomic(file, o.client ? fs.readFileSync(o.client) : wrapperScript(name, o.nodeBinary, o.appDir), 0o755);
@@ -309,13 +352,16 @@ export function releaseId(cfg: Pick<InstallConfig, 'appDir' | 'nodeBinary'>): st
   let version = '0.0.0';
   try {
     version = (JSON.parse(fs.readFileSync(path.join(cfg.appDir, 'package.json'), 'utf8')) as { version?: string }).version ?? version;
-  } catch { /* no package.json: keep 0.0.0 */ }
+  } catch {
+    /* no package.json: keep 0.0.0 */
+  }
   return `${version}-${h.digest('hex').slice(0, 12)}`;
 }
 
 /** Keep the current release and the one before it (a plugin call may still be running from it). */
 function pruneReleases(dir: string, current: string): void {
-  const releases = fs.readdirSync(dir)
+  const releases = fs
+    .readdirSync(dir)
     .filter((f) => f !== current && !f.includes('.tmp-'))
     .map((f) => ({ f, t: fs.statSync(path.join(dir, f)).mtimeMs }))
     .sort((a, b) => b.t - a.t);

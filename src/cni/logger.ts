@@ -20,9 +20,14 @@ export function fileLogger(file: string, level: string, bindings: Record<string,
   const emit = (lvl: Level) => (obj: object, msg?: string) => {
     if (LEVELS[lvl] < min || fd === undefined) return;
     const o: Record<string, unknown> = { level: LEVELS[lvl], time: Date.now(), ...bindings };
-    for (const [k, v] of Object.entries(obj)) o[k] = v instanceof Error ? { type: v.name, message: v.message, stack: v.stack, ...(v as object) } : v;
+    for (const [k, v] of Object.entries(obj))
+      o[k] = v instanceof Error ? { type: v.name, message: v.message, stack: v.stack, ...(v as object) } : v;
     if (msg !== undefined) o.msg = msg;
-    try { fs.writeSync(fd, `${JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`); } catch { /* logging never fails a pod */ }
+    try {
+      fs.writeSync(fd, `${JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    } catch {
+      /* logging never fails a pod */
+    }
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

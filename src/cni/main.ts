@@ -27,7 +27,9 @@ export function resolveNodename(conf: NetConf, env: NodeJS.ProcessEnv = process.
   try {
     const n = fs.readFileSync(file, 'utf8').trim();
     if (n) return n;
-  } catch { /* not written (tabby-node not running here): fall back */ }
+  } catch {
+    /* not written (tabby-node not running here): fall back */
+  }
   return os.hostname();
 }
 
@@ -35,7 +37,11 @@ function pluginName(argv1: string | undefined, env: NodeJS.ProcessEnv, stdin: Bu
   if (env.TABBY_CNI_PLUGIN_NAME === 'tabby-ipam') return 'tabby-ipam';
   if (env.TABBY_CNI_PLUGIN_NAME === 'tabby') return 'tabby';
   if (argv1 && path.basename(argv1).replace(/\.js$/, '') === 'tabby-ipam') return 'tabby-ipam';
-  try { if ((JSON.parse(stdin.toString()) as { type?: unknown }).type === 'tabby-ipam') return 'tabby-ipam'; } catch { /* parsed later */ }
+  try {
+    if ((JSON.parse(stdin.toString()) as { type?: unknown }).type === 'tabby-ipam') return 'tabby-ipam';
+  } catch {
+    /* parsed later */
+  }
   return 'tabby';
 }
 
@@ -46,9 +52,14 @@ function readStdin(): Buffer {
   let total = 0;
   while (total <= MAX_NETCONF_BYTES) {
     let n: number;
-    try { n = fs.readSync(0, buf, 0, buf.length, null); } catch (e) {
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2); continue; } // non-blocking pipe, no data yet
+      if (code === 'EAGAIN') {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        continue;
+      } // non-blocking pipe, no data yet
       if (code === 'EOF' || code === 'EBADF') break;
       throw e;
     }
@@ -76,7 +87,9 @@ async function openDatastoreFor(c: NetConf, env: NodeJS.ProcessEnv): Promise<imp
 
 /** Real dependencies: datastore from the netconf (+ env), IPAM over it, the dataplane's wiring. */
 export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): PluginDeps {
-  const logger = conf ? fileLogger(conf.logFilePath, env.TABBY_LOG_LEVEL || conf.logLevel, { component: 'cni', pid: process.pid }) : nullLogger;
+  const logger = conf
+    ? fileLogger(conf.logFilePath, env.TABBY_LOG_LEVEL || conf.logLevel, { component: 'cni', pid: process.pid })
+    : nullLogger;
   return {
     logger,
     nodename: (c) => resolveNodename(c, env),
@@ -97,19 +110,28 @@ export function realDeps(conf: NetConf | undefined, env: NodeJS.ProcessEnv): Plu
  *  in-process plugin (main below) and tabby-node's resident CNI server (resident.ts): every input check
  *  and the ADD/DEL code are the same on both. `name` is how the program was called (argv[1] or the
  *  client's name); `depsFor` builds the real dependencies for the parsed netconf. */
-export async function executeCni(name: string | undefined, env: NodeJS.ProcessEnv, stdin: Buffer,
-  depsFor: (conf: NetConf | undefined) => PluginDeps): Promise<Outcome> {
+export async function executeCni(
+  name: string | undefined,
+  env: NodeJS.ProcessEnv,
+  stdin: Buffer,
+  depsFor: (conf: NetConf | undefined) => PluginDeps,
+): Promise<Outcome> {
   try {
     const cniEnv = parseCniEnv(env);
     let conf: NetConf | undefined;
-    try { conf = parseNetConf(stdin); } catch { conf = undefined; /* runCommand reports it */ }
+    try {
+      conf = parseNetConf(stdin);
+    } catch {
+      conf = undefined; /* runCommand reports it */
+    }
     // Keep the event loop alive until the command finishes: a library waiting on an unref'd handle must
     // not let the process end with exit 0 and no result. A command that takes too long gives error 11.
     let keepalive: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       const started = Date.now();
       keepalive = setInterval(() => {
-        if (Date.now() - started > COMMAND_TIMEOUT_MS) reject(new CniError(CNI_ERR.TRY_AGAIN_LATER, `${cniEnv.command} did not finish within ${COMMAND_TIMEOUT_MS / 1000} s`));
+        if (Date.now() - started > COMMAND_TIMEOUT_MS)
+          reject(new CniError(CNI_ERR.TRY_AGAIN_LATER, `${cniEnv.command} did not finish within ${COMMAND_TIMEOUT_MS / 1000} s`));
       }, 250);
     });
     try {
@@ -120,7 +142,12 @@ export async function executeCni(name: string | undefined, env: NodeJS.ProcessEn
   } catch (e) {
     const err = e instanceof CniError ? e : new CniError(CNI_ERR.INTERNAL, (e as Error).message);
     let version = '1.0.0';
-    try { const v = (JSON.parse(stdin.toString()) as { cniVersion?: unknown }).cniVersion; if (typeof v === 'string') version = v; } catch { /* default */ }
+    try {
+      const v = (JSON.parse(stdin.toString()) as { cniVersion?: unknown }).cniVersion;
+      if (typeof v === 'string') version = v;
+    } catch {
+      /* default */
+    }
     return { stdout: JSON.stringify(err.toJSON(version)), exitCode: 1 };
   }
 }
@@ -140,11 +167,18 @@ export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv
 }
 
 const invokedDirectly = (() => {
-  try { return fs.realpathSync(process.argv[1] ?? '') === fs.realpathSync(new URL(import.meta.url).pathname); } catch { return false; }
+  try {
+    return fs.realpathSync(process.argv[1] ?? '') === fs.realpathSync(new URL(import.meta.url).pathname);
+  } catch {
+    return false;
+  }
 })();
 if (invokedDirectly) {
-  main().then((code) => process.exit(code), (e: unknown) => {
-    fs.writeSync(1, `${JSON.stringify({ cniVersion: '1.0.0', code: CNI_ERR.INTERNAL, msg: String((e as Error)?.message ?? e) })}\n`);
-    process.exit(1);
-  });
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      fs.writeSync(1, `${JSON.stringify({ cniVersion: '1.0.0', code: CNI_ERR.INTERNAL, msg: String((e as Error)?.message ?? e) })}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -34,7 +34,11 @@ export const CNI_ERR = {
 } as const;
 
 export class CniError extends Error {
-  constructor(readonly code: number, msg: string, readonly details = '') {
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details = '',
+  ) {
     super(msg);
     this.name = 'CniError';
   }
@@ -102,11 +106,16 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
   let doc: unknown = input;
   if (typeof input === 'string' || Buffer.isBuffer(input)) {
     if (input.length > MAX_NETCONF_BYTES) {
-      throw new CniError(CNI_ERR.INVALID_NETCONF, `the network configuration is larger than ${MAX_NETCONF_BYTES >> 20} MiB: refused without reading it`);
+      throw new CniError(
+        CNI_ERR.INVALID_NETCONF,
+        `the network configuration is larger than ${MAX_NETCONF_BYTES >> 20} MiB: refused without reading it`,
+      );
     }
     const text = input.toString();
     if (text.trim() === '') throw new CniError(CNI_ERR.DECODE_FAILURE, 'no network configuration on stdin');
-    try { doc = JSON.parse(text); } catch (e) {
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
       throw new CniError(CNI_ERR.DECODE_FAILURE, 'network configuration is not valid JSON', echo((e as Error).message, 200).slice(1, -1));
     }
   }
@@ -122,21 +131,35 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
   const version = d.cniVersion;
   if (typeof version !== 'string' || version === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'cniVersion is missing');
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-    throw new CniError(CNI_ERR.INCOMPATIBLE_VERSION, `CNI version ${echo(version)} is not supported`, `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(
+      CNI_ERR.INCOMPATIBLE_VERSION,
+      `CNI version ${echo(version)} is not supported`,
+      `supported: ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
   }
   if (typeof d.name !== 'string' || d.name === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'network name ("name") is missing');
   if (d.name.length > 253 || !NETWORK_NAME.test(d.name)) {
-    throw new CniError(CNI_ERR.INVALID_NETCONF, `network name ${echo(d.name)} is not letters, digits, "_", "." and "-" (at most 253, starting with a letter or digit)`);
+    throw new CniError(
+      CNI_ERR.INVALID_NETCONF,
+      `network name ${echo(d.name)} is not letters, digits, "_", "." and "-" (at most 253, starting with a letter or digit)`,
+    );
   }
   if (typeof d.type !== 'string' || d.type === '') throw new CniError(CNI_ERR.INVALID_NETCONF, 'plugin type ("type") is missing');
   if (d.type !== 'tabby' && d.type !== 'tabby-ipam') {
-    throw new CniError(CNI_ERR.INVALID_NETCONF, `plugin type ${echo(d.type)} is not handled by this plugin (expected "tabby" or "tabby-ipam")`);
+    throw new CniError(
+      CNI_ERR.INVALID_NETCONF,
+      `plugin type ${echo(d.type)} is not handled by this plugin (expected "tabby" or "tabby-ipam")`,
+    );
   }
   const ipamRaw = d.ipam === undefined ? { type: 'tabby-ipam' } : d.ipam;
   if (!isObj(ipamRaw)) throw new CniError(CNI_ERR.INVALID_NETCONF, '"ipam" must be an object');
   const ipamType = ipamRaw.type ?? 'tabby-ipam';
   if (d.type === 'tabby' && ipamType !== 'tabby-ipam') {
-    throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `ipam type ${echo(ipamType)} is not supported`, 'the tabby plugin allocates through "tabby-ipam"');
+    throw new CniError(
+      CNI_ERR.UNSUPPORTED_FIELD,
+      `ipam type ${echo(ipamType)} is not supported`,
+      'the tabby plugin allocates through "tabby-ipam"',
+    );
   }
   const ipam: IpamConf = {
     ...ipamRaw,
@@ -149,12 +172,19 @@ export function parseNetConf(input: string | Buffer | Record<string, unknown>): 
   let mtu: number | undefined;
   if (d.mtu !== undefined && d.mtu !== null && d.mtu !== '') {
     mtu = typeof d.mtu === 'string' ? Number(d.mtu) : (d.mtu as number);
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new CniError(CNI_ERR.INVALID_NETCONF, `mtu ${echo(d.mtu)} is not a number in 576..65535`);
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)
+      throw new CniError(CNI_ERR.INVALID_NETCONF, `mtu ${echo(d.mtu)} is not a number in 576..65535`);
   }
-  if (d.nodename !== undefined && (typeof d.nodename !== 'string' || d.nodename.length > 253)) throw new CniError(CNI_ERR.INVALID_NETCONF, '"nodename" must be a string (a node name, at most 253 characters)');
-  if (d.log_level !== undefined && typeof d.log_level !== 'string') throw new CniError(CNI_ERR.INVALID_NETCONF, `log_level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (d.nodename !== undefined && (typeof d.nodename !== 'string' || d.nodename.length > 253))
+    throw new CniError(CNI_ERR.INVALID_NETCONF, '"nodename" must be a string (a node name, at most 253 characters)');
+  if (d.log_level !== undefined && typeof d.log_level !== 'string')
+    throw new CniError(CNI_ERR.INVALID_NETCONF, `log_level must be one of ${LOG_LEVELS.join(', ')}`);
   let logLevel: string;
-  try { logLevel = parseLogLevel(d.log_level as string | undefined, 'log_level'); } catch (e) { throw new CniError(CNI_ERR.INVALID_NETCONF, (e as Error).message); }
+  try {
+    logLevel = parseLogLevel(d.log_level as string | undefined, 'log_level');
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_NETCONF, (e as Error).message);
+  }
   const requested: string[] = [];
   const args = d.args;
   if (isObj(args) && isObj(args.cni)) requested.push(...strList(args.cni.ips, 'args.cni.ips'));
@@ -203,8 +233,14 @@ export function parseCniArgs(s: string | undefined): Record<string, string> {
 /** The CNI_* variables a command needs (spec §"Parameters"); missing ones are error 4. */
 export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
   const cmd = env.CNI_COMMAND;
-  if (!cmd) throw new CniError(CNI_ERR.INVALID_ENV, 'CNI_COMMAND is not set', 'run by a container runtime: CNI_COMMAND=ADD|DEL|CHECK|VERSION|STATUS|GC');
-  if (!['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'].includes(cmd)) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_COMMAND ${echo(cmd)} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
+  if (!cmd)
+    throw new CniError(
+      CNI_ERR.INVALID_ENV,
+      'CNI_COMMAND is not set',
+      'run by a container runtime: CNI_COMMAND=ADD|DEL|CHECK|VERSION|STATUS|GC',
+    );
+  if (!['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'].includes(cmd))
+    throw new CniError(CNI_ERR.INVALID_ENV, `CNI_COMMAND ${echo(cmd)} is not one of ADD, DEL, CHECK, VERSION, STATUS, GC`);
   const command = cmd as CniCommand;
   const need = (name: string): string => {
     const v = env[name];
@@ -212,18 +248,25 @@ export function parseCniEnv(env: NodeJS.ProcessEnv): CniEnv {
     return v;
   };
   const perCommand = command === 'ADD' || command === 'DEL' || command === 'CHECK';
-  const containerId = perCommand ? need('CNI_CONTAINERID') : env.CNI_CONTAINERID ?? '';
-  const ifName = perCommand ? need('CNI_IFNAME') : env.CNI_IFNAME ?? '';
-  const netns = command === 'ADD' || command === 'CHECK' ? need('CNI_NETNS') : env.CNI_NETNS ?? '';
+  const containerId = perCommand ? need('CNI_CONTAINERID') : (env.CNI_CONTAINERID ?? '');
+  const ifName = perCommand ? need('CNI_IFNAME') : (env.CNI_IFNAME ?? '');
+  const netns = command === 'ADD' || command === 'CHECK' ? need('CNI_NETNS') : (env.CNI_NETNS ?? '');
   if (perCommand && (containerId.length > 1024 || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId))) {
     throw new CniError(CNI_ERR.INVALID_ENV, `CNI_CONTAINERID ${echo(containerId)} must be alphanumeric (with _ . -)`);
   }
   if (perCommand && (ifName.length > 15 || /[\s/:]/.test(ifName) || ifName === '.' || ifName === '..')) {
     throw new CniError(CNI_ERR.INVALID_ENV, `CNI_IFNAME ${echo(ifName)} is not a valid interface name`);
   }
-  try { parseLogLevel(env.TABBY_LOG_LEVEL, 'TABBY_LOG_LEVEL'); } catch (e) { throw new CniError(CNI_ERR.INVALID_ENV, (e as Error).message); }
+  try {
+    parseLogLevel(env.TABBY_LOG_LEVEL, 'TABBY_LOG_LEVEL');
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_ENV, (e as Error).message);
+  }
   return {
-    command, containerId, netns, ifName,
+    command,
+    containerId,
+    netns,
+    ifName,
     args: parseCniArgs(env.CNI_ARGS),
     path: (env.CNI_PATH ?? '').split(':').filter(Boolean),
   };
@@ -235,12 +278,20 @@ export function parseValidAttachments(raw: Record<string, unknown>): Set<string>
   const key = 'cni.dev/valid-attachments';
   const list = raw[key];
   if (!Array.isArray(list)) {
-    throw new CniError(CNI_ERR.INVALID_NETCONF, `GC needs "${key}" as a list of {containerID, ifname}: refused, nothing released`, list === undefined ? 'it is missing' : `got ${echo(list)}`);
+    throw new CniError(
+      CNI_ERR.INVALID_NETCONF,
+      `GC needs "${key}" as a list of {containerID, ifname}: refused, nothing released`,
+      list === undefined ? 'it is missing' : `got ${echo(list)}`,
+    );
   }
   const keep = new Set<string>();
   list.forEach((a: unknown, i) => {
     if (!isObj(a) || typeof a.containerID !== 'string' || a.containerID === '' || typeof a.ifname !== 'string') {
-      throw new CniError(CNI_ERR.INVALID_NETCONF, `GC: "${key}"[${i}] must be {containerID: string, ifname: string}: refused, nothing released`, `got ${echo(a)}`);
+      throw new CniError(
+        CNI_ERR.INVALID_NETCONF,
+        `GC: "${key}"[${i}] must be {containerID: string, ifname: string}: refused, nothing released`,
+        `got ${echo(a)}`,
+      );
     }
     keep.add(a.containerID);
   });
@@ -252,7 +303,8 @@ export function prevResultAddresses(prev: Record<string, unknown>): string[] {
   const ips = prev.ips ?? [];
   if (!Array.isArray(ips)) throw new CniError(CNI_ERR.INVALID_NETCONF, 'prevResult.ips must be a list', `got ${echo(ips)}`);
   return ips.map((ip: unknown, i) => {
-    if (!isObj(ip) || typeof ip.address !== 'string') throw new CniError(CNI_ERR.INVALID_NETCONF, `prevResult.ips[${i}] must be an object with a string "address"`, `got ${echo(ip)}`);
+    if (!isObj(ip) || typeof ip.address !== 'string')
+      throw new CniError(CNI_ERR.INVALID_NETCONF, `prevResult.ips[${i}] must be an object with a string "address"`, `got ${echo(ip)}`);
     return ip.address;
   });
 }

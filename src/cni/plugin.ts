@@ -5,7 +5,14 @@
 import type { Ipam } from '../ipam/index.js';
 import { workloadIfName, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6 } from '../dataplane/ownership.js';
 import {
-  CNI_ERR, CniError, SUPPORTED_VERSIONS, parseNetConf, parseValidAttachments, prevResultAddresses, type CniEnv, type NetConf,
+  CNI_ERR,
+  CniError,
+  SUPPORTED_VERSIONS,
+  parseNetConf,
+  parseValidAttachments,
+  prevResultAddresses,
+  type CniEnv,
+  type NetConf,
 } from './netconf.js';
 import { echo } from '../common/echo.js';
 import { toCniError } from './errors.js';
@@ -66,8 +73,16 @@ export interface Outcome {
   exitCode: number;
 }
 
-interface ResultIp { address: string; gateway?: string; interface?: number }
-interface ResultInterface { name: string; mac?: string; sandbox?: string }
+interface ResultIp {
+  address: string;
+  gateway?: string;
+  interface?: number;
+}
+interface ResultInterface {
+  name: string;
+  mac?: string;
+  sandbox?: string;
+}
 interface CniResult {
   cniVersion: string;
   interfaces?: ResultInterface[];
@@ -105,7 +120,12 @@ export async function runCommand(name: PluginName, env: CniEnv, stdin: Buffer, d
   try {
     if (env.command === 'VERSION') {
       let v = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1] as string;
-      try { const d = JSON.parse(stdin.toString() || '{}') as { cniVersion?: unknown }; if (typeof d.cniVersion === 'string') v = d.cniVersion; } catch { /* version of the plugin */ }
+      try {
+        const d = JSON.parse(stdin.toString() || '{}') as { cniVersion?: unknown };
+        if (typeof d.cniVersion === 'string') v = d.cniVersion;
+      } catch {
+        /* version of the plugin */
+      }
       return { stdout: JSON.stringify({ cniVersion: v, supportedVersions: SUPPORTED_VERSIONS }), exitCode: 0 };
     }
     const conf = parseNetConf(stdin);
@@ -124,18 +144,32 @@ export async function runCommand(name: PluginName, env: CniEnv, stdin: Buffer, d
 
 async function dispatch(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<unknown> {
   switch (env.command) {
-    case 'ADD': return add(name, env, conf, deps);
-    case 'DEL': await del(name, env, conf, deps); return undefined;
-    case 'CHECK': await check(name, env, conf, deps); return undefined;
-    case 'STATUS': await status(conf, deps); return undefined;
-    case 'GC': await gc(conf, deps); return undefined;
-    default: throw new CniError(CNI_ERR.INVALID_ENV, `unknown CNI_COMMAND ${String(env.command)}`);
+    case 'ADD':
+      return add(name, env, conf, deps);
+    case 'DEL':
+      await del(name, env, conf, deps);
+      return undefined;
+    case 'CHECK':
+      await check(name, env, conf, deps);
+      return undefined;
+    case 'STATUS':
+      await status(conf, deps);
+      return undefined;
+    case 'GC':
+      await gc(conf, deps);
+      return undefined;
+    default:
+      throw new CniError(CNI_ERR.INVALID_ENV, `unknown CNI_COMMAND ${String(env.command)}`);
   }
 }
 
 async function withIpam<T>(conf: NetConf, deps: PluginDeps, fn: (ipam: Ipam) => Promise<T>): Promise<T> {
   const h = await deps.openIpam(conf);
-  try { return await fn(h.ipam); } finally { await h.close().catch(() => undefined); }
+  try {
+    return await fn(h.ipam);
+  } finally {
+    await h.close().catch(() => undefined);
+  }
 }
 
 async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<Record<string, unknown>> {
@@ -145,7 +179,12 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
   const node = deps.nodename(conf);
   const handle = handleFor(conf, env);
   const requested = [...conf.requestedIps];
-  if (env.args.IP) requested.push(...env.args.IP.split(',').map((s) => s.trim().split('/')[0]!).filter(Boolean));
+  if (env.args.IP)
+    requested.push(
+      ...env.args.IP.split(',')
+        .map((s) => s.trim().split('/')[0]!)
+        .filter(Boolean),
+    );
   const attrs = { node, containerID: env.containerId, ...podIdentity(env) };
   const log = deps.logger;
   log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: start');
@@ -167,7 +206,9 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         addrs = got;
       } else {
         const r = await ipam.autoAssign({
-          handle, node, attrs,
+          handle,
+          node,
+          attrs,
           num4: conf.ipam.assignIpv4 ? 1 : 0,
           num6: conf.ipam.assignIpv6 ? 1 : 0,
           ...(conf.ipam.ipv4Pools.length ? { pools4: conf.ipam.ipv4Pools } : {}),
@@ -193,17 +234,30 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
 
     let wired: WireResult;
     const req: WireRequest = {
-      hostIfName: hostIfNameFor(env), containerNetnsPath: env.netns, containerIfName: env.ifName,
-      ...(v4 ? { ipv4: v4.split('/')[0]! } : {}), ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
+      hostIfName: hostIfNameFor(env),
+      containerNetnsPath: env.netns,
+      containerIfName: env.ifName,
+      ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
+      ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
       ...(conf.mtu !== undefined ? { mtu: conf.mtu } : {}),
     };
     try {
       wired = await (await deps.wiring()).wire(req);
     } catch (e) {
-      if (fresh) await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
+      if (fresh)
+        await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
-    await addWorkloadEndpoint(ipam.ds, { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName }, wired.hostIfName, addrs, async () => { await (await deps.wiring()).unwire({ hostIfName: req.hostIfName, containerNetnsPath: env.netns, containerIfName: env.ifName }); if (fresh) await ipam.releaseByHandle(handle); });
+    await addWorkloadEndpoint(
+      ipam.ds,
+      { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName },
+      wired.hostIfName,
+      addrs,
+      async () => {
+        await (await deps.wiring()).unwire({ hostIfName: req.hostIfName, containerNetnsPath: env.netns, containerIfName: env.ifName });
+        if (fresh) await ipam.releaseByHandle(handle);
+      },
+    );
     log.info({ handle, hostIfName: wired.hostIfName, uptimeMs: Math.round(performance.now()) }, 'pod wired');
     const interfaces: ResultInterface[] = [
       { name: wired.hostIfName, mac: wired.hostMac },
@@ -227,10 +281,19 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
   const handle = handleFor(conf, env);
   if (name === 'tabby') {
     const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
-    await (await deps.wiring()).unwire({ hostIfName: hostIfNameFor(env), ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}) });
+    await (await deps.wiring()).unwire({
+      hostIfName: hostIfNameFor(env),
+      ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}),
+    });
   }
   const released = await withIpam(conf, deps, async (ipam) => {
-    if (name === 'tabby') await removeWorkloadEndpoint(ipam.ds, { node: deps.nodename(conf), ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName });
+    if (name === 'tabby')
+      await removeWorkloadEndpoint(ipam.ds, {
+        node: deps.nodename(conf),
+        ...podIdentity(env),
+        containerId: env.containerId,
+        endpoint: env.ifName,
+      });
     return ipam.releaseByHandle(handle);
   });
   deps.logger.info({ handle, released }, 'deleted');
@@ -240,18 +303,27 @@ async function check(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginD
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CNI_ERR.INVALID_NETCONF, 'CHECK needs prevResult in the network configuration');
   const prevIps = prevResultAddresses(prev);
-  if (name === 'tabby' && !deps.netnsExists(env.netns)) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${echo(env.netns, 200)} is not a network namespace`);
+  if (name === 'tabby' && !deps.netnsExists(env.netns))
+    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${echo(env.netns, 200)} is not a network namespace`);
   const handle = handleFor(conf, env);
   const held = await withIpam(conf, deps, (ipam) => ipam.ipsByHandle(handle));
   const missing = prevIps.filter((a) => a.includes('/') && !held.includes(a) && (a.endsWith('/32') || a.endsWith('/128')));
   if (held.length === 0) throw new CniError(CNI_ERR.INTERNAL, `container ${env.containerId} holds no address in IPAM`);
-  if (missing.length) throw new CniError(CNI_ERR.INTERNAL, `IPAM does not hold ${missing.join(', ')} for container ${env.containerId}`, `held: ${held.join(', ')}`);
+  if (missing.length)
+    throw new CniError(
+      CNI_ERR.INTERNAL,
+      `IPAM does not hold ${missing.join(', ')} for container ${env.containerId}`,
+      `held: ${held.join(', ')}`,
+    );
   if (name === 'tabby-ipam') return;
   const v4 = held.find((a) => !a.includes(':'));
   const v6 = held.find((a) => a.includes(':'));
   const problems = await (await deps.wiring()).check({
-    hostIfName: hostIfNameFor(env), containerNetnsPath: env.netns, containerIfName: env.ifName,
-    ...(v4 ? { ipv4: v4.split('/')[0]! } : {}), ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
+    hostIfName: hostIfNameFor(env),
+    containerNetnsPath: env.netns,
+    containerIfName: env.ifName,
+    ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
+    ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
   });
   if (problems.length) throw new CniError(CNI_ERR.INTERNAL, `pod network is not as set up: ${problems[0]}`, problems.join('; '));
 }

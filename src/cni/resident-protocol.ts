@@ -22,7 +22,10 @@ export interface ResidentRequest {
 
 export class ProtocolError extends Error {
   readonly code = 'ECNIPROTO';
-  constructor(msg: string) { super(msg); this.name = 'ProtocolError'; }
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'ProtocolError';
+  }
 }
 
 /** Decode a request from what has arrived so far: the request and the bytes it used, or undefined
@@ -31,7 +34,11 @@ export function decodeRequest(buf: Buffer): { request: ResidentRequest; used: nu
   if (buf.length >= 4 && buf.toString('latin1', 0, 4) !== MAGIC) throw new ProtocolError('not a tabby CNI client (bad magic)');
   let off = 4;
   const fields: Buffer[] = [];
-  for (const [what, max] of [['name', LIMITS.name], ['env', LIMITS.env], ['stdin', LIMITS.stdin]] as const) {
+  for (const [what, max] of [
+    ['name', LIMITS.name],
+    ['env', LIMITS.env],
+    ['stdin', LIMITS.stdin],
+  ] as const) {
     if (buf.length < off + 4) return undefined;
     const len = buf.readUInt32BE(off);
     if (len > max) throw new ProtocolError(`${what} is ${len} bytes, more than ${max}`);
@@ -50,9 +57,17 @@ export function decodeRequest(buf: Buffer): { request: ResidentRequest; used: nu
 
 /** Encode a request (what the client sends; used by tests and the Node.js side of the benchmark). */
 export function encodeRequest(r: ResidentRequest): Buffer {
-  const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
   const name = Buffer.from(r.name);
-  const env = Buffer.from(Object.entries(r.env).map(([k, v]) => `${k}=${v}\0`).join(''));
+  const env = Buffer.from(
+    Object.entries(r.env)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  );
   return Buffer.concat([Buffer.from(MAGIC, 'latin1'), u32(name.length), name, u32(env.length), env, u32(r.stdin.length), r.stdin]);
 }
 

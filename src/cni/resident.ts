@@ -32,11 +32,22 @@ export interface ResidentCniOptions {
   requestTimeoutMs?: number;
 }
 
-interface Store { ds: Datastore; ipam: Ipam; owned: boolean }
+interface Store {
+  ds: Datastore;
+  ipam: Ipam;
+  owned: boolean;
+}
 
 /** Identity of a datastore (what makes two configs the same store). */
-const storeKey = (c: DatastoreConfig): string => JSON.stringify([c.type, c.type === 'file' ? path.resolve(c.dir ?? '') : '',
-  c.etcdEndpoints ?? [], c.etcdCaCertFile ?? '', c.etcdCertFile ?? '', c.etcdKeyFile ?? '']);
+const storeKey = (c: DatastoreConfig): string =>
+  JSON.stringify([
+    c.type,
+    c.type === 'file' ? path.resolve(c.dir ?? '') : '',
+    c.etcdEndpoints ?? [],
+    c.etcdCaCertFile ?? '',
+    c.etcdCertFile ?? '',
+    c.etcdKeyFile ?? '',
+  ]);
 
 const MAX_LOGGERS = 16;
 
@@ -56,13 +67,24 @@ export class ResidentCniServer {
   async start(): Promise<void> {
     const { socketPath } = this.opts;
     fs.mkdirSync(path.dirname(socketPath), { recursive: true });
-    try { fs.unlinkSync(socketPath); } catch { /* absent */ }
+    try {
+      fs.unlinkSync(socketPath);
+    } catch {
+      /* absent */
+    }
     const server = net.createServer((s) => this.onConnection(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // The socket is created 0600 (umask around bind), so no one but root can connect even for an instant.
       const old = process.umask(0o177);
-      try { server.listen(socketPath, () => { server.off('error', reject); resolve(); }); } finally { process.umask(old); }
+      try {
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(old);
+      }
     });
     fs.chmodSync(socketPath, 0o600);
     server.on('error', (err) => this.opts.logger.error({ err }, 'resident CNI server error'));
@@ -76,10 +98,19 @@ export class ResidentCniServer {
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((r) => server.close(() => r()));
-    try { fs.unlinkSync(this.opts.socketPath); } catch { /* gone */ }
+    try {
+      fs.unlinkSync(this.opts.socketPath);
+    } catch {
+      /* gone */
+    }
     if (this.inflight.size) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => { timer = setTimeout(r, waitMs); })]);
+      await Promise.race([
+        Promise.allSettled([...this.inflight]),
+        new Promise((r) => {
+          timer = setTimeout(r, waitMs);
+        }),
+      ]);
       clearTimeout(timer);
     }
     for (const s of this.sockets) s.destroy();
@@ -107,7 +138,10 @@ export class ResidentCniServer {
           buf = buf.subarray(got.used);
           const serve = !this.stopping && this.canSee(request);
           sock.write(Buffer.of(serve ? ACCEPT : FALL_BACK));
-          if (!serve) { sock.end(); return; }
+          if (!serve) {
+            sock.end();
+            return;
+          }
         }
         if (buf.length === 0) return;
         sock.off('data', onData);
@@ -132,18 +166,27 @@ export class ResidentCniServer {
     const netns = req.env.CNI_NETNS;
     if ((cmd !== 'ADD' && cmd !== 'CHECK') || !netns) return true;
     if (path.resolve(netns).startsWith('/proc/')) return false;
-    try { return fs.statSync(netns).dev === fs.statSync('/proc/self/ns/net').dev; } catch { return false; }
+    try {
+      return fs.statSync(netns).dev === fs.statSync('/proc/self/ns/net').dev;
+    } catch {
+      return false;
+    }
   }
 
   private run(sock: net.Socket, req: ResidentRequest): void {
-    const p = executeCni(req.name, req.env, req.stdin, (conf) => this.depsFor(conf, req.env)).then((out) => {
-      this.served++;
-      sock.end(encodeAnswer(out.exitCode, out.stdout ? `${out.stdout}\n` : ''));
-    }, (err: unknown) => {
-      // executeCni turns every failure into an answer; this is a bug: let the client fall back.
-      this.opts.logger.error({ err }, 'resident CNI: command failed without an answer');
-      sock.destroy();
-    }).finally(() => this.inflight.delete(p));
+    const p = executeCni(req.name, req.env, req.stdin, (conf) => this.depsFor(conf, req.env))
+      .then(
+        (out) => {
+          this.served++;
+          sock.end(encodeAnswer(out.exitCode, out.stdout ? `${out.stdout}\n` : ''));
+        },
+        (err: unknown) => {
+          // executeCni turns every failure into an answer; this is a bug: let the client fall back.
+          this.opts.logger.error({ err }, 'resident CNI: command failed without an answer');
+          sock.destroy();
+        },
+      )
+      .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
   }
 

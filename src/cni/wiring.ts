@@ -9,7 +9,9 @@ export function dataplaneWiring(): Wiring {
       const w = await wireWorkload(req);
       return { hostIfName: w.hostIfName, hostMac: w.hostMac, containerMac: w.containerMac, containerIfIndex: w.containerIfIndex };
     },
-    async unwire(req) { await unwireWorkload(req); },
+    async unwire(req) {
+      await unwireWorkload(req);
+    },
     check: (req) => checkWorkload(req),
   };
 }

@@ -5,13 +5,18 @@ import fs from 'node:fs';
 
 export class InputTooLarge extends Error {
   readonly code = 'ETOOLARGE';
-  constructor(readonly what: string, readonly max: number, size?: number) {
+  constructor(
+    readonly what: string,
+    readonly max: number,
+    size?: number,
+  ) {
     super(`${what} is larger than ${formatSize(max)}${size !== undefined ? ` (${formatSize(size)})` : ''}: refused without reading it`);
     this.name = 'InputTooLarge';
   }
 }
 
-const formatSize = (n: number): string => (n >= 1 << 20 && n % (1 << 20) === 0 ? `${n >> 20} MiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} bytes`);
+const formatSize = (n: number): string =>
+  n >= 1 << 20 && n % (1 << 20) === 0 ? `${n >> 20} MiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} bytes`;
 
 /** The bytes of `file` ("-" = stdin), at most `max`; throws InputTooLarge past it. */
 export function readBounded(file: string, max: number, what = file === '-' ? 'stdin' : file): Buffer {
@@ -24,8 +29,13 @@ export function readBounded(file: string, max: number, what = file === '-' ? 'st
     const buf = Buffer.alloc(1 << 16);
     while (total <= max) {
       let n: number;
-      try { n = fs.readSync(fd, buf, 0, buf.length, null); } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); continue; }
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+          continue;
+        }
         if ((e as NodeJS.ErrnoException).code === 'EOF') break;
         throw e;
       }

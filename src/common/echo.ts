@@ -10,11 +10,17 @@ export function echo(v: unknown, max = 64): string {
   let text: string;
   if (typeof v === 'string') text = v;
   else {
-    try { text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v); } catch { text = String(v); }
+    try {
+      text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+    } catch {
+      text = String(v);
+    }
   }
   const cut = text.length > max ? text.slice(0, max) : text;
   // JSON.stringify quotes a string and escapes C0, quotes and backslashes; the rest is escaped here.
-  const shown = (typeof v === 'string' ? JSON.stringify(cut) : cut)
-    .replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const shown = (typeof v === 'string' ? JSON.stringify(cut) : cut).replace(
+    CONTROL,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
   return text.length > max ? `${shown}… (${text.length} chars)` : shown;
 }

@@ -20,7 +20,10 @@ export interface Cidr {
 
 export class InvalidAddress extends Error {
   readonly code = 'EINVALIDADDRESS';
-  constructor(readonly input: string, reason: string) {
+  constructor(
+    readonly input: string,
+    reason: string,
+  ) {
     super(`invalid address "${input}": ${reason}`);
     this.name = 'InvalidAddress';
   }
@@ -40,7 +43,11 @@ export function parseIp(input: string): Ip {
 }
 
 export function tryParseIp(input: string): Ip | undefined {
-  try { return parseIp(input); } catch { return undefined; }
+  try {
+    return parseIp(input);
+  } catch {
+    return undefined;
+  }
 }
 
 function parseIpv6(s: string): bigint {
@@ -79,12 +86,19 @@ function formatIpv6(v: bigint): string {
 /** Eight 16-bit groups → IPv6 text, RFC 5952: the longest run (>= 2) of zero groups, leftmost on
  *  ties, compressed to "::". Shared with the netlink decoder's byte fast path. */
 export function formatIpv6Groups(groups: readonly number[]): string {
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
+  let best = -1,
+    bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -114,7 +128,11 @@ export function parseCidr(input: string, opts: { requirePrefix?: boolean } = {})
 }
 
 export function tryParseCidr(input: string): Cidr | undefined {
-  try { return parseCidr(input); } catch { return undefined; }
+  try {
+    return parseCidr(input);
+  } catch {
+    return undefined;
+  }
 }
 
 /** "10.0.0.0/26" — the network form. */
@@ -136,8 +154,11 @@ export function cidrContains(c: Cidr, ip: Ip): boolean {
 }
 
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {
-  return outer.family === inner.family && inner.prefixLen >= outer.prefixLen &&
-    (inner.network & ~hostMask(outer.family, outer.prefixLen)) === outer.network;
+  return (
+    outer.family === inner.family &&
+    inner.prefixLen >= outer.prefixLen &&
+    (inner.network & ~hostMask(outer.family, outer.prefixLen)) === outer.network
+  );
 }
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
@@ -158,7 +179,10 @@ export function ipToBuffer(ip: Ip): Buffer {
   const len = ip.family === 4 ? 4 : 16;
   const b = Buffer.alloc(len);
   let v = ip.value;
-  for (let i = len - 1; i >= 0; i--) { b[i] = Number(v & 0xffn); v >>= 8n; }
+  for (let i = len - 1; i >= 0; i--) {
+    b[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
   return b;
 }
 

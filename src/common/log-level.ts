@@ -8,7 +8,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export class LogLevelError extends Error {
   readonly code = 'ECONFIG';
-  constructor(readonly variable: string, value: string) {
+  constructor(
+    readonly variable: string,
+    value: string,
+  ) {
     super(`invalid ${variable}=${echo(value)}: expected one of ${LOG_LEVELS.join(', ')}`);
     this.name = 'LogLevelError';
   }
@@ -24,5 +27,9 @@ export function parseLogLevel(value: string | undefined, variable: string, dflt:
 
 /** Like parseLogLevel but never throws (for a logger made before the entry point checked its config). */
 export function safeLogLevel(value: string | undefined, dflt: LogLevel): LogLevel {
-  try { return parseLogLevel(value, 'TABBY_LOG_LEVEL', dflt); } catch { return dflt; }
+  try {
+    return parseLogLevel(value, 'TABBY_LOG_LEVEL', dflt);
+  } catch {
+    return dflt;
+  }
 }

@@ -13,10 +13,18 @@ import { RT_SCOPE, RT_TABLE, RTPROT } from './netlink/constants.js';
 class FakeSubscription extends EventEmitter {
   paused = false;
   closed = false;
-  constructor(readonly kinds: readonly EventKind[]) { super(); }
-  close(): void { this.closed = true; }
-  pause(): void { this.paused = true; }
-  resume(): void { this.paused = false; }
+  constructor(readonly kinds: readonly EventKind[]) {
+    super();
+  }
+  close(): void {
+    this.closed = true;
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
 }
 
 export class FakeRouteDataplane implements RouteDataplane {
@@ -33,18 +41,27 @@ export class FakeRouteDataplane implements RouteDataplane {
     this.links.set(1, { index: 1, name: 'lo', flags: 1, up: true, mtu: 65536, mac: '00:00:00:00:00:00' });
   }
 
-  private key(r: { table?: number; dst: string }): string { return `${r.table ?? RT_TABLE.MAIN}|${r.dst}`; }
+  private key(r: { table?: number; dst: string }): string {
+    return `${r.table ?? RT_TABLE.MAIN}|${r.dst}`;
+  }
 
   private emit(ev: NetlinkEvent): void {
-    for (const s of this.subs) if (!s.closed && !s.paused && s.kinds.includes(ev.kind === 'address' ? 'address' : ev.kind)) s.emit('event', ev);
+    for (const s of this.subs)
+      if (!s.closed && !s.paused && s.kinds.includes(ev.kind === 'address' ? 'address' : ev.kind)) s.emit('event', ev);
   }
 
   private full(r: Partial<KernelRoute> & { dst: string }): KernelRoute {
     return {
-      family: r.dst.includes(':') ? 6 : 4, dst: r.dst, table: r.table ?? RT_TABLE.MAIN, protocol: r.protocol ?? RTPROT.BOOT,
-      scope: r.scope ?? RT_SCOPE.UNIVERSE, type: r.type ?? 'unicast',
-      ...(r.oif !== undefined ? { oif: r.oif } : {}), ...(r.gateway ? { gateway: r.gateway } : {}),
-      ...(r.onlink ? { onlink: true } : {}), ...(r.multipath ? { multipath: r.multipath } : {}),
+      family: r.dst.includes(':') ? 6 : 4,
+      dst: r.dst,
+      table: r.table ?? RT_TABLE.MAIN,
+      protocol: r.protocol ?? RTPROT.BOOT,
+      scope: r.scope ?? RT_SCOPE.UNIVERSE,
+      type: r.type ?? 'unicast',
+      ...(r.oif !== undefined ? { oif: r.oif } : {}),
+      ...(r.gateway ? { gateway: r.gateway } : {}),
+      ...(r.onlink ? { onlink: true } : {}),
+      ...(r.multipath ? { multipath: r.multipath } : {}),
     };
   }
 
@@ -66,7 +83,10 @@ export class FakeRouteDataplane implements RouteDataplane {
     for (const op of ops) {
       this.calls.ops++;
       const f = this.failures.shift();
-      if (f) { failed.push({ op, error: new NetlinkError(f.errno, `fake ${op.op} ${op.route.dst}`) }); continue; }
+      if (f) {
+        failed.push({ op, error: new NetlinkError(f.errno, `fake ${op.op} ${op.route.dst}`) });
+        continue;
+      }
       const k = this.key(op.route);
       const cur = this.routes.get(k);
       if (op.op === 'del') {
@@ -78,8 +98,14 @@ export class FakeRouteDataplane implements RouteDataplane {
         this.emit({ kind: 'route', type: 'del', route: cur });
         continue;
       }
-      if (op.op === 'add' && cur) { failed.push({ op, error: new NetlinkError(17, `fake add ${op.route.dst}`) }); continue; }
-      if (op.route.oif !== undefined && !this.links.has(op.route.oif)) { failed.push({ op, error: new NetlinkError(19, `fake ${op.op} ${op.route.dst}`) }); continue; }
+      if (op.op === 'add' && cur) {
+        failed.push({ op, error: new NetlinkError(17, `fake add ${op.route.dst}`) });
+        continue;
+      }
+      if (op.route.oif !== undefined && !this.links.has(op.route.oif)) {
+        failed.push({ op, error: new NetlinkError(19, `fake ${op.op} ${op.route.dst}`) });
+        continue;
+      }
       const r = this.full(op.route);
       this.routes.set(k, r);
       this.emit({ kind: 'route', type: 'new', route: r });
@@ -133,5 +159,7 @@ export class FakeRouteDataplane implements RouteDataplane {
     this.emit({ kind: 'route', type: 'del', route: cur });
   }
 
-  route(dst: string, table: number = RT_TABLE.MAIN): KernelRoute | undefined { return this.routes.get(this.key({ dst, table })); }
+  route(dst: string, table: number = RT_TABLE.MAIN): KernelRoute | undefined {
+    return this.routes.get(this.key({ dst, table }));
+  }
 }

@@ -14,8 +14,15 @@ export { listInterfaces } from './interfaces.js';
 export type { Interface, InterfaceAddress, AddressScope } from './interfaces.js';
 export * as nlconst from './netlink/constants.js';
 export {
-  RTPROT_TABBY, WORKLOAD_IF_PREFIX, IPIP_IF_NAME, VXLAN_IF_NAME, WORKLOAD_HOST_MAC, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6,
-  workloadIfName, isWorkloadIfName,
+  RTPROT_TABBY,
+  WORKLOAD_IF_PREFIX,
+  IPIP_IF_NAME,
+  VXLAN_IF_NAME,
+  WORKLOAD_HOST_MAC,
+  WORKLOAD_GATEWAY_V4,
+  WORKLOAD_GATEWAY_V6,
+  workloadIfName,
+  isWorkloadIfName,
 } from './ownership.js';
 export { wireWorkload, unwireWorkload, checkWorkload } from './workload.js';
 export type { WorkloadOptions, WiredWorkload, UnwireOptions } from './workload.js';
@@ -26,8 +33,16 @@ export { RouteReconciler, sameRoute, normalizeDst, routeKey, BULK_PAUSE_THRESHOL
 export { FakeRouteDataplane } from './fake.js';
 export type { Route, RouteScope, RouteDataplane, RouteReconcilerOptions } from './routes.js';
 export {
-  ensureIpipTunnel, ensureVxlanTunnel, removeVxlanTunnel, vxlanMacForNode, kernelHasIpip, decodeVxlanInfo,
-  VXLAN_DEFAULT_VNI, VXLAN_DEFAULT_PORT, VXLAN_DEFAULT_MTU, IPIP_DEFAULT_MTU,
+  ensureIpipTunnel,
+  ensureVxlanTunnel,
+  removeVxlanTunnel,
+  vxlanMacForNode,
+  kernelHasIpip,
+  decodeVxlanInfo,
+  VXLAN_DEFAULT_VNI,
+  VXLAN_DEFAULT_PORT,
+  VXLAN_DEFAULT_MTU,
+  IPIP_DEFAULT_MTU,
 } from './tunnels.js';
 export type { IpipTunnelOptions, VxlanTunnelOptions, VxlanParams } from './tunnels.js';
 export { NeighFdbReconciler } from './neigh-fdb.js';

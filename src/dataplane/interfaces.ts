@@ -29,12 +29,18 @@ export interface Interface {
 
 export function scopeName(scope: number): AddressScope {
   switch (scope) {
-    case RT_SCOPE.UNIVERSE: return 'global';
-    case RT_SCOPE.SITE: return 'site';
-    case RT_SCOPE.LINK: return 'link';
-    case RT_SCOPE.HOST: return 'host';
-    case RT_SCOPE.NOWHERE: return 'nowhere';
-    default: return scope;
+    case RT_SCOPE.UNIVERSE:
+      return 'global';
+    case RT_SCOPE.SITE:
+      return 'site';
+    case RT_SCOPE.LINK:
+      return 'link';
+    case RT_SCOPE.HOST:
+      return 'host';
+    case RT_SCOPE.NOWHERE:
+      return 'nowhere';
+    default:
+      return scope;
   }
 }
 
@@ -44,8 +50,15 @@ export async function listInterfaces(nl: Netlink): Promise<Interface[]> {
   const byIndex = new Map<number, Interface>();
   for (const l of links.sort((a, b) => a.index - b.index)) {
     byIndex.set(l.index, {
-      index: l.index, name: l.name, flags: l.flags, up: l.up, loopback: (l.flags & IFF.LOOPBACK) !== 0, mtu: l.mtu, mac: l.mac,
-      ...(l.kind ? { kind: l.kind } : {}), addresses: [],
+      index: l.index,
+      name: l.name,
+      flags: l.flags,
+      up: l.up,
+      loopback: (l.flags & IFF.LOOPBACK) !== 0,
+      mtu: l.mtu,
+      mac: l.mac,
+      ...(l.kind ? { kind: l.kind } : {}),
+      addresses: [],
     });
   }
   for (const a of addrs) {

@@ -24,7 +24,10 @@ export interface NatOptions {
 
 export class NatError extends Error {
   readonly code = 'ENAT';
-  constructor(message: string, readonly stderr: string) {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
     super(message);
     this.name = 'NatError';
   }

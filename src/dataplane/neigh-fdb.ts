@@ -29,15 +29,20 @@ export interface NeighFdbOptions extends ReconcilerOptions {
 
 const ZERO_MAC = '00:00:00:00:00:00';
 
-const isMulticastIp = (ip: string | undefined): boolean =>
-  !!ip && (ip.includes(':') ? /^ff/i.test(ip) : Number(ip.split('.')[0]) >= 224);
+const isMulticastIp = (ip: string | undefined): boolean => !!ip && (ip.includes(':') ? /^ff/i.test(ip) : Number(ip.split('.')[0]) >= 224);
 const isMulticastMac = (mac: string | undefined): boolean => !!mac && (parseInt(mac.slice(0, 2), 16) & 1) === 1;
 
 async function each<T>(items: T[], fn: (it: T) => Promise<unknown>): Promise<Failure<T>[]> {
   const failed: Failure<T>[] = [];
-  await Promise.all(items.map(async (it) => {
-    try { await fn(it); } catch (e) { failed.push({ item: it, error: e as Error }); }
-  }));
+  await Promise.all(
+    items.map(async (it) => {
+      try {
+        await fn(it);
+      } catch (e) {
+        failed.push({ item: it, error: e as Error });
+      }
+    }),
+  );
   return failed;
 }
 
@@ -49,7 +54,10 @@ export class NeighFdbReconciler extends EventEmitter {
   private sub: (EventEmitter & { close(): void }) | undefined;
   private readonly log: Logger;
 
-  constructor(private readonly nl: Netlink, opts: NeighFdbOptions = {}) {
+  constructor(
+    private readonly nl: Netlink,
+    opts: NeighFdbOptions = {},
+  ) {
     super();
     this.ifName = opts.ifName ?? VXLAN_IF_NAME;
     this.log = opts.logger ?? log('vxlan-peers');
@@ -60,7 +68,8 @@ export class NeighFdbReconciler extends EventEmitter {
       equal: (a, b) => a.lladdr === b.lladdr && (b.state & NUD.PERMANENT) !== 0 && a.ifindex === b.ifindex,
       // ours: the permanent entries we make, and the kernel's leftovers of them (FAILED/INCOMPLETE after a
       // delete); not the kernel's NOARP entries for IPv6 multicast (ff02::…) nor learned dynamic ones.
-      owned: (n) => onDev(n) && (n.state & (NUD.PERMANENT | NUD.FAILED | NUD.INCOMPLETE)) !== 0 && (n.state & NUD.NOARP) === 0 && !isMulticastIp(n.dst),
+      owned: (n) =>
+        onDev(n) && (n.state & (NUD.PERMANENT | NUD.FAILED | NUD.INCOMPLETE)) !== 0 && (n.state & NUD.NOARP) === 0 && !isMulticastIp(n.dst),
       mayReplace: (n) => onDev(n) && !isMulticastIp(n.dst),
       list: async () => {
         await this.resolve();
@@ -88,13 +97,19 @@ export class NeighFdbReconciler extends EventEmitter {
     this.fdb = new Reconciler(fdbDriver, opts);
     for (const r of [this.neigh, this.fdb]) {
       r.on('applied', (res: ApplyResult<Neighbor>) => {
-        for (const f of res.failed) this.log.warn({ kind: r.driver.kind, dst: f.item.dst, mac: f.item.lladdr, err: f.error.message }, 'VXLAN peer entry failed; will retry');
+        for (const f of res.failed)
+          this.log.warn(
+            { kind: r.driver.kind, dst: f.item.dst, mac: f.item.lladdr, err: f.error.message },
+            'VXLAN peer entry failed; will retry',
+          );
         this.emit('applied', { kind: r.driver.kind, ...res });
       });
     }
   }
 
-  get inSync(): boolean { return this.neigh.inSync && this.fdb.inSync; }
+  get inSync(): boolean {
+    return this.neigh.inSync && this.fdb.inSync;
+  }
 
   private async resolve(): Promise<void> {
     const l = await this.nl.getLink(this.ifName);
@@ -135,7 +150,10 @@ export class NeighFdbReconciler extends EventEmitter {
     if (!this.sub) {
       this.sub = this.nl.subscribe(['neigh', 'link']);
       this.sub.on('event', (ev: NetlinkEvent) => this.onEvent(ev));
-      this.sub.on('overrun', () => { this.neigh.markResync(); this.fdb.markResync(); });
+      this.sub.on('overrun', () => {
+        this.neigh.markResync();
+        this.fdb.markResync();
+      });
     }
     const first = await this.apply();
     this.neigh.start();
@@ -152,12 +170,16 @@ export class NeighFdbReconciler extends EventEmitter {
 
   private onEvent(ev: NetlinkEvent): void {
     if (ev.kind === 'link') {
-      if (ev.link.name === this.ifName || ev.link.index === this.ifIndex) { this.neigh.markResync(); this.fdb.markResync(); }
+      if (ev.link.name === this.ifName || ev.link.index === this.ifIndex) {
+        this.neigh.markResync();
+        this.fdb.markResync();
+      }
       return;
     }
     if (ev.kind !== 'neigh' || !this.ifIndex || ev.neigh.ifindex !== this.ifIndex) return;
     const r = ev.neigh.family === 'bridge' ? this.fdb : this.neigh;
     if (ev.neigh.family === 'bridge' && ev.neigh.lladdr === ZERO_MAC) return;
-    if (ev.type === 'new') r.observe(ev.neigh); else r.forget(ev.neigh);
+    if (ev.type === 'new') r.observe(ev.neigh);
+    else r.forget(ev.neigh);
   }
 }

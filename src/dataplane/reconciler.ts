@@ -12,7 +12,10 @@
 // our back marks its key dirty; a periodic full resync catches anything missed.
 import { EventEmitter } from 'node:events';
 
-export interface Failure<T> { item: T; error: Error }
+export interface Failure<T> {
+  item: T;
+  error: Error;
+}
 
 export interface ReconcileDriver<T> {
   readonly kind: string;
@@ -42,7 +45,10 @@ export interface ApplyResult<T> {
   held: number;
 }
 
-export interface ReconcileError { message: string; at: Date }
+export interface ReconcileError {
+  message: string;
+  at: Date;
+}
 
 export interface ReconcilerOptions {
   /** full resync period (ms); 0 = never. Default 90 s. */
@@ -79,35 +85,56 @@ export class Reconciler<T> extends EventEmitter {
   lastError: ReconcileError | undefined;
   private readonly opts: Required<ReconcilerOptions>;
 
-  constructor(readonly driver: ReconcileDriver<T>, opts: ReconcilerOptions = {}) {
+  constructor(
+    readonly driver: ReconcileDriver<T>,
+    opts: ReconcilerOptions = {},
+  ) {
     super();
     this.opts = { resyncIntervalMs: opts.resyncIntervalMs ?? 90_000, debounceMs: opts.debounceMs ?? 20, retryMs: opts.retryMs ?? 1000 };
   }
 
   /** Nothing pending: the kernel matched desired state at the end of the last apply. */
-  get inSync(): boolean { return !this.needResync && !this.resyncLater && this.dirty.size === 0 && !this.running; }
-  get pendingCount(): number { return this.dirty.size; }
+  get inSync(): boolean {
+    return !this.needResync && !this.resyncLater && this.dirty.size === 0 && !this.running;
+  }
+  get pendingCount(): number {
+    return this.dirty.size;
+  }
   /** owned objects not desired, kept in the kernel because deletes are held (status asks often: no scan) */
-  get heldCount(): number { return this.hold ? this.heldKeys.size : 0; }
-  get desiredCount(): number { return this.desired.size; }
-  get deletesHeld(): boolean { return this.hold; }
+  get heldCount(): number {
+    return this.hold ? this.heldKeys.size : 0;
+  }
+  get desiredCount(): number {
+    return this.desired.size;
+  }
+  get deletesHeld(): boolean {
+    return this.hold;
+  }
 
   /** Hold deletes of owned objects that are not desired (true), or release them (false: they go on the next pass). */
   holdDeletes(hold: boolean): void {
     if (hold === this.hold) return;
     this.hold = hold;
-    if (hold) { for (const k of this.desired.keys()) this.wantedOnce.add(k); return; }
+    if (hold) {
+      for (const k of this.desired.keys()) this.wantedOnce.add(k);
+      return;
+    }
     this.wantedOnce = new Set();
     this.heldKeys = new Set();
     for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
   }
-  desiredItems(): T[] { return [...this.desired.values()]; }
+  desiredItems(): T[] {
+    return [...this.desired.values()];
+  }
 
   set(item: T): void {
     const k = this.driver.key(item);
     const old = this.desired.get(k);
     this.desired.set(k, item);
-    if (this.hold) { this.wantedOnce.add(k); this.heldKeys.delete(k); }
+    if (this.hold) {
+      this.wantedOnce.add(k);
+      this.heldKeys.delete(k);
+    }
     if (!old || !this.driver.equal(item, old)) this.markDirty(k);
   }
 
@@ -126,7 +153,10 @@ export class Reconciler<T> extends EventEmitter {
   setDesiredMap(next: Map<string, T>): void {
     for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
     for (const [k, it] of next) {
-      if (this.hold) { this.wantedOnce.add(k); this.heldKeys.delete(k); }
+      if (this.hold) {
+        this.wantedOnce.add(k);
+        this.heldKeys.delete(k);
+      }
       const old = this.desired.get(k);
       if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
@@ -140,7 +170,10 @@ export class Reconciler<T> extends EventEmitter {
 
   /** Force a full dump on the next apply (e.g. events were lost). */
   markResync(): void {
-    if (this.resyncLater) { clearTimeout(this.resyncLater); this.resyncLater = undefined; }
+    if (this.resyncLater) {
+      clearTimeout(this.resyncLater);
+      this.resyncLater = undefined;
+    }
     this.needResync = true;
     if (this.started) this.schedule();
   }
@@ -153,7 +186,10 @@ export class Reconciler<T> extends EventEmitter {
     if (!this.resyncLater) this.resyncLaterDeadline = now + maxMs;
     else clearTimeout(this.resyncLater);
     const delay = Math.max(0, Math.min(quietMs, this.resyncLaterDeadline - now));
-    this.resyncLater = setTimeout(() => { this.resyncLater = undefined; this.markResync(); }, delay); // cleared by stop()
+    this.resyncLater = setTimeout(() => {
+      this.resyncLater = undefined;
+      this.markResync();
+    }, delay); // cleared by stop()
   }
 
   /** A kernel object appeared or changed (from an event). */
@@ -197,10 +233,13 @@ export class Reconciler<T> extends EventEmitter {
     if (!this.started || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.apply().then((r) => {
-        // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
-        if (r.failed.length || this.needResync) this.schedule(this.opts.retryMs);
-      }, () => this.schedule(this.opts.retryMs));
+      this.apply().then(
+        (r) => {
+          // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
+          if (r.failed.length || this.needResync) this.schedule(this.opts.retryMs);
+        },
+        () => this.schedule(this.opts.retryMs),
+      );
     }, delay);
   }
 
@@ -212,7 +251,10 @@ export class Reconciler<T> extends EventEmitter {
     }
     const run = this.pass().finally(() => {
       this.running = undefined;
-      if (this.again) { this.again = false; if (this.dirty.size || this.needResync) this.schedule(0); }
+      if (this.again) {
+        this.again = false;
+        if (this.dirty.size || this.needResync) this.schedule(0);
+      }
       if (this.inSync) this.emit('insync');
     });
     this.running = run;
@@ -259,14 +301,23 @@ export class Reconciler<T> extends EventEmitter {
       const have = this.actual.get(k);
       if (!want) {
         if (have && d.owned(have)) {
-          if (this.hold && !this.wantedOnce.has(k)) { held++; this.heldKeys.add(k); } // kept; holdDeletes(false) marks it dirty again
-          else { removeKeys.push(k); toRemove.push(have); }
+          if (this.hold && !this.wantedOnce.has(k)) {
+            held++;
+            this.heldKeys.add(k);
+          } // kept; holdDeletes(false) marks it dirty again
+          else {
+            removeKeys.push(k);
+            toRemove.push(have);
+          }
         }
       } else if (have && have !== want && d.equal(want, have)) {
         this.actual.set(k, want); // the same object for both: a dumped copy of every route is not kept alive
       } else if (!have || !d.equal(want, have)) {
         if (have && !d.owned(have) && !d.mayReplace?.(have)) conflicts.push(k);
-        else { applyKeys.push(k); toApply.push(want); }
+        else {
+          applyKeys.push(k);
+          toApply.push(want);
+        }
       }
     }
     const failed: Failure<T>[] = [];
@@ -295,8 +346,16 @@ export class Reconciler<T> extends EventEmitter {
       applyFailed = f.length;
     }
     for (const k of conflicts) this.dirty.add(k);
-    if (failed.length) this.lastError = { message: `${failed.length} ${d.kind} change(s) failed: ${failed[0]!.error.message}`, at: new Date() };
-    const result: ApplyResult<T> = { added: toApply.length - applyFailed, removed: toRemove.length - removeFailed, failed, conflicts, resynced, held };
+    if (failed.length)
+      this.lastError = { message: `${failed.length} ${d.kind} change(s) failed: ${failed[0]!.error.message}`, at: new Date() };
+    const result: ApplyResult<T> = {
+      added: toApply.length - applyFailed,
+      removed: toRemove.length - removeFailed,
+      failed,
+      conflicts,
+      resynced,
+      held,
+    };
     this.emit('applied', result);
     return result;
   }

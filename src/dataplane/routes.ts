@@ -15,7 +15,14 @@ import type { EventKind, NetlinkEvent, RouteOp } from './netlink/netlink.js';
 import type { NetlinkError } from './netlink/socket.js';
 import { RT_SCOPE, RT_TABLE } from './netlink/constants.js';
 import { RTPROT_TABBY, isWorkloadIfName } from './ownership.js';
-import { Reconciler, type ApplyResult, type Failure, type ReconcileDriver, type ReconcileError, type ReconcilerOptions } from './reconciler.js';
+import {
+  Reconciler,
+  type ApplyResult,
+  type Failure,
+  type ReconcileDriver,
+  type ReconcileError,
+  type ReconcilerOptions,
+} from './reconciler.js';
 import { log, type Logger } from '../common/log.js';
 import { parseCidr, formatCidr } from '../common/ip.js';
 import { parseV4 } from './netlink/wire.js';
@@ -67,7 +74,8 @@ const scopeNumber = (s: RouteScope | undefined): number | undefined =>
 export function normalizeDst(dst: string): string {
   const slash = dst.indexOf('/');
   const v4 = parseV4(slash < 0 ? dst : dst.slice(0, slash));
-  if (v4 >= 0) { // fast path without BigInt
+  if (v4 >= 0) {
+    // fast path without BigInt
     const len = slash < 0 ? 32 : Number(dst.slice(slash + 1));
     if (Number.isInteger(len) && len >= 0 && len <= 32 && (slash < 0 || /^\d{1,2}$/.test(dst.slice(slash + 1)))) {
       const net = len === 0 ? 0 : (v4 & (~0 << (32 - len))) >>> 0;
@@ -83,8 +91,11 @@ export const routeKey = (table: number, dst: string): string => (table === RT_TA
 
 function sameHops(a: NextHop[] | undefined, b: NextHop[] | undefined): boolean {
   if (!a?.length && !b?.length) return true; // the common case: no allocation per comparison (1M per resync)
-  const norm = (h: NextHop[] | undefined): string => (h ?? [])
-    .map((x) => `${x.gateway ?? ''}/${x.oif ?? 0}/${x.onlink ? 1 : 0}/${x.weight ?? 1}`).sort().join(',');
+  const norm = (h: NextHop[] | undefined): string =>
+    (h ?? [])
+      .map((x) => `${x.gateway ?? ''}/${x.oif ?? 0}/${x.onlink ? 1 : 0}/${x.weight ?? 1}`)
+      .sort()
+      .join(',');
   return norm(a) === norm(b);
 }
 
@@ -116,7 +127,10 @@ export class RouteReconciler extends EventEmitter {
   private readonly log: Logger;
   private readonly bulkQuietMs: number;
 
-  constructor(private readonly nl: RouteDataplane, opts: RouteReconcilerOptions = {}) {
+  constructor(
+    private readonly nl: RouteDataplane,
+    opts: RouteReconcilerOptions = {},
+  ) {
     super();
     this.bulkQuietMs = opts.bulkResyncQuietMs ?? 2000;
     this.protocol = opts.protocol ?? RTPROT_TABBY;
@@ -133,24 +147,43 @@ export class RouteReconciler extends EventEmitter {
     };
     this.rec = new Reconciler(driver, opts);
     this.rec.on('applied', (r: ApplyResult<KernelRoute>) => {
-      for (const f of r.failed) this.log.warn({ dst: f.item.dst, table: f.item.table, err: f.error.message }, 'route change failed; will retry');
-      if (r.conflicts.length) this.log.warn({ conflicts: r.conflicts.slice(0, 10), count: r.conflicts.length }, 'destination held by a route tabby does not own; left alone');
+      for (const f of r.failed)
+        this.log.warn({ dst: f.item.dst, table: f.item.table, err: f.error.message }, 'route change failed; will retry');
+      if (r.conflicts.length)
+        this.log.warn(
+          { conflicts: r.conflicts.slice(0, 10), count: r.conflicts.length },
+          'destination held by a route tabby does not own; left alone',
+        );
       this.emit('applied', r);
     });
-    this.rec.on('insync', () => { if (this.inSync) this.emit('insync'); });
+    this.rec.on('insync', () => {
+      if (this.inSync) this.emit('insync');
+    });
   }
 
   /** true when the kernel matched the desired set after the last apply and nothing waits for a device. */
-  get inSync(): boolean { return this.rec.inSync && this.unresolved.size === 0; }
-  get pending(): number { return this.rec.pendingCount + this.unresolved.size; }
+  get inSync(): boolean {
+    return this.rec.inSync && this.unresolved.size === 0;
+  }
+  get pending(): number {
+    return this.rec.pendingCount + this.unresolved.size;
+  }
   /** routes wanted (including those waiting for their device) */
-  get desiredCount(): number { return this.wanted.size; }
+  get desiredCount(): number {
+    return this.wanted.size;
+  }
   /** owned routes no longer wanted, kept because deletes are held */
-  get heldCount(): number { return this.rec.heldCount; }
-  get lastError(): ReconcileError | undefined { return this.rec.lastError; }
+  get heldCount(): number {
+    return this.rec.heldCount;
+  }
+  get lastError(): ReconcileError | undefined {
+    return this.rec.lastError;
+  }
 
   /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
-  holdDeletes(hold: boolean): void { this.rec.holdDeletes(hold); }
+  holdDeletes(hold: boolean): void {
+    this.rec.holdDeletes(hold);
+  }
 
   /** Replace the desired set. */
   setDesired(routes: Iterable<Route>): void {
@@ -163,7 +196,11 @@ export class RouteReconciler extends EventEmitter {
       const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
       this.wanted.set(key, r);
       const k = this.toKernel(r, dst);
-      if (k) kernel.set(key, k); else { kernel.delete(key); this.unresolved.add(key); }
+      if (k) kernel.set(key, k);
+      else {
+        kernel.delete(key);
+        this.unresolved.add(key);
+      }
     }
     this.rec.setDesiredMap(kernel);
   }
@@ -174,7 +211,13 @@ export class RouteReconciler extends EventEmitter {
     this.devs = undefined;
     this.wanted.set(key, route);
     const k = this.toKernel(route);
-    if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
+    if (k) {
+      this.unresolved.delete(key);
+      this.rec.set(k);
+    } else {
+      this.unresolved.add(key);
+      this.rec.delete(key);
+    }
   }
 
   /** Drop one desired route (the kernel route goes on the next apply). */
@@ -186,20 +229,30 @@ export class RouteReconciler extends EventEmitter {
     this.rec.delete(key);
   }
 
-  desired(): Route[] { return [...this.wanted.values()]; }
+  desired(): Route[] {
+    return [...this.wanted.values()];
+  }
 
   /** One reconcile pass now. */
-  apply(): Promise<ApplyResult<KernelRoute>> { return this.rec.apply(); }
+  apply(): Promise<ApplyResult<KernelRoute>> {
+    return this.rec.apply();
+  }
 
   /** A full resync now: dump the kernel, then reconcile everything. */
-  resync(): Promise<ApplyResult<KernelRoute>> { this.rec.markResync(); return this.rec.apply(); }
+  resync(): Promise<ApplyResult<KernelRoute>> {
+    this.rec.markResync();
+    return this.rec.apply();
+  }
 
   /** Subscribe to route/link events, reconcile now, then keep reconciling until stop(). */
   async start(): Promise<ApplyResult<KernelRoute>> {
     if (!this.sub) {
       this.sub = this.nl.subscribe(['route', 'link']);
       this.sub.on('event', (ev: NetlinkEvent) => this.onEvent(ev));
-      this.sub.on('overrun', () => { this.log.warn('netlink events lost; full resync'); this.rec.markResync(); });
+      this.sub.on('overrun', () => {
+        this.log.warn('netlink events lost; full resync');
+        this.rec.markResync();
+      });
     }
     const first = await this.rec.apply();
     this.rec.start();
@@ -215,7 +268,8 @@ export class RouteReconciler extends EventEmitter {
   private onEvent(ev: NetlinkEvent): void {
     if (ev.kind === 'route') {
       if (ev.route.type === 'local' || ev.route.type === 'broadcast') return;
-      if (ev.type === 'new') this.rec.observe(ev.route); else this.rec.forget(ev.route);
+      if (ev.type === 'new') this.rec.observe(ev.route);
+      else this.rec.forget(ev.route);
     } else if (ev.kind === 'link') {
       const l = ev.link;
       const known = this.byIndex.get(l.index);
@@ -251,7 +305,13 @@ export class RouteReconciler extends EventEmitter {
   private reresolve(): void {
     for (const [key, r] of this.wanted) {
       const k = this.toKernel(r, key.includes('|') ? key.slice(key.indexOf('|') + 1) : key);
-      if (k) { this.unresolved.delete(key); this.rec.set(k); } else { this.unresolved.add(key); this.rec.delete(key); }
+      if (k) {
+        this.unresolved.delete(key);
+        this.rec.set(k);
+      } else {
+        this.unresolved.add(key);
+        this.rec.delete(key);
+      }
     }
   }
 
@@ -268,7 +328,11 @@ export class RouteReconciler extends EventEmitter {
     const oif = this.devIndex(r.dev);
     if (oif === null) return undefined;
     const k: KernelRoute = {
-      family, dst, table: r.table ?? RT_TABLE.MAIN, protocol: this.protocol, type,
+      family,
+      dst,
+      table: r.table ?? RT_TABLE.MAIN,
+      protocol: this.protocol,
+      type,
       scope: scopeNumber(r.scope) ?? (type === 'unicast' && !r.gateway && !r.multipath?.length ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE),
     };
     if (type === 'unicast') {
@@ -280,7 +344,12 @@ export class RouteReconciler extends EventEmitter {
         for (const h of r.multipath) {
           const hi = this.devIndex(h.dev);
           if (hi === null) return undefined;
-          hops.push({ ...(h.gateway ? { gateway: h.gateway } : {}), oif: hi ?? 0, ...(h.onlink ? { onlink: true } : {}), weight: h.weight ?? 1 });
+          hops.push({
+            ...(h.gateway ? { gateway: h.gateway } : {}),
+            oif: hi ?? 0,
+            ...(h.onlink ? { onlink: true } : {}),
+            weight: h.weight ?? 1,
+          });
         }
         k.multipath = hops;
       }
@@ -291,14 +360,23 @@ export class RouteReconciler extends EventEmitter {
   private async dump(): Promise<KernelRoute[]> {
     const links = await this.nl.listLinks();
     let changed = links.length !== this.byIndex.size;
-    for (const l of links) if (this.byIndex.get(l.index) !== l.name) { changed = true; break; }
+    for (const l of links)
+      if (this.byIndex.get(l.index) !== l.name) {
+        changed = true;
+        break;
+      }
     if (changed) {
       this.byName.clear();
       this.byIndex.clear();
-      for (const l of links) { this.byName.set(l.name, l.index); this.byIndex.set(l.index, l.name); }
+      for (const l of links) {
+        this.byName.set(l.name, l.index);
+        this.byIndex.set(l.index, l.name);
+      }
       this.reresolve();
     }
-    return (await this.nl.listRoutes()).filter((r) => r.type !== 'local' && r.type !== 'broadcast' && r.type !== 'multicast' && r.type !== 'anycast');
+    return (await this.nl.listRoutes()).filter(
+      (r) => r.type !== 'local' && r.type !== 'broadcast' && r.type !== 'multicast' && r.type !== 'anycast',
+    );
   }
 
   private async batch(op: 'replace' | 'del', items: KernelRoute[]): Promise<Failure<KernelRoute>[]> {

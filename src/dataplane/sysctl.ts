@@ -5,7 +5,10 @@ import { native } from '../native/index.js';
 
 export class SysctlError extends Error {
   readonly code = 'ESYSCTL';
-  constructor(readonly key: string, override readonly cause: unknown) {
+  constructor(
+    readonly key: string,
+    override readonly cause: unknown,
+  ) {
     super(`sysctl ${key}: ${(cause as Error)?.message ?? String(cause)}`);
     this.name = 'SysctlError';
   }
@@ -42,7 +45,12 @@ export function writeSysctls(values: [key: string, value: string | number][], ne
   inNetns(netnsPath, () => {
     for (const [key, value] of values) {
       const p = key.includes('/') ? `/proc/sys/${key}` : pathOf(key);
-      try { fs.writeFileSync(p, `${value}\n`); } catch (e) { failed = new SysctlError(key, e); return; }
+      try {
+        fs.writeFileSync(p, `${value}\n`);
+      } catch (e) {
+        failed = new SysctlError(key, e);
+        return;
+      }
     }
   });
   if (failed) throw failed;

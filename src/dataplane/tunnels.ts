@@ -34,7 +34,9 @@ export function kernelHasIpip(): boolean {
   for (const f of ['modules.builtin', 'modules.dep']) {
     try {
       if (/(^|\/)ipip\.ko/m.test(fs.readFileSync(`${dir}/${f}`, 'utf8'))) return true;
-    } catch { /* no such file */ }
+    } catch {
+      /* no such file */
+    }
   }
   return false;
 }
@@ -99,18 +101,30 @@ export interface VxlanTunnelOptions {
   parentIndex?: number;
 }
 
-export interface VxlanParams { vni?: number; local?: string; port?: number; learning?: boolean; link?: number }
+export interface VxlanParams {
+  vni?: number;
+  local?: string;
+  port?: number;
+  learning?: boolean;
+  link?: number;
+}
 
 export function decodeVxlanInfo(data: Buffer | undefined): VxlanParams {
   if (!data) return {};
   const m = attrMap(data, 0, data.length);
   const out: VxlanParams = {};
-  const id = m.get(IFLA_VXLAN.ID); if (id) out.vni = id.readUInt32LE(0);
-  const l4 = m.get(IFLA_VXLAN.LOCAL); if (l4) out.local = ipText(l4);
-  const l6 = m.get(IFLA_VXLAN.LOCAL6); if (l6) out.local = ipText(l6);
-  const port = m.get(IFLA_VXLAN.PORT); if (port) out.port = port.readUInt16BE(0);
-  const learning = m.get(IFLA_VXLAN.LEARNING); if (learning) out.learning = learning[0] !== 0;
-  const link = m.get(IFLA_VXLAN.LINK); if (link) out.link = link.readUInt32LE(0);
+  const id = m.get(IFLA_VXLAN.ID);
+  if (id) out.vni = id.readUInt32LE(0);
+  const l4 = m.get(IFLA_VXLAN.LOCAL);
+  if (l4) out.local = ipText(l4);
+  const l6 = m.get(IFLA_VXLAN.LOCAL6);
+  if (l6) out.local = ipText(l6);
+  const port = m.get(IFLA_VXLAN.PORT);
+  if (port) out.port = port.readUInt16BE(0);
+  const learning = m.get(IFLA_VXLAN.LEARNING);
+  if (learning) out.learning = learning[0] !== 0;
+  const link = m.get(IFLA_VXLAN.LINK);
+  if (link) out.link = link.readUInt32LE(0);
   return out;
 }
 
@@ -124,7 +138,12 @@ export async function ensureVxlanTunnel(nl: Netlink, opts: VxlanTunnelOptions): 
   let link = await nl.getLink(name);
   if (link) {
     const p = decodeVxlanInfo(link.infoData);
-    const same = link.kind === 'vxlan' && p.vni === vni && p.local === local && p.port === port && p.learning === false &&
+    const same =
+      link.kind === 'vxlan' &&
+      p.vni === vni &&
+      p.local === local &&
+      p.port === port &&
+      p.learning === false &&
       (opts.parentIndex === undefined || p.link === opts.parentIndex);
     if (!same) {
       await nl.deleteLink(link.index);
@@ -133,7 +152,9 @@ export async function ensureVxlanTunnel(nl: Netlink, opts: VxlanTunnelOptions): 
   }
   if (!link) {
     await nl.createLink({
-      name, mtu, mac: opts.mac,
+      name,
+      mtu,
+      mac: opts.mac,
       info: { kind: 'vxlan', vxlan: { vni, local, port, learning: false, link: opts.parentIndex } },
     });
     link = await nl.mustGetLink(name);

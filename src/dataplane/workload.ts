@@ -18,9 +18,7 @@ import type { Link } from './netlink/messages.js';
 import { NUD, RT_SCOPE } from './netlink/constants.js';
 import { isErrno } from './netlink/socket.js';
 import { readSysctl, writeSysctls } from './sysctl.js';
-import {
-  RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC,
-} from './ownership.js';
+import { RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC } from './ownership.js';
 import { parseIp, formatIp } from '../common/ip.js';
 
 export interface WorkloadOptions {
@@ -60,19 +58,31 @@ const bareIp = (s: string | undefined): string | undefined => (s ? formatIp(pars
 function hostSysctls(ifName: string, v4: boolean, v6: boolean): [string, number][] {
   const out: [string, number][] = [];
   if (v4) {
-    out.push([`net/ipv4/conf/${ifName}/proxy_arp`, 1], [`net/ipv4/neigh/${ifName}/proxy_delay`, 0],
-      [`net/ipv4/conf/${ifName}/route_localnet`, 1], [`net/ipv4/conf/${ifName}/forwarding`, 1]);
+    out.push(
+      [`net/ipv4/conf/${ifName}/proxy_arp`, 1],
+      [`net/ipv4/neigh/${ifName}/proxy_delay`, 0],
+      [`net/ipv4/conf/${ifName}/route_localnet`, 1],
+      [`net/ipv4/conf/${ifName}/forwarding`, 1],
+    );
   }
   if (v6) {
-    out.push([`net/ipv6/conf/${ifName}/disable_ipv6`, 0], [`net/ipv6/conf/${ifName}/proxy_ndp`, 1],
-      [`net/ipv6/conf/${ifName}/accept_ra`, 0], [`net/ipv6/conf/${ifName}/forwarding`, 1]);
+    out.push(
+      [`net/ipv6/conf/${ifName}/disable_ipv6`, 0],
+      [`net/ipv6/conf/${ifName}/proxy_ndp`, 1],
+      [`net/ipv6/conf/${ifName}/accept_ra`, 0],
+      [`net/ipv6/conf/${ifName}/forwarding`, 1],
+    );
   }
   return out;
 }
 
 function containerSysctls(ifName: string): [string, number][] {
-  return [['net/ipv6/conf/all/disable_ipv6', 0], ['net/ipv6/conf/default/disable_ipv6', 0],
-    [`net/ipv6/conf/${ifName}/disable_ipv6`, 0], [`net/ipv6/conf/${ifName}/accept_dad`, 0]];
+  return [
+    ['net/ipv6/conf/all/disable_ipv6', 0],
+    ['net/ipv6/conf/default/disable_ipv6', 0],
+    [`net/ipv6/conf/${ifName}/disable_ipv6`, 0],
+    [`net/ipv6/conf/${ifName}/accept_dad`, 0],
+  ];
 }
 
 /** veth pair check: each end's IFLA_LINK names the other's index. */
@@ -96,7 +106,9 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
       if (hostLink) await host.deleteLink(hostLink.index);
       if (contLink) await cont.deleteLink(contLink.index);
       await host.createVeth({
-        name: o.hostIfName, mtu: o.mtu, mac: WORKLOAD_HOST_MAC,
+        name: o.hostIfName,
+        mtu: o.mtu,
+        mac: WORKLOAD_HOST_MAC,
         peer: { name: ctrIf, mtu: o.mtu, netnsPath: o.containerNetnsPath },
       });
       hostLink = await host.mustGetLink(o.hostIfName);
@@ -141,8 +153,12 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
     const finalHost = await host.mustGetLink(h.index);
     const finalCont = await cont.mustGetLink(c.index);
     return {
-      hostIfName: o.hostIfName, hostIfIndex: h.index, hostMac: finalHost.mac,
-      containerIfName: ctrIf, containerIfIndex: c.index, containerMac: finalCont.mac,
+      hostIfName: o.hostIfName,
+      hostIfIndex: h.index,
+      hostMac: finalHost.mac,
+      containerIfName: ctrIf,
+      containerIfIndex: c.index,
+      containerMac: finalCont.mac,
     };
   } finally {
     host.close();
@@ -229,8 +245,10 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
     };
     if (ip4) {
       if (!addrs.some((a) => a.address === ip4 && a.prefixLen === 32)) problems.push(`${ctrIf} lacks ${ip4}/32`);
-      if (!hasRoute(contRoutes, `${WORKLOAD_GATEWAY_V4}/32`, c.index)) problems.push(`container lacks route ${WORKLOAD_GATEWAY_V4} dev ${ctrIf} scope link`);
-      if (!hasRoute(contRoutes, '0.0.0.0/0', c.index, WORKLOAD_GATEWAY_V4)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V4}`);
+      if (!hasRoute(contRoutes, `${WORKLOAD_GATEWAY_V4}/32`, c.index))
+        problems.push(`container lacks route ${WORKLOAD_GATEWAY_V4} dev ${ctrIf} scope link`);
+      if (!hasRoute(contRoutes, '0.0.0.0/0', c.index, WORKLOAD_GATEWAY_V4))
+        problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V4}`);
       gatewayNeigh(4, WORKLOAD_GATEWAY_V4);
       if (!hasRoute(hostRoutes, `${ip4}/32`, h.index)) problems.push(`host lacks route ${ip4}/32 dev ${o.hostIfName}`);
     }

@@ -15,7 +15,19 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const show = (v: unknown): string => (typeof v === 'string' ? `"${v}"` : JSON.stringify(v));
 const MAX_PRIORITY = 2147483646;
-const RULE_FIELDS = ['cidr', 'matchOperator', 'prefixLength', 'source', 'interface', 'peerType', 'communities', 'asPathPrefix', 'priority', 'action', 'operations'];
+const RULE_FIELDS = [
+  'cidr',
+  'matchOperator',
+  'prefixLength',
+  'source',
+  'interface',
+  'peerType',
+  'communities',
+  'asPathPrefix',
+  'priority',
+  'action',
+  'operations',
+];
 const IFACE_RE = /^[A-Za-z0-9_.*?:@-]{1,64}$/;
 
 function checkAsnList(c: Checker, o: Obj, k: string, p: string, max: number): number[] | undefined {
@@ -23,7 +35,10 @@ function checkAsnList(c: Checker, o: Obj, k: string, p: string, max: number): nu
   if (!list) return undefined;
   if (list.length === 0 || list.length > max) c.add(`${p}${k} must list 1..${max} AS numbers`);
   const out: number[] = [];
-  list.forEach((v, i) => { const asn = c.asn({ [`${k}[${i}]`]: v }, `${k}[${i}]`, p); if (asn !== undefined) out.push(asn); });
+  list.forEach((v, i) => {
+    const asn = c.asn({ [`${k}[${i}]`]: v }, `${k}[${i}]`, p);
+    if (asn !== undefined) out.push(asn);
+  });
   return out;
 }
 
@@ -36,7 +51,10 @@ function checkCommunityValue(c: Checker, v: unknown, where: string): string | un
 }
 
 function checkRule(c: Checker, raw: unknown, p: string, family: 4 | 6): FilterRule | undefined {
-  if (!isObj(raw)) { c.add(`${p.slice(0, -1)} must be a mapping with at least action`); return undefined; }
+  if (!isObj(raw)) {
+    c.add(`${p.slice(0, -1)} must be a mapping with at least action`);
+    return undefined;
+  }
   c.known(raw, p, RULE_FIELDS);
   const action = c.oneOf(raw, 'action', p, ['Accept', 'Reject'] as const);
   if (raw.action === undefined) c.add(`${p}action is required (Accept or Reject)`);
@@ -88,10 +106,16 @@ function checkRule(c: Checker, raw: unknown, p: string, family: 4 | 6): FilterRu
     out.operations = [];
     ops.forEach((o, i) => {
       const q = `${p}operations[${i}].`;
-      if (!isObj(o)) { c.add(`${q.slice(0, -1)} must be a mapping with one of addCommunity, prependASPath, setPriority`); return; }
+      if (!isObj(o)) {
+        c.add(`${q.slice(0, -1)} must be a mapping with one of addCommunity, prependASPath, setPriority`);
+        return;
+      }
       c.known(o, q, ['addCommunity', 'prependASPath', 'setPriority']);
       const set = ['addCommunity', 'prependASPath', 'setPriority'].filter((k) => o[k] !== undefined && o[k] !== null);
-      if (set.length !== 1) { c.add(`${q.slice(0, -1)} must set exactly one of addCommunity, prependASPath, setPriority (has ${set.length})`); return; }
+      if (set.length !== 1) {
+        c.add(`${q.slice(0, -1)} must set exactly one of addCommunity, prependASPath, setPriority (has ${set.length})`);
+        return;
+      }
       const ac = c.object(o, 'addCommunity', q);
       if (ac) {
         c.known(ac, `${q}addCommunity.`, ['value']);
@@ -120,11 +144,19 @@ function checkRule(c: Checker, raw: unknown, p: string, family: 4 | 6): FilterRu
 export function checkBGPFilter(c: Checker, _name: string, spec: Obj): Obj {
   c.known(spec, 'spec.', ['exportV4', 'importV4', 'exportV6', 'importV6']);
   const out: Obj = {};
-  for (const [k, family] of [['exportV4', 4], ['importV4', 4], ['exportV6', 6], ['importV6', 6]] as const) {
+  for (const [k, family] of [
+    ['exportV4', 4],
+    ['importV4', 4],
+    ['exportV6', 6],
+    ['importV6', 6],
+  ] as const) {
     const list = c.array(spec, k, 'spec.');
     if (!list) continue;
     const rules: FilterRule[] = [];
-    list.forEach((r, i) => { const x = checkRule(c, r, `spec.${k}[${i}].`, family); if (x) rules.push(x); });
+    list.forEach((r, i) => {
+      const x = checkRule(c, r, `spec.${k}[${i}].`, family);
+      if (x) rules.push(x);
+    });
     out[k] = rules;
   }
   return out;

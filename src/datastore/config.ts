@@ -33,7 +33,10 @@ export const DEFAULT_ETCD_ENDPOINTS = ['http://127.0.0.1:2379'];
 
 export class DatastoreConfigError extends Error {
   readonly code = 'EDATASTORECONFIG';
-  constructor(readonly source: string, message: string) {
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
     super(`${source}: ${message}`);
     this.name = 'DatastoreConfigError';
   }
@@ -51,12 +54,19 @@ export function parseDatastoreType(value: string, source: string): DatastoreType
 
 /** "http://a:2379, b:2379" → ["http://a:2379", "http://b:2379"] (a bare host:port gets http://). */
 export function parseEndpoints(value: string, source: string): string[] {
-  const eps = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const eps = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (eps.length === 0) throw new DatastoreConfigError(source, 'no etcd endpoint given');
   return eps.map((ep) => {
     const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(ep) ? ep : `http://${ep}`;
     let url: URL;
-    try { url = new URL(withScheme); } catch { throw new DatastoreConfigError(source, `etcd endpoint "${ep}" is not a URL`); }
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw new DatastoreConfigError(source, `etcd endpoint "${ep}" is not a URL`);
+    }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new DatastoreConfigError(source, `etcd endpoint "${ep}" must be http:// or https://`);
     }
@@ -87,7 +97,11 @@ export function readConfigFile(file: string, required = false): Partialish {
     throw new DatastoreConfigError(file, `cannot read: ${(e as Error).message}`);
   }
   let doc: unknown;
-  try { doc = text.trim() === '' ? null : parseYaml(text); } catch (e) { throw new DatastoreConfigError(file, `not YAML/JSON: ${(e as Error).message}`); }
+  try {
+    doc = text.trim() === '' ? null : parseYaml(text);
+  } catch (e) {
+    throw new DatastoreConfigError(file, `not YAML/JSON: ${(e as Error).message}`);
+  }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object') throw new DatastoreConfigError(file, 'expected a mapping');
   const d = doc as Record<string, unknown>;
@@ -106,14 +120,16 @@ export function readConfigFile(file: string, required = false): Partialish {
   const eps = spec.etcdEndpoints;
   if (Array.isArray(eps)) out.etcdEndpoints = parseEndpoints(eps.map(String).join(','), `${file}: spec.etcdEndpoints`);
   else if (typeof eps === 'string' && eps !== '') out.etcdEndpoints = parseEndpoints(eps, `${file}: spec.etcdEndpoints`);
-  const ca = str('etcdCACertFile'); if (ca) out.etcdCaCertFile = ca;
-  const cert = str('etcdCertFile'); if (cert) out.etcdCertFile = cert;
-  const key = str('etcdKeyFile'); if (key) out.etcdKeyFile = key;
+  const ca = str('etcdCACertFile');
+  if (ca) out.etcdCaCertFile = ca;
+  const cert = str('etcdCertFile');
+  if (cert) out.etcdCertFile = cert;
+  const key = str('etcdKeyFile');
+  if (key) out.etcdKeyFile = key;
   return out;
 }
 
-const defined = (o: Partialish): Partialish =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partialish;
+const defined = (o: Partialish): Partialish => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partialish;
 
 /** The effective datastore configuration: overrides (flags) > env > config file > defaults. */
 export function datastoreConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: Partialish = {}): DatastoreConfig {
@@ -139,11 +155,17 @@ export function datastoreConfigFromEnv(env: NodeJS.ProcessEnv = process.env, ove
 export function datastoreConfigFromNetconf(conf: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): DatastoreConfig {
   const s = (k: string): string | undefined => (typeof conf[k] === 'string' && conf[k] !== '' ? (conf[k] as string) : undefined);
   const o: Partialish = {};
-  const t = s('datastore_type'); if (t) o.type = parseDatastoreType(t, 'netconf datastore_type');
-  const d = s('datastore_dir'); if (d) o.dir = d;
-  const e = s('etcd_endpoints'); if (e) o.etcdEndpoints = parseEndpoints(e, 'netconf etcd_endpoints');
-  const ca = s('etcd_ca_cert_file'); if (ca) o.etcdCaCertFile = ca;
-  const c = s('etcd_cert_file'); if (c) o.etcdCertFile = c;
-  const k = s('etcd_key_file'); if (k) o.etcdKeyFile = k;
+  const t = s('datastore_type');
+  if (t) o.type = parseDatastoreType(t, 'netconf datastore_type');
+  const d = s('datastore_dir');
+  if (d) o.dir = d;
+  const e = s('etcd_endpoints');
+  if (e) o.etcdEndpoints = parseEndpoints(e, 'netconf etcd_endpoints');
+  const ca = s('etcd_ca_cert_file');
+  if (ca) o.etcdCaCertFile = ca;
+  const c = s('etcd_cert_file');
+  if (c) o.etcdCertFile = c;
+  const k = s('etcd_key_file');
+  if (k) o.etcdKeyFile = k;
   return datastoreConfigFromEnv(env, o);
 }

@@ -13,8 +13,16 @@ import { Etcd3, isRecoverableError, type IOptions, type IKeyValue, type Watcher 
 import { log } from '../common/log.js';
 import type { DatastoreConfig } from './config.js';
 import {
-  DatastoreCompacted, DatastoreConflict, DatastoreError, DatastoreExists, DatastoreNotFound, DatastoreUnavailable,
-  type Datastore, type KVPair, type ListResult, type WatchEvent,
+  DatastoreCompacted,
+  DatastoreConflict,
+  DatastoreError,
+  DatastoreExists,
+  DatastoreNotFound,
+  DatastoreUnavailable,
+  type Datastore,
+  type KVPair,
+  type ListResult,
+  type WatchEvent,
 } from './types.js';
 
 export interface EtcdDatastoreOptions {
@@ -28,12 +36,21 @@ type Host = NonNullable<NonNullable<IOptions['faultHandling']>['host']>;
 
 /** A host policy that lets every call through (etcd3's default circuit breaker would refuse calls for
  *  5 s after three failures — too slow to notice that a restarted etcd is back). Retrying is ours. */
-const passThroughPolicy: Host = () => ({
-  onSuccess: () => ({ dispose() { /* nothing */ } }),
-  onFailure: () => ({ dispose() { /* nothing */ } }),
-  execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal) =>
-    Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal })),
-}) as unknown as ReturnType<Host>;
+const passThroughPolicy: Host = () =>
+  ({
+    onSuccess: () => ({
+      dispose() {
+        /* nothing */
+      },
+    }),
+    onFailure: () => ({
+      dispose() {
+        /* nothing */
+      },
+    }),
+    execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal) =>
+      Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal })),
+  }) as unknown as ReturnType<Host>;
 
 const num = (s: string | number | undefined): number => Number(s ?? 0);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -41,7 +58,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Wait for p, but at most ms (the timer does not keep the process alive afterwards). */
 async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, ms); })]);
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
@@ -65,7 +87,11 @@ export class EtcdDatastore implements Datastore {
   private readonly watchers = new Set<Watcher>();
   private readonly wakers = new Set<() => void>();
 
-  constructor(readonly endpoints: string[], tls: { caFile?: string; certFile?: string; keyFile?: string } = {}, opts: EtcdDatastoreOptions = {}) {
+  constructor(
+    readonly endpoints: string[],
+    tls: { caFile?: string; certFile?: string; keyFile?: string } = {},
+    opts: EtcdDatastoreOptions = {},
+  ) {
     this.opTimeoutMs = opts.opTimeoutMs ?? 10_000;
     const callTimeout = opts.callTimeoutMs ?? 3_000;
     this.logger = log('datastore', { backend: 'etcdv3', endpoints });
@@ -77,7 +103,11 @@ export class EtcdDatastore implements Datastore {
     };
     if (tls.caFile || tls.certFile) {
       const read = (f: string, what: string) => {
-        try { return readFileSync(f); } catch (e) { throw new DatastoreUnavailable('', `cannot read ${what} ${f}: ${(e as Error).message}`); }
+        try {
+          return readFileSync(f);
+        } catch (e) {
+          throw new DatastoreUnavailable('', `cannot read ${what} ${f}: ${(e as Error).message}`);
+        }
       };
       options.credentials = {
         rootCertificate: tls.caFile ? read(tls.caFile, 'ETCD_CA_CERT_FILE') : Buffer.alloc(0),
@@ -109,7 +139,10 @@ export class EtcdDatastore implements Datastore {
       } catch (e) {
         if (!isUnreachable(e)) throw e;
         if (Date.now() + delay > deadline) {
-          throw new DatastoreUnavailable(key, `etcd at ${this.endpoints.join(',')} did not answer ${what} within ${this.opTimeoutMs} ms: ${(e as Error).message.split(/\.? Resolution note|\n/)[0]}`);
+          throw new DatastoreUnavailable(
+            key,
+            `etcd at ${this.endpoints.join(',')} did not answer ${what} within ${this.opTimeoutMs} ms: ${(e as Error).message.split(/\.? Resolution note|\n/)[0]}`,
+          );
         }
         this.logger.debug({ err: (e as Error).message, attempt }, `etcd ${what} failed, retrying`);
         await sleep(delay * (0.5 + Math.random()));
@@ -143,8 +176,7 @@ export class EtcdDatastore implements Datastore {
   async create<T>(key: string, value: T): Promise<KVPair<T>> {
     const json = encode(key, value);
     return this.retry('create', key, async (attempt) => {
-      const res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(json))
-        .else(this.client.get(key)).commit();
+      const res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(json)).else(this.client.get(key)).commit();
       if (res.succeeded) return { key, value, revision: num(res.header.revision) };
       const cur = res.responses[0]?.response_range?.kvs[0];
       if (attempt > 0 && cur && cur.value.toString('utf8') === json && num(cur.create_revision) === num(cur.mod_revision)) {
@@ -158,8 +190,11 @@ export class EtcdDatastore implements Datastore {
     const json = encode(key, value);
     if (!(expectedRevision > 0)) throw new DatastoreConflict(key, expectedRevision);
     return this.retry('update', key, async (attempt) => {
-      const res = await this.client.if(key, 'Mod', '==', expectedRevision).then(this.client.put(key).value(json))
-        .else(this.client.get(key)).commit();
+      const res = await this.client
+        .if(key, 'Mod', '==', expectedRevision)
+        .then(this.client.put(key).value(json))
+        .else(this.client.get(key))
+        .commit();
       if (res.succeeded) return { key, value, revision: num(res.header.revision) };
       const cur = res.responses[0]?.response_range?.kvs[0];
       if (!cur) throw new DatastoreNotFound(key);
@@ -177,8 +212,11 @@ export class EtcdDatastore implements Datastore {
         if (num(res.deleted) === 0 && attempt === 0) throw new DatastoreNotFound(key);
         return;
       }
-      const res = await this.client.if(key, 'Mod', '==', expectedRevision).then(this.client.delete().key(key))
-        .else(this.client.get(key)).commit();
+      const res = await this.client
+        .if(key, 'Mod', '==', expectedRevision)
+        .then(this.client.delete().key(key))
+        .else(this.client.get(key))
+        .commit();
       if (res.succeeded) return;
       const cur = res.responses[0]?.response_range?.kvs[0];
       if (!cur) {
@@ -211,7 +249,11 @@ export class EtcdDatastore implements Datastore {
     const queue: WatchEvent<T>[] = [];
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
-    const poke = () => { const w = wake; wake = undefined; w?.(); };
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
     let received = next - 1; // last revision handed to the queue
 
     const watcher = this.client.watch().prefix(prefix).startRevision(String(next)).withPreviousKV().watcher();
@@ -223,9 +265,11 @@ export class EtcdDatastore implements Datastore {
         received = revision;
         const key = ev.kv.key.toString('utf8');
         const previous = ev.prev_kv ? { previous: decode<T>(ev.prev_kv) } : {};
-        queue.push(ev.type === 'Put'
-          ? { type: 'put', key, value: decode<T>(ev.kv), revision, ...previous }
-          : { type: 'delete', key, revision, ...previous });
+        queue.push(
+          ev.type === 'Put'
+            ? { type: 'put', key, value: decode<T>(ev.kv), revision, ...previous }
+            : { type: 'delete', key, revision, ...previous },
+        );
       }
       if (queue.length) poke();
     });
@@ -234,7 +278,10 @@ export class EtcdDatastore implements Datastore {
       (watcher as unknown as { request: { start_revision: string } }).request.start_revision = String(received + 1);
       this.logger.debug({ prefix, resumeFrom: received + 1, err: err?.message }, 'etcd watch disconnected; will resume');
     });
-    watcher.on('error', (err: Error) => { failure = err; poke(); });
+    watcher.on('error', (err: Error) => {
+      failure = err;
+      poke();
+    });
     const onAbort = () => poke();
     signal?.addEventListener('abort', onAbort, { once: true });
     this.wakers.add(onAbort);
@@ -251,7 +298,9 @@ export class EtcdDatastore implements Datastore {
           if (c !== undefined) throw new DatastoreCompacted(prefix, next, c);
           throw new DatastoreUnavailable(prefix, `etcd watch of "${prefix}" failed: ${failure.message}`);
         }
-        await new Promise<void>((resolve) => { wake = resolve; });
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);

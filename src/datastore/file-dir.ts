@@ -17,7 +17,9 @@ const euid = (): number | undefined => process.geteuid?.();
 function checkOwner(p: string, st: fs.Stats, what: string): void {
   const me = euid();
   if (me !== undefined && st.uid !== me) {
-    throw new StoreAccessError(`${what} ${p} belongs to uid ${st.uid}, not to this user (uid ${me}): refusing to use a store another user controls (chown it or choose another TABBY_DATASTORE_DIR)`);
+    throw new StoreAccessError(
+      `${what} ${p} belongs to uid ${st.uid}, not to this user (uid ${me}): refusing to use a store another user controls (chown it or choose another TABBY_DATASTORE_DIR)`,
+    );
   }
 }
 
@@ -38,7 +40,12 @@ export function prepareStoreDir(dir: string, logger: Logger): void {
   }
 }
 
-export interface StoreFile { fd: number; readOnly: boolean; ino: number; reason?: string }
+export interface StoreFile {
+  fd: number;
+  readOnly: boolean;
+  ino: number;
+  reason?: string;
+}
 
 /** Open (creating 0600) a file of the store; ours only; tightened to 0600; read-only where it must. */
 export function openStoreFile(p: string, logger: Logger, append = false): StoreFile {

@@ -11,15 +11,22 @@ export class StoreLock {
   /** A blocking wait that timed out is still pending on its thread: the next waiter starts after it. */
   private abandonedWait: Promise<void> = Promise.resolve();
 
-  constructor(private readonly fd: number, private readonly file: string, private readonly dir: string,
-    private readonly timeoutMs: number, private readonly isClosed: () => boolean) {}
+  constructor(
+    private readonly fd: number,
+    private readonly file: string,
+    private readonly dir: string,
+    private readonly timeoutMs: number,
+    private readonly isClosed: () => boolean,
+  ) {}
 
   /** Run `fn` holding the lock (fn is synchronous: nothing of this process interleaves with it). */
   async run<R>(fn: () => R): Promise<R> {
     this.checkOpen();
     const prev = this.queue;
     let release!: () => void;
-    this.queue = new Promise<void>((r) => { release = r; });
+    this.queue = new Promise<void>((r) => {
+      release = r;
+    });
     try {
       await prev;
       await this.abandonedWait;
@@ -39,7 +46,15 @@ export class StoreLock {
   /** Close the lock file once queued writers (and a wait still pending on a thread) are done with it. */
   close(): void {
     const fd = this.fd;
-    void this.queue.then(() => this.abandonedWait).then(() => { try { fs.closeSync(fd); } catch { /* already closed */ } });
+    void this.queue
+      .then(() => this.abandonedWait)
+      .then(() => {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* already closed */
+        }
+      });
   }
 
   private checkOpen(): void {
@@ -49,7 +64,9 @@ export class StoreLock {
   private async waitForLock(): Promise<void> {
     const done = new Promise<Error | null>((resolve) => native().flockWait(this.fd, 'ex', resolve));
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.timeoutMs); });
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.timeoutMs);
+    });
     const r = await Promise.race([done, timedOut]);
     clearTimeout(timer);
     if (r === 'timeout') {

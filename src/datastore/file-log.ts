@@ -5,7 +5,13 @@
 // first may be cut off and the second must never be — cutting it would drop every record after it.
 import { crc32 } from 'node:zlib';
 
-export interface HistEvent { t: 'put' | 'delete'; k: string; r: number; v?: unknown; p?: unknown }
+export interface HistEvent {
+  t: 'put' | 'delete';
+  k: string;
+  r: number;
+  v?: unknown;
+  p?: unknown;
+}
 export type PutRec = { o: 'put'; r: number; k: string; v: unknown };
 export type DelRec = { o: 'del'; r: number; k: string };
 export type SnapRec = { o: 'snap'; r: number; c: number; kv: [string, number, unknown][]; h: HistEvent[] };
@@ -24,9 +30,13 @@ export function unframe(line: Buffer): Rec | undefined {
   if (line.length < 10 || line[8] !== 0x20) return undefined;
   const body = line.subarray(9);
   const want = parseInt(line.subarray(0, 8).toString('latin1'), 16);
-  if (!Number.isFinite(want) || (crc32(body) >>> 0) !== want) return undefined;
+  if (!Number.isFinite(want) || crc32(body) >>> 0 !== want) return undefined;
   let rec: unknown;
-  try { rec = JSON.parse(body.toString('utf8')); } catch { return undefined; }
+  try {
+    rec = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
   return isRec(rec) ? rec : undefined;
 }
 
@@ -40,7 +50,11 @@ function isRec(x: unknown): x is Rec {
   return false;
 }
 
-export interface ScannedRec { rec: Rec; start: number; end: number }
+export interface ScannedRec {
+  rec: Rec;
+  start: number;
+  end: number;
+}
 
 export interface Scan {
   recs: ScannedRec[];

@@ -10,8 +10,12 @@ export class LogNotifier {
   private pollTimer: NodeJS.Timeout | undefined;
 
   /** `behind()` says whether the log on disk differs from what this process has read. */
-  constructor(private readonly dir: string, private readonly logFile: string, private readonly pollMs: number,
-    private readonly behind: () => boolean) {}
+  constructor(
+    private readonly dir: string,
+    private readonly logFile: string,
+    private readonly pollMs: number,
+    private readonly behind: () => boolean,
+  ) {}
 
   wake(): void {
     for (const w of [...this.waiters]) w();
@@ -20,7 +24,10 @@ export class LogNotifier {
   /** Resolves on the next wake() or when the signal aborts. */
   wait(signal: AbortSignal | undefined, closed: boolean): Promise<void> {
     return new Promise<void>((resolve) => {
-      if (signal?.aborted || closed) { resolve(); return; }
+      if (signal?.aborted || closed) {
+        resolve();
+        return;
+      }
       const done = () => {
         this.waiters.delete(done);
         signal?.removeEventListener('abort', done);
@@ -38,7 +45,9 @@ export class LogNotifier {
         if (name === null || name === this.logFile) this.wake();
       });
       this.fsWatcher.on('error', () => this.stop());
-    } catch { /* inotify limits: the poll below still works */ }
+    } catch {
+      /* inotify limits: the poll below still works */
+    }
     this.pollTimer = setInterval(() => {
       if (this.waiters.size > 0 && this.behind()) this.wake();
     }, this.pollMs);

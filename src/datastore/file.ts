@@ -30,15 +30,21 @@ import path from 'node:path';
 import { native } from '../native/index.js';
 import { log } from '../common/log.js';
 import {
-  DatastoreCompacted, DatastoreConflict, DatastoreCorrupt, DatastoreExists, DatastoreNotFound, DatastoreUnavailable,
-  type Datastore, type KVPair, type ListResult, type WatchEvent,
+  DatastoreCompacted,
+  DatastoreConflict,
+  DatastoreCorrupt,
+  DatastoreExists,
+  DatastoreNotFound,
+  DatastoreUnavailable,
+  type Datastore,
+  type KVPair,
+  type ListResult,
+  type WatchEvent,
 } from './types.js';
 import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
-import {
-  frame, maxRevision, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec,
-} from './file-log.js';
+import { frame, maxRevision, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec } from './file-log.js';
 
 export interface FileDatastoreOptions {
   /** fdatasync after every write (default true; TABBY_DATASTORE_FSYNC=0 turns it off, e.g. on tmpfs). */
@@ -59,7 +65,10 @@ export interface FileDatastoreOptions {
 export const LOG_FILE = 'datastore.log';
 export const LOCK_FILE = 'datastore.lock';
 
-interface Entry { value: unknown; revision: number }
+interface Entry {
+  value: unknown;
+  revision: number;
+}
 
 /** Test seam for the fault suite: called at each step of a compaction (a test kills itself there). */
 export type CompactStep = 'temp-open' | 'temp-written' | 'temp-synced' | 'renamed';
@@ -115,7 +124,9 @@ export class FileDatastore implements Datastore {
       try {
         const st = fs.statSync(this.logPath);
         return st.ino !== this.ino || st.size !== this.offset;
-      } catch { return true; }
+      } catch {
+        return true;
+      }
     });
     try {
       prepareStoreDir(this.dir, this.logger);
@@ -131,7 +142,9 @@ export class FileDatastore implements Datastore {
   }
 
   /** The oldest revision a watch can start from minus one. */
-  private get compactRev(): number { return this.rev - this.history.length; }
+  private get compactRev(): number {
+    return this.rev - this.history.length;
+  }
 
   async revision(): Promise<number> {
     this.catchUp(false);
@@ -156,29 +169,39 @@ export class FileDatastore implements Datastore {
 
   async create<T>(key: string, value: T): Promise<KVPair<T>> {
     checkValue(key, value);
-    return this.write(() => {
-      if (this.data.has(key)) throw new DatastoreExists(key);
-      return { o: 'put', r: this.rev + 1, k: key, v: value };
-    }, (r) => ({ key, value, revision: r }));
+    return this.write(
+      () => {
+        if (this.data.has(key)) throw new DatastoreExists(key);
+        return { o: 'put', r: this.rev + 1, k: key, v: value };
+      },
+      (r) => ({ key, value, revision: r }),
+    );
   }
 
   async update<T>(key: string, value: T, expectedRevision: number): Promise<KVPair<T>> {
     checkValue(key, value);
-    return this.write(() => {
-      const e = this.data.get(key);
-      if (!e) throw new DatastoreNotFound(key);
-      if (e.revision !== expectedRevision) throw new DatastoreConflict(key, expectedRevision, e.revision);
-      return { o: 'put', r: this.rev + 1, k: key, v: value };
-    }, (r) => ({ key, value, revision: r }));
+    return this.write(
+      () => {
+        const e = this.data.get(key);
+        if (!e) throw new DatastoreNotFound(key);
+        if (e.revision !== expectedRevision) throw new DatastoreConflict(key, expectedRevision, e.revision);
+        return { o: 'put', r: this.rev + 1, k: key, v: value };
+      },
+      (r) => ({ key, value, revision: r }),
+    );
   }
 
   async delete(key: string, expectedRevision?: number): Promise<void> {
-    await this.write(() => {
-      const e = this.data.get(key);
-      if (!e) throw new DatastoreNotFound(key);
-      if (expectedRevision !== undefined && e.revision !== expectedRevision) throw new DatastoreConflict(key, expectedRevision, e.revision);
-      return { o: 'del', r: this.rev + 1, k: key };
-    }, () => undefined);
+    await this.write(
+      () => {
+        const e = this.data.get(key);
+        if (!e) throw new DatastoreNotFound(key);
+        if (expectedRevision !== undefined && e.revision !== expectedRevision)
+          throw new DatastoreConflict(key, expectedRevision, e.revision);
+        return { o: 'del', r: this.rev + 1, k: key };
+      },
+      () => undefined,
+    );
   }
 
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {
@@ -225,7 +248,14 @@ export class FileDatastore implements Datastore {
     this.notifier.stop();
     this.notifier.wake();
     this.lock.close();
-    if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* already closed */ } this.fd = -1; }
+    if (this.fd >= 0) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
+      this.fd = -1;
+    }
   }
 
   /** Rewrite the log now as one snapshot keeping the last `keepEvents` events for watchers
@@ -249,7 +279,13 @@ export class FileDatastore implements Datastore {
   /** What `datastore check` reports: the log's size, revision, keys, and damage if any. */
   inspect(): { file: string; bytes: number; revision: number; keys: number; corrupt?: DatastoreCorrupt } {
     this.catchUp(false);
-    return { file: this.logPath, bytes: fs.fstatSync(this.fd).size, revision: this.rev, keys: this.data.size, ...(this.corrupt ? { corrupt: this.corrupt } : {}) };
+    return {
+      file: this.logPath,
+      bytes: fs.fstatSync(this.fd).size,
+      revision: this.rev,
+      keys: this.data.size,
+      ...(this.corrupt ? { corrupt: this.corrupt } : {}),
+    };
   }
 
   /** Replace the whole store with `entries`, all or nothing: one snapshot written beside the log and
@@ -313,15 +349,24 @@ export class FileDatastore implements Datastore {
       writeAll((b, off, len) => fs.writeSync(this.fd, b, off, len), buf);
     } catch (e) {
       // A partial record has no newline, so no reader applied it; cut it so the log ends on a boundary.
-      try { fs.ftruncateSync(this.fd, this.offset); } catch { /* the next writer cuts the torn tail */ }
+      try {
+        fs.ftruncateSync(this.fd, this.offset);
+      } catch {
+        /* the next writer cuts the torn tail */
+      }
       throw new DatastoreUnavailable(this.dir, `cannot append to ${this.logPath} (${errCode(e)}): the write was not made`);
     }
     this.offset += buf.length;
     this.apply(rec);
     if (this.opts.fsync) {
-      try { fs.fdatasyncSync(this.fd); } catch (e) {
+      try {
+        fs.fdatasyncSync(this.fd);
+      } catch (e) {
         // The record is in the file (other processes may read it already) but its durability is unknown.
-        throw new DatastoreUnavailable(this.dir, `fdatasync of ${this.logPath} failed (${errCode(e)}): the write is visible but may not survive a crash`);
+        throw new DatastoreUnavailable(
+          this.dir,
+          `fdatasync of ${this.logPath} failed (${errCode(e)}): the write is visible but may not survive a crash`,
+        );
       }
     }
     if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize) && this.offset >= this.compactRetryAt) {
@@ -336,7 +381,9 @@ export class FileDatastore implements Datastore {
   private compactLocked(given?: SnapRec): Error | undefined {
     if (!given) this.trimHistory(this.opts.historyKeep);
     const snap: SnapRec = given ?? {
-      o: 'snap', r: this.rev, c: this.compactRev,
+      o: 'snap',
+      r: this.rev,
+      c: this.compactRev,
       kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]),
       h: this.history,
     };
@@ -359,9 +406,22 @@ export class FileDatastore implements Datastore {
       step('temp-synced');
       fs.renameSync(tmp, this.logPath);
     } catch (e) {
-      if (tfd >= 0) { try { fs.closeSync(tfd); } catch { /* closed */ } }
-      try { fs.unlinkSync(tmp); } catch { /* not created */ }
-      this.logger.warn({ err: errCode(e), log: this.logPath, bytes: this.offset }, 'datastore compaction failed: the log is kept as it is (writes go on)');
+      if (tfd >= 0) {
+        try {
+          fs.closeSync(tfd);
+        } catch {
+          /* closed */
+        }
+      }
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* not created */
+      }
+      this.logger.warn(
+        { err: errCode(e), log: this.logPath, bytes: this.offset },
+        'datastore compaction failed: the log is kept as it is (writes go on)',
+      );
       return e as Error;
     }
     step('renamed');
@@ -382,23 +442,41 @@ export class FileDatastore implements Datastore {
   private removeStaleTemps(): void {
     for (const name of fs.readdirSync(this.dir)) {
       if (!isTemp(name)) continue;
-      try { fs.unlinkSync(path.join(this.dir, name)); } catch { /* a directory, or gone */ }
+      try {
+        fs.unlinkSync(path.join(this.dir, name));
+      } catch {
+        /* a directory, or gone */
+      }
     }
   }
 
   private fsyncDir(): void {
     let dfd = -1;
-    try { dfd = fs.openSync(this.dir, 'r'); fs.fsyncSync(dfd); } catch { /* best effort */ } finally { if (dfd >= 0) fs.closeSync(dfd); }
+    try {
+      dfd = fs.openSync(this.dir, 'r');
+      fs.fsyncSync(dfd);
+    } catch {
+      /* best effort */
+    } finally {
+      if (dfd >= 0) fs.closeSync(dfd);
+    }
   }
 
   // ---------------------------------------------------------------- reading
 
   private openLog(): void {
-    if (this.fd >= 0) { try { fs.closeSync(this.fd); } catch { /* closed */ } this.fd = -1; }
+    if (this.fd >= 0) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* closed */
+      }
+      this.fd = -1;
+    }
     const f = openStoreFile(this.logPath, this.logger, true);
     this.fd = f.fd;
     this.ino = f.ino;
-    this.readOnly = f.readOnly ? f.reason ?? 'read-only' : undefined;
+    this.readOnly = f.readOnly ? (f.reason ?? 'read-only') : undefined;
   }
 
   /** Bring the in-memory state up to the end of the log. With the lock held, a torn tail (from a
@@ -408,7 +486,11 @@ export class FileDatastore implements Datastore {
   private catchUp(locked: boolean): void {
     if (this.closed) return;
     let st: fs.Stats | undefined;
-    try { st = fs.statSync(this.logPath); } catch { st = undefined; }
+    try {
+      st = fs.statSync(this.logPath);
+    } catch {
+      st = undefined;
+    }
     let replaced = false;
     if (this.fd < 0 || st === undefined || st.ino !== this.ino) {
       this.openLog();
@@ -430,7 +512,10 @@ export class FileDatastore implements Datastore {
       if (!problem) return;
       if (from === 0 || pass > 0) {
         this.corrupt = new DatastoreCorrupt(this.logPath, problem.offset, problem.detail);
-        this.logger.error({ file: this.logPath, offset: problem.offset, detail: problem.detail }, 'datastore log is corrupt: writes are refused, nothing is truncated');
+        this.logger.error(
+          { file: this.logPath, offset: problem.offset, detail: problem.detail },
+          'datastore log is corrupt: writes are refused, nothing is truncated',
+        );
         return;
       }
       this.startOver(problem.detail);
@@ -439,7 +524,11 @@ export class FileDatastore implements Datastore {
   }
 
   /** Read and apply what follows `offset`; report what stopped the replay, if anything. */
-  private readTail(size: number, locked: boolean, replaced: boolean): { kind: 'corrupt' | 'sequence'; offset: number; detail: string } | undefined {
+  private readTail(
+    size: number,
+    locked: boolean,
+    replaced: boolean,
+  ): { kind: 'corrupt' | 'sequence'; offset: number; detail: string } | undefined {
     if (size <= this.offset) return undefined;
     const len = size - this.offset;
     const buf = Buffer.allocUnsafe(len);
@@ -469,7 +558,10 @@ export class FileDatastore implements Datastore {
       return { kind: 'corrupt', offset: this.offset, detail: 'a damaged record with valid records after it' };
     }
     if (locked && scan.stop && !this.readOnly) {
-      this.logger.warn({ offset: this.offset, dropped: got - scan.end }, 'datastore log has a torn last record (a writer died mid-write): truncating it');
+      this.logger.warn(
+        { offset: this.offset, dropped: got - scan.end },
+        'datastore log has a torn last record (a writer died mid-write): truncating it',
+      );
       fs.ftruncateSync(this.fd, this.offset);
       if (this.opts.fsync) fs.fdatasyncSync(this.fd);
     }
@@ -478,7 +570,10 @@ export class FileDatastore implements Datastore {
 
   /** Drop this process's view and replay the log from its first byte. */
   private startOver(why: string): void {
-    this.logger.warn({ file: this.logPath, revision: this.rev, why }, 'datastore log changed under this process: replaying it from the start');
+    this.logger.warn(
+      { file: this.logPath, revision: this.rev, why },
+      'datastore log changed under this process: replaying it from the start',
+    );
     this.reset();
     this.offset = 0;
     this.baseSize = 0;

@@ -12,7 +12,10 @@ export const K8S_NETPOL_API = 'networking.k8s.io/v1';
 
 export class K8sConversionError extends Error {
   readonly code = 'EK8SCONVERT';
-  constructor(readonly policy: string, readonly problems: string[]) {
+  constructor(
+    readonly policy: string,
+    readonly problems: string[],
+  ) {
     super(`Kubernetes NetworkPolicy "${policy}": ${problems.join('; ')}`);
     this.name = 'K8sConversionError';
   }
@@ -27,7 +30,10 @@ const q = (s: string) => `'${s.replace(/'/g, '')}'`;
 /** A Kubernetes LabelSelector (matchLabels + matchExpressions) as a Calico selector; {} → all(). */
 export function labelSelectorToCalico(sel: unknown, problems: string[], where: string): string {
   if (sel === undefined || sel === null) return 'all()';
-  if (!isObj(sel)) { problems.push(`${where} must be a label selector mapping`); return 'all()'; }
+  if (!isObj(sel)) {
+    problems.push(`${where} must be a label selector mapping`);
+    return 'all()';
+  }
   const parts: string[] = [];
   const ml = sel.matchLabels;
   if (isObj(ml)) for (const k of Object.keys(ml).sort()) parts.push(`${k} == ${q(String(ml[k]))}`);
@@ -38,17 +44,30 @@ export function labelSelectorToCalico(sel: unknown, problems: string[], where: s
     const values = Array.isArray(ex.values) ? ex.values.map(String) : [];
     const set = `{${values.map(q).join(', ')}}`;
     switch (ex.operator) {
-      case 'In': parts.push(`${key} in ${set}`); break;
-      case 'NotIn': parts.push(`${key} not in ${set}`); break;
-      case 'Exists': parts.push(`has(${key})`); break;
-      case 'DoesNotExist': parts.push(`!has(${key})`); break;
-      default: problems.push(`${where}.matchExpressions[${i}].operator ${JSON.stringify(ex.operator)} is not In, NotIn, Exists or DoesNotExist`);
+      case 'In':
+        parts.push(`${key} in ${set}`);
+        break;
+      case 'NotIn':
+        parts.push(`${key} not in ${set}`);
+        break;
+      case 'Exists':
+        parts.push(`has(${key})`);
+        break;
+      case 'DoesNotExist':
+        parts.push(`!has(${key})`);
+        break;
+      default:
+        problems.push(`${where}.matchExpressions[${i}].operator ${JSON.stringify(ex.operator)} is not In, NotIn, Exists or DoesNotExist`);
     }
   });
   return parts.length ? parts.join(' && ') : 'all()';
 }
 
-interface K8sPort { protocol: string; port?: number | string; endPort?: number }
+interface K8sPort {
+  protocol: string;
+  port?: number | string;
+  endPort?: number;
+}
 
 function convertPorts(ports: unknown, problems: string[], where: string): Map<string, (number | string)[]> {
   // Grouped by protocol: Calico's ports need one protocol per rule.
@@ -58,9 +77,13 @@ function convertPorts(ports: unknown, problems: string[], where: string): Map<st
     const pp = (isObj(p) ? p : {}) as Partial<K8sPort>;
     const proto = String(pp.protocol ?? 'TCP').toUpperCase();
     const name = proto === 'UDPLITE' ? 'UDPLite' : proto;
-    if (!['TCP', 'UDP', 'SCTP'].includes(name)) problems.push(`${where}[${i}].protocol ${JSON.stringify(pp.protocol)} is not TCP, UDP or SCTP`);
+    if (!['TCP', 'UDP', 'SCTP'].includes(name))
+      problems.push(`${where}[${i}].protocol ${JSON.stringify(pp.protocol)} is not TCP, UDP or SCTP`);
     const list = by.get(name) ?? [];
-    if (pp.port === undefined) { by.set(name, list); return; } // all ports of this protocol
+    if (pp.port === undefined) {
+      by.set(name, list);
+      return;
+    } // all ports of this protocol
     if (pp.endPort !== undefined && typeof pp.port === 'number') list.push(`${pp.port}:${pp.endPort}`);
     else list.push(pp.port);
     by.set(name, list);
@@ -69,7 +92,10 @@ function convertPorts(ports: unknown, problems: string[], where: string): Map<st
 }
 
 function convertPeer(peer: unknown, problems: string[], where: string): Obj {
-  if (!isObj(peer)) { problems.push(`${where} must be a mapping`); return {}; }
+  if (!isObj(peer)) {
+    problems.push(`${where} must be a mapping`);
+    return {};
+  }
   const out: Obj = {};
   if (isObj(peer.ipBlock)) {
     out.nets = [String(peer.ipBlock.cidr ?? '')];
@@ -77,7 +103,8 @@ function convertPeer(peer: unknown, problems: string[], where: string): Obj {
     return out;
   }
   if (peer.podSelector !== undefined) out.selector = labelSelectorToCalico(peer.podSelector, problems, `${where}.podSelector`);
-  if (peer.namespaceSelector !== undefined) out.namespaceSelector = labelSelectorToCalico(peer.namespaceSelector, problems, `${where}.namespaceSelector`);
+  if (peer.namespaceSelector !== undefined)
+    out.namespaceSelector = labelSelectorToCalico(peer.namespaceSelector, problems, `${where}.namespaceSelector`);
   return out;
 }
 
@@ -89,10 +116,16 @@ function convertRules(rules: unknown, dir: 'ingress' | 'egress', problems: strin
   rules.forEach((r: unknown, i) => {
     const rule = isObj(r) ? r : {};
     const where = `spec.${dir}[${i}]`;
-    const peers = Array.isArray(rule[peerKey]) && (rule[peerKey] as unknown[]).length ? (rule[peerKey] as unknown[]).map((p, j) => convertPeer(p, problems, `${where}.${peerKey}[${j}]`)) : [{}];
+    const peers =
+      Array.isArray(rule[peerKey]) && (rule[peerKey] as unknown[]).length
+        ? (rule[peerKey] as unknown[]).map((p, j) => convertPeer(p, problems, `${where}.${peerKey}[${j}]`))
+        : [{}];
     const ports = convertPorts(rule.ports, problems, `${where}.ports`);
     for (const peer of peers) {
-      if (ports.size === 0) { out.push({ action: 'Allow', ...(Object.keys(peer).length ? { [side]: peer } : {}) }); continue; }
+      if (ports.size === 0) {
+        out.push({ action: 'Allow', ...(Object.keys(peer).length ? { [side]: peer } : {}) });
+        continue;
+      }
       for (const [proto, list] of ports) {
         const dst: Obj = dir === 'egress' ? { ...peer } : {};
         if (list.length) dst.ports = list;
@@ -115,9 +148,10 @@ export function convertK8sNetworkPolicy(doc: Obj): Obj {
   const spec = isObj(doc.spec) ? doc.spec : {};
   const sel = labelSelectorToCalico(spec.podSelector ?? {}, problems, 'spec.podSelector');
   const selector = sel === 'all()' ? `${ORCHESTRATOR_LABEL} == 'k8s'` : `${ORCHESTRATOR_LABEL} == 'k8s' && ${sel}`;
-  const ptypes = Array.isArray(spec.policyTypes) && spec.policyTypes.length
-    ? spec.policyTypes.map(String)
-    : ['Ingress', ...(Array.isArray(spec.egress) && spec.egress.length ? ['Egress'] : [])];
+  const ptypes =
+    Array.isArray(spec.policyTypes) && spec.policyTypes.length
+      ? spec.policyTypes.map(String)
+      : ['Ingress', ...(Array.isArray(spec.egress) && spec.egress.length ? ['Egress'] : [])];
   const ingress = convertRules(spec.ingress, 'ingress', problems);
   const egress = convertRules(spec.egress, 'egress', problems);
   if (problems.length) throw new K8sConversionError(name, problems);
@@ -125,7 +159,11 @@ export function convertK8sNetworkPolicy(doc: Obj): Obj {
   return {
     apiVersion: 'projectcalico.org/v3',
     kind: 'NetworkPolicy',
-    metadata: { name: `${K8S_POLICY_PREFIX}${name}`, namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default', ...labels },
+    metadata: {
+      name: `${K8S_POLICY_PREFIX}${name}`,
+      namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : 'default',
+      ...labels,
+    },
     spec: {
       order: K8S_POLICY_ORDER,
       selector,

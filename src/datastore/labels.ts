@@ -4,7 +4,10 @@ import { ResourceNotFound, ResourceConflict, type ResourceStore, type ResourceKi
 
 export class LabelError extends Error {
   readonly code = 'ELABEL';
-  constructor(message: string) { super(message); this.name = 'LabelError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'LabelError';
+  }
 }
 
 const KEY_RE = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
@@ -26,13 +29,18 @@ export function parseLabels(input: string | readonly string[]): Record<string, s
   return out;
 }
 
-export interface LabelChange { set?: Record<string, string>; remove?: readonly string[]; overwrite?: boolean }
+export interface LabelChange {
+  set?: Record<string, string>;
+  remove?: readonly string[];
+  overwrite?: boolean;
+}
 
 /** The labels after a change (pure). */
 export function changeLabels(cur: Readonly<Record<string, string>>, ch: LabelChange): Record<string, string> {
   const next = { ...cur };
   for (const [k, v] of Object.entries(ch.set ?? {})) {
-    if (Object.hasOwn(next, k) && next[k] !== v && !ch.overwrite) throw new LabelError(`label "${k}" is already "${next[k]}" (use --overwrite to change it)`);
+    if (Object.hasOwn(next, k) && next[k] !== v && !ch.overwrite)
+      throw new LabelError(`label "${k}" is already "${next[k]}" (use --overwrite to change it)`);
     next[k] = v;
   }
   for (const k of ch.remove ?? []) {
@@ -43,7 +51,12 @@ export function changeLabels(cur: Readonly<Record<string, string>>, ch: LabelCha
 }
 
 /** Apply a label change to a stored resource; `name` is the store name (`ns/name` for namespaced kinds). */
-export async function labelResource<K extends ResourceKind>(rs: ResourceStore, kind: K, name: string, ch: LabelChange): Promise<KindMap[K]> {
+export async function labelResource<K extends ResourceKind>(
+  rs: ResourceStore,
+  kind: K,
+  name: string,
+  ch: LabelChange,
+): Promise<KindMap[K]> {
   for (let attempt = 0; ; attempt++) {
     const cur = await rs.get(kind, name);
     if (!cur) throw new ResourceNotFound(kind, name);

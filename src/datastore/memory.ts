@@ -1,8 +1,14 @@
 // In-process datastore for unit tests and fakes: same semantics as the real backends
 // (revisions, CAS, ordered resumable watch), no persistence. Fault injection: failNext().
 import {
-  DatastoreCompacted, DatastoreConflict, DatastoreExists, DatastoreNotFound,
-  type Datastore, type KVPair, type ListResult, type WatchEvent,
+  DatastoreCompacted,
+  DatastoreConflict,
+  DatastoreExists,
+  DatastoreNotFound,
+  type Datastore,
+  type KVPair,
+  type ListResult,
+  type WatchEvent,
 } from './types.js';
 
 export class MemoryDatastore implements Datastore {
@@ -14,9 +20,13 @@ export class MemoryDatastore implements Datastore {
   private injected: Error[] = [];
 
   /** The next write (create/update/delete) throws this error instead of writing. */
-  failNext(err: Error): void { this.injected.push(err); }
+  failNext(err: Error): void {
+    this.injected.push(err);
+  }
 
-  async revision(): Promise<number> { return this.rev; }
+  async revision(): Promise<number> {
+    return this.rev;
+  }
 
   async get<T>(key: string): Promise<KVPair<T> | undefined> {
     const e = this.data.get(key);
@@ -70,7 +80,11 @@ export class MemoryDatastore implements Datastore {
       next = Math.max(next, this.rev + 1);
       if (signal?.aborted) break;
       await new Promise<void>((resolve) => {
-        const wake = () => { this.waiters.delete(wake); signal?.removeEventListener('abort', wake); resolve(); };
+        const wake = () => {
+          this.waiters.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
         this.waiters.add(wake);
         signal?.addEventListener('abort', wake, { once: true });
       });

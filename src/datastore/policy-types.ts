@@ -11,7 +11,10 @@ export type Protocol = ProtocolName | number;
 /** 80, "1000:2000" (a range), or a named port ("http") resolved from the endpoints' ports. */
 export type PolicyPort = number | string;
 
-export interface IcmpMatch { type?: number; code?: number }
+export interface IcmpMatch {
+  type?: number;
+  code?: number;
+}
 
 export interface EntityRule {
   nets?: string[];
@@ -57,7 +60,11 @@ export interface ProfileSpec {
   labelsToApply?: Record<string, string>;
 }
 
-export interface EndpointPort { name: string; protocol: ProtocolName; port: number }
+export interface EndpointPort {
+  name: string;
+  protocol: ProtocolName;
+  port: number;
+}
 
 export interface WorkloadEndpointSpec {
   orchestrator: string;

@@ -21,7 +21,10 @@ function protocol(c: Checker, o: Obj, k: string, path: string): ProtocolName | n
   const v = o[k];
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'number') {
-    if (!Number.isInteger(v) || v < 1 || v > 255) { c.add(`${path}${k} ${v} is out of range 1..255`); return undefined; }
+    if (!Number.isInteger(v) || v < 1 || v > 255) {
+      c.add(`${path}${k} ${v} is out of range 1..255`);
+      return undefined;
+    }
     return v;
   }
   if (typeof v === 'string') {
@@ -44,13 +47,18 @@ function ports(c: Checker, o: Obj, k: string, path: string): PolicyPort[] | unde
       else out.push(p);
       return;
     }
-    if (typeof p !== 'string') { c.add(`${at} ${show(p)} must be a port number, a range "lo:hi" or a port name`); return; }
+    if (typeof p !== 'string') {
+      c.add(`${at} ${show(p)} must be a port number, a range "lo:hi" or a port name`);
+      return;
+    }
     const range = /^(\d+):(\d+)$/.exec(p);
     if (/^\d+$/.test(p)) {
       const n = Number(p);
-      if (n > 65535) c.add(`${at} ${show(p)} is out of range 0..65535`); else out.push(n);
+      if (n > 65535) c.add(`${at} ${show(p)} is out of range 0..65535`);
+      else out.push(n);
     } else if (range) {
-      const lo = Number(range[1]), hi = Number(range[2]);
+      const lo = Number(range[1]),
+        hi = Number(range[2]);
       if (lo > 65535 || hi > 65535 || lo > hi) c.add(`${at} ${show(p)} is not a range lo:hi within 0..65535`);
       else out.push(lo === hi ? lo : `${lo}:${hi}`);
     } else if (p.length <= 15 && NAMED_PORT_RE.test(p) && /[a-z]/.test(p)) {
@@ -77,12 +85,17 @@ function nets(c: Checker, o: Obj, k: string, path: string, out: Obj, fams: Set<4
   if (!list) return;
   const res: string[] = [];
   list.forEach((n, i) => {
-    if (typeof n !== 'string') { c.add(`${path}${k}[${i}] ${show(n)} must be a CIDR string`); return; }
+    if (typeof n !== 'string') {
+      c.add(`${path}${k}[${i}] ${show(n)} must be a CIDR string`);
+      return;
+    }
     try {
       const cidr = parseCidr(n);
       fams.add(cidr.family);
       res.push(formatCidr(cidr));
-    } catch (e) { c.add(`${path}${k}[${i}] ${show(n)} is not a valid CIDR: ${(e as Error).message.replace(/^invalid address "[^"]*": /, '')}`); }
+    } catch (e) {
+      c.add(`${path}${k}[${i}] ${show(n)} is not a valid CIDR: ${(e as Error).message.replace(/^invalid address "[^"]*": /, '')}`);
+    }
   });
   out[k] = res;
 }
@@ -117,7 +130,10 @@ export function checkRules(c: Checker, spec: Obj, k: 'ingress' | 'egress', opts:
   if (!list) return undefined;
   return list.map((r, i) => {
     const p = `spec.${k}[${i}].`;
-    if (!isObj(r)) { c.add(`spec.${k}[${i}] must be a mapping with at least an action`); return {}; }
+    if (!isObj(r)) {
+      c.add(`spec.${k}[${i}] must be a mapping with at least an action`);
+      return {};
+    }
     c.known(r, p, ['action', 'ipVersion', 'protocol', 'notProtocol', 'icmp', 'notICMP', 'source', 'destination', 'http', 'metadata']);
     const out: Obj = {};
     if (r.action === undefined) c.add(`${p}action is required (Allow, Deny, Log or Pass)`);
@@ -125,7 +141,8 @@ export function checkRules(c: Checker, spec: Obj, k: 'ingress' | 'egress', opts:
     if (action === 'Pass' && !opts.pass) c.add(`${p}action Pass is only meaningful in a policy, not in a Profile`);
     if (action) out.action = action;
     const ipVersion = r.ipVersion === 4 || r.ipVersion === 6 ? r.ipVersion : undefined;
-    if (r.ipVersion !== undefined && r.ipVersion !== null && ipVersion === undefined) c.add(`${p}ipVersion ${show(r.ipVersion)} must be 4 or 6`);
+    if (r.ipVersion !== undefined && r.ipVersion !== null && ipVersion === undefined)
+      c.add(`${p}ipVersion ${show(r.ipVersion)} must be 4 or 6`);
     if (ipVersion) out.ipVersion = ipVersion;
     const proto = protocol(c, r, 'protocol', p);
     if (proto !== undefined) out.protocol = proto;
@@ -144,7 +161,8 @@ export function checkRules(c: Checker, spec: Obj, k: 'ingress' | 'egress', opts:
       const v = entity(c, r, s, p, proto, fams);
       if (v) out[s] = v;
     }
-    if (ipVersion && [...fams].some((f) => f !== ipVersion)) c.add(`${p}ipVersion ${ipVersion} contradicts the rule's IPv${[...fams].find((f) => f !== ipVersion)} nets or ICMP protocol`);
+    if (ipVersion && [...fams].some((f) => f !== ipVersion))
+      c.add(`${p}ipVersion ${ipVersion} contradicts the rule's IPv${[...fams].find((f) => f !== ipVersion)} nets or ICMP protocol`);
     if (r.http !== undefined) c.add(`${p}http ${NOT_SUPPORTED} (HTTP matches need an application-layer proxy)`);
     if (isObj(r.metadata)) out.metadata = r.metadata;
     return out;
@@ -175,8 +193,10 @@ function checkPolicy(c: Checker, spec: Obj, global: boolean): Obj {
   if (global) {
     const ns = c.selector(spec, 'namespaceSelector', 'spec.');
     if (ns !== undefined && ns.trim() !== '') out.namespaceSelector = ns;
-    if (spec.doNotTrack === true) c.add(`spec.doNotTrack ${NOT_SUPPORTED}: tabby enforces policy after connection tracking only (remove the field or set it false)`);
-    if (spec.preDNAT === true) c.add(`spec.preDNAT ${NOT_SUPPORTED}: tabby enforces policy after DNAT only (remove the field or set it false)`);
+    if (spec.doNotTrack === true)
+      c.add(`spec.doNotTrack ${NOT_SUPPORTED}: tabby enforces policy after connection tracking only (remove the field or set it false)`);
+    if (spec.preDNAT === true)
+      c.add(`spec.preDNAT ${NOT_SUPPORTED}: tabby enforces policy after DNAT only (remove the field or set it false)`);
     const aof = c.bool(spec, 'applyOnForward', 'spec.');
     if (aof !== undefined) out.applyOnForward = aof;
   }
@@ -223,16 +243,45 @@ export function checkProfile(c: Checker, _name: string, spec: Obj): Obj {
 }
 
 export function checkWorkloadEndpoint(c: Checker, _name: string, spec: Obj): Obj {
-  c.known(spec, 'spec.', ['orchestrator', 'workload', 'node', 'containerID', 'pod', 'endpoint', 'serviceAccountName', 'ipNetworks',
-    'ipNATs', 'ipv4Gateway', 'ipv6Gateway', 'profiles', 'interfaceName', 'mac', 'ports', 'allowSpoofedSourcePrefixes']);
+  c.known(spec, 'spec.', [
+    'orchestrator',
+    'workload',
+    'node',
+    'containerID',
+    'pod',
+    'endpoint',
+    'serviceAccountName',
+    'ipNetworks',
+    'ipNATs',
+    'ipv4Gateway',
+    'ipv6Gateway',
+    'profiles',
+    'interfaceName',
+    'mac',
+    'ports',
+    'allowSpoofedSourcePrefixes',
+  ]);
   const out: Obj = {};
-  for (const k of ['orchestrator', 'workload', 'node', 'containerID', 'pod', 'endpoint', 'serviceAccountName', 'interfaceName', 'mac', 'ipv4Gateway', 'ipv6Gateway']) {
+  for (const k of [
+    'orchestrator',
+    'workload',
+    'node',
+    'containerID',
+    'pod',
+    'endpoint',
+    'serviceAccountName',
+    'interfaceName',
+    'mac',
+    'ipv4Gateway',
+    'ipv6Gateway',
+  ]) {
     const v = c.string(spec, k, 'spec.');
     if (v !== undefined && v !== '') out[k] = v;
   }
   if (!out.node) c.add('spec.node is required');
-  if (!out.interfaceName) c.add('spec.interfaceName is required (the host side of the pod\'s veth, e.g. cali1234567890a)');
-  else if ((out.interfaceName as string).length > 15 || !/^[A-Za-z0-9_.-]+$/.test(out.interfaceName as string)) c.add(`spec.interfaceName ${show(out.interfaceName)} is not a Linux interface name`);
+  if (!out.interfaceName) c.add("spec.interfaceName is required (the host side of the pod's veth, e.g. cali1234567890a)");
+  else if ((out.interfaceName as string).length > 15 || !/^[A-Za-z0-9_.-]+$/.test(out.interfaceName as string))
+    c.add(`spec.interfaceName ${show(out.interfaceName)} is not a Linux interface name`);
   out.orchestrator ??= 'k8s';
   out.endpoint ??= 'eth0';
   const ipn: Obj = {};
@@ -248,7 +297,10 @@ export function checkWorkloadEndpoint(c: Checker, _name: string, spec: Obj): Obj
   if (pl) {
     out.ports = pl.map((p, i) => {
       const at = `spec.ports[${i}].`;
-      if (!isObj(p)) { c.add(`spec.ports[${i}] must be a mapping {name, protocol, port}`); return p; }
+      if (!isObj(p)) {
+        c.add(`spec.ports[${i}] must be a mapping {name, protocol, port}`);
+        return p;
+      }
       c.known(p, at, ['name', 'protocol', 'port', 'hostPort', 'hostIP']);
       const name = c.string(p, 'name', at);
       if (!name || !NAMED_PORT_RE.test(name)) c.add(`${at}name ${show(p.name)} must be a port name like "http"`);

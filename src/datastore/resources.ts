@@ -6,13 +6,15 @@
 // and every update is a compare-and-swap on it.
 import { randomUUID } from 'node:crypto';
 import { cidrsOverlap, parseCidr } from '../common/ip.js';
+import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair, type WatchEvent } from './types.js';
 import {
-  DatastoreConflict, DatastoreExists, DatastoreNotFound,
-  type Datastore, type KVPair, type WatchEvent,
-} from './types.js';
-import {
-  type API_VERSION, KINDS, ValidationError, validateDocument,
-  type AnyResource, type ResourceKind, type ResourceMeta,
+  type API_VERSION,
+  KINDS,
+  ValidationError,
+  validateDocument,
+  type AnyResource,
+  type ResourceKind,
+  type ResourceMeta,
 } from './validation.js';
 
 export { API_VERSION, KINDS, ValidationError, parseAsn, formatAsnDot, parseDuration, InvalidAsn } from './validation.js';
@@ -41,7 +43,11 @@ export interface IPPoolSpec {
 }
 
 /** BFD timers of a BGP session (RFC 5880); `{}` = 300ms × 3. */
-export interface BfdSpec { transmitInterval?: string; receiveInterval?: string; detectMultiplier?: number }
+export interface BfdSpec {
+  transmitInterval?: string;
+  receiveInterval?: string;
+  detectMultiplier?: number;
+}
 
 export interface BGPConfigurationSpec {
   logSeverityScreen?: 'Debug' | 'Info' | 'Warning' | 'Error' | 'Fatal';
@@ -116,16 +122,38 @@ export type WorkloadEndpoint = Base<'WorkloadEndpoint', WorkloadEndpointSpec>;
 export type NetworkPolicy = Base<'NetworkPolicy', NetworkPolicySpec>;
 export type GlobalNetworkPolicy = Base<'GlobalNetworkPolicy', GlobalNetworkPolicySpec>;
 export type Profile = Base<'Profile', ProfileSpec>;
-export type Resource = IPPool | BGPConfiguration | BGPPeer | Node | BGPFilter | WorkloadEndpoint | NetworkPolicy | GlobalNetworkPolicy | Profile;
+export type Resource =
+  | IPPool
+  | BGPConfiguration
+  | BGPPeer
+  | Node
+  | BGPFilter
+  | WorkloadEndpoint
+  | NetworkPolicy
+  | GlobalNetworkPolicy
+  | Profile;
 export interface KindMap {
-  IPPool: IPPool; BGPConfiguration: BGPConfiguration; BGPPeer: BGPPeer; Node: Node; BGPFilter: BGPFilter;
-  WorkloadEndpoint: WorkloadEndpoint; NetworkPolicy: NetworkPolicy; GlobalNetworkPolicy: GlobalNetworkPolicy; Profile: Profile;
+  IPPool: IPPool;
+  BGPConfiguration: BGPConfiguration;
+  BGPPeer: BGPPeer;
+  Node: Node;
+  BGPFilter: BGPFilter;
+  WorkloadEndpoint: WorkloadEndpoint;
+  NetworkPolicy: NetworkPolicy;
+  GlobalNetworkPolicy: GlobalNetworkPolicy;
+  Profile: Profile;
 }
 
 export const PLURALS: Record<ResourceKind, string> = {
-  IPPool: 'ippools', BGPConfiguration: 'bgpconfigurations', BGPPeer: 'bgppeers', Node: 'nodes',
+  IPPool: 'ippools',
+  BGPConfiguration: 'bgpconfigurations',
+  BGPPeer: 'bgppeers',
+  Node: 'nodes',
   BGPFilter: 'bgpfilters',
-  WorkloadEndpoint: 'workloadendpoints', NetworkPolicy: 'networkpolicies', GlobalNetworkPolicy: 'globalnetworkpolicies', Profile: 'profiles',
+  WorkloadEndpoint: 'workloadendpoints',
+  NetworkPolicy: 'networkpolicies',
+  GlobalNetworkPolicy: 'globalnetworkpolicies',
+  Profile: 'profiles',
 };
 export const RESOURCE_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 
@@ -186,28 +214,43 @@ export function withDefaults<R extends Resource>(res: R): R {
 const ref = (kind: string, name: string) => `${kind} "${name}"`;
 
 export class ResourceExists extends DatastoreExists {
-  constructor(readonly resourceKind: ResourceKind, readonly resourceName: string) {
+  constructor(
+    readonly resourceKind: ResourceKind,
+    readonly resourceName: string,
+  ) {
     super(resourceKey(resourceKind, resourceName));
     this.message = `${ref(resourceKind, resourceName)} already exists (use apply or replace to change it)`;
   }
 }
 
 export class ResourceNotFound extends DatastoreNotFound {
-  constructor(readonly resourceKind: ResourceKind, readonly resourceName: string) {
+  constructor(
+    readonly resourceKind: ResourceKind,
+    readonly resourceName: string,
+  ) {
     super(resourceKey(resourceKind, resourceName));
     this.message = `${ref(resourceKind, resourceName)} does not exist`;
   }
 }
 
 export class ResourceConflict extends DatastoreConflict {
-  constructor(readonly resourceKind: ResourceKind, readonly resourceName: string, expected: number, actual?: number) {
+  constructor(
+    readonly resourceKind: ResourceKind,
+    readonly resourceName: string,
+    expected: number,
+    actual?: number,
+  ) {
     super(resourceKey(resourceKind, resourceName), expected, actual);
-    this.message = `${ref(resourceKind, resourceName)} was modified: resourceVersion ${expected} is stale` +
+    this.message =
+      `${ref(resourceKind, resourceName)} was modified: resourceVersion ${expected} is stale` +
       `${actual === undefined ? '' : ` (it is now ${actual})`}; get it again and reapply the change`;
   }
 }
 
-export interface ResourceList<R> { items: R[]; revision: number }
+export interface ResourceList<R> {
+  items: R[];
+  revision: number;
+}
 
 export type ResourceEvent<R> =
   | { type: 'put'; kind: ResourceKind; name: string; resource: R; previous?: R; revision: number }
@@ -220,8 +263,12 @@ function fromKV<R extends Resource>(kv: KVPair<Stored>): R {
   const { name, namespace, uid, creationTimestamp, ...rest } = v.metadata;
   // Kubernetes/Calico order: name, resourceVersion, uid, creationTimestamp, then labels/annotations.
   const metadata = {
-    name, ...(namespace ? { namespace } : {}), resourceVersion: String(kv.revision),
-    ...(uid ? { uid } : {}), ...(creationTimestamp ? { creationTimestamp } : {}), ...rest,
+    name,
+    ...(namespace ? { namespace } : {}),
+    resourceVersion: String(kv.revision),
+    ...(uid ? { uid } : {}),
+    ...(creationTimestamp ? { creationTimestamp } : {}),
+    ...rest,
   };
   return { ...v, metadata } as unknown as R;
 }
@@ -241,7 +288,10 @@ function toStored(res: Resource, keep?: Stored): Stored {
 
 /** CRUD + apply + watch of typed resources; every write is validated, then a CAS on the datastore. */
 export class ResourceStore {
-  constructor(readonly ds: Datastore, private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    readonly ds: Datastore,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   async get<K extends ResourceKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
     const kv = await this.ds.get<Stored>(resourceKey(kind, name));
@@ -258,13 +308,16 @@ export class ResourceStore {
     if (res.kind !== 'IPPool') return;
     const problems: string[] = [];
     if (current && current.kind === 'IPPool') {
-      if (current.spec.cidr !== res.spec.cidr) problems.push(`spec.cidr cannot be changed (it is ${current.spec.cidr}); create a new pool, then disable and delete this one`);
-      if (current.spec.blockSize !== res.spec.blockSize) problems.push(`spec.blockSize cannot be changed (it is ${current.spec.blockSize})`);
+      if (current.spec.cidr !== res.spec.cidr)
+        problems.push(`spec.cidr cannot be changed (it is ${current.spec.cidr}); create a new pool, then disable and delete this one`);
+      if (current.spec.blockSize !== res.spec.blockSize)
+        problems.push(`spec.blockSize cannot be changed (it is ${current.spec.blockSize})`);
     }
     const mine = parseCidr(res.spec.cidr);
     for (const other of (await this.list('IPPool')).items) {
       if (other.metadata.name === res.metadata.name) continue;
-      if (cidrsOverlap(mine, parseCidr(other.spec.cidr))) problems.push(`spec.cidr ${res.spec.cidr} overlaps IPPool "${other.metadata.name}" (${other.spec.cidr})`);
+      if (cidrsOverlap(mine, parseCidr(other.spec.cidr)))
+        problems.push(`spec.cidr ${res.spec.cidr} overlaps IPPool "${other.metadata.name}" (${other.spec.cidr})`);
     }
     if (problems.length) throw new ValidationError(res.kind, res.metadata.name, problems);
   }
@@ -351,6 +404,14 @@ function toResourceEvent<R extends Resource>(kind: ResourceKind, prefix: string,
   const prevRes = ev.previous === undefined ? undefined : fromKV<R>({ key: ev.key, value: ev.previous, revision: ev.revision });
   if (prevRes) delete prevRes.metadata.resourceVersion;
   const prev = prevRes ? { previous: prevRes } : {};
-  if (ev.type === 'put') return { type: 'put', kind, name, resource: fromKV<R>({ key: ev.key, value: ev.value, revision: ev.revision }), revision: ev.revision, ...prev };
+  if (ev.type === 'put')
+    return {
+      type: 'put',
+      kind,
+      name,
+      resource: fromKV<R>({ key: ev.key, value: ev.value, revision: ev.revision }),
+      revision: ev.revision,
+      ...prev,
+    };
   return { type: 'delete', kind, name, revision: ev.revision, ...prev };
 }

@@ -19,7 +19,11 @@ export type SelectorNode =
 
 export class SelectorError extends Error {
   readonly code = 'ESELECTOR';
-  constructor(readonly selector: string, readonly position: number, reason: string) {
+  constructor(
+    readonly selector: string,
+    readonly position: number,
+    reason: string,
+  ) {
     super(`invalid selector "${selector}" at position ${position}: ${reason}`);
     this.name = 'SelectorError';
   }
@@ -46,10 +50,21 @@ function tokenize(src: string): Tok[] {
   let i = 0;
   while (i < src.length) {
     const c = src[i]!;
-    if (/\s/.test(c)) { i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
     const two = src.slice(i, i + 2);
-    if (two === '==' || two === '!=' || two === '&&' || two === '||') { out.push({ t: 'sym', v: two, pos: i }); i += 2; continue; }
-    if ('!(){},'.includes(c)) { out.push({ t: 'sym', v: c, pos: i }); i++; continue; }
+    if (two === '==' || two === '!=' || two === '&&' || two === '||') {
+      out.push({ t: 'sym', v: two, pos: i });
+      i += 2;
+      continue;
+    }
+    if ('!(){},'.includes(c)) {
+      out.push({ t: 'sym', v: c, pos: i });
+      i++;
+      continue;
+    }
     if (c === '"' || c === "'") {
       const end = src.indexOf(c, i + 1);
       if (end < 0) throw new SelectorError(src, i, 'unterminated string');
@@ -72,13 +87,26 @@ function tokenize(src: string): Tok[] {
 
 class Parser {
   private i = 0;
-  constructor(private readonly src: string, private readonly toks: Tok[]) {}
+  constructor(
+    private readonly src: string,
+    private readonly toks: Tok[],
+  ) {}
 
-  private peek(): Tok { return this.toks[this.i]!; }
-  private next(): Tok { return this.toks[this.i++]!; }
-  private fail(tok: Tok, reason: string): never { throw new SelectorError(this.src, tok.pos, reason); }
-  private isSym(v: string, tok = this.peek()): boolean { return tok.t === 'sym' && tok.v === v; }
-  private isWord(v: string, tok = this.peek()): boolean { return tok.t === 'id' && tok.v === v; }
+  private peek(): Tok {
+    return this.toks[this.i]!;
+  }
+  private next(): Tok {
+    return this.toks[this.i++]!;
+  }
+  private fail(tok: Tok, reason: string): never {
+    throw new SelectorError(this.src, tok.pos, reason);
+  }
+  private isSym(v: string, tok = this.peek()): boolean {
+    return tok.t === 'sym' && tok.v === v;
+  }
+  private isWord(v: string, tok = this.peek()): boolean {
+    return tok.t === 'id' && tok.v === v;
+  }
   private expectSym(v: string): void {
     const tok = this.next();
     if (!this.isSym(v, tok)) this.fail(tok, `expected "${v}"`);
@@ -94,18 +122,27 @@ class Parser {
 
   private or(): SelectorNode {
     const exprs = [this.and()];
-    while (this.isSym('||')) { this.next(); exprs.push(this.and()); }
+    while (this.isSym('||')) {
+      this.next();
+      exprs.push(this.and());
+    }
     return exprs.length === 1 ? exprs[0]! : { op: '||', exprs };
   }
 
   private and(): SelectorNode {
     const exprs = [this.unary()];
-    while (this.isSym('&&')) { this.next(); exprs.push(this.unary()); }
+    while (this.isSym('&&')) {
+      this.next();
+      exprs.push(this.unary());
+    }
     return exprs.length === 1 ? exprs[0]! : { op: '&&', exprs };
   }
 
   private unary(): SelectorNode {
-    if (this.isSym('!')) { this.next(); return { op: '!', expr: this.unary() }; }
+    if (this.isSym('!')) {
+      this.next();
+      return { op: '!', expr: this.unary() };
+    }
     if (this.isSym('(')) {
       this.next();
       const e = this.or();
@@ -117,7 +154,8 @@ class Parser {
 
   private term(): SelectorNode {
     const tok = this.next();
-    if (tok.t !== 'id') this.fail(tok, tok.t === 'end' ? 'unexpected end of selector' : `expected a label or function, got "${describe(tok)}"`);
+    if (tok.t !== 'id')
+      this.fail(tok, tok.t === 'end' ? 'unexpected end of selector' : `expected a label or function, got "${describe(tok)}"`);
     if ((tok.v === 'all' || tok.v === 'global' || tok.v === 'has') && this.isSym('(')) {
       this.next();
       if (tok.v === 'has') {
@@ -156,7 +194,10 @@ class Parser {
   private set(): string[] {
     this.expectSym('{');
     const values: string[] = [];
-    if (this.isSym('}')) { this.next(); return values; }
+    if (this.isSym('}')) {
+      this.next();
+      return values;
+    }
     for (;;) {
       values.push(this.str());
       const tok = this.next();
@@ -172,18 +213,31 @@ function describe(tok: Tok): string {
 
 export function evaluate(n: SelectorNode, labels: Labels): boolean {
   switch (n.op) {
-    case 'all': case 'global': return true;
-    case 'has': return Object.hasOwn(labels, n.key);
-    case '==': return Object.hasOwn(labels, n.key) && labels[n.key] === n.value;
-    case '!=': return !Object.hasOwn(labels, n.key) || labels[n.key] !== n.value;
-    case 'in': return Object.hasOwn(labels, n.key) && n.values.includes(labels[n.key]!);
-    case 'not in': return !Object.hasOwn(labels, n.key) || !n.values.includes(labels[n.key]!);
-    case 'contains': return Object.hasOwn(labels, n.key) && labels[n.key]!.includes(n.value);
-    case 'starts with': return Object.hasOwn(labels, n.key) && labels[n.key]!.startsWith(n.value);
-    case 'ends with': return Object.hasOwn(labels, n.key) && labels[n.key]!.endsWith(n.value);
-    case '!': return !evaluate(n.expr, labels);
-    case '&&': return n.exprs.every((e) => evaluate(e, labels));
-    case '||': return n.exprs.some((e) => evaluate(e, labels));
+    case 'all':
+    case 'global':
+      return true;
+    case 'has':
+      return Object.hasOwn(labels, n.key);
+    case '==':
+      return Object.hasOwn(labels, n.key) && labels[n.key] === n.value;
+    case '!=':
+      return !Object.hasOwn(labels, n.key) || labels[n.key] !== n.value;
+    case 'in':
+      return Object.hasOwn(labels, n.key) && n.values.includes(labels[n.key]!);
+    case 'not in':
+      return !Object.hasOwn(labels, n.key) || !n.values.includes(labels[n.key]!);
+    case 'contains':
+      return Object.hasOwn(labels, n.key) && labels[n.key]!.includes(n.value);
+    case 'starts with':
+      return Object.hasOwn(labels, n.key) && labels[n.key]!.startsWith(n.value);
+    case 'ends with':
+      return Object.hasOwn(labels, n.key) && labels[n.key]!.endsWith(n.value);
+    case '!':
+      return !evaluate(n.expr, labels);
+    case '&&':
+      return n.exprs.every((e) => evaluate(e, labels));
+    case '||':
+      return n.exprs.some((e) => evaluate(e, labels));
   }
 }
 
@@ -191,12 +245,23 @@ const q = (s: string) => (s.includes('"') ? `'${s}'` : `"${s}"`);
 
 export function formatSelector(n: SelectorNode, nested = false): string {
   switch (n.op) {
-    case 'all': return 'all()';
-    case 'global': return 'global()';
-    case 'has': return `has(${n.key})`;
-    case '==': case '!=': case 'contains': case 'starts with': case 'ends with': return `${n.key} ${n.op} ${q(n.value)}`;
-    case 'in': case 'not in': return `${n.key} ${n.op} {${n.values.map(q).join(', ')}}`;
-    case '!': return `!${n.expr.op === '&&' || n.expr.op === '||' ? `(${formatSelector(n.expr)})` : formatSelector(n.expr, true)}`;
+    case 'all':
+      return 'all()';
+    case 'global':
+      return 'global()';
+    case 'has':
+      return `has(${n.key})`;
+    case '==':
+    case '!=':
+    case 'contains':
+    case 'starts with':
+    case 'ends with':
+      return `${n.key} ${n.op} ${q(n.value)}`;
+    case 'in':
+    case 'not in':
+      return `${n.key} ${n.op} {${n.values.map(q).join(', ')}}`;
+    case '!':
+      return `!${n.expr.op === '&&' || n.expr.op === '||' ? `(${formatSelector(n.expr)})` : formatSelector(n.expr, true)}`;
     case '&&': {
       const s = n.exprs.map((e) => (e.op === '||' ? `(${formatSelector(e)})` : formatSelector(e, true))).join(' && ');
       return nested ? `(${s})` : s;

@@ -40,15 +40,27 @@ export interface Datastore {
 }
 
 export class DatastoreError extends Error {
-  constructor(readonly code: string, readonly key: string, message: string) {
+  constructor(
+    readonly code: string,
+    readonly key: string,
+    message: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
 }
 
 export class DatastoreConflict extends DatastoreError {
-  constructor(key: string, readonly expectedRevision: number, readonly actualRevision?: number) {
-    super('ECONFLICT', key, `update of "${key}" at revision ${expectedRevision} conflicts: it is now at revision ${actualRevision ?? 'unknown'} (re-read and retry)`);
+  constructor(
+    key: string,
+    readonly expectedRevision: number,
+    readonly actualRevision?: number,
+  ) {
+    super(
+      'ECONFLICT',
+      key,
+      `update of "${key}" at revision ${expectedRevision} conflicts: it is now at revision ${actualRevision ?? 'unknown'} (re-read and retry)`,
+    );
   }
 }
 
@@ -71,16 +83,32 @@ export class DatastoreUnavailable extends DatastoreError {
 }
 
 export class DatastoreCompacted extends DatastoreError {
-  constructor(prefix: string, readonly fromRevision: number, readonly compactRevision: number) {
-    super('ECOMPACTED', prefix, `watch of "${prefix}" from revision ${fromRevision} is older than the history kept (${compactRevision}): list again`);
+  constructor(
+    prefix: string,
+    readonly fromRevision: number,
+    readonly compactRevision: number,
+  ) {
+    super(
+      'ECOMPACTED',
+      prefix,
+      `watch of "${prefix}" from revision ${fromRevision} is older than the history kept (${compactRevision}): list again`,
+    );
   }
 }
 
 /** The file store's log is damaged where valid records follow (not a torn tail): writes are refused
  *  and nothing is truncated; readers keep the state before the damage. */
 export class DatastoreCorrupt extends DatastoreError {
-  constructor(readonly file: string, readonly offset: number, detail: string) {
-    super('ECORRUPT', file, `datastore log ${file} is corrupt at byte offset ${offset} (${detail}): writes are refused and nothing was truncated; run "tabbyctl datastore check", then restore a backup`);
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    detail: string,
+  ) {
+    super(
+      'ECORRUPT',
+      file,
+      `datastore log ${file} is corrupt at byte offset ${offset} (${detail}): writes are refused and nothing was truncated; run "tabbyctl datastore check", then restore a backup`,
+    );
   }
 }
 

@@ -7,17 +7,36 @@ import { parseSelector, type SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import { echo } from '../common/echo.js';
-import { checkGlobalNetworkPolicy, checkNetworkPolicy, checkProfile, checkWorkloadEndpoint, NAMESPACED_KINDS } from './policy-validation.js';
+import {
+  checkGlobalNetworkPolicy,
+  checkNetworkPolicy,
+  checkProfile,
+  checkWorkloadEndpoint,
+  NAMESPACED_KINDS,
+} from './policy-validation.js';
 import { convertK8sNetworkPolicy, isK8sNetworkPolicy } from './k8s-networkpolicy.js';
 
 export const API_VERSION = 'projectcalico.org/v3';
-export const KINDS = ['IPPool', 'BGPConfiguration', 'BGPPeer', 'Node', 'BGPFilter',
-  'WorkloadEndpoint', 'NetworkPolicy', 'GlobalNetworkPolicy', 'Profile'] as const;
+export const KINDS = [
+  'IPPool',
+  'BGPConfiguration',
+  'BGPPeer',
+  'Node',
+  'BGPFilter',
+  'WorkloadEndpoint',
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'Profile',
+] as const;
 export type ResourceKind = (typeof KINDS)[number];
 
 export class ValidationError extends Error {
   readonly code = 'EVALIDATION';
-  constructor(readonly kind: string, readonly resourceName: string, readonly problems: string[]) {
+  constructor(
+    readonly kind: string,
+    readonly resourceName: string,
+    readonly problems: string[],
+  ) {
     super(`${kind}${resourceName ? ` ${echo(resourceName)}` : ''}: ${problems.join('; ')}`);
     this.name = 'ValidationError';
   }
@@ -25,7 +44,10 @@ export class ValidationError extends Error {
 
 export class InvalidAsn extends Error {
   readonly code = 'EINVALIDASN';
-  constructor(readonly input: unknown, reason: string) {
+  constructor(
+    readonly input: unknown,
+    reason: string,
+  ) {
     super(`invalid AS number ${echo(input)}: ${reason}`);
     this.name = 'InvalidAsn';
   }
@@ -40,7 +62,8 @@ export function parseAsn(input: unknown): number {
     const s = input.trim();
     const dot = /^(\d{1,5})\.(\d{1,5})$/.exec(s);
     if (dot) {
-      const hi = Number(dot[1]), lo = Number(dot[2]);
+      const hi = Number(dot[1]),
+        lo = Number(dot[2]);
       if (hi > 65535 || lo > 65535) throw new InvalidAsn(input, 'each half of the asdot form must be 0..65535');
       n = hi * 65536 + lo;
     } else if (/^\d{1,10}$/.test(s)) {
@@ -65,9 +88,14 @@ export function formatAsnDot(asn: number): string {
 export function parseDuration(s: string): number | undefined {
   if (s === '0') return 0;
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0, m: RegExpExecArray | null, pos = 0;
-  while ((m = re.exec(s)) !== null) { total += Number(m[1]) * unit[m[2]!]!; pos = re.lastIndex; }
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0,
+    m: RegExpExecArray | null,
+    pos = 0;
+  while ((m = re.exec(s)) !== null) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    pos = re.lastIndex;
+  }
   return pos === s.length && pos > 0 ? total : undefined;
 }
 
@@ -80,7 +108,9 @@ const show = (v: unknown): string => echo(v);
 
 export class Checker {
   readonly problems: string[] = [];
-  add(msg: string): void { this.problems.push(msg); }
+  add(msg: string): void {
+    this.problems.push(msg);
+  }
 
   /** Unknown fields are errors (a typo must not silently become a default). */
   known(o: Obj, path: string, fields: readonly string[]): void {
@@ -89,72 +119,119 @@ export class Checker {
   string(o: Obj, k: string, path: string): string | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') { this.add(`${path}${k} must be a string, got ${show(v)}`); return undefined; }
+    if (typeof v !== 'string') {
+      this.add(`${path}${k} must be a string, got ${show(v)}`);
+      return undefined;
+    }
     return v;
   }
   bool(o: Obj, k: string, path: string): boolean | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'boolean') { this.add(`${path}${k} must be true or false, got ${show(v)}`); return undefined; }
+    if (typeof v !== 'boolean') {
+      this.add(`${path}${k} must be true or false, got ${show(v)}`);
+      return undefined;
+    }
     return v;
   }
   int(o: Obj, k: string, path: string, min: number, max: number): number | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v)) { this.add(`${path}${k} must be an integer, got ${show(v)}`); return undefined; }
-    if (v < min || v > max) { this.add(`${path}${k} ${v} is out of range ${min}..${max}`); return undefined; }
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      this.add(`${path}${k} must be an integer, got ${show(v)}`);
+      return undefined;
+    }
+    if (v < min || v > max) {
+      this.add(`${path}${k} ${v} is out of range ${min}..${max}`);
+      return undefined;
+    }
     return v;
   }
   oneOf<T extends string>(o: Obj, k: string, path: string, allowed: readonly T[]): T | undefined {
     const v = this.string(o, k, path);
     if (v === undefined) return undefined;
     const hit = allowed.find((a) => a.toLowerCase() === v.toLowerCase());
-    if (!hit) { this.add(`${path}${k} ${show(v)} is not one of ${allowed.join(', ')}`); return undefined; }
+    if (!hit) {
+      this.add(`${path}${k} ${show(v)} is not one of ${allowed.join(', ')}`);
+      return undefined;
+    }
     return hit;
   }
   asn(o: Obj, k: string, path: string): number | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    try { return parseAsn(v); } catch (e) { this.add(`${path}${k} ${show(v)} is not a valid AS number: ${(e as InvalidAsn).message.replace(/^invalid AS number [^:]*: /, '')}`); return undefined; }
+    try {
+      return parseAsn(v);
+    } catch (e) {
+      this.add(`${path}${k} ${show(v)} is not a valid AS number: ${(e as InvalidAsn).message.replace(/^invalid AS number [^:]*: /, '')}`);
+      return undefined;
+    }
   }
   cidr(o: Obj, k: string, path: string, family?: 4 | 6): Cidr | undefined {
     const v = this.string(o, k, path);
     if (v === undefined) return undefined;
     try {
       const c = parseCidr(v, { requirePrefix: true });
-      if (family && c.family !== family) { this.add(`${path}${k} ${show(v)} is not an IPv${family} CIDR`); return undefined; }
+      if (family && c.family !== family) {
+        this.add(`${path}${k} ${show(v)} is not an IPv${family} CIDR`);
+        return undefined;
+      }
       return c;
-    } catch (e) { this.add(`${path}${k} ${show(v)} is not a valid CIDR: ${reason(e)}`); return undefined; }
+    } catch (e) {
+      this.add(`${path}${k} ${show(v)} is not a valid CIDR: ${reason(e)}`);
+      return undefined;
+    }
   }
   ip(o: Obj, k: string, path: string, family?: 4 | 6): string | undefined {
     const v = this.string(o, k, path);
     if (v === undefined) return undefined;
     const ip = tryParseIp(v);
-    if (!ip) { this.add(`${path}${k} ${show(v)} is not a valid IP address`); return undefined; }
-    if (family && ip.family !== family) { this.add(`${path}${k} ${show(v)} is not an IPv${family} address`); return undefined; }
+    if (!ip) {
+      this.add(`${path}${k} ${show(v)} is not a valid IP address`);
+      return undefined;
+    }
+    if (family && ip.family !== family) {
+      this.add(`${path}${k} ${show(v)} is not an IPv${family} address`);
+      return undefined;
+    }
     return formatIp(ip);
   }
   selector(o: Obj, k: string, path: string): string | undefined {
     const v = this.string(o, k, path);
     if (v === undefined) return undefined;
-    try { parseSelector(v); return v; } catch (e) { this.add(`${path}${k} ${show(v)} is not a valid selector: ${(e as SelectorError).message.replace(/^invalid selector "[^"]*" /, '')}`); return undefined; }
+    try {
+      parseSelector(v);
+      return v;
+    } catch (e) {
+      this.add(`${path}${k} ${show(v)} is not a valid selector: ${(e as SelectorError).message.replace(/^invalid selector "[^"]*" /, '')}`);
+      return undefined;
+    }
   }
   duration(o: Obj, k: string, path: string): string | undefined {
     const v = this.string(o, k, path);
     if (v === undefined) return undefined;
-    if (parseDuration(v) === undefined) { this.add(`${path}${k} ${show(v)} is not a duration like "120s" or "2m"`); return undefined; }
+    if (parseDuration(v) === undefined) {
+      this.add(`${path}${k} ${show(v)} is not a duration like "120s" or "2m"`);
+      return undefined;
+    }
     return v;
   }
   object(o: Obj, k: string, path: string): Obj | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (!isObj(v)) { this.add(`${path}${k} must be a mapping, got ${show(v)}`); return undefined; }
+    if (!isObj(v)) {
+      this.add(`${path}${k} must be a mapping, got ${show(v)}`);
+      return undefined;
+    }
     return v;
   }
   array(o: Obj, k: string, path: string): unknown[] | undefined {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) { this.add(`${path}${k} must be a list, got ${show(v)}`); return undefined; }
+    if (!Array.isArray(v)) {
+      this.add(`${path}${k} must be a list, got ${show(v)}`);
+      return undefined;
+    }
     return v;
   }
 }
@@ -174,7 +251,18 @@ const LABEL_VALUE_RE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
 const POOL_MODES = ['Always', 'CrossSubnet', 'Never'] as const;
 
 function checkIPPool(c: Checker, name: string, spec: Obj): Obj {
-  c.known(spec, 'spec.', ['cidr', 'blockSize', 'ipipMode', 'vxlanMode', 'natOutgoing', 'disabled', 'disableBGPExport', 'nodeSelector', 'allowedUses', 'assignmentMode']);
+  c.known(spec, 'spec.', [
+    'cidr',
+    'blockSize',
+    'ipipMode',
+    'vxlanMode',
+    'natOutgoing',
+    'disabled',
+    'disableBGPExport',
+    'nodeSelector',
+    'allowedUses',
+    'assignmentMode',
+  ]);
   const out: Obj = {};
   if (spec.cidr === undefined) c.add('spec.cidr is required');
   const cidr = c.cidr(spec, 'cidr', 'spec.');
@@ -204,12 +292,15 @@ function checkIPPool(c: Checker, name: string, spec: Obj): Obj {
     if (blockSize !== undefined && (blockSize < lo || blockSize > hi)) {
       c.add(`spec.blockSize ${blockSize} is out of range ${lo}..${hi} for IPv${family}`);
     } else if (cidr.prefixLen > bs) {
-      c.add(`spec.cidr ${show(spec.cidr)} is smaller than one block: its prefix length ${cidr.prefixLen} must be at most spec.blockSize ${bs}`);
+      c.add(
+        `spec.cidr ${show(spec.cidr)} is smaller than one block: its prefix length ${cidr.prefixLen} must be at most spec.blockSize ${bs}`,
+      );
     }
     out.blockSize = bs;
     const linkLocal = family === 4 ? parseCidr('169.254.0.0/16') : parseCidr('fe80::/10');
     if (cidrsOverlap(cidr, linkLocal)) c.add(`spec.cidr ${show(spec.cidr)} overlaps the link-local range ${formatCidr(linkLocal)}`);
-    if (family === 6 && ipipMode && ipipMode !== 'Never') c.add(`spec.ipipMode ${ipipMode} is not supported for an IPv6 pool (IPIP carries IPv4 only)`);
+    if (family === 6 && ipipMode && ipipMode !== 'Never')
+      c.add(`spec.ipipMode ${ipipMode} is not supported for an IPv6 pool (IPIP carries IPv4 only)`);
   }
   if (ipipMode && ipipMode !== 'Never' && vxlanMode && vxlanMode !== 'Never') {
     c.add(`spec.ipipMode ${ipipMode} and spec.vxlanMode ${vxlanMode} cannot both be enabled`);
@@ -231,7 +322,10 @@ function checkCidrList(c: Checker, spec: Obj, k: string, out: Obj): void {
   if (!list) return;
   out[k] = list.map((item, i) => {
     const p = `spec.${k}[${i}].`;
-    if (!isObj(item)) { c.add(`spec.${k}[${i}] must be a mapping like {cidr: 10.96.0.0/12}`); return item; }
+    if (!isObj(item)) {
+      c.add(`spec.${k}[${i}] must be a mapping like {cidr: 10.96.0.0/12}`);
+      return item;
+    }
     c.known(item, p, ['cidr']);
     const cidr = c.cidr(item, 'cidr', p);
     if (item.cidr === undefined) c.add(`${p}cidr is required`);
@@ -240,10 +334,25 @@ function checkCidrList(c: Checker, spec: Obj, k: string, out: Obj): void {
 }
 
 function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
-  c.known(spec, 'spec.', ['logSeverityScreen', 'nodeToNodeMeshEnabled', 'asNumber', 'listenPort', 'serviceClusterIPs',
-    'serviceExternalIPs', 'serviceLoadBalancerIPs', 'communities', 'prefixAdvertisements', 'nodeMeshPassword',
-    'nodeMeshMaxRestartTime', 'nodeMeshBFD', 'bindMode', 'ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6',
-    'serviceLoadBalancerAggregation']);
+  c.known(spec, 'spec.', [
+    'logSeverityScreen',
+    'nodeToNodeMeshEnabled',
+    'asNumber',
+    'listenPort',
+    'serviceClusterIPs',
+    'serviceExternalIPs',
+    'serviceLoadBalancerIPs',
+    'communities',
+    'prefixAdvertisements',
+    'nodeMeshPassword',
+    'nodeMeshMaxRestartTime',
+    'nodeMeshBFD',
+    'bindMode',
+    'ignoredInterfaces',
+    'localWorkloadPeeringIPV4',
+    'localWorkloadPeeringIPV6',
+    'serviceLoadBalancerAggregation',
+  ]);
   const isDefault = name === 'default';
   if (!isDefault && !name.startsWith('node.')) c.add(`metadata.name must be "default" or "node.<nodename>" for a BGPConfiguration`);
   const out: Obj = {};
@@ -273,13 +382,17 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   if (comms) {
     out.communities = comms.map((item, i) => {
       const p = `spec.communities[${i}].`;
-      if (!isObj(item)) { c.add(`spec.communities[${i}] must be a mapping {name, value}`); return item; }
+      if (!isObj(item)) {
+        c.add(`spec.communities[${i}] must be a mapping {name, value}`);
+        return item;
+      }
       c.known(item, p, ['name', 'value']);
       const n = c.string(item, 'name', p);
       if (n === undefined || n === '') c.add(`${p}name is required`);
       const v = c.string(item, 'value', p);
       if (v === undefined) c.add(`${p}value is required`);
-      else if (!parseCommunity(v)) c.add(`${p}value ${show(v)} is not a community "aa:nn" (0..65535 each) or large community "aa:nn:mm" (0..4294967295 each)`);
+      else if (!parseCommunity(v))
+        c.add(`${p}value ${show(v)} is not a community "aa:nn" (0..65535 each) or large community "aa:nn:mm" (0..4294967295 each)`);
       return item;
     });
   }
@@ -287,14 +400,18 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   if (adv) {
     out.prefixAdvertisements = adv.map((item, i) => {
       const p = `spec.prefixAdvertisements[${i}].`;
-      if (!isObj(item)) { c.add(`spec.prefixAdvertisements[${i}] must be a mapping {cidr, communities}`); return item; }
+      if (!isObj(item)) {
+        c.add(`spec.prefixAdvertisements[${i}] must be a mapping {cidr, communities}`);
+        return item;
+      }
       c.known(item, p, ['cidr', 'communities']);
       const cidr = c.cidr(item, 'cidr', p);
       if (item.cidr === undefined) c.add(`${p}cidr is required`);
       const names = new Set((Array.isArray(spec.communities) ? spec.communities : []).map((x) => (isObj(x) ? x.name : undefined)));
       (c.array(item, 'communities', p) ?? []).forEach((x, j) => {
         // Calico: each entry is the name of a spec.communities entry or a literal community value.
-        if (typeof x !== 'string' || (!names.has(x) && !parseCommunity(x))) c.add(`${p}communities[${j}] ${show(x)} is neither a name from spec.communities nor a community value`);
+        if (typeof x !== 'string' || (!names.has(x) && !parseCommunity(x)))
+          c.add(`${p}communities[${j}] ${show(x)} is neither a name from spec.communities nor a community value`);
       });
       return cidr ? { ...item, cidr: formatCidr(cidr) } : item;
     });
@@ -339,35 +456,69 @@ function checkPassword(c: Checker, spec: Obj, k: string): Obj | undefined {
   const p = `spec.${k}.`;
   c.known(pw, p, ['secretKeyRef']);
   const ref = c.object(pw, 'secretKeyRef', p);
-  if (!ref) { c.add(`${p}secretKeyRef is required (a password is always a reference to a secret)`); return pw; }
+  if (!ref) {
+    c.add(`${p}secretKeyRef is required (a password is always a reference to a secret)`);
+    return pw;
+  }
   c.known(ref, `${p}secretKeyRef.`, ['name', 'key']);
   for (const f of ['name', 'key']) {
     const v = c.string(ref, f, `${p}secretKeyRef.`);
     if (!v) c.add(`${p}secretKeyRef.${f} is required`);
-    else if (!SECRET_PART.test(v)) c.add(`${p}secretKeyRef.${f} ${show(v)} must be letters, digits, ".", "_" or "-" (not starting with ".")`);
+    else if (!SECRET_PART.test(v))
+      c.add(`${p}secretKeyRef.${f} ${show(v)} must be letters, digits, ".", "_" or "-" (not starting with ".")`);
   }
   return pw;
 }
 
 /** peerIP may carry a port: "10.0.0.1", "10.0.0.1:1179", "[fd00::1]:1179", "fd00::1". */
 function checkPeerIP(c: Checker, v: string): string | undefined {
-  let host = v, port: string | undefined;
+  let host = v,
+    port: string | undefined;
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
-  if (bracket) { host = bracket[1]!; port = bracket[2]; } else {
+  if (bracket) {
+    host = bracket[1]!;
+    port = bracket[2];
+  } else {
     const v4port = /^([\d.]+):(\d+)$/.exec(v);
-    if (v4port) { host = v4port[1]!; port = v4port[2]; }
+    if (v4port) {
+      host = v4port[1]!;
+      port = v4port[2];
+    }
   }
   const ip = tryParseIp(host);
-  if (!ip) { c.add(`spec.peerIP ${show(v)} is not an IP address (optionally with :port)`); return undefined; }
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) { c.add(`spec.peerIP ${show(v)} has port ${port} out of range 1..65535`); return undefined; }
+  if (!ip) {
+    c.add(`spec.peerIP ${show(v)} is not an IP address (optionally with :port)`);
+    return undefined;
+  }
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    c.add(`spec.peerIP ${show(v)} has port ${port} out of range 1..65535`);
+    return undefined;
+  }
   const text = formatIp(ip);
   return port === undefined ? text : ip.family === 6 ? `[${text}]:${port}` : `${text}:${port}`;
 }
 
 function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
-  c.known(spec, 'spec.', ['node', 'peerIP', 'asNumber', 'nodeSelector', 'peerSelector', 'keepOriginalNextHop', 'password',
-    'sourceAddress', 'maxRestartTime', 'numAllowedLocalASNumbers', 'ttlSecurity', 'reachableBy', 'filters', 'localWorkloadSelector',
-    'nextHopMode', 'reversePeering', 'bfd', 'localASNumber']);
+  c.known(spec, 'spec.', [
+    'node',
+    'peerIP',
+    'asNumber',
+    'nodeSelector',
+    'peerSelector',
+    'keepOriginalNextHop',
+    'password',
+    'sourceAddress',
+    'maxRestartTime',
+    'numAllowedLocalASNumbers',
+    'ttlSecurity',
+    'reachableBy',
+    'filters',
+    'localWorkloadSelector',
+    'nextHopMode',
+    'reversePeering',
+    'bfd',
+    'localASNumber',
+  ]);
   const out: Obj = {};
   const node = c.string(spec, 'node', 'spec.');
   const nodeSelector = c.selector(spec, 'nodeSelector', 'spec.');
@@ -379,7 +530,8 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   if (spec.peerIP !== undefined && spec.peerSelector !== undefined) c.add('spec.peerIP and spec.peerSelector cannot both be set');
   if (spec.peerIP === undefined && spec.peerSelector === undefined) c.add('one of spec.peerIP or spec.peerSelector is required');
   if (spec.peerIP !== undefined && spec.asNumber === undefined) c.add('spec.asNumber is required with spec.peerIP');
-  if (spec.peerSelector !== undefined && spec.asNumber !== undefined) c.add('spec.asNumber must be empty with spec.peerSelector (the peers\' own AS numbers are used)');
+  if (spec.peerSelector !== undefined && spec.asNumber !== undefined)
+    c.add("spec.asNumber must be empty with spec.peerSelector (the peers' own AS numbers are used)");
   if (node !== undefined) out.node = node;
   if (nodeSelector !== undefined) out.nodeSelector = nodeSelector;
   if (peerIP !== undefined) out.peerIP = peerIP;
@@ -403,7 +555,9 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   if (rb) out.reachableBy = rb;
   const filters = c.array(spec, 'filters', 'spec.');
   if (filters) {
-    filters.forEach((f, i) => { if (typeof f !== 'string' || !NAME_RE.test(f)) c.add(`spec.filters[${i}] ${show(f)} is not a BGPFilter name`); });
+    filters.forEach((f, i) => {
+      if (typeof f !== 'string' || !NAME_RE.test(f)) c.add(`spec.filters[${i}] ${show(f)} is not a BGPFilter name`);
+    });
     out.filters = filters;
   }
   const lws = c.selector(spec, 'localWorkloadSelector', 'spec.');
@@ -423,29 +577,51 @@ function checkAddrWithPrefix(c: Checker, o: Obj, k: string, path: string, family
   if (v === undefined) return undefined;
   try {
     const cidr = parseCidr(v);
-    if (cidr.family !== family) { c.add(`${path}${k} ${show(v)} is not an IPv${family} address`); return undefined; }
+    if (cidr.family !== family) {
+      c.add(`${path}${k} ${show(v)} is not an IPv${family} address`);
+      return undefined;
+    }
     return formatIpWithPrefix(cidr);
-  } catch (e) { c.add(`${path}${k} ${show(v)} is not an IPv${family} address with prefix: ${reason(e)}`); return undefined; }
+  } catch (e) {
+    c.add(`${path}${k} ${show(v)} is not an IPv${family} address with prefix: ${reason(e)}`);
+    return undefined;
+  }
 }
 
 function checkNode(c: Checker, _name: string, spec: Obj): Obj {
-  c.known(spec, 'spec.', ['bgp', 'ipv4VXLANTunnelAddr', 'ipv6VXLANTunnelAddr', 'vxlanTunnelMACAddr', 'vxlanTunnelMACAddrV6',
-    'addresses', 'orchRefs', 'wireguard', 'interfaceName']);
+  c.known(spec, 'spec.', [
+    'bgp',
+    'ipv4VXLANTunnelAddr',
+    'ipv6VXLANTunnelAddr',
+    'vxlanTunnelMACAddr',
+    'vxlanTunnelMACAddrV6',
+    'addresses',
+    'orchRefs',
+    'wireguard',
+    'interfaceName',
+  ]);
   const out: Obj = {};
   const bgp = c.object(spec, 'bgp', 'spec.');
   if (bgp) {
     const p = 'spec.bgp.';
     c.known(bgp, p, ['ipv4Address', 'ipv6Address', 'asNumber', 'routeReflectorClusterID', 'ipv4IPIPTunnelAddr']);
     const b: Obj = {};
-    const v4 = checkAddrWithPrefix(c, bgp, 'ipv4Address', p, 4); if (v4) b.ipv4Address = v4;
-    const v6 = checkAddrWithPrefix(c, bgp, 'ipv6Address', p, 6); if (v6) b.ipv6Address = v6;
-    const asn = c.asn(bgp, 'asNumber', p); if (asn !== undefined) b.asNumber = asn;
-    const rr = c.ip(bgp, 'routeReflectorClusterID', p, 4); if (rr) b.routeReflectorClusterID = rr;
-    const tun = c.ip(bgp, 'ipv4IPIPTunnelAddr', p, 4); if (tun) b.ipv4IPIPTunnelAddr = tun;
+    const v4 = checkAddrWithPrefix(c, bgp, 'ipv4Address', p, 4);
+    if (v4) b.ipv4Address = v4;
+    const v6 = checkAddrWithPrefix(c, bgp, 'ipv6Address', p, 6);
+    if (v6) b.ipv6Address = v6;
+    const asn = c.asn(bgp, 'asNumber', p);
+    if (asn !== undefined) b.asNumber = asn;
+    const rr = c.ip(bgp, 'routeReflectorClusterID', p, 4);
+    if (rr) b.routeReflectorClusterID = rr;
+    const tun = c.ip(bgp, 'ipv4IPIPTunnelAddr', p, 4);
+    if (tun) b.ipv4IPIPTunnelAddr = tun;
     out.bgp = b;
   }
-  const vx4 = c.ip(spec, 'ipv4VXLANTunnelAddr', 'spec.', 4); if (vx4) out.ipv4VXLANTunnelAddr = vx4;
-  const vx6 = c.ip(spec, 'ipv6VXLANTunnelAddr', 'spec.', 6); if (vx6) out.ipv6VXLANTunnelAddr = vx6;
+  const vx4 = c.ip(spec, 'ipv4VXLANTunnelAddr', 'spec.', 4);
+  if (vx4) out.ipv4VXLANTunnelAddr = vx4;
+  const vx6 = c.ip(spec, 'ipv6VXLANTunnelAddr', 'spec.', 6);
+  if (vx6) out.ipv6VXLANTunnelAddr = vx6;
   for (const k of ['vxlanTunnelMACAddr', 'vxlanTunnelMACAddrV6']) {
     const mac = c.string(spec, k, 'spec.');
     if (mac !== undefined) {
@@ -457,7 +633,10 @@ function checkNode(c: Checker, _name: string, spec: Obj): Obj {
   if (addrs) {
     out.addresses = addrs.map((a, i) => {
       const p = `spec.addresses[${i}].`;
-      if (!isObj(a)) { c.add(`spec.addresses[${i}] must be a mapping {address, type}`); return a; }
+      if (!isObj(a)) {
+        c.add(`spec.addresses[${i}] must be a mapping {address, type}`);
+        return a;
+      }
       c.known(a, p, ['address', 'type']);
       const addr = c.string(a, 'address', p);
       if (addr !== undefined && !tryParseIp(addr.split('/')[0]!)) c.add(`${p}address ${show(addr)} is not an IP address`);
@@ -505,29 +684,43 @@ export function validateDocument(doc: unknown, where = ''): AnyResource {
   const c = new Checker();
   const prefix = where ? `${where}: ` : '';
   if (isK8sNetworkPolicy(doc)) doc = convertK8sNetworkPolicy(doc);
-  if (!isObj(doc)) throw new ValidationError(`${prefix}document`, '', [`expected a mapping with apiVersion, kind, metadata and spec, got ${show(doc)}`]);
+  if (!isObj(doc))
+    throw new ValidationError(`${prefix}document`, '', [`expected a mapping with apiVersion, kind, metadata and spec, got ${show(doc)}`]);
   const kindText = typeof doc.kind === 'string' ? doc.kind : '';
   const kind = KINDS.find((k) => k === kindText);
   const meta = isObj(doc.metadata) ? doc.metadata : undefined;
   const name = meta && typeof meta.name === 'string' ? meta.name : '';
   if (!kind) {
-    throw new ValidationError(`${prefix}${kindText || 'document'}`, name,
-      [kindText ? `unknown kind "${kindText}" (tabby knows ${KINDS.join(', ')})` : 'kind is missing']);
+    throw new ValidationError(`${prefix}${kindText || 'document'}`, name, [
+      kindText ? `unknown kind "${kindText}" (tabby knows ${KINDS.join(', ')})` : 'kind is missing',
+    ]);
   }
   c.known(doc, '', ['apiVersion', 'kind', 'metadata', 'spec', ...(kind === 'Node' ? ['status'] : [])]);
   if (doc.apiVersion !== API_VERSION) c.add(`apiVersion ${show(doc.apiVersion)} must be "${API_VERSION}"`);
   const metaOut: ResourceMeta = { name };
   if (!meta) c.add('metadata is required (with metadata.name)');
   else {
-    c.known(meta, 'metadata.', ['name', 'namespace', 'labels', 'annotations', 'resourceVersion', 'creationTimestamp', 'uid', 'generation', 'managedFields']);
+    c.known(meta, 'metadata.', [
+      'name',
+      'namespace',
+      'labels',
+      'annotations',
+      'resourceVersion',
+      'creationTimestamp',
+      'uid',
+      'generation',
+      'managedFields',
+    ]);
     if (!name) c.add('metadata.name is required');
-    else if (name.length > 253 || !NAME_RE.test(name)) c.add(`metadata.name ${show(name)} must be lowercase letters, digits, "-" and "." (at most 253 characters)`);
+    else if (name.length > 253 || !NAME_RE.test(name))
+      c.add(`metadata.name ${show(name)} must be lowercase letters, digits, "-" and "." (at most 253 characters)`);
     const labels = c.object(meta, 'labels', 'metadata.');
     if (labels) {
       metaOut.labels = {};
       for (const [k, v] of Object.entries(labels)) {
         if (!LABEL_KEY_RE.test(k) || k.length > 316) c.add(`metadata.labels key ${show(k)} is not a valid label name`);
-        else if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE_RE.test(v)) c.add(`metadata.labels.${k} value ${show(v)} is not a valid label value`);
+        else if (typeof v !== 'string' || v.length > 63 || !LABEL_VALUE_RE.test(v))
+          c.add(`metadata.labels.${k} value ${show(v)} is not a valid label value`);
         else metaOut.labels[k] = v;
       }
     }

@@ -5,9 +5,7 @@
 // information (the address was released and handed to someone else meanwhile) fails instead of freeing
 // the new owner's address. Nothing inside a block is reserved: every ordinal is assignable.
 // Callers copy a block (cloneBlock), change the copy, and write it back with a compare-and-swap.
-import {
-  bitsOf, cidrContains, cidrSize, formatCidr, formatIp, nthIp, parseCidr, parseIp, type Cidr, type Family,
-} from '../common/ip.js';
+import { bitsOf, cidrContains, cidrSize, formatCidr, formatIp, nthIp, parseCidr, parseIp, type Cidr, type Family } from '../common/ip.js';
 
 export interface AllocationAttribute {
   /** The allocation owner, e.g. `k8s-pod-network.<containerID>`; null for an anonymous allocation. */
@@ -37,15 +35,25 @@ export interface BlockValue {
 
 export class BadSequenceNumber extends Error {
   readonly code = 'EBADSEQ';
-  constructor(readonly ip: string, readonly requested: number, readonly current: number | undefined) {
-    super(`release of ${ip} refused: it was requested for allocation #${requested} but the address is now allocation #${current ?? 'none'} (it was released and handed out again)`);
+  constructor(
+    readonly ip: string,
+    readonly requested: number,
+    readonly current: number | undefined,
+  ) {
+    super(
+      `release of ${ip} refused: it was requested for allocation #${requested} but the address is now allocation #${current ?? 'none'} (it was released and handed out again)`,
+    );
     this.name = 'BadSequenceNumber';
   }
 }
 
 export class BadHandle extends Error {
   readonly code = 'EBADHANDLE';
-  constructor(readonly ip: string, readonly requested: string, readonly current: string | null) {
+  constructor(
+    readonly ip: string,
+    readonly requested: string,
+    readonly current: string | null,
+  ) {
     super(`release of ${ip} refused: requested for handle "${requested}" but it is held by "${current ?? '(none)'}"`);
     this.name = 'BadHandle';
   }
@@ -53,15 +61,17 @@ export class BadHandle extends Error {
 
 export class AddressInUse extends Error {
   readonly code = 'EADDRINUSE';
-  constructor(readonly ip: string, readonly handle: string | null) {
+  constructor(
+    readonly ip: string,
+    readonly handle: string | null,
+  ) {
     super(`address ${ip} is already assigned${handle ? ` to handle "${handle}"` : ''}`);
     this.name = 'AddressInUse';
   }
 }
 
 export const hostAffinity = (node: string): string => `host:${node}`;
-export const affinityNode = (affinity: string | null): string | null =>
-  affinity?.startsWith('host:') ? affinity.slice(5) : null;
+export const affinityNode = (affinity: string | null): string | null => (affinity?.startsWith('host:') ? affinity.slice(5) : null);
 
 /** A fresh block with every ordinal free, in order. */
 export function newBlock(cidr: Cidr, node: string | null, now: Date = new Date()): BlockValue {
@@ -188,7 +198,10 @@ export function blockRelease(b: BlockValue, reqs: ReleaseRequest[]): BlockReleas
     if (seen.has(ord)) continue;
     seen.add(ord);
     const idx = b.allocations[ord];
-    if (idx === null || idx === undefined) { res.notAllocated.push(ordinalToIp(b, ord)); continue; }
+    if (idx === null || idx === undefined) {
+      res.notAllocated.push(ordinalToIp(b, ord));
+      continue;
+    }
     const cur = b.sequenceNumberForAllocation[String(ord)];
     if (r.sequenceNumber !== undefined && r.sequenceNumber !== cur) throw new BadSequenceNumber(r.ip, r.sequenceNumber, cur);
     const h = b.attributes[idx]?.handle ?? null;
@@ -229,7 +242,12 @@ function compactAttributes(b: BlockValue): void {
   if (used.size === b.attributes.length) return;
   const remap = new Map<number, number>();
   const attrs: AllocationAttribute[] = [];
-  b.attributes.forEach((a, i) => { if (used.has(i)) { remap.set(i, attrs.length); attrs.push(a); } });
+  b.attributes.forEach((a, i) => {
+    if (used.has(i)) {
+      remap.set(i, attrs.length);
+      attrs.push(a);
+    }
+  });
   b.attributes = attrs;
   b.allocations = b.allocations.map((idx) => (idx === null ? null : remap.get(idx)!));
 }
@@ -249,7 +267,10 @@ export function blockAllocations(b: BlockValue): AllocationInfo[] {
     if (idx === null) return;
     const a = b.attributes[idx];
     out.push({
-      ip: ordinalToIp(b, ord), ordinal: ord, handle: a?.handle ?? null, attrs: { ...(a?.attrs ?? {}) },
+      ip: ordinalToIp(b, ord),
+      ordinal: ord,
+      handle: a?.handle ?? null,
+      attrs: { ...(a?.attrs ?? {}) },
       sequenceNumber: b.sequenceNumberForAllocation[String(ord)],
     });
   });

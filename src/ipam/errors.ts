@@ -10,9 +10,11 @@ export class PoolExhausted extends Error {
     readonly node: string,
     readonly reason: string,
   ) {
-    super(pool === ''
-      ? `no IPv${family} address for node "${node}": ${reason}`
-      : `IPv${family} pool ${pool} exhausted for node "${node}": ${reason}`);
+    super(
+      pool === ''
+        ? `no IPv${family} address for node "${node}": ${reason}`
+        : `IPv${family} pool ${pool} exhausted for node "${node}": ${reason}`,
+    );
     this.name = 'PoolExhausted';
   }
 }
@@ -27,15 +29,25 @@ export class AddressNotInPool extends Error {
 
 export class StrictAffinityViolation extends Error {
   readonly code = 'ESTRICTAFFINITY';
-  constructor(readonly ip: string, readonly block: string, readonly owner: string | null, readonly node: string) {
-    super(`address ${ip} is in block ${block} of ${owner ? `node "${owner}"` : 'no node'}; strictAffinity forbids node "${node}" from using it`);
+  constructor(
+    readonly ip: string,
+    readonly block: string,
+    readonly owner: string | null,
+    readonly node: string,
+  ) {
+    super(
+      `address ${ip} is in block ${block} of ${owner ? `node "${owner}"` : 'no node'}; strictAffinity forbids node "${node}" from using it`,
+    );
     this.name = 'StrictAffinityViolation';
   }
 }
 
 export class IpamRetriesExhausted extends Error {
   readonly code = 'ERETRIES';
-  constructor(readonly what: string, readonly attempts: number) {
+  constructor(
+    readonly what: string,
+    readonly attempts: number,
+  ) {
     super(`${what}: still conflicting after ${attempts} compare-and-swap attempts (datastore under heavy contention); try again`);
     this.name = 'IpamRetriesExhausted';
   }

@@ -13,7 +13,9 @@ import type { Ipam, IpamCheckReport } from './ipam.js';
 
 export const LEASE_KEY = '/tabby/ipam/v2/gc-lease';
 
-export interface GcLease { holder: string }
+export interface GcLease {
+  holder: string;
+}
 
 export interface IpamGcOptions {
   ds: Datastore;
@@ -60,8 +62,12 @@ export class IpamGc {
 
   start(): void {
     const run = () => {
-      this.running = this.tick().catch((err: unknown) => this.o.logger?.warn({ err }, 'IPAM garbage collection failed (retried next interval)'));
-      void this.running.finally(() => { if (this.timer) this.timer = setTimeout(run, this.intervalMs); });
+      this.running = this.tick().catch((err: unknown) =>
+        this.o.logger?.warn({ err }, 'IPAM garbage collection failed (retried next interval)'),
+      );
+      void this.running.finally(() => {
+        if (this.timer) this.timer = setTimeout(run, this.intervalMs);
+      });
     };
     this.timer = setTimeout(run, 0);
   }
@@ -78,7 +84,10 @@ export class IpamGc {
   async tick(): Promise<GcTick> {
     const out: GcTick = { leader: false, goneNodes: {}, releasedNodes: [], releasedIps: [], releasedBlocks: [] };
     out.leader = await this.holdLease();
-    if (!out.leader) { this.since.clear(); return out; }
+    if (!out.leader) {
+      this.since.clear();
+      return out;
+    }
     const now = this.now();
     const report = await this.o.ipam.check();
     const gone = new Set([...report.blocksOfGoneNodes, ...report.affinitiesOfGoneNodes].map((x) => x.node));
@@ -101,7 +110,10 @@ export class IpamGc {
     out.releasedIps = g.releasedIps;
     out.releasedBlocks = g.releasedBlocks;
     for (const n of dueNodes) this.since.delete(n);
-    this.o.logger?.info({ nodes: out.releasedNodes, ips: g.releasedIps.length, blocks: g.releasedBlocks }, 'IPAM garbage collection released the addresses of deleted nodes');
+    this.o.logger?.info(
+      { nodes: out.releasedNodes, ips: g.releasedIps.length, blocks: g.releasedBlocks },
+      'IPAM garbage collection released the addresses of deleted nodes',
+    );
     return out;
   }
 
@@ -119,7 +131,10 @@ export class IpamGc {
       } else {
         if (this.seen?.revision !== kv.revision) this.seen = { revision: kv.revision, at: now };
         if (now - this.seen.at < this.leaseMs) return false;
-        this.o.logger?.info({ previous: kv.value.holder, silentMs: Math.round(now - this.seen.at) }, 'taking over the IPAM garbage collection lease');
+        this.o.logger?.info(
+          { previous: kv.value.holder, silentMs: Math.round(now - this.seen.at) },
+          'taking over the IPAM garbage collection lease',
+        );
         kv = await ds.update<GcLease>(LEASE_KEY, { holder }, kv.revision);
       }
     } catch (e) {

@@ -7,19 +7,53 @@
 export * from './errors.js';
 export { Ipam } from './ipam.js';
 export type {
-  AffineBlock, AssignedAddress, AutoAssignArgs, AutoAssignResult, BlockInfo, IpamCheckReport, IpamOptions, IpInfo,
-  LeakedAddress, PoolUsage,
+  AffineBlock,
+  AssignedAddress,
+  AutoAssignArgs,
+  AutoAssignResult,
+  BlockInfo,
+  IpamCheckReport,
+  IpamOptions,
+  IpInfo,
+  LeakedAddress,
+  PoolUsage,
 } from './ipam.js';
 export {
-  AddressInUse, BadHandle, BadSequenceNumber, blockAllocations, blockHandleCounts, blockProblems, candidateBlocks, hostCidr,
-  type BlockValue, type ReleaseRequest,
+  AddressInUse,
+  BadHandle,
+  BadSequenceNumber,
+  blockAllocations,
+  blockHandleCounts,
+  blockProblems,
+  candidateBlocks,
+  hostCidr,
+  type BlockValue,
+  type ReleaseRequest,
 } from './block.js';
 export {
-  DatastorePoolSource, StaticPoolSource, UnknownPool, basicSelectorMatches, poolFromResource, setSelectorMatcher,
-  NODES_PREFIX, POOLS_PREFIX, type PoolInfo, type PoolSource, type SelectorMatcher,
+  DatastorePoolSource,
+  StaticPoolSource,
+  UnknownPool,
+  basicSelectorMatches,
+  poolFromResource,
+  setSelectorMatcher,
+  NODES_PREFIX,
+  POOLS_PREFIX,
+  type PoolInfo,
+  type PoolSource,
+  type SelectorMatcher,
 } from './pools.js';
 export {
-  AFFINITIES_PREFIX, BLOCKS_PREFIX, CONFIG_KEY, DEFAULT_IPAM_CONFIG, HANDLES_PREFIX, IPAM_PREFIX, IpamStore,
-  type AffinityState, type AffinityValue, type HandleValue, type IpamConfig,
+  AFFINITIES_PREFIX,
+  BLOCKS_PREFIX,
+  CONFIG_KEY,
+  DEFAULT_IPAM_CONFIG,
+  HANDLES_PREFIX,
+  IPAM_PREFIX,
+  IpamStore,
+  type AffinityState,
+  type AffinityValue,
+  type HandleValue,
+  type IpamConfig,
 } from './store.js';
 export { IpamGc, LEASE_KEY, type GcLease, type GcTick, type IpamGcOptions } from './gc.js';

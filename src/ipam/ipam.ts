@@ -8,25 +8,40 @@
 // leaves at worst an over-counted handle, which release cleans up). A block is claimed in two phases:
 // affinity `pending` → block created (create-if-absent) → affinity `confirmed`. Pending affinities are
 // never routed (the agent exports confirmed ones only).
+import { cidrContains, cidrContainsCidr, cidrOf, cidrSize, formatCidr, parseCidr, parseIp, type Family } from '../common/ip.js';
+import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair } from '../datastore/types.js';
 import {
-  cidrContains, cidrContainsCidr, cidrOf, cidrSize, formatCidr, parseCidr, parseIp, type Family,
-} from '../common/ip.js';
-import {
-  DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair,
-} from '../datastore/types.js';
-import {
-  affinityNode, blockAllocations, blockAssign, blockAutoAssign, blockHandleCounts, blockProblems, blockRelease,
-  blockReleaseByHandle, candidateBlocks, cloneBlock, hostAffinity, hostCidr, ipToOrdinal, isEmpty, newBlock, numFree,
-  numInUse, type Assigned, type ReleaseRequest,
+  affinityNode,
+  blockAllocations,
+  blockAssign,
+  blockAutoAssign,
+  blockHandleCounts,
+  blockProblems,
+  blockRelease,
+  blockReleaseByHandle,
+  candidateBlocks,
+  cloneBlock,
+  hostAffinity,
+  hostCidr,
+  ipToOrdinal,
+  isEmpty,
+  newBlock,
+  numFree,
+  numInUse,
+  type Assigned,
+  type ReleaseRequest,
 } from './block.js';
 import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, StrictAffinityViolation } from './errors.js';
 import {
-  DatastorePoolSource, poolOfBlock, poolOfIp, poolsForNode, resolveRequestedPools,
-  type PoolInfo, type PoolSource,
+  DatastorePoolSource,
+  poolOfBlock,
+  poolOfIp,
+  poolsForNode,
+  resolveRequestedPools,
+  type PoolInfo,
+  type PoolSource,
 } from './pools.js';
-import {
-  IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig,
-} from './store.js';
+import { IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig } from './store.js';
 
 /** The few logger methods IPAM uses (a pino logger fits). */
 export interface IpamLogger {
@@ -40,7 +55,10 @@ export interface IpamLogger {
 function lazyLogger(component: string): IpamLogger {
   let chain: Promise<unknown> = Promise.resolve();
   const emit = (level: 'info' | 'warn' | 'error') => (obj: object, msg?: string) => {
-    chain = chain.then(() => import('../common/log.js')).then((m) => m.log(component)[level](obj, msg)).catch(() => undefined);
+    chain = chain
+      .then(() => import('../common/log.js'))
+      .then((m) => m.log(component)[level](obj, msg))
+      .catch(() => undefined);
   };
   return { info: emit('info'), warn: emit('warn'), error: emit('error') };
 }
@@ -159,7 +177,10 @@ export class Ipam {
   private readonly clock: () => Date;
   private readonly random: () => number;
 
-  constructor(readonly ds: Datastore, opts: IpamOptions = {}) {
+  constructor(
+    readonly ds: Datastore,
+    opts: IpamOptions = {},
+  ) {
     this.store = new IpamStore(ds);
     this.pools = opts.pools ?? new DatastorePoolSource(ds);
     this.maxRetries = opts.maxRetries ?? 100;
@@ -168,7 +189,9 @@ export class Ipam {
     this.random = opts.random ?? Math.random;
   }
 
-  getConfig(): Promise<IpamConfig> { return this.store.getConfig().then((c) => c.config); }
+  getConfig(): Promise<IpamConfig> {
+    return this.store.getConfig().then((c) => c.config);
+  }
 
   /** Change strictAffinity / maxBlocksPerHost (CAS). */
   async setConfig(change: Partial<IpamConfig>): Promise<IpamConfig> {
@@ -180,7 +203,9 @@ export class Ipam {
     });
   }
 
-  listPools(): Promise<PoolInfo[]> { return this.pools.listPools(); }
+  listPools(): Promise<PoolInfo[]> {
+    return this.pools.listPools();
+  }
 
   // ---------------------------------------------------------------- assignment
 
@@ -188,9 +213,16 @@ export class Ipam {
    *  cannot be satisfied, what was taken is released and PoolExhausted is thrown. */
   async autoAssign(args: AutoAssignArgs): Promise<AutoAssignResult> {
     const res: AutoAssignResult = { ipv4: [], ipv6: [], allocations: [] };
-    const [{ config }, allPools, nodeAffs] = await Promise.all([this.store.getConfig(), this.pools.listPools(), this.store.listAffinities(args.node)]);
+    const [{ config }, allPools, nodeAffs] = await Promise.all([
+      this.store.getConfig(),
+      this.pools.listPools(),
+      this.store.listAffinities(args.node),
+    ]);
     try {
-      for (const [family, num] of [[4, args.num4 ?? 0], [6, args.num6 ?? 0]] as [Family, number][]) {
+      for (const [family, num] of [
+        [4, args.num4 ?? 0],
+        [6, args.num6 ?? 0],
+      ] as [Family, number][]) {
         if (num <= 0) continue;
         const requested = requestedPools(allPools, args, family);
         const pools = await this.eligiblePools(allPools, family, args.node, requested);
@@ -202,8 +234,9 @@ export class Ipam {
       }
     } catch (e) {
       if (res.allocations.length) {
-        await this.releaseIPs(res.allocations.map((a) => ({ ip: a.ip, handle: args.handle, sequenceNumber: a.sequenceNumber })))
-          .catch((err: unknown) => this.logger.error({ err, handle: args.handle }, 'could not undo a partial assignment'));
+        await this.releaseIPs(res.allocations.map((a) => ({ ip: a.ip, handle: args.handle, sequenceNumber: a.sequenceNumber }))).catch(
+          (err: unknown) => this.logger.error({ err, handle: args.handle }, 'could not undo a partial assignment'),
+        );
       }
       throw e;
     }
@@ -211,25 +244,32 @@ export class Ipam {
   }
 
   private async eligiblePools(all: PoolInfo[], family: Family, node: string, requested?: string[]): Promise<PoolInfo[]> {
-    const candidates = requested?.length
-      ? resolveRequestedPools(all, requested, family)
-      : all.filter((p) => p.family === family);
+    const candidates = requested?.length ? resolveRequestedPools(all, requested, family) : all.filter((p) => p.family === family);
     if (requested?.length && candidates.length === 0) return [];
     const needsLabels = candidates.some((p) => !['', 'all()'].includes(p.nodeSelector.trim()));
-    const labels = needsLabels ? (await this.pools.nodeLabels(node)) ?? {} : {};
+    const labels = needsLabels ? ((await this.pools.nodeLabels(node)) ?? {}) : {};
     return poolsForNode(candidates, family, labels);
   }
 
   private async autoAssignFamily(
-    args: AutoAssignArgs, family: Family, num: number, pools: PoolInfo[], config: IpamConfig,
+    args: AutoAssignArgs,
+    family: Family,
+    num: number,
+    pools: PoolInfo[],
+    config: IpamConfig,
     nodeAffs: KVPair<{ node: string; cidr: string; state: AffinityState }>[],
   ): Promise<AssignedAddress[]> {
     const { node, handle } = args;
     const attrs = args.attrs ?? {};
     if (pools.length === 0) {
-      throw new PoolExhausted('', family, node, args.pools?.length
-        ? `none of the requested pools (${args.pools.join(', ')}) is an enabled IPv${family} pool whose nodeSelector matches the node`
-        : `no enabled IPv${family} pool whose nodeSelector matches the node`);
+      throw new PoolExhausted(
+        '',
+        family,
+        node,
+        args.pools?.length
+          ? `none of the requested pools (${args.pools.join(', ')}) is an enabled IPv${family} pool whose nodeSelector matches the node`
+          : `no enabled IPv${family} pool whose nodeSelector matches the node`,
+      );
     }
     const out: AssignedAddress[] = [];
     const inPools = (cidr: string) => poolOfBlock(pools, cidr) !== undefined;
@@ -240,7 +280,7 @@ export class Ipam {
     for (const aff of affs) {
       if (out.length >= num) break;
       if (aff.value.state === 'pending' && !(await this.claimBlock(node, aff.value.cidr))) continue;
-      out.push(...await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node));
+      out.push(...(await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node)));
     }
 
     // 2. Claim new blocks while below maxBlocksPerHost.
@@ -252,19 +292,22 @@ export class Ipam {
         break;
       }
       const cidr = await this.findUnclaimedBlock(node, pools);
-      if (!cidr) { reason = 'every block of the pool is claimed'; break; }
+      if (!cidr) {
+        reason = 'every block of the pool is claimed';
+        break;
+      }
       if (!(await this.claimBlock(node, cidr))) continue; // another node won it: search again
-      out.push(...await this.assignFromBlock(cidr, num - out.length, handle, attrs, node));
+      out.push(...(await this.assignFromBlock(cidr, num - out.length, handle, attrs, node)));
     }
 
     // 3. Borrow from other nodes' blocks (Calico's default), unless strictAffinity.
-    if (out.length < num && config.strictAffinity) reason += '; strictAffinity forbids borrowing from other nodes\' blocks';
+    if (out.length < num && config.strictAffinity) reason += "; strictAffinity forbids borrowing from other nodes' blocks";
     if (out.length < num && !config.strictAffinity) {
       const blocks = (await this.store.listBlocks()).filter((b) => inPools(b.value.cidr) && numFree(b.value) > 0);
       shuffle(blocks, this.random);
       for (const b of blocks) {
         if (out.length >= num) break;
-        out.push(...await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined));
+        out.push(...(await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined)));
       }
       if (out.length < num) reason += '; no free address left in any block to borrow';
     }
@@ -278,7 +321,13 @@ export class Ipam {
 
   /** Take up to `num` free addresses from one block for `handle`. With `affineTo`, only while the block is
    *  still affine to that node. Returns what it got (possibly nothing: block full or gone). */
-  private async assignFromBlock(cidr: string, num: number, handle: string, attrs: Record<string, string>, affineTo: string | undefined): Promise<AssignedAddress[]> {
+  private async assignFromBlock(
+    cidr: string,
+    num: number,
+    handle: string,
+    attrs: Record<string, string>,
+    affineTo: string | undefined,
+  ): Promise<AssignedAddress[]> {
     let counted = 0; // addresses already added to the handle for this block
     try {
       for (let attempt = 0; attempt < this.maxRetries; attempt++) {
@@ -295,7 +344,10 @@ export class Ipam {
         try {
           await this.store.updateBlock(b, kv.revision);
         } catch (e) {
-          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) { await this.backoff(attempt); continue; }
+          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) {
+            await this.backoff(attempt);
+            continue;
+          }
           throw e;
         }
         const result = got.map((a: Assigned) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber }));
@@ -316,7 +368,11 @@ export class Ipam {
     if (delta > 0) {
       // The common case is a new owner: try the create first (one round trip instead of two).
       try {
-        await this.store.createHandle({ handleId: handle, block: { [cidr]: delta }, ...(attrs && Object.keys(attrs).length ? { attrs } : {}) });
+        await this.store.createHandle({
+          handleId: handle,
+          block: { [cidr]: delta },
+          ...(attrs && Object.keys(attrs).length ? { attrs } : {}),
+        });
         return;
       } catch (e) {
         if (!(e instanceof DatastoreExists || e instanceof DatastoreConflict)) throw e;
@@ -332,7 +388,8 @@ export class Ipam {
       }
       const h: HandleValue = { ...kv.value, block: { ...kv.value.block } };
       const n = (h.block[cidr] ?? 0) + delta;
-      if (n > 0) h.block[cidr] = n; else delete h.block[cidr];
+      if (n > 0) h.block[cidr] = n;
+      else delete h.block[cidr];
       if (Object.keys(h.block).length === 0) await this.store.deleteHandle(handle, kv.revision);
       else await this.store.updateHandle(h, kv.revision);
     });
@@ -368,11 +425,17 @@ export class Ipam {
         }
         const b = cloneBlock(kv.value);
         const a = blockAssign(b, args.ip, args.handle, attrs); // throws AddressInUse
-        if (counted === 0) { await this.adjustHandle(args.handle, cidr, 1, attrs); counted = 1; }
+        if (counted === 0) {
+          await this.adjustHandle(args.handle, cidr, 1, attrs);
+          counted = 1;
+        }
         try {
           await this.store.updateBlock(b, kv.revision);
         } catch (e) {
-          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) { await this.backoff(attempt); continue; }
+          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) {
+            await this.backoff(attempt);
+            continue;
+          }
           throw e;
         }
         counted = 0;
@@ -397,7 +460,7 @@ export class Ipam {
       const confirmed = affs.find((a) => a.value.state === 'confirmed');
       if (confirmed) return confirmed.value.cidr;
       const pending = affs.find((a) => a.value.state === 'pending');
-      if (pending && await this.claimBlock(node, pending.value.cidr)) return pending.value.cidr;
+      if (pending && (await this.claimBlock(node, pending.value.cidr))) return pending.value.cidr;
       const held = (await this.store.listAffinities(node)).filter((a) => parseCidr(a.value.cidr).family === family).length;
       if (held >= config.maxBlocksPerHost) break;
       const cidr = await this.findUnclaimedBlock(node, pools);
@@ -460,7 +523,10 @@ export class Ipam {
     // Phase 3: confirm.
     await this.retry(`confirm affinity ${node} ${cidr}`, async () => {
       const cur = await this.store.getAffinity(node, cidr);
-      if (!cur) { await this.store.createAffinity({ node, cidr, state: 'confirmed' }); return; }
+      if (!cur) {
+        await this.store.createAffinity({ node, cidr, state: 'confirmed' });
+        return;
+      }
       if (cur.value.state === 'confirmed') return;
       await this.store.updateAffinity({ ...cur.value, state: 'confirmed' }, cur.revision);
     });
@@ -470,7 +536,10 @@ export class Ipam {
   /** Give up the node's affinity to its blocks (all, or one): an empty block is deleted and its range
    *  returns to the pool; a non-empty one stays (its addresses keep working) but belongs to no node —
    *  unless requireEmpty, which keeps it affine. */
-  async releaseAffinity(node: string, opts: { cidr?: string; requireEmpty?: boolean } = {}): Promise<{ released: string[]; kept: string[] }> {
+  async releaseAffinity(
+    node: string,
+    opts: { cidr?: string; requireEmpty?: boolean } = {},
+  ): Promise<{ released: string[]; kept: string[] }> {
     const out = { released: [] as string[], kept: [] as string[] };
     const affs = (await this.store.listAffinities(node)).filter((a) => !opts.cidr || a.value.cidr === formatCidr(parseCidr(opts.cidr)));
     for (const aff of affs) {
@@ -479,12 +548,18 @@ export class Ipam {
         const kv = await this.store.getBlock(cidr);
         if (!kv) return true;
         if (kv.value.affinity !== hostAffinity(node)) return true;
-        if (isEmpty(kv.value)) { await this.store.deleteBlock(cidr, kv.revision); return true; }
+        if (isEmpty(kv.value)) {
+          await this.store.deleteBlock(cidr, kv.revision);
+          return true;
+        }
         if (opts.requireEmpty) return false;
         await this.store.updateBlock({ ...cloneBlock(kv.value), affinity: null }, kv.revision);
         return true;
       });
-      if (!done) { out.kept.push(cidr); continue; }
+      if (!done) {
+        out.kept.push(cidr);
+        continue;
+      }
       await deleteIfPresent(() => this.store.deleteAffinity(node, cidr));
       out.released.push(cidr);
       this.logger.info({ node, cidr }, 'released block affinity');
@@ -519,7 +594,8 @@ export class Ipam {
    *  information fails with BadHandle/BadSequenceNumber and frees nothing in that block. */
   async releaseIPs(reqs: (string | ReleaseRequest)[]): Promise<{ released: string[]; notAllocated: string[] }> {
     const out = { released: [] as string[], notAllocated: [] as string[] };
-    const norm: ReleaseRequest[] = reqs.map((r) => (typeof r === 'string' ? { ip: r } : r))
+    const norm: ReleaseRequest[] = reqs
+      .map((r) => (typeof r === 'string' ? { ip: r } : r))
       .map((r) => ({ ...r, ip: r.ip.includes('/') ? r.ip.slice(0, r.ip.indexOf('/')) : r.ip }));
     if (norm.length === 0) return out;
     const blocks = (await this.store.listBlocks()).map((b) => b.value.cidr);
@@ -527,13 +603,19 @@ export class Ipam {
     for (const r of norm) {
       const a = parseIp(r.ip);
       const cidr = blocks.find((c) => cidrContains(parseCidr(c), a));
-      if (!cidr) { out.notAllocated.push(r.ip); continue; }
+      if (!cidr) {
+        out.notAllocated.push(r.ip);
+        continue;
+      }
       byBlock.set(cidr, [...(byBlock.get(cidr) ?? []), r]);
     }
     for (const [cidr, rs] of byBlock) {
       const counts = await this.retry(`release in ${cidr}`, async () => {
         const kv = await this.store.getBlock(cidr);
-        if (!kv) { out.notAllocated.push(...rs.map((r) => r.ip)); return new Map<string, number>(); }
+        if (!kv) {
+          out.notAllocated.push(...rs.map((r) => r.ip));
+          return new Map<string, number>();
+        }
         const b = cloneBlock(kv.value);
         const res = blockRelease(b, rs);
         if (res.released.length) {
@@ -570,10 +652,14 @@ export class Ipam {
     return blocks.map(({ value: b }) => {
       const node = affinityNode(b.affinity);
       return {
-        cidr: b.cidr, family: parseCidr(b.cidr).family, node,
-        affinityState: node === null ? null : state.get(`${node}|${b.cidr}`) ?? null,
+        cidr: b.cidr,
+        family: parseCidr(b.cidr).family,
+        node,
+        affinityState: node === null ? null : (state.get(`${node}|${b.cidr}`) ?? null),
         pool: poolOfBlock(pools, b.cidr)?.name ?? null,
-        size: b.allocations.length, inUse: numInUse(b), free: numFree(b),
+        size: b.allocations.length,
+        inUse: numInUse(b),
+        free: numFree(b),
       };
     });
   }
@@ -597,7 +683,16 @@ export class Ipam {
     const pool = poolOfIp(pools, bare);
     const blocks = await this.store.listBlocks();
     const b = blocks.find((kv) => cidrContains(parseCidr(kv.value.cidr), ip));
-    const info: IpInfo = { ip: bare, pool: pool?.name ?? null, block: b?.value.cidr ?? null, blockNode: b ? affinityNode(b.value.affinity) : null, allocated: false, handle: null, attrs: {}, sequenceNumber: undefined };
+    const info: IpInfo = {
+      ip: bare,
+      pool: pool?.name ?? null,
+      block: b?.value.cidr ?? null,
+      blockNode: b ? affinityNode(b.value.affinity) : null,
+      allocated: false,
+      handle: null,
+      attrs: {},
+      sequenceNumber: undefined,
+    };
     if (!b) return info;
     const a = blockAllocations(b.value).find((x) => x.ordinal === ipToOrdinal(b.value, bare));
     if (a) Object.assign(info, { allocated: true, handle: a.handle, attrs: a.attrs, sequenceNumber: a.sequenceNumber });
@@ -608,13 +703,26 @@ export class Ipam {
 
   /** Consistency report. `isLive(handle, attrs)` (optional) says whether an allocation's owner still
    *  exists (e.g. the pod); without it an owner is live when its handle record exists. */
-  async check(opts: { isLive?: (handle: string, attrs: Record<string, string>) => boolean | Promise<boolean> } = {}): Promise<IpamCheckReport> {
+  async check(
+    opts: { isLive?: (handle: string, attrs: Record<string, string>) => boolean | Promise<boolean> } = {},
+  ): Promise<IpamCheckReport> {
     const [blocks, handles, affs, nodes] = await Promise.all([
-      this.store.listBlocks(), this.store.listHandles(), this.store.listAffinities(), this.pools.listNodes(),
+      this.store.listBlocks(),
+      this.store.listHandles(),
+      this.store.listAffinities(),
+      this.pools.listNodes(),
     ]);
     const r: IpamCheckReport = {
-      blocks: blocks.length, allocations: 0, handles: handles.length, leaked: [], handleMismatches: [],
-      blocksOfGoneNodes: [], affinitiesOfGoneNodes: [], pendingAffinities: [], problems: [], notes: [],
+      blocks: blocks.length,
+      allocations: 0,
+      handles: handles.length,
+      leaked: [],
+      handleMismatches: [],
+      blocksOfGoneNodes: [],
+      affinitiesOfGoneNodes: [],
+      pendingAffinities: [],
+      problems: [],
+      notes: [],
     };
     const handleMap = new Map(handles.map((h) => [h.value.handleId, h.value]));
     const seen = new Set<string>(); // handle|cidr pairs present in blocks
@@ -624,20 +732,26 @@ export class Ipam {
       for (const a of blockAllocations(b)) {
         r.allocations++;
         const base = { ip: a.ip, block: b.cidr, handle: a.handle, sequenceNumber: a.sequenceNumber };
-        if (a.handle === null) { r.leaked.push({ ...base, reason: 'allocation has no handle' }); continue; }
+        if (a.handle === null) {
+          r.leaked.push({ ...base, reason: 'allocation has no handle' });
+          continue;
+        }
         const h = handleMap.get(a.handle);
         if (!h) r.leaked.push({ ...base, reason: `handle "${a.handle}" does not exist` });
-        else if (opts.isLive && !(await opts.isLive(a.handle, { ...(h.attrs ?? {}), ...a.attrs }))) r.leaked.push({ ...base, reason: `owner of handle "${a.handle}" is gone` });
+        else if (opts.isLive && !(await opts.isLive(a.handle, { ...(h.attrs ?? {}), ...a.attrs })))
+          r.leaked.push({ ...base, reason: `owner of handle "${a.handle}" is gone` });
       }
       for (const [h, n] of counts) {
         seen.add(`${h}|${b.cidr}`);
         const hv = handleMap.get(h);
-        if (hv && (hv.block[b.cidr] ?? 0) !== n) r.handleMismatches.push({ handle: h, block: b.cidr, handleCount: hv.block[b.cidr] ?? 0, blockCount: n });
+        if (hv && (hv.block[b.cidr] ?? 0) !== n)
+          r.handleMismatches.push({ handle: h, block: b.cidr, handleCount: hv.block[b.cidr] ?? 0, blockCount: n });
       }
     }
     for (const h of handles) {
       for (const [cidr, n] of Object.entries(h.value.block)) {
-        if (!seen.has(`${h.value.handleId}|${cidr}`)) r.handleMismatches.push({ handle: h.value.handleId, block: cidr, handleCount: n, blockCount: 0 });
+        if (!seen.has(`${h.value.handleId}|${cidr}`))
+          r.handleMismatches.push({ handle: h.value.handleId, block: cidr, handleCount: n, blockCount: 0 });
       }
     }
     for (const a of affs) if (a.value.state === 'pending') r.pendingAffinities.push({ cidr: a.value.cidr, node: a.value.node });
@@ -649,7 +763,8 @@ export class Ipam {
         const n = affinityNode(b.affinity);
         if (n !== null && !live.has(n)) r.blocksOfGoneNodes.push({ cidr: b.cidr, node: n });
       }
-      for (const a of affs) if (!live.has(a.value.node)) r.affinitiesOfGoneNodes.push({ cidr: a.value.cidr, node: a.value.node, state: a.value.state });
+      for (const a of affs)
+        if (!live.has(a.value.node)) r.affinitiesOfGoneNodes.push({ cidr: a.value.cidr, node: a.value.node, state: a.value.state });
     }
     return r;
   }
@@ -658,19 +773,36 @@ export class Ipam {
    *  since the report is not touched), release the addresses and block affinities of gone nodes, and
    *  drop handle records that hold nothing. */
   async gc(report?: IpamCheckReport): Promise<{ releasedIps: string[]; releasedBlocks: string[]; deletedHandles: string[] }> {
-    const r = report ?? await this.check();
+    const r = report ?? (await this.check());
     const out = { releasedIps: [] as string[], releasedBlocks: [] as string[], deletedHandles: [] as string[] };
-    const leaked = r.leaked.map((l) => ({ ip: l.ip, ...(l.handle !== null ? { handle: l.handle } : {}), ...(l.sequenceNumber !== undefined ? { sequenceNumber: l.sequenceNumber } : {}) }));
+    const leaked = r.leaked.map((l) => ({
+      ip: l.ip,
+      ...(l.handle !== null ? { handle: l.handle } : {}),
+      ...(l.sequenceNumber !== undefined ? { sequenceNumber: l.sequenceNumber } : {}),
+    }));
     for (const l of leaked) {
-      try { out.releasedIps.push(...(await this.releaseIPs([l])).released); } catch (e) { this.logger.warn({ err: e, ip: l.ip }, 'gc: not releasing (changed since the check)'); }
+      try {
+        out.releasedIps.push(...(await this.releaseIPs([l])).released);
+      } catch (e) {
+        this.logger.warn({ err: e, ip: l.ip }, 'gc: not releasing (changed since the check)');
+      }
     }
     const goneNodes = new Set([...r.blocksOfGoneNodes, ...r.affinitiesOfGoneNodes].map((x) => x.node));
     if (goneNodes.size) {
       for (const { value: b } of await this.store.listBlocks()) {
-        const reqs = blockAllocations(b).filter((a) => a.attrs.node !== undefined && goneNodes.has(a.attrs.node))
-          .map((a) => ({ ip: a.ip, ...(a.handle !== null ? { handle: a.handle } : {}), ...(a.sequenceNumber !== undefined ? { sequenceNumber: a.sequenceNumber } : {}) }));
+        const reqs = blockAllocations(b)
+          .filter((a) => a.attrs.node !== undefined && goneNodes.has(a.attrs.node))
+          .map((a) => ({
+            ip: a.ip,
+            ...(a.handle !== null ? { handle: a.handle } : {}),
+            ...(a.sequenceNumber !== undefined ? { sequenceNumber: a.sequenceNumber } : {}),
+          }));
         if (reqs.length) {
-          try { out.releasedIps.push(...(await this.releaseIPs(reqs)).released); } catch (e) { this.logger.warn({ err: e, block: b.cidr }, 'gc: not releasing (changed since the check)'); }
+          try {
+            out.releasedIps.push(...(await this.releaseIPs(reqs)).released);
+          } catch (e) {
+            this.logger.warn({ err: e, block: b.cidr }, 'gc: not releasing (changed since the check)');
+          }
         }
       }
       for (const n of goneNodes) out.releasedBlocks.push(...(await this.releaseAffinity(n)).released);
@@ -681,7 +813,10 @@ export class Ipam {
       const ips = await this.ipsByHandle(h);
       if (ips.length === 0) {
         const kv = await this.store.getHandle(h);
-        if (kv) { await deleteIfPresent(() => this.store.deleteHandle(h, kv.revision)).catch(() => undefined); out.deletedHandles.push(h); }
+        if (kv) {
+          await deleteIfPresent(() => this.store.deleteHandle(h, kv.revision)).catch(() => undefined);
+          out.deletedHandles.push(h);
+        }
       }
     }
     return out;
@@ -729,4 +864,3 @@ function shuffle<T>(a: T[], random: () => number): void {
 function ignoreExists(e: unknown): void {
   if (!(e instanceof DatastoreExists)) throw e;
 }
-

@@ -64,7 +64,11 @@ export function poolFromResource(r: ResourceLike, fallbackName: string): PoolInf
   const cidrText = r.spec?.cidr;
   if (!cidrText) return undefined;
   let c;
-  try { c = parseCidr(cidrText, { requirePrefix: true }); } catch { return undefined; }
+  try {
+    c = parseCidr(cidrText, { requirePrefix: true });
+  } catch {
+    return undefined;
+  }
   const blockSize = r.spec?.blockSize ?? (c.family === 4 ? 26 : 122);
   return {
     name: r.metadata?.name ?? fallbackName,
@@ -82,9 +86,15 @@ export class StaticPoolSource implements PoolSource {
     public pools: PoolInfo[],
     public nodes: Map<string, Record<string, string>> = new Map(),
   ) {}
-  async listPools(): Promise<PoolInfo[]> { return this.pools.map((p) => ({ ...p })); }
-  async nodeLabels(node: string): Promise<Record<string, string> | undefined> { return this.nodes.get(node); }
-  async listNodes(): Promise<string[]> { return [...this.nodes.keys()]; }
+  async listPools(): Promise<PoolInfo[]> {
+    return this.pools.map((p) => ({ ...p }));
+  }
+  async nodeLabels(node: string): Promise<Record<string, string> | undefined> {
+    return this.nodes.get(node);
+  }
+  async listNodes(): Promise<string[]> {
+    return [...this.nodes.keys()];
+  }
 }
 
 export type SelectorMatcher = (selector: string, labels: Record<string, string>) => boolean;
@@ -92,7 +102,9 @@ export type SelectorMatcher = (selector: string, labels: Record<string, string>)
 let matcher: SelectorMatcher = (s, labels) => parseSelector(s).matches(labels);
 
 /** Replace the selector evaluator (default: the datastore's Calico selector language). */
-export function setSelectorMatcher(m: SelectorMatcher): void { matcher = m; }
+export function setSelectorMatcher(m: SelectorMatcher): void {
+  matcher = m;
+}
 
 export function selectorMatches(selector: string, labels: Record<string, string>): boolean {
   const s = selector.trim();
@@ -107,7 +119,7 @@ export function basicSelectorMatches(selector: string, labels: Record<string, st
     const t = raw.trim();
     if (t === 'all()') return true;
     let m = /^(!?)has\(\s*([\w./-]+)\s*\)$/.exec(t);
-    if (m) return (m[2]! in labels) !== (m[1] === '!');
+    if (m) return m[2]! in labels !== (m[1] === '!');
     m = /^([\w./-]+)\s*(==|!=)\s*(['"])(.*)\3$/.exec(t);
     if (m) return (labels[m[1]!] === m[4]) === (m[2] === '==');
     throw new Error(`unsupported selector term "${t}" in "${selector}"`);
@@ -130,7 +142,11 @@ export function resolveRequestedPools(all: PoolInfo[], requested: string[], fami
     let p = all.find((x) => x.name === r);
     if (!p) {
       let c;
-      try { c = parseCidr(r, { requirePrefix: true }); } catch { c = undefined; }
+      try {
+        c = parseCidr(r, { requirePrefix: true });
+      } catch {
+        c = undefined;
+      }
       if (c) p = all.find((x) => x.cidr === formatCidr(c!));
     }
     if (!p) throw new UnknownPool(r);

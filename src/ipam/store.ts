@@ -56,28 +56,56 @@ export class IpamStore {
   constructor(readonly ds: Datastore) {}
 
   // ---- blocks
-  getBlock(cidr: string): Promise<KVPair<BlockValue> | undefined> { return this.ds.get<BlockValue>(blockKey(cidr)); }
-  async listBlocks(): Promise<KVPair<BlockValue>[]> { return (await this.ds.list<BlockValue>(BLOCKS_PREFIX)).items; }
-  createBlock(b: BlockValue): Promise<KVPair<BlockValue>> { return this.ds.create(blockKey(b.cidr), b); }
-  updateBlock(b: BlockValue, revision: number): Promise<KVPair<BlockValue>> { return this.ds.update(blockKey(b.cidr), b, revision); }
-  deleteBlock(cidr: string, revision: number): Promise<void> { return this.ds.delete(blockKey(cidr), revision); }
+  getBlock(cidr: string): Promise<KVPair<BlockValue> | undefined> {
+    return this.ds.get<BlockValue>(blockKey(cidr));
+  }
+  async listBlocks(): Promise<KVPair<BlockValue>[]> {
+    return (await this.ds.list<BlockValue>(BLOCKS_PREFIX)).items;
+  }
+  createBlock(b: BlockValue): Promise<KVPair<BlockValue>> {
+    return this.ds.create(blockKey(b.cidr), b);
+  }
+  updateBlock(b: BlockValue, revision: number): Promise<KVPair<BlockValue>> {
+    return this.ds.update(blockKey(b.cidr), b, revision);
+  }
+  deleteBlock(cidr: string, revision: number): Promise<void> {
+    return this.ds.delete(blockKey(cidr), revision);
+  }
 
   // ---- affinities
-  getAffinity(node: string, cidr: string): Promise<KVPair<AffinityValue> | undefined> { return this.ds.get<AffinityValue>(affinityKey(node, cidr)); }
+  getAffinity(node: string, cidr: string): Promise<KVPair<AffinityValue> | undefined> {
+    return this.ds.get<AffinityValue>(affinityKey(node, cidr));
+  }
   /** Affinities of one node (or of every node). Node names cannot contain '/'. */
   async listAffinities(node?: string): Promise<KVPair<AffinityValue>[]> {
     return (await this.ds.list<AffinityValue>(node === undefined ? AFFINITIES_PREFIX : `${AFFINITIES_PREFIX}${node}/`)).items;
   }
-  createAffinity(a: AffinityValue): Promise<KVPair<AffinityValue>> { return this.ds.create(affinityKey(a.node, a.cidr), a); }
-  updateAffinity(a: AffinityValue, revision: number): Promise<KVPair<AffinityValue>> { return this.ds.update(affinityKey(a.node, a.cidr), a, revision); }
-  deleteAffinity(node: string, cidr: string, revision?: number): Promise<void> { return this.ds.delete(affinityKey(node, cidr), revision); }
+  createAffinity(a: AffinityValue): Promise<KVPair<AffinityValue>> {
+    return this.ds.create(affinityKey(a.node, a.cidr), a);
+  }
+  updateAffinity(a: AffinityValue, revision: number): Promise<KVPair<AffinityValue>> {
+    return this.ds.update(affinityKey(a.node, a.cidr), a, revision);
+  }
+  deleteAffinity(node: string, cidr: string, revision?: number): Promise<void> {
+    return this.ds.delete(affinityKey(node, cidr), revision);
+  }
 
   // ---- handles
-  getHandle(handle: string): Promise<KVPair<HandleValue> | undefined> { return this.ds.get<HandleValue>(handleKey(handle)); }
-  async listHandles(): Promise<KVPair<HandleValue>[]> { return (await this.ds.list<HandleValue>(HANDLES_PREFIX)).items; }
-  createHandle(h: HandleValue): Promise<KVPair<HandleValue>> { return this.ds.create(handleKey(h.handleId), h); }
-  updateHandle(h: HandleValue, revision: number): Promise<KVPair<HandleValue>> { return this.ds.update(handleKey(h.handleId), h, revision); }
-  deleteHandle(handle: string, revision?: number): Promise<void> { return this.ds.delete(handleKey(handle), revision); }
+  getHandle(handle: string): Promise<KVPair<HandleValue> | undefined> {
+    return this.ds.get<HandleValue>(handleKey(handle));
+  }
+  async listHandles(): Promise<KVPair<HandleValue>[]> {
+    return (await this.ds.list<HandleValue>(HANDLES_PREFIX)).items;
+  }
+  createHandle(h: HandleValue): Promise<KVPair<HandleValue>> {
+    return this.ds.create(handleKey(h.handleId), h);
+  }
+  updateHandle(h: HandleValue, revision: number): Promise<KVPair<HandleValue>> {
+    return this.ds.update(handleKey(h.handleId), h, revision);
+  }
+  deleteHandle(handle: string, revision?: number): Promise<void> {
+    return this.ds.delete(handleKey(handle), revision);
+  }
 
   // ---- config
   async getConfig(): Promise<{ config: IpamConfig; revision: number | undefined }> {
@@ -92,5 +120,9 @@ export class IpamStore {
 
 /** Delete that treats "already gone" as done. */
 export async function deleteIfPresent(fn: () => Promise<void>): Promise<void> {
-  try { await fn(); } catch (e) { if (!(e instanceof DatastoreNotFound)) throw e; }
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof DatastoreNotFound)) throw e;
+  }
 }

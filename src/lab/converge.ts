@@ -36,12 +36,16 @@ export interface ConvergeResult {
 }
 
 /** Poll checkLab until converged, an agent dies, or the deadline; `onProgress` about every `progressMs`. */
-export async function waitConverged(lab: Lab, opts: { timeoutMs: number; progressMs?: number; onProgress?: (r: ClusterReport, elapsedMs: number) => void }): Promise<ConvergeResult> {
+export async function waitConverged(
+  lab: Lab,
+  opts: { timeoutMs: number; progressMs?: number; onProgress?: (r: ClusterReport, elapsedMs: number) => void },
+): Promise<ConvergeResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   let report: ClusterReport | undefined;
   for (;;) {
-    const dead = lab.nodes.filter((n) => n.agent && !processAlive(n.agent.pid, n.agent.startTime))
+    const dead = lab.nodes
+      .filter((n) => n.agent && !processAlive(n.agent.pid, n.agent.startTime))
       .map((n) => `${n.name} (tabby-node exited: ${lastLogLine(n.agent!.logFile)})`);
     if (dead.length > 0) return { ok: false, elapsedMs: Date.now() - t0, dead, ...(report ? { report } : {}) };
     try {

@@ -29,7 +29,9 @@ export function findLabProcesses(prefix: string): { pid: number; startTime: stri
         const st = processStartTime(Number(d));
         if (st) found.push({ pid: Number(d), startTime: st });
       }
-    } catch { /* gone or not readable */ }
+    } catch {
+      /* gone or not readable */
+    }
   }
   return found;
 }
@@ -50,7 +52,11 @@ export async function destroyLab(opts: { prefix?: string; stateDir?: string } = 
   // pods first, then nodes, the router, the underlay
   const order = (n: string): number => (n.includes('-pod-') ? 0 : n.endsWith('-underlay') ? 3 : n.endsWith('-router') ? 2 : 1);
   for (const ns of [...namespaces].sort((a, b) => order(a) - order(b))) {
-    try { deleteNetns(ns); } catch (err) { logger.warn({ netns: ns, err: (err as Error).message }, 'cannot delete namespace'); }
+    try {
+      deleteNetns(ns);
+    } catch (err) {
+      logger.warn({ netns: ns, err: (err as Error).message }, 'cannot delete namespace');
+    }
   }
   // Only a directory that is recognisably a lab's (never an arbitrary --state-dir such as /).
   const base = path.basename(stateDir);
@@ -59,4 +65,3 @@ export async function destroyLab(opts: { prefix?: string; stateDir?: string } = 
   }
   return { processes: procs.size, namespaces };
 }
-

@@ -36,7 +36,12 @@ export function tabbyctlMain(): string {
 
 function onPath(cmd: string, pathVar: string | undefined): boolean {
   return (pathVar ?? '').split(':').some((d) => {
-    try { fs.accessSync(path.join(d || '.', cmd), fs.constants.X_OK); return true; } catch { return false; }
+    try {
+      fs.accessSync(path.join(d || '.', cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
   });
 }
 

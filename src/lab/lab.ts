@@ -11,15 +11,30 @@ import { openDatastore } from '../datastore/index.js';
 import { ResourceStore, type BGPConfiguration, type BGPPeer, type IPPool } from '../datastore/resources.js';
 import { log } from '../common/log.js';
 import type { AgentStatusJson } from '../agent/status-types.js';
+import { listNetns, netnsPath, processAlive, processStartTime, runIn, spawnIn, stopProcess, deleteNetns, type RunResult } from './netns.js';
 import {
-  listNetns, netnsPath, processAlive, processStartTime, runIn, spawnIn, stopProcess, deleteNetns, type RunResult,
-} from './netns.js';
-import {
-  attachNode, buildUnderlay, detachNode, MAX_ORDINAL, nodeNetnsName, routerNetnsName, underlayNetnsName, SUBNETS, type SubnetName,
+  attachNode,
+  buildUnderlay,
+  detachNode,
+  MAX_ORDINAL,
+  nodeNetnsName,
+  routerNetnsName,
+  underlayNetnsName,
+  SUBNETS,
+  type SubnetName,
 } from './topology.js';
 import { labelLabPod } from './pod-labels.js';
 import { addPodViaCni, deletePodViaCni, installCniWrappers, repoRoot, type CniContext } from './pods.js';
-import { readLabState, writeLabState, DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR, type LabMode, type LabNodeState, type LabPodState, type LabState } from './state.js';
+import {
+  readLabState,
+  writeLabState,
+  DEFAULT_LAB_PREFIX,
+  DEFAULT_LAB_STATE_DIR,
+  type LabMode,
+  type LabNodeState,
+  type LabPodState,
+  type LabState,
+} from './state.js';
 import { destroyLab, lastLogLine } from './down.js';
 import { labEnv, resolveCommand, LAB_AUTODETECTION_METHOD } from './env.js';
 import { mapLimit, type ProbePair } from './probe.js';
@@ -60,7 +75,10 @@ export interface LabOptions {
 
 export class LabError extends Error {
   readonly code = 'ELAB';
-  constructor(message: string) { super(message); this.name = 'LabError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'LabError';
+  }
 }
 
 const NODE_NAME = /^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/;
@@ -68,7 +86,9 @@ const RESERVED = new Set(['underlay', 'router']);
 
 export function validateNodeName(name: string): void {
   if (!NODE_NAME.test(name) || RESERVED.has(name) || name.startsWith('pod-')) {
-    throw new LabError(`invalid lab node name "${name}": lower-case letters, digits and '-', at most 30 characters, not underlay/router/pod-*`);
+    throw new LabError(
+      `invalid lab node name "${name}": lower-case letters, digits and '-', at most 30 characters, not underlay/router/pod-*`,
+    );
   }
 }
 
@@ -102,12 +122,19 @@ function pool6Modes(_mode: LabMode): { ipipMode: 'Never'; vxlanMode: 'Never' } {
   return { ipipMode: 'Never', vxlanMode: 'Never' };
 }
 
-function poolModes(mode: LabMode, hasIpip: boolean): { ipipMode: 'Always' | 'CrossSubnet' | 'Never'; vxlanMode: 'Always' | 'CrossSubnet' | 'Never' } {
+function poolModes(
+  mode: LabMode,
+  hasIpip: boolean,
+): { ipipMode: 'Always' | 'CrossSubnet' | 'Never'; vxlanMode: 'Always' | 'CrossSubnet' | 'Never' } {
   switch (mode) {
-    case 'routed': return { ipipMode: 'Never', vxlanMode: 'Never' };
-    case 'ipip': return { ipipMode: 'Always', vxlanMode: 'Never' };
-    case 'vxlan': return { ipipMode: 'Never', vxlanMode: 'Always' };
-    case 'crosssubnet': return hasIpip ? { ipipMode: 'CrossSubnet', vxlanMode: 'Never' } : { ipipMode: 'Never', vxlanMode: 'CrossSubnet' };
+    case 'routed':
+      return { ipipMode: 'Never', vxlanMode: 'Never' };
+    case 'ipip':
+      return { ipipMode: 'Always', vxlanMode: 'Never' };
+    case 'vxlan':
+      return { ipipMode: 'Never', vxlanMode: 'Always' };
+    case 'crosssubnet':
+      return hasIpip ? { ipipMode: 'CrossSubnet', vxlanMode: 'Never' } : { ipipMode: 'Never', vxlanMode: 'CrossSubnet' };
   }
 }
 
@@ -118,7 +145,11 @@ export function queryAgentSocket<T>(socketPath: string, urlPath: string, timeout
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T); } catch (e) { reject(e); }
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+        } catch (e) {
+          reject(e);
+        }
       });
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
@@ -126,15 +157,28 @@ export function queryAgentSocket<T>(socketPath: string, urlPath: string, timeout
   });
 }
 
-export interface PingResult { from: string; to: string; toIp: string; ok: boolean }
+export interface PingResult {
+  from: string;
+  to: string;
+  toIp: string;
+  ok: boolean;
+}
 
 export class Lab {
   private constructor(public state: LabState) {}
 
-  get nodes(): LabNodeState[] { return this.state.nodes; }
-  get pods(): LabPodState[] { return this.state.pods; }
-  get stateDir(): string { return this.state.stateDir; }
-  get mode(): LabMode { return this.state.mode; }
+  get nodes(): LabNodeState[] {
+    return this.state.nodes;
+  }
+  get pods(): LabPodState[] {
+    return this.state.pods;
+  }
+  get stateDir(): string {
+    return this.state.stateDir;
+  }
+  get mode(): LabMode {
+    return this.state.mode;
+  }
 
   /** Attach to a lab created by another process (lab status/exec/down). */
   static open(stateDir = DEFAULT_LAB_STATE_DIR): Lab | undefined {
@@ -148,7 +192,8 @@ export class Lab {
     const stateDir = path.resolve(opts.stateDir ?? DEFAULT_LAB_STATE_DIR);
     if (readLabState(stateDir)) throw new LabError(`a lab already exists in ${stateDir}: run "tabbyctl lab down" first`);
     const leftovers = listNetns(`${prefix}-`);
-    if (leftovers.length > 0) throw new LabError(`namespaces of an earlier lab still exist (${leftovers.join(', ')}): run "tabbyctl lab down" first`);
+    if (leftovers.length > 0)
+      throw new LabError(`namespaces of an earlier lab still exist (${leftovers.join(', ')}): run "tabbyctl lab down" first`);
     const names = opts.nodeNames ?? Array.from({ length: opts.nodes ?? 3 }, (_, i) => `node-${i + 1}`);
     names.forEach(validateNodeName);
     if (new Set(names).size !== names.length) throw new LabError('lab node names must be unique');
@@ -156,13 +201,27 @@ export class Lab {
     const requested = opts.mode ?? 'auto';
     const crossSubnet = requested === 'crosssubnet';
     if (opts.ipv6 && (requested === 'vxlan' || requested === 'crosssubnet')) {
-      throw new LabError(`--ipv6 with --mode ${requested} needs VXLAN over IPv6 (vxlan-v6.calico), which tabby-node does not program yet: use --mode routed (or ipip: IPv4 over IPIP, IPv6 routed)`);
+      throw new LabError(
+        `--ipv6 with --mode ${requested} needs VXLAN over IPv6 (vxlan-v6.calico), which tabby-node does not program yet: use --mode routed (or ipip: IPv4 over IPIP, IPv6 routed)`,
+      );
     }
     const lab = new Lab({
-      version: 1, prefix, stateDir, mode: requested === 'auto' ? 'vxlan' : requested, modeReason: '',
-      poolCidr: opts.poolCidr ?? DEFAULT_POOL_CIDR, ...(opts.ipv6 ? { pool6Cidr: opts.pool6Cidr ?? DEFAULT_POOL6_CIDR } : {}), meshEnabled: opts.mesh ?? rrCount === 0, crossSubnet,
-      underlayNetns: underlayNetnsName(prefix), routerNetns: routerNetnsName(prefix),
-      datastoreDir: path.join(stateDir, 'datastore'), nextOrdinal: 1, nodes: [], pods: [], createdAt: new Date().toISOString(),
+      version: 1,
+      prefix,
+      stateDir,
+      mode: requested === 'auto' ? 'vxlan' : requested,
+      modeReason: '',
+      poolCidr: opts.poolCidr ?? DEFAULT_POOL_CIDR,
+      ...(opts.ipv6 ? { pool6Cidr: opts.pool6Cidr ?? DEFAULT_POOL6_CIDR } : {}),
+      meshEnabled: opts.mesh ?? rrCount === 0,
+      crossSubnet,
+      underlayNetns: underlayNetnsName(prefix),
+      routerNetns: routerNetnsName(prefix),
+      datastoreDir: path.join(stateDir, 'datastore'),
+      nextOrdinal: 1,
+      nodes: [],
+      pods: [],
+      createdAt: new Date().toISOString(),
     });
     fs.mkdirSync(stateDir, { recursive: true });
     lab.save();
@@ -177,11 +236,13 @@ export class Lab {
         lab.state.mode = 'routed';
         lab.state.modeReason = `routed (every node is on one subnet, ${SUBNETS.a.cidr}, so pod routes are plain "via <node>" routes learned over BGP — no tunnel needed; --mode vxlan|ipip|crosssubnet for encapsulation)`;
       } else if (requested === 'crosssubnet') {
-        lab.state.modeReason = hasIpip ? `CrossSubnet with IPIP across the router, plain routing inside a subnet${kernelIpip ? '' : '; WARNING: this kernel has no ipip support, tabby-node will report it'}`
+        lab.state.modeReason = hasIpip
+          ? `CrossSubnet with IPIP across the router, plain routing inside a subnet${kernelIpip ? '' : '; WARNING: this kernel has no ipip support, tabby-node will report it'}`
           : `CrossSubnet with VXLAN across the router (${kernelIpip ? 'requested' : 'no ipip in this kernel'}), plain routing inside a subnet`;
       } else {
         lab.state.modeReason = `${requested} (requested with --mode)`;
-        if (requested === 'ipip' && !kernelIpip) lab.state.modeReason += '; WARNING: this kernel has no ipip support, tabby-node will report it';
+        if (requested === 'ipip' && !kernelIpip)
+          lab.state.modeReason += '; WARNING: this kernel has no ipip support, tabby-node will report it';
       }
       lab.save();
       await lab.seedDatastore(hasIpip);
@@ -200,10 +261,18 @@ export class Lab {
     }
   }
 
-  save(): void { writeLabState(this.state); }
+  save(): void {
+    writeLabState(this.state);
+  }
 
   private cni(): CniContext {
-    return { binDir: path.join(this.stateDir, 'cni-bin'), datastoreDir: this.state.datastoreDir, logFile: path.join(this.stateDir, 'cni.log'), nodesDir: path.join(this.stateDir, 'nodes'), ipv6: !!this.state.pool6Cidr };
+    return {
+      binDir: path.join(this.stateDir, 'cni-bin'),
+      datastoreDir: this.state.datastoreDir,
+      logFile: path.join(this.stateDir, 'cni.log'),
+      nodesDir: path.join(this.stateDir, 'nodes'),
+      ipv6: !!this.state.pool6Cidr,
+    };
   }
 
   node(name: string): LabNodeState {
@@ -225,23 +294,47 @@ export class Lab {
     try {
       const rs = new ResourceStore(ds);
       const pool: IPPool = {
-        apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'default-ipv4-ippool' },
-        spec: { cidr: this.state.poolCidr, blockSize: 26, ...poolModes(this.state.mode, hasIpip), natOutgoing: false, disabled: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] },
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'IPPool',
+        metadata: { name: 'default-ipv4-ippool' },
+        spec: {
+          cidr: this.state.poolCidr,
+          blockSize: 26,
+          ...poolModes(this.state.mode, hasIpip),
+          natOutgoing: false,
+          disabled: false,
+          nodeSelector: 'all()',
+          allowedUses: ['Workload', 'Tunnel'],
+        },
       };
       await rs.apply(pool);
       if (this.state.pool6Cidr) {
         await rs.apply({
-          apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'default-ipv6-ippool' },
-          spec: { cidr: this.state.pool6Cidr, blockSize: 122, ...pool6Modes(this.state.mode), natOutgoing: false, disabled: false, nodeSelector: 'all()', allowedUses: ['Workload', 'Tunnel'] },
+          apiVersion: 'projectcalico.org/v3',
+          kind: 'IPPool',
+          metadata: { name: 'default-ipv6-ippool' },
+          spec: {
+            cidr: this.state.pool6Cidr,
+            blockSize: 122,
+            ...pool6Modes(this.state.mode),
+            natOutgoing: false,
+            disabled: false,
+            nodeSelector: 'all()',
+            allowedUses: ['Workload', 'Tunnel'],
+          },
         } satisfies IPPool);
       }
       const bgp: BGPConfiguration = {
-        apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' },
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'BGPConfiguration',
+        metadata: { name: 'default' },
         spec: { nodeToNodeMeshEnabled: this.state.meshEnabled, asNumber: 64512 },
       };
       await rs.apply(bgp);
       const peer: BGPPeer = {
-        apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'peer-with-route-reflectors' },
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'BGPPeer',
+        metadata: { name: 'peer-with-route-reflectors' },
         spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
       };
       await rs.apply(peer);
@@ -251,14 +344,24 @@ export class Lab {
   }
 
   /** Add a node (namespace, underlay link, and its agent unless startAgent is false). */
-  async addNode(name: string, opts: { subnet?: SubnetName; role?: 'node' | 'route-reflector'; startAgent?: boolean; agentEnv?: Record<string, string> } = {}): Promise<LabNodeState> {
+  async addNode(
+    name: string,
+    opts: { subnet?: SubnetName; role?: 'node' | 'route-reflector'; startAgent?: boolean; agentEnv?: Record<string, string> } = {},
+  ): Promise<LabNodeState> {
     validateNodeName(name);
     if (this.state.nodes.some((n) => n.name === name)) throw new LabError(`lab node "${name}" exists already`);
     const ordinal = this.state.nextOrdinal;
     if (ordinal > MAX_ORDINAL) throw new LabError(`the lab has room for ${MAX_ORDINAL} nodes over its lifetime`);
     const subnet = opts.subnet ?? (this.state.crossSubnet && ordinal % 2 === 0 ? 'b' : 'a');
     if (subnet === 'b' && !this.state.crossSubnet) throw new LabError('subnet b exists only in a crosssubnet lab');
-    const node: LabNodeState = { name, ordinal, netns: nodeNetnsName(this.state.prefix, name), address: '', subnet, role: opts.role ?? 'node' };
+    const node: LabNodeState = {
+      name,
+      ordinal,
+      netns: nodeNetnsName(this.state.prefix, name),
+      address: '',
+      subnet,
+      role: opts.role ?? 'node',
+    };
     this.state.nextOrdinal++;
     this.state.nodes.push(node);
     this.save();
@@ -311,7 +414,11 @@ export class Lab {
     const logFile = path.join(stateDir, 'agent.log');
     const fd = fs.openSync(logFile, 'a');
     try {
-      const child = spawnIn(node.netns, process.execPath, [main], { env: this.agentEnvironment(node, extraEnv), stdio: ['ignore', fd, fd], detached: true });
+      const child = spawnIn(node.netns, process.execPath, [main], {
+        env: this.agentEnvironment(node, extraEnv),
+        stdio: ['ignore', fd, fd],
+        detached: true,
+      });
       const pid = child.pid;
       if (pid === undefined) throw new LabError(`cannot start tabby-node for ${name}`);
       child.unref();
@@ -328,7 +435,11 @@ export class Lab {
     const a = node.agent;
     if (!a) return;
     if (opts.signal === 'SIGKILL' && processAlive(a.pid, a.startTime)) {
-      try { process.kill(a.pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(a.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       const until = Date.now() + 3000;
       while (Date.now() < until && processAlive(a.pid, a.startTime)) await new Promise((r) => setTimeout(r, 20));
     } else {
@@ -406,22 +517,48 @@ export class Lab {
   }
 
   /** A pod on `node` through the real CNI plugin; returns its address and namespace. */
-  async addPod(nodeName: string, name: string, opts: { namespace?: string; labels?: Record<string, string> } = {}): Promise<{ ip: string; ip6?: string; netns: string }> {
+  async addPod(
+    nodeName: string,
+    name: string,
+    opts: { namespace?: string; labels?: Record<string, string> } = {},
+  ): Promise<{ ip: string; ip6?: string; netns: string }> {
     const node = this.node(nodeName);
     if (!/^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/.test(name)) throw new LabError(`invalid pod name "${name}"`);
     if (this.state.pods.some((p) => p.name === name)) throw new LabError(`lab pod "${name}" exists already`);
     const podNetns = `${this.state.prefix}-pod-${name}`;
-    const r = await addPodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: name, podNetns, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
-    this.state.pods.push({ name, node: node.name, netns: podNetns, containerId: r.containerId, ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}) });
+    const r = await addPodViaCni(this.cni(), {
+      nodeName: node.name,
+      nodeNetns: node.netns,
+      pod: name,
+      podNetns,
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    });
+    this.state.pods.push({
+      name,
+      node: node.name,
+      netns: podNetns,
+      containerId: r.containerId,
+      ip: r.ip,
+      ...(r.ip6 ? { ip6: r.ip6 } : {}),
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    });
     this.save();
-    if (opts.labels && Object.keys(opts.labels).length) await labelLabPod(this.state.datastoreDir, node.name, name, opts.namespace, opts.labels);
+    if (opts.labels && Object.keys(opts.labels).length)
+      await labelLabPod(this.state.datastoreDir, node.name, name, opts.namespace, opts.labels);
     return { ip: r.ip, ...(r.ip6 ? { ip6: r.ip6 } : {}), netns: podNetns };
   }
 
   async removePod(name: string): Promise<void> {
     const p = this.pod(name);
     const node = this.node(p.node);
-    await deletePodViaCni(this.cni(), { nodeName: node.name, nodeNetns: node.netns, pod: p.name, podNetns: p.netns, containerId: p.containerId, ...(p.namespace ? { namespace: p.namespace } : {}) });
+    await deletePodViaCni(this.cni(), {
+      nodeName: node.name,
+      nodeNetns: node.netns,
+      pod: p.name,
+      podNetns: p.netns,
+      containerId: p.containerId,
+      ...(p.namespace ? { namespace: p.namespace } : {}),
+    });
     this.state.pods = this.state.pods.filter((x) => x !== p);
     this.save();
   }
@@ -434,7 +571,9 @@ export class Lab {
     if (p) return p.netns;
     if (target === 'underlay') return this.state.underlayNetns;
     if (target === 'router' && this.state.routerNetns) return this.state.routerNetns;
-    throw new LabError(`no lab node or pod "${target}" (nodes: ${this.state.nodes.map((x) => x.name).join(', ')}; pods: ${this.state.pods.map((x) => x.name).join(', ') || 'none'})`);
+    throw new LabError(
+      `no lab node or pod "${target}" (nodes: ${this.state.nodes.map((x) => x.name).join(', ')}; pods: ${this.state.pods.map((x) => x.name).join(', ') || 'none'})`,
+    );
   }
 
   /** Run a command inside a node's or pod's namespace (a node gets TABBY_STATE_DIR of its agent). */
@@ -453,7 +592,12 @@ export class Lab {
 
   /** One ICMP echo from a pod (or node) to an address; true when answered. */
   async ping(from: string, toIp: string, opts: { count?: number; timeoutSec?: number } = {}): Promise<boolean> {
-    const r = await runIn(this.netnsOf(from), 'ping', ['-n', '-q', '-c', String(opts.count ?? 1), '-W', String(opts.timeoutSec ?? 1), toIp], { timeoutMs: 30_000 });
+    const r = await runIn(
+      this.netnsOf(from),
+      'ping',
+      ['-n', '-q', '-c', String(opts.count ?? 1), '-W', String(opts.timeoutSec ?? 1), toIp],
+      { timeoutMs: 30_000 },
+    );
     return r.code === 0;
   }
 
@@ -467,8 +611,13 @@ export class Lab {
   }
 
   /** Every pod to every other pod (or the given pairs), `concurrency` pings at a time. */
-  async pingMatrix(deadlineMs = 10_000, opts: { pairs?: readonly ProbePair[]; concurrency?: number; onResult?: (r: PingResult, done: number) => void } = {}): Promise<PingResult[]> {
-    const pairs = opts.pairs ?? this.state.pods.flatMap((a) => this.state.pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, toIp: b.ip })));
+  async pingMatrix(
+    deadlineMs = 10_000,
+    opts: { pairs?: readonly ProbePair[]; concurrency?: number; onResult?: (r: PingResult, done: number) => void } = {},
+  ): Promise<PingResult[]> {
+    const pairs =
+      opts.pairs ??
+      this.state.pods.flatMap((a) => this.state.pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, toIp: b.ip })));
     let done = 0;
     return mapLimit(pairs, opts.concurrency ?? 8, async (p) => {
       const r: PingResult = { ...p, ok: await this.pingUntil(p.from, p.toIp, deadlineMs) };

@@ -23,7 +23,10 @@ export function deleteNetns(name: string): boolean {
 
 export function listNetns(prefix: string): string[] {
   try {
-    return fs.readdirSync(NETNS_DIR).filter((n) => n.startsWith(prefix)).sort();
+    return fs
+      .readdirSync(NETNS_DIR)
+      .filter((n) => n.startsWith(prefix))
+      .sort();
   } catch {
     return [];
   }
@@ -39,10 +42,20 @@ export function spawnIn(netns: string, command: string, args: readonly string[],
   return inNetns(netns, () => spawn(command, args, opts));
 }
 
-export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Spawn inside a namespace, feed `input`, collect output, wait (with a deadline) for the exit. */
-export function runIn(netns: string, command: string, args: readonly string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runIn(
+  netns: string,
+  command: string,
+  args: readonly string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawnIn(netns, command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     const out: Buffer[] = [];
@@ -50,12 +63,17 @@ export function runIn(netns: string, command: string, args: readonly string[], o
     child.stdout!.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
-    child.stdin!.on('error', () => { /* the child may exit before reading */ });
+    child.stdin!.on('error', () => {
+      /* the child may exit before reading */
+    });
     child.stdin!.end(opts.input ?? '');
   });
 }
@@ -85,14 +103,22 @@ export function processAlive(pid: number, startTime: string): boolean {
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. Only touches the exact process. */
 export async function stopProcess(pid: number, startTime: string, graceMs = 5000): Promise<void> {
   if (!processAlive(pid, startTime)) return;
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!processAlive(pid, startTime)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   if (processAlive(pid, startTime)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
     const hard = Date.now() + 2000;
     while (Date.now() < hard && processAlive(pid, startTime)) await new Promise((r) => setTimeout(r, 20));
   }

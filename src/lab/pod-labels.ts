@@ -5,7 +5,13 @@ import { ResourceStore } from '../datastore/resources.js';
 import { labelResource } from '../datastore/labels.js';
 import { endpointName } from '../cni/endpoint.js';
 
-export async function labelLabPod(datastoreDir: string, node: string, pod: string, namespace: string | undefined, labels: Record<string, string>): Promise<void> {
+export async function labelLabPod(
+  datastoreDir: string,
+  node: string,
+  pod: string,
+  namespace: string | undefined,
+  labels: Record<string, string>,
+): Promise<void> {
   const n = endpointName({ node, namespace: namespace ?? 'default', pod, containerId: '', endpoint: 'eth0' });
   const ds = await openDatastore({ type: 'file', dir: datastoreDir });
   try {

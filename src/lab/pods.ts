@@ -22,7 +22,8 @@ export function repoRoot(): string {
  *  A checkout whose native build predates the client gets the in-process plugin's wrappers, and a warning. */
 export function installCniWrappers(binDir: string): string {
   const client = path.join(repoRoot(), CLIENT_PATH);
-  if (!fs.existsSync(client)) process.stderr.write(`lab: ${client} not built (run "npm ci"): pods use the in-process CNI plugin, not tabby-node's resident one\n`);
+  if (!fs.existsSync(client))
+    process.stderr.write(`lab: ${client} not built (run "npm ci"): pods use the in-process CNI plugin, not tabby-node's resident one\n`);
   installPluginFiles({ binDir, nodeBinary: process.execPath, appDir: repoRoot(), client: fs.existsSync(client) ? client : undefined });
   return binDir;
 }
@@ -40,7 +41,11 @@ export interface CniContext {
 
 export class CniFailure extends Error {
   readonly code = 'ECNIFAIL';
-  constructor(readonly command: string, readonly pod: string, readonly result: { code: number | null; stdout: string; stderr: string }) {
+  constructor(
+    readonly command: string,
+    readonly pod: string,
+    readonly result: { code: number | null; stdout: string; stderr: string },
+  ) {
     super(`CNI ${command} for pod ${pod} failed (exit ${result.code}): ${(result.stdout || result.stderr).trim().slice(0, 600)}`);
     this.name = 'CniFailure';
   }
@@ -63,7 +68,15 @@ export function labNetConf(ctx: CniContext, nodeName: string): Record<string, un
 
 export const containerIdFor = (pod: string): string => createHash('sha256').update(`tabby-lab/${pod}`).digest('hex').slice(0, 32);
 
-function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId: string, podNetns: string, pod: string, namespace = 'default'): NodeJS.ProcessEnv {
+function cniEnv(
+  ctx: CniContext,
+  nodeName: string,
+  command: string,
+  containerId: string,
+  podNetns: string,
+  pod: string,
+  namespace = 'default',
+): NodeJS.ProcessEnv {
   return {
     TABBY_STATE_DIR: path.join(ctx.nodesDir, nodeName),
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -78,17 +91,28 @@ function cniEnv(ctx: CniContext, nodeName: string, command: string, containerId:
 }
 
 /** Create the pod's namespace and run CNI ADD in the node's namespace; returns the pod's IPv4 address. */
-export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; namespace?: string }): Promise<{ ip: string; ip6?: string; containerId: string; result: unknown }> {
+export async function addPodViaCni(
+  ctx: CniContext,
+  opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; namespace?: string },
+): Promise<{ ip: string; ip6?: string; containerId: string; result: unknown }> {
   createNetns(opts.podNetns);
   const containerId = containerIdFor(opts.pod);
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
-  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'ADD', containerId, opts.podNetns, opts.pod, opts.namespace), timeoutMs: 60_000 });
+  const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], {
+    input: conf,
+    env: cniEnv(ctx, opts.nodeName, 'ADD', containerId, opts.podNetns, opts.pod, opts.namespace),
+    timeoutMs: 60_000,
+  });
   if (r.code !== 0) {
     deleteNetns(opts.podNetns);
     throw new CniFailure('ADD', opts.pod, r);
   }
   let result: { ips?: { address?: string }[] };
-  try { result = JSON.parse(r.stdout) as typeof result; } catch { throw new CniFailure('ADD', opts.pod, { ...r, stdout: `not JSON: ${r.stdout}` }); }
+  try {
+    result = JSON.parse(r.stdout) as typeof result;
+  } catch {
+    throw new CniFailure('ADD', opts.pod, { ...r, stdout: `not JSON: ${r.stdout}` });
+  }
   const v4 = (result.ips ?? []).map((i) => i.address ?? '').find((a) => a.includes('.'));
   if (!v4) throw new CniFailure('ADD', opts.pod, { ...r, stdout: `no IPv4 address in the result: ${r.stdout}` });
   const v6 = (result.ips ?? []).map((i) => i.address ?? '').find((a) => a.includes(':'));
@@ -97,10 +121,17 @@ export async function addPodViaCni(ctx: CniContext, opts: { nodeName: string; no
 }
 
 /** CNI DEL (idempotent in the plugin) then delete the pod's namespace. */
-export async function deletePodViaCni(ctx: CniContext, opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string; namespace?: string }): Promise<void> {
+export async function deletePodViaCni(
+  ctx: CniContext,
+  opts: { nodeName: string; nodeNetns: string; pod: string; podNetns: string; containerId: string; namespace?: string },
+): Promise<void> {
   const conf = JSON.stringify(labNetConf(ctx, opts.nodeName));
   try {
-    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], { input: conf, env: cniEnv(ctx, opts.nodeName, 'DEL', opts.containerId, opts.podNetns, opts.pod, opts.namespace), timeoutMs: 60_000 });
+    const r = await runIn(opts.nodeNetns, path.join(ctx.binDir, 'tabby'), [], {
+      input: conf,
+      env: cniEnv(ctx, opts.nodeName, 'DEL', opts.containerId, opts.podNetns, opts.pod, opts.namespace),
+      timeoutMs: 60_000,
+    });
     if (r.code !== 0) throw new CniFailure('DEL', opts.pod, r);
   } finally {
     deleteNetns(opts.podNetns);

@@ -1,10 +1,17 @@
 // The lab's pod-to-pod reachability probe: which pairs to ping (all of them up to a limit, beyond it a
 // deterministic sample in which every pod is a source and a destination equally often), and pinging
 // them several at a time with progress — a 100-node lab has 9,900 pairs, one at a time it never ends.
-export interface ProbePair { from: string; to: string; toIp: string }
+export interface ProbePair {
+  from: string;
+  to: string;
+  toIp: string;
+}
 
 /** All ordered pairs when there are at most `maxPairs`, else about `maxPairs` spread over every pod. */
-export function planPairs(pods: readonly { name: string; ip: string }[], maxPairs: number): { pairs: ProbePair[]; total: number; sampled: boolean } {
+export function planPairs(
+  pods: readonly { name: string; ip: string }[],
+  maxPairs: number,
+): { pairs: ProbePair[]; total: number; sampled: boolean } {
   const n = pods.length;
   const total = n * (n - 1);
   const pairs: ProbePair[] = [];

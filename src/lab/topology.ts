@@ -18,9 +18,28 @@ import { openNetlink, type Netlink } from '../dataplane/index.js';
 import { createNetns, deleteNetns, inNetns, netnsPath } from './netns.js';
 
 export type SubnetName = 'a' | 'b';
-export const SUBNETS: Record<SubnetName, { third: number; cidr: string; gateway: string; cidr6: string; gateway6: string; bridge: string; routerLeg: string }> = {
-  a: { third: 1, cidr: '172.31.1.0/24', gateway: '172.31.1.1', cidr6: 'fd00:31:1::/64', gateway6: 'fd00:31:1::1', bridge: 'br-a', routerLeg: 'r-a' },
-  b: { third: 2, cidr: '172.31.2.0/24', gateway: '172.31.2.1', cidr6: 'fd00:31:2::/64', gateway6: 'fd00:31:2::1', bridge: 'br-b', routerLeg: 'r-b' },
+export const SUBNETS: Record<
+  SubnetName,
+  { third: number; cidr: string; gateway: string; cidr6: string; gateway6: string; bridge: string; routerLeg: string }
+> = {
+  a: {
+    third: 1,
+    cidr: '172.31.1.0/24',
+    gateway: '172.31.1.1',
+    cidr6: 'fd00:31:1::/64',
+    gateway6: 'fd00:31:1::1',
+    bridge: 'br-a',
+    routerLeg: 'r-a',
+  },
+  b: {
+    third: 2,
+    cidr: '172.31.2.0/24',
+    gateway: '172.31.2.1',
+    cidr6: 'fd00:31:2::/64',
+    gateway6: 'fd00:31:2::1',
+    bridge: 'br-b',
+    routerLeg: 'r-b',
+  },
 };
 export const MAX_ORDINAL = 240;
 
@@ -28,7 +47,8 @@ export const underlayNetnsName = (prefix: string): string => `${prefix}-underlay
 export const routerNetnsName = (prefix: string): string => `${prefix}-router`;
 export const nodeNetnsName = (prefix: string, node: string): string => `${prefix}-${node}`;
 export const nodeAddress = (ordinal: number, subnet: SubnetName): string => `172.31.${SUBNETS[subnet].third}.${10 + ordinal}/24`;
-export const nodeAddress6 = (ordinal: number, subnet: SubnetName): string => `fd00:31:${SUBNETS[subnet].third}::${(10 + ordinal).toString(16)}/64`;
+export const nodeAddress6 = (ordinal: number, subnet: SubnetName): string =>
+  `fd00:31:${SUBNETS[subnet].third}::${(10 + ordinal).toString(16)}/64`;
 
 /** IPv6 in a fresh namespace: on, no duplicate address detection (set before any link is created in it). */
 function enableIpv6(netns: string): void {
@@ -95,7 +115,11 @@ export async function buildUnderlay(prefix: string, crossSubnet: boolean, ipv6 =
 }
 
 /** A node namespace wired to its subnet's bridge. */
-export async function attachNode(prefix: string, node: { name: string; ordinal: number; subnet: SubnetName; netns: string }, ipv6 = false): Promise<string> {
+export async function attachNode(
+  prefix: string,
+  node: { name: string; ordinal: number; subnet: SubnetName; netns: string },
+  ipv6 = false,
+): Promise<string> {
   const ul = underlayNetnsName(prefix);
   const address = nodeAddress(node.ordinal, node.subnet);
   createNetns(node.netns);
@@ -134,6 +158,6 @@ export async function detachNode(prefix: string, node: { netns: string; ordinal:
   deleteNetns(node.netns);
   const deadline = Date.now() + timeoutMs;
   await withNl(underlayNetnsName(prefix), async (nl) => {
-    while (Date.now() < deadline && await nl.getLink(`n${node.ordinal}`)) await new Promise((r) => setTimeout(r, 20));
+    while (Date.now() < deadline && (await nl.getLink(`n${node.ordinal}`))) await new Promise((r) => setTimeout(r, 20));
   });
 }

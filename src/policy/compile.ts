@@ -12,8 +12,16 @@ import { createHash } from 'node:crypto';
 import { parseCidr, formatCidr, cidrContainsCidr } from '../common/ip.js';
 import type { PolicyRule, PolicyType } from '../datastore/policy-types.js';
 import {
-  endpointViews, inScope, policyIndex, policyViews, scopeKey, sel,
-  type EndpointView, type PeerScope, type PolicyInputs, type PolicyView,
+  endpointViews,
+  inScope,
+  policyIndex,
+  policyViews,
+  scopeKey,
+  sel,
+  type EndpointView,
+  type PeerScope,
+  type PolicyInputs,
+  type PolicyView,
 } from './model.js';
 import { MARK_ACCEPT, MARK_BOTH, MARK_PASS, hex, renderRule, type Family, type SetNamer } from './rules.js';
 import type { Profile } from '../datastore/resources.js';
@@ -27,7 +35,11 @@ export interface NftSet {
   comment: string;
 }
 
-export interface NftChain { name: string; comment: string; rules: string[] }
+export interface NftChain {
+  name: string;
+  comment: string;
+  rules: string[];
+}
 
 export interface EndpointPlan {
   id: string;
@@ -63,10 +75,12 @@ export function collapse(cidrs: Iterable<string>): string[] {
   const parsed = [...new Set(cidrs)].map((c) => parseCidr(c)).sort((a, b) => a.prefixLen - b.prefixLen);
   const kept: typeof parsed = [];
   for (const c of parsed) if (!kept.some((k) => cidrContainsCidr(k, c))) kept.push(c);
-  return kept.map((c) => {
-    const t = formatCidr(c);
-    return (c.family === 4 && c.prefixLen === 32) || (c.family === 6 && c.prefixLen === 128) ? t.split('/')[0]! : t;
-  }).sort(cmp);
+  return kept
+    .map((c) => {
+      const t = formatCidr(c);
+      return (c.family === 4 && c.prefixLen === 32) || (c.family === 6 && c.prefixLen === 128) ? t.split('/')[0]! : t;
+    })
+    .sort(cmp);
 }
 
 const PROTO_NAME: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp', UDPLite: 'udplite' };
@@ -78,7 +92,10 @@ class SetBuilder implements SetNamer {
   private readonly keys = new WeakMap<PeerScope, string>();
   private keyOf(scope: PeerScope): string {
     let k = this.keys.get(scope);
-    if (k === undefined) { k = scopeKey(scope); this.keys.set(scope, k); }
+    if (k === undefined) {
+      k = scopeKey(scope);
+      this.keys.set(scope, k);
+    }
     return k;
   }
 
@@ -86,7 +103,10 @@ class SetBuilder implements SetNamer {
     const key = this.keyOf(scope);
     const name = `s${family}-${h(key)}`;
     if (!this.sets.has(name)) {
-      const nets = this.all.filter((e) => inScope(scope, e)).flatMap((e) => e.ipNetworks).filter((n) => parseCidr(n).family === family);
+      const nets = this.all
+        .filter((e) => inScope(scope, e))
+        .flatMap((e) => e.ipNetworks)
+        .filter((n) => parseCidr(n).family === family);
       this.sets.set(name, { name, family, kind: 'addr', elements: collapse(nets), comment: key.slice(0, 120) });
     }
     return name;
@@ -105,7 +125,8 @@ class SetBuilder implements SetNamer {
           for (const n of e.ipNetworks) {
             const c = parseCidr(n);
             const full = c.family === 4 ? 32 : 128;
-            if (c.family === family && c.prefixLen === full) els.add(`${formatCidr(c).split('/')[0]} . ${PROTO_NAME[p.protocol]} . ${p.port}`);
+            if (c.family === family && c.prefixLen === full)
+              els.add(`${formatCidr(c).split('/')[0]} . ${PROTO_NAME[p.protocol]} . ${p.port}`);
           }
         }
       }
@@ -117,24 +138,44 @@ class SetBuilder implements SetNamer {
 
 const DIRS: readonly PolicyType[] = ['Ingress', 'Egress'];
 
-type SetRequest = { kind: 'addr'; scope: PeerScope; family: Family } | { kind: 'np'; scope: PeerScope | undefined; names: readonly string[]; family: Family };
+type SetRequest =
+  | { kind: 'addr'; scope: PeerScope; family: Family }
+  | { kind: 'np'; scope: PeerScope | undefined; names: readonly string[]; family: Family };
 
 /** Rendered rule chains kept between compiles (the engine holds one): a policy that did not change is
  *  not rendered again, only the sets it names are refilled. Keyed by chain name, checked by signature. */
-export interface CompileCache { chains: Map<string, { rules: readonly PolicyRule[]; ns: string | undefined; chain: NftChain; sets: SetRequest[] }> }
+export interface CompileCache {
+  chains: Map<string, { rules: readonly PolicyRule[]; ns: string | undefined; chain: NftChain; sets: SetRequest[] }>;
+}
 export const newCompileCache = (): CompileCache => ({ chains: new Map() });
 
-function ruleChain(name: string, comment: string, rules: readonly PolicyRule[], ns: string | undefined, sets: SetBuilder, what: string, cache: CompileCache | undefined): NftChain {
+function ruleChain(
+  name: string,
+  comment: string,
+  rules: readonly PolicyRule[],
+  ns: string | undefined,
+  sets: SetBuilder,
+  what: string,
+  cache: CompileCache | undefined,
+): NftChain {
   // Unchanged resources keep their objects between compiles (the engine's maps), so identity is the check.
   const hit = cache?.chains.get(name);
   if (hit && hit.rules === rules && hit.ns === ns && hit.chain.comment === comment) {
-    for (const r of hit.sets) if (r.kind === 'addr') sets.addrSet(r.scope, r.family); else sets.namedPortSet(r.scope, r.names, r.family);
+    for (const r of hit.sets)
+      if (r.kind === 'addr') sets.addrSet(r.scope, r.family);
+      else sets.namedPortSet(r.scope, r.names, r.family);
     return hit.chain;
   }
   const requests: SetRequest[] = [];
   const recorder: SetNamer = {
-    addrSet: (scope, family) => { requests.push({ kind: 'addr', scope, family }); return sets.addrSet(scope, family); },
-    namedPortSet: (scope, names, family) => { requests.push({ kind: 'np', scope, names, family }); return sets.namedPortSet(scope, names, family); },
+    addrSet: (scope, family) => {
+      requests.push({ kind: 'addr', scope, family });
+      return sets.addrSet(scope, family);
+    },
+    namedPortSet: (scope, names, family) => {
+      requests.push({ kind: 'np', scope, names, family });
+      return sets.namedPortSet(scope, names, family);
+    },
   };
   const out: string[] = [];
   // the chain's comment names the policy; a rule's says which rule it is (short: 17k rules at scale)
@@ -176,13 +217,21 @@ export function compile(inp: PolicyInputs, node: string, cache?: CompileCache): 
     const name = `${dir === 'Ingress' ? 'pri' : 'pro'}-${h(`Profile/${pn}`)}`;
     if (!ruleChains.has(name)) {
       const what = `Profile ${pn} ${dir.toLowerCase()}`;
-      ruleChains.set(name, ruleChain(name, what, (dir === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [], undefined, sets, what, cache));
+      ruleChains.set(
+        name,
+        ruleChain(name, what, (dir === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [], undefined, sets, what, cache),
+      );
     }
     return name;
   };
 
   for (const e of local) {
-    const plan: EndpointPlan = { id: e.id, interfaceName: e.interfaceName, ingress: { policies: [], profiles: [] }, egress: { policies: [], profiles: [] } };
+    const plan: EndpointPlan = {
+      id: e.id,
+      interfaceName: e.interfaceName,
+      ingress: { policies: [], profiles: [] },
+      egress: { policies: [], profiles: [] },
+    };
     for (const dir of DIRS) {
       const name = `${dir === 'Ingress' ? 'tw' : 'fw'}-${e.interfaceName}`;
       const rules: string[] = [`meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`];

@@ -46,18 +46,31 @@ export class PolicyEngine extends EventEmitter {
   private readonly cache = newCompileCache();
   private st: PolicyEngineStatus = { synced: false, programmed: false, localEndpoints: 0, policies: 0 };
 
-  constructor(private readonly o: PolicyEngineOptions) { super(); }
+  constructor(private readonly o: PolicyEngineOptions) {
+    super();
+  }
 
-  status(): PolicyEngineStatus { return { ...this.st, synced: this.synced }; }
+  status(): PolicyEngineStatus {
+    return { ...this.st, synced: this.synced };
+  }
   /** The ruleset last compiled (for explain). */
-  get ruleset(): Ruleset | undefined { return this.last; }
+  get ruleset(): Ruleset | undefined {
+    return this.last;
+  }
 
   inputs(): PolicyInputs {
     const v = <K extends PolicyKind>(k: K) => [...this.data.get(k)!.values()] as Extract<Resource, { kind: K }>[];
-    return { endpoints: v('WorkloadEndpoint'), policies: v('NetworkPolicy'), globalPolicies: v('GlobalNetworkPolicy'), profiles: v('Profile') };
+    return {
+      endpoints: v('WorkloadEndpoint'),
+      policies: v('NetworkPolicy'),
+      globalPolicies: v('GlobalNetworkPolicy'),
+      profiles: v('Profile'),
+    };
   }
 
-  start(): void { void this.run(); }
+  start(): void {
+    void this.run();
+  }
 
   stop(): void {
     this.abort.abort();
@@ -67,7 +80,11 @@ export class PolicyEngine extends EventEmitter {
 
   /** Resolves after the next program pass (tests, benchmarks). */
   async flush(): Promise<void> {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; await this.program(); }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      await this.program();
+    }
     while (this.running) await this.running;
   }
 
@@ -117,11 +134,17 @@ export class PolicyEngine extends EventEmitter {
 
   private schedule(delay = this.o.debounceMs ?? 5): void {
     if (this.timer || this.abort.signal.aborted || !this.synced) return;
-    this.timer = setTimeout(() => { this.timer = undefined; void this.program(); }, delay);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.program();
+    }, delay);
   }
 
   private program(): Promise<void> {
-    if (this.running) { this.again = true; return this.running; }
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
     this.running = (async () => {
       do {
         this.again = false;
@@ -133,24 +156,52 @@ export class PolicyEngine extends EventEmitter {
           const compiledMs = performance.now() - t0;
           const r = await this.o.table.program(rs);
           const ms = performance.now() - t0;
-          this.st = { ...this.st, programmed: true, localEndpoints: rs.toWl.size, policies: inp.policies.length + inp.globalPolicies.length, lastProgram: { ...r, at: new Date().toISOString(), ms } };
+          this.st = {
+            ...this.st,
+            programmed: true,
+            localEndpoints: rs.toWl.size,
+            policies: inp.policies.length + inp.globalPolicies.length,
+            lastProgram: { ...r, at: new Date().toISOString(), ms },
+          };
           delete this.st.lastError;
-          if (r.mode !== 'none') this.o.logger.info({ mode: r.mode, bytes: r.bytes, ms: Math.round(ms * 10) / 10, compileMs: Math.round(compiledMs * 10) / 10, chains: rs.chains.size, sets: rs.sets.size, ...(r.stats ?? {}) }, 'policy programmed');
+          if (r.mode !== 'none')
+            this.o.logger.info(
+              {
+                mode: r.mode,
+                bytes: r.bytes,
+                ms: Math.round(ms * 10) / 10,
+                compileMs: Math.round(compiledMs * 10) / 10,
+                chains: rs.chains.size,
+                sets: rs.sets.size,
+                ...(r.stats ?? {}),
+              },
+              'policy programmed',
+            );
           this.emit('programmed', { ...r, ms });
         } catch (e) {
           this.st.lastError = e instanceof Error ? e.message : String(e);
-          this.o.logger.error({ err: this.st.lastError }, 'policy: programming nftables failed; retrying (the kernel keeps the previous ruleset)');
+          this.o.logger.error(
+            { err: this.st.lastError },
+            'policy: programming nftables failed; retrying (the kernel keeps the previous ruleset)',
+          );
           if (!this.abort.signal.aborted) setTimeout(() => this.schedule(0), this.o.retryMs ?? 1000).unref();
         }
       } while (this.again && !this.abort.signal.aborted);
-    })().finally(() => { this.running = undefined; });
+    })().finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 }
 
 /** tabby-node's one call: the engine over the real nft (in the agent's own netns), started. */
 export function startPolicyEngine(o: { store: ResourceStore; node: string; logger: Logger; nft?: string }): PolicyEngine {
-  const e = new PolicyEngine({ store: o.store, node: o.node, logger: o.logger, table: new PolicyTableImpl(nftRunner(o.nft ? { nft: o.nft } : {})) });
+  const e = new PolicyEngine({
+    store: o.store,
+    node: o.node,
+    logger: o.logger,
+    table: new PolicyTableImpl(nftRunner(o.nft ? { nft: o.nft } : {})),
+  });
   e.start();
   return e;
 }

@@ -13,12 +13,22 @@ export interface Flow {
   port?: number;
 }
 
-export interface Decision { allowed: boolean; by: string; trail: string[] }
+export interface Decision {
+  allowed: boolean;
+  by: string;
+  trail: string[];
+}
 
 const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, sctp: 132, udplite: 136 };
-const protoNum = (p: string | number | undefined): number | undefined => (p === undefined ? undefined : typeof p === 'number' ? p : PROTO_NUM[p.toLowerCase()] ?? (/^\d+$/.test(p) ? Number(p) : undefined));
+const protoNum = (p: string | number | undefined): number | undefined =>
+  p === undefined ? undefined : typeof p === 'number' ? p : (PROTO_NUM[p.toLowerCase()] ?? (/^\d+$/.test(p) ? Number(p) : undefined));
 
-function portMatches(list: readonly (number | string)[], port: number | undefined, proto: number | undefined, ep: EndpointView | undefined): boolean {
+function portMatches(
+  list: readonly (number | string)[],
+  port: number | undefined,
+  proto: number | undefined,
+  ep: EndpointView | undefined,
+): boolean {
   if (port === undefined) return false;
   return list.some((p) => {
     if (typeof p === 'number') return p === port;
@@ -29,10 +39,21 @@ function portMatches(list: readonly (number | string)[], port: number | undefine
   });
 }
 
-function entityMatches(e: EntityRule | undefined, ip: string, ep: EndpointView | undefined, port: number | undefined, proto: number | undefined, ns: string | undefined): boolean {
+function entityMatches(
+  e: EntityRule | undefined,
+  ip: string,
+  ep: EndpointView | undefined,
+  port: number | undefined,
+  proto: number | undefined,
+  ns: string | undefined,
+): boolean {
   if (!e) return true;
   const addr = parseIp(ip);
-  const inNets = (nets: readonly string[]) => nets.some((n) => { const c = parseCidr(n); return c.family === addr.family && cidrContains(c, addr); });
+  const inNets = (nets: readonly string[]) =>
+    nets.some((n) => {
+      const c = parseCidr(n);
+      return c.family === addr.family && cidrContains(c, addr);
+    });
   if (e.nets?.length && !inNets(e.nets)) return false;
   if (e.notNets?.length && inNets(e.notNets)) return false;
   const scope = peerScope(e, ns);
@@ -51,9 +72,16 @@ function ruleMatches(r: PolicyRule, self: EndpointView, f: Flow, ns: string | un
   if (r.notProtocol !== undefined && protoNum(r.notProtocol) === proto) return false;
   if (r.icmp?.type !== undefined) return false; // a flow given by port has no ICMP type
   const selfIp = self.ipNetworks.map((n) => n.split('/')[0]!).find((a) => parseIp(a).family === fam) ?? f.peer.ip;
-  const [src, dst] = f.direction === 'Ingress'
-    ? [{ ip: f.peer.ip, ep: f.peer.endpoint }, { ip: selfIp, ep: self }]
-    : [{ ip: selfIp, ep: self }, { ip: f.peer.ip, ep: f.peer.endpoint }];
+  const [src, dst] =
+    f.direction === 'Ingress'
+      ? [
+          { ip: f.peer.ip, ep: f.peer.endpoint },
+          { ip: selfIp, ep: self },
+        ]
+      : [
+          { ip: selfIp, ep: self },
+          { ip: f.peer.ip, ep: f.peer.endpoint },
+        ];
   return entityMatches(r.source, src.ip, src.ep, undefined, proto, ns) && entityMatches(r.destination, dst.ip, dst.ep, f.port, proto, ns);
 }
 
@@ -66,7 +94,10 @@ export function decide(inp: PolicyInputs, self: EndpointView, f: Flow): Decision
     const rules = f.direction === 'Ingress' ? p.ingress : p.egress;
     const i = rules.findIndex((r) => r.action !== 'Log' && ruleMatches(r, self, f, p.namespace));
     const what = `${p.kind} ${p.id}`;
-    if (i < 0) { trail.push(`${what}: no rule matched`); continue; }
+    if (i < 0) {
+      trail.push(`${what}: no rule matched`);
+      continue;
+    }
     const r = rules[i]!;
     trail.push(`${what} rule ${i}: ${r.action}`);
     if (r.action === 'Allow') return { allowed: true, by: `${what} rule ${i} (Allow)`, trail };
@@ -78,10 +109,16 @@ export function decide(inp: PolicyInputs, self: EndpointView, f: Flow): Decision
   const profiles = new Map(inp.profiles.map((p) => [p.metadata.name, p]));
   for (const pn of self.profiles) {
     const pro = profiles.get(pn);
-    if (!pro) { trail.push(`Profile ${pn}: missing`); continue; }
+    if (!pro) {
+      trail.push(`Profile ${pn}: missing`);
+      continue;
+    }
     const rules = (f.direction === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [];
     const i = rules.findIndex((r) => r.action !== 'Log' && ruleMatches(r, self, f, undefined));
-    if (i < 0) { trail.push(`Profile ${pn}: no rule matched`); continue; }
+    if (i < 0) {
+      trail.push(`Profile ${pn}: no rule matched`);
+      continue;
+    }
     const r = rules[i]!;
     trail.push(`Profile ${pn} rule ${i}: ${r.action}`);
     return { allowed: r.action === 'Allow', by: `Profile ${pn} rule ${i} (${r.action})`, trail };
@@ -93,9 +130,11 @@ export function decide(inp: PolicyInputs, self: EndpointView, f: Flow): Decision
 export function findEndpoint(inp: PolicyInputs, key: string, namespace?: string): EndpointView | undefined {
   const all = endpointViews(inp);
   const inNs = (e: EndpointView) => !namespace || e.namespace === namespace;
-  return all.find((e) => inNs(e) && (e.name === key || e.id === key))
-    ?? all.find((e) => inNs(e) && inp.endpoints.some((w) => w.metadata.name === e.name && (w.spec.pod === key || w.spec.workload === key)))
-    ?? all.find((e) => inNs(e) && e.ipNetworks.some((n) => n.split('/')[0] === key));
+  return (
+    all.find((e) => inNs(e) && (e.name === key || e.id === key)) ??
+    all.find((e) => inNs(e) && inp.endpoints.some((w) => w.metadata.name === e.name && (w.spec.pod === key || w.spec.workload === key))) ??
+    all.find((e) => inNs(e) && e.ipNetworks.some((n) => n.split('/')[0] === key))
+  );
 }
 
 export function selectingPolicies(inp: PolicyInputs, ep: EndpointView, dir: PolicyType): { kind: string; id: string; order: number }[] {

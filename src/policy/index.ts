@@ -2,7 +2,16 @@
 // GlobalNetworkPolicies and Profiles to one node's nftables ruleset (model.ts, rules.ts, compile.ts,
 // render.ts), the nft shell that programs it in one transaction per change (nft.ts), the engine that
 // watches the datastore and drives both (engine.ts), and explain (explain.ts).
-export { compile, collapse, newCompileCache, type CompileCache, type Ruleset, type NftSet, type NftChain, type EndpointPlan } from './compile.js';
+export {
+  compile,
+  collapse,
+  newCompileCache,
+  type CompileCache,
+  type Ruleset,
+  type NftSet,
+  type NftChain,
+  type EndpointPlan,
+} from './compile.js';
 export { fullScript, diffScript, POLICY_TABLE, BASE_CHAINS } from './render.js';
 export { PolicyTable, nftRunner, NftError, type NftRunner, type ProgramResult } from './nft.js';
 export { PolicyEngine, POLICY_KINDS, type PolicyEngineStatus } from './engine.js';

@@ -11,14 +11,31 @@ import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../common/log.js';
 import {
-  type ResourceStore, ResourceConflict, ResourceExists, workloadEndpointName, namespaceProfileName,
-  NAMESPACE_LABEL, ORCHESTRATOR_LABEL, NAMESPACE_LABEL_PREFIX,
-  type Profile, type WorkloadEndpoint, type EndpointPort,
+  type ResourceStore,
+  ResourceConflict,
+  ResourceExists,
+  workloadEndpointName,
+  namespaceProfileName,
+  NAMESPACE_LABEL,
+  ORCHESTRATOR_LABEL,
+  NAMESPACE_LABEL_PREFIX,
+  type Profile,
+  type WorkloadEndpoint,
+  type EndpointPort,
 } from '../datastore/resources.js';
 
-export interface K8sObject { metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string }; spec?: Record<string, unknown> }
-export interface K8sList { metadata: { resourceVersion: string }; items: K8sObject[] }
-export interface K8sWatchEvent { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'; object: K8sObject & { code?: number; message?: string } }
+export interface K8sObject {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string };
+  spec?: Record<string, unknown>;
+}
+export interface K8sList {
+  metadata: { resourceVersion: string };
+  items: K8sObject[];
+}
+export interface K8sWatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: K8sObject & { code?: number; message?: string };
+}
 
 // ------------------------------------------------------------------ pure mapping
 
@@ -26,12 +43,17 @@ export function namespaceProfile(ns: K8sObject): Profile {
   const labelsToApply: Record<string, string> = { [`${NAMESPACE_LABEL_PREFIX}projectcalico.org/name`]: ns.metadata.name };
   for (const [k, v] of Object.entries(ns.metadata.labels ?? {})) labelsToApply[`${NAMESPACE_LABEL_PREFIX}${k}`] = v;
   return {
-    apiVersion: 'projectcalico.org/v3', kind: 'Profile', metadata: { name: namespaceProfileName(ns.metadata.name) },
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'Profile',
+    metadata: { name: namespaceProfileName(ns.metadata.name) },
     spec: { ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }], labelsToApply },
   };
 }
 
-interface PodSpec { serviceAccountName?: string; containers?: { ports?: { name?: string; containerPort?: number; protocol?: string }[] }[] }
+interface PodSpec {
+  serviceAccountName?: string;
+  containers?: { ports?: { name?: string; containerPort?: number; protocol?: string }[] }[];
+}
 
 /** The labels and ports a pod gives its endpoint (pure). */
 export function endpointFromPod(pod: K8sObject): { labels: Record<string, string>; ports: EndpointPort[] } {
@@ -40,11 +62,12 @@ export function endpointFromPod(pod: K8sObject): { labels: Record<string, string
   const labels: Record<string, string> = { ...(pod.metadata.labels ?? {}), [NAMESPACE_LABEL]: ns, [ORCHESTRATOR_LABEL]: 'k8s' };
   if (spec.serviceAccountName) labels['projectcalico.org/serviceaccount'] = spec.serviceAccountName;
   const ports: EndpointPort[] = [];
-  for (const c of spec.containers ?? []) for (const p of c.ports ?? []) {
-    if (!p.name || !p.containerPort) continue;
-    const proto = (p.protocol ?? 'TCP').toUpperCase();
-    ports.push({ name: p.name, protocol: proto === 'UDP' ? 'UDP' : proto === 'SCTP' ? 'SCTP' : 'TCP', port: p.containerPort });
-  }
+  for (const c of spec.containers ?? [])
+    for (const p of c.ports ?? []) {
+      if (!p.name || !p.containerPort) continue;
+      const proto = (p.protocol ?? 'TCP').toUpperCase();
+      ports.push({ name: p.name, protocol: proto === 'UDP' ? 'UDP' : proto === 'SCTP' ? 'SCTP' : 'TCP', port: p.containerPort });
+    }
   return { labels, ports };
 }
 
@@ -60,7 +83,14 @@ export interface K8sApiOptions {
 
 export class K8sApiError extends Error {
   readonly code = 'EK8SAPI';
-  constructor(readonly path: string, readonly status: number | undefined, message: string) { super(`GET ${path}: ${message}`); this.name = 'K8sApiError'; }
+  constructor(
+    readonly path: string,
+    readonly status: number | undefined,
+    message: string,
+  ) {
+    super(`GET ${path}: ${message}`);
+    this.name = 'K8sApiError';
+  }
 }
 
 export class K8sApi {
@@ -70,24 +100,39 @@ export class K8sApi {
   static async inCluster(env: NodeJS.ProcessEnv = process.env, saDir = '/var/run/secrets/kubernetes.io/serviceaccount'): Promise<K8sApi> {
     const host = env.KUBERNETES_SERVICE_HOST!;
     const [token, ca] = await Promise.all([readFile(`${saDir}/token`, 'utf8'), readFile(`${saDir}/ca.crt`)]);
-    return new K8sApi({ baseUrl: `https://${host.includes(':') ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT}`, token: token.trim(), ca });
+    return new K8sApi({
+      baseUrl: `https://${host.includes(':') ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT}`,
+      token: token.trim(),
+      ca,
+    });
   }
 
   private request(path: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
     const url = new URL(path, this.o.baseUrl);
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = mod.request(url, {
-        method: 'GET', ...(this.o.ca ? { ca: this.o.ca } : {}), ...(signal ? { signal } : {}),
-        headers: { accept: 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
-      }, (res) => {
-        if (res.statusCode !== 200) {
-          let body = '';
-          res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => reject(new K8sApiError(path, res.statusCode, `HTTP ${res.statusCode}: ${body.slice(0, 200)}`)));
-          return;
-        }
-        resolve(res);
-      });
+      const req = mod.request(
+        url,
+        {
+          method: 'GET',
+          ...(this.o.ca ? { ca: this.o.ca } : {}),
+          ...(signal ? { signal } : {}),
+          headers: { accept: 'application/json', ...(this.o.token ? { authorization: `Bearer ${this.o.token}` } : {}) },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            let body = '';
+            res
+              .setEncoding('utf8')
+              .on('data', (d: string) => {
+                body += d;
+              })
+              .on('end', () => reject(new K8sApiError(path, res.statusCode, `HTTP ${res.statusCode}: ${body.slice(0, 200)}`)));
+            return;
+          }
+          resolve(res);
+        },
+      );
       req.setTimeout(this.o.timeoutMs ?? 10_000, () => req.destroy(new K8sApiError(path, undefined, 'no answer')));
       req.on('error', (e) => reject(e instanceof K8sApiError ? e : new K8sApiError(path, undefined, e.message)));
       req.end();
@@ -104,7 +149,10 @@ export class K8sApi {
   /** The watch stream: one JSON event per line, until the server ends it or `signal` aborts. */
   async *watch(path: string, resourceVersion: string, signal?: AbortSignal): AsyncIterable<K8sWatchEvent> {
     const sep = path.includes('?') ? '&' : '?';
-    const res = await this.request(`${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`, signal);
+    const res = await this.request(
+      `${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`,
+      signal,
+    );
     let buf = '';
     for await (const c of res) {
       buf += (c as Buffer).toString('utf8');
@@ -120,7 +168,12 @@ export class K8sApi {
 
 // ------------------------------------------------------------------ the sync loop
 
-export interface K8sSyncOptions { api: K8sApi; store: ResourceStore; node: string; logger: Logger }
+export interface K8sSyncOptions {
+  api: K8sApi;
+  store: ResourceStore;
+  node: string;
+  logger: Logger;
+}
 
 export class K8sLabelSync {
   private readonly abort = new AbortController();
@@ -131,7 +184,9 @@ export class K8sLabelSync {
     void this.loop(`/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${this.o.node}`)}`, (ev) => this.onPod(ev));
   }
 
-  stop(): void { this.abort.abort(); }
+  stop(): void {
+    this.abort.abort();
+  }
 
   private async loop(path: string, on: (ev: K8sWatchEvent) => Promise<void>): Promise<void> {
     const signal = this.abort.signal;
@@ -155,13 +210,20 @@ export class K8sLabelSync {
 
   private async onNamespace(ev: K8sWatchEvent): Promise<void> {
     const name = namespaceProfileName(ev.object.metadata.name);
-    if (ev.type === 'DELETED') { await this.o.store.delete('Profile', name).catch(() => undefined); return; }
+    if (ev.type === 'DELETED') {
+      await this.o.store.delete('Profile', name).catch(() => undefined);
+      return;
+    }
     const want = namespaceProfile(ev.object);
     const cur = await this.o.store.get('Profile', name);
     if (cur && JSON.stringify(cur.spec.labelsToApply) === JSON.stringify(want.spec.labelsToApply)) return;
     try {
-      await (cur ? this.o.store.update({ ...cur, spec: { ...cur.spec, labelsToApply: want.spec.labelsToApply } }) : this.o.store.create(want));
-    } catch (e) { if (!(e instanceof ResourceExists || e instanceof ResourceConflict)) throw e; }
+      await (cur
+        ? this.o.store.update({ ...cur, spec: { ...cur.spec, labelsToApply: want.spec.labelsToApply } })
+        : this.o.store.create(want));
+    } catch (e) {
+      if (!(e instanceof ResourceExists || e instanceof ResourceConflict)) throw e;
+    }
   }
 
   private async onPod(ev: K8sWatchEvent): Promise<void> {
@@ -176,15 +238,24 @@ export class K8sLabelSync {
       const samePorts = JSON.stringify(cur.spec.ports ?? []) === JSON.stringify(ports);
       if (sameLabels && samePorts) return;
       try {
-        await this.o.store.update({ ...cur, metadata: { ...cur.metadata, labels }, spec: { ...cur.spec, ...(ports.length ? { ports } : {}) } });
+        await this.o.store.update({
+          ...cur,
+          metadata: { ...cur.metadata, labels },
+          spec: { ...cur.spec, ...(ports.length ? { ports } : {}) },
+        });
         return;
-      } catch (e) { if (!(e instanceof ResourceConflict)) throw e; }
+      } catch (e) {
+        if (!(e instanceof ResourceConflict)) throw e;
+      }
     }
   }
 }
 
 /** tabby-node's one call: in a cluster (KUBERNETES_SERVICE_HOST set), start the sync; else undefined. */
-export async function startK8sLabelSync(o: Omit<K8sSyncOptions, 'api'>, env: NodeJS.ProcessEnv = process.env): Promise<K8sLabelSync | undefined> {
+export async function startK8sLabelSync(
+  o: Omit<K8sSyncOptions, 'api'>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<K8sLabelSync | undefined> {
   if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) return undefined;
   const s = new K8sLabelSync({ ...o, api: await K8sApi.inCluster(env) });
   s.start();

@@ -4,8 +4,13 @@
 // then by name), and which endpoints a rule's selector / namespaceSelector picks out.
 import { parseSelector, type Labels, type Selector, type SelectorNode } from '../datastore/selector.js';
 import {
-  NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, ORCHESTRATOR_LABEL, namespaceProfileName,
-  type EntityRule, type PolicyRule, type PolicyType,
+  NAMESPACE_LABEL,
+  NAMESPACE_LABEL_PREFIX,
+  ORCHESTRATOR_LABEL,
+  namespaceProfileName,
+  type EntityRule,
+  type PolicyRule,
+  type PolicyType,
 } from '../datastore/policy-types.js';
 import type { GlobalNetworkPolicy, NetworkPolicy, Profile, WorkloadEndpoint } from '../datastore/resources.js';
 
@@ -63,15 +68,26 @@ export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies
   for (const p of inp.policies) {
     const ns = p.metadata.namespace ?? 'default';
     out.push({
-      kind: 'NetworkPolicy', id: `${ns}/${p.metadata.name}`, namespace: ns, order: p.spec.order ?? Infinity,
-      selector: sel(p.spec.selector || 'all()'), types: p.spec.types, ingress: p.spec.ingress ?? NONE, egress: p.spec.egress ?? NONE,
+      kind: 'NetworkPolicy',
+      id: `${ns}/${p.metadata.name}`,
+      namespace: ns,
+      order: p.spec.order ?? Infinity,
+      selector: sel(p.spec.selector || 'all()'),
+      types: p.spec.types,
+      ingress: p.spec.ingress ?? NONE,
+      egress: p.spec.egress ?? NONE,
     });
   }
   for (const p of inp.globalPolicies) {
     out.push({
-      kind: 'GlobalNetworkPolicy', id: p.metadata.name, order: p.spec.order ?? Infinity,
-      selector: sel(p.spec.selector || 'all()'), ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
-      types: p.spec.types, ingress: p.spec.ingress ?? NONE, egress: p.spec.egress ?? NONE,
+      kind: 'GlobalNetworkPolicy',
+      id: p.metadata.name,
+      order: p.spec.order ?? Infinity,
+      selector: sel(p.spec.selector || 'all()'),
+      ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
+      types: p.spec.types,
+      ingress: p.spec.ingress ?? NONE,
+      egress: p.spec.egress ?? NONE,
     });
   }
   // Calico: by order, then by name (a NetworkPolicy's name includes no namespace in the comparison
@@ -88,11 +104,23 @@ export function endpointViews(inp: Pick<PolicyInputs, 'endpoints' | 'profiles'>)
     const ns = w.metadata.namespace ?? 'default';
     const inherited: Record<string, string> = {};
     for (const pn of w.spec.profiles) Object.assign(inherited, profiles.get(pn)?.spec.labelsToApply ?? {});
-    const labels: Record<string, string> = { ...inherited, ...(w.metadata.labels ?? {}), [NAMESPACE_LABEL]: ns, [ORCHESTRATOR_LABEL]: w.spec.orchestrator };
+    const labels: Record<string, string> = {
+      ...inherited,
+      ...(w.metadata.labels ?? {}),
+      [NAMESPACE_LABEL]: ns,
+      [ORCHESTRATOR_LABEL]: w.spec.orchestrator,
+    };
     const nsProfile = profiles.get(namespaceProfileName(ns));
     return {
-      id: `${ns}/${w.metadata.name}`, name: w.metadata.name, namespace: ns, node: w.spec.node, interfaceName: w.spec.interfaceName,
-      labels, nsLabels: namespaceLabels(ns, nsProfile?.spec.labelsToApply), ipNetworks: w.spec.ipNetworks, profiles: w.spec.profiles,
+      id: `${ns}/${w.metadata.name}`,
+      name: w.metadata.name,
+      namespace: ns,
+      node: w.spec.node,
+      interfaceName: w.spec.interfaceName,
+      labels,
+      nsLabels: namespaceLabels(ns, nsProfile?.spec.labelsToApply),
+      ipNetworks: w.spec.ipNetworks,
+      profiles: w.spec.profiles,
       ports: (w.spec.ports ?? []).map((p) => ({ name: p.name, protocol: String(p.protocol), port: p.port })),
     };
   });
@@ -101,7 +129,8 @@ export function endpointViews(inp: Pick<PolicyInputs, 'endpoints' | 'profiles'>)
 /** A namespace's labels: the pcns.* labels of its kns profile, plus the two names every namespace has. */
 export function namespaceLabels(ns: string, labelsToApply: Record<string, string> | undefined): Labels {
   const out: Record<string, string> = { 'projectcalico.org/name': ns, 'kubernetes.io/metadata.name': ns };
-  for (const [k, v] of Object.entries(labelsToApply ?? {})) if (k.startsWith(NAMESPACE_LABEL_PREFIX)) out[k.slice(NAMESPACE_LABEL_PREFIX.length)] = v;
+  for (const [k, v] of Object.entries(labelsToApply ?? {}))
+    if (k.startsWith(NAMESPACE_LABEL_PREFIX)) out[k.slice(NAMESPACE_LABEL_PREFIX.length)] = v;
   return out;
 }
 
@@ -121,7 +150,11 @@ export function policiesFor(all: readonly PolicyView[], e: EndpointView, dir: Po
 /** A label a selector requires (`k == "v"`, or one inside a top-level &&), for indexing; undefined if none. */
 function requiredLabel(n: SelectorNode): string | undefined {
   if (n.op === '==') return `${n.key}=${n.value}`;
-  if (n.op === '&&') for (const x of n.exprs) { const r = requiredLabel(x); if (r) return r; }
+  if (n.op === '&&')
+    for (const x of n.exprs) {
+      const r = requiredLabel(x);
+      if (r) return r;
+    }
   return undefined;
 }
 
@@ -133,14 +166,24 @@ export function policyIndex(all: readonly PolicyView[]): (e: EndpointView, dir: 
   all.forEach((p, i) => {
     const k = requiredLabel(p.selector.ast);
     if (k === undefined) rest.push(i);
-    else { const l = byLabel.get(k); if (l) l.push(i); else byLabel.set(k, [i]); }
+    else {
+      const l = byLabel.get(k);
+      if (l) l.push(i);
+      else byLabel.set(k, [i]);
+    }
   });
   return (e, dir) => {
     const idx = [...rest];
-    for (const [k, v] of Object.entries(e.labels)) { const l = byLabel.get(`${k}=${v}`); if (l) idx.push(...l); }
+    for (const [k, v] of Object.entries(e.labels)) {
+      const l = byLabel.get(`${k}=${v}`);
+      if (l) idx.push(...l);
+    }
     idx.sort((a, b) => a - b);
     const out: PolicyView[] = [];
-    for (const i of idx) { const p = all[i]!; if (selects(p, e, dir)) out.push(p); }
+    for (const i of idx) {
+      const p = all[i]!;
+      if (selects(p, e, dir)) out.push(p);
+    }
     return out;
   };
 }

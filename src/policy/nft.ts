@@ -11,13 +11,19 @@ import { diffScript, fullScript, type DiffStats } from './render.js';
 
 export class NftError extends Error {
   readonly code = 'ENFT';
-  constructor(message: string, readonly stderr: string, readonly script: string) {
+  constructor(
+    message: string,
+    readonly stderr: string,
+    readonly script: string,
+  ) {
     super(message);
     this.name = 'NftError';
   }
 }
 
-export interface NftRunner { run(script: string): Promise<void> }
+export interface NftRunner {
+  run(script: string): Promise<void>;
+}
 
 /** Runs `nft -f -` (in `netnsPath` when given: spawned from the thread while it is in that netns). */
 export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftRunner {
@@ -32,30 +38,47 @@ export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftR
   return {
     async run(script) {
       if (opts.netnsPath) {
-        const r = native().withNetns(opts.netnsPath, () => spawnSync(bin, ['-f', '-'], { input: script, encoding: 'utf8', timeout: 60_000 }));
+        const r = native().withNetns(opts.netnsPath, () =>
+          spawnSync(bin, ['-f', '-'], { input: script, encoding: 'utf8', timeout: 60_000 }),
+        );
         check(r.status, r.stderr ?? '', script, r.error);
         return;
       }
       await new Promise<void>((resolve, reject) => {
         const p = spawn(bin, ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
         let stderr = '';
-        p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+        p.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
         p.on('error', (e) => reject(new NftError(`nft: ${e.message}`, '', script)));
-        p.on('close', (code) => { try { check(code, stderr, script); resolve(); } catch (e) { reject(e as Error); } });
+        p.on('close', (code) => {
+          try {
+            check(code, stderr, script);
+            resolve();
+          } catch (e) {
+            reject(e as Error);
+          }
+        });
         p.stdin.end(script);
       });
     },
   };
 }
 
-export interface ProgramResult { mode: 'full' | 'diff' | 'none'; bytes: number; stats?: DiffStats }
+export interface ProgramResult {
+  mode: 'full' | 'diff' | 'none';
+  bytes: number;
+  stats?: DiffStats;
+}
 
 export class PolicyTable {
   /** undefined: the kernel state is unknown (start, or after a failure) → the next apply is a full rewrite */
   private applied: Ruleset | null | undefined;
   constructor(private readonly runner: NftRunner) {}
 
-  get current(): Ruleset | null | undefined { return this.applied; }
+  get current(): Ruleset | null | undefined {
+    return this.applied;
+  }
 
   /** Make the kernel hold `next` (null: no endpoint here → no table). */
   async program(next: Ruleset | null): Promise<ProgramResult> {
@@ -70,7 +93,10 @@ export class PolicyTable {
       result = { mode: 'full', bytes: script.length };
     } else {
       const d = diffScript(prev, target);
-      if (!d.script) { this.applied = target; return { mode: 'none', bytes: 0 }; }
+      if (!d.script) {
+        this.applied = target;
+        return { mode: 'none', bytes: 0 };
+      }
       script = d.script;
       result = { mode: 'diff', bytes: script.length, stats: d.stats };
     }
@@ -81,5 +107,7 @@ export class PolicyTable {
   }
 
   /** Forget what was programmed: the next program() rewrites the whole table. */
-  invalidate(): void { this.applied = undefined; }
+  invalidate(): void {
+    this.applied = undefined;
+  }
 }

@@ -20,7 +20,20 @@ export interface SetNamer {
   namedPortSet(scope: PeerScope | undefined, names: readonly string[], family: Family): string;
 }
 
-const PROTO_NFT: Record<string, string> = { TCP: 'tcp', UDP: 'udp', ICMP: 'icmp', ICMPv6: 'ipv6-icmp', SCTP: 'sctp', UDPLite: 'udplite', '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'ipv6-icmp', '132': 'sctp', '136': 'udplite' };
+const PROTO_NFT: Record<string, string> = {
+  TCP: 'tcp',
+  UDP: 'udp',
+  ICMP: 'icmp',
+  ICMPv6: 'ipv6-icmp',
+  SCTP: 'sctp',
+  UDPLite: 'udplite',
+  '6': 'tcp',
+  '17': 'udp',
+  '1': 'icmp',
+  '58': 'ipv6-icmp',
+  '132': 'sctp',
+  '136': 'udplite',
+};
 const nftProto = (p: Protocol): string => PROTO_NFT[String(p)] ?? String(p);
 
 function familiesOf(rule: PolicyRule): Family[] {
@@ -45,7 +58,14 @@ const portText = (p: PolicyPort): string => (typeof p === 'number' ? String(p) :
 const isNamed = (p: PolicyPort): p is string => typeof p === 'string' && !/^\d+(:\d+)?$/.test(p);
 
 /** Conditions for one side; port matches come back as alternatives (numeric ports OR named ports). */
-function side(e: EntityRule | undefined, dir: 'saddr' | 'daddr', family: Family, rule: PolicyRule, ns: string | undefined, sets: SetNamer): { conds: string[]; alts: string[][] } {
+function side(
+  e: EntityRule | undefined,
+  dir: 'saddr' | 'daddr',
+  family: Family,
+  rule: PolicyRule,
+  ns: string | undefined,
+  sets: SetNamer,
+): { conds: string[]; alts: string[][] } {
   const conds: string[] = [];
   const alts: string[][] = [];
   if (!e) return { conds, alts: [[]] };
@@ -55,7 +75,8 @@ function side(e: EntityRule | undefined, dir: 'saddr' | 'daddr', family: Family,
   if (notNets.length) conds.push(`${ip} ${dir} != { ${notNets.join(', ')} }`);
   const scope = peerScope(e, ns);
   if (scope) conds.push(`${ip} ${dir} @${sets.addrSet(scope, family)}`);
-  if (e.notSelector) conds.push(`${ip} ${dir} != @${sets.addrSet({ selector: peerScope({ selector: e.notSelector }, undefined)!.selector }, family)}`);
+  if (e.notSelector)
+    conds.push(`${ip} ${dir} != @${sets.addrSet({ selector: peerScope({ selector: e.notSelector }, undefined)!.selector }, family)}`);
   const port = dir === 'saddr' ? 'sport' : 'dport';
   const proto = rule.protocol === undefined ? 'th' : nftProto(rule.protocol);
   const l4 = proto === 'ipv6-icmp' || proto === 'icmp' || /^\d+$/.test(proto) ? 'th' : proto;
@@ -80,10 +101,14 @@ function icmpConds(m: { type?: number; code?: number } | undefined, family: Fami
 
 function verdict(rule: PolicyRule, comment: string, logPrefix: string): string {
   switch (rule.action) {
-    case 'Allow': return `meta mark set meta mark | ${hex(MARK_ACCEPT)} return comment "${comment}"`;
-    case 'Pass': return `meta mark set meta mark | ${hex(MARK_PASS)} return comment "${comment}"`;
-    case 'Deny': return `drop comment "${comment}"`;
-    case 'Log': return `log prefix "tabby ${logPrefix.slice(0, 100)}: " comment "${comment}"`;
+    case 'Allow':
+      return `meta mark set meta mark | ${hex(MARK_ACCEPT)} return comment "${comment}"`;
+    case 'Pass':
+      return `meta mark set meta mark | ${hex(MARK_PASS)} return comment "${comment}"`;
+    case 'Deny':
+      return `drop comment "${comment}"`;
+    case 'Log':
+      return `log prefix "tabby ${logPrefix.slice(0, 100)}: " comment "${comment}"`;
   }
 }
 
@@ -91,7 +116,8 @@ function verdict(rule: PolicyRule, comment: string, logPrefix: string): string {
 export function renderRule(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string, logPrefix = comment): string[] {
   const out = renderPerFamily(rule, ns, sets, comment, logPrefix);
   // A rule with nothing family-specific is one rule for both families.
-  if (out.length === 2 && out[0]!.replace('meta nfproto ipv4 ', '') === out[1]!.replace('meta nfproto ipv6 ', '')) return [out[0]!.replace('meta nfproto ipv4 ', '')];
+  if (out.length === 2 && out[0]!.replace('meta nfproto ipv4 ', '') === out[1]!.replace('meta nfproto ipv6 ', ''))
+    return [out[0]!.replace('meta nfproto ipv4 ', '')];
   return out;
 }
 
@@ -105,9 +131,10 @@ function renderPerFamily(rule: PolicyRule, ns: string | undefined, sets: SetName
     if (rule.notICMP) base.push(...icmpConds(rule.notICMP, family, true));
     const src = side(rule.source, 'saddr', family, rule, ns, sets);
     const dst = side(rule.destination, 'daddr', family, rule, ns, sets);
-    for (const a of src.alts) for (const b of dst.alts) {
-      out.push([...base, ...src.conds, ...dst.conds, ...a, ...b, verdict(rule, comment, logPrefix)].join(' '));
-    }
+    for (const a of src.alts)
+      for (const b of dst.alts) {
+        out.push([...base, ...src.conds, ...dst.conds, ...a, ...b, verdict(rule, comment, logPrefix)].join(' '));
+      }
   }
   return out;
 }

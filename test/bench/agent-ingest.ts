@@ -36,9 +36,20 @@ const RTPROT_BIRD = 12;
 const RTPROT_TABBY = 81;
 const FEED_BASE = (11 << 24) >>> 0;
 
-const t = { teardowns: [] as (() => unknown)[], teardown(fn: () => unknown) { this.teardowns.push(fn); } };
+const t = {
+  teardowns: [] as (() => unknown)[],
+  teardown(fn: () => unknown) {
+    this.teardowns.push(fn);
+  },
+};
 async function cleanup(): Promise<void> {
-  for (const fn of t.teardowns.reverse()) { try { await fn(); } catch { /* best effort */ } }
+  for (const fn of t.teardowns.reverse()) {
+    try {
+      await fn();
+    } catch {
+      /* best effort */
+    }
+  }
   t.teardowns = [];
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +72,11 @@ class KernelCounter {
   count = 0;
   lastEvent = performance.now();
   /** when the count last reached the goal / zero (event time) */
-  constructor(netnsPath: string, private readonly protocol: number, n: number) {
+  constructor(
+    netnsPath: string,
+    private readonly protocol: number,
+    n: number,
+  ) {
     this.nl = new Netlink({ netnsPath, timeoutMs: 120_000 });
     this.seen = new Uint8Array(n);
     this.sub = this.nl.subscribe(['route']);
@@ -70,8 +85,13 @@ class KernelCounter {
       const i = this.index(ev.route.dst);
       if (i < 0) return;
       this.lastEvent = performance.now();
-      if (ev.type === 'new' && !this.seen[i]) { this.seen[i] = 1; this.count++; }
-      else if (ev.type === 'del' && this.seen[i]) { this.seen[i] = 0; this.count--; }
+      if (ev.type === 'new' && !this.seen[i]) {
+        this.seen[i] = 1;
+        this.count++;
+      } else if (ev.type === 'del' && this.seen[i]) {
+        this.seen[i] = 0;
+        this.count--;
+      }
     });
   }
   private index(dst: string): number {
@@ -88,7 +108,10 @@ class KernelCounter {
     for (const r of await this.nl.listRoutes(4)) {
       if (r.protocol !== this.protocol) continue;
       const i = this.index(r.dst);
-      if (i >= 0 && !this.seen[i]) { this.seen[i] = 1; this.count++; }
+      if (i >= 0 && !this.seen[i]) {
+        this.seen[i] = 1;
+        this.count++;
+      }
     }
   }
   /** Wait until pred(count); returns the event time it became true. */
@@ -108,13 +131,42 @@ class KernelCounter {
       await sleep(5);
     }
   }
-  close(): void { this.sub.close(); this.nl.close(); }
+  close(): void {
+    this.sub.close();
+    this.nl.close();
+  }
 }
 
-interface Result { receiver: string; n: number; seconds: number; withdrawSeconds: number; cpu: number; peakRss: number; note?: string }
+interface Result {
+  receiver: string;
+  n: number;
+  seconds: number;
+  withdrawSeconds: number;
+  cpu: number;
+  peakRss: number;
+  note?: string;
+}
 
-async function feedAndMeasure(receiver: string, pid: number, counter: KernelCounter, n: number, f: { path: string; address: string }, remote: string, msgs: Buffer[]): Promise<Omit<Result, 'receiver' | 'note'>> {
-  const session = new BgpSession({ address: remote, localAddress: f.address, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: f.address, netns: f.path, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
+async function feedAndMeasure(
+  receiver: string,
+  pid: number,
+  counter: KernelCounter,
+  n: number,
+  f: { path: string; address: string },
+  remote: string,
+  msgs: Buffer[],
+): Promise<Omit<Result, 'receiver' | 'note'>> {
+  const session = new BgpSession({
+    address: remote,
+    localAddress: f.address,
+    localAsn: FEEDER_ASN,
+    peerAsn: RX_ASN,
+    routerId: f.address,
+    netns: f.path,
+    families: ['ipv4'],
+    holdTime: 240,
+    connectRetryTime: 1,
+  });
   t.teardown(() => session.stop());
   const up = new Promise<void>((r) => session.once('established', () => r()));
   session.start();
@@ -123,7 +175,15 @@ async function feedAndMeasure(receiver: string, pid: number, counter: KernelCoun
   const cpu0 = cpuOf(pid);
   const start = performance.now();
   const sent = session.sendUpdates(msgs);
-  const trace = process.env.BENCH_TRACE ? setInterval(() => console.log(`    ${receiver} +${((performance.now() - start) / 1000).toFixed(1)} s: ${counter.count} in kernel, RSS ${(procStatus(pid, 'VmRSS') / 1e6).toFixed(0)} MB`), 500) : undefined;
+  const trace = process.env.BENCH_TRACE
+    ? setInterval(
+        () =>
+          console.log(
+            `    ${receiver} +${((performance.now() - start) / 1000).toFixed(1)} s: ${counter.count} in kernel, RSS ${(procStatus(pid, 'VmRSS') / 1e6).toFixed(0)} MB`,
+          ),
+        500,
+      )
+    : undefined;
   t.teardown(() => clearInterval(trace));
   const at = await counter.until((c) => c >= n, 15 * 60_000);
   if (at === undefined) throw new Error(`${receiver}: only ${counter.count} of ${n} routes in the kernel after 15 minutes`);
@@ -157,7 +217,13 @@ protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as 
 
 function unixGet(socketPath: string, p: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: p }, (res) => { let b = ''; res.on('data', (d: Buffer) => { b += d; }); res.on('end', () => resolve(b)); });
+    const req = http.get({ socketPath, path: p }, (res) => {
+      let b = '';
+      res.on('data', (d: Buffer) => {
+        b += d;
+      });
+      res.on('end', () => resolve(b));
+    });
     req.on('error', reject);
     req.setTimeout(5000, () => req.destroy(new Error('timeout')));
   });
@@ -166,7 +232,10 @@ function unixGet(socketPath: string, p: string): Promise<string> {
 /** A 50-rule import filter the feed never matches (the worst case: every rule looked at, then the default). */
 function fiftyRuleFilter(): string {
   const rules: string[] = [];
-  for (let i = 0; i < 45; i++) rules.push(`    - {action: Reject, matchOperator: In, cidr: 172.${16 + (i >> 4)}.${(i & 15) * 16}.0/20, prefixLength: {min: 21, max: 32}}`);
+  for (let i = 0; i < 45; i++)
+    rules.push(
+      `    - {action: Reject, matchOperator: In, cidr: 172.${16 + (i >> 4)}.${(i & 15) * 16}.0/20, prefixLength: {min: 21, max: 32}}`,
+    );
   for (let i = 0; i < 5; i++) rules.push(`    - {action: Reject, communities: {values: ["65535:${100 + i}"]}}`);
   return `apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: fifty}\nspec:\n  importV4:\n${rules.join('\n')}\n---\n`;
 }
@@ -175,23 +244,42 @@ type TabbyVariant = 'plain' | 'filter' | 'before';
 
 async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plain'): Promise<Result> {
   const withFilter = variant === 'filter';
-  const root = variant === 'before' ? process.env.BENCH_BEFORE_REPO ?? '' : repo;
+  const root = variant === 'before' ? (process.env.BENCH_BEFORE_REPO ?? '') : repo;
   if (!root) throw new Error('tabby-before needs BENCH_BEFORE_REPO (a built checkout of the earlier tabby)');
   const [f, r] = makeStar(t, 'at', 75, 2);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-agent-ingest-'));
-  t.teardown(() => { if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true }); });
+  t.teardown(() => {
+    if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  });
   const env: Record<string, string> = {
-    ...process.env as Record<string, string>,
-    NODENAME: 'rx', IP: `${r!.address}/24`, AS: String(RX_ASN), DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: `${dir}/datastore`,
-    TABBY_STATE_DIR: `${dir}/state`, TABBY_HEALTH_ADDR: '127.0.0.1:9099', TABBY_METRICS_ADDR: '127.0.0.1:9091',
-    CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', CALICO_IPV4POOL_VXLAN: 'Never', CALICO_IPV4POOL_NAT_OUTGOING: 'false',
+    ...(process.env as Record<string, string>),
+    NODENAME: 'rx',
+    IP: `${r!.address}/24`,
+    AS: String(RX_ASN),
+    DATASTORE_TYPE: 'file',
+    TABBY_DATASTORE_DIR: `${dir}/datastore`,
+    TABBY_STATE_DIR: `${dir}/state`,
+    TABBY_HEALTH_ADDR: '127.0.0.1:9099',
+    TABBY_METRICS_ADDR: '127.0.0.1:9091',
+    CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+    CALICO_IPV4POOL_IPIP: 'Never',
+    CALICO_IPV4POOL_VXLAN: 'Never',
+    CALICO_IPV4POOL_NAT_OUTGOING: 'false',
     TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL ?? 'warn',
   };
   // the feeder as a global BGPPeer, written before the agent starts (outside the timed window)
   const peer = `${withFilter ? fiftyRuleFilter() : ''}apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: feeder}\nspec: {peerIP: ${f!.address}, asNumber: ${FEEDER_ASN}${withFilter ? ', filters: [fifty]' : ''}}\n`;
-  execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'apply', '-f', '-'], { input: peer, env, stdio: ['pipe', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'apply', '-f', '-'], {
+    input: peer,
+    env,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
   const prof = process.env.BENCH_CPU_PROF;
-  const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), path.join(root, 'dist/src/agent/main.js')];
+  const args = [
+    ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    path.join(root, 'dist/src/agent/main.js'),
+  ];
   const log = fs.openSync(`${dir}/tabby-node.log`, 'a');
   const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...args], { env, stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -206,7 +294,8 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
   for (;;) {
     const s = await unixGet(sock, '/status').catch(() => '');
     if (s.includes(`"address":"${f!.address}"`)) break;
-    if (p.exitCode !== null || performance.now() - started > 60_000) throw new Error(`tabby-node did not start: ${fs.readFileSync(`${dir}/tabby-node.log`, 'utf8').slice(-2000)}`);
+    if (p.exitCode !== null || performance.now() - started > 60_000)
+      throw new Error(`tabby-node did not start: ${fs.readFileSync(`${dir}/tabby-node.log`, 'utf8').slice(-2000)}`);
     await sleep(100);
   }
   const counter = new KernelCounter(r!.path, RTPROT_TABBY, n);
@@ -216,7 +305,11 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
   const status = JSON.parse(await unixGet(sock, '/status').catch(() => '{}')) as { routing?: { lastError?: { message: string } } };
   await cleanup();
   const err = status.routing?.lastError?.message;
-  return { receiver: variant === 'filter' ? 'tabby+filt' : variant === 'before' ? 'tabby-old' : 'tabby-node', ...res, note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}` };
+  return {
+    receiver: variant === 'filter' ? 'tabby+filt' : variant === 'before' ? 'tabby-old' : 'tabby-node',
+    ...res,
+    note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}`,
+  };
 }
 
 // ------------------------------------------------------------------ main
@@ -226,22 +319,36 @@ if (!isRoot()) {
   process.exit(0);
 }
 const quick = !!process.env.BENCH_QUICK;
-const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((x) => x > 0);
 if (!sizes.length) sizes.push(...(quick ? [20_000] : [100_000, 200_000]));
 const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,tabby-filter').split(',');
 const repeat = quick ? 1 : Math.max(1, Number(process.env.BENCH_REPEAT ?? 2));
-console.log(`agent-ingest: BGP → kernel, feeder → receiver in a netns; load average at start ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (${os.cpus().length} cores, shared)`);
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-const fmt = (r: Result): string => `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB${r.note ? `   (${r.note})` : ''}`;
+console.log(
+  `agent-ingest: BGP → kernel, feeder → receiver in a netns; load average at start ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (${os.cpus().length} cores, shared)`,
+);
+process.on('SIGINT', () => {
+  void cleanup().then(() => process.exit(130));
+});
+const fmt = (r: Result): string =>
+  `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB${r.note ? `   (${r.note})` : ''}`;
 try {
   for (const n of sizes) {
     const feeds = new Map<string, Buffer[]>();
-    const feedFor = (nh: string): Buffer[] => { if (!feeds.has(nh)) feeds.set(nh, buildFeed(n, nh).msgs); return feeds.get(nh)!; };
+    const feedFor = (nh: string): Buffer[] => {
+      if (!feeds.has(nh)) feeds.set(nh, buildFeed(n, nh).msgs);
+      return feeds.get(nh)!;
+    };
     console.log(`N = ${n}`);
     const runs = new Map<string, Result[]>();
     for (let rep = 0; rep < repeat; rep++) {
       for (const r of receivers) {
-        const res = r === 'bird' ? await runBird(n, feedFor('10.74.0.1')) : await runTabby(n, feedFor('10.75.0.1'), r === 'tabby-filter' ? 'filter' : r === 'tabby-before' ? 'before' : 'plain');
+        const res =
+          r === 'bird'
+            ? await runBird(n, feedFor('10.74.0.1'))
+            : await runTabby(n, feedFor('10.75.0.1'), r === 'tabby-filter' ? 'filter' : r === 'tabby-before' ? 'before' : 'plain');
         runs.set(r, [...(runs.get(r) ?? []), res]);
         console.log(`  run ${rep + 1}: ${fmt(res)}`);
       }
@@ -256,12 +363,16 @@ try {
     const b = best.get('bird');
     const tb = best.get('tabby');
     if (b && tb) {
-      console.log(`  ratio tabby/BIRD at ${n}: to kernel ${(tb.seconds / b.seconds).toFixed(2)}×, withdraw-all ${(tb.withdrawSeconds / Math.max(0.01, b.withdrawSeconds)).toFixed(2)}×, peak RSS ${(tb.peakRss / b.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, b.cpu)).toFixed(2)}×   (aims: ≤ 1.5× time, ≤ 3× memory, withdraw ≤ 1.5×)`);
+      console.log(
+        `  ratio tabby/BIRD at ${n}: to kernel ${(tb.seconds / b.seconds).toFixed(2)}×, withdraw-all ${(tb.withdrawSeconds / Math.max(0.01, b.withdrawSeconds)).toFixed(2)}×, peak RSS ${(tb.peakRss / b.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, b.cpu)).toFixed(2)}×   (aims: ≤ 1.5× time, ≤ 3× memory, withdraw ≤ 1.5×)`,
+      );
       console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest', n, tabby: tb, bird: b })}`);
     }
     const tf = best.get('tabby-filter');
     if (tb && tf) {
-      console.log(`  50-rule import BGPFilter at ${n}: to kernel ${(tf.seconds / tb.seconds).toFixed(2)}× plain tabby, CPU ${(tf.cpu / Math.max(0.01, tb.cpu)).toFixed(2)}×   (aim: ≤ 1.10×)`);
+      console.log(
+        `  50-rule import BGPFilter at ${n}: to kernel ${(tf.seconds / tb.seconds).toFixed(2)}× plain tabby, CPU ${(tf.cpu / Math.max(0.01, tb.cpu)).toFixed(2)}×   (aim: ≤ 1.10×)`,
+      );
       console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest-filter', n, tabby: tb, tabbyFilter: tf })}`);
     }
   }

@@ -15,12 +15,20 @@ function build(): Buffer {
   for (let base = 0; base < N; base += PER) {
     const n = Math.min(PER, N - base);
     const addrs = new Uint32Array(n);
-    for (let i = 0; i < n; i++) addrs[i] = ((0x0b000000 + (base + i) * 256) >>> 0);
+    for (let i = 0; i < n; i++) addrs[i] = (0x0b000000 + (base + i) * 256) >>> 0;
     const nlri: PrefixList = { afi: 1, safi: 1, count: n, addrs, lens: new Uint8Array(n).fill(24), pathIds: null };
     const set = base / PER;
     const u: UpdateMessage = {
-      type: 'update', withdrawn: emptyPrefixList(1), nlri,
-      attrs: { origin: 0, asPath: [{ type: 2, asns: [64512, 64600 + (set % 500), 65000 + (set % 97)] }], nextHop: '10.0.0.1', med: set % 10, communities: [64512 * 65536 + (set % 100)] },
+      type: 'update',
+      withdrawn: emptyPrefixList(1),
+      nlri,
+      attrs: {
+        origin: 0,
+        asPath: [{ type: 2, asns: [64512, 64600 + (set % 500), 65000 + (set % 97)] }],
+        nextHop: '10.0.0.1',
+        med: set % 10,
+        communities: [64512 * 65536 + (set % 100)],
+      },
     };
     msgs.push(encodeUpdate(u, AS4_CAPS));
   }
@@ -31,7 +39,9 @@ for (let run = 0; run < 3; run++) {
   const t0 = process.hrtime.bigint();
   build();
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`encode run ${run}: ${s.toFixed(3)} s  ${(Math.ceil(N / PER) / s / 1e3).toFixed(0)}k UPDATEs/s  ${(N / s / 1e6).toFixed(2)}M prefixes/s`);
+  console.log(
+    `encode run ${run}: ${s.toFixed(3)} s  ${(Math.ceil(N / PER) / s / 1e3).toFixed(0)}k UPDATEs/s  ${(N / s / 1e6).toFixed(2)}M prefixes/s`,
+  );
 }
 const stream = build();
 const updates = Math.ceil(N / PER);
@@ -49,5 +59,7 @@ for (let run = 0; run < 5; run++) {
     }
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`run ${run}: ${s.toFixed(3)} s  ${(msgs / s / 1e3).toFixed(0)}k messages/s  ${(prefixes / s / 1e6).toFixed(2)}M prefixes/s  (${msgs} msgs, ${prefixes} prefixes)`);
+  console.log(
+    `run ${run}: ${s.toFixed(3)} s  ${(msgs / s / 1e3).toFixed(0)}k messages/s  ${(prefixes / s / 1e6).toFixed(2)}M prefixes/s  (${msgs} msgs, ${prefixes} prefixes)`,
+  );
 }

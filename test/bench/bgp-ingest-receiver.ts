@@ -10,7 +10,15 @@ if (!process.env.TABBY_BENCH_RX) {
   process.stdout.write('bgp-ingest-receiver: helper of bgp-ingest.js (needs TABBY_BENCH_RX); nothing to do alone\n');
   process.exit(0);
 }
-const cfg = JSON.parse(process.env.TABBY_BENCH_RX) as { asn: number; routerId: string; listen: string; feeder: string; feederAsn: number; expect: number; slowUs?: number };
+const cfg = JSON.parse(process.env.TABBY_BENCH_RX) as {
+  asn: number;
+  routerId: string;
+  listen: string;
+  feeder: string;
+  feederAsn: number;
+  expect: number;
+  slowUs?: number;
+};
 const out = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 const s = new BgpSpeaker({ sessions: tcpSessions(), asn: cfg.asn, routerId: cfg.routerId, listenAddress: cfg.listen });
 s.addPeer({ address: cfg.feeder, asn: cfg.feederAsn, localAddress: cfg.listen, families: ['ipv4'], passive: true, holdTime: 90 });
@@ -19,7 +27,12 @@ let events = 0;
 const slowMs = (cfg.slowUs ?? 0) / 1000;
 s.on('best', () => {
   events++;
-  if (slowMs > 0) { const end = performance.now() + slowMs; while (performance.now() < end) { /* a slow consumer */ } }
+  if (slowMs > 0) {
+    const end = performance.now() + slowMs;
+    while (performance.now() < end) {
+      /* a slow consumer */
+    }
+  }
 });
 let rssPeak = 0;
 await s.start();
@@ -40,7 +53,22 @@ const timer = setInterval(() => {
     const m1 = process.memoryUsage();
     if (global.gc) global.gc();
     const m2 = process.memoryUsage();
-    out({ event: 'done', rssBefore, rss: m1.rss, rssAfterGc: m2.rss, heapUsed: m2.heapUsed, attrSets: s.attributeSets, events, inboundPeak: s.peers()[0]?.inboundPeak ?? 0, rssPeak, firstSeenMs: first, doneMs, cpuSeconds: (c.user + c.system) / 1e6 });
+    out({
+      event: 'done',
+      rssBefore,
+      rss: m1.rss,
+      rssAfterGc: m2.rss,
+      heapUsed: m2.heapUsed,
+      attrSets: s.attributeSets,
+      events,
+      inboundPeak: s.peers()[0]?.inboundPeak ?? 0,
+      rssPeak,
+      firstSeenMs: first,
+      doneMs,
+      cpuSeconds: (c.user + c.system) / 1e6,
+    });
   }
 }, 10);
-process.on('SIGTERM', () => { void s.stop().then(() => process.exit(0)); });
+process.on('SIGTERM', () => {
+  void s.stop().then(() => process.exit(0));
+});

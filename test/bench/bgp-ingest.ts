@@ -33,9 +33,20 @@ const RX_ASN = 65000;
 
 // ------------------------------------------------------------------ helpers
 
-const t = { teardowns: [] as (() => unknown)[], teardown(fn: () => unknown) { this.teardowns.push(fn); } };
+const t = {
+  teardowns: [] as (() => unknown)[],
+  teardown(fn: () => unknown) {
+    this.teardowns.push(fn);
+  },
+};
 async function cleanup(): Promise<void> {
-  for (const fn of t.teardowns.reverse()) { try { await fn(); } catch { /* best effort */ } }
+  for (const fn of t.teardowns.reverse()) {
+    try {
+      await fn();
+    } catch {
+      /* best effort */
+    }
+  }
   t.teardowns = [];
 }
 
@@ -59,26 +70,56 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Wall time from `start` until the receiver's CPU time last moved with all N in its RIB (see the top). */
 async function timeToIdle(pid: number, start: number, sent: Promise<unknown>, n: number, count: () => Promise<number>): Promise<number> {
   let allSent = false;
-  void sent.then(() => { allSent = true; });
+  void sent.then(() => {
+    allSent = true;
+  });
   let last = cpuOf(pid);
   let lastBusy = performance.now();
   for (;;) {
     await sleep(5);
     const c = cpuOf(pid);
     const now = performance.now();
-    if (c !== last) { last = c; lastBusy = now; continue; }
+    if (c !== last) {
+      last = c;
+      lastBusy = now;
+      continue;
+    }
     if (!allSent || now - lastBusy < 300) continue;
-    if (await count() >= n) return (lastBusy - start) / 1000;
+    if ((await count()) >= n) return (lastBusy - start) / 1000;
     last = cpuOf(pid); // the question cost it some CPU: not the import
     lastBusy = performance.now();
   }
 }
 
-interface Result { receiver: string; n: number; seconds: number; cpu: number; rssBytes: number; deltaBytes: number; note?: string }
+interface Result {
+  receiver: string;
+  n: number;
+  seconds: number;
+  cpu: number;
+  rssBytes: number;
+  deltaBytes: number;
+  note?: string;
+}
 
 /** Connect the feeder, push the feed, return the time of the first write. */
-async function feed(netnsPath: string, local: string, remote: string, msgs: Buffer[], rxPid: number): Promise<{ session: BgpSession; start: number; sent: Promise<boolean>; cpu0: number }> {
-  const session = new BgpSession({ address: remote, localAddress: local, localAsn: FEEDER_ASN, peerAsn: RX_ASN, routerId: local, netns: netnsPath, families: ['ipv4'], holdTime: 240, connectRetryTime: 1 });
+async function feed(
+  netnsPath: string,
+  local: string,
+  remote: string,
+  msgs: Buffer[],
+  rxPid: number,
+): Promise<{ session: BgpSession; start: number; sent: Promise<boolean>; cpu0: number }> {
+  const session = new BgpSession({
+    address: remote,
+    localAddress: local,
+    localAsn: FEEDER_ASN,
+    peerAsn: RX_ASN,
+    routerId: local,
+    netns: netnsPath,
+    families: ['ipv4'],
+    holdTime: 240,
+    connectRetryTime: 1,
+  });
   const up = new Promise<void>((r) => session.once('established', () => r()));
   session.start();
   await up;
@@ -114,7 +155,9 @@ protocol bgp feed { local ${r!.address} as ${RX_ASN}; neighbor ${f!.address} as 
 async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   const [f, r] = makeStar(t, 'go', 71, 2);
   const conf = gobgpConfig({
-    asn: RX_ASN, routerId: r!.address, localAddressList: [r!.address],
+    asn: RX_ASN,
+    routerId: r!.address,
+    localAddressList: [r!.address],
     neighbors: [{ address: f!.address, peerAs: FEEDER_ASN, passive: true, localAddress: r!.address, holdTime: 240 }],
   });
   const g = await startGobgp(t, { netns: r!.name, config: conf });
@@ -135,14 +178,38 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
 
 async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> {
   const [f, r] = makeStar(t, 'ta', 72, 2);
-  const cfg = { asn: RX_ASN, routerId: r!.address, listen: r!.address, feeder: f!.address, feederAsn: FEEDER_ASN, expect: n, ...(slowUs > 0 ? { slowUs } : {}) };
+  const cfg = {
+    asn: RX_ASN,
+    routerId: r!.address,
+    listen: r!.address,
+    feeder: f!.address,
+    feederAsn: FEEDER_ASN,
+    expect: n,
+    ...(slowUs > 0 ? { slowUs } : {}),
+  };
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'bgp-ingest-receiver.js')];
-  const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...nodeArgs], { env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(async () => { if (p.exitCode === null) { p.kill('SIGTERM'); await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(5000)]); p.kill('SIGKILL'); } });
+  const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...nodeArgs], {
+    env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(async () => {
+    if (p.exitCode === null) {
+      p.kill('SIGTERM');
+      await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(5000)]);
+      p.kill('SIGKILL');
+    }
+  });
   const lines: Record<string, number | string>[] = [];
   let buf = '';
-  p.stdout!.on('data', (d: Buffer) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); } });
+  p.stdout!.on('data', (d: Buffer) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
   while (!lines.some((l) => l.event === 'ready')) await sleep(20);
   const before = rssOf(p.pid!);
   const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, p.pid!);
@@ -154,7 +221,15 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
   const rss = Number(done.rss);
   const cpu = Number(done.cpuSeconds); // measured in the receiver, before its final GC
   await cleanup();
-  return { receiver: 'tabby', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before, note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (socket paused at 1024; frames already read still arrive), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}` };
+  return {
+    receiver: 'tabby',
+    n,
+    seconds,
+    cpu,
+    rssBytes: rss,
+    deltaBytes: rss - before,
+    note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (socket paused at 1024; frames already read still arrive), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}`,
+  };
 }
 
 // ------------------------------------------------------------------ main
@@ -163,14 +238,21 @@ if (!isRoot()) {
   console.log('bgp-ingest: needs root (network namespaces); skipped');
   process.exit(0);
 }
-const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((x) => x > 0);
 if (!sizes.length) sizes.push(100_000, 1_000_000);
 const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,gobgp').split(',');
 const gobgpMax = Number(process.env.BENCH_GOBGP_MAX ?? 1_000_000);
 const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
-console.log(`load average at start: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 cores, shared with other work)`);
+console.log(
+  `load average at start: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 cores, shared with other work)`,
+);
 const results: Result[] = [];
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+process.on('SIGINT', () => {
+  void cleanup().then(() => process.exit(130));
+});
 try {
   for (const n of sizes) {
     const { msgs, sets, bytes } = buildFeed(n, '10.70.0.1');
@@ -184,29 +266,45 @@ try {
         // Next hop must be the feeder's address in each topology.
         const fix = r === 'bird' ? '10.70.0.1' : r === 'gobgp' ? '10.71.0.1' : '10.72.0.1';
         if (!feeds.has(fix)) feeds.set(fix, fix === '10.70.0.1' ? msgs : buildFeed(n, fix).msgs);
-        const res = r === 'bird' ? await runBird(n, feeds.get(fix)!) : r === 'gobgp' ? await runGobgp(n, feeds.get(fix)!) : await runTabby(n, feeds.get(fix)!);
+        const res =
+          r === 'bird'
+            ? await runBird(n, feeds.get(fix)!)
+            : r === 'gobgp'
+              ? await runGobgp(n, feeds.get(fix)!)
+              : await runTabby(n, feeds.get(fix)!);
         runs.set(r, [...(runs.get(r) ?? []), res]);
-        console.log(`  run ${rep + 1}: ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s wall ${res.cpu.toFixed(2).padStart(6)} s CPU   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`);
+        console.log(
+          `  run ${rep + 1}: ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s wall ${res.cpu.toFixed(2).padStart(6)} s CPU   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`,
+        );
       }
     }
     for (const r of receivers) {
       const rs = runs.get(r);
-      if (!rs?.length) { if (r === 'gobgp') console.log(`  GoBGP skipped at ${n} (BENCH_GOBGP_MAX=${gobgpMax})`); continue; }
+      if (!rs?.length) {
+        if (r === 'gobgp') console.log(`  GoBGP skipped at ${n} (BENCH_GOBGP_MAX=${gobgpMax})`);
+        continue;
+      }
       const best = rs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
       const times = rs.map((x) => x.seconds).sort((a, b) => a - b);
       results.push(best);
       const cpus = rs.map((x) => x.cpu).sort((a, b) => a - b);
-      console.log(`  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`);
+      console.log(
+        `  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`,
+      );
     }
     const floodUs = Number(process.env.BENCH_FLOOD_US ?? 5);
     if (floodUs > 0 && receivers.includes('tabby') && n === Math.max(...sizes)) {
       const res = await runTabby(n, feeds.get('10.72.0.1') ?? buildFeed(n, '10.72.0.1').msgs, floodUs);
-      console.log(`  flood (consumer slower than the feeder): tabby ${res.seconds.toFixed(2)} s wall, RSS ${(res.rssBytes / 1e6).toFixed(0)} MB (${res.note})`);
+      console.log(
+        `  flood (consumer slower than the feeder): tabby ${res.seconds.toFixed(2)} s wall, RSS ${(res.rssBytes / 1e6).toFixed(0)} MB (${res.note})`,
+      );
     }
     const bird = results.find((x) => x.n === n && x.receiver.startsWith('BIRD'));
     const tabby = results.find((x) => x.n === n && x.receiver === 'tabby');
     if (bird && tabby) {
-      console.log(`  ratio tabby/BIRD at ${n}: wall time ${(tabby.seconds / bird.seconds).toFixed(2)}×, CPU time ${(tabby.cpu / Math.max(0.01, bird.cpu)).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`);
+      console.log(
+        `  ratio tabby/BIRD at ${n}: wall time ${(tabby.seconds / bird.seconds).toFixed(2)}×, CPU time ${(tabby.cpu / Math.max(0.01, bird.cpu)).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`,
+      );
     }
   }
 } finally {

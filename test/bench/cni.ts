@@ -15,7 +15,16 @@ import { POOLS_PREFIX } from '../../src/ipam/index.js';
 import { runIn } from '../../src/lab/netns.js';
 import { etcdMissing, startEtcd } from '../helpers/etcd.js';
 import {
-  REPO, bridgeLoopbackPort, cniEnv, containerIdOf, installClient, isRoot, makeNode, startAgent, type AgentProc, type NodeEnv,
+  REPO,
+  bridgeLoopbackPort,
+  cniEnv,
+  containerIdOf,
+  installClient,
+  isRoot,
+  makeNode,
+  startAgent,
+  type AgentProc,
+  type NodeEnv,
 } from '../integration/cni/harness.js';
 
 const PODS = Number(process.argv[2] ?? 100);
@@ -37,7 +46,9 @@ class Pinger {
   private readonly proc: ChildProcess;
   private readonly waiters = new Map<string, (ok: boolean) => void>();
   constructor(ns: string) {
-    this.proc = spawn('ip', ['netns', 'exec', ns, 'python3', path.join(REPO, 'test/bench/pinger.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.proc = spawn('ip', ['netns', 'exec', ns, 'python3', path.join(REPO, 'test/bench/pinger.py')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     let buf = '';
     this.proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -50,38 +61,67 @@ class Pinger {
     });
   }
   ping(ip: string): Promise<boolean> {
-    return new Promise((resolve) => { this.waiters.set(ip, resolve); this.proc.stdin!.write(`${ip}\n`); });
+    return new Promise((resolve) => {
+      this.waiters.set(ip, resolve);
+      this.proc.stdin!.write(`${ip}\n`);
+    });
   }
-  stop(): void { this.proc.kill(); }
+  stop(): void {
+    this.proc.kill();
+  }
 }
 
-interface Bed { node: NodeEnv; client: string; stateDir: string; conf: string; pinger: Pinger }
+interface Bed {
+  node: NodeEnv;
+  client: string;
+  stateDir: string;
+  conf: string;
+  pinger: Pinger;
+}
 
 async function runOne(bed: Bed, cmd: 'ADD' | 'DEL', i: number): Promise<{ ms: number; ip: string }> {
   const netns = cmd === 'ADD' ? bed.node.makePod(i) : `/var/run/netns/${bed.node.podNs(i)}`;
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}), ...cniEnv(cmd, containerIdOf(tag, i), netns, `pod-${i}`, { TABBY_STATE_DIR: bed.stateDir }) };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}),
+    ...cniEnv(cmd, containerIdOf(tag, i), netns, `pod-${i}`, { TABBY_STATE_DIR: bed.stateDir }),
+  };
   const t0 = performance.now();
   const r = await runIn(bed.node.ns, bed.client, [], { input: bed.conf, env, timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`${cmd} pod ${i}: ${r.stdout}${r.stderr}`);
-  if (cmd === 'DEL') { bed.node.deletePod(i); return { ms: performance.now() - t0, ip: '' }; }
+  if (cmd === 'DEL') {
+    bed.node.deletePod(i);
+    return { ms: performance.now() - t0, ip: '' };
+  }
   const ip = ((JSON.parse(r.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0]!;
   if (!(await bed.pinger.ping(ip))) throw new Error(`pod ${i} (${ip}) never answered a ping`);
   return { ms: performance.now() - t0, ip };
 }
 
-async function inParallel(n: number, parallel: number, fn: (i: number) => Promise<{ ms: number; ip: string }>): Promise<{ times: number[]; ips: string[]; wallMs: number }> {
+async function inParallel(
+  n: number,
+  parallel: number,
+  fn: (i: number) => Promise<{ ms: number; ip: string }>,
+): Promise<{ times: number[]; ips: string[]; wallMs: number }> {
   const times: number[] = [];
   const ips: string[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < n) { const r = await fn(next++); times.push(r.ms); ips.push(r.ip); }
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        const r = await fn(next++);
+        times.push(r.ms);
+        ips.push(r.ip);
+      }
+    }),
+  );
   return { times, ips, wallMs: performance.now() - t0 };
 }
 
 const f = (x: number): string => `${x.toFixed(1)} ms`.padStart(9);
-const line = (name: string, xs: number[], extra = ''): string => `    ${name.padEnd(24)} p50 ${f(pct(xs, 0.5))}  p99 ${f(pct(xs, 0.99))}  max ${f(Math.max(...xs))}${extra}\n`;
+const line = (name: string, xs: number[], extra = ''): string =>
+  `    ${name.padEnd(24)} p50 ${f(pct(xs, 0.5))}  p99 ${f(pct(xs, 0.99))}  max ${f(Math.max(...xs))}${extra}\n`;
 
 async function measure(bed: Bed, label: string): Promise<void> {
   process.stdout.write(`  ${label}\n`);
@@ -89,7 +129,13 @@ async function measure(bed: Bed, label: string): Promise<void> {
     const base = parallel * 1000;
     const add = await inParallel(PODS, parallel, (i) => runOne(bed, 'ADD', base + i));
     const dups = add.ips.length - new Set(add.ips).size;
-    process.stdout.write(line(`ADD → pingable, ${parallel} at once`, add.times, `  ${(PODS / (add.wallMs / 1000)).toFixed(1)} pods/s  ${dups} duplicate addresses`));
+    process.stdout.write(
+      line(
+        `ADD → pingable, ${parallel} at once`,
+        add.times,
+        `  ${(PODS / (add.wallMs / 1000)).toFixed(1)} pods/s  ${dups} duplicate addresses`,
+      ),
+    );
     const del = await inParallel(PODS, parallel, (i) => runOne(bed, 'DEL', base + i));
     process.stdout.write(line(`DEL, ${parallel} at once`, del.times, `  ${PODS} pods in ${(del.wallMs / 1000).toFixed(2)} s`));
   }
@@ -98,24 +144,44 @@ async function measure(bed: Bed, label: string): Promise<void> {
 /** Everything to undo, newest first (also on Ctrl-C). */
 const cleanup: (() => unknown)[] = [];
 async function runCleanup(): Promise<void> {
-  while (cleanup.length) await Promise.resolve().then(cleanup.pop()).catch(() => undefined);
+  while (cleanup.length)
+    await Promise.resolve()
+      .then(cleanup.pop())
+      .catch(() => undefined);
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void runCleanup().then(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void runCleanup().then(() => process.exit(130));
+  });
 
 async function bench(store: 'file' | 'etcd'): Promise<void> {
   try {
     // The file store on disk (os.tmpdir() is on the root filesystem here, not tmpfs).
-    const node = await makeNode(`${tag}${store[0]}`, store === 'file' ? [{ name: 'bench', cidr: '10.250.0.0/16' }] : [], { baseDir: os.tmpdir() });
-    cleanup.push(() => { if (process.env.TABBY_BENCH_KEEPLOG) fs.copyFileSync(node.logFile, process.env.TABBY_BENCH_KEEPLOG); node.destroy(); });
+    const node = await makeNode(`${tag}${store[0]}`, store === 'file' ? [{ name: 'bench', cidr: '10.250.0.0/16' }] : [], {
+      baseDir: os.tmpdir(),
+    });
+    cleanup.push(() => {
+      if (process.env.TABBY_BENCH_KEEPLOG) fs.copyFileSync(node.logFile, process.env.TABBY_BENCH_KEEPLOG);
+      node.destroy();
+    });
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}b-`));
     cleanup.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
     const client = await installClient(path.join(tmp, 'bin'));
     let conf = node.conf();
     let agentEnv: Record<string, string> = {};
     if (store === 'etcd') {
-      const etcd = await startEtcd({ teardown: (fn) => { cleanup.push(fn); } });
+      const etcd = await startEtcd({
+        teardown: (fn) => {
+          cleanup.push(fn);
+        },
+      });
       const ds = await openDatastore({ type: 'etcdv3', etcdEndpoints: etcd.endpoints });
-      await ds.create(`${POOLS_PREFIX}bench`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'bench' }, spec: { cidr: '10.250.0.0/16', blockSize: 26 } });
+      await ds.create(`${POOLS_PREFIX}bench`, {
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'IPPool',
+        metadata: { name: 'bench' },
+        spec: { cidr: '10.250.0.0/16', blockSize: 26 },
+      });
       await ds.close();
       const stopRelay = await bridgeLoopbackPort(node.ns, Number(new URL(etcd.clientUrl).port), path.join(tmp, 'etcd.sock'));
       cleanup.push(stopRelay);
@@ -125,7 +191,9 @@ async function bench(store: 'file' | 'etcd'): Promise<void> {
     const pinger = new Pinger(node.ns);
     cleanup.push(() => pinger.stop());
     const bed: Bed = { node, client, stateDir: path.join(tmp, 'state'), conf: JSON.stringify(conf), pinger };
-    process.stdout.write(`\n${store === 'file' ? 'file datastore on disk (fdatasync on)' : 'etcd v3 (local, through a loopback relay into the node namespace)'}\n`);
+    process.stdout.write(
+      `\n${store === 'file' ? 'file datastore on disk (fdatasync on)' : 'etcd v3 (local, through a loopback relay into the node namespace)'}\n`,
+    );
     if (want('resident')) {
       const agent: AgentProc = await startAgent(node, bed.stateDir, agentEnv);
       cleanup.push(() => agent.signal('SIGKILL'));
@@ -139,8 +207,16 @@ async function bench(store: 'file' | 'etcd'): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (!isRoot()) { process.stdout.write('cni bench: skipped (needs root for network namespaces)\n'); return; }
-  process.stdout.write(`tabby CNI ADD → pingable pod, ${PODS} pods, node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+  if (!isRoot()) {
+    process.stdout.write('cni bench: skipped (needs root for network namespaces)\n');
+    return;
+  }
+  process.stdout.write(
+    `tabby CNI ADD → pingable pod, ${PODS} pods, node ${process.version}, ${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n`,
+  );
   process.stdout.write('aims (resident, file store): p99 < 50 ms at 8 at once, < 20 ms one at a time; DEL of 100 pods < 2 s\n');
   if (want('file')) await bench('file');
   if (want('etcd')) {
@@ -150,4 +226,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => { process.stderr.write(`${(e as Error).stack ?? String(e)}\n`); process.exit(1); });
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -32,26 +32,38 @@ async function concurrent(name: string, ds: Datastore, cfg: DatastoreConfig, pro
   const ms = performance.now() - t0;
   const r = rs;
   const worst = (f: (x: (typeof r)[number]) => number) => Math.max(...r.map(f)).toFixed(2);
-  console.log(`${name.padEnd(22)} ${procs} procs × ${each}:     worst-process p50 ${worst((x) => x.p50)} ms  p99 ${worst((x) => x.p99)} ms  max ${worst((x) => x.max)} ms; ` +
-    `${r.reduce((s, x) => s + x.conflicts, 0)} conflicts; wall ${ms.toFixed(0)} ms; final ${(await ds.get<number>(k))?.value}`);
+  console.log(
+    `${name.padEnd(22)} ${procs} procs × ${each}:     worst-process p50 ${worst((x) => x.p50)} ms  p99 ${worst((x) => x.p99)} ms  max ${worst((x) => x.max)} ms; ` +
+      `${r.reduce((s, x) => s + x.conflicts, 0)} conflicts; wall ${ms.toFixed(0)} ms; final ${(await ds.get<number>(k))?.value}`,
+  );
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-bench-ds-'));
 const teardowns: (() => unknown)[] = [];
 try {
-  console.log(`load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${os.cpus().length} cpus`);
+  console.log(
+    `load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}, ${os.cpus().length} cpus`,
+  );
   await single('memory', new MemoryDatastore());
   for (const fsync of [true, false]) {
     const dir = path.join(tmp, `file-${fsync}`);
     const ds = new FileDatastore(dir, { fsync });
     await single(`file fsync=${fsync}`, ds);
     // The workers read TABBY_DATASTORE_FSYNC like every tabby process.
-    if (fsync) delete process.env.TABBY_DATASTORE_FSYNC; else process.env.TABBY_DATASTORE_FSYNC = '0';
+    if (fsync) delete process.env.TABBY_DATASTORE_FSYNC;
+    else process.env.TABBY_DATASTORE_FSYNC = '0';
     await concurrent(`file fsync=${fsync}`, ds, { type: 'file', dir });
     await ds.close();
   }
   if (!etcdMissing()) {
-    const etcd = await startEtcd({ teardown: (fn) => { teardowns.push(fn); } });
+    const etcd = await startEtcd({
+      teardown: (fn) => {
+        teardowns.push(fn);
+      },
+    });
     const ds = new EtcdDatastore(etcd.endpoints);
     await single('etcd (tmpfs)', ds, 500);
     await concurrent('etcd (tmpfs)', ds, { type: 'etcdv3', etcdEndpoints: etcd.endpoints });

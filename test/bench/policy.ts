@@ -24,19 +24,36 @@ const POLICIES = 1000;
 const TRAFFIC = path.join(repoRoot(), 'dist/test/bench/policy-traffic.js');
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))]!; };
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))]!;
+};
 const f1 = (x: number) => `${x.toFixed(1)} ms`;
 
 function doc(kind: string, name: string, spec: object, ns?: string, labels?: Record<string, string>): Resource {
-  return validateResource({ apiVersion: 'projectcalico.org/v3', kind, metadata: { name, ...(ns ? { namespace: ns } : {}), ...(labels ? { labels } : {}) }, spec });
+  return validateResource({
+    apiVersion: 'projectcalico.org/v3',
+    kind,
+    metadata: { name, ...(ns ? { namespace: ns } : {}), ...(labels ? { labels } : {}) },
+    spec,
+  });
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) { process.stdout.write('policy bench: skipped (needs root for network namespaces)\n'); return; }
+  if (process.getuid?.() !== 0) {
+    process.stdout.write('policy bench: skipped (needs root for network namespaces)\n');
+    return;
+  }
   const o = { prefix: `tbpb${process.pid}`.slice(0, 12), stateDir: `/tmp/tbpb${process.pid}-state` };
   const procs: ChildProcess[] = [];
-  const cleanup = async () => { for (const p of procs) p.kill('SIGKILL'); await destroyLab(o); };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().then(() => process.exit(130)); });
+  const cleanup = async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    await destroyLab(o);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      void cleanup().then(() => process.exit(130));
+    });
   try {
     const lab = await createLab({ ...o, nodes: 1, mode: 'routed' });
     const node = lab.nodes[0]!;
@@ -46,27 +63,74 @@ async function main(): Promise<void> {
     const rs = new ResourceStore(ds);
     const t0 = performance.now();
     for (let i = 0; i < ENDPOINTS - 2; i++) {
-      await rs.create(doc('WorkloadEndpoint', `${node.name}-k8s-fake${i}-eth0`, { node: node.name, pod: `fake${i}`, interfaceName: `calibench${i}`, ipNetworks: [`10.250.${i >> 8}.${i & 255}/32`], profiles: ['kns.bench'], ports: [{ name: 'http', protocol: 'TCP', port: 8080 }] }, 'bench', { app: `app-${i % 50}` }));
+      await rs.create(
+        doc(
+          'WorkloadEndpoint',
+          `${node.name}-k8s-fake${i}-eth0`,
+          {
+            node: node.name,
+            pod: `fake${i}`,
+            interfaceName: `calibench${i}`,
+            ipNetworks: [`10.250.${i >> 8}.${i & 255}/32`],
+            profiles: ['kns.bench'],
+            ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+          },
+          'bench',
+          { app: `app-${i % 50}` },
+        ),
+      );
     }
     for (let k = 0; k < POLICIES; k++) {
-      await rs.create(doc('NetworkPolicy', `p-${k}`, { order: k, selector: `app == 'app-${k % 50}'`, ingress: [
-        { action: 'Allow', protocol: 'TCP', source: { selector: `app == 'app-${(k + 1) % 50}'` }, destination: { ports: ['http', 9000 + (k % 100)] } },
-        { action: 'Deny', source: { nets: [`10.251.${k >> 8}.${k & 255}/32`] } },
-      ], egress: [{ action: 'Allow', destination: { selector: `app == 'app-${(k + 7) % 50}'` } }] }, 'bench'));
+      await rs.create(
+        doc(
+          'NetworkPolicy',
+          `p-${k}`,
+          {
+            order: k,
+            selector: `app == 'app-${k % 50}'`,
+            ingress: [
+              {
+                action: 'Allow',
+                protocol: 'TCP',
+                source: { selector: `app == 'app-${(k + 1) % 50}'` },
+                destination: { ports: ['http', 9000 + (k % 100)] },
+              },
+              { action: 'Deny', source: { nets: [`10.251.${k >> 8}.${k & 255}/32`] } },
+            ],
+            egress: [{ action: 'Allow', destination: { selector: `app == 'app-${(k + 7) % 50}'` } }],
+          },
+          'bench',
+        ),
+      );
     }
-    process.stdout.write(`policy bench: 1 node, ${ENDPOINTS} endpoints, ${POLICIES} policies (written in ${((performance.now() - t0) / 1000).toFixed(1)} s), node ${process.version}, load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+    process.stdout.write(
+      `policy bench: 1 node, ${ENDPOINTS} endpoints, ${POLICIES} policies (written in ${((performance.now() - t0) / 1000).toFixed(1)} s), node ${process.version}, load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
+    );
 
     // 1. full programming after a restart (from the agent's own log line)
     const log = path.join(o.stateDir, 'nodes', node.name, 'agent.log');
-    const programs = () => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('"policy programmed"')).map((l) => JSON.parse(l) as { mode: string; ms: number; bytes: number; chains?: number });
+    const programs = () =>
+      fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"policy programmed"'))
+        .map((l) => JSON.parse(l) as { mode: string; ms: number; bytes: number; chains?: number });
     const fulls: number[] = [];
     for (let i = 0; i < 3; i++) {
       await lab.stopAgent(node.name);
       const before = programs().length;
       await lab.startAgent(node.name);
       const until = Date.now() + 120_000;
-      while (Date.now() < until && !programs().slice(before).some((p) => p.mode === 'full')) await sleep(100);
-      const p = programs().slice(before).find((x) => x.mode === 'full');
+      while (
+        Date.now() < until &&
+        !programs()
+          .slice(before)
+          .some((p) => p.mode === 'full')
+      )
+        await sleep(100);
+      const p = programs()
+        .slice(before)
+        .find((x) => x.mode === 'full');
       if (p) fulls.push(p.ms);
       if (p && i === 0) process.stdout.write(`  full table: ${(p.bytes / 1024).toFixed(0)} KiB of nft script\n`);
     }
@@ -76,27 +140,45 @@ async function main(): Promise<void> {
     // 2. enforcement latency
     const recv = spawnIn(dst.netns, process.execPath, [TRAFFIC, 'recv', '5001'], { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(recv);
-    let lastSend = 0, lastArrival = 0;
+    let lastSend = 0,
+      lastArrival = 0;
     const lines = createInterface({ input: recv.stdout! });
     await new Promise<void>((r) => lines.once('line', () => r()));
-    lines.on('line', (l) => { const [s, a] = l.split(' ').map(Number); if (s! > lastSend) { lastSend = s!; lastArrival = a!; } });
+    lines.on('line', (l) => {
+      const [s, a] = l.split(' ').map(Number);
+      if (s! > lastSend) {
+        lastSend = s!;
+        lastArrival = a!;
+      }
+    });
     const send = spawnIn(src.netns, process.execPath, [TRAFFIC, 'send', dst.ip, '5001'], { stdio: 'ignore' });
     procs.push(send);
-    const deny: number[] = [], denyFromCall: number[] = [], allow: number[] = [];
+    const deny: number[] = [],
+      denyFromCall: number[] = [],
+      allow: number[] = [];
     for (let i = 0; i < CHANGES; i++) {
       while (now() - lastArrival > 50) await sleep(10); // flowing
       const tCall = now();
-      await rs.create(doc('NetworkPolicy', 'bench-deny', { selector: "role == 'dst'", ingress: [{ action: 'Allow', source: { selector: "role == 'nobody'" } }] }, 'bench'));
+      await rs.create(
+        doc(
+          'NetworkPolicy',
+          'bench-deny',
+          { selector: "role == 'dst'", ingress: [{ action: 'Allow', source: { selector: "role == 'nobody'" } }] },
+          'bench',
+        ),
+      );
       const tCommit = now();
       while (now() - lastArrival < 300) await sleep(10); // stopped
-      deny.push(lastSend + 1 - tCommit); denyFromCall.push(lastSend + 1 - tCall);
+      deny.push(lastSend + 1 - tCommit);
+      denyFromCall.push(lastSend + 1 - tCall);
       const tDel = now();
       await rs.delete('NetworkPolicy', 'bench/bench-deny');
       const until = Date.now() + 10_000;
       while (lastSend < tDel && Date.now() < until) await sleep(2);
       allow.push(lastArrival - tDel);
     }
-    const line = (n: string, xs: number[]) => `  ${n.padEnd(46)} p50 ${f1(pct(xs, 0.5)).padStart(9)}   p99 ${f1(pct(xs, 0.99)).padStart(9)}   max ${f1(Math.max(...xs)).padStart(9)}\n`;
+    const line = (n: string, xs: number[]) =>
+      `  ${n.padEnd(46)} p50 ${f1(pct(xs, 0.5)).padStart(9)}   p99 ${f1(pct(xs, 0.99)).padStart(9)}   max ${f1(Math.max(...xs)).padStart(9)}\n`;
     process.stdout.write(`${CHANGES} policy changes (datastore write → packets):\n`);
     process.stdout.write(line('deny: write committed → first dropped packet', deny));
     process.stdout.write(line('deny: apply called → first dropped packet', denyFromCall));
@@ -105,14 +187,21 @@ async function main(): Promise<void> {
     const nftT: number[] = [];
     for (let i = 0; i < 10; i++) {
       const t = performance.now();
-      await runIn(node.netns, 'nft', ['-f', '-'], { input: 'add chain inet tabby-policy bench-anchor\nadd rule inet tabby-policy bench-anchor drop\ndelete chain inet tabby-policy bench-anchor\n' });
+      await runIn(node.netns, 'nft', ['-f', '-'], {
+        input:
+          'add chain inet tabby-policy bench-anchor\nadd rule inet tabby-policy bench-anchor drop\ndelete chain inet tabby-policy bench-anchor\n',
+      });
       nftT.push(performance.now() - t);
     }
     process.stdout.write(line('anchor: one nft -f - transaction on this table', nftT));
-    send.kill('SIGKILL'); recv.kill('SIGKILL');
+    send.kill('SIGKILL');
+    recv.kill('SIGKILL');
 
     // 3. throughput
-    if (spawnSync('iperf3', ['--version']).status !== 0) { process.stdout.write('  iperf3: skipped (not installed; make deps installs it)\n'); return; }
+    if (spawnSync('iperf3', ['--version']).status !== 0) {
+      process.stdout.write('  iperf3: skipped (not installed; make deps installs it)\n');
+      return;
+    }
     const srv = spawnIn(dst.netns, 'iperf3', ['-s'], { stdio: 'ignore' });
     procs.push(srv);
     await sleep(500);
@@ -122,13 +211,36 @@ async function main(): Promise<void> {
     };
     const addSelecting = async () => {
       for (let k = 0; k < POLICIES; k++) {
-        await rs.create(doc('NetworkPolicy', `sel-${k}`, { order: 5000 + k, selector: "role in {'src', 'dst'}",
-          ingress: [{ action: k === POLICIES - 1 ? 'Allow' : 'Deny', ...(k === POLICIES - 1 ? {} : { source: { nets: [`10.252.${k >> 8}.${k & 255}/32`] } }) }],
-          egress: [{ action: k === POLICIES - 1 ? 'Allow' : 'Deny', ...(k === POLICIES - 1 ? {} : { destination: { nets: [`10.253.${k >> 8}.${k & 255}/32`] } }) }] }, 'bench'));
+        await rs.create(
+          doc(
+            'NetworkPolicy',
+            `sel-${k}`,
+            {
+              order: 5000 + k,
+              selector: "role in {'src', 'dst'}",
+              ingress: [
+                {
+                  action: k === POLICIES - 1 ? 'Allow' : 'Deny',
+                  ...(k === POLICIES - 1 ? {} : { source: { nets: [`10.252.${k >> 8}.${k & 255}/32`] } }),
+                },
+              ],
+              egress: [
+                {
+                  action: k === POLICIES - 1 ? 'Allow' : 'Deny',
+                  ...(k === POLICIES - 1 ? {} : { destination: { nets: [`10.253.${k >> 8}.${k & 255}/32`] } }),
+                },
+              ],
+            },
+            'bench',
+          ),
+        );
       }
     };
-    const removeSelecting = async () => { for (let k = 0; k < POLICIES; k++) await rs.delete('NetworkPolicy', `bench/sel-${k}`); };
-    const base: number[] = [], withPol: number[] = [];
+    const removeSelecting = async () => {
+      for (let k = 0; k < POLICIES; k++) await rs.delete('NetworkPolicy', `bench/sel-${k}`);
+    };
+    const base: number[] = [],
+      withPol: number[] = [];
     for (let round = 0; round < 3; round++) {
       base.push(await iperf());
       await addSelecting();
@@ -138,11 +250,16 @@ async function main(): Promise<void> {
       await sleep(3000);
     }
     const med = (xs: number[]) => pct(xs, 0.5);
-    process.stdout.write(`iperf3 pod → pod, one node (TCP, 4 s, 3 rounds each, alternating):\n  no policy selecting them: ${base.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ${POLICIES} policies selecting both (every one traversed by a new connection): ${withPol.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ratio (median): ${(100 * med(withPol) / med(base)).toFixed(1)} %\n`);
+    process.stdout.write(
+      `iperf3 pod → pod, one node (TCP, 4 s, 3 rounds each, alternating):\n  no policy selecting them: ${base.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ${POLICIES} policies selecting both (every one traversed by a new connection): ${withPol.map((x) => `${x.toFixed(2)} Gbit/s`).join(', ')}\n  ratio (median): ${((100 * med(withPol)) / med(base)).toFixed(1)} %\n`,
+    );
     await ds.close();
   } finally {
     await cleanup();
   }
 }
 
-main().catch((e: unknown) => { process.stderr.write(`${(e as Error).stack ?? String(e)}\n`); process.exit(1); });
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

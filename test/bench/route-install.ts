@@ -16,7 +16,10 @@ import path from 'node:path';
 import { Netlink, RouteReconciler, RTPROT_TABBY, type Route, type RouteOp } from '../../src/dataplane/index.js';
 import { native } from '../../src/native/index.js';
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 if (!sizes.length) sizes.push(10_000, 100_000);
 
 function prefix(i: number): string {
@@ -33,21 +36,36 @@ function freshNetns(): { name: string; path: string; done(): void } {
   execFileSync('ip', ['-n', name, 'link', 'set', 'vA', 'up']);
   execFileSync('ip', ['-n', name, 'link', 'set', 'vB', 'up']);
   execFileSync('ip', ['-n', name, 'addr', 'add', '172.30.0.1/24', 'dev', 'vA']);
-  return { name, path: p, done: () => { native().deleteNetns(name); } };
+  return {
+    name,
+    path: p,
+    done: () => {
+      native().deleteNetns(name);
+    },
+  };
 }
 
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
 // CPU seconds (user+system): robust against a busy machine, where wall time includes waiting for a CPU.
-const selfCpu = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+const selfCpu = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 /** CPU seconds of waited-for children (cutime + cstime in /proc/self/stat, 100 Hz ticks). */
 function childCpu(): number {
   const stat = fs.readFileSync('/proc/self/stat', 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[13]) + Number(f[14])) / 100;
 }
-interface Measure { add: number; del: number; addCpu: number; delCpu: number }
-const countRoutes = (ns: string): number => Number(execFileSync('sh', ['-c', `ip -n ${ns} route show proto ${RTPROT_TABBY} | wc -l`], { encoding: 'utf8' }).trim());
+interface Measure {
+  add: number;
+  del: number;
+  addCpu: number;
+  delCpu: number;
+}
+const countRoutes = (ns: string): number =>
+  Number(execFileSync('sh', ['-c', `ip -n ${ns} route show proto ${RTPROT_TABBY} | wc -l`], { encoding: 'utf8' }).trim());
 
 type Ns = ReturnType<typeof freshNetns>;
 
@@ -82,7 +100,11 @@ async function benchReconciler(n: number, ns: Ns): Promise<Measure> {
   try {
     // the follow-up resync runs at once here (the agent waits for a quiet moment; the work is the same)
     const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 0 });
-    const inSync = (): Promise<void> => new Promise((resolve) => { if (rr.inSync) resolve(); else rr.once('insync', () => resolve()); });
+    const inSync = (): Promise<void> =>
+      new Promise((resolve) => {
+        if (rr.inSync) resolve();
+        else rr.once('insync', () => resolve());
+      });
     const routes: Route[] = [];
     for (let i = 0; i < n; i++) routes.push({ dst: prefix(i), gateway: '172.30.0.2', dev: 'vA' });
     let c0 = selfCpu();
@@ -136,16 +158,22 @@ async function benchBatch(n: number, ns: Ns): Promise<Measure> {
 const rate = (n: number, s: number): string => `${Math.round(n / s).toLocaleString('en-US')}/s`.padStart(12);
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) { console.log('route-install: needs root (network namespaces)'); return; }
+  if (process.getuid?.() !== 0) {
+    console.log('route-install: needs root (network namespaces)');
+    return;
+  }
   console.log(`route-install: ${os.cpus().length} CPUs, Linux ${os.release()}, node ${process.version}`);
   const load = os.loadavg()[0]!.toFixed(1);
   console.log(`load average ${load}: wall-clock rates suffer on a busy machine; CPU rates (user+sys of the process doing the work) do not`);
-  console.log('N        what                      install s   rate (wall)  rate (CPU)   remove s   rate (wall)  rate (CPU)   ratio to ip -batch, wall / CPU (install; remove)');
+  console.log(
+    'N        what                      install s   rate (wall)  rate (CPU)   remove s   rate (wall)  rate (CPU)   ratio to ip -batch, wall / CPU (install; remove)',
+  );
   for (const n of sizes) {
     const ns = freshNetns();
     try {
       // warm up the code paths (JIT) at a small size
-      await benchReconciler(1000, ns); await benchBatch(1000, ns);
+      await benchReconciler(1000, ns);
+      await benchBatch(1000, ns);
       const runs: Record<'ip' | 'rec' | 'raw', Measure[]> = { ip: [], rec: [], raw: [] };
       const order = ['ip', 'rec', 'raw'] as const;
       for (let round = 0; round < 3; round++) {
@@ -173,4 +201,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

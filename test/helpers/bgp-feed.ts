@@ -7,7 +7,10 @@ import { emptyPrefixList } from '../../src/bgp/codec/prefix.js';
 export const FEEDER_ASN = 65100;
 
 let seed = 12345;
-const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+const rnd = (n: number): number => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return (seed >>> 8) % n;
+};
 
 /** N distinct prefixes, 20 per attribute set, pre-encoded as UPDATEs (one attribute set each). */
 export function buildFeed(n: number, nextHop: string): { msgs: Buffer[]; sets: number; bytes: number } {
@@ -42,4 +45,3 @@ export function buildFeed(n: number, nextHop: string): { msgs: Buffer[]; sets: n
   }
   return { msgs, sets, bytes };
 }
-

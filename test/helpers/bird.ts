@@ -49,7 +49,19 @@ export function parseBirdRoutes(out: string): BirdRoute[] {
     const head = /^(\S+)?\s+\w+ \[(\S+) [^\]]*\]( \*)?/.exec(line);
     if (head && /\[/.test(line) && !line.startsWith('\t')) {
       if (head[1] && head[1] !== 'Table') prefix = head[1];
-      cur = { prefix, protocol: head[2] ?? '', best: !!head[3], via: '', dev: '', asPath: [], nextHop: '', communities: [], largeCommunities: [], clusterList: [], bgp: {} };
+      cur = {
+        prefix,
+        protocol: head[2] ?? '',
+        best: !!head[3],
+        via: '',
+        dev: '',
+        asPath: [],
+        nextHop: '',
+        communities: [],
+        largeCommunities: [],
+        clusterList: [],
+        bgp: {},
+      };
       routes.push(cur);
       continue;
     }
@@ -121,15 +133,19 @@ export async function startBird(t: Teardown, o: BirdOptions): Promise<Bird> {
     fs.closeSync(out);
     proc = p;
     exited = new Promise((r) => p.once('exit', () => r()));
-    const ok = await waitFor(async () => {
-      if (p.exitCode !== null) return true;
-      try {
-        await execFileP('birdc', ['-s', socket, 'show', 'status'], { timeout: 2000 });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000, 50);
+    const ok = await waitFor(
+      async () => {
+        if (p.exitCode !== null) return true;
+        try {
+          await execFileP('birdc', ['-s', socket, 'show', 'status'], { timeout: 2000 });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      50,
+    );
     if (!ok || p.exitCode !== null) throw new Error(`bird did not start: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
   };
 

@@ -29,7 +29,10 @@ async function main(): Promise<void> {
   const t = { teardown: (fn: () => unknown) => void cleanups.push(fn) };
   try {
     const pair = makeNsPair(t, 'gold', {
-      a4: ['10.78.0.1/24', '10.78.0.11/24', '10.78.0.12/24'], b4: ['10.78.0.2/24', '10.78.0.3/24', '10.78.0.4/24'], a6: ['fd78::1/64'], b6: ['fd78::2/64'],
+      a4: ['10.78.0.1/24', '10.78.0.11/24', '10.78.0.12/24'],
+      b4: ['10.78.0.2/24', '10.78.0.3/24', '10.78.0.4/24'],
+      a6: ['fd78::1/64'],
+      b6: ['fd78::2/64'],
     });
     const { server } = await listenTcp({ address: '::', port: 179, netns: pair.a.path });
     cleanups.push(() => server.close());
@@ -38,7 +41,11 @@ async function main(): Promise<void> {
     const ourOpen = (remote: string): { open: OpenMessage; caps: CodecCaps } => {
       const as2 = remote === '10.78.0.12'; // an "old" 2-octet speaker: the daemon must send AS4_PATH
       const open: OpenMessage = {
-        type: 'open', version: 4, asn: as2 ? 65001 : 65000, holdTime: 90, routerId: '10.78.0.1',
+        type: 'open',
+        version: 4,
+        asn: as2 ? 65001 : 65000,
+        holdTime: 90,
+        routerId: '10.78.0.1',
         capabilities: [
           { kind: 'multiprotocol', afi: 1, safi: 1 },
           { kind: 'multiprotocol', afi: 2, safi: 1 },
@@ -70,7 +77,9 @@ async function main(): Promise<void> {
     });
 
     // ---------------- BIRD 2
-    const bird = await startBird(t, { netns: pair.b.name, config: `
+    const bird = await startBird(t, {
+      netns: pair.b.name,
+      config: `
 router id 10.78.0.2;
 protocol device {}
 protocol direct { ipv4; ipv6; interface "veth1"; }
@@ -85,7 +94,8 @@ protocol bgp old2 { local 10.78.0.4 as 4200000002; neighbor 10.78.0.12 as 65001;
   ipv4 { import none; export all; }; }
 protocol bgp ibgp6 { local fd78::2 as 65000; neighbor fd78::1 as 65000; hold time 90; connect delay time 1;
   ipv6 { import none; export all; }; }
-` });
+`,
+    });
     const want = ['10.78.0.1', '10.78.0.11', '10.78.0.12', 'fd78::1'];
     await waitFor(() => want.every((p) => (byPeer.get(p)?.frames.length ?? 0) >= 4), 20_000, 100);
     await new Promise((r) => setTimeout(r, 500));
@@ -102,19 +112,40 @@ protocol bgp ibgp6 { local fd78::2 as 65000; neighbor fd78::1 as 65000; hold tim
     write('bird-open-ebgp-as4.hex', [pick('10.78.0.11', 1)], 'BIRD 2.0.12 OPEN, eBGP local AS 4200000002 (AS_TRANS in the 2-octet field)');
     write('bird-open-ibgp6.hex', [pick('fd78::1', 1)], 'BIRD 2.0.12 OPEN over IPv6, ipv6 channel');
     write('bird-keepalive.hex', [pick('10.78.0.1', 4)], 'BIRD 2.0.12 KEEPALIVE');
-    write('bird-update-ibgp4.hex', byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2) ?? [], 'BIRD 2.0.12 UPDATEs on iBGP (communities, large, ext, MED; last = End-of-RIB)');
-    write('bird-update-ebgp-as4.hex', byPeer.get('10.78.0.11')?.frames.filter((f) => f[18] === 2) ?? [], 'BIRD 2.0.12 UPDATEs on eBGP from AS 4200000002 (4-octet AS_PATH)');
-    write('bird-update-as2-peer.hex', byPeer.get('10.78.0.12')?.frames.filter((f) => f[18] === 2) ?? [], 'BIRD 2.0.12 UPDATEs to a peer without the 4-octet AS capability (AS_TRANS + AS4_PATH)');
-    write('bird-update-ibgp6.hex', byPeer.get('fd78::1')?.frames.filter((f) => f[18] === 2) ?? [], 'BIRD 2.0.12 UPDATEs over IPv6 (MP_REACH_NLRI with link-local next hop)');
+    write(
+      'bird-update-ibgp4.hex',
+      byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2) ?? [],
+      'BIRD 2.0.12 UPDATEs on iBGP (communities, large, ext, MED; last = End-of-RIB)',
+    );
+    write(
+      'bird-update-ebgp-as4.hex',
+      byPeer.get('10.78.0.11')?.frames.filter((f) => f[18] === 2) ?? [],
+      'BIRD 2.0.12 UPDATEs on eBGP from AS 4200000002 (4-octet AS_PATH)',
+    );
+    write(
+      'bird-update-as2-peer.hex',
+      byPeer.get('10.78.0.12')?.frames.filter((f) => f[18] === 2) ?? [],
+      'BIRD 2.0.12 UPDATEs to a peer without the 4-octet AS capability (AS_TRANS + AS4_PATH)',
+    );
+    write(
+      'bird-update-ibgp6.hex',
+      byPeer.get('fd78::1')?.frames.filter((f) => f[18] === 2) ?? [],
+      'BIRD 2.0.12 UPDATEs over IPv6 (MP_REACH_NLRI with link-local next hop)',
+    );
     write('bird-notification-cease.hex', [pick('10.78.0.1', 3)], 'BIRD 2.0.12 NOTIFICATION after `birdc disable ibgp4` (Cease)');
     await bird.stop();
 
     // ---------------- GoBGP
     byPeer.clear();
-    const g = await startGobgp(t, { netns: pair.b.name, config: gobgpConfig({
-      asn: 65000, routerId: '10.78.0.2', port: -1,
-      neighbors: [{ address: '10.78.0.1', peerAs: 65000, localAddress: '10.78.0.2', families: ['ipv4-unicast', 'ipv6-unicast'] }],
-    }) });
+    const g = await startGobgp(t, {
+      netns: pair.b.name,
+      config: gobgpConfig({
+        asn: 65000,
+        routerId: '10.78.0.2',
+        port: -1,
+        neighbors: [{ address: '10.78.0.1', peerAs: 65000, localAddress: '10.78.0.2', families: ['ipv4-unicast', 'ipv6-unicast'] }],
+      }),
+    });
     await g.gobgp('global', 'rib', 'add', '203.0.113.0/24', 'nexthop', '10.78.0.2', 'community', '65000:200', 'med', '10');
     await g.gobgp('global', 'rib', '-a', 'ipv6', 'add', '2001:db8:200::/48', 'nexthop', 'fd78::2');
     await waitFor(() => (byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2).length ?? 0) >= 2, 20_000, 100);
@@ -123,14 +154,25 @@ protocol bgp ibgp6 { local fd78::2 as 65000; neighbor fd78::1 as 65000; hold tim
     await waitFor(() => byPeer.get('10.78.0.1')?.frames.some((f) => f[18] === 3) ?? false, 5000, 50);
     write('gobgp-open.hex', [pick('10.78.0.1', 1)], 'GoBGP 3.10 OPEN, iBGP AS 65000, ipv4+ipv6 unicast');
     write('gobgp-keepalive.hex', [pick('10.78.0.1', 4)], 'GoBGP 3.10 KEEPALIVE');
-    write('gobgp-update.hex', byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2) ?? [], 'GoBGP 3.10 UPDATEs (IPv4 with community+MED; IPv6 MP_REACH)');
-    write('gobgp-notification-cease.hex', [pick('10.78.0.1', 3)], 'GoBGP 3.10 NOTIFICATION after `gobgp neighbor 10.78.0.1 disable` (Cease)');
+    write(
+      'gobgp-update.hex',
+      byPeer.get('10.78.0.1')?.frames.filter((f) => f[18] === 2) ?? [],
+      'GoBGP 3.10 UPDATEs (IPv4 with community+MED; IPv6 MP_REACH)',
+    );
+    write(
+      'gobgp-notification-cease.hex',
+      [pick('10.78.0.1', 3)],
+      'GoBGP 3.10 NOTIFICATION after `gobgp neighbor 10.78.0.1 disable` (Cease)',
+    );
   } finally {
     for (const fn of cleanups.reverse()) await fn();
   }
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.error(e);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -14,7 +14,9 @@ async function main(): Promise<void> {
   const ds = new FileDatastore(dir!, {
     compactBytes: o.compactBytes ?? 4096,
     historyKeep: 8, // a small snapshot: compaction every few KB
-    onCompactStep: () => { if (Math.random() < (o.dieInCompaction ?? 0)) process.kill(process.pid, 'SIGKILL'); },
+    onCompactStep: () => {
+      if (Math.random() < (o.dieInCompaction ?? 0)) process.kill(process.pid, 'SIGKILL');
+    },
   });
   const keys = Number(keysText);
   const ack = fs.openSync(ackFile!, 'a');
@@ -23,18 +25,31 @@ async function main(): Promise<void> {
     const key = `/chaos/c${Math.floor(Math.random() * keys)}`;
     try {
       const rev = await ds.revision();
-      if (rev < lastRev) { process.stderr.write(`BACKWARDS ${lastRev} -> ${rev}\n`); process.exit(3); }
+      if (rev < lastRev) {
+        process.stderr.write(`BACKWARDS ${lastRev} -> ${rev}\n`);
+        process.exit(3);
+      }
       lastRev = rev;
       const cur = await ds.get<number>(key);
       // Missing only when this process could not replay the log past damage: the write says why.
       const kv = await ds.update(key, (cur?.value ?? 0) + 1, cur?.revision ?? 0);
-      if (kv.revision < lastRev) { process.stderr.write(`BACKWARDS ${lastRev} -> ${kv.revision}\n`); process.exit(3); }
+      if (kv.revision < lastRev) {
+        process.stderr.write(`BACKWARDS ${lastRev} -> ${kv.revision}\n`);
+        process.exit(3);
+      }
       lastRev = kv.revision;
       fs.writeSync(ack, `${key} ${kv.revision} ${kv.value}\n`);
     } catch (e) {
       if (e instanceof DatastoreConflict) continue;
-      if (e instanceof DatastoreCorrupt) { process.stderr.write(`CORRUPT ${e.offset}\n`); process.exit(4); }
-      if (e instanceof DatastoreUnavailable) { fs.writeSync(ack, `REFUSED ${e.message.includes('ENOSPC') ? 'ENOSPC' : 'OTHER'}\n`); await new Promise((r) => setTimeout(r, 5)); continue; }
+      if (e instanceof DatastoreCorrupt) {
+        process.stderr.write(`CORRUPT ${e.offset}\n`);
+        process.exit(4);
+      }
+      if (e instanceof DatastoreUnavailable) {
+        fs.writeSync(ack, `REFUSED ${e.message.includes('ENOSPC') ? 'ENOSPC' : 'OTHER'}\n`);
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
       throw e;
     }
   }

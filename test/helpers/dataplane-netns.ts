@@ -6,7 +6,9 @@ import { native } from '../../src/native/index.js';
 import { Netlink } from '../../src/dataplane/netlink/netlink.js';
 import { writeSysctl } from '../../src/dataplane/sysctl.js';
 
-export interface Teardown { teardown(fn: () => unknown): void }
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
@@ -19,7 +21,9 @@ export function makeNetns(t: Teardown, tag: string): { name: string; path: strin
   const name = `${runId()}${tag}`.slice(0, 15);
   native().deleteNetns(name);
   const path = native().createNetns(name);
-  t.teardown(() => { native().deleteNetns(name); });
+  t.teardown(() => {
+    native().deleteNetns(name);
+  });
   return { name, path };
 }
 
@@ -66,10 +70,16 @@ export async function twoNodes(t: Teardown, tag: string): Promise<[TestNode, Tes
   const b = makeNetns(t, `${tag}n2`);
   const na = new Netlink({ netnsPath: a.path });
   const nb = new Netlink({ netnsPath: b.path });
-  t.teardown(() => { na.close(); nb.close(); });
+  t.teardown(() => {
+    na.close();
+    nb.close();
+  });
   await na.createVeth({ name: 'up0', peer: { name: 'up0', netnsPath: b.path } });
   const nodes: TestNode[] = [];
-  for (const [ns, nl, ip, other] of [[a, na, '172.31.0.1', '172.31.0.2'], [b, nb, '172.31.0.2', '172.31.0.1']] as const) {
+  for (const [ns, nl, ip, other] of [
+    [a, na, '172.31.0.1', '172.31.0.2'],
+    [b, nb, '172.31.0.2', '172.31.0.1'],
+  ] as const) {
     const up = await nl.mustGetLink('up0');
     const lo = await nl.mustGetLink('lo');
     await nl.setLinkUp(lo.index);

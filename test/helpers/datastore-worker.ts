@@ -39,7 +39,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ conflicts, ms, p50: pct(0.5), p99: pct(0.99), max: lat[lat.length - 1] ?? 0 })}\n`);
 }
 
-main().then(() => process.exit(0), (e: unknown) => {
-  process.stderr.write(`datastore-worker: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`datastore-worker: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -22,7 +22,9 @@ export interface EtcdInstance {
   output(): string;
 }
 
-interface Teardownable { teardown(fn: () => unknown): void }
+interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
 
 /** undefined when etcd can be started here, else a one-line reason to skip. */
 export function etcdMissing(): string | undefined {
@@ -50,7 +52,10 @@ const killLive = () => {
 process.once('exit', killLive);
 // A test process stopped by a timeout (SIGTERM) or ^C must not leave an etcd behind.
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-  process.once(sig, () => { killLive(); process.exit(128 + ({ SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as const)[sig]); });
+  process.once(sig, () => {
+    killLive();
+    process.exit(128 + ({ SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as const)[sig]);
+  });
 }
 
 export interface EtcdTls {
@@ -66,13 +71,22 @@ export interface EtcdTls {
 /** One https GET with the test CA and client certificate; resolves to the body. */
 function httpsGet(url: string, tls: EtcdTls): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = https.get(url, {
-      ca: fs.readFileSync(tls.caFile), cert: fs.readFileSync(tls.clientCertFile), key: fs.readFileSync(tls.clientKeyFile), timeout: 1000,
-    }, (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => { body += b.toString(); });
-      res.on('end', () => resolve(body));
-    });
+    const req = https.get(
+      url,
+      {
+        ca: fs.readFileSync(tls.caFile),
+        cert: fs.readFileSync(tls.clientCertFile),
+        key: fs.readFileSync(tls.clientKeyFile),
+        timeout: 1000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (b: Buffer) => {
+          body += b.toString();
+        });
+        res.on('end', () => resolve(body));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
@@ -91,11 +105,31 @@ export function makeTestCerts(dir: string): EtcdTls | undefined {
   run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=tabby-test-ca']);
   for (const who of ['server', 'client']) {
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=tabby-test-${who}`]);
-    run(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.crt`, '-days', '2', '-extfile', `${who}.ext`]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      `${who}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${who}.crt`,
+      '-days',
+      '2',
+      '-extfile',
+      `${who}.ext`,
+    ]);
   }
   return {
-    caFile: f('ca.crt'), serverCertFile: f('server.crt'), serverKeyFile: f('server.key'),
-    clientCertFile: f('client.crt'), clientKeyFile: f('client.key'), clientCertAuth: true,
+    caFile: f('ca.crt'),
+    serverCertFile: f('server.crt'),
+    serverKeyFile: f('server.key'),
+    clientCertFile: f('client.crt'),
+    clientKeyFile: f('client.key'),
+    clientCertAuth: true,
   };
 }
 
@@ -114,13 +148,37 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
   let log = '';
 
   const args = [
-    '--name', name, '--data-dir', path.join(dataDir, 'data'),
-    '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-    '--initial-cluster', `${name}=${peerUrl}`, '--initial-cluster-state', 'new',
-    '--log-level', 'warn', '--logger', 'zap',
-    ...(tls ? ['--cert-file', tls.serverCertFile, '--key-file', tls.serverKeyFile, '--trusted-ca-file', tls.caFile,
-      ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])] : []),
+    '--name',
+    name,
+    '--data-dir',
+    path.join(dataDir, 'data'),
+    '--listen-client-urls',
+    clientUrl,
+    '--advertise-client-urls',
+    clientUrl,
+    '--listen-peer-urls',
+    peerUrl,
+    '--initial-advertise-peer-urls',
+    peerUrl,
+    '--initial-cluster',
+    `${name}=${peerUrl}`,
+    '--initial-cluster-state',
+    'new',
+    '--log-level',
+    'warn',
+    '--logger',
+    'zap',
+    ...(tls
+      ? [
+          '--cert-file',
+          tls.serverCertFile,
+          '--key-file',
+          tls.serverKeyFile,
+          '--trusted-ca-file',
+          tls.caFile,
+          ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
+        ]
+      : []),
   ];
 
   async function start(): Promise<void> {
@@ -128,9 +186,16 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
     const c = spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     live.add(c);
-    c.stdout?.on('data', (b: Buffer) => { log += b.toString(); });
-    c.stderr?.on('data', (b: Buffer) => { log += b.toString(); });
-    c.once('exit', () => { live.delete(c); if (child === c) child = undefined; });
+    c.stdout?.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    c.stderr?.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    c.once('exit', () => {
+      live.delete(c);
+      if (child === c) child = undefined;
+    });
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (!child) throw new Error(`etcd exited during start:\n${log.slice(-2000)}`);
@@ -139,7 +204,9 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
           ? await httpsGet(`${clientUrl}/health`, tls)
           : await (await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) })).text();
         if ((JSON.parse(text) as { health?: string }).health === 'true') return;
-      } catch { /* not up yet */ }
+      } catch {
+        /* not up yet */
+      }
       if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 20 s:\n${log.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -163,8 +230,15 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
   });
   await start();
   return {
-    endpoints: [clientUrl], clientUrl, dataDir, stop, start,
-    restart: async () => { await stop(); await start(); },
+    endpoints: [clientUrl],
+    clientUrl,
+    dataDir,
+    stop,
+    start,
+    restart: async () => {
+      await stop();
+      await start();
+    },
     output: () => log,
   };
 }

@@ -65,19 +65,27 @@ export async function startGobgp(t: Teardown, o: GobgpOptions): Promise<Gobgp> {
   };
   const launch = async (): Promise<void> => {
     const out = fs.openSync(log, 'a');
-    const p = spawn('ip', ['netns', 'exec', o.netns, 'gobgpd', '-f', conf, '-t', 'toml', '--api-hosts', `127.0.0.1:${port}`, '--log-level', 'info'], { stdio: ['ignore', out, out] });
+    const p = spawn(
+      'ip',
+      ['netns', 'exec', o.netns, 'gobgpd', '-f', conf, '-t', 'toml', '--api-hosts', `127.0.0.1:${port}`, '--log-level', 'info'],
+      { stdio: ['ignore', out, out] },
+    );
     fs.closeSync(out);
     proc = p;
     exited = new Promise((r) => p.once('exit', () => r()));
-    const ok = await waitFor(async () => {
-      if (p.exitCode !== null) return true;
-      try {
-        await gobgp('global');
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000, 100);
+    const ok = await waitFor(
+      async () => {
+        if (p.exitCode !== null) return true;
+        try {
+          await gobgp('global');
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      100,
+    );
     if (!ok || p.exitCode !== null) throw new Error(`gobgpd did not start: ${fs.readFileSync(log, 'utf8')}`);
   };
   const kill = async (): Promise<void> => {
@@ -105,7 +113,10 @@ export async function startGobgp(t: Teardown, o: GobgpOptions): Promise<Gobgp> {
   const rib = async (family: 'ipv4' | 'ipv6' = 'ipv4'): Promise<GobgpPath[]> => {
     const out = (await gobgp('global', 'rib', '-a', family, '-j')).trim();
     if (!out || out === 'null') return [];
-    const j = JSON.parse(out) as Record<string, { nlri?: { prefix?: string }; best?: boolean; 'neighbor-ip'?: string; attrs?: ({ type: number } & Record<string, unknown>)[] }[]>;
+    const j = JSON.parse(out) as Record<
+      string,
+      { nlri?: { prefix?: string }; best?: boolean; 'neighbor-ip'?: string; attrs?: ({ type: number } & Record<string, unknown>)[] }[]
+    >;
     const paths: GobgpPath[] = [];
     for (const [prefix, list] of Object.entries(j)) {
       for (const p of list) {

@@ -11,5 +11,8 @@ export async function hostPathsLock(): Promise<() => void> {
   fs.mkdirSync('/run/lock', { recursive: true });
   const fd = fs.openSync(LOCK, 'a');
   await new Promise<void>((resolve, reject) => native().flockWait(fd, 'ex', (err) => (err ? reject(err) : resolve())));
-  return () => { native().flock(fd, 'un'); fs.closeSync(fd); };
+  return () => {
+    native().flock(fd, 'un');
+    fs.closeSync(fd);
+  };
 }

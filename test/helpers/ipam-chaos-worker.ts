@@ -7,7 +7,10 @@ import { FileDatastore } from '../../src/datastore/file.js';
 import { Ipam } from '../../src/ipam/index.js';
 
 const [dir, id, ackFile, node] = process.argv.slice(2);
-if (!node) { process.stdout.write('1..0 # SKIP helper process of the IPAM fault suite (needs arguments)\n'); process.exit(0); }
+if (!node) {
+  process.stdout.write('1..0 # SKIP helper process of the IPAM fault suite (needs arguments)\n');
+  process.exit(0);
+}
 const ds = new FileDatastore(dir!);
 const ipam = new Ipam(ds, { logger: { info() {}, warn() {}, error() {} } });
 const ack = fs.openSync(ackFile!, 'a');
@@ -26,4 +29,7 @@ const run = async (): Promise<void> => {
     }
   }
 };
-run().catch((e: unknown) => { process.stderr.write(`ipam-chaos-worker: ${e instanceof Error ? e.stack : String(e)}\n`); process.exit(1); });
+run().catch((e: unknown) => {
+  process.stderr.write(`ipam-chaos-worker: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});

@@ -90,13 +90,29 @@ export function makeNsPair(t: Teardown, tag: string, o: NsPairOptions): NsPair {
   };
   setup(names[0], la, o.a4 ?? [], o.a6 ?? []);
   setup(names[1], lb, o.b4 ?? [], o.b6 ?? []);
-  const end = (n: string, link: string, v4: string[] = [], v6: string[] = []): NsEnd => ({ name: n, path: `/var/run/netns/${n}`, link, v4: v4.map(strip), v6: v6.map(strip) });
+  const end = (n: string, link: string, v4: string[] = [], v6: string[] = []): NsEnd => ({
+    name: n,
+    path: `/var/run/netns/${n}`,
+    link,
+    v4: v4.map(strip),
+    v6: v6.map(strip),
+  });
   return {
     a: end(names[0], la, o.a4, o.a6),
     b: end(names[1], lb, o.b4, o.b6),
     cut() {
       for (const n of names) {
-        execFileSync('ip', ['netns', 'exec', n, 'nft', 'add table inet tbcut; add chain inet tbcut in { type filter hook input priority -300; policy drop; }; add chain inet tbcut out { type filter hook output priority -300; policy drop; }'], { stdio: 'ignore' });
+        execFileSync(
+          'ip',
+          [
+            'netns',
+            'exec',
+            n,
+            'nft',
+            'add table inet tbcut; add chain inet tbcut in { type filter hook input priority -300; policy drop; }; add chain inet tbcut out { type filter hook output priority -300; policy drop; }',
+          ],
+          { stdio: 'ignore' },
+        );
       }
     },
     restore() {

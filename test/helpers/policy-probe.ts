@@ -5,10 +5,20 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 
-export interface ProbeTarget { ip: string; proto: 'tcp' | 'udp'; port: number }
+export interface ProbeTarget {
+  ip: string;
+  proto: 'tcp' | 'udp';
+  port: number;
+}
 
 function serve(): void {
-  for (const port of [80, 81]) net.createServer((s) => { s.on('error', () => undefined); s.end('ok'); }).listen(port, '0.0.0.0');
+  for (const port of [80, 81])
+    net
+      .createServer((s) => {
+        s.on('error', () => undefined);
+        s.end('ok');
+      })
+      .listen(port, '0.0.0.0');
   const u = dgram.createSocket('udp4');
   u.on('message', (m, r) => u.send(m, r.port, r.address));
   u.bind(80, '0.0.0.0', () => process.stdout.write('ready\n'));
@@ -18,9 +28,16 @@ function tcp(t: ProbeTarget, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: t.ip, port: t.port });
     let got = '';
-    const done = (ok: boolean) => { clearTimeout(timer); s.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
     const timer = setTimeout(() => done(false), ms);
-    s.on('data', (d) => { got += d.toString(); if (got === 'ok') done(true); });
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got === 'ok') done(true);
+    });
     s.on('error', () => done(false));
   });
 }
@@ -29,9 +46,15 @@ function udp(t: ProbeTarget, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const token = `probe-${Math.random()}`;
-    const done = (ok: boolean) => { clearTimeout(timer); s.close(); resolve(ok); };
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(ok);
+    };
     const timer = setTimeout(() => done(false), ms);
-    s.on('message', (m) => { if (m.toString() === token) done(true); });
+    s.on('message', (m) => {
+      if (m.toString() === token) done(true);
+    });
     s.on('error', () => done(false));
     s.send(token, t.port, t.ip);
   });
@@ -43,5 +66,7 @@ export function probeAll(targets: readonly ProbeTarget[], ms: number): Promise<b
 
 if (process.argv[2] === 'serve') serve();
 else if (process.argv[2] === 'probe') {
-  void probeAll(JSON.parse(process.argv[3] ?? '[]') as ProbeTarget[], Number(process.argv[4] ?? 1500)).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+  void probeAll(JSON.parse(process.argv[3] ?? '[]') as ProbeTarget[], Number(process.argv[4] ?? 1500)).then((r) =>
+    process.stdout.write(`${JSON.stringify(r)}\n`),
+  );
 }

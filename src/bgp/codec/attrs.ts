@@ -9,20 +9,42 @@ import { ATTRIBUTE_ROWS } from './registry.js';
 import { decodePrefixes, encodePrefixes, emptyPrefixList, ipv4ToString } from './prefix.js';
 import type { AsPathSegment, CodecCaps, ErrorHandling, MpReach, MpUnreach, PathAttributes, UnknownAttribute } from './types.js';
 import {
-  AS_TRANS, ATTR_FLAG_EXTENDED, ATTR_FLAG_OPTIONAL, ATTR_FLAG_PARTIAL, ATTR_FLAG_TRANSITIVE, BgpMessageError,
-  HANDLING_RANK, familyKey,
+  AS_TRANS,
+  ATTR_FLAG_EXTENDED,
+  ATTR_FLAG_OPTIONAL,
+  ATTR_FLAG_PARTIAL,
+  ATTR_FLAG_TRANSITIVE,
+  BgpMessageError,
+  HANDLING_RANK,
+  familyKey,
 } from './types.js';
 import { Writer } from './writer.js';
 
 export const ATTR = {
-  ORIGIN: 1, AS_PATH: 2, NEXT_HOP: 3, MED: 4, LOCAL_PREF: 5, ATOMIC_AGGREGATE: 6, AGGREGATOR: 7, COMMUNITIES: 8,
-  ORIGINATOR_ID: 9, CLUSTER_LIST: 10, MP_REACH_NLRI: 14, MP_UNREACH_NLRI: 15, EXT_COMMUNITIES: 16, AS4_PATH: 17,
-  AS4_AGGREGATOR: 18, LARGE_COMMUNITY: 32,
+  ORIGIN: 1,
+  AS_PATH: 2,
+  NEXT_HOP: 3,
+  MED: 4,
+  LOCAL_PREF: 5,
+  ATOMIC_AGGREGATE: 6,
+  AGGREGATOR: 7,
+  COMMUNITIES: 8,
+  ORIGINATOR_ID: 9,
+  CLUSTER_LIST: 10,
+  MP_REACH_NLRI: 14,
+  MP_UNREACH_NLRI: 15,
+  EXT_COMMUNITIES: 16,
+  AS4_PATH: 17,
+  AS4_AGGREGATOR: 18,
+  LARGE_COMMUNITY: 32,
 } as const;
 
 /** Thrown inside a row's decode: the attribute is malformed with this UPDATE-error subcode. */
 class Malformed {
-  constructor(readonly subcode: number, readonly detail: string) {}
+  constructor(
+    readonly subcode: number,
+    readonly detail: string,
+  ) {}
 }
 
 interface DecodeCtx {
@@ -39,7 +61,8 @@ interface Row {
   encode(w: Writer, a: PathAttributes, caps: CodecCaps): boolean;
 }
 
-const u32 = (b: Buffer, o: number): number => (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
+const u32 = (b: Buffer, o: number): number =>
+  (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
 const u16 = (b: Buffer, o: number): number => ((b[o] as number) << 8) | (b[o + 1] as number);
 
 function fixedLen(len: number, want: number, name: string): void {
@@ -150,7 +173,9 @@ function encodeMpReach(w: Writer, mp: MpReach, caps: CodecCaps): void {
   const nh = ipToBuffer(parseIp(mp.nextHop));
   if (mp.linkLocal !== undefined) {
     const ll = ipToBuffer(parseIp(mp.linkLocal));
-    w.u8(nh.length + ll.length).bytes(nh).bytes(ll);
+    w.u8(nh.length + ll.length)
+      .bytes(nh)
+      .bytes(ll);
   } else w.u8(nh.length).bytes(nh);
   w.u8(0);
   encodePrefixes(w, mp.nlri, caps.addPathTx.has(familyKey(mp.afi, mp.safi)));
@@ -249,7 +274,9 @@ const ROWS: Row[] = [
     decode(b, off, len, ctx) {
       const as4 = ctx.caps.as4;
       fixedLen(len, as4 ? 8 : 6, 'AGGREGATOR');
-      ctx.attrs.aggregator = as4 ? { asn: u32(b, off), address: ipv4ToString(u32(b, off + 4)) } : { asn: u16(b, off), address: ipv4ToString(u32(b, off + 2)) };
+      ctx.attrs.aggregator = as4
+        ? { asn: u32(b, off), address: ipv4ToString(u32(b, off + 4)) }
+        : { asn: u16(b, off), address: ipv4ToString(u32(b, off + 2)) };
     },
     encode(w, a, caps) {
       if (!a.aggregator) return false;
@@ -342,7 +369,11 @@ const ROWS: Row[] = [
     },
     encode(w, a, caps) {
       if (caps.as4 || !a.asPath || !needsAs4(a.asPath)) return false;
-      encodeAsPath(w, a.asPath.filter((s) => s.type <= 2), 4);
+      encodeAsPath(
+        w,
+        a.asPath.filter((s) => s.type <= 2),
+        4,
+      );
       return true;
     },
   },
@@ -562,7 +593,9 @@ export function encodeAttributes(w: Writer, a: PathAttributes, caps: CodecCaps):
     for (const c of unknown.keys()) if (!order.includes(c)) order.push(c);
     codes = order;
   } else {
-    codes = ROWS.map((r) => r.code).concat([...unknown.keys()]).sort((x, y) => x - y);
+    codes = ROWS.map((r) => r.code)
+      .concat([...unknown.keys()])
+      .sort((x, y) => x - y);
   }
   const ext = a.wireExtended ? new Set(a.wireExtended) : NO_CODES;
   for (const code of codes) {

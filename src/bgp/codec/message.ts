@@ -39,7 +39,8 @@ const lengthData = (len: number): Buffer => Buffer.from([(len >>> 8) & 0xff, len
  * length), 1/3 type (data: the type). Hand-written: it runs for every message (see bench/bgp-decode).
  */
 export function decodeHeader(b: Buffer, maxLen: number, off = 0): Header {
-  for (let i = off; i < off + 16; i++) if (b[i] !== 0xff) throw new BgpMessageError(1, 1, Buffer.alloc(0), 'session-reset', 'marker is not all ones');
+  for (let i = off; i < off + 16; i++)
+    if (b[i] !== 0xff) throw new BgpMessageError(1, 1, Buffer.alloc(0), 'session-reset', 'marker is not all ones');
   const length = ((b[off + 16] as number) << 8) | (b[off + 17] as number);
   const type = b[off + 18] as number;
   const rule = LENGTH_RULES[type];
@@ -87,18 +88,23 @@ function decodeUpdate(b: Buffer, caps: CodecCaps): UpdateMessage {
  */
 export function decodeMessage(frame: Buffer, caps: CodecCaps): BgpMessage {
   try {
-    if (frame.length < HEADER_LEN) throw new BgpMessageError(1, 2, lengthData(frame.length), 'session-reset', 'message shorter than a header');
+    if (frame.length < HEADER_LEN)
+      throw new BgpMessageError(1, 2, lengthData(frame.length), 'session-reset', 'message shorter than a header');
     const h = decodeHeader(frame, maxMessageLen(caps));
-    if (h.length !== frame.length) throw new BgpMessageError(1, 2, lengthData(h.length), 'session-reset', `header length ${h.length} but frame is ${frame.length}`);
+    if (h.length !== frame.length)
+      throw new BgpMessageError(1, 2, lengthData(h.length), 'session-reset', `header length ${h.length} but frame is ${frame.length}`);
     const body = frame.subarray(HEADER_LEN);
     switch (h.type) {
-      case 1: return decodeOpen(body);
-      case 2: return decodeUpdate(body, caps);
+      case 1:
+        return decodeOpen(body);
+      case 2:
+        return decodeUpdate(body, caps);
       case 3: {
         const n = notificationParser.parse(body) as { code: number; subcode: number; data: Buffer };
         return { type: 'notification', code: n.code, subcode: n.subcode, data: Buffer.from(n.data) };
       }
-      case 4: return { type: 'keepalive' };
+      case 4:
+        return { type: 'keepalive' };
       default: {
         if (body.length !== 4) throw new BgpMessageError(7, 1, Buffer.from(frame), 'session-reset', 'ROUTE-REFRESH length'); // RFC 7313 §5
         const r = routeRefreshParser.parse(body) as { afi: number; subtype: number; safi: number };
@@ -171,10 +177,14 @@ export function encodeMessage(m: BgpMessage, caps: CodecCaps): Buffer {
       encodeOpen(w, m);
       return finish(w, 1, MAX_MESSAGE_LEN);
     }
-    case 'update': return encodeUpdate(m, caps);
-    case 'notification': return encodeNotification(m);
-    case 'keepalive': return encodeKeepalive();
-    case 'route-refresh': return encodeRouteRefresh(m);
+    case 'update':
+      return encodeUpdate(m, caps);
+    case 'notification':
+      return encodeNotification(m);
+    case 'keepalive':
+      return encodeKeepalive();
+    case 'route-refresh':
+      return encodeRouteRefresh(m);
   }
 }
 

@@ -49,7 +49,8 @@ function decodeCapability(code: number, v: Buffer): Capability {
     case 5: {
       if (v.length % 6 !== 0) throw bad();
       const entries = [];
-      for (let i = 0; i < v.length; i += 6) entries.push({ afi: v.readUInt16BE(i), safi: v.readUInt16BE(i + 2), nextHopAfi: v.readUInt16BE(i + 4) });
+      for (let i = 0; i < v.length; i += 6)
+        entries.push({ afi: v.readUInt16BE(i), safi: v.readUInt16BE(i + 2), nextHopAfi: v.readUInt16BE(i + 4) });
       return { kind: 'extended-next-hop', entries };
     }
     case 6:
@@ -58,8 +59,15 @@ function decodeCapability(code: number, v: Buffer): Capability {
       if (v.length < 2 || (v.length - 2) % 4 !== 0) throw bad();
       const hdr = v.readUInt16BE(0);
       const families = [];
-      for (let i = 2; i < v.length; i += 4) families.push({ afi: v.readUInt16BE(i), safi: v[i + 2] as number, forwardingPreserved: ((v[i + 3] as number) & 0x80) !== 0 });
-      return { kind: 'graceful-restart', restarting: (hdr & 0x8000) !== 0, notification: (hdr & 0x4000) !== 0, restartTime: hdr & 0x0fff, families };
+      for (let i = 2; i < v.length; i += 4)
+        families.push({ afi: v.readUInt16BE(i), safi: v[i + 2] as number, forwardingPreserved: ((v[i + 3] as number) & 0x80) !== 0 });
+      return {
+        kind: 'graceful-restart',
+        restarting: (hdr & 0x8000) !== 0,
+        notification: (hdr & 0x4000) !== 0,
+        restartTime: hdr & 0x0fff,
+        families,
+      };
     }
     case 65:
       if (v.length !== 4) throw bad();
@@ -110,7 +118,14 @@ export function decodeOpen(body: Buffer): OpenMessage {
     throw openErr(0, `optional parameters length ${f.optLen} but ${params.length} bytes follow`);
   }
   if (!tlvsFit(params, lenSize)) throw openErr(0, 'optional parameter overruns');
-  const open: OpenMessage = { type: 'open', version: 4, asn: f.asn, holdTime: f.holdTime, routerId: ipv4ToString(f.bgpId >>> 0), capabilities: [] };
+  const open: OpenMessage = {
+    type: 'open',
+    version: 4,
+    asn: f.asn,
+    holdTime: f.holdTime,
+    routerId: ipv4ToString(f.bgpId >>> 0),
+    capabilities: [],
+  };
   const paramList = ((lenSize === 1 ? tlv8List : tlv16List).parse(params) as { items: Tlv[] }).items;
   const perParam: number[] = [];
   for (const prm of paramList) {
@@ -133,16 +148,26 @@ function u16(v: number): Buffer {
 
 function capabilityCode(c: Capability): number {
   switch (c.kind) {
-    case 'multiprotocol': return 1;
-    case 'route-refresh': return 2;
-    case 'extended-next-hop': return 5;
-    case 'extended-message': return 6;
-    case 'graceful-restart': return 64;
-    case 'as4': return 65;
-    case 'add-path': return 69;
-    case 'enhanced-route-refresh': return 70;
-    case 'fqdn': return 73;
-    case 'unknown': return c.code;
+    case 'multiprotocol':
+      return 1;
+    case 'route-refresh':
+      return 2;
+    case 'extended-next-hop':
+      return 5;
+    case 'extended-message':
+      return 6;
+    case 'graceful-restart':
+      return 64;
+    case 'as4':
+      return 65;
+    case 'add-path':
+      return 69;
+    case 'enhanced-route-refresh':
+      return 70;
+    case 'fqdn':
+      return 73;
+    case 'unknown':
+      return c.code;
   }
 }
 
@@ -151,21 +176,41 @@ export function encodeCapability(c: Capability): Buffer {
   const put16 = (v: number): void => void parts.push((v >>> 8) & 0xff, v & 0xff);
   const put32 = (v: number): void => void parts.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
   switch (c.kind) {
-    case 'multiprotocol': put16(c.afi); parts.push(0, c.safi); break;
-    case 'extended-next-hop': for (const e of c.entries) { put16(e.afi); put16(e.safi); put16(e.nextHopAfi); } break;
+    case 'multiprotocol':
+      put16(c.afi);
+      parts.push(0, c.safi);
+      break;
+    case 'extended-next-hop':
+      for (const e of c.entries) {
+        put16(e.afi);
+        put16(e.safi);
+        put16(e.nextHopAfi);
+      }
+      break;
     case 'graceful-restart':
       put16((c.restarting ? 0x8000 : 0) | (c.notification ? 0x4000 : 0) | (c.restartTime & 0x0fff));
-      for (const f of c.families) { put16(f.afi); parts.push(f.safi, f.forwardingPreserved ? 0x80 : 0); }
+      for (const f of c.families) {
+        put16(f.afi);
+        parts.push(f.safi, f.forwardingPreserved ? 0x80 : 0);
+      }
       break;
-    case 'as4': put32(c.asn); break;
-    case 'add-path': for (const e of c.entries) { put16(e.afi); parts.push(e.safi, e.mode); } break;
+    case 'as4':
+      put32(c.asn);
+      break;
+    case 'add-path':
+      for (const e of c.entries) {
+        put16(e.afi);
+        parts.push(e.safi, e.mode);
+      }
+      break;
     case 'fqdn': {
       const h = Buffer.from(c.hostname, 'utf8').subarray(0, 255);
       const d = Buffer.from(c.domain, 'utf8').subarray(0, 255);
       parts.push(h.length, ...h, d.length, ...d);
       break;
     }
-    default: break;
+    default:
+      break;
   }
   const value = c.kind === 'unknown' ? c.value : Buffer.from(parts);
   return Buffer.concat([Buffer.from([capabilityCode(c), value.length]), value]);
@@ -175,7 +220,10 @@ export function encodeCapability(c: Capability): Buffer {
 export function encodeOpen(w: Writer, m: OpenMessage): void {
   w.u8(m.version).u16(m.asn).u16(m.holdTime);
   const id = m.routerId.split('.').map(Number);
-  w.u8(id[0] ?? 0).u8(id[1] ?? 0).u8(id[2] ?? 0).u8(id[3] ?? 0);
+  w.u8(id[0] ?? 0)
+    .u8(id[1] ?? 0)
+    .u8(id[2] ?? 0)
+    .u8(id[3] ?? 0);
   const caps = m.capabilities.map(encodeCapability);
   const groups: Buffer[][] = [];
   const per = m.capsPerParam && m.capsPerParam.reduce((s, n) => s + n, 0) === caps.length ? m.capsPerParam : [caps.length];

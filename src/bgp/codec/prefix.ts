@@ -53,7 +53,14 @@ export function prefixListToStrings(list: PrefixList): string[] {
 export function prefixListFromStrings(afi: Afi, cidrs: readonly string[], pathIds?: readonly number[], safi = 1): PrefixList {
   const n = cidrs.length;
   const words = afi === 1 ? 1 : 4;
-  const list: PrefixList = { afi, safi, count: n, addrs: new Uint32Array(n * words), lens: new Uint8Array(n), pathIds: pathIds ? Uint32Array.from(pathIds) : null };
+  const list: PrefixList = {
+    afi,
+    safi,
+    count: n,
+    addrs: new Uint32Array(n * words),
+    lens: new Uint8Array(n),
+    pathIds: pathIds ? Uint32Array.from(pathIds) : null,
+  };
   for (let i = 0; i < n; i++) {
     const c = parseCidr(cidrs[i] as string);
     if ((c.family === 4) !== (afi === 1)) throw new Error(`prefix ${cidrs[i]} is not of AFI ${afi}`);
@@ -71,7 +78,14 @@ export function concatPrefixLists(lists: readonly PrefixList[]): PrefixList {
   const words = first.afi === 1 ? 1 : 4;
   const n = lists.reduce((s, l) => s + l.count, 0);
   const withIds = lists.some((l) => l.pathIds);
-  const out: PrefixList = { afi: first.afi, safi: first.safi, count: n, addrs: new Uint32Array(n * words), lens: new Uint8Array(n), pathIds: withIds ? new Uint32Array(n) : null };
+  const out: PrefixList = {
+    afi: first.afi,
+    safi: first.safi,
+    count: n,
+    addrs: new Uint32Array(n * words),
+    lens: new Uint8Array(n),
+    pathIds: withIds ? new Uint32Array(n) : null,
+  };
   let k = 0;
   for (const l of lists) {
     out.addrs.set(l.addrs.subarray(0, l.count * words), k * words);
@@ -86,7 +100,15 @@ export function concatPrefixLists(lists: readonly PrefixList[]): PrefixList {
  * Decode NLRI from buf[start, end). Throws BgpMessageError(3, errSubcode) on a length > max bits or
  * an overrun. Two passes: count+validate, then fill typed arrays (no per-prefix objects).
  */
-export function decodePrefixes(buf: Uint8Array, start: number, end: number, afi: Afi, safi: number, addPath: boolean, errSubcode = 10): PrefixList {
+export function decodePrefixes(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  afi: Afi,
+  safi: number,
+  addPath: boolean,
+  errSubcode = 10,
+): PrefixList {
   const maxBits = afi === 1 ? 32 : 128;
   let n = 0;
   let p = start;
@@ -107,7 +129,8 @@ export function decodePrefixes(buf: Uint8Array, start: number, end: number, afi:
   p = start;
   for (let i = 0; i < n; i++) {
     if (pathIds) {
-      pathIds[i] = (((buf[p] as number) << 24) | ((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number)) >>> 0;
+      pathIds[i] =
+        (((buf[p] as number) << 24) | ((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number)) >>> 0;
       p += 4;
     }
     const len = buf[p++] as number;

@@ -136,7 +136,13 @@ export type Capability =
   | { kind: 'route-refresh' } // 2, RFC 2918
   | { kind: 'extended-next-hop'; entries: { afi: number; safi: number; nextHopAfi: number }[] } // 5, RFC 8950
   | { kind: 'extended-message' } // 6, RFC 8654
-  | { kind: 'graceful-restart'; restarting: boolean; notification: boolean; restartTime: number; families: { afi: number; safi: number; forwardingPreserved: boolean }[] } // 64, RFC 4724 (+ N bit RFC 8538)
+  | {
+      kind: 'graceful-restart';
+      restarting: boolean;
+      notification: boolean;
+      restartTime: number;
+      families: { afi: number; safi: number; forwardingPreserved: boolean }[];
+    } // 64, RFC 4724 (+ N bit RFC 8538)
   | { kind: 'as4'; asn: number } // 65, RFC 6793
   | { kind: 'add-path'; entries: { afi: number; safi: number; mode: 1 | 2 | 3 }[] } // 69, RFC 7911: 1 receive, 2 send, 3 both
   | { kind: 'enhanced-route-refresh' } // 70, RFC 7313

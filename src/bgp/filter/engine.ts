@@ -31,7 +31,8 @@ export type Community = { kind: 'standard'; value: number } | { kind: 'large'; v
 export function parseCommunity(text: string): Community | undefined {
   const m = /^(\d{1,10}):(\d{1,10})(?::(\d{1,10}))?$/.exec(text.trim());
   if (!m) return undefined;
-  const a = Number(m[1]), b = Number(m[2]);
+  const a = Number(m[1]),
+    b = Number(m[2]);
   if (m[3] === undefined) {
     if (a > 0xffff || b > 0xffff) return undefined;
     return { kind: 'standard', value: ((a << 16) | b) >>> 0 };
@@ -48,7 +49,11 @@ export function formatCommunity(c: Community): string {
 
 export class FilterCompileError extends Error {
   readonly code = 'EFILTER';
-  constructor(readonly filter: string, readonly path: string, reason: string) {
+  constructor(
+    readonly filter: string,
+    readonly path: string,
+    reason: string,
+  ) {
     super(`BGPFilter "${filter}": ${path} ${reason}`);
     this.name = 'FilterCompileError';
   }
@@ -103,7 +108,12 @@ export interface RoutePrefix {
 }
 
 const globToRegExp = (glob: string): RegExp =>
-  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 
 function compileRule(filter: string, list: string, index: number, r: FilterRule, afi: Afi): CompiledRule {
   const path = `spec.${list}[${index}]`;
@@ -112,34 +122,57 @@ function compileRule(filter: string, list: string, index: number, r: FilterRule,
   let cidrLen = 0;
   if (r.cidr !== undefined && r.cidr !== '') {
     let c;
-    try { c = parseCidr(r.cidr); } catch { throw new FilterCompileError(filter, `${path}.cidr`, `"${r.cidr}" is not a CIDR`); }
-    if ((c.family === 4 ? 1 : 2) !== afi) throw new FilterCompileError(filter, `${path}.cidr`, `"${r.cidr}" is not an IPv${afi === 1 ? 4 : 6} CIDR`);
+    try {
+      c = parseCidr(r.cidr);
+    } catch {
+      throw new FilterCompileError(filter, `${path}.cidr`, `"${r.cidr}" is not a CIDR`);
+    }
+    if ((c.family === 4 ? 1 : 2) !== afi)
+      throw new FilterCompileError(filter, `${path}.cidr`, `"${r.cidr}" is not an IPv${afi === 1 ? 4 : 6} CIDR`);
     cidrLen = c.prefixLen;
-    net = afi === 1 ? Uint32Array.of(Number(c.network)) : Uint32Array.from([3, 2, 1, 0], (i) => Number((c.network >> BigInt(32 * i)) & 0xffffffffn));
+    net =
+      afi === 1
+        ? Uint32Array.of(Number(c.network))
+        : Uint32Array.from([3, 2, 1, 0], (i) => Number((c.network >> BigInt(32 * i)) & 0xffffffffn));
   }
   const minLen = r.prefixLength?.min ?? cidrLen;
   const maxLen = r.prefixLength?.max ?? bits;
   let community: Community | undefined;
   if (r.communities?.values.length) {
     community = parseCommunity(r.communities.values[0]!);
-    if (!community) throw new FilterCompileError(filter, `${path}.communities.values[0]`, `"${r.communities.values[0]}" is not a community`);
+    if (!community)
+      throw new FilterCompileError(filter, `${path}.communities.values[0]`, `"${r.communities.values[0]}" is not a community`);
   }
   const ops: CompiledOp[] = [];
   for (const [i, o] of (r.operations ?? []).entries()) {
     if (o.addCommunity) {
       const c = parseCommunity(o.addCommunity.value);
-      if (!c) throw new FilterCompileError(filter, `${path}.operations[${i}].addCommunity.value`, `"${o.addCommunity.value}" is not a community`);
+      if (!c)
+        throw new FilterCompileError(filter, `${path}.operations[${i}].addCommunity.value`, `"${o.addCommunity.value}" is not a community`);
       ops.push({ kind: 'community', community: c });
     } else if (o.prependASPath) ops.push({ kind: 'prepend', asns: o.prependASPath.prefix.slice() });
     else if (o.setPriority) ops.push({ kind: 'priority', value: o.setPriority.value });
   }
   const iface = r.interface ? globToRegExp(r.interface) : undefined;
   return {
-    filter, index, action: r.action, net, cidrLen, minLen, maxLen,
-    mask4: cidrLen === 0 ? 0 : (0xffffffff << (32 - Math.min(32, cidrLen))) >>> 0, net4: afi === 1 && net ? net[0]! : 0, op: r.matchOperator ?? 'In', iface,
-    remoteOnly: r.source === 'RemotePeers', peerType: r.peerType, community,
+    filter,
+    index,
+    action: r.action,
+    net,
+    cidrLen,
+    minLen,
+    maxLen,
+    mask4: cidrLen === 0 ? 0 : (0xffffffff << (32 - Math.min(32, cidrLen))) >>> 0,
+    net4: afi === 1 && net ? net[0]! : 0,
+    op: r.matchOperator ?? 'In',
+    iface,
+    remoteOnly: r.source === 'RemotePeers',
+    peerType: r.peerType,
+    community,
     asPathPrefix: r.asPathPrefix?.length ? r.asPathPrefix.slice() : undefined,
-    priority: r.priority, ops, perPrefix: net !== undefined || iface !== undefined,
+    priority: r.priority,
+    ops,
+    perPrefix: net !== undefined || iface !== undefined,
   };
 }
 
@@ -156,7 +189,10 @@ export class FilterChain {
 
   constructor(filters: readonly NamedFilter[]) {
     this.names = filters.map((f) => f.name);
-    const t = { import: { 1: [] as CompiledRule[], 2: [] as CompiledRule[] }, export: { 1: [] as CompiledRule[], 2: [] as CompiledRule[] } };
+    const t = {
+      import: { 1: [] as CompiledRule[], 2: [] as CompiledRule[] },
+      export: { 1: [] as CompiledRule[], 2: [] as CompiledRule[] },
+    };
     for (const f of filters) {
       for (const dir of ['import', 'export'] as const) {
         for (const afi of [1, 2] as const) {
@@ -234,8 +270,10 @@ function attrConditionsHold(r: CompiledRule, ctx: RouteContext): boolean {
   const a = ctx.attrs;
   if (r.community) {
     const c = r.community;
-    if (c.kind === 'standard') { if (!a.communities?.includes(c.value)) return false; }
-    else if (!a.largeCommunities?.some((x) => x.global === c.value.global && x.local1 === c.value.local1 && x.local2 === c.value.local2)) return false;
+    if (c.kind === 'standard') {
+      if (!a.communities?.includes(c.value)) return false;
+    } else if (!a.largeCommunities?.some((x) => x.global === c.value.global && x.local1 === c.value.local1 && x.local2 === c.value.local2))
+      return false;
   }
   if (r.asPathPrefix && !asPathStartsWith(a, r.asPathPrefix)) return false;
   if (r.priority !== undefined && a.priority !== r.priority) return false;
@@ -259,8 +297,8 @@ function prefixTest4(r: CompiledRule, addr: number, len: number): boolean {
   if (r.net === undefined) return true;
   const inLen = len >= r.minLen && len <= r.maxLen;
   let hit: boolean;
-  if (r.op === 'Equal' || r.op === 'NotEqual') hit = len === r.cidrLen && (addr >>> 0) === r.net4 && inLen;
-  else hit = len >= r.cidrLen && ((addr & r.mask4) >>> 0) === r.net4 && inLen;
+  if (r.op === 'Equal' || r.op === 'NotEqual') hit = len === r.cidrLen && addr >>> 0 === r.net4 && inLen;
+  else hit = len >= r.cidrLen && (addr & r.mask4) >>> 0 === r.net4 && inLen;
   return r.op === 'NotIn' || r.op === 'NotEqual' ? !hit : hit;
 }
 
@@ -276,7 +314,7 @@ function prefixConditionsHold(r: CompiledRule, p: RoutePrefix): boolean {
     const bits = Math.max(0, Math.min(32, r.cidrLen - 32 * w));
     if (bits === 0) break;
     const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
-    if (((p.words[w]! & mask) >>> 0) !== r.net[w]) same = false;
+    if ((p.words[w]! & mask) >>> 0 !== r.net[w]) same = false;
   }
   const hit = same && inLen;
   return r.op === 'NotIn' || r.op === 'NotEqual' ? !hit : hit;
@@ -295,7 +333,8 @@ export function applyOperations(attrs: Readonly<RouteAttributes>, r: CompiledRul
       } else {
         const cur = out.largeCommunities ?? [];
         const v = c.value;
-        if (!cur.some((x) => x.global === v.global && x.local1 === v.local1 && x.local2 === v.local2)) out.largeCommunities = [...cur, { ...v }];
+        if (!cur.some((x) => x.global === v.global && x.local1 === v.local1 && x.local2 === v.local2))
+          out.largeCommunities = [...cur, { ...v }];
       }
     } else if (op.kind === 'prepend') {
       const segs = (out.asPath ?? []).map((s) => ({ type: s.type, asns: s.asns.slice() }));

@@ -41,7 +41,10 @@ export class PeerFilters {
   /** The rule that decided the last importDecide/exportDecide call (undefined: default Accept). */
   lastRule: CompiledRule | undefined;
 
-  constructor(private readonly table: AttrTable, private ebgp: boolean) {}
+  constructor(
+    private readonly table: AttrTable,
+    private ebgp: boolean,
+  ) {}
 
   /** Install a new filter list; says which directions changed (caches of a changed direction are dropped). */
   set(filters: readonly NamedFilter[], ebgp: boolean): { import: boolean; export: boolean } {
@@ -52,8 +55,11 @@ export class PeerFilters {
     const before = this.chain;
     this.chain = new FilterChain(filters);
     this.key = key;
-    const same = (dir: 'import' | 'export') => !typeChanged && ([1, 2] as const).every((afi) =>
-      JSON.stringify(ruleShapes(before.rules(dir, afi))) === JSON.stringify(ruleShapes(this.chain.rules(dir, afi))));
+    const same = (dir: 'import' | 'export') =>
+      !typeChanged &&
+      ([1, 2] as const).every(
+        (afi) => JSON.stringify(ruleShapes(before.rules(dir, afi))) === JSON.stringify(ruleShapes(this.chain.rules(dir, afi))),
+      );
     const changed = { import: !same('import'), export: !same('export') };
     // Cached residuals hold compiled rules of the old chain: always start again.
     this.importRes = [new Map(), new Map()];
@@ -62,8 +68,12 @@ export class PeerFilters {
     return changed;
   }
 
-  hasImport(afi: Afi): boolean { return !this.chain.isEmpty('import', afi); }
-  hasExport(afi: Afi): boolean { return !this.chain.isEmpty('export', afi); }
+  hasImport(afi: Afi): boolean {
+    return !this.chain.isEmpty('import', afi);
+  }
+  hasExport(afi: Afi): boolean {
+    return !this.chain.isEmpty('export', afi);
+  }
 
   /** The rules left for an attribute set on import ([] = accept unchanged, no per-prefix work). */
   importResidual(set: AttrSet, afi: Afi): Residual {
@@ -80,7 +90,10 @@ export class PeerFilters {
   /** Import one prefix: the set to install, or null (rejected; lastRule says by which rule). */
   importDecide(res: Residual, set: AttrSet, b: number, k: PrefixKey): AttrSet | null {
     const i = b !== BUCKET_V6 ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k));
-    if (i < 0) { this.lastRule = undefined; return set; }
+    if (i < 0) {
+      this.lastRule = undefined;
+      return set;
+    }
     const rule = res.rules[i]!;
     this.lastRule = rule;
     if (rule.action === 'Reject') return null;
@@ -103,7 +116,14 @@ export class PeerFilters {
    * Export one prefix whose protocol checks passed: the set to put in the Adj-RIB-Out, or null.
    * `protocol` applies policy.ts's export rules to the (filtered) attributes and interns them.
    */
-  exportDecide(best: Path, afi: Afi, b: number, k: PrefixKey, iface: string | undefined, protocol: (a: Readonly<RouteAttributes>) => AttrSet | null): AttrSet | null {
+  exportDecide(
+    best: Path,
+    afi: Afi,
+    b: number,
+    k: PrefixKey,
+    iface: string | undefined,
+    protocol: (a: Readonly<RouteAttributes>) => AttrSet | null,
+  ): AttrSet | null {
     const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
     let res = this.exportRes.get(cacheKey);
     if (res === undefined) {

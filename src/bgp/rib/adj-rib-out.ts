@@ -60,7 +60,10 @@ export class AdjRibOut {
       if (n >= max) break;
       n++;
       this.pending.delete(b, k);
-      if (this.resend.get(b, k)) { this.resend.delete(b, k); this.resendByAfi[afiOfBucket(b) - 1]!--; } // goes out now anyway
+      if (this.resend.get(b, k)) {
+        this.resend.delete(b, k);
+        this.resendByAfi[afiOfBucket(b) - 1]!--;
+      } // goes out now anyway
       const cur = this.sent.get(b, k);
       if (attrs === null) {
         if (cur === undefined) continue;
@@ -100,7 +103,14 @@ export class AdjRibOut {
       out.push({ afi, attrs, prefixes: toList(afi, same) });
       if (same.length !== keys.length) {
         const other = afi === 1 ? 2 : 1;
-        out.push({ afi: other, attrs, prefixes: toList(other, keys.filter((x) => afiOfBucket(x[0]) === other)) });
+        out.push({
+          afi: other,
+          attrs,
+          prefixes: toList(
+            other,
+            keys.filter((x) => afiOfBucket(x[0]) === other),
+          ),
+        });
       }
     }
     return out;

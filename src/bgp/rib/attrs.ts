@@ -6,10 +6,7 @@
 // An AttrSet never holds MP_REACH/MP_UNREACH (their NLRI are not attributes of a path); the next hop
 // of either family is kept in `nextHop` (+ `linkLocal` for IPv6). The decision process (decision.ts)
 // reads only the derived numeric fields computed here once per set.
-import {
-  AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET,
-  type AsPathSegment, type PathAttributes,
-} from '../codec/types.js';
+import { AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, type AsPathSegment, type PathAttributes } from '../codec/types.js';
 import { ipv4ToNumber } from './path.js';
 
 /** Attributes of a path, without MP_REACH/MP_UNREACH and without wire-layout hints. */
@@ -37,7 +34,11 @@ export class AttrSet {
   /** [nextHop], shared (frozen) by every best-route event of this set. */
   readonly nextHops: readonly string[];
 
-  constructor(readonly id: number, readonly key: string, readonly attrs: Readonly<RouteAttributes>) {
+  constructor(
+    readonly id: number,
+    readonly key: string,
+    readonly attrs: Readonly<RouteAttributes>,
+  ) {
     this.origin = attrs.origin ?? 2;
     this.localPref = attrs.localPref;
     this.med = attrs.med;
@@ -146,12 +147,24 @@ export class AttrTable {
  */
 function freezeAttrs(a: RouteAttributes): RouteAttributes {
   for (const k of Object.keys(a) as (keyof RouteAttributes)[]) if (a[k] === undefined) delete a[k];
-  if (a.asPath) { for (const seg of a.asPath) { Object.freeze(seg.asns); Object.freeze(seg); } Object.freeze(a.asPath); }
+  if (a.asPath) {
+    for (const seg of a.asPath) {
+      Object.freeze(seg.asns);
+      Object.freeze(seg);
+    }
+    Object.freeze(a.asPath);
+  }
   if (a.communities) Object.freeze(a.communities);
   if (a.clusterList) Object.freeze(a.clusterList);
   if (a.extCommunities) Object.freeze(a.extCommunities);
-  if (a.largeCommunities) { for (const c of a.largeCommunities) Object.freeze(c); Object.freeze(a.largeCommunities); }
+  if (a.largeCommunities) {
+    for (const c of a.largeCommunities) Object.freeze(c);
+    Object.freeze(a.largeCommunities);
+  }
   if (a.aggregator) Object.freeze(a.aggregator);
-  if (a.unknown) { for (const u of a.unknown) Object.freeze(u); Object.freeze(a.unknown); }
+  if (a.unknown) {
+    for (const u of a.unknown) Object.freeze(u);
+    Object.freeze(a.unknown);
+  }
   return Object.freeze(a);
 }

@@ -23,8 +23,17 @@
 import type { Path } from './path.js';
 
 export type DecisionReason =
-  | 'only-path' | 'local' | 'local-pref' | 'as-path' | 'origin' | 'med' | 'ebgp'
-  | 'router-id' | 'cluster-list' | 'peer-address' | 'equal';
+  | 'only-path'
+  | 'local'
+  | 'local-pref'
+  | 'as-path'
+  | 'origin'
+  | 'med'
+  | 'ebgp'
+  | 'router-id'
+  | 'cluster-list'
+  | 'peer-address'
+  | 'equal';
 
 export interface DecisionOptions {
   /** Compare MED between paths from different neighbouring ASes too (BIRD `med metric`, Cisco always-compare-med). */

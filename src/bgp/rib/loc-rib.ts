@@ -18,7 +18,10 @@ type Slot = Path | Path[];
 export class LocRib {
   readonly table = new PrefixTable<Slot>();
 
-  constructor(readonly opts: DecisionOptions = {}, private readonly release: (p: Path) => void = () => {}) {}
+  constructor(
+    readonly opts: DecisionOptions = {},
+    private readonly release: (p: Path) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.table.size;

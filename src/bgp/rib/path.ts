@@ -44,12 +44,25 @@ export class Path {
 
 /** Local origination (one per process is fine: it only ever counts routes). */
 export const LOCAL_SOURCE: PathSource = {
-  id: 0, address: '', addressKey: 0n, ebgp: false, routerId: 0, asn: 0, rrClient: false, local: true, routes: 0,
+  id: 0,
+  address: '',
+  addressKey: 0n,
+  ebgp: false,
+  routerId: 0,
+  asn: 0,
+  rrClient: false,
+  local: true,
+  routes: 0,
 };
 
 /** A PathSource for a peer. */
 export function peerSource(opts: {
-  id: number; address: string; ebgp: boolean; routerId?: number; asn: number; rrClient?: boolean;
+  id: number;
+  address: string;
+  ebgp: boolean;
+  routerId?: number;
+  asn: number;
+  rrClient?: boolean;
 }): PathSource {
   return {
     id: opts.id,
@@ -89,7 +102,10 @@ export function addressKeyOf(address: string): bigint {
   const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
   let v = 0n;
   for (const g of groups) {
-    if (g.includes('.')) { v = (v << 32n) | BigInt(ipv4ToNumber(g)); continue; }
+    if (g.includes('.')) {
+      v = (v << 32n) | BigInt(ipv4ToNumber(g));
+      continue;
+    }
     v = (v << 16n) | BigInt(parseInt(g, 16) || 0);
   }
   return v + (1n << 32n);

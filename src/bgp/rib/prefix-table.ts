@@ -34,7 +34,9 @@ export class IntTable<V> {
   }
 
   private slot(key: number): number {
-    const keys = this.keys, state = this.state, mask = this.mask;
+    const keys = this.keys,
+      state = this.state,
+      mask = this.mask;
     let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const st = state[i]!;
@@ -74,7 +76,9 @@ export class IntTable<V> {
 
   /** The slot holding key (>= 0), or ~slot where it would go: the first tombstone passed, else the empty slot. */
   private probe(key: number): number {
-    const keys = this.keys, state = this.state, mask = this.mask;
+    const keys = this.keys,
+      state = this.state,
+      mask = this.mask;
     let i = Math.imul(key, 0x9e3779b1) >>> this.shift;
     let tomb = -1;
     for (;;) {
@@ -118,7 +122,9 @@ export class IntTable<V> {
     // New capacity: load at most 1/2 (drops tombstones; may shrink after many deletes).
     let cap = 16;
     while (cap < this.live * 2 + 2) cap *= 2;
-    const ok = this.keys, os = this.state, ov = this.vals;
+    const ok = this.keys,
+      os = this.state,
+      ov = this.vals;
     this.keys = new Int32Array(cap);
     this.state = new Uint8Array(cap);
     this.vals = new Array<V | undefined>(cap);
@@ -126,7 +132,10 @@ export class IntTable<V> {
     this.shift = 32 - Math.log2(cap);
     this.used = this.live;
     this.epoch++;
-    const keys = this.keys, state = this.state, vals = this.vals, mask = this.mask;
+    const keys = this.keys,
+      state = this.state,
+      vals = this.vals,
+      mask = this.mask;
     for (let j = 0; j < os.length; j++) {
       if (os[j] !== 1) continue;
       const k = ok[j]!;
@@ -140,7 +149,9 @@ export class IntTable<V> {
 
   /** Visit every entry; the callback may delete (even the visited entry) but must not insert. */
   forEach(fn: (value: V, key: number) => void): void {
-    const state = this.state, keys = this.keys, vals = this.vals;
+    const state = this.state,
+      keys = this.keys,
+      vals = this.vals;
     for (let i = 0; i < state.length; i++) if (state[i] === 1) fn(vals[i] as V, keys[i]!);
   }
 
@@ -237,7 +248,8 @@ export function bucketAt(list: PrefixList, i: number): number {
 /** Key of the i-th prefix of a PrefixList. */
 export function keyAt(list: PrefixList, i: number): PrefixKey {
   if (list.afi === 1) return list.addrs[i]! | 0;
-  const a = list.addrs, j = 4 * i;
+  const a = list.addrs,
+    j = 4 * i;
   return `${a[j]},${a[j + 1]},${a[j + 2]},${a[j + 3]}/${list.lens[i]}`;
 }
 

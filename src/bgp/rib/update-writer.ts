@@ -5,8 +5,12 @@ import type { Buffer } from 'node:buffer';
 import { encodeUpdate, maxMessageLen } from '../codec/message.js';
 import { emptyPrefixList } from '../codec/prefix.js';
 import {
-  FAMILY_IPV4_UNICAST, FAMILY_IPV6_UNICAST,
-  type CodecCaps, type PathAttributes, type PrefixList, type UpdateMessage,
+  FAMILY_IPV4_UNICAST,
+  FAMILY_IPV6_UNICAST,
+  type CodecCaps,
+  type PathAttributes,
+  type PrefixList,
+  type UpdateMessage,
 } from '../codec/types.js';
 import type { OutBatch } from './adj-rib-out.js';
 import type { RouteAttributes } from './attrs.js';
@@ -15,8 +19,11 @@ import type { RouteAttributes } from './attrs.js';
 export function slicePrefixList(l: PrefixList, from: number, to: number): PrefixList {
   const w = l.afi === 1 ? 1 : 4;
   return {
-    afi: l.afi, safi: l.safi, count: to - from,
-    addrs: l.addrs.subarray(from * w, to * w), lens: l.lens.subarray(from, to),
+    afi: l.afi,
+    safi: l.safi,
+    count: to - from,
+    addrs: l.addrs.subarray(from * w, to * w),
+    lens: l.lens.subarray(from, to),
     pathIds: l.pathIds ? l.pathIds.subarray(from, to) : null,
   };
 }
@@ -71,7 +78,10 @@ export function encodeBatch(batch: OutBatch, caps: CodecCaps): Buffer[] {
 export function encodeEndOfRib(afi: 1 | 2, caps: CodecCaps): Buffer {
   const empty = emptyPrefixList(1);
   if (afi === 1) return encodeUpdate({ type: 'update', withdrawn: empty, attrs: null, nlri: empty }, caps);
-  return encodeUpdate({ type: 'update', withdrawn: empty, attrs: { mpUnreach: { afi: 2, safi: 1, withdrawn: emptyPrefixList(2) } }, nlri: empty }, caps);
+  return encodeUpdate(
+    { type: 'update', withdrawn: empty, attrs: { mpUnreach: { afi: 2, safi: 1, withdrawn: emptyPrefixList(2) } }, nlri: empty },
+    caps,
+  );
 }
 
 /** The family whose End-of-RIB this UPDATE is, or 0. */

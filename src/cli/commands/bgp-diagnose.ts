@@ -15,9 +15,12 @@ const clock = (iso: string): string => {
 
 export function describeEvent(e: SessionEvent): string {
   switch (e.kind) {
-    case 'state': return `${e.from} -> ${e.to}${e.info && e.info !== e.to ? `  (${e.info})` : ''}${e.count && e.count > 1 ? ` x${e.count}, last ${clock(e.lastAt ?? e.at)}` : ''}`;
-    case 'notification': return describeNotification(e);
-    case 'connect-error': return `TCP ${e.code === 'ECLOSED' ? 'closed by the peer' : `connect failed: ${e.code}`} (${e.message})${e.count && e.count > 1 ? ` x${e.count}, last ${clock(e.lastAt ?? e.at)}` : ''}`;
+    case 'state':
+      return `${e.from} -> ${e.to}${e.info && e.info !== e.to ? `  (${e.info})` : ''}${e.count && e.count > 1 ? ` x${e.count}, last ${clock(e.lastAt ?? e.at)}` : ''}`;
+    case 'notification':
+      return describeNotification(e);
+    case 'connect-error':
+      return `TCP ${e.code === 'ECLOSED' ? 'closed by the peer' : `connect failed: ${e.code}`} (${e.message})${e.count && e.count > 1 ? ` x${e.count}, last ${clock(e.lastAt ?? e.at)}` : ''}`;
   }
 }
 
@@ -32,16 +35,22 @@ export function renderDiagnosis(d: Diagnosis, events: readonly SessionEvent[], n
   return `${lines.join('\n')}\n`;
 }
 
-interface Args { peer?: string; 'state-dir'?: string; output: string; history: number }
+interface Args {
+  peer?: string;
+  'state-dir'?: string;
+  output: string;
+  history: number;
+}
 
 export const bgpDiagnoseCommand: CommandModule<object, Args> = {
   command: 'diagnose [peer]',
   describe: 'why each BGP session of this node is (not) up: classified cause, fix, transitions and NOTIFICATIONs',
-  builder: (y) => y
-    .positional('peer', { type: 'string', describe: 'one peer address or node name (default: every peer)' })
-    .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
-    .option('history', { type: 'number', default: 10, describe: 'history lines per peer' })
-    .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }) as never,
+  builder: (y) =>
+    y
+      .positional('peer', { type: 'string', describe: 'one peer address or node name (default: every peer)' })
+      .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
+      .option('history', { type: 'number', default: 10, describe: 'history lines per peer' })
+      .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }) as never,
   handler: async (argv) => {
     const socketPath = agentSocketPath(argv['state-dir']);
     const r = await queryRunningAgent<SessionsJson>(socketPath, HEALTH_PATHS.sessions);
@@ -53,14 +62,18 @@ export const bgpDiagnoseCommand: CommandModule<object, Args> = {
     if (argv.peer) {
       peers = peers.filter((p) => p.status.address === argv.peer || p.config.peerNode === argv.peer);
       if (peers.length === 0) {
-        process.stderr.write(`no BGP peer "${argv.peer}" on ${body.nodeName} (peers: ${body.peers.map((p) => p.config.peerNode ? `${p.status.address} (${p.config.peerNode})` : p.status.address).join(', ') || 'none'})\n`);
+        process.stderr.write(
+          `no BGP peer "${argv.peer}" on ${body.nodeName} (peers: ${body.peers.map((p) => (p.config.peerNode ? `${p.status.address} (${p.config.peerNode})` : p.status.address)).join(', ') || 'none'})\n`,
+        );
         process.exitCode = 1;
         return;
       }
     }
     const diags = peers.map((p) => ({ d: diagnoseSession(p, now), events: p.events, dropped: p.dropped }));
     if (argv.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ node: body.nodeName, now: body.now, peers: diags.map((x) => ({ ...x.d, history: x.events, dropped: x.dropped })) }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ node: body.nodeName, now: body.now, peers: diags.map((x) => ({ ...x.d, history: x.events, dropped: x.dropped })) }, null, 2)}\n`,
+      );
     } else {
       const up = diags.filter((x) => x.d.cause === 'established').length;
       process.stdout.write(`${body.nodeName}: ${up}/${diags.length} BGP session(s) Established\n`);

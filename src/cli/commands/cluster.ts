@@ -19,11 +19,18 @@ const ago = (iso: string | undefined, now: Date): string => {
 
 export function renderClusterReport(r: ClusterReport, now: Date): string {
   const rows = r.nodes.map((n) => [
-    n.node, n.role, n.status === 'ok' ? 'ok' : n.status.toUpperCase(), `${n.sessionsEstablished}/${n.sessionsExpected}`,
-    n.role === 'route-reflector' ? '-' : `${n.blocksRouted}/${n.blocksExpected}`, ago(n.updatedAt, now), n.version ?? '-',
+    n.node,
+    n.role,
+    n.status === 'ok' ? 'ok' : n.status.toUpperCase(),
+    `${n.sessionsEstablished}/${n.sessionsExpected}`,
+    n.role === 'route-reflector' ? '-' : `${n.blocksRouted}/${n.blocksExpected}`,
+    ago(n.updatedAt, now),
+    n.version ?? '-',
   ]);
   const lines = [renderTable(['NODE', 'ROLE', 'STATUS', 'BGP UP/EXPECTED', 'BLOCKS ROUTED', 'STATUS AGE', 'VERSION'], rows), ''];
-  lines.push(`sessions: ${r.sessions.established}/${r.sessions.expected} expected sessions Established; blocks: ${r.blocks.confirmed} confirmed, ${r.blocks.missingRoutes} missing route(s) in kernels`);
+  lines.push(
+    `sessions: ${r.sessions.established}/${r.sessions.expected} expected sessions Established; blocks: ${r.blocks.confirmed} confirmed, ${r.blocks.missingRoutes} missing route(s) in kernels`,
+  );
   for (const n of r.notes) lines.push(`note: ${n.node}: ${n.detail}`);
   if (r.converged) lines.push('cluster converged: every expected session is Established and every block is in every kernel');
   else {
@@ -33,20 +40,30 @@ export function renderClusterReport(r: ClusterReport, now: Date): string {
   return `${lines.join('\n')}\n`;
 }
 
-interface Args extends DatastoreFlags { output: string; 'stale-after'?: number }
+interface Args extends DatastoreFlags {
+  output: string;
+  'stale-after'?: number;
+}
 
 const statusCommand: CommandModule<object, Args> = {
   command: 'status',
-  describe: 'every node\'s published status, checked: expected BGP sessions Established, every block in every kernel, no stale node (exit 1 on a mismatch)',
-  builder: (y) => withDatastoreFlags(y)
-    .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' })
-    .option('stale-after', { type: 'number', describe: 'seconds after which a node\'s status counts as stale (default: 3x its TABBY_STATUS_INTERVAL, 90 s by default)' }) as unknown as Argv<Args>,
+  describe:
+    "every node's published status, checked: expected BGP sessions Established, every block in every kernel, no stale node (exit 1 on a mismatch)",
+  builder: (y) =>
+    withDatastoreFlags(y)
+      .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' })
+      .option('stale-after', {
+        type: 'number',
+        describe: "seconds after which a node's status counts as stale (default: 3x its TABBY_STATUS_INTERVAL, 90 s by default)",
+      }) as unknown as Argv<Args>,
   handler: async (argv) => {
     const ds = await openDatastore(datastoreConfigFromFlags(argv));
     let report: ClusterReport;
     const now = new Date();
     try {
-      report = checkCluster(await loadClusterInput(ds, { now, ...(argv['stale-after'] !== undefined ? { staleAfterMs: argv['stale-after'] * 1000 } : {}) }));
+      report = checkCluster(
+        await loadClusterInput(ds, { now, ...(argv['stale-after'] !== undefined ? { staleAfterMs: argv['stale-after'] * 1000 } : {}) }),
+      );
     } finally {
       await ds.close();
     }
@@ -59,5 +76,7 @@ export const clusterCommand: CommandModule = {
   command: 'cluster <command>',
   describe: 'the whole cluster, from the datastore',
   builder: (y) => y.command(statusCommand as CommandModule).demandCommand(1, 'name a cluster command: status'),
-  handler: () => { /* subcommands only */ },
+  handler: () => {
+    /* subcommands only */
+  },
 };

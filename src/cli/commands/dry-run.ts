@@ -6,11 +6,26 @@ import { ResourceStore, type Resource, type ResourceKind } from '../../datastore
 import { Ipam } from '../../ipam/index.js';
 import { bgpImpact, type ResourceChange } from '../../agent/bgp-impact.js';
 
-export async function printDryRun(ds: Datastore, targets: readonly { kind: ResourceKind; name: string; res?: Resource }[], action: string): Promise<void> {
+export async function printDryRun(
+  ds: Datastore,
+  targets: readonly { kind: ResourceKind; name: string; res?: Resource }[],
+  action: string,
+): Promise<void> {
   const rs = new ResourceStore(ds);
-  const [nodes, peers, cfg, pools, blocks] = await Promise.all([rs.list('Node'), rs.list('BGPPeer'), rs.get('BGPConfiguration', 'default'), rs.list('IPPool'), new Ipam(ds).listBlocks()]);
-  const changes: ResourceChange[] = targets.map((tg) => (action === 'delete' ? { kind: tg.kind, name: tg.name } : { kind: tg.kind, name: tg.name, ...(tg.res ? { res: tg.res } : {}) }));
-  const impact = bgpImpact({ nodes: nodes.items, peers: peers.items, pools: pools.items, blocks, ...(cfg ? { bgpConfig: cfg } : {}) }, changes);
+  const [nodes, peers, cfg, pools, blocks] = await Promise.all([
+    rs.list('Node'),
+    rs.list('BGPPeer'),
+    rs.get('BGPConfiguration', 'default'),
+    rs.list('IPPool'),
+    new Ipam(ds).listBlocks(),
+  ]);
+  const changes: ResourceChange[] = targets.map((tg) =>
+    action === 'delete' ? { kind: tg.kind, name: tg.name } : { kind: tg.kind, name: tg.name, ...(tg.res ? { res: tg.res } : {}) },
+  );
+  const impact = bgpImpact(
+    { nodes: nodes.items, peers: peers.items, pools: pools.items, blocks, ...(cfg ? { bgpConfig: cfg } : {}) },
+    changes,
+  );
   const lines = [`dry run: ${action} ${targets.map((t) => `${t.kind}(${t.name})`).join(', ') || 'nothing'} — nothing was changed`];
   const touched = impact.nodes.filter((n) => n.added.length || n.removed.length);
   if (touched.length === 0) lines.push('BGP: no session would be added or removed on any node');

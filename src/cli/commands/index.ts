@@ -20,7 +20,8 @@ export const commands: CommandModule<any, any>[] = [
   datastoreCommand,
   ...resourceCommands,
   bgpCommand,
-  labelCommand, policyCommand,
+  labelCommand,
+  policyCommand,
   clusterCommand,
   routeCommand,
 ];

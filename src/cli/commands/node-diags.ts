@@ -18,12 +18,15 @@ export function tarFiles(files: readonly { name: string; data: Buffer }[], mtime
   for (const f of files) {
     const h = Buffer.alloc(512);
     h.write(f.name.slice(0, 99), 0, 'utf8');
-    h.write('0000644\0', 100); h.write('0000000\0', 108); h.write('0000000\0', 116);
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
     h.write(`${f.data.length.toString(8).padStart(11, '0')}\0`, 124);
     h.write(`${mtime.toString(8).padStart(11, '0')}\0`, 136);
     h.write('        ', 148);
     h.write('0', 156);
-    h.write('ustar\0', 257); h.write('00', 263);
+    h.write('ustar\0', 257);
+    h.write('00', 263);
     let sum = 0;
     for (const b of h) sum += b;
     h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
@@ -33,28 +36,52 @@ export function tarFiles(files: readonly { name: string; data: Buffer }[], mtime
   return Buffer.concat(blocks);
 }
 
-const run = (cmd: string, args: string[]): Promise<string> => new Promise((resolve, reject) => {
-  execFile(cmd, args, { maxBuffer: 64 << 20, timeout: 10_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
-});
+const run = (cmd: string, args: string[]): Promise<string> =>
+  new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 64 << 20, timeout: 10_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
 
-interface Args extends DatastoreFlags { output?: string; log?: string; 'state-dir'?: string }
+interface Args extends DatastoreFlags {
+  output?: string;
+  log?: string;
+  'state-dir'?: string;
+}
 
 export const nodeDiagsCommand: CommandModule<object, Args> = {
   command: 'diags',
-  describe: 'collect this node\'s diagnostics into one tar.gz (kernel state via netlink, nft, agent status and sessions, log, datastore revision)',
-  builder: (y) => withDatastoreFlags(y)
-    .option('output', { type: 'string', describe: 'archive path (default: ./tabby-diags-<node>-<time>.tar.gz)' })
-    .option('log', { type: 'string', describe: 'the agent\'s log file (default: $TABBY_STATE_DIR/agent.log when present)' })
-    .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` }) as unknown as Argv<Args>,
+  describe:
+    "collect this node's diagnostics into one tar.gz (kernel state via netlink, nft, agent status and sessions, log, datastore revision)",
+  builder: (y) =>
+    withDatastoreFlags(y)
+      .option('output', { type: 'string', describe: 'archive path (default: ./tabby-diags-<node>-<time>.tar.gz)' })
+      .option('log', { type: 'string', describe: "the agent's log file (default: $TABBY_STATE_DIR/agent.log when present)" })
+      .option('state-dir', {
+        type: 'string',
+        describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]`,
+      }) as unknown as Argv<Args>,
   handler: async (argv) => {
     const files: { name: string; data: Buffer }[] = [];
     const errors: string[] = [];
-    const add = (name: string, v: unknown): void => { files.push({ name, data: Buffer.from(typeof v === 'string' ? v : `${JSON.stringify(v, null, 2)}\n`) }); };
-    const attempt = async (what: string, fn: () => Promise<void>): Promise<void> => { try { await fn(); } catch (e) { errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`); } };
+    const add = (name: string, v: unknown): void => {
+      files.push({ name, data: Buffer.from(typeof v === 'string' ? v : `${JSON.stringify(v, null, 2)}\n`) });
+    };
+    const attempt = async (what: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        await fn();
+      } catch (e) {
+        errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
     const dir = argv['state-dir'] ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR;
     const sock = path.join(dir, STATUS_SOCKET_NAME);
     let node = process.env.NODENAME ?? 'node';
-    await attempt('agent /status', async () => { const r = await queryAgent<{ nodeName: string }>(sock, HEALTH_PATHS.status); node = r.body.nodeName || node; add('agent/status.json', r.body); });
+    await attempt('agent /status', async () => {
+      const r = await queryAgent<{ nodeName: string }>(sock, HEALTH_PATHS.status);
+      node = r.body.nodeName || node;
+      add('agent/status.json', r.body);
+    });
     await attempt('agent /readiness', async () => add('agent/readiness.json', (await queryAgent(sock, HEALTH_PATHS.readiness)).body));
     await attempt('agent /sessions', async () => add('agent/sessions.json', (await queryAgent(sock, HEALTH_PATHS.sessions)).body));
     await attempt('kernel (netlink)', async () => {
@@ -66,7 +93,9 @@ export const nodeDiagsCommand: CommandModule<object, Args> = {
         add('kernel/routes.json', await nl.listRoutes());
         add('kernel/neighbours.json', await nl.listNeighbors());
         add('kernel/fdb.json', await nl.listNeighbors('bridge'));
-      } finally { nl.close(); }
+      } finally {
+        nl.close();
+      }
     });
     await attempt('nft list ruleset', async () => add('kernel/nft-ruleset.txt', await run('nft', ['list', 'ruleset'])));
     const logFile = argv.log ?? path.join(dir, 'agent.log');
@@ -78,15 +107,22 @@ export const nodeDiagsCommand: CommandModule<object, Args> = {
         const buf = Buffer.alloc(len);
         fs.readSync(fd, buf, 0, len, st.size - len);
         files.push({ name: 'agent/agent.log', data: buf });
-      } finally { fs.closeSync(fd); }
+      } finally {
+        fs.closeSync(fd);
+      }
     });
     await attempt('datastore', async () => {
-      const [{ openDatastore }, { statusKey }] = await Promise.all([import('../../datastore/index.js'), import('../../agent/cluster-input.js')]);
+      const [{ openDatastore }, { statusKey }] = await Promise.all([
+        import('../../datastore/index.js'),
+        import('../../agent/cluster-input.js'),
+      ]);
       const ds = await openDatastore(datastoreConfigFromFlags(argv));
       try {
         add('datastore/revision.txt', `${await ds.revision()}\n`);
         add('datastore/status-record.json', (await ds.get(statusKey(node)))?.value ?? null);
-      } finally { await ds.close(); }
+      } finally {
+        await ds.close();
+      }
     });
     add('errors.txt', errors.length ? `${errors.join('\n')}\n` : 'none\n');
     add('README.txt', `tabby node diagnostics of ${node}, ${new Date().toISOString()}\n`);

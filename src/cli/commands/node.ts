@@ -51,7 +51,13 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
 }
 
 function peerRow(p: PeerStatusJson, now: Date): string[] {
-  return [p.address, p.type, p.state === 'Established' ? 'up' : 'start', formatSince(new Date(p.since), now), p.bfd ? `${p.info} (BFD ${p.bfd.state})` : p.info];
+  return [
+    p.address,
+    p.type,
+    p.state === 'Established' ? 'up' : 'start',
+    formatSince(new Date(p.since), now),
+    p.bfd ? `${p.info} (BFD ${p.bfd.state})` : p.info,
+  ];
 }
 
 /** The whole `node status` text for a running agent. */
@@ -62,14 +68,24 @@ export function renderNodeStatus(s: AgentStatusJson, now: Date = new Date()): st
     lines.push(`IPv${fam} BGP status`);
     const peers = s.peers.filter((p) => p.family === fam);
     if (peers.length === 0) lines.push(`No IPv${fam} peers found.`);
-    else lines.push(renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'], peers.map((p) => peerRow(p, now))));
+    else
+      lines.push(
+        renderTable(
+          ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
+          peers.map((p) => peerRow(p, now)),
+        ),
+      );
     lines.push('');
   }
   if (s.peers.length > 0) {
     // Beyond calicoctl: per-peer prefix counts (accepted = after import filters; see `tabbyctl bgp routes`).
     lines.push('BGP prefixes per peer');
-    lines.push(renderTable(['PEER ADDRESS', 'RECEIVED', 'ACCEPTED', 'ADVERTISED'],
-      s.peers.map((p) => [p.address, String(p.prefixesReceived), String(p.prefixesAccepted), String(p.prefixesAdvertised ?? 0)])));
+    lines.push(
+      renderTable(
+        ['PEER ADDRESS', 'RECEIVED', 'ACCEPTED', 'ADVERTISED'],
+        s.peers.map((p) => [p.address, String(p.prefixesReceived), String(p.prefixesAccepted), String(p.prefixesAdvertised ?? 0)]),
+      ),
+    );
     lines.push('');
   }
   return `${lines.join('\n')}\n`;
@@ -77,7 +93,10 @@ export function renderNodeStatus(s: AgentStatusJson, now: Date = new Date()): st
 
 export class AgentNotRunning extends Error {
   readonly code = 'EAGENTNOTRUNNING';
-  constructor(readonly socketPath: string, reason: string) {
+  constructor(
+    readonly socketPath: string,
+    reason: string,
+  ) {
     super(`tabby-node process is not running (no answer on ${socketPath}: ${reason})`);
     this.name = 'AgentNotRunning';
   }
@@ -91,16 +110,23 @@ export function queryAgent<T = unknown>(socketPath: string, urlPath: string, tim
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T }); } catch {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as T });
+        } catch {
           reject(new AgentNotRunning(socketPath, `unexpected answer: ${text.slice(0, 200)}`));
         }
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      const reason = e.code === 'ENOENT' ? 'the socket does not exist'
-        : e.code === 'ECONNREFUSED' ? 'connection refused (stale socket)'
-        : e.code === 'EACCES' ? 'permission denied (run as root)' : e.message;
+      const reason =
+        e.code === 'ENOENT'
+          ? 'the socket does not exist'
+          : e.code === 'ECONNREFUSED'
+            ? 'connection refused (stale socket)'
+            : e.code === 'EACCES'
+              ? 'permission denied (run as root)'
+              : e.message;
       reject(new AgentNotRunning(socketPath, reason));
     });
   });
@@ -123,39 +149,61 @@ export async function queryRunningAgent<T>(socketPath: string, urlPath: string):
   }
 }
 
-interface NodeStatusArgs { 'state-dir'?: string; output: string }
+interface NodeStatusArgs {
+  'state-dir'?: string;
+  output: string;
+}
 
 export const nodeCommand: CommandModule = {
   command: 'node <command>',
-  describe: 'commands about this node\'s tabby-node agent',
-  builder: (y) => y.command<NodeStatusArgs>({
-    command: 'status',
-    describe: 'BGP peers and health of the tabby-node running on this host (like calicoctl node status)',
-    builder: (yy) => yy
-      .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
-      .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text', describe: 'output format' }) as never,
-    handler: async (argv) => {
-      const socketPath = agentSocketPath(argv['state-dir']);
-      let status: AgentStatusJson;
-      try {
-        status = (await queryAgent<AgentStatusJson>(socketPath, HEALTH_PATHS.status)).body;
-      } catch (e) {
-        if (e instanceof AgentNotRunning) {
-          process.stdout.write('tabby-node process is not running.\n');
-          process.stderr.write(`${e.message}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        throw e;
-      }
-      process.stdout.write(argv.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : renderNodeStatus(status));
-      // Unlike calicoctl (exit 0 whatever the sessions), a configured peer that is not up is a failure.
-      const down = status.peers.filter((p) => p.state !== 'Established');
-      if (down.length > 0) {
-        process.stderr.write(`${down.length} of ${status.peers.length} BGP peer(s) not Established: ${down.map((p) => p.address).join(', ')} (tabbyctl bgp diagnose says why)\n`);
-        process.exitCode = 1;
-      }
-    },
-  }).command(nodeAutodetectCommand as CommandModule).command(nodeDiagsCommand as CommandModule).demandCommand(1, 'name a node command: status, autodetect, diags'),
-  handler: () => { /* subcommands only */ },
+  describe: "commands about this node's tabby-node agent",
+  builder: (y) =>
+    y
+      .command<NodeStatusArgs>({
+        command: 'status',
+        describe: 'BGP peers and health of the tabby-node running on this host (like calicoctl node status)',
+        builder: (yy) =>
+          yy
+            .option('state-dir', {
+              type: 'string',
+              describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]`,
+            })
+            .option('output', {
+              alias: 'o',
+              type: 'string',
+              choices: ['text', 'json'],
+              default: 'text',
+              describe: 'output format',
+            }) as never,
+        handler: async (argv) => {
+          const socketPath = agentSocketPath(argv['state-dir']);
+          let status: AgentStatusJson;
+          try {
+            status = (await queryAgent<AgentStatusJson>(socketPath, HEALTH_PATHS.status)).body;
+          } catch (e) {
+            if (e instanceof AgentNotRunning) {
+              process.stdout.write('tabby-node process is not running.\n');
+              process.stderr.write(`${e.message}\n`);
+              process.exitCode = 1;
+              return;
+            }
+            throw e;
+          }
+          process.stdout.write(argv.output === 'json' ? `${JSON.stringify(status, null, 2)}\n` : renderNodeStatus(status));
+          // Unlike calicoctl (exit 0 whatever the sessions), a configured peer that is not up is a failure.
+          const down = status.peers.filter((p) => p.state !== 'Established');
+          if (down.length > 0) {
+            process.stderr.write(
+              `${down.length} of ${status.peers.length} BGP peer(s) not Established: ${down.map((p) => p.address).join(', ')} (tabbyctl bgp diagnose says why)\n`,
+            );
+            process.exitCode = 1;
+          }
+        },
+      })
+      .command(nodeAutodetectCommand as CommandModule)
+      .command(nodeDiagsCommand as CommandModule)
+      .demandCommand(1, 'name a node command: status, autodetect, diags'),
+  handler: () => {
+    /* subcommands only */
+  },
 };

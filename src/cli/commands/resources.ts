@@ -10,12 +10,24 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseAllDocuments, visit, isScalar } from 'yaml';
 import { cidrsOverlap, parseCidr } from '../../common/ip.js';
 import {
-  datastoreConfigFromEnv, openDatastore, parseEndpoints, parseDatastoreType,
-  type Datastore, type DatastoreConfig,
+  datastoreConfigFromEnv,
+  openDatastore,
+  parseEndpoints,
+  parseDatastoreType,
+  type Datastore,
+  type DatastoreConfig,
 } from '../../datastore/index.js';
 import {
-  ResourceStore, resolveKind, validateResource, formatAsnDot, KINDS, ValidationError, storeName, isNamespaced,
-  type Resource, type ResourceKind,
+  ResourceStore,
+  resolveKind,
+  validateResource,
+  formatAsnDot,
+  KINDS,
+  ValidationError,
+  storeName,
+  isNamespaced,
+  type Resource,
+  type ResourceKind,
 } from '../../datastore/resources.js';
 import { echo } from '../../common/echo.js';
 import { policyRows } from './policy-rows.js';
@@ -39,7 +51,10 @@ export function withDatastoreFlags<T>(y: Argv<T>): Argv<T & DatastoreFlags> {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'datastore config file (default $TABBY_CONFIG or /etc/tabby/tabbyctl.cfg)' })
     .option('datastore-type', { type: 'string', describe: 'file | etcdv3 (default $DATASTORE_TYPE or file)' })
-    .option('datastore-dir', { type: 'string', describe: 'file datastore directory (default $TABBY_DATASTORE_DIR or /var/lib/tabby/datastore)' })
+    .option('datastore-dir', {
+      type: 'string',
+      describe: 'file datastore directory (default $TABBY_DATASTORE_DIR or /var/lib/tabby/datastore)',
+    })
     .option('etcd-endpoints', { type: 'string', describe: 'comma-separated etcd URLs (default $ETCD_ENDPOINTS)' })
     .option('etcd-ca-cert-file', { type: 'string', describe: 'CA for etcd TLS' })
     .option('etcd-cert-file', { type: 'string', describe: 'client certificate for etcd TLS' })
@@ -70,7 +85,9 @@ async function withStore<R>(a: DatastoreFlags, fn: (rs: ResourceStore, ds: Datas
 
 /** A failure that has already been explained on stderr: exit 1 without a second message. */
 class Reported extends Error {
-  constructor() { super('reported'); }
+  constructor() {
+    super('reported');
+  }
 }
 
 function fail(lines: string[], tail = 'nothing was changed'): never {
@@ -78,7 +95,11 @@ function fail(lines: string[], tail = 'nothing was changed'): never {
   throw new Reported();
 }
 
-interface Doc { index: number; where: string; raw: unknown }
+interface Doc {
+  index: number;
+  where: string;
+  raw: unknown;
+}
 
 /** Largest resource file tabbyctl reads (chose 4 MiB: thousands of resources; far more is a mistake,
  *  and parsing it would cost gigabytes). */
@@ -101,23 +122,41 @@ export function readDocuments(file: string): { docs: Doc[]; errors: string[] } {
     if (!('errors' in d)) continue; // an empty stream item
     const line = text.slice(0, d.contents?.range?.[0] ?? d.range?.[0] ?? 0).split('\n').length;
     if (d.errors.length) {
-      errors.push(`${src} document ${n} (line ${line}): invalid YAML: ${d.errors.map((e) => e.message.split('\n')[0]!.replace(/:$/, '')).join('; ')}`);
+      errors.push(
+        `${src} document ${n} (line ${line}): invalid YAML: ${d.errors.map((e) => e.message.split('\n')[0]!.replace(/:$/, '')).join('; ')}`,
+      );
       continue;
     }
     // An unquoted asdot AS number (asNumber: 64512.100) is a float to YAML: keep the text as written.
     visit(d, {
       Pair(_, pair) {
-        if (isScalar(pair.key) && pair.key.value === 'asNumber' && isScalar(pair.value) && pair.value.type === 'PLAIN'
-          && typeof pair.value.value === 'number' && pair.value.range) {
+        if (
+          isScalar(pair.key) &&
+          pair.key.value === 'asNumber' &&
+          isScalar(pair.value) &&
+          pair.value.type === 'PLAIN' &&
+          typeof pair.value.value === 'number' &&
+          pair.value.range
+        ) {
           pair.value.value = text.slice(pair.value.range[0], pair.value.range[1]).trim();
         }
       },
     });
     const raw: unknown = d.toJS();
     if (raw === null || raw === undefined) continue;
-    const items = typeof raw === 'object' && !Array.isArray(raw) && (raw as { kind?: unknown }).kind === 'List'
-      ? ((raw as { items?: unknown[] }).items ?? []) : Array.isArray(raw) ? raw : [raw];
-    items.forEach((item, i) => docs.push({ index: n, where: `${src} document ${n}${items.length > 1 || Array.isArray(raw) ? ` item ${i + 1}` : ''} (line ${line})`, raw: item }));
+    const items =
+      typeof raw === 'object' && !Array.isArray(raw) && (raw as { kind?: unknown }).kind === 'List'
+        ? ((raw as { items?: unknown[] }).items ?? [])
+        : Array.isArray(raw)
+          ? raw
+          : [raw];
+    items.forEach((item, i) =>
+      docs.push({
+        index: n,
+        where: `${src} document ${n}${items.length > 1 || Array.isArray(raw) ? ` item ${i + 1}` : ''} (line ${line})`,
+        raw: item,
+      }),
+    );
   }
   if (docs.length === 0 && errors.length === 0) errors.push(`${src}: no resources found`);
   return { docs, errors };
@@ -125,7 +164,13 @@ export function readDocuments(file: string): { docs: Doc[]; errors: string[] } {
 
 type Action = 'create' | 'apply' | 'replace' | 'delete' | 'get';
 
-interface Target { where: string; kind: ResourceKind; name: string; res?: Resource; resourceVersion?: string }
+interface Target {
+  where: string;
+  kind: ResourceKind;
+  name: string;
+  res?: Resource;
+  resourceVersion?: string;
+}
 
 /** Validate every document; for get/delete only kind and name matter. */
 function targetsFromFile(file: string, action: Action): Target[] {
@@ -141,10 +186,21 @@ function targetsFromFile(file: string, action: Action): Target[] {
         const ns = (o.metadata as { namespace?: unknown } | undefined)?.namespace;
         const name = isNamespaced(kind) ? `${typeof ns === 'string' && ns ? ns : 'default'}/${bare}` : bare;
         const rv = o.metadata?.resourceVersion;
-        targets.push({ where: d.where, kind, name, ...(rv !== undefined && rv !== null && rv !== '' ? { resourceVersion: String(rv) } : {}) });
+        targets.push({
+          where: d.where,
+          kind,
+          name,
+          ...(rv !== undefined && rv !== null && rv !== '' ? { resourceVersion: String(rv) } : {}),
+        });
       } else {
         const res = validateResource(d.raw);
-        targets.push({ where: d.where, kind: res.kind, name: storeName(res), res, ...(res.metadata.resourceVersion ? { resourceVersion: res.metadata.resourceVersion } : {}) });
+        targets.push({
+          where: d.where,
+          kind: res.kind,
+          name: storeName(res),
+          res,
+          ...(res.metadata.resourceVersion ? { resourceVersion: res.metadata.resourceVersion } : {}),
+        });
       }
     } catch (e) {
       errors.push(`${d.where}: ${(e as Error).message}`);
@@ -162,21 +218,36 @@ function targetsFromFile(file: string, action: Action): Target[] {
   const pools = targets.filter((x) => x.res?.kind === 'IPPool');
   for (let i = 0; i < pools.length; i++) {
     for (let j = i + 1; j < pools.length; j++) {
-      const a = pools[i]!.res as Extract<Resource, { kind: 'IPPool' }>, b = pools[j]!.res as Extract<Resource, { kind: 'IPPool' }>;
+      const a = pools[i]!.res as Extract<Resource, { kind: 'IPPool' }>,
+        b = pools[j]!.res as Extract<Resource, { kind: 'IPPool' }>;
       if (a.metadata.name !== b.metadata.name && cidrsOverlap(parseCidr(a.spec.cidr), parseCidr(b.spec.cidr))) {
-        errors.push(`${pools[j]!.where}: IPPool "${b.metadata.name}": spec.cidr ${b.spec.cidr} overlaps IPPool "${a.metadata.name}" (${a.spec.cidr}) in the same input`);
+        errors.push(
+          `${pools[j]!.where}: IPPool "${b.metadata.name}": spec.cidr ${b.spec.cidr} overlaps IPPool "${a.metadata.name}" (${a.spec.cidr}) in the same input`,
+        );
       }
     }
   }
-  if (errors.length) fail([`${errors.length} problem${errors.length > 1 ? 's' : ''} in ${file === '-' ? 'stdin' : file}:`, ...errors.map((e) => `  - ${e}`)]);
+  if (errors.length)
+    fail([
+      `${errors.length} problem${errors.length > 1 ? 's' : ''} in ${file === '-' ? 'stdin' : file}:`,
+      ...errors.map((e) => `  - ${e}`),
+    ]);
   return targets;
 }
 
 function targetsFromArgs(kindArg: string | undefined, names: string[], action: Action, namespace?: string): Target[] {
   if (!kindArg) fail([`${action}: give -f <file> or a resource kind (${KINDS.join(', ')}; e.g. ippool, bgppeer, bgpconfig, node)`], '');
   let kind: ResourceKind;
-  try { kind = resolveKind(kindArg); } catch (e) { fail([(e as Error).message], action === 'get' ? '' : 'nothing was changed'); }
-  return names.map((name) => ({ where: '', kind, name: isNamespaced(kind) && !name.includes('/') ? `${namespace || 'default'}/${name}` : name }));
+  try {
+    kind = resolveKind(kindArg);
+  } catch (e) {
+    fail([(e as Error).message], action === 'get' ? '' : 'nothing was changed');
+  }
+  return names.map((name) => ({
+    where: '',
+    kind,
+    name: isNamespaced(kind) && !name.includes('/') ? `${namespace || 'default'}/${name}` : name,
+  }));
 }
 
 // ------------------------------------------------------------------ output
@@ -188,8 +259,20 @@ function rowsFor(kind: ResourceKind, items: Resource[], wide: boolean): { header
     case 'IPPool': {
       const pools = items as Extract<Resource, { kind: 'IPPool' }>[];
       return wide
-        ? { headers: ['NAME', 'CIDR', 'BLOCKSIZE', 'NAT', 'IPIPMODE', 'VXLANMODE', 'DISABLED', 'DISABLEBGPEXPORT', 'SELECTOR'],
-          rows: pools.map((p) => [p.metadata.name, p.spec.cidr, String(p.spec.blockSize), yes(p.spec.natOutgoing), p.spec.ipipMode, p.spec.vxlanMode, yes(p.spec.disabled), yes(p.spec.disableBGPExport), p.spec.nodeSelector]) }
+        ? {
+            headers: ['NAME', 'CIDR', 'BLOCKSIZE', 'NAT', 'IPIPMODE', 'VXLANMODE', 'DISABLED', 'DISABLEBGPEXPORT', 'SELECTOR'],
+            rows: pools.map((p) => [
+              p.metadata.name,
+              p.spec.cidr,
+              String(p.spec.blockSize),
+              yes(p.spec.natOutgoing),
+              p.spec.ipipMode,
+              p.spec.vxlanMode,
+              yes(p.spec.disabled),
+              yes(p.spec.disableBGPExport),
+              p.spec.nodeSelector,
+            ]),
+          }
         : { headers: ['NAME', 'CIDR', 'SELECTOR'], rows: pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.nodeSelector]) };
     }
     case 'BGPPeer': {
@@ -197,39 +280,81 @@ function rowsFor(kind: ResourceKind, items: Resource[], wide: boolean): { header
       const node = (p: (typeof peers)[number]) => p.spec.node ?? (p.spec.nodeSelector ? `(selector) ${p.spec.nodeSelector}` : '(global)');
       const peer = (p: (typeof peers)[number]) => p.spec.peerIP ?? `(selector) ${p.spec.peerSelector ?? ''}`;
       return wide
-        ? { headers: ['NAME', 'PEERIP', 'NODE', 'ASN', 'KEEPNEXTHOP', 'MAXRESTARTTIME', 'PASSWORD'],
-          rows: peers.map((p) => [p.metadata.name, peer(p), node(p), p.spec.asNumber === undefined ? '' : formatAsnDot(p.spec.asNumber), yes(p.spec.keepOriginalNextHop), p.spec.maxRestartTime ?? '', p.spec.password ? 'secret' : '']) }
-        : { headers: ['NAME', 'PEERIP', 'NODE', 'ASN'], rows: peers.map((p) => [p.metadata.name, peer(p), node(p), p.spec.asNumber === undefined ? '' : formatAsnDot(p.spec.asNumber)]) };
+        ? {
+            headers: ['NAME', 'PEERIP', 'NODE', 'ASN', 'KEEPNEXTHOP', 'MAXRESTARTTIME', 'PASSWORD'],
+            rows: peers.map((p) => [
+              p.metadata.name,
+              peer(p),
+              node(p),
+              p.spec.asNumber === undefined ? '' : formatAsnDot(p.spec.asNumber),
+              yes(p.spec.keepOriginalNextHop),
+              p.spec.maxRestartTime ?? '',
+              p.spec.password ? 'secret' : '',
+            ]),
+          }
+        : {
+            headers: ['NAME', 'PEERIP', 'NODE', 'ASN'],
+            rows: peers.map((p) => [p.metadata.name, peer(p), node(p), p.spec.asNumber === undefined ? '' : formatAsnDot(p.spec.asNumber)]),
+          };
     }
     case 'BGPConfiguration': {
       const cfgs = items as Extract<Resource, { kind: 'BGPConfiguration' }>[];
-      const base = (c: (typeof cfgs)[number]) => [c.metadata.name, c.spec.logSeverityScreen ?? '', c.spec.nodeToNodeMeshEnabled === undefined ? '' : yes(c.spec.nodeToNodeMeshEnabled), c.spec.asNumber === undefined ? '' : formatAsnDot(c.spec.asNumber)];
+      const base = (c: (typeof cfgs)[number]) => [
+        c.metadata.name,
+        c.spec.logSeverityScreen ?? '',
+        c.spec.nodeToNodeMeshEnabled === undefined ? '' : yes(c.spec.nodeToNodeMeshEnabled),
+        c.spec.asNumber === undefined ? '' : formatAsnDot(c.spec.asNumber),
+      ];
       return wide
-        ? { headers: ['NAME', 'LOGSEVERITY', 'MESHENABLED', 'ASNUMBER', 'LISTENPORT', 'SERVICECLUSTERIPS'],
-          rows: cfgs.map((c) => [...base(c), c.spec.listenPort === undefined ? '' : String(c.spec.listenPort), (c.spec.serviceClusterIPs ?? []).map((s) => s.cidr).join(',')]) }
+        ? {
+            headers: ['NAME', 'LOGSEVERITY', 'MESHENABLED', 'ASNUMBER', 'LISTENPORT', 'SERVICECLUSTERIPS'],
+            rows: cfgs.map((c) => [
+              ...base(c),
+              c.spec.listenPort === undefined ? '' : String(c.spec.listenPort),
+              (c.spec.serviceClusterIPs ?? []).map((s) => s.cidr).join(','),
+            ]),
+          }
         : { headers: ['NAME', 'LOGSEVERITY', 'MESHENABLED', 'ASNUMBER'], rows: cfgs.map(base) };
     }
     case 'Node': {
       const nodes = items as Extract<Resource, { kind: 'Node' }>[];
       return wide
-        ? { headers: ['NAME', 'ASN', 'IPV4', 'IPV6', 'RRCLUSTERID'],
-          rows: nodes.map((n) => [n.metadata.name, n.spec.bgp?.asNumber === undefined ? '(64512)' : formatAsnDot(n.spec.bgp.asNumber), n.spec.bgp?.ipv4Address ?? '', n.spec.bgp?.ipv6Address ?? '', n.spec.bgp?.routeReflectorClusterID ?? '']) }
+        ? {
+            headers: ['NAME', 'ASN', 'IPV4', 'IPV6', 'RRCLUSTERID'],
+            rows: nodes.map((n) => [
+              n.metadata.name,
+              n.spec.bgp?.asNumber === undefined ? '(64512)' : formatAsnDot(n.spec.bgp.asNumber),
+              n.spec.bgp?.ipv4Address ?? '',
+              n.spec.bgp?.ipv6Address ?? '',
+              n.spec.bgp?.routeReflectorClusterID ?? '',
+            ]),
+          }
         : { headers: ['NAME'], rows: nodes.map((n) => [n.metadata.name]) };
     }
     case 'BGPFilter': {
       const fs = items as Extract<Resource, { kind: 'BGPFilter' }>[];
       const n = (l: unknown[] | undefined) => String(l?.length ?? 0);
-      return { headers: ['NAME', 'IMPORTV4', 'EXPORTV4', 'IMPORTV6', 'EXPORTV6'], rows: fs.map((f) => [f.metadata.name, n(f.spec.importV4), n(f.spec.exportV4), n(f.spec.importV6), n(f.spec.exportV6)]) };
+      return {
+        headers: ['NAME', 'IMPORTV4', 'EXPORTV4', 'IMPORTV6', 'EXPORTV6'],
+        rows: fs.map((f) => [f.metadata.name, n(f.spec.importV4), n(f.spec.exportV4), n(f.spec.importV6), n(f.spec.exportV6)]),
+      };
     }
-    default: return policyRows(kind, items, wide);
+    default:
+      return policyRows(kind, items, wide);
   }
 }
 
 function render(items: Resource[], format: OutputFormat, listKind?: ResourceKind, revision?: number): string {
   if (format === 'yaml' || format === 'json') {
-    const value = items.length === 1 && !listKind
-      ? items[0]
-      : { apiVersion: 'projectcalico.org/v3', kind: listKind ? `${listKind}List` : 'List', items, metadata: revision === undefined ? {} : { resourceVersion: String(revision) } };
+    const value =
+      items.length === 1 && !listKind
+        ? items[0]
+        : {
+            apiVersion: 'projectcalico.org/v3',
+            kind: listKind ? `${listKind}List` : 'List',
+            items,
+            metadata: revision === undefined ? {} : { resourceVersion: String(revision) },
+          };
     return format === 'yaml' ? toYaml(value) : toJson(value);
   }
   const out: string[] = [];
@@ -261,12 +386,20 @@ const at = (tg: Target) => (tg.where ? `${tg.where}: ` : '');
 async function runGet(a: ResourceArgs): Promise<void> {
   const format = parseOutputFormat(a.output);
   const names = a.name ?? [];
-  const targets = a.filename ? targetsFromFile(a.filename, 'get') : names.length ? targetsFromArgs(a.kind, names, 'get', a.namespace) : undefined;
+  const targets = a.filename
+    ? targetsFromFile(a.filename, 'get')
+    : names.length
+      ? targetsFromArgs(a.kind, names, 'get', a.namespace)
+      : undefined;
   await withStore(a, async (rs) => {
     if (!targets) {
       if (!a.kind) fail([`get: give -f <file> or a resource kind (${KINDS.join(', ')}; e.g. ippool, bgppeer, bgpconfig, node)`], '');
       let kind: ResourceKind;
-      try { kind = resolveKind(a.kind); } catch (e) { fail([(e as Error).message], ''); }
+      try {
+        kind = resolveKind(a.kind);
+      } catch (e) {
+        fail([(e as Error).message], '');
+      }
       const list = await rs.list(kind);
       const items = a.namespace && isNamespaced(kind) ? list.items.filter((r) => r.metadata.namespace === a.namespace) : list.items;
       process.stdout.write(render(items, format, kind, list.revision));
@@ -285,7 +418,12 @@ async function runGet(a: ResourceArgs): Promise<void> {
 }
 
 /** Check every target against the store before changing anything; returns the problems. */
-async function precheck(rs: ResourceStore, action: Action, targets: Target[], a: ResourceArgs): Promise<{ problems: string[]; skip: Set<Target> }> {
+async function precheck(
+  rs: ResourceStore,
+  action: Action,
+  targets: Target[],
+  a: ResourceArgs,
+): Promise<{ problems: string[]; skip: Set<Target> }> {
   const problems: string[] = [];
   const skip = new Set<Target>();
   for (const tg of targets) {
@@ -294,19 +432,27 @@ async function precheck(rs: ResourceStore, action: Action, targets: Target[], a:
     try {
       if (action === 'create') {
         if (cur) {
-          if (a['skip-exists']) { skip.add(tg); continue; }
+          if (a['skip-exists']) {
+            skip.add(tg);
+            continue;
+          }
           problems.push(`${at(tg)}${tg.kind} "${tg.name}" already exists (use apply or replace to change it)`);
           continue;
         }
       } else if (action === 'replace' || action === 'delete') {
         if (!cur) {
-          if (action === 'delete' && a['skip-not-exists']) { skip.add(tg); continue; }
+          if (action === 'delete' && a['skip-not-exists']) {
+            skip.add(tg);
+            continue;
+          }
           problems.push(`${at(tg)}${tg.kind} "${tg.name}" does not exist`);
           continue;
         }
       }
       if (stale) {
-        problems.push(`${at(tg)}${tg.kind} "${tg.name}" was modified: resourceVersion ${tg.resourceVersion} is stale (it is now ${cur.metadata.resourceVersion}); get it again and reapply the change`);
+        problems.push(
+          `${at(tg)}${tg.kind} "${tg.name}" was modified: resourceVersion ${tg.resourceVersion} is stale (it is now ${cur.metadata.resourceVersion}); get it again and reapply the change`,
+        );
         continue;
       }
       if (tg.res && action !== 'delete') await rs.checkAgainstStore(tg.res, cur);
@@ -330,17 +476,36 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
     describe,
     builder: (y) => {
       let b = withDatastoreFlags(y)
-        .option('filename', { alias: 'f', type: 'string', describe: 'YAML/JSON file with one or more resources ("-" for stdin)', demandOption: action !== 'delete' })
+        .option('filename', {
+          alias: 'f',
+          type: 'string',
+          describe: 'YAML/JSON file with one or more resources ("-" for stdin)',
+          demandOption: action !== 'delete',
+        })
         .example(`tabbyctl ${action} -f pools.yaml`, '');
       if (action === 'delete') {
-        b = b.positional('kind', { type: 'string', describe: 'ippool | bgppeer | bgpconfig | node' })
+        b = b
+          .positional('kind', { type: 'string', describe: 'ippool | bgppeer | bgpconfig | node' })
           .positional('name', { type: 'string', array: true, describe: 'resource name(s)' })
           .option('skip-not-exists', { type: 'boolean', default: false, describe: 'do not fail on resources that do not exist' })
-          .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of a networkpolicy or workloadendpoint (default "default")' })
+          .option('namespace', {
+            alias: 'n',
+            type: 'string',
+            describe: 'namespace of a networkpolicy or workloadendpoint (default "default")',
+          })
           .example('tabbyctl delete ippool p1', '') as typeof b;
       }
-      b = b.option('dry-run', { type: 'boolean', default: false, describe: 'validate and show what the change would do to BGP sessions per node; change nothing' }) as typeof b;
-      if (action === 'create') b = b.option('skip-exists', { type: 'boolean', default: false, describe: 'do not fail on resources that already exist' }) as typeof b;
+      b = b.option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'validate and show what the change would do to BGP sessions per node; change nothing',
+      }) as typeof b;
+      if (action === 'create')
+        b = b.option('skip-exists', {
+          type: 'boolean',
+          default: false,
+          describe: 'do not fail on resources that already exist',
+        }) as typeof b;
       return b as unknown as Argv<ResourceArgs>;
     },
     handler: async (a) => {
@@ -354,7 +519,14 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
         await withStore(a, async (rs, ds) => {
           const { problems, skip } = await precheck(rs, action, targets, a);
           if (problems.length) fail([`${problems.length} problem${problems.length > 1 ? 's' : ''}:`, ...problems.map((p) => `  - ${p}`)]);
-          if (a['dry-run']) { await printDryRun(ds, targets.filter((tg) => !skip.has(tg)), action); return; }
+          if (a['dry-run']) {
+            await printDryRun(
+              ds,
+              targets.filter((tg) => !skip.has(tg)),
+              action,
+            );
+            return;
+          }
           const done: string[] = [];
           for (const tg of targets) {
             if (skip.has(tg)) continue;
@@ -366,7 +538,10 @@ function writeCommand(action: 'create' | 'apply' | 'replace' | 'delete'): Comman
               done.push(ref(tg));
             } catch (e) {
               // Only a concurrent writer between the check and the write gets here.
-              fail([`${at(tg)}${(e as Error).message}`], done.length ? `${verb} before the failure: ${done.join(', ')}` : 'nothing was changed');
+              fail(
+                [`${at(tg)}${(e as Error).message}`],
+                done.length ? `${verb} before the failure: ${done.join(', ')}` : 'nothing was changed',
+              );
             }
           }
           const skipped = skip.size ? ` (${skip.size} skipped)` : '';
@@ -382,7 +557,10 @@ async function runReported(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (e) {
-    if (e instanceof Reported) { process.exitCode = 1; return; }
+    if (e instanceof Reported) {
+      process.exitCode = 1;
+      return;
+    }
     throw e;
   }
 }
@@ -390,15 +568,18 @@ async function runReported(fn: () => Promise<void>): Promise<void> {
 export const getCommand: CommandModule<object, ResourceArgs> = {
   command: 'get [kind] [name..]',
   describe: 'show resources (ippool, bgppeer, bgpconfig, node) as a table, YAML or JSON',
-  builder: (y) => withDatastoreFlags(y)
-    .positional('kind', { type: 'string', describe: 'ippool | bgppeer | bgpconfig | node (calicoctl aliases work)' })
-    .positional('name', { type: 'string', array: true, describe: 'resource name(s); all when omitted' })
-    .option('filename', { alias: 'f', type: 'string', describe: 'get the resources named in this file ("-" for stdin)' })
-    .option('output', { alias: 'o', type: 'string', default: 'table', describe: 'yaml | json | wide | table' })
-    .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of networkpolicies / workloadendpoints (all when omitted)' })
-    .example('tabbyctl get ippools -o wide', '')
-    .example('tabbyctl get bgpconfig default -o yaml', '') as unknown as Argv<ResourceArgs>,
-  handler: async (a) => { await runReported(() => runGet(a)); },
+  builder: (y) =>
+    withDatastoreFlags(y)
+      .positional('kind', { type: 'string', describe: 'ippool | bgppeer | bgpconfig | node (calicoctl aliases work)' })
+      .positional('name', { type: 'string', array: true, describe: 'resource name(s); all when omitted' })
+      .option('filename', { alias: 'f', type: 'string', describe: 'get the resources named in this file ("-" for stdin)' })
+      .option('output', { alias: 'o', type: 'string', default: 'table', describe: 'yaml | json | wide | table' })
+      .option('namespace', { alias: 'n', type: 'string', describe: 'namespace of networkpolicies / workloadendpoints (all when omitted)' })
+      .example('tabbyctl get ippools -o wide', '')
+      .example('tabbyctl get bgpconfig default -o yaml', '') as unknown as Argv<ResourceArgs>,
+  handler: async (a) => {
+    await runReported(() => runGet(a));
+  },
 };
 
 export const resourceCommands: CommandModule<object, ResourceArgs>[] = [

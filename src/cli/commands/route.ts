@@ -13,21 +13,32 @@ import { tryParseCidr, cidrContains, parseCidr, parseIp } from '../../common/ip.
 import { DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, HEALTH_PATHS, ROUTE_PATH } from '../../agent/constants.js';
 import type { AgentStatusJson } from '../../agent/status-types.js';
 import { readStatusRecords } from '../../agent/cluster-input.js';
-import { explainChain, type AgentRouteAnswer, type ExplainInput, type ExplainKernelRoute, type Explanation } from '../../agent/route-explain.js';
+import {
+  explainChain,
+  type AgentRouteAnswer,
+  type ExplainInput,
+  type ExplainKernelRoute,
+  type Explanation,
+} from '../../agent/route-explain.js';
 import { withDatastoreFlags, datastoreConfigFromFlags, type DatastoreFlags } from './resources.js';
 import { queryAgent } from './node.js';
 
 /** tabby's route protocol number (dataplane ownership mark). */
 const TABBY_PROTO = 81;
 
-async function kernelView(ip: string): Promise<{ routes: ExplainKernelRoute[]; link: (dev: string) => Promise<{ name: string; up: boolean } | undefined>; neighbour: (dev: string) => Promise<string | undefined> }> {
+async function kernelView(ip: string): Promise<{
+  routes: ExplainKernelRoute[];
+  link: (dev: string) => Promise<{ name: string; up: boolean } | undefined>;
+  neighbour: (dev: string) => Promise<string | undefined>;
+}> {
   const { openNetlink } = await import('../../dataplane/index.js');
   const nl = await openNetlink();
   try {
     const a = parseIp(ip);
     const links = await nl.listLinks();
     const name = new Map(links.map((l) => [l.index, l]));
-    const routes = (await nl.listRoutes(a.family)).filter((r) => r.table === 254 && cidrContains(parseCidr(r.dst), a))
+    const routes = (await nl.listRoutes(a.family))
+      .filter((r) => r.table === 254 && cidrContains(parseCidr(r.dst), a))
       .sort((x, y) => parseCidr(y.dst).prefixLen - parseCidr(x.dst).prefixLen)
       .map((r) => {
         const k: ExplainKernelRoute = { dst: r.dst, type: r.type === 'blackhole' ? 'blackhole' : String(r.type), protocol: r.protocol };
@@ -43,7 +54,10 @@ async function kernelView(ip: string): Promise<{ routes: ExplainKernelRoute[]; l
     }
     return {
       routes,
-      link: async (dev) => { const l = links.find((x) => x.name === dev); return l ? { name: l.name, up: l.up } : undefined; },
+      link: async (dev) => {
+        const l = links.find((x) => x.name === dev);
+        return l ? { name: l.name, up: l.up } : undefined;
+      },
       neighbour: async (dev) => neigh.get(dev),
     };
   } finally {
@@ -59,20 +73,46 @@ export async function gatherExplain(query: string, a: DatastoreFlags & { node?: 
   try {
     const rs = new ResourceStore(ds);
     const ipam = new Ipam(ds);
-    const [pools, nodes, blocks, info, records] = await Promise.all([rs.list('IPPool'), rs.list('Node'), ipam.listBlocks(), ipam.ipInfo(ip), readStatusRecords(ds)]);
-    const block = blocks.find((b) => { try { return cidrContains(parseCidr(b.cidr), parseIp(ip)); } catch { return false; } });
+    const [pools, nodes, blocks, info, records] = await Promise.all([
+      rs.list('IPPool'),
+      rs.list('Node'),
+      ipam.listBlocks(),
+      ipam.ipInfo(ip),
+      readStatusRecords(ds),
+    ]);
+    const block = blocks.find((b) => {
+      try {
+        return cidrContains(parseCidr(b.cidr), parseIp(ip));
+      } catch {
+        return false;
+      }
+    });
     // This node: its agent (socket), unless --node names another one.
     const sock = path.join(a['state-dir'] ?? process.env.TABBY_STATE_DIR ?? DEFAULT_STATE_DIR, STATUS_SOCKET_NAME);
-    const status = await queryAgent<AgentStatusJson>(sock, HEALTH_PATHS.status).then((r) => r.body, () => undefined);
+    const status = await queryAgent<AgentStatusJson>(sock, HEALTH_PATHS.status).then(
+      (r) => r.body,
+      () => undefined,
+    );
     const remote = a.node !== undefined && a.node !== status?.nodeName;
-    const here = remote ? a.node! : status?.nodeName ?? process.env.NODENAME ?? '';
-    const owner = info.allocated && info.attrs.node && block?.node && info.attrs.node !== block.node ? info.attrs.node : block?.node ?? undefined;
+    const here = remote ? a.node! : (status?.nodeName ?? process.env.NODENAME ?? '');
+    const owner =
+      info.allocated && info.attrs.node && block?.node && info.attrs.node !== block.node ? info.attrs.node : (block?.node ?? undefined);
     const ownerRecord = owner ? records.get(owner) : undefined;
     const stale = ownerRecord ? Date.now() - new Date(ownerRecord.updatedAt).getTime() > 3 * (ownerRecord.intervalMs ?? 30_000) : false;
     const input: ExplainInput = {
-      query, here, pools: pools.items.map((p) => ({ name: p.metadata.name, cidr: p.spec.cidr, ipipMode: p.spec.ipipMode ?? 'Never', vxlanMode: p.spec.vxlanMode ?? 'Never', disabled: Boolean(p.spec.disabled) })),
+      query,
+      here,
+      pools: pools.items.map((p) => ({
+        name: p.metadata.name,
+        cidr: p.spec.cidr,
+        ipipMode: p.spec.ipipMode ?? 'Never',
+        vxlanMode: p.spec.vxlanMode ?? 'Never',
+        disabled: Boolean(p.spec.disabled),
+      })),
       ownerExists: owner ? nodes.items.some((n) => n.metadata.name === owner) : false,
-      agentRunning: false, kernelRoutes: [], tabbyProtocol: TABBY_PROTO,
+      agentRunning: false,
+      kernelRoutes: [],
+      tabbyProtocol: TABBY_PROTO,
     };
     if (block) input.block = { cidr: block.cidr, node: block.node, affinityState: block.affinityState };
     input.allocation = { allocated: info.allocated, handle: info.handle, attrs: info.attrs };
@@ -83,7 +123,13 @@ export async function gatherExplain(query: string, a: DatastoreFlags & { node?: 
       const rec = records.get(here);
       input.agentRunning = Boolean(rec);
       if (rec?.address) input.hereAddress = rec.address;
-      const covering = rec?.routes.find((r) => { try { return cidrContains(parseCidr(r), parseIp(ip)); } catch { return false; } });
+      const covering = rec?.routes.find((r) => {
+        try {
+          return cidrContains(parseCidr(r), parseIp(ip));
+        } catch {
+          return false;
+        }
+      });
       if (covering) input.agent = { origin: 'bgp', prefix: covering, nextHops: [], source: '' };
       const e = explainChain(input);
       return { ...e, steps: e.steps.filter((s) => s.step !== 'kernel' && s.step !== 'workload') };
@@ -91,7 +137,9 @@ export async function gatherExplain(query: string, a: DatastoreFlags & { node?: 
     if (status) {
       input.agentRunning = true;
       if (status.address.ipv4) input.hereAddress = status.address.ipv4;
-      const r = await queryAgent<AgentRouteAnswer & { error?: string }>(sock, `${ROUTE_PATH}?prefix=${encodeURIComponent(query)}`).catch(() => undefined);
+      const r = await queryAgent<AgentRouteAnswer & { error?: string }>(sock, `${ROUTE_PATH}?prefix=${encodeURIComponent(query)}`).catch(
+        () => undefined,
+      );
       if (r && r.status === 200) input.agent = r.body;
       const k = await kernelView(ip);
       input.kernelRoutes = k.routes;
@@ -123,16 +171,22 @@ export function renderExplanation(e: Explanation): string {
   return `${lines.join('\n')}\n`;
 }
 
-interface Args extends DatastoreFlags { target: string; node?: string; 'state-dir'?: string; output: string }
+interface Args extends DatastoreFlags {
+  target: string;
+  node?: string;
+  'state-dir'?: string;
+  output: string;
+}
 
 const explainCommand: CommandModule<object, Args> = {
   command: 'explain <target>',
   describe: 'the chain that routes an address or prefix to this node, step by step, and the first step that breaks (exit 1)',
-  builder: (y) => withDatastoreFlags(y)
-    .positional('target', { type: 'string', describe: 'an IP address (a pod\'s) or a prefix (a block)' })
-    .option('node', { type: 'string', describe: 'explain from another node (its published status; its kernel is not visible from here)' })
-    .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
-    .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }) as unknown as Argv<Args>,
+  builder: (y) =>
+    withDatastoreFlags(y)
+      .positional('target', { type: 'string', describe: "an IP address (a pod's) or a prefix (a block)" })
+      .option('node', { type: 'string', describe: 'explain from another node (its published status; its kernel is not visible from here)' })
+      .option('state-dir', { type: 'string', describe: `tabby-node's state directory [env TABBY_STATE_DIR, default ${DEFAULT_STATE_DIR}]` })
+      .option('output', { alias: 'o', type: 'string', choices: ['text', 'json'], default: 'text' }) as unknown as Argv<Args>,
   handler: async (argv) => {
     const e = await gatherExplain(argv.target, argv);
     process.stdout.write(argv.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : renderExplanation(e));
@@ -144,5 +198,7 @@ export const routeCommand: CommandModule = {
   command: 'route <command>',
   describe: 'how an address is routed',
   builder: (y) => y.command(explainCommand as CommandModule).demandCommand(1, 'name a route command: explain'),
-  handler: () => { /* subcommands only */ },
+  handler: () => {
+    /* subcommands only */
+  },
 };

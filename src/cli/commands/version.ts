@@ -9,7 +9,9 @@ export function tabbyVersion(): string {
   for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
     try {
       return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-    } catch { /* keep looking upward */ }
+    } catch {
+      /* keep looking upward */
+    }
   }
   return 'unknown';
 }

@@ -41,7 +41,12 @@ export type LinkInfo =
 
 /** The ifinfomsg that starts RTM_NEWLINK and VETH_INFO_PEER: family, type, index, flags, change. */
 export function writeIfinfomsg(w: NlWriter, index = 0, flags = 0, change = 0, family = 0): void {
-  w.u8(family); w.u8(0); w.u16(0); w.i32(index); w.u32(flags); w.u32(change);
+  w.u8(family);
+  w.u8(0);
+  w.u16(0);
+  w.i32(index);
+  w.u32(flags);
+  w.u32(change);
 }
 
 /** Link attributes in iproute2's order: MTU, ADDRESS, NET_NS_FD, IFNAME. */

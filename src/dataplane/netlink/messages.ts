@@ -1,8 +1,6 @@
 // rtnetlink message codecs: links (ifinfomsg), addresses (ifaddrmsg), routes (rtmsg), neighbours and
 // bridge FDB entries (ndmsg). Pure: bytes in, typed values out and back; the socket is elsewhere.
-import {
-  AF, IFA, IFF, IFLA, IFLA_INFO, NDA, RTA, RTN, RTNH_F, RT_SCOPE, RT_TABLE, RTPROT,
-} from './constants.js';
+import { AF, IFA, IFF, IFLA, IFLA_INFO, NDA, RTA, RTN, RTNH_F, RT_SCOPE, RT_TABLE, RTPROT } from './constants.js';
 import { type NlWriter, attrMap, cString, forEachAttr, ipBytes, ipText, macBytes, macText } from './wire.js';
 import { writeIfinfomsg, writeLinkAttrs, writeLinkInfo, type LinkInfo } from './linkinfo.js';
 
@@ -77,12 +75,24 @@ export function decodeLink(data: Buffer): Link {
   forEachAttr(data, 16, data.length, (t, o, l) => {
     const v = data.subarray(o, o + l);
     switch (t) {
-      case IFLA.IFNAME: link.name = cString(v); break;
-      case IFLA.MTU: link.mtu = v.readUInt32LE(0); break;
-      case IFLA.ADDRESS: link.mac = macText(v); break;
-      case IFLA.LINK: link.link = v.readUInt32LE(0); break;
-      case IFLA.MASTER: link.master = v.readUInt32LE(0); break;
-      case IFLA.LINK_NETNSID: link.linkNetnsId = v.readInt32LE(0); break;
+      case IFLA.IFNAME:
+        link.name = cString(v);
+        break;
+      case IFLA.MTU:
+        link.mtu = v.readUInt32LE(0);
+        break;
+      case IFLA.ADDRESS:
+        link.mac = macText(v);
+        break;
+      case IFLA.LINK:
+        link.link = v.readUInt32LE(0);
+        break;
+      case IFLA.MASTER:
+        link.master = v.readUInt32LE(0);
+        break;
+      case IFLA.LINK_NETNSID:
+        link.linkNetnsId = v.readInt32LE(0);
+        break;
       case IFLA.LINKINFO: {
         const info = attrMap(data, o, o + l);
         const kind = info.get(IFLA_INFO.KIND);
@@ -111,13 +121,21 @@ export interface Address {
 
 export function encodeAddr(w: NlWriter, a: { index: number; address: string; prefixLen: number; scope?: number; peer?: string }): void {
   const f = familyOfIp(a.address);
-  w.u8(afOf(f)); w.u8(a.prefixLen); w.u8(0); w.u8(a.scope ?? RT_SCOPE.UNIVERSE); w.u32(a.index);
+  w.u8(afOf(f));
+  w.u8(a.prefixLen);
+  w.u8(0);
+  w.u8(a.scope ?? RT_SCOPE.UNIVERSE);
+  w.u32(a.index);
   w.attrIp(IFA.LOCAL, a.address);
   w.attrIp(IFA.ADDRESS, a.peer ?? a.address);
 }
 
 export function encodeAddrDump(w: NlWriter, family?: Family): void {
-  w.u8(family ? afOf(family) : AF.UNSPEC); w.u8(0); w.u8(0); w.u8(0); w.u32(0);
+  w.u8(family ? afOf(family) : AF.UNSPEC);
+  w.u8(0);
+  w.u8(0);
+  w.u8(0);
+  w.u32(0);
 }
 
 export function decodeAddr(data: Buffer): Address {
@@ -138,12 +156,24 @@ export function decodeAddr(data: Buffer): Address {
 
 export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'other';
 const routeTypeNames: Record<number, RouteType> = {
-  [RTN.UNICAST]: 'unicast', [RTN.BLACKHOLE]: 'blackhole', [RTN.UNREACHABLE]: 'unreachable', [RTN.PROHIBIT]: 'prohibit',
-  [RTN.LOCAL]: 'local', [RTN.BROADCAST]: 'broadcast', [RTN.MULTICAST]: 'multicast', [RTN.ANYCAST]: 'anycast',
+  [RTN.UNICAST]: 'unicast',
+  [RTN.BLACKHOLE]: 'blackhole',
+  [RTN.UNREACHABLE]: 'unreachable',
+  [RTN.PROHIBIT]: 'prohibit',
+  [RTN.LOCAL]: 'local',
+  [RTN.BROADCAST]: 'broadcast',
+  [RTN.MULTICAST]: 'multicast',
+  [RTN.ANYCAST]: 'anycast',
 };
 const routeTypeNumbers: Record<string, number> = {
-  unicast: RTN.UNICAST, blackhole: RTN.BLACKHOLE, unreachable: RTN.UNREACHABLE, prohibit: RTN.PROHIBIT,
-  local: RTN.LOCAL, broadcast: RTN.BROADCAST, multicast: RTN.MULTICAST, anycast: RTN.ANYCAST,
+  unicast: RTN.UNICAST,
+  blackhole: RTN.BLACKHOLE,
+  unreachable: RTN.UNREACHABLE,
+  prohibit: RTN.PROHIBIT,
+  local: RTN.LOCAL,
+  broadcast: RTN.BROADCAST,
+  multicast: RTN.MULTICAST,
+  anycast: RTN.ANYCAST,
 };
 
 export interface NextHop {
@@ -187,7 +217,10 @@ export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string
   const { ip, len, family } = splitCidr(r.dst);
   const type = r.type ? (routeTypeNumbers[r.type] ?? RTN.UNICAST) : del ? RTN.UNSPEC : RTN.UNICAST;
   const table = r.table ?? RT_TABLE.MAIN;
-  w.u8(afOf(family)); w.u8(len); w.u8(0); w.u8(0);
+  w.u8(afOf(family));
+  w.u8(len);
+  w.u8(0);
+  w.u8(0);
   w.u8(table < 256 ? table : RT_TABLE.UNSPEC);
   w.u8(r.protocol ?? (del ? RTPROT.UNSPEC : RTPROT.BOOT));
   w.u8(r.scope ?? (del ? RT_SCOPE.NOWHERE : type === RTN.UNICAST && !r.gateway && !r.multipath ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE));
@@ -205,7 +238,10 @@ export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string
       // struct rtnexthop { u16 len; u8 flags; u8 hops; i32 ifindex } + attrs
       w.pad();
       const start = w.off;
-      w.u16(0); w.u8(nh.onlink ? RTNH_F.ONLINK : 0); w.u8((nh.weight ?? 1) - 1); w.i32(nh.oif ?? 0);
+      w.u16(0);
+      w.u8(nh.onlink ? RTNH_F.ONLINK : 0);
+      w.u8((nh.weight ?? 1) - 1);
+      w.i32(nh.oif ?? 0);
       if (nh.gateway) w.attrIp(RTA.GATEWAY, nh.gateway);
       w.buf.writeUInt16LE(w.off - start, start);
     }
@@ -223,19 +259,35 @@ export function decodeRoute(data: Buffer): KernelRoute {
   const dstLen = data[1]!;
   const rtFlags = data.readUInt32LE(8);
   const r: KernelRoute = {
-    family, dst: '', table: data[4]!, protocol: data[5]!, scope: data[6]!,
+    family,
+    dst: '',
+    table: data[4]!,
+    protocol: data[5]!,
+    scope: data[6]!,
     type: routeTypeNames[data[7]!] ?? 'other',
   };
   if (rtFlags & RTNH_F.ONLINK) r.onlink = true;
   let dst: string | undefined;
   forEachAttr(data, 12, data.length, (t, o, l) => {
     switch (t) {
-      case RTA.DST: dst = ipText(data.subarray(o, o + l)); break;
-      case RTA.TABLE: r.table = data.readUInt32LE(o); break;
-      case RTA.OIF: r.oif = data.readUInt32LE(o); break;
-      case RTA.GATEWAY: r.gateway = ipText(data.subarray(o, o + l)); break;
-      case RTA.PRIORITY: r.priority = data.readUInt32LE(o); break;
-      case RTA.PREFSRC: r.prefsrc = ipText(data.subarray(o, o + l)); break;
+      case RTA.DST:
+        dst = ipText(data.subarray(o, o + l));
+        break;
+      case RTA.TABLE:
+        r.table = data.readUInt32LE(o);
+        break;
+      case RTA.OIF:
+        r.oif = data.readUInt32LE(o);
+        break;
+      case RTA.GATEWAY:
+        r.gateway = ipText(data.subarray(o, o + l));
+        break;
+      case RTA.PRIORITY:
+        r.priority = data.readUInt32LE(o);
+        break;
+      case RTA.PREFSRC:
+        r.prefsrc = ipText(data.subarray(o, o + l));
+        break;
       case RTA.MULTIPATH: {
         const hops: NextHop[] = [];
         let p = o;
@@ -278,7 +330,13 @@ export interface Neighbor {
 
 export function encodeNeigh(w: NlWriter, n: Neighbor): void {
   const af = n.family === 'bridge' ? AF.BRIDGE : afOf(n.family);
-  w.u8(af); w.u8(0); w.u16(0); w.i32(n.ifindex); w.u16(n.state); w.u8(n.flags); w.u8(0);
+  w.u8(af);
+  w.u8(0);
+  w.u16(0);
+  w.i32(n.ifindex);
+  w.u16(n.state);
+  w.u8(n.flags);
+  w.u8(0);
   if (n.dst) w.attrIp(NDA.DST, n.dst);
   if (n.lladdr) w.attrBytes(NDA.LLADDR, macBytes(n.lladdr));
   if (n.vni !== undefined) w.attrU32(NDA.VNI, n.vni);
@@ -287,7 +345,12 @@ export function encodeNeigh(w: NlWriter, n: Neighbor): void {
 
 export function encodeNeighDump(w: NlWriter, family: Family | 'bridge' | undefined, ifindex = 0): void {
   w.u8(family === undefined ? AF.UNSPEC : family === 'bridge' ? AF.BRIDGE : afOf(family));
-  w.u8(0); w.u16(0); w.i32(0); w.u16(0); w.u8(0); w.u8(0);
+  w.u8(0);
+  w.u16(0);
+  w.i32(0);
+  w.u16(0);
+  w.u8(0);
+  w.u8(0);
   // AF_BRIDGE (FDB) dumps parse a different request layout on older kernels: filter those in JS.
   if (ifindex && family !== 'bridge') w.attrU32(NDA.IFINDEX, ifindex);
 }
@@ -296,7 +359,9 @@ export function decodeNeigh(data: Buffer): Neighbor {
   const af = data[0]!;
   const n: Neighbor = {
     family: af === AF.BRIDGE ? 'bridge' : familyOfAf(af),
-    ifindex: data.readInt32LE(4), state: data.readUInt16LE(8), flags: data[10]!,
+    ifindex: data.readInt32LE(4),
+    state: data.readUInt16LE(8),
+    flags: data[10]!,
   };
   forEachAttr(data, 12, data.length, (t, o, l) => {
     const v = data.subarray(o, o + l);

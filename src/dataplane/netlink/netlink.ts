@@ -5,9 +5,26 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import { AF, NLM_F, RTM, RTNLGRP, NUD, NTF } from './constants.js';
 import {
-  decodeAddr, decodeLink, decodeNeigh, decodeRoute, encodeAddr, encodeAddrDump, encodeLinkIndex, encodeNeigh,
-  encodeNeighDump, encodeNewLink, encodeRoute, encodeRouteDump, encodeSetLink, type Address, type Family,
-  type KernelRoute, type Link, type Neighbor, type NewLinkRequest, type SetLinkRequest,
+  decodeAddr,
+  decodeLink,
+  decodeNeigh,
+  decodeRoute,
+  encodeAddr,
+  encodeAddrDump,
+  encodeLinkIndex,
+  encodeNeigh,
+  encodeNeighDump,
+  encodeNewLink,
+  encodeRoute,
+  encodeRouteDump,
+  encodeSetLink,
+  type Address,
+  type Family,
+  type KernelRoute,
+  type Link,
+  type Neighbor,
+  type NewLinkRequest,
+  type SetLinkRequest,
 } from './messages.js';
 import { NetlinkError, NlSocket, isErrno, type BatchItem } from './socket.js';
 import type { NlMessage } from './wire.js';
@@ -33,11 +50,17 @@ export class NetlinkSubscription extends EventEmitter {
   constructor(private readonly sock: NlSocket) {
     super();
   }
-  close(): void { this.sock.close(); }
+  close(): void {
+    this.sock.close();
+  }
   /** Stop receiving (e.g. around a bulk change of our own that would flood the queue). */
-  pause(): void { this.sock.setMembership(false); }
+  pause(): void {
+    this.sock.setMembership(false);
+  }
   /** Receive again; whatever happened meanwhile was not seen: resync. */
-  resume(): void { this.sock.setMembership(true); }
+  resume(): void {
+    this.sock.setMembership(true);
+  }
 }
 
 export class Netlink {
@@ -49,7 +72,9 @@ export class Netlink {
     this.sock = new NlSocket({ netnsPath: opts.netnsPath, timeoutMs: opts.timeoutMs });
   }
 
-  close(): void { this.sock.close(); }
+  close(): void {
+    this.sock.close();
+  }
 
   // ------------------------------------------------------------ links
 
@@ -61,9 +86,10 @@ export class Netlink {
   /** The link by name or index; undefined when there is none. */
   async getLink(nameOrIndex: string | number): Promise<Link | undefined> {
     try {
-      const parts = typeof nameOrIndex === 'number'
-        ? await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, nameOrIndex), `get link ${nameOrIndex}`)
-        : await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, 0, nameOrIndex), `get link ${nameOrIndex}`);
+      const parts =
+        typeof nameOrIndex === 'number'
+          ? await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, nameOrIndex), `get link ${nameOrIndex}`)
+          : await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, 0, nameOrIndex), `get link ${nameOrIndex}`);
       const m = parts.find((p) => p.type === RTM.NEWLINK);
       return m ? decodeLink(m.data) : undefined;
     } catch (e) {
@@ -88,12 +114,19 @@ export class Netlink {
    * A veth pair: `name` here, `peer.name` in the netns at `peer.netnsPath` (or here). The peer is
    * created directly in its netns (IFLA_NET_NS_FD), so a name clash in the host netns is impossible.
    */
-  async createVeth(req: { name: string; mtu?: number; mac?: string; peer: { name: string; mtu?: number; mac?: string; netnsPath?: string } }): Promise<void> {
+  async createVeth(req: {
+    name: string;
+    mtu?: number;
+    mac?: string;
+    peer: { name: string; mtu?: number; mac?: string; netnsPath?: string };
+  }): Promise<void> {
     let fd: number | undefined;
     try {
       if (req.peer.netnsPath) fd = fs.openSync(req.peer.netnsPath, 'r');
       await this.createLink({
-        name: req.name, mtu: req.mtu, mac: req.mac,
+        name: req.name,
+        mtu: req.mtu,
+        mac: req.mac,
         info: { kind: 'veth', peer: { name: req.peer.name, mtu: req.peer.mtu, mac: req.peer.mac, netnsFd: fd } },
       });
     } finally {
@@ -103,8 +136,12 @@ export class Netlink {
 
   async deleteLink(nameOrIndex: string | number): Promise<boolean> {
     try {
-      await this.sock.request(RTM.DELLINK, 0, (w) => typeof nameOrIndex === 'number'
-        ? encodeLinkIndex(w, nameOrIndex) : encodeLinkIndex(w, 0, nameOrIndex), `delete link ${nameOrIndex}`);
+      await this.sock.request(
+        RTM.DELLINK,
+        0,
+        (w) => (typeof nameOrIndex === 'number' ? encodeLinkIndex(w, nameOrIndex) : encodeLinkIndex(w, 0, nameOrIndex)),
+        `delete link ${nameOrIndex}`,
+      );
       return true;
     } catch (e) {
       if (isErrno(e, 'ENODEV', 'ENOENT')) return false;
@@ -117,9 +154,15 @@ export class Netlink {
     await this.sock.request(RTM.NEWLINK, 0, (w) => encodeSetLink(w, req), `set link ${req.index}`);
   }
 
-  async setLinkUp(index: number, up = true): Promise<void> { await this.setLink({ index, up }); }
-  async setLinkMtu(index: number, mtu: number): Promise<void> { await this.setLink({ index, mtu }); }
-  async setLinkMac(index: number, mac: string): Promise<void> { await this.setLink({ index, mac }); }
+  async setLinkUp(index: number, up = true): Promise<void> {
+    await this.setLink({ index, up });
+  }
+  async setLinkMtu(index: number, mtu: number): Promise<void> {
+    await this.setLink({ index, mtu });
+  }
+  async setLinkMac(index: number, mac: string): Promise<void> {
+    await this.setLink({ index, mac });
+  }
 
   /** Move a link into the netns at `netnsPath` (optionally renaming it on the way). */
   async moveLink(index: number, netnsPath: string, newName?: string): Promise<void> {
@@ -139,15 +182,29 @@ export class Netlink {
   }
 
   /** Add an address ("10.0.0.1", prefixLen 32) to a link; replace=true makes it idempotent. */
-  async addAddress(index: number, address: string, prefixLen: number, opts: { scope?: number; replace?: boolean; peer?: string } = {}): Promise<void> {
+  async addAddress(
+    index: number,
+    address: string,
+    prefixLen: number,
+    opts: { scope?: number; replace?: boolean; peer?: string } = {},
+  ): Promise<void> {
     const flags = NLM_F.CREATE | (opts.replace === false ? NLM_F.EXCL : NLM_F.REPLACE);
-    await this.sock.request(RTM.NEWADDR, flags, (w) => encodeAddr(w, { index, address, prefixLen, scope: opts.scope, peer: opts.peer }),
-      `add address ${address}/${prefixLen} on ${index}`);
+    await this.sock.request(
+      RTM.NEWADDR,
+      flags,
+      (w) => encodeAddr(w, { index, address, prefixLen, scope: opts.scope, peer: opts.peer }),
+      `add address ${address}/${prefixLen} on ${index}`,
+    );
   }
 
   async deleteAddress(index: number, address: string, prefixLen: number): Promise<boolean> {
     try {
-      await this.sock.request(RTM.DELADDR, 0, (w) => encodeAddr(w, { index, address, prefixLen }), `delete address ${address}/${prefixLen}`);
+      await this.sock.request(
+        RTM.DELADDR,
+        0,
+        (w) => encodeAddr(w, { index, address, prefixLen }),
+        `delete address ${address}/${prefixLen}`,
+      );
       return true;
     } catch (e) {
       if (isErrno(e, 'EADDRNOTAVAIL', 'ENODEV', 'ENOENT')) return false;
@@ -206,7 +263,12 @@ export class Netlink {
   /** Add or replace a neighbour (permanent by default): ARP/NDP entry (family 4/6) or FDB entry ('bridge'). */
   async setNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<void> {
     const full: Neighbor = { ...n, state: n.state ?? NUD.PERMANENT, flags: n.flags ?? (n.family === 'bridge' ? NTF.SELF : 0) };
-    await this.sock.request(RTM.NEWNEIGH, NLM_F.CREATE | NLM_F.REPLACE, (w) => encodeNeigh(w, full), `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`);
+    await this.sock.request(
+      RTM.NEWNEIGH,
+      NLM_F.CREATE | NLM_F.REPLACE,
+      (w) => encodeNeigh(w, full),
+      `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`,
+    );
   }
 
   async deleteNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<boolean> {
@@ -236,7 +298,9 @@ export class Netlink {
    * Close the subscription when done; it keeps the process alive while open.
    */
   /** Per-request timeout from now on (dumps: without a part arriving). */
-  setTimeout(ms: number): void { this.sock.setTimeout(ms); }
+  setTimeout(ms: number): void {
+    this.sock.setTimeout(ms);
+  }
 
   subscribe(kinds: readonly EventKind[]): NetlinkSubscription {
     const groups: number[] = [];
@@ -257,13 +321,17 @@ export class Netlink {
 
 export function decodeEvent(m: NlMessage): NetlinkEvent | undefined {
   switch (m.type) {
-    case RTM.NEWLINK: case RTM.DELLINK:
+    case RTM.NEWLINK:
+    case RTM.DELLINK:
       return { kind: 'link', type: m.type === RTM.NEWLINK ? 'new' : 'del', link: decodeLink(m.data) };
-    case RTM.NEWADDR: case RTM.DELADDR:
+    case RTM.NEWADDR:
+    case RTM.DELADDR:
       return { kind: 'address', type: m.type === RTM.NEWADDR ? 'new' : 'del', address: decodeAddr(m.data) };
-    case RTM.NEWROUTE: case RTM.DELROUTE:
+    case RTM.NEWROUTE:
+    case RTM.DELROUTE:
       return { kind: 'route', type: m.type === RTM.NEWROUTE ? 'new' : 'del', route: decodeRoute(m.data) };
-    case RTM.NEWNEIGH: case RTM.DELNEIGH:
+    case RTM.NEWNEIGH:
+    case RTM.DELNEIGH:
       return { kind: 'neigh', type: m.type === RTM.NEWNEIGH ? 'new' : 'del', neigh: decodeNeigh(m.data) };
     default:
       return undefined;

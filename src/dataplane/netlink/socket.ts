@@ -17,7 +17,18 @@ import os from 'node:os';
 import rawPkg from 'netlink/dist/raw.js';
 import type { RawNetlinkSocket as RawSocketType } from 'netlink/dist/raw.js';
 import { native } from '../../native/index.js';
-import { NLM_F, NLMSG, NLMSGERR_ATTR, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_NO_ENOBUFS, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE, SO_SNDBUFFORCE } from './constants.js';
+import {
+  NLM_F,
+  NLMSG,
+  NLMSGERR_ATTR,
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  NETLINK_NO_ENOBUFS,
+  SOL_NETLINK,
+  SOL_SOCKET,
+  SO_RCVBUFFORCE,
+  SO_SNDBUFFORCE,
+} from './constants.js';
 import { NlWriter, NLMSG_HDRLEN, cString, forEachAttr, splitMessages, type NlMessage } from './wire.js';
 
 const { RawNetlinkSocket } = rawPkg as unknown as { RawNetlinkSocket: typeof RawSocketType };
@@ -27,7 +38,11 @@ const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).ma
 /** A request the kernel refused (or a socket failure). Branch on `errno`/`code`, never on the message. */
 export class NetlinkError extends Error {
   readonly code: string;
-  constructor(readonly errno: number, readonly op: string, readonly extack?: string) {
+  constructor(
+    readonly errno: number,
+    readonly op: string,
+    readonly extack?: string,
+  ) {
     const code = errnoNames.get(errno) ?? `E${errno}`;
     super(`${op}: ${code}${extack ? ` (${extack})` : ''}`);
     this.name = 'NetlinkError';
@@ -113,10 +128,30 @@ export class NlSocket {
     const fd = native().netlinkFd(this.port);
     if (fd >= 0) {
       const n = native();
-      try { n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF); } catch { try { this.raw.setRecvBufferSize(RCVBUF); } catch { /* keep default */ } }
-      try { n.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF); } catch { /* keep default */ }
-      try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1); } catch { /* old kernel */ }
-      try { n.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1); } catch { /* old kernel */ }
+      try {
+        n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF);
+      } catch {
+        try {
+          this.raw.setRecvBufferSize(RCVBUF);
+        } catch {
+          /* keep default */
+        }
+      }
+      try {
+        n.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SNDBUF);
+      } catch {
+        /* keep default */
+      }
+      try {
+        n.setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+      } catch {
+        /* old kernel */
+      }
+      try {
+        n.setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+      } catch {
+        /* old kernel */
+      }
       // MUST: without it a receive-queue overrun raises POLLERR, which node_netlink 0.3 turns into a
       // C++ exception that aborts the process ("Error in native callback"). Lost events are instead
       // covered by pausing subscriptions around our own bulk changes and by periodic resyncs.
@@ -129,10 +164,18 @@ export class NlSocket {
     // These run inside node_netlink's native callback: an exception escaping here aborts the process
     // ("Error in native callback"), so nothing may throw out of them.
     this.raw.on('message', (buf: Buffer) => {
-      try { this.receive(buf); } catch (e) { this.uncaught(e); }
+      try {
+        this.receive(buf);
+      } catch (e) {
+        this.uncaught(e);
+      }
     });
     this.raw.on('error', (e: Error & { errno?: number }) => {
-      try { this.fail(new NetlinkError(Math.abs(e.errno ?? ERRNO.EIO), 'recvmsg')); } catch (err) { this.uncaught(err); }
+      try {
+        this.fail(new NetlinkError(Math.abs(e.errno ?? ERRNO.EIO), 'recvmsg'));
+      } catch (err) {
+        this.uncaught(err);
+      }
     });
     if (!opts.groups?.length) this.raw.unref();
   }
@@ -141,14 +184,17 @@ export class NlSocket {
   setMembership(join: boolean): void {
     if (this.closed || join === this.joined) return;
     for (const g of this.groups) {
-      if (join) this.raw.addMembership(g); else this.raw.dropMembership(g);
+      if (join) this.raw.addMembership(g);
+      else this.raw.dropMembership(g);
     }
     this.joined = join;
   }
 
   /** A handler threw while we were called from native code: rethrow on a clean stack instead. */
   private uncaught(e: unknown): void {
-    process.nextTick(() => { throw e; });
+    process.nextTick(() => {
+      throw e;
+    });
   }
 
   close(): void {
@@ -158,10 +204,14 @@ export class NlSocket {
     this.raw.close();
   }
 
-  get isClosed(): boolean { return this.closed; }
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** Per-request timeout from now on (dumps: without a part arriving). */
-  setTimeout(ms: number): void { this.timeoutMs = ms; }
+  setTimeout(ms: number): void {
+    this.timeoutMs = ms;
+  }
 
   private nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0 || 1;
@@ -173,7 +223,9 @@ export class NlSocket {
   private abandon(seq: number): void {
     if (this.closed) return;
     let done!: () => void;
-    const drained = new Promise<void>((r) => { done = r; });
+    const drained = new Promise<void>((r) => {
+      done = r;
+    });
     this.abandoned?.done();
     this.abandoned = { seq, drained, done };
     this.raw.ref();
@@ -192,7 +244,8 @@ export class NlSocket {
 
   private refresh(): void {
     if (this.closed) return;
-    if (this.pending.size || this.abandoned) this.raw.ref(); // an abandoned dump is read to its end
+    if (this.pending.size || this.abandoned)
+      this.raw.ref(); // an abandoned dump is read to its end
     else if (!this.onEvent) this.raw.unref();
   }
 
@@ -200,17 +253,27 @@ export class NlSocket {
     for (const m of splitMessages(buf)) {
       const p = m.seq ? this.pending.get(m.seq) : undefined;
       if (!p && this.abandoned && m.seq === this.abandoned.seq) {
-        if (m.type === NLMSG.DONE || m.type === NLMSG.ERROR) { this.abandoned.done(); this.abandoned = undefined; this.refresh(); }
+        if (m.type === NLMSG.DONE || m.type === NLMSG.ERROR) {
+          this.abandoned.done();
+          this.abandoned = undefined;
+          this.refresh();
+        }
         continue;
       }
       if (!p) {
         if (m.type === NLMSG.ERROR && this.windows.size) {
           for (const w of this.windows) {
-            if (m.seq >= w.first && m.seq <= w.last) { w.onError(m.seq - w.first, this.errorOf(m, 'batch')); break; }
+            if (m.seq >= w.first && m.seq <= w.last) {
+              w.onError(m.seq - w.first, this.errorOf(m, 'batch'));
+              break;
+            }
           }
           continue;
         }
-        if (m.type === NLMSG.OVERRUN) { this.fail(new NetlinkError(ERRNO.ENOBUFS, 'overrun')); continue; }
+        if (m.type === NLMSG.OVERRUN) {
+          this.fail(new NetlinkError(ERRNO.ENOBUFS, 'overrun'));
+          continue;
+        }
         if (m.type !== NLMSG.ERROR && m.type !== NLMSG.DONE) this.onEvent?.(m);
         continue;
       }
@@ -237,7 +300,7 @@ export class NlSocket {
     if (m.flags & NLM_F.ACK_TLVS) {
       // struct nlmsgerr: int error; struct nlmsghdr msg; [payload unless CAPPED]; then TLVs
       const origLen = m.data.length >= 8 ? m.data.readUInt32LE(4) : NLMSG_HDRLEN;
-      const start = 4 + (m.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : ((origLen + 3) & ~3));
+      const start = 4 + (m.flags & NLM_F.CAPPED ? NLMSG_HDRLEN : (origLen + 3) & ~3);
       forEachAttr(m.data, start, m.data.length, (t, o, l) => {
         if (t === NLMSGERR_ATTR.MSG) extack = cString(m.data.subarray(o, o + l));
       });
@@ -279,7 +342,9 @@ export class NlSocket {
       this.raw.send(buf, {}, (err?: Error & { errno?: number }) => {
         try {
           if (err) this.fail(new NetlinkError(Math.abs(err.errno ?? ERRNO.EIO), `sendmsg ${op}`), false);
-        } catch (e) { this.uncaught(e); }
+        } catch (e) {
+          this.uncaught(e);
+        }
       });
     } catch (e) {
       // the native socket is gone (closed after a poll error): fail everything waiting on it
@@ -308,7 +373,10 @@ export class NlSocket {
    *  One dump at a time per socket (the kernel answers a second one with EBUSY): dumps queue here. */
   dump(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
     const run = this.dumpQueue.then(() => this.dumpNow(type, body, op));
-    this.dumpQueue = run.then(() => undefined, () => undefined);
+    this.dumpQueue = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -345,9 +413,18 @@ export class NlSocket {
     const a = this.abandoned;
     if (!a) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([a.drained, new Promise<void>((r) => { timer = setTimeout(r, this.timeoutMs || 30_000); timer.unref(); })]);
+    await Promise.race([
+      a.drained,
+      new Promise<void>((r) => {
+        timer = setTimeout(r, this.timeoutMs || 30_000);
+        timer.unref();
+      }),
+    ]);
     if (timer) clearTimeout(timer);
-    if (this.abandoned === a) { this.abandoned = undefined; this.refresh(); }
+    if (this.abandoned === a) {
+      this.abandoned = undefined;
+      this.refresh();
+    }
   }
 
   /**
@@ -374,7 +451,8 @@ export class NlSocket {
       }
       const count = i - base;
       const window: BatchWindow = {
-        first, last: first + count - 1,
+        first,
+        last: first + count - 1,
         onError: (k, e) => failures.push({ index: base + k, error: e }),
       };
       const barrierSeq = this.nextSeq();
@@ -383,7 +461,11 @@ export class NlSocket {
       this.windows.add(window);
       const done = this.track(barrierSeq, op, false);
       this.sendBuffer(Buffer.from(w.view()), op);
-      try { await done; } finally { this.windows.delete(window); }
+      try {
+        await done;
+      } finally {
+        this.windows.delete(window);
+      }
     }
     return failures;
   }

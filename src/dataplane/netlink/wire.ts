@@ -43,13 +43,39 @@ export class NlWriter {
     this.buf.writeUInt32LE(this.off - start, start);
   }
 
-  u8(v: number): void { this.ensure(1); this.buf[this.off++] = v & 0xff; }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16LE(v, this.off); this.off += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32LE(v >>> 0, this.off); this.off += 4; }
-  i32(v: number): void { this.ensure(4); this.buf.writeInt32LE(v, this.off); this.off += 4; }
-  zeros(n: number): void { this.ensure(n); this.buf.fill(0, this.off, this.off + n); this.off += n; }
-  bytes(src: Uint8Array): void { this.ensure(src.length); this.buf.set(src, this.off); this.off += src.length; }
-  pad(): void { const p = align4(this.off) - this.off; if (p) this.zeros(p); }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.off++] = v & 0xff;
+  }
+  u16(v: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16LE(v, this.off);
+    this.off += 2;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.off);
+    this.off += 4;
+  }
+  i32(v: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(v, this.off);
+    this.off += 4;
+  }
+  zeros(n: number): void {
+    this.ensure(n);
+    this.buf.fill(0, this.off, this.off + n);
+    this.off += n;
+  }
+  bytes(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.off);
+    this.off += src.length;
+  }
+  pad(): void {
+    const p = align4(this.off) - this.off;
+    if (p) this.zeros(p);
+  }
 
   /** Open a (nested) attribute; close with endAttr(). */
   beginAttr(type: number): number {
@@ -67,13 +93,33 @@ export class NlWriter {
     this.pad();
   }
 
-  attrU8(type: number, v: number): void { const s = this.beginAttr(type); this.u8(v); this.endAttr(s); }
-  attrU16(type: number, v: number): void { const s = this.beginAttr(type); this.u16(v); this.endAttr(s); }
-  attrU16be(type: number, v: number): void {
-    const s = this.beginAttr(type); this.ensure(2); this.buf.writeUInt16BE(v, this.off); this.off += 2; this.endAttr(s);
+  attrU8(type: number, v: number): void {
+    const s = this.beginAttr(type);
+    this.u8(v);
+    this.endAttr(s);
   }
-  attrU32(type: number, v: number): void { const s = this.beginAttr(type); this.u32(v); this.endAttr(s); }
-  attrBytes(type: number, v: Uint8Array): void { const s = this.beginAttr(type); this.bytes(v); this.endAttr(s); }
+  attrU16(type: number, v: number): void {
+    const s = this.beginAttr(type);
+    this.u16(v);
+    this.endAttr(s);
+  }
+  attrU16be(type: number, v: number): void {
+    const s = this.beginAttr(type);
+    this.ensure(2);
+    this.buf.writeUInt16BE(v, this.off);
+    this.off += 2;
+    this.endAttr(s);
+  }
+  attrU32(type: number, v: number): void {
+    const s = this.beginAttr(type);
+    this.u32(v);
+    this.endAttr(s);
+  }
+  attrBytes(type: number, v: Uint8Array): void {
+    const s = this.beginAttr(type);
+    this.bytes(v);
+    this.endAttr(s);
+  }
   /** NUL-terminated string (IFLA_IFNAME, IFLA_INFO_KIND is written without NUL by iproute2: see attrStringRaw). */
   attrString(type: number, v: string): void {
     const s = this.beginAttr(type);
@@ -95,7 +141,10 @@ export class NlWriter {
   /** An address attribute from text ("10.0.0.1" or "fd00::1"); IPv4 is written without allocating. */
   attrIp(type: number, ip: string): void {
     const v4 = parseV4(ip);
-    if (v4 < 0) { this.attrBytes(type, ipBytes(ip)); return; }
+    if (v4 < 0) {
+      this.attrBytes(type, ipBytes(ip));
+      return;
+    }
     const s = this.beginAttr(type);
     this.ensure(4);
     this.buf.writeUInt32BE(v4, this.off);
@@ -104,16 +153,26 @@ export class NlWriter {
   }
 
   /** A copy of what was written. */
-  finish(): Buffer { return Buffer.from(this.buf.subarray(0, this.off)); }
+  finish(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.off));
+  }
   /** A view of what was written (valid until the next write). */
-  view(): Buffer { return this.buf.subarray(0, this.off); }
-  reset(): void { this.off = 0; }
+  view(): Buffer {
+    return this.buf.subarray(0, this.off);
+  }
+  reset(): void {
+    this.off = 0;
+  }
 }
 
 /** Address text → 4 or 16 network-order bytes. */
 export function ipBytes(ip: string): Buffer {
   const v4 = parseV4(ip);
-  if (v4 >= 0) { const b = Buffer.allocUnsafe(4); b.writeUInt32BE(v4, 0); return b; }
+  if (v4 >= 0) {
+    const b = Buffer.allocUnsafe(4);
+    b.writeUInt32BE(v4, 0);
+    return b;
+  }
   return ipToBuffer(parseIp(ip));
 }
 
@@ -123,7 +182,10 @@ export function ipBytes(ip: string): Buffer {
  * 100k routes must not cost 100k BigInts.
  */
 export function parseV4(s: string): number {
-  let v = 0, octet = 0, digits = 0, dots = 0;
+  let v = 0,
+    octet = 0,
+    digits = 0,
+    dots = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
@@ -132,7 +194,9 @@ export function parseV4(s: string): number {
       if (++digits > 3 || octet > 255) return -1;
     } else if (c === 46) {
       if (!digits || ++dots > 3) return -1;
-      v = v * 256 + octet; octet = 0; digits = 0;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
     } else {
       return -1;
     }

@@ -10,7 +10,7 @@ import { hasProgram } from '../../helpers/netns.js';
 
 const skip = labSkipReason() ?? (hasProgram('nft') ? false : 'nft not installed');
 
-t.test('mesh BFD: a silent underlay cut removes the peer\'s route from the kernel in about a second', { skip }, async (t) => {
+t.test("mesh BFD: a silent underlay cut removes the peer's route from the kernel in about a second", { skip }, async (t) => {
   const lab = await agentLab(t, 'lc', { nodes: 2, mode: 'routed' });
   await enableMeshBfd(lab);
   t.ok((await lab.waitForBgp(60_000)).ok, 'mesh Established');
@@ -24,7 +24,9 @@ t.test('mesh BFD: a silent underlay cut removes the peer\'s route from the kerne
   t.ok(bfdUp, 'BFD Up on both nodes, detection time 900 ms');
 
   const r = await measureCut(lab, { deadlineMs: 20_000 });
-  process.stdout.write(`# link cut (nft drop on node-2's eth0), BFD 300 ms x 3: route to ${r.block} gone from node-1's kernel after ${r.routeGoneMs ?? 'never'} ms\n`);
+  process.stdout.write(
+    `# link cut (nft drop on node-2's eth0), BFD 300 ms x 3: route to ${r.block} gone from node-1's kernel after ${r.routeGoneMs ?? 'never'} ms\n`,
+  );
   t.ok(r.routeGoneMs !== undefined, `route removed after ${r.routeGoneMs} ms`);
   t.ok((r.routeGoneMs ?? Infinity) < 5_000, 'by BFD, long before the 90 s hold timer (generous bound for a loaded machine; aim ≤ 1 s)');
   const st = (await lab.agentStatus('node-1'))?.peers[0];
@@ -42,12 +44,15 @@ t.test('mesh BFD: a silent underlay cut removes the peer\'s route from the kerne
   const stopped = Date.now();
   let kept = true;
   while (Date.now() - stopped < 4_000) {
-    if (!routeTo(lab.node('node-1').netns, r.block)) { kept = false; break; }
+    if (!routeTo(lab.node('node-1').netns, r.block)) {
+      kept = false;
+      break;
+    }
     await new Promise((res) => setTimeout(res, 100));
   }
   t.ok(kept, 'route kept on node-1 for 4 s after a graceful stop of node-2 (graceful restart, not a BFD failure)');
   t.match((await lab.agentStatus('node-1'))?.peers[0]?.bfd, { state: 'Down', diag: 'Neighbor Signaled Session Down' });
-  t.ok(await lab.pingUntil('p1', p2.ip, 5_000), 'pods still ping while node-2\'s agent is down');
+  t.ok(await lab.pingUntil('p1', p2.ip, 5_000), "pods still ping while node-2's agent is down");
   await lab.startAgent('node-2');
   t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers[0]?.bfd?.state === 'Up', 60_000), 'BFD Up again after the restart');
   t.ok(p1.ip);

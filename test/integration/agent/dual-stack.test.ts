@@ -12,12 +12,16 @@ import type { Lab } from '../../../src/lab/lab.js';
 
 const skip = labSkipReason() ?? false;
 
-const routes6Of = (netns: string): IpRoute[] => JSON.parse(execFileSync('ip', ['-j', '-6', '-n', netns, 'route', 'show'], { encoding: 'utf8' })) as IpRoute[];
+const routes6Of = (netns: string): IpRoute[] =>
+  JSON.parse(execFileSync('ip', ['-j', '-6', '-n', netns, 'route', 'show'], { encoding: 'utf8' })) as IpRoute[];
 const node6 = (lab: Lab, node: string): string => `fd00:31:1::${(10 + lab.node(node).ordinal).toString(16)}`;
 
 /** A node's confirmed IPv6 block, from its agent's /status. */
 async function block6Of(lab: Lab, node: string): Promise<string> {
-  const s = await until(async () => { const x = await lab.agentStatus(node); return x?.blocks.some((b) => b.state === 'confirmed' && b.cidr.includes(':')) ? x : undefined; }, 20_000);
+  const s = await until(async () => {
+    const x = await lab.agentStatus(node);
+    return x?.blocks.some((b) => b.state === 'confirmed' && b.cidr.includes(':')) ? x : undefined;
+  }, 20_000);
   const b = s?.blocks.find((x) => x.state === 'confirmed' && x.cidr.includes(':'))?.cidr;
   if (!b) throw new Error(`${node} has no confirmed IPv6 block`);
   return b;
@@ -27,10 +31,18 @@ async function checkDualStack(t: Test, lab: Lab, workers: string[]): Promise<voi
   for (const [i, n] of workers.entries()) await lab.addPod(n, `d${i + 1}`);
   for (const p of lab.pods) t.match(p.ip6, /^fd00:10:244:/, `${p.name} has an IPv6 address from the pool (${p.ip6})`);
   const v4 = await lab.pingMatrix(15_000);
-  t.same(v4.filter((m) => !m.ok), [], 'IPv4: every pod pings every other pod');
+  t.same(
+    v4.filter((m) => !m.ok),
+    [],
+    'IPv4: every pod pings every other pod',
+  );
   const pairs = lab.pods.flatMap((a) => lab.pods.filter((b) => b !== a).map((b) => ({ from: a.name, to: b.name, toIp: b.ip6! })));
   const v6 = await lab.pingMatrix(15_000, { pairs });
-  t.same(v6.filter((m) => !m.ok), [], 'IPv6: every pod pings every other pod (ping6 across nodes)');
+  t.same(
+    v6.filter((m) => !m.ok),
+    [],
+    'IPv6: every pod pings every other pod (ping6 across nodes)',
+  );
 
   for (const a of workers) {
     for (const b of workers) {
@@ -67,7 +79,11 @@ t.test('dual stack, 3 nodes, full mesh (routed)', { skip }, async (t) => {
   // the session table, apart from the per-peer prefix counts that follow it
   const [v6sessions = ''] = (v6part ?? '').split('BGP prefixes per peer');
   const rows = v6sessions.split('\n').filter((l) => /^\| fd00:31:1::/.test(l));
-  t.same(rows.map((r) => r.split('|')[1]!.trim()).sort(), [node6(lab, 'node-2'), node6(lab, 'node-3')].sort(), 'the IPv6 table lists both peers');
+  t.same(
+    rows.map((r) => r.split('|')[1]!.trim()).sort(),
+    [node6(lab, 'node-2'), node6(lab, 'node-3')].sort(),
+    'the IPv6 table lists both peers',
+  );
   for (const r of rows) t.match(r, /\| node-to-node mesh \| up +\| \d\d:\d\d:\d\d \| Established +\|$/);
 });
 

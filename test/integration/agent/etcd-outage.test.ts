@@ -12,8 +12,12 @@ import { createNetns, deleteNetns, netnsPath, runIn } from '../../../src/lab/net
 import { repoRoot, containerIdFor } from '../../../src/lab/pods.js';
 import type { Lab } from '../../../src/lab/lab.js';
 
-const etcdMissing = spawnSync('etcd', ['--version']).status !== 0 ? 'etcd is not installed (Debian package etcd-server)'
-  : spawnSync('etcdctl', ['version'], { env: { ...process.env, ETCDCTL_API: '3' } }).status !== 0 ? 'etcdctl is not installed (Debian package etcd-client)' : undefined;
+const etcdMissing =
+  spawnSync('etcd', ['--version']).status !== 0
+    ? 'etcd is not installed (Debian package etcd-server)'
+    : spawnSync('etcdctl', ['version'], { env: { ...process.env, ETCDCTL_API: '3' } }).status !== 0
+      ? 'etcdctl is not installed (Debian package etcd-client)'
+      : undefined;
 const skip = labSkipReason() ?? etcdMissing ?? false;
 const OUTAGE_MS = Number(process.env.TABBY_OUTAGE_SECONDS ?? 30) * 1000;
 const ROUTER_IP = '172.31.1.1';
@@ -27,15 +31,53 @@ function etcdIn(t: { teardown(fn: () => unknown): void }, netns: string, port: n
   let child: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
-    child = spawn('ip', ['netns', 'exec', netns, 'etcd', '--name', 'tb', '--data-dir', path.join(dir, 'data'),
-      '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `tb=${peer}`, '--initial-cluster-state', 'new', '--log-level', 'warn', '--logger', 'zap'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (b: Buffer) => { log += b.toString(); });
-    child.stderr!.on('data', (b: Buffer) => { log += b.toString(); });
-    const ok = await until(async () => {
-      const r = await runIn(netns, 'etcdctl', ['--endpoints', url, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' }, timeoutMs: 3000 });
-      return r.code === 0;
-    }, 20_000, 200);
+    child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        'etcd',
+        '--name',
+        'tb',
+        '--data-dir',
+        path.join(dir, 'data'),
+        '--listen-client-urls',
+        url,
+        '--advertise-client-urls',
+        url,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `tb=${peer}`,
+        '--initial-cluster-state',
+        'new',
+        '--log-level',
+        'warn',
+        '--logger',
+        'zap',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout!.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    const ok = await until(
+      async () => {
+        const r = await runIn(netns, 'etcdctl', ['--endpoints', url, 'endpoint', 'health'], {
+          env: { ...process.env, ETCDCTL_API: '3' },
+          timeoutMs: 3000,
+        });
+        return r.code === 0;
+      },
+      20_000,
+      200,
+    );
     if (!ok) throw new Error(`etcd did not start:\n${log.slice(-1500)}`);
   };
   const stop = async (): Promise<void> => {
@@ -46,7 +88,10 @@ function etcdIn(t: { teardown(fn: () => unknown): void }, netns: string, port: n
     await exited;
     child = undefined;
   };
-  t.teardown(async () => { await stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+  t.teardown(async () => {
+    await stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   return { url, start, stop };
 }
 
@@ -56,18 +101,33 @@ async function addEtcdPod(lab: Lab, node: string, pod: string, etcdUrl: string):
   createNetns(podNetns);
   const containerId = containerIdFor(pod);
   const conf = {
-    cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: node,
-    datastore_type: 'etcdv3', etcd_endpoints: etcdUrl, log_file_path: path.join(lab.stateDir, 'cni.log'), ipam: { type: 'tabby-ipam' },
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    type: 'tabby',
+    nodename: node,
+    datastore_type: 'etcdv3',
+    etcd_endpoints: etcdUrl,
+    log_file_path: path.join(lab.stateDir, 'cni.log'),
+    ipam: { type: 'tabby-ipam' },
   };
   const r = await runIn(lab.node(node).netns, path.join(lab.stateDir, 'cni-bin', 'tabby'), [], {
-    input: JSON.stringify(conf), timeoutMs: 60_000,
+    input: JSON.stringify(conf),
+    timeoutMs: 60_000,
     env: {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: netnsPath(podNetns),
-      CNI_IFNAME: 'eth0', CNI_PATH: path.join(lab.stateDir, 'cni-bin'), CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}`,
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: netnsPath(podNetns),
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: path.join(lab.stateDir, 'cni-bin'),
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}`,
     },
   });
-  if (r.code !== 0) { deleteNetns(podNetns); throw new Error(`CNI ADD failed: ${r.stdout} ${r.stderr}`); }
-  const ip = ((JSON.parse(r.stdout) as { ips: { address: string }[] }).ips[0]!.address).split('/')[0]!;
+  if (r.code !== 0) {
+    deleteNetns(podNetns);
+    throw new Error(`CNI ADD failed: ${r.stdout} ${r.stderr}`);
+  }
+  const ip = (JSON.parse(r.stdout) as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
   return { ip, netns: podNetns };
 }
 
@@ -91,7 +151,10 @@ t.test(`etcd down for ${OUTAGE_MS / 1000} s: kernel untouched, no ping lost, rea
   t.ok((await lab.waitForBgp(40_000)).ok, 'mesh Established over the etcd datastore');
   const p1 = await addEtcdPod(lab, 'node-1', 'e1', etcd.url);
   const p2 = await addEtcdPod(lab, 'node-2', 'e2', etcd.url);
-  t.teardown(() => { deleteNetns(p1.netns); deleteNetns(p2.netns); });
+  t.teardown(() => {
+    deleteNetns(p1.netns);
+    deleteNetns(p2.netns);
+  });
   const reach = await until(async () => (await runIn(p1.netns, 'ping', ['-c', '1', '-W', '1', p2.ip])).code === 0, 20_000);
   t.ok(reach, 'pods reach each other before the outage');
   const ready = await until(async () => (await lab.agentStatus('node-1'))?.readiness.ready, 20_000, 250);
@@ -111,7 +174,11 @@ t.test(`etcd down for ${OUTAGE_MS / 1000} s: kernel untouched, no ping lost, rea
   const st = await lab.agentStatus('node-1');
   t.equal(st?.readiness.ready, false, 'not ready while the datastore is down');
   t.match(st?.readiness.reasons.join('; '), /datastore down/);
-  t.equal(st?.peers.every((p) => p.state === 'Established'), true, 'BGP sessions stay up');
+  t.equal(
+    st?.peers.every((p) => p.state === 'Established'),
+    true,
+    'BGP sessions stay up',
+  );
   await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE_MS - (Date.now() - t0))));
   await etcd.start();
   const w = await writePeer(lab, etcd.url, 'tor-after-outage', '172.31.1.250');
@@ -127,6 +194,15 @@ t.test(`etcd down for ${OUTAGE_MS / 1000} s: kernel untouched, no ping lost, rea
     t.ok(r.sent >= OUTAGE_MS / 100, `ping ${i}: ${r.sent} sent`);
     t.equal(r.sent - r.received, 0, `ping ${i}: zero loss (${r.text.trim()})`);
   }
-  for (const [i, m] of mons.entries()) t.same(m.deleted((l) => / proto 81/.test(l)), [], `node-${i + 1}: no tabby route deleted`);
-  t.same(['node-1', 'node-2'].map((n) => JSON.stringify(routesOf(lab.node(n).netns))), before, 'kernel routes unchanged');
+  for (const [i, m] of mons.entries())
+    t.same(
+      m.deleted((l) => / proto 81/.test(l)),
+      [],
+      `node-${i + 1}: no tabby route deleted`,
+    );
+  t.same(
+    ['node-1', 'node-2'].map((n) => JSON.stringify(routesOf(lab.node(n).netns))),
+    before,
+    'kernel routes unchanged',
+  );
 });

@@ -18,7 +18,9 @@ export function labSkipReason(): string | undefined {
   return undefined;
 }
 
-export interface Teardown { teardown(fn: () => unknown): void }
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
 
 /** A fresh lab named tb<run>ag<tag>-…, destroyed in teardown (also on failure). */
 export async function agentLab(t: Teardown, tag: string, opts: LabOptions = {}): Promise<Lab> {
@@ -29,10 +31,22 @@ export async function agentLab(t: Teardown, tag: string, opts: LabOptions = {}):
     if (process.env.TABBY_KEEP_LAB) return;
     await destroyLab({ prefix, stateDir });
   });
-  return createLab({ prefix, stateDir, ...opts, agentEnv: { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL ?? 'info', ...(opts.agentEnv ?? {}) } });
+  return createLab({
+    prefix,
+    stateDir,
+    ...opts,
+    agentEnv: { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL ?? 'info', ...(opts.agentEnv ?? {}) },
+  });
 }
 
-export interface IpRoute { dst: string; gateway?: string; dev?: string; protocol?: string; type?: string; flags?: string[] }
+export interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  type?: string;
+  flags?: string[];
+}
 
 export function routesOf(netns: string): IpRoute[] {
   return JSON.parse(execFileSync('ip', ['-j', '-n', netns, 'route', 'show'], { encoding: 'utf8' })) as IpRoute[];
@@ -47,7 +61,9 @@ export async function until<T>(fn: () => T | Promise<T>, timeoutMs: number, step
     try {
       const v = await fn();
       if (v) return v;
-    } catch { /* retry */ }
+    } catch {
+      /* retry */
+    }
     if (Date.now() > end) return undefined;
     await new Promise((r) => setTimeout(r, stepMs));
   }
@@ -59,7 +75,10 @@ export async function statusOf(lab: Lab, node: string): Promise<AgentStatusJson 
 
 /** Own confirmed block of a node (its first), from its agent's /status. */
 export async function blockOf(lab: Lab, node: string): Promise<string> {
-  const s = await until(async () => { const x = await lab.agentStatus(node); return x?.blocks.find((b) => b.state === 'confirmed') ? x : undefined; }, 20_000);
+  const s = await until(async () => {
+    const x = await lab.agentStatus(node);
+    return x?.blocks.find((b) => b.state === 'confirmed') ? x : undefined;
+  }, 20_000);
   const b = s?.blocks.find((x) => x.state === 'confirmed')?.cidr;
   if (!b) throw new Error(`${node} has no confirmed block`);
   return b;
@@ -74,9 +93,30 @@ export class ContinuousPing {
   readonly done: Promise<{ sent: number; received: number; text: string }>;
   constructor(netns: string, target: string, opts: { intervalMs?: number; durationSec: number }) {
     const i = String((opts.intervalMs ?? 100) / 1000);
-    this.proc = spawn('ip', ['netns', 'exec', netns.replace(/^\/var\/run\/netns\//, ''), 'ping', '-n', '-i', i, '-w', String(opts.durationSec), '-W', '1', target], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout!.on('data', (d: Buffer) => { this.out += d.toString(); });
-    this.proc.stderr!.on('data', (d: Buffer) => { this.out += d.toString(); });
+    this.proc = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns.replace(/^\/var\/run\/netns\//, ''),
+        'ping',
+        '-n',
+        '-i',
+        i,
+        '-w',
+        String(opts.durationSec),
+        '-W',
+        '1',
+        target,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      this.out += d.toString();
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      this.out += d.toString();
+    });
     this.done = new Promise((resolve) => {
       this.proc.on('exit', () => {
         const m = /(\d+) packets transmitted, (\d+) received/.exec(this.out);
@@ -84,7 +124,9 @@ export class ContinuousPing {
       });
     });
   }
-  stop(): void { this.proc.kill('SIGINT'); }
+  stop(): void {
+    this.proc.kill('SIGINT');
+  }
 }
 
 /** `ip monitor route` in a namespace: collects every line (Deleted … lines are route removals). */
@@ -101,8 +143,12 @@ export class RouteMonitor {
       this.lines.push(...parts.filter(Boolean));
     });
   }
-  deleted(filter: (line: string) => boolean = () => true): string[] { return this.lines.filter((l) => l.startsWith('Deleted') && filter(l)); }
-  stop(): void { this.proc.kill(); }
+  deleted(filter: (line: string) => boolean = () => true): string[] {
+    return this.lines.filter((l) => l.startsWith('Deleted') && filter(l));
+  }
+  stop(): void {
+    this.proc.kill();
+  }
 }
 
 export function tabbyctl(lab: Lab, node: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -21,8 +21,16 @@ export async function enableMeshBfd(lab: Lab): Promise<void> {
     const store = new ResourceStore(ds);
     const cur = await store.get('BGPConfiguration', 'default');
     if (cur) await store.update({ ...cur, spec: { ...cur.spec, nodeMeshBFD: {} } } as never);
-    else await store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeMeshBFD: {} } } as never);
-  } finally { await ds.close(); }
+    else
+      await store.create({
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'BGPConfiguration',
+        metadata: { name: 'default' },
+        spec: { nodeMeshBFD: {} },
+      } as never);
+  } finally {
+    await ds.close();
+  }
 }
 
 const nsName = (netns: string): string => netns.replace(/^\/var\/run\/netns\//, '');
@@ -34,7 +42,8 @@ export async function measureCut(lab: Lab, opts: { deadlineMs: number }): Promis
   const n2 = nsName(lab.node('node-2').netns);
   if (!(await until(() => routeTo(n1, block), 30_000))) throw new Error(`node-1 has no route to ${block} before the cut`);
   execFileSync('ip', ['netns', 'exec', n2, 'nft', '-f', '-'], {
-    input: 'table inet tabbylinkcut {\n chain input { type filter hook input priority -300; iifname "eth0" drop; }\n chain output { type filter hook output priority -300; oifname "eth0" drop; }\n}\n',
+    input:
+      'table inet tabbylinkcut {\n chain input { type filter hook input priority -300; iifname "eth0" drop; }\n chain output { type filter hook output priority -300; oifname "eth0" drop; }\n}\n',
   });
   const t0 = Date.now();
   try {

@@ -17,7 +17,11 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
   for (const [i, n] of names.entries()) await lab.addPod(n, `p${i + 1}`);
 
   const matrix = await lab.pingMatrix(15_000);
-  t.same(matrix.filter((m) => !m.ok), [], 'every pod pings every other pod');
+  t.same(
+    matrix.filter((m) => !m.ok),
+    [],
+    'every pod pings every other pod',
+  );
 
   const blocks = new Map<string, string>();
   for (const n of names) blocks.set(n, await blockOf(lab, n));
@@ -25,7 +29,12 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     for (const b of names) {
       const r = await until(() => routeTo(lab.node(a).netns, blocks.get(b)!), 10_000);
       if (a === b) t.equal(r?.type, 'blackhole', `${a}: blackhole for its own block ${blocks.get(a)}`);
-      else t.match(r, { gateway: nodeIp(lab, b), dev: 'eth0', protocol: '81' }, `${a}: ${blocks.get(b)} via ${nodeIp(lab, b)} dev eth0 proto 81`);
+      else
+        t.match(
+          r,
+          { gateway: nodeIp(lab, b), dev: 'eth0', protocol: '81' },
+          `${a}: ${blocks.get(b)} via ${nodeIp(lab, b)} dev eth0 proto 81`,
+        );
     }
   }
 
@@ -40,11 +49,27 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
   const countRows = counts.split('\n').filter((l) => /^\| 172\./.test(l));
   t.equal(countRows.length, 2, 'per-peer prefix counts for both peers');
   for (const r of countRows) t.match(r, /\| 1 +\| 1 +\| 1 +\|$/, 'each mesh peer: 1 received, 1 accepted, 1 advertised (its own block)');
-  const probe = (url: string) => lab.exec('node-1', process.execPath, ['-e',
-    `require('http').get(${JSON.stringify(url)}, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => console.log(r.statusCode, b)); })`]);
-  t.match((await until(async () => { const r = await probe('http://127.0.0.1:9099/readiness'); return r.stdout.startsWith('200') ? r : undefined; }, 15_000))?.stdout, /^200 \{"ready":true/, '/readiness: 200 on TABBY_HEALTH_ADDR');
+  const probe = (url: string) =>
+    lab.exec('node-1', process.execPath, [
+      '-e',
+      `require('http').get(${JSON.stringify(url)}, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => console.log(r.statusCode, b)); })`,
+    ]);
+  t.match(
+    (
+      await until(async () => {
+        const r = await probe('http://127.0.0.1:9099/readiness');
+        return r.stdout.startsWith('200') ? r : undefined;
+      }, 15_000)
+    )?.stdout,
+    /^200 \{"ready":true/,
+    '/readiness: 200 on TABBY_HEALTH_ADDR',
+  );
   t.match((await probe('http://127.0.0.1:9099/liveness')).stdout, /^200 /, '/liveness: 200');
-  t.match((await probe('http://127.0.0.1:9091/metrics')).stdout, /tabby_bgp_session_established\{peer="172\.31\.1\.12",type="node-to-node mesh"\} 1/, '/metrics: session states');
+  t.match(
+    (await probe('http://127.0.0.1:9091/metrics')).stdout,
+    /tabby_bgp_session_established\{peer="172\.31\.1\.12",type="node-to-node mesh"\} 1/,
+    '/metrics: session states',
+  );
 
   const pids = names.map((n) => lab.node(n).agent?.pid);
 
@@ -57,14 +82,21 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     }
     const b4 = await blockOf(lab, 'node-4');
     for (const n of names) t.match(routeTo(lab.node(n).netns, b4), { gateway: nodeIp(lab, 'node-4') }, `${n} routes ${b4} via node-4`);
-    t.same(names.map((n) => lab.node(n).agent?.pid), pids, 'no agent restarted');
+    t.same(
+      names.map((n) => lab.node(n).agent?.pid),
+      pids,
+      'no agent restarted',
+    );
 
     const ip4 = nodeIp(lab, 'node-4');
     await lab.removeNode('node-4');
     for (const n of names) {
       const gone = await until(() => routeTo(lab.node(n).netns, b4) === undefined, 20_000);
       t.ok(gone, `${n}: route to ${b4} withdrawn`);
-      const s = await until(async () => { const x = await lab.agentStatus(n); return x && !x.peers.some((p) => p.address === ip4) ? x : undefined; }, 10_000);
+      const s = await until(async () => {
+        const x = await lab.agentStatus(n);
+        return x && !x.peers.some((p) => p.address === ip4) ? x : undefined;
+      }, 10_000);
       t.ok(s, `${n}: session to the removed node ${ip4} gone`);
     }
   });
@@ -72,7 +104,10 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
   t.test('kill -9 + restart of one agent: no ping lost, no kernel route deleted', async (t) => {
     const mon2 = new RouteMonitor(lab.node('node-2').netns);
     const mon1 = new RouteMonitor(lab.node('node-1').netns);
-    t.teardown(() => { mon1.stop(); mon2.stop(); });
+    t.teardown(() => {
+      mon1.stop();
+      mon2.stop();
+    });
     const before2 = JSON.stringify(routesOfSorted(lab.node('node-2').netns));
     const pings = [
       new ContinuousPing(lab.pod('p1').netns, lab.pod('p2').ip, { durationSec: 14 }),
@@ -92,15 +127,26 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
       t.ok(r.sent >= 100, `ping ${i}: ${r.sent} sent`);
       t.equal(r.sent - r.received, 0, `ping ${i}: zero loss (${r.text.trim()})`);
     }
-    t.same(mon2.deleted((l) => / proto 81/.test(l)), [], 'node-2 deleted none of its kernel routes');
-    t.same(mon1.deleted((l) => / proto 81/.test(l)), [], 'node-1 withdrew nothing of node-2');
+    t.same(
+      mon2.deleted((l) => / proto 81/.test(l)),
+      [],
+      'node-2 deleted none of its kernel routes',
+    );
+    t.same(
+      mon1.deleted((l) => / proto 81/.test(l)),
+      [],
+      'node-1 withdrew nothing of node-2',
+    );
     t.equal(JSON.stringify(routesOfSorted(lab.node('node-2').netns)), before2, 'node-2 routes identical after the restart');
   });
 
   t.test('SIGTERM + restart (graceful stop): no ping lost, no kernel route deleted', async (t) => {
     const mon3 = new RouteMonitor(lab.node('node-3').netns);
     const mon1 = new RouteMonitor(lab.node('node-1').netns);
-    t.teardown(() => { mon1.stop(); mon3.stop(); });
+    t.teardown(() => {
+      mon1.stop();
+      mon3.stop();
+    });
     const pings = [
       new ContinuousPing(lab.pod('p1').netns, lab.pod('p3').ip, { durationSec: 10 }),
       new ContinuousPing(lab.pod('p3').netns, lab.pod('p1').ip, { durationSec: 10 }),
@@ -113,16 +159,32 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     for (const [i, r] of (await Promise.all(pings.map((p) => p.done))).entries()) {
       t.equal(r.sent - r.received, 0, `ping ${i}: zero loss of ${r.sent} (${r.text.trim().split('\n')[1] ?? ''})`);
     }
-    t.same(mon3.deleted((l) => / proto 81/.test(l)), [], 'node-3 deleted none of its kernel routes');
-    t.same(mon1.deleted((l) => / proto 81/.test(l)), [], 'node-1 withdrew nothing of node-3');
+    t.same(
+      mon3.deleted((l) => / proto 81/.test(l)),
+      [],
+      'node-3 deleted none of its kernel routes',
+    );
+    t.same(
+      mon1.deleted((l) => / proto 81/.test(l)),
+      [],
+      'node-1 withdrew nothing of node-3',
+    );
   });
 
   t.test('a global BGPPeer nobody answers: node status says start + the reason, readiness 503; deleting it heals', async (t) => {
     const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
     t.teardown(() => ds.close());
     const rs = new ResourceStore(ds);
-    await rs.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'nobody' }, spec: { peerIP: '172.31.1.250', asNumber: 65010 } } as never);
-    const row = await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.split('\n').find((l) => l.startsWith('| 172.31.1.250 ')), 15_000);
+    await rs.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'nobody' },
+      spec: { peerIP: '172.31.1.250', asNumber: 65010 },
+    } as never);
+    const row = await until(
+      async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.split('\n').find((l) => l.startsWith('| 172.31.1.250 ')),
+      15_000,
+    );
     t.match(row, /^\| 172\.31\.1\.250 +\| global +\| start +\| \d\d:\d\d:\d\d \| \S.*\|$/, `row: ${row}`);
     t.notMatch(row, /Established/);
     const s = await lab.agentStatus('node-1');
@@ -134,5 +196,8 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
 });
 
 function routesOfSorted(netns: string): string[] {
-  return routesOf(netns).filter((r) => r.protocol === '81').map((r) => `${r.type ?? ''} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`).sort();
+  return routesOf(netns)
+    .filter((r) => r.protocol === '81')
+    .map((r) => `${r.type ?? ''} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`)
+    .sort();
 }

@@ -12,7 +12,11 @@ t.test('two route reflectors, mesh off', { skip }, async (t) => {
   const lab = await agentLab(t, 'r', { nodes: 3, mode: 'routed', routeReflectors: 2 });
   t.ok((await lab.waitForBgp(40_000)).ok, 'every node Established with both RRs, RRs with everyone');
   for (const i of [1, 2, 3]) await lab.addPod(`node-${i}`, `r${i}`);
-  t.same((await lab.pingMatrix(15_000)).filter((m) => !m.ok), [], 'every pod pings every other pod');
+  t.same(
+    (await lab.pingMatrix(15_000)).filter((m) => !m.ok),
+    [],
+    'every pod pings every other pod',
+  );
   const rrIps = ['rr-1', 'rr-2'].map((n) => nodeIp(lab, n));
   for (const n of ['node-1', 'node-2', 'node-3']) {
     const s = await lab.agentStatus(n);
@@ -29,18 +33,25 @@ t.test('two route reflectors, mesh off', { skip }, async (t) => {
   t.equal(st.stdout.split('\n').filter((l) => /\| node specific \| up /.test(l)).length, 4, 'rr-1 node status: 4 peers up');
 });
 
-t.test('IPIP pool on a kernel without ipip: reported clearly, never half-programmed', { skip: skip || (kernelHasIpipSync() ? 'this kernel has ipip (the IPIP end-to-end test covers it)' : false) }, async (t) => {
-  const lab = await agentLab(t, 'n', { nodes: 2, mode: 'ipip' });
-  t.ok((await lab.waitForBgp(40_000)).ok, 'BGP still comes up');
-  const st = await until(async () => { const s = await lab.agentStatus('node-1'); return s?.problems.length ? s : undefined; }, 20_000);
-  t.match(st?.problems[0], /^kernel has no ipip support: use vxlanMode or ipipMode Never/);
-  t.equal(st?.readiness.ready, false, 'not ready');
-  t.match(st?.readiness.reasons.join('\n'), /kernel has no ipip support/);
-  const out = await tabbyctl(lab, 'node-1', 'node', 'status');
-  t.match(out.stdout, /^tabby-node process is running\.\n\nWARNING: kernel has no ipip support: use vxlanMode or ipipMode Never/);
-  const links = execFileSync('ip', ['-n', lab.node('node-1').netns, '-o', 'link'], { encoding: 'utf8' });
-  t.notMatch(links, /tunl0/, 'no tunl0');
-  const b2 = await blockOf(lab, 'node-2');
-  t.equal(routeTo(lab.node('node-1').netns, b2), undefined, `no route for ${b2} at all (not via tunl0, not plain)`);
-  t.equal(routeTo(lab.node('node-1').netns, await blockOf(lab, 'node-1'))?.type, 'blackhole', 'own block still blackholed');
-});
+t.test(
+  'IPIP pool on a kernel without ipip: reported clearly, never half-programmed',
+  { skip: skip || (kernelHasIpipSync() ? 'this kernel has ipip (the IPIP end-to-end test covers it)' : false) },
+  async (t) => {
+    const lab = await agentLab(t, 'n', { nodes: 2, mode: 'ipip' });
+    t.ok((await lab.waitForBgp(40_000)).ok, 'BGP still comes up');
+    const st = await until(async () => {
+      const s = await lab.agentStatus('node-1');
+      return s?.problems.length ? s : undefined;
+    }, 20_000);
+    t.match(st?.problems[0], /^kernel has no ipip support: use vxlanMode or ipipMode Never/);
+    t.equal(st?.readiness.ready, false, 'not ready');
+    t.match(st?.readiness.reasons.join('\n'), /kernel has no ipip support/);
+    const out = await tabbyctl(lab, 'node-1', 'node', 'status');
+    t.match(out.stdout, /^tabby-node process is running\.\n\nWARNING: kernel has no ipip support: use vxlanMode or ipipMode Never/);
+    const links = execFileSync('ip', ['-n', lab.node('node-1').netns, '-o', 'link'], { encoding: 'utf8' });
+    t.notMatch(links, /tunl0/, 'no tunl0');
+    const b2 = await blockOf(lab, 'node-2');
+    t.equal(routeTo(lab.node('node-1').netns, b2), undefined, `no route for ${b2} at all (not via tunl0, not plain)`);
+    t.equal(routeTo(lab.node('node-1').netns, await blockOf(lab, 'node-1'))?.type, 'blackhole', 'own block still blackholed');
+  },
+);

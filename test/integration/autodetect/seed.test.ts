@@ -48,7 +48,11 @@ function build(): void {
 
 function destroy(): void {
   for (const n of [A, B]) {
-    try { ip('netns', 'del', n); } catch { /* not there */ }
+    try {
+      ip('netns', 'del', n);
+    } catch {
+      /* not there */
+    }
   }
 }
 
@@ -57,8 +61,12 @@ t.test('seed 002: two nodes, two crossed links, five settings', { skip: isRoot ?
   t.teardown(destroy);
   build();
 
-  const index = (n: string, dev: string): number => (JSON.parse(ip('-n', n, '-j', 'link', 'show', dev)) as { ifindex: number }[])[0]!.ifindex;
-  t.ok(index(A, 'ens32') < index(A, 'ens33') && index(A, 'ens33') < index(A, 'docker0'), 'precondition: ifindex ens32 < ens33 < docker0 in vms71');
+  const index = (n: string, dev: string): number =>
+    (JSON.parse(ip('-n', n, '-j', 'link', 'show', dev)) as { ifindex: number }[])[0]!.ifindex;
+  t.ok(
+    index(A, 'ens32') < index(A, 'ens33') && index(A, 'ens33') < index(A, 'docker0'),
+    'precondition: ifindex ens32 < ens33 < docker0 in vms71',
+  );
 
   const pick = async (node: string, method: string, family: 4 | 6 = 4): Promise<string> => {
     const r = await detectAddress(parseAutodetectionMethod(method, family), family, { netnsPath: nsPath(node) });
@@ -83,18 +91,30 @@ t.test('seed 002: two nodes, two crossed links, five settings', { skip: isRoot ?
   t.equal(await pick(A, 'interface=docker'), 'docker0 172.17.0.1/16', 'interface= applies no default exclusions');
   t.equal(await pick(A, 'cidr=2001:db8:26::/48', 6), 'ens32 2001:db8:26::71/64', 'IPv6 cidr=');
   t.equal(await pick(B, 'can-reach=2001:db8:30::1', 6), 'eth0 2001:db8:30::72/64', 'IPv6 can-reach');
-  t.match(await pick(A, 'can-reach=10.99.0.1'), /^FAIL can-reach=10.99.0.1: the kernel gave no IPv4 source address/, 'no route: a clear reason');
+  t.match(
+    await pick(A, 'can-reach=10.99.0.1'),
+    /^FAIL can-reach=10.99.0.1: the kernel gave no IPv4 source address/,
+    'no route: a clear reason',
+  );
 
   t.equal(await reachSource('192.168.26.1', 4, nsPath(B)), '192.168.26.72', 'UDP connect inside the node netns');
 
   // The whole decision, as the agent calls it: IP=autodetect, the seed's cidr= setting, and a conflict.
   const cfg = autodetectConfigFromEnv({ IP: 'autodetect', IP_AUTODETECTION_METHOD: 'cidr=192.168.26.0/24' });
   const r = await resolveNodeAddresses(cfg, { nodeName: 'vms72', netnsPath: nsPath(B) });
-  t.same([r.ipv4.source, r.ipv4.choice?.address, r.ipv4.choice?.interface, r.ipv6.source], ['detected', '192.168.26.72/24', 'eth1', 'none']);
-  await t.rejects(resolveNodeAddresses(cfg, {
-    nodeName: 'vms72', netnsPath: nsPath(B),
-    otherNodes: [{ metadata: { name: 'vms71' }, spec: { bgp: { ipv4Address: '192.168.26.72/24' } } }],
-  }), AddressConflictError, 'another Node holding the address: refuse, naming it');
+  t.same(
+    [r.ipv4.source, r.ipv4.choice?.address, r.ipv4.choice?.interface, r.ipv6.source],
+    ['detected', '192.168.26.72/24', 'eth1', 'none'],
+  );
+  await t.rejects(
+    resolveNodeAddresses(cfg, {
+      nodeName: 'vms72',
+      netnsPath: nsPath(B),
+      otherNodes: [{ metadata: { name: 'vms71' }, spec: { bgp: { ipv4Address: '192.168.26.72/24' } } }],
+    }),
+    AddressConflictError,
+    'another Node holding the address: refuse, naming it',
+  );
 });
 
 // With tabby-node on both nodes (plain routing: this kernel may lack ipip, and the next hop is what
@@ -102,63 +122,86 @@ t.test('seed 002: two nodes, two crossed links, five settings', { skip: isRoot ?
 // other node picked, out of the interface on that subnet — the seed's `via 192.168.30.72` /
 // `via 192.168.26.72`.
 const agentMain = `${repoRoot()}/dist/src/agent/main.js`;
-t.test('seed 002: routes between the nodes use the chosen subnet\'s next hop', {
-  timeout: 150_000,
-  skip: !isRoot ? 'needs root (network namespaces)' : !fs.existsSync(agentMain) ? 'needs tabby-node (dist/src/agent/main.js)' : false,
-}, async (t) => {
-  destroy();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}ad-`));
-  const procs: { pid: number; st: string }[] = [];
-  const stopAll = async (): Promise<void> => {
-    await Promise.all(procs.splice(0).map((p) => stopProcess(p.pid, p.st, 5000)));
-  };
-  t.teardown(async () => { await stopAll(); destroy(); fs.rmSync(tmp, { recursive: true, force: true }); });
-  build();
+t.test(
+  "seed 002: routes between the nodes use the chosen subnet's next hop",
+  {
+    timeout: 150_000,
+    skip: !isRoot ? 'needs root (network namespaces)' : !fs.existsSync(agentMain) ? 'needs tabby-node (dist/src/agent/main.js)' : false,
+  },
+  async (t) => {
+    destroy();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}ad-`));
+    const procs: { pid: number; st: string }[] = [];
+    const stopAll = async (): Promise<void> => {
+      await Promise.all(procs.splice(0).map((p) => stopProcess(p.pid, p.st, 5000)));
+    };
+    t.teardown(async () => {
+      await stopAll();
+      destroy();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+    build();
 
-  type Route = { dst: string; gateway?: string; dev?: string; protocol?: string };
-  const blockRoute = (node: string): Route | undefined =>
-    (JSON.parse(ip('-n', node, '-j', 'route', 'show')) as Route[]).find((r) => r.dst.startsWith('10.244.') && r.gateway !== undefined);
+    type Route = { dst: string; gateway?: string; dev?: string; protocol?: string };
+    const blockRoute = (node: string): Route | undefined =>
+      (JSON.parse(ip('-n', node, '-j', 'route', 'show')) as Route[]).find((r) => r.dst.startsWith('10.244.') && r.gateway !== undefined);
 
-  const cases: [string, string, string, string, string][] = [
-    // method, A's route to B's block (via, dev), B's route to A's block (via, dev)
-    ['interface=ens33,eth0', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
-    ['interface=ens32,eth1', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
-    ['skip-interface=eth1,ens32', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
-    ['can-reach=192.168.30.1', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
-    ['cidr=192.168.26.0/24', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
-  ];
-  let n = 0;
-  for (const [method, viaA, devA, viaB, devB] of cases) {
-    const dsDir = path.join(tmp, `ds${n++}`); // a fresh cluster per setting: no stored Node address
-    for (const [ns, name] of [[A, 'vms71'], [B, 'vms72']] as const) {
-      const env = {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', NODENAME: name, IP_AUTODETECTION_METHOD: method,
-        DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dsDir, TABBY_STATE_DIR: path.join(dsDir, name),
-        TABBY_HEALTH_ADDR: '127.0.0.1:9099', TABBY_METRICS_ADDR: 'none', TABBY_LOG_LEVEL: 'warn',
-        CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', CALICO_IPV4POOL_VXLAN: 'Never',
-        CALICO_IPV4POOL_NAT_OUTGOING: 'false',
-      };
-      const log = fs.openSync(path.join(tmp, `${name}-${n}.log`), 'a');
-      const child = spawnIn(ns, process.execPath, [agentMain], { env, stdio: ['ignore', log, log] });
-      fs.closeSync(log);
-      procs.push({ pid: child.pid!, st: processStartTime(child.pid!) ?? '' });
-    }
-    const deadline = Date.now() + 30_000;
-    let ra: Route | undefined;
-    let rb: Route | undefined;
-    while (Date.now() < deadline) {
-      ra = blockRoute(A);
-      rb = blockRoute(B);
-      if (ra && rb) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    t.same([ra?.gateway, ra?.dev], [viaA, devA], `${method}: vms71 routes vms72's block via ${viaA} dev ${devA}`);
-    t.same([rb?.gateway, rb?.dev], [viaB, devB], `${method}: vms72 routes vms71's block via ${viaB} dev ${devB}`);
-    await stopAll();
-    for (const ns of [A, B]) {
-      for (const r of JSON.parse(ip('-n', ns, '-j', 'route', 'show', 'proto', '81')) as Route[]) {
-        try { ip('-n', ns, 'route', 'del', r.dst); } catch { /* already gone */ }
+    const cases: [string, string, string, string, string][] = [
+      // method, A's route to B's block (via, dev), B's route to A's block (via, dev)
+      ['interface=ens33,eth0', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+      ['interface=ens32,eth1', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
+      ['skip-interface=eth1,ens32', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+      ['can-reach=192.168.30.1', '192.168.30.72', 'ens33', '192.168.30.71', 'eth0'],
+      ['cidr=192.168.26.0/24', '192.168.26.72', 'ens32', '192.168.26.71', 'eth1'],
+    ];
+    let n = 0;
+    for (const [method, viaA, devA, viaB, devB] of cases) {
+      const dsDir = path.join(tmp, `ds${n++}`); // a fresh cluster per setting: no stored Node address
+      for (const [ns, name] of [
+        [A, 'vms71'],
+        [B, 'vms72'],
+      ] as const) {
+        const env = {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          NODENAME: name,
+          IP_AUTODETECTION_METHOD: method,
+          DATASTORE_TYPE: 'file',
+          TABBY_DATASTORE_DIR: dsDir,
+          TABBY_STATE_DIR: path.join(dsDir, name),
+          TABBY_HEALTH_ADDR: '127.0.0.1:9099',
+          TABBY_METRICS_ADDR: 'none',
+          TABBY_LOG_LEVEL: 'warn',
+          CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+          CALICO_IPV4POOL_IPIP: 'Never',
+          CALICO_IPV4POOL_VXLAN: 'Never',
+          CALICO_IPV4POOL_NAT_OUTGOING: 'false',
+        };
+        const log = fs.openSync(path.join(tmp, `${name}-${n}.log`), 'a');
+        const child = spawnIn(ns, process.execPath, [agentMain], { env, stdio: ['ignore', log, log] });
+        fs.closeSync(log);
+        procs.push({ pid: child.pid!, st: processStartTime(child.pid!) ?? '' });
+      }
+      const deadline = Date.now() + 30_000;
+      let ra: Route | undefined;
+      let rb: Route | undefined;
+      while (Date.now() < deadline) {
+        ra = blockRoute(A);
+        rb = blockRoute(B);
+        if (ra && rb) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      t.same([ra?.gateway, ra?.dev], [viaA, devA], `${method}: vms71 routes vms72's block via ${viaA} dev ${devA}`);
+      t.same([rb?.gateway, rb?.dev], [viaB, devB], `${method}: vms72 routes vms71's block via ${viaB} dev ${devB}`);
+      await stopAll();
+      for (const ns of [A, B]) {
+        for (const r of JSON.parse(ip('-n', ns, '-j', 'route', 'show', 'proto', '81')) as Route[]) {
+          try {
+            ip('-n', ns, 'route', 'del', r.dst);
+          } catch {
+            /* already gone */
+          }
+        }
       }
     }
-  }
-});
+  },
+);

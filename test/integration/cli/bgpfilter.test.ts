@@ -13,15 +13,27 @@ import { parse as parseYaml } from 'yaml';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}bgpf`;
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function tabbyctl(dsDir: string, args: string[], input = ''): Promise<Result> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TABBY_CONFIG: '/dev/null' };
-    const c = spawn(process.execPath, [CLI, ...args, '--datastore-type', 'file', '--datastore-dir', dsDir], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    c.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    c.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const c = spawn(process.execPath, [CLI, ...args, '--datastore-type', 'file', '--datastore-dir', dsDir], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '',
+      stderr = '';
+    c.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+    });
+    c.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
     c.once('error', reject);
     c.once('exit', (code) => resolve({ code, stdout, stderr }));
     c.stdin.end(input);
@@ -120,7 +132,14 @@ t.test('BGPFilter, BGPPeer.filters and BGPConfiguration communities round-trip t
   const table = await tabbyctl(ds, ['get', 'bgpfilters']);
   t.match(table.stdout, /^NAME\s+IMPORTV4\s+EXPORTV4\s+IMPORTV6\s+EXPORTV6\ntor-policy\s+2\s+2\s+1\s+0\n$/);
 
-  const bad = await tabbyctl(ds, ['apply', '-f', '-'], YAML.split('---')[0]!.replace('action: Reject\n      matchOperator: NotIn', 'action: Reject\n      operations: [{setPriority: {value: 1}}]\n      matchOperator: NotIn'));
+  const bad = await tabbyctl(
+    ds,
+    ['apply', '-f', '-'],
+    YAML.split('---')[0]!.replace(
+      'action: Reject\n      matchOperator: NotIn',
+      'action: Reject\n      operations: [{setPriority: {value: 1}}]\n      matchOperator: NotIn',
+    ),
+  );
   t.equal(bad.code, 1);
   t.match(bad.stderr, /BGPFilter "tor-policy": spec\.importV6\[0\]\.operations may only be used with action Accept/);
   t.match(bad.stderr, /nothing was changed/);

@@ -18,10 +18,22 @@ export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export interface PluginRun { code: number; stdout: string; stderr: string; json: Record<string, unknown> & { code?: number; msg?: string; ips?: { address: string }[] }; ms: number }
+export interface PluginRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: Record<string, unknown> & { code?: number; msg?: string; ips?: { address: string }[] };
+  ms: number;
+}
 
 /** Run an executable with CNI_* env and stdin, inside netns `ns` (ip netns exec), like a runtime does. */
-export function runPlugin(ns: string, exe: string, env: Record<string, string>, stdin: string, opts: { node?: boolean } = {}): Promise<PluginRun> {
+export function runPlugin(
+  ns: string,
+  exe: string,
+  env: Record<string, string>,
+  stdin: string,
+  opts: { node?: boolean } = {},
+): Promise<PluginRun> {
   const argv = opts.node === false ? [exe] : [process.execPath, exe];
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
@@ -31,12 +43,20 @@ export function runPlugin(ns: string, exe: string, env: Record<string, string>, 
     });
     let stdout = '';
     let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    c.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     c.on('error', reject);
     c.on('close', (code) => {
       let json = {};
-      try { json = stdout.trim() ? JSON.parse(stdout) as object : {}; } catch { json = { unparsable: stdout }; }
+      try {
+        json = stdout.trim() ? (JSON.parse(stdout) as object) : {};
+      } catch {
+        json = { unparsable: stdout };
+      }
       resolve({ code: code ?? -1, stdout, stderr, json, ms: performance.now() - t0 });
     });
     c.stdin.end(stdin);
@@ -61,14 +81,28 @@ export interface NodeEnv {
 
 /** A node namespace with an uplink (default route, so proxy ARP answers the pods' 169.254.1.1), a file
  *  datastore in a temp dir (tmpfs unless `baseDir` says otherwise) with the given pools, and helpers for pod namespaces. Names start with `tag`. */
-export async function makeNode(tag: string, pools: { name: string; cidr: string; blockSize?: number }[], opts: { baseDir?: string } = {}): Promise<NodeEnv> {
+export async function makeNode(
+  tag: string,
+  pools: { name: string; cidr: string; blockSize?: number }[],
+  opts: { baseDir?: string } = {},
+): Promise<NodeEnv> {
   const ns = `${tag}n`;
   const base = opts.baseDir ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
   const dsDir = fs.mkdtempSync(path.join(base, `${tag}-`));
   const pods = new Set<string>();
   const destroy = () => {
-    for (const p of pods) { try { ip('netns', 'del', p); } catch { /* gone */ } }
-    try { ip('netns', 'del', ns); } catch { /* gone */ }
+    for (const p of pods) {
+      try {
+        ip('netns', 'del', p);
+      } catch {
+        /* gone */
+      }
+    }
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      /* gone */
+    }
     fs.rmSync(dsDir, { recursive: true, force: true });
   };
   try {
@@ -81,7 +115,20 @@ export async function makeNode(tag: string, pools: { name: string; cidr: string;
     ip('-n', ns, 'route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'up0', 'onlink');
     const ds = new FileDatastore(dsDir);
     for (const p of pools) {
-      await ds.create(`${POOLS_PREFIX}${p.name}`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: p.name }, spec: { cidr: p.cidr, blockSize: p.blockSize ?? 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, disabled: false, nodeSelector: 'all()' } });
+      await ds.create(`${POOLS_PREFIX}${p.name}`, {
+        apiVersion: 'projectcalico.org/v3',
+        kind: 'IPPool',
+        metadata: { name: p.name },
+        spec: {
+          cidr: p.cidr,
+          blockSize: p.blockSize ?? 26,
+          ipipMode: 'Never',
+          vxlanMode: 'Never',
+          natOutgoing: false,
+          disabled: false,
+          nodeSelector: 'all()',
+        },
+      });
     }
     await ds.close();
   } catch (e) {
@@ -91,21 +138,56 @@ export async function makeNode(tag: string, pools: { name: string; cidr: string;
   const logFile = path.join(dsDir, 'cni.log');
   const podNs = (i: number | string) => `${tag}p${i}`;
   return {
-    tag, ns, nsPath: `/var/run/netns/${ns}`, nodeIp: '192.0.2.2', dsDir, logFile,
+    tag,
+    ns,
+    nsPath: `/var/run/netns/${ns}`,
+    nodeIp: '192.0.2.2',
+    dsDir,
+    logFile,
     conf: (extra = {}) => ({
-      cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'node-1',
-      datastore_type: 'file', datastore_dir: dsDir, log_file_path: logFile, ipam: { type: 'tabby-ipam' }, ...extra,
+      cniVersion: '1.0.0',
+      name: 'k8s-pod-network',
+      type: 'tabby',
+      nodename: 'node-1',
+      datastore_type: 'file',
+      datastore_dir: dsDir,
+      log_file_path: logFile,
+      ipam: { type: 'tabby-ipam' },
+      ...extra,
     }),
     podNs,
-    makePod(i) { const n = podNs(i); ip('netns', 'add', n); pods.add(n); return `/var/run/netns/${n}`; },
-    deletePod(i) { const n = podNs(i); try { ip('netns', 'del', n); } catch { /* gone */ } pods.delete(n); },
+    makePod(i) {
+      const n = podNs(i);
+      ip('netns', 'add', n);
+      pods.add(n);
+      return `/var/run/netns/${n}`;
+    },
+    deletePod(i) {
+      const n = podNs(i);
+      try {
+        ip('netns', 'del', n);
+      } catch {
+        /* gone */
+      }
+      pods.delete(n);
+    },
     destroy,
   };
 }
 
-export function cniEnv(command: string, containerId: string, netns: string, pod: string, extra: Record<string, string> = {}): Record<string, string> {
+export function cniEnv(
+  command: string,
+  containerId: string,
+  netns: string,
+  pod: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
-    CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/usr/lib/cni',
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
     ...extra,
   };
@@ -139,10 +221,20 @@ export async function bridgeLoopbackPort(ns: string, port: number, sockPath: str
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('relay in netns did not start')), 15_000);
-    child.stdout.once('data', () => { clearTimeout(timer); resolve(); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay exited ${code}`)); });
+    child.stdout.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited ${code}`));
+    });
   });
-  return () => { child.kill(); server.close(); fs.rmSync(sockPath, { force: true }); };
+  return () => {
+    child.kill();
+    server.close();
+    fs.rmSync(sockPath, { force: true });
+  };
 }
 
 /** Repository root (holds dist/ and src/native/build). */
@@ -174,18 +266,39 @@ export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Reco
   const logFd = fs.openSync(path.join(stateDir, 'agent.log'), 'a');
   const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, AGENT], {
     env: {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NODENAME: 'node-1', IP: `${node.nodeIp}/24`, IP6: 'none',
-      DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: node.dsDir, TABBY_STATE_DIR: stateDir, CALICO_NETWORKING_BACKEND: 'none',
-      NO_DEFAULT_POOLS: 'true', TABBY_HEALTH_ADDR: '127.0.0.1:9099', TABBY_METRICS_ADDR: '127.0.0.1:9091', TABBY_LOG_LEVEL: 'warn', ...extraEnv,
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      NODENAME: 'node-1',
+      IP: `${node.nodeIp}/24`,
+      IP6: 'none',
+      DATASTORE_TYPE: 'file',
+      TABBY_DATASTORE_DIR: node.dsDir,
+      TABBY_STATE_DIR: stateDir,
+      CALICO_NETWORKING_BACKEND: 'none',
+      NO_DEFAULT_POOLS: 'true',
+      TABBY_HEALTH_ADDR: '127.0.0.1:9099',
+      TABBY_METRICS_ADDR: '127.0.0.1:9091',
+      TABBY_LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', logFd, logFd],
   });
   fs.closeSync(logFd);
   // A test process that dies (a tap timeout) takes its agent with it.
-  const reap = (): void => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  const reap = (): void => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
   process.once('exit', reap);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { process.off('exit', reap); resolve(); }));
-  for (const deadline = Date.now() + 30_000; !fs.existsSync(socket);) {
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', reap);
+      resolve();
+    }),
+  );
+  for (const deadline = Date.now() + 30_000; !fs.existsSync(socket); ) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`tabby-node did not open ${socket}: ${fs.readFileSync(path.join(stateDir, 'agent.log'), 'utf8').slice(-2000)}`);
@@ -193,7 +306,9 @@ export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Reco
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    pid: child.pid!, stateDir, socket,
+    pid: child.pid!,
+    stateDir,
+    socket,
     async signal(sig) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(sig);
@@ -210,7 +325,9 @@ export function servedBy(logFile: string, msg: string, handle: string): { pid: n
     try {
       const o = JSON.parse(line) as { msg?: string; handle?: string; pid?: number; resident?: boolean };
       if (o.msg === msg && o.handle === handle) out.push({ pid: o.pid ?? 0, resident: o.resident === true });
-    } catch { /* not ours */ }
+    } catch {
+      /* not ours */
+    }
   }
   return out;
 }

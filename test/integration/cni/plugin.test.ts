@@ -12,26 +12,53 @@ import { openDatastore } from '../../../src/datastore/index.js';
 import { POOLS_PREFIX } from '../../../src/ipam/index.js';
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
 import {
-  PLUGIN, PORTMAP, bridgeLoopbackPort, cniEnv, containerIdOf, ip, isRoot, makeNode, pingFrom, runPlugin, type NodeEnv, type PluginRun,
+  PLUGIN,
+  PORTMAP,
+  bridgeLoopbackPort,
+  cniEnv,
+  containerIdOf,
+  ip,
+  isRoot,
+  makeNode,
+  pingFrom,
+  runPlugin,
+  type NodeEnv,
+  type PluginRun,
 } from './harness.js';
 
 const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}c`;
-const skip = !isRoot() ? 'needs root (network namespaces)' : !fs.existsSync(PORTMAP) ? `${PORTMAP} missing (Debian containernetworking-plugins)` : false;
+const skip = !isRoot()
+  ? 'needs root (network namespaces)'
+  : !fs.existsSync(PORTMAP)
+    ? `${PORTMAP} missing (Debian containernetworking-plugins)`
+    : false;
 const POD_COUNT = 20;
 const quiet = { info() {}, warn() {}, error() {} };
 
 async function withIpam<T>(node: NodeEnv, fn: (ipam: Ipam) => Promise<T>): Promise<T> {
   const ds = new FileDatastore(node.dsDir);
-  try { return await fn(new Ipam(ds, { logger: quiet })); } finally { await ds.close(); }
+  try {
+    return await fn(new Ipam(ds, { logger: quiet }));
+  } finally {
+    await ds.close();
+  }
 }
 const inUse = (node: NodeEnv) => withIpam(node, async (ipam) => (await ipam.listBlocks()).reduce((s, b) => s + b.inUse, 0));
-const caliLinks = (node: NodeEnv) => ip('-n', node.ns, '-o', 'link', 'show').split('\n').filter((l) => / cali[0-9a-f]+[@:]/.test(l));
+const caliLinks = (node: NodeEnv) =>
+  ip('-n', node.ns, '-o', 'link', 'show')
+    .split('\n')
+    .filter((l) => / cali[0-9a-f]+[@:]/.test(l));
 
 /** containerd's view of the conflist: tabby, then portmap with prevResult and runtimeConfig. */
 function portmapConf(prevResult: unknown, hostPort: number): string {
   return JSON.stringify({
-    cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'portmap', snat: true, capabilities: { portMappings: true },
-    runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] }, prevResult,
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    type: 'portmap',
+    snat: true,
+    capabilities: { portMappings: true },
+    runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] },
+    prevResult,
   });
 }
 
@@ -53,7 +80,7 @@ async function delChained(node: NodeEnv, i: number | string): Promise<[PluginRun
 
 /** Ping until answered or 10 s passed (a loaded CI machine can be slow to answer the first ARP). */
 async function pingUntil(ns: string, target: string): Promise<boolean> {
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) if (await pingFrom(ns, target, 1)) return true;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) if (await pingFrom(ns, target, 1)) return true;
   return false;
 }
 
@@ -61,30 +88,62 @@ async function pingUntil(ns: string, target: string): Promise<boolean> {
 async function pool<T, R>(items: T[], n: number, fn: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) { const k = next++; out[k] = await fn(items[k]!); }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const k = next++;
+        out[k] = await fn(items[k]!);
+      }
+    }),
+  );
   return out;
 }
 
 /** A TCP server inside the pod netns answering "pong" on :80; resolves once listening. */
 function podServer(podNs: string): Promise<() => void> {
   return new Promise((resolve, reject) => {
-    const c = spawn('ip', ['netns', 'exec', podNs, process.execPath, '-e',
-      'require("net").createServer((s)=>s.end("pong")).listen(80,"0.0.0.0",()=>console.log("ready"))'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const timer = setTimeout(() => { c.kill(); reject(new Error('pod server did not start')); }, 15_000);
-    c.stdout.once('data', () => { clearTimeout(timer); resolve(() => c.kill()); });
+    const c = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        podNs,
+        process.execPath,
+        '-e',
+        'require("net").createServer((s)=>s.end("pong")).listen(80,"0.0.0.0",()=>console.log("ready"))',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const timer = setTimeout(() => {
+      c.kill();
+      reject(new Error('pod server did not start'));
+    }, 15_000);
+    c.stdout.once('data', () => {
+      clearTimeout(timer);
+      resolve(() => c.kill());
+    });
     c.on('error', reject);
   });
 }
 
 function tcpFromNode(nodeNs: string, host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
-    const c = spawn('ip', ['netns', 'exec', nodeNs, process.execPath, '-e',
-      `const s=require("net").connect(${port},"${host}");let d="";s.on("data",(b)=>d+=b);s.on("end",()=>{console.log(d);process.exit(0)});s.on("error",(e)=>{console.log("error "+e.code);process.exit(0)});setTimeout(()=>{console.log("timeout");process.exit(0)},5000)`],
-    { stdio: ['ignore', 'pipe', 'ignore'] });
+    const c = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        nodeNs,
+        process.execPath,
+        '-e',
+        `const s=require("net").connect(${port},"${host}");let d="";s.on("data",(b)=>d+=b);s.on("end",()=>{console.log(d);process.exit(0)});s.on("error",(e)=>{console.log("error "+e.code);process.exit(0)});setTimeout(()=>{console.log("timeout");process.exit(0)},5000)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     let out = '';
-    c.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    c.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     c.on('close', () => resolve(out.trim()));
   });
 }
@@ -97,18 +156,26 @@ t.test('20 pods via the CNI plugin chained with portmap', { skip }, async (t) =>
   // The first ADD alone: portmap creates its shared iptables chains check-then-create, so two first ADDs
   // racing in one netns can fail with "CHAIN_USER_ADD failed (File exists)" (the reference plugin's race,
   // not tabby's); the runtime's first pod on a node is in the same position. The rest run 4 at a time.
-  const adds = [await addChained(node, 0), ...await pool(idx.slice(1), 4, (i) => addChained(node, i))];
+  const adds = [await addChained(node, 0), ...(await pool(idx.slice(1), 4, (i) => addChained(node, i)))];
   for (const [i, a] of adds.entries()) {
     t.equal(a.tabby.code, 0, `pod ${i}: tabby ADD ${a.tabby.stdout}${a.tabby.stderr}`);
     t.equal(a.portmap.code, 0, `pod ${i}: portmap ADD ${a.portmap.stdout}${a.portmap.stderr}`);
   }
   const first = adds[0]!;
-  t.match(first.tabby.json, { cniVersion: '1.0.0', interfaces: [{ name: /^cali[0-9a-f]{11}$/ }, { name: 'eth0', sandbox: `/var/run/netns/${node.podNs(0)}` }], ips: [{ address: /^10\.244\.\d+\.\d+\/32$/, interface: 1 }] });
+  t.match(first.tabby.json, {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: /^cali[0-9a-f]{11}$/ }, { name: 'eth0', sandbox: `/var/run/netns/${node.podNs(0)}` }],
+    ips: [{ address: /^10\.244\.\d+\.\d+\/32$/, interface: 1 }],
+  });
   t.same(first.portmap.json.ips, first.tabby.json.ips, 'portmap passes prevResult through');
   t.same(first.portmap.json.interfaces, first.tabby.json.interfaces);
   const ips = adds.map((a) => a.ip);
   t.equal(new Set(ips).size, POD_COUNT, '20 distinct addresses');
-  t.same(ip('-n', node.podNs(3), '-4', '-o', 'addr', 'show', 'dev', 'eth0').match(/inet (\S+)/)?.[1], `${ips[3]}/32`, 'the pod has its address on eth0');
+  t.same(
+    ip('-n', node.podNs(3), '-4', '-o', 'addr', 'show', 'dev', 'eth0').match(/inet (\S+)/)?.[1],
+    `${ips[3]}/32`,
+    'the pod has its address on eth0',
+  );
   t.match(ip('-n', node.podNs(3), 'route'), /default via 169\.254\.1\.1 dev eth0/);
 
   const pings = await Promise.all(ips.map((a) => pingUntil(node.ns, a)));
@@ -120,17 +187,32 @@ t.test('20 pods via the CNI plugin chained with portmap', { skip }, async (t) =>
   t.equal(await tcpFromNode(node.ns, node.nodeIp, 30000), 'pong', 'node:30000 → pod 0:80 through portmap');
 
   // Idempotent ADD: same container id, same address.
-  const again = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 5), `/var/run/netns/${node.podNs(5)}`, 'pod-5'), JSON.stringify(node.conf()));
+  const again = await runPlugin(
+    node.ns,
+    PLUGIN,
+    cniEnv('ADD', containerIdOf(tag, 5), `/var/run/netns/${node.podNs(5)}`, 'pod-5'),
+    JSON.stringify(node.conf()),
+  );
   t.equal(again.code, 0, again.stdout);
   t.equal(again.json.ips?.[0]?.address, `${ips[5]}/32`, 'second ADD returns the same address');
   t.ok(await pingUntil(node.ns, ips[5]!), 'still pingable after the repeated ADD');
   t.equal(await inUse(node), POD_COUNT, 'no extra address taken');
 
   // CHECK with the result as prevResult.
-  const chk = await runPlugin(node.ns, PLUGIN, cniEnv('CHECK', containerIdOf(tag, 7), `/var/run/netns/${node.podNs(7)}`, 'pod-7'), JSON.stringify(node.conf({ prevResult: adds[7]!.tabby.json })));
+  const chk = await runPlugin(
+    node.ns,
+    PLUGIN,
+    cniEnv('CHECK', containerIdOf(tag, 7), `/var/run/netns/${node.podNs(7)}`, 'pod-7'),
+    JSON.stringify(node.conf({ prevResult: adds[7]!.tabby.json })),
+  );
   t.equal(chk.code, 0, `CHECK ${chk.stdout}`);
   ip('-n', node.podNs(7), 'route', 'del', 'default');
-  const chkBad = await runPlugin(node.ns, PLUGIN, cniEnv('CHECK', containerIdOf(tag, 7), `/var/run/netns/${node.podNs(7)}`, 'pod-7'), JSON.stringify(node.conf({ prevResult: adds[7]!.tabby.json })));
+  const chkBad = await runPlugin(
+    node.ns,
+    PLUGIN,
+    cniEnv('CHECK', containerIdOf(tag, 7), `/var/run/netns/${node.podNs(7)}`, 'pod-7'),
+    JSON.stringify(node.conf({ prevResult: adds[7]!.tabby.json })),
+  );
   t.equal(chkBad.code, 1, 'CHECK notices a missing default route');
   t.match(chkBad.json.msg, /route|default/i);
 
@@ -151,7 +233,10 @@ t.test('20 pods via the CNI plugin chained with portmap', { skip }, async (t) =>
 });
 
 t.test('bad input: the right CNI error code and nothing allocated', { skip }, async (t) => {
-  const node = await makeNode(`${tag.slice(0, -1)}b`, [{ name: 'main', cidr: '10.245.0.0/24' }, { name: 'tiny', cidr: '10.246.0.0/30', blockSize: 30 }]);
+  const node = await makeNode(`${tag.slice(0, -1)}b`, [
+    { name: 'main', cidr: '10.245.0.0/24' },
+    { name: 'tiny', cidr: '10.246.0.0/30', blockSize: 30 },
+  ]);
   t.teardown(() => node.destroy());
   const netns = node.makePod('x');
   const conf = JSON.stringify(node.conf());
@@ -172,12 +257,26 @@ t.test('bad input: the right CNI error code and nothing allocated', { skip }, as
   void _c;
   await check('missing CNI_COMMAND', await runPlugin(node.ns, PLUGIN, noCmd, conf), CNI_ERR.INVALID_ENV);
   await check('malformed netconf', await runPlugin(node.ns, PLUGIN, env, '{"cniVersion": "1.0.0", "name": '), CNI_ERR.DECODE_FAILURE);
-  await check('unsupported version', await runPlugin(node.ns, PLUGIN, env, JSON.stringify(node.conf({ cniVersion: '0.1.0' }))), CNI_ERR.INCOMPATIBLE_VERSION);
-  await check('unknown pool', await runPlugin(node.ns, PLUGIN, env, JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', ipv4_pools: ['no-such-pool'] } }))), CNI_ERR.INVALID_NETCONF);
-  await check('netns gone', await runPlugin(node.ns, PLUGIN, { ...env, CNI_NETNS: '/var/run/netns/tb-does-not-exist' }, conf), CNI_ERR.UNKNOWN_CONTAINER);
+  await check(
+    'unsupported version',
+    await runPlugin(node.ns, PLUGIN, env, JSON.stringify(node.conf({ cniVersion: '0.1.0' }))),
+    CNI_ERR.INCOMPATIBLE_VERSION,
+  );
+  await check(
+    'unknown pool',
+    await runPlugin(node.ns, PLUGIN, env, JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', ipv4_pools: ['no-such-pool'] } }))),
+    CNI_ERR.INVALID_NETCONF,
+  );
+  await check(
+    'netns gone',
+    await runPlugin(node.ns, PLUGIN, { ...env, CNI_NETNS: '/var/run/netns/tb-does-not-exist' }, conf),
+    CNI_ERR.UNKNOWN_CONTAINER,
+  );
 
   // Exhaust the tiny pool (4 addresses) from elsewhere, then ask for it.
-  await withIpam(node, async (ipam) => { await ipam.autoAssign({ handle: 'filler', node: 'other-node', num4: 4, pools: ['tiny'] }); });
+  await withIpam(node, async (ipam) => {
+    await ipam.autoAssign({ handle: 'filler', node: 'other-node', num4: 4, pools: ['tiny'] });
+  });
   const before = await inUse(node);
   const ex = await runPlugin(node.ns, PLUGIN, env, JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', ipv4_pools: ['tiny'] } })));
   t.equal(ex.code, 1);
@@ -195,21 +294,37 @@ t.test('bad input: the right CNI error code and nothing allocated', { skip }, as
 });
 
 t.test('dual stack: one IPv4 and one IPv6 (/122 block) address, both pingable', { skip }, async (t) => {
-  const node = await makeNode(`${tag.slice(0, -1)}6`, [{ name: 'v4', cidr: '10.247.0.0/16' }, { name: 'v6', cidr: 'fd00:247::/64', blockSize: 122 }]);
+  const node = await makeNode(`${tag.slice(0, -1)}6`, [
+    { name: 'v4', cidr: '10.247.0.0/16' },
+    { name: 'v6', cidr: 'fd00:247::/64', blockSize: 122 },
+  ]);
   t.teardown(() => node.destroy());
   ip('-n', node.ns, 'addr', 'add', '2001:db8::2/64', 'dev', 'up0', 'nodad');
   ip('-n', node.ns, 'route', 'add', 'default', 'via', '2001:db8::fe', 'dev', 'up0');
   const netns = node.makePod(0);
-  const r = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 'ds'), netns, 'pod-ds'), JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', assign_ipv6: 'true' } })));
+  const r = await runPlugin(
+    node.ns,
+    PLUGIN,
+    cniEnv('ADD', containerIdOf(tag, 'ds'), netns, 'pod-ds'),
+    JSON.stringify(node.conf({ ipam: { type: 'tabby-ipam', assign_ipv6: 'true' } })),
+  );
   t.equal(r.code, 0, r.stdout);
   const addrs = (r.json.ips ?? []).map((i) => i.address);
   const v4 = addrs.find((a) => !a.includes(':'));
   const v6 = addrs.find((a) => a.includes(':'));
   t.match(v4, /^10\.247\.\d+\.\d+\/32$/);
   t.match(v6, /^fd00:247::[0-9a-f:]+\/128$/);
-  t.match(r.json, { routes: [{ dst: '0.0.0.0/0', gw: '169.254.1.1' }, { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' }] });
+  t.match(r.json, {
+    routes: [
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' },
+    ],
+  });
   const blocks = await withIpam(node, (ipam) => ipam.listBlocks());
-  t.ok(blocks.some((b) => b.family === 6 && b.cidr.endsWith('/122') && b.node === 'node-1'), 'an affine /122 block');
+  t.ok(
+    blocks.some((b) => b.family === 6 && b.cidr.endsWith('/122') && b.node === 'node-1'),
+    'an affine /122 block',
+  );
   t.ok(await pingUntil(node.ns, v4!.split('/')[0]!), 'IPv4 pingable');
   t.ok(await pingUntil(node.ns, v6!.split('/')[0]!), 'IPv6 pingable (after neighbour discovery)');
   const d = await runPlugin(node.ns, PLUGIN, cniEnv('DEL', containerIdOf(tag, 'ds'), netns, 'pod-ds'), JSON.stringify(node.conf()));
@@ -221,7 +336,12 @@ t.test('etcd datastore from the netconf (datastore_type, etcd_endpoints)', { ski
   const etcd = await startEtcd(t);
   const ds = await openDatastore({ type: 'etcdv3', etcdEndpoints: etcd.endpoints });
   t.teardown(() => ds.close());
-  await ds.create(`${POOLS_PREFIX}etcd-pool`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'etcd-pool' }, spec: { cidr: '10.248.0.0/16', blockSize: 26 } });
+  await ds.create(`${POOLS_PREFIX}etcd-pool`, {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'IPPool',
+    metadata: { name: 'etcd-pool' },
+    spec: { cidr: '10.248.0.0/16', blockSize: 26 },
+  });
   const node = await makeNode(`${tag.slice(0, -1)}e`, []);
   t.teardown(() => node.destroy());
   // The plugin runs in the node's netns; etcd listens on the host's loopback: relay its port in.
@@ -243,6 +363,9 @@ t.test('etcd datastore from the netconf (datastore_type, etcd_endpoints)', { ski
   await etcd.stop();
   const down = await runPlugin(node.ns, PLUGIN, cniEnv('ADD', containerIdOf(tag, 'e2'), netns, 'pod-e2'), conf);
   t.equal(down.code, 1, 'etcd down: ADD fails');
-  t.ok(([CNI_ERR.TRY_AGAIN_LATER, CNI_ERR.DATASTORE_ERROR, CNI_ERR.INTERNAL] as number[]).includes(down.json.code ?? 0), `etcd down: code ${down.json.code} (${down.json.msg})`);
+  t.ok(
+    ([CNI_ERR.TRY_AGAIN_LATER, CNI_ERR.DATASTORE_ERROR, CNI_ERR.INTERNAL] as number[]).includes(down.json.code ?? 0),
+    `etcd down: code ${down.json.code} (${down.json.msg})`,
+  );
   t.same(caliLinks(node), [], 'nothing wired');
 });

@@ -14,36 +14,68 @@ import { CLIENT_PATH } from '../../../src/cni/install.js';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import {
-  PLUGIN, REPO, cniEnv, containerIdOf, installClient, ip, isRoot, makeNode, pingFrom, runPlugin, servedBy, startAgent,
-  type AgentProc, type NodeEnv, type PluginRun,
+  PLUGIN,
+  REPO,
+  cniEnv,
+  containerIdOf,
+  installClient,
+  ip,
+  isRoot,
+  makeNode,
+  pingFrom,
+  runPlugin,
+  servedBy,
+  startAgent,
+  type AgentProc,
+  type NodeEnv,
+  type PluginRun,
 } from './harness.js';
 
 const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}r`;
-const skip = !isRoot() ? 'needs root (network namespaces, the root-only socket)'
-  : !fs.existsSync(path.join(REPO, CLIENT_PATH)) ? `${CLIENT_PATH} not built (npm ci builds it with the native addon)` : false;
+const skip = !isRoot()
+  ? 'needs root (network namespaces, the root-only socket)'
+  : !fs.existsSync(path.join(REPO, CLIENT_PATH))
+    ? `${CLIENT_PATH} not built (npm ci builds it with the native addon)`
+    : false;
 const quiet = { info() {}, warn() {}, error() {} };
 
 async function inUse(node: NodeEnv): Promise<number> {
   const ds = new FileDatastore(node.dsDir);
-  try { return (await new Ipam(ds, { logger: quiet }).listBlocks()).reduce((s, b) => s + b.inUse, 0); } finally { await ds.close(); }
+  try {
+    return (await new Ipam(ds, { logger: quiet }).listBlocks()).reduce((s, b) => s + b.inUse, 0);
+  } finally {
+    await ds.close();
+  }
 }
 
 async function pingUntil(ns: string, target: string): Promise<boolean> {
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) if (await pingFrom(ns, target, 1)) return true;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) if (await pingFrom(ns, target, 1)) return true;
   return false;
 }
 
-interface Setup { node: NodeEnv; client: string; agent: AgentProc; stateDir: string; env(i: number | string, cmd?: string): Record<string, string> }
+interface Setup {
+  node: NodeEnv;
+  client: string;
+  agent: AgentProc;
+  stateDir: string;
+  env(i: number | string, cmd?: string): Record<string, string>;
+}
 
 async function setup(t: Test, suffix: string, cidr: string): Promise<Setup> {
   const node = await makeNode(`${tag.slice(0, -1)}${suffix}`, [{ name: 'main', cidr }]);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}${suffix}-`));
   const client = await installClient(path.join(tmp, 'bin'));
   const stateDir = path.join(tmp, 'state');
-  const env = (i: number | string, cmd = 'ADD') => cniEnv(cmd, containerIdOf(tag, i), `/var/run/netns/${node.podNs(i)}`, `pod-${i}`, { TABBY_STATE_DIR: stateDir });
+  const env = (i: number | string, cmd = 'ADD') =>
+    cniEnv(cmd, containerIdOf(tag, i), `/var/run/netns/${node.podNs(i)}`, `pod-${i}`, { TABBY_STATE_DIR: stateDir });
   const s: Partial<Setup> = { node, client, stateDir, env };
   // The agent a test ends with (it may have restarted it) is the one to stop.
-  t.teardown(async () => { await s.agent?.signal('SIGCONT'); await s.agent?.signal('SIGKILL'); node.destroy(); fs.rmSync(tmp, { recursive: true, force: true }); });
+  t.teardown(async () => {
+    await s.agent?.signal('SIGCONT');
+    await s.agent?.signal('SIGKILL');
+    node.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
   s.agent = await startAgent(node, stateDir);
   return s as Setup;
 }
@@ -78,7 +110,13 @@ t.test('resident path: 8 pods at once through the client, pingable, distinct; CH
   const dels = await Promise.all(ids.map((i) => run(s, s.env(i, 'DEL'))));
   for (const [i, r] of dels.entries()) t.equal(r.code, 0, `DEL ${i}: ${r.stdout}`);
   t.equal(await inUse(s.node), 0, 'every address released');
-  t.equal(ip('-n', s.node.ns, '-o', 'link', 'show').split('\n').filter((l) => / cali[0-9a-f]+@/.test(l)).length, 0, 'every cali link gone');
+  t.equal(
+    ip('-n', s.node.ns, '-o', 'link', 'show')
+      .split('\n')
+      .filter((l) => / cali[0-9a-f]+@/.test(l)).length,
+    0,
+    'every cali link gone',
+  );
   const again = await run(s, s.env(0, 'DEL'));
   t.equal(again.code, 0, 'a repeated DEL succeeds');
 
@@ -87,18 +125,25 @@ t.test('resident path: 8 pods at once through the client, pingable, distinct; CH
   fs.writeFileSync(stub, '#!/bin/sh\necho fallback\n', { mode: 0o755 });
   fs.chmodSync(path.dirname(s.stateDir), 0o755);
   fs.chmodSync(s.stateDir, 0o755);
-  const nobody = spawnSync(s.client, [], { uid: 65534, gid: 65534, input: '{}', encoding: 'utf8', env: { CNI_COMMAND: 'VERSION', TABBY_STATE_DIR: s.stateDir, TABBY_CNI_FALLBACK: stub } });
+  const nobody = spawnSync(s.client, [], {
+    uid: 65534,
+    gid: 65534,
+    input: '{}',
+    encoding: 'utf8',
+    env: { CNI_COMMAND: 'VERSION', TABBY_STATE_DIR: s.stateDir, TABBY_CNI_FALLBACK: stub },
+  });
   t.equal(nobody.stdout.trim(), 'fallback', `a non-root caller cannot reach the agent (${nobody.stderr})`);
 });
 
-t.test('resident path: every bad input gets the in-process plugin\'s answer, nothing allocated', { skip }, async (t) => {
+t.test("resident path: every bad input gets the in-process plugin's answer, nothing allocated", { skip }, async (t) => {
   const s = await setup(t, 'b', '10.248.1.0/24');
   const netns = s.node.makePod('x');
   const env = s.env('x');
   const conf = JSON.stringify(s.node.conf());
   const { CNI_NETNS: _n, ...noNetns } = env;
   const { CNI_COMMAND: _c, ...noCmd } = env;
-  void _n; void _c;
+  void _n;
+  void _c;
   const cases: [string, Record<string, string>, string, number][] = [
     ['missing CNI_NETNS', noNetns, conf, CNI_ERR.INVALID_ENV],
     ['missing CNI_COMMAND', noCmd, conf, CNI_ERR.INVALID_ENV],
@@ -107,7 +152,12 @@ t.test('resident path: every bad input gets the in-process plugin\'s answer, not
     ['malformed netconf', env, '{"cniVersion": "1.0.0", "name": ', CNI_ERR.DECODE_FAILURE],
     ['unsupported version', env, JSON.stringify(s.node.conf({ cniVersion: '0.1.0' })), CNI_ERR.INCOMPATIBLE_VERSION],
     ['foreign ipam type', env, JSON.stringify(s.node.conf({ ipam: { type: 'host-local' } })), CNI_ERR.UNSUPPORTED_FIELD],
-    ['unknown pool', env, JSON.stringify(s.node.conf({ ipam: { type: 'tabby-ipam', ipv4_pools: ['no-such-pool'] } })), CNI_ERR.INVALID_NETCONF],
+    [
+      'unknown pool',
+      env,
+      JSON.stringify(s.node.conf({ ipam: { type: 'tabby-ipam', ipv4_pools: ['no-such-pool'] } })),
+      CNI_ERR.INVALID_NETCONF,
+    ],
     ['bad mtu', env, JSON.stringify(s.node.conf({ mtu: 70000 })), CNI_ERR.INVALID_NETCONF],
     ['netns gone', { ...env, CNI_NETNS: '/var/run/netns/tb-does-not-exist' }, conf, CNI_ERR.UNKNOWN_CONTAINER],
   ];
@@ -174,6 +224,7 @@ t.test('fallback: agent hung, stopped or killed — ADD still succeeds through t
 
   const ips = [warm, hung, stopped, back, killed].map((x) => x.r.json.ips?.[0]?.address);
   t.equal(new Set(ips).size, 5, `no address handed out twice: ${ips.join(' ')}`);
-  for (const i of ['warm', 'hung', 'stopped', 'back', 'killed']) t.equal((await run(s, s.env(i, 'DEL'))).code, 0, `DEL ${i} through the fallback`);
+  for (const i of ['warm', 'hung', 'stopped', 'back', 'killed'])
+    t.equal((await run(s, s.env(i, 'DEL'))).code, 0, `DEL ${i} through the fallback`);
   t.equal(await inUse(s.node), 0, 'every address released');
 });

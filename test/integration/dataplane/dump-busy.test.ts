@@ -13,7 +13,17 @@ t.test('a dump after an abandoned dump is retried, not failed with EBUSY', { ski
   t.teardown(() => fill.close());
   const ops: RouteOp[] = [];
   for (let i = 0; i < 50_000; i++) {
-    ops.push({ op: 'add', route: { family: 4, dst: `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, table: 254, protocol: 81, scope: 0, type: 'blackhole' } });
+    ops.push({
+      op: 'add',
+      route: {
+        family: 4,
+        dst: `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`,
+        table: 254,
+        protocol: 81,
+        scope: 0,
+        type: 'blackhole',
+      },
+    });
   }
   t.same(await fill.routeBatch(ops), [], '50k routes in');
 
@@ -22,7 +32,9 @@ t.test('a dump after an abandoned dump is retried, not failed with EBUSY', { ski
   const first = nl.listRoutes(4);
   for (let i = 0; i < 5; i++) await null; // the request is sent from a microtask
   const busyUntil = Date.now() + 30;
-  while (Date.now() < busyUntil) { /* hold the event loop: the 5 ms timeout fires before any reply is read */ }
+  while (Date.now() < busyUntil) {
+    /* hold the event loop: the 5 ms timeout fires before any reply is read */
+  }
   const err = await first.catch((e: unknown) => e);
   t.ok(err instanceof NetlinkError && err.code === 'ETIMEDOUT', 'the first dump was given up');
   // the kernel is still dumping the 50k routes for the abandoned request

@@ -18,7 +18,10 @@ t.test('netlink layer', { skip }, async (t) => {
   const b = makeNetns(t, 'lb');
   const nl = new Netlink({ netnsPath: a.path });
   const nb = new Netlink({ netnsPath: b.path });
-  t.teardown(() => { nl.close(); nb.close(); });
+  t.teardown(() => {
+    nl.close();
+    nb.close();
+  });
   void asDataplane(nl);
 
   t.test('veth with the peer created directly in another netns', async (t) => {
@@ -59,8 +62,13 @@ t.test('netlink layer', { skip }, async (t) => {
     t.match(ipIn(a.name, 'addr', 'show', 'v0'), /inet 192\.0\.2\.1\/24/);
     const ifs = await listInterfaces(nl);
     const v = ifs.find((i) => i.name === 'v0')!;
-    t.same(v.addresses.filter((x) => x.scope === 'global').map((x) => `${x.address}/${x.prefixLen}/${x.family}`).sort(),
-      ['192.0.2.1/24/4', '2001:db8::1/64/6']);
+    t.same(
+      v.addresses
+        .filter((x) => x.scope === 'global')
+        .map((x) => `${x.address}/${x.prefixLen}/${x.family}`)
+        .sort(),
+      ['192.0.2.1/24/4', '2001:db8::1/64/6'],
+    );
     t.equal(ifs.find((i) => i.name === 'lo')!.loopback, true);
     t.equal(await nl.deleteAddress(v0.index, '192.0.2.1', 24), true);
     t.equal(await nl.deleteAddress(v0.index, '192.0.2.1', 24), false);
@@ -73,8 +81,18 @@ t.test('netlink layer', { skip }, async (t) => {
     ipIn(a.name, 'link', 'set', 'w0', 'up');
     ipIn(a.name, 'addr', 'add', '198.51.100.1/24', 'dev', 'w0');
     const w0 = await nl.mustGetLink('w0');
-    await nl.addRoute({ dst: '10.1.0.0/16', multipath: [{ gateway: '192.0.2.2', oif: v0.index }, { gateway: '198.51.100.2', oif: w0.index, weight: 3 }], protocol: 81 });
-    t.match(ipIn(a.name, 'route', 'show', '10.1.0.0/16'), /10\.1\.0\.0\/16 proto 81 .*\n\s+nexthop via 192\.0\.2\.2 dev v0 weight 1 .*\n\s+nexthop via 198\.51\.100\.2 dev w0 weight 3/);
+    await nl.addRoute({
+      dst: '10.1.0.0/16',
+      multipath: [
+        { gateway: '192.0.2.2', oif: v0.index },
+        { gateway: '198.51.100.2', oif: w0.index, weight: 3 },
+      ],
+      protocol: 81,
+    });
+    t.match(
+      ipIn(a.name, 'route', 'show', '10.1.0.0/16'),
+      /10\.1\.0\.0\/16 proto 81 .*\n\s+nexthop via 192\.0\.2\.2 dev v0 weight 1 .*\n\s+nexthop via 198\.51\.100\.2 dev w0 weight 3/,
+    );
     const got = (await nl.listRoutes(4)).find((r) => r.dst === '10.1.0.0/16')!;
     t.equal(got.multipath?.length, 2);
     await nl.addRoute({ dst: '10.2.0.0/24', type: 'blackhole', table: 1234, protocol: 81 });
@@ -98,7 +116,10 @@ t.test('netlink layer', { skip }, async (t) => {
     ipIn(a.name, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '7', 'local', '192.0.2.1', 'dstport', '4789', 'nolearning');
     const vx = await nl.mustGetLink('vx0');
     await nl.setFdb(vx.index, '66:00:00:00:00:07', '192.0.2.7');
-    t.match(spawnSync('bridge', ['-netns', a.name, 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' }).stdout, /66:00:00:00:00:07 dst 192\.0\.2\.7 self permanent/);
+    t.match(
+      spawnSync('bridge', ['-netns', a.name, 'fdb', 'show', 'dev', 'vx0'], { encoding: 'utf8' }).stdout,
+      /66:00:00:00:00:07 dst 192\.0\.2\.7 self permanent/,
+    );
     t.equal(await nl.deleteFdb(vx.index, '66:00:00:00:00:07', '192.0.2.7'), true);
   });
 
@@ -110,9 +131,18 @@ t.test('netlink layer', { skip }, async (t) => {
     ipIn(a.name, 'link', 'add', 'e0', 'type', 'veth', 'peer', 'name', 'e1');
     ipIn(a.name, 'route', 'add', 'blackhole', '10.9.0.0/24', 'proto', '81');
     ipIn(a.name, 'route', 'del', 'blackhole', '10.9.0.0/24');
-    t.ok(await waitUntil(() => seen.some((e) => e.kind === 'route' && e.type === 'del' && e.route.dst === '10.9.0.0/24'), 2000), 'route del seen');
-    t.ok(seen.some((e) => e.kind === 'link' && e.type === 'new' && e.link.name === 'e0'), 'link new seen');
-    t.ok(seen.some((e) => e.kind === 'route' && e.type === 'new' && e.route.type === 'blackhole' && e.route.protocol === 81), 'route new seen');
+    t.ok(
+      await waitUntil(() => seen.some((e) => e.kind === 'route' && e.type === 'del' && e.route.dst === '10.9.0.0/24'), 2000),
+      'route del seen',
+    );
+    t.ok(
+      seen.some((e) => e.kind === 'link' && e.type === 'new' && e.link.name === 'e0'),
+      'link new seen',
+    );
+    t.ok(
+      seen.some((e) => e.kind === 'route' && e.type === 'new' && e.route.type === 'blackhole' && e.route.protocol === 81),
+      'route new seen',
+    );
   });
 });
 
@@ -120,7 +150,9 @@ t.test('native netns helpers', { skip }, async (t) => {
   const name = `${runId()}nh`;
   native().deleteNetns(name);
   const p = native().createNetns(name);
-  t.teardown(() => { native().deleteNetns(name); });
+  t.teardown(() => {
+    native().deleteNetns(name);
+  });
   t.equal(p, `/var/run/netns/${name}`);
   t.match(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout, new RegExp(`^${name}\\b`, 'm'));
   t.throws(() => native().createNetns(name), { code: 'ESYSCALL' }, 'EEXIST for a taken name');

@@ -10,7 +10,10 @@ const skip = isRoot() ? false : 'needs root (network namespaces)';
 
 t.test('pods on nodes without a default route', { skip }, async (t) => {
   const [n1, n2] = await twoNodes(t, 'g');
-  for (const [n, mine, other, far4, far6] of [[n1, 'fd31::1', 'fd31::2', '10.65.2.0/26', 'fd66:0:0:2::/64'], [n2, 'fd31::2', 'fd31::1', '10.65.1.0/26', 'fd66:0:0:1::/64']] as const) {
+  for (const [n, mine, other, far4, far6] of [
+    [n1, 'fd31::1', 'fd31::2', '10.65.2.0/26', 'fd66:0:0:2::/64'],
+    [n2, 'fd31::2', 'fd31::1', '10.65.1.0/26', 'fd66:0:0:1::/64'],
+  ] as const) {
     ipIn(n.name, 'route', 'del', 'default');
     ipIn(n.name, 'addr', 'add', `${mine}/64`, 'dev', 'up0', 'nodad');
     ensureForwarding({ netnsPath: n.path });
@@ -22,14 +25,36 @@ t.test('pods on nodes without a default route', { skip }, async (t) => {
   const pa = makeNetns(t, 'gpa');
   const pb = makeNetns(t, 'gpb');
   const pc = makeNetns(t, 'gpc');
-  const wa = { hostIfName: workloadIfName('ns', 'ga'), containerNetnsPath: pa.path, hostNetnsPath: n1.path, ipv4: '10.65.1.5', ipv6: 'fd66:0:0:1::5' };
-  const wb = { hostIfName: workloadIfName('ns', 'gb'), containerNetnsPath: pb.path, hostNetnsPath: n1.path, ipv4: '10.65.1.6', ipv6: 'fd66:0:0:1::6' };
-  const wc = { hostIfName: workloadIfName('ns', 'gc'), containerNetnsPath: pc.path, hostNetnsPath: n2.path, ipv4: '10.65.2.5', ipv6: 'fd66:0:0:2::5' };
+  const wa = {
+    hostIfName: workloadIfName('ns', 'ga'),
+    containerNetnsPath: pa.path,
+    hostNetnsPath: n1.path,
+    ipv4: '10.65.1.5',
+    ipv6: 'fd66:0:0:1::5',
+  };
+  const wb = {
+    hostIfName: workloadIfName('ns', 'gb'),
+    containerNetnsPath: pb.path,
+    hostNetnsPath: n1.path,
+    ipv4: '10.65.1.6',
+    ipv6: 'fd66:0:0:1::6',
+  };
+  const wc = {
+    hostIfName: workloadIfName('ns', 'gc'),
+    containerNetnsPath: pc.path,
+    hostNetnsPath: n2.path,
+    ipv4: '10.65.2.5',
+    ipv6: 'fd66:0:0:2::5',
+  };
   for (const w of [wa, wb, wc]) await wireWorkload(w);
 
-  t.match(ipIn(pa.name, '-4', 'route'), /default via 169\.254\.1\.1 dev eth0/, 'the pod\'s view is unchanged (IPv4)');
+  t.match(ipIn(pa.name, '-4', 'route'), /default via 169\.254\.1\.1 dev eth0/, "the pod's view is unchanged (IPv4)");
   t.match(ipIn(pa.name, '-6', 'route'), /default via fe80::ecee:eeff:feee:eeee dev eth0/, 'and IPv6');
-  t.match(ipIn(pa.name, '-4', 'neigh'), /169\.254\.1\.1 dev eth0 lladdr ee:ee:ee:ee:ee:ee PERMANENT/, 'the gateway is a permanent neighbour in the pod');
+  t.match(
+    ipIn(pa.name, '-4', 'neigh'),
+    /169\.254\.1\.1 dev eth0 lladdr ee:ee:ee:ee:ee:ee PERMANENT/,
+    'the gateway is a permanent neighbour in the pod',
+  );
   t.match(ipIn(pa.name, '-6', 'neigh'), /fe80::ecee:eeff:feee:eeee dev eth0 lladdr ee:ee:ee:ee:ee:ee (router )?PERMANENT/, 'also for IPv6');
   t.same(await checkWorkload(wa), [], 'CHECK finds the wiring complete');
   for (const w of [wa, wb, wc]) {
@@ -44,7 +69,10 @@ t.test('pods on nodes without a default route', { skip }, async (t) => {
   t.ok(ping(pa.name, 'fd66:0:0:2::5', 5), 'pod → pod on the other node (IPv6)');
   // Deleting the pod's neighbour entry (an admin, a flush) is repaired by CHECK + a retried ADD.
   ipIn(pa.name, 'neigh', 'del', '169.254.1.1', 'dev', 'eth0');
-  t.ok((await checkWorkload(wa)).some((p) => p.includes('169.254.1.1')), 'CHECK notices the missing neighbour');
+  t.ok(
+    (await checkWorkload(wa)).some((p) => p.includes('169.254.1.1')),
+    'CHECK notices the missing neighbour',
+  );
   await wireWorkload(wa);
   t.same(await checkWorkload(wa), []);
 });

@@ -38,7 +38,7 @@ t.test('route reconciler', { skip }, async (t) => {
   t.equal(first.failed.length, 0, 'no failures');
 
   const main = (): string => ipIn(ns.name, 'route', 'show');
-  t.test('desired routes installed with tabby\'s protocol', async (t) => {
+  t.test("desired routes installed with tabby's protocol", async (t) => {
     t.match(main(), /blackhole 10\.70\.0\.0\/26 proto 81/);
     t.match(main(), /10\.71\.0\.0\/26 via 172\.30\.0\.2 dev vA proto 81/);
     t.match(main(), /10\.72\.0\.0\/26 via 172\.31\.9\.9 dev vA proto 81 onlink/);

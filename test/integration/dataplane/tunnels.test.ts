@@ -3,8 +3,15 @@
 // RouteReconciler, pods from wireWorkload. Traffic is checked with ping and the tunnel's counters.
 import t from 'tap';
 import {
-  RouteReconciler, NeighFdbReconciler, ensureVxlanTunnel, ensureIpipTunnel, vxlanMacForNode, kernelHasIpip,
-  wireWorkload, workloadIfName, decodeVxlanInfo,
+  RouteReconciler,
+  NeighFdbReconciler,
+  ensureVxlanTunnel,
+  ensureIpipTunnel,
+  vxlanMacForNode,
+  kernelHasIpip,
+  wireWorkload,
+  workloadIfName,
+  decodeVxlanInfo,
 } from '../../../src/dataplane/index.js';
 import { isRoot, ipIn, makeNetns, ping, twoNodes, waitUntil, type TestNode } from '../../helpers/dataplane-netns.js';
 import { execFileSync } from 'node:child_process';
@@ -24,9 +31,17 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
   ]);
   const pods: { name: string }[] = [];
   const recs: { routes: RouteReconciler; peers: NeighFdbReconciler }[] = [];
-  t.teardown(() => { for (const r of recs) { r.routes.stop(); r.peers.stop(); } });
+  t.teardown(() => {
+    for (const r of recs) {
+      r.routes.stop();
+      r.peers.stop();
+    }
+  });
 
-  for (const [node, other] of [[n1, n2], [n2, n1]] as const) {
+  for (const [node, other] of [
+    [n1, n2],
+    [n2, n1],
+  ] as const) {
     const me = blocks.get(node)!;
     const them = blocks.get(other)!;
     const vx = await ensureVxlanTunnel(node.nl, { localIp: node.ip, mac: vxlanMacForNode(node.name), address: me.tunnel });
@@ -43,7 +58,13 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
     await routes.start();
     const pod = makeNetns(t, `x${node === n1 ? 'p1' : 'p2'}`);
     pods.push(pod);
-    await wireWorkload({ hostIfName: workloadIfName('default', `x-${pod.name}`), containerNetnsPath: pod.path, hostNetnsPath: node.path, ipv4: me.pod, mtu: 1410 });
+    await wireWorkload({
+      hostIfName: workloadIfName('default', `x-${pod.name}`),
+      containerNetnsPath: pod.path,
+      hostNetnsPath: node.path,
+      ipv4: me.pod,
+      mtu: 1410,
+    });
   }
 
   t.test('device as Calico makes it', async (t) => {
@@ -57,7 +78,10 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
   });
 
   t.test('neighbour, FDB and route per peer', async (t) => {
-    t.match(ipIn(n1.name, 'neigh', 'show', 'dev', 'vxlan.calico'), new RegExp(`10\\.66\\.2\\.0 lladdr ${vxlanMacForNode(n2.name)} PERMANENT`));
+    t.match(
+      ipIn(n1.name, 'neigh', 'show', 'dev', 'vxlan.calico'),
+      new RegExp(`10\\.66\\.2\\.0 lladdr ${vxlanMacForNode(n2.name)} PERMANENT`),
+    );
     const fdb = execFileSync('bridge', ['-netns', n1.name, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' });
     t.match(fdb, new RegExp(`${vxlanMacForNode(n2.name)} dst 172\\.31\\.0\\.2 self permanent`));
     t.match(ipIn(n1.name, 'route', 'show'), /10\.66\.2\.0\/26 via 10\.66\.2\.0 dev vxlan\.calico proto 81 onlink/);
@@ -81,25 +105,45 @@ t.test('vxlan.calico between two nodes', { skip }, async (t) => {
     ipIn(n1.name, 'neigh', 'del', '10.66.2.0', 'dev', 'vxlan.calico');
     execFileSync('bridge', ['-netns', n1.name, 'fdb', 'del', vxlanMacForNode(n2.name), 'dev', 'vxlan.calico', 'dst', '172.31.0.2']);
     t.ok(await waitUntil(() => /10\.66\.2\.0 lladdr/.test(ipIn(n1.name, 'neigh', 'show', 'dev', 'vxlan.calico')), 1000), 'neighbour back');
-    t.ok(await waitUntil(() => execFileSync('bridge', ['-netns', n1.name, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' })
-      .includes('dst 172.31.0.2'), 1000), 'FDB entry back');
+    t.ok(
+      await waitUntil(
+        () =>
+          execFileSync('bridge', ['-netns', n1.name, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' }).includes(
+            'dst 172.31.0.2',
+          ),
+        1000,
+      ),
+      'FDB entry back',
+    );
     t.ok(ping(pods[0]!.name, '10.66.2.2'), 'still works');
   });
 
   t.test('peer removed: its entries go', async (t) => {
     recs[0]!.peers.setPeers([]);
     await recs[0]!.peers.apply();
-    t.notMatch(ipIn(n1.name, 'neigh', 'show', 'dev', 'vxlan.calico'), /10\.66\.2\.0 lladdr/, 'no resolved entry (a deleted one may linger as FAILED)');
-    t.notMatch(execFileSync('bridge', ['-netns', n1.name, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' }), /dst 172\.31\.0\.2/);
+    t.notMatch(
+      ipIn(n1.name, 'neigh', 'show', 'dev', 'vxlan.calico'),
+      /10\.66\.2\.0 lladdr/,
+      'no resolved entry (a deleted one may linger as FAILED)',
+    );
+    t.notMatch(
+      execFileSync('bridge', ['-netns', n1.name, 'fdb', 'show', 'dev', 'vxlan.calico'], { encoding: 'utf8' }),
+      /dst 172\.31\.0\.2/,
+    );
   });
 });
 
 t.test('tunl0 (IPIP) between two nodes', { skip: skip || (kernelHasIpip() ? false : 'kernel has no ipip support') }, async (t) => {
   const [n1, n2] = await twoNodes(t, 'i');
   const recs: RouteReconciler[] = [];
-  t.teardown(() => { for (const r of recs) r.stop(); });
+  t.teardown(() => {
+    for (const r of recs) r.stop();
+  });
   const podNs: string[] = [];
-  for (const [node, other, mine, theirs] of [[n1, n2, '10.67.1', '10.67.2'], [n2, n1, '10.67.2', '10.67.1']] as const) {
+  for (const [node, other, mine, theirs] of [
+    [n1, n2, '10.67.1', '10.67.2'],
+    [n2, n1, '10.67.2', '10.67.1'],
+  ] as const) {
     const l = await ensureIpipTunnel(node.nl, { address: `${mine}.0`, mtu: 1480 });
     t.equal(l.mtu, 1480);
     const rr = new RouteReconciler(node.nl, { debounceMs: 10, resyncIntervalMs: 0 });
@@ -108,9 +152,14 @@ t.test('tunl0 (IPIP) between two nodes', { skip: skip || (kernelHasIpip() ? fals
     await rr.start();
     const pod = makeNetns(t, `i${node === n1 ? 'p1' : 'p2'}`);
     podNs.push(pod.name);
-    await wireWorkload({ hostIfName: workloadIfName('default', `i-${pod.name}`), containerNetnsPath: pod.path, hostNetnsPath: node.path, ipv4: `${mine}.2`, mtu: 1440 });
+    await wireWorkload({
+      hostIfName: workloadIfName('default', `i-${pod.name}`),
+      containerNetnsPath: pod.path,
+      hostNetnsPath: node.path,
+      ipv4: `${mine}.2`,
+      mtu: 1440,
+    });
   }
   t.match(ipIn(n1.name, 'route', 'show'), /10\.67\.2\.0\/26 via 172\.31\.0\.2 dev tunl0 proto 81 onlink/);
   t.ok(ping(podNs[0]!, '10.67.2.2'), 'pod 1 → pod 2 over IPIP');
 });
-

@@ -45,8 +45,14 @@ t.test('workload wiring', { skip }, async (t) => {
     ipIn(n1.name, 'route', 'del', '10.65.1.2/32');
     ipIn(p1.name, 'addr', 'del', '10.65.1.2/32', 'dev', 'eth0');
     const problems = await checkWorkload(w1);
-    t.ok(problems.some((p) => p.includes('lacks 10.65.1.2/32')), 'check sees the missing address');
-    t.ok(problems.some((p) => p.includes('host lacks route')), 'check sees the missing host route');
+    t.ok(
+      problems.some((p) => p.includes('lacks 10.65.1.2/32')),
+      'check sees the missing address',
+    );
+    t.ok(
+      problems.some((p) => p.includes('host lacks route')),
+      'check sees the missing host route',
+    );
     await wireWorkload(w1);
     t.same(await checkWorkload(w1), []);
     t.ok(ping(p1.name, '10.65.2.2'), 'works again');
@@ -67,8 +73,11 @@ t.test('workload wiring', { skip }, async (t) => {
     t.equal(ipIn(n1.name, 'neigh', 'show').includes('10.65.1.2'), false, 'no neighbour');
     t.equal(ipIn(p1.name, 'link', 'show').includes('eth0'), false, 'no pod interface');
     t.equal(await unwireWorkload({ ...w1 }), false);
-    t.equal(await unwireWorkload({ hostIfName: if1, containerNetnsPath: '/var/run/netns/tb-none-such', hostNetnsPath: n1.path }), false,
-      'pod netns already gone is fine');
+    t.equal(
+      await unwireWorkload({ hostIfName: if1, containerNetnsPath: '/var/run/netns/tb-none-such', hostNetnsPath: n1.path }),
+      false,
+      'pod netns already gone is fine',
+    );
   });
 
   t.test('pod side left over (host side gone): DEL removes it', async (t) => {

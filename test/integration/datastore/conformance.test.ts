@@ -16,9 +16,14 @@ t.test('memory', async (t) => {
   // Every "client" is a view of the same in-process store; closing one must not end the others.
   const view = (): Datastore => ({
     kind: 'memory',
-    get: (k) => shared.get(k), list: (p) => shared.list(p), revision: () => shared.revision(),
-    create: (k, v) => shared.create(k, v), update: (k, v, r) => shared.update(k, v, r), delete: (k, r) => shared.delete(k, r),
-    watch: (p, f, s) => shared.watch(p, f, s), close: async () => undefined,
+    get: (k) => shared.get(k),
+    list: (p) => shared.list(p),
+    revision: () => shared.revision(),
+    create: (k, v) => shared.create(k, v),
+    update: (k, v, r) => shared.update(k, v, r),
+    delete: (k, r) => shared.delete(k, r),
+    watch: (p, f, s) => shared.watch(p, f, s),
+    close: async () => undefined,
   });
   conformance(t, { name: 'memory', open: async () => view() });
 });
@@ -40,6 +45,8 @@ t.test('etcdv3', { skip: etcdMissing() ?? false }, async (t) => {
     name: 'etcdv3',
     open: async () => new EtcdDatastore(etcd.endpoints),
     processConfig: { type: 'etcdv3', etcdEndpoints: etcd.endpoints },
-    compact: async (ds, revision) => { await (ds as EtcdDatastore).client.kv.compact({ revision: String(revision), physical: true }); },
+    compact: async (ds, revision) => {
+      await (ds as EtcdDatastore).client.kv.compact({ revision: String(revision), physical: true });
+    },
   });
 });

@@ -23,7 +23,9 @@ t.test('survives an etcd restart: writes retry, the watch resumes exactly', { sk
   t.teardown(() => clearTimeout(timer));
   const seen: WatchEvent<number>[] = [];
   let gotFirst: () => void = () => undefined;
-  const firstSeen = new Promise<void>((r) => { gotFirst = r; });
+  const firstSeen = new Promise<void>((r) => {
+    gotFirst = r;
+  });
   const watching = (async () => {
     for await (const ev of ds.watch<number>(p, first.revision, ac.signal)) {
       seen.push(ev);
@@ -38,8 +40,15 @@ t.test('survives an etcd restart: writes retry, the watch resumes exactly', { sk
   const c = await ds.create(`${p}c`, 3);
   const b2 = await ds.update(`${p}b`, 20, b.revision);
   await watching;
-  t.same(seen.map((e) => `${e.type} ${e.key} ${e.type === 'put' ? e.value : ''}`), [`put ${p}a 1`, `put ${p}b 2`, `put ${p}c 3`, `put ${p}b 20`]);
-  t.same(seen.map((e) => e.revision), [first.revision, b.revision, c.revision, b2.revision], 'no event lost or repeated');
+  t.same(
+    seen.map((e) => `${e.type} ${e.key} ${e.type === 'put' ? e.value : ''}`),
+    [`put ${p}a 1`, `put ${p}b 2`, `put ${p}c 3`, `put ${p}b 20`],
+  );
+  t.same(
+    seen.map((e) => e.revision),
+    [first.revision, b.revision, c.revision, b2.revision],
+    'no event lost or repeated',
+  );
   t.equal((await ds.get(`${p}b`))?.value, 20);
 });
 
@@ -57,7 +66,9 @@ t.test('unreachable etcd gives DatastoreUnavailable within the op timeout', asyn
 t.test('several endpoints: a dead one is skipped', { skip }, async (t) => {
   const etcd = await startEtcd(t);
   const dead = `http://127.0.0.1:${await freePort()}`;
-  const ds = await openDatastore(datastoreConfigFromEnv({ TABBY_CONFIG: '/dev/null' }, { type: 'etcdv3', etcdEndpoints: [dead, ...etcd.endpoints] }));
+  const ds = await openDatastore(
+    datastoreConfigFromEnv({ TABBY_CONFIG: '/dev/null' }, { type: 'etcdv3', etcdEndpoints: [dead, ...etcd.endpoints] }),
+  );
   t.teardown(() => ds.close());
   for (let i = 0; i < 6; i++) await ds.create(`/multi/${i}`, i);
   t.equal((await ds.list('/multi/')).items.length, 6);
@@ -69,8 +80,12 @@ t.test('TLS with client certificates (ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KE
   const tls = makeTestCerts(dir)!;
   const etcd = await startEtcd(t, { tls });
   const cfg = datastoreConfigFromEnv({
-    TABBY_CONFIG: '/dev/null', DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: etcd.endpoints.join(','),
-    ETCD_CA_CERT_FILE: tls.caFile, ETCD_CERT_FILE: tls.clientCertFile, ETCD_KEY_FILE: tls.clientKeyFile,
+    TABBY_CONFIG: '/dev/null',
+    DATASTORE_TYPE: 'etcdv3',
+    ETCD_ENDPOINTS: etcd.endpoints.join(','),
+    ETCD_CA_CERT_FILE: tls.caFile,
+    ETCD_CERT_FILE: tls.clientCertFile,
+    ETCD_KEY_FILE: tls.clientKeyFile,
   });
   t.match(cfg.etcdEndpoints, [/^https:/]);
   const ds = await openDatastore(cfg);
@@ -81,5 +96,5 @@ t.test('TLS with client certificates (ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KE
   // Without a client certificate the server refuses us.
   const noCert = new EtcdDatastore(etcd.endpoints, { caFile: tls.caFile }, { opTimeoutMs: 1500, callTimeoutMs: 500 });
   t.teardown(() => noCert.close());
-  t.ok(await noCert.get('/tls/k').catch((e: unknown) => e) instanceof Error, 'no client certificate → refused');
+  t.ok((await noCert.get('/tls/k').catch((e: unknown) => e)) instanceof Error, 'no client certificate → refused');
 });

@@ -6,8 +6,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import {
-  DatastoreCompacted, DatastoreConflict, DatastoreExists, DatastoreNotFound,
-  type Datastore, type DatastoreConfig, type WatchEvent,
+  DatastoreCompacted,
+  DatastoreConflict,
+  DatastoreExists,
+  DatastoreNotFound,
+  type Datastore,
+  type DatastoreConfig,
+  type WatchEvent,
 } from '../../../src/datastore/index.js';
 
 export interface Backend {
@@ -22,14 +27,25 @@ export interface Backend {
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/datastore-worker.js');
 
-export interface WorkerResult { conflicts: number; ms: number; p50: number; p99: number; max: number }
+export interface WorkerResult {
+  conflicts: number;
+  ms: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
 
 export function runWorker(cfg: DatastoreConfig, args: string[]): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [WORKER, JSON.stringify(cfg), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    c.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    c.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    let out = '',
+      err = '';
+    c.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    c.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
     c.once('error', reject);
     c.once('exit', (code) => {
       if (code !== 0) reject(new Error(`worker ${args.join(' ')} exited ${code}: ${err}`));
@@ -107,7 +123,7 @@ export function conformance(t: Test, b: Backend): void {
     const cur = (await ds.get(`${p}x`))!;
     await ds.delete(`${p}x`, cur.revision);
     t.equal(await ds.get(`${p}x`), undefined, 'gone after CAS delete');
-    t.ok(await ds.delete(`${p}x`).catch((e: unknown) => e) instanceof DatastoreNotFound, 'delete of a missing key → DatastoreNotFound');
+    t.ok((await ds.delete(`${p}x`).catch((e: unknown) => e)) instanceof DatastoreNotFound, 'delete of a missing key → DatastoreNotFound');
     await ds.create(`${p}y`, 'y');
     await ds.delete(`${p}y`);
     t.equal(await ds.get(`${p}y`), undefined, 'unconditional delete');
@@ -122,8 +138,14 @@ export function conformance(t: Test, b: Backend): void {
     for (const k of ['b', 'a', 'c/d', 'c']) await ds.create(`${p}${k}`, k);
     await ds.create(`${p.slice(0, -1)}X/z`, 'outside'); // same string start without the slash
     const l = await ds.list<string>(p);
-    t.same(l.items.map((i) => i.key.slice(p.length)), ['a', 'b', 'c', 'c/d']);
-    t.same(l.items.map((i) => i.value), ['a', 'b', 'c', 'c/d']);
+    t.same(
+      l.items.map((i) => i.key.slice(p.length)),
+      ['a', 'b', 'c', 'c/d'],
+    );
+    t.same(
+      l.items.map((i) => i.value),
+      ['a', 'b', 'c', 'c/d'],
+    );
     t.equal(l.revision, await ds.revision());
     t.ok(l.items.every((i) => i.revision <= l.revision && i.revision > 0));
     t.same((await ds.list(`${p}nothing/`)).items, []);
@@ -141,7 +163,10 @@ export function conformance(t: Test, b: Backend): void {
     await ds.delete(`${p}a`, a2.revision);
     const all = await collect<number | string>(ds, p, start, 4);
     t.same(summary(all), [`put ${p}a=1`, `put ${p}a=2`, `put ${p}b="b"`, `delete ${p}a`]);
-    t.ok(all.every((e, i) => i === 0 || e.revision > all[i - 1]!.revision), 'revisions increase');
+    t.ok(
+      all.every((e, i) => i === 0 || e.revision > all[i - 1]!.revision),
+      'revisions increase',
+    );
     t.equal(all[1]!.revision, a2.revision);
     const second = all[1]! as Extract<WatchEvent, { type: 'put' }>;
     t.equal(second.previous, 1, 'an update carries the previous value');
@@ -160,7 +185,10 @@ export function conformance(t: Test, b: Backend): void {
   t.test(`${b.name}: watch seen by a second client; abort ends it`, async (t) => {
     const writer = await b.open();
     const reader = await b.open();
-    t.teardown(async () => { await writer.close(); await reader.close(); });
+    t.teardown(async () => {
+      await writer.close();
+      await reader.close();
+    });
     const p = fresh();
     const from = (await reader.revision()) + 1;
     const ac = new AbortController();
@@ -209,19 +237,33 @@ export function conformance(t: Test, b: Backend): void {
       conflicts = results.reduce((s, r) => s + r.conflicts, 0);
     } else {
       // In-process store: 8 concurrent async writers on their own clients.
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        const c = await b.open();
-        for (let i = 0; i < 200; i++) {
-          for (;;) {
-            const cur = (await c.get<number>(k))!;
-            try { await c.update(k, cur.value + 1, cur.revision); break; } catch (e) { if (!(e instanceof DatastoreConflict)) throw e; conflicts++; }
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const c = await b.open();
+          for (let i = 0; i < 200; i++) {
+            for (;;) {
+              const cur = (await c.get<number>(k))!;
+              try {
+                await c.update(k, cur.value + 1, cur.revision);
+                break;
+              } catch (e) {
+                if (!(e instanceof DatastoreConflict)) throw e;
+                conflicts++;
+              }
+            }
           }
-        }
-      }));
+        }),
+      );
     }
     const ms = performance.now() - t0;
-    t.equal((await ds.get<number>(k))?.value, 1600, `exactly 1600 (${cfg ? '8 processes' : '8 in-process writers'}, ${conflicts} conflicts retried, ${ms.toFixed(0)} ms)`);
-    t.comment(`${b.name}: 1600 CAS increments in ${ms.toFixed(0)} ms (${(ms / 1600).toFixed(2)} ms each incl. process start), ${conflicts} conflicts`);
+    t.equal(
+      (await ds.get<number>(k))?.value,
+      1600,
+      `exactly 1600 (${cfg ? '8 processes' : '8 in-process writers'}, ${conflicts} conflicts retried, ${ms.toFixed(0)} ms)`,
+    );
+    t.comment(
+      `${b.name}: 1600 CAS increments in ${ms.toFixed(0)} ms (${(ms / 1600).toFixed(2)} ms each incl. process start), ${conflicts} conflicts`,
+    );
   });
 
   if (cfg) {
@@ -233,8 +275,14 @@ export function conformance(t: Test, b: Backend): void {
       const got = collect<{ i: number; pid: number }>(ds, p, from, 5, 15_000);
       await runWorker(cfg, ['put', p, '5']);
       const evs = await got;
-      t.same(evs.map((e) => e.key.slice(p.length)), ['0', '1', '2', '3', '4']);
-      t.ok(evs.every((e) => e.type === 'put' && e.value.pid !== process.pid), 'written by the child');
+      t.same(
+        evs.map((e) => e.key.slice(p.length)),
+        ['0', '1', '2', '3', '4'],
+      );
+      t.ok(
+        evs.every((e) => e.type === 'put' && e.value.pid !== process.pid),
+        'written by the child',
+      );
     });
   }
 }

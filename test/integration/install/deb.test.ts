@@ -16,26 +16,56 @@ const built = fs.existsSync(path.join(ROOT, 'dist/src/cli/main.js')) ? false : '
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number; input?: string } = {}) => {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeout ?? 120_000, cwd: opts.cwd, env: opts.env ?? process.env, input: opts.input });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 120_000,
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    input: opts.input,
+  });
+  return {
+    status: r.status,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
+  };
 };
 
-const debSkip = built || (process.getuid?.() !== 0 ? 'needs root (dpkg -i)'
-  : sh('dpkg-deb', ['--version']).status !== 0 ? 'dpkg-deb is not installed'
-  : sh('dpkg', ['-s', 'tabby']).status === 0 ? 'a tabby package is already installed on this machine (the test would replace it)'
-  : fs.existsSync('/opt/tabby') ? '/opt/tabby exists (a make install on this machine; the test would collide with it)'
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
-  : sh('dpkg-query', ['-W', '-f=${Status} ${Version}', 'nodejs']).stdout.startsWith('install ok installed') ? false
-  : 'node is not from a Debian package here (the package depends on nodejs >= 20.19)');
+const debSkip =
+  built ||
+  (process.getuid?.() !== 0
+    ? 'needs root (dpkg -i)'
+    : sh('dpkg-deb', ['--version']).status !== 0
+      ? 'dpkg-deb is not installed'
+      : sh('dpkg', ['-s', 'tabby']).status === 0
+        ? 'a tabby package is already installed on this machine (the test would replace it)'
+        : fs.existsSync('/opt/tabby')
+          ? '/opt/tabby exists (a make install on this machine; the test would collide with it)'
+          : // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
+            sh('dpkg-query', ['-W', '-f=${Status} ${Version}', 'nodejs']).stdout.startsWith('install ok installed')
+            ? false
+            : 'node is not from a Debian package here (the package depends on nodejs >= 20.19)');
 
 /** The host paths a Debian package of tabby touches: name, size, mode of every entry (bounded depth). */
-const HOST_PATHS: [string, number][] = [['/usr/bin', 1], ['/opt', 1], ['/etc/tabby', 2], ['/lib/systemd/system', 1], ['/usr/share/bash-completion/completions', 1],
-  ['/usr/share/zsh/vendor-completions', 1], ['/usr/share/doc/tabby', 1], ['/var/lib/tabby', 1]];
+const HOST_PATHS: [string, number][] = [
+  ['/usr/bin', 1],
+  ['/opt', 1],
+  ['/etc/tabby', 2],
+  ['/lib/systemd/system', 1],
+  ['/usr/share/bash-completion/completions', 1],
+  ['/usr/share/zsh/vendor-completions', 1],
+  ['/usr/share/doc/tabby', 1],
+  ['/var/lib/tabby', 1],
+];
 function snapshot(): string[] {
   const out: string[] = [];
   const walk = (p: string, depth: number): void => {
     let st: fs.Stats;
-    try { st = fs.lstatSync(p); } catch { return; }
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return;
+    }
     out.push(`${p} ${st.isDirectory() ? 'd' : st.size} ${st.mode.toString(8)}`);
     if (st.isDirectory() && depth > 0) for (const c of fs.readdirSync(p).sort()) walk(path.join(p, c), depth - 1);
   };
@@ -55,7 +85,9 @@ async function dpkg(...args: string[]) {
 
 t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', { skip: debSkip, timeout: 540_000 }, async (t) => {
   const t0 = Date.now();
-  const lap = (what: string): void => { t.comment(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); };
+  const lap = (what: string): void => {
+    t.comment(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  };
   t.teardown(await hostPathsLock());
   lap('lock');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}deb-`));
@@ -73,8 +105,16 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   const deb = path.join(tmp, fs.readdirSync(tmp).find((f) => f.endsWith('.deb')) ?? 'none.deb');
   t.match(path.basename(deb), new RegExp(`^tabby_${version.replace(/\./g, '\\.')}_\\w+\\.deb$`));
   const contents = sh('dpkg-deb', ['-c', deb]).stdout;
-  for (const f of ['./usr/bin/tabby-node', './usr/bin/tabbyctl', './lib/systemd/system/tabby-node.service', './etc/tabby/tabby-node.env', './opt/tabby/app/dist/src/agent/main.js',
-    './opt/tabby/app/src/native/build/Release/tabby_native.node', './usr/share/bash-completion/completions/tabbyctl']) t.match(contents, ` ${f}\n`, `package has ${f}`);
+  for (const f of [
+    './usr/bin/tabby-node',
+    './usr/bin/tabbyctl',
+    './lib/systemd/system/tabby-node.service',
+    './etc/tabby/tabby-node.env',
+    './opt/tabby/app/dist/src/agent/main.js',
+    './opt/tabby/app/src/native/build/Release/tabby_native.node',
+    './usr/share/bash-completion/completions/tabbyctl',
+  ])
+    t.match(contents, ` ${f}\n`, `package has ${f}`);
   t.notMatch(contents, /\.\/usr\/local\//, 'nothing under /usr/local (Debian policy)');
   t.notMatch(contents, /installed-files/, 'no make-install manifest (dpkg keeps the list)');
   t.match(sh('dpkg-deb', ['-f', deb, 'Depends']).stdout, /nodejs \(>= 20\.19\)/);
@@ -93,7 +133,10 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   const ns = sh('tabbyctl', ['node', 'status'], { env });
   t.match(ns.stdout, /tabby-node process is not running/, 'no agent was started');
   t.equal(fs.statSync('/etc/tabby/tabby-node.env').mode & 0o777, 0o600, 'env file 0600');
-  t.match(fs.readFileSync('/lib/systemd/system/tabby-node.service', 'utf8'), /^ExecStart=\/usr\/bin\/node \/opt\/tabby\/app\/dist\/src\/agent\/main\.js$/m);
+  t.match(
+    fs.readFileSync('/lib/systemd/system/tabby-node.service', 'utf8'),
+    /^ExecStart=\/usr\/bin\/node \/opt\/tabby\/app\/dist\/src\/agent\/main\.js$/m,
+  );
   const listed = sh('dpkg', ['-L', 'tabby']).stdout.split('\n').filter(Boolean);
   t.ok(listed.length > 1000, `dpkg -L tabby: ${listed.length} paths`);
 
@@ -110,6 +153,6 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   t.notOk(fs.existsSync('/etc/tabby'), '/etc/tabby gone');
   t.notOk(fs.existsSync('/opt/tabby'), '/opt/tabby gone');
   t.not(sh('dpkg', ['-s', 'tabby']).status, 0, 'not installed');
-  t.same(snapshot(), before, 'the host\'s install paths are as before');
+  t.same(snapshot(), before, "the host's install paths are as before");
   lap('done');
 });

@@ -14,8 +14,19 @@ const built = fs.existsSync(path.join(ROOT, 'dist/src/cli/main.js')) ? false : '
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number; input?: string } = {}) => {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: opts.timeout ?? 120_000, cwd: opts.cwd, env: opts.env ?? process.env, input: opts.input });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 120_000,
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    input: opts.input,
+  });
+  return {
+    status: r.status,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
+  };
 };
 
 t.test('npm pack: the tarball installs and its bins run', { skip: built, timeout: 240_000 }, async (t) => {
@@ -26,10 +37,22 @@ t.test('npm pack: the tarball installs and its bins run', { skip: built, timeout
   t.equal(pack.status, 0, 'npm pack', { log: pack.out });
   const info = (JSON.parse(pack.stdout) as { filename: string; files: { path: string; mode: number }[] }[])[0]!;
   const files = info.files.map((f) => f.path);
-  for (const f of ['dist/src/cli/main.js', 'dist/src/agent/main.js', 'dist/src/cni/main.js', 'proto/bgp/registry.json', 'src/native/binding.gyp', 'src/native/tabby_native.cc', 'src/native/cni_client.c', 'deploy/systemd/tabby-node.service']) {
+  for (const f of [
+    'dist/src/cli/main.js',
+    'dist/src/agent/main.js',
+    'dist/src/cni/main.js',
+    'proto/bgp/registry.json',
+    'src/native/binding.gyp',
+    'src/native/tabby_native.cc',
+    'src/native/cni_client.c',
+    'deploy/systemd/tabby-node.service',
+  ]) {
     t.ok(files.includes(f), `tarball has ${f}`);
   }
-  t.notOk(files.some((f) => f.startsWith('dist/test/') || f.startsWith('node_modules/') || f.startsWith('test/') || f.endsWith('.ts')), 'no tests, no sources but the addon\'s, no node_modules');
+  t.notOk(
+    files.some((f) => f.startsWith('dist/test/') || f.startsWith('node_modules/') || f.startsWith('test/') || f.endsWith('.ts')),
+    "no tests, no sources but the addon's, no node_modules",
+  );
   const bins = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin;
   for (const [name, file] of Object.entries(bins)) {
     t.match(fs.readFileSync(path.join(ROOT, file), 'utf8'), /^#!\/usr\/bin\/env node\n/, `bin ${name}: ${file} starts with a node shebang`);
@@ -38,7 +61,10 @@ t.test('npm pack: the tarball installs and its bins run', { skip: built, timeout
   // Installed as a dependency of a fresh project (dependencies from npm's cache when there, else the registry).
   const prefix = path.join(tmp, 'project');
   fs.mkdirSync(prefix);
-  const inst = sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--prefix', prefix, path.join(tmp, info.filename)], { cwd: tmp, timeout: 180_000 });
+  const inst = sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--prefix', prefix, path.join(tmp, info.filename)], {
+    cwd: tmp,
+    timeout: 180_000,
+  });
   t.equal(inst.status, 0, `npm install ${info.filename}`, { log: inst.out });
   const pkgDir = path.join(prefix, 'node_modules/tabby');
   t.ok(fs.existsSync(path.join(pkgDir, 'src/native/build/Release/tabby_native.node')), 'the install script built the native addon');

@@ -29,7 +29,10 @@ if (process.argv.length < 6) {
   process.exit(0);
 }
 
-main().then(() => process.exit(0), (e: unknown) => {
-  process.stderr.write(`assign-worker: ${e instanceof Error ? e.stack : String(e)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`assign-worker: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  },
+);

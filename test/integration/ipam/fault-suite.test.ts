@@ -27,7 +27,10 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
   const acks = path.join(root, 'acks');
   fs.mkdirSync(acks);
   const procs = new Set<ChildProcess>();
-  t.teardown(() => { for (const p of procs) p.kill('SIGKILL'); fs.rmSync(root, { recursive: true, force: true }); });
+  t.teardown(() => {
+    for (const p of procs) p.kill('SIGKILL');
+    fs.rmSync(root, { recursive: true, force: true });
+  });
   const ds = new FileDatastore(dir);
   t.teardown(() => ds.close());
   await ds.create(`${POOLS_PREFIX}p`, { metadata: { name: 'p' }, spec: { cidr: '10.50.0.0/22', blockSize: 28 } });
@@ -35,14 +38,25 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
   const ipam = new Ipam(ds, { logger: { info() {}, warn() {}, error() {} } });
   let incarnation = 0;
   let kills = 0;
-  const ackText = () => fs.readdirSync(acks).map((f) => fs.readFileSync(path.join(acks, f), 'utf8')).join('');
+  const ackText = () =>
+    fs
+      .readdirSync(acks)
+      .map((f) => fs.readFileSync(path.join(acks, f), 'utf8'))
+      .join('');
   const opsNow = () => ackText().split('\n').length - 1;
   const spawnOne = (): ChildProcess => {
     const i = incarnation++;
-    const p = spawn(process.execPath, [WORKER, dir, `w${i}`, path.join(acks, `w${i}`), `node-${i % 3}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [WORKER, dir, `w${i}`, path.join(acks, `w${i}`), `node-${i % 3}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
-    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
-    p.once('exit', (code, signal) => { procs.delete(p); if (signal !== 'SIGKILL') t.fail(`a worker exited on its own (${code}): ${err.trim()}`); });
+    p.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    p.once('exit', (code, signal) => {
+      procs.delete(p);
+      if (signal !== 'SIGKILL') t.fail(`a worker exited on its own (${code}): ${err.trim()}`);
+    });
     procs.add(p);
     return p;
   };
@@ -54,10 +68,17 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
       while (procs.size < PROCS) spawnOne();
       await sleep(150 + Math.random() * 300);
       const victim = [...procs][Math.floor(Math.random() * procs.size)];
-      if (victim && Math.random() < 0.7) { victim.kill('SIGKILL'); kills++; await new Promise((r) => victim.once('exit', r)); }
+      if (victim && Math.random() < 0.7) {
+        victim.kill('SIGKILL');
+        kills++;
+        await new Promise((r) => victim.once('exit', r));
+      }
     }
     const last = [...procs];
-    for (const p of last) { p.kill('SIGKILL'); kills++; }
+    for (const p of last) {
+      p.kill('SIGKILL');
+      kills++;
+    }
     await Promise.all(last.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
 
     // What the processes were told.
@@ -67,7 +88,16 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
     let released = 0;
     for (const line of ackText().split('\n')) {
       const [op, handle, ip] = line.split(' ');
-      if (op === 'A') { held.set(handle!, ip!); assigned++; } else if (op === 'r') { held.delete(handle!); releasing.add(handle!); } else if (op === 'R') { releasing.delete(handle!); released++; }
+      if (op === 'A') {
+        held.set(handle!, ip!);
+        assigned++;
+      } else if (op === 'r') {
+        held.delete(handle!);
+        releasing.add(handle!);
+      } else if (op === 'R') {
+        releasing.delete(handle!);
+        released++;
+      }
     }
     const problems: string[] = [];
     const owners = new Map<string, string>();
@@ -75,7 +105,8 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
       if (owners.has(ip)) problems.push(`${ip} acknowledged to ${owners.get(ip)} and ${h}`);
       owners.set(ip, h);
       const info = await ipam.ipInfo(ip);
-      if (!info.allocated || info.handle !== h) problems.push(`${ip} acknowledged to ${h}, the store says ${info.allocated ? info.handle : 'free'}`);
+      if (!info.allocated || info.handle !== h)
+        problems.push(`${ip} acknowledged to ${h}, the store says ${info.allocated ? info.handle : 'free'}`);
     }
     t.same(problems.slice(0, 10), [], `round ${round}: no address handed out twice, none lost`);
     // Everything else is an operation cut short: the check (knowing the live handles) reports it.
@@ -86,7 +117,8 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
       for (const a of (await import('../../../src/ipam/index.js')).blockAllocations(b)) {
         if (a.handle && held.get(a.handle) === a.ip) continue;
         unacked.push(a.ip);
-        if (!reported.has(a.ip) && !(a.handle && reported.has(a.handle))) problems.push(`${a.ip} (handle ${a.handle}) is allocated, not acknowledged, and not reported`);
+        if (!reported.has(a.ip) && !(a.handle && reported.has(a.handle)))
+          problems.push(`${a.ip} (handle ${a.handle}) is allocated, not acknowledged, and not reported`);
       }
     }
     t.same(problems.slice(0, 10), [], `round ${round}: every unacknowledged allocation (${unacked.length}) is reported by ipam check`);
@@ -96,6 +128,8 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
     const after = await ipam.check({ isLive: (h) => held.has(h) });
     t.same([after.leaked, after.handleMismatches, after.problems], [[], [], []], `round ${round}: after gc the check is clean`);
     for (const [h, ip] of held) if ((await ipam.ipInfo(ip)).handle !== h) t.fail(`gc took ${ip} from live ${h}`);
-    t.comment(`IPAM round ${round}: ${assigned} assignments and ${released} releases acknowledged so far, ${held.size} held, ${kills} kill -9 so far, ${unacked.length} cut-short allocations reported and collected`);
+    t.comment(
+      `IPAM round ${round}: ${assigned} assignments and ${released} releases acknowledged so far, ${held.size} held, ${kills} kill -9 so far, ${unacked.length} cut-short allocations reported and collected`,
+    );
   }
 });

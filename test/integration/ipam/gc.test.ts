@@ -17,22 +17,34 @@ const LEASE_MS = 2000;
 t.test('three collectors: one collects, a killed holder is replaced', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}igc-`));
   const procs = new Map<string, ChildProcess>();
-  t.teardown(() => { for (const p of procs.values()) p.kill('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); });
+  t.teardown(() => {
+    for (const p of procs.values()) p.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   const ds = new FileDatastore(dir);
   t.teardown(() => ds.close());
   await ds.create(`${POOLS_PREFIX}p`, { metadata: { name: 'p' }, spec: { cidr: '10.40.0.0/24', blockSize: 26 } });
-  for (const n of ['node-1', 'node-2', 'node-3', 'node-4', 'node-5']) await ds.create(`${NODES_PREFIX}${n}`, { metadata: { name: n }, spec: {} });
+  for (const n of ['node-1', 'node-2', 'node-3', 'node-4', 'node-5'])
+    await ds.create(`${NODES_PREFIX}${n}`, { metadata: { name: n }, spec: {} });
   const ipam = new Ipam(ds);
   for (const n of ['node-1', 'node-4', 'node-5']) await ipam.autoAssign({ handle: `k8s.${n}`, node: n, num4: 2, attrs: { node: n } });
-  for (const n of ['node-1', 'node-2', 'node-3']) procs.set(n, spawn(process.execPath, [WORKER, dir, n, String(GRACE_MS), String(LEASE_MS)], { stdio: 'ignore' }));
+  for (const n of ['node-1', 'node-2', 'node-3'])
+    procs.set(n, spawn(process.execPath, [WORKER, dir, n, String(GRACE_MS), String(LEASE_MS)], { stdio: 'ignore' }));
   const holder = async () => (await ds.get<{ holder: string }>(LEASE_KEY))?.value.holder;
-  const until = async (what: () => Promise<boolean>, ms: number) => { const end = Date.now() + ms; while (Date.now() < end) { if (await what()) return true; await new Promise((r) => setTimeout(r, 100)); } return false; };
+  const until = async (what: () => Promise<boolean>, ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (await what()) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
 
   t.ok(await until(async () => (await holder()) !== undefined, 30_000), `a collector holds the lease: ${await holder()}`);
   const first = (await holder())!;
   const t0 = Date.now();
   await ds.delete(`${NODES_PREFIX}node-4`);
-  t.ok(await until(async () => (await ipam.ipsByHandle('k8s.node-4')).length === 0, 30_000), 'node-4\'s 2 addresses are free again');
+  t.ok(await until(async () => (await ipam.ipsByHandle('k8s.node-4')).length === 0, 30_000), "node-4's 2 addresses are free again");
   const took = Date.now() - t0;
   t.ok(took >= GRACE_MS, `not before the grace period (${took} ms >= ${GRACE_MS} ms)`);
   t.comment(`deleted node collected after ${took} ms (grace ${GRACE_MS} ms, interval ${LEASE_MS / 5} ms)`);
@@ -42,7 +54,13 @@ t.test('three collectors: one collects, a killed holder is replaced', async (t) 
   procs.get(first)!.kill('SIGKILL');
   procs.delete(first);
   const t1 = Date.now();
-  t.ok(await until(async () => { const h = await holder(); return h !== undefined && h !== first; }, 30_000), `another collector took over: ${await holder()}`);
+  t.ok(
+    await until(async () => {
+      const h = await holder();
+      return h !== undefined && h !== first;
+    }, 30_000),
+    `another collector took over: ${await holder()}`,
+  );
   t.comment(`lease taken over ${Date.now() - t1} ms after the holder was killed (lease ${LEASE_MS} ms)`);
   await ds.delete(`${NODES_PREFIX}node-5`);
   t.ok(await until(async () => (await ipam.ipsByHandle('k8s.node-5')).length === 0, 30_000), 'the new holder collects node-5');

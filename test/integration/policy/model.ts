@@ -3,8 +3,19 @@
 // not through tabby's converter; no nftables). Shares only the selector parser with the product.
 import { parseSelector } from '../../../src/datastore/selector.js';
 
-export interface ModelPod { name: string; ns: string; ip: string; labels: Record<string, string>; ports?: { name: string; protocol: string; port: number }[] }
-export interface Flow { src: ModelPod | { host: true; ip: string }; dst: ModelPod; proto: 'tcp' | 'udp'; port: number }
+export interface ModelPod {
+  name: string;
+  ns: string;
+  ip: string;
+  labels: Record<string, string>;
+  ports?: { name: string; protocol: string; port: number }[];
+}
+export interface Flow {
+  src: ModelPod | { host: true; ip: string };
+  dst: ModelPod;
+  proto: 'tcp' | 'udp';
+  port: number;
+}
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const inCidr = (ip: string, cidr: string): boolean => {
@@ -28,10 +39,17 @@ const k8sMatch = (sel: Obj | undefined, labels: Record<string, string>): boolean
 };
 
 export class Model {
-  constructor(private readonly nsLabels: Record<string, Record<string, string>>, private readonly docs: readonly Obj[]) {}
+  constructor(
+    private readonly nsLabels: Record<string, Record<string, string>>,
+    private readonly docs: readonly Obj[],
+  ) {}
 
-  private nsl(ns: string) { return { ...this.nsLabels[ns], 'kubernetes.io/metadata.name': ns, 'projectcalico.org/name': ns }; }
-  private calicoLabels(p: ModelPod) { return { ...p.labels, 'projectcalico.org/namespace': p.ns, 'projectcalico.org/orchestrator': 'k8s' }; }
+  private nsl(ns: string) {
+    return { ...this.nsLabels[ns], 'kubernetes.io/metadata.name': ns, 'projectcalico.org/name': ns };
+  }
+  private calicoLabels(p: ModelPod) {
+    return { ...p.labels, 'projectcalico.org/namespace': p.ns, 'projectcalico.org/orchestrator': 'k8s' };
+  }
 
   /** Policies applying to pod for dir, in Calico order; Kubernetes ones are order 1000, name knp.default.<name>. */
   private policies(pod: ModelPod, dir: 'Ingress' | 'Egress'): { order: number; name: string; doc: Obj; k8s: boolean }[] {
@@ -73,20 +91,38 @@ export class Model {
     return pols.length === 0; // selected and nothing allowed: default deny; not selected: profile allows
   }
 
-  private k8sVerdict(d: Obj, ep: ModelPod, dir: 'Ingress' | 'Egress', peer: { ip: string; pod: ModelPod | undefined }, f: Flow): string | undefined {
+  private k8sVerdict(
+    d: Obj,
+    ep: ModelPod,
+    dir: 'Ingress' | 'Egress',
+    peer: { ip: string; pod: ModelPod | undefined },
+    f: Flow,
+  ): string | undefined {
     const rules: Obj[] = (dir === 'Ingress' ? d.spec.ingress : d.spec.egress) ?? [];
     const dstPod = dir === 'Ingress' ? ep : f.dst;
     for (const r of rules) {
       const peers: Obj[] = (dir === 'Ingress' ? r.from : r.to) ?? [];
-      const peerOk = peers.length === 0 || peers.some((pp) => {
-        if (pp.ipBlock) return inCidr(peer.ip, pp.ipBlock.cidr) && !(pp.ipBlock.except ?? []).some((c: string) => inCidr(peer.ip, c));
-        if (!peer.pod) return false;
-        if (pp.namespaceSelector) { if (!k8sMatch(pp.namespaceSelector, this.nsl(peer.pod.ns))) return false; } else if (peer.pod.ns !== ep.ns) return false;
-        return k8sMatch(pp.podSelector, peer.pod.labels);
-      });
+      const peerOk =
+        peers.length === 0 ||
+        peers.some((pp) => {
+          if (pp.ipBlock) return inCidr(peer.ip, pp.ipBlock.cidr) && !(pp.ipBlock.except ?? []).some((c: string) => inCidr(peer.ip, c));
+          if (!peer.pod) return false;
+          if (pp.namespaceSelector) {
+            if (!k8sMatch(pp.namespaceSelector, this.nsl(peer.pod.ns))) return false;
+          } else if (peer.pod.ns !== ep.ns) return false;
+          return k8sMatch(pp.podSelector, peer.pod.labels);
+        });
       const ports: Obj[] = r.ports ?? [];
-      const portOk = ports.length === 0 || ports.some((p) => (p.protocol ?? 'TCP').toLowerCase() === f.proto &&
-        (p.port === undefined || p.port === f.port || (typeof p.port === 'string' && (dstPod.ports ?? []).some((np) => np.name === p.port && np.port === f.port && np.protocol.toLowerCase() === f.proto))));
+      const portOk =
+        ports.length === 0 ||
+        ports.some(
+          (p) =>
+            (p.protocol ?? 'TCP').toLowerCase() === f.proto &&
+            (p.port === undefined ||
+              p.port === f.port ||
+              (typeof p.port === 'string' &&
+                (dstPod.ports ?? []).some((np) => np.name === p.port && np.port === f.port && np.protocol.toLowerCase() === f.proto))),
+        );
       if (peerOk && portOk) return 'Allow';
     }
     return undefined;
@@ -99,7 +135,7 @@ export class Model {
     for (const r of rules) {
       if (r.protocol && r.protocol.toLowerCase() !== f.proto) continue;
       const srcIp = dir === 'Ingress' ? peer.ip : f.src.ip;
-      const srcPod = dir === 'Ingress' ? peer.pod : ('host' in f.src ? undefined : f.src);
+      const srcPod = dir === 'Ingress' ? peer.pod : 'host' in f.src ? undefined : f.src;
       if (!this.entityOk(r.source, srcIp, srcPod, ns, undefined, f)) continue;
       if (!this.entityOk(r.destination, f.dst.ip, f.dst, ns, f.port, f)) continue;
       if (r.action === 'Log') continue;
@@ -108,16 +144,30 @@ export class Model {
     return undefined;
   }
 
-  private entityOk(e: Obj | undefined, ip: string, pod: ModelPod | undefined, ns: string | undefined, port: number | undefined, f: Flow): boolean {
+  private entityOk(
+    e: Obj | undefined,
+    ip: string,
+    pod: ModelPod | undefined,
+    ns: string | undefined,
+    port: number | undefined,
+    f: Flow,
+  ): boolean {
     if (!e) return true;
     if (e.nets && !e.nets.some((c: string) => inCidr(ip, c))) return false;
     if (e.selector || e.namespaceSelector) {
       if (!pod) return false;
-      if (e.namespaceSelector) { if (!parseSelector(e.namespaceSelector).matches(this.nsl(pod.ns))) return false; } else if (ns && pod.ns !== ns) return false;
+      if (e.namespaceSelector) {
+        if (!parseSelector(e.namespaceSelector).matches(this.nsl(pod.ns))) return false;
+      } else if (ns && pod.ns !== ns) return false;
       if (e.selector && !parseSelector(e.selector).matches(this.calicoLabels(pod))) return false;
     }
     if (e.ports && port !== undefined) {
-      const ok = e.ports.some((p: number | string) => p === port || (typeof p === 'string' && (pod?.ports ?? []).some((np) => np.name === p && np.port === port && np.protocol.toLowerCase() === f.proto)));
+      const ok = e.ports.some(
+        (p: number | string) =>
+          p === port ||
+          (typeof p === 'string' &&
+            (pod?.ports ?? []).some((np) => np.name === p && np.port === port && np.protocol.toLowerCase() === f.proto)),
+      );
       if (!ok) return false;
     }
     return true;

@@ -38,36 +38,76 @@ t.test('BGPFilter, communities and service ranges as BIRD 2 and GoBGP see them',
     config: `router id ${BIRD_IP};
 protocol device {}
 protocol static tor { ipv4; route ${REJECTED} blackhole; route ${ALLOWED} blackhole; }
-${nodes.map((n, i) => `protocol bgp tabby${i + 1} {
+${nodes
+  .map(
+    (n, i) => `protocol bgp tabby${i + 1} {
   local ${BIRD_IP} as 65000;
   strict bind yes;
   neighbor ${nodeIp(lab, n)} as 64512;
   direct;
   ipv4 { import all; export where proto = "tor"; };
-}`).join('\n')}
+}`,
+  )
+  .join('\n')}
 `,
   });
   const gobgp = await startGobgp(t, {
     netns: router,
-    config: gobgpConfig({ asn: 65001, routerId: GOBGP_IP, localAddressList: [GOBGP_IP], neighbors: nodes.map((n) => ({ address: nodeIp(lab, n), peerAs: 64512, localAddress: GOBGP_IP })) }),
+    config: gobgpConfig({
+      asn: 65001,
+      routerId: GOBGP_IP,
+      localAddressList: [GOBGP_IP],
+      neighbors: nodes.map((n) => ({ address: nodeIp(lab, n), peerAs: 64512, localAddress: GOBGP_IP })),
+    }),
   });
 
   const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
   t.teardown(() => ds.close());
   const store = new ResourceStore(ds);
   const apply = (doc: object) => store.apply(doc as never);
-  await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name: 'tor-in' }, spec: { importV4: [{ action: 'Reject', matchOperator: 'Equal', cidr: REJECTED }] } });
-  await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name: 'fabric-out' }, spec: { exportV4: [{ action: 'Accept', matchOperator: 'In', cidr: '10.244.0.0/16', operations: [{ prependASPath: { prefix: [64512, 64512] } }, { addCommunity: { value: '65001:5' } }] }] } });
   await apply({
-    apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' },
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPFilter',
+    metadata: { name: 'tor-in' },
+    spec: { importV4: [{ action: 'Reject', matchOperator: 'Equal', cidr: REJECTED }] },
+  });
+  await apply({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPFilter',
+    metadata: { name: 'fabric-out' },
+    spec: {
+      exportV4: [
+        {
+          action: 'Accept',
+          matchOperator: 'In',
+          cidr: '10.244.0.0/16',
+          operations: [{ prependASPath: { prefix: [64512, 64512] } }, { addCommunity: { value: '65001:5' } }],
+        },
+      ],
+    },
+  });
+  await apply({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
     spec: {
       serviceClusterIPs: [{ cidr: SERVICES }],
       communities: [{ name: 'pods', value: '64512:100' }],
       prefixAdvertisements: [{ cidr: '10.244.0.0/16', communities: ['pods', '64512:1:1'] }],
     },
   });
-  await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: BIRD_IP, asNumber: 65000, filters: ['tor-in'] } });
-  await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'fabric' }, spec: { peerIP: GOBGP_IP, asNumber: 65001, filters: ['fabric-out'] } });
+  await apply({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: { peerIP: BIRD_IP, asNumber: 65000, filters: ['tor-in'] },
+  });
+  await apply({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'fabric' },
+    spec: { peerIP: GOBGP_IP, asNumber: 65001, filters: ['fabric-out'] },
+  });
 
   for (const i of [1, 2]) t.ok(await bird.waitEstablished(`tabby${i}`, 30_000), `BIRD: tabby${i} Established`);
   for (const n of nodes) t.ok(await gobgp.waitEstablished(nodeIp(lab, n), 30_000), `GoBGP: ${n} established`);
@@ -80,7 +120,13 @@ ${nodes.map((n, i) => `protocol bgp tabby${i + 1} {
     }
     const rx = await tabbyctl(lab, 'node-1', 'bgp', 'routes', '--peer', BIRD_IP, '--received');
     t.equal(rx.code, 0, rx.stderr);
-    t.match(rx.stdout, new RegExp(`\\| ${REJECTED.replace(/\./g, '\\.')} +\\| rejected +\\| ${BIRD_IP.replace(/\./g, '\\.')} +\\| 65000 +\\| +\\| tor-in importV4\\[0\\] Reject \\|`), 'tabbyctl bgp routes --received names the rule');
+    t.match(
+      rx.stdout,
+      new RegExp(
+        `\\| ${REJECTED.replace(/\./g, '\\.')} +\\| rejected +\\| ${BIRD_IP.replace(/\./g, '\\.')} +\\| 65000 +\\| +\\| tor-in importV4\\[0\\] Reject \\|`,
+      ),
+      'tabbyctl bgp routes --received names the rule',
+    );
     const st = await statusOf(lab, 'node-1');
     const p = st?.peers.find((x) => x.address === BIRD_IP);
     t.match(p, { prefixesReceived: 2, prefixesAccepted: 1 }, 'node status: received 2, accepted 1');
@@ -96,7 +142,10 @@ ${nodes.map((n, i) => `protocol bgp tabby${i + 1} {
       t.same(r?.communities, ['(64512,100)'], `${blk}: BGP.community (64512,100) from prefixAdvertisements`);
       t.same(r?.largeCommunities, ['(64512, 1, 1)'], `${blk}: BGP.large_community`);
     }
-    const svc = await until(async () => { const rs = await bird.routes(SERVICES); return rs.length === 2 ? rs : undefined; }, 20_000);
+    const svc = await until(async () => {
+      const rs = await bird.routes(SERVICES);
+      return rs.length === 2 ? rs : undefined;
+    }, 20_000);
     t.same(svc?.map((r) => r.via).sort(), nodes.map((n) => nodeIp(lab, n)).sort(), `BIRD learned ${SERVICES} from every node`);
     t.same(svc?.[0]?.communities, [], 'the service range is outside the pool: no pool community');
   });
@@ -113,28 +162,53 @@ ${nodes.map((n, i) => `protocol bgp tabby${i + 1} {
     t.same(svc?.[0]?.asPath, [64512], 'outside the filter cidr: default Accept, plain eBGP path');
     const adv = await tabbyctl(lab, 'node-1', 'bgp', 'routes', '--peer', GOBGP_IP, '-o', 'json');
     const rows = (JSON.parse(adv.stdout) as { routes: { prefix: string; decidedBy: string; state: string }[] }[])[0]!.routes;
-    t.match(rows.find((r) => r.prefix === SERVICES), { state: 'advertised', decidedBy: 'default Accept' });
-    t.match(rows.find((r) => r.prefix.startsWith('10.244.') && r.state === 'advertised'), { decidedBy: 'fabric-out exportV4[0] Accept' });
+    t.match(
+      rows.find((r) => r.prefix === SERVICES),
+      { state: 'advertised', decidedBy: 'default Accept' },
+    );
+    t.match(
+      rows.find((r) => r.prefix.startsWith('10.244.') && r.state === 'advertised'),
+      { decidedBy: 'fabric-out exportV4[0] Accept' },
+    );
   });
 
   await t.test('an export filter change is on the wire within a second, no session flap', async (t) => {
     const birdBefore = await Promise.all([1, 2].map((i) => bird.protocolState(`tabby${i}`)));
     const tabbyBefore = (await statusOf(lab, 'node-1'))?.peers.find((p) => p.address === BIRD_IP)?.since;
-    await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPFilter', metadata: { name: 'tor-out' }, spec: { exportV4: [{ action: 'Reject', matchOperator: 'In', cidr: SERVICES }] } });
+    await apply({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPFilter',
+      metadata: { name: 'tor-out' },
+      spec: { exportV4: [{ action: 'Reject', matchOperator: 'In', cidr: SERVICES }] },
+    });
     const t0 = process.hrtime.bigint();
-    await apply({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: BIRD_IP, asNumber: 65000, filters: ['tor-in', 'tor-out'] } });
+    await apply({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
+      spec: { peerIP: BIRD_IP, asNumber: 65000, filters: ['tor-in', 'tor-out'] },
+    });
     const gone = await until(async () => ((await bird.routes(SERVICES)).length === 0 ? true : undefined), 20_000, 20);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     t.ok(gone, `BIRD no longer has ${SERVICES}`);
-    t.comment(`export filter change → WITHDRAW seen in BIRD from both nodes: ${ms.toFixed(0)} ms (datastore write to birdc view; load ${(await import('node:os')).loadavg()[0]!.toFixed(1)})`);
+    t.comment(
+      `export filter change → WITHDRAW seen in BIRD from both nodes: ${ms.toFixed(0)} ms (datastore write to birdc view; load ${(await import('node:os')).loadavg()[0]!.toFixed(1)})`,
+    );
     t.ok(ms < 5000, `within 5 s even under load (measured ${ms.toFixed(0)} ms)`);
     const birdAfter = await Promise.all([1, 2].map((i) => bird.protocolState(`tabby${i}`)));
     t.same(birdAfter, birdBefore, 'BIRD: both sessions unchanged (same state and since)');
     t.equal((await statusOf(lab, 'node-1'))?.peers.find((p) => p.address === BIRD_IP)?.since, tabbyBefore, 'tabby: session not reset');
     for (const n of nodes) t.ok((await bird.routes(await blockOf(lab, n))).length >= 1, `BIRD still has ${n}'s block`);
     const why = await tabbyctl(lab, 'node-2', 'bgp', 'routes', '--peer', BIRD_IP);
-    t.match(why.stdout, /\| 10\.96\.0\.0\/12 +\| not-advertised .*\| tor-out exportV4\[0\] Reject \|/, 'tabbyctl bgp routes says which rule held it back');
+    t.match(
+      why.stdout,
+      /\| 10\.96\.0\.0\/12 +\| not-advertised .*\| tor-out exportV4\[0\] Reject \|/,
+      'tabbyctl bgp routes says which rule held it back',
+    );
     // GoBGP is another peer: still has the service range.
-    t.ok((await gobgp.rib()).some((x) => x.prefix === SERVICES), 'GoBGP unaffected');
+    t.ok(
+      (await gobgp.rib()).some((x) => x.prefix === SERVICES),
+      'GoBGP unaffected',
+    );
   });
 });

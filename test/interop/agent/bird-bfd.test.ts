@@ -39,10 +39,14 @@ protocol bgp tabby {
   const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
   try {
     await new ResourceStore(ds).create({
-      apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' },
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
       spec: { peerIP: routerIp, asNumber: 65000, bfd: { transmitInterval: '300ms', receiveInterval: '300ms', detectMultiplier: 3 } },
     } as never);
-  } finally { await ds.close(); }
+  } finally {
+    await ds.close();
+  }
 
   t.ok(await bird.waitEstablished('tabby', 30_000), 'BIRD: BGP Established');
   const birdUp = await until(async () => {
@@ -55,21 +59,33 @@ protocol bgp tabby {
     return p?.bfd?.state === 'Up' ? p : undefined;
   }, 20_000);
   t.ok(tabbyUp, 'tabby: BFD Up in /status');
-  t.ok(await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.includes('(BFD Up)'), 5_000), 'tabbyctl node status shows BFD Up');
+  t.ok(
+    await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.includes('(BFD Up)'), 5_000),
+    'tabbyctl node status shows BFD Up',
+  );
   t.ok(await until(() => routeTo(lab.node('node-1').netns, TOR), 15_000), `${TOR} in the node's kernel`);
   // Fast timers negotiated (the Poll Sequence after Up): detection 3 × 300 ms.
-  t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp)?.bfd?.detectionTimeMs === 900, 10_000), 'detection time 900 ms');
+  t.ok(
+    await until(
+      async () => (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp)?.bfd?.detectionTimeMs === 900,
+      10_000,
+    ),
+    'detection time 900 ms',
+  );
 
   // Drop BFD only (UDP 3784) in the router, silently: BGP's TCP session would live for its hold time.
   execFileSync('ip', ['netns', 'exec', routerNs.replace(/^\/var\/run\/netns\//, ''), 'nft', '-f', '-'], {
-    input: 'table inet tabbytestbfd {\n chain input { type filter hook input priority 0; udp dport 3784 drop; }\n chain output { type filter hook output priority 0; udp dport 3784 drop; }\n}\n',
+    input:
+      'table inet tabbytestbfd {\n chain input { type filter hook input priority 0; udp dport 3784 drop; }\n chain output { type filter hook output priority 0; udp dport 3784 drop; }\n}\n',
   });
   const cut = Date.now();
   const gone = await until(() => !routeTo(lab.node('node-1').netns, TOR), 10_000, 20);
   const ms = Date.now() - cut;
   t.ok(gone, `route gone from the node's kernel ${ms} ms after BFD stopped (hold time 90 s)`);
   t.ok(ms < 5000, `well under the hold time: ${ms} ms`);
-  process.stdout.write(`# BFD with BIRD 2: BFD packets dropped → ${TOR} gone from the node's kernel in ${ms} ms (300 ms × 3; BGP hold time 90 s)\n`);
+  process.stdout.write(
+    `# BFD with BIRD 2: BFD packets dropped → ${TOR} gone from the node's kernel in ${ms} ms (300 ms × 3; BGP hold time 90 s)\n`,
+  );
   // Both ends detect at ~900 ms; BIRD may close the BGP session a moment before tabby's own detection.
   const st = await until(async () => {
     const p = (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp);
@@ -77,7 +93,10 @@ protocol bgp tabby {
   }, 5_000);
   t.match(st?.bfd, { state: 'Down', diag: 'Control Detection Time Expired' }, 'tabby: BFD Down, detection time expired');
   t.not(st?.state, 'Established', 'tabby: BGP session taken down by BFD');
-  t.ok(await until(async () => !(await bird.birdc('show protocols tabby')).includes('Established'), 10_000), 'BIRD: its BGP session went down too (its own BFD)');
+  t.ok(
+    await until(async () => !(await bird.birdc('show protocols tabby')).includes('Established'), 10_000),
+    'BIRD: its BGP session went down too (its own BFD)',
+  );
 
   // Heal: BFD back Up, BGP re-established, the route returns.
   execFileSync('ip', ['netns', 'exec', routerNs.replace(/^\/var\/run\/netns\//, ''), 'nft', 'delete', 'table', 'inet', 'tabbytestbfd']);

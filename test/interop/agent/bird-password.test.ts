@@ -38,10 +38,14 @@ protocol bgp tor {
   const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
   try {
     await new ResourceStore(ds).create({
-      apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' },
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
       spec: { peerIP: routerIp, asNumber: 65000, password: { secretKeyRef: { name: 'bgp-passwords', key: 'tor' } } },
     } as never);
-  } finally { await ds.close(); }
+  } finally {
+    await ds.close();
+  }
 
   // 1. No secret: the peer is never connected; status and readiness name the secret.
   const info = await until(async () => {
@@ -50,7 +54,10 @@ protocol bgp tor {
   }, 20_000);
   t.match(info?.info, /^password secret bgp-passwords\/tor not found/, 'status INFO: password secret bgp-passwords/tor not found');
   const ready = await lab.agentStatus('node-1');
-  t.ok(ready?.readiness.reasons.some((r) => r.includes(`BGP not established with ${routerIp}: password secret bgp-passwords/tor not found`)), 'readiness reason');
+  t.ok(
+    ready?.readiness.reasons.some((r) => r.includes(`BGP not established with ${routerIp}: password secret bgp-passwords/tor not found`)),
+    'readiness reason',
+  );
   const st = await tabbyctl(lab, 'node-1', 'node', 'status');
   t.match(st.stdout, /password secret bgp-passwords\/tor not found/, 'tabbyctl node status shows it');
   t.notOk(await bird.waitEstablished('tor', 5_000), 'BIRD: no session without the secret');
@@ -70,8 +77,11 @@ protocol bgp tor {
   // 4. Rotation on both ends: the session comes back with the new key.
   await bird.reconfigure(birdConf('rotated-key'));
   write('rotated-key');
-  t.ok(await until(async () => {
-    const p = (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp);
-    return p?.state === 'Established' && (await bird.birdc('show protocols tor')).includes('Established');
-  }, 40_000), 'Established again after rotating the key on both ends');
+  t.ok(
+    await until(async () => {
+      const p = (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp);
+      return p?.state === 'Established' && (await bird.birdc('show protocols tor')).includes('Established');
+    }, 40_000),
+    'Established again after rotating the key on both ends',
+  );
 });

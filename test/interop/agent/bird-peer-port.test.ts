@@ -26,8 +26,18 @@ protocol bgp tabby {
   });
   const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
   try {
-    await new ResourceStore(ds).create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: `${routerIp}:1179`, asNumber: 65000 } } as never);
-  } finally { await ds.close(); }
+    await new ResourceStore(ds).create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
+      spec: { peerIP: `${routerIp}:1179`, asNumber: 65000 },
+    } as never);
+  } finally {
+    await ds.close();
+  }
   t.ok(await bird.waitEstablished('tabby', 30_000), 'BIRD (passive, port 1179): Established');
-  t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers.find((p) => p.address === routerIp)?.state === 'Established', 10_000), 'tabby: Established with 172.31.1.1 (port 1179)');
+  t.ok(
+    await until(async () => (await lab.agentStatus('node-1'))?.peers.find((p) => p.address === routerIp)?.state === 'Established', 10_000),
+    'tabby: Established with 172.31.1.1 (port 1179)',
+  );
 });

@@ -15,12 +15,16 @@ t.test('BIRD 2 as an external global BGPPeer learns every block', { skip }, asyn
   t.ok((await lab.waitForBgp(40_000)).ok, 'mesh Established');
   const routerIp = '172.31.1.1';
   const nodes = ['node-1', 'node-2'];
-  const neighbors = nodes.map((n, i) => `protocol bgp tabby${i + 1} {
+  const neighbors = nodes
+    .map(
+      (n, i) => `protocol bgp tabby${i + 1} {
   local ${routerIp} as 65000;
   neighbor ${nodeIp(lab, n)} as 64512;
   direct;
   ipv4 { import all; export where proto = "tor"; };
-}`).join('\n');
+}`,
+    )
+    .join('\n');
   const bird = await startBird(t, {
     netns: lab.state.routerNetns!,
     config: `router id ${routerIp};
@@ -32,8 +36,15 @@ ${neighbors}
   // The BGPPeer, written by "another writer" while the agents run: picked up live.
   const ds = await openDatastore({ type: 'file', dir: lab.state.datastoreDir });
   try {
-    await new ResourceStore(ds).create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: routerIp, asNumber: 65000 } } as never);
-  } finally { await ds.close(); }
+    await new ResourceStore(ds).create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
+      spec: { peerIP: routerIp, asNumber: 65000 },
+    } as never);
+  } finally {
+    await ds.close();
+  }
 
   for (const i of [1, 2]) t.ok(await bird.waitEstablished(`tabby${i}`, 30_000), `BIRD: tabby${i} Established`);
   for (const n of nodes) {
@@ -50,7 +61,15 @@ ${neighbors}
   const all = await bird.birdc('show route protocol tabby1');
   const prefixes = [...all.matchAll(/^(\d+\.\d+\.\d+\.\d+\/\d+)/gm)].map((m) => m[1]!);
   t.ok(prefixes.length >= 2, `tabby1 sent ${prefixes.join(', ')}`);
-  t.same(prefixes.filter((p) => !p.startsWith('10.244.')), [], 'only pool prefixes exported: no host subnet');
+  t.same(
+    prefixes.filter((p) => !p.startsWith('10.244.')),
+    [],
+    'only pool prefixes exported: no host subnet',
+  );
   const st = await tabbyctl(lab, 'node-1', 'node', 'status');
-  t.match(st.stdout, new RegExp(`\\| ${routerIp.replace(/\./g, '\\.')} +\\| global +\\| up +\\|`), 'node status: the BIRD peer is a global peer, up');
+  t.match(
+    st.stdout,
+    new RegExp(`\\| ${routerIp.replace(/\./g, '\\.')} +\\| global +\\| up +\\|`),
+    'node status: the BIRD peer is a global peer, up',
+  );
 });

@@ -19,9 +19,27 @@ const GONE = '10.121.3.0/24';
 
 t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes, stale swept after End-of-RIB', { skip }, async (t) => {
   const [n1, n2, n3] = makeStar(t, 'gr', 69, 3);
-  const tb = n1!, br = n2!, hp = n3!;
-  const bird = await startBird(t, { netns: br.name, config: birdConfig({ routerId: br.address, asn: 65000, local: br.address, gracefulRestart: true, neighbors: [{ address: tb.address, asn: 65000 }], routes: ['10.122.0.0/24'] }) });
-  const helper = new BgpSpeaker({ asn: 65000, routerId: hp.address, listenAddress: hp.address, sessions: tcpSessions({ netns: hp.path }), gracefulRestart: { restartTime: 120 } });
+  const tb = n1!,
+    br = n2!,
+    hp = n3!;
+  const bird = await startBird(t, {
+    netns: br.name,
+    config: birdConfig({
+      routerId: br.address,
+      asn: 65000,
+      local: br.address,
+      gracefulRestart: true,
+      neighbors: [{ address: tb.address, asn: 65000 }],
+      routes: ['10.122.0.0/24'],
+    }),
+  });
+  const helper = new BgpSpeaker({
+    asn: 65000,
+    routerId: hp.address,
+    listenAddress: hp.address,
+    sessions: tcpSessions({ netns: hp.path }),
+    gracefulRestart: { restartTime: 120 },
+  });
   helper.addPeer({ address: tb.address, asn: 65000, localAddress: hp.address, families: ['ipv4'], holdTime: 30 });
   helper.originate('10.123.0.0/24');
   t.teardown(() => helper.stop());
@@ -31,25 +49,46 @@ t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes
   const lines: { event: string; [k: string]: unknown }[] = [];
   const startChild = (prefixes: string[], restarting: boolean): void => {
     const cfg = {
-      asn: 65000, routerId: tb.address, listen: tb.address, prefixes, restarting, restartTime: 120, deferralTime: 30,
+      asn: 65000,
+      routerId: tb.address,
+      listen: tb.address,
+      prefixes,
+      restarting,
+      restartTime: 120,
+      deferralTime: 30,
       peers: [br.address, hp.address].map((a) => ({ address: a, asn: 65000, localAddress: tb.address, families: ['ipv4'], holdTime: 30 })),
     };
-    const p = spawn('ip', ['netns', 'exec', tb.name, process.execPath, child], { env: { ...process.env, TABBY_GR_CHILD: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('ip', ['netns', 'exec', tb.name, process.execPath, child], {
+      env: { ...process.env, TABBY_GR_CHILD: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let buf = '';
     p.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let i;
-      while ((i = buf.indexOf('\n')) >= 0) { try { lines.push(JSON.parse(buf.slice(0, i))); } catch { /* not ours */ } buf = buf.slice(i + 1); }
+      while ((i = buf.indexOf('\n')) >= 0) {
+        try {
+          lines.push(JSON.parse(buf.slice(0, i)));
+        } catch {
+          /* not ours */
+        }
+        buf = buf.slice(i + 1);
+      }
     });
     proc = p;
   };
-  t.teardown(() => { proc?.kill('SIGKILL'); });
+  t.teardown(() => {
+    proc?.kill('SIGKILL');
+  });
 
   startChild([...KEEP, GONE], false);
   const birdHas = async (p: string): Promise<boolean> => (await bird.birdc(`show route ${p}`).catch(() => '')).includes(p);
   t.ok(await bird.waitEstablished('p1', 30_000), 'BIRD: Established with tabby');
   t.ok(await waitFor(async () => (await Promise.all([...KEEP, GONE].map(birdHas))).every(Boolean), 20_000), 'BIRD has the 3 routes');
-  t.ok(await waitFor(() => helper.locRib().size === 4, 20_000), 'tabby helper has the 3 routes (+ its own; BIRD\'s is iBGP-learned, not re-sent)');
+  t.ok(
+    await waitFor(() => helper.locRib().size === 4, 20_000),
+    "tabby helper has the 3 routes (+ its own; BIRD's is iBGP-learned, not re-sent)",
+  );
 
   // Watch for any withdrawal of the routes that must survive, at both peers, from now on.
   const helperWithdrawn: string[] = [];
@@ -73,7 +112,10 @@ t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes
 
   lines.length = 0;
   startChild(KEEP, true);
-  t.ok(await waitFor(() => lines.some((l) => l.event === 'deferral-done'), 40_000), `restarted speaker ended its deferral (${JSON.stringify(lines.find((l) => l.event === 'deferral-done'))})`);
+  t.ok(
+    await waitFor(() => lines.some((l) => l.event === 'deferral-done'), 40_000),
+    `restarted speaker ended its deferral (${JSON.stringify(lines.find((l) => l.event === 'deferral-done'))})`,
+  );
   t.ok(await waitFor(() => helperWithdrawn.includes(GONE), 20_000), 'helper removed the route not re-announced');
   t.ok(await waitFor(async () => !(await birdHas(GONE)), 20_000), 'BIRD removed the route not re-announced');
   watching = false;
@@ -81,6 +123,9 @@ t.test('kill -9 and restart of a tabby speaker: BIRD 2 and tabby keep its routes
   t.same(helperWithdrawn, [GONE], 'helper withdrew nothing else at any point');
   t.same([...birdMissing], [], 'BIRD never lost the re-announced routes');
   t.equal(helper.peers()[0]!.prefixesStale, 0, 'no stale route left at the helper');
-  t.ok(lines.some((l) => l.event === 'best' && l.prefix === '10.122.0.0/24'), 'the restarted speaker learned BIRD\'s route again');
+  t.ok(
+    lines.some((l) => l.event === 'best' && l.prefix === '10.122.0.0/24'),
+    "the restarted speaker learned BIRD's route again",
+  );
   t.match(await bird.birdc(`show route all ${KEEP[0]}`), /via 10\.69\.0\.1/, 'BIRD: route via the restarted speaker');
 });

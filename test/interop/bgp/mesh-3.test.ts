@@ -13,7 +13,17 @@ t.test('3-node tabby full mesh', { skip }, async (t) => {
   const speakers = ns.map((x, i) => {
     const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, sessions: tcpSessions({ netns: x.path }) });
     // Calico style: the lower address is passive toward the higher one.
-    for (const y of ns) if (y !== x) s.addPeer({ address: y.address, asn: 65000, localAddress: x.address, families: ['ipv4'], passive: x.address < y.address, holdTime: 30, type: 'mesh' });
+    for (const y of ns)
+      if (y !== x)
+        s.addPeer({
+          address: y.address,
+          asn: 65000,
+          localAddress: x.address,
+          families: ['ipv4'],
+          passive: x.address < y.address,
+          holdTime: 30,
+          type: 'mesh',
+        });
     s.originate(`192.168.${i}.0/26`);
     s.originate(`192.168.${i}.64/26`);
     return s;

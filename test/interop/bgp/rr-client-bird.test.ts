@@ -11,10 +11,22 @@ const skip = !isRoot() ? 'needs root (network namespaces)' : !haveBird() ? 'bird
 
 t.test('tabby speakers as clients of a BIRD 2 route reflector', { skip }, async (t) => {
   const [n1, n2, n3] = makeStar(t, 'rc', 67, 3);
-  const a = n1!, b = n2!, r = n3!;
+  const a = n1!,
+    b = n2!,
+    r = n3!;
   const bird = await startBird(t, {
     netns: r.name,
-    config: birdConfig({ routerId: r.address, asn: 65000, local: r.address, rrClusterId: '10.9.9.9', neighbors: [{ address: a.address, asn: 65000, rrClient: true }, { address: b.address, asn: 65000, rrClient: true }], routes: ['10.113.0.0/24'] }),
+    config: birdConfig({
+      routerId: r.address,
+      asn: 65000,
+      local: r.address,
+      rrClusterId: '10.9.9.9',
+      neighbors: [
+        { address: a.address, asn: 65000, rrClient: true },
+        { address: b.address, asn: 65000, rrClient: true },
+      ],
+      routes: ['10.113.0.0/24'],
+    }),
   });
   const speakers = [a, b].map((x) => {
     const s = new BgpSpeaker({ asn: 65000, routerId: x.address, listenAddress: x.address, sessions: tcpSessions({ netns: x.path }) });
@@ -26,16 +38,19 @@ t.test('tabby speakers as clients of a BIRD 2 route reflector', { skip }, async 
   const [sa, sb] = speakers as [BgpSpeaker, BgpSpeaker];
   sa.originate('10.111.0.0/24');
   sb.originate('10.112.0.0/24');
-  t.ok(await bird.waitEstablished('p1', 30_000) && await bird.waitEstablished('p2', 30_000), 'BIRD: both clients Established');
-  t.ok(await waitFor(() => sb.locRib().get('10.111.0.0/24') && sa.locRib().get('10.112.0.0/24') && sa.locRib().get('10.113.0.0/24'), 20_000), 'routes reflected to both tabby clients');
+  t.ok((await bird.waitEstablished('p1', 30_000)) && (await bird.waitEstablished('p2', 30_000)), 'BIRD: both clients Established');
+  t.ok(
+    await waitFor(() => sb.locRib().get('10.111.0.0/24') && sa.locRib().get('10.112.0.0/24') && sa.locRib().get('10.113.0.0/24'), 20_000),
+    'routes reflected to both tabby clients',
+  );
   const atB = sb.locRib().get('10.111.0.0/24')!;
   t.equal(atB.attrs.originatorId, a.address, 'ORIGINATOR_ID = the originating tabby');
-  t.same(atB.attrs.clusterList, ['10.9.9.9'], 'CLUSTER_LIST = BIRD\'s cluster ID');
+  t.same(atB.attrs.clusterList, ['10.9.9.9'], "CLUSTER_LIST = BIRD's cluster ID");
   t.same(atB.nextHops, [a.address], 'next hop = the originator');
   t.equal(atB.source, r.address, 'learned from the reflector');
   t.equal(sa.locRib().get('10.111.0.0/24')?.source, '', 'own route stays local (a reflected copy would be dropped by ORIGINATOR_ID)');
   const out = await bird.birdc('show route all 10.111.0.0/24');
   t.match(out, /via 10\.67\.0\.1/, 'BIRD: tabby route with tabby next hop');
   t.match(await bird.birdc('show route all 10.112.0.0/24'), /via 10\.67\.0\.2/);
-  t.equal(sa.peers()[0]!.prefixesReceived, 2, 'a receives b\'s route and BIRD\'s, not its own back');
+  t.equal(sa.peers()[0]!.prefixesReceived, 2, "a receives b's route and BIRD's, not its own back");
 });

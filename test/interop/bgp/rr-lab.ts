@@ -17,7 +17,9 @@ export function makeStar(t: Teardown, tag: string, net: number, n: number, opts:
   const hub = `${base}h`;
   const leaves = Array.from({ length: n }, (_, i) => `${base}${i + 1}`);
   const all = [hub, ...leaves];
-  const del = (): void => { for (const x of all) spawnSync('ip', ['netns', 'del', x], { stdio: 'ignore' }); };
+  const del = (): void => {
+    for (const x of all) spawnSync('ip', ['netns', 'del', x], { stdio: 'ignore' });
+  };
   del();
   t.teardown(del);
   for (const x of all) {
@@ -45,12 +47,20 @@ export function makeStar(t: Teardown, tag: string, net: number, n: number, opts:
 
 /** A BIRD 2 config: one iBGP session per neighbour (protocol names p1, p2, …), static routes exported. */
 export function birdConfig(o: {
-  routerId: string; asn: number; local: string; neighbors: { address: string; asn: number; rrClient?: boolean }[];
-  routes?: string[]; rrClusterId?: string; gracefulRestart?: boolean; family?: 'ipv4' | 'ipv6';
+  routerId: string;
+  asn: number;
+  local: string;
+  neighbors: { address: string; asn: number; rrClient?: boolean }[];
+  routes?: string[];
+  rrClusterId?: string;
+  gracefulRestart?: boolean;
+  family?: 'ipv4' | 'ipv6';
 }): string {
   const fam = o.family ?? 'ipv4';
   const statics = (o.routes ?? []).map((r) => `  route ${r} blackhole;`).join('\n');
-  const protos = o.neighbors.map((n, i) => `
+  const protos = o.neighbors
+    .map(
+      (n, i) => `
 protocol bgp p${i + 1} {
   local ${o.local} as ${o.asn};
   neighbor ${n.address} as ${n.asn};
@@ -60,7 +70,9 @@ protocol bgp p${i + 1} {
   error wait time 1, 5;
   hold time 30;
 ${n.rrClient ? '  rr client;\n' : ''}${o.rrClusterId ? `  rr cluster id ${o.rrClusterId};\n` : ''}${o.gracefulRestart ? '  graceful restart on;\n  graceful restart time 120;\n' : ''}  ${fam} { import all; export all; };
-}`).join('\n');
+}`,
+    )
+    .join('\n');
   return `router id ${o.routerId};
 log stderr all;
 protocol device { scan time 10; }

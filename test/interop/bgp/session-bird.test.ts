@@ -33,7 +33,12 @@ interface Peer {
 }
 
 t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
-  const pair = makeNsPair(t, 'bs', { a4: ['10.77.0.1/24', '10.77.0.11/24'], b4: ['10.77.0.2/24', '10.77.0.12/24'], a6: ['fd77::1/64'], b6: ['fd77::2/64'] });
+  const pair = makeNsPair(t, 'bs', {
+    a4: ['10.77.0.1/24', '10.77.0.11/24'],
+    b4: ['10.77.0.2/24', '10.77.0.12/24'],
+    a6: ['fd77::1/64'],
+    b6: ['fd77::2/64'],
+  });
   const listener = new BgpListener({ address: '::', port: 179, netns: pair.a.path });
   await listener.start();
   t.teardown(() => listener.stop());
@@ -56,7 +61,13 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
   for (const p of Object.values(peers)) p.s.start();
 
   const allUp = async (ms: number): Promise<boolean> =>
-    waitFor(async () => Object.values(peers).every((p) => p.s.established) && (await bird.birdc('show protocols')).split('\n').filter((l) => /^(ibgp4|ebgp4|ibgp6)\s.*Established/.test(l)).length === 3, ms, 100);
+    waitFor(
+      async () =>
+        Object.values(peers).every((p) => p.s.established) &&
+        (await bird.birdc('show protocols')).split('\n').filter((l) => /^(ibgp4|ebgp4|ibgp6)\s.*Established/.test(l)).length === 3,
+      ms,
+      100,
+    );
 
   await t.test('iBGP, eBGP (4-byte ASN) and IPv6 sessions reach Established', async (t) => {
     t.ok(await allUp(20_000), 'BIRD `show protocols` says Established for all three, and so does tabby');
@@ -69,10 +80,24 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
 
   await t.test('routes BIRD originates arrive decoded correctly', async (t) => {
     const find = (p: Peer, prefix: string): UpdateMessage | undefined =>
-      p.updates.find((u) => prefixListToStrings(u.nlri).includes(prefix) || (u.attrs?.mpReach ? prefixListToStrings(u.attrs.mpReach.nlri).includes(prefix) : false));
-    t.ok(await waitFor(() => !!find(ibgp4, '192.0.2.0/24') && !!find(ebgp4, '192.0.2.0/24') && !!find(ibgp6, '2001:db8:100::/48'), 10_000), 'all three received');
+      p.updates.find(
+        (u) =>
+          prefixListToStrings(u.nlri).includes(prefix) ||
+          (u.attrs?.mpReach ? prefixListToStrings(u.attrs.mpReach.nlri).includes(prefix) : false),
+      );
+    t.ok(
+      await waitFor(() => !!find(ibgp4, '192.0.2.0/24') && !!find(ebgp4, '192.0.2.0/24') && !!find(ibgp6, '2001:db8:100::/48'), 10_000),
+      'all three received',
+    );
     const i = find(ibgp4, '192.0.2.0/24')?.attrs;
-    t.match(i, { origin: 0, asPath: [], nextHop: '10.77.0.2', localPref: 100, communities: [65000 * 65536 + 100], largeCommunities: [{ global: 65000, local1: 1, local2: 2 }] });
+    t.match(i, {
+      origin: 0,
+      asPath: [],
+      nextHop: '10.77.0.2',
+      localPref: 100,
+      communities: [65000 * 65536 + 100],
+      largeCommunities: [{ global: 65000, local1: 1, local2: 2 }],
+    });
     const e = find(ebgp4, '192.0.2.0/24')?.attrs;
     t.same(e?.asPath, [{ type: 2, asns: [4200000002] }], 'eBGP AS_PATH with the 4-byte ASN');
     t.equal(e?.nextHop, '10.77.0.12');
@@ -81,11 +106,41 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
   });
 
   await t.test('routes tabby sends show in `birdc show route` with next hop and AS path', async (t) => {
-    ibgp4.s.sendUpdate({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['203.0.113.0/24']), attrs: { origin: 0, asPath: [], nextHop: '10.77.0.1', localPref: 100, communities: [65000 * 65536 + 7] } });
-    ebgp4.s.sendUpdate({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['198.51.100.0/24']), attrs: { origin: 0, asPath: [{ type: 2, asns: [4200000001, 65123] }], nextHop: '10.77.0.11' } });
-    ibgp6.s.sendUpdate({ type: 'update', withdrawn: emptyPrefixList(1), nlri: emptyPrefixList(1), attrs: { origin: 0, asPath: [], localPref: 100, mpReach: { afi: 2, safi: 1, nextHop: 'fd77::1', nlri: prefixListFromStrings(2, ['2001:db8:200::/48']) } } });
+    ibgp4.s.sendUpdate({
+      type: 'update',
+      withdrawn: emptyPrefixList(1),
+      nlri: prefixListFromStrings(1, ['203.0.113.0/24']),
+      attrs: { origin: 0, asPath: [], nextHop: '10.77.0.1', localPref: 100, communities: [65000 * 65536 + 7] },
+    });
+    ebgp4.s.sendUpdate({
+      type: 'update',
+      withdrawn: emptyPrefixList(1),
+      nlri: prefixListFromStrings(1, ['198.51.100.0/24']),
+      attrs: { origin: 0, asPath: [{ type: 2, asns: [4200000001, 65123] }], nextHop: '10.77.0.11' },
+    });
+    ibgp6.s.sendUpdate({
+      type: 'update',
+      withdrawn: emptyPrefixList(1),
+      nlri: emptyPrefixList(1),
+      attrs: {
+        origin: 0,
+        asPath: [],
+        localPref: 100,
+        mpReach: { afi: 2, safi: 1, nextHop: 'fd77::1', nlri: prefixListFromStrings(2, ['2001:db8:200::/48']) },
+      },
+    });
     const show = (p: string): Promise<string> => bird.birdc(`show route ${p} all`);
-    t.ok(await waitFor(async () => (await show('203.0.113.0/24')).includes('BGP.as_path') && (await show('198.51.100.0/24')).includes('BGP.as_path') && (await show('2001:db8:200::/48')).includes('BGP.as_path'), 10_000, 100), 'BIRD has all three');
+    t.ok(
+      await waitFor(
+        async () =>
+          (await show('203.0.113.0/24')).includes('BGP.as_path') &&
+          (await show('198.51.100.0/24')).includes('BGP.as_path') &&
+          (await show('2001:db8:200::/48')).includes('BGP.as_path'),
+        10_000,
+        100,
+      ),
+      'BIRD has all three',
+    );
     const r1 = await show('203.0.113.0/24');
     t.match(r1, /via 10\.77\.0\.1 on veth1/);
     t.match(r1, /BGP\.as_path: *\n/);
@@ -94,8 +149,18 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     t.match(r2, /via 10\.77\.0\.11 on veth1/);
     t.match(r2, /BGP\.as_path: 4200000001 65123/);
     t.match(await show('2001:db8:200::/48'), /via fd77::1 on veth1/);
-    t.match((await bird.routes('198.51.100.0/24'))[0], { prefix: '198.51.100.0/24', protocol: 'ebgp4', via: '10.77.0.11', asPath: [4200000001, 65123], nextHop: '10.77.0.11' }, 'the same through the routes() helper');
-    t.match((await bird.routes('203.0.113.0/24'))[0], { protocol: 'ibgp4', via: '10.77.0.1', asPath: [], localPref: 100, communities: ['(65000,7)'] });
+    t.match(
+      (await bird.routes('198.51.100.0/24'))[0],
+      { prefix: '198.51.100.0/24', protocol: 'ebgp4', via: '10.77.0.11', asPath: [4200000001, 65123], nextHop: '10.77.0.11' },
+      'the same through the routes() helper',
+    );
+    t.match((await bird.routes('203.0.113.0/24'))[0], {
+      protocol: 'ibgp4',
+      via: '10.77.0.1',
+      asPath: [],
+      localPref: 100,
+      communities: ['(65000,7)'],
+    });
     // and a withdraw removes it
     ibgp4.s.sendUpdate({ type: 'update', withdrawn: prefixListFromStrings(1, ['203.0.113.0/24']), nlri: emptyPrefixList(1), attrs: null });
     t.ok(await waitFor(async () => !(await show('203.0.113.0/24')).includes('BGP'), 5000, 100), 'withdrawn from BIRD');
@@ -106,7 +171,8 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     const ups = ibgp4.ups;
     bird.freeze();
     t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 12_000), 'all sessions went down');
-    for (const [name, p] of Object.entries(peers)) t.match(p.downs[0], { error: { code: 4, subcode: 0, sent: true } }, `${name}: hold timer expired, 4/0 sent`);
+    for (const [name, p] of Object.entries(peers))
+      t.match(p.downs[0], { error: { code: 4, subcode: 0, sent: true } }, `${name}: hold timer expired, 4/0 sent`);
     t.match(ibgp4.s.status().info, /^(Idle|Connect|Active|OpenSent)/);
     await bird.restart();
     t.ok(await allUp(15_000), 're-established (ConnectRetry)');
@@ -127,7 +193,10 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     pair.cut();
     t.ok(await waitFor(() => Object.values(peers).every((p) => p.downs.length > 0), 12_000), 'all sessions went down');
     t.match(ibgp4.downs[0], { error: { code: 4, subcode: 0, sent: true } }, 'tabby: hold timer expired');
-    t.ok(await waitFor(async () => /Hold timer expired/i.test(await bird.birdc('show protocols all ibgp4')), 12_000, 200), 'BIRD: hold timer expired (Last error)');
+    t.ok(
+      await waitFor(async () => /Hold timer expired/i.test(await bird.birdc('show protocols all ibgp4')), 12_000, 200),
+      'BIRD: hold timer expired (Last error)',
+    );
     pair.restore();
     t.ok(await allUp(20_000), 're-established');
   });
@@ -139,7 +208,14 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     t.match(ibgp4.downs[0], { error: { code: 4, subcode: 0, sent: true } }, 'tabby does not watch links: the hold timer expires');
     pair.linkUp();
     const ok = await allUp(25_000);
-    if (!ok) t.comment(await bird.birdc('show protocols'), Object.values(peers).map((p) => p.s.status().info).join(' | '), execSync(`ip -n ${pair.a.name} addr; ip -n ${pair.a.name} route; ip -n ${pair.a.name} -6 route`).toString());
+    if (!ok)
+      t.comment(
+        await bird.birdc('show protocols'),
+        Object.values(peers)
+          .map((p) => p.s.status().info)
+          .join(' | '),
+        execSync(`ip -n ${pair.a.name} addr; ip -n ${pair.a.name} route; ip -n ${pair.a.name} -6 route`).toString(),
+      );
     t.ok(ok, 're-established');
   });
 });

@@ -10,7 +10,9 @@ const skip = !isRoot() ? 'needs root (netns)' : false;
 
 /** Established TCP connections on port 179 in a netns. */
 function bgpConnections(ns: string): number {
-  const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Htn', 'state', 'established', '( sport = :179 or dport = :179 )'], { encoding: 'utf8' });
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-Htn', 'state', 'established', '( sport = :179 or dport = :179 )'], {
+    encoding: 'utf8',
+  });
   return out.split('\n').filter((l) => l.trim()).length;
 }
 
@@ -61,16 +63,29 @@ t.test('tabby and BIRD 2, both active', { skip: skip || (!haveBird() ? 'needs bi
   const la = new BgpListener({ address: '0.0.0.0', port: 179, netns: pair.a.path });
   await la.start();
   t.teardown(() => la.stop());
-  const s = new BgpSession({ address: '10.82.0.2', localAddress: '10.82.0.1', localAsn: 65000, peerAsn: 65000, routerId: '10.82.0.1', holdTime: 9, connectRetryTime: 1, idleHoldTime: 1, netns: pair.a.path });
+  const s = new BgpSession({
+    address: '10.82.0.2',
+    localAddress: '10.82.0.1',
+    localAsn: 65000,
+    peerAsn: 65000,
+    routerId: '10.82.0.1',
+    holdTime: 9,
+    connectRetryTime: 1,
+    idleHoldTime: 1,
+    netns: pair.a.path,
+  });
   la.add(s);
   t.teardown(() => s.stop());
   let ups = 0;
   s.on('established', () => ups++);
-  const bird = await startBird(t, { netns: pair.b.name, config: `
+  const bird = await startBird(t, {
+    netns: pair.b.name,
+    config: `
 router id 10.82.0.2;
 protocol device {}
 protocol bgp tabby { local 10.82.0.2 as 65000; neighbor 10.82.0.1 as 65000; hold time 9; connect delay time 1; connect retry time 1; error wait time 1,2; ipv4 { import all; export none; }; }
-` });
+`,
+  });
   // BIRD dials after its 1 s connect delay; so do we (start now + 1 s retry after the first try).
   await new Promise((r) => setTimeout(r, 900));
   s.start();

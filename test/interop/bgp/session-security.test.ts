@@ -5,7 +5,7 @@ import t from 'tap';
 import { BgpListener, BgpSession } from '../../../src/bgp/session.js';
 import type { State } from '../../../src/bgp/fsm.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
-import { isRoot, makeNsPair, } from '../../helpers/netns.js';
+import { isRoot, makeNsPair } from '../../helpers/netns.js';
 
 const skip = !isRoot() ? 'needs root (netns)' : !haveBird() ? 'needs bird2 (bird, birdc)' : false;
 
@@ -18,12 +18,26 @@ protocol bgp gtsm { local 10.79.0.22 as 65000; neighbor 10.79.0.21 as 65000; ttl
 `;
 
 t.test('TCP MD5 and GTSM with BIRD 2', { skip, timeout: 60_000 }, async (t) => {
-  const pair = makeNsPair(t, 'md', { a4: ['10.79.0.1/24', '10.79.0.11/24', '10.79.0.21/24'], b4: ['10.79.0.2/24', '10.79.0.12/24', '10.79.0.22/24'] });
+  const pair = makeNsPair(t, 'md', {
+    a4: ['10.79.0.1/24', '10.79.0.11/24', '10.79.0.21/24'],
+    b4: ['10.79.0.2/24', '10.79.0.12/24', '10.79.0.22/24'],
+  });
   const listener = new BgpListener({ address: '0.0.0.0', port: 179, netns: pair.a.path });
   await listener.start();
   t.teardown(() => listener.stop());
   const mk = (address: string, localAddress: string, sec: { password?: string; ttlSecurity?: number }) => {
-    const s = new BgpSession({ address, localAddress, localAsn: 65000, peerAsn: 65000, routerId: '10.79.0.1', holdTime: 9, connectRetryTime: 1, idleHoldTime: 1, netns: pair.a.path, ...sec });
+    const s = new BgpSession({
+      address,
+      localAddress,
+      localAsn: 65000,
+      peerAsn: 65000,
+      routerId: '10.79.0.1',
+      holdTime: 9,
+      connectRetryTime: 1,
+      idleHoldTime: 1,
+      netns: pair.a.path,
+      ...sec,
+    });
     const states = new Set<State>();
     s.on('state', (st: State) => states.add(st));
     listener.add(s);
@@ -42,7 +56,10 @@ t.test('TCP MD5 and GTSM with BIRD 2', { skip, timeout: 60_000 }, async (t) => {
   t.ok(gtsm.s.established, 'GTSM: tabby Established');
   // Give the wrong-key session several connect attempts both ways.
   await new Promise((r) => setTimeout(r, 4000));
-  t.notOk(bad.states.has('OpenSent') || bad.states.has('OpenConfirm') || bad.states.has('Established'), `wrong key: tabby never reached OpenSent (states seen: ${[...bad.states].join(', ')})`);
+  t.notOk(
+    bad.states.has('OpenSent') || bad.states.has('OpenConfirm') || bad.states.has('Established'),
+    `wrong key: tabby never reached OpenSent (states seen: ${[...bad.states].join(', ')})`,
+  );
   t.notMatch(await bird.protocolState('bad'), /Established|OpenSent|OpenConfirm/, 'wrong key: BIRD never past Connect/Active');
   t.match(bad.s.status().info, /^(Connect|Active)/);
 });

@@ -12,20 +12,43 @@ import type { Lab } from '../../../src/lab/lab.js';
 const skip = labSkipReason() ?? (haveBird() ? false : 'bird2 not installed (bird, birdc)');
 const ROUTER = '172.31.1.1';
 
-interface DiagJson { peers: { peer: string; cause: string; summary: string; fix: string; history: { kind: string; code?: number; subcode?: number; sent?: boolean }[] }[] }
+interface DiagJson {
+  peers: {
+    peer: string;
+    cause: string;
+    summary: string;
+    fix: string;
+    history: { kind: string; code?: number; subcode?: number; sent?: boolean }[];
+  }[];
+}
 
-async function diagnose(lab: Lab, node: string, peer: string): Promise<{ code: number | null; json?: DiagJson['peers'][number]; text: string }> {
+async function diagnose(
+  lab: Lab,
+  node: string,
+  peer: string,
+): Promise<{ code: number | null; json?: DiagJson['peers'][number]; text: string }> {
   const j = await tabbyctl(lab, node, 'bgp', 'diagnose', peer, '-o', 'json');
   const text = await tabbyctl(lab, node, 'bgp', 'diagnose', peer);
   let json: DiagJson['peers'][number] | undefined;
-  try { json = (JSON.parse(j.stdout) as DiagJson).peers[0]; } catch { /* reported by the assertions */ }
+  try {
+    json = (JSON.parse(j.stdout) as DiagJson).peers[0];
+  } catch {
+    /* reported by the assertions */
+  }
   return { code: j.code, json, text: text.stdout + text.stderr };
 }
 
 /** Poll diagnose until the peer's cause is `cause` (sessions take a few seconds to fail). */
 async function waitCause(lab: Lab, node: string, peer: string, cause: string, ms: number): Promise<Awaited<ReturnType<typeof diagnose>>> {
   let last = await diagnose(lab, node, peer);
-  await until(async () => { last = await diagnose(lab, node, peer); return last.json?.cause === cause ? true : undefined; }, ms, 1000);
+  await until(
+    async () => {
+      last = await diagnose(lab, node, peer);
+      return last.json?.cause === cause ? true : undefined;
+    },
+    ms,
+    1000,
+  );
   return last;
 }
 
@@ -50,11 +73,19 @@ t.test('bgp diagnose names the broken step', { skip, timeout: 300_000 }, async (
   const rs = new ResourceStore(ds);
 
   await t.test('AS mismatch: the BGPPeer says 65001, BIRD is AS 65000', async (t) => {
-    await rs.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { node: 'node-1', peerIP: ROUTER, asNumber: 65001 } } as never);
+    await rs.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPPeer',
+      metadata: { name: 'tor' },
+      spec: { node: 'node-1', peerIP: ROUTER, asNumber: 65001 },
+    } as never);
     const d = await waitCause(lab, 'node-1', ROUTER, 'as-mismatch', 40_000);
     t.equal(d.json?.cause, 'as-mismatch', d.text);
     t.match(d.json?.summary, /another AS than configured here \(expected AS 65001\)/);
-    t.ok(d.json?.history.some((e) => e.kind === 'notification' && e.code === 2 && e.subcode === 2 && e.sent), 'the 2/2 NOTIFICATION we sent is in the history');
+    t.ok(
+      d.json?.history.some((e) => e.kind === 'notification' && e.code === 2 && e.subcode === 2 && e.sent),
+      'the 2/2 NOTIFICATION we sent is in the history',
+    );
     t.match(d.text, /NOTIFICATION sent: 2\/2 Bad peer AS/);
     t.equal(d.code, 1, 'exit 1 while the session is not up');
   });
@@ -85,7 +116,7 @@ t.test('bgp diagnose names the broken step', { skip, timeout: 300_000 }, async (
     t.match(d.json?.summary, /refuses TCP port 179/);
   });
 
-  await t.test('a mesh peer\'s tabby-node stops: the active side sees refused, the passive side says who to ask', async (t) => {
+  await t.test("a mesh peer's tabby-node stops: the active side sees refused, the passive side says who to ask", async (t) => {
     await rs.delete('BGPPeer', 'tor');
     await lab.stopAgent('node-2', { signal: 'SIGTERM' });
     // node-1 (172.31.1.11) is passive toward node-2 (172.31.1.12): lower address waits.

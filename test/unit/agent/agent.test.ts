@@ -24,25 +24,70 @@ class FakeSpeaker implements SpeakerPort {
   private best: ((ev: { prefix: string; nextHops: string[] }) => void)[] = [];
   private wd: ((ev: { prefix: string }) => void)[] = [];
   private pc: (() => void)[] = [];
-  constructor(readonly net: FakeNet, readonly addr: string, readonly opts: SpeakerOptions) { net.speakers.set(addr, this); }
-  async start() { this.running = true; for (const s of this.net.speakers.values()) s.resend(); }
-  async stop(o: { graceful: boolean }) { this.running = false; this.stoppedGraceful = o.graceful; }
-  addPeer(p: SpeakerPeerConfig) { this.peerCfg.set(p.address, p); for (const s of this.net.speakers.values()) s.resend(); this.pc.forEach((f) => f()); }
-  updatePeer(p: SpeakerPeerConfig) { this.peerCfg.set(p.address, p); }
-  removePeer(a: string) { this.peerCfg.delete(a); }
-  originate(prefix: string, o: { nextHop?: string } = {}) { this.originated.set(prefix, o.nextHop ?? this.addr); this.resend(); }
-  withdraw(prefix: string) { this.originated.delete(prefix); for (const s of this.net.speakers.values()) if (s !== this) s.wd.forEach((f) => f({ prefix })); }
+  constructor(
+    readonly net: FakeNet,
+    readonly addr: string,
+    readonly opts: SpeakerOptions,
+  ) {
+    net.speakers.set(addr, this);
+  }
+  async start() {
+    this.running = true;
+    for (const s of this.net.speakers.values()) s.resend();
+  }
+  async stop(o: { graceful: boolean }) {
+    this.running = false;
+    this.stoppedGraceful = o.graceful;
+  }
+  addPeer(p: SpeakerPeerConfig) {
+    this.peerCfg.set(p.address, p);
+    for (const s of this.net.speakers.values()) s.resend();
+    this.pc.forEach((f) => f());
+  }
+  updatePeer(p: SpeakerPeerConfig) {
+    this.peerCfg.set(p.address, p);
+  }
+  removePeer(a: string) {
+    this.peerCfg.delete(a);
+  }
+  originate(prefix: string, o: { nextHop?: string } = {}) {
+    this.originated.set(prefix, o.nextHop ?? this.addr);
+    this.resend();
+  }
+  withdraw(prefix: string) {
+    this.originated.delete(prefix);
+    for (const s of this.net.speakers.values()) if (s !== this) s.wd.forEach((f) => f({ prefix }));
+  }
   /** Peers established = both sides configured each other and both running. */
-  established(a: string) { const o = this.net.speakers.get(a); return this.running && !!o?.running && o.peerCfg.has(this.addr); }
+  established(a: string) {
+    const o = this.net.speakers.get(a);
+    return this.running && !!o?.running && o.peerCfg.has(this.addr);
+  }
   peers(): SpeakerPeerStatus[] {
-    return [...this.peerCfg.values()].map((p) => ({ address: p.address, asn: p.asn, state: this.established(p.address) ? 'Established' : 'Active', since: new Date(0), info: this.established(p.address) ? 'Established' : 'Active Socket: Connection refused', prefixesReceived: 0, prefixesAccepted: 0 }));
+    return [...this.peerCfg.values()].map((p) => ({
+      address: p.address,
+      asn: p.asn,
+      state: this.established(p.address) ? 'Established' : 'Active',
+      since: new Date(0),
+      info: this.established(p.address) ? 'Established' : 'Active Socket: Connection refused',
+      prefixesReceived: 0,
+      prefixesAccepted: 0,
+    }));
   }
   resend() {
-    for (const [prefix, nh] of this.originated) for (const s of this.net.speakers.values()) if (s !== this && s.peerCfg.has(this.addr) && this.established(s.addr)) s.best.forEach((f) => f({ prefix, nextHops: [nh] }));
+    for (const [prefix, nh] of this.originated)
+      for (const s of this.net.speakers.values())
+        if (s !== this && s.peerCfg.has(this.addr) && this.established(s.addr)) s.best.forEach((f) => f({ prefix, nextHops: [nh] }));
   }
-  onBest(f: (ev: { prefix: string; nextHops: string[] }) => void) { this.best.push(f); }
-  onWithdrawn(f: (ev: { prefix: string }) => void) { this.wd.push(f); }
-  onPeerChange(f: () => void) { this.pc.push(f); }
+  onBest(f: (ev: { prefix: string; nextHops: string[] }) => void) {
+    this.best.push(f);
+  }
+  onWithdrawn(f: (ev: { prefix: string }) => void) {
+    this.wd.push(f);
+  }
+  onPeerChange(f: () => void) {
+    this.pc.push(f);
+  }
 }
 
 class FakeDataplane implements DataplanePort {
@@ -53,20 +98,43 @@ class FakeDataplane implements DataplanePort {
   tunnels: string[] = [];
   nat: { cidr: string; natOutgoing: boolean }[] = [];
   constructor(readonly ipip = true) {}
-  async kernelHasIpip() { return this.ipip; }
+  async kernelHasIpip() {
+    return this.ipip;
+  }
   async ensureForwarding() {}
-  async ensureIpipTunnel(o: { address?: string | undefined }) { this.tunnels.push(`tunl0 ${o.address}`); }
-  async ensureVxlanTunnel(o: { localIp: string; mac: string; address?: string | undefined }) { this.tunnels.push(`vxlan ${o.address} ${o.mac} ${o.localIp}`); }
-  vxlanMacForNode(n: string) { return `66:00:00:00:00:${n === 'a' ? '0a' : '0b'}`; }
-  setRoute(r: KernelRoute) { this.routes.set(r.dst, r); }
-  deleteRoute(dst: string) { this.routes.delete(dst); }
-  holdDeletes(h: boolean) { this.held = h; }
-  progress() { return { inSync: true, desired: this.routes.size, pending: 0, held: 0 }; }
-  async apply() { this.applies.push({ routes: [...this.routes.values()], allowDeletes: !this.held }); return this.progress(); }
-  async applyNat(p: { cidr: string; natOutgoing: boolean }[]) { this.nat = p; }
+  async ensureIpipTunnel(o: { address?: string | undefined }) {
+    this.tunnels.push(`tunl0 ${o.address}`);
+  }
+  async ensureVxlanTunnel(o: { localIp: string; mac: string; address?: string | undefined }) {
+    this.tunnels.push(`vxlan ${o.address} ${o.mac} ${o.localIp}`);
+  }
+  vxlanMacForNode(n: string) {
+    return `66:00:00:00:00:${n === 'a' ? '0a' : '0b'}`;
+  }
+  setRoute(r: KernelRoute) {
+    this.routes.set(r.dst, r);
+  }
+  deleteRoute(dst: string) {
+    this.routes.delete(dst);
+  }
+  holdDeletes(h: boolean) {
+    this.held = h;
+  }
+  progress() {
+    return { inSync: true, desired: this.routes.size, pending: 0, held: 0 };
+  }
+  async apply() {
+    this.applies.push({ routes: [...this.routes.values()], allowDeletes: !this.held });
+    return this.progress();
+  }
+  async applyNat(p: { cidr: string; natOutgoing: boolean }[]) {
+    this.nat = p;
+  }
   async close() {}
   /** the kernel routes now (learned routes arrive as deltas, without an apply()) */
-  get last() { return this.applies.length ? { routes: [...this.routes.values()], allowDeletes: !this.held } : undefined; }
+  get last() {
+    return this.applies.length ? { routes: [...this.routes.values()], allowDeletes: !this.held } : undefined;
+  }
 }
 
 /** A datastore that can be taken "down". */
@@ -76,7 +144,8 @@ class FlakyDatastore {
   wrap(): Datastore {
     const inner = this.inner;
     const self = this;
-    const guard = <T>(fn: () => Promise<T>): Promise<T> => (self.down ? Promise.reject(new DatastoreUnavailable('', 'connection refused')) : fn());
+    const guard = <T>(fn: () => Promise<T>): Promise<T> =>
+      self.down ? Promise.reject(new DatastoreUnavailable('', 'connection refused')) : fn();
     return {
       kind: 'memory',
       get: (k) => guard(() => inner.get(k)),
@@ -85,10 +154,14 @@ class FlakyDatastore {
       update: (k, v, r) => guard(() => inner.update(k, v, r)),
       delete: (k, r) => guard(() => inner.delete(k, r)),
       revision: () => guard(() => inner.revision()),
-      watch: (p, r, s) => (async function* () {
-        if (self.down) throw new DatastoreUnavailable(p, 'connection refused');
-        for await (const ev of inner.watch(p, r, s)) { if (self.down) throw new DatastoreUnavailable(p, 'connection refused'); yield ev; }
-      })() as never,
+      watch: (p, r, s) =>
+        (async function* () {
+          if (self.down) throw new DatastoreUnavailable(p, 'connection refused');
+          for await (const ev of inner.watch(p, r, s)) {
+            if (self.down) throw new DatastoreUnavailable(p, 'connection refused');
+            yield ev;
+          }
+        })() as never,
       close: () => inner.close(),
     } as Datastore;
   }
@@ -97,22 +170,53 @@ class FlakyDatastore {
 const until = async (t: { fail(m: string): void }, what: string, fn: () => boolean, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms;
   while (!fn()) {
-    if (Date.now() > end) { t.fail(`timed out waiting: ${what}`); return; }
+    if (Date.now() > end) {
+      t.fail(`timed out waiting: ${what}`);
+      return;
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
 };
 
-const timing = { resyncDebounceMs: 10, periodicResyncMs: 60_000, probeIntervalMs: 50, probeTimeoutMs: 40, convergeDeadlineMs: 5000, convergeQuietMs: 100, routeDebounceMs: 5 };
+const timing = {
+  resyncDebounceMs: 10,
+  periodicResyncMs: 60_000,
+  probeIntervalMs: 50,
+  probeTimeoutMs: 40,
+  convergeDeadlineMs: 5000,
+  convergeQuietMs: 100,
+  routeDebounceMs: 5,
+};
 
-function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: FakeDataplane, env: Record<string, string> = {}, current: { addr: string } = { addr }, extra: Record<string, unknown> = {}) {
-  const config = parseAgentConfig({ NODENAME: name, CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_IPIP: 'Never', TABBY_STATE_DIR: '/nonexistent', ...env });
+function makeAgent(
+  name: string,
+  addr: string,
+  ds: Datastore,
+  net: FakeNet,
+  dp: FakeDataplane,
+  env: Record<string, string> = {},
+  current: { addr: string } = { addr },
+  extra: Record<string, unknown> = {},
+) {
+  const config = parseAgentConfig({
+    NODENAME: name,
+    CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+    CALICO_IPV4POOL_IPIP: 'Never',
+    TABBY_STATE_DIR: '/nonexistent',
+    ...env,
+  });
   const store = new ResourceStore(ds);
   const agent = new Agent({
-    config, ds, resources: resourcesPort(store), ipam: config.mode === 'node' ? ipamPort(new Ipam(ds)) : undefined,
+    config,
+    ds,
+    resources: resourcesPort(store),
+    ipam: config.mode === 'node' ? ipamPort(new Ipam(ds)) : undefined,
     dataplane: config.mode === 'node' ? dp : undefined,
     speakerFactory: (o: SpeakerOptions) => new FakeSpeaker(net, addr.split('/')[0]!, o),
     addresses: { resolve: async () => ({ ipv4: current.addr }) },
-    selector: calicoSelectorMatch, timing, ...extra,
+    selector: calicoSelectorMatch,
+    timing,
+    ...extra,
   } as never);
   return { agent, store };
 }
@@ -120,28 +224,50 @@ function makeAgent(name: string, addr: string, ds: Datastore, net: FakeNet, dp: 
 t.test('two nodes: registration, default pool, blocks, mesh peering, routes both ways, live config changes', async (t) => {
   const mem = new MemoryDatastore();
   const net = new FakeNet();
-  const dpa = new FakeDataplane(), dpb = new FakeDataplane();
+  const dpa = new FakeDataplane(),
+    dpb = new FakeDataplane();
   const a = makeAgent('a', '10.0.0.1/24', mem, net, dpa);
   const b = makeAgent('b', '10.0.0.2/24', mem, net, dpb);
   await a.agent.start();
   await b.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
 
   const nodeA = await a.store.get('Node', 'a');
   t.equal(nodeA?.spec.bgp?.ipv4Address, '10.0.0.1/24', 'Node registered with address/prefix');
   const pools = (await a.store.list('IPPool')).items;
-  t.same(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.natOutgoing]), [['default-ipv4-ippool', '10.244.0.0/16', 'Never', true]]);
+  t.same(
+    pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.ipipMode, p.spec.natOutgoing]),
+    [['default-ipv4-ippool', '10.244.0.0/16', 'Never', true]],
+  );
 
-  await until(t, 'both have a peer Established and a route to the other block', () =>
-    a.agent.status().peers[0]?.state === 'Established' && !!dpa.last?.routes.some((r) => r.gateway === '10.0.0.2') && !!dpb.last?.routes.some((r) => r.gateway === '10.0.0.1'));
+  await until(
+    t,
+    'both have a peer Established and a route to the other block',
+    () =>
+      a.agent.status().peers[0]?.state === 'Established' &&
+      !!dpa.last?.routes.some((r) => r.gateway === '10.0.0.2') &&
+      !!dpb.last?.routes.some((r) => r.gateway === '10.0.0.1'),
+  );
   const sa = a.agent.status();
   t.equal(sa.blocks.length, 1);
   t.equal(sa.blocks[0]!.state, 'confirmed');
   t.same(sa.exports, [sa.blocks[0]!.cidr], 'own block exported');
-  t.same(sa.peers.map((p) => [p.address, p.type]), [['10.0.0.2', 'node-to-node mesh']]);
+  t.same(
+    sa.peers.map((p) => [p.address, p.type]),
+    [['10.0.0.2', 'node-to-node mesh']],
+  );
   const sb = b.agent.status();
-  t.ok(dpa.last!.routes.some((r) => r.dst === sb.blocks[0]!.cidr && r.gateway === '10.0.0.2' && !r.dev), 'b\'s block via 10.0.0.2 (Never: plain)');
-  t.ok(dpa.last!.routes.some((r) => r.dst === sa.blocks[0]!.cidr && r.type === 'blackhole'), 'own blackhole');
+  t.ok(
+    dpa.last!.routes.some((r) => r.dst === sb.blocks[0]!.cidr && r.gateway === '10.0.0.2' && !r.dev),
+    "b's block via 10.0.0.2 (Never: plain)",
+  );
+  t.ok(
+    dpa.last!.routes.some((r) => r.dst === sa.blocks[0]!.cidr && r.type === 'blackhole'),
+    'own blackhole',
+  );
   const speakerA = net.speakers.get('10.0.0.1')!;
   t.equal(speakerA.peerCfg.get('10.0.0.2')?.passive, true, 'lower address is passive');
   t.equal(speakerA.opts.gracefulRestart?.restartTime, 120);
@@ -150,12 +276,22 @@ t.test('two nodes: registration, default pool, blocks, mesh peering, routes both
   t.same(dpa.nat, [{ cidr: '10.244.0.0/16', natOutgoing: true }]);
 
   // Live: a global BGPPeer appears → added to the speaker without a restart.
-  await a.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '10.0.0.254', asNumber: 65000 } } as never);
+  await a.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: { peerIP: '10.0.0.254', asNumber: 65000 },
+  } as never);
   await until(t, 'global peer added', () => speakerA.peerCfg.has('10.0.0.254'));
   t.equal(a.agent.status().peers.find((p) => p.address === '10.0.0.254')?.type, 'global');
   t.equal(a.agent.readiness().ready, false, 'not ready while a configured peer is down');
   // Mesh off → node-to-node sessions removed.
-  await a.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: false } } as never);
+  await a.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec: { nodeToNodeMeshEnabled: false },
+  } as never);
   await until(t, 'mesh peer removed', () => !speakerA.peerCfg.has('10.0.0.2'));
   t.ok(speakerA.peerCfg.has('10.0.0.254'));
   // Service cluster IPs advertised from every node, live.
@@ -168,12 +304,16 @@ t.test('two nodes: registration, default pool, blocks, mesh peering, routes both
 t.test('graceful restart: no kernel route deleted until converged', async (t) => {
   const mem = new MemoryDatastore();
   const net = new FakeNet();
-  const dpa = new FakeDataplane(), dpb = new FakeDataplane();
+  const dpa = new FakeDataplane(),
+    dpb = new FakeDataplane();
   const a = makeAgent('a', '10.0.0.1/24', mem, net, dpa);
   const b = makeAgent('b', '10.0.0.2/24', mem, net, dpb);
   await b.agent.start();
   await a.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
   t.equal(dpa.applies[0]?.allowDeletes, false, 'first programming after start never deletes');
   await until(t, 'converged', () => a.agent.hasConverged);
   await until(t, 'a delete-allowing apply', () => dpa.last?.allowDeletes === true);
@@ -186,12 +326,16 @@ t.test('datastore outage: kernel untouched, readiness says down, resync picks up
   const mem = new MemoryDatastore();
   const flaky = new FlakyDatastore(mem);
   const net = new FakeNet();
-  const dpa = new FakeDataplane(), dpb = new FakeDataplane();
+  const dpa = new FakeDataplane(),
+    dpb = new FakeDataplane();
   const a = makeAgent('a', '10.0.0.1/24', flaky.wrap(), net, dpa);
   const b = makeAgent('b', '10.0.0.2/24', mem, net, dpb);
   await a.agent.start();
   await b.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
   await until(t, 'ready', () => a.agent.readiness().ready);
   const before = JSON.stringify(dpa.last!.routes);
   const nApplies = dpa.applies.length;
@@ -199,7 +343,12 @@ t.test('datastore outage: kernel untouched, readiness says down, resync picks up
   await until(t, 'readiness reports datastore down', () => a.agent.readiness().datastore === 'down');
   t.match(a.agent.readiness().reasons.join('\n'), /datastore down/);
   // Another writer adds a peer meanwhile.
-  await b.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '10.0.0.254', asNumber: 65000 } } as never);
+  await b.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: { peerIP: '10.0.0.254', asNumber: 65000 },
+  } as never);
   await new Promise((r) => setTimeout(r, 300));
   t.equal(JSON.stringify(dpa.last!.routes), before, 'no kernel change while the datastore is down');
   t.ok(dpa.applies.slice(nApplies).every((x) => JSON.stringify(x.routes) === before));
@@ -221,14 +370,18 @@ t.test('IPIP pool on a kernel without ipip: reported, no tunnel created; VXLAN p
 
   const mem2 = new MemoryDatastore();
   const net2 = new FakeNet();
-  const dv1 = new FakeDataplane(false), dv2 = new FakeDataplane(false);
+  const dv1 = new FakeDataplane(false),
+    dv2 = new FakeDataplane(false);
   const v1 = makeAgent('a', '10.0.0.1/24', mem2, net2, dv1, { CALICO_IPV4POOL_VXLAN: 'Always' });
   const v2 = makeAgent('b', '10.1.0.2/24', mem2, net2, dv2, { CALICO_IPV4POOL_VXLAN: 'Always' });
   await v1.agent.start();
   await v2.agent.start();
-  t.teardown(async () => { await v1.agent.stop(); await v2.agent.stop(); });
+  t.teardown(async () => {
+    await v1.agent.stop();
+    await v2.agent.stop();
+  });
   const n1 = await v1.store.get('Node', 'a');
-  t.match(n1?.spec.ipv4VXLANTunnelAddr, /^10\.244\./, 'VTEP address from the node\'s block');
+  t.match(n1?.spec.ipv4VXLANTunnelAddr, /^10\.244\./, "VTEP address from the node's block");
   t.equal(n1?.spec.vxlanTunnelMACAddr, '66:00:00:00:00:0a');
   t.same(v1.agent.status().exports, [], 'no BGP export of VXLAN pools');
   await until(t, 'vxlan route to b', () => !!dv1.last?.routes.some((r) => r.dev === 'vxlan.calico'));
@@ -238,25 +391,43 @@ t.test('IPIP pool on a kernel without ipip: reported, no tunnel created; VXLAN p
 
 t.test('no pool mode chosen on a kernel without ipip: the default pool is VXLAN, the agent says so once and becomes ready', async (t) => {
   const lines: { level: number; msg: string }[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s) as { level: number; msg: string }); } });
+  const logger = pino(
+    { level: 'info' },
+    {
+      write: (s: string) => {
+        lines.push(JSON.parse(s) as { level: number; msg: string });
+      },
+    },
+  );
   const mem = new MemoryDatastore();
   const net = new FakeNet();
-  const da = new FakeDataplane(false), db = new FakeDataplane(false);
+  const da = new FakeDataplane(false),
+    db = new FakeDataplane(false);
   const unset = { CALICO_IPV4POOL_IPIP: '', CALICO_IPV4POOL_VXLAN: '' };
   const a = makeAgent('a', '10.0.0.1/24', mem, net, da, unset, undefined, { logger });
   const b = makeAgent('b', '10.0.0.2/24', mem, net, db, unset, undefined, { logger });
   await a.agent.start();
   await b.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
   const pools = (await a.store.list('IPPool')).items;
-  t.same(pools.map((p) => [p.metadata.name, p.spec.ipipMode, p.spec.vxlanMode]), [['default-ipv4-ippool', 'Never', 'Always']]);
+  t.same(
+    pools.map((p) => [p.metadata.name, p.spec.ipipMode, p.spec.vxlanMode]),
+    [['default-ipv4-ippool', 'Never', 'Always']],
+  );
   const said = lines.filter((l) => /no ipip support.*default pool uses VXLAN/.test(l.msg));
   t.equal(said.length, 1, 'said once (by the node that created the pool)');
   t.equal(said[0]?.level, 40, 'as a warning');
   t.same(a.agent.status().problems, [], 'no problem reported');
   await until(t, 'vxlan route a -> b', () => !!da.last?.routes.some((r) => r.dev === 'vxlan.calico'));
   await until(t, 'ready', () => a.agent.readiness().ready);
-  t.same(da.tunnels.filter((x) => String(x).includes('tunl0')), [], 'no tunl0');
+  t.same(
+    da.tunnels.filter((x) => String(x).includes('tunl0')),
+    [],
+    'no tunl0',
+  );
 });
 
 t.test('route-reflector mode: no IPAM, no dataplane, cluster ID on the Node, clients by selector', async (t) => {
@@ -265,11 +436,24 @@ t.test('route-reflector mode: no IPAM, no dataplane, cluster ID on the Node, cli
   const dp = new FakeDataplane();
   const rr = makeAgent('rr1', '10.0.0.100/24', mem, net, dp, { TABBY_MODE: 'route-reflector' });
   const a = makeAgent('a', '10.0.0.1/24', mem, net, new FakeDataplane());
-  await a.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: false } } as never);
-  await a.store.create({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'peer-with-rrs' }, spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } } as never);
+  await a.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec: { nodeToNodeMeshEnabled: false },
+  } as never);
+  await a.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'peer-with-rrs' },
+    spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+  } as never);
   await rr.agent.start();
   await a.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await rr.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await rr.agent.stop();
+  });
   const node = await rr.store.get('Node', 'rr1');
   t.equal(node?.spec.bgp?.routeReflectorClusterID, '244.0.0.1');
   t.equal(node?.metadata.labels?.['route-reflector'], 'true');
@@ -289,7 +473,10 @@ t.test('address change (re-detection): Node updated, peers and next hops follow,
   const b = makeAgent('b', '10.0.0.2/24', mem, net, new FakeDataplane());
   await a.agent.start();
   await b.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
   const sb = net.speakers.get('10.0.0.2')!;
   await until(t, 'b peers with a', () => sb.peerCfg.has('10.0.0.1'));
   cur.addr = '10.0.0.9/24';
@@ -298,26 +485,36 @@ t.test('address change (re-detection): Node updated, peers and next hops follow,
   t.equal((await a.store.get('Node', 'a'))?.spec.bgp?.ipv4Address, '10.0.0.9/24', 'Node updated');
   await until(t, 'b re-peers with the new address', () => sb.peerCfg.has('10.0.0.9') && !sb.peerCfg.has('10.0.0.1'));
   const sa = net.speakers.get('10.0.0.1')!;
-  t.ok([...sa.originated.values()].every((nh) => nh === '10.0.0.9'), 'own blocks originated with the new next hop');
+  t.ok(
+    [...sa.originated.values()].every((nh) => nh === '10.0.0.9'),
+    'own blocks originated with the new next hop',
+  );
   t.equal(sa.peerCfg.get('10.0.0.2')?.localAddress, '10.0.0.9', 'sessions sourced from the new address');
 });
 
 t.test('a pool switched from plain routing to VXLAN live: tunnel created, routes move to vxlan.calico, BGP export stops', async (t) => {
   const mem = new MemoryDatastore();
   const net = new FakeNet();
-  const d1 = new FakeDataplane(false), d2 = new FakeDataplane(false);
+  const d1 = new FakeDataplane(false),
+    d2 = new FakeDataplane(false);
   const a = makeAgent('a', '10.0.0.1/24', mem, net, d1);
   const b = makeAgent('b', '10.0.0.2/24', mem, net, d2);
   await a.agent.start();
   await b.agent.start();
-  t.teardown(async () => { await a.agent.stop(); await b.agent.stop(); });
+  t.teardown(async () => {
+    await a.agent.stop();
+    await b.agent.stop();
+  });
   await until(t, 'plain route to b', () => !!d1.last?.routes.some((r) => r.gateway === '10.0.0.2'));
   t.same(d1.tunnels, []);
   const pool = await a.store.get('IPPool', 'default-ipv4-ippool');
   await a.store.update({ ...pool!, spec: { ...pool!.spec, vxlanMode: 'Always' } } as never);
   await until(t, 'route via vxlan.calico', () => !!d1.last?.routes.some((r) => r.dev === 'vxlan.calico'));
   t.match(d1.tunnels, [/^vxlan 10\.244\./], 'vxlan.calico created with a VTEP address from the block');
-  t.notOk(d1.last!.routes.some((r) => r.gateway === '10.0.0.2' && !r.dev), 'plain route replaced');
+  t.notOk(
+    d1.last!.routes.some((r) => r.gateway === '10.0.0.2' && !r.dev),
+    'plain route replaced',
+  );
   await until(t, 'export withdrawn', () => a.agent.status().exports.length === 0);
   t.same(a.agent.status().exports, [], 'VXLAN pool no longer exported over BGP');
 });
@@ -329,6 +526,11 @@ t.test('own Node deleted while running: registered again', async (t) => {
   t.teardown(() => a.agent.stop());
   await a.store.delete('Node', 'a');
   let back: unknown;
-  await until(t, 'Node back', () => { void a.store.get('Node', 'a').then((n) => { back = n; }); return back !== undefined; });
+  await until(t, 'Node back', () => {
+    void a.store.get('Node', 'a').then((n) => {
+      back = n;
+    });
+    return back !== undefined;
+  });
   t.match(back, { spec: { bgp: { ipv4Address: '10.0.0.1/24' } } });
 });

@@ -4,16 +4,34 @@ import { bgpImpact } from '../../../src/agent/bgp-impact.js';
 import type { Node, BGPPeer, BGPConfiguration } from '../../../src/datastore/resources.js';
 
 const node = (name: string, ip: string, rr = false): Node => ({
-  apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name, ...(rr ? { labels: { 'route-reflector': 'true' } } : {}) },
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'Node',
+  metadata: { name, ...(rr ? { labels: { 'route-reflector': 'true' } } : {}) },
   spec: { bgp: { ipv4Address: `${ip}/24`, ...(rr ? { routeReflectorClusterID: '244.0.0.1' } : {}) } },
 });
-const cfg = (mesh: boolean): BGPConfiguration => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeToNodeMeshEnabled: mesh } });
-const toRr: BGPPeer = { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'rr' }, spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } };
+const cfg = (mesh: boolean): BGPConfiguration => ({
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'BGPConfiguration',
+  metadata: { name: 'default' },
+  spec: { nodeToNodeMeshEnabled: mesh },
+});
+const toRr: BGPPeer = {
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'BGPPeer',
+  metadata: { name: 'rr' },
+  spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" },
+};
 const base = { nodes: [node('a', '10.0.0.1'), node('b', '10.0.0.2')], peers: [], pools: [], blocks: [] };
 
 t.test('mesh off with no route reflector: every node partitioned', async (t) => {
   const r = bgpImpact({ ...base, bgpConfig: cfg(true) }, [{ kind: 'BGPConfiguration', name: 'default', res: cfg(false) }]);
-  t.same(r.nodes.map((n) => [n.node, n.before, n.after, n.removed]), [['a', 1, 0, ['b (10.0.0.2) [node-to-node mesh]']], ['b', 1, 0, ['a (10.0.0.1) [node-to-node mesh]']]]);
+  t.same(
+    r.nodes.map((n) => [n.node, n.before, n.after, n.removed]),
+    [
+      ['a', 1, 0, ['b (10.0.0.2) [node-to-node mesh]']],
+      ['b', 1, 0, ['a (10.0.0.1) [node-to-node mesh]']],
+    ],
+  );
   t.equal(r.warnings.length, 3);
   t.match(r.warnings[0], /a would have no BGP session at all/);
 });

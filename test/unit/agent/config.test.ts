@@ -1,6 +1,11 @@
 import t from 'tap';
 import {
-  AGENT_ENV, parseAgentConfig, ConfigError, HEALTH_PATHS, DEFAULT_HEALTH_PORT, DEFAULT_METRICS_PORT,
+  AGENT_ENV,
+  parseAgentConfig,
+  ConfigError,
+  HEALTH_PATHS,
+  DEFAULT_HEALTH_PORT,
+  DEFAULT_METRICS_PORT,
 } from '../../../src/agent/config.js';
 
 t.test('defaults match the configuration contract', async (t) => {
@@ -13,7 +18,15 @@ t.test('defaults match the configuration contract', async (t) => {
   t.equal(c.autodetectPollIntervalMs, 60_000);
   t.equal(c.asNumber, undefined);
   t.equal(c.networkingBackend, 'bird');
-  t.same(c.ipv4Pool, { cidr: '192.168.0.0/16', blockSize: 26, ipipMode: 'Always', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()', encapByKernel: true });
+  t.same(c.ipv4Pool, {
+    cidr: '192.168.0.0/16',
+    blockSize: 26,
+    ipipMode: 'Always',
+    vxlanMode: 'Never',
+    natOutgoing: true,
+    nodeSelector: 'all()',
+    encapByKernel: true,
+  });
   t.equal(c.ipv6Pool, undefined);
   t.equal(c.noDefaultPools, false);
   t.same(c.datastore, { type: 'file', dir: '/var/lib/tabby/datastore' });
@@ -38,33 +51,84 @@ t.test('AGENT_ENV lists every name of the DESIGN contract, each once', async (t)
   const names = AGENT_ENV.map((e) => e.name);
   t.equal(new Set(names).size, names.length, 'no duplicates');
   t.equal(new Set(AGENT_ENV.map((e) => e.flag)).size, names.length, 'flags unique');
-  for (const n of ['NODENAME', 'IP', 'IP6', 'IP_AUTODETECTION_METHOD', 'IP6_AUTODETECTION_METHOD', 'AS', 'CALICO_IPV4POOL_CIDR',
-    'CALICO_IPV4POOL_BLOCK_SIZE', 'CALICO_IPV4POOL_IPIP', 'CALICO_IPV4POOL_VXLAN', 'CALICO_IPV4POOL_NAT_OUTGOING', 'CALICO_IPV6POOL_CIDR',
-    'NO_DEFAULT_POOLS', 'CALICO_NETWORKING_BACKEND', 'CALICO_ROUTER_ID', 'TABBY_MODE', 'TABBY_STATE_DIR', 'TABBY_HEALTH_ADDR',
-    'TABBY_METRICS_ADDR', 'TABBY_LOG_LEVEL', 'DATASTORE_TYPE', 'TABBY_DATASTORE_DIR', 'ETCD_ENDPOINTS', 'ETCD_CA_CERT_FILE',
-    'ETCD_CERT_FILE', 'ETCD_KEY_FILE', 'AUTODETECT_POLL_INTERVAL']) {
+  for (const n of [
+    'NODENAME',
+    'IP',
+    'IP6',
+    'IP_AUTODETECTION_METHOD',
+    'IP6_AUTODETECTION_METHOD',
+    'AS',
+    'CALICO_IPV4POOL_CIDR',
+    'CALICO_IPV4POOL_BLOCK_SIZE',
+    'CALICO_IPV4POOL_IPIP',
+    'CALICO_IPV4POOL_VXLAN',
+    'CALICO_IPV4POOL_NAT_OUTGOING',
+    'CALICO_IPV6POOL_CIDR',
+    'NO_DEFAULT_POOLS',
+    'CALICO_NETWORKING_BACKEND',
+    'CALICO_ROUTER_ID',
+    'TABBY_MODE',
+    'TABBY_STATE_DIR',
+    'TABBY_HEALTH_ADDR',
+    'TABBY_METRICS_ADDR',
+    'TABBY_LOG_LEVEL',
+    'DATASTORE_TYPE',
+    'TABBY_DATASTORE_DIR',
+    'ETCD_ENDPOINTS',
+    'ETCD_CA_CERT_FILE',
+    'ETCD_CERT_FILE',
+    'ETCD_KEY_FILE',
+    'AUTODETECT_POLL_INTERVAL',
+  ]) {
     t.ok(names.includes(n), n);
   }
   for (const e of AGENT_ENV) t.ok(e.description.length > 10, `${e.name} described`);
 });
 
 t.test('env values are parsed and typed', async (t) => {
-  const c = parseAgentConfig({
-    NODENAME: 'n2', IP: '10.0.0.5/24', IP6: 'autodetect', AS: '64512.100', CALICO_ROUTER_ID: '1.2.3.4',
-    CALICO_IPV4POOL_CIDR: '10.244.0.0/16', CALICO_IPV4POOL_BLOCK_SIZE: '24', CALICO_IPV4POOL_IPIP: 'CrossSubnet',
-    CALICO_IPV4POOL_NAT_OUTGOING: 'false', CALICO_IPV6POOL_CIDR: 'fd00:10::/48', NO_DEFAULT_POOLS: 'true',
-    DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://127.0.0.1:2379, http://10.0.0.1:2379', TABBY_STATE_DIR: '/tmp/x',
-    TABBY_HEALTH_ADDR: '0.0.0.0:19099', TABBY_METRICS_ADDR: 'none', AUTODETECT_POLL_INTERVAL: '5m', TABBY_LOG_LEVEL: 'DEBUG',
-    TABBY_NODE_LABELS: 'rack=r1, zone=a',
-  }, []);
+  const c = parseAgentConfig(
+    {
+      NODENAME: 'n2',
+      IP: '10.0.0.5/24',
+      IP6: 'autodetect',
+      AS: '64512.100',
+      CALICO_ROUTER_ID: '1.2.3.4',
+      CALICO_IPV4POOL_CIDR: '10.244.0.0/16',
+      CALICO_IPV4POOL_BLOCK_SIZE: '24',
+      CALICO_IPV4POOL_IPIP: 'CrossSubnet',
+      CALICO_IPV4POOL_NAT_OUTGOING: 'false',
+      CALICO_IPV6POOL_CIDR: 'fd00:10::/48',
+      NO_DEFAULT_POOLS: 'true',
+      DATASTORE_TYPE: 'etcdv3',
+      ETCD_ENDPOINTS: 'http://127.0.0.1:2379, http://10.0.0.1:2379',
+      TABBY_STATE_DIR: '/tmp/x',
+      TABBY_HEALTH_ADDR: '0.0.0.0:19099',
+      TABBY_METRICS_ADDR: 'none',
+      AUTODETECT_POLL_INTERVAL: '5m',
+      TABBY_LOG_LEVEL: 'DEBUG',
+      TABBY_NODE_LABELS: 'rack=r1, zone=a',
+    },
+    [],
+  );
   t.same(c.ip, { kind: 'address', address: '10.0.0.5', prefixLen: 24 });
   t.same(c.ip6, { kind: 'autodetect' });
   t.equal(c.asNumber, 64512 * 65536 + 100);
   t.equal(c.routerId, '1.2.3.4');
-  t.same(c.ipv4Pool, { cidr: '10.244.0.0/16', blockSize: 24, ipipMode: 'CrossSubnet', vxlanMode: 'Never', natOutgoing: false, nodeSelector: 'all()' });
+  t.same(c.ipv4Pool, {
+    cidr: '10.244.0.0/16',
+    blockSize: 24,
+    ipipMode: 'CrossSubnet',
+    vxlanMode: 'Never',
+    natOutgoing: false,
+    nodeSelector: 'all()',
+  });
   t.equal(c.ipv6Pool?.blockSize, 122);
   t.equal(c.noDefaultPools, true);
-  t.same(c.datastore, { type: 'etcdv3', dir: '/var/lib/tabby/datastore', etcdEndpoints: ['http://127.0.0.1:2379', 'http://10.0.0.1:2379'] });
+  t.same(c.datastore, {
+    type: 'etcdv3',
+    dir: '/var/lib/tabby/datastore',
+    etcdEndpoints: ['http://127.0.0.1:2379', 'http://10.0.0.1:2379'],
+  });
   t.equal(c.statusSocketPath, '/tmp/x/tabby.sock');
   t.same(c.healthAddr, { host: '0.0.0.0', port: 19099 });
   t.equal(c.metricsAddr, undefined);
@@ -77,8 +141,15 @@ t.test('env values are parsed and typed', async (t) => {
 });
 
 t.test('flags override env', async (t) => {
-  const c = parseAgentConfig({ NODENAME: 'from-env', TABBY_MODE: 'node' },
-    ['--nodename', 'from-flag', '--mode', 'route-reflector', '--netns', '/var/run/netns/n1', '--health-addr=127.0.0.1:1234']);
+  const c = parseAgentConfig({ NODENAME: 'from-env', TABBY_MODE: 'node' }, [
+    '--nodename',
+    'from-flag',
+    '--mode',
+    'route-reflector',
+    '--netns',
+    '/var/run/netns/n1',
+    '--health-addr=127.0.0.1:1234',
+  ]);
   t.equal(c.nodeName, 'from-flag');
   t.equal(c.mode, 'route-reflector');
   t.equal(c.rrClusterId, '244.0.0.1', 'route-reflector mode has a cluster ID by default');
@@ -95,7 +166,10 @@ t.test('VXLAN pools and backend', async (t) => {
   t.equal(b.networkingBackend, 'vxlan');
   t.equal(b.ipv4Pool.ipipMode, 'Never');
   t.equal(b.ipv4Pool.vxlanMode, 'Always');
-  t.throws(() => parseAgentConfig({ NODENAME: 'a', CALICO_IPV4POOL_VXLAN: 'Always', CALICO_IPV4POOL_IPIP: 'Always' }), /IPIP or VXLAN, not both/);
+  t.throws(
+    () => parseAgentConfig({ NODENAME: 'a', CALICO_IPV4POOL_VXLAN: 'Always', CALICO_IPV4POOL_IPIP: 'Always' }),
+    /IPIP or VXLAN, not both/,
+  );
 });
 
 t.test('bad input: ConfigError naming the variable', async (t) => {
@@ -133,6 +207,10 @@ t.test('bad input: ConfigError naming the variable', async (t) => {
   ];
   for (const [env, argv, re] of cases) {
     t.throws(() => parseAgentConfig({ NODENAME: 'n', ...env }, argv), re, `${JSON.stringify(env)} ${argv.join(' ')}`);
-    try { parseAgentConfig({ NODENAME: 'n', ...env }, argv); } catch (e) { t.type(e, ConfigError); }
+    try {
+      parseAgentConfig({ NODENAME: 'n', ...env }, argv);
+    } catch (e) {
+      t.type(e, ConfigError);
+    }
   }
 });

@@ -8,26 +8,51 @@ import type { NodeStatusRecord } from '../../../src/agent/cluster-check.js';
 import { log } from '../../../src/common/log.js';
 
 const rec = (over: Partial<NodeStatusRecord> = {}): NodeStatusRecord => ({
-  node: 'a', mode: 'node', version: 't', updatedAt: '', startedAt: 's', sessions: [], blocks: [], routes: [], kernelInSync: true, ready: true, problems: [], ...over,
+  node: 'a',
+  mode: 'node',
+  version: 't',
+  updatedAt: '',
+  startedAt: 's',
+  sessions: [],
+  blocks: [],
+  routes: [],
+  kernelInSync: true,
+  ready: true,
+  problems: [],
+  ...over,
 });
 
 t.test('change, rate limit, heartbeat, gc', async (t) => {
   const ds = new MemoryDatastore();
   let now = 1_000_000;
   let cur = rec();
-  const p = new NodeStatusPublisher({ ds, node: 'a', source: () => ({ ...cur }), logger: log('test'), minIntervalMs: 2000, heartbeatMs: 30_000, gcEveryMs: 60_000, now: () => now });
+  const p = new NodeStatusPublisher({
+    ds,
+    node: 'a',
+    source: () => ({ ...cur }),
+    logger: log('test'),
+    minIntervalMs: 2000,
+    heartbeatMs: 30_000,
+    gcEveryMs: 60_000,
+    now: () => now,
+  });
   await p.tick();
   const first = await ds.get<NodeStatusRecord>(statusKey('a'));
   t.equal(first?.value.updatedAt, new Date(now).toISOString(), 'first record written at once');
   t.equal(first?.value.intervalMs, 30_000);
-  now += 1000; cur = rec({ routes: ['10.244.1.0/26'] }); await p.tick();
+  now += 1000;
+  cur = rec({ routes: ['10.244.1.0/26'] });
+  await p.tick();
   t.same((await ds.get<NodeStatusRecord>(statusKey('a')))?.value.routes, [], 'a change within 2 s waits');
-  now += 1500; await p.tick();
+  now += 1500;
+  await p.tick();
   t.same((await ds.get<NodeStatusRecord>(statusKey('a')))?.value.routes, ['10.244.1.0/26'], 'then it is written');
   const rev = (await ds.get(statusKey('a')))!.revision;
-  now += 10_000; await p.tick();
+  now += 10_000;
+  await p.tick();
   t.equal((await ds.get(statusKey('a')))!.revision, rev, 'no change, no write');
-  now += 25_000; await p.tick();
+  now += 25_000;
+  await p.tick();
   t.ok((await ds.get(statusKey('a')))!.revision > rev, 'heartbeat after 30 s');
 
   // Expire with the node: b's record goes once b's Node is gone; a's own record stays.

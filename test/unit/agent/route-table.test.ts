@@ -9,12 +9,20 @@ class Sink implements RouteSink {
   routes = new Map<string, Route>();
   sets = 0;
   dels = 0;
-  setRoute(r: Route) { this.sets++; this.routes.set(r.dst, r); }
-  deleteRoute(dst: string) { this.dels++; this.routes.delete(dst); }
+  setRoute(r: Route) {
+    this.sets++;
+    this.routes.set(r.dst, r);
+  }
+  deleteRoute(dst: string) {
+    this.dels++;
+    this.routes.delete(dst);
+  }
 }
 
 const base: Pick<RouteInput, 'pools' | 'nodeAddress4' | 'uplink' | 'kernelHasIpip' | 'ownBlocks'> = {
-  nodeAddress4: '10.0.0.1/24', uplink: 'eth0', kernelHasIpip: true,
+  nodeAddress4: '10.0.0.1/24',
+  uplink: 'eth0',
+  kernelHasIpip: true,
   pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' }],
   ownBlocks: [{ cidr: '192.168.1.0/26', state: 'confirmed' }],
 };
@@ -28,10 +36,13 @@ t.test('records, deltas, reasons, lookup and explain', async (t) => {
   tab.update('172.16.0.0/24', nhFar, '10.0.0.2');
   tab.update('192.168.1.0/26', nhB, '10.0.0.2'); // our own block: no route
   tab.update('192.168.3.0/26', Object.freeze(['10.0.0.1']), '10.0.0.2'); // next hop is us
-  t.same([...sink.routes.values()], [
-    { dst: '192.168.2.0/26', gateway: '10.0.0.2', dev: 'eth0' },
-    { dst: '172.16.0.0/24', gateway: '10.9.0.1' },
-  ]);
+  t.same(
+    [...sink.routes.values()],
+    [
+      { dst: '192.168.2.0/26', gateway: '10.0.0.2', dev: 'eth0' },
+      { dst: '172.16.0.0/24', gateway: '10.9.0.1' },
+    ],
+  );
   t.equal(tab.size, 4);
   t.equal(tab.routedCount, 2);
   t.same(tab.counts().byReason, { 'no-usable-next-hop': 1, 'own-block': 1 });
@@ -40,7 +51,13 @@ t.test('records, deltas, reasons, lookup and explain', async (t) => {
   tab.update('192.168.2.0/26', nhB, '10.0.0.2');
   t.equal(sink.sets, sets, 'the same best route again: no delta');
 
-  t.match(tab.lookup('192.168.2.0/26'), { prefix: '192.168.2.0/26', nextHops: ['10.0.0.2'], source: '10.0.0.2', pool: '192.168.0.0/16', route: { gateway: '10.0.0.2', dev: 'eth0' } });
+  t.match(tab.lookup('192.168.2.0/26'), {
+    prefix: '192.168.2.0/26',
+    nextHops: ['10.0.0.2'],
+    source: '10.0.0.2',
+    pool: '192.168.0.0/16',
+    route: { gateway: '10.0.0.2', dev: 'eth0' },
+  });
   t.match(tab.lookup('192.168.1.0/26'), { reason: 'own-block', why: /own blocks/ });
   t.match(tab.explain('192.168.2.7'), { prefix: '192.168.2.0/26' }, 'an address: the longest learned prefix containing it');
   t.equal(tab.explain('10.200.0.1'), undefined);
@@ -74,13 +91,23 @@ t.test('a context change rewrites only the prefixes whose route changes', async 
   // a new VXLAN pool over 172.16.0.0/16: those prefixes lose their BGP route, the others stay
   sets = sink.sets;
   const dels = sink.dels;
-  tab.setContext(compileRouteContext({ ...base, pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' }, { cidr: '172.16.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' }] }));
+  tab.setContext(
+    compileRouteContext({
+      ...base,
+      pools: [
+        { cidr: '192.168.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' },
+        { cidr: '172.16.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' },
+      ],
+    }),
+  );
   t.equal(sink.dels - dels, 50);
   t.equal(sink.sets, sets);
   t.match(tab.lookup('172.16.3.0/24'), { reason: 'vxlan-pool', pool: '172.16.0.0/16' });
 
   // no ipip in the kernel: the IPIP pool's routes go (never half-programmed)
-  tab.setContext(compileRouteContext({ ...base, kernelHasIpip: false, pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' }] }));
+  tab.setContext(
+    compileRouteContext({ ...base, kernelHasIpip: false, pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' }] }),
+  );
   t.equal(sink.routes.size, 50, 'only the 172.16 prefixes (their VXLAN pool is gone again)');
   t.match(tab.lookup('192.168.10.0/26'), { reason: 'no-ipip' });
 

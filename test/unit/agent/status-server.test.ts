@@ -9,11 +9,21 @@ import { HEALTH_PATHS, METRICS_PATH } from '../../../src/agent/constants.js';
 import type { AgentStatusJson } from '../../../src/agent/status-types.js';
 
 t.test('readiness: each unmet condition is a reason', async (t) => {
-  const ok = computeReadiness({ peers: [{ address: '10.0.0.2', state: 'Established', info: 'Established' }], dataplaneInSync: true, datastoreUp: true, problems: [] });
+  const ok = computeReadiness({
+    peers: [{ address: '10.0.0.2', state: 'Established', info: 'Established' }],
+    dataplaneInSync: true,
+    datastoreUp: true,
+    problems: [],
+  });
   t.same(ok, { ready: true, reasons: [], datastore: 'up', dataplaneInSync: true, bgp: { configured: 1, established: 1 } });
   t.equal(computeReadiness({ peers: [], datastoreUp: true, problems: [] }).ready, true, 'no peers configured: ready');
-  const bad = computeReadiness({ peers: [{ address: '10.0.0.2', state: 'Active', info: 'Active Socket: Connection refused' }], dataplaneInSync: false,
-    datastoreUp: false, datastoreError: 'connect ECONNREFUSED', problems: ['kernel has no ipip support: use vxlanMode or ipipMode Never'] });
+  const bad = computeReadiness({
+    peers: [{ address: '10.0.0.2', state: 'Active', info: 'Active Socket: Connection refused' }],
+    dataplaneInSync: false,
+    datastoreUp: false,
+    datastoreError: 'connect ECONNREFUSED',
+    problems: ['kernel has no ipip support: use vxlanMode or ipipMode Never'],
+  });
   t.equal(bad.ready, false);
   t.same(bad.reasons, [
     'BGP not established with 10.0.0.2: Active Socket: Connection refused',
@@ -24,22 +34,61 @@ t.test('readiness: each unmet condition is a reason', async (t) => {
   t.equal(bad.datastore, 'down');
 });
 
-const get = (opts: http.RequestOptions): Promise<{ status: number; text: string }> => new Promise((resolve, reject) => {
-  http.get(opts, (res) => { let s = ''; res.on('data', (c) => { s += c; }); res.on('end', () => resolve({ status: res.statusCode ?? 0, text: s })); }).on('error', reject);
-});
+const get = (opts: http.RequestOptions): Promise<{ status: number; text: string }> =>
+  new Promise((resolve, reject) => {
+    http
+      .get(opts, (res) => {
+        let s = '';
+        res.on('data', (c) => {
+          s += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: s }));
+      })
+      .on('error', reject);
+  });
 
 t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics over HTTP', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.pid}st-`));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   let ready = true;
   const status: AgentStatusJson = {
-    nodeName: 'n1', mode: 'node', version: '0', pid: 1, startedAt: new Date().toISOString(), address: { ipv4: '10.0.0.1/24' },
-    asNumber: 64512, routerId: '10.0.0.1',
+    nodeName: 'n1',
+    mode: 'node',
+    version: '0',
+    pid: 1,
+    startedAt: new Date().toISOString(),
+    address: { ipv4: '10.0.0.1/24' },
+    asNumber: 64512,
+    routerId: '10.0.0.1',
     peers: [
-      { address: '10.0.0.2', family: 4, asn: 64512, type: 'node-to-node mesh', state: 'Established', since: new Date().toISOString(), info: 'Established', prefixesReceived: 3, prefixesAccepted: 2 },
-      { address: '10.0.0.9', family: 4, asn: 65000, type: 'global', state: 'Active', since: new Date().toISOString(), info: 'BFD session down (Control Detection Time Expired)', prefixesReceived: 0, prefixesAccepted: 0, bfd: { state: 'Down', diag: 'Control Detection Time Expired', detectionTimeMs: 900, downs: 2 } },
+      {
+        address: '10.0.0.2',
+        family: 4,
+        asn: 64512,
+        type: 'node-to-node mesh',
+        state: 'Established',
+        since: new Date().toISOString(),
+        info: 'Established',
+        prefixesReceived: 3,
+        prefixesAccepted: 2,
+      },
+      {
+        address: '10.0.0.9',
+        family: 4,
+        asn: 65000,
+        type: 'global',
+        state: 'Active',
+        since: new Date().toISOString(),
+        info: 'BFD session down (Control Detection Time Expired)',
+        prefixesReceived: 0,
+        prefixesAccepted: 0,
+        bfd: { state: 'Down', diag: 'Control Detection Time Expired', detectionTimeMs: 900, downs: 2 },
+      },
     ],
-    routes: [{ dst: '192.168.1.0/26', type: 'blackhole' }], blocks: [{ cidr: '192.168.1.0/26', state: 'confirmed' }], exports: ['192.168.1.0/26'], problems: [],
+    routes: [{ dst: '192.168.1.0/26', type: 'blackhole' }],
+    blocks: [{ cidr: '192.168.1.0/26', state: 'confirmed' }],
+    exports: ['192.168.1.0/26'],
+    problems: [],
     readiness: computeReadiness({ peers: [], datastoreUp: true, problems: [] }),
   };
   const source: StatusSource = {
@@ -49,7 +98,11 @@ t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics 
     ipamFigures: () => ({ blocks: 1, addressesAllocated: 5, addressesTotal: 64 }),
   };
   const sock = path.join(dir, 'tabby.sock');
-  const srv = new StatusServer(source, { healthAddr: { host: '127.0.0.1', port: 0 }, metricsAddr: { host: '127.0.0.1', port: 0 }, socketPath: sock });
+  const srv = new StatusServer(source, {
+    healthAddr: { host: '127.0.0.1', port: 0 },
+    metricsAddr: { host: '127.0.0.1', port: 0 },
+    socketPath: sock,
+  });
   await srv.start();
   t.teardown(() => srv.stop());
   const [health, , metrics] = srv.addresses() as [{ port: number }, string, { port: number }];

@@ -7,7 +7,9 @@ import { parseIp, type Family } from '../../../src/common/ip.js';
 
 type A = [string, number];
 const iface = (index: number, name: string, ...addrs: A[]): InterfaceAddresses => ({
-  index, name, addresses: addrs.map(([address, prefixLen]) => ({ address, prefixLen, family: address.includes(':') ? 6 : 4 })),
+  index,
+  name,
+  addresses: addrs.map(([address, prefixLen]) => ({ address, prefixLen, family: address.includes(':') ? 6 : 4 })),
 });
 
 // The seed's vms71: ens32 192.168.26.0/24 and ens33 192.168.30.0/24, plus the usual noise.
@@ -20,11 +22,7 @@ const vms71 = [
   iface(6, 'cali1234567890a'),
 ];
 // The seed's vms72, NICs renamed: eth0 on 192.168.30.0/24, eth1 on 192.168.26.0/24.
-const vms72 = [
-  iface(1, 'lo', ['127.0.0.1', 8]),
-  iface(2, 'eth0', ['192.168.30.72', 24]),
-  iface(3, 'eth1', ['192.168.26.72', 24]),
-];
+const vms72 = [iface(1, 'lo', ['127.0.0.1', 8]), iface(2, 'eth0', ['192.168.30.72', 24]), iface(3, 'eth1', ['192.168.26.72', 24])];
 
 const pick = (ifs: InterfaceAddresses[], method: string, family: Family = 4, facts = {}): string => {
   const r: MatchResult = matchAddress(ifs, parseAutodetectionMethod(method, family), family, facts);
@@ -36,7 +34,13 @@ t.test("the seed's five settings on both nodes", async (t) => {
     ['interface=ens33,eth0', 'ens33 192.168.30.71/24', 'eth0 192.168.30.72/24'],
     ['interface=ens32,eth1', 'ens32 192.168.26.71/24', 'eth1 192.168.26.72/24'],
     ['skip-interface=eth1,ens32', 'ens33 192.168.30.71/24', 'eth0 192.168.30.72/24'],
-    ['can-reach=192.168.30.1', 'ens33 192.168.30.71/24', 'eth0 192.168.30.72/24', { reachSource: '192.168.30.71' }, { reachSource: '192.168.30.72' }],
+    [
+      'can-reach=192.168.30.1',
+      'ens33 192.168.30.71/24',
+      'eth0 192.168.30.72/24',
+      { reachSource: '192.168.30.71' },
+      { reachSource: '192.168.30.72' },
+    ],
     ['cidr=192.168.26.0/24', 'ens32 192.168.26.71/24', 'eth1 192.168.26.72/24'],
   ];
   for (const [m, want71, want72, f71, f72] of rows) {
@@ -50,7 +54,10 @@ t.test('first-found walks interfaces in reverse kernel index order', async (t) =
   t.equal(pick(vms72, 'first-found'), 'eth1 192.168.26.72/24');
   const shuffled = [vms72[2]!, vms72[0]!, vms72[1]!];
   t.equal(pick(shuffled, 'first-found'), 'eth1 192.168.26.72/24', 'order of the input list does not matter, the index does');
-  t.same(walkOrder(vms72).map((i) => i.name), ['eth1', 'eth0', 'lo']);
+  t.same(
+    walkOrder(vms72).map((i) => i.name),
+    ['eth1', 'eth0', 'lo'],
+  );
 });
 
 t.test('within an interface the first qualifying address wins, in kernel order', async (t) => {
@@ -59,7 +66,21 @@ t.test('within an interface the first qualifying address wins, in kernel order',
 });
 
 t.test('address qualification: loopback, link-local, multicast, unspecified never; RFC 1918 and ULA do', async (t) => {
-  const no = ['127.0.0.1', '127.1.2.3', '169.254.1.1', '224.0.0.1', '239.1.1.1', '0.0.0.0', '255.255.255.255', '::', '::1', 'fe80::1', 'febf::1', 'ff02::1', '::ffff:127.0.0.1'];
+  const no = [
+    '127.0.0.1',
+    '127.1.2.3',
+    '169.254.1.1',
+    '224.0.0.1',
+    '239.1.1.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '::',
+    '::1',
+    'fe80::1',
+    'febf::1',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+  ];
   const yes = ['10.0.0.1', '172.16.5.4', '192.168.1.1', '100.64.0.1', '8.8.8.8', 'fd00::1', '2001:db8::1', 'fec0::1', '::ffff:10.0.0.1'];
   for (const a of no) t.notOk(isGlobalUnicast(parseIp(a)), `${a} does not qualify`);
   for (const a of yes) t.ok(isGlobalUnicast(parseIp(a)), `${a} qualifies`);
@@ -69,8 +90,28 @@ t.test('address qualification: loopback, link-local, multicast, unspecified neve
 });
 
 t.test('the default exclusion list, name by name', async (t) => {
-  const excluded = ['docker0', 'cbr0', 'dummy0', 'podman0', 'virbr0', 'lxcbr0', 'veth1234', 'lo', 'loopy', 'br-abc123', 'cali12345', 'tunl0',
-    'flannel.1', 'kube-ipvs0', 'cni0', 'vxlan.calico', 'vxlan-v6.calico', 'wireguard.cali', 'wg-v6.cali', 'nodelocaldns'];
+  const excluded = [
+    'docker0',
+    'cbr0',
+    'dummy0',
+    'podman0',
+    'virbr0',
+    'lxcbr0',
+    'veth1234',
+    'lo',
+    'loopy',
+    'br-abc123',
+    'cali12345',
+    'tunl0',
+    'flannel.1',
+    'kube-ipvs0',
+    'cni0',
+    'vxlan.calico',
+    'vxlan-v6.calico',
+    'wireguard.cali',
+    'wg-v6.cali',
+    'nodelocaldns',
+  ];
   t.equal(DEFAULT_INTERFACES_TO_EXCLUDE.length, 19);
   for (const name of excluded) {
     t.match(pick([iface(7, name, ['10.9.9.9', 24])], 'first-found'), /^FAIL/, `${name} is excluded by first-found`);
@@ -79,7 +120,11 @@ t.test('the default exclusion list, name by name', async (t) => {
     t.equal(pick([iface(7, name, ['10.9.9.9', 24])], 'cidr=10.0.0.0/8'), `${name} 10.9.9.9/24`, `${name} is allowed by cidr=`);
   }
   for (const name of ['eth0', 'ens3', 'bond0', 'br0', 'vxlan0', 'wlan0', 'mybr-x', 'xdocker0']) {
-    t.equal(pick([iface(7, name, ['10.9.9.9', 24])], 'first-found'), `${name} 10.9.9.9/24`, `${name} is not excluded (patterns are anchored at the start)`);
+    t.equal(
+      pick([iface(7, name, ['10.9.9.9', 24])], 'first-found'),
+      `${name} 10.9.9.9/24`,
+      `${name} is not excluded (patterns are anchored at the start)`,
+    );
   }
 });
 
@@ -89,7 +134,10 @@ t.test('interface= regexes are unanchored, as in Calico', async (t) => {
   t.equal(pick(ifs, 'interface=^eth0$'), 'eth0 10.0.0.2/24', 'anchored pattern picks only eth0');
   t.equal(pick(ifs, 'interface=eth'), 'veth0 10.99.0.2/24');
   t.equal(pick(ifs, 'interface=^eth.*'), 'eth0 10.0.0.2/24');
-  t.match(pick(ifs, 'interface=^ens'), /^FAIL interface=\^ens: no global-unicast IPv4 address on an interface whose name matches; interfaces seen \(reverse index order\): veth0\[10.99.0.2\/24\], eth0\[10.0.0.2\/24\]/);
+  t.match(
+    pick(ifs, 'interface=^ens'),
+    /^FAIL interface=\^ens: no global-unicast IPv4 address on an interface whose name matches; interfaces seen \(reverse index order\): veth0\[10.99.0.2\/24\], eth0\[10.0.0.2\/24\]/,
+  );
 });
 
 t.test('interface= with several regexes: index order decides, not list order', async (t) => {
@@ -100,7 +148,10 @@ t.test('interface= with several regexes: index order decides, not list order', a
 
 t.test('skip-interface adds to the default exclusions', async (t) => {
   t.equal(pick(vms71, 'skip-interface=ens33'), 'ens32 192.168.26.71/24');
-  t.match(pick(vms71, 'skip-interface=ens'), /^FAIL skip-interface=ens: no global-unicast IPv4 address on an interface left after skipping/);
+  t.match(
+    pick(vms71, 'skip-interface=ens'),
+    /^FAIL skip-interface=ens: no global-unicast IPv4 address on an interface left after skipping/,
+  );
   t.equal(pick(vms71, 'skip-interface=^ens33$,^nothing'), 'ens32 192.168.26.71/24');
 });
 
@@ -115,10 +166,17 @@ t.test('cidr= takes the first address inside any CIDR; no name exclusions', asyn
 
 t.test('can-reach maps the kernel source address to its interface and prefix (any interface)', async (t) => {
   t.equal(pick(vms71, 'can-reach=8.8.8.8', 4, { reachSource: '192.168.26.71' }), 'ens32 192.168.26.71/24');
-  t.equal(pick(vms71, 'can-reach=10.244.0.1', 4, { reachSource: '172.17.0.1' }), 'docker0 172.17.0.1/16', 'no exclusions: the kernel decided');
+  t.equal(
+    pick(vms71, 'can-reach=10.244.0.1', 4, { reachSource: '172.17.0.1' }),
+    'docker0 172.17.0.1/16',
+    'no exclusions: the kernel decided',
+  );
   t.equal(pick(vms71, 'can-reach=2001:db8:30::1', 6, { reachSource: '2001:db8:30::71' }), 'ens33 2001:db8:30::71/64');
   t.match(pick(vms71, 'can-reach=8.8.8.8', 4, {}), /^FAIL can-reach=8.8.8.8: the kernel gave no IPv4 source address toward 8.8.8.8/);
-  t.match(pick(vms71, 'can-reach=8.8.8.8', 4, { reachSource: '10.1.1.1' }), /source address 10.1.1.1 toward 8.8.8.8 is on no local interface/);
+  t.match(
+    pick(vms71, 'can-reach=8.8.8.8', 4, { reachSource: '10.1.1.1' }),
+    /source address 10.1.1.1 toward 8.8.8.8 is on no local interface/,
+  );
 });
 
 t.test('kubernetes-internal-ip matches the InternalIP of the family to a local interface', async (t) => {

@@ -28,7 +28,14 @@ t.test('IPv6 forms', async (t) => {
 });
 
 t.test('format round trip', async (t) => {
-  for (const s of ['first-found', 'interface=ens33,eth0', 'skip-interface=eth1,ens32', 'can-reach=192.168.30.1', 'cidr=192.168.26.0/24', 'kubernetes-internal-ip']) {
+  for (const s of [
+    'first-found',
+    'interface=ens33,eth0',
+    'skip-interface=eth1,ens32',
+    'can-reach=192.168.30.1',
+    'cidr=192.168.26.0/24',
+    'kubernetes-internal-ip',
+  ]) {
     t.equal(formatMethod(parseAutodetectionMethod(s, 4)), s);
   }
 });

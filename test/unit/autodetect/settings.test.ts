@@ -1,17 +1,33 @@
 // IP / IP6 settings, the address decision (stored, detected, explicit, none), conflicts, env reading.
 import t from 'tap';
 import {
-  parseIpSetting, decideAddress, needsDetection, findAddressConflict, AddressConflictError, NoAddressError,
-  autodetectConfigFromEnv, parseDuration,
+  parseIpSetting,
+  decideAddress,
+  needsDetection,
+  findAddressConflict,
+  AddressConflictError,
+  NoAddressError,
+  autodetectConfigFromEnv,
+  parseDuration,
 } from '../../../src/autodetect/settings.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../../../src/autodetect/method.js';
 import type { InterfaceAddresses, MatchResult } from '../../../src/autodetect/match.js';
 
 const ifs: InterfaceAddresses[] = [
-  { index: 2, name: 'eth0', addresses: [{ address: '10.0.0.5', prefixLen: 24, family: 4 }, { address: 'fd00::5', prefixLen: 64, family: 6 }] },
+  {
+    index: 2,
+    name: 'eth0',
+    addresses: [
+      { address: '10.0.0.5', prefixLen: 24, family: 4 },
+      { address: 'fd00::5', prefixLen: 64, family: 6 },
+    ],
+  },
 ];
 const ff = parseAutodetectionMethod('first-found', 4);
-const detected = (address: string, prefixLen: number): MatchResult => ({ ok: true, choice: { family: 4, address: `${address}/${prefixLen}`, ip: address, prefixLen, interface: 'eth0' } });
+const detected = (address: string, prefixLen: number): MatchResult => ({
+  ok: true,
+  choice: { family: 4, address: `${address}/${prefixLen}`, ip: address, prefixLen, interface: 'eth0' },
+});
 const failed: MatchResult = { ok: false, reason: 'first-found: nothing; interfaces seen: eth0[]' };
 
 t.test('parseIpSetting', async (t) => {
@@ -43,14 +59,33 @@ t.test('decideAddress', async (t) => {
   t.same([d1.source, d1.choice?.address, d1.choice?.interface], ['stored', '10.0.0.5/24', 'eth0'], 'unset keeps stored');
   const d2 = decideAddress({ family: 4, setting: { kind: 'unset' }, method: ff, interfaces: ifs, detected: detected('10.0.0.5', 24) });
   t.same([d2.source, d2.choice?.address], ['detected', '10.0.0.5/24'], 'unset, nothing stored → detected');
-  const d3 = decideAddress({ family: 4, setting: { kind: 'autodetect' }, method: ff, stored: '10.9.9.9/16', interfaces: ifs, detected: detected('10.0.0.5', 24) });
+  const d3 = decideAddress({
+    family: 4,
+    setting: { kind: 'autodetect' },
+    method: ff,
+    stored: '10.9.9.9/16',
+    interfaces: ifs,
+    detected: detected('10.0.0.5', 24),
+  });
   t.same([d3.source, d3.choice?.address], ['detected', '10.0.0.5/24'], 'autodetect replaces stored');
-  const d4 = decideAddress({ family: 4, setting: { kind: 'autodetect' }, method: ff, stored: '10.9.9.9/16', interfaces: ifs, detected: failed });
+  const d4 = decideAddress({
+    family: 4,
+    setting: { kind: 'autodetect' },
+    method: ff,
+    stored: '10.9.9.9/16',
+    interfaces: ifs,
+    detected: failed,
+  });
   t.same([d4.source, d4.choice?.address], ['stored', '10.9.9.9/16'], 'detection failed → keep stored');
   t.match(d4.warnings[0], /autodetection of the IPv4 address failed .*keeping the stored address 10.9.9.9\/16/);
-  const noAddr = t.throws(() => decideAddress({ family: 4, setting: { kind: 'autodetect' }, method: ff, interfaces: ifs, detected: failed }));
+  const noAddr = t.throws(() =>
+    decideAddress({ family: 4, setting: { kind: 'autodetect' }, method: ff, interfaces: ifs, detected: failed }),
+  );
   t.ok(noAddr instanceof NoAddressError, 'nothing found, nothing stored → NoAddressError');
-  t.match((noAddr as Error).message, /failed to autodetect an IPv4 address with IP_AUTODETECTION_METHOD=first-found: first-found: nothing; interfaces seen: eth0\[\]\. Choose another autodetection method or set IP explicitly/);
+  t.match(
+    (noAddr as Error).message,
+    /failed to autodetect an IPv4 address with IP_AUTODETECTION_METHOD=first-found: first-found: nothing; interfaces seen: eth0\[\]\. Choose another autodetection method or set IP explicitly/,
+  );
   const d5 = decideAddress({ family: 4, setting: { kind: 'none' }, method: ff, stored: '10.0.0.5/24', interfaces: ifs });
   t.same([d5.source, d5.choice], ['none', undefined], 'none → no IPv4');
   const d6 = decideAddress({ family: 4, setting: { kind: 'address', address: '10.0.0.5' }, method: ff, interfaces: ifs });
@@ -75,7 +110,11 @@ t.test('conflict check names the other node', async (t) => {
     { metadata: { name: 'node-d' } },
   ];
   t.equal(findAddressConflict('me', { ipv4: '10.0.0.5/24' }, nodes), undefined, 'own node is not a conflict');
-  t.same(findAddressConflict('me', { ipv4: '172.17.0.1/24' }, nodes), { node: 'node-b', address: '172.17.0.1', family: 4 }, 'prefix ignored');
+  t.same(
+    findAddressConflict('me', { ipv4: '172.17.0.1/24' }, nodes),
+    { node: 'node-b', address: '172.17.0.1', family: 4 },
+    'prefix ignored',
+  );
   t.same(findAddressConflict('me', { ipv6: 'fd00:0::5/128' }, nodes), { node: 'node-c', address: 'fd00::5', family: 6 });
   const err = new AddressConflictError({ node: 'node-b', address: '172.17.0.1', family: 4 }, 'me');
   t.match(err.message, /172.17.0.1 chosen for node me is already used by node node-b; refusing to start/);
@@ -83,8 +122,16 @@ t.test('conflict check names the other node', async (t) => {
 
 t.test('autodetectConfigFromEnv, with lower-case spellings', async (t) => {
   const c = autodetectConfigFromEnv({});
-  t.same([c.ip4, c.ip6, c.method4, c.method6, c.pollIntervalMs], [{ kind: 'unset' }, { kind: 'unset' }, { kind: 'first-found' }, { kind: 'first-found' }, 60_000]);
-  const l = autodetectConfigFromEnv({ ip_autodetection_method: 'cidr=10.0.0.0/8', ip6_autodetection_method: 'can-reach=fd00::1', ip6: 'autodetect', autodetect_poll_interval: '5m' });
+  t.same(
+    [c.ip4, c.ip6, c.method4, c.method6, c.pollIntervalMs],
+    [{ kind: 'unset' }, { kind: 'unset' }, { kind: 'first-found' }, { kind: 'first-found' }, 60_000],
+  );
+  const l = autodetectConfigFromEnv({
+    ip_autodetection_method: 'cidr=10.0.0.0/8',
+    ip6_autodetection_method: 'can-reach=fd00::1',
+    ip6: 'autodetect',
+    autodetect_poll_interval: '5m',
+  });
   t.equal(l.method4.kind, 'cidr');
   t.equal(l.method6.kind, 'can-reach');
   t.equal(l.ip6.kind, 'autodetect');

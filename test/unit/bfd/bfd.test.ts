@@ -5,45 +5,106 @@
 import t from 'tap';
 import { Buffer } from 'node:buffer';
 import { encodeControl, decodeControl, BfdPacketError, DIAG, type ControlPacket } from '../../../src/bfd/packet.js';
-import { step, newSession, packetOf, detectionTimeMs, txIntervalMs, jitterMs, TRANSITIONS, IDLE_TX_US, type BfdSession, type BfdAction } from '../../../src/bfd/fsm.js';
+import {
+  step,
+  newSession,
+  packetOf,
+  detectionTimeMs,
+  txIntervalMs,
+  jitterMs,
+  TRANSITIONS,
+  IDLE_TX_US,
+  type BfdSession,
+  type BfdAction,
+} from '../../../src/bfd/fsm.js';
 import { BfdService, type BfdTransport, type BfdStateEvent } from '../../../src/bfd/service.js';
 import { VirtualClock } from '../../../src/bgp/clock.js';
 import { log } from '../../../src/common/log.js';
 
 const pkt = (o: Partial<ControlPacket> = {}): ControlPacket => ({
-  diag: 0, state: 'Down', poll: false, final: false, cpi: false, demand: false, detectMult: 3,
-  myDiscr: 0x11111111, yourDiscr: 0, desiredMinTx: 1_000_000, requiredMinRx: 300_000, requiredMinEchoRx: 0, ...o,
+  diag: 0,
+  state: 'Down',
+  poll: false,
+  final: false,
+  cpi: false,
+  demand: false,
+  detectMult: 3,
+  myDiscr: 0x11111111,
+  yourDiscr: 0,
+  desiredMinTx: 1_000_000,
+  requiredMinRx: 300_000,
+  requiredMinEchoRx: 0,
+  ...o,
 });
 
 t.test('packet: round trip, wire layout, discard rules of §6.8.6', async (t) => {
   const p = pkt({ state: 'Up', poll: true, yourDiscr: 7, diag: DIAG.controlDetectionTimeExpired });
   const b = encodeControl(p);
-  t.equal(b.toString('hex'), '21e00318' + '11111111' + '00000007' + '000f4240' + '000493e0' + '00000000', 'version 1, diag 1, Up+P, mult 3, length 24, µs intervals');
+  t.equal(
+    b.toString('hex'),
+    '21e00318' + '11111111' + '00000007' + '000f4240' + '000493e0' + '00000000',
+    'version 1, diag 1, Up+P, mult 3, length 24, µs intervals',
+  );
   t.same(decodeControl(b), p);
   const bad = (f: (b: Buffer) => void, why: RegExp): void => {
     const x = Buffer.from(encodeControl(pkt()));
     f(x);
     let reason = '';
-    try { decodeControl(x); } catch (e) { if (e instanceof BfdPacketError) reason = e.reason; }
+    try {
+      decodeControl(x);
+    } catch (e) {
+      if (e instanceof BfdPacketError) reason = e.reason;
+    }
     t.match(reason, why, `discarded: ${why.source}`);
   };
-  bad((x) => { x[0] = (2 << 5); }, /version 2/);
-  bad((x) => { x[3] = 20; }, /length field 20/);
-  bad((x) => { x[2] = 0; }, /detect multiplier 0/);
-  bad((x) => { x[1] = x[1]! | 1; }, /multipoint/);
-  bad((x) => { x.writeUInt32BE(0, 4); }, /my discriminator 0/);
-  bad((x) => { x[1] = (3 << 6); }, /your discriminator 0 in state Up/);
-  bad((x) => { x[1] = x[1]! | 4; x[3] = 26; }, /length field 26 >|authentication/);
+  bad((x) => {
+    x[0] = 2 << 5;
+  }, /version 2/);
+  bad((x) => {
+    x[3] = 20;
+  }, /length field 20/);
+  bad((x) => {
+    x[2] = 0;
+  }, /detect multiplier 0/);
+  bad((x) => {
+    x[1] = x[1]! | 1;
+  }, /multipoint/);
+  bad((x) => {
+    x.writeUInt32BE(0, 4);
+  }, /my discriminator 0/);
+  bad((x) => {
+    x[1] = 3 << 6;
+  }, /your discriminator 0 in state Up/);
+  bad((x) => {
+    x[1] = x[1]! | 4;
+    x[3] = 26;
+  }, /length field 26 >|authentication/);
   let short = '';
-  try { decodeControl(Buffer.alloc(10)); } catch (e) { short = e instanceof BfdPacketError ? e.reason : String(e); }
+  try {
+    decodeControl(Buffer.alloc(10));
+  } catch (e) {
+    short = e instanceof BfdPacketError ? e.reason : String(e);
+  }
   t.match(short, /10 bytes, shorter than 24/);
 });
 
 const at = (state: BfdSession['state'], extra: Partial<BfdSession> = {}): BfdSession => ({ ...newSession(0x22222222), state, ...extra });
-const kinds = (a: BfdAction[]): string[] => a.map((x) => (x.type === 'send' ? `send${x.final ? '+F' : ''}` : x.type === 'detect-timer' || x.type === 'tx-interval' ? `${x.type}:${x.ms}` : x.type === 'down' ? `down:${x.diag}` : x.type));
+const kinds = (a: BfdAction[]): string[] =>
+  a.map((x) =>
+    x.type === 'send'
+      ? `send${x.final ? '+F' : ''}`
+      : x.type === 'detect-timer' || x.type === 'tx-interval'
+        ? `${x.type}:${x.ms}`
+        : x.type === 'down'
+          ? `down:${x.diag}`
+          : x.type,
+  );
 
 t.test('state table, row by row (RFC 5880 §6.2, §6.8.6)', async (t) => {
-  const rx = (state: ControlPacket['state']) => ({ type: 'rx' as const, packet: pkt({ state, yourDiscr: state === 'Down' || state === 'AdminDown' ? 0 : 0x22222222 }) });
+  const rx = (state: ControlPacket['state']) => ({
+    type: 'rx' as const,
+    packet: pkt({ state, yourDiscr: state === 'Down' || state === 'AdminDown' ? 0 : 0x22222222 }),
+  });
   const cases: [BfdSession['state'], Parameters<typeof step>[1], BfdSession['state'], number | undefined][] = [
     ['Down', rx('Down'), 'Init', undefined],
     ['Down', rx('Init'), 'Up', DIAG.none],
@@ -70,7 +131,9 @@ t.test('state table, row by row (RFC 5880 §6.2, §6.8.6)', async (t) => {
   }
   t.same(Object.keys(TRANSITIONS).sort(), ['AdminDown', 'Down', 'Init', 'Up']);
   // Actions: Up → Down by timeout says why, and sends at once.
-  const d = step(at('Up', { remoteDetectMult: 3, remoteDesiredMinTxUs: 300_000, remoteMinRxUs: 300_000, desiredMinTxUs: 300_000 }), { type: 'detect-timeout' });
+  const d = step(at('Up', { remoteDetectMult: 3, remoteDesiredMinTxUs: 300_000, remoteMinRxUs: 300_000, desiredMinTxUs: 300_000 }), {
+    type: 'detect-timeout',
+  });
   t.same(kinds(d.actions), ['down:1', 'send', 'detect-timer:0', 'tx-interval:1000'], 'down (diag 1), tell the peer, back to 1 s');
   t.match(d.actions[0], { remoteAdmin: false });
   t.match(step(at('Up'), rx('AdminDown')).actions[0], { type: 'down', remoteAdmin: true });
@@ -109,8 +172,13 @@ function link(): { a: BfdTransport; b: BfdTransport; cut: boolean; sent: number 
   const handlers: ((peer: string, b: Buffer) => void)[] = [() => undefined, () => undefined];
   const l = { cut: false, sent: 0 } as { a: BfdTransport; b: BfdTransport; cut: boolean; sent: number };
   const end = (i: 0 | 1, self: string): BfdTransport => ({
-    send: (_peer, buf) => { l.sent++; if (!l.cut) queueMicrotask(() => handlers[1 - i]!(self, Buffer.from(buf))); },
-    onPacket: (fn) => { handlers[i] = fn; },
+    send: (_peer, buf) => {
+      l.sent++;
+      if (!l.cut) queueMicrotask(() => handlers[1 - i]!(self, Buffer.from(buf)));
+    },
+    onPacket: (fn) => {
+      handlers[i] = fn;
+    },
     close: async () => undefined,
   });
   l.a = end(0, '10.0.0.1');
@@ -119,7 +187,11 @@ function link(): { a: BfdTransport; b: BfdTransport; cut: boolean; sent: number 
 }
 
 async function run(clock: VirtualClock, ms: number, step = 10): Promise<void> {
-  for (let i = 0; i < ms; i += step) { clock.advance(step); await Promise.resolve(); await Promise.resolve(); }
+  for (let i = 0; i < ms; i += step) {
+    clock.advance(step);
+    await Promise.resolve();
+    await Promise.resolve();
+  }
 }
 
 t.test('two services: Up, fast timers after the Poll, a silent cut detected in ≤ 3 × 300 ms, admin down', async (t) => {
@@ -134,7 +206,10 @@ t.test('two services: Up, fast timers after the Poll, a silent cut detected in �
   await run(clock, 3000);
   t.equal(A.stateOf('10.0.0.2'), 'Up');
   t.equal(B.stateOf('10.0.0.1'), 'Up');
-  t.same(evA.map((e) => e.state), ['Up']);
+  t.same(
+    evA.map((e) => e.state),
+    ['Up'],
+  );
   const st = A.status()[0]!;
   t.equal(st.txIntervalMs, 300, 'transmitting every 300 ms (before jitter)');
   t.equal(st.detectionTimeMs, 900, 'detection time 3 × 300 ms');
@@ -167,17 +242,32 @@ t.test('two services: Up, fast timers after the Poll, a silent cut detected in �
   (l.b.send as (p: string, b: Buffer) => void)('10.0.0.1', encodeControl(pkt({ myDiscr: 9, yourDiscr: 12345, state: 'Up' })));
   await Promise.resolve();
   t.equal(A.discarded, d0 + 1);
-  await A.close(); await B.close();
+  await A.close();
+  await B.close();
 });
 
 t.test('resources: BGPPeer bfd and BGPConfiguration nodeMeshBFD', async (t) => {
   const { validateResource } = await import('../../../src/datastore/resources.js');
-  const peer = (bfd: unknown) => ({ apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '10.0.0.1', asNumber: 65000, bfd } });
+  const peer = (bfd: unknown) => ({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPPeer',
+    metadata: { name: 'tor' },
+    spec: { peerIP: '10.0.0.1', asNumber: 65000, bfd },
+  });
   t.same((validateResource(peer({})) as { spec: { bfd: unknown } }).spec.bfd, {}, '{} = defaults');
-  t.same((validateResource(peer({ transmitInterval: '100ms', receiveInterval: '1s', detectMultiplier: 5 })) as { spec: { bfd: unknown } }).spec.bfd, { transmitInterval: '100ms', receiveInterval: '1s', detectMultiplier: 5 });
+  t.same(
+    (validateResource(peer({ transmitInterval: '100ms', receiveInterval: '1s', detectMultiplier: 5 })) as { spec: { bfd: unknown } }).spec
+      .bfd,
+    { transmitInterval: '100ms', receiveInterval: '1s', detectMultiplier: 5 },
+  );
   t.throws(() => validateResource(peer({ transmitInterval: '1ms' })), /spec.bfd.transmitInterval "1ms" is out of range 10ms..60s/);
   t.throws(() => validateResource(peer({ detectMultiplier: 1 })), /spec.bfd.detectMultiplier 1 is out of range 2..255/);
   t.throws(() => validateResource(peer({ interval: '300ms' })), /interval/, 'unknown field');
-  const cfg = { apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { nodeMeshBFD: { detectMultiplier: 3 } } };
+  const cfg = {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec: { nodeMeshBFD: { detectMultiplier: 3 } },
+  };
   t.same((validateResource(cfg) as { spec: { nodeMeshBFD: unknown } }).spec.nodeMeshBFD, { detectMultiplier: 3 });
 });

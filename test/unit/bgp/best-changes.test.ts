@@ -12,17 +12,22 @@ t.test('one batch per turn, in order, withdrawals null, then reset', async (t) =
     got.push(xs);
   });
   const nh = Object.freeze(['10.0.0.2']);
-  const add = (p: string, hops: readonly string[] | null, src = '10.0.0.2') => { const k = parsePrefixKey(p); b.push(k.bucket, k.key, hops, src); };
+  const add = (p: string, hops: readonly string[] | null, src = '10.0.0.2') => {
+    const k = parsePrefixKey(p);
+    b.push(k.bucket, k.key, hops, src);
+  };
   add('10.1.0.0/24', nh);
   add('2001:db8::/64', nh);
   add('10.2.0.0/25', null, '');
   t.equal(got.length, 0, 'nothing before the turn ends');
   await null;
-  t.same(got, [[
-    { prefix: '10.1.0.0/24', nh: ['10.0.0.2'], src: '10.0.0.2' },
-    { prefix: '2001:db8::/64', nh: ['10.0.0.2'], src: '10.0.0.2' },
-    { prefix: '10.2.0.0/25', nh: null, src: '' },
-  ]]);
+  t.same(got, [
+    [
+      { prefix: '10.1.0.0/24', nh: ['10.0.0.2'], src: '10.0.0.2' },
+      { prefix: '2001:db8::/64', nh: ['10.0.0.2'], src: '10.0.0.2' },
+      { prefix: '10.2.0.0/25', nh: null, src: '' },
+    ],
+  ]);
   t.equal(got[0]![0]!.nh, nh, 'the interned array itself, not a copy');
   t.equal(BUCKET_V6, parsePrefixKey('2001:db8::/64').bucket);
   for (let i = 0; i < 5000; i++) add(`11.${i >> 8}.${i & 255}.0/24`, nh);

@@ -26,13 +26,19 @@ const one = <T extends BgpMessage>(f: string, i = 0): T => decodeMessage(golden(
 t.test('BIRD OPENs', async (t) => {
   const o = one<OpenMessage>('bird-open-ibgp4.hex');
   t.match(o, { type: 'open', version: 4, asn: 65000, holdTime: 90, routerId: '10.78.0.2' });
-  t.same(o.capabilities.map((c) => c.kind), ['multiprotocol', 'route-refresh', 'graceful-restart', 'as4', 'enhanced-route-refresh', 'unknown']);
+  t.same(
+    o.capabilities.map((c) => c.kind),
+    ['multiprotocol', 'route-refresh', 'graceful-restart', 'as4', 'enhanced-route-refresh', 'unknown'],
+  );
   t.match(o.capabilities[0], { afi: 1, safi: 1 });
   t.match(o.capabilities[2], { kind: 'graceful-restart', restartTime: 120, restarting: false });
   t.match(o.capabilities[5], { kind: 'unknown', code: 71 }); // LLGR "aware", ignored (RFC 5492 §3)
   const e = one<OpenMessage>('bird-open-ebgp-as4.hex');
   t.equal(e.asn, 23456, 'AS_TRANS in the 2-octet field');
-  t.match(e.capabilities.find((c) => c.kind === 'as4'), { asn: 4200000002 });
+  t.match(
+    e.capabilities.find((c) => c.kind === 'as4'),
+    { asn: 4200000002 },
+  );
   t.match(one<OpenMessage>('bird-open-ibgp6.hex').capabilities[0], { kind: 'multiprotocol', afi: 2, safi: 1 });
 });
 
@@ -69,8 +75,14 @@ t.test('BIRD and GoBGP NOTIFICATION / KEEPALIVE', async (t) => {
 t.test('GoBGP OPEN and UPDATEs', async (t) => {
   const o = one<OpenMessage>('gobgp-open.hex');
   t.match(o, { asn: 65000, holdTime: 90, routerId: '10.78.0.2' });
-  t.ok(o.capabilities.some((c) => c.kind === 'fqdn'), 'FQDN capability (73)');
-  t.match(o.capabilities.find((c) => c.kind === 'extended-next-hop'), { entries: [{ afi: 1, safi: 1, nextHopAfi: 2 }] });
+  t.ok(
+    o.capabilities.some((c) => c.kind === 'fqdn'),
+    'FQDN capability (73)',
+  );
+  t.match(
+    o.capabilities.find((c) => c.kind === 'extended-next-hop'),
+    { entries: [{ afi: 1, safi: 1, nextHopAfi: 2 }] },
+  );
   const all = golden('gobgp-update.hex').map((b) => decodeMessage(b, AS4_CAPS) as UpdateMessage);
   const v4 = all.find((u) => u.nlri.count > 0);
   t.ok(v4, 'an IPv4 UPDATE');

@@ -1,15 +1,47 @@
 // RFC 4271 §8 FSM, row by row: pure step(), no sockets, no waiting.
 import t from 'tap';
 import { Buffer } from 'node:buffer';
-import { step, newFsm, TRANSITIONS, STATES, type Action, type Fsm, type FsmConfig, type FsmEvent, type State } from '../../../src/bgp/fsm.js';
+import {
+  step,
+  newFsm,
+  TRANSITIONS,
+  STATES,
+  type Action,
+  type Fsm,
+  type FsmConfig,
+  type FsmEvent,
+  type State,
+} from '../../../src/bgp/fsm.js';
 import { negotiate, buildOpen } from '../../../src/bgp/negotiate.js';
 import { jitter, VirtualClock } from '../../../src/bgp/clock.js';
 import { BgpMessageError, type OpenMessage } from '../../../src/bgp/codec/types.js';
 
-const cfg: FsmConfig = { localAsn: 65000, peerAsn: 65000, routerId: '10.0.0.1', holdTime: 90, families: ['ipv4'], passive: false, connectRetryTime: 5 };
+const cfg: FsmConfig = {
+  localAsn: 65000,
+  peerAsn: 65000,
+  routerId: '10.0.0.1',
+  holdTime: 90,
+  families: ['ipv4'],
+  passive: false,
+  connectRetryTime: 5,
+};
 const at = (state: State, extra: Partial<Fsm> = {}, c: FsmConfig = cfg): Fsm => ({ ...newFsm(c), state, ...extra });
-const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({ type: 'open', version: 4, asn: 65000, holdTime: 30, routerId: '10.0.0.2', capabilities: [{ kind: 'multiprotocol', afi: 1, safi: 1 }, { kind: 'as4', asn: 65000 }], ...o });
-const types = (a: Action[]): string[] => a.map((x) => (x.type === 'timer' ? `timer:${x.timer}:${x.seconds}` : x.type === 'send-notification' ? `notify:${x.code}/${x.subcode}` : x.type));
+const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({
+  type: 'open',
+  version: 4,
+  asn: 65000,
+  holdTime: 30,
+  routerId: '10.0.0.2',
+  capabilities: [
+    { kind: 'multiprotocol', afi: 1, safi: 1 },
+    { kind: 'as4', asn: 65000 },
+  ],
+  ...o,
+});
+const types = (a: Action[]): string[] =>
+  a.map((x) =>
+    x.type === 'timer' ? `timer:${x.timer}:${x.seconds}` : x.type === 'send-notification' ? `notify:${x.code}/${x.subcode}` : x.type,
+  );
 const established = (): Fsm => {
   const n = negotiate(cfg, peerOpen());
   return at('Established', { negotiated: n });
@@ -41,7 +73,10 @@ t.test('Connect and Active', async (t) => {
     t.same(types(f.actions), ['close', 'timer:connectRetry:5', 'down']);
     const k = step(at(st), { type: 'KeepAliveMsg' });
     t.equal(k.next.state, 'Idle', `${st} + unexpected message → Idle`);
-    t.notOk(types(k.actions).some((a) => a.startsWith('notify')), 'no NOTIFICATION without a BGP connection');
+    t.notOk(
+      types(k.actions).some((a) => a.startsWith('notify')),
+      'no NOTIFICATION without a BGP connection',
+    );
     t.same(types(step(at(st), { type: 'ManualStop' }).actions).includes('close'), true);
   }
   t.same(types(step(at('Connect'), { type: 'ConnectRetryTimerExpires' }).actions), ['close', 'timer:connectRetry:5', 'connect']);
@@ -54,9 +89,17 @@ t.test('Connect and Active', async (t) => {
 t.test('OpenSent', async (t) => {
   const r = step(at('OpenSent'), { type: 'BGPOpen', open: peerOpen() });
   t.equal(r.next.state, 'OpenConfirm');
-  t.same(types(r.actions), ['collision-check', 'timer:connectRetry:0', 'send-keepalive', 'timer:keepalive:10', 'timer:hold:30'], 'hold = min(90, 30), keepalive = hold/3');
+  t.same(
+    types(r.actions),
+    ['collision-check', 'timer:connectRetry:0', 'send-keepalive', 'timer:keepalive:10', 'timer:hold:30'],
+    'hold = min(90, 30), keepalive = hold/3',
+  );
   const z = step(at('OpenSent'), { type: 'BGPOpen', open: peerOpen({ holdTime: 0 }) });
-  t.same(types(z.actions), ['collision-check', 'timer:connectRetry:0', 'send-keepalive', 'timer:keepalive:0', 'timer:hold:0'], 'hold 0: no keepalives, no hold timer');
+  t.same(
+    types(z.actions),
+    ['collision-check', 'timer:connectRetry:0', 'send-keepalive', 'timer:keepalive:0', 'timer:hold:0'],
+    'hold 0: no keepalives, no hold timer',
+  );
   const bad = (o: Partial<OpenMessage>, code: number, sub: number, what: string): void => {
     const s = step(at('OpenSent'), { type: 'BGPOpen', open: peerOpen(o) });
     t.equal(s.next.state, 'Idle', what);
@@ -67,7 +110,10 @@ t.test('OpenSent', async (t) => {
   bad({ asn: 65001, capabilities: [{ kind: 'as4', asn: 65001 }] }, 2, 2, 'bad peer AS');
   bad({ routerId: '0.0.0.0' }, 2, 3, 'BGP identifier 0');
   bad({ routerId: '10.0.0.1' }, 2, 3, 'iBGP peer with our identifier');
-  const req = step(at('OpenSent', {}, { ...cfg, requireCapabilities: ['extended-message'], extendedMessage: true }), { type: 'BGPOpen', open: peerOpen() });
+  const req = step(at('OpenSent', {}, { ...cfg, requireCapabilities: ['extended-message'], extendedMessage: true }), {
+    type: 'BGPOpen',
+    open: peerOpen(),
+  });
   const n = req.actions.find((a) => a.type === 'send-notification');
   t.match(n, { code: 2, subcode: 7 }, 'missing required capability → 2/7');
   t.same(n && n.type === 'send-notification' ? [...n.data] : [], [6, 0], '2/7 data carries the capability');
@@ -79,7 +125,10 @@ t.test('OpenSent', async (t) => {
   t.match(hdr.actions[0], { type: 'send-notification', code: 1, subcode: 2, data: Buffer.from([0, 18]) });
   const f = step(at('OpenSent'), { type: 'TcpConnectionFails', reason: 'reset' });
   t.equal(f.next.state, 'Active', 'TCP fails in OpenSent → Active (§8.2.2)');
-  t.equal(step(at('OpenSent'), { type: 'NotifMsg', msg: { type: 'notification', code: 6, subcode: 2, data: Buffer.alloc(0) } }).next.state, 'Idle');
+  t.equal(
+    step(at('OpenSent'), { type: 'NotifMsg', msg: { type: 'notification', code: 6, subcode: 2, data: Buffer.alloc(0) } }).next.state,
+    'Idle',
+  );
 });
 
 t.test('OpenConfirm', async (t) => {
@@ -87,9 +136,24 @@ t.test('OpenConfirm', async (t) => {
   const r = step(at('OpenConfirm', { negotiated: n }), { type: 'KeepAliveMsg' });
   t.equal(r.next.state, 'Established');
   t.same(types(r.actions), ['timer:hold:30', 'established']);
-  t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'KeepaliveTimerExpires' }).actions), ['send-keepalive', 'timer:keepalive:10']);
-  t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'UpdateMsg', msg: { type: 'update', withdrawn: null as never, nlri: null as never, attrs: null } }).actions).slice(0, 1), ['notify:5/2']);
-  t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'BGPOpen', open: peerOpen() }).actions).slice(0, 1), ['notify:5/2'], 'second OPEN → 5/2');
+  t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'KeepaliveTimerExpires' }).actions), [
+    'send-keepalive',
+    'timer:keepalive:10',
+  ]);
+  t.same(
+    types(
+      step(at('OpenConfirm', { negotiated: n }), {
+        type: 'UpdateMsg',
+        msg: { type: 'update', withdrawn: null as never, nlri: null as never, attrs: null },
+      }).actions,
+    ).slice(0, 1),
+    ['notify:5/2'],
+  );
+  t.same(
+    types(step(at('OpenConfirm', { negotiated: n }), { type: 'BGPOpen', open: peerOpen() }).actions).slice(0, 1),
+    ['notify:5/2'],
+    'second OPEN → 5/2',
+  );
   t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'HoldTimerExpires' }).actions).slice(0, 1), ['notify:4/0']);
   t.same(types(step(at('OpenConfirm', { negotiated: n }), { type: 'OpenCollisionDump' }).actions).slice(0, 1), ['notify:6/7']);
 });
@@ -98,14 +162,23 @@ t.test('Established', async (t) => {
   const up = { type: 'update' as const, withdrawn: null as never, nlri: null as never, attrs: null };
   t.same(types(step(established(), { type: 'UpdateMsg', msg: up }).actions), ['timer:hold:30', 'deliver-update']);
   t.same(types(step(established(), { type: 'KeepAliveMsg' }).actions), ['timer:hold:30']);
-  t.same(types(step(established(), { type: 'RouteRefreshMsg', msg: { type: 'route-refresh', afi: 1, safi: 1, subtype: 0 } }).actions), ['timer:hold:30', 'deliver-route-refresh']);
+  t.same(types(step(established(), { type: 'RouteRefreshMsg', msg: { type: 'route-refresh', afi: 1, safi: 1, subtype: 0 } }).actions), [
+    'timer:hold:30',
+    'deliver-route-refresh',
+  ]);
   t.same(types(step(established(), { type: 'KeepaliveTimerExpires' }).actions), ['send-keepalive', 'timer:keepalive:10']);
   const h = step(established(), { type: 'HoldTimerExpires' });
   t.equal(h.next.state, 'Idle');
   t.same(types(h.actions), ['notify:4/0', 'timer:connectRetry:0', 'timer:hold:0', 'timer:keepalive:0', 'close', 'down']);
   t.match(h.actions.at(-1), { type: 'down', error: { code: 4, subcode: 0, sent: true } });
-  t.same(types(step(established(), { type: 'BGPOpen', open: peerOpen() }).actions).slice(0, 1), ['notify:5/3'], 'OPEN in Established → 5/3');
-  t.same(types(step(established(), { type: 'UpdateMsgErr', error: new BgpMessageError(3, 1, Buffer.alloc(0)) }).actions).slice(0, 1), ['notify:3/1']);
+  t.same(
+    types(step(established(), { type: 'BGPOpen', open: peerOpen() }).actions).slice(0, 1),
+    ['notify:5/3'],
+    'OPEN in Established → 5/3',
+  );
+  t.same(types(step(established(), { type: 'UpdateMsgErr', error: new BgpMessageError(3, 1, Buffer.alloc(0)) }).actions).slice(0, 1), [
+    'notify:3/1',
+  ]);
   t.same(types(step(established(), { type: 'ManualStop', subcode: 4 }).actions).slice(0, 1), ['notify:6/4'], 'admin reset Cease 6/4');
   const stop = step(established(), { type: 'ManualStop', subcode: 1, data: Buffer.from([0, 1, 1, 0, 0, 0, 100]) });
   t.match(stop.actions[0], { code: 6, subcode: 1, data: Buffer.from([0, 1, 1, 0, 0, 0, 100]) }, 'max-prefix Cease carries data');
@@ -122,9 +195,19 @@ t.test('every state has a row for ManualStop; unknown rows are FSM errors', asyn
 });
 
 t.test('negotiation', async (t) => {
-  const n = negotiate({ ...cfg, families: ['ipv4', 'ipv6'], addPathReceive: ['ipv4'], addPathSend: ['ipv4'], extendedMessage: true }, peerOpen({
-    capabilities: [{ kind: 'multiprotocol', afi: 1, safi: 1 }, { kind: 'as4', asn: 65000 }, { kind: 'add-path', entries: [{ afi: 1, safi: 1, mode: 3 }] }, { kind: 'extended-message' }, { kind: 'route-refresh' }, { kind: 'unknown', code: 71, value: Buffer.alloc(0) }],
-  }));
+  const n = negotiate(
+    { ...cfg, families: ['ipv4', 'ipv6'], addPathReceive: ['ipv4'], addPathSend: ['ipv4'], extendedMessage: true },
+    peerOpen({
+      capabilities: [
+        { kind: 'multiprotocol', afi: 1, safi: 1 },
+        { kind: 'as4', asn: 65000 },
+        { kind: 'add-path', entries: [{ afi: 1, safi: 1, mode: 3 }] },
+        { kind: 'extended-message' },
+        { kind: 'route-refresh' },
+        { kind: 'unknown', code: 71, value: Buffer.alloc(0) },
+      ],
+    }),
+  );
   t.same(n.families, [0x101], 'intersection of families');
   t.same([...n.caps.addPathRx], [0x101]);
   t.same([...n.caps.addPathTx], [0x101]);
@@ -136,7 +219,10 @@ t.test('negotiation', async (t) => {
   t.equal(old.caps.as4, false);
   const o = buildOpen({ ...cfg, localAsn: 4200000001 });
   t.equal(o.asn, 23456, 'AS_TRANS in the 2-octet field');
-  t.match(o.capabilities.find((c) => c.kind === 'as4'), { asn: 4200000001 });
+  t.match(
+    o.capabilities.find((c) => c.kind === 'as4'),
+    { asn: 4200000001 },
+  );
 });
 
 t.test('timers: RFC 4271 §10 jitter in [0.75, 1.0], virtual clock', async (t) => {

@@ -15,9 +15,16 @@ export function goldenDir(): string {
 
 /** Messages of one golden file, as Buffers. */
 export function golden(name: string): Buffer[] {
-  return fs.readFileSync(path.join(goldenDir(), name), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => Buffer.from(l.trim(), 'hex'));
+  return fs
+    .readFileSync(path.join(goldenDir(), name), 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => Buffer.from(l.trim(), 'hex'));
 }
 
 export function goldenFiles(): string[] {
-  return fs.readdirSync(goldenDir()).filter((f) => f.endsWith('.hex')).sort();
+  return fs
+    .readdirSync(goldenDir())
+    .filter((f) => f.endsWith('.hex'))
+    .sort();
 }

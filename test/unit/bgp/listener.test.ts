@@ -9,7 +9,14 @@ import type { Logger } from '../../../src/common/log.js';
 function recordingLogger(lines: { level: string; obj: unknown; msg: string }[]): Logger {
   const l = {
     child: () => l,
-    ...Object.fromEntries(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((level) => [level, (obj: unknown, msg?: string) => { lines.push({ level, obj, msg: msg ?? String(obj) }); }])),
+    ...Object.fromEntries(
+      ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((level) => [
+        level,
+        (obj: unknown, msg?: string) => {
+          lines.push({ level, obj, msg: msg ?? String(obj) });
+        },
+      ]),
+    ),
   };
   return l as unknown as Logger;
 }
@@ -37,11 +44,20 @@ t.test('300 connections from an unconfigured address: one warning and one summar
   t.teardown(() => l.stop());
   const port = l.port;
   let closed = 0;
-  await Promise.all(Array.from({ length: 300 }, () => new Promise<void>((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port });
-    c.on('error', () => undefined);
-    c.on('close', () => { closed++; resolve(); });
-  })));
+  await Promise.all(
+    Array.from(
+      { length: 300 },
+      () =>
+        new Promise<void>((resolve) => {
+          const c = net.connect({ host: '127.0.0.1', port });
+          c.on('error', () => undefined);
+          c.on('close', () => {
+            closed++;
+            resolve();
+          });
+        }),
+    ),
+  );
   t.equal(closed, 300, 'every connection closed');
   const warns = lines.filter((x) => x.level === 'warn');
   t.equal(warns.length, 1, `one warning line, not 300 (got ${warns.length})`);

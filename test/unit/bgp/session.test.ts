@@ -44,8 +44,11 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
   const closed = new Promise<void>((r) => sock.once('close', () => r()));
   let read = 0;
   return {
-    sock, msgs, closed,
-    async next(type, ms = 10_000) { // generous: the machine running the tests may be loaded
+    sock,
+    msgs,
+    closed,
+    async next(type, ms = 10_000) {
+      // generous: the machine running the tests may be loaded
       const deadline = Date.now() + ms;
       for (;;) {
         while (read < msgs.length) {
@@ -62,7 +65,18 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
   };
 }
 
-const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({ type: 'open', version: 4, asn: 65000, holdTime: 9, routerId: '10.0.0.2', capabilities: [{ kind: 'multiprotocol', afi: 1, safi: 1 }, { kind: 'as4', asn: 65000 }], ...o });
+const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({
+  type: 'open',
+  version: 4,
+  asn: 65000,
+  holdTime: 9,
+  routerId: '10.0.0.2',
+  capabilities: [
+    { kind: 'multiprotocol', afi: 1, safi: 1 },
+    { kind: 'as4', asn: 65000 },
+  ],
+  ...o,
+});
 const frame = (type: number, body: Buffer, len?: number): Buffer => {
   const l = len ?? 19 + body.length;
   return Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from([(l >> 8) & 0xff, l & 0xff, type]), body]);
@@ -73,7 +87,15 @@ t.test('sessions over loopback', { skip }, async (t) => {
   const listener = new BgpListener({ address: '127.0.0.1', port: 0 });
   await listener.start();
   t.teardown(() => listener.stop());
-  const base: SessionConfig = { address: '127.0.0.2', localAsn: 65000, peerAsn: 65000, routerId: '10.0.0.1', holdTime: 9, passive: true, idleHoldTime: 0.01 };
+  const base: SessionConfig = {
+    address: '127.0.0.2',
+    localAsn: 65000,
+    peerAsn: 65000,
+    routerId: '10.0.0.1',
+    holdTime: 9,
+    passive: true,
+    idleHoldTime: 0.01,
+  };
   const session = (extra: Partial<SessionConfig> = {}): BgpSession => {
     const s = new BgpSession({ ...base, ...extra }, clock);
     listener.add(s);
@@ -114,10 +136,24 @@ t.test('sessions over loopback', { skip }, async (t) => {
     ['bad peer AS', (r) => r.send(peerOpen({ asn: 65001, capabilities: [{ kind: 'as4', asn: 65001 }] })), 2, 2, [], false],
     ['bad BGP identifier', (r) => r.send(peerOpen({ routerId: '0.0.0.0' })), 2, 3, [], false],
     ['hold time 2', (r) => r.send(peerOpen({ holdTime: 2 })), 2, 6, [], false],
-    ['UPDATE in OpenSent', (r) => r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: emptyPrefixList(1), attrs: null }, AS4_CAPS)), 5, 1, [], false],
+    [
+      'UPDATE in OpenSent',
+      (r) => r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: emptyPrefixList(1), attrs: null }, AS4_CAPS)),
+      5,
+      1,
+      [],
+      false,
+    ],
     ['OPEN in Established', (r) => r.send(peerOpen()), 5, 3, [], true],
     ['UPDATE withdrawn length overrun', (r) => r.send(frame(2, Buffer.from([0, 50, 0, 0]))), 3, 1, [], true],
-    ['UPDATE unrecognized well-known attribute', (r) => r.send(frame(2, Buffer.from([0, 0, 0, 3, 0x40, 99, 0]))), 3, 2, [0x40, 99, 0], true],
+    [
+      'UPDATE unrecognized well-known attribute',
+      (r) => r.send(frame(2, Buffer.from([0, 0, 0, 3, 0x40, 99, 0]))),
+      3,
+      2,
+      [0x40, 99, 0],
+      true,
+    ],
     ['truncated UPDATE body in a whole frame', (r) => r.send(frame(2, Buffer.from([0]))), 1, 2, [0, 20], true],
   ];
   for (const [name, act, code, sub, data, est] of cases) {
@@ -181,7 +217,10 @@ t.test('sessions over loopback', { skip }, async (t) => {
     const r = await connect(s, true);
     s.close();
     await r.closed;
-    t.notOk(r.msgs.some((m) => m.type === 'notification'), 'no NOTIFICATION');
+    t.notOk(
+      r.msgs.some((m) => m.type === 'notification'),
+      'no NOTIFICATION',
+    );
     t.equal(s.state, 'Idle');
     listener.remove(s.address);
   });
@@ -196,7 +235,9 @@ t.test('sessions over loopback', { skip }, async (t) => {
     rc.on('update', () => {
       n++;
       const until = Date.now() + 1;
-      while (Date.now() < until) { /* a slow RIB */ }
+      while (Date.now() < until) {
+        /* a slow RIB */
+      }
     });
     const r = await rawPeer(listener.port);
     await r.next('open');
@@ -206,7 +247,18 @@ t.test('sessions over loopback', { skip }, async (t) => {
     for (let i = 0; i < 100 && !rc.established; i++) await new Promise((x) => setTimeout(x, 10));
     const before = r.msgs.filter((m) => m.type === 'keepalive').length;
     const bufs: Buffer[] = [];
-    for (let i = 0; i < 1500; i++) bufs.push(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, [`10.${i >> 8}.${i & 255}.0/24`]), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    for (let i = 0; i < 1500; i++)
+      bufs.push(
+        encodeMessage(
+          {
+            type: 'update',
+            withdrawn: emptyPrefixList(1),
+            nlri: prefixListFromStrings(1, [`10.${i >> 8}.${i & 255}.0/24`]),
+            attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 },
+          },
+          AS4_CAPS,
+        ),
+      );
     r.send(Buffer.concat(bufs));
     const t0 = Date.now();
     for (let i = 0; i < 1000 && n < 1500; i++) await new Promise((x) => setTimeout(x, 10));
@@ -226,7 +278,17 @@ t.test('sessions over loopback', { skip }, async (t) => {
       throw new Error('bug in the RIB');
     });
     const r = await connect(s, true);
-    r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['10.8.0.0/16']), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    r.send(
+      encodeMessage(
+        {
+          type: 'update',
+          withdrawn: emptyPrefixList(1),
+          nlri: prefixListFromStrings(1, ['10.8.0.0/16']),
+          attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 },
+        },
+        AS4_CAPS,
+      ),
+    );
     await expectNotification(t, r, 6, 8);
     clock.advance(100);
     t.ok(['Active', 'Idle'].includes(s.state), `restarts (${s.state})`);
@@ -245,12 +307,27 @@ t.test('sessions over loopback', { skip }, async (t) => {
       sock.write(Buffer.concat([Buffer.alloc(16, 0), Buffer.from([0, 19, 4])])); // bad marker → 1/1
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    t.teardown(() => new Promise<void>((r) => {
-      for (const k of socks) k.destroy();
-      srv.close(() => r());
-    }));
+    t.teardown(
+      () =>
+        new Promise<void>((r) => {
+          for (const k of socks) k.destroy();
+          srv.close(() => r());
+        }),
+    );
     const port = (srv.address() as net.AddressInfo).port;
-    const s = new BgpSession({ ...base, address: '127.0.0.1', localAddress: '127.0.0.2', port, passive: false, idleHoldTime: 1, idleHoldMaxTime: 4, connectRetryTime: 60 }, clock);
+    const s = new BgpSession(
+      {
+        ...base,
+        address: '127.0.0.1',
+        localAddress: '127.0.0.2',
+        port,
+        passive: false,
+        idleHoldTime: 1,
+        idleHoldMaxTime: 4,
+        connectRetryTime: 60,
+      },
+      clock,
+    );
     t.teardown(() => s.stop());
     const settle = async (want: number): Promise<void> => {
       for (let i = 0; i < 300 && (conns < want || s.state !== 'Idle'); i++) await new Promise((x) => setTimeout(x, 10));
@@ -321,11 +398,29 @@ t.test('sessions over loopback', { skip }, async (t) => {
     const got: UpdateMessage[] = [];
     s.on('update', (u: UpdateMessage) => got.push(u));
     const r = await connect(s, true);
-    r.send(encodeMessage({ type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, ['10.9.0.0/16']), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 } }, AS4_CAPS));
+    r.send(
+      encodeMessage(
+        {
+          type: 'update',
+          withdrawn: emptyPrefixList(1),
+          nlri: prefixListFromStrings(1, ['10.9.0.0/16']),
+          attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 },
+        },
+        AS4_CAPS,
+      ),
+    );
     for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((x) => setTimeout(x, 10));
     t.equal(got.length, 1, 'UPDATE delivered');
     r.sock.pause(); // the peer stops reading: our writes must report back-pressure
-    const u: UpdateMessage = { type: 'update', withdrawn: emptyPrefixList(1), nlri: prefixListFromStrings(1, Array.from({ length: 900 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`)), attrs: { origin: 0, asPath: [], nextHop: '127.0.0.1', localPref: 100 } };
+    const u: UpdateMessage = {
+      type: 'update',
+      withdrawn: emptyPrefixList(1),
+      nlri: prefixListFromStrings(
+        1,
+        Array.from({ length: 900 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`),
+      ),
+      attrs: { origin: 0, asPath: [], nextHop: '127.0.0.1', localPref: 100 },
+    };
     const wire = encodeMessage(u, s.caps);
     let writes = 0;
     while (s.sendUpdate(wire) && writes < 100_000) writes++;

@@ -6,26 +6,46 @@ import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, type UpdateMessage } from '../../../src/bgp/codec/types.js';
 import { update, valid } from './update-bytes.js';
 
-t.test('inbound queue bounded: a slow consumer pauses the peer\'s socket and resumes it when drained', async (t) => {
+t.test("inbound queue bounded: a slow consumer pauses the peer's socket and resumes it when drained", async (t) => {
   const hub = new MemHub();
   const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', inboundQueueMax: 100 });
   a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
   b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
   const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
   // The consumer is slow: every best-route change costs 20 µs.
-  b.on('best', () => { const end = performance.now() + 0.02; while (performance.now() < end) { /* slow consumer */ } });
+  b.on('best', () => {
+    const end = performance.now() + 0.02;
+    while (performance.now() < end) {
+      /* slow consumer */
+    }
+  });
   const N = 2000;
-  const msgs = Array.from({ length: N }, (_, u) => decodeMessage(update({ attrs: valid(), nlri: Array.from({ length: 10 }, (_x, i) => { const n = u * 10 + i; return `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`; }) }), AS4_CAPS) as UpdateMessage);
+  const msgs = Array.from(
+    { length: N },
+    (_, u) =>
+      decodeMessage(
+        update({
+          attrs: valid(),
+          nlri: Array.from({ length: 10 }, (_x, i) => {
+            const n = u * 10 + i;
+            return `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`;
+          }),
+        }),
+        AS4_CAPS,
+      ) as UpdateMessage,
+  );
   // A peer writing as fast as the socket lets it: one message per turn unless reading is held.
   let sent = 0;
   await new Promise<void>((resolve) => {
     const pump = (): void => {
       while (sent < N && !rx.held) rx.emit('update', msgs[sent++]!);
-      if (sent < N) setImmediate(pump); else resolve();
+      if (sent < N) setImmediate(pump);
+      else resolve();
     };
     pump();
   });
@@ -46,7 +66,8 @@ t.test('route refresh: through the Adj-RIB-Out, respects a blocked socket, 1000 
   a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
   b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
   for (let i = 0; i < 2000; i++) b.originate(`10.${i >> 8}.${i & 255}.0/24`);
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => a.locRib().size === 2000, 10_000, 'a has the 2000 routes');
   const out = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
@@ -59,7 +80,10 @@ t.test('route refresh: through the Adj-RIB-Out, respects a blocked socket, 1000 
   for (let i = 0; i < 1000; i++) out.emit('route-refresh', { type: 'route-refresh', afi: 1, safi: 1, subtype: 0 });
   await new Promise((r) => setTimeout(r, 500));
   const grew = out.sentBytes - before;
-  t.ok(grew <= dumpBytes * 1.5, `while blocked: ${grew} bytes written for 1000 requests (one Adj-RIB-Out is ${dumpBytes} bytes; before: every request re-wrote all of it)`);
+  t.ok(
+    grew <= dumpBytes * 1.5,
+    `while blocked: ${grew} bytes written for 1000 requests (one Adj-RIB-Out is ${dumpBytes} bytes; before: every request re-wrote all of it)`,
+  );
   // The socket drains: the refresh completes, once.
   out.writable = true;
   out.emit('drain');

@@ -8,11 +8,26 @@ import type { BgpSpeaker, BestRouteEvent, PeerConfig } from '../../../src/bgp/sp
 import type { UpdateMessage } from '../../../src/bgp/codec/types.js';
 import type { NamedFilter } from '../../../src/bgp/filter/types.js';
 
-const peer = (address: string, asn: number, extra: Partial<PeerConfig> = {}): PeerConfig => ({ address, asn, families: ['ipv4', 'ipv6'], ...extra });
+const peer = (address: string, asn: number, extra: Partial<PeerConfig> = {}): PeerConfig => ({
+  address,
+  asn,
+  families: ['ipv4', 'ipv6'],
+  ...extra,
+});
 const established = (s: BgpSpeaker, n: number) => () => s.peers().filter((p) => p.state === 'Established').length === n;
 const updates = (s: MemSession) => s.received.filter((m): m is UpdateMessage => m.type === 'update');
-const nlriOf = (u: UpdateMessage) => Array.from({ length: u.nlri.count }, (_, i) => `${u.nlri.addrs[i]! >>> 24}.${(u.nlri.addrs[i]! >>> 16) & 255}.${(u.nlri.addrs[i]! >>> 8) & 255}.${u.nlri.addrs[i]! & 255}/${u.nlri.lens[i]}`);
-const withdrawnOf = (u: UpdateMessage) => Array.from({ length: u.withdrawn.count }, (_, i) => `${u.withdrawn.addrs[i]! >>> 24}.${(u.withdrawn.addrs[i]! >>> 16) & 255}.${(u.withdrawn.addrs[i]! >>> 8) & 255}.${u.withdrawn.addrs[i]! & 255}/${u.withdrawn.lens[i]}`);
+const nlriOf = (u: UpdateMessage) =>
+  Array.from(
+    { length: u.nlri.count },
+    (_, i) =>
+      `${u.nlri.addrs[i]! >>> 24}.${(u.nlri.addrs[i]! >>> 16) & 255}.${(u.nlri.addrs[i]! >>> 8) & 255}.${u.nlri.addrs[i]! & 255}/${u.nlri.lens[i]}`,
+  );
+const withdrawnOf = (u: UpdateMessage) =>
+  Array.from(
+    { length: u.withdrawn.count },
+    (_, i) =>
+      `${u.withdrawn.addrs[i]! >>> 24}.${(u.withdrawn.addrs[i]! >>> 16) & 255}.${(u.withdrawn.addrs[i]! >>> 8) & 255}.${u.withdrawn.addrs[i]! & 255}/${u.withdrawn.lens[i]}`,
+  );
 
 /** a (AS 65001) — eBGP — b (AS 65002); b's session toward a carries `bFilters`, a's toward b `aFilters`. */
 async function pair(t: { teardown: (fn: () => unknown) => void }, aFilters: NamedFilter[] = [], bFilters: NamedFilter[] = []) {
@@ -21,7 +36,8 @@ async function pair(t: { teardown: (fn: () => unknown) => void }, aFilters: Name
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
   a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: aFilters }));
   b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2', filters: bFilters }));
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(established(a, 1), 5000, 'a established');
   await until(established(b, 1), 5000, 'b established');
@@ -43,7 +59,9 @@ t.test('import filter: a rejected prefix never reaches the Loc-RIB nor a best ev
   t.equal(st.prefixesAccepted, 1);
   const rx = b.routeReport('10.0.0.1', 'received')!;
   t.same(rx.map((r) => `${r.prefix} ${r.state} ${r.decidedBy}`).sort(), [
-    '10.66.1.0/24 rejected no-66 importV4[0] Reject', '10.66.2.0/24 rejected no-66 importV4[0] Reject', '10.77.1.0/24 best default Accept',
+    '10.66.1.0/24 rejected no-66 importV4[0] Reject',
+    '10.66.2.0/24 rejected no-66 importV4[0] Reject',
+    '10.77.1.0/24 best default Accept',
   ]);
   // Withdrawal of a rejected prefix: gone from the received count too.
   a.withdraw('10.66.1.0/24');
@@ -52,7 +70,19 @@ t.test('import filter: a rejected prefix never reaches the Loc-RIB nor a best ev
 });
 
 t.test('import operations: community, AS path prepend and priority on the Loc-RIB route', async (t) => {
-  const f: NamedFilter = { name: 'tag', spec: { importV4: [{ action: 'Accept', matchOperator: 'In', cidr: '10.0.0.0/8', operations: [{ addCommunity: { value: '65002:7' } }, { prependASPath: { prefix: [65099] } }, { setPriority: { value: 300 } }] }] } };
+  const f: NamedFilter = {
+    name: 'tag',
+    spec: {
+      importV4: [
+        {
+          action: 'Accept',
+          matchOperator: 'In',
+          cidr: '10.0.0.0/8',
+          operations: [{ addCommunity: { value: '65002:7' } }, { prependASPath: { prefix: [65099] } }, { setPriority: { value: 300 } }],
+        },
+      ],
+    },
+  };
   const { a, b } = await pair(t, [], [f]);
   a.originate('10.5.0.0/24');
   a.originate('172.16.0.0/24');
@@ -69,7 +99,16 @@ t.test('export filter: rejected prefixes not sent; operations seen on the wire; 
   const f = (rules: NamedFilter['spec']['exportV4']): NamedFilter => ({ name: 'out', spec: { exportV4: rules } });
   const first = f([
     { action: 'Reject', matchOperator: 'Equal', cidr: '192.168.2.0/24' },
-    { action: 'Accept', matchOperator: 'In', cidr: '192.168.0.0/16', operations: [{ addCommunity: { value: '65001:100' } }, { addCommunity: { value: '65001:1:2' } }, { prependASPath: { prefix: [65001, 65001] } }] },
+    {
+      action: 'Accept',
+      matchOperator: 'In',
+      cidr: '192.168.0.0/16',
+      operations: [
+        { addCommunity: { value: '65001:100' } },
+        { addCommunity: { value: '65001:1:2' } },
+        { prependASPath: { prefix: [65001, 65001] } },
+      ],
+    },
   ]);
   const { a, b, atB } = await pair(t, [first]);
   for (const p of ['192.168.1.0/24', '192.168.2.0/24', '10.9.0.0/24']) a.originate(p);
@@ -82,18 +121,29 @@ t.test('export filter: rejected prefixes not sent; operations seen on the wire; 
   t.same(b.locRib().get('10.9.0.0/24')!.attrs.asPath, [{ type: 2, asns: [65001] }], 'default Accept: unchanged');
   const adv = a.routeReport('10.0.0.2', 'advertised')!;
   t.same(adv.map((r) => `${r.prefix} ${r.state} ${r.decidedBy}`).sort(), [
-    '10.9.0.0/24 advertised default Accept', '192.168.1.0/24 advertised out exportV4[1] Accept', '192.168.2.0/24 not-advertised out exportV4[0] Reject',
+    '10.9.0.0/24 advertised default Accept',
+    '192.168.1.0/24 advertised out exportV4[1] Accept',
+    '192.168.2.0/24 not-advertised out exportV4[0] Reject',
   ]);
 
   // Change: now 192.168.2.0/24 is allowed and 10.9.0.0/24 rejected.
   const before = updates(atB).length;
   const downs: string[] = [];
   a.on('peer', (e: { state: string }) => downs.push(e.state));
-  a.updatePeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: [f([{ action: 'Reject', matchOperator: 'Equal', cidr: '10.9.0.0/24' }])] }));
+  a.updatePeer(
+    peer('10.0.0.2', 65002, {
+      localAddress: '10.0.0.1',
+      filters: [f([{ action: 'Reject', matchOperator: 'Equal', cidr: '10.9.0.0/24' }])],
+    }),
+  );
   await until(() => b.locRib().get('192.168.2.0/24') !== undefined && b.locRib().get('10.9.0.0/24') === undefined, 5000, 'diff applied');
   const diff = updates(atB).slice(before);
   t.same(diff.flatMap(withdrawnOf), ['10.9.0.0/24'], 'one WITHDRAW');
-  t.same(diff.flatMap(nlriOf).sort(), ['192.168.1.0/24', '192.168.2.0/24'], 'UPDATEs: the new prefix and the one whose attributes changed — nothing else');
+  t.same(
+    diff.flatMap(nlriOf).sort(),
+    ['192.168.1.0/24', '192.168.2.0/24'],
+    'UPDATEs: the new prefix and the one whose attributes changed — nothing else',
+  );
   t.same(downs, [], 'no session state change');
   t.equal(b.peers()[0]!.state, 'Established');
   t.same(b.locRib().get('192.168.1.0/24')!.attrs.communities, undefined, 'operations gone with the rule');
@@ -120,10 +170,15 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
   const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
   const c = memSpeaker(hub, '10.0.0.3', { asn: 65003, routerId: '3.3.3.3' });
-  const out: NamedFilter = { name: 'edge', spec: { exportV4: [
-    { action: 'Reject', source: 'RemotePeers', peerType: 'eBGP', communities: { values: ['65003:666'] } },
-    { action: 'Reject', interface: '*.calico' },
-  ] } };
+  const out: NamedFilter = {
+    name: 'edge',
+    spec: {
+      exportV4: [
+        { action: 'Reject', source: 'RemotePeers', peerType: 'eBGP', communities: { values: ['65003:666'] } },
+        { action: 'Reject', interface: '*.calico' },
+      ],
+    },
+  };
   a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: [out] }));
   a.addPeer(peer('10.0.0.3', 65003, { localAddress: '10.0.0.1' }));
   b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
@@ -137,13 +192,24 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
   a.originate('10.1.1.0/24', { interface: 'eth0' });
   await until(() => b.locRib().size === 2 && a.locRib().size === 4, 5000, 'b routes');
   await new Promise((r) => setTimeout(r, 50));
-  t.same([...b.locRib().routes()].map((r) => r.prefix).sort(), ['10.1.1.0/24', '10.3.1.0/24'],
-    'the tagged route from an eBGP peer and the vxlan.calico route are held back; the others pass');
+  t.same(
+    [...b.locRib().routes()].map((r) => r.prefix).sort(),
+    ['10.1.1.0/24', '10.3.1.0/24'],
+    'the tagged route from an eBGP peer and the vxlan.calico route are held back; the others pass',
+  );
   const why = a.routeReport('10.0.0.2', 'advertised')!;
-  t.same(why.filter((r) => r.state === 'not-advertised').map((r) => `${r.prefix} ${r.decidedBy}`).sort(),
-    ['10.1.0.0/24 edge exportV4[1] Reject', '10.3.0.0/24 edge exportV4[0] Reject']);
+  t.same(
+    why
+      .filter((r) => r.state === 'not-advertised')
+      .map((r) => `${r.prefix} ${r.decidedBy}`)
+      .sort(),
+    ['10.1.0.0/24 edge exportV4[1] Reject', '10.3.0.0/24 edge exportV4[0] Reject'],
+  );
   const back = a.routeReport('10.0.0.3', 'advertised')!;
-  t.match(back.find((r) => r.prefix === '10.3.0.0/24'), { state: 'not-advertised', decidedBy: 'learned from this peer' });
+  t.match(
+    back.find((r) => r.prefix === '10.3.0.0/24'),
+    { state: 'not-advertised', decidedBy: 'learned from this peer' },
+  );
 });
 
 t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop check)', async (t) => {
@@ -152,10 +218,11 @@ t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop chec
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
   a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', localAsn: 65100 }));
   b.addPeer(peer('10.0.0.1', 65100, { localAddress: '10.0.0.2' })); // b expects AS 65100 from a
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(established(b, 1), 5000, 'established with the per-peer AS');
   a.originate('10.8.0.0/24');
   await until(() => b.locRib().size === 1, 5000, 'route');
-  t.same(b.locRib().get('10.8.0.0/24')!.attrs.asPath, [{ type: 2, asns: [65100] }], 'prepended with the session\'s local AS');
+  t.same(b.locRib().get('10.8.0.0/24')!.attrs.asPath, [{ type: 2, asns: [65100] }], "prepended with the session's local AS");
 });

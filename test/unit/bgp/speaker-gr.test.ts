@@ -17,7 +17,8 @@ t.test('helper keeps stale routes, restarted peer re-announces, stale swept afte
   b.addPeer(peer('10.0.0.1'));
   b.originate('192.168.2.0/26');
   for (const p of ['192.168.1.0/26', '192.168.1.64/26', '192.168.1.128/26']) a.originate(p);
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   await until(() => b.locRib().size === 4 && a.locRib().size === 4, 5000, 'routes exchanged');
   const withdrawn: string[] = [];
   const best: BestRouteEvent[] = [];
@@ -40,7 +41,10 @@ t.test('helper keeps stale routes, restarted peer re-announces, stale swept afte
   a2.originate('192.168.1.64/26');
   const a2best: string[] = [];
   let deferredWhenLearned: boolean | undefined;
-  a2.on('best', (e: BestRouteEvent) => { a2best.push(e.prefix); if (e.prefix === '192.168.2.0/26') deferredWhenLearned = a2.deferringBestPath; });
+  a2.on('best', (e: BestRouteEvent) => {
+    a2best.push(e.prefix);
+    if (e.prefix === '192.168.2.0/26') deferredWhenLearned = a2.deferringBestPath;
+  });
   t.teardown(() => Promise.all([a2.stop(), b.stop()]));
   await a2.start();
   t.equal(a2.deferringBestPath, true, 'restarting: best-path output deferred');
@@ -49,7 +53,7 @@ t.test('helper keeps stale routes, restarted peer re-announces, stale swept afte
   t.same(withdrawn, ['192.168.1.128/26'], 'only the route not re-announced is withdrawn, after End-of-RIB');
   t.equal(b.peers()[0]!.prefixesStale, 0);
   t.equal(b.locRib().get('192.168.1.0/26')?.stale, false, 're-announced route no longer stale');
-  t.equal(a2.deferringBestPath, false, 'deferral ended with the peer\'s End-of-RIB');
+  t.equal(a2.deferringBestPath, false, "deferral ended with the peer's End-of-RIB");
   t.equal(deferredWhenLearned, false, 'peer route reported only after the deferral');
   t.ok(a2best.includes('192.168.2.0/26') && a2best.includes('192.168.1.0/26'));
   t.equal(best.filter((e) => e.prefix === '192.168.1.0/26').length, 0, 'no flap of the re-announced routes at b (same attributes)');
@@ -63,13 +67,14 @@ t.test('helper: stale routes removed when the restart time runs out', async (t) 
   a.addPeer(peer('10.0.0.2'));
   b.addPeer(peer('10.0.0.1'));
   a.originate('192.168.1.0/26');
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.locRib().size === 1, 5000, 'learned');
   (hub.sessions.get('10.0.0.1>10.0.0.2') as MemSession).kill();
   await until(() => b.peers()[0]!.prefixesStale === 1, 5000, 'stale');
   clock.advance(29_000);
-  t.equal(b.locRib().size, 1, 'kept within the peer\'s restart time (30 s)');
+  t.equal(b.locRib().size, 1, "kept within the peer's restart time (30 s)");
   clock.advance(2_000);
   t.equal(b.locRib().size, 0, 'gone after it');
 });
@@ -81,7 +86,8 @@ t.test('without graceful restart, or after a NOTIFICATION, routes go at once', a
   a.addPeer(peer('10.0.0.2'));
   b.addPeer(peer('10.0.0.1'));
   a.originate('192.168.1.0/26');
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.locRib().size === 1, 5000, 'learned');
   (hub.sessions.get('10.0.0.1>10.0.0.2') as MemSession).kill();
@@ -96,7 +102,8 @@ t.test('resetPeer (BFD down, RFC 5882): routes removed at once despite graceful 
   a.addPeer(peer('10.0.0.2'));
   b.addPeer(peer('10.0.0.1'));
   a.originate('192.168.1.0/26');
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.locRib().size === 1, 5000, 'route learned');
   const withdrawn: string[] = [];
@@ -106,12 +113,15 @@ t.test('resetPeer (BFD down, RFC 5882): routes removed at once despite graceful 
   const stops: unknown[] = [];
   const s = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
   const stop = s.stop.bind(s);
-  s.stop = (c) => { stops.push(c); stop(c); };
+  s.stop = (c) => {
+    stops.push(c);
+    stop(c);
+  };
   t.equal(b.resetPeer('10.0.0.1', 'BFD session down (Control Detection Time Expired)'), true);
   t.same(withdrawn, ['192.168.1.0/26'], 'withdrawn at once: no stale retention for a detected failure');
   t.equal(b.peers()[0]!.prefixesStale, 0);
   t.same(stops, [{ subcode: 10 }], 'Cease 6/10 BFD Down (RFC 9384)');
-  t.ok(infos.includes('Active: BFD session down (Control Detection Time Expired)'), 'the reason is the peer\'s state info');
+  t.ok(infos.includes('Active: BFD session down (Control Detection Time Expired)'), "the reason is the peer's state info");
   await until(() => b.peers()[0]!.state === 'Established' && b.locRib().size === 1, 5000, 'a new session comes up and the route returns');
   t.equal(b.resetPeer('10.9.9.9', 'x'), false, 'unknown peer');
 });

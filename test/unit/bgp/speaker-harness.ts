@@ -9,7 +9,14 @@ import { Framer } from '../../../src/bgp/codec/framer.js';
 import { decodeMessage, encodeNotification } from '../../../src/bgp/codec/message.js';
 import { BgpMessageError, type BgpMessage, type CodecCaps, DEFAULT_CAPS } from '../../../src/bgp/codec/types.js';
 import { buildOpen, negotiate, type LocalOpenConfig, type Negotiated } from '../../../src/bgp/negotiate.js';
-import { BgpSpeaker, type PeerSession, type PeerSessionEvents, type SessionFactory, type SessionParams, type BgpSpeakerOptions } from '../../../src/bgp/speaker.js';
+import {
+  BgpSpeaker,
+  type PeerSession,
+  type PeerSessionEvents,
+  type SessionFactory,
+  type SessionParams,
+  type BgpSpeakerOptions,
+} from '../../../src/bgp/speaker.js';
 
 export class MemHub {
   readonly sessions = new Map<string, MemSession>();
@@ -34,7 +41,10 @@ export class MemHub {
     other.peerSide = s;
     s.caps = na.caps;
     other.caps = nb.caps;
-    for (const [x, n] of [[s, na], [other, nb]] as const) {
+    for (const [x, n] of [
+      [s, na],
+      [other, nb],
+    ] as const) {
       x.emit('state', 'OpenSent', 'OpenSent');
       x.emit('state', 'OpenConfirm', 'OpenConfirm');
       x.emit('established', n, x.local);
@@ -61,7 +71,11 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
   /** false: the socket's buffer is full — send() queues but returns false until 'drain' is emitted. */
   writable = true;
 
-  constructor(private readonly hub: MemHub, local: string, readonly params: SessionParams) {
+  constructor(
+    private readonly hub: MemHub,
+    local: string,
+    readonly params: SessionParams,
+  ) {
     super();
     this.local = params.peer.localAddress ?? local;
     this.remote = params.peer.address;
@@ -71,7 +85,10 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
   openConfig(): LocalOpenConfig {
     const p = this.params;
     return {
-      localAsn: p.localAsn, routerId: p.routerId, peerAsn: p.peer.asn, holdTime: p.peer.holdTime ?? 90,
+      localAsn: p.localAsn,
+      routerId: p.routerId,
+      peerAsn: p.peer.asn,
+      holdTime: p.peer.holdTime ?? 90,
       families: p.peer.families,
       ...(p.gracefulRestart ? { gracefulRestart: p.gracefulRestart } : {}),
     };
@@ -131,7 +148,9 @@ export class MemSession extends EventEmitter<PeerSessionEvents> implements PeerS
     this.sentMessages++;
     this.sentBytes += msg.length;
     const copy = Buffer.from(msg);
-    setImmediate(() => { if (other.peerSide === this) other.receive(copy); });
+    setImmediate(() => {
+      if (other.peerSide === this) other.receive(copy);
+    });
     return this.writable;
   }
 

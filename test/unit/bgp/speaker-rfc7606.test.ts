@@ -8,7 +8,13 @@ import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js
 import { attr, update, valid, ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF } from './update-bytes.js';
 
 type Outcome = 'treat-as-withdraw' | 'attribute-discard' | 'session-reset' | 'accepted';
-interface Row { name: string; msg: Buffer; expect: Outcome; notification?: [number, number]; check?: (route: unknown) => boolean }
+interface Row {
+  name: string;
+  msg: Buffer;
+  expect: Outcome;
+  notification?: [number, number];
+  check?: (route: unknown) => boolean;
+}
 
 const P = '192.168.7.0/24';
 const ann = (attrs: Buffer[]) => update({ attrs, nlri: [P] });
@@ -17,28 +23,101 @@ const without = (code: number) => valid().filter((a) => a[1] !== code);
 const rows: Row[] = [
   { name: '§7.1 ORIGIN with an undefined value', msg: ann([ORIGIN(7), AS_PATH(), NEXT_HOP(), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
   { name: '§7.1 ORIGIN of length 2', msg: ann([attr(0x40, 1, [0, 0]), AS_PATH(), NEXT_HOP(), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
-  { name: '§7.2 AS_PATH segment overruns', msg: ann([ORIGIN(), attr(0x40, 2, [2, 3, 0, 0, 0, 1]), NEXT_HOP(), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
-  { name: '§7.2 AS_PATH with a zero-length segment', msg: ann([ORIGIN(), attr(0x40, 2, [2, 0]), NEXT_HOP(), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
-  { name: '§7.3 NEXT_HOP of length 5', msg: ann([ORIGIN(), AS_PATH(), attr(0x40, 3, [10, 0, 0, 1, 0]), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
+  {
+    name: '§7.2 AS_PATH segment overruns',
+    msg: ann([ORIGIN(), attr(0x40, 2, [2, 3, 0, 0, 0, 1]), NEXT_HOP(), LOCAL_PREF()]),
+    expect: 'treat-as-withdraw',
+  },
+  {
+    name: '§7.2 AS_PATH with a zero-length segment',
+    msg: ann([ORIGIN(), attr(0x40, 2, [2, 0]), NEXT_HOP(), LOCAL_PREF()]),
+    expect: 'treat-as-withdraw',
+  },
+  {
+    name: '§7.3 NEXT_HOP of length 5',
+    msg: ann([ORIGIN(), AS_PATH(), attr(0x40, 3, [10, 0, 0, 1, 0]), LOCAL_PREF()]),
+    expect: 'treat-as-withdraw',
+  },
   { name: '§7.4 MULTI_EXIT_DISC of length 3', msg: ann([...valid(), attr(0x80, 4, [0, 0, 1])]), expect: 'treat-as-withdraw' },
-  { name: '§7.5 LOCAL_PREF of length 2 (iBGP)', msg: ann([ORIGIN(), AS_PATH(), NEXT_HOP(), attr(0x40, 5, [0, 100])]), expect: 'treat-as-withdraw' },
-  { name: '§7.6 ATOMIC_AGGREGATE of length 1', msg: ann([...valid(), attr(0x40, 6, [1])]), expect: 'attribute-discard', check: (r) => !(r as { attrs: { atomicAggregate?: boolean } }).attrs.atomicAggregate },
-  { name: '§7.7 AGGREGATOR of length 5', msg: ann([...valid(), attr(0xc0, 7, [0, 0, 1, 10, 0])]), expect: 'attribute-discard', check: (r) => !(r as { attrs: { aggregator?: unknown } }).attrs.aggregator },
+  {
+    name: '§7.5 LOCAL_PREF of length 2 (iBGP)',
+    msg: ann([ORIGIN(), AS_PATH(), NEXT_HOP(), attr(0x40, 5, [0, 100])]),
+    expect: 'treat-as-withdraw',
+  },
+  {
+    name: '§7.6 ATOMIC_AGGREGATE of length 1',
+    msg: ann([...valid(), attr(0x40, 6, [1])]),
+    expect: 'attribute-discard',
+    check: (r) => !(r as { attrs: { atomicAggregate?: boolean } }).attrs.atomicAggregate,
+  },
+  {
+    name: '§7.7 AGGREGATOR of length 5',
+    msg: ann([...valid(), attr(0xc0, 7, [0, 0, 1, 10, 0])]),
+    expect: 'attribute-discard',
+    check: (r) => !(r as { attrs: { aggregator?: unknown } }).attrs.aggregator,
+  },
   { name: '§7.8 COMMUNITIES of length 5', msg: ann([...valid(), attr(0xc0, 8, [0, 1, 0, 2, 9])]), expect: 'treat-as-withdraw' },
   { name: '§7.9 ORIGINATOR_ID of length 3', msg: ann([...valid(), attr(0x80, 9, [1, 1, 1])]), expect: 'treat-as-withdraw' },
   { name: '§7.10 CLUSTER_LIST of length 5', msg: ann([...valid(), attr(0x80, 10, [1, 1, 1, 1, 2])]), expect: 'treat-as-withdraw' },
-  { name: '§7.14 EXTENDED_COMMUNITIES of length 7', msg: ann([...valid(), attr(0xc0, 16, [0, 2, 0, 1, 0, 0, 0])]), expect: 'treat-as-withdraw' },
-  { name: 'RFC 8092 §6 LARGE_COMMUNITY of length 11', msg: ann([...valid(), attr(0xc0, 32, Buffer.alloc(11))]), expect: 'treat-as-withdraw' },
-  { name: '§3(c) wrong flags on a well-known attribute (ORIGIN marked optional)', msg: ann([attr(0xc0, 1, [0]), AS_PATH(), NEXT_HOP(), LOCAL_PREF()]), expect: 'treat-as-withdraw' },
+  {
+    name: '§7.14 EXTENDED_COMMUNITIES of length 7',
+    msg: ann([...valid(), attr(0xc0, 16, [0, 2, 0, 1, 0, 0, 0])]),
+    expect: 'treat-as-withdraw',
+  },
+  {
+    name: 'RFC 8092 §6 LARGE_COMMUNITY of length 11',
+    msg: ann([...valid(), attr(0xc0, 32, Buffer.alloc(11))]),
+    expect: 'treat-as-withdraw',
+  },
+  {
+    name: '§3(c) wrong flags on a well-known attribute (ORIGIN marked optional)',
+    msg: ann([attr(0xc0, 1, [0]), AS_PATH(), NEXT_HOP(), LOCAL_PREF()]),
+    expect: 'treat-as-withdraw',
+  },
   { name: '§3(d) missing ORIGIN', msg: ann(without(1)), expect: 'treat-as-withdraw' },
   { name: '§3(d) missing AS_PATH', msg: ann(without(2)), expect: 'treat-as-withdraw' },
   { name: '§3(d) missing NEXT_HOP', msg: ann(without(3)), expect: 'treat-as-withdraw' },
-  { name: '§3(g) a repeated attribute: the first is kept', msg: ann([...valid(), attr(0x80, 4, [0, 0, 0, 5]), attr(0x80, 4, [0, 0, 0, 9])]), expect: 'accepted', check: (r) => (r as { attrs: { med?: number } }).attrs.med === 5 },
-  { name: '§5.2 unknown optional transitive attribute: kept', msg: ann([...valid(), attr(0xc0, 99, [1, 2, 3])]), expect: 'accepted', check: (r) => (r as { attrs: { unknown?: { code: number }[] } }).attrs.unknown?.[0]?.code === 99 },
-  { name: '§3(j) NLRI with prefix length 33', msg: update({ attrs: valid(), rawNlri: [33, 10, 0, 0, 0, 0] }), expect: 'session-reset', notification: [3, 10] },
-  { name: '§3(j) NLRI overrunning the message', msg: update({ attrs: valid(), rawNlri: [24, 10, 0] }), expect: 'session-reset', notification: [3, 10] },
-  { name: '§4 attribute length overruns the attribute section', msg: (() => { const m = ann(valid()); const b = Buffer.from(m); b[19 + 4 + 2] = 200; return b; })(), expect: 'session-reset', notification: [3, 1] },
-  { name: '§3(g) MP_REACH_NLRI twice', msg: ann([...valid(), attr(0x80, 14, [0, 2, 1, 16, ...Buffer.alloc(16), 0]), attr(0x80, 14, [0, 2, 1, 16, ...Buffer.alloc(16), 0])]), expect: 'session-reset', notification: [3, 1] },
+  {
+    name: '§3(g) a repeated attribute: the first is kept',
+    msg: ann([...valid(), attr(0x80, 4, [0, 0, 0, 5]), attr(0x80, 4, [0, 0, 0, 9])]),
+    expect: 'accepted',
+    check: (r) => (r as { attrs: { med?: number } }).attrs.med === 5,
+  },
+  {
+    name: '§5.2 unknown optional transitive attribute: kept',
+    msg: ann([...valid(), attr(0xc0, 99, [1, 2, 3])]),
+    expect: 'accepted',
+    check: (r) => (r as { attrs: { unknown?: { code: number }[] } }).attrs.unknown?.[0]?.code === 99,
+  },
+  {
+    name: '§3(j) NLRI with prefix length 33',
+    msg: update({ attrs: valid(), rawNlri: [33, 10, 0, 0, 0, 0] }),
+    expect: 'session-reset',
+    notification: [3, 10],
+  },
+  {
+    name: '§3(j) NLRI overrunning the message',
+    msg: update({ attrs: valid(), rawNlri: [24, 10, 0] }),
+    expect: 'session-reset',
+    notification: [3, 10],
+  },
+  {
+    name: '§4 attribute length overruns the attribute section',
+    msg: (() => {
+      const m = ann(valid());
+      const b = Buffer.from(m);
+      b[19 + 4 + 2] = 200;
+      return b;
+    })(),
+    expect: 'session-reset',
+    notification: [3, 1],
+  },
+  {
+    name: '§3(g) MP_REACH_NLRI twice',
+    msg: ann([...valid(), attr(0x80, 14, [0, 2, 1, 16, ...Buffer.alloc(16), 0]), attr(0x80, 14, [0, 2, 1, 16, ...Buffer.alloc(16), 0])]),
+    expect: 'session-reset',
+    notification: [3, 1],
+  },
   { name: 'unrecognized well-known attribute', msg: ann([...valid(), attr(0x40, 99, [1])]), expect: 'session-reset', notification: [3, 2] },
 ];
 
@@ -49,7 +128,8 @@ for (const row of rows) {
     const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
     a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
     b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-    await a.start(); await b.start();
+    await a.start();
+    await b.start();
     t.teardown(() => Promise.all([a.stop(), b.stop()]));
     await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
     const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;

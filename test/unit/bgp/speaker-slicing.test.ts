@@ -12,19 +12,28 @@ t.test('300k prefixes in one burst: the event loop keeps turning', async (t) => 
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
   a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
   b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
   const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
   const msgs = [];
   for (let u = 0; u < 300; u++) {
-    const nlri = Array.from({ length: 1000 }, (_, i) => { const n = u * 1000 + i; return `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`; });
+    const nlri = Array.from({ length: 1000 }, (_, i) => {
+      const n = u * 1000 + i;
+      return `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`;
+    });
     msgs.push(decodeMessage(update({ attrs: valid(), nlri }), AS4_CAPS));
   }
   let last = performance.now();
   let maxGap = 0;
   let ticks = 0;
-  const timer = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; ticks++; }, 10);
+  const timer = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+    ticks++;
+  }, 10);
   t.teardown(() => clearInterval(timer));
   const start = performance.now();
   for (const m of msgs) rx.emit('update', m as UpdateMessage);

@@ -5,7 +5,14 @@ import { BgpSpeaker, tcpSessions, type BestRouteEvent } from '../../../src/bgp/i
 import { until } from './speaker-harness.js';
 import { native } from '../../../src/native/index.js';
 
-const haveNative = ((): boolean => { try { native(); return true; } catch { return false; } })();
+const haveNative = ((): boolean => {
+  try {
+    native();
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 const port = 20000 + (process.pid % 20000);
 
@@ -14,7 +21,10 @@ t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native ad
   const b = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: port });
   a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port, families: ['ipv4'] });
   b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port, families: ['ipv4'], passive: true });
-  t.teardown(async () => { await a.stop(); await b.stop(); });
+  t.teardown(async () => {
+    await a.stop();
+    await b.stop();
+  });
   await a.start();
   await b.start();
   await until(() => a.peers()[0]!.state === 'Established' && b.peers()[0]!.state === 'Established', 20000, 'Established');
@@ -30,23 +40,44 @@ t.test('two speakers over loopback TCP', { skip: haveNative ? false : 'native ad
   t.equal(b.peers()[0]!.prefixesReceived, 999);
 });
 
-t.test('graceful stop over TCP: the peer keeps our routes stale (no NOTIFICATION)', { skip: haveNative ? false : 'native addon not built (npm ci)' }, async (t) => {
-  const p2 = port + 1;
-  const gr = { restartTime: 120 };
-  const a = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: p2, gracefulRestart: gr });
-  const b = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: p2, gracefulRestart: gr });
-  a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port: p2, families: ['ipv4'] });
-  b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port: p2, families: ['ipv4'], passive: true });
-  t.teardown(async () => { await a.stop(); await b.stop(); });
-  await a.start();
-  await b.start();
-  a.originate('10.9.0.0/24');
-  await until(() => b.locRib().size === 1, 20000, 'route at b');
-  const withdrawn: string[] = [];
-  b.on('withdrawn', (e: { prefix: string }) => withdrawn.push(e.prefix));
-  await a.stop({ graceful: true });
-  await until(() => b.peers()[0]!.state !== 'Established', 10000, 'b sees the close');
-  t.equal(b.peers()[0]!.prefixesStale, 1, 'kept stale');
-  t.equal(b.locRib().get('10.9.0.0/24')?.stale, true);
-  t.same(withdrawn, []);
-});
+t.test(
+  'graceful stop over TCP: the peer keeps our routes stale (no NOTIFICATION)',
+  { skip: haveNative ? false : 'native addon not built (npm ci)' },
+  async (t) => {
+    const p2 = port + 1;
+    const gr = { restartTime: 120 };
+    const a = new BgpSpeaker({
+      sessions: tcpSessions(),
+      asn: 65000,
+      routerId: '10.255.0.1',
+      listenAddress: '127.0.0.1',
+      listenPort: p2,
+      gracefulRestart: gr,
+    });
+    const b = new BgpSpeaker({
+      sessions: tcpSessions(),
+      asn: 65000,
+      routerId: '10.255.0.2',
+      listenAddress: '127.0.0.2',
+      listenPort: p2,
+      gracefulRestart: gr,
+    });
+    a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port: p2, families: ['ipv4'] });
+    b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port: p2, families: ['ipv4'], passive: true });
+    t.teardown(async () => {
+      await a.stop();
+      await b.stop();
+    });
+    await a.start();
+    await b.start();
+    a.originate('10.9.0.0/24');
+    await until(() => b.locRib().size === 1, 20000, 'route at b');
+    const withdrawn: string[] = [];
+    b.on('withdrawn', (e: { prefix: string }) => withdrawn.push(e.prefix));
+    await a.stop({ graceful: true });
+    await until(() => b.peers()[0]!.state !== 'Established', 10000, 'b sees the close');
+    t.equal(b.peers()[0]!.prefixesStale, 1, 'kept stale');
+    t.equal(b.locRib().get('10.9.0.0/24')?.stale, true);
+    t.same(withdrawn, []);
+  },
+);

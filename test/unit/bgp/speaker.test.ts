@@ -22,7 +22,9 @@ async function mesh(t: { teardown: (fn: () => unknown) => void }, names: string[
 }
 
 t.test('iBGP: an originated route reaches the peer with next hop self and LOCAL_PREF', async (t) => {
-  const { speakers: [a, b] } = await mesh(t, ['10.0.0.1', '10.0.0.2']);
+  const {
+    speakers: [a, b],
+  } = await mesh(t, ['10.0.0.1', '10.0.0.2']);
   const got: BestRouteEvent[] = [];
   b!.on('best', (e: BestRouteEvent) => got.push(e));
   a!.originate('192.168.10.0/26');
@@ -77,7 +79,11 @@ t.test('route reflection: client → all, non-client → clients, ORIGINATOR_ID 
   await until(established(rr, 4), 5000, 'rr sessions');
   c1.originate('192.168.1.0/26');
   n1.originate('192.168.3.0/26');
-  await until(() => c2.locRib().size === 2 && n2.locRib().size === 1 && c1.locRib().size === 2 && n1.locRib().size === 2, 5000, 'reflected');
+  await until(
+    () => c2.locRib().size === 2 && n2.locRib().size === 1 && c1.locRib().size === 2 && n1.locRib().size === 2,
+    5000,
+    'reflected',
+  );
   const atC2 = c2.locRib().get('192.168.1.0/26')!;
   t.equal(atC2.attrs.originatorId, '10.0.0.1', 'ORIGINATOR_ID = the client');
   t.same(atC2.attrs.clusterList, ['1.0.0.1'], 'CLUSTER_LIST = our cluster');
@@ -122,7 +128,8 @@ t.test('UPDATE packing, End-of-RIB and route refresh', async (t) => {
   const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
   a.addPeer(ibgp('10.0.0.2'));
   b.addPeer(ibgp('10.0.0.1'));
-  await a.start(); await b.start();
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => b.locRib().size === 2000, 5000, 'dump');
   const rx = sessionOf(hub, '10.0.0.2', '10.0.0.1');
@@ -130,16 +137,33 @@ t.test('UPDATE packing, End-of-RIB and route refresh', async (t) => {
   const withNlri = updates(rx).filter((u) => u.nlri.count > 0);
   // 2000 /24s = 8000 bytes of NLRI in two attribute sets: 2 × ceil(4000/~4040) messages.
   t.ok(withNlri.length <= 4, `2000 prefixes in ${withNlri.length} UPDATEs`);
-  t.ok(withNlri.every((u) => u.nlri.count > 100), 'each UPDATE full of NLRI');
-  const eors = updates(rx).filter((u) => endOfRibFamily(u) !== 0).map(endOfRibFamily);
+  t.ok(
+    withNlri.every((u) => u.nlri.count > 100),
+    'each UPDATE full of NLRI',
+  );
+  const eors = updates(rx)
+    .filter((u) => endOfRibFamily(u) !== 0)
+    .map(endOfRibFamily);
   t.same(eors.sort(), [1, 2], 'End-of-RIB for IPv4 and IPv6, once each');
-  const lastData = updates(rx).map((u, i) => (u.nlri.count ? i : -1)).reduce((x, y) => Math.max(x, y));
+  const lastData = updates(rx)
+    .map((u, i) => (u.nlri.count ? i : -1))
+    .reduce((x, y) => Math.max(x, y));
   t.ok(updates(rx).findIndex((u) => endOfRibFamily(u) === 1) > lastData, 'EoR after the dump');
   // Route refresh: a's Adj-RIB-Out is sent again.
   const before = updates(rx).length;
   t.ok(b.requestRefresh('10.0.0.1', 1));
-  await until(() => updates(rx).slice(before).reduce((s, u) => s + u.nlri.count, 0) === 2000, 5000, 'refresh');
-  t.ok(rx.received.some((m) => m.type === 'route-refresh' && m.subtype === 2), 'enhanced route refresh: EoRR sent');
+  await until(
+    () =>
+      updates(rx)
+        .slice(before)
+        .reduce((s, u) => s + u.nlri.count, 0) === 2000,
+    5000,
+    'refresh',
+  );
+  t.ok(
+    rx.received.some((m) => m.type === 'route-refresh' && m.subtype === 2),
+    'enhanced route refresh: EoRR sent',
+  );
   // Withdrawals are batched.
   const before2 = updates(rx).length;
   for (let i = 0; i < 500; i++) a.withdraw(`10.${i >> 8}.${i & 255}.0/24`);
@@ -180,8 +204,13 @@ t.test('Cease 6/1 data carries AFI/SAFI and the limit', async (t) => {
   const sessions: MemSession[] = [];
   const f = hub.factory('10.0.0.2');
   const create = f.create;
-  (b as unknown as { sessions: typeof f }).sessions.create = (p) => { const s = create(p) as MemSession; sessions.push(s); return s; };
-  await a.start(); await b.start();
+  (b as unknown as { sessions: typeof f }).sessions.create = (p) => {
+    const s = create(p) as MemSession;
+    sessions.push(s);
+    return s;
+  };
+  await a.start();
+  await b.start();
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   await until(() => sessions[0]?.notificationsSent.length === 1, 5000, 'notification');
   const n = sessions[0]!.notificationsSent[0]!;
@@ -242,7 +271,8 @@ t.test('enhanced route refresh (RFC 7313): routes not re-sent between BoRR and E
   a.addPeer(ibgp('10.0.0.3'));
   c.addPeer(ibgp('10.0.0.1'));
   a.originate('172.18.0.0/24');
-  await a.start(); await c.start();
+  await a.start();
+  await c.start();
   t.teardown(() => Promise.all([a.stop(), c.stop()]));
   await until(() => !!c.locRib().get('172.18.0.0/24'), 5000, 'route');
   // A route c holds from a that a's Adj-RIB-Out does not have (as if a lost it without a withdrawal).

@@ -11,7 +11,8 @@ export const attr = (flags: number, code: number, value: number[] | Buffer): Buf
 
 export const ORIGIN = (v = 0) => attr(0x40, 1, [v]);
 /** AS_SEQUENCE of 4-octet ASNs. */
-export const AS_PATH = (...asns: number[]) => attr(0x40, 2, asns.length ? [2, asns.length, ...asns.flatMap((a) => [a >>> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255])] : []);
+export const AS_PATH = (...asns: number[]) =>
+  attr(0x40, 2, asns.length ? [2, asns.length, ...asns.flatMap((a) => [a >>> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255])] : []);
 export const NEXT_HOP = (ip = '10.0.0.1') => attr(0x40, 3, ip.split('.').map(Number));
 export const MED = (v: number) => attr(0x80, 4, [v >>> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255]);
 export const LOCAL_PREF = (v = 100) => attr(0x40, 5, [v >>> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255]);
@@ -19,7 +20,13 @@ export const LOCAL_PREF = (v = 100) => attr(0x40, 5, [v >>> 24, (v >> 16) & 255,
 export function prefixBytes(cidr: string): number[] {
   const [ip, len] = cidr.split('/') as [string, string];
   const n = Number(len);
-  return [n, ...ip.split('.').map(Number).slice(0, (n + 7) >> 3)];
+  return [
+    n,
+    ...ip
+      .split('.')
+      .map(Number)
+      .slice(0, (n + 7) >> 3),
+  ];
 }
 
 export function update(o: { withdrawn?: string[]; attrs?: Buffer[]; nlri?: string[]; rawNlri?: number[] }): Buffer {

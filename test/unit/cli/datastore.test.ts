@@ -12,9 +12,15 @@ import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'datastore', ...args], {
-      env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: '/dev/null' }, timeout: 60_000,
-    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [CLI, 'datastore', ...args],
+      {
+        env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: '/dev/null' },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -47,7 +53,10 @@ t.test('check, backup, damage, restore', async (t) => {
   t.match(c.stdout, new RegExp(`Corrupt at byte offset ${starts[5]}`));
 
   // A broken backup changes nothing.
-  fs.writeFileSync(path.join(root, 'broken.json'), '{"format":"tabby-datastore-backup/v1","kv":[{"key":"/tabby/x","value":1},{"key":"/etc/passwd","value":2}]}');
+  fs.writeFileSync(
+    path.join(root, 'broken.json'),
+    '{"format":"tabby-datastore-backup/v1","kv":[{"key":"/tabby/x","value":1},{"key":"/etc/passwd","value":2}]}',
+  );
   const r0 = await tabbyctl(dir, ['restore', path.join(root, 'broken.json')]);
   t.equal(r0.code, 1);
   t.match(r0.stderr, /kv\[1\].*nothing was changed/);

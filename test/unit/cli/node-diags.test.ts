@@ -12,7 +12,16 @@ t.test('tar round trip', async (t) => {
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const big = Buffer.alloc(5000, 7);
   const file = path.join(dir, 'a.tar.gz');
-  fs.writeFileSync(file, zlib.gzipSync(tarFiles([{ name: 'd/x.json', data: Buffer.from('{"a":1}\n') }, { name: 'd/big.bin', data: big }, { name: 'd/empty', data: Buffer.alloc(0) }])));
+  fs.writeFileSync(
+    file,
+    zlib.gzipSync(
+      tarFiles([
+        { name: 'd/x.json', data: Buffer.from('{"a":1}\n') },
+        { name: 'd/big.bin', data: big },
+        { name: 'd/empty', data: Buffer.alloc(0) },
+      ]),
+    ),
+  );
   t.same(execFileSync('tar', ['tzf', file], { encoding: 'utf8' }).trim().split('\n'), ['d/x.json', 'd/big.bin', 'd/empty']);
   execFileSync('tar', ['xzf', file, '-C', dir]);
   t.equal(fs.readFileSync(path.join(dir, 'd/x.json'), 'utf8'), '{"a":1}\n');

@@ -22,17 +22,27 @@ const pool: PoolInfo = { name: 'p', cidr: '10.0.0.0/24', family: 4, blockSize: 2
 function fakeDeps() {
   const ipam = new Ipam(new MemoryDatastore(), { pools: new StaticPoolSource([pool]) });
   const wiring: Wiring = {
-    async wire(req) { return { hostIfName: req.hostIfName, hostMac: 'ee:ee:ee:ee:ee:ee', containerMac: '02:00:00:00:00:01', containerIfIndex: 2 }; },
-    async unwire() { /* nothing */ },
-    async check() { return []; },
+    async wire(req) {
+      return { hostIfName: req.hostIfName, hostMac: 'ee:ee:ee:ee:ee:ee', containerMac: '02:00:00:00:00:01', containerIfIndex: 2 };
+    },
+    async unwire() {
+      /* nothing */
+    },
+    async check() {
+      return [];
+    },
   };
   const deps: PluginDeps = {
-    logger: nullLogger, nodename: () => 'n1', netnsExists: () => true,
-    openIpam: async () => ({ ipam, close: async () => undefined }), wiring: async () => wiring,
+    logger: nullLogger,
+    nodename: () => 'n1',
+    netnsExists: () => true,
+    openIpam: async () => ({ ipam, close: async () => undefined }),
+    wiring: async () => wiring,
   };
   return { ipam, deps };
 }
-const env = (command: string, id = 'c1') => parseCniEnv({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0' });
+const env = (command: string, id = 'c1') =>
+  parseCniEnv({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0' });
 const answer = (s: string) => JSON.parse(s) as { code: number; msg: string; details?: string };
 
 async function twoPods() {
@@ -40,15 +50,22 @@ async function twoPods() {
   for (const id of ['a', 'b']) t.equal((await runCommand('tabby', env('ADD', id), Buffer.from(JSON.stringify(base)), f.deps)).exitCode, 0);
   return f;
 }
-const held = async (ipam: Ipam) => (await ipam.ipsByHandle('k8s-pod-network.a')).length + (await ipam.ipsByHandle('k8s-pod-network.b')).length;
+const held = async (ipam: Ipam) =>
+  (await ipam.ipsByHandle('k8s-pod-network.a')).length + (await ipam.ipsByHandle('k8s-pod-network.b')).length;
 
 t.test('GC without a well-formed cni.dev/valid-attachments is refused with code 7 and releases nothing', async (t) => {
   const { ipam, deps } = await twoPods();
   t.equal(await held(ipam), 2);
   const cases: [string, unknown][] = [
-    ['missing', undefined], ['null', null], ['an object', { containerID: 'a' }], ['a string', 'a'],
-    ['a null element', [null]], ['a number element', [1]], ['containerID not a string', [{ containerID: 7, ifname: 'eth0' }]],
-    ['containerID missing', [{ ifname: 'eth0' }]], ['ifname not a string', [{ containerID: 'a', ifname: ['eth0'] }]],
+    ['missing', undefined],
+    ['null', null],
+    ['an object', { containerID: 'a' }],
+    ['a string', 'a'],
+    ['a null element', [null]],
+    ['a number element', [1]],
+    ['containerID not a string', [{ containerID: 7, ifname: 'eth0' }]],
+    ['containerID missing', [{ ifname: 'eth0' }]],
+    ['ifname not a string', [{ containerID: 'a', ifname: ['eth0'] }]],
   ];
   for (const [what, valid] of cases) {
     const conf = valid === undefined ? base : { ...base, 'cni.dev/valid-attachments': valid };
@@ -59,17 +76,27 @@ t.test('GC without a well-formed cni.dev/valid-attachments is refused with code 
   t.equal(await held(ipam), 2, 'both live pods still hold their addresses');
 });
 
-t.test('GC releases only this network\'s handles absent from the list', async (t) => {
+t.test("GC releases only this network's handles absent from the list", async (t) => {
   const { ipam, deps } = await twoPods();
   // Another network whose name starts with this one's followed by a dot.
   const other = { ...base, name: 'k8s-pod-network.v2' };
   t.equal((await runCommand('tabby', env('ADD', 'z'), Buffer.from(JSON.stringify(other)), deps)).exitCode, 0);
-  const out = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'GC' }), Buffer.from(JSON.stringify({ ...base, 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })), deps);
+  const out = await runCommand(
+    'tabby',
+    parseCniEnv({ CNI_COMMAND: 'GC' }),
+    Buffer.from(JSON.stringify({ ...base, 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }] })),
+    deps,
+  );
   t.equal(out.exitCode, 0, out.stdout);
   t.equal((await ipam.ipsByHandle('k8s-pod-network.a')).length, 1, 'a listed attachment keeps its address');
   t.same(await ipam.ipsByHandle('k8s-pod-network.b'), [], 'an unlisted one is released');
-  t.equal((await ipam.ipsByHandle('k8s-pod-network.v2.z')).length, 1, 'another network\'s handle is untouched');
-  const empty = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'GC' }), Buffer.from(JSON.stringify({ ...base, 'cni.dev/valid-attachments': [] })), deps);
+  t.equal((await ipam.ipsByHandle('k8s-pod-network.v2.z')).length, 1, "another network's handle is untouched");
+  const empty = await runCommand(
+    'tabby',
+    parseCniEnv({ CNI_COMMAND: 'GC' }),
+    Buffer.from(JSON.stringify({ ...base, 'cni.dev/valid-attachments': [] })),
+    deps,
+  );
   t.equal(empty.exitCode, 0, 'an empty list is well-formed (no pods left on this network)');
   t.same(await ipam.ipsByHandle('k8s-pod-network.a'), []);
 });
@@ -98,7 +125,9 @@ t.test('isNetworkNamespace: a netns yes; a plain file, a directory, a missing pa
 /** Run the real plugin program. */
 function plugin(envExtra: Record<string, string>, stdin: string | Buffer) {
   const r = spawnSync(process.execPath, [MAIN], {
-    input: stdin, encoding: 'utf8', maxBuffer: 1 << 26,
+    input: stdin,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
     env: { PATH: process.env.PATH ?? '', CNI_IFNAME: 'eth0', CNI_CONTAINERID: 'c1', ...envExtra },
   });
   return { status: r.status, out: r.stdout, err: r.stderr };
@@ -109,9 +138,18 @@ t.test('the plugin program: a CNI_NETNS that is a plain file is code 3; oversize
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const plain = path.join(dir, 'plain');
   fs.writeFileSync(plain, 'x');
-  const conf = JSON.stringify({ ...base, cniVersion: '1.0.0', datastore_type: 'file', datastore_dir: path.join(dir, 'ds'), log_file_path: path.join(dir, 'cni.log') });
+  const conf = JSON.stringify({
+    ...base,
+    cniVersion: '1.0.0',
+    datastore_type: 'file',
+    datastore_dir: path.join(dir, 'ds'),
+    log_file_path: path.join(dir, 'cni.log'),
+  });
   for (const cmd of ['ADD', 'CHECK']) {
-    const r = plugin({ CNI_COMMAND: cmd, CNI_NETNS: plain }, cmd === 'CHECK' ? JSON.stringify({ ...JSON.parse(conf), prevResult: { ips: [] } }) : conf);
+    const r = plugin(
+      { CNI_COMMAND: cmd, CNI_NETNS: plain },
+      cmd === 'CHECK' ? JSON.stringify({ ...JSON.parse(conf), prevResult: { ips: [] } }) : conf,
+    );
     t.equal(r.status, 1);
     t.equal(answer(r.out).code, CNI_ERR.UNKNOWN_CONTAINER, `${cmd}: ${r.out.trim()}`);
   }
@@ -128,12 +166,21 @@ t.test('echoed values are cut and control characters escaped', async (t) => {
   const id = `x${'\u0007\u001b[31m'.repeat(10)}${'a'.repeat(200_000)}`;
   const { deps } = fakeDeps();
   let msg = '';
-  try { parseCniEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: '/x', CNI_IFNAME: 'eth0' }); } catch (e) { msg = (e as Error).message; }
+  try {
+    parseCniEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: '/x', CNI_IFNAME: 'eth0' });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
   t.ok(msg.length > 0 && msg.length < 400, `message is ${msg.length} chars`);
   t.notMatch(msg, /[\u0000-\u001f\u007f]/, 'no raw control characters');
   t.match(msg, /\\u0007/, 'they are shown escaped');
   t.match(msg, /200\d{3} (chars|bytes)/, 'and it says how long the value was');
-  const out = await runCommand('tabby', env('ADD'), Buffer.from(JSON.stringify({ ...base, ipam: { type: 'tabby-ipam', ipv4_pools: 'p'.repeat(100_000) } })), deps);
+  const out = await runCommand(
+    'tabby',
+    env('ADD'),
+    Buffer.from(JSON.stringify({ ...base, ipam: { type: 'tabby-ipam', ipv4_pools: 'p'.repeat(100_000) } })),
+    deps,
+  );
   t.ok(out.stdout.length < 1000, `a netconf error stays short (${out.stdout.length} bytes)`);
 });
 
@@ -141,7 +188,12 @@ t.test('log levels: an invalid TABBY_LOG_LEVEL (code 4) or log_level (code 7) is
   const { deps } = fakeDeps();
   let code = 0;
   let msg = '';
-  try { parseCniEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', TABBY_LOG_LEVEL: 'loud' }); } catch (e) { code = (e as { code: number }).code; msg = (e as Error).message; }
+  try {
+    parseCniEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', TABBY_LOG_LEVEL: 'loud' });
+  } catch (e) {
+    code = (e as { code: number }).code;
+    msg = (e as Error).message;
+  }
   t.equal(code, CNI_ERR.INVALID_ENV);
   t.match(msg, /TABBY_LOG_LEVEL/);
   const out = await runCommand('tabby', env('ADD'), Buffer.from(JSON.stringify({ ...base, log_level: 'loud' })), deps);

@@ -7,10 +7,16 @@ import { nullLogger } from '../../../src/cni/logger.js';
 import { buildConflist, parseInstallConfig } from '../../../src/cni/install.js';
 
 const base = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'n1', ipam: { type: 'tabby-ipam' } };
-const env = (command: string, id = 'c1', extra: Record<string, string> = {}) => parseCniEnv({
-  CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin',
-  CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${id}`, ...extra,
-});
+const env = (command: string, id = 'c1', extra: Record<string, string> = {}) =>
+  parseCniEnv({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_NETNS: '/var/run/netns/x',
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/opt/cni/bin',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${id}`,
+    ...extra,
+  });
 
 function fakeDeps(pools: PoolInfo[]) {
   const ds = new MemoryDatastore();
@@ -18,12 +24,20 @@ function fakeDeps(pools: PoolInfo[]) {
   const wired = new Map<string, WireRequest>();
   const wiring: Wiring & { failNext?: Error } = {
     async wire(req) {
-      if (wiring.failNext) { const e = wiring.failNext; delete wiring.failNext; throw e; }
+      if (wiring.failNext) {
+        const e = wiring.failNext;
+        delete wiring.failNext;
+        throw e;
+      }
       wired.set(req.hostIfName, req);
       return { hostIfName: req.hostIfName, hostMac: 'ee:ee:ee:ee:ee:ee', containerMac: '02:00:00:00:00:01', containerIfIndex: 2 };
     },
-    async unwire(req) { wired.delete(req.hostIfName); },
-    async check(req) { return wired.has(req.hostIfName) ? [] : [`host interface ${req.hostIfName} is missing`]; },
+    async unwire(req) {
+      wired.delete(req.hostIfName);
+    },
+    async check(req) {
+      return wired.has(req.hostIfName) ? [] : [`host interface ${req.hostIfName} is missing`];
+    },
   };
   const deps: PluginDeps = {
     logger: nullLogger,
@@ -35,14 +49,34 @@ function fakeDeps(pools: PoolInfo[]) {
   return { ds, ipam, wired, wiring, deps };
 }
 const pool = (name: string, cidr: string, extra: Partial<PoolInfo> = {}): PoolInfo => ({
-  name, cidr, family: cidr.includes(':') ? 6 : 4, blockSize: cidr.includes(':') ? 122 : 26, disabled: false, nodeSelector: '', ...extra,
+  name,
+  cidr,
+  family: cidr.includes(':') ? 6 : 4,
+  blockSize: cidr.includes(':') ? 122 : 26,
+  disabled: false,
+  nodeSelector: '',
+  ...extra,
 });
-const run = (d: PluginDeps, command: string, conf: object, id = 'c1', name: 'tabby' | 'tabby-ipam' = 'tabby', extra: Record<string, string> = {}) =>
-  runCommand(name, env(command, id, extra), Buffer.from(JSON.stringify(conf)), d);
-const parse = (s: string) => JSON.parse(s) as Record<string, unknown> & { ips: { address: string; interface?: number; version?: string }[]; code: number; msg: string; interfaces: { name: string; sandbox?: string }[] };
+const run = (
+  d: PluginDeps,
+  command: string,
+  conf: object,
+  id = 'c1',
+  name: 'tabby' | 'tabby-ipam' = 'tabby',
+  extra: Record<string, string> = {},
+) => runCommand(name, env(command, id, extra), Buffer.from(JSON.stringify(conf)), d);
+const parse = (s: string) =>
+  JSON.parse(s) as Record<string, unknown> & {
+    ips: { address: string; interface?: number; version?: string }[];
+    code: number;
+    msg: string;
+    interfaces: { name: string; sandbox?: string }[];
+  };
 
 t.test('parseNetConf: versions, defaults, errors', async (t) => {
-  const c = parseNetConf(JSON.stringify({ ...base, mtu: 1440, datastore_type: 'etcdv3', ipam: { type: 'tabby-ipam', ipv4_pools: ['p1'], assign_ipv6: 'true' } }));
+  const c = parseNetConf(
+    JSON.stringify({ ...base, mtu: 1440, datastore_type: 'etcdv3', ipam: { type: 'tabby-ipam', ipv4_pools: ['p1'], assign_ipv6: 'true' } }),
+  );
   t.equal(c.cniVersion, '1.0.0');
   t.same(c.ipam.ipv4Pools, ['p1']);
   t.equal(c.ipam.assignIpv4, true);
@@ -51,21 +85,58 @@ t.test('parseNetConf: versions, defaults, errors', async (t) => {
   t.equal(c.logFilePath, '/var/log/tabby/cni.log');
   t.equal(c.raw.datastore_type, 'etcdv3');
   for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.1.0']) t.equal(parseNetConf({ ...base, cniVersion: v }).cniVersion, v);
-  const code = (f: () => unknown) => { try { f(); return 0; } catch (e) { return (e as CniError).code; } };
-  t.equal(code(() => parseNetConf('{not json')), CNI_ERR.DECODE_FAILURE);
-  t.equal(code(() => parseNetConf('')), CNI_ERR.DECODE_FAILURE);
-  t.equal(code(() => parseNetConf({ ...base, cniVersion: '0.2.0' })), CNI_ERR.INCOMPATIBLE_VERSION);
-  t.equal(code(() => parseNetConf({ ...base, cniVersion: undefined })), CNI_ERR.INVALID_NETCONF);
-  t.equal(code(() => parseNetConf({ ...base, name: '' })), CNI_ERR.INVALID_NETCONF);
-  t.equal(code(() => parseNetConf({ ...base, ipam: { type: 'host-local' } })), CNI_ERR.UNSUPPORTED_FIELD);
-  t.equal(code(() => parseNetConf({ ...base, mtu: 'big' })), CNI_ERR.INVALID_NETCONF);
-  t.equal(code(() => parseNetConf({ ...base, ipam: { type: 'tabby-ipam', ipv4_pools: 'p1' } })), CNI_ERR.INVALID_NETCONF);
+  const code = (f: () => unknown) => {
+    try {
+      f();
+      return 0;
+    } catch (e) {
+      return (e as CniError).code;
+    }
+  };
+  t.equal(
+    code(() => parseNetConf('{not json')),
+    CNI_ERR.DECODE_FAILURE,
+  );
+  t.equal(
+    code(() => parseNetConf('')),
+    CNI_ERR.DECODE_FAILURE,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, cniVersion: '0.2.0' })),
+    CNI_ERR.INCOMPATIBLE_VERSION,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, cniVersion: undefined })),
+    CNI_ERR.INVALID_NETCONF,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, name: '' })),
+    CNI_ERR.INVALID_NETCONF,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, ipam: { type: 'host-local' } })),
+    CNI_ERR.UNSUPPORTED_FIELD,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, mtu: 'big' })),
+    CNI_ERR.INVALID_NETCONF,
+  );
+  t.equal(
+    code(() => parseNetConf({ ...base, ipam: { type: 'tabby-ipam', ipv4_pools: 'p1' } })),
+    CNI_ERR.INVALID_NETCONF,
+  );
   const req = parseNetConf({ ...base, args: { cni: { ips: ['10.0.0.9'] } }, runtimeConfig: { ips: ['10.0.0.10/24'] } });
   t.same(req.requestedIps, ['10.0.0.9', '10.0.0.10']);
 });
 
 t.test('parseNetConf accepts the conflist tabby-install-cni writes', async (t) => {
-  const cfg = parseInstallConfig({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'http://10.0.0.1:2379', NODENAME: 'node-a', CNI_MTU: '1440', TABBY_APP_DIR: '/opt/tabby' });
+  const cfg = parseInstallConfig({
+    DATASTORE_TYPE: 'etcdv3',
+    ETCD_ENDPOINTS: 'http://10.0.0.1:2379',
+    NODENAME: 'node-a',
+    CNI_MTU: '1440',
+    TABBY_APP_DIR: '/opt/tabby',
+  });
   const list = buildConflist(cfg);
   const c = parseNetConf(JSON.stringify(list));
   t.equal(c.type, 'tabby');
@@ -80,7 +151,14 @@ t.test('parseNetConf accepts the conflist tabby-install-cni writes', async (t) =
 });
 
 t.test('parseCniEnv: missing variables are error 4', async (t) => {
-  const code = (e: NodeJS.ProcessEnv) => { try { parseCniEnv(e); return 0; } catch (x) { return (x as CniError).code; } };
+  const code = (e: NodeJS.ProcessEnv) => {
+    try {
+      parseCniEnv(e);
+      return 0;
+    } catch (x) {
+      return (x as CniError).code;
+    }
+  };
   t.equal(code({}), CNI_ERR.INVALID_ENV);
   t.equal(code({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_IFNAME: 'eth0' }), CNI_ERR.INVALID_ENV, 'ADD without CNI_NETNS');
   t.equal(code({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c', CNI_IFNAME: 'eth0' }), 0, 'DEL without CNI_NETNS is fine');
@@ -169,16 +247,31 @@ t.test('VERSION, STATUS, GC', async (t) => {
   const v = parse((await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'VERSION' }), Buffer.from('{"cniVersion":"0.4.0"}'), deps)).stdout);
   t.equal(v.cniVersion, '0.4.0');
   t.ok((v.supportedVersions as string[]).includes('1.0.0'));
-  const s = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'STATUS' }), Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0' })), deps);
+  const s = await runCommand(
+    'tabby',
+    parseCniEnv({ CNI_COMMAND: 'STATUS' }),
+    Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0' })),
+    deps,
+  );
   t.equal(s.exitCode, 0);
   await run(deps, 'ADD', base, 'keep');
   await run(deps, 'ADD', base, 'drop');
-  const g = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'GC' }), Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] })), deps);
+  const g = await runCommand(
+    'tabby',
+    parseCniEnv({ CNI_COMMAND: 'GC' }),
+    Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] })),
+    deps,
+  );
   t.equal(g.exitCode, 0, g.stdout);
   t.equal((await ipam.ipsByHandle('k8s-pod-network.keep')).length, 1);
   t.same(await ipam.ipsByHandle('k8s-pod-network.drop'), []);
   const { deps: d2 } = fakeDeps([]);
-  const s2 = await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'STATUS' }), Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0' })), d2);
+  const s2 = await runCommand(
+    'tabby',
+    parseCniEnv({ CNI_COMMAND: 'STATUS' }),
+    Buffer.from(JSON.stringify({ ...base, cniVersion: '1.1.0' })),
+    d2,
+  );
   t.equal(parse(s2.stdout).code, CNI_ERR.PLUGIN_NOT_AVAILABLE);
 });
 

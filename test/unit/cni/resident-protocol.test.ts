@@ -4,7 +4,11 @@ import t from 'tap';
 import { LIMITS, ProtocolError, decodeRequest, encodeAnswer, encodeRequest } from '../../../src/cni/resident-protocol.js';
 
 t.test('round trip, and undefined until the request is complete', async (t) => {
-  const req = { name: 'tabby-ipam', env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=b;C=d=e', EMPTY: '' }, stdin: Buffer.from('{"cniVersion":"1.0.0"}') };
+  const req = {
+    name: 'tabby-ipam',
+    env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=b;C=d=e', EMPTY: '' },
+    stdin: Buffer.from('{"cniVersion":"1.0.0"}'),
+  };
   const bytes = Buffer.concat([encodeRequest(req), Buffer.of(0x47)]);
   for (let cut = 0; cut < bytes.length - 1; cut++) t.equal(decodeRequest(bytes.subarray(0, cut)), undefined, `undefined at ${cut}`);
   const got = decodeRequest(bytes)!;

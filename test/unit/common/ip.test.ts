@@ -1,16 +1,36 @@
 import t from 'tap';
 import {
-  parseIp, formatIp, parseCidr, formatCidr, formatIpWithPrefix, cidrContains, cidrContainsCidr, cidrsOverlap,
-  cidrSize, nthIp, ipToBuffer, bufferToIp, canonicalIp, InvalidAddress, formatIpv6Groups,
+  parseIp,
+  formatIp,
+  parseCidr,
+  formatCidr,
+  formatIpWithPrefix,
+  cidrContains,
+  cidrContainsCidr,
+  cidrsOverlap,
+  cidrSize,
+  nthIp,
+  ipToBuffer,
+  bufferToIp,
+  canonicalIp,
+  InvalidAddress,
+  formatIpv6Groups,
 } from '../../../src/common/ip.js';
 import { log } from '../../../src/common/log.js';
 
 t.test('IPv4 and IPv6 parse and format round trip, canonical text', async (t) => {
   for (const [input, want] of [
-    ['10.0.0.1', '10.0.0.1'], ['255.255.255.255', '255.255.255.255'], ['0.0.0.0', '0.0.0.0'],
-    ['fe80:0:0:0:0:0:0:1', 'fe80::1'], ['2001:db8::', '2001:db8::'], ['::', '::'], ['::1', '::1'],
-    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
-    ['::ffff:1.2.3.4', '::ffff:102:304'], ['FE80::ECEE:EEFF:FEEE:EEEE', 'fe80::ecee:eeff:feee:eeee'],
+    ['10.0.0.1', '10.0.0.1'],
+    ['255.255.255.255', '255.255.255.255'],
+    ['0.0.0.0', '0.0.0.0'],
+    ['fe80:0:0:0:0:0:0:1', 'fe80::1'],
+    ['2001:db8::', '2001:db8::'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['::ffff:1.2.3.4', '::ffff:102:304'],
+    ['FE80::ECEE:EEFF:FEEE:EEEE', 'fe80::ecee:eeff:feee:eeee'],
   ] as const) {
     t.equal(canonicalIp(input), want, input);
   }

@@ -34,11 +34,22 @@ const cases: [string, NewLinkRequest][] = [
   ['veth', { name: 'tbcapv0', info: { kind: 'veth', peer: { name: 'tbcapv1' } } }],
   ['veth-mtu-mac', { name: 'tbcapv0', mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', info: { kind: 'veth', peer: { name: 'tbcapv1', mtu: 1450 } } }],
   // iproute2 opened the netns file as fd 4
-  ['veth-peer-netns', { name: 'tbcapv2', mtu: 1440, mac: 'ee:ee:ee:ee:ee:ee', info: { kind: 'veth', peer: { name: 'eth0', mtu: 1440, netnsFd: 4 } } }],
+  [
+    'veth-peer-netns',
+    { name: 'tbcapv2', mtu: 1440, mac: 'ee:ee:ee:ee:ee:ee', info: { kind: 'veth', peer: { name: 'eth0', mtu: 1440, netnsFd: 4 } } },
+  ],
   ['ipip', { name: 'tunl0', info: { kind: 'ipip' } }],
   ['ipip-mtu', { name: 'tunl0', mtu: 1480, info: { kind: 'ipip' } }],
   ['ipip-local', { name: 'tunl0', mtu: 1480, info: { kind: 'ipip', ipip: { local: '10.0.0.1', ttl: 64 } } }],
-  ['vxlan', { name: 'tbcapvx', mtu: 1450, mac: '66:12:34:56:78:9a', info: { kind: 'vxlan', vxlan: { vni: 4096, local: '10.0.0.1', port: 4789, learning: false } } }],
+  [
+    'vxlan',
+    {
+      name: 'tbcapvx',
+      mtu: 1450,
+      mac: '66:12:34:56:78:9a',
+      info: { kind: 'vxlan', vxlan: { vni: 4096, local: '10.0.0.1', port: 4789, learning: false } },
+    },
+  ],
 ];
 
 for (const [name, req] of cases) {
@@ -50,6 +61,10 @@ for (const [name, req] of cases) {
 }
 
 t.test('every golden vector has a case', async (t) => {
-  const files = fs.readdirSync(vectors).filter((f) => f.endsWith('.hex')).map((f) => f.slice(0, -4)).sort();
+  const files = fs
+    .readdirSync(vectors)
+    .filter((f) => f.endsWith('.hex'))
+    .map((f) => f.slice(0, -4))
+    .sort();
   t.same(files, cases.map((c) => c[0]).sort());
 });

@@ -20,8 +20,21 @@ t.test('ipText formats v4 and RFC 5952 v6', async (t) => {
 });
 
 t.test('route: unicast via gateway, onlink, own table and protocol', async (t) => {
-  const r = roundTrip((w) => encodeRoute(w, { dst: '10.65.1.0/26', gateway: '172.16.0.2', oif: 7, onlink: true, protocol: 80, table: 1000 }), decodeRoute);
-  t.same(r, { family: 4, dst: '10.65.1.0/26', table: 1000, protocol: 80, scope: RT_SCOPE.UNIVERSE, type: 'unicast', onlink: true, gateway: '172.16.0.2', oif: 7 });
+  const r = roundTrip(
+    (w) => encodeRoute(w, { dst: '10.65.1.0/26', gateway: '172.16.0.2', oif: 7, onlink: true, protocol: 80, table: 1000 }),
+    decodeRoute,
+  );
+  t.same(r, {
+    family: 4,
+    dst: '10.65.1.0/26',
+    table: 1000,
+    protocol: 80,
+    scope: RT_SCOPE.UNIVERSE,
+    type: 'unicast',
+    onlink: true,
+    gateway: '172.16.0.2',
+    oif: 7,
+  });
 });
 
 t.test('route: dev-only route defaults to scope link; blackhole to universe', async (t) => {
@@ -34,18 +47,43 @@ t.test('route: dev-only route defaults to scope link; blackhole to universe', as
 });
 
 t.test('route: v6 default and multipath', async (t) => {
-  const r = roundTrip((w) => encodeRoute(w, {
-    dst: '::/0', multipath: [{ gateway: 'fd00::1', oif: 2, weight: 1 }, { gateway: 'fd00::2', oif: 3, weight: 5, onlink: true }],
-  }), decodeRoute);
+  const r = roundTrip(
+    (w) =>
+      encodeRoute(w, {
+        dst: '::/0',
+        multipath: [
+          { gateway: 'fd00::1', oif: 2, weight: 1 },
+          { gateway: 'fd00::2', oif: 3, weight: 5, onlink: true },
+        ],
+      }),
+    decodeRoute,
+  );
   t.equal(r.dst, '::/0');
   t.equal(r.family, 6);
-  t.same(r.multipath, [{ oif: 2, weight: 1, gateway: 'fd00::1' }, { oif: 3, weight: 5, onlink: true, gateway: 'fd00::2' }]);
+  t.same(r.multipath, [
+    { oif: 2, weight: 1, gateway: 'fd00::1' },
+    { oif: 3, weight: 5, onlink: true, gateway: 'fd00::2' },
+  ]);
 });
 
 t.test('neighbour and FDB entries', async (t) => {
-  const n = roundTrip((w) => encodeNeigh(w, { family: 4, ifindex: 9, state: NUD.PERMANENT, flags: 0, dst: '10.65.2.0', lladdr: '66:aa:bb:cc:dd:ee' }), decodeNeigh);
+  const n = roundTrip(
+    (w) => encodeNeigh(w, { family: 4, ifindex: 9, state: NUD.PERMANENT, flags: 0, dst: '10.65.2.0', lladdr: '66:aa:bb:cc:dd:ee' }),
+    decodeNeigh,
+  );
   t.same(n, { family: 4, ifindex: 9, state: NUD.PERMANENT, flags: 0, dst: '10.65.2.0', lladdr: '66:aa:bb:cc:dd:ee' });
-  const f = roundTrip((w) => encodeNeigh(w, { family: 'bridge', ifindex: 9, state: NUD.PERMANENT, flags: NTF.SELF, dst: '172.16.0.2', lladdr: '66:aa:bb:cc:dd:ee' }), decodeNeigh);
+  const f = roundTrip(
+    (w) =>
+      encodeNeigh(w, {
+        family: 'bridge',
+        ifindex: 9,
+        state: NUD.PERMANENT,
+        flags: NTF.SELF,
+        dst: '172.16.0.2',
+        lladdr: '66:aa:bb:cc:dd:ee',
+      }),
+    decodeNeigh,
+  );
   t.equal(f.family, 'bridge');
   t.equal(f.flags, NTF.SELF);
 });

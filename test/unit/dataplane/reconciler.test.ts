@@ -3,7 +3,11 @@
 import t from 'tap';
 import { Reconciler, type ReconcileDriver, type Failure } from '../../../src/dataplane/reconciler.js';
 
-interface Obj { key: string; value: string; owner: 'me' | 'other' }
+interface Obj {
+  key: string;
+  value: string;
+  owner: 'me' | 'other';
+}
 
 function fakeKernel(initial: Obj[] = []) {
   const kernel = new Map(initial.map((o) => [o.key, o]));
@@ -14,19 +18,37 @@ function fakeKernel(initial: Obj[] = []) {
     key: (o) => o.key,
     equal: (a, b) => a.value === b.value && a.owner === b.owner,
     owned: (o) => o.owner === 'me',
-    list: async () => { calls.list++; return [...kernel.values()]; },
+    list: async () => {
+      calls.list++;
+      return [...kernel.values()];
+    },
     apply: async (items) => {
       calls.apply++;
       const failed: Failure<Obj>[] = [];
       for (const it of items) {
-        if (failNext > 0) { failNext--; failed.push({ item: it, error: new Error('EIO') }); continue; }
+        if (failNext > 0) {
+          failNext--;
+          failed.push({ item: it, error: new Error('EIO') });
+          continue;
+        }
         kernel.set(it.key, it);
       }
       return failed;
     },
-    remove: async (items) => { calls.remove++; for (const it of items) kernel.delete(it.key); return []; },
+    remove: async (items) => {
+      calls.remove++;
+      for (const it of items) kernel.delete(it.key);
+      return [];
+    },
   };
-  return { kernel, calls, driver, failNextApply: (n: number) => { failNext = n; } };
+  return {
+    kernel,
+    calls,
+    driver,
+    failNextApply: (n: number) => {
+      failNext = n;
+    },
+  };
 }
 
 const me = (key: string, value = 'v'): Obj => ({ key, value, owner: 'me' });
@@ -107,7 +129,10 @@ t.test('markResync dumps again and catches silent changes', async (t) => {
 });
 
 t.test('mayReplace: a foreign object the driver allows to overwrite is replaced, not a conflict', async (t) => {
-  const k = fakeKernel([{ key: 'n', value: 'failed', owner: 'other' }, { key: 'm', value: 'x', owner: 'other' }]);
+  const k = fakeKernel([
+    { key: 'n', value: 'failed', owner: 'other' },
+    { key: 'm', value: 'x', owner: 'other' },
+  ]);
   const r = new Reconciler({ ...k.driver, mayReplace: (o) => o.value === 'failed' }, { resyncIntervalMs: 0 });
   r.setDesired([me('n')]);
   const res = await r.apply();
@@ -116,7 +141,7 @@ t.test('mayReplace: a foreign object the driver allows to overwrite is replaced,
   t.equal(k.kernel.get('m')!.owner, 'other', 'a foreign object with no desired key is never removed');
 });
 
-t.test('held deletes (graceful restart): a previous run\'s objects stay until released; this run\'s withdrawn ones go', async (t) => {
+t.test("held deletes (graceful restart): a previous run's objects stay until released; this run's withdrawn ones go", async (t) => {
   const k = fakeKernel([me('prev1'), me('prev2')]);
   const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
   r.holdDeletes(true);
@@ -139,7 +164,10 @@ t.test('a dump that fails does not stop the pass: known changes are applied, the
   const k = fakeKernel([me('a')]);
   let failList = 1;
   const list = k.driver.list;
-  k.driver.list = async () => { if (failList-- > 0) throw new Error('list links: EBUSY'); return list(); };
+  k.driver.list = async () => {
+    if (failList-- > 0) throw new Error('list links: EBUSY');
+    return list();
+  };
   const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
   r.setDesired([me('b')]);
   const res = await r.apply();

@@ -4,10 +4,11 @@ import t from 'tap';
 import { RouteReconciler, RTPROT_TABBY, BULK_PAUSE_THRESHOLD } from '../../../src/dataplane/index.js';
 import { FakeRouteDataplane } from '../../../src/dataplane/fake.js';
 
-const onceInSync = (rr: RouteReconciler): Promise<void> => new Promise((resolve) => {
-  if (rr.inSync) return resolve();
-  rr.once('insync', () => resolve());
-});
+const onceInSync = (rr: RouteReconciler): Promise<void> =>
+  new Promise((resolve) => {
+    if (rr.inSync) return resolve();
+    rr.once('insync', () => resolve());
+  });
 
 t.test('installs, keeps foreign routes, removes stale owned ones, leaves cali* routes alone', async (t) => {
   const k = new FakeRouteDataplane();
@@ -17,7 +18,10 @@ t.test('installs, keeps foreign routes, removes stale owned ones, leaves cali* r
   k.byHandAddRoute({ dst: '10.99.0.0/24', gateway: '192.0.2.1', oif: eth0, protocol: RTPROT_TABBY });
   k.byHandAddRoute({ dst: '10.65.0.5/32', oif: cali, protocol: RTPROT_TABBY, scope: 253 });
   const rr = new RouteReconciler(k, { resyncIntervalMs: 0 });
-  rr.setDesired([{ dst: '10.65.1.0/26', gateway: '192.0.2.2', dev: 'eth0' }, { dst: '10.65.0.0/26', type: 'blackhole' }]);
+  rr.setDesired([
+    { dst: '10.65.1.0/26', gateway: '192.0.2.2', dev: 'eth0' },
+    { dst: '10.65.0.0/26', type: 'blackhole' },
+  ]);
   const res = await rr.apply();
   t.same(res.failed, []);
   t.equal(k.route('10.65.1.0/26')?.gateway, '192.0.2.2');
@@ -63,7 +67,10 @@ t.test('failures are retried', async (t) => {
   const k = new FakeRouteDataplane();
   const rr = new RouteReconciler(k, { resyncIntervalMs: 0, debounceMs: 1, retryMs: 5 });
   t.teardown(() => rr.stop());
-  rr.setDesired([{ dst: '10.65.3.0/26', type: 'blackhole' }, { dst: '10.65.4.0/26', type: 'blackhole' }]);
+  rr.setDesired([
+    { dst: '10.65.3.0/26', type: 'blackhole' },
+    { dst: '10.65.4.0/26', type: 'blackhole' },
+  ]);
   k.failNextRouteOps(1);
   const first = await rr.start();
   t.equal(first.failed.length, 1);
@@ -98,7 +105,10 @@ t.test(`bulk (> ${BULK_PAUSE_THRESHOLD}) changes pause the subscription and resy
   const k = new FakeRouteDataplane();
   const rr = new RouteReconciler(k, { resyncIntervalMs: 0, debounceMs: 1 });
   t.teardown(() => rr.stop());
-  const many = Array.from({ length: BULK_PAUSE_THRESHOLD + 1 }, (_, i) => ({ dst: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, type: 'blackhole' as const }));
+  const many = Array.from({ length: BULK_PAUSE_THRESHOLD + 1 }, (_, i) => ({
+    dst: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`,
+    type: 'blackhole' as const,
+  }));
   rr.setDesired(many);
   const lists = k.calls.listRoutes;
   await rr.start();

@@ -120,7 +120,12 @@ t.test('a compaction that fails leaves the old log, and the committed write is r
   const ino = fs.statSync(logPath).ino;
   const errors: unknown[] = [];
   for (let i = 1; i <= 40; i++) {
-    try { kv = await ds.update('/c', i, kv.revision); } catch (e) { errors.push(e); break; }
+    try {
+      kv = await ds.update('/c', i, kv.revision);
+    } catch (e) {
+      errors.push(e);
+      break;
+    }
   }
   t.same(errors.map(String), [], 'no committed write is reported as failed');
   t.equal(kv.value, 40);
@@ -132,7 +137,11 @@ t.test('a compaction that fails leaves the old log, and the committed write is r
   fs.rmdirSync(path.join(dir, `.${LOG_FILE}.${process.pid}.tmp`));
   await ds.compact();
   t.not(fs.statSync(logPath).ino, ino, 'compacted');
-  t.same(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  t.same(
+    fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp file left',
+  );
   t.same(await fresh.get('/c'), kv);
 });
 
@@ -170,28 +179,40 @@ t.test('the store is private: directory 0700, files 0600, wider modes are tighte
   t.equal(mode(path.join(dir, LOCK_FILE)), 0o600, 'lock tightened');
 });
 
-t.test('another user can neither read the store nor take its lock', { skip: process.getuid?.() !== 0 ? 'needs root to run a child as another user' : false }, async (t) => {
-  const dir = path.join(tmpdir(t), 'store');
-  fs.chmodSync(path.dirname(dir), 0o755);
-  const ds = new FileDatastore(dir);
-  t.teardown(() => ds.close());
-  await ds.create('/secret', 'x');
-  const probe = `
+t.test(
+  'another user can neither read the store nor take its lock',
+  { skip: process.getuid?.() !== 0 ? 'needs root to run a child as another user' : false },
+  async (t) => {
+    const dir = path.join(tmpdir(t), 'store');
+    fs.chmodSync(path.dirname(dir), 0o755);
+    const ds = new FileDatastore(dir);
+    t.teardown(() => ds.close());
+    await ds.create('/secret', 'x');
+    const probe = `
     const fs = require('fs');
     for (const f of ${JSON.stringify([LOCK_FILE, LOG_FILE])}) {
       try { fs.closeSync(fs.openSync(${JSON.stringify(dir)} + '/' + f, 'r')); console.log(f + ' opened'); }
       catch (e) { console.log(f + ' ' + e.code); }
     }`;
-  const r = spawnSync(process.execPath, ['-e', probe], { uid: 65534, gid: 65534, encoding: 'utf8' });
-  t.equal(r.status, 0, r.stderr);
-  t.same(r.stdout.trim().split('\n'), [`${LOCK_FILE} EACCES`, `${LOG_FILE} EACCES`], 'nobody gets EACCES for both');
-});
+    const r = spawnSync(process.execPath, ['-e', probe], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    t.same(r.stdout.trim().split('\n'), [`${LOCK_FILE} EACCES`, `${LOG_FILE} EACCES`], 'nobody gets EACCES for both');
+  },
+);
 
-t.test('a store directory owned by another user is refused', { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false }, async (t) => {
-  const dir = path.join(tmpdir(t), 'store');
-  fs.mkdirSync(dir, { mode: 0o700 });
-  fs.chownSync(dir, 65534, 65534);
-  let err: unknown;
-  try { new FileDatastore(dir); } catch (e) { err = e; }
-  t.match(String(err), /belongs to uid 65534/, String(err));
-});
+t.test(
+  'a store directory owned by another user is refused',
+  { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false },
+  async (t) => {
+    const dir = path.join(tmpdir(t), 'store');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.chownSync(dir, 65534, 65534);
+    let err: unknown;
+    try {
+      new FileDatastore(dir);
+    } catch (e) {
+      err = e;
+    }
+    t.match(String(err), /belongs to uid 65534/, String(err));
+  },
+);

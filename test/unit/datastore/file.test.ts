@@ -62,7 +62,10 @@ t.test('compaction by one client is followed by the others', async (t) => {
   const dir = tmpdir(t);
   const a = new FileDatastore(dir, { compactBytes: 2000, historyKeep: 10 });
   const b = new FileDatastore(dir);
-  t.teardown(async () => { await a.close(); await b.close(); });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
   let kv = await a.create('/c', 0);
   t.equal((await b.get('/c'))?.value, 0);
   const ino = fs.statSync(path.join(dir, LOG_FILE)).ino;
@@ -71,12 +74,14 @@ t.test('compaction by one client is followed by the others', async (t) => {
   t.ok(fs.statSync(path.join(dir, LOG_FILE)).size < 4000, 'and stays small');
   t.same(await b.get('/c'), kv, 'b switched to the new log');
   kv = await b.update('/c', 101, kv.revision);
-  t.same(await a.get('/c'), kv, 'a sees b\'s write in the new log');
+  t.same(await a.get('/c'), kv, "a sees b's write in the new log");
   const fresh = new FileDatastore(dir);
   t.teardown(() => fresh.close());
   t.same(await fresh.get('/c'), kv, 'a fresh client loads snapshot + tail');
   // The fresh client only has the kept window: older watch positions are compacted.
-  const err = await (async () => { for await (const _ of fresh.watch('/c', 2)) break; })().catch((e: unknown) => e);
+  const err = await (async () => {
+    for await (const _ of fresh.watch('/c', 2)) break;
+  })().catch((e: unknown) => e);
   t.ok(err instanceof DatastoreCompacted, 'DatastoreCompacted for a position before the window');
   const ac = new AbortController();
   const seen: number[] = [];
@@ -109,15 +114,22 @@ t.test('many in-process writers on two clients never lose an update', async (t) 
   const clients = [new FileDatastore(dir), new FileDatastore(dir)];
   t.teardown(() => Promise.all(clients.map((c) => c.close())));
   await clients[0]!.create('/n', 0);
-  await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-    const c = clients[i % 2]!;
-    for (let j = 0; j < 50; j++) {
-      for (;;) {
-        const cur = (await c.get<number>('/n'))!;
-        try { await c.update('/n', cur.value + 1, cur.revision); break; } catch { /* conflict: retry */ }
+  await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => {
+      const c = clients[i % 2]!;
+      for (let j = 0; j < 50; j++) {
+        for (;;) {
+          const cur = (await c.get<number>('/n'))!;
+          try {
+            await c.update('/n', cur.value + 1, cur.revision);
+            break;
+          } catch {
+            /* conflict: retry */
+          }
+        }
       }
-    }
-  }));
+    }),
+  );
   t.equal((await clients[1]!.get<number>('/n'))?.value, 500);
 });
 
@@ -137,12 +149,19 @@ t.test('a slow watcher loses nothing while its own process trims history and com
   for (let i = 1; i <= 200; i++) {
     kv = await ds.update('/w/k', i, kv.revision); // the watcher is not reading
     const now = fs.statSync(path.join(dir, LOG_FILE)).ino;
-    if (now !== ino) { compactions++; ino = now; }
+    if (now !== ino) {
+      compactions++;
+      ino = now;
+    }
   }
   t.ok(compactions > 0, `the log was compacted meanwhile (${compactions} times)`);
   const got: number[] = [];
   for (let i = 1; i <= 200; i++) got.push((await it.next()).value!.value as number);
-  t.same(got, Array.from({ length: 200 }, (_, i) => i + 1), 'all 200 updates, in order');
+  t.same(
+    got,
+    Array.from({ length: 200 }, (_, i) => i + 1),
+    'all 200 updates, in order',
+  );
   ac.abort();
   await it.return?.();
 });

@@ -1,7 +1,14 @@
 import t from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import {
-  ResourceStore, ResourceExists, ResourceNotFound, ResourceConflict, ValidationError, resolveKind, resourceKey, type IPPool,
+  ResourceStore,
+  ResourceExists,
+  ResourceNotFound,
+  ResourceConflict,
+  ValidationError,
+  resolveKind,
+  resourceKey,
+  type IPPool,
 } from '../../../src/datastore/resources.js';
 import { DatastoreConflict } from '../../../src/datastore/types.js';
 
@@ -27,9 +34,14 @@ t.test('create / get / list / update (CAS) / apply / delete', async (t) => {
   t.match(created.metadata.uid, /^[0-9a-f-]{36}$/);
   t.equal(created.spec.blockSize, 26, 'defaults stored');
   const raw = await ds.get<Record<string, unknown>>(resourceKey('IPPool', 'p1'));
-  t.notOk((raw?.value as { metadata: Record<string, unknown> }).metadata.resourceVersion, 'resourceVersion is not stored, it is the revision');
+  t.notOk(
+    (raw?.value as { metadata: Record<string, unknown> }).metadata.resourceVersion,
+    'resourceVersion is not stored, it is the revision',
+  );
   await t.rejects(rs.create(pool('p1', '10.0.0.0/16')), ResourceExists);
-  await t.rejects(rs.create(pool('p2', '10.0.128.0/24')), { message: /IPPool "p2": spec.cidr 10.0.128.0\/24 overlaps IPPool "p1" \(10.0.0.0\/16\)/ });
+  await t.rejects(rs.create(pool('p2', '10.0.128.0/24')), {
+    message: /IPPool "p2": spec.cidr 10.0.128.0\/24 overlaps IPPool "p1" \(10.0.0.0\/16\)/,
+  });
 
   const upd = await rs.update({ ...created, spec: { ...created.spec, natOutgoing: true } });
   t.equal(upd.metadata.resourceVersion, '2');
@@ -47,7 +59,10 @@ t.test('create / get / list / update (CAS) / apply / delete', async (t) => {
   t.equal(applied.spec.disabled, true);
   const applied2 = await rs.apply(pool('p3', '10.2.0.0/16'));
   t.equal(applied2.metadata.resourceVersion, '4');
-  t.same((await rs.list('IPPool')).items.map((p) => p.metadata.name), ['p1', 'p3']);
+  t.same(
+    (await rs.list('IPPool')).items.map((p) => p.metadata.name),
+    ['p1', 'p3'],
+  );
   t.equal((await rs.list('IPPool')).revision, 4);
 
   await t.rejects(rs.delete('IPPool', 'p1', '2'), ResourceConflict);
@@ -69,7 +84,9 @@ t.test('watch yields typed events resumably', async (t) => {
   const ac = new AbortController();
   const seen: string[] = [];
   for await (const ev of rs.watch('IPPool', revision + 1, ac.signal)) {
-    seen.push(`${ev.type}:${ev.name}:${ev.revision}:${ev.type === 'put' ? String(ev.resource.spec.natOutgoing) : String(ev.previous?.spec.natOutgoing)}`);
+    seen.push(
+      `${ev.type}:${ev.name}:${ev.revision}:${ev.type === 'put' ? String(ev.resource.spec.natOutgoing) : String(ev.previous?.spec.natOutgoing)}`,
+    );
     if (seen.length === 2) ac.abort();
   }
   t.same(seen, ['put:p1:2:true', 'delete:p1:3:true']);

@@ -12,9 +12,17 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const CONTAINER = path.join(ROOT, 'deploy/container');
-const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
-interface Instr { stage: string; instr: string; args: string }
+interface Instr {
+  stage: string;
+  instr: string;
+  args: string;
+}
 
 function parseContainerfile(): Instr[] {
   const text = fs.readFileSync(path.join(CONTAINER, 'Containerfile'), 'utf8').replace(/\\\n/g, ' ');
@@ -30,7 +38,7 @@ function parseContainerfile(): Instr[] {
   return out;
 }
 
-t.test('the runtime stage\'s layout runs: tabby-node, tabbyctl, tabby-install-cni from /app', async (t) => {
+t.test("the runtime stage's layout runs: tabby-node, tabbyctl, tabby-install-cni from /app", async (t) => {
   const dist = path.join(ROOT, 'dist/src');
   const addon = path.join(ROOT, 'src/native/build/Release/tabby_native.node');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}img-`));
@@ -52,7 +60,10 @@ t.test('the runtime stage\'s layout runs: tabby-node, tabbyctl, tabby-install-cn
     const [src, dest] = i.args.replace(/--\S+\s*/g, '').split(/\s+/) as [string, string];
     const srcPath = from === 'build' ? path.join(ROOT, path.relative('/src', src)) : path.join(ROOT, src);
     const destAbs = path.isAbsolute(dest) ? dest : path.join(workdir, dest);
-    const target = path.join(tmp, destAbs.endsWith('/') && !fs.statSync(srcPath).isDirectory() ? path.join(destAbs, path.basename(srcPath)) : destAbs);
+    const target = path.join(
+      tmp,
+      destAbs.endsWith('/') && !fs.statSync(srcPath).isDirectory() ? path.join(destAbs, path.basename(srcPath)) : destAbs,
+    );
     t.ok(fs.existsSync(srcPath), `COPY source ${src} exists after the build stage`);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     // node_modules is linked, not copied (size); everything else is copied as the image would have it.
@@ -62,9 +73,16 @@ t.test('the runtime stage\'s layout runs: tabby-node, tabbyctl, tabby-install-cn
   t.ok(fs.existsSync(path.join(app, 'src/native/build/Release/tabby_native.node')), 'addon where src/native/index.ts looks for it');
 
   // The wrappers, with /app mapped into the temp dir.
-  const run = (wrapper: string, args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } => {
+  const run = (
+    wrapper: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ): { status: number | null; stdout: string; stderr: string } => {
     const script = fs.readFileSync(path.join(bin, wrapper), 'utf8').replaceAll('/app/', `${app}/`);
-    return spawnSync('sh', ['-c', script, wrapper, ...args], { encoding: 'utf8', env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`, TAP: '1', ...env } });
+    return spawnSync('sh', ['-c', script, wrapper, ...args], {
+      encoding: 'utf8',
+      env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`, TAP: '1', ...env },
+    });
   };
   const version = run('tabbyctl', ['version']);
   t.equal(version.status, 0, version.stderr);
@@ -90,7 +108,8 @@ t.test('the product imports only production dependencies (the image has no dev d
   const walk = (d: string): void => {
     for (const f of fs.readdirSync(d)) {
       const p = path.join(d, f);
-      if (fs.statSync(p).isDirectory()) walk(p); else if (f.endsWith('.js')) files.push(p);
+      if (fs.statSync(p).isDirectory()) walk(p);
+      else if (f.endsWith('.js')) files.push(p);
     }
   };
   // The compiled tree: what runs in the image (type-only imports are gone).
@@ -98,7 +117,9 @@ t.test('the product imports only production dependencies (the image has no dev d
   const used = new Map<string, string>();
   for (const f of files) {
     const text = fs.readFileSync(f, 'utf8');
-    for (const m of text.matchAll(/^(?:import|export)\s[^;]*?\bfrom\s*['"]([^'"]+)['"];|\bimport\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"];/gm)) {
+    for (const m of text.matchAll(
+      /^(?:import|export)\s[^;]*?\bfrom\s*['"]([^'"]+)['"];|\bimport\(\s*['"]([^'"]+)['"]\s*\)|^import\s*['"]([^'"]+)['"];/gm,
+    )) {
       const spec = m[1] ?? m[2] ?? m[3]!;
       if (spec.startsWith('.') || builtins.has(spec) || builtins.has(spec.split('/')[0]!)) continue;
       const pkg = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
@@ -113,8 +134,11 @@ t.test('the product imports only production dependencies (the image has no dev d
 });
 
 t.test('the build context filter lets through every file the build copies, and little else', async (t) => {
-  const patterns = fs.readFileSync(path.join(CONTAINER, 'Containerfile.dockerignore'), 'utf8').split('\n')
-    .map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const patterns = fs
+    .readFileSync(path.join(CONTAINER, 'Containerfile.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   // Docker semantics for these simple patterns: the last matching pattern wins; a pattern matches a path
   // or any path under it; "*" matches every top-level entry.
   const included = (p: string): boolean => {
@@ -127,20 +151,30 @@ t.test('the build context filter lets through every file the build copies, and l
     }
     return inc;
   };
-  const sources = parseContainerfile().filter((i) => i.instr === 'COPY' && !/--from=/.test(i.args))
-    .flatMap((i) => i.args.split(/\s+/).slice(0, -1)).map((s) => s.replace(/\/$/, ''));
+  const sources = parseContainerfile()
+    .filter((i) => i.instr === 'COPY' && !/--from=/.test(i.args))
+    .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+    .map((s) => s.replace(/\/$/, ''));
   t.ok(sources.length >= 5);
   for (const s of sources) t.ok(included(s), `${s} is in the build context`);
   for (const s of ['node_modules', 'dist', 'src/native/build', '.git', 'test', '.tap']) t.notOk(included(s), `${s} is left out`);
 });
 
-t.test('npm ci in the build stage has the native addon\'s sources (its install script runs node-gyp)', async (t) => {
+t.test("npm ci in the build stage has the native addon's sources (its install script runs node-gyp)", async (t) => {
   const build = parseContainerfile().filter((i) => i.stage === 'build');
   const ci = build.findIndex((i) => i.instr === 'RUN' && /\bnpm ci\b/.test(i.args));
   t.ok(ci > 0, 'RUN npm ci');
-  const copied = build.slice(0, ci).filter((i) => i.instr === 'COPY').flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+  const copied = build
+    .slice(0, ci)
+    .filter((i) => i.instr === 'COPY')
+    .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
   const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'src/native/binding.gyp'), 'utf8')) as { targets: { sources: string[] }[] };
-  for (const f of ['src/native/binding.gyp', ...gyp.targets.flatMap((x) => x.sources.map((s) => `src/native/${s}`)), 'package.json', 'package-lock.json']) {
+  for (const f of [
+    'src/native/binding.gyp',
+    ...gyp.targets.flatMap((x) => x.sources.map((s) => `src/native/${s}`)),
+    'package.json',
+    'package-lock.json',
+  ]) {
     t.ok(copied.includes(f), `${f} is copied before npm ci`);
   }
 });

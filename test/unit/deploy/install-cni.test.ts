@@ -35,24 +35,38 @@ t.test('bad settings are refused with the variable named', async (t) => {
     [{ TABBY_CNI_RESIDENT: 'yes' }, /^TABBY_CNI_RESIDENT: "yes": expected true or false$/],
   ];
   for (const [env, re] of cases) {
-    const err = (() => { try { parseInstallConfig(env); return undefined; } catch (e) { return e; } })();
+    const err = (() => {
+      try {
+        parseInstallConfig(env);
+        return undefined;
+      } catch (e) {
+        return e;
+      }
+    })();
     t.ok(err instanceof InstallError, JSON.stringify(env));
     t.match((err as Error).message, re);
   }
   t.equal(new Set(INSTALL_ENV.map((e) => e.name)).size, INSTALL_ENV.length, 'no variable listed twice');
 });
 
-t.test('the conflist carries only what was given; defaults are the plugin\'s', async (t) => {
+t.test("the conflist carries only what was given; defaults are the plugin's", async (t) => {
   const plain = buildConflist(parseInstallConfig({})) as { name: string; cniVersion: string; plugins: Record<string, unknown>[] };
   t.same(plain, {
-    name: 'k8s-pod-network', cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    cniVersion: '1.0.0',
     plugins: [
       { type: 'tabby', datastore_type: 'file', datastore_dir: '/var/lib/tabby/datastore', ipam: { type: 'tabby-ipam' } },
       { type: 'portmap', snat: true, capabilities: { portMappings: true } },
     ],
   });
   // In-place (host root /): TLS files are referenced where they are, not copied.
-  const tls = buildConflist(parseInstallConfig({ DATASTORE_TYPE: 'etcdv3', ETCD_ENDPOINTS: 'https://a:2379, https://b:2379', ETCD_CA_CERT_FILE: '/etc/tabby/etcd/ca.crt' })) as { plugins: Record<string, unknown>[] };
+  const tls = buildConflist(
+    parseInstallConfig({
+      DATASTORE_TYPE: 'etcdv3',
+      ETCD_ENDPOINTS: 'https://a:2379, https://b:2379',
+      ETCD_CA_CERT_FILE: '/etc/tabby/etcd/ca.crt',
+    }),
+  ) as { plugins: Record<string, unknown>[] };
   t.match(tls.plugins[0], { etcd_endpoints: 'https://a:2379,https://b:2379', etcd_ca_cert_file: '/etc/tabby/etcd/ca.crt' });
   t.notOk('datastore_dir' in tls.plugins[0]!);
 });
@@ -78,18 +92,29 @@ t.test('a new release replaces the old one and keeps the one before', async (t) 
   await new Promise((r) => setTimeout(r, 20)); // distinct mtimes for the prune order
   const r2 = install('1.1.0');
   t.ok(r2.copied);
-  t.same(releases().map((r) => r.split('-')[0]), ['1.0.0', '1.1.0']);
+  t.same(
+    releases().map((r) => r.split('-')[0]),
+    ['1.0.0', '1.1.0'],
+  );
   await new Promise((r) => setTimeout(r, 20));
   install('1.2.0');
-  t.same(releases().map((r) => r.split('-')[0]), ['1.1.0', '1.2.0'], 'the oldest release is pruned');
+  t.same(
+    releases().map((r) => r.split('-')[0]),
+    ['1.1.0', '1.2.0'],
+    'the oldest release is pruned',
+  );
   const wrapper = fs.readFileSync(path.join(host, 'opt/cni/bin/tabby-fallback'), 'utf8');
   t.match(wrapper, /\/opt\/tabby\/cni\/1\.2\.0-/, 'the fallback wrapper points at the newest');
-  for (const name of ['tabby', 'tabby-ipam']) t.equal(fs.readFileSync(path.join(host, 'opt/cni/bin', name), 'utf8'), 'client 1.2.0\n', `${name} is the newest client`);
-  t.equal(fs.readFileSync(path.join(host, wrapper.match(/'(\/opt\/tabby\/cni\/[^/]+)\/app/)![1]!, 'app/dist/src/cni/main.js'), 'utf8'), '// 1.2.0\n');
+  for (const name of ['tabby', 'tabby-ipam'])
+    t.equal(fs.readFileSync(path.join(host, 'opt/cni/bin', name), 'utf8'), 'client 1.2.0\n', `${name} is the newest client`);
+  t.equal(
+    fs.readFileSync(path.join(host, wrapper.match(/'(\/opt\/tabby\/cni\/[^/]+)\/app/)![1]!, 'app/dist/src/cni/main.js'), 'utf8'),
+    '// 1.2.0\n',
+  );
   t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-fallback', 'tabby-ipam'], 'no temporary files left');
 });
 
-t.test('TABBY_CNI_RESIDENT=false: the in-process plugin\'s wrapper is `tabby` itself; a missing client is refused', async (t) => {
+t.test("TABBY_CNI_RESIDENT=false: the in-process plugin's wrapper is `tabby` itself; a missing client is refused", async (t) => {
   const dir = tmpdir(t);
   const host = path.join(dir, 'host');
   const app = fakeApp(dir, '1.0.0');
@@ -97,9 +122,15 @@ t.test('TABBY_CNI_RESIDENT=false: the in-process plugin\'s wrapper is `tabby` it
   t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-fallback', 'tabby-ipam']);
   installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place', TABBY_CNI_RESIDENT: 'false' }));
   t.same(fs.readdirSync(path.join(host, 'opt/cni/bin')).sort(), ['tabby', 'tabby-ipam'], 'the fallback wrapper is removed');
-  t.match(fs.readFileSync(path.join(host, 'opt/cni/bin/tabby-ipam'), 'utf8'), /TABBY_CNI_PLUGIN_NAME=\$\{TABBY_CNI_PLUGIN_NAME:-tabby-ipam\}/);
+  t.match(
+    fs.readFileSync(path.join(host, 'opt/cni/bin/tabby-ipam'), 'utf8'),
+    /TABBY_CNI_PLUGIN_NAME=\$\{TABBY_CNI_PLUGIN_NAME:-tabby-ipam\}/,
+  );
   fs.rmSync(path.join(app, 'src/native/build/Release/tabby-cni'));
-  t.throws(() => installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place' })), /TABBY_CNI_RESIDENT: the CNI client .* was not built/);
+  t.throws(
+    () => installCni(parseInstallConfig({ TABBY_HOST_ROOT: host, TABBY_APP_DIR: app, TABBY_CNI_RUNTIME: 'in-place' })),
+    /TABBY_CNI_RESIDENT: the CNI client .* was not built/,
+  );
 });
 
 t.test('an app that was not built is refused before anything is written', async (t) => {

@@ -18,9 +18,28 @@ import { parseSelector } from '../../../src/datastore/selector.js';
 import { validateResource } from '../../../src/datastore/resources.js';
 import { datastoreConfigFromNetconf } from '../../../src/datastore/config.js';
 import { parseNetConf } from '../../../src/cni/netconf.js';
-import { renderKustomization, configMapHash, readYamlDocs, sortObjects, podSpecOf, containersOf, splitImage, parseEnvFile, type K8sObject } from './fixtures/kustomize.js';
+import {
+  renderKustomization,
+  configMapHash,
+  readYamlDocs,
+  sortObjects,
+  podSpecOf,
+  containersOf,
+  splitImage,
+  parseEnvFile,
+  type K8sObject,
+} from './fixtures/kustomize.js';
 import { unknownFields } from './fixtures/unknown-fields.js';
-import { checkEnv, checkProbes, checkImages, checkVolumeMounts, containers, hostPaths, type Contracts, type HealthContract } from './fixtures/manifest-check.js';
+import {
+  checkEnv,
+  checkProbes,
+  checkImages,
+  checkVolumeMounts,
+  containers,
+  hostPaths,
+  type Contracts,
+  type HealthContract,
+} from './fixtures/manifest-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -62,18 +81,33 @@ t.test('every YAML file under deploy/ parses without errors or warnings', async 
   for (const f of files) {
     t.doesNotThrow(() => readYamlDocs(f), path.relative(ROOT, f));
     // 0400 is octal to kubectl (YAML 1.1) and decimal to YAML 1.2 parsers: never write a number that way.
-    const ambiguous = fs.readFileSync(f, 'utf8').split('\n').filter((l) => /^[^#]*:\s+0\d+\s*(#.*)?$/.test(l));
+    const ambiguous = fs
+      .readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => /^[^#]*:\s+0\d+\s*(#.*)?$/.test(l));
     t.same(ambiguous, [], `${path.relative(ROOT, f)}: no leading-zero numbers`);
   }
 });
 
 t.test('the kustomizations render: namespace, generated ConfigMap, images', async (t) => {
   const kinds = base.map((o) => `${o.kind}/${o.metadata.name.replace(/-[a-z0-9]{10}$/, '')}`).sort();
-  t.same(kinds, ['ClusterRole/tabby-node', 'ClusterRoleBinding/tabby-node', 'ConfigMap/tabby-config', 'DaemonSet/tabby-node',
-    'Namespace/tabby-system', 'ServiceAccount/tabby-node', 'ServiceAccount/tabby-route-reflector']);
-  t.same(withRr.map((o) => o.kind).sort(), [...base.map((o) => o.kind), 'Deployment'].sort(), 'the overlay adds the route-reflector Deployment');
+  t.same(kinds, [
+    'ClusterRole/tabby-node',
+    'ClusterRoleBinding/tabby-node',
+    'ConfigMap/tabby-config',
+    'DaemonSet/tabby-node',
+    'Namespace/tabby-system',
+    'ServiceAccount/tabby-node',
+    'ServiceAccount/tabby-route-reflector',
+  ]);
+  t.same(
+    withRr.map((o) => o.kind).sort(),
+    [...base.map((o) => o.kind), 'Deployment'].sort(),
+    'the overlay adds the route-reflector Deployment',
+  );
   for (const o of withRr) {
-    if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind)) t.equal(o.metadata.namespace, undefined, `${o.kind} is cluster-scoped`);
+    if (['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind))
+      t.equal(o.metadata.namespace, undefined, `${o.kind} is cluster-scoped`);
     else t.equal(o.metadata.namespace, 'tabby-system', `${o.kind}/${o.metadata.name} in tabby-system`);
   }
   const cm = withRr.find((o) => o.kind === 'ConfigMap')!;
@@ -89,15 +123,21 @@ t.test('the kustomizations render: namespace, generated ConfigMap, images', asyn
 t.test('the own renderer agrees with kubectl kustomize', { skip: kubectl ? false : 'kubectl is not installed' }, async (t) => {
   for (const dir of [K8S, path.join(K8S, 'route-reflectors')]) {
     const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-    const theirs = sortObjects(out.split(/^---$/m).map((d) => readYamlDocsFromString(d)).filter((x): x is K8sObject => x !== undefined));
+    const theirs = sortObjects(
+      out
+        .split(/^---$/m)
+        .map((d) => readYamlDocsFromString(d))
+        .filter((x): x is K8sObject => x !== undefined),
+    );
     // Names compared without the ConfigMap hash suffix: this machine's kubectl (a vendor build) derives a
     // different suffix than upstream kustomize; the suffix itself is checked against kustomize's own example.
-    const norm = (objs: K8sObject[]): unknown => JSON.parse(JSON.stringify(sortObjects(objs)).replace(/(tabby-config)-[a-z0-9]{10}\b/g, '$1-HASH'));
+    const norm = (objs: K8sObject[]): unknown =>
+      JSON.parse(JSON.stringify(sortObjects(objs)).replace(/(tabby-config)-[a-z0-9]{10}\b/g, '$1-HASH'));
     t.same(norm(renderKustomization(dir)), norm(theirs), path.relative(ROOT, dir));
   }
 });
 
-t.test('ConfigMap name suffix: kustomize\'s hash (its documented example)', async (t) => {
+t.test("ConfigMap name suffix: kustomize's hash (its documented example)", async (t) => {
   // kustomize docs: configMapGenerator name example-configmap-2, literals FOO=Bar → example-configmap-2-g2hdhfc6tk
   t.equal(configMapHash('example-configmap-2', { FOO: 'Bar' }), 'g2hdhfc6tk');
 });
@@ -105,7 +145,11 @@ t.test('ConfigMap name suffix: kustomize\'s hash (its documented example)', asyn
 function readYamlDocsFromString(s: string): K8sObject | undefined {
   const tmp = path.join(os.tmpdir(), `tb-deploy-${process.pid}.yaml`);
   fs.writeFileSync(tmp, s);
-  try { return readYamlDocs(tmp)[0] as K8sObject | undefined; } finally { fs.rmSync(tmp, { force: true }); }
+  try {
+    return readYamlDocs(tmp)[0] as K8sObject | undefined;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
 }
 
 t.test('rendered objects pass the Kubernetes OpenAPI schemas (kubernetes-models)', async (t) => {
@@ -142,7 +186,9 @@ t.test('no field the Kubernetes API does not have (it would be dropped silently)
   const node = containersOf(pod)[1]!;
   node.readinesProbe = node.readinessProbe;
   pod.hostNetwrok = true;
-  ((node.env as { valueFrom?: Record<string, unknown> }[]).find((e) => e.valueFrom)!.valueFrom!.fieldRef as Record<string, unknown>).fieldpath = 'spec.nodeName';
+  (
+    (node.env as { valueFrom?: Record<string, unknown> }[]).find((e) => e.valueFrom)!.valueFrom!.fieldRef as Record<string, unknown>
+  ).fieldpath = 'spec.nodeName';
   (ds.metadata as Record<string, unknown>).label = {};
   t.same(unknownFields(ds).sort(), [
     'DaemonSet/tabby-node: metadata.label is not a field of V1ObjectMeta',
@@ -157,8 +203,10 @@ t.test('every variable a container sets is one its program reads; values are acc
   const { refs, problems } = containers(withRr);
   t.same(problems, []);
   for (const r of refs) {
-    if (r.program === 'tabby-node') t.doesNotThrow(() => parseAgentConfig(r.env), `${r.workload}/${r.container}: parseAgentConfig accepts it`);
-    if (r.program === 'tabby-install-cni') t.doesNotThrow(() => parseInstallConfig(r.env), `${r.workload}/${r.container}: parseInstallConfig accepts it`);
+    if (r.program === 'tabby-node')
+      t.doesNotThrow(() => parseAgentConfig(r.env), `${r.workload}/${r.container}: parseAgentConfig accepts it`);
+    if (r.program === 'tabby-install-cni')
+      t.doesNotThrow(() => parseInstallConfig(r.env), `${r.workload}/${r.container}: parseInstallConfig accepts it`);
   }
   // The datastore ConfigMap is read by both programs: its keys must be in both contracts.
   const cmKeys = Object.keys(withRr.find((o) => o.kind === 'ConfigMap')!.data as object);
@@ -174,7 +222,10 @@ t.test('it bites: a DaemonSet variable renamed to one tabby-node does not read i
   ev.name = 'IP_AUTODETECT_METHOD';
   const problems = checkEnv(objs, CONTRACTS);
   t.equal(problems.length, 1, problems.join('\n'));
-  t.match(problems[0], /DaemonSet\/tabby-node container tabby-node: sets IP_AUTODETECT_METHOD \(from env\), which tabby-node does not read/);
+  t.match(
+    problems[0],
+    /DaemonSet\/tabby-node container tabby-node: sets IP_AUTODETECT_METHOD \(from env\), which tabby-node does not read/,
+  );
 
   // A typo in the ConfigMap (read through envFrom) is caught too, for both containers that read it.
   const objs2 = clone(base);
@@ -185,7 +236,12 @@ t.test('it bites: a DaemonSet variable renamed to one tabby-node does not read i
   t.ok(p2.every((p) => /sets ETCD_ENDPOINT \(from ConfigMap tabby-config-\w+\)/.test(p)));
 
   // A required variable left out: with NODENAME required, deleting it from the DaemonSet is reported.
-  const strict: Contracts = { programs: { ...CONTRACTS.programs, 'tabby-node': AGENT_ENV.map((e): AgentEnvVar => (e.name === 'NODENAME' ? { ...e, required: true } : e)) } };
+  const strict: Contracts = {
+    programs: {
+      ...CONTRACTS.programs,
+      'tabby-node': AGENT_ENV.map((e): AgentEnvVar => (e.name === 'NODENAME' ? { ...e, required: true } : e)),
+    },
+  };
   t.same(checkEnv(base, strict), [], 'NODENAME is set in the real manifests');
   const objs3 = clone(base);
   const n3 = containersOf(podSpecOf(find(objs3, 'DaemonSet', 'tabby-node'))!).find((c) => c.name === 'tabby-node')!;
@@ -198,7 +254,7 @@ t.test('it bites: a DaemonSet variable renamed to one tabby-node does not read i
   t.match(checkEnv(objs4, CONTRACTS).join('\n'), /sets command, which replaces the image's entrypoint/);
 });
 
-t.test('probes call the status server\'s real paths on the address it listens on', async (t) => {
+t.test("probes call the status server's real paths on the address it listens on", async (t) => {
   t.same(checkProbes(withRr, 'tabby-node', HEALTH), []);
   const probed = containers(withRr).refs.filter((r) => r.program === 'tabby-node');
   t.equal(probed.length, 2, 'tabby-node and the route reflector are both probed');
@@ -241,7 +297,12 @@ t.test('tabby-node DaemonSet: host network, privileged, all taints, host paths, 
   t.same(init.args, ['tabby-install-cni']);
   for (const c of [init, node]) t.equal((c.securityContext as { privileged: boolean }).privileged, true, `${String(c.name)} privileged`);
   const refs = containers(base).refs;
-  for (const r of refs) t.same((r.spec.env as { name: string; valueFrom?: unknown }[]).find((e) => e.name === 'NODENAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } }, `${r.container}: NODENAME from spec.nodeName`);
+  for (const r of refs)
+    t.same(
+      (r.spec.env as { name: string; valueFrom?: unknown }[]).find((e) => e.name === 'NODENAME')?.valueFrom,
+      { fieldRef: { fieldPath: 'spec.nodeName' } },
+      `${r.container}: NODENAME from spec.nodeName`,
+    );
   const nodeRef = refs.find((r) => r.container === 'tabby-node')!;
   t.equal(nodeRef.env.IP_AUTODETECTION_METHOD, 'first-found');
   for (const v of ['CALICO_IPV4POOL_CIDR', 'CALICO_IPV4POOL_BLOCK_SIZE', 'CALICO_IPV4POOL_NAT_OUTGOING']) t.ok(nodeRef.env[v], `${v} set`);
@@ -266,38 +327,59 @@ t.test('route-reflector Deployment: 2 replicas apart, RR mode with a cluster ID,
   const dep = find(withRr, 'Deployment', 'tabby-route-reflector');
   t.equal((dep.spec as { replicas: number }).replicas, 2);
   const pod = podSpecOf(dep)!;
-  const anti = (pod.affinity as { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } }[] } }).podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]!;
+  const anti = (
+    pod.affinity as {
+      podAntiAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { topologyKey: string; labelSelector: { matchLabels: Record<string, string> } }[];
+      };
+    }
+  ).podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]!;
   t.equal(anti.topologyKey, 'kubernetes.io/hostname');
-  t.same(anti.labelSelector.matchLabels, (dep.spec as { selector: { matchLabels: unknown } }).selector.matchLabels, 'anti-affinity selects its own pods');
+  t.same(
+    anti.labelSelector.matchLabels,
+    (dep.spec as { selector: { matchLabels: unknown } }).selector.matchLabels,
+    'anti-affinity selects its own pods',
+  );
   const rr = containers(withRr).refs.find((r) => r.workload === 'Deployment/tabby-route-reflector')!;
   const rrCfg = parseAgentConfig(rr.env);
   t.equal(rrCfg.mode, 'route-reflector');
   t.equal(rrCfg.rrClusterId, '244.0.0.1');
   // Dedicated nodes: the RR runs only where the DaemonSet does not (both bind BGP port 179 on the host).
   t.equal((pod.nodeSelector as Record<string, string>)['tabby.io/route-reflector'], 'true');
-  const dsAff = JSON.stringify((podSpecOf(find(withRr, 'DaemonSet', 'tabby-node'))!.affinity));
+  const dsAff = JSON.stringify(podSpecOf(find(withRr, 'DaemonSet', 'tabby-node'))!.affinity);
   t.match(dsAff, /"key":"tabby.io\/route-reflector","operator":"DoesNotExist"/);
 
-  const [peer] = readYamlDocs(path.join(K8S, 'tabby-resources/bgppeer-route-reflectors.yaml')) as [{ spec: { peerSelector: string; nodeSelector: string } }];
+  const [peer] = readYamlDocs(path.join(K8S, 'tabby-resources/bgppeer-route-reflectors.yaml')) as [
+    { spec: { peerSelector: string; nodeSelector: string } },
+  ];
   const nodeCfg = parseAgentConfig(containers(withRr).refs.find((r) => r.container === 'tabby-node')!.env);
-  t.ok(parseSelector(peer.spec.peerSelector).matches(rrCfg.labels), 'peerSelector matches the reflectors\' Node labels');
+  t.ok(parseSelector(peer.spec.peerSelector).matches(rrCfg.labels), "peerSelector matches the reflectors' Node labels");
   t.notOk(parseSelector(peer.spec.peerSelector).matches(nodeCfg.labels), 'and not ordinary nodes');
   t.ok(parseSelector(peer.spec.nodeSelector).matches(nodeCfg.labels), 'nodeSelector matches ordinary nodes');
 });
 
-t.test('RBAC: tabby reads only nodes (get) and pods/namespaces (list, watch: policy labels), and every workload\'s service account is bound', async (t) => {
-  const role = find(base, 'ClusterRole', 'tabby-node');
-  t.same(role.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }, { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list', 'watch'] }]);
-  const binding = find(base, 'ClusterRoleBinding', 'tabby-node');
-  const bound = new Set((binding.subjects as { name: string; namespace: string }[]).map((s) => `${s.namespace}/${s.name}`));
-  for (const o of withRr.filter((x) => podSpecOf(x))) {
-    const sa = podSpecOf(o)!.serviceAccountName as string;
-    t.ok(withRr.some((x) => x.kind === 'ServiceAccount' && x.metadata.name === sa), `${o.kind}/${o.metadata.name}: ServiceAccount ${sa} exists`);
-    t.ok(bound.has(`tabby-system/${sa}`), `${sa} is bound`);
-  }
-});
+t.test(
+  "RBAC: tabby reads only nodes (get) and pods/namespaces (list, watch: policy labels), and every workload's service account is bound",
+  async (t) => {
+    const role = find(base, 'ClusterRole', 'tabby-node');
+    t.same(role.rules, [
+      { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list', 'watch'] },
+    ]);
+    const binding = find(base, 'ClusterRoleBinding', 'tabby-node');
+    const bound = new Set((binding.subjects as { name: string; namespace: string }[]).map((s) => `${s.namespace}/${s.name}`));
+    for (const o of withRr.filter((x) => podSpecOf(x))) {
+      const sa = podSpecOf(o)!.serviceAccountName as string;
+      t.ok(
+        withRr.some((x) => x.kind === 'ServiceAccount' && x.metadata.name === sa),
+        `${o.kind}/${o.metadata.name}: ServiceAccount ${sa} exists`,
+      );
+      t.ok(bound.has(`tabby-system/${sa}`), `${sa} is bound`);
+    }
+  },
+);
 
-t.test('the installer, run with the init container\'s environment, writes a conflist the CNI plugin accepts', async (t) => {
+t.test("the installer, run with the init container's environment, writes a conflist the CNI plugin accepts", async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dep-`));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   // A small stand-in app: the real dist/src/cni/main.js is the ipam-cni area's; this one prints what it got.
@@ -308,7 +390,10 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   fs.writeFileSync(path.join(app, 'node_modules/dep/index.js'), '');
   fs.mkdirSync(path.join(app, path.dirname(CLIENT_PATH)), { recursive: true });
   fs.copyFileSync(path.join(ROOT, CLIENT_PATH), path.join(app, CLIENT_PATH));
-  fs.writeFileSync(path.join(app, 'dist/src/cni/main.js'), 'process.stdout.write(JSON.stringify({as: process.env.TABBY_CNI_PLUGIN_NAME, cmd: process.env.CNI_COMMAND}));\n');
+  fs.writeFileSync(
+    path.join(app, 'dist/src/cni/main.js'),
+    'process.stdout.write(JSON.stringify({as: process.env.TABBY_CNI_PLUGIN_NAME, cmd: process.env.CNI_COMMAND}));\n',
+  );
   // etcd TLS files as the Secret mount would hold them.
   const secret = path.join(tmp, 'secret');
   fs.mkdirSync(secret);
@@ -317,14 +402,27 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   const init = containers(base).refs.find((r) => r.program === 'tabby-install-cni')!;
   const hostRoot = path.join(tmp, 'host');
   // The container's environment, with the container paths mapped into the temp dir.
-  const env = { ...init.env, TABBY_HOST_ROOT: hostRoot, TABBY_APP_DIR: app,
-    ETCD_CA_CERT_FILE: path.join(secret, 'ca.crt'), ETCD_CERT_FILE: path.join(secret, 'tls.crt'), ETCD_KEY_FILE: path.join(secret, 'tls.key') };
+  const env = {
+    ...init.env,
+    TABBY_HOST_ROOT: hostRoot,
+    TABBY_APP_DIR: app,
+    ETCD_CA_CERT_FILE: path.join(secret, 'ca.crt'),
+    ETCD_CERT_FILE: path.join(secret, 'tls.crt'),
+    ETCD_KEY_FILE: path.join(secret, 'tls.key'),
+  };
   const cfg = parseInstallConfig(env);
   const res = installCni(cfg);
   t.equal(res.conflist, '/etc/cni/net.d/10-tabby.conflist');
   t.ok(res.copied);
-  const conf = JSON.parse(fs.readFileSync(path.join(hostRoot, res.conflist), 'utf8')) as { name: string; cniVersion: string; plugins: Record<string, unknown>[] };
-  t.same(conf.plugins.map((p) => p.type), ['tabby', 'portmap']);
+  const conf = JSON.parse(fs.readFileSync(path.join(hostRoot, res.conflist), 'utf8')) as {
+    name: string;
+    cniVersion: string;
+    plugins: Record<string, unknown>[];
+  };
+  t.same(
+    conf.plugins.map((p) => p.type),
+    ['tabby', 'portmap'],
+  );
   const plugin = conf.plugins[0]!;
   t.equal(plugin.datastore_type, 'etcdv3');
   t.equal(plugin.etcd_endpoints, init.env.ETCD_ENDPOINTS, 'datastore settings come from the ConfigMap');
@@ -340,7 +438,10 @@ t.test('the installer, run with the init container\'s environment, writes a conf
   // the copied node on the copied app and tells the program which name it runs under.
   const fallback = path.join(hostRoot, cfg.cniBinDir, 'tabby-fallback');
   const script = fs.readFileSync(fallback, 'utf8');
-  t.match(script, /^exec '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/node' '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/app\/dist\/src\/cni\/main\.js' "\$@"$/m);
+  t.match(
+    script,
+    /^exec '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/node' '\/opt\/tabby\/cni\/9\.9\.9-[0-9a-f]{12}\/app\/dist\/src\/cni\/main\.js' "\$@"$/m,
+  );
   // Run it with the host paths mapped into the temp dir (as a chroot would).
   const mapped = path.join(tmp, 'fallback-mapped');
   fs.writeFileSync(mapped, script.replaceAll("'/opt/tabby/", `'${hostRoot}/opt/tabby/`), { mode: 0o755 });
@@ -348,7 +449,11 @@ t.test('the installer, run with the init container\'s environment, writes a conf
     const client = path.join(hostRoot, cfg.cniBinDir, name);
     t.equal(fs.statSync(client).mode & 0o777, 0o755);
     t.same(fs.readFileSync(client), fs.readFileSync(path.join(app, CLIENT_PATH)), `${name} is the client executable`);
-    const out = spawnSync(client, [], { input: '{"cniVersion":"1.0.0"}', env: { ...process.env, CNI_COMMAND: 'VERSION', TABBY_CNI_SOCKET: path.join(tmp, 'no-agent.sock'), TABBY_CNI_FALLBACK: mapped }, encoding: 'utf8' });
+    const out = spawnSync(client, [], {
+      input: '{"cniVersion":"1.0.0"}',
+      env: { ...process.env, CNI_COMMAND: 'VERSION', TABBY_CNI_SOCKET: path.join(tmp, 'no-agent.sock'), TABBY_CNI_FALLBACK: mapped },
+      encoding: 'utf8',
+    });
     t.equal(out.status, 0, out.stderr);
     t.same(JSON.parse(out.stdout), { as: name, cmd: 'VERSION' });
   }
@@ -365,10 +470,17 @@ t.test('the installer, run with the init container\'s environment, writes a conf
     t.equal(nc.type, 'tabby');
     t.equal(nc.ipam.type, 'tabby-ipam');
     t.equal(nc.nodename, 'node-1');
-    t.same(datastoreConfigFromNetconf(nc.raw, {}), {
-      type: 'etcdv3', etcdEndpoints: [init.env.ETCD_ENDPOINTS],
-      etcdCaCertFile: '/etc/cni/net.d/tabby-tls/etcd-ca', etcdCertFile: '/etc/cni/net.d/tabby-tls/etcd-cert', etcdKeyFile: '/etc/cni/net.d/tabby-tls/etcd-key',
-    }, 'the plugin opens the datastore the ConfigMap names');
+    t.same(
+      datastoreConfigFromNetconf(nc.raw, {}),
+      {
+        type: 'etcdv3',
+        etcdEndpoints: [init.env.ETCD_ENDPOINTS],
+        etcdCaCertFile: '/etc/cni/net.d/tabby-tls/etcd-ca',
+        etcdCertFile: '/etc/cni/net.d/tabby-tls/etcd-cert',
+        etcdKeyFile: '/etc/cni/net.d/tabby-tls/etcd-key',
+      },
+      'the plugin opens the datastore the ConfigMap names',
+    );
   }
   // file datastore variant (single-node cluster, systemd host).
   const fileConf = buildConflist(parseInstallConfig({ DATASTORE_TYPE: 'file', CNI_MTU: '1450' }));
@@ -380,21 +492,30 @@ t.test('the installer, run with the init container\'s environment, writes a conf
 t.test('in-place install (systemd host): the wrapper runs the real plugin', async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dep-`));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const cfg = parseInstallConfig({ TABBY_CNI_RUNTIME: 'in-place', TABBY_APP_DIR: ROOT, CNI_BIN_DIR: path.join(tmp, 'bin'), CNI_NET_DIR: path.join(tmp, 'net.d') });
+  const cfg = parseInstallConfig({
+    TABBY_CNI_RUNTIME: 'in-place',
+    TABBY_APP_DIR: ROOT,
+    CNI_BIN_DIR: path.join(tmp, 'bin'),
+    CNI_NET_DIR: path.join(tmp, 'net.d'),
+  });
   const res = installCni(cfg);
   t.equal(res.appDir, ROOT);
   t.equal(res.nodeBinary, process.execPath);
   t.notOk(fs.existsSync(path.join(tmp, 'opt')), 'nothing copied');
   const netconf = fs.readFileSync(res.conflist);
   for (const name of PLUGIN_NAMES) {
-    const out = spawnSync(path.join(tmp, 'bin', name), [], { input: netconf, env: { ...process.env, CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
+    const out = spawnSync(path.join(tmp, 'bin', name), [], {
+      input: netconf,
+      env: { ...process.env, CNI_COMMAND: 'VERSION' },
+      encoding: 'utf8',
+    });
     t.equal(out.status, 0, out.stderr);
     const v = JSON.parse(out.stdout) as { cniVersion: string; supportedVersions: string[] };
     t.ok(v.supportedVersions.includes('1.0.0'), `${name} VERSION: ${out.stdout.trim()}`);
   }
 });
 
-t.test('datastore resources in tabby-resources/ pass tabby\'s validation', async (t) => {
+t.test("datastore resources in tabby-resources/ pass tabby's validation", async (t) => {
   const dir = path.join(K8S, 'tabby-resources');
   const kinds = new Set<string>();
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
@@ -425,7 +546,8 @@ function passwordMountProblems(objects: K8sObject[], secretNames: readonly strin
       const vol = vols.find((v) => v.secret?.secretName === name);
       const m = vol && mounts.find((x) => x.name === vol.name);
       if (!m) problems.push(`${r.workload}: Secret ${name} is not mounted`);
-      else if (m.mountPath !== path.posix.join(dir, name)) problems.push(`${r.workload}: Secret ${name} mounted at ${m.mountPath}, tabby-node reads ${path.posix.join(dir, name)}`);
+      else if (m.mountPath !== path.posix.join(dir, name))
+        problems.push(`${r.workload}: Secret ${name} mounted at ${m.mountPath}, tabby-node reads ${path.posix.join(dir, name)}`);
       else if (m.subPath) problems.push(`${r.workload}: Secret ${name} mounted with subPath (rotation would never reach the pod)`);
     }
   }
@@ -437,7 +559,9 @@ t.test('BGP password secrets the resources name are mounted where tabby-node rea
   const names = new Set<string>();
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
     for (const doc of readYamlDocs(path.join(dir, f))) {
-      const spec = (doc as { spec?: { password?: { secretKeyRef?: { name: string } }; nodeMeshPassword?: { secretKeyRef?: { name: string } } } }).spec;
+      const spec = (
+        doc as { spec?: { password?: { secretKeyRef?: { name: string } }; nodeMeshPassword?: { secretKeyRef?: { name: string } } } }
+      ).spec;
       for (const ref of [spec?.password?.secretKeyRef, spec?.nodeMeshPassword?.secretKeyRef]) if (ref) names.add(ref.name);
     }
   }
@@ -448,15 +572,22 @@ t.test('BGP password secrets the resources name are mounted where tabby-node rea
   // It bites: a mount moved, and a Secret nobody mounts.
   const moved = clone(withRr);
   const rrPod = podSpecOf(find(moved, 'Deployment', 'tabby-route-reflector'))!;
-  const mount = (containersOf(rrPod).find((c) => c.name === 'route-reflector')!.volumeMounts as { name: string; mountPath: string }[]).find((m) => m.name === 'bgp-passwords')!;
+  const mount = (containersOf(rrPod).find((c) => c.name === 'route-reflector')!.volumeMounts as { name: string; mountPath: string }[]).find(
+    (m) => m.name === 'bgp-passwords',
+  )!;
   mount.mountPath = '/etc/tabby/bgp';
-  t.same(passwordMountProblems(moved, ['tabby-bgp-passwords']), ['Deployment/tabby-route-reflector: Secret tabby-bgp-passwords mounted at /etc/tabby/bgp, tabby-node reads /etc/tabby/secrets/tabby-bgp-passwords']);
+  t.same(passwordMountProblems(moved, ['tabby-bgp-passwords']), [
+    'Deployment/tabby-route-reflector: Secret tabby-bgp-passwords mounted at /etc/tabby/bgp, tabby-node reads /etc/tabby/secrets/tabby-bgp-passwords',
+  ]);
   t.same(passwordMountProblems(base, ['other']), ['DaemonSet/tabby-node: Secret other is not mounted']);
 });
 
 t.test('Containerfile: stages, sources, production dependencies only, tini as PID 1', async (t) => {
   const text = fs.readFileSync(path.join(DEPLOY, 'container/Containerfile'), 'utf8').replace(/\\\n/g, ' ');
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const known = new Set(['FROM', 'RUN', 'COPY', 'WORKDIR', 'ENV', 'ARG', 'LABEL', 'ENTRYPOINT', 'CMD', 'USER', 'EXPOSE']);
   const stages: string[] = [];
   let last: { name: string; lines: string[] } | undefined;
@@ -492,9 +623,16 @@ t.test('Containerfile: stages, sources, production dependencies only, tini as PI
     const js = /exec node \/app\/(dist\/src\/\S+\.js) "\$@"/.exec(fs.readFileSync(path.join(bin, w), 'utf8'))?.[1];
     t.ok(js, `${w} execs node on a file of the app`);
     const ts = js!.replace(/^dist\//, '').replace(/\.js$/, '.ts');
-    t.test(`${w} → ${ts}`, { skip: fs.existsSync(path.join(ROOT, ts)) || ts !== 'src/agent/main.ts' ? false : 'src/agent/main.ts has not landed yet (agent area)' }, async (t) => {
-      t.ok(fs.existsSync(path.join(ROOT, ts)), `${ts} exists`);
-    });
+    t.test(
+      `${w} → ${ts}`,
+      {
+        skip:
+          fs.existsSync(path.join(ROOT, ts)) || ts !== 'src/agent/main.ts' ? false : 'src/agent/main.ts has not landed yet (agent area)',
+      },
+      async (t) => {
+        t.ok(fs.existsSync(path.join(ROOT, ts)), `${ts} exists`);
+      },
+    );
   }
 });
 
@@ -517,7 +655,9 @@ t.test('systemd unit verifies; its env file uses only variables tabby-node reads
   t.equal(fileCfg.stateDir, '/var/run/tabby');
   t.equal(fileCfg.ipv4Pool.encapByKernel, true, 'default pool encapsulation fits the kernel (VXLAN without ipip)');
   // The etcd variant: uncomment the etcd block, comment the file lines.
-  const etcdText = envText.replace(/^(DATASTORE_TYPE=file|TABBY_DATASTORE_DIR=.*)$/gm, '#$1').replace(/^#((?:DATASTORE_TYPE=etcdv3|ETCD_[A-Z_]+=.*))$/gm, '$1');
+  const etcdText = envText
+    .replace(/^(DATASTORE_TYPE=file|TABBY_DATASTORE_DIR=.*)$/gm, '#$1')
+    .replace(/^#((?:DATASTORE_TYPE=etcdv3|ETCD_[A-Z_]+=.*))$/gm, '$1');
   const tmp = path.join(os.tmpdir(), `tb${process.pid}dep-etcd.env`);
   fs.writeFileSync(tmp, etcdText);
   t.teardown(() => fs.rmSync(tmp, { force: true }));
@@ -562,7 +702,9 @@ t.test('README install sections exist and match the files', async (t) => {
   t.ok(paths.size >= 8, [...paths].join(' '));
   for (const p of paths) t.ok(fs.existsSync(path.join(ROOT, p)), `${p} exists`);
   for (const f of [...text.matchAll(/`([\w-]+\.yaml)`/g)].map((m) => m[1]!)) {
-    const found = [K8S, path.join(K8S, 'base'), path.join(K8S, 'route-reflectors'), path.join(K8S, 'tabby-resources')].some((d) => fs.existsSync(path.join(d, f)));
+    const found = [K8S, path.join(K8S, 'base'), path.join(K8S, 'route-reflectors'), path.join(K8S, 'tabby-resources')].some((d) =>
+      fs.existsSync(path.join(d, f)),
+    );
     t.ok(found, `${f} exists under deploy/kubernetes`);
   }
   // Every upper-case variable named is one the programs read.
@@ -570,7 +712,9 @@ t.test('README install sections exist and match the files', async (t) => {
   // … or a setting of make install (deploy/host/install.sh reads each as NAME=${NAME:-default}).
   for (const m of fs.readFileSync(path.join(DEPLOY, 'host/install.sh'), 'utf8').matchAll(/^([A-Z_]+)=\$\{\1:-/gm)) vars.add(m[1]!);
   // (in backticks, or VAR= at the start of code; a name ending in * is a family, e.g. CALICO_IPV4POOL_*)
-  const named = [...text.matchAll(/[`\s]((?:CALICO|TABBY|ETCD|CNI|IP|DATASTORE|NODENAME)[A-Z0-9_]*)(\*?)[`=]/g)].filter((m) => m[2] === '').map((m) => m[1]!);
+  const named = [...text.matchAll(/[`\s]((?:CALICO|TABBY|ETCD|CNI|IP|DATASTORE|NODENAME)[A-Z0-9_]*)(\*?)[`=]/g)]
+    .filter((m) => m[2] === '')
+    .map((m) => m[1]!);
   t.ok(named.length >= 10, `variables named: ${[...new Set(named)].join(' ')}`);
   for (const v of new Set(named)) t.ok(vars.has(v), `${v} is a variable tabby reads`);
   // The commands use the same image, the same objects and the same host paths as the files.

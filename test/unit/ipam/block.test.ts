@@ -1,9 +1,24 @@
 import t from 'tap';
 import { parseCidr, formatCidr } from '../../../src/common/ip.js';
 import {
-  newBlock, cloneBlock, blockAutoAssign, blockAssign, blockRelease, blockReleaseByHandle, blockProblems, numFree,
-  numInUse, isEmpty, candidateBlocks, ordinalToIp, ipToOrdinal, AddressInUse, BadSequenceNumber, BadHandle,
-  blockHandleCounts, fnv1a32,
+  newBlock,
+  cloneBlock,
+  blockAutoAssign,
+  blockAssign,
+  blockRelease,
+  blockReleaseByHandle,
+  blockProblems,
+  numFree,
+  numInUse,
+  isEmpty,
+  candidateBlocks,
+  ordinalToIp,
+  ipToOrdinal,
+  AddressInUse,
+  BadSequenceNumber,
+  BadHandle,
+  blockHandleCounts,
+  fnv1a32,
 } from '../../../src/ipam/block.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
@@ -47,7 +62,10 @@ t.test('released addresses are reused last (FIFO)', async (t) => {
   const [a0, a1] = blockAutoAssign(b, 2, 'h1', {});
   blockRelease(b, [{ ip: a0!.ip }]);
   const next = blockAutoAssign(b, 6, 'h2', {});
-  t.same(next.map((x) => x.ip), ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6', '10.0.0.7']);
+  t.same(
+    next.map((x) => x.ip),
+    ['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6', '10.0.0.7'],
+  );
   const last = blockAutoAssign(b, 1, 'h3', {});
   t.equal(last[0]!.ip, '10.0.0.0', 'the released address comes back only after all others');
   t.ok(a1);

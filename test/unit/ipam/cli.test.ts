@@ -17,10 +17,19 @@ async function inProcess(dir: string, args: string[]): Promise<{ code: number; s
   Object.assign(process.env, { DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') });
   const write = process.stdout.write.bind(process.stdout);
   let stdout = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => { stdout += chunk.toString(); return true; }) as typeof process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    stdout += chunk.toString();
+    return true;
+  }) as typeof process.stdout.write;
   process.exitCode = 0;
   try {
-    await yargs(args).command(ipamCommand).strict().fail((msg, err) => { throw err ?? new Error(msg); }).parseAsync();
+    await yargs(args)
+      .command(ipamCommand)
+      .strict()
+      .fail((msg, err) => {
+        throw err ?? new Error(msg);
+      })
+      .parseAsync();
   } finally {
     process.stdout.write = write;
   }
@@ -31,10 +40,15 @@ async function inProcess(dir: string, args: string[]): Promise<{ code: number; s
 
 function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], {
-      env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') },
-      timeout: 30_000,
-    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      {
+        env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') },
+        timeout: 30_000,
+      },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -46,7 +60,12 @@ t.test('ipam show / --show-blocks / --ip / check / release / configure', async (
   await ds.create(`${POOLS_PREFIX}pool-a`, { metadata: { name: 'pool-a' }, spec: { cidr: '10.20.0.0/24', blockSize: 26 } });
   await ds.create(`${NODES_PREFIX}n1`, { metadata: { name: 'n1' }, spec: {} });
   const ipam = new Ipam(ds);
-  const a = await ipam.autoAssign({ handle: 'k8s-pod-network.c1', node: 'n1', num4: 3, attrs: { namespace: 'default', pod: 'web-1', node: 'n1' } });
+  const a = await ipam.autoAssign({
+    handle: 'k8s-pod-network.c1',
+    node: 'n1',
+    num4: 3,
+    attrs: { namespace: 'default', pod: 'web-1', node: 'n1' },
+  });
   await ipam.autoAssign({ handle: 'gone', node: 'n1', num4: 1 });
   await ipam.store.deleteHandle('gone');
   await ds.close();

@@ -14,12 +14,14 @@ async function setup() {
   const gone = await ipam.autoAssign({ handle: 'k8s.d', node: 'node-4', num4: 2, attrs: { node: 'node-4' } });
   let clock = 0;
   const now = () => clock;
-  const advance = (ms: number) => { clock += ms; };
+  const advance = (ms: number) => {
+    clock += ms;
+  };
   const gc = (holder: string) => new IpamGc({ ds, ipam, holder, graceMs: 60_000, leaseMs: 30_000, now });
   return { ds, ipam, gone, advance, gc };
 }
 
-t.test('a deleted node\'s addresses, affinity and block are released after the grace period, not before', async (t) => {
+t.test("a deleted node's addresses, affinity and block are released after the grace period, not before", async (t) => {
   const { ds, ipam, gone, advance, gc } = await setup();
   const a = gc('node-1');
   let r = await a.tick();
@@ -89,7 +91,7 @@ t.test('a release racing a new allocation in the same block never frees the new 
   advance(61_000);
   // Between the check and the release, node-4's address is released and reused by a pod of node-1
   // (borrowed from the gone node's block): same address, new sequence number, node-1 attributes.
-  const [ip] = (await ipam.ipsByHandle('k8s.d'));
+  const [ip] = await ipam.ipsByHandle('k8s.d');
   const bare = ip!.split('/')[0]!;
   const origCheck = ipam.check.bind(ipam);
   let raced = false;

@@ -2,20 +2,43 @@ import t, { type Test } from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { DatastoreConflict } from '../../../src/datastore/types.js';
 import {
-  Ipam, StaticPoolSource, PoolExhausted, AddressInUse, BadSequenceNumber, StrictAffinityViolation, UnknownPool,
-  blockAllocations, blockHandleCounts, blockProblems, DatastorePoolSource, POOLS_PREFIX, NODES_PREFIX,
+  Ipam,
+  StaticPoolSource,
+  PoolExhausted,
+  AddressInUse,
+  BadSequenceNumber,
+  StrictAffinityViolation,
+  UnknownPool,
+  blockAllocations,
+  blockHandleCounts,
+  blockProblems,
+  DatastorePoolSource,
+  POOLS_PREFIX,
+  NODES_PREFIX,
   type PoolInfo,
 } from '../../../src/ipam/index.js';
 
 const pool = (name: string, cidr: string, extra: Partial<PoolInfo> = {}): PoolInfo => ({
-  name, cidr, family: cidr.includes(':') ? 6 : 4, blockSize: cidr.includes(':') ? 122 : 26, disabled: false, nodeSelector: '', ...extra,
+  name,
+  cidr,
+  family: cidr.includes(':') ? 6 : 4,
+  blockSize: cidr.includes(':') ? 122 : 26,
+  disabled: false,
+  nodeSelector: '',
+  ...extra,
 });
 
 function setup(pools: PoolInfo[], nodes: Record<string, Record<string, string>> = {}) {
   const ds = new MemoryDatastore();
   const src = new StaticPoolSource(pools, new Map(Object.entries(nodes)));
   let seed = 1;
-  const ipam = new Ipam(ds, { pools: src, random: () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; } });
+  const ipam = new Ipam(ds, {
+    pools: src,
+    random: () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    },
+  });
   return { ds, src, ipam };
 }
 
@@ -49,7 +72,10 @@ t.test('affine block first, then a new block; last address of a pool; then PoolE
   t.equal(all.size, 128, '128 distinct addresses: the whole pool, .0 and .127 included');
   t.ok(all.has('10.0.0.127/32') && all.has('10.0.0.0/32'));
   await t.rejects(ipam.autoAssign({ handle: 'hx', node: 'n1', num4: 1 }), PoolExhausted);
-  const e = await ipam.autoAssign({ handle: 'hx', node: 'n1', num4: 1 }).then(() => undefined, (x: unknown) => x as PoolExhausted);
+  const e = await ipam.autoAssign({ handle: 'hx', node: 'n1', num4: 1 }).then(
+    () => undefined,
+    (x: unknown) => x as PoolExhausted,
+  );
   if (!e) throw new Error('expected PoolExhausted');
   t.equal(e.pool, 'p (10.0.0.0/25)');
   t.match(e.message, /exhausted/);
@@ -72,16 +98,22 @@ t.test('all or nothing across families', async (t) => {
   const { ipam } = setup([pool('v4', '10.0.0.0/24')]);
   await t.rejects(ipam.autoAssign({ handle: 'h', node: 'n1', num4: 1, num6: 1 }), PoolExhausted);
   t.same(await ipam.ipsByHandle('h'), []);
-  t.equal((await ipam.listBlocks()).reduce((s, b) => s + b.inUse, 0), 0);
+  t.equal(
+    (await ipam.listBlocks()).reduce((s, b) => s + b.inUse, 0),
+    0,
+  );
 });
 
 t.test('pool choice: nodeSelector, disabled pools, requested pools by name or CIDR', async (t) => {
-  const { ipam } = setup([
-    pool('rack1', '10.1.0.0/24', { nodeSelector: "rack == 'r1'" }),
-    pool('rack2', '10.2.0.0/24', { nodeSelector: "rack == 'r2'" }),
-    pool('off', '10.3.0.0/24', { disabled: true }),
-    pool('any', '10.4.0.0/24', { nodeSelector: 'all()' }),
-  ], { a: { rack: 'r1' }, b: { rack: 'r2' }, c: {} });
+  const { ipam } = setup(
+    [
+      pool('rack1', '10.1.0.0/24', { nodeSelector: "rack == 'r1'" }),
+      pool('rack2', '10.2.0.0/24', { nodeSelector: "rack == 'r2'" }),
+      pool('off', '10.3.0.0/24', { disabled: true }),
+      pool('any', '10.4.0.0/24', { nodeSelector: 'all()' }),
+    ],
+    { a: { rack: 'r1' }, b: { rack: 'r2' }, c: {} },
+  );
   const a = await ipam.autoAssign({ handle: 'a', node: 'a', num4: 1, pools: ['rack1'] });
   t.match(a.ipv4[0], /^10\.1\.0\./);
   const b = await ipam.autoAssign({ handle: 'b', node: 'b', num4: 1, pools: ['10.2.0.0/24'] });
@@ -95,12 +127,12 @@ t.test('pool choice: nodeSelector, disabled pools, requested pools by name or CI
   t.same(await ipam.ipsByHandle('x'), []);
 });
 
-t.test('borrowing from another node\'s block, and strictAffinity forbidding it', async (t) => {
+t.test("borrowing from another node's block, and strictAffinity forbidding it", async (t) => {
   const { ipam } = setup([pool('p', '10.0.0.0/26')]);
   await ipam.autoAssign({ handle: 'h1', node: 'n1', num4: 1 });
   const b = await ipam.autoAssign({ handle: 'h2', node: 'n2', num4: 1 });
-  t.match(b.ipv4[0], /^10\.0\.0\./, 'n2 borrowed from n1\'s only block');
-  t.same((await ipam.blocksAffineTo('n2')), [], 'borrowing claims no block');
+  t.match(b.ipv4[0], /^10\.0\.0\./, "n2 borrowed from n1's only block");
+  t.same(await ipam.blocksAffineTo('n2'), [], 'borrowing claims no block');
   const info = await ipam.ipInfo(b.ipv4[0]!);
   t.equal(info.blockNode, 'n1');
   t.equal(info.handle, 'h2');
@@ -121,7 +153,10 @@ t.test('maxBlocksPerHost: a node stops claiming and borrows', async (t) => {
   const info = await ipam.ipInfo((await ipam.ipsByHandle('h32'))[0]!);
   t.equal(info.blockNode, 'n2', 'the 33rd address is borrowed');
   await ipam.setConfig({ strictAffinity: true });
-  const e = await ipam.autoAssign({ handle: 'y', node: 'n1', num4: 1 }).then(() => new Error('no error'), (x: unknown) => x as Error);
+  const e = await ipam.autoAssign({ handle: 'y', node: 'n1', num4: 1 }).then(
+    () => new Error('no error'),
+    (x: unknown) => x as Error,
+  );
   t.match(e.message, /maxBlocksPerHost/);
 });
 
@@ -203,9 +238,11 @@ t.test('CAS conflicts are retried; no lost update under in-process contention', 
   ds.failNext(new DatastoreConflict('/x', 1, 2));
   const jobs: Promise<unknown>[] = [];
   for (let w = 0; w < 6; w++) {
-    jobs.push((async () => {
-      for (let i = 0; i < 40; i++) await ipam.autoAssign({ handle: `w${w}-${i}`, node: `n${w % 3}`, num4: 1 });
-    })());
+    jobs.push(
+      (async () => {
+        for (let i = 0; i < 40; i++) await ipam.autoAssign({ handle: `w${w}-${i}`, node: `n${w % 3}`, num4: 1 });
+      })(),
+    );
   }
   await Promise.all(jobs);
   const ips: string[] = [];
@@ -222,14 +259,17 @@ t.test('check and gc: leaked addresses, blocks of gone nodes', async (t) => {
   const leak = await ipam.autoAssign({ handle: 'leak', node: 'n1', num4: 1, attrs: { node: 'n1' } });
   await ipam.store.deleteHandle('leak'); // a crash / an external delete
   let r = await ipam.check();
-  t.same(r.leaked.map((l) => l.ip), [leak.allocations[0]!.ip]);
+  t.same(
+    r.leaked.map((l) => l.ip),
+    [leak.allocations[0]!.ip],
+  );
   t.same(r.blocksOfGoneNodes, []);
   src.nodes.delete('n2');
   r = await ipam.check();
   t.equal(r.blocksOfGoneNodes.length, 1);
   t.equal(r.blocksOfGoneNodes[0]!.node, 'n2');
   const g = await ipam.gc(r);
-  t.equal(g.releasedIps.length, 2, 'leaked address and the gone node\'s pod address');
+  t.equal(g.releasedIps.length, 2, "leaked address and the gone node's pod address");
   t.equal(g.releasedBlocks.length, 1);
   const after = await ipam.check();
   t.same([after.leaked, after.blocksOfGoneNodes, after.handleMismatches, after.problems], [[], [], [], []]);
@@ -242,12 +282,23 @@ t.test('check and gc: leaked addresses, blocks of gone nodes', async (t) => {
 
 t.test('DatastorePoolSource reads IPPool and Node resources', async (t) => {
   const ds = new MemoryDatastore();
-  await ds.create(`${POOLS_PREFIX}default-ipv4-ippool`, { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'default-ipv4-ippool' }, spec: { cidr: '192.168.0.0/16', nodeSelector: "zone == 'a'" } });
+  await ds.create(`${POOLS_PREFIX}default-ipv4-ippool`, {
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'IPPool',
+    metadata: { name: 'default-ipv4-ippool' },
+    spec: { cidr: '192.168.0.0/16', nodeSelector: "zone == 'a'" },
+  });
   await ds.create(`${POOLS_PREFIX}v6`, { metadata: { name: 'v6' }, spec: { cidr: 'fd00::/64', blockSize: 122, disabled: true } });
   await ds.create(`${NODES_PREFIX}n1`, { metadata: { name: 'n1', labels: { zone: 'a' } }, spec: {} });
   const src = new DatastorePoolSource(ds);
   const pools = await src.listPools();
-  t.same(pools.map((p) => [p.name, p.cidr, p.blockSize, p.disabled]), [['default-ipv4-ippool', '192.168.0.0/16', 26, false], ['v6', 'fd00::/64', 122, true]]);
+  t.same(
+    pools.map((p) => [p.name, p.cidr, p.blockSize, p.disabled]),
+    [
+      ['default-ipv4-ippool', '192.168.0.0/16', 26, false],
+      ['v6', 'fd00::/64', 122, true],
+    ],
+  );
   t.same(await src.nodeLabels('n1'), { zone: 'a' });
   t.same(await src.listNodes(), ['n1']);
   const ipam = new Ipam(ds);

@@ -28,9 +28,20 @@ t.test('names and addresses', async (t) => {
 
 function state(over: Partial<LabState> = {}): LabState {
   return {
-    version: 1, prefix: 'tbu', stateDir: '/nonexistent', mode: 'vxlan', modeReason: 'x', poolCidr: '10.244.0.0/16',
-    meshEnabled: true, crossSubnet: false, underlayNetns: 'tbu-underlay', routerNetns: 'tbu-router', datastoreDir: '/nonexistent/ds',
-    nextOrdinal: 4, createdAt: 'now', pods: [],
+    version: 1,
+    prefix: 'tbu',
+    stateDir: '/nonexistent',
+    mode: 'vxlan',
+    modeReason: 'x',
+    poolCidr: '10.244.0.0/16',
+    meshEnabled: true,
+    crossSubnet: false,
+    underlayNetns: 'tbu-underlay',
+    routerNetns: 'tbu-router',
+    datastoreDir: '/nonexistent/ds',
+    nextOrdinal: 4,
+    createdAt: 'now',
+    pods: [],
     nodes: [
       { name: 'node-1', ordinal: 1, netns: 'tbu-node-1', address: '172.31.1.11/24', subnet: 'a', role: 'node' },
       { name: 'node-2', ordinal: 2, netns: 'tbu-node-2', address: '172.31.1.12/24', subnet: 'a', role: 'node' },
@@ -70,13 +81,28 @@ t.test('expected BGP peers: mesh, and route reflectors with the mesh off', async
 
 t.test('CNI netconf as the installer writes it', async (t) => {
   const c = labNetConf({ binDir: '/b', datastoreDir: '/d', logFile: '/l', nodesDir: '/n' }, 'node-1');
-  t.same(c, { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'node-1', datastore_type: 'file', datastore_dir: '/d', log_file_path: '/l', ipam: { type: 'tabby-ipam' } });
+  t.same(c, {
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    type: 'tabby',
+    nodename: 'node-1',
+    datastore_type: 'file',
+    datastore_dir: '/d',
+    log_file_path: '/l',
+    ipam: { type: 'tabby-ipam' },
+  });
   t.match(containerIdFor('pod-1'), /^[0-9a-f]{32}$/);
   t.not(containerIdFor('pod-1'), containerIdFor('pod-2'));
 });
 
 t.test('ping matrix rendering', async (t) => {
-  const m = renderPingMatrix(['p1', 'p2'], [{ from: 'p1', to: 'p2', toIp: '10.0.0.2', ok: true }, { from: 'p2', to: 'p1', toIp: '10.0.0.1', ok: false }]);
+  const m = renderPingMatrix(
+    ['p1', 'p2'],
+    [
+      { from: 'p1', to: 'p2', toIp: '10.0.0.2', ok: true },
+      { from: 'p2', to: 'p1', toIp: '10.0.0.1', ok: false },
+    ],
+  );
   t.match(m, /\| p1 +\| - +\| ok +\|/);
   t.match(m, /\| p2 +\| FAIL +\| - +\|/);
 });
@@ -85,7 +111,10 @@ t.test('--ipv6 with a VXLAN mode is refused before anything is built (no vxlan-v
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}l6-`));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   for (const mode of ['vxlan', 'crosssubnet'] as const) {
-    await t.rejects(createLab({ ipv6: true, mode, stateDir: path.join(dir, mode), prefix: `tbl6${mode}` }), { name: 'LabError', message: /--ipv6 with --mode \w+ needs VXLAN over IPv6 \(vxlan-v6\.calico\)/ });
+    await t.rejects(createLab({ ipv6: true, mode, stateDir: path.join(dir, mode), prefix: `tbl6${mode}` }), {
+      name: 'LabError',
+      message: /--ipv6 with --mode \w+ needs VXLAN over IPv6 \(vxlan-v6\.calico\)/,
+    });
     t.notOk(fs.existsSync(path.join(dir, mode)), `${mode}: no state written`);
   }
 });

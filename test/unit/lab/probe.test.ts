@@ -34,7 +34,8 @@ t.test('mapLimit: bound and order', async (t) => {
   let inFlight = 0;
   let peak = 0;
   const r = await mapLimit([5, 1, 4, 2, 3, 0], 3, async (x) => {
-    inFlight++; peak = Math.max(peak, inFlight);
+    inFlight++;
+    peak = Math.max(peak, inFlight);
     await new Promise((res) => setTimeout(res, x * 3));
     inFlight--;
     return x * 10;

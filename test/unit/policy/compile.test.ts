@@ -9,13 +9,20 @@ const base = () => ({
     wep('a', 'cli', 'n2', '10.0.0.2', { app: 'cli' }),
     wep('b', 'db', 'n1', '10.0.0.3', { app: 'db' }),
   ],
-  policies: [] as NetworkPolicy[], globalPolicies: [] as GlobalNetworkPolicy[], profiles: [nsProfile('a', { team: 'x' }), nsProfile('b')],
+  policies: [] as NetworkPolicy[],
+  globalPolicies: [] as GlobalNetworkPolicy[],
+  profiles: [nsProfile('a', { team: 'x' }), nsProfile('b')],
 });
 
 t.test('no policy: every local endpoint falls to its profile; remote endpoints get no chains', async (t) => {
   const rs = compile(base(), 'n1');
   t.same([...rs.toWl.keys()], ['calidb', 'caliweb']);
-  t.same(rs.endpoints.get('caliweb'), { id: 'a/n1-k8s-web-eth0', interfaceName: 'caliweb', ingress: { policies: [], profiles: ['kns.a'] }, egress: { policies: [], profiles: ['kns.a'] } });
+  t.same(rs.endpoints.get('caliweb'), {
+    id: 'a/n1-k8s-web-eth0',
+    interfaceName: 'caliweb',
+    ingress: { policies: [], profiles: ['kns.a'] },
+    egress: { policies: [], profiles: ['kns.a'] },
+  });
   t.equal(rs.sets.size, 0);
   t.notOk([...rs.chains.get('tw-caliweb')!.rules].some((r) => r.includes('default deny')));
   t.equal(compile({ ...base(), endpoints: [] }, 'n1').toWl.size, 0);
@@ -28,32 +35,54 @@ t.test('policies per endpoint and direction, in Calico order (order, then name; 
   inp.policies.push(np('a', 'b-second', { order: 100, selector: 'all()', egress: [{ action: 'Allow' }] }));
   inp.policies.push(np('b', 'other-ns', { order: 1, selector: 'all()', ingress: [{ action: 'Allow' }] }));
   inp.globalPolicies.push(gnp('a-second', { order: 100, selector: "app == 'web'", ingress: [{ action: 'Pass' }] }));
-  inp.globalPolicies.push(gnp('ns-b-only', { order: 5, namespaceSelector: "projectcalico.org/name == 'b'", ingress: [{ action: 'Allow' }] }));
+  inp.globalPolicies.push(
+    gnp('ns-b-only', { order: 5, namespaceSelector: "projectcalico.org/name == 'b'", ingress: [{ action: 'Allow' }] }),
+  );
   const rs = compile(inp, 'n1');
-  t.same(rs.endpoints.get('caliweb')!.ingress.policies, ['NetworkPolicy/a/z-first', 'GlobalNetworkPolicy/a-second', 'NetworkPolicy/a/unordered']);
+  t.same(rs.endpoints.get('caliweb')!.ingress.policies, [
+    'NetworkPolicy/a/z-first',
+    'GlobalNetworkPolicy/a-second',
+    'NetworkPolicy/a/unordered',
+  ]);
   t.same(rs.endpoints.get('caliweb')!.egress.policies, ['NetworkPolicy/a/b-second']);
   t.same(rs.endpoints.get('calidb')!.ingress.policies, ['NetworkPolicy/b/other-ns', 'GlobalNetworkPolicy/ns-b-only']);
   const tw = rs.chains.get('tw-caliweb')!.rules;
   t.equal(tw.filter((r) => r.includes(' jump pi-')).length, 3, 'one guarded jump per policy');
-  t.ok(tw.some((r) => r.includes('0x00020000 == 0 drop')), 'default deny unless a policy passed');
-  t.ok(tw.indexOf(tw.find((r) => r.includes('jump pri-'))!) > tw.indexOf(tw.find((r) => r.includes('default deny'))!), 'profiles after the default deny (reached by Pass)');
+  t.ok(
+    tw.some((r) => r.includes('0x00020000 == 0 drop')),
+    'default deny unless a policy passed',
+  );
+  t.ok(
+    tw.indexOf(tw.find((r) => r.includes('jump pri-'))!) > tw.indexOf(tw.find((r) => r.includes('default deny'))!),
+    'profiles after the default deny (reached by Pass)',
+  );
 });
 
-t.test('rule selectors: namespaced by the policy, namespaceSelector over the namespace labels; sets hold every node\'s endpoints', async (t) => {
-  const inp = base();
-  inp.policies.push(np('a', 'p', { selector: "app == 'web'", ingress: [
-    { action: 'Allow', source: { selector: 'all()' } },
-    { action: 'Allow', source: { namespaceSelector: "team == 'x'" } },
-    { action: 'Allow', protocol: 'TCP', destination: { ports: ['http'] } },
-  ] }));
-  inp.globalPolicies.push(gnp('g', { selector: "app == 'db'", ingress: [{ action: 'Allow', source: { selector: "app in {'web', 'cli'}" } }] }));
-  const rs = compile(inp, 'n1');
-  const el = (comment: string) => [...rs.sets.values()].find((s) => s.family === 4 && s.comment.startsWith(comment))?.elements;
-  t.same(el('sel:all()|ns:a|'), ['10.0.0.1', '10.0.0.2'], 'all() inside namespace a only');
-  t.same(el('sel:all()|ns:*|nss:team == "x"'), ['10.0.0.1', '10.0.0.2'], 'namespace a carries team=x');
-  t.same(el('sel:app in {"web", "cli"}|ns:*'), ['10.0.0.1', '10.0.0.2'], 'a global policy\'s selector is cluster-wide');
-  t.same(el('np:http|'), ['10.0.0.1 . tcp . 8080'], 'named port resolved from the endpoint\'s ports');
-});
+t.test(
+  "rule selectors: namespaced by the policy, namespaceSelector over the namespace labels; sets hold every node's endpoints",
+  async (t) => {
+    const inp = base();
+    inp.policies.push(
+      np('a', 'p', {
+        selector: "app == 'web'",
+        ingress: [
+          { action: 'Allow', source: { selector: 'all()' } },
+          { action: 'Allow', source: { namespaceSelector: "team == 'x'" } },
+          { action: 'Allow', protocol: 'TCP', destination: { ports: ['http'] } },
+        ],
+      }),
+    );
+    inp.globalPolicies.push(
+      gnp('g', { selector: "app == 'db'", ingress: [{ action: 'Allow', source: { selector: "app in {'web', 'cli'}" } }] }),
+    );
+    const rs = compile(inp, 'n1');
+    const el = (comment: string) => [...rs.sets.values()].find((s) => s.family === 4 && s.comment.startsWith(comment))?.elements;
+    t.same(el('sel:all()|ns:a|'), ['10.0.0.1', '10.0.0.2'], 'all() inside namespace a only');
+    t.same(el('sel:all()|ns:*|nss:team == "x"'), ['10.0.0.1', '10.0.0.2'], 'namespace a carries team=x');
+    t.same(el('sel:app in {"web", "cli"}|ns:*'), ['10.0.0.1', '10.0.0.2'], "a global policy's selector is cluster-wide");
+    t.same(el('np:http|'), ['10.0.0.1 . tcp . 8080'], "named port resolved from the endpoint's ports");
+  },
+);
 
 t.test('incremental: a new pod changes set elements and map entries only; a policy change rewrites only its chain', async (t) => {
   const inp = base();
@@ -62,7 +91,11 @@ t.test('incremental: a new pod changes set elements and map entries only; a poli
   inp.endpoints.push(wep('a', 'cli2', 'n3', '10.0.0.9', { app: 'cli' }));
   const r2 = compile(inp, 'n1');
   const d = diffScript(r1, r2);
-  t.same(d.script.trim().split('\n'), [`add element inet tabby-policy ${[...r1.sets.keys()][0]} { 10.0.0.9 }`], 'remote pod: one element, no rule');
+  t.same(
+    d.script.trim().split('\n'),
+    [`add element inet tabby-policy ${[...r1.sets.keys()][0]} { 10.0.0.9 }`],
+    'remote pod: one element, no rule',
+  );
   inp.endpoints.push(wep('b', 'db2', 'n1', '10.0.0.10', { app: 'db' }));
   const r3 = compile(inp, 'n1');
   const d3 = diffScript(r2, r3);
@@ -79,14 +112,22 @@ t.test('incremental: a new pod changes set elements and map entries only; a poli
   const d5 = diffScript(r4, r5);
   t.match(d5.script, /delete chain inet tabby-policy pi-/);
   t.match(d5.script, /delete set inet tabby-policy s4-/);
-  t.ok(d5.script.indexOf('flush chain inet tabby-policy tw-caliweb') < d5.script.indexOf('delete chain'), 'the jump goes before the chain it jumps to');
+  t.ok(
+    d5.script.indexOf('flush chain inet tabby-policy tw-caliweb') < d5.script.indexOf('delete chain'),
+    'the jump goes before the chain it jumps to',
+  );
   t.equal(diffScript(r5, compile(inp, 'n1')).script, '', 'no change, no transaction');
 });
 
 t.test('PolicyTable: full replace first, then diffs; a failure makes the next one full again; no endpoint → table deleted', async (t) => {
   const scripts: string[] = [];
   let fail = false;
-  const table = new PolicyTable({ run: async (s) => { scripts.push(s); if (fail) throw new Error('nft failed'); } });
+  const table = new PolicyTable({
+    run: async (s) => {
+      scripts.push(s);
+      if (fail) throw new Error('nft failed');
+    },
+  });
   const inp = base();
   const r1 = await table.program(compile(inp, 'n1'));
   t.equal(r1.mode, 'full');
@@ -115,7 +156,12 @@ t.test('the compile cache never changes the result: cached passes equal fresh on
   const cache = newCompileCache();
   const inp = base();
   const same = (a: Ruleset, b: Ruleset, what: string) => t.equal(fullScript(a), fullScript(b), what);
-  inp.policies.push(np('a', 'p', { selector: "app == 'web'", ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'cli'" }, destination: { ports: ['http'] } }] }));
+  inp.policies.push(
+    np('a', 'p', {
+      selector: "app == 'web'",
+      ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'cli'" }, destination: { ports: ['http'] } }],
+    }),
+  );
   same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'first pass');
   same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'second pass (all from the cache)');
   inp.endpoints.push(wep('a', 'cli3', 'n2', '10.0.0.30', { app: 'cli' }, [{ name: 'http', protocol: 'TCP', port: 81 }]));
@@ -124,18 +170,37 @@ t.test('the compile cache never changes the result: cached passes equal fresh on
   same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'a policy changed: rendered again');
   inp.policies = [];
   same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'policies removed');
-  t.equal(cache.chains.size, 4, 'only the profiles\' chains stay cached');
+  t.equal(cache.chains.size, 4, "only the profiles' chains stay cached");
 });
 
 t.test('the selector index picks exactly the policies a full scan picks, in the same order', async (t) => {
   const { policyIndex, policiesFor, policyViews, endpointViews } = await import('../../../src/policy/model.js');
   const inp = base();
-  const sels = ["app == 'web'", "app == 'web' && tier == 'x'", "tier == 'x' && app == 'web'", "app != 'web'", 'all()', "has(app) || app == 'db'", "app in {'cli', 'db'}", "projectcalico.org/namespace == 'a'", "!(app == 'web')"];
-  sels.forEach((s, i) => inp.policies.push(np(i % 2 ? 'a' : 'b', `p${i}`, { order: 10 - i, selector: s, ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] })));
+  const sels = [
+    "app == 'web'",
+    "app == 'web' && tier == 'x'",
+    "tier == 'x' && app == 'web'",
+    "app != 'web'",
+    'all()',
+    "has(app) || app == 'db'",
+    "app in {'cli', 'db'}",
+    "projectcalico.org/namespace == 'a'",
+    "!(app == 'web')",
+  ];
+  sels.forEach((s, i) =>
+    inp.policies.push(
+      np(i % 2 ? 'a' : 'b', `p${i}`, { order: 10 - i, selector: s, ingress: [{ action: 'Allow' }], egress: [{ action: 'Allow' }] }),
+    ),
+  );
   sels.forEach((s, i) => inp.globalPolicies.push(gnp(`g${i}`, { order: i, selector: s, ingress: [{ action: 'Deny' }] })));
   const all = policyViews(inp);
   const idx = policyIndex(all);
-  for (const e of endpointViews(inp)) for (const dir of ['Ingress', 'Egress'] as const) {
-    t.same(idx(e, dir).map((p) => p.id), policiesFor(all, e, dir).map((p) => p.id), `${e.id} ${dir}`);
-  }
+  for (const e of endpointViews(inp))
+    for (const dir of ['Ingress', 'Egress'] as const) {
+      t.same(
+        idx(e, dir).map((p) => p.id),
+        policiesFor(all, e, dir).map((p) => p.id),
+        `${e.id} ${dir}`,
+      );
+    }
 });

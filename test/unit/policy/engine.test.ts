@@ -7,7 +7,11 @@ import { PolicyEngine, PolicyTable } from '../../../src/policy/index.js';
 import { log } from '../../../src/common/log.js';
 import { np, nsProfile, wep } from './fixtures.js';
 
-const until = async (f: () => boolean, ms = 5000) => { const end = Date.now() + ms; while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 10)); return f(); };
+const until = async (f: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  return f();
+};
 
 t.test('engine: list, program, follow changes, retry after a failure', async (t) => {
   const store = new ResourceStore(new MemoryDatastore());
@@ -15,7 +19,15 @@ t.test('engine: list, program, follow changes, retry after a failure', async (t)
   await store.create(wep('a', 'web', 'n1', '10.0.0.1', { app: 'web' }));
   const scripts: string[] = [];
   let failNext = false;
-  const table = new PolicyTable({ run: async (s) => { if (failNext) { failNext = false; throw new Error('nft: Operation not permitted'); } scripts.push(s); } });
+  const table = new PolicyTable({
+    run: async (s) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('nft: Operation not permitted');
+      }
+      scripts.push(s);
+    },
+  });
   const e = new PolicyEngine({ store, node: 'n1', table, logger: log('test'), retryMs: 50 });
   t.teardown(() => e.stop());
   e.start();

@@ -2,13 +2,23 @@
 // BIRD functions would take (first match wins inside a filter, then the next filter, default Accept).
 import t from 'tap';
 import {
-  FilterChain, parseCommunity, formatCommunity, routePrefixOf, describeDecision, FilterCompileError,
+  FilterChain,
+  parseCommunity,
+  formatCommunity,
+  routePrefixOf,
+  describeDecision,
+  FilterCompileError,
   type RouteContext,
 } from '../../../../src/bgp/filter/engine.js';
 import type { FilterRule, NamedFilter } from '../../../../src/bgp/filter/types.js';
 import type { RouteAttributes } from '../../../../src/bgp/rib/attrs.js';
 
-const attrs = (a: Partial<RouteAttributes> = {}): RouteAttributes => ({ origin: 0, asPath: [{ type: 2, asns: [65001, 65002] }], nextHop: '10.0.0.1', ...a });
+const attrs = (a: Partial<RouteAttributes> = {}): RouteAttributes => ({
+  origin: 0,
+  asPath: [{ type: 2, asns: [65001, 65002] }],
+  nextHop: '10.0.0.1',
+  ...a,
+});
 const ctx = (a: Partial<RouteContext> = {}): RouteContext => ({ attrs: attrs(), fromPeer: true, ebgpPeer: true, ...a });
 const v4 = (rules: FilterRule[], name = 'f'): NamedFilter => ({ name, spec: { importV4: rules, exportV4: rules } });
 const decide = (filters: NamedFilter[], cidr: string, c: RouteContext = ctx(), dir: 'import' | 'export' = 'import', iface?: string) => {
@@ -29,14 +39,22 @@ t.test('prefix operators with and without prefixLength (Calico/BIRD semantics)',
     [{ action: 'Reject', matchOperator: 'NotEqual', cidr: '10.0.0.0/8' }, '10.0.0.0/9', 'f importV4[0] Reject'],
     [{ action: 'Reject', matchOperator: 'NotEqual', cidr: '10.0.0.0/8' }, '10.0.0.0/8', 'default Accept'],
     // prefixLength narrows In; min defaults to the cidr length, max to 32
-    [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } }, '10.1.2.0/24', 'f importV4[0] Reject'],
+    [
+      { action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } },
+      '10.1.2.0/24',
+      'f importV4[0] Reject',
+    ],
     [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } }, '10.1.2.0/25', 'default Accept'],
     [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } }, '10.0.0.0/12', 'default Accept'],
     [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { max: 24 } }, '10.0.0.0/8', 'f importV4[0] Reject'],
     [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 30 } }, '10.0.0.4/30', 'f importV4[0] Reject'],
     [{ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', prefixLength: { min: 30 } }, '10.0.0.0/29', 'default Accept'],
     // NotIn negates the whole test, prefixLength included (BIRD: net !~ [ 10.0.0.0/8{16,24} ])
-    [{ action: 'Reject', matchOperator: 'NotIn', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } }, '10.1.2.0/25', 'f importV4[0] Reject'],
+    [
+      { action: 'Reject', matchOperator: 'NotIn', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } },
+      '10.1.2.0/25',
+      'f importV4[0] Reject',
+    ],
     [{ action: 'Reject', matchOperator: 'NotIn', cidr: '10.0.0.0/8', prefixLength: { min: 16, max: 24 } }, '10.1.2.0/24', 'default Accept'],
     [{ action: 'Reject', matchOperator: 'In', cidr: '0.0.0.0/0' }, '192.168.1.0/24', 'f importV4[0] Reject'],
     [{ action: 'Reject' }, '192.168.1.0/24', 'f importV4[0] Reject'],
@@ -48,8 +66,14 @@ t.test('IPv6 prefixes', async (t) => {
   const f = (r: FilterRule): NamedFilter => ({ name: 'six', spec: { importV6: [r] } });
   t.equal(decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1::/32' })], 'fd00:1:2::/48'), 'six importV6[0] Reject');
   t.equal(decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1::/32' })], 'fd00:2::/48'), 'default Accept');
-  t.equal(decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1:2:3::/64', prefixLength: { min: 96 } })], 'fd00:1:2:3::a:0/112'), 'six importV6[0] Reject');
-  t.equal(decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1:2:3::/64', prefixLength: { min: 96 } })], 'fd00:1:2:3::/80'), 'default Accept');
+  t.equal(
+    decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1:2:3::/64', prefixLength: { min: 96 } })], 'fd00:1:2:3::a:0/112'),
+    'six importV6[0] Reject',
+  );
+  t.equal(
+    decide([f({ action: 'Reject', matchOperator: 'In', cidr: 'fd00:1:2:3::/64', prefixLength: { min: 96 } })], 'fd00:1:2:3::/80'),
+    'default Accept',
+  );
   t.equal(decide([f({ action: 'Reject', matchOperator: 'Equal', cidr: '5000::/64' })], '5000::/64'), 'six importV6[0] Reject');
   t.equal(decide([f({ action: 'Reject', matchOperator: 'NotEqual', cidr: '5000::/64' })], '5000::/64'), 'default Accept');
   // A v4 rule never sees a v6 route and vice versa.
@@ -57,14 +81,20 @@ t.test('IPv6 prefixes', async (t) => {
 });
 
 t.test('first match wins inside a filter, then the next filter, then the default', async (t) => {
-  const a = v4([
-    { action: 'Accept', matchOperator: 'In', cidr: '10.1.0.0/16' },
-    { action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8' },
-  ], 'a');
-  const b = v4([
-    { action: 'Reject', matchOperator: 'In', cidr: '10.1.0.0/16' },
-    { action: 'Reject', matchOperator: 'In', cidr: '172.16.0.0/12' },
-  ], 'b');
+  const a = v4(
+    [
+      { action: 'Accept', matchOperator: 'In', cidr: '10.1.0.0/16' },
+      { action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8' },
+    ],
+    'a',
+  );
+  const b = v4(
+    [
+      { action: 'Reject', matchOperator: 'In', cidr: '10.1.0.0/16' },
+      { action: 'Reject', matchOperator: 'In', cidr: '172.16.0.0/12' },
+    ],
+    'b',
+  );
   t.equal(decide([a, b], '10.1.5.0/24'), 'a importV4[0] Accept', 'Accept in a: b never runs');
   t.equal(decide([a, b], '10.2.0.0/24'), 'a importV4[1] Reject');
   t.equal(decide([a, b], '172.16.1.0/24'), 'b importV4[1] Reject', 'no rule of a matched: b decides');
@@ -75,39 +105,67 @@ t.test('first match wins inside a filter, then the next filter, then the default
 
 t.test('source, peerType, communities, asPathPrefix, priority, interface', async (t) => {
   const one = (r: FilterRule) => [v4([r])];
-  t.equal(decide(one({ action: 'Reject', source: 'RemotePeers' }), '10.0.0.0/24', ctx({ fromPeer: false }), 'export'), 'default Accept', 'local route is not from RemotePeers');
-  t.equal(decide(one({ action: 'Reject', source: 'RemotePeers' }), '10.0.0.0/24', ctx({ fromPeer: true }), 'export'), 'f exportV4[0] Reject');
+  t.equal(
+    decide(one({ action: 'Reject', source: 'RemotePeers' }), '10.0.0.0/24', ctx({ fromPeer: false }), 'export'),
+    'default Accept',
+    'local route is not from RemotePeers',
+  );
+  t.equal(
+    decide(one({ action: 'Reject', source: 'RemotePeers' }), '10.0.0.0/24', ctx({ fromPeer: true }), 'export'),
+    'f exportV4[0] Reject',
+  );
   t.equal(decide(one({ action: 'Reject', peerType: 'iBGP' }), '10.0.0.0/24', ctx({ ebgpPeer: true })), 'default Accept');
   t.equal(decide(one({ action: 'Reject', peerType: 'eBGP' }), '10.0.0.0/24', ctx({ ebgpPeer: true })), 'f importV4[0] Reject');
-  const tagged = ctx({ attrs: attrs({ communities: [((65000 << 16) | 100) >>> 0], largeCommunities: [{ global: 65000, local1: 10, local2: 20 }] }) });
+  const tagged = ctx({
+    attrs: attrs({ communities: [((65000 << 16) | 100) >>> 0], largeCommunities: [{ global: 65000, local1: 10, local2: 20 }] }),
+  });
   t.equal(decide(one({ action: 'Reject', communities: { values: ['65000:100'] } }), '10.0.0.0/24', tagged), 'f importV4[0] Reject');
   t.equal(decide(one({ action: 'Reject', communities: { values: ['65000:101'] } }), '10.0.0.0/24', tagged), 'default Accept');
   t.equal(decide(one({ action: 'Reject', communities: { values: ['65000:10:20'] } }), '10.0.0.0/24', tagged), 'f importV4[0] Reject');
   t.equal(decide(one({ action: 'Reject', communities: { values: ['65000:10:21'] } }), '10.0.0.0/24', tagged), 'default Accept');
-  t.equal(decide(one({ action: 'Reject', communities: { values: ['65000:100'] } }), '10.0.0.0/24'), 'default Accept', 'route without communities');
+  t.equal(
+    decide(one({ action: 'Reject', communities: { values: ['65000:100'] } }), '10.0.0.0/24'),
+    'default Accept',
+    'route without communities',
+  );
   t.equal(decide(one({ action: 'Reject', asPathPrefix: [65001] }), '10.0.0.0/24'), 'f importV4[0] Reject');
   t.equal(decide(one({ action: 'Reject', asPathPrefix: [65001, 65002] }), '10.0.0.0/24'), 'f importV4[0] Reject');
   t.equal(decide(one({ action: 'Reject', asPathPrefix: [65002] }), '10.0.0.0/24'), 'default Accept', 'prefix, not contains');
   t.equal(decide(one({ action: 'Reject', asPathPrefix: [65001, 65002, 65003] }), '10.0.0.0/24'), 'default Accept', 'longer than the path');
-  t.equal(decide(one({ action: 'Reject', priority: 512 }), '10.0.0.0/24', ctx({ attrs: attrs({ priority: 512 }) })), 'f importV4[0] Reject');
+  t.equal(
+    decide(one({ action: 'Reject', priority: 512 }), '10.0.0.0/24', ctx({ attrs: attrs({ priority: 512 }) })),
+    'f importV4[0] Reject',
+  );
   t.equal(decide(one({ action: 'Reject', priority: 512 }), '10.0.0.0/24'), 'default Accept', 'no priority set');
   t.equal(decide(one({ action: 'Reject', interface: '*.calico' }), '10.0.0.0/24', ctx(), 'export', 'vxlan.calico'), 'f exportV4[0] Reject');
   t.equal(decide(one({ action: 'Reject', interface: '*.calico' }), '10.0.0.0/24', ctx(), 'export', 'eth0'), 'default Accept');
   t.equal(decide(one({ action: 'Reject', interface: 'eth?' }), '10.0.0.0/24', ctx(), 'export', 'eth1'), 'f exportV4[0] Reject');
-  t.equal(decide(one({ action: 'Reject', interface: '*' }), '10.0.0.0/24', ctx(), 'export'), 'default Accept', 'a route without an interface never matches');
+  t.equal(
+    decide(one({ action: 'Reject', interface: '*' }), '10.0.0.0/24', ctx(), 'export'),
+    'default Accept',
+    'a route without an interface never matches',
+  );
   // every condition of a rule must hold
   t.equal(decide(one({ action: 'Reject', matchOperator: 'In', cidr: '10.0.0.0/8', peerType: 'iBGP' }), '10.0.0.0/24'), 'default Accept');
 });
 
 t.test('operations on Accept: addCommunity, prependASPath, setPriority in order', async (t) => {
-  const chain = new FilterChain([v4([{
-    action: 'Accept', matchOperator: 'In', cidr: '10.0.0.0/8',
-    operations: [
-      { addCommunity: { value: '65000:100' } }, { addCommunity: { value: '65000:10:20' } },
-      { prependASPath: { prefix: [64999, 64998] } }, { setPriority: { value: 512 } },
-      { addCommunity: { value: '65000:100' } },
-    ],
-  }])]);
+  const chain = new FilterChain([
+    v4([
+      {
+        action: 'Accept',
+        matchOperator: 'In',
+        cidr: '10.0.0.0/8',
+        operations: [
+          { addCommunity: { value: '65000:100' } },
+          { addCommunity: { value: '65000:10:20' } },
+          { prependASPath: { prefix: [64999, 64998] } },
+          { setPriority: { value: 512 } },
+          { addCommunity: { value: '65000:100' } },
+        ],
+      },
+    ]),
+  ]);
   const before = attrs();
   const r = chain.evaluate('import', routePrefixOf('10.1.0.0/16'), ctx({ attrs: before }));
   t.equal(r.decision.action, 'Accept');
@@ -125,9 +183,10 @@ t.test('operations on Accept: addCommunity, prependASPath, setPriority in order'
   t.equal(none.attrs, before, 'no operations: the same object (keeps interning cheap)');
 });
 
-t.test('residual: per attribute set, then per prefix (the speaker\'s fast path agrees with evaluate)', async (t) => {
+t.test("residual: per attribute set, then per prefix (the speaker's fast path agrees with evaluate)", async (t) => {
   const rules: FilterRule[] = [];
-  for (let i = 0; i < 48; i++) rules.push({ action: i % 2 ? 'Accept' : 'Reject', matchOperator: 'In', cidr: `10.${i}.0.0/16`, prefixLength: { min: 24, max: 26 } });
+  for (let i = 0; i < 48; i++)
+    rules.push({ action: i % 2 ? 'Accept' : 'Reject', matchOperator: 'In', cidr: `10.${i}.0.0/16`, prefixLength: { min: 24, max: 26 } });
   rules.push({ action: 'Reject', communities: { values: ['65000:1'] } }, { action: 'Reject', matchOperator: 'NotIn', cidr: '10.0.0.0/8' });
   const chain = new FilterChain([v4(rules)]);
   const c = ctx();
@@ -135,7 +194,7 @@ t.test('residual: per attribute set, then per prefix (the speaker\'s fast path a
   t.equal(res.rules.length, 49, 'the community rule is dropped for a set without that community');
   let checked = 0;
   for (let i = 0; i < 2000; i++) {
-    const addr = (10 << 24 | ((i * 7919) & 0xffffff)) >>> 0;
+    const addr = ((10 << 24) | ((i * 7919) & 0xffffff)) >>> 0;
     const len = 20 + (i % 13);
     const net = len === 0 ? 0 : (addr & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
     const cidr = `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`;
@@ -158,5 +217,8 @@ t.test('communities: parse and format, bad values refused at compile', async (t)
   t.equal(formatCommunity(parseCommunity('65535:65535')!), '65535:65535');
   t.equal(formatCommunity(parseCommunity('1:2:3')!), '1:2:3');
   t.throws(() => new FilterChain([v4([{ action: 'Accept', operations: [{ addCommunity: { value: 'x' } }] }], 'bad')]), FilterCompileError);
-  t.throws(() => new FilterChain([{ name: 'bad', spec: { importV4: [{ action: 'Reject', cidr: 'fd00::/8', matchOperator: 'In' }] } }]), /not an IPv4 CIDR/);
+  t.throws(
+    () => new FilterChain([{ name: 'bad', spec: { importV4: [{ action: 'Reject', cidr: 'fd00::/8', matchOperator: 'In' }] } }]),
+    /not an IPv4 CIDR/,
+  );
 });

@@ -10,11 +10,13 @@ const table = new AttrTable();
 const base: RouteAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '10.0.0.1' };
 const src = (o: Partial<{ address: string; ebgp: boolean; routerId: string; asn: number }> = {}): PathSource =>
   peerSource({
-    id: 1, address: o.address ?? '10.0.0.1', ebgp: o.ebgp ?? false,
-    routerId: ipv4ToNumber(o.routerId ?? '1.1.1.1'), asn: o.asn ?? 65000,
+    id: 1,
+    address: o.address ?? '10.0.0.1',
+    ebgp: o.ebgp ?? false,
+    routerId: ipv4ToNumber(o.routerId ?? '1.1.1.1'),
+    asn: o.asn ?? 65000,
   });
-const path = (attrs: Partial<RouteAttributes>, s: PathSource = src()): Path =>
-  new Path(s, table.intern({ ...base, ...attrs }));
+const path = (attrs: Partial<RouteAttributes>, s: PathSource = src()): Path => new Path(s, table.intern({ ...base, ...attrs }));
 
 interface Row {
   name: string;
@@ -24,27 +26,85 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { name: 'locally originated beats learned', winner: new Path(LOCAL_SOURCE, table.intern({ ...base, localPref: 50 })), loser: path({ localPref: 500 }), reason: 'local' },
+  {
+    name: 'locally originated beats learned',
+    winner: new Path(LOCAL_SOURCE, table.intern({ ...base, localPref: 50 })),
+    loser: path({ localPref: 500 }),
+    reason: 'local',
+  },
   { name: 'higher LOCAL_PREF', winner: path({ localPref: 200 }), loser: path({ localPref: 100 }), reason: 'local-pref' },
   { name: 'missing LOCAL_PREF counts as 100', winner: path({}), loser: path({ localPref: 99 }), reason: 'local-pref' },
-  { name: 'shorter AS_PATH', winner: path({ asPath: [{ type: 2, asns: [65001] }] }), loser: path({ asPath: [{ type: 2, asns: [65001, 65002] }] }), reason: 'as-path' },
-  { name: 'AS_SET counts as one', winner: path({ asPath: [{ type: 2, asns: [65001] }, { type: 1, asns: [1, 2, 3, 4] }] }), loser: path({ asPath: [{ type: 2, asns: [65001, 65002, 65003] }] }), reason: 'as-path' },
-  { name: 'confederation segments count zero', winner: path({ asPath: [{ type: 3, asns: [7, 8, 9] }, { type: 2, asns: [65001] }] }), loser: path({ asPath: [{ type: 2, asns: [65001, 65002] }] }), reason: 'as-path' },
+  {
+    name: 'shorter AS_PATH',
+    winner: path({ asPath: [{ type: 2, asns: [65001] }] }),
+    loser: path({ asPath: [{ type: 2, asns: [65001, 65002] }] }),
+    reason: 'as-path',
+  },
+  {
+    name: 'AS_SET counts as one',
+    winner: path({
+      asPath: [
+        { type: 2, asns: [65001] },
+        { type: 1, asns: [1, 2, 3, 4] },
+      ],
+    }),
+    loser: path({ asPath: [{ type: 2, asns: [65001, 65002, 65003] }] }),
+    reason: 'as-path',
+  },
+  {
+    name: 'confederation segments count zero',
+    winner: path({
+      asPath: [
+        { type: 3, asns: [7, 8, 9] },
+        { type: 2, asns: [65001] },
+      ],
+    }),
+    loser: path({ asPath: [{ type: 2, asns: [65001, 65002] }] }),
+    reason: 'as-path',
+  },
   { name: 'lower ORIGIN (IGP < EGP)', winner: path({ origin: 0 }), loser: path({ origin: 1 }), reason: 'origin' },
   { name: 'lower ORIGIN (EGP < INCOMPLETE)', winner: path({ origin: 1 }), loser: path({ origin: 2 }), reason: 'origin' },
   { name: 'lower MED from the same neighbour AS', winner: path({ med: 10 }), loser: path({ med: 20 }), reason: 'med' },
   { name: 'missing MED counts as 0', winner: path({}), loser: path({ med: 1 }), reason: 'med' },
   { name: 'eBGP over iBGP', winner: path({}, src({ ebgp: true, asn: 65001 })), loser: path({}, src({ ebgp: false })), reason: 'ebgp' },
-  { name: 'lower BGP Identifier', winner: path({}, src({ routerId: '1.1.1.1', address: '10.0.0.9' })), loser: path({}, src({ routerId: '2.2.2.2', address: '10.0.0.1' })), reason: 'router-id' },
-  { name: 'ORIGINATOR_ID stands in for the BGP Identifier', winner: path({ originatorId: '1.0.0.1' }, src({ routerId: '9.9.9.9' })), loser: path({}, src({ routerId: '2.2.2.2' })), reason: 'router-id' },
-  { name: 'shorter CLUSTER_LIST', winner: path({ originatorId: '3.3.3.3', clusterList: ['1.1.1.1'] }), loser: path({ originatorId: '3.3.3.3', clusterList: ['2.2.2.2', '1.1.1.1'] }), reason: 'cluster-list' },
-  { name: 'lower peer address', winner: path({}, src({ address: '10.0.0.1' })), loser: path({}, src({ address: '10.0.0.2' })), reason: 'peer-address' },
-  { name: 'lower peer address (IPv6)', winner: path({}, src({ address: 'fd00::1' })), loser: path({}, src({ address: 'fd00::1:0' })), reason: 'peer-address' },
+  {
+    name: 'lower BGP Identifier',
+    winner: path({}, src({ routerId: '1.1.1.1', address: '10.0.0.9' })),
+    loser: path({}, src({ routerId: '2.2.2.2', address: '10.0.0.1' })),
+    reason: 'router-id',
+  },
+  {
+    name: 'ORIGINATOR_ID stands in for the BGP Identifier',
+    winner: path({ originatorId: '1.0.0.1' }, src({ routerId: '9.9.9.9' })),
+    loser: path({}, src({ routerId: '2.2.2.2' })),
+    reason: 'router-id',
+  },
+  {
+    name: 'shorter CLUSTER_LIST',
+    winner: path({ originatorId: '3.3.3.3', clusterList: ['1.1.1.1'] }),
+    loser: path({ originatorId: '3.3.3.3', clusterList: ['2.2.2.2', '1.1.1.1'] }),
+    reason: 'cluster-list',
+  },
+  {
+    name: 'lower peer address',
+    winner: path({}, src({ address: '10.0.0.1' })),
+    loser: path({}, src({ address: '10.0.0.2' })),
+    reason: 'peer-address',
+  },
+  {
+    name: 'lower peer address (IPv6)',
+    winner: path({}, src({ address: 'fd00::1' })),
+    loser: path({}, src({ address: 'fd00::1:0' })),
+    reason: 'peer-address',
+  },
 ];
 
 for (const r of rows) {
   t.test(r.name, async (t) => {
-    for (const order of [[r.winner, r.loser], [r.loser, r.winner]]) {
+    for (const order of [
+      [r.winner, r.loser],
+      [r.loser, r.winner],
+    ]) {
       const d = decide(order);
       t.equal(d.best, r.winner, 'winner');
       t.equal(d.reason, r.reason, 'reason');
@@ -87,8 +147,21 @@ t.test('MED is not compared between different neighbouring ASes', async (t) => {
 
 t.test('AS path length counting', async (t) => {
   t.equal(asPathLength([{ type: 2, asns: [1, 2, 3] }]), 3);
-  t.equal(asPathLength([{ type: 2, asns: [1] }, { type: 1, asns: [5, 6, 7] }]), 2);
-  t.equal(asPathLength([{ type: 3, asns: [1, 2] }, { type: 4, asns: [3] }, { type: 2, asns: [9] }]), 1);
+  t.equal(
+    asPathLength([
+      { type: 2, asns: [1] },
+      { type: 1, asns: [5, 6, 7] },
+    ]),
+    2,
+  );
+  t.equal(
+    asPathLength([
+      { type: 3, asns: [1, 2] },
+      { type: 4, asns: [3] },
+      { type: 2, asns: [9] },
+    ]),
+    1,
+  );
   t.equal(asPathLength(undefined), 0);
 });
 
@@ -112,7 +185,11 @@ t.test('multipath: equal up to eBGP/iBGP, distinct next hops, best first', async
   const dup = path({ nextHop: '10.0.0.1' }, src({ routerId: '3.3.3.3', address: '10.0.0.4' }));
   const d = decide([c, b, dup, a], { multipath: true });
   t.equal(d.best, a);
-  t.same(d.multipath.map((p) => p.attrs.nextHop), ['10.0.0.1', '10.0.0.2'], 'c (lower LOCAL_PREF) excluded, duplicate next hop once');
+  t.same(
+    d.multipath.map((p) => p.attrs.nextHop),
+    ['10.0.0.1', '10.0.0.2'],
+    'c (lower LOCAL_PREF) excluded, duplicate next hop once',
+  );
   t.same(decide([c, b, a]).multipath, [a], 'without multipath: only the best');
   t.equal(decide([b, a], { multipath: true, maxPaths: 1 }).multipath.length, 1, 'maxPaths');
   const e = path({ nextHop: '10.0.0.5' }, src({ ebgp: true, asn: 65001 }));
@@ -128,7 +205,9 @@ t.test('interning: one object per distinct set', async (t) => {
   t.not(x, z, 'different community order is a different set');
   t.ok(Object.isFrozen(x.attrs) && Object.isFrozen(x.attrs.communities), 'frozen');
   t.equal(t2.size, 2);
-  t2.ref(x); t2.ref(x); t2.unref(x);
+  t2.ref(x);
+  t2.ref(x);
+  t2.unref(x);
   t.equal(t2.size, 2, 'still referenced');
   t2.unref(x);
   t.equal(t2.size, 1, 'last reference gone: removed');

@@ -5,7 +5,16 @@ import { AttrTable, type RouteAttributes } from '../../../../src/bgp/rib/attrs.j
 import { LocRib } from '../../../../src/bgp/rib/loc-rib.js';
 import { AdjRibOut } from '../../../../src/bgp/rib/adj-rib-out.js';
 import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber } from '../../../../src/bgp/rib/path.js';
-import { PrefixTable, parsePrefixKey, formatPrefixKey, keyAt, bucketAt, BUCKET_V6, newPrefixList, writePrefix } from '../../../../src/bgp/rib/prefix-table.js';
+import {
+  PrefixTable,
+  parsePrefixKey,
+  formatPrefixKey,
+  keyAt,
+  bucketAt,
+  BUCKET_V6,
+  newPrefixList,
+  writePrefix,
+} from '../../../../src/bgp/rib/prefix-table.js';
 import { importAttrs, exportAttrs, type PeerPolicy } from '../../../../src/bgp/policy.js';
 import { shouldAdvertise } from '../../../../src/bgp/reflector.js';
 
@@ -16,7 +25,10 @@ const p2 = peerSource({ id: 2, address: '10.0.0.2', ebgp: false, asn: 65000, rou
 
 function prefixListFromStrings(afi: 1 | 2, cidrs: string[]) {
   const l = newPrefixList(afi, cidrs.length);
-  cidrs.forEach((c, i) => { const k = parsePrefixKey(c); writePrefix(l, i, k.bucket, k.key); });
+  cidrs.forEach((c, i) => {
+    const k = parsePrefixKey(c);
+    writePrefix(l, i, k.bucket, k.key);
+  });
   l.count = cidrs.length;
   return l;
 }
@@ -33,7 +45,9 @@ t.test('prefix keys', async (t) => {
   t.equal(bucketAt(l6, 0), BUCKET_V6);
   t.equal(formatPrefixKey(bucketAt(l6, 0), keyAt(l6, 0)), 'fd00:1::/48');
   const pt = new PrefixTable<number>();
-  pt.set(24, 5, 1); pt.set(24, 5, 2); pt.set(25, 5, 3);
+  pt.set(24, 5, 1);
+  pt.set(24, 5, 2);
+  pt.set(25, 5, 3);
   t.equal(pt.size, 2);
   t.equal(pt.get(24, 5), 2);
   pt.delete(24, 5);
@@ -64,7 +78,10 @@ t.test('Loc-RIB multipath changes are changes', async (t) => {
   const k = parsePrefixKey('10.9.0.0/24');
   rib.upsert(k.bucket, k.key, new Path(p1, A({ nextHop: '10.0.0.1' })));
   t.equal(rib.upsert(k.bucket, k.key, new Path(p2, A({ nextHop: '10.0.0.2' }))), true, 'second equal-cost path joins the set');
-  t.same(rib.decision(k.bucket, k.key).multipath.map((p) => p.attrs.nextHop), ['10.0.0.1', '10.0.0.2']);
+  t.same(
+    rib.decision(k.bucket, k.key).multipath.map((p) => p.attrs.nextHop),
+    ['10.0.0.1', '10.0.0.2'],
+  );
   t.equal(rib.remove(k.bucket, k.key, p2), true, 'leaves the set');
 });
 
@@ -93,13 +110,24 @@ t.test('Adj-RIB-Out coalesces and groups by attribute set', async (t) => {
   t.equal(batches.length, 1);
   t.equal(batches[0]!.attrs, null, 'a withdrawal');
   t.equal(x.refs, 2);
-  t.equal(out.dump().reduce((s, b) => s + b.prefixes.count, 0), 3, 'dump = what the peer has');
+  t.equal(
+    out.dump().reduce((s, b) => s + b.prefixes.count, 0),
+    3,
+    'dump = what the peer has',
+  );
   out.clear();
   t.equal(tb.size, 0, 'all references dropped');
 });
 
 const peer = (o: Partial<PeerPolicy> = {}): PeerPolicy => ({
-  asn: 65000, ebgp: false, rrClient: false, nextHopSelf: false, keepOriginalNextHop: false, allowOwnAs: 0, localAddress: '10.0.0.100', ...o,
+  asn: 65000,
+  ebgp: false,
+  rrClient: false,
+  nextHopSelf: false,
+  keepOriginalNextHop: false,
+  allowOwnAs: 0,
+  localAddress: '10.0.0.100',
+  ...o,
 });
 const self = { asn: 65000, routerId: '9.9.9.9', clusterId: '7.7.7.7' };
 
@@ -109,7 +137,12 @@ t.test('import: loops and eBGP attribute hygiene', async (t) => {
   t.equal(importAttrs(self, peer({ ebgp: true, asn: 65001, allowOwnAs: 1 }), looped).ok, true, 'allowed once');
   t.same(importAttrs(self, peer(), { origin: 0, asPath: [], originatorId: '9.9.9.9' }), { ok: false, reason: 'originator-loop' });
   t.same(importAttrs(self, peer(), { origin: 0, asPath: [], clusterList: ['1.2.3.4', '7.7.7.7'] }), { ok: false, reason: 'cluster-loop' });
-  const r = importAttrs(self, peer({ ebgp: true, asn: 65001 }), { origin: 0, asPath: [{ type: 2, asns: [65001] }], localPref: 500, originatorId: '1.1.1.1' });
+  const r = importAttrs(self, peer({ ebgp: true, asn: 65001 }), {
+    origin: 0,
+    asPath: [{ type: 2, asns: [65001] }],
+    localPref: 500,
+    originatorId: '1.1.1.1',
+  });
   t.ok(r.ok && r.attrs.localPref === undefined && r.attrs.originatorId === undefined, 'LOCAL_PREF/ORIGINATOR_ID from eBGP ignored');
 });
 
@@ -121,22 +154,42 @@ t.test('export: eBGP prepends and sets next hop self; iBGP reflection keeps next
   t.equal(toE.nextHop, '10.0.0.100');
   t.equal(toE.localPref, undefined);
   t.equal(toE.med, undefined, 'MED not passed to another AS');
-  t.equal(exportAttrs(self, peer({ ebgp: true, asn: 65002, keepOriginalNextHop: true }), ebgpSrc, attrs, 1)!.nextHop, '192.0.2.1', 'keepOriginalNextHop');
+  t.equal(
+    exportAttrs(self, peer({ ebgp: true, asn: 65002, keepOriginalNextHop: true }), ebgpSrc, attrs, 1)!.nextHop,
+    '192.0.2.1',
+    'keepOriginalNextHop',
+  );
   const toI = exportAttrs(self, peer(), ebgpSrc, attrs, 1)!;
   t.equal(toI.nextHop, '192.0.2.1', 'eBGP-learned to iBGP: next hop unchanged');
   t.equal(exportAttrs(self, peer({ nextHopSelf: true }), ebgpSrc, attrs, 1)!.nextHop, '10.0.0.100', 'nextHopSelf');
   const client = peerSource({ id: 4, address: '10.0.0.4', ebgp: false, asn: 65000, routerId: ipv4ToNumber('4.4.4.4'), rrClient: true });
-  const refl = exportAttrs(self, peer({ rrClient: true, nextHopSelf: true }), client, { origin: 0, asPath: [], nextHop: '10.0.0.4', localPref: 100 }, 1)!;
+  const refl = exportAttrs(
+    self,
+    peer({ rrClient: true, nextHopSelf: true }),
+    client,
+    { origin: 0, asPath: [], nextHop: '10.0.0.4', localPref: 100 },
+    1,
+  )!;
   t.equal(refl.originatorId, '4.4.4.4');
   t.same(refl.clusterList, ['7.7.7.7']);
   t.equal(refl.nextHop, '10.0.0.4', 'reflection never changes the next hop');
-  const again = exportAttrs(self, peer(), client, { origin: 0, asPath: [], nextHop: '10.0.0.4', originatorId: '5.5.5.5', clusterList: ['1.1.1.1'] }, 1)!;
+  const again = exportAttrs(
+    self,
+    peer(),
+    client,
+    { origin: 0, asPath: [], nextHop: '10.0.0.4', originatorId: '5.5.5.5', clusterList: ['1.1.1.1'] },
+    1,
+  )!;
   t.equal(again.originatorId, '5.5.5.5', 'existing ORIGINATOR_ID kept');
   t.same(again.clusterList, ['7.7.7.7', '1.1.1.1'], 'cluster ID prepended');
   const local = exportAttrs(self, peer(), LOCAL_SOURCE, { origin: 0, asPath: [] }, 1)!;
   t.equal(local.nextHop, '10.0.0.100', 'local route without next hop: self');
   t.equal(local.localPref, 100);
-  t.equal(exportAttrs(self, peer({ ebgp: true, asn: 1 }), LOCAL_SOURCE, { origin: 0, asPath: [], communities: [0xffffff01] }, 1), null, 'NO_EXPORT');
+  t.equal(
+    exportAttrs(self, peer({ ebgp: true, asn: 1 }), LOCAL_SOURCE, { origin: 0, asPath: [], communities: [0xffffff01] }, 1),
+    null,
+    'NO_EXPORT',
+  );
   t.equal(exportAttrs(self, peer(), LOCAL_SOURCE, { origin: 0, asPath: [], communities: [0xffffff02] }, 1), null, 'NO_ADVERTISE');
 });
 
@@ -160,10 +213,13 @@ t.test('IntTable: a model check against Map (inserts, deletes, iteration while d
   const tb = new IntTable<number>();
   const model = new Map<number, number>();
   let s = 1;
-  const rnd = () => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s; };
+  const rnd = () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s;
+  };
   let mismatches = 0;
   for (let i = 0; i < 200_000; i++) {
-    const k = (rnd() % 5000) - 2500 | 0;
+    const k = ((rnd() % 5000) - 2500) | 0;
     const op = rnd() % 4;
     if (op < 2) {
       if (tb.set(k, i) !== !model.has(k)) mismatches++;
@@ -182,12 +238,18 @@ t.test('IntTable: a model check against Map (inserts, deletes, iteration while d
   for (const [k, v] of model) if (tb.get(k) !== v) same = false;
   t.ok(same, 'every key maps to the same value');
   let seen = 0;
-  tb.forEach((_v, k) => { seen++; tb.delete(k); });
+  tb.forEach((_v, k) => {
+    seen++;
+    tb.delete(k);
+  });
   t.equal(seen, model.size, 'forEach visits each entry once while deleting');
   t.equal(tb.size, 0);
   for (let i = 0; i < 1000; i++) tb.set(i, i);
   const got = new Set<number>();
-  for (const [k] of tb.entries()) { got.add(k); if (k === 10) for (let j = 1000; j < 5000; j++) tb.set(j, j); }
+  for (const [k] of tb.entries()) {
+    got.add(k);
+    if (k === 10) for (let j = 1000; j < 5000; j++) tb.set(j, j);
+  }
   for (let i = 0; i < 1000; i++) if (!got.has(i)) t.fail(`entry ${i} skipped by an iterator across a rehash`);
   t.pass('no entry present from the start is skipped');
 });
