@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 DEB_PACKAGES := iproute2 iptables nftables iperf3 bird2 gobgpd etcd-server etcd-client \
                 containernetworking-plugins iputils-ping procps openssl
 
-.PHONY: deps deps-apt deps-npm build test test-unit test-integration test-interop lab lab-down bench fuzz clean stage install uninstall deb
+.PHONY: deps deps-apt deps-npm build fmt lint test test-unit test-integration test-interop lab lab-down bench fuzz clean stage install uninstall deb
 
 deps: deps-apt deps-npm
 
@@ -25,6 +25,14 @@ deps-npm:
 
 build:
 	tsc -p .
+
+# Formatter and linter (Biome, biome.json). `make test` checks both (test/unit/house/lint.test.ts).
+fmt:
+	biome format --write
+	biome lint --write
+
+lint:
+	biome ci
 
 # The whole suite: unit (no root), integration (root, netns), interop (BIRD/GoBGP/FRR), tap under the hood.
 # Ends with one line: "N passed, N failed, N skipped".
