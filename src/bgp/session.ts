@@ -165,6 +165,11 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   get established(): boolean {
     return this.main.fsm.state === 'Established';
   }
+  /** The Established connection's socket is still open (it can be destroyed before its 'close' event reaches the FSM). */
+  get connected(): boolean {
+    const s = this.main.socket;
+    return !!s && !s.destroyed;
+  }
   /** Negotiated capabilities/timers of the Established session. */
   get negotiated(): Negotiated | undefined {
     return this.established ? this.main.fsm.negotiated : undefined;

@@ -107,7 +107,9 @@ class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSess
   }
 
   send(msg: Buffer): boolean {
-    if (!this.session.established) return true;
+    // A connection closing under us (the socket destroyed, its 'close' not yet seen by the FSM):
+    // the message is dropped like any on a session going down — 'down' follows, never a throw.
+    if (!this.session.established || !this.session.connected) return true;
     return this.session.sendUpdate(msg);
   }
 }

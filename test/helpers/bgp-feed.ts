@@ -5,6 +5,8 @@ import { AS4_CAPS, type PathAttributes, type PrefixList } from '../../src/bgp/co
 import { emptyPrefixList } from '../../src/bgp/codec/prefix.js';
 
 export const FEEDER_ASN = 65100;
+/** The feed's first /24 block: prefix i lies in block FEED_BASE + 256·i. */
+export const FEED_BASE = (11 << 24) >>> 0;
 
 let seed = 12345;
 const rnd = (n: number): number => {
@@ -21,7 +23,7 @@ export function buildFeed(n: number, nextHop: string): { msgs: Buffer[]; sets: n
   let made = 0;
   let sets = 0;
   // Distinct prefixes: walk /24s from 11.0.0.0; ~25% of them become a longer prefix (/25–/32) inside it.
-  let block = (11 << 24) >>> 0;
+  let block = FEED_BASE;
   while (made < n) {
     const count = Math.min(per, n - made);
     const list: PrefixList = { afi: 1, safi: 1, count, addrs: new Uint32Array(count), lens: new Uint8Array(count), pathIds: null };

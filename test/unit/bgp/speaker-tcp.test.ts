@@ -4,6 +4,8 @@ import t from 'tap';
 import { BgpSpeaker, tcpSessions, type BestRouteEvent } from '../../../src/bgp/index.js';
 import { until } from './speaker-harness.js';
 import { native } from '../../../src/native/index.js';
+import type { Socket } from 'node:net';
+import { encodeKeepalive } from '../../../src/bgp/codec/message.js';
 
 const haveNative = ((): boolean => {
   try {
@@ -79,5 +81,34 @@ t.test(
     t.equal(b.peers()[0]!.prefixesStale, 1, 'kept stale');
     t.equal(b.locRib().get('10.9.0.0/24')?.stale, true);
     t.same(withdrawn, []);
+  },
+);
+
+t.test(
+  'a connection destroyed before the FSM sees its close: output to it is dropped, the speaker does not throw',
+  { skip: haveNative ? false : 'native addon not built (npm ci)' },
+  async (t) => {
+    // Seen in the RR fan-out benchmark: 50 clients closed at once, a flush wrote to a destroyed socket
+    // whose 'close' had not reached the FSM yet, and "session … is not Established" killed the reflector.
+    const p3 = port + 2;
+    const a = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.1', listenAddress: '127.0.0.1', listenPort: p3 });
+    const b = new BgpSpeaker({ sessions: tcpSessions(), asn: 65000, routerId: '10.255.0.2', listenAddress: '127.0.0.2', listenPort: p3 });
+    a.addPeer({ address: '127.0.0.2', asn: 65000, localAddress: '127.0.0.1', port: p3, families: ['ipv4'] });
+    b.addPeer({ address: '127.0.0.1', asn: 65000, localAddress: '127.0.0.2', port: p3, families: ['ipv4'], passive: true });
+    t.teardown(async () => {
+      await a.stop();
+      await b.stop();
+    });
+    await a.start();
+    await b.start();
+    await until(() => a.peers()[0]!.state === 'Established' && b.peers()[0]!.state === 'Established', 20000, 'Established');
+    const adapter = (
+      a as unknown as { peersByAddr: Map<string, { session: { session: { main: { socket: Socket } }; send(m: Buffer): boolean } }> }
+    ).peersByAddr.get('127.0.0.2')!.session;
+    adapter.session.main.socket.destroy(); // its 'close' event comes on a later tick
+    t.doesNotThrow(() => adapter.send(encodeKeepalive()), 'a send in that window is dropped');
+    a.originate('10.8.0.0/24');
+    await until(() => b.locRib().size === 1, 30000, 'the session comes back and the route arrives');
+    t.equal(a.internalErrors, 0);
   },
 );
