@@ -32,7 +32,7 @@ fmt:
 	biome lint --write
 
 lint:
-	biome ci
+	biome ci --error-on-warnings
 
 # The whole suite: unit (no root), integration (root, netns), interop (BIRD/GoBGP/FRR), tap under the hood.
 # Ends with one line: "N passed, N failed, N skipped".

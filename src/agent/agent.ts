@@ -11,6 +11,7 @@
 //          or a quiet period, or a deadline), the dataplane holds deletes — nothing a previous run
 //          installed is deleted, so kill -9 + restart removes no kernel route on this node.
 // Route-reflector mode: no IPAM, no dataplane; the Node carries routeReflectorClusterID.
+import { IPAM_PREFIX, RESOURCE_PREFIX } from '../datastore/keys.js';
 import { EventEmitter } from 'node:events';
 import { cidrContainsCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import { log, type Logger } from '../common/log.js';
@@ -47,9 +48,6 @@ import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secre
 import { bfdTimersOf, peerResourceOf, restartTimeSeconds, type BfdTimersJson } from './peer-resource.js';
 import { resolveFilters, communitiesFor, nextHopFlags, type CommunityConfig } from './bgp-policy.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
-
-export const RESOURCES_PREFIX = '/tabby/resources/v3/projectcalico.org/';
-export const IPAM_PREFIX = '/tabby/ipam/v2/';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -174,7 +172,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.convergeDeadline = Date.now() + this.timing.convergeDeadlineMs;
     this.dsWatch = new DatastoreWatch({
       ds: deps.ds,
-      prefixes: [RESOURCES_PREFIX, IPAM_PREFIX],
+      prefixes: [RESOURCE_PREFIX, IPAM_PREFIX],
       logger: this.logger,
       onChange: () => this.scheduleResync(),
       probeIntervalMs: this.timing.probeIntervalMs,

@@ -12,7 +12,7 @@ import {
   type PeerType,
   type SelectorMatch,
 } from './peers.js';
-import type { BgpStateName } from './status-types.js';
+import type { BgpState } from '../bgp/index.js';
 
 /** The compact status one agent publishes (Calico's CalicoNodeStatus idea). */
 export interface NodeStatusRecord {
@@ -26,7 +26,7 @@ export interface NodeStatusRecord {
   /** The agent's process start (a restart shows as a new value). */
   startedAt: string;
   address?: string;
-  sessions: { peer: string; type: PeerType; state: BgpStateName; since: string; info: string }[];
+  sessions: { peer: string; type: PeerType; state: BgpState; since: string; info: string }[];
   /** Own affine blocks. */
   blocks: { cidr: string; state: string }[];
   /** Prefixes the node originates over BGP (own confirmed blocks, borrowed /32s). */

@@ -2,18 +2,18 @@
 // configuration, pools and IPAM blocks, plus the status records the agents publish under
 // STATUS_PREFIX (node-status-publisher.ts). Also the one conversion of a live /status answer into the
 // record shape, so the lab (which asks each agent's socket) and the published records check alike.
+import { STATUS_PREFIX } from '../datastore/keys.js';
 import type { Datastore } from '../datastore/types.js';
 import { ResourceStore, type BGPConfiguration, type BGPPeer, type IPPool, type Node } from '../datastore/resources.js';
 import { Ipam } from '../ipam/index.js';
 import { ipOf } from './util.js';
-import { parseAsNumber } from './config.js';
+import { parseAsn } from '../datastore/validation.js';
 import { peerResourceOf } from './peer-resource.js';
 import type { AgentStatusJson } from './status-types.js';
 import { STALE_AUTO, type ClusterInput, type NodeStatusRecord } from './cluster-check.js';
 import { calicoSelectorMatch } from './wiring-store.js';
 
 /** Where agents publish their NodeStatusRecord: `<prefix><node>`. Not under the prefixes agents watch. */
-export const STATUS_PREFIX = '/tabby/status/v1/nodes/';
 /** The agent's /status lists at most this many routes (agent.ts STATUS_ROUTES_LIMIT). */
 const STATUS_ROUTES_CAP = 1000;
 export const statusKey = (node: string): string => `${STATUS_PREFIX}${node}`;
@@ -91,7 +91,7 @@ export function clusterInputFrom(
     if (typeof v === 'number') return v;
     if (typeof v === 'string') {
       try {
-        return parseAsNumber('asNumber', v);
+        return parseAsn(v);
       } catch {
         return fallback;
       }

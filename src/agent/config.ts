@@ -9,8 +9,9 @@ import yargs from 'yargs';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/method.js';
 import { echo } from '../common/echo.js';
-import { parseDuration } from '../autodetect/settings.js';
+import { parseDurationSetting } from '../autodetect/settings.js';
 import { parseEndpoints, parseDatastoreType, DatastoreConfigError, type NodeDatastoreConfig } from '../datastore/config.js';
+import { InvalidAsn, parseAsn } from '../datastore/validation.js';
 import { DEFAULT_HEALTH_ADDR, DEFAULT_METRICS_ADDR, DEFAULT_STATE_DIR, STATUS_SOCKET_NAME, NODENAME_FILE_NAME } from './constants.js';
 
 export * from './constants.js';
@@ -586,22 +587,14 @@ function parseAddressSetting(name: string, value: string | undefined, family: 4 
   }
 }
 
-/** "64512", or dotted "64512.100" (RFC 5396 asdot). */
+/** "64512", or dotted "64512.100" (RFC 5396 asdot): the datastore's parser, errors naming the variable. */
 export function parseAsNumber(name: string, value: string): number {
-  const dot = /^(\d+)\.(\d+)$/.exec(value);
-  let n: number;
-  if (dot) {
-    const hi = Number(dot[1]),
-      lo = Number(dot[2]);
-    if (hi > 65535 || lo > 65535) throw new ConfigError(name, value, 'each half of a dotted AS number is 0..65535');
-    n = hi * 65536 + lo;
-  } else if (/^\d+$/.test(value)) {
-    n = Number(value);
-  } else {
-    throw new ConfigError(name, value, 'expected an AS number, e.g. 64512 or 1.10');
+  try {
+    return parseAsn(value);
+  } catch (e) {
+    if (e instanceof InvalidAsn) throw new ConfigError(name, value, e.message.replace(/^invalid AS number [^:]*: /, ''));
+    throw e;
   }
-  if (n < 1 || n > 4294967295) throw new ConfigError(name, value, 'an AS number is 1..4294967295');
-  return n;
 }
 
 function parseLabels(name: string, value: string | undefined): Record<string, string> {
@@ -626,7 +619,7 @@ function parseLabels(name: string, value: string | undefined): Record<string, st
 
 function durationMs(name: string, value: string): number {
   try {
-    return parseDuration(name, value);
+    return parseDurationSetting(name, value);
   } catch {
     throw new ConfigError(name, value, 'expected a duration (e.g. 60s, 5m, 1h30m) or a number of seconds');
   }

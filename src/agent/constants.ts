@@ -33,10 +33,3 @@ export const NODENAME_FILE_NAME = 'nodename';
 
 /** The message shown (log, /readiness, node status) when a pool needs IPIP on a kernel without it. */
 export const NO_IPIP_MESSAGE = 'kernel has no ipip support: use vxlanMode or ipipMode Never';
-
-/** Link names as in Calico. */
-export const IPIP_DEVICE = 'tunl0';
-export const VXLAN_DEVICE = 'vxlan.calico';
-export const VXLAN_VNI = 4096;
-export const VXLAN_PORT = 4789;
-export const VXLAN_MTU = 1450;

@@ -8,8 +8,8 @@ import type { Datastore } from '../datastore/types.js';
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound } from '../datastore/types.js';
 import type { Logger } from '../common/log.js';
 import type { NodeStatusRecord } from './cluster-check.js';
-import { STATUS_PREFIX, statusKey } from './cluster-input.js';
-import { RESOURCES_PREFIX } from './agent.js';
+import { NODES_PREFIX, STATUS_PREFIX } from '../datastore/keys.js';
+import { statusKey } from './cluster-input.js';
 
 export interface PublisherOptions {
   ds: Datastore;
@@ -128,10 +128,7 @@ export class NodeStatusPublisher {
 
   /** Delete the records of nodes whose Node resource is gone (they expire with their node). */
   async gc(): Promise<string[]> {
-    const [records, nodes] = await Promise.all([
-      this.o.ds.list<NodeStatusRecord>(STATUS_PREFIX),
-      this.o.ds.list(`${RESOURCES_PREFIX}nodes/`),
-    ]);
+    const [records, nodes] = await Promise.all([this.o.ds.list<NodeStatusRecord>(STATUS_PREFIX), this.o.ds.list(NODES_PREFIX)]);
     const names = new Set(nodes.items.map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1)));
     const gone: string[] = [];
     for (const kv of records.items) {

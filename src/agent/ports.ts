@@ -1,6 +1,7 @@
 // The agent's view of the modules it wires together (datastore resources, IPAM, BGP speaker, dataplane,
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
+import type { BgpState } from '../bgp/index.js';
 import type { Route } from '../dataplane/routes.js';
 import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node, ResourceMeta } from '../datastore/resources.js';
 import type { BfdTimers } from '../bfd/fsm.js';
@@ -59,7 +60,6 @@ export interface IpamPort {
 }
 
 // ---- BGP speaker ----
-export type BgpState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
 export interface SpeakerPeerConfig {
   address: string;

@@ -14,10 +14,10 @@
 // The per-prefix part (a learned best route → its kernel route or why none) is learnedRoute(), over a
 // RouteContext compiled once per pool/node change; the agent's RouteTable (route-table.ts) calls it
 // only for the prefixes that changed.
-import { parseCidr, parseIp, cidrContains, cidrContainsCidr, formatCidr, type Cidr } from '../common/ip.js';
-import { parseV4 } from '../dataplane/netlink/wire.js';
+import { parseCidr, parseIp, cidrContains, cidrContainsCidr, formatCidr, parseIpv4Number, type Cidr } from '../common/ip.js';
 import type { Route } from '../dataplane/routes.js';
-import { IPIP_DEVICE, VXLAN_DEVICE, NO_IPIP_MESSAGE } from './constants.js';
+import { IPIP_IF_NAME, VXLAN_IF_NAME } from '../dataplane/ownership.js';
+import { NO_IPIP_MESSAGE } from './constants.js';
 import type { PoolMode } from './config.js';
 
 export interface RoutePool {
@@ -105,7 +105,7 @@ export interface PrefixNum {
 /** "10.1.2.0/24" → PrefixNum (the agent's prefixes are canonical: the speaker formats them). */
 export function prefixNum(dst: string): PrefixNum {
   const slash = dst.indexOf('/');
-  const v4 = slash > 0 ? parseV4(dst.slice(0, slash)) : -1;
+  const v4 = slash > 0 ? parseIpv4Number(dst.slice(0, slash)) : -1;
   if (v4 >= 0) return { family: 4, net4: v4, len: Number(dst.slice(slash + 1)) };
   const c = parseCidr(dst);
   return { family: c.family, net4: 0, len: c.prefixLen, cidr: c };
@@ -204,7 +204,7 @@ export function learnedTemplate(ctx: RouteContext, family: 4 | 6, poolIndex: num
   if (pool && isVxlan(pool)) return 'vxlan-pool';
   if (pool && isIpip(pool) && (pool.ipipMode === 'Always' || !same)) {
     if (ctx.ipipBroken) return 'no-ipip';
-    return { gateway: nh, dev: IPIP_DEVICE, onlink: true };
+    return { gateway: nh, dev: IPIP_IF_NAME, onlink: true };
   }
   return ctx.uplink && same ? { gateway: nh, dev: ctx.uplink } : { gateway: nh };
 }
@@ -295,13 +295,13 @@ export function computeRoutes(input: RouteInput): RouteOutput {
         routes.set(dst, r);
         continue;
       }
-      routes.set(dst, { dst, gateway: v.vtepIp, dev: VXLAN_DEVICE, onlink: true });
+      routes.set(dst, { dst, gateway: v.vtepIp, dev: VXLAN_IF_NAME, onlink: true });
       used.add(v.node);
     }
     for (const v of input.vteps ?? []) {
       if (!used.has(v.node)) continue;
-      neighbors.push({ dev: VXLAN_DEVICE, ip: v.vtepIp, mac: v.vtepMac });
-      fdb.push({ dev: VXLAN_DEVICE, mac: v.vtepMac, dst: v.address });
+      neighbors.push({ dev: VXLAN_IF_NAME, ip: v.vtepIp, mac: v.vtepMac });
+      fdb.push({ dev: VXLAN_IF_NAME, mac: v.vtepMac, dst: v.address });
     }
   }
 

@@ -3,12 +3,12 @@
 // received (code, subcode, data), and TCP connect errors (errno code). Fed by the speaker's events
 // (SpeakerPort.onSessionEvent); a repeated connect error is counted, not appended, so a peer that has
 // refused connections for an hour still shows what happened before. Nothing here touches a socket.
-import type { BgpStateName } from './status-types.js';
+import type { BgpState } from '../bgp/index.js';
 import type { DesiredPeer } from './peers.js';
 import type { PeerStatusJson } from './status-types.js';
 
 export type SessionEvent =
-  | { kind: 'state'; peer: string; at: string; from: BgpStateName; to: BgpStateName; info: string; count?: number; lastAt?: string }
+  | { kind: 'state'; peer: string; at: string; from: BgpState; to: BgpState; info: string; count?: number; lastAt?: string }
   | {
       kind: 'notification';
       peer: string;

@@ -1,15 +1,14 @@
 // The JSON shape of tabby-node's /status and /readiness answers (HTTP and unix socket). Types only,
 // so `tabbyctl node status` can read them without loading the agent.
+import type { BgpState } from '../bgp/index.js';
 import type { PeerType } from './peers.js';
-
-export type BgpStateName = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
 export interface PeerStatusJson {
   address: string;
   family: 4 | 6;
   asn: number;
   type: PeerType;
-  state: BgpStateName;
+  state: BgpState;
   /** ISO 8601: when the session entered its current state. */
   since: string;
   /** 'Established' or the reason, as BIRD shows it: 'Active Socket: Connection refused'. */

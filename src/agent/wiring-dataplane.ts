@@ -19,7 +19,6 @@ import {
 import type { Logger } from '../common/log.js';
 import { log } from '../common/log.js';
 import type { DataplanePort, DataplaneProgress } from './ports.js';
-import { VXLAN_MTU } from './constants.js';
 
 export async function createDataplanePort(opts: { logger?: Logger } = {}): Promise<DataplanePort> {
   const logger = opts.logger ?? log('dataplane');
@@ -46,7 +45,7 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
       await ensureIpipTunnel(nl, o.address ? { address: o.address } : {});
     },
     ensureVxlanTunnel: async (o) => {
-      await ensureVxlanTunnel(nl, { localIp: o.localIp, mac: o.mac, mtu: VXLAN_MTU, ...(o.address ? { address: o.address } : {}) });
+      await ensureVxlanTunnel(nl, { localIp: o.localIp, mac: o.mac, ...(o.address ? { address: o.address } : {}) });
     },
     vxlanMacForNode,
     setRoute: (r) => routes.set(r),

@@ -8,6 +8,7 @@
 //                      (a /32 with a warning when no interface holds it, as Calico).
 //   IP6 likewise, except that IPv6 is detected ONLY when IP6=autodetect (unset keeps a stored one).
 // When detection finds nothing: keep a stored address with a warning; otherwise NoAddressError.
+import { parseDuration } from '../common/duration.js';
 import { formatIp, parseCidr, parseIp, tryParseIp, type Family, InvalidAddress } from '../common/ip.js';
 import { AutodetectConfigError, formatMethod, parseAutodetectionMethod, type AutodetectionMethod } from './method.js';
 import { findOwner, type AddressChoice, type InterfaceAddresses, type MatchResult } from './match.js';
@@ -66,21 +67,12 @@ export const AUTODETECT_ENV = {
 } as const;
 
 /** Go-style duration ("90s", "1m30s", "500ms") or plain seconds → milliseconds. */
-export function parseDuration(variable: string, value: string): number {
+export function parseDurationSetting(variable: string, value: string): number {
   const v = value.trim();
   if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let pos = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(v)) !== null) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  if (v === '' || pos !== v.length)
-    throw new AutodetectConfigError(variable, value, 'not a duration (e.g. 60s, 5m, 1h30m, or a number of seconds)');
-  return Math.round(total);
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new AutodetectConfigError(variable, value, 'not a duration (e.g. 60s, 5m, 1h30m, or a number of seconds)');
+  return Math.round(ms);
 }
 
 /** Read a variable, accepting the lower-case spelling too (ip_autodetection_method), upper case winning. */
@@ -111,7 +103,7 @@ export function autodetectConfigFromEnv(env: Record<string, string | undefined> 
     ip6: parseIpSetting(ip6, 6, ip6Var),
     method4: parseAutodetectionMethod(m4, 4, m4Var),
     method6: parseAutodetectionMethod(m6, 6, m6Var),
-    pollIntervalMs: poll === undefined || poll.trim() === '' ? 60_000 : parseDuration(pollVar, poll),
+    pollIntervalMs: poll === undefined || poll.trim() === '' ? 60_000 : parseDurationSetting(pollVar, poll),
     ...(internalIps ? { internalIps } : {}),
   };
 }

@@ -11,8 +11,8 @@ import type { NotificationMessage, OpenMessage, RouteRefreshMessage, UpdateMessa
 import { BgpMessageError } from './codec/types.js';
 import { negotiate, type LocalOpenConfig, type Negotiated } from './negotiate.js';
 
-export type State = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
-export const STATES: readonly State[] = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'];
+export type BgpState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+export const STATES: readonly BgpState[] = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'];
 
 /** RFC 4271 §8.1 events (administrative, timer, TCP, message) that tabby uses. */
 export type FsmEvent =
@@ -61,7 +61,7 @@ export interface FsmConfig extends LocalOpenConfig {
 }
 
 export interface Fsm {
-  readonly state: State;
+  readonly state: BgpState;
   readonly config: FsmConfig;
   connectRetryCounter: number;
   negotiated?: Negotiated;
@@ -85,7 +85,7 @@ const stopAll: Action[] = [stop('connectRetry'), stop('hold'), stop('keepalive')
 
 type Row = (f: Fsm, e: any) => Step; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const go = (f: Fsm, state: State, actions: Action[], patch: Partial<Fsm> = {}): Step => ({ next: { ...f, ...patch, state }, actions });
+const go = (f: Fsm, state: BgpState, actions: Action[], patch: Partial<Fsm> = {}): Step => ({ next: { ...f, ...patch, state }, actions });
 
 /** To Idle after an error: drop the connection, count it (RFC 4271 §8.2.2 "ConnectRetryCounter += 1"). */
 function toIdle(f: Fsm, reason: string, pre: Action[] = [], error?: { code: number; subcode: number; sent: boolean }): Step {
@@ -185,7 +185,7 @@ function openReceived(f: Fsm, e: { open: OpenMessage }): Step {
 }
 
 /** The transition table: TRANSITIONS[state][event]. Missing entries: Idle ignores; others are FSM errors. */
-export const TRANSITIONS: Readonly<Record<State, Partial<Record<EventType, Row>>>> = {
+export const TRANSITIONS: Readonly<Record<BgpState, Partial<Record<EventType, Row>>>> = {
   Idle: {
     ManualStart: (f) => start({ ...f, connectRetryCounter: 0 }),
     AutomaticStart: start,

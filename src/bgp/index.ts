@@ -25,13 +25,13 @@
 // policy.ts (import/export attribute rules), reflector.ts (RFC 4456 who-gets-what),
 // graceful-restart.ts (RFC 4724 + path generations), peer.ts (one peer's runtime), speaker.ts (all of it
 // together), speaker-sessions.ts (TCP transport).
+export type { BgpState } from './fsm.js';
 export {
   BgpSpeaker,
   LocRibView,
   type BgpSpeakerOptions,
   type PeerConfig,
   type PeerStatus,
-  type PeerState,
   type MaxPrefixConfig,
   type BestRouteEvent,
   type WithdrawnRouteEvent,

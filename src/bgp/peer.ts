@@ -12,7 +12,8 @@ import { AdjRibOut } from './rib/adj-rib-out.js';
 import type { Path, PathSource } from './rib/path.js';
 import type { PrefixKey } from './rib/prefix-table.js';
 import type { PeerPolicy } from './policy.js';
-import type { PeerConfig, PeerSession, PeerState } from './speaker-types.js';
+import type { BgpState } from './fsm.js';
+import type { PeerConfig, PeerSession } from './speaker-types.js';
 import { PeerFilters } from './filter/peer-filters.js';
 
 export type InboundMessage = UpdateMessage | RouteRefreshMessage;
@@ -22,7 +23,7 @@ export class Peer {
   readonly source: PathSource;
   policy: PeerPolicy;
   session: PeerSession | undefined = undefined;
-  state: PeerState = 'Idle';
+  state: BgpState = 'Idle';
   since: Date;
   info = 'Idle';
   negotiated: Negotiated | undefined = undefined;

@@ -13,6 +13,7 @@
 //     path is local without a next hop; reflected paths get ORIGINATOR_ID and our cluster ID prepended
 //     to CLUSTER_LIST, and their next hop is never changed (RFC 4456 §8, §10);
 //   - well-known communities (RFC 1997): NO_ADVERTISE to nobody, NO_EXPORT/NO_EXPORT_SUBCONFED not to eBGP.
+import { formatIpv4Number } from '../common/ip.js';
 import { AS_SEQUENCE, type AsPathSegment } from './codec/types.js';
 import type { RouteAttributes } from './rib/attrs.js';
 import type { PathSource } from './rib/path.js';
@@ -103,7 +104,7 @@ export function exportAttrs(
   const reflected = !source.local && !source.ebgp;
   if (reflected) {
     // RFC 4456 §8: ORIGINATOR_ID = the originator's BGP Identifier if not already set; prepend CLUSTER_LIST.
-    if (out.originatorId === undefined) out.originatorId = routerIdText(source.routerId);
+    if (out.originatorId === undefined) out.originatorId = formatIpv4Number(source.routerId);
     out.clusterList = [self.clusterId ?? self.routerId, ...(attrs.clusterList ?? [])];
     return out; // RFC 4456 §10: the next hop is never changed on reflection
   }
@@ -121,8 +122,4 @@ export function prependAs(path: readonly AsPathSegment[] | undefined, asn: numbe
   if (first && first.type === AS_SEQUENCE && first.asns.length < 255) first.asns.unshift(asn);
   else segs.unshift({ type: AS_SEQUENCE, asns: [asn] });
   return segs;
-}
-
-function routerIdText(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }

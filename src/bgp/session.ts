@@ -14,12 +14,12 @@ import { decodeMessage, encodeKeepalive, encodeMessage, encodeNotification, enco
 import { notificationText } from './codec/registry.js';
 import type { BgpMessage, CapabilityKind, CodecCaps, RouteRefreshMessage, UpdateMessage } from './codec/types.js';
 import { BgpMessageError, DEFAULT_CAPS, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN } from './codec/types.js';
-import { newFsm, step, type Action, type Fsm, type FsmConfig, type FsmEvent, type State, type TimerName } from './fsm.js';
+import { newFsm, step, type Action, type Fsm, type FsmConfig, type FsmEvent, type BgpState, type TimerName } from './fsm.js';
 import { buildOpen, type FamilyName, type Negotiated } from './negotiate.js';
 import { dialTcp, fdOf, normalizeAddress, setTtlSecurity, TransportError } from './transport.js';
 import type { NotificationSeen, ConnectErrorSeen } from './speaker-types.js';
 export { BgpListener, type ListenerConfig } from './listener.js';
-import { parseIp } from '../common/ip.js';
+import { parseIp, parseIpv4Number } from '../common/ip.js';
 
 export interface SessionConfig {
   /** Peer address (IPv4 or IPv6). */
@@ -59,7 +59,7 @@ export interface SessionConfig {
 export interface SessionStatus {
   address: string;
   asn: number;
-  state: State;
+  state: BgpState;
   since: Date;
   /** 'Established', or the state and last error as BIRD shows it ('Active Socket: Connection refused'). */
   info: string;
@@ -74,7 +74,7 @@ export interface DownEvent {
 
 /** Events of BgpSession. 'down' comes only after Established. */
 export interface SessionEvents {
-  state: [state: State, prev: State];
+  state: [state: BgpState, prev: BgpState];
   established: [negotiated: Negotiated, localAddress: string];
   down: [DownEvent];
   update: [UpdateMessage];
@@ -114,7 +114,7 @@ class Connection {
   }
 }
 
-const STATE_ORDER: Record<State, number> = { Idle: 0, Connect: 1, Active: 1, OpenSent: 2, OpenConfirm: 3, Established: 4 };
+const STATE_ORDER: Record<BgpState, number> = { Idle: 0, Connect: 1, Active: 1, OpenSent: 2, OpenConfirm: 3, Established: 4 };
 
 export class BgpSession extends EventEmitter<SessionEvents> {
   readonly address: string;
@@ -159,7 +159,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
 
   // ------------------------------------------------------------ public API
 
-  get state(): State {
+  get state(): BgpState {
     return this.main.fsm.state;
   }
   get established(): boolean {
@@ -357,8 +357,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     if (this.main.fsm.state !== this.reported) this.onMainState(this.reported);
   }
 
-  private reported: State = 'Idle';
-  private onMainState(prev: State): void {
+  private reported: BgpState = 'Idle';
+  private onMainState(prev: BgpState): void {
     const state = this.main.fsm.state;
     this.reported = state;
     this.since = this.clock.now();
@@ -495,8 +495,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   private collisionCheck(c: Connection, n: Negotiated): void {
     const o = c === this.main ? this.other : this.main;
     if (!o || o.dead || (o.fsm.state !== 'OpenSent' && o.fsm.state !== 'OpenConfirm')) return;
-    const local = ipNum(this.cfg.routerId);
-    const remote = ipNum(n.peerRouterId);
+    const local = parseIpv4Number(this.cfg.routerId);
+    const remote = parseIpv4Number(n.peerRouterId);
     // RFC 6286 §2.3: equal identifiers (possible on eBGP) are broken by the AS numbers.
     const localWins = local === remote ? this.cfg.localAsn > n.peerAsn : local > remote;
     const keepDir: Dir = localWins ? 'out' : 'in';
@@ -716,9 +716,4 @@ export class BgpSession extends EventEmitter<SessionEvents> {
         return;
     }
   }
-}
-
-function ipNum(a: string): number {
-  const p = a.split('.').map(Number);
-  return (((p[0] ?? 0) << 24) | ((p[1] ?? 0) << 16) | ((p[2] ?? 0) << 8) | (p[3] ?? 0)) >>> 0;
 }

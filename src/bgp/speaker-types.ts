@@ -1,6 +1,7 @@
 // The BgpSpeaker's public types: configuration, status, events (typed maps for the speaker and the
 // per-peer session port), and the transport port (PeerSession/SessionFactory) the speaker codes
 // against; speaker-sessions.ts adapts session.ts's TCP sessions to it.
+import type { BgpState } from './fsm.js';
 import type { EventEmitter } from 'node:events';
 import type { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
@@ -11,8 +12,6 @@ import type { BestChanges } from './best-changes.js';
 import type { LargeCommunity, RouteRefreshMessage, UpdateMessage } from './codec/types.js';
 import type { NamedFilter } from './filter/types.js';
 import type { Negotiated } from './negotiate.js';
-
-export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
 
 export interface MaxPrefixConfig {
   limit: number;
@@ -69,7 +68,7 @@ export interface OriginateOptions {
 export interface PeerStatus {
   address: string;
   asn: number;
-  state: PeerState;
+  state: BgpState;
   since: Date;
   info: string;
   prefixesReceived: number;
@@ -102,8 +101,8 @@ export interface WithdrawnRouteEvent {
 
 export interface PeerEvent {
   address: string;
-  state: PeerState;
-  previous: PeerState;
+  state: BgpState;
+  previous: BgpState;
   info: string;
 }
 
@@ -155,7 +154,7 @@ export interface SessionDown {
 
 /** Events of a PeerSession. */
 export interface PeerSessionEvents {
-  state: [state: PeerState, info: string];
+  state: [state: BgpState, info: string];
   established: [negotiated: Negotiated, localAddress: string];
   update: [UpdateMessage];
   'route-refresh': [RouteRefreshMessage];

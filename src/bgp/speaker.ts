@@ -9,6 +9,8 @@
 // 2918 + 7313 (route refresh), 4486 (Cease 6/1 max-prefix).
 // The per-peer transport (FSM, sockets, OPEN negotiation) comes from the SessionFactory the caller
 // passes (tcpSessions() in speaker-sessions.ts, or a test's own). Per-peer runtime: peer.ts.
+import type { BgpState } from './fsm.js';
+import { parseIpv4Number } from '../common/ip.js';
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
@@ -26,7 +28,7 @@ import {
 import type { Negotiated } from './negotiate.js';
 import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
 import { LocRib } from './rib/loc-rib.js';
-import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber, type PathSource } from './rib/path.js';
+import { Path, peerSource, LOCAL_SOURCE, type PathSource } from './rib/path.js';
 import { PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey } from './rib/prefix-table.js';
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
 import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
@@ -47,7 +49,6 @@ import {
 } from './graceful-restart.js';
 import type { DecisionOptions } from './rib/decision.js';
 import type {
-  PeerState,
   MaxPrefixConfig,
   PeerConfig,
   PeerStatus,
@@ -410,7 +411,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       logger: this.log.child({ peer: p.config.address }),
     });
     p.session = s;
-    s.on('state', (state: PeerState, info?: string) => {
+    s.on('state', (state: BgpState, info?: string) => {
       if (p.session === s) this.setState(p, state, info ?? state);
     });
     s.on('established', (n: Negotiated, localAddress: string) => {
@@ -442,7 +443,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     s.start();
   }
 
-  private setState(p: Peer, state: PeerState, info: string): void {
+  private setState(p: Peer, state: BgpState, info: string): void {
     if (p.state === state && p.info === info) return;
     const previous = p.state;
     if (previous !== state) p.since = new Date(this.wallNow());
@@ -457,7 +458,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
 
   private onEstablished(p: Peer, n: Negotiated, localAddress: string): void {
     p.resetForSession(n, this.policyFor(p.config, localAddress || p.config.localAddress || ''));
-    p.source.routerId = ipv4ToNumber(n.peerRouterId);
+    p.source.routerId = parseIpv4Number(n.peerRouterId);
     // RFC 4724 §4.2: families without the F bit (or no capability at all) lose their stale routes now.
     newGeneration(p, this.attrTable);
     if (staleCount(p) > 0) {

@@ -73,7 +73,40 @@ export function formatIp(ip: Ip): string {
 }
 
 function formatIpv4(v: bigint): string {
-  const n = Number(v);
+  return formatIpv4Number(Number(v));
+}
+
+/**
+ * Strict dotted-quad IPv4 → unsigned 32-bit value, or -1 when `s` is not one (then the caller
+ * falls back to parseIp, which also reports the error). The hot path of route encoding:
+ * 100k routes must not cost 100k BigInts.
+ */
+export function parseIpv4Number(s: string): number {
+  let v = 0,
+    octet = 0,
+    digits = 0,
+    dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else if (c === 46) {
+      if (!digits || ++dots > 3) return -1;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || !digits) return -1;
+  return v * 256 + octet;
+}
+
+/** Unsigned 32-bit value → dotted quad (router IDs, ORIGINATOR_ID, route keys). */
+export function formatIpv4Number(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 

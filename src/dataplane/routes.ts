@@ -24,8 +24,7 @@ import {
   type ReconcilerOptions,
 } from './reconciler.js';
 import { log, type Logger } from '../common/log.js';
-import { parseCidr, formatCidr } from '../common/ip.js';
-import { parseV4 } from './netlink/wire.js';
+import { parseCidr, formatCidr, parseIpv4Number } from '../common/ip.js';
 
 export type RouteScope = 'universe' | 'link' | 'host' | number;
 
@@ -73,7 +72,7 @@ const scopeNumber = (s: RouteScope | undefined): number | undefined =>
  *  form comes back as the same string (no copy: the route table's keys are shared down to here). */
 export function normalizeDst(dst: string): string {
   const slash = dst.indexOf('/');
-  const v4 = parseV4(slash < 0 ? dst : dst.slice(0, slash));
+  const v4 = parseIpv4Number(slash < 0 ? dst : dst.slice(0, slash));
   if (v4 >= 0) {
     // fast path without BigInt
     const len = slash < 0 ? 32 : Number(dst.slice(slash + 1));

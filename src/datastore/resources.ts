@@ -4,6 +4,7 @@
 // A resource is one key `/tabby/resources/v3/projectcalico.org/<plural>/<name>`; its
 // metadata.resourceVersion is the key's datastore revision (as a string, like Kubernetes/Calico),
 // and every update is a compare-and-swap on it.
+import { RESOURCE_PREFIX } from './keys.js';
 import { randomUUID } from 'node:crypto';
 import { cidrsOverlap, parseCidr } from '../common/ip.js';
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair, type WatchEvent } from './types.js';
@@ -155,7 +156,6 @@ export const PLURALS: Record<ResourceKind, string> = {
   GlobalNetworkPolicy: 'globalnetworkpolicies',
   Profile: 'profiles',
 };
-export const RESOURCE_PREFIX = '/tabby/resources/v3/projectcalico.org/';
 
 /** Names a user may type for a kind, as calicoctl accepts them. */
 const KIND_ALIASES: Record<ResourceKind, string[]> = {

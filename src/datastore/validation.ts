@@ -2,6 +2,7 @@
 // that name the resource and the field: `IPPool "p1": spec.blockSize 33 is out of range 20..32 for IPv4`.
 // Every problem in a document is collected before throwing, so a user fixes a file in one pass.
 // Pure: no datastore access (cross-resource checks such as pool overlap live in resources.ts).
+import { parseDuration } from '../common/duration.js';
 import { parseCidr, cidrsOverlap, formatCidr, formatIp, formatIpWithPrefix, tryParseIp, type Cidr } from '../common/ip.js';
 import { parseSelector, type SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
@@ -41,6 +42,8 @@ export class ValidationError extends Error {
     this.name = 'ValidationError';
   }
 }
+
+export { parseDuration };
 
 export class InvalidAsn extends Error {
   readonly code = 'EINVALIDASN';
@@ -82,21 +85,6 @@ export function parseAsn(input: unknown): number {
 /** asdot+ text of a 4-byte AS ("64512.100") or plain for 2-byte ones. */
 export function formatAsnDot(asn: number): string {
   return asn > 65535 ? `${Math.floor(asn / 65536)}.${asn % 65536}` : String(asn);
-}
-
-/** Go duration text ("120s", "1m30s", "500ms") → milliseconds; undefined when malformed. */
-export function parseDuration(s: string): number | undefined {
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0,
-    m: RegExpExecArray | null,
-    pos = 0;
-  while ((m = re.exec(s)) !== null) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  return pos === s.length && pos > 0 ? total : undefined;
 }
 
 // ------------------------------------------------------------------ a tiny field-checking kit

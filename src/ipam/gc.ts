@@ -1,17 +1,16 @@
 // IPAM garbage collection of deleted nodes, as calico-kube-controllers does it: the addresses, block
 // affinities and empty blocks of Nodes that no longer exist — and allocations whose handle record is
 // gone — are released once they have stayed that way for a grace period.
-// One agent at a time does it: a lease in the datastore (LEASE_KEY, {holder}) that its holder renews by
+// One agent at a time does it: a lease in the datastore (GC_LEASE_KEY, {holder}) that its holder renews by
 // compare-and-swap every interval. Another agent takes it over, again by CAS, when it has seen the
 // lease's revision unchanged for leaseMs on its OWN clock (no comparison of clocks between machines,
 // like Kubernetes leader election's observed time). Every release is IPAM's own CAS with the address's
 // sequence number, so an allocation racing the collector never loses its address.
 // Pure step (tick) with the clock and datastore passed in; start() runs it on a timer.
+import { GC_LEASE_KEY } from '../datastore/keys.js';
 import type { Datastore, KVPair } from '../datastore/types.js';
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound } from '../datastore/types.js';
 import type { Ipam, IpamCheckReport } from './ipam.js';
-
-export const LEASE_KEY = '/tabby/ipam/v2/gc-lease';
 
 export interface GcLease {
   holder: string;
@@ -123,11 +122,11 @@ export class IpamGc {
     const now = this.now();
     let kv: KVPair<GcLease> | undefined;
     try {
-      kv = await ds.get<GcLease>(LEASE_KEY);
+      kv = await ds.get<GcLease>(GC_LEASE_KEY);
       if (!kv) {
-        kv = await ds.create<GcLease>(LEASE_KEY, { holder });
+        kv = await ds.create<GcLease>(GC_LEASE_KEY, { holder });
       } else if (kv.value.holder === holder) {
-        kv = await ds.update<GcLease>(LEASE_KEY, { holder }, kv.revision);
+        kv = await ds.update<GcLease>(GC_LEASE_KEY, { holder }, kv.revision);
       } else {
         if (this.seen?.revision !== kv.revision) this.seen = { revision: kv.revision, at: now };
         if (now - this.seen.at < this.leaseMs) return false;
@@ -135,7 +134,7 @@ export class IpamGc {
           { previous: kv.value.holder, silentMs: Math.round(now - this.seen.at) },
           'taking over the IPAM garbage collection lease',
         );
-        kv = await ds.update<GcLease>(LEASE_KEY, { holder }, kv.revision);
+        kv = await ds.update<GcLease>(GC_LEASE_KEY, { holder }, kv.revision);
       }
     } catch (e) {
       if (e instanceof DatastoreConflict || e instanceof DatastoreExists || e instanceof DatastoreNotFound) return false; // another agent won

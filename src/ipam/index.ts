@@ -37,23 +37,16 @@ export {
   basicSelectorMatches,
   poolFromResource,
   setSelectorMatcher,
-  NODES_PREFIX,
-  POOLS_PREFIX,
   type PoolInfo,
   type PoolSource,
   type SelectorMatcher,
 } from './pools.js';
 export {
-  AFFINITIES_PREFIX,
-  BLOCKS_PREFIX,
-  CONFIG_KEY,
   DEFAULT_IPAM_CONFIG,
-  HANDLES_PREFIX,
-  IPAM_PREFIX,
   IpamStore,
   type AffinityState,
   type AffinityValue,
   type HandleValue,
   type IpamConfig,
 } from './store.js';
-export { IpamGc, LEASE_KEY, type GcLease, type GcTick, type IpamGcOptions } from './gc.js';
+export { IpamGc, type GcLease, type GcTick, type IpamGcOptions } from './gc.js';

@@ -2,12 +2,10 @@
 // on the datastore: the default source reads the IPPool/Node resources (projectcalico.org/v3 shapes)
 // straight from their datastore keys. Pure helpers: pool choice for a node (enabled, family,
 // nodeSelector, requested names/CIDRs) and finding the pool of an address.
+import { NODES_PREFIX, POOLS_PREFIX } from '../datastore/keys.js';
 import { cidrContains, cidrContainsCidr, formatCidr, parseCidr, parseIp, type Family } from '../common/ip.js';
 import type { Datastore } from '../datastore/types.js';
 import { parseSelector } from '../datastore/selector.js';
-
-export const POOLS_PREFIX = '/tabby/resources/v3/projectcalico.org/ippools/';
-export const NODES_PREFIX = '/tabby/resources/v3/projectcalico.org/nodes/';
 
 export interface PoolInfo {
   name: string;

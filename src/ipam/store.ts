@@ -5,15 +5,10 @@
 //   /tabby/ipam/v2/affinities/<node>/<cidr, '/'→'-'> AffinityValue (pending → confirmed)
 //   /tabby/ipam/v2/handles/<handleId>                HandleValue (block cidr → count)
 //   /tabby/ipam/v2/config                            IpamConfig
+import { AFFINITIES_PREFIX, BLOCKS_PREFIX, HANDLES_PREFIX, IPAM_CONFIG_KEY } from '../datastore/keys.js';
 import type { Datastore, KVPair } from '../datastore/types.js';
 import { DatastoreNotFound } from '../datastore/types.js';
 import type { BlockValue } from './block.js';
-
-export const IPAM_PREFIX = '/tabby/ipam/v2/';
-export const BLOCKS_PREFIX = `${IPAM_PREFIX}blocks/`;
-export const AFFINITIES_PREFIX = `${IPAM_PREFIX}affinities/`;
-export const HANDLES_PREFIX = `${IPAM_PREFIX}handles/`;
-export const CONFIG_KEY = `${IPAM_PREFIX}config`;
 
 export type AffinityState = 'pending' | 'confirmed' | 'pendingDeletion';
 
@@ -109,12 +104,12 @@ export class IpamStore {
 
   // ---- config
   async getConfig(): Promise<{ config: IpamConfig; revision: number | undefined }> {
-    const kv = await this.ds.get<Partial<IpamConfig>>(CONFIG_KEY);
+    const kv = await this.ds.get<Partial<IpamConfig>>(IPAM_CONFIG_KEY);
     return { config: { ...DEFAULT_IPAM_CONFIG, ...(kv?.value ?? {}) }, revision: kv?.revision };
   }
   async setConfig(c: IpamConfig, revision: number | undefined): Promise<void> {
-    if (revision === undefined) await this.ds.create(CONFIG_KEY, c);
-    else await this.ds.update(CONFIG_KEY, c, revision);
+    if (revision === undefined) await this.ds.create(IPAM_CONFIG_KEY, c);
+    else await this.ds.update(IPAM_CONFIG_KEY, c, revision);
   }
 }
 

@@ -6,12 +6,13 @@
 // this machine, reached from the node namespace through a loopback relay). Prints p50/p99/max and
 // pods/s, and checks no address was handed out twice; never fails on a time. Needs root.
 // Run: node dist/test/bench/cni.js [pods]   (TABBY_BENCH_CNI=resident,fallback / =file,etcd to narrow)
+import { POOLS_PREFIX } from '../../src/datastore/keys.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatastore } from '../../src/datastore/index.js';
-import { POOLS_PREFIX } from '../../src/ipam/index.js';
+
 import { runIn } from '../../src/lab/netns.js';
 import { etcdMissing, startEtcd } from '../helpers/etcd.js';
 import {

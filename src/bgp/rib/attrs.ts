@@ -6,8 +6,8 @@
 // An AttrSet never holds MP_REACH/MP_UNREACH (their NLRI are not attributes of a path); the next hop
 // of either family is kept in `nextHop` (+ `linkLocal` for IPv6). The decision process (decision.ts)
 // reads only the derived numeric fields computed here once per set.
+import { parseIpv4Number } from '../../common/ip.js';
 import { AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, type AsPathSegment, type PathAttributes } from '../codec/types.js';
-import { ipv4ToNumber } from './path.js';
 
 /** Attributes of a path, without MP_REACH/MP_UNREACH and without wire-layout hints. */
 export type RouteAttributes = Omit<PathAttributes, 'mpReach' | 'mpUnreach' | 'wireOrder' | 'wireExtended'> & {
@@ -44,7 +44,7 @@ export class AttrSet {
     this.med = attrs.med;
     this.asPathLength = asPathLength(attrs.asPath);
     this.neighborAs = neighborAs(attrs.asPath);
-    this.originatorId = attrs.originatorId !== undefined ? ipv4ToNumber(attrs.originatorId) : undefined;
+    this.originatorId = attrs.originatorId !== undefined ? parseIpv4Number(attrs.originatorId) : undefined;
     this.clusterListLength = attrs.clusterList?.length ?? 0;
     this.nextHop = attrs.nextHop ?? '';
     this.nextHops = Object.freeze([this.nextHop]);

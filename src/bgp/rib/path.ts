@@ -5,6 +5,7 @@
 // ~50k Path objects, not 1M. `refs` counts the prefixes holding the path (kept by the Loc-RIB).
 // A new session of the peer starts a new generation, so marking a dropped peer's paths stale
 // touches only its few Path objects, and a re-announced prefix gets a fresh (non-stale) Path.
+import { parseIpv4Number } from '../../common/ip.js';
 import type { AttrSet } from './attrs.js';
 
 /** Where a path came from. One object per peer (and one for local origination), shared by its paths. */
@@ -77,21 +78,10 @@ export function peerSource(opts: {
   };
 }
 
-/** Dotted quad → unsigned 32-bit number (router IDs, ORIGINATOR_ID, CLUSTER_LIST entries). */
-export function ipv4ToNumber(s: string): number {
-  const p = s.split('.');
-  if (p.length !== 4) return 0;
-  return (((Number(p[0]) << 24) >>> 0) + (Number(p[1]) << 16) + (Number(p[2]) << 8) + Number(p[3])) >>> 0;
-}
-
-export function numberToIpv4(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
 /** Order-preserving numeric key of an IPv4 or IPv6 address (IPv4 sorts before IPv6). */
 export function addressKeyOf(address: string): bigint {
   if (address === '') return 0n;
-  if (!address.includes(':')) return BigInt(ipv4ToNumber(address));
+  if (!address.includes(':')) return BigInt(parseIpv4Number(address));
   // IPv6: expand '::' and fold 16-bit groups; offset by 2^32 so every v6 address sorts after v4.
   let text = address;
   const pct = text.indexOf('%');
@@ -103,7 +93,7 @@ export function addressKeyOf(address: string): bigint {
   let v = 0n;
   for (const g of groups) {
     if (g.includes('.')) {
-      v = (v << 32n) | BigInt(ipv4ToNumber(g));
+      v = (v << 32n) | BigInt(parseIpv4Number(g));
       continue;
     }
     v = (v << 16n) | BigInt(parseInt(g, 16) || 0);

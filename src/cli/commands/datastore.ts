@@ -6,6 +6,7 @@
 //   restore  the store becomes exactly the backup, all or nothing: the file is read and checked whole
 //            first; the file store is replaced by one snapshot renamed over its log (a damaged log
 //            too). etcd: refused — use etcd's own `etcdctl snapshot save/restore` for a cluster.
+import { ROOT_PREFIX } from '../../datastore/keys.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
@@ -16,7 +17,6 @@ import { echo } from '../../common/echo.js';
 import { datastoreConfigFromFlags, withDatastoreFlags, type DatastoreFlags } from './resources.js';
 
 const BACKUP_FORMAT = 'tabby-datastore-backup/v1';
-const KEY_PREFIX = '/tabby/';
 /** A backup is read whole before anything changes: this bounds it (a store of a large cluster fits). */
 const MAX_BACKUP_BYTES = 256 << 20;
 
@@ -60,8 +60,8 @@ export function parseBackup(text: string, source: string): Backup {
   const seen = new Set<string>();
   b.kv.forEach((e: unknown, i) => {
     const kv = e as { key?: unknown; value?: unknown };
-    if (typeof e !== 'object' || e === null || typeof kv.key !== 'string' || !kv.key.startsWith(KEY_PREFIX) || kv.value === undefined) {
-      throw new Error(`${source}: kv[${i}] must be {key: "${KEY_PREFIX}…", value} (got ${echo(e)})`);
+    if (typeof e !== 'object' || e === null || typeof kv.key !== 'string' || !kv.key.startsWith(ROOT_PREFIX) || kv.value === undefined) {
+      throw new Error(`${source}: kv[${i}] must be {key: "${ROOT_PREFIX}…", value} (got ${echo(e)})`);
     }
     if (seen.has(kv.key)) throw new Error(`${source}: key ${echo(kv.key)} appears twice`);
     seen.add(kv.key);
@@ -96,8 +96,8 @@ export const datastoreCommand: CommandModule<object, Opts> = {
               }
               return;
             }
-            const { items, revision } = await ds.list(KEY_PREFIX);
-            write(`${ds.kind} store: revision ${revision}, ${items.length} keys under ${KEY_PREFIX}. No damage found.`);
+            const { items, revision } = await ds.list(ROOT_PREFIX);
+            write(`${ds.kind} store: revision ${revision}, ${items.length} keys under ${ROOT_PREFIX}. No damage found.`);
           }),
       )
       .command<Opts>(
@@ -109,7 +109,7 @@ export const datastoreCommand: CommandModule<object, Opts> = {
             const file = path.resolve(a.file!);
             if (ds instanceof FileDatastore && ds.corruption())
               process.stderr.write('tabbyctl datastore: warning: the store is damaged; the backup holds the state before the damage\n');
-            const { items, revision } = await ds.list(KEY_PREFIX);
+            const { items, revision } = await ds.list(ROOT_PREFIX);
             const doc: Backup = {
               format: BACKUP_FORMAT,
               type: ds.kind,

@@ -2,7 +2,7 @@
 // linux/netlink.h: 4-byte alignment, nla_len excludes padding), and a zero-copy attribute walker.
 // Host byte order is little-endian on every machine tabby targets (x86-64, arm64); network-order
 // fields (ports, addresses) are written explicitly big-endian.
-import { parseIp, ipToBuffer, formatIpv6Groups } from '../../common/ip.js';
+import { parseIp, ipToBuffer, formatIpv6Groups, parseIpv4Number } from '../../common/ip.js';
 
 export const NLMSG_HDRLEN = 16;
 export const align4 = (n: number): number => (n + 3) & ~3;
@@ -140,7 +140,7 @@ export class NlWriter {
   }
   /** An address attribute from text ("10.0.0.1" or "fd00::1"); IPv4 is written without allocating. */
   attrIp(type: number, ip: string): void {
-    const v4 = parseV4(ip);
+    const v4 = parseIpv4Number(ip);
     if (v4 < 0) {
       this.attrBytes(type, ipBytes(ip));
       return;
@@ -167,42 +167,13 @@ export class NlWriter {
 
 /** Address text → 4 or 16 network-order bytes. */
 export function ipBytes(ip: string): Buffer {
-  const v4 = parseV4(ip);
+  const v4 = parseIpv4Number(ip);
   if (v4 >= 0) {
     const b = Buffer.allocUnsafe(4);
     b.writeUInt32BE(v4, 0);
     return b;
   }
   return ipToBuffer(parseIp(ip));
-}
-
-/**
- * Strict dotted-quad IPv4 → unsigned 32-bit value, or -1 when `s` is not one (then the caller
- * falls back to common/ip's parser, which also reports the error). The hot path of route encoding:
- * 100k routes must not cost 100k BigInts.
- */
-export function parseV4(s: string): number {
-  let v = 0,
-    octet = 0,
-    digits = 0,
-    dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return -1; // leading zero
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else if (c === 46) {
-      if (!digits || ++dots > 3) return -1;
-      v = v * 256 + octet;
-      octet = 0;
-      digits = 0;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || !digits) return -1;
-  return v * 256 + octet;
 }
 
 /** 4 or 16 bytes → address text (IPv6 per RFC 5952). */

@@ -1,13 +1,13 @@
 // Drives the tabby CNI plugin the way containerd does: the compiled plugin run as a child process inside
 // a "node" network namespace (the host of the pods), CNI_* in the environment, the netconf on stdin,
 // chained plugins run in order with prevResult. Shared by the CNI integration tests and test/bench/cni.
+import { POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
-import { POOLS_PREFIX } from '../../../src/ipam/index.js';
 
 export const PLUGIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cni/main.js');
 export const PORTMAP = '/usr/lib/cni/portmap';

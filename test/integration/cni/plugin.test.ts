@@ -2,6 +2,7 @@
 // node, each pingable from the node; chained with the reference portmap plugin (prevResult passes
 // through, a hostPort reaches the pod); idempotent ADD/DEL; CHECK; bad input → CNI error codes with
 // nothing allocated.
+import { POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { CNI_ERR } from '../../../src/cni/netconf.js';
 import { openDatastore } from '../../../src/datastore/index.js';
-import { POOLS_PREFIX } from '../../../src/ipam/index.js';
+
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
 import {
   PLUGIN,

@@ -1,5 +1,6 @@
 // 8 processes × 250 autoAssign against one pool, on the file datastore and on a real etcd:
 // 2000 distinct addresses, no duplicates, every block's allocations equal the handles that reference it.
+import { POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,7 +8,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openDatastore, type DatastoreConfig } from '../../../src/datastore/index.js';
-import { Ipam, POOLS_PREFIX, blockHandleCounts, blockAllocations, blockProblems } from '../../../src/ipam/index.js';
+import { Ipam, blockHandleCounts, blockAllocations, blockProblems } from '../../../src/ipam/index.js';
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
 
 const PROCS = 8;

@@ -6,6 +6,7 @@
 //   not acknowledged (an operation cut short by kill -9: an assignment, or a release that may or may not
 //   have happened) is reported by ipam check (as leaked, given which handles are live, or as a
 //   handle/block mismatch), and ipam gc then leaves the check clean.
+import { NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
-import { Ipam, NODES_PREFIX, POOLS_PREFIX } from '../../../src/ipam/index.js';
+import { Ipam } from '../../../src/ipam/index.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/ipam-chaos-worker.js');
 const PROCS = 8;

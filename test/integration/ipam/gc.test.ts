@@ -1,6 +1,7 @@
 // IPAM garbage collection across processes, as the agents run it: three collectors on one file store;
 // a deleted Node's addresses are free again within the grace period; kill -9 the lease holder and
 // another collector takes over and collects the next deleted Node.
+import { GC_LEASE_KEY, NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
-import { Ipam, LEASE_KEY, NODES_PREFIX, POOLS_PREFIX } from '../../../src/ipam/index.js';
+import { Ipam } from '../../../src/ipam/index.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/ipam-gc-worker.js');
 const GRACE_MS = 1500;
@@ -30,7 +31,7 @@ t.test('three collectors: one collects, a killed holder is replaced', async (t) 
   for (const n of ['node-1', 'node-4', 'node-5']) await ipam.autoAssign({ handle: `k8s.${n}`, node: n, num4: 2, attrs: { node: n } });
   for (const n of ['node-1', 'node-2', 'node-3'])
     procs.set(n, spawn(process.execPath, [WORKER, dir, n, String(GRACE_MS), String(LEASE_MS)], { stdio: 'ignore' }));
-  const holder = async () => (await ds.get<{ holder: string }>(LEASE_KEY))?.value.holder;
+  const holder = async () => (await ds.get<{ holder: string }>(GC_LEASE_KEY))?.value.holder;
   const until = async (what: () => Promise<boolean>, ms: number) => {
     const end = Date.now() + ms;
     while (Date.now() < end) {

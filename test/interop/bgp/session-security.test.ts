@@ -3,7 +3,7 @@
 // `ttl security on` in BIRD establishes with tabby's ttlSecurity.
 import t from 'tap';
 import { BgpListener, BgpSession } from '../../../src/bgp/session.js';
-import type { State } from '../../../src/bgp/fsm.js';
+import type { BgpState } from '../../../src/bgp/fsm.js';
 import { haveBird, startBird } from '../../helpers/bird.js';
 import { isRoot, makeNsPair } from '../../helpers/netns.js';
 
@@ -38,8 +38,8 @@ t.test('TCP MD5 and GTSM with BIRD 2', { skip, timeout: 60_000 }, async (t) => {
       netns: pair.a.path,
       ...sec,
     });
-    const states = new Set<State>();
-    s.on('state', (st: State) => states.add(st));
+    const states = new Set<BgpState>();
+    s.on('state', (st: BgpState) => states.add(st));
     listener.add(s);
     t.teardown(() => s.stop());
     return { s, states };

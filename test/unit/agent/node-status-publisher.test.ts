@@ -1,9 +1,10 @@
 // The published node status: written on change (at most every minIntervalMs), at least every
 // heartbeat, and records of nodes whose Node is gone deleted (they expire with their node).
+import { STATUS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { NodeStatusPublisher } from '../../../src/agent/node-status-publisher.js';
-import { STATUS_PREFIX, statusKey, readStatusRecords } from '../../../src/agent/cluster-input.js';
+import { statusKey, readStatusRecords } from '../../../src/agent/cluster-input.js';
 import type { NodeStatusRecord } from '../../../src/agent/cluster-check.js';
 import { log } from '../../../src/common/log.js';
 

@@ -8,7 +8,7 @@ import {
   AddressConflictError,
   NoAddressError,
   autodetectConfigFromEnv,
-  parseDuration,
+  parseDurationSetting,
 } from '../../../src/autodetect/settings.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../../../src/autodetect/method.js';
 import type { InterfaceAddresses, MatchResult } from '../../../src/autodetect/match.js';
@@ -143,12 +143,12 @@ t.test('autodetectConfigFromEnv, with lower-case spellings', async (t) => {
   t.throws(() => autodetectConfigFromEnv({ TABBY_NODE_INTERNAL_IP: 'x' }), /TABBY_NODE_INTERNAL_IP="x": "x" is not an IP address/);
 });
 
-t.test('parseDuration', async (t) => {
-  t.equal(parseDuration('X', '60s'), 60_000);
-  t.equal(parseDuration('X', '1m30s'), 90_000);
-  t.equal(parseDuration('X', '500ms'), 500);
-  t.equal(parseDuration('X', '0'), 0);
-  t.equal(parseDuration('X', '45'), 45_000);
-  t.throws(() => parseDuration('AUTODETECT_POLL_INTERVAL', '1 minute'), /AUTODETECT_POLL_INTERVAL="1 minute": not a duration/);
-  t.throws(() => parseDuration('X', '5x'), /not a duration/);
+t.test('parseDurationSetting', async (t) => {
+  t.equal(parseDurationSetting('X', '60s'), 60_000);
+  t.equal(parseDurationSetting('X', '1m30s'), 90_000);
+  t.equal(parseDurationSetting('X', '500ms'), 500);
+  t.equal(parseDurationSetting('X', '0'), 0);
+  t.equal(parseDurationSetting('X', '45'), 45_000);
+  t.throws(() => parseDurationSetting('AUTODETECT_POLL_INTERVAL', '1 minute'), /AUTODETECT_POLL_INTERVAL="1 minute": not a duration/);
+  t.throws(() => parseDurationSetting('X', '5x'), /not a duration/);
 });

@@ -10,7 +10,7 @@ import {
   type Fsm,
   type FsmConfig,
   type FsmEvent,
-  type State,
+  type BgpState,
 } from '../../../src/bgp/fsm.js';
 import { negotiate, buildOpen } from '../../../src/bgp/negotiate.js';
 import { jitter, VirtualClock } from '../../../src/bgp/clock.js';
@@ -25,7 +25,7 @@ const cfg: FsmConfig = {
   passive: false,
   connectRetryTime: 5,
 };
-const at = (state: State, extra: Partial<Fsm> = {}, c: FsmConfig = cfg): Fsm => ({ ...newFsm(c), state, ...extra });
+const at = (state: BgpState, extra: Partial<Fsm> = {}, c: FsmConfig = cfg): Fsm => ({ ...newFsm(c), state, ...extra });
 const peerOpen = (o: Partial<OpenMessage> = {}): OpenMessage => ({
   type: 'open',
   version: 4,

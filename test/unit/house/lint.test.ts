@@ -18,7 +18,7 @@ function repoRoot(): string {
 
 t.test('biome ci: every source and test file is formatted and lint-clean', (t) => {
   const root = repoRoot();
-  const r = spawnSync(join(root, 'node_modules/.bin/biome'), ['ci', '--colors=off', '--max-diagnostics=20'], {
+  const r = spawnSync(join(root, 'node_modules/.bin/biome'), ['ci', '--colors=off', '--error-on-warnings', '--max-diagnostics=20'], {
     cwd: root,
     encoding: 'utf8',
   });

@@ -1,4 +1,5 @@
 // tabbyctl ipam, run as a user runs it: the compiled CLI against a file datastore in a temp dir.
+import { NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -6,7 +7,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
-import { Ipam, POOLS_PREFIX, NODES_PREFIX } from '../../../src/ipam/index.js';
+import { Ipam } from '../../../src/ipam/index.js';
 import yargs from 'yargs';
 import { ipamCommand } from '../../../src/cli/commands/ipam.js';
 

@@ -1,9 +1,10 @@
 // IPAM garbage collection of deleted nodes: grace period, one collector at a time through a lease,
 // takeover after the holder falls silent, and a racing allocation that never loses its address.
 // Injected clock; the pools and nodes come from the datastore as in the agent.
+import { GC_LEASE_KEY, NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { Ipam, IpamGc, LEASE_KEY, NODES_PREFIX, POOLS_PREFIX } from '../../../src/ipam/index.js';
+import { Ipam, IpamGc } from '../../../src/ipam/index.js';
 
 async function setup() {
   const ds = new MemoryDatastore();
@@ -73,7 +74,7 @@ t.test('one collector at a time; another takes over when the holder stops renewi
   t.notOk((await b.tick()).leader, '20 s of silence: not yet');
   advance(15_000);
   t.ok((await b.tick()).leader, '35 s of silence: taken over');
-  t.equal((await ds.get<{ holder: string }>(LEASE_KEY))?.value.holder, 'node-2');
+  t.equal((await ds.get<{ holder: string }>(GC_LEASE_KEY))?.value.holder, 'node-2');
   t.notOk((await a.tick()).leader, 'the old holder, back, finds the lease taken');
   // The new holder starts its own grace period for what it finds gone.
   advance(59_000);

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { DatastoreConflict } from '../../../src/datastore/types.js';
 import {
@@ -13,8 +14,6 @@ import {
   blockHandleCounts,
   blockProblems,
   DatastorePoolSource,
-  POOLS_PREFIX,
-  NODES_PREFIX,
   type PoolInfo,
 } from '../../../src/ipam/index.js';
 

@@ -1,10 +1,11 @@
 // Table tests of the decision process (RFC 4271 §9.1.2): every tie-breaker in isolation — two paths
 // equal in everything except the one criterion, checked in both input orders — plus MED scoping,
 // AS-path length counting rules and multipath.
+import { parseIpv4Number } from '../../../../src/common/ip.js';
 import t from 'tap';
 import { decide, comparePaths, DECISION_STEPS, type DecisionReason } from '../../../../src/bgp/rib/decision.js';
 import { AttrTable, type RouteAttributes, asPathLength } from '../../../../src/bgp/rib/attrs.js';
-import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber, type PathSource } from '../../../../src/bgp/rib/path.js';
+import { Path, peerSource, LOCAL_SOURCE, type PathSource } from '../../../../src/bgp/rib/path.js';
 
 const table = new AttrTable();
 const base: RouteAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '10.0.0.1' };
@@ -13,7 +14,7 @@ const src = (o: Partial<{ address: string; ebgp: boolean; routerId: string; asn:
     id: 1,
     address: o.address ?? '10.0.0.1',
     ebgp: o.ebgp ?? false,
-    routerId: ipv4ToNumber(o.routerId ?? '1.1.1.1'),
+    routerId: parseIpv4Number(o.routerId ?? '1.1.1.1'),
     asn: o.asn ?? 65000,
   });
 const path = (attrs: Partial<RouteAttributes>, s: PathSource = src()): Path => new Path(s, table.intern({ ...base, ...attrs }));

@@ -1,10 +1,11 @@
 // Loc-RIB (change detection, best first), prefix table keys, Adj-RIB-Out (coalescing, grouping by
 // attribute set, reference counts), policy and reflection rules.
+import { parseIpv4Number } from '../../../../src/common/ip.js';
 import t from 'tap';
 import { AttrTable, type RouteAttributes } from '../../../../src/bgp/rib/attrs.js';
 import { LocRib } from '../../../../src/bgp/rib/loc-rib.js';
 import { AdjRibOut } from '../../../../src/bgp/rib/adj-rib-out.js';
-import { Path, peerSource, LOCAL_SOURCE, ipv4ToNumber } from '../../../../src/bgp/rib/path.js';
+import { Path, peerSource, LOCAL_SOURCE } from '../../../../src/bgp/rib/path.js';
 import {
   PrefixTable,
   parsePrefixKey,
@@ -20,8 +21,8 @@ import { shouldAdvertise } from '../../../../src/bgp/reflector.js';
 
 const table = new AttrTable();
 const A = (a: Partial<RouteAttributes> = {}) => table.intern({ origin: 0, asPath: [], nextHop: '10.0.0.1', ...a });
-const p1 = peerSource({ id: 1, address: '10.0.0.1', ebgp: false, asn: 65000, routerId: ipv4ToNumber('1.1.1.1') });
-const p2 = peerSource({ id: 2, address: '10.0.0.2', ebgp: false, asn: 65000, routerId: ipv4ToNumber('2.2.2.2') });
+const p1 = peerSource({ id: 1, address: '10.0.0.1', ebgp: false, asn: 65000, routerId: parseIpv4Number('1.1.1.1') });
+const p2 = peerSource({ id: 2, address: '10.0.0.2', ebgp: false, asn: 65000, routerId: parseIpv4Number('2.2.2.2') });
 
 function prefixListFromStrings(afi: 1 | 2, cidrs: string[]) {
   const l = newPrefixList(afi, cidrs.length);
@@ -162,7 +163,7 @@ t.test('export: eBGP prepends and sets next hop self; iBGP reflection keeps next
   const toI = exportAttrs(self, peer(), ebgpSrc, attrs, 1)!;
   t.equal(toI.nextHop, '192.0.2.1', 'eBGP-learned to iBGP: next hop unchanged');
   t.equal(exportAttrs(self, peer({ nextHopSelf: true }), ebgpSrc, attrs, 1)!.nextHop, '10.0.0.100', 'nextHopSelf');
-  const client = peerSource({ id: 4, address: '10.0.0.4', ebgp: false, asn: 65000, routerId: ipv4ToNumber('4.4.4.4'), rrClient: true });
+  const client = peerSource({ id: 4, address: '10.0.0.4', ebgp: false, asn: 65000, routerId: parseIpv4Number('4.4.4.4'), rrClient: true });
   const refl = exportAttrs(
     self,
     peer({ rrClient: true, nextHopSelf: true }),
