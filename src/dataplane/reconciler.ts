@@ -26,6 +26,9 @@ export interface ReconcileDriver<T> {
   owned(actual: T): boolean;
   /** not ours, but may be overwritten when its key is desired (e.g. a FAILED neighbour); default: no → conflict */
   mayReplace?(actual: T): boolean;
+  /** replacing `actual` by `desired` adds a second object beside it (e.g. a route with another metric):
+   *  the old one is removed once the new one is in (no gap). Default: no, a replace takes its place */
+  leavesOld?(desired: T, actual: T): boolean;
   /** every kernel object of this kind (owned or not) */
   list(): Promise<T[]>;
   /** create or replace each item; returns failures */
@@ -205,6 +208,9 @@ export class Reconciler<T> extends EventEmitter {
   /** A kernel object disappeared (from an event): whatever we knew under its key is gone. */
   forget(item: T): void {
     const k = this.driver.key(item);
+    const have = this.actual.get(k);
+    // another object under the same key went (the old route a new metric left beside ours): ours stays
+    if (have && this.driver.leavesOld?.(have, item)) return;
     this.heldKeys.delete(k);
     if (!this.actual.delete(k)) return;
     if (this.desired.has(k)) this.markDirty(k);
@@ -295,6 +301,8 @@ export class Reconciler<T> extends EventEmitter {
     const applyKeys: string[] = [];
     const toApply: T[] = [];
     const conflicts: string[] = [];
+    /** owned objects a replace leaves beside the new one, by index in toApply */
+    const leftOld = new Map<number, T>();
     let held = 0;
     for (const k of keys) {
       const want = this.desired.get(k);
@@ -315,6 +323,7 @@ export class Reconciler<T> extends EventEmitter {
       } else if (!have || !d.equal(want, have)) {
         if (have && !d.owned(have) && !d.mayReplace?.(have)) conflicts.push(k);
         else {
+          if (have && d.owned(have) && d.leavesOld?.(want, have)) leftOld.set(toApply.length, have);
           applyKeys.push(k);
           toApply.push(want);
         }
@@ -344,6 +353,10 @@ export class Reconciler<T> extends EventEmitter {
       }
       failed.push(...f);
       applyFailed = f.length;
+      const old: T[] = [];
+      for (const [i, it] of leftOld) if (!bad.has(toApply[i]!)) old.push(it);
+      // a failure is reported (lastError); the stale object goes when a dump lists it under its key
+      if (old.length) failed.push(...(await d.remove(old)));
     }
     for (const k of conflicts) this.dirty.add(k);
     if (failed.length)

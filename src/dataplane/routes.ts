@@ -39,6 +39,8 @@ export interface Route {
   scope?: RouteScope;
   /** default: main (254) */
   table?: number;
+  /** kernel route priority (metric; BGPFilter setPriority). Default: the kernel's (IPv4 0, IPv6 1024) */
+  metric?: number;
   multipath?: { gateway?: string; dev?: string; onlink?: boolean; weight?: number }[];
 }
 
@@ -98,6 +100,11 @@ function sameHops(a: NextHop[] | undefined, b: NextHop[] | undefined): boolean {
   return norm(a) === norm(b);
 }
 
+/** The kernel's default priority when none is given: IPv4 0, IPv6 1024 (IP6_RT_PRIO_USER). */
+const defaultPriority = (family: number): number => (family === 6 ? 1024 : 0);
+const samePriority = (want: KernelRoute, have: KernelRoute): boolean =>
+  (want.priority ?? defaultPriority(want.family)) === (have.priority ?? defaultPriority(have.family));
+
 /** Kernel-form equality on the fields tabby sets. */
 export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
   if (want.dst !== have.dst || want.table !== have.table || want.type !== have.type || want.protocol !== have.protocol) return false;
@@ -106,7 +113,7 @@ export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
   if ((want.gateway ?? '') !== (have.gateway ?? '') || (want.oif ?? 0) !== (have.oif ?? 0) || !!want.onlink !== !!have.onlink) return false;
   // IPv6 routes always dump with scope universe; the kernel picks v4 scopes we do not set.
   if (want.family === 4 && want.scope !== have.scope) return false;
-  if (want.priority !== undefined && want.priority !== have.priority) return false;
+  if (!samePriority(want, have)) return false;
   return sameHops(want.multipath, have.multipath);
 }
 
@@ -139,6 +146,8 @@ export class RouteReconciler extends EventEmitter {
       kind: 'route',
       key: (r) => routeKey(r.table, r.dst),
       equal: sameRoute,
+      // the kernel keys a route by (dst, priority): a new metric is a second route, the old one goes after it
+      leavesOld: (want, have) => !samePriority(want, have),
       owned: (r) => r.type !== 'local' && r.type !== 'broadcast' && this.owns(r, r.oif ? this.byIndex.get(r.oif) : undefined),
       list: () => this.dump(),
       apply: (items) => this.batch('replace', items),
@@ -334,6 +343,7 @@ export class RouteReconciler extends EventEmitter {
       type,
       scope: scopeNumber(r.scope) ?? (type === 'unicast' && !r.gateway && !r.multipath?.length ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE),
     };
+    if (r.metric !== undefined) k.priority = r.metric;
     if (type === 'unicast') {
       if (oif !== undefined) k.oif = oif;
       if (r.gateway) k.gateway = r.gateway;

@@ -81,6 +81,35 @@ t.test('route reconciler', { skip }, async (t) => {
     t.ok(await waitUntil(() => /10\.71\.0\.0\/26 via 172\.30\.0\.2/.test(main()), 1000), 'gateway restored');
   });
 
+  t.test('metric (kernel priority): set, changed, dropped — always one route per prefix', async (t) => {
+    const lines = (family: '-4' | '-6', dst: string): string[] =>
+      ipIn(ns.name, family, 'route', 'show')
+        .split('\n')
+        .filter((l) => l.startsWith(`${dst} `));
+    for (const [family, dst, gateway, dflt] of [
+      ['-4', '10.76.0.0/26', '172.30.0.2', ''],
+      ['-6', 'fd70:0:0:3::/64', 'fd30::2', '1024'],
+    ] as const) {
+      rr.set({ dst, gateway, dev: 'vA', metric: 10 });
+      await rr.apply();
+      t.match(lines(family, dst), [new RegExp(`via ${gateway} dev vA proto 81 metric 10\\b`)], `${dst}: metric 10`);
+      rr.set({ dst, gateway, dev: 'vA', metric: 20 });
+      await rr.apply();
+      t.equal(lines(family, dst).length, 1, `${dst}: the metric-10 route went when the metric-20 one came: ${lines(family, dst)}`);
+      t.match(lines(family, dst)[0], /metric 20\b/);
+      rr.set({ dst, gateway, dev: 'vA' });
+      await rr.apply();
+      t.equal(lines(family, dst).length, 1, `${dst}: one route without the metric: ${lines(family, dst)}`);
+      t.equal(/ metric (\d+)/.exec(lines(family, dst)[0]!)?.[1] ?? '', dflt, `${dst}: the kernel's default metric`);
+    }
+    t.ok(await waitUntil(() => rr.inSync, 5000), 'in sync (the old routes going did not make ours pending)');
+    const r = await rr.resync();
+    t.equal(r.added + r.removed, 0, 'a resync finds nothing to do');
+    rr.delete('10.76.0.0/26');
+    rr.delete('fd70:0:0:3::/64');
+    await rr.apply();
+  });
+
   t.test('stale owned route added by hand: removed; foreign one added: kept', async (t) => {
     ipIn(ns.name, 'route', 'add', '10.83.0.0/24', 'via', '172.30.0.2', 'proto', String(RTPROT_TABBY));
     ipIn(ns.name, 'route', 'add', '10.84.0.0/24', 'via', '172.30.0.2');
