@@ -418,13 +418,13 @@ export class Agent extends EventEmitter implements StatusSource {
         if (!table) return;
         for (let i = 0; i < c.count; i++) {
           const nh = c.nextHop(i);
-          if (nh) table.update(c.prefix(i), nh, c.source(i));
+          if (nh) table.update(c.prefix(i), nh, c.source(i), c.metric?.(i));
           else table.remove(c.prefix(i));
         }
       });
     } else {
       sp.onBest((ev) => {
-        this.routeTable?.update(ev.prefix, ev.nextHops, ev.source ?? '');
+        this.routeTable?.update(ev.prefix, ev.nextHops, ev.source ?? '', ev.metric);
         this.lastRouteChange = Date.now();
       });
       sp.onWithdrawn((ev) => {
@@ -742,7 +742,7 @@ export class Agent extends EventEmitter implements StatusSource {
       // learned routes: only what the changed pools/addresses/blocks affect is recomputed
       const ctx = compileRouteContext(input);
       if (this.routeTable) this.routeTable.setContext(ctx);
-      else this.routeTable = new RouteTable(ctx, dp);
+      else this.routeTable = new RouteTable(ctx, dp, (p) => this.speaker?.decisionReason?.(p));
       // datastore routes (own blocks, VXLAN): a small set, diffed into the same desired state
       const next = new Map(out.routes.map((r) => [r.dst, r]));
       for (const dst of this.staticRoutes.keys()) {

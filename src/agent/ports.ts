@@ -117,7 +117,7 @@ export interface SpeakerPort {
   peers(): SpeakerPeerStatus[];
   /** A prefix's best route changed: its next hops (interned by the speaker: the same array for the same
    *  attribute set) and the peer it came from. */
-  onBest(fn: (ev: { prefix: string; nextHops: readonly string[]; source?: string }) => void): void;
+  onBest(fn: (ev: { prefix: string; nextHops: readonly string[]; source?: string; metric?: number }) => void): void;
   onWithdrawn(fn: (ev: { prefix: string }) => void): void;
   /** The same changes batched (the speaker's 'changes'): when present the agent uses this instead of
    *  onBest/onWithdrawn. A batch is valid only during the call. */
@@ -131,6 +131,8 @@ export interface SpeakerPort {
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
   /** Session history for diagnostics: transitions, NOTIFICATIONs, TCP connect errors (session-history.ts). */
   onSessionEvent?(fn: (ev: SessionEventInput) => void): void;
+  /** Why the best path of a prefix won ('only-path', 'local-pref', …; the Loc-RIB's decision), for `route explain`. */
+  decisionReason?(prefix: string): string | undefined;
 }
 
 export interface BestChangesView {
@@ -139,6 +141,8 @@ export interface BestChangesView {
   /** null: the prefix has no best route any more */
   nextHop(i: number): readonly string[] | null;
   source(i: number): string;
+  /** kernel route priority from a BGPFilter setPriority (undefined: the kernel's default) */
+  metric?(i: number): number | undefined;
 }
 
 // ---- dataplane ----

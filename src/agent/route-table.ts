@@ -3,10 +3,11 @@
 // pipeline (DESIGN.md): the speaker hands it changed prefixes, it computes the kernel route only for
 // those and hands the dataplane deltas (set/delete one route), and `lookup`/`explain` answer
 // `/status` and `tabbyctl route explain` from the same records.
-// Prefixes with the same pool, next hops and source share one Group holding the route template
+// Prefixes with the same pool, next hops, source and metric share one Group holding the route template
 // (learnedTemplate in routes.ts): a pool, node-address or kernel-capability change recomputes one
 // template per group and rewrites only the prefixes of groups whose template changed; a pool change
 // re-homes only the prefixes of groups the changed pools can contain (the index: group → prefixes).
+// A record's BGP decision reason is not stored: the Loc-RIB is asked when a record is read.
 import { cidrContainsCidr, formatCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import type { Route } from '../dataplane/routes.js';
 import {
@@ -33,6 +34,10 @@ export interface RouteRecord {
   nextHops: readonly string[];
   /** the BGP peer the best path came from ('' = originated here) */
   source: string;
+  /** kernel route priority set by a BGPFilter setPriority (absent: the kernel's default) */
+  metric?: number;
+  /** why BGP chose this path over the others (the Loc-RIB's decision reason: 'only-path', 'local-pref', …) */
+  decision?: string;
   /** the enabled pool containing the prefix, if any */
   pool?: string;
   /** the kernel route tabby wants for it */
@@ -49,6 +54,7 @@ interface Group {
   readonly family: 4 | 6;
   readonly nextHops: readonly string[];
   readonly source: string;
+  readonly metric: number | undefined;
   tpl: RouteTemplate;
   readonly members: Set<string>;
 }
@@ -58,7 +64,8 @@ interface Rec {
   route: Route | undefined;
 }
 
-const groupKey = (poolIndex: number, source: string, nh: readonly string[]): string => `${poolIndex} ${source} ${nhKey(nh)}`;
+const groupKey = (poolIndex: number, source: string, metric: number | undefined, nh: readonly string[]): string =>
+  `${poolIndex} ${source} ${metric ?? ''} ${nhKey(nh)}`;
 
 const joined = new WeakMap<readonly string[], string>();
 const nhKey = (nh: readonly string[]): string => {
@@ -83,12 +90,14 @@ const poolDesc = (ctx: RouteContext, i: number): string => {
 export class RouteTable {
   private readonly recs = new Map<string, Rec>();
   private readonly groups = new Map<string, Group>();
-  private last: { nh: readonly string[]; source: string; poolIndex: number; g: Group } | undefined;
+  private last: { nh: readonly string[]; source: string; metric: number | undefined; poolIndex: number; g: Group } | undefined;
   private routed = 0;
 
+  /** `decisionOf(prefix)`: the Loc-RIB's reason for a prefix's best path, asked only when a record is read */
   constructor(
     private ctx: RouteContext,
     private readonly sink: RouteSink,
+    private readonly decisionOf?: (prefix: string) => string | undefined,
   ) {}
 
   /** learned prefixes */
@@ -100,12 +109,13 @@ export class RouteTable {
     return this.routed;
   }
 
-  /** A prefix's best route changed (or appeared). `prefix` is canonical ("10.1.2.0/24"). */
-  update(prefix: string, nextHops: readonly string[], source: string): void {
+  /** A prefix's best route changed (or appeared). `prefix` is canonical ("10.1.2.0/24"); `metric` is the
+   *  kernel route priority a BGPFilter set (undefined: the kernel's default). */
+  update(prefix: string, nextHops: readonly string[], source: string, metric?: number): void {
     const rec = this.recs.get(prefix);
-    const x = rec && rec.g.nextHops === nextHops && rec.g.source === source ? undefined : prefixNum(prefix);
-    if (rec && !x) return; // same next hops, same peer: nothing to do
-    const g = this.groupFor(x!, nextHops, source);
+    const x = rec && rec.g.nextHops === nextHops && rec.g.source === source && rec.g.metric === metric ? undefined : prefixNum(prefix);
+    if (rec && !x) return; // same next hops, same peer, same metric: nothing to do
+    const g = this.groupFor(x!, nextHops, source, metric);
     if (rec) {
       if (rec.g === g) return;
       this.leave(rec, prefix);
@@ -165,7 +175,7 @@ export class RouteTable {
       }
       this.groups.clear();
       for (const g of kept) {
-        g.key = groupKey(g.poolIndex, g.source, g.nextHops);
+        g.key = groupKey(g.poolIndex, g.source, g.metric, g.nextHops);
         this.groups.set(g.key, g);
       }
     }
@@ -180,7 +190,7 @@ export class RouteTable {
     for (const g of rehome) {
       for (const p of g.members) {
         const rec = this.recs.get(p)!;
-        const ng = this.groupFor(prefixNum(p), g.nextHops, g.source);
+        const ng = this.groupFor(prefixNum(p), g.nextHops, g.source, g.metric);
         rec.g = ng;
         ng.members.add(p);
         this.place(p, rec);
@@ -249,6 +259,9 @@ export class RouteTable {
 
   private record(prefix: string, rec: Rec): RouteRecord {
     const r: RouteRecord = { prefix, nextHops: rec.g.nextHops, source: rec.g.source };
+    if (rec.g.metric !== undefined) r.metric = rec.g.metric;
+    const decision = this.decisionOf?.(prefix);
+    if (decision) r.decision = decision;
     const pool = rec.g.poolIndex >= 0 ? this.ctx.pools[rec.g.poolIndex]?.pool.cidr : undefined;
     if (pool) r.pool = pool;
     if (rec.route) r.route = { ...rec.route };
@@ -262,11 +275,11 @@ export class RouteTable {
     return r;
   }
 
-  private groupFor(x: PrefixNum, nextHops: readonly string[], source: string): Group {
+  private groupFor(x: PrefixNum, nextHops: readonly string[], source: string, metric: number | undefined): Group {
     const poolIndex = poolIndexOf(this.ctx, x);
     const l = this.last;
-    if (l && l.nh === nextHops && l.source === source && l.poolIndex === poolIndex) return l.g;
-    const key = groupKey(poolIndex, source, nextHops);
+    if (l && l.nh === nextHops && l.source === source && l.metric === metric && l.poolIndex === poolIndex) return l.g;
+    const key = groupKey(poolIndex, source, metric, nextHops);
     let g = this.groups.get(key);
     if (!g) {
       g = {
@@ -275,12 +288,13 @@ export class RouteTable {
         family: x.family,
         nextHops,
         source,
+        metric,
         tpl: learnedTemplate(this.ctx, x.family, poolIndex, nextHops),
         members: new Set(),
       };
       this.groups.set(key, g);
     }
-    this.last = { nh: nextHops, source, poolIndex, g };
+    this.last = { nh: nextHops, source, metric, poolIndex, g };
     return g;
   }
 
@@ -305,12 +319,14 @@ export class RouteTable {
       }
       return;
     }
-    if (prev && prev.gateway === t.gateway && prev.dev === t.dev && !!prev.onlink === !!t.onlink) return;
+    const metric = rec.g.metric;
+    if (prev && prev.gateway === t.gateway && prev.dev === t.dev && !!prev.onlink === !!t.onlink && prev.metric === metric) return;
     const r: Route = t.dev
       ? t.onlink
         ? { dst: prefix, gateway: t.gateway, dev: t.dev, onlink: true }
         : { dst: prefix, gateway: t.gateway, dev: t.dev }
       : { dst: prefix, gateway: t.gateway };
+    if (metric !== undefined) r.metric = metric;
     if (!prev) this.routed++;
     rec.route = r;
     this.sink.setRoute(r);

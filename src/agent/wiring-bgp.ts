@@ -44,7 +44,14 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
         prefixesAdvertised: p.prefixesAdvertised,
       })),
     onBest: (fn) => {
-      s.on('best', (e: BestRouteEvent) => fn({ prefix: e.prefix, nextHops: e.nextHops, source: e.source }));
+      s.on('best', (e: BestRouteEvent) =>
+        fn({
+          prefix: e.prefix,
+          nextHops: e.nextHops,
+          source: e.source,
+          ...(e.attrs.priority !== undefined ? { metric: e.attrs.priority } : {}),
+        }),
+      );
     },
     onWithdrawn: (fn) => {
       s.on('withdrawn', (e: WithdrawnRouteEvent) => fn({ prefix: e.prefix }));
@@ -56,6 +63,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
       s.on('peer', () => fn());
     },
     routeReport: (peer, dir) => s.routeReport(peer, dir),
+    decisionReason: (prefix) => s.locRib().reason(prefix),
     onEndOfRib: (fn) => {
       s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address }));
     },

@@ -14,6 +14,8 @@ export interface BestChanges {
   nextHop(i: number): readonly string[] | null;
   /** the peer the best path came from ('' = originated here) */
   source(i: number): string;
+  /** the kernel route priority a BGPFilter setPriority gave the best path (undefined: none) */
+  metric(i: number): number | undefined;
 }
 
 export class BestChangeBatch implements BestChanges {
@@ -23,12 +25,14 @@ export class BestChangeBatch implements BestChanges {
   private keys6: (string | undefined)[] = [];
   private hops: (readonly string[] | null)[] = [];
   private sources: string[] = [];
+  /** sparse: only set when some change has a metric */
+  private metrics: (number | undefined)[] = [];
   private scheduled = false;
 
   /** onFlush runs once after the current synchronous work (a microtask) with the batch, then it is reset. */
   constructor(private readonly onFlush: (b: BestChanges) => void) {}
 
-  push(bucket: number, key: PrefixKey, nextHops: readonly string[] | null, source: string): void {
+  push(bucket: number, key: PrefixKey, nextHops: readonly string[] | null, source: string, metric?: number): void {
     const i = this.count++;
     if (i >= this.buckets.length) {
       const nb = new Uint8Array(this.buckets.length * 2);
@@ -43,6 +47,7 @@ export class BestChangeBatch implements BestChanges {
     else this.keys4[i] = key as number;
     this.hops[i] = nextHops;
     this.sources[i] = source;
+    if (metric !== undefined) this.metrics[i] = metric;
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => this.flush());
@@ -59,6 +64,9 @@ export class BestChangeBatch implements BestChanges {
   source(i: number): string {
     return this.sources[i] ?? '';
   }
+  metric(i: number): number | undefined {
+    return this.metrics[i];
+  }
 
   private flush(): void {
     this.scheduled = false;
@@ -69,6 +77,7 @@ export class BestChangeBatch implements BestChanges {
       this.count = 0;
       this.hops.length = 0;
       this.sources.length = 0;
+      this.metrics.length = 0;
       this.keys6.length = 0;
       // a huge batch (a 1M-prefix dump) does not pin its arrays afterwards
       if (this.buckets.length > 65536) {

@@ -807,7 +807,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         : this.rib.opts.multipath
           ? this.rib.decision(b, k).multipath.map((x) => x.attrs.nextHop)
           : best.attrs.nextHops;
-      this.changes.push(b, k, nextHops, best ? best.source.address : '');
+      this.changes.push(b, k, nextHops, best ? best.source.address : '', best?.attrs.attrs.priority);
     }
     if (best ? this.listenerCount('best') > 0 : this.listenerCount('withdrawn') > 0) {
       const prefix = formatPrefixKey(b, k);

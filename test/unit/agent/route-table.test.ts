@@ -118,3 +118,34 @@ t.test('a context change rewrites only the prefixes whose route changes', async 
   tab.clear();
   t.equal(sink.routes.size, 0);
 });
+
+t.test('metric (BGPFilter setPriority) goes into the kernel route; the decision reason is read from the RIB', async (t) => {
+  const sink = new Sink();
+  const asked: string[] = [];
+  const tab = new RouteTable(compileRouteContext(base), sink, (p) => {
+    asked.push(p);
+    return p === '192.168.2.0/26' ? 'local-pref' : undefined;
+  });
+  const nh = Object.freeze(['10.0.0.2']);
+  tab.update('192.168.2.0/26', nh, '10.0.0.2', 300);
+  tab.update('192.168.3.0/26', nh, '10.0.0.2');
+  t.same(sink.routes.get('192.168.2.0/26'), { dst: '192.168.2.0/26', gateway: '10.0.0.2', dev: 'eth0', metric: 300 });
+  t.same(sink.routes.get('192.168.3.0/26'), { dst: '192.168.3.0/26', gateway: '10.0.0.2', dev: 'eth0' }, 'no metric: none set');
+  t.same(asked, [], 'no decision asked while routes flow');
+  t.match(tab.lookup('192.168.2.0/26'), { metric: 300, decision: 'local-pref' });
+  t.notOk('metric' in tab.lookup('192.168.3.0/26')!, 'no metric field without one');
+
+  const sets = sink.sets;
+  tab.update('192.168.2.0/26', nh, '10.0.0.2', 300);
+  t.equal(sink.sets, sets, 'same metric again: no delta');
+  tab.update('192.168.2.0/26', nh, '10.0.0.2', 50);
+  t.equal(sink.routes.get('192.168.2.0/26')!.metric, 50, 'a new metric: a new kernel route');
+  tab.update('192.168.2.0/26', nh, '10.0.0.2');
+  t.same(sink.routes.get('192.168.2.0/26'), { dst: '192.168.2.0/26', gateway: '10.0.0.2', dev: 'eth0' }, 'metric dropped');
+  // a pool change keeps the metric
+  tab.update('192.168.4.0/26', nh, '10.0.0.2', 7);
+  tab.setContext(
+    compileRouteContext({ ...base, pools: [{ cidr: '192.168.4.0/24', ipipMode: 'Always', vxlanMode: 'Never' }, ...base.pools] }),
+  );
+  t.same(sink.routes.get('192.168.4.0/26'), { dst: '192.168.4.0/26', gateway: '10.0.0.2', dev: 'tunl0', onlink: true, metric: 7 });
+});
