@@ -6,7 +6,8 @@
 //   datastore.log   the store itself: an append-only log, one record per line, `<crc32 hex8> <json>\n`
 //                   (file-log.ts). Records: {o:'put',r,k,v} | {o:'del',r,k} | {o:'snap',r,c,kv,h} (first
 //                   line after compaction). Every write is exactly one record appended (write(2) looped
-//                   until complete) and fdatasync'd: the append is the commit point. A crash mid-write
+//                   until complete) and fdatasync'd before it is acknowledged; concurrent writes of a
+//                   process share one fdatasync (group commit, file-commit.ts). A crash mid-write
 //                   leaves a torn last line whose CRC or missing newline gives it away; readers ignore it
 //                   and the next writer truncates it — so a half-written value is never seen. A damaged
 //                   record with valid records AFTER it is corruption, not a torn tail: nothing is cut,
@@ -16,13 +17,14 @@
 // Every process replays the log into memory (key → value, revision) and keeps a window of recent
 // events for watch. Reads catch up by reading the bytes appended since last time (one stat + read);
 // a write takes the lock, catches up, checks the CAS condition against the now-current state,
-// appends, releases. Revisions are the record numbers: global, monotonic, like etcd's. A process that
+// appends, releases, then waits for its fdatasync. A record is visible to readers once appended,
+// acknowledged once synced (a later write that depends on it is appended after it, so its sync covers
+// it). Revisions are the record numbers: global, monotonic, like etcd's. A process that
 // sees the log shrink or a record out of sequence (the file was replaced or rewritten in place) drops
 // its view and replays from the start; its watches get DatastoreCompacted and re-list.
-// Compaction (by the writer that pushes the log past the threshold, under the lock): a new file with
-// one `snap` record (all current keys + the last `historyKeep` events) is written to a temp file,
-// fsync'd, its size checked, and renamed over datastore.log; other processes notice the new inode and
-// switch over. A compaction that fails (no space, a read-only directory) unlinks its temp file and
+// Compaction (by the process whose writes push the log past the threshold, after they are acknowledged,
+// under the lock): a new file with one `snap` record (all current keys + the last `historyKeep` events)
+// replaces datastore.log (file-compact.ts); other processes notice the new inode and switch over. A compaction that fails (no space, a read-only directory) unlinks its temp file and
 // keeps the old log; the write that triggered it stays committed and is reported as done.
 // Watch sees other processes' writes through fs.watch on the directory plus a poll fallback.
 import fs from 'node:fs';
@@ -45,6 +47,10 @@ import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
 import { frame, maxRevision, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec } from './file-log.js';
+import { replaceLog, type CompactStep } from './file-compact.js';
+import { GroupCommit, LogFds } from './file-commit.js';
+
+export type { CompactStep } from './file-compact.js';
 
 export interface FileDatastoreOptions {
   /** fdatasync after every write (default true; TABBY_DATASTORE_FSYNC=0 turns it off, e.g. on tmpfs). */
@@ -70,10 +76,6 @@ interface Entry {
   revision: number;
 }
 
-/** Test seam for the fault suite: called at each step of a compaction (a test kills itself there). */
-export type CompactStep = 'temp-open' | 'temp-written' | 'temp-synced' | 'renamed';
-
-const isTemp = (name: string) => name.startsWith(`.${LOG_FILE}.`) && name.endsWith('.tmp');
 const errCode = (e: unknown) => String((e as NodeJS.ErrnoException)?.code ?? (e as Error)?.message ?? e);
 
 const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
@@ -84,6 +86,9 @@ export class FileDatastore implements Datastore {
   private readonly logPath: string;
   private readonly opts: Required<FileDatastoreOptions>;
   private readonly lock: StoreLock;
+  private readonly commits: GroupCommit;
+  /** The log's descriptors and their fdatasyncs (`fds.syncs` counts them). */
+  readonly fds = new LogFds();
   private fd = -1;
   private ino = -1;
   /** Bytes of the current log file consumed (always at a record boundary). */
@@ -134,6 +139,15 @@ export class FileDatastore implements Datastore {
       this.lock = new StoreLock(openStoreFile(lockPath, this.logger).fd, lockPath, this.dir, this.opts.lockTimeoutMs, () => this.closed);
       native(); // fail early when the addon is missing
       this.catchUp(false);
+      this.commits = new GroupCommit(this.lock, {
+        begin: () => {
+          this.catchUp(true);
+          this.writable();
+        },
+        append: (rec) => this.append(rec),
+        sync: (fd) => this.sync(fd),
+        after: () => this.maybeCompact(),
+      });
     } catch (e) {
       if (e instanceof DatastoreCorrupt || e instanceof DatastoreUnavailable) throw e;
       const why = e instanceof StoreAccessError ? e.message : `cannot open the file datastore in ${this.dir}: ${(e as Error).message}`;
@@ -248,14 +262,8 @@ export class FileDatastore implements Datastore {
     this.notifier.stop();
     this.notifier.wake();
     this.lock.close();
-    if (this.fd >= 0) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        /* already closed */
-      }
-      this.fd = -1;
-    }
+    this.fds.close(this.fd);
+    this.fd = -1;
   }
 
   /** Rewrite the log now as one snapshot keeping the last `keepEvents` events for watchers
@@ -321,18 +329,10 @@ export class FileDatastore implements Datastore {
 
   // ---------------------------------------------------------------- writing
 
-  /** Take the lock, catch up, decide, append, release. The critical section is synchronous,
-   *  so no other code of this process interleaves with it. */
+  /** Queue the write for the next group commit: under the lock it is decided against the current state
+   *  and appended; it resolves once an fdatasync covering it returned. */
   private async write<R>(decide: () => PutRec | DelRec, result: (revision: number) => R): Promise<R> {
-    const rev = await this.lock.run(() => {
-      this.catchUp(true);
-      this.writable();
-      const rec = decide();
-      this.append(rec);
-      return rec.r;
-    });
-    this.notifier.wake();
-    return result(rev);
+    return result(await this.commits.write(decide));
   }
 
   /** Under the lock: throw when this store must not be written. */
@@ -341,9 +341,9 @@ export class FileDatastore implements Datastore {
     if (this.readOnly) throw new DatastoreUnavailable(this.dir, `${this.logPath} is read-only (${this.readOnly}): writes are refused`);
   }
 
-  /** Under the lock: append one record, make it durable, apply it, maybe compact. The append is the
-   *  commit point: what happens after it (compaction) never turns the write into a reported failure. */
-  private append(rec: PutRec | DelRec): void {
+  /** Under the lock: append one record and apply it; returns the fd it went to (synced by the caller).
+   *  The append is the commit point: what happens after it never turns the write into a failure. */
+  private append(rec: PutRec | DelRec): number {
     const buf = frame(rec);
     try {
       writeAll((b, off, len) => fs.writeSync(this.fd, b, off, len), buf);
@@ -358,26 +358,44 @@ export class FileDatastore implements Datastore {
     }
     this.offset += buf.length;
     this.apply(rec);
-    if (this.opts.fsync) {
-      try {
-        fs.fdatasyncSync(this.fd);
-      } catch (e) {
-        // The record is in the file (other processes may read it already) but its durability is unknown.
-        throw new DatastoreUnavailable(
-          this.dir,
-          `fdatasync of ${this.logPath} failed (${errCode(e)}): the write is visible but may not survive a crash`,
-        );
-      }
-    }
-    if (this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize) && this.offset >= this.compactRetryAt) {
-      const err = this.compactLocked();
-      if (err) this.compactRetryAt = this.offset + this.opts.compactBytes;
+    return this.fd;
+  }
+
+  /** Make the appended records durable, on a thread (TABBY_DATASTORE_FSYNC=0: not at all). */
+  private async sync(fd: number): Promise<void> {
+    if (!this.opts.fsync) return;
+    try {
+      await this.fds.sync(fd);
+    } catch (e) {
+      // The records are in the file (other processes may read them already) but their durability is unknown.
+      throw new DatastoreUnavailable(
+        this.dir,
+        `fdatasync of ${this.logPath} failed (${errCode(e)}): the write is visible but may not survive a crash`,
+      );
     }
   }
 
-  /** Under the lock: rewrite the log as one snapshot record (temp file, full write, fsync, size check,
-   *  rename, fsync dir). On any failure the temp file is unlinked, the old log stays, and the error is
-   *  returned (logged) rather than thrown. */
+  private needsCompaction(): boolean {
+    return this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize) && this.offset >= this.compactRetryAt;
+  }
+
+  /** After acknowledged writes grew the log past the threshold: compact under the lock. A failure is
+   *  logged and retried after another `compactBytes` of log; it never fails a write. */
+  private async maybeCompact(): Promise<void> {
+    if (!this.needsCompaction()) return;
+    try {
+      await this.lock.run(() => {
+        this.catchUp(true);
+        if (this.corrupt || this.readOnly || !this.needsCompaction()) return;
+        if (this.compactLocked()) this.compactRetryAt = this.offset + this.opts.compactBytes;
+      });
+    } catch {
+      /* closed, or the lock is busy: the next write tries again */
+    }
+  }
+
+  /** Under the lock: rewrite the log as one snapshot record (file-compact.ts). On failure the old log
+   *  stays and the error is returned (logged) rather than thrown. */
   private compactLocked(given?: SnapRec): Error | undefined {
     if (!given) this.trimHistory(this.opts.historyKeep);
     const snap: SnapRec = given ?? {
@@ -388,44 +406,15 @@ export class FileDatastore implements Datastore {
       h: this.history,
     };
     const buf = frame(snap);
-    const tmp = path.join(this.dir, `.${LOG_FILE}.${process.pid}.tmp`);
-    const step = this.opts.onCompactStep;
-    let tfd = -1;
     try {
-      this.removeStaleTemps();
-      const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-      tfd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-      step('temp-open');
-      writeAll((b, off, len) => fs.writeSync(tfd, b, off, len), buf);
-      step('temp-written');
-      fs.fsyncSync(tfd);
-      const size = fs.fstatSync(tfd).size;
-      if (size !== buf.length) throw new Error(`snapshot is ${size} bytes on disk, ${buf.length} were written`);
-      fs.closeSync(tfd);
-      tfd = -1;
-      step('temp-synced');
-      fs.renameSync(tmp, this.logPath);
+      replaceLog(this.logPath, buf, this.opts.onCompactStep);
     } catch (e) {
-      if (tfd >= 0) {
-        try {
-          fs.closeSync(tfd);
-        } catch {
-          /* closed */
-        }
-      }
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        /* not created */
-      }
       this.logger.warn(
         { err: errCode(e), log: this.logPath, bytes: this.offset },
         'datastore compaction failed: the log is kept as it is (writes go on)',
       );
       return e as Error;
     }
-    step('renamed');
-    this.fsyncDir();
     try {
       this.openLog();
     } catch (e) {
@@ -438,41 +427,11 @@ export class FileDatastore implements Datastore {
     return undefined;
   }
 
-  /** Under the lock: temp files of compactions that died midway (nobody else compacts now). */
-  private removeStaleTemps(): void {
-    for (const name of fs.readdirSync(this.dir)) {
-      if (!isTemp(name)) continue;
-      try {
-        fs.unlinkSync(path.join(this.dir, name));
-      } catch {
-        /* a directory, or gone */
-      }
-    }
-  }
-
-  private fsyncDir(): void {
-    let dfd = -1;
-    try {
-      dfd = fs.openSync(this.dir, 'r');
-      fs.fsyncSync(dfd);
-    } catch {
-      /* best effort */
-    } finally {
-      if (dfd >= 0) fs.closeSync(dfd);
-    }
-  }
-
   // ---------------------------------------------------------------- reading
 
   private openLog(): void {
-    if (this.fd >= 0) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        /* closed */
-      }
-      this.fd = -1;
-    }
+    this.fds.close(this.fd); // after a group's fdatasync in flight on it
+    this.fd = -1;
     const f = openStoreFile(this.logPath, this.logger, true);
     this.fd = f.fd;
     this.ino = f.ino;

@@ -1,5 +1,8 @@
 // Datastore benchmark (prints figures, asserts nothing): cost of one compare-and-swap on each backend,
-// alone and with 8 processes hammering one key (the CNI benchmark's 8-concurrent shape).
+// alone and with 8 processes hammering one key (the CNI benchmark's 8-concurrent shape); and the file
+// store's writes/s on disk (fdatasync on) with 1 and 8 concurrent writers in one process (tabby-node's
+// shape: concurrent CNI ADDs), with the event loop's longest stall — for this tree and, when
+// BENCH_BEFORE_REPO names a built checkout of an earlier tabby, for that one in the same run, interleaved.
 //   node dist/test/bench/datastore.js            (etcd part runs when the etcd binary is installed)
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +41,66 @@ async function concurrent(name: string, ds: Datastore, cfg: DatastoreConfig, pro
   );
 }
 
+type FileStoreClass = new (dir: string, opts?: { fsync?: boolean }) => Datastore & { fds?: { syncs: number } };
+
+/** Writes/s of `writers` concurrent chains of creates for `ms`, and the event loop's longest stall. */
+async function writesPerSecond(name: string, Store: FileStoreClass, dir: string, writers: number, ms = 3000): Promise<number> {
+  const ds = new Store(dir, { fsync: true });
+  await ds.create('/bench/warm', 0);
+  const syncs0 = ds.fds?.syncs ?? 0;
+  let stall = 0;
+  let last = performance.now();
+  const tick = setInterval(() => {
+    const now = performance.now();
+    stall = Math.max(stall, now - last);
+    last = now;
+  }, 2);
+  let n = 0;
+  const t0 = performance.now();
+  const chain = async (w: number) => {
+    for (let i = 0; performance.now() - t0 < ms; i++) {
+      await ds.create(`/bench/w${w}/${i}`, { w, i });
+      n++;
+    }
+  };
+  await Promise.all(Array.from({ length: writers }, (_, w) => chain(w)));
+  const secs = (performance.now() - t0) / 1000;
+  clearInterval(tick);
+  stall = Math.max(stall, performance.now() - last); // a loop that never got back to its timers stalled throughout
+  const syncs = ds.fds ? `${((ds.fds.syncs - syncs0) / n).toFixed(2)} fdatasync/write` : 'one fdatasync/write';
+  console.log(
+    `${name.padEnd(22)} ${String(writers).padStart(2)} writer(s): ${(n / secs).toFixed(0).padStart(6)} writes/s  ` +
+      `(${n} in ${secs.toFixed(1)} s, ${syncs}, longest event-loop stall ${stall.toFixed(1)} ms)`,
+  );
+  await ds.close();
+  return n / secs;
+}
+
+/** The file store on disk, 1 and 8 writers in one process, this tree and (BENCH_BEFORE_REPO) an earlier one. */
+async function groupCommit(tmp: string): Promise<void> {
+  const variants: [string, FileStoreClass][] = [['file (this tree)', FileDatastore as FileStoreClass]];
+  const before = process.env.BENCH_BEFORE_REPO;
+  if (before) {
+    const mod = (await import(path.resolve(before, 'dist/src/datastore/file.js'))) as { FileDatastore: FileStoreClass };
+    variants.push(['file (before)', mod.FileDatastore]);
+  } else console.log('file (before): skipped (set BENCH_BEFORE_REPO to a built checkout of an earlier tabby)');
+  console.log(`file store on disk (${tmp}), fdatasync on, writers in one process:`);
+  const rates = new Map<string, number[]>();
+  for (const round of [1, 2]) {
+    for (const writers of [1, 8]) {
+      for (const [name, Store] of variants) {
+        const r = await writesPerSecond(name, Store, path.join(tmp, `gc-${round}-${writers}-${rates.size}-${name.length}`), writers);
+        rates.set(`${name} ${writers}`, [...(rates.get(`${name} ${writers}`) ?? []), r]);
+      }
+    }
+  }
+  const best = (k: string) => Math.max(...(rates.get(k) ?? [Number.NaN]));
+  for (const [name] of variants) {
+    console.log(`${name.padEnd(22)} 8 writers / 1 writer: ×${(best(`${name} 8`) / best(`${name} 1`)).toFixed(2)} (best of 2 rounds each)`);
+  }
+  if (before) console.log(`8 writers, this tree / before: ×${(best('file (this tree) 8') / best('file (before) 8')).toFixed(2)}`);
+}
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabby-bench-ds-'));
 const teardowns: (() => unknown)[] = [];
 try {
@@ -47,6 +110,7 @@ try {
       .map((x) => x.toFixed(1))
       .join(' ')}, ${os.cpus().length} cpus`,
   );
+  await groupCommit(tmp);
   await single('memory', new MemoryDatastore());
   for (const fsync of [true, false]) {
     const dir = path.join(tmp, `file-${fsync}`);
