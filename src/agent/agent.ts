@@ -18,7 +18,8 @@ import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
 import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
-import { computeRoutes, compileRouteContext, type KernelRoute, type RouteOutput, type RoutePool } from './routes.js';
+import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, type RouteOutput, type RoutePool } from './routes.js';
+import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import { RouteTable, type RouteRecord } from './route-table.js';
 import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
@@ -141,7 +142,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private exportedAttrs = new Map<string, string>();
   private routeOut: RouteOutput | undefined;
   private kernelHasIpip = true;
-  private tunnels = { ipip: false, vxlan: false, ipipAddr: undefined as string | undefined, vxlanAddr: undefined as string | undefined };
+  private tunnels = { ipip: false, vxlan: false, vxlan6: false, ipipAddr: undefined as string | undefined };
   private problems: string[] = [];
   /** BFD asked for but not running (no BFD in this agent, or its socket could not be opened). */
   private bfdProblem: string | undefined;
@@ -333,9 +334,10 @@ export class Agent extends EventEmitter implements StatusSource {
     const ipipPools = pools.filter(
       (p) => mode(p.spec.ipipMode) !== 'Never' && mode(p.spec.vxlanMode) === 'Never' && parseCidr(p.spec.cidr).family === 4,
     );
-    const vxlanPools = pools.filter((p) => mode(p.spec.vxlanMode) !== 'Never' && parseCidr(p.spec.cidr).family === 4);
+    const vxlanPools = (family: 4 | 6) =>
+      pools.filter((p) => mode(p.spec.vxlanMode) !== 'Never' && parseCidr(p.spec.cidr).family === family);
     let nodeChanged = false;
-    const nodePatch: { ipip?: string; vxlanAddr?: string; vxlanMac?: string } = {};
+    const nodePatch: { ipip?: string; vxlanAddr?: string; vxlanMac?: string; vxlanAddr6?: string; vxlanMac6?: string } = {};
     if (ipipPools.length && this.kernelHasIpip && !this.tunnels.ipip) {
       const addr = await ipam
         .tunnelAddress(
@@ -356,22 +358,23 @@ export class Agent extends EventEmitter implements StatusSource {
       }
       this.logger.info({ address: addr }, 'IPIP tunnel tunl0 ready');
     }
-    if (vxlanPools.length && !this.tunnels.vxlan && this.address4) {
-      const addr = await ipam.tunnelAddress(
-        this.cfg.nodeName,
-        'vxlan',
-        vxlanPools.map((p) => p.spec.cidr),
-      );
-      const mac = dp.vxlanMacForNode(this.cfg.nodeName);
-      await dp.ensureVxlanTunnel({ localIp: ipOf(this.address4), mac, ...(addr ? { address: addr } : {}) });
-      this.tunnels.vxlan = true;
-      this.tunnels.vxlanAddr = addr;
+    // VXLAN: one VTEP per family with a VXLAN pool (vxlan.calico over IPv4, vxlan-v6.calico over IPv6).
+    for (const family of [4, 6] as const) {
+      const local = family === 4 ? this.address4 : this.address6;
+      const have = family === 4 ? this.tunnels.vxlan : this.tunnels.vxlan6;
+      const fromPools = vxlanPools(family).map((p) => p.spec.cidr);
+      if (!fromPools.length || have || !local) continue;
+      const addr = await ipam.tunnelAddress(this.cfg.nodeName, family === 4 ? 'vxlan' : 'vxlan-v6', fromPools);
+      const mac = dp.vxlanMacForNode(this.cfg.nodeName, family);
+      await dp.ensureVxlanTunnel({ localIp: ipOf(local), mac, ...(addr ? { address: addr } : {}) });
+      if (family === 4) this.tunnels.vxlan = true;
+      else this.tunnels.vxlan6 = true;
       if (addr) {
-        nodePatch.vxlanAddr = addr;
-        nodePatch.vxlanMac = mac;
+        if (family === 4) Object.assign(nodePatch, { vxlanAddr: addr, vxlanMac: mac });
+        else Object.assign(nodePatch, { vxlanAddr6: addr, vxlanMac6: mac });
         nodeChanged = true;
       }
-      this.logger.info({ address: addr, mac }, 'VXLAN tunnel vxlan.calico ready');
+      this.logger.info({ address: addr, mac }, `VXLAN tunnel ${family === 4 ? VXLAN_IF_NAME : VXLAN_V6_IF_NAME} ready`);
     }
     if (!nodeChanged) return;
     for (let attempt = 0; ; attempt++) {
@@ -381,6 +384,8 @@ export class Agent extends EventEmitter implements StatusSource {
       if (nodePatch.ipip) node.spec.bgp = { ...(node.spec.bgp ?? {}), ipv4IPIPTunnelAddr: nodePatch.ipip };
       if (nodePatch.vxlanAddr) node.spec.ipv4VXLANTunnelAddr = nodePatch.vxlanAddr;
       if (nodePatch.vxlanMac) node.spec.vxlanTunnelMACAddr = nodePatch.vxlanMac;
+      if (nodePatch.vxlanAddr6) node.spec.ipv6VXLANTunnelAddr = nodePatch.vxlanAddr6;
+      if (nodePatch.vxlanMac6) node.spec.vxlanTunnelMACAddrV6 = nodePatch.vxlanMac6;
       if (JSON.stringify(cur) === JSON.stringify(node)) return;
       try {
         await this.deps.resources.update(node);
@@ -702,14 +707,17 @@ export class Agent extends EventEmitter implements StatusSource {
         for (const a of b.allocated) if (a.node === self) borrowed.push(a.ip);
       }
     }
-    const vteps = this.snapshot.nodes
-      .filter((n) => n.metadata.name !== self && n.spec.ipv4VXLANTunnelAddr && n.spec.vxlanTunnelMACAddr && n.spec.bgp?.ipv4Address)
-      .map((n) => ({
-        node: n.metadata.name,
-        address: ipOf(n.spec.bgp!.ipv4Address!),
-        vtepIp: n.spec.ipv4VXLANTunnelAddr!,
-        vtepMac: n.spec.vxlanTunnelMACAddr!,
-      }));
+    // every other node's VTEPs: IPv4 (vxlan.calico) and IPv6 (vxlan-v6.calico), each once fully known
+    const vteps: RemoteVtep[] = [];
+    for (const n of this.snapshot.nodes) {
+      if (n.metadata.name === self) continue;
+      const { spec } = n;
+      for (const [address, vtepIp, vtepMac] of [
+        [spec.bgp?.ipv4Address, spec.ipv4VXLANTunnelAddr, spec.vxlanTunnelMACAddr],
+        [spec.bgp?.ipv6Address, spec.ipv6VXLANTunnelAddr, spec.vxlanTunnelMACAddrV6],
+      ])
+        if (address && vtepIp && vtepMac) vteps.push({ node: n.metadata.name, address: ipOf(address), vtepIp, vtepMac });
+    }
     const input: Parameters<typeof computeRoutes>[0] = {
       pools: this.routePools(),
       ownBlocks: this.isRouteReflector ? [] : this.snapshot.ownBlocks,

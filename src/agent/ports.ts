@@ -21,6 +21,8 @@ export type BgpPeerRes = BGPPeer;
 export type BgpConfigRes = BGPConfiguration;
 export type BfdSpecRes = BfdSpec;
 export type Meta = ResourceMeta;
+/** A tunnel address's use: IPIP, VXLAN (IPv4 pools), VXLAN over IPv6 (IPv6 pools). */
+export type TunnelKind = 'ipip' | 'vxlan' | 'vxlan-v6';
 
 export interface BgpFilterRes extends FilterRes {
   apiVersion: 'projectcalico.org/v3';
@@ -55,8 +57,8 @@ export interface IpamPort {
   ensureBlock(node: string, family: 4 | 6): Promise<void>;
   blocksAffineTo(node: string): Promise<{ cidr: string; state: 'pending' | 'confirmed' }[]>;
   listBlocks(): Promise<BlockInfo[]>;
-  /** The tunnel address of the node (handle `<kind>-tunnel-addr-<node>`), assigning one if needed; undefined when no pool serves the node. */
-  tunnelAddress(node: string, kind: 'ipip' | 'vxlan', poolCidrs: readonly string[]): Promise<string | undefined>;
+  /** The tunnel address of the node (handle `<kind>-tunnel-addr-<node>`, as Calico), assigning one if needed; undefined when no pool serves the node. */
+  tunnelAddress(node: string, kind: TunnelKind, poolCidrs: readonly string[]): Promise<string | undefined>;
 }
 
 // ---- BGP speaker ----
@@ -150,15 +152,16 @@ export interface DataplanePort {
   kernelHasIpip(): Promise<boolean>;
   ensureForwarding(): Promise<void>;
   ensureIpipTunnel(opts: { address?: string; mtu?: number }): Promise<void>;
+  /** vxlan.calico, or vxlan-v6.calico when localIp is IPv6. */
   ensureVxlanTunnel(opts: { localIp: string; mac: string; address?: string }): Promise<void>;
-  vxlanMacForNode(node: string): string;
+  vxlanMacForNode(node: string, family?: 4 | 6): string;
   /** Desired kernel routes as deltas (by destination): add or replace one, delete one. Edits desired
    *  state only: the dataplane programs the kernel in batches by itself (and on apply()). */
   setRoute(route: Route): void;
   deleteRoute(dst: string): void;
   /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
   holdDeletes(hold: boolean): void;
-  /** Neighbours and FDB on vxlan.calico (the whole, small set), then one reconcile pass of everything. */
+  /** Neighbours and FDB on vxlan.calico and vxlan-v6.calico (the whole, small set, by `dev`), then one reconcile pass of everything. */
   apply(vxlan: { neighbors: NeighEntry[]; fdb: FdbEntry[] }): Promise<DataplaneProgress>;
   /** Where the kernel routes stand now. */
   progress(): DataplaneProgress;

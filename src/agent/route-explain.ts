@@ -5,7 +5,7 @@
 //   pool → block and affinity → owning node → exported by it → received here (peer, next hops) →
 //   kernel route (and why via tunl0 / vxlan.calico / the uplink) → for a local pod, its cali interface.
 import { cidrContains, formatCidr, parseCidr, parseIp, tryParseCidr } from '../common/ip.js';
-import { IPIP_IF_NAME, VXLAN_IF_NAME } from '../dataplane/ownership.js';
+import { IPIP_IF_NAME, VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import type { NodeStatusRecord } from './cluster-check.js';
 
 export type StepName = 'pool' | 'block' | 'owner' | 'export' | 'received' | 'kernel' | 'workload';
@@ -112,8 +112,8 @@ export function whyPath(pool: ExplainPool | undefined, route: AgentRouteAnswer['
         : ` (next hop ${nh} is outside this node's subnet ${subnet})`;
   if (route.dev === IPIP_IF_NAME)
     return `via tunl0: pool ${pool?.name ?? '?'} ipipMode ${pool?.ipipMode ?? '?'}${pool?.ipipMode === 'CrossSubnet' ? where : ''}`;
-  if (route.dev === VXLAN_IF_NAME)
-    return `via vxlan.calico: pool ${pool?.name ?? '?'} vxlanMode ${pool?.vxlanMode ?? '?'}${pool?.vxlanMode === 'CrossSubnet' ? where : ''}`;
+  if (route.dev === VXLAN_IF_NAME || route.dev === VXLAN_V6_IF_NAME)
+    return `via ${route.dev}: pool ${pool?.name ?? '?'} vxlanMode ${pool?.vxlanMode ?? '?'}${pool?.vxlanMode === 'CrossSubnet' ? where : ''}`;
   if (!pool) return `via ${nh || route.dev}: outside every pool, a plain route${where}`;
   const modes = `ipipMode ${pool.ipipMode ?? 'Never'}, vxlanMode ${pool.vxlanMode ?? 'Never'}`;
   return `via the uplink${route.dev ? ` ${route.dev}` : ''}: pool ${pool.name} ${modes}${where}`;

@@ -8,7 +8,8 @@
 //    pool → `via N`; routes inside VXLAN pools are not taken from BGP (they come from the datastore);
 //  - VXLAN: each other node's block in a VXLAN pool → `via <its VTEP> dev vxlan.calico onlink`, a
 //    permanent neighbour VTEP → VTEP MAC and an FDB entry VTEP MAC → node address
-//    (CrossSubnet: a plain `via <node>` when the node shares our subnet);
+//    (CrossSubnet: a plain `via <node>` when the node shares our subnet); IPv6 blocks the same through
+//    the node's IPv6 VTEP on vxlan-v6.calico (FDB toward its IPv6 address);
 //  - a pool that needs IPIP on a kernel without ipip gets no tunnel routes at all and one problem
 //    message (NO_IPIP_MESSAGE), never half-programmed.
 // The per-prefix part (a learned best route → its kernel route or why none) is learnedRoute(), over a
@@ -16,7 +17,7 @@
 // only for the prefixes that changed.
 import { parseCidr, parseIp, cidrContains, cidrContainsCidr, formatCidr, parseIpv4Number, type Cidr } from '../common/ip.js';
 import type { Route } from '../dataplane/routes.js';
-import { IPIP_IF_NAME, VXLAN_IF_NAME } from '../dataplane/ownership.js';
+import { IPIP_IF_NAME, VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import { NO_IPIP_MESSAGE } from './constants.js';
 import type { PoolMode } from './config.js';
 
@@ -48,6 +49,8 @@ export interface LearnedRoute {
   nextHops: readonly string[];
 }
 
+/** One VTEP of another node; a dual-stack node has two (IPv4 on vxlan.calico, IPv6 on vxlan-v6.calico),
+ *  told apart by the family of vtepIp (address is of the same family). */
 export interface RemoteVtep {
   node: string;
   /** The node's address (its underlay address, without prefix). */
@@ -55,6 +58,10 @@ export interface RemoteVtep {
   vtepIp: string;
   vtepMac: string;
 }
+
+/** The VTEP device of a family. */
+export const vxlanDevice = (family: 4 | 6): string => (family === 6 ? VXLAN_V6_IF_NAME : VXLAN_IF_NAME);
+const vtepKey = (node: string, family: 4 | 6): string => `${family}|${node}`;
 
 export interface RouteInput {
   /** Our address with prefix ("10.0.0.5/24"): CrossSubnet needs the subnet. */
@@ -279,14 +286,14 @@ export function computeRoutes(input: RouteInput): RouteOutput {
   const neighbors: NeighEntry[] = [];
   const fdb: FdbEntry[] = [];
   if (needsVxlan) {
-    const vtepByNode = new Map((input.vteps ?? []).map((v) => [v.node, v]));
+    const vtepByNode = new Map((input.vteps ?? []).map((v) => [vtepKey(v.node, parseIp(v.vtepIp).family), v]));
     const used = new Set<string>();
     for (const b of input.remoteBlocks ?? []) {
       const c = parseCidr(b.cidr);
       const pool = poolFor(pools, c);
       if (!pool || !isVxlan(pool.pool)) continue;
       if (ownCidrs.some((o) => cidrContainsCidr(o, c))) continue;
-      const v = vtepByNode.get(b.node);
+      const v = vtepByNode.get(vtepKey(b.node, c.family));
       if (!v) continue;
       const dst = formatCidr(c);
       if (pool.pool.vxlanMode === 'CrossSubnet' && sameSubnet(v.address)) {
@@ -295,13 +302,14 @@ export function computeRoutes(input: RouteInput): RouteOutput {
         routes.set(dst, r);
         continue;
       }
-      routes.set(dst, { dst, gateway: v.vtepIp, dev: VXLAN_IF_NAME, onlink: true });
-      used.add(v.node);
+      routes.set(dst, { dst, gateway: v.vtepIp, dev: vxlanDevice(c.family), onlink: true });
+      used.add(vtepKey(b.node, c.family));
     }
     for (const v of input.vteps ?? []) {
-      if (!used.has(v.node)) continue;
-      neighbors.push({ dev: VXLAN_IF_NAME, ip: v.vtepIp, mac: v.vtepMac });
-      fdb.push({ dev: VXLAN_IF_NAME, mac: v.vtepMac, dst: v.address });
+      const family = parseIp(v.vtepIp).family;
+      if (!used.has(vtepKey(v.node, family))) continue;
+      neighbors.push({ dev: vxlanDevice(family), ip: v.vtepIp, mac: v.vtepMac });
+      fdb.push({ dev: vxlanDevice(family), mac: v.vtepMac, dst: v.address });
     }
   }
 

@@ -1,6 +1,6 @@
 // Adapter from the dataplane module (src/dataplane) to the agent's DataplanePort: one netlink handle
 // in the agent's own network namespace, the RouteReconciler (routes tabby owns, by protocol) fed with
-// the route table's deltas, the NeighFdbReconciler (VXLAN peers), tunnels, forwarding sysctls.
+// the route table's deltas, a NeighFdbReconciler per VTEP device (VXLAN peers), tunnels, forwarding sysctls.
 // Graceful restart is the reconciler's hold on deletes: held from the start until the agent says
 // routing has converged, so a restarted agent deletes nothing a previous run installed.
 import {
@@ -25,7 +25,7 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
   const nl: Netlink = await openNetlink();
   const routes = new RouteReconciler(nl as never, { logger });
   routes.holdDeletes(true);
-  let neighFdb: NeighFdbReconciler | undefined;
+  const neighFdb = new Map<string, NeighFdbReconciler>();
   let natKey = '';
   let started = false;
 
@@ -60,16 +60,22 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
         started = true;
         await routes.start();
       } else await routes.apply();
-      if (desired.neighbors.length || desired.fdb.length || neighFdb) {
-        neighFdb ??= new NeighFdbReconciler(nl, { logger });
+      // one NeighFdbReconciler per VTEP device (vxlan.calico, vxlan-v6.calico), made when first needed
+      for (const dev of new Set([...desired.neighbors.map((n) => n.dev), ...neighFdb.keys()])) {
+        let r = neighFdb.get(dev);
+        if (!r) {
+          r = new NeighFdbReconciler(nl, { logger, ifName: dev });
+          neighFdb.set(dev, r);
+        }
         const peers: VxlanPeer[] = desired.neighbors
+          .filter((n) => n.dev === dev)
           .map((n) => {
-            const f = desired.fdb.find((x) => x.mac === n.mac);
+            const f = desired.fdb.find((x) => x.dev === dev && x.mac === n.mac);
             return { tunnelIp: n.ip, mac: n.mac, nodeIp: f?.dst ?? '' };
           })
           .filter((p) => p.nodeIp !== '');
-        neighFdb.setPeers(peers);
-        await neighFdb.apply();
+        r.setPeers(peers);
+        await r.apply();
       }
       return progress();
     },
@@ -83,7 +89,7 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
     },
     close: async () => {
       routes.stop();
-      neighFdb?.stop();
+      for (const r of neighFdb.values()) r.stop();
       nl.close();
     },
   };

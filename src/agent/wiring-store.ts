@@ -4,7 +4,7 @@
 import { type ResourceStore, parseSelector, type Selector } from '../datastore/resources.js';
 import type { Ipam } from '../ipam/index.js';
 import { blockAllocations, affinityNode } from '../ipam/block.js';
-import type { AnyRes, IpamPort, ResKind, ResourcesPort, BlockInfo } from './ports.js';
+import type { AnyRes, IpamPort, ResKind, ResourcesPort, BlockInfo, TunnelKind } from './ports.js';
 import type { SelectorMatch } from './peers.js';
 
 export function resourcesPort(store: ResourceStore): ResourcesPort {
@@ -31,8 +31,14 @@ export const calicoSelectorMatch: SelectorMatch = (expr, labels) => {
   return s.matches(labels);
 };
 
-/** Calico's handles for tunnel addresses. */
-export const tunnelHandle = (kind: 'ipip' | 'vxlan', node: string): string => `${kind}-tunnel-addr-${node}`;
+/** Calico's handles for tunnel addresses (`vxlan-v6-tunnel-addr-<node>`: the -v6- infix is Calico's). */
+export const tunnelHandle = (kind: TunnelKind, node: string): string => `${kind}-tunnel-addr-${node}`;
+/** Calico's allocation attribute type of each tunnel address. */
+const TUNNEL_ATTR: Record<TunnelKind, string> = {
+  ipip: 'ipipTunnelAddress',
+  vxlan: 'vxlanTunnelAddress',
+  'vxlan-v6': 'vxlanV6TunnelAddress',
+};
 
 export function ipamPort(ipam: Ipam): IpamPort {
   return {
@@ -59,14 +65,15 @@ export function ipamPort(ipam: Ipam): IpamPort {
       const have = await ipam.ipsByHandle(handle);
       if (have.length > 0) return have[0]!.split('/')[0];
       if (poolCidrs.length === 0) return undefined;
+      const v6 = kind === 'vxlan-v6';
       const r = await ipam.autoAssign({
         handle,
         node,
-        num4: 1,
+        ...(v6 ? { num6: 1 } : { num4: 1 }),
         pools: [...poolCidrs],
-        attrs: { node, type: kind === 'ipip' ? 'ipipTunnelAddress' : 'vxlanTunnelAddress' },
+        attrs: { node, type: TUNNEL_ATTR[kind] },
       });
-      return r.ipv4[0]?.split('/')[0];
+      return (v6 ? r.ipv6 : r.ipv4)[0]?.split('/')[0];
     },
   };
 }

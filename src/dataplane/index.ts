@@ -3,7 +3,7 @@
 // Files: netlink/ (constants, wire codec, messages, linkinfo encoder, socket = request/ack/dump/batch
 // layer over the `netlink` package's RawNetlinkSocket, netlink.ts = the typed handle), interfaces.ts
 // (listInterfaces), ownership.ts (RTPROT_TABBY, names), workload.ts (CNI wiring), sysctl.ts,
-// tunnels.ts (tunl0, vxlan.calico), reconciler.ts (the one reconciler shape), routes.ts
+// tunnels.ts (tunl0, vxlan.calico, vxlan-v6.calico), reconciler.ts (the one reconciler shape), routes.ts
 // (RouteReconciler), neigh-fdb.ts (VXLAN peers), nat.ts (nft natOutgoing), fake.ts (unit-test stand-in).
 export { Netlink, openNetlink, NetlinkSubscription, decodeEvent } from './netlink/netlink.js';
 export type { NetlinkOptions, NetlinkEvent, EventKind, RouteOp } from './netlink/netlink.js';
@@ -18,6 +18,7 @@ export {
   WORKLOAD_IF_PREFIX,
   IPIP_IF_NAME,
   VXLAN_IF_NAME,
+  VXLAN_V6_IF_NAME,
   WORKLOAD_HOST_MAC,
   WORKLOAD_GATEWAY_V4,
   WORKLOAD_GATEWAY_V6,
@@ -42,6 +43,7 @@ export {
   VXLAN_DEFAULT_VNI,
   VXLAN_DEFAULT_PORT,
   VXLAN_DEFAULT_MTU,
+  VXLAN_V6_DEFAULT_MTU,
   IPIP_DEFAULT_MTU,
 } from './tunnels.js';
 export type { IpipTunnelOptions, VxlanTunnelOptions, VxlanParams } from './tunnels.js';

@@ -10,6 +10,8 @@ export const RTPROT_TABBY = 81;
 export const WORKLOAD_IF_PREFIX = 'cali';
 export const IPIP_IF_NAME = 'tunl0';
 export const VXLAN_IF_NAME = 'vxlan.calico';
+/** VXLAN over IPv6 (Calico's name): the IPv6 pools' VTEP, local address = the node's IPv6 address. */
+export const VXLAN_V6_IF_NAME = 'vxlan-v6.calico';
 /** The host side MAC of every workload veth (Calico's). */
 export const WORKLOAD_HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 /** The pod's IPv4 gateway: answered by proxy ARP on the host side. */

@@ -2,6 +2,8 @@
 //  - tunl0: the ipip fallback device; MTU 1480 (or configured), up, the node's tunnel address as /32.
 //  - vxlan.calico: VNI 4096, UDP 4789, learning off, local VTEP = node IP, MAC 66: + first 5 bytes of
 //    SHA-1(node name) (felix's derivation), MTU 1450, the node's tunnel address as /32.
+//  - vxlan-v6.calico (IPv6 pools): the same over the node's IPv6 address, MAC from SHA-1("<node>-v6"),
+//    MTU 1430 (the IPv6 outer header is 20 bytes longer), the node's IPv6 tunnel address as /128.
 // ensure* converge an existing device (wrong parameters → recreate; MTU/MAC/addresses fixed in place).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,16 +13,20 @@ import type { Link } from './netlink/messages.js';
 import { IFLA_VXLAN, RT_SCOPE } from './netlink/constants.js';
 import { attrMap, ipText } from './netlink/wire.js';
 import { NetlinkError, isErrno } from './netlink/socket.js';
-import { IPIP_IF_NAME, VXLAN_IF_NAME } from './ownership.js';
+import { IPIP_IF_NAME, VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from './ownership.js';
 
 export const VXLAN_DEFAULT_VNI = 4096;
 export const VXLAN_DEFAULT_PORT = 4789;
 export const VXLAN_DEFAULT_MTU = 1450;
+export const VXLAN_V6_DEFAULT_MTU = 1430;
 export const IPIP_DEFAULT_MTU = 1480;
 
-/** Calico's VTEP MAC for a node: 0x66 ('f') followed by the first 5 bytes of SHA-1(nodeName). */
-export function vxlanMacForNode(nodeName: string): string {
-  const sha = createHash('sha1').update(nodeName).digest();
+/** Calico's VTEP MAC for a node: 0x66 ('f') followed by the first 5 bytes of SHA-1(nodeName), or of
+ *  SHA-1(nodeName + "-v6") for the IPv6 VTEP (felix's seeds, so both VTEPs of a node differ). */
+export function vxlanMacForNode(nodeName: string, family: 4 | 6 = 4): string {
+  const sha = createHash('sha1')
+    .update(family === 6 ? `${nodeName}-v6` : nodeName)
+    .digest();
   return [0x66, ...sha.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
@@ -128,13 +134,14 @@ export function decodeVxlanInfo(data: Buffer | undefined): VxlanParams {
   return out;
 }
 
-/** vxlan.calico with the given parameters, up, with MTU, MAC and address. */
+/** vxlan.calico (vxlan-v6.calico for an IPv6 local address) with the given parameters, up, with MTU, MAC and address. */
 export async function ensureVxlanTunnel(nl: Netlink, opts: VxlanTunnelOptions): Promise<Link> {
-  const name = opts.name ?? VXLAN_IF_NAME;
+  const local = opts.localIp.split('/')[0]!;
+  const v6 = local.includes(':');
+  const name = opts.name ?? (v6 ? VXLAN_V6_IF_NAME : VXLAN_IF_NAME);
   const vni = opts.vni ?? VXLAN_DEFAULT_VNI;
   const port = opts.port ?? VXLAN_DEFAULT_PORT;
-  const mtu = opts.mtu ?? VXLAN_DEFAULT_MTU;
-  const local = opts.localIp.split('/')[0]!;
+  const mtu = opts.mtu ?? (v6 ? VXLAN_V6_DEFAULT_MTU : VXLAN_DEFAULT_MTU);
   let link = await nl.getLink(name);
   if (link) {
     const p = decodeVxlanInfo(link.infoData);

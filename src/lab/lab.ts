@@ -116,9 +116,11 @@ export async function probeIpip(netns: string): Promise<boolean> {
   }
 }
 
-/** The IPv6 pool's encapsulation: Calico has no IPIP for IPv6, and VXLAN over IPv6 (vxlan-v6.calico) is
- *  not programmed by tabby-node yet (create() refuses those modes with --ipv6), so: routed. */
-function pool6Modes(_mode: LabMode): { ipipMode: 'Never'; vxlanMode: 'Never' } {
+/** The IPv6 pool's encapsulation: VXLAN over IPv6 (vxlan-v6.calico) in the VXLAN modes; Calico has no
+ *  IPIP for IPv6, so with --mode ipip the IPv6 pool is routed, and CrossSubnet is VXLAN for IPv6. */
+export function pool6Modes(mode: LabMode): { ipipMode: 'Never'; vxlanMode: 'Always' | 'CrossSubnet' | 'Never' } {
+  if (mode === 'vxlan') return { ipipMode: 'Never', vxlanMode: 'Always' };
+  if (mode === 'crosssubnet') return { ipipMode: 'Never', vxlanMode: 'CrossSubnet' };
   return { ipipMode: 'Never', vxlanMode: 'Never' };
 }
 
@@ -200,11 +202,6 @@ export class Lab {
     const rrCount = opts.routeReflectors ?? 0;
     const requested = opts.mode ?? 'auto';
     const crossSubnet = requested === 'crosssubnet';
-    if (opts.ipv6 && (requested === 'vxlan' || requested === 'crosssubnet')) {
-      throw new LabError(
-        `--ipv6 with --mode ${requested} needs VXLAN over IPv6 (vxlan-v6.calico), which tabby-node does not program yet: use --mode routed (or ipip: IPv4 over IPIP, IPv6 routed)`,
-      );
-    }
     const lab = new Lab({
       version: 1,
       prefix,
@@ -243,6 +240,10 @@ export class Lab {
         lab.state.modeReason = `${requested} (requested with --mode)`;
         if (requested === 'ipip' && !kernelIpip)
           lab.state.modeReason += '; WARNING: this kernel has no ipip support, tabby-node will report it';
+      }
+      if (opts.ipv6) {
+        const m6 = pool6Modes(lab.state.mode).vxlanMode;
+        lab.state.modeReason += `; IPv6 pool: ${m6 === 'Never' ? 'routed' : `VXLAN over IPv6 (vxlan-v6.calico)${m6 === 'CrossSubnet' ? ' across the router, plain routing inside a subnet' : ''}`}`;
       }
       lab.save();
       await lab.seedDatastore(hasIpip);

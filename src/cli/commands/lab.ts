@@ -140,7 +140,8 @@ const upCommand: CommandModule<object, UpArgs> = {
       .option('ipv6', {
         type: 'boolean',
         default: false,
-        describe: 'dual stack: IPv6 underlay, IPv6 BGP sessions, an IPv6 pool (/122 blocks), pods with an IPv6 address too',
+        describe:
+          'dual stack: IPv6 underlay, IPv6 BGP sessions, an IPv6 pool (/122 blocks; over vxlan-v6.calico with --mode vxlan, crosssubnet), pods with an IPv6 address too',
       })
       .option('route-reflectors', {
         type: 'number',

@@ -156,6 +156,65 @@ t.test('VXLAN: no BGP export, routes from the datastore with neighbour + FDB', a
   t.same(cross.fdb, [{ dev: 'vxlan.calico', mac: '66:00:00:00:00:03', dst: '10.1.0.3' }]);
 });
 
+t.test(
+  'VXLAN over IPv6: v6 blocks via the v6 VTEP on vxlan-v6.calico, FDB toward the node v6 address; CrossSubnet by the v6 subnet',
+  async (t) => {
+    const dual = (v6Mode: 'Always' | 'CrossSubnet') =>
+      computeRoutes({
+        ...base,
+        nodeAddress6: 'fd00:31:1::a/64',
+        pools: [
+          { cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' },
+          { cidr: 'fd00:10:244::/64', ipipMode: 'Never', vxlanMode: v6Mode },
+        ],
+        ownBlocks: [...base.ownBlocks, { cidr: 'fd00:10:244::/122', state: 'confirmed' }],
+        learned: [],
+        remoteBlocks: [
+          { cidr: '192.168.2.0/26', node: 'b' },
+          { cidr: 'fd00:10:244::40/122', node: 'b' },
+          { cidr: 'fd00:10:244::80/122', node: 'c' },
+        ],
+        vteps: [
+          { node: 'b', address: '10.0.0.2', vtepIp: '192.168.2.0', vtepMac: '66:00:00:00:00:02' },
+          { node: 'b', address: 'fd00:31:1::b', vtepIp: 'fd00:10:244::40', vtepMac: '66:00:00:00:06:02' },
+          { node: 'c', address: 'fd00:31:2::c', vtepIp: 'fd00:10:244::80', vtepMac: '66:00:00:00:06:03' },
+        ],
+      });
+    const r = dual('Always');
+    t.same(r.exports, [], 'neither family of a VXLAN pool over BGP');
+    t.same(r.routes, [
+      { dst: '192.168.1.0/26', type: 'blackhole' },
+      { dst: '192.168.2.0/26', gateway: '192.168.2.0', dev: 'vxlan.calico', onlink: true },
+      { dst: 'fd00:10:244::/122', type: 'blackhole' },
+      { dst: 'fd00:10:244::40/122', gateway: 'fd00:10:244::40', dev: 'vxlan-v6.calico', onlink: true },
+      { dst: 'fd00:10:244::80/122', gateway: 'fd00:10:244::80', dev: 'vxlan-v6.calico', onlink: true },
+    ]);
+    t.same(r.neighbors, [
+      { dev: 'vxlan.calico', ip: '192.168.2.0', mac: '66:00:00:00:00:02' },
+      { dev: 'vxlan-v6.calico', ip: 'fd00:10:244::40', mac: '66:00:00:00:06:02' },
+      { dev: 'vxlan-v6.calico', ip: 'fd00:10:244::80', mac: '66:00:00:00:06:03' },
+    ]);
+    t.same(r.fdb, [
+      { dev: 'vxlan.calico', mac: '66:00:00:00:00:02', dst: '10.0.0.2' },
+      { dev: 'vxlan-v6.calico', mac: '66:00:00:00:06:02', dst: 'fd00:31:1::b' },
+      { dev: 'vxlan-v6.calico', mac: '66:00:00:00:06:03', dst: 'fd00:31:2::c' },
+    ]);
+    const cross = dual('CrossSubnet');
+    t.same(
+      cross.routes.filter((x) => x.dst.includes(':') && x.type !== 'blackhole'),
+      [
+        { dst: 'fd00:10:244::40/122', gateway: 'fd00:31:1::b' },
+        { dst: 'fd00:10:244::80/122', gateway: 'fd00:10:244::80', dev: 'vxlan-v6.calico', onlink: true },
+      ],
+      'same IPv6 subnet: plain via the node; across: the v6 tunnel',
+    );
+    t.same(
+      cross.fdb.filter((f) => f.dev === 'vxlan-v6.calico'),
+      [{ dev: 'vxlan-v6.calico', mac: '66:00:00:00:06:03', dst: 'fd00:31:2::c' }],
+    );
+  },
+);
+
 t.test('disabled pools: their learned routes map as outside any pool; own blocks keep their blackhole', async (t) => {
   const r = computeRoutes({
     ...base,

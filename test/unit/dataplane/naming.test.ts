@@ -9,6 +9,8 @@ t.test('workload interface names as Calico', async (t) => {
 t.test('VTEP MAC: 66 + first 5 bytes of SHA-1(node name)', async (t) => {
   // sha1("node1") = f937c37e94…
   t.equal(vxlanMacForNode('node1'), '66:f9:37:c3:7e:94');
+  // the IPv6 VTEP (vxlan-v6.calico): sha1("node1-v6") = 0f35f260df…
+  t.equal(vxlanMacForNode('node1', 6), '66:0f:35:f2:60:df');
 });
 
 t.test('NAT script: one transaction, own table, only natOutgoing pools masquerade', async (t) => {

@@ -4,7 +4,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { validateNodeName, LabError, Lab, createLab } from '../../../src/lab/lab.js';
+import { validateNodeName, LabError, Lab, pool6Modes } from '../../../src/lab/lab.js';
 import { nodeAddress, nodeNetnsName, underlayNetnsName, routerNetnsName } from '../../../src/lab/topology.js';
 import { readLabState, writeLabState, type LabState } from '../../../src/lab/state.js';
 import { labNetConf, containerIdFor } from '../../../src/lab/pods.js';
@@ -107,14 +107,9 @@ t.test('ping matrix rendering', async (t) => {
   t.match(m, /\| p2 +\| FAIL +\| - +\|/);
 });
 
-t.test('--ipv6 with a VXLAN mode is refused before anything is built (no vxlan-v6.calico yet)', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}l6-`));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  for (const mode of ['vxlan', 'crosssubnet'] as const) {
-    await t.rejects(createLab({ ipv6: true, mode, stateDir: path.join(dir, mode), prefix: `tbl6${mode}` }), {
-      name: 'LabError',
-      message: /--ipv6 with --mode \w+ needs VXLAN over IPv6 \(vxlan-v6\.calico\)/,
-    });
-    t.notOk(fs.existsSync(path.join(dir, mode)), `${mode}: no state written`);
-  }
+t.test('--ipv6: the IPv6 pool is VXLAN over IPv6 in the VXLAN modes, routed otherwise (no IPIP for IPv6)', async (t) => {
+  t.same(pool6Modes('vxlan'), { ipipMode: 'Never', vxlanMode: 'Always' });
+  t.same(pool6Modes('crosssubnet'), { ipipMode: 'Never', vxlanMode: 'CrossSubnet' });
+  t.same(pool6Modes('routed'), { ipipMode: 'Never', vxlanMode: 'Never' });
+  t.same(pool6Modes('ipip'), { ipipMode: 'Never', vxlanMode: 'Never' });
 });
