@@ -17,6 +17,7 @@ import { cidrContainsCidr, parseCidr, tryParseCidr } from '../common/ip.js';
 import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
+import { peerRoutes } from './bgp-policy.js';
 import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
 import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, type RouteOutput, type RoutePool } from './routes.js';
 import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
@@ -122,6 +123,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private asn = DEFAULT_ASN;
   private routerId = '0.0.0.0';
   private listenPort = 179;
+  private listenAddresses: string[] = [];
   private snapshot: Snapshot = { nodes: [], pools: [], peers: [], filters: [], blocks: [], ownBlocks: [] };
   /** BGP policy problems (a BGPPeer naming a missing BGPFilter), shown in status. */
   private policyProblems: string[] = [];
@@ -405,6 +407,8 @@ export class Agent extends EventEmitter implements StatusSource {
     }
     this.asn = this.cfg.asNumber ?? self?.spec.bgp?.asNumber ?? globalAsn;
     this.listenPort = c?.listenPort ?? 179;
+    // bindMode NodeIP: listen only on the node's own addresses (Calico: BIRD `listen bgp address`).
+    this.listenAddresses = c?.bindMode === 'NodeIP' ? [this.address4, this.address6].filter((a): a is string => Boolean(a)).map(ipOf) : [];
     this.routerId =
       this.cfg.routerId === 'hash' || (!this.cfg.routerId && !this.address4)
         ? hashRouterId(this.cfg.nodeName)
@@ -413,6 +417,7 @@ export class Agent extends EventEmitter implements StatusSource {
 
   private async startSpeaker(): Promise<void> {
     const opts: SpeakerOptions = { asn: this.asn, routerId: this.routerId, listenPort: this.listenPort };
+    if (this.listenAddresses.length) opts.listenAddress = this.listenAddresses;
     if (this.cfg.rrClusterId) opts.clusterId = this.cfg.rrClusterId;
     if (this.cfg.gracefulRestartTimeSec > 0) opts.gracefulRestart = { restartTime: this.cfg.gracefulRestartTimeSec };
     const sp = this.deps.speakerFactory!(opts);
@@ -450,7 +455,16 @@ export class Agent extends EventEmitter implements StatusSource {
     this.peerConfigs.clear();
     this.exported.clear();
     await sp.start();
-    this.logger.info({ asn: opts.asn, routerId: opts.routerId, port: opts.listenPort, clusterId: opts.clusterId }, 'BGP speaker started');
+    this.logger.info(
+      {
+        asn: opts.asn,
+        routerId: opts.routerId,
+        port: opts.listenPort,
+        listen: opts.listenAddress ?? 'every address',
+        clusterId: opts.clusterId,
+      },
+      'BGP speaker started',
+    );
   }
 
   // ---------------------------------------------------------------- reconcile
@@ -515,16 +529,15 @@ export class Agent extends EventEmitter implements StatusSource {
     this.snapshot = snap;
   }
 
-  /** AS number, router ID or listen port changed: a new speaker (BGP cannot change them on a live session). */
+  /** AS number, router ID, listen port or address changed: a new speaker (BGP cannot change them on a live session). */
   private async reconcileSpeakerIdentity(): Promise<void> {
-    const before = { asn: this.asn, routerId: this.routerId, port: this.listenPort };
+    const identity = () => ({ asn: this.asn, routerId: this.routerId, port: this.listenPort, listen: this.listenAddresses.join(',') });
+    const before = identity();
     this.applyBgpConfig();
     if (!this.speaker) return;
-    if (before.asn === this.asn && before.routerId === this.routerId && before.port === this.listenPort) return;
-    this.logger.info(
-      { before, now: { asn: this.asn, routerId: this.routerId, port: this.listenPort } },
-      'BGP identity changed: restarting the speaker',
-    );
+    const now = identity();
+    if (JSON.stringify(before) === JSON.stringify(now)) return;
+    this.logger.info({ before, now }, 'BGP identity changed: restarting the speaker');
     await this.speaker.stop({ graceful: false });
     this.routeTable?.clear();
     await this.startSpeaker();
@@ -570,7 +583,11 @@ export class Agent extends EventEmitter implements StatusSource {
         return false;
       }
     };
-    const bgpCfg: Parameters<typeof computePeers>[3] = { asNumber: this.asn, nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true };
+    const bgpCfg: Parameters<typeof computePeers>[3] = {
+      asNumber: this.asn,
+      nodeToNodeMeshEnabled: c?.nodeToNodeMeshEnabled ?? true,
+      listenPort: this.listenPort,
+    };
     if (c?.nodeMeshPassword !== undefined)
       bgpCfg.nodeMeshPassword = secretKeyRefOf(c.nodeMeshPassword) ?? { name: '(invalid nodeMeshPassword)', key: 'default' };
     const meshMrt = restartTimeSeconds(c?.nodeMeshMaxRestartTime);
@@ -612,6 +629,15 @@ export class Agent extends EventEmitter implements StatusSource {
           policyProblems.push(
             `BGPPeer "${p.source}" names BGPFilter "${m}", which does not exist: every route to and from ${p.address} is rejected until it does`,
           );
+      }
+      if (p.reachableBy && (!this.deps.dataplane || this.isRouteReflector)) {
+        // No kernel routes here (route-reflector mode or no dataplane): the route to the peer cannot be added.
+        const reason = `BGPPeer "${p.source}" reachableBy ${p.reachableBy}: this tabby-node programs no kernel routes (route-reflector mode or no dataplane), so the route to ${p.address} cannot be added; not connecting`;
+        if (this.heldPeers.get(p.address) !== reason) this.logger.error({ peer: p.address }, reason);
+        this.heldPeers.set(p.address, reason);
+        policyProblems.push(reason);
+        if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
+        continue;
       }
       if (p.localAddress) pc.localAddress = p.localAddress;
       if (p.port !== undefined) pc.port = p.port;
@@ -751,8 +777,9 @@ export class Agent extends EventEmitter implements StatusSource {
       const ctx = compileRouteContext(input);
       if (this.routeTable) this.routeTable.setContext(ctx);
       else this.routeTable = new RouteTable(ctx, dp, (p) => this.speaker?.decisionReason?.(p));
-      // datastore routes (own blocks, VXLAN): a small set, diffed into the same desired state
+      // datastore routes (own blocks, VXLAN, peers' reachableBy): a small set, diffed into the same desired state
       const next = new Map(out.routes.map((r) => [r.dst, r]));
+      for (const r of peerRoutes(this.desiredPeers.values())) if (!next.has(r.dst)) next.set(r.dst, r);
       for (const dst of this.staticRoutes.keys()) {
         if (next.has(dst)) continue;
         if (this.routeTable.lookup(dst)?.route)

@@ -1,6 +1,7 @@
 // BGP policy from the datastore into speaker settings, pure: a BGPPeer's `filters` resolved to the
 // BGPFilter resources (in order), the communities BGPConfiguration gives an originated prefix
-// (`communities` + `prefixAdvertisements`), and the per-peer next-hop controls.
+// (`communities` + `prefixAdvertisements`), the per-peer next-hop controls and the static routes
+// to peers that BGPPeer reachableBy asks for.
 //   - A filter named by a BGPPeer that does not exist fails closed: it is replaced by a filter that
 //     rejects everything in both directions, and the agent reports the problem (chose: Calico's BIRD
 //     would refuse the whole configuration; accepting everything would fail open).
@@ -10,6 +11,7 @@ import { parseCidr, cidrContainsCidr } from '../common/ip.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import type { NamedFilter } from '../bgp/filter/types.js';
 import type { LargeCommunity } from '../bgp/codec/types.js';
+import type { Route } from '../dataplane/routes.js';
 
 export interface FilterRes {
   metadata: { name: string };
@@ -90,4 +92,15 @@ export function nextHopFlags(
   if (mode === 'Self') return { nextHopSelf: true, keepOriginalNextHop: false };
   if (mode === 'Keep') return { nextHopSelf: false, keepOriginalNextHop: true };
   return { nextHopSelf: false, keepOriginalNextHop: !!keepOriginalNextHop };
+}
+
+/** BGPPeer reachableBy: a kernel route to the peer's address via that gateway (Calico adds the same
+ *  static route so the session does not depend on what BGP itself learns). */
+export function peerRoutes(peers: Iterable<{ address: string; family: 4 | 6; reachableBy?: string }>): Route[] {
+  const out: Route[] = [];
+  for (const p of peers) {
+    if (!p.reachableBy || p.reachableBy.includes(':') !== (p.family === 6)) continue;
+    out.push({ dst: `${p.address}/${p.family === 4 ? 32 : 128}`, gateway: p.reachableBy });
+  }
+  return out;
 }

@@ -48,5 +48,6 @@ export function peerResourceOf(p: BgpPeerRes): PeerResource {
   if (Array.isArray(s.filters) && s.filters.length) r.filters = s.filters as string[];
   if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
   if (typeof s.localASNumber === 'number') r.localASNumber = s.localASNumber;
+  if (typeof s.reachableBy === 'string') r.reachableBy = s.reachableBy;
   return r;
 }

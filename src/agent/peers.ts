@@ -49,6 +49,8 @@ export interface PeerResource {
   nextHopMode?: string;
   /** Our AS toward this peer (BGPPeer localASNumber). */
   localASNumber?: number;
+  /** Gateway of a static route to peerIP (BGPPeer reachableBy). */
+  reachableBy?: string;
 }
 
 export interface PeerBgpConfig {
@@ -60,6 +62,8 @@ export interface PeerBgpConfig {
   nodeMeshMaxRestartTime?: number;
   /** BGPConfiguration nodeMeshBFD: BFD on every mesh session. */
   nodeMeshBFD?: BfdTimers;
+  /** BGPConfiguration listenPort: every node listens there, so node peers are dialled there (Calico). */
+  listenPort?: number;
 }
 
 export interface DesiredPeer {
@@ -93,6 +97,8 @@ export interface DesiredPeer {
   nextHopMode?: string;
   /** BGPPeer localASNumber: our AS on this session. */
   localAsn?: number;
+  /** BGPPeer reachableBy: the agent installs `<address>/32 via reachableBy` (Calico's static route to the peer). */
+  reachableBy?: string;
 }
 
 export type SelectorMatch = (selector: string, labels: Readonly<Record<string, string>>) => boolean;
@@ -151,6 +157,7 @@ export function computePeers(
       keepOriginalNextHop: false,
       ...extra,
     };
+    if (cfg.listenPort !== undefined && cfg.listenPort !== 179) p.port = cfg.listenPort;
     return p;
   };
 
@@ -246,6 +253,7 @@ export function computePeers(
     if (asNode) p.peerNode = asNode.name;
     if (port !== undefined && port !== 179) p.port = port;
     if (own && r.sourceAddress !== 'None') p.localAddress = own;
+    if (r.reachableBy) p.reachableBy = r.reachableBy;
     push(p);
   }
   return out;

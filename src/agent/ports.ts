@@ -102,7 +102,8 @@ export interface SpeakerPeerStatus {
 export interface SpeakerOptions {
   asn: number;
   routerId: string;
-  listenAddress?: string;
+  /** BGPConfiguration bindMode NodeIP: the node's own address(es); unset = every address. */
+  listenAddress?: string | readonly string[];
   listenPort: number;
   clusterId?: string;
   gracefulRestart?: { restartTime: number };

@@ -16,18 +16,19 @@ export interface TcpSessionOptions {
 }
 
 /** Sessions over TCP (session.ts). */
-export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { readonly listener: BgpListener | undefined } {
-  let listener: BgpListener | undefined;
-  const pending = new Set<SessionAdapter>();
+export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { readonly listeners: readonly BgpListener[] } {
+  // One listener per listen address; every session is known to each (a peer may connect to any).
+  const listeners: BgpListener[] = [];
+  const known = new Set<SessionAdapter>(); // live sessions, for listeners started after them
   return {
-    get listener() {
-      return listener;
+    get listeners() {
+      return listeners;
     },
     async listen(address: string | undefined, port: number): Promise<void> {
-      listener = new BgpListener({ ...(address ? { address } : {}), port, ...(opts.netns ? { netns: opts.netns } : {}) });
+      const listener = new BgpListener({ ...(address ? { address } : {}), port, ...(opts.netns ? { netns: opts.netns } : {}) });
       await listener.start();
-      for (const a of pending) listener.add(a.session);
-      pending.clear();
+      listeners.push(listener);
+      for (const a of known) listener.add(a.session);
     },
     create(params: SessionParams): PeerSession {
       const p = params.peer;
@@ -52,13 +53,18 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
         params.clock,
         params.logger,
       );
-      const a = new SessionAdapter(s, () => listener);
-      if (listener) listener.add(s);
-      else pending.add(a);
+      const a = new SessionAdapter(
+        s,
+        () => listeners,
+        () => known.delete(a),
+      );
+      for (const l of listeners) l.add(s);
+      known.add(a);
       return a;
     },
     async close(): Promise<void> {
-      await listener?.stop();
+      await Promise.all(listeners.map((l) => l.stop()));
+      listeners.length = 0;
     },
   };
 }
@@ -66,7 +72,8 @@ export function tcpSessions(opts: TcpSessionOptions = {}): SessionFactory & { re
 class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSession {
   constructor(
     readonly session: BgpSession,
-    private readonly listener: () => BgpListener | undefined,
+    private readonly listenersOf: () => readonly BgpListener[],
+    private readonly forget: () => void,
   ) {
     super();
     const s = session;
@@ -99,7 +106,8 @@ class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSess
     // Graceful: drop the connection without a NOTIFICATION so peers keep our routes (RFC 4724).
     if (cease === undefined) this.session.close();
     else this.session.stop(cease.subcode, cease.data && cease.data.length > 0 ? cease.data : undefined);
-    this.listener()?.remove(this.session.address);
+    for (const l of this.listenersOf()) l.remove(this.session.address);
+    this.forget();
   }
 
   holdInput(hold: boolean): void {

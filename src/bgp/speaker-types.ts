@@ -187,7 +187,7 @@ export interface SessionParams {
 }
 
 export interface SessionFactory {
-  /** Start listening (the speaker calls this once from start()). */
+  /** Start listening (the speaker calls this from start(), once per listen address). */
   listen?(address: string | undefined, port: number): Promise<void>;
   create(params: SessionParams): PeerSession;
   close?(): Promise<void>;
@@ -196,7 +196,8 @@ export interface SessionFactory {
 export interface BgpSpeakerOptions {
   asn: number;
   routerId: string;
-  listenAddress?: string;
+  /** Address(es) to listen on; default '::' (every address, both families). */
+  listenAddress?: string | readonly string[];
   listenPort?: number;
   /** Route reflector cluster ID (RFC 4456); peers with routeReflectorClient are its clients. */
   clusterId?: string;

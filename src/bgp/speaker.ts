@@ -120,7 +120,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    if (this.sessions.listen) await this.sessions.listen(this.opts.listenAddress, this.opts.listenPort ?? 179);
+    if (this.sessions.listen) {
+      // One listener per address (BGPConfiguration bindMode NodeIP on a dual-stack node binds both).
+      const la = this.opts.listenAddress;
+      for (const a of typeof la === 'string' || la === undefined ? [la] : la) await this.sessions.listen(a, this.opts.listenPort ?? 179);
+    }
     for (const p of this.peersByAddr.values()) this.startSession(p);
     if (this.deferral.deferring) {
       const ms = 1000 * (this.opts.gracefulRestart?.deferralTime ?? this.opts.gracefulRestart?.restartTime ?? 120);
@@ -173,7 +177,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       'restartTime',
       'localAsn',
     ];
-    const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
+    // numAllowedLocalASNumbers decides on import (loops are dropped, not kept): the peer must resend —
+    // a route refresh, or a new session when the peer cannot refresh.
+    const importPolicy = (old.allowOwnAs ?? 0) !== (config.allowOwnAs ?? 0);
+    const canRefresh = p.state !== 'Established' || !!p.negotiated?.routeRefresh;
+    const restart = sessionKeys.some((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k])) || (importPolicy && !canRefresh);
     if (restart) {
       this.removePeer(config.address);
       this.addPeer(config);
@@ -184,9 +192,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     p.exportCache.clear();
     p.filters.clearExport();
     const changed = p.filters.set(config.filters ?? [], p.policy.ebgp);
+    if (importPolicy) p.rawCache.clear(); // cached import results were decided under the old limit
     // A filter change never resets the session: exports are re-diffed, imports re-requested (RFC 2918).
     if (p.state === 'Established') this.refreshExports(p);
-    if (changed.import && p.state === 'Established') this.reimport(p);
+    if ((changed.import || importPolicy) && p.state === 'Established') this.reimport(p);
   }
 
   removePeer(address: string): void {

@@ -408,6 +408,13 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   if (meshPw) out.nodeMeshPassword = meshPw;
   const meshBfd = checkBfd(c, spec, 'nodeMeshBFD');
   if (meshBfd) out.nodeMeshBFD = meshBfd;
+  const ignored = c.array(spec, 'ignoredInterfaces', 'spec.');
+  if (ignored?.length)
+    // Calico drops these interfaces' routes from BIRD's `protocol direct`; tabby has no such import
+    // (it advertises pool blocks, borrowed /32s and service ranges only), so accepting would mislead.
+    c.add(
+      'spec.ignoredInterfaces is not supported by tabby: it never imports or advertises interface (device) routes, so there is nothing to exclude; remove the field',
+    );
   for (const k of ['ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']) {
     if (spec[k] !== undefined) out[k] = spec[k];
   }
@@ -540,7 +547,14 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
   const ttl = c.int(spec, 'ttlSecurity', 'spec.', 0, 255);
   if (ttl !== undefined) out.ttlSecurity = ttl;
   const rb = c.ip(spec, 'reachableBy', 'spec.');
-  if (rb) out.reachableBy = rb;
+  if (rb) {
+    // The gateway of a static route to the peer's address: needs that address, in the same family.
+    const peerFamily = peerIP === undefined ? undefined : peerIP.includes(':') && !/^[\d.]+:\d+$/.test(peerIP) ? 6 : 4;
+    if (peerFamily === undefined) c.add('spec.reachableBy needs spec.peerIP (it is the gateway of a route to that address)');
+    else if ((rb.includes(':') ? 6 : 4) !== peerFamily)
+      c.add(`spec.reachableBy ${rb} is not in the address family of spec.peerIP ${peerIP} (it is the gateway of the route to the peer)`);
+    out.reachableBy = rb;
+  }
   const filters = c.array(spec, 'filters', 'spec.');
   if (filters) {
     filters.forEach((f, i) => {

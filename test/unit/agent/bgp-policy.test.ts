@@ -2,7 +2,7 @@
 // communities on originated prefixes from prefixAdvertisements, nextHopMode; and the text of
 // `tabbyctl bgp routes`.
 import t from 'tap';
-import { resolveFilters, communitiesFor, nextHopFlags } from '../../../src/agent/bgp-policy.js';
+import { resolveFilters, communitiesFor, nextHopFlags, peerRoutes } from '../../../src/agent/bgp-policy.js';
 import { FilterChain, routePrefixOf } from '../../../src/bgp/filter/engine.js';
 import { renderBgpRoutes } from '../../../src/cli/commands/bgp.js';
 
@@ -107,5 +107,20 @@ t.test('bgp routes text', async (t) => {
       '',
       '',
     ].join('\n'),
+  );
+});
+
+t.test('peerRoutes: BGPPeer reachableBy → a host route to the peer via the gateway, per family', async (t) => {
+  t.same(
+    peerRoutes([
+      { address: '192.0.2.1', family: 4, reachableBy: '172.31.1.1' },
+      { address: 'fd00::9', family: 6, reachableBy: 'fd00::1' },
+      { address: '192.0.2.2', family: 4 },
+      { address: '192.0.2.3', family: 4, reachableBy: 'fd00::1' },
+    ]),
+    [
+      { dst: '192.0.2.1/32', gateway: '172.31.1.1' },
+      { dst: 'fd00::9/128', gateway: 'fd00::1' },
+    ],
   );
 });

@@ -190,3 +190,36 @@ t.test('BGPPeer ttlSecurity and numAllowedLocalASNumbers reach the peer', async 
   t.equal(p[0]?.ttlSecurity, 1);
   t.equal(p[0]?.allowOwnAs, 2);
 });
+
+t.test('listenPort: node peers are dialled at the port every node listens on; explicit peers keep theirs', async (t) => {
+  const nodes = [n('a', '10.0.0.1'), n('b', '10.0.0.2', { rr: 'y' })];
+  const peers: PeerResource[] = [
+    { name: 'tor', peerIP: '192.0.2.1', asNumber: 65000 },
+    { name: 'tor2', peerIP: '192.0.2.2:1179', asNumber: 65000 },
+    { name: 'to-rr', peerSelector: "rr == 'y'" },
+  ];
+  const mesh = computePeers(nodes[0]!, nodes, peers, { ...cfg, listenPort: 1790 }, matches);
+  t.same(
+    mesh.map((p) => [p.address, p.port]),
+    [
+      ['10.0.0.2', 1790],
+      ['192.0.2.1', undefined],
+      ['192.0.2.2', 1179],
+    ],
+  );
+  const noMesh = computePeers(nodes[0]!, nodes, peers, { ...cfg, nodeToNodeMeshEnabled: false, listenPort: 1790 }, matches);
+  t.equal(noMesh.find((p) => p.address === '10.0.0.2')?.port, 1790, 'a peerSelector peer is a node: its listen port');
+  t.equal(computePeers(nodes[0]!, nodes, [], { ...cfg, listenPort: 179 }, matches)[0]?.port, undefined, '179 is the default: no port');
+});
+
+t.test('reachableBy is carried to the desired peer (the agent routes the peer via it)', async (t) => {
+  const nodes = [n('a', '10.0.0.1')];
+  const ps = computePeers(
+    nodes[0]!,
+    nodes,
+    [{ name: 'tor', peerIP: '192.0.2.1', asNumber: 65000, reachableBy: '10.0.0.254' }],
+    cfg,
+    matches,
+  );
+  t.equal(ps[0]?.reachableBy, '10.0.0.254');
+});

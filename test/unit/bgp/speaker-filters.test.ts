@@ -226,3 +226,32 @@ t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop chec
   await until(() => b.locRib().size === 1, 5000, 'route');
   t.same(b.locRib().get('10.8.0.0/24')!.attrs.asPath, [{ type: 2, asns: [65100] }], "prepended with the session's local AS");
 });
+
+t.test('numAllowedLocalASNumbers raised on a live session: the peer is asked to resend, the looped route accepted, no reset', async (t) => {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: 65002, routerId: '3.3.3.3' });
+  // a learns 10.9.0.0/24 from c (AS 65002) and passes it to b: the path holds b's own AS.
+  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1' }));
+  a.addPeer(peer('10.0.0.3', 65002, { localAddress: '10.0.0.1' }));
+  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
+  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
+  await Promise.all([a.start(), b.start(), c.start()]);
+  t.teardown(() => Promise.all([a.stop(), b.stop(), c.stop()]));
+  await until(established(b, 1), 5000, 'b established');
+  await until(established(a, 2), 5000, 'a established');
+  c.originate('10.9.0.0/24');
+  a.originate('10.8.0.0/24');
+  await until(() => b.locRib().get('10.8.0.0/24') !== undefined && a.locRib().get('10.9.0.0/24') !== undefined, 5000, 'routes');
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(b.locRib().get('10.9.0.0/24'), undefined, 'AS path 65001 65002 holds our AS: dropped as a loop');
+  const refreshes: unknown[] = [];
+  a.on('route-refresh', (e: unknown) => refreshes.push(e));
+  const since = b.peers()[0]!.since.getTime();
+  b.updatePeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2', allowOwnAs: 1 }));
+  await until(() => b.locRib().get('10.9.0.0/24') !== undefined, 5000, 'looped route accepted after the change');
+  t.ok(refreshes.length >= 1, 'a was asked to resend (RFC 2918)');
+  t.equal(b.peers()[0]!.state, 'Established');
+  t.equal(b.peers()[0]!.since.getTime(), since, 'session not reset');
+});

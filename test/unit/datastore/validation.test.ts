@@ -152,7 +152,38 @@ t.test('BGPPeer rules', async (t) => {
   t.match(problems(peer({ peerIP: '192.0.2.999', asNumber: 'x' })), [
     /spec.peerIP "192.0.2.999" is not an IP address/,
     /spec.asNumber "x" is not a valid AS number/,
+  ]); // reachableBy: the gateway of the route to peerIP — needs it, in its family
+  t.same(
+    (validateResource(peer({ peerIP: '192.0.2.1:1179', asNumber: 65001, reachableBy: '10.0.0.1' })).spec as { reachableBy?: string })
+      .reachableBy,
+    '10.0.0.1',
+  );
+  t.same(
+    (validateResource(peer({ peerIP: '[fd00::1]:1179', asNumber: 65001, reachableBy: 'fd00::2' })).spec as { reachableBy?: string })
+      .reachableBy,
+    'fd00::2',
+  );
+  t.same(problems(peer({ peerSelector: 'all()', reachableBy: '10.0.0.1' })), [
+    'spec.reachableBy needs spec.peerIP (it is the gateway of a route to that address)',
   ]);
+  t.same(problems(peer({ peerIP: '192.0.2.1', asNumber: 65001, reachableBy: 'fd00::2' })), [
+    'spec.reachableBy fd00::2 is not in the address family of spec.peerIP 192.0.2.1 (it is the gateway of the route to the peer)',
+  ]);
+});
+
+t.test('BGPConfiguration ignoredInterfaces: refused (tabby imports no interface routes), an empty list accepted', async (t) => {
+  const cfg = (spec: Record<string, unknown>) => ({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec,
+  });
+  t.same(problems(cfg({ ignoredInterfaces: ['eth1', 'ens*'] })), [
+    'spec.ignoredInterfaces is not supported by tabby: it never imports or advertises interface (device) routes, so there is nothing to exclude; remove the field',
+  ]);
+  t.same(problems(cfg({ ignoredInterfaces: [] })), []);
+  t.same((validateResource(cfg({ bindMode: 'NodeIP', listenPort: 1790 })).spec as { bindMode?: string }).bindMode, 'NodeIP');
+  t.match(problems(cfg({ bindMode: 'Host' })), [/spec.bindMode/]);
 });
 
 t.test('Node', async (t) => {
