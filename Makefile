@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-# Debian packages the tests and the lab use: real BGP peers (BIRD 2, GoBGP), a real etcd, the CNI
+# Debian packages the tests and the lab use: real BGP peers (BIRD 2, GoBGP, FRR), a real etcd, the CNI
 # reference plugins (portmap programs iptables), nft for natOutgoing, `ip`/ping for tests to look.
-DEB_PACKAGES := iproute2 iptables nftables iperf3 bird2 gobgpd etcd-server etcd-client \
+DEB_PACKAGES := iproute2 iptables nftables iperf3 bird2 gobgpd frr etcd-server etcd-client \
                 containernetworking-plugins iputils-ping procps openssl
 
 .PHONY: deps deps-apt deps-npm build fmt lint test test-unit test-integration test-interop lab lab-down bench fuzz clean stage install uninstall deb
