@@ -23,7 +23,7 @@ import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, 
 import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import { RouteTable, type RouteRecord } from './route-table.js';
 import { computeReadiness } from './health.js';
-import type { AgentStatusJson, PeerStatusJson, ReadinessJson } from './status-types.js';
+import type { AgentStatusJson, PeerStatusJson, PolicyStatusJson, ReadinessJson } from './status-types.js';
 import type { StatusSource } from './status-server.js';
 import type {
   AddressPort,
@@ -992,8 +992,12 @@ export class Agent extends EventEmitter implements StatusSource {
       exports: [...this.exported],
       problems: [...this.allProblems(), ...this.policyProblems],
       readiness: this.readiness(),
+      ...(this.policyStatus ? { policy: this.policyStatus() } : {}),
     };
   }
+
+  /** Set by tabby-node when it runs the policy engine. */
+  policyStatus?: () => PolicyStatusJson;
 
   /** Kernel routes for /status: the datastore's, then learned ones up to a limit (a table may hold 1M). */
   private statusRoutes(limit = STATUS_ROUTES_LIMIT): AgentStatusJson['routes'] {

@@ -109,6 +109,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const policy = nodeMode
     ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) })
     : undefined;
+  if (policy) agent.policyStatus = () => policy.statusJson();
   const k8sLabels = nodeMode
     ? await startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env).catch(
         (e: unknown) => {

@@ -69,4 +69,18 @@ export interface AgentStatusJson {
   exports: string[];
   problems: string[];
   readiness: ReadinessJson;
+  /** network policy (src/policy/engine.ts; absent on a route reflector and from older agents) */
+  policy?: PolicyStatusJson;
+}
+
+/** The policy engine: its dataplane, what it enforces, its last program and last error. */
+export interface PolicyStatusJson {
+  dataplane: 'nftables';
+  table: string;
+  synced: boolean;
+  programmed: boolean;
+  localEndpoints: number;
+  policies: number;
+  lastProgram?: { mode: string; at: string; ms: number; compileMs: number; nftMs: number; bytes: number };
+  lastError?: string;
 }

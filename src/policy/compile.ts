@@ -2,29 +2,21 @@
 //   sets    s4-/s6-<hash>: addresses of the endpoints a rule selector picks (cluster-wide);
 //           np4-/np6-<hash>: address . protocol . port of named ports
 //   chains  pi-/po-<hash>: one per policy and direction (shared by every endpoint it selects);
-//           pri-/pro-<hash>: one per profile and direction; tw-<if>/fw-<if>: per local endpoint,
-//           to-workload (its ingress) and from-workload (its egress)
+//           pri-/pro-<hash>: one per profile and direction; tw-/fw-<hash>: to-workload (ingress) and
+//           from-workload (egress) chain of an endpoint, shared by endpoints with the same policies
 //   maps    to-wl / from-wl: interface name → jump to that endpoint's chain
+// Chain names are hashes of their content (comment and rules): a chain of a given name always holds the
+// same rules, so a restarting agent can keep the chains the kernel already has (see render.ts).
 // Felix's per-endpoint, per-direction order: if any policy selects the endpoint, its policies in order
 // (Allow/Deny end it, Pass skips to the profiles), then default deny; otherwise its profiles (a
 // missing profile allows nothing). Only chains and sets that a local endpoint reaches are emitted.
+// The compile is incremental (state.ts); compile() is a fresh state fed every resource.
 import { createHash } from 'node:crypto';
 import { parseCidr, formatCidr, cidrContainsCidr } from '../common/ip.js';
 import type { PolicyRule, PolicyType } from '../datastore/policy-types.js';
-import {
-  endpointViews,
-  inScope,
-  policyIndex,
-  policyViews,
-  scopeKey,
-  sel,
-  type EndpointView,
-  type PeerScope,
-  type PolicyInputs,
-  type PolicyView,
-} from './model.js';
+import { inScope, scopeKey, sel, type EndpointView, type PeerScope, type PolicyInputs, type PolicyView } from './model.js';
 import { MARK_ACCEPT, MARK_BOTH, MARK_PASS, hex, renderRule, type Family, type SetNamer } from './rules.js';
-import type { Profile } from '../datastore/resources.js';
+import { PolicyState } from './state.js';
 
 export interface NftSet {
   name: string;
@@ -51,24 +43,56 @@ export interface EndpointPlan {
 /** Everything the node's nft table holds apart from its fixed base chains. */
 export interface Ruleset {
   sets: Map<string, NftSet>;
-  /** non-base chains, in an order where a chain comes after every chain it jumps to */
+  /** non-base chains (render.ts orders them so that a chain is defined before a rule jumps to it) */
   chains: Map<string, NftChain>;
   toWl: Map<string, string>;
   fromWl: Map<string, string>;
   endpoints: Map<string, EndpointPlan>;
 }
 
+/** What changed between two rulesets, item by item (absent before = new, absent after = gone). */
+export interface RulesetDelta {
+  sets: { name: string; before?: NftSet; after?: NftSet }[];
+  chains: { name: string; before?: NftChain; after?: NftChain }[];
+  toWl: { key: string; before?: string; after?: string }[];
+  fromWl: { key: string; before?: string; after?: string }[];
+}
+
+/** The delta between two whole rulesets (a restart's relist, tests); the state tracks its own. */
+export function deltaOf(prev: Ruleset, next: Ruleset): RulesetDelta {
+  const pairs = <V>(a: Map<string, V>, b: Map<string, V>, same: (x: V, y: V) => boolean) => {
+    const out: { name: string; before?: V; after?: V }[] = [];
+    for (const [k, v] of b) {
+      const o = a.get(k);
+      if (o === undefined) out.push({ name: k, after: v });
+      else if (!same(o, v)) out.push({ name: k, before: o, after: v });
+    }
+    for (const [k, v] of a) if (!b.has(k)) out.push({ name: k, before: v });
+    return out;
+  };
+  const keyed = (xs: { name: string; before?: string; after?: string }[]) => xs.map(({ name, ...r }) => ({ key: name, ...r }));
+  return {
+    sets: pairs(prev.sets, next.sets, (x, y) => x === y || sameList(x.elements, y.elements)),
+    chains: pairs(prev.chains, next.chains, (x, y) => x === y || (x.comment === y.comment && sameList(x.rules, y.rules))),
+    toWl: keyed(pairs(prev.toWl, next.toWl, (x, y) => x === y)),
+    fromWl: keyed(pairs(prev.fromWl, next.fromWl, (x, y) => x === y)),
+  };
+}
+
+export const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
+
 const hashes = new Map<string, string>();
-const h = (s: string): string => {
+/** Short stable hash for names. `v2`: names of this scheme never equal an earlier version's. */
+export const h = (s: string): string => {
   let v = hashes.get(s);
   if (v === undefined) {
-    v = createHash('sha1').update(s).digest('hex').slice(0, 12);
+    v = createHash('sha1').update('v2\n').update(s).digest('hex').slice(0, 10);
     if (hashes.size > 100_000) hashes.clear();
     hashes.set(s, v);
   }
   return v;
 };
-const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+export const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Address list without duplicates or prefixes inside another (an interval set refuses overlaps). */
 export function collapse(cidrs: Iterable<string>): string[] {
@@ -85,181 +109,114 @@ export function collapse(cidrs: Iterable<string>): string[] {
 
 const PROTO_NAME: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp', UDPLite: 'udplite' };
 
-class SetBuilder implements SetNamer {
-  readonly sets = new Map<string, NftSet>();
-  constructor(private readonly all: readonly EndpointView[]) {}
+/** A set a rule names: its name, and how to tell its members and their elements. */
+export type SetSpec =
+  | { name: string; kind: 'addr'; scope: PeerScope; family: Family; key: string }
+  | { name: string; kind: 'np'; scope: PeerScope; names: readonly string[]; family: Family; key: string };
 
-  private readonly keys = new WeakMap<PeerScope, string>();
-  private keyOf(scope: PeerScope): string {
-    let k = this.keys.get(scope);
-    if (k === undefined) {
-      k = scopeKey(scope);
-      this.keys.set(scope, k);
-    }
-    return k;
-  }
-
-  addrSet(scope: PeerScope, family: Family): string {
-    const key = this.keyOf(scope);
-    const name = `s${family}-${h(key)}`;
-    if (!this.sets.has(name)) {
-      const nets = this.all
-        .filter((e) => inScope(scope, e))
-        .flatMap((e) => e.ipNetworks)
-        .filter((n) => parseCidr(n).family === family);
-      this.sets.set(name, { name, family, kind: 'addr', elements: collapse(nets), comment: key.slice(0, 120) });
-    }
-    return name;
-  }
-
-  namedPortSet(scope: PeerScope | undefined, names: readonly string[], family: Family): string {
-    const s = scope ?? { selector: sel('all()') };
-    const key = `np:${[...names].sort().join(',')}|${scopeKey(s)}`;
-    const name = `np${family}-${h(key)}`;
-    if (!this.sets.has(name)) {
-      const els = new Set<string>();
-      for (const e of this.all) {
-        if (!inScope(s, e)) continue;
-        for (const p of e.ports) {
-          if (!names.includes(p.name) || !PROTO_NAME[p.protocol]) continue;
-          for (const n of e.ipNetworks) {
-            const c = parseCidr(n);
-            const full = c.family === 4 ? 32 : 128;
-            if (c.family === family && c.prefixLen === full)
-              els.add(`${formatCidr(c).split('/')[0]} . ${PROTO_NAME[p.protocol]} . ${p.port}`);
-          }
-        }
-      }
-      this.sets.set(name, { name, family, kind: 'named-port', elements: [...els].sort(cmp), comment: key.slice(0, 120) });
-    }
-    return name;
-  }
+export function addrSetSpec(scope: PeerScope, family: Family): SetSpec {
+  const key = scopeKey(scope);
+  return { name: `s${family}-${h(key)}`, kind: 'addr', scope, family, key };
 }
 
-const DIRS: readonly PolicyType[] = ['Ingress', 'Egress'];
-
-type SetRequest =
-  | { kind: 'addr'; scope: PeerScope; family: Family }
-  | { kind: 'np'; scope: PeerScope | undefined; names: readonly string[]; family: Family };
-
-/** Rendered rule chains kept between compiles (the engine holds one): a policy that did not change is
- *  not rendered again, only the sets it names are refilled. Keyed by chain name, checked by signature. */
-export interface CompileCache {
-  chains: Map<string, { rules: readonly PolicyRule[]; ns: string | undefined; chain: NftChain; sets: SetRequest[] }>;
+export function namedPortSetSpec(scope: PeerScope | undefined, names: readonly string[], family: Family): SetSpec {
+  const s = scope ?? { selector: sel('all()') };
+  const sorted = [...names].sort();
+  const key = `np:${sorted.join(',')}|${scopeKey(s)}`;
+  return { name: `np${family}-${h(key)}`, kind: 'np', scope: s, names: sorted, family, key };
 }
-export const newCompileCache = (): CompileCache => ({ chains: new Map() });
 
-function ruleChain(
-  name: string,
-  comment: string,
+/** The elements endpoint e gives set `spec` (none when e is not in its scope). */
+export function elementsOf(spec: SetSpec, e: EndpointView): string[] {
+  if (!inScope(spec.scope, e)) return [];
+  const out: string[] = [];
+  for (const n of e.ipNetworks) {
+    const c = parseCidr(n);
+    if (c.family !== spec.family) continue;
+    if (spec.kind === 'addr') {
+      out.push(n);
+      continue;
+    }
+    if (c.prefixLen !== (c.family === 4 ? 32 : 128)) continue;
+    for (const p of e.ports)
+      if (spec.names.includes(p.name) && PROTO_NAME[p.protocol])
+        out.push(`${formatCidr(c).split('/')[0]} . ${PROTO_NAME[p.protocol]} . ${p.port}`);
+  }
+  return out;
+}
+
+/** The set's canonical element list from the elements of its members. */
+export function setOf(spec: SetSpec, contributions: Iterable<string>): NftSet {
+  const elements = spec.kind === 'addr' ? collapse(contributions) : [...new Set(contributions)].sort(cmp);
+  return {
+    name: spec.name,
+    family: spec.family,
+    kind: spec.kind === 'addr' ? 'addr' : 'named-port',
+    elements,
+    comment: spec.key.slice(0, 120),
+  };
+}
+
+/** A rendered rule chain and the sets its rules name. */
+export interface RenderedChain {
+  chain: NftChain;
+  sets: SetSpec[];
+}
+
+/** One policy's (or profile's) rules for one direction → a content-named chain. Rules for a family no
+ *  endpoint has that need one of that family's (necessarily empty) sets are left out: they cannot match. */
+export function renderRuleChain(
+  prefix: string,
+  what: string,
   rules: readonly PolicyRule[],
   ns: string | undefined,
-  sets: SetBuilder,
-  what: string,
-  cache: CompileCache | undefined,
-): NftChain {
-  // Unchanged resources keep their objects between compiles (the engine's maps), so identity is the check.
-  const hit = cache?.chains.get(name);
-  if (hit && hit.rules === rules && hit.ns === ns && hit.chain.comment === comment) {
-    for (const r of hit.sets)
-      if (r.kind === 'addr') sets.addrSet(r.scope, r.family);
-      else sets.namedPortSet(r.scope, r.names, r.family);
-    return hit.chain;
-  }
-  const requests: SetRequest[] = [];
-  const recorder: SetNamer = {
+  families: ReadonlySet<Family>,
+): RenderedChain {
+  const sets = new Map<string, SetSpec>();
+  const namer: SetNamer = {
     addrSet: (scope, family) => {
-      requests.push({ kind: 'addr', scope, family });
-      return sets.addrSet(scope, family);
+      const s = addrSetSpec(scope, family);
+      sets.set(s.name, s);
+      return s.name;
     },
     namedPortSet: (scope, names, family) => {
-      requests.push({ kind: 'np', scope, names, family });
-      return sets.namedPortSet(scope, names, family);
+      const s = namedPortSetSpec(scope, names, family);
+      sets.set(s.name, s);
+      return s.name;
     },
   };
   const out: string[] = [];
-  // the chain's comment names the policy; a rule's says which rule it is (short: 17k rules at scale)
-  rules.forEach((r, i) => out.push(...renderRule(r, ns, recorder, `rule ${i}`, `${what} rule ${i}`)));
-  const chain = { name, comment, rules: out };
-  cache?.chains.set(name, { rules, ns, chain, sets: requests });
-  return chain;
+  // the chain's comment names the policy; a rule's says which rule it is (short: thousands of rules at scale)
+  rules.forEach((r, i) => out.push(...renderRule(r, ns, namer, `rule ${i}`, `${what} rule ${i}`, families)));
+  const used = [...sets.values()].filter((s) => out.some((r) => r.includes(`@${s.name} `) || r.endsWith(`@${s.name}`)));
+  return { chain: { name: `${prefix}-${h(`${what}\n${out.join('\n')}`)}`, comment: what, rules: out }, sets: used };
+}
+
+export const policyChainWhat = (p: PolicyView, dir: PolicyType) => `${p.kind} ${p.id} ${dir.toLowerCase()}`;
+export const profileChainWhat = (pn: string, dir: PolicyType) => `Profile ${pn} ${dir.toLowerCase()}`;
+
+/** An endpoint's chain for one direction, from the chains of its policies (in order) and profiles. */
+export function endpointChain(dir: PolicyType, policyChains: readonly string[], profileChains: readonly string[]): NftChain {
+  const rules: string[] = [`meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`];
+  for (const c of policyChains) rules.push(`meta mark & ${hex(MARK_BOTH)} == 0 jump ${c}`);
+  if (policyChains.length) {
+    rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
+    rules.push(`meta mark & ${hex(MARK_PASS)} == 0 drop comment "default deny: policies select this endpoint"`);
+  }
+  for (const c of profileChains) rules.push(`meta mark & ${hex(MARK_ACCEPT)} == 0 jump ${c}`);
+  rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
+  rules.push('drop comment "no profile allowed it"');
+  const comment = `${dir === 'Ingress' ? 'to' : 'from'} endpoints with ${policyChains.length} policies, ${profileChains.length} profiles`;
+  return { name: `${dir === 'Ingress' ? 'tw' : 'fw'}-${h(`${comment}\n${rules.join('\n')}`)}`, comment, rules };
 }
 
 /** Compile the ruleset of node `node`. Endpoints of other nodes only feed the selector sets. */
-export function compile(inp: PolicyInputs, node: string, cache?: CompileCache): Ruleset {
-  const all = endpointViews(inp);
-  const local = all.filter((e) => e.node === node).sort((a, b) => cmp(a.interfaceName, b.interfaceName));
-  const policies = policyViews(inp);
-  const policiesFor = policyIndex(policies);
-  const profiles = new Map<string, Profile>(inp.profiles.map((p) => [p.metadata.name, p]));
-  const sets = new SetBuilder(all);
-  const ruleChains = new Map<string, NftChain>();
-  const epChains: NftChain[] = [];
-  const toWl = new Map<string, string>();
-  const fromWl = new Map<string, string>();
-  const endpoints = new Map<string, EndpointPlan>();
-
-  const names = new Map<PolicyView, string>();
-  const policyChain = (p: PolicyView, dir: PolicyType): string => {
-    const memo = names.get(p);
-    if (memo && dir === 'Ingress') return memo;
-    const name = `${dir === 'Ingress' ? 'pi' : 'po'}-${h(`${p.kind}/${p.id}`)}`;
-    if (dir === 'Ingress') names.set(p, name);
-    if (!ruleChains.has(name)) {
-      const what = `${p.kind} ${p.id} ${dir.toLowerCase()}`;
-      ruleChains.set(name, ruleChain(name, what, dir === 'Ingress' ? p.ingress : p.egress, p.namespace, sets, what, cache));
-    }
-    return name;
-  };
-  const profileChain = (pn: string, dir: PolicyType): string | undefined => {
-    const pro = profiles.get(pn);
-    if (!pro) return undefined;
-    const name = `${dir === 'Ingress' ? 'pri' : 'pro'}-${h(`Profile/${pn}`)}`;
-    if (!ruleChains.has(name)) {
-      const what = `Profile ${pn} ${dir.toLowerCase()}`;
-      ruleChains.set(
-        name,
-        ruleChain(name, what, (dir === 'Ingress' ? pro.spec.ingress : pro.spec.egress) ?? [], undefined, sets, what, cache),
-      );
-    }
-    return name;
-  };
-
-  for (const e of local) {
-    const plan: EndpointPlan = {
-      id: e.id,
-      interfaceName: e.interfaceName,
-      ingress: { policies: [], profiles: [] },
-      egress: { policies: [], profiles: [] },
-    };
-    for (const dir of DIRS) {
-      const name = `${dir === 'Ingress' ? 'tw' : 'fw'}-${e.interfaceName}`;
-      const rules: string[] = [`meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`];
-      const applied = policiesFor(e, dir);
-      const dplan = dir === 'Ingress' ? plan.ingress : plan.egress;
-      for (const p of applied) {
-        rules.push(`meta mark & ${hex(MARK_BOTH)} == 0 jump ${policyChain(p, dir)}`);
-        dplan.policies.push(`${p.kind}/${p.id}`);
-      }
-      if (applied.length) {
-        rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
-        rules.push(`meta mark & ${hex(MARK_PASS)} == 0 drop comment "default deny: policies select ${e.id}"`);
-      }
-      for (const pn of e.profiles) {
-        const c = profileChain(pn, dir);
-        dplan.profiles.push(c ? pn : `${pn} (missing)`);
-        if (c) rules.push(`meta mark & ${hex(MARK_ACCEPT)} == 0 jump ${c}`);
-      }
-      rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
-      rules.push(`drop comment "no profile allowed it: ${e.id}"`);
-      epChains.push({ name, comment: `${dir === 'Ingress' ? 'to' : 'from'} endpoint ${e.id}`, rules });
-      (dir === 'Ingress' ? toWl : fromWl).set(e.interfaceName, name);
-    }
-    endpoints.set(e.interfaceName, plan);
-  }
-  if (cache) for (const k of cache.chains.keys()) if (!ruleChains.has(k)) cache.chains.delete(k);
-  const chains = new Map<string, NftChain>();
-  for (const c of [...ruleChains.values()].sort((a, b) => cmp(a.name, b.name))) chains.set(c.name, c);
-  for (const c of epChains) chains.set(c.name, c);
-  return { sets: sets.sets, chains, toWl, fromWl, endpoints };
+export function compile(inp: PolicyInputs, node: string): Ruleset {
+  const st = new PolicyState(node);
+  for (const r of inp.profiles) st.put(r);
+  for (const r of inp.endpoints) st.put(r);
+  for (const r of inp.policies) st.put(r);
+  for (const r of inp.globalPolicies) st.put(r);
+  st.commit();
+  return st.ruleset;
 }

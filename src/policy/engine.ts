@@ -1,6 +1,6 @@
 // The policy engine of one node (tabby-node's hook): lists WorkloadEndpoints, NetworkPolicies,
-// GlobalNetworkPolicies and Profiles, watches them, and after every burst of changes compiles the
-// node's ruleset and programs it (one nft transaction). Felix's doctrine: nothing is programmed before
+// GlobalNetworkPolicies and Profiles, watches them, feeds every change to the incremental compile
+// (state.ts) and after every burst programs what changed (one nft transaction). Felix's doctrine: nothing is programmed before
 // the first complete list — an agent restarting keeps the previous run's table in force until its
 // own replaces it atomically. A failed program is retried (the kernel keeps the last good ruleset);
 // a datastore outage keeps the kernel as it is.
@@ -8,9 +8,14 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/log.js';
 import type { ResourceStore, ResourceKind, Resource } from '../datastore/resources.js';
 import { storeName } from '../datastore/resources.js';
-import { compile, newCompileCache, type Ruleset } from './compile.js';
+import { deltaOf, type Ruleset, type RulesetDelta } from './compile.js';
 import type { PolicyInputs } from './model.js';
-import { PolicyTable as PolicyTableImpl, nftRunner, type PolicyTable, type ProgramResult } from './nft.js';
+import { PolicyState, type PolicyResource } from './state.js';
+import { POLICY_TABLE } from './render.js';
+import type { PolicyStatusJson } from '../agent/status-types.js';
+import { NftError, PolicyTable as PolicyTableImpl, nftRunner, type PolicyTable, type ProgramResult } from './nft.js';
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
 
 export const POLICY_KINDS = ['WorkloadEndpoint', 'NetworkPolicy', 'GlobalNetworkPolicy', 'Profile'] as const;
 type PolicyKind = (typeof POLICY_KINDS)[number];
@@ -30,7 +35,8 @@ export interface PolicyEngineStatus {
   programmed: boolean;
   localEndpoints: number;
   policies: number;
-  lastProgram?: ProgramResult & { at: string; ms: number };
+  /** ms: change seen → kernel programmed; compileMs, nftMs: its two parts */
+  lastProgram?: ProgramResult & { at: string; ms: number; compileMs: number; nftMs: number };
   lastError?: string;
 }
 
@@ -42,8 +48,9 @@ export class PolicyEngine extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
-  private last: Ruleset | undefined;
-  private readonly cache = newCompileCache();
+  private state: PolicyState | undefined;
+  /** changes since the last program; 'relist' after a (re)list: the state is rebuilt */
+  private pending: { put: boolean; r: PolicyResource }[] | 'relist' = 'relist';
   private st: PolicyEngineStatus = { synced: false, programmed: false, localEndpoints: 0, policies: 0 };
 
   constructor(private readonly o: PolicyEngineOptions) {
@@ -53,9 +60,36 @@ export class PolicyEngine extends EventEmitter {
   status(): PolicyEngineStatus {
     return { ...this.st, synced: this.synced };
   }
+  /** The agent's /status part. */
+  statusJson(): PolicyStatusJson {
+    const s = this.status();
+    const lp = s.lastProgram;
+    return {
+      dataplane: 'nftables',
+      table: `inet ${POLICY_TABLE}`,
+      synced: s.synced,
+      programmed: s.programmed,
+      localEndpoints: s.localEndpoints,
+      policies: s.policies,
+      ...(lp
+        ? {
+            lastProgram: {
+              mode: lp.mode,
+              at: lp.at,
+              ms: round(lp.ms),
+              compileMs: round(lp.compileMs),
+              nftMs: round(lp.nftMs),
+              bytes: lp.bytes,
+            },
+          }
+        : {}),
+      ...(s.lastError ? { lastError: s.lastError } : {}),
+    };
+  }
+
   /** The ruleset last compiled (for explain). */
   get ruleset(): Ruleset | undefined {
-    return this.last;
+    return this.state?.ruleset;
   }
 
   inputs(): PolicyInputs {
@@ -100,6 +134,7 @@ export class PolicyEngine extends EventEmitter {
           this.data.set(k, m);
           revs.push(l.revision);
         }
+        this.pending = 'relist';
         this.synced = true;
         this.schedule(0);
         // One watch per kind from its list's revision: nothing between the list and the watch is missed.
@@ -125,8 +160,13 @@ export class PolicyEngine extends EventEmitter {
   private async watchKind(kind: PolicyKind, from: number, signal: AbortSignal): Promise<void> {
     for await (const ev of this.o.store.watch(kind as ResourceKind, from, signal)) {
       const m = this.data.get(kind)!;
+      const old = m.get(ev.name);
       if (ev.type === 'put') m.set(ev.name, ev.resource as Resource);
       else m.delete(ev.name);
+      if (this.pending !== 'relist') {
+        if (ev.type === 'put') this.pending.push({ put: true, r: ev.resource as PolicyResource });
+        else if (old) this.pending.push({ put: false, r: old as PolicyResource });
+      }
       this.schedule();
     }
     if (!signal.aborted) throw new Error(`${kind} watch ended`);
@@ -140,6 +180,27 @@ export class PolicyEngine extends EventEmitter {
     }, delay);
   }
 
+  /** Apply the pending changes to the incremental state (or rebuild it after a list) → what to program. */
+  private compile(): { rs: Ruleset; delta: RulesetDelta | undefined } {
+    const pending = this.pending;
+    this.pending = [];
+    if (pending === 'relist' || !this.state) {
+      const prev = this.state?.ruleset;
+      const st = new PolicyState(this.o.node);
+      const inp = this.inputs();
+      for (const r of [...inp.profiles, ...inp.endpoints, ...inp.policies, ...inp.globalPolicies]) st.put(r);
+      st.commit();
+      st.takeDelta();
+      this.state = st;
+      return { rs: st.ruleset, delta: prev ? deltaOf(prev, st.ruleset) : undefined };
+    }
+    for (const c of pending)
+      if (c.put) this.state.put(c.r);
+      else this.state.remove(c.r);
+    this.state.commit();
+    return { rs: this.state.ruleset, delta: this.state.takeDelta() };
+  }
+
   private program(): Promise<void> {
     if (this.running) {
       this.again = true;
@@ -150,18 +211,16 @@ export class PolicyEngine extends EventEmitter {
         this.again = false;
         const t0 = performance.now();
         try {
-          const inp = this.inputs();
-          const rs = compile(inp, this.o.node, this.cache);
-          this.last = rs;
-          const compiledMs = performance.now() - t0;
-          const r = await this.o.table.program(rs);
+          const { rs, delta } = this.compile();
+          const compileMs = performance.now() - t0;
+          const r = await this.o.table.program(rs, delta);
           const ms = performance.now() - t0;
           this.st = {
             ...this.st,
             programmed: true,
-            localEndpoints: rs.toWl.size,
-            policies: inp.policies.length + inp.globalPolicies.length,
-            lastProgram: { ...r, at: new Date().toISOString(), ms },
+            localEndpoints: this.state!.localEndpoints,
+            policies: this.state!.policyCount,
+            lastProgram: { ...r, at: new Date().toISOString(), ms, compileMs, nftMs: ms - compileMs },
           };
           delete this.st.lastError;
           if (r.mode !== 'none')
@@ -170,15 +229,18 @@ export class PolicyEngine extends EventEmitter {
                 mode: r.mode,
                 bytes: r.bytes,
                 ms: Math.round(ms * 10) / 10,
-                compileMs: Math.round(compiledMs * 10) / 10,
+                compileMs: Math.round(compileMs * 10) / 10,
+                nftMs: Math.round((ms - compileMs) * 10) / 10,
                 chains: rs.chains.size,
                 sets: rs.sets.size,
                 ...(r.stats ?? {}),
+                ...(r.kept !== undefined ? { kept: r.kept } : {}),
               },
               'policy programmed',
             );
           this.emit('programmed', { ...r, ms });
         } catch (e) {
+          if (!(e instanceof NftError)) this.pending = 'relist'; // the state may be half-updated: rebuild it
           this.st.lastError = e instanceof Error ? e.message : String(e);
           this.o.logger.error(
             { err: this.st.lastError },

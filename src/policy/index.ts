@@ -5,14 +5,15 @@
 export {
   compile,
   collapse,
-  newCompileCache,
-  type CompileCache,
+  deltaOf,
+  type RulesetDelta,
   type Ruleset,
   type NftSet,
   type NftChain,
   type EndpointPlan,
 } from './compile.js';
-export { fullScript, diffScript, POLICY_TABLE, BASE_CHAINS } from './render.js';
+export { fullScript, diffScript, deltaScript, adoptScript, parseListing, POLICY_TABLE, BASE_CHAINS } from './render.js';
+export { PolicyState, type PolicyResource } from './state.js';
 export { PolicyTable, nftRunner, NftError, type NftRunner, type ProgramResult } from './nft.js';
 export { PolicyEngine, POLICY_KINDS, type PolicyEngineStatus } from './engine.js';
 export { endpointViews, policyViews, policiesFor, selects, type PolicyInputs, type EndpointView, type PolicyView } from './model.js';

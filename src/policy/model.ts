@@ -63,11 +63,11 @@ export function sel(text: string): Selector {
 
 const NONE: readonly PolicyRule[] = Object.freeze([]);
 
-export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies'>): PolicyView[] {
-  const out: PolicyView[] = [];
-  for (const p of inp.policies) {
+/** One NetworkPolicy or GlobalNetworkPolicy as the compiler sees it. */
+export function policyView(p: NetworkPolicy | GlobalNetworkPolicy): PolicyView {
+  if (p.kind === 'NetworkPolicy') {
     const ns = p.metadata.namespace ?? 'default';
-    out.push({
+    return {
       kind: 'NetworkPolicy',
       id: `${ns}/${p.metadata.name}`,
       namespace: ns,
@@ -76,23 +76,27 @@ export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies
       types: p.spec.types,
       ingress: p.spec.ingress ?? NONE,
       egress: p.spec.egress ?? NONE,
-    });
+    };
   }
-  for (const p of inp.globalPolicies) {
-    out.push({
-      kind: 'GlobalNetworkPolicy',
-      id: p.metadata.name,
-      order: p.spec.order ?? Infinity,
-      selector: sel(p.spec.selector || 'all()'),
-      ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
-      types: p.spec.types,
-      ingress: p.spec.ingress ?? NONE,
-      egress: p.spec.egress ?? NONE,
-    });
-  }
-  // Calico: by order, then by name (a NetworkPolicy's name includes no namespace in the comparison
-  // of equal orders across kinds; the id keeps the sort total).
-  return out.sort((a, b) => (a.order === b.order ? 0 : a.order < b.order ? -1 : 1) || cmp(nameOf(a), nameOf(b)) || cmp(a.id, b.id));
+  return {
+    kind: 'GlobalNetworkPolicy',
+    id: p.metadata.name,
+    order: p.spec.order ?? Infinity,
+    selector: sel(p.spec.selector || 'all()'),
+    ...(p.spec.namespaceSelector ? { namespaceSelector: sel(p.spec.namespaceSelector) } : {}),
+    types: p.spec.types,
+    ingress: p.spec.ingress ?? NONE,
+    egress: p.spec.egress ?? NONE,
+  };
+}
+
+/** Calico's enforcement order: by order (unordered last), then by name (a NetworkPolicy's name without
+ *  its namespace), then by id to keep the sort total. */
+export const policyOrder = (a: PolicyView, b: PolicyView): number =>
+  (a.order === b.order ? 0 : a.order < b.order ? -1 : 1) || cmp(nameOf(a), nameOf(b)) || cmp(a.id, b.id);
+
+export function policyViews(inp: Pick<PolicyInputs, 'policies' | 'globalPolicies'>): PolicyView[] {
+  return [...inp.policies, ...inp.globalPolicies].map(policyView).sort(policyOrder);
 }
 
 const nameOf = (p: PolicyView) => (p.namespace ? p.id.slice(p.namespace.length + 1) : p.id);
@@ -100,30 +104,33 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function endpointViews(inp: Pick<PolicyInputs, 'endpoints' | 'profiles'>): EndpointView[] {
   const profiles = new Map(inp.profiles.map((p) => [p.metadata.name, p]));
-  return inp.endpoints.map((w) => {
-    const ns = w.metadata.namespace ?? 'default';
-    const inherited: Record<string, string> = {};
-    for (const pn of w.spec.profiles) Object.assign(inherited, profiles.get(pn)?.spec.labelsToApply ?? {});
-    const labels: Record<string, string> = {
-      ...inherited,
-      ...(w.metadata.labels ?? {}),
-      [NAMESPACE_LABEL]: ns,
-      [ORCHESTRATOR_LABEL]: w.spec.orchestrator,
-    };
-    const nsProfile = profiles.get(namespaceProfileName(ns));
-    return {
-      id: `${ns}/${w.metadata.name}`,
-      name: w.metadata.name,
-      namespace: ns,
-      node: w.spec.node,
-      interfaceName: w.spec.interfaceName,
-      labels,
-      nsLabels: namespaceLabels(ns, nsProfile?.spec.labelsToApply),
-      ipNetworks: w.spec.ipNetworks,
-      profiles: w.spec.profiles,
-      ports: (w.spec.ports ?? []).map((p) => ({ name: p.name, protocol: String(p.protocol), port: p.port })),
-    };
-  });
+  return inp.endpoints.map((w) => endpointView(w, profiles));
+}
+
+/** One endpoint's view: labels from its profiles' labelsToApply under its own, its namespace's labels. */
+export function endpointView(w: WorkloadEndpoint, profiles: ReadonlyMap<string, Profile>): EndpointView {
+  const ns = w.metadata.namespace ?? 'default';
+  const inherited: Record<string, string> = {};
+  for (const pn of w.spec.profiles) Object.assign(inherited, profiles.get(pn)?.spec.labelsToApply ?? {});
+  const labels: Record<string, string> = {
+    ...inherited,
+    ...(w.metadata.labels ?? {}),
+    [NAMESPACE_LABEL]: ns,
+    [ORCHESTRATOR_LABEL]: w.spec.orchestrator,
+  };
+  const nsProfile = profiles.get(namespaceProfileName(ns));
+  return {
+    id: `${ns}/${w.metadata.name}`,
+    name: w.metadata.name,
+    namespace: ns,
+    node: w.spec.node,
+    interfaceName: w.spec.interfaceName,
+    labels,
+    nsLabels: namespaceLabels(ns, nsProfile?.spec.labelsToApply),
+    ipNetworks: w.spec.ipNetworks,
+    profiles: w.spec.profiles,
+    ports: (w.spec.ports ?? []).map((p) => ({ name: p.name, protocol: String(p.protocol), port: p.port })),
+  };
 }
 
 /** A namespace's labels: the pcns.* labels of its kns profile, plus the two names every namespace has. */
@@ -148,7 +155,7 @@ export function policiesFor(all: readonly PolicyView[], e: EndpointView, dir: Po
 }
 
 /** A label a selector requires (`k == "v"`, or one inside a top-level &&), for indexing; undefined if none. */
-function requiredLabel(n: SelectorNode): string | undefined {
+export function requiredLabel(n: SelectorNode): string | undefined {
   if (n.op === '==') return `${n.key}=${n.value}`;
   if (n.op === '&&')
     for (const x of n.exprs) {

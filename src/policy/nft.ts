@@ -1,13 +1,15 @@
-// The nft shell of the policy engine: keeps what it last programmed and turns the next compiled
-// ruleset into ONE `nft -f -` transaction — the whole table on the first run (replacing any table a
-// previous run left, atomically: enforcement never lapses across a restart), only the difference
-// after that. A failed transaction changes nothing in the kernel (nft's all-or-nothing batch); the
+// The nft shell of the policy engine: knows whether the kernel holds what it last programmed and turns
+// the next ruleset into ONE `nft -f -` transaction — on the first run the table a previous run left is
+// adopted (its content-named chains kept, the rest added/refilled/removed) or, when there is none or it
+// cannot be adopted, the whole table is replaced atomically (enforcement never lapses across a
+// restart); after that only the delta. A failed transaction changes nothing in the kernel (nft's all-or-nothing batch); the
 // next apply then rewrites the whole table. (The generic Reconciler applies deletes and adds as two
 // batches; nft needs adds before deletes inside one transaction, hence this shell of its own.)
 import { spawn, spawnSync } from 'node:child_process';
 import { native } from '../native/index.js';
 import type { Ruleset } from './compile.js';
-import { diffScript, fullScript, type DiffStats } from './render.js';
+import type { RulesetDelta } from './compile.js';
+import { adoptScript, deltaScript, diffScript, fullScript, parseListing, type DiffStats } from './render.js';
 
 export class NftError extends Error {
   readonly code = 'ENFT';
@@ -23,7 +25,11 @@ export class NftError extends Error {
 
 export interface NftRunner {
   run(script: string): Promise<void>;
+  /** `nft -t` listing of chains, sets and maps (all inet tables); absent: never adopt */
+  list?(): Promise<string>;
 }
+
+const LIST = 'list chains inet\nlist sets inet\nlist maps inet\n';
 
 /** Runs `nft -f -` (in `netnsPath` when given: spawned from the thread while it is in that netns). */
 export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftRunner {
@@ -36,6 +42,26 @@ export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftR
     }
   };
   return {
+    async list() {
+      const r = opts.netnsPath
+        ? native().withNetns(opts.netnsPath, () => spawnSync(bin, ['-t', '-f', '-'], { input: LIST, encoding: 'utf8', timeout: 60_000 }))
+        : await new Promise<{ status: number | null; stdout: string; stderr: string; error?: Error }>((resolve) => {
+            const p = spawn(bin, ['-t', '-f', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+            let stdout = '';
+            let stderr = '';
+            p.stdout.setEncoding('utf8').on('data', (d: string) => {
+              stdout += d;
+            });
+            p.stderr.setEncoding('utf8').on('data', (d: string) => {
+              stderr += d;
+            });
+            p.on('error', (error) => resolve({ status: null, stdout, stderr, error }));
+            p.on('close', (status) => resolve({ status, stdout, stderr }));
+            p.stdin.end(LIST);
+          });
+      check(r.status, r.stderr ?? '', LIST, r.error);
+      return r.stdout ?? '';
+    },
     async run(script) {
       if (opts.netnsPath) {
         const r = native().withNetns(opts.netnsPath, () =>
@@ -66,13 +92,16 @@ export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftR
 }
 
 export interface ProgramResult {
-  mode: 'full' | 'diff' | 'none';
+  /** adopt: the first program of a run, keeping the chains a previous run left (see render.ts) */
+  mode: 'full' | 'adopt' | 'diff' | 'none';
   bytes: number;
   stats?: DiffStats;
+  /** adopt: chains kept from the previous run */
+  kept?: number;
 }
 
 export class PolicyTable {
-  /** undefined: the kernel state is unknown (start, or after a failure) → the next apply is a full rewrite */
+  /** undefined: the kernel state is unknown (start, or after a failure) → the next apply adopts or rewrites */
   private applied: Ruleset | null | undefined;
   constructor(private readonly runner: NftRunner) {}
 
@@ -80,19 +109,24 @@ export class PolicyTable {
     return this.applied;
   }
 
-  /** Make the kernel hold `next` (null: no endpoint here → no table). */
-  async program(next: Ruleset | null): Promise<ProgramResult> {
+  /** Make the kernel hold `next` (null: no endpoint here → no table). `delta`: what changed since the
+   *  last program (the incremental state's); without it the two rulesets are compared. */
+  async program(next: Ruleset | null, delta?: RulesetDelta): Promise<ProgramResult> {
     const empty = !next || (next.toWl.size === 0 && next.fromWl.size === 0);
     const target = empty ? null : next;
     const prev = this.applied;
+    if (prev === null && target === null) return { mode: 'none', bytes: 0 };
     let script: string;
     let result: ProgramResult;
+    if (prev === undefined && target !== null) {
+      const adopted = await this.adopt(target);
+      if (adopted) return adopted;
+    }
     if (prev === undefined || prev === null || target === null) {
-      if (prev === null && target === null) return { mode: 'none', bytes: 0 };
       script = fullScript(target);
       result = { mode: 'full', bytes: script.length };
     } else {
-      const d = diffScript(prev, target);
+      const d = delta ? deltaScript(delta) : diffScript(prev, target);
       if (!d.script) {
         this.applied = target;
         return { mode: 'none', bytes: 0 };
@@ -106,7 +140,23 @@ export class PolicyTable {
     return result;
   }
 
-  /** Forget what was programmed: the next program() rewrites the whole table. */
+  /** The first program of a run over a table a previous run left; null: not adoptable, or it failed
+   *  (the kernel is as it was: the caller replaces the whole table). */
+  private async adopt(target: Ruleset): Promise<ProgramResult | null> {
+    if (!this.runner.list) return null;
+    try {
+      const ex = parseListing(await this.runner.list());
+      const a = ex && adoptScript(ex, target);
+      if (!a) return null;
+      await this.runner.run(a.script);
+      this.applied = target;
+      return { mode: 'adopt', bytes: a.script.length, kept: a.kept };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Forget what was programmed: the next program() adopts or rewrites the whole table. */
   invalidate(): void {
     this.applied = undefined;
   }

@@ -112,14 +112,26 @@ function verdict(rule: PolicyRule, comment: string, logPrefix: string): string {
   }
 }
 
-/** nft rule bodies (no "add rule" prefix) for one Calico rule; [] when it cannot match in any family. */
-export function renderRule(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string, logPrefix = comment): string[] {
-  const out = renderPerFamily(rule, ns, sets, comment, logPrefix);
+/** nft rule bodies (no "add rule" prefix) for one Calico rule; [] when it cannot match in any family.
+ *  `families`: the families any endpoint has; a family's variant that needs a match in one of that
+ *  family's sets (all empty when no endpoint has the family) is left out — it could never match. */
+export function renderRule(
+  rule: PolicyRule,
+  ns: string | undefined,
+  sets: SetNamer,
+  comment: string,
+  logPrefix = comment,
+  families: ReadonlySet<Family> = BOTH,
+): string[] {
+  const out = renderPerFamily(rule, ns, sets, comment, logPrefix).filter(
+    (r) => families.has(r.startsWith('meta nfproto ipv4 ') ? 4 : 6) || !/ @[\w-]+/.test(r.replace(/!= @[\w-]+/g, '')),
+  );
   // A rule with nothing family-specific is one rule for both families.
   if (out.length === 2 && out[0]!.replace('meta nfproto ipv4 ', '') === out[1]!.replace('meta nfproto ipv6 ', ''))
     return [out[0]!.replace('meta nfproto ipv4 ', '')];
   return out;
 }
+const BOTH: ReadonlySet<Family> = new Set([4, 6]);
 
 function renderPerFamily(rule: PolicyRule, ns: string | undefined, sets: SetNamer, comment: string, logPrefix: string): string[] {
   const out: string[] = [];

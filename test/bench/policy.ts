@@ -1,7 +1,8 @@
 // Benchmark: network policy on a node with 200 endpoints and 1,000 policies, through a running
 // tabby-node (a 1-node lab, pods through the real CNI plugin; 198 more endpoints of that node written
 // to the datastore as the CNI would, without veths: the ruleset is the same size).
-//   1. full programming: tabby-node restarted, its first program of the whole table (compile + nft)
+//   1. full programming: tabby-node restarted, its first program of the whole table (compile + nft),
+//      over the table the previous run left (adopted) and from no table (cold)
 //   2. enforcement: a policy written to the datastore → the first datagram that must be dropped is
 //      dropped (a sender in one pod every ~1 ms, a receiver in the other), p50/p99 over N changes;
 //      and the reverse (policy deleted → packets pass again). Anchor: one `nft -f -` adding one rule to
@@ -107,34 +108,42 @@ async function main(): Promise<void> {
       `policy bench: 1 node, ${ENDPOINTS} endpoints, ${POLICIES} policies (written in ${((performance.now() - t0) / 1000).toFixed(1)} s), node ${process.version}, load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
     );
 
-    // 1. full programming after a restart (from the agent's own log line)
+    // 1. programming the whole table: (a) a restart over the table the previous run left (adopted:
+    //    its content-named chains kept), (b) a cold start with no table (the whole table in one
+    //    transaction: what a new node or a changed ruleset costs)
     const log = path.join(o.stateDir, 'nodes', node.name, 'agent.log');
+    type Prog = { mode: string; ms: number; bytes: number; compileMs?: number; nftMs?: number; kept?: number };
     const programs = () =>
       fs
         .readFileSync(log, 'utf8')
         .split('\n')
         .filter((l) => l.includes('"policy programmed"'))
-        .map((l) => JSON.parse(l) as { mode: string; ms: number; bytes: number; chains?: number });
-    const fulls: number[] = [];
-    for (let i = 0; i < 3; i++) {
+        .map((l) => JSON.parse(l) as Prog);
+    const restart = async (cold: boolean): Promise<Prog | undefined> => {
       await lab.stopAgent(node.name);
+      if (cold) await runIn(node.netns, 'nft', ['delete', 'table', 'inet', 'tabby-policy']).catch(() => undefined);
       const before = programs().length;
       await lab.startAgent(node.name);
       const until = Date.now() + 120_000;
-      while (
-        Date.now() < until &&
-        !programs()
+      const first = () =>
+        programs()
           .slice(before)
-          .some((p) => p.mode === 'full')
-      )
-        await sleep(100);
-      const p = programs()
-        .slice(before)
-        .find((x) => x.mode === 'full');
-      if (p) fulls.push(p.ms);
-      if (p && i === 0) process.stdout.write(`  full table: ${(p.bytes / 1024).toFixed(0)} KiB of nft script\n`);
+          .find((x) => x.mode === 'full' || x.mode === 'adopt');
+      while (Date.now() < until && !first()) await sleep(100);
+      return first();
+    };
+    const parts = (p: Prog) =>
+      `${f1(p.ms)} (${p.mode}${p.compileMs !== undefined ? `: compile ${f1(p.compileMs)}, nft ${f1(p.nftMs ?? 0)}` : ''}, ${(p.bytes / 1024).toFixed(0)} KiB${p.kept !== undefined ? `, ${p.kept} chains kept` : ''})`;
+    for (const cold of [false, true]) {
+      const got: Prog[] = [];
+      for (let i = 0; i < 3; i++) {
+        const p = await restart(cold);
+        if (p) got.push(p);
+      }
+      process.stdout.write(
+        `  full programming, ${cold ? 'cold start (no table)' : 'restart (table of the previous run)'}:\n${got.map((p) => `    ${parts(p)}\n`).join('')}`,
+      );
     }
-    process.stdout.write(`  full programming after restart (compile + one nft transaction): ${fulls.map(f1).join(', ')}\n`);
     await sleep(1000);
 
     // 2. enforcement latency
@@ -156,6 +165,7 @@ async function main(): Promise<void> {
     const deny: number[] = [],
       denyFromCall: number[] = [],
       allow: number[] = [];
+    const progsBefore = programs().length;
     for (let i = 0; i < CHANGES; i++) {
       while (now() - lastArrival > 50) await sleep(10); // flowing
       const tCall = now();
@@ -194,6 +204,20 @@ async function main(): Promise<void> {
       nftT.push(performance.now() - t);
     }
     process.stdout.write(line('anchor: one nft -f - transaction on this table', nftT));
+    const diffs = programs()
+      .slice(progsBefore)
+      .filter((p) => p.mode === 'diff' && p.compileMs !== undefined);
+    if (diffs.length)
+      for (const [n, k] of [
+        ['agent, per change: compile (incremental)', 'compileMs'],
+        ['agent, per change: nft transaction', 'nftMs'],
+      ] as const)
+        process.stdout.write(
+          line(
+            n,
+            diffs.map((p) => p[k] ?? 0),
+          ),
+        );
     send.kill('SIGKILL');
     recv.kill('SIGKILL');
 

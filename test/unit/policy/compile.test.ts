@@ -16,7 +16,7 @@ const base = () => ({
 
 t.test('no policy: every local endpoint falls to its profile; remote endpoints get no chains', async (t) => {
   const rs = compile(base(), 'n1');
-  t.same([...rs.toWl.keys()], ['calidb', 'caliweb']);
+  t.same([...rs.toWl.keys()].sort(), ['calidb', 'caliweb']);
   t.same(rs.endpoints.get('caliweb'), {
     id: 'a/n1-k8s-web-eth0',
     interfaceName: 'caliweb',
@@ -24,7 +24,7 @@ t.test('no policy: every local endpoint falls to its profile; remote endpoints g
     egress: { policies: [], profiles: ['kns.a'] },
   });
   t.equal(rs.sets.size, 0);
-  t.notOk([...rs.chains.get('tw-caliweb')!.rules].some((r) => r.includes('default deny')));
+  t.notOk([...rs.chains.get(rs.toWl.get('caliweb')!)!.rules].some((r) => r.includes('default deny')));
   t.equal(compile({ ...base(), endpoints: [] }, 'n1').toWl.size, 0);
 });
 
@@ -46,7 +46,7 @@ t.test('policies per endpoint and direction, in Calico order (order, then name; 
   ]);
   t.same(rs.endpoints.get('caliweb')!.egress.policies, ['NetworkPolicy/a/b-second']);
   t.same(rs.endpoints.get('calidb')!.ingress.policies, ['NetworkPolicy/b/other-ns', 'GlobalNetworkPolicy/ns-b-only']);
-  const tw = rs.chains.get('tw-caliweb')!.rules;
+  const tw = rs.chains.get(rs.toWl.get('caliweb')!)!.rules;
   t.equal(tw.filter((r) => r.includes(' jump pi-')).length, 3, 'one guarded jump per policy');
   t.ok(
     tw.some((r) => r.includes('0x00020000 == 0 drop')),
@@ -99,21 +99,24 @@ t.test('incremental: a new pod changes set elements and map entries only; a poli
   inp.endpoints.push(wep('b', 'db2', 'n1', '10.0.0.10', { app: 'db' }));
   const r3 = compile(inp, 'n1');
   const d3 = diffScript(r2, r3);
-  t.equal(d3.stats.chains, 2, 'local pod: its two chains');
-  t.equal(d3.stats.mapEntries, 2);
+  t.equal(d3.stats.chains, 0, 'a local pod with the same policies and profiles as another shares its chains');
+  t.equal(d3.stats.mapEntries, 2, 'its two map entries');
   t.notMatch(d3.script, /flush chain/);
   inp.policies[0] = np('a', 'p', { selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "app == 'cli'" } }] });
   const r4 = compile(inp, 'n1');
   const d4 = diffScript(r3, r4);
-  t.equal(d4.stats.chains, 1);
-  t.match(d4.script, /^flush chain inet tabby-policy pi-/);
+  t.equal(d4.stats.chains, 2, "the policy's new chain and the new chain of the one endpoint it selects");
+  t.match(d4.script, /^add chain inet tabby-policy pi-/m);
+  t.equal(d4.stats.mapEntries, 1);
+  t.equal(d4.stats.deleted, 2, 'the two chains they replace');
+  t.equal(d4.script.match(/^add rule /gm)?.length, r4.chains.get(r4.toWl.get('caliweb')!)!.rules.length + 1, 'no other rule written');
   inp.policies = [];
   const r5 = compile(inp, 'n1');
   const d5 = diffScript(r4, r5);
   t.match(d5.script, /delete chain inet tabby-policy pi-/);
   t.match(d5.script, /delete set inet tabby-policy s4-/);
   t.ok(
-    d5.script.indexOf('flush chain inet tabby-policy tw-caliweb') < d5.script.indexOf('delete chain'),
+    d5.script.indexOf(`flush chain inet tabby-policy ${r4.toWl.get('caliweb')}`) < d5.script.indexOf('delete chain'),
     'the jump goes before the chain it jumps to',
   );
   t.equal(diffScript(r5, compile(inp, 'n1')).script, '', 'no change, no transaction');
@@ -151,28 +154,6 @@ t.test('full script: every chain defined before a rule jumps to it', async (t) =
   for (const m of s.matchAll(/jump ([\w-]+)/g)) t.ok(s.indexOf(`chain ${m[1]} {`) < m.index!, `${m[1]} defined first`);
 });
 
-t.test('the compile cache never changes the result: cached passes equal fresh ones across changes', async (t) => {
-  const { newCompileCache } = await import('../../../src/policy/index.js');
-  const cache = newCompileCache();
-  const inp = base();
-  const same = (a: Ruleset, b: Ruleset, what: string) => t.equal(fullScript(a), fullScript(b), what);
-  inp.policies.push(
-    np('a', 'p', {
-      selector: "app == 'web'",
-      ingress: [{ action: 'Allow', protocol: 'TCP', source: { selector: "app == 'cli'" }, destination: { ports: ['http'] } }],
-    }),
-  );
-  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'first pass');
-  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'second pass (all from the cache)');
-  inp.endpoints.push(wep('a', 'cli3', 'n2', '10.0.0.30', { app: 'cli' }, [{ name: 'http', protocol: 'TCP', port: 81 }]));
-  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'an endpoint added: sets refilled from cached chains');
-  inp.policies[0] = np('a', 'p', { selector: "app == 'web'", ingress: [{ action: 'Deny', source: { selector: "app == 'cli'" } }] });
-  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'a policy changed: rendered again');
-  inp.policies = [];
-  same(compile(inp, 'n1', cache), compile(inp, 'n1'), 'policies removed');
-  t.equal(cache.chains.size, 4, "only the profiles' chains stay cached");
-});
-
 t.test('the selector index picks exactly the policies a full scan picks, in the same order', async (t) => {
   const { policyIndex, policiesFor, policyViews, endpointViews } = await import('../../../src/policy/model.js');
   const inp = base();
@@ -203,4 +184,32 @@ t.test('the selector index picks exactly the policies a full scan picks, in the 
         `${e.id} ${dir}`,
       );
     }
+});
+
+t.test('a family no endpoint has: rules needing its (empty) sets are left out, others kept; its first endpoint brings them', async (t) => {
+  const inp = base();
+  inp.policies.push(
+    np('a', 'p', {
+      selector: "app == 'web'",
+      ingress: [
+        { action: 'Allow', source: { selector: "app == 'cli'" } },
+        { action: 'Deny', source: { notSelector: "app == 'db'" } },
+      ],
+    }),
+  );
+  const chainOf = (rs: Ruleset) => [...rs.chains.values()].find((c) => c.comment === 'NetworkPolicy a/p ingress')!.rules;
+  const v4 = compile(inp, 'n1');
+  t.same(
+    chainOf(v4).map((r) => r.split(' ').slice(0, 5).join(' ')),
+    ['meta nfproto ipv4 ip saddr', 'meta nfproto ipv4 ip saddr', 'meta nfproto ipv6 ip6 saddr'],
+    'selector rule: IPv4 only; notSelector rule: both (an empty set negated matches everything)',
+  );
+  t.same([...v4.sets.values()].map((s) => s.family).sort(), [4, 4, 6]);
+  inp.endpoints.push({
+    ...wep('b', 'six', 'n2', '10.0.0.20'),
+    spec: { ...wep('b', 'six', 'n2', '10.0.0.20').spec, ipNetworks: ['fd00::20/128'] },
+  });
+  const both = compile(inp, 'n1');
+  t.equal(chainOf(both).length, 4, 'an IPv6 endpoint anywhere: the IPv6 selector rule too');
+  t.ok(chainOf(both).some((r) => r.startsWith('meta nfproto ipv6 ip6 saddr @s6-')));
 });

@@ -33,10 +33,11 @@ t.test('engine: list, program, follow changes, retry after a failure', async (t)
   e.start();
   t.ok(await until(() => scripts.length === 1), 'first program after the list');
   t.match(scripts[0]!, /^table inet tabby-policy\ndelete table inet tabby-policy\ntable inet tabby-policy \{/, 'a full replace');
-  t.match(scripts[0]!, /"caliweb" : jump tw-caliweb/);
+  t.match(scripts[0]!, /"caliweb" : jump tw-[0-9a-f]{10}/);
   await store.create(np('a', 'deny', { selector: "app == 'web'", ingress: [] }));
   t.ok(await until(() => scripts.length === 2), 'a policy change is one more transaction');
-  t.match(scripts[1]!, /^flush chain inet tabby-policy tw-caliweb/m);
+  t.match(scripts[1]!, /^add chain inet tabby-policy pi-/m);
+  t.match(scripts[1]!, /^add element inet tabby-policy to-wl \{ "caliweb" : jump tw-/m);
   t.notMatch(scripts[1]!, /delete table/, 'incremental');
   failNext = true;
   await store.delete('NetworkPolicy', 'a/deny');
