@@ -14,18 +14,16 @@
 //                   writes fail with DatastoreCorrupt (file + offset), readers keep the state before it.
 //   datastore.lock  flock(2)ed exclusively around every write (the kernel drops it if the holder dies).
 //
-// Every process replays the log into memory (key → value, revision) and keeps a window of recent
-// events for watch. Reads catch up by reading the bytes appended since last time (one stat + read);
-// a write takes the lock, catches up, checks the CAS condition against the now-current state,
-// appends, releases, then waits for its fdatasync. A record is visible to readers once appended,
-// acknowledged once synced (a later write that depends on it is appended after it, so its sync covers
-// it). Revisions are the record numbers: global, monotonic, like etcd's. A process that
-// sees the log shrink or a record out of sequence (the file was replaced or rewritten in place) drops
-// its view and replays from the start; its watches get DatastoreCompacted and re-list.
-// Compaction (by the process whose writes push the log past the threshold, after they are acknowledged,
-// under the lock): a new file with one `snap` record (all current keys + the last `historyKeep` events)
-// replaces datastore.log (file-compact.ts); other processes notice the new inode and switch over. A compaction that fails (no space, a read-only directory) unlinks its temp file and
-// keeps the old log; the write that triggered it stays committed and is reported as done.
+// Every process replays the log into memory (file-state.ts). Reads catch up by reading the bytes
+// appended since last time (one stat + read); a write takes the lock, catches up, checks its CAS
+// condition against the now-current state, appends, releases, then waits for its fdatasync: visible
+// once appended, acknowledged once synced (a write that depends on it comes later in the log, so its
+// sync covers it). Revisions are the record numbers: global, monotonic, like etcd's. A process that
+// sees the log shrink or a record out of sequence drops its view and replays from the start; its
+// watches get DatastoreCompacted and re-list. Compaction (after the writes that pushed the log past
+// the threshold were acknowledged, under the lock) replaces the log with one `snap` record (all keys +
+// the last `historyKeep` events, file-compact.ts); other processes notice the new inode. A compaction
+// that fails keeps the old log; the writes before it stay committed and acknowledged.
 // Watch sees other processes' writes through fs.watch on the directory plus a poll fallback.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,9 +44,10 @@ import {
 import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
-import { frame, maxRevision, scanRecords, writeAll, type DelRec, type HistEvent, type PutRec, type Rec, type SnapRec } from './file-log.js';
+import { frame, maxRevision, scanRecords, writeAll, type DelRec, type PutRec, type SnapRec } from './file-log.js';
 import { replaceLog, type CompactStep } from './file-compact.js';
 import { GroupCommit, LogFds } from './file-commit.js';
+import { clone, LogState, sequenceProblem, toEvent } from './file-state.js';
 
 export type { CompactStep } from './file-compact.js';
 
@@ -71,14 +70,7 @@ export interface FileDatastoreOptions {
 export const LOG_FILE = 'datastore.log';
 export const LOCK_FILE = 'datastore.lock';
 
-interface Entry {
-  value: unknown;
-  revision: number;
-}
-
 const errCode = (e: unknown) => String((e as NodeJS.ErrnoException)?.code ?? (e as Error)?.message ?? e);
-
-const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
 
 export class FileDatastore implements Datastore {
   readonly kind = 'file' as const;
@@ -95,12 +87,8 @@ export class FileDatastore implements Datastore {
   private offset = 0;
   /** Size of the snapshot record that opens the current file (compaction threshold is relative to it). */
   private baseSize = 0;
-  private rev = 0;
-  private readonly data = new Map<string, Entry>();
-  /** Contiguous events (compactRev+1 .. rev]. */
-  private history: HistEvent[] = [];
-  /** Where each active watch of this process stands (history it still needs is kept). */
-  private readonly watchPositions = new Set<{ next: number }>();
+  /** The replayed view: keys, revision, recent events (file-state.ts). */
+  private readonly s: LogState;
   private readonly notifier: LogNotifier;
   private closed = false;
   private readonly logger;
@@ -108,8 +96,6 @@ export class FileDatastore implements Datastore {
   private readOnly: string | undefined;
   /** Set when replay found a damaged record with valid records after it (cleared by a new log file). */
   private corrupt: DatastoreCorrupt | undefined;
-  /** Bumped whenever this process drops its view and replays from scratch: watches must re-list. */
-  private generation = 0;
   /** After a failed compaction, the next try waits until the log has grown past this offset. */
   private compactRetryAt = 0;
 
@@ -125,6 +111,7 @@ export class FileDatastore implements Datastore {
       onCompactStep: opts.onCompactStep ?? (() => undefined),
     };
     this.logger = log('datastore', { backend: 'file', dir: this.dir });
+    this.s = new LogState(this.opts.historyKeep, () => this.notifier?.wake());
     this.notifier = new LogNotifier(this.dir, LOG_FILE, this.opts.pollMs, () => {
       try {
         const st = fs.statSync(this.logPath);
@@ -155,38 +142,33 @@ export class FileDatastore implements Datastore {
     }
   }
 
-  /** The oldest revision a watch can start from minus one. */
-  private get compactRev(): number {
-    return this.rev - this.history.length;
-  }
-
   async revision(): Promise<number> {
     this.catchUp(false);
-    return this.rev;
+    return this.s.rev;
   }
 
   async get<T>(key: string): Promise<KVPair<T> | undefined> {
     this.catchUp(false);
-    const e = this.data.get(key);
+    const e = this.s.data.get(key);
     return e ? { key, value: clone(e.value) as T, revision: e.revision } : undefined;
   }
 
   async list<T>(prefix: string): Promise<ListResult<T>> {
     this.catchUp(false);
     const items: KVPair<T>[] = [];
-    for (const [key, e] of this.data) {
+    for (const [key, e] of this.s.data) {
       if (key.startsWith(prefix)) items.push({ key, value: clone(e.value) as T, revision: e.revision });
     }
     items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return { items, revision: this.rev };
+    return { items, revision: this.s.rev };
   }
 
   async create<T>(key: string, value: T): Promise<KVPair<T>> {
     checkValue(key, value);
     return this.write(
       () => {
-        if (this.data.has(key)) throw new DatastoreExists(key);
-        return { o: 'put', r: this.rev + 1, k: key, v: value };
+        if (this.s.data.has(key)) throw new DatastoreExists(key);
+        return { o: 'put', r: this.s.rev + 1, k: key, v: value };
       },
       (r) => ({ key, value, revision: r }),
     );
@@ -196,10 +178,10 @@ export class FileDatastore implements Datastore {
     checkValue(key, value);
     return this.write(
       () => {
-        const e = this.data.get(key);
+        const e = this.s.data.get(key);
         if (!e) throw new DatastoreNotFound(key);
         if (e.revision !== expectedRevision) throw new DatastoreConflict(key, expectedRevision, e.revision);
-        return { o: 'put', r: this.rev + 1, k: key, v: value };
+        return { o: 'put', r: this.s.rev + 1, k: key, v: value };
       },
       (r) => ({ key, value, revision: r }),
     );
@@ -208,11 +190,11 @@ export class FileDatastore implements Datastore {
   async delete(key: string, expectedRevision?: number): Promise<void> {
     await this.write(
       () => {
-        const e = this.data.get(key);
+        const e = this.s.data.get(key);
         if (!e) throw new DatastoreNotFound(key);
         if (expectedRevision !== undefined && e.revision !== expectedRevision)
           throw new DatastoreConflict(key, expectedRevision, e.revision);
-        return { o: 'del', r: this.rev + 1, k: key };
+        return { o: 'del', r: this.s.rev + 1, k: key };
       },
       () => undefined,
     );
@@ -220,24 +202,24 @@ export class FileDatastore implements Datastore {
 
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {
     this.catchUp(false);
-    let next = fromRevision <= 0 ? this.rev + 1 : fromRevision;
+    let next = fromRevision <= 0 ? this.s.rev + 1 : fromRevision;
     const pos = { next };
-    const generation = this.generation;
+    const generation = this.s.generation;
     this.notifier.watchStarted();
-    this.watchPositions.add(pos);
+    this.s.watchPositions.add(pos);
     try {
       while (!signal?.aborted && !this.closed) {
         // This process replayed the log from scratch (it shrank or was rewritten): events may be missing.
-        if (this.generation !== generation) throw new DatastoreCompacted(prefix, next, this.compactRev + 1);
-        if (next <= this.compactRev) throw new DatastoreCompacted(prefix, next, this.compactRev + 1);
-        const start = next - (this.compactRev + 1);
+        if (this.s.generation !== generation) throw new DatastoreCompacted(prefix, next, this.s.compactRev + 1);
+        if (next <= this.s.compactRev) throw new DatastoreCompacted(prefix, next, this.s.compactRev + 1);
+        const start = next - (this.s.compactRev + 1);
         const batch: WatchEvent<T>[] = [];
-        for (let i = Math.max(0, start); i < this.history.length; i++) {
-          const h = this.history[i]!;
+        for (let i = Math.max(0, start); i < this.s.history.length; i++) {
+          const h = this.s.history[i]!;
           if (!h.k.startsWith(prefix)) continue;
           batch.push(toEvent<T>(h));
         }
-        const end = this.rev + 1;
+        const end = this.s.rev + 1;
         for (const ev of batch) {
           if (signal?.aborted || this.closed) return;
           next = ev.revision + 1;
@@ -246,12 +228,12 @@ export class FileDatastore implements Datastore {
         }
         next = Math.max(next, end);
         pos.next = next;
-        if (this.rev + 1 > next) continue; // more arrived while the consumer ran
+        if (this.s.rev + 1 > next) continue; // more arrived while the consumer ran
         await this.notifier.wait(signal, this.closed);
         this.catchUp(false);
       }
     } finally {
-      this.watchPositions.delete(pos);
+      this.s.watchPositions.delete(pos);
       this.notifier.watchStopped();
     }
   }
@@ -272,7 +254,7 @@ export class FileDatastore implements Datastore {
     await this.lock.run(() => {
       this.catchUp(true);
       this.writable();
-      this.history = keepEvents > 0 ? this.history.slice(-keepEvents) : [];
+      this.s.history = keepEvents > 0 ? this.s.history.slice(-keepEvents) : [];
       const err = this.compactLocked();
       if (err) throw new DatastoreUnavailable(this.dir, `compaction failed (${errCode(err)}): the log was kept as it is`);
     });
@@ -290,8 +272,8 @@ export class FileDatastore implements Datastore {
     return {
       file: this.logPath,
       bytes: fs.fstatSync(this.fd).size,
-      revision: this.rev,
-      keys: this.data.size,
+      revision: this.s.rev,
+      keys: this.s.data.size,
       ...(this.corrupt ? { corrupt: this.corrupt } : {}),
     };
   }
@@ -305,23 +287,13 @@ export class FileDatastore implements Datastore {
       this.catchUp(true);
       if (this.readOnly) throw new DatastoreUnavailable(this.dir, `${this.logPath} is read-only (${this.readOnly}): restore refused`);
       // Past every revision any process may have seen, the records after damage included.
-      const r = Math.max(this.rev, maxRevision(fs.readFileSync(this.logPath))) + 1;
+      const r = Math.max(this.s.rev, maxRevision(fs.readFileSync(this.logPath))) + 1;
       const snap: SnapRec = { o: 'snap', r, c: r, kv: entries.map((e) => [e.key, r, e.value]), h: [] };
-      const saved = { data: new Map(this.data), history: this.history, rev: this.rev };
-      this.data.clear();
-      for (const e of entries) this.data.set(e.key, { value: e.value, revision: r });
-      this.history = [];
-      this.rev = r;
       const err = this.compactLocked(snap);
-      if (err) {
-        this.data.clear();
-        for (const [k, v] of saved.data) this.data.set(k, v);
-        this.history = saved.history;
-        this.rev = saved.rev;
-        throw new DatastoreUnavailable(this.dir, `restore failed (${errCode(err)}): the store is unchanged`);
-      }
+      if (err) throw new DatastoreUnavailable(this.dir, `restore failed (${errCode(err)}): the store is unchanged`);
+      this.s.apply(snap);
       this.corrupt = undefined;
-      this.generation++;
+      this.s.generation++;
       this.notifier.wake();
       return r;
     });
@@ -357,7 +329,7 @@ export class FileDatastore implements Datastore {
       throw new DatastoreUnavailable(this.dir, `cannot append to ${this.logPath} (${errCode(e)}): the write was not made`);
     }
     this.offset += buf.length;
-    this.apply(rec);
+    this.s.apply(rec);
     return this.fd;
   }
 
@@ -397,14 +369,7 @@ export class FileDatastore implements Datastore {
   /** Under the lock: rewrite the log as one snapshot record (file-compact.ts). On failure the old log
    *  stays and the error is returned (logged) rather than thrown. */
   private compactLocked(given?: SnapRec): Error | undefined {
-    if (!given) this.trimHistory(this.opts.historyKeep);
-    const snap: SnapRec = given ?? {
-      o: 'snap',
-      r: this.rev,
-      c: this.compactRev,
-      kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]),
-      h: this.history,
-    };
+    const snap: SnapRec = given ?? this.s.snapshot();
     const buf = frame(snap);
     try {
       replaceLog(this.logPath, buf, this.opts.onCompactStep);
@@ -423,7 +388,7 @@ export class FileDatastore implements Datastore {
     }
     this.offset = buf.length;
     this.baseSize = buf.length;
-    this.logger.debug({ revision: this.rev, keys: this.data.size, bytes: buf.length }, 'compacted datastore log');
+    this.logger.debug({ revision: this.s.rev, keys: this.s.data.size, bytes: buf.length }, 'compacted datastore log');
     return undefined;
   }
 
@@ -453,7 +418,7 @@ export class FileDatastore implements Datastore {
     let replaced = false;
     if (this.fd < 0 || st === undefined || st.ino !== this.ino) {
       this.openLog();
-      replaced = this.rev > 0 || this.corrupt !== undefined;
+      replaced = this.s.rev > 0 || this.corrupt !== undefined;
       this.corrupt = undefined;
       this.offset = 0;
       this.baseSize = 0;
@@ -501,16 +466,17 @@ export class FileDatastore implements Datastore {
     const base = this.offset;
     for (const { rec, start, end } of scan.recs) {
       const at = base + start;
-      if (at === 0 && rec.o !== 'snap' && replaced && this.rev > 0) {
+      if (at === 0 && rec.o !== 'snap' && replaced && this.s.rev > 0) {
         // A replaced log that does not open with a snapshot is a different store: start over.
-        this.reset();
+        this.s.reset();
       }
-      const bad = sequenceProblem(rec, at, this.rev);
+      const bad = sequenceProblem(rec, at, this.s.rev);
       if (bad) {
         this.offset = at;
         return { kind: 'sequence', offset: at, detail: bad };
       }
-      this.apply(rec, at === 0 ? end - start : 0);
+      if (at === 0 && rec.o === 'snap') this.baseSize = end - start;
+      this.s.apply(rec);
       this.offset = base + end;
     }
     if (scan.stop?.kind === 'corrupt') {
@@ -530,74 +496,13 @@ export class FileDatastore implements Datastore {
   /** Drop this process's view and replay the log from its first byte. */
   private startOver(why: string): void {
     this.logger.warn(
-      { file: this.logPath, revision: this.rev, why },
+      { file: this.logPath, revision: this.s.rev, why },
       'datastore log changed under this process: replaying it from the start',
     );
-    this.reset();
+    this.s.reset();
     this.offset = 0;
     this.baseSize = 0;
   }
-
-  private reset(): void {
-    if (this.rev > 0 || this.data.size > 0) this.generation++;
-    this.data.clear();
-    this.history = [];
-    this.rev = 0;
-    this.notifier.wake();
-  }
-
-  private apply(rec: Rec, snapSize = 0): void {
-    if (rec.o === 'snap') {
-      if (snapSize) this.baseSize = snapSize;
-      if (this.rev >= rec.c && this.rev <= rec.r) {
-        // We were inside the kept window: replay only the events we have not seen.
-        for (const h of rec.h) if (h.r > this.rev) this.applyEvent(h);
-      } else {
-        if (this.rev > rec.r) this.generation++; // the store went back in time (a restore)
-        this.data.clear();
-        for (const [k, r, v] of rec.kv) this.data.set(k, { value: v, revision: r });
-        this.history = rec.h.slice();
-        this.rev = rec.r;
-        this.notifier.wake();
-      }
-      return;
-    }
-    if (rec.o === 'put') this.applyEvent({ t: 'put', k: rec.k, r: rec.r, v: rec.v });
-    else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
-  }
-
-  /** Keep the last `keep` events — and every event a watcher of this process has not delivered yet. */
-  private trimHistory(keep: number): void {
-    let drop = this.history.length - keep;
-    for (const pos of this.watchPositions) drop = Math.min(drop, pos.next - (this.compactRev + 1));
-    if (drop > 0) this.history = this.history.slice(drop);
-  }
-
-  private applyEvent(h: HistEvent): void {
-    const prev = this.data.get(h.k);
-    const ev: HistEvent = prev === undefined ? h : { ...h, p: prev.value };
-    if (h.t === 'put') this.data.set(h.k, { value: h.v, revision: h.r });
-    else this.data.delete(h.k);
-    this.rev = h.r;
-    this.history.push(ev);
-    if (this.history.length > this.opts.historyKeep * 2) this.trimHistory(this.opts.historyKeep);
-    this.notifier.wake();
-  }
-}
-
-/** Why `rec` (at byte `at`) cannot follow revision `rev`, if it cannot. A snapshot opens a file; every
- *  other record is exactly the next revision. */
-function sequenceProblem(rec: Rec, at: number, rev: number): string | undefined {
-  if (rec.o === 'snap') return at === 0 ? undefined : `a snapshot record in the middle of the log (revision ${rec.r})`;
-  if (rec.r !== rev + 1) return `record of revision ${rec.r} after revision ${rev}`;
-  return undefined;
-}
-
-function toEvent<T>(h: HistEvent): WatchEvent<T> {
-  const previous = h.p === undefined ? {} : { previous: clone(h.p) as T };
-  return h.t === 'put'
-    ? { type: 'put', key: h.k, value: clone(h.v) as T, revision: h.r, ...previous }
-    : { type: 'delete', key: h.k, revision: h.r, ...previous };
 }
 
 function checkValue(key: string, value: unknown): void {

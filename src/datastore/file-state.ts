@@ -1,0 +1,101 @@
+// The file store's in-memory view of its log (see file.ts), pure: records applied in order give the
+// current keys (key → value, revision), the store revision, and a window of recent events for watch
+// (contiguous revisions compactRev+1 .. rev). No I/O: file.ts reads and writes the log and feeds it.
+import type { WatchEvent } from './types.js';
+import type { HistEvent, Rec, SnapRec } from './file-log.js';
+
+export interface Entry {
+  value: unknown;
+  revision: number;
+}
+
+export const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
+
+export class LogState {
+  readonly data = new Map<string, Entry>();
+  /** Contiguous events (compactRev+1 .. rev]. */
+  history: HistEvent[] = [];
+  rev = 0;
+  /** Bumped whenever the view is dropped or goes back in time: watches must re-list. */
+  generation = 0;
+  /** Where each active watch of this process stands (history it still needs is kept). */
+  readonly watchPositions = new Set<{ next: number }>();
+
+  constructor(
+    private readonly historyKeep: number,
+    /** Called whenever the view changed (wakes watchers). */
+    private readonly changed: () => void,
+  ) {}
+
+  /** The oldest revision a watch can start from minus one. */
+  get compactRev(): number {
+    return this.rev - this.history.length;
+  }
+
+  /** Forget everything (the log is replayed from its first byte next). */
+  reset(): void {
+    if (this.rev > 0 || this.data.size > 0) this.generation++;
+    this.data.clear();
+    this.history = [];
+    this.rev = 0;
+    this.changed();
+  }
+
+  apply(rec: Rec): void {
+    if (rec.o === 'snap') {
+      if (this.rev >= rec.c && this.rev <= rec.r) {
+        // We were inside the kept window: replay only the events we have not seen.
+        for (const h of rec.h) if (h.r > this.rev) this.applyEvent(h);
+      } else {
+        if (this.rev > rec.r) this.generation++; // the store went back in time (a restore)
+        this.data.clear();
+        for (const [k, r, v] of rec.kv) this.data.set(k, { value: v, revision: r });
+        this.history = rec.h.slice();
+        this.rev = rec.r;
+        this.changed();
+      }
+      return;
+    }
+    if (rec.o === 'put') this.applyEvent({ t: 'put', k: rec.k, r: rec.r, v: rec.v });
+    else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
+  }
+
+  /** The snapshot record of the current view, keeping the last `historyKeep` events (and what watchers need). */
+  snapshot(): SnapRec {
+    this.trimHistory(this.historyKeep);
+    return { o: 'snap', r: this.rev, c: this.compactRev, kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]), h: this.history };
+  }
+
+  /** Keep the last `keep` events — and every event a watcher of this process has not delivered yet. */
+  trimHistory(keep: number): void {
+    let drop = this.history.length - keep;
+    for (const pos of this.watchPositions) drop = Math.min(drop, pos.next - (this.compactRev + 1));
+    if (drop > 0) this.history = this.history.slice(drop);
+  }
+
+  private applyEvent(h: HistEvent): void {
+    const prev = this.data.get(h.k);
+    const ev: HistEvent = prev === undefined ? h : { ...h, p: prev.value };
+    if (h.t === 'put') this.data.set(h.k, { value: h.v, revision: h.r });
+    else this.data.delete(h.k);
+    this.rev = h.r;
+    this.history.push(ev);
+    if (this.history.length > this.historyKeep * 2) this.trimHistory(this.historyKeep);
+    this.changed();
+  }
+}
+
+/** Why `rec` (at byte `at`) cannot follow revision `rev`, if it cannot. A snapshot opens a file; every
+ *  other record is exactly the next revision. */
+export function sequenceProblem(rec: Rec, at: number, rev: number): string | undefined {
+  if (rec.o === 'snap') return at === 0 ? undefined : `a snapshot record in the middle of the log (revision ${rec.r})`;
+  if (rec.r !== rev + 1) return `record of revision ${rec.r} after revision ${rev}`;
+  return undefined;
+}
+
+export function toEvent<T>(h: HistEvent): WatchEvent<T> {
+  const previous = h.p === undefined ? {} : { previous: clone(h.p) as T };
+  return h.t === 'put'
+    ? { type: 'put', key: h.k, value: clone(h.v) as T, revision: h.r, ...previous }
+    : { type: 'delete', key: h.k, revision: h.r, ...previous };
+}
