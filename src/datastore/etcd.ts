@@ -259,9 +259,12 @@ export class EtcdDatastore implements Datastore {
     const watcher = this.client.watch().prefix(prefix).startRevision(String(next)).withPreviousKV().watcher();
     this.watchers.add(watcher);
     watcher.on('data', (res) => {
+      // Events of one transaction share its revision (a restore writes many keys in one): only those at
+      // or below what an earlier response delivered are a replay after a resume.
+      const delivered = received;
       for (const ev of res.events) {
         const revision = num(ev.kv.mod_revision);
-        if (revision <= received) continue; // replay after a resume
+        if (revision <= delivered) continue; // replay after a resume
         received = revision;
         const key = ev.kv.key.toString('utf8');
         const previous = ev.prev_kv ? { previous: decode<T>(ev.prev_kv) } : {};

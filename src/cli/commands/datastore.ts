@@ -5,13 +5,16 @@
 //            (written beside FILE and renamed, mode 0600). Works for the file store and etcd.
 //   restore  the store becomes exactly the backup, all or nothing: the file is read and checked whole
 //            first; the file store is replaced by one snapshot renamed over its log (a damaged log
-//            too). etcd: refused — use etcd's own `etcdctl snapshot save/restore` for a cluster.
+//            too). etcd: the keys under /tabby/ are replaced in bounded transactions (etcd-restore.ts);
+//            refused into a non-empty /tabby/ unless --force.
 import { ROOT_PREFIX } from '../../datastore/keys.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { openDatastore, type Datastore } from '../../datastore/index.js';
 import { FileDatastore } from '../../datastore/file.js';
+import { EtcdDatastore } from '../../datastore/etcd.js';
+import { RESTORE_MARKER, restoreEtcd } from '../../datastore/etcd-restore.js';
 import { readBounded } from '../../common/bounded-read.js';
 import { echo } from '../../common/echo.js';
 import { datastoreConfigFromFlags, withDatastoreFlags, type DatastoreFlags } from './resources.js';
@@ -28,7 +31,7 @@ interface Backup {
   kv: { key: string; value: unknown }[];
 }
 
-type Opts = DatastoreFlags & { file?: string };
+type Opts = DatastoreFlags & { file?: string; force?: boolean };
 
 const write = (s: string) => process.stdout.write(`${s}\n`);
 function fail(msg: string): never {
@@ -97,7 +100,11 @@ export const datastoreCommand: CommandModule<object, Opts> = {
               return;
             }
             const { items, revision } = await ds.list(ROOT_PREFIX);
-            write(`${ds.kind} store: revision ${revision}, ${items.length} keys under ${ROOT_PREFIX}. No damage found.`);
+            write(`${ds.kind} store: revision ${revision}, ${items.length} keys under ${ROOT_PREFIX}.`);
+            if (ds instanceof EtcdDatastore && (await ds.client.get(RESTORE_MARKER).string()) !== null) {
+              write(`A restore did not finish (${RESTORE_MARKER} is set): re-run it with --force.`);
+              process.exitCode = 1;
+            } else write('No damage found.');
           }),
       )
       .command<Opts>(
@@ -140,8 +147,13 @@ export const datastoreCommand: CommandModule<object, Opts> = {
       )
       .command<Opts>(
         'restore <file>',
-        'make the store exactly the backup in FILE (all or nothing; file store only)',
-        (yy) => yy.positional('file', { type: 'string', demandOption: true }),
+        'make the store exactly the backup in FILE (file store: all or nothing; etcd: into an empty /tabby/ unless --force)',
+        (yy) =>
+          yy.positional('file', { type: 'string', demandOption: true }).option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'etcd: replace the keys already under /tabby/',
+          }),
         async (a) => {
           let backup: Backup;
           try {
@@ -150,10 +162,17 @@ export const datastoreCommand: CommandModule<object, Opts> = {
             fail(`${(e as Error).message}: nothing was changed`);
           }
           await withDs(a, async (ds) => {
-            if (!(ds instanceof FileDatastore))
-              fail(
-                `restore is for the file store; for etcd use "etcdctl snapshot save/restore" (a cluster-wide operation): nothing was changed`,
+            if (ds instanceof EtcdDatastore) {
+              const r = await restoreEtcd(ds.client, ROOT_PREFIX, backup.kv, { force: a.force === true }).catch((e: unknown) =>
+                fail(`${(e as Error).message}`),
               );
+              write(
+                `Restored ${backup.kv.length} keys from ${a.file} (taken at revision ${backup.revision}) in ${r.transactions} transaction(s)` +
+                  `${r.replaced ? `, replacing ${r.replaced} keys` : ''}; etcd is now at revision ${r.revision}.`,
+              );
+              return;
+            }
+            if (!(ds instanceof FileDatastore)) fail(`restore is not supported for the ${ds.kind} store: nothing was changed`);
             const rev = await ds.restore(backup.kv).catch((e: unknown) => fail(`${(e as Error).message}`));
             write(
               `Restored ${backup.kv.length} keys from ${a.file} (taken at revision ${backup.revision}); the store is now at revision ${rev}.`,
