@@ -166,6 +166,12 @@ export const AGENT_ENV: readonly AgentEnvVar[] = [
     '300',
     'seconds the IPAM blocks and addresses of a deleted Node are kept before garbage collection (one agent at a time); 0 = no collection',
   ),
+  v(
+    'TABBY_IPAM_GC_LEASE',
+    'ipam-gc-lease',
+    '30',
+    'seconds without renewal after which another agent takes over the IPAM garbage collection lease (renewed every third of it)',
+  ),
   v('TABBY_NETNS', 'netns', undefined, 'path of a network namespace the agent enters at start (the lab runs one agent per node namespace)'),
 ];
 
@@ -217,6 +223,8 @@ export interface AgentConfig {
   gracefulRestartTimeSec: number;
   /** TABBY_IPAM_GC_GRACE in seconds; 0 = no IPAM garbage collection. */
   ipamGcGraceSec: number;
+  /** TABBY_IPAM_GC_LEASE in seconds: the collector's lease is taken over after this long unrenewed. */
+  ipamGcLeaseSec: number;
   /** TABBY_SECRETS_DIR. */
   secretsDir: string;
   noDefaultPools: boolean;
@@ -469,6 +477,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     labels,
     gracefulRestartTimeSec,
     ipamGcGraceSec: intIn(label('TABBY_IPAM_GC_GRACE'), raw('TABBY_IPAM_GC_GRACE')!, 0, 30 * 86400, 'seconds (0 = off)'),
+    ipamGcLeaseSec: intIn(label('TABBY_IPAM_GC_LEASE'), raw('TABBY_IPAM_GC_LEASE')!, 3, 3600, 'seconds'),
     secretsDir: raw('TABBY_SECRETS_DIR')!,
     noDefaultPools: bool(label('NO_DEFAULT_POOLS'), raw('NO_DEFAULT_POOLS')!),
     ipv4Pool,

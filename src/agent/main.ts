@@ -224,6 +224,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       ipam: new Ipam(ds),
       holder: cfg.nodeName,
       graceMs: cfg.ipamGcGraceSec * 1000,
+      leaseMs: cfg.ipamGcLeaseSec * 1000,
       logger: log('ipam-gc'),
     })).start();
   // Re-detection every AUTODETECT_POLL_INTERVAL (a changed address updates the Node and re-peers).
