@@ -59,11 +59,6 @@ interface Group {
   readonly members: Set<string>;
 }
 
-interface Rec {
-  g: Group;
-  route: Route | undefined;
-}
-
 const groupKey = (poolIndex: number, source: string, metric: number | undefined, nh: readonly string[]): string =>
   `${poolIndex} ${source} ${metric ?? ''} ${nhKey(nh)}`;
 
@@ -77,7 +72,8 @@ const nhKey = (nh: readonly string[]): string => {
   return k;
 };
 
-function sameTemplate(a: RouteTemplate, b: RouteTemplate): boolean {
+function sameTemplate(a: RouteTemplate | undefined, b: RouteTemplate): boolean {
+  if (a === undefined) return false;
   if (typeof a === 'string' || typeof b === 'string') return a === b;
   return a.gateway === b.gateway && a.dev === b.dev && !!a.onlink === !!b.onlink;
 }
@@ -87,8 +83,24 @@ const poolDesc = (ctx: RouteContext, i: number): string => {
   return p ? `${p.cidr} ${p.ipipMode} ${p.vxlanMode}` : '';
 };
 
+/** The kernel route of a prefix with this template, or undefined (no route, or an own block's). */
+function routeOf(prefix: string, t: RouteTemplate | undefined, metric: number | undefined, own: boolean): Route | undefined {
+  if (t === undefined || typeof t === 'string' || own) return undefined;
+  const r: Route = t.dev
+    ? t.onlink
+      ? { dst: prefix, gateway: t.gateway, dev: t.dev, onlink: true }
+      : { dst: prefix, gateway: t.gateway, dev: t.dev }
+    : { dst: prefix, gateway: t.gateway };
+  if (metric !== undefined) r.metric = metric;
+  return r;
+}
+
+const routable = (t: RouteTemplate | undefined, own: boolean): boolean => t !== undefined && typeof t !== 'string' && !own;
+
 export class RouteTable {
-  private readonly recs = new Map<string, Rec>();
+  /** prefix → its group: the record is the group (the kernel route follows from the group's template,
+   *  so no object per prefix is kept beyond the map slot and the group's member entry) */
+  private readonly recs = new Map<string, Group>();
   private readonly groups = new Map<string, Group>();
   private last: { nh: readonly string[]; source: string; metric: number | undefined; poolIndex: number; g: Group } | undefined;
   private routed = 0;
@@ -112,31 +124,24 @@ export class RouteTable {
   /** A prefix's best route changed (or appeared). `prefix` is canonical ("10.1.2.0/24"); `metric` is the
    *  kernel route priority a BGPFilter set (undefined: the kernel's default). */
   update(prefix: string, nextHops: readonly string[], source: string, metric?: number): void {
-    const rec = this.recs.get(prefix);
-    const x = rec && rec.g.nextHops === nextHops && rec.g.source === source && rec.g.metric === metric ? undefined : prefixNum(prefix);
-    if (rec && !x) return; // same next hops, same peer, same metric: nothing to do
-    const g = this.groupFor(x!, nextHops, source, metric);
-    if (rec) {
-      if (rec.g === g) return;
-      this.leave(rec, prefix);
-      rec.g = g;
-      g.members.add(prefix);
-      this.place(prefix, rec);
-    } else {
-      const r: Rec = { g, route: undefined };
-      g.members.add(prefix);
-      this.recs.set(prefix, r);
-      this.place(prefix, r);
-    }
+    const old = this.recs.get(prefix);
+    if (old && old.nextHops === nextHops && old.source === source && old.metric === metric) return; // nothing new
+    const g = this.groupFor(prefixNum(prefix), nextHops, source, metric);
+    if (old === g) return;
+    if (old) this.leave(old, prefix);
+    g.members.add(prefix);
+    this.recs.set(prefix, g);
+    const own = this.ctx.ownBlocks.has(prefix);
+    this.move(prefix, old?.tpl, old?.metric, own, g.tpl, g.metric, own);
   }
 
   /** A prefix has no best route any more. */
   remove(prefix: string): void {
-    const rec = this.recs.get(prefix);
-    if (!rec) return;
+    const g = this.recs.get(prefix);
+    if (!g) return;
     this.recs.delete(prefix);
-    this.leave(rec, prefix);
-    if (rec.route) {
+    this.leave(g, prefix);
+    if (routable(g.tpl, this.ctx.ownBlocks.has(prefix))) {
       this.routed--;
       this.sink.deleteRoute(prefix);
     }
@@ -150,6 +155,13 @@ export class RouteTable {
   /** Pools, node addresses, own blocks or kernel capabilities changed: recompute what they affect. */
   setContext(ctx: RouteContext): void {
     const old = this.ctx;
+    // own blocks first, under the old templates: only the prefixes that are (or were) one of them
+    const ownMoved = (b: string): void => {
+      const g = this.recs.get(b);
+      if (g) this.move(b, g.tpl, g.metric, old.ownBlocks.has(b), g.tpl, g.metric, ctx.ownBlocks.has(b));
+    };
+    for (const b of old.ownBlocks) if (!ctx.ownBlocks.has(b)) ownMoved(b);
+    for (const b of ctx.ownBlocks) if (!old.ownBlocks.has(b)) ownMoved(b);
     this.ctx = ctx;
     this.last = undefined;
     const oldPools = old.pools.map((_, i) => poolDesc(old, i));
@@ -183,30 +195,23 @@ export class RouteTable {
     for (const g of this.groups.values()) {
       const tpl = learnedTemplate(ctx, g.family, g.poolIndex, g.nextHops);
       if (sameTemplate(tpl, g.tpl)) continue;
+      const before = g.tpl;
       g.tpl = tpl;
-      for (const p of g.members) this.place(p, this.recs.get(p)!);
+      for (const p of g.members) {
+        const own = ctx.ownBlocks.has(p);
+        this.move(p, before, g.metric, own, tpl, g.metric, own);
+      }
     }
     // 3. members of groups a changed pool may affect: each finds its pool and group again
     for (const g of rehome) {
       for (const p of g.members) {
-        const rec = this.recs.get(p)!;
         const ng = this.groupFor(prefixNum(p), g.nextHops, g.source, g.metric);
-        rec.g = ng;
+        this.recs.set(p, ng);
         ng.members.add(p);
-        this.place(p, rec);
+        const own = ctx.ownBlocks.has(p);
+        this.move(p, g.tpl, g.metric, own, ng.tpl, ng.metric, own);
       }
     }
-    // own blocks: only the prefixes that are (or were) one of them
-    for (const b of old.ownBlocks)
-      if (!ctx.ownBlocks.has(b)) {
-        const r = this.recs.get(b);
-        if (r) this.place(b, r);
-      }
-    for (const b of ctx.ownBlocks)
-      if (!old.ownBlocks.has(b)) {
-        const r = this.recs.get(b);
-        if (r) this.place(b, r);
-      }
   }
 
   /** The record of exactly this prefix. */
@@ -214,8 +219,8 @@ export class RouteTable {
     const c = tryParseCidr(prefix);
     if (!c) return undefined;
     const p = formatCidr(c);
-    const rec = this.recs.get(p);
-    return rec ? this.record(p, rec) : undefined;
+    const g = this.recs.get(p);
+    return g ? this.record(p, g) : undefined;
   }
 
   /** The record that decides where traffic to this address or prefix goes: the longest learned prefix
@@ -227,8 +232,8 @@ export class RouteTable {
     for (let len = c.prefixLen; len >= 0; len--) {
       const net = c.network & ~((1n << BigInt(bits - len)) - 1n);
       const p = formatCidr({ family: c.family, ip: net, network: net, prefixLen: len });
-      const rec = this.recs.get(p);
-      if (rec) return this.record(p, rec);
+      const g = this.recs.get(p);
+      if (g) return this.record(p, g);
     }
     return undefined;
   }
@@ -236,9 +241,9 @@ export class RouteTable {
   /** Up to `limit` records (status pages; the table may hold a million). */
   records(limit = Infinity): RouteRecord[] {
     const out: RouteRecord[] = [];
-    for (const [p, rec] of this.recs) {
+    for (const [p, g] of this.recs) {
       if (out.length >= limit) break;
-      out.push(this.record(p, rec));
+      out.push(this.record(p, g));
     }
     return out;
   }
@@ -257,16 +262,17 @@ export class RouteTable {
 
   // ---------------------------------------------------------------- internals
 
-  private record(prefix: string, rec: Rec): RouteRecord {
-    const r: RouteRecord = { prefix, nextHops: rec.g.nextHops, source: rec.g.source };
-    if (rec.g.metric !== undefined) r.metric = rec.g.metric;
+  private record(prefix: string, g: Group): RouteRecord {
+    const r: RouteRecord = { prefix, nextHops: g.nextHops, source: g.source };
+    if (g.metric !== undefined) r.metric = g.metric;
     const decision = this.decisionOf?.(prefix);
     if (decision) r.decision = decision;
-    const pool = rec.g.poolIndex >= 0 ? this.ctx.pools[rec.g.poolIndex]?.pool.cidr : undefined;
+    const pool = g.poolIndex >= 0 ? this.ctx.pools[g.poolIndex]?.pool.cidr : undefined;
     if (pool) r.pool = pool;
-    if (rec.route) r.route = { ...rec.route };
+    const route = routeOf(prefix, g.tpl, g.metric, this.ctx.ownBlocks.has(prefix));
+    if (route) r.route = route;
     else {
-      const reason = this.ctx.ownBlocks.has(prefix) ? 'own-block' : typeof rec.g.tpl === 'string' ? rec.g.tpl : undefined;
+      const reason = this.ctx.ownBlocks.has(prefix) ? 'own-block' : typeof g.tpl === 'string' ? g.tpl : undefined;
       if (reason) {
         r.reason = reason;
         r.why = NO_ROUTE_TEXT[reason];
@@ -298,8 +304,7 @@ export class RouteTable {
     return g;
   }
 
-  private leave(rec: Rec, prefix: string): void {
-    const g = rec.g;
+  private leave(g: Group, prefix: string): void {
     g.members.delete(prefix);
     if (g.members.size === 0) {
       this.groups.delete(g.key);
@@ -307,28 +312,26 @@ export class RouteTable {
     }
   }
 
-  /** Compute the prefix's kernel route from its group and hand the change (if any) to the sink. */
-  private place(prefix: string, rec: Rec): void {
-    const t = rec.g.tpl;
-    const prev = rec.route;
-    if (typeof t === 'string' || this.ctx.ownBlocks.has(prefix)) {
-      if (prev) {
-        rec.route = undefined;
+  /** A prefix's kernel route went from (template, metric, own block) before to after: hand the sink the change, if any. */
+  private move(
+    prefix: string,
+    t0: RouteTemplate | undefined,
+    m0: number | undefined,
+    own0: boolean,
+    t1: RouteTemplate,
+    m1: number | undefined,
+    own1: boolean,
+  ): void {
+    const was = routable(t0, own0);
+    if (!routable(t1, own1)) {
+      if (was) {
         this.routed--;
         this.sink.deleteRoute(prefix);
       }
       return;
     }
-    const metric = rec.g.metric;
-    if (prev && prev.gateway === t.gateway && prev.dev === t.dev && !!prev.onlink === !!t.onlink && prev.metric === metric) return;
-    const r: Route = t.dev
-      ? t.onlink
-        ? { dst: prefix, gateway: t.gateway, dev: t.dev, onlink: true }
-        : { dst: prefix, gateway: t.gateway, dev: t.dev }
-      : { dst: prefix, gateway: t.gateway };
-    if (metric !== undefined) r.metric = metric;
-    if (!prev) this.routed++;
-    rec.route = r;
-    this.sink.setRoute(r);
+    if (was && sameTemplate(t0, t1) && m0 === m1) return;
+    if (!was) this.routed++;
+    this.sink.setRoute(routeOf(prefix, t1, m1, false)!);
   }
 }

@@ -129,6 +129,10 @@ export class Reconciler<T> extends EventEmitter {
   desiredItems(): T[] {
     return [...this.desired.values()];
   }
+  /** the desired objects, without a copy (do not change the set while iterating) */
+  desiredValues(): IterableIterator<T> {
+    return this.desired.values();
+  }
 
   set(item: T): void {
     const k = this.driver.key(item);

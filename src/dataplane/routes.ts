@@ -117,16 +117,34 @@ export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
   return sameHops(want.multipath, have.multipath);
 }
 
+/** A desired route in kernel form that remembers the device names it was asked with (a link change
+ *  re-resolves them); the extra fields are ignored by encoding and comparison. */
+interface Wanted extends KernelRoute {
+  devName?: string;
+  hops?: Route['multipath'];
+}
+
+/** A desired kernel route back in tabby's form. */
+function routeOf(w: Wanted): Route {
+  const r: Route = { dst: w.dst, table: w.table, scope: w.scope };
+  if (w.type !== 'unicast') r.type = w.type as 'blackhole';
+  if (w.gateway) r.gateway = w.gateway;
+  if (w.devName) r.dev = w.devName;
+  if (w.onlink) r.onlink = true;
+  if (w.priority !== undefined) r.metric = w.priority;
+  if (w.hops) r.multipath = w.hops;
+  return r;
+}
+
 export class RouteReconciler extends EventEmitter {
   private readonly rec: Reconciler<KernelRoute>;
   private readonly protocol: number;
   private readonly owns: (r: KernelRoute, dev: string | undefined) => boolean;
   private readonly byName = new Map<string, number>();
   private readonly byIndex = new Map<number, string>();
-  /** desired routes in tabby's form, by key */
-  private readonly wanted = new Map<string, Route>();
-  /** keys whose device is missing */
-  private readonly unresolved = new Set<string>();
+  /** desired routes whose device is missing (tabby's form), by key; the others are the reconciler's
+   *  desired set, in kernel form with the device names (no second map of 1M routes) */
+  private readonly unresolved = new Map<string, Route>();
   /** devices named by desired routes (cache; undefined = recompute) */
   private devs: Set<string> | undefined;
   private sub: (EventEmitter & { close(): void; pause?(): void; resume?(): void }) | undefined;
@@ -178,7 +196,7 @@ export class RouteReconciler extends EventEmitter {
   }
   /** routes wanted (including those waiting for their device) */
   get desiredCount(): number {
-    return this.wanted.size;
+    return this.rec.desiredCount + this.unresolved.size;
   }
   /** owned routes no longer wanted, kept because deletes are held */
   get heldCount(): number {
@@ -196,18 +214,18 @@ export class RouteReconciler extends EventEmitter {
   /** Replace the desired set. */
   setDesired(routes: Iterable<Route>): void {
     this.devs = undefined;
-    this.wanted.clear();
     this.unresolved.clear();
     const kernel = new Map<string, KernelRoute>();
     for (const r of routes) {
       const dst = normalizeDst(r.dst);
       const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
-      this.wanted.set(key, r);
       const k = this.toKernel(r, dst);
-      if (k) kernel.set(key, k);
-      else {
+      if (k) {
+        kernel.set(key, k);
+        this.unresolved.delete(key);
+      } else {
         kernel.delete(key);
-        this.unresolved.add(key);
+        this.unresolved.set(key, r);
       }
     }
     this.rec.setDesiredMap(kernel);
@@ -215,15 +233,15 @@ export class RouteReconciler extends EventEmitter {
 
   /** Add or change one desired route. */
   set(route: Route): void {
-    const key = routeKey(route.table ?? RT_TABLE.MAIN, normalizeDst(route.dst));
-    this.devs = undefined;
-    this.wanted.set(key, route);
-    const k = this.toKernel(route);
+    const dst = normalizeDst(route.dst);
+    const key = routeKey(route.table ?? RT_TABLE.MAIN, dst);
+    if (route.dev || route.multipath) this.devs = undefined;
+    const k = this.toKernel(route, dst);
     if (k) {
-      this.unresolved.delete(key);
+      if (this.unresolved.size) this.unresolved.delete(key);
       this.rec.set(k);
     } else {
-      this.unresolved.add(key);
+      this.unresolved.set(key, route);
       this.rec.delete(key);
     }
   }
@@ -232,13 +250,15 @@ export class RouteReconciler extends EventEmitter {
   delete(dst: string, table: number = RT_TABLE.MAIN): void {
     const key = routeKey(table, normalizeDst(dst));
     this.devs = undefined;
-    this.wanted.delete(key);
-    this.unresolved.delete(key);
+    if (this.unresolved.size) this.unresolved.delete(key);
     this.rec.delete(key);
   }
 
+  /** The desired routes in tabby's form (those in the kernel's form are turned back). */
   desired(): Route[] {
-    return [...this.wanted.values()];
+    const out: Route[] = [...this.unresolved.values()];
+    for (const k of this.rec.desiredValues()) out.push(routeOf(k as Wanted));
+    return out;
   }
 
   /** One reconcile pass now. */
@@ -301,26 +321,27 @@ export class RouteReconciler extends EventEmitter {
   private usesDev(name: string): boolean {
     if (!this.devs) {
       this.devs = new Set();
-      for (const r of this.wanted.values()) {
-        if (r.dev) this.devs.add(r.dev);
-        for (const h of r.multipath ?? []) if (h.dev) this.devs.add(h.dev);
+      const add = (r: { dev?: string | undefined; multipath?: Route['multipath'] }): void => {
+        if (r.dev) this.devs!.add(r.dev);
+        for (const h of r.multipath ?? []) if (h.dev) this.devs!.add(h.dev);
+      };
+      for (const r of this.unresolved.values()) add(r);
+      for (const k of this.rec.desiredValues()) {
+        const w = k as Wanted;
+        if (w.devName || w.hops) add({ dev: w.devName, multipath: w.hops });
       }
     }
     return this.devs.has(name);
   }
 
-  /** Recompute desired kernel routes after the name → index map changed. */
+  /** Recompute desired kernel routes that name a device after the name → index map changed. */
   private reresolve(): void {
-    for (const [key, r] of this.wanted) {
-      const k = this.toKernel(r, key.includes('|') ? key.slice(key.indexOf('|') + 1) : key);
-      if (k) {
-        this.unresolved.delete(key);
-        this.rec.set(k);
-      } else {
-        this.unresolved.add(key);
-        this.rec.delete(key);
-      }
+    const named: Route[] = [...this.unresolved.values()];
+    for (const k of this.rec.desiredValues()) {
+      const w = k as Wanted;
+      if (w.devName || w.hops) named.push(routeOf(w));
     }
+    for (const r of named) this.set(r);
   }
 
   private devIndex(dev: string | undefined): number | undefined | null {
@@ -329,13 +350,13 @@ export class RouteReconciler extends EventEmitter {
     return i === undefined ? null : i;
   }
 
-  private toKernel(r: Route, normalized?: string): KernelRoute | undefined {
+  private toKernel(r: Route, normalized?: string): Wanted | undefined {
     const dst = normalized ?? normalizeDst(r.dst);
     const family = dst.includes(':') ? 6 : 4;
     const type = r.type ?? 'unicast';
     const oif = this.devIndex(r.dev);
     if (oif === null) return undefined;
-    const k: KernelRoute = {
+    const k: Wanted = {
       family,
       dst,
       table: r.table ?? RT_TABLE.MAIN,
@@ -345,7 +366,10 @@ export class RouteReconciler extends EventEmitter {
     };
     if (r.metric !== undefined) k.priority = r.metric;
     if (type === 'unicast') {
-      if (oif !== undefined) k.oif = oif;
+      if (oif !== undefined) {
+        k.oif = oif;
+        k.devName = r.dev!;
+      }
       if (r.gateway) k.gateway = r.gateway;
       if (r.onlink) k.onlink = true;
       if (r.multipath?.length) {
@@ -361,6 +385,7 @@ export class RouteReconciler extends EventEmitter {
           });
         }
         k.multipath = hops;
+        k.hops = r.multipath;
       }
     }
     return k;

@@ -137,6 +137,24 @@ class KernelCounter {
   }
 }
 
+/** BENCH_HEAP_SNAPSHOT=<dir> (with BENCH_NODE_FLAGS=--heapsnapshot-signal=SIGUSR2): tabby-node writes a heap
+ *  snapshot with all N routes in (its working directory is `dir`); waits until the file stops growing. */
+async function heapSnapshot(pid: number, dir: string): Promise<void> {
+  const before = new Set(fs.readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  let size = -1;
+  for (let i = 0; i < 600; i++) {
+    await sleep(2000);
+    const f = fs.readdirSync(dir).find((x) => x.endsWith('.heapsnapshot') && !before.has(x));
+    const now = f ? fs.statSync(path.join(dir, f)).size : -1;
+    if (f && now > 0 && now === size) {
+      console.log(`    heap snapshot: ${path.join(dir, f)}`);
+      return;
+    }
+    size = now;
+  }
+}
+
 interface Result {
   receiver: string;
   n: number;
@@ -189,6 +207,7 @@ async function feedAndMeasure(
   if (at === undefined) throw new Error(`${receiver}: only ${counter.count} of ${n} routes in the kernel after 15 minutes`);
   const seconds = (at - start) / 1000;
   await sent;
+  if (process.env.BENCH_HEAP_SNAPSHOT && receiver === 'tabby') await heapSnapshot(pid, process.env.BENCH_HEAP_SNAPSHOT);
   const cpu = cpuOf(pid) - cpu0;
   // withdraw-all: the feeder's session drops with a Cease (no graceful restart)
   const w0 = performance.now();
@@ -281,7 +300,11 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
     path.join(root, 'dist/src/agent/main.js'),
   ];
   const log = fs.openSync(`${dir}/tabby-node.log`, 'a');
-  const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...args], { env, stdio: ['ignore', log, log] });
+  const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...args], {
+    env,
+    stdio: ['ignore', log, log],
+    ...(process.env.BENCH_HEAP_SNAPSHOT ? { cwd: process.env.BENCH_HEAP_SNAPSHOT } : {}),
+  });
   fs.closeSync(log);
   t.teardown(async () => {
     if (p.exitCode !== null) return;

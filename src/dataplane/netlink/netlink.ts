@@ -26,7 +26,7 @@ import {
   type NewLinkRequest,
   type SetLinkRequest,
 } from './messages.js';
-import { NetlinkError, NlSocket, isErrno, type BatchItem } from './socket.js';
+import { NetlinkError, NlSocket, isErrno, type BatchSource } from './socket.js';
 import type { NlMessage } from './wire.js';
 
 export interface NetlinkOptions {
@@ -243,11 +243,15 @@ export class Netlink {
 
   /** Many route changes pipelined (see NlSocket.batch); returns the failed ones. */
   async routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]> {
-    const items: BatchItem[] = ops.map((o) => ({
-      type: o.op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE,
-      flags: o.op === 'add' ? NLM_F.CREATE | NLM_F.EXCL : o.op === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : 0,
-      body: (w) => encodeRoute(w, o.route, o.op === 'del'),
-    }));
+    const items: BatchSource = {
+      count: ops.length,
+      type: (i) => (ops[i]!.op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE),
+      flags: (i) => {
+        const o = ops[i]!.op;
+        return o === 'add' ? NLM_F.CREATE | NLM_F.EXCL : o === 'replace' ? NLM_F.CREATE | NLM_F.REPLACE : 0;
+      },
+      body: (i, w) => encodeRoute(w, ops[i]!.route, ops[i]!.op === 'del'),
+    };
     const failed = await this.sock.batch(items, 'route batch');
     return failed.map((f) => ({ op: ops[f.index]!, error: f.error }));
   }

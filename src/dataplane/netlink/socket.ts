@@ -74,11 +74,13 @@ interface BatchWindow {
   onError(index: number, e: NetlinkError): void;
 }
 
-export interface BatchItem {
-  type: number;
+/** `count` requests, request i described by index (no object per request: a batch may hold 1M routes). */
+export interface BatchSource {
+  readonly count: number;
+  type(i: number): number;
   /** NLM_F_* besides REQUEST (e.g. CREATE|REPLACE) */
-  flags: number;
-  body(w: NlWriter): void;
+  flags(i: number): number;
+  body(i: number, w: NlWriter): void;
 }
 
 export interface NlSocketOptions {
@@ -431,21 +433,20 @@ export class NlSocket {
    * Send many requests, packed into few datagrams, without waiting for each ACK. Returns the
    * failures (index into items, error); everything else succeeded.
    */
-  async batch(items: readonly BatchItem[], op: string): Promise<{ index: number; error: NetlinkError }[]> {
+  async batch(items: BatchSource, op: string): Promise<{ index: number; error: NetlinkError }[]> {
     const failures: { index: number; error: NetlinkError }[] = [];
     let i = 0;
     const w = new NlWriter(BATCH_BYTES + 4096);
-    while (i < items.length) {
+    while (i < items.count) {
       if (this.closed) throw new NetlinkError(ERRNO.EBADF, op);
       w.reset();
       const base = i;
       const first = this.seq + 1;
-      while (i < items.length && w.off < BATCH_BYTES) {
-        const it = items[i]!;
+      while (i < items.count && w.off < BATCH_BYTES) {
         const seq = this.nextSeq();
         if (seq < first) break; // sequence wrapped: start a new window
-        const start = w.beginMessage(it.type, it.flags | NLM_F.REQUEST, seq, this.port);
-        it.body(w);
+        const start = w.beginMessage(items.type(i), items.flags(i) | NLM_F.REQUEST, seq, this.port);
+        items.body(i, w);
         w.endMessage(start);
         i++;
       }
