@@ -11,7 +11,9 @@
 //     LOCAL_PREF, no MED learned from another AS (§5.1.4), no ORIGINATOR_ID/CLUSTER_LIST;
 //   - to iBGP: LOCAL_PREF always present (default 100); next hop unchanged unless nextHopSelf, or the
 //     path is local without a next hop; reflected paths get ORIGINATOR_ID and our cluster ID prepended
-//     to CLUSTER_LIST, and their next hop is never changed (RFC 4456 §8, §10);
+//     to CLUSTER_LIST, and their next hop is kept (RFC 4456 §8, §10) unless nextHopSelf is set on the
+//     peer — an explicit `nextHopMode: Self` rewrites reflected routes too, as BIRD's `next hop self`
+//     (which Calico writes for it) does: traffic then goes through the reflector;
 //   - well-known communities (RFC 1997): NO_ADVERTISE to nobody, NO_EXPORT/NO_EXPORT_SUBCONFED not to eBGP.
 import { formatIpv4Number } from '../common/ip.js';
 import { AS_SEQUENCE, type AsPathSegment } from './codec/types.js';
@@ -106,7 +108,12 @@ export function exportAttrs(
     // RFC 4456 §8: ORIGINATOR_ID = the originator's BGP Identifier if not already set; prepend CLUSTER_LIST.
     if (out.originatorId === undefined) out.originatorId = formatIpv4Number(source.routerId);
     out.clusterList = [self.clusterId ?? self.routerId, ...(attrs.clusterList ?? [])];
-    return out; // RFC 4456 §10: the next hop is never changed on reflection
+    // RFC 4456 §10: reflection keeps the next hop — unless the operator asked for next-hop-self.
+    if (peer.nextHopSelf) {
+      out.nextHop = selfHop;
+      delete out.linkLocal;
+    }
+    return out;
   }
   if (peer.nextHopSelf || !out.nextHop || out.nextHop === '0.0.0.0' || out.nextHop === '::') {
     out.nextHop = selfHop;

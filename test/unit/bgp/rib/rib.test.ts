@@ -164,16 +164,19 @@ t.test('export: eBGP prepends and sets next hop self; iBGP reflection keeps next
   t.equal(toI.nextHop, '192.0.2.1', 'eBGP-learned to iBGP: next hop unchanged');
   t.equal(exportAttrs(self, peer({ nextHopSelf: true }), ebgpSrc, attrs, 1)!.nextHop, '10.0.0.100', 'nextHopSelf');
   const client = peerSource({ id: 4, address: '10.0.0.4', ebgp: false, asn: 65000, routerId: parseIpv4Number('4.4.4.4'), rrClient: true });
-  const refl = exportAttrs(
+  const refl = exportAttrs(self, peer({ rrClient: true }), client, { origin: 0, asPath: [], nextHop: '10.0.0.4', localPref: 100 }, 1)!;
+  t.equal(refl.originatorId, '4.4.4.4');
+  t.same(refl.clusterList, ['7.7.7.7']);
+  t.equal(refl.nextHop, '10.0.0.4', 'reflection keeps the next hop (RFC 4456 §10)');
+  const reflSelf = exportAttrs(
     self,
     peer({ rrClient: true, nextHopSelf: true }),
     client,
     { origin: 0, asPath: [], nextHop: '10.0.0.4', localPref: 100 },
     1,
   )!;
-  t.equal(refl.originatorId, '4.4.4.4');
-  t.same(refl.clusterList, ['7.7.7.7']);
-  t.equal(refl.nextHop, '10.0.0.4', 'reflection never changes the next hop');
+  t.equal(reflSelf.nextHop, '10.0.0.100', "nextHopSelf (nextHopMode: Self) rewrites a reflected route too, as BIRD's next hop self");
+  t.same(reflSelf.clusterList, ['7.7.7.7'], 'still reflected: CLUSTER_LIST');
   const again = exportAttrs(
     self,
     peer(),
