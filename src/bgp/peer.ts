@@ -15,6 +15,7 @@ import type { PeerPolicy } from './policy.js';
 import type { BgpState } from './fsm.js';
 import type { PeerConfig, PeerSession } from './speaker-types.js';
 import { PeerFilters } from './filter/peer-filters.js';
+import { OutQueue, type UpdateGroup } from './update-group.js';
 
 export type InboundMessage = UpdateMessage | RouteRefreshMessage;
 
@@ -33,6 +34,10 @@ export class Peer {
   /** Paths of earlier sessions kept for graceful restart, or marked at BoRR (RFC 7313). */
   stalePaths: Path[] = [];
   readonly adjOut: AdjRibOut;
+  /** The update group this peer shares its Adj-RIB-Out with (then adjOut is empty), if any. */
+  group: UpdateGroup | undefined = undefined;
+  /** Encoded messages queued for this session (a group's shared Buffers), written as the socket accepts. */
+  readonly outQueue = new OutQueue();
   /** Raw attribute bytes → interned import result (IPv4 fast path). */
   readonly rawCache = new Map<string, AttrSet | null>();
   /** (best attrs, source, afi) → export attribute set. */
@@ -99,6 +104,8 @@ export class Peer {
     this.dumpDone = false;
     this.blocked = false;
     this.maxPrefixWarned = false;
+    this.group?.leave(this);
+    this.outQueue.clear();
     this.adjOut.clear();
     this.restartTimer?.cancel();
     this.restartTimer = undefined;
@@ -109,6 +116,8 @@ export class Peer {
     this.clearInbound();
     this.dumping = undefined;
     this.blocked = false;
+    this.group?.leave(this);
+    this.outQueue.clear();
     this.adjOut.clear();
     this.filters.rejected.clear();
     this.refreshOut.clear();

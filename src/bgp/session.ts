@@ -258,6 +258,16 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     return c.socket.write(buf);
   }
 
+  /**
+   * Queue bytes holding one or more whole encoded messages, each within the negotiated maximum
+   * (the caller packed them: a speaker writes a round of UPDATEs in one write). false = buffer full.
+   */
+  sendFrames(buf: Buffer): boolean {
+    const c = this.main;
+    if (c.fsm.state !== 'Established' || !c.socket || c.socket.destroyed) throw new Error(`session ${this.address} is not Established`);
+    return c.socket.write(buf);
+  }
+
   /** Write many UPDATEs, awaiting 'drain' whenever the socket buffer is full. Resolves false if the session went down. */
   async sendUpdates(msgs: Iterable<UpdateMessage | Buffer>): Promise<boolean> {
     for (const m of msgs) {

@@ -118,6 +118,6 @@ class SessionAdapter extends EventEmitter<PeerSessionEvents> implements PeerSess
     // A connection closing under us (the socket destroyed, its 'close' not yet seen by the FSM):
     // the message is dropped like any on a session going down — 'down' follows, never a throw.
     if (!this.session.established || !this.session.connected) return true;
-    return this.session.sendUpdate(msg);
+    return this.session.sendFrames(msg);
   }
 }

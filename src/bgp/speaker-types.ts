@@ -82,6 +82,11 @@ export interface PeerStatus {
   /** Received messages waiting to be processed, and the most ever waiting (bounded by inboundQueueMax). */
   inboundQueued: number;
   inboundPeak: number;
+  /** Encoded bytes queued for the peer's socket (update groups), and the most ever queued. */
+  outboundQueued: number;
+  outboundPeak: number;
+  /** The update group the peer shares its Adj-RIB-Out with (update-group.ts), if any. */
+  updateGroup?: number;
 }
 
 export interface BestRouteEvent {
@@ -170,7 +175,7 @@ export interface PeerSession extends EventEmitter<PeerSessionEvents> {
   start(): void;
   /** Close with a Cease NOTIFICATION (subcode, data) or silently; go Idle and stay there. */
   stop(cease?: { subcode: number; data?: Buffer }): void;
-  /** Queue an encoded message; false = buffer full, wait for 'drain'. */
+  /** Queue bytes of one or more whole encoded messages; false = buffer full, wait for 'drain'. */
   send(msg: Buffer): boolean;
   /** Back-pressure: stop (true) or resume (false) reading from the peer. */
   holdInput?(hold: boolean): void;
@@ -213,4 +218,6 @@ export interface BgpSpeakerOptions {
   sliceMs?: number;
   /** Received messages queued per peer before its socket is paused (default 1024); resumed at a quarter. */
   inboundQueueMax?: number;
+  /** Update groups: a member's queued bytes that stop the group (default 1 MiB), that let it go on (256 KiB), how long a member may hold it back (3000 ms). */
+  updateGroups?: { highWater?: number; lowWater?: number; evictMs?: number };
 }

@@ -64,6 +64,7 @@ import type {
 import { LocRibView } from './speaker-view.js';
 import { Peer } from './peer.js';
 import { BestChangeBatch } from './best-changes.js';
+import { UpdateGroup, groupKey, groupLimits, type GroupLimits } from './update-group.js';
 
 export type * from './speaker-types.js';
 export { LocRibView } from './speaker-view.js';
@@ -98,6 +99,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly bySource = new Map<PathSource, Peer>();
   /** Outgoing interface of originated prefixes that have one (BGPFilter `interface` matches it). */
   private readonly localIface = new PrefixTable<string>();
+  /** Update groups (update-group.ts) by key, and as an array for the hot loop. */
+  private readonly groups = new Map<string, UpdateGroup>();
+  private groupList: UpdateGroup[] = [];
+  /** Settled peers that wait for their group to settle before joining it. */
+  private readonly joinWaiting = new Set<Peer>();
+  private readonly limits: GroupLimits;
 
   constructor(readonly opts: BgpSpeakerOptions) {
     super();
@@ -112,6 +119,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.sessions = opts.sessions;
     this.sliceMs = opts.sliceMs ?? 15;
     this.inboundMax = Math.max(4, opts.inboundQueueMax ?? 1024);
+    this.limits = groupLimits(opts.updateGroups);
     this.deferral = new SelectionDeferral(!!opts.gracefulRestart?.restarting);
   }
 
@@ -187,6 +195,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       this.addPeer(config);
       return;
     }
+    if (p.group) this.evict(p, 'configuration changed');
     p.config = { ...config };
     p.policy = this.policyFor(config, p.policy.localAddress);
     p.exportCache.clear();
@@ -205,6 +214,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     p.endSession();
     this.peersByAddr.delete(address);
     this.busy.delete(p);
+    this.joinWaiting.delete(p);
     this.flushPeerRoutes(p, null);
     this.bySource.delete(p.source);
     this.updateReflector();
@@ -235,9 +245,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       prefixesReceived: p.source.routes + p.filters.rejected.size,
       prefixesAccepted: p.source.routes,
       prefixesStale: staleCount(p),
-      prefixesAdvertised: p.adjOut.sent.size,
+      prefixesAdvertised: p.group ? p.group.out.sentTo(p.source) : p.adjOut.sent.size,
       inboundQueued: p.inboundQueued,
       inboundPeak: p.inboundPeak,
+      outboundQueued: p.outQueue.bytes,
+      outboundPeak: p.outQueue.peak,
+      ...(p.group ? { updateGroup: p.group.id } : {}),
       ...(p.config.type ? { type: p.config.type } : {}),
       ...(p.config.description ? { description: p.config.description } : {}),
       ...(p.negotiated ? { routerId: p.negotiated.peerRouterId } : {}),
@@ -356,6 +369,17 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   /** A read-only view of the Loc-RIB. */
   locRib(): LocRibView {
     return new LocRibView(this.rib);
+  }
+
+  /** Update groups (update-group.ts): members, prefixes in the shared Adj-RIB-Out, changes not yet encoded. */
+  updateGroups(): { id: number; members: string[]; prefixes: number; pending: number }[] {
+    this.pruneGroups();
+    return this.groupList.map((g) => ({
+      id: g.id,
+      members: [...g.members].map((p) => p.config.address),
+      prefixes: g.out.sent.size,
+      pending: g.out.pendingCount,
+    }));
   }
 
   /** Distinct interned attribute sets (for metrics and the scale test). */
@@ -835,10 +859,17 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         this.emit('withdrawn', { prefix } satisfies WithdrawnRouteEvent);
       }
     }
+    const groups = this.groupList;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
+      if (g.disposed) continue;
+      g.out.want(b, k, best ? this.exportForGroup(g, best, b) : null, best?.source);
+      this.scheduleGroupFlush(g);
+    }
     const peers = this.peerList;
     for (let i = 0; i < peers.length; i++) {
       const p = peers[i]!;
-      if (p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
+      if (p.group || p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
       p.adjOut.want(b, k, best ? this.exportFor(p, best, b, k) : null);
       this.scheduleFlush(p);
     }
@@ -866,6 +897,131 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (p.exportCache.size >= 65536) p.exportCache.clear();
     p.exportCache.set(cacheKey, set);
     return set;
+  }
+
+  /** exportFor() for an update group: the same rules, asked for a member that is not the path's source. */
+  private exportForGroup(g: UpdateGroup, best: Path, b: number): AttrSet | null {
+    const rep = g.rep;
+    const afi = afiOfBucket(b);
+    if (!shouldAdvertise(best.source, { source: g.target, ebgp: rep.policy.ebgp, rrClient: rep.policy.rrClient }, this.reflector))
+      return null;
+    const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
+    if (rep.negotiated && !rep.negotiated.families.includes(fam)) return null;
+    const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
+    const hit = g.exportCache.get(cacheKey);
+    if (hit !== undefined) return hit;
+    const out = exportAttrs(this.identityFor(rep), rep.policy, best.source, best.attrs.attrs, afi);
+    const set = out ? this.attrTable.intern(out) : null;
+    if (g.exportCache.size >= 65536) g.exportCache.clear();
+    g.exportCache.set(cacheKey, set);
+    return set;
+  }
+
+  /**
+   * A settled peer (initial dump and End-of-RIB sent, nothing pending) joins the update group of its
+   * key when that group is settled too: both then hold the same export of the same Loc-RIB, so the
+   * peer's own Adj-RIB-Out is dropped. The first member builds the group's table from the Loc-RIB.
+   */
+  private tryJoin(p: Peer): void {
+    this.joinWaiting.delete(p);
+    if (p.group || p.state !== 'Established' || !p.dumpDone || !p.eorSent || this.deferral.deferring) return;
+    if (p.adjOut.pendingCount > 0 || p.refreshOut.size > 0 || p.outQueue.length > 0) return;
+    const key = groupKey(p, this.identityFor(p).asn);
+    if (key === undefined) return;
+    let g = this.groups.get(key);
+    if (g?.disposed) g = undefined;
+    if (!g) {
+      g = new UpdateGroup(key, this.attrTable, p);
+      g.members.add(p); // rep for the export rules while building
+      const ng = g;
+      this.rib.forEach((best, b, k) => {
+        const a = this.exportForGroup(ng, best, b);
+        if (a) ng.out.seed(b, k, a, best.source);
+      });
+      g.members.delete(p);
+      this.groups.set(key, g);
+      this.groupList.push(g);
+    } else if (g.out.pendingCount > 0) {
+      this.joinWaiting.add(p);
+      return;
+    }
+    if (g.out.sentTo(p.source) !== p.adjOut.sent.size) {
+      // Not the same view (should not happen when both are settled): stay alone.
+      this.log.debug({ peer: p.config.address, group: g.out.sentTo(p.source), own: p.adjOut.sent.size }, 'update group: not joined');
+      if (g.members.size === 0) g.dispose();
+      this.pruneGroups();
+      return;
+    }
+    p.adjOut.clear();
+    g.members.add(p);
+    p.group = g;
+  }
+
+  /** Take a member out of its group with its own Adj-RIB-Out: exactly what it was queued, plus the group's pending changes. */
+  private evict(p: Peer, why: string): void {
+    const g = p.group;
+    if (!g) return;
+    g.out.forEachSentTo(p.source, (a, b, k) => p.adjOut.seed(b, k, a));
+    g.out.forEachPending(p.source, (b, k, a) => p.adjOut.want(b, k, a));
+    g.leave(p);
+    this.pruneGroups();
+    this.log.info({ peer: p.config.address, why }, 'update group: peer continues on its own');
+    this.scheduleFlush(p);
+  }
+
+  private pruneGroups(): void {
+    if (!this.groupList.some((g) => g.disposed)) return;
+    this.groupList = this.groupList.filter((g) => !g.disposed);
+    for (const [key, g] of this.groups) if (g.disposed) this.groups.delete(key);
+  }
+
+  private scheduleGroupFlush(g: UpdateGroup): void {
+    if (g.flushScheduled || g.disposed) return;
+    g.flushScheduled = true;
+    setImmediate(() => {
+      g.flushScheduled = false;
+      this.flushGroup(g);
+    });
+  }
+
+  /** Export, pack and encode a group's pending changes once, queue the bytes to every member, write. */
+  private flushGroup(g: UpdateGroup): void {
+    if (g.disposed) return;
+    const deadline = performance.now() + this.sliceMs;
+    while (g.out.pendingCount > 0) {
+      const slow = g.slowest(this.limits.highWater);
+      if (slow) {
+        // The group goes at the pace of its slowest member, for a while: then that member goes on alone.
+        const now = performance.now();
+        if (!g.stalledSince) g.stalledSince = now;
+        if (now - g.stalledSince >= this.limits.evictMs) {
+          g.stalledSince = 0;
+          this.evict(slow, `its socket held the group back for ${this.limits.evictMs} ms`);
+          continue;
+        }
+        clearTimeout(g.stallTimer);
+        g.stallTimer = setTimeout(() => this.flushGroup(g), this.limits.evictMs - (now - g.stalledSince) + 1);
+        g.stallTimer.unref?.();
+        return;
+      }
+      g.stalledSince = 0;
+      const caps = g.caps;
+      g.deliver(g.out.take(2000).map((batch) => ({ batch, bufs: encodeBatch(batch, caps) })));
+      for (const m of g.members) this.writeQueue(m);
+      if (performance.now() > deadline) break;
+    }
+    if (g.out.pendingCount > 0) {
+      this.scheduleGroupFlush(g);
+      return;
+    }
+    for (const p of [...this.joinWaiting]) this.tryJoin(p);
+  }
+
+  /** Write a peer's queued messages until its socket pushes back. */
+  private writeQueue(p: Peer): void {
+    const s = p.session;
+    if (!s || p.blocked || p.outQueue.length === 0) return;
+    if (!p.outQueue.write((b) => s.send(b))) p.blocked = true;
   }
 
   /** Recompute what a peer should have (after a policy change). */
@@ -896,6 +1052,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private flush(p: Peer): void {
     const s = p.session;
     if (!s || p.state !== 'Established') return;
+    if (p.outQueue.length > 0) {
+      this.writeQueue(p);
+      if (p.blocked) return;
+    }
+    if (p.group) {
+      if (p.group.out.pendingCount > 0 && p.outQueue.bytes < this.limits.lowWater) this.scheduleGroupFlush(p.group);
+      return;
+    }
     const deadline = performance.now() + this.sliceMs;
     if (p.dumping) {
       let n = 0;
@@ -919,9 +1083,9 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       p.refreshOut.set(afi, 'sending');
     }
     while (p.adjOut.pendingCount > 0) {
-      for (const batch of p.adjOut.take(2000)) {
-        for (const msg of encodeBatch(batch, p.caps)) if (!s.send(msg)) p.blocked = true;
-      }
+      // One write per round (not one per UPDATE): a socket write is a syscall and a TCP segment.
+      const msgs = p.adjOut.take(2000).flatMap((batch) => encodeBatch(batch, p.caps));
+      if (msgs.length && !s.send(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs))) p.blocked = true;
       if (p.blocked || performance.now() > deadline) break;
     }
     for (const [afi, st] of p.refreshOut) {
@@ -943,6 +1107,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       }
       this.emit('dump-done', { address: p.config.address });
     }
+    this.tryJoin(p);
   }
 
   private onRouteRefresh(p: Peer, m: RouteRefreshMessage): void {
@@ -953,6 +1118,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     // Through the Adj-RIB-Out like any change: written by flush() as the socket allows; a request
     // while one is queued or being written coalesces into it (the same prefixes are queued once).
     const afi = m.afi as 1 | 2;
+    if (p.group) this.evict(p, 'route refresh requested');
     p.adjOut.resendAll(afi);
     if (!p.refreshOut.has(afi)) p.refreshOut.set(afi, 'queued');
     this.scheduleFlush(p);

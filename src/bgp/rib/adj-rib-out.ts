@@ -41,6 +41,14 @@ export class AdjRibOut {
     return this.resendByAfi[afi - 1]! > 0;
   }
 
+  /** Record that the peer has this prefix without sending it (leaving an update group: what it was queued). */
+  seed(bucket: number, key: PrefixKey, attrs: AttrSet): void {
+    this.table.ref(attrs);
+    const cur = this.sent.get(bucket, key);
+    if (cur) this.table.unref(cur);
+    this.sent.set(bucket, key, attrs);
+  }
+
   /** What we want the peer to have for this prefix: an attribute set, or null (nothing). */
   want(bucket: number, key: PrefixKey, attrs: AttrSet | null): void {
     const cur = this.sent.get(bucket, key);

@@ -1,0 +1,94 @@
+// Update groups (update-group.ts): a route reflector's clients share one Adj-RIB-Out and one encoded
+// UPDATE stream — split horizon stays exact per member, messages go out one write per round, and a
+// member whose socket stops reading holds the group back only for a while (it goes on alone, gets
+// everything once it reads again, and rejoins).
+import t, { type Test } from 'tap';
+import type { BgpSpeaker } from '../../../src/bgp/speaker.js';
+import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
+
+const RR = '10.0.0.1';
+const CLIENTS = ['10.0.0.2', '10.0.0.3', '10.0.0.4'];
+
+async function reflectorWithClients(
+  t: Test,
+  limits?: { highWater?: number; lowWater?: number; evictMs?: number },
+): Promise<{ hub: MemHub; rr: BgpSpeaker; cs: BgpSpeaker[] }> {
+  const hub = new MemHub();
+  const rr = memSpeaker(hub, RR, { asn: 65000, routerId: '1.1.1.1', clusterId: '1.1.1.1', ...(limits ? { updateGroups: limits } : {}) });
+  const cs = CLIENTS.map((a, i) => memSpeaker(hub, a, { asn: 65000, routerId: `2.2.2.${i + 2}` }));
+  for (const a of CLIENTS) rr.addPeer({ address: a, asn: 65000, families: ['ipv4'], routeReflectorClient: true });
+  for (const c of cs) c.addPeer({ address: RR, asn: 65000, families: ['ipv4'] });
+  await rr.start();
+  for (const c of cs) await c.start();
+  t.teardown(() => Promise.all([rr.stop(), ...cs.map((c) => c.stop())]));
+  await until(() => rr.updateGroups().some((g) => g.members.length === 3), 10_000, 'the three clients in one update group');
+  return { hub, rr, cs };
+}
+
+const received = (c: BgpSpeaker): number => c.peers()[0]!.prefixesReceived;
+
+t.test('route reflector: clients in one update group, split horizon exact per member', async (t) => {
+  const { rr, cs } = await reflectorWithClients(t);
+  const [c1, c2, c3] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+  t.equal(rr.updateGroups().length, 1, 'one group');
+  c1.originate('10.1.0.0/24');
+  await until(() => received(c2) === 1 && received(c3) === 1, 5000, 'reflected to c2 and c3');
+  t.same(c2.locRib().get('10.1.0.0/24')?.nextHops, ['10.0.0.2'], "c1's next hop, unchanged on reflection");
+  t.equal(received(c1), 0, 'not sent back to the client it came from');
+  const adv = Object.fromEntries(rr.peers().map((p) => [p.address, p.prefixesAdvertised]));
+  t.same(adv, { '10.0.0.2': 0, '10.0.0.3': 1, '10.0.0.4': 1 }, 'advertised counts per member');
+
+  // The best path moves to c2 (higher LOCAL_PREF): c2 must lose c1's path — a withdrawal to c2 only.
+  c2.originate('10.1.0.0/24', { localPref: 200 });
+  await until(() => received(c2) === 0 && received(c1) === 1, 5000, "c2 withdrawn, c1 gets c2's path");
+  await until(() => c3.locRib().get('10.1.0.0/24')?.attrs.localPref === 200, 5000, "c3 has c2's path");
+  t.equal(c3.locRib().get('10.1.0.0/24')?.attrs.originatorId, '2.2.2.3', 'ORIGINATOR_ID of c2');
+
+  // Back to c1's path: c2 gets it again, c1 loses c2's.
+  c2.withdraw('10.1.0.0/24');
+  await until(() => received(c2) === 1 && received(c1) === 0, 5000, "c2 has c1's path again");
+  c1.withdraw('10.1.0.0/24');
+  await until(() => received(c2) === 0 && received(c3) === 0, 5000, 'withdrawn everywhere');
+  t.equal(rr.updateGroups()[0]!.prefixes, 0);
+});
+
+t.test('one encoding, one write per round: members are sent the same bytes in far fewer writes than UPDATEs', async (t) => {
+  const { hub, rr, cs } = await reflectorWithClients(t);
+  const [c1, c2, c3] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+  const to2 = hub.sessions.get(`${RR}>10.0.0.3`) as MemSession;
+  const to3 = hub.sessions.get(`${RR}>10.0.0.4`) as MemSession;
+  const at2 = hub.sessions.get(`10.0.0.3>${RR}`) as MemSession;
+  const w0 = to2.sentMessages;
+  const u0 = at2.received.filter((m) => m.type === 'update').length;
+  // 3000 prefixes, a distinct attribute set every 10: 300 attribute sets → ≥ 300 UPDATEs.
+  for (let i = 0; i < 3000; i++) c1.originate(`10.${i >> 8}.${i & 255}.0/24`, { med: Math.floor(i / 10) });
+  await until(() => received(c2) === 3000 && received(c3) === 3000, 20_000, '3000 prefixes at c2 and c3');
+  const writes = to2.sentMessages - w0;
+  const updates = at2.received.filter((m) => m.type === 'update').length - u0;
+  t.ok(updates >= 300, `${updates} UPDATEs`);
+  t.ok(writes * 10 <= updates, `${writes} writes for ${updates} UPDATEs`);
+  t.equal(to2.sentBytes, to3.sentBytes, 'the same bytes to both members');
+  t.equal(rr.updateGroups()[0]!.prefixes, 3000, 'one shared table');
+});
+
+t.test('a member that stops reading holds the group back only for a while, then catches up alone and rejoins', async (t) => {
+  const { hub, rr, cs } = await reflectorWithClients(t, { highWater: 16 << 10, lowWater: 4 << 10, evictMs: 300 });
+  const [c1, c2, c3] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+  const to3 = hub.sessions.get(`${RR}>10.0.0.4`) as MemSession;
+  to3.writable = false; // c3's socket buffer is full: every send returns false until 'drain'
+  const N = 5000;
+  for (let i = 0; i < N; i++) c1.originate(`10.${i >> 8}.${i & 255}.0/24`, { med: Math.floor(i / 20) });
+  await until(() => received(c2) === N, 30_000, 'c2 gets everything while c3 is stuck');
+  const st3 = rr.peers().find((p) => p.address === '10.0.0.4')!;
+  t.equal(st3.updateGroup, undefined, 'c3 left the group');
+  t.ok(received(c3) < N, `c3 has ${received(c3)} of ${N}`);
+  // Bounded: the high water mark plus one round of encoded UPDATEs (2000 prefixes), not the whole table.
+  t.ok(st3.outboundPeak < (16 << 10) + 64_000, `c3's queue peaked at ${st3.outboundPeak} bytes`);
+  t.equal(rr.updateGroups().find((g) => g.members.includes('10.0.0.3'))?.members.length, 2, 'c1 and c2 still share one');
+  to3.writable = true;
+  to3.emit('drain');
+  await until(() => received(c3) === N, 30_000, 'c3 catches up once it reads');
+  c1.originate('10.200.0.0/24'); // a change after catching up: c3 settles and rejoins
+  await until(() => rr.updateGroups().some((g) => g.members.length === 3), 10_000, 'c3 back in the group');
+  await until(() => received(c3) === N + 1 && received(c2) === N + 1, 5000, 'the next change reaches both');
+});
