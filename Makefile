@@ -57,8 +57,19 @@ lab: build
 lab-down:
 	node dist/src/cli/main.js lab down
 
+# Every benchmark, its output also in test/bench/results/bench.log; then the report (test/bench/report.ts):
+# test/bench/results/report.md + chart.svg, and (full runs) README's table. QUICK=1: small N, one run,
+# only the benchmarks that have a quick mode (they read BENCH_QUICK) — under 3 minutes.
 bench: build
-	@for b in dist/test/bench/*.js; do echo "== $$b"; BENCH_QUICK=$(QUICK) node $$b || exit 1; done
+	@mkdir -p test/bench/results; : > test/bench/results/bench.log
+	@for b in dist/test/bench/*.js; do \
+	  case $$b in */report*.js) continue;; esac; \
+	  if [ -n "$(QUICK)" ] && ! grep -q BENCH_QUICK $$b; then echo "== $$b: no quick mode, skipped (QUICK=1)" | tee -a test/bench/results/bench.log; continue; fi; \
+	  echo "== $$b" | tee -a test/bench/results/bench.log; \
+	  BENCH_QUICK=$(QUICK) node $$b 2>&1 | tee -a test/bench/results/bench.log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+	done
+	node dist/test/bench/report.js $(if $(QUICK),,--readme) test/bench/results/bench.log
 
 
 fuzz: build

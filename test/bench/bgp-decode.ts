@@ -7,7 +7,7 @@ import { decodeMessage, encodeUpdate } from '../../src/bgp/codec/message.js';
 import { emptyPrefixList } from '../../src/bgp/codec/prefix.js';
 import { AS4_CAPS, type PrefixList, type UpdateMessage } from '../../src/bgp/codec/types.js';
 
-const N = Number(process.argv[2] ?? 100_000);
+const N = Number(process.argv[2] ?? (process.env.BENCH_QUICK ? 20_000 : 100_000)); // BENCH_QUICK: make bench QUICK=1
 const PER = Number(process.argv[3] ?? 20);
 
 function build(): Buffer {

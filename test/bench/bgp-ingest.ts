@@ -242,10 +242,11 @@ const sizes = process.argv
   .slice(2)
   .map(Number)
   .filter((x) => x > 0);
-if (!sizes.length) sizes.push(100_000, 1_000_000);
+const quick = !!process.env.BENCH_QUICK; // make bench QUICK=1: 20k, one run each, no flood run
+if (!sizes.length) sizes.push(...(quick ? [20_000] : [100_000, 1_000_000]));
 const receivers = (process.env.BENCH_RECEIVERS ?? 'bird,tabby,gobgp').split(',');
 const gobgpMax = Number(process.env.BENCH_GOBGP_MAX ?? 1_000_000);
-const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
+const repeat = quick ? 1 : Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
 console.log(
   `load average at start: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 cores, shared with other work)`,
 );
@@ -278,6 +279,7 @@ try {
         );
       }
     }
+    const forReport: Record<string, object> = {};
     for (const r of receivers) {
       const rs = runs.get(r);
       if (!rs?.length) {
@@ -287,12 +289,15 @@ try {
       const best = rs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
       const times = rs.map((x) => x.seconds).sort((a, b) => a - b);
       results.push(best);
+      forReport[r] = { ...best, runs: rs.length, spread: [times[0], times[times.length - 1]] };
       const cpus = rs.map((x) => x.cpu).sort((a, b) => a - b);
       console.log(
         `  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`,
       );
     }
-    const floodUs = Number(process.env.BENCH_FLOOD_US ?? 5);
+    // For the report (report.ts); memory here is the resident size with all N in the RIB (rssBytes).
+    console.log(`RESULT ${JSON.stringify({ bench: 'bgp-ingest', n, ...forReport })}`);
+    const floodUs = quick ? 0 : Number(process.env.BENCH_FLOOD_US ?? 5);
     if (floodUs > 0 && receivers.includes('tabby') && n === Math.max(...sizes)) {
       const res = await runTabby(n, feeds.get('10.72.0.1') ?? buildFeed(n, '10.72.0.1').msgs, floodUs);
       console.log(

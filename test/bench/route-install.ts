@@ -20,7 +20,7 @@ const sizes = process.argv
   .slice(2)
   .map(Number)
   .filter((n) => n > 0);
-if (!sizes.length) sizes.push(10_000, 100_000);
+if (!sizes.length) sizes.push(...(process.env.BENCH_QUICK ? [10_000] : [10_000, 100_000])); // BENCH_QUICK: make bench QUICK=1
 
 function prefix(i: number): string {
   const v = (20 << 24) + i * 256;
