@@ -5,7 +5,8 @@
 //     `show bgp ipv4 unicast <block> json`; the service range 10.96.0.0/12 reaches FRR from both nodes
 //     until a Reject rule is added to `frr-out`, then it is withdrawn with no session reset on either side;
 //   - import: BGPFilter `frr-in` rejects 198.51.100.0/24 that FRR sends — absent from both kernels
-//     while FRR's 203.0.113.0/24 is installed via 172.31.1.3.
+//     while FRR's 203.0.113.0/24 is installed via 172.31.1.3 with the metric its setPriority gives
+//     (`ip route`: metric 512, then 300 after the filter changes).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -38,6 +39,22 @@ const frrOut = (rejectServices: boolean) => ({
   },
 });
 
+const frrIn = (priority: number) => ({
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'BGPFilter',
+  metadata: { name: 'frr-in' },
+  spec: {
+    importV4: [
+      { action: 'Reject', matchOperator: 'Equal', cidr: REJECTED },
+      { action: 'Accept', matchOperator: 'Equal', cidr: ALLOWED, operations: [{ setPriority: { value: priority } }] },
+    ],
+  },
+});
+
+/** `ip route` lines for one destination in a node (the metric shows there). */
+const routeLines = (netns: string, dst: string): string[] =>
+  execFileSync('ip', ['-n', netns, 'route', 'show', dst], { encoding: 'utf8' }).split('\n').filter(Boolean);
+
 t.test('BGPFilter export and import as FRR 8 sees them', { skip }, async (t) => {
   const lab = await agentLab(t, 'fr', { nodes: 2, mode: 'routed' });
   t.ok((await lab.waitForBgp(40_000)).ok, 'mesh Established');
@@ -58,12 +75,7 @@ t.test('BGPFilter export and import as FRR 8 sees them', { skip }, async (t) => 
   t.teardown(() => ds.close());
   const store = new ResourceStore(ds);
   const apply = (doc: object) => store.apply(doc as never);
-  await apply({
-    apiVersion: 'projectcalico.org/v3',
-    kind: 'BGPFilter',
-    metadata: { name: 'frr-in' },
-    spec: { importV4: [{ action: 'Reject', matchOperator: 'Equal', cidr: REJECTED }] },
-  });
+  await apply(frrIn(512));
   await apply(frrOut(false));
   await apply({
     apiVersion: 'projectcalico.org/v3',
@@ -115,6 +127,28 @@ t.test('BGPFilter export and import as FRR 8 sees them', { skip }, async (t) => 
       rows.find((r) => r.prefix === REJECTED),
       { state: 'rejected', decidedBy: 'frr-in importV4[0] Reject' },
     );
+  });
+
+  await t.test('import setPriority: the kernel route metric, changed live', async (t) => {
+    for (const n of NODES) {
+      const lines = await until(() => {
+        const l = routeLines(lab.node(n).netns, ALLOWED);
+        return l.some((x) => / metric 512\b/.test(x)) ? l : undefined;
+      }, 20_000);
+      t.match(
+        lines,
+        [new RegExp(`^${ALLOWED.replace(/\./g, '\\.')} via ${FRR_IP.replace(/\./g, '\\.')} dev \\S+ proto 81 metric 512\\b`)],
+        `${n}: ip route shows metric 512`,
+      );
+    }
+    await apply(frrIn(300));
+    for (const n of NODES) {
+      const lines = await until(() => {
+        const l = routeLines(lab.node(n).netns, ALLOWED);
+        return l.length === 1 && / metric 300\b/.test(l[0]!) ? l : undefined;
+      }, 20_000);
+      t.ok(lines, `${n}: one route, metric 300 after the filter change (${routeLines(lab.node(n).netns, ALLOWED).join(' | ')})`);
+    }
   });
 
   await t.test('export filter change: FRR loses the service range, no session reset', async (t) => {
