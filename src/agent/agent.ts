@@ -990,6 +990,7 @@ export class Agent extends EventEmitter implements StatusSource {
       routing: this.routeFigures(),
       blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
       exports: [...this.exported],
+      ...this.exportRejected(),
       problems: [...this.allProblems(), ...this.policyProblems],
       readiness: this.readiness(),
       ...(this.policyStatus ? { policy: this.policyStatus() } : {}),
@@ -998,6 +999,12 @@ export class Agent extends EventEmitter implements StatusSource {
 
   /** Set by tabby-node when it runs the policy engine. */
   policyStatus?: () => PolicyStatusJson;
+
+  /** Own prefixes an export filter keeps from a peer (route explain and cluster status name the rule). */
+  private exportRejected(): Pick<AgentStatusJson, 'exportRejected'> {
+    const r = this.speaker?.exportRejections?.() ?? [];
+    return r.length ? { exportRejected: r } : {};
+  }
 
   /** Kernel routes for /status: the datastore's, then learned ones up to a limit (a table may hold 1M). */
   private statusRoutes(limit = STATUS_ROUTES_LIMIT): AgentStatusJson['routes'] {

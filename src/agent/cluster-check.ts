@@ -31,6 +31,8 @@ export interface NodeStatusRecord {
   blocks: { cidr: string; state: string }[];
   /** Prefixes the node originates over BGP (own confirmed blocks, borrowed /32s). */
   exports?: string[];
+  /** Own prefixes an export filter keeps from a peer (peer address), and the deciding rule. */
+  exportRejected?: { prefix: string; peer: string; filter: string; rule: number; decidedBy: string }[];
   /** Destinations of the kernel routes the agent programs (remote blocks, own blackholes, borrowed /32s). */
   routes: string[];
   /** `routes` is cut at the agent's status limit: blocks beyond it are not checked one by one. */
@@ -79,6 +81,7 @@ export type FindingKind =
   | 'block-not-routed'
   | 'kernel-out-of-sync'
   | 'disabled-pool-in-use'
+  | 'export-filtered'
   | 'agent-problem';
 
 export interface Finding {
@@ -141,6 +144,17 @@ export function checkCluster(input: ClusterInput): ClusterReport {
         node: b.node,
         detail: `block ${b.cidr} (${b.inUse} address(es) in use) is in disabled IPPool ${b.pool}: no new address comes from it, and its routes are plain (no IPIP/VXLAN)`,
       });
+    }
+  }
+  const filtered = exportFiltered(input);
+  for (const [owner, byPrefix] of filtered) {
+    for (const [prefix, rules] of byPrefix) {
+      for (const [rule, peers] of rules)
+        notes.push({
+          kind: 'export-filtered',
+          node: owner,
+          detail: `does not export ${prefix} to ${peers.join(', ')}: BGPFilter ${rule}`,
+        });
     }
   }
   for (const name of input.expectNodes ?? []) {
@@ -226,7 +240,9 @@ export function checkCluster(input: ClusterInput): ClusterReport {
       }
       if (rec.routesTruncated) continue;
       missingRoutes++;
-      bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}` });
+      const rules = filtered.get(b.node!)?.get(b.cidr);
+      const why = rules ? ` (${b.node}'s export filter rejects it: BGPFilter ${[...rules.keys()].join('; ')})` : '';
+      bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}${why}` });
     }
   }
   return {
@@ -237,4 +253,28 @@ export function checkCluster(input: ClusterInput): ClusterReport {
     sessions: { expected: sessExp, established: sessUp },
     blocks: { confirmed: confirmed.length, missingRoutes },
   };
+}
+
+/** Per owner, per prefix, per deciding rule (`<filter> exportV4[i] Reject`): the peers it is kept from (node names). */
+function exportFiltered(input: ClusterInput): Map<string, Map<string, Map<string, string[]>>> {
+  const byAddress = new Map<string, string>();
+  for (const n of input.nodes) {
+    if (n.ipv4) byAddress.set(n.ipv4, n.name);
+    if (n.ipv6) byAddress.set(n.ipv6, n.name);
+  }
+  const out = new Map<string, Map<string, Map<string, string[]>>>();
+  for (const [owner, rec] of input.records) {
+    if (!input.nodes.some((n) => n.name === owner)) continue;
+    for (const x of rec.exportRejected ?? []) {
+      let byPrefix = out.get(owner);
+      if (!byPrefix) out.set(owner, (byPrefix = new Map()));
+      let rules = byPrefix.get(x.prefix);
+      if (!rules) byPrefix.set(x.prefix, (rules = new Map()));
+      let peers = rules.get(x.decidedBy);
+      if (!peers) rules.set(x.decidedBy, (peers = []));
+      const who = byAddress.get(x.peer);
+      peers.push(who ? `${who} (${x.peer})` : x.peer);
+    }
+  }
+  return out;
 }

@@ -29,6 +29,7 @@ export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): No
     sessions: s.peers.map((p) => ({ peer: p.address, type: p.type, state: p.state, since: p.since, info: p.info })),
     blocks: s.blocks.map((b) => ({ cidr: b.cidr, state: b.state })),
     exports: [...s.exports],
+    ...(s.exportRejected?.length ? { exportRejected: s.exportRejected.map((x) => ({ ...x })) } : {}),
     routes: s.routes.map((x) => x.dst),
     kernelInSync: s.readiness.dataplaneInSync,
     ready: s.readiness.ready,

@@ -9,7 +9,7 @@ import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
 import type { NeighEntry, FdbEntry } from './routes.js';
 import type { NamedFilter } from '../bgp/filter/types.js';
 import type { LargeCommunity } from '../bgp/codec/types.js';
-import type { RouteReportEntry } from '../bgp/route-report.js';
+import type { ExportRejection, RouteReportEntry } from '../bgp/route-report.js';
 import type { FilterRes } from './bgp-policy.js';
 import type { SessionEventInput } from './session-history.js';
 
@@ -130,6 +130,8 @@ export interface SpeakerPort {
   resetPeer?(address: string, reason: string): void;
   /** `tabbyctl bgp routes`: per-prefix report toward/from one peer (undefined: no such peer). */
   routeReport?(peer: string, dir: 'received' | 'advertised'): RouteReportEntry[] | undefined;
+  /** Originated prefixes an export filter keeps from a peer, with the rule (route explain, cluster status). */
+  exportRejections?(): ExportRejection[];
   /** End-of-RIB received from a peer (RFC 4724), when the speaker reports it. */
   onEndOfRib?(fn: (ev: { address: string }) => void): void;
   /** Session history for diagnostics: transitions, NOTIFICATIONs, TCP connect errors (session-history.ts). */

@@ -223,6 +223,7 @@ export function explainChain(i: ExplainInput): Explanation {
   if (owner && i.ownerRecord && b) {
     const want = borrowedBy ? `${ip}/32` : b.cidr;
     const exported = (i.ownerRecord.exports ?? []).includes(want);
+    const filtered = owner !== i.here ? exportFilterStep(i.ownerRecord, owner, want, i.hereAddress, exported) : undefined;
     if (owner === i.here && !i.ownerRecord.exports)
       add({ step: 'export', ok: true, detail: 'this node owns it (nothing to export to itself)' });
     else if (vxlan)
@@ -231,6 +232,7 @@ export function explainChain(i: ExplainInput): Explanation {
         ok: true,
         detail: `not over BGP: pool ${pool!.name} is VXLAN, its routes come from the datastore (the owner's VTEP)`,
       });
+    else if (filtered) add(filtered);
     else if (exported) add({ step: 'export', ok: true, detail: `${owner} announces ${want} over BGP` });
     else if (pool?.disabled)
       add({ step: 'export', ok: false, detail: `${owner} does not announce ${want}: its pool ${pool.name} is disabled` });
@@ -348,6 +350,43 @@ export function explainChain(i: ExplainInput): Explanation {
   }
   const broken = steps.find((s) => !s.ok)?.step;
   return { query: i.query, here: i.here, steps, ...(broken ? { broken } : {}) };
+}
+
+/**
+ * The owner's export filters and this node: broken when a rule keeps the prefix from this node (a direct
+ * peer of the owner) or from every peer of its family (nothing can reflect it here); otherwise ok, with
+ * the peers it is kept from named. undefined: no export filter rejects it.
+ */
+function exportFilterStep(
+  rec: NodeStatusRecord,
+  owner: string,
+  want: string,
+  hereAddress: string | undefined,
+  exported: boolean,
+): ExplainStep | undefined {
+  const rejected = (rec.exportRejected ?? []).filter((x) => x.prefix === want);
+  if (rejected.length === 0) return undefined;
+  const hereIp = hereAddress?.split('/')[0];
+  const v6 = want.includes(':');
+  const peers = rec.sessions.filter((x) => x.peer.includes(':') === v6).map((x) => x.peer);
+  const toHere = rejected.find((x) => x.peer === hereIp);
+  const everyPeer = peers.length > 0 && peers.every((p) => rejected.some((x) => x.peer === p));
+  const rules = [...new Set(rejected.map((x) => x.decidedBy))];
+  const named = rules.map((r) => `BGPFilter ${r}`).join('; ');
+  const x = toHere ?? rejected[0]!;
+  const list = x.decidedBy.split(' ')[1] ?? 'exportV4';
+  if (toHere || (!peers.includes(hereIp ?? '') && everyPeer) || !exported)
+    return {
+      step: 'export',
+      ok: false,
+      detail: `${owner} does not export ${want} to ${toHere ? `this node (${hereIp})` : `any of its peers (${peers.join(', ') || 'none'})`}: ${toHere ? `BGPFilter ${toHere.decidedBy}` : named}`,
+      fix: `change rule ${list} of BGPFilter ${x.filter}, or take the filter off the BGPPeer that attaches it to ${owner}'s sessions`,
+    };
+  return {
+    step: 'export',
+    ok: true,
+    detail: `${owner} announces ${want} over BGP, but not to ${rejected.map((r) => r.peer).join(', ')} (${named})`,
+  };
 }
 
 const fmtRoute = (r: NonNullable<AgentRouteAnswer['route']>): string =>

@@ -67,6 +67,8 @@ export interface AgentStatusJson {
   routing?: RoutingStatusJson;
   blocks: { cidr: string; state: string }[];
   exports: string[];
+  /** own prefixes an export filter keeps from a peer, with the deciding rule (absent: none) */
+  exportRejected?: { prefix: string; peer: string; filter: string; rule: number; decidedBy: string }[];
   problems: string[];
   readiness: ReadinessJson;
   /** network policy (src/policy/engine.ts; absent on a route reflector and from older agents) */

@@ -64,6 +64,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     },
     routeReport: (peer, dir) => s.routeReport(peer, dir),
     decisionReason: (prefix) => s.locRib().reason(prefix),
+    exportRejections: () => s.exportRejections(),
     onEndOfRib: (fn) => {
       s.on('end-of-rib', (e: { address: string }) => fn({ address: e.address }));
     },

@@ -23,6 +23,18 @@ export interface RouteReportEntry {
   priority?: number;
 }
 
+/** An originated prefix an export filter keeps from one peer, and the rule that decided it. */
+export interface ExportRejection {
+  prefix: string;
+  /** The peer's address. */
+  peer: string;
+  filter: string;
+  /** Index of the rule in the filter's exportV4/exportV6 list. */
+  rule: number;
+  /** `<filter> exportV4[<index>] Reject`. */
+  decidedBy: string;
+}
+
 /** The display fields of a route's attributes (AS_PATH flattened; communities as aa:nn / aa:nn:mm). */
 export function reportAttrs(
   a: Readonly<RouteAttributes> | undefined,

@@ -35,7 +35,7 @@ import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from '.
 import { shouldAdvertise } from './reflector.js';
 import { describeDecision, type CompiledRule, type Residual } from './filter/engine.js';
 import { routePrefixAt } from './filter/peer-filters.js';
-import { reportAttrs, type RouteReportEntry } from './route-report.js';
+import { reportAttrs, type ExportRejection, type RouteReportEntry } from './route-report.js';
 import {
   keepStaleOnDown,
   familiesToFlushOnReturn,
@@ -355,6 +355,36 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.localPaths.delete(k.bucket, k.key);
     this.localIface.delete(k.bucket, k.key);
     if (this.rib.remove(k.bucket, k.key, this.localSource)) this.bestChanged(k.bucket, k.key);
+  }
+
+  /**
+   * Originated prefixes an export filter keeps from a peer, with the deciding rule: what the owner's
+   * status record carries so `route explain` and `cluster status` can name the filter (bounded).
+   */
+  exportRejections(limit = 200): ExportRejection[] {
+    const out: ExportRejection[] = [];
+    for (const p of this.peersByAddr.values()) {
+      if (!p.filters.hasExport(1) && !p.filters.hasExport(2)) continue;
+      this.localPaths.forEach((path, b, k) => {
+        const afi = afiOfBucket(b);
+        if (out.length >= limit || !p.filters.hasExport(afi)) return;
+        const iface = this.localIface.get(b, k);
+        const d = p.filters.chain.evaluate('export', routePrefixAt(b, k, iface), {
+          attrs: path.attrs.attrs,
+          fromPeer: false,
+          ebgpPeer: p.policy.ebgp,
+        }).decision;
+        if (d.action !== 'Reject' || d.filter === undefined) return;
+        out.push({
+          prefix: formatPrefixKey(b, k),
+          peer: p.config.address,
+          filter: d.filter,
+          rule: d.rule!,
+          decidedBy: describeDecision(d, 'export', afi),
+        });
+      });
+    }
+    return out;
   }
 
   /** Prefixes originated here. */

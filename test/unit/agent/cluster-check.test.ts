@@ -211,3 +211,35 @@ t.test("stale by the record's own interval (3x) unless the reader says otherwise
   );
   t.match(r.findings[0]!.detail, /stale after 3 s/);
 });
+
+t.test("an export filter: the missing block names the owner's rule; a rejection with no effect is a note", async (t) => {
+  const recs = healthy();
+  const b = recs[1]!;
+  b.exportRejected = [
+    { prefix: '10.244.2.0/26', peer: '10.0.0.1', filter: 'no-b', rule: 0, decidedBy: 'no-b exportV4[0] Reject' },
+    { prefix: '10.244.2.0/26', peer: '10.0.0.3', filter: 'no-b', rule: 0, decidedBy: 'no-b exportV4[0] Reject' },
+  ];
+  for (const r of [recs[0]!, recs[2]!]) r.routes = r.routes.filter((x) => x !== '10.244.2.0/26');
+  const r = checkCluster(meshInput(recs));
+  t.equal(r.converged, false);
+  t.same(
+    r.findings.map((f) => `${f.node} ${f.kind} ${f.detail}`),
+    [
+      "a block-not-routed no route to block 10.244.2.0/26 of b (b's export filter rejects it: BGPFilter no-b exportV4[0] Reject)",
+      "c block-not-routed no route to block 10.244.2.0/26 of b (b's export filter rejects it: BGPFilter no-b exportV4[0] Reject)",
+    ],
+  );
+  t.same(
+    r.notes.map((f) => `${f.node} ${f.kind} ${f.detail}`),
+    ['b export-filtered does not export 10.244.2.0/26 to a (10.0.0.1), c (10.0.0.3): BGPFilter no-b exportV4[0] Reject'],
+  );
+  // A filter toward a router outside the cluster only: every node still routes the block.
+  const ok = healthy();
+  ok[1]!.exportRejected = [{ prefix: '10.244.2.0/26', peer: '192.0.2.1', filter: 'tor', rule: 2, decidedBy: 'tor exportV4[2] Reject' }];
+  const r2 = checkCluster(meshInput(ok));
+  t.equal(r2.converged, true, 'not a mismatch');
+  t.same(
+    r2.notes.map((f) => f.detail),
+    ['does not export 10.244.2.0/26 to 192.0.2.1: BGPFilter tor exportV4[2] Reject'],
+  );
+});

@@ -1,0 +1,66 @@
+// route explain's export step against the owner's published export rejections: broken (naming the
+// BGPFilter and rule) when the filter keeps the block from this node or from every peer the owner has
+// (route reflectors), ok with the other peers named when this node still gets it.
+import t from 'tap';
+import { explainChain, type ExplainInput } from '../../../src/agent/route-explain.js';
+import type { NodeStatusRecord } from '../../../src/agent/cluster-check.js';
+
+const at = '2026-01-01T12:00:00Z';
+const BLOCK = '10.244.2.0/26';
+function owner(peers: string[], rejectedTo: string[]): NodeStatusRecord {
+  return {
+    node: 'node-2',
+    mode: 'node',
+    version: 't',
+    updatedAt: at,
+    startedAt: at,
+    sessions: peers.map((peer) => ({ peer, type: 'node-to-node mesh', state: 'Established', since: at, info: '' })),
+    blocks: [{ cidr: BLOCK, state: 'confirmed' }],
+    exports: [BLOCK],
+    exportRejected: rejectedTo.map((peer) => ({ prefix: BLOCK, peer, filter: 'no-b2', rule: 1, decidedBy: 'no-b2 exportV4[1] Reject' })),
+    routes: [],
+    kernelInSync: true,
+    ready: true,
+    problems: [],
+  };
+}
+const input = (rec: NodeStatusRecord): ExplainInput => ({
+  query: '10.244.2.5',
+  here: 'node-1',
+  hereAddress: '172.31.1.11/24',
+  pools: [{ name: 'p', cidr: '10.244.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' }],
+  block: { cidr: BLOCK, node: 'node-2', affinityState: 'confirmed' },
+  allocation: { allocated: true, handle: 'h', attrs: {} },
+  ownerRecord: rec,
+  ownerExists: true,
+  agentRunning: false,
+  kernelRoutes: [],
+  tabbyProtocol: 81,
+});
+const exportStep = (rec: NodeStatusRecord) => explainChain(input(rec)).steps.find((s) => s.step === 'export')!;
+
+t.test('an export filter toward this node breaks the export step, naming filter and rule', async (t) => {
+  const s = exportStep(owner(['172.31.1.11', '172.31.1.13'], ['172.31.1.11']));
+  t.equal(s.ok, false);
+  t.equal(s.detail, `node-2 does not export ${BLOCK} to this node (172.31.1.11): BGPFilter no-b2 exportV4[1] Reject`);
+  t.match(s.fix, /change rule exportV4\[1\] of BGPFilter no-b2/);
+  t.equal(explainChain(input(owner(['172.31.1.11'], ['172.31.1.11']))).broken, 'export');
+});
+
+t.test('toward another peer only: ok, that peer named', async (t) => {
+  const s = exportStep(owner(['172.31.1.11', '172.31.1.13'], ['172.31.1.13']));
+  t.equal(s.ok, true);
+  t.equal(s.detail, `node-2 announces ${BLOCK} over BGP, but not to 172.31.1.13 (BGPFilter no-b2 exportV4[1] Reject)`);
+});
+
+t.test('route reflectors: broken only when every reflector is filtered', async (t) => {
+  const rrs = ['172.31.1.41', '172.31.1.42'];
+  const all = exportStep(owner(rrs, rrs));
+  t.equal(all.ok, false);
+  t.match(all.detail, /does not export 10\.244\.2\.0\/26 to any of its peers \(172\.31\.1\.41, 172\.31\.1\.42\): BGPFilter no-b2/);
+  t.equal(exportStep(owner(rrs, ['172.31.1.41'])).ok, true, 'the other reflector still carries it');
+});
+
+t.test('no rejection: the export step as before', async (t) => {
+  t.same(exportStep(owner(['172.31.1.11'], [])), { step: 'export', ok: true, detail: `node-2 announces ${BLOCK} over BGP` });
+});
