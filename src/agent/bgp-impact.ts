@@ -6,6 +6,13 @@
 import type { BGPConfiguration, BGPPeer, IPPool, Node, Resource } from '../datastore/resources.js';
 import { expectedSessions } from './cluster-check.js';
 import { clusterInputFrom, type ClusterResources } from './cluster-input.js';
+import { exportsKept, type ExportKept } from './export-impact.js';
+import type { FilterRes } from './bgp-policy.js';
+
+/** The resources a change is applied to (BGPFilters too: an export filter can partition as well). */
+export type ImpactResources = ClusterResources & { filters?: readonly FilterRes[] };
+/** At most this many export warnings are listed one by one. */
+const EXPORT_WARNINGS_MAX = 20;
 
 export interface ResourceChange {
   kind: Resource['kind'];
@@ -26,7 +33,7 @@ export interface BgpImpact {
   warnings: string[];
 }
 
-function applyChanges(r: ClusterResources, changes: readonly ResourceChange[]): ClusterResources {
+function applyChanges(r: ImpactResources, changes: readonly ResourceChange[]): ImpactResources {
   const upsert = <T extends Resource>(list: readonly T[], c: ResourceChange): T[] => {
     const rest = list.filter((x) => x.metadata.name !== c.name);
     return c.res ? [...rest, c.res as T] : rest;
@@ -35,21 +42,24 @@ function applyChanges(r: ClusterResources, changes: readonly ResourceChange[]): 
   let peers = [...r.peers] as BGPPeer[];
   let pools = [...r.pools] as IPPool[];
   let bgpConfig = r.bgpConfig;
+  let filters = [...(r.filters ?? [])] as Resource[];
   for (const c of changes) {
+    if (c.kind === 'BGPFilter') filters = upsert(filters, c);
     if (c.kind === 'Node') nodes = upsert(nodes, c);
     else if (c.kind === 'BGPPeer') peers = upsert(peers, c);
     else if (c.kind === 'IPPool') pools = upsert(pools, c);
     else if (c.kind === 'BGPConfiguration' && c.name === 'default') bgpConfig = c.res as BGPConfiguration | undefined;
   }
-  return { nodes, peers, pools, blocks: r.blocks, ...(bgpConfig ? { bgpConfig } : {}) };
+  return { nodes, peers, pools, blocks: r.blocks, filters: filters as unknown as FilterRes[], ...(bgpConfig ? { bgpConfig } : {}) };
 }
 
 const label = (p: { address: string; peerNode?: string; type: string }): string =>
   `${p.peerNode ? `${p.peerNode} (${p.address})` : p.address} [${p.type}]`;
 
-export function bgpImpact(current: ClusterResources, changes: readonly ResourceChange[]): BgpImpact {
+export function bgpImpact(current: ImpactResources, changes: readonly ResourceChange[]): BgpImpact {
+  const changed = applyChanges(current, changes);
   const before = clusterInputFrom(current, new Map());
-  const after = clusterInputFrom(applyChanges(current, changes), new Map());
+  const after = clusterInputFrom(changed, new Map());
   const names = [...new Set([...before.nodes, ...after.nodes].map((n) => n.name))].sort();
   const nodes: NodeImpact[] = [];
   const warnings: string[] = [];
@@ -73,5 +83,52 @@ export function bgpImpact(current: ClusterResources, changes: readonly ResourceC
       'the node-to-node mesh goes off and no node is a route reflector (routeReflectorClusterID): only explicit BGPPeers remain',
     );
   }
+  warnings.push(...exportWarnings(current, changed, before, after));
   return { nodes, warnings };
+}
+
+/** Pools whose blocks are not announced over BGP at all (VXLAN: routes from the datastore; disableBGPExport). */
+const quietPools = (r: ImpactResources): Set<string> =>
+  new Set(
+    r.pools
+      .filter((p) => (p.spec.vxlanMode ?? 'Never') !== 'Never' || (p.spec as { disableBGPExport?: boolean }).disableBGPExport)
+      .map((p) => p.metadata.name),
+  );
+
+/** Blocks the change newly keeps from a peer (grouped per node, block and rule), and a node that would export nothing. */
+function exportWarnings(
+  cur: ImpactResources,
+  next: ImpactResources,
+  before: ReturnType<typeof clusterInputFrom>,
+  after: ReturnType<typeof clusterInputFrom>,
+): string[] {
+  const keyOf = (k: ExportKept) => `${k.node} ${k.block} ${k.peer}`;
+  const was = new Set(exportsKept(before, cur.filters ?? [], quietPools(cur), cur.bgpConfig?.spec).map(keyOf));
+  const now = exportsKept(after, next.filters ?? [], quietPools(next), next.bgpConfig?.spec);
+  const fresh = now.filter((k) => !was.has(keyOf(k)));
+  const groups = new Map<string, { k: ExportKept; peers: string[] }>();
+  for (const k of fresh) {
+    const g = `${k.node} ${k.block} ${k.decidedBy}`;
+    const e = groups.get(g);
+    if (e) e.peers.push(k.peer);
+    else groups.set(g, { k, peers: [k.peer] });
+  }
+  const out: string[] = [];
+  for (const { k, peers } of [...groups.values()].slice(0, EXPORT_WARNINGS_MAX))
+    out.push(`${k.node} would stop exporting its block ${k.block} to ${peers.join(', ')}: BGPFilter ${k.decidedBy}`);
+  if (groups.size > EXPORT_WARNINGS_MAX) out.push(`… and ${groups.size - EXPORT_WARNINGS_MAX} more block/rule pair(s) kept from peers`);
+  // Every block kept from every peer of a node (its pods unreachable from anywhere over BGP).
+  const quiet = quietPools(next);
+  for (const n of after.nodes) {
+    const blocks = after.blocks.filter(
+      (b) => b.node === n.name && b.affinityState === 'confirmed' && !b.cidr.includes(':') && !(b.pool && quiet.has(b.pool)),
+    );
+    const peers = expectedSessions(after, n.name).filter((p) => p.family === 4);
+    if (!blocks.length || !peers.length || !fresh.some((k) => k.node === n.name)) continue;
+    const kept = new Set(now.filter((k) => k.node === n.name).map((k) => `${k.block} ${k.peer}`));
+    const label = (p: (typeof peers)[number]) => (p.peerNode ? `${p.peerNode} (${p.address})` : p.address);
+    if (blocks.every((b) => peers.every((p) => kept.has(`${b.cidr} ${label(p)}`))))
+      out.push(`${n.name} would export none of its blocks to any BGP peer: its pods become unreachable from other nodes`);
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
 // `--dry-run` of tabbyctl create/apply/replace/delete: the file was validated and checked against the
 // store (as for a real write); this prints what the change would do to BGP sessions per node
-// (agent/bgp-impact.ts) and warns before a partition. Nothing is written.
+// (agent/bgp-impact.ts) and warns before a partition — sessions lost, or a BGPFilter that would keep a
+// node's blocks from a peer. Nothing is written.
 import type { Datastore } from '../../datastore/types.js';
 import { ResourceStore, type Resource, type ResourceKind } from '../../datastore/resources.js';
 import { Ipam } from '../../ipam/index.js';
@@ -12,9 +13,10 @@ export async function printDryRun(
   action: string,
 ): Promise<void> {
   const rs = new ResourceStore(ds);
-  const [nodes, peers, cfg, pools, blocks] = await Promise.all([
+  const [nodes, peers, filters, cfg, pools, blocks] = await Promise.all([
     rs.list('Node'),
     rs.list('BGPPeer'),
+    rs.list('BGPFilter'),
     rs.get('BGPConfiguration', 'default'),
     rs.list('IPPool'),
     new Ipam(ds).listBlocks(),
@@ -23,7 +25,7 @@ export async function printDryRun(
     action === 'delete' ? { kind: tg.kind, name: tg.name } : { kind: tg.kind, name: tg.name, ...(tg.res ? { res: tg.res } : {}) },
   );
   const impact = bgpImpact(
-    { nodes: nodes.items, peers: peers.items, pools: pools.items, blocks, ...(cfg ? { bgpConfig: cfg } : {}) },
+    { nodes: nodes.items, peers: peers.items, filters: filters.items, pools: pools.items, blocks, ...(cfg ? { bgpConfig: cfg } : {}) },
     changes,
   );
   const lines = [`dry run: ${action} ${targets.map((t) => `${t.kind}(${t.name})`).join(', ') || 'nothing'} — nothing was changed`];
