@@ -1,7 +1,8 @@
 // Each link of the chain broken on purpose in a real lab (tabby-node processes in netns, pods through
 // the CNI plugin), and the tools name exactly that step: `route explain` (pool disabled, block
-// released, kernel route replaced by hand, deleted by hand and restored), `cluster status` (peer
-// down, stale status; a disabled pool in use is a note), `node status` exit code. Whole chain = exit 0.
+// released, kernel route replaced by hand, deleted by hand and restored, an export filter), `cluster
+// status` (peer down, stale status, the export filter's rule; a disabled pool in use is a note),
+// `node status` exit code. Whole chain = exit 0.
 import t from 'tap';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +21,7 @@ interface Explained {
 interface Cluster {
   converged: boolean;
   findings: { kind: string; node: string; detail: string }[];
+  notes?: { kind: string; node: string; detail: string }[];
 }
 
 async function explain(lab: Lab, node: string, target: string): Promise<{ code: number | null; e: Explained; text: string }> {
@@ -191,6 +193,127 @@ t.test('the tools name the broken link', { skip, timeout: 400_000 }, async (t) =
     const again = (await rs.get('IPPool', 'default-ipv4-ippool'))!;
     await rs.update({ ...again, spec: { ...again.spec, disabled: false } });
     t.ok(await until(async () => (await explain(lab, 'node-1', pod2.ip)).code === 0 || undefined, 20_000, 500), 'whole again');
+  });
+
+  await t.test('export filter on the mesh peers: explain and cluster status name the BGPFilter and rule', async (t) => {
+    const api = 'projectcalico.org/v3';
+    const apply = (doc: object) => rs.apply(doc as never);
+    const setMesh = async (on: boolean) => {
+      const cur = await rs.get('BGPConfiguration', 'default');
+      if (cur) await rs.update({ ...cur, spec: { ...cur.spec, nodeToNodeMeshEnabled: on } } as never);
+      else
+        await rs.create({
+          apiVersion: api,
+          kind: 'BGPConfiguration',
+          metadata: { name: 'default' },
+          spec: { nodeToNodeMeshEnabled: on },
+        } as never);
+    };
+    // Rule 1 rejects node-2's block (rule 0 matches something else): the index named must be 1.
+    await apply({
+      apiVersion: api,
+      kind: 'BGPFilter',
+      metadata: { name: 'no-node2-block' },
+      spec: {
+        exportV4: [
+          { action: 'Accept', matchOperator: 'Equal', cidr: '10.255.0.0/24' },
+          { action: 'Reject', matchOperator: 'Equal', cidr: blk2 },
+        ],
+      },
+    });
+    // Calico's way to put a filter on the full mesh: mesh off, one BGPPeer selecting every node on both ends.
+    const peer = (filters: string[]) => ({
+      apiVersion: api,
+      kind: 'BGPPeer',
+      metadata: { name: 'full-mesh' },
+      spec: { nodeSelector: 'all()', peerSelector: 'all()', ...(filters.length ? { filters } : {}) },
+    });
+    // apply --dry-run of the change warns first (exit 1), naming the block, the peers and the rule.
+    const yaml = `/tmp/${lab.state.prefix}-full-mesh.yaml`;
+    t.teardown(() => fs.rmSync(yaml, { force: true }));
+    fs.writeFileSync(
+      yaml,
+      [
+        JSON.stringify(peer(['no-node2-block'])),
+        JSON.stringify({
+          apiVersion: api,
+          kind: 'BGPConfiguration',
+          metadata: { name: 'default' },
+          spec: { nodeToNodeMeshEnabled: false },
+        }),
+      ].join('\n---\n'),
+    );
+    const dry = await tabbyctl(lab, 'node-1', 'apply', '--dry-run', '-f', yaml);
+    t.equal(dry.code, 1, dry.stdout + dry.stderr);
+    t.match(
+      dry.stdout,
+      `WARNING: node-2 would stop exporting its block ${blk2} to node-1 (172.31.1.11), node-3 (172.31.1.13): BGPFilter no-node2-block exportV4[1] Reject`,
+    );
+    t.match(dry.stdout, 'WARNING: node-2 would export none of its blocks to any BGP peer');
+    t.notMatch(dry.stdout, /node-1 would stop exporting/, "node-1's block passes the filter");
+    t.equal(await rs.get('BGPPeer', 'full-mesh'), undefined, 'dry run: nothing written');
+    await apply(peer(['no-node2-block']));
+    await setMesh(false);
+    const rule = `BGPFilter no-node2-block exportV4\\[1\\] Reject`;
+    const blkRe = blk2.replace(/[./]/g, '\\$&');
+    const r = await until(
+      async () => {
+        const x = await explain(lab, 'node-1', pod2.ip);
+        return x.e.broken === 'export' ? x : undefined;
+      },
+      60_000,
+      500,
+    );
+    t.ok(r, r?.text ?? 'export is the broken step');
+    t.equal(r?.code, 1);
+    t.match(
+      r ? step(r.e, 'export')?.detail : '',
+      new RegExp(`^node-2 does not export ${blkRe} to this node \\(172\\.31\\.1\\.11\\): ${rule}$`),
+    );
+    t.match(r ? step(r.e, 'export')?.fix : '', /change rule exportV4\[1\] of BGPFilter no-node2-block/);
+    t.ok(
+      await until(
+        () => execFileSync('ip', ['-n', ns1, 'route', 'show', blk2], { encoding: 'utf8' }).trim() === '' || undefined,
+        20_000,
+        300,
+      ),
+      "node-1's kernel has no route to node-2's block (withdrawn)",
+    );
+    const c = await until(
+      async () => {
+        const x = await cluster(lab);
+        const f = x.c.findings.find((f) => f.kind === 'block-not-routed' && f.node === 'node-1');
+        return f && x.c.notes?.some((n) => n.kind === 'export-filtered' && n.node === 'node-2') ? { x, f } : undefined;
+      },
+      30_000,
+      500,
+    );
+    t.ok(c, 'cluster status: the missing block and the filter');
+    t.equal(c?.x.code, 1);
+    t.match(c?.f.detail, new RegExp(`^no route to block ${blkRe} of node-2 \\(node-2's export filter rejects it: ${rule}\\)$`));
+    t.match(
+      c?.x.c.notes?.find((n) => n.kind === 'export-filtered')?.detail,
+      new RegExp(`^does not export ${blkRe} to node-1 \\(172\\.31\\.1\\.11\\), node-3 \\(172\\.31\\.1\\.13\\): ${rule}$`),
+    );
+    const text = await tabbyctl(lab, 'node-1', 'cluster', 'status');
+    t.match(text.stdout, /note: node-2: does not export .* BGPFilter no-node2-block exportV4\[1\] Reject/);
+
+    // The filter off the peer: whole again (the sessions stay, the block is announced).
+    await apply(peer([]));
+    const whole = await until(
+      async () => {
+        const x = await explain(lab, 'node-1', pod2.ip);
+        return x.code === 0 ? x : undefined;
+      },
+      30_000,
+      500,
+    );
+    t.ok(whole, 'explain: whole again');
+    t.ok(await until(async () => (await cluster(lab)).c.converged || undefined, 30_000, 500), 'cluster status: converged again');
+    await setMesh(true);
+    await rs.delete('BGPPeer', 'full-mesh');
+    await rs.delete('BGPFilter', 'no-node2-block');
+    t.ok(await until(async () => (await cluster(lab)).c.converged || undefined, 60_000, 1000), 'mesh back: converged');
   });
 
   await t.test('autodetect picking a /32: --explain shows the candidates and warns', async (t) => {

@@ -1,11 +1,14 @@
 // `tabbyctl bgp diagnose` names the broken step when a session is broken on purpose, in netns with
 // real processes: a real BIRD 2 in the lab's router namespace as a node-specific BGPPeer of node-1
-// (AS mismatch, then a TCP-MD5 password on BIRD's side only, then BIRD gone), and a mesh peer whose
+// (AS mismatch, then a TCP-MD5 password on BIRD's side only, then a different password on each side,
+// then BIRD gone), and a mesh peer whose
 // tabby-node stops (the passive side says who to ask). Each case: the cause, the fix, the exit code.
 import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
-import { agentLab, labSkipReason, nodeIp, tabbyctl, until } from '../../integration/agent/helpers.js';
+import { agentLab, labSkipReason, nodeIp, tabbyctl, until, run } from '../../integration/agent/helpers.js';
 import { startBird, haveBird } from '../../helpers/bird.js';
 import type { Lab } from '../../../src/lab/lab.js';
 
@@ -64,7 +67,11 @@ protocol bgp tabby1 {
 `;
 
 t.test('bgp diagnose names the broken step', { skip, timeout: 300_000 }, async (t) => {
-  const lab = await agentLab(t, 'dg', { nodes: 2, mode: 'routed' });
+  const secrets = `/tmp/tb${run}dg-secrets`;
+  fs.rmSync(secrets, { recursive: true, force: true });
+  fs.mkdirSync(path.join(secrets, 'bgp-passwords'), { recursive: true });
+  t.teardown(() => fs.rmSync(secrets, { recursive: true, force: true }));
+  const lab = await agentLab(t, 'dg', { nodes: 2, mode: 'routed', agentEnv: { TABBY_SECRETS_DIR: secrets } });
   t.ok((await lab.waitForBgp(60_000)).ok, 'mesh Established');
   const n1 = nodeIp(lab, 'node-1');
   const bird = await startBird(t, { netns: lab.state.routerNetns!, config: birdConf(n1) });
@@ -107,6 +114,38 @@ t.test('bgp diagnose names the broken step', { skip, timeout: 300_000 }, async (
     t.equal(d.json?.cause, 'tcp-timeout', d.text);
     t.match(d.json?.summary, /TCP-MD5 password \(and this side none\), it looks exactly like this/);
     t.equal(d.code, 1);
+  });
+
+  await t.test('TCP-MD5 on both sides with different keys: timeouts, and diagnose names the key mismatch', async (t) => {
+    // BIRD still has "s3cret"; tabby gets another key from its secret.
+    fs.writeFileSync(path.join(secrets, 'bgp-passwords', 'tor'), 'not-the-same\n');
+    const cur = await rs.get('BGPPeer', 'tor');
+    await rs.update({
+      ...cur!,
+      spec: { ...cur!.spec, password: { secretKeyRef: { name: 'bgp-passwords', key: 'tor' } } },
+    } as never);
+    const d = await until(
+      async () => {
+        const x = await diagnose(lab, 'node-1', ROUTER);
+        return x.json?.cause === 'tcp-timeout' && /TCP-MD5 is configured for this peer/.test(x.json.summary) ? x : undefined;
+      },
+      90_000,
+      1000,
+    );
+    t.ok(d, 'tcp-timeout with the MD5 sentence for a configured key');
+    t.match(d?.json?.summary, /TCP-MD5 is configured for this peer: a key mismatch, or a key on one side only, looks exactly like this/);
+    t.match(d?.json?.fix, /make the TCP-MD5 password the same on both sides/);
+    t.equal(d?.code, 1);
+    t.notOk(await bird.waitEstablished('tabby1', 3_000), 'BIRD: no session with different keys');
+    // The same key on both sides: Established, exit 0 (and the password off again for the next case).
+    fs.writeFileSync(path.join(secrets, 'bgp-passwords', 'tor'), 's3cret\n');
+    await bird.birdc('restart tabby1');
+    t.ok(await bird.waitEstablished('tabby1', 60_000), 'BIRD: Established with the same key');
+    const ok = await waitCause(lab, 'node-1', ROUTER, 'established', 20_000);
+    t.equal(ok.code, 0, ok.text);
+    const now = (await rs.get('BGPPeer', 'tor'))!;
+    const { password: _key, ...spec } = now.spec as { password?: unknown };
+    await rs.update({ ...now, spec } as never);
   });
 
   await t.test('peer down: connection refused', async (t) => {
