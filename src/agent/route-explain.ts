@@ -2,7 +2,8 @@
 // step, with the first step that breaks. Inputs are gathered by the CLI (datastore: pools, the block
 // and the address's allocation, the owner's published status; the local agent's route record from
 // /route (route-table.ts); the local kernel's routes, links and neighbours over netlink):
-//   pool → block and affinity → owning node → exported by it → received here (peer, next hops) →
+//   pool → block and affinity → owning node → exported by it (or the BGPFilter rule that keeps it from a
+//   peer) → received here (peer, next hops, the Loc-RIB decision step that chose the path) →
 //   kernel route (and why via tunl0 / vxlan.calico / the uplink) → for a local pod, its cali interface.
 import { cidrContains, formatCidr, parseCidr, parseIp, tryParseCidr } from '../common/ip.js';
 import { IPIP_IF_NAME, VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
@@ -44,7 +45,27 @@ export interface AgentRouteAnswer {
   route?: { dst: string; type?: string; gateway?: string; dev?: string; onlink?: boolean };
   reason?: string;
   why?: string;
+  /** The Loc-RIB's decision reason for the best path ('only-path', 'local-pref', …). */
+  decision?: string;
+  /** Kernel route priority from a BGPFilter setPriority. */
+  metric?: number;
 }
+
+/** The Loc-RIB decision step (bgp/rib/decision.ts DecisionReason) in words. */
+const DECISION_WORDS: Record<string, string> = {
+  'only-path': 'the only path (no other peer sent it)',
+  local: 'originated on this node',
+  'local-pref': 'highest LOCAL_PREF',
+  'as-path': 'shortest AS_PATH',
+  origin: 'lowest ORIGIN (IGP < EGP < incomplete)',
+  med: 'lowest MED (same neighbouring AS)',
+  ebgp: 'eBGP preferred over iBGP',
+  'router-id': 'lowest router ID / ORIGINATOR_ID',
+  'cluster-list': 'shortest CLUSTER_LIST',
+  'peer-address': 'lowest peer address',
+  equal: 'equal-cost paths (multipath)',
+};
+export const decisionWords = (d: string): string => DECISION_WORDS[d] ?? d;
 export interface ExplainKernelRoute {
   dst: string;
   type: string;
@@ -284,7 +305,7 @@ export function explainChain(i: ExplainInput): Explanation {
     add({
       step: 'received',
       ok: true,
-      detail: `learned ${a.prefix} from peer ${a.source || '?'}, best next hop(s) ${a.nextHops.join(', ')}`,
+      detail: `learned ${a.prefix} from peer ${a.source || '?'}, best next hop(s) ${a.nextHops.join(', ')}${a.decision ? `; best path by: ${decisionWords(a.decision)}` : ''}${a.metric !== undefined ? `; kernel metric ${a.metric} (BGPFilter setPriority)` : ''}`,
     });
   }
 

@@ -64,3 +64,18 @@ t.test('route reflectors: broken only when every reflector is filtered', async (
 t.test('no rejection: the export step as before', async (t) => {
   t.same(exportStep(owner(['172.31.1.11'], [])), { step: 'export', ok: true, detail: `node-2 announces ${BLOCK} over BGP` });
 });
+
+t.test('received: the Loc-RIB decision step in words, and the metric from setPriority', async (t) => {
+  const i = input(owner(['172.31.1.11'], []));
+  i.agentRunning = true;
+  i.agent = { origin: 'bgp', prefix: BLOCK, nextHops: ['172.31.1.12'], source: '172.31.1.12', decision: 'local-pref', metric: 512 };
+  i.agent.route = { dst: BLOCK, gateway: '172.31.1.12', dev: 'eth0' };
+  const s = explainChain(i).steps.find((x) => x.step === 'received')!;
+  t.equal(
+    s.detail,
+    `learned ${BLOCK} from peer 172.31.1.12, best next hop(s) 172.31.1.12; best path by: highest LOCAL_PREF; kernel metric 512 (BGPFilter setPriority)`,
+  );
+  i.agent = { ...i.agent, decision: 'only-path' };
+  delete i.agent.metric;
+  t.match(explainChain(i).steps.find((x) => x.step === 'received')!.detail, /; best path by: the only path \(no other peer sent it\)$/);
+});
