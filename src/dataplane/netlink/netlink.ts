@@ -216,9 +216,19 @@ export class Netlink {
 
   /** All routes of a family (both by default), every table. */
   async listRoutes(family?: Family): Promise<KernelRoute[]> {
-    const parts = await this.sock.dump(RTM.GETROUTE, (w) => encodeRouteDump(w, family), 'list routes');
-    const out: KernelRoute[] = [];
-    for (const m of parts) if (m.type === RTM.NEWROUTE) out.push(decodeRoute(m.data));
+    let out: KernelRoute[] = [];
+    // decoded as the parts arrive: the raw dump of a big table is never held whole
+    await this.sock.dumpEach(
+      RTM.GETROUTE,
+      (w) => encodeRouteDump(w, family),
+      'list routes',
+      () => {
+        out = [];
+        return (m) => {
+          if (m.type === RTM.NEWROUTE) out.push(decodeRoute(m.data));
+        };
+      },
+    );
     return out;
   }
 

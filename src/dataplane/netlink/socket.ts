@@ -59,13 +59,15 @@ export function isErrno(e: unknown, ...codes: string[]): boolean {
 interface Pending {
   op: string;
   parts: NlMessage[];
+  /** a streamed dump: each part goes here as it arrives instead of into `parts` */
+  each?: ((m: NlMessage) => void) | undefined;
+  /** dumps: a part arrived since the timer was last armed */
+  progress?: boolean;
   dump: boolean;
   interrupted: boolean;
   resolve(parts: NlMessage[]): void;
   reject(e: Error): void;
   timer?: NodeJS.Timeout;
-  /** dumps: the timeout is re-armed on every part (progress, not total time) */
-  arm?: () => void;
 }
 
 interface BatchWindow {
@@ -290,8 +292,9 @@ export class NlSocket {
       } else {
         // node_netlink hands every datagram over in a fresh buffer: views are safe to keep.
         // A single reply (RTM_GETLINK by name) is followed by the ACK we asked for: settle on that.
-        p.parts.push(m);
-        p.arm?.();
+        if (p.each) p.each(m);
+        else p.parts.push(m);
+        p.progress = true;
       }
     }
   }
@@ -322,17 +325,23 @@ export class NlSocket {
     return new Promise<NlMessage[]>((resolve, reject) => {
       const p: Pending = { op, parts: [], dump, interrupted: false, resolve, reject };
       if (this.timeoutMs > 0) {
+        // a dump times out once a whole timeoutMs went by without a part (so after timeoutMs to 2×timeoutMs
+        // of silence): the timer re-arms itself while parts arrive — a flag per part, not a timer per
+        // part (a 1M-route dump has 1M parts)
         const arm = (): void => {
-          if (p.timer) clearTimeout(p.timer);
           p.timer = setTimeout(() => {
             if (this.pending.get(seq) !== p) return;
+            if (dump && p.progress) {
+              p.progress = false;
+              arm();
+              return;
+            }
             if (dump) this.abandon(seq);
             this.settle(seq, p, new NetlinkError(ERRNO.ETIMEDOUT, op));
           }, this.timeoutMs);
           p.timer.unref();
         };
         arm();
-        if (dump) p.arm = arm;
       }
       this.pending.set(seq, p);
       this.raw.ref();
@@ -374,7 +383,18 @@ export class NlSocket {
    *  while the kernel answers EBUSY (another dump still running on this socket).
    *  One dump at a time per socket (the kernel answers a second one with EBUSY): dumps queue here. */
   dump(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
-    const run = this.dumpQueue.then(() => this.dumpNow(type, body, op));
+    return this.queueDump(type, body, op);
+  }
+
+  /** A dump whose parts are handed over as they arrive and not kept (a 1M-route table is not held as
+   *  1M raw messages): `start()` is called before each attempt (an interrupted dump starts over) and
+   *  returns the consumer of that attempt's parts. */
+  async dumpEach(type: number, body: (w: NlWriter) => void, op: string, start: () => (m: NlMessage) => void): Promise<void> {
+    await this.queueDump(type, body, op, start);
+  }
+
+  private queueDump(type: number, body: (w: NlWriter) => void, op: string, consumer?: () => (m: NlMessage) => void): Promise<NlMessage[]> {
+    const run = this.dumpQueue.then(() => this.dumpNow(type, body, op, consumer));
     this.dumpQueue = run.then(
       () => undefined,
       () => undefined,
@@ -382,7 +402,12 @@ export class NlSocket {
     return run;
   }
 
-  private async dumpNow(type: number, body: (w: NlWriter) => void, op: string): Promise<NlMessage[]> {
+  private async dumpNow(
+    type: number,
+    body: (w: NlWriter) => void,
+    op: string,
+    consumer?: () => (m: NlMessage) => void,
+  ): Promise<NlMessage[]> {
     let busy = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new NetlinkError(ERRNO.EBADF, op);
@@ -395,6 +420,7 @@ export class NlSocket {
       w.endMessage(start);
       const done = this.track(seq, op, true);
       const p = this.pending.get(seq)!;
+      if (consumer) p.each = consumer();
       this.sendBuffer(w.finish(), op);
       let parts: NlMessage[];
       try {
