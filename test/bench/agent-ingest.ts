@@ -376,10 +376,11 @@ try {
         console.log(`  run ${rep + 1}: ${fmt(res)}`);
       }
     }
-    const best = new Map<string, Result>();
+    const best = new Map<string, Result & { runs: number; spread: [number, number] }>();
     for (const [r, rs] of runs) {
       const b = rs.reduce((a, x) => (x.seconds < a.seconds ? x : a));
-      best.set(r, b);
+      const secs = rs.map((x) => x.seconds);
+      best.set(r, { ...b, runs: rs.length, spread: [Math.min(...secs), Math.max(...secs)] });
       const ts = rs.map((x) => x.seconds).sort((a, x) => a - x);
       console.log(`  best of ${rs.length}: ${fmt(b)}   (to-kernel spread ${ts[0]!.toFixed(2)}–${ts[ts.length - 1]!.toFixed(2)} s)`);
     }
@@ -389,7 +390,13 @@ try {
       console.log(
         `  ratio tabby/BIRD at ${n}: to kernel ${(tb.seconds / b.seconds).toFixed(2)}×, withdraw-all ${(tb.withdrawSeconds / Math.max(0.01, b.withdrawSeconds)).toFixed(2)}×, peak RSS ${(tb.peakRss / b.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, b.cpu)).toFixed(2)}×   (aims: ≤ 1.5× time, ≤ 3× memory, withdraw ≤ 1.5×)`,
       );
-      console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest', n, tabby: tb, bird: b })}`);
+      const before = best.get('tabby-before');
+      if (before)
+        console.log(
+          `  tabby now / before at ${n}: to kernel ${(tb.seconds / before.seconds).toFixed(2)}×, withdraw-all ${(tb.withdrawSeconds / Math.max(0.01, before.withdrawSeconds)).toFixed(2)}×, peak RSS ${(tb.peakRss / before.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, before.cpu)).toFixed(2)}×`,
+        );
+      // the report (report.ts) reads every member with `seconds` as a daemon; tabby's keys first
+      console.log(`RESULT ${JSON.stringify({ bench: 'agent-ingest', n, tabby: tb, ...(before ? { tabbyBefore: before } : {}), bird: b })}`);
     }
     const tf = best.get('tabby-filter');
     if (tb && tf) {
