@@ -140,3 +140,55 @@ export function findEndpoint(inp: PolicyInputs, key: string, namespace?: string)
 export function selectingPolicies(inp: PolicyInputs, ep: EndpointView, dir: PolicyType): { kind: string; id: string; order: number }[] {
   return policiesFor(policyViews(inp), ep, dir).map((p) => ({ kind: p.kind, id: p.id, order: p.order }));
 }
+
+/** `policy explain` as text (also the lab's policy demo): the selecting policies, the verdict for one flow. */
+export function explainText(
+  inp: PolicyInputs,
+  a: { pod: string; namespace?: string; from?: string; to?: string; protocol?: string; port?: number },
+): { text: string } | { error: string } {
+  const ep = findEndpoint(inp, a.pod, a.namespace);
+  if (!ep)
+    return {
+      error: `no workloadendpoint for "${a.pod}"${a.namespace ? ` in namespace ${a.namespace}` : ''} (tabbyctl get workloadendpoint lists them)`,
+    };
+  const out: string[] = [
+    `WorkloadEndpoint ${ep.id}  node ${ep.node}  interface ${ep.interfaceName}  ${ep.ipNetworks.join(', ')}`,
+    `  labels: ${Object.entries(ep.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
+  ];
+  for (const dir of ['Ingress', 'Egress'] as const) {
+    const pols = selectingPolicies(inp, ep, dir);
+    out.push(`${dir}:`);
+    if (!pols.length) out.push(`  no policy selects it: profiles ${ep.profiles.join(', ') || '(none: everything denied)'}`);
+    pols.forEach((p, i) => out.push(`  ${i + 1}. ${p.kind} ${p.id} (order ${p.order === Infinity ? 'none' : p.order})`));
+    if (pols.length) out.push(`  then default deny (Pass goes to profiles ${ep.profiles.join(', ') || '(none)'})`);
+  }
+  const peerArg = a.from ?? a.to;
+  if (peerArg) {
+    const [pns, pname] = peerArg.includes('/') ? (peerArg.split('/', 2) as [string, string]) : [undefined, peerArg];
+    const peerEp = findEndpoint(inp, pname, pns);
+    const ip = peerEp ? peerEp.ipNetworks[0]!.split('/')[0]! : peerArg;
+    if (!peerEp && !/^[\d.]+$|:/.test(ip)) return { error: `"${peerArg}" is neither an address nor a known pod` };
+    const f: Flow = {
+      direction: a.from ? 'Ingress' : 'Egress',
+      peer: { ip, ...(peerEp ? { endpoint: peerEp } : {}) },
+      protocol: a.protocol ?? 'tcp',
+      ...(a.port !== undefined ? { port: a.port } : {}),
+    };
+    const d = decide(inp, ep, f);
+    out.push(
+      `Verdict: ${f.direction.toLowerCase()} ${a.from ? 'from' : 'to'} ${ip}${peerEp ? ` (${peerEp.id})` : ''} ${f.protocol}${f.port !== undefined ? `/${f.port}` : ''}: ${d.allowed ? 'ALLOW' : 'DENY'} by ${d.by}`,
+    );
+    for (const s of d.trail) out.push(`  ${s}`);
+    if (peerEp) {
+      const back = decide(inp, peerEp, {
+        ...f,
+        direction: a.from ? 'Egress' : 'Ingress',
+        peer: { ip: ep.ipNetworks[0]!.split('/')[0]!, endpoint: ep },
+      });
+      out.push(`  (the other end, ${peerEp.id} ${a.from ? 'egress' : 'ingress'}: ${back.allowed ? 'ALLOW' : 'DENY'} by ${back.by})`);
+    }
+  }
+  return { text: out.join('\n') };
+}

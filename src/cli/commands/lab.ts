@@ -16,6 +16,7 @@ import {
 import { spawnIn } from '../../lab/netns.js';
 import { waitConverged, progressLine } from '../../lab/converge.js';
 import { planPairs } from '../../lab/probe.js';
+import { policyDemo } from '../../lab/policy-demo.js';
 import { renderEnvExports, resolveCommand } from '../../lab/env.js';
 import { SUBNETS } from '../../lab/topology.js';
 import { parseLabels } from '../../datastore/labels.js';
@@ -120,6 +121,7 @@ interface UpArgs extends CommonArgs {
   timeout: number;
   'ping-pairs': number;
   'ping-parallel': number;
+  'policy-demo'?: boolean;
 }
 
 /** Up to this many pods the ping results are drawn as a matrix; beyond it, a summary and the failures. */
@@ -160,7 +162,11 @@ const upCommand: CommandModule<object, UpArgs> = {
         default: 400,
         describe: 'ping every pod pair up to this many pairs, beyond it a sample spread over every pod (0: all)',
       })
-      .option('ping-parallel', { type: 'number', default: 8, describe: 'pings in flight at once' }) as Argv<UpArgs>,
+      .option('ping-parallel', { type: 'number', default: 8, describe: 'pings in flight at once' })
+      .option('policy-demo', {
+        type: 'boolean',
+        describe: 'then pods web, client, other in namespace demo and one policy: explain and pings show it working',
+      }) as Argv<UpArgs>,
   handler: async (argv) => {
     const t0 = Date.now();
     const lab = await createLab({
@@ -247,6 +253,7 @@ const upCommand: CommandModule<object, UpArgs> = {
         );
       }
     }
+    if (argv['policy-demo'] && !failed && agentMainPath()) failed = !(await policyDemo(lab, out));
     out(
       `\nlab up in ${((Date.now() - t0) / 1000).toFixed(1)} s. Try: tabbyctl lab exec ${lab.pods[0]?.name ?? workers[0]?.name ?? 'node-1'} -- ip route; tabbyctl lab down\n`,
     );

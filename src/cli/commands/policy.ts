@@ -1,13 +1,13 @@
 // tabbyctl label <kind> NAME k=v … [--overwrite] [--remove k …]   (calicoctl's label verb)
 // tabbyctl policy explain POD [-n NS] [--from IP|POD | --to IP|POD] [--protocol tcp] [--port 80]
 //   which policies select the pod, per direction in enforcement order, and the verdict for one flow
-//   with the rule that decided it. Rendering only; the logic is src/policy/explain.ts.
+//   with the rule that decided it. The logic and its text are src/policy/explain.ts.
 import type { Argv, CommandModule } from 'yargs';
 import { openDatastore, type Datastore } from '../../datastore/index.js';
 import { ResourceStore, resolveKind, isNamespaced } from '../../datastore/resources.js';
 import { labelResource, parseLabels, LabelError } from '../../datastore/labels.js';
 import type { PolicyInputs } from '../../policy/model.js';
-import { decide, findEndpoint, selectingPolicies, type Flow } from '../../policy/explain.js';
+import { explainText } from '../../policy/explain.js';
 import { withDatastoreFlags, datastoreConfigFromFlags, type DatastoreFlags } from './resources.js';
 
 async function withStore<R>(a: DatastoreFlags, fn: (rs: ResourceStore, ds: Datastore) => Promise<R>): Promise<R> {
@@ -90,7 +90,7 @@ export const labelCommand: CommandModule<object, LabelArgs> = {
   },
 };
 
-async function loadInputs(rs: ResourceStore): Promise<PolicyInputs> {
+export async function loadInputs(rs: ResourceStore): Promise<PolicyInputs> {
   const [endpoints, policies, globalPolicies, profiles] = await Promise.all([
     rs.list('WorkloadEndpoint'),
     rs.list('NetworkPolicy'),
@@ -123,52 +123,9 @@ const explainCommand: CommandModule<object, ExplainArgs> = {
       .example('tabbyctl policy explain web -n prod --from ns-b/client --port 80', '') as unknown as Argv<ExplainArgs>,
   handler: async (a) => {
     await withStore(a, async (rs) => {
-      const inp = await loadInputs(rs);
-      const ep = findEndpoint(inp, a.pod, a.namespace);
-      if (!ep)
-        failWith(
-          `no workloadendpoint for "${a.pod}"${a.namespace ? ` in namespace ${a.namespace}` : ''} (tabbyctl get workloadendpoint lists them)`,
-        );
-      const out: string[] = [
-        `WorkloadEndpoint ${ep.id}  node ${ep.node}  interface ${ep.interfaceName}  ${ep.ipNetworks.join(', ')}`,
-        `  labels: ${Object.entries(ep.labels)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(', ')}`,
-      ];
-      for (const dir of ['Ingress', 'Egress'] as const) {
-        const pols = selectingPolicies(inp, ep, dir);
-        out.push(`${dir}:`);
-        if (!pols.length) out.push(`  no policy selects it: profiles ${ep.profiles.join(', ') || '(none: everything denied)'}`);
-        pols.forEach((p, i) => out.push(`  ${i + 1}. ${p.kind} ${p.id} (order ${p.order === Infinity ? 'none' : p.order})`));
-        if (pols.length) out.push(`  then default deny (Pass goes to profiles ${ep.profiles.join(', ') || '(none)'})`);
-      }
-      const peerArg = a.from ?? a.to;
-      if (peerArg) {
-        const [pns, pname] = peerArg.includes('/') ? (peerArg.split('/', 2) as [string, string]) : [undefined, peerArg];
-        const peerEp = findEndpoint(inp, pname, pns);
-        const ip = peerEp ? peerEp.ipNetworks[0]!.split('/')[0]! : peerArg;
-        if (!peerEp && !/^[\d.]+$|:/.test(ip)) failWith(`"${peerArg}" is neither an address nor a known pod`);
-        const f: Flow = {
-          direction: a.from ? 'Ingress' : 'Egress',
-          peer: { ip, ...(peerEp ? { endpoint: peerEp } : {}) },
-          protocol: a.protocol ?? 'tcp',
-          ...(a.port !== undefined ? { port: a.port } : {}),
-        };
-        const d = decide(inp, ep, f);
-        out.push(
-          `Verdict: ${f.direction.toLowerCase()} ${a.from ? 'from' : 'to'} ${ip}${peerEp ? ` (${peerEp.id})` : ''} ${f.protocol}${f.port !== undefined ? `/${f.port}` : ''}: ${d.allowed ? 'ALLOW' : 'DENY'} by ${d.by}`,
-        );
-        for (const s of d.trail) out.push(`  ${s}`);
-        if (peerEp) {
-          const back = decide(inp, peerEp, {
-            ...f,
-            direction: a.from ? 'Egress' : 'Ingress',
-            peer: { ip: ep.ipNetworks[0]!.split('/')[0]!, endpoint: ep },
-          });
-          out.push(`  (the other end, ${peerEp.id} ${a.from ? 'egress' : 'ingress'}: ${back.allowed ? 'ALLOW' : 'DENY'} by ${back.by})`);
-        }
-      }
-      process.stdout.write(`${out.join('\n')}\n`);
+      const r = explainText(await loadInputs(rs), a);
+      if ('error' in r) failWith(r.error);
+      process.stdout.write(`${r.text}\n`);
     });
   },
 };
