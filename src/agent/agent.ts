@@ -315,7 +315,7 @@ export class Agent extends EventEmitter implements StatusSource {
       // Already holding a confirmed block of the family: nothing to claim (saves reads on every resync).
       if (this.snapshot.ownBlocks.some((b) => b.state === 'confirmed' && parseCidr(b.cidr).family === fam)) continue;
       const pools = await this.deps.resources.list<PoolRes>('IPPool');
-      if (!pools.some((p) => !p.spec.disabled && parseCidr(p.spec.cidr).family === fam)) continue;
+      if (!pools.some((p) => !p.spec.disabled && parseCidr(p.spec.cidr).family === fam && allowsUse(p, 'Workload'))) continue;
       try {
         await this.deps.ipam.ensureBlock(this.cfg.nodeName, fam);
         this.blockError = undefined;
@@ -345,7 +345,7 @@ export class Agent extends EventEmitter implements StatusSource {
         .tunnelAddress(
           this.cfg.nodeName,
           'ipip',
-          ipipPools.map((p) => p.spec.cidr),
+          ipipPools.filter((p) => allowsUse(p, 'Tunnel')).map((p) => p.spec.cidr),
         )
         .catch((e: unknown) => {
           this.logger.warn({ err: msg(e) }, 'no IPIP tunnel address');
@@ -364,8 +364,10 @@ export class Agent extends EventEmitter implements StatusSource {
     for (const family of [4, 6] as const) {
       const local = family === 4 ? this.address4 : this.address6;
       const have = family === 4 ? this.tunnels.vxlan : this.tunnels.vxlan6;
-      const fromPools = vxlanPools(family).map((p) => p.spec.cidr);
-      if (!fromPools.length || have || !local) continue;
+      // the device for every VXLAN pool; its address only from those allowing Tunnel (IPPool allowedUses)
+      const encap = vxlanPools(family);
+      const fromPools = encap.filter((p) => allowsUse(p, 'Tunnel')).map((p) => p.spec.cidr);
+      if (!encap.length || have || !local) continue;
       const addr = await ipam.tunnelAddress(this.cfg.nodeName, family === 4 ? 'vxlan' : 'vxlan-v6', fromPools);
       const mac = dp.vxlanMacForNode(this.cfg.nodeName, family);
       await dp.ensureVxlanTunnel({ localIp: ipOf(local), mac, ...(addr ? { address: addr } : {}) });
@@ -1116,5 +1118,8 @@ function mode(m: string | undefined): PoolMode {
   if (m === 'Always' || m === 'CrossSubnet') return m;
   return 'Never';
 }
+
+/** IPPool allowedUses (absent in a pool written before the field: both). */
+const allowsUse = (p: PoolRes, use: 'Workload' | 'Tunnel'): boolean => !p.spec.allowedUses || p.spec.allowedUses.includes(use);
 
 export { ipOf, hashRouterId } from './util.js';

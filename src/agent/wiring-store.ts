@@ -71,6 +71,7 @@ export function ipamPort(ipam: Ipam): IpamPort {
         node,
         ...(v6 ? { num6: 1 } : { num4: 1 }),
         pools: [...poolCidrs],
+        use: 'Tunnel',
         attrs: { node, type: TUNNEL_ATTR[kind] },
       });
       return (v6 ? r.ipv6 : r.ipv4)[0]?.split('/')[0];

@@ -16,6 +16,8 @@ export function toCniError(e: unknown): CniError {
       return new CniError(CNI_ERR.INVALID_NETCONF, err.message);
     case 'ENOTINPOOL':
       return new CniError(CNI_ERR.INVALID_NETCONF, err.message, 'a requested address must lie in an IPPool');
+    case 'EPOOLUSE':
+      return new CniError(CNI_ERR.INVALID_NETCONF, err.message, "a pod's address must lie in an IPPool whose allowedUses include Workload");
     case 'EADDRINUSE':
     case 'ESTRICTAFFINITY':
       return new CniError(CNI_ERR.ADDRESS_IN_USE, err.message);

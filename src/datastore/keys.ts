@@ -7,6 +7,7 @@ export const ROOT_PREFIX = '/tabby/';
 export const RESOURCE_PREFIX = `${ROOT_PREFIX}resources/v3/projectcalico.org/`;
 export const POOLS_PREFIX = `${RESOURCE_PREFIX}ippools/`;
 export const NODES_PREFIX = `${RESOURCE_PREFIX}nodes/`;
+export const RESERVATIONS_PREFIX = `${RESOURCE_PREFIX}ipreservations/`;
 /** IPAM: blocks, affinities, handles, config and the GC lease. */
 export const IPAM_PREFIX = `${ROOT_PREFIX}ipam/v2/`;
 export const BLOCKS_PREFIX = `${IPAM_PREFIX}blocks/`;

@@ -27,6 +27,8 @@ export * from './policy-types.js';
 
 import type { BGPFilterSpec } from './bgpfilter.js';
 export type { BGPFilterSpec } from './bgpfilter.js';
+import type { IPReservationSpec } from './ipreservation.js';
+export type { IPReservationSpec } from './ipreservation.js';
 
 export type EncapMode = 'Always' | 'CrossSubnet' | 'Never';
 
@@ -119,6 +121,7 @@ export type BGPConfiguration = Base<'BGPConfiguration', BGPConfigurationSpec>;
 export type BGPPeer = Base<'BGPPeer', BGPPeerSpec>;
 export type Node = Base<'Node', NodeSpec> & { status?: Record<string, unknown> };
 export type BGPFilter = Base<'BGPFilter', BGPFilterSpec>;
+export type IPReservation = Base<'IPReservation', IPReservationSpec>;
 export type WorkloadEndpoint = Base<'WorkloadEndpoint', WorkloadEndpointSpec>;
 export type NetworkPolicy = Base<'NetworkPolicy', NetworkPolicySpec>;
 export type GlobalNetworkPolicy = Base<'GlobalNetworkPolicy', GlobalNetworkPolicySpec>;
@@ -129,6 +132,7 @@ export type Resource =
   | BGPPeer
   | Node
   | BGPFilter
+  | IPReservation
   | WorkloadEndpoint
   | NetworkPolicy
   | GlobalNetworkPolicy
@@ -139,6 +143,7 @@ export interface KindMap {
   BGPPeer: BGPPeer;
   Node: Node;
   BGPFilter: BGPFilter;
+  IPReservation: IPReservation;
   WorkloadEndpoint: WorkloadEndpoint;
   NetworkPolicy: NetworkPolicy;
   GlobalNetworkPolicy: GlobalNetworkPolicy;
@@ -151,6 +156,7 @@ export const PLURALS: Record<ResourceKind, string> = {
   BGPPeer: 'bgppeers',
   Node: 'nodes',
   BGPFilter: 'bgpfilters',
+  IPReservation: 'ipreservations',
   WorkloadEndpoint: 'workloadendpoints',
   NetworkPolicy: 'networkpolicies',
   GlobalNetworkPolicy: 'globalnetworkpolicies',
@@ -164,6 +170,7 @@ const KIND_ALIASES: Record<ResourceKind, string[]> = {
   BGPPeer: ['bgppeer', 'bgppeers', 'bgpp', 'bgpps', 'bp', 'bps'],
   Node: ['node', 'nodes', 'no', 'nos'],
   BGPFilter: ['bgpfilter', 'bgpfilters', 'bgpf', 'bgpfs'],
+  IPReservation: ['ipreservation', 'ipreservations', 'ipr', 'iprs'],
   WorkloadEndpoint: ['workloadendpoint', 'workloadendpoints', 'wep', 'weps'],
   NetworkPolicy: ['networkpolicy', 'networkpolicies', 'policy', 'netpol', 'np', 'nps'],
   GlobalNetworkPolicy: ['globalnetworkpolicy', 'globalnetworkpolicies', 'gnp', 'gnps'],

@@ -6,6 +6,7 @@ import { parseDuration } from '../common/duration.js';
 import { parseCidr, cidrsOverlap, formatCidr, formatIp, formatIpWithPrefix, tryParseIp, type Cidr } from '../common/ip.js';
 import { parseSelector, type SelectorError } from './selector.js';
 import { checkBGPFilter } from './bgpfilter.js';
+import { checkIPReservation } from './ipreservation.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import { echo } from '../common/echo.js';
 import {
@@ -24,6 +25,7 @@ export const KINDS = [
   'BGPPeer',
   'Node',
   'BGPFilter',
+  'IPReservation',
   'WorkloadEndpoint',
   'NetworkPolicy',
   'GlobalNetworkPolicy',
@@ -656,6 +658,7 @@ const SPEC_CHECKERS: Record<ResourceKind, (c: Checker, name: string, spec: Obj) 
   BGPPeer: checkBGPPeer,
   Node: checkNode,
   BGPFilter: checkBGPFilter,
+  IPReservation: checkIPReservation,
   WorkloadEndpoint: checkWorkloadEndpoint,
   NetworkPolicy: checkNetworkPolicy,
   GlobalNetworkPolicy: checkGlobalNetworkPolicy,

@@ -3,9 +3,10 @@
 // ordinals (a released address goes to the back, so it is reused last), per-allocation attributes
 // (handle + owner attributes) and a per-allocation sequence number, so a release built from stale
 // information (the address was released and handed to someone else meanwhile) fails instead of freeing
-// the new owner's address. Nothing inside a block is reserved: every ordinal is assignable.
+// the new owner's address. Automatic assignment skips addresses an IPReservation covers (reservations.ts).
 // Callers copy a block (cloneBlock), change the copy, and write it back with a compare-and-swap.
 import { bitsOf, cidrContains, cidrSize, formatCidr, formatIp, nthIp, parseCidr, parseIp, type Cidr, type Family } from '../common/ip.js';
+import { NO_RESERVATIONS, type Reservations } from './reservations.js';
 
 export interface AllocationAttribute {
   /** The allocation owner, e.g. `k8s-pod-network.<containerID>`; null for an anonymous allocation. */
@@ -150,14 +151,41 @@ function allocate(b: BlockValue, ordinal: number, attrIndex: number): Assigned {
   return { ip: ordinalToIp(b, ordinal), ordinal, sequenceNumber: seq };
 }
 
-/** Take up to `num` addresses from the front of the free FIFO. Mutates `b`. */
-export function blockAutoAssign(b: BlockValue, num: number, handle: string | null, attrs: Record<string, string>): Assigned[] {
+/** Take up to `num` addresses from the front of the free FIFO, skipping reserved ones (they stay free,
+ *  in place). Mutates `b`. */
+export function blockAutoAssign(
+  b: BlockValue,
+  num: number,
+  handle: string | null,
+  attrs: Record<string, string>,
+  reserved: Reservations = NO_RESERVATIONS,
+): Assigned[] {
   const out: Assigned[] = [];
-  if (num <= 0 || b.unallocated.length === 0) return out;
+  if (num <= 0 || blockNumFree(b, reserved) === 0) return out;
   const attrIndex = findOrAddAttribute(b, handle, attrs);
-  const take = b.unallocated.splice(0, num);
+  let take: number[];
+  if (!reserved.matchesSome(blockCidr(b))) take = b.unallocated.splice(0, num);
+  else {
+    const c = blockCidr(b);
+    take = [];
+    const keep: number[] = [];
+    for (const ord of b.unallocated) {
+      if (take.length < num && !reserved.matchesIp(nthIp(c, ord))) take.push(ord);
+      else keep.push(ord);
+    }
+    b.unallocated = keep;
+  }
   for (const ord of take) out.push(allocate(b, ord, attrIndex));
   return out;
+}
+
+/** Free addresses automatic assignment may hand out (free and not reserved). */
+export function blockNumFree(b: BlockValue, reserved: Reservations = NO_RESERVATIONS): number {
+  if (reserved.empty) return b.unallocated.length;
+  const c = blockCidr(b);
+  if (reserved.matchesWhole(c)) return 0;
+  if (!reserved.matchesSome(c)) return b.unallocated.length;
+  return b.unallocated.filter((ord) => !reserved.matchesIp(nthIp(c, ord))).length;
 }
 
 /** Assign one requested address. Mutates `b`. Throws AddressInUse when taken. */

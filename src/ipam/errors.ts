@@ -52,3 +52,15 @@ export class IpamRetriesExhausted extends Error {
     this.name = 'IpamRetriesExhausted';
   }
 }
+
+export class PoolUseNotAllowed extends Error {
+  readonly code = 'EPOOLUSE';
+  constructor(
+    readonly ip: string,
+    readonly pool: string,
+    readonly use: string,
+  ) {
+    super(`address ${ip} is in IP pool "${pool}", whose allowedUses do not include ${use}`);
+    this.name = 'PoolUseNotAllowed';
+  }
+}

@@ -1,6 +1,7 @@
 // IPAM: pods get addresses from per-node affine blocks carved out of IP pools, Calico's way.
 //   block.ts  pure operations on one block (allocate/release by ordinal, FIFO reuse, sequence numbers)
-//   pools.ts  what IPAM reads about IPPools and Nodes; pool choice (nodeSelector, requested pools)
+//   pools.ts  what IPAM reads about IPPools and Nodes; pool choice (nodeSelector, requested pools, allowedUses)
+//   reservations.ts  IPReservation: reserved addresses are skipped by automatic assignment
 //   store.ts  datastore keys and typed reads/writes (create-if-absent, compare-and-swap)
 //   ipam.ts   orchestration: autoAssign, assignIP, release*, claim/release blocks, check, gc
 // Watch `IPAM_PREFIX` (/tabby/ipam/v2/) for block and affinity changes.
@@ -37,8 +38,10 @@ export {
   basicSelectorMatches,
   poolFromResource,
   setSelectorMatcher,
+  poolAllows,
   type PoolInfo,
   type PoolSource,
+  type PoolUse,
   type SelectorMatcher,
 } from './pools.js';
 export {
@@ -50,3 +53,4 @@ export {
   type IpamConfig,
 } from './store.js';
 export { IpamGc, type GcLease, type GcTick, type IpamGcOptions } from './gc.js';
+export { Reservations } from './reservations.js';

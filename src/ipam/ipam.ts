@@ -16,6 +16,7 @@ import {
   blockAssign,
   blockAutoAssign,
   blockHandleCounts,
+  blockNumFree,
   blockProblems,
   blockRelease,
   blockReleaseByHandle,
@@ -31,16 +32,19 @@ import {
   type Assigned,
   type ReleaseRequest,
 } from './block.js';
-import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, StrictAffinityViolation } from './errors.js';
+import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, PoolUseNotAllowed, StrictAffinityViolation } from './errors.js';
 import {
   DatastorePoolSource,
+  poolAllows,
   poolOfBlock,
   poolOfIp,
   poolsForNode,
   resolveRequestedPools,
   type PoolInfo,
   type PoolSource,
+  type PoolUse,
 } from './pools.js';
+import { Reservations } from './reservations.js';
 import { IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig } from './store.js';
 
 /** The few logger methods IPAM uses (a pino logger fits). */
@@ -86,6 +90,9 @@ export interface AutoAssignArgs {
   pools4?: string[];
   pools6?: string[];
   attrs?: Record<string, string>;
+  /** What the addresses are for (Calico's IntendedUse): only pools whose allowedUses include it are
+   *  used. Default Workload (pods); the agent asks for Tunnel. */
+  use?: PoolUse;
 }
 
 export interface AssignedAddress {
@@ -213,11 +220,13 @@ export class Ipam {
    *  cannot be satisfied, what was taken is released and PoolExhausted is thrown. */
   async autoAssign(args: AutoAssignArgs): Promise<AutoAssignResult> {
     const res: AutoAssignResult = { ipv4: [], ipv6: [], allocations: [] };
-    const [{ config }, allPools, nodeAffs] = await Promise.all([
+    const [{ config }, allPools, nodeAffs, reserved] = await Promise.all([
       this.store.getConfig(),
       this.pools.listPools(),
       this.store.listAffinities(args.node),
+      this.reservations(),
     ]);
+    const use = args.use ?? 'Workload';
     try {
       for (const [family, num] of [
         [4, args.num4 ?? 0],
@@ -225,8 +234,8 @@ export class Ipam {
       ] as [Family, number][]) {
         if (num <= 0) continue;
         const requested = requestedPools(allPools, args, family);
-        const pools = await this.eligiblePools(allPools, family, args.node, requested);
-        const got = await this.autoAssignFamily({ ...args, pools: requested }, family, num, pools, config, nodeAffs);
+        const pools = await this.eligiblePools(allPools, family, args.node, requested, use);
+        const got = await this.autoAssignFamily({ ...args, pools: requested, use }, family, num, pools, config, nodeAffs, reserved);
         for (const a of got) {
           res.allocations.push(a);
           (family === 4 ? res.ipv4 : res.ipv6).push(hostCidr(a.ip));
@@ -243,8 +252,16 @@ export class Ipam {
     return res;
   }
 
-  private async eligiblePools(all: PoolInfo[], family: Family, node: string, requested?: string[]): Promise<PoolInfo[]> {
-    const candidates = requested?.length ? resolveRequestedPools(all, requested, family) : all.filter((p) => p.family === family);
+  private async eligiblePools(
+    all: PoolInfo[],
+    family: Family,
+    node: string,
+    requested: string[] | undefined,
+    use: PoolUse,
+  ): Promise<PoolInfo[]> {
+    const candidates = (requested?.length ? resolveRequestedPools(all, requested, family) : all.filter((p) => p.family === family)).filter(
+      (p) => poolAllows(p, use),
+    );
     if (requested?.length && candidates.length === 0) return [];
     const needsLabels = candidates.some((p) => !['', 'all()'].includes(p.nodeSelector.trim()));
     const labels = needsLabels ? ((await this.pools.nodeLabels(node)) ?? {}) : {};
@@ -258,29 +275,33 @@ export class Ipam {
     pools: PoolInfo[],
     config: IpamConfig,
     nodeAffs: KVPair<{ node: string; cidr: string; state: AffinityState }>[],
+    reserved: Reservations,
   ): Promise<AssignedAddress[]> {
     const { node, handle } = args;
     const attrs = args.attrs ?? {};
+    const use = args.use ?? 'Workload';
     if (pools.length === 0) {
       throw new PoolExhausted(
         '',
         family,
         node,
         args.pools?.length
-          ? `none of the requested pools (${args.pools.join(', ')}) is an enabled IPv${family} pool whose nodeSelector matches the node`
-          : `no enabled IPv${family} pool whose nodeSelector matches the node`,
+          ? `none of the requested pools (${args.pools.join(', ')}) is an enabled IPv${family} pool whose nodeSelector matches the node and whose allowedUses include ${use}`
+          : `no enabled IPv${family} pool whose nodeSelector matches the node and whose allowedUses include ${use}`,
       );
     }
     const out: AssignedAddress[] = [];
     const inPools = (cidr: string) => poolOfBlock(pools, cidr) !== undefined;
 
     // 1. The node's own blocks, confirmed first; a pending one is a claim to finish.
-    const affs = nodeAffs.filter((a) => inPools(a.value.cidr) && a.value.state !== 'pendingDeletion');
+    const affs = nodeAffs.filter(
+      (a) => inPools(a.value.cidr) && a.value.state !== 'pendingDeletion' && !reserved.matchesWhole(parseCidr(a.value.cidr)),
+    );
     affs.sort((a, b) => Number(a.value.state !== 'confirmed') - Number(b.value.state !== 'confirmed'));
     for (const aff of affs) {
       if (out.length >= num) break;
       if (aff.value.state === 'pending' && !(await this.claimBlock(node, aff.value.cidr))) continue;
-      out.push(...(await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node)));
+      out.push(...(await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node, reserved)));
     }
 
     // 2. Claim new blocks while below maxBlocksPerHost.
@@ -291,23 +312,23 @@ export class Ipam {
         reason = `node holds ${held} IPv${family} blocks, the maxBlocksPerHost limit`;
         break;
       }
-      const cidr = await this.findUnclaimedBlock(node, pools);
+      const cidr = await this.findUnclaimedBlock(node, pools, reserved);
       if (!cidr) {
-        reason = 'every block of the pool is claimed';
+        reason = reserved.empty ? 'every block of the pool is claimed' : 'every block of the pool is claimed or wholly reserved';
         break;
       }
       if (!(await this.claimBlock(node, cidr))) continue; // another node won it: search again
-      out.push(...(await this.assignFromBlock(cidr, num - out.length, handle, attrs, node)));
+      out.push(...(await this.assignFromBlock(cidr, num - out.length, handle, attrs, node, reserved)));
     }
 
     // 3. Borrow from other nodes' blocks (Calico's default), unless strictAffinity.
     if (out.length < num && config.strictAffinity) reason += "; strictAffinity forbids borrowing from other nodes' blocks";
     if (out.length < num && !config.strictAffinity) {
-      const blocks = (await this.store.listBlocks()).filter((b) => inPools(b.value.cidr) && numFree(b.value) > 0);
+      const blocks = (await this.store.listBlocks()).filter((b) => inPools(b.value.cidr) && blockNumFree(b.value, reserved) > 0);
       shuffle(blocks, this.random);
       for (const b of blocks) {
         if (out.length >= num) break;
-        out.push(...(await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined)));
+        out.push(...(await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined, reserved)));
       }
       if (out.length < num) reason += '; no free address left in any block to borrow';
     }
@@ -327,6 +348,7 @@ export class Ipam {
     handle: string,
     attrs: Record<string, string>,
     affineTo: string | undefined,
+    reserved: Reservations,
   ): Promise<AssignedAddress[]> {
     let counted = 0; // addresses already added to the handle for this block
     try {
@@ -335,7 +357,7 @@ export class Ipam {
         if (!kv) return [];
         if (affineTo !== undefined && kv.value.affinity !== hostAffinity(affineTo)) return [];
         const b = cloneBlock(kv.value);
-        const got = blockAutoAssign(b, num, handle, attrs);
+        const got = blockAutoAssign(b, num, handle, attrs, reserved);
         if (got.length === 0) return [];
         if (counted < got.length) {
           await this.adjustHandle(handle, cidr, got.length - counted, attrs);
@@ -398,11 +420,18 @@ export class Ipam {
   /** Assign one specific address (a pod's requested IP, an agent's tunnel address) to `handle`.
    *  When its block does not exist yet and `node` is given, the node claims that block. Idempotent for the
    *  same handle. Throws AddressInUse, AddressNotInPool, StrictAffinityViolation. */
-  async assignIP(args: { ip: string; handle: string; node?: string; attrs?: Record<string, string> }): Promise<AssignedAddress> {
+  async assignIP(args: {
+    ip: string;
+    handle: string;
+    node?: string;
+    attrs?: Record<string, string>;
+    use?: PoolUse;
+  }): Promise<AssignedAddress> {
     const ip = parseIp(args.ip);
     const pools = await this.pools.listPools();
     const pool = poolOfIp(pools, args.ip);
     if (!pool) throw new AddressNotInPool(args.ip);
+    if (!poolAllows(pool, args.use ?? 'Workload')) throw new PoolUseNotAllowed(args.ip, pool.name, args.use ?? 'Workload');
     const cidr = formatCidr(cidrOf(ip, pool.blockSize));
     const { config } = await this.store.getConfig();
     const attrs = args.attrs ?? {};
@@ -451,10 +480,16 @@ export class Ipam {
 
   /** Make sure `node` holds at least one confirmed affine block of `family` (the agent calls this at
    *  start, before any pod, so it has a block to route and a tunnel address). Returns its CIDR. */
-  async ensureBlock(node: string, family: Family): Promise<string> {
-    const [{ config }, all] = await Promise.all([this.store.getConfig(), this.pools.listPools()]);
-    const pools = await this.eligiblePools(all, family, node);
-    if (pools.length === 0) throw new PoolExhausted('', family, node, `no enabled IPv${family} pool whose nodeSelector matches the node`);
+  async ensureBlock(node: string, family: Family, use: PoolUse = 'Workload'): Promise<string> {
+    const [{ config }, all, reserved] = await Promise.all([this.store.getConfig(), this.pools.listPools(), this.reservations()]);
+    const pools = await this.eligiblePools(all, family, node, undefined, use);
+    if (pools.length === 0)
+      throw new PoolExhausted(
+        '',
+        family,
+        node,
+        `no enabled IPv${family} pool whose nodeSelector matches the node and whose allowedUses include ${use}`,
+      );
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       const affs = (await this.store.listAffinities(node)).filter((a) => poolOfBlock(pools, a.value.cidr));
       const confirmed = affs.find((a) => a.value.state === 'confirmed');
@@ -463,7 +498,7 @@ export class Ipam {
       if (pending && (await this.claimBlock(node, pending.value.cidr))) return pending.value.cidr;
       const held = (await this.store.listAffinities(node)).filter((a) => parseCidr(a.value.cidr).family === family).length;
       if (held >= config.maxBlocksPerHost) break;
-      const cidr = await this.findUnclaimedBlock(node, pools);
+      const cidr = await this.findUnclaimedBlock(node, pools, reserved);
       if (!cidr) break;
       if (await this.claimBlock(node, cidr)) return cidr;
     }
@@ -475,8 +510,9 @@ export class Ipam {
     return (await this.store.listAffinities(node)).map((a) => ({ cidr: a.value.cidr, state: a.value.state }));
   }
 
-  /** First block of the pools (in the node's hash-seeded order) that does not exist yet. */
-  private async findUnclaimedBlock(node: string, pools: PoolInfo[]): Promise<string | undefined> {
+  /** First block of the pools (in the node's hash-seeded order) that does not exist yet and is not
+   *  wholly reserved. */
+  private async findUnclaimedBlock(node: string, pools: PoolInfo[], reserved: Reservations): Promise<string | undefined> {
     const existing = (await this.store.listBlocks()).map((b) => parseCidr(b.value.cidr));
     const exact = new Set(existing.map(formatCidr));
     for (const pool of pools) {
@@ -488,6 +524,7 @@ export class Ipam {
         const text = formatCidr(c);
         if (exact.has(text)) continue;
         if (odd.some((e) => cidrContainsCidr(e, c) || cidrContainsCidr(c, e))) continue;
+        if (reserved.matchesWhole(c)) continue;
         return text;
       }
     }
@@ -823,6 +860,10 @@ export class Ipam {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private async reservations(): Promise<Reservations> {
+    return new Reservations(await this.pools.listReservations());
+  }
 
   /** Run `fn` until it does not hit a CAS conflict (or a create that lost a race), at most maxRetries times. */
   private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -2,10 +2,13 @@
 // on the datastore: the default source reads the IPPool/Node resources (projectcalico.org/v3 shapes)
 // straight from their datastore keys. Pure helpers: pool choice for a node (enabled, family,
 // nodeSelector, requested names/CIDRs) and finding the pool of an address.
-import { NODES_PREFIX, POOLS_PREFIX } from '../datastore/keys.js';
+import { NODES_PREFIX, POOLS_PREFIX, RESERVATIONS_PREFIX } from '../datastore/keys.js';
 import { cidrContains, cidrContainsCidr, formatCidr, parseCidr, parseIp, type Family } from '../common/ip.js';
 import type { Datastore } from '../datastore/types.js';
 import { parseSelector } from '../datastore/selector.js';
+
+/** What a pool's addresses may be used for (IPPool `allowedUses`). */
+export type PoolUse = 'Workload' | 'Tunnel';
 
 export interface PoolInfo {
   name: string;
@@ -17,6 +20,8 @@ export interface PoolInfo {
   disabled: boolean;
   /** Calico selector over node labels; '' or 'all()' = every node. */
   nodeSelector: string;
+  /** Absent = both (Calico's default). */
+  allowedUses?: PoolUse[];
 }
 
 export interface PoolSource {
@@ -25,11 +30,20 @@ export interface PoolSource {
   nodeLabels(node: string): Promise<Record<string, string> | undefined>;
   /** Names of all registered nodes (for `check`: blocks affine to nodes that are gone). */
   listNodes(): Promise<string[]>;
+  /** Every IPReservation's reservedCIDRs (addresses or CIDRs), all resources together. */
+  listReservations(): Promise<string[]>;
 }
 
 interface ResourceLike {
   metadata?: { name?: string; labels?: Record<string, string> };
-  spec?: { cidr?: string; blockSize?: number; disabled?: boolean; nodeSelector?: string };
+  spec?: {
+    cidr?: string;
+    blockSize?: number;
+    disabled?: boolean;
+    nodeSelector?: string;
+    allowedUses?: PoolUse[];
+    reservedCIDRs?: string[];
+  };
 }
 
 /** Reads IPPool and Node resources from their datastore keys. */
@@ -55,6 +69,11 @@ export class DatastorePoolSource implements PoolSource {
     const { items } = await this.ds.list<ResourceLike>(NODES_PREFIX);
     return items.map((kv) => kv.value.metadata?.name ?? kv.key.slice(NODES_PREFIX.length));
   }
+
+  async listReservations(): Promise<string[]> {
+    const { items } = await this.ds.list<ResourceLike>(RESERVATIONS_PREFIX);
+    return items.flatMap((kv) => kv.value.spec?.reservedCIDRs ?? []);
+  }
 }
 
 /** A PoolInfo from an IPPool resource; undefined when it has no usable CIDR. */
@@ -75,6 +94,7 @@ export function poolFromResource(r: ResourceLike, fallbackName: string): PoolInf
     blockSize: Math.max(blockSize, c.prefixLen),
     disabled: r.spec?.disabled === true,
     nodeSelector: r.spec?.nodeSelector ?? '',
+    ...(r.spec?.allowedUses ? { allowedUses: [...r.spec.allowedUses] } : {}),
   };
 }
 
@@ -83,6 +103,7 @@ export class StaticPoolSource implements PoolSource {
   constructor(
     public pools: PoolInfo[],
     public nodes: Map<string, Record<string, string>> = new Map(),
+    public reservations: string[] = [],
   ) {}
   async listPools(): Promise<PoolInfo[]> {
     return this.pools.map((p) => ({ ...p }));
@@ -92,6 +113,9 @@ export class StaticPoolSource implements PoolSource {
   }
   async listNodes(): Promise<string[]> {
     return [...this.nodes.keys()];
+  }
+  async listReservations(): Promise<string[]> {
+    return [...this.reservations];
   }
 }
 
@@ -157,6 +181,9 @@ export function resolveRequestedPools(all: PoolInfo[], requested: string[], fami
 export function poolsForNode(pools: PoolInfo[], family: Family, labels: Record<string, string>): PoolInfo[] {
   return pools.filter((p) => p.family === family && !p.disabled && selectorMatches(p.nodeSelector, labels));
 }
+
+/** The pool's allowedUses permit `use` (no list = Workload and Tunnel). */
+export const poolAllows = (p: PoolInfo, use: PoolUse): boolean => !p.allowedUses || p.allowedUses.includes(use);
 
 export function poolOfIp(pools: PoolInfo[], ip: string): PoolInfo | undefined {
   const a = parseIp(ip);

@@ -339,6 +339,10 @@ function rowsFor(kind: ResourceKind, items: Resource[], wide: boolean): { header
         rows: fs.map((f) => [f.metadata.name, n(f.spec.importV4), n(f.spec.exportV4), n(f.spec.importV6), n(f.spec.exportV6)]),
       };
     }
+    case 'IPReservation': {
+      const rs = items as Extract<Resource, { kind: 'IPReservation' }>[];
+      return { headers: ['NAME', 'RESERVEDCIDRS'], rows: rs.map((r) => [r.metadata.name, r.spec.reservedCIDRs.join(',')]) };
+    }
     default:
       return policyRows(kind, items, wide);
   }

@@ -534,3 +534,42 @@ t.test('own Node deleted while running: registered again', async (t) => {
   });
   t.match(back, { spec: { bgp: { ipv4Address: '10.0.0.1/24' } } });
 });
+
+t.test('IPPool allowedUses: the VTEP address comes from the Tunnel pool, the pod block from the Workload pool', async (t) => {
+  const mem = new MemoryDatastore();
+  const store = new ResourceStore(mem);
+  const pool = (name: string, cidr: string, allowedUses: string[]) =>
+    store.create({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'IPPool',
+      metadata: { name },
+      spec: { cidr, vxlanMode: 'Always', allowedUses },
+    } as never);
+  await pool('a-tunnels', '10.250.0.0/24', ['Tunnel']);
+  await pool('pods', '10.244.0.0/16', ['Workload']);
+  const dp = new FakeDataplane(false);
+  const a = makeAgent('a', '10.0.0.1/24', mem, new FakeNet(), dp);
+  await a.agent.start();
+  t.teardown(() => a.agent.stop());
+  const node = await a.store.get('Node', 'a');
+  t.match(node?.spec.ipv4VXLANTunnelAddr, /^10\.250\.0\./, 'VTEP address from the Tunnel-only pool');
+  t.match(dp.tunnels, [/^vxlan 10\.250\.0\./]);
+  const blocks = await new Ipam(mem).listBlocks();
+  t.same(blocks.map((b) => b.pool).sort(), ['a-tunnels', 'pods'], "the node's pod block is from the Workload pool");
+
+  // A VXLAN pool without Tunnel gives no VTEP address (Calico's tunnel allocator skips it); the device is still made.
+  const mem2 = new MemoryDatastore();
+  await new ResourceStore(mem2).create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'IPPool',
+    metadata: { name: 'pods' },
+    spec: { cidr: '10.244.0.0/16', vxlanMode: 'Always', allowedUses: ['Workload'] },
+  } as never);
+  const dp2 = new FakeDataplane(false);
+  const b = makeAgent('a', '10.0.0.1/24', mem2, new FakeNet(), dp2);
+  await b.agent.start();
+  t.teardown(() => b.agent.stop());
+  t.equal((await b.store.get('Node', 'a'))?.spec.ipv4VXLANTunnelAddr, undefined, 'no VTEP address from a Workload-only pool');
+  t.same(dp2.tunnels, ['vxlan undefined 66:00:00:00:00:0a 10.0.0.1']);
+  t.equal((await new Ipam(mem2).listBlocks()).length, 1, 'the pod block is still claimed');
+});
