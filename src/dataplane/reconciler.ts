@@ -31,6 +31,9 @@ export interface ReconcileDriver<T> {
   leavesOld?(desired: T, actual: T): boolean;
   /** every kernel object of this kind (owned or not) */
   list(): Promise<T[]>;
+  /** the same as a stream (optional; preferred): `start()` before each attempt returns the consumer of
+   *  that attempt's objects — a 1M-route dump is compared as it arrives instead of held whole */
+  listEach?(start: () => (item: T) => void): Promise<void>;
   /** create or replace each item; returns failures */
   apply(items: T[]): Promise<Failure<T>[]>;
   /** delete each item; "already gone" counts as success; returns failures */
@@ -69,7 +72,7 @@ export interface ReconcilerOptions {
 export class Reconciler<T> extends EventEmitter {
   private desired = new Map<string, T>();
   /** kernel state as last seen (dump + events + our own successful changes) */
-  private readonly actual = new Map<string, T>();
+  private actual = new Map<string, T>();
   private readonly dirty = new Set<string>();
   private needResync = true;
   private running: Promise<ApplyResult<T>> | undefined;
@@ -274,27 +277,42 @@ export class Reconciler<T> extends EventEmitter {
   private async pass(): Promise<ApplyResult<T>> {
     const d = this.driver;
     let resynced = false;
-    let items: T[] | undefined;
+    let dumped: Map<string, T> | undefined;
     if (this.needResync) {
       this.needResync = false;
       try {
-        items = await d.list();
+        // kernel state as dumped: objects a desired key collides with, or ours. One equal to its desired
+        // object is kept as that object (the dumped copy is dropped at once)
+        const absorb = (next: Map<string, T>, it: T): void => {
+          const k = d.key(it);
+          const want = this.desired.get(k);
+          if (want !== undefined && d.equal(want, it)) next.set(k, want);
+          else if (want !== undefined || d.owned(it)) next.set(k, it);
+        };
+        if (d.listEach) {
+          let next = new Map<string, T>();
+          await d.listEach(() => {
+            next = new Map();
+            return (it) => absorb(next, it);
+          });
+          dumped = next;
+        } else {
+          const next = new Map<string, T>();
+          for (const it of await d.list()) absorb(next, it);
+          dumped = next;
+        }
       } catch (e) {
         // apply what is known (the dirty keys against the last known kernel state); dump again later
         this.needResync = true;
         this.lastError = { message: `list ${d.kind}s: ${e instanceof Error ? e.message : String(e)}`, at: new Date() };
       }
     }
-    if (items) {
-      this.actual.clear();
+    if (dumped) {
+      this.actual = dumped;
       this.heldKeys.clear(); // every owned object is looked at again below
-      for (const it of items) {
-        const k = d.key(it);
-        // a desired key collides with this object, or the object is ours: track it
-        if (d.owned(it) || this.desired.has(k)) this.actual.set(k, it);
-      }
-      for (const k of this.desired.keys()) this.dirty.add(k);
-      for (const [k, it] of this.actual) if (d.owned(it)) this.dirty.add(k);
+      // only what differs is dirty (not every desired key: a resync of a converged 1M-route table does no more)
+      for (const k of this.desired.keys()) if (!dumped.has(k)) this.dirty.add(k);
+      for (const [k, it] of dumped) if (this.desired.get(k) !== it) this.dirty.add(k);
       resynced = true;
     }
     const keys = [...this.dirty];

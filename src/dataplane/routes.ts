@@ -47,6 +47,8 @@ export interface Route {
 /** What the reconciler needs from a Netlink handle (a fake can stand in). */
 export interface RouteDataplane {
   listRoutes(family?: 4 | 6): Promise<KernelRoute[]>;
+  /** the same as a stream (optional): a big table is compared as it arrives */
+  listRoutesEach?(family: 4 | 6 | undefined, start: () => (r: KernelRoute) => void): Promise<void>;
   listLinks(): Promise<Link[]>;
   routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]>;
   subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void; pause?(): void; resume?(): void };
@@ -117,6 +119,10 @@ export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
   return sameHops(want.multipath, have.multipath);
 }
 
+/** Kernel-made routes of kinds tabby never programs (never compared, never owned). */
+const notOurKind = (r: KernelRoute): boolean =>
+  r.type === 'local' || r.type === 'broadcast' || r.type === 'multicast' || r.type === 'anycast';
+
 /** A desired route in kernel form that remembers the device names it was asked with (a link change
  *  re-resolves them); the extra fields are ignored by encoding and comparison. */
 interface Wanted extends KernelRoute {
@@ -168,6 +174,7 @@ export class RouteReconciler extends EventEmitter {
       leavesOld: (want, have) => !samePriority(want, have),
       owned: (r) => r.type !== 'local' && r.type !== 'broadcast' && this.owns(r, r.oif ? this.byIndex.get(r.oif) : undefined),
       list: () => this.dump(),
+      ...(nl.listRoutesEach ? { listEach: (start: () => (r: KernelRoute) => void) => this.dumpEach(start) } : {}),
       apply: (items) => this.batch('replace', items),
       remove: (items) => this.batch('del', items),
     };
@@ -392,6 +399,21 @@ export class RouteReconciler extends EventEmitter {
   }
 
   private async dump(): Promise<KernelRoute[]> {
+    await this.refreshLinks();
+    return (await this.nl.listRoutes()).filter((r) => !notOurKind(r));
+  }
+
+  private async dumpEach(start: () => (r: KernelRoute) => void): Promise<void> {
+    await this.refreshLinks();
+    await this.nl.listRoutesEach!(undefined, () => {
+      const each = start();
+      return (r) => {
+        if (!notOurKind(r)) each(r);
+      };
+    });
+  }
+
+  private async refreshLinks(): Promise<void> {
     const links = await this.nl.listLinks();
     let changed = links.length !== this.byIndex.size;
     for (const l of links)
@@ -408,9 +430,6 @@ export class RouteReconciler extends EventEmitter {
       }
       this.reresolve();
     }
-    return (await this.nl.listRoutes()).filter(
-      (r) => r.type !== 'local' && r.type !== 'broadcast' && r.type !== 'multicast' && r.type !== 'anycast',
-    );
   }
 
   private async batch(op: 'replace' | 'del', items: KernelRoute[]): Promise<Failure<KernelRoute>[]> {

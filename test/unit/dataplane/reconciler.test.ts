@@ -180,3 +180,35 @@ t.test('a dump that fails does not stop the pass: known changes are applied, the
   t.same([...k.kernel.keys()], ['b'], 'and the stale owned object found by it removed');
   t.equal(r.inSync, true);
 });
+
+t.test('a streamed dump (listEach): an interrupted attempt starts over; only what differs is changed', async (t) => {
+  const k = fakeKernel([me('a'), me('stale'), { key: 'foreign', value: 'x', owner: 'other' }]);
+  let attempts = 0;
+  const driver: ReconcileDriver<Obj> = {
+    ...k.driver,
+    list: async () => {
+      throw new Error('list() is not used when listEach is there');
+    },
+    listEach: async (start) => {
+      attempts++;
+      // the first attempt is cut short after one object (as an NLM_F_DUMP_INTR dump), then the whole dump
+      const first = start();
+      first(me('gone-by-now'));
+      const each = start();
+      for (const o of k.kernel.values()) each(o);
+    },
+  };
+  const r = new Reconciler(driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('a'), me('b')]);
+  const res = await r.apply();
+  t.equal(attempts, 1);
+  t.equal(res.resynced, true);
+  t.equal(res.added, 1, 'b added; a (equal) untouched');
+  t.equal(res.removed, 1, 'stale removed; the first attempt’s object is not in the state');
+  t.same([...k.kernel.keys()].sort(), ['a', 'b', 'foreign']);
+  r.markResync();
+  const again = await r.apply();
+  t.equal(again.resynced, true);
+  t.equal(again.added + again.removed, 0, 'a resync of a converged kernel changes nothing');
+  t.equal(r.inSync, true);
+});
