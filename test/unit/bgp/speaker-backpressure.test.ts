@@ -78,7 +78,10 @@ t.test('route refresh: through the Adj-RIB-Out, respects a blocked socket, 1000 
   let refreshed = 0;
   b.on('route-refresh', () => refreshed++);
   for (let i = 0; i < 1000; i++) out.emit('route-refresh', { type: 'route-refresh', afi: 1, safi: 1, subtype: 0 });
-  await new Promise((r) => setTimeout(r, 500));
+  // Every request processed while blocked (a fixed 500 ms was too short on a loaded machine: requests
+  // still queued after the drain started a third refresh).
+  await until(() => b.peers()[0]!.inboundQueued === 0, 30_000, 'every request processed');
+  await new Promise((r) => setTimeout(r, 100));
   const grew = out.sentBytes - before;
   t.ok(
     grew <= dumpBytes * 1.5,
