@@ -245,6 +245,8 @@ export function checkCluster(input: ClusterInput): ClusterReport {
       bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}${why}` });
     }
   }
+  // node-2 before node-10 (the datastore lists names as strings).
+  nodes.sort((a, b) => a.node.localeCompare(b.node, 'en', { numeric: true }));
   return {
     converged: findings.length === 0,
     nodes,

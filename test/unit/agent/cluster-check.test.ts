@@ -243,3 +243,12 @@ t.test("an export filter: the missing block names the owner's rule; a rejection 
     ['does not export 10.244.2.0/26 to 192.0.2.1: BGPFilter tor exportV4[2] Reject'],
   );
 });
+
+t.test('nodes in natural order: node-2 before node-10', async (t) => {
+  const names = ['node-10', 'node-1', 'node-2'];
+  const r = checkCluster(meshInput([], { nodes: names.map((n, i) => node(n, `10.0.0.${i + 1}`)), blocks: [] }));
+  t.same(
+    r.nodes.map((n) => n.node),
+    ['node-1', 'node-2', 'node-10'],
+  );
+});
