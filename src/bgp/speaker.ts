@@ -29,7 +29,16 @@ import type { Negotiated } from './negotiate.js';
 import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
 import { LocRib } from './rib/loc-rib.js';
 import { Path, peerSource, LOCAL_SOURCE, type PathSource } from './rib/path.js';
-import { PrefixTable, bucketAt, keyAt, formatPrefixKey, parsePrefixKey, afiOfBucket, type PrefixKey } from './rib/prefix-table.js';
+import {
+  PrefixTable,
+  bucketAt,
+  keyAt,
+  formatPrefixKey,
+  parsePrefixKey,
+  afiOfBucket,
+  BUCKET_V6,
+  type PrefixKey,
+} from './rib/prefix-table.js';
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
 import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
 import { shouldAdvertise } from './reflector.js';
@@ -365,21 +374,28 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const out: ExportRejection[] = [];
     for (const p of this.peersByAddr.values()) {
       if (!p.filters.hasExport(1) && !p.filters.hasExport(2)) continue;
+      // Originated paths share a few attribute sets: the rules left per set, then one match per prefix.
+      const residuals = new Map<AttrSet, Residual>();
       this.localPaths.forEach((path, b, k) => {
         const afi = afiOfBucket(b);
         if (out.length >= limit || !p.filters.hasExport(afi)) return;
+        const key = path.attrs;
+        let res = residuals.get(key);
+        if (res === undefined) {
+          res = p.filters.chain.residual('export', afi, { attrs: key.attrs, fromPeer: false, ebgpPeer: p.policy.ebgp });
+          residuals.set(key, res);
+        }
+        if (res.rules.length === 0) return;
         const iface = this.localIface.get(b, k);
-        const d = p.filters.chain.evaluate('export', routePrefixAt(b, k, iface), {
-          attrs: path.attrs.attrs,
-          fromPeer: false,
-          ebgpPeer: p.policy.ebgp,
-        }).decision;
-        if (d.action !== 'Reject' || d.filter === undefined) return;
+        const i = b !== BUCKET_V6 && iface === undefined ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k, iface));
+        const r = i < 0 ? undefined : res.rules[i]!;
+        if (r?.action !== 'Reject') return;
+        const d = { action: r.action, filter: r.filter, rule: r.index };
         out.push({
           prefix: formatPrefixKey(b, k),
           peer: p.config.address,
-          filter: d.filter,
-          rule: d.rule!,
+          filter: r.filter,
+          rule: r.index,
           decidedBy: describeDecision(d, 'export', afi),
         });
       });
