@@ -3,7 +3,8 @@
 // The rule shape is the speaker's own (src/bgp/filter/types.ts): one type from the YAML to the engine.
 // Rules Calico's CRD enforces and tabby enforces too: cidr and matchOperator together; prefixLength
 // only with cidr; operations only with action Accept, 1..10 of them, each with exactly one field;
-// communities.values exactly one `aa:nn` / `aa:nn:mm` value; priority 1..2147483646.
+// communities.values exactly one `aa:nn` / `aa:nn:mm` value; priority 1..2147483646. tabby-specific:
+// `interface` only on export Reject rules (see checkRule).
 import { formatCidr } from '../common/ip.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import type { FilterRule, FilterRules } from '../bgp/filter/types.js';
@@ -81,6 +82,13 @@ function checkRule(c: Checker, raw: unknown, p: string, family: 4 | 6): FilterRu
   const iface = c.string(raw, 'interface', p);
   if (iface !== undefined) {
     if (!IFACE_RE.test(iface)) c.add(`${p}interface ${show(iface)} is not an interface name or glob like "eth0" or "*.calico"`);
+    else if (p.startsWith('spec.import') || action === 'Accept')
+      // Calico matches BIRD's ifname: interface routes and the outgoing interface of learned routes.
+      // tabby advertises no interface routes and learned routes carry none, so such a rule would never
+      // match — an import Reject would fail open. Only an export Reject (vacuously true here) is kept.
+      c.add(
+        `${p}interface is not supported by tabby on ${p.startsWith('spec.import') ? 'import rules' : 'Accept rules'}: tabby advertises no interface (device) routes and its learned routes carry no interface, so the rule would never match; match on cidr instead (an export Reject rule may name an interface)`,
+      );
     else out.interface = iface;
   }
   const peerType = c.oneOf(raw, 'peerType', p, ['eBGP', 'iBGP'] as const);
