@@ -5,7 +5,8 @@
 // and two datastores: the file store on disk (not tmpfs, fdatasync on) and etcd (a real etcd v3 on
 // this machine, reached from the node namespace through a loopback relay). Prints p50/p99/max and
 // pods/s, and checks no address was handed out twice; never fails on a time. Needs root.
-// Run: node dist/test/bench/cni.js [pods]   (TABBY_BENCH_CNI=resident,fallback / =file,etcd to narrow)
+// Run: node dist/test/bench/cni.js [pods]   (TABBY_BENCH_CNI=resident,fallback / =file,etcd to narrow;
+// TABBY_BENCH_KEEPLOG=<file>: keep the plugin log there and the agent log in <file>.agent)
 import { POOLS_PREFIX } from '../../src/datastore/keys.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -196,8 +197,16 @@ async function bench(store: 'file' | 'etcd'): Promise<void> {
       `\n${store === 'file' ? 'file datastore on disk (fdatasync on)' : 'etcd v3 (local, through a loopback relay into the node namespace)'}\n`,
     );
     if (want('resident')) {
-      const agent: AgentProc = await startAgent(node, bed.stateDir, agentEnv);
+      const agent: AgentProc = await startAgent(node, bed.stateDir, {
+        ...agentEnv,
+        ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}),
+      });
       cleanup.push(() => agent.signal('SIGKILL'));
+      // the agent's own log too (policy programming, resyncs), next to the plugin log
+      cleanup.push(() => {
+        const keep = process.env.TABBY_BENCH_KEEPLOG;
+        if (keep) fs.copyFileSync(path.join(bed.stateDir, 'agent.log'), `${keep}.agent`);
+      });
       await measure(bed, 'resident: `tabby` client → tabby-node');
       await agent.signal('SIGTERM');
     }

@@ -4,6 +4,7 @@ import { Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.j
 import { parseNetConf, parseCniEnv, parseCniArgs, CNI_ERR, type CniError } from '../../../src/cni/netconf.js';
 import { runCommand, hostIfNameFor, type PluginDeps, type Wiring, type WireRequest } from '../../../src/cni/plugin.js';
 import { nullLogger } from '../../../src/cni/logger.js';
+import { ResourceStore } from '../../../src/datastore/resources.js';
 import { buildConflist, parseInstallConfig } from '../../../src/cni/install.js';
 
 const base = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'n1', ipam: { type: 'tabby-ipam' } };
@@ -240,6 +241,38 @@ t.test('bad input: unknown pool, exhausted pool, missing netns, wiring failure â
   const bad = await runCommand('tabby', env('ADD', 'x3'), Buffer.from('{"cniVersion":'), deps);
   t.equal(parse(bad.stdout).code, CNI_ERR.DECODE_FAILURE);
   t.equal(parse(bad.stdout).cniVersion, '1.0.0');
+});
+
+t.test('ADD: a failing wiring or endpoint write undoes the rest and releases the address', async (t) => {
+  const { deps, ds, ipam, wired, wiring } = fakeDeps([pool('p', '10.0.0.0/24')]);
+  const rs = new ResourceStore(ds);
+  const weps = async () => (await rs.list('WorkloadEndpoint')).items.map((w) => w.spec.containerID);
+  const create = ds.create.bind(ds);
+  let failWep: Error | undefined;
+  ds.create = async (key, value) => {
+    if (failWep && key.includes('/workloadendpoints/')) throw failWep;
+    return create(key, value);
+  };
+  t.equal((await run(deps, 'ADD', base, 'ok1')).exitCode, 0);
+  t.same(await weps(), ['ok1']);
+
+  wiring.failNext = new Error('veth: EEXIST');
+  const wf = await run(deps, 'ADD', base, 'wf');
+  t.equal(wf.exitCode, 1);
+  t.match(parse(wf.stdout).msg, /EEXIST/, 'the wiring error is the one reported');
+  t.same(await weps(), ['ok1'], 'failed wiring: no endpoint for it');
+  t.same(await ipam.ipsByHandle('k8s-pod-network.wf'), [], 'failed wiring: the address is released');
+
+  failWep = new Error('datastore down');
+  const ef = await run(deps, 'ADD', base, 'ef');
+  t.equal(ef.exitCode, 1);
+  t.match(parse(ef.stdout).msg, /datastore down/);
+  t.notOk(wired.has(hostIfNameFor(env('ADD', 'ef'))), 'failed endpoint write: the pod is unwired');
+  t.same(await ipam.ipsByHandle('k8s-pod-network.ef'), [], 'failed endpoint write: the address is released');
+  failWep = undefined;
+
+  t.equal((await run(deps, 'DEL', base, 'ok1')).exitCode, 0);
+  t.same(await weps(), [], 'DEL removes the endpoint');
 });
 
 t.test('VERSION, STATUS, GC', async (t) => {
