@@ -127,14 +127,17 @@ export function benchTables(byBench: Map<string, BenchResult[]>): string {
 
 /** README's table: one row per (benchmark, N) and anchor. */
 export function readmeTable(byBench: Map<string, BenchResult[]>): string {
-  const out = ['| benchmark | N | tabby | anchor | tabby ÷ anchor (time, memory) |', '| --- | --- | --- | --- | --- |'];
+  const out = [
+    '| benchmark | N | tabby | anchor | tabby ÷ anchor (time, memory) | load at start |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
   for (const [bench, rs] of byBench) {
     for (const r of rs) {
       const [tk, t] = r.daemons[0] ?? [];
       if (!t || !tk) continue;
       for (const [, a] of r.daemons.slice(1)) {
         out.push(
-          `| \`${bench}\` | ${shortN(r.n)} | ${s2(t.seconds)} s, ${mb(t.peakRss)} MB | ${a.receiver}: ${s2(a.seconds)} s, ${mb(a.peakRss)} MB | ${ratio(t.seconds, a.seconds)}, ${ratio(t.peakRss, a.peakRss)} |`,
+          `| \`${bench}\` | ${shortN(r.n)} | ${s2(t.seconds)} s, ${mb(t.peakRss)} MB | ${a.receiver}: ${s2(a.seconds)} s, ${mb(a.peakRss)} MB | ${ratio(t.seconds, a.seconds)}, ${ratio(t.peakRss, a.peakRss)} | ${r.loads[0] ?? '—'} |`,
         );
       }
     }

@@ -39,7 +39,7 @@ t.test('tables: ratios tabby ÷ anchor for time and memory', async (t) => {
   t.match(md, /\| 100k \| BIRD 2 \| 1\.00 \(withdraw-all 0\.70\) \| — \| — \| 0\.80 \| 16 \| 1\.20× \| 16\.63× \| 3\.10 2\.50 2\.00 \|/);
   t.match(md, /\| 100k \| BIRD 2\.0\.12 \| 4\.00 \| 2 \| 4\.00–4\.40 \| — \| 20 \| 0\.75× \| 6\.00× \|/);
   const readme = readmeTable(by);
-  t.match(readme, /\| `rr-fanout` \| 100k \| 3\.00 s, 120 MB \| BIRD 2\.0\.12: 4\.00 s, 20 MB \| 0\.75×, 6\.00× \|/);
+  t.match(readme, /\| `rr-fanout` \| 100k \| 3\.00 s, 120 MB \| BIRD 2\.0\.12: 4\.00 s, 20 MB \| 0\.75×, 6\.00× \| 9\.00 8\.00 7\.00 \|/);
   t.equal(readme.split('\n').length, 2 + 3, 'header + one row per (bench, N, anchor)');
 });
 
