@@ -195,17 +195,19 @@ export function renderRuleChain(
 export const policyChainWhat = (p: PolicyView, dir: PolicyType) => `${p.kind} ${p.id} ${dir.toLowerCase()}`;
 export const profileChainWhat = (pn: string, dir: PolicyType) => `Profile ${pn} ${dir.toLowerCase()}`;
 
+const CLEAR_MARKS = `meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`;
+const JUMP_POLICY = `meta mark & ${hex(MARK_BOTH)} == 0 jump `;
+const JUMP_PROFILE = `meta mark & ${hex(MARK_ACCEPT)} == 0 jump `;
+const RETURN_ACCEPTED = `meta mark & ${hex(MARK_ACCEPT)} != 0 return`;
+const DEFAULT_DENY = `meta mark & ${hex(MARK_PASS)} == 0 drop comment "default deny: policies select this endpoint"`;
+
 /** An endpoint's chain for one direction, from the chains of its policies (in order) and profiles. */
 export function endpointChain(dir: PolicyType, policyChains: readonly string[], profileChains: readonly string[]): NftChain {
-  const rules: string[] = [`meta mark set meta mark & ${hex(~MARK_BOTH >>> 0)}`];
-  for (const c of policyChains) rules.push(`meta mark & ${hex(MARK_BOTH)} == 0 jump ${c}`);
-  if (policyChains.length) {
-    rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
-    rules.push(`meta mark & ${hex(MARK_PASS)} == 0 drop comment "default deny: policies select this endpoint"`);
-  }
-  for (const c of profileChains) rules.push(`meta mark & ${hex(MARK_ACCEPT)} == 0 jump ${c}`);
-  rules.push(`meta mark & ${hex(MARK_ACCEPT)} != 0 return`);
-  rules.push('drop comment "no profile allowed it"');
+  const rules: string[] = [CLEAR_MARKS];
+  for (const c of policyChains) rules.push(JUMP_POLICY + c);
+  if (policyChains.length) rules.push(RETURN_ACCEPTED, DEFAULT_DENY);
+  for (const c of profileChains) rules.push(JUMP_PROFILE + c);
+  rules.push(RETURN_ACCEPTED, 'drop comment "no profile allowed it"');
   const comment = `${dir === 'Ingress' ? 'to' : 'from'} endpoints with ${policyChains.length} policies, ${profileChains.length} profiles`;
   return { name: `${dir === 'Ingress' ? 'tw' : 'fw'}-${h(`${comment}\n${rules.join('\n')}`)}`, comment, rules };
 }

@@ -212,8 +212,16 @@ export function peerScope(side: EntityRule | undefined, policyNamespace: string 
   return s;
 }
 
+const selectorTexts = new WeakMap<Selector, string>();
+/** A selector's canonical text, formatted once per parsed selector (sel() shares them). */
+const textOf = (x: Selector): string => {
+  let t = selectorTexts.get(x);
+  if (t === undefined) selectorTexts.set(x, (t = x.toString()));
+  return t;
+};
+
 export function scopeKey(s: PeerScope): string {
-  return `sel:${s.selector.toString()}|ns:${s.namespace ?? '*'}|nss:${s.namespaceSelector?.toString() ?? '-'}`;
+  return `sel:${textOf(s.selector)}|ns:${s.namespace ?? '*'}|nss:${s.namespaceSelector ? textOf(s.namespaceSelector) : '-'}`;
 }
 
 export function inScope(s: PeerScope, e: EndpointView): boolean {

@@ -99,12 +99,15 @@ function icmpConds(m: { type?: number; code?: number } | undefined, family: Fami
   return [`${kw} type ${op}${m.type}`, ...(m.code !== undefined ? [`${kw} code ${op}${m.code}`] : [])];
 }
 
+const SET_ACCEPT = `meta mark set meta mark | ${hex(MARK_ACCEPT)}`;
+const SET_PASS = `meta mark set meta mark | ${hex(MARK_PASS)}`;
+
 function verdict(rule: PolicyRule, comment: string, logPrefix: string): string {
   switch (rule.action) {
     case 'Allow':
-      return `meta mark set meta mark | ${hex(MARK_ACCEPT)} return comment "${comment}"`;
+      return `${SET_ACCEPT} return comment "${comment}"`;
     case 'Pass':
-      return `meta mark set meta mark | ${hex(MARK_PASS)} return comment "${comment}"`;
+      return `${SET_PASS} return comment "${comment}"`;
     case 'Deny':
       return `drop comment "${comment}"`;
     case 'Log':

@@ -200,15 +200,18 @@ export class PolicyState {
     this.dirty.clear();
   }
 
-  private select(v: EndpointView, dir: PolicyType): PolicyView[] {
+  /** The policies selecting v, per direction, in enforcement order. */
+  private select(v: EndpointView): Record<PolicyType, PolicyView[]> {
     const keys = new Set(this.unindexed);
     for (const [k, val] of Object.entries(v.labels)) for (const p of this.byLabel.get(`${k}=${val}`) ?? []) keys.add(p);
-    const out: PolicyView[] = [];
+    const out: Record<PolicyType, PolicyView[]> = { Ingress: [], Egress: [] };
     for (const k of keys) {
       const p = this.policies.get(k)!;
-      if (selects(p, v, dir)) out.push(p);
+      for (const dir of DIRS) if (selects(p, v, dir)) out[dir].push(p);
     }
-    return out.sort(policyOrder);
+    out.Ingress.sort(policyOrder);
+    out.Egress.sort(policyOrder);
+    return out;
   }
 
   private ruleChain(memo: string, src: unknown, render: () => ReturnType<typeof renderRuleChain>): ChainDef {
@@ -244,10 +247,11 @@ export class PolicyState {
     };
     const sel = { Ingress: new Set<string>(), Egress: new Set<string>() };
     const defs = {} as Record<PolicyType, ChainDef>;
+    const selected = this.select(v);
     for (const dir of DIRS) {
       const dplan = dir === 'Ingress' ? plan.ingress : plan.egress;
       const kids: ChainDef[] = [];
-      for (const p of this.select(v, dir)) {
+      for (const p of selected[dir]) {
         const key = policyKey(p);
         sel[dir].add(key);
         dplan.policies.push(key);
