@@ -134,8 +134,10 @@ async function main(): Promise<void> {
     };
     const parts = (p: Prog) =>
       `${f1(p.ms)} (${p.mode}${p.compileMs !== undefined ? `: compile ${f1(p.compileMs)}, nft ${f1(p.nftMs ?? 0)}` : ''}, ${(p.bytes / 1024).toFixed(0)} KiB${p.kept !== undefined ? `, ${p.kept} chains kept` : ''})`;
+    const full: Record<string, Prog[]> = {};
     for (const cold of [false, true]) {
       const got: Prog[] = [];
+      full[cold ? 'cold' : 'restart'] = got;
       for (let i = 0; i < 3; i++) {
         const p = await restart(cold);
         if (p) got.push(p);
@@ -204,6 +206,21 @@ async function main(): Promise<void> {
       nftT.push(performance.now() - t);
     }
     process.stdout.write(line('anchor: one nft -f - transaction on this table', nftT));
+    // for the bench report (test/bench/report.ts): seconds = p99, spread = [min, max]
+    const fig = (receiver: string, xs: number[], max = false) => ({
+      receiver,
+      seconds: (max ? Math.max(...xs) : pct(xs, 0.99)) / 1000,
+      runs: xs.length,
+      spread: [Math.min(...xs) / 1000, Math.max(...xs) / 1000],
+    });
+    console.log(
+      `RESULT ${JSON.stringify({ bench: 'policy-change', n: POLICIES, tabby: fig('write → first dropped packet (p99)', deny), nft: fig('one nft -f - transaction (p99)', nftT) })}`,
+    );
+    const ms = (k: string) => (full[k] ?? []).map((p) => p.ms);
+    if (ms('restart').length && ms('cold').length)
+      console.log(
+        `RESULT ${JSON.stringify({ bench: 'policy-full', n: POLICIES, tabby: fig('restart, table adopted (max)', ms('restart'), true), tabbyCold: fig('cold start, whole table (max)', ms('cold'), true) })}`,
+      );
     const diffs = programs()
       .slice(progsBefore)
       .filter((p) => p.mode === 'diff' && p.compileMs !== undefined);
