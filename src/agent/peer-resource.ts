@@ -49,5 +49,6 @@ export function peerResourceOf(p: BgpPeerRes): PeerResource {
   if (typeof s.nextHopMode === 'string') r.nextHopMode = s.nextHopMode;
   if (typeof s.localASNumber === 'number') r.localASNumber = s.localASNumber;
   if (typeof s.reachableBy === 'string') r.reachableBy = s.reachableBy;
+  if (s.reversePeering === 'Manual') r.reversePeering = 'Manual';
   return r;
 }

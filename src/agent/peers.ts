@@ -7,7 +7,8 @@
 //  - BGPPeer with neither `node` nor `nodeSelector`: global — every node peers with it;
 //  - BGPPeer with `node: X` or `nodeSelector`: node specific — only the named/selected nodes;
 //  - BGPPeer with `peerSelector`: the peers are the *nodes* it selects (their addresses and ASNs), and
-//    the selected nodes peer back with the local side (one resource describes both ends, as Calico);
+//    the selected nodes peer back with the local side (one resource describes both ends, as Calico)
+//    unless reversePeering: Manual;
 //  - a node with routeReflectorClusterID is a route reflector: every node peer whose cluster ID differs
 //    from ours (or who has none) is its RR client (RFC 4456).
 // Duplicates (same address) keep the first: mesh, then node specific, then global.
@@ -51,6 +52,8 @@ export interface PeerResource {
   localASNumber?: number;
   /** Gateway of a static route to peerIP (BGPPeer reachableBy). */
   reachableBy?: string;
+  /** 'Manual': the nodes a peerSelector selects do not peer back by themselves (Calico reversePeering). */
+  reversePeering?: 'Auto' | 'Manual';
 }
 
 export interface PeerBgpConfig {
@@ -218,8 +221,9 @@ export function computePeers(
           }
         }
       }
-      // Reverse: we are selected by peerSelector → peer with every local node.
-      if (matches(r.peerSelector, self.labels)) {
+      // Reverse: we are selected by peerSelector → peer with every local node (unless reversePeering
+      // Manual: then only a BGPPeer of our own makes that session).
+      if (r.reversePeering !== 'Manual' && matches(r.peerSelector, self.labels)) {
         for (const o of others) {
           if (!isLocal(r, o)) continue;
           for (const fam of [4, 6] as const) {

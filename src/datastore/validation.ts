@@ -417,9 +417,10 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
     c.add(
       'spec.ignoredInterfaces is not supported by tabby: it never imports or advertises interface (device) routes, so there is nothing to exclude; remove the field',
     );
-  for (const k of ['ignoredInterfaces', 'localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6']) {
-    if (spec[k] !== undefined) out[k] = spec[k];
-  }
+  for (const k of ['localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6'])
+    if (spec[k] !== undefined && spec[k] !== '')
+      c.add(`spec.${k} is not supported by tabby: it makes no BGP sessions with local workloads (BGPPeer localWorkloadSelector)`);
+  if (spec.ignoredInterfaces !== undefined) out.ignoredInterfaces = spec.ignoredInterfaces;
   return out;
 }
 
@@ -565,7 +566,7 @@ function checkBGPPeer(c: Checker, _name: string, spec: Obj): Obj {
     out.filters = filters;
   }
   const lws = c.selector(spec, 'localWorkloadSelector', 'spec.');
-  if (lws) out.localWorkloadSelector = lws;
+  if (lws) c.add('spec.localWorkloadSelector (BGP sessions with local workloads) is not supported by tabby: no such session would be made');
   const localAsn = c.asn(spec, 'localASNumber', 'spec.');
   if (localAsn !== undefined) out.localASNumber = localAsn;
   const nhm = c.oneOf(spec, 'nextHopMode', 'spec.', ['Auto', 'Self', 'Keep'] as const);

@@ -223,3 +223,27 @@ t.test('reachableBy is carried to the desired peer (the agent routes the peer vi
   );
   t.equal(ps[0]?.reachableBy, '10.0.0.254');
 });
+
+t.test('reversePeering Manual: the selected nodes do not peer back by themselves', async (t) => {
+  const nodes = [n('a', '10.0.0.1'), n('rr1', '10.0.0.101', { 'route-reflector': 'true' })];
+  const off = { ...cfg, nodeToNodeMeshEnabled: false };
+  const fwd: PeerResource = { name: 'to-rr', nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" };
+  t.same(
+    computePeers(nodes[1]!, nodes, [fwd], off, matches).map((p) => p.address),
+    ['10.0.0.1'],
+    'Auto: rr1 peers back with a',
+  );
+  const manual = { ...fwd, reversePeering: 'Manual' as const };
+  t.same(
+    computePeers(nodes[0]!, nodes, [manual], off, matches).map((p) => p.address),
+    ['10.0.0.101'],
+    'Manual: a still peers with rr1',
+  );
+  t.same(computePeers(nodes[1]!, nodes, [manual], off, matches), [], 'Manual: rr1 makes no session back');
+  const back: PeerResource = { name: 'rr-to-a', node: 'rr1', peerIP: '10.0.0.1', asNumber: 64512 };
+  t.same(
+    computePeers(nodes[1]!, nodes, [manual, back], off, matches).map((p) => p.address),
+    ['10.0.0.1'],
+    'the reverse session comes from a BGPPeer of its own',
+  );
+});

@@ -166,6 +166,14 @@ t.test('BGPPeer rules', async (t) => {
   t.same(problems(peer({ peerSelector: 'all()', reachableBy: '10.0.0.1' })), [
     'spec.reachableBy needs spec.peerIP (it is the gateway of a route to that address)',
   ]);
+  t.same(problems(peer({ localWorkloadSelector: "app == 'lb'", asNumber: 65001 })), [
+    'one of spec.peerIP or spec.peerSelector is required',
+    'spec.localWorkloadSelector (BGP sessions with local workloads) is not supported by tabby: no such session would be made',
+  ]);
+  t.same(
+    (validateResource(peer({ peerSelector: 'all()', reversePeering: 'Manual' })).spec as { reversePeering?: string }).reversePeering,
+    'Manual',
+  );
   t.same(problems(peer({ peerIP: '192.0.2.1', asNumber: 65001, reachableBy: 'fd00::2' })), [
     'spec.reachableBy fd00::2 is not in the address family of spec.peerIP 192.0.2.1 (it is the gateway of the route to the peer)',
   ]);
@@ -184,6 +192,9 @@ t.test('BGPConfiguration ignoredInterfaces: refused (tabby imports no interface 
   t.same(problems(cfg({ ignoredInterfaces: [] })), []);
   t.same((validateResource(cfg({ bindMode: 'NodeIP', listenPort: 1790 })).spec as { bindMode?: string }).bindMode, 'NodeIP');
   t.match(problems(cfg({ bindMode: 'Host' })), [/spec.bindMode/]);
+  t.same(problems(cfg({ localWorkloadPeeringIPV4: '169.254.0.179' })), [
+    'spec.localWorkloadPeeringIPV4 is not supported by tabby: it makes no BGP sessions with local workloads (BGPPeer localWorkloadSelector)',
+  ]);
 });
 
 t.test('Node', async (t) => {
