@@ -142,10 +142,18 @@ ${nb}
 `;
   const bird = await startBird(t, { netns: topo.rrNs, config: conf });
   const pid = Number(execFileSync('pgrep', ['-f', bird.socket], { encoding: 'utf8' }).trim().split('\n').pop());
+  const rssIdle = procStatus(pid, 'VmRSS');
   const r = await runClients(topo, n, pid);
   const peakRss = procStatus(pid, 'VmHWM');
   await cleanup();
-  return { receiver: `BIRD ${birdVersion()}`, seconds: r.seconds, firstSeconds: r.firstSeconds, cpu: r.cpu, peakRss };
+  return {
+    receiver: `BIRD ${birdVersion()}`,
+    seconds: r.seconds,
+    firstSeconds: r.firstSeconds,
+    cpu: r.cpu,
+    peakRss,
+    note: `idle RSS before the sessions ${(rssIdle / 1e6).toFixed(0)} MB`,
+  };
 }
 
 async function runTabby(n: number, c: number): Promise<RrResult> {
@@ -172,6 +180,7 @@ async function runTabby(n: number, c: number): Promise<RrResult> {
     await sleep(20);
   }
   // `ip netns exec` execs node: the child's pid is the reflector's.
+  const rssIdle = procStatus(p.pid!, 'VmRSS');
   const r = await runClients(topo, n, p.pid!);
   const peakRss = procStatus(p.pid!, 'VmHWM');
   p.kill('SIGUSR2');
@@ -187,7 +196,7 @@ async function runTabby(n: number, c: number): Promise<RrResult> {
     firstSeconds: r.firstSeconds,
     cpu: r.cpu,
     peakRss,
-    ...(stats ? { note: `heap ${(stats.heapUsed! / 1e6).toFixed(0)} MB, ${stats.advertised} prefixes advertised in all` } : {}),
+    note: `idle RSS before the sessions ${(rssIdle / 1e6).toFixed(0)} MB${stats ? `, heap ${(stats.heapUsed! / 1e6).toFixed(0)} MB at the end, ${stats.advertised} prefixes advertised in all` : ''}`,
   };
 }
 
