@@ -92,3 +92,31 @@ t.test('a member that stops reading holds the group back only for a while, then 
   await until(() => rr.updateGroups().some((g) => g.members.length === 3), 10_000, 'c3 back in the group');
   await until(() => received(c3) === N + 1 && received(c2) === N + 1, 5000, 'the next change reaches both');
 });
+
+t.test('a client with no routes leaving the reflector does not walk the Loc-RIB; one with routes is flushed', async (t) => {
+  const { rr, cs } = await reflectorWithClients(t);
+  const [c1, c2, c3] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+  for (let i = 0; i < 500; i++) c1.originate(`10.7.${i >> 8}.${i & 255}/32`);
+  await until(() => received(c2) === 500, 10_000, 'c2 has the 500 routes');
+  // Count walks of the Loc-RIB's table (each is O(routes); 50 clients leaving were 50 walks).
+  const table = (rr as unknown as { rib: { table: { forEach: (...a: unknown[]) => void } } }).rib.table;
+  const walk = table.forEach;
+  let walks = 0;
+  table.forEach = function (this: unknown, ...a: unknown[]) {
+    walks++;
+    return walk.apply(this, a);
+  };
+  t.teardown(() => {
+    table.forEach = walk;
+  });
+  const flushed: { address: string; removed: number }[] = [];
+  rr.on('flushed', (e) => flushed.push(e));
+  await c3.stop();
+  await until(() => flushed.some((f) => f.address === '10.0.0.4'), 10_000, "c3's session down seen");
+  t.equal(walks, 0, 'no walk for a client that sent nothing');
+  t.equal(rr.locRib().size, 500, "c1's routes stay");
+  await c1.stop();
+  await until(() => received(c2) === 0, 10_000, "c1's routes withdrawn from c2");
+  t.ok(walks >= 1, 'a client with routes is flushed by a walk');
+  t.equal(rr.locRib().size, 0);
+});
