@@ -241,7 +241,12 @@ export function checkCluster(input: ClusterInput): ClusterReport {
       if (rec.routesTruncated) continue;
       missingRoutes++;
       const rules = filtered.get(b.node!)?.get(b.cidr);
-      const why = rules ? ` (${b.node}'s export filter rejects it: BGPFilter ${[...rules.keys()].join('; ')})` : '';
+      const by = rules ? undefined : reflectedKept(input, b.cidr, n);
+      const why = rules
+        ? ` (${b.node}'s export filter rejects it: BGPFilter ${[...rules.keys()].join('; ')})`
+        : by
+          ? ` (kept from it by ${by})`
+          : '';
       bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}${why}` });
     }
   }
@@ -279,4 +284,14 @@ function exportFiltered(input: ClusterInput): Map<string, Map<string, Map<string
     }
   }
   return out;
+}
+
+/** Other nodes' export filters (route reflectors) that keep a block from this node: `rr-1's export filter (BGPFilter …)`. */
+function reflectedKept(input: ClusterInput, prefix: string, n: ClusterInput['nodes'][number]): string | undefined {
+  const out: string[] = [];
+  for (const [name, rec] of input.records) {
+    const x = (rec.exportRejected ?? []).find((e) => e.prefix === prefix && (e.peer === n.ipv4 || e.peer === n.ipv6));
+    if (x) out.push(`${name}'s export filter (BGPFilter ${x.decidedBy})`);
+  }
+  return out.length ? out.join(', ') : undefined;
 }

@@ -85,6 +85,8 @@ export interface ExplainInput {
   allocation?: ExplainAllocation;
   /** Published status of the owner (undefined: none). */
   ownerRecord?: NodeStatusRecord;
+  /** Published status of the route reflectors (their export filters can keep a block from this node). */
+  reflectorRecords?: readonly NodeStatusRecord[];
   ownerRecordStale?: boolean;
   /** Whether a Node resource exists for the owner. */
   ownerExists: boolean;
@@ -254,7 +256,14 @@ export function explainChain(i: ExplainInput): Explanation {
         detail: `not over BGP: pool ${pool!.name} is VXLAN, its routes come from the datastore (the owner's VTEP)`,
       });
     else if (filtered) add(filtered);
-    else if (exported) add({ step: 'export', ok: true, detail: `${owner} announces ${want} over BGP` });
+    else if (exported)
+      add(
+        (owner !== i.here && reflectorFilterStep(i.reflectorRecords ?? [], owner, want, i.hereAddress)) || {
+          step: 'export',
+          ok: true,
+          detail: `${owner} announces ${want} over BGP`,
+        },
+      );
     else if (pool?.disabled)
       add({ step: 'export', ok: false, detail: `${owner} does not announce ${want}: its pool ${pool.name} is disabled` });
     else
@@ -407,6 +416,40 @@ function exportFilterStep(
     step: 'export',
     ok: true,
     detail: `${owner} announces ${want} over BGP, but not to ${rejected.map((r) => r.peer).join(', ')} (${named})`,
+  };
+}
+
+/**
+ * Route reflectors whose export filters keep the prefix from this node: broken when every reflector
+ * this node has a session with rejects it toward this node; ok with them named when only some do.
+ */
+function reflectorFilterStep(
+  rrs: readonly NodeStatusRecord[],
+  owner: string,
+  want: string,
+  hereAddress: string | undefined,
+): ExplainStep | undefined {
+  const hereIp = hereAddress?.split('/')[0];
+  if (!hereIp) return undefined;
+  const mine = rrs.filter((r) => r.sessions.some((x) => x.peer === hereIp));
+  const rejecting = mine
+    .map((r) => ({ rr: r.node, x: (r.exportRejected ?? []).find((x) => x.prefix === want && x.peer === hereIp) }))
+    .filter((e): e is { rr: string; x: NonNullable<NodeStatusRecord['exportRejected']>[number] } => e.x !== undefined);
+  if (rejecting.length === 0) return undefined;
+  const named = rejecting.map((e) => `${e.rr}: BGPFilter ${e.x.decidedBy}`).join('; ');
+  if (rejecting.length === mine.length) {
+    const x = rejecting[0]!.x;
+    return {
+      step: 'export',
+      ok: false,
+      detail: `${owner} announces ${want}, but no route reflector reflects it to this node (${hereIp}): ${named}`,
+      fix: `change rule ${x.decidedBy.split(' ')[1] ?? 'exportV4'} of BGPFilter ${x.filter}, or take the filter off the BGPPeer that attaches it to the reflectors' sessions`,
+    };
+  }
+  return {
+    step: 'export',
+    ok: true,
+    detail: `${owner} announces ${want} over BGP (not reflected here by ${named})`,
   };
 }
 

@@ -80,6 +80,9 @@ export { LocRibView } from './speaker-view.js';
 
 const ALL_AFIS: readonly (1 | 2)[] = [1, 2];
 
+/** A reflector lists the reflected routes its export filters reject only up to this Loc-RIB size (walked per status). */
+const REFLECTED_SCAN_MAX = 20_000;
+
 export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   readonly asn: number;
   readonly routerId: string;
@@ -367,26 +370,27 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   /**
-   * Originated prefixes an export filter keeps from a peer, with the deciding rule: what the owner's
-   * status record carries so `route explain` and `cluster status` can name the filter (bounded).
+   * Prefixes an export filter keeps from a peer, with the deciding rule: what the status record carries
+   * so `route explain` and `cluster status` can name the filter (bounded). Originated prefixes always;
+   * on a route reflector also the routes it would reflect (when its Loc-RIB is small enough to walk).
    */
-  exportRejections(limit = 200): ExportRejection[] {
+  exportRejections(limit = 200, reflectedMax = REFLECTED_SCAN_MAX): ExportRejection[] {
     const out: ExportRejection[] = [];
+    const walkReflected = this.reflector && this.rib.size <= reflectedMax;
     for (const p of this.peersByAddr.values()) {
       if (!p.filters.hasExport(1) && !p.filters.hasExport(2)) continue;
-      // Originated paths share a few attribute sets: the rules left per set, then one match per prefix.
+      // Paths share a few attribute sets: the rules left per set, then one match per prefix.
       const residuals = new Map<AttrSet, Residual>();
-      this.localPaths.forEach((path, b, k) => {
+      const check = (path: Path, b: number, k: PrefixKey): void => {
         const afi = afiOfBucket(b);
         if (out.length >= limit || !p.filters.hasExport(afi)) return;
-        const key = path.attrs;
-        let res = residuals.get(key);
+        let res = residuals.get(path.attrs);
         if (res === undefined) {
-          res = p.filters.chain.residual('export', afi, { attrs: key.attrs, fromPeer: false, ebgpPeer: p.policy.ebgp });
-          residuals.set(key, res);
+          res = p.filters.chain.residual('export', afi, { attrs: path.attrs.attrs, fromPeer: !path.source.local, ebgpPeer: p.policy.ebgp });
+          residuals.set(path.attrs, res);
         }
         if (res.rules.length === 0) return;
-        const iface = this.localIface.get(b, k);
+        const iface = path.source.local ? this.localIface.get(b, k) : undefined;
         const i = b !== BUCKET_V6 && iface === undefined ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k, iface));
         const r = i < 0 ? undefined : res.rules[i]!;
         if (r?.action !== 'Reject') return;
@@ -398,6 +402,13 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
           rule: r.index,
           decidedBy: describeDecision(d, 'export', afi),
         });
+      };
+      this.localPaths.forEach(check);
+      if (!walkReflected) continue;
+      this.rib.forEach((best, b, k) => {
+        if (best.source.local || best.source === p.source) return;
+        if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) return;
+        check(best, b, k);
       });
     }
     return out;

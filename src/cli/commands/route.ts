@@ -117,6 +117,7 @@ export async function gatherExplain(query: string, a: DatastoreFlags & { node?: 
     if (block) input.block = { cidr: block.cidr, node: block.node, affinityState: block.affinityState };
     input.allocation = { allocated: info.allocated, handle: info.handle, attrs: info.attrs };
     if (ownerRecord) input.ownerRecord = ownerRecord;
+    input.reflectorRecords = [...records.values()].filter((r) => r.mode === 'route-reflector');
     input.ownerRecordStale = stale;
     if (remote) {
       // Another node: its published status stands in for its agent; its kernel is not visible from here.

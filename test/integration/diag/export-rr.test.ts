@@ -1,7 +1,9 @@
 // The export-filter link with route reflectors (real lab: 2 nodes, 2 reflectors, mesh off): a BGPFilter
 // on the reflector BGPPeer keeps node-2's block from both reflectors, so it can reach no node — route
 // explain on node-1 names the filter and rule ("any of its peers", the two reflectors), cluster status
-// names it on the missing route and notes it on node-2; the filter off the peer → whole again.
+// names it on the missing route and notes it on node-2; then the filter with `source: RemotePeers` (node-2
+// announces, the reflectors keep it from their clients): both name the reflectors' rule; the filter off
+// the peer → whole again.
 import t from 'tap';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
@@ -85,6 +87,43 @@ t.test('export filter toward both route reflectors: explain and cluster status n
     c?.c.notes.find((n) => n.kind === 'export-filtered')?.detail,
     /to rr-\d \(.*\), rr-\d \(.*\): BGPFilter no-node2 exportV4\[0\] Reject$/,
   );
+
+  // The same filter with `source: RemotePeers`: node-2 announces its own block, the reflectors keep it
+  // from their clients (a learned route) — explain and cluster status name the reflectors' rule.
+  await rs.apply({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPFilter',
+    metadata: { name: 'no-node2' },
+    spec: { exportV4: [{ action: 'Reject', matchOperator: 'Equal', cidr: blk2, source: 'RemotePeers' }] },
+  } as never);
+  const n1 = nodeIp(lab, 'node-1').replace(/\./g, '\\.');
+  const byRrs = await until(
+    async () => {
+      const x = await explain();
+      const d = x.e.steps.find((s) => s.step === 'export');
+      return d && !d.ok && /no route reflector reflects it/.test(d.detail) ? x : undefined;
+    },
+    60_000,
+    1000,
+  );
+  t.ok(byRrs, 'export step: the reflectors do not reflect it');
+  t.equal(byRrs?.code, 1);
+  t.match(
+    byRrs?.e.steps.find((s) => s.step === 'export')?.detail,
+    new RegExp(
+      `^node-2 announces ${blkRe}, but no route reflector reflects it to this node \\(${n1}\\): rr-\\d: BGPFilter no-node2 exportV4\\[0\\] Reject; rr-\\d: BGPFilter no-node2 exportV4\\[0\\] Reject$`,
+    ),
+  );
+  const c2 = await until(
+    async () => {
+      const x = await cluster();
+      const f = x.c.findings.find((f) => f.kind === 'block-not-routed' && f.node === 'node-1');
+      return f && /kept from it by rr-/.test(f.detail) ? f : undefined;
+    },
+    30_000,
+    1000,
+  );
+  t.match(c2?.detail, /kept from it by rr-\d's export filter \(BGPFilter no-node2 exportV4\[0\] Reject\), rr-\d's export filter/);
 
   await rs.update({ ...(await rs.get('BGPPeer', 'peer-with-route-reflectors'))!, spec: peer.spec } as never);
   t.ok(await until(async () => (await explain()).code === 0 || undefined, 60_000, 1000), 'filter off: whole again');

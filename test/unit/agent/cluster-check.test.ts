@@ -252,3 +252,16 @@ t.test('nodes in natural order: node-2 before node-10', async (t) => {
     ['node-1', 'node-2', 'node-10'],
   );
 });
+
+t.test("a missing block names another node's export filter that keeps it from this node (a route reflector's)", async (t) => {
+  const recs = healthy();
+  recs[0]!.routes = recs[0]!.routes.filter((x) => x !== '10.244.2.0/26');
+  recs[2]!.exportRejected = [
+    { prefix: '10.244.2.0/26', peer: '10.0.0.1', filter: 'rr-out', rule: 2, decidedBy: 'rr-out exportV4[2] Reject' },
+  ];
+  const r = checkCluster(meshInput(recs));
+  t.same(
+    r.findings.map((f) => `${f.node} ${f.detail}`),
+    ["a no route to block 10.244.2.0/26 of b (kept from it by c's export filter (BGPFilter rr-out exportV4[2] Reject))"],
+  );
+});

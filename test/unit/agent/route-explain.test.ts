@@ -79,3 +79,30 @@ t.test('received: the Loc-RIB decision step in words, and the metric from setPri
   delete i.agent.metric;
   t.match(explainChain(i).steps.find((x) => x.step === 'received')!.detail, /; best path by: the only path \(no other peer sent it\)$/);
 });
+
+t.test('route reflectors whose export filters keep the block from this node', async (t) => {
+  const rr = (name: string, peer: string, reject: boolean): NodeStatusRecord => ({
+    ...owner([peer, '172.31.1.12'], []),
+    node: name,
+    mode: 'route-reflector',
+    blocks: [],
+    exports: [],
+    exportRejected: reject ? [{ prefix: BLOCK, peer, filter: 'rr-out', rule: 2, decidedBy: 'rr-out exportV4[2] Reject' }] : [],
+  });
+  const withRrs = (rrs: NodeStatusRecord[]) => {
+    const i = input(owner(['172.31.1.41', '172.31.1.42'], []));
+    i.reflectorRecords = rrs;
+    return explainChain(i).steps.find((s) => s.step === 'export')!;
+  };
+  const both = withRrs([rr('rr-1', '172.31.1.11', true), rr('rr-2', '172.31.1.11', true)]);
+  t.equal(both.ok, false);
+  t.equal(
+    both.detail,
+    `node-2 announces ${BLOCK}, but no route reflector reflects it to this node (172.31.1.11): rr-1: BGPFilter rr-out exportV4[2] Reject; rr-2: BGPFilter rr-out exportV4[2] Reject`,
+  );
+  t.match(both.fix, /change rule exportV4\[2\] of BGPFilter rr-out/);
+  const one = withRrs([rr('rr-1', '172.31.1.11', true), rr('rr-2', '172.31.1.11', false)]);
+  t.equal(one.ok, true, 'rr-2 still reflects it');
+  t.match(one.detail, /not reflected here by rr-1: BGPFilter rr-out exportV4\[2\] Reject/);
+  t.same(withRrs([rr('rr-1', '172.31.1.99', true)]).ok, true, 'a reflector without a session to this node does not count');
+});
