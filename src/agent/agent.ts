@@ -49,6 +49,7 @@ import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
 import { bfdTimersOf, peerResourceOf, restartTimeSeconds, type BfdTimersJson } from './peer-resource.js';
 import { resolveFilters, communitiesFor, nextHopFlags, type CommunityConfig } from './bgp-policy.js';
+import { serviceAdvertisements, type ServicesPort } from './k8s-services.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
 
 export interface AgentDeps {
@@ -65,6 +66,8 @@ export interface AgentDeps {
   speakerFactory?: (o: SpeakerOptions) => SpeakerPort;
   /** BFD for sessions that ask for it (absent: BFD settings are reported as a problem). */
   bfd?: BfdPort;
+  /** Services and EndpointSlices from the Kubernetes API (absent outside a cluster): per-Service /32s. */
+  services?: ServicesPort;
   version?: string;
   logger?: Logger;
   /** Timings (tests shorten them). */
@@ -173,6 +176,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.logger = deps.logger ?? log('agent', { node: deps.config.nodeName });
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.convergeDeadline = Date.now() + this.timing.convergeDeadlineMs;
+    deps.services?.onChange(() => this.scheduleRoutes());
     this.dsWatch = new DatastoreWatch({
       ds: deps.ds,
       prefixes: [RESOURCE_PREFIX, IPAM_PREFIX],
@@ -760,16 +764,7 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.uplink) input.uplink = this.uplink;
     const bc = this.snapshot.bgpConfig?.spec;
     if (!this.isRouteReflector && bc) {
-      input.advertise = [...(bc.serviceClusterIPs ?? []), ...(bc.serviceExternalIPs ?? []), ...(bc.serviceLoadBalancerIPs ?? [])]
-        .map((x) => x.cidr)
-        .filter((c) => {
-          try {
-            parseCidr(c);
-            return true;
-          } catch {
-            return false;
-          }
-        });
+      input.advertise = serviceAdvertisements(bc, this.deps.services?.state, self);
     }
     const out = computeRoutes(input);
     this.routeOut = out;

@@ -31,6 +31,7 @@ import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
 import { startK8sLabelSync } from '../policy/k8s-sync.js';
+import { startK8sServiceWatch } from './k8s-services.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -105,6 +106,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (cfg.networkingBackend === 'bird')
     deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
+  // Per-Service /32s (externalTrafficPolicy Local, aggregation Disabled) need the Kubernetes API.
+  const services = nodeMode
+    ? await startK8sServiceWatch(log('k8s-services', { node: cfg.nodeName }), env).catch((e: unknown) => {
+        logger.error({ err: msg(e) }, 'cannot read Services from the Kubernetes API: only the configured service ranges are advertised');
+        return undefined;
+      })
+    : undefined;
+  if (services) deps.services = services;
   const agent = new Agent(deps);
   const policy = nodeMode
     ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) })
@@ -171,6 +180,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await publisher.publishStopped(signal);
       await cni?.stop();
       k8sLabels?.stop();
+      services?.stop();
       policy?.stop(); // the kernel keeps the rules: enforcement continues until the next start replaces them
       await agent.stop({ graceful: true });
       await server.stop();

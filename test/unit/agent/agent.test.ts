@@ -11,6 +11,7 @@ import { parseAgentConfig } from '../../../src/agent/config.js';
 import { resourcesPort, ipamPort, calicoSelectorMatch } from '../../../src/agent/wiring-store.js';
 import type { DataplanePort, SpeakerPort, SpeakerPeerConfig, SpeakerPeerStatus, SpeakerOptions } from '../../../src/agent/ports.js';
 import type { KernelRoute } from '../../../src/agent/routes.js';
+import { ServiceState } from '../../../src/agent/k8s-services.js';
 
 class FakeNet {
   speakers = new Map<string, FakeSpeaker>();
@@ -572,4 +573,49 @@ t.test('IPPool allowedUses: the VTEP address comes from the Tunnel pool, the pod
   t.equal((await b.store.get('Node', 'a'))?.spec.ipv4VXLANTunnelAddr, undefined, 'no VTEP address from a Workload-only pool');
   t.same(dp2.tunnels, ['vxlan undefined 66:00:00:00:00:0a 10.0.0.1']);
   t.equal((await new Ipam(mem2).listBlocks()).length, 1, 'the pod block is still claimed');
+});
+
+t.test('Kubernetes services: a Local service /32 is originated while this node has an endpoint, withdrawn when it leaves', async (t) => {
+  const mem = new MemoryDatastore();
+  const store = new ResourceStore(mem);
+  await store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPConfiguration',
+    metadata: { name: 'default' },
+    spec: { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceLoadBalancerIPs: [{ cidr: '198.51.100.0/24' }] },
+  } as never);
+  const state = new ServiceState();
+  const listeners: (() => void)[] = [];
+  const services = { state, onChange: (f: () => void) => listeners.push(f) };
+  const changed = () => listeners.forEach((f) => f());
+  const net = new FakeNet();
+  const a = makeAgent('a', '10.0.0.1/24', mem, net, new FakeDataplane(), {}, { addr: '10.0.0.1/24' }, { services });
+  await a.agent.start();
+  t.teardown(() => a.agent.stop());
+  const sp = net.speakers.get('10.0.0.1')!;
+  await until(t, 'service ranges originated', () => sp.originated.has('10.96.0.0/12') && sp.originated.has('198.51.100.0/24'));
+  const meta = { name: 'shop', namespace: 'web' };
+  state.onService({
+    type: 'ADDED',
+    object: {
+      metadata: meta,
+      spec: { type: 'ClusterIP', clusterIP: '10.96.0.10', externalTrafficPolicy: 'Local', ipFamilies: ['IPv4'] },
+    } as never,
+  });
+  const slice = (node: string) =>
+    ({
+      metadata: { name: 'shop-1', namespace: 'web', labels: { 'kubernetes.io/service-name': 'shop' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.244.1.5'], nodeName: node, conditions: { ready: true } }],
+    }) as never;
+  state.onSlice({ type: 'ADDED', object: slice('a') });
+  changed();
+  await until(t, '/32 originated', () => sp.originated.has('10.96.0.10/32'));
+  state.onSlice({ type: 'MODIFIED', object: slice('b') });
+  changed();
+  await until(t, '/32 withdrawn', () => !sp.originated.has('10.96.0.10/32'));
+  t.ok(sp.originated.has('10.96.0.0/12'), 'the range stays');
+  const cfg = await store.get('BGPConfiguration', 'default');
+  await store.update({ ...cfg!, spec: { ...cfg!.spec, serviceLoadBalancerAggregation: 'Disabled' } } as never);
+  await until(t, 'LB range withdrawn with aggregation Disabled', () => !sp.originated.has('198.51.100.0/24'));
 });
