@@ -4,7 +4,7 @@
 // then a newline-delimited stream of {type, object} events. Run as a child process (it can then live in
 // a network namespace): `node k8s-fixture.js HOST PORT`; prints "listening" when ready; each stdin line
 // {"kind":"services"|"endpointslices","type":"ADDED"|"MODIFIED"|"DELETED","object":{…}} changes the
-// state and is sent to the open watches.
+// state and is sent to the open watches. Namespaces and pods list empty (for the label sync).
 import http from 'node:http';
 import readline from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,6 +24,13 @@ function serve(host: string, port: number): void {
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const kind = kindOf(u.pathname);
+    if (u.pathname === '/api/v1/namespaces' || u.pathname === '/api/v1/pods') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // an empty list, and a watch that stays open with nothing to say
+      if (u.searchParams.get('watch') !== '1')
+        res.end(`{"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"${rv}"},"items":[]}`);
+      return;
+    }
     if (!kind) {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}');
       return;
