@@ -11,6 +11,7 @@ import { GC_LEASE_KEY } from '../datastore/keys.js';
 import type { Datastore, KVPair } from '../datastore/types.js';
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound } from '../datastore/types.js';
 import type { Ipam, IpamCheckReport } from './ipam.js';
+import { affinityNode } from './block.js';
 
 export interface GcLease {
   holder: string;
@@ -49,6 +50,8 @@ export class IpamGc {
   private seen: { revision: number; at: number } | undefined;
   /** First time (this clock) each finding was seen while leading: node name or `ip|sequence`. */
   private readonly since = new Map<string, number>();
+  /** The revisions of each gone node's blocks and affinities when last seen: a change restarts its grace. */
+  private readonly marks = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
 
@@ -85,6 +88,7 @@ export class IpamGc {
     out.leader = await this.holdLease();
     if (!out.leader) {
       this.since.clear();
+      this.marks.clear();
       return out;
     }
     const now = this.now();
@@ -92,6 +96,15 @@ export class IpamGc {
     const gone = new Set([...report.blocksOfGoneNodes, ...report.affinitiesOfGoneNodes].map((x) => x.node));
     const leaks = new Map(report.leaked.map((l) => [`${l.ip}|${l.sequenceNumber ?? ''}`, l]));
     for (const k of [...this.since.keys()]) if (!gone.has(k) && !leaks.has(k)) this.since.delete(k);
+    // A gone node whose IPAM records changed since the last look was in use meanwhile (it may have
+    // registered, allocated and been deleted again between two looks): its grace starts again.
+    const marks = gone.size > 0 ? await this.nodeMarks(gone) : new Map<string, string>();
+    for (const k of [...this.marks.keys()]) if (!gone.has(k)) this.marks.delete(k);
+    for (const n of gone) {
+      const m = marks.get(n) ?? '';
+      if (this.marks.has(n) && this.marks.get(n) !== m) this.since.delete(n);
+      this.marks.set(n, m);
+    }
     for (const k of [...gone, ...leaks.keys()]) if (!this.since.has(k)) this.since.set(k, now);
     const due = (k: string) => now - this.since.get(k)! >= this.graceMs;
     for (const n of gone) out.goneNodes[n] = Math.round(now - this.since.get(n)!);
@@ -114,6 +127,18 @@ export class IpamGc {
       'IPAM garbage collection released the addresses of deleted nodes',
     );
     return out;
+  }
+
+  /** For each node, the keys and revisions of the blocks affine to it and of its affinities. */
+  private async nodeMarks(nodes: Set<string>): Promise<Map<string, string>> {
+    const [blocks, affs] = await Promise.all([this.o.ipam.store.listBlocks(), this.o.ipam.store.listAffinities()]);
+    const parts = new Map<string, string[]>();
+    const add = (node: string | null, kv: KVPair<unknown>) => {
+      if (node !== null && nodes.has(node)) parts.set(node, [...(parts.get(node) ?? []), `${kv.key}@${kv.revision}`]);
+    };
+    for (const b of blocks) add(affinityNode(b.value.affinity), b);
+    for (const a of affs) add(a.value.node, a);
+    return new Map([...parts].map(([n, p]) => [n, p.sort().join(',')]));
   }
 
   /** Renew our lease, create it, or take over one not renewed for leaseMs; true when we hold it. */

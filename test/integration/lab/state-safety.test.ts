@@ -154,7 +154,12 @@ t.test(
     t.ok(await until(() => freed(victimIps, victim), 60_000), `${victim}'s addresses are freed by ${survivor} (${victimIps.join(', ')})`);
     t.match(gcLog(), new RegExp(`"nodes":\\["${victim}"\\]`), `an agent logged releasing ${victim}`);
     t.comment(`holder ${first} killed; ${survivor} took over and collected ${victim} in ${Date.now() - t1} ms (lease ${LEASE} s)`);
-    const check = await ipamCheck();
+    // The collection is several CAS steps (addresses, handles, affinity, block): poll until it finished.
+    let check = await ipamCheck();
+    for (let i = 0; i < 20 && check.code !== 0; i++) {
+      await sleep(1000);
+      check = await ipamCheck();
+    }
     t.equal(check.code, 0, `tabbyctl ipam check is clean:\n${check.out}`);
   },
 );

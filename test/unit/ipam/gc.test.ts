@@ -46,6 +46,24 @@ t.test("a deleted node's addresses, affinity and block are released after the gr
   t.same((await ipam.ipsByHandle('k8s.a')).length, 1, 'a live node keeps its address');
 });
 
+t.test('a gone node whose blocks change meanwhile (registered, allocated, deleted between two looks) starts its grace again', async (t) => {
+  const { ds, ipam, advance, gc } = await setup();
+  const a = gc('node-1');
+  await ds.delete(`${NODES_PREFIX}node-4`);
+  t.same(Object.keys((await a.tick()).goneNodes), ['node-4'], 'seen gone at 0 s');
+  advance(50_000);
+  // Between two looks node-4 came back, got a pod, and was deleted again: its block changed.
+  await ipam.autoAssign({ handle: 'k8s.e', node: 'node-4', num4: 1, attrs: { node: 'node-4' } });
+  await a.tick();
+  advance(20_000);
+  t.same((await a.tick()).releasedIps, [], 'not at 70 s: its records changed 20 s ago');
+  t.equal((await ipam.ipsByHandle('k8s.e')).length, 1);
+  advance(45_000);
+  const r = await a.tick();
+  t.same(r.releasedNodes, ['node-4'], 'released once the grace passed since the change');
+  t.equal(r.releasedIps.length, 3);
+});
+
 t.test('a node that comes back within the grace period keeps everything', async (t) => {
   const { ds, ipam, advance, gc } = await setup();
   const a = gc('node-1');
