@@ -410,13 +410,14 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   if (meshPw) out.nodeMeshPassword = meshPw;
   const meshBfd = checkBfd(c, spec, 'nodeMeshBFD');
   if (meshBfd) out.nodeMeshBFD = meshBfd;
+  // Calico keeps these interfaces' routes out of BIRD's `protocol direct`. tabby reads no device routes
+  // at all (it advertises pool blocks, borrowed /32s and service ranges only), so the setting holds as
+  // written: accepted (a migrated BGPConfiguration applies unchanged), each entry checked as a name/glob.
   const ignored = c.array(spec, 'ignoredInterfaces', 'spec.');
-  if (ignored?.length)
-    // Calico drops these interfaces' routes from BIRD's `protocol direct`; tabby has no such import
-    // (it advertises pool blocks, borrowed /32s and service ranges only), so accepting would mislead.
-    c.add(
-      'spec.ignoredInterfaces is not supported by tabby: it never imports or advertises interface (device) routes, so there is nothing to exclude; remove the field',
-    );
+  (ignored ?? []).forEach((v, i) => {
+    if (typeof v !== 'string' || v === '' || v.length > 64 || /[\s/]/.test(v))
+      c.add(`spec.ignoredInterfaces[${i}] must be an interface name or glob (e.g. "eth1", "ens*")`);
+  });
   for (const k of ['localWorkloadPeeringIPV4', 'localWorkloadPeeringIPV6'])
     if (spec[k] !== undefined && spec[k] !== '')
       c.add(`spec.${k} is not supported by tabby: it makes no BGP sessions with local workloads (BGPPeer localWorkloadSelector)`);

@@ -179,23 +179,32 @@ t.test('BGPPeer rules', async (t) => {
   ]);
 });
 
-t.test('BGPConfiguration ignoredInterfaces: refused (tabby imports no interface routes), an empty list accepted', async (t) => {
-  const cfg = (spec: Record<string, unknown>) => ({
-    apiVersion: 'projectcalico.org/v3',
-    kind: 'BGPConfiguration',
-    metadata: { name: 'default' },
-    spec,
-  });
-  t.same(problems(cfg({ ignoredInterfaces: ['eth1', 'ens*'] })), [
-    'spec.ignoredInterfaces is not supported by tabby: it never imports or advertises interface (device) routes, so there is nothing to exclude; remove the field',
-  ]);
-  t.same(problems(cfg({ ignoredInterfaces: [] })), []);
-  t.same((validateResource(cfg({ bindMode: 'NodeIP', listenPort: 1790 })).spec as { bindMode?: string }).bindMode, 'NodeIP');
-  t.match(problems(cfg({ bindMode: 'Host' })), [/spec.bindMode/]);
-  t.same(problems(cfg({ localWorkloadPeeringIPV4: '169.254.0.179' })), [
-    'spec.localWorkloadPeeringIPV4 is not supported by tabby: it makes no BGP sessions with local workloads (BGPPeer localWorkloadSelector)',
-  ]);
-});
+t.test(
+  'BGPConfiguration ignoredInterfaces: names and globs accepted (tabby reads no device routes, so they stay excluded), bad entries refused',
+  async (t) => {
+    const cfg = (spec: Record<string, unknown>) => ({
+      apiVersion: 'projectcalico.org/v3',
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec,
+    });
+    t.same(problems(cfg({ ignoredInterfaces: ['eth1', 'ens*'] })), []);
+    t.same((validateResource(cfg({ ignoredInterfaces: ['eth1', 'ens*'] })).spec as { ignoredInterfaces?: string[] }).ignoredInterfaces, [
+      'eth1',
+      'ens*',
+    ]);
+    t.same(problems(cfg({ ignoredInterfaces: ['eth 1', 7] })), [
+      'spec.ignoredInterfaces[0] must be an interface name or glob (e.g. "eth1", "ens*")',
+      'spec.ignoredInterfaces[1] must be an interface name or glob (e.g. "eth1", "ens*")',
+    ]);
+    t.same(problems(cfg({ ignoredInterfaces: [] })), []);
+    t.same((validateResource(cfg({ bindMode: 'NodeIP', listenPort: 1790 })).spec as { bindMode?: string }).bindMode, 'NodeIP');
+    t.match(problems(cfg({ bindMode: 'Host' })), [/spec.bindMode/]);
+    t.same(problems(cfg({ localWorkloadPeeringIPV4: '169.254.0.179' })), [
+      'spec.localWorkloadPeeringIPV4 is not supported by tabby: it makes no BGP sessions with local workloads (BGPPeer localWorkloadSelector)',
+    ]);
+  },
+);
 
 t.test('Node', async (t) => {
   const n = validateResource({
