@@ -81,7 +81,9 @@ export class Reconciler<T> extends EventEmitter {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private hold = false;
-  /** while holding: keys desired at some point since the hold began (their objects are this run's) */
+  /** while holding: keys no longer desired that were desired at some point since the hold began (their
+   *  objects are this run's); a key desired now is this run's anyway — so this stays as small as the
+   *  withdrawals during the hold, not as big as the table */
   private wantedOnce = new Set<string>();
   /** keys the passes kept because deletes are held */
   private heldKeys = new Set<string>();
@@ -121,10 +123,7 @@ export class Reconciler<T> extends EventEmitter {
   holdDeletes(hold: boolean): void {
     if (hold === this.hold) return;
     this.hold = hold;
-    if (hold) {
-      for (const k of this.desired.keys()) this.wantedOnce.add(k);
-      return;
-    }
+    if (hold) return;
     this.wantedOnce = new Set();
     this.heldKeys = new Set();
     for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
@@ -141,15 +140,14 @@ export class Reconciler<T> extends EventEmitter {
     const k = this.driver.key(item);
     const old = this.desired.get(k);
     this.desired.set(k, item);
-    if (this.hold) {
-      this.wantedOnce.add(k);
-      this.heldKeys.delete(k);
-    }
+    if (this.heldKeys.size) this.heldKeys.delete(k);
     if (!old || !this.driver.equal(item, old)) this.markDirty(k);
   }
 
   delete(key: string): void {
-    if (this.desired.delete(key)) this.markDirty(key);
+    if (!this.desired.delete(key)) return;
+    if (this.hold) this.wantedOnce.add(key);
+    this.markDirty(key);
   }
 
   /** Replace the whole desired set. */
@@ -161,12 +159,13 @@ export class Reconciler<T> extends EventEmitter {
 
   /** Replace the whole desired set with a map already keyed by driver.key (the map is taken over). */
   setDesiredMap(next: Map<string, T>): void {
-    for (const k of this.desired.keys()) if (!next.has(k)) this.markDirty(k);
-    for (const [k, it] of next) {
-      if (this.hold) {
-        this.wantedOnce.add(k);
-        this.heldKeys.delete(k);
+    for (const k of this.desired.keys())
+      if (!next.has(k)) {
+        if (this.hold) this.wantedOnce.add(k);
+        this.markDirty(k);
       }
+    for (const [k, it] of next) {
+      if (this.heldKeys.size) this.heldKeys.delete(k);
       const old = this.desired.get(k);
       if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
