@@ -38,6 +38,8 @@ export class Peer {
   group: UpdateGroup | undefined = undefined;
   /** Encoded messages queued for this session (a group's shared Buffers), written as the socket accepts. */
   readonly outQueue = new OutQueue();
+  /** Initial dump of a member: the rest of its group's table to send (update-group.ts dumpRound). */
+  groupDump: Iterator<[number, PrefixKey, AttrSet]> | undefined = undefined;
   /** Raw attribute bytes → interned import result (IPv4 fast path). */
   readonly rawCache = new Map<string, AttrSet | null>();
   /** (best attrs, source, afi) → export attribute set. */
@@ -105,6 +107,7 @@ export class Peer {
     this.blocked = false;
     this.maxPrefixWarned = false;
     this.group?.leave(this);
+    this.groupDump = undefined;
     this.outQueue.clear();
     this.adjOut.clear();
     this.restartTimer?.cancel();
@@ -117,6 +120,7 @@ export class Peer {
     this.dumping = undefined;
     this.blocked = false;
     this.group?.leave(this);
+    this.groupDump = undefined;
     this.outQueue.clear();
     this.adjOut.clear();
     this.filters.rejected.clear();

@@ -990,22 +990,9 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.joinWaiting.delete(p);
     if (p.group || p.state !== 'Established' || !p.dumpDone || !p.eorSent || this.deferral.deferring) return;
     if (p.adjOut.pendingCount > 0 || p.refreshOut.size > 0 || p.outQueue.length > 0) return;
-    const key = groupKey(p, this.identityFor(p).asn);
-    if (key === undefined) return;
-    let g = this.groups.get(key);
-    if (g?.disposed) g = undefined;
-    if (!g) {
-      g = new UpdateGroup(key, this.attrTable, p);
-      g.members.add(p); // rep for the export rules while building
-      const ng = g;
-      this.rib.forEach((best, b, k) => {
-        const a = this.exportForGroup(ng, best, b);
-        if (a) ng.out.seed(b, k, a, best.source);
-      });
-      g.members.delete(p);
-      this.groups.set(key, g);
-      this.groupList.push(g);
-    } else if (g.out.pendingCount > 0) {
+    const g = this.groupFor(p);
+    if (!g) return;
+    if (g.out.pendingCount > 0) {
       this.joinWaiting.add(p);
       return;
     }
@@ -1025,6 +1012,16 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private evict(p: Peer, why: string): void {
     const g = p.group;
     if (!g) return;
+    if (p.groupDump) {
+      // Still in its initial dump: it goes on alone with a full dump (what it was queued is re-sent).
+      p.groupDump = undefined;
+      g.leave(p);
+      this.pruneGroups();
+      p.dumping = this.rib.table.entries();
+      p.dumpDone = false;
+      this.scheduleFlush(p);
+      return;
+    }
     g.out.forEachSentTo(p.source, (a, b, k) => p.adjOut.seed(b, k, a));
     g.out.forEachPending(p.source, (b, k, a) => p.adjOut.want(b, k, a));
     g.leave(p);
@@ -1098,9 +1095,59 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   private startDump(p: Peer): void {
-    p.dumping = this.rib.table.entries();
     p.dumpDone = false;
+    // A peer with a group key joins its group now and is dumped from the group's table (no Adj-RIB-Out
+    // of its own, ever): many clients coming up to a full reflector hold one table, not one each.
+    const g = this.deferral.deferring ? undefined : this.groupFor(p);
+    if (g) {
+      p.adjOut.clear();
+      g.members.add(p);
+      p.group = g;
+      p.groupDump = g.out.sent.entries();
+    } else p.dumping = this.rib.table.entries();
     this.scheduleFlush(p);
+  }
+
+  /** The update group of a peer's key (built from the Loc-RIB when it does not exist yet), or undefined. */
+  private groupFor(p: Peer): UpdateGroup | undefined {
+    const key = groupKey(p, this.identityFor(p).asn);
+    if (key === undefined) return undefined;
+    const g = this.groups.get(key);
+    if (g && !g.disposed) return g;
+    const ng = new UpdateGroup(key, this.attrTable, p);
+    ng.members.add(p); // rep for the export rules while building
+    this.rib.forEach((best, b, k) => {
+      const a = this.exportForGroup(ng, best, b);
+      if (a) ng.out.seed(b, k, a, best.source);
+    });
+    ng.members.delete(p);
+    this.pruneGroups();
+    this.groups.set(key, ng);
+    this.groupList.push(ng);
+    return ng;
+  }
+
+  /** Part of a member's initial dump from its group's table, as its queue drains; then End-of-RIB. */
+  private dumpFromGroup(p: Peer, g: UpdateGroup): void {
+    const deadline = performance.now() + this.sliceMs;
+    while (p.groupDump && !p.blocked && p.outQueue.bytes < this.limits.lowWater) {
+      const { batches, done } = g.out.dumpRound(p.groupDump, p.source, 2000);
+      const msgs = batches.flatMap((batch) => encodeBatch(batch, p.caps));
+      if (done) {
+        p.groupDump = undefined;
+        p.dumpDone = true;
+        p.eorSent = true; // RFC 4724 §2: End-of-RIB after the initial dump, behind it in the queue
+        for (const fam of p.negotiated?.families ?? [FAMILY_IPV4_UNICAST]) {
+          if (fam === FAMILY_IPV4_UNICAST) msgs.push(encodeEndOfRib(1, p.caps));
+          else if (fam === FAMILY_IPV6_UNICAST) msgs.push(encodeEndOfRib(2, p.caps));
+        }
+      }
+      if (msgs.length) p.outQueue.push(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs));
+      this.writeQueue(p);
+      if (done) this.emit('dump-done', { address: p.config.address });
+      if (performance.now() > deadline) break;
+    }
+    if (p.groupDump && !p.blocked) this.scheduleFlush(p);
   }
 
   private scheduleFlush(p: Peer): void {
@@ -1121,7 +1168,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       if (p.blocked) return;
     }
     if (p.group) {
-      if (p.group.out.pendingCount > 0 && p.outQueue.bytes < this.limits.lowWater) this.scheduleGroupFlush(p.group);
+      if (p.groupDump) this.dumpFromGroup(p, p.group);
+      if (p.group && p.group.out.pendingCount > 0 && p.outQueue.bytes < this.limits.lowWater) this.scheduleGroupFlush(p.group);
       return;
     }
     const deadline = performance.now() + this.sliceMs;

@@ -227,6 +227,28 @@ export class GroupRibOut {
     return out;
   }
 
+  /**
+   * The next part of a new member's initial dump: up to `max` entries of the table from `it` (an
+   * iterator over `sent`, which survives changes between rounds), minus the member's own, grouped by
+   * attribute set. The member's queue holds the group's changes in order with these, so it ends at the
+   * latest state whatever the iterator sees.
+   */
+  dumpRound(it: Iterator<[number, PrefixKey, AttrSet]>, own: PathSource, max: number): { batches: GroupBatch[]; done: boolean } {
+    const by = new Map<AttrSet, Building>();
+    let n = 0;
+    for (;;) {
+      if (n++ >= max) return { batches: emitAll(by.values()), done: false };
+      const r = it.next();
+      if (r.done) return { batches: emitAll(by.values()), done: true };
+      const [b, k, a] = r.value;
+      if (this.src.get(b, k) === own) continue;
+      let g = by.get(a);
+      if (!g) by.set(a, (g = { attrs: a, except: undefined, only: undefined, v4: undefined, v6: undefined }));
+      if (b === BUCKET_V6) (g.v6 ??= new ListBuilder(2)).push(b, k);
+      else (g.v4 ??= new ListBuilder(1)).push(b, k);
+    }
+  }
+
   private drop(b: number, k: PrefixKey, cur: AttrSet, curSrc: PathSource): void {
     this.sent.delete(b, k);
     this.src.delete(b, k);
@@ -244,6 +266,14 @@ export class GroupRibOut {
     this.pendingSrc.clear();
     this.sourced.clear();
   }
+}
+
+function emitAll(gs: Iterable<Building>): GroupBatch[] {
+  const out: GroupBatch[] = [];
+  for (const g of gs)
+    for (const l of [g.v4, g.v6])
+      if (l?.count) out.push({ afi: l.afi, attrs: g.attrs, prefixes: l.list(), except: g.except, only: g.only });
+  return out;
 }
 
 /** A member's queue of encoded messages (shared Buffers), written as its socket accepts. */

@@ -120,3 +120,28 @@ t.test('a client with no routes leaving the reflector does not walk the Loc-RIB;
   t.ok(walks >= 1, 'a client with routes is flushed by a walk');
   t.equal(rr.locRib().size, 0);
 });
+
+t.test('a client coming up to a full reflector is dumped from the group table (no Adj-RIB-Out of its own), End-of-RIB last', async (t) => {
+  const { hub, rr, cs } = await reflectorWithClients(t);
+  const [c1, c2] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
+  for (let i = 0; i < 3000; i++) c1.originate(`10.9.${i >> 8}.${i & 255}/32`, { med: i >> 4 });
+  await until(() => received(c2) === 3000, 10_000, 'c2 has the 3000 routes');
+  // A fourth client comes up now.
+  const c4 = memSpeaker(hub, '10.0.0.5', { asn: 65000, routerId: '2.2.2.5' });
+  rr.addPeer({ address: '10.0.0.5', asn: 65000, families: ['ipv4'], routeReflectorClient: true });
+  c4.addPeer({ address: RR, asn: 65000, families: ['ipv4'] });
+  t.teardown(() => c4.stop());
+  let inGroupAtDumpDone: number | undefined;
+  rr.on('dump-done', (e) => {
+    if (e.address === '10.0.0.5') inGroupAtDumpDone = rr.peers().find((p) => p.address === '10.0.0.5')?.updateGroup;
+  });
+  const eor: number[] = [];
+  c4.on('end-of-rib', () => eor.push(received(c4)));
+  await c4.start();
+  c1.originate('10.10.0.0/24'); // a change while the new client is being dumped
+  await until(() => received(c4) === 3001, 10_000, 'c4 has every route and the change');
+  t.ok(inGroupAtDumpDone !== undefined, 'in the group during its dump');
+  t.equal(rr.updateGroups().length, 1, 'still one group');
+  t.equal(rr.updateGroups()[0]!.members.length, 4);
+  t.ok(eor.length === 1 && eor[0]! >= 3000, `End-of-RIB after the dump (${eor[0]} routes then)`);
+});
