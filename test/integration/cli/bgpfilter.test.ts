@@ -2,15 +2,13 @@
 // a BGPPeer that attaches filters, a BGPConfiguration with communities, prefixAdvertisements and
 // service ranges. The compiled CLI runs as a child process against the file datastore; what `get -o
 // yaml` prints applies again unchanged, and a bad rule is refused with its path.
+import { runTabbyctl } from '../../helpers/tabbyctl.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}bgpf`;
 
 interface Result {
@@ -19,26 +17,8 @@ interface Result {
   stderr: string;
 }
 
-function tabbyctl(dsDir: string, args: string[], input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TABBY_CONFIG: '/dev/null' };
-    const c = spawn(process.execPath, [CLI, ...args, '--datastore-type', 'file', '--datastore-dir', dsDir], {
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '',
-      stderr = '';
-    c.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    c.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    c.once('error', reject);
-    c.once('exit', (code) => resolve({ code, stdout, stderr }));
-    c.stdin.end(input);
-  });
-}
+const tabbyctl = (dsDir: string, args: string[], input = ''): Promise<Result> =>
+  runTabbyctl([...args, '--datastore-type', 'file', '--datastore-dir', dsDir], { input });
 
 const YAML = `apiVersion: projectcalico.org/v3
 kind: BGPFilter

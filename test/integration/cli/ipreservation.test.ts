@@ -1,37 +1,17 @@
 // tabbyctl round trip of IPReservation and IPPool allowedUses in Calico's YAML: the compiled CLI as a
 // child process against the file datastore; what `get -o yaml` prints applies again unchanged; a bad
 // entry is refused with its path and nothing is changed.
+import { runTabbyctl } from '../../helpers/tabbyctl.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipr`;
 
-function tabbyctl(dsDir: string, args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TABBY_CONFIG: '/dev/null' };
-    const c = spawn(process.execPath, [CLI, ...args, '--datastore-type', 'file', '--datastore-dir', dsDir], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env,
-    });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    c.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    c.once('error', reject);
-    c.once('exit', (code) => resolve({ code, stdout, stderr }));
-    c.stdin.end(input);
-  });
-}
+const tabbyctl = (dsDir: string, args: string[], input = '') =>
+  runTabbyctl([...args, '--datastore-type', 'file', '--datastore-dir', dsDir], { input });
 
 // Calico's own sample (docs: reference/resources/ipreservation) and a pool split by use.
 const YAML = `apiVersion: projectcalico.org/v3

@@ -2,17 +2,15 @@
 // against the file datastore and a real etcd. A Calico multi-document YAML applies unchanged and
 // comes back with defaults; bad input (invalid CIDR, unknown kind, broken YAML, stale revision)
 // gives a clear error naming the document and changes nothing.
+import { runTabbyctl } from '../../helpers/tabbyctl.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { Test } from 'tap';
 import { startEtcd, etcdMissing } from '../../helpers/etcd.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}cli`;
 
 interface Result {
@@ -21,24 +19,7 @@ interface Result {
   stderr: string;
 }
 
-function tabbyctl(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    // A clean environment: no datastore settings leak in from the machine running the tests.
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TABBY_CONFIG: '/dev/null', ...opts.env };
-    const c = spawn(process.execPath, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '',
-      stderr = '';
-    c.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    c.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    c.once('error', reject);
-    c.once('exit', (code) => resolve({ code, stdout, stderr }));
-    c.stdin.end(opts.input ?? '');
-  });
-}
+const tabbyctl = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> => runTabbyctl(args, opts);
 
 const CALICO_YAML = `# A Calico user's file, unchanged
 apiVersion: projectcalico.org/v3

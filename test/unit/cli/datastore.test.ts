@@ -1,28 +1,15 @@
 // tabbyctl datastore check | backup | restore against a file store, as an operator runs them: the
 // compiled CLI. Damage is found with its offset (exit 1); a backup restores the store exactly, all or
 // nothing (a bad backup file changes nothing); a process that was running follows the restore.
+import { runTabbyctl } from '../../helpers/tabbyctl.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
-function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, 'datastore', ...args],
-      {
-        env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: '/dev/null' },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const tabbyctl = (dir: string, args: string[]) =>
+  runTabbyctl(['datastore', ...args], { env: { DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir }, timeoutMs: 60_000 });
 
 t.test('check, backup, damage, restore', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dsc-`));

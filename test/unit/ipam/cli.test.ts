@@ -1,17 +1,17 @@
 // tabbyctl ipam, run as a user runs it: the compiled CLI against a file datastore in a temp dir.
+import { runTabbyctl } from '../../helpers/tabbyctl.js';
 import { NODES_PREFIX, POOLS_PREFIX } from '../../../src/datastore/keys.js';
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import yargs from 'yargs';
 import { ipamCommand } from '../../../src/cli/commands/ipam.js';
 
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
+const _cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 
 /** The ipam command in this process (fast); stdout captured. */
 async function inProcess(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -39,19 +39,11 @@ async function inProcess(dir: string, args: string[]): Promise<{ code: number; s
   return { code, stdout, stderr: '' };
 }
 
-function tabbyctl(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      {
-        env: { PATH: process.env.PATH, DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') },
-        timeout: 30_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
+const tabbyctl = (dir: string, args: string[]) =>
+  runTabbyctl(args, {
+    env: { DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir, TABBY_CONFIG: path.join(dir, 'none.cfg') },
+    timeoutMs: 30_000,
   });
-}
 
 t.test('ipam show / --show-blocks / --ip / check / release / configure', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipcli-`));
