@@ -18,6 +18,7 @@ import { log, type Logger } from '../common/log.js';
 import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
 import { peerRoutes } from './bgp-policy.js';
+import { interfaceRoutes } from './interface-routes.js';
 import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
 import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, type RouteOutput, type RoutePool } from './routes.js';
 import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
@@ -143,6 +144,9 @@ export class Agent extends EventEmitter implements StatusSource {
   /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
   private staticRoutes = new Map<string, KernelRoute>();
   private exported = new Set<string>();
+  /** Interface (device) routes originated: prefix → interface (interface-routes.ts). */
+  private ifRoutes = new Map<string, string>();
+  private ifRoutesBusy = false;
   /** Communities each originated prefix was sent with (re-originated when they change). */
   private exportedAttrs = new Map<string, string>();
   private routeOut: RouteOutput | undefined;
@@ -266,6 +270,8 @@ export class Agent extends EventEmitter implements StatusSource {
       this.lastTick = Date.now();
       this.checkConverged();
     });
+    // Interface routes: a periodic address list (no netlink watch): an address change shows within 2 s.
+    this.every(2000, () => void this.syncInterfaceRoutes());
     this.logger.info({ mode: this.cfg.mode, asn: this.asn, routerId: this.routerId }, 'tabby-node started');
   }
 
@@ -460,6 +466,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.speaker = sp;
     this.peerConfigs.clear();
     this.exported.clear();
+    this.ifRoutes.clear();
     await sp.start();
     this.logger.info(
       {
@@ -818,9 +825,46 @@ export class Agent extends EventEmitter implements StatusSource {
       }
       for (const p of this.exportedAttrs.keys()) if (!next.has(p)) this.exportedAttrs.delete(p);
       this.exported = next;
+      void this.syncInterfaceRoutes();
     }
     // Kernel.
     if (this.deps.dataplane && !this.isRouteReflector) await this.applyDataplane();
+  }
+
+  /**
+   * Originate the node's interface routes (Calico's direct routes) while some BGPFilter has an export
+   * Accept rule — the only thing that can send one out; withdraw those whose address went.
+   */
+  private async syncInterfaceRoutes(): Promise<void> {
+    const sp = this.speaker;
+    const dp = this.deps.dataplane;
+    if (!sp || this.isRouteReflector || !dp?.interfaceAddresses || this.ifRoutesBusy) return;
+    this.ifRoutesBusy = true;
+    try {
+      const wanted = this.snapshot.filters.some((f) =>
+        [...(f.spec.exportV4 ?? []), ...(f.spec.exportV6 ?? [])].some((r) => r.action === 'Accept'),
+      );
+      const ignored = (this.snapshot.bgpConfig?.spec as { ignoredInterfaces?: string[] } | undefined)?.ignoredInterfaces ?? [];
+      const next = wanted ? interfaceRoutes(await dp.interfaceAddresses(), ignored) : new Map<string, string>();
+      if (this.speaker !== sp) return;
+      for (const p of this.exported) next.delete(p); // a pool block or service range stays what it is
+      for (const [p, iface] of this.ifRoutes)
+        if (next.get(p) !== iface && !this.exported.has(p)) {
+          sp.withdraw(p);
+          this.logger.info({ prefix: p, interface: iface }, 'interface route withdrawn');
+        }
+      for (const [p, iface] of next) {
+        if (this.ifRoutes.get(p) === iface) continue;
+        const nh = p.includes(':') ? this.address6 : this.address4;
+        sp.originate(p, { ...(nh ? { nextHop: ipOf(nh) } : {}), interface: iface, direct: true });
+        this.logger.info({ prefix: p, interface: iface }, 'interface route originated');
+      }
+      this.ifRoutes = next;
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'interface addresses: list failed; will retry');
+    } finally {
+      this.ifRoutesBusy = false;
+    }
   }
 
   private async applyDataplane(): Promise<void> {
@@ -912,6 +956,8 @@ export class Agent extends EventEmitter implements StatusSource {
     if (this.speaker) {
       for (const p of this.exported) this.speaker.withdraw(p);
       this.exported.clear();
+      for (const p of this.ifRoutes.keys()) this.speaker.withdraw(p);
+      this.ifRoutes.clear();
     }
     this.peerConfigs.clear();
     if (this.speaker) for (const addr of [...this.desiredPeers.keys()]) this.speaker.removePeer(addr);

@@ -115,7 +115,10 @@ export interface SpeakerPort {
   addPeer(p: SpeakerPeerConfig): void;
   updatePeer(p: SpeakerPeerConfig): void;
   removePeer(address: string): void;
-  originate(prefix: string, opts?: { nextHop?: string; communities?: number[]; largeCommunities?: LargeCommunity[] }): void;
+  originate(
+    prefix: string,
+    opts?: { nextHop?: string; communities?: number[]; largeCommunities?: LargeCommunity[]; interface?: string; direct?: boolean },
+  ): void;
   withdraw(prefix: string): void;
   peers(): SpeakerPeerStatus[];
   /** A prefix's best route changed: its next hops (interned by the speaker: the same array for the same
@@ -171,7 +174,21 @@ export interface DataplanePort {
   applyNat(pools: { cidr: string; natOutgoing: boolean }[]): Promise<void>;
   /** Name of the interface holding the address (for plain routes), if any. */
   uplinkFor?(address: string): Promise<string | undefined>;
+  /** The addresses on the node's interfaces (one netlink address + link dump), for interface routes. */
+  interfaceAddresses?(): Promise<InterfaceAddress[]>;
   close(): Promise<void>;
+}
+
+export interface InterfaceAddress {
+  /** Interface name. */
+  iface: string;
+  /** "10.0.0.5" */
+  address: string;
+  prefixLen: number;
+  /** rtnetlink scope (0 global, 253 link, 254 host). */
+  scope: number;
+  /** The link is up. */
+  up: boolean;
 }
 
 export interface DataplaneProgress {

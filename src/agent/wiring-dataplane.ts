@@ -87,6 +87,15 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
       applyNatOutgoing(pools);
       natKey = key;
     },
+    interfaceAddresses: async () => {
+      // A periodic full list, not a watch: the set is small and the agent asks at its own pace.
+      const [links, addrs] = await Promise.all([nl.listLinks(), nl.listAddresses()]);
+      const byIndex = new Map(links.map((l) => [l.index, l]));
+      return addrs.flatMap((a) => {
+        const l = byIndex.get(a.index);
+        return l ? [{ iface: l.name, address: a.address, prefixLen: a.prefixLen, scope: a.scope, up: l.up }] : [];
+      });
+    },
     close: async () => {
       routes.stop();
       for (const r of neighFdb.values()) r.stop();

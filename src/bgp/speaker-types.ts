@@ -63,6 +63,9 @@ export interface OriginateOptions {
   med?: number;
   /** The route's outgoing interface (what a BGPFilter `interface` rule matches). */
   interface?: string;
+  /** An interface (device) route, Calico's `protocol direct`: sent only to peers whose export filter
+   *  has a rule that accepts it (no filter, or the default Accept, keeps it home). */
+  direct?: boolean;
 }
 
 export interface PeerStatus {

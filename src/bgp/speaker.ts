@@ -111,6 +111,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly bySource = new Map<PathSource, Peer>();
   /** Outgoing interface of originated prefixes that have one (BGPFilter `interface` matches it). */
   private readonly localIface = new PrefixTable<string>();
+  /** Originated interface (device) routes: exported only where a filter rule accepts them. */
+  private readonly localDirect = new PrefixTable<true>();
   /** Update groups (update-group.ts) by key, and as an array for the hot loop. */
   private readonly groups = new Map<string, UpdateGroup>();
   private groupList: UpdateGroup[] = [];
@@ -333,6 +335,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       if (set) return out.push({ prefix, state: 'advertised', ...rule(r, 'export', afi), ...reportAttrs(set.attrs) });
       if (r?.action === 'Reject')
         return out.push({ prefix, state: 'not-advertised', ...rule(r, 'export', afi), ...reportAttrs(best.attrs.attrs) });
+      if (best.source.local && this.localDirect.get(b, k)) return held('interface route: no export filter rule accepts it');
       return held('well-known community NO_ADVERTISE / NO_EXPORT (RFC 1997)');
     });
     return out;
@@ -349,11 +352,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (opts.largeCommunities?.length) attrs.largeCommunities = opts.largeCommunities.map((c) => ({ ...c }));
     if (opts.interface) this.localIface.set(k.bucket, k.key, opts.interface);
     else this.localIface.delete(k.bucket, k.key);
+    const wasDirect = this.localDirect.get(k.bucket, k.key) === true;
+    if (opts.direct) this.localDirect.set(k.bucket, k.key, true);
+    else this.localDirect.delete(k.bucket, k.key);
     if (opts.localPref !== undefined) attrs.localPref = opts.localPref;
     if (opts.med !== undefined) attrs.med = opts.med;
     const set = this.attrTable.intern(attrs);
     const prev = this.localPaths.get(k.bucket, k.key);
-    if (prev && prev.attrs === set) return;
+    if (prev && prev.attrs === set && wasDirect === (opts.direct === true)) return;
     const path = new Path(this.localSource, set);
     this.attrTable.ref(set); // the Path's reference, dropped in releasePath()
     this.localPaths.set(k.bucket, k.key, path);
@@ -366,6 +372,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (!prev) return;
     this.localPaths.delete(k.bucket, k.key);
     this.localIface.delete(k.bucket, k.key);
+    this.localDirect.delete(k.bucket, k.key);
     if (this.rib.remove(k.bucket, k.key, this.localSource)) this.bestChanged(k.bucket, k.key);
   }
 
@@ -390,6 +397,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
           residuals.set(path.attrs, res);
         }
         if (res.rules.length === 0) return;
+        // Interface routes stay home unless accepted: a Reject of one explains nothing.
+        if (path.source.local && this.localDirect.get(b, k)) return;
         const iface = path.source.local ? this.localIface.get(b, k) : undefined;
         const i = b !== BUCKET_V6 && iface === undefined ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k, iface));
         const r = i < 0 ? undefined : res.rules[i]!;
@@ -927,7 +936,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     for (let i = 0; i < groups.length; i++) {
       const g = groups[i]!;
       if (g.disposed) continue;
-      g.out.want(b, k, best ? this.exportForGroup(g, best, b) : null, best?.source);
+      g.out.want(b, k, best ? this.exportForGroup(g, best, b, k) : null, best?.source);
       this.scheduleGroupFlush(g);
     }
     const peers = this.peerList;
@@ -948,11 +957,15 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (p.filters.hasExport(afi)) {
       // Export filters (BGPFilter) per prefix, before the Adj-RIB-Out; then the protocol's rules.
       const iface = best.source.local ? this.localIface.get(b, k) : undefined;
-      return p.filters.exportDecide(best, afi, b, k, iface, (a) => {
+      const set = p.filters.exportDecide(best, afi, b, k, iface, (a) => {
         const out = exportAttrs(this.identityFor(p), p.policy, best.source, a, afi);
         return out ? this.attrTable.intern(out) : null;
       });
+      // An interface route leaves only on a rule's Accept (Calico's export filter rejects what no BGPFilter accepted).
+      if (set && best.source.local && p.filters.lastRule?.action !== 'Accept' && this.localDirect.get(b, k)) return null;
+      return set;
     }
+    if (best.source.local && this.localDirect.get(b, k)) return null;
     const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
     const hit = p.exportCache.get(cacheKey);
     if (hit !== undefined) return hit;
@@ -964,8 +977,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** exportFor() for an update group: the same rules, asked for a member that is not the path's source. */
-  private exportForGroup(g: UpdateGroup, best: Path, b: number): AttrSet | null {
+  private exportForGroup(g: UpdateGroup, best: Path, b: number, k: PrefixKey): AttrSet | null {
     const rep = g.rep;
+    // Groups hold peers without export filters: no rule can accept an interface route for them.
+    if (best.source.local && this.localDirect.get(b, k)) return null;
     const afi = afiOfBucket(b);
     if (!shouldAdvertise(best.source, { source: g.target, ebgp: rep.policy.ebgp, rrClient: rep.policy.rrClient }, this.reflector))
       return null;
@@ -1117,7 +1132,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const ng = new UpdateGroup(key, this.attrTable, p);
     ng.members.add(p); // rep for the export rules while building
     this.rib.forEach((best, b, k) => {
-      const a = this.exportForGroup(ng, best, b);
+      const a = this.exportForGroup(ng, best, b, k);
       if (a) ng.out.seed(b, k, a, best.source);
     });
     ng.members.delete(p);

@@ -410,9 +410,8 @@ function checkBGPConfiguration(c: Checker, name: string, spec: Obj): Obj {
   if (meshPw) out.nodeMeshPassword = meshPw;
   const meshBfd = checkBfd(c, spec, 'nodeMeshBFD');
   if (meshBfd) out.nodeMeshBFD = meshBfd;
-  // Calico keeps these interfaces' routes out of BIRD's `protocol direct`. tabby reads no device routes
-  // at all (it advertises pool blocks, borrowed /32s and service ranges only), so the setting holds as
-  // written: accepted (a migrated BGPConfiguration applies unchanged), each entry checked as a name/glob.
+  // Calico keeps these interfaces' routes out of BIRD's `protocol direct`; tabby leaves them out of its
+  // interface routes the same way (src/agent/interface-routes.ts). Each entry checked as a name/glob.
   const ignored = c.array(spec, 'ignoredInterfaces', 'spec.');
   (ignored ?? []).forEach((v, i) => {
     if (typeof v !== 'string' || v === '' || v.length > 64 || /[\s/]/.test(v))

@@ -212,6 +212,57 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
   );
 });
 
+t.test('interface (direct) routes: sent only on a rule Accept, never by default, withdrawn with the address', async (t) => {
+  const hub = new MemHub();
+  // a originates two interface routes and a pool block; b's session has an export filter, c's has none.
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: 65003, routerId: '3.3.3.3' });
+  const f = (exportV4: NamedFilter['spec']['exportV4']): NamedFilter => ({ name: 'ifs', spec: { exportV4 } });
+  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: [f([{ action: 'Accept', interface: 'br-*' }])] }));
+  a.addPeer(peer('10.0.0.3', 65003, { localAddress: '10.0.0.1' }));
+  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
+  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
+  for (const s of [a, b, c]) await s.start();
+  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
+  await until(established(a, 2), 5000, 'a');
+  a.originate('192.168.50.0/24', { interface: 'br-lan', direct: true });
+  a.originate('192.168.60.0/24', { interface: 'eth1', direct: true });
+  a.originate('10.1.0.0/26');
+  const prefixes = (s: BgpSpeaker) => [...s.locRib().routes()].map((r) => r.prefix).sort();
+  await until(() => b.locRib().size === 2 && c.locRib().size === 1, 5000, 'routes');
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(prefixes(b), ['10.1.0.0/26', '192.168.50.0/24'], 'b: the block and the br-* route the rule accepts; eth1 stays home');
+  t.same(prefixes(c), ['10.1.0.0/26'], 'c (no filter, default Accept): no interface route at all');
+  const why = a.routeReport('10.0.0.2', 'advertised')!;
+  t.match(
+    why.find((r) => r.prefix === '192.168.60.0/24'),
+    { state: 'not-advertised', decidedBy: /interface route: no export filter rule accepts it/ },
+  );
+  t.match(
+    why.find((r) => r.prefix === '192.168.50.0/24'),
+    { state: 'advertised', decidedBy: /ifs exportV4\[0\] Accept/ },
+  );
+  // a Reject in front wins; a plain Accept (by cidr) also sends an interface route, as in Calico
+  a.updatePeer(
+    peer('10.0.0.2', 65002, {
+      localAddress: '10.0.0.1',
+      filters: [
+        f([
+          { action: 'Reject', interface: 'br-lan' },
+          { action: 'Accept', cidr: '192.168.0.0/16', matchOperator: 'In' },
+        ]),
+      ],
+    }),
+  );
+  await until(() => prefixes(b).join() === '10.1.0.0/26,192.168.60.0/24', 5000, 'after the filter change');
+  t.pass('br-lan withdrawn by the Reject, eth1 sent by the cidr Accept');
+  // the address goes: the route is withdrawn
+  a.withdraw('192.168.60.0/24');
+  await until(() => prefixes(b).join() === '10.1.0.0/26', 5000, 'withdrawn');
+  t.pass('withdrawn when the address went');
+});
+
 t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop check)', async (t) => {
   const hub = new MemHub();
   const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });

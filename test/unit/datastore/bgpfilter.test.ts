@@ -134,13 +134,17 @@ t.test('each problem named, all at once', async (t) => {
     [{ importV4: [{ action: 'Accept', operations: [{ prependASPath: { prefix: [] } }] }] }, /prefix must list 1\.\.10 AS numbers/],
     [{ importV4: [{ action: 'Accept', operations: [] }] }, /operations must hold 1\.\.10 entries/],
     [{ importV4: [{ action: 'Reject', interface: 'eth0; rm' }] }, /interface "eth0; rm" is not an interface name/],
-    // tabby: learned routes carry no interface and no interface routes are advertised — refused, not ignored
+    // tabby: learned routes carry no interface yet — refused on import, not ignored
     [{ importV4: [{ action: 'Reject', interface: 'eth1' }] }, /importV4\[0\]\.interface is not supported by tabby on import rules/],
-    [{ exportV4: [{ action: 'Accept', interface: 'eth*' }] }, /exportV4\[0\]\.interface is not supported by tabby on Accept rules/],
     [{ importV4: [{ action: 'Reject', bogus: 1 }] }, /unknown field spec\.importV4\[0\]\.bogus/],
     [{ importv4: [] }, /unknown field spec\.importv4/],
   ];
   for (const [spec, re] of rows) t.match(problems(filter(spec)).join('; '), re, JSON.stringify(spec));
+  // export Accept with interface: the node's interface routes that match it are advertised
+  t.same(
+    problems(filter({ exportV4: [{ action: 'Accept', interface: 'eth*' }], exportV6: [{ action: 'Accept', interface: 'br-?' }] })),
+    [],
+  );
   const many = problems(
     filter({
       importV4: [{ action: 'Drop' }, { action: 'Reject', priority: 0 }],
