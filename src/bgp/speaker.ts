@@ -335,7 +335,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       if (set) return out.push({ prefix, state: 'advertised', ...rule(r, 'export', afi), ...reportAttrs(set.attrs) });
       if (r?.action === 'Reject')
         return out.push({ prefix, state: 'not-advertised', ...rule(r, 'export', afi), ...reportAttrs(best.attrs.attrs) });
-      if (best.source.local && this.localDirect.get(b, k)) return held('interface route: no export filter rule accepts it');
+      if (best.source.local && this.localDirect.get(b, k)) return held('interface route: no rule accepts it');
       return held('well-known community NO_ADVERTISE / NO_EXPORT (RFC 1997)');
     });
     return out;

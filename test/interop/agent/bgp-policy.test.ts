@@ -202,7 +202,7 @@ ${nodes
     const why = await tabbyctl(lab, 'node-2', 'bgp', 'routes', '--peer', BIRD_IP);
     t.match(
       why.stdout,
-      /\| 10\.96\.0\.0\/12 +\| not-advertised .*\| tor-out exportV4\[0\] Reject \|/,
+      /\| 10\.96\.0\.0\/12 +\| not-advertised .*\| tor-out exportV4\[0\] Reject +\|/,
       'tabbyctl bgp routes says which rule held it back',
     );
     // GoBGP is another peer: still has the service range.

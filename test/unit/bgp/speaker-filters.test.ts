@@ -237,7 +237,7 @@ t.test('interface (direct) routes: sent only on a rule Accept, never by default,
   const why = a.routeReport('10.0.0.2', 'advertised')!;
   t.match(
     why.find((r) => r.prefix === '192.168.60.0/24'),
-    { state: 'not-advertised', decidedBy: /interface route: no export filter rule accepts it/ },
+    { state: 'not-advertised', decidedBy: /interface route: no rule accepts it/ },
   );
   t.match(
     why.find((r) => r.prefix === '192.168.50.0/24'),
