@@ -438,13 +438,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** Update groups (update-group.ts): members, prefixes in the shared Adj-RIB-Out, changes not yet encoded. */
-  updateGroups(): { id: number; members: string[]; prefixes: number; pending: number }[] {
+  updateGroups(): { id: number; members: string[]; prefixes: number; pending: number; encoded: number }[] {
     this.pruneGroups();
     return this.groupList.map((g) => ({
       id: g.id,
       members: [...g.members].map((p) => p.config.address),
       prefixes: g.out.sent.size,
       pending: g.out.pendingCount,
+      encoded: g.encoded,
     }));
   }
 
@@ -1082,7 +1083,18 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       }
       g.stalledSince = 0;
       const caps = g.caps;
-      g.deliver(g.out.take(2000).map((batch) => ({ batch, bufs: encodeBatch(batch, caps) })));
+      // A batch no member is to receive (split horizon: a lone member that sent every route, as a node
+      // with one upstream peer has) updates the shared table but is not encoded.
+      g.deliver(
+        g.out
+          .take(2000)
+          .filter((batch) => g.hasRecipient(batch))
+          .map((batch) => {
+            const bufs = encodeBatch(batch, caps);
+            g.encoded += bufs.length;
+            return { batch, bufs };
+          }),
+      );
       for (const m of g.members) this.writeQueue(m);
       if (performance.now() > deadline) break;
     }

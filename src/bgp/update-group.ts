@@ -334,6 +334,8 @@ export class UpdateGroup {
   /** A source no peer has: the reflection rules are asked as if for a member that sent nothing. */
   readonly target: PathSource;
   flushScheduled = false;
+  /** UPDATE messages encoded for the members so far. */
+  encoded = 0;
   /** When a member's full queue first held the group back (performance.now()), 0 when none. */
   stalledSince = 0;
   stallTimer: NodeJS.Timeout | undefined = undefined;
@@ -383,6 +385,13 @@ export class UpdateGroup {
       const buf = Buffer.concat(mine.flatMap((r) => r.bufs));
       if (buf.length) m.outQueue.push(buf);
     }
+  }
+
+  /** Some member is to receive the batch (not its source's peer; for `only`, that peer). */
+  hasRecipient(batch: GroupBatch): boolean {
+    for (const m of this.members)
+      if ((batch.except === undefined || m.source !== batch.except) && (batch.only === undefined || m.source === batch.only)) return true;
+    return false;
   }
 
   /** The member whose queue holds the group back, if any. */
