@@ -845,8 +845,12 @@ export class Agent extends EventEmitter implements StatusSource {
         [...(f.spec.exportV4 ?? []), ...(f.spec.exportV6 ?? [])].some((r) => r.action === 'Accept'),
       );
       const ignored = (this.snapshot.bgpConfig?.spec as { ignoredInterfaces?: string[] } | undefined)?.ignoredInterfaces ?? [];
-      const next = wanted ? interfaceRoutes(await dp.interfaceAddresses(), ignored) : new Map<string, string>();
+      // Listed even without such a filter: import rules naming an interface (the one a learned route's
+      // next hop is on) then have it as soon as a filter names one.
+      const addrs = await dp.interfaceAddresses();
+      const next = wanted ? interfaceRoutes(addrs, ignored) : new Map<string, string>();
       if (this.speaker !== sp) return;
+      sp.setConnected?.([...interfaceRoutes(addrs, [], true)].map(([prefix, iface]) => ({ prefix, iface })));
       for (const p of this.exported) next.delete(p); // a pool block or service range stays what it is
       for (const [p, iface] of this.ifRoutes)
         if (next.get(p) !== iface && !this.exported.has(p)) {

@@ -29,9 +29,10 @@ export const globMatcher = (glob: string): RegExp =>
   );
 
 /** Connected prefixes → the interface they are on (the first by name when several share one). */
-export function interfaceRoutes(addrs: readonly InterfaceAddress[], ignored: readonly string[] = []): Map<string, string> {
+export function interfaceRoutes(addrs: readonly InterfaceAddress[], ignored: readonly string[] = [], all = false): Map<string, string> {
   const out = new Map<string, string>();
-  const skip = [...EXCLUDED_INTERFACES, ...ignored].map(globMatcher);
+  // all: every interface (what a learned route's next hop is reached through, for import rules)
+  const skip = all ? [] : [...EXCLUDED_INTERFACES, ...ignored].map(globMatcher);
   const sorted = [...addrs].sort((a, b) => (a.iface < b.iface ? -1 : a.iface > b.iface ? 1 : 0));
   for (const a of sorted) {
     // host scope (127/8, ::1) and link scope (fe80::/64) are not routable elsewhere

@@ -120,6 +120,8 @@ export interface SpeakerPort {
     opts?: { nextHop?: string; communities?: number[]; largeCommunities?: LargeCommunity[]; interface?: string; direct?: boolean },
   ): void;
   withdraw(prefix: string): void;
+  /** The node's connected subnets → interface: what an import rule's `interface` matches (the next hop's). */
+  setConnected?(subnets: readonly { prefix: string; iface: string }[]): void;
   peers(): SpeakerPeerStatus[];
   /** A prefix's best route changed: its next hops (interned by the speaker: the same array for the same
    *  attribute set) and the peer it came from. */

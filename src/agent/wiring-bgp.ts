@@ -32,6 +32,7 @@ export function bgpSpeakerPort(o: SpeakerOptions, logger: Logger = log('bgp')): 
     },
     originate: (prefix, x) => s.originate(prefix, x ?? {}),
     withdraw: (prefix) => s.withdraw(prefix),
+    setConnected: (subnets) => s.setConnected(subnets),
     peers: () =>
       s.peers().map((p) => ({
         address: p.address,

@@ -10,7 +10,7 @@
 // The per-peer transport (FSM, sockets, OPEN negotiation) comes from the SessionFactory the caller
 // passes (tcpSessions() in speaker-sessions.ts, or a test's own). Per-peer runtime: peer.ts.
 import type { BgpState } from './fsm.js';
-import { parseIpv4Number } from '../common/ip.js';
+import { parseIpv4Number, tryParseCidr, tryParseIp } from '../common/ip.js';
 import { EventEmitter } from 'node:events';
 import { Buffer } from 'node:buffer';
 import type { Logger } from '../common/log.js';
@@ -111,6 +111,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private readonly bySource = new Map<PathSource, Peer>();
   /** Outgoing interface of originated prefixes that have one (BGPFilter `interface` matches it). */
   private readonly localIface = new PrefixTable<string>();
+  /** The node's connected subnets and their interfaces (setConnected): a learned route's interface is
+   *  the one whose subnet holds its next hop, as BIRD's `ifname` for a directly connected BGP next hop. */
+  private connected: { family: 4 | 6; network: bigint; len: number; iface: string }[] = [];
+  private connectedKey = '';
   /** Originated interface (device) routes: exported only where a filter rule accepts them. */
   private readonly localDirect = new PrefixTable<true>();
   /** Update groups (update-group.ts) by key, and as an array for the hot loop. */
@@ -745,10 +749,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   /** Import filters (BGPFilter) per prefix, before the Loc-RIB: a rejected prefix never reaches best path or the kernel. */
   private announceFiltered(p: Peer, list: PrefixList, set: AttrSet, res: Residual): void {
     const f = p.filters;
+    const iface = this.importIface(p, set, list.afi as 1 | 2);
     for (let i = 0; i < list.count; i++) {
       const b = bucketAt(list, i),
         k = keyAt(list, i);
-      const out = f.importDecide(res, set, b, k);
+      const out = f.importDecide(res, set, b, k, iface);
       if (out === null) {
         f.noteRejected(b, k, set, f.lastRule!);
         if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
@@ -780,11 +785,44 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     for (const [b, k, set] of again) {
       const afi = afiOfBucket(b);
       const res = p.filters.importResidual(set, afi);
-      const out = res.rules.length ? p.filters.importDecide(res, set, b, k) : set;
+      const out = res.rules.length ? p.filters.importDecide(res, set, b, k, this.importIface(p, set, afi)) : set;
       if (out === null) {
         p.filters.noteRejected(b, k, set, p.filters.lastRule!);
         if (this.rib.remove(b, k, p.source)) this.bestChanged(b, k);
       } else if (this.rib.upsert(b, k, this.pathFor(p, out))) this.bestChanged(b, k);
+    }
+  }
+
+  /** The interface a learned route goes out of, when an import rule asks (undefined: not directly connected). */
+  private importIface(p: Peer, set: AttrSet, afi: 1 | 2): string | undefined {
+    if (this.connected.length === 0 || !p.filters.importNamesInterface(afi)) return undefined;
+    const nh = tryParseIp(set.nextHop);
+    if (!nh) return undefined;
+    let best: { len: number; iface: string } | undefined;
+    for (const c of this.connected) {
+      if (c.family !== nh.family || (best && best.len >= c.len)) continue;
+      const host = (1n << BigInt((c.family === 4 ? 32 : 128) - c.len)) - 1n;
+      if ((nh.value & ~host) === c.network) best = c;
+    }
+    return best?.iface;
+  }
+
+  /**
+   * The node's connected subnets (prefix → interface), for import rules that name an interface. When
+   * they change, peers with such rules have their routes decided again (a route refresh, no reset).
+   */
+  setConnected(subnets: readonly { prefix: string; iface: string }[]): void {
+    const key = subnets.map((x) => `${x.prefix}=${x.iface}`).join(',');
+    if (key === this.connectedKey) return;
+    this.connectedKey = key;
+    this.connected = subnets.flatMap(({ prefix, iface }) => {
+      const c = tryParseCidr(prefix);
+      return c ? [{ family: c.family, network: c.network, len: c.prefixLen, iface }] : [];
+    });
+    for (const p of this.peersByAddr.values()) {
+      if (p.state !== 'Established' || !(p.filters.importNamesInterface(1) || p.filters.importNamesInterface(2))) continue;
+      p.rawCache.clear();
+      this.reimport(p);
     }
   }
 

@@ -3,8 +3,7 @@
 // The rule shape is the speaker's own (src/bgp/filter/types.ts): one type from the YAML to the engine.
 // Rules Calico's CRD enforces and tabby enforces too: cidr and matchOperator together; prefixLength
 // only with cidr; operations only with action Accept, 1..10 of them, each with exactly one field;
-// communities.values exactly one `aa:nn` / `aa:nn:mm` value; priority 1..2147483646. tabby-specific:
-// `interface` only on export rules (see checkRule).
+// communities.values exactly one `aa:nn` / `aa:nn:mm` value; priority 1..2147483646.
 import { formatCidr } from '../common/ip.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import type { FilterRule, FilterRules } from '../bgp/filter/types.js';
@@ -82,12 +81,6 @@ function checkRule(c: Checker, raw: unknown, p: string, family: 4 | 6): FilterRu
   const iface = c.string(raw, 'interface', p);
   if (iface !== undefined) {
     if (!IFACE_RE.test(iface)) c.add(`${p}interface ${show(iface)} is not an interface name or glob like "eth0" or "*.calico"`);
-    else if (p.startsWith('spec.import'))
-      // Calico matches BIRD's ifname: on import, the interface toward the learned route's next hop.
-      // tabby's learned routes carry none yet, so an import rule would never match (a Reject would fail open).
-      c.add(
-        `${p}interface is not supported by tabby on import rules: its learned routes carry no interface yet, so the rule would never match; match on cidr instead (export rules may name an interface)`,
-      );
     else out.interface = iface;
   }
   const peerType = c.oneOf(raw, 'peerType', p, ['eBGP', 'iBGP'] as const);

@@ -76,6 +76,11 @@ export class PeerFilters {
   }
 
   /** The rules left for an attribute set on import ([] = accept unchanged, no per-prefix work). */
+  /** Some import rule of this family names an interface (the speaker then looks up the next hop's). */
+  importNamesInterface(afi: Afi): boolean {
+    return this.chain.rules('import', afi).some((r) => r.iface !== undefined);
+  }
+
   importResidual(set: AttrSet, afi: Afi): Residual {
     const m = this.importRes[afi - 1]!;
     let r = m.get(set);
@@ -88,8 +93,8 @@ export class PeerFilters {
   }
 
   /** Import one prefix: the set to install, or null (rejected; lastRule says by which rule). */
-  importDecide(res: Residual, set: AttrSet, b: number, k: PrefixKey): AttrSet | null {
-    const i = b !== BUCKET_V6 ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k));
+  importDecide(res: Residual, set: AttrSet, b: number, k: PrefixKey, iface?: string): AttrSet | null {
+    const i = b !== BUCKET_V6 && iface === undefined ? res.match4((k as number) >>> 0, b) : res.match(routePrefixAt(b, k, iface));
     if (i < 0) {
       this.lastRule = undefined;
       return set;

@@ -263,6 +263,30 @@ t.test('interface (direct) routes: sent only on a rule Accept, never by default,
   t.pass('withdrawn when the address went');
 });
 
+t.test('import interface: a route matches by the interface whose subnet holds its next hop (setConnected)', async (t) => {
+  const f: NamedFilter = { name: 'no-eth1', spec: { importV4: [{ action: 'Reject', interface: 'eth1' }] } };
+  const { a, b } = await pair(t, [], [f]);
+  a.originate('10.66.1.0/24');
+  a.originate('10.66.2.0/24');
+  await until(() => b.locRib().size === 2, 5000, 'no connected subnets: the rule matches nothing');
+  t.equal(b.locRib().size, 2);
+  b.setConnected([{ prefix: '10.0.0.0/24', iface: 'eth1' }]);
+  await until(() => b.locRib().size === 0, 5000, 'next hop 10.0.0.1 is on eth1: rejected');
+  t.equal(b.locRib().size, 0, 'both routes rejected once eth1 holds the next hop (route refresh, no reset)');
+  const rx = b.routeReport('10.0.0.1', 'received')!;
+  t.match(
+    rx.find((r) => r.prefix === '10.66.1.0/24'),
+    { state: 'rejected', decidedBy: /no-eth1 importV4\[0\] Reject/ },
+  );
+  b.setConnected([
+    { prefix: '10.0.0.0/16', iface: 'eth1' },
+    { prefix: '10.0.0.0/24', iface: 'eth2' },
+  ]);
+  await until(() => b.locRib().size === 2, 5000, 'longest match: eth2 holds the next hop now');
+  t.equal(b.locRib().size, 2, 'the longest connected subnet decides: eth2, so accepted again');
+  t.equal(b.peers()[0]!.state, 'Established');
+});
+
 t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop check)', async (t) => {
   const hub = new MemHub();
   const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
