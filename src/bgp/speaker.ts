@@ -1169,16 +1169,28 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       g.members.add(p);
       p.group = g;
       p.groupDump = g.out.sent.entries();
+      // Peers of this key that were alone join it too, once their own Adj-RIB-Out is settled.
+      for (const q of this.peerList) if (q !== p && !q.group && this.sameGroupKey(q, g)) this.tryJoin(q);
     } else p.dumping = this.rib.table.entries();
     this.scheduleFlush(p);
   }
 
-  /** The update group of a peer's key (built from the Loc-RIB when it does not exist yet), or undefined. */
+  private sameGroupKey(q: Peer, g: UpdateGroup): boolean {
+    return q.state === 'Established' && groupKey(q, this.identityFor(q).asn) === g.key;
+  }
+
+  /**
+   * The update group of a peer's key (built from the Loc-RIB when it does not exist yet), or undefined.
+   * A group is built only for a second peer of the key: a lone peer keeps its own Adj-RIB-Out, where
+   * split horizon stores nothing for the routes it sent (a node with one upstream peer would otherwise
+   * keep a shared table of every route it learned, for nobody).
+   */
   private groupFor(p: Peer): UpdateGroup | undefined {
     const key = groupKey(p, this.identityFor(p).asn);
     if (key === undefined) return undefined;
     const g = this.groups.get(key);
     if (g && !g.disposed) return g;
+    if (!this.peerList.some((q) => q !== p && q.state === 'Established' && groupKey(q, this.identityFor(q).asn) === key)) return undefined;
     const ng = new UpdateGroup(key, this.attrTable, p);
     ng.members.add(p); // rep for the export rules while building
     this.rib.forEach((best, b, k) => {
