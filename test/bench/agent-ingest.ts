@@ -15,6 +15,7 @@
 // tabby-filter: the same tabby-node with a 50-rule import BGPFilter on the feeder (45 prefix rules
 // and 5 community rules, none matching: every prefix is checked against all of them, then accepted);
 // the ratio to plain tabby is the cost of filter evaluation (aim: ≤ 1.10× at 200k).
+import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -35,34 +36,6 @@ const RX_ASN = 65000;
 const RTPROT_BIRD = 12;
 const RTPROT_TABBY = 81;
 const FEED_BASE = (11 << 24) >>> 0;
-
-const t = {
-  teardowns: [] as (() => unknown)[],
-  teardown(fn: () => unknown) {
-    this.teardowns.push(fn);
-  },
-};
-async function cleanup(): Promise<void> {
-  for (const fn of t.teardowns.reverse()) {
-    try {
-      await fn();
-    } catch {
-      /* best effort */
-    }
-  }
-  t.teardowns = [];
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function procStatus(pid: number, field: string): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-function cpuOf(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
 
 /** Counts the feed's prefixes in a netns's kernel table with one protocol number. */
 class KernelCounter {

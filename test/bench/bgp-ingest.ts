@@ -16,6 +16,7 @@
 //        BENCH_FLOOD_US=<µs, default 5; 0 = no flood run>: after the runs, one more tabby run at the largest N
 //        whose consumer costs that much per best-route event — UPDATEs offered faster than consumed: the
 //        inbound queue stays at its bound (the socket is paused) and the peak RSS is printed.
+import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,39 +34,11 @@ const RX_ASN = 65000;
 
 // ------------------------------------------------------------------ helpers
 
-const t = {
-  teardowns: [] as (() => unknown)[],
-  teardown(fn: () => unknown) {
-    this.teardowns.push(fn);
-  },
-};
-async function cleanup(): Promise<void> {
-  for (const fn of t.teardowns.reverse()) {
-    try {
-      await fn();
-    } catch {
-      /* best effort */
-    }
-  }
-  t.teardowns = [];
-}
-
-function rssOf(pid: number): number {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+) kB/.exec(s);
-  return m ? Number(m[1]) * 1024 : 0;
-}
-/** CPU seconds (user + system, all threads) a process has used. */
-function cpuOf(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
+const rssOf = (pid: number): number => procStatus(pid, 'VmRSS');
 function pidOf(pattern: string): number {
   const out = execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
   return out[out.length - 1]!;
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Wall time from `start` until the receiver's CPU time last moved with all N in its RIB (see the top). */
 async function timeToIdle(pid: number, start: number, sent: Promise<unknown>, n: number, count: () => Promise<number>): Promise<number> {

@@ -11,6 +11,7 @@
 //        BENCH_QUICK=1: N = 20000, one run;  BENCH_REPEAT=<runs each, default 2>;  BENCH_CLIENTS=<C, default 50>
 //        BENCH_RECEIVERS=bird,tabby;  BENCH_CPU_PROF=<dir>: the tabby reflector runs with --cpu-prof into it.
 // Prints `RESULT {json}` per N for the report (report.ts).
+import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,33 +25,6 @@ process.env.TABBY_LOG_LEVEL ??= 'warn';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ASN = 65000;
 
-const t = {
-  teardowns: [] as (() => unknown)[],
-  teardown(fn: () => unknown) {
-    this.teardowns.push(fn);
-  },
-};
-async function cleanup(): Promise<void> {
-  for (const fn of t.teardowns.reverse()) {
-    try {
-      await fn();
-    } catch {
-      /* best effort */
-    }
-  }
-  t.teardowns = [];
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function procStatus(pid: number, field: string): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
-function cpuOf(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
 function birdVersion(): string {
   const r = spawnSync('bird', ['--version'], { encoding: 'utf8' });
   return /BIRD version ([\d.]+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? '2';
