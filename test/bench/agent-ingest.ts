@@ -15,7 +15,7 @@
 // tabby-filter: the same tabby-node with a 50-rule import BGPFilter on the feeder (45 prefix rules
 // and 5 community rules, none matching: every prefix is checked against all of them, then accepted);
 // the ratio to plain tabby is the cost of filter evaluation (aim: ≤ 1.10× at 200k).
-import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
+import { cleanup, cpuOf, procStatus, sleep, stopOnTeardown, t } from './proc.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -279,12 +279,7 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
     ...(process.env.BENCH_HEAP_SNAPSHOT ? { cwd: process.env.BENCH_HEAP_SNAPSHOT } : {}),
   });
   fs.closeSync(log);
-  t.teardown(async () => {
-    if (p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(10_000)]);
-    p.kill('SIGKILL');
-  });
+  stopOnTeardown(p);
   const sock = `${dir}/state/tabby.sock`;
   const started = performance.now();
   for (;;) {

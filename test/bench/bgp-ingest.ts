@@ -16,7 +16,7 @@
 //        BENCH_FLOOD_US=<µs, default 5; 0 = no flood run>: after the runs, one more tabby run at the largest N
 //        whose consumer costs that much per best-route event — UPDATEs offered faster than consumed: the
 //        inbound queue stays at its bound (the socket is paused) and the peak RSS is printed.
-import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
+import { cleanup, cpuOf, jsonLines, procStatus, sleep, stopOnTeardown, t } from './proc.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -166,23 +166,8 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
     env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  t.teardown(async () => {
-    if (p.exitCode === null) {
-      p.kill('SIGTERM');
-      await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(5000)]);
-      p.kill('SIGKILL');
-    }
-  });
-  const lines: Record<string, number | string>[] = [];
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
+  stopOnTeardown(p, 5000);
+  const lines = jsonLines(p);
   while (!lines.some((l) => l.event === 'ready')) await sleep(20);
   const before = rssOf(p.pid!);
   const { session, start, sent, cpu0 } = await feed(f!.path, f!.address, r!.address, msgs, p.pid!);

@@ -11,7 +11,7 @@
 //        BENCH_QUICK=1: N = 20000, one run;  BENCH_REPEAT=<runs each, default 2>;  BENCH_CLIENTS=<C, default 50>
 //        BENCH_RECEIVERS=bird,tabby;  BENCH_CPU_PROF=<dir>: the tabby reflector runs with --cpu-prof into it.
 // Prints `RESULT {json}` per N for the report (report.ts).
-import { cleanup, cpuOf, procStatus, sleep, t } from './proc.js';
+import { cleanup, cpuOf, jsonLines, procStatus, sleep, stopOnTeardown, t } from './proc.js';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -68,23 +68,9 @@ async function runClients(
     env: { ...process.env, TABBY_BENCH_RR: JSON.stringify(cfg) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  t.teardown(async () => {
-    if (p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await Promise.race([new Promise((r) => p.once('exit', r)), sleep(5000)]);
-    p.kill('SIGKILL');
-  });
-  const lines: Record<string, number | string>[] = [];
-  let buf = '';
-  p.stdout!.on('data', (d: Buffer) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const l = JSON.parse(buf.slice(0, i)) as Record<string, number | string>;
-      if (l.event === 'progress' && process.env.BENCH_TRACE) console.log(`    ${JSON.stringify(l)}`);
-      lines.push(l);
-      buf = buf.slice(i + 1);
-    }
+  stopOnTeardown(p, 5000);
+  const lines = jsonLines(p, (l) => {
+    if (l.event === 'progress' && process.env.BENCH_TRACE) console.log(`    ${JSON.stringify(l)}`);
   });
   const find = (ev: string) => lines.find((l) => l.event === ev);
   let cpu0 = 0;
@@ -139,12 +125,7 @@ async function runTabby(n: number, c: number): Promise<RrResult> {
     env: { ...process.env, TABBY_BENCH_RRX: JSON.stringify(cfg) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  t.teardown(async () => {
-    if (p.exitCode !== null) return;
-    p.kill('SIGTERM');
-    await Promise.race([new Promise((r2) => p.once('exit', r2)), sleep(10_000)]);
-    p.kill('SIGKILL');
-  });
+  stopOnTeardown(p);
   let out = '';
   p.stdout!.on('data', (d: Buffer) => {
     out += d;
