@@ -841,13 +841,13 @@ export class Agent extends EventEmitter implements StatusSource {
     if (!sp || this.isRouteReflector || !dp?.interfaceAddresses || this.ifRoutesBusy) return;
     this.ifRoutesBusy = true;
     try {
-      const wanted = this.snapshot.filters.some((f) =>
-        [...(f.spec.exportV4 ?? []), ...(f.spec.exportV6 ?? [])].some((r) => r.action === 'Accept'),
-      );
+      const filters = this.snapshot.filters;
+      const wanted = filters.some((f) => [...(f.spec.exportV4 ?? []), ...(f.spec.exportV6 ?? [])].some((r) => r.action === 'Accept'));
+      // Import rules naming an interface (the one a learned route's next hop is on) need the subnets too.
+      const byInterface = filters.some((f) => [...(f.spec.importV4 ?? []), ...(f.spec.importV6 ?? [])].some((r) => r.interface));
       const ignored = (this.snapshot.bgpConfig?.spec as { ignoredInterfaces?: string[] } | undefined)?.ignoredInterfaces ?? [];
-      // Listed even without such a filter: import rules naming an interface (the one a learned route's
-      // next hop is on) then have it as soon as a filter names one.
-      const addrs = await dp.interfaceAddresses();
+      // No filter that uses interfaces: no address dump every 2 s (a filter applied later resyncs, which lists at once).
+      const addrs = wanted || byInterface ? await dp.interfaceAddresses() : [];
       const next = wanted ? interfaceRoutes(addrs, ignored) : new Map<string, string>();
       if (this.speaker !== sp) return;
       sp.setConnected?.([...interfaceRoutes(addrs, [], true)].map(([prefix, iface]) => ({ prefix, iface })));

@@ -121,6 +121,11 @@ class FakeDataplane implements DataplanePort {
   holdDeletes(h: boolean) {
     this.held = h;
   }
+  addressLists = 0;
+  async interfaceAddresses() {
+    this.addressLists++;
+    return [];
+  }
   progress() {
     return { inSync: true, desired: this.routes.size, pending: 0, held: 0 };
   }
@@ -618,4 +623,21 @@ t.test('Kubernetes services: a Local service /32 is originated while this node h
   const cfg = await store.get('BGPConfiguration', 'default');
   await store.update({ ...cfg!, spec: { ...cfg!.spec, serviceLoadBalancerAggregation: 'Disabled' } } as never);
   await until(t, 'LB range withdrawn with aggregation Disabled', () => !sp.originated.has('198.51.100.0/24'));
+});
+
+t.test('interface addresses are listed only while a BGPFilter uses interfaces (no dump every 2 s otherwise)', async (t) => {
+  const mem = new MemoryDatastore();
+  const dp = new FakeDataplane();
+  const a = makeAgent('a', '10.0.0.1/24', mem, new FakeNet(), dp);
+  await a.agent.start();
+  t.teardown(() => a.agent.stop());
+  await new Promise((r) => setTimeout(r, 2600)); // past one period of the interface-route sync
+  t.equal(dp.addressLists, 0, 'no BGPFilter: the addresses were never listed');
+  await a.store.create({
+    apiVersion: 'projectcalico.org/v3',
+    kind: 'BGPFilter',
+    metadata: { name: 'by-if' },
+    spec: { importV4: [{ action: 'Reject', interface: 'lan*' }] },
+  } as never);
+  await until(t, 'an import rule naming an interface: the addresses are listed', () => dp.addressLists > 0, 10_000);
 });
