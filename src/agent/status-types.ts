@@ -16,7 +16,7 @@ export interface PeerStatusJson {
   prefixesReceived: number;
   prefixesAccepted: number;
   /** BFD on this session (RFC 5880), when configured. */
-  bfd?: { state: 'AdminDown' | 'Down' | 'Init' | 'Up'; diag: string; detectionTimeMs: number; downs: number };
+  bfd?: { state: 'AdminDown' | 'Down' | 'Init' | 'Up'; diag: string; detectionTimeMs: number; downs: number; lastDownDiag: string };
   /** Prefixes in the Adj-RIB-Out toward the peer. */
   prefixesAdvertised?: number;
 }

@@ -55,6 +55,8 @@ export interface BfdSessionStatus {
   detectionTimeMs: number;
   /** Times the session went from Up to Down. */
   downs: number;
+  /** Why it last went Down from Up ('' before the first time): `diag` is cleared when it comes Up again. */
+  lastDownDiag: string;
 }
 
 export interface BfdStateEvent {
@@ -78,6 +80,7 @@ interface Running {
   tx: { cancel(): void } | undefined;
   detect: { cancel(): void } | undefined;
   downs: number;
+  lastDownDiag: string;
 }
 
 export class BfdService extends EventEmitter<BfdServiceEvents> {
@@ -109,6 +112,7 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
       tx: undefined,
       detect: undefined,
       downs: 0,
+      lastDownDiag: '',
     };
     this.byPeer.set(opts.peer, r);
     this.byDiscr.set(r.s.localDiscr, r);
@@ -141,6 +145,7 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
       txIntervalMs: r.txMs,
       detectionTimeMs: detectionTimeMs(r.s),
       downs: r.downs,
+      lastDownDiag: r.lastDownDiag,
     }));
   }
 
@@ -209,7 +214,10 @@ export class BfdService extends EventEmitter<BfdServiceEvents> {
       case 'up':
       case 'down': {
         r.since = this.o.clock.now();
-        if (a.type === 'down' && a.previous === 'Up') r.downs++;
+        if (a.type === 'down' && a.previous === 'Up') {
+          r.downs++;
+          r.lastDownDiag = DIAG_TEXT[r.s.localDiag] ?? String(r.s.localDiag);
+        }
         const ev: BfdStateEvent = {
           peer: r.opts.peer,
           state: r.s.state,

@@ -1,10 +1,11 @@
 // Test helpers for the dataplane's integration tests: named netns with cleanup, a two-"node" topology
 // (two netns joined by a veth), `ip` to look, ping, wait-until. Names follow COMMON.md:
-// tb${TABBY_TEST_RUN ?? pid}<tag>, ≤ 15 chars.
+// <run tag (run-tag.ts)><tag>, ≤ 15 chars.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { native } from '../../src/native/index.js';
 import { Netlink } from '../../src/dataplane/netlink/netlink.js';
 import { writeSysctl } from '../../src/dataplane/sysctl.js';
+import { runTag } from './run-tag.js';
 
 export interface Teardown {
   teardown(fn: () => unknown): void;
@@ -13,7 +14,7 @@ export interface Teardown {
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
 export function runId(): string {
-  return `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 12);
+  return runTag().slice(0, 12);
 }
 
 /** A fresh netns named runId()+tag, deleted in teardown. Returns {name, path}. */

@@ -8,6 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { runTag } from './run-tag.js';
 
 export interface EtcdInstance {
   endpoints: string[];
@@ -134,7 +135,7 @@ export function makeTestCerts(dir: string): EtcdTls | undefined {
 }
 
 export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: EtcdTls } = {}): Promise<EtcdInstance> {
-  const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}etcd`;
+  const tag = `${runTag()}etcd`;
   // tmpfs when there is one: etcd fsyncs every write, which on a slow CI disk dominates test time.
   const base = fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
   const dataDir = fs.mkdtempSync(path.join(base, `${tag}-`));

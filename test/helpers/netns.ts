@@ -1,7 +1,8 @@
 // Test helper: two network namespaces joined by a veth, with IPv4/IPv6 addresses, made with `ip`
-// (tests may use `ip`). Names: tb${TABBY_TEST_RUN ?? pid}<tag>, ≤ 15 chars. Everything is removed in
+// (tests may use `ip`). Names: <run tag (run-tag.ts)><tag>, ≤ 15 chars. Everything is removed in
 // t.teardown, also on failure. Reused by the BGP and agent interop tests.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { runTag as baseTag } from './run-tag.js';
 
 export interface Teardown {
   teardown(fn: () => unknown): void;
@@ -10,7 +11,7 @@ export interface Teardown {
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
 export function runTag(): string {
-  return `tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 11);
+  return baseTag().slice(0, 11);
 }
 
 /** `ip [-n ns] args…` → stdout; throws with stderr on failure. */

@@ -11,6 +11,7 @@ import { agentLab, labSkipReason, until, ContinuousPing, RouteMonitor, routesOf 
 import { createNetns, deleteNetns, netnsPath, runIn } from '../../../src/lab/netns.js';
 import { repoRoot, containerIdFor } from '../../../src/lab/pods.js';
 import type { Lab } from '../../../src/lab/lab.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const etcdMissing =
   spawnSync('etcd', ['--version']).status !== 0
@@ -25,7 +26,7 @@ const ROUTER_IP = '172.31.1.1';
 /** etcd in a namespace, listening on the router's underlay address. */
 function etcdIn(t: { teardown(fn: () => unknown): void }, netns: string, port: number) {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-  const dir = fs.mkdtempSync(path.join(base, `tb${process.env.TABBY_TEST_RUN ?? process.pid}agetcd-`));
+  const dir = fs.mkdtempSync(path.join(base, `${runTag()}agetcd-`));
   const url = `http://${ROUTER_IP}:${port}`;
   const peer = `http://127.0.0.1:${port + 1}`;
   let child: ChildProcess | undefined;

@@ -7,8 +7,9 @@ import { createLab, destroyLab, agentMainPath, type Lab, type LabOptions } from 
 import { netnsPath } from '../../../src/lab/netns.js';
 import { repoRoot } from '../../../src/lab/pods.js';
 import type { AgentStatusJson } from '../../../src/agent/status-types.js';
+import { runId } from '../../helpers/run-tag.js';
 
-export const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+export const run = runId();
 
 /** undefined when the agent's integration tests can run here, else a one-line reason. */
 export function labSkipReason(): string | undefined {

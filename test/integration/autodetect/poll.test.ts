@@ -5,9 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { resolveNodeAddresses } from '../../../src/autodetect/detect.js';
 import { autodetectConfigFromEnv } from '../../../src/autodetect/settings.js';
 import { startAddressPolling, type PolledAddresses } from '../../../src/autodetect/poll.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const isRoot = process.getuid?.() === 0;
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const NS = `tb${run}adp`;
 const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const destroy = (): void => {

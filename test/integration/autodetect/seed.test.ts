@@ -14,9 +14,10 @@ import { detectAddress, resolveNodeAddresses, reachSource } from '../../../src/a
 import { AddressConflictError, autodetectConfigFromEnv } from '../../../src/autodetect/settings.js';
 import { spawnIn, stopProcess, processStartTime } from '../../../src/lab/netns.js';
 import { repoRoot } from '../../../src/lab/pods.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const isRoot = process.getuid?.() === 0;
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const A = `tb${run}ad71`; // vms71
 const B = `tb${run}ad72`; // vms72
 const nsPath = (n: string): string => `/var/run/netns/${n}`;

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}bgpf`;
+const tag = `${runTag()}bgpf`;
 
 interface Result {
   code: number | null;

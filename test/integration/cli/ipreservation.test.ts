@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipr`;
+const tag = `${runTag()}ipr`;
 
 const tabbyctl = (dsDir: string, args: string[], input = '') =>
   runTabbyctl([...args, '--datastore-type', 'file', '--datastore-dir', dsDir], { input });

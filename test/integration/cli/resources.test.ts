@@ -10,8 +10,9 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Test } from 'tap';
 import { startEtcd, etcdMissing } from '../../helpers/etcd.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}cli`;
+const tag = `${runTag()}cli`;
 
 interface Result {
   code: number | null;

@@ -10,8 +10,9 @@ import { POOLS_PREFIX, RESERVATIONS_PREFIX } from '../../../src/datastore/keys.j
 import { parseIp } from '../../../src/common/ip.js';
 import { CNI_ERR } from '../../../src/cni/netconf.js';
 import { PLUGIN, cniEnv, containerIdOf, ip, isRoot, makeNode, runPlugin } from './harness.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}r`;
+const tag = `${runTag().slice(0, 10)}r`;
 const skip = !isRoot() ? 'needs root (network namespaces)' : false;
 const RESERVED = ['10.247.0.0/30', '10.247.0.9', '10.247.0.14/31'];
 

@@ -26,8 +26,9 @@ import {
   type NodeEnv,
   type PluginRun,
 } from './harness.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}c`;
+const tag = `${runTag().slice(0, 10)}c`;
 const skip = !isRoot()
   ? 'needs root (network namespaces)'
   : !fs.existsSync(PORTMAP)

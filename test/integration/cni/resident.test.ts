@@ -30,8 +30,9 @@ import {
   type NodeEnv,
   type PluginRun,
 } from './harness.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `${`tb${process.env.TABBY_TEST_RUN ?? process.pid}`.slice(0, 10)}r`;
+const tag = `${runTag().slice(0, 10)}r`;
 const skip = !isRoot()
   ? 'needs root (network namespaces, the root-only socket)'
   : !fs.existsSync(path.join(REPO, CLIENT_PATH))

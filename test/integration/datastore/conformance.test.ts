@@ -8,8 +8,9 @@ import { MemoryDatastore, FileDatastore, type Datastore } from '../../../src/dat
 import { EtcdDatastore } from '../../../src/datastore/etcd.js';
 import { startEtcd, etcdMissing } from '../../helpers/etcd.js';
 import { conformance } from './suite.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ds`;
+const tag = `${runTag()}ds`;
 
 t.test('memory', async (t) => {
   const shared = new MemoryDatastore();

@@ -13,6 +13,7 @@ import { EtcdDatastore } from '../../../src/datastore/etcd.js';
 import { RESTORE_MARKER, restoreEtcd } from '../../../src/datastore/etcd-restore.js';
 import type { WatchEvent } from '../../../src/datastore/types.js';
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 
@@ -21,7 +22,7 @@ t.test(
   { skip: etcdMissing() ?? false },
   async (t) => {
     const etcd = await startEtcd(t);
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}etr-`));
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}etr-`));
     t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
     const tabbyctl = (args: string[]) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

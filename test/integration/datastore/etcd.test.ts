@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { EtcdDatastore } from '../../../src/datastore/etcd.js';
 import { openDatastore, datastoreConfigFromEnv, DatastoreUnavailable, type WatchEvent } from '../../../src/datastore/index.js';
 import { startEtcd, etcdMissing, makeTestCerts, freePort } from '../../helpers/etcd.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const skip = etcdMissing() ?? false;
 const noOpenssl = spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed (needed to make test certificates)';
@@ -75,7 +76,7 @@ t.test('several endpoints: a dead one is skipped', { skip }, async (t) => {
 });
 
 t.test('TLS with client certificates (ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE)', { skip: skip || noOpenssl }, async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}tls-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}tls-`));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const tls = makeTestCerts(dir)!;
   const etcd = await startEtcd(t, { tls });

@@ -15,9 +15,10 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 import { DatastoreCorrupt, DatastoreUnavailable } from '../../../src/datastore/types.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/chaos-worker.js');
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}chaos`;
+const tag = `${runTag()}chaos`;
 const WRITERS = 4;
 const KEYS = 8;
 const ROUND_MS = 1500;

@@ -8,9 +8,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 import { DatastoreUnavailable } from '../../../src/datastore/types.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const root = process.getuid?.() === 0;
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}dff`;
+const tag = `${runTag()}dff`;
 
 function tmpfs(t: { teardown(fn: () => unknown): void }, sizeKiB: number): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));

@@ -18,10 +18,11 @@ import { containers } from '../../unit/deploy/fixtures/manifest-check.js';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore, type Resource } from '../../../src/datastore/resources.js';
 import { kernelHasIpip } from '../../../src/dataplane/index.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const AGENT = path.join(ROOT, 'dist/src/agent/main.js');
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const skip =
   process.getuid?.() !== 0
     ? 'needs root (network namespaces)'

@@ -9,9 +9,10 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { hostPathsLock } from '../../helpers/host-lock.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const built = fs.existsSync(path.join(ROOT, 'dist/src/cli/main.js')) ? false : 'not built (make build)';
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 

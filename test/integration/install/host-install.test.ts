@@ -18,9 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { parseEnvFile } from '../../unit/deploy/fixtures/kustomize.js';
 import { hostPathsLock } from '../../helpers/host-lock.js';
 import { kernelHasIpip } from '../../../src/dataplane/index.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const skip =
   process.getuid?.() !== 0
     ? 'needs root (make install writes root-owned files; the agent needs a netns)'

@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { openDatastore, type DatastoreConfig } from '../../../src/datastore/index.js';
 import { Ipam, blockHandleCounts, blockAllocations, blockProblems } from '../../../src/ipam/index.js';
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const PROCS = 8;
 const PER_PROC = 250;
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assign-worker.js');
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipc`;
+const tag = `${runTag()}ipc`;
 
 interface WorkerOut {
   ips: string[];

@@ -15,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/ipam-chaos-worker.js');
 const PROCS = 8;
@@ -23,7 +24,7 @@ const MIN_OPS = 80;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported leak', async (t) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ichaos-`));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}ichaos-`));
   const dir = path.join(root, 'store');
   const acks = path.join(root, 'acks');
   fs.mkdirSync(acks);

@@ -10,13 +10,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/ipam-gc-worker.js');
 const GRACE_MS = 1500;
 const LEASE_MS = 2000;
 
 t.test('three collectors: one collects, a killed holder is replaced', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}igc-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}igc-`));
   const procs = new Map<string, ChildProcess>();
   t.teardown(() => {
     for (const p of procs.values()) p.kill('SIGKILL');

@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { agentMainPath, destroyLab } from '../../../src/lab/lab.js';
 import { listNetns } from '../../../src/lab/netns.js';
 import { repoRoot } from '../../../src/lab/pods.js';
+import { runId } from '../../helpers/run-tag.js';
 
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const prefix = `tb${run}lx`;
 const stateDir = `/tmp/${prefix}-state`;
 const skip =

@@ -8,9 +8,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createLab, destroyLab, findLabProcesses, Lab, agentMainPath } from '../../../src/lab/lab.js';
 import { listNetns, spawnIn, processAlive, processStartTime } from '../../../src/lab/netns.js';
 import { repoRoot } from '../../../src/lab/pods.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const isRoot = process.getuid?.() === 0;
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const skipRoot = isRoot ? false : 'needs root (network namespaces)';
 const cniBuilt = fs.existsSync(`${repoRoot()}/dist/src/cni/main.js`);
 /** `npm ci` builds the CNI client with the native addon (a tree built before it existed lacks it). */

@@ -17,9 +17,10 @@ import { FileDatastore } from '../../../src/datastore/file.js';
 import { GC_LEASE_KEY } from '../../../src/datastore/keys.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import type { LabMode } from '../../../src/lab/state.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const isRoot = process.getuid?.() === 0;
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const skip = isRoot ? false : 'needs root (network namespaces)';
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

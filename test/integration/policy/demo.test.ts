@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { Lab, agentMainPath, destroyLab } from '../../../src/lab/lab.js';
 import { repoRoot } from '../../../src/lab/pods.js';
+import { runId } from '../../helpers/run-tag.js';
 
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const prefix = `tb${run}pd`;
 const stateDir = `/tmp/${prefix}-state`;
 const skip =

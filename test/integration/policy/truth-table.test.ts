@@ -15,11 +15,12 @@ import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore, validateResource, storeName, type Resource } from '../../../src/datastore/resources.js';
 import { Model, type ModelPod, type Flow } from './model.js';
 import type { ProbeTarget } from '../../helpers/policy-probe.js';
+import { runId } from '../../helpers/run-tag.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasNft = spawnSync('nft', ['--version']).status === 0;
 const skip = !isRoot ? 'needs root (network namespaces)' : !hasNft ? 'needs nft (nftables package)' : false;
-const run = process.env.TABBY_TEST_RUN ?? String(process.pid);
+const run = runId();
 const PROBE = path.join(repoRoot(), 'dist/test/helpers/policy-probe.js');
 const PORTS: { proto: 'tcp' | 'udp'; port: number }[] = [
   { proto: 'tcp', port: 80 },

@@ -82,7 +82,7 @@ t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics 
         info: 'BFD session down (Control Detection Time Expired)',
         prefixesReceived: 0,
         prefixesAccepted: 0,
-        bfd: { state: 'Down', diag: 'Control Detection Time Expired', detectionTimeMs: 900, downs: 2 },
+        bfd: { state: 'Down', diag: 'Control Detection Time Expired', detectionTimeMs: 900, downs: 2, lastDownDiag: 'Control Detection Time Expired' },
       },
     ],
     routes: [{ dst: '192.168.1.0/26', type: 'blackhole' }],

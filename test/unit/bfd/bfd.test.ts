@@ -231,6 +231,11 @@ t.test('two services: Up, fast timers after the Poll, a silent cut detected in โ
   l.cut = false;
   await run(clock, 5000);
   t.equal(A.stateOf('10.0.0.2'), 'Up', 'back Up when the link heals');
+  t.match(
+    A.status()[0],
+    { diag: 'No Diagnostic', lastDownDiag: 'Control Detection Time Expired', downs: 1 },
+    'Up again: diag cleared (ยง6.8.1), why it last went down kept for status',
+  );
   B.remove('10.0.0.1');
   await run(clock, 100);
   t.equal(A.stateOf('10.0.0.2'), 'Down', 'the peer signalled AdminDown');

@@ -7,11 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runTag } from '../../helpers/run-tag.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src');
 const CLI = path.join(DIST, 'cli/main.js');
 const AGENT = path.join(DIST, 'agent/main.js');
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}cbi`;
+const tag = `${runTag()}cbi`;
 
 interface Result {
   code: number | null;

@@ -7,12 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const tabbyctl = (dir: string, args: string[]) =>
   runTabbyctl(['datastore', ...args], { env: { DATASTORE_TYPE: 'file', TABBY_DATASTORE_DIR: dir }, timeoutMs: 60_000 });
 
 t.test('check, backup, damage, restore', async (t) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dsc-`));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}dsc-`));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const dir = path.join(root, 'store');
   const backup = path.join(root, 'backup.json');

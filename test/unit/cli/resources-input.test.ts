@@ -6,8 +6,9 @@ import path from 'node:path';
 import { readDocuments } from '../../../src/cli/commands/resources.js';
 import { renderTable, parseOutputFormat } from '../../../src/cli/output.js';
 import { validateResource } from '../../../src/datastore/resources.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}clin-`));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}clin-`));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 const file = (n: string, text: string) => {
   const f = path.join(dir, n);

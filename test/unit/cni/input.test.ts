@@ -13,9 +13,10 @@ import { parseCniEnv, CNI_ERR } from '../../../src/cni/netconf.js';
 import { runCommand, type PluginDeps, type Wiring } from '../../../src/cni/plugin.js';
 import { nullLogger } from '../../../src/cni/logger.js';
 import { isNetworkNamespace } from '../../../src/cni/netns.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cni/main.js');
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}cin`;
+const tag = `${runTag()}cin`;
 const base = { cniVersion: '1.1.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'n1', ipam: { type: 'tabby-ipam' } };
 const pool: PoolInfo = { name: 'p', cidr: '10.0.0.0/24', family: 4, blockSize: 26, disabled: false, nodeSelector: '' };
 

@@ -6,6 +6,7 @@ import { runCommand, hostIfNameFor, type PluginDeps, type Wiring, type WireReque
 import { nullLogger } from '../../../src/cni/logger.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 import { buildConflist, parseInstallConfig } from '../../../src/cni/install.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const base = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'tabby', nodename: 'n1', ipam: { type: 'tabby-ipam' } };
 const env = (command: string, id = 'c1', extra: Record<string, string> = {}) =>
@@ -313,7 +314,7 @@ t.test('nodename: netconf, then $TABBY_STATE_DIR/nodename, then the hostname', a
   const fs = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}cni-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}cni-`));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const noName = parseNetConf({ ...base, nodename: undefined });
   t.equal(resolveNodename(parseNetConf(base), { TABBY_STATE_DIR: dir }), 'n1');

@@ -3,9 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { datastoreConfigFromEnv, datastoreConfigFromNetconf, DatastoreConfigError } from '../../../src/datastore/config.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const noFile = { TABBY_CONFIG: undefined } as NodeJS.ProcessEnv;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dscfg-`));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}dscfg-`));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 t.test('defaults and env', async (t) => {

@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { DatastoreConflict, DatastoreUnavailable } from '../../../src/datastore/types.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}dsc`;
+const tag = `${runTag()}dsc`;
 function tmpdir(t: { teardown(fn: () => unknown): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
   t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { FileDatastore, LOG_FILE, LOCK_FILE } from '../../../src/datastore/file.js';
 import { DatastoreCorrupt, DatastoreNotFound } from '../../../src/datastore/types.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}dss`;
+const tag = `${runTag()}dss`;
 function tmpdir(t: { teardown(fn: () => unknown): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
   t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));

@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { FileDatastore, LOG_FILE, LOCK_FILE } from '../../../src/datastore/file.js';
 import { DatastoreCompacted, DatastoreUnavailable } from '../../../src/datastore/types.js';
 import { native } from '../../../src/native/index.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}dsf`;
+const tag = `${runTag()}dsf`;
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/datastore-worker.js');
 function tmpdir(t: { teardown(fn: () => unknown): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { builtinModules } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runTag } from '../../helpers/run-tag.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const CONTAINER = path.join(ROOT, 'deploy/container');
@@ -41,7 +42,7 @@ function parseContainerfile(): Instr[] {
 t.test("the runtime stage's layout runs: tabby-node, tabbyctl, tabby-install-cni from /app", async (t) => {
   const dist = path.join(ROOT, 'dist/src');
   const addon = path.join(ROOT, 'src/native/build/Release/tabby_native.node');
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}img-`));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}img-`));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const app = path.join(tmp, 'app');
   const bin = path.join(tmp, 'usr/local/bin');

@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseInstallConfig, installCni, buildConflist, wrapperScript, InstallError, INSTALL_ENV } from '../../../src/cni/install.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 function tmpdir(t: { teardown(fn: () => void): void }): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}cni-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}cni-`));
   t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
   return d;
 }

@@ -40,6 +40,7 @@ import {
   type Contracts,
   type HealthContract,
 } from './fixtures/manifest-check.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -380,7 +381,7 @@ t.test(
 );
 
 t.test("the installer, run with the init container's environment, writes a conflist the CNI plugin accepts", async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dep-`));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}dep-`));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   // A small stand-in app: the real dist/src/cni/main.js is the ipam-cni area's; this one prints what it got.
   const app = path.join(tmp, 'app');
@@ -490,7 +491,7 @@ t.test("the installer, run with the init container's environment, writes a confl
 });
 
 t.test('in-place install (systemd host): the wrapper runs the real plugin', async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}dep-`));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}dep-`));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const cfg = parseInstallConfig({
     TABBY_CNI_RUNTIME: 'in-place',

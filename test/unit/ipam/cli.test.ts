@@ -10,6 +10,7 @@ import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import yargs from 'yargs';
 import { ipamCommand } from '../../../src/cli/commands/ipam.js';
+import { runTag } from '../../helpers/run-tag.js';
 
 const _cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 
@@ -46,7 +47,7 @@ const tabbyctl = (dir: string, args: string[]) =>
   });
 
 t.test('ipam show / --show-blocks / --ip / check / release / configure', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipcli-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}ipcli-`));
   fs.writeFileSync(path.join(dir, 'none.cfg'), '');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const ds = new FileDatastore(dir);
@@ -100,7 +101,7 @@ t.test('ipam show / --show-blocks / --ip / check / release / configure', async (
 });
 
 t.test('ipam check exits non-zero for the blocks of a deleted node (the compiled CLI)', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipcli-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}ipcli-`));
   fs.writeFileSync(path.join(dir, 'none.cfg'), '');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const ds = new FileDatastore(dir);
