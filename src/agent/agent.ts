@@ -987,7 +987,9 @@ export class Agent extends EventEmitter implements StatusSource {
         info: held ?? s?.info ?? 'Idle',
         prefixesReceived: s?.prefixesReceived ?? 0,
         prefixesAccepted: s?.prefixesAccepted ?? 0,
-        ...(b ? { bfd: { state: b.state, diag: b.diag, detectionTimeMs: b.detectionTimeMs, downs: b.downs, lastDownDiag: b.lastDownDiag } } : {}),
+        ...(b
+          ? { bfd: { state: b.state, diag: b.diag, detectionTimeMs: b.detectionTimeMs, downs: b.downs, lastDownDiag: b.lastDownDiag } }
+          : {}),
         prefixesAdvertised: s?.prefixesAdvertised ?? 0,
       };
     });

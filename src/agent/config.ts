@@ -3,7 +3,7 @@
 // variable), and parseAgentConfig(env, argv) → a typed AgentConfig. Bad input throws a ConfigError
 // that names the variable (or flag) and says what is accepted. Names follow calico-node where Calico
 // has one (see shared/DESIGN.md, "Configuration contract").
-import os from 'node:os';
+import { hostNodeName } from '../common/node-name.js';
 import path from 'node:path';
 import yargs from 'yargs';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
@@ -280,7 +280,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
     'none',
   ] as const);
 
-  const nodeName = raw('NODENAME') ?? os.hostname().split('.')[0] ?? os.hostname();
+  const nodeName = raw('NODENAME') ?? hostNodeName();
   if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) {
     throw new ConfigError(
       label('NODENAME'),

@@ -7,7 +7,7 @@
 // Startup is kept short: only the netconf parser loads eagerly; the datastore, IPAM and the dataplane
 // are imported when a command needs them.
 import fs from 'node:fs';
-import os from 'node:os';
+import { hostNodeName } from '../common/node-name.js';
 import path from 'node:path';
 import { CNI_ERR, CniError, MAX_NETCONF_BYTES, parseCniEnv, parseNetConf, type NetConf } from './netconf.js';
 import { isNetworkNamespace } from './netns.js';
@@ -30,7 +30,7 @@ export function resolveNodename(conf: NetConf, env: NodeJS.ProcessEnv = process.
   } catch {
     /* not written (tabby-node not running here): fall back */
   }
-  return os.hostname();
+  return hostNodeName();
 }
 
 function pluginName(argv1: string | undefined, env: NodeJS.ProcessEnv, stdin: Buffer): PluginName {

@@ -1,4 +1,6 @@
 import t from 'tap';
+import os from 'node:os';
+import { hostNodeName } from '../../../src/common/node-name.js';
 import {
   AGENT_ENV,
   parseAgentConfig,
@@ -42,9 +44,10 @@ t.test('defaults match the configuration contract', async (t) => {
   t.same(HEALTH_PATHS, { liveness: '/liveness', readiness: '/readiness', status: '/status', sessions: '/sessions' });
 });
 
-t.test('NODENAME defaults to the hostname', async (t) => {
+t.test('NODENAME defaults to the hostname, trimmed and lower-cased as Calico does', async (t) => {
   const c = parseAgentConfig({}, []);
-  t.ok(c.nodeName.length > 0);
+  t.equal(c.nodeName, os.hostname().trim().toLowerCase(), 'whatever case the machine uses, the agent starts');
+  t.equal(hostNodeName(' Worker-1.Example.COM\n'), 'worker-1.example.com', 'the full name, as Calico keeps it');
 });
 
 t.test('AGENT_ENV lists every name of the DESIGN contract, each once', async (t) => {

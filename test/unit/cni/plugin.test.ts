@@ -318,7 +318,7 @@ t.test('nodename: netconf, then $TABBY_STATE_DIR/nodename, then the hostname', a
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const noName = parseNetConf({ ...base, nodename: undefined });
   t.equal(resolveNodename(parseNetConf(base), { TABBY_STATE_DIR: dir }), 'n1');
-  t.equal(resolveNodename(noName, { TABBY_STATE_DIR: dir }), os.hostname(), 'no file: hostname');
+  t.equal(resolveNodename(noName, { TABBY_STATE_DIR: dir }), os.hostname().trim().toLowerCase(), 'no file: the hostname, lower-cased');
   fs.writeFileSync(path.join(dir, 'nodename'), 'node-from-agent\n');
   t.equal(resolveNodename(noName, { TABBY_STATE_DIR: dir }), 'node-from-agent');
 });
