@@ -79,6 +79,8 @@ export interface AgentStatusJson {
 export interface PolicyStatusJson {
   dataplane: 'nftables';
   table: string;
+  /** libnftables: transactions in the agent's process; process: an `nft -f -` each */
+  nft?: 'libnftables' | 'process';
   synced: boolean;
   programmed: boolean;
   localEndpoints: number;

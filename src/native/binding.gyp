@@ -1,7 +1,8 @@
 {
   "targets": [{
     "target_name": "tabby_native",
-    "sources": ["tabby_native.cc"],
+    "sources": ["tabby_native.cc", "nft.cc"],
+    "libraries": ["-ldl"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
     "cflags_cc": ["-std=c++17", "-O2"]

@@ -1,5 +1,6 @@
 // Typed entry to tabby's native addon (src/native/tabby_native.cc), built by node-gyp on `npm ci`.
-// Only the few syscalls Node lacks: setns for a callback (netns.Do), setsockopt, pre-connect sockets.
+// Only the few syscalls Node lacks: setns for a callback (netns.Do), setsockopt, pre-connect sockets,
+// and libnftables in the process (nft transactions without a process each).
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -41,7 +42,17 @@ export interface TabbyNative {
   enterNetns(path: string): void;
   /** The fd of this process's netlink socket bound to `portId`, or -1. */
   netlinkFd(portId: number): number;
+  /** A libnftables context in the netns at `netnsPath` (default: the calling thread's); null when
+   *  libnftables.so.1 cannot be loaded (nftLoadError() says why). */
+  nftOpen(netnsPath?: string): NftHandle | null;
+  /** One `nft -f -` transaction in the context, on a libuv worker thread: cb(null, '') when committed,
+   *  cb(err, nft's error text) when nft refused it (nothing changed). */
+  nftRun(h: NftHandle, script: string, cb: (err: Error | null, errorText: string) => void): void;
+  nftLoadError(): string;
 }
+
+/** An open libnftables context (opaque). */
+export type NftHandle = { readonly __nft: unique symbol };
 
 let loaded: TabbyNative | undefined;
 

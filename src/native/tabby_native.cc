@@ -6,6 +6,7 @@
 //  - socketTcp / connectNonBlocking: create a TCP socket whose options can be set *before* connect
 //    (TCP-MD5 must be in place before the SYN), then hand the fd to net.Socket({fd}).
 //  - gettid / closeFd.
+//  - nftOpen / nftRun: libnftables in the process (nft.cc).
 #include <napi.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -377,7 +378,10 @@ static Napi::Value FlockWait(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+void InitNft(Napi::Env env, Napi::Object exports);
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitNft(env, exports);
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt));

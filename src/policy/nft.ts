@@ -1,12 +1,12 @@
 // The nft shell of the policy engine: knows whether the kernel holds what it last programmed and turns
-// the next ruleset into ONE `nft -f -` transaction — on the first run the table a previous run left is
+// the next ruleset into ONE nft transaction (libnftables in the process, or an `nft -f -` process) — on the first run the table a previous run left is
 // adopted (its content-named chains kept, the rest added/refilled/removed) or, when there is none or it
 // cannot be adopted, the whole table is replaced atomically (enforcement never lapses across a
 // restart); after that only the delta. A failed transaction changes nothing in the kernel (nft's all-or-nothing batch); the
 // next apply then rewrites the whole table. (The generic Reconciler applies deletes and adds as two
 // batches; nft needs adds before deletes inside one transaction, hence this shell of its own.)
 import { spawn, spawnSync } from 'node:child_process';
-import { native } from '../native/index.js';
+import { native, type NftHandle } from '../native/index.js';
 import type { Ruleset } from './compile.js';
 import type { RulesetDelta } from './compile.js';
 import { adoptScript, deltaScript, diffScript, fullScript, parseListing, type DiffStats } from './render.js';
@@ -27,21 +27,51 @@ export interface NftRunner {
   run(script: string): Promise<void>;
   /** `nft -t` listing of chains, sets and maps (all inet tables); absent: never adopt */
   list?(): Promise<string>;
+  /** how transactions reach the kernel: libnftables in this process, or an `nft -f -` process each */
+  readonly via?: 'libnftables' | 'process';
 }
 
 const LIST = 'list chains inet\nlist sets inet\nlist maps inet\n';
+const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
+
+/** Transactions through libnftables in this process (the agent's own netns, or `netnsPath`): the same
+ *  parser and the same one batch per script as `nft -f -`, with no process to start and nft's cache of
+ *  the table kept between transactions. Falls back to a process per transaction when libnftables.so.1
+ *  or the native addon is missing, or when a binary (`nft`) or `process` is asked for. Listing (once
+ *  per run, for adopt) always uses the process. */
+export function nftRunner(opts: { netnsPath?: string; nft?: string; process?: boolean } = {}): NftRunner {
+  const proc = processRunner(opts);
+  if (opts.nft || opts.process) return proc;
+  let h: NftHandle | null = null;
+  try {
+    h = native().nftOpen(opts.netnsPath);
+  } catch {
+    h = null; // no addon, or the netns cannot be entered: the process runner says why on its first run
+  }
+  if (!h) return proc;
+  const handle = h;
+  return {
+    via: 'libnftables',
+    list: proc.list,
+    run: (script) =>
+      new Promise<void>((resolve, reject) =>
+        native().nftRun(handle, script, (err, text) => {
+          if (!err) resolve();
+          else reject(new NftError(`nft transaction failed: ${firstLine(text) || err.message}`, text, script));
+        }),
+      ),
+  };
+}
 
 /** Runs `nft -f -` (in `netnsPath` when given: spawned from the thread while it is in that netns). */
-export function nftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftRunner {
+function processRunner(opts: { netnsPath?: string; nft?: string }): NftRunner & { list(): Promise<string> } {
   const bin = opts.nft ?? 'nft';
   const check = (status: number | null, stderr: string, script: string, err?: Error) => {
     if (err) throw new NftError(`nft: ${err.message}`, '', script);
-    if (status !== 0) {
-      const first = stderr.trim().split('\n')[0] ?? '';
-      throw new NftError(`nft -f - failed (exit ${status}): ${first}`, stderr, script);
-    }
+    if (status !== 0) throw new NftError(`nft -f - failed (exit ${status}): ${firstLine(stderr)}`, stderr, script);
   };
   return {
+    via: 'process',
     async list() {
       const r = opts.netnsPath
         ? native().withNetns(opts.netnsPath, () => spawnSync(bin, ['-t', '-f', '-'], { input: LIST, encoding: 'utf8', timeout: 60_000 }))
@@ -104,6 +134,11 @@ export class PolicyTable {
   /** undefined: the kernel state is unknown (start, or after a failure) → the next apply adopts or rewrites */
   private applied: Ruleset | null | undefined;
   constructor(private readonly runner: NftRunner) {}
+
+  /** how its transactions reach the kernel (the runner's) */
+  get via(): NftRunner['via'] {
+    return this.runner.via;
+  }
 
   get current(): Ruleset | null | undefined {
     return this.applied;

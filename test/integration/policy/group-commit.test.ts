@@ -1,0 +1,88 @@
+// The policy engine's endpoint programming on the real kernel, counted by the kernel itself: `nft
+// monitor` prints one "new generation … by process <pid> (<comm>)" line per committed transaction.
+// Eight endpoints written at once → at most two transactions (group commit), none committed by an
+// `nft` process (libnftables in the engine's process), and every one of the eight in the to-wl map. A
+// failed transaction commits nothing (nft's batch is all or nothing) and surfaces as an NftError.
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { MemoryDatastore } from '../../../src/datastore/memory.js';
+import { ResourceStore } from '../../../src/datastore/resources.js';
+import { NftError, PolicyEngine, PolicyTable, nftRunner } from '../../../src/policy/index.js';
+import { log } from '../../../src/common/log.js';
+import { isRoot, runTag } from '../../helpers/netns.js';
+import { nsProfile, wep } from '../../unit/policy/fixtures.js';
+
+const until = async (f: () => boolean, ms = 30_000) => {
+  const end = Date.now() + ms;
+  while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  return f();
+};
+
+if (!isRoot()) {
+  t.pass('skipped: needs root for network namespaces');
+} else {
+  const ns = `${runTag()}pgc`.slice(0, 15);
+  spawnSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => spawnSync('ip', ['netns', 'del', ns]));
+  const nft = (...args: string[]) => spawnSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
+  const toWl = () => nft('list', 'map', 'inet', 'tabby-policy', 'to-wl').stdout;
+
+  // The kernel's own record of commits in this netns.
+  const monitor = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => monitor.kill());
+  let out = '';
+  monitor.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const commits = () => [...out.matchAll(/^# new generation \d+ by process \d+ \((.*)\)$/gm)].map((m) => m[1]!);
+
+  t.test('eight endpoints at once: at most two transactions, no nft process', async (t) => {
+    // the monitor is listening once it reports a commit made after it started
+    for (let i = 0; i < 100 && !commits().length; i++) {
+      nft('add', 'table', 'inet', 'tabby-probe');
+      nft('delete', 'table', 'inet', 'tabby-probe');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.ok(commits().length, 'nft monitor sees commits');
+
+    const store = new ResourceStore(new MemoryDatastore());
+    await store.create(nsProfile('a'));
+    await store.create(wep('a', 'first', 'n1', '10.0.0.1'));
+    const runner = nftRunner({ netnsPath: `/run/netns/${ns}` });
+    t.equal(runner.via, 'libnftables', 'transactions through libnftables');
+    const e = new PolicyEngine({ store, node: 'n1', table: new PolicyTable(runner), logger: log('test') });
+    t.teardown(() => e.stop());
+    e.start();
+    t.ok(await until(() => toWl().includes('"califirst"')), 'the first endpoint is programmed');
+    await e.flush();
+    const before = commits().length;
+
+    await Promise.all(Array.from({ length: 8 }, (_, i) => store.create(wep('a', `p${i}`, 'n1', `10.0.1.${i + 1}`))));
+    t.ok(await until(() => Array.from({ length: 8 }, (_, i) => `"calip${i}"`).every((n) => toWl().includes(n))), 'all eight in to-wl');
+    await e.flush();
+    await new Promise((r) => setTimeout(r, 300)); // the monitor's last lines
+    const mine = commits().slice(before);
+    t.ok(mine.length >= 1 && mine.length <= 2, `8 endpoint changes → ${mine.length} transaction(s) (≤ 2)`);
+    t.same(
+      mine.filter((c) => c === 'nft'),
+      [],
+      'no transaction committed by an nft process',
+    );
+    t.equal(e.status().localEndpoints, 9);
+    t.equal(e.statusJson().nft, 'libnftables', '/status says how transactions are made');
+  });
+
+  t.test('a failed transaction commits nothing and is an NftError with nft’s message', async (t) => {
+    const runner = nftRunner({ netnsPath: `/run/netns/${ns}` });
+    const before = toWl();
+    const err = await runner
+      .run('add element inet tabby-policy to-wl { "calibad" : drop }\nadd rule inet tabby-policy no-such-chain drop\n')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    t.ok(err instanceof NftError, 'NftError');
+    t.match((err as Error).message, /No such file or directory/, 'nft’s own message');
+    t.equal(toWl(), before, 'the map is as it was: the element of the failed batch is not there');
+  });
+}
