@@ -5,6 +5,8 @@
 // status surface (status-server.ts), builds the real modules and hands them to the Agent (agent.ts).
 // Signals: SIGTERM/SIGINT → graceful stop (BGP sessions closed so peers keep our routes for the
 // graceful-restart time; kernel routes are left in place). Exit codes: 0 stopped, 1 fatal, 2 bad config.
+// first: V8 flags before the other modules load and allocate (heap-policy.ts)
+import './heap-policy.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hideBin } from 'yargs/helpers';

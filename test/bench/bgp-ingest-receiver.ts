@@ -3,6 +3,8 @@
 // (slowUs: every best-route event costs that many µs — a consumer slower than the feeder, to show
 // that the inbound queue stays bounded: inboundPeak and the peak RSS are reported).
 // Prints JSON lines: {"event":"ready"}, {"event":"done", rssBefore, rss, heapUsed, attrSets, firstUpdateMs, doneMs}.
+// first, as in tabby-node (main.ts): its V8 heap flags
+import '../../src/agent/heap-policy.js';
 import { BgpSpeaker, tcpSessions } from '../../src/bgp/index.js';
 
 if (!process.env.TABBY_BENCH_RX) {

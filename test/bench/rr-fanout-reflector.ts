@@ -3,6 +3,8 @@
 // iBGP route-reflector client, a 'changes' listener like the agent's) — route-reflector mode
 // programs no kernel, so this is the whole work of such a node. Config as JSON in TABBY_BENCH_RRX:
 // {asn, routerId, listen, peers: [address…]}. Prints {"event":"ready"}, then on SIGUSR2 {"event":"stats", …}.
+// first, as in tabby-node (main.ts): its V8 heap flags
+import '../../src/agent/heap-policy.js';
 import { BgpSpeaker, tcpSessions } from '../../src/bgp/index.js';
 
 if (!process.env.TABBY_BENCH_RRX) {
