@@ -18,15 +18,23 @@ export interface BestChanges {
   metric(i: number): number | undefined;
 }
 
+/** Above this many slots the arrays are dropped after a batch (a 1M-prefix dump does not pin them). */
+const KEEP_SLOTS = 65536;
+
 export class BestChangeBatch implements BestChanges {
   count = 0;
   private buckets = new Uint8Array(1024);
   private keys4 = new Int32Array(1024);
+  // Kept between batches and cleared in place (their length is the high-water mark): emptied with
+  // `length = 0`, every batch grew them again from nothing — 3× their size in garbage per batch,
+  // the largest allocation on the ingest path (~180 B per prefix).
   private keys6: (string | undefined)[] = [];
   private hops: (readonly string[] | null)[] = [];
   private sources: string[] = [];
   /** sparse: only set when some change has a metric */
   private metrics: (number | undefined)[] = [];
+  private hasV6 = false;
+  private hasMetric = false;
   private scheduled = false;
 
   /** onFlush runs once after the current synchronous work (a microtask) with the batch, then it is reset. */
@@ -43,11 +51,21 @@ export class BestChangeBatch implements BestChanges {
       this.keys4 = nk;
     }
     this.buckets[i] = bucket;
-    if (bucket === BUCKET_V6) this.keys6[i] = key as string;
-    else this.keys4[i] = key as number;
-    this.hops[i] = nextHops;
-    this.sources[i] = source;
-    if (metric !== undefined) this.metrics[i] = metric;
+    if (bucket === BUCKET_V6) {
+      this.keys6[i] = key as string;
+      this.hasV6 = true;
+    } else this.keys4[i] = key as number;
+    if (i < this.hops.length) {
+      this.hops[i] = nextHops;
+      this.sources[i] = source;
+    } else {
+      this.hops.push(nextHops);
+      this.sources.push(source);
+    }
+    if (metric !== undefined) {
+      this.metrics[i] = metric;
+      this.hasMetric = true;
+    } else if (this.hasMetric) this.metrics[i] = undefined;
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => this.flush());
@@ -65,7 +83,7 @@ export class BestChangeBatch implements BestChanges {
     return this.sources[i] ?? '';
   }
   metric(i: number): number | undefined {
-    return this.metrics[i];
+    return this.hasMetric ? this.metrics[i] : undefined;
   }
 
   private flush(): void {
@@ -74,16 +92,21 @@ export class BestChangeBatch implements BestChanges {
     try {
       this.onFlush(this);
     } finally {
+      const n = this.count;
       this.count = 0;
-      this.hops.length = 0;
-      this.sources.length = 0;
-      this.metrics.length = 0;
-      this.keys6.length = 0;
-      // a huge batch (a 1M-prefix dump) does not pin its arrays afterwards
-      if (this.buckets.length > 65536) {
+      if (n > KEEP_SLOTS) {
         this.buckets = new Uint8Array(1024);
         this.keys4 = new Int32Array(1024);
+        this.hops = [];
+        this.sources = [];
+      } else {
+        // drop the references (next-hop arrays of paths that may be gone), keep the storage
+        this.hops.fill(null, 0, n);
+        this.sources.fill('', 0, n);
       }
+      if (this.hasMetric) this.metrics = [];
+      if (this.hasV6) this.keys6 = [];
+      this.hasMetric = this.hasV6 = false;
     }
   }
 }

@@ -36,3 +36,39 @@ t.test('one batch per turn, in order, withdrawals null, then reset', async (t) =
   t.equal(got[1]!.length, 5000, 'grown past its first capacity');
   t.equal(got[1]![4999]!.prefix, '11.19.135.0/24');
 });
+
+t.test('the arrays are kept between batches (cleared in place), dropped after a huge one', async (t) => {
+  let seen = 0;
+  const b = new BestChangeBatch((c: BestChanges) => {
+    seen += c.count;
+  });
+  const inner = b as unknown as { hops: unknown[]; sources: unknown[] };
+  const nh = Object.freeze(['10.0.0.2']);
+  for (let i = 0; i < 3000; i++) b.push(24, i << 8, nh, '10.0.0.2');
+  await null;
+  const hops = inner.hops;
+  t.equal(hops.length, 3000, 'storage kept at its high-water mark');
+  t.ok(
+    hops.every((x) => x === null),
+    'references dropped',
+  );
+  for (let i = 0; i < 2000; i++) b.push(24, i << 8, i % 2 ? nh : null, i % 2 ? '10.0.0.2' : '');
+  await null;
+  t.equal(inner.hops, hops, 'the next batch reuses it (it was emptied and regrown every batch: 3× its size in garbage)');
+  t.equal(seen, 5000);
+  for (let i = 0; i < 70_000; i++) b.push(24, i << 8, nh, '10.0.0.2');
+  await null;
+  t.not(inner.hops, hops, 'a batch over 65536 does not pin its arrays');
+  t.equal(inner.hops.length, 0);
+  let metrics: (number | undefined)[] = [];
+  const m = new BestChangeBatch((c) => {
+    metrics = [c.metric(0), c.metric(1)];
+  });
+  m.push(24, 1 << 8, nh, 'a', 7);
+  m.push(24, 2 << 8, nh, 'a');
+  await null;
+  t.same(metrics, [7, undefined], 'a metric is per change');
+  m.push(24, 1 << 8, nh, 'a');
+  await null;
+  t.same(metrics, [undefined, undefined], 'and not left over from the batch before');
+});
