@@ -37,6 +37,7 @@ import {
   parsePrefixKey,
   afiOfBucket,
   BUCKET_V6,
+  PrefixKeyList,
   type PrefixKey,
 } from './rib/prefix-table.js';
 import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
@@ -865,26 +866,27 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       this.emit('flushed', { address: p.config.address, removed: 0 });
       return;
     }
-    const keys: [number, PrefixKey][] = [];
+    const keys = new PrefixKeyList();
     this.rib.table.forEach((slot, b, k) => {
       if (onlyStale && !staleAfis.includes(afiOfBucket(b))) return;
       const x = Array.isArray(slot) ? slot.find((q) => q.source === src) : slot.source === src ? slot : undefined;
-      if (x && doomed(x)) keys.push([b, k]);
+      if (x && doomed(x)) keys.push(b, k);
     });
     let i = 0;
     const slice = (): void => {
       const deadline = performance.now() + this.sliceMs;
-      while (i < keys.length) {
-        const [b, k] = keys[i++]!;
+      while (i < keys.count) {
+        const b = keys.bucket(i),
+          k = keys.key(i++);
         if (this.rib.remove(b, k, src, doomed)) this.bestChanged(b, k);
         if ((i & 255) === 0 && performance.now() > deadline) break;
       }
-      if (i < keys.length) {
+      if (i < keys.count) {
         setImmediate(slice);
         return;
       }
       p.stalePaths = p.stalePaths.filter((x) => x.refs > 0);
-      this.emit('flushed', { address: p.config.address, removed: keys.length });
+      this.emit('flushed', { address: p.config.address, removed: keys.count });
     };
     slice();
   }

@@ -299,3 +299,35 @@ export function writePrefix(list: PrefixList, i: number, bucket: number, key: Pr
 export function newPrefixList(afi: 1 | 2, n: number): PrefixList {
   return { afi, safi: 1, count: 0, addrs: new Uint32Array(afi === 1 ? n : 4 * n), lens: new Uint8Array(n), pathIds: null };
 }
+
+/** A growable list of (bucket, key) in typed arrays, IPv6 keys in a side array: no object per prefix
+ *  (a 1M-route flush listed [bucket, key] pairs: 1M arrays kept until the last removal). */
+export class PrefixKeyList {
+  private buckets = new Uint8Array(256);
+  private keys4 = new Int32Array(256);
+  private keys6: string[] | undefined;
+  count = 0;
+
+  push(bucket: number, key: PrefixKey): void {
+    const i = this.count++;
+    if (i === this.buckets.length) {
+      const nb = new Uint8Array(i * 2);
+      nb.set(this.buckets);
+      this.buckets = nb;
+      const nk = new Int32Array(i * 2);
+      nk.set(this.keys4);
+      this.keys4 = nk;
+    }
+    this.buckets[i] = bucket;
+    if (bucket === BUCKET_V6) (this.keys6 ??= [])[i] = key as string;
+    else this.keys4[i] = key as number;
+  }
+
+  bucket(i: number): number {
+    return this.buckets[i]!;
+  }
+
+  key(i: number): PrefixKey {
+    return this.buckets[i] === BUCKET_V6 ? this.keys6![i]! : this.keys4[i]!;
+  }
+}
