@@ -87,4 +87,6 @@ export interface PolicyStatusJson {
   policies: number;
   lastProgram?: { mode: string; at: string; ms: number; compileMs: number; nftMs: number; bytes: number };
   lastError?: string;
+  /** local endpoints nft refused: held out of the ruleset (their traffic is dropped), tried again later */
+  refusedEndpoints?: { name: string; error: string }[];
 }

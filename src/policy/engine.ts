@@ -6,7 +6,11 @@
 // stream of changes still has every change in the next transaction (nothing starves). Felix's doctrine: nothing is programmed before
 // the first complete list — an agent restarting keeps the previous run's table in force until its
 // own replaces it atomically. A failed program is retried (the kernel keeps the last good ruleset);
-// a datastore outage keeps the kernel as it is.
+// a datastore outage keeps the kernel as it is. When nft refuses a transaction that carried local
+// endpoints, they are held out and admitted again in halves until the ones nft refuses are found: those
+// stay out (no map entry: their traffic is dropped, never passed) and are reported by name in the
+// status; the others are programmed. A refused endpoint is tried again when it changes and every
+// retryRefusedMs.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/log.js';
 import type { ResourceStore, ResourceKind, Resource } from '../datastore/resources.js';
@@ -32,6 +36,8 @@ export interface PolicyEngineOptions {
    *  the next transaction anyway) */
   debounceMs?: number;
   retryMs?: number;
+  /** endpoints nft refused are tried again this often (default 30 s) */
+  retryRefusedMs?: number;
 }
 
 export interface PolicyEngineStatus {
@@ -42,6 +48,8 @@ export interface PolicyEngineStatus {
   /** ms: change seen → kernel programmed; compileMs, nftMs: its two parts */
   lastProgram?: ProgramResult & { at: string; ms: number; compileMs: number; nftMs: number };
   lastError?: string;
+  /** local endpoints held out of the ruleset because nft refused them: name → nft's message */
+  refusedEndpoints?: Record<string, string>;
 }
 
 /** Events: 'programmed' (ProgramResult & {ms}), 'error' is never emitted (see status().lastError). */
@@ -56,13 +64,17 @@ export class PolicyEngine extends EventEmitter {
   /** changes since the last program; 'relist' after a (re)list: the state is rebuilt */
   private pending: { put: boolean; r: PolicyResource }[] | 'relist' = 'relist';
   private st: PolicyEngineStatus = { synced: false, programmed: false, localEndpoints: 0, policies: 0 };
+  /** local endpoints (store names) held out of the ruleset → nft's message ('' while under test) */
+  private readonly refused = new Map<string, string>();
+  private refusedTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: PolicyEngineOptions) {
     super();
   }
 
   status(): PolicyEngineStatus {
-    return { ...this.st, synced: this.synced };
+    const refused = [...this.refused].filter(([, m]) => m);
+    return { ...this.st, synced: this.synced, ...(refused.length ? { refusedEndpoints: Object.fromEntries(refused) } : {}) };
   }
   /** The agent's /status part. */
   statusJson(): PolicyStatusJson {
@@ -89,6 +101,7 @@ export class PolicyEngine extends EventEmitter {
           }
         : {}),
       ...(s.lastError ? { lastError: s.lastError } : {}),
+      ...(s.refusedEndpoints ? { refusedEndpoints: Object.entries(s.refusedEndpoints).map(([name, error]) => ({ name, error })) } : {}),
     };
   }
 
@@ -109,12 +122,26 @@ export class PolicyEngine extends EventEmitter {
 
   start(): void {
     void this.run();
+    // refused endpoints get another try (a transient refusal must not keep a pod cut off for good)
+    this.refusedTimer = setInterval(() => {
+      const again = [...this.refused.keys()].filter((n) => this.refused.get(n));
+      if (!again.length || this.pending === 'relist') return;
+      const weps = this.data.get('WorkloadEndpoint')!;
+      for (const n of again) {
+        this.refused.delete(n);
+        const w = weps.get(n);
+        if (w) this.pending.push({ put: true, r: w as PolicyResource });
+      }
+      this.schedule();
+    }, this.o.retryRefusedMs ?? 30_000);
+    this.refusedTimer.unref();
   }
 
   stop(): void {
     this.abort.abort();
     this.timer?.cancel();
     this.timer = undefined;
+    if (this.refusedTimer) clearInterval(this.refusedTimer);
   }
 
   /** Resolves after the next program pass (tests, benchmarks). */
@@ -168,6 +195,7 @@ export class PolicyEngine extends EventEmitter {
       const old = m.get(ev.name);
       if (ev.type === 'put') m.set(ev.name, ev.resource as Resource);
       else m.delete(ev.name);
+      if (kind === 'WorkloadEndpoint') this.refused.delete(ev.name); // changed: it gets another try
       if (this.pending !== 'relist') {
         if (ev.type === 'put') this.pending.push({ put: true, r: ev.resource as PolicyResource });
         else if (old) this.pending.push({ put: false, r: old as PolicyResource });
@@ -195,24 +223,80 @@ export class PolicyEngine extends EventEmitter {
   }
 
   /** Apply the pending changes to the incremental state (or rebuild it after a list) → what to program. */
-  private compile(): { rs: Ruleset; delta: RulesetDelta | undefined } {
+  /** `local`: the local endpoints this pass put (what to suspect when nft refuses the transaction). */
+  private compile(): { rs: Ruleset; delta: RulesetDelta | undefined; local: string[] } {
     const pending = this.pending;
     this.pending = [];
+    const isLocal = (r: PolicyResource) => r.kind === 'WorkloadEndpoint' && r.spec.node === this.o.node;
     if (pending === 'relist' || !this.state) {
       const prev = this.state?.ruleset;
       const st = new PolicyState(this.o.node);
       const inp = this.inputs();
-      for (const r of [...inp.profiles, ...inp.endpoints, ...inp.policies, ...inp.globalPolicies]) st.put(r);
+      const endpoints = inp.endpoints.filter((w) => !this.refused.has(storeName(w)));
+      for (const r of [...inp.profiles, ...endpoints, ...inp.policies, ...inp.globalPolicies]) st.put(r);
       st.commit();
       st.takeDelta();
       this.state = st;
-      return { rs: st.ruleset, delta: prev ? deltaOf(prev, st.ruleset) : undefined };
+      return { rs: st.ruleset, delta: prev ? deltaOf(prev, st.ruleset) : undefined, local: endpoints.filter(isLocal).map(storeName) };
     }
     for (const c of pending)
       if (c.put) this.state.put(c.r);
       else this.state.remove(c.r);
     this.state.commit();
-    return { rs: this.state.ruleset, delta: this.state.takeDelta() };
+    const local = [...new Set(pending.filter((c) => c.put && isLocal(c.r)).map((c) => storeName(c.r)))];
+    return { rs: this.state.ruleset, delta: this.state.takeDelta(), local };
+  }
+
+  /** nft refused a transaction that put the local endpoints `suspects`: program everything else, then
+   *  admit them again in halves; the ones nft still refuses stay out (reported). A ruleset with no local
+   *  endpoint is never programmed here (that is no table at all: their traffic would pass unfiltered).
+   *  Throws the original error when the transaction fails without them too, or nft refuses them all
+   *  (not theirs: the normal retry). */
+  private async isolate(suspects: string[], err: NftError): Promise<void> {
+    const giveUp = (e: unknown) => {
+      for (const n of suspects) this.refused.delete(n);
+      this.pending = 'relist';
+      return e;
+    };
+    for (const n of suspects) this.refused.set(n, '');
+    this.pending = 'relist';
+    const { rs } = this.compile();
+    if (this.state!.localEndpoints > 0) await this.o.table.program(rs).catch((e: unknown) => Promise.reject(giveUp(e)));
+    await this.admit(suspects);
+    if (suspects.every((n) => this.refused.has(n))) throw giveUp(err);
+  }
+
+  private async admit(group: string[]): Promise<void> {
+    const weps = this.data.get('WorkloadEndpoint')!;
+    const present = group.map((n) => [n, weps.get(n)] as const).filter((x): x is [string, PolicyResource & Resource] => !!x[1]);
+    for (const n of group) this.refused.delete(n); // deleted meanwhile: nothing to hold out
+    for (const [, w] of present) this.state!.put(w);
+    this.state!.commit();
+    try {
+      const delta = this.state!.takeDelta();
+      if (this.state!.localEndpoints === 0) return; // none of them is there any more
+      await this.o.table.program(this.state!.ruleset, delta);
+    } catch (e) {
+      if (!(e instanceof NftError)) throw e;
+      for (const [n, w] of present) {
+        this.refused.set(n, '');
+        this.state!.remove(w);
+      }
+      this.state!.commit();
+      this.state!.takeDelta(); // the kernel did not change: the table adopts what the state holds next time
+      if (present.length === 1) {
+        const [n] = present[0]!;
+        this.refused.set(n, e.message);
+        this.o.logger.error(
+          { endpoint: n, err: e.message },
+          'policy: nft refused this endpoint; it stays unprogrammed (its traffic is dropped)',
+        );
+        return;
+      }
+      const half = Math.ceil(present.length / 2);
+      await this.admit(present.slice(0, half).map(([n]) => n));
+      await this.admit(present.slice(half).map(([n]) => n));
+    }
   }
 
   private program(): Promise<void> {
@@ -225,9 +309,16 @@ export class PolicyEngine extends EventEmitter {
         this.again = false;
         const t0 = performance.now();
         try {
-          const { rs, delta } = this.compile();
+          const { rs, delta, local } = this.compile();
           const compileMs = performance.now() - t0;
-          const r = await this.o.table.program(rs, delta);
+          let r: ProgramResult;
+          try {
+            r = await this.o.table.program(rs, delta);
+          } catch (e) {
+            if (!(e instanceof NftError) || !local.length) throw e;
+            await this.isolate(local, e);
+            r = { mode: 'isolate', bytes: 0 };
+          }
           const ms = performance.now() - t0;
           this.st = {
             ...this.st,

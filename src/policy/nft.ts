@@ -122,8 +122,9 @@ function processRunner(opts: { netnsPath?: string; nft?: string }): NftRunner & 
 }
 
 export interface ProgramResult {
-  /** adopt: the first program of a run, keeping the chains a previous run left (see render.ts) */
-  mode: 'full' | 'adopt' | 'diff' | 'none';
+  /** adopt: the first program of a run, keeping the chains a previous run left (see render.ts);
+   *  isolate: nft refused a transaction, the endpoints it refused were found and held out (engine.ts) */
+  mode: 'full' | 'adopt' | 'diff' | 'none' | 'isolate';
   bytes: number;
   stats?: DiffStats;
   /** adopt: chains kept from the previous run */

@@ -2,11 +2,13 @@
 // monitor` prints one "new generation … by process <pid> (<comm>)" line per committed transaction.
 // Eight endpoints written at once → at most two transactions (group commit), none committed by an
 // `nft` process (libnftables in the engine's process), and every one of the eight in the to-wl map. A
-// failed transaction commits nothing (nft's batch is all or nothing) and surfaces as an NftError.
+// failed transaction commits nothing (nft's batch is all or nothing) and surfaces as an NftError. An
+// endpoint nft refuses (an interface name longer than IFNAMSIZ, written to the datastore past
+// validation) is held out and reported; the endpoints written with it are programmed.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
-import { ResourceStore } from '../../../src/datastore/resources.js';
+import { ResourceStore, resourceKey, storeName } from '../../../src/datastore/resources.js';
 import { NftError, PolicyEngine, PolicyTable, nftRunner } from '../../../src/policy/index.js';
 import { log } from '../../../src/common/log.js';
 import { isRoot, runTag } from '../../helpers/netns.js';
@@ -28,7 +30,7 @@ if (!isRoot()) {
   const toWl = () => nft('list', 'map', 'inet', 'tabby-policy', 'to-wl').stdout;
 
   // The kernel's own record of commits in this netns.
-  const monitor = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const monitor = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] }); // stderr: its own cache's warnings
   t.teardown(() => monitor.kill());
   let out = '';
   monitor.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -70,6 +72,34 @@ if (!isRoot()) {
     );
     t.equal(e.status().localEndpoints, 9);
     t.equal(e.statusJson().nft, 'libnftables', '/status says how transactions are made');
+  });
+
+  t.test('an endpoint nft refuses is held out and reported, the rest of its batch programmed', async (t) => {
+    const ds = new MemoryDatastore();
+    const store = new ResourceStore(ds);
+    await store.create(nsProfile('b'));
+    await store.create(wep('b', 'q0', 'n1', '10.0.2.1'));
+    const e = new PolicyEngine({
+      store,
+      node: 'n1',
+      table: new PolicyTable(nftRunner({ netnsPath: `/run/netns/${ns}` })),
+      logger: log('test'),
+    });
+    t.teardown(() => e.stop());
+    e.start();
+    t.ok(await until(() => toWl().includes('"caliq0"')));
+    await e.flush();
+    const bad = wep('b', 'q2', 'n1', '10.0.2.3');
+    bad.spec.interfaceName = 'caliq2-far-too-long-a-name'; // nft: "String exceeds maximum length of 16"
+    await Promise.all([
+      store.create(wep('b', 'q1', 'n1', '10.0.2.2')),
+      ds.create(resourceKey('WorkloadEndpoint', storeName(bad)), bad),
+      store.create(wep('b', 'q3', 'n1', '10.0.2.4')),
+    ]);
+    t.ok(await until(() => toWl().includes('"caliq1"') && toWl().includes('"caliq3"')), 'the two valid endpoints are programmed');
+    t.ok(await until(() => e.status().refusedEndpoints !== undefined), 'the refused one is reported');
+    t.match(e.statusJson().refusedEndpoints, [{ name: 'b/n1-k8s-q2-eth0', error: /exceeds maximum length/ }]);
+    t.notMatch(toWl(), /caliq2/, 'and has no map entry (its traffic is dropped)');
   });
 
   t.test('a failed transaction commits nothing and is an NftError with nft’s message', async (t) => {

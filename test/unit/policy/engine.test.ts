@@ -3,7 +3,7 @@
 import t from 'tap';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
-import { PolicyEngine, PolicyTable } from '../../../src/policy/index.js';
+import { NftError, PolicyEngine, PolicyTable } from '../../../src/policy/index.js';
 import { log } from '../../../src/common/log.js';
 import { np, nsProfile, wep } from './fixtures.js';
 
@@ -82,4 +82,65 @@ t.test('engine: group commit — writes during a transaction join the next one, 
     t.ok(after.includes(mine[at]!), `calip${i} did not wait behind later writes`);
   }
   t.equal(e.status().localEndpoints, 13);
+});
+
+t.test('engine: an endpoint nft refuses is held out and reported; the others of its batch are programmed', async (t) => {
+  const store = new ResourceStore(new MemoryDatastore());
+  await store.create(nsProfile('a'));
+  await store.create(wep('a', 'first', 'n1', '10.0.0.1'));
+  const committed: string[] = [];
+  const table = new PolicyTable({
+    run: async (s) => {
+      // stands in for nft refusing one endpoint's element (the integration test uses the real refusal)
+      if (s.includes('"calibad"')) throw new NftError('nft transaction failed: Error: refused', '', s);
+      committed.push(s);
+    },
+  });
+  const e = new PolicyEngine({ store, node: 'n1', table, logger: log('test'), retryMs: 50 });
+  t.teardown(() => e.stop());
+  e.start();
+  t.ok(await until(() => committed.length === 1));
+  await e.flush();
+  const inKernel = (ifn: string) => committed.some((s) => s.includes(`"${ifn}" : jump`));
+  await Promise.all([
+    store.create(wep('a', 'ok1', 'n1', '10.0.1.1')),
+    store.create(wep('a', 'bad', 'n1', '10.0.1.2')),
+    store.create(wep('a', 'ok2', 'n1', '10.0.1.3')),
+  ]);
+  t.ok(await until(() => inKernel('caliok1') && inKernel('caliok2')), 'the endpoints written with it are programmed');
+  await e.flush();
+  t.notOk(inKernel('calibad'), 'the refused one is not');
+  t.same(Object.keys(e.status().refusedEndpoints ?? {}), ['a/n1-k8s-bad-eth0'], 'reported by name');
+  t.match(e.statusJson().refusedEndpoints, [{ name: 'a/n1-k8s-bad-eth0', error: /refused/ }]);
+  t.equal(e.status().localEndpoints, 3, 'first, ok1, ok2');
+  // later changes are not blocked behind it
+  await store.create(wep('a', 'ok3', 'n1', '10.0.1.4'));
+  t.ok(await until(() => inKernel('caliok3')), 'a later endpoint is programmed');
+  // deleted: no longer reported
+  await store.delete('WorkloadEndpoint', 'a/n1-k8s-bad-eth0');
+  t.ok(await until(() => e.status().refusedEndpoints === undefined), 'gone from the report once deleted');
+});
+
+t.test('engine: a refused endpoint at start does not keep the others out', async (t) => {
+  const store = new ResourceStore(new MemoryDatastore());
+  await store.create(nsProfile('a'));
+  for (const p of ['a1', 'bad', 'a2', 'a3']) await store.create(wep('a', p, 'n1', `10.0.2.${p.length + p.charCodeAt(1)}`));
+  const committed: string[] = [];
+  const table = new PolicyTable({
+    run: async (s) => {
+      if (s.includes('"calibad"')) throw new NftError('nft transaction failed: Error: refused', '', s);
+      committed.push(s);
+    },
+  });
+  const e = new PolicyEngine({ store, node: 'n1', table, logger: log('test'), retryMs: 50 });
+  t.teardown(() => e.stop());
+  e.start();
+  t.ok(await until(() => e.status().refusedEndpoints !== undefined), 'the refused endpoint is found');
+  await e.flush();
+  t.same(Object.keys(e.status().refusedEndpoints!), ['a/n1-k8s-bad-eth0']);
+  t.equal(e.status().localEndpoints, 3);
+  t.notOk(
+    committed.some((s) => s.includes('"calibad"')),
+    'never committed',
+  );
 });
