@@ -6,7 +6,10 @@
 // this machine, reached from the node namespace through a loopback relay). Prints p50/p99/max and
 // pods/s, and checks no address was handed out twice; never fails on a time. Needs root.
 // Run: node dist/test/bench/cni.js [pods]   (TABBY_BENCH_CNI=resident,fallback / =file,etcd to narrow;
-// TABBY_BENCH_KEEPLOG=<file>: keep the plugin log there and the agent log in <file>.agent)
+// TABBY_BENCH_KEEPLOG=<file>: keep the plugin log there and the agent log in <file>.agent;
+// TABBY_BENCH_PING=pod: ping from a pod of the node instead of from the node — through policy (the
+// pinging pod's egress, the new pod's ingress), so "pingable" includes the policy engine's program; from
+// the node it does not: host → pod is not filtered and the reply is conntrack-established, as in Calico)
 import { POOLS_PREFIX } from '../../src/datastore/keys.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -79,7 +82,11 @@ interface Bed {
   stateDir: string;
   conf: string;
   pinger: Pinger;
+  /** TABBY_BENCH_PING=pod: the pod the pings come from */
+  peer?: number;
 }
+const PING_FROM_POD = process.env.TABBY_BENCH_PING === 'pod';
+const PEER = 99_999;
 
 async function runOne(bed: Bed, cmd: 'ADD' | 'DEL', i: number): Promise<{ ms: number; ip: string }> {
   const netns = cmd === 'ADD' ? bed.node.makePod(i) : `/var/run/netns/${bed.node.podNs(i)}`;
@@ -127,6 +134,15 @@ const line = (name: string, xs: number[], extra = ''): string =>
 
 async function measure(bed: Bed, label: string): Promise<void> {
   process.stdout.write(`  ${label}\n`);
+  if (PING_FROM_POD && bed.peer === undefined) {
+    await runOne(bed, 'ADD', PEER); // answers the node's pinger; then it pings the others
+    bed.peer = PEER;
+    bed.pinger.stop();
+    const p = new Pinger(bed.node.podNs(PEER));
+    bed.pinger = p;
+    cleanup.push(() => p.stop());
+    process.stdout.write(`    (pings from pod-${PEER} on the node, through policy)\n`);
+  }
   for (const parallel of [1, 8]) {
     const base = parallel * 1000;
     const add = await inParallel(PODS, parallel, (i) => runOne(bed, 'ADD', base + i));
