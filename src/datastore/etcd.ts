@@ -9,7 +9,7 @@
 //    and reconnection after etcd restarts: calls that fail because etcd is unreachable are retried
 //    with backoff until opTimeoutMs, then raise DatastoreUnavailable.
 import { readFileSync } from 'node:fs';
-import { Etcd3, isRecoverableError, type IOptions, type IKeyValue, type Watcher } from 'etcd3';
+import { Etcd3, isRecoverableError, type ComparatorBuilder, type IOptions, type IKeyValue, type Watcher } from 'etcd3';
 import { log } from '../common/log.js';
 import type { DatastoreConfig } from './config.js';
 import {
@@ -21,7 +21,9 @@ import {
   DatastoreUnavailable,
   type Datastore,
   type KVPair,
+  checkTxnOps,
   type ListResult,
+  type TxnOp,
   type WatchEvent,
 } from './types.js';
 
@@ -224,6 +226,48 @@ export class EtcdDatastore implements Datastore {
         throw new DatastoreNotFound(key);
       }
       throw new DatastoreConflict(key, expectedRevision, num(cur.mod_revision));
+    });
+  }
+
+  /** One etcd Txn: every op's compare (create: create_revision == 0; update / delete with a revision:
+   *  mod_revision == it; delete without: the key exists), then every write; else a read of each key to
+   *  say which compare failed. */
+  async commit(ops: TxnOp[]): Promise<number[]> {
+    checkTxnOps(ops);
+    const json = ops.map((o) => (o.op === 'delete' ? '' : encode(o.key, o.value)));
+    return this.retry('commit', ops[0]!.key, async (attempt) => {
+      let b: ComparatorBuilder | undefined;
+      for (const o of ops) {
+        const [col, cmp, v] =
+          o.op === 'create'
+            ? (['Create', '==', 0] as const)
+            : o.expectedRevision !== undefined
+              ? (['Mod', '==', o.expectedRevision] as const)
+              : (['Create', '>', 0] as const);
+        b = b ? b.and(o.key, col, cmp, v) : this.client.if(o.key, col, cmp, v);
+      }
+      const res = await b!
+        .then(...ops.map((o, i) => (o.op === 'delete' ? this.client.delete().key(o.key) : this.client.put(o.key).value(json[i]!))))
+        .else(...ops.map((o) => this.client.get(o.key)))
+        .commit();
+      const rev = num(res.header.revision);
+      if (res.succeeded) return ops.map(() => rev);
+      const cur = ops.map((_, i) => res.responses[i]?.response_range?.kvs[0]);
+      if (attempt > 0) {
+        // Our earlier attempt may have landed: every put's value there at one shared revision, every delete gone.
+        const mods = new Set(cur.filter((kv) => kv).map((kv) => num(kv!.mod_revision)));
+        const landed = mods.size <= 1 && ops.every((o, i) => (o.op === 'delete' ? !cur[i] : cur[i]?.value.toString('utf8') === json[i]));
+        if (landed) return ops.map(() => (mods.size ? [...mods][0]! : rev));
+      }
+      ops.forEach((o, i) => {
+        const kv = cur[i];
+        if (o.op === 'create') {
+          if (kv) throw new DatastoreExists(o.key);
+        } else if (!kv) throw new DatastoreNotFound(o.key);
+        else if (o.expectedRevision !== undefined && num(kv.mod_revision) !== o.expectedRevision)
+          throw new DatastoreConflict(o.key, o.expectedRevision, num(kv.mod_revision));
+      });
+      throw new DatastoreConflict(ops[0]!.key, 0); // a compare failed between the Txn and its reads
     });
   }
 

@@ -6,14 +6,14 @@
 // group. A write never resolves before its bytes are synced; a write whose append failed is rejected
 // alone; a failed fdatasync rejects the whole group.
 import fs from 'node:fs';
-import type { DelRec, PutRec } from './file-log.js';
+import type { WriteRec } from './file-log.js';
 import type { StoreLock } from './file-lock.js';
 
 /** Most writes appended under one lock hold (bounds how long other processes wait for it). */
 const MAX_GROUP = 256;
 
 interface Pending {
-  decide: () => PutRec | DelRec;
+  decide: () => WriteRec;
   resolve: (revision: number) => void;
   reject: (e: unknown) => void;
 }
@@ -22,7 +22,7 @@ export interface CommitTarget {
   /** Under the lock: catch up with the log and throw when it must not be written. */
   begin(): void;
   /** Under the lock: append one record and apply it (throws when it was not made); returns the log fd. */
-  append(rec: PutRec | DelRec): number;
+  append(rec: WriteRec): number;
   /** The bytes up to every appended record are durable (fdatasync of `fd`); rejects with the error to report. */
   sync(fd: number): Promise<void>;
   /** After a group was acknowledged (compaction, wake watchers). */
@@ -40,7 +40,7 @@ export class GroupCommit {
 
   /** Queue one write; resolves with its revision once it is durable. `decide` runs under the lock
    *  against the current state and returns the record, or throws (conflict, not found…). */
-  write(decide: () => PutRec | DelRec): Promise<number> {
+  write(decide: () => WriteRec): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ decide, resolve, reject });
       if (!this.flushing) void this.flush();

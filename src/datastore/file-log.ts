@@ -15,7 +15,13 @@ export interface HistEvent {
 export type PutRec = { o: 'put'; r: number; k: string; v: unknown };
 export type DelRec = { o: 'del'; r: number; k: string };
 export type SnapRec = { o: 'snap'; r: number; c: number; kv: [string, number, unknown][]; h: HistEvent[] };
-export type Rec = PutRec | DelRec | SnapRec;
+/** A multi-key commit in one line (so a crash keeps all of it or none): op i has revision r + i. */
+export type TxnRec = { o: 'txn'; r: number; ops: ({ o: 'put'; k: string; v: unknown } | { o: 'del'; k: string })[] };
+export type WriteRec = PutRec | DelRec | TxnRec;
+export type Rec = WriteRec | SnapRec;
+
+/** The last revision a record takes (a txn takes one per operation). */
+export const lastRevision = (rec: Rec): number => (rec.o === 'txn' ? rec.r + rec.ops.length - 1 : rec.r);
 
 const NL = 0x0a;
 
@@ -47,6 +53,12 @@ function isRec(x: unknown): x is Rec {
   if (r.o === 'put') return typeof r.k === 'string' && 'v' in r;
   if (r.o === 'del') return typeof r.k === 'string';
   if (r.o === 'snap') return Number.isSafeInteger(r.c) && Array.isArray(r.kv) && Array.isArray(r.h);
+  if (r.o === 'txn')
+    return (
+      Array.isArray(r.ops) &&
+      r.ops.length > 0 &&
+      r.ops.every((op: { o?: unknown; k?: unknown }) => typeof op?.k === 'string' && (op.o === 'del' || (op.o === 'put' && 'v' in op)))
+    );
   return false;
 }
 
@@ -110,7 +122,7 @@ export function maxRevision(buf: Buffer): number {
     let nl = buf.indexOf(NL, pos);
     if (nl < 0) nl = buf.length;
     const rec = unframe(buf.subarray(pos, nl));
-    if (rec && rec.r > max) max = rec.r;
+    if (rec && lastRevision(rec) > max) max = lastRevision(rec);
     pos = nl + 1;
   }
   return max;

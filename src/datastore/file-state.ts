@@ -56,6 +56,12 @@ export class LogState {
       }
       return;
     }
+    if (rec.o === 'txn') {
+      rec.ops.forEach((op, i) =>
+        this.applyEvent(op.o === 'put' ? { t: 'put', k: op.k, r: rec.r + i, v: op.v } : { t: 'delete', k: op.k, r: rec.r + i }),
+      );
+      return;
+    }
     if (rec.o === 'put') this.applyEvent({ t: 'put', k: rec.k, r: rec.r, v: rec.v });
     else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
   }

@@ -38,13 +38,15 @@ import {
   DatastoreUnavailable,
   type Datastore,
   type KVPair,
+  checkTxnOps,
   type ListResult,
+  type TxnOp,
   type WatchEvent,
 } from './types.js';
 import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
-import { frame, maxRevision, scanRecords, writeAll, type DelRec, type PutRec, type SnapRec } from './file-log.js';
+import { frame, maxRevision, scanRecords, writeAll, type SnapRec, type TxnRec, type WriteRec } from './file-log.js';
 import { replaceLog, type CompactStep } from './file-compact.js';
 import { GroupCommit, LogFds } from './file-commit.js';
 import { clone, LogState, sequenceProblem, toEvent } from './file-state.js';
@@ -200,6 +202,31 @@ export class FileDatastore implements Datastore {
     );
   }
 
+  async commit(ops: TxnOp[]): Promise<number[]> {
+    checkTxnOps(ops);
+    return this.write(
+      () => {
+        for (const o of ops) {
+          const e = this.s.data.get(o.key);
+          if (o.op === 'create') {
+            if (e) throw new DatastoreExists(o.key);
+            continue;
+          }
+          if (!e) throw new DatastoreNotFound(o.key);
+          if (o.expectedRevision !== undefined && e.revision !== o.expectedRevision)
+            throw new DatastoreConflict(o.key, o.expectedRevision, e.revision);
+        }
+        const rec: TxnRec = {
+          o: 'txn',
+          r: this.s.rev + 1,
+          ops: ops.map((o) => (o.op === 'delete' ? { o: 'del' as const, k: o.key } : { o: 'put' as const, k: o.key, v: o.value })),
+        };
+        return rec;
+      },
+      (r) => ops.map((_, i) => r + i),
+    );
+  }
+
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {
     this.catchUp(false);
     let next = fromRevision <= 0 ? this.s.rev + 1 : fromRevision;
@@ -303,7 +330,7 @@ export class FileDatastore implements Datastore {
 
   /** Queue the write for the next group commit: under the lock it is decided against the current state
    *  and appended; it resolves once an fdatasync covering it returned. */
-  private async write<R>(decide: () => PutRec | DelRec, result: (revision: number) => R): Promise<R> {
+  private async write<R>(decide: () => WriteRec, result: (revision: number) => R): Promise<R> {
     return result(await this.commits.write(decide));
   }
 
@@ -315,7 +342,7 @@ export class FileDatastore implements Datastore {
 
   /** Under the lock: append one record and apply it; returns the fd it went to (synced by the caller).
    *  The append is the commit point: what happens after it never turns the write into a failure. */
-  private append(rec: PutRec | DelRec): number {
+  private append(rec: WriteRec): number {
     const buf = frame(rec);
     try {
       writeAll((b, off, len) => fs.writeSync(this.fd, b, off, len), buf);

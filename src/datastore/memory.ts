@@ -7,7 +7,9 @@ import {
   DatastoreNotFound,
   type Datastore,
   type KVPair,
+  checkTxnOps,
   type ListResult,
+  type TxnOp,
   type WatchEvent,
 } from './types.js';
 
@@ -62,6 +64,28 @@ export class MemoryDatastore implements Datastore {
     if (expectedRevision !== undefined && e.revision !== expectedRevision) throw new DatastoreConflict(key, expectedRevision, e.revision);
     this.data.delete(key);
     this.emit({ type: 'delete', key, revision: ++this.rev, previous: e.value });
+  }
+
+  async commit(ops: TxnOp[]): Promise<number[]> {
+    checkTxnOps(ops);
+    this.takeInjected();
+    for (const o of ops) {
+      const e = this.data.get(o.key);
+      if (o.op === 'create') {
+        if (e) throw new DatastoreExists(o.key);
+        continue;
+      }
+      if (!e) throw new DatastoreNotFound(o.key);
+      if (o.expectedRevision !== undefined && e.revision !== o.expectedRevision)
+        throw new DatastoreConflict(o.key, o.expectedRevision, e.revision);
+    }
+    return ops.map((o) => {
+      const e = this.data.get(o.key);
+      if (o.op !== 'delete') return this.put(o.key, o.value, e?.value).revision;
+      this.data.delete(o.key);
+      this.emit({ type: 'delete', key: o.key, revision: ++this.rev, previous: e!.value });
+      return this.rev;
+    });
   }
 
   async *watch<T>(prefix: string, fromRevision: number, signal?: AbortSignal): AsyncIterable<WatchEvent<T>> {

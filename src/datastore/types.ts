@@ -19,6 +19,12 @@ export interface ListResult<T = unknown> {
   revision: number;
 }
 
+/** One operation of a multi-key commit, with the condition the single-key call would check. */
+export type TxnOp =
+  | { op: 'create'; key: string; value: unknown }
+  | { op: 'update'; key: string; value: unknown; expectedRevision: number }
+  | { op: 'delete'; key: string; expectedRevision?: number };
+
 export interface Datastore {
   readonly kind: 'file' | 'etcdv3' | 'memory';
   get<T = unknown>(key: string): Promise<KVPair<T> | undefined>;
@@ -30,6 +36,11 @@ export interface Datastore {
   update<T>(key: string, value: T, expectedRevision: number): Promise<KVPair<T>>;
   /** Delete; with expectedRevision it is a CAS. Fails with DatastoreNotFound when absent. */
   delete(key: string, expectedRevision?: number): Promise<void>;
+  /** Several writes as one: every condition holds and all are made, or the first failing one's error
+   *  (DatastoreExists / DatastoreConflict / DatastoreNotFound) is thrown and none is. Durable together
+   *  (the file store: one log record, one fdatasync; etcd: one Txn). Returns each op's new revision (a
+   *  delete's: the commit's). At most one op per key. */
+  commit(ops: TxnOp[]): Promise<number[]>;
   /** Events for keys under prefix with revision >= fromRevision, in order, until the signal aborts.
    *  Resumable: after a disconnect, watch again from the last revision seen + 1.
    *  Throws DatastoreCompacted when fromRevision is older than the history kept (re-list then). */
@@ -109,6 +120,19 @@ export class DatastoreCorrupt extends DatastoreError {
       file,
       `datastore log ${file} is corrupt at byte offset ${offset} (${detail}): writes are refused and nothing was truncated; run "tabbyctl datastore check", then restore a backup`,
     );
+  }
+}
+
+/** Refuse an empty commit or one naming a key twice (its outcome would depend on the order). */
+export function checkTxnOps(ops: TxnOp[]): void {
+  if (ops.length === 0) throw new TypeError('a datastore commit needs at least one operation');
+  const keys = new Set<string>();
+  for (const o of ops) {
+    if (typeof o.key !== 'string' || o.key === '') throw new TypeError('datastore key must be a non-empty string');
+    if (keys.has(o.key)) throw new TypeError(`a datastore commit names "${o.key}" twice`);
+    keys.add(o.key);
+    if (o.op !== 'delete' && (o.value === undefined || typeof o.value === 'function'))
+      throw new TypeError(`datastore value for "${o.key}" must be JSON-serializable`);
   }
 }
 

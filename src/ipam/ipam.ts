@@ -3,13 +3,22 @@
 // retried a bounded number of times on conflict, so processes on any number of nodes never hand out
 // one address twice and never lose an update.
 //
-// Write ordering (crash safety): a handle is incremented before the block that records the allocation
-// is written, so releaseByHandle always finds every block an owner may hold an address in (a crash
-// leaves at worst an over-counted handle, which release cleans up). A block is claimed in two phases:
+// Write ordering (crash safety): an allocation and its handle's count are one commit (Datastore.commit:
+// one log record / one etcd Txn), so releaseByHandle always finds every block an owner holds an address
+// in and a crash leaves both or neither. releaseIPs (GC, undo) frees in the block first and then counts
+// the handle down (a crash leaves at worst an over-counted handle, which release cleans up). A block is claimed in two phases:
 // affinity `pending` → block created (create-if-absent) → affinity `confirmed`. Pending affinities are
 // never routed (the agent exports confirmed ones only).
 import { cidrContains, cidrContainsCidr, cidrOf, cidrSize, formatCidr, parseCidr, parseIp, type Family } from '../common/ip.js';
-import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type Datastore, type KVPair } from '../datastore/types.js';
+import {
+  DatastoreConflict,
+  DatastoreError,
+  DatastoreExists,
+  DatastoreNotFound,
+  type Datastore,
+  type KVPair,
+  type TxnOp,
+} from '../datastore/types.js';
 import {
   affinityNode,
   blockAllocations,
@@ -30,6 +39,7 @@ import {
   numFree,
   numInUse,
   type Assigned,
+  type BlockValue,
   type ReleaseRequest,
 } from './block.js';
 import { AddressNotInPool, IpamRetriesExhausted, PoolExhausted, PoolUseNotAllowed, StrictAffinityViolation } from './errors.js';
@@ -45,7 +55,18 @@ import {
   type PoolUse,
 } from './pools.js';
 import { Reservations } from './reservations.js';
-import { IpamStore, deleteIfPresent, type AffinityState, type HandleValue, type IpamConfig } from './store.js';
+import {
+  IpamStore,
+  blockDeleteOp,
+  blockUpdateOp,
+  deleteIfPresent,
+  handleDeleteOp,
+  handleKey,
+  handleWriteOp,
+  type AffinityState,
+  type HandleValue,
+  type IpamConfig,
+} from './store.js';
 
 /** The few logger methods IPAM uses (a pino logger fits). */
 export interface IpamLogger {
@@ -341,7 +362,8 @@ export class Ipam {
   }
 
   /** Take up to `num` free addresses from one block for `handle`. With `affineTo`, only while the block is
-   *  still affine to that node. Returns what it got (possibly nothing: block full or gone). */
+   *  still affine to that node. Returns what it got (possibly nothing: block full or gone). The block and
+   *  the handle's count are written in one commit (one synced write). */
   private async assignFromBlock(
     cidr: string,
     num: number,
@@ -350,37 +372,41 @@ export class Ipam {
     affineTo: string | undefined,
     reserved: Reservations,
   ): Promise<AssignedAddress[]> {
-    let counted = 0; // addresses already added to the handle for this block
-    try {
-      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-        const kv = await this.store.getBlock(cidr);
-        if (!kv) return [];
-        if (affineTo !== undefined && kv.value.affinity !== hostAffinity(affineTo)) return [];
-        const b = cloneBlock(kv.value);
-        const got = blockAutoAssign(b, num, handle, attrs, reserved);
-        if (got.length === 0) return [];
-        if (counted < got.length) {
-          await this.adjustHandle(handle, cidr, got.length - counted, attrs);
-          counted = got.length;
-        }
-        try {
-          await this.store.updateBlock(b, kv.revision);
-        } catch (e) {
-          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) {
-            await this.backoff(attempt);
-            continue;
-          }
-          throw e;
-        }
-        const result = got.map((a: Assigned) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber }));
-        if (counted > got.length) await this.adjustHandle(handle, cidr, got.length - counted, attrs);
-        counted = -1;
-        return result;
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const [kv, hkv] = await Promise.all([this.store.getBlock(cidr), this.store.getHandle(handle)]);
+      if (!kv) return [];
+      if (affineTo !== undefined && kv.value.affinity !== hostAffinity(affineTo)) return [];
+      const b = cloneBlock(kv.value);
+      const got = blockAutoAssign(b, num, handle, attrs, reserved);
+      if (got.length === 0) return [];
+      if (!(await this.commitAssignment(b, kv.revision, hkv, handle, got.length, attrs))) {
+        await this.backoff(attempt);
+        continue;
       }
-      throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
-    } finally {
-      // Nothing was written to the block: take back what was added to the handle.
-      if (counted > 0) await this.adjustHandle(handle, cidr, -counted, attrs);
+      return got.map((a: Assigned) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber }));
+    }
+    throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+  }
+
+  /** One commit: the block with the new allocations (CAS on its revision) and the handle counting them
+   *  (created, or CAS). False when either changed since it was read (re-read and retry). */
+  private async commitAssignment(
+    b: BlockValue,
+    blockRevision: number,
+    hkv: KVPair<HandleValue> | undefined,
+    handle: string,
+    n: number,
+    attrs: Record<string, string>,
+  ): Promise<boolean> {
+    const h: HandleValue = hkv
+      ? { ...hkv.value, block: { ...hkv.value.block, [b.cidr]: (hkv.value.block[b.cidr] ?? 0) + n } }
+      : { handleId: handle, block: { [b.cidr]: n }, ...(Object.keys(attrs).length ? { attrs } : {}) };
+    try {
+      await this.store.commit([handleWriteOp(h, hkv?.revision), blockUpdateOp(b, blockRevision)]);
+      return true;
+    } catch (e) {
+      if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound || e instanceof DatastoreExists) return false;
+      throw e;
     }
   }
 
@@ -435,45 +461,30 @@ export class Ipam {
     const cidr = formatCidr(cidrOf(ip, pool.blockSize));
     const { config } = await this.store.getConfig();
     const attrs = args.attrs ?? {};
-    let counted = 0;
-    try {
-      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-        const kv = await this.store.getBlock(cidr);
-        if (!kv) {
-          if (args.node !== undefined) await this.claimBlock(args.node, cidr);
-          else await this.store.createBlock(newBlock(parseCidr(cidr), null, this.clock())).catch(ignoreExists);
-          continue;
-        }
-        const owner = affinityNode(kv.value.affinity);
-        if (config.strictAffinity && (args.node === undefined || owner !== args.node)) {
-          throw new StrictAffinityViolation(args.ip, cidr, owner, args.node ?? '(none)');
-        }
-        const existing = blockAllocations(kv.value).find((a) => a.ordinal === ipToOrdinal(kv.value, args.ip));
-        if (existing && existing.handle === args.handle) {
-          return { ip: existing.ip, block: cidr, sequenceNumber: existing.sequenceNumber ?? 0 };
-        }
-        const b = cloneBlock(kv.value);
-        const a = blockAssign(b, args.ip, args.handle, attrs); // throws AddressInUse
-        if (counted === 0) {
-          await this.adjustHandle(args.handle, cidr, 1, attrs);
-          counted = 1;
-        }
-        try {
-          await this.store.updateBlock(b, kv.revision);
-        } catch (e) {
-          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound) {
-            await this.backoff(attempt);
-            continue;
-          }
-          throw e;
-        }
-        counted = 0;
-        return { ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber };
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const [kv, hkv] = await Promise.all([this.store.getBlock(cidr), this.store.getHandle(args.handle)]);
+      if (!kv) {
+        if (args.node !== undefined) await this.claimBlock(args.node, cidr);
+        else await this.store.createBlock(newBlock(parseCidr(cidr), null, this.clock())).catch(ignoreExists);
+        continue;
       }
-      throw new IpamRetriesExhausted(`assign ${args.ip}`, this.maxRetries);
-    } finally {
-      if (counted > 0) await this.adjustHandle(args.handle, cidr, -counted);
+      const owner = affinityNode(kv.value.affinity);
+      if (config.strictAffinity && (args.node === undefined || owner !== args.node)) {
+        throw new StrictAffinityViolation(args.ip, cidr, owner, args.node ?? '(none)');
+      }
+      const existing = blockAllocations(kv.value).find((a) => a.ordinal === ipToOrdinal(kv.value, args.ip));
+      if (existing && existing.handle === args.handle) {
+        return { ip: existing.ip, block: cidr, sequenceNumber: existing.sequenceNumber ?? 0 };
+      }
+      const b = cloneBlock(kv.value);
+      const a = blockAssign(b, args.ip, args.handle, attrs); // throws AddressInUse
+      if (!(await this.commitAssignment(b, kv.revision, hkv, args.handle, 1, attrs))) {
+        await this.backoff(attempt);
+        continue;
+      }
+      return { ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber };
     }
+    throw new IpamRetriesExhausted(`assign ${args.ip}`, this.maxRetries);
   }
 
   // ---------------------------------------------------------------- blocks and affinities
@@ -606,25 +617,48 @@ export class Ipam {
 
   // ---------------------------------------------------------------- release
 
-  /** Release every address held by `handle`; returns them (empty when it holds none — not an error). */
+  /** Release every address held by `handle`; returns them (empty when it holds none — not an error).
+   *  The handle goes in the same commit as its last block (one synced write for a pod's one block); a
+   *  handle changed meanwhile (an assignment to it in flight) makes the release start over. */
   async releaseByHandle(handle: string): Promise<string[]> {
-    const hkv = await this.store.getHandle(handle);
-    if (!hkv) return [];
     const released: string[] = [];
-    for (const cidr of Object.keys(hkv.value.block)) {
-      await this.retry(`release ${handle} in ${cidr}`, async () => {
-        const kv = await this.store.getBlock(cidr);
-        if (!kv) return;
-        const b = cloneBlock(kv.value);
-        const ips = blockReleaseByHandle(b, handle);
-        if (ips.length === 0) return;
-        if (isEmpty(b) && b.affinity === null) await this.store.deleteBlock(cidr, kv.revision);
-        else await this.store.updateBlock(b, kv.revision);
-        released.push(...ips);
-      });
+    for (let round = 0; round < this.maxRetries; round++) {
+      const hkv = await this.store.getHandle(handle);
+      if (!hkv) return released;
+      const cidrs = Object.keys(hkv.value.block);
+      if (cidrs.length === 0) {
+        await deleteIfPresent(() => this.store.deleteHandle(handle, hkv.revision)).catch(ignoreConflict);
+        continue;
+      }
+      let handleChanged = false;
+      for (const [i, cidr] of cidrs.entries()) {
+        const withHandle = i === cidrs.length - 1;
+        handleChanged = await this.retry(`release ${handle} in ${cidr}`, async () => {
+          const kv = await this.store.getBlock(cidr);
+          const ops: TxnOp[] = [];
+          let ips: string[] = [];
+          if (kv) {
+            const b = cloneBlock(kv.value);
+            ips = blockReleaseByHandle(b, handle);
+            if (ips.length) ops.push(isEmpty(b) && b.affinity === null ? blockDeleteOp(cidr, kv.revision) : blockUpdateOp(b, kv.revision));
+          }
+          if (withHandle) ops.push(handleDeleteOp(handle, hkv.revision));
+          if (ops.length === 0) return false;
+          try {
+            await this.store.commit(ops);
+          } catch (e) {
+            // The handle changed or went (not the block): re-read it and start over.
+            if (withHandle && e instanceof DatastoreError && e.key === handleKey(handle)) return true;
+            throw e;
+          }
+          released.push(...ips);
+          return false;
+        });
+      }
+      if (!handleChanged) return released;
+      await this.backoff(round);
     }
-    await deleteIfPresent(() => this.store.deleteHandle(handle));
-    return released;
+    throw new IpamRetriesExhausted(`release ${handle}`, this.maxRetries);
   }
 
   /** Release addresses (bare or with a prefix). With handle/sequenceNumber, a release built on stale
@@ -900,6 +934,10 @@ function shuffle<T>(a: T[], random: () => number): void {
     const j = Math.floor(random() * (i + 1));
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
+}
+
+function ignoreConflict(e: unknown): void {
+  if (!(e instanceof DatastoreConflict)) throw e;
 }
 
 function ignoreExists(e: unknown): void {

@@ -6,7 +6,7 @@
 //   /tabby/ipam/v2/handles/<handleId>                HandleValue (block cidr → count)
 //   /tabby/ipam/v2/config                            IpamConfig
 import { AFFINITIES_PREFIX, BLOCKS_PREFIX, HANDLES_PREFIX, IPAM_CONFIG_KEY } from '../datastore/keys.js';
-import type { Datastore, KVPair } from '../datastore/types.js';
+import type { Datastore, KVPair, TxnOp } from '../datastore/types.js';
 import { DatastoreNotFound } from '../datastore/types.js';
 import type { BlockValue } from './block.js';
 
@@ -47,8 +47,31 @@ export const affinityKey = (node: string, cidr: string): string => `${AFFINITIES
 export const handleKey = (handle: string): string => HANDLES_PREFIX + handle.replace(/\//g, '_');
 export const cidrOfBlockKey = (key: string): string => keyCidr(key.slice(BLOCKS_PREFIX.length));
 
+// Operations for one multi-key commit (Datastore.commit): a block and its handle change together.
+export const handleWriteOp = (h: HandleValue, revision: number | undefined): TxnOp =>
+  revision === undefined
+    ? { op: 'create', key: handleKey(h.handleId), value: h }
+    : { op: 'update', key: handleKey(h.handleId), value: h, expectedRevision: revision };
+export const handleDeleteOp = (handle: string, revision: number): TxnOp => ({
+  op: 'delete',
+  key: handleKey(handle),
+  expectedRevision: revision,
+});
+export const blockUpdateOp = (b: BlockValue, revision: number): TxnOp => ({
+  op: 'update',
+  key: blockKey(b.cidr),
+  value: b,
+  expectedRevision: revision,
+});
+export const blockDeleteOp = (cidr: string, revision: number): TxnOp => ({ op: 'delete', key: blockKey(cidr), expectedRevision: revision });
+
 export class IpamStore {
   constructor(readonly ds: Datastore) {}
+
+  /** Several IPAM writes as one durable commit (all or none). */
+  commit(ops: TxnOp[]): Promise<number[]> {
+    return this.ds.commit(ops);
+  }
 
   // ---- blocks
   getBlock(cidr: string): Promise<KVPair<BlockValue> | undefined> {

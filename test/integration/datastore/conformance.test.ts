@@ -23,6 +23,7 @@ t.test('memory', async (t) => {
     create: (k, v) => shared.create(k, v),
     update: (k, v, r) => shared.update(k, v, r),
     delete: (k, r) => shared.delete(k, r),
+    commit: (ops) => shared.commit(ops),
     watch: (p, f, s) => shared.watch(p, f, s),
     close: async () => undefined,
   });

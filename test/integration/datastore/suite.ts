@@ -131,6 +131,77 @@ export function conformance(t: Test, b: Backend): void {
     t.equal((await ds.get(`${p}x`))?.value, 'again', 'a deleted key can be created again');
   });
 
+  t.test(`${b.name}: commit writes several keys all or nothing`, async (t) => {
+    const ds = await b.open();
+    t.teardown(() => ds.close());
+    const p = fresh();
+    const ra = (await ds.create(`${p}a`, 'a1')).revision;
+    const rd = (await ds.create(`${p}d`, 'd')).revision;
+    const from = (await ds.revision()) + 1;
+    // A failing condition anywhere in the list: nothing is written, the error names the key.
+    const before = await ds.revision();
+    for (const [ops, type, key] of [
+      [
+        [
+          { op: 'create', key: `${p}n`, value: 1 },
+          { op: 'create', key: `${p}a`, value: 2 },
+        ],
+        DatastoreExists,
+        `${p}a`,
+      ],
+      [
+        [
+          { op: 'create', key: `${p}n`, value: 1 },
+          { op: 'update', key: `${p}a`, value: 2, expectedRevision: ra + 1000 },
+        ],
+        DatastoreConflict,
+        `${p}a`,
+      ],
+      [
+        [
+          { op: 'update', key: `${p}a`, value: 2, expectedRevision: ra },
+          { op: 'delete', key: `${p}missing` },
+        ],
+        DatastoreNotFound,
+        `${p}missing`,
+      ],
+    ] as const) {
+      const err = await ds.commit(ops as never).catch((e: unknown) => e);
+      t.ok(err instanceof type, `${type.name} for ${key}`);
+      t.equal((err as { key?: string }).key, key, 'the error names the key whose condition failed');
+    }
+    t.equal(await ds.get(`${p}n`), undefined, 'a failed commit created nothing');
+    t.equal((await ds.get(`${p}a`))?.value, 'a1', 'nor updated anything');
+    t.equal(await ds.revision(), before, 'nor moved the revision');
+    const revs = await ds.commit([
+      { op: 'create', key: `${p}n`, value: { x: 1 } },
+      { op: 'update', key: `${p}a`, value: 'a2', expectedRevision: ra },
+      { op: 'delete', key: `${p}d`, expectedRevision: rd },
+    ]);
+    t.equal(revs.length, 3, 'one revision per operation');
+    const n1 = await ds.get(`${p}n`);
+    const a2 = await ds.get(`${p}a`);
+    t.same(n1?.value, { x: 1 }, 'created');
+    t.equal(a2?.value, 'a2', 'updated');
+    t.equal(await ds.get(`${p}d`), undefined, 'deleted');
+    t.equal(n1?.revision, revs[0], "the create's revision is the key's");
+    t.equal(a2?.revision, revs[1], "the update's revision is the key's (usable for the next CAS)");
+    await ds.update(`${p}a`, 'a3', revs[1]!);
+    const evs = await collect(ds, p, from, 4);
+    t.same(
+      summary(evs),
+      [`put ${p}n={"x":1}`, `put ${p}a="a2"`, `delete ${p}d`, `put ${p}a="a3"`],
+      'a watch sees every key of the commit, in order, then what follows',
+    );
+    const twice = await ds
+      .commit([
+        { op: 'create', key: `${p}z`, value: 1 },
+        { op: 'delete', key: `${p}z` },
+      ])
+      .catch((e: unknown) => e);
+    t.ok(twice instanceof TypeError, 'a key named twice is refused');
+  });
+
   t.test(`${b.name}: list by prefix, sorted, with the store revision`, async (t) => {
     const ds = await b.open();
     t.teardown(() => ds.close());

@@ -159,6 +159,7 @@ class FlakyDatastore {
       create: (k, v) => guard(() => inner.create(k, v)),
       update: (k, v, r) => guard(() => inner.update(k, v, r)),
       delete: (k, r) => guard(() => inner.delete(k, r)),
+      commit: (ops) => guard(() => inner.commit(ops)),
       revision: () => guard(() => inner.revision()),
       watch: (p, r, s) =>
         (async function* () {

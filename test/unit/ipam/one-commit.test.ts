@@ -1,0 +1,99 @@
+// One synced write per pod: an assignment writes its block and its handle in one commit (one log record,
+// one fdatasync in the file store), a release frees the block and drops the handle in one, and a crash
+// in the middle of that record leaves neither — never an address without its handle. Counted on the real
+// file store on disk (its own fdatasync counter), so a second synced write per ADD fails the test.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
+import { frame } from '../../../src/datastore/file-log.js';
+import { blockAllocations, Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.js';
+import { blockKey, handleKey } from '../../../src/ipam/store.js';
+
+const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipc`;
+const pool: PoolInfo = { name: 'p', cidr: '10.70.0.0/16', family: 4, blockSize: 26, disabled: false, nodeSelector: '' };
+
+function open(t: { teardown(fn: () => unknown): void }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ds = new FileDatastore(dir, { fsync: true });
+  t.teardown(() => ds.close());
+  const ipam = new Ipam(ds, { pools: new StaticPoolSource([pool], new Map([['n1', {}]])) });
+  return { dir, ds, ipam };
+}
+
+const logLines = (dir: string) => fs.readFileSync(path.join(dir, LOG_FILE), 'utf8').split('\n').filter(Boolean);
+
+t.test('an ADD into a held block is one fdatasync and one log record; its DEL is one too', async (t) => {
+  const { dir, ds, ipam } = open(t);
+  await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 }); // claims the block (affinity, block)
+  for (let i = 0; i < 5; i++) {
+    const syncs = ds.fds.syncs;
+    const lines = logLines(dir).length;
+    const r = await ipam.autoAssign({ handle: `pod-${i}`, node: 'n1', num4: 1, attrs: { pod: `pod-${i}` } });
+    t.equal(r.ipv4.length, 1, `pod-${i} got ${r.ipv4[0]}`);
+    t.equal(ds.fds.syncs - syncs, 1, `pod-${i}: one fdatasync for the assignment`);
+    const added = logLines(dir).slice(lines);
+    t.equal(added.length, 1, 'one log record');
+    const rec = added[0]!;
+    t.ok(
+      rec.includes(JSON.stringify(handleKey(`pod-${i}`))) && rec.includes(JSON.stringify(blockKey(r.allocations[0]!.block))),
+      'holding the handle and the block',
+    );
+  }
+  const h = await ipam.store.getHandle('pod-2');
+  const [cidr] = (await ipam.blocksAffineTo('n1')).map((b) => b.cidr);
+  t.same(h?.value.block, { [cidr!]: 1 }, 'the handle counts its one address');
+  for (let i = 0; i < 5; i++) {
+    const syncs = ds.fds.syncs;
+    const released = await ipam.releaseByHandle(`pod-${i}`);
+    t.equal(released.length, 1, `pod-${i} released`);
+    t.equal(ds.fds.syncs - syncs, 1, `pod-${i}: one fdatasync for the release`);
+    t.equal(await ipam.store.getHandle(`pod-${i}`), undefined, 'its handle is gone');
+  }
+  const report = await ipam.check();
+  t.same([report.leaked, report.handleMismatches, report.problems], [[], [], []], 'ipam check: nothing leaked or miscounted');
+});
+
+t.test('8 concurrent ADDs: distinct addresses, every handle counted, fewer fdatasyncs than pods', async (t) => {
+  const { ds, ipam } = open(t);
+  await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 });
+  const syncs = ds.fds.syncs;
+  const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => ipam.autoAssign({ handle: `c-${i}`, node: 'n1', num4: 1 })));
+  const ips = rs.map((r) => r.ipv4[0]);
+  t.equal(new Set(ips).size, 8, 'no address twice');
+  t.ok(ds.fds.syncs - syncs <= 8, `${ds.fds.syncs - syncs} fdatasyncs for 8 ADDs (CAS retries included)`);
+  const report = await ipam.check();
+  t.same([report.leaked, report.handleMismatches], [[], []], 'every allocation has its handle, counts agree');
+  const [cidr] = (await ipam.blocksAffineTo('n1')).map((b) => b.cidr);
+  const blk = (await ipam.store.getBlock(cidr!))!.value;
+  t.equal(blockAllocations(blk).length, 9, 'the block holds 9 allocations');
+});
+
+t.test('a crash while appending the commit leaves neither the allocation nor the handle', async (t) => {
+  const { dir, ds, ipam } = open(t);
+  await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 });
+  const [cidr] = (await ipam.blocksAffineTo('n1')).map((b) => b.cidr);
+  const blk = (await ipam.store.getBlock(cidr!))!;
+  const rev = await ds.revision();
+  const b = structuredClone(blk.value);
+  // What assignFromBlock would append for one more pod, cut halfway (a writer killed mid-write(2)).
+  const rec = frame({
+    o: 'txn',
+    r: rev + 1,
+    ops: [
+      { o: 'put', k: handleKey('torn'), v: { handleId: 'torn', block: { [b.cidr]: 1 } } },
+      { o: 'put', k: blockKey(b.cidr), v: b },
+    ],
+  });
+  fs.appendFileSync(path.join(dir, LOG_FILE), rec.subarray(0, Math.floor(rec.length / 2)));
+  const other = new FileDatastore(dir, { fsync: true });
+  t.teardown(() => other.close());
+  const ipam2 = new Ipam(other, { pools: new StaticPoolSource([pool], new Map([['n1', {}]])) });
+  t.equal(await other.get(handleKey('torn')), undefined, 'no handle');
+  t.equal((await other.get(blockKey(b.cidr)))?.revision, blk.revision, 'the block as before');
+  const r = await ipam2.autoAssign({ handle: 'after', node: 'n1', num4: 1 });
+  t.equal(r.ipv4.length, 1, 'the next writer cuts the torn record and assigns');
+  t.same((await ipam2.check()).handleMismatches, [], 'counts agree');
+});
