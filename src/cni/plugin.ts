@@ -39,7 +39,7 @@ export interface WireResult {
 export interface Wiring {
   wire(req: WireRequest): Promise<WireResult>;
   /** Idempotent: gone already is fine. */
-  unwire(req: { hostIfName: string; containerNetnsPath?: string; containerIfName?: string }): Promise<void>;
+  unwire(req: { hostIfName: string; containerNetnsPath?: string; containerIfName?: string; ipv4?: string; ipv6?: string }): Promise<void>;
   /** Problems found (empty = as wired). */
   check(req: WireRequest): Promise<string[]>;
 }
@@ -279,24 +279,41 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
 
 async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<void> {
   const handle = handleFor(conf, env);
-  if (name === 'tabby') {
-    const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
-    await (await deps.wiring()).unwire({
-      hostIfName: hostIfNameFor(env),
-      ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}),
-    });
+  let h: IpamHandle | undefined;
+  let openError: unknown;
+  try {
+    h = await deps.openIpam(conf);
+  } catch (e) {
+    openError = e; // the kernel side is still cleaned up before the error is reported
   }
-  const released = await withIpam(conf, deps, async (ipam) => {
+  try {
+    if (name === 'tabby') {
+      // The pod's addresses name the host routes to remove with the veth (a batched deletion keeps the
+      // link a moment longer; nothing may route through it meanwhile).
+      const addrs = h ? await h.ipam.ipsByHandle(handle).catch(() => [] as string[]) : [];
+      const v4 = addrs.find((a) => !a.includes(':'));
+      const v6 = addrs.find((a) => a.includes(':'));
+      const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
+      await (await deps.wiring()).unwire({
+        hostIfName: hostIfNameFor(env),
+        ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}),
+        ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
+        ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
+      });
+    }
+    if (!h) throw openError;
     if (name === 'tabby')
-      await removeWorkloadEndpoint(ipam.ds, {
+      await removeWorkloadEndpoint(h.ipam.ds, {
         node: deps.nodename(conf),
         ...podIdentity(env),
         containerId: env.containerId,
         endpoint: env.ifName,
       });
-    return ipam.releaseByHandle(handle);
-  });
-  deps.logger.info({ handle, released }, 'deleted');
+    const released = await h.ipam.releaseByHandle(handle);
+    deps.logger.info({ handle, released }, 'deleted');
+  } finally {
+    await h?.close().catch(() => undefined);
+  }
 }
 
 async function check(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<void> {

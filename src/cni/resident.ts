@@ -58,6 +58,7 @@ export class ResidentCniServer {
   private readonly stores = new Map<string, Promise<Store>>();
   private readonly loggers = new Map<string, Logger>();
   private wiring: Promise<Wiring> | undefined;
+  private reaper: { close(): Promise<void> } | undefined;
   private stopping = false;
   /** Commands answered (for status and tests). */
   served = 0;
@@ -114,6 +115,7 @@ export class ResidentCniServer {
       clearTimeout(timer);
     }
     for (const s of this.sockets) s.destroy();
+    await this.reaper?.close(); // the veths DELs retired are deleted before the agent stops
     for (const [, p] of this.stores) {
       const st = await p.catch(() => undefined);
       if (st?.owned) await st.ds.close().catch(() => undefined);
@@ -198,8 +200,18 @@ export class ResidentCniServer {
       nodename: (c) => resolveNodename(c, env),
       netnsExists: isNetworkNamespace,
       openIpam: async (c) => ({ ipam: (await this.storeFor(c, env)).ipam, close: async () => undefined }),
-      wiring: () => (this.wiring ??= import('./wiring.js').then((m) => m.dataplaneWiring())),
+      wiring: () => (this.wiring ??= this.loadWiring()),
     };
+  }
+
+  /** The dataplane wiring, with a reaper that deletes DEL's veths in batches (workload-reaper.ts);
+   *  veths a crashed agent had retired are deleted at once. */
+  private async loadWiring(): Promise<Wiring> {
+    const [{ dataplaneWiring }, { VethReaper }] = await Promise.all([import('./wiring.js'), import('../dataplane/workload-reaper.js')]);
+    const reaper = new VethReaper({ onError: (err) => this.opts.logger.error({ err }, 'deleting retired pod veths failed') });
+    this.reaper = reaper;
+    await reaper.drain().catch((err: unknown) => this.opts.logger.error({ err }, 'deleting retired pod veths failed'));
+    return dataplaneWiring(reaper);
   }
 
   private loggerFor(file: string, level: string): Logger {

@@ -14,6 +14,8 @@ export const VXLAN_IF_NAME = 'vxlan.calico';
 export const VXLAN_V6_IF_NAME = 'vxlan-v6.calico';
 /** The host side MAC of every workload veth (Calico's). */
 export const WORKLOAD_HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+/** Link group of workload veths a DEL took out of service, deleted together (workload-reaper.ts). */
+export const WORKLOAD_RETIRED_GROUP = 0x74627900;
 /** The pod's IPv4 gateway: answered by proxy ARP on the host side. */
 export const WORKLOAD_GATEWAY_V4 = '169.254.1.1';
 /** The pod's IPv6 gateway: the host side's EUI-64 link-local address (from ee:ee:ee:ee:ee:ee). */

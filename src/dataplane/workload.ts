@@ -18,7 +18,8 @@ import type { Link } from './netlink/messages.js';
 import { NUD, RT_SCOPE } from './netlink/constants.js';
 import { isErrno } from './netlink/socket.js';
 import { readSysctl, writeSysctls } from './sysctl.js';
-import { RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC } from './ownership.js';
+import { RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC, WORKLOAD_RETIRED_GROUP } from './ownership.js';
+import type { VethReaper } from './workload-reaper.js';
 import { parseIp, formatIp } from '../common/ip.js';
 
 export interface WorkloadOptions {
@@ -85,9 +86,18 @@ function containerSysctls(ifName: string): [string, number][] {
   ];
 }
 
-/** veth pair check: each end's IFLA_LINK names the other's index. */
+/** veth pair check: each end's IFLA_LINK names the other's index. A pair a DEL retired (it waits for
+ *  its batch deletion, workload-reaper.ts) is never ours again: a re-ADD replaces it. */
 function isOurPair(host: Link | undefined, cont: Link | undefined): boolean {
-  return !!host && !!cont && host.kind === 'veth' && cont.kind === 'veth' && host.link === cont.index && cont.link === host.index;
+  return (
+    !!host &&
+    !!cont &&
+    host.kind === 'veth' &&
+    cont.kind === 'veth' &&
+    host.link === cont.index &&
+    cont.link === host.index &&
+    host.group !== WORKLOAD_RETIRED_GROUP
+  );
 }
 
 export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
@@ -166,8 +176,14 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
   }
 }
 
-/** Remove the workload's wiring; true when something was removed. Never fails on what is already gone. */
-export async function unwireWorkload(o: UnwireOptions): Promise<boolean> {
+/** Remove the workload's wiring; true when something was removed. Never fails on what is already gone.
+ *  With a reaper, the veth is retired (routes to the pod deleted now, the pair deleted in its batch). */
+export async function unwireWorkload(o: UnwireOptions, reaper?: VethReaper): Promise<boolean> {
+  if (reaper) {
+    const dsts = [bareIp(o.ipv4), bareIp(o.ipv6)].filter((a): a is string => !!a).map((a) => `${a}/${a.includes(':') ? 128 : 32}`);
+    if (await reaper.retire(o.hostIfName, dsts)) return true;
+    // No host veth: a half-done ADD or a repeated DEL — clean whatever is left the one-by-one way.
+  }
   let removed = false;
   const host = new Netlink({ netnsPath: o.hostNetnsPath });
   try {
@@ -223,6 +239,7 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
     if (!c) problems.push(`container interface ${ctrIf} is missing`);
     if (!h || !c) return problems;
     if (!isOurPair(h, c)) problems.push(`${o.hostIfName} and ${ctrIf} are not the two ends of one veth`);
+    if (h.group === WORKLOAD_RETIRED_GROUP) problems.push(`${o.hostIfName} was retired by a DEL and waits for deletion`);
     if (!h.up) problems.push(`${o.hostIfName} is down`);
     if (!c.up) problems.push(`${ctrIf} is down`);
     if (h.mac !== WORKLOAD_HOST_MAC) problems.push(`${o.hostIfName} has MAC ${h.mac}, want ${WORKLOAD_HOST_MAC}`);

@@ -65,6 +65,7 @@ export const IFLA = {
   OPERSTATE: 16,
   LINKINFO: 18,
   NET_NS_PID: 19,
+  GROUP: 27,
   NET_NS_FD: 28,
   LINK_NETNSID: 37,
 } as const;

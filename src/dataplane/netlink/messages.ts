@@ -28,6 +28,8 @@ export interface Link {
   linkNetnsId?: number;
   /** IFLA_INFO_DATA raw bytes (kind-specific) */
   infoData?: Buffer;
+  /** IFLA_GROUP (0 = the default group) */
+  group?: number;
 }
 
 export interface NewLinkRequest {
@@ -54,6 +56,8 @@ export interface SetLinkRequest {
   name?: string;
   netnsFd?: number;
   master?: number;
+  /** IFLA_GROUP */
+  group?: number;
 }
 
 export function encodeSetLink(w: NlWriter, req: SetLinkRequest): void {
@@ -61,6 +65,7 @@ export function encodeSetLink(w: NlWriter, req: SetLinkRequest): void {
   writeIfinfomsg(w, req.index, req.up ? IFF.UP : 0, change);
   writeLinkAttrs(w, req);
   if (req.master !== undefined) w.attrU32(IFLA.MASTER, req.master);
+  if (req.group !== undefined) w.attrU32(IFLA.GROUP, req.group);
 }
 
 export function encodeLinkIndex(w: NlWriter, index: number, name?: string): void {
@@ -92,6 +97,9 @@ export function decodeLink(data: Buffer): Link {
         break;
       case IFLA.LINK_NETNSID:
         link.linkNetnsId = v.readInt32LE(0);
+        break;
+      case IFLA.GROUP:
+        link.group = v.readUInt32LE(0);
         break;
       case IFLA.LINKINFO: {
         const info = attrMap(data, o, o + l);

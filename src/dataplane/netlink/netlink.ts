@@ -3,7 +3,7 @@
 // (the one it was opened in). Interfaces by index; names are resolved with getLink().
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { AF, NLM_F, RTM, RTNLGRP, NUD, NTF } from './constants.js';
+import { AF, IFLA, NLM_F, RTM, RTNLGRP, NUD, NTF } from './constants.js';
 import {
   decodeAddr,
   decodeLink,
@@ -149,7 +149,28 @@ export class Netlink {
     }
   }
 
-  /** Change a link: up/down, MTU, MAC, name, master (RTM_NEWLINK on an index). */
+  /** Delete every link of a link group in one request (one unregister_netdevice_many in the kernel:
+   *  one RCU grace period for all of them); false when the group has none. */
+  async deleteLinkGroup(group: number): Promise<boolean> {
+    try {
+      await this.sock.request(
+        RTM.DELLINK,
+        0,
+        (w) => {
+          encodeLinkIndex(w, 0);
+          w.attrU32(IFLA.GROUP, group);
+        },
+        `delete link group ${group}`,
+      );
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ENODEV', 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  /** Change a link: up/down, MTU, MAC, name, master, group (RTM_NEWLINK on an index, or on a name
+   *  with index 0). */
   async setLink(req: SetLinkRequest): Promise<void> {
     await this.sock.request(RTM.NEWLINK, 0, (w) => encodeSetLink(w, req), `set link ${req.index}`);
   }

@@ -111,13 +111,18 @@ t.test('resident path: 8 pods at once through the client, pingable, distinct; CH
   const dels = await Promise.all(ids.map((i) => run(s, s.env(i, 'DEL'))));
   for (const [i, r] of dels.entries()) t.equal(r.code, 0, `DEL ${i}: ${r.stdout}`);
   t.equal(await inUse(s.node), 0, 'every address released');
-  t.equal(
+  const routes = ip('-n', s.node.ns, 'route', 'show');
+  t.notOk(
+    addrs.some((a) => routes.includes(`${a.split('/')[0]!} `)),
+    'no route to a deleted pod once DEL answered',
+  );
+  // The veths are deleted in a batch (one group deletion) shortly after the DELs answered.
+  const caliLinks = () =>
     ip('-n', s.node.ns, '-o', 'link', 'show')
       .split('\n')
-      .filter((l) => / cali[0-9a-f]+@/.test(l)).length,
-    0,
-    'every cali link gone',
-  );
+      .filter((l) => / cali[0-9a-f]+@/.test(l)).length;
+  for (let i = 0; i < 200 && caliLinks() > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  t.equal(caliLinks(), 0, 'every cali link gone');
   const again = await run(s, s.env(0, 'DEL'));
   t.equal(again.code, 0, 'a repeated DEL succeeds');
 

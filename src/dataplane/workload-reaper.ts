@@ -1,0 +1,113 @@
+// Batched deletion of workload veths for CNI DEL. Unregistering a netdev waits for an RCU grace period
+// (~30 ms on a loaded machine), so 100 DELs deleting one veth each spend seconds in the kernel. Here a
+// DEL *retires* the host side instead: the routes to the pod go at once and the link joins the
+// WORKLOAD_RETIRED_GROUP link group (a plain attribute change, no grace period); the reaper then deletes
+// the whole group with one RTM_DELLINK (one unregister_netdevice_many: one grace period for every veth
+// retired meanwhile, the pod ends going with their pairs). DEL answers after the retire: the address is
+// released and nothing routes to the pod any more; the link itself is gone within `delayMs` + one
+// deletion. A later ADD that finds a retired link under its name never reuses it: wireWorkload deletes it
+// first (see there), so a re-ADD of the same pod cannot race the pending deletion.
+import { Netlink } from './netlink/netlink.js';
+import { isErrno } from './netlink/socket.js';
+import { RTPROT_TABBY, WORKLOAD_RETIRED_GROUP } from './ownership.js';
+
+export interface ReaperOptions {
+  /** The netns of the host sides (default: the caller's). */
+  netnsPath?: string;
+  /** Longest a retired link waits for its batch (default 100 ms). */
+  delayMs?: number;
+  /** Delete at once when this many are waiting (default 64). */
+  maxBatch?: number;
+  onError?: (err: unknown) => void;
+}
+
+export class VethReaper {
+  private readonly nl: Netlink;
+  /** A second socket: a group deletion holds its socket for the whole unregister. */
+  private readonly reapNl: Netlink;
+  private readonly delayMs: number;
+  private readonly maxBatch: number;
+  private waiting = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private closed = false;
+  /** Group deletions made (tests and debug logs). */
+  reaps = 0;
+  /** Links retired. */
+  retired = 0;
+
+  constructor(private readonly opts: ReaperOptions = {}) {
+    this.nl = new Netlink({ netnsPath: opts.netnsPath });
+    this.reapNl = new Netlink({ netnsPath: opts.netnsPath });
+    this.delayMs = opts.delayMs ?? 100;
+    this.maxBatch = opts.maxBatch ?? 64;
+  }
+
+  /** Take the host side `hostIfName` out of service: routes to `dsts` through it deleted, the link in
+   *  the retired group, deleted with the next batch. False when there is no such veth. */
+  async retire(hostIfName: string, dsts: string[] = []): Promise<boolean> {
+    const link = await this.nl.getLink(hostIfName);
+    if (!link || link.kind !== 'veth') return false;
+    if (link.group !== WORKLOAD_RETIRED_GROUP) {
+      try {
+        await this.nl.setLink({ index: link.index, group: WORKLOAD_RETIRED_GROUP });
+      } catch (e) {
+        if (isErrno(e, 'ENODEV')) return false;
+        throw e;
+      }
+    }
+    // The link stays up until its batch: nothing may route to the (possibly reassigned) address through it.
+    for (const dst of dsts) await this.nl.deleteRoute({ dst, oif: link.index, protocol: RTPROT_TABBY });
+    this.retired++;
+    this.waiting++;
+    this.schedule(this.waiting >= this.maxBatch ? 0 : this.delayMs);
+    return true;
+  }
+
+  /** Delete every retired link now and wait for it (agent stop; the in-process plugin's DEL). */
+  async drain(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.running) await this.running;
+    if (this.waiting > 0 || this.reaps === 0) await this.reap();
+  }
+
+  /** Delete what is retired now, then stop. */
+  async close(): Promise<void> {
+    await this.drain().catch((e: unknown) => this.opts.onError?.(e));
+    this.closed = true;
+    this.nl.close();
+    this.reapNl.close();
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    if (this.timer && ms > 0) return; // the batch already has its deadline
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.reap().catch((e: unknown) => this.opts.onError?.(e));
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  /** One group deletion (never two at once); links retired while it runs wait for the next. */
+  private async reap(): Promise<void> {
+    while (this.running) await this.running;
+    const taken = this.waiting;
+    this.waiting = 0;
+    this.running = (async () => {
+      try {
+        await this.reapNl.deleteLinkGroup(WORKLOAD_RETIRED_GROUP);
+        this.reaps++;
+      } catch (e) {
+        this.waiting += taken; // try again with the next batch
+        throw e;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    await this.running;
+    if (this.waiting > 0) this.schedule(this.waiting >= this.maxBatch ? 0 : this.delayMs);
+  }
+}

@@ -1,0 +1,78 @@
+// Batched veth deletion for CNI DEL, in real network namespaces: DELs retire their veths (routes to the
+// pods gone at once, links in the retired group), one RTM_DELLINK by group then deletes all of them and
+// their pod ends; a re-ADD of a retired pod gets a fresh pair that the batch does not touch.
+import t from 'tap';
+import { wireWorkload, unwireWorkload, checkWorkload, workloadIfName } from '../../../src/dataplane/index.js';
+import { VethReaper } from '../../../src/dataplane/workload-reaper.js';
+import { WORKLOAD_RETIRED_GROUP } from '../../../src/dataplane/ownership.js';
+import { isRoot, ipIn, makeNetns } from '../../helpers/dataplane-netns.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces)';
+const N = 12;
+
+t.test('DEL of 12 pods: retired at once, deleted by one group deletion', { skip }, async (t) => {
+  const host = makeNetns(t, 'rh');
+  const pods = Array.from({ length: N }, (_, i) => makeNetns(t, `rp${i}`));
+  const w = pods.map((p, i) => ({
+    hostIfName: workloadIfName('reap', `pod-${i}`),
+    containerNetnsPath: p.path,
+    hostNetnsPath: host.path,
+    ipv4: `10.66.0.${i + 2}`,
+  }));
+  for (const x of w) await wireWorkload(x);
+  const reaper = new VethReaper({ netnsPath: host.path, delayMs: 60_000 });
+  t.teardown(() => reaper.close());
+  const group = String(WORKLOAD_RETIRED_GROUP);
+  const inGroup = () => ipIn(host.name, '-o', 'link', 'show', 'group', group).split('\n').filter(Boolean).length;
+
+  for (const x of w) t.equal(await unwireWorkload(x, reaper), true, `DEL ${x.hostIfName}: retired`);
+  t.equal(inGroup(), N, `${N} links wait in the retired group`);
+  t.notMatch(ipIn(host.name, 'route', 'show'), /10\.66\.0\./, 'no route to any deleted pod is left');
+  t.equal(reaper.reaps, 0, 'nothing deleted yet (batch deadline not reached)');
+  t.ok(
+    (await checkWorkload(w[3]!)).some((p) => /retired/.test(p)),
+    'CHECK reports a retired pod',
+  );
+  t.equal(await unwireWorkload(w[5]!, reaper), true, 'a repeated DEL is fine');
+
+  // A re-ADD of pod 0 while its old pair waits: a new pair, not the retired one.
+  const before = ipIn(host.name, '-o', 'link', 'show', w[0]!.hostIfName).split(':')[0];
+  await wireWorkload(w[0]!);
+  const after = ipIn(host.name, '-o', 'link', 'show', w[0]!.hostIfName).split(':')[0];
+  t.not(after, before, 're-ADD made a new interface');
+  t.same(await checkWorkload(w[0]!), [], 'the re-ADDed pod is wired');
+
+  await reaper.drain();
+  t.equal(reaper.reaps, 1, 'one group deletion for all of them');
+  t.equal(inGroup(), 0, 'the retired group is empty');
+  const left = ipIn(host.name, '-o', 'link', 'show', 'type', 'veth');
+  for (const x of w.slice(1)) t.notOk(left.includes(x.hostIfName), `${x.hostIfName} is gone`);
+  for (const p of pods.slice(1)) t.notOk(ipIn(p.name, 'link', 'show').includes('eth0'), `no eth0 left in ${p.name}`);
+  t.same(await checkWorkload(w[0]!), [], 'the re-ADDed pod survived the batch');
+  t.match(ipIn(host.name, 'route', 'show', '10.66.0.2'), /10\.66\.0\.2 dev/, 'and keeps its route');
+});
+
+t.test('the batch deadline deletes without a drain; a later batch starts after it', { skip }, async (t) => {
+  const host = makeNetns(t, 'rq');
+  const pods = Array.from({ length: 3 }, (_, i) => makeNetns(t, `rq${i}`));
+  const w = pods.map((p, i) => ({
+    hostIfName: workloadIfName('reapq', `p${i}`),
+    containerNetnsPath: p.path,
+    hostNetnsPath: host.path,
+    ipv4: `10.67.0.${i + 2}`,
+  }));
+  for (const x of w) await wireWorkload(x);
+  const reaper = new VethReaper({ netnsPath: host.path, delayMs: 50 });
+  t.teardown(() => reaper.close());
+  await unwireWorkload(w[0]!, reaper);
+  await unwireWorkload(w[1]!, reaper);
+  const gone = (names: string[]) => !names.some((n) => ipIn(host.name, '-o', 'link', 'show', 'type', 'veth').includes(n));
+  for (let i = 0; i < 200 && (reaper.reaps < 1 || !gone([w[0]!.hostIfName, w[1]!.hostIfName])); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  t.ok(gone([w[0]!.hostIfName, w[1]!.hostIfName]), 'deleted after the deadline');
+  t.equal(reaper.reaps, 1, 'in one group deletion');
+  await unwireWorkload(w[2]!, reaper);
+  for (let i = 0; i < 200 && (reaper.reaps < 2 || !gone([w[2]!.hostIfName])); i++) await new Promise((r) => setTimeout(r, 25));
+  t.ok(gone([w[2]!.hostIfName]), 'the next one too');
+  t.equal(reaper.reaps, 2, 'by the next deletion');
+});
