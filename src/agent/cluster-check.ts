@@ -153,7 +153,7 @@ export function checkCluster(input: ClusterInput): ClusterReport {
         notes.push({
           kind: 'export-filtered',
           node: owner,
-          detail: `does not export ${prefix} to ${peers.join(', ')}: BGPFilter ${rule}`,
+          detail: `does not export ${prefix} to ${[...peers].sort(byName).join(', ')}: BGPFilter ${rule}`,
         });
     }
   }
@@ -250,8 +250,7 @@ export function checkCluster(input: ClusterInput): ClusterReport {
       bad({ kind: 'block-not-routed', node: n.name, detail: `no route to block ${b.cidr} of ${b.node}${why}` });
     }
   }
-  // node-2 before node-10 (the datastore lists names as strings).
-  nodes.sort((a, b) => a.node.localeCompare(b.node, 'en', { numeric: true }));
+  nodes.sort((a, b) => byName(a.node, b.node));
   return {
     converged: findings.length === 0,
     nodes,
@@ -263,6 +262,9 @@ export function checkCluster(input: ClusterInput): ClusterReport {
 }
 
 /** Per owner, per prefix, per deciding rule (`<filter> exportV4[i] Reject`): the peers it is kept from (node names). */
+/** node-2 before node-10 (the datastore lists names as strings; agents report peers in session order). */
+const byName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
+
 function exportFiltered(input: ClusterInput): Map<string, Map<string, Map<string, string[]>>> {
   const byAddress = new Map<string, string>();
   for (const n of input.nodes) {

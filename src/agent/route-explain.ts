@@ -398,7 +398,11 @@ function exportFilterStep(
   if (rejected.length === 0) return undefined;
   const hereIp = hereAddress?.split('/')[0];
   const v6 = want.includes(':');
-  const peers = rec.sessions.filter((x) => x.peer.includes(':') === v6).map((x) => x.peer);
+  // In address order, not session order: the same state reads the same.
+  const peers = rec.sessions
+    .filter((x) => x.peer.includes(':') === v6)
+    .map((x) => x.peer)
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const toHere = rejected.find((x) => x.peer === hereIp);
   const everyPeer = peers.length > 0 && peers.every((p) => rejected.some((x) => x.peer === p));
   const rules = [...new Set(rejected.map((x) => x.decidedBy))];

@@ -215,9 +215,10 @@ t.test("stale by the record's own interval (3x) unless the reader says otherwise
 t.test("an export filter: the missing block names the owner's rule; a rejection with no effect is a note", async (t) => {
   const recs = healthy();
   const b = recs[1]!;
+  // Reported in session order (c's session came up first): the note lists the peers by name all the same.
   b.exportRejected = [
-    { prefix: '10.244.2.0/26', peer: '10.0.0.1', filter: 'no-b', rule: 0, decidedBy: 'no-b exportV4[0] Reject' },
     { prefix: '10.244.2.0/26', peer: '10.0.0.3', filter: 'no-b', rule: 0, decidedBy: 'no-b exportV4[0] Reject' },
+    { prefix: '10.244.2.0/26', peer: '10.0.0.1', filter: 'no-b', rule: 0, decidedBy: 'no-b exportV4[0] Reject' },
   ];
   for (const r of [recs[0]!, recs[2]!]) r.routes = r.routes.filter((x) => x !== '10.244.2.0/26');
   const r = checkCluster(meshInput(recs));
