@@ -189,16 +189,22 @@ export class Reconciler<T> extends EventEmitter {
 
   /** A full dump once changes have been quiet for `quietMs` (each call pushes it back), at most `maxMs`
    *  after the first call: a stream of bulk changes is not followed by a dump of the whole table after
-   *  every batch (that made ingest quadratic), yet the dump does come. inSync is false meanwhile. */
-  markResyncSoon(quietMs: number, maxMs = 30_000): void {
+   *  every batch (that made ingest quadratic), yet the dump does come. While changes wait or a pass
+   *  runs it is not quiet (the timer may fire late, after a long synchronous burst of changes: a dump
+   *  then would list a half-programmed table and be followed by another). inSync is false meanwhile. */
+  markResyncSoon(quietMs: number, maxMs = 60_000): void {
     const now = Date.now();
     if (!this.resyncLater) this.resyncLaterDeadline = now + maxMs;
     else clearTimeout(this.resyncLater);
-    const delay = Math.max(0, Math.min(quietMs, this.resyncLaterDeadline - now));
-    this.resyncLater = setTimeout(() => {
-      this.resyncLater = undefined;
-      this.markResync();
-    }, delay); // cleared by stop()
+    const arm = (delay: number): void => {
+      this.resyncLater = setTimeout(() => {
+        const left = this.resyncLaterDeadline - Date.now();
+        if ((this.running || this.dirty.size) && left > 0) return arm(Math.min(quietMs, left));
+        this.resyncLater = undefined;
+        this.markResync();
+      }, delay); // cleared by stop()
+    };
+    arm(Math.max(0, Math.min(quietMs, this.resyncLaterDeadline - now)));
   }
 
   /** A kernel object appeared or changed (from an event). */

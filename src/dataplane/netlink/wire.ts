@@ -7,6 +7,13 @@ import { parseIp, ipToBuffer, formatIpv6Groups, parseIpv4Number } from '../../co
 export const NLMSG_HDRLEN = 16;
 export const align4 = (n: number): number => (n + 3) & ~3;
 
+const le32 = (b: Buffer, o: number, v: number): void => {
+  b[o] = v & 255;
+  b[o + 1] = (v >>> 8) & 255;
+  b[o + 2] = (v >>> 16) & 255;
+  b[o + 3] = v >>> 24;
+};
+
 export class NlWriter {
   buf: Buffer;
   off = 0;
@@ -28,19 +35,22 @@ export class NlWriter {
   beginMessage(type: number, flags: number, seq: number, pid = 0): number {
     this.ensure(NLMSG_HDRLEN);
     const start = this.off;
+    // byte stores, not Buffer#write*: this runs once per route of a bulk batch
     const b = this.buf;
-    b.writeUInt32LE(0, start);
-    b.writeUInt16LE(type, start + 4);
-    b.writeUInt16LE(flags, start + 6);
-    b.writeUInt32LE(seq >>> 0, start + 8);
-    b.writeUInt32LE(pid >>> 0, start + 12);
+    le32(b, start, 0);
+    b[start + 4] = type & 255;
+    b[start + 5] = (type >>> 8) & 255;
+    b[start + 6] = flags & 255;
+    b[start + 7] = (flags >>> 8) & 255;
+    le32(b, start + 8, seq >>> 0);
+    le32(b, start + 12, pid >>> 0);
     this.off += NLMSG_HDRLEN;
     return start;
   }
 
   endMessage(start: number): void {
     this.pad();
-    this.buf.writeUInt32LE(this.off - start, start);
+    le32(this.buf, start, this.off - start);
   }
 
   u8(v: number): void {

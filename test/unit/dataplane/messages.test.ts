@@ -1,6 +1,14 @@
 import t from 'tap';
 import { NlWriter, splitMessages, ipText, ipBytes } from '../../../src/dataplane/netlink/wire.js';
-import { encodeRoute, decodeRoute, encodeNeigh, decodeNeigh, encodeAddr, decodeAddr } from '../../../src/dataplane/netlink/messages.js';
+import {
+  encodeRoute,
+  encodeRouteAny,
+  decodeRoute,
+  encodeNeigh,
+  decodeNeigh,
+  encodeAddr,
+  decodeAddr,
+} from '../../../src/dataplane/netlink/messages.js';
 import { RTM, NLM_F, RT_SCOPE, NUD, NTF } from '../../../src/dataplane/netlink/constants.js';
 
 function roundTrip<T>(enc: (w: NlWriter) => void, dec: (b: Buffer) => T): T {
@@ -35,6 +43,26 @@ t.test('route: unicast via gateway, onlink, own table and protocol', async (t) =
     gateway: '172.16.0.2',
     oif: 7,
   });
+});
+
+t.test('route: the bulk IPv4 encoder writes the same bytes as the general one', async (t) => {
+  const cases: Parameters<typeof encodeRoute>[1][] = [
+    { dst: '11.0.0.0/24', gateway: '10.0.0.1', protocol: 81, table: 254, scope: 0, type: 'unicast' },
+    { dst: '11.0.255.0/24', gateway: '10.0.0.1', oif: 3, onlink: true, protocol: 81, priority: 20 },
+    { dst: '10.65.0.5/32', oif: 3 },
+    { dst: '10.65.0.0/26', type: 'blackhole', protocol: 81 },
+    { dst: '0.0.0.0/0', gateway: '192.168.1.254', table: 100 },
+    { dst: '255.255.255.255/32', gateway: '1.2.3.4', priority: 0 },
+    { dst: '1.2.3.0/24' },
+  ];
+  for (const r of cases)
+    for (const del of [false, true]) {
+      const a = new NlWriter(8);
+      const b = new NlWriter(8);
+      encodeRoute(a, r, del);
+      encodeRouteAny(b, r, del);
+      t.same([...a.view()], [...b.view()], `${r.dst}${del ? ' (del)' : ''}`);
+    }
 });
 
 t.test('route: dev-only route defaults to scope link; blackhole to universe', async (t) => {

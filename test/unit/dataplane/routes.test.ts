@@ -119,3 +119,24 @@ t.test(`bulk (> ${BULK_PAUSE_THRESHOLD}) changes pause the subscription and resy
   await rr.apply();
   t.equal(k.routes.size, 0, 'all removed');
 });
+
+t.test('the resync after bulk changes waits until they are all applied (one dump, not one per batch)', async (t) => {
+  const k = new FakeRouteDataplane();
+  // a batch takes 100 ms: the 20 ms quiet timer of the first bulk change fires while the second one runs
+  const batch = k.routeBatch.bind(k);
+  k.routeBatch = async (ops) => {
+    await new Promise((r) => setTimeout(r, 100));
+    return batch(ops);
+  };
+  const rr = new RouteReconciler(k, { resyncIntervalMs: 0, debounceMs: 1, bulkResyncQuietMs: 20 });
+  t.teardown(() => rr.stop());
+  const routes = (base: number) =>
+    Array.from({ length: 2 * BULK_PAUSE_THRESHOLD }, (_, i) => ({ dst: `10.${base}.${i >> 8}.${i & 255}/32`, type: 'blackhole' as const }));
+  for (const r of routes(100)) rr.set(r);
+  await rr.start(); // the first dump, then the first bulk change
+  const lists = k.calls.listRoutes;
+  for (const r of routes(101)) rr.set(r); // the second bulk change, right behind
+  await onceInSync(rr);
+  t.equal(k.routes.size, 4 * BULK_PAUSE_THRESHOLD, 'all in');
+  t.equal(k.calls.listRoutes - lists, 1, 'one resync dump, after the last bulk change');
+});
