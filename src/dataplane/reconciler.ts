@@ -15,6 +15,9 @@ import { EventEmitter } from 'node:events';
 export interface Failure<T> {
   item: T;
   error: Error;
+  /** its index in the items handed to apply/remove — needed when one object stands for many keys
+   *  (routes share one object per next hop: identity cannot tell which key failed) */
+  index?: number;
 }
 
 export interface ReconcileDriver<T> {
@@ -34,10 +37,10 @@ export interface ReconcileDriver<T> {
   /** the same as a stream (optional; preferred): `start()` before each attempt returns the consumer of
    *  that attempt's objects — a 1M-route dump is compared as it arrives instead of held whole */
   listEach?(start: () => (item: T) => void): Promise<void>;
-  /** create or replace each item; returns failures */
-  apply(items: T[]): Promise<Failure<T>[]>;
+  /** create or replace each item (keys[i] is the key of items[i]); returns failures */
+  apply(items: T[], keys: string[]): Promise<Failure<T>[]>;
   /** delete each item; "already gone" counts as success; returns failures */
-  remove(items: T[]): Promise<Failure<T>[]>;
+  remove(items: T[], keys: string[]): Promise<Failure<T>[]>;
 }
 
 export interface ApplyResult<T> {
@@ -135,13 +138,21 @@ export class Reconciler<T> extends EventEmitter {
   desiredValues(): IterableIterator<T> {
     return this.desired.values();
   }
+  /** the desired [key, object] pairs, without a copy (do not change the set while iterating) */
+  desiredEntries(): IterableIterator<[string, T]> {
+    return this.desired.entries();
+  }
 
   set(item: T): void {
-    const k = this.driver.key(item);
+    this.setKeyed(this.driver.key(item), item);
+  }
+
+  /** set() with the key given: the item need not carry it (one object may stand for many keys). */
+  setKeyed(k: string, item: T): void {
     const old = this.desired.get(k);
     this.desired.set(k, item);
     if (this.heldKeys.size) this.heldKeys.delete(k);
-    if (!old || !this.driver.equal(item, old)) this.markDirty(k);
+    if (old !== item && (!old || !this.driver.equal(item, old))) this.markDirty(k);
   }
 
   delete(key: string): void {
@@ -330,6 +341,18 @@ export class Reconciler<T> extends EventEmitter {
     const conflicts: string[] = [];
     /** owned objects a replace leaves beside the new one, by index in toApply */
     const leftOld = new Map<number, T>();
+    /** the indexes of failed items (by index when the driver says, else by identity) */
+    const failedAt = (f: Failure<T>[], items: T[]): Set<number> => {
+      const out = new Set<number>();
+      if (!f.length) return out;
+      const byItem = new Set<T>();
+      for (const x of f) {
+        if (x.index !== undefined) out.add(x.index);
+        else byItem.add(x.item);
+      }
+      if (byItem.size) for (let i = 0; i < items.length; i++) if (byItem.has(items[i]!)) out.add(i);
+      return out;
+    };
     let held = 0;
     for (const k of keys) {
       const want = this.desired.get(k);
@@ -360,30 +383,35 @@ export class Reconciler<T> extends EventEmitter {
     let removeFailed = 0;
     let applyFailed = 0;
     if (toRemove.length) {
-      const f = await d.remove(toRemove);
-      const bad = new Set(f.map((x) => x.item));
+      const f = await d.remove(toRemove, removeKeys);
+      const bad = failedAt(f, toRemove);
       for (let i = 0; i < toRemove.length; i++) {
         const k = removeKeys[i]!;
-        if (bad.has(toRemove[i]!)) this.dirty.add(k);
+        if (bad.has(i)) this.dirty.add(k);
         else if (this.actual.get(k) === toRemove[i]) this.actual.delete(k);
       }
       failed.push(...f);
       removeFailed = f.length;
     }
     if (toApply.length) {
-      const f = await d.apply(toApply);
-      const bad = new Set(f.map((x) => x.item));
+      const f = await d.apply(toApply, applyKeys);
+      const bad = failedAt(f, toApply);
       for (let i = 0; i < toApply.length; i++) {
         const k = applyKeys[i]!;
-        if (bad.has(toApply[i]!)) this.dirty.add(k);
+        if (bad.has(i)) this.dirty.add(k);
         else this.actual.set(k, toApply[i]!);
       }
       failed.push(...f);
       applyFailed = f.length;
       const old: T[] = [];
-      for (const [i, it] of leftOld) if (!bad.has(toApply[i]!)) old.push(it);
+      const oldKeys: string[] = [];
+      for (const [i, it] of leftOld)
+        if (!bad.has(i)) {
+          old.push(it);
+          oldKeys.push(applyKeys[i]!);
+        }
       // a failure is reported (lastError); the stale object goes when a dump lists it under its key
-      if (old.length) failed.push(...(await d.remove(old)));
+      if (old.length) failed.push(...(await d.remove(old, oldKeys)));
     }
     for (const k of conflicts) this.dirty.add(k);
     if (failed.length)

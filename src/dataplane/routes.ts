@@ -109,7 +109,13 @@ const samePriority = (want: KernelRoute, have: KernelRoute): boolean =>
 
 /** Kernel-form equality on the fields tabby sets. */
 export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
-  if (want.dst !== have.dst || want.table !== have.table || want.type !== have.type || want.protocol !== have.protocol) return false;
+  return want.dst === have.dst && sameBesidesDst(want, have);
+}
+
+/** sameRoute but for the destination (the reconciler compares objects under one key; a desired
+ *  route is a template shared by many destinations). */
+function sameBesidesDst(want: KernelRoute, have: KernelRoute): boolean {
+  if (want.table !== have.table || want.type !== have.type || want.protocol !== have.protocol) return false;
   // a blackhole/unreachable/prohibit route has no next hop (IPv6 dumps it with dev lo)
   if (want.type !== 'unicast') return want.family === 6 || want.scope === have.scope;
   if ((want.gateway ?? '') !== (have.gateway ?? '') || (want.oif ?? 0) !== (have.oif ?? 0) || !!want.onlink !== !!have.onlink) return false;
@@ -123,16 +129,55 @@ export function sameRoute(want: KernelRoute, have: KernelRoute): boolean {
 const notOurKind = (r: KernelRoute): boolean =>
   r.type === 'local' || r.type === 'broadcast' || r.type === 'multicast' || r.type === 'anycast';
 
-/** A desired route in kernel form that remembers the device names it was asked with (a link change
- *  re-resolves them); the extra fields are ignored by encoding and comparison. */
+/** A desired route in kernel form without its destination (dst ''): one object is shared by every
+ *  desired route with the same next hop, device, metric… — the reconciler's key names the destination,
+ *  so 1M desired routes hold no object each. It remembers the device names it was asked with (a link
+ *  change re-resolves them); the extra fields are ignored by encoding and comparison. */
 interface Wanted extends KernelRoute {
   devName?: string;
   hops?: Route['multipath'];
 }
 
+/** The destination of a reconciler key (routeKey: "dst" or "table|dst"). */
+const dstOfKey = (key: string): string => {
+  const i = key.indexOf('|');
+  return i < 0 ? key : key.slice(i + 1);
+};
+
+/** Two templates are the same in every field (interning; exact, unlike the kernel-form equality). */
+function sameTemplate(a: Wanted, b: Wanted): boolean {
+  return (
+    a.family === b.family &&
+    a.table === b.table &&
+    a.protocol === b.protocol &&
+    a.type === b.type &&
+    a.scope === b.scope &&
+    a.gateway === b.gateway &&
+    a.oif === b.oif &&
+    a.onlink === b.onlink &&
+    a.priority === b.priority &&
+    a.devName === b.devName &&
+    a.hops === undefined &&
+    b.hops === undefined
+  );
+}
+const templateKey = (w: Wanted): string =>
+  `${w.family}|${w.table}|${w.protocol}|${w.type}|${w.scope}|${w.gateway ?? ''}|${w.oif ?? ''}|${w.onlink ? 1 : 0}|${w.priority ?? ''}|${w.devName ?? ''}|${w.hops ? JSON.stringify(w.hops) : ''}`;
+
+/** A template with its destination: the route as netlink sends it (made per request, not kept). */
+function withDst(w: Wanted, dst: string): KernelRoute {
+  const r: KernelRoute = { family: w.family, dst, table: w.table, protocol: w.protocol, scope: w.scope, type: w.type };
+  if (w.oif !== undefined) r.oif = w.oif;
+  if (w.gateway !== undefined) r.gateway = w.gateway;
+  if (w.onlink) r.onlink = true;
+  if (w.priority !== undefined) r.priority = w.priority;
+  if (w.multipath) r.multipath = w.multipath;
+  return r;
+}
+
 /** A desired kernel route back in tabby's form. */
-function routeOf(w: Wanted): Route {
-  const r: Route = { dst: w.dst, table: w.table, scope: w.scope };
+function routeOf(w: Wanted, dst: string): Route {
+  const r: Route = { dst, table: w.table, scope: w.scope };
   if (w.type !== 'unicast') r.type = w.type as 'blackhole';
   if (w.gateway) r.gateway = w.gateway;
   if (w.devName) r.dev = w.devName;
@@ -153,6 +198,9 @@ export class RouteReconciler extends EventEmitter {
   private readonly unresolved = new Map<string, Route>();
   /** devices named by desired routes (cache; undefined = recompute) */
   private devs: Set<string> | undefined;
+  /** desired templates by templateKey, and the last one used (a bulk change repeats it) */
+  private readonly templates = new Map<string, Wanted>();
+  private lastTemplate: Wanted | undefined;
   private sub: (EventEmitter & { close(): void; pause?(): void; resume?(): void }) | undefined;
   private readonly log: Logger;
   private readonly bulkQuietMs: number;
@@ -169,14 +217,14 @@ export class RouteReconciler extends EventEmitter {
     const driver: ReconcileDriver<KernelRoute> = {
       kind: 'route',
       key: (r) => routeKey(r.table, r.dst),
-      equal: sameRoute,
+      equal: sameBesidesDst,
       // the kernel keys a route by (dst, priority): a new metric is a second route, the old one goes after it
       leavesOld: (want, have) => !samePriority(want, have),
       owned: (r) => r.type !== 'local' && r.type !== 'broadcast' && this.owns(r, r.oif ? this.byIndex.get(r.oif) : undefined),
       list: () => this.dump(),
       ...(nl.listRoutesEach ? { listEach: (start: () => (r: KernelRoute) => void) => this.dumpEach(start) } : {}),
-      apply: (items) => this.batch('replace', items),
-      remove: (items) => this.batch('del', items),
+      apply: (items, keys) => this.batch('replace', items, keys),
+      remove: (items, keys) => this.batch('del', items, keys),
     };
     this.rec = new Reconciler(driver, opts);
     this.rec.on('applied', (r: ApplyResult<KernelRoute>) => {
@@ -228,7 +276,7 @@ export class RouteReconciler extends EventEmitter {
       const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
       const k = this.toKernel(r, dst);
       if (k) {
-        kernel.set(key, k);
+        kernel.set(key, this.intern(k));
         this.unresolved.delete(key);
       } else {
         kernel.delete(key);
@@ -246,7 +294,7 @@ export class RouteReconciler extends EventEmitter {
     const k = this.toKernel(route, dst);
     if (k) {
       if (this.unresolved.size) this.unresolved.delete(key);
-      this.rec.set(k);
+      this.rec.setKeyed(key, this.intern(k));
     } else {
       this.unresolved.set(key, route);
       this.rec.delete(key);
@@ -264,7 +312,7 @@ export class RouteReconciler extends EventEmitter {
   /** The desired routes in tabby's form (those in the kernel's form are turned back). */
   desired(): Route[] {
     const out: Route[] = [...this.unresolved.values()];
-    for (const k of this.rec.desiredValues()) out.push(routeOf(k as Wanted));
+    for (const [key, k] of this.rec.desiredEntries()) out.push(routeOf(k as Wanted, dstOfKey(key)));
     return out;
   }
 
@@ -344,9 +392,9 @@ export class RouteReconciler extends EventEmitter {
   /** Recompute desired kernel routes that name a device after the name → index map changed. */
   private reresolve(): void {
     const named: Route[] = [...this.unresolved.values()];
-    for (const k of this.rec.desiredValues()) {
+    for (const [key, k] of this.rec.desiredEntries()) {
       const w = k as Wanted;
-      if (w.devName || w.hops) named.push(routeOf(w));
+      if (w.devName || w.hops) named.push(routeOf(w, dstOfKey(key)));
     }
     for (const r of named) this.set(r);
   }
@@ -357,6 +405,22 @@ export class RouteReconciler extends EventEmitter {
     return i === undefined ? null : i;
   }
 
+  /** The shared template equal to this one (kept while in use; the cache is bounded). */
+  private intern(w: Wanted): Wanted {
+    const l = this.lastTemplate;
+    if (l && sameTemplate(l, w)) return l;
+    const key = templateKey(w);
+    let t = this.templates.get(key);
+    if (!t) {
+      if (this.templates.size >= 4096) this.templates.clear(); // many next hops: sharing starts over
+      this.templates.set(key, w);
+      t = w;
+    }
+    this.lastTemplate = t;
+    return t;
+  }
+
+  /** The route's template (dst ''), or undefined while a device it names is missing. */
   private toKernel(r: Route, normalized?: string): Wanted | undefined {
     const dst = normalized ?? normalizeDst(r.dst);
     const family = dst.includes(':') ? 6 : 4;
@@ -365,7 +429,7 @@ export class RouteReconciler extends EventEmitter {
     if (oif === null) return undefined;
     const k: Wanted = {
       family,
-      dst,
+      dst: '',
       table: r.table ?? RT_TABLE.MAIN,
       protocol: this.protocol,
       type,
@@ -432,8 +496,9 @@ export class RouteReconciler extends EventEmitter {
     }
   }
 
-  private async batch(op: 'replace' | 'del', items: KernelRoute[]): Promise<Failure<KernelRoute>[]> {
-    const ops: RouteOp[] = items.map((route) => ({ op, route }));
+  private async batch(op: 'replace' | 'del', items: KernelRoute[], keys: string[]): Promise<Failure<KernelRoute>[]> {
+    // a desired item is a shared template (dst ''); a dumped one has its own dst
+    const ops: RouteOp[] = items.map((t, i) => ({ op, route: t.dst ? t : withDst(t as Wanted, dstOfKey(keys[i]!)) }));
     const bulk = items.length > BULK_PAUSE_THRESHOLD && this.sub?.pause !== undefined;
     if (bulk) this.sub!.pause!();
     let failed: Awaited<ReturnType<RouteDataplane['routeBatch']>>;
@@ -447,8 +512,9 @@ export class RouteReconciler extends EventEmitter {
         this.rec.markResyncSoon(this.bulkQuietMs);
       }
     }
-    return failed
-      .filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')))
-      .map((f) => ({ item: f.op.route as KernelRoute, error: f.error }));
+    const real = failed.filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')));
+    if (!real.length) return [];
+    const at = new Map(ops.map((o, i) => [o, i]));
+    return real.map((f) => ({ item: f.op.route as KernelRoute, error: f.error, index: at.get(f.op)! }));
   }
 }

@@ -43,6 +43,9 @@ class KernelCounter {
   private readonly sub: ReturnType<Netlink['subscribe']>;
   private readonly seen: Uint8Array;
   count = 0;
+  /** events lost (the counting socket's queue overflowed) and recounts by dump: printed */
+  overruns = 0;
+  recounts = 0;
   lastEvent = performance.now();
   /** when the count last reached the goal / zero (event time) */
   constructor(
@@ -52,7 +55,12 @@ class KernelCounter {
   ) {
     this.nl = new Netlink({ netnsPath, timeoutMs: 120_000 });
     this.seen = new Uint8Array(n);
-    this.sub = this.nl.subscribe(['route']);
+    // a bulk install of 1M routes sends 1M events at once: a 1 GiB queue (on demand) keeps them, where
+    // the default 32 MiB lost most and the count waited for a recount dump (time charged to the receiver)
+    this.sub = this.nl.subscribe(['route'], { recvBufferBytes: 1 << 30 });
+    this.sub.on('overrun', () => {
+      this.overruns++;
+    });
     this.sub.on('event', (ev: NetlinkEvent) => {
       if (ev.kind !== 'route' || ev.route.protocol !== this.protocol) return;
       const i = this.index(ev.route.dst);
@@ -76,6 +84,7 @@ class KernelCounter {
   }
   /** A dump: the truth when events were lost. */
   async recount(): Promise<void> {
+    this.recounts++;
     this.seen.fill(0);
     this.count = 0;
     for (const r of await this.nl.listRoutes(4)) {
@@ -135,6 +144,9 @@ interface Result {
   withdrawSeconds: number;
   cpu: number;
   peakRss: number;
+  /** the counting socket lost events this often / recounted by dump this often (then the count lags) */
+  overruns: number;
+  recounts: number;
   note?: string;
 }
 
@@ -187,7 +199,15 @@ async function feedAndMeasure(
   session.stop();
   const gone = await counter.until((c) => c === 0, 15 * 60_000);
   if (gone === undefined) throw new Error(`${receiver}: ${counter.count} routes still in the kernel 15 minutes after the session dropped`);
-  return { n, seconds, withdrawSeconds: (gone - w0) / 1000, cpu, peakRss: procStatus(pid, 'VmHWM') };
+  return {
+    n,
+    seconds,
+    withdrawSeconds: (gone - w0) / 1000,
+    cpu,
+    peakRss: procStatus(pid, 'VmHWM'),
+    overruns: counter.overruns,
+    recounts: counter.recounts,
+  };
 }
 
 async function runBird(n: number, msgs: Buffer[]): Promise<Result> {
@@ -324,7 +344,7 @@ process.on('SIGINT', () => {
   void cleanup().then(() => process.exit(130));
 });
 const fmt = (r: Result): string =>
-  `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB${r.note ? `   (${r.note})` : ''}`;
+  `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB${r.note ? `   (${r.note})` : ''}${r.overruns + r.recounts ? `   [counter: ${r.overruns} overrun(s), ${r.recounts} recount(s)]` : ''}`;
 try {
   for (const n of sizes) {
     const feeds = new Map<string, Buffer[]>();

@@ -337,13 +337,13 @@ export class Netlink {
     this.sock.setTimeout(ms);
   }
 
-  subscribe(kinds: readonly EventKind[]): NetlinkSubscription {
+  subscribe(kinds: readonly EventKind[], opts: { recvBufferBytes?: number } = {}): NetlinkSubscription {
     const groups: number[] = [];
     if (kinds.includes('link')) groups.push(RTNLGRP.LINK);
     if (kinds.includes('address')) groups.push(RTNLGRP.IPV4_IFADDR, RTNLGRP.IPV6_IFADDR);
     if (kinds.includes('route')) groups.push(RTNLGRP.IPV4_ROUTE, RTNLGRP.IPV6_ROUTE);
     if (kinds.includes('neigh')) groups.push(RTNLGRP.NEIGH);
-    const sock = new NlSocket({ netnsPath: this.netnsPath, groups });
+    const sock = new NlSocket({ netnsPath: this.netnsPath, groups, ...opts });
     const sub = new NetlinkSubscription(sock);
     sock.onEvent = (m: NlMessage) => {
       const ev = decodeEvent(m);

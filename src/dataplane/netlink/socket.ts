@@ -91,6 +91,8 @@ export interface NlSocketOptions {
   groups?: number[];
   /** per request timeout in ms (default 30 s) */
   timeoutMs?: number;
+  /** receive buffer (default 32 MiB); an event socket that must not lose a bulk change's events wants more */
+  recvBufferBytes?: number;
 }
 
 const RCVBUF = 32 << 20;
@@ -133,10 +135,10 @@ export class NlSocket {
     if (fd >= 0) {
       const n = native();
       try {
-        n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF);
+        n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opts.recvBufferBytes ?? RCVBUF);
       } catch {
         try {
-          this.raw.setRecvBufferSize(RCVBUF);
+          this.raw.setRecvBufferSize(opts.recvBufferBytes ?? RCVBUF);
         } catch {
           /* keep default */
         }

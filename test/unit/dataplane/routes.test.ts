@@ -140,3 +140,29 @@ t.test('the resync after bulk changes waits until they are all applied (one dump
   t.equal(k.routes.size, 4 * BULK_PAUSE_THRESHOLD, 'all in');
   t.equal(k.calls.listRoutes - lists, 1, 'one resync dump, after the last bulk change');
 });
+
+t.test('routes through one next hop share one desired object; a failure retries only its own route', async (t) => {
+  const k = new FakeRouteDataplane();
+  const eth0 = k.byHandAddLink('eth0');
+  const rr = new RouteReconciler(k, { resyncIntervalMs: 0 });
+  t.teardown(() => rr.stop());
+  await rr.start();
+  for (let i = 0; i < 100; i++) rr.set({ dst: `11.0.${i}.0/24`, gateway: '192.0.2.1', dev: 'eth0' });
+  rr.set({ dst: '11.1.0.0/24', gateway: '192.0.2.1', dev: 'eth0', metric: 20 });
+  const held = new Set((rr as unknown as { rec: { desiredValues(): Iterable<object> } }).rec.desiredValues());
+  t.equal(held.size, 2, '101 desired routes, 2 objects (one per next hop and metric)');
+  k.failNextRouteOps(1);
+  const res = await rr.apply();
+  t.equal(res.failed.length, 1, 'one failure');
+  t.equal(res.failed[0]!.item.dst, '11.0.0.0/24', 'named by its destination');
+  t.equal(rr.pending, 1, 'only the failed route is retried (not every route sharing its object)');
+  t.equal(k.routes.size, 100);
+  await rr.apply();
+  t.equal(k.routes.size, 101, 'the failed one in on the retry');
+  t.same({ gateway: k.route('11.0.0.0/24')?.gateway, oif: k.route('11.0.0.0/24')?.oif }, { gateway: '192.0.2.1', oif: eth0 });
+  t.same(
+    rr.desired().find((r) => r.dst === '11.0.99.0/24'),
+    { dst: '11.0.99.0/24', table: 254, scope: 0, gateway: '192.0.2.1', dev: 'eth0' },
+    'desired() gives each route its destination back',
+  );
+});
