@@ -56,7 +56,9 @@ interface Group {
   readonly source: string;
   readonly metric: number | undefined;
   tpl: RouteTemplate;
-  readonly members: Set<string>;
+  /** prefixes in the group (they are found by a scan of the table when a pool or template changes —
+   *  rare — rather than kept in a set per group: a Set entry per prefix cost as much as the table's own) */
+  count: number;
 }
 
 const groupKey = (poolIndex: number, source: string, metric: number | undefined, nh: readonly string[]): string =>
@@ -128,8 +130,8 @@ export class RouteTable {
     if (old && old.nextHops === nextHops && old.source === source && old.metric === metric) return; // nothing new
     const g = this.groupFor(prefixNum(prefix), nextHops, source, metric);
     if (old === g) return;
-    if (old) this.leave(old, prefix);
-    g.members.add(prefix);
+    if (old) this.leave(old);
+    g.count++;
     this.recs.set(prefix, g);
     const own = this.ctx.ownBlocks.has(prefix);
     this.move(prefix, old?.tpl, old?.metric, own, g.tpl, g.metric, own);
@@ -140,7 +142,7 @@ export class RouteTable {
     const g = this.recs.get(prefix);
     if (!g) return;
     this.recs.delete(prefix);
-    this.leave(g, prefix);
+    this.leave(g);
     if (routable(g.tpl, this.ctx.ownBlocks.has(prefix))) {
       this.routed--;
       this.sink.deleteRoute(prefix);
@@ -192,22 +194,25 @@ export class RouteTable {
       }
     }
     // 2. templates of the remaining groups under the new context: members rewritten only when it changed
+    const before = new Map<Group, RouteTemplate>();
     for (const g of this.groups.values()) {
       const tpl = learnedTemplate(ctx, g.family, g.poolIndex, g.nextHops);
       if (sameTemplate(tpl, g.tpl)) continue;
-      const before = g.tpl;
+      before.set(g, g.tpl);
       g.tpl = tpl;
-      for (const p of g.members) {
-        const own = ctx.ownBlocks.has(p);
-        this.move(p, before, g.metric, own, tpl, g.metric, own);
-      }
     }
-    // 3. members of groups a changed pool may affect: each finds its pool and group again
-    for (const g of rehome) {
-      for (const p of g.members) {
+    if (!before.size && !rehome.length) return;
+    // 3. members of groups a changed pool may affect: each finds its pool and group again (one scan for 2 and 3)
+    const moved = new Set(rehome);
+    for (const [p, g] of this.recs) {
+      const was = before.get(g);
+      if (was !== undefined) {
+        const own = ctx.ownBlocks.has(p);
+        this.move(p, was, g.metric, own, g.tpl, g.metric, own);
+      } else if (moved.has(g)) {
         const ng = this.groupFor(prefixNum(p), g.nextHops, g.source, g.metric);
         this.recs.set(p, ng);
-        ng.members.add(p);
+        ng.count++;
         const own = ctx.ownBlocks.has(p);
         this.move(p, g.tpl, g.metric, own, ng.tpl, ng.metric, own);
       }
@@ -252,7 +257,7 @@ export class RouteTable {
   counts(): { learned: number; routed: number; byReason: Partial<Record<NoRouteReason, number>> } {
     const byReason: Partial<Record<NoRouteReason, number>> = {};
     for (const g of this.groups.values()) {
-      if (typeof g.tpl === 'string') byReason[g.tpl] = (byReason[g.tpl] ?? 0) + g.members.size;
+      if (typeof g.tpl === 'string') byReason[g.tpl] = (byReason[g.tpl] ?? 0) + g.count;
     }
     let own = 0;
     for (const b of this.ctx.ownBlocks) if (this.recs.has(b)) own++;
@@ -296,7 +301,7 @@ export class RouteTable {
         source,
         metric,
         tpl: learnedTemplate(this.ctx, x.family, poolIndex, nextHops),
-        members: new Set(),
+        count: 0,
       };
       this.groups.set(key, g);
     }
@@ -304,9 +309,8 @@ export class RouteTable {
     return g;
   }
 
-  private leave(g: Group, prefix: string): void {
-    g.members.delete(prefix);
-    if (g.members.size === 0) {
+  private leave(g: Group): void {
+    if (--g.count === 0) {
       this.groups.delete(g.key);
       if (this.last?.g === g) this.last = undefined;
     }

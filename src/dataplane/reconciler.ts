@@ -11,6 +11,7 @@
 // ownership, dump, batch add/remove. Kernel events feed observe()/forget() so a change made behind
 // our back marks its key dirty; a periodic full resync catches anything missed.
 import { EventEmitter } from 'node:events';
+import { KeyTable } from './key-table.js';
 
 export interface Failure<T> {
   item: T;
@@ -73,10 +74,9 @@ export interface ReconcilerOptions {
  * 'insync' (after an apply that left nothing pending).
  */
 export class Reconciler<T> extends EventEmitter {
-  private desired = new Map<string, T>();
-  /** kernel state as last seen (dump + events + our own successful changes) */
-  private actual = new Map<string, T>();
-  private readonly dirty = new Set<string>();
+  /** per key: the desired object, the kernel state as last seen (dump + events + our own successful
+   *  changes), dirty — by an interned id */
+  private readonly s = new KeyTable<T>();
   private needResync = true;
   private running: Promise<ApplyResult<T>> | undefined;
   private again = false;
@@ -106,17 +106,17 @@ export class Reconciler<T> extends EventEmitter {
 
   /** Nothing pending: the kernel matched desired state at the end of the last apply. */
   get inSync(): boolean {
-    return !this.needResync && !this.resyncLater && this.dirty.size === 0 && !this.running;
+    return !this.needResync && !this.resyncLater && this.s.dirtyCount === 0 && !this.running;
   }
   get pendingCount(): number {
-    return this.dirty.size;
+    return this.s.dirtyCount;
   }
   /** owned objects not desired, kept in the kernel because deletes are held (status asks often: no scan) */
   get heldCount(): number {
     return this.hold ? this.heldKeys.size : 0;
   }
   get desiredCount(): number {
-    return this.desired.size;
+    return this.s.desiredCount;
   }
   get deletesHeld(): boolean {
     return this.hold;
@@ -129,18 +129,28 @@ export class Reconciler<T> extends EventEmitter {
     if (hold) return;
     this.wantedOnce = new Set();
     this.heldKeys = new Set();
-    for (const [k, it] of this.actual) if (!this.desired.has(k) && this.driver.owned(it)) this.markDirty(k);
+    const s = this.s;
+    for (const id of s.used()) {
+      const it = s.have[id];
+      if (s.want[id] === undefined && it !== undefined && this.driver.owned(it)) this.markId(id);
+    }
   }
   desiredItems(): T[] {
-    return [...this.desired.values()];
+    return [...this.desiredValues()];
   }
   /** the desired objects, without a copy (do not change the set while iterating) */
-  desiredValues(): IterableIterator<T> {
-    return this.desired.values();
+  *desiredValues(): IterableIterator<T> {
+    for (const id of this.s.used()) {
+      const w = this.s.want[id];
+      if (w !== undefined) yield w;
+    }
   }
   /** the desired [key, object] pairs, without a copy (do not change the set while iterating) */
-  desiredEntries(): IterableIterator<[string, T]> {
-    return this.desired.entries();
+  *desiredEntries(): IterableIterator<[string, T]> {
+    for (const id of this.s.used()) {
+      const w = this.s.want[id];
+      if (w !== undefined) yield [this.s.keys[id]!, w];
+    }
   }
 
   set(item: T): void {
@@ -149,16 +159,17 @@ export class Reconciler<T> extends EventEmitter {
 
   /** set() with the key given: the item need not carry it (one object may stand for many keys). */
   setKeyed(k: string, item: T): void {
-    const old = this.desired.get(k);
-    this.desired.set(k, item);
+    const id = this.s.intern(k);
+    const old = this.s.setWant(id, item);
     if (this.heldKeys.size) this.heldKeys.delete(k);
-    if (old !== item && (!old || !this.driver.equal(item, old))) this.markDirty(k);
+    if (old !== item && (old === undefined || !this.driver.equal(item, old))) this.markId(id);
   }
 
   delete(key: string): void {
-    if (!this.desired.delete(key)) return;
+    const id = this.s.find(key);
+    if (id < 0 || this.s.setWant(id, undefined) === undefined) return;
     if (this.hold) this.wantedOnce.add(key);
-    this.markDirty(key);
+    this.markId(id);
   }
 
   /** Replace the whole desired set. */
@@ -170,21 +181,24 @@ export class Reconciler<T> extends EventEmitter {
 
   /** Replace the whole desired set with a map already keyed by driver.key (the map is taken over). */
   setDesiredMap(next: Map<string, T>): void {
-    for (const k of this.desired.keys())
-      if (!next.has(k)) {
+    const s = this.s;
+    for (const id of s.used()) {
+      const k = s.keys[id]!;
+      if (s.want[id] !== undefined && !next.has(k)) {
+        s.setWant(id, undefined);
         if (this.hold) this.wantedOnce.add(k);
-        this.markDirty(k);
+        this.markId(id);
       }
-    for (const [k, it] of next) {
-      if (this.heldKeys.size) this.heldKeys.delete(k);
-      const old = this.desired.get(k);
-      if (!old || !this.driver.equal(it, old)) this.markDirty(k);
     }
-    this.desired = next;
+    for (const [k, it] of next) this.setKeyed(k, it);
   }
 
   markDirty(key: string): void {
-    this.dirty.add(key);
+    this.markId(this.s.intern(key));
+  }
+
+  private markId(id: number): void {
+    this.s.mark(id);
     if (this.started) this.schedule();
   }
 
@@ -210,7 +224,7 @@ export class Reconciler<T> extends EventEmitter {
     const arm = (delay: number): void => {
       this.resyncLater = setTimeout(() => {
         const left = this.resyncLaterDeadline - Date.now();
-        if ((this.running || this.dirty.size) && left > 0) return arm(Math.min(quietMs, left));
+        if ((this.running || this.s.dirtyCount) && left > 0) return arm(Math.min(quietMs, left));
         this.resyncLater = undefined;
         this.markResync();
       }, delay); // cleared by stop()
@@ -221,22 +235,28 @@ export class Reconciler<T> extends EventEmitter {
   /** A kernel object appeared or changed (from an event). */
   observe(item: T): void {
     const k = this.driver.key(item);
-    const have = this.actual.get(k);
-    if (have && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
-    this.actual.set(k, item);
-    const d = this.desired.get(k);
-    if ((d && !this.driver.equal(d, item)) || (!d && this.driver.owned(item))) this.markDirty(k);
+    const s = this.s;
+    let id = s.find(k);
+    const have = id < 0 ? undefined : s.have[id];
+    if (have !== undefined && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
+    if (id < 0) id = s.intern(k);
+    s.have[id] = item;
+    const d = s.want[id];
+    if ((d !== undefined && !this.driver.equal(d, item)) || (d === undefined && this.driver.owned(item))) this.markId(id);
   }
 
   /** A kernel object disappeared (from an event): whatever we knew under its key is gone. */
   forget(item: T): void {
     const k = this.driver.key(item);
-    const have = this.actual.get(k);
+    const s = this.s;
+    const id = s.find(k);
+    const have = id < 0 ? undefined : s.have[id];
     // another object under the same key went (the old route a new metric left beside ours): ours stays
-    if (have && this.driver.leavesOld?.(have, item)) return;
+    if (have !== undefined && this.driver.leavesOld?.(have, item)) return;
     this.heldKeys.delete(k);
-    if (!this.actual.delete(k)) return;
-    if (this.desired.has(k)) this.markDirty(k);
+    if (have === undefined) return;
+    s.have[id] = undefined; // the slot is released by a pass or a dump, never here (a pass may hold its id)
+    if (s.want[id] !== undefined) this.markId(id);
   }
 
   /** Start automatic applies (debounced after changes, periodic resync). */
@@ -282,7 +302,7 @@ export class Reconciler<T> extends EventEmitter {
       this.running = undefined;
       if (this.again) {
         this.again = false;
-        if (this.dirty.size || this.needResync) this.schedule(0);
+        if (this.s.dirtyCount || this.needResync) this.schedule(0);
       }
       if (this.inSync) this.emit('insync');
     });
@@ -292,53 +312,54 @@ export class Reconciler<T> extends EventEmitter {
 
   private async pass(): Promise<ApplyResult<T>> {
     const d = this.driver;
+    const s = this.s;
     let resynced = false;
-    let dumped: Map<string, T> | undefined;
     if (this.needResync) {
       this.needResync = false;
       try {
         // kernel state as dumped: objects a desired key collides with, or ours. One equal to its desired
         // object is kept as that object (the dumped copy is dropped at once)
-        const absorb = (next: Map<string, T>, it: T): void => {
+        const absorb = (it: T): void => {
           const k = d.key(it);
-          const want = this.desired.get(k);
-          if (want !== undefined && d.equal(want, it)) next.set(k, want);
-          else if (want !== undefined || d.owned(it)) next.set(k, it);
+          let id = s.find(k);
+          const want = id < 0 ? undefined : s.want[id];
+          if (want !== undefined && d.equal(want, it)) s.dumped(id, want);
+          else if (want !== undefined || d.owned(it)) {
+            if (id < 0) id = s.intern(k);
+            s.dumped(id, it);
+          }
         };
         if (d.listEach) {
-          let next = new Map<string, T>();
           await d.listEach(() => {
-            next = new Map();
-            return (it) => absorb(next, it);
+            s.beginDump();
+            return absorb;
           });
-          dumped = next;
         } else {
-          const next = new Map<string, T>();
-          for (const it of await d.list()) absorb(next, it);
-          dumped = next;
+          const list = await d.list();
+          s.beginDump();
+          for (const it of list) absorb(it);
         }
+        this.heldKeys.clear(); // every owned object is looked at again below
+        // only what differs is dirty (not every desired key: a resync of a converged 1M-route table does no more)
+        s.endDump((id) => s.mark(id));
+        resynced = true;
       } catch (e) {
         // apply what is known (the dirty keys against the last known kernel state); dump again later
+        s.abortDump();
         this.needResync = true;
         this.lastError = { message: `list ${d.kind}s: ${e instanceof Error ? e.message : String(e)}`, at: new Date() };
       }
     }
-    if (dumped) {
-      this.actual = dumped;
-      this.heldKeys.clear(); // every owned object is looked at again below
-      // only what differs is dirty (not every desired key: a resync of a converged 1M-route table does no more)
-      for (const k of this.desired.keys()) if (!dumped.has(k)) this.dirty.add(k);
-      for (const [k, it] of dumped) if (this.desired.get(k) !== it) this.dirty.add(k);
-      resynced = true;
-    }
-    const keys = [...this.dirty];
-    this.dirty.clear();
-    // keys travel with the items: recomputing a key per item is measurable at 100k routes
+    const ids = s.takeDirty();
+    // keys and ids travel with the items (no lookup per item after the batch)
+    const removeIds: number[] = [];
     const removeKeys: string[] = [];
     const toRemove: T[] = [];
+    const applyIds: number[] = [];
     const applyKeys: string[] = [];
     const toApply: T[] = [];
     const conflicts: string[] = [];
+    const conflictIds: number[] = [];
     /** owned objects a replace leaves beside the new one, by index in toApply */
     const leftOld = new Map<number, T>();
     /** the indexes of failed items (by index when the driver says, else by identity) */
@@ -354,26 +375,31 @@ export class Reconciler<T> extends EventEmitter {
       return out;
     };
     let held = 0;
-    for (const k of keys) {
-      const want = this.desired.get(k);
-      const have = this.actual.get(k);
-      if (!want) {
-        if (have && d.owned(have)) {
+    for (const id of ids) {
+      const k = s.keys[id]!;
+      const want = s.want[id];
+      const have = s.have[id];
+      if (want === undefined) {
+        if (have !== undefined && d.owned(have)) {
           if (this.hold && !this.wantedOnce.has(k)) {
             held++;
             this.heldKeys.add(k);
           } // kept; holdDeletes(false) marks it dirty again
           else {
+            removeIds.push(id);
             removeKeys.push(k);
             toRemove.push(have);
           }
-        }
-      } else if (have && have !== want && d.equal(want, have)) {
-        this.actual.set(k, want); // the same object for both: a dumped copy of every route is not kept alive
-      } else if (!have || !d.equal(want, have)) {
-        if (have && !d.owned(have) && !d.mayReplace?.(have)) conflicts.push(k);
-        else {
-          if (have && d.owned(have) && d.leavesOld?.(want, have)) leftOld.set(toApply.length, have);
+        } else s.release(id);
+      } else if (have !== undefined && have !== want && d.equal(want, have)) {
+        s.have[id] = want; // the same object for both: a dumped copy of every route is not kept alive
+      } else if (have === undefined || !d.equal(want, have)) {
+        if (have !== undefined && !d.owned(have) && !d.mayReplace?.(have)) {
+          conflicts.push(k);
+          conflictIds.push(id);
+        } else {
+          if (have !== undefined && d.owned(have) && d.leavesOld?.(want, have)) leftOld.set(toApply.length, have);
+          applyIds.push(id);
           applyKeys.push(k);
           toApply.push(want);
         }
@@ -386,9 +412,12 @@ export class Reconciler<T> extends EventEmitter {
       const f = await d.remove(toRemove, removeKeys);
       const bad = failedAt(f, toRemove);
       for (let i = 0; i < toRemove.length; i++) {
-        const k = removeKeys[i]!;
-        if (bad.has(i)) this.dirty.add(k);
-        else if (this.actual.get(k) === toRemove[i]) this.actual.delete(k);
+        const id = removeIds[i]!;
+        if (bad.has(i)) s.mark(id);
+        else if (s.have[id] === toRemove[i]) {
+          s.have[id] = undefined;
+          s.release(id);
+        }
       }
       failed.push(...f);
       removeFailed = f.length;
@@ -397,9 +426,9 @@ export class Reconciler<T> extends EventEmitter {
       const f = await d.apply(toApply, applyKeys);
       const bad = failedAt(f, toApply);
       for (let i = 0; i < toApply.length; i++) {
-        const k = applyKeys[i]!;
-        if (bad.has(i)) this.dirty.add(k);
-        else this.actual.set(k, toApply[i]!);
+        const id = applyIds[i]!;
+        if (bad.has(i)) s.mark(id);
+        else s.have[id] = toApply[i]!;
       }
       failed.push(...f);
       applyFailed = f.length;
@@ -413,7 +442,7 @@ export class Reconciler<T> extends EventEmitter {
       // a failure is reported (lastError); the stale object goes when a dump lists it under its key
       if (old.length) failed.push(...(await d.remove(old, oldKeys)));
     }
-    for (const k of conflicts) this.dirty.add(k);
+    for (const id of conflictIds) s.mark(id);
     if (failed.length)
       this.lastError = { message: `${failed.length} ${d.kind} change(s) failed: ${failed[0]!.error.message}`, at: new Date() };
     const result: ApplyResult<T> = {
@@ -424,6 +453,7 @@ export class Reconciler<T> extends EventEmitter {
       resynced,
       held,
     };
+    s.compact(); // no id is held past this point
     this.emit('applied', result);
     return result;
   }

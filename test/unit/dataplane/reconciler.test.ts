@@ -212,3 +212,30 @@ t.test('a streamed dump (listEach): an interrupted attempt starts over; only wha
   t.equal(again.added + again.removed, 0, 'a resync of a converged kernel changes nothing');
   t.equal(r.inSync, true);
 });
+
+t.test('state of keys no longer desired nor in the kernel is let go (a withdraw-all leaves no table behind)', async (t) => {
+  const k = fakeKernel([{ key: 'foreign', value: 'x', owner: 'other' }]);
+  const r = new Reconciler(k.driver, { resyncIntervalMs: 0 });
+  const size = () => (r as unknown as { s: { size: number } }).s.size;
+  for (let i = 0; i < 10_000; i++) r.set(me(`k${i}`));
+  const res = await r.apply();
+  t.equal(res.added, 10_000);
+  t.equal(k.kernel.size, 10_001);
+  t.equal(size(), 10_000, 'one slot per desired key (a foreign object on no desired key is not kept)');
+  for (let i = 0; i < 10_000; i++) r.delete(`k${i}`);
+  t.equal(r.desiredCount, 0);
+  t.equal((await r.apply()).removed, 10_000);
+  t.equal(size(), 0, 'nothing is known any more');
+  // after the table was compacted, the ids of new keys address their own state
+  r.markResync();
+  r.set(me('foreign', 'y'));
+  r.set(me('again'));
+  const last = await r.apply();
+  t.same(last.conflicts, ['foreign'], 'the foreign object seen by the dump');
+  t.equal(k.kernel.get('again')?.value, 'v');
+  t.equal(k.kernel.get('foreign')?.value, 'x', 'and left alone');
+  r.markResync();
+  const again = await r.apply();
+  t.equal(again.added + again.removed, 0, 'a resync after all that changes nothing');
+  t.same(again.conflicts, ['foreign']);
+});
