@@ -12,6 +12,7 @@ import { AdjRibOut } from './rib/adj-rib-out.js';
 import type { Path, PathSource } from './rib/path.js';
 import type { PrefixKey } from './rib/prefix-table.js';
 import type { PeerPolicy } from './policy.js';
+import type { ReflectionTarget } from './reflector.js';
 import type { BgpState } from './fsm.js';
 import type { PeerConfig, PeerSession } from './speaker-types.js';
 import { PeerFilters } from './filter/peer-filters.js';
@@ -83,6 +84,18 @@ export class Peer {
 
   get address(): string {
     return this.config.address;
+  }
+
+  private targetOf: PeerPolicy | undefined;
+  private targetObj: ReflectionTarget | undefined;
+  /** This peer as the receiver of a path (reflector.ts), one object per policy — asked per exported
+   *  prefix, where an object literal each time was the speaker's largest per-prefix garbage. */
+  get target(): ReflectionTarget {
+    if (this.targetOf !== this.policy || !this.targetObj) {
+      this.targetObj = { source: this.source, ebgp: this.policy.ebgp, rrClient: this.policy.rrClient };
+      this.targetOf = this.policy;
+    }
+    return this.targetObj;
   }
 
   /** Queued inbound messages not yet processed. */

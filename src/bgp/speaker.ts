@@ -328,7 +328,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       const prefix = formatPrefixKey(b, k);
       const held = (why: string) => out.push({ prefix, state: 'not-advertised', decidedBy: why, ...reportAttrs(best.attrs.attrs) });
       if (best.source === p.source) return held('learned from this peer');
-      if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) {
+      if (!shouldAdvertise(best.source, p.target, this.reflector)) {
         return held('iBGP-learned route: not re-advertised to an iBGP peer (RFC 4271 §9.2 / RFC 4456)');
       }
       const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
@@ -421,7 +421,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       if (!walkReflected) continue;
       this.rib.forEach((best, b, k) => {
         if (best.source.local || best.source === p.source) return;
-        if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) return;
+        if (!shouldAdvertise(best.source, p.target, this.reflector)) return;
         check(best, b, k);
       });
     }
@@ -984,15 +984,15 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     for (let i = 0; i < peers.length; i++) {
       const p = peers[i]!;
       if (p.group || p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
-      p.adjOut.want(b, k, best ? this.exportFor(p, best, b, k) : null);
-      this.scheduleFlush(p);
+      // nothing to send (split horizon: the path came from p, which never had it) → no flush either
+      if (p.adjOut.want(b, k, best ? this.exportFor(p, best, b, k) : null) || p.dumping) this.scheduleFlush(p);
     }
   }
 
   /** The attribute set `best` is sent to `p` with, or null (not sent). Cached per (attrs, source). */
   private exportFor(p: Peer, best: Path, b: number, k: PrefixKey): AttrSet | null {
     const afi = afiOfBucket(b);
-    if (!shouldAdvertise(best.source, { source: p.source, ebgp: p.policy.ebgp, rrClient: p.policy.rrClient }, this.reflector)) return null;
+    if (!shouldAdvertise(best.source, p.target, this.reflector)) return null;
     const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
     if (p.negotiated && !p.negotiated.families.includes(fam)) return null;
     if (p.filters.hasExport(afi)) {

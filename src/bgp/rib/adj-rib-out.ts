@@ -49,14 +49,16 @@ export class AdjRibOut {
     this.sent.set(bucket, key, attrs);
   }
 
-  /** What we want the peer to have for this prefix: an attribute set, or null (nothing). */
-  want(bucket: number, key: PrefixKey, attrs: AttrSet | null): void {
+  /** What we want the peer to have for this prefix: an attribute set, or null (nothing). Returns
+   *  whether a change for it is now pending (false: the peer already has exactly that). */
+  want(bucket: number, key: PrefixKey, attrs: AttrSet | null): boolean {
     const cur = this.sent.get(bucket, key);
     if (cur === attrs || (attrs === null && cur === undefined)) {
       this.pending.delete(bucket, key);
-      return;
+      return false;
     }
     this.pending.set(bucket, key, attrs);
+    return true;
   }
 
   /** Take up to `max` pending changes as batches (withdrawals first); `sent` is updated as if they were sent. */

@@ -175,7 +175,7 @@ export class PrefixTable<V> {
 
   get size(): number {
     let n = this.v6?.size ?? 0;
-    for (const t of this.v4) if (t) n += t.size;
+    for (let b = 0; b < 33; b++) n += this.v4[b]?.size ?? 0;
     return n;
   }
 

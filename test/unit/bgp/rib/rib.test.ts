@@ -101,12 +101,14 @@ t.test('Adj-RIB-Out coalesces and groups by attribute set', async (t) => {
   t.equal(batches.find((b) => b.attrs === x && b.afi === 2)!.prefixes.count, 1);
   t.equal(x.refs, 3);
   t.equal(y.refs, 1);
-  out.want(keys[0]!.bucket, keys[0]!.key, x);
+  t.equal(out.want(keys[0]!.bucket, keys[0]!.key, x), false, 'want says nothing is pending…');
   t.equal(out.pendingCount, 0, 'unchanged wish is not pending');
-  out.want(keys[0]!.bucket, keys[0]!.key, null);
+  t.equal(out.want(keys[0]!.bucket, keys[0]!.key, null), true, '…or that a change is');
   out.want(keys[1]!.bucket, keys[1]!.key, null);
   out.want(keys[1]!.bucket, keys[1]!.key, x);
   t.equal(out.pendingCount, 1, 'withdraw then re-announce of the same thing cancels out');
+  const never = parsePrefixKey('10.9.0.0/24');
+  t.equal(out.want(never.bucket, never.key, null), false, 'nothing for a prefix the peer never had (split horizon)');
   batches = out.take();
   t.equal(batches.length, 1);
   t.equal(batches[0]!.attrs, null, 'a withdrawal');
