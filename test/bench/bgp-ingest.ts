@@ -13,6 +13,8 @@
 //        BENCH_RECEIVERS=bird,tabby,gobgp  BENCH_GOBGP_MAX=<largest N for GoBGP, default 1000000>
 //        BENCH_REPEAT=<runs per receiver, default 3; the best run is reported (the machine is shared)>
 //        BENCH_CPU_PROF=<dir>: run the tabby receiver with --cpu-prof into that dir.
+//        BENCH_RECEIVERS=…,tabby-before with BENCH_BEFORE_REPO=<a built checkout of an earlier tabby>: that tree's
+//        receiver too, interleaved run by run (before/after in one run).
 //        BENCH_FLOOD_US=<µs, default 5; 0 = no flood run>: after the runs, one more tabby run at the largest N
 //        whose consumer costs that much per best-route event — UPDATEs offered faster than consumed: the
 //        inbound queue stays at its bound (the socket is paused) and the peak RSS is printed.
@@ -149,7 +151,7 @@ async function runGobgp(n: number, msgs: Buffer[]): Promise<Result> {
   return { receiver: 'GoBGP 3.10', n, seconds, cpu, rssBytes: rss, deltaBytes: rss - before };
 }
 
-async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> {
+async function runTabby(n: number, msgs: Buffer[], slowUs = 0, root?: string): Promise<Result> {
   const [f, r] = makeStar(t, 'ta', 72, 2);
   const cfg = {
     asn: RX_ASN,
@@ -161,7 +163,11 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
     ...(slowUs > 0 ? { slowUs } : {}),
   };
   const prof = process.env.BENCH_CPU_PROF;
-  const nodeArgs = ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'bgp-ingest-receiver.js')];
+  const nodeArgs = [
+    '--expose-gc',
+    ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+    root ? path.join(root, 'dist/test/bench/bgp-ingest-receiver.js') : path.join(here, 'bgp-ingest-receiver.js'),
+  ];
   const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...nodeArgs], {
     env: { ...process.env, TABBY_BENCH_RX: JSON.stringify(cfg), TABBY_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -180,7 +186,7 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
   const cpu = Number(done.cpuSeconds); // measured in the receiver, before its final GC
   await cleanup();
   return {
-    receiver: 'tabby',
+    receiver: root ? 'tabby-before' : 'tabby',
     n,
     seconds,
     cpu,
@@ -188,6 +194,12 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0): Promise<Result> 
     deltaBytes: rss - before,
     note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (socket paused at 1024; frames already read still arrive), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}`,
   };
+}
+
+function beforeRepo(): string {
+  const root = process.env.BENCH_BEFORE_REPO;
+  if (!root) throw new Error('tabby-before needs BENCH_BEFORE_REPO (a built checkout of the earlier tabby)');
+  return root;
 }
 
 // ------------------------------------------------------------------ main
@@ -230,7 +242,7 @@ try {
             ? await runBird(n, feeds.get(fix)!)
             : r === 'gobgp'
               ? await runGobgp(n, feeds.get(fix)!)
-              : await runTabby(n, feeds.get(fix)!);
+              : await runTabby(n, feeds.get(fix)!, 0, r === 'tabby-before' ? beforeRepo() : undefined);
         runs.set(r, [...(runs.get(r) ?? []), res]);
         console.log(
           `  run ${rep + 1}: ${res.receiver.padEnd(12)} ${res.seconds.toFixed(2).padStart(7)} s wall ${res.cpu.toFixed(2).padStart(6)} s CPU   RSS ${(res.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(res.deltaBytes / n).toFixed(0)} B/prefix${res.note ? `   (${res.note})` : ''}`,
@@ -247,7 +259,7 @@ try {
       const best = rs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
       const times = rs.map((x) => x.seconds).sort((a, b) => a - b);
       results.push(best);
-      forReport[r] = { ...best, runs: rs.length, spread: [times[0], times[times.length - 1]] };
+      forReport[r === 'tabby-before' ? 'tabbyBefore' : r] = { ...best, runs: rs.length, spread: [times[0], times[times.length - 1]] };
       const cpus = rs.map((x) => x.cpu).sort((a, b) => a - b);
       console.log(
         `  best of ${rs.length}: ${best.receiver.padEnd(12)} ${best.seconds.toFixed(2).padStart(7)} s wall (median ${times[times.length >> 1]!.toFixed(2)} s), CPU min ${cpus[0]!.toFixed(2)} s   RSS ${(best.rssBytes / 1e6).toFixed(0).padStart(5)} MB   +${(best.deltaBytes / n).toFixed(0)} B/prefix`,
@@ -264,6 +276,12 @@ try {
     }
     const bird = results.find((x) => x.n === n && x.receiver.startsWith('BIRD'));
     const tabby = results.find((x) => x.n === n && x.receiver === 'tabby');
+    const before = results.find((x) => x.n === n && x.receiver === 'tabby-before');
+    if (before && tabby) {
+      console.log(
+        `  ratio tabby now/before at ${n}: wall time ${(tabby.seconds / before.seconds).toFixed(2)}×, CPU time ${(tabby.cpu / Math.max(0.01, before.cpu)).toFixed(2)}×, resident ${(tabby.rssBytes / before.rssBytes).toFixed(2)}×`,
+      );
+    }
     if (bird && tabby) {
       console.log(
         `  ratio tabby/BIRD at ${n}: wall time ${(tabby.seconds / bird.seconds).toFixed(2)}×, CPU time ${(tabby.cpu / Math.max(0.01, bird.cpu)).toFixed(2)}×, memory per prefix ${(tabby.deltaBytes / Math.max(1, bird.deltaBytes)).toFixed(2)}×, resident ${(tabby.rssBytes / bird.rssBytes).toFixed(2)}×`,
