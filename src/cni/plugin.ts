@@ -248,6 +248,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
+    log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: wired');
     await addWorkloadEndpoint(
       ipam.ds,
       { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName },
@@ -279,6 +280,9 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
 
 async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDeps): Promise<void> {
   const handle = handleFor(conf, env);
+  const log = deps.logger;
+  const at = () => Math.round(performance.now());
+  log.debug({ handle, uptimeMs: at() }, 'DEL: start');
   let h: IpamHandle | undefined;
   let openError: unknown;
   try {
@@ -300,6 +304,7 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
         ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
       });
+      log.debug({ handle, uptimeMs: at() }, 'DEL: unwired');
     }
     if (!h) throw openError;
     if (name === 'tabby')
@@ -309,8 +314,9 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         containerId: env.containerId,
         endpoint: env.ifName,
       });
+    log.debug({ handle, uptimeMs: at() }, 'DEL: endpoint removed');
     const released = await h.ipam.releaseByHandle(handle);
-    deps.logger.info({ handle, released }, 'deleted');
+    log.info({ handle, released, uptimeMs: at() }, 'deleted');
   } finally {
     await h?.close().catch(() => undefined);
   }
