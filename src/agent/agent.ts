@@ -139,6 +139,8 @@ export class Agent extends EventEmitter implements StatusSource {
   private readonly secrets: SecretStore;
   /** Peers with a BFD session: address → its timers (JSON). */
   private readonly bfdPeers = new Map<string, string>();
+  /** Peers whose BFD session failed (Up → Down, not AdminDown): no BGP session until BFD is Up again. */
+  private readonly bfdFailed = new Set<string>();
   /** learned routes (node mode with a dataplane): one record per prefix */
   private routeTable: RouteTable | undefined;
   /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
@@ -192,9 +194,16 @@ export class Agent extends EventEmitter implements StatusSource {
     deps.bfd?.on('state', (e) => {
       // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer. A peer
       // that said AdminDown (its agent stopping, RFC 5880 §6.8.16) is no failure: graceful restart applies.
+      // Until BFD is Up again the session is held, as BIRD's error wait and FRR's strict BFD do: reconnecting
+      // at once over a path BFD calls dead would bring its routes back and flap.
       if (e.state === 'Down' && e.previous === 'Up' && !e.remoteAdminDown && this.desiredPeers.get(e.peer)?.bfd) {
         this.logger.warn({ peer: e.peer, diag: e.diag }, 'BFD session down: closing the BGP session and removing its routes');
+        this.bfdFailed.add(e.peer);
         this.speaker?.resetPeer?.(e.peer, `BFD session down (${e.diag})`);
+        this.scheduleResync();
+      } else if (e.state === 'Up' && this.bfdFailed.delete(e.peer)) {
+        this.logger.info({ peer: e.peer }, 'BFD session up again: connecting');
+        this.scheduleResync();
       }
       this.emit('peers');
     });
@@ -611,6 +620,7 @@ export class Agent extends EventEmitter implements StatusSource {
     this.desiredPeers = next; // before touching the speaker: its events may ask checkConverged()
     const refs: SecretKeyRef[] = [];
     for (const addr of [...this.heldPeers.keys()]) if (!next.has(addr)) this.heldPeers.delete(addr);
+    for (const addr of [...this.bfdFailed]) if (!next.has(addr)) this.bfdFailed.delete(addr);
     for (const addr of [...this.peerConfigs.keys()]) {
       if (!next.has(addr)) {
         sp.removePeer(addr);
@@ -668,6 +678,14 @@ export class Agent extends EventEmitter implements StatusSource {
         }
         pc.password = sec.value;
       }
+      if (!p.bfd) this.bfdFailed.delete(p.address);
+      if (this.bfdFailed.has(p.address)) {
+        const reason = 'BFD session Down: not connecting until BFD is Up again';
+        if (this.heldPeers.get(p.address) !== reason) this.logger.warn({ peer: p.address }, reason);
+        this.heldPeers.set(p.address, reason);
+        if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
+        continue;
+      }
       this.heldPeers.delete(p.address);
       if (p.ttlSecurity) pc.ttlSecurity = p.ttlSecurity;
       if (p.allowOwnAs) pc.allowOwnAs = p.allowOwnAs;
@@ -692,7 +710,9 @@ export class Agent extends EventEmitter implements StatusSource {
   /** One BFD session per peer that asks for it and is handed to the speaker. */
   private reconcileBfd(desired: readonly DesiredPeer[]): void {
     const want = new Map<string, string>();
-    for (const p of desired) if (p.bfd && this.peerConfigs.has(p.address)) want.set(p.address, JSON.stringify(p.bfd));
+    // A peer held for a failed BFD session keeps it: BFD Up is what lets it connect again.
+    for (const p of desired)
+      if (p.bfd && (this.peerConfigs.has(p.address) || this.bfdFailed.has(p.address))) want.set(p.address, JSON.stringify(p.bfd));
     const bfd = this.deps.bfd;
     if (!bfd) {
       this.bfdProblem = want.size ? `BFD configured for ${[...want.keys()].join(', ')} but not available in this agent` : undefined;

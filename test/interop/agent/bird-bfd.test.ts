@@ -93,6 +93,22 @@ protocol bgp tabby {
   }, 5_000);
   t.match(st?.bfd, { state: 'Down', diag: 'Control Detection Time Expired' }, 'tabby: BFD Down, detection time expired');
   t.not(st?.state, 'Established', 'tabby: BGP session taken down by BFD');
+  // While BFD stays Down the session stays down (BGP's own TCP path still works): no reconnect, no route.
+  let flapped = '';
+  const watchUntil = Date.now() + 3_000;
+  while (Date.now() < watchUntil && !flapped) {
+    const p = (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp);
+    if (p?.state === 'Established') flapped = 'Established';
+    else if (routeTo(lab.node('node-1').netns, TOR)) flapped = `route to ${TOR} back`;
+    else if (p && p.state !== 'Idle') t.comment(`tabby: ${p.state} (${p.info})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(flapped, '', 'tabby: held while BFD is Down — no Established session, no route, for 3 s');
+  t.match(
+    (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp)?.info,
+    /BFD session Down: not connecting until BFD is Up again/,
+    'status says why it is not connecting',
+  );
   t.ok(
     await until(async () => !(await bird.birdc('show protocols tabby')).includes('Established'), 10_000),
     'BIRD: its BGP session went down too (its own BFD)',
