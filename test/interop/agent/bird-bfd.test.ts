@@ -87,9 +87,10 @@ protocol bgp tabby {
     `# BFD with BIRD 2: BFD packets dropped → ${TOR} gone from the node's kernel in ${ms} ms (300 ms × 3; BGP hold time 90 s)\n`,
   );
   // Both ends detect at ~900 ms; BIRD may close the BGP session a moment before tabby's own detection.
+  // The BGP session is closed on the BFD event, a moment after BFD's own state changes: wait for both.
   const st = await until(async () => {
     const p = (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp);
-    return p?.bfd?.state === 'Down' ? p : undefined;
+    return p?.bfd?.state === 'Down' && p.state !== 'Established' ? p : undefined;
   }, 5_000);
   t.match(st?.bfd, { state: 'Down', diag: 'Control Detection Time Expired' }, 'tabby: BFD Down, detection time expired');
   t.not(st?.state, 'Established', 'tabby: BGP session taken down by BFD');
