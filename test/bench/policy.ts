@@ -5,8 +5,9 @@
 //      over the table the previous run left (adopted) and from no table (cold)
 //   2. enforcement: a policy written to the datastore → the first datagram that must be dropped is
 //      dropped (a sender in one pod every ~1 ms, a receiver in the other), p50/p99 over N changes;
-//      and the reverse (policy deleted → packets pass again). Anchor: one `nft -f -` adding one rule to
-//      the same table, the floor of any nft-based enforcement.
+//      and the reverse (policy deleted → packets pass again). Anchors: one `nft -f -` adding one rule to
+//      the same table, the floor of any nft-process-based enforcement, and the same transaction through
+//      libnftables (how tabby-node commits).
 //   3. iperf3 pod → pod on one node: no policy selecting them vs 1,000 policies selecting both.
 // Prints figures; never fails on a number. Needs root; iperf3 for part 3. Run: node dist/test/bench/policy.js [changes]
 import fs from 'node:fs';
@@ -15,7 +16,8 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createLab, destroyLab } from '../../src/lab/lab.js';
 import { repoRoot } from '../../src/lab/pods.js';
-import { spawnIn, runIn } from '../../src/lab/netns.js';
+import { spawnIn, runIn, netnsPath } from '../../src/lab/netns.js';
+import { nftRunner } from '../../src/policy/nft.js';
 import { openDatastore } from '../../src/datastore/index.js';
 import { ResourceStore, validateResource, type Resource } from '../../src/datastore/resources.js';
 
@@ -206,6 +208,20 @@ async function main(): Promise<void> {
       nftT.push(performance.now() - t);
     }
     process.stdout.write(line('anchor: one nft -f - transaction on this table', nftT));
+    // the same transaction through libnftables in this process (what tabby-node does per change), its
+    // context opened once and kept, as in the agent
+    const lib = nftRunner({ netnsPath: netnsPath(node.netns) });
+    if (lib.via === 'libnftables') {
+      const libT: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const t = performance.now();
+        await lib.run(
+          'add chain inet tabby-policy bench-anchor\nadd rule inet tabby-policy bench-anchor drop\ndelete chain inet tabby-policy bench-anchor\n',
+        );
+        if (i > 0) libT.push(performance.now() - t); // the first fills nft's cache, as an agent's first program does
+      }
+      process.stdout.write(line('anchor: the same through libnftables', libT));
+    }
     // for the bench report (test/bench/report.ts): seconds = p99, spread = [min, max]
     const fig = (receiver: string, xs: number[], max = false) => ({
       receiver,
