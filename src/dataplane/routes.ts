@@ -51,6 +51,13 @@ export interface RouteDataplane {
   listRoutesEach?(family: 4 | 6 | undefined, start: () => (r: KernelRoute) => void): Promise<void>;
   listLinks(): Promise<Link[]>;
   routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]>;
+  /** the same without an op object per route (optional; preferred): route i is a template, its destination apart */
+  routeBatchTo?(
+    op: 'replace' | 'del',
+    count: number,
+    route: (i: number) => Partial<KernelRoute>,
+    dst: (i: number) => string,
+  ): Promise<{ index: number; error: NetlinkError }[]>;
   subscribe(kinds: readonly EventKind[]): EventEmitter & { close(): void; pause?(): void; resume?(): void };
 }
 
@@ -498,12 +505,17 @@ export class RouteReconciler extends EventEmitter {
 
   private async batch(op: 'replace' | 'del', items: KernelRoute[], keys: string[]): Promise<Failure<KernelRoute>[]> {
     // a desired item is a shared template (dst ''); a dumped one has its own dst
-    const ops: RouteOp[] = items.map((t, i) => ({ op, route: t.dst ? t : withDst(t as Wanted, dstOfKey(keys[i]!)) }));
+    const dstOf = (i: number): string => items[i]!.dst || dstOfKey(keys[i]!);
     const bulk = items.length > BULK_PAUSE_THRESHOLD && this.sub?.pause !== undefined;
     if (bulk) this.sub!.pause!();
-    let failed: Awaited<ReturnType<RouteDataplane['routeBatch']>>;
+    let failed: { index: number; error: NetlinkError }[];
     try {
-      failed = await this.nl.routeBatch(ops);
+      if (this.nl.routeBatchTo) failed = await this.nl.routeBatchTo(op, items.length, (i) => items[i]!, dstOf);
+      else {
+        const ops: RouteOp[] = items.map((t, i) => ({ op, route: t.dst ? t : withDst(t as Wanted, dstOf(i)) }));
+        const at = new Map(ops.map((o, i) => [o, i]));
+        failed = (await this.nl.routeBatch(ops)).map((f) => ({ index: at.get(f.op)!, error: f.error }));
+      }
     } finally {
       if (bulk) {
         this.sub?.resume?.();
@@ -512,9 +524,8 @@ export class RouteReconciler extends EventEmitter {
         this.rec.markResyncSoon(this.bulkQuietMs);
       }
     }
-    const real = failed.filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')));
-    if (!real.length) return [];
-    const at = new Map(ops.map((o, i) => [o, i]));
-    return real.map((f) => ({ item: f.op.route as KernelRoute, error: f.error, index: at.get(f.op)! }));
+    return failed
+      .filter((f) => !(op === 'del' && (f.error.code === 'ESRCH' || f.error.code === 'ENOENT')))
+      .map((f) => ({ item: withDst(items[f.index]! as Wanted, dstOf(f.index)), error: f.error, index: f.index }));
   }
 }

@@ -223,7 +223,12 @@ function splitCidr(dst: string): { ip: string; len: number; family: Family } {
  * wildcard (protocol 0, scope NOWHERE, type UNSPEC), as iproute2 does for `ip route del`.
  */
 export function encodeRoute(w: NlWriter, r: Partial<KernelRoute> & { dst: string }, del = false): void {
-  if (!encodeRoute4(w, r, del)) encodeRouteAny(w, r, del);
+  if (!encodeRoute4(w, r, del, r.dst)) encodeRouteAny(w, r, del);
+}
+
+/** encodeRoute with the destination given apart (a template route shared by many destinations). */
+export function encodeRouteTo(w: NlWriter, r: Partial<KernelRoute>, dst: string, del = false): void {
+  if (!encodeRoute4(w, r, del, dst)) encodeRouteAny(w, { ...r, dst }, del);
 }
 
 /** encodeRoute for every case (exported for the test that the bulk case's bytes are the same). */
@@ -318,13 +323,13 @@ function attr32(b: Buffer, o: number, type: number, v: number, bigEndian: boolea
 /** encodeRoute for the bulk case — an IPv4 prefix in a table < 256, an IPv4 gateway or none, no
  *  multipath or prefsrc — written byte by byte (a 1M-route batch spent more time in the general
  *  encoder's per-field writes than the kernel took to insert). Same bytes; false: not that case. */
-function encodeRoute4(w: NlWriter, r: Partial<KernelRoute> & { dst: string }, del: boolean): boolean {
+function encodeRoute4(w: NlWriter, r: Partial<KernelRoute>, del: boolean, dstText: string): boolean {
   if (r.multipath?.length || r.prefsrc) return false;
   const table = r.table ?? RT_TABLE.MAIN;
   if (table >= 256) return false;
   const gw = r.gateway ? parseIpv4Number(r.gateway) : -2;
   if (gw === -1) return false;
-  const len = ipv4Prefix(r.dst);
+  const len = ipv4Prefix(dstText);
   if (len < 0) return false;
   const dst = v4Dst;
   const type = r.type ? (routeTypeNumbers[r.type] ?? RTN.UNICAST) : del ? RTN.UNSPEC : RTN.UNICAST;

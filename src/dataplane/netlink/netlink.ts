@@ -16,6 +16,7 @@ import {
   encodeNeighDump,
   encodeNewLink,
   encodeRoute,
+  encodeRouteTo,
   encodeRouteDump,
   encodeSetLink,
   type Address,
@@ -285,6 +286,25 @@ export class Netlink {
     };
     const failed = await this.sock.batch(items, 'route batch');
     return failed.map((f) => ({ op: ops[f.index]!, error: f.error }));
+  }
+
+  /** routeBatch without an op object per route: one op for all, route i as a template and its destination
+   *  apart (the route reconciler's desired routes are templates shared by many destinations). */
+  async routeBatchTo(
+    op: 'replace' | 'del',
+    count: number,
+    route: (i: number) => Partial<KernelRoute>,
+    dst: (i: number) => string,
+  ): Promise<{ index: number; error: NetlinkError }[]> {
+    const type = op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE;
+    const flags = op === 'del' ? 0 : NLM_F.CREATE | NLM_F.REPLACE;
+    const items: BatchSource = {
+      count,
+      type: () => type,
+      flags: () => flags,
+      body: (i, w) => encodeRouteTo(w, route(i), dst(i), op === 'del'),
+    };
+    return this.sock.batch(items, 'route batch');
   }
 
   // ------------------------------------------------------------ neighbours and FDB

@@ -3,6 +3,7 @@ import { NlWriter, splitMessages, ipText, ipBytes } from '../../../src/dataplane
 import {
   encodeRoute,
   encodeRouteAny,
+  encodeRouteTo,
   decodeRoute,
   encodeNeigh,
   decodeNeigh,
@@ -62,6 +63,9 @@ t.test('route: the bulk IPv4 encoder writes the same bytes as the general one', 
       encodeRoute(a, r, del);
       encodeRouteAny(b, r, del);
       t.same([...a.view()], [...b.view()], `${r.dst}${del ? ' (del)' : ''}`);
+      const c = new NlWriter(8);
+      encodeRouteTo(c, { ...r, dst: '' }, r.dst, del);
+      t.same([...c.view()], [...b.view()], `${r.dst}${del ? ' (del)' : ''}, the destination given apart`);
     }
 });
 
