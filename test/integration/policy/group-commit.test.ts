@@ -102,6 +102,32 @@ if (!isRoot()) {
     t.notMatch(toWl(), /caliq2/, 'and has no map entry (its traffic is dropped)');
   });
 
+  t.test('the fallback without libnftables: an nft process per transaction, same result', async (t) => {
+    const store = new ResourceStore(new MemoryDatastore());
+    await store.create(nsProfile('c'));
+    const runner = nftRunner({ netnsPath: `/run/netns/${ns}`, process: true });
+    t.equal(runner.via, 'process');
+    const e = new PolicyEngine({ store, node: 'n1', table: new PolicyTable(runner), logger: log('test') });
+    t.teardown(() => e.stop());
+    e.start();
+    await e.flush();
+    const before = commits().length;
+    await Promise.all(Array.from({ length: 4 }, (_, i) => store.create(wep('c', `r${i}`, 'n1', `10.0.3.${i + 1}`))));
+    t.ok(await until(() => Array.from({ length: 4 }, (_, i) => `"calir${i}"`).every((n) => toWl().includes(n))), 'all four in to-wl');
+    await e.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = commits().slice(before);
+    t.ok(mine.length >= 1 && mine.every((c) => c === 'nft'), `committed by nft processes (${mine.join(', ')})`);
+    // a netns that cannot be entered: no context, the process runner, which then fails loudly
+    const lost = nftRunner({ netnsPath: `/run/netns/${ns}-none` });
+    t.equal(lost.via, 'process');
+    const err = await lost.run('add table inet tabby-x\n').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.match(String(err), /No such file or directory/, `refused: ${String(err)}`);
+  });
+
   t.test('a failed transaction commits nothing and is an NftError with nft’s message', async (t) => {
     const runner = nftRunner({ netnsPath: `/run/netns/${ns}` });
     const before = toWl();
