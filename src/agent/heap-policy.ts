@@ -3,16 +3,21 @@
 // same flags and none of the launchers can drift. Only flags V8 reads while it runs work here (the
 // heap is already configured when this runs; test/unit/agent/heap-policy.test.ts checks the effect):
 //   --semi-space-growth-factor=1: the young generation stays at its initial 2 × 1 MB instead of
-//     doubling up to 2 × 16 MB under a burst of UPDATEs and keeping that size;
-//   --heap-growing-percent=20: after a full GC the old space may grow 20 % over what survived before
-//     the next one, not V8's 1.1–4× (chosen by GC speed): filling a route table promotes decoding
-//     garbage that otherwise piles up to 2–3× the live heap.
-// Together: peak RSS at 200k prefixes to the kernel 320 → 204 MB for ~10 % more CPU (each alone:
-// 294 and 240 MB; test/bench/agent-ingest.ts, one feeder, load ~15).
+//     doubling up to 2 × 16 MB under a burst of UPDATEs and keeping that size (no CPU cost measured);
+//   --heap-growing-percent=20 while the live heap is small: after a full GC the old space may grow
+//     20 % over what survived before the next one, not V8's 1.1–4× (chosen by GC speed) — filling a
+//     route table promotes decoding garbage that otherwise piles up to 2–3× the live heap. Above
+//     TIGHT_HEAP_MAX of live heap (a table of ~1M routes) V8's own growth again: there a full GC costs
+//     ~0.5 s and 20 % steps made a 1M-route ingest 1.7× the CPU for 23 % less peak RSS.
+// Measured (test/bench/agent-ingest.ts, one feeder, load 10–20): 200k routes peak RSS 320 → 204 MB for
+// ~10 % more CPU; 1M with the young generation alone 860 → 805 MB at the same CPU.
 // A flag of the same name given on the command line or in NODE_OPTIONS wins (an operator's choice).
 import v8 from 'node:v8';
 
 export const AGENT_V8_FLAGS: readonly string[] = ['--semi-space-growth-factor=1', '--heap-growing-percent=20'];
+
+/** Live heap (bytes) above which the old space grows as V8 chooses; below half of it, 20 % steps again. */
+export const TIGHT_HEAP_MAX = 256 * 2 ** 20;
 
 /** Flags that set the same thing: an operator's --max-semi-space-size means they chose the young generation. */
 const SAME: Record<string, readonly string[]> = {
@@ -27,6 +32,19 @@ export function flagsToSet(wanted: readonly string[], given: readonly string[]):
   return wanted.filter((f) => !(SAME[name(f)] ?? [name(f)]).some((n) => taken.has(n)));
 }
 
-for (const f of flagsToSet(AGENT_V8_FLAGS, [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)])) {
-  v8.setFlagsFromString(f);
+/** Whether the old space should grow in 20 % steps, given the live heap and the current choice (with hysteresis). */
+export function tightGrowth(usedHeap: number, tight: boolean): boolean {
+  return tight ? usedHeap < TIGHT_HEAP_MAX : usedHeap < TIGHT_HEAP_MAX / 2;
+}
+
+const toSet = flagsToSet(AGENT_V8_FLAGS, [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]);
+for (const f of toSet) v8.setFlagsFromString(f);
+if (toSet.includes('--heap-growing-percent=20')) {
+  let tight = true;
+  setInterval(() => {
+    const next = tightGrowth(v8.getHeapStatistics().used_heap_size, tight);
+    if (next === tight) return;
+    tight = next;
+    v8.setFlagsFromString(`--heap-growing-percent=${tight ? 20 : 0}`);
+  }, 1000).unref();
 }

@@ -5,7 +5,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AGENT_V8_FLAGS, flagsToSet } from '../../../src/agent/heap-policy.js';
+import { AGENT_V8_FLAGS, TIGHT_HEAP_MAX, flagsToSet, tightGrowth } from '../../../src/agent/heap-policy.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const policy = pathToFileURL(path.resolve(here, '../../../src/agent/heap-policy.js')).href;
@@ -15,6 +15,13 @@ t.test('flags the operator gave win; the others are set', async (t) => {
   t.same(flagsToSet(AGENT_V8_FLAGS, ['--max-semi-space-size=16']), ['--heap-growing-percent=20'], 'a young-generation size of their own');
   t.same(flagsToSet(AGENT_V8_FLAGS, ['--heap_growing_percent=50', '']), ['--semi-space-growth-factor=1'], 'underscores too');
   t.same(flagsToSet(AGENT_V8_FLAGS, ['--max-old-space-size=4096', 'x']), AGENT_V8_FLAGS, 'unrelated flags leave the policy alone');
+});
+
+t.test('the old space grows in 20 % steps only while the live heap is small (with hysteresis)', async (t) => {
+  t.equal(tightGrowth(100e6, true), true);
+  t.equal(tightGrowth(TIGHT_HEAP_MAX + 1, true), false, 'a large table: V8 chooses (a full GC of it costs ~0.5 s)');
+  t.equal(tightGrowth(TIGHT_HEAP_MAX * 0.75, false), false, 'not back at once');
+  t.equal(tightGrowth(TIGHT_HEAP_MAX * 0.4, false), true, 'back once the heap is under half of it');
 });
 
 /** new space size (bytes) of a node process after a burst of short-lived allocation. */
