@@ -39,7 +39,9 @@ export interface WireResult {
 export interface Wiring {
   wire(req: WireRequest): Promise<WireResult>;
   /** Idempotent: gone already is fine. */
-  unwire(req: { hostIfName: string; containerNetnsPath?: string; containerIfName?: string; ipv4?: string; ipv6?: string }): Promise<void>;
+  unwire(req: { hostIfName: string; containerNetnsPath?: string; containerIfName?: string }): Promise<void>;
+  /** After DEL released `ips`: the routes to them through the pod's (retired, not yet deleted) link go. */
+  unroute?(req: { hostIfName: string; ips: string[] }): Promise<void>;
   /** Problems found (empty = as wired). */
   check(req: WireRequest): Promise<string[]>;
 }
@@ -292,17 +294,10 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
   }
   try {
     if (name === 'tabby') {
-      // The pod's addresses name the host routes to remove with the veth (a batched deletion keeps the
-      // link a moment longer; nothing may route through it meanwhile).
-      const addrs = h ? await h.ipam.ipsByHandle(handle).catch(() => [] as string[]) : [];
-      const v4 = addrs.find((a) => !a.includes(':'));
-      const v6 = addrs.find((a) => a.includes(':'));
       const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
       await (await deps.wiring()).unwire({
         hostIfName: hostIfNameFor(env),
         ...(netns ? { containerNetnsPath: netns, containerIfName: env.ifName } : {}),
-        ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
-        ...(v6 ? { ipv6: v6.split('/')[0]! } : {}),
       });
       log.debug({ handle, uptimeMs: at() }, 'DEL: unwired');
     }
@@ -316,6 +311,9 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       });
     log.debug({ handle, uptimeMs: at() }, 'DEL: endpoint removed');
     const released = await h.ipam.releaseByHandle(handle);
+    // A batched veth deletion keeps the link a moment longer: nothing may route to the released
+    // addresses through it (a new pod's route to a reused address goes through the new link and stays).
+    if (name === 'tabby' && released.length) await (await deps.wiring()).unroute?.({ hostIfName: hostIfNameFor(env), ips: released });
     log.info({ handle, released, uptimeMs: at() }, 'deleted');
   } finally {
     await h?.close().catch(() => undefined);

@@ -15,6 +15,10 @@ export function dataplaneWiring(reaper?: VethReaper): Wiring {
     async unwire(req) {
       await unwireWorkload(req, reaper);
     },
+    async unroute(req) {
+      const dsts = req.ips.map((a) => a.split('/')[0]!).map((a) => `${a}/${a.includes(':') ? 128 : 32}`);
+      await reaper?.unroute(req.hostIfName, dsts);
+    },
     check: (req) => checkWorkload(req),
   };
 }

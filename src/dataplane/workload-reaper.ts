@@ -28,6 +28,8 @@ export class VethReaper {
   private readonly delayMs: number;
   private readonly maxBatch: number;
   private waiting = 0;
+  /** Retired links whose DEL may still name the routes to drop (unroute). */
+  private readonly pendingIndex = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
@@ -58,10 +60,27 @@ export class VethReaper {
     }
     // The link stays up until its batch: nothing may route to the (possibly reassigned) address through it.
     for (const dst of dsts) await this.nl.deleteRoute({ dst, oif: link.index, protocol: RTPROT_TABBY });
+    this.pendingIndex.set(hostIfName, link.index);
     this.retired++;
     this.waiting++;
     this.schedule(this.waiting >= this.maxBatch ? 0 : this.delayMs);
     return true;
+  }
+
+  /** Delete the routes to `dsts` through the retired link `hostIfName` (the DEL learns the pod's
+   *  addresses from its release). Only through that link: a route a new pod's ADD put in for a reused
+   *  address goes through the new pod's link and stays. */
+  async unroute(hostIfName: string, dsts: string[]): Promise<void> {
+    const index = this.pendingIndex.get(hostIfName);
+    this.pendingIndex.delete(hostIfName);
+    if (index === undefined) return;
+    for (const dst of dsts) {
+      try {
+        await this.nl.deleteRoute({ dst, oif: index, protocol: RTPROT_TABBY });
+      } catch (e) {
+        if (!isErrno(e, 'ENODEV')) throw e; // the batch took the link (and its routes) already
+      }
+    }
   }
 
   /** Delete every retired link now and wait for it (agent stop; the in-process plugin's DEL). */
@@ -96,6 +115,7 @@ export class VethReaper {
     while (this.running) await this.running;
     const taken = this.waiting;
     this.waiting = 0;
+    if (this.pendingIndex.size > 4096) this.pendingIndex.clear(); // DELs that never asked: bounded
     this.running = (async () => {
       try {
         await this.reapNl.deleteLinkGroup(WORKLOAD_RETIRED_GROUP);

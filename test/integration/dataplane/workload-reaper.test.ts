@@ -76,3 +76,31 @@ t.test('the batch deadline deletes without a drain; a later batch starts after i
   t.ok(gone([w[2]!.hostIfName]), 'the next one too');
   t.equal(reaper.reaps, 2, 'by the next deletion');
 });
+
+t.test('unroute after the release: only the routes through the retired link go', { skip }, async (t) => {
+  const host = makeNetns(t, 'ru');
+  const pods = Array.from({ length: 2 }, (_, i) => makeNetns(t, `ru${i}`));
+  const old = {
+    hostIfName: workloadIfName('reapu', 'old'),
+    containerNetnsPath: pods[0]!.path,
+    hostNetnsPath: host.path,
+    ipv4: '10.69.0.2',
+  };
+  const reaper = new VethReaper({ netnsPath: host.path, delayMs: 60_000 });
+  t.teardown(() => reaper.close());
+  await wireWorkload(old);
+  t.equal(await unwireWorkload({ hostIfName: old.hostIfName, hostNetnsPath: host.path }, reaper), true, 'retired without addresses');
+  t.match(ipIn(host.name, 'route', 'show', '10.69.0.2'), new RegExp(`dev ${old.hostIfName}`), 'its route is still there');
+  await reaper.unroute(old.hostIfName, ['10.69.0.2/32']);
+  t.equal(ipIn(host.name, 'route', 'show', '10.69.0.2').trim(), '', 'gone after unroute');
+  // The address reused by a new pod before the old DEL's unroute: the new route stays.
+  const old2 = { ...old, containerNetnsPath: pods[1]!.path, hostIfName: workloadIfName('reapu', 'old2') };
+  await wireWorkload(old2);
+  await unwireWorkload({ hostIfName: old2.hostIfName, hostNetnsPath: host.path }, reaper);
+  const fresh = { ...old, hostIfName: workloadIfName('reapu', 'new') };
+  await wireWorkload(fresh);
+  await reaper.unroute(old2.hostIfName, ['10.69.0.2/32']);
+  t.match(ipIn(host.name, 'route', 'show', '10.69.0.2'), new RegExp(`dev ${fresh.hostIfName}`), "the new pod's route is untouched");
+  await reaper.drain();
+  t.same(await checkWorkload(fresh), [], 'the new pod is wired after the batch');
+});
