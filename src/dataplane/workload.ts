@@ -1,5 +1,6 @@
 // Workload wiring — what the CNI plugin does to the kernel for one pod, Calico's way:
 //   host side  caliXXXXXXXXXXX (veth), MAC ee:ee:ee:ee:ee:ee, no address, up; proxy_arp=1,
+//              the pod's address as a permanent neighbour (lladdr = the pod side's MAC),
 //              neigh proxy_delay=0, route_localnet=1, forwarding=1 (v6: proxy_ndp=1, accept_ra=0);
 //              route <ip>/32 dev caliX scope link proto tabby (and /128 for v6)
 //   pod side   eth0 with <ip>/32, 169.254.1.1 dev eth0 scope link, default via 169.254.1.1 dev eth0
@@ -160,7 +161,11 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
     if (ip4) await cont.setNeighbor({ family: 4, ifindex: c.index, dst: WORKLOAD_GATEWAY_V4, lladdr: WORKLOAD_HOST_MAC });
     if (ip6) await cont.setNeighbor({ family: 6, ifindex: c.index, dst: WORKLOAD_GATEWAY_V6, lladdr: WORKLOAD_HOST_MAC });
 
-    // Host side: the route to the pod.
+    // Host side: the pod's address as a permanent neighbour (its MAC is known: no ARP/NDP, so a first
+    // packet is never held for a resolution whose request went out before the pod could answer, which
+    // costs the 1 s retransmit — Felix programs the same static entries), then the route to the pod.
+    if (ip4) await host.setNeighbor({ family: 4, ifindex: h.index, dst: ip4, lladdr: c.mac });
+    if (ip6) await host.setNeighbor({ family: 6, ifindex: h.index, dst: ip6, lladdr: c.mac });
     if (ip4) await host.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
     if (ip6) await host.replaceRoute({ dst: `${ip6}/128`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
 
@@ -264,6 +269,12 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
         problems.push(`container lacks neighbour ${dst} lladdr ${WORKLOAD_HOST_MAC} permanent on ${ctrIf}`);
       }
     };
+    const podNeigh = async (family: 4 | 6, dst: string): Promise<void> => {
+      const hn = await host.listNeighbors(family, h.index);
+      if (!hn.some((n) => n.dst === dst && n.lladdr === c.mac && (n.state & NUD.PERMANENT) !== 0)) {
+        problems.push(`host lacks neighbour ${dst} lladdr ${c.mac} permanent on ${o.hostIfName}`);
+      }
+    };
     if (ip4) {
       if (!addrs.some((a) => a.address === ip4 && a.prefixLen === 32)) problems.push(`${ctrIf} lacks ${ip4}/32`);
       if (!hasRoute(contRoutes, `${WORKLOAD_GATEWAY_V4}/32`, c.index))
@@ -272,12 +283,14 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
         problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V4}`);
       gatewayNeigh(4, WORKLOAD_GATEWAY_V4);
       if (!hasRoute(hostRoutes, `${ip4}/32`, h.index)) problems.push(`host lacks route ${ip4}/32 dev ${o.hostIfName}`);
+      await podNeigh(4, ip4);
     }
     if (ip6) {
       if (!addrs.some((a) => a.address === ip6 && a.prefixLen === 128)) problems.push(`${ctrIf} lacks ${ip6}/128`);
       if (!hasRoute(contRoutes, '::/0', c.index, WORKLOAD_GATEWAY_V6)) problems.push(`container lacks default via ${WORKLOAD_GATEWAY_V6}`);
       gatewayNeigh(6, WORKLOAD_GATEWAY_V6);
       if (!hasRoute(hostRoutes, `${ip6}/128`, h.index)) problems.push(`host lacks route ${ip6}/128 dev ${o.hostIfName}`);
+      await podNeigh(6, ip6);
     }
     return problems;
   } finally {
