@@ -23,7 +23,6 @@ import {
   affinityNode,
   blockAllocations,
   blockAssign,
-  blockAutoAssign,
   blockHandleCounts,
   blockNumFree,
   blockProblems,
@@ -38,7 +37,6 @@ import {
   newBlock,
   numFree,
   numInUse,
-  type Assigned,
   type BlockValue,
   type ReleaseRequest,
 } from './block.js';
@@ -55,6 +53,7 @@ import {
   type PoolUse,
 } from './pools.js';
 import { Reservations } from './reservations.js';
+import { BlockAssigner, handlePlus } from './block-assigner.js';
 import {
   IpamStore,
   blockDeleteOp,
@@ -204,6 +203,7 @@ export class Ipam {
   private readonly logger: IpamLogger;
   private readonly clock: () => Date;
   private readonly random: () => number;
+  private readonly assigner: BlockAssigner;
 
   constructor(
     readonly ds: Datastore,
@@ -215,6 +215,7 @@ export class Ipam {
     this.logger = opts.logger ?? lazyLogger('ipam');
     this.clock = opts.clock ?? (() => new Date());
     this.random = opts.random ?? Math.random;
+    this.assigner = new BlockAssigner(this.store, this.maxRetries, (attempt) => this.backoff(attempt));
   }
 
   getConfig(): Promise<IpamConfig> {
@@ -363,8 +364,9 @@ export class Ipam {
 
   /** Take up to `num` free addresses from one block for `handle`. With `affineTo`, only while the block is
    *  still affine to that node. Returns what it got (possibly nothing: block full or gone). The block and
-   *  the handle's count are written in one commit (one synced write). */
-  private async assignFromBlock(
+   *  the handle's count are written in one commit, shared with this process's concurrent assignments
+   *  from the same block (block-assigner.ts). */
+  private assignFromBlock(
     cidr: string,
     num: number,
     handle: string,
@@ -372,20 +374,7 @@ export class Ipam {
     affineTo: string | undefined,
     reserved: Reservations,
   ): Promise<AssignedAddress[]> {
-    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-      const [kv, hkv] = await Promise.all([this.store.getBlock(cidr), this.store.getHandle(handle)]);
-      if (!kv) return [];
-      if (affineTo !== undefined && kv.value.affinity !== hostAffinity(affineTo)) return [];
-      const b = cloneBlock(kv.value);
-      const got = blockAutoAssign(b, num, handle, attrs, reserved);
-      if (got.length === 0) return [];
-      if (!(await this.commitAssignment(b, kv.revision, hkv, handle, got.length, attrs))) {
-        await this.backoff(attempt);
-        continue;
-      }
-      return got.map((a: Assigned) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber }));
-    }
-    throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+    return this.assigner.assign(cidr, { num, handle, attrs, affineTo, reserved });
   }
 
   /** One commit: the block with the new allocations (CAS on its revision) and the handle counting them
@@ -398,9 +387,7 @@ export class Ipam {
     n: number,
     attrs: Record<string, string>,
   ): Promise<boolean> {
-    const h: HandleValue = hkv
-      ? { ...hkv.value, block: { ...hkv.value.block, [b.cidr]: (hkv.value.block[b.cidr] ?? 0) + n } }
-      : { handleId: handle, block: { [b.cidr]: n }, ...(Object.keys(attrs).length ? { attrs } : {}) };
+    const h = handlePlus(hkv, handle, b.cidr, n, attrs);
     try {
       await this.store.commit([handleWriteOp(h, hkv?.revision), blockUpdateOp(b, blockRevision)]);
       return true;

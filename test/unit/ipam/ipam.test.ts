@@ -233,8 +233,9 @@ t.test('two-phase claim: a pending affinity left by a crash is finished, never r
 t.test('CAS conflicts are retried; no lost update under in-process contention', async (t) => {
   const { ipam, ds } = setup([pool('p', '10.0.0.0/22')]);
   await ipam.autoAssign({ handle: 'first', node: 'n0', num4: 1 });
-  ds.failNext(new DatastoreConflict('/x', 1, 2)); // the next write (the handle) conflicts once
+  ds.failNext(new DatastoreConflict('/x', 1, 2)); // the next assignment's commit (block + handle) conflicts twice
   ds.failNext(new DatastoreConflict('/x', 1, 2));
+  await ipam.autoAssign({ handle: 'second', node: 'n0', num4: 1 });
   const jobs: Promise<unknown>[] = [];
   for (let w = 0; w < 6; w++) {
     jobs.push(
@@ -246,8 +247,8 @@ t.test('CAS conflicts are retried; no lost update under in-process contention', 
   await Promise.all(jobs);
   const ips: string[] = [];
   for (const { value: b } of await ipam.store.listBlocks()) ips.push(...blockAllocations(b).map((a) => a.ip));
-  t.equal(ips.length, 241);
-  t.equal(new Set(ips).size, 241, 'no duplicates');
+  t.equal(ips.length, 242);
+  t.equal(new Set(ips).size, 242, 'no duplicates');
   await consistent(t, ipam);
 });
 

@@ -1,0 +1,126 @@
+// Concurrent assignments from one block, in one process, go into one commit. Eight pods started at
+// once on a node all take an address from the node's block: as separate compare-and-swaps on the block,
+// one wins each round and the others re-read and retry (8 + 7 + … commits, each synced). Here requests
+// for a block queue up while a commit of it is in flight; the next round takes them all (one request
+// per handle), assigns in order against one read of the block, and commits the block and every
+// handle together (Datastore.commit: one record, one fdatasync). Other processes' writes are still
+// ordered by the block's revision: a conflicting round re-reads and retries as a whole.
+import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type KVPair } from '../datastore/types.js';
+import { blockAutoAssign, cloneBlock, hostAffinity, type Assigned } from './block.js';
+import { IpamRetriesExhausted } from './errors.js';
+import type { Reservations } from './reservations.js';
+import { blockUpdateOp, handleWriteOp, type HandleValue, type IpamStore } from './store.js';
+
+export interface BlockAssignment {
+  ip: string;
+  block: string;
+  sequenceNumber: number;
+}
+
+interface Request {
+  num: number;
+  handle: string;
+  attrs: Record<string, string>;
+  /** Only while the block is still affine to this node. */
+  affineTo: string | undefined;
+  reserved: Reservations;
+  resolve: (got: BlockAssignment[]) => void;
+  reject: (e: unknown) => void;
+}
+
+/** The handle's record with `n` more addresses in `cidr` (a new one when there is none). */
+export function handlePlus(
+  hkv: KVPair<HandleValue> | undefined,
+  handle: string,
+  cidr: string,
+  n: number,
+  attrs: Record<string, string>,
+): HandleValue {
+  return hkv
+    ? { ...hkv.value, block: { ...hkv.value.block, [cidr]: (hkv.value.block[cidr] ?? 0) + n } }
+    : { handleId: handle, block: { [cidr]: n }, ...(Object.keys(attrs).length ? { attrs } : {}) };
+}
+
+export class BlockAssigner {
+  private readonly queues = new Map<string, Request[]>();
+
+  constructor(
+    private readonly store: IpamStore,
+    private readonly maxRetries: number,
+    private readonly backoff: (attempt: number) => Promise<void>,
+  ) {}
+
+  /** Up to `num` free addresses of block `cidr` for `handle` (possibly none: block full or gone). */
+  assign(cidr: string, r: Omit<Request, 'resolve' | 'reject'>): Promise<BlockAssignment[]> {
+    return new Promise<BlockAssignment[]>((resolve, reject) => {
+      const q = this.queues.get(cidr);
+      if (q) {
+        q.push({ ...r, resolve, reject });
+        return;
+      }
+      this.queues.set(cidr, [{ ...r, resolve, reject }]);
+      void this.run(cidr);
+    });
+  }
+
+  /** Rounds until the block's queue is empty; one round in flight per block. */
+  private async run(cidr: string): Promise<void> {
+    for (;;) {
+      const q = this.queues.get(cidr)!;
+      if (q.length === 0) {
+        this.queues.delete(cidr);
+        return;
+      }
+      // One request per handle in a round (a handle's record is written once per commit).
+      const round: Request[] = [];
+      const rest: Request[] = [];
+      const handles = new Set<string>();
+      for (const r of q) {
+        if (handles.has(r.handle)) rest.push(r);
+        else {
+          handles.add(r.handle);
+          round.push(r);
+        }
+      }
+      this.queues.set(cidr, rest);
+      await this.round(cidr, round).catch((e: unknown) => {
+        for (const r of round) r.reject(e);
+      });
+    }
+  }
+
+  private async round(cidr: string, reqs: Request[]): Promise<void> {
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const [kv, ...hkvs] = await Promise.all([this.store.getBlock(cidr), ...reqs.map((r) => this.store.getHandle(r.handle))]);
+      if (!kv) {
+        for (const r of reqs) r.resolve([]);
+        return;
+      }
+      const b = cloneBlock(kv.value);
+      const got: Assigned[][] = [];
+      const ops = [];
+      for (const [i, r] of reqs.entries()) {
+        const mine =
+          r.affineTo !== undefined && kv.value.affinity !== hostAffinity(r.affineTo)
+            ? []
+            : blockAutoAssign(b, r.num, r.handle, r.attrs, r.reserved);
+        got.push(mine);
+        if (mine.length) ops.push(handleWriteOp(handlePlus(hkvs[i], r.handle, cidr, mine.length, r.attrs), hkvs[i]?.revision));
+      }
+      if (ops.length > 0) {
+        try {
+          await this.store.commit([...ops, blockUpdateOp(b, kv.revision)]);
+        } catch (e) {
+          if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound || e instanceof DatastoreExists) {
+            await this.backoff(attempt);
+            continue;
+          }
+          throw e;
+        }
+      }
+      for (const [i, r] of reqs.entries()) r.resolve(got[i]!.map((a) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber })));
+      return;
+    }
+    throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+  }
+}
