@@ -5,6 +5,7 @@
 // best path's interned array (the same frozen array for every prefix of an attribute set); null means
 // withdrawn. A batch is valid only during its event: the arrays are reused for the next one.
 import { formatPrefixKey, BUCKET_V6, type PrefixKey } from './rib/prefix-table.js';
+import { doubled } from '../common/typed-array.js';
 
 export interface BestChanges {
   readonly count: number;
@@ -43,12 +44,8 @@ export class BestChangeBatch implements BestChanges {
   push(bucket: number, key: PrefixKey, nextHops: readonly string[] | null, source: string, metric?: number): void {
     const i = this.count++;
     if (i >= this.buckets.length) {
-      const nb = new Uint8Array(this.buckets.length * 2);
-      nb.set(this.buckets);
-      this.buckets = nb;
-      const nk = new Int32Array(this.keys4.length * 2);
-      nk.set(this.keys4);
-      this.keys4 = nk;
+      this.buckets = doubled(this.buckets);
+      this.keys4 = doubled(this.keys4);
     }
     this.buckets[i] = bucket;
     if (bucket === BUCKET_V6) {

@@ -17,6 +17,7 @@ import type { Peer } from './peer.js';
 import type { AttrSet, AttrTable } from './rib/attrs.js';
 import type { PathSource } from './rib/path.js';
 import { PrefixTable, BUCKET_V6, type PrefixKey } from './rib/prefix-table.js';
+import { doubled } from '../common/typed-array.js';
 
 /** Flow limits of a group (BgpSpeakerOptions.updateGroups). */
 export interface GroupLimits {
@@ -53,12 +54,8 @@ class ListBuilder {
   }
   push(b: number, k: PrefixKey): void {
     if (this.count === this.lens.length) {
-      const a = new Uint32Array(this.addrs.length * 2);
-      a.set(this.addrs);
-      this.addrs = a;
-      const l = new Uint8Array(this.lens.length * 2);
-      l.set(this.lens);
-      this.lens = l;
+      this.addrs = doubled(this.addrs);
+      this.lens = doubled(this.lens);
     }
     const i = this.count++;
     if (b !== BUCKET_V6) {

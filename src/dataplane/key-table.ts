@@ -4,6 +4,7 @@
 // string keys each, and a pass did ~6 hash operations per route. Ids are recycled: a slot whose key has
 // neither a desired nor a known kernel object is released by the owner (the reconciler's pass).
 // A dump is collected beside the known state (`dumped`) and takes its place only when it completed.
+import { doubled } from '../common/typed-array.js';
 
 const DIRTY = 1;
 
@@ -46,12 +47,8 @@ export class KeyTable<T> {
       this.want.push(undefined);
       this.have.push(undefined);
       if (id >= this.flags.length) {
-        const f = new Uint8Array(this.flags.length * 2);
-        f.set(this.flags);
-        this.flags = f;
-        const s = new Uint32Array(this.seen.length * 2);
-        s.set(this.seen);
-        this.seen = s;
+        this.flags = doubled(this.flags);
+        this.seen = doubled(this.seen);
       }
     } else this.keys[id] = key;
     this.flags[id] = 0;

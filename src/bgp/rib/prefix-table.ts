@@ -8,6 +8,7 @@
 // `keyAt(list, i)` reads bucket/key straight from a codec PrefixList.
 import type { PrefixList } from '../codec/types.js';
 import { parseCidr, formatCidr } from '../../common/ip.js';
+import { doubled } from '../../common/typed-array.js';
 
 export const BUCKET_V6 = 33;
 export type PrefixKey = number | string;
@@ -311,12 +312,8 @@ export class PrefixKeyList {
   push(bucket: number, key: PrefixKey): void {
     const i = this.count++;
     if (i === this.buckets.length) {
-      const nb = new Uint8Array(i * 2);
-      nb.set(this.buckets);
-      this.buckets = nb;
-      const nk = new Int32Array(i * 2);
-      nk.set(this.keys4);
-      this.keys4 = nk;
+      this.buckets = doubled(this.buckets);
+      this.keys4 = doubled(this.keys4);
     }
     this.buckets[i] = bucket;
     if (bucket === BUCKET_V6) (this.keys6 ??= [])[i] = key as string;
