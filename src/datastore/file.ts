@@ -39,6 +39,7 @@ import {
   type Datastore,
   type KVPair,
   checkTxnOps,
+  checkTxnPreconditions,
   type ListResult,
   type TxnOp,
   type WatchEvent,
@@ -206,16 +207,7 @@ export class FileDatastore implements Datastore {
     checkTxnOps(ops);
     return this.write(
       () => {
-        for (const o of ops) {
-          const e = this.s.data.get(o.key);
-          if (o.op === 'create') {
-            if (e) throw new DatastoreExists(o.key);
-            continue;
-          }
-          if (!e) throw new DatastoreNotFound(o.key);
-          if (o.expectedRevision !== undefined && e.revision !== o.expectedRevision)
-            throw new DatastoreConflict(o.key, o.expectedRevision, e.revision);
-        }
+        checkTxnPreconditions(ops, (k) => this.s.data.get(k)?.revision);
         const rec: TxnRec = {
           o: 'txn',
           r: this.s.rev + 1,

@@ -8,6 +8,7 @@ import {
   type Datastore,
   type KVPair,
   checkTxnOps,
+  checkTxnPreconditions,
   type ListResult,
   type TxnOp,
   type WatchEvent,
@@ -69,16 +70,7 @@ export class MemoryDatastore implements Datastore {
   async commit(ops: TxnOp[]): Promise<number[]> {
     checkTxnOps(ops);
     this.takeInjected();
-    for (const o of ops) {
-      const e = this.data.get(o.key);
-      if (o.op === 'create') {
-        if (e) throw new DatastoreExists(o.key);
-        continue;
-      }
-      if (!e) throw new DatastoreNotFound(o.key);
-      if (o.expectedRevision !== undefined && e.revision !== o.expectedRevision)
-        throw new DatastoreConflict(o.key, o.expectedRevision, e.revision);
-    }
+    checkTxnPreconditions(ops, (k) => this.data.get(k)?.revision);
     return ops.map((o) => {
       const e = this.data.get(o.key);
       if (o.op !== 'delete') return this.put(o.key, o.value, e?.value).revision;

@@ -136,4 +136,19 @@ export function checkTxnOps(ops: TxnOp[]): void {
   }
 }
 
+/** A commit's preconditions against the entries as they are (`revisionOf`: undefined when absent): a create
+ *  needs the key absent, an update or delete needs it present (at `expectedRevision` when given). Throws
+ *  what the same single write would, before anything is written. */
+export function checkTxnPreconditions(ops: TxnOp[], revisionOf: (key: string) => number | undefined): void {
+  for (const o of ops) {
+    const rev = revisionOf(o.key);
+    if (o.op === 'create') {
+      if (rev !== undefined) throw new DatastoreExists(o.key);
+      continue;
+    }
+    if (rev === undefined) throw new DatastoreNotFound(o.key);
+    if (o.expectedRevision !== undefined && rev !== o.expectedRevision) throw new DatastoreConflict(o.key, o.expectedRevision, rev);
+  }
+}
+
 export const isConflict = (e: unknown): e is DatastoreConflict => e instanceof DatastoreConflict;
