@@ -89,18 +89,24 @@ t.test('engine: group commit — writes during a transaction join the next one, 
   t.equal(e.status().localEndpoints, 7);
 });
 
-t.test('engine: an endpoint nft refuses is held out and reported; the others of its batch are programmed', async (t) => {
-  const store = new ResourceStore(new MemoryDatastore());
-  await store.create(nsProfile('a'));
-  await store.create(wep('a', 'first', 'n1', '10.0.0.1'));
+/** A table whose runner stands in for nft refusing interface "calibad"'s element (the integration test
+ *  uses the real refusal); what it accepts is kept in `committed`. */
+function refusingTable(): { table: PolicyTable; committed: string[] } {
   const committed: string[] = [];
   const table = new PolicyTable({
     run: async (s) => {
-      // stands in for nft refusing one endpoint's element (the integration test uses the real refusal)
       if (s.includes('"calibad"')) throw new NftError('nft transaction failed: Error: refused', '', s);
       committed.push(s);
     },
   });
+  return { table, committed };
+}
+
+t.test('engine: an endpoint nft refuses is held out and reported; the others of its batch are programmed', async (t) => {
+  const store = new ResourceStore(new MemoryDatastore());
+  await store.create(nsProfile('a'));
+  await store.create(wep('a', 'first', 'n1', '10.0.0.1'));
+  const { table, committed } = refusingTable();
   const e = new PolicyEngine({ store, node: 'n1', table, logger: log('test'), retryMs: 50 });
   t.teardown(() => e.stop());
   e.start();
@@ -130,13 +136,7 @@ t.test('engine: a refused endpoint at start does not keep the others out', async
   const store = new ResourceStore(new MemoryDatastore());
   await store.create(nsProfile('a'));
   for (const p of ['a1', 'bad', 'a2', 'a3']) await store.create(wep('a', p, 'n1', `10.0.2.${p.length + p.charCodeAt(1)}`));
-  const committed: string[] = [];
-  const table = new PolicyTable({
-    run: async (s) => {
-      if (s.includes('"calibad"')) throw new NftError('nft transaction failed: Error: refused', '', s);
-      committed.push(s);
-    },
-  });
+  const { table, committed } = refusingTable();
   const e = new PolicyEngine({ store, node: 'n1', table, logger: log('test'), retryMs: 50 });
   t.teardown(() => e.stop());
   e.start();
