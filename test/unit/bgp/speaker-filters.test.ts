@@ -15,6 +15,27 @@ const peer = (address: string, asn: number, extra: Partial<PeerConfig> = {}): Pe
   ...extra,
 });
 const established = (s: BgpSpeaker, n: number) => () => s.peers().filter((p) => p.state === 'Established').length === n;
+
+/** a in the middle of b (AS 65002) and c (AS `cAsn`), who peer with a only; `toB` is added to a's session
+ *  with b (its filters). Started, stopped in teardown, once a's two sessions are Established. */
+async function aroundA(
+  t: { teardown(fn: () => unknown): void },
+  toB: Partial<PeerConfig> = {},
+  cAsn = 65003,
+): Promise<{ a: BgpSpeaker; b: BgpSpeaker; c: BgpSpeaker }> {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
+  const c = memSpeaker(hub, '10.0.0.3', { asn: cAsn, routerId: '3.3.3.3' });
+  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', ...toB }));
+  a.addPeer(peer('10.0.0.3', cAsn, { localAddress: '10.0.0.1' }));
+  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
+  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
+  for (const s of [a, b, c]) await s.start();
+  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
+  await until(established(a, 2), 5000, 'a established');
+  return { a, b, c };
+}
 const updates = (s: MemSession) => s.received.filter((m): m is UpdateMessage => m.type === 'update');
 const nlriOf = (u: UpdateMessage) =>
   Array.from(
@@ -165,11 +186,7 @@ t.test('import filter change: route refresh re-decides without a reset', async (
 });
 
 t.test('peerType, source RemotePeers and communities on export; interface of an originated route', async (t) => {
-  const hub = new MemHub();
   // c (AS 65003) sends 10.3.0.0/24 to a; a re-advertises to b only what the filter lets through.
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
-  const c = memSpeaker(hub, '10.0.0.3', { asn: 65003, routerId: '3.3.3.3' });
   const out: NamedFilter = {
     name: 'edge',
     spec: {
@@ -179,13 +196,7 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
       ],
     },
   };
-  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: [out] }));
-  a.addPeer(peer('10.0.0.3', 65003, { localAddress: '10.0.0.1' }));
-  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
-  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
-  for (const s of [a, b, c]) await s.start();
-  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
-  await until(established(a, 2), 5000, 'a');
+  const { a, b, c } = await aroundA(t, { filters: [out] });
   c.originate('10.3.0.0/24', { communities: [(65003 * 65536 + 666) >>> 0] });
   c.originate('10.3.1.0/24');
   a.originate('10.1.0.0/24', { interface: 'vxlan.calico' });
@@ -213,19 +224,9 @@ t.test('peerType, source RemotePeers and communities on export; interface of an 
 });
 
 t.test('interface (direct) routes: sent only on a rule Accept, never by default, withdrawn with the address', async (t) => {
-  const hub = new MemHub();
   // a originates two interface routes and a pool block; b's session has an export filter, c's has none.
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
-  const c = memSpeaker(hub, '10.0.0.3', { asn: 65003, routerId: '3.3.3.3' });
   const f = (exportV4: NamedFilter['spec']['exportV4']): NamedFilter => ({ name: 'ifs', spec: { exportV4 } });
-  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1', filters: [f([{ action: 'Accept', interface: 'br-*' }])] }));
-  a.addPeer(peer('10.0.0.3', 65003, { localAddress: '10.0.0.1' }));
-  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
-  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
-  for (const s of [a, b, c]) await s.start();
-  t.teardown(() => Promise.all([a, b, c].map((s) => s.stop())));
-  await until(established(a, 2), 5000, 'a');
+  const { a, b, c } = await aroundA(t, { filters: [f([{ action: 'Accept', interface: 'br-*' }])] });
   a.originate('192.168.50.0/24', { interface: 'br-lan', direct: true });
   a.originate('192.168.60.0/24', { interface: 'eth1', direct: true });
   a.originate('10.1.0.0/26');
@@ -303,19 +304,9 @@ t.test('localASNumber: our AS on one session only (OPEN, eBGP prepend, loop chec
 });
 
 t.test('numAllowedLocalASNumbers raised on a live session: the peer is asked to resend, the looped route accepted, no reset', async (t) => {
-  const hub = new MemHub();
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65001, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65002, routerId: '2.2.2.2' });
-  const c = memSpeaker(hub, '10.0.0.3', { asn: 65002, routerId: '3.3.3.3' });
   // a learns 10.9.0.0/24 from c (AS 65002) and passes it to b: the path holds b's own AS.
-  a.addPeer(peer('10.0.0.2', 65002, { localAddress: '10.0.0.1' }));
-  a.addPeer(peer('10.0.0.3', 65002, { localAddress: '10.0.0.1' }));
-  b.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.2' }));
-  c.addPeer(peer('10.0.0.1', 65001, { localAddress: '10.0.0.3' }));
-  await Promise.all([a.start(), b.start(), c.start()]);
-  t.teardown(() => Promise.all([a.stop(), b.stop(), c.stop()]));
+  const { a, b, c } = await aroundA(t, {}, 65002);
   await until(established(b, 1), 5000, 'b established');
-  await until(established(a, 2), 5000, 'a established');
   c.originate('10.9.0.0/24');
   a.originate('10.8.0.0/24');
   await until(() => b.locRib().get('10.8.0.0/24') !== undefined && a.locRib().get('10.9.0.0/24') !== undefined, 5000, 'routes');
