@@ -4,28 +4,27 @@ import t from 'tap';
 import { whyPath } from '../../../src/agent/route-explain.js';
 
 t.test('VXLAN paths: IPv4 and IPv6 devices both explained by the pool', async (t) => {
-  t.equal(
-    whyPath(
-      { name: 'v4', cidr: '10.244.0.0/16', vxlanMode: 'Always' },
-      { dst: '10.244.2.0/26', gateway: '10.244.2.0', dev: 'vxlan.calico', onlink: true },
-      '172.31.1.11/24',
-    ),
-    'via vxlan.calico: pool v4 vxlanMode Always',
-  );
-  t.equal(
-    whyPath(
-      { name: 'v6', cidr: 'fd00:10:244::/64', vxlanMode: 'Always' },
-      { dst: 'fd00:10:244::40/122', gateway: 'fd00:10:244::40', dev: 'vxlan-v6.calico', onlink: true },
+  const v4 = { name: 'v4', cidr: '10.244.0.0/16' };
+  const v6 = { name: 'v6', cidr: 'fd00:10:244::/64' };
+  const cases: [Parameters<typeof whyPath>[0], string, string, string, RegExp][] = [
+    [{ ...v4, vxlanMode: 'Always' }, '10.244.2.0', 'vxlan.calico', '172.31.1.11/24', /^via vxlan\.calico: pool v4 vxlanMode Always$/],
+    [
+      { ...v6, vxlanMode: 'Always' },
+      'fd00:10:244::40',
+      'vxlan-v6.calico',
       'fd00:31:1::b/64',
-    ),
-    'via vxlan-v6.calico: pool v6 vxlanMode Always',
-  );
-  t.match(
-    whyPath(
-      { name: 'v6', cidr: 'fd00:10:244::/64', vxlanMode: 'CrossSubnet' },
-      { dst: 'fd00:10:244::80/122', gateway: 'fd00:10:244::80', dev: 'vxlan-v6.calico', onlink: true },
+      /^via vxlan-v6\.calico: pool v6 vxlanMode Always$/,
+    ],
+    [
+      { ...v6, vxlanMode: 'CrossSubnet' },
+      'fd00:10:244::80',
+      'vxlan-v6.calico',
       'fd00:31:1::b/64',
-    ),
-    /^via vxlan-v6\.calico: pool v6 vxlanMode CrossSubnet \(next hop .* outside this node's subnet/,
-  );
+      /^via vxlan-v6\.calico: pool v6 vxlanMode CrossSubnet \(next hop .* outside this node's subnet/,
+    ],
+  ];
+  for (const [pool, gw, dev, here, want] of cases) {
+    const dst = `${gw}/${gw.includes(':') ? 122 : 26}`;
+    t.match(whyPath(pool, { dst, gateway: gw, dev, onlink: true }, here), want, `${dev} toward ${dst}`);
+  }
 });
