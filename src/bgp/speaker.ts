@@ -2,7 +2,7 @@
 //
 //   peer session (session.ts) ──UPDATE──▶ ingest (sliced, never starves keepalives)
 //       ▶ import policy (policy.ts) ▶ Adj-RIB-In ▶ Loc-RIB (decision.ts) ─change─▶ 'best'/'withdrawn'
-//       ▶ per peer: who gets it (reflector.ts) ▶ export attrs (policy.ts) ▶ Adj-RIB-Out ▶ packed UPDATEs
+//       ▶ export (speaker-export.ts): per peer or update group, who gets it ▶ export attrs ▶ Adj-RIB-Out ▶ UPDATEs
 //
 // RFCs: 4271 (§9 decision/update-send), 4456 (reflection), 4724 (graceful restart, helper and
 // restarting side), 7606 (outcomes from the codec: treat-as-withdraw / attribute-discard / reset),
@@ -40,8 +40,8 @@ import {
   PrefixKeyList,
   type PrefixKey,
 } from './rib/prefix-table.js';
-import { encodeBatch, encodeEndOfRib, endOfRibFamily } from './rib/update-writer.js';
-import { importAttrs, exportAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
+import { endOfRibFamily } from './rib/update-writer.js';
+import { importAttrs, type LocalIdentity, type PeerPolicy } from './policy.js';
 import { shouldAdvertise } from './reflector.js';
 import { describeDecision, type CompiledRule, type Residual } from './filter/engine.js';
 import { routePrefixAt } from './filter/peer-filters.js';
@@ -74,7 +74,8 @@ import type {
 import { LocRibView } from './speaker-view.js';
 import { Peer } from './peer.js';
 import { BestChangeBatch } from './best-changes.js';
-import { UpdateGroup, groupKey, groupLimits, type GroupLimits } from './update-group.js';
+import { groupLimits } from './update-group.js';
+import { Exporter } from './speaker-export.js';
 
 export type * from './speaker-types.js';
 export { LocRibView } from './speaker-view.js';
@@ -118,12 +119,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private connectedKey = '';
   /** Originated interface (device) routes: exported only where a filter rule accepts them. */
   private readonly localDirect = new PrefixTable<true>();
-  /** Update groups (update-group.ts) by key, and as an array for the hot loop. */
-  private readonly groups = new Map<string, UpdateGroup>();
-  private groupList: UpdateGroup[] = [];
-  /** Settled peers that wait for their group to settle before joining it. */
-  private readonly joinWaiting = new Set<Peer>();
-  private readonly limits: GroupLimits;
+  /** What each peer is sent, alone or in an update group (speaker-export.ts). */
+  private readonly exporter: Exporter;
 
   constructor(readonly opts: BgpSpeakerOptions) {
     super();
@@ -138,7 +135,21 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.sessions = opts.sessions;
     this.sliceMs = opts.sliceMs ?? 15;
     this.inboundMax = Math.max(4, opts.inboundQueueMax ?? 1024);
-    this.limits = groupLimits(opts.updateGroups);
+    this.exporter = new Exporter({
+      rib: this.rib,
+      attrTable: this.attrTable,
+      log: this.log,
+      sliceMs: this.sliceMs,
+      limits: groupLimits(opts.updateGroups),
+      localIface: this.localIface,
+      localDirect: this.localDirect,
+      reflecting: () => this.reflector,
+      peers: () => this.peerList,
+      deferring: () => this.deferral.deferring,
+      identityFor: (p) => this.identityFor(p),
+      dumpDone: (address) => this.emit('dump-done', { address }),
+      refreshDone: (address, afi) => this.emit('route-refresh', { address, afi }),
+    });
     this.deferral = new SelectionDeferral(!!opts.gracefulRestart?.restarting);
   }
 
@@ -214,7 +225,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       this.addPeer(config);
       return;
     }
-    if (p.group) this.evict(p, 'configuration changed');
+    if (p.group) this.exporter.evict(p, 'configuration changed');
     p.config = { ...config };
     p.policy = this.policyFor(config, p.policy.localAddress);
     p.exportCache.clear();
@@ -222,7 +233,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     const changed = p.filters.set(config.filters ?? [], p.policy.ebgp);
     if (importPolicy) p.rawCache.clear(); // cached import results were decided under the old limit
     // A filter change never resets the session: exports are re-diffed, imports re-requested (RFC 2918).
-    if (p.state === 'Established') this.refreshExports(p);
+    if (p.state === 'Established') this.exporter.refreshExports(p);
     if ((changed.import || importPolicy) && p.state === 'Established') this.reimport(p);
   }
 
@@ -233,7 +244,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     p.endSession();
     this.peersByAddr.delete(address);
     this.busy.delete(p);
-    this.joinWaiting.delete(p);
+    this.exporter.forget(p);
     this.flushPeerRoutes(p, null);
     this.bySource.delete(p.source);
     this.updateReflector();
@@ -335,7 +346,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       if (p.negotiated && !p.negotiated.families.includes(fam))
         return held(`address family IPv${afi === 1 ? 4 : 6} not negotiated with the peer`);
       p.filters.lastRule = undefined;
-      const set = this.exportFor(p, best, b, k);
+      const set = this.exporter.exportFor(p, best, b, k);
       const r = p.filters.hasExport(afi) ? (p.filters.lastRule as CompiledRule | undefined) : undefined;
       if (set) return out.push({ prefix, state: 'advertised', ...rule(r, 'export', afi), ...reportAttrs(set.attrs) });
       if (r?.action === 'Reject')
@@ -443,15 +454,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   }
 
   /** Update groups (update-group.ts): members, prefixes in the shared Adj-RIB-Out, changes not yet encoded. */
-  updateGroups(): { id: number; members: string[]; prefixes: number; pending: number; encoded: number }[] {
-    this.pruneGroups();
-    return this.groupList.map((g) => ({
-      id: g.id,
-      members: [...g.members].map((p) => p.config.address),
-      prefixes: g.out.sent.size,
-      pending: g.out.pendingCount,
-      encoded: g.encoded,
-    }));
+  updateGroups(): ReturnType<Exporter['updateGroups']> {
+    return this.exporter.updateGroups();
   }
 
   /** Distinct interned attribute sets (for metrics and the scale test). */
@@ -535,7 +539,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     s.on('drain', () => {
       if (p.session === s) {
         p.blocked = false;
-        this.scheduleFlush(p);
+        this.exporter.scheduleFlush(p);
       }
     });
     // Session history for diagnostics (the agent keeps it): NOTIFICATIONs and TCP connect errors.
@@ -577,7 +581,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       }
     }
     this.setState(p, 'Established', 'Established');
-    if (!this.deferral.deferring) this.startDump(p);
+    if (!this.deferral.deferring) this.exporter.startDump(p);
     this.checkDeferral();
   }
 
@@ -973,332 +977,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         this.emit('withdrawn', { prefix } satisfies WithdrawnRouteEvent);
       }
     }
-    const groups = this.groupList;
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i]!;
-      if (g.disposed) continue;
-      g.out.want(b, k, best ? this.exportForGroup(g, best, b, k) : null, best?.source);
-      this.scheduleGroupFlush(g);
-    }
-    const peers = this.peerList;
-    for (let i = 0; i < peers.length; i++) {
-      const p = peers[i]!;
-      if (p.group || p.state !== 'Established' || (!p.dumpDone && !p.dumping)) continue;
-      // nothing to send (split horizon: the path came from p, which never had it) → no flush either
-      if (p.adjOut.want(b, k, best ? this.exportFor(p, best, b, k) : null) || p.dumping) this.scheduleFlush(p);
-    }
-  }
-
-  /** The attribute set `best` is sent to `p` with, or null (not sent). Cached per (attrs, source). */
-  private exportFor(p: Peer, best: Path, b: number, k: PrefixKey): AttrSet | null {
-    const afi = afiOfBucket(b);
-    if (!shouldAdvertise(best.source, p.target, this.reflector)) return null;
-    const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
-    if (p.negotiated && !p.negotiated.families.includes(fam)) return null;
-    if (p.filters.hasExport(afi)) {
-      // Export filters (BGPFilter) per prefix, before the Adj-RIB-Out; then the protocol's rules.
-      const iface = best.source.local ? this.localIface.get(b, k) : undefined;
-      const set = p.filters.exportDecide(best, afi, b, k, iface, (a) => {
-        const out = exportAttrs(this.identityFor(p), p.policy, best.source, a, afi);
-        return out ? this.attrTable.intern(out) : null;
-      });
-      // An interface route leaves only on a rule's Accept (Calico's export filter rejects what no BGPFilter accepted).
-      if (set && best.source.local && p.filters.lastRule?.action !== 'Accept' && this.localDirect.get(b, k)) return null;
-      return set;
-    }
-    if (best.source.local && this.localDirect.get(b, k)) return null;
-    const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
-    const hit = p.exportCache.get(cacheKey);
-    if (hit !== undefined) return hit;
-    const out = exportAttrs(this.identityFor(p), p.policy, best.source, best.attrs.attrs, afi);
-    const set = out ? this.attrTable.intern(out) : null;
-    if (p.exportCache.size >= 65536) p.exportCache.clear();
-    p.exportCache.set(cacheKey, set);
-    return set;
-  }
-
-  /** exportFor() for an update group: the same rules, asked for a member that is not the path's source. */
-  private exportForGroup(g: UpdateGroup, best: Path, b: number, k: PrefixKey): AttrSet | null {
-    const rep = g.rep;
-    // Groups hold peers without export filters: no rule can accept an interface route for them.
-    if (best.source.local && this.localDirect.get(b, k)) return null;
-    const afi = afiOfBucket(b);
-    if (!shouldAdvertise(best.source, { source: g.target, ebgp: rep.policy.ebgp, rrClient: rep.policy.rrClient }, this.reflector))
-      return null;
-    const fam: FamilyKey = afi === 1 ? FAMILY_IPV4_UNICAST : FAMILY_IPV6_UNICAST;
-    if (rep.negotiated && !rep.negotiated.families.includes(fam)) return null;
-    const cacheKey = best.attrs.id * 4096 + best.source.id * 2 + (afi - 1);
-    const hit = g.exportCache.get(cacheKey);
-    if (hit !== undefined) return hit;
-    const out = exportAttrs(this.identityFor(rep), rep.policy, best.source, best.attrs.attrs, afi);
-    const set = out ? this.attrTable.intern(out) : null;
-    if (g.exportCache.size >= 65536) g.exportCache.clear();
-    g.exportCache.set(cacheKey, set);
-    return set;
-  }
-
-  /**
-   * A settled peer (initial dump and End-of-RIB sent, nothing pending) joins the update group of its
-   * key when that group is settled too: both then hold the same export of the same Loc-RIB, so the
-   * peer's own Adj-RIB-Out is dropped. The first member builds the group's table from the Loc-RIB.
-   */
-  private tryJoin(p: Peer): void {
-    this.joinWaiting.delete(p);
-    if (p.group || p.state !== 'Established' || !p.dumpDone || !p.eorSent || this.deferral.deferring) return;
-    if (p.adjOut.pendingCount > 0 || p.refreshOut.size > 0 || p.outQueue.length > 0) return;
-    const g = this.groupFor(p);
-    if (!g) return;
-    if (g.out.pendingCount > 0) {
-      this.joinWaiting.add(p);
-      return;
-    }
-    if (g.out.sentTo(p.source) !== p.adjOut.sent.size) {
-      // Not the same view (should not happen when both are settled): stay alone.
-      this.log.debug({ peer: p.config.address, group: g.out.sentTo(p.source), own: p.adjOut.sent.size }, 'update group: not joined');
-      if (g.members.size === 0) g.dispose();
-      this.pruneGroups();
-      return;
-    }
-    p.adjOut.clear();
-    g.members.add(p);
-    p.group = g;
-  }
-
-  /** Take a member out of its group with its own Adj-RIB-Out: exactly what it was queued, plus the group's pending changes. */
-  private evict(p: Peer, why: string): void {
-    const g = p.group;
-    if (!g) return;
-    if (p.groupDump) {
-      // Still in its initial dump: it goes on alone with a full dump (what it was queued is re-sent).
-      p.groupDump = undefined;
-      g.leave(p);
-      this.pruneGroups();
-      p.dumping = this.rib.table.entries();
-      p.dumpDone = false;
-      this.scheduleFlush(p);
-      return;
-    }
-    g.out.forEachSentTo(p.source, (a, b, k) => p.adjOut.seed(b, k, a));
-    g.out.forEachPending(p.source, (b, k, a) => p.adjOut.want(b, k, a));
-    g.leave(p);
-    this.pruneGroups();
-    this.log.info({ peer: p.config.address, why }, 'update group: peer continues on its own');
-    this.scheduleFlush(p);
-  }
-
-  private pruneGroups(): void {
-    if (!this.groupList.some((g) => g.disposed)) return;
-    this.groupList = this.groupList.filter((g) => !g.disposed);
-    for (const [key, g] of this.groups) if (g.disposed) this.groups.delete(key);
-  }
-
-  private scheduleGroupFlush(g: UpdateGroup): void {
-    if (g.flushScheduled || g.disposed) return;
-    g.flushScheduled = true;
-    setImmediate(() => {
-      g.flushScheduled = false;
-      this.flushGroup(g);
-    });
-  }
-
-  /** Export, pack and encode a group's pending changes once, queue the bytes to every member, write. */
-  private flushGroup(g: UpdateGroup): void {
-    if (g.disposed) return;
-    const deadline = performance.now() + this.sliceMs;
-    while (g.out.pendingCount > 0) {
-      const slow = g.slowest(this.limits.highWater);
-      if (slow) {
-        // The group goes at the pace of its slowest member, for a while: then that member goes on alone.
-        const now = performance.now();
-        if (!g.stalledSince) g.stalledSince = now;
-        if (now - g.stalledSince >= this.limits.evictMs) {
-          g.stalledSince = 0;
-          this.evict(slow, `its socket held the group back for ${this.limits.evictMs} ms`);
-          continue;
-        }
-        clearTimeout(g.stallTimer);
-        g.stallTimer = setTimeout(() => this.flushGroup(g), this.limits.evictMs - (now - g.stalledSince) + 1);
-        g.stallTimer.unref?.();
-        return;
-      }
-      g.stalledSince = 0;
-      const caps = g.caps;
-      // A batch no member is to receive (split horizon: a lone member that sent every route, as a node
-      // with one upstream peer has) updates the shared table but is not encoded.
-      g.deliver(
-        g.out
-          .take(2000)
-          .filter((batch) => g.hasRecipient(batch))
-          .map((batch) => {
-            const bufs = encodeBatch(batch, caps);
-            g.encoded += bufs.length;
-            return { batch, bufs };
-          }),
-      );
-      for (const m of g.members) this.writeQueue(m);
-      if (performance.now() > deadline) break;
-    }
-    if (g.out.pendingCount > 0) {
-      this.scheduleGroupFlush(g);
-      return;
-    }
-    for (const p of [...this.joinWaiting]) this.tryJoin(p);
-  }
-
-  /** Write a peer's queued messages until its socket pushes back. */
-  private writeQueue(p: Peer): void {
-    const s = p.session;
-    if (!s || p.blocked || p.outQueue.length === 0) return;
-    if (!p.outQueue.write((b) => s.send(b))) p.blocked = true;
-  }
-
-  /** Recompute what a peer should have (after a policy change). */
-  private refreshExports(p: Peer): void {
-    this.rib.forEach((best, b, k) => p.adjOut.want(b, k, this.exportFor(p, best, b, k)));
-    p.adjOut.sent.forEach((_s, b, k) => {
-      if (!this.rib.best(b, k)) p.adjOut.want(b, k, null);
-    });
-    this.scheduleFlush(p);
-  }
-
-  private startDump(p: Peer): void {
-    p.dumpDone = false;
-    // A peer with a group key joins its group now and is dumped from the group's table (no Adj-RIB-Out
-    // of its own, ever): many clients coming up to a full reflector hold one table, not one each.
-    const g = this.deferral.deferring ? undefined : this.groupFor(p);
-    if (g) {
-      p.adjOut.clear();
-      g.members.add(p);
-      p.group = g;
-      p.groupDump = g.out.sent.entries();
-      // Peers of this key that were alone join it too, once their own Adj-RIB-Out is settled.
-      for (const q of this.peerList) if (q !== p && !q.group && this.sameGroupKey(q, g)) this.tryJoin(q);
-    } else p.dumping = this.rib.table.entries();
-    this.scheduleFlush(p);
-  }
-
-  private sameGroupKey(q: Peer, g: UpdateGroup): boolean {
-    return q.state === 'Established' && groupKey(q, this.identityFor(q).asn) === g.key;
-  }
-
-  /**
-   * The update group of a peer's key (built from the Loc-RIB when it does not exist yet), or undefined.
-   * A group is built only for a second peer of the key: a lone peer keeps its own Adj-RIB-Out, where
-   * split horizon stores nothing for the routes it sent (a node with one upstream peer would otherwise
-   * keep a shared table of every route it learned, for nobody).
-   */
-  private groupFor(p: Peer): UpdateGroup | undefined {
-    const key = groupKey(p, this.identityFor(p).asn);
-    if (key === undefined) return undefined;
-    const g = this.groups.get(key);
-    if (g && !g.disposed) return g;
-    if (!this.peerList.some((q) => q !== p && q.state === 'Established' && groupKey(q, this.identityFor(q).asn) === key)) return undefined;
-    const ng = new UpdateGroup(key, this.attrTable, p);
-    ng.members.add(p); // rep for the export rules while building
-    this.rib.forEach((best, b, k) => {
-      const a = this.exportForGroup(ng, best, b, k);
-      if (a) ng.out.seed(b, k, a, best.source);
-    });
-    ng.members.delete(p);
-    this.pruneGroups();
-    this.groups.set(key, ng);
-    this.groupList.push(ng);
-    return ng;
-  }
-
-  /** Part of a member's initial dump from its group's table, as its queue drains; then End-of-RIB. */
-  private dumpFromGroup(p: Peer, g: UpdateGroup): void {
-    const deadline = performance.now() + this.sliceMs;
-    while (p.groupDump && !p.blocked && p.outQueue.bytes < this.limits.lowWater) {
-      const { batches, done } = g.out.dumpRound(p.groupDump, p.source, 2000);
-      const msgs = batches.flatMap((batch) => encodeBatch(batch, p.caps));
-      if (done) {
-        p.groupDump = undefined;
-        p.dumpDone = true;
-        p.eorSent = true; // RFC 4724 §2: End-of-RIB after the initial dump, behind it in the queue
-        for (const fam of p.negotiated?.families ?? [FAMILY_IPV4_UNICAST]) {
-          if (fam === FAMILY_IPV4_UNICAST) msgs.push(encodeEndOfRib(1, p.caps));
-          else if (fam === FAMILY_IPV6_UNICAST) msgs.push(encodeEndOfRib(2, p.caps));
-        }
-      }
-      if (msgs.length) p.outQueue.push(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs));
-      this.writeQueue(p);
-      if (done) this.emit('dump-done', { address: p.config.address });
-      if (performance.now() > deadline) break;
-    }
-    if (p.groupDump && !p.blocked) this.scheduleFlush(p);
-  }
-
-  private scheduleFlush(p: Peer): void {
-    if (p.flushScheduled || p.blocked) return;
-    p.flushScheduled = true;
-    setImmediate(() => {
-      p.flushScheduled = false;
-      this.flush(p);
-    });
-  }
-
-  /** Move part of the initial dump into Adj-RIB-Out, then write pending changes until the socket pushes back. */
-  private flush(p: Peer): void {
-    const s = p.session;
-    if (!s || p.state !== 'Established') return;
-    if (p.outQueue.length > 0) {
-      this.writeQueue(p);
-      if (p.blocked) return;
-    }
-    if (p.group) {
-      if (p.groupDump) this.dumpFromGroup(p, p.group);
-      if (p.group && p.group.out.pendingCount > 0 && p.outQueue.bytes < this.limits.lowWater) this.scheduleGroupFlush(p.group);
-      return;
-    }
-    const deadline = performance.now() + this.sliceMs;
-    if (p.dumping) {
-      let n = 0;
-      for (;;) {
-        const r = p.dumping.next();
-        if (r.done) {
-          p.dumping = undefined;
-          p.dumpDone = true;
-          break;
-        }
-        const [b, k, slot] = r.value;
-        const best = Array.isArray(slot) ? slot[0]! : slot;
-        p.adjOut.want(b, k, this.exportFor(p, best, b, k));
-        if ((++n & 1023) === 0 && performance.now() > deadline) break;
-      }
-    }
-    // RFC 7313 §4: BoRR before the re-sent routes of a refreshed family.
-    for (const [afi, st] of p.refreshOut) {
-      if (st !== 'queued' || p.blocked) continue;
-      if (p.negotiated?.enhancedRouteRefresh && !s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 1 }))) p.blocked = true;
-      p.refreshOut.set(afi, 'sending');
-    }
-    while (p.adjOut.pendingCount > 0) {
-      // One write per round (not one per UPDATE): a socket write is a syscall and a TCP segment.
-      const msgs = p.adjOut.take(2000).flatMap((batch) => encodeBatch(batch, p.caps));
-      if (msgs.length && !s.send(msgs.length === 1 ? msgs[0]! : Buffer.concat(msgs))) p.blocked = true;
-      if (p.blocked || performance.now() > deadline) break;
-    }
-    for (const [afi, st] of p.refreshOut) {
-      if (st !== 'sending' || p.adjOut.resendPending(afi)) continue;
-      if (p.negotiated?.enhancedRouteRefresh && !s.send(encodeRouteRefresh({ afi, safi: 1, subtype: 2 }))) p.blocked = true; // EoRR
-      p.refreshOut.delete(afi);
-      this.emit('route-refresh', { address: p.config.address, afi });
-    }
-    if (p.dumping || p.adjOut.pendingCount > 0 || [...p.refreshOut.values()].includes('queued')) {
-      if (!p.blocked) this.scheduleFlush(p);
-      return;
-    }
-    if (p.dumpDone && !p.eorSent) {
-      // RFC 4724 §2: End-of-RIB after the initial dump, one per negotiated family.
-      p.eorSent = true;
-      for (const fam of p.negotiated?.families ?? [FAMILY_IPV4_UNICAST]) {
-        if (fam === FAMILY_IPV4_UNICAST) s.send(encodeEndOfRib(1, p.caps));
-        else if (fam === FAMILY_IPV6_UNICAST) s.send(encodeEndOfRib(2, p.caps));
-      }
-      this.emit('dump-done', { address: p.config.address });
-    }
-    this.tryJoin(p);
+    this.exporter.announce(b, k, best);
   }
 
   private onRouteRefresh(p: Peer, m: RouteRefreshMessage): void {
@@ -1309,10 +988,10 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     // Through the Adj-RIB-Out like any change: written by flush() as the socket allows; a request
     // while one is queued or being written coalesces into it (the same prefixes are queued once).
     const afi = m.afi as 1 | 2;
-    if (p.group) this.evict(p, 'route refresh requested');
+    if (p.group) this.exporter.evict(p, 'route refresh requested');
     p.adjOut.resendAll(afi);
     if (!p.refreshOut.has(afi)) p.refreshOut.set(afi, 'queued');
-    this.scheduleFlush(p);
+    this.exporter.scheduleFlush(p);
   }
 
   /**
@@ -1352,7 +1031,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     if (!d) return;
     this.log.info({ why, changed: held }, 'graceful restart: best-path selection no longer deferred');
     d.forEach((_v, b, k) => this.announceChange(b, k));
-    for (const p of this.peersByAddr.values()) if (p.state === 'Established' && !p.dumping && !p.dumpDone) this.startDump(p);
+    for (const p of this.peersByAddr.values()) if (p.state === 'Established' && !p.dumping && !p.dumpDone) this.exporter.startDump(p);
     this.emit('deferral-done', { why });
   }
 
