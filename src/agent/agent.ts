@@ -4,7 +4,8 @@
 //          watches (resources + IPAM) forever; no restart for any configuration change.
 //   reconcile: read a snapshot of the datastore (a failure keeps the last one and marks the datastore
 //          down — the kernel is left as it is), compute peers (peers.ts) and routes (routes.ts), diff
-//          them into the speaker (peers, originated prefixes) and hand the routes to the dataplane.
+//          them into the speaker (peers through peer-sync.ts, originated prefixes) and hand the routes
+//          to the dataplane.
 //   learned routes: each best-route change goes straight into the route table (route-table.ts), which
 //          computes that prefix's kernel route and hands the dataplane a delta — no pass over the table.
 //   graceful restart: until BGP has re-converged after start (every peer Established and End-of-RIB
@@ -19,7 +20,7 @@ import type { Datastore } from '../datastore/types.js';
 import type { AgentConfig } from './config.js';
 import { peerRoutes } from './bgp-policy.js';
 import { interfaceRoutes } from './interface-routes.js';
-import { computePeers, type DesiredPeer, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
+import { computePeers, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
 import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, type RouteOutput, type RoutePool } from './routes.js';
 import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import { RouteTable, type RouteRecord } from './route-table.js';
@@ -39,7 +40,6 @@ import type {
   PoolRes,
   ResourcesPort,
   SpeakerOptions,
-  SpeakerPeerConfig,
   SpeakerPort,
 } from './ports.js';
 import type { PoolMode } from './config.js';
@@ -47,9 +47,10 @@ import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from 
 import { DatastoreWatch } from './datastore-watch.js';
 import { SessionHistory, sessionsJson, type SessionsJson } from './session-history.js';
 import { desiredNode, defaultPools, fitToKernel } from './registration.js';
-import { SecretStore, secretKeyRefOf, refText, type SecretKeyRef } from './secrets.js';
-import { bfdTimersOf, peerResourceOf, restartTimeSeconds, type BfdTimersJson } from './peer-resource.js';
-import { resolveFilters, communitiesFor, nextHopFlags, type CommunityConfig } from './bgp-policy.js';
+import { SecretStore, secretKeyRefOf } from './secrets.js';
+import { PeerSync } from './peer-sync.js';
+import { bfdTimersOf, peerResourceOf, restartTimeSeconds } from './peer-resource.js';
+import { communitiesFor, type CommunityConfig } from './bgp-policy.js';
 import { serviceAdvertisements, type ServicesPort } from './k8s-services.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
 
@@ -129,18 +130,10 @@ export class Agent extends EventEmitter implements StatusSource {
   private listenPort = 179;
   private listenAddresses: string[] = [];
   private snapshot: Snapshot = { nodes: [], pools: [], peers: [], filters: [], blocks: [], ownBlocks: [] };
-  /** BGP policy problems (a BGPPeer naming a missing BGPFilter), shown in status. */
-  private policyProblems: string[] = [];
   private speaker: SpeakerPort | undefined;
-  private desiredPeers = new Map<string, DesiredPeer>();
-  private peerConfigs = new Map<string, string>();
-  /** Desired peers not handed to the speaker, with why (a password secret that cannot be read). */
-  private readonly heldPeers = new Map<string, string>();
   private readonly secrets: SecretStore;
-  /** Peers with a BFD session: address → its timers (JSON). */
-  private readonly bfdPeers = new Map<string, string>();
-  /** Peers whose BFD session failed (Up → Down, not AdminDown): no BGP session until BFD is Up again. */
-  private readonly bfdFailed = new Set<string>();
+  /** The desired peers handed to the speaker and to BFD, and the ones held back (peer-sync.ts). */
+  private readonly peerSync: PeerSync;
   /** learned routes (node mode with a dataplane): one record per prefix */
   private routeTable: RouteTable | undefined;
   /** kernel routes computed from the datastore (own blocks, VXLAN), as handed to the dataplane */
@@ -155,8 +148,6 @@ export class Agent extends EventEmitter implements StatusSource {
   private kernelHasIpip = true;
   private tunnels = { ipip: false, vxlan: false, vxlan6: false, ipipAddr: undefined as string | undefined };
   private problems: string[] = [];
-  /** BFD asked for but not running (no BFD in this agent, or its socket could not be opened). */
-  private bfdProblem: string | undefined;
   private blockError: string | undefined;
   private readonly dsWatch: DatastoreWatch;
   private dataplaneInSync: boolean | undefined;
@@ -191,27 +182,25 @@ export class Agent extends EventEmitter implements StatusSource {
       probeIntervalMs: this.timing.probeIntervalMs,
       probeTimeoutMs: this.timing.probeTimeoutMs,
     });
-    deps.bfd?.on('state', (e) => {
-      // RFC 5882 §4.2: the path is gone — take the BGP session down now, not at the hold timer. A peer
-      // that said AdminDown (its agent stopping, RFC 5880 §6.8.16) is no failure: graceful restart applies.
-      // Until BFD is Up again the session is held, as BIRD's error wait and FRR's strict BFD do: reconnecting
-      // at once over a path BFD calls dead would bring its routes back and flap.
-      if (e.state === 'Down' && e.previous === 'Up' && !e.remoteAdminDown && this.desiredPeers.get(e.peer)?.bfd) {
-        this.logger.warn({ peer: e.peer, diag: e.diag }, 'BFD session down: closing the BGP session and removing its routes');
-        this.bfdFailed.add(e.peer);
-        this.speaker?.resetPeer?.(e.peer, `BFD session down (${e.diag})`);
-        this.scheduleResync();
-      } else if (e.state === 'Up' && this.bfdFailed.delete(e.peer)) {
-        this.logger.info({ peer: e.peer }, 'BFD session up again: connecting');
-        this.scheduleResync();
-      }
-      this.emit('peers');
-    });
     this.secrets = new SecretStore({
       dir: this.cfg.secretsDir,
       pollMs: this.timing.secretPollMs,
       logger: this.logger,
       onChange: () => this.scheduleResync(),
+    });
+    this.peerSync = new PeerSync({
+      logger: this.logger,
+      secrets: this.secrets,
+      bfd: deps.bfd,
+      onResync: () => this.scheduleResync(),
+      onRemoved: (addr) => {
+        this.history.forget(addr);
+        this.endOfRib.delete(addr);
+      },
+    });
+    deps.bfd?.on('state', (e) => {
+      this.peerSync.onBfdState(e, this.speaker);
+      this.emit('peers');
     });
   }
 
@@ -473,7 +462,7 @@ export class Agent extends EventEmitter implements StatusSource {
     });
     sp.onSessionEvent?.((ev) => this.history.record(ev));
     this.speaker = sp;
-    this.peerConfigs.clear();
+    this.peerSync.speakerStarted();
     this.exported.clear();
     this.ifRoutes.clear();
     await sp.start();
@@ -616,125 +605,11 @@ export class Agent extends EventEmitter implements StatusSource {
     if (c?.nodeMeshBFD) bgpCfg.nodeMeshBFD = bfdTimersOf(c.nodeMeshBFD);
     if (meshMrt !== undefined) bgpCfg.nodeMeshMaxRestartTime = meshMrt;
     const desired = computePeers(this.selfPeerNode(), this.peerNodes(), peerRes, bgpCfg, selector);
-    const next = new Map(desired.map((p) => [p.address, p]));
-    this.desiredPeers = next; // before touching the speaker: its events may ask checkConverged()
-    const refs: SecretKeyRef[] = [];
-    for (const addr of [...this.heldPeers.keys()]) if (!next.has(addr)) this.heldPeers.delete(addr);
-    for (const addr of [...this.bfdFailed]) if (!next.has(addr)) this.bfdFailed.delete(addr);
-    for (const addr of [...this.peerConfigs.keys()]) {
-      if (!next.has(addr)) {
-        sp.removePeer(addr);
-        this.history.forget(addr);
-        this.peerConfigs.delete(addr);
-        this.endOfRib.delete(addr);
-        this.logger.info({ peer: addr }, 'peer removed');
-      }
-    }
-    const policyProblems: string[] = [];
-    for (const p of desired) {
-      const nh = nextHopFlags(p.nextHopMode, p.keepOriginalNextHop);
-      const pc: SpeakerPeerConfig = {
-        address: p.address,
-        asn: p.asn,
-        passive: p.passive,
-        routeReflectorClient: p.routeReflectorClient,
-        keepOriginalNextHop: nh.keepOriginalNextHop,
-        families: [p.family === 4 ? 'ipv4' : 'ipv6'],
-        description: p.source,
-        type: p.type,
-      };
-      if (nh.nextHopSelf) pc.nextHopSelf = true;
-      if (p.localAsn !== undefined && p.localAsn !== this.asn) pc.localAsn = p.localAsn;
-      if (p.filters?.length) {
-        const r = resolveFilters(p.filters, this.snapshot.filters);
-        pc.filters = r.filters;
-        for (const m of r.missing)
-          policyProblems.push(
-            `BGPPeer "${p.source}" names BGPFilter "${m}", which does not exist: every route to and from ${p.address} is rejected until it does`,
-          );
-      }
-      if (p.reachableBy && (!this.deps.dataplane || this.isRouteReflector)) {
-        // No kernel routes here (route-reflector mode or no dataplane): the route to the peer cannot be added.
-        const reason = `BGPPeer "${p.source}" reachableBy ${p.reachableBy}: this tabby-node programs no kernel routes (route-reflector mode or no dataplane), so the route to ${p.address} cannot be added; not connecting`;
-        if (this.heldPeers.get(p.address) !== reason) this.logger.error({ peer: p.address }, reason);
-        this.heldPeers.set(p.address, reason);
-        policyProblems.push(reason);
-        if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
-        continue;
-      }
-      if (p.localAddress) pc.localAddress = p.localAddress;
-      if (p.port !== undefined) pc.port = p.port;
-      if (p.maxRestartTime !== undefined) pc.restartTime = p.maxRestartTime;
-      if (p.password) {
-        // Never a session without TCP-MD5 when a password is configured: no secret, no peer.
-        refs.push(p.password);
-        const sec = this.secrets.read(p.password);
-        if (!sec.ok) {
-          if (this.heldPeers.get(p.address) !== sec.reason)
-            this.logger.error({ peer: p.address, secret: refText(p.password) }, `${sec.reason}: not connecting to ${p.address}`);
-          this.heldPeers.set(p.address, sec.reason);
-          if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
-          continue;
-        }
-        pc.password = sec.value;
-      }
-      if (!p.bfd) this.bfdFailed.delete(p.address);
-      if (this.bfdFailed.has(p.address)) {
-        const reason = 'BFD session Down: not connecting until BFD is Up again';
-        if (this.heldPeers.get(p.address) !== reason) this.logger.warn({ peer: p.address }, reason);
-        this.heldPeers.set(p.address, reason);
-        if (this.peerConfigs.delete(p.address)) sp.removePeer(p.address);
-        continue;
-      }
-      this.heldPeers.delete(p.address);
-      if (p.ttlSecurity) pc.ttlSecurity = p.ttlSecurity;
-      if (p.allowOwnAs) pc.allowOwnAs = p.allowOwnAs;
-      const key = JSON.stringify(pc);
-      const prev = this.peerConfigs.get(p.address);
-      if (prev === key) continue;
-      if (prev === undefined) {
-        sp.addPeer(pc);
-        this.logger.info({ peer: p.address, type: p.type, asn: p.asn, passive: p.passive, rrClient: p.routeReflectorClient }, 'peer added');
-      } else {
-        sp.updatePeer(pc);
-        this.logger.info({ peer: p.address }, 'peer updated');
-      }
-      this.peerConfigs.set(p.address, key);
-    }
-    this.secrets.retain(refs);
-    for (const pr of policyProblems) if (!this.policyProblems.includes(pr)) this.logger.error(pr);
-    this.policyProblems = policyProblems;
-    this.reconcileBfd(desired);
-  }
-
-  /** One BFD session per peer that asks for it and is handed to the speaker. */
-  private reconcileBfd(desired: readonly DesiredPeer[]): void {
-    const want = new Map<string, string>();
-    // A peer held for a failed BFD session keeps it: BFD Up is what lets it connect again.
-    for (const p of desired)
-      if (p.bfd && (this.peerConfigs.has(p.address) || this.bfdFailed.has(p.address))) want.set(p.address, JSON.stringify(p.bfd));
-    const bfd = this.deps.bfd;
-    if (!bfd) {
-      this.bfdProblem = want.size ? `BFD configured for ${[...want.keys()].join(', ')} but not available in this agent` : undefined;
-      return;
-    }
-    for (const addr of [...this.bfdPeers.keys()])
-      if (!want.has(addr)) {
-        bfd.remove(addr);
-        this.bfdPeers.delete(addr);
-      }
-    for (const [addr, key] of want) {
-      if (this.bfdPeers.get(addr) === key) continue;
-      try {
-        bfd.add({ peer: addr, timers: JSON.parse(key) as Partial<BfdTimersJson> });
-        this.bfdPeers.set(addr, key);
-        this.bfdProblem = undefined;
-        this.logger.info({ peer: addr, timers: key }, 'BFD session configured');
-      } catch (e) {
-        this.bfdProblem = `BFD cannot run: ${msg(e)}`;
-        this.logger.error({ peer: addr, err: msg(e) }, 'cannot start BFD');
-      }
-    }
+    this.peerSync.sync(sp, desired, {
+      asn: this.asn,
+      filters: this.snapshot.filters,
+      programsRoutes: !!this.deps.dataplane && !this.isRouteReflector,
+    });
   }
 
   private routePools(): RoutePool[] {
@@ -803,7 +678,7 @@ export class Agent extends EventEmitter implements StatusSource {
       else this.routeTable = new RouteTable(ctx, dp, (p) => this.speaker?.decisionReason?.(p));
       // datastore routes (own blocks, VXLAN, peers' reachableBy): a small set, diffed into the same desired state
       const next = new Map(out.routes.map((r) => [r.dst, r]));
-      for (const r of peerRoutes(this.desiredPeers.values())) if (!next.has(r.dst)) next.set(r.dst, r);
+      for (const r of peerRoutes(this.peerSync.desired.values())) if (!next.has(r.dst)) next.set(r.dst, r);
       for (const dst of this.staticRoutes.keys()) {
         if (next.has(dst)) continue;
         if (this.routeTable.lookup(dst)?.route)
@@ -934,7 +809,7 @@ export class Agent extends EventEmitter implements StatusSource {
     let done = now >= this.convergeDeadline;
     if (!done) {
       const status = this.speaker?.peers() ?? [];
-      done = [...this.desiredPeers.keys()].every((addr) => {
+      done = [...this.peerSync.desired.keys()].every((addr) => {
         const s = status.find((p) => p.address === addr);
         if (!s || s.state !== 'Established') return false;
         return (
@@ -983,9 +858,7 @@ export class Agent extends EventEmitter implements StatusSource {
       for (const p of this.ifRoutes.keys()) this.speaker.withdraw(p);
       this.ifRoutes.clear();
     }
-    this.peerConfigs.clear();
-    if (this.speaker) for (const addr of [...this.desiredPeers.keys()]) this.speaker.removePeer(addr);
-    this.desiredPeers.clear();
+    this.peerSync.removeAll(this.speaker);
     await this.resync();
   }
 
@@ -993,9 +866,9 @@ export class Agent extends EventEmitter implements StatusSource {
   private peerStatus(): PeerStatusJson[] {
     const live = this.speaker?.peers() ?? [];
     const bfd = this.deps.bfd?.status() ?? [];
-    return [...this.desiredPeers.values()].map((d) => {
+    return [...this.peerSync.desired.values()].map((d) => {
       const b = bfd.find((x) => x.peer === d.address);
-      const held = this.heldPeers.get(d.address);
+      const held = this.peerSync.heldReason(d.address);
       const s = held === undefined ? live.find((p) => p.address === d.address) : undefined;
       return {
         address: d.address,
@@ -1016,7 +889,8 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private allProblems(): string[] {
-    return this.bfdProblem ? [...this.problems, this.bfdProblem] : [...this.problems];
+    const bfd = this.peerSync.bfdProblem;
+    return bfd ? [...this.problems, bfd] : [...this.problems];
   }
 
   readiness(): ReadinessJson {
@@ -1060,7 +934,7 @@ export class Agent extends EventEmitter implements StatusSource {
       blocks: this.snapshot.ownBlocks.map((b) => ({ ...b })),
       exports: [...this.exported],
       ...this.exportRejected(),
-      problems: [...this.allProblems(), ...this.policyProblems],
+      problems: [...this.allProblems(), ...this.peerSync.policyProblems],
       readiness: this.readiness(),
       ...(this.policyStatus ? { policy: this.policyStatus() } : {}),
     };
@@ -1134,14 +1008,14 @@ export class Agent extends EventEmitter implements StatusSource {
   ): { peer: string; direction: string; routes: RouteReportEntry[] }[] | { error: string } {
     const sp = this.speaker;
     if (!sp?.routeReport) return { error: 'BGP is not running on this node' };
-    const peers = peer ? [peer] : [...this.desiredPeers.keys()];
-    if (peer && !this.desiredPeers.has(peer))
-      return { error: `no BGP peer ${peer} on this node (peers: ${[...this.desiredPeers.keys()].join(', ') || 'none'})` };
+    const peers = peer ? [peer] : [...this.peerSync.desired.keys()];
+    if (peer && !this.peerSync.desired.has(peer))
+      return { error: `no BGP peer ${peer} on this node (peers: ${[...this.peerSync.desired.keys()].join(', ') || 'none'})` };
     return peers.map((p) => ({ peer: p, direction: dir, routes: sp.routeReport!(p, dir) ?? [] }));
   }
 
   sessions(): SessionsJson {
-    return sessionsJson(this.cfg.nodeName, this.asn, this.desiredPeers.values(), this.peerStatus(), this.history);
+    return sessionsJson(this.cfg.nodeName, this.asn, this.peerSync.desired.values(), this.peerStatus(), this.history);
   }
 
   ipamFigures(): { blocks: number; addressesAllocated: number; addressesTotal: number } {
