@@ -7,7 +7,7 @@
 import { formatCidr } from '../common/ip.js';
 import { parseCommunity } from '../bgp/filter/engine.js';
 import type { FilterRule, FilterRules } from '../bgp/filter/types.js';
-import type { Checker } from './validation.js';
+import type { Checker } from './check-kit.js';
 
 export type BGPFilterSpec = FilterRules;
 

@@ -4,7 +4,7 @@
 // Entries are kept as written (trimmed) so a file round-trips unchanged; a CIDR with host bits set
 // ("10.0.2.3/24") is accepted and means its network (10.0.2.0/24), as Calico's ParseCIDROrIP reads it.
 import { parseCidr } from '../common/ip.js';
-import type { Checker } from './validation.js';
+import type { Checker } from './check-kit.js';
 
 export interface IPReservationSpec {
   reservedCIDRs: string[];

@@ -5,7 +5,7 @@
 // refused with a message saying so (doNotTrack, preDNAT, serviceAccount and HTTP matches), never
 // accepted and silently ignored — a security rule that cannot be honoured must not look applied.
 import { formatCidr, parseCidr } from '../common/ip.js';
-import type { Checker } from './validation.js';
+import type { Checker } from './check-kit.js';
 import type { PolicyPort, ProtocolName } from './policy-types.js';
 
 type Obj = Record<string, unknown>;
