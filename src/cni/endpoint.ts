@@ -4,8 +4,11 @@
 // namespace's profile kns.<ns> is created when missing (default allow both ways, Kubernetes' default),
 // as Calico's controllers do for every namespace. Labels: kept from an endpoint already there (a retried
 // ADD, or labels set by `tabbyctl label`/the agent's Kubernetes watch) — the CNI never clears them.
-// Both CNI paths (the exec'd plugin and tabby-node's socket server) call syncWorkloadEndpoint.
-import { DatastoreConflict, type Datastore } from '../datastore/types.js';
+// A fresh pod's endpoint is written in the IPAM commit that assigns its addresses, and DEL deletes it in
+// the commit that releases them (endpointWriteOps / endpointDeleteOps as ipam's `also`): one synced write
+// each, and a crash leaves an address with its endpoint or neither. Both CNI paths (the exec'd plugin and
+// tabby-node's socket server) run the same plugin code.
+import { DatastoreConflict, type Datastore, type TxnOp } from '../datastore/types.js';
 import {
   ResourceStore,
   ResourceExists,
@@ -80,6 +83,48 @@ function defaultNamespaceProfile(ns: string): Profile {
   };
 }
 
+/** The pod's namespace profile kns.<ns>, created when missing (a read when it exists: once per namespace). */
+export async function ensureNamespaceProfile(ds: Datastore, id: EndpointIdentity): Promise<void> {
+  const rs = new ResourceStore(ds);
+  const ns = endpointName(id).namespace;
+  if (await rs.get('Profile', namespaceProfileName(ns))) return;
+  try {
+    await rs.create(defaultNamespaceProfile(ns));
+  } catch (e) {
+    if (!(e instanceof ResourceExists)) throw e;
+  }
+}
+
+/** The endpoint as it should be now, keeping labels of the one stored (and its revision, for the CAS). */
+async function endpointToWrite(rs: ResourceStore, want: WorkloadEndpoint): Promise<{ res: WorkloadEndpoint; exists: boolean }> {
+  const cur = await rs.get('WorkloadEndpoint', storeName(want));
+  const labels = { ...(cur?.metadata.labels ?? {}), ...want.metadata.labels };
+  const res: WorkloadEndpoint = {
+    ...want,
+    metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) },
+  };
+  return { res, exists: cur !== undefined };
+}
+
+/** ADD's endpoint write as commit operations, to go in the IPAM commit that assigns `addrs` (ipam.autoAssign's
+ *  `also`): one synced write for address, handle and endpoint; a crash keeps all of them or none. */
+export async function endpointWriteOps(
+  ds: Datastore,
+  id: EndpointIdentity,
+  hostIfName: string,
+  addrs: readonly string[],
+): Promise<TxnOp[]> {
+  const rs = new ResourceStore(ds);
+  const { res } = await endpointToWrite(rs, desiredEndpoint(id, hostIfName, addrs));
+  return [await rs.putOp(res)];
+}
+
+/** DEL's endpoint delete as commit operations (none when it is gone), to go with the handle's release. */
+export function endpointDeleteOps(ds: Datastore, id: EndpointIdentity): Promise<TxnOp[]> {
+  const n = endpointName(id);
+  return new ResourceStore(ds).deleteOps('WorkloadEndpoint', `${n.namespace}/${n.name}`);
+}
+
 /** ADD: create or update the endpoint (keeping labels someone else set), and the namespace profile. */
 export async function writeWorkloadEndpoint(
   ds: Datastore,
@@ -89,21 +134,9 @@ export async function writeWorkloadEndpoint(
 ): Promise<WorkloadEndpoint> {
   const rs = new ResourceStore(ds);
   const want = desiredEndpoint(id, hostIfName, addrs);
-  const ns = want.metadata.namespace!;
-  if (!(await rs.get('Profile', namespaceProfileName(ns)))) {
-    try {
-      await rs.create(defaultNamespaceProfile(ns));
-    } catch (e) {
-      if (!(e instanceof ResourceExists)) throw e;
-    }
-  }
+  await ensureNamespaceProfile(ds, id);
   for (let attempt = 0; ; attempt++) {
-    const cur = await rs.get('WorkloadEndpoint', storeName(want));
-    const labels = { ...(cur?.metadata.labels ?? {}), ...want.metadata.labels };
-    const res: WorkloadEndpoint = {
-      ...want,
-      metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) },
-    };
+    const { res, exists: cur } = await endpointToWrite(rs, want);
     try {
       return cur ? await rs.update(res) : await rs.create(res);
     } catch (e) {
@@ -126,18 +159,6 @@ export async function addWorkloadEndpoint(
     await writeWorkloadEndpoint(ds, id, hostIfName, addrs);
   } catch (e) {
     await undo().catch(() => undefined);
-    throw e;
-  }
-}
-
-/** DEL: remove the endpoint (gone already is fine). */
-export async function removeWorkloadEndpoint(ds: Datastore, id: EndpointIdentity): Promise<boolean> {
-  const n = endpointName(id);
-  try {
-    await new ResourceStore(ds).delete('WorkloadEndpoint', `${n.namespace}/${n.name}`);
-    return true;
-  } catch (e) {
-    if (e instanceof ResourceNotFound) return false;
     throw e;
   }
 }

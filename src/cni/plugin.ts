@@ -16,7 +16,7 @@ import {
 } from './netconf.js';
 import { echo } from '../common/echo.js';
 import { toCniError } from './errors.js';
-import { addWorkloadEndpoint, removeWorkloadEndpoint } from './endpoint.js';
+import { addWorkloadEndpoint, endpointDeleteOps, endpointWriteOps, ensureNamespaceProfile, type EndpointIdentity } from './endpoint.js';
 
 export interface WireRequest {
   hostIfName: string;
@@ -188,6 +188,8 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         .filter(Boolean),
     );
   const attrs = { node, containerID: env.containerId, ...podIdentity(env) };
+  const endpoint: EndpointIdentity = { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName };
+  const hostIfName = hostIfNameFor(env);
   const log = deps.logger;
   log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: start');
 
@@ -196,6 +198,10 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
     // Idempotent ADD: a container that already holds addresses keeps them.
     let addrs = await ipam.ipsByHandle(handle);
     const fresh = addrs.length === 0;
+    // A fresh pod's WorkloadEndpoint goes into the IPAM commit that assigns its addresses (one synced
+    // write, all or nothing), before the wiring: the policy engine programs it while the veth is made.
+    // Its policy is keyed by interface name, and a cali interface without one drops (render.ts).
+    let joined = false;
     if (fresh) {
       if (requested.length) {
         const got: string[] = [];
@@ -207,16 +213,19 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
         }
         addrs = got;
       } else {
+        if (name === 'tabby') await ensureNamespaceProfile(ipam.ds, endpoint);
         const r = await ipam.autoAssign({
           handle,
           node,
           attrs,
+          ...(name === 'tabby' ? { also: (a: string[]) => endpointWriteOps(ipam.ds, endpoint, hostIfName, a) } : {}),
           num4: conf.ipam.assignIpv4 ? 1 : 0,
           num6: conf.ipam.assignIpv6 ? 1 : 0,
           ...(conf.ipam.ipv4Pools.length ? { pools4: conf.ipam.ipv4Pools } : {}),
           ...(conf.ipam.ipv6Pools.length ? { pools6: conf.ipam.ipv6Pools } : {}),
         });
         addrs = [...r.ipv4, ...r.ipv6];
+        joined = name === 'tabby' && addrs.length > 0;
       }
       log.info({ handle, node, addrs, uptimeMs: Math.round(performance.now()) }, 'assigned');
     } else {
@@ -236,7 +245,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
 
     let wired: WireResult;
     const req: WireRequest = {
-      hostIfName: hostIfNameFor(env),
+      hostIfName,
       containerNetnsPath: env.netns,
       containerIfName: env.ifName,
       ...(v4 ? { ipv4: v4.split('/')[0]! } : {}),
@@ -247,20 +256,17 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       wired = await (await deps.wiring()).wire(req);
     } catch (e) {
       if (fresh)
-        await ipam.releaseByHandle(handle).catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
+        await ipam
+          .releaseByHandle(handle, joined ? () => endpointDeleteOps(ipam.ds, endpoint) : undefined)
+          .catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
     log.debug({ handle, uptimeMs: Math.round(performance.now()) }, 'ADD: wired');
-    await addWorkloadEndpoint(
-      ipam.ds,
-      { node, ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName },
-      wired.hostIfName,
-      addrs,
-      async () => {
+    if (!joined)
+      await addWorkloadEndpoint(ipam.ds, endpoint, wired.hostIfName, addrs, async () => {
         await (await deps.wiring()).unwire({ hostIfName: req.hostIfName, containerNetnsPath: env.netns, containerIfName: env.ifName });
         if (fresh) await ipam.releaseByHandle(handle);
-      },
-    );
+      });
     log.info({ handle, hostIfName: wired.hostIfName, uptimeMs: Math.round(performance.now()) }, 'pod wired');
     const interfaces: ResultInterface[] = [
       { name: wired.hostIfName, mac: wired.hostMac },
@@ -302,15 +308,15 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       log.debug({ handle, uptimeMs: at() }, 'DEL: unwired');
     }
     if (!h) throw openError;
-    if (name === 'tabby')
-      await removeWorkloadEndpoint(h.ipam.ds, {
-        node: deps.nodename(conf),
-        ...podIdentity(env),
-        containerId: env.containerId,
-        endpoint: env.ifName,
-      });
-    log.debug({ handle, uptimeMs: at() }, 'DEL: endpoint removed');
-    const released = await h.ipam.releaseByHandle(handle);
+    const ds = h.ipam.ds;
+    const endpoint: EndpointIdentity = {
+      node: deps.nodename(conf),
+      ...podIdentity(env),
+      containerId: env.containerId,
+      endpoint: env.ifName,
+    };
+    // The endpoint's delete goes into the commit that drops the handle: one synced write, all or nothing.
+    const released = await h.ipam.releaseByHandle(handle, name === 'tabby' ? () => endpointDeleteOps(ds, endpoint) : undefined);
     // A batched veth deletion keeps the link a moment longer: nothing may route to the released
     // addresses through it (a new pod's route to a reused address goes through the new link and stays).
     if (name === 'tabby' && released.length) await (await deps.wiring()).unroute?.({ hostIfName: hostIfNameFor(env), ips: released });

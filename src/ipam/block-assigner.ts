@@ -4,8 +4,12 @@
 // for a block queue up while a commit of it is in flight; the next round takes them all (one request
 // per handle), assigns in order against one read of the block, and commits the block and every
 // handle together (Datastore.commit: one record, one fdatasync). Other processes' writes are still
-// ordered by the block's revision: a conflicting round re-reads and retries as a whole.
-import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type KVPair } from '../datastore/types.js';
+// ordered by the block's revision: a conflicting round re-reads and retries as a whole. A request may
+// bring writes of its own (`also`, e.g. the pod's WorkloadEndpoint) for the commit that completes it:
+// built after its addresses are chosen, in every attempt (they re-read what they need); a request whose
+// writes fail is rejected alone, one whose keys another request of the round already writes waits for
+// the next round.
+import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type KVPair, type TxnOp } from '../datastore/types.js';
 import { blockAutoAssign, cloneBlock, hostAffinity, type Assigned } from './block.js';
 import { IpamRetriesExhausted } from './errors.js';
 import type { Reservations } from './reservations.js';
@@ -24,6 +28,8 @@ interface Request {
   /** Only while the block is still affine to this node. */
   affineTo: string | undefined;
   reserved: Reservations;
+  /** Writes for the commit that gives this request all `num` addresses (bare addresses of this block). */
+  also?: (ips: string[]) => Promise<TxnOp[]>;
   resolve: (got: BlockAssignment[]) => void;
   reject: (e: unknown) => void;
 }
@@ -91,6 +97,7 @@ export class BlockAssigner {
 
   private async round(cidr: string, reqs: Request[]): Promise<void> {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      if (reqs.length === 0) return;
       const [kv, ...hkvs] = await Promise.all([this.store.getBlock(cidr), ...reqs.map((r) => this.store.getHandle(r.handle))]);
       if (!kv) {
         for (const r of reqs) r.resolve([]);
@@ -98,7 +105,7 @@ export class BlockAssigner {
       }
       const b = cloneBlock(kv.value);
       const got: Assigned[][] = [];
-      const ops = [];
+      const ops: TxnOp[] = [];
       for (const [i, r] of reqs.entries()) {
         const mine =
           r.affineTo !== undefined && kv.value.affinity !== hostAffinity(r.affineTo)
@@ -106,6 +113,12 @@ export class BlockAssigner {
             : blockAutoAssign(b, r.num, r.handle, r.attrs, r.reserved);
         got.push(mine);
         if (mine.length) ops.push(handleWriteOp(handlePlus(hkvs[i], r.handle, cidr, mine.length, r.attrs), hkvs[i]?.revision));
+      }
+      const out = await this.alsoOps(cidr, reqs, got, ops);
+      if (out.length) {
+        reqs = reqs.filter((r) => !out.includes(r));
+        attempt--; // not a conflict: assign again without them
+        continue;
       }
       if (ops.length > 0) {
         try {
@@ -122,5 +135,38 @@ export class BlockAssigner {
       return;
     }
     throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+  }
+
+  /** Adds to `ops` the writes of each request this round completes. Returns the requests taken out of the
+   *  round: rejected (their writes could not be built) or put back first in the queue (a key already written
+   *  in this round, e.g. two sandboxes of one pod: a commit names a key once). */
+  private async alsoOps(cidr: string, reqs: Request[], got: Assigned[][], ops: TxnOp[]): Promise<Request[]> {
+    const built = await Promise.all(
+      reqs.map((r, i) =>
+        r.also && got[i]!.length === r.num
+          ? r.also(got[i]!.map((a) => a.ip)).then(
+              (v) => ({ ops: v }),
+              (e: unknown) => ({ err: e }),
+            )
+          : { ops: [] },
+      ),
+    );
+    const keys = new Set(ops.map((o) => o.key));
+    const out: Request[] = [];
+    const later: Request[] = [];
+    for (const [i, r] of reqs.entries()) {
+      const x = built[i]!;
+      if ('err' in x) {
+        r.reject(x.err);
+        out.push(r);
+      } else if (x.ops.some((o) => keys.has(o.key))) {
+        later.push(r);
+        out.push(r);
+      } else for (const o of x.ops) keys.add(o.key);
+    }
+    if (later.length) this.queues.set(cidr, [...later, ...(this.queues.get(cidr) ?? [])]);
+    if (out.length) return out;
+    for (const x of built) if ('ops' in x) ops.push(...x.ops);
+    return out;
   }
 }

@@ -113,6 +113,11 @@ export interface AutoAssignArgs {
   /** What the addresses are for (Calico's IntendedUse): only pools whose allowedUses include it are
    *  used. Default Workload (pods); the agent asks for Tunnel. */
   use?: PoolUse;
+  /** Writes that go into the commit completing the assignment, given every address assigned (host-prefix
+   *  form, IPv4 first) — e.g. the pod's WorkloadEndpoint, so address, handle and endpoint are one synced
+   *  write. Called again on each attempt (it re-reads what it needs). Committed whenever the result holds an
+   *  address; an error from it fails the assignment and nothing of it is written. */
+  also?: (addrs: string[]) => Promise<TxnOp[]>;
 }
 
 export interface AssignedAddress {
@@ -249,6 +254,8 @@ export class Ipam {
       this.reservations(),
     ]);
     const use = args.use ?? 'Workload';
+    const lastFamily = (args.num6 ?? 0) > 0 ? 6 : 4;
+    const { also } = args;
     try {
       for (const [family, num] of [
         [4, args.num4 ?? 0],
@@ -257,7 +264,19 @@ export class Ipam {
         if (num <= 0) continue;
         const requested = requestedPools(allPools, args, family);
         const pools = await this.eligiblePools(allPools, family, args.node, requested, use);
-        const got = await this.autoAssignFamily({ ...args, pools: requested, use }, family, num, pools, config, nodeAffs, reserved);
+        // `also` goes with the commit that completes the last family (the other's addresses are known by then).
+        const complete =
+          also && family === lastFamily ? (ips: string[]) => also([...res.ipv4, ...ips.map((ip) => hostCidr(ip))]) : undefined;
+        const got = await this.autoAssignFamily(
+          { ...args, pools: requested, use },
+          family,
+          num,
+          pools,
+          config,
+          nodeAffs,
+          reserved,
+          complete,
+        );
         for (const a of got) {
           res.allocations.push(a);
           (family === 4 ? res.ipv4 : res.ipv6).push(hostCidr(a.ip));
@@ -298,6 +317,7 @@ export class Ipam {
     config: IpamConfig,
     nodeAffs: KVPair<{ node: string; cidr: string; state: AffinityState }>[],
     reserved: Reservations,
+    complete?: (ips: string[]) => Promise<TxnOp[]>,
   ): Promise<AssignedAddress[]> {
     const { node, handle } = args;
     const attrs = args.attrs ?? {};
@@ -314,6 +334,8 @@ export class Ipam {
     }
     const out: AssignedAddress[] = [];
     const inPools = (cidr: string) => poolOfBlock(pools, cidr) !== undefined;
+    // For the block assignment that completes this family: every address of it (the earlier blocks' too).
+    const also = complete && ((ips: string[]) => complete([...out.map((a) => a.ip), ...ips]));
 
     // 1. The node's own blocks, confirmed first; a pending one is a claim to finish.
     const affs = nodeAffs.filter(
@@ -323,7 +345,7 @@ export class Ipam {
     for (const aff of affs) {
       if (out.length >= num) break;
       if (aff.value.state === 'pending' && !(await this.claimBlock(node, aff.value.cidr))) continue;
-      out.push(...(await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node, reserved)));
+      out.push(...(await this.assignFromBlock(aff.value.cidr, num - out.length, handle, attrs, node, reserved, also)));
     }
 
     // 2. Claim new blocks while below maxBlocksPerHost.
@@ -340,7 +362,7 @@ export class Ipam {
         break;
       }
       if (!(await this.claimBlock(node, cidr))) continue; // another node won it: search again
-      out.push(...(await this.assignFromBlock(cidr, num - out.length, handle, attrs, node, reserved)));
+      out.push(...(await this.assignFromBlock(cidr, num - out.length, handle, attrs, node, reserved, also)));
     }
 
     // 3. Borrow from other nodes' blocks (Calico's default), unless strictAffinity.
@@ -350,7 +372,7 @@ export class Ipam {
       shuffle(blocks, this.random);
       for (const b of blocks) {
         if (out.length >= num) break;
-        out.push(...(await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined, reserved)));
+        out.push(...(await this.assignFromBlock(b.value.cidr, num - out.length, handle, attrs, undefined, reserved, also)));
       }
       if (out.length < num) reason += '; no free address left in any block to borrow';
     }
@@ -373,8 +395,9 @@ export class Ipam {
     attrs: Record<string, string>,
     affineTo: string | undefined,
     reserved: Reservations,
+    also?: (ips: string[]) => Promise<TxnOp[]>,
   ): Promise<AssignedAddress[]> {
-    return this.assigner.assign(cidr, { num, handle, attrs, affineTo, reserved });
+    return this.assigner.assign(cidr, { num, handle, attrs, affineTo, reserved, ...(also ? { also } : {}) });
   }
 
   /** One commit: the block with the new allocations (CAS on its revision) and the handle counting them
@@ -606,12 +629,21 @@ export class Ipam {
 
   /** Release every address held by `handle`; returns them (empty when it holds none — not an error).
    *  The handle goes in the same commit as its last block (one synced write for a pod's one block); a
-   *  handle changed meanwhile (an assignment to it in flight) makes the release start over. */
-  async releaseByHandle(handle: string): Promise<string[]> {
+   *  handle changed meanwhile (an assignment to it in flight) makes the release start over. `also`'s writes
+   *  (e.g. the pod's WorkloadEndpoint delete) go into the commit that drops the handle, or alone when there
+   *  is no handle; called again on each attempt (it re-reads what it needs). */
+  async releaseByHandle(handle: string, also?: () => Promise<TxnOp[]>): Promise<string[]> {
     const released: string[] = [];
     for (let round = 0; round < this.maxRetries; round++) {
       const hkv = await this.store.getHandle(handle);
-      if (!hkv) return released;
+      if (!hkv) {
+        if (also)
+          await this.retry(`writes with the release of ${handle}`, async () => {
+            const ops = await also();
+            if (ops.length) await this.store.commit(ops);
+          });
+        return released;
+      }
       const cidrs = Object.keys(hkv.value.block);
       if (cidrs.length === 0) {
         await deleteIfPresent(() => this.store.deleteHandle(handle, hkv.revision)).catch(ignoreConflict);
@@ -629,7 +661,7 @@ export class Ipam {
             ips = blockReleaseByHandle(b, handle);
             if (ips.length) ops.push(isEmpty(b) && b.affinity === null ? blockDeleteOp(cidr, kv.revision) : blockUpdateOp(b, kv.revision));
           }
-          if (withHandle) ops.push(handleDeleteOp(handle, hkv.revision));
+          if (withHandle) ops.push(handleDeleteOp(handle, hkv.revision), ...((await also?.()) ?? []));
           if (ops.length === 0) return false;
           try {
             await this.store.commit(ops);

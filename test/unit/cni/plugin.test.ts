@@ -248,11 +248,11 @@ t.test('ADD: a failing wiring or endpoint write undoes the rest and releases the
   const { deps, ds, ipam, wired, wiring } = fakeDeps([pool('p', '10.0.0.0/24')]);
   const rs = new ResourceStore(ds);
   const weps = async () => (await rs.list('WorkloadEndpoint')).items.map((w) => w.spec.containerID);
-  const create = ds.create.bind(ds);
+  const commit = ds.commit.bind(ds);
   let failWep: Error | undefined;
-  ds.create = async (key, value) => {
-    if (failWep && key.includes('/workloadendpoints/')) throw failWep;
-    return create(key, value);
+  ds.commit = async (ops) => {
+    if (failWep && ops.some((o) => o.key.includes('/workloadendpoints/'))) throw failWep;
+    return commit(ops);
   };
   t.equal((await run(deps, 'ADD', base, 'ok1')).exitCode, 0);
   t.same(await weps(), ['ok1']);
@@ -261,19 +261,43 @@ t.test('ADD: a failing wiring or endpoint write undoes the rest and releases the
   const wf = await run(deps, 'ADD', base, 'wf');
   t.equal(wf.exitCode, 1);
   t.match(parse(wf.stdout).msg, /EEXIST/, 'the wiring error is the one reported');
-  t.same(await weps(), ['ok1'], 'failed wiring: no endpoint for it');
+  t.same(await weps(), ['ok1'], 'failed wiring: no endpoint for it (written with the address, deleted with its release)');
   t.same(await ipam.ipsByHandle('k8s-pod-network.wf'), [], 'failed wiring: the address is released');
 
+  // The endpoint goes in the address's commit: when that fails, nothing was written and nothing wired.
   failWep = new Error('datastore down');
   const ef = await run(deps, 'ADD', base, 'ef');
   t.equal(ef.exitCode, 1);
   t.match(parse(ef.stdout).msg, /datastore down/);
-  t.notOk(wired.has(hostIfNameFor(env('ADD', 'ef'))), 'failed endpoint write: the pod is unwired');
-  t.same(await ipam.ipsByHandle('k8s-pod-network.ef'), [], 'failed endpoint write: the address is released');
+  t.notOk(wired.has(hostIfNameFor(env('ADD', 'ef'))), 'failed endpoint write: the pod is not wired');
+  t.same(await ipam.ipsByHandle('k8s-pod-network.ef'), [], 'failed endpoint write: no address held');
+  t.equal(await ipam.store.getHandle('k8s-pod-network.ef'), undefined, 'nor a handle');
+  t.same(await weps(), ['ok1'], 'nor an endpoint');
   failWep = undefined;
 
   t.equal((await run(deps, 'DEL', base, 'ok1')).exitCode, 0);
   t.same(await weps(), [], 'DEL removes the endpoint');
+  t.same((await ipam.check()).leaked, [], 'nothing leaked');
+});
+
+t.test('ADD: the endpoint names every address of a dual-stack pod; a retried ADD and a DEL without a handle keep it right', async (t) => {
+  const { deps, ds, ipam } = fakeDeps([pool('p4', '10.0.0.0/24'), pool('p6', 'fd00:9::/120')]);
+  const rs = new ResourceStore(ds);
+  const conf = { ...base, ipam: { type: 'tabby-ipam', assign_ipv6: 'true' } };
+  const add = parse((await run(deps, 'ADD', conf, 'ds1')).stdout);
+  const addrs = add.ips.map((i) => i.address);
+  t.equal(addrs.length, 2, `two addresses: ${addrs.join(' ')}`);
+  const wep = async () => (await rs.list('WorkloadEndpoint')).items.find((w) => w.spec.containerID === 'ds1');
+  t.same((await wep())?.spec.ipNetworks, addrs, 'the endpoint names both');
+  const rv = (await wep())?.metadata.resourceVersion;
+  t.equal((await run(deps, 'ADD', conf, 'ds1')).exitCode, 0, 'retried ADD');
+  t.same((await wep())?.spec.ipNetworks, addrs, 'the same addresses');
+  t.not((await wep())?.metadata.resourceVersion, rv, 'the endpoint rewritten (a retried ADD is not fresh)');
+  // An endpoint whose handle is gone (released by GC) still goes with the DEL.
+  await ipam.releaseByHandle('k8s-pod-network.ds1');
+  t.ok(await wep(), 'endpoint still there');
+  t.equal((await run(deps, 'DEL', conf, 'ds1')).exitCode, 0);
+  t.equal(await wep(), undefined, 'DEL deleted it without a handle');
 });
 
 t.test('VERSION, STATUS, GC', async (t) => {

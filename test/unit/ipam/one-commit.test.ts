@@ -101,3 +101,72 @@ t.test('a crash while appending the commit leaves neither the allocation nor the
   t.equal(r.ipv4.length, 1, 'the next writer cuts the torn record and assigns');
   t.same((await ipam2.check()).handleMismatches, [], 'counts agree');
 });
+
+t.test(
+  'an assignment’s own writes (`also`) go in its commit; one that fails is rejected alone; two naming one key take turns',
+  async (t) => {
+    const { dir, ds, ipam } = open(t);
+    await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 });
+    const syncs = ds.fds.syncs;
+    const lines = logLines(dir).length;
+    const also = (i: number) => async (addrs: string[]) => {
+      if (i === 3) throw new Error('cannot build pod-3’s writes');
+      return [{ op: 'create' as const, key: `/test/also/${i}`, value: { addrs } }];
+    };
+    const rs = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => ipam.autoAssign({ handle: `a-${i}`, node: 'n1', num4: 1, also: also(i) })),
+    );
+    t.match(rs[3], { status: 'rejected', reason: { message: /pod-3/ } }, 'the one whose writes failed is rejected with its error');
+    t.same(await ipam.ipsByHandle('a-3'), [], 'and holds no address');
+    t.equal(await ds.get('/test/also/3'), undefined);
+    for (const i of [0, 1, 2, 4, 5, 6, 7]) {
+      const r = rs[i]!;
+      if (r.status !== 'fulfilled') {
+        t.fail(`a-${i}: ${String(r.reason)}`);
+        continue;
+      }
+      t.same((await ds.get(`/test/also/${i}`))?.value, { addrs: r.value.ipv4 }, `a-${i}'s write names ${r.value.ipv4[0]}`);
+    }
+    t.ok(ds.fds.syncs - syncs <= 3, `${ds.fds.syncs - syncs} fdatasyncs for 7 assignments and their writes`);
+    t.ok(logLines(dir).length - lines <= 3, `${logLines(dir).length - lines} log records`);
+
+    // Two assignments whose writes name one key (two sandboxes of one pod): one commit cannot name it twice,
+    // so the second waits for the next round and re-reads.
+    const bump = async () => {
+      const cur = await ds.get<{ n: number }>('/test/shared');
+      return [
+        cur
+          ? { op: 'update' as const, key: '/test/shared', value: { n: cur.value.n + 1 }, expectedRevision: cur.revision }
+          : { op: 'create' as const, key: '/test/shared', value: { n: 1 } },
+      ];
+    };
+    // (The first assignment goes alone; the two after it queue behind its commit and meet in one round.)
+    const [, x, y] = await Promise.all([
+      ipam.autoAssign({ handle: 's-0', node: 'n1', num4: 1 }),
+      ipam.autoAssign({ handle: 's-1', node: 'n1', num4: 1, also: bump }),
+      ipam.autoAssign({ handle: 's-2', node: 'n1', num4: 1, also: bump }),
+    ]);
+    t.not(x.ipv4[0], y.ipv4[0], 'both assigned');
+    t.same((await ds.get('/test/shared'))?.value, { n: 2 }, 'both writes made, one after the other');
+    t.same((await ipam.check()).handleMismatches, [], 'counts agree');
+  },
+);
+
+t.test('releaseByHandle’s own writes go in the commit that drops the handle, or alone without a handle', async (t) => {
+  const { dir, ds, ipam } = open(t);
+  await ipam.autoAssign({ handle: 'r-1', node: 'n1', num4: 1 });
+  await ds.create('/test/ep/r-1', { x: 1 });
+  const syncs = ds.fds.syncs;
+  const lines = logLines(dir).length;
+  const del = async () => {
+    const kv = await ds.get('/test/ep/r-1');
+    return kv ? [{ op: 'delete' as const, key: '/test/ep/r-1', expectedRevision: kv.revision }] : [];
+  };
+  t.equal((await ipam.releaseByHandle('r-1', del)).length, 1);
+  t.equal(ds.fds.syncs - syncs, 1, 'one fdatasync');
+  t.equal(logLines(dir).length - lines, 1, 'one record');
+  t.equal(await ds.get('/test/ep/r-1'), undefined, 'deleted with the release');
+  await ds.create('/test/ep/r-1', { x: 2 });
+  t.same(await ipam.releaseByHandle('r-1', del), [], 'no handle: nothing released');
+  t.equal(await ds.get('/test/ep/r-1'), undefined, 'the write made alone');
+});
