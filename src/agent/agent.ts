@@ -977,6 +977,7 @@ export class Agent extends EventEmitter implements StatusSource {
       },
     };
     if (p?.lastError) r.lastError = { message: p.lastError.message, at: p.lastError.at.toISOString() };
+    if (p?.resync) r.kernel.resync = p.resync;
     return r;
   }
 

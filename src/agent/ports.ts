@@ -204,6 +204,18 @@ export interface DataplaneProgress {
   held: number;
   /** the last failure programming the kernel (a dump or a change), if any */
   lastError?: { message: string; at: Date };
+  /** the resync dumps of the kernel's routes */
+  resync?: ResyncStatus;
+}
+
+/** A resync dump: running (listing, with the routes listed so far), due (waiting) or not; how often one
+ *  gave way to route changes; the last complete one's size and duration. */
+export interface ResyncStatus {
+  state: 'idle' | 'waiting' | 'listing';
+  listed: number;
+  gaveWay: number;
+  lastListed?: number;
+  lastMs?: number;
 }
 
 // ---- autodetection ----

@@ -46,6 +46,8 @@ export interface RoutingStatusJson {
     held: number;
     inSync: boolean;
     deletesHeld: boolean;
+    /** the resync dumps: running or due, how often one gave way to route changes, the last one */
+    resync?: { state: 'idle' | 'waiting' | 'listing'; listed: number; gaveWay: number; lastListed?: number; lastMs?: number };
   };
   /** the last failure programming the kernel */
   lastError?: { message: string; at: string };

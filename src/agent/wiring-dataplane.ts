@@ -33,6 +33,8 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
     const p: DataplaneProgress = { inSync: routes.inSync, desired: routes.desiredCount, pending: routes.pending, held: routes.heldCount };
     const e = routes.lastError;
     if (e) p.lastError = e;
+    const { state, listed, gaveWay, last } = routes.resyncProgress;
+    p.resync = { state, listed, gaveWay, ...(last ? { lastListed: last.listed, lastMs: last.ms } : {}) };
     return p;
   };
 

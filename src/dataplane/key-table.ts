@@ -134,7 +134,9 @@ export class KeyTable<T> {
   /** Start (or restart) collecting a dump. */
   beginDump(): void {
     this.epoch = (this.epoch + 1) >>> 0 || 1;
-    this.next = [];
+    // sized up front: filled in dump order, not id order — an empty array written far past its end
+    // turns into a dictionary (slow, and larger than the table at 1M)
+    this.next = new Array(this.keys.length);
   }
   /** An object the dump listed under this id. */
   dumped(id: number, item: T): void {

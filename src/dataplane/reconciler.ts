@@ -36,8 +36,12 @@ export interface ReconcileDriver<T> {
   /** every kernel object of this kind (owned or not) */
   list(): Promise<T[]>;
   /** the same as a stream (optional; preferred): `start()` before each attempt returns the consumer of
-   *  that attempt's objects — a 1M-route dump is compared as it arrives instead of held whole */
-  listEach?(start: () => (item: T) => void): Promise<void>;
+   *  that attempt's objects — a 1M-route dump is compared as it arrives instead of held whole. With
+   *  `copy`, the objects are transient (one may be reused for the next). `stop`, asked as the dump goes:
+   *  true ends it early (the promise then rejects) */
+  listEach?(start: () => (item: T) => void, stop?: () => boolean): Promise<void>;
+  /** a dumped object to keep: given when listEach hands over transient objects (no object per item) */
+  copy?(item: T): T;
   /** create or replace each item (keys[i] is the key of items[i]); returns failures */
   apply(items: T[], keys: string[]): Promise<Failure<T>[]>;
   /** delete each item; "already gone" counts as success; returns failures */
@@ -67,6 +71,26 @@ export interface ReconcilerOptions {
   debounceMs?: number;
   /** retry delay after a failed apply. Default 1 s. */
   retryMs?: number;
+  /** a resync dump (listEach) gives way to this many changes made while it runs: it stops, the changes
+   *  are made, and it is done again once changes were quiet for yieldQuietMs — until the resync has
+   *  waited resyncMaxWaitMs since it was asked (then it runs to its end). 0 = never. Default 64. */
+  yieldAfter?: number;
+  /** Default 2 s. */
+  yieldQuietMs?: number;
+  /** Default 60 s. */
+  resyncMaxWaitMs?: number;
+}
+
+/** What the resync dumps are doing (status). */
+export interface ResyncProgress {
+  /** listing: a dump runs; waiting: one is due (after changes are quiet, or on the next pass) */
+  state: 'idle' | 'waiting' | 'listing';
+  /** objects the running dump listed so far */
+  listed: number;
+  /** dumps that gave way to changes (since start) */
+  gaveWay: number;
+  /** the last completed dump */
+  last?: { listed: number; ms: number; at: Date };
 }
 
 /**
@@ -91,7 +115,9 @@ export class Reconciler<T> extends EventEmitter {
   /** keys the passes kept because deletes are held */
   private heldKeys = new Set<string>();
   private resyncLater: NodeJS.Timeout | undefined;
-  private resyncLaterDeadline = 0;
+  /** when the resync due was first asked for (undefined: none due); a dump that gives way keeps it */
+  private resyncSince: number | undefined;
+  private readonly dumps: ResyncProgress = { state: 'idle', listed: 0, gaveWay: 0 };
   /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
   lastError: ReconcileError | undefined;
   private readonly opts: Required<ReconcilerOptions>;
@@ -101,7 +127,21 @@ export class Reconciler<T> extends EventEmitter {
     opts: ReconcilerOptions = {},
   ) {
     super();
-    this.opts = { resyncIntervalMs: opts.resyncIntervalMs ?? 90_000, debounceMs: opts.debounceMs ?? 20, retryMs: opts.retryMs ?? 1000 };
+    this.opts = {
+      resyncIntervalMs: opts.resyncIntervalMs ?? 90_000,
+      debounceMs: opts.debounceMs ?? 20,
+      retryMs: opts.retryMs ?? 1000,
+      yieldAfter: opts.yieldAfter ?? 64,
+      yieldQuietMs: opts.yieldQuietMs ?? 2000,
+      resyncMaxWaitMs: opts.resyncMaxWaitMs ?? 60_000,
+    };
+  }
+
+  /** The resync dumps: running, due, how far, how often they gave way. */
+  get resyncProgress(): ResyncProgress {
+    const p = this.dumps;
+    const state = p.state === 'listing' ? 'listing' : this.needResync || this.resyncLater ? 'waiting' : 'idle';
+    return { ...p, state };
   }
 
   /** Nothing pending: the kernel matched desired state at the end of the last apply. */
@@ -209,6 +249,7 @@ export class Reconciler<T> extends EventEmitter {
       this.resyncLater = undefined;
     }
     this.needResync = true;
+    this.resyncSince ??= Date.now();
     if (this.started) this.schedule();
   }
 
@@ -217,19 +258,19 @@ export class Reconciler<T> extends EventEmitter {
    *  every batch (that made ingest quadratic), yet the dump does come. While changes wait or a pass
    *  runs it is not quiet (the timer may fire late, after a long synchronous burst of changes: a dump
    *  then would list a half-programmed table and be followed by another). inSync is false meanwhile. */
-  markResyncSoon(quietMs: number, maxMs = 60_000): void {
+  markResyncSoon(quietMs: number, maxMs = this.opts.resyncMaxWaitMs): void {
     const now = Date.now();
-    if (!this.resyncLater) this.resyncLaterDeadline = now + maxMs;
-    else clearTimeout(this.resyncLater);
+    if (this.resyncLater) clearTimeout(this.resyncLater);
+    const deadline = (this.resyncSince ??= now) + maxMs;
     const arm = (delay: number): void => {
       this.resyncLater = setTimeout(() => {
-        const left = this.resyncLaterDeadline - Date.now();
+        const left = deadline - Date.now();
         if ((this.running || this.s.dirtyCount) && left > 0) return arm(Math.min(quietMs, left));
         this.resyncLater = undefined;
         this.markResync();
       }, delay); // cleared by stop()
     };
-    arm(Math.max(0, Math.min(quietMs, this.resyncLaterDeadline - now)));
+    arm(Math.max(0, Math.min(quietMs, deadline - now)));
   }
 
   /** A kernel object appeared or changed (from an event). */
@@ -316,24 +357,40 @@ export class Reconciler<T> extends EventEmitter {
     let resynced = false;
     if (this.needResync) {
       this.needResync = false;
+      // a dump gives way to changes made meanwhile (a withdraw-all does not wait for a 1M-route dump),
+      // unless this resync has waited long enough already (constant change never starves it)
+      const yieldAfter = this.opts.yieldAfter;
+      const since = this.resyncSince ?? Date.now();
+      const dirty0 = s.dirtyCount;
+      const stop =
+        d.listEach && yieldAfter > 0 && Date.now() - since < this.opts.resyncMaxWaitMs
+          ? () => s.dirtyCount - dirty0 >= yieldAfter
+          : undefined;
+      const p = this.dumps;
+      const t0 = Date.now();
+      p.state = 'listing';
+      p.listed = 0;
       try {
         // kernel state as dumped: objects a desired key collides with, or ours. One equal to its desired
-        // object is kept as that object (the dumped copy is dropped at once)
+        // object is kept as that object (the dumped one is dropped at once: with `copy` it is transient)
+        const keep = d.copy;
         const absorb = (it: T): void => {
+          p.listed++;
           const k = d.key(it);
           let id = s.find(k);
           const want = id < 0 ? undefined : s.want[id];
           if (want !== undefined && d.equal(want, it)) s.dumped(id, want);
           else if (want !== undefined || d.owned(it)) {
             if (id < 0) id = s.intern(k);
-            s.dumped(id, it);
+            s.dumped(id, keep ? keep(it) : it);
           }
         };
         if (d.listEach) {
           await d.listEach(() => {
             s.beginDump();
+            p.listed = 0;
             return absorb;
-          });
+          }, stop);
         } else {
           const list = await d.list();
           s.beginDump();
@@ -343,11 +400,21 @@ export class Reconciler<T> extends EventEmitter {
         // only what differs is dirty (not every desired key: a resync of a converged 1M-route table does no more)
         s.endDump((id) => s.mark(id));
         resynced = true;
+        this.resyncSince = undefined;
+        p.last = { listed: p.listed, ms: Date.now() - t0, at: new Date() };
       } catch (e) {
-        // apply what is known (the dirty keys against the last known kernel state); dump again later
         s.abortDump();
-        this.needResync = true;
-        this.lastError = { message: `list ${d.kind}s: ${e instanceof Error ? e.message : String(e)}`, at: new Date() };
+        if (stop?.()) {
+          // gave way: the changes are made now, the dump again once they are quiet (the first ask's deadline holds)
+          p.gaveWay++;
+          this.markResyncSoon(this.opts.yieldQuietMs);
+        } else {
+          // apply what is known (the dirty keys against the last known kernel state); dump again later
+          this.needResync = true;
+          this.lastError = { message: `list ${d.kind}s: ${e instanceof Error ? e.message : String(e)}`, at: new Date() };
+        }
+      } finally {
+        p.state = 'idle';
       }
     }
     const ids = s.takeDirty();

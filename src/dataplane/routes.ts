@@ -22,7 +22,9 @@ import {
   type ReconcileDriver,
   type ReconcileError,
   type ReconcilerOptions,
+  type ResyncProgress,
 } from './reconciler.js';
+import { copyRoute } from './netlink/route-scan.js';
 import { log, type Logger } from '../common/log.js';
 import { parseCidr, formatCidr, parseIpv4Number } from '../common/ip.js';
 
@@ -47,8 +49,9 @@ export interface Route {
 /** What the reconciler needs from a Netlink handle (a fake can stand in). */
 export interface RouteDataplane {
   listRoutes(family?: 4 | 6): Promise<KernelRoute[]>;
-  /** the same as a stream (optional): a big table is compared as it arrives */
-  listRoutesEach?(family: 4 | 6 | undefined, start: () => (r: KernelRoute) => void): Promise<void>;
+  /** the same as a stream (optional; preferred): a big table is compared as it arrives, one object
+   *  reused for every route (copied when kept); `stop()` true ends it early (it rejects) */
+  listRoutesEach?(family: 4 | 6 | undefined, start: () => (r: KernelRoute) => void, stop?: () => boolean): Promise<void>;
   listLinks(): Promise<Link[]>;
   routeBatch(ops: readonly RouteOp[]): Promise<{ op: RouteOp; error: NetlinkError }[]>;
   /** the same without an op object per route (optional; preferred): route i is a template, its destination apart */
@@ -229,11 +232,14 @@ export class RouteReconciler extends EventEmitter {
       leavesOld: (want, have) => !samePriority(want, have),
       owned: (r) => r.type !== 'local' && r.type !== 'broadcast' && this.owns(r, r.oif ? this.byIndex.get(r.oif) : undefined),
       list: () => this.dump(),
-      ...(nl.listRoutesEach ? { listEach: (start: () => (r: KernelRoute) => void) => this.dumpEach(start) } : {}),
+      ...(nl.listRoutesEach
+        ? { listEach: (start: () => (r: KernelRoute) => void, stop?: () => boolean) => this.dumpEach(start, stop), copy: copyRoute }
+        : {}),
       apply: (items, keys) => this.batch('replace', items, keys),
       remove: (items, keys) => this.batch('del', items, keys),
     };
-    this.rec = new Reconciler(driver, opts);
+    // a resync dump that gave way to changes comes back when they are over, like the one after a bulk change
+    this.rec = new Reconciler(driver, { yieldQuietMs: this.bulkQuietMs, ...opts });
     this.rec.on('applied', (r: ApplyResult<KernelRoute>) => {
       for (const f of r.failed)
         this.log.warn({ dst: f.item.dst, table: f.item.table, err: f.error.message }, 'route change failed; will retry');
@@ -266,6 +272,10 @@ export class RouteReconciler extends EventEmitter {
   }
   get lastError(): ReconcileError | undefined {
     return this.rec.lastError;
+  }
+  /** the resync dumps (status) */
+  get resyncProgress(): ResyncProgress {
+    return this.rec.resyncProgress;
   }
 
   /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
@@ -474,14 +484,18 @@ export class RouteReconciler extends EventEmitter {
     return (await this.nl.listRoutes()).filter((r) => !notOurKind(r));
   }
 
-  private async dumpEach(start: () => (r: KernelRoute) => void): Promise<void> {
+  private async dumpEach(start: () => (r: KernelRoute) => void, stop?: () => boolean): Promise<void> {
     await this.refreshLinks();
-    await this.nl.listRoutesEach!(undefined, () => {
-      const each = start();
-      return (r) => {
-        if (!notOurKind(r)) each(r);
-      };
-    });
+    await this.nl.listRoutesEach!(
+      undefined,
+      () => {
+        const each = start();
+        return (r) => {
+          if (!notOurKind(r)) each(r);
+        };
+      },
+      stop,
+    );
   }
 
   private async refreshLinks(): Promise<void> {

@@ -313,13 +313,19 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
   t.teardown(() => counter.close());
   const rssIdle = procStatus(p.pid!, 'VmRSS');
   const res = await feedAndMeasure('tabby', p.pid!, counter, n, f!, r!.address, msgs);
-  const status = JSON.parse(await unixGet(sock, '/status').catch(() => '{}')) as { routing?: { lastError?: { message: string } } };
+  const status = JSON.parse(await unixGet(sock, '/status').catch(() => '{}')) as {
+    routing?: { lastError?: { message: string }; kernel?: { resync?: { gaveWay: number; lastListed?: number; lastMs?: number } } };
+  };
   await cleanup();
   const err = status.routing?.lastError?.message;
+  const rs = status.routing?.kernel?.resync;
+  const dumps = rs
+    ? `; resync dumps gave way ${rs.gaveWay}×, the last listed ${rs.lastListed ?? '–'} routes in ${rs.lastMs ?? '–'} ms`
+    : '';
   return {
     receiver: variant === 'filter' ? 'tabby+filt' : variant === 'before' ? 'tabby-old' : 'tabby-node',
     ...res,
-    note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${err ? `; last kernel error: ${err}` : ''}`,
+    note: `idle RSS before the feed ${(rssIdle / 1e6).toFixed(0)} MB${dumps}${err ? `; last kernel error: ${err}` : ''}`,
   };
 }
 

@@ -164,7 +164,7 @@ export function decodeAddr(data: Buffer): Address {
 // ---------------------------------------------------------------- routes
 
 export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'local' | 'broadcast' | 'multicast' | 'anycast' | 'other';
-const routeTypeNames: Record<number, RouteType> = {
+export const routeTypeNames: Record<number, RouteType> = {
   [RTN.UNICAST]: 'unicast',
   [RTN.BLACKHOLE]: 'blackhole',
   [RTN.UNREACHABLE]: 'unreachable',

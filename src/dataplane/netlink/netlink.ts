@@ -28,6 +28,7 @@ import {
   type SetLinkRequest,
 } from './messages.js';
 import { NetlinkError, NlSocket, isErrno, type BatchSource } from './socket.js';
+import { RouteScanner, copyRoute } from './route-scan.js';
 import type { NlMessage } from './wire.js';
 
 export interface NetlinkOptions {
@@ -67,9 +68,11 @@ export class NetlinkSubscription extends EventEmitter {
 export class Netlink {
   readonly sock: NlSocket;
   readonly netnsPath?: string;
+  private timeoutMs: number | undefined;
 
   constructor(opts: NetlinkOptions = {}) {
     this.netnsPath = opts.netnsPath;
+    this.timeoutMs = opts.timeoutMs;
     this.sock = new NlSocket({ netnsPath: opts.netnsPath, timeoutMs: opts.timeoutMs });
   }
 
@@ -239,19 +242,48 @@ export class Netlink {
   /** All routes of a family (both by default), every table. */
   async listRoutes(family?: Family): Promise<KernelRoute[]> {
     let out: KernelRoute[] = [];
-    // decoded as the parts arrive: the raw dump of a big table is never held whole
-    await this.sock.dumpEach(
+    // decoded in place as the parts arrive: the raw dump of a big table is never held whole
+    const scan = new RouteScanner();
+    await this.sock.dumpRaw(
       RTM.GETROUTE,
       (w) => encodeRouteDump(w, family),
       'list routes',
       () => {
         out = [];
-        return (m) => {
-          if (m.type === RTM.NEWROUTE) out.push(decodeRoute(m.data));
+        return (buf, off, end, type) => {
+          if (type === RTM.NEWROUTE) out.push(copyRoute(scan.scan(buf, off, end)));
         };
       },
     );
     return out;
+  }
+
+  /**
+   * The routes as the dump delivers them, without an object per route: each is decoded into one object
+   * that is reused for the next (copyRoute() one to keep it). `start()` before each attempt (an
+   * interrupted dump starts over) returns that attempt's consumer. `stop()`, asked after each datagram,
+   * ends the dump early when true (rejects with ECANCELED). On a socket of its own, closed at the end:
+   * a dump stopped early ends in the kernel at once instead of being read to its end.
+   */
+  async listRoutesEach(family: Family | undefined, start: () => (r: KernelRoute) => void, stop?: () => boolean): Promise<void> {
+    const sock = new NlSocket({ netnsPath: this.netnsPath, timeoutMs: this.timeoutMs });
+    const scan = new RouteScanner();
+    try {
+      await sock.dumpRaw(
+        RTM.GETROUTE,
+        (w) => encodeRouteDump(w, family),
+        'list routes',
+        () => {
+          const each = start();
+          return (buf, off, end, type) => {
+            if (type === RTM.NEWROUTE) each(scan.scan(buf, off, end));
+          };
+        },
+        stop,
+      );
+    } finally {
+      sock.close();
+    }
   }
 
   async addRoute(route: Partial<KernelRoute> & { dst: string }): Promise<void> {
@@ -354,6 +386,7 @@ export class Netlink {
    */
   /** Per-request timeout from now on (dumps: without a part arriving). */
   setTimeout(ms: number): void {
+    this.timeoutMs = ms;
     this.sock.setTimeout(ms);
   }
 

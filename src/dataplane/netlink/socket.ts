@@ -29,7 +29,7 @@ import {
   SO_RCVBUFFORCE,
   SO_SNDBUFFORCE,
 } from './constants.js';
-import { NlWriter, NLMSG_HDRLEN, cString, forEachAttr, splitMessages, type NlMessage } from './wire.js';
+import { NlWriter, NLMSG_HDRLEN, align4, cString, forEachAttr, type NlMessage } from './wire.js';
 
 const { RawNetlinkSocket } = rawPkg as unknown as { RawNetlinkSocket: typeof RawSocketType };
 
@@ -61,6 +61,10 @@ interface Pending {
   parts: NlMessage[];
   /** a streamed dump: each part goes here as it arrives instead of into `parts` */
   each?: ((m: NlMessage) => void) | undefined;
+  /** the same without a message object: the payload is buf[off, end) (valid during the call only) */
+  raw?: RawPart | undefined;
+  /** asked after each datagram of a dump: true ends it early (see dumpRaw) */
+  stop?: (() => boolean) | undefined;
   /** dumps: a part arrived since the timer was last armed */
   progress?: boolean;
   dump: boolean;
@@ -75,6 +79,9 @@ interface BatchWindow {
   last: number;
   onError(index: number, e: NetlinkError): void;
 }
+
+/** A dump part in place: its type and its payload buf[off, end) — no object per part (a 1M-route dump). */
+export type RawPart = (buf: Buffer, off: number, end: number, type: number) => void;
 
 /** `count` requests, request i described by index (no object per request: a batch may hold 1M routes). */
 export interface BatchSource {
@@ -256,16 +263,46 @@ export class NlSocket {
   }
 
   private receive(buf: Buffer): void {
-    for (const m of splitMessages(buf)) {
-      const p = m.seq ? this.pending.get(m.seq) : undefined;
-      if (!p && this.abandoned && m.seq === this.abandoned.seq) {
-        if (m.type === NLMSG.DONE || m.type === NLMSG.ERROR) {
+    // headers read in place: a message object is made only for what needs one (not for a raw dump's
+    // parts, nor for the dropped rest of an abandoned dump)
+    let lastSeq = -1;
+    let last: Pending | undefined;
+    let o = 0;
+    while (o + NLMSG_HDRLEN <= buf.length) {
+      const len = buf.readUInt32LE(o);
+      if (len < NLMSG_HDRLEN || o + len > buf.length) break;
+      const at = o;
+      o += align4(len);
+      const type = buf.readUInt16LE(at + 4);
+      const seq = buf.readUInt32LE(at + 8);
+      let p: Pending | undefined;
+      if (seq === lastSeq) p = last;
+      else if (seq) {
+        p = this.pending.get(seq);
+        lastSeq = seq;
+        last = p;
+      }
+      if (p?.raw && type !== NLMSG.DONE && type !== NLMSG.ERROR) {
+        if (buf.readUInt16LE(at + 6) & NLM_F.DUMP_INTR) p.interrupted = true;
+        p.raw(buf, at + NLMSG_HDRLEN, at + len, type);
+        p.progress = true;
+        continue;
+      }
+      if (!p && this.abandoned && seq === this.abandoned.seq) {
+        if (type === NLMSG.DONE || type === NLMSG.ERROR) {
           this.abandoned.done();
           this.abandoned = undefined;
           this.refresh();
         }
         continue;
       }
+      const m: NlMessage = {
+        type,
+        flags: buf.readUInt16LE(at + 6),
+        seq,
+        pid: buf.readUInt32LE(at + 12),
+        data: buf.subarray(at + NLMSG_HDRLEN, at + len),
+      };
       if (!p) {
         if (m.type === NLMSG.ERROR && this.windows.size) {
           for (const w of this.windows) {
@@ -284,6 +321,7 @@ export class NlSocket {
         continue;
       }
       if (m.flags & NLM_F.DUMP_INTR) p.interrupted = true;
+      if (m.type === NLMSG.ERROR || m.type === NLMSG.DONE) lastSeq = -1; // settled below: looked up again
       if (m.type === NLMSG.ERROR) {
         const errno = -m.data.readInt32LE(0);
         if (errno === 0) this.settle(m.seq, p, null);
@@ -298,6 +336,11 @@ export class NlSocket {
         else p.parts.push(m);
         p.progress = true;
       }
+    }
+    // a dump asked to give way stops here: the rest of it is dropped as it arrives
+    if (lastSeq >= 0 && last?.stop && this.pending.get(lastSeq) === last && last.stop()) {
+      this.abandon(lastSeq);
+      this.settle(lastSeq, last, new NetlinkError(ERRNO.ECANCELED, last.op, 'stopped early'));
     }
   }
 
@@ -395,8 +438,21 @@ export class NlSocket {
     await this.queueDump(type, body, op, start);
   }
 
-  private queueDump(type: number, body: (w: NlWriter) => void, op: string, consumer?: () => (m: NlMessage) => void): Promise<NlMessage[]> {
-    const run = this.dumpQueue.then(() => this.dumpNow(type, body, op, consumer));
+  /** dumpEach without a message object per part (the consumer reads the payload in place), and with
+   *  `stop`, asked after each datagram: true ends the dump early — it rejects with ECANCELED, the rest
+   *  of it is dropped as it arrives (or goes with the socket when that is closed). */
+  async dumpRaw(type: number, body: (w: NlWriter) => void, op: string, start: () => RawPart, stop?: () => boolean): Promise<void> {
+    await this.queueDump(type, body, op, undefined, { start, stop });
+  }
+
+  private queueDump(
+    type: number,
+    body: (w: NlWriter) => void,
+    op: string,
+    consumer?: () => (m: NlMessage) => void,
+    raw?: { start: () => RawPart; stop?: (() => boolean) | undefined },
+  ): Promise<NlMessage[]> {
+    const run = this.dumpQueue.then(() => this.dumpNow(type, body, op, consumer, raw));
     this.dumpQueue = run.then(
       () => undefined,
       () => undefined,
@@ -409,6 +465,7 @@ export class NlSocket {
     body: (w: NlWriter) => void,
     op: string,
     consumer?: () => (m: NlMessage) => void,
+    raw?: { start: () => RawPart; stop?: (() => boolean) | undefined },
   ): Promise<NlMessage[]> {
     let busy = 0;
     for (let attempt = 0; ; attempt++) {
@@ -423,6 +480,10 @@ export class NlSocket {
       const done = this.track(seq, op, true);
       const p = this.pending.get(seq)!;
       if (consumer) p.each = consumer();
+      if (raw) {
+        p.raw = raw.start();
+        p.stop = raw.stop;
+      }
       this.sendBuffer(w.finish(), op);
       let parts: NlMessage[];
       try {
