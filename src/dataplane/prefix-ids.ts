@@ -1,0 +1,262 @@
+// Prefix ids: one small integer per key, shared by the agent's route table and the route reconciler's
+// key table, so a learned prefix costs one id (and no string) in both instead of a string key in two
+// Maps. A canonical IPv4 prefix ("10.1.2.0/24": no leading zeros, no host bits) is held as numbers —
+// network and length in typed arrays, found through an open-addressing hash over them (~20 B per
+// prefix against ~70 B for a Map entry plus its string); any other key (IPv6, "table|dst", a MAC) is
+// kept as its string in a Map. Lookups are exact on the string: a key not in canonical form is a
+// string key of its own, as in a Map (callers normalise first).
+// Holders count references (retain/release): an id is freed when the last holder lets it go, and
+// reused by the next new key. When most ids are free, compact() renumbers them densely and tells each
+// holder the old → new mapping (onRemap), so arrays indexed by id shrink after a withdraw-all.
+import { doubled } from '../common/typed-array.js';
+
+/** length byte of an id holding a string key / a free id */
+const STR = 254;
+const FREE = 255;
+
+/** canonical IPv4 prefix → (net, len) in these, or false (module scratch: no object per parse) */
+let pNet = 0;
+let pLen = 0;
+function parse4(s: string): boolean {
+  let v = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  let i = 0;
+  const n = s.length;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return false; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return false;
+    } else if (c === 46) {
+      if (!digits || ++dots > 3) return false;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else break;
+  }
+  if (dots !== 3 || !digits || i >= n || s.charCodeAt(i) !== 47) return false;
+  v = v * 256 + octet;
+  let len = 0;
+  const start = ++i;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+    len = len * 10 + (c - 48);
+  }
+  const digitsLen = i - start;
+  if (digitsLen === 0 || digitsLen > 2 || (digitsLen === 2 && s.charCodeAt(start) === 48) || len > 32) return false;
+  if (len < 32 && v % 2 ** (32 - len) !== 0) return false; // host bits set: not canonical
+  pNet = v | 0;
+  pLen = len;
+  return true;
+}
+
+const hash4 = (net: number, len: number): number => Math.imul(net ^ Math.imul(len + 1, 0x27d4eb2d), 0x9e3779b1);
+
+export class PrefixIds {
+  /** by id: the IPv4 network (int32), the length (0..32, STR, FREE), the holders */
+  private net = new Int32Array(1024);
+  private plen = new Uint8Array(1024).fill(FREE);
+  private refs = new Uint8Array(1024);
+  /** ids in use or freed: every id is < upper */
+  private top = 0;
+  private free: number[] = [];
+  /** open addressing over IPv4 ids: id + 1, 0 empty, -1 deleted; a power of two, at most half full */
+  private slots = new Int32Array(2048);
+  private shift = 21; // 32 - log2(slots.length)
+  private used = 0; // full + deleted slots
+  private v4 = 0;
+  private readonly strIds = new Map<string, number>();
+  private readonly strOf = new Map<number, string>();
+  private readonly remaps: ((remap: Int32Array, size: number) => void)[] = [];
+
+  /** keys with an id */
+  get size(): number {
+    return this.v4 + this.strIds.size;
+  }
+  /** every id in use is below this */
+  get upper(): number {
+    return this.top;
+  }
+
+  /** The id of a key, or -1. */
+  find(key: string): number {
+    if (parse4(key)) return this.find4(pNet, pLen);
+    return this.strIds.get(key) ?? -1;
+  }
+
+  /** The id of a canonical IPv4 prefix (network as a 32-bit integer, signed or not), or -1. */
+  find4(net: number, len: number): number {
+    net |= 0;
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let i = hash4(net, len) >>> this.shift; ; i = (i + 1) & mask) {
+      const s = slots[i]!;
+      if (s === 0) return -1;
+      if (s > 0 && this.net[s - 1] === net && this.plen[s - 1] === len) return s - 1;
+    }
+  }
+
+  /** The id of a key, made when missing (with no holder: retain it). */
+  get(key: string): number {
+    if (parse4(key)) return this.get4(pNet, pLen);
+    let id = this.strIds.get(key);
+    if (id === undefined) {
+      id = this.take(STR, 0);
+      this.strIds.set(key, id);
+      this.strOf.set(id, key);
+    }
+    return id;
+  }
+
+  /** get() for a canonical IPv4 prefix (network without host bits: the caller's promise). */
+  get4(net: number, len: number): number {
+    net |= 0;
+    const found = this.find4(net, len);
+    if (found >= 0) return found;
+    if ((this.used + 1) * 2 > this.slots.length) this.rehash(this.v4 + 1);
+    const id = this.take(len, net);
+    this.place(id);
+    this.used++;
+    this.v4++;
+    return id;
+  }
+
+  retain(id: number): void {
+    if (this.refs[id] === 255) throw new Error('prefix id: too many holders');
+    this.refs[id]!++;
+  }
+
+  /** One holder lets go; the id is freed with the last. */
+  release(id: number): void {
+    if (this.refs[id] === 0 || this.plen[id] === FREE) throw new Error(`prefix id ${id}: released more often than retained`);
+    if (--this.refs[id]! > 0) return;
+    const len = this.plen[id]!;
+    if (len === STR) {
+      this.strIds.delete(this.strOf.get(id)!);
+      this.strOf.delete(id);
+    } else {
+      this.slots[this.slotOf(id)] = -1;
+      this.v4--;
+    }
+    this.plen[id] = FREE;
+    this.free.push(id);
+  }
+
+  holders(id: number): number {
+    return this.plen[id] === FREE ? 0 : this.refs[id]!;
+  }
+
+  /** The key of an id (formatted for an IPv4 prefix: a new string each call). */
+  key(id: number): string {
+    const len = this.plen[id];
+    if (len === STR) return this.strOf.get(id)!;
+    if (len === FREE || len === undefined) throw new Error(`prefix id ${id} is not in use`);
+    const n = this.net[id]!;
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${len}`;
+  }
+
+  /** IPv4 network (int32) of an IPv4 id. */
+  net4(id: number): number {
+    return this.net[id]!;
+  }
+  /** The prefix length of an IPv4 id, or -1 (a string key, a free id). */
+  len4(id: number): number {
+    const l = this.plen[id]!;
+    return l <= 32 ? l : -1;
+  }
+
+  /** Called with (old id → new id or -1, new upper) whenever compact() renumbers. */
+  onRemap(fn: (remap: Int32Array, size: number) => void): void {
+    this.remaps.push(fn);
+  }
+
+  /** Renumber densely when most ids are free (only where no holder keeps an id outside its arrays).
+   *  Returns true when it did. */
+  compact(): boolean {
+    const n = this.size;
+    if (this.free.length < 4096 || this.free.length * 2 < this.top) return false;
+    const remap = new Int32Array(this.top).fill(-1);
+    const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
+    const net = new Int32Array(cap);
+    const plen = new Uint8Array(cap).fill(FREE);
+    const refs = new Uint8Array(cap);
+    const strs = [...this.strOf];
+    let to = 0;
+    for (let id = 0; id < this.top; id++) {
+      if (this.plen[id] === FREE) continue;
+      remap[id] = to;
+      net[to] = this.net[id]!;
+      plen[to] = this.plen[id]!;
+      refs[to] = this.refs[id]!;
+      to++;
+    }
+    this.strIds.clear();
+    this.strOf.clear();
+    for (const [id, k] of strs) {
+      this.strIds.set(k, remap[id]!);
+      this.strOf.set(remap[id]!, k);
+    }
+    this.net = net;
+    this.plen = plen;
+    this.refs = refs;
+    this.top = to;
+    this.free = [];
+    this.rehash(this.v4);
+    for (const fn of this.remaps) fn(remap, to);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private take(len: number, net: number): number {
+    let id = this.free.pop();
+    if (id === undefined) {
+      id = this.top++;
+      if (id >= this.net.length) {
+        this.net = doubled(this.net);
+        const plen = new Uint8Array(this.plen.length * 2).fill(FREE);
+        plen.set(this.plen);
+        this.plen = plen;
+        this.refs = doubled(this.refs);
+      }
+    }
+    this.net[id] = net;
+    this.plen[id] = len;
+    this.refs[id] = 0;
+    return id;
+  }
+
+  private place(id: number): void {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    let i = hash4(this.net[id]!, this.plen[id]!) >>> this.shift;
+    while (slots[i]! > 0) i = (i + 1) & mask;
+    slots[i] = id + 1;
+  }
+
+  private slotOf(id: number): number {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let i = hash4(this.net[id]!, this.plen[id]!) >>> this.shift; ; i = (i + 1) & mask) {
+      if (slots[i] === id + 1) return i;
+      if (slots[i] === 0) throw new Error(`prefix id ${id}: not in the index`);
+    }
+  }
+
+  /** A table for `n` IPv4 ids at most half full (tombstones dropped); smaller after a withdraw. */
+  private rehash(n: number): void {
+    const size = Math.max(2048, 2 ** Math.ceil(Math.log2(n * 2 + 2)));
+    this.slots = new Int32Array(size);
+    this.shift = 32 - Math.log2(size);
+    this.used = 0;
+    for (let id = 0; id < this.top; id++)
+      if (this.plen[id]! <= 32) {
+        this.place(id);
+        this.used++;
+      }
+  }
+}
