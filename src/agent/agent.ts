@@ -438,7 +438,12 @@ export class Agent extends EventEmitter implements StatusSource {
         if (!table) return;
         for (let i = 0; i < c.count; i++) {
           const nh = c.nextHop(i);
-          if (nh) table.update(c.prefix(i), nh, c.source(i), c.metric?.(i));
+          // IPv4 as numbers: no prefix string per change
+          const len = c.len4 ? c.len4(i) : -1;
+          if (len >= 0) {
+            if (nh) table.update4(c.net4!(i), len, nh, c.source(i), c.metric?.(i));
+            else table.remove4(c.net4!(i), len);
+          } else if (nh) table.update(c.prefix(i), nh, c.source(i), c.metric?.(i));
           else table.remove(c.prefix(i));
         }
       });

@@ -3,6 +3,7 @@
 // modules to them and the unit tests pass fakes.
 import type { BgpState } from '../bgp/index.js';
 import type { Route } from '../dataplane/routes.js';
+import type { PrefixIds } from '../dataplane/prefix-ids.js';
 import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node, ResourceMeta } from '../datastore/resources.js';
 import type { BfdTimers } from '../bfd/fsm.js';
 import type { BfdSessionStatus, BfdStateEvent } from '../bfd/service.js';
@@ -153,6 +154,9 @@ export interface BestChangesView {
   source(i: number): string;
   /** kernel route priority from a BGPFilter setPriority (undefined: the kernel's default) */
   metric?(i: number): number | undefined;
+  /** an IPv4 change's prefix length (its network: net4), or -1 — the prefix without a string */
+  len4?(i: number): number;
+  net4?(i: number): number;
 }
 
 // ---- dataplane ----
@@ -167,6 +171,11 @@ export interface DataplanePort {
    *  state only: the dataplane programs the kernel in batches by itself (and on apply()). */
   setRoute(route: Route): void;
   deleteRoute(dst: string): void;
+  /** The same by prefix id (optional): the dataplane's ids, shared with the agent's route table (one id
+   *  per prefix in both, no string); `route` is a template whose dst is not read. */
+  prefixIds?: PrefixIds;
+  setRouteAt?(id: number, route: Route): void;
+  deleteRouteAt?(id: number): void;
   /** Graceful restart: while held, routes tabby owns but no longer wants stay in the kernel. */
   holdDeletes(hold: boolean): void;
   /** Neighbours and FDB on vxlan.calico and vxlan-v6.calico (the whole, small set, by `dev`), then one reconcile pass of everything. */

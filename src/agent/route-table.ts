@@ -8,7 +8,11 @@
 // template per group and rewrites only the prefixes of groups whose template changed; a pool change
 // re-homes only the prefixes of groups the changed pools can contain (the index: group → prefixes).
 // A record's BGP decision reason is not stored: the Loc-RIB is asked when a record is read.
+// Prefixes are ids of a PrefixIds (an IPv4 prefix as two numbers, no string): the dataplane's route
+// reconciler shares its one (RouteSink.prefixIds), so the table and the reconciler hold one id per
+// prefix and hand routes over by id — a template route object per group, no object or string per prefix.
 import { cidrContainsCidr, formatCidr, parseCidr, tryParseCidr } from '../common/ip.js';
+import { PrefixIds } from '../dataplane/prefix-ids.js';
 import type { Route } from '../dataplane/routes.js';
 import {
   learnedTemplate,
@@ -25,6 +29,10 @@ import {
 export interface RouteSink {
   setRoute(route: Route): void;
   deleteRoute(dst: string): void;
+  /** the sink's prefix ids (optional): then routes go by id — `route` is a template whose dst is not read */
+  prefixIds?: PrefixIds;
+  setRouteAt?(id: number, route: Route): void;
+  deleteRouteAt?(id: number): void;
 }
 
 /** What `route explain` and `/status` show for one prefix. */
@@ -56,6 +64,8 @@ interface Group {
   readonly source: string;
   readonly metric: number | undefined;
   tpl: RouteTemplate;
+  /** the kernel route of a member (dst ''), one object for all: undefined when the template is no route */
+  route: Route | undefined;
   /** prefixes in the group (they are found by a scan of the table when a pool or template changes —
    *  rare — rather than kept in a set per group: a Set entry per prefix cost as much as the table's own) */
   count: number;
@@ -85,6 +95,8 @@ const poolDesc = (ctx: RouteContext, i: number): string => {
   return p ? `${p.cidr} ${p.ipipMode} ${p.vxlanMode}` : '';
 };
 
+const templateRoute = (t: RouteTemplate, metric: number | undefined): Route | undefined => routeOf('', t, metric, false);
+
 /** The kernel route of a prefix with this template, or undefined (no route, or an own block's). */
 function routeOf(prefix: string, t: RouteTemplate | undefined, metric: number | undefined, own: boolean): Route | undefined {
   if (t === undefined || typeof t === 'string' || own) return undefined;
@@ -100,23 +112,43 @@ function routeOf(prefix: string, t: RouteTemplate | undefined, metric: number | 
 const routable = (t: RouteTemplate | undefined, own: boolean): boolean => t !== undefined && typeof t !== 'string' && !own;
 
 export class RouteTable {
-  /** prefix → its group: the record is the group (the kernel route follows from the group's template,
-   *  so no object per prefix is kept beyond the map slot and the group's member entry) */
-  private readonly recs = new Map<string, Group>();
+  /** by prefix id: its group (the record is the group: the kernel route follows from the group's
+   *  template, so nothing per prefix is kept beyond this slot and the id) */
+  private groupOf: (Group | undefined)[] = [];
+  private count = 0;
+  private readonly ids: PrefixIds;
+  /** routes go to the sink by id (it shares the ids) */
+  private readonly byId: boolean;
   private readonly groups = new Map<string, Group>();
   private last: { nh: readonly string[]; source: string; metric: number | undefined; poolIndex: number; g: Group } | undefined;
   private routed = 0;
+  /** the own blocks (ctx.ownBlocks): IPv4 networks by length, the rest as strings */
+  private own4: (Set<number> | undefined)[] = [];
+  /** a PrefixNum reused for IPv4 ids (pool lookup without an object per prefix) */
+  private readonly scratch: PrefixNum = { family: 4, net4: 0, len: 0 };
 
   /** `decisionOf(prefix)`: the Loc-RIB's reason for a prefix's best path, asked only when a record is read */
   constructor(
     private ctx: RouteContext,
     private readonly sink: RouteSink,
     private readonly decisionOf?: (prefix: string) => string | undefined,
-  ) {}
+  ) {
+    this.byId = !!(sink.prefixIds && sink.setRouteAt && sink.deleteRouteAt);
+    this.ids = this.byId ? sink.prefixIds! : new PrefixIds();
+    this.ids.onRemap((remap, size) => {
+      const next: (Group | undefined)[] = new Array(size).fill(undefined);
+      for (let id = 0; id < this.groupOf.length && id < remap.length; id++) {
+        const g = this.groupOf[id];
+        if (g !== undefined) next[remap[id]!] = g;
+      }
+      this.groupOf = next;
+    });
+    this.indexOwn();
+  }
 
   /** learned prefixes */
   get size(): number {
-    return this.recs.size;
+    return this.count;
   }
   /** learned prefixes with a kernel route */
   get routedCount(): number {
@@ -126,32 +158,28 @@ export class RouteTable {
   /** A prefix's best route changed (or appeared). `prefix` is canonical ("10.1.2.0/24"); `metric` is the
    *  kernel route priority a BGPFilter set (undefined: the kernel's default). */
   update(prefix: string, nextHops: readonly string[], source: string, metric?: number): void {
-    const old = this.recs.get(prefix);
-    if (old && old.nextHops === nextHops && old.source === source && old.metric === metric) return; // nothing new
-    const g = this.groupFor(prefixNum(prefix), nextHops, source, metric);
-    if (old === g) return;
-    if (old) this.leave(old);
-    g.count++;
-    this.recs.set(prefix, g);
-    const own = this.ctx.ownBlocks.has(prefix);
-    this.move(prefix, old?.tpl, old?.metric, own, g.tpl, g.metric, own);
+    this.updateId(this.ids.get(prefix), nextHops, source, metric);
+  }
+
+  /** update() of an IPv4 prefix as numbers (network without host bits, signed or not; length 0..32). */
+  update4(net: number, len: number, nextHops: readonly string[], source: string, metric?: number): void {
+    this.updateId(this.ids.get4(len === 0 ? 0 : net & (~0 << (32 - len)), len), nextHops, source, metric);
   }
 
   /** A prefix has no best route any more. */
   remove(prefix: string): void {
-    const g = this.recs.get(prefix);
-    if (!g) return;
-    this.recs.delete(prefix);
-    this.leave(g);
-    if (routable(g.tpl, this.ctx.ownBlocks.has(prefix))) {
-      this.routed--;
-      this.sink.deleteRoute(prefix);
-    }
+    this.removeId(this.ids.find(prefix));
+  }
+
+  /** remove() of an IPv4 prefix as numbers. */
+  remove4(net: number, len: number): void {
+    this.removeId(this.ids.find4(len === 0 ? 0 : net & (~0 << (32 - len)), len));
   }
 
   /** Forget every prefix (the speaker was restarted); their kernel routes are deleted. */
   clear(): void {
-    for (const p of [...this.recs.keys()]) this.remove(p);
+    for (let id = 0; id < this.groupOf.length; id++) if (this.groupOf[id]) this.removeId(id);
+    if (!this.byId) this.ids.compact();
   }
 
   /** Pools, node addresses, own blocks or kernel capabilities changed: recompute what they affect. */
@@ -159,12 +187,14 @@ export class RouteTable {
     const old = this.ctx;
     // own blocks first, under the old templates: only the prefixes that are (or were) one of them
     const ownMoved = (b: string): void => {
-      const g = this.recs.get(b);
-      if (g) this.move(b, g.tpl, g.metric, old.ownBlocks.has(b), g.tpl, g.metric, ctx.ownBlocks.has(b));
+      const id = this.ids.find(b);
+      const g = id < 0 ? undefined : this.groupOf[id];
+      if (g) this.move(id, g.tpl, g.metric, old.ownBlocks.has(b), g, ctx.ownBlocks.has(b));
     };
     for (const b of old.ownBlocks) if (!ctx.ownBlocks.has(b)) ownMoved(b);
     for (const b of ctx.ownBlocks) if (!old.ownBlocks.has(b)) ownMoved(b);
     this.ctx = ctx;
+    this.indexOwn();
     this.last = undefined;
     const oldPools = old.pools.map((_, i) => poolDesc(old, i));
     const newPools = ctx.pools.map((_, i) => poolDesc(ctx, i));
@@ -200,21 +230,24 @@ export class RouteTable {
       if (sameTemplate(tpl, g.tpl)) continue;
       before.set(g, g.tpl);
       g.tpl = tpl;
+      g.route = templateRoute(tpl, g.metric);
     }
     if (!before.size && !rehome.length) return;
     // 3. members of groups a changed pool may affect: each finds its pool and group again (one scan for 2 and 3)
     const moved = new Set(rehome);
-    for (const [p, g] of this.recs) {
+    for (let id = 0; id < this.groupOf.length; id++) {
+      const g = this.groupOf[id];
+      if (g === undefined) continue;
       const was = before.get(g);
       if (was !== undefined) {
-        const own = ctx.ownBlocks.has(p);
-        this.move(p, was, g.metric, own, g.tpl, g.metric, own);
+        const own = this.isOwn(id);
+        this.move(id, was, g.metric, own, g, own);
       } else if (moved.has(g)) {
-        const ng = this.groupFor(prefixNum(p), g.nextHops, g.source, g.metric);
-        this.recs.set(p, ng);
+        const ng = this.groupFor(id, g.nextHops, g.source, g.metric);
+        this.groupOf[id] = ng;
         ng.count++;
-        const own = ctx.ownBlocks.has(p);
-        this.move(p, g.tpl, g.metric, own, ng.tpl, ng.metric, own);
+        const own = this.isOwn(id);
+        this.move(id, g.tpl, g.metric, own, ng, own);
       }
     }
   }
@@ -223,9 +256,9 @@ export class RouteTable {
   lookup(prefix: string): RouteRecord | undefined {
     const c = tryParseCidr(prefix);
     if (!c) return undefined;
-    const p = formatCidr(c);
-    const g = this.recs.get(p);
-    return g ? this.record(p, g) : undefined;
+    const id = this.ids.find(formatCidr(c));
+    const g = id < 0 ? undefined : this.groupOf[id];
+    return g ? this.record(id, g) : undefined;
   }
 
   /** The record that decides where traffic to this address or prefix goes: the longest learned prefix
@@ -236,9 +269,9 @@ export class RouteTable {
     const bits = c.family === 4 ? 32 : 128;
     for (let len = c.prefixLen; len >= 0; len--) {
       const net = c.network & ~((1n << BigInt(bits - len)) - 1n);
-      const p = formatCidr({ family: c.family, ip: net, network: net, prefixLen: len });
-      const g = this.recs.get(p);
-      if (g) return this.record(p, g);
+      const id = this.ids.find(formatCidr({ family: c.family, ip: net, network: net, prefixLen: len }));
+      const g = id < 0 ? undefined : this.groupOf[id];
+      if (g) return this.record(id, g);
     }
     return undefined;
   }
@@ -246,9 +279,9 @@ export class RouteTable {
   /** Up to `limit` records (status pages; the table may hold a million). */
   records(limit = Infinity): RouteRecord[] {
     const out: RouteRecord[] = [];
-    for (const [p, g] of this.recs) {
-      if (out.length >= limit) break;
-      out.push(this.record(p, g));
+    for (let id = 0; id < this.groupOf.length && out.length < limit; id++) {
+      const g = this.groupOf[id];
+      if (g) out.push(this.record(id, g));
     }
     return out;
   }
@@ -260,24 +293,83 @@ export class RouteTable {
       if (typeof g.tpl === 'string') byReason[g.tpl] = (byReason[g.tpl] ?? 0) + g.count;
     }
     let own = 0;
-    for (const b of this.ctx.ownBlocks) if (this.recs.has(b)) own++;
+    for (const b of this.ctx.ownBlocks) {
+      const id = this.ids.find(b);
+      if (id >= 0 && this.groupOf[id]) own++;
+    }
     if (own) byReason['own-block'] = own;
-    return { learned: this.recs.size, routed: this.routed, byReason };
+    return { learned: this.count, routed: this.routed, byReason };
   }
 
   // ---------------------------------------------------------------- internals
 
-  private record(prefix: string, g: Group): RouteRecord {
+  private updateId(id: number, nextHops: readonly string[], source: string, metric: number | undefined): void {
+    const old = this.groupOf[id];
+    if (old && old.nextHops === nextHops && old.source === source && old.metric === metric) return; // nothing new
+    const g = this.groupFor(id, nextHops, source, metric);
+    if (old === g) return;
+    if (old) this.leave(old);
+    else {
+      this.ids.retain(id);
+      this.count++;
+      while (this.groupOf.length <= id) this.groupOf.push(undefined);
+    }
+    g.count++;
+    this.groupOf[id] = g;
+    const own = this.isOwn(id);
+    this.move(id, old?.tpl, old?.metric, own, g, own);
+  }
+
+  private removeId(id: number): void {
+    const g = id < 0 ? undefined : this.groupOf[id];
+    if (!g) return;
+    this.groupOf[id] = undefined;
+    this.count--;
+    this.leave(g);
+    if (routable(g.tpl, this.isOwn(id))) {
+      this.routed--;
+      this.sinkDelete(id);
+    }
+    this.ids.release(id);
+    if (!this.byId) this.ids.compact();
+  }
+
+  private indexOwn(): void {
+    this.own4 = [];
+    for (const b of this.ctx.ownBlocks) {
+      const c = tryParseCidr(b);
+      if (c?.family === 4) (this.own4[c.prefixLen] ??= new Set()).add(Number(c.network) | 0);
+    }
+  }
+
+  private isOwn(id: number): boolean {
+    if (this.ctx.ownBlocks.size === 0) return false;
+    const len = this.ids.len4(id);
+    if (len >= 0) return this.own4[len]?.has(this.ids.net4(id)) ?? false;
+    return this.ctx.ownBlocks.has(this.ids.key(id));
+  }
+
+  private prefixNumOf(id: number): PrefixNum {
+    const len = this.ids.len4(id);
+    if (len < 0) return prefixNum(this.ids.key(id));
+    this.scratch.net4 = this.ids.net4(id) >>> 0;
+    this.scratch.len = len;
+    return this.scratch;
+  }
+
+  private record(id: number, g: Group): RouteRecord {
+    const prefix = this.ids.key(id);
     const r: RouteRecord = { prefix, nextHops: g.nextHops, source: g.source };
     if (g.metric !== undefined) r.metric = g.metric;
     const decision = this.decisionOf?.(prefix);
     if (decision) r.decision = decision;
     const pool = g.poolIndex >= 0 ? this.ctx.pools[g.poolIndex]?.pool.cidr : undefined;
     if (pool) r.pool = pool;
-    const route = routeOf(prefix, g.tpl, g.metric, this.ctx.ownBlocks.has(prefix));
+    const own = this.isOwn(id);
+    const route = routeOf(prefix, g.tpl, g.metric, own);
     if (route) r.route = route;
     else {
-      const reason = this.ctx.ownBlocks.has(prefix) ? 'own-block' : typeof g.tpl === 'string' ? g.tpl : undefined;
+      const reason = own ? 'own-block' : typeof g.tpl === 'string' ? g.tpl : undefined;
       if (reason) {
         r.reason = reason;
         r.why = NO_ROUTE_TEXT[reason];
@@ -286,23 +378,16 @@ export class RouteTable {
     return r;
   }
 
-  private groupFor(x: PrefixNum, nextHops: readonly string[], source: string, metric: number | undefined): Group {
+  private groupFor(id: number, nextHops: readonly string[], source: string, metric: number | undefined): Group {
+    const x = this.prefixNumOf(id);
     const poolIndex = poolIndexOf(this.ctx, x);
     const l = this.last;
     if (l && l.nh === nextHops && l.source === source && l.metric === metric && l.poolIndex === poolIndex) return l.g;
     const key = groupKey(poolIndex, source, metric, nextHops);
     let g = this.groups.get(key);
     if (!g) {
-      g = {
-        key,
-        poolIndex,
-        family: x.family,
-        nextHops,
-        source,
-        metric,
-        tpl: learnedTemplate(this.ctx, x.family, poolIndex, nextHops),
-        count: 0,
-      };
+      const tpl = learnedTemplate(this.ctx, x.family, poolIndex, nextHops);
+      g = { key, poolIndex, family: x.family, nextHops, source, metric, tpl, route: templateRoute(tpl, metric), count: 0 };
       this.groups.set(key, g);
     }
     this.last = { nh: nextHops, source, metric, poolIndex, g };
@@ -316,26 +401,25 @@ export class RouteTable {
     }
   }
 
-  /** A prefix's kernel route went from (template, metric, own block) before to after: hand the sink the change, if any. */
-  private move(
-    prefix: string,
-    t0: RouteTemplate | undefined,
-    m0: number | undefined,
-    own0: boolean,
-    t1: RouteTemplate,
-    m1: number | undefined,
-    own1: boolean,
-  ): void {
+  private sinkDelete(id: number): void {
+    if (this.byId) this.sink.deleteRouteAt!(id);
+    else this.sink.deleteRoute(this.ids.key(id));
+  }
+
+  /** A prefix's kernel route went from (template, metric, own block) before to its group's after: hand
+   *  the sink the change, if any. */
+  private move(id: number, t0: RouteTemplate | undefined, m0: number | undefined, own0: boolean, g: Group, own1: boolean): void {
     const was = routable(t0, own0);
-    if (!routable(t1, own1)) {
+    if (!routable(g.tpl, own1)) {
       if (was) {
         this.routed--;
-        this.sink.deleteRoute(prefix);
+        this.sinkDelete(id);
       }
       return;
     }
-    if (was && sameTemplate(t0, t1) && m0 === m1) return;
+    if (was && sameTemplate(t0, g.tpl) && m0 === g.metric) return;
     if (!was) this.routed++;
-    this.sink.setRoute(routeOf(prefix, t1, m1, false)!);
+    if (this.byId) this.sink.setRouteAt!(id, g.route!);
+    else this.sink.setRoute(routeOf(this.ids.key(id), g.tpl, g.metric, false)!);
   }
 }

@@ -52,6 +52,9 @@ export async function createDataplanePort(opts: { logger?: Logger } = {}): Promi
     vxlanMacForNode,
     setRoute: (r) => routes.set(r),
     deleteRoute: (dst) => routes.delete(dst),
+    prefixIds: routes.prefixIds,
+    setRouteAt: (id, r) => routes.setAt(id, r),
+    deleteRouteAt: (id) => routes.deleteAt(id),
     holdDeletes: (hold) => {
       if (!hold) logger.info({ held: routes.heldCount }, 'routing converged: routes of a previous run no longer wanted may now be removed');
       routes.holdDeletes(hold);

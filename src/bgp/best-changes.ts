@@ -17,6 +17,9 @@ export interface BestChanges {
   source(i: number): string;
   /** the kernel route priority a BGPFilter setPriority gave the best path (undefined: none) */
   metric(i: number): number | undefined;
+  /** the prefix length of an IPv4 change i, or -1 (IPv6): then net4(i) is its network (int32) */
+  len4(i: number): number;
+  net4(i: number): number;
 }
 
 /** Above this many slots the arrays are dropped after a batch (a 1M-prefix dump does not pin them). */
@@ -72,6 +75,13 @@ export class BestChangeBatch implements BestChanges {
   prefix(i: number): string {
     const b = this.buckets[i]!;
     return formatPrefixKey(b, b === BUCKET_V6 ? this.keys6[i]! : this.keys4[i]!);
+  }
+  len4(i: number): number {
+    const b = this.buckets[i]!;
+    return b === BUCKET_V6 ? -1 : b;
+  }
+  net4(i: number): number {
+    return this.keys4[i]!;
   }
   nextHop(i: number): readonly string[] | null {
     return this.hops[i] ?? null;

@@ -4,18 +4,21 @@
 // string keys each, and a pass did ~6 hash operations per route. Ids are recycled: a slot whose key has
 // neither a desired nor a known kernel object is released by the owner (the reconciler's pass).
 // A dump is collected beside the known state (`dumped`) and takes its place only when it completed.
-import { doubled } from '../common/typed-array.js';
+// The ids come from a PrefixIds (prefix-ids.ts): the route reconciler shares its one with the agent's
+// route table, so a learned prefix has one id (and no string) in both; the table holds a reference
+// on each id it uses and follows the index's renumbering.
+import { PrefixIds } from './prefix-ids.js';
 
 const DIRTY = 1;
+/** the table holds a reference on the id */
+const USED = 2;
 
 export class KeyTable<T> {
-  private readonly ids = new Map<string, number>();
-  /** by id: the key (undefined: a free slot), the desired object, the kernel object as last seen */
-  keys: (string | undefined)[] = [];
+  /** by id: the desired object, the kernel object as last seen */
   want: (T | undefined)[] = [];
   have: (T | undefined)[] = [];
   private flags = new Uint8Array(1024);
-  private free: number[] = [];
+  private count = 0;
   private dirtyIds: number[] = [];
   /** the dump in progress: its objects by id, and the epoch each id was last listed in */
   private next: (T | undefined)[] | undefined;
@@ -24,37 +27,61 @@ export class KeyTable<T> {
   /** ids with a desired object */
   desiredCount = 0;
 
+  constructor(readonly index: PrefixIds = new PrefixIds()) {
+    index.onRemap((remap, size) => this.remap(remap, size));
+  }
+
+  /** keys in the table */
   get size(): number {
-    return this.ids.size;
+    return this.count;
   }
   get dirtyCount(): number {
     return this.dirtyIds.length;
   }
 
-  /** The id of a key, or -1. */
+  /** The id of a key in the table, or -1. */
   find(key: string): number {
-    return this.ids.get(key) ?? -1;
+    const id = this.index.find(key);
+    return id >= 0 && this.flags[id]! & USED ? id : -1;
   }
 
   /** The id of a key, made when missing. */
   intern(key: string): number {
-    let id = this.ids.get(key);
-    if (id !== undefined) return id;
-    id = this.free.pop();
-    if (id === undefined) {
-      id = this.keys.length;
-      this.keys.push(key);
+    return this.adopt(this.index.get(key));
+  }
+
+  /** An id of the index into the table (its key is now in it; no-op when it already was). */
+  adopt(id: number): number {
+    if (id >= this.flags.length) {
+      let n = this.flags.length;
+      while (n <= id) n *= 2;
+      const f = new Uint8Array(n);
+      f.set(this.flags);
+      this.flags = f;
+      const s = new Uint32Array(n);
+      s.set(this.seen);
+      this.seen = s;
+    }
+    if (this.flags[id]! & USED) return id;
+    this.index.retain(id);
+    while (this.want.length <= id) {
       this.want.push(undefined);
       this.have.push(undefined);
-      if (id >= this.flags.length) {
-        this.flags = doubled(this.flags);
-        this.seen = doubled(this.seen);
-      }
-    } else this.keys[id] = key;
-    this.flags[id] = 0;
+    }
+    this.flags[id] = USED;
     this.seen[id] = 0;
-    this.ids.set(key, id);
+    this.count++;
     return id;
+  }
+
+  /** The key of an id in the table. */
+  key(id: number): string {
+    return this.index.key(id);
+  }
+
+  /** The id is in the table. */
+  has(id: number): boolean {
+    return (this.flags[id]! & USED) !== 0;
   }
 
   /** Set the desired object (undefined: none); returns the one before. */
@@ -84,49 +111,45 @@ export class KeyTable<T> {
 
   /** Free the slot when nothing is known under its key and it is not dirty. */
   release(id: number): void {
-    const k = this.keys[id];
-    if (k === undefined || this.want[id] !== undefined || this.have[id] !== undefined || this.flags[id]! & DIRTY) return;
-    this.ids.delete(k);
-    this.keys[id] = undefined;
-    this.free.push(id);
+    if (this.flags[id] !== USED || this.want[id] !== undefined || this.have[id] !== undefined) return;
+    this.flags[id] = 0;
+    this.count--;
+    this.index.release(id);
   }
 
-  /** Renumber the ids when most slots are free (after a withdraw-all the arrays would keep the size of
-   *  the largest table). Only while no id is held outside (between passes, not during a dump). */
+  /** Renumber the ids when most are free (after a withdraw-all the arrays would keep the size of the
+   *  largest table). Only while no id is held outside (between passes, not during a dump). */
   compact(): void {
-    if (this.next !== undefined || this.free.length < 4096 || this.free.length * 2 < this.keys.length) return;
-    const n = this.keys.length - this.free.length;
-    const remap = new Int32Array(this.keys.length);
-    const keys: (string | undefined)[] = [];
-    const want: (T | undefined)[] = [];
-    const have: (T | undefined)[] = [];
-    const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
+    if (this.next === undefined) this.index.compact();
+  }
+
+  /** The index renumbered its ids (compact(), ours or another holder's call). */
+  private remap(remap: Int32Array, size: number): void {
+    const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1)));
+    const want: (T | undefined)[] = new Array(size).fill(undefined);
+    const have: (T | undefined)[] = new Array(size).fill(undefined);
     const flags = new Uint8Array(cap);
     const seen = new Uint32Array(cap);
-    for (let id = 0; id < this.keys.length; id++) {
-      const k = this.keys[id];
-      if (k === undefined) continue;
-      const to = keys.length;
-      remap[id] = to;
-      keys.push(k);
-      want.push(this.want[id]);
-      have.push(this.have[id]);
+    const n = Math.min(remap.length, this.want.length);
+    for (let id = 0; id < n; id++) {
+      const to = remap[id]!;
+      if (to < 0 || !(this.flags[id]! & USED)) continue;
+      want[to] = this.want[id];
+      have[to] = this.have[id];
       flags[to] = this.flags[id]!;
       seen[to] = this.seen[id]!;
-      this.ids.set(k, to);
     }
     this.dirtyIds = this.dirtyIds.map((id) => remap[id]!);
-    this.keys = keys;
     this.want = want;
     this.have = have;
     this.flags = flags;
     this.seen = seen;
-    this.free = [];
   }
 
-  /** Ids in use (ascending). */
+  /** Ids in the table (ascending). */
   *used(): IterableIterator<number> {
-    for (let id = 0; id < this.keys.length; id++) if (this.keys[id] !== undefined) yield id;
+    const n = this.want.length;
+    for (let id = 0; id < n; id++) if (this.flags[id]! & USED) yield id;
   }
 
   // ---------------------------------------------------------------- dumps
@@ -136,7 +159,7 @@ export class KeyTable<T> {
     this.epoch = (this.epoch + 1) >>> 0 || 1;
     // sized up front: filled in dump order, not id order — an empty array written far past its end
     // turns into a dictionary (slow, and larger than the table at 1M)
-    this.next = new Array(this.keys.length);
+    this.next = new Array(this.want.length);
   }
   /** An object the dump listed under this id. */
   dumped(id: number, item: T): void {
@@ -152,8 +175,8 @@ export class KeyTable<T> {
   endDump(changed: (id: number) => void): void {
     const next = this.next!;
     this.next = undefined;
-    for (let id = 0; id < this.keys.length; id++) {
-      if (this.keys[id] === undefined) continue;
+    for (let id = 0; id < this.want.length; id++) {
+      if (!(this.flags[id]! & USED)) continue;
       const h = this.seen[id] === this.epoch ? next[id] : undefined;
       this.have[id] = h;
       if (this.want[id] !== h) changed(id);

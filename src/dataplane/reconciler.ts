@@ -12,6 +12,7 @@
 // our back marks its key dirty; a periodic full resync catches anything missed.
 import { EventEmitter } from 'node:events';
 import { KeyTable } from './key-table.js';
+import type { PrefixIds } from './prefix-ids.js';
 
 export interface Failure<T> {
   item: T;
@@ -42,10 +43,11 @@ export interface ReconcileDriver<T> {
   listEach?(start: () => (item: T) => void, stop?: () => boolean): Promise<void>;
   /** a dumped object to keep: given when listEach hands over transient objects (no object per item) */
   copy?(item: T): T;
-  /** create or replace each item (keys[i] is the key of items[i]); returns failures */
-  apply(items: T[], keys: string[]): Promise<Failure<T>[]>;
+  /** create or replace each item (ids[i] is the id of items[i]'s key in the reconciler's PrefixIds:
+   *  `keyOf`); returns failures */
+  apply(items: T[], ids: number[]): Promise<Failure<T>[]>;
   /** delete each item; "already gone" counts as success; returns failures */
-  remove(items: T[], keys: string[]): Promise<Failure<T>[]>;
+  remove(items: T[], ids: number[]): Promise<Failure<T>[]>;
 }
 
 export interface ApplyResult<T> {
@@ -79,6 +81,8 @@ export interface ReconcilerOptions {
   yieldQuietMs?: number;
   /** Default 60 s. */
   resyncMaxWaitMs?: number;
+  /** the key ids (shared with another holder, e.g. the agent's route table); default: its own */
+  ids?: PrefixIds;
 }
 
 /** What the resync dumps are doing (status). */
@@ -100,7 +104,7 @@ export interface ResyncProgress {
 export class Reconciler<T> extends EventEmitter {
   /** per key: the desired object, the kernel state as last seen (dump + events + our own successful
    *  changes), dirty — by an interned id */
-  private readonly s = new KeyTable<T>();
+  private readonly s: KeyTable<T>;
   private needResync = true;
   private running: Promise<ApplyResult<T>> | undefined;
   private again = false;
@@ -120,13 +124,14 @@ export class Reconciler<T> extends EventEmitter {
   private readonly dumps: ResyncProgress = { state: 'idle', listed: 0, gaveWay: 0 };
   /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
   lastError: ReconcileError | undefined;
-  private readonly opts: Required<ReconcilerOptions>;
+  private readonly opts: Required<Omit<ReconcilerOptions, 'ids'>>;
 
   constructor(
     readonly driver: ReconcileDriver<T>,
     opts: ReconcilerOptions = {},
   ) {
     super();
+    this.s = new KeyTable<T>(opts.ids);
     this.opts = {
       resyncIntervalMs: opts.resyncIntervalMs ?? 90_000,
       debounceMs: opts.debounceMs ?? 20,
@@ -189,8 +194,13 @@ export class Reconciler<T> extends EventEmitter {
   *desiredEntries(): IterableIterator<[string, T]> {
     for (const id of this.s.used()) {
       const w = this.s.want[id];
-      if (w !== undefined) yield [this.s.keys[id]!, w];
+      if (w !== undefined) yield [this.s.key(id), w];
     }
+  }
+
+  /** The key of an id handed to the driver. */
+  keyOf(id: number): string {
+    return this.s.key(id);
   }
 
   set(item: T): void {
@@ -199,16 +209,26 @@ export class Reconciler<T> extends EventEmitter {
 
   /** set() with the key given: the item need not carry it (one object may stand for many keys). */
   setKeyed(k: string, item: T): void {
-    const id = this.s.intern(k);
-    const old = this.s.setWant(id, item);
-    if (this.heldKeys.size) this.heldKeys.delete(k);
+    this.setId(this.s.index.get(k), item);
+  }
+
+  /** set() by the id of the key in the shared PrefixIds (the caller holds the id while it calls). */
+  setId(id: number, item: T): void {
+    const s = this.s;
+    s.adopt(id);
+    const old = s.setWant(id, item);
+    if (this.heldKeys.size) this.heldKeys.delete(s.key(id));
     if (old !== item && (old === undefined || !this.driver.equal(item, old))) this.markId(id);
   }
 
   delete(key: string): void {
-    const id = this.s.find(key);
-    if (id < 0 || this.s.setWant(id, undefined) === undefined) return;
-    if (this.hold) this.wantedOnce.add(key);
+    this.deleteId(this.s.find(key));
+  }
+
+  /** delete() by id (-1: nothing). */
+  deleteId(id: number): void {
+    if (id < 0 || !this.s.has(id) || this.s.setWant(id, undefined) === undefined) return;
+    if (this.hold) this.wantedOnce.add(this.s.key(id));
     this.markId(id);
   }
 
@@ -223,8 +243,9 @@ export class Reconciler<T> extends EventEmitter {
   setDesiredMap(next: Map<string, T>): void {
     const s = this.s;
     for (const id of s.used()) {
-      const k = s.keys[id]!;
-      if (s.want[id] !== undefined && !next.has(k)) {
+      if (s.want[id] === undefined) continue;
+      const k = s.key(id);
+      if (!next.has(k)) {
         s.setWant(id, undefined);
         if (this.hold) this.wantedOnce.add(k);
         this.markId(id);
@@ -420,10 +441,8 @@ export class Reconciler<T> extends EventEmitter {
     const ids = s.takeDirty();
     // keys and ids travel with the items (no lookup per item after the batch)
     const removeIds: number[] = [];
-    const removeKeys: string[] = [];
     const toRemove: T[] = [];
     const applyIds: number[] = [];
-    const applyKeys: string[] = [];
     const toApply: T[] = [];
     const conflicts: string[] = [];
     const conflictIds: number[] = [];
@@ -443,18 +462,17 @@ export class Reconciler<T> extends EventEmitter {
     };
     let held = 0;
     for (const id of ids) {
-      const k = s.keys[id]!;
       const want = s.want[id];
       const have = s.have[id];
       if (want === undefined) {
         if (have !== undefined && d.owned(have)) {
+          const k = this.hold ? s.key(id) : '';
           if (this.hold && !this.wantedOnce.has(k)) {
             held++;
             this.heldKeys.add(k);
           } // kept; holdDeletes(false) marks it dirty again
           else {
             removeIds.push(id);
-            removeKeys.push(k);
             toRemove.push(have);
           }
         } else s.release(id);
@@ -462,12 +480,11 @@ export class Reconciler<T> extends EventEmitter {
         s.have[id] = want; // the same object for both: a dumped copy of every route is not kept alive
       } else if (have === undefined || !d.equal(want, have)) {
         if (have !== undefined && !d.owned(have) && !d.mayReplace?.(have)) {
-          conflicts.push(k);
+          conflicts.push(s.key(id));
           conflictIds.push(id);
         } else {
           if (have !== undefined && d.owned(have) && d.leavesOld?.(want, have)) leftOld.set(toApply.length, have);
           applyIds.push(id);
-          applyKeys.push(k);
           toApply.push(want);
         }
       }
@@ -476,7 +493,7 @@ export class Reconciler<T> extends EventEmitter {
     let removeFailed = 0;
     let applyFailed = 0;
     if (toRemove.length) {
-      const f = await d.remove(toRemove, removeKeys);
+      const f = await d.remove(toRemove, removeIds);
       const bad = failedAt(f, toRemove);
       for (let i = 0; i < toRemove.length; i++) {
         const id = removeIds[i]!;
@@ -490,7 +507,7 @@ export class Reconciler<T> extends EventEmitter {
       removeFailed = f.length;
     }
     if (toApply.length) {
-      const f = await d.apply(toApply, applyKeys);
+      const f = await d.apply(toApply, applyIds);
       const bad = failedAt(f, toApply);
       for (let i = 0; i < toApply.length; i++) {
         const id = applyIds[i]!;
@@ -500,14 +517,14 @@ export class Reconciler<T> extends EventEmitter {
       failed.push(...f);
       applyFailed = f.length;
       const old: T[] = [];
-      const oldKeys: string[] = [];
+      const oldIds: number[] = [];
       for (const [i, it] of leftOld)
         if (!bad.has(i)) {
           old.push(it);
-          oldKeys.push(applyKeys[i]!);
+          oldIds.push(applyIds[i]!);
         }
       // a failure is reported (lastError); the stale object goes when a dump lists it under its key
-      if (old.length) failed.push(...(await d.remove(old, oldKeys)));
+      if (old.length) failed.push(...(await d.remove(old, oldIds)));
     }
     for (const id of conflictIds) s.mark(id);
     if (failed.length)

@@ -25,6 +25,7 @@ import {
   type ResyncProgress,
 } from './reconciler.js';
 import { copyRoute } from './netlink/route-scan.js';
+import { PrefixIds } from './prefix-ids.js';
 import { log, type Logger } from '../common/log.js';
 import { parseCidr, formatCidr, parseIpv4Number } from '../common/ip.js';
 
@@ -199,6 +200,13 @@ function routeOf(w: Wanted, dst: string): Route {
 
 export class RouteReconciler extends EventEmitter {
   private readonly rec: Reconciler<KernelRoute>;
+  /** the reconciler's key ids: the agent's route table shares them (setAt/deleteAt) — a learned prefix
+   *  has one id and no string in both */
+  readonly prefixIds = new PrefixIds();
+  /** the last template route given to setAt and its kernel form (a bulk change repeats one template;
+   *  cleared when links change: the form holds the device's index) */
+  private lastAt: Route | undefined;
+  private lastAtKernel: Wanted | undefined;
   private readonly protocol: number;
   private readonly owns: (r: KernelRoute, dev: string | undefined) => boolean;
   private readonly byName = new Map<string, number>();
@@ -235,11 +243,11 @@ export class RouteReconciler extends EventEmitter {
       ...(nl.listRoutesEach
         ? { listEach: (start: () => (r: KernelRoute) => void, stop?: () => boolean) => this.dumpEach(start, stop), copy: copyRoute }
         : {}),
-      apply: (items, keys) => this.batch('replace', items, keys),
-      remove: (items, keys) => this.batch('del', items, keys),
+      apply: (items, ids) => this.batch('replace', items, ids),
+      remove: (items, ids) => this.batch('del', items, ids),
     };
     // a resync dump that gave way to changes comes back when they are over, like the one after a bulk change
-    this.rec = new Reconciler(driver, { yieldQuietMs: this.bulkQuietMs, ...opts });
+    this.rec = new Reconciler(driver, { yieldQuietMs: this.bulkQuietMs, ...opts, ids: this.prefixIds });
     this.rec.on('applied', (r: ApplyResult<KernelRoute>) => {
       for (const f of r.failed)
         this.log.warn({ dst: f.item.dst, table: f.item.table, err: f.error.message }, 'route change failed; will retry');
@@ -291,7 +299,7 @@ export class RouteReconciler extends EventEmitter {
     for (const r of routes) {
       const dst = normalizeDst(r.dst);
       const key = routeKey(r.table ?? RT_TABLE.MAIN, dst);
-      const k = this.toKernel(r, dst);
+      const k = this.toKernel(r, dst.includes(':') ? 6 : 4);
       if (k) {
         kernel.set(key, this.intern(k));
         this.unresolved.delete(key);
@@ -308,7 +316,7 @@ export class RouteReconciler extends EventEmitter {
     const dst = normalizeDst(route.dst);
     const key = routeKey(route.table ?? RT_TABLE.MAIN, dst);
     if (route.dev || route.multipath) this.devs = undefined;
-    const k = this.toKernel(route, dst);
+    const k = this.toKernel(route, dst.includes(':') ? 6 : 4);
     if (k) {
       if (this.unresolved.size) this.unresolved.delete(key);
       this.rec.setKeyed(key, this.intern(k));
@@ -316,6 +324,37 @@ export class RouteReconciler extends EventEmitter {
       this.unresolved.set(key, route);
       this.rec.delete(key);
     }
+  }
+
+  /** set() of a main-table route by its destination's id in `prefixIds` (the caller holds the id);
+   *  `route.dst` is not read. A template route object repeated across calls is converted once. */
+  setAt(id: number, route: Route): void {
+    if (route.dev || route.multipath) this.devs = undefined;
+    let k: Wanted | undefined;
+    if (route === this.lastAt) k = this.lastAtKernel;
+    else {
+      k = this.toKernel(route, this.prefixIds.len4(id) >= 0 ? 4 : 6);
+      if (k) {
+        k = this.intern(k);
+        this.lastAt = route;
+        this.lastAtKernel = k;
+      }
+    }
+    if (k) {
+      if (this.unresolved.size) this.unresolved.delete(this.prefixIds.key(id));
+      this.rec.setId(id, k);
+    } else {
+      const dst = this.prefixIds.key(id);
+      this.unresolved.set(dst, { ...route, dst });
+      this.rec.deleteId(id);
+    }
+  }
+
+  /** delete() by the destination's id in `prefixIds`. */
+  deleteAt(id: number): void {
+    this.devs = undefined;
+    if (this.unresolved.size) this.unresolved.delete(this.prefixIds.key(id));
+    this.rec.deleteId(id);
   }
 
   /** Drop one desired route (the kernel route goes on the next apply). */
@@ -366,6 +405,7 @@ export class RouteReconciler extends EventEmitter {
   }
 
   private onEvent(ev: NetlinkEvent): void {
+    if (ev.kind === 'link') this.lastAt = undefined;
     if (ev.kind === 'route') {
       if (ev.route.type === 'local' || ev.route.type === 'broadcast') return;
       if (ev.type === 'new') this.rec.observe(ev.route);
@@ -438,9 +478,7 @@ export class RouteReconciler extends EventEmitter {
   }
 
   /** The route's template (dst ''), or undefined while a device it names is missing. */
-  private toKernel(r: Route, normalized?: string): Wanted | undefined {
-    const dst = normalized ?? normalizeDst(r.dst);
-    const family = dst.includes(':') ? 6 : 4;
+  private toKernel(r: Route, family: 4 | 6): Wanted | undefined {
     const type = r.type ?? 'unicast';
     const oif = this.devIndex(r.dev);
     if (oif === null) return undefined;
@@ -507,6 +545,7 @@ export class RouteReconciler extends EventEmitter {
         break;
       }
     if (changed) {
+      this.lastAt = undefined;
       this.byName.clear();
       this.byIndex.clear();
       for (const l of links) {
@@ -517,9 +556,10 @@ export class RouteReconciler extends EventEmitter {
     }
   }
 
-  private async batch(op: 'replace' | 'del', items: KernelRoute[], keys: string[]): Promise<Failure<KernelRoute>[]> {
-    // a desired item is a shared template (dst ''); a dumped one has its own dst
-    const dstOf = (i: number): string => items[i]!.dst || dstOfKey(keys[i]!);
+  private async batch(op: 'replace' | 'del', items: KernelRoute[], ids: number[]): Promise<Failure<KernelRoute>[]> {
+    // a desired item is a shared template (dst ''); a dumped one has its own dst. The key is formatted
+    // per request and dropped once encoded (young garbage, not held by the batch)
+    const dstOf = (i: number): string => items[i]!.dst || dstOfKey(this.rec.keyOf(ids[i]!));
     const bulk = items.length > BULK_PAUSE_THRESHOLD && this.sub?.pause !== undefined;
     if (bulk) this.sub!.pause!();
     let failed: { index: number; error: NetlinkError }[];
