@@ -1,11 +1,12 @@
 // tabby-node's configuration: every environment variable it reads (AGENT_ENV — the contract the deploy
-// manifests are checked against), the matching command-line flags (yargs; a flag wins over its
-// variable), and parseAgentConfig(env, argv) → a typed AgentConfig. Bad input throws a ConfigError
+// manifests are checked against), the matching command-line flags (node:util parseArgs, so the
+// agent never loads yargs — its ~0.6 MB of modules cost ~4 MB of idle RSS; --help text: help.ts; a
+// flag wins over its variable), and parseAgentConfig(env, argv) → a typed AgentConfig. Bad input throws a ConfigError
 // that names the variable (or flag) and says what is accepted. Names follow calico-node where Calico
 // has one (see shared/DESIGN.md, "Configuration contract").
 import { hostNodeName } from '../common/node-name.js';
 import path from 'node:path';
-import yargs from 'yargs';
+import { parseArgs } from 'node:util';
 import { parseCidr, parseIp, tryParseIp, formatIp, InvalidAddress } from '../common/ip.js';
 import { parseAutodetectionMethod, AutodetectConfigError } from '../autodetect/method.js';
 import { echo } from '../common/echo.js';
@@ -500,38 +501,25 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv = process.env, argv: rea
   return cfg;
 }
 
-/** The yargs parser of tabby-node's flags (one per AGENT_ENV entry), also used for --help. */
-export function agentArgv(argv: readonly string[]) {
-  let y = yargs([...argv])
-    .scriptName('tabby-node')
-    .usage('tabby-node [flags]\n\nThe tabby node agent. Every flag has an environment variable of the same meaning; the flag wins.')
-    .strict()
-    .help(false)
-    .version(false)
-    .exitProcess(false);
-  for (const e of AGENT_ENV) {
-    y = y.option(e.flag, {
-      type: 'string',
-      describe: `${e.description} [env ${e.name}${e.default !== undefined ? `, default ${e.default}` : ''}]`,
-    });
-  }
-  return y;
-}
-
+/** The command-line flags: one string flag per AGENT_ENV entry, `--flag value` or `--flag=value`. */
 function parseFlags(argv: readonly string[]): Record<string, string | undefined> {
   if (argv.length === 0) return {};
-  let failure: string | undefined;
-  const parsed = agentArgv(argv)
-    .fail((msg, err) => {
-      failure = err?.message ?? msg;
-    })
-    .parseSync() as Record<string, unknown>;
-  if (failure !== undefined) throw new ConfigError('command line', argv.join(' '), failure);
+  let values: Record<string, string[] | undefined>;
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(AGENT_ENV.map((e) => [e.flag, { type: 'string', multiple: true }] as const)),
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string[] | undefined>;
+  } catch (e) {
+    throw new ConfigError('command line', argv.join(' '), e instanceof Error ? e.message : String(e));
+  }
   const out: Record<string, string | undefined> = {};
   for (const e of AGENT_ENV) {
-    const val = parsed[e.flag];
-    if (Array.isArray(val)) throw new ConfigError(`--${e.flag}`, val.join(' '), 'given more than once');
-    if (val !== undefined) out[e.flag] = String(val);
+    const val = values[e.flag];
+    if (val && val.length > 1) throw new ConfigError(`--${e.flag}`, val.join(' '), 'given more than once');
+    if (val?.[0] !== undefined) out[e.flag] = val[0];
   }
   return out;
 }
