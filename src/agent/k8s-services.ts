@@ -8,11 +8,11 @@
 //   Cluster, LoadBalancer with an ingress IP that is a /32 entry of serviceLoadBalancerIPs, or an
 //                                  external IP that is a /32 entry of serviceExternalIPs → every node;
 //   otherwise, with aggregation Disabled → every node while the Service has any endpoint.
-// Pure core (serviceAdvertisements) and a thin shell (K8sServiceWatch: list + watch of Services and
-// EndpointSlices through the shared client in src/common/k8s-api.ts). Tested against a fixture server.
+// Pure core (serviceAdvertisements); the thin shell (K8sServiceWatch: list + watch of Services and
+// EndpointSlices through the shared client in src/common/k8s-api.ts) is k8s-service-watch.ts, loaded by
+// tabby-node only where there is a Kubernetes API. Tested against a fixture server.
 import { cidrContains, tryParseCidr, tryParseIp, type Cidr } from '../common/ip.js';
-import { K8sApi, k8sConfigured, listWatch, type K8sWatchEvent } from '../common/k8s-api.js';
-import type { Logger } from '../common/log.js';
+import type { K8sWatchEvent } from '../common/k8s-api.js';
 import type { BGPConfigurationSpec } from '../datastore/resources.js';
 
 export interface K8sService {
@@ -150,65 +150,4 @@ export class ServiceState {
 export interface ServicesPort {
   readonly state: ServiceState;
   onChange(fn: () => void): void;
-}
-
-/** Lists and watches Services and EndpointSlices (every namespace) into a ServiceState. */
-export class K8sServiceWatch implements ServicesPort {
-  readonly state = new ServiceState();
-  private readonly abort = new AbortController();
-  private readonly listeners: (() => void)[] = [];
-
-  constructor(
-    private readonly api: K8sApi,
-    private readonly logger: Pick<Logger, 'warn'>,
-  ) {}
-
-  onChange(fn: () => void): void {
-    this.listeners.push(fn);
-  }
-
-  start(): void {
-    const changed = () => {
-      for (const f of this.listeners) f();
-    };
-    const s = this.state;
-    void listWatch(
-      this.api,
-      '/api/v1/services',
-      (ev) => {
-        s.onService(ev);
-        changed();
-      },
-      this.abort.signal,
-      this.logger,
-      () => s.clearServices(),
-    );
-    void listWatch(
-      this.api,
-      '/apis/discovery.k8s.io/v1/endpointslices',
-      (ev) => {
-        s.onSlice(ev);
-        changed();
-      },
-      this.abort.signal,
-      this.logger,
-      () => s.clearSlices(),
-    );
-  }
-
-  stop(): void {
-    this.abort.abort();
-  }
-}
-
-/** tabby-node's one call: with a Kubernetes API (service account or K8S_API_ENDPOINT), start watching
- *  Services and EndpointSlices; else undefined (only the configured ranges are advertised). */
-export async function startK8sServiceWatch(
-  logger: Pick<Logger, 'warn'>,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<K8sServiceWatch | undefined> {
-  if (!k8sConfigured(env)) return undefined;
-  const w = new K8sServiceWatch(await K8sApi.inCluster(env), logger);
-  w.start();
-  return w;
 }

@@ -9,13 +9,12 @@
 import './heap-policy.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hideBin } from 'yargs/helpers';
 import { configureLogging, log } from '../common/log.js';
 import { native } from '../native/index.js';
 import { openDatastore, datastoreConfigFromEnv, type DatastoreConfig } from '../datastore/index.js';
 import { ResourceStore } from '../datastore/resources.js';
 import { Ipam, IpamGc, setSelectorMatcher } from '../ipam/index.js';
-import { AGENT_ENV, ConfigError, agentArgv, parseAgentConfig, type AgentConfig } from './config.js';
+import { ConfigError, parseAgentConfig, type AgentConfig } from './config.js';
 import { Agent, type AgentDeps } from './agent.js';
 import { NodeStatusPublisher } from './node-status-publisher.js';
 import { RouteLatency } from './route-latency.js';
@@ -32,14 +31,11 @@ import { tabbyVersion } from '../cli/commands/version.js';
 import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
-import { startK8sLabelSync } from '../policy/k8s-sync.js';
-import { startK8sServiceWatch } from './k8s-services.js';
+import { k8sConfigured } from '../common/k8s-env.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(
-      `${await agentArgv([]).getHelp()}\n\nEnvironment:\n${AGENT_ENV.map((e) => `  ${e.name.padEnd(30)} ${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`).join('\n')}\n`,
-    );
+    process.stdout.write(await (await import('./help.js')).agentHelp());
     return 0;
   }
   if (argv.includes('--version')) {
@@ -109,26 +105,34 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     deps.bfd = new BfdService({ transport: () => udpTransport(), clock: realClock, logger: log('bfd', { node: cfg.nodeName }) });
 
   // Per-Service /32s (externalTrafficPolicy Local, aggregation Disabled) need the Kubernetes API.
-  const services = nodeMode
-    ? await startK8sServiceWatch(log('k8s-services', { node: cfg.nodeName }), env).catch((e: unknown) => {
-        logger.error({ err: msg(e) }, 'cannot read Services from the Kubernetes API: only the configured service ranges are advertised');
-        return undefined;
-      })
-    : undefined;
+  // The Kubernetes API modules are loaded only where there is an API server (not on a host install, the lab).
+  const services =
+    nodeMode && k8sConfigured(env)
+      ? await (await import('./k8s-service-watch.js'))
+          .startK8sServiceWatch(log('k8s-services', { node: cfg.nodeName }), env)
+          .catch((e: unknown) => {
+            logger.error(
+              { err: msg(e) },
+              'cannot read Services from the Kubernetes API: only the configured service ranges are advertised',
+            );
+            return undefined;
+          })
+      : undefined;
   if (services) deps.services = services;
   const agent = new Agent(deps);
   const policy = nodeMode
     ? startPolicyEngine({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('policy', { node: cfg.nodeName }) })
     : undefined;
   if (policy) agent.policyStatus = () => policy.statusJson();
-  const k8sLabels = nodeMode
-    ? await startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env).catch(
-        (e: unknown) => {
-          logger.error({ err: msg(e) }, 'cannot read pod labels from the Kubernetes API (service account)');
-          return undefined;
-        },
-      )
-    : undefined;
+  const k8sLabels =
+    nodeMode && k8sConfigured(env)
+      ? await (await import('../policy/k8s-sync.js'))
+          .startK8sLabelSync({ store: new ResourceStore(ds), node: cfg.nodeName, logger: log('k8s', { node: cfg.nodeName }) }, env)
+          .catch((e: unknown) => {
+            logger.error({ err: msg(e) }, 'cannot read pod labels from the Kubernetes API (service account)');
+            return undefined;
+          })
+      : undefined;
   const server = new StatusServer(agent, {
     socketPath: cfg.statusSocketPath,
     ...(cfg.healthAddr ? { healthAddr: cfg.healthAddr } : {}),
@@ -274,7 +278,7 @@ const invokedDirectly = ((): boolean => {
   }
 })();
 if (invokedDirectly) {
-  main(hideBin(process.argv)).then(
+  main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`tabby-node: ${msg(err)}\n`);

@@ -1,6 +1,5 @@
 // kubernetes-internal-ip: the node's InternalIP(s) from the Kubernetes Node object, read in-cluster
 // (service-account token + CA, KUBERNETES_SERVICE_HOST/PORT) with one GET /api/v1/nodes/<name>.
-import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -31,6 +30,8 @@ export async function fetchInternalIps(
   const host = env.KUBERNETES_SERVICE_HOST!;
   const port = Number(env.KUBERNETES_SERVICE_PORT);
   const [token, ca] = await Promise.all([readFile(`${saDir}/token`, 'utf8'), readFile(`${saDir}/ca.crt`)]);
+  // loaded here: node:https (and TLS) costs idle memory in every agent that never uses this method
+  const { default: https } = await import('node:https');
   const body = await new Promise<string>((resolve, reject) => {
     const req = https.request(
       {

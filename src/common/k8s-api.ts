@@ -126,9 +126,7 @@ export class K8sApi {
   }
 }
 
-/** In a Kubernetes cluster (service account) or pointed at an API server (K8S_API_ENDPOINT). */
-export const k8sConfigured = (env: NodeJS.ProcessEnv): boolean =>
-  !!env.K8S_API_ENDPOINT || (!!env.KUBERNETES_SERVICE_HOST && !!env.KUBERNETES_SERVICE_PORT);
+export { k8sConfigured } from './k8s-env.js';
 
 /** List `path`, hand every object to `on` as ADDED (after `onList` with the whole list, so a caller
  *  can drop what vanished), then follow the watch; on any failure log and list again after 1 s, until

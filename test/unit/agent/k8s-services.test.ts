@@ -5,8 +5,8 @@ import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { K8sApi } from '../../../src/common/k8s-api.js';
+import { K8sServiceWatch } from '../../../src/agent/k8s-service-watch.js';
 import {
-  K8sServiceWatch,
   ServiceState,
   advertiseService,
   serviceAdvertisements,
