@@ -8,7 +8,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Registry, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import { Registry, Gauge, Histogram, collectDefaultMetrics } from './prom.js';
 import type { AgentStatusJson, ReadinessJson } from './status-types.js';
 import type { SessionsJson } from './session-history.js';
 import { HEALTH_PATHS, METRICS_PATH, ROUTE_PATH, BGP_ROUTES_PATH } from './constants.js';
@@ -44,7 +44,6 @@ export interface AgentMetrics {
 
 export function createMetrics(source: StatusSource): AgentMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tabby_node_' });
   new Gauge({
     name: 'tabby_bgp_session_established',
     help: 'BGP session to a peer is Established (1) or not (0)',
@@ -234,6 +233,7 @@ export class StatusServer {
   private readonly servers: http.Server[] = [];
   private readonly logger: Logger;
   readonly metrics: AgentMetrics;
+  private defaultMetrics = false;
 
   constructor(
     private readonly source: StatusSource,
@@ -301,6 +301,12 @@ export class StatusServer {
     if (url !== METRICS_PATH) {
       res.writeHead(404).end(`try ${METRICS_PATH}\n`);
       return;
+    }
+    // prom-client's default metrics (process, heap, event loop lag, GC: ~3 MB of RSS with their modules
+    // and the event-loop histogram) start with the first scrape: an agent nobody scrapes does not pay.
+    if (!this.defaultMetrics) {
+      this.defaultMetrics = true;
+      collectDefaultMetrics({ register: this.metrics.registry, prefix: 'tabby_node_' });
     }
     this.metrics.registry.metrics().then(
       (text) => {

@@ -133,6 +133,9 @@ t.test('serves liveness/readiness/status over HTTP and the unix socket, metrics 
   t.match(m.text, /tabby_bgp_prefixes_received\{peer="10\.0\.0\.2"\} 3/);
   t.match(m.text, /tabby_ipam_blocks\{state="confirmed"\} 1/);
   t.match(m.text, /tabby_ipam_addresses_allocated 5/);
+  // prom-client's default metrics start with the first scrape (status-server.ts): they are in it
+  t.match(m.text, /^tabby_node_process_cpu_user_seconds_total \d/m, 'process metrics in the first scrape');
+  t.match(m.text, /^tabby_node_nodejs_heap_size_used_bytes \d/m, 'heap metrics in the first scrape');
   t.match(m.text, /tabby_datastore_up 0/);
   t.match(m.text, /tabby_route_sync_duration_seconds_bucket/);
   await srv.stop();
