@@ -5,12 +5,13 @@
 // as Calico's controllers do for every namespace. Labels: kept from an endpoint already there (a retried
 // ADD, or labels set by `tabbyctl label`/the agent's Kubernetes watch) — the CNI never clears them.
 // A fresh pod's endpoint is written in the IPAM commit that assigns its addresses, and DEL deletes it in
-// the commit that releases them (endpointWriteOps / endpointDeleteOps as ipam's `also`): one synced write
+// the commit that releases them (endpointWriter / endpointDeleter as ipam's `also`): one synced write
 // each, and a crash leaves an address with its endpoint or neither. Both CNI paths (the exec'd plugin and
 // tabby-node's socket server) run the same plugin code.
-import { DatastoreConflict, type Datastore, type TxnOp } from '../datastore/types.js';
+import { DatastoreConflict, type Datastore, type KVPair, type TxnOp } from '../datastore/types.js';
 import {
   ResourceStore,
+  resourceKey,
   ResourceExists,
   ResourceNotFound,
   storeName,
@@ -95,34 +96,43 @@ export async function ensureNamespaceProfile(ds: Datastore, id: EndpointIdentity
   }
 }
 
-/** The endpoint as it should be now, keeping labels of the one stored (and its revision, for the CAS). */
-async function endpointToWrite(rs: ResourceStore, want: WorkloadEndpoint): Promise<{ res: WorkloadEndpoint; exists: boolean }> {
-  const cur = await rs.get('WorkloadEndpoint', storeName(want));
+/** The endpoint as it should be now, keeping labels of `cur` (the one stored) and its revision, for the CAS. */
+function endpointToWrite(want: WorkloadEndpoint, cur: WorkloadEndpoint | undefined): WorkloadEndpoint {
   const labels = { ...(cur?.metadata.labels ?? {}), ...want.metadata.labels };
-  const res: WorkloadEndpoint = {
+  return {
     ...want,
     metadata: { ...want.metadata, labels, ...(cur ? { resourceVersion: cur.metadata.resourceVersion } : {}) },
   };
-  return { res, exists: cur !== undefined };
 }
 
-/** ADD's endpoint write as commit operations, to go in the IPAM commit that assigns `addrs` (ipam.autoAssign's
- *  `also`): one synced write for address, handle and endpoint; a crash keeps all of them or none. */
-export async function endpointWriteOps(
-  ds: Datastore,
-  id: EndpointIdentity,
-  hostIfName: string,
-  addrs: readonly string[],
-): Promise<TxnOp[]> {
+/** ADD's endpoint write as commit operations, for the IPAM commit that assigns the pod's addresses
+ *  (ipam.autoAssign's `also`): one synced write for address, handle and endpoint; a crash keeps all of them
+ *  or none. The stored endpoint is read at once (alongside IPAM's reads); a later call (the commit's
+ *  retry) reads it again — a change in between fails the commit's compare-and-swap, never lost. */
+export function endpointWriter(ds: Datastore, id: EndpointIdentity, hostIfName: string): (addrs: string[]) => Promise<TxnOp[]> {
   const rs = new ResourceStore(ds);
-  const { res } = await endpointToWrite(rs, desiredEndpoint(id, hostIfName, addrs));
-  return [await rs.putOp(res)];
+  const name = storeName(desiredEndpoint(id, hostIfName, []));
+  let early: Promise<WorkloadEndpoint | undefined> | undefined = rs.get('WorkloadEndpoint', name);
+  early.catch(() => undefined); // reported when used; unused when the assignment fails first
+  return async (addrs) => {
+    const cur = await (early ?? rs.get('WorkloadEndpoint', name));
+    early = undefined;
+    return [await rs.putOp(endpointToWrite(desiredEndpoint(id, hostIfName, addrs), cur), { current: cur })];
+  };
 }
 
-/** DEL's endpoint delete as commit operations (none when it is gone), to go with the handle's release. */
-export function endpointDeleteOps(ds: Datastore, id: EndpointIdentity): Promise<TxnOp[]> {
+/** DEL's endpoint delete as commit operations (none when it is gone), for the commit that releases the
+ *  pod's addresses (ipam.releaseByHandle's `also`). Read at once, again on a later call (as endpointWriter). */
+export function endpointDeleter(ds: Datastore, id: EndpointIdentity): () => Promise<TxnOp[]> {
   const n = endpointName(id);
-  return new ResourceStore(ds).deleteOps('WorkloadEndpoint', `${n.namespace}/${n.name}`);
+  const key = resourceKey('WorkloadEndpoint', `${n.namespace}/${n.name}`);
+  let early: Promise<KVPair | undefined> | undefined = ds.get(key);
+  early.catch(() => undefined);
+  return async () => {
+    const cur = await (early ?? ds.get(key));
+    early = undefined;
+    return cur ? [{ op: 'delete', key, expectedRevision: cur.revision }] : [];
+  };
 }
 
 /** ADD: create or update the endpoint (keeping labels someone else set), and the namespace profile. */
@@ -136,7 +146,8 @@ export async function writeWorkloadEndpoint(
   const want = desiredEndpoint(id, hostIfName, addrs);
   await ensureNamespaceProfile(ds, id);
   for (let attempt = 0; ; attempt++) {
-    const { res, exists: cur } = await endpointToWrite(rs, want);
+    const cur = await rs.get('WorkloadEndpoint', storeName(want));
+    const res = endpointToWrite(want, cur);
     try {
       return cur ? await rs.update(res) : await rs.create(res);
     } catch (e) {

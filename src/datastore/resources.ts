@@ -389,29 +389,24 @@ export class ResourceStore {
 
   /** The write apply() would make, as one operation of a Datastore.commit (to go with other keys):
    *  create when absent, else a CAS on the revision read (metadata.resourceVersion when given). Validated
-   *  here; a key that changes before the commit fails it (DatastoreExists / DatastoreConflict). */
-  async putOp<R extends Resource>(input: R): Promise<TxnOp> {
+   *  here; a key that changes before the commit fails it (DatastoreExists / DatastoreConflict). `read`: the
+   *  resource as the caller just read it (get(); undefined = absent), so it is not read again. */
+  async putOp<R extends Resource>(input: R, read?: { current: R | undefined }): Promise<TxnOp> {
     const res = validateResource(input) as R;
     const name = storeName(res);
     const key = resourceKey(res.kind, name);
-    const cur = await this.ds.get<Stored>(key);
-    await this.checkAgainstStore(res, cur ? fromKV(cur) : undefined);
+    const cur = read ? read.current : await this.get(res.kind, name);
+    await this.checkAgainstStore(res, cur);
     if (!cur) {
       const stored = toStored(res);
       stored.metadata.creationTimestamp = this.now().toISOString();
       stored.metadata.uid = randomUUID();
       return { op: 'create', key, value: stored };
     }
-    const expected = res.metadata.resourceVersion !== undefined ? Number(res.metadata.resourceVersion) : cur.revision;
-    if (expected !== cur.revision) throw new ResourceConflict(res.kind, name, expected, cur.revision);
-    return { op: 'update', key, value: toStored(res, cur.value), expectedRevision: expected };
-  }
-
-  /** The delete of a resource as one commit operation (a CAS on the revision read); none when it is absent. */
-  async deleteOps(kind: ResourceKind, name: string): Promise<TxnOp[]> {
-    const key = resourceKey(kind, name);
-    const cur = await this.ds.get(key);
-    return cur ? [{ op: 'delete', key, expectedRevision: cur.revision }] : [];
+    const revision = Number(cur.metadata.resourceVersion);
+    const expected = res.metadata.resourceVersion !== undefined ? Number(res.metadata.resourceVersion) : revision;
+    if (expected !== revision) throw new ResourceConflict(res.kind, name, expected, revision);
+    return { op: 'update', key, value: toStored(res, cur as unknown as Stored), expectedRevision: expected };
   }
 
   /** Delete, optionally a CAS on resourceVersion; returns what was deleted. */

@@ -4,6 +4,7 @@ import { Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.j
 import { parseNetConf, parseCniEnv, parseCniArgs, CNI_ERR, type CniError } from '../../../src/cni/netconf.js';
 import { runCommand, hostIfNameFor, type PluginDeps, type Wiring, type WireRequest } from '../../../src/cni/plugin.js';
 import { nullLogger } from '../../../src/cni/logger.js';
+import { desiredEndpoint } from '../../../src/cni/endpoint.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 import { buildConflist, parseInstallConfig } from '../../../src/cni/install.js';
 import { runTag } from '../../helpers/run-tag.js';
@@ -298,6 +299,43 @@ t.test('ADD: the endpoint names every address of a dual-stack pod; a retried ADD
   t.ok(await wep(), 'endpoint still there');
   t.equal((await run(deps, 'DEL', conf, 'ds1')).exitCode, 0);
   t.equal(await wep(), undefined, 'DEL deleted it without a handle');
+});
+
+t.test('ADD keeps the labels of an endpoint already there, and one set while the ADD is in flight is not lost', async (t) => {
+  const { deps, ds } = fakeDeps([pool('p', '10.0.0.0/24')]);
+  const rs = new ResourceStore(ds);
+  const name = (id: string) =>
+    `default/${desiredEndpoint({ node: 'n1', namespace: 'default', pod: id, containerId: id, endpoint: 'eth0' }, 'x', []).metadata.name}`;
+  // Labels set before the pod's ADD (the agent's Kubernetes watch, or `tabbyctl label`).
+  const pre = desiredEndpoint({ node: 'n1', namespace: 'default', pod: 'l1', containerId: 'old', endpoint: 'eth0' }, 'caliold', [
+    '10.9.9.9/32',
+  ]);
+  pre.metadata.labels = { ...pre.metadata.labels, app: 'web' };
+  const created = await rs.create(pre);
+  t.equal((await run(deps, 'ADD', base, 'l1')).exitCode, 0);
+  const got = await rs.get('WorkloadEndpoint', name('l1'));
+  t.equal(got?.metadata.labels?.app, 'web', 'label kept');
+  t.equal(got?.spec.containerID, 'l1', 'the endpoint is the new container’s');
+  t.equal(got?.metadata.uid, created.metadata.uid, 'same uid (updated, not recreated)');
+
+  // A writer changes the endpoint between the ADD's read and its commit: the commit's compare-and-swap
+  // fails, the assignment re-reads and commits again with the new label.
+  const commit = ds.commit.bind(ds);
+  let raced = 0;
+  ds.commit = async (ops) => {
+    const wep = ops.find((o) => o.key.includes('/workloadendpoints/'));
+    if (wep && raced++ === 0) {
+      const cur = (await rs.get('WorkloadEndpoint', name('l2')))!;
+      await rs.update({ ...cur, metadata: { ...cur.metadata, labels: { ...cur.metadata.labels, tier: 'db' } } });
+    }
+    return commit(ops);
+  };
+  await rs.create(desiredEndpoint({ node: 'n1', namespace: 'default', pod: 'l2', containerId: 'old', endpoint: 'eth0' }, 'caliold', []));
+  t.equal((await run(deps, 'ADD', base, 'l2')).exitCode, 0);
+  const l2 = await rs.get('WorkloadEndpoint', name('l2'));
+  t.equal(raced, 2, 'the first commit conflicted, the second went in');
+  t.equal(l2?.metadata.labels?.tier, 'db', 'the label set meanwhile is kept');
+  t.equal(l2?.spec.containerID, 'l2');
 });
 
 t.test('VERSION, STATUS, GC', async (t) => {
