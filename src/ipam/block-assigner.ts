@@ -8,12 +8,13 @@
 // bring writes of its own (`also`, e.g. the pod's WorkloadEndpoint) for the commit that completes it:
 // built after its addresses are chosen, in every attempt (they re-read what they need); a request whose
 // writes fail is rejected alone, one whose keys another request of the round already writes waits for
-// the next round.
+// the next round. Releases of a handle held in this block only (a pod's DEL) go into the same rounds:
+// eight pods deleted at once free their addresses and drop their handles in one commit too.
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound, type KVPair, type TxnOp } from '../datastore/types.js';
-import { blockAutoAssign, cloneBlock, hostAffinity, type Assigned } from './block.js';
+import { blockAutoAssign, blockReleaseByHandle, cloneBlock, hostAffinity, isEmpty, type Assigned } from './block.js';
 import { IpamRetriesExhausted } from './errors.js';
 import type { Reservations } from './reservations.js';
-import { blockUpdateOp, handleWriteOp, type HandleValue, type IpamStore } from './store.js';
+import { blockDeleteOp, blockUpdateOp, handleDeleteOp, handleWriteOp, type HandleValue, type IpamStore } from './store.js';
 
 export interface BlockAssignment {
   ip: string;
@@ -21,7 +22,8 @@ export interface BlockAssignment {
   sequenceNumber: number;
 }
 
-interface Request {
+interface AssignRequest {
+  kind: 'assign';
   num: number;
   handle: string;
   attrs: Record<string, string>;
@@ -33,6 +35,18 @@ interface Request {
   resolve: (got: BlockAssignment[]) => void;
   reject: (e: unknown) => void;
 }
+
+interface ReleaseRequest {
+  kind: 'release';
+  handle: string;
+  /** Writes for the commit that releases the handle (the addresses it frees). */
+  also?: (ips: string[]) => Promise<TxnOp[]>;
+  /** The addresses freed; undefined when the handle is gone or names other blocks now (start over). */
+  resolve: (released: string[] | undefined) => void;
+  reject: (e: unknown) => void;
+}
+
+type Request = AssignRequest | ReleaseRequest;
 
 /** The handle's record with `n` more addresses in `cidr` (a new one when there is none). */
 export function handlePlus(
@@ -57,16 +71,26 @@ export class BlockAssigner {
   ) {}
 
   /** Up to `num` free addresses of block `cidr` for `handle` (possibly none: block full or gone). */
-  assign(cidr: string, r: Omit<Request, 'resolve' | 'reject'>): Promise<BlockAssignment[]> {
-    return new Promise<BlockAssignment[]>((resolve, reject) => {
-      const q = this.queues.get(cidr);
-      if (q) {
-        q.push({ ...r, resolve, reject });
-        return;
-      }
-      this.queues.set(cidr, [{ ...r, resolve, reject }]);
-      void this.run(cidr);
-    });
+  assign(cidr: string, r: Omit<AssignRequest, 'kind' | 'resolve' | 'reject'>): Promise<BlockAssignment[]> {
+    return new Promise<BlockAssignment[]>((resolve, reject) => this.enqueue(cidr, { ...r, kind: 'assign', resolve, reject }));
+  }
+
+  /** Free every address `handle` holds in block `cidr` and delete the handle, whose record names that block
+   *  only; with `also`'s writes. Undefined when the handle is gone or names other blocks now (re-read it). */
+  release(cidr: string, handle: string, also?: (ips: string[]) => Promise<TxnOp[]>): Promise<string[] | undefined> {
+    return new Promise<string[] | undefined>((resolve, reject) =>
+      this.enqueue(cidr, { kind: 'release', handle, ...(also ? { also } : {}), resolve, reject }),
+    );
+  }
+
+  private enqueue(cidr: string, r: Request): void {
+    const q = this.queues.get(cidr);
+    if (q) {
+      q.push(r);
+      return;
+    }
+    this.queues.set(cidr, [r]);
+    void this.run(cidr);
   }
 
   /** Rounds until the block's queue is empty; one round in flight per block. */
@@ -99,20 +123,28 @@ export class BlockAssigner {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       if (reqs.length === 0) return;
       const [kv, ...hkvs] = await Promise.all([this.store.getBlock(cidr), ...reqs.map((r) => this.store.getHandle(r.handle))]);
-      if (!kv) {
-        for (const r of reqs) r.resolve([]);
-        return;
-      }
-      const b = cloneBlock(kv.value);
-      const got: Assigned[][] = [];
+      const b = kv ? cloneBlock(kv.value) : undefined; // gone: nothing to assign; releases drop their handles
+      const got: (Assigned[] | string[] | undefined)[] = [];
       const ops: TxnOp[] = [];
+      let changed = false;
       for (const [i, r] of reqs.entries()) {
-        const mine =
-          r.affineTo !== undefined && kv.value.affinity !== hostAffinity(r.affineTo)
-            ? []
-            : blockAutoAssign(b, r.num, r.handle, r.attrs, r.reserved);
-        got.push(mine);
-        if (mine.length) ops.push(handleWriteOp(handlePlus(hkvs[i], r.handle, cidr, mine.length, r.attrs), hkvs[i]?.revision));
+        const hkv = hkvs[i];
+        if (r.kind === 'assign') {
+          const mine =
+            !b || (r.affineTo !== undefined && b.affinity !== hostAffinity(r.affineTo))
+              ? []
+              : blockAutoAssign(b, r.num, r.handle, r.attrs, r.reserved);
+          got.push(mine);
+          if (mine.length) ops.push(handleWriteOp(handlePlus(hkv, r.handle, cidr, mine.length, r.attrs), hkv?.revision));
+          changed ||= mine.length > 0;
+        } else if (!hkv || Object.keys(hkv.value.block).join() !== cidr) {
+          got.push(undefined); // changed since the caller read it
+        } else {
+          const ips = b ? blockReleaseByHandle(b, r.handle) : [];
+          got.push(ips);
+          ops.push(handleDeleteOp(r.handle, hkv.revision));
+          changed ||= ips.length > 0;
+        }
       }
       const out = await this.alsoOps(cidr, reqs, got, ops);
       if (out.length) {
@@ -121,8 +153,10 @@ export class BlockAssigner {
         continue;
       }
       if (ops.length > 0) {
+        if (kv && b && changed)
+          ops.push(isEmpty(b) && b.affinity === null ? blockDeleteOp(cidr, kv.revision) : blockUpdateOp(b, kv.revision));
         try {
-          await this.store.commit([...ops, blockUpdateOp(b, kv.revision)]);
+          await this.store.commit(ops);
         } catch (e) {
           if (e instanceof DatastoreConflict || e instanceof DatastoreNotFound || e instanceof DatastoreExists) {
             await this.backoff(attempt);
@@ -131,20 +165,29 @@ export class BlockAssigner {
           throw e;
         }
       }
-      for (const [i, r] of reqs.entries()) r.resolve(got[i]!.map((a) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber })));
+      for (const [i, r] of reqs.entries()) {
+        if (r.kind === 'release') r.resolve(got[i] as string[] | undefined);
+        else r.resolve((got[i] as Assigned[]).map((a) => ({ ip: a.ip, block: cidr, sequenceNumber: a.sequenceNumber })));
+      }
       return;
     }
-    throw new IpamRetriesExhausted(`assign from block ${cidr}`, this.maxRetries);
+    throw new IpamRetriesExhausted(`assign from / release in block ${cidr}`, this.maxRetries);
   }
 
   /** Adds to `ops` the writes of each request this round completes. Returns the requests taken out of the
    *  round: rejected (their writes could not be built) or put back first in the queue (a key already written
    *  in this round, e.g. two sandboxes of one pod: a commit names a key once). */
-  private async alsoOps(cidr: string, reqs: Request[], got: Assigned[][], ops: TxnOp[]): Promise<Request[]> {
+  private async alsoOps(cidr: string, reqs: Request[], got: (Assigned[] | string[] | undefined)[], ops: TxnOp[]): Promise<Request[]> {
+    const ipsOf = (i: number): string[] | undefined => {
+      const r = reqs[i]!;
+      const g = got[i];
+      if (r.kind === 'release') return g as string[] | undefined;
+      return g!.length === r.num ? (g as Assigned[]).map((a) => a.ip) : undefined;
+    };
     const built = await Promise.all(
       reqs.map((r, i) =>
-        r.also && got[i]!.length === r.num
-          ? r.also(got[i]!.map((a) => a.ip)).then(
+        r.also && ipsOf(i)
+          ? r.also(ipsOf(i)!).then(
               (v) => ({ ops: v }),
               (e: unknown) => ({ err: e }),
             )

@@ -628,8 +628,9 @@ export class Ipam {
   // ---------------------------------------------------------------- release
 
   /** Release every address held by `handle`; returns them (empty when it holds none — not an error).
-   *  The handle goes in the same commit as its last block (one synced write for a pod's one block); a
-   *  handle changed meanwhile (an assignment to it in flight) makes the release start over. `also`'s writes
+   *  The handle goes in the same commit as its last block (one synced write for a pod's one block, shared
+   *  with concurrent releases and assignments from that block); a handle changed meanwhile (an assignment
+   *  to it in flight) makes the release start over. `also`'s writes
    *  (e.g. the pod's WorkloadEndpoint delete) go into the commit that drops the handle, or alone when there
    *  is no handle; called again on each attempt (it re-reads what it needs). */
   async releaseByHandle(handle: string, also?: () => Promise<TxnOp[]>): Promise<string[]> {
@@ -645,6 +646,14 @@ export class Ipam {
         return released;
       }
       const cidrs = Object.keys(hkv.value.block);
+      if (cidrs.length === 1) {
+        // The common case (a pod's one block): in that block's rounds, one commit with this process's other
+        // assignments and releases from it (block-assigner.ts).
+        const ips = await this.assigner.release(cidrs[0]!, handle, also);
+        if (ips) return [...released, ...ips];
+        await this.backoff(round); // the handle changed meanwhile: read it again
+        continue;
+      }
       if (cidrs.length === 0) {
         await deleteIfPresent(() => this.store.deleteHandle(handle, hkv.revision)).catch(ignoreConflict);
         continue;

@@ -66,7 +66,7 @@ t.test('CNI ADD is one fdatasync and one log record holding block, handle and en
   t.same([report.leaked, report.handleMismatches], [[], []], 'ipam check: nothing leaked or miscounted');
 });
 
-t.test('8 concurrent ADDs share commits, each with its endpoint; 8 concurrent DELs too', async (t) => {
+t.test('8 concurrent ADDs share commits, each with its endpoint; 8 concurrent DELs share theirs', async (t) => {
   const { dir, ds, ipam, run, wep } = open(t);
   await run('ADD', 'warm');
   const pods = Array.from({ length: 8 }, (_, i) => `c-${i}`);
@@ -81,8 +81,9 @@ t.test('8 concurrent ADDs share commits, each with its endpoint; 8 concurrent DE
   syncs = ds.fds.syncs;
   lines = logLines(dir).length;
   await Promise.all(pods.map((p) => run('DEL', p)));
-  t.ok(ds.fds.syncs - syncs <= 8, `${ds.fds.syncs - syncs} fdatasyncs for 8 DELs`);
-  t.ok(logLines(dir).length - lines <= 8, `${logLines(dir).length - lines} log records for 8 DELs`);
+  // The releases share the block's rounds as the assignments do (as separate compare-and-swaps: 8).
+  t.ok(ds.fds.syncs - syncs <= 3, `${ds.fds.syncs - syncs} fdatasyncs for 8 DELs`);
+  t.ok(logLines(dir).length - lines <= 3, `${logLines(dir).length - lines} log records for 8 DELs`);
   for (const p of pods) t.equal(await wep(p), undefined, `${p}'s endpoint gone`);
   t.same((await ipam.check()).leaked, [], 'nothing leaked');
 });

@@ -170,3 +170,53 @@ t.test('releaseByHandle’s own writes go in the commit that drops the handle, o
   t.same(await ipam.releaseByHandle('r-1', del), [], 'no handle: nothing released');
   t.equal(await ds.get('/test/ep/r-1'), undefined, 'the write made alone');
 });
+
+t.test(
+  'concurrent releases and assignments from one block share commits; a release racing an assignment to its handle starts over',
+  async (t) => {
+    const { dir, ds, ipam } = open(t);
+    await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 });
+    const held = await Promise.all(Array.from({ length: 8 }, (_, i) => ipam.autoAssign({ handle: `d-${i}`, node: 'n1', num4: 1 })));
+    const syncs = ds.fds.syncs;
+    const lines = logLines(dir).length;
+    // 8 releases and 4 new assignments at once.
+    const [rel, add] = await Promise.all([
+      Promise.all(held.map((_, i) => ipam.releaseByHandle(`d-${i}`))),
+      Promise.all(Array.from({ length: 4 }, (_, i) => ipam.autoAssign({ handle: `n-${i}`, node: 'n1', num4: 1 }))),
+    ]);
+    t.same(
+      rel.map((r) => r.map((ip) => `${ip}/32`)),
+      held.map((h) => h.ipv4),
+      'each release freed its address',
+    );
+    t.equal(new Set(add.map((a) => a.ipv4[0])).size, 4, 'four new addresses');
+    // As separate compare-and-swaps on the block: ~12, each retried behind the others.
+    t.ok(ds.fds.syncs - syncs <= 4, `${ds.fds.syncs - syncs} fdatasyncs for 8 releases and 4 assignments`);
+    t.ok(logLines(dir).length - lines <= 4, `${logLines(dir).length - lines} log records`);
+    for (let i = 0; i < 8; i++) t.equal(await ipam.store.getHandle(`d-${i}`), undefined, `d-${i}'s handle gone`);
+    const report = await ipam.check();
+    t.same([report.leaked, report.handleMismatches, report.problems], [[], [], []], 'nothing leaked or miscounted');
+
+    // The handle gains an address in a second block between the release's read and its round: the round sees
+    // a handle that names another block too and the release starts over, freeing both.
+    const cidr = (await ipam.blocksAffineTo('n1'))[0]!.cidr;
+    await ipam.autoAssign({ handle: 'two', node: 'n1', num4: 1 });
+    const getHandle = ipam.store.getHandle.bind(ipam.store);
+    let first = true;
+    ipam.store.getHandle = async (h) => {
+      const kv = await getHandle(h);
+      if (h === 'two' && first) {
+        first = false;
+        await ipam.assignIP({ ip: '10.70.1.7', handle: 'two', node: 'n1' }); // another block: claimed for n1
+      }
+      return kv;
+    };
+    const freed = await ipam.releaseByHandle('two');
+    ipam.store.getHandle = getHandle;
+    t.equal(freed.length, 2, `both addresses freed (${freed.join(', ')})`);
+    t.ok(freed.includes('10.70.1.7'), 'the one assigned meanwhile too');
+    t.equal(await ipam.store.getHandle('two'), undefined, 'handle gone');
+    t.notOk(cidr.startsWith('10.70.1.'), 'the two blocks differ');
+    t.same((await ipam.check()).handleMismatches, [], 'counts agree');
+  },
+);
