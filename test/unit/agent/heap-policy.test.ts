@@ -47,3 +47,16 @@ t.test('the young generation stays small once the policy is loaded (a flag set a
   t.ok(withPolicy <= 4.2e6, `with the policy it stays ≤ 2 × 2 MB (${(withPolicy / 1e6).toFixed(1)} MB)`);
   t.ok(operator > 8e6, `an operator's --max-semi-space-size wins (${(operator / 1e6).toFixed(1)} MB)`);
 });
+
+t.test('tabby-node sets the policy before it loads its modules: the young generation stays 2 × 1 MB', async (t) => {
+  // --version returns once every module of the agent is loaded; loading them (parsing ~200 modules)
+  // grew the young generation to 2 × 4 MB when the policy was a static import among the others
+  const main = path.resolve(here, '../../../src/agent/main.js');
+  const report = `data:text/javascript,${encodeURIComponent(`import v8 from 'node:v8';
+process.on('exit', () => process.stderr.write('NEW ' + v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size + '\\n'));`)}`;
+  // through env -u: tap puts its own preload into every child's NODE_OPTIONS, which would load first
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--import', report, main, '--version'], { encoding: 'utf8' });
+  t.match(r.stdout, /^tabby-node v/, 'the agent ran');
+  const young = Number(/NEW (\d+)/.exec(r.stderr)?.[1]);
+  t.ok(young > 0 && young <= 2.2 * 2 ** 20, `new space ${(young / 2 ** 20).toFixed(1)} MB after loading tabby-node (≤ 2.2 MB)`);
+});
