@@ -23,6 +23,8 @@ export class KeyTable<T> {
   /** the dump in progress: its objects by id, and the epoch each id was last listed in */
   private next: (T | undefined)[] | undefined;
   private seen = new Uint32Array(1024);
+  /** events during the dump in progress (by id: the object, undefined = gone) */
+  private readonly events = new Map<number, T | undefined>();
   private epoch = 0;
   /** ids with a desired object */
   desiredCount = 0;
@@ -166,15 +168,32 @@ export class KeyTable<T> {
     this.next![id] = item;
     this.seen[id] = this.epoch;
   }
+  /** An event during a dump: what the dump lists for this id may be older than the event (listed
+   *  before the change, or read from the kernel before it and delivered after) — the event's object
+   *  (undefined: gone) wins when the dump ends, so it does not put the older state back. A later
+   *  change brings an event of its own. */
+  seenDuringDump(id: number, item: T | undefined): void {
+    const next = this.next;
+    if (next === undefined) return;
+    // gone, and neither known nor listed: nothing the dump could bring back (our own deletes' echoes)
+    if (item === undefined && this.have[id] === undefined && (this.seen[id] !== this.epoch || next[id] === undefined)) return;
+    this.events.set(id, item);
+  }
   /** The dump failed: the known state stays. */
   abortDump(): void {
     this.next = undefined;
+    this.events.clear();
   }
   /** The dump completed: it is the kernel state now (an id it did not list has no kernel object);
    *  `changed(id)` for each id whose desired object is not the kernel's one. */
   endDump(changed: (id: number) => void): void {
     const next = this.next!;
     this.next = undefined;
+    for (const [id, item] of this.events) {
+      next[id] = item;
+      this.seen[id] = this.epoch;
+    }
+    this.events.clear();
     for (let id = 0; id < this.want.length; id++) {
       if (!(this.flags[id]! & USED)) continue;
       const h = this.seen[id] === this.epoch ? next[id] : undefined;

@@ -303,6 +303,7 @@ export class Reconciler<T> extends EventEmitter {
     if (have !== undefined && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
     if (id < 0) id = s.intern(k);
     s.have[id] = item;
+    s.seenDuringDump(id, item);
     const d = s.want[id];
     if ((d !== undefined && !this.driver.equal(d, item)) || (d === undefined && this.driver.owned(item))) this.markId(id);
   }
@@ -316,6 +317,7 @@ export class Reconciler<T> extends EventEmitter {
     // another object under the same key went (the old route a new metric left beside ours): ours stays
     if (have !== undefined && this.driver.leavesOld?.(have, item)) return;
     this.heldKeys.delete(k);
+    if (id >= 0) s.seenDuringDump(id, undefined);
     if (have === undefined) return;
     s.have[id] = undefined; // the slot is released by a pass or a dump, never here (a pass may hold its id)
     if (s.want[id] !== undefined) this.markId(id);

@@ -239,3 +239,47 @@ t.test('state of keys no longer desired nor in the kernel is let go (a withdraw-
   t.equal(again.added + again.removed, 0, 'a resync after all that changes nothing');
   t.same(again.conflicts, ['foreign']);
 });
+
+t.test('a change seen as an event while a dump runs is not undone by the dump listing the object before it', async (t) => {
+  const k = fakeKernel([me('a'), me('b')]);
+  let gate: (() => void) | undefined;
+  let inDump: (() => void) | undefined;
+  const driver: ReconcileDriver<Obj> = {
+    ...k.driver,
+    listEach: async (start) => {
+      const each = start();
+      const objs = [...k.kernel.values()].map((o) => ({ ...o }));
+      each(objs[0]!); // a, as it was
+      if (inDump) {
+        inDump();
+        inDump = undefined;
+        await new Promise<void>((r) => {
+          gate = r;
+        });
+      }
+      for (const o of objs.slice(1)) each(o); // b, as it was when the dump began
+    },
+  };
+  const r = new Reconciler(driver, { resyncIntervalMs: 0 });
+  r.setDesired([me('a'), me('b')]);
+  await r.apply();
+  r.markResync();
+  const listed = new Promise<void>((res) => {
+    inDump = res;
+  });
+  const pass = r.apply();
+  await listed;
+  // behind our back while the dump runs: a (already listed) changed, b (not yet listed) deleted
+  k.kernel.set('a', me('a', 'changed'));
+  r.observe(me('a', 'changed'));
+  k.kernel.delete('b');
+  r.forget(me('b'));
+  gate!();
+  await pass;
+  await r.apply();
+  t.equal(k.kernel.get('a')?.value, 'v', 'a put back');
+  t.equal(k.kernel.get('b')?.value, 'v', 'b put back');
+  r.markResync();
+  const again = await r.apply();
+  t.equal(again.added + again.removed, 0, 'then nothing to do');
+});
