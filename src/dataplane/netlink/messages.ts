@@ -231,6 +231,14 @@ export function encodeRouteTo(w: NlWriter, r: Partial<KernelRoute>, dst: string,
   if (!encodeRoute4(w, r, del, dst)) encodeRouteAny(w, { ...r, dst }, del);
 }
 
+/** encodeRouteTo with an IPv4 destination as numbers (network, signed or not; length): no text per route. */
+export function encodeRouteToV4(w: NlWriter, r: Partial<KernelRoute>, net: number, len: number, del = false): void {
+  if (!encodeRoute4At(w, r, del, net >>> 0, len)) {
+    const n = net >>> 0;
+    encodeRouteAny(w, { ...r, dst: `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${len}` }, del);
+  }
+}
+
 /** encodeRoute for every case (exported for the test that the bulk case's bytes are the same). */
 export function encodeRouteAny(w: NlWriter, r: Partial<KernelRoute> & { dst: string }, del = false): void {
   const { ip, len, family } = splitCidr(r.dst);
@@ -325,13 +333,17 @@ function attr32(b: Buffer, o: number, type: number, v: number, bigEndian: boolea
  *  encoder's per-field writes than the kernel took to insert). Same bytes; false: not that case. */
 function encodeRoute4(w: NlWriter, r: Partial<KernelRoute>, del: boolean, dstText: string): boolean {
   if (r.multipath?.length || r.prefsrc) return false;
+  const len = ipv4Prefix(dstText);
+  return len >= 0 && encodeRoute4At(w, r, del, v4Dst, len);
+}
+
+/** encodeRoute4 with the destination as numbers (unsigned network, length). */
+function encodeRoute4At(w: NlWriter, r: Partial<KernelRoute>, del: boolean, dst: number, len: number): boolean {
+  if (r.multipath?.length || r.prefsrc) return false;
   const table = r.table ?? RT_TABLE.MAIN;
   if (table >= 256) return false;
   const gw = r.gateway ? parseIpv4Number(r.gateway) : -2;
   if (gw === -1) return false;
-  const len = ipv4Prefix(dstText);
-  if (len < 0) return false;
-  const dst = v4Dst;
   const type = r.type ? (routeTypeNumbers[r.type] ?? RTN.UNICAST) : del ? RTN.UNSPEC : RTN.UNICAST;
   w.ensure(12 + 4 * 8);
   const b = w.buf;

@@ -17,6 +17,7 @@ import {
   encodeNewLink,
   encodeRoute,
   encodeRouteTo,
+  encodeRouteToV4,
   encodeRouteDump,
   encodeSetLink,
   type Address,
@@ -327,14 +328,23 @@ export class Netlink {
     count: number,
     route: (i: number) => Partial<KernelRoute>,
     dst: (i: number) => string,
+    dst4?: { len(i: number): number; net(i: number): number },
   ): Promise<{ index: number; error: NetlinkError }[]> {
     const type = op === 'del' ? RTM.DELROUTE : RTM.NEWROUTE;
     const flags = op === 'del' ? 0 : NLM_F.CREATE | NLM_F.REPLACE;
+    const del = op === 'del';
     const items: BatchSource = {
       count,
       type: () => type,
       flags: () => flags,
-      body: (i, w) => encodeRouteTo(w, route(i), dst(i), op === 'del'),
+      // an IPv4 destination as numbers when dst4 has it (len ≥ 0), else as text
+      body: dst4
+        ? (i, w) => {
+            const len = dst4.len(i);
+            if (len >= 0) encodeRouteToV4(w, route(i), dst4.net(i), len, del);
+            else encodeRouteTo(w, route(i), dst(i), del);
+          }
+        : (i, w) => encodeRouteTo(w, route(i), dst(i), del),
     };
     return this.sock.batch(items, 'route batch');
   }

@@ -4,6 +4,7 @@ import {
   encodeRoute,
   encodeRouteAny,
   encodeRouteTo,
+  encodeRouteToV4,
   decodeRoute,
   encodeNeigh,
   decodeNeigh,
@@ -66,7 +67,22 @@ t.test('route: the bulk IPv4 encoder writes the same bytes as the general one', 
       const c = new NlWriter(8);
       encodeRouteTo(c, { ...r, dst: '' }, r.dst, del);
       t.same([...c.view()], [...b.view()], `${r.dst}${del ? ' (del)' : ''}, the destination given apart`);
+      // and as numbers (the route reconciler's IPv4 keys): signed or unsigned network
+      const [addr, len] = r.dst.split('/');
+      const net = addr!.split('.').reduce((v, o) => v * 256 + Number(o), 0);
+      for (const n of [net, net | 0]) {
+        const d = new NlWriter(8);
+        encodeRouteToV4(d, { ...r, dst: '' }, n, Number(len), del);
+        t.same([...d.view()], [...b.view()], `${r.dst}${del ? ' (del)' : ''}, the destination as numbers (${n})`);
+      }
     }
+  // a route the bulk encoder does not take (IPv6 gateway on an IPv4 route: RFC 5549) falls back with the text
+  const v6gw = { dst: '11.1.0.0/16', gateway: 'fe80::1', oif: 2 };
+  const e = new NlWriter(8);
+  const f = new NlWriter(8);
+  encodeRouteAny(e, v6gw, false);
+  encodeRouteToV4(f, { ...v6gw, dst: '' }, (11 << 24) | (1 << 16), 16, false);
+  t.same([...f.view()], [...e.view()], 'fallback: the same bytes as the general encoder');
 });
 
 t.test('route: dev-only route defaults to scope link; blackhole to universe', async (t) => {
