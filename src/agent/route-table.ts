@@ -312,7 +312,12 @@ export class RouteTable {
     else {
       this.ids.retain(id);
       this.count++;
-      while (this.groupOf.length <= id) this.groupOf.push(undefined);
+      if (id >= this.groupOf.length) {
+        // doubled in one step, not pushed one by one (fewer copies on the way to 1M)
+        const next: (Group | undefined)[] = new Array(Math.max(1024, 2 ** Math.ceil(Math.log2(id + 1)))).fill(undefined);
+        for (let i = 0; i < this.groupOf.length; i++) next[i] = this.groupOf[i];
+        this.groupOf = next;
+      }
     }
     g.count++;
     this.groupOf[id] = g;

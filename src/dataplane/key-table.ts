@@ -7,7 +7,15 @@
 // The ids come from a PrefixIds (prefix-ids.ts): the route reconciler shares its one with the agent's
 // route table, so a learned prefix has one id (and no string) in both; the table holds a reference
 // on each id it uses and follows the index's renumbering.
+import { doubled } from '../common/typed-array.js';
 import { PrefixIds } from './prefix-ids.js';
+
+/** `a` copied into an array of `cap` slots (the rest undefined). */
+function grown<T>(a: (T | undefined)[], cap: number): (T | undefined)[] {
+  const b: (T | undefined)[] = new Array(cap).fill(undefined);
+  for (let i = 0; i < a.length; i++) b[i] = a[i];
+  return b;
+}
 
 const DIRTY = 1;
 /** the table holds a reference on the id */
@@ -19,7 +27,9 @@ export class KeyTable<T> {
   have: (T | undefined)[] = [];
   private flags = new Uint8Array(1024);
   private count = 0;
-  private dirtyIds: number[] = [];
+  /** the dirty ids (a stack: dirtyN of them) */
+  private dirty = new Int32Array(1024);
+  private dirtyN = 0;
   /** the dump in progress: its objects by id, and the epoch each id was last listed in */
   private next: (T | undefined)[] | undefined;
   private seen = new Uint32Array(1024);
@@ -38,7 +48,7 @@ export class KeyTable<T> {
     return this.count;
   }
   get dirtyCount(): number {
-    return this.dirtyIds.length;
+    return this.dirtyN;
   }
 
   /** The id of a key in the table, or -1. */
@@ -66,9 +76,11 @@ export class KeyTable<T> {
     }
     if (this.flags[id]! & USED) return id;
     this.index.retain(id);
-    while (this.want.length <= id) {
-      this.want.push(undefined);
-      this.have.push(undefined);
+    if (id >= this.want.length) {
+      // doubled in one step (pushed one by one, the arrays were copied ~3 times their size on the way to 1M)
+      const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(id + 1)));
+      this.want = grown(this.want, cap);
+      this.have = grown(this.have, cap);
     }
     this.flags[id] = USED;
     this.seen[id] = 0;
@@ -99,15 +111,17 @@ export class KeyTable<T> {
   mark(id: number): boolean {
     if (this.flags[id]! & DIRTY) return false;
     this.flags[id]! |= DIRTY;
-    this.dirtyIds.push(id);
+    if (this.dirtyN === this.dirty.length) this.dirty = doubled(this.dirty);
+    this.dirty[this.dirtyN++] = id;
     return true;
   }
 
   /** The dirty ids, each once; they are clean after this. */
-  takeDirty(): number[] {
-    const out = this.dirtyIds;
-    this.dirtyIds = [];
-    for (const id of out) this.flags[id]! &= ~DIRTY;
+  takeDirty(): Int32Array {
+    const out = this.dirty.subarray(0, this.dirtyN);
+    this.dirty = new Int32Array(1024);
+    this.dirtyN = 0;
+    for (let i = 0; i < out.length; i++) this.flags[out[i]!]! &= ~DIRTY;
     return out;
   }
 
@@ -141,7 +155,7 @@ export class KeyTable<T> {
       flags[to] = this.flags[id]!;
       seen[to] = this.seen[id]!;
     }
-    this.dirtyIds = this.dirtyIds.map((id) => remap[id]!);
+    for (let i = 0; i < this.dirtyN; i++) this.dirty[i] = remap[this.dirty[i]!]!;
     this.want = want;
     this.have = have;
     this.flags = flags;
