@@ -121,18 +121,34 @@ export function endpointWriter(ds: Datastore, id: EndpointIdentity, hostIfName: 
   };
 }
 
-/** DEL's endpoint delete as commit operations (none when it is gone), for the commit that releases the
- *  pod's addresses (ipam.releaseByHandle's `also`). Read at once, again on a later call (as endpointWriter). */
-export function endpointDeleter(ds: Datastore, id: EndpointIdentity): () => Promise<TxnOp[]> {
+/** DEL's endpoint delete as commit operations, for the commit that releases the pod's addresses
+ *  (ipam.releaseByHandle's `also`): none when it is gone or belongs to another container — another sandbox
+ *  of the same pod (its endpoint has the same name) that wrote it later, whose endpoint a late DEL of this
+ *  one must not remove (Calico's CNI checks the same). `otherContainer`: that container's id, from the read made at once
+ *  (a later call of `ops`, the commit's retry, reads again). */
+export function endpointDeleter(
+  ds: Datastore,
+  id: EndpointIdentity,
+): { otherContainer: Promise<string | undefined>; ops: () => Promise<TxnOp[]> } {
   const n = endpointName(id);
   const key = resourceKey('WorkloadEndpoint', `${n.namespace}/${n.name}`);
-  let early: Promise<KVPair | undefined> | undefined = ds.get(key);
+  const ownerOf = (kv: KVPair<WorkloadEndpoint> | undefined) => kv?.value.spec.containerID;
+  let early: Promise<KVPair<WorkloadEndpoint> | undefined> | undefined = ds.get<WorkloadEndpoint>(key);
   early.catch(() => undefined);
-  return async () => {
-    const cur = await (early ?? ds.get(key));
+  const otherContainer = early.then(
+    (kv) => {
+      const owner = ownerOf(kv);
+      return owner !== undefined && owner !== id.containerId ? owner : undefined;
+    },
+    () => undefined,
+  );
+  const ops = async (): Promise<TxnOp[]> => {
+    const cur = await (early ?? ds.get<WorkloadEndpoint>(key));
     early = undefined;
-    return cur ? [{ op: 'delete', key, expectedRevision: cur.revision }] : [];
+    const owner = ownerOf(cur);
+    return cur && (owner === undefined || owner === id.containerId) ? [{ op: 'delete', key, expectedRevision: cur.revision }] : [];
   };
+  return { otherContainer, ops };
 }
 
 /** ADD: create or update the endpoint (keeping labels someone else set), and the namespace profile. */

@@ -257,7 +257,7 @@ async function add(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
     } catch (e) {
       if (fresh)
         await ipam
-          .releaseByHandle(handle, joined ? endpointDeleter(ipam.ds, endpoint) : undefined)
+          .releaseByHandle(handle, joined ? endpointDeleter(ipam.ds, endpoint).ops : undefined)
           .catch((err: unknown) => log.error({ err, handle }, 'could not release after a failed ADD'));
       throw e;
     }
@@ -298,8 +298,17 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
   } catch (e) {
     openError = e; // the kernel side is still cleaned up before the error is reported
   }
+  const endpoint: EndpointIdentity = { node: deps.nodename(conf), ...podIdentity(env), containerId: env.containerId, endpoint: env.ifName };
+  // The pod's endpoint, read at once. One that names another container is another sandbox of the same pod
+  // (same endpoint and host veth names) whose ADD wrote it after this one's — and replaced this one's veth
+  // (this container's own wiring exists only if its endpoint was written): a late DEL of this sandbox
+  // releases its own addresses and leaves that sandbox's endpoint and wiring alone.
+  const deleter = h && name === 'tabby' ? endpointDeleter(h.ipam.ds, endpoint) : undefined;
   try {
-    if (name === 'tabby') {
+    const other = await deleter?.otherContainer;
+    if (other)
+      log.info({ handle, containerId: other }, "DEL: the pod's endpoint belongs to another container: its wiring and endpoint stay");
+    if (name === 'tabby' && !other) {
       const netns = env.netns && deps.netnsExists(env.netns) ? env.netns : undefined;
       await (await deps.wiring()).unwire({
         hostIfName: hostIfNameFor(env),
@@ -308,18 +317,12 @@ async function del(name: PluginName, env: CniEnv, conf: NetConf, deps: PluginDep
       log.debug({ handle, uptimeMs: at() }, 'DEL: unwired');
     }
     if (!h) throw openError;
-    const ds = h.ipam.ds;
-    const endpoint: EndpointIdentity = {
-      node: deps.nodename(conf),
-      ...podIdentity(env),
-      containerId: env.containerId,
-      endpoint: env.ifName,
-    };
     // The endpoint's delete goes into the commit that drops the handle: one synced write, all or nothing.
-    const released = await h.ipam.releaseByHandle(handle, name === 'tabby' ? endpointDeleter(ds, endpoint) : undefined);
+    const released = await h.ipam.releaseByHandle(handle, deleter?.ops);
     // A batched veth deletion keeps the link a moment longer: nothing may route to the released
     // addresses through it (a new pod's route to a reused address goes through the new link and stays).
-    if (name === 'tabby' && released.length) await (await deps.wiring()).unroute?.({ hostIfName: hostIfNameFor(env), ips: released });
+    if (name === 'tabby' && !other && released.length)
+      await (await deps.wiring()).unroute?.({ hostIfName: hostIfNameFor(env), ips: released });
     log.info({ handle, released, uptimeMs: at() }, 'deleted');
   } finally {
     await h?.close().catch(() => undefined);

@@ -338,6 +338,29 @@ t.test('ADD keeps the labels of an endpoint already there, and one set while the
   t.equal(l2?.spec.containerID, 'l2');
 });
 
+t.test('a late DEL of a pod’s old sandbox leaves the new sandbox’s endpoint and wiring alone', async (t) => {
+  const { deps, ds, ipam, wired } = fakeDeps([pool('p', '10.0.0.0/24')]);
+  const rs = new ResourceStore(ds);
+  // Two sandboxes (containers) of one pod: same endpoint name, same host veth name.
+  const pod = { CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=web' };
+  const old = parse((await run(deps, 'ADD', base, 'sandbox1', 'tabby', pod)).stdout);
+  const cur = parse((await run(deps, 'ADD', base, 'sandbox2', 'tabby', pod)).stdout);
+  const weps = async () => (await rs.list('WorkloadEndpoint')).items.map((w) => [w.spec.containerID, w.spec.ipNetworks]);
+  t.same(await weps(), [['sandbox2', [cur.ips[0]!.address]]], 'the endpoint is the new sandbox’s');
+  const hostIf = hostIfNameFor(env('ADD', 'sandbox2', pod));
+  t.ok(wired.has(hostIf));
+
+  t.equal((await run(deps, 'DEL', base, 'sandbox1', 'tabby', pod)).exitCode, 0, 'the old sandbox’s DEL');
+  t.same(await ipam.ipsByHandle('k8s-pod-network.sandbox1'), [], `its address ${old.ips[0]!.address} released`);
+  t.same(await weps(), [['sandbox2', [cur.ips[0]!.address]]], 'the new sandbox’s endpoint stays');
+  t.ok(wired.has(hostIf), 'and its wiring');
+  t.same(await ipam.ipsByHandle('k8s-pod-network.sandbox2'), [cur.ips[0]!.address], 'and its address');
+
+  t.equal((await run(deps, 'DEL', base, 'sandbox2', 'tabby', pod)).exitCode, 0);
+  t.same(await weps(), [], 'its own DEL removes it');
+  t.notOk(wired.has(hostIf), 'and unwires');
+});
+
 t.test('VERSION, STATUS, GC', async (t) => {
   const { deps, ipam } = fakeDeps([pool('p', '10.0.0.0/24')]);
   const v = parse((await runCommand('tabby', parseCniEnv({ CNI_COMMAND: 'VERSION' }), Buffer.from('{"cniVersion":"0.4.0"}'), deps)).stdout);
