@@ -121,6 +121,8 @@ export class NlSocket {
   private abandoned: { seq: number; drained: Promise<void>; done(): void } | undefined;
   /** Messages nobody asked for (multicast events): set by the owner. */
   onEvent?: (msg: NlMessage) => void;
+  /** The same in place, instead of onEvent (no object per event: a counter of 1M route events) */
+  onRawEvent?: RawPart;
   /** The socket lost messages (ENOBUFS) or failed: every pending request was rejected. */
   onOverrun?: (e: NetlinkError) => void;
   readonly port: number;
@@ -259,7 +261,7 @@ export class NlSocket {
     if (this.closed) return;
     if (this.pending.size || this.abandoned)
       this.raw.ref(); // an abandoned dump is read to its end
-    else if (!this.onEvent) this.raw.unref();
+    else if (!this.onEvent && !this.onRawEvent) this.raw.unref();
   }
 
   private receive(buf: Buffer): void {
@@ -286,6 +288,10 @@ export class NlSocket {
         if (buf.readUInt16LE(at + 6) & NLM_F.DUMP_INTR) p.interrupted = true;
         p.raw(buf, at + NLMSG_HDRLEN, at + len, type);
         p.progress = true;
+        continue;
+      }
+      if (!p && this.onRawEvent && type !== NLMSG.ERROR && type !== NLMSG.DONE && type !== NLMSG.OVERRUN) {
+        this.onRawEvent(buf, at + NLMSG_HDRLEN, at + len, type);
         continue;
       }
       if (!p && this.abandoned && seq === this.abandoned.seq) {
