@@ -958,10 +958,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private statusRoutes(limit = STATUS_ROUTES_LIMIT): AgentStatusJson['routes'] {
     const out: AgentStatusJson['routes'] = [...this.staticRoutes.values()].map((r) => ({ ...r }));
     if (!this.deps.dataplane) out.push(...(this.routeOut?.routes ?? []).map((r) => ({ ...r })));
-    for (const rec of this.routeTable?.records(Math.max(0, limit - out.length) * 2) ?? []) {
-      if (out.length >= limit) break;
-      if (rec.route) out.push(rec.route);
-    }
+    out.push(...(this.routeTable?.routes(Math.max(0, limit - out.length)) ?? []));
     return out;
   }
 

@@ -286,6 +286,18 @@ export class RouteTable {
     return out;
   }
 
+  /** Up to `limit` kernel routes of learned prefixes (status: no record and no BGP decision each —
+   *  the status publisher asks every second, and records with their decision were the largest
+   *  allocation on the route path during an ingest). */
+  routes(limit = Infinity): Route[] {
+    const out: Route[] = [];
+    for (let id = 0; id < this.groupOf.length && out.length < limit; id++) {
+      const g = this.groupOf[id];
+      if (g?.route && !this.isOwn(id)) out.push(routeOf(this.ids.key(id), g.tpl, g.metric, false)!);
+    }
+    return out;
+  }
+
   /** Counts by outcome, for status and metrics. */
   counts(): { learned: number; routed: number; byReason: Partial<Record<NoRouteReason, number>> } {
     const byReason: Partial<Record<NoRouteReason, number>> = {};

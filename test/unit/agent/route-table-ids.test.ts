@@ -64,6 +64,14 @@ t.test('by id: v4 as numbers and as text, /0 and /32, v6 — one id held by both
   t.equal(tab.routedCount, 6);
   t.equal(rr.desiredCount, 6);
   t.equal(tab.counts().byReason['own-block'], 1);
+  const routes = tab.routes();
+  t.equal(routes.length, 6, 'routes(): every kernel route, not the own block');
+  t.same(
+    routes.find((r) => r.dst === '0.0.0.0/0'),
+    { dst: '0.0.0.0/0', gateway: '10.0.0.2' },
+    'with its destination',
+  );
+  t.equal(tab.routes(2).length, 2, 'up to the limit');
 });
 
 t.test('withdrawn: gone from the kernel, its id freed; removed and re-added: back', async (t) => {
