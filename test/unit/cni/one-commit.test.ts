@@ -110,3 +110,25 @@ t.test('a crash in the middle of an ADD’s record leaves neither the address, i
   t.ok(await after.wep('next'), 'with its endpoint');
   t.same((await after.ipam.check()).handleMismatches, [], 'counts agree');
 });
+
+t.test('a crash in the middle of a DEL’s record leaves the address, its handle and its endpoint all in place', async (t) => {
+  const { dir, ds, run } = open(t);
+  await run('ADD', 'warm');
+  const res = await run('ADD', 'gone');
+  const ip = res!.ips[0]!.address;
+  const log = path.join(dir, LOG_FILE);
+  const before = fs.statSync(log).size;
+  await run('DEL', 'gone');
+  await ds.close();
+  const bytes = fs.readFileSync(log);
+  t.ok(bytes.subarray(before).toString().includes(wepKey('gone')), 'the DEL wrote one record with the endpoint’s delete');
+  fs.truncateSync(log, before + Math.floor((bytes.length - before) / 2));
+  const after = open(t, dir);
+  t.ok(await after.ds.get(handleKey(handleOf('gone'))), 'the handle is still there');
+  t.ok(await after.wep('gone'), 'the endpoint too');
+  t.same(await after.ipam.ipsByHandle(handleOf('gone')), [ip], `the address ${ip} still held`);
+  await after.run('DEL', 'gone');
+  t.equal(await after.wep('gone'), undefined, 'the DEL run again removes all of it');
+  t.same(await after.ipam.ipsByHandle(handleOf('gone')), []);
+  t.same((await after.ipam.check()).handleMismatches, [], 'counts agree');
+});
