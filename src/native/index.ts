@@ -49,6 +49,22 @@ export interface TabbyNative {
    *  cb(err, nft's error text) when nft refused it (nothing changed). */
   nftRun(h: NftHandle, script: string, cb: (err: Error | null, errorText: string) => void): void;
   nftLoadError(): string;
+  /** A NETLINK_ROUTE socket for nlExchange, created inside the netns at `netnsPath` (default: the calling
+   *  thread's); EXT_ACK and CAP_ACK on. */
+  nlOpen(netnsPath?: string): { fd: number; port: number };
+  /** On the addon's netlink threads: send `buf` (whole messages) in one sendmsg, then read until the
+   *  NLMSG_ERROR/NLMSG_DONE of sequence `lastSeq`. cb per chunk of replies (whole datagrams back to
+   *  back), `last` on the final call; err (errno, syscall) when sendmsg/recvmsg failed or nothing arrived
+   *  for timeoutMs. One fd's exchanges run in order, one at a time. */
+  nlExchange(
+    fd: number,
+    buf: Buffer,
+    lastSeq: number,
+    timeoutMs: number,
+    cb: (err: Error | null, replies: Buffer | null, last: boolean) => void,
+  ): void;
+  /** Close the socket after its queued exchanges. */
+  nlClose(fd: number): void;
 }
 
 /** An open libnftables context (opaque). */

@@ -7,6 +7,7 @@
 //    (TCP-MD5 must be in place before the SYN), then hand the fd to net.Socket({fd}).
 //  - gettid / closeFd.
 //  - nftOpen / nftRun: libnftables in the process (nft.cc).
+//  - nlOpen / nlExchange / nlClose: rtnetlink exchanges on threads of their own (nl_worker.cc).
 #include <napi.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -379,9 +380,11 @@ static Napi::Value FlockWait(const Napi::CallbackInfo& info) {
 }
 
 void InitNft(Napi::Env env, Napi::Object exports);
+void InitNlWorker(Napi::Env env, Napi::Object exports);
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNft(env, exports);
+  InitNlWorker(env, exports);
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt));
