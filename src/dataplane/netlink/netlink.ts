@@ -28,7 +28,7 @@ import {
   type NewLinkRequest,
   type SetLinkRequest,
 } from './messages.js';
-import { NetlinkError, NlSocket, isErrno, type BatchSource } from './socket.js';
+import { NetlinkError, NlSocket, isErrno, type BatchSource, type NlRequest } from './socket.js';
 import { RouteScanner, copyRoute } from './route-scan.js';
 import type { NlMessage } from './wire.js';
 
@@ -36,6 +36,8 @@ export interface NetlinkOptions {
   /** Open the handle inside this netns (e.g. /var/run/netns/pod1). Default: the caller's netns. */
   netnsPath?: string;
   timeoutMs?: number;
+  /** requests sent and answered on the addon's netlink threads: the event loop runs on meanwhile */
+  offLoop?: boolean;
 }
 
 export type RouteOp = { op: 'add' | 'replace' | 'del'; route: Partial<KernelRoute> & { dst: string } };
@@ -66,6 +68,67 @@ export class NetlinkSubscription extends EventEmitter {
   }
 }
 
+type NeighborRequest = Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number };
+
+/** Requests as values, for Netlink.pipeline (several in one sendmsg); the methods send the same singly. */
+export const requests = {
+  createLink: (req: NewLinkRequest): NlRequest => ({
+    type: RTM.NEWLINK,
+    flags: NLM_F.CREATE | NLM_F.EXCL,
+    body: (w) => encodeNewLink(w, req),
+    op: `create link ${req.name}`,
+  }),
+  getLink: (nameOrIndex: string | number): NlRequest => ({
+    type: RTM.GETLINK,
+    flags: 0,
+    body: (w) => (typeof nameOrIndex === 'number' ? encodeLinkIndex(w, nameOrIndex) : encodeLinkIndex(w, 0, nameOrIndex)),
+    op: `get link ${nameOrIndex}`,
+  }),
+  setLink: (req: SetLinkRequest): NlRequest => ({
+    type: RTM.NEWLINK,
+    flags: 0,
+    body: (w) => encodeSetLink(w, req),
+    op: `set link ${req.index}`,
+  }),
+  addAddress: (
+    index: number,
+    address: string,
+    prefixLen: number,
+    opts: { scope?: number; replace?: boolean; peer?: string } = {},
+  ): NlRequest => ({
+    type: RTM.NEWADDR,
+    flags: NLM_F.CREATE | (opts.replace === false ? NLM_F.EXCL : NLM_F.REPLACE),
+    body: (w) => encodeAddr(w, { index, address, prefixLen, scope: opts.scope, peer: opts.peer }),
+    op: `add address ${address}/${prefixLen} on ${index}`,
+  }),
+  replaceRoute: (route: Partial<KernelRoute> & { dst: string }): NlRequest => ({
+    type: RTM.NEWROUTE,
+    flags: NLM_F.CREATE | NLM_F.REPLACE,
+    body: (w) => encodeRoute(w, route),
+    op: `replace route ${route.dst}`,
+  }),
+  /** Add or replace a neighbour (permanent by default): ARP/NDP entry (family 4/6) or FDB entry ('bridge'). */
+  setNeighbor: (n: NeighborRequest): NlRequest => {
+    const full: Neighbor = { ...n, state: n.state ?? NUD.PERMANENT, flags: n.flags ?? (n.family === 'bridge' ? NTF.SELF : 0) };
+    return {
+      type: RTM.NEWNEIGH,
+      flags: NLM_F.CREATE | NLM_F.REPLACE,
+      body: (w) => encodeNeigh(w, full),
+      op: `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`,
+    };
+  },
+};
+
+/** The link a getLink request of a pipeline answered; undefined when there is none, else its error. */
+export function linkFrom(res: NlMessage[] | NetlinkError): Link | undefined {
+  if (res instanceof NetlinkError) {
+    if (isErrno(res, 'ENODEV', 'ENOENT')) return undefined;
+    throw res;
+  }
+  const m = res.find((p) => p.type === RTM.NEWLINK);
+  return m ? decodeLink(m.data) : undefined;
+}
+
 export class Netlink {
   readonly sock: NlSocket;
   readonly netnsPath?: string;
@@ -74,11 +137,21 @@ export class Netlink {
   constructor(opts: NetlinkOptions = {}) {
     this.netnsPath = opts.netnsPath;
     this.timeoutMs = opts.timeoutMs;
-    this.sock = new NlSocket({ netnsPath: opts.netnsPath, timeoutMs: opts.timeoutMs });
+    this.sock = new NlSocket({ netnsPath: opts.netnsPath, timeoutMs: opts.timeoutMs, offLoop: opts.offLoop });
   }
 
   close(): void {
     this.sock.close();
+  }
+
+  private async send(r: NlRequest): Promise<NlMessage[]> {
+    return this.sock.request(r.type, r.flags, r.body, r.op);
+  }
+
+  /** Several requests (built with `requests`) in one sendmsg, run by the kernel in order: each one's
+   *  replies or NetlinkError (a failed one does not stop the rest). */
+  pipeline(reqs: readonly NlRequest[]): Promise<(NlMessage[] | NetlinkError)[]> {
+    return this.sock.pipeline(reqs);
   }
 
   // ------------------------------------------------------------ links
@@ -90,17 +163,10 @@ export class Netlink {
 
   /** The link by name or index; undefined when there is none. */
   async getLink(nameOrIndex: string | number): Promise<Link | undefined> {
-    try {
-      const parts =
-        typeof nameOrIndex === 'number'
-          ? await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, nameOrIndex), `get link ${nameOrIndex}`)
-          : await this.sock.request(RTM.GETLINK, 0, (w) => encodeLinkIndex(w, 0, nameOrIndex), `get link ${nameOrIndex}`);
-      const m = parts.find((p) => p.type === RTM.NEWLINK);
-      return m ? decodeLink(m.data) : undefined;
-    } catch (e) {
-      if (isErrno(e, 'ENODEV', 'ENOENT')) return undefined;
-      throw e;
-    }
+    const r = requests.getLink(nameOrIndex);
+    return linkFrom(
+      await this.sock.request(r.type, r.flags, r.body, r.op).catch((e: unknown) => (e instanceof NetlinkError ? e : Promise.reject(e))),
+    );
   }
 
   /** The link, or a NetlinkError ENODEV naming it. */
@@ -112,7 +178,7 @@ export class Netlink {
 
   /** Create a link (NLM_F_CREATE|NLM_F_EXCL): EEXIST when the name is taken. */
   async createLink(req: NewLinkRequest): Promise<void> {
-    await this.sock.request(RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, (w) => encodeNewLink(w, req), `create link ${req.name}`);
+    await this.send(requests.createLink(req));
   }
 
   /**
@@ -177,7 +243,7 @@ export class Netlink {
   /** Change a link: up/down, MTU, MAC, name, master, group (RTM_NEWLINK on an index, or on a name
    *  with index 0). */
   async setLink(req: SetLinkRequest): Promise<void> {
-    await this.sock.request(RTM.NEWLINK, 0, (w) => encodeSetLink(w, req), `set link ${req.index}`);
+    await this.send(requests.setLink(req));
   }
 
   async setLinkUp(index: number, up = true): Promise<void> {
@@ -214,13 +280,7 @@ export class Netlink {
     prefixLen: number,
     opts: { scope?: number; replace?: boolean; peer?: string } = {},
   ): Promise<void> {
-    const flags = NLM_F.CREATE | (opts.replace === false ? NLM_F.EXCL : NLM_F.REPLACE);
-    await this.sock.request(
-      RTM.NEWADDR,
-      flags,
-      (w) => encodeAddr(w, { index, address, prefixLen, scope: opts.scope, peer: opts.peer }),
-      `add address ${address}/${prefixLen} on ${index}`,
-    );
+    await this.send(requests.addAddress(index, address, prefixLen, opts));
   }
 
   async deleteAddress(index: number, address: string, prefixLen: number): Promise<boolean> {
@@ -292,7 +352,7 @@ export class Netlink {
   }
 
   async replaceRoute(route: Partial<KernelRoute> & { dst: string }): Promise<void> {
-    await this.sock.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, (w) => encodeRoute(w, route), `replace route ${route.dst}`);
+    await this.send(requests.replaceRoute(route));
   }
 
   /** Delete a route; false when it was not there (ESRCH). */
@@ -358,14 +418,8 @@ export class Netlink {
   }
 
   /** Add or replace a neighbour (permanent by default): ARP/NDP entry (family 4/6) or FDB entry ('bridge'). */
-  async setNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<void> {
-    const full: Neighbor = { ...n, state: n.state ?? NUD.PERMANENT, flags: n.flags ?? (n.family === 'bridge' ? NTF.SELF : 0) };
-    await this.sock.request(
-      RTM.NEWNEIGH,
-      NLM_F.CREATE | NLM_F.REPLACE,
-      (w) => encodeNeigh(w, full),
-      `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`,
-    );
+  async setNeighbor(n: NeighborRequest): Promise<void> {
+    await this.send(requests.setNeighbor(n));
   }
 
   async deleteNeighbor(n: Omit<Neighbor, 'state' | 'flags'> & { state?: number; flags?: number }): Promise<boolean> {

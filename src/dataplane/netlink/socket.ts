@@ -11,6 +11,8 @@
 //    barrier's ACK arrives every earlier message has been processed (netlink_rcv_skb is in order).
 // A socket opened with a netnsPath is created inside that netns (native().withNetns): the socket
 // stays bound to the netns it was created in for its whole life.
+// A socket opened `offLoop` makes its sendmsg/recvmsg on the addon's netlink threads (offloop.ts): the
+// kernel's work for a request (and any wait for RTNL) no longer stops the event loop.
 import os from 'node:os';
 // Deep import of the raw layer only: the package root also loads its genl/nl80211/wireguard
 // modules, ~50 ms of start-up that every CNI plugin run would pay.
@@ -30,6 +32,7 @@ import {
   SO_SNDBUFFORCE,
 } from './constants.js';
 import { NlWriter, NLMSG_HDRLEN, align4, cString, forEachAttr, type NlMessage } from './wire.js';
+import { OffLoopRawSocket } from './offloop.js';
 
 const { RawNetlinkSocket } = rawPkg as unknown as { RawNetlinkSocket: typeof RawSocketType };
 
@@ -92,6 +95,14 @@ export interface BatchSource {
   body(i: number, w: NlWriter): void;
 }
 
+/** One acknowledged request: its type, NLM_F_* besides REQUEST|ACK, body and name in errors. */
+export interface NlRequest {
+  type: number;
+  flags: number;
+  body(w: NlWriter): void;
+  op: string;
+}
+
 export interface NlSocketOptions {
   netnsPath?: string;
   /** multicast groups (RTNLGRP_* numbers) to join: makes this an event socket */
@@ -100,6 +111,8 @@ export interface NlSocketOptions {
   timeoutMs?: number;
   /** receive buffer (default 32 MiB); an event socket that must not lose a bulk change's events wants more */
   recvBufferBytes?: number;
+  /** sendmsg/recvmsg on the addon's netlink threads, not the event loop (not for event sockets) */
+  offLoop?: boolean;
 }
 
 const RCVBUF = 32 << 20;
@@ -137,11 +150,18 @@ export class NlSocket {
     // 20k route events ~1.3 GB of RSS, and a dump's few-KiB datagrams cost 64 KiB each too. Peeking
     // for the exact size costs one more recvmsg per datagram and allocates only what arrived.
     const open = (): RawSocketType => new RawNetlinkSocket(0 /* NETLINK_ROUTE */, { messagePeeking: true } as never);
-    this.raw = opts.netnsPath ? native().withNetns(opts.netnsPath, open) : open();
+    if (opts.offLoop && opts.groups?.length) throw new TypeError('an event socket cannot be off the loop');
+    this.raw = opts.offLoop
+      ? (new OffLoopRawSocket(opts.netnsPath, () => this.timeoutMs) as unknown as RawSocketType)
+      : opts.netnsPath
+        ? native().withNetns(opts.netnsPath, open)
+        : open();
     this.port = this.raw.address().port;
     // Big buffers so that a burst of replies/events is not dropped; EXT_ACK for the kernel's reason text.
-    const fd = native().netlinkFd(this.port);
-    if (fd >= 0) {
+    const fd = opts.offLoop ? undefined : native().netlinkFd(this.port);
+    if (fd === undefined) {
+      /* off the loop: the addon set its socket up (nl_worker.cc) */
+    } else if (fd >= 0) {
       const n = native();
       try {
         n.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opts.recvBufferBytes ?? RCVBUF);
@@ -427,6 +447,26 @@ export class NlSocket {
     const done = this.track(seq, op, false);
     this.sendBuffer(w.finish(), op);
     return done;
+  }
+
+  /** Several requests in one sendmsg, each with NLM_F_ACK: the kernel runs them in order and a failed one
+   *  does not stop those after it. Resolves with each one's replies or its NetlinkError, in order. */
+  pipeline(reqs: readonly NlRequest[]): Promise<(NlMessage[] | NetlinkError)[]> {
+    if (this.closed) return Promise.reject(new NetlinkError(ERRNO.EBADF, reqs[0]?.op ?? 'pipeline'));
+    const w = this.writer;
+    w.reset();
+    const settled = reqs.map((r) => {
+      const seq = this.nextSeq();
+      const start = w.beginMessage(r.type, r.flags | NLM_F.REQUEST | NLM_F.ACK, seq, this.port);
+      r.body(w);
+      w.endMessage(start);
+      return this.track(seq, r.op, false).catch((e: unknown) => {
+        if (e instanceof NetlinkError) return e;
+        throw e;
+      });
+    });
+    this.sendBuffer(w.finish(), reqs.map((r) => r.op).join(', '));
+    return Promise.all(settled);
   }
 
   /** A dump request (NLM_F_DUMP); retried up to 5 times when the kernel flags it interrupted (then the
