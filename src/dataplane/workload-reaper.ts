@@ -39,8 +39,8 @@ export class VethReaper {
   retired = 0;
 
   constructor(private readonly opts: ReaperOptions = {}) {
-    this.nl = new Netlink({ netnsPath: opts.netnsPath });
-    this.reapNl = new Netlink({ netnsPath: opts.netnsPath });
+    this.nl = new Netlink({ netnsPath: opts.netnsPath, offLoop: true });
+    this.reapNl = new Netlink({ netnsPath: opts.netnsPath, offLoop: true });
     this.delayMs = opts.delayMs ?? 100;
     this.maxBatch = opts.maxBatch ?? 64;
   }

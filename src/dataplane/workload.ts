@@ -14,10 +14,16 @@
 // it exists (a DEL after a half-done ADD), checkWorkload lists every difference (CNI CHECK).
 // The veth is created with its peer directly in the pod's netns; the pod side is configured over a
 // netlink socket opened inside that netns; the pod's sysctls are written inside it (withNetns).
-import { Netlink } from './netlink/netlink.js';
+// A fresh ADD is two netlink exchanges, both off the event loop (Netlink offLoop): the pair created with
+// its MACs (the host end up) + the host end read back, then the pod side's and the host side's requests,
+// each side in one sendmsg and the two sides at once.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { Netlink, linkFrom, requests } from './netlink/netlink.js';
 import type { Link } from './netlink/messages.js';
 import { NUD, RT_SCOPE } from './netlink/constants.js';
-import { isErrno } from './netlink/socket.js';
+import { NetlinkError, isErrno, type NlRequest } from './netlink/socket.js';
+import type { NlMessage } from './netlink/wire.js';
 import { readSysctl, writeSysctls } from './sysctl.js';
 import { RTPROT_TABBY, WORKLOAD_GATEWAY_V4, WORKLOAD_GATEWAY_V6, WORKLOAD_HOST_MAC, WORKLOAD_RETIRED_GROUP } from './ownership.js';
 import type { VethReaper } from './workload-reaper.js';
@@ -101,73 +107,143 @@ function isOurPair(host: Link | undefined, cont: Link | undefined): boolean {
   );
 }
 
+/** The pod side's MAC: random, locally administered, unicast (what the kernel would pick; chosen here so
+ *  the host's neighbour entry for the pod needs no read of the pod side). */
+function podMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** The kernel's first failure among a pipeline's answers (the request names the step), else nothing. */
+function firstFailure(results: readonly (NlMessage[] | NetlinkError)[]): void {
+  const failed = results.find((r) => r instanceof NetlinkError);
+  if (failed) throw failed;
+}
+
+interface Pair {
+  host: { index: number; mac: string; up: boolean };
+  cont: { index: number; mac: string; up: boolean };
+  /** made by this call: no addresses yet, and the MACs above are final */
+  fresh: boolean;
+}
+
+/** Most ADDs find neither end: create the pair outright — the host end up, its MAC fixed and the pod
+ *  side's chosen here — and read the host end back in the same sendmsg (its index, and its peer's index
+ *  in the pod's netns: IFLA_LINK). The pod end cannot be created up (veth opens it before it is paired:
+ *  ENOTCONN); the pod side's requests bring it up. Undefined when a name is taken (EEXIST): the caller
+ *  converges. */
+async function createPair(host: Netlink, o: WorkloadOptions, ctrIf: string): Promise<Pair | undefined> {
+  const mac = podMac();
+  const fd = fs.openSync(o.containerNetnsPath, 'r');
+  let results: (NlMessage[] | NetlinkError)[];
+  try {
+    results = await host.pipeline([
+      requests.createLink({
+        name: o.hostIfName,
+        mtu: o.mtu,
+        mac: WORKLOAD_HOST_MAC,
+        up: true,
+        info: { kind: 'veth', peer: { name: ctrIf, mtu: o.mtu, mac, netnsFd: fd } },
+      }),
+      requests.getLink(o.hostIfName),
+    ]);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const [created, read] = results;
+  if (created instanceof NetlinkError) {
+    if (isErrno(created, 'EEXIST')) return undefined;
+    throw created;
+  }
+  const h = linkFrom(read!);
+  if (!h || h.link === undefined) throw new NetlinkError(19 /* ENODEV */, `get link ${o.hostIfName}`, 'the veth just created is gone');
+  return { host: { index: h.index, mac: h.mac, up: h.up }, cont: { index: h.link, mac, up: false }, fresh: true };
+}
+
+/** A retried ADD (or leftovers): keep our pair when both ends are there, else start from scratch. */
+async function convergePair(host: Netlink, cont: Netlink, o: WorkloadOptions, ctrIf: string): Promise<Pair> {
+  let [hostLink, contLink] = await Promise.all([host.getLink(o.hostIfName), cont.getLink(ctrIf)]);
+  let fresh = false;
+  if (!isOurPair(hostLink, contLink)) {
+    // Leftovers of an earlier attempt (or a foreign link with our name): start from scratch.
+    if (hostLink) await host.deleteLink(hostLink.index);
+    if (contLink) await cont.deleteLink(contLink.index);
+    await host.createVeth({
+      name: o.hostIfName,
+      mtu: o.mtu,
+      mac: WORKLOAD_HOST_MAC,
+      peer: { name: ctrIf, mtu: o.mtu, netnsPath: o.containerNetnsPath },
+    });
+    [hostLink, contLink] = await Promise.all([host.mustGetLink(o.hostIfName), cont.mustGetLink(ctrIf)]);
+    fresh = true;
+  } else {
+    if (o.mtu && hostLink!.mtu !== o.mtu) await host.setLinkMtu(hostLink!.index, o.mtu);
+    if (o.mtu && contLink!.mtu !== o.mtu) await cont.setLinkMtu(contLink!.index, o.mtu);
+    if (hostLink!.mac !== WORKLOAD_HOST_MAC) await host.setLinkMac(hostLink!.index, WORKLOAD_HOST_MAC);
+  }
+  const h = hostLink!;
+  const c = contLink!;
+  return { host: { index: h.index, mac: h.mac, up: h.up }, cont: { index: c.index, mac: c.mac, up: c.up }, fresh };
+}
+
 export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
   const ctrIf = o.containerIfName ?? 'eth0';
   const ip4 = bareIp(o.ipv4);
   const ip6 = bareIp(o.ipv6);
   if (!ip4 && !ip6) throw new TypeError('wireWorkload: an ipv4 or ipv6 address is required');
-  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  // Off the event loop: the kernel's work for each request (a veth creation holds RTNL for a while) runs
+  // on the addon's netlink threads, so the agent's other ADDs, IPAM and policy go on meanwhile.
+  const host = new Netlink({ netnsPath: o.hostNetnsPath, offLoop: true });
   let cont: Netlink | undefined;
   try {
-    cont = new Netlink({ netnsPath: o.containerNetnsPath });
-    let hostLink = await host.getLink(o.hostIfName);
-    let contLink = await cont.getLink(ctrIf);
-    // A pair made here has no addresses yet and the MACs read right after creating it stay: the
-    // address dump and the final reads are skipped (fewer round trips per ADD).
-    let fresh = false;
-    if (!isOurPair(hostLink, contLink)) {
-      // Leftovers of an earlier attempt (or a foreign link with our name): start from scratch.
-      if (hostLink) await host.deleteLink(hostLink.index);
-      if (contLink) await cont.deleteLink(contLink.index);
-      await host.createVeth({
-        name: o.hostIfName,
-        mtu: o.mtu,
-        mac: WORKLOAD_HOST_MAC,
-        peer: { name: ctrIf, mtu: o.mtu, netnsPath: o.containerNetnsPath },
-      });
-      hostLink = await host.mustGetLink(o.hostIfName);
-      contLink = await cont.mustGetLink(ctrIf);
-      fresh = true;
-    } else {
-      if (o.mtu && hostLink!.mtu !== o.mtu) await host.setLinkMtu(hostLink!.index, o.mtu);
-      if (o.mtu && contLink!.mtu !== o.mtu) await cont.setLinkMtu(contLink!.index, o.mtu);
-      if (hostLink!.mac !== WORKLOAD_HOST_MAC) await host.setLinkMac(hostLink!.index, WORKLOAD_HOST_MAC);
-    }
-    const h = hostLink!;
-    const c = contLink!;
+    cont = new Netlink({ netnsPath: o.containerNetnsPath, offLoop: true });
+    const pair = (await createPair(host, o, ctrIf)) ?? (await convergePair(host, cont, o, ctrIf));
+    const { host: h, cont: c, fresh } = pair;
 
     writeSysctls(hostSysctls(o.hostIfName, !!ip4, !!ip6), o.hostNetnsPath);
     if (ip6) writeSysctls(containerSysctls(ctrIf), o.containerNetnsPath);
 
-    if (!h.up) await host.setLinkUp(h.index);
-    if (!c.up) await cont.setLinkUp(c.index);
-
     // Pod side: exactly our addresses on eth0 (a retried ADD with another IP drops the old one).
     const want = new Set([ip4 && `${ip4}/32`, ip6 && `${ip6}/128`].filter(Boolean) as string[]);
-    for (const a of fresh ? [] : await cont.listAddresses()) {
-      if (a.index !== c.index || a.scope === RT_SCOPE.LINK) continue;
-      if (!want.has(`${a.address}/${a.prefixLen}`)) await cont.deleteAddress(c.index, a.address, a.prefixLen);
-    }
+    const stale = fresh
+      ? []
+      : (await cont.listAddresses()).filter(
+          (a) => a.index === c.index && a.scope !== RT_SCOPE.LINK && !want.has(`${a.address}/${a.prefixLen}`),
+        );
+    for (const a of stale) await cont.deleteAddress(c.index, a.address, a.prefixLen);
+    // Each side's requests in one sendmsg (the kernel runs them in order), the two sides at once.
+    const podSide: NlRequest[] = [];
+    if (!c.up) podSide.push(requests.setLink({ index: c.index, up: true }));
     if (ip4) {
-      await cont.addAddress(c.index, ip4, 32);
-      await cont.replaceRoute({ dst: `${WORKLOAD_GATEWAY_V4}/32`, oif: c.index, scope: RT_SCOPE.LINK });
-      await cont.replaceRoute({ dst: '0.0.0.0/0', gateway: WORKLOAD_GATEWAY_V4, oif: c.index });
+      podSide.push(
+        requests.addAddress(c.index, ip4, 32),
+        requests.replaceRoute({ dst: `${WORKLOAD_GATEWAY_V4}/32`, oif: c.index, scope: RT_SCOPE.LINK }),
+        requests.replaceRoute({ dst: '0.0.0.0/0', gateway: WORKLOAD_GATEWAY_V4, oif: c.index }),
+      );
     }
     if (ip6) {
-      await cont.addAddress(c.index, ip6, 128);
-      await cont.replaceRoute({ dst: '::/0', gateway: WORKLOAD_GATEWAY_V6, oif: c.index });
+      podSide.push(
+        requests.addAddress(c.index, ip6, 128),
+        requests.replaceRoute({ dst: '::/0', gateway: WORKLOAD_GATEWAY_V6, oif: c.index }),
+      );
     }
     // The gateway resolves without ARP/NDP (see the top of the file).
-    if (ip4) await cont.setNeighbor({ family: 4, ifindex: c.index, dst: WORKLOAD_GATEWAY_V4, lladdr: WORKLOAD_HOST_MAC });
-    if (ip6) await cont.setNeighbor({ family: 6, ifindex: c.index, dst: WORKLOAD_GATEWAY_V6, lladdr: WORKLOAD_HOST_MAC });
+    if (ip4) podSide.push(requests.setNeighbor({ family: 4, ifindex: c.index, dst: WORKLOAD_GATEWAY_V4, lladdr: WORKLOAD_HOST_MAC }));
+    if (ip6) podSide.push(requests.setNeighbor({ family: 6, ifindex: c.index, dst: WORKLOAD_GATEWAY_V6, lladdr: WORKLOAD_HOST_MAC }));
 
     // Host side: the pod's address as a permanent neighbour (its MAC is known: no ARP/NDP, so a first
     // packet is never held for a resolution whose request went out before the pod could answer, which
     // costs the 1 s retransmit — Felix programs the same static entries), then the route to the pod.
-    if (ip4) await host.setNeighbor({ family: 4, ifindex: h.index, dst: ip4, lladdr: c.mac });
-    if (ip6) await host.setNeighbor({ family: 6, ifindex: h.index, dst: ip6, lladdr: c.mac });
-    if (ip4) await host.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
-    if (ip6) await host.replaceRoute({ dst: `${ip6}/128`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY });
+    const hostSide: NlRequest[] = [];
+    if (!h.up) hostSide.push(requests.setLink({ index: h.index, up: true }));
+    if (ip4) hostSide.push(requests.setNeighbor({ family: 4, ifindex: h.index, dst: ip4, lladdr: c.mac }));
+    if (ip6) hostSide.push(requests.setNeighbor({ family: 6, ifindex: h.index, dst: ip6, lladdr: c.mac }));
+    if (ip4) hostSide.push(requests.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY }));
+    if (ip6) hostSide.push(requests.replaceRoute({ dst: `${ip6}/128`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY }));
+    const [podDone, hostDone] = await Promise.all([cont.pipeline(podSide), host.pipeline(hostSide)]);
+    firstFailure(podDone);
+    firstFailure(hostDone);
 
     const finalHost = fresh ? h : await host.mustGetLink(h.index);
     const finalCont = fresh ? c : await cont.mustGetLink(c.index);
@@ -194,7 +270,7 @@ export async function unwireWorkload(o: UnwireOptions, reaper?: VethReaper): Pro
     // No host veth: a half-done ADD or a repeated DEL — clean whatever is left the one-by-one way.
   }
   let removed = false;
-  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  const host = new Netlink({ netnsPath: o.hostNetnsPath, offLoop: true });
   try {
     // Deleting one end of a veth deletes the pair; routes and neighbours via it go with it.
     if (await host.deleteLink(o.hostIfName)) removed = true;
@@ -214,7 +290,7 @@ export async function unwireWorkload(o: UnwireOptions, reaper?: VethReaper): Pro
   if (o.containerNetnsPath) {
     let cont: Netlink | undefined;
     try {
-      cont = new Netlink({ netnsPath: o.containerNetnsPath });
+      cont = new Netlink({ netnsPath: o.containerNetnsPath, offLoop: true });
     } catch (e) {
       // The pod's netns is already gone: nothing left in it.
       if ((e as { code?: string }).code !== 'ENOENT') throw e;
@@ -238,10 +314,10 @@ export async function checkWorkload(o: WorkloadOptions): Promise<string[]> {
   const ctrIf = o.containerIfName ?? 'eth0';
   const ip4 = bareIp(o.ipv4);
   const ip6 = bareIp(o.ipv6);
-  const host = new Netlink({ netnsPath: o.hostNetnsPath });
+  const host = new Netlink({ netnsPath: o.hostNetnsPath, offLoop: true });
   let cont: Netlink | undefined;
   try {
-    cont = new Netlink({ netnsPath: o.containerNetnsPath });
+    cont = new Netlink({ netnsPath: o.containerNetnsPath, offLoop: true });
     const h = await host.getLink(o.hostIfName);
     const c = await cont.getLink(ctrIf);
     if (!h) problems.push(`host interface ${o.hostIfName} is missing`);
