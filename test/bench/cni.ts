@@ -9,7 +9,9 @@
 // TABBY_BENCH_KEEPLOG=<file>: keep the plugin log there and the agent log in <file>.agent;
 // TABBY_BENCH_PING=pod: ping from a pod of the node instead of from the node — through policy (the
 // pinging pod's egress, the new pod's ingress), so "pingable" includes the policy engine's program; from
-// the node it does not: host → pod is not filtered and the reply is conntrack-established, as in Calico)
+// the node it does not: host → pod is not filtered and the reply is conntrack-established, as in Calico;
+// TABBY_BENCH_TRACE=<file>: one JSON line per ADD with the wall-clock ms of spawn, answer and ping, to put
+// beside the agent's log times)
 import { POOLS_PREFIX } from '../../src/datastore/keys.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -86,6 +88,7 @@ interface Bed {
   peer?: number;
 }
 const PING_FROM_POD = process.env.TABBY_BENCH_PING === 'pod';
+const TRACE = process.env.TABBY_BENCH_TRACE;
 const PEER = 99_999;
 
 async function runOne(bed: Bed, cmd: 'ADD' | 'DEL', i: number): Promise<{ ms: number; ip: string }> {
@@ -97,6 +100,7 @@ async function runOne(bed: Bed, cmd: 'ADD' | 'DEL', i: number): Promise<{ ms: nu
   };
   const t0 = performance.now();
   const r = await runIn(bed.node.ns, bed.client, [], { input: bed.conf, env, timeoutMs: 120_000 });
+  const answered = performance.now();
   if (r.code !== 0) throw new Error(`${cmd} pod ${i}: ${r.stdout}${r.stderr}`);
   if (cmd === 'DEL') {
     bed.node.deletePod(i);
@@ -104,7 +108,15 @@ async function runOne(bed: Bed, cmd: 'ADD' | 'DEL', i: number): Promise<{ ms: nu
   }
   const ip = ((JSON.parse(r.stdout) as { ips?: { address: string }[] }).ips?.[0]?.address ?? '').split('/')[0]!;
   if (!(await bed.pinger.ping(ip))) throw new Error(`pod ${i} (${ip}) never answered a ping`);
-  return { ms: performance.now() - t0, ip };
+  const t1 = performance.now();
+  if (TRACE) {
+    const at = (t: number): number => Math.round((performance.timeOrigin + t) * 10) / 10;
+    fs.appendFileSync(
+      TRACE,
+      `${JSON.stringify({ pod: i, container: containerIdOf(tag, i), spawn: at(t0), answer: at(answered), ping: at(t1) })}\n`,
+    );
+  }
+  return { ms: t1 - t0, ip };
 }
 
 async function inParallel(

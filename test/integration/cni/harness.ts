@@ -264,7 +264,9 @@ export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Reco
   const socket = path.join(stateDir, 'cni.sock');
   fs.rmSync(socket, { force: true });
   const logFd = fs.openSync(path.join(stateDir, 'agent.log'), 'a');
-  const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, AGENT], {
+  // TABBY_AGENT_NODE_ARGS: extra node flags for tabby-node (e.g. --cpu-prof --cpu-prof-dir=/tmp/p in a bench run)
+  const nodeArgs = (process.env.TABBY_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, ...nodeArgs, AGENT], {
     env: {
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       NODENAME: 'node-1',
