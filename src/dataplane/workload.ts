@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { Netlink, linkFrom, requests } from './netlink/netlink.js';
 import type { Link } from './netlink/messages.js';
-import { NUD, RT_SCOPE } from './netlink/constants.js';
+import { IPV4_DEVCONF, NUD, RT_SCOPE } from './netlink/constants.js';
 import { NetlinkError, isErrno, type NlRequest } from './netlink/socket.js';
 import type { NlMessage } from './netlink/wire.js';
 import { readSysctl, writeSysctls } from './sysctl.js';
@@ -83,6 +83,13 @@ function hostSysctls(ifName: string, v4: boolean, v6: boolean): [string, number]
   }
   return out;
 }
+
+/** hostSysctls' IPv4 part as netlink sets it (IFLA_INET_CONF; proxy_delay goes to the neighbour table). */
+const HOST_INET_CONF = [
+  [IPV4_DEVCONF.PROXY_ARP, 1],
+  [IPV4_DEVCONF.ROUTE_LOCALNET, 1],
+  [IPV4_DEVCONF.FORWARDING, 1],
+] as const;
 
 function containerSysctls(ifName: string): [string, number][] {
   return [
@@ -201,7 +208,8 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
     const pair = (await createPair(host, o, ctrIf)) ?? (await convergePair(host, cont, o, ctrIf));
     const { host: h, cont: c, fresh } = pair;
 
-    writeSysctls(hostSysctls(o.hostIfName, !!ip4, !!ip6), o.hostNetnsPath);
+    // The host side's IPv4 settings go with its netlink requests below; IPv6 has no netlink form for them.
+    if (ip6) writeSysctls(hostSysctls(o.hostIfName, false, true), o.hostNetnsPath);
     if (ip6) writeSysctls(containerSysctls(ctrIf), o.containerNetnsPath);
 
     // Pod side: exactly our addresses on eth0 (a retried ADD with another IP drops the old one).
@@ -235,8 +243,12 @@ export async function wireWorkload(o: WorkloadOptions): Promise<WiredWorkload> {
     // Host side: the pod's address as a permanent neighbour (its MAC is known: no ARP/NDP, so a first
     // packet is never held for a resolution whose request went out before the pod could answer, which
     // costs the 1 s retransmit — Felix programs the same static entries), then the route to the pod.
+    // Its IPv4 settings (hostSysctls) by netlink: a write to /proc/sys/…/forwarding spins (restarts the
+    // write) while RTNL is taken, which 8 ADDs at once take all the time — it stopped the event loop.
     const hostSide: NlRequest[] = [];
-    if (!h.up) hostSide.push(requests.setLink({ index: h.index, up: true }));
+    if (!h.up || ip4)
+      hostSide.push(requests.setLink({ index: h.index, ...(h.up ? {} : { up: true }), ...(ip4 ? { inetConf: HOST_INET_CONF } : {}) }));
+    if (ip4) hostSide.push(requests.neighProxyDelay(4, h.index, 0));
     if (ip4) hostSide.push(requests.setNeighbor({ family: 4, ifindex: h.index, dst: ip4, lladdr: c.mac }));
     if (ip6) hostSide.push(requests.setNeighbor({ family: 6, ifindex: h.index, dst: ip6, lladdr: c.mac }));
     if (ip4) hostSide.push(requests.replaceRoute({ dst: `${ip4}/32`, oif: h.index, scope: RT_SCOPE.LINK, protocol: RTPROT_TABBY }));

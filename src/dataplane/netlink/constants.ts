@@ -37,6 +37,7 @@ export const RTM = {
   NEWNEIGH: 28,
   DELNEIGH: 29,
   GETNEIGH: 30,
+  SETNEIGHTBL: 67,
 } as const;
 
 /** Multicast groups (bit numbers, for NETLINK_ADD_MEMBERSHIP). */
@@ -68,6 +69,7 @@ export const IFLA = {
   GROUP: 27,
   NET_NS_FD: 28,
   LINK_NETNSID: 37,
+  AF_SPEC: 26,
 } as const;
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 export const VETH_INFO = { PEER: 1 } as const;
@@ -160,3 +162,10 @@ export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
 export const NLMSGERR_ATTR = { MSG: 1, OFFS: 2 } as const;
+
+/** IFLA_AF_SPEC → AF_INET → IFLA_INET_CONF: an interface's IPv4 settings (net/ipv4/conf/<if>/*), linux/ip.h */
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF = { FORWARDING: 1, PROXY_ARP: 3, ROUTE_LOCALNET: 26 } as const;
+/** RTM_SETNEIGHTBL: a neighbour table's per-interface parameters (net/ipv4/neigh/<if>/*), linux/neighbour.h */
+export const NDTA = { NAME: 1, PARMS: 6 } as const;
+export const NDTPA = { IFINDEX: 1, PROXY_DELAY: 13 } as const;

@@ -1,6 +1,22 @@
 // rtnetlink message codecs: links (ifinfomsg), addresses (ifaddrmsg), routes (rtmsg), neighbours and
 // bridge FDB entries (ndmsg). Pure: bytes in, typed values out and back; the socket is elsewhere.
-import { AF, IFA, IFF, IFLA, IFLA_INFO, NDA, RTA, RTN, RTNH_F, RT_SCOPE, RT_TABLE, RTPROT } from './constants.js';
+import {
+  AF,
+  IFA,
+  IFF,
+  IFLA,
+  IFLA_INET_CONF,
+  IFLA_INFO,
+  NDA,
+  NDTA,
+  NDTPA,
+  RTA,
+  RTN,
+  RTNH_F,
+  RT_SCOPE,
+  RT_TABLE,
+  RTPROT,
+} from './constants.js';
 import { parseIpv4Number } from '../../common/ip.js';
 import { type NlWriter, attrMap, cString, forEachAttr, ipBytes, ipText, macBytes, macText } from './wire.js';
 import { writeIfinfomsg, writeLinkAttrs, writeLinkInfo, type LinkInfo } from './linkinfo.js';
@@ -59,6 +75,8 @@ export interface SetLinkRequest {
   master?: number;
   /** IFLA_GROUP */
   group?: number;
+  /** IPv4 settings of the interface, [IPV4_DEVCONF id, value] (what net/ipv4/conf/<if>/* shows) */
+  inetConf?: readonly (readonly [number, number])[];
 }
 
 export function encodeSetLink(w: NlWriter, req: SetLinkRequest): void {
@@ -67,6 +85,15 @@ export function encodeSetLink(w: NlWriter, req: SetLinkRequest): void {
   writeLinkAttrs(w, req);
   if (req.master !== undefined) w.attrU32(IFLA.MASTER, req.master);
   if (req.group !== undefined) w.attrU32(IFLA.GROUP, req.group);
+  if (req.inetConf?.length) {
+    const spec = w.beginAttr(IFLA.AF_SPEC);
+    const inet = w.beginAttr(AF.INET);
+    const conf = w.beginAttr(IFLA_INET_CONF);
+    for (const [id, value] of req.inetConf) w.attrU32(id, value);
+    w.endAttr(conf);
+    w.endAttr(inet);
+    w.endAttr(spec);
+  }
 }
 
 export function encodeLinkIndex(w: NlWriter, index: number, name?: string): void {
@@ -504,3 +531,19 @@ export function decodeNeigh(data: Buffer): Neighbor {
 }
 
 export { ipBytes };
+
+/** RTM_SETNEIGHTBL body: one interface's parameters in a neighbour table (arp_cache for IPv4, ndisc_cache
+ *  for IPv6) — what net/ipv4/neigh/<if>/* sets. Only the proxy delay so far (ms). */
+export function encodeNeighTblParms(w: NlWriter, p: { family: Family; ifindex: number; proxyDelayMs: number }): void {
+  w.u8(p.family === 6 ? AF.INET6 : AF.INET);
+  w.u8(0);
+  w.u16(0);
+  w.attrString(NDTA.NAME, p.family === 6 ? 'ndisc_cache' : 'arp_cache');
+  const parms = w.beginAttr(NDTA.PARMS);
+  w.attrU32(NDTPA.IFINDEX, p.ifindex);
+  const delay = w.beginAttr(NDTPA.PROXY_DELAY); // u64
+  w.u32(p.proxyDelayMs >>> 0);
+  w.u32(Math.floor(p.proxyDelayMs / 2 ** 32));
+  w.endAttr(delay);
+  w.endAttr(parms);
+}

@@ -14,6 +14,7 @@ import {
   encodeLinkIndex,
   encodeNeigh,
   encodeNeighDump,
+  encodeNeighTblParms,
   encodeNewLink,
   encodeRoute,
   encodeRouteTo,
@@ -117,6 +118,13 @@ export const requests = {
       op: `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`,
     };
   },
+  /** An interface's proxy delay in its neighbour table (net/ipv4/neigh/<if>/proxy_delay, in ms). */
+  neighProxyDelay: (family: Family, ifindex: number, proxyDelayMs: number): NlRequest => ({
+    type: RTM.SETNEIGHTBL,
+    flags: 0,
+    body: (w) => encodeNeighTblParms(w, { family, ifindex, proxyDelayMs }),
+    op: `set neighbour table parameters on ${ifindex}`,
+  }),
 };
 
 /** The link a getLink request of a pipeline answered; undefined when there is none, else its error. */

@@ -7,7 +7,7 @@ import t from 'tap';
 import { wireWorkload, checkWorkload, workloadIfName } from '../../../src/dataplane/index.js';
 import { NlSocket } from '../../../src/dataplane/netlink/socket.js';
 import { native } from '../../../src/native/index.js';
-import { isRoot, makeNetns } from '../../helpers/dataplane-netns.js';
+import { ipIn, isRoot, makeNetns } from '../../helpers/dataplane-netns.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 
@@ -51,6 +51,12 @@ t.test('a fresh ADD: three sendmsg calls off the event loop, no address dump', {
   t.equal(n.exchanges, 3, 'three exchanges, each one sendmsg on the netlink threads');
   t.equal(n.request, 0, `no request one at a time (${n.ops.join(', ')})`);
   t.same(await checkWorkload(w), [], 'the pod is wired');
+  // the host side's IPv4 settings went in by netlink (IFLA_INET_CONF, the ARP table's parameters)
+  const sysctl = (key: string): string => ipIn(undefined, 'netns', 'exec', host.name, 'sysctl', '-n', key).trim();
+  for (const k of ['conf/IF/proxy_arp', 'conf/IF/route_localnet', 'conf/IF/forwarding']) {
+    t.equal(sysctl(`net/ipv4/${k.replace('IF', w.hostIfName)}`), '1', k);
+  }
+  t.equal(sysctl(`net/ipv4/neigh/${w.hostIfName}/proxy_delay`), '0', 'neigh/IF/proxy_delay');
   const again = countRequests(t);
   await wireWorkload(w);
   t.equal(again.dump, 1, 'a retried ADD lists the pod addresses');

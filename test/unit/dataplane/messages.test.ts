@@ -10,8 +10,10 @@ import {
   decodeNeigh,
   encodeAddr,
   decodeAddr,
+  encodeSetLink,
+  encodeNeighTblParms,
 } from '../../../src/dataplane/netlink/messages.js';
-import { RTM, NLM_F, RT_SCOPE, NUD, NTF } from '../../../src/dataplane/netlink/constants.js';
+import { RTM, NLM_F, RT_SCOPE, NUD, NTF, IPV4_DEVCONF } from '../../../src/dataplane/netlink/constants.js';
 
 function roundTrip<T>(enc: (w: NlWriter) => void, dec: (b: Buffer) => T): T {
   const w = new NlWriter(8);
@@ -139,4 +141,18 @@ t.test('neighbour and FDB entries', async (t) => {
 t.test('address', async (t) => {
   const a = roundTrip((w) => encodeAddr(w, { index: 4, address: 'fd00::5', prefixLen: 128 }), decodeAddr);
   t.same(a, { index: 4, family: 6, address: 'fd00::5', prefixLen: 128, scope: 0 });
+});
+
+t.test("an interface's IPv4 settings and its neighbour-table proxy delay, byte for byte", async (t) => {
+  const w = new NlWriter(8);
+  encodeSetLink(w, { index: 7, inetConf: [[IPV4_DEVCONF.PROXY_ARP, 1]] });
+  // ifinfomsg (index 7), then IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { [3] = 1 } } }
+  t.equal(w.view().toString('hex'), `00000000${'07000000'}0000000000000000${'14001a00'}${'10000200'}${'0c000100'}${'0800030001000000'}`);
+  const n = new NlWriter(8);
+  encodeNeighTblParms(n, { family: 4, ifindex: 5, proxyDelayMs: 0 });
+  // ndtmsg (AF_INET), NDTA_NAME "arp_cache", NDTA_PARMS { NDTPA_IFINDEX 5, NDTPA_PROXY_DELAY u64 0 }
+  t.equal(
+    n.view().toString('hex'),
+    `02000000${'0e000100'}${Buffer.from('arp_cache\0').toString('hex')}0000${'18000600'}${'0800010005000000'}${'0c000d00'}0000000000000000`,
+  );
 });
