@@ -165,11 +165,9 @@ void threadMain() {
     } else {
       exchange(j);
     }
-    {
-      std::lock_guard<std::mutex> l(st->mu);
-      st->busy.erase(fd);
-    }
-    st->cv.notify_all();
+    // This thread looks at the queue again before it waits: a job held back for this fd is taken then.
+    std::lock_guard<std::mutex> l(st->mu);
+    st->busy.erase(fd);
   }
 }
 
@@ -235,7 +233,7 @@ void enqueue(Job* j) {
     std::lock_guard<std::mutex> l(st->mu);
     st->queue.push_back(j);
   }
-  st->cv.notify_all();
+  st->cv.notify_one();  // one waiter is enough: one whose fd is busy leaves the job to that fd's thread
 }
 
 Napi::Value NlOpen(const Napi::CallbackInfo& info) {

@@ -25,6 +25,8 @@ export class OffLoopRawSocket extends EventEmitter {
   private readonly fd: number;
   private readonly port: number;
   private closed = false;
+  /** exchanges sent whose last answer has not come back */
+  private inFlight = 0;
 
   constructor(
     netnsPath: string | undefined,
@@ -44,7 +46,9 @@ export class OffLoopRawSocket extends EventEmitter {
   send(buf: Buffer, _opts: object, cb: SendCallback): void {
     if (this.closed) throw new Error('netlink socket closed');
     const ms = this.timeoutMs();
-    native().nlExchange(this.fd, buf, lastSeqOf(buf), ms > 0 ? ms + 1000 : 86_400_000, (err, replies) => {
+    this.inFlight++;
+    native().nlExchange(this.fd, buf, lastSeqOf(buf), ms > 0 ? ms + 1000 : 86_400_000, (err, replies, last) => {
+      if (last) this.inFlight--;
       if (replies) this.emit('message', replies);
       if (!err) return;
       const e = err as Error & { errno?: number; syscall?: string };
@@ -67,6 +71,8 @@ export class OffLoopRawSocket extends EventEmitter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    native().nlClose(this.fd);
+    // Nothing left on a thread (the usual case): close here, without a trip to the netlink threads.
+    if (this.inFlight === 0) native().closeFd(this.fd);
+    else native().nlClose(this.fd);
   }
 }
