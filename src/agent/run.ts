@@ -29,6 +29,7 @@ import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
 import { k8sConfigured } from '../common/k8s-env.js';
+import { startMemoryTrim, tuneMalloc } from './memory-trim.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -48,6 +49,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return e instanceof ConfigError ? 2 : 1;
   }
   configureLogging({ level: cfg.logLevel });
+  tuneMalloc(); // before the first burst of buffers (memory-trim.ts)
   const logger = log('agent', { node: cfg.nodeName });
 
   if (cfg.netns) native().enterNetns(cfg.netns);
@@ -166,6 +168,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   let stopping: Promise<void> | undefined;
   let poller: AddressPoller | undefined;
+  let trim: { stop(): void } | undefined;
   let ipamGc: IpamGc | undefined;
   // The compact status every node publishes to the datastore (tabbyctl cluster status reads it).
   const publisher = new NodeStatusPublisher({
@@ -179,6 +182,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     stopping ??= (async () => {
       logger.info({ signal }, 'stopping (graceful BGP shutdown; kernel routes stay)');
       poller?.stop();
+      trim?.stop();
       await ipamGc?.stop();
       await publisher.publishStopped(signal);
       await cni?.stop();
@@ -230,6 +234,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
   }
+  // malloc's free pages back to the kernel whenever the agent goes quiet (start-up, a bulk change)
+  trim = startMemoryTrim();
   // IPAM garbage collection of deleted Nodes (src/ipam/gc.ts): one agent at a time, through a lease.
   if (nodeMode && cfg.ipamGcGraceSec > 0)
     (ipamGc = new IpamGc({

@@ -40,6 +40,10 @@ export interface TabbyNative {
   /** Move the calling thread into the netns at `path` for good (for a process that lives in one netns, e.g. a lab agent).
    *  Only the main thread moves: libuv's thread pool (dns.lookup, fs) stays where it was. */
   enterNetns(path: string): void;
+  /** malloc_trim(0): free malloc pages back to the kernel; true when some were (absent in an addon built before it). */
+  mallocTrim?(): boolean;
+  /** mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes): fixed, not raised by glibc as blocks are freed. */
+  mallocTune?(mmapThreshold: number, trimThreshold: number): boolean;
   /** The fd of this process's netlink socket bound to `portId`, or -1. */
   netlinkFd(portId: number): number;
   /** A libnftables context in the netns at `netnsPath` (default: the calling thread's); null when

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <linux/filter.h>
 #include <sys/syscall.h>
@@ -379,6 +380,28 @@ static Napi::Value FlockWait(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// malloc_trim(0): hand the free pages of every malloc arena back to the kernel. glibc returns only the
+// top of the main heap by itself, so the buffers of start-up or of a bulk route change stay resident
+// as free-list holes; the agent calls this when it goes quiet. true: memory was released.
+static Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+// mallocTune(mmapThreshold, trimThreshold): fixed malloc thresholds (bytes). Left to itself glibc raises
+// its mmap threshold to the size of every mmapped block freed (up to 32 MB), so after the first large
+// buffer is freed, buffers of up to that size come from the heap and leave holes there; fixed, large
+// buffers are mmapped and unmapped when freed. true when both were set.
+static Napi::Value MallocTune(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "mallocTune(mmapThreshold, trimThreshold)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int a = mallopt(M_MMAP_THRESHOLD, info[0].As<Napi::Number>().Int32Value());
+  int b = mallopt(M_TRIM_THRESHOLD, info[1].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(env, a == 1 && b == 1);
+}
+
 void InitNft(Napi::Env env, Napi::Object exports);
 void InitNlWorker(Napi::Env env, Napi::Object exports);
 
@@ -386,6 +409,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNft(env, exports);
   InitNlWorker(env, exports);
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
+  exports.Set("mallocTune", Napi::Function::New(env, MallocTune));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt));
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt));
   exports.Set("setsockoptBuffer", Napi::Function::New(env, SetsockoptBuffer));

@@ -1,0 +1,57 @@
+// Gives malloc's free pages back to the kernel when tabby-node goes quiet. glibc returns only the top of
+// its main heap by itself: the buffers of start-up (module loading, the first datastore list) and of a bulk
+// route change leave free holes that stay resident. Every CHECK_MS (an unref'd timer) the agent looks at
+// its CPU time and RSS; when the last window was quiet (under QUIET_CPU_MS of CPU) and RSS grew by more than
+// GROWTH_BYTES since the last trim, malloc_trim(0) (native addon) runs once — it costs ~1 ms and is not
+// repeated while nothing changes. Measured: an idle agent of the lab (3 peers, 1 block) 2.4 MB less.
+// tuneMalloc() (first thing tabby-node does) fixes malloc's mmap threshold at 128 KB: glibc would raise it
+// to the size of every large buffer freed (netlink batches, socket reads), after which such buffers come
+// from the heap and leave holes there — at 200k routes the main heap peaked at 20 MB, 8 MB fixed.
+import { native } from '../native/index.js';
+
+export const CHECK_MS = 10_000;
+/** CPU time (ms) in one window under which the process counts as quiet */
+export const QUIET_CPU_MS = 200;
+/** RSS growth since the last trim that makes a trim worth it */
+export const GROWTH_BYTES = 1 << 20;
+
+export const MMAP_THRESHOLD = 128 * 1024;
+export const TRIM_THRESHOLD = 256 * 1024;
+
+/** Fixed malloc thresholds for this process (see above); false when the addon cannot (an old build). */
+export function tuneMalloc(): boolean {
+  try {
+    return native().mallocTune?.(MMAP_THRESHOLD, TRIM_THRESHOLD) ?? false;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether to trim now (pure): quiet during the last window, and RSS has grown since the last trim. */
+export function shouldTrim(cpuMsInWindow: number, rss: number, rssAfterLastTrim: number): boolean {
+  return cpuMsInWindow < QUIET_CPU_MS && rss > rssAfterLastTrim + GROWTH_BYTES;
+}
+
+/** Start the quiet-time trim; stop() ends it. Does nothing when the addon has no mallocTrim (an old build). */
+export function startMemoryTrim(): { stop(): void } {
+  let trim: (() => boolean) | undefined;
+  try {
+    const n = native();
+    if (n.mallocTrim) trim = () => n.mallocTrim!();
+  } catch {
+    trim = undefined;
+  }
+  if (!trim) return { stop() {} };
+  let lastCpu = process.cpuUsage();
+  let after = 0;
+  const timer = setInterval(() => {
+    const cpu = process.cpuUsage(lastCpu);
+    lastCpu = process.cpuUsage();
+    const rss = process.memoryUsage.rss();
+    if (!shouldTrim((cpu.user + cpu.system) / 1000, rss, after)) return;
+    trim!();
+    after = process.memoryUsage.rss();
+  }, CHECK_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,63 @@
+// malloc's free pages back to the kernel (src/agent/memory-trim.ts): when to trim, and what the native
+// addon's mallocTune / mallocTrim do to a real process's malloc heap ([heap] in /proc/self/smaps), in a
+// child node with the addon: large buffers freed after glibc raised its mmap threshold leave the heap
+// resident unless the thresholds are fixed; small buffers freed leave holes until malloc_trim.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GROWTH_BYTES, MMAP_THRESHOLD, QUIET_CPU_MS, TRIM_THRESHOLD, shouldTrim } from '../../../src/agent/memory-trim.js';
+import { native } from '../../../src/native/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const addon = native();
+const skip = addon.mallocTune && addon.mallocTrim ? false : 'the native addon was built before mallocTune/mallocTrim (rebuild it: npm ci)';
+const nativeIndex = pathToFileURL(path.resolve(here, '../../../src/native/index.js')).href;
+
+t.test('trim when quiet and grown since the last trim', async (t) => {
+  t.equal(shouldTrim(0, 70e6, 0), true, 'the first quiet window after start-up');
+  t.equal(shouldTrim(QUIET_CPU_MS + 1, 70e6, 0), false, 'not while busy');
+  t.equal(shouldTrim(10, 70e6, 70e6 - GROWTH_BYTES + 1), false, 'not again while nothing grew');
+  t.equal(shouldTrim(10, 90e6, 70e6), true, 'again after a burst');
+});
+
+/** [heap] RSS (bytes) of a child node after `body` ran (with gc(), the addon as n, heap() = [heap] RSS). */
+function child(body: string): number {
+  const code = `const { native } = await import(${JSON.stringify(nativeIndex)});
+    const n = native();
+    const fs = await import('node:fs');
+    const heap = () => Number(/\\[heap\\]\\n(?:.*\\n)*?Rss:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/smaps', 'utf8'))?.[1] ?? 0) * 1024;
+    ${body}
+    console.log(heap());`;
+  // env -u: tap preloads its own module into every child through NODE_OPTIONS
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return Number(r.stdout.trim());
+}
+
+const LARGE = `
+  // one 4 MB buffer freed: glibc raises its mmap threshold to 4 MB; then 100 buffers of 512 KB freed
+  let big = Buffer.allocUnsafeSlow(4 << 20); big.fill(1); big = undefined; gc(); gc();
+  let keep = [];
+  for (let i = 0; i < 100; i++) { const b = Buffer.allocUnsafeSlow(512 << 10); b.fill(1); keep.push(b); }
+  const last = keep.pop(); keep = undefined; gc(); gc(); globalThis.last = last;`;
+
+t.test('fixed thresholds: large buffers freed do not stay in the heap', { skip }, async (t) => {
+  const tuned = child(`if (!n.mallocTune(${MMAP_THRESHOLD}, ${TRIM_THRESHOLD})) throw new Error('mallocTune'); ${LARGE}`);
+  const untuned = child(LARGE);
+  t.ok(tuned < 16 << 20, `tuned: [heap] ${(tuned / 2 ** 20).toFixed(1)} MB after 50 MB of 512 KB buffers were freed (< 16 MB)`);
+  t.ok(untuned > 32 << 20, `glibc's own thresholds: [heap] ${(untuned / 2 ** 20).toFixed(1)} MB (> 32 MB: what the tuning avoids)`);
+});
+
+t.test('mallocTrim gives the holes of freed small buffers back', { skip }, async (t) => {
+  const SMALL = `
+    let keep = [];
+    for (let i = 0; i < 20000; i++) { const b = Buffer.allocUnsafeSlow(2048); b.fill(1); keep.push(b); }
+    const last = Buffer.allocUnsafeSlow(2048); keep = undefined; gc(); gc(); globalThis.last = last;`;
+  const without = child(SMALL);
+  const trimmed = child(`${SMALL} n.mallocTrim();`);
+  t.ok(without > 30 << 20, `freed, not trimmed: [heap] ${(without / 2 ** 20).toFixed(1)} MB`);
+  t.ok(trimmed < without / 2, `trimmed: [heap] ${(trimmed / 2 ** 20).toFixed(1)} MB`);
+});
