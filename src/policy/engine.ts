@@ -20,7 +20,7 @@ import type { PolicyInputs } from './model.js';
 import { PolicyState, type PolicyResource } from './state.js';
 import { POLICY_TABLE } from './render.js';
 import type { PolicyStatusJson } from '../agent/status-types.js';
-import { NftError, PolicyTable as PolicyTableImpl, nftRunner, type PolicyTable, type ProgramResult } from './nft.js';
+import { NftError, PolicyTable as PolicyTableImpl, lazyNftRunner, type PolicyTable, type ProgramResult } from './nft.js';
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
@@ -368,7 +368,7 @@ export function startPolicyEngine(o: { store: ResourceStore; node: string; logge
     store: o.store,
     node: o.node,
     logger: o.logger,
-    table: new PolicyTableImpl(nftRunner(o.nft ? { nft: o.nft } : {})),
+    table: new PolicyTableImpl(lazyNftRunner(o.nft ? { nft: o.nft } : {})),
   });
   e.start();
   return e;

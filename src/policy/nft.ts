@@ -63,6 +63,24 @@ export function nftRunner(opts: { netnsPath?: string; nft?: string; process?: bo
   };
 }
 
+/** nftRunner opened at the first transaction (tabby-node's): listing is a process in any case, so an agent
+ *  whose node has no endpoint — nothing to program, a previous run's table found absent by a listing —
+ *  never loads libnftables and its libraries (~2 MB of RSS). `via` is undefined until then. */
+export function lazyNftRunner(opts: { netnsPath?: string; nft?: string } = {}): NftRunner {
+  const proc = processRunner(opts);
+  let real: NftRunner | undefined;
+  return {
+    get via() {
+      return real?.via;
+    },
+    list: proc.list,
+    run: (script) => {
+      real ??= nftRunner(opts);
+      return real.run(script);
+    },
+  };
+}
+
 /** Runs `nft -f -` (in `netnsPath` when given: spawned from the thread while it is in that netns). */
 function processRunner(opts: { netnsPath?: string; nft?: string }): NftRunner & { list(): Promise<string> } {
   const bin = opts.nft ?? 'nft';
@@ -152,6 +170,15 @@ export class PolicyTable {
     const target = empty ? null : next;
     const prev = this.applied;
     if (prev === null && target === null) return { mode: 'none', bytes: 0 };
+    // nothing wanted and the kernel state unknown (start-up of a node without endpoints): remove a previous
+    // run's table only if a listing shows one — no transaction (and no libnftables, lazyNftRunner) otherwise
+    if (prev === undefined && target === null && this.runner.list) {
+      const listed = await this.runner.list().then(parseListing, () => undefined);
+      if (listed === null) {
+        this.applied = null;
+        return { mode: 'none', bytes: 0 };
+      }
+    }
     let script: string;
     let result: ProgramResult;
     if (prev === undefined && target !== null) {

@@ -3,10 +3,14 @@
 // (test/helpers/module-trace.ts) that lists every ES module and node built-in the process has loaded.
 // Not configured → not loaded: yargs (flags are parsed with node:util; --help loads yargs), the
 // Kubernetes API client and its users (no API server: neither a service account nor K8S_API_ENDPOINT),
-// node:https/tls. Configured (K8S_API_ENDPOINT on node-2) → the Kubernetes modules are loaded.
+// node:https/tls, and libnftables while the node has no endpoint (no pod: no policy table to program).
+// Configured (K8S_API_ENDPOINT on node-2) → the Kubernetes modules are loaded; a pod on node-1 → the
+// policy engine loads libnftables and programs the pod's endpoint (nft's own listing shows it).
 // Idle memory: these modules cost ~4 MB of the idle RSS (see /work/notes, issue #16).
 import t from 'tap';
 import path from 'node:path';
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { agentLab, labSkipReason, until, run } from './helpers.js';
 import { readTrace } from '../../helpers/module-trace.js';
 import { repoRoot } from '../../../src/lab/pods.js';
@@ -57,4 +61,25 @@ t.test('an agent loads the modules of what is configured only', { skip }, async 
     k8s?.modules.some((u) => u.endsWith('/policy/k8s-sync.js')),
     'node-2 has loaded the pod label sync',
   );
+
+  // the policy engine: no endpoint on node-1 → libnftables not loaded; a pod → loaded, endpoint programmed
+  const pid = lab.node('node-1').agent!.pid;
+  const nftLoaded = (): boolean => fs.readFileSync(`/proc/${pid}/maps`, 'utf8').includes('libnftables');
+  t.equal(nftLoaded(), false, 'node-1 without pods has not loaded libnftables');
+  await lab.addPod('node-1', 'web');
+  const toWl = (): string => {
+    try {
+      return execFileSync('ip', ['netns', 'exec', lab.node('node-1').netns, 'nft', 'list', 'map', 'inet', 'tabby-policy', 'to-wl'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    } catch {
+      return '';
+    }
+  };
+  t.ok(
+    await until(() => toWl().includes('"cali'), 30_000),
+    `the pod's endpoint is programmed in node-1's policy table: ${toWl().trim().split('\n').slice(-3).join(' ')}`,
+  );
+  t.equal(nftLoaded(), true, 'node-1 has loaded libnftables for it');
 });
