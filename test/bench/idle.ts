@@ -2,7 +2,7 @@
 // a lab of 4 nodes (`tabbyctl lab`: real tabby-node processes in network namespaces, node-to-node mesh),
 // so each agent has 3 BGP peers and 1 block, left alone for BENCH_IDLE_SETTLE seconds (default 60) after
 // the cluster converged; then VmRSS (and its anonymous / file-backed parts, PSS) of every agent, sampled
-// 5 times over 5 s (the mean). Anchors in the same run: BIRD 2 idle with 3 configured BGP peers (passive:
+// 5 times over 5 s (the mean), printed in MiB (VmRSS kB / 1024, as the issue's figures); the report's MB are 10^6. Anchors in the same run: BIRD 2 idle with 3 configured BGP peers (passive:
 // the lab's nodes do not peer with it) and the pool's block as a static route exported to the kernel, and
 // a bare `node` process (the floor any Node.js daemon starts from). A RESULT line per daemon for the report
 // (seconds = the age at which memory was read, the same for all; the memory ratio is the figure).
@@ -57,7 +57,7 @@ async function sampled(pids: number[]): Promise<Mem[]> {
 }
 
 const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
-const line = (m: Mem): string => `VmRSS ${mb(m.rss)} MB (anon ${mb(m.anon)}, file ${mb(m.file)}; PSS ${mb(m.pss)})`;
+const line = (m: Mem): string => `VmRSS ${mb(m.rss)} MiB (anon ${mb(m.anon)}, file ${mb(m.file)}; PSS ${mb(m.pss)})`;
 const mean = (ms: Mem[]): Mem => {
   const out = { rss: 0, anon: 0, file: 0, pss: 0 };
   for (const m of ms) for (const f of ['rss', 'anon', 'file', 'pss'] as const) out[f] += m[f] / ms.length;
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   result.node = { receiver: 'bare node', seconds: settleMs / 1000, peakRss: Math.round(floor.rss) };
   const tabby = (result.tabby as { peakRss: number }).peakRss;
   console.log(
-    `  tabby-node idle ${mb(tabby)} MB (aim < 60 MB); above bare node ${mb(tabby - floor.rss)} MB${bird ? `; ${(tabby / bird.rss).toFixed(1)}× BIRD 2` : ''}; load average at end ${os
+    `  tabby-node idle ${mb(tabby)} MiB = ${(tabby / 1e6).toFixed(1)} MB (aim < 60, in the MiB of VmRSS kB / 1024 the issue's figures use); above bare node ${mb(tabby - floor.rss)} MiB${bird ? `; ${(tabby / bird.rss).toFixed(1)}× BIRD 2` : ''}; load average at end ${os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
