@@ -24,6 +24,11 @@ const preload = (file: string): Record<string, string> => ({
 t.test('an agent loads the modules of what is configured only', { skip }, async (t) => {
   const lab = await agentLab(t, 'im', { nodes: 2, mode: 'routed', startAgents: false });
   const traces = { 'node-1': `/tmp/tb${run}im-trace-1.json`, 'node-2': `/tmp/tb${run}im-trace-2.json` };
+  t.teardown(async () => {
+    // the agents first: their preload writes the trace every 200 ms
+    for (const n of ['node-1', 'node-2']) await lab.stopAgent(n).catch(() => undefined);
+    for (const f of Object.values(traces)) for (const x of [f, `${f}.urls`, `${f}.tmp`]) fs.rmSync(x, { force: true });
+  });
   await lab.startAgent('node-1', preload(traces['node-1']));
   // node-2 is pointed at an API server (nothing answers there: the watch retries, which is enough here)
   await lab.startAgent('node-2', { ...preload(traces['node-2']), K8S_API_ENDPOINT: 'http://127.0.0.1:9' });
