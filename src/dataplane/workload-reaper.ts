@@ -7,8 +7,8 @@
 // released and nothing routes to the pod any more; the link itself is gone within `delayMs` + one
 // deletion. A later ADD that finds a retired link under its name never reuses it: wireWorkload deletes it
 // first (see there), so a re-ADD of the same pod cannot race the pending deletion.
-import { Netlink } from './netlink/netlink.js';
-import { isErrno } from './netlink/socket.js';
+import { Netlink, requests } from './netlink/netlink.js';
+import { NetlinkError, isErrno } from './netlink/socket.js';
 import { RTPROT_TABBY, WORKLOAD_RETIRED_GROUP } from './ownership.js';
 
 export interface ReaperOptions {
@@ -50,16 +50,20 @@ export class VethReaper {
   async retire(hostIfName: string, dsts: string[] = []): Promise<boolean> {
     const link = await this.nl.getLink(hostIfName);
     if (!link || link.kind !== 'veth') return false;
-    if (link.group !== WORKLOAD_RETIRED_GROUP) {
-      try {
-        await this.nl.setLink({ index: link.index, group: WORKLOAD_RETIRED_GROUP });
-      } catch (e) {
-        if (isErrno(e, 'ENODEV')) return false;
-        throw e;
-      }
+    // One sendmsg: into the retired group, then the routes through it go — the link stays up until its
+    // batch, and nothing may route to the (possibly reassigned) address through it meanwhile.
+    const retire = link.group !== WORKLOAD_RETIRED_GROUP ? [requests.setLink({ index: link.index, group: WORKLOAD_RETIRED_GROUP })] : [];
+    const res = await this.nl.pipeline([
+      ...retire,
+      ...dsts.map((dst) => requests.deleteRoute({ dst, oif: link.index, protocol: RTPROT_TABBY })),
+    ]);
+    const [grouped] = retire.length ? res : [undefined];
+    if (grouped instanceof NetlinkError) {
+      if (isErrno(grouped, 'ENODEV')) return false; // gone meanwhile (its routes with it)
+      throw grouped;
     }
-    // The link stays up until its batch: nothing may route to the (possibly reassigned) address through it.
-    for (const dst of dsts) await this.nl.deleteRoute({ dst, oif: link.index, protocol: RTPROT_TABBY });
+    const failed = res.slice(retire.length).find((r) => r instanceof NetlinkError && !isErrno(r, 'ESRCH', 'ENOENT'));
+    if (failed) throw failed;
     this.pendingIndex.set(hostIfName, link.index);
     this.retired++;
     this.waiting++;

@@ -118,6 +118,12 @@ export const requests = {
       op: `set neighbour ${n.dst ?? n.lladdr} on ${n.ifindex}`,
     };
   },
+  deleteRoute: (route: Partial<KernelRoute> & { dst: string }): NlRequest => ({
+    type: RTM.DELROUTE,
+    flags: 0,
+    body: (w) => encodeRoute(w, route, true),
+    op: `delete route ${route.dst}`,
+  }),
   /** An interface's proxy delay in its neighbour table (net/ipv4/neigh/<if>/proxy_delay, in ms). */
   neighProxyDelay: (family: Family, ifindex: number, proxyDelayMs: number): NlRequest => ({
     type: RTM.SETNEIGHTBL,
@@ -366,7 +372,7 @@ export class Netlink {
   /** Delete a route; false when it was not there (ESRCH). */
   async deleteRoute(route: Partial<KernelRoute> & { dst: string }): Promise<boolean> {
     try {
-      await this.sock.request(RTM.DELROUTE, 0, (w) => encodeRoute(w, route, true), `delete route ${route.dst}`);
+      await this.send(requests.deleteRoute(route));
       return true;
     } catch (e) {
       if (isErrno(e, 'ESRCH', 'ENOENT')) return false;

@@ -453,6 +453,7 @@ export class NlSocket {
    *  does not stop those after it. Resolves with each one's replies or its NetlinkError, in order. */
   pipeline(reqs: readonly NlRequest[]): Promise<(NlMessage[] | NetlinkError)[]> {
     if (this.closed) return Promise.reject(new NetlinkError(ERRNO.EBADF, reqs[0]?.op ?? 'pipeline'));
+    if (!reqs.length) return Promise.resolve([]);
     const w = this.writer;
     w.reset();
     const settled = reqs.map((r) => {

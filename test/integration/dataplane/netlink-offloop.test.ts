@@ -85,6 +85,7 @@ t.test('an off-loop handle', { skip }, async (t) => {
     t.equal((res[1] as NetlinkError).code, 'ENODEV', 'the address on a missing link failed');
     t.notOk(res[2] instanceof NetlinkError, 'the route after it still went in');
     t.ok(Array.isArray(res[3]) && (res[3] as unknown[]).length === 1, 'the link read came back');
+    t.same(await nl.pipeline([]), [], 'an empty pipeline answers at once (nothing is sent)');
     const routes = ipIn(a.name, 'route', 'show');
     t.match(routes, /198\.51\.100\.0\/24 dev v0/);
     t.match(routes, /203\.0\.113\.0\/24 via 192\.0\.2\.2 dev v0/);

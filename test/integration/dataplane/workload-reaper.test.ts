@@ -6,6 +6,7 @@ import { wireWorkload, unwireWorkload, checkWorkload, workloadIfName } from '../
 import { VethReaper } from '../../../src/dataplane/workload-reaper.js';
 import { WORKLOAD_RETIRED_GROUP } from '../../../src/dataplane/ownership.js';
 import { isRoot, ipIn, makeNetns } from '../../helpers/dataplane-netns.js';
+import { native } from '../../../src/native/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
 const N = 12;
@@ -25,7 +26,20 @@ t.test('DEL of 12 pods: retired at once, deleted by one group deletion', { skip 
   const group = String(WORKLOAD_RETIRED_GROUP);
   const inGroup = () => ipIn(host.name, '-o', 'link', 'show', 'group', group).split('\n').filter(Boolean).length;
 
+  const addon = native();
+  const realExchange = addon.nlExchange;
+  let exchanges = 0;
+  addon.nlExchange = (...a: Parameters<typeof realExchange>) => {
+    exchanges++;
+    return realExchange(...a);
+  };
+  t.teardown(() => {
+    addon.nlExchange = realExchange;
+  });
   for (const x of w) t.equal(await unwireWorkload(x, reaper), true, `DEL ${x.hostIfName}: retired`);
+  addon.nlExchange = realExchange;
+  // per DEL: the host side read, then [into the group, the route through it deleted] in one sendmsg
+  t.equal(exchanges, 2 * N, 'two sendmsg per retire');
   t.equal(inGroup(), N, `${N} links wait in the retired group`);
   t.notMatch(ipIn(host.name, 'route', 'show'), /10\.66\.0\./, 'no route to any deleted pod is left');
   t.equal(reaper.reaps, 0, 'nothing deleted yet (batch deadline not reached)');
