@@ -47,7 +47,7 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
     sock,
     msgs,
     closed,
-    async next(type, ms = 10_000) {
+    async next(type, ms = 30_000) {
       // generous: the machine running the tests may be loaded
       const deadline = Date.now() + ms;
       for (;;) {
