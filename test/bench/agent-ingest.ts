@@ -98,16 +98,19 @@ class KernelCounter {
   /** A dump: the truth when events were lost. */
   async recount(): Promise<void> {
     this.recounts++;
-    this.seen.fill(0);
-    this.count = 0;
-    for (const r of await this.nl.listRoutes(4)) {
-      if (r.protocol !== this.protocol) continue;
-      const i = this.index(r.dst);
-      if (i >= 0 && !this.seen[i]) {
-        this.seen[i] = 1;
-        this.count++;
-      }
-    }
+    // read in place (no object per route): the feeder runs in this process and waits while it counts
+    await this.nl.listRoutesEach(4, () => {
+      this.seen.fill(0);
+      this.count = 0;
+      return (r) => {
+        if (r.protocol !== this.protocol) return;
+        const i = this.index(r.dst);
+        if (i >= 0 && !this.seen[i]) {
+          this.seen[i] = 1;
+          this.count++;
+        }
+      };
+    });
   }
   /** Wait until pred(count); returns the event time it became true. */
   async until(pred: (c: number) => boolean, timeoutMs: number): Promise<number | undefined> {
