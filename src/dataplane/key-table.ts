@@ -20,6 +20,8 @@ function grown<T>(a: (T | undefined)[], cap: number): (T | undefined)[] {
 const DIRTY = 1;
 /** the table holds a reference on the id */
 const USED = 2;
+/** the key had a desired object at some point (its kernel object is this process's: graceful restart) */
+const WANTED = 4;
 
 export class KeyTable<T> {
   /** by id: the desired object, the kernel object as last seen */
@@ -93,6 +95,11 @@ export class KeyTable<T> {
     return this.index.key(id);
   }
 
+  /** The key had a desired object since its slot was made. */
+  wasWanted(id: number): boolean {
+    return (this.flags[id]! & WANTED) !== 0;
+  }
+
   /** The id is in the table. */
   has(id: number): boolean {
     return (this.flags[id]! & USED) !== 0;
@@ -101,6 +108,7 @@ export class KeyTable<T> {
   /** Set the desired object (undefined: none); returns the one before. */
   setWant(id: number, item: T | undefined): T | undefined {
     const old = this.want[id];
+    if (item !== undefined) this.flags[id]! |= WANTED;
     if (old === undefined && item !== undefined) this.desiredCount++;
     else if (old !== undefined && item === undefined) this.desiredCount--;
     this.want[id] = item;
@@ -127,7 +135,7 @@ export class KeyTable<T> {
 
   /** Free the slot when nothing is known under its key and it is not dirty. */
   release(id: number): void {
-    if (this.flags[id] !== USED || this.want[id] !== undefined || this.have[id] !== undefined) return;
+    if ((this.flags[id]! & (USED | DIRTY)) !== USED || this.want[id] !== undefined || this.have[id] !== undefined) return;
     this.flags[id] = 0;
     this.count--;
     this.index.release(id);

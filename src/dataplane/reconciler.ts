@@ -112,10 +112,6 @@ export class Reconciler<T> extends EventEmitter {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private hold = false;
-  /** while holding: keys no longer desired that were desired at some point since the hold began (their
-   *  objects are this run's); a key desired now is this run's anyway — so this stays as small as the
-   *  withdrawals during the hold, not as big as the table */
-  private wantedOnce = new Set<string>();
   /** keys the passes kept because deletes are held */
   private heldKeys = new Set<string>();
   private resyncLater: NodeJS.Timeout | undefined;
@@ -172,7 +168,6 @@ export class Reconciler<T> extends EventEmitter {
     if (hold === this.hold) return;
     this.hold = hold;
     if (hold) return;
-    this.wantedOnce = new Set();
     this.heldKeys = new Set();
     const s = this.s;
     for (const id of s.used()) {
@@ -228,7 +223,6 @@ export class Reconciler<T> extends EventEmitter {
   /** delete() by id (-1: nothing). */
   deleteId(id: number): void {
     if (id < 0 || !this.s.has(id) || this.s.setWant(id, undefined) === undefined) return;
-    if (this.hold) this.wantedOnce.add(this.s.key(id));
     this.markId(id);
   }
 
@@ -247,7 +241,6 @@ export class Reconciler<T> extends EventEmitter {
       const k = s.key(id);
       if (!next.has(k)) {
         s.setWant(id, undefined);
-        if (this.hold) this.wantedOnce.add(k);
         this.markId(id);
       }
     }
@@ -472,12 +465,12 @@ export class Reconciler<T> extends EventEmitter {
       const have = s.have[id];
       if (want === undefined) {
         if (have !== undefined && d.owned(have)) {
-          const k = this.hold ? s.key(id) : '';
-          if (this.hold && !this.wantedOnce.has(k)) {
+          // kept while holding unless this process wanted it (a withdrawal: its object is this run's — a
+          // flag per key, not a key string per withdrawn route); holdDeletes(false) marks it dirty again
+          if (this.hold && !s.wasWanted(id)) {
             held++;
-            this.heldKeys.add(k);
-          } // kept; holdDeletes(false) marks it dirty again
-          else {
+            this.heldKeys.add(s.key(id));
+          } else {
             removeIds[nRemove] = id;
             toRemove[nRemove++] = have;
           }
