@@ -13,6 +13,7 @@
 // The exchanges of one fd run one at a time and in order; those of different fds run in parallel.
 // Callbacks run on the JS thread through node's callback scope (promises settle right after).
 #include <napi.h>
+#include "errno_error.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -169,15 +170,6 @@ void threadMain() {
     std::lock_guard<std::mutex> l(st->mu);
     st->busy.erase(fd);
   }
-}
-
-Napi::Error errnoError(Napi::Env env, const char* op, int err, const std::string& what = "") {
-  std::string msg = std::string(op) + (what.empty() ? "" : " " + what) + ": " + strerror(err);
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, op));
-  e.Set("code", Napi::String::New(env, err == ENOENT ? "ENOENT" : err == EPERM ? "EPERM" : err == EINVAL ? "EINVAL" : "ESYSCALL"));
-  return e;
 }
 
 // Runs on the JS thread: hand every finished chunk to its callback.

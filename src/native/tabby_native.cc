@@ -9,6 +9,7 @@
 //  - nftOpen / nftRun: libnftables in the process (nft.cc).
 //  - nlOpen / nlExchange / nlClose: rtnetlink exchanges on threads of their own (nl_worker.cc).
 #include <napi.h>
+#include "errno_error.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -23,14 +24,6 @@
 #include <arpa/inet.h>
 #include <string>
 
-static Napi::Error errnoError(Napi::Env env, const char* op, int err, const std::string& what = "") {
-  std::string msg = std::string(op) + (what.empty() ? "" : " " + what) + ": " + strerror(err);
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, op));
-  e.Set("code", Napi::String::New(env, err == ENOENT ? "ENOENT" : err == EPERM ? "EPERM" : err == EINVAL ? "EINVAL" : "ESYSCALL"));
-  return e;
-}
 
 static Napi::Value WithNetns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -731,3 +731,14 @@ t.test('README install sections exist and match the files', async (t) => {
   t.match(host, '/opt/tabby/app/dist/src/cli/main.js');
   t.match(unit, 'ExecStart=/usr/bin/node /opt/tabby/app/dist/src/agent/main.js');
 });
+
+t.test('the image builds the native addon from every source file of it (a new source or header is copied in)', async (t) => {
+  const file = fs.readFileSync(path.join(DEPLOY, 'container/Containerfile'), 'utf8');
+  const copy = /^COPY (.*src\/native\/\S+) src\/native\/$/m.exec(file);
+  t.ok(copy, 'one COPY of the addon sources into src/native/');
+  const copied = new Set((copy?.[1] ?? '').split(/\s+/));
+  const native = path.join(ROOT, 'src/native');
+  const sources = fs.readdirSync(native).filter((f) => /\.(cc|c|h)$/.test(f) || f === 'binding.gyp');
+  t.ok(sources.length >= 5, `addon sources: ${sources.join(' ')}`);
+  for (const f of sources) t.ok(copied.has(`src/native/${f}`), `${f} is copied into the image`);
+});
