@@ -20,9 +20,9 @@ export const wepKeyOf = (pod: string): string =>
     `default/${endpointName({ node: 'n1', namespace: 'default', pod, containerId: pod, endpoint: 'eth0' }).name}`,
   );
 
-export function cniOverStore(ds: Datastore, pool: PoolInfo) {
-  const ipam = new Ipam(ds, { pools: new StaticPoolSource([pool], new Map([['n1', {}]])) });
-  const wired = new Set<string>();
+/** The plugin's deps over `ipam` with a wiring stand-in that answers at once (the host links it was
+ *  asked for are kept in `wired`). */
+export function standInDeps(ipam: Ipam, wired = new Set<string>()): PluginDeps {
   const wiring: Wiring = {
     async wire(req) {
       wired.add(req.hostIfName);
@@ -35,13 +35,19 @@ export function cniOverStore(ds: Datastore, pool: PoolInfo) {
       return [];
     },
   };
-  const deps: PluginDeps = {
+  return {
     logger: nullLogger,
     nodename: () => 'n1',
     netnsExists: () => true,
     openIpam: async () => ({ ipam, close: async () => undefined }),
     wiring: async () => wiring,
   };
+}
+
+export function cniOverStore(ds: Datastore, pool: PoolInfo) {
+  const ipam = new Ipam(ds, { pools: new StaticPoolSource([pool], new Map([['n1', {}]])) });
+  const wired = new Set<string>();
+  const deps = standInDeps(ipam, wired);
   /** ADD or DEL of pod `pod` (container id = pod name); throws with the plugin's error output. */
   const run = async (command: 'ADD' | 'DEL', pod: string) => {
     const env = parseCniEnv({

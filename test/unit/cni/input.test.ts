@@ -10,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { MemoryDatastore } from '../../../src/datastore/memory.js';
 import { Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.js';
 import { parseCniEnv, CNI_ERR } from '../../../src/cni/netconf.js';
-import { runCommand, type PluginDeps, type Wiring } from '../../../src/cni/plugin.js';
-import { nullLogger } from '../../../src/cni/logger.js';
+import { runCommand } from '../../../src/cni/plugin.js';
 import { isNetworkNamespace } from '../../../src/cni/netns.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { standInDeps } from '../../helpers/cni-store.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cni/main.js');
 const tag = `${runTag()}cin`;
@@ -22,24 +22,7 @@ const pool: PoolInfo = { name: 'p', cidr: '10.0.0.0/24', family: 4, blockSize: 2
 
 function fakeDeps() {
   const ipam = new Ipam(new MemoryDatastore(), { pools: new StaticPoolSource([pool]) });
-  const wiring: Wiring = {
-    async wire(req) {
-      return { hostIfName: req.hostIfName, hostMac: 'ee:ee:ee:ee:ee:ee', containerMac: '02:00:00:00:00:01', containerIfIndex: 2 };
-    },
-    async unwire() {
-      /* nothing */
-    },
-    async check() {
-      return [];
-    },
-  };
-  const deps: PluginDeps = {
-    logger: nullLogger,
-    nodename: () => 'n1',
-    netnsExists: () => true,
-    openIpam: async () => ({ ipam, close: async () => undefined }),
-    wiring: async () => wiring,
-  };
+  const deps = standInDeps(ipam);
   return { ipam, deps };
 }
 const env = (command: string, id = 'c1') =>
