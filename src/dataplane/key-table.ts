@@ -22,6 +22,8 @@ const DIRTY = 1;
 const USED = 2;
 /** the key had a desired object at some point (its kernel object is this process's: graceful restart) */
 const WANTED = 4;
+/** an owned object kept because deletes are held (counted in heldCount) */
+const HELD = 8;
 
 export class KeyTable<T> {
   /** by id: the desired object, the kernel object as last seen */
@@ -95,6 +97,22 @@ export class KeyTable<T> {
     return this.index.key(id);
   }
 
+  /** ids flagged HELD */
+  heldCount = 0;
+  /** Flag (true) or unflag an id as held. */
+  setHeld(id: number, held: boolean): void {
+    const f = this.flags[id]!;
+    if (held === ((f & HELD) !== 0) || !(f & USED)) return;
+    this.flags[id] = held ? f | HELD : f & ~HELD;
+    this.heldCount += held ? 1 : -1;
+  }
+  /** Unflag every held id. */
+  clearHeld(): void {
+    if (!this.heldCount) return;
+    for (let id = 0; id < this.want.length; id++) this.flags[id]! &= ~HELD;
+    this.heldCount = 0;
+  }
+
   /** The key had a desired object since its slot was made. */
   wasWanted(id: number): boolean {
     return (this.flags[id]! & WANTED) !== 0;
@@ -136,6 +154,7 @@ export class KeyTable<T> {
   /** Free the slot when nothing is known under its key and it is not dirty. */
   release(id: number): void {
     if ((this.flags[id]! & (USED | DIRTY)) !== USED || this.want[id] !== undefined || this.have[id] !== undefined) return;
+    if (this.flags[id]! & HELD) this.heldCount--;
     this.flags[id] = 0;
     this.count--;
     this.index.release(id);

@@ -112,8 +112,6 @@ export class Reconciler<T> extends EventEmitter {
   private resyncTimer: NodeJS.Timeout | undefined;
   private started = false;
   private hold = false;
-  /** keys the passes kept because deletes are held */
-  private heldKeys = new Set<string>();
   private resyncLater: NodeJS.Timeout | undefined;
   /** when the resync due was first asked for (undefined: none due); a dump that gives way keeps it */
   private resyncSince: number | undefined;
@@ -154,7 +152,7 @@ export class Reconciler<T> extends EventEmitter {
   }
   /** owned objects not desired, kept in the kernel because deletes are held (status asks often: no scan) */
   get heldCount(): number {
-    return this.hold ? this.heldKeys.size : 0;
+    return this.hold ? this.s.heldCount : 0;
   }
   get desiredCount(): number {
     return this.s.desiredCount;
@@ -168,7 +166,7 @@ export class Reconciler<T> extends EventEmitter {
     if (hold === this.hold) return;
     this.hold = hold;
     if (hold) return;
-    this.heldKeys = new Set();
+    this.s.clearHeld();
     const s = this.s;
     for (const id of s.used()) {
       const it = s.have[id];
@@ -212,7 +210,7 @@ export class Reconciler<T> extends EventEmitter {
     const s = this.s;
     s.adopt(id);
     const old = s.setWant(id, item);
-    if (this.heldKeys.size) this.heldKeys.delete(s.key(id));
+    if (s.heldCount) s.setHeld(id, false);
     if (old !== item && (old === undefined || !this.driver.equal(item, old))) this.markId(id);
   }
 
@@ -309,8 +307,10 @@ export class Reconciler<T> extends EventEmitter {
     const have = id < 0 ? undefined : s.have[id];
     // another object under the same key went (the old route a new metric left beside ours): ours stays
     if (have !== undefined && this.driver.leavesOld?.(have, item)) return;
-    this.heldKeys.delete(k);
-    if (id >= 0) s.seenDuringDump(id, undefined);
+    if (id >= 0) {
+      s.setHeld(id, false);
+      s.seenDuringDump(id, undefined);
+    }
     if (have === undefined) return;
     s.have[id] = undefined; // the slot is released by a pass or a dump, never here (a pass may hold its id)
     if (s.want[id] !== undefined) this.markId(id);
@@ -412,7 +412,7 @@ export class Reconciler<T> extends EventEmitter {
           s.beginDump();
           for (const it of list) absorb(it);
         }
-        this.heldKeys.clear(); // every owned object is looked at again below
+        s.clearHeld(); // every owned object is looked at again below
         // only what differs is dirty (not every desired key: a resync of a converged 1M-route table does no more)
         s.endDump((id) => s.mark(id));
         resynced = true;
@@ -469,7 +469,7 @@ export class Reconciler<T> extends EventEmitter {
           // flag per key, not a key string per withdrawn route); holdDeletes(false) marks it dirty again
           if (this.hold && !s.wasWanted(id)) {
             held++;
-            this.heldKeys.add(s.key(id));
+            s.setHeld(id, true);
           } else {
             removeIds[nRemove] = id;
             toRemove[nRemove++] = have;

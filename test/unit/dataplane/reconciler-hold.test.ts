@@ -57,3 +57,49 @@ t.test('withdrawals while deletes are held: this run’s go, a previous run’s 
   await r.apply();
   t.equal(kernel.size, 0, 'released: they go too');
 });
+
+t.test('a previous run’s objects held, then learned again: no longer held, no key text per key', async (t) => {
+  const n = 10_000;
+  const key = (i: number): string => `11.${i >> 8}.${i & 255}.0/24`;
+  const kernel = new Map<string, Obj>(Array.from({ length: n }, (_, i) => [key(i), me(key(i))]));
+  kernel.set('gone-for-good', me('gone-for-good'));
+  let applied = 0;
+  const driver: ReconcileDriver<Obj> = {
+    kind: 'obj',
+    key: (o) => o.key,
+    equal: (a, b) => a.value === b.value && a.owner === b.owner,
+    owned: (o) => o.owner === 'me',
+    list: async () => [...kernel.values()],
+    apply: async (items) => {
+      applied += items.length;
+      for (const it of items) kernel.set(it.key, it);
+      return [];
+    },
+    remove: async (items) => {
+      for (const it of items) kernel.delete(it.key);
+      return [];
+    },
+  };
+  const r = new Reconciler(driver, { resyncIntervalMs: 0 });
+  r.holdDeletes(true);
+  await r.apply();
+  t.equal(r.heldCount, n + 1, "a restarted agent holds its previous run's objects");
+  const s = (r as unknown as { s: { key(id: number): string } }).s;
+  const keyOf = s.key.bind(s);
+  let texts = 0;
+  s.key = (id: number) => {
+    texts++;
+    return keyOf(id);
+  };
+  for (let i = 0; i < n; i++) r.set(me(key(i)));
+  s.key = keyOf;
+  t.ok(texts <= 1, `key text made ${texts} time(s) for ${n} keys learned again`);
+  t.equal(r.heldCount, 1, 'only the one not learned again is held');
+  await r.apply();
+  t.equal(applied, 0, 'the kernel already had them: nothing written');
+  r.holdDeletes(false);
+  await r.apply();
+  t.equal(kernel.size, n, 'released: the one not learned again goes');
+  t.notOk(kernel.has('gone-for-good'));
+  t.equal(r.heldCount, 0);
+});
