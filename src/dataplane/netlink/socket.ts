@@ -59,6 +59,12 @@ export function isErrno(e: unknown, ...codes: string[]): boolean {
   return e instanceof NetlinkError && codes.includes(e.code);
 }
 
+/** A dump read in place (dumpRaw): `start` gives each attempt its part reader; `stop` may end it early. */
+interface RawDump {
+  start: () => RawPart;
+  stop?: (() => boolean) | undefined;
+}
+
 interface Pending {
   op: string;
   parts: NlMessage[];
@@ -497,7 +503,7 @@ export class NlSocket {
     body: (w: NlWriter) => void,
     op: string,
     consumer?: () => (m: NlMessage) => void,
-    raw?: { start: () => RawPart; stop?: (() => boolean) | undefined },
+    raw?: RawDump,
   ): Promise<NlMessage[]> {
     const run = this.dumpQueue.then(() => this.dumpNow(type, body, op, consumer, raw));
     this.dumpQueue = run.then(
@@ -512,7 +518,7 @@ export class NlSocket {
     body: (w: NlWriter) => void,
     op: string,
     consumer?: () => (m: NlMessage) => void,
-    raw?: { start: () => RawPart; stop?: (() => boolean) | undefined },
+    raw?: RawDump,
   ): Promise<NlMessage[]> {
     let busy = 0;
     for (let attempt = 0; ; attempt++) {
