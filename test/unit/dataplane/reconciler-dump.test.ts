@@ -4,13 +4,7 @@
 // back; past resyncMaxWaitMs it runs to its end, so constant change cannot starve it.
 import t from 'tap';
 import { Reconciler, type ReconcileDriver } from '../../../src/dataplane/reconciler.js';
-
-interface Obj {
-  key: string;
-  value: string;
-  owner: 'me' | 'other';
-}
-const me = (key: string, value = 'v'): Obj => ({ key, value, owner: 'me' });
+import { type Obj, me, objDriverBase } from '../../helpers/reconciler-obj.js';
 
 function streamingKernel() {
   const kernel = new Map<string, Obj>();
@@ -26,10 +20,7 @@ function streamingKernel() {
   };
   const scratch: Obj = { key: '', value: '', owner: 'me' };
   const driver: ReconcileDriver<Obj> = {
-    kind: 'obj',
-    key: (o) => o.key,
-    equal: (a, b) => a.value === b.value && a.owner === b.owner,
-    owned: (o) => o.owner === 'me',
+    ...objDriverBase,
     list: async () => {
       throw new Error('list() is not used when listEach is there');
     },

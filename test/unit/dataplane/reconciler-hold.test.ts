@@ -4,22 +4,13 @@
 // withdrawal (a 1M withdraw-all made and kept 1M strings: 2.5 s of CPU for the pass, 5× the rest).
 import t from 'tap';
 import { Reconciler, type ReconcileDriver } from '../../../src/dataplane/reconciler.js';
-
-interface Obj {
-  key: string;
-  value: string;
-  owner: 'me' | 'other';
-}
-const me = (key: string, value = 'v'): Obj => ({ key, value, owner: 'me' });
+import { type Obj, me, objDriverBase } from '../../helpers/reconciler-obj.js';
 
 t.test('withdrawals while deletes are held: this run’s go, a previous run’s stay, no key text per withdrawal', async (t) => {
   // a previous run's objects: in the kernel, ours by their mark, not desired by this run
   const kernel = new Map<string, Obj>(['old1', 'old2', 'old3'].map((k) => [k, me(k)]));
   const driver: ReconcileDriver<Obj> = {
-    kind: 'obj',
-    key: (o) => o.key,
-    equal: (a, b) => a.value === b.value && a.owner === b.owner,
-    owned: (o) => o.owner === 'me',
+    ...objDriverBase,
     list: async () => [...kernel.values()],
     apply: async (items, ids) => {
       items.forEach((it, i) => kernel.set(keyText(ids[i]!), it));
@@ -65,10 +56,7 @@ t.test('a previous run’s objects held, then learned again: no longer held, no 
   kernel.set('gone-for-good', me('gone-for-good'));
   let applied = 0;
   const driver: ReconcileDriver<Obj> = {
-    kind: 'obj',
-    key: (o) => o.key,
-    equal: (a, b) => a.value === b.value && a.owner === b.owner,
-    owned: (o) => o.owner === 'me',
+    ...objDriverBase,
     list: async () => [...kernel.values()],
     apply: async (items) => {
       applied += items.length;

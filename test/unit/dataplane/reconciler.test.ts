@@ -2,22 +2,14 @@
 // leaves foreign objects (conflicts) alone, retries failures, repairs from events.
 import t from 'tap';
 import { Reconciler, type ReconcileDriver, type Failure } from '../../../src/dataplane/reconciler.js';
-
-interface Obj {
-  key: string;
-  value: string;
-  owner: 'me' | 'other';
-}
+import { type Obj, me, objDriverBase } from '../../helpers/reconciler-obj.js';
 
 function fakeKernel(initial: Obj[] = []) {
   const kernel = new Map(initial.map((o) => [o.key, o]));
   const calls = { list: 0, apply: 0, remove: 0 };
   let failNext = 0;
   const driver: ReconcileDriver<Obj> = {
-    kind: 'obj',
-    key: (o) => o.key,
-    equal: (a, b) => a.value === b.value && a.owner === b.owner,
-    owned: (o) => o.owner === 'me',
+    ...objDriverBase,
     list: async () => {
       calls.list++;
       return [...kernel.values()];
@@ -50,8 +42,6 @@ function fakeKernel(initial: Obj[] = []) {
     },
   };
 }
-
-const me = (key: string, value = 'v'): Obj => ({ key, value, owner: 'me' });
 
 t.test('first apply: resync, add missing, replace wrong, remove stale owned, keep foreign', async (t) => {
   const k = fakeKernel([me('a', 'old'), me('stale'), { key: 'foreign', value: 'x', owner: 'other' }]);
