@@ -1,7 +1,7 @@
 // The agent's view of the modules it wires together (datastore resources, IPAM, BGP speaker, dataplane,
 // autodetection). The Agent (agent.ts) only sees these small interfaces; wiring-*.ts adapt the real
 // modules to them and the unit tests pass fakes.
-import type { BgpState } from '../bgp/index.js';
+import type { PeerStatus } from '../bgp/index.js';
 import type { Route } from '../dataplane/routes.js';
 import type { PrefixIds } from '../dataplane/prefix-ids.js';
 import type { BfdSpec, BGPConfiguration, BGPPeer, IPPool, Node, ResourceMeta } from '../datastore/resources.js';
@@ -89,16 +89,9 @@ export interface SpeakerPeerConfig {
   localAsn?: number;
 }
 
-export interface SpeakerPeerStatus {
-  address: string;
-  asn: number;
-  state: BgpState;
-  since: Date;
-  info: string;
-  prefixesReceived: number;
-  prefixesAccepted: number;
-  prefixesAdvertised?: number;
-}
+/** What the agent reads of a peer's status: the speaker's own PeerStatus, a part of it. */
+export type SpeakerPeerStatus = Pick<PeerStatus, 'address' | 'asn' | 'state' | 'since' | 'info' | 'prefixesReceived' | 'prefixesAccepted'> &
+  Partial<Pick<PeerStatus, 'prefixesAdvertised'>>;
 
 export interface SpeakerOptions {
   asn: number;

@@ -43,35 +43,32 @@ export function renderTable(header: string[], rows: string[][]): string {
   return [line, fmt(header), line, ...rows.map(fmt), line].join('\n');
 }
 
+/** One block's row of the usage table; `affinity` is the last column's text. */
+function blockRow(b: BlockInfo, affinity: string): string[] {
+  return [
+    'Block',
+    b.cidr,
+    String(b.size),
+    `${b.inUse} (${pct(b.inUse, b.size)})`,
+    `${b.free} (${pct(b.free, b.size)})`,
+    b.node ?? '(none)',
+    affinity,
+  ];
+}
+
 export function renderUsage(usage: PoolUsage[], blocks?: BlockInfo[]): string {
   const rows: string[][] = [];
   for (const p of usage) {
     rows.push(['IP Pool', p.cidr, p.total.toString(), `${p.inUse} (${pct(p.inUse, p.total)})`, `${p.free} (${pct(p.free, p.total)})`]);
     if (blocks) {
       for (const b of blocks.filter((x) => x.pool === p.name).sort((x, y) => (x.cidr < y.cidr ? -1 : 1))) {
-        rows.push([
-          'Block',
-          b.cidr,
-          String(b.size),
-          `${b.inUse} (${pct(b.inUse, b.size)})`,
-          `${b.free} (${pct(b.free, b.size)})`,
-          b.node ?? '(none)',
-          b.affinityState ?? '',
-        ]);
+        rows.push(blockRow(b, b.affinityState ?? ''));
       }
     }
   }
   if (blocks) {
     for (const b of blocks.filter((x) => x.pool === null)) {
-      rows.push([
-        'Block',
-        b.cidr,
-        String(b.size),
-        `${b.inUse} (${pct(b.inUse, b.size)})`,
-        `${b.free} (${pct(b.free, b.size)})`,
-        b.node ?? '(none)',
-        `${b.affinityState ?? ''} (no pool)`,
-      ]);
+      rows.push(blockRow(b, `${b.affinityState ?? ''} (no pool)`));
     }
     return renderTable(
       ['GROUPING', 'CIDR', 'IPS TOTAL', 'IPS IN USE', 'IPS FREE', 'NODE', 'AFFINITY'],

@@ -3,21 +3,11 @@
 //   which policies select the pod, per direction in enforcement order, and the verdict for one flow
 //   with the rule that decided it. The logic and its text are src/policy/explain.ts.
 import type { Argv, CommandModule } from 'yargs';
-import { openDatastore, type Datastore } from '../../datastore/index.js';
-import { ResourceStore, resolveKind, isNamespaced } from '../../datastore/resources.js';
+import { type ResourceStore, resolveKind, isNamespaced } from '../../datastore/resources.js';
 import { labelResource, parseLabels, LabelError } from '../../datastore/labels.js';
 import type { PolicyInputs } from '../../policy/model.js';
 import { explainText } from '../../policy/explain.js';
-import { withDatastoreFlags, datastoreConfigFromFlags, type DatastoreFlags } from './resources.js';
-
-async function withStore<R>(a: DatastoreFlags, fn: (rs: ResourceStore, ds: Datastore) => Promise<R>): Promise<R> {
-  const ds = await openDatastore(datastoreConfigFromFlags(a));
-  try {
-    return await fn(new ResourceStore(ds), ds);
-  } finally {
-    await ds.close();
-  }
-}
+import { withDatastoreFlags, withStore, type DatastoreFlags } from './resources.js';
 
 function failWith(msg: string): never {
   process.stderr.write(`${msg}\n`);

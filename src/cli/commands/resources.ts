@@ -72,7 +72,8 @@ export function datastoreConfigFromFlags(a: DatastoreFlags, env: NodeJS.ProcessE
   return datastoreConfigFromEnv(a.config ? { ...env, TABBY_CONFIG: a.config } : env, o);
 }
 
-async function withStore<R>(a: DatastoreFlags, fn: (rs: ResourceStore, ds: Datastore) => Promise<R>): Promise<R> {
+/** Open the datastore the flags name, run `fn` over it and close it whatever happens. */
+export async function withStore<R>(a: DatastoreFlags, fn: (rs: ResourceStore, ds: Datastore) => Promise<R>): Promise<R> {
   const ds = await openDatastore(datastoreConfigFromFlags(a));
   try {
     return await fn(new ResourceStore(ds), ds);
