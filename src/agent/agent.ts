@@ -22,7 +22,6 @@ import { peerRoutes } from './bgp-policy.js';
 import { interfaceRoutes } from './interface-routes.js';
 import { computePeers, type PeerNode, type PeerResource, type SelectorMatch } from './peers.js';
 import { computeRoutes, compileRouteContext, type KernelRoute, type RemoteVtep, type RouteOutput, type RoutePool } from './routes.js';
-import { VXLAN_IF_NAME, VXLAN_V6_IF_NAME } from '../dataplane/ownership.js';
 import { RouteTable, type RouteRecord } from './route-table.js';
 import { computeReadiness } from './health.js';
 import type { AgentStatusJson, PeerStatusJson, PolicyStatusJson, ReadinessJson } from './status-types.js';
@@ -42,9 +41,9 @@ import type {
   SpeakerOptions,
   SpeakerPort,
 } from './ports.js';
-import type { PoolMode } from './config.js';
 import { ipOf, hashRouterId, msg, isRetryable, isExists, isDatastoreDown } from './util.js';
 import { DatastoreWatch } from './datastore-watch.js';
+import { allowsUse, poolMode, setUpTunnels, withTunnelFields, type TunnelsUp } from './tunnel-setup.js';
 import { SessionHistory, sessionsJson, type SessionsJson } from './session-history.js';
 import { desiredNode, defaultPools, fitToKernel } from './registration.js';
 import { SecretStore, secretKeyRefOf } from './secrets.js';
@@ -146,7 +145,7 @@ export class Agent extends EventEmitter implements StatusSource {
   private exportedAttrs = new Map<string, string>();
   private routeOut: RouteOutput | undefined;
   private kernelHasIpip = true;
-  private tunnels = { ipip: false, vxlan: false, vxlan6: false, ipipAddr: undefined as string | undefined };
+  private readonly tunnels: TunnelsUp = { ipip: false, vxlan: false, vxlan6: false };
   private problems: string[] = [];
   private blockError: string | undefined;
   private readonly dsWatch: DatastoreWatch;
@@ -280,16 +279,28 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private async registerNode(): Promise<void> {
+    const w = await this.writeNode((cur) => desiredNode(cur, this.cfg, { ipv4: this.address4, ipv6: this.address6 }));
+    if (w)
+      this.logger.info(
+        { ipv4: w.node.spec.bgp?.ipv4Address, ipv6: w.node.spec.bgp?.ipv6Address },
+        w.created ? 'Node created' : 'Node updated',
+      );
+  }
+
+  /** Write our Node resource as `next(current)` says (undefined: leave it), again on a conflict with
+   *  another writer; what was written, or undefined when nothing changed. */
+  private async writeNode(
+    next: (cur: NodeRes | undefined) => NodeRes | undefined,
+  ): Promise<{ node: NodeRes; created: boolean } | undefined> {
     const { resources } = this.deps;
     for (let attempt = 0; ; attempt++) {
       const cur = await resources.get<NodeRes>('Node', this.cfg.nodeName);
-      const node = desiredNode(cur, this.cfg, { ipv4: this.address4, ipv6: this.address6 });
-      if (cur && JSON.stringify(cur) === JSON.stringify(node)) return;
+      const node = next(cur);
+      if (!node || (cur && JSON.stringify(cur) === JSON.stringify(node))) return undefined;
       try {
         if (cur) await resources.update(node);
         else await resources.create(node);
-        this.logger.info({ ipv4: node.spec.bgp?.ipv4Address, ipv6: node.spec.bgp?.ipv6Address }, cur ? 'Node updated' : 'Node created');
-        return;
+        return { node, created: !cur };
       } catch (e) {
         if (attempt >= 5 || !isRetryable(e)) throw e;
       }
@@ -337,75 +348,11 @@ export class Agent extends EventEmitter implements StatusSource {
   }
 
   private async ensureTunnels(): Promise<void> {
-    const dp = this.deps.dataplane;
-    const ipam = this.deps.ipam;
-    if (!dp || !ipam) return;
-    const pools = this.snapshot.pools.filter((p) => !p.spec.disabled);
-    const ipipPools = pools.filter(
-      (p) => mode(p.spec.ipipMode) !== 'Never' && mode(p.spec.vxlanMode) === 'Never' && parseCidr(p.spec.cidr).family === 4,
-    );
-    const vxlanPools = (family: 4 | 6) =>
-      pools.filter((p) => mode(p.spec.vxlanMode) !== 'Never' && parseCidr(p.spec.cidr).family === family);
-    let nodeChanged = false;
-    const nodePatch: { ipip?: string; vxlanAddr?: string; vxlanMac?: string; vxlanAddr6?: string; vxlanMac6?: string } = {};
-    if (ipipPools.length && this.kernelHasIpip && !this.tunnels.ipip) {
-      const addr = await ipam
-        .tunnelAddress(
-          this.cfg.nodeName,
-          'ipip',
-          ipipPools.filter((p) => allowsUse(p, 'Tunnel')).map((p) => p.spec.cidr),
-        )
-        .catch((e: unknown) => {
-          this.logger.warn({ err: msg(e) }, 'no IPIP tunnel address');
-          return undefined;
-        });
-      await dp.ensureIpipTunnel(addr ? { address: addr } : {});
-      this.tunnels.ipip = true;
-      this.tunnels.ipipAddr = addr;
-      if (addr) {
-        nodePatch.ipip = addr;
-        nodeChanged = true;
-      }
-      this.logger.info({ address: addr }, 'IPIP tunnel tunl0 ready');
-    }
-    // VXLAN: one VTEP per family with a VXLAN pool (vxlan.calico over IPv4, vxlan-v6.calico over IPv6).
-    for (const family of [4, 6] as const) {
-      const local = family === 4 ? this.address4 : this.address6;
-      const have = family === 4 ? this.tunnels.vxlan : this.tunnels.vxlan6;
-      // the device for every VXLAN pool; its address only from those allowing Tunnel (IPPool allowedUses)
-      const encap = vxlanPools(family);
-      const fromPools = encap.filter((p) => allowsUse(p, 'Tunnel')).map((p) => p.spec.cidr);
-      if (!encap.length || have || !local) continue;
-      const addr = await ipam.tunnelAddress(this.cfg.nodeName, family === 4 ? 'vxlan' : 'vxlan-v6', fromPools);
-      const mac = dp.vxlanMacForNode(this.cfg.nodeName, family);
-      await dp.ensureVxlanTunnel({ localIp: ipOf(local), mac, ...(addr ? { address: addr } : {}) });
-      if (family === 4) this.tunnels.vxlan = true;
-      else this.tunnels.vxlan6 = true;
-      if (addr) {
-        if (family === 4) Object.assign(nodePatch, { vxlanAddr: addr, vxlanMac: mac });
-        else Object.assign(nodePatch, { vxlanAddr6: addr, vxlanMac6: mac });
-        nodeChanged = true;
-      }
-      this.logger.info({ address: addr, mac }, `VXLAN tunnel ${family === 4 ? VXLAN_IF_NAME : VXLAN_V6_IF_NAME} ready`);
-    }
-    if (!nodeChanged) return;
-    for (let attempt = 0; ; attempt++) {
-      const cur = await this.deps.resources.get<NodeRes>('Node', this.cfg.nodeName);
-      if (!cur) return;
-      const node = structuredClone(cur);
-      if (nodePatch.ipip) node.spec.bgp = { ...(node.spec.bgp ?? {}), ipv4IPIPTunnelAddr: nodePatch.ipip };
-      if (nodePatch.vxlanAddr) node.spec.ipv4VXLANTunnelAddr = nodePatch.vxlanAddr;
-      if (nodePatch.vxlanMac) node.spec.vxlanTunnelMACAddr = nodePatch.vxlanMac;
-      if (nodePatch.vxlanAddr6) node.spec.ipv6VXLANTunnelAddr = nodePatch.vxlanAddr6;
-      if (nodePatch.vxlanMac6) node.spec.vxlanTunnelMACAddrV6 = nodePatch.vxlanMac6;
-      if (JSON.stringify(cur) === JSON.stringify(node)) return;
-      try {
-        await this.deps.resources.update(node);
-        return;
-      } catch (e) {
-        if (attempt >= 5 || !isRetryable(e)) throw e;
-      }
-    }
+    const { dataplane, ipam } = this.deps;
+    if (!dataplane || !ipam) return;
+    const deps = { dataplane, ipam, logger: this.logger, nodeName: this.cfg.nodeName, kernelHasIpip: this.kernelHasIpip };
+    const fields = await setUpTunnels({ ...deps, address4: this.address4, address6: this.address6 }, this.snapshot.pools, this.tunnels);
+    if (Object.keys(fields).length) await this.writeNode((cur) => cur && withTunnelFields(cur, fields));
   }
 
   private applyBgpConfig(): void {
@@ -620,8 +567,8 @@ export class Agent extends EventEmitter implements StatusSource {
   private routePools(): RoutePool[] {
     return this.snapshot.pools.map((p) => ({
       cidr: p.spec.cidr,
-      ipipMode: mode(p.spec.ipipMode),
-      vxlanMode: mode(p.spec.vxlanMode),
+      ipipMode: poolMode(p.spec.ipipMode),
+      vxlanMode: poolMode(p.spec.vxlanMode),
       disabled: Boolean(p.spec.disabled),
       ...(p.spec.disableBGPExport ? { disableBGPExport: true } : {}),
     }));
@@ -1057,13 +1004,5 @@ export class Agent extends EventEmitter implements StatusSource {
 export const STATUS_ROUTES_LIMIT = 1000;
 
 export type RouteExplanation = RouteRecord & { origin: 'bgp' | 'datastore' };
-
-function mode(m: string | undefined): PoolMode {
-  if (m === 'Always' || m === 'CrossSubnet') return m;
-  return 'Never';
-}
-
-/** IPPool allowedUses (absent in a pool written before the field: both). */
-const allowsUse = (p: PoolRes, use: 'Workload' | 'Tunnel'): boolean => !p.spec.allowedUses || p.spec.allowedUses.includes(use);
 
 export { ipOf, hashRouterId } from './util.js';
