@@ -10,7 +10,8 @@
 import { GC_LEASE_KEY } from '../datastore/keys.js';
 import type { Datastore, KVPair } from '../datastore/types.js';
 import { DatastoreConflict, DatastoreExists, DatastoreNotFound } from '../datastore/types.js';
-import type { Ipam, IpamCheckReport } from './ipam.js';
+import type { Ipam } from './ipam.js';
+import type { IpamCheckReport } from './check.js';
 import { affinityNode } from './block.js';
 
 export interface GcLease {

@@ -13,12 +13,11 @@ export type {
   AutoAssignArgs,
   AutoAssignResult,
   BlockInfo,
-  IpamCheckReport,
   IpamOptions,
   IpInfo,
-  LeakedAddress,
   PoolUsage,
 } from './ipam.js';
+export { checkReport, type IpamCheckReport, type IpamLists, type IsLive, type LeakedAddress } from './check.js';
 export {
   AddressInUse,
   BadHandle,

@@ -23,9 +23,7 @@ import {
   affinityNode,
   blockAllocations,
   blockAssign,
-  blockHandleCounts,
   blockNumFree,
-  blockProblems,
   blockRelease,
   blockReleaseByHandle,
   candidateBlocks,
@@ -53,6 +51,7 @@ import {
   type PoolUse,
 } from './pools.js';
 import { Reservations } from './reservations.js';
+import { checkReport, type IpamCheckReport, type IsLive } from './check.js';
 import { BlockAssigner, handlePlus } from './block-assigner.js';
 import {
   IpamStore,
@@ -171,32 +170,6 @@ export interface IpInfo {
   handle: string | null;
   attrs: Record<string, string>;
   sequenceNumber: number | undefined;
-}
-
-export interface LeakedAddress {
-  ip: string;
-  block: string;
-  handle: string | null;
-  sequenceNumber: number | undefined;
-  reason: string;
-}
-
-export interface IpamCheckReport {
-  blocks: number;
-  allocations: number;
-  handles: number;
-  /** Allocated addresses whose owner is gone (no handle record, or not live by the caller's test). */
-  leaked: LeakedAddress[];
-  /** Handle records whose count disagrees with the blocks (transient while an assignment is in flight). */
-  handleMismatches: { handle: string; block: string; handleCount: number; blockCount: number }[];
-  /** Blocks / affinities of nodes that have no Node resource any more. */
-  blocksOfGoneNodes: { cidr: string; node: string }[];
-  affinitiesOfGoneNodes: { cidr: string; node: string; state: AffinityState }[];
-  /** Pending affinities (a claim in flight, or a crashed one). */
-  pendingAffinities: { cidr: string; node: string }[];
-  /** Structural problems inside blocks (should never happen). */
-  problems: string[];
-  notes: string[];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -802,70 +775,14 @@ export class Ipam {
 
   /** Consistency report. `isLive(handle, attrs)` (optional) says whether an allocation's owner still
    *  exists (e.g. the pod); without it an owner is live when its handle record exists. */
-  async check(
-    opts: { isLive?: (handle: string, attrs: Record<string, string>) => boolean | Promise<boolean> } = {},
-  ): Promise<IpamCheckReport> {
-    const [blocks, handles, affs, nodes] = await Promise.all([
+  async check(opts: { isLive?: IsLive } = {}): Promise<IpamCheckReport> {
+    const [blocks, handles, affinities, nodes] = await Promise.all([
       this.store.listBlocks(),
       this.store.listHandles(),
       this.store.listAffinities(),
       this.pools.listNodes(),
     ]);
-    const r: IpamCheckReport = {
-      blocks: blocks.length,
-      allocations: 0,
-      handles: handles.length,
-      leaked: [],
-      handleMismatches: [],
-      blocksOfGoneNodes: [],
-      affinitiesOfGoneNodes: [],
-      pendingAffinities: [],
-      problems: [],
-      notes: [],
-    };
-    const handleMap = new Map(handles.map((h) => [h.value.handleId, h.value]));
-    const seen = new Set<string>(); // handle|cidr pairs present in blocks
-    for (const { value: b } of blocks) {
-      r.problems.push(...blockProblems(b));
-      const counts = blockHandleCounts(b);
-      for (const a of blockAllocations(b)) {
-        r.allocations++;
-        const base = { ip: a.ip, block: b.cidr, handle: a.handle, sequenceNumber: a.sequenceNumber };
-        if (a.handle === null) {
-          r.leaked.push({ ...base, reason: 'allocation has no handle' });
-          continue;
-        }
-        const h = handleMap.get(a.handle);
-        if (!h) r.leaked.push({ ...base, reason: `handle "${a.handle}" does not exist` });
-        else if (opts.isLive && !(await opts.isLive(a.handle, { ...(h.attrs ?? {}), ...a.attrs })))
-          r.leaked.push({ ...base, reason: `owner of handle "${a.handle}" is gone` });
-      }
-      for (const [h, n] of counts) {
-        seen.add(`${h}|${b.cidr}`);
-        const hv = handleMap.get(h);
-        if (hv && (hv.block[b.cidr] ?? 0) !== n)
-          r.handleMismatches.push({ handle: h, block: b.cidr, handleCount: hv.block[b.cidr] ?? 0, blockCount: n });
-      }
-    }
-    for (const h of handles) {
-      for (const [cidr, n] of Object.entries(h.value.block)) {
-        if (!seen.has(`${h.value.handleId}|${cidr}`))
-          r.handleMismatches.push({ handle: h.value.handleId, block: cidr, handleCount: n, blockCount: 0 });
-      }
-    }
-    for (const a of affs) if (a.value.state === 'pending') r.pendingAffinities.push({ cidr: a.value.cidr, node: a.value.node });
-    if (nodes.length === 0) {
-      r.notes.push('no Node resources are registered: blocks of gone nodes not checked');
-    } else {
-      const live = new Set(nodes);
-      for (const { value: b } of blocks) {
-        const n = affinityNode(b.affinity);
-        if (n !== null && !live.has(n)) r.blocksOfGoneNodes.push({ cidr: b.cidr, node: n });
-      }
-      for (const a of affs)
-        if (!live.has(a.value.node)) r.affinitiesOfGoneNodes.push({ cidr: a.value.cidr, node: a.value.node, state: a.value.state });
-    }
-    return r;
+    return checkReport({ blocks, handles, affinities, nodes }, opts.isLive);
   }
 
   /** Act on a check report: release leaked addresses (sequence-number guarded, so an address reused
