@@ -3,6 +3,7 @@
 import t from 'tap';
 import {
   FilterChain,
+  INDEX_MIN_RULES,
   parseCommunity,
   formatCommunity,
   routePrefixOf,
@@ -206,6 +207,46 @@ t.test("residual: per attribute set, then per prefix (the speaker's fast path ag
   t.equal(checked, 2000);
   const unconditional = new FilterChain([v4([{ action: 'Reject' }, { action: 'Accept', matchOperator: 'In', cidr: '10.0.0.0/8' }])]);
   t.equal(unconditional.residual('import', 1, c).rules.length, 1, 'rules after an unconditional one are unreachable');
+});
+
+t.test('match4 by first octet agrees with evaluate for every operator, short cidrs and interface rules', async (t) => {
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const ops = ['In', 'Equal', 'NotIn', 'NotEqual'] as const;
+  const octets = [10, 11, 172, 192];
+  const ip4 = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  let indexed = 0;
+  for (let round = 0; round < 20; round++) {
+    const rules: FilterRule[] = [];
+    const n = 4 + rnd(40);
+    for (let i = 0; i < n; i++) {
+      const len = [0, 4, 8, 12, 16, 20, 24][rnd(7)]!;
+      const addr = ((octets[rnd(4)]! << 24) | (rnd(256) << 16) | (rnd(256) << 8)) >>> 0;
+      const net = len === 0 ? 0 : (addr & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
+      const rule: FilterRule = { action: i % 3 ? 'Reject' : 'Accept', matchOperator: ops[rnd(4)]!, cidr: `${ip4(net)}/${len}` };
+      if (rnd(3) === 0) rule.prefixLength = { min: len + rnd(8), max: 24 + rnd(9) };
+      if (rnd(10) === 0) rule.interface = 'eth*';
+      rules.push(rule);
+    }
+    const chain = new FilterChain([v4(rules)]);
+    const res = chain.residual('import', 1, ctx());
+    if (res.rules.length >= INDEX_MIN_RULES) indexed++;
+    for (let i = 0; i < 300; i++) {
+      const len = 16 + rnd(17);
+      const addr = ((octets[rnd(4)]! << 24) | (rnd(256) << 16) | (rnd(256) << 8) | rnd(256)) >>> 0;
+      const net = (addr & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
+      const fast = res.match4(net, len);
+      const slow = chain.evaluate('import', routePrefixOf(`${ip4(net)}/${len}`), ctx()).decision;
+      if ((fast < 0 ? undefined : res.rules[fast]!.index) !== slow.rule) {
+        t.fail(`round ${round}: ${ip4(net)}/${len} fast ${fast} slow ${slow.rule}`);
+        return;
+      }
+    }
+  }
+  t.ok(indexed >= 10, `the octet index was used in ${indexed} of 20 rule sets`);
 });
 
 t.test('communities: parse and format, bad values refused at compile', async (t) => {
