@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # A long-lived pinger for the CNI benchmark: runs inside the node's network namespace, reads one IPv4
 # address per line on stdin, sends ICMP echo requests to it every 2 ms until one is answered (or 10 s
-# pass) and prints "ok <ip>" / "timeout <ip>". One raw socket for every target, so the figure is the
+# pass) and prints "ok <ip> <ns>" (CLOCK_MONOTONIC when the reply was read) / "timeout <ip>". One raw socket for every target, so the figure is the
 # pod's readiness, not the cost of starting `ping` for each probe.
 import os, select, socket, struct, sys, time
 
@@ -38,8 +38,9 @@ while True:
             if ip: pending[ip] = (time.monotonic() + 10, 0, 0)
     if sock in r:
         data, (src, _) = sock.recvfrom(2048)
+        got = time.monotonic_ns()
         ihl = (data[0] & 0x0f) * 4
         if len(data) >= ihl + 8:
             typ, _, _, rid, _ = struct.unpack('!BBHHH', data[ihl:ihl + 8])
             if typ == 0 and rid == ident and src in pending:
-                del pending[src]; sys.stdout.write('ok %s\n' % src); sys.stdout.flush()
+                del pending[src]; sys.stdout.write('ok %s %d\n' % (src, got)); sys.stdout.flush()
