@@ -250,9 +250,9 @@ const line = (name: string, xs: number[], extra = ''): string =>
   `    ${name.padEnd(24)} p50 ${f(pct(xs, 0.5))}  p99 ${f(pct(xs, 0.99))}  max ${f(Math.max(...xs))}${extra}\n`;
 
 /** CPU ms of a process so far (utime + stime, and its reaped children's with `children`), 0 when gone. */
-function procCpuMs(pid: number | 'self', children = false): number {
+function procCpuMs(pid: number | 'self', children = false, thread = false): number {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const x = stat
       .slice(stat.lastIndexOf(')') + 2)
       .split(' ')
@@ -278,6 +278,7 @@ function cpuMeter(bed: Bed, launch: Launch): (n: number) => string {
   bed.clientCpuMs = 0;
   const start = {
     agent: bed.agentPid ? procCpuMs(bed.agentPid) : 0,
+    agentMain: bed.agentPid ? procCpuMs(bed.agentPid, false, true) : 0,
     bench: process.cpuUsage(),
     children: procCpuMs('self', true) - procCpuMs('self'),
     observers: observers(),
@@ -288,7 +289,7 @@ function cpuMeter(bed: Bed, launch: Launch): (n: number) => string {
     const clients = launch === 'runtime' ? bed.clientCpuMs : procCpuMs('self', true) - procCpuMs('self') - start.children;
     const per = (ms: number): string => (ms / n).toFixed(1);
     return (
-      `      CPU ms per command: agent ${bed.agentPid ? per(procCpuMs(bed.agentPid) - start.agent) : '-'}, ` +
+      `      CPU ms per command: agent ${bed.agentPid ? `${per(procCpuMs(bed.agentPid) - start.agent)} (its event loop's thread ${per(procCpuMs(bed.agentPid, false, true) - start.agentMain)})` : '-'}, ` +
       `client ${per(clients)}${launch === 'inline' ? ' (+ ip netns)' : ''}, ${launch === 'runtime' ? 'launcher + pinger' : 'pinger'} ` +
       `${per(observers() - start.observers)}, bench ${per((bench.user + bench.system) / 1000)}; ` +
       `machine ${per(machineBusyMs() - start.machine)} (all processes, others' load included)\n`
