@@ -99,9 +99,21 @@ export function sequenceProblem(rec: Rec, at: number, rev: number): string | und
   return undefined;
 }
 
+/** A watch event whose value and previous are copied when first read (each read of one event returns
+ *  the same copy): a watcher that only needs to know that something changed — the agent's resync
+ *  trigger — copies nothing. Every CNI ADD commits a block, a handle and an endpoint, and structuredClone
+ *  of those for every watcher was ~9 % of tabby-node's event loop at 8 ADDs at once. */
 export function toEvent<T>(h: HistEvent): WatchEvent<T> {
-  const previous = h.p === undefined ? {} : { previous: clone(h.p) as T };
-  return h.t === 'put'
-    ? { type: 'put', key: h.k, value: clone(h.v) as T, revision: h.r, ...previous }
-    : { type: 'delete', key: h.k, revision: h.r, ...previous };
+  const ev = { type: h.t, key: h.k, revision: h.r } as WatchEvent<T>;
+  if (h.t === 'put') copyOnRead(ev, 'value', h.v);
+  if (h.p !== undefined) copyOnRead(ev, 'previous', h.p);
+  return ev;
+}
+
+function copyOnRead(o: object, name: string, v: unknown): void {
+  const settle = (x: unknown): unknown => {
+    Object.defineProperty(o, name, { value: x, writable: true, enumerable: true, configurable: true });
+    return x;
+  };
+  Object.defineProperty(o, name, { get: () => settle(clone(v)), set: settle, enumerable: true, configurable: true });
 }

@@ -166,3 +166,41 @@ t.test('a slow watcher loses nothing while its own process trims history and com
   ac.abort();
   await it.return?.();
 });
+
+t.test('a watch event copies its value and previous only when read; the copy is the watcher’s own', async (t) => {
+  const dir = tmpdir(t);
+  const ds = new FileDatastore(dir);
+  t.teardown(() => ds.close());
+  const first = await ds.create('/w/a', { n: 1, list: [1, 2, 3] });
+  const ac = new AbortController();
+  t.teardown(() => ac.abort());
+  const it = ds.watch<{ n: number; list: number[] }>('/w/', first.revision + 1, ac.signal)[Symbol.asyncIterator]();
+  const real = globalThis.structuredClone;
+  let copies = 0;
+  globalThis.structuredClone = ((v: unknown, o?: Parameters<typeof structuredClone>[1]) => {
+    copies++;
+    return real(v, o);
+  }) as typeof structuredClone;
+  t.teardown(() => {
+    globalThis.structuredClone = real;
+  });
+  const next = it.next();
+  await ds.update('/w/a', { n: 2, list: [4] }, first.revision);
+  const ev = (await next).value!;
+  t.equal(ev.type, 'put');
+  t.equal(copies, 0, 'a watcher that only looks at the key and revision copies nothing');
+  if (ev.type !== 'put') return;
+  const v = ev.value;
+  t.equal(ev.value, v, 'every read of the event gives the same copy');
+  t.equal(copies, 1);
+  v.n = 99;
+  v.list.push(5);
+  t.same((await ds.get('/w/a'))?.value, { n: 2, list: [4] }, 'changing the event’s value does not change the store');
+  t.same(ev.previous, { n: 1, list: [1, 2, 3] });
+  t.same(
+    { ...ev },
+    { type: 'put', key: '/w/a', revision: first.revision + 1, value: { n: 99, list: [4, 5] }, previous: { n: 1, list: [1, 2, 3] } },
+  );
+  ev.value = { n: 7, list: [] };
+  t.equal(ev.value.n, 7, 'the value can be replaced like a plain field');
+});
