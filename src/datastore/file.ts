@@ -156,6 +156,12 @@ export class FileDatastore implements Datastore {
     return e ? { key, value: clone(e.value) as T, revision: e.revision } : undefined;
   }
 
+  async getShared<T>(key: string): Promise<KVPair<Readonly<T>> | undefined> {
+    this.catchUp(false);
+    const e = this.s.data.get(key);
+    return e ? { key, value: e.value as T, revision: e.revision } : undefined;
+  }
+
   async list<T>(prefix: string): Promise<ListResult<T>> {
     this.catchUp(false);
     const items: KVPair<T>[] = [];

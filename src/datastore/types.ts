@@ -28,6 +28,9 @@ export type TxnOp =
 export interface Datastore {
   readonly kind: 'file' | 'etcdv3' | 'memory';
   get<T = unknown>(key: string): Promise<KVPair<T> | undefined>;
+  /** The value as the store holds it, not copied (a store that copies on get): the caller must not change
+   *  it. For a hot read whose caller copies what it changes anyway (IPAM's block rounds). */
+  getShared?<T = unknown>(key: string): Promise<KVPair<Readonly<T>> | undefined>;
   list<T = unknown>(prefix: string): Promise<ListResult<T>>;
   /** Fails with DatastoreExists when the key exists. Returns the new revision. */
   create<T>(key: string, value: T): Promise<KVPair<T>>;

@@ -122,7 +122,7 @@ export class BlockAssigner {
   private async round(cidr: string, reqs: Request[]): Promise<void> {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       if (reqs.length === 0) return;
-      const [kv, ...hkvs] = await Promise.all([this.store.getBlock(cidr), ...reqs.map((r) => this.store.getHandle(r.handle))]);
+      const [kv, ...hkvs] = await Promise.all([this.store.readBlock(cidr), ...reqs.map((r) => this.store.getHandle(r.handle))]);
       const b = kv ? cloneBlock(kv.value) : undefined; // gone: nothing to assign; releases drop their handles
       const got: (Assigned[] | string[] | undefined)[] = [];
       const ops: TxnOp[] = [];

@@ -77,6 +77,12 @@ export class IpamStore {
   getBlock(cidr: string): Promise<KVPair<BlockValue> | undefined> {
     return this.ds.get<BlockValue>(blockKey(cidr));
   }
+  /** The block as the datastore holds it, maybe not a copy: never to be changed (cloneBlock it first).
+   *  The block rounds read it on every ADD and DEL; the file store's copy of a block was ~6 % of
+   *  tabby-node's event loop at 8 ADDs at once. */
+  readBlock(cidr: string): Promise<KVPair<Readonly<BlockValue>> | undefined> {
+    return this.ds.getShared ? this.ds.getShared<BlockValue>(blockKey(cidr)) : this.ds.get<BlockValue>(blockKey(cidr));
+  }
   async listBlocks(): Promise<KVPair<BlockValue>[]> {
     return (await this.ds.list<BlockValue>(BLOCKS_PREFIX)).items;
   }

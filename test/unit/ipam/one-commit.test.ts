@@ -220,3 +220,36 @@ t.test(
     t.same((await ipam.check()).handleMismatches, [], 'counts agree');
   },
 );
+
+t.test('block rounds read the block without a copy and never change the one the store holds', async (t) => {
+  const { ds, ipam } = open(t);
+  const first = await ipam.autoAssign({ handle: 'warm', node: 'n1', num4: 1 });
+  const [block] = await ipam.store.listBlocks();
+  const key = block!.key;
+  const held = (await ds.getShared(key))!.value;
+  const before = JSON.stringify(held);
+  const real = globalThis.structuredClone;
+  let blockCopies = 0;
+  globalThis.structuredClone = ((v: unknown, o?: Parameters<typeof structuredClone>[1]) => {
+    if (typeof v === 'object' && v !== null && 'allocations' in v) blockCopies++;
+    return real(v, o);
+  }) as typeof structuredClone;
+  t.teardown(() => {
+    globalThis.structuredClone = real;
+  });
+  // 4 at once share rounds; then 2 releases
+  const got = await Promise.all(
+    [0, 1, 2, 3].map((i) => ipam.autoAssign({ handle: `p${i}`, node: 'n1', num4: 1, attrs: { pod: `p${i}` } })),
+  );
+  await Promise.all([ipam.releaseByHandle('p0'), ipam.releaseByHandle('p1')]);
+  globalThis.structuredClone = real;
+  t.equal(JSON.stringify(held), before, 'the block object the store held before is unchanged');
+  const now = (await ds.get<Parameters<typeof blockAllocations>[0]>(key))!.value;
+  const inUse = blockAllocations(now).map((a) => a.ip);
+  t.same(
+    inUse.sort(),
+    [first.ipv4[0], got[2]!.ipv4[0], got[3]!.ipv4[0]].map((a) => a!.split('/')[0]).sort(),
+    'the store has the new state',
+  );
+  t.equal(blockCopies, 0, 'the rounds had no copy of the block made by the store (they copy it themselves)');
+});
