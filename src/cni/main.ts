@@ -70,16 +70,23 @@ function readStdin(): Buffer {
   return Buffer.concat(chunks);
 }
 
-/** The datastore the netconf names (netconf keys over DATASTORE_TYPE/TABBY_DATASTORE_DIR/ETCD_* env over
- *  the tabbyctl config file). Fast path for the file store: only its module is loaded (the general path
- *  loads the YAML config-file reader and the etcd client). */
-async function openDatastoreFor(c: NetConf, env: NodeJS.ProcessEnv): Promise<import('../datastore/types.js').Datastore> {
+/** The file store the netconf (or DATASTORE_TYPE / TABBY_DATASTORE_DIR) names outright, if it does: then
+ *  nothing else can change the configuration (they win over the tabbyctl config file, and a file store
+ *  has no other setting), so it is read without that file, the YAML reader or the etcd client. */
+export function namedFileStore(c: NetConf, env: NodeJS.ProcessEnv): { type: 'file'; dir: string } | undefined {
   const str = (k: string): string | undefined => (typeof c.raw[k] === 'string' && c.raw[k] !== '' ? (c.raw[k] as string) : undefined);
   const type = (str('datastore_type') ?? env.DATASTORE_TYPE ?? '').trim().toLowerCase();
   const dir = str('datastore_dir') ?? env.TABBY_DATASTORE_DIR;
-  if (type === 'file' && dir) {
+  return type === 'file' && dir ? { type, dir } : undefined;
+}
+
+/** The datastore the netconf names (netconf keys over DATASTORE_TYPE/TABBY_DATASTORE_DIR/ETCD_* env over
+ *  the tabbyctl config file). */
+async function openDatastoreFor(c: NetConf, env: NodeJS.ProcessEnv): Promise<import('../datastore/types.js').Datastore> {
+  const file = namedFileStore(c, env);
+  if (file) {
     const { FileDatastore } = await import('../datastore/file.js');
-    return new FileDatastore(dir);
+    return new FileDatastore(file.dir);
   }
   const { datastoreConfigFromNetconf, openDatastore } = await import('../datastore/index.js');
   return openDatastore(datastoreConfigFromNetconf(c.raw, env));

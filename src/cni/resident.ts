@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Datastore } from '../datastore/types.js';
 import type { DatastoreConfig } from '../datastore/config.js';
 import type { Ipam } from '../ipam/index.js';
-import { executeCni, resolveNodename } from './main.js';
+import { executeCni, namedFileStore, resolveNodename } from './main.js';
 import { isNetworkNamespace } from './netns.js';
 import { fileLogger, nullLogger } from './logger.js';
 import type { Logger, PluginDeps, Wiring } from './plugin.js';
@@ -227,8 +227,8 @@ export class ResidentCniServer {
 
   /** One open datastore + IPAM per distinct datastore the netconfs name (normally exactly one: the agent's). */
   private async storeFor(c: NetConf, env: NodeJS.ProcessEnv): Promise<Store> {
-    const { datastoreConfigFromNetconf, openDatastore } = await import('../datastore/index.js');
-    const cfg = datastoreConfigFromNetconf(c.raw, env);
+    // The usual netconf names its file store: no config file read per command (it was ~1.5 % of the loop).
+    const cfg = namedFileStore(c, env) ?? (await import('../datastore/index.js')).datastoreConfigFromNetconf(c.raw, env);
     const key = storeKey(cfg);
     let p = this.stores.get(key);
     if (!p) {
@@ -237,6 +237,7 @@ export class ResidentCniServer {
         const own = this.opts.agentDatastore;
         const ipamLogger = this.opts.logger;
         if (own && storeKey(own.config) === key) return { ds: own.ds, ipam: new Ipam(own.ds, { logger: ipamLogger }), owned: false };
+        const { openDatastore } = await import('../datastore/index.js');
         const ds = await openDatastore(cfg);
         return { ds, ipam: new Ipam(ds, { logger: ipamLogger }), owned: true };
       })();

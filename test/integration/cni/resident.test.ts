@@ -110,7 +110,14 @@ t.test('resident path: 8 pods at once through the client, pingable, distinct; CH
   const bad = await run(s, s.env(0, 'CHECK'), s.node.conf({ prevResult: adds[0]!.json }));
   t.equal(bad.json.code, CNI_ERR.INTERNAL, `CHECK sees eth0 down: ${bad.json.msg}`);
 
-  const dels = await Promise.all(ids.map((i) => run(s, s.env(i, 'DEL'))));
+  // A netconf that names its file store outright needs no other setting: the resident path answers as the
+  // in-process plugin does even when the runtime's TABBY_CONFIG names a file that is not there.
+  s.node.makePod(8);
+  const named = await run(s, { ...s.env(8), TABBY_CNI_AGENT_TIMEOUT_MS: '15000', TABBY_CONFIG: path.join(s.stateDir, 'missing.yaml') });
+  t.equal(named.code, 0, `ADD with TABBY_CONFIG naming a missing file: ${named.stdout}`);
+  t.same(servedBy(s.node.logFile, 'pod wired', `k8s-pod-network.${containerIdOf(tag, 8)}`), [{ pid: s.agent.pid, resident: true }]);
+
+  const dels = await Promise.all([...ids, 8].map((i) => run(s, s.env(i, 'DEL'))));
   for (const [i, r] of dels.entries()) t.equal(r.code, 0, `DEL ${i}: ${r.stdout}`);
   t.equal(await inUse(s.node), 0, 'every address released');
   const routes = ip('-n', s.node.ns, 'route', 'show');
