@@ -3,6 +3,10 @@
 // a pass walks the dirty ids with no lookup at all). A 1M-route table held two Maps and a Set of 1M
 // string keys each, and a pass did ~6 hash operations per route. Ids are recycled: a slot whose key has
 // neither a desired nor a known kernel object is released by the owner (the reconciler's pass).
+// The objects are kept once each (ObjectSlots): a key's desired and kernel object are Int32 indexes
+// into them — many keys share one object (a route template per next hop), so 4 bytes per key each
+// instead of an 8-byte pointer in a JS array (which also sat in V8's large-object space and left a
+// copy as garbage at every doubling).
 // A dump is collected beside the known state (`dumped`) and takes its place only when it completed.
 // The ids come from a PrefixIds (prefix-ids.ts): the route reconciler shares its one with the agent's
 // route table, so a learned prefix has one id (and no string) in both; the table holds a reference
@@ -10,10 +14,57 @@
 import { doubled } from '../common/typed-array.js';
 import { PrefixIds } from './prefix-ids.js';
 
-/** `a` copied into an array of `cap` slots (the rest undefined). */
-function grown<T>(a: (T | undefined)[], cap: number): (T | undefined)[] {
-  const b: (T | undefined)[] = new Array(cap).fill(undefined);
-  for (let i = 0; i < a.length; i++) b[i] = a[i];
+/** Distinct objects by a small index (0 = none), each counted by the slots naming it. */
+export class ObjectSlots<T> {
+  private readonly objs: (T | undefined)[] = [undefined];
+  private readonly refs: number[] = [0];
+  private readonly index = new Map<T, number>();
+  private readonly free: number[] = [];
+  /** the last object looked up (a bulk change repeats one) */
+  private lastObj: T | undefined;
+  private lastIx = 0;
+
+  /** distinct objects held */
+  get size(): number {
+    return this.index.size;
+  }
+  at(i: number): T | undefined {
+    return this.objs[i];
+  }
+  /** The index of `item` with one more holder (0 for undefined). */
+  acquire(item: T | undefined): number {
+    if (item === undefined) return 0;
+    let i = item === this.lastObj ? this.lastIx : (this.index.get(item) ?? 0);
+    if (i === 0) {
+      i = this.free.pop() ?? this.objs.length;
+      this.objs[i] = item;
+      this.refs[i] = 0;
+      this.index.set(item, i);
+    }
+    this.lastObj = item;
+    this.lastIx = i;
+    this.refs[i]!++;
+    return i;
+  }
+  /** One holder of index `i` lets go (0: none); the object is dropped with the last. */
+  release(i: number): void {
+    if (i === 0 || --this.refs[i]! > 0) return;
+    this.index.delete(this.objs[i]!);
+    this.objs[i] = undefined;
+    this.free.push(i);
+    if (this.lastIx === i) {
+      this.lastObj = undefined;
+      this.lastIx = 0;
+    }
+  }
+}
+
+const capFor = (n: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
+
+/** `a` copied into a typed array of `cap` slots. */
+function grown<A extends Int32Array | Uint8Array>(a: A, cap: number): A {
+  const b = new (a.constructor as new (n: number) => A)(cap);
+  b.set(a.length > cap ? a.subarray(0, cap) : a);
   return b;
 }
 
@@ -24,22 +75,24 @@ const USED = 2;
 const WANTED = 4;
 /** an owned object kept because deletes are held (counted in heldCount) */
 const HELD = 8;
+/** listed by the dump in progress */
+const LISTED = 16;
 
 export class KeyTable<T> {
-  /** by id: the desired object, the kernel object as last seen */
-  want: (T | undefined)[] = [];
-  have: (T | undefined)[] = [];
+  /** the desired and the kernel objects (as last seen) of the keys, each once */
+  private readonly objs = new ObjectSlots<T>();
+  /** by id: the desired object's index in objs, the kernel object's (0: none) */
+  private want = new Int32Array(1024);
+  private have = new Int32Array(1024);
   private flags = new Uint8Array(1024);
   private count = 0;
   /** the dirty ids (a stack: dirtyN of them) */
   private dirty = new Int32Array(1024);
   private dirtyN = 0;
-  /** the dump in progress: its objects by id, and the epoch each id was last listed in */
+  /** the dump in progress: its objects by id (LISTED in flags: listed by it) */
   private next: (T | undefined)[] | undefined;
-  private seen = new Uint32Array(1024);
   /** events during the dump in progress (by id: the object, undefined = gone) */
   private readonly events = new Map<number, T | undefined>();
-  private epoch = 0;
   /** ids with a desired object */
   desiredCount = 0;
 
@@ -54,11 +107,19 @@ export class KeyTable<T> {
   get dirtyCount(): number {
     return this.dirtyN;
   }
+  /** every id in the table is below this */
+  get upper(): number {
+    return this.flags.length;
+  }
+  /** distinct desired/kernel objects held (status, tests) */
+  get objectCount(): number {
+    return this.objs.size;
+  }
 
   /** The id of a key in the table, or -1. */
   find(key: string): number {
     const id = this.index.find(key);
-    return id >= 0 && this.flags[id]! & USED ? id : -1;
+    return id >= 0 && id < this.flags.length && this.flags[id]! & USED ? id : -1;
   }
 
   /** The id of a key, made when missing. */
@@ -69,25 +130,15 @@ export class KeyTable<T> {
   /** An id of the index into the table (its key is now in it; no-op when it already was). */
   adopt(id: number): number {
     if (id >= this.flags.length) {
-      let n = this.flags.length;
-      while (n <= id) n *= 2;
-      const f = new Uint8Array(n);
-      f.set(this.flags);
-      this.flags = f;
-      const s = new Uint32Array(n);
-      s.set(this.seen);
-      this.seen = s;
+      // doubled in one step (grown one by one, the columns were copied ~3 times their size on the way to 1M)
+      const cap = capFor(id);
+      this.want = grown(this.want, cap);
+      this.have = grown(this.have, cap);
+      this.flags = grown(this.flags, cap);
     }
     if (this.flags[id]! & USED) return id;
     this.index.retain(id);
-    if (id >= this.want.length) {
-      // doubled in one step (pushed one by one, the arrays were copied ~3 times their size on the way to 1M)
-      const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(id + 1)));
-      this.want = grown(this.want, cap);
-      this.have = grown(this.have, cap);
-    }
-    this.flags[id] = USED;
-    this.seen[id] = 0;
+    this.flags[id] = USED; // not LISTED: a reused id names another key than the one a running dump listed
     this.count++;
     return id;
   }
@@ -95,6 +146,14 @@ export class KeyTable<T> {
   /** The key of an id in the table. */
   key(id: number): string {
     return this.index.key(id);
+  }
+
+  /** The desired object of an id, the kernel object as last seen. */
+  wantOf(id: number): T | undefined {
+    return this.objs.at(this.want[id]!);
+  }
+  haveOf(id: number): T | undefined {
+    return this.objs.at(this.have[id]!);
   }
 
   /** ids flagged HELD */
@@ -109,7 +168,7 @@ export class KeyTable<T> {
   /** Unflag every held id. */
   clearHeld(): void {
     if (!this.heldCount) return;
-    for (let id = 0; id < this.want.length; id++) this.flags[id]! &= ~HELD;
+    for (let id = 0; id < this.flags.length; id++) this.flags[id]! &= ~HELD;
     this.heldCount = 0;
   }
 
@@ -120,17 +179,28 @@ export class KeyTable<T> {
 
   /** The id is in the table. */
   has(id: number): boolean {
-    return (this.flags[id]! & USED) !== 0;
+    return id < this.flags.length && (this.flags[id]! & USED) !== 0;
   }
 
   /** Set the desired object (undefined: none); returns the one before. */
   setWant(id: number, item: T | undefined): T | undefined {
-    const old = this.want[id];
+    const was = this.want[id]!;
+    const old = this.objs.at(was);
     if (item !== undefined) this.flags[id]! |= WANTED;
-    if (old === undefined && item !== undefined) this.desiredCount++;
-    else if (old !== undefined && item === undefined) this.desiredCount--;
-    this.want[id] = item;
+    if (old === item) return old;
+    if (old === undefined) this.desiredCount++;
+    else if (item === undefined) this.desiredCount--;
+    this.want[id] = this.objs.acquire(item);
+    this.objs.release(was);
     return old;
+  }
+
+  /** Set the kernel object as last seen (undefined: none). */
+  setHave(id: number, item: T | undefined): void {
+    const was = this.have[id]!;
+    if (this.objs.at(was) === item) return;
+    this.have[id] = this.objs.acquire(item);
+    this.objs.release(was);
   }
 
   /** Mark dirty; false when it already was. */
@@ -153,7 +223,7 @@ export class KeyTable<T> {
 
   /** Free the slot when nothing is known under its key and it is not dirty. */
   release(id: number): void {
-    if ((this.flags[id]! & (USED | DIRTY)) !== USED || this.want[id] !== undefined || this.have[id] !== undefined) return;
+    if ((this.flags[id]! & (USED | DIRTY)) !== USED || this.want[id] !== 0 || this.have[id] !== 0) return;
     if (this.flags[id]! & HELD) this.heldCount--;
     this.flags[id] = 0;
     this.count--;
@@ -168,30 +238,27 @@ export class KeyTable<T> {
 
   /** The index renumbered its ids (compact(), ours or another holder's call). */
   private remap(remap: Int32Array, size: number): void {
-    const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1)));
-    const want: (T | undefined)[] = new Array(size).fill(undefined);
-    const have: (T | undefined)[] = new Array(size).fill(undefined);
+    const cap = capFor(size);
+    const want = new Int32Array(cap);
+    const have = new Int32Array(cap);
     const flags = new Uint8Array(cap);
-    const seen = new Uint32Array(cap);
-    const n = Math.min(remap.length, this.want.length);
+    const n = Math.min(remap.length, this.flags.length);
     for (let id = 0; id < n; id++) {
       const to = remap[id]!;
       if (to < 0 || !(this.flags[id]! & USED)) continue;
-      want[to] = this.want[id];
-      have[to] = this.have[id];
+      want[to] = this.want[id]!;
+      have[to] = this.have[id]!;
       flags[to] = this.flags[id]!;
-      seen[to] = this.seen[id]!;
     }
     for (let i = 0; i < this.dirtyN; i++) this.dirty[i] = remap[this.dirty[i]!]!;
     this.want = want;
     this.have = have;
     this.flags = flags;
-    this.seen = seen;
   }
 
   /** Ids in the table (ascending). */
   *used(): IterableIterator<number> {
-    const n = this.want.length;
+    const n = this.flags.length;
     for (let id = 0; id < n; id++) if (this.flags[id]! & USED) yield id;
   }
 
@@ -199,15 +266,15 @@ export class KeyTable<T> {
 
   /** Start (or restart) collecting a dump. */
   beginDump(): void {
-    this.epoch = (this.epoch + 1) >>> 0 || 1;
+    for (let id = 0; id < this.flags.length; id++) this.flags[id]! &= ~LISTED;
     // sized up front: filled in dump order, not id order — an empty array written far past its end
     // turns into a dictionary (slow, and larger than the table at 1M)
-    this.next = new Array(this.want.length);
+    this.next = new Array(this.flags.length);
   }
-  /** An object the dump listed under this id. */
+  /** An object the dump listed under this id (in the table). */
   dumped(id: number, item: T): void {
     this.next![id] = item;
-    this.seen[id] = this.epoch;
+    this.flags[id]! |= LISTED;
   }
   /** An event during a dump: what the dump lists for this id may be older than the event (listed
    *  before the change, or read from the kernel before it and delivered after) — the event's object
@@ -217,7 +284,7 @@ export class KeyTable<T> {
     const next = this.next;
     if (next === undefined) return;
     // gone, and neither known nor listed: nothing the dump could bring back (our own deletes' echoes)
-    if (item === undefined && this.have[id] === undefined && (this.seen[id] !== this.epoch || next[id] === undefined)) return;
+    if (item === undefined && this.have[id] === 0 && (!(this.flags[id]! & LISTED) || next[id] === undefined)) return;
     this.events.set(id, item);
   }
   /** The dump failed: the known state stays. */
@@ -232,14 +299,15 @@ export class KeyTable<T> {
     this.next = undefined;
     for (const [id, item] of this.events) {
       next[id] = item;
-      this.seen[id] = this.epoch;
+      this.flags[id]! |= LISTED;
     }
     this.events.clear();
-    for (let id = 0; id < this.want.length; id++) {
-      if (!(this.flags[id]! & USED)) continue;
-      const h = this.seen[id] === this.epoch ? next[id] : undefined;
-      this.have[id] = h;
-      if (this.want[id] !== h) changed(id);
+    for (let id = 0; id < this.flags.length; id++) {
+      const f = this.flags[id]!;
+      if (!(f & USED)) continue;
+      this.flags[id] = f & ~LISTED;
+      this.setHave(id, f & LISTED ? next[id] : undefined);
+      if (this.want[id] !== this.have[id]) changed(id);
       else this.release(id);
     }
   }

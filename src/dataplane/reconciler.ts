@@ -169,8 +169,8 @@ export class Reconciler<T> extends EventEmitter {
     this.s.clearHeld();
     const s = this.s;
     for (const id of s.used()) {
-      const it = s.have[id];
-      if (s.want[id] === undefined && it !== undefined && this.driver.owned(it)) this.markId(id);
+      const it = s.haveOf(id);
+      if (s.wantOf(id) === undefined && it !== undefined && this.driver.owned(it)) this.markId(id);
     }
   }
   desiredItems(): T[] {
@@ -179,14 +179,14 @@ export class Reconciler<T> extends EventEmitter {
   /** the desired objects, without a copy (do not change the set while iterating) */
   *desiredValues(): IterableIterator<T> {
     for (const id of this.s.used()) {
-      const w = this.s.want[id];
+      const w = this.s.wantOf(id);
       if (w !== undefined) yield w;
     }
   }
   /** the desired [key, object] pairs, without a copy (do not change the set while iterating) */
   *desiredEntries(): IterableIterator<[string, T]> {
     for (const id of this.s.used()) {
-      const w = this.s.want[id];
+      const w = this.s.wantOf(id);
       if (w !== undefined) yield [this.s.key(id), w];
     }
   }
@@ -235,7 +235,7 @@ export class Reconciler<T> extends EventEmitter {
   setDesiredMap(next: Map<string, T>): void {
     const s = this.s;
     for (const id of s.used()) {
-      if (s.want[id] === undefined) continue;
+      if (s.wantOf(id) === undefined) continue;
       const k = s.key(id);
       if (!next.has(k)) {
         s.setWant(id, undefined);
@@ -290,12 +290,12 @@ export class Reconciler<T> extends EventEmitter {
     const k = this.driver.key(item);
     const s = this.s;
     let id = s.find(k);
-    const have = id < 0 ? undefined : s.have[id];
+    const have = id < 0 ? undefined : s.haveOf(id);
     if (have !== undefined && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
     if (id < 0) id = s.intern(k);
-    s.have[id] = item;
+    s.setHave(id, item);
     s.seenDuringDump(id, item);
-    const d = s.want[id];
+    const d = s.wantOf(id);
     if ((d !== undefined && !this.driver.equal(d, item)) || (d === undefined && this.driver.owned(item))) this.markId(id);
   }
 
@@ -304,7 +304,7 @@ export class Reconciler<T> extends EventEmitter {
     const k = this.driver.key(item);
     const s = this.s;
     const id = s.find(k);
-    const have = id < 0 ? undefined : s.have[id];
+    const have = id < 0 ? undefined : s.haveOf(id);
     // another object under the same key went (the old route a new metric left beside ours): ours stays
     if (have !== undefined && this.driver.leavesOld?.(have, item)) return;
     if (id >= 0) {
@@ -312,8 +312,8 @@ export class Reconciler<T> extends EventEmitter {
       s.seenDuringDump(id, undefined);
     }
     if (have === undefined) return;
-    s.have[id] = undefined; // the slot is released by a pass or a dump, never here (a pass may hold its id)
-    if (s.want[id] !== undefined) this.markId(id);
+    s.setHave(id, undefined); // the slot is released by a pass or a dump, never here (a pass may hold its id)
+    if (s.wantOf(id) !== undefined) this.markId(id);
   }
 
   /** Start automatic applies (debounced after changes, periodic resync). */
@@ -337,17 +337,21 @@ export class Reconciler<T> extends EventEmitter {
 
   private schedule(delay = this.opts.debounceMs): void {
     if (!this.started || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.apply().then(
-        (r) => {
-          // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
-          if (r.failed.length || this.needResync) this.schedule(this.opts.retryMs);
-        },
-        () => this.schedule(this.opts.retryMs),
-      );
-    }, delay);
+    this.timer = setTimeout(this.fire, delay);
   }
+
+  /** schedule()'s timer callback, made once: an arrow inside schedule() made every call of it (one per
+   *  changed key: 1M in a bulk change) allocate a context for `this`, timer or not */
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.apply().then(
+      (r) => {
+        // failures are retried; conflicts wait for the foreign object to go (an event) or a resync
+        if (r.failed.length || this.needResync) this.schedule(this.opts.retryMs);
+      },
+      () => this.schedule(this.opts.retryMs),
+    );
+  };
 
   /** One reconcile pass; concurrent callers share a pass (and a follow-up pass when more changed). */
   apply(): Promise<ApplyResult<T>> {
@@ -394,7 +398,7 @@ export class Reconciler<T> extends EventEmitter {
           p.listed++;
           const k = d.key(it);
           let id = s.find(k);
-          const want = id < 0 ? undefined : s.want[id];
+          const want = id < 0 ? undefined : s.wantOf(id);
           if (want !== undefined && d.equal(want, it)) s.dumped(id, want);
           else if (want !== undefined || d.owned(it)) {
             if (id < 0) id = s.intern(k);
@@ -435,11 +439,11 @@ export class Reconciler<T> extends EventEmitter {
     }
     const ids = s.takeDirty();
     // keys and ids travel with the items (no lookup per item after the batch); sized for all dirty ids
-    // at once and cut to length after (grown by push, 1M-entry arrays were copied ~3 times their size)
-    const removeIds = new Int32Array(ids.length);
-    const toRemove: T[] = new Array(ids.length);
-    const applyIds = new Int32Array(ids.length);
-    const toApply: T[] = new Array(ids.length);
+    // at once (grown by push, 1M-entry arrays were copied ~3 times their size): applies fill it from
+    // the front, removes from the back — one array for both, the removes copied out after
+    const n = ids.length;
+    const itemIds = new Int32Array(n);
+    const items: T[] = new Array(n);
     let nRemove = 0;
     let nApply = 0;
     const conflicts: string[] = [];
@@ -461,8 +465,8 @@ export class Reconciler<T> extends EventEmitter {
     let held = 0;
     for (let j = 0; j < ids.length; j++) {
       const id = ids[j]!;
-      const want = s.want[id];
-      const have = s.have[id];
+      const want = s.wantOf(id);
+      const have = s.haveOf(id);
       if (want === undefined) {
         if (have !== undefined && d.owned(have)) {
           // kept while holding unless this process wanted it (a withdrawal: its object is this run's — a
@@ -471,36 +475,40 @@ export class Reconciler<T> extends EventEmitter {
             held++;
             s.setHeld(id, true);
           } else {
-            removeIds[nRemove] = id;
-            toRemove[nRemove++] = have;
+            nRemove++;
+            itemIds[n - nRemove] = id;
+            items[n - nRemove] = have;
           }
         } else s.release(id);
       } else if (have !== undefined && have !== want && d.equal(want, have)) {
-        s.have[id] = want; // the same object for both: a dumped copy of every route is not kept alive
+        s.setHave(id, want); // the same object for both: a dumped copy of every route is not kept alive
       } else if (have === undefined || !d.equal(want, have)) {
         if (have !== undefined && !d.owned(have) && !d.mayReplace?.(have)) {
           conflicts.push(s.key(id));
           conflictIds.push(id);
         } else {
           if (have !== undefined && d.owned(have) && d.leavesOld?.(want, have)) leftOld.set(nApply, have);
-          applyIds[nApply] = id;
-          toApply[nApply++] = want;
+          itemIds[nApply] = id;
+          items[nApply++] = want;
         }
       }
     }
-    toRemove.length = nRemove;
+    const toRemove = nRemove ? items.slice(n - nRemove) : [];
+    const removeIds = itemIds.subarray(n - nRemove);
+    const toApply = items;
     toApply.length = nApply;
+    const applyIds = itemIds;
     const failed: Failure<T>[] = [];
     let removeFailed = 0;
     let applyFailed = 0;
     if (toRemove.length) {
-      const f = await d.remove(toRemove, removeIds.subarray(0, nRemove));
+      const f = await d.remove(toRemove, removeIds);
       const bad = failedAt(f, toRemove);
       for (let i = 0; i < toRemove.length; i++) {
         const id = removeIds[i]!;
         if (bad.has(i)) s.mark(id);
-        else if (s.have[id] === toRemove[i]) {
-          s.have[id] = undefined;
+        else if (s.haveOf(id) === toRemove[i]) {
+          s.setHave(id, undefined);
           s.release(id);
         }
       }
@@ -513,7 +521,7 @@ export class Reconciler<T> extends EventEmitter {
       for (let i = 0; i < toApply.length; i++) {
         const id = applyIds[i]!;
         if (bad.has(i)) s.mark(id);
-        else s.have[id] = toApply[i]!;
+        else s.setHave(id, toApply[i]!);
       }
       failed.push(...f);
       applyFailed = f.length;
