@@ -58,6 +58,8 @@ export interface RouteRecord {
 
 interface Group {
   key: string;
+  /** its slot in RouteTable.groupList */
+  ix: number;
   poolIndex: number;
   readonly family: 4 | 6;
   readonly nextHops: readonly string[];
@@ -83,6 +85,15 @@ const nhKey = (nh: readonly string[]): string => {
   }
   return k;
 };
+
+/** The same next hops (the speaker hands one array per attribute set: equal lists are often not one
+ *  array, and telling them apart by identity built a group key per attribute-set change). */
+function sameHops(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function sameTemplate(a: RouteTemplate | undefined, b: RouteTemplate): boolean {
   if (a === undefined) return false;
@@ -112,9 +123,13 @@ function routeOf(prefix: string, t: RouteTemplate | undefined, metric: number | 
 const routable = (t: RouteTemplate | undefined, own: boolean): boolean => t !== undefined && typeof t !== 'string' && !own;
 
 export class RouteTable {
-  /** by prefix id: its group (the record is the group: the kernel route follows from the group's
-   *  template, so nothing per prefix is kept beyond this slot and the id) */
-  private groupOf: (Group | undefined)[] = [];
+  /** by prefix id: its group's slot in groupList, 0 = not learned (the record is the group: the kernel
+   *  route follows from the group's template, so nothing per prefix is kept beyond these 4 bytes and
+   *  the id — an Int32 slot rather than a pointer in a JS array: half the size, off V8's heap, and no
+   *  large array left as garbage at each doubling) */
+  private groupIx = new Int32Array(1024);
+  private readonly groupList: (Group | undefined)[] = [undefined];
+  private readonly freeGroups: number[] = [];
   private count = 0;
   private readonly ids: PrefixIds;
   /** routes go to the sink by id (it shares the ids) */
@@ -136,12 +151,12 @@ export class RouteTable {
     this.byId = !!(sink.prefixIds && sink.setRouteAt && sink.deleteRouteAt);
     this.ids = this.byId ? sink.prefixIds! : new PrefixIds();
     this.ids.onRemap((remap, size) => {
-      const next: (Group | undefined)[] = new Array(size).fill(undefined);
-      for (let id = 0; id < this.groupOf.length && id < remap.length; id++) {
-        const g = this.groupOf[id];
-        if (g !== undefined) next[remap[id]!] = g;
+      const next = new Int32Array(Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1))));
+      for (let id = 0; id < this.groupIx.length && id < remap.length; id++) {
+        const g = this.groupIx[id]!;
+        if (g !== 0) next[remap[id]!] = g;
       }
-      this.groupOf = next;
+      this.groupIx = next;
     });
     this.indexOwn();
   }
@@ -178,7 +193,7 @@ export class RouteTable {
 
   /** Forget every prefix (the speaker was restarted); their kernel routes are deleted. */
   clear(): void {
-    for (let id = 0; id < this.groupOf.length; id++) if (this.groupOf[id]) this.removeId(id);
+    for (let id = 0; id < this.groupIx.length; id++) if (this.groupIx[id]) this.removeId(id);
     if (!this.byId) this.ids.compact();
   }
 
@@ -188,7 +203,7 @@ export class RouteTable {
     // own blocks first, under the old templates: only the prefixes that are (or were) one of them
     const ownMoved = (b: string): void => {
       const id = this.ids.find(b);
-      const g = id < 0 ? undefined : this.groupOf[id];
+      const g = this.groupAt(id);
       if (g) this.move(id, g.tpl, g.metric, old.ownBlocks.has(b), g, ctx.ownBlocks.has(b));
     };
     for (const b of old.ownBlocks) if (!ctx.ownBlocks.has(b)) ownMoved(b);
@@ -235,8 +250,8 @@ export class RouteTable {
     if (!before.size && !rehome.length) return;
     // 3. members of groups a changed pool may affect: each finds its pool and group again (one scan for 2 and 3)
     const moved = new Set(rehome);
-    for (let id = 0; id < this.groupOf.length; id++) {
-      const g = this.groupOf[id];
+    for (let id = 0; id < this.groupIx.length; id++) {
+      const g = this.groupAt(id);
       if (g === undefined) continue;
       const was = before.get(g);
       if (was !== undefined) {
@@ -244,8 +259,9 @@ export class RouteTable {
         this.move(id, was, g.metric, own, g, own);
       } else if (moved.has(g)) {
         const ng = this.groupFor(id, g.nextHops, g.source, g.metric);
-        this.groupOf[id] = ng;
+        this.groupIx[id] = ng.ix;
         ng.count++;
+        this.leave(g);
         const own = this.isOwn(id);
         this.move(id, g.tpl, g.metric, own, ng, own);
       }
@@ -257,7 +273,7 @@ export class RouteTable {
     const c = tryParseCidr(prefix);
     if (!c) return undefined;
     const id = this.ids.find(formatCidr(c));
-    const g = id < 0 ? undefined : this.groupOf[id];
+    const g = this.groupAt(id);
     return g ? this.record(id, g) : undefined;
   }
 
@@ -270,7 +286,7 @@ export class RouteTable {
     for (let len = c.prefixLen; len >= 0; len--) {
       const net = c.network & ~((1n << BigInt(bits - len)) - 1n);
       const id = this.ids.find(formatCidr({ family: c.family, ip: net, network: net, prefixLen: len }));
-      const g = id < 0 ? undefined : this.groupOf[id];
+      const g = this.groupAt(id);
       if (g) return this.record(id, g);
     }
     return undefined;
@@ -279,8 +295,8 @@ export class RouteTable {
   /** Up to `limit` records (status pages; the table may hold a million). */
   records(limit = Infinity): RouteRecord[] {
     const out: RouteRecord[] = [];
-    for (let id = 0; id < this.groupOf.length && out.length < limit; id++) {
-      const g = this.groupOf[id];
+    for (let id = 0; id < this.groupIx.length && out.length < limit; id++) {
+      const g = this.groupAt(id);
       if (g) out.push(this.record(id, g));
     }
     return out;
@@ -291,8 +307,8 @@ export class RouteTable {
    *  allocation on the route path during an ingest). */
   routes(limit = Infinity): Route[] {
     const out: Route[] = [];
-    for (let id = 0; id < this.groupOf.length && out.length < limit; id++) {
-      const g = this.groupOf[id];
+    for (let id = 0; id < this.groupIx.length && out.length < limit; id++) {
+      const g = this.groupAt(id);
       if (g?.route && !this.isOwn(id)) out.push(routeOf(this.ids.key(id), g.tpl, g.metric, false)!);
     }
     return out;
@@ -307,7 +323,7 @@ export class RouteTable {
     let own = 0;
     for (const b of this.ctx.ownBlocks) {
       const id = this.ids.find(b);
-      if (id >= 0 && this.groupOf[id]) own++;
+      if (this.groupAt(id)) own++;
     }
     if (own) byReason['own-block'] = own;
     return { learned: this.count, routed: this.routed, byReason };
@@ -316,31 +332,31 @@ export class RouteTable {
   // ---------------------------------------------------------------- internals
 
   private updateId(id: number, nextHops: readonly string[], source: string, metric: number | undefined): void {
-    const old = this.groupOf[id];
-    if (old && old.nextHops === nextHops && old.source === source && old.metric === metric) return; // nothing new
+    const old = this.groupAt(id);
+    if (old && old.source === source && old.metric === metric && sameHops(old.nextHops, nextHops)) return; // nothing new
     const g = this.groupFor(id, nextHops, source, metric);
     if (old === g) return;
     if (old) this.leave(old);
     else {
       this.ids.retain(id);
       this.count++;
-      if (id >= this.groupOf.length) {
-        // doubled in one step, not pushed one by one (fewer copies on the way to 1M)
-        const next: (Group | undefined)[] = new Array(Math.max(1024, 2 ** Math.ceil(Math.log2(id + 1)))).fill(undefined);
-        for (let i = 0; i < this.groupOf.length; i++) next[i] = this.groupOf[i];
-        this.groupOf = next;
+      if (id >= this.groupIx.length) {
+        // doubled in one step, not grown one by one (fewer copies on the way to 1M)
+        const next = new Int32Array(2 ** Math.ceil(Math.log2(id + 1)));
+        next.set(this.groupIx);
+        this.groupIx = next;
       }
     }
     g.count++;
-    this.groupOf[id] = g;
+    this.groupIx[id] = g.ix;
     const own = this.isOwn(id);
     this.move(id, old?.tpl, old?.metric, own, g, own);
   }
 
   private removeId(id: number): void {
-    const g = id < 0 ? undefined : this.groupOf[id];
+    const g = this.groupAt(id);
     if (!g) return;
-    this.groupOf[id] = undefined;
+    this.groupIx[id] = 0;
     this.count--;
     this.leave(g);
     if (routable(g.tpl, this.isOwn(id))) {
@@ -349,6 +365,11 @@ export class RouteTable {
     }
     this.ids.release(id);
     if (!this.byId) this.ids.compact();
+  }
+
+  /** The group of a prefix id (-1 or not learned: undefined). */
+  private groupAt(id: number): Group | undefined {
+    return id >= 0 && id < this.groupIx.length ? this.groupList[this.groupIx[id]!] : undefined;
   }
 
   private indexOwn(): void {
@@ -399,12 +420,17 @@ export class RouteTable {
     const x = this.prefixNumOf(id);
     const poolIndex = poolIndexOf(this.ctx, x);
     const l = this.last;
-    if (l && l.nh === nextHops && l.source === source && l.metric === metric && l.poolIndex === poolIndex) return l.g;
+    if (l && l.source === source && l.metric === metric && l.poolIndex === poolIndex && sameHops(l.nh, nextHops)) {
+      l.nh = nextHops;
+      return l.g;
+    }
     const key = groupKey(poolIndex, source, metric, nextHops);
     let g = this.groups.get(key);
     if (!g) {
       const tpl = learnedTemplate(this.ctx, x.family, poolIndex, nextHops);
-      g = { key, poolIndex, family: x.family, nextHops, source, metric, tpl, route: templateRoute(tpl, metric), count: 0 };
+      const ix = this.freeGroups.pop() ?? this.groupList.length;
+      g = { key, ix, poolIndex, family: x.family, nextHops, source, metric, tpl, route: templateRoute(tpl, metric), count: 0 };
+      this.groupList[ix] = g;
       this.groups.set(key, g);
     }
     this.last = { nh: nextHops, source, metric, poolIndex, g };
@@ -413,7 +439,10 @@ export class RouteTable {
 
   private leave(g: Group): void {
     if (--g.count === 0) {
-      this.groups.delete(g.key);
+      // a group re-homed by setContext is no longer under its key (another may be)
+      if (this.groups.get(g.key) === g) this.groups.delete(g.key);
+      this.groupList[g.ix] = undefined;
+      this.freeGroups.push(g.ix);
       if (this.last?.g === g) this.last = undefined;
     }
   }
