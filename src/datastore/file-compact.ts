@@ -5,49 +5,45 @@
 // midway are removed first.
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeAll } from './file-log.js';
 
 /** Test seam for the fault suite: called at each step of a compaction (a test kills itself there). */
 export type CompactStep = 'temp-open' | 'temp-written' | 'temp-synced' | 'renamed';
 
 const isTemp = (logName: string, name: string) => name.startsWith(`.${logName}.`) && name.endsWith('.tmp');
 
-/** Replace `logPath` with the framed snapshot `buf`, all or nothing (throws with the old log intact). */
-export function replaceLog(logPath: string, buf: Buffer, step: (s: CompactStep) => void): void {
+/** Replace `logPath` with the framed snapshot `buf`, all or nothing (rejects with the old log intact).
+ *  The writes, the fsyncs and the rename run on libuv's threads: a snapshot is ~1 MB (its history holds
+ *  every recent block write), and syncing it on tabby-node's event loop stopped every ADD in flight for
+ *  the disk's flush (tens of ms under load). The caller holds the write lock throughout. */
+export async function replaceLog(logPath: string, buf: Buffer, step: (s: CompactStep) => void): Promise<void> {
   const dir = path.dirname(logPath);
   const tmp = path.join(dir, `.${path.basename(logPath)}.${process.pid}.tmp`);
-  let tfd = -1;
+  let tf: fs.promises.FileHandle | undefined;
   try {
     removeStaleTemps(dir, path.basename(logPath));
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    tfd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    tf = await fs.promises.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     step('temp-open');
-    writeAll((b, off, len) => fs.writeSync(tfd, b, off, len), buf);
+    for (let off = 0; off < buf.length; ) {
+      const { bytesWritten } = await tf.write(buf, off, buf.length - off);
+      if (bytesWritten <= 0) throw new Error(`short write of the snapshot at byte ${off}`);
+      off += bytesWritten;
+    }
     step('temp-written');
-    fs.fsyncSync(tfd);
-    const size = fs.fstatSync(tfd).size;
+    await tf.sync();
+    const size = (await tf.stat()).size;
     if (size !== buf.length) throw new Error(`snapshot is ${size} bytes on disk, ${buf.length} were written`);
-    fs.closeSync(tfd);
-    tfd = -1;
+    await tf.close();
+    tf = undefined;
     step('temp-synced');
-    fs.renameSync(tmp, logPath);
+    await fs.promises.rename(tmp, logPath);
   } catch (e) {
-    if (tfd >= 0) {
-      try {
-        fs.closeSync(tfd);
-      } catch {
-        /* closed */
-      }
-    }
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* not created */
-    }
+    await tf?.close().catch(() => undefined);
+    await fs.promises.unlink(tmp).catch(() => undefined);
     throw e;
   }
   step('renamed');
-  fsyncDir(dir);
+  await fsyncDir(dir);
 }
 
 /** Temp files of compactions that died midway (the caller holds the lock: nobody else compacts now). */
@@ -62,14 +58,14 @@ function removeStaleTemps(dir: string, logName: string): void {
   }
 }
 
-function fsyncDir(dir: string): void {
-  let dfd = -1;
+async function fsyncDir(dir: string): Promise<void> {
+  let d: fs.promises.FileHandle | undefined;
   try {
-    dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
+    d = await fs.promises.open(dir, 'r');
+    await d.sync();
   } catch {
     /* best effort */
   } finally {
-    if (dfd >= 0) fs.closeSync(dfd);
+    await d?.close().catch(() => undefined);
   }
 }

@@ -19,8 +19,10 @@ export class StoreLock {
     private readonly isClosed: () => boolean,
   ) {}
 
-  /** Run `fn` holding the lock (fn is synchronous: nothing of this process interleaves with it). */
-  async run<R>(fn: () => R): Promise<R> {
+  /** Run `fn` holding the lock; this process's other holders wait until it settled. A synchronous fn has
+   *  nothing of this process interleave with it; an async one (a compaction syncing its snapshot on a
+   *  libuv thread) lets the event loop — readers, the rest of an ADD — run meanwhile, but no writer. */
+  async run<R>(fn: () => R | Promise<R>): Promise<R> {
     this.checkOpen();
     const prev = this.queue;
     let release!: () => void;
@@ -34,7 +36,7 @@ export class StoreLock {
       if (!native().flock(this.fd, 'ex')) await this.waitForLock();
       try {
         this.checkOpen();
-        return fn();
+        return await fn();
       } finally {
         native().flock(this.fd, 'un');
       }

@@ -276,11 +276,11 @@ export class FileDatastore implements Datastore {
   /** Rewrite the log now as one snapshot keeping the last `keepEvents` events for watchers
    *  (default historyKeep); older watch positions then get DatastoreCompacted. */
   async compact(keepEvents = this.opts.historyKeep): Promise<void> {
-    await this.lock.run(() => {
+    await this.lock.run(async () => {
       this.catchUp(true);
       this.writable();
       this.s.history = keepEvents > 0 ? this.s.history.slice(-keepEvents) : [];
-      const err = this.compactLocked();
+      const err = await this.compactLocked();
       if (err) throw new DatastoreUnavailable(this.dir, `compaction failed (${errCode(err)}): the log was kept as it is`);
     });
   }
@@ -308,13 +308,13 @@ export class FileDatastore implements Datastore {
    *  so other processes reload and their watches re-list. Returns the new revision. */
   async restore(entries: { key: string; value: unknown }[]): Promise<number> {
     for (const e of entries) checkValue(e.key, e.value);
-    return this.lock.run(() => {
+    return this.lock.run(async () => {
       this.catchUp(true);
       if (this.readOnly) throw new DatastoreUnavailable(this.dir, `${this.logPath} is read-only (${this.readOnly}): restore refused`);
       // Past every revision any process may have seen, the records after damage included.
       const r = Math.max(this.s.rev, maxRevision(fs.readFileSync(this.logPath))) + 1;
       const snap: SnapRec = { o: 'snap', r, c: r, kv: entries.map((e) => [e.key, r, e.value]), h: [] };
-      const err = this.compactLocked(snap);
+      const err = await this.compactLocked(snap);
       if (err) throw new DatastoreUnavailable(this.dir, `restore failed (${errCode(err)}): the store is unchanged`);
       this.s.apply(snap);
       this.corrupt = undefined;
@@ -381,10 +381,10 @@ export class FileDatastore implements Datastore {
   private async maybeCompact(): Promise<void> {
     if (!this.needsCompaction()) return;
     try {
-      await this.lock.run(() => {
+      await this.lock.run(async () => {
         this.catchUp(true);
         if (this.corrupt || this.readOnly || !this.needsCompaction()) return;
-        if (this.compactLocked()) this.compactRetryAt = this.offset + this.opts.compactBytes;
+        if (await this.compactLocked()) this.compactRetryAt = this.offset + this.opts.compactBytes;
       });
     } catch {
       /* closed, or the lock is busy: the next write tries again */
@@ -393,11 +393,11 @@ export class FileDatastore implements Datastore {
 
   /** Under the lock: rewrite the log as one snapshot record (file-compact.ts). On failure the old log
    *  stays and the error is returned (logged) rather than thrown. */
-  private compactLocked(given?: SnapRec): Error | undefined {
+  private async compactLocked(given?: SnapRec): Promise<Error | undefined> {
     const snap: SnapRec = given ?? this.s.snapshot();
     const buf = frame(snap);
     try {
-      replaceLog(this.logPath, buf, this.opts.onCompactStep);
+      await replaceLog(this.logPath, buf, this.opts.onCompactStep);
     } catch (e) {
       this.logger.warn(
         { err: errCode(e), log: this.logPath, bytes: this.offset },
@@ -405,6 +405,7 @@ export class FileDatastore implements Datastore {
       );
       return e as Error;
     }
+    if (this.closed) return undefined; // closed while the snapshot was written: its log is in place
     try {
       this.openLog();
     } catch (e) {

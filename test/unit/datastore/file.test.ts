@@ -204,3 +204,35 @@ t.test('a watch event copies its value and previous only when read; the copy is 
   ev.value = { n: 7, list: [] };
   t.equal(ev.value.n, 7, 'the value can be replaced like a plain field');
 });
+
+t.test('a compaction writes and syncs its snapshot off the event loop; writes wait for it, nothing is lost', async (t) => {
+  const dir = tmpdir(t);
+  const loopRan: Partial<Record<string, boolean>> = {};
+  let tick = false;
+  const ds = new FileDatastore(dir, {
+    compactBytes: 4096,
+    onCompactStep: (step) => {
+      // The event loop turned since the previous step iff a callback queued then has run.
+      loopRan[step] = tick;
+      tick = false;
+      setImmediate(() => {
+        tick = true;
+      });
+    },
+  });
+  t.teardown(() => ds.close());
+  const big = 'x'.repeat(600);
+  const writes: Promise<unknown>[] = [];
+  for (let i = 0; i < 40; i++) writes.push(ds.create(`/c/${i}`, { big, i }));
+  await Promise.all(writes);
+  for (let i = 0; i < 50 && loopRan.renamed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  t.not(loopRan.renamed, undefined, 'a compaction ran');
+  t.equal(loopRan['temp-written'], true, 'the loop ran while the snapshot was written');
+  t.equal(loopRan['temp-synced'], true, 'the loop ran while the snapshot was synced');
+  const more = await Promise.all(Array.from({ length: 10 }, (_, i) => ds.create(`/d/${i}`, i)));
+  t.equal(more.length, 10);
+  const other = new FileDatastore(dir);
+  t.teardown(() => other.close());
+  t.equal((await other.list('/c/')).items.length, 40, 'every write before the compaction is there');
+  t.equal((await other.list('/d/')).items.length, 10, 'and every write after it');
+});
