@@ -248,7 +248,8 @@ export class NlSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.fail(new NetlinkError(ERRNO.EBADF, 'close'), false);
+    // An error (and its stack) only for requests still waiting: a pod's wiring closes two sockets per ADD.
+    if (this.pending.size) this.fail(new NetlinkError(ERRNO.EBADF, 'close'), false);
     this.raw.close();
   }
 
