@@ -11,6 +11,9 @@ export interface HistEvent {
   r: number;
   v?: unknown;
   p?: unknown;
+  /** In a snapshot's history only: p is the value the key's event before this one in the history put
+   *  (written once, not twice — most of a snapshot's bytes were the same block values as v and p). */
+  q?: 1;
 }
 export type PutRec = { o: 'put'; r: number; k: string; v: unknown };
 export type DelRec = { o: 'del'; r: number; k: string };

@@ -45,12 +45,12 @@ export class LogState {
     if (rec.o === 'snap') {
       if (this.rev >= rec.c && this.rev <= rec.r) {
         // We were inside the kept window: replay only the events we have not seen.
-        for (const h of rec.h) if (h.r > this.rev) this.applyEvent(h);
+        for (const h of withPrevious(rec.h)) if (h.r > this.rev) this.applyEvent(h);
       } else {
         if (this.rev > rec.r) this.generation++; // the store went back in time (a restore)
         this.data.clear();
         for (const [k, r, v] of rec.kv) this.data.set(k, { value: v, revision: r });
-        this.history = rec.h.slice();
+        this.history = withPrevious(rec.h);
         this.rev = rec.r;
         this.changed();
       }
@@ -69,7 +69,8 @@ export class LogState {
   /** The snapshot record of the current view, keeping the last `historyKeep` events (and what watchers need). */
   snapshot(): SnapRec {
     this.trimHistory(this.historyKeep);
-    return { o: 'snap', r: this.rev, c: this.compactRev, kv: [...this.data].map(([k, e]) => [k, e.revision, e.value]), h: this.history };
+    const kv: SnapRec['kv'] = [...this.data].map(([k, e]) => [k, e.revision, e.value]);
+    return { o: 'snap', r: this.rev, c: this.compactRev, kv, h: sharedPrevious(this.history) };
   }
 
   /** Keep the last `keep` events — and every event a watcher of this process has not delivered yet. */
@@ -89,6 +90,33 @@ export class LogState {
     if (this.history.length > this.historyKeep * 2) this.trimHistory(this.historyKeep);
     this.changed();
   }
+}
+
+/** A snapshot's history with each previous value that the key's earlier event in it put as v marked
+ *  (q) instead of written again. */
+function sharedPrevious(history: readonly HistEvent[]): HistEvent[] {
+  const put = new Map<string, unknown>();
+  return history.map((h) => {
+    const before = put.get(h.k);
+    if (h.t === 'put') put.set(h.k, h.v);
+    else put.delete(h.k);
+    if (h.p === undefined || before === undefined || before !== h.p) return h;
+    const { p: _, ...rest } = h;
+    return { ...rest, q: 1 };
+  });
+}
+
+/** sharedPrevious undone: every event with its previous value again (the same object as that v). */
+function withPrevious(history: readonly HistEvent[]): HistEvent[] {
+  const put = new Map<string, unknown>();
+  return history.map((h) => {
+    const before = put.get(h.k);
+    if (h.t === 'put') put.set(h.k, h.v);
+    else put.delete(h.k);
+    if (h.q === undefined) return h;
+    const { q: _, ...rest } = h;
+    return before === undefined ? rest : { ...rest, p: before };
+  });
 }
 
 /** Why `rec` (at byte `at`) cannot follow revision `rev`, if it cannot. A snapshot opens a file; every

@@ -236,3 +236,38 @@ t.test('a compaction writes and syncs its snapshot off the event loop; writes wa
   t.equal((await other.list('/c/')).items.length, 40, 'every write before the compaction is there');
   t.equal((await other.list('/d/')).items.length, 10, 'and every write after it');
 });
+
+t.test("a snapshot's history writes each value once; a process that loads it sees every previous value", async (t) => {
+  const dir = tmpdir(t);
+  const a = new FileDatastore(dir, { compactBytes: 1 << 30 });
+  t.teardown(() => a.close());
+  const first = await a.create('/b/1', { gen: 0, pad: 'p0'.repeat(500) });
+  let rev = first.revision;
+  for (let g = 1; g <= 6; g++) rev = (await a.update('/b/1', { gen: g, pad: `p${g}`.repeat(500) }, rev)).revision;
+  await a.delete('/b/1', rev);
+  await a.create('/b/1', { gen: 7, pad: 'p7'.repeat(500) });
+  await a.compact();
+  const log = fs.readFileSync(path.join(dir, LOG_FILE), 'utf8');
+  for (let g = 0; g <= 7; g++)
+    t.equal(
+      log.split(`p${g}`.repeat(500)).length - 1,
+      g === 7 ? 2 : 1,
+      `value ${g} is written ${g === 7 ? 'twice (key and history)' : 'once'}`,
+    );
+  // Another process loads the snapshot and replays the history from the start.
+  const b = new FileDatastore(dir);
+  t.teardown(() => b.close());
+  const ac = new AbortController();
+  t.teardown(() => ac.abort());
+  const got: { type: string; gen?: number; prev?: number }[] = [];
+  for await (const ev of b.watch<{ gen: number }>('/b/', first.revision, ac.signal)) {
+    got.push({ type: ev.type, ...(ev.type === 'put' ? { gen: ev.value.gen } : {}), ...(ev.previous ? { prev: ev.previous.gen } : {}) });
+    if (got.length === 9) break;
+  }
+  t.same(got, [
+    { type: 'put', gen: 0 },
+    ...[1, 2, 3, 4, 5, 6].map((g) => ({ type: 'put', gen: g, prev: g - 1 })),
+    { type: 'delete', prev: 6 },
+    { type: 'put', gen: 7 },
+  ]);
+});
