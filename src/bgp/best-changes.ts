@@ -41,6 +41,10 @@ export class BestChangeBatch implements BestChanges {
   private hasMetric = false;
   private scheduled = false;
 
+  /** The microtask, made once: an arrow written inside push() made V8 allocate a context for `this` on
+   *  every call (~40 B per prefix of garbage, the largest single allocation of an ingest). */
+  private readonly flushTask = (): void => this.flush();
+
   /** onFlush runs once after the current synchronous work (a microtask) with the batch, then it is reset. */
   constructor(private readonly onFlush: (b: BestChanges) => void) {}
 
@@ -68,7 +72,7 @@ export class BestChangeBatch implements BestChanges {
     } else if (this.hasMetric) this.metrics[i] = undefined;
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this.flushTask);
     }
   }
 

@@ -45,8 +45,8 @@ export class Peer {
   readonly rawCache = new Map<string, AttrSet | null>();
   /** (best attrs, source, afi) → export attribute set. */
   readonly exportCache = new Map<number, AttrSet | null>();
-  /** Received UPDATEs / ROUTE-REFRESHes not yet processed: inQueue[inHead..]. */
-  inQueue: InboundMessage[] = [];
+  /** Received UPDATEs / ROUTE-REFRESHes not yet processed: inQueue[inHead..] (slots before inHead are emptied). */
+  inQueue: (InboundMessage | undefined)[] = [];
   inHead = 0;
   /** We asked the session to stop reading (queue over the bound). */
   inputHeld = false;
@@ -145,6 +145,20 @@ export class Peer {
     this.inQueue = [];
     this.inHead = 0;
     this.releaseInput();
+  }
+
+  /** The next queued message, its slot emptied: a taken UPDATE kept in the array until the queue
+   *  drained lived through young-generation collections and was promoted — old-generation garbage
+   *  of ~1 KB per UPDATE during an ingest. */
+  takeInbound(): InboundMessage | undefined {
+    if (this.inHead >= this.inQueue.length) return undefined;
+    const m = this.inQueue[this.inHead];
+    this.inQueue[this.inHead++] = undefined;
+    if (this.inHead >= 4096 && this.inHead * 2 >= this.inQueue.length) {
+      this.inQueue = this.inQueue.slice(this.inHead);
+      this.inHead = 0;
+    }
+    return m;
   }
 
   /** Queue a received message; at `max` queued, ask the session to stop reading (back-pressure). */

@@ -662,6 +662,8 @@ export class BgpSession extends EventEmitter<SessionEvents> {
     let n = 0;
     while (c.inbox.length > c.inboxAt) {
       if (c.dead || c.socket !== socket) return;
+      // Held by the consumer: the rest stays raw bytes until it asks again (holdInput(false)).
+      if (this.inputHeld && c === this.main) return;
       const frame = c.inbox[c.inboxAt++] as Buffer;
       this.onFrame(c, frame);
       if ((++n & 31) === 0 && Date.now() - t0 > budget && c.inbox.length > c.inboxAt) {
@@ -682,7 +684,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
 
   /**
    * Back-pressure from the consumer: hold = stop reading the socket (TCP's window then slows the
-   * peer); frames already read are still delivered. Release resumes reading.
+   * peer) and stop decoding what was already read (it waits as bytes). Release resumes both.
    */
   holdInput(hold: boolean): void {
     this.inputHeld = hold;

@@ -191,8 +191,14 @@ export class Exporter {
     for (const [key, g] of this.groups) if (g.disposed) this.groups.delete(key);
   }
 
+  // Called per prefix and group/peer: the closures are made in helpers of their own, as a closure
+  // written here would make V8 allocate its context on every call, scheduled or not.
   private scheduleGroupFlush(g: UpdateGroup): void {
     if (g.flushScheduled || g.disposed) return;
+    this.queueGroupFlush(g);
+  }
+
+  private queueGroupFlush(g: UpdateGroup): void {
     g.flushScheduled = true;
     setImmediate(() => {
       g.flushScheduled = false;
@@ -328,6 +334,10 @@ export class Exporter {
 
   scheduleFlush(p: Peer): void {
     if (p.flushScheduled || p.blocked) return;
+    this.queueFlush(p);
+  }
+
+  private queueFlush(p: Peer): void {
     p.flushScheduled = true;
     setImmediate(() => {
       p.flushScheduled = false;

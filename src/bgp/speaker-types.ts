@@ -219,7 +219,8 @@ export interface BgpSpeakerOptions {
   sessions: SessionFactory;
   /** Max milliseconds of UPDATE processing per event-loop turn (default 15). */
   sliceMs?: number;
-  /** Received messages queued per peer before its socket is paused (default 1024); resumed at a quarter. */
+  /** Received messages queued per peer before its input is held (default 128; the rest waits undecoded in the
+   *  session); resumed at a quarter. Small, so a decoded UPDATE is processed before it outlives young-generation GCs. */
   inboundQueueMax?: number;
   /** Update groups: a member's queued bytes that stop the group (default 1 MiB), that let it go on (256 KiB), how long a member may hold it back (3000 ms). */
   updateGroups?: { highWater?: number; lowWater?: number; evictMs?: number };

@@ -134,7 +134,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     this.identity = { asn: opts.asn, routerId: opts.routerId, ...(opts.clusterId ? { clusterId: opts.clusterId } : {}) };
     this.sessions = opts.sessions;
     this.sliceMs = opts.sliceMs ?? 15;
-    this.inboundMax = Math.max(4, opts.inboundQueueMax ?? 1024);
+    this.inboundMax = Math.max(4, opts.inboundQueueMax ?? 128);
     this.exporter = new Exporter({
       rib: this.rib,
       attrTable: this.attrTable,
@@ -623,15 +623,11 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     let n = 0;
     while (this.busy.size > 0) {
       for (const p of this.busy) {
-        if (p.inHead >= p.inQueue.length) {
+        const m = p.takeInbound();
+        if (m === undefined) {
           p.clearInbound();
           this.busy.delete(p);
           continue;
-        }
-        const m = p.inQueue[p.inHead++]!;
-        if (p.inHead >= 4096 && p.inHead * 2 >= p.inQueue.length) {
-          p.inQueue = p.inQueue.slice(p.inHead);
-          p.inHead = 0;
         }
         if (p.inputHeld) p.releaseInput(this.inboundMax >> 2);
         try {

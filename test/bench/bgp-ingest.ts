@@ -192,7 +192,7 @@ async function runTabby(n: number, msgs: Buffer[], slowUs = 0, root?: string): P
     cpu,
     rssBytes: rss,
     deltaBytes: rss - before,
-    note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (socket paused at 1024; frames already read still arrive), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}`,
+    note: `heap ${(Number(done.heapUsed) / 1e6).toFixed(0)} MB after GC, ${done.attrSets} attribute sets, ${done.events} best-route events, inbound queue peak ${done.inboundPeak} UPDATEs (input held at 128: the rest waits undecoded), peak RSS ${(Number(done.rssPeak) / 1e6).toFixed(0)} MB${slowUs > 0 ? `, consumer slowed to ${slowUs} µs per best-route event` : ''}`,
   };
 }
 

@@ -272,6 +272,48 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(rc.address);
   });
 
+  await t.test('held input: frames already read wait undecoded until the consumer releases it', async (t) => {
+    // A consumer at its queue bound holds input: nothing more may be decoded and handed over (a 64 KB
+    // read holds ~600 small UPDATEs; delivered anyway, they sat decoded in the consumer's queue).
+    const rc = new BgpSession({ ...base, address: '127.0.0.2' });
+    listener.add(rc);
+    rc.start();
+    t.teardown(() => rc.stop());
+    let n = 0;
+    rc.on('update', () => {
+      if (++n === 1) rc.holdInput(true);
+    });
+    const r = await rawPeer(listener.port);
+    await r.next('open');
+    r.send(peerOpen());
+    await r.next('keepalive');
+    r.send(encodeKeepalive());
+    for (let i = 0; i < 100 && !rc.established; i++) await new Promise((x) => setTimeout(x, 10));
+    const bufs: Buffer[] = [];
+    for (let i = 0; i < 200; i++)
+      bufs.push(
+        encodeMessage(
+          {
+            type: 'update',
+            withdrawn: emptyPrefixList(1),
+            nlri: prefixListFromStrings(1, [`10.9.${i}.0/24`]),
+            attrs: { origin: 0, asPath: [], nextHop: '127.0.0.2', localPref: 100 },
+          },
+          AS4_CAPS,
+        ),
+      );
+    r.send(Buffer.concat(bufs)); // 10 KB: one read
+    for (let i = 0; i < 3000 && n === 0; i++) await new Promise((x) => setTimeout(x, 10));
+    await new Promise((x) => setTimeout(x, 300));
+    t.equal(n, 1, 'held after the first UPDATE: none of the other 199 handed over');
+    rc.holdInput(false);
+    for (let i = 0; i < 3000 && n < 200; i++) await new Promise((x) => setTimeout(x, 10));
+    t.equal(n, 200, 'released: all 200 in order of arrival');
+    t.ok(rc.established, 'session up');
+    rc.stop();
+    listener.remove(rc.address);
+  });
+
   await t.test('a consumer that throws on an UPDATE resets the session (Cease 6/8), no crash', async (t) => {
     const s = session();
     s.on('update', () => {

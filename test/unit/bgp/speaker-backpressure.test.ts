@@ -1,6 +1,8 @@
 // Back-pressure and fairness in the speaker: a peer's inbound queue is bounded (the session is told
 // to stop reading, and to resume once drained); route refresh goes through the Adj-RIB-Out path.
 import t from 'tap';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, type UpdateMessage } from '../../../src/bgp/codec/types.js';
@@ -97,4 +99,39 @@ t.test('route refresh: through the Adj-RIB-Out, respects a blocked socket, 1000 
   t.ok(refreshed >= 1 && refreshed <= 2, `1000 requests coalesced into ${refreshed} refresh(es)`);
   t.ok(out.sentBytes - before <= dumpBytes * 2.5, `total ${out.sentBytes - before} bytes: one Adj-RIB-Out per refresh`);
   t.equal(a.locRib().size, 2000, 'the peer still has every route');
+});
+
+t.test('a processed UPDATE is let go while later ones still wait in the queue', async (t) => {
+  // Each UPDATE taken from the queue stayed referenced by it until the whole queue drained: during an
+  // ingest every decoded UPDATE outlived young-generation collections (old-generation garbage).
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', inboundQueueMax: 1000 });
+  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
+  b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
+  await a.start();
+  await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
+  const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  b.on('best', () => {
+    const end = performance.now() + 1; // 1 ms per prefix: 300 UPDATEs take seconds
+    while (performance.now() < end) {
+      /* slow consumer */
+    }
+  });
+  const N = 300;
+  const firsts: WeakRef<UpdateMessage>[] = [];
+  for (let u = 0; u < N; u++) {
+    const m = decodeMessage(update({ attrs: valid(), nlri: [`10.${u >> 8}.${u & 255}.0/24`] }), AS4_CAPS) as UpdateMessage;
+    if (u < 5) firsts.push(new WeakRef(m));
+    rx.emit('update', m);
+  }
+  await until(() => b.locRib().size >= 10, 30_000, 'the first UPDATEs processed');
+  gc();
+  t.ok(b.peers()[0]!.inboundQueued > 0, `UPDATEs still queued (${b.peers()[0]!.inboundQueued})`);
+  t.equal(firsts.filter((w) => w.deref() !== undefined).length, 0, 'the first 5, processed, are collected');
+  await until(() => b.locRib().size === N, 60_000, 'all processed');
 });
