@@ -2,6 +2,8 @@
 // every path that carries it (a full table has ~1M prefixes but only tens of thousands of distinct
 // attribute sets — this sharing is what keeps the RIB small). Reference-counted by the RIBs: a set
 // leaves the table when its last path goes.
+// Found by a numeric hash of the attributes and compared field by field (hashAttrs/sameAttrs): no
+// text key per set (a concatenated key string was ~300 B per set kept, and built for every UPDATE).
 //
 // An AttrSet never holds MP_REACH/MP_UNREACH (their NLRI are not attributes of a path); the next hop
 // of either family is kept in `nextHop` (+ `linkLocal` for IPv6). The decision process (decision.ts)
@@ -36,7 +38,8 @@ export class AttrSet {
 
   constructor(
     readonly id: number,
-    readonly key: string,
+    /** hashAttrs(attrs): where the table keeps it */
+    readonly hash: number,
     readonly attrs: Readonly<RouteAttributes>,
   ) {
     this.origin = attrs.origin ?? 2;
@@ -74,7 +77,7 @@ export function neighborAs(path: readonly AsPathSegment[] | undefined): number {
   return 0;
 }
 
-/** Canonical text of an attribute set: equal attributes ⇔ equal keys. */
+/** Canonical text of an attribute set: equal attributes ⇔ equal keys (for logs and tests; interning uses hashAttrs). */
 export function attrKey(a: RouteAttributes): string {
   let k = `o${a.origin ?? ''}|n${a.nextHop ?? ''}`;
   if (a.linkLocal !== undefined) k += `|ll${a.linkLocal}`;
@@ -96,6 +99,79 @@ export function attrKey(a: RouteAttributes): string {
   return k;
 }
 
+// FNV-1a style mixing over 32-bit words; allocation-free (no text is built).
+const mix = (h: number, v: number): number => Math.imul(h ^ v, 0x01000193);
+function mixText(h: number, s: string): number {
+  h = mix(h, s.length);
+  for (let i = 0; i < s.length; i++) h = mix(h, s.charCodeAt(i));
+  return h;
+}
+const OPT = 0x7fffffff; // stands for "absent" where 0 is a value
+
+/** A 32-bit hash of the attributes: equal attributes (sameAttrs) ⇒ equal hashes. */
+export function hashAttrs(a: RouteAttributes): number {
+  let h = mix(0x811c9dc5, a.origin ?? OPT);
+  h = mixText(h, a.nextHop ?? '');
+  if (a.linkLocal !== undefined) h = mixText(mix(h, 1), a.linkLocal);
+  if (a.asPath)
+    for (const seg of a.asPath) {
+      h = mix(mix(h, 2), seg.type);
+      for (const x of seg.asns) h = mix(h, x);
+    }
+  h = mix(mix(h, 3), a.med ?? OPT);
+  h = mix(h, a.localPref ?? OPT);
+  if (a.atomicAggregate) h = mix(h, 4);
+  if (a.aggregator) h = mixText(mix(mix(h, 5), a.aggregator.asn), a.aggregator.address);
+  if (a.communities) for (const c of a.communities) h = mix(mix(h, 6), c);
+  if (a.originatorId !== undefined) h = mixText(mix(h, 7), a.originatorId);
+  if (a.clusterList) for (const c of a.clusterList) h = mixText(mix(h, 8), c);
+  if (a.extCommunities) for (const e of a.extCommunities) h = mix(mix(mix(h, 9), Number(e >> 32n)), Number(e & 0xffffffffn));
+  if (a.largeCommunities) for (const c of a.largeCommunities) h = mix(mix(mix(mix(h, 10), c.global), c.local1), c.local2);
+  if (a.unknown)
+    for (const u of a.unknown) {
+      h = mix(mix(mix(h, 11), u.code), u.flags);
+      for (let i = 0; i < u.value.length; i++) h = mix(h, u.value[i]!);
+    }
+  if (a.priority !== undefined) h = mix(mix(h, 12), a.priority);
+  return h | 0;
+}
+
+const none: readonly never[] = [];
+
+function sameList<T>(x: readonly T[] | undefined, y: readonly T[] | undefined, eq: (a: T, b: T) => boolean): boolean {
+  const a = x ?? none,
+    b = y ?? none;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!eq(a[i]!, b[i]!)) return false;
+  return true;
+}
+const is = <T>(a: T, b: T): boolean => a === b;
+
+/** The same attributes (what attrKey tells apart; an empty list = none, atomicAggregate false = absent). */
+export function sameAttrs(a: RouteAttributes, b: RouteAttributes): boolean {
+  return (
+    a.origin === b.origin &&
+    (a.nextHop ?? '') === (b.nextHop ?? '') &&
+    a.linkLocal === b.linkLocal &&
+    a.med === b.med &&
+    a.localPref === b.localPref &&
+    !a.atomicAggregate === !b.atomicAggregate &&
+    a.originatorId === b.originatorId &&
+    a.priority === b.priority &&
+    (a.aggregator === b.aggregator ||
+      (a.aggregator !== undefined &&
+        b.aggregator !== undefined &&
+        a.aggregator.asn === b.aggregator.asn &&
+        a.aggregator.address === b.aggregator.address)) &&
+    sameList(a.asPath, b.asPath, (x, y) => x.type === y.type && sameList(x.asns, y.asns, is)) &&
+    sameList(a.communities, b.communities, is) &&
+    sameList(a.clusterList, b.clusterList, is) &&
+    sameList(a.extCommunities, b.extCommunities, is) &&
+    sameList(a.largeCommunities, b.largeCommunities, (x, y) => x.global === y.global && x.local1 === y.local1 && x.local2 === y.local2) &&
+    sameList(a.unknown, b.unknown, (x, y) => x.code === y.code && x.flags === y.flags && x.value.equals(y.value))
+  );
+}
+
 /** Strip MP_REACH/MP_UNREACH and wire-layout hints; take the MP next hop when the family is not IPv4. */
 export function routeAttributesOf(a: PathAttributes, mpNextHop?: { nextHop: string; linkLocal?: string }): RouteAttributes {
   const { mpReach: _r, mpUnreach: _u, wireOrder: _o, wireExtended: _e, ...rest } = a;
@@ -110,17 +186,28 @@ export function routeAttributesOf(a: PathAttributes, mpNextHop?: { nextHop: stri
 
 /** The table of interned sets. */
 export class AttrTable {
-  private readonly byKey = new Map<string, AttrSet>();
+  /** hash → the set, or the sets, with that hash */
+  private readonly byHash = new Map<number, AttrSet | AttrSet[]>();
   private nextId = 1;
+  private count = 0;
+
+  /** `hash` is for tests (a constant one makes every set collide). */
+  constructor(private readonly hash: (a: RouteAttributes) => number = hashAttrs) {}
 
   /** The one AttrSet for these attributes (created on first use). Does not take a reference. */
   intern(attrs: RouteAttributes): AttrSet {
-    const key = attrKey(attrs);
-    let set = this.byKey.get(key);
-    if (!set) {
-      set = new AttrSet(this.nextId++, key, freezeAttrs(attrs));
-      this.byKey.set(key, set);
+    const h = this.hash(attrs);
+    const cur = this.byHash.get(h);
+    if (cur !== undefined) {
+      if (!Array.isArray(cur)) {
+        if (sameAttrs(cur.attrs, attrs)) return cur;
+      } else for (const x of cur) if (sameAttrs(x.attrs, attrs)) return x;
     }
+    const set = new AttrSet(this.nextId++, h, freezeAttrs(attrs));
+    if (cur === undefined) this.byHash.set(h, set);
+    else if (Array.isArray(cur)) cur.push(set);
+    else this.byHash.set(h, [cur, set]);
+    this.count++;
     return set;
   }
 
@@ -129,15 +216,24 @@ export class AttrTable {
   }
 
   unref(set: AttrSet): void {
-    if (--set.refs <= 0) {
-      set.refs = 0;
-      if (this.byKey.get(set.key) === set) this.byKey.delete(set.key);
+    if (--set.refs > 0) return;
+    set.refs = 0;
+    const cur = this.byHash.get(set.hash);
+    if (cur === set) {
+      this.byHash.delete(set.hash);
+      this.count--;
+    } else if (Array.isArray(cur)) {
+      const i = cur.indexOf(set);
+      if (i < 0) return;
+      cur.splice(i, 1);
+      if (cur.length === 1) this.byHash.set(set.hash, cur[0]!);
+      this.count--;
     }
   }
 
   /** Distinct sets currently interned. */
   get size(): number {
-    return this.byKey.size;
+    return this.count;
   }
 }
 
