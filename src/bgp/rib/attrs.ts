@@ -242,8 +242,11 @@ export class AttrTable {
  * never mutate them afterwards. Nested arrays are frozen too; Buffers cannot be, and are not shared.
  */
 function freezeAttrs(a: RouteAttributes): RouteAttributes {
+  if (Object.isFrozen(a)) return a; // a set's attributes interned again after the set left the table
   for (const k of Object.keys(a) as (keyof RouteAttributes)[]) if (a[k] === undefined) delete a[k];
   if (a.asPath) {
+    // a copy of exact length: the decoder pushes segments, and a pushed-to array keeps room for 17
+    a.asPath = a.asPath.slice();
     for (const seg of a.asPath) {
       Object.freeze(seg.asns);
       Object.freeze(seg);
