@@ -9,7 +9,9 @@
 // way whoever reflects. The feeder is tabby's BgpSession writing pre-encoded UPDATEs.
 // Usage: node dist/test/bench/rr-fanout.js [N…]   (default 100000; root; bird2)
 //        BENCH_QUICK=1: N = 20000, one run;  BENCH_REPEAT=<runs each, default 2>;  BENCH_CLIENTS=<C, default 50>
-//        BENCH_RECEIVERS=bird,tabby;  BENCH_CPU_PROF=<dir>: the tabby reflector runs with --cpu-prof into it.
+//        BENCH_RECEIVERS=bird,tabby[,tabby-before];  BENCH_CPU_PROF=<dir>: the tabby reflector runs with --cpu-prof into it.
+//        BENCH_BEFORE_REPO=<a built checkout of an earlier tabby>: the receiver tabby-before runs that tree's reflector
+//        (before/after in one run).
 // Prints `RESULT {json}` per N for the report (report.ts).
 import { cleanup, cpuOf, jsonLines, procStatus, sleep, stopOnTeardown, t } from './proc.js';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
@@ -116,11 +118,14 @@ ${nb}
   };
 }
 
-async function runTabby(n: number, c: number): Promise<RrResult> {
+async function runTabby(n: number, c: number, before = false): Promise<RrResult> {
   const topo = topology('rt', 77, c);
   const cfg = { asn: ASN, routerId: topo.rr, listen: topo.rr, peers: [topo.feeder, ...topo.clients] };
   const prof = process.env.BENCH_CPU_PROF;
-  const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(here, 'rr-fanout-reflector.js')];
+  const beforeRepo = process.env.BENCH_BEFORE_REPO ?? '';
+  if (before && !beforeRepo) throw new Error('tabby-before needs BENCH_BEFORE_REPO (a built checkout of the earlier tabby)');
+  const dir = before ? path.join(beforeRepo, 'dist/test/bench') : here;
+  const args = [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), path.join(dir, 'rr-fanout-reflector.js')];
   const p: ChildProcess = spawn('ip', ['netns', 'exec', topo.rrNs, process.execPath, ...args], {
     env: { ...process.env, TABBY_BENCH_RRX: JSON.stringify(cfg) },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -146,7 +151,7 @@ async function runTabby(n: number, c: number): Promise<RrResult> {
     .map((l) => JSON.parse(l) as Record<string, number>)[0];
   await cleanup();
   return {
-    receiver: 'tabby',
+    receiver: before ? 'tabby-before' : 'tabby',
     seconds: r.seconds,
     firstSeconds: r.firstSeconds,
     cpu: r.cpu,
@@ -184,7 +189,7 @@ try {
     const runs = new Map<string, RrResult[]>();
     for (let rep = 0; rep < repeat; rep++) {
       for (const r of receivers) {
-        const res = r === 'bird' ? await runBird(n, clients) : await runTabby(n, clients);
+        const res = r === 'bird' ? await runBird(n, clients) : await runTabby(n, clients, r === 'tabby-before');
         runs.set(r, [...(runs.get(r) ?? []), res]);
         console.log(`  run ${rep + 1}: ${fmt(res)}   load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`);
       }
@@ -193,7 +198,7 @@ try {
     for (const [r, rs] of runs) {
       const b = rs.reduce((a, x) => (x.seconds < a.seconds ? x : a));
       const ts = rs.map((x) => x.seconds).sort((a, x) => a - x);
-      best.set(r, { ...b, runs: rs.length, spread: [ts[0]!, ts[ts.length - 1]!] });
+      best.set(r === 'tabby-before' ? 'tabbyBefore' : r, { ...b, runs: rs.length, spread: [ts[0]!, ts[ts.length - 1]!] });
       console.log(`  best of ${rs.length}: ${fmt(b)}   (spread ${ts[0]!.toFixed(2)}–${ts[ts.length - 1]!.toFixed(2)} s)`);
     }
     const b = best.get('bird');
@@ -203,6 +208,11 @@ try {
         `  ratio tabby/BIRD at ${n}: time ${(tb.seconds / b.seconds).toFixed(2)}×, peak RSS ${(tb.peakRss / b.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, b.cpu)).toFixed(2)}×   (aim: ≤ 1.5× time)`,
       );
     }
+    const tbb = best.get('tabbyBefore');
+    if (tb && tbb)
+      console.log(
+        `  now/before at ${n}: time ${(tb.seconds / tbb.seconds).toFixed(2)}×, peak RSS ${(tb.peakRss / tbb.peakRss).toFixed(2)}×, CPU ${(tb.cpu / Math.max(0.01, tbb.cpu)).toFixed(2)}×`,
+      );
     console.log(`RESULT ${JSON.stringify({ bench: 'rr-fanout', n, clients, ...Object.fromEntries(best) })}`);
   }
 } finally {

@@ -110,27 +110,44 @@ const OPT = 0x7fffffff; // stands for "absent" where 0 is a value
 
 /** A 32-bit hash of the attributes: equal attributes (sameAttrs) ⇒ equal hashes. */
 export function hashAttrs(a: RouteAttributes): number {
+  // index loops: this runs once per received UPDATE, and must not allocate (no iterators)
   let h = mix(0x811c9dc5, a.origin ?? OPT);
   h = mixText(h, a.nextHop ?? '');
   if (a.linkLocal !== undefined) h = mixText(mix(h, 1), a.linkLocal);
-  if (a.asPath)
-    for (const seg of a.asPath) {
+  const path = a.asPath;
+  if (path)
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]!;
       h = mix(mix(h, 2), seg.type);
-      for (const x of seg.asns) h = mix(h, x);
+      for (let j = 0; j < seg.asns.length; j++) h = mix(h, seg.asns[j]!);
     }
   h = mix(mix(h, 3), a.med ?? OPT);
   h = mix(h, a.localPref ?? OPT);
   if (a.atomicAggregate) h = mix(h, 4);
   if (a.aggregator) h = mixText(mix(mix(h, 5), a.aggregator.asn), a.aggregator.address);
-  if (a.communities) for (const c of a.communities) h = mix(mix(h, 6), c);
+  const cs = a.communities;
+  if (cs) for (let i = 0; i < cs.length; i++) h = mix(mix(h, 6), cs[i]!);
   if (a.originatorId !== undefined) h = mixText(mix(h, 7), a.originatorId);
-  if (a.clusterList) for (const c of a.clusterList) h = mixText(mix(h, 8), c);
-  if (a.extCommunities) for (const e of a.extCommunities) h = mix(mix(mix(h, 9), Number(e >> 32n)), Number(e & 0xffffffffn));
-  if (a.largeCommunities) for (const c of a.largeCommunities) h = mix(mix(mix(mix(h, 10), c.global), c.local1), c.local2);
-  if (a.unknown)
-    for (const u of a.unknown) {
+  const cl = a.clusterList;
+  if (cl) for (let i = 0; i < cl.length; i++) h = mixText(mix(h, 8), cl[i]!);
+  const ext = a.extCommunities;
+  if (ext)
+    for (let i = 0; i < ext.length; i++) {
+      const e = ext[i]!;
+      h = mix(mix(mix(h, 9), Number(e >> 32n)), Number(e & 0xffffffffn));
+    }
+  const lc = a.largeCommunities;
+  if (lc)
+    for (let i = 0; i < lc.length; i++) {
+      const c = lc[i]!;
+      h = mix(mix(mix(mix(h, 10), c.global), c.local1), c.local2);
+    }
+  const un = a.unknown;
+  if (un)
+    for (let i = 0; i < un.length; i++) {
+      const u = un[i]!;
       h = mix(mix(mix(h, 11), u.code), u.flags);
-      for (let i = 0; i < u.value.length; i++) h = mix(h, u.value[i]!);
+      for (let j = 0; j < u.value.length; j++) h = mix(h, u.value[j]!);
     }
   if (a.priority !== undefined) h = mix(mix(h, 12), a.priority);
   return h | 0;
@@ -201,7 +218,7 @@ export class AttrTable {
     if (cur !== undefined) {
       if (!Array.isArray(cur)) {
         if (sameAttrs(cur.attrs, attrs)) return cur;
-      } else for (const x of cur) if (sameAttrs(x.attrs, attrs)) return x;
+      } else for (let i = 0; i < cur.length; i++) if (sameAttrs(cur[i]!.attrs, attrs)) return cur[i]!;
     }
     const set = new AttrSet(this.nextId++, h, freezeAttrs(attrs));
     if (cur === undefined) this.byHash.set(h, set);

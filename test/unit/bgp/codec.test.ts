@@ -214,6 +214,50 @@ t.test('prefix representation', async (t) => {
   t.same(prefixListToStrings((decodeMessage(msg, AS4_CAPS) as UpdateMessage).nlri), ['10.1.240.0/20']);
 });
 
+t.test("decoded prefix lists share slabs, never each other's bytes", async (t) => {
+  // Decoded lists are views into shared slabs (not two ArrayBuffers per UPDATE); each list has bytes of its own.
+  const enc = (i: number, n: number, afi: 1 | 2): Buffer => {
+    const cidrs = Array.from({ length: n }, (_, j) => (afi === 1 ? `10.${i >> 8}.${i & 255}.${j}/32` : `2001:db8:${i}:${j}::/64`));
+    const nlri = prefixListFromStrings(afi, cidrs);
+    return encodeMessage(
+      afi === 1
+        ? { type: 'update', withdrawn: emptyPrefixList(1), attrs: { origin: 0, asPath: [], nextHop: '10.0.0.1' }, nlri }
+        : {
+            type: 'update',
+            withdrawn: emptyPrefixList(1),
+            nlri: emptyPrefixList(1),
+            attrs: { origin: 0, asPath: [], mpReach: { afi: 2, safi: 1, nextHop: '2001:db8::1', nlri } },
+          },
+      AS4_CAPS,
+    );
+  };
+  const lists = [];
+  for (let i = 0; i < 300; i++) {
+    const m = decodeMessage(enc(i, 1 + (i % 40), i % 3 === 0 ? 2 : 1), AS4_CAPS) as UpdateMessage;
+    lists.push({ i, afi: i % 3 === 0 ? 2 : 1, list: i % 3 === 0 ? m.attrs!.mpReach!.nlri : m.nlri });
+  }
+  const buffers = new Set(lists.map((x) => x.list.addrs.buffer));
+  t.ok(buffers.size < 20, `300 lists over ${buffers.size} slab(s)`);
+  // overwrite every list's bytes after decoding all: a list overlapping another would change it
+  for (const { list } of lists) {
+    list.addrs.fill(0xffffffff);
+    list.lens.fill(0);
+  }
+  for (const { i, afi, list } of lists) {
+    const again = decodeMessage(enc(i, 1 + (i % 40), afi as 1 | 2), AS4_CAPS) as UpdateMessage;
+    const want = afi === 2 ? again.attrs!.mpReach!.nlri : again.nlri;
+    list.addrs.set(want.addrs);
+    list.lens.set(want.lens);
+  }
+  for (const { i, afi, list } of lists) {
+    const n = 1 + (i % 40);
+    const cidrs = Array.from({ length: n }, (_, j) => (afi === 1 ? `10.${i >> 8}.${i & 255}.${j}/32` : `2001:db8:${i}:${j}::/64`));
+    const want = prefixListToStrings(prefixListFromStrings(afi as 1 | 2, cidrs));
+    if (JSON.stringify(prefixListToStrings(list)) !== JSON.stringify(want)) t.fail(`list ${i} changed by another`);
+  }
+  t.pass('every list kept its own prefixes');
+});
+
 t.test('framer: any split of the stream gives the same messages', async (t) => {
   const msgs = [
     encodeMessage({ type: 'open', version: 4, asn: 65000, holdTime: 90, routerId: '1.1.1.1', capabilities: ALL_CAPS }, AS4_CAPS),
