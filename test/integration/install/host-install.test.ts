@@ -100,7 +100,9 @@ async function until<T>(fn: () => T | undefined | false, timeoutMs: number): Pro
   }
 }
 
-t.test('make install / uninstall', { skip, timeout: 300_000 }, async (t) => {
+// The timeout covers the wait for the host-paths lock: deb.test.ts holds it while it builds and installs
+// a package (~140 s at load 20, after which this test's own ~160 s went past a 300 s bound).
+t.test('make install / uninstall', { skip, timeout: 560_000 }, async (t) => {
   t.teardown(await hostPathsLock());
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}inst-`));
   const ns = `tb${run}in`.slice(0, 15);
