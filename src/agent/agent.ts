@@ -52,6 +52,7 @@ import { bfdTimersOf, peerResourceOf, restartTimeSeconds } from './peer-resource
 import { communitiesFor, type CommunityConfig } from './bgp-policy.js';
 import { serviceAdvertisements, type ServicesPort } from './k8s-services.js';
 import type { RouteReportEntry } from '../bgp/route-report.js';
+import { isoTime } from '../common/iso-time.js';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -828,7 +829,7 @@ export class Agent extends EventEmitter implements StatusSource {
         asn: d.asn,
         type: d.type,
         state: s?.state ?? 'Idle',
-        since: (s?.since ?? this.startedAt).toISOString(),
+        since: isoTime(s?.since ?? this.startedAt),
         info: held ?? s?.info ?? 'Idle',
         prefixesReceived: s?.prefixesReceived ?? 0,
         prefixesAccepted: s?.prefixesAccepted ?? 0,
@@ -876,7 +877,7 @@ export class Agent extends EventEmitter implements StatusSource {
       mode: this.cfg.mode,
       version: this.deps.version ?? 'unknown',
       pid: process.pid,
-      startedAt: this.startedAt.toISOString(),
+      startedAt: isoTime(this.startedAt),
       address,
       asNumber: this.asn,
       routerId: this.routerId,
@@ -925,7 +926,7 @@ export class Agent extends EventEmitter implements StatusSource {
         deletesHeld: !this.converged,
       },
     };
-    if (p?.lastError) r.lastError = { message: p.lastError.message, at: p.lastError.at.toISOString() };
+    if (p?.lastError) r.lastError = { message: p.lastError.message, at: isoTime(p.lastError.at) };
     if (p?.resync) r.kernel.resync = p.resync;
     return r;
   }

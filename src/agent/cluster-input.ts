@@ -12,6 +12,7 @@ import { peerResourceOf } from './peer-resource.js';
 import type { AgentStatusJson } from './status-types.js';
 import { STALE_AUTO, type ClusterInput, type NodeStatusRecord } from './cluster-check.js';
 import { calicoSelectorMatch } from './wiring-store.js';
+import { isoTime } from '../common/iso-time.js';
 
 /** Where agents publish their NodeStatusRecord: `<prefix><node>`. Not under the prefixes agents watch. */
 /** The agent's /status lists at most this many routes (agent.ts STATUS_ROUTES_LIMIT). */
@@ -24,7 +25,7 @@ export function recordFromStatus(s: AgentStatusJson, now: Date = new Date()): No
     node: s.nodeName,
     mode: s.mode,
     version: s.version,
-    updatedAt: now.toISOString(),
+    updatedAt: isoTime(now),
     startedAt: s.startedAt,
     sessions: s.peers.map((p) => ({ peer: p.address, type: p.type, state: p.state, since: p.since, info: p.info })),
     blocks: s.blocks.map((b) => ({ cidr: b.cidr, state: b.state })),

@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.js';
 import type { NodeStatusRecord } from './cluster-check.js';
 import { NODES_PREFIX, STATUS_PREFIX } from '../datastore/keys.js';
 import { statusKey } from './cluster-input.js';
+import { isoTime } from '../common/iso-time.js';
 
 export interface PublisherOptions {
   ds: Datastore;
@@ -66,8 +67,8 @@ export class NodeStatusPublisher {
       return;
     }
     rec.ready = false;
-    rec.problems = [...rec.problems, `tabby-node stopped (${why}) at ${new Date(this.o.now()).toISOString()}`];
-    rec.updatedAt = new Date(this.o.now()).toISOString();
+    rec.problems = [...rec.problems, `tabby-node stopped (${why}) at ${isoTime(this.o.now())}`];
+    rec.updatedAt = isoTime(this.o.now());
     rec.intervalMs = this.o.heartbeatMs;
     // Never hold up a shutdown on an unreachable datastore.
     await Promise.race([this.write(rec).catch(() => undefined), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
@@ -94,7 +95,7 @@ export class NodeStatusPublisher {
     const changed = body !== this.lastBody;
     const since = now - this.lastWrite;
     if (!(changed && since >= this.o.minIntervalMs) && since < this.o.heartbeatMs) return;
-    rec.updatedAt = new Date(now).toISOString();
+    rec.updatedAt = isoTime(now);
     rec.intervalMs = this.o.heartbeatMs;
     try {
       await this.write(rec);

@@ -6,6 +6,7 @@
 import type { BgpState } from '../bgp/index.js';
 import type { DesiredPeer } from './peers.js';
 import type { PeerStatusJson } from './status-types.js';
+import { isoTime } from '../common/iso-time.js';
 
 export type SessionEvent =
   | { kind: 'state'; peer: string; at: string; from: BgpState; to: BgpState; info: string; count?: number; lastAt?: string }
@@ -70,7 +71,7 @@ export class SessionHistory {
   ) {}
 
   record(input: SessionEventInput): void {
-    const at = this.now().toISOString();
+    const at = isoTime(this.now());
     let h = this.byPeer.get(input.peer);
     if (!h) {
       h = { events: [], dropped: 0 };
@@ -124,5 +125,5 @@ export function sessionsJson(
     if (d.peerNode) config.peerNode = d.peerNode;
     peers.push({ status: st, config, ...history.events(d.address) });
   }
-  return { nodeName, now: now.toISOString(), peers };
+  return { nodeName, now: isoTime(now), peers };
 }

@@ -336,7 +336,11 @@ export class StatusServer {
 
   private listen(handler: http.RequestListener, where: HostPort | string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const srv = http.createServer(handler);
+      // No Date header: node formats it with Date#toUTCString, which loads ICU's zone data (common/iso-time.ts).
+      const srv = http.createServer((req, res) => {
+        res.sendDate = false;
+        handler(req, res);
+      });
       srv.keepAliveTimeout = 5000;
       srv.once('error', reject);
       const done = (): void => {

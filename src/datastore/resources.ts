@@ -36,6 +36,7 @@ export * from './policy-types.js';
 import type { BGPFilterSpec } from './bgpfilter.js';
 export type { BGPFilterSpec } from './bgpfilter.js';
 import type { IPReservationSpec } from './ipreservation.js';
+import { isoTime } from '../common/iso-time.js';
 export type { IPReservationSpec } from './ipreservation.js';
 
 export type EncapMode = 'Always' | 'CrossSubnet' | 'Never';
@@ -343,7 +344,7 @@ export class ResourceStore {
     if (await this.get(res.kind, name)) throw new ResourceExists(res.kind, name);
     await this.checkAgainstStore(res);
     const stored = toStored(res);
-    stored.metadata.creationTimestamp = this.now().toISOString();
+    stored.metadata.creationTimestamp = isoTime(this.now());
     stored.metadata.uid = randomUUID();
     try {
       return fromKV<R>(await this.ds.create(resourceKey(res.kind, name), stored));
@@ -399,7 +400,7 @@ export class ResourceStore {
     await this.checkAgainstStore(res, cur);
     if (!cur) {
       const stored = toStored(res);
-      stored.metadata.creationTimestamp = this.now().toISOString();
+      stored.metadata.creationTimestamp = isoTime(this.now());
       stored.metadata.uid = randomUUID();
       return { op: 'create', key, value: stored };
     }

@@ -7,6 +7,7 @@
 // Callers copy a block (cloneBlock), change the copy, and write it back with a compare-and-swap.
 import { bitsOf, cidrContains, cidrSize, formatCidr, formatIp, nthIp, parseCidr, parseIp, type Cidr, type Family } from '../common/ip.js';
 import { NO_RESERVATIONS, type Reservations } from './reservations.js';
+import { isoTime } from '../common/iso-time.js';
 
 export interface AllocationAttribute {
   /** The allocation owner, e.g. `k8s-pod-network.<containerID>`; null for an anonymous allocation. */
@@ -81,7 +82,7 @@ export function newBlock(cidr: Cidr, node: string | null, now: Date = new Date()
   return {
     cidr: formatCidr(cidr),
     affinity: node === null ? null : hostAffinity(node),
-    ...(node === null ? {} : { affinityClaimTime: now.toISOString() }),
+    ...(node === null ? {} : { affinityClaimTime: isoTime(now) }),
     allocations: new Array<number | null>(size).fill(null),
     unallocated: Array.from({ length: size }, (_, i) => i),
     attributes: [],

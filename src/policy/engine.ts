@@ -21,6 +21,7 @@ import { PolicyState, type PolicyResource } from './state.js';
 import { POLICY_TABLE } from './render.js';
 import type { PolicyStatusJson } from '../agent/status-types.js';
 import { NftError, PolicyTable as PolicyTableImpl, lazyNftRunner, type PolicyTable, type ProgramResult } from './nft.js';
+import { isoTime } from '../common/iso-time.js';
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
@@ -325,7 +326,7 @@ export class PolicyEngine extends EventEmitter {
             programmed: true,
             localEndpoints: this.state!.localEndpoints,
             policies: this.state!.policyCount,
-            lastProgram: { ...r, at: new Date().toISOString(), ms, compileMs, nftMs: ms - compileMs },
+            lastProgram: { ...r, at: isoTime(), ms, compileMs, nftMs: ms - compileMs },
           };
           delete this.st.lastError;
           if (r.mode !== 'none')
