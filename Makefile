@@ -23,8 +23,10 @@ deps-apt:
 deps-npm:
 	npm ci --no-audit --no-fund
 
+# The modules in dist/, then the one-file tabby-node every launcher runs (dist/tabby-node.cjs, deploy/bundle.mjs).
 build:
 	tsc -p .
+	node deploy/bundle.mjs
 
 # Formatter and linter (Biome, biome.json). `make test` checks both (test/unit/house/lint.test.ts).
 fmt:

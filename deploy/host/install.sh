@@ -38,13 +38,14 @@ die() { printf 'tabby install: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- stage
 stage() {
-  [ -f "$ROOT/dist/src/agent/main.js" ] || die "dist/ is missing: build first (make build)"
+  [ -f "$ROOT/dist/src/agent/main.js" ] && [ -f "$ROOT/dist/tabby-node.cjs" ] || die "dist/ is missing: build first (make build)"
   [ -f "$ROOT/src/native/build/Release/tabby_native.node" ] || die "the native addon is missing: run npm ci (it builds src/native)"
   local tmp="$STAGE.tmp"
   rm -rf "$tmp"
   mkdir -p "$tmp/dist" "$tmp/src/native/build/Release" "$tmp/proto/bgp" "$tmp/deploy/systemd"
   cp "$ROOT/package.json" "$ROOT/package-lock.json" "$ROOT/README.md" "$tmp/"
   cp -r "$ROOT/dist/src" "$tmp/dist/"
+  cp "$ROOT/dist/tabby-node.cjs" "$ROOT/dist/tabby-node.cjs.map" "$tmp/dist/"
   cp "$ROOT/src/native/build/Release/tabby_native.node" "$tmp/src/native/build/Release/"
   # The resident CNI client (built with the addon); the CNI installer copies it as tabby/tabby-ipam.
   [ ! -f "$ROOT/src/native/build/Release/tabby-cni" ] || cp "$ROOT/src/native/build/Release/tabby-cni" "$tmp/src/native/build/Release/"
@@ -134,7 +135,7 @@ do_install() {
   while IFS= read -r p; do record f "${p#"$DESTDIR"}"; done < <(find "$DESTDIR$APPDIR" -mindepth 1 ! -type d)
 
   # Commands on PATH.
-  launcher tabby-node dist/src/agent/main.js 'the tabby node agent'
+  launcher tabby-node dist/tabby-node.cjs 'the tabby node agent'
   launcher tabbyctl dist/src/cli/main.js "tabby's command-line tool"
 
   # The unit, with this install's paths.

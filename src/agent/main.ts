@@ -4,8 +4,22 @@
 // module's static imports are all parsed before the first of them runs: parsing tabby-node's ~200
 // modules allocates enough to grow the young generation to 2 × 4–8 MB before the policy could keep
 // it at 2 × 1 MB, and V8 keeps a young generation at the largest size it reached.
+// Installed, tabby-node runs as one file (dist/tabby-node.cjs, bundle-entry.ts); tests run these modules.
 import './heap-policy.js';
 import fs from 'node:fs';
+
+/** Run tabby-node with this process's arguments; exits the process with the agent's exit code. */
+export function startAgent(): void {
+  import('./run.js')
+    .then(({ main }) => main(process.argv.slice(2)))
+    .then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        process.stderr.write(`tabby-node: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+}
 
 // realpath: npm's bin link (node_modules/.bin/tabby-node) is a symlink to this file.
 const invokedDirectly = ((): boolean => {
@@ -15,13 +29,4 @@ const invokedDirectly = ((): boolean => {
     return false;
   }
 })();
-if (invokedDirectly) {
-  const { main } = await import('./run.js');
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`tabby-node: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (invokedDirectly) startAgent();

@@ -38,6 +38,7 @@ import {
 import { destroyLab, lastLogLine } from './down.js';
 import { labEnv, resolveCommand, LAB_AUTODETECTION_METHOD } from './env.js';
 import { mapLimit, type ProbePair } from './probe.js';
+import { agentEntryPath } from '../agent/bundle-path.js';
 
 export type { LabMode, LabNodeState, LabPodState, LabState } from './state.js';
 export { DEFAULT_LAB_PREFIX, DEFAULT_LAB_STATE_DIR } from './state.js';
@@ -92,11 +93,10 @@ export function validateNodeName(name: string): void {
   }
 }
 
-/** Path of the agent entry point; undefined when it has not been built. */
+/** Path of the agent entry point (the one-file build when it is current: agent/bundle-path.ts); undefined when not built. */
 export function agentMainPath(): string | undefined {
   try {
-    const p = path.join(repoRoot(), 'dist/src/agent/main.js');
-    return fs.existsSync(p) ? p : undefined;
+    return agentEntryPath(repoRoot());
   } catch {
     return undefined;
   }

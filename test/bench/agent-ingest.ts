@@ -33,6 +33,7 @@ import { startBird } from '../helpers/bird.js';
 import { isRoot } from '../helpers/netns.js';
 import { makeStar } from '../interop/bgp/rr-lab.js';
 import { buildFeed, FEEDER_ASN } from '../helpers/bgp-feed.js';
+import { agentEntryPath } from '../../src/agent/bundle-path.js';
 
 process.env.TABBY_LOG_LEVEL ??= 'warn';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -309,7 +310,7 @@ async function runTabby(n: number, msgs: Buffer[], variant: TabbyVariant = 'plai
   const args = [
     ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-    path.join(root, 'dist/src/agent/main.js'),
+    agentEntryPath(root) ?? path.join(root, 'dist/src/agent/main.js'),
   ];
   const log = fs.openSync(`${dir}/tabby-node.log`, 'a');
   const p: ChildProcess = spawn('ip', ['netns', 'exec', r!.name, process.execPath, ...args], {

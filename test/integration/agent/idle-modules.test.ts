@@ -3,7 +3,8 @@
 // (test/helpers/module-trace.ts) that lists every ES module and node built-in the process has loaded.
 // Not configured → not loaded: yargs (flags are parsed with node:util; --help loads yargs), the
 // Kubernetes API client and its users (no API server: neither a service account nor K8S_API_ENDPOINT),
-// node:https/tls, and libnftables while the node has no endpoint (no pod: no policy table to program).
+// node:https/tls, and libnftables while the node has no endpoint (no pod: no policy table to program);
+// and no Date formatted through V8 (the first such call makes ICU load its time-zone data, ~1 MB).
 // Configured (K8S_API_ENDPOINT on node-2) → the Kubernetes modules are loaded; a pod on node-1 → the
 // policy engine loads libnftables and programs the pod's endpoint (nft's own listing shows it).
 // Idle memory: these modules cost ~4 MB of the idle RSS (see /work/notes, issue #16).
@@ -16,6 +17,8 @@ import { readTrace } from '../../helpers/module-trace.js';
 import { repoRoot } from '../../../src/lab/pods.js';
 
 const skip = labSkipReason() ?? false;
+// The modules, not the one-file build (dist/tabby-node.cjs has no module URLs to trace): see bundle.test.ts.
+process.env.TABBY_AGENT_ENTRY = 'modules';
 const preload = (file: string): Record<string, string> => ({
   NODE_OPTIONS: `--import ${path.join(repoRoot(), 'dist/test/helpers/module-trace.js')}`,
   MODULE_TRACE_FILE: file,
@@ -53,6 +56,12 @@ t.test('an agent loads the modules of what is configured only', { skip }, async 
   ] as const)
     t.notOk(mods.find(hit), `node-1 (nothing configured) has not loaded ${what}`);
   for (const b of ['https', 'tls']) t.notOk(builtins.includes(`NativeModule ${b}`), `node-1 has not loaded node:${b}`);
+  // Started, published its status, answered /status: no Date formatted by V8 (that loads ICU's zone data).
+  await lab.agentStatus('node-1');
+  await new Promise((r) => setTimeout(r, 500)); // the preload writes every 200 ms
+  // (tap's process-info preload, inherited through NODE_OPTIONS, stamps its start time: not the agent's)
+  const dates = (readTrace(traces['node-1'])?.dates ?? ['(no trace)']).filter((d) => !d.includes('/node_modules/@tapjs/'));
+  t.same(dates, [], 'node-1 has formatted no Date through V8 (ICU time-zone data not loaded)');
 
   const k8s = await until(() => {
     const tr = readTrace(traces['node-2']);

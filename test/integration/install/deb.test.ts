@@ -112,6 +112,7 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
     './lib/systemd/system/tabby-node.service',
     './etc/tabby/tabby-node.env',
     './opt/tabby/app/dist/src/agent/main.js',
+    './opt/tabby/app/dist/tabby-node.cjs',
     './opt/tabby/app/src/native/build/Release/tabby_native.node',
     './usr/share/bash-completion/completions/tabbyctl',
   ])

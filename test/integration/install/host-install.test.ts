@@ -127,6 +127,7 @@ t.test('make install / uninstall', { skip, timeout: 560_000 }, async (t) => {
     const files = tree(dest);
     for (const f of [
       'opt/tabby/app/dist/src/agent/main.js',
+      'opt/tabby/app/dist/tabby-node.cjs',
       'opt/tabby/app/src/native/build/Release/tabby_native.node',
       'opt/tabby/app/node_modules/yargs/package.json',
       'opt/tabby/app/proto/bgp/registry.json',
@@ -242,7 +243,7 @@ t.test('make install / uninstall', { skip, timeout: 560_000 }, async (t) => {
     const exec = /^ExecStart=(.+)$/m.exec(unit)![1]!.split(/\s+/);
     const envPath = /^EnvironmentFile=(.+)$/m.exec(unit)![1]!;
     t.equal(envPath, envFile, 'the unit reads the installed env file');
-    t.equal(exec[1], `${R}/opt/tabby/app/dist/src/agent/main.js`, 'the unit runs the installed app');
+    t.equal(exec[1], `${R}/opt/tabby/app/dist/tabby-node.cjs`, 'the unit runs the installed app (its one-file tabby-node)');
     spawnSync('ip', ['netns', 'del', ns]);
     for (const args of [
       ['netns', 'add', ns],

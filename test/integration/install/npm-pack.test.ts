@@ -41,6 +41,7 @@ t.test('npm pack: the tarball installs and its bins run', { skip: built, timeout
   for (const f of [
     'dist/src/cli/main.js',
     'dist/src/agent/main.js',
+    'dist/tabby-node.cjs',
     'dist/src/cni/main.js',
     'proto/bgp/registry.json',
     'src/native/binding.gyp',

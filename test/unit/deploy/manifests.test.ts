@@ -621,9 +621,10 @@ t.test('Containerfile: stages, sources, production dependencies only, tini as PI
   for (const r of containers(withRr).refs) t.ok(fs.existsSync(path.join(bin, r.program)), `image has ${r.program}`);
   for (const w of fs.readdirSync(bin)) {
     t.equal(fs.statSync(path.join(bin, w)).mode & 0o111, 0o111, `${w} is executable`);
-    const js = /exec node \/app\/(dist\/src\/\S+\.js) "\$@"/.exec(fs.readFileSync(path.join(bin, w), 'utf8'))?.[1];
+    const js = /exec node \/app\/(dist\/src\/\S+\.js|dist\/tabby-node\.cjs) "\$@"/.exec(fs.readFileSync(path.join(bin, w), 'utf8'))?.[1];
     t.ok(js, `${w} execs node on a file of the app`);
-    const ts = js!.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+    // dist/tabby-node.cjs: the one-file build of src/agent/bundle-entry.ts (deploy/bundle.mjs)
+    const ts = js === 'dist/tabby-node.cjs' ? 'src/agent/bundle-entry.ts' : js!.replace(/^dist\//, '').replace(/\.js$/, '.ts');
     t.test(
       `${w} → ${ts}`,
       {
@@ -640,7 +641,7 @@ t.test('Containerfile: stages, sources, production dependencies only, tini as PI
 t.test('systemd unit verifies; its env file uses only variables tabby-node reads', async (t) => {
   const unit = fs.readFileSync(path.join(DEPLOY, 'systemd/tabby-node.service'), 'utf8');
   const exec = /^ExecStart=(\S+) (\S+)$/m.exec(unit);
-  t.equal(exec?.[2], '/opt/tabby/app/dist/src/agent/main.js');
+  t.equal(exec?.[2], '/opt/tabby/app/dist/tabby-node.cjs');
   t.match(unit, /^EnvironmentFile=\/etc\/tabby\/tabby-node.env$/m);
   t.match(unit, /^KillSignal=SIGTERM$/m);
   t.match(unit, /^RuntimeDirectory=tabby$/m, '/run/tabby = TABBY_STATE_DIR');
@@ -729,7 +730,7 @@ t.test('README install sections exist and match the files', async (t) => {
   t.match(host, /\/etc\/tabby\/tabby-node\.env/);
   t.match(unit, /\/etc\/tabby\/tabby-node\.env/);
   t.match(host, '/opt/tabby/app/dist/src/cli/main.js');
-  t.match(unit, 'ExecStart=/usr/bin/node /opt/tabby/app/dist/src/agent/main.js');
+  t.match(unit, 'ExecStart=/usr/bin/node /opt/tabby/app/dist/tabby-node.cjs');
 });
 
 t.test('the image builds the native addon from every source file of it (a new source or header is copied in)', async (t) => {
