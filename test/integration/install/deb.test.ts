@@ -137,7 +137,7 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   t.equal(fs.statSync('/etc/tabby/tabby-node.env').mode & 0o777, 0o600, 'env file 0600');
   t.match(
     fs.readFileSync('/lib/systemd/system/tabby-node.service', 'utf8'),
-    /^ExecStart=\/usr\/bin\/node \/opt\/tabby\/app\/dist\/src\/agent\/main\.js$/m,
+    /^ExecStart=\/usr\/bin\/node \/opt\/tabby\/app\/dist\/tabby-node\.cjs$/m,
   );
   const listed = sh('dpkg', ['-L', 'tabby']).stdout.split('\n').filter(Boolean);
   t.ok(listed.length > 1000, `dpkg -L tabby: ${listed.length} paths`);

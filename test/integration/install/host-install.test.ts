@@ -158,7 +158,7 @@ t.test('make install / uninstall', { skip, timeout: 560_000 }, async (t) => {
     t.equal(fs.statSync(path.join(dest, 'usr/local/bin/tabbyctl')).mode & 0o777, 0o755);
     t.equal(fs.statSync(path.join(dest, 'etc/tabby/tabby-node.env')).mode & 0o777, 0o600, 'env file 0600 (may hold etcd settings)');
     const unit = fs.readFileSync(path.join(dest, 'etc/systemd/system/tabby-node.service'), 'utf8');
-    t.match(unit, /^ExecStart=\S+ \/opt\/tabby\/app\/dist\/src\/agent\/main\.js$/m);
+    t.match(unit, /^ExecStart=\S+ \/opt\/tabby\/app\/dist\/tabby-node\.cjs$/m);
     t.match(unit, /^EnvironmentFile=\/etc\/tabby\/tabby-node\.env$/m);
     t.match(
       fs.readFileSync(path.join(dest, 'opt/cni/bin/tabby-fallback'), 'utf8'),
