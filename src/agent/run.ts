@@ -29,7 +29,7 @@ import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
 import { k8sConfigured } from '../common/k8s-env.js';
-import { startMemoryTrim, tuneMalloc } from './memory-trim.js';
+import { settleAfterStart, startMemoryTrim, tuneMalloc } from './memory-trim.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -234,7 +234,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await new Promise((r) => setTimeout(r, Math.min(5000, 500 * attempt)));
     }
   }
-  // malloc's free pages back to the kernel whenever the agent goes quiet (start-up, a bulk change)
+  // start-up's garbage collected now, then malloc's free pages back whenever the agent goes quiet
+  settleAfterStart();
   trim = startMemoryTrim();
   // IPAM garbage collection of deleted Nodes (src/ipam/gc.ts): one agent at a time, through a lease.
   if (nodeMode && cfg.ipamGcGraceSec > 0)

@@ -61,3 +61,19 @@ t.test('mallocTrim gives the holes of freed small buffers back', { skip }, async
   t.ok(without > 30 << 20, `freed, not trimmed: [heap] ${(without / 2 ** 20).toFixed(1)} MB`);
   t.ok(trimmed < without / 2, `trimmed: [heap] ${(trimmed / 2 ** 20).toFixed(1)} MB`);
 });
+
+t.test('settleAfterStart: start-up garbage collected at once, gc() not left exposed', async (t) => {
+  const memoryTrim = pathToFileURL(path.resolve(here, '../../../src/agent/memory-trim.js')).href;
+  const code = `const { settleAfterStart } = await import(${JSON.stringify(memoryTrim)});
+    let junk = []; for (let i = 0; i < 300000; i++) junk.push({ i, s: 'start-up ' + i }); junk = undefined;
+    const before = process.memoryUsage().heapUsed;
+    settleAfterStart();
+    const after = process.memoryUsage().heapUsed;
+    console.log(JSON.stringify({ before, after, gc: typeof globalThis.gc }));`;
+  // no --expose-gc here: settleAfterStart must reach the collector by itself
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout) as { before: number; after: number; gc: string };
+  t.ok(o.before - o.after > 10e6, `heap used ${(o.before / 1e6).toFixed(1)} → ${(o.after / 1e6).toFixed(1)} MB (garbage collected)`);
+  t.equal(o.gc, 'undefined', 'gc is not a global of the process afterwards');
+});
