@@ -12,7 +12,7 @@ export interface Entry {
 export const clone = <T>(v: T): T => (v === undefined ? v : structuredClone(v));
 
 export class LogState {
-  readonly data = new Map<string, Entry>();
+  private readonly entries = new Map<string, Entry>();
   /** Contiguous events (compactRev+1 .. rev]. */
   history: HistEvent[] = [];
   rev = 0;
@@ -20,12 +20,21 @@ export class LogState {
   generation = 0;
   /** Where each active watch of this process stands (history it still needs is kept). */
   readonly watchPositions = new Set<{ next: number }>();
+  /** The keys by parent (the key up to its last '/'): a list by prefix visits the parents under it, not
+   *  every key — each CNI ADD lists pools, affinities and reservations of a store that holds every pod's
+   *  endpoint and handle. */
+  private readonly byParent = new Map<string, Set<string>>();
 
   constructor(
     private readonly historyKeep: number,
     /** Called whenever the view changed (wakes watchers). */
     private readonly changed: () => void,
   ) {}
+
+  /** key → value and revision (changed only by applying records). */
+  get data(): ReadonlyMap<string, Entry> {
+    return this.entries;
+  }
 
   /** The oldest revision a watch can start from minus one. */
   get compactRev(): number {
@@ -35,7 +44,7 @@ export class LogState {
   /** Forget everything (the log is replayed from its first byte next). */
   reset(): void {
     if (this.rev > 0 || this.data.size > 0) this.generation++;
-    this.data.clear();
+    this.clearKeys();
     this.history = [];
     this.rev = 0;
     this.changed();
@@ -48,8 +57,8 @@ export class LogState {
         for (const h of withPrevious(rec.h)) if (h.r > this.rev) this.applyEvent(h);
       } else {
         if (this.rev > rec.r) this.generation++; // the store went back in time (a restore)
-        this.data.clear();
-        for (const [k, r, v] of rec.kv) this.data.set(k, { value: v, revision: r });
+        this.clearKeys();
+        for (const [k, r, v] of rec.kv) this.setKey(k, { value: v, revision: r });
         this.history = withPrevious(rec.h);
         this.rev = rec.r;
         this.changed();
@@ -64,6 +73,39 @@ export class LogState {
     }
     if (rec.o === 'put') this.applyEvent({ t: 'put', k: rec.k, r: rec.r, v: rec.v });
     else this.applyEvent({ t: 'delete', k: rec.k, r: rec.r });
+  }
+
+  /** The keys that start with `prefix`, in no order. */
+  keysWithPrefix(prefix: string): string[] {
+    const out: string[] = [];
+    for (const [parent, keys] of this.byParent) {
+      if (parent.startsWith(prefix)) for (const k of keys) out.push(k);
+      else if (prefix.startsWith(parent)) for (const k of keys) if (k.startsWith(prefix)) out.push(k);
+    }
+    return out;
+  }
+
+  private setKey(k: string, e: Entry): void {
+    if (!this.data.has(k)) {
+      const parent = parentOf(k);
+      const keys = this.byParent.get(parent);
+      if (keys) keys.add(k);
+      else this.byParent.set(parent, new Set([k]));
+    }
+    this.entries.set(k, e);
+  }
+
+  private deleteKey(k: string): void {
+    if (!this.entries.delete(k)) return;
+    const parent = parentOf(k);
+    const keys = this.byParent.get(parent);
+    keys?.delete(k);
+    if (keys?.size === 0) this.byParent.delete(parent);
+  }
+
+  private clearKeys(): void {
+    this.entries.clear();
+    this.byParent.clear();
   }
 
   /** The snapshot record of the current view, keeping the last `historyKeep` events (and what watchers need). */
@@ -83,14 +125,16 @@ export class LogState {
   private applyEvent(h: HistEvent): void {
     const prev = this.data.get(h.k);
     const ev: HistEvent = prev === undefined ? h : { ...h, p: prev.value };
-    if (h.t === 'put') this.data.set(h.k, { value: h.v, revision: h.r });
-    else this.data.delete(h.k);
+    if (h.t === 'put') this.setKey(h.k, { value: h.v, revision: h.r });
+    else this.deleteKey(h.k);
     this.rev = h.r;
     this.history.push(ev);
     if (this.history.length > this.historyKeep * 2) this.trimHistory(this.historyKeep);
     this.changed();
   }
 }
+
+const parentOf = (k: string): string => k.slice(0, k.lastIndexOf('/') + 1);
 
 /** A snapshot's history with each previous value that the key's earlier event in it put as v marked
  *  (q) instead of written again. */

@@ -165,8 +165,9 @@ export class FileDatastore implements Datastore {
   async list<T>(prefix: string): Promise<ListResult<T>> {
     this.catchUp(false);
     const items: KVPair<T>[] = [];
-    for (const [key, e] of this.s.data) {
-      if (key.startsWith(prefix)) items.push({ key, value: clone(e.value) as T, revision: e.revision });
+    for (const key of this.s.keysWithPrefix(prefix)) {
+      const e = this.s.data.get(key)!;
+      items.push({ key, value: clone(e.value) as T, revision: e.revision });
     }
     items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { items, revision: this.s.rev };

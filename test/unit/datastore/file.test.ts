@@ -271,3 +271,45 @@ t.test("a snapshot's history writes each value once; a process that loads it see
     { type: 'put', gen: 7 },
   ]);
 });
+
+t.test('list by any prefix finds exactly the keys that start with it, as keys come and go', async (t) => {
+  const dir = tmpdir(t);
+  const ds = new FileDatastore(dir, { compactBytes: 8192 });
+  t.teardown(() => ds.close());
+  const keys = new Set<string>();
+  const parts = ['a', 'ab', 'b', 'a/b', ''];
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const keyOf = (): string => `/${parts[rnd(5)]}/${parts[rnd(5)]}${rnd(4)}${rnd(2) ? '/x' : ''}`;
+  const prefixes = ['/', '/a', '/a/', '/ab', '/a/b', '/a/b/', '/b/a', '/ab/ab1', '/a/b/x', '/zz', '//', '/a//'];
+  for (let round = 0; round < 6; round++) {
+    for (let i = 0; i < 40; i++) {
+      const k = keyOf();
+      if (keys.has(k) && rnd(2)) {
+        await ds.delete(k);
+        keys.delete(k);
+      } else if (!keys.has(k)) {
+        await ds.create(k, { round, pad: 'x'.repeat(100) });
+        keys.add(k);
+      }
+    }
+    const fresh = new FileDatastore(dir);
+    for (const p of prefixes) {
+      const want = [...keys].filter((k) => k.startsWith(p)).sort();
+      t.same(
+        (await ds.list(p)).items.map((i) => i.key),
+        want,
+        `round ${round}: list ${p}`,
+      );
+      t.same(
+        (await fresh.list(p)).items.map((i) => i.key),
+        want,
+        `round ${round}: list ${p} in a process that replayed the log`,
+      );
+    }
+    await fresh.close();
+  }
+});
