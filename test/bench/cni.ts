@@ -5,7 +5,7 @@
 // and two datastores: the file store on disk (not tmpfs, fdatasync on) and etcd (a real etcd v3 on
 // this machine, reached from the node namespace through a loopback relay). Prints p50/p99/max and
 // pods/s, CPU per command of each process, and checks no address was handed out twice; never fails on a
-// time. Needs root.
+// time. Needs root. tabby-node runs as installed: the one-file build (dist/tabby-node.cjs) when current.
 // In the window (launch "runtime", the default): the spawn of `tabby` by a runtime stand-in
 // (launcher.py: posix_spawn, i.e. clone(CLONE_VM|CLONE_VFORK) as Go's os/exec in containerd), the client,
 // the agent's ADD, the client's exit, and pings every 2 ms until one is answered; the three times are
@@ -33,7 +33,9 @@ import { openDatastore } from '../../src/datastore/index.js';
 
 import { runIn, spawnIn } from '../../src/lab/netns.js';
 import { etcdMissing, startEtcd } from '../helpers/etcd.js';
+import { agentEntryPath } from '../../src/agent/bundle-path.js';
 import {
+  AGENT,
   REPO,
   bridgeLoopbackPort,
   cniEnv,
@@ -393,10 +395,15 @@ async function bench(store: 'file' | 'etcd'): Promise<void> {
       `\n${store === 'file' ? 'file datastore on disk (fdatasync on)' : 'etcd v3 (local, through a loopback relay into the node namespace)'}\n`,
     );
     if (want('resident')) {
-      const agent: AgentProc = await startAgent(node, bed.stateDir, {
-        ...agentEnv,
-        ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}),
-      });
+      // tabby-node as installed: the one-file build when it is current (TABBY_AGENT_ENTRY=modules: the modules)
+      const entry = agentEntryPath(REPO) ?? AGENT;
+      const agent: AgentProc = await startAgent(
+        node,
+        bed.stateDir,
+        { ...agentEnv, ...(process.env.TABBY_LOG_LEVEL ? { TABBY_LOG_LEVEL: process.env.TABBY_LOG_LEVEL } : {}) },
+        entry,
+      );
+      process.stdout.write(`  (tabby-node: ${path.relative(REPO, entry)})\n`);
       cleanup.push(() => agent.signal('SIGKILL'));
       bed.agentPid = agent.pid;
       // the agent's own log too (policy programming, resyncs), next to the plugin log

@@ -259,14 +259,20 @@ export interface AgentProc {
 
 /** A real tabby-node inside the node namespace (no BGP: CALICO_NETWORKING_BACKEND=none), on the node's
  *  datastore; resolves once its resident CNI socket is there. */
-export async function startAgent(node: NodeEnv, stateDir: string, extraEnv: Record<string, string> = {}): Promise<AgentProc> {
+export async function startAgent(
+  node: NodeEnv,
+  stateDir: string,
+  extraEnv: Record<string, string> = {},
+  /** the agent's entry file (default: the modules, as tests run them; the benchmark runs the installed one) */
+  entry = AGENT,
+): Promise<AgentProc> {
   fs.mkdirSync(stateDir, { recursive: true });
   const socket = path.join(stateDir, 'cni.sock');
   fs.rmSync(socket, { force: true });
   const logFd = fs.openSync(path.join(stateDir, 'agent.log'), 'a');
   // TABBY_AGENT_NODE_ARGS: extra node flags for tabby-node (e.g. --cpu-prof --cpu-prof-dir=/tmp/p in a bench run)
   const nodeArgs = (process.env.TABBY_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, ...nodeArgs, AGENT], {
+  const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, ...nodeArgs, entry], {
     env: {
       PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
       NODENAME: 'node-1',
