@@ -130,6 +130,7 @@ export class Peer {
   /** The session ended (down, detached): drop what only made sense on it. Paths are the caller's (GR). */
   endSession(): void {
     this.clearInbound();
+    this.rawCache.clear(); // holds attribute sets without a reference: they would outlive the routes
     this.dumping = undefined;
     this.blocked = false;
     this.group?.leave(this);

@@ -1,6 +1,8 @@
 // BgpSpeaker over an in-memory transport (speaker-harness.ts): real encoded UPDATEs between speakers.
 // iBGP/eBGP rules, full mesh, route reflection, packing, End-of-RIB, route refresh, max-prefix.
 import t from 'tap';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
 import type { BgpSpeaker, BestRouteEvent } from '../../../src/bgp/speaker.js';
 import type { UpdateMessage } from '../../../src/bgp/codec/types.js';
@@ -286,4 +288,32 @@ t.test('enhanced route refresh (RFC 7313): routes not re-sent between BoRR and E
   t.same(w, ['172.18.9.0/24'], 'only the route not re-sent');
   t.equal(c.locRib().get('172.18.0.0/24')?.stale, false, 're-sent route current');
   t.equal(c.peers()[0]!.prefixesStale, 0);
+});
+
+t.test("a peer's session drops: nothing of its attribute sets is kept (no cache of them outlives the session)", async (t) => {
+  // The cache of a peer's raw attribute bytes → attribute set lived until the peer's next session:
+  // after a drop with a full table up to 4096 attribute sets (and their attributes) stayed in memory.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '1.1.1.2' });
+  a.addPeer(ibgp('10.0.0.2'));
+  b.addPeer(ibgp('10.0.0.1'));
+  await a.start();
+  await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await until(established(b, 1), 5000, 'up');
+  for (let i = 0; i < 50; i++) a.originate(`192.168.${i}.0/24`, { communities: [0xfde80000 + i] });
+  await until(() => b.locRib().size === 50, 5000, '50 routes at b');
+  const attrs = new WeakRef(b.locRib().paths('192.168.7.0/24')[0]!.attrs);
+  t.equal(b.attributeSets > 0, true, 'b holds attribute sets');
+  await a.stop();
+  await until(() => b.locRib().size === 0, 5000, 'routes flushed at b');
+  t.equal(b.attributeSets, 0, 'none interned');
+  for (let i = 0; i < 3 && attrs.deref() !== undefined; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    gc();
+  }
+  t.equal(attrs.deref(), undefined, "the peer's attributes are collected");
 });
