@@ -12,6 +12,7 @@
 // reconciler shares its one (RouteSink.prefixIds), so the table and the reconciler hold one id per
 // prefix and hand routes over by id — a template route object per group, no object or string per prefix.
 import { cidrContainsCidr, formatCidr, parseCidr, tryParseCidr } from '../common/ip.js';
+import { emptyLike, resized, widened, type IndexColumn } from '../common/typed-array.js';
 import { PrefixIds } from '../dataplane/prefix-ids.js';
 import type { Route } from '../dataplane/routes.js';
 import {
@@ -124,10 +125,10 @@ const routable = (t: RouteTemplate | undefined, own: boolean): boolean => t !== 
 
 export class RouteTable {
   /** by prefix id: its group's slot in groupList, 0 = not learned (the record is the group: the kernel
-   *  route follows from the group's template, so nothing per prefix is kept beyond these 4 bytes and
-   *  the id — an Int32 slot rather than a pointer in a JS array: half the size, off V8's heap, and no
-   *  large array left as garbage at each doubling) */
-  private groupIx = new Int32Array(1024);
+   *  route follows from the group's template, so nothing per prefix is kept beyond this slot and the
+   *  id — an index as narrow as the number of groups needs, usually one byte, rather than a pointer in
+   *  a JS array: an eighth of the size, off V8's heap, and no large array left as garbage at each doubling) */
+  private groupIx: IndexColumn = new Uint8Array(1024);
   private readonly groupList: (Group | undefined)[] = [undefined];
   private readonly freeGroups: number[] = [];
   private count = 0;
@@ -151,7 +152,7 @@ export class RouteTable {
     this.byId = !!(sink.prefixIds && sink.setRouteAt && sink.deleteRouteAt);
     this.ids = this.byId ? sink.prefixIds! : new PrefixIds();
     this.ids.onRemap((remap, size) => {
-      const next = new Int32Array(Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1))));
+      const next = emptyLike(this.groupIx, Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1))));
       for (let id = 0; id < this.groupIx.length && id < remap.length; id++) {
         const g = this.groupIx[id]!;
         if (g !== 0) next[remap[id]!] = g;
@@ -342,9 +343,7 @@ export class RouteTable {
       this.count++;
       if (id >= this.groupIx.length) {
         // doubled in one step, not grown one by one (fewer copies on the way to 1M)
-        const next = new Int32Array(2 ** Math.ceil(Math.log2(id + 1)));
-        next.set(this.groupIx);
-        this.groupIx = next;
+        this.groupIx = resized(this.groupIx, 2 ** Math.ceil(Math.log2(id + 1)));
       }
     }
     g.count++;
@@ -429,6 +428,7 @@ export class RouteTable {
     if (!g) {
       const tpl = learnedTemplate(this.ctx, x.family, poolIndex, nextHops);
       const ix = this.freeGroups.pop() ?? this.groupList.length;
+      this.groupIx = widened(this.groupIx, ix);
       g = { key, ix, poolIndex, family: x.family, nextHops, source, metric, tpl, route: templateRoute(tpl, metric), count: 0 };
       this.groupList[ix] = g;
       this.groups.set(key, g);

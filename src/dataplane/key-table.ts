@@ -3,15 +3,15 @@
 // a pass walks the dirty ids with no lookup at all). A 1M-route table held two Maps and a Set of 1M
 // string keys each, and a pass did ~6 hash operations per route. Ids are recycled: a slot whose key has
 // neither a desired nor a known kernel object is released by the owner (the reconciler's pass).
-// The objects are kept once each (ObjectSlots): a key's desired and kernel object are Int32 indexes
-// into them — many keys share one object (a route template per next hop), so 4 bytes per key each
-// instead of an 8-byte pointer in a JS array (which also sat in V8's large-object space and left a
-// copy as garbage at every doubling).
+// The objects are kept once each (ObjectSlots): a key's desired and kernel object are indexes into
+// them, in columns as narrow as the largest index (IndexColumn) — many keys share one object (a route
+// template per next hop), so 1 byte per key each instead of an 8-byte pointer in a JS array (which
+// also sat in V8's large-object space and left a copy as garbage at every doubling).
 // A dump is collected beside the known state (`dumped`) and takes its place only when it completed.
 // The ids come from a PrefixIds (prefix-ids.ts): the route reconciler shares its one with the agent's
 // route table, so a learned prefix has one id (and no string) in both; the table holds a reference
 // on each id it uses and follows the index's renumbering.
-import { doubled } from '../common/typed-array.js';
+import { doubled, emptyLike, indexMax, resized, widened, type IndexColumn } from '../common/typed-array.js';
 import { PrefixIds } from './prefix-ids.js';
 
 /** Distinct objects by a small index (0 = none), each counted by the slots naming it. */
@@ -61,13 +61,6 @@ export class ObjectSlots<T> {
 
 const capFor = (n: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
 
-/** `a` copied into a typed array of `cap` slots. */
-function grown<A extends Int32Array | Uint8Array>(a: A, cap: number): A {
-  const b = new (a.constructor as new (n: number) => A)(cap);
-  b.set(a.length > cap ? a.subarray(0, cap) : a);
-  return b;
-}
-
 const DIRTY = 1;
 /** the table holds a reference on the id */
 const USED = 2;
@@ -81,9 +74,10 @@ const LISTED = 16;
 export class KeyTable<T> {
   /** the desired and the kernel objects (as last seen) of the keys, each once */
   private readonly objs = new ObjectSlots<T>();
-  /** by id: the desired object's index in objs, the kernel object's (0: none) */
-  private want = new Int32Array(1024);
-  private have = new Int32Array(1024);
+  /** by id: the desired object's index in objs, the kernel object's (0: none); both as wide as ixMax */
+  private want: IndexColumn = new Uint8Array(1024);
+  private have: IndexColumn = new Uint8Array(1024);
+  private ixMax = 0xff;
   private flags = new Uint8Array(1024);
   private count = 0;
   /** the dirty ids (a stack: dirtyN of them) */
@@ -132,9 +126,9 @@ export class KeyTable<T> {
     if (id >= this.flags.length) {
       // doubled in one step (grown one by one, the columns were copied ~3 times their size on the way to 1M)
       const cap = capFor(id);
-      this.want = grown(this.want, cap);
-      this.have = grown(this.have, cap);
-      this.flags = grown(this.flags, cap);
+      this.want = resized(this.want, cap);
+      this.have = resized(this.have, cap);
+      this.flags = resized(this.flags, cap);
     }
     if (this.flags[id]! & USED) return id;
     this.index.retain(id);
@@ -190,7 +184,9 @@ export class KeyTable<T> {
     if (old === item) return old;
     if (old === undefined) this.desiredCount++;
     else if (item === undefined) this.desiredCount--;
-    this.want[id] = this.objs.acquire(item);
+    const ix = this.objs.acquire(item);
+    if (ix > this.ixMax) this.widen(ix);
+    this.want[id] = ix;
     this.objs.release(was);
     return old;
   }
@@ -199,8 +195,17 @@ export class KeyTable<T> {
   setHave(id: number, item: T | undefined): void {
     const was = this.have[id]!;
     if (this.objs.at(was) === item) return;
-    this.have[id] = this.objs.acquire(item);
+    const ix = this.objs.acquire(item);
+    if (ix > this.ixMax) this.widen(ix);
+    this.have[id] = ix;
     this.objs.release(was);
+  }
+
+  /** Both object columns wide enough for index `ix` (more distinct objects than they could name). */
+  private widen(ix: number): void {
+    this.want = widened(this.want, ix);
+    this.have = widened(this.have, ix);
+    this.ixMax = indexMax(this.want);
   }
 
   /** Mark dirty; false when it already was. */
@@ -239,8 +244,8 @@ export class KeyTable<T> {
   /** The index renumbered its ids (compact(), ours or another holder's call). */
   private remap(remap: Int32Array, size: number): void {
     const cap = capFor(size);
-    const want = new Int32Array(cap);
-    const have = new Int32Array(cap);
+    const want = emptyLike(this.want, cap);
+    const have = emptyLike(this.have, cap);
     const flags = new Uint8Array(cap);
     const n = Math.min(remap.length, this.flags.length);
     for (let id = 0; id < n; id++) {

@@ -149,3 +149,36 @@ t.test('metric (BGPFilter setPriority) goes into the kernel route; the decision 
   );
   t.same(sink.routes.get('192.168.4.0/26'), { dst: '192.168.4.0/26', gateway: '10.0.0.2', dev: 'tunl0', onlink: true, metric: 7 });
 });
+
+t.test(
+  '300 groups (more than a one-byte group slot names) and a pool change that re-homes them: every prefix keeps its route',
+  async (t) => {
+    const sink = new Sink();
+    const tab = new RouteTable(compileRouteContext(base), sink);
+    const hop = (i: number): string => `10.0.${1 + (i >> 8)}.${i & 255}`;
+    // 300 next hops × 4 prefixes: 300 groups; next-hop lists equal in content but not one array count as one
+    for (let i = 0; i < 1200; i++) tab.update(`172.${16 + (i >> 8)}.${i & 255}.0/24`, [hop(i % 300)], hop(i % 300));
+    const gw = (i: number): string | undefined => sink.routes.get(`172.${16 + (i >> 8)}.${i & 255}.0/24`)?.gateway;
+    let wrong = 0;
+    for (let i = 0; i < 1200; i++)
+      if (gw(i) !== hop(i % 300) || tab.lookup(`172.${16 + (i >> 8)}.${i & 255}.0/24`)?.source !== hop(i % 300)) wrong++;
+    t.equal(wrong, 0, 'each prefix routed via its own next hop');
+    const sets = sink.sets;
+    for (let i = 0; i < 1200; i++) tab.update(`172.${16 + (i >> 8)}.${i & 255}.0/24`, [hop(i % 300)], hop(i % 300));
+    t.equal(sink.sets, sets, 'the same next hops again in new arrays: no delta');
+    // a pool over the prefixes with IPIP: every group re-homed (their slots freed, new ones taken)
+    tab.setContext(
+      compileRouteContext({ ...base, pools: [...base.pools, { cidr: '172.16.0.0/12', ipipMode: 'Always', vxlanMode: 'Never' }] }),
+    );
+    wrong = 0;
+    for (let i = 0; i < 1200; i++) {
+      const r = sink.routes.get(`172.${16 + (i >> 8)}.${i & 255}.0/24`);
+      if (r?.gateway !== hop(i % 300) || r.dev !== 'tunl0' || tab.lookup(`172.${16 + (i >> 8)}.${i & 255}.0/24`)?.pool !== '172.16.0.0/12')
+        wrong++;
+    }
+    t.equal(wrong, 0, 'each prefix via tunl0 now, still via its own next hop');
+    for (let i = 0; i < 1200; i++) tab.remove(`172.${16 + (i >> 8)}.${i & 255}.0/24`);
+    t.equal(sink.routes.size, 0);
+    t.equal(tab.size, 0);
+  },
+);

@@ -80,3 +80,20 @@ t.test('KeyTable dump: listed objects replace the kernel state when it completes
   t.equal(s.haveOf(y), undefined, 'listed only by the abandoned attempt');
   t.equal(s.haveOf(x), undefined);
 });
+
+t.test('KeyTable: the object columns widen past 255 and 65535 distinct objects, every key keeps its own', async (t) => {
+  const s = new KeyTable<{ n: number }>();
+  const objs = Array.from({ length: 70_000 }, (_, n) => ({ n }));
+  const ids = objs.map((_, i) => s.intern(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`));
+  let wrong = 0;
+  for (let i = 0; i < objs.length; i++) {
+    s.setWant(ids[i]!, objs[i]);
+    s.setHave(ids[i]!, objs[(i + 1) % objs.length]);
+    // every earlier key still names its objects after each widening
+    if (i === 254 || i === 256 || i === 65534 || i === 65536)
+      for (let j = 0; j <= i; j++) if (s.wantOf(ids[j]!) !== objs[j] || s.haveOf(ids[j]!) !== objs[(j + 1) % objs.length]) wrong++;
+  }
+  for (let i = 0; i < objs.length; i++) if (s.wantOf(ids[i]!) !== objs[i] || s.haveOf(ids[i]!) !== objs[(i + 1) % objs.length]) wrong++;
+  t.equal(wrong, 0, 'no key lost its objects');
+  t.equal(s.objectCount, 70_000);
+});
