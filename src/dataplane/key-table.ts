@@ -70,6 +70,9 @@ const WANTED = 4;
 const HELD = 8;
 /** listed by the dump in progress */
 const LISTED = 16;
+/** a kernel event about the key came since the running pass took it (its kernel object is newer than
+ *  what the pass set) */
+const SEEN = 32;
 
 export class KeyTable<T> {
   /** the desired and the kernel objects (as last seen) of the keys, each once */
@@ -217,13 +220,22 @@ export class KeyTable<T> {
     return true;
   }
 
-  /** The dirty ids, each once; they are clean after this. */
+  /** The dirty ids, each once; they are clean (and not SEEN) after this. */
   takeDirty(): Int32Array {
     const out = this.dirty.subarray(0, this.dirtyN);
     this.dirty = new Int32Array(1024);
     this.dirtyN = 0;
-    for (let i = 0; i < out.length; i++) this.flags[out[i]!]! &= ~DIRTY;
+    for (let i = 0; i < out.length; i++) this.flags[out[i]!]! &= ~(DIRTY | SEEN);
     return out;
+  }
+
+  /** A kernel event set the key's kernel object. */
+  markSeen(id: number): void {
+    this.flags[id]! |= SEEN;
+  }
+  /** An event came for the key since takeDirty() handed it out. */
+  seenSinceTaken(id: number): boolean {
+    return (this.flags[id]! & SEEN) !== 0;
   }
 
   /** Free the slot when nothing is known under its key and it is not dirty. */

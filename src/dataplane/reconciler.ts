@@ -294,6 +294,7 @@ export class Reconciler<T> extends EventEmitter {
     if (have !== undefined && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
     if (id < 0) id = s.intern(k);
     s.setHave(id, item);
+    s.markSeen(id);
     s.seenDuringDump(id, item);
     const d = s.wantOf(id);
     if ((d !== undefined && !this.driver.equal(d, item)) || (d === undefined && this.driver.owned(item))) this.markId(id);
@@ -313,6 +314,7 @@ export class Reconciler<T> extends EventEmitter {
     }
     if (have === undefined) return;
     s.setHave(id, undefined); // the slot is released by a pass or a dump, never here (a pass may hold its id)
+    s.markSeen(id);
     if (s.wantOf(id) !== undefined) this.markId(id);
   }
 
@@ -521,7 +523,13 @@ export class Reconciler<T> extends EventEmitter {
       for (let i = 0; i < toApply.length; i++) {
         const id = applyIds[i]!;
         if (bad.has(i)) s.mark(id);
-        else s.setHave(id, toApply[i]!);
+        else {
+          // an event read before the batch's ack is newer than our change: unless it is ours coming back,
+          // someone changed or deleted the object right after the kernel took ours — that stays the
+          // known state, and observe()/forget() made the key dirty for the next pass
+          const now = s.haveOf(id);
+          if (!s.seenSinceTaken(id) || (now !== undefined && d.equal(toApply[i]!, now))) s.setHave(id, toApply[i]!);
+        }
       }
       failed.push(...f);
       applyFailed = f.length;

@@ -273,3 +273,39 @@ t.test('a change seen as an event while a dump runs is not undone by the dump li
   const again = await r.apply();
   t.equal(again.added + again.removed, 0, 'then nothing to do');
 });
+
+t.test(
+  'an object changed or deleted behind our back while our own change of it is in flight is put back (the event came before the ack)',
+  async (t) => {
+    const k = fakeKernel();
+    let r!: Reconciler<Obj>;
+    let applies = 0;
+    const driver: ReconcileDriver<Obj> = {
+      ...k.driver,
+      apply: async (items) => {
+        const f = await k.driver.apply(items, []);
+        // the first apply: someone changes the object right after the kernel took ours, and its event is
+        // read before our batch's ack
+        if (applies++ === 0) {
+          const changed = { ...me('a'), value: 'by hand' };
+          k.kernel.set('a', changed);
+          r.observe(changed);
+          // and our echo of b, then b deleted by hand
+          r.observe(me('b'));
+          k.kernel.delete('b');
+          r.forget(me('b'));
+        }
+        return f;
+      },
+    };
+    r = new Reconciler(driver, { resyncIntervalMs: 0, debounceMs: 1 });
+    r.setDesired([me('a'), me('b')]);
+    r.start();
+    t.teardown(() => r.stop());
+    const until = Date.now() + 5000;
+    while ((k.kernel.get('a')?.value !== 'v' || !k.kernel.has('b')) && Date.now() < until) await new Promise((res) => setTimeout(res, 5));
+    t.equal(k.kernel.get('a')?.value, 'v', 'changed: put back');
+    t.ok(k.kernel.has('b'), 'deleted: put back');
+    t.equal(applies, 2, 'by a second apply');
+  },
+);
