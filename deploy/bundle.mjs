@@ -14,7 +14,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
+
+// esbuild is a dev dependency: a tree whose node_modules predates it (npm install not run since) still
+// builds the modules; the lab and benchmarks then run those (src/agent/bundle-path.ts), and an install
+// stops at its check for the bundle.
+const esbuild = await import('esbuild').catch(() => undefined);
+if (!esbuild) {
+  console.error('bundle: esbuild is not installed (run npm install): dist/tabby-node.cjs not built, tabby-node runs as modules');
+  process.exit(0);
+}
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = path.join(root, 'dist/tabby-node.cjs');

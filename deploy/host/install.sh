@@ -38,7 +38,8 @@ die() { printf 'tabby install: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- stage
 stage() {
-  [ -f "$ROOT/dist/src/agent/main.js" ] && [ -f "$ROOT/dist/tabby-node.cjs" ] || die "dist/ is missing: build first (make build)"
+  [ -f "$ROOT/dist/src/agent/main.js" ] || die "dist/ is missing: build first (make build)"
+  [ -f "$ROOT/dist/tabby-node.cjs" ] || die "dist/tabby-node.cjs is missing: make build makes it (with the dev dependencies: npm ci)"
   [ -f "$ROOT/src/native/build/Release/tabby_native.node" ] || die "the native addon is missing: run npm ci (it builds src/native)"
   local tmp="$STAGE.tmp"
   rm -rf "$tmp"
