@@ -7,9 +7,11 @@
 // Installed, tabby-node runs as one file (dist/tabby-node.cjs, bundle-entry.ts); tests run these modules.
 import './heap-policy.js';
 import fs from 'node:fs';
+import { tuneMalloc } from './memory-trim.js';
 
 /** Run tabby-node with this process's arguments; exits the process with the agent's exit code. */
 export function startAgent(): void {
+  tuneMalloc(); // before the threads that allocate get arenas of their own (memory-trim.ts)
   import('./run.js')
     .then(({ main }) => main(process.argv.slice(2)))
     .then(

@@ -6,7 +6,10 @@
 // repeated while nothing changes. Measured: an idle agent of the lab (3 peers, 1 block) 2.4 MB less.
 // tuneMalloc() (first thing tabby-node does) fixes malloc's mmap threshold at 128 KB: glibc would raise it
 // to the size of every large buffer freed (netlink batches, socket reads), after which such buffers come
-// from the heap and leave holes there — at 200k routes the main heap peaked at 20 MB, 8 MB fixed.
+// from the heap and leave holes there — at 200k routes the main heap peaked at 20 MB, 8 MB fixed. It also
+// caps malloc at ARENA_MAX arenas: glibc gives a thread its own arena whenever the others' are busy (up
+// to 16 here), each with its own free pages — an idle agent held ~0.8 MB in 4–5 of them, 0.4 MB capped;
+// main.ts calls it before the agent's modules load, as threads keep the arena they first got.
 // settleAfterStart() (once, when start-up is done): a full GC and a trim — start-up's garbage (module
 // loading, the first datastore list, ~4 MB of RSS) is otherwise collected only by V8's memory reducer
 // ~8 s later, or during the first burst of routes, whose peak it then adds to.
@@ -22,11 +25,13 @@ export const GROWTH_BYTES = 1 << 20;
 
 export const MMAP_THRESHOLD = 128 * 1024;
 export const TRIM_THRESHOLD = 256 * 1024;
+/** malloc arenas: the main thread's and one that every other thread shares (glibc: up to 8 per core) */
+export const ARENA_MAX = 2;
 
 /** Fixed malloc thresholds for this process (see above); false when the addon cannot (an old build). */
 export function tuneMalloc(): boolean {
   try {
-    return native().mallocTune?.(MMAP_THRESHOLD, TRIM_THRESHOLD) ?? false;
+    return native().mallocTune?.(MMAP_THRESHOLD, TRIM_THRESHOLD, ARENA_MAX) ?? false;
   } catch {
     return false;
   }

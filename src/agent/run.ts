@@ -29,7 +29,7 @@ import { startAddressPolling, type AddressPoller } from '../autodetect/poll.js';
 import { ResidentCniServer, CNI_SOCKET_NAME } from '../cni/resident.js';
 import { startPolicyEngine } from '../policy/engine.js';
 import { k8sConfigured } from '../common/k8s-env.js';
-import { settleAfterStart, startMemoryTrim, tuneMalloc } from './memory-trim.js';
+import { settleAfterStart, startMemoryTrim } from './memory-trim.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -49,7 +49,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return e instanceof ConfigError ? 2 : 1;
   }
   configureLogging({ level: cfg.logLevel });
-  tuneMalloc(); // before the first burst of buffers (memory-trim.ts)
   const logger = log('agent', { node: cfg.nodeName });
 
   if (cfg.netns) native().enterNetns(cfg.netns);

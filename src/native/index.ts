@@ -42,8 +42,9 @@ export interface TabbyNative {
   enterNetns(path: string): void;
   /** malloc_trim(0): free malloc pages back to the kernel; true when some were (absent in an addon built before it). */
   mallocTrim?(): boolean;
-  /** mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes): fixed, not raised by glibc as blocks are freed. */
-  mallocTune?(mmapThreshold: number, trimThreshold: number): boolean;
+  /** mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes): fixed, not raised by glibc as blocks are freed;
+   *  arenaMax: M_ARENA_MAX (an addon built before it ignores it). */
+  mallocTune?(mmapThreshold: number, trimThreshold: number, arenaMax?: number): boolean;
   /** The fd of this process's netlink socket bound to `portId`, or -1. */
   netlinkFd(portId: number): number;
   /** A libnftables context in the netns at `netnsPath` (default: the calling thread's); null when

@@ -380,7 +380,7 @@ static Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
-// mallocTune(mmapThreshold, trimThreshold): fixed malloc thresholds (bytes). Left to itself glibc raises
+// mallocTune(mmapThreshold, trimThreshold[, arenaMax]): fixed malloc thresholds (bytes), at most arenaMax arenas. Left to itself glibc raises
 // its mmap threshold to the size of every mmapped block freed (up to 32 MB), so after the first large
 // buffer is freed, buffers of up to that size come from the heap and leave holes there; fixed, large
 // buffers are mmapped and unmapped when freed. true when both were set.
@@ -392,7 +392,12 @@ static Napi::Value MallocTune(const Napi::CallbackInfo& info) {
   }
   int a = mallopt(M_MMAP_THRESHOLD, info[0].As<Napi::Number>().Int32Value());
   int b = mallopt(M_TRIM_THRESHOLD, info[1].As<Napi::Number>().Int32Value());
-  return Napi::Boolean::New(env, a == 1 && b == 1);
+  // optional arenaMax: at most this many malloc arenas (glibc: 8 per core, one per thread that allocates
+  // while another holds the lock) — only threads that have not allocated yet are held to it
+  int c = 1;
+  if (info.Length() >= 3 && info[2].IsNumber() && info[2].As<Napi::Number>().Int32Value() > 0)
+    c = mallopt(M_ARENA_MAX, info[2].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(env, a == 1 && b == 1 && c == 1);
 }
 
 void InitNft(Napi::Env env, Napi::Object exports);

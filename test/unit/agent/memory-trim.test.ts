@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { GROWTH_BYTES, MMAP_THRESHOLD, QUIET_CPU_MS, TRIM_THRESHOLD, shouldTrim } from '../../../src/agent/memory-trim.js';
+import { ARENA_MAX, GROWTH_BYTES, MMAP_THRESHOLD, QUIET_CPU_MS, TRIM_THRESHOLD, shouldTrim } from '../../../src/agent/memory-trim.js';
 import { native } from '../../../src/native/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -76,4 +76,28 @@ t.test('settleAfterStart: start-up garbage collected at once, gc() not left expo
   const o = JSON.parse(r.stdout) as { before: number; after: number; gc: string };
   t.ok(o.before - o.after > 10e6, `heap used ${(o.before / 1e6).toFixed(1)} → ${(o.after / 1e6).toFixed(1)} MB (garbage collected)`);
   t.equal(o.gc, 'undefined', 'gc is not a global of the process afterwards');
+});
+
+t.test('arenaMax: threads that allocate at once share malloc arenas instead of one each', { skip }, async (t) => {
+  const workers = `const { Worker } = await import('node:worker_threads');
+    const code = 'let k = []; for (let j = 0; j < 200; j++) { for (let i = 0; i < 2000; i++) k.push(Buffer.allocUnsafeSlow(1024)); k = []; }';
+    await Promise.all(Array.from({ length: 6 }, () => new Promise((r) => new Worker(code, { eval: true }).on('exit', r))));
+    // glibc maps each arena but the main one as a 64 MB-aligned heap
+    const arenas = fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')
+      .filter((l) => / rw-p 00000000 00:00 0\\s*$/.test(l))
+      .filter((l) => BigInt('0x' + l.split('-')[0]) % (64n << 20n) === 0n).length;`;
+  const count = (tune: string): number => {
+    const code = `const { native } = await import(${JSON.stringify(nativeIndex)});
+      const fs = await import('node:fs');
+      ${tune}
+      ${workers}
+      console.log(arenas);`;
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const own = count('');
+  const shared = count(`if (!native().mallocTune(${MMAP_THRESHOLD}, ${TRIM_THRESHOLD}, ${ARENA_MAX})) throw new Error('mallocTune');`);
+  t.ok(own >= 6, `glibc's default: ${own} arena mappings for 6 threads allocating at once`);
+  t.ok(shared <= 4, `arenaMax ${ARENA_MAX}: ${shared} (the main arena's heap is not one of them)`);
 });
