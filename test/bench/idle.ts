@@ -83,7 +83,8 @@ async function labAgents(root: string, tag: string): Promise<{ nodes: Mem[]; con
   const status = await lab.agentStatus('node-1');
   const peers = status?.peers.filter((p) => p.state === 'Established').length ?? 0;
   const blocks = status?.blocks.length ?? 0;
-  return { nodes, convergedS, version: `${peers} peers Established, ${blocks} block(s) on node-1` };
+  const entry = path.relative(root, fs.readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').split('\0')[1] ?? '');
+  return { nodes, convergedS, version: `${peers} peers Established, ${blocks} block(s) on node-1; runs ${entry}` };
 }
 
 async function birdIdle(): Promise<Mem | undefined> {
