@@ -393,8 +393,10 @@ export class BgpSession extends EventEmitter<SessionEvents> {
       this.other = undefined;
       return;
     }
-    // Fresh connection object for the next attempt; restart after idle hold unless stopped.
+    // Fresh connection object for the next attempt; restart after idle hold unless stopped. A hold on
+    // input was about the old connection's messages: the next one starts reading (and decoding) freely.
     this.main = new Connection({ ...newFsm(this.cfg), connectRetryCounter: c.fsm.connectRetryCounter }, 'out');
+    this.inputHeld = false;
     if (!this.stopped) this.scheduleRestart();
   }
 

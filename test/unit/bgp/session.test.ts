@@ -315,6 +315,26 @@ t.test('sessions over loopback', { skip }, async (t) => {
     listener.remove(rc.address);
   });
 
+  await t.test('a hold on input ends with its connection: the next connection is read and decoded', async (t) => {
+    // A consumer that held input when the peer dropped need not release it: the next session's OPEN
+    // must still be read (a stale hold left the new connection's frames undecoded: no handshake).
+    const rc = new BgpSession({ ...base, address: '127.0.0.2' });
+    listener.add(rc);
+    rc.start();
+    t.teardown(() => rc.stop());
+    const r1 = await connect(rc, true);
+    rc.holdInput(true);
+    r1.sock.destroy();
+    for (let i = 0; i < 2000 && rc.established; i++) await new Promise((x) => setTimeout(x, 5));
+    t.notOk(rc.established, 'the first session is down');
+    for (let i = 0; i < 2000 && rc.state !== 'Active' && rc.state !== 'Idle'; i++) await new Promise((x) => setTimeout(x, 5));
+    clock.advance(100); // idle hold → Active (passive: waits for the peer)
+    await connect(rc, true); // fails without a reset of the hold: no KEEPALIVE answers our OPEN
+    t.ok(rc.established, 'a new session, established while the old hold was never released');
+    rc.stop();
+    listener.remove(rc.address);
+  });
+
   await t.test('a consumer that throws on an UPDATE resets the session (Cease 6/8), no crash', async (t) => {
     const s = session();
     s.on('update', () => {
