@@ -151,7 +151,7 @@ async function main(): Promise<void> {
   result.node = { receiver: 'bare node', seconds: settleMs / 1000, peakRss: Math.round(floor.rss) };
   const tabby = (result.tabby as { peakRss: number }).peakRss;
   console.log(
-    `  tabby-node idle ${mb(tabby)} MiB = ${(tabby / 1e6).toFixed(1)} MB (aim < 60, in the MiB of VmRSS kB / 1024 the issue's figures use); above bare node ${mb(tabby - floor.rss)} MiB${bird ? `; ${(tabby / bird.rss).toFixed(1)}× BIRD 2` : ''}; load average at end ${os
+    `  tabby-node idle ${mb(tabby)} MiB = ${(tabby / 1e6).toFixed(1)} MB (aim < 60 MB, 10^6 bytes, with margin); above bare node ${mb(tabby - floor.rss)} MiB${bird ? `; ${(tabby / bird.rss).toFixed(1)}× BIRD 2` : ''}; load average at end ${os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
