@@ -79,9 +79,14 @@ t.test('settleAfterStart: start-up garbage collected at once, gc() not left expo
 });
 
 t.test('arenaMax: threads that allocate at once share malloc arenas instead of one each', { skip }, async (t) => {
+  // Each worker allocates, then waits until all six have (a barrier): a thread that exited first would hand
+  // its arena on to the next one, and under load the default count then depended on scheduling.
   const workers = `const { Worker } = await import('node:worker_threads');
-    const code = 'let k = []; for (let j = 0; j < 200; j++) { for (let i = 0; i < 2000; i++) k.push(Buffer.allocUnsafeSlow(1024)); k = []; }';
-    await Promise.all(Array.from({ length: 6 }, () => new Promise((r) => new Worker(code, { eval: true }).on('exit', r))));
+    const code = 'const { workerData: sab } = await import("node:worker_threads"); const n = new Int32Array(sab); ' +
+      'let k = []; for (let j = 0; j < 200; j++) { for (let i = 0; i < 2000; i++) k.push(Buffer.allocUnsafeSlow(1024)); k = []; } ' +
+      'Atomics.add(n, 0, 1); while (Atomics.load(n, 0) < 6) Atomics.wait(n, 0, Atomics.load(n, 0), 100);';
+    const sab = new SharedArrayBuffer(4);
+    await Promise.all(Array.from({ length: 6 }, () => new Promise((r) => new Worker(code, { eval: true, workerData: sab }).on('exit', r))));
     // glibc maps each arena but the main one as a 64 MB-aligned heap
     const arenas = fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')
       .filter((l) => / rw-p 00000000 00:00 0\\s*$/.test(l))
