@@ -24,8 +24,12 @@ export class ObjectSlots<T> {
   private lastObj: T | undefined;
   private lastIx = 0;
 
-  /** distinct objects held */
+  /** objects held */
   get size(): number {
+    return this.objs.length - 1 - this.free.length;
+  }
+  /** objects other holders can share (the rest are one holder's own) */
+  get indexed(): number {
     return this.index.size;
   }
   at(i: number): T | undefined {
@@ -46,10 +50,20 @@ export class ObjectSlots<T> {
     this.refs[i]!++;
     return i;
   }
+  /** A slot of its own for an object no other holder names (a dumped copy, an event's object): no
+   *  index entry — an agent restarted with its previous run's 1M routes holds each as its own object,
+   *  and an entry each would add a third to them. */
+  acquireOwn(item: T): number {
+    const i = this.free.pop() ?? this.objs.length;
+    this.objs[i] = item;
+    this.refs[i] = 1;
+    return i;
+  }
   /** One holder of index `i` lets go (0: none); the object is dropped with the last. */
   release(i: number): void {
     if (i === 0 || --this.refs[i]! > 0) return;
-    this.index.delete(this.objs[i]!);
+    const o = this.objs[i]!;
+    if (this.index.get(o) === i) this.index.delete(o);
     this.objs[i] = undefined;
     this.free.push(i);
     if (this.lastIx === i) {
@@ -108,9 +122,12 @@ export class KeyTable<T> {
   get upper(): number {
     return this.flags.length;
   }
-  /** distinct desired/kernel objects held (status, tests) */
+  /** desired/kernel objects held, and of those the shared ones (tests) */
   get objectCount(): number {
     return this.objs.size;
+  }
+  get sharedObjectCount(): number {
+    return this.objs.indexed;
   }
 
   /** The id of a key in the table, or -1. */
@@ -194,11 +211,12 @@ export class KeyTable<T> {
     return old;
   }
 
-  /** Set the kernel object as last seen (undefined: none). */
-  setHave(id: number, item: T | undefined): void {
+  /** Set the kernel object as last seen (undefined: none); `own`: no other key will name this object
+   *  (an event's or a dump's own copy: not indexed for sharing). */
+  setHave(id: number, item: T | undefined, own = false): void {
     const was = this.have[id]!;
     if (this.objs.at(was) === item) return;
-    const ix = this.objs.acquire(item);
+    const ix = own && item !== undefined ? this.objs.acquireOwn(item) : this.objs.acquire(item);
     if (ix > this.ixMax) this.widen(ix);
     this.have[id] = ix;
     this.objs.release(was);
@@ -323,7 +341,9 @@ export class KeyTable<T> {
       const f = this.flags[id]!;
       if (!(f & USED)) continue;
       this.flags[id] = f & ~LISTED;
-      this.setHave(id, f & LISTED ? next[id] : undefined);
+      const h = f & LISTED ? next[id] : undefined;
+      // listed as its desired object: shared; anything else is this key's own (a copy, an event's)
+      this.setHave(id, h, h !== this.wantOf(id));
       if (this.want[id] !== this.have[id]) changed(id);
       else this.release(id);
     }

@@ -293,7 +293,7 @@ export class Reconciler<T> extends EventEmitter {
     const have = id < 0 ? undefined : s.haveOf(id);
     if (have !== undefined && this.driver.equal(have, item)) return; // our own change coming back: keep the shared object
     if (id < 0) id = s.intern(k);
-    s.setHave(id, item);
+    s.setHave(id, item, true); // the event's own object
     s.markSeen(id);
     s.seenDuringDump(id, item);
     const d = s.wantOf(id);

@@ -97,3 +97,27 @@ t.test('KeyTable: the object columns widen past 255 and 65535 distinct objects, 
   t.equal(wrong, 0, 'no key lost its objects');
   t.equal(s.objectCount, 70_000);
 });
+
+t.test("KeyTable: a dump's own copies and events' objects take no index entry; desired objects listed stay shared", async (t) => {
+  const s = new KeyTable<{ v: number }>();
+  const tpl = { v: 0 };
+  const ids = Array.from({ length: 10_000 }, (_, i) => s.intern(`10.${i >> 8}.${i & 255}.0/24`));
+  for (const id of ids.slice(0, 5000)) s.setWant(id, tpl);
+  s.beginDump();
+  // the first half listed as their desired object, the second half as copies of a previous run's routes
+  for (const [i, id] of ids.entries()) s.dumped(id, i < 5000 ? tpl : { v: i });
+  s.endDump(() => {});
+  t.equal(s.objectCount, 5001, 'the template and 5000 copies');
+  t.equal(s.sharedObjectCount, 1, 'only the template is indexed for sharing');
+  t.equal(s.haveOf(ids[7000]!)?.v, 7000);
+  s.setHave(ids[7000]!, { v: -1 }, true);
+  t.equal(s.objectCount, 5001, "an event's object replaced the copy");
+  t.equal(s.sharedObjectCount, 1);
+  for (const id of ids) {
+    s.setWant(id, undefined);
+    s.setHave(id, undefined);
+    s.release(id);
+  }
+  t.equal(s.objectCount, 0, 'all let go');
+  t.equal(s.sharedObjectCount, 0);
+});
