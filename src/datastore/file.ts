@@ -48,7 +48,15 @@ import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
 import { frame, maxRevision, scanRecords, writeAll, type SnapRec, type TxnRec, type WriteRec } from './file-log.js';
-import { replaceLog, type CompactStep } from './file-compact.js';
+import {
+  dropSnapshot,
+  installSnapshot,
+  removeStaleTemps,
+  replaceLog,
+  writeSnapshot,
+  type CompactStepHook,
+  type SnapshotTemp,
+} from './file-compact.js';
 import { GroupCommit, LogFds } from './file-commit.js';
 import { clone, LogState, sequenceProblem, toEvent } from './file-state.js';
 
@@ -67,7 +75,7 @@ export interface FileDatastoreOptions {
   /** Give up waiting for the write lock after this long (default 15 s) with DatastoreUnavailable. */
   lockTimeoutMs?: number;
   /** Test seam: called at each step of a compaction. */
-  onCompactStep?: (step: CompactStep) => void;
+  onCompactStep?: CompactStepHook;
 }
 
 export const LOG_FILE = 'datastore.log';
@@ -101,6 +109,8 @@ export class FileDatastore implements Datastore {
   private corrupt: DatastoreCorrupt | undefined;
   /** After a failed compaction, the next try waits until the log has grown past this offset. */
   private compactRetryAt = 0;
+  /** The compaction running behind the writes, if one is (maybeCompact). */
+  private compacting: Promise<void> | undefined;
 
   constructor(dir: string, opts: FileDatastoreOptions = {}) {
     this.dir = path.resolve(dir);
@@ -266,6 +276,8 @@ export class FileDatastore implements Datastore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.compacting; // a compaction behind the writes finishes (or drops its snapshot) first
+    if (this.closed) return;
     this.closed = true;
     this.notifier.stop();
     this.notifier.wake();
@@ -377,18 +389,67 @@ export class FileDatastore implements Datastore {
     return this.offset - this.baseSize > Math.max(this.opts.compactBytes, this.baseSize) && this.offset >= this.compactRetryAt;
   }
 
-  /** After acknowledged writes grew the log past the threshold: compact under the lock. A failure is
-   *  logged and retried after another `compactBytes` of log; it never fails a write. */
+  /** After acknowledged writes grew the log past the threshold: compact, in the background. The
+   *  snapshot is taken under the lock, written and synced without it (writers go on, appending to the
+   *  old log), then installed under the lock with the records appended meanwhile — writers waited for
+   *  the whole ~1 MB write and sync before (40–60 ms at 8 ADDs at once, load 4). A failure is logged and
+   *  retried after another `compactBytes` of log; it never fails a write. */
   private async maybeCompact(): Promise<void> {
-    if (!this.needsCompaction()) return;
-    try {
-      await this.lock.run(async () => {
-        this.catchUp(true);
-        if (this.corrupt || this.readOnly || !this.needsCompaction()) return;
-        if (await this.compactLocked()) this.compactRetryAt = this.offset + this.opts.compactBytes;
+    if (this.compacting || !this.needsCompaction()) return;
+    this.compacting = this.compactBehind()
+      .catch(() => undefined) // closed, or the lock is busy: a later write tries again
+      .finally(() => {
+        this.compacting = undefined;
       });
-    } catch {
-      /* closed, or the lock is busy: the next write tries again */
+  }
+
+  private async compactBehind(): Promise<void> {
+    let taken: { snap: SnapRec; at: number; ino: number } | undefined;
+    await this.lock.run(() => {
+      this.catchUp(true);
+      if (this.corrupt || this.readOnly || !this.needsCompaction()) return;
+      removeStaleTemps(this.dir, LOG_FILE);
+      taken = { snap: this.s.snapshot(), at: this.offset, ino: this.ino };
+    });
+    if (!taken) return;
+    const { snap, at, ino } = taken;
+    const buf = frame(snap);
+    let temp: SnapshotTemp | undefined;
+    try {
+      temp = await writeSnapshot(this.logPath, buf, this.opts.onCompactStep, `${process.pid}`);
+      const t = temp;
+      const done = await this.lock.run(async () => {
+        this.catchUp(true);
+        // Another process compacted or restored meanwhile (a new log file), or this one closed: drop ours.
+        if (this.closed || this.ino !== ino || this.corrupt || this.offset < at) return false;
+        const tail = Buffer.allocUnsafe(this.offset - at);
+        for (let got = 0; got < tail.length; ) {
+          const n = fs.readSync(this.fd, tail, got, tail.length - got, at + got);
+          if (n === 0) throw new Error(`the log ended at ${at + got} bytes, expected ${this.offset}`);
+          got += n;
+        }
+        await installSnapshot(t, tail, this.logPath, this.opts.onCompactStep);
+        if (this.closed) return true; // closed while it was installed: the new log is in place
+        try {
+          this.openLog();
+        } catch (e) {
+          this.fd = -1; // the next catch-up opens it again
+          this.logger.warn({ err: errCode(e) }, 'cannot reopen the compacted datastore log');
+        }
+        this.offset = buf.length + tail.length;
+        this.baseSize = buf.length;
+        this.logger.debug({ revision: snap.r, keys: snap.kv.length, bytes: buf.length, tail: tail.length }, 'compacted datastore log');
+        return true;
+      });
+      if (!done) await dropSnapshot(t);
+    } catch (e) {
+      if (temp) await dropSnapshot(temp);
+      this.compactRetryAt = this.offset + this.opts.compactBytes;
+      if (!this.closed)
+        this.logger.warn(
+          { err: errCode(e), log: this.logPath, bytes: this.offset },
+          'datastore compaction failed: the log is kept as it is (writes go on)',
+        );
     }
   }
 

@@ -313,3 +313,34 @@ t.test('list by any prefix finds exactly the keys that start with it, as keys co
     await fresh.close();
   }
 });
+
+t.test('writes go on while a compaction writes its snapshot; they are in the compacted log', async (t) => {
+  const dir = tmpdir(t);
+  const logPath = path.join(dir, LOG_FILE);
+  let during: Promise<unknown> | undefined;
+  let inLogWhenRenamed: boolean | undefined;
+  const ds: FileDatastore = new FileDatastore(dir, {
+    compactBytes: 4096,
+    onCompactStep: (step) => {
+      // The compaction waits here until this write is acknowledged: it must not hold the lock meanwhile.
+      if (step === 'temp-written' && !during) return (during = ds.create('/during', { written: 'while the snapshot was' }));
+      if (step === 'renamed' && inLogWhenRenamed === undefined) inLogWhenRenamed = fs.readFileSync(logPath, 'utf8').includes('/during');
+      return undefined;
+    },
+  });
+  t.teardown(() => ds.close());
+  for (let i = 0; i < 40; i++) await ds.create(`/c/${i}`, { pad: 'x'.repeat(200), i });
+  for (let i = 0; i < 100 && inLogWhenRenamed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(during, 'a write started while the snapshot was written');
+  await during;
+  t.equal(inLogWhenRenamed, true, 'that write was acknowledged before the install and is in the compacted log');
+  const other = new FileDatastore(dir);
+  t.teardown(() => other.close());
+  t.same((await other.get('/during'))?.value, { written: 'while the snapshot was' });
+  t.equal((await other.list('/c/')).items.length, 40, 'every write is there');
+  t.same(
+    fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp file left',
+  );
+});
