@@ -43,6 +43,7 @@ export class LogState {
 
   /** Forget everything (the log is replayed from its first byte next). */
   reset(): void {
+    this.skipThrough = 0;
     if (this.rev > 0 || this.data.size > 0) this.generation++;
     this.clearKeys();
     this.history = [];
@@ -50,8 +51,22 @@ export class LogState {
     this.changed();
   }
 
+  /** After a snapshot behind this view (a compaction that ran behind writes this process has read,
+   *  file.ts): the records up to this revision that follow it in the new log were applied already. */
+  skipThrough = 0;
+  /** That snapshot's revision (the records after it start at the next one). */
+  skipFrom = 0;
+
   apply(rec: Rec): void {
     if (rec.o === 'snap') {
+      this.skipThrough = 0;
+      if (this.rev > rec.r && rec.r >= this.compactRev) {
+        // Taken from this view's own history; the new log goes on with the records read since (the
+        // reader checks they reach this revision, else the store did go back in time).
+        this.skipThrough = this.rev;
+        this.skipFrom = rec.r;
+        return;
+      }
       if (this.rev >= rec.c && this.rev <= rec.r) {
         // We were inside the kept window: replay only the events we have not seen.
         for (const h of withPrevious(rec.h)) if (h.r > this.rev) this.applyEvent(h);

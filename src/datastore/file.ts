@@ -47,7 +47,7 @@ import {
 import { LogNotifier } from './file-notify.js';
 import { StoreLock } from './file-lock.js';
 import { openStoreFile, prepareStoreDir, StoreAccessError } from './file-dir.js';
-import { frame, maxRevision, scanRecords, writeAll, type SnapRec, type TxnRec, type WriteRec } from './file-log.js';
+import { frame, lastRevision, maxRevision, scanRecords, writeAll, type SnapRec, type TxnRec, type WriteRec } from './file-log.js';
 import {
   dropSnapshot,
   installSnapshot,
@@ -522,6 +522,11 @@ export class FileDatastore implements Datastore {
       const from = this.offset;
       const problem = this.readTail(st.size, locked, replaced);
       if (!problem) return;
+      if (problem.kind === 'behind' && pass === 0) {
+        this.startOver(problem.detail); // replay the new log from its start, as for any store gone back
+        st = fs.fstatSync(this.fd);
+        continue;
+      }
       if (from === 0 || pass > 0) {
         this.corrupt = new DatastoreCorrupt(this.logPath, problem.offset, problem.detail);
         this.logger.error(
@@ -540,7 +545,7 @@ export class FileDatastore implements Datastore {
     size: number,
     locked: boolean,
     replaced: boolean,
-  ): { kind: 'corrupt' | 'sequence'; offset: number; detail: string } | undefined {
+  ): { kind: 'corrupt' | 'sequence' | 'behind'; offset: number; detail: string } | undefined {
     if (size <= this.offset) return undefined;
     const len = size - this.offset;
     const buf = Buffer.allocUnsafe(len);
@@ -552,8 +557,23 @@ export class FileDatastore implements Datastore {
     }
     const scan = scanRecords(buf.subarray(0, got));
     const base = this.offset;
+    let skipped = 0; // the last revision skipped after a snapshot behind this view
     for (const { rec, start, end } of scan.recs) {
       const at = base + start;
+      if (this.s.skipThrough > 0 && rec.o !== 'snap') {
+        const expect = (skipped || this.s.skipFrom) + 1;
+        if (rec.r !== expect) {
+          this.offset = at;
+          return { kind: 'behind', offset: at, detail: `record of revision ${rec.r} after a snapshot behind this view` };
+        }
+        skipped = lastRevision(rec);
+        if (skipped <= this.s.skipThrough) {
+          this.offset = base + end; // read from the old log already
+          if (skipped === this.s.skipThrough) this.s.skipThrough = 0;
+          continue;
+        }
+        return { kind: 'behind', offset: at, detail: 'a record past this view inside one already read' };
+      }
       if (at === 0 && rec.o !== 'snap' && replaced && this.s.rev > 0) {
         // A replaced log that does not open with a snapshot is a different store: start over.
         this.s.reset();
@@ -566,6 +586,10 @@ export class FileDatastore implements Datastore {
       if (at === 0 && rec.o === 'snap') this.baseSize = end - start;
       this.s.apply(rec);
       this.offset = base + end;
+    }
+    if (this.s.skipThrough > 0 && !scan.stop) {
+      // The new log ends before this view: the store went back in time after all (a copy put in place).
+      return { kind: 'behind', offset: this.offset, detail: `the log ends before revision ${this.s.skipThrough} seen here` };
     }
     if (scan.stop?.kind === 'corrupt') {
       return { kind: 'corrupt', offset: this.offset, detail: 'a damaged record with valid records after it' };

@@ -344,3 +344,45 @@ t.test('writes go on while a compaction writes its snapshot; they are in the com
     'no temp file left',
   );
 });
+
+t.test('a process that read past a compaction’s snapshot keeps its view and its watches (no re-list)', async (t) => {
+  const dir = tmpdir(t);
+  let b: FileDatastore | undefined;
+  let inPhase = false;
+  const a: FileDatastore = new FileDatastore(dir, {
+    compactBytes: 4096,
+    onCompactStep: (step) => {
+      if (step !== 'temp-written' || inPhase) return undefined;
+      inPhase = true;
+      // While the snapshot is written: a write, and the other process reads it from the old log.
+      return a.create('/w/during', 1).then(() => b!.get('/w/during'));
+    },
+  });
+  t.teardown(() => a.close());
+  b = new FileDatastore(dir);
+  t.teardown(() => b!.close());
+  const ac = new AbortController();
+  t.teardown(() => ac.abort());
+  const seen: string[] = [];
+  const errors: unknown[] = [];
+  const watching = (async () => {
+    try {
+      for await (const ev of b!.watch('/w/', 1, ac.signal)) seen.push(ev.key);
+    } catch (e) {
+      errors.push(e);
+    }
+  })();
+  for (let i = 0; i < 40; i++) await a.create(`/w/${i}`, { pad: 'x'.repeat(200) });
+  for (let i = 0; i < 100 && !inPhase; i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(inPhase, 'a compaction ran behind the writes');
+  const genBefore = (b as unknown as { s: { generation: number } }).s.generation;
+  await a.create('/w/after', 2);
+  for (let i = 0; i < 250 && !seen.includes('/w/after'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal((b as unknown as { s: { generation: number } }).s.generation, genBefore, 'the other process kept its view');
+  t.same(errors, [], 'its watch went on (no DatastoreCompacted)');
+  t.equal(new Set(seen).size, seen.length, 'every event once');
+  t.equal(seen.length, 42, 'and every event');
+  t.same((await b.list('/w/')).items.length, 42);
+  ac.abort();
+  await watching;
+});
