@@ -185,6 +185,11 @@ const LISTS = {
 /** A peer's filters (BGPPeer.filters, in order) compiled: one rule table per direction and family. */
 export class FilterChain {
   private readonly tables: Record<FilterDirection, Record<Afi, CompiledRule[]>>;
+  /** Residuals by the rules they keep (their indices in the table). */
+  private readonly residuals: Record<FilterDirection, Record<Afi, Map<string, Residual>>> = {
+    import: { 1: new Map(), 2: new Map() },
+    export: { 1: new Map(), 2: new Map() },
+  };
   /** Filter names in order (for display and change detection). */
   readonly names: readonly string[];
 
@@ -218,13 +223,25 @@ export class FilterChain {
 
   /** The rules that can still match a route with these attributes, in order (see Residual). */
   residual(dir: FilterDirection, afi: Afi, ctx: RouteContext): Residual {
+    const table = this.tables[dir][afi];
     const out: CompiledRule[] = [];
-    for (const r of this.tables[dir][afi]) {
+    let key = '';
+    for (let i = 0; i < table.length; i++) {
+      const r = table[i]!;
       if (!attrConditionsHold(r, ctx)) continue;
       out.push(r);
+      key += `${i},`;
       if (!r.perPrefix) break; // matches every prefix: nothing after it can be reached
     }
-    return new Residual(out);
+    // Attribute sets that leave the same rules share one Residual (and its octet index): a feed has a
+    // set per few UPDATEs, the rules left differ only by their attribute conditions.
+    const shared = this.residuals[dir][afi];
+    let res = shared.get(key);
+    if (res === undefined) {
+      if (shared.size >= SHARED_RESIDUALS_MAX) shared.clear();
+      shared.set(key, (res = new Residual(out)));
+    }
+    return res;
   }
 
   /** Decide one route outright (tests, `tabbyctl bgp routes`, the export path for single prefixes). */
@@ -237,6 +254,9 @@ export class FilterChain {
     return { decision, attrs: r.action === 'Accept' ? applyOperations(ctx.attrs, r) : null };
   }
 }
+
+/** Distinct residuals a chain keeps per direction and family (as many rule subsets are rare). */
+const SHARED_RESIDUALS_MAX = 1024;
 
 /** Rules of a residual from which match4 indexes by first octet (below it a plain walk is as fast). */
 export const INDEX_MIN_RULES = 8;

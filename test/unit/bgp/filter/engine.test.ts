@@ -249,6 +249,20 @@ t.test('match4 by first octet agrees with evaluate for every operator, short cid
   t.ok(indexed >= 10, `the octet index was used in ${indexed} of 20 rule sets`);
 });
 
+t.test('attribute sets that leave the same rules share one residual (its octet index is built once)', async (t) => {
+  const rules: FilterRule[] = [];
+  for (let i = 0; i < 20; i++) rules.push({ action: 'Reject', matchOperator: 'In', cidr: `172.16.${i}.0/24` });
+  rules.push({ action: 'Reject', communities: { values: ['65000:1'] } });
+  const chain = new FilterChain([v4(rules)]);
+  const a = chain.residual('import', 1, ctx({ attrs: attrs({ communities: [((65000 << 16) | 7) >>> 0] }) }));
+  const b = chain.residual('import', 1, ctx({ attrs: attrs({ asPath: [{ type: 2, asns: [64512, 64513] }] }) }));
+  const c = chain.residual('import', 1, ctx({ attrs: attrs({ communities: [((65000 << 16) | 1) >>> 0] }) }));
+  t.equal(a, b, 'the same 20 prefix rules: one object');
+  t.not(a, c, 'the community rule kept for the set that carries it: another');
+  t.equal(c.rules.length, 21);
+  t.equal(a.match4(((172 << 24) | (16 << 16) | (3 << 8)) >>> 0, 24), 3);
+});
+
 t.test('communities: parse and format, bad values refused at compile', async (t) => {
   t.same(parseCommunity('65000:100'), { kind: 'standard', value: ((65000 << 16) | 100) >>> 0 });
   t.same(parseCommunity('4200000000:1:2'), { kind: 'large', value: { global: 4200000000, local1: 1, local2: 2 } });
