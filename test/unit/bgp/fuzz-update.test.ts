@@ -5,7 +5,7 @@
 // TABBY_FUZZ_ITERATIONS (default 100000) sets the number of messages; `make fuzz` runs more.
 import t from 'tap';
 import { Buffer } from 'node:buffer';
-import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
+import { until, establishedPair } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, BgpMessageError } from '../../../src/bgp/codec/types.js';
 import { attr, update, valid, ORIGIN, AS_PATH, NEXT_HOP, MED } from './update-bytes.js';
@@ -68,16 +68,7 @@ function mutate(src: Buffer): Buffer {
 }
 
 t.test(`fuzz: ${N} mutated UPDATEs never crash, hang or leak`, async (t) => {
-  const hub = new MemHub();
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
-  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4', 'ipv6'] });
-  b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4', 'ipv6'] });
-  await a.start();
-  await b.start();
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
-  const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  const { b, rx } = await establishedPair(t, {}, ['ipv4', 'ipv6']);
   let rejected = 0,
     accepted = 0,
     foreign = 0;

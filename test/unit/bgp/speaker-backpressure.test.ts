@@ -3,22 +3,13 @@
 import t from 'tap';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
+import { MemHub, memSpeaker, until, establishedPair, type MemSession } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, type UpdateMessage } from '../../../src/bgp/codec/types.js';
 import { update, valid } from './update-bytes.js';
 
 t.test("inbound queue bounded: a slow consumer pauses the peer's socket and resumes it when drained", async (t) => {
-  const hub = new MemHub();
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', inboundQueueMax: 100 });
-  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
-  b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-  await a.start();
-  await b.start();
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
-  const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  const { b, rx } = await establishedPair(t, { inboundQueueMax: 100 });
   // The consumer is slow: every best-route change costs 20 µs.
   b.on('best', () => {
     const end = performance.now() + 0.02;
@@ -106,16 +97,7 @@ t.test('a processed UPDATE is let go while later ones still wait in the queue', 
   // ingest every decoded UPDATE outlived young-generation collections (old-generation garbage).
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;
-  const hub = new MemHub();
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', inboundQueueMax: 1000 });
-  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
-  b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-  await a.start();
-  await b.start();
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
-  const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  const { b, rx } = await establishedPair(t, { inboundQueueMax: 1000 });
   b.on('best', () => {
     const end = performance.now() + 1; // 1 ms per prefix: 300 UPDATEs take seconds
     while (performance.now() < end) {

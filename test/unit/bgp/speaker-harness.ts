@@ -196,6 +196,28 @@ export function memSpeaker(hub: MemHub, address: string, opts: Omit<BgpSpeakerOp
   return new BgpSpeaker({ ...opts, sessions: hub.factory(address) });
 }
 
+/**
+ * Two iBGP speakers of AS 65000 on a new hub — a at 10.0.0.1, b at 10.0.0.2 (with `bOpts`) — peered for
+ * `families` and Established, stopped at the test's teardown. `rx` is b's session from a: what is
+ * injected into it is what b receives from a.
+ */
+export async function establishedPair(
+  t: { teardown(fn: () => unknown): void },
+  bOpts: Partial<Omit<BgpSpeakerOptions, 'sessions'>> = {},
+  families: ('ipv4' | 'ipv6')[] = ['ipv4'],
+): Promise<{ hub: MemHub; a: BgpSpeaker; b: BgpSpeaker; rx: MemSession }> {
+  const hub = new MemHub();
+  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
+  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2', ...bOpts });
+  a.addPeer({ address: '10.0.0.2', asn: 65000, families });
+  b.addPeer({ address: '10.0.0.1', asn: 65000, families });
+  await a.start();
+  await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
+  return { hub, a, b, rx: hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession };
+}
+
 /** Resolve when pred() holds (checked every turn of the event loop), or reject after ms. */
 export async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;

@@ -4,7 +4,7 @@
 // (NOTIFICATION 3/x, the peer's routes go).
 import t from 'tap';
 import { Buffer } from 'node:buffer';
-import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
+import { until, establishedPair } from './speaker-harness.js';
 import { attr, update, valid, ORIGIN, AS_PATH, NEXT_HOP, LOCAL_PREF } from './update-bytes.js';
 
 type Outcome = 'treat-as-withdraw' | 'attribute-discard' | 'session-reset' | 'accepted';
@@ -123,16 +123,7 @@ const rows: Row[] = [
 
 for (const row of rows) {
   t.test(row.name, async (t) => {
-    const hub = new MemHub();
-    const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
-    const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
-    a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
-    b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-    await a.start();
-    await b.start();
-    t.teardown(() => Promise.all([a.stop(), b.stop()]));
-    await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
-    const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+    const { b, rx } = await establishedPair(t);
     rx.inject(ann(valid()));
     await until(() => !!b.locRib().get(P), 5000, 'valid route in');
     rx.inject(row.msg);

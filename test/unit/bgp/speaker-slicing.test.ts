@@ -1,22 +1,13 @@
 // A big dump must never starve the event loop (keepalives, hold timers): 300,000 prefixes queued at
 // once are processed in slices; a 10 ms interval timer keeps firing throughout.
 import t from 'tap';
-import { MemHub, memSpeaker, until, type MemSession } from './speaker-harness.js';
+import { until, establishedPair } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, type UpdateMessage } from '../../../src/bgp/codec/types.js';
 import { update, valid } from './update-bytes.js';
 
 t.test('300k prefixes in one burst: the event loop keeps turning', async (t) => {
-  const hub = new MemHub();
-  const a = memSpeaker(hub, '10.0.0.1', { asn: 65000, routerId: '1.1.1.1' });
-  const b = memSpeaker(hub, '10.0.0.2', { asn: 65000, routerId: '2.2.2.2' });
-  a.addPeer({ address: '10.0.0.2', asn: 65000, families: ['ipv4'] });
-  b.addPeer({ address: '10.0.0.1', asn: 65000, families: ['ipv4'] });
-  await a.start();
-  await b.start();
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
-  await until(() => b.peers()[0]!.state === 'Established', 5000, 'up');
-  const rx = hub.sessions.get('10.0.0.2>10.0.0.1') as MemSession;
+  const { b, rx } = await establishedPair(t);
   const msgs = [];
   for (let u = 0; u < 300; u++) {
     const nlri = Array.from({ length: 1000 }, (_, i) => {
