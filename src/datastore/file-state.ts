@@ -151,32 +151,34 @@ export class LogState {
 
 const parentOf = (k: string): string => k.slice(0, k.lastIndexOf('/') + 1);
 
-/** A snapshot's history with each previous value that the key's earlier event in it put as v marked
- *  (q) instead of written again. */
-function sharedPrevious(history: readonly HistEvent[]): HistEvent[] {
+/** `history` mapped by `fn`, which is also given the value the key's earlier put in it left (undefined:
+ *  none in this history, or deleted since). */
+function withEarlierPut(history: readonly HistEvent[], fn: (h: HistEvent, before: unknown) => HistEvent): HistEvent[] {
   const put = new Map<string, unknown>();
   return history.map((h) => {
     const before = put.get(h.k);
     if (h.t === 'put') put.set(h.k, h.v);
     else put.delete(h.k);
+    return fn(h, before);
+  });
+}
+
+/** A snapshot's history with each previous value that the key's earlier event in it put as v marked
+ *  (q) instead of written again. */
+const sharedPrevious = (history: readonly HistEvent[]): HistEvent[] =>
+  withEarlierPut(history, (h, before) => {
     if (h.p === undefined || before === undefined || before !== h.p) return h;
     const { p: _, ...rest } = h;
     return { ...rest, q: 1 };
   });
-}
 
 /** sharedPrevious undone: every event with its previous value again (the same object as that v). */
-function withPrevious(history: readonly HistEvent[]): HistEvent[] {
-  const put = new Map<string, unknown>();
-  return history.map((h) => {
-    const before = put.get(h.k);
-    if (h.t === 'put') put.set(h.k, h.v);
-    else put.delete(h.k);
+const withPrevious = (history: readonly HistEvent[]): HistEvent[] =>
+  withEarlierPut(history, (h, before) => {
     if (h.q === undefined) return h;
     const { q: _, ...rest } = h;
     return before === undefined ? rest : { ...rest, p: before };
   });
-}
 
 /** Why `rec` (at byte `at`) cannot follow revision `rev`, if it cannot. A snapshot opens a file; every
  *  other record is exactly the next revision. */

@@ -429,27 +429,14 @@ export class FileDatastore implements Datastore {
           got += n;
         }
         await installSnapshot(t, tail, this.logPath, this.opts.onCompactStep);
-        if (this.closed) return true; // closed while it was installed: the new log is in place
-        try {
-          this.openLog();
-        } catch (e) {
-          this.fd = -1; // the next catch-up opens it again
-          this.logger.warn({ err: errCode(e) }, 'cannot reopen the compacted datastore log');
-        }
-        this.offset = buf.length + tail.length;
-        this.baseSize = buf.length;
-        this.logger.debug({ revision: snap.r, keys: snap.kv.length, bytes: buf.length, tail: tail.length }, 'compacted datastore log');
+        this.adoptCompacted(snap, buf.length, tail.length);
         return true;
       });
       if (!done) await dropSnapshot(t);
     } catch (e) {
       if (temp) await dropSnapshot(temp);
       this.compactRetryAt = this.offset + this.opts.compactBytes;
-      if (!this.closed)
-        this.logger.warn(
-          { err: errCode(e), log: this.logPath, bytes: this.offset },
-          'datastore compaction failed: the log is kept as it is (writes go on)',
-        );
+      if (!this.closed) this.compactionFailed(e);
     }
   }
 
@@ -461,23 +448,33 @@ export class FileDatastore implements Datastore {
     try {
       await replaceLog(this.logPath, buf, this.opts.onCompactStep);
     } catch (e) {
-      this.logger.warn(
-        { err: errCode(e), log: this.logPath, bytes: this.offset },
-        'datastore compaction failed: the log is kept as it is (writes go on)',
-      );
+      this.compactionFailed(e);
       return e as Error;
     }
-    if (this.closed) return undefined; // closed while the snapshot was written: its log is in place
+    this.adoptCompacted(snap, buf.length, 0);
+    return undefined;
+  }
+
+  /** Under the lock, the compacted log in place (`snapBytes` of snapshot, then `tailBytes` of records
+   *  appended while it was written): read on from its end. Nothing to do once closed. */
+  private adoptCompacted(snap: SnapRec, snapBytes: number, tailBytes: number): void {
+    if (this.closed) return;
     try {
       this.openLog();
     } catch (e) {
       this.fd = -1; // the next catch-up opens it again
       this.logger.warn({ err: errCode(e) }, 'cannot reopen the compacted datastore log');
     }
-    this.offset = buf.length;
-    this.baseSize = buf.length;
-    this.logger.debug({ revision: this.s.rev, keys: this.s.data.size, bytes: buf.length }, 'compacted datastore log');
-    return undefined;
+    this.offset = snapBytes + tailBytes;
+    this.baseSize = snapBytes;
+    this.logger.debug({ revision: snap.r, keys: snap.kv.length, bytes: snapBytes, tail: tailBytes }, 'compacted datastore log');
+  }
+
+  private compactionFailed(e: unknown): void {
+    this.logger.warn(
+      { err: errCode(e), log: this.logPath, bytes: this.offset },
+      'datastore compaction failed: the log is kept as it is (writes go on)',
+    );
   }
 
   // ---------------------------------------------------------------- reading
