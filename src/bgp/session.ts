@@ -97,7 +97,7 @@ class Connection {
    * Frames up to 65535 bytes when we offer extended messages (RFC 8654), so a big UPDATE in the
    * same TCP chunk as the peer's KEEPALIVE is framed; decodeMessage enforces 4096 until negotiated.
    */
-  readonly framer = new Framer();
+  framer = new Framer();
   caps: CodecCaps = DEFAULT_CAPS;
   dialing = false;
   dead = false;
@@ -110,7 +110,19 @@ class Connection {
     public fsm: Fsm,
     public dir: Dir,
   ) {
-    if (fsm.config.extendedMessage) this.framer.maxLength = MAX_EXTENDED_MESSAGE_LEN;
+    this.newStream();
+  }
+
+  /**
+   * A new TCP connection is a new byte stream: OpenSent + TCP failure → Active keeps this object
+   * for the next connection, and half a message left from the old socket must not prefix it.
+   */
+  newStream(): void {
+    this.framer = new Framer();
+    if (this.fsm.config.extendedMessage) this.framer.maxLength = MAX_EXTENDED_MESSAGE_LEN;
+    this.caps = DEFAULT_CAPS;
+    this.inbox = [];
+    this.inboxAt = 0;
   }
 }
 
@@ -596,6 +608,7 @@ export class BgpSession extends EventEmitter<SessionEvents> {
   private attach(c: Connection, socket: net.Socket): void {
     if (c.socket && c.socket !== socket) c.socket.destroy();
     c.socket = socket;
+    c.newStream();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(c, socket, chunk));
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));

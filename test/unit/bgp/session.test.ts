@@ -41,7 +41,13 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
     waiters.splice(0).forEach((w) => w());
   });
   sock.on('error', () => undefined);
-  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  let isClosed = false;
+  const closed = new Promise<void>((r) =>
+    sock.once('close', () => {
+      isClosed = true;
+      r();
+    }),
+  );
   let read = 0;
   return {
     sock,
@@ -55,6 +61,7 @@ async function rawPeer(port: number, local = '127.0.0.2'): Promise<Raw> {
           const m = msgs[read++] as BgpMessage;
           if (!type || m.type === type) return m;
         }
+        if (isClosed) throw new Error(`connection closed before a ${type ?? 'message'}`);
         if (Date.now() > deadline) throw new Error(`no ${type ?? 'message'} within ${ms} ms`);
         await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 50)), closed]);
       }
@@ -209,6 +216,27 @@ t.test('sessions over loopback', { skip }, async (t) => {
     t.ok(['Active', 'Idle'].includes(s.state), `still alive (${s.state})`);
     const r = await connect(s, true);
     r.sock.destroy();
+    s.stop();
+    listener.remove(s.address);
+  });
+
+  await t.test('a peer that drops mid-message and reconnects starts a clean stream', async (t) => {
+    // OpenSent + TCP failure → Active keeps the connection object: the half message read from the
+    // old socket must not prefix the new socket's bytes (the peer's OPEN would be read as its tail).
+    const s = session();
+    const r1 = await rawPeer(listener.port);
+    await r1.next('open');
+    r1.send(Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from([0, 60, 1]), Buffer.alloc(10)])); // 29 of 60 bytes
+    await new Promise((x) => setTimeout(x, 50));
+    r1.sock.destroy();
+    for (let k = 0; k < 2000 && s.state !== 'Active'; k++) await new Promise((x) => setTimeout(x, 5));
+    t.equal(s.state, 'Active', 'back to Active, waiting for the peer');
+    const r2 = await connect(s, true);
+    t.notOk(
+      r2.msgs.some((m) => m.type === 'notification'),
+      'no NOTIFICATION on the new connection',
+    );
+    r2.sock.destroy();
     s.stop();
     listener.remove(s.address);
   });
