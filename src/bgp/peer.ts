@@ -3,7 +3,7 @@
 // queue and output state. Every reset goes through the few methods here — startSession(),
 // resetForSession() when a session reaches Established, endSession() when it goes down — and
 // detach() is the one way a session leaves the peer (listeners removed, Cease or silent close).
-import type { Buffer } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import type { TimerHandle } from './clock.js';
 import { DEFAULT_CAPS, type CodecCaps, type RouteRefreshMessage, type UpdateMessage } from './codec/types.js';
 import type { Negotiated } from './negotiate.js';
@@ -19,6 +19,31 @@ import { PeerFilters } from './filter/peer-filters.js';
 import { OutQueue, type UpdateGroup } from './update-group.js';
 
 export type InboundMessage = UpdateMessage | RouteRefreshMessage;
+
+/** Raw attribute bytes → the interned import result of the UPDATE that carried them last. */
+export class LastImport {
+  private raw = Buffer.alloc(256);
+  private len = -1;
+  private set: AttrSet | null = null;
+
+  /** The result for these bytes, or undefined. A set that left the table since (no references) is not returned. */
+  get(raw: Buffer): AttrSet | null | undefined {
+    if (raw.length !== this.len || raw.compare(this.raw, 0, this.len) !== 0) return undefined;
+    return this.set === null || this.set.refs > 0 ? this.set : undefined;
+  }
+
+  put(raw: Buffer, set: AttrSet | null): void {
+    if (raw.length > this.raw.length) this.raw = Buffer.alloc(Math.max(raw.length, 2 * this.raw.length));
+    raw.copy(this.raw);
+    this.len = raw.length;
+    this.set = set;
+  }
+
+  clear(): void {
+    this.len = -1;
+    this.set = null;
+  }
+}
 
 export class Peer {
   config: PeerConfig;
@@ -41,8 +66,11 @@ export class Peer {
   readonly outQueue = new OutQueue();
   /** Initial dump of a member: the rest of its group's table to send (update-group.ts dumpRound). */
   groupDump: Iterator<[number, PrefixKey, AttrSet]> | undefined = undefined;
-  /** Raw attribute bytes → interned import result (IPv4 fast path). */
-  readonly rawCache = new Map<string, AttrSet | null>();
+  /** The last UPDATE's raw attribute bytes (IPv4) and their import result: a set split over several
+   *  UPDATEs is decided once. One entry, copied into a reused buffer — a map of 4096 text keys cost
+   *  ~0.4 MB per peer, a string per UPDATE, never hit on a feed of distinct sets, and held sets
+   *  without a reference after their routes were gone. */
+  readonly lastImport = new LastImport();
   /** (best attrs, source, afi) → export attribute set. */
   readonly exportCache = new Map<number, AttrSet | null>();
   /** Received UPDATEs / ROUTE-REFRESHes not yet processed: inQueue[inHead..] (slots before inHead are emptied). */
@@ -109,7 +137,7 @@ export class Peer {
     this.caps = n.caps;
     this.policy = policy;
     this.exportCache.clear();
-    this.rawCache.clear();
+    this.lastImport.clear();
     this.filters.resetSession();
     this.eorReceived.clear();
     this.refreshing.clear();
@@ -130,7 +158,7 @@ export class Peer {
   /** The session ended (down, detached): drop what only made sense on it. Paths are the caller's (GR). */
   endSession(): void {
     this.clearInbound();
-    this.rawCache.clear(); // holds attribute sets without a reference: they would outlive the routes
+    this.lastImport.clear();
     this.dumping = undefined;
     this.blocked = false;
     this.group?.leave(this);

@@ -231,7 +231,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     p.exportCache.clear();
     p.filters.clearExport();
     const changed = p.filters.set(config.filters ?? [], p.policy.ebgp);
-    if (importPolicy) p.rawCache.clear(); // cached import results were decided under the old limit
+    if (importPolicy) p.lastImport.clear(); // decided under the old limit
     // A filter change never resets the session: exports are re-diffed, imports re-requested (RFC 2918).
     if (p.state === 'Established') this.exporter.refreshExports(p);
     if ((changed.import || importPolicy) && p.state === 'Established') this.reimport(p);
@@ -692,20 +692,17 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     mpNextHop: { nextHop: string; linkLocal?: string } | undefined,
     raw: Buffer | undefined,
   ): AttrSet | null {
-    // Fast path: identical attribute bytes from this peer seen before (the IPv4 case; MP_REACH holds NLRI).
-    const rawKey = raw && !a.mpReach ? raw.toString('latin1') : undefined;
-    if (rawKey !== undefined) {
-      const hit = p.rawCache.get(rawKey);
+    // Fast path: the same attribute bytes as this peer's last UPDATE (the IPv4 case; MP_REACH holds NLRI).
+    const cached = raw !== undefined && !a.mpReach;
+    if (cached) {
+      const hit = p.lastImport.get(raw);
       if (hit !== undefined) return hit;
     }
     const r = importAttrs(this.identityFor(p), p.policy, routeAttributesOf(a, mpNextHop));
     let set: AttrSet | null = null;
     if (r.ok) set = this.attrTable.intern(r.attrs);
     else this.log.debug({ reason: r.reason }, 'path rejected on import');
-    if (rawKey !== undefined) {
-      if (p.rawCache.size >= 4096) p.rawCache.clear();
-      p.rawCache.set(rawKey, set);
-    }
+    if (cached) p.lastImport.put(raw, set);
     return set;
   }
 
@@ -822,7 +819,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
     });
     for (const p of this.peersByAddr.values()) {
       if (p.state !== 'Established' || !(p.filters.importNamesInterface(1) || p.filters.importNamesInterface(2))) continue;
-      p.rawCache.clear();
+      p.lastImport.clear();
       this.reimport(p);
     }
   }

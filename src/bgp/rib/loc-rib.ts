@@ -3,7 +3,7 @@
 // slots holding a path from its source (RFC 4271 §3.2 lets the RIBs be conceptual) — one table for
 // all of them, one lookup per received prefix.
 // A prefix with a single path stores the Path itself (no array): a full table learned from one
-// peer costs one Map slot per prefix (Path objects are shared, see path.ts).
+// peer costs one 8-byte slot per prefix (slot-table.ts; Path objects are shared, see path.ts).
 //
 // upsert/remove report whether what the prefix resolves to changed (its best path, or its multipath
 // set when multipath is on) — the speaker then re-exports that prefix and emits 'best'/'withdrawn'.
@@ -11,12 +11,11 @@
 // lets go of it.
 import { decide, type Decision, type DecisionOptions } from './decision.js';
 import type { Path, PathSource } from './path.js';
-import { PrefixTable, type PrefixKey } from './prefix-table.js';
-
-type Slot = Path | Path[];
+import type { PrefixKey } from './prefix-table.js';
+import { SlotTable } from './slot-table.js';
 
 export class LocRib {
-  readonly table = new PrefixTable<Slot>();
+  readonly table = new SlotTable();
 
   constructor(
     readonly opts: DecisionOptions = {},
@@ -57,7 +56,10 @@ export class LocRib {
 
   private drop(p: Path, gone: boolean): void {
     if (gone) p.source.routes--;
-    if (--p.refs === 0) this.release(p);
+    if (--p.refs === 0) {
+      this.table.forget(p);
+      this.release(p);
+    }
   }
 
   /** Add the path, replacing the one from the same source. Returns true when the prefix's result changed. */

@@ -33,6 +33,8 @@ export interface PathSource {
 export class Path {
   /** Prefixes holding this path (maintained by the Loc-RIB). */
   refs = 0;
+  /** Its id in the Loc-RIB's table while prefixes hold it (slot-table.ts), else 0. */
+  id = 0;
   /** Still in its source's intern table (may get new prefixes). */
   interned = false;
   constructor(

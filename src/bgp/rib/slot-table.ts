@@ -1,0 +1,263 @@
+// The Loc-RIB's storage: prefix → its paths (one Path, or Path[] best first), with 8 bytes per IPv4
+// slot and nothing per prefix on V8's heap.
+//
+// An IPv4 prefix's slot is an int32 pair (network, value) in one Int32Array per prefix length; the
+// value names the paths: id > 0 = a registered Path (paths[id]), < 0 = a multi-path array
+// (multi[-value - 1]), 0 = empty, TOMB = deleted. Path ids are handed out when a path is first stored
+// and given back by forget() when the Loc-RIB lets go of the path (its last prefix), so they stay dense.
+// Why not a JS array of Path pointers per table (the generic IntTable): 8 B per slot in V8's
+// large-object space, a dead copy left as garbage at each doubling, a state byte per slot besides, and
+// a load of at most 3/4 — ~26 B per prefix at 200k, now ~13. BIRD keeps one `rte` pointer per fib node.
+// IPv6 prefixes (string keys, few) keep a Map.
+import type { Path } from './path.js';
+import { BUCKET_V6, type PrefixKey } from './prefix-table.js';
+
+export type Slot = Path | Path[];
+
+const EMPTY = 0;
+const TOMB = -0x80000000;
+/** Fibonacci hashing: the top log2(capacity) bits of key × 2^32/φ. */
+const PHI = 0x9e3779b1;
+
+/** int32 key → non-zero int32 value, open addressing (linear probing) over [key, value] pairs. */
+class IntSlots {
+  /** [key0, val0, key1, val1, …] */
+  pairs = new Int32Array(32);
+  mask = 15;
+  private shift = 28;
+  live = 0;
+  private used = 0; // full + deleted
+  /** Bumped on every rehash: iterators restart (a repeated visit is harmless, a skipped one is not). */
+  epoch = 0;
+
+  /** Index (of the pair's value) holding key, or -1. */
+  find(key: number): number {
+    const p = this.pairs,
+      mask = this.mask;
+    let i = Math.imul(key, PHI) >>> this.shift;
+    for (;;) {
+      const v = p[2 * i + 1]!;
+      if (v === EMPTY) return -1;
+      if (v !== TOMB && p[2 * i] === key) return 2 * i + 1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Index (of the pair's value) holding key (>= 0), or ~index where it would go (first tombstone passed, else the empty one). */
+  probe(key: number): number {
+    const p = this.pairs,
+      mask = this.mask;
+    let i = Math.imul(key, PHI) >>> this.shift;
+    let tomb = -1;
+    for (;;) {
+      const v = p[2 * i + 1]!;
+      if (v === EMPTY) return ~(tomb >= 0 ? tomb : 2 * i + 1);
+      if (v === TOMB) {
+        if (tomb < 0) tomb = 2 * i + 1;
+      } else if (p[2 * i] === key) return 2 * i + 1;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Store at the place probe() gave (~at); may rehash. */
+  insertAt(at: number, key: number, value: number): void {
+    const p = this.pairs;
+    if (p[at] === EMPTY) this.used++; // a reused tombstone is already counted
+    p[at - 1] = key;
+    p[at] = value;
+    this.live++;
+    // up to 4/5 full: with Fibonacci hashing of prefix keys probes stay short, and a table that just
+    // passed a power of two is not left at 3/8 (the feed's /25–/32 lengths, ~6k each, fit in 8192)
+    if (this.used * 5 > (this.mask + 1) * 4) this.rehash();
+  }
+
+  /** Delete at `at`; true when the table is now mostly empty (worth a rehash to shrink it). */
+  removeAt(at: number): boolean {
+    this.pairs[at] = TOMB;
+    this.live--;
+    return this.sparse;
+  }
+
+  get sparse(): boolean {
+    return this.mask > 15 && this.live * 8 < this.mask + 1;
+  }
+
+  rehash(): void {
+    // New capacity: load at most 1/2 (drops tombstones; may shrink after many deletes).
+    let cap = 16;
+    while (cap < this.live * 2 + 2) cap *= 2;
+    const old = this.pairs;
+    const p = (this.pairs = new Int32Array(2 * cap));
+    const mask = (this.mask = cap - 1);
+    const shift = (this.shift = 32 - Math.log2(cap));
+    this.used = this.live;
+    this.epoch++;
+    for (let j = 1; j < old.length; j += 2) {
+      const v = old[j]!;
+      if (v === EMPTY || v === TOMB) continue;
+      const k = old[j - 1]!;
+      let i = Math.imul(k, PHI) >>> shift;
+      while (p[2 * i + 1] !== EMPTY) i = (i + 1) & mask;
+      p[2 * i] = k;
+      p[2 * i + 1] = v;
+    }
+  }
+}
+
+/** A live value at pair index j of `pairs` (not empty, not deleted). */
+const full = (v: number): boolean => v !== EMPTY && v !== TOMB;
+
+export class SlotTable {
+  private readonly v4: (IntSlots | undefined)[] = new Array<IntSlots | undefined>(33);
+  private v6: Map<string, Slot> | undefined;
+  /** Registered paths by id (index 0 unused). */
+  private readonly paths: (Path | undefined)[] = [undefined];
+  private readonly freeIds: number[] = [];
+  /** Multi-path arrays by index. */
+  private readonly multi: (Path[] | undefined)[] = [];
+  private readonly freeMulti: number[] = [];
+  /** forEach calls in progress (no shrinking rehash under them). */
+  private walking = 0;
+
+  get size(): number {
+    let n = this.v6?.size ?? 0;
+    for (let b = 0; b < 33; b++) n += this.v4[b]?.live ?? 0;
+    return n;
+  }
+
+  /** Registered paths (for tests: ids are given back with forget()). */
+  get pathCount(): number {
+    return this.paths.length - 1 - this.freeIds.length;
+  }
+
+  private decode(v: number): Slot {
+    return v > 0 ? this.paths[v]! : this.multi[-v - 1]!;
+  }
+
+  /** The value for a slot: the path's id (registered on first use), or a new multi index. */
+  private encode(s: Slot): number {
+    if (!Array.isArray(s)) return this.idOf(s);
+    const ix = this.freeMulti.length > 0 ? this.freeMulti.pop()! : this.multi.length;
+    this.multi[ix] = s;
+    return -ix - 1;
+  }
+
+  private idOf(p: Path): number {
+    if (p.id > 0 && this.paths[p.id] === p) return p.id;
+    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.paths.length;
+    this.paths[id] = p;
+    p.id = id;
+    return id;
+  }
+
+  /** The old value at `at` is replaced or deleted: a multi-path index it held is free again. */
+  private dropValue(v: number): void {
+    if (v >= 0) return;
+    this.multi[-v - 1] = undefined;
+    this.freeMulti.push(-v - 1);
+  }
+
+  /** The Loc-RIB let go of this path (no prefix holds it): its id is free (it is registered again if stored later). */
+  forget(p: Path): void {
+    const id = p.id;
+    if (id > 0 && this.paths[id] === p) {
+      this.paths[id] = undefined;
+      this.freeIds.push(id);
+    }
+    p.id = 0;
+  }
+
+  get(bucket: number, key: PrefixKey): Slot | undefined {
+    if (bucket === BUCKET_V6) return this.v6?.get(key as string);
+    const t = this.v4[bucket];
+    if (!t) return undefined;
+    const at = t.find(key as number);
+    return at < 0 ? undefined : this.decode(t.pairs[at]!);
+  }
+
+  set(bucket: number, key: PrefixKey, value: Slot): void {
+    if (bucket === BUCKET_V6) {
+      (this.v6 ??= new Map()).set(key as string, value);
+      return;
+    }
+    const t = (this.v4[bucket] ??= new IntSlots());
+    const at = t.probe(key as number);
+    if (at >= 0) {
+      const old = t.pairs[at]!;
+      if (old < 0 && Array.isArray(value)) {
+        this.multi[-old - 1] = value; // same index, new array
+        return;
+      }
+      this.dropValue(old);
+      t.pairs[at] = this.encode(value);
+      return;
+    }
+    t.insertAt(~at, key as number, this.encode(value));
+  }
+
+  /** Insert unless present: the existing value, or undefined when `value` was stored. One probe. */
+  setIfAbsent(bucket: number, key: PrefixKey, value: Slot): Slot | undefined {
+    if (bucket === BUCKET_V6) {
+      const m = (this.v6 ??= new Map());
+      const cur = m.get(key as string);
+      if (cur === undefined) m.set(key as string, value);
+      return cur;
+    }
+    const t = (this.v4[bucket] ??= new IntSlots());
+    const at = t.probe(key as number);
+    if (at >= 0) return this.decode(t.pairs[at]!);
+    t.insertAt(~at, key as number, this.encode(value));
+    return undefined;
+  }
+
+  delete(bucket: number, key: PrefixKey): boolean {
+    if (bucket === BUCKET_V6) return this.v6?.delete(key as string) ?? false;
+    const t = this.v4[bucket];
+    if (!t) return false;
+    const at = t.find(key as number);
+    if (at < 0) return false;
+    this.dropValue(t.pairs[at]!);
+    // a withdraw-all gives the memory back (not inside forEach, which walks the pairs it started with)
+    if (t.removeAt(at) && this.walking === 0) t.rehash();
+    return true;
+  }
+
+  /** Visit every entry. Deleting or replacing inside the callback is allowed; inserting is not. */
+  forEach(fn: (value: Slot, bucket: number, key: PrefixKey) => void): void {
+    this.walking++;
+    try {
+      for (let b = 0; b < 33; b++) {
+        const t = this.v4[b];
+        if (!t) continue;
+        const p = t.pairs;
+        for (let j = 1; j < p.length; j += 2) {
+          const v = p[j]!;
+          if (full(v)) fn(this.decode(v), b, p[j - 1]!);
+        }
+      }
+      if (this.v6) for (const [k, v] of this.v6) fn(v, BUCKET_V6, k);
+    } finally {
+      if (--this.walking === 0) for (const t of this.v4) if (t?.sparse) t.rehash();
+    }
+  }
+
+  /** Iterate entries (for slicing long walks across event-loop turns; inserts in between are fine: a
+   *  rehash restarts the walk of that length, so an entry may be visited twice, never skipped). */
+  *entries(): Generator<[number, PrefixKey, Slot]> {
+    for (let b = 0; b < 33; b++) {
+      const t = this.v4[b];
+      if (!t) continue;
+      let epoch = t.epoch;
+      for (let j = 1; j < t.pairs.length; j += 2) {
+        if (t.epoch !== epoch) {
+          epoch = t.epoch;
+          j = -1;
+          continue;
+        }
+        const v = t.pairs[j]!;
+        if (full(v)) yield [b, t.pairs[j - 1]!, this.decode(v)];
+      }
+    }
+    if (this.v6) for (const [k, v] of this.v6) yield [BUCKET_V6, k, v];
+  }
+}

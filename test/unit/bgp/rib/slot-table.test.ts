@@ -1,0 +1,110 @@
+// SlotTable: the Loc-RIB's prefix → paths storage (int32 pairs per IPv4 length, path ids, multi-path
+// arrays by index, a Map for IPv6), checked against a plain Map model.
+import t from 'tap';
+import { SlotTable, type Slot } from '../../../../src/bgp/rib/slot-table.js';
+import { Path, peerSource } from '../../../../src/bgp/rib/path.js';
+import { AttrTable } from '../../../../src/bgp/rib/attrs.js';
+import { parsePrefixKey, formatPrefixKey } from '../../../../src/bgp/rib/prefix-table.js';
+
+const attrs = new AttrTable();
+const src = (i: number) => peerSource({ id: i, address: `10.0.0.${i}`, ebgp: true, asn: 65000 + i });
+const paths = Array.from({ length: 50 }, (_, i) => new Path(src(1 + (i % 3)), attrs.intern({ origin: 0, med: i, nextHop: '10.0.0.1' })));
+
+t.test('agrees with a Map through inserts, replacements, multi-path arrays and deletes (growing and shrinking)', async (t) => {
+  const tab = new SlotTable();
+  const model = new Map<string, Slot>();
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let wrong = 0; // setIfAbsent / delete results that differ from the model's
+  const prefixes: string[] = [];
+  for (let i = 0; i < 30_000; i++) prefixes.push(`${10 + (i % 7)}.${(i >> 8) & 255}.${i & 255}.0/${24 + (i % 3)}`);
+  prefixes.push('fd00::/64', 'fd00:1::/48');
+  for (let step = 0; step < 150_000; step++) {
+    const p = prefixes[rnd(step < 60_000 ? prefixes.length : 2000)]!;
+    const { bucket, key } = parsePrefixKey(p);
+    const op = rnd(10);
+    if (op < 5) {
+      const v: Slot = rnd(4) === 0 ? [paths[rnd(50)]!, paths[rnd(50)]!] : paths[rnd(50)]!;
+      tab.set(bucket, key, v);
+      model.set(p, v);
+    } else if (op < 7) {
+      const v = paths[rnd(50)]!;
+      const cur = tab.setIfAbsent(bucket, key, v);
+      if (cur !== model.get(p)) wrong++;
+      if (cur === undefined) model.set(p, v);
+    } else {
+      if (tab.delete(bucket, key) !== model.delete(p)) wrong++;
+    }
+    if (step % 10_000 === 0 || step === 149_999) {
+      t.equal(tab.size, model.size, `size at step ${step}`);
+      let n = 0;
+      let bad = 0;
+      tab.forEach((v, b, k) => {
+        n++;
+        if (model.get(formatPrefixKey(b, k)) !== v) bad++;
+      });
+      t.equal(n, model.size, 'forEach visits every entry once');
+      t.equal(bad, 0, 'forEach values');
+      for (const [pfx, v] of model) {
+        const k = parsePrefixKey(pfx);
+        if (tab.get(k.bucket, k.key) !== v) bad++;
+      }
+      t.equal(bad, 0, 'get agrees with the model');
+    }
+  }
+  t.equal(wrong, 0, 'setIfAbsent and delete agree with the model');
+  t.ok(tab.pathCount <= 50, `${tab.pathCount} path ids in use for 50 paths`);
+});
+
+t.test('a withdraw-all shrinks the tables; path ids are given back and reused', async (t) => {
+  const tab = new SlotTable();
+  for (let i = 0; i < 100_000; i++) tab.set(24, ((11 << 24) + (i << 8)) | 0, paths[i % 50]!);
+  t.equal(tab.size, 100_000);
+  t.equal(tab.pathCount, 50);
+  for (let i = 0; i < 100_000; i++) tab.delete(24, ((11 << 24) + (i << 8)) | 0);
+  t.equal(tab.size, 0);
+  // the pairs array of /24 is back to a few slots: entries() over it is short
+  let visited = 0;
+  for (const _ of tab.entries()) visited++;
+  t.equal(visited, 0);
+  for (const p of paths) tab.forget(p);
+  t.equal(tab.pathCount, 0, 'ids free');
+  tab.set(24, 1 << 8, paths[3]!);
+  t.ok(paths[3]!.id >= 1 && paths[3]!.id <= 50, `a freed id is reused (${paths[3]!.id})`);
+  t.equal(tab.get(24, 1 << 8), paths[3]);
+});
+
+t.test('entries() survives inserts between steps (a rehash restarts the walk: repeats, never skips)', async (t) => {
+  const tab = new SlotTable();
+  for (let i = 0; i < 100; i++) tab.set(24, i << 8, paths[0]!);
+  const seen = new Set<number>();
+  let i = 0;
+  for (const [, k] of tab.entries()) {
+    seen.add(k as number);
+    if (i < 5000) tab.set(24, (1 << 24) + (i++ << 8), paths[1]!);
+  }
+  let skipped = 0;
+  for (let j = 0; j < 100; j++) if (!seen.has(j << 8)) skipped++;
+  t.equal(skipped, 0, 'every entry there at the start was visited');
+  t.equal(tab.size, 5100);
+});
+
+t.test('deleting inside forEach does not shrink under the walk', async (t) => {
+  const tab = new SlotTable();
+  for (let i = 0; i < 10_000; i++) tab.set(24, i << 8, paths[i % 50]!);
+  let n = 0;
+  tab.forEach((_v, b, k) => {
+    n++;
+    tab.delete(b, k);
+  });
+  t.equal(n, 10_000, 'each visited once');
+  t.equal(tab.size, 0);
+  let visited = 0;
+  for (const _ of tab.entries()) visited++;
+  t.equal(visited, 0, 'shrunk after the walk');
+  tab.set(24, 5 << 8, paths[0]!);
+  t.equal(tab.get(24, 5 << 8), paths[0], 'usable after');
+});
