@@ -12,8 +12,8 @@
 // session live in `paths`; going stale (session down under GR, or BoRR) moves them to `stalePaths`
 // and starts a new generation; the speaker's sweep removes the stale ones not re-announced.
 import type { Capability, FamilyKey } from './codec/types.js';
-import type { AttrSet, AttrTable } from './rib/attrs.js';
-import type { Path } from './rib/path.js';
+import type { AttrTable } from './rib/attrs.js';
+import { uninternPath, type Path } from './rib/path.js';
 import { PrefixTable, type PrefixKey } from './rib/prefix-table.js';
 import type { TimerHandle, Clock } from './clock.js';
 
@@ -51,7 +51,10 @@ export function restartTimeMs(peerGr: GrCapability | undefined): number {
 
 /** A peer's path generations (Peer in peer.ts holds these). */
 export interface PathGenerations {
-  paths: Map<AttrSet, Path>;
+  /** The current generation's paths (released ones, no longer interned, are skipped and compacted away). */
+  paths: Path[];
+  /** How many of `paths` were released. */
+  released: number;
   stalePaths: Path[];
   refreshPaths: Path[];
   readonly refreshing: Set<1 | 2>;
@@ -66,11 +69,13 @@ export function staleCount(p: Pick<PathGenerations, 'stalePaths'>): number {
 
 /** Start a new generation of the peer's paths: the current ones leave its table (an unheld one releases its attributes). */
 export function newGeneration(p: PathGenerations, attrTable: AttrTable): void {
-  for (const path of p.paths.values()) {
-    path.interned = false;
+  for (const path of p.paths) {
+    if (!path.interned) continue;
+    uninternPath(path);
     if (path.refs === 0) attrTable.unref(path.attrs);
   }
-  p.paths = new Map();
+  p.paths = [];
+  p.released = 0;
 }
 
 /**
@@ -78,7 +83,8 @@ export function newGeneration(p: PathGenerations, attrTable: AttrTable): void {
  * prefix): on a GR session loss (§4.2), or at BoRR (RFC 7313 §4, `refresh` remembers them for EoRR).
  */
 export function markStale(p: PathGenerations, attrTable: AttrTable, refresh = false): void {
-  for (const path of p.paths.values()) {
+  for (const path of p.paths) {
+    if (!path.interned) continue;
     path.stale = true;
     p.stalePaths.push(path);
     if (refresh) p.refreshPaths.push(path);

@@ -55,8 +55,10 @@ export class Peer {
   info = 'Idle';
   negotiated: Negotiated | undefined = undefined;
   caps: CodecCaps = DEFAULT_CAPS;
-  /** This session generation's paths, one per attribute set (see path.ts). */
-  paths = new Map<AttrSet, Path>();
+  /** This session generation's paths, one per attribute set (see path.ts; found through the set).
+   *  Released ones stay until more than half are (pathReleased). */
+  paths: Path[] = [];
+  released = 0;
   /** Paths of earlier sessions kept for graceful restart, or marked at BoRR (RFC 7313). */
   stalePaths: Path[] = [];
   readonly adjOut: AdjRibOut;
@@ -108,6 +110,14 @@ export class Peer {
     this.since = now;
     this.filters = new PeerFilters(attrTable, policy.ebgp);
     this.filters.set(config.filters ?? [], policy.ebgp);
+  }
+
+  /** A path of the current generation was released (no prefix holds it): when most of the list is, it
+   *  is compacted (a withdraw-all leaves no Path, and so no attribute set, behind). */
+  pathReleased(): void {
+    if (++this.released * 2 <= this.paths.length) return;
+    this.paths = this.paths.filter((x) => x.interned);
+    this.released = 0;
   }
 
   get address(): string {

@@ -28,7 +28,7 @@ import {
 import type { Negotiated } from './negotiate.js';
 import { AttrTable, routeAttributesOf, type AttrSet, type RouteAttributes } from './rib/attrs.js';
 import { LocRib } from './rib/loc-rib.js';
-import { Path, peerSource, LOCAL_SOURCE, type PathSource } from './rib/path.js';
+import { Path, peerSource, LOCAL_SOURCE, currentPath, internPath, uninternPath, type PathSource } from './rib/path.js';
 import {
   PrefixTable,
   bucketAt,
@@ -708,12 +708,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
 
   /** The peer's current-generation Path for an attribute set (created on first use). */
   private pathFor(p: Peer, set: AttrSet): Path {
-    let path = p.paths.get(set);
+    let path = currentPath(set, p.source);
     if (path === undefined) {
       path = new Path(p.source, set);
-      path.interned = true;
+      internPath(path);
       this.attrTable.ref(set); // the Path's reference, dropped in releasePath()
-      p.paths.set(set, path);
+      p.paths.push(path);
     }
     return path;
   }
@@ -837,9 +837,8 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   /** A Path no prefix holds any more: drop it from its peer's table and release its attribute set. */
   private releasePath(path: Path): void {
     if (path.interned) {
-      const peer = this.bySource.get(path.source);
-      if (peer && peer.paths.get(path.attrs) === path) peer.paths.delete(path.attrs);
-      path.interned = false;
+      uninternPath(path);
+      this.bySource.get(path.source)?.pathReleased();
     }
     this.attrTable.unref(path.attrs);
   }

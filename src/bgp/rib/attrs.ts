@@ -9,6 +9,7 @@
 // of either family is kept in `nextHop` (+ `linkLocal` for IPv6). The decision process (decision.ts)
 // reads only the derived numeric fields computed here once per set.
 import { parseIpv4Number } from '../../common/ip.js';
+import type { Path } from './path.js';
 import { AS_CONFED_SEQUENCE, AS_CONFED_SET, AS_SET, type AsPathSegment, type PathAttributes } from '../codec/types.js';
 
 /** Attributes of a path, without MP_REACH/MP_UNREACH and without wire-layout hints. */
@@ -22,35 +23,49 @@ export type RouteAttributes = Omit<PathAttributes, 'mpReach' | 'mpUnreach' | 'wi
 export class AttrSet {
   /** Paths (in any RIB) that reference this set. */
   refs = 0;
-  // Derived once, read by the decision process.
-  readonly origin: number;
-  readonly localPref: number | undefined;
-  readonly med: number | undefined;
-  readonly asPathLength: number;
-  /** First AS of the AS_PATH (RFC 4271 §9.1.2.2 c), 0 when the path is empty (own AS). */
-  readonly neighborAs: number;
-  readonly originatorId: number | undefined;
-  readonly clusterListLength: number;
-  /** The next hop ('' when none). */
-  readonly nextHop: string;
-  /** [nextHop], shared (frozen) by every best-route event of this set. */
-  readonly nextHops: readonly string[];
+  /** The next set in its hash chain (AttrTable). */
+  next: AttrSet | undefined = undefined;
+  /** The current-generation paths carrying this set, one per source, chained by Path.nextOfSet:
+   *  how a peer finds its Path for an UPDATE's set (a per-peer Map was ~46 B per set). */
+  paths: Path | undefined = undefined;
 
   constructor(
     readonly id: number,
     /** hashAttrs(attrs): where the table keeps it */
     readonly hash: number,
     readonly attrs: Readonly<RouteAttributes>,
-  ) {
-    this.origin = attrs.origin ?? 2;
-    this.localPref = attrs.localPref;
-    this.med = attrs.med;
-    this.asPathLength = asPathLength(attrs.asPath);
-    this.neighborAs = neighborAs(attrs.asPath);
-    this.originatorId = attrs.originatorId !== undefined ? parseIpv4Number(attrs.originatorId) : undefined;
-    this.clusterListLength = attrs.clusterList?.length ?? 0;
-    this.nextHop = attrs.nextHop ?? '';
-    this.nextHops = Object.freeze([this.nextHop]);
+    /** [nextHop], shared (frozen) by every set with that next hop and every best-route event of them. */
+    readonly nextHops: readonly string[],
+  ) {}
+
+  // Read by the decision process, which runs only for prefixes with more than one path: derived on
+  // use rather than kept per set (a full table's sets are mostly held by single-path prefixes).
+  get origin(): number {
+    return this.attrs.origin ?? 2;
+  }
+  get localPref(): number | undefined {
+    return this.attrs.localPref;
+  }
+  get med(): number | undefined {
+    return this.attrs.med;
+  }
+  get asPathLength(): number {
+    return asPathLength(this.attrs.asPath);
+  }
+  /** First AS of the AS_PATH (RFC 4271 §9.1.2.2 c), 0 when the path is empty (own AS). */
+  get neighborAs(): number {
+    return neighborAs(this.attrs.asPath);
+  }
+  get originatorId(): number | undefined {
+    const o = this.attrs.originatorId;
+    return o !== undefined ? parseIpv4Number(o) : undefined;
+  }
+  get clusterListLength(): number {
+    return this.attrs.clusterList?.length ?? 0;
+  }
+  /** The next hop ('' when none). */
+  get nextHop(): string {
+    return this.nextHops[0]!;
   }
 }
 
@@ -201,12 +216,14 @@ export function routeAttributesOf(a: PathAttributes, mpNextHop?: { nextHop: stri
   return out;
 }
 
-/** The table of interned sets. */
+/** The table of interned sets: chained by `AttrSet.next` from a bucket array (no Map entry per set). */
 export class AttrTable {
-  /** hash → the set, or the sets, with that hash */
-  private readonly byHash = new Map<number, AttrSet | AttrSet[]>();
+  private buckets: (AttrSet | undefined)[] = new Array<AttrSet | undefined>(64);
+  private mask = 63;
   private nextId = 1;
   private count = 0;
+  /** next hop → its frozen one-element array (and the one string), shared by sets and best-route events */
+  private readonly hops = new Map<string, readonly string[]>();
 
   /** `hash` is for tests (a constant one makes every set collide). */
   constructor(private readonly hash: (a: RouteAttributes) => number = hashAttrs) {}
@@ -214,18 +231,25 @@ export class AttrTable {
   /** The one AttrSet for these attributes (created on first use). Does not take a reference. */
   intern(attrs: RouteAttributes): AttrSet {
     const h = this.hash(attrs);
-    const cur = this.byHash.get(h);
-    if (cur !== undefined) {
-      if (!Array.isArray(cur)) {
-        if (sameAttrs(cur.attrs, attrs)) return cur;
-      } else for (let i = 0; i < cur.length; i++) if (sameAttrs(cur[i]!.attrs, attrs)) return cur[i]!;
-    }
-    const set = new AttrSet(this.nextId++, h, freezeAttrs(attrs));
-    if (cur === undefined) this.byHash.set(h, set);
-    else if (Array.isArray(cur)) cur.push(set);
-    else this.byHash.set(h, [cur, set]);
-    this.count++;
+    const i = h & this.mask;
+    for (let x = this.buckets[i]; x !== undefined; x = x.next) if (x.hash === h && sameAttrs(x.attrs, attrs)) return x;
+    const nextHops = this.nextHopsOf(attrs.nextHop ?? '');
+    if (attrs.nextHop !== undefined && !Object.isFrozen(attrs)) attrs.nextHop = nextHops[0]; // one string per next hop
+    const set = new AttrSet(this.nextId++, h, freezeAttrs(attrs), nextHops);
+    set.next = this.buckets[i];
+    this.buckets[i] = set;
+    if (++this.count > 2 * (this.mask + 1)) this.resize((this.mask + 1) * 2);
     return set;
+  }
+
+  private nextHopsOf(nh: string): readonly string[] {
+    let a = this.hops.get(nh);
+    if (a === undefined) {
+      if (this.hops.size >= 4096) this.hops.clear(); // arrays handed out stay valid; only sharing is lost
+      a = Object.freeze([nh]);
+      this.hops.set(nh, a);
+    }
+    return a;
   }
 
   ref(set: AttrSet): void {
@@ -235,16 +259,29 @@ export class AttrTable {
   unref(set: AttrSet): void {
     if (--set.refs > 0) return;
     set.refs = 0;
-    const cur = this.byHash.get(set.hash);
-    if (cur === set) {
-      this.byHash.delete(set.hash);
-      this.count--;
-    } else if (Array.isArray(cur)) {
-      const i = cur.indexOf(set);
-      if (i < 0) return;
-      cur.splice(i, 1);
-      if (cur.length === 1) this.byHash.set(set.hash, cur[0]!);
-      this.count--;
+    const i = set.hash & this.mask;
+    let x = this.buckets[i];
+    if (x === set) this.buckets[i] = set.next;
+    else {
+      while (x !== undefined && x.next !== set) x = x.next;
+      if (x === undefined) return; // not in the table (already left)
+      x.next = set.next;
+    }
+    set.next = undefined;
+    if (--this.count * 8 < this.mask + 1 && this.mask > 63) this.resize((this.mask + 1) / 2);
+  }
+
+  private resize(n: number): void {
+    const old = this.buckets;
+    const b = (this.buckets = new Array<AttrSet | undefined>(n));
+    const mask = (this.mask = n - 1);
+    for (let x of old) {
+      while (x !== undefined) {
+        const next = x.next;
+        x.next = b[x.hash & mask];
+        b[x.hash & mask] = x;
+        x = next;
+      }
     }
   }
 

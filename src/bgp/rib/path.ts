@@ -2,7 +2,7 @@
 // attribute set (attrs.ts) plus a stale mark (RFC 4724 graceful restart).
 // Paths are interned too: one Path object per (source, attribute set, session generation), shared
 // by every prefix that source sent with those attributes — a 1M-prefix table from one peer holds
-// ~50k Path objects, not 1M. `refs` counts the prefixes holding the path (kept by the Loc-RIB).
+// ~50k Path objects, not 1M. A source finds its current Path for a set through the set (internPath). `refs` counts the prefixes holding the path (kept by the Loc-RIB).
 // A new session of the peer starts a new generation, so marking a dropped peer's paths stale
 // touches only its few Path objects, and a re-announced prefix gets a fresh (non-stale) Path.
 import { parseIpv4Number } from '../../common/ip.js';
@@ -35,8 +35,10 @@ export class Path {
   refs = 0;
   /** Its id in the Loc-RIB's table while prefixes hold it (slot-table.ts), else 0. */
   id = 0;
-  /** Still in its source's intern table (may get new prefixes). */
+  /** Still its source's current path for its attribute set (may get new prefixes); then it is in
+   *  the set's chain (AttrSet.paths, linked by nextOfSet) and its peer's `paths`. */
   interned = false;
+  nextOfSet: Path | undefined = undefined;
   constructor(
     readonly source: PathSource,
     readonly attrs: AttrSet,
@@ -101,4 +103,32 @@ export function addressKeyOf(address: string): bigint {
     v = (v << 16n) | BigInt(parseInt(g, 16) || 0);
   }
   return v + (1n << 32n);
+}
+
+/** The source's current-generation Path for an attribute set, or undefined. */
+export function currentPath(set: AttrSet, source: PathSource): Path | undefined {
+  for (let x = set.paths; x !== undefined; x = x.nextOfSet) if (x.source === source) return x;
+  return undefined;
+}
+
+/** Make `path` its source's current one for its set (the caller checked currentPath() first). */
+export function internPath(path: Path): void {
+  path.interned = true;
+  path.nextOfSet = path.attrs.paths;
+  path.attrs.paths = path;
+}
+
+/** The path is no longer current (released, or its generation ended): off its set's chain. */
+export function uninternPath(path: Path): void {
+  if (!path.interned) return;
+  path.interned = false;
+  const set = path.attrs;
+  if (set.paths === path) set.paths = path.nextOfSet;
+  else
+    for (let x = set.paths; x !== undefined; x = x.nextOfSet)
+      if (x.nextOfSet === path) {
+        x.nextOfSet = path.nextOfSet;
+        break;
+      }
+  path.nextOfSet = undefined;
 }

@@ -91,3 +91,25 @@ t.test('reference counts: a set leaves when its last holder lets go; colliding o
   tbl.unref(c!);
   t.equal(tbl.size, 1, 'only the new b (no holder yet)');
 });
+
+t.test('sets with one next hop share its string and its next-hop array; equal sets are found again after many others', async (t) => {
+  const tab = new AttrTable();
+  const a = tab.intern({ origin: 0, nextHop: ['10.0.0', '9'].join('.'), med: 1 });
+  const b = tab.intern({ origin: 0, nextHop: ['10.0', '0.9'].join('.'), med: 2 });
+  t.not(a, b);
+  t.equal(a.nextHops, b.nextHops, 'one frozen array');
+  t.ok(Object.isFrozen(a.nextHops));
+  t.same(a.nextHops, ['10.0.0.9']);
+  t.equal(a.nextHop, '10.0.0.9');
+  const none = tab.intern({ origin: 0, med: 3 });
+  t.same(none.nextHops, [''], 'no next hop: [""] as before');
+  // the bucket array grows and shrinks under the chains
+  const many = Array.from({ length: 5000 }, (_, i) => tab.intern({ origin: 0, nextHop: '10.0.0.9', med: 100 + i }));
+  for (const s of many) tab.ref(s);
+  t.equal(tab.size, 5003);
+  t.equal(tab.intern({ origin: 0, nextHop: '10.0.0.9', med: 2 }), b, 'found in its chain after growth');
+  for (const s of many) tab.unref(s);
+  t.equal(tab.size, 3);
+  t.equal(tab.intern({ origin: 0, nextHop: '10.0.0.9', med: 1 }), a, 'found in its chain after shrinking');
+  t.not(tab.intern({ origin: 0, nextHop: '10.0.0.9', med: 104 }), many[4], 'a released set is not found');
+});
