@@ -73,6 +73,13 @@ export class ObjectSlots<T> {
   }
 }
 
+/** a pass of at most this many keys means changes are quiet: the dirty stacks go back to QUIET_STACK ids */
+export const QUIET_PASS = 64;
+const QUIET_STACK = 1024;
+/** scratch of a pass kept for the next one up to this many ids (256 KiB); a larger pass's is dropped
+ *  when it ends (a 1M-route bulk change would otherwise keep megabytes until changes are quiet) */
+export const KEEP_PASS = 1 << 16;
+
 const capFor = (n: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
 
 const DIRTY = 1;
@@ -97,8 +104,12 @@ export class KeyTable<T> {
   private ixMax = 0xff;
   private flags = new Uint8Array(1024);
   private count = 0;
-  /** the dirty ids (a stack: dirtyN of them) */
-  private dirty = new Int32Array(1024);
+  /** the dirty ids (a stack: dirtyN of them), and the stack the running pass took (takeDirty swaps
+   *  them: passes run one at a time, so the previous pass's stack is free again) — a new stack per pass
+   *  grew by doubling from 1 K each time and left the pass's ids ~2× over as ArrayBuffers that waited
+   *  for a full GC (a 200k ingest runs ~40 passes) */
+  private dirty = new Int32Array(QUIET_STACK);
+  private spare = new Int32Array(QUIET_STACK);
   private dirtyN = 0;
   /** the dump in progress: its objects by id (LISTED in flags: listed by it) */
   private next: (T | undefined)[] | undefined;
@@ -238,12 +249,24 @@ export class KeyTable<T> {
     return true;
   }
 
-  /** The dirty ids, each once; they are clean (and not SEEN) after this. */
+  /** The dirty ids, each once; they are clean (and not SEEN) after this. The array is valid until
+   *  the next call (the caller's pass ends before the next one takes). */
   takeDirty(): Int32Array {
-    const out = this.dirty.subarray(0, this.dirtyN);
-    this.dirty = new Int32Array(1024);
+    const n = this.dirtyN;
+    const taken = this.dirty;
+    let out: Int32Array;
+    if (n <= QUIET_PASS && (taken.length > QUIET_STACK || this.spare.length > QUIET_STACK)) {
+      // changes are quiet again: the stacks an ingest grew go (an idle table keeps 2 × 4 KiB)
+      out = taken.slice(0, n);
+      this.dirty = new Int32Array(QUIET_STACK);
+      this.spare = new Int32Array(QUIET_STACK);
+    } else {
+      out = taken.subarray(0, n);
+      this.dirty = this.spare;
+      this.spare = taken;
+    }
     this.dirtyN = 0;
-    for (let i = 0; i < out.length; i++) this.flags[out[i]!]! &= ~(DIRTY | SEEN);
+    for (let i = 0; i < n; i++) this.flags[out[i]!]! &= ~(DIRTY | SEEN);
     return out;
   }
 
@@ -251,6 +274,11 @@ export class KeyTable<T> {
   markSeen(id: number): void {
     this.flags[id]! |= SEEN;
   }
+  /** The pass that took the dirty ids ended: a stack too large to keep goes. */
+  passDone(): void {
+    if (this.spare.length > KEEP_PASS) this.spare = new Int32Array(QUIET_STACK);
+  }
+
   /** An event came for the key since takeDirty() handed it out. */
   seenSinceTaken(id: number): boolean {
     return (this.flags[id]! & SEEN) !== 0;

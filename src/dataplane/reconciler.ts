@@ -11,7 +11,7 @@
 // ownership, dump, batch add/remove. Kernel events feed observe()/forget() so a change made behind
 // our back marks its key dirty; a periodic full resync catches anything missed.
 import { EventEmitter } from 'node:events';
-import { KeyTable } from './key-table.js';
+import { KEEP_PASS, KeyTable, QUIET_PASS } from './key-table.js';
 import type { PrefixIds } from './prefix-ids.js';
 
 export interface Failure<T> {
@@ -119,6 +119,9 @@ export class Reconciler<T> extends EventEmitter {
   /** the last failure (dump or change) and when; cleared by nothing: status shows its age */
   lastError: ReconcileError | undefined;
   private readonly opts: Required<Omit<ReconcilerOptions, 'ids'>>;
+  /** the ids of a pass's items, kept for the next pass (passes run one at a time; a new array per pass
+   *  outlived the pass's wait for the kernel and stayed until a full GC); back to 64 when changes are quiet */
+  private passIds = new Int32Array(QUIET_PASS);
 
   constructor(
     readonly driver: ReconcileDriver<T>,
@@ -442,9 +445,13 @@ export class Reconciler<T> extends EventEmitter {
     const ids = s.takeDirty();
     // keys and ids travel with the items (no lookup per item after the batch); sized for all dirty ids
     // at once (grown by push, 1M-entry arrays were copied ~3 times their size): applies fill it from
-    // the front, removes from the back — one array for both, the removes copied out after
+    // the front, removes from the back — one array for both, the removes copied out after. The ids'
+    // array is the last pass's when large enough (a new one each pass outlived the kernel's acks and
+    // waited for a full GC)
     const n = ids.length;
-    const itemIds = new Int32Array(n);
+    let itemIds = this.passIds;
+    if (itemIds.length < n || (n <= QUIET_PASS && itemIds.length > QUIET_PASS))
+      itemIds = this.passIds = new Int32Array(n <= QUIET_PASS ? QUIET_PASS : 2 ** Math.ceil(Math.log2(n)));
     const items: T[] = new Array(n);
     let nRemove = 0;
     let nApply = 0;
@@ -496,7 +503,7 @@ export class Reconciler<T> extends EventEmitter {
       }
     }
     const toRemove = nRemove ? items.slice(n - nRemove) : [];
-    const removeIds = itemIds.subarray(n - nRemove);
+    const removeIds = itemIds.subarray(n - nRemove, n);
     const toApply = items;
     toApply.length = nApply;
     const applyIds = itemIds;
@@ -554,7 +561,10 @@ export class Reconciler<T> extends EventEmitter {
       resynced,
       held,
     };
-    s.compact(); // no id is held past this point
+    // no id is held past this point; scratch too large to keep for the next pass goes
+    s.passDone();
+    if (this.passIds.length > KEEP_PASS) this.passIds = new Int32Array(QUIET_PASS);
+    s.compact();
     this.emit('applied', result);
     return result;
   }
