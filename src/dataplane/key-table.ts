@@ -76,9 +76,9 @@ export class ObjectSlots<T> {
 /** a pass of at most this many keys means changes are quiet: the dirty stacks go back to QUIET_STACK ids */
 export const QUIET_PASS = 64;
 const QUIET_STACK = 1024;
-/** scratch of a pass kept for the next one up to this many ids (256 KiB); a larger pass's is dropped
+/** scratch of a pass kept for the next one up to this many ids (64 KiB); a larger pass's is dropped
  *  when it ends (a 1M-route bulk change would otherwise keep megabytes until changes are quiet) */
-export const KEEP_PASS = 1 << 16;
+export const KEEP_PASS = 1 << 14;
 
 const capFor = (n: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
 

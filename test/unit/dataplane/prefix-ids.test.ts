@@ -1,6 +1,9 @@
 // PrefixIds: one id per key, IPv4 prefixes as numbers, shared by holders (retain/release), reused
 // after the last holder lets go, renumbered densely by compact() with every holder told.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PrefixIds } from '../../../src/dataplane/prefix-ids.js';
 
 t.test('IPv4 and IPv6 keys, /0 and /32: the same id for the same key, the key back exactly', async (t) => {
@@ -127,4 +130,30 @@ t.test('compact: renumbers densely when most ids are free, tells every holder, k
   const v6now = ids.find('fd00:9::/64');
   t.equal(ids.key(v6now), 'fd00:9::/64', 'a string key kept');
   t.equal(seen[0]!.remap[v6], v6now);
+});
+
+t.test('200k IPv4 prefixes: their ids and the hash over them take at most 16 B each', async (t) => {
+  const mod = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/dataplane/prefix-ids.js')).href;
+  const code = `
+const { PrefixIds } = await import(${JSON.stringify(mod)});
+const ab = () => { gc(); gc(); return process.memoryUsage().arrayBuffers; };
+const base = ab();
+const ids = new PrefixIds();
+for (let i = 0; i < 200000; i++) ids.retain(ids.get4((11 << 24) + (i << 8), 24));
+let bad = 0;
+for (let i = 0; i < 200000; i++) if (ids.find4((11 << 24) + (i << 8), 24) !== i) bad++;
+console.log(JSON.stringify({ bytes: ab() - base, size: ids.size, bad }));
+`;
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  t.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytes: number; size: number; bad: number };
+  t.equal(m.size, 200_000);
+  t.equal(m.bad, 0, 'each found under its id');
+  const per = m.bytes / m.size;
+  t.comment(`${(m.bytes / 1e6).toFixed(2)} MB, ${per.toFixed(1)} B per prefix`);
+  // before: a hash at most half full of a power-of-two size (524288 slots × 4 B = 2.1 MB at 200k): 18.4 B
+  t.ok(per <= 16, `${per.toFixed(1)} B per prefix ≤ 16 (network 4, length 1, holders 1, hash 5–8 B, with the columns' capacity)`);
 });
