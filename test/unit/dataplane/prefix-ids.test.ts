@@ -132,7 +132,7 @@ t.test('compact: renumbers densely when most ids are free, tells every holder, k
   t.equal(seen[0]!.remap[v6], v6now);
 });
 
-t.test('200k IPv4 prefixes: their ids and the hash over them take at most 16 B each', async (t) => {
+t.test('200k IPv4 prefixes: their ids and the hash take at most 16 B each, freed ids no heap', async (t) => {
   const mod = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/dataplane/prefix-ids.js')).href;
   const code = `
 const { PrefixIds } = await import(${JSON.stringify(mod)});
@@ -142,18 +142,37 @@ const ids = new PrefixIds();
 for (let i = 0; i < 200000; i++) ids.retain(ids.get4((11 << 24) + (i << 8), 24));
 let bad = 0;
 for (let i = 0; i < 200000; i++) if (ids.find4((11 << 24) + (i << 8), 24) !== i) bad++;
-console.log(JSON.stringify({ bytes: ab() - base, size: ids.size, bad }));
+const bytes = ab() - base;
+const heapFull = process.memoryUsage().heapUsed;
+// a withdraw-all: every id freed (compaction is the holders' call: not here)
+for (let i = 0; i < 200000; i++) ids.release(i);
+ab();
+const freedHeap = process.memoryUsage().heapUsed - heapFull;
+let reused = 0;
+for (let i = 0; i < 200000; i++) if (ids.get4((12 << 24) + (i << 8), 24) < 200000) reused++;
+console.log(JSON.stringify({ bytes, size: ids.size, bad, freedHeap, reused, upper: ids.upper }));
 `;
   const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
     encoding: 'utf8',
     timeout: 120_000,
   });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { bytes: number; size: number; bad: number };
+  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    bytes: number;
+    size: number;
+    bad: number;
+    freedHeap: number;
+    reused: number;
+    upper: number;
+  };
   t.equal(m.size, 200_000);
   t.equal(m.bad, 0, 'each found under its id');
   const per = m.bytes / m.size;
   t.comment(`${(m.bytes / 1e6).toFixed(2)} MB, ${per.toFixed(1)} B per prefix`);
   // before: a hash at most half full of a power-of-two size (524288 slots × 4 B = 2.1 MB at 200k): 18.4 B
   t.ok(per <= 16, `${per.toFixed(1)} B per prefix ≤ 16 (network 4, length 1, holders 1, hash 5–8 B, with the columns' capacity)`);
+  // before: the freed ids in a number[] (8 B each, 1.6 MB at 200k, plus its growth copies as garbage)
+  t.ok(m.freedHeap < 0.2e6, `freeing 200k ids takes no heap (${(m.freedHeap / 1e6).toFixed(2)} MB)`);
+  t.equal(m.reused, 200_000, 'the next 200k new keys take the freed ids');
+  t.equal(m.upper, 200_000, 'no id past them');
 });
