@@ -502,10 +502,21 @@ export class Reconciler<T> extends EventEmitter {
         }
       }
     }
-    const toRemove = nRemove ? items.slice(n - nRemove) : [];
+    // the larger side keeps the array, the other is copied out (a withdraw-all is all removes: a copy of
+    // them was a second array of the pass's size, in the large-object space until a full GC)
+    let toApply: T[];
+    let toRemove: T[];
+    if (nRemove > nApply) {
+      toApply = items.slice(0, nApply);
+      for (let i = 0, from = n - nRemove; i < nRemove; i++) items[i] = items[from + i]!;
+      items.length = nRemove;
+      toRemove = items;
+    } else {
+      toRemove = nRemove ? items.slice(n - nRemove) : [];
+      items.length = nApply;
+      toApply = items;
+    }
     const removeIds = itemIds.subarray(n - nRemove, n);
-    const toApply = items;
-    toApply.length = nApply;
     const applyIds = itemIds;
     const failed: Failure<T>[] = [];
     let removeFailed = 0;
