@@ -575,7 +575,9 @@ export class Reconciler<T> extends EventEmitter {
     // no id is held past this point; scratch too large to keep for the next pass goes
     s.passDone();
     if (this.passIds.length > KEEP_PASS) this.passIds = new Int32Array(QUIET_PASS);
-    s.compact();
+    // ids are renumbered once changes stop coming: in the middle of a withdraw-all each compaction (at
+    // half free, three quarters…) made new columns for the ids left and threw the old ones away
+    if (s.dirtyCount === 0) s.compact();
     this.emit('applied', result);
     return result;
   }

@@ -182,3 +182,61 @@ t.test('a withdraw-all of 200k prefixes allocates about one pointer per prefix o
   // before: the pass's item array, a copy of its removes, and the freed ids in a growing number[]: ~40 B
   t.ok(per < 13, `${per.toFixed(1)} B per prefix < 13 (the pass's one array of items: 8 B each)`);
 });
+
+// A withdraw-all arrives while earlier passes are in the kernel (the speaker keeps handing withdrawals
+// over): the prefix ids are renumbered once, after the last pass, not at every pass that finds half of
+// them free (each renumbering made new columns for the ids left and threw the old ones away).
+const churn = `
+const { RouteTable } = await import(${mod('agent/route-table.js')});
+const { compileRouteContext } = await import(${mod('agent/routes.js')});
+const { RouteReconciler } = await import(${mod('dataplane/index.js')});
+const { EventEmitter } = await import('node:events');
+let next = 0;
+let deleted = 0;
+const chunk = () => { for (const end = Math.min(next + 5000, ${N}); next < end; next++) tab.remove4((11 << 24) + (next << 8), 24); };
+const nl = {
+  listRoutes: async () => [],
+  listLinks: async () => [],
+  routeBatch: async () => [],
+  // while a batch is in the kernel, the next withdrawals come in
+  routeBatchTo: async (op, count) => { if (op === 'del') { deleted += count; chunk(); } return []; },
+  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
+};
+const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
+const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
+  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
+const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
+  pools: [], ownBlocks: [] }), sink);
+await rr.apply();
+const hop = ['10.0.0.2'];
+for (let i = 0; i < ${N}; i++) tab.update4((11 << 24) + (i << 8), 24, hop, '10.0.0.9');
+await rr.apply();
+let remaps = 0;
+rr.prefixIds.onRemap(() => remaps++);
+chunk();
+let passes = 0;
+while (tab.size > 0 || rr.pending > 0) { await rr.apply(); if (++passes > 1000) break; }
+console.log(JSON.stringify({ deleted, left: tab.size, passes, remaps, upper: rr.prefixIds.upper }));
+`;
+
+t.test('a withdraw-all over many passes renumbers the prefix ids once, at its end', async (t) => {
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', churn], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  t.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    deleted: number;
+    left: number;
+    passes: number;
+    remaps: number;
+    upper: number;
+  };
+  t.equal(m.deleted, N, 'every route deleted');
+  t.equal(m.left, 0);
+  t.comment(`${m.passes} passes, ${m.remaps} renumbering(s)`);
+  t.ok(m.passes >= 20, 'the withdrawals took many passes');
+  // before: at every pass that found half the ids free (100k, 150k, 175k, 190k, 195k, 200k withdrawn): 6
+  t.equal(m.remaps, 1, 'renumbered once');
+  t.ok(m.upper < 1024, `the ids are dense again (upper ${m.upper})`);
+});
