@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "tabby_native",
-    "sources": ["tabby_native.cc", "nft.cc", "nl_worker.cc"],
+    "sources": ["tabby_native.cc", "nft.cc", "nl_worker.cc", "heap_pacer.cc"],
     "libraries": ["-ldl"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -45,6 +45,11 @@ export interface TabbyNative {
   /** mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes): fixed, not raised by glibc as blocks are freed;
    *  arenaMax: M_ARENA_MAX (an addon built before it ignores it). */
   mallocTune?(mmapThreshold: number, trimThreshold: number, arenaMax?: number): boolean;
+  /** When V8's major GC starts (heap_pacer.cc): once the old generation or the external memory has grown by
+   *  max(factor × what the last major GC left of it, minStep) bytes; factor 0 stops it. Absent in an addon built before it. */
+  heapPacer?(factor: number, minStep: number): boolean;
+  /** How often the pacer asked for a major GC, and the major GCs that ran while it was installed. */
+  heapPacerStats?(): { requests: number; majors: number };
   /** The fd of this process's netlink socket bound to `portId`, or -1. */
   netlinkFd(portId: number): number;
   /** A libnftables context in the netns at `netnsPath` (default: the calling thread's); null when

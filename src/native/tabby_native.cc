@@ -8,6 +8,7 @@
 //  - gettid / closeFd.
 //  - nftOpen / nftRun: libnftables in the process (nft.cc).
 //  - nlOpen / nlExchange / nlClose: rtnetlink exchanges on threads of their own (nl_worker.cc).
+//  - heapPacer / heapPacerStats: when V8's major GC starts (heap_pacer.cc).
 #include <napi.h>
 #include "errno_error.h"
 #include <errno.h>
@@ -402,10 +403,12 @@ static Napi::Value MallocTune(const Napi::CallbackInfo& info) {
 
 void InitNft(Napi::Env env, Napi::Object exports);
 void InitNlWorker(Napi::Env env, Napi::Object exports);
+void InitHeapPacer(Napi::Env env, Napi::Object exports);
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNft(env, exports);
   InitNlWorker(env, exports);
+  InitHeapPacer(env, exports);
   exports.Set("withNetns", Napi::Function::New(env, WithNetns));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim));
   exports.Set("mallocTune", Napi::Function::New(env, MallocTune));

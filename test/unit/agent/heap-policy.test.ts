@@ -1,11 +1,14 @@
 // tabby-node's V8 heap policy (src/agent/heap-policy.ts): which flags it sets, and that a flag set at
 // run time really takes (V8 reads most heap flags only when the heap is created): a process that loads
 // the policy and then allocates a burst keeps its young generation at 2 × 1 MB, one that does not grows it.
+// The heap pacer (native addon): a process that lets ArrayBuffers or objects outlive a few young GCs and
+// then die, in slices as the agent works, holds a few MB of that garbage with the policy, tens without it.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AGENT_V8_FLAGS, TIGHT_HEAP_MAX, flagsToSet, tightGrowth } from '../../../src/agent/heap-policy.js';
+import { native } from '../../../src/native/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const policy = pathToFileURL(path.resolve(here, '../../../src/agent/heap-policy.js')).href;
@@ -59,4 +62,56 @@ process.on('exit', () => process.stderr.write('NEW ' + v8.getHeapSpaceStatistics
   t.match(r.stdout, /^tabby-node v/, 'the agent ran');
   const young = Number(/NEW (\d+)/.exec(r.stderr)?.[1]);
   t.ok(young > 0 && young <= 2.2 * 2 ** 20, `new space ${(young / 2 ** 20).toFixed(1)} MB after loading tabby-node (≤ 2.2 MB)`);
+});
+
+const noPacer = native().heapPacer ? false : 'the native addon was built before heapPacer (rebuild it: npm ci)';
+
+/** Run `body` (top-level await) in a child node that loaded the policy, with its heap pacer or with the pacer stopped. */
+function childJson(body: string, pacer: boolean): Record<string, number> {
+  const code = `const policy = await import(${JSON.stringify(policy)}); ${pacer ? '' : 'policy.heapPacer(false);'} ${body}`;
+  // env -u: tap preloads its own module into every child through NODE_OPTIONS
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as Record<string, number>;
+}
+
+const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
+
+t.test("dead ArrayBuffers are collected within a few MB, not at V8's 64 MB", { skip: noPacer }, async (t) => {
+  // 400 slices (an event-loop turn each): young garbage that keeps young GCs going, and a 128 KB buffer
+  // that lives 16 slices (2 MB live) — promoted, then dead: 50 MB of them in all
+  const body = `const ring = []; let sink, peak = 0;
+    for (let s = 0; s < 400; s++) {
+      for (let i = 0; i < 3000; i++) sink = { i, s: [i] };
+      ring.push(new Uint8Array(128 << 10)); if (ring.length > 16) ring.shift();
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      await new Promise(setImmediate);
+    }
+    console.log(JSON.stringify({ peak, live: ring.length * (128 << 10), sink: sink.i }));`;
+  const paced = childJson(body, true);
+  const unpaced = childJson(body, false);
+  t.ok(
+    paced.peak! < paced.live! + 6 * 2 ** 20,
+    `paced: ArrayBuffers peak ${mb(paced.peak!)} MB for ${mb(paced.live!)} MB live (< live + 6 MB)`,
+  );
+  t.ok(unpaced.peak! > 20 * 2 ** 20, `pacer stopped: ${mb(unpaced.peak!)} MB (> 20 MB)`);
+});
+
+t.test("promoted garbage is collected in steps of a fifth of the live heap, not V8's 8 MB", { skip: noPacer }, async (t) => {
+  // 4000 slices of 150 small objects that live 300 slices (promoted, then dead) over a ~9 MB live heap
+  const body = `const ring = []; let peak = 0;
+    for (let s = 0; s < 4000; s++) {
+      const batch = []; for (let i = 0; i < 150; i++) batch.push({ i, s: [i, i, i] });
+      ring.push(batch); if (ring.length > 300) ring.shift();
+      if (s > 600) peak = Math.max(peak, process.memoryUsage().heapUsed);
+      await new Promise(setImmediate);
+    }
+    const v8 = await import('node:v8'); const { runInNewContext } = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc'); const gc = runInNewContext('gc'); gc(); gc();
+    console.log(JSON.stringify({ peak, live: process.memoryUsage().heapUsed, n: ring.length }));`;
+  const paced = childJson(body, true);
+  const unpaced = childJson(body, false);
+  const over = (r: Record<string, number>): number => r.peak! - r.live!;
+  t.ok(over(paced) < 7 * 2 ** 20, `paced: heap peak ${mb(over(paced))} MB over the live ${mb(paced.live!)} MB (< 7 MB)`);
+  t.ok(over(unpaced) > 8 * 2 ** 20, `pacer stopped: ${mb(over(unpaced))} MB over (> 8 MB: V8's 8 MB step)`);
 });
