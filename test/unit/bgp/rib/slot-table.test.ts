@@ -108,3 +108,20 @@ t.test('deleting inside forEach does not shrink under the walk', async (t) => {
   tab.set(24, 5 << 8, paths[0]!);
   t.equal(tab.get(24, 5 << 8), paths[0], 'usable after');
 });
+
+t.test('deleting in table order (a flush walks the table) and shrinking leaves no long probe runs', async (t) => {
+  const tab = new SlotTable();
+  for (let i = 0; i < 150_000; i++) tab.set(24, ((11 << 24) + (i << 8)) | 0, paths[i % 50]!);
+  const keys: number[] = [];
+  tab.forEach((_v, _b, k) => keys.push(k as number));
+  let worst = 0;
+  for (let i = 0; i < keys.length; i++) {
+    tab.delete(24, keys[i]!);
+    if (tab.get(24, keys[i]!) !== undefined) t.fail('deleted key found');
+    if (i % 5000 === 0) worst = Math.max(worst, tab.longestRun(24));
+  }
+  // before: the keys left after deleting most in slot order share their top hash bits, and the table
+  // shrunk with the same hash put them in one run of ~31k slots (seconds for the flush of 150k)
+  t.ok(worst < 200, `longest probe run ${worst} < 200`);
+  t.equal(tab.size, 0);
+});
