@@ -1,28 +1,34 @@
-// The Loc-RIB's storage: prefix → its paths (one Path, or Path[] best first), with 8 bytes per IPv4
-// slot and nothing per prefix on V8's heap.
+// The Loc-RIB's storage: prefix → its paths (one Path, or Path[] best first), with 6 bytes per IPv4
+// slot at a full table's scale and nothing per prefix on V8's heap.
 //
-// An IPv4 prefix's slot is an int32 pair (network, value) in one Int32Array per prefix length; the
-// value names the paths: id > 0 = a registered Path (paths[id]), < 0 = a multi-path array
-// (multi[-value - 1]), 0 = empty, TOMB = deleted. Path ids are handed out when a path is first stored
-// and given back by forget() when the Loc-RIB lets go of the path (its last prefix), so they stay dense.
+// An IPv4 prefix's slot is its network (an Int32Array per prefix length) and a value naming its paths
+// (a column of 8, 16 or 32 bits, widened when a larger value comes): a registered Path (paths[id]) or
+// a multi-path array (multi[ix]). Path ids are handed out when a path is first stored and given back
+// by forget() when the Loc-RIB lets go of the path (its last prefix), so they stay small.
 // Why not a JS array of Path pointers per table (the generic IntTable): 8 B per slot in V8's
 // large-object space, a dead copy left as garbage at each doubling, a state byte per slot besides, and
-// a load of at most 3/4 — ~26 B per prefix at 200k, now ~13. BIRD keeps one `rte` pointer per fib node.
+// a load of at most 3/4 — ~26 B per prefix at 200k, now ~10. BIRD keeps one `rte` pointer per fib node.
 // IPv6 prefixes (string keys, few) keep a Map.
 import type { Path } from './path.js';
 import { BUCKET_V6, type PrefixKey } from './prefix-table.js';
+import { emptyLike, indexMax, widened, type IndexColumn } from '../../common/typed-array.js';
 
 export type Slot = Path | Path[];
 
+// Values: 0 empty, 1 deleted, 2·id a path, 2·ix + 3 a multi-path array.
 const EMPTY = 0;
-const TOMB = -0x80000000;
+const TOMB = 1;
+const pathValue = (id: number): number => 2 * id;
+const multiValue = (ix: number): number => 2 * ix + 3;
 /** Fibonacci hashing: the top log2(capacity) bits of key × 2^32/φ. */
 const PHI = 0x9e3779b1;
 
-/** int32 key → non-zero int32 value, open addressing (linear probing) over [key, value] pairs. */
+/** int32 key → value ≥ 2, open addressing (linear probing); values in a column as narrow as the largest
+ *  (a full table from one peer names ~10k paths: 2 bytes per slot). */
 class IntSlots {
-  /** [key0, val0, key1, val1, …] */
-  pairs = new Int32Array(32);
+  keys = new Int32Array(16);
+  vals: IndexColumn = new Uint8Array(16);
+  private valMax = 0xff;
   mask = 15;
   private shift = 28;
   /** XORed into keys before hashing, new at every rehash: the keys a walk in slot order leaves behind
@@ -34,41 +40,50 @@ class IntSlots {
   /** Bumped on every rehash: iterators restart (a repeated visit is harmless, a skipped one is not). */
   epoch = 0;
 
-  /** Index (of the pair's value) holding key, or -1. */
+  /** The slot holding key, or -1. */
   find(key: number): number {
-    const p = this.pairs,
+    const keys = this.keys,
+      vals = this.vals,
       mask = this.mask;
     let i = Math.imul(key ^ this.seed, PHI) >>> this.shift;
     for (;;) {
-      const v = p[2 * i + 1]!;
+      const v = vals[i]!;
       if (v === EMPTY) return -1;
-      if (v !== TOMB && p[2 * i] === key) return 2 * i + 1;
+      if (v !== TOMB && keys[i] === key) return i;
       i = (i + 1) & mask;
     }
   }
 
-  /** Index (of the pair's value) holding key (>= 0), or ~index where it would go (first tombstone passed, else the empty one). */
+  /** The slot holding key (>= 0), or ~slot where it would go (the first tombstone passed, else the empty one). */
   probe(key: number): number {
-    const p = this.pairs,
+    const keys = this.keys,
+      vals = this.vals,
       mask = this.mask;
     let i = Math.imul(key ^ this.seed, PHI) >>> this.shift;
     let tomb = -1;
     for (;;) {
-      const v = p[2 * i + 1]!;
-      if (v === EMPTY) return ~(tomb >= 0 ? tomb : 2 * i + 1);
+      const v = vals[i]!;
+      if (v === EMPTY) return ~(tomb >= 0 ? tomb : i);
       if (v === TOMB) {
-        if (tomb < 0) tomb = 2 * i + 1;
-      } else if (p[2 * i] === key) return 2 * i + 1;
+        if (tomb < 0) tomb = i;
+      } else if (keys[i] === key) return i;
       i = (i + 1) & mask;
     }
   }
 
+  setVal(i: number, v: number): void {
+    if (v > this.valMax) {
+      this.vals = widened(this.vals, v);
+      this.valMax = indexMax(this.vals);
+    }
+    this.vals[i] = v;
+  }
+
   /** Store at the place probe() gave (~at); may rehash. */
-  insertAt(at: number, key: number, value: number): void {
-    const p = this.pairs;
-    if (p[at] === EMPTY) this.used++; // a reused tombstone is already counted
-    p[at - 1] = key;
-    p[at] = value;
+  insertAt(i: number, key: number, value: number): void {
+    if (this.vals[i] === EMPTY) this.used++; // a reused tombstone is already counted
+    this.keys[i] = key;
+    this.setVal(i, value);
     this.live++;
     // up to 4/5 full: with Fibonacci hashing of prefix keys probes stay short, and a table that just
     // passed a power of two is not left at 3/8 (the feed's /25–/32 lengths, ~6k each, fit in 8192)
@@ -77,19 +92,20 @@ class IntSlots {
 
   /** The longest run of occupied slots (full or deleted): what a lookup of an absent key may walk. */
   longestRun(): number {
-    const p = this.pairs;
+    const v = this.vals,
+      n = v.length;
     let best = 0;
     let run = 0;
-    for (let j = 1; j < 2 * p.length; j += 2) {
-      run = p[j % p.length] === EMPTY ? 0 : run + 1; // twice round: a run may wrap
+    for (let j = 0; j < 2 * n; j++) {
+      run = v[j % n] === EMPTY ? 0 : run + 1; // twice round: a run may wrap
       if (run > best) best = run;
     }
-    return Math.min(best, this.mask + 1);
+    return Math.min(best, n);
   }
 
-  /** Delete at `at`; true when the table is now mostly empty (worth a rehash to shrink it). */
-  removeAt(at: number): boolean {
-    this.pairs[at] = TOMB;
+  /** Delete slot i; true when the table is now mostly empty (worth a rehash to shrink it). */
+  removeAt(i: number): boolean {
+    this.vals[i] = TOMB;
     this.live--;
     return this.sparse;
   }
@@ -102,25 +118,27 @@ class IntSlots {
     // New capacity: load at most 1/2 (drops tombstones; may shrink after many deletes).
     let cap = 16;
     while (cap < this.live * 2 + 2) cap *= 2;
-    const old = this.pairs;
-    const p = (this.pairs = new Int32Array(2 * cap));
+    const ok = this.keys,
+      ov = this.vals;
+    const keys = (this.keys = new Int32Array(cap));
+    const vals = (this.vals = emptyLike(ov, cap));
     const mask = (this.mask = cap - 1);
     const shift = (this.shift = 32 - Math.log2(cap));
     const seed = (this.seed = Math.imul(++this.epoch, 0x27d4eb2f));
     this.used = this.live;
-    for (let j = 1; j < old.length; j += 2) {
-      const v = old[j]!;
+    for (let j = 0; j < ov.length; j++) {
+      const v = ov[j]!;
       if (v === EMPTY || v === TOMB) continue;
-      const k = old[j - 1]!;
+      const k = ok[j]!;
       let i = Math.imul(k ^ seed, PHI) >>> shift;
-      while (p[2 * i + 1] !== EMPTY) i = (i + 1) & mask;
-      p[2 * i] = k;
-      p[2 * i + 1] = v;
+      while (vals[i] !== EMPTY) i = (i + 1) & mask;
+      keys[i] = k;
+      vals[i] = v;
     }
   }
 }
 
-/** A live value at pair index j of `pairs` (not empty, not deleted). */
+/** A live value (not empty, not deleted). */
 const full = (v: number): boolean => v !== EMPTY && v !== TOMB;
 
 export class SlotTable {
@@ -152,15 +170,15 @@ export class SlotTable {
   }
 
   private decode(v: number): Slot {
-    return v > 0 ? this.paths[v]! : this.multi[-v - 1]!;
+    return (v & 1) === 0 ? this.paths[v >> 1]! : this.multi[(v - 3) >> 1]!;
   }
 
   /** The value for a slot: the path's id (registered on first use), or a new multi index. */
   private encode(s: Slot): number {
-    if (!Array.isArray(s)) return this.idOf(s);
+    if (!Array.isArray(s)) return pathValue(this.idOf(s));
     const ix = this.freeMulti.length > 0 ? this.freeMulti.pop()! : this.multi.length;
     this.multi[ix] = s;
-    return -ix - 1;
+    return multiValue(ix);
   }
 
   private idOf(p: Path): number {
@@ -173,9 +191,10 @@ export class SlotTable {
 
   /** The old value at `at` is replaced or deleted: a multi-path index it held is free again. */
   private dropValue(v: number): void {
-    if (v >= 0) return;
-    this.multi[-v - 1] = undefined;
-    this.freeMulti.push(-v - 1);
+    if ((v & 1) === 0) return;
+    const ix = (v - 3) >> 1;
+    this.multi[ix] = undefined;
+    this.freeMulti.push(ix);
   }
 
   /** The Loc-RIB let go of this path (no prefix holds it): its id is free (it is registered again if stored later). */
@@ -193,7 +212,7 @@ export class SlotTable {
     const t = this.v4[bucket];
     if (!t) return undefined;
     const at = t.find(key as number);
-    return at < 0 ? undefined : this.decode(t.pairs[at]!);
+    return at < 0 ? undefined : this.decode(t.vals[at]!);
   }
 
   set(bucket: number, key: PrefixKey, value: Slot): void {
@@ -204,13 +223,13 @@ export class SlotTable {
     const t = (this.v4[bucket] ??= new IntSlots());
     const at = t.probe(key as number);
     if (at >= 0) {
-      const old = t.pairs[at]!;
-      if (old < 0 && Array.isArray(value)) {
-        this.multi[-old - 1] = value; // same index, new array
+      const old = t.vals[at]!;
+      if ((old & 1) === 1 && Array.isArray(value)) {
+        this.multi[(old - 3) >> 1] = value; // same index, new array
         return;
       }
       this.dropValue(old);
-      t.pairs[at] = this.encode(value);
+      t.setVal(at, this.encode(value));
       return;
     }
     t.insertAt(~at, key as number, this.encode(value));
@@ -226,7 +245,7 @@ export class SlotTable {
     }
     const t = (this.v4[bucket] ??= new IntSlots());
     const at = t.probe(key as number);
-    if (at >= 0) return this.decode(t.pairs[at]!);
+    if (at >= 0) return this.decode(t.vals[at]!);
     t.insertAt(~at, key as number, this.encode(value));
     return undefined;
   }
@@ -237,8 +256,8 @@ export class SlotTable {
     if (!t) return false;
     const at = t.find(key as number);
     if (at < 0) return false;
-    this.dropValue(t.pairs[at]!);
-    // a withdraw-all gives the memory back (not inside forEach, which walks the pairs it started with)
+    this.dropValue(t.vals[at]!);
+    // a withdraw-all gives the memory back (not inside forEach, which walks the arrays it started with)
     if (t.removeAt(at) && this.walking === 0) t.rehash();
     return true;
   }
@@ -250,10 +269,11 @@ export class SlotTable {
       for (let b = 0; b < 33; b++) {
         const t = this.v4[b];
         if (!t) continue;
-        const p = t.pairs;
-        for (let j = 1; j < p.length; j += 2) {
-          const v = p[j]!;
-          if (full(v)) fn(this.decode(v), b, p[j - 1]!);
+        const keys = t.keys,
+          vals = t.vals;
+        for (let j = 0; j < vals.length; j++) {
+          const v = vals[j]!;
+          if (full(v)) fn(this.decode(v), b, keys[j]!);
         }
       }
       if (this.v6) for (const [k, v] of this.v6) fn(v, BUCKET_V6, k);
@@ -269,14 +289,14 @@ export class SlotTable {
       const t = this.v4[b];
       if (!t) continue;
       let epoch = t.epoch;
-      for (let j = 1; j < t.pairs.length; j += 2) {
+      for (let j = 0; j < t.vals.length; j++) {
         if (t.epoch !== epoch) {
           epoch = t.epoch;
           j = -1;
           continue;
         }
-        const v = t.pairs[j]!;
-        if (full(v)) yield [b, t.pairs[j - 1]!, this.decode(v)];
+        const v = t.vals[j]!;
+        if (full(v)) yield [b, t.keys[j]!, this.decode(v)];
       }
     }
     if (this.v6) for (const [k, v] of this.v6) yield [BUCKET_V6, k, v];

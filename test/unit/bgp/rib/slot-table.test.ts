@@ -125,3 +125,19 @@ t.test('deleting in table order (a flush walks the table) and shrinking leaves n
   t.ok(worst < 200, `longest probe run ${worst} < 200`);
   t.equal(tab.size, 0);
 });
+
+t.test('the value column widens past 8 and 16 bits (70k distinct paths and multi-path arrays)', async (t) => {
+  const tab = new SlotTable();
+  const s = src(9);
+  const set = attrs.intern({ origin: 0, nextHop: '10.0.0.9' });
+  const many: Slot[] = [];
+  for (let i = 0; i < 70_000; i++) {
+    const v: Slot = i % 7 === 0 ? [new Path(s, set), new Path(s, set)] : new Path(s, set);
+    many.push(v);
+    tab.set(24, (i << 8) | 0, v);
+  }
+  let bad = 0;
+  for (let i = 0; i < 70_000; i++) if (tab.get(24, (i << 8) | 0) !== many[i]) bad++;
+  t.equal(bad, 0, 'every slot names its own paths');
+  t.equal(tab.pathCount, 60_000, 'a path id per single path');
+});
