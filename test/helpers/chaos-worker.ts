@@ -4,25 +4,28 @@
 // offset on stderr), and counts writes refused for lack of space or a read-only store (not acknowledged).
 //   argv: <store dir> <ack file> <number of keys> <options JSON: {compactBytes, dieInCompaction}>
 // dieInCompaction = probability of SIGKILLing itself at each compaction step (a kill inside compaction).
+// Its random choices come from TABBY_TEST_SEED (the suite gives each worker one from its own stream).
 import fs from 'node:fs';
+import { prng, runSeed } from './seed.js';
 import { FileDatastore } from '../../src/datastore/file.js';
 import { DatastoreConflict, DatastoreCorrupt, DatastoreUnavailable } from '../../src/datastore/types.js';
 
 async function main(): Promise<void> {
   const [dir, ackFile, keysText, optsJson] = process.argv.slice(2);
   const o = JSON.parse(optsJson ?? '{}') as { compactBytes?: number; dieInCompaction?: number };
+  const random = prng(runSeed());
   const ds = new FileDatastore(dir!, {
     compactBytes: o.compactBytes ?? 4096,
     historyKeep: 8, // a small snapshot: compaction every few KB
     onCompactStep: () => {
-      if (Math.random() < (o.dieInCompaction ?? 0)) process.kill(process.pid, 'SIGKILL');
+      if (random() < (o.dieInCompaction ?? 0)) process.kill(process.pid, 'SIGKILL');
     },
   });
   const keys = Number(keysText);
   const ack = fs.openSync(ackFile!, 'a');
   let lastRev = 0;
   for (;;) {
-    const key = `/chaos/c${Math.floor(Math.random() * keys)}`;
+    const key = `/chaos/c${random.int(keys)}`;
     try {
       const rev = await ds.revision();
       if (rev < lastRev) {

@@ -2,7 +2,9 @@
 // (until killed), appending one line per ACKNOWLEDGED operation: `A <handle> <ip>` / `R <handle>`
 // (and `r <handle>` just before a release starts).
 //   argv: <store dir> <worker id> <ack file> <node>
+// Its random choices come from TABBY_TEST_SEED (the suite gives each worker one from its own stream).
 import fs from 'node:fs';
+import { prng, runSeed } from './seed.js';
 import { FileDatastore } from '../../src/datastore/file.js';
 import { Ipam } from '../../src/ipam/index.js';
 
@@ -15,14 +17,15 @@ const ds = new FileDatastore(dir!);
 const ipam = new Ipam(ds, { logger: { info() {}, warn() {}, error() {} } });
 const ack = fs.openSync(ackFile!, 'a');
 const held: string[] = [];
+const random = prng(runSeed());
 const run = async (): Promise<void> => {
   for (let n = 0; ; n++) {
     const handle = `chaos.${id}.${n}`;
     const r = await ipam.autoAssign({ handle, node: node!, num4: 1, attrs: { node: node! } });
     fs.writeSync(ack, `A ${handle} ${r.ipv4[0]!.split('/')[0]}\n`);
     held.push(handle);
-    if (held.length > 3 || Math.random() < 0.4) {
-      const h = held.splice(Math.floor(Math.random() * held.length), 1)[0]!;
+    if (held.length > 3 || random() < 0.4) {
+      const h = held.splice(random.int(held.length), 1)[0]!;
       fs.writeSync(ack, `r ${h}\n`); // about to release: a kill from here on may or may not have released it
       await ipam.releaseByHandle(h);
       fs.writeSync(ack, `R ${h}\n`);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 import { DatastoreCorrupt, DatastoreUnavailable } from '../../../src/datastore/types.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { seeded } from '../../helpers/seed.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/chaos-worker.js');
 const tag = `${runTag()}chaos`;
@@ -24,7 +25,6 @@ const KEYS = 8;
 const ROUND_MS = 1500;
 const MIN_ACKS = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const rand = (a: number, b: number) => a + Math.floor(Math.random() * (b - a));
 
 type Kind = 'kill' | 'kill-in-compaction' | 'enospc-append' | 'enospc-compaction' | 'flipped-byte' | 'read-only';
 const PLAN: Kind[] = [
@@ -55,6 +55,8 @@ t.test(
     skip: process.getuid?.() !== 0 ? 'needs root (tmpfs, bind mounts)' : false,
   },
   async (t) => {
+    const random = seeded(t);
+    const rand = (a: number, b: number) => a + random.int(b - a);
     const mnt = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-`));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1024k,mode=0700', 'tabbychaos', mnt]);
     const acks = fs.mkdtempSync(path.join(os.tmpdir(), `${tag}-acks-`));
@@ -86,6 +88,7 @@ t.test(
       const ackFile = path.join(acks, `w${incarnation++}`);
       const proc = spawn(process.execPath, [WORKER, dir, ackFile, String(KEYS), JSON.stringify(opts)], {
         stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, TABBY_TEST_SEED: String(random.int(0x1_0000_0000)) },
       });
       let stderr = '';
       proc.stderr!.on('data', (b: Buffer) => {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { Ipam } from '../../../src/ipam/index.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { seeded } from '../../helpers/seed.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/ipam-chaos-worker.js');
 const PROCS = 8;
@@ -24,6 +25,7 @@ const MIN_OPS = 80;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported leak', async (t) => {
+  const random = seeded(t);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `${runTag()}ichaos-`));
   const dir = path.join(root, 'store');
   const acks = path.join(root, 'acks');
@@ -50,6 +52,7 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
     const i = incarnation++;
     const p = spawn(process.execPath, [WORKER, dir, `w${i}`, path.join(acks, `w${i}`), `node-${i % 3}`], {
       stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, TABBY_TEST_SEED: String(random.int(0x1_0000_0000)) },
     });
     let err = '';
     p.stderr!.on('data', (b: Buffer) => {
@@ -68,9 +71,9 @@ t.test('IPAM fault suite: 8 processes, kill -9, no address twice, no unreported 
     const start = Date.now();
     while (Date.now() - start < 40_000 && (opsNow() - base < MIN_OPS || Date.now() - start < 2000)) {
       while (procs.size < PROCS) spawnOne();
-      await sleep(150 + Math.random() * 300);
-      const victim = [...procs][Math.floor(Math.random() * procs.size)];
-      if (victim && Math.random() < 0.7) {
+      await sleep(150 + random() * 300);
+      const victim = [...procs][random.int(procs.size)];
+      if (victim && random() < 0.7) {
         victim.kill('SIGKILL');
         kills++;
         await new Promise((r) => victim.once('exit', r));

@@ -18,6 +18,7 @@ import {
   type PathAttributes,
   type UpdateMessage,
 } from '../../../src/bgp/codec/types.js';
+import { seeded, type Rand } from '../../helpers/seed.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
 const rt = (m: BgpMessage, caps: CodecCaps = AS4_CAPS): BgpMessage => decodeMessage(encodeMessage(m, caps), caps);
@@ -259,6 +260,7 @@ t.test("decoded prefix lists share slabs, never each other's bytes", async (t) =
 });
 
 t.test('framer: any split of the stream gives the same messages', async (t) => {
+  const rand = seeded(t);
   const msgs = [
     encodeMessage({ type: 'open', version: 4, asn: 65000, holdTime: 90, routerId: '1.1.1.1', capabilities: ALL_CAPS }, AS4_CAPS),
     encodeKeepalive(),
@@ -286,7 +288,7 @@ t.test('framer: any split of the stream gives the same messages', async (t) => {
     const out: string[] = [];
     let p = 0;
     while (p < stream.length) {
-      const n = 1 + Math.floor(Math.random() * 64);
+      const n = 1 + rand.int(64);
       for (const m of g.push(stream.subarray(p, p + n))) out.push(hex(m));
       p += n;
     }
@@ -436,11 +438,8 @@ t.test('UPDATE errors (RFC 4271 §6.3, RFC 7606)', async (t) => {
   t.equal(hex(notificationFor(new BgpMessageError(3, 6, Buffer.from([0x40, 1, 1, 3])))), `${'ff'.repeat(16)}001903030640010103`);
 });
 
-function rnd(n: number): number {
-  return Math.floor(Math.random() * n);
-}
-
-function randomPrefixes(afi: 1 | 2, n: number): string[] {
+function randomPrefixes(rand: Rand, afi: 1 | 2, n: number): string[] {
+  const rnd = rand.int;
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     if (afi === 1) out.push(`${rnd(256)}.${rnd(256)}.${rnd(256)}.${rnd(256)}/${rnd(33)}`);
@@ -450,14 +449,16 @@ function randomPrefixes(afi: 1 | 2, n: number): string[] {
 }
 
 t.test('random UPDATE round trips', async (t) => {
+  const rand = seeded(t);
+  const rnd = rand.int;
   for (let i = 0; i < 500; i++) {
-    const as4 = Math.random() < 0.5;
+    const as4 = rand() < 0.5;
     const caps = as4 ? AS4_CAPS : DEFAULT_CAPS;
     const attrs: PathAttributes = {
       origin: rnd(3),
       asPath: Array.from({ length: rnd(3) }, () => ({
         type: (1 + rnd(4)) as 1 | 2 | 3 | 4,
-        asns: Array.from({ length: 1 + rnd(5) }, () => (Math.random() < 0.3 ? 65536 + rnd(1e9) : 1 + rnd(65000))),
+        asns: Array.from({ length: 1 + rnd(5) }, () => (rand() < 0.3 ? 65536 + rnd(1e9) : 1 + rnd(65000))),
       })),
       nextHop: `10.${rnd(256)}.${rnd(256)}.${rnd(256)}`,
     };
@@ -476,13 +477,13 @@ t.test('random UPDATE round trips', async (t) => {
           return out;
         }, []);
     }
-    if (Math.random() < 0.5) attrs.med = rnd(2 ** 32);
-    if (Math.random() < 0.5) attrs.localPref = rnd(2 ** 32);
-    if (Math.random() < 0.5) attrs.communities = Array.from({ length: 1 + rnd(5) }, () => rnd(2 ** 32));
-    if (Math.random() < 0.3) attrs.largeCommunities = [{ global: rnd(2 ** 32), local1: rnd(2 ** 32), local2: rnd(2 ** 32) }];
-    if (Math.random() < 0.3)
-      attrs.mpReach = { afi: 2, safi: 1, nextHop: '2001:db8::1', nlri: prefixListFromStrings(2, randomPrefixes(2, rnd(20))) };
-    const u = update(attrs, randomPrefixes(1, rnd(100)), randomPrefixes(1, rnd(50)));
+    if (rand() < 0.5) attrs.med = rnd(2 ** 32);
+    if (rand() < 0.5) attrs.localPref = rnd(2 ** 32);
+    if (rand() < 0.5) attrs.communities = Array.from({ length: 1 + rnd(5) }, () => rnd(2 ** 32));
+    if (rand() < 0.3) attrs.largeCommunities = [{ global: rnd(2 ** 32), local1: rnd(2 ** 32), local2: rnd(2 ** 32) }];
+    if (rand() < 0.3)
+      attrs.mpReach = { afi: 2, safi: 1, nextHop: '2001:db8::1', nlri: prefixListFromStrings(2, randomPrefixes(rand, 2, rnd(20))) };
+    const u = update(attrs, randomPrefixes(rand, 1, rnd(100)), randomPrefixes(rand, 1, rnd(50)));
     const d = rt(u, caps);
     if (JSON.stringify(norm(d)) !== JSON.stringify(norm(u))) {
       t.same(norm(d), norm(u), `random #${i}`);
@@ -493,6 +494,7 @@ t.test('random UPDATE round trips', async (t) => {
 });
 
 t.test('fuzz: mutated and random messages only ever throw BgpMessageError', async (t) => {
+  const rnd = seeded(t).int;
   const seeds = [
     encodeMessage({ type: 'open', version: 4, asn: 65000, holdTime: 90, routerId: '1.1.1.1', capabilities: ALL_CAPS }, AS4_CAPS),
     encodeMessage(

@@ -2,26 +2,17 @@
 // the body decoder sees them) through the decoder and into a live speaker. Nothing may throw except
 // BgpMessageError from the decoder; the speaker must never fail internally, never hang, and must
 // not leak (all interned attribute sets released once the peer's routes are gone).
-// TABBY_FUZZ_ITERATIONS (default 100000) sets the number of messages; `make fuzz` runs more.
+// TABBY_FUZZ_ITERATIONS (default 100000) sets the number of messages; `make fuzz` runs more. Each run
+// draws new mutations (test/helpers/seed.ts: a failure prints the TABBY_TEST_SEED that repeats them).
 import t from 'tap';
 import { Buffer } from 'node:buffer';
 import { until, establishedPair } from './speaker-harness.js';
 import { decodeMessage } from '../../../src/bgp/codec/message.js';
 import { AS4_CAPS, BgpMessageError } from '../../../src/bgp/codec/types.js';
 import { attr, update, valid, ORIGIN, AS_PATH, NEXT_HOP, MED } from './update-bytes.js';
+import { seeded } from '../../helpers/seed.js';
 
 const N = Number(process.env.TABBY_FUZZ_ITERATIONS ?? 100_000);
-
-// Deterministic PRNG (xorshift32) so a failure is reproducible from the seed.
-let seed = Number(process.env.TABBY_FUZZ_SEED ?? 0x9e3779b9) >>> 0;
-const rnd = (n: number): number => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed % n;
-};
 
 const seeds: Buffer[] = [
   update({ attrs: valid(), nlri: ['10.1.0.0/16', '10.2.3.0/24', '10.9.9.9/32'] }),
@@ -50,7 +41,7 @@ const seeds: Buffer[] = [
   }),
 ];
 
-function mutate(src: Buffer): Buffer {
+function mutate(rnd: (n: number) => number, src: Buffer): Buffer {
   let b = Buffer.from(src);
   const kind = rnd(6);
   if (kind === 0 || kind === 5) for (let i = 0, n = 1 + rnd(4); i < n; i++) b[19 + rnd(b.length - 19)] = rnd(256);
@@ -68,13 +59,14 @@ function mutate(src: Buffer): Buffer {
 }
 
 t.test(`fuzz: ${N} mutated UPDATEs never crash, hang or leak`, async (t) => {
+  const rnd = seeded(t).int;
   const { b, rx } = await establishedPair(t, {}, ['ipv4', 'ipv6']);
   let rejected = 0,
     accepted = 0,
     foreign = 0;
   const started = Date.now();
   for (let i = 0; i < N; i++) {
-    const msg = mutate(seeds[rnd(seeds.length)]!);
+    const msg = mutate(rnd, seeds[rnd(seeds.length)]!);
     try {
       const m = decodeMessage(msg, AS4_CAPS);
       accepted++;

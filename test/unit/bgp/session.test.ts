@@ -10,6 +10,7 @@ import { Framer } from '../../../src/bgp/codec/framer.js';
 import { decodeMessage, encodeKeepalive, encodeMessage } from '../../../src/bgp/codec/message.js';
 import { emptyPrefixList, prefixListFromStrings } from '../../../src/bgp/codec/prefix.js';
 import { AS4_CAPS, DEFAULT_CAPS, type BgpMessage, type OpenMessage, type UpdateMessage } from '../../../src/bgp/codec/types.js';
+import { seeded } from '../../helpers/seed.js';
 
 let native = true;
 try {
@@ -198,11 +199,12 @@ t.test('sessions over loopback', { skip }, async (t) => {
   });
 
   await t.test('random garbage and truncated streams never crash the session', async (t) => {
+    const rand = seeded(t);
     const s = session();
     for (let i = 0; i < 20; i++) {
       const r = await rawPeer(listener.port);
       await r.next('open');
-      const junk = Buffer.from(Array.from({ length: 1 + Math.floor(Math.random() * 300) }, () => Math.floor(Math.random() * 256)));
+      const junk = rand.bytes(1 + rand.int(300));
       if (i % 2) junk.fill(0xff, 0, Math.min(16, junk.length)); // valid marker, random rest
       r.send(junk);
       if (i % 3 === 0) r.sock.end(); // truncated: peer closes mid-message
