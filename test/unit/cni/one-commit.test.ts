@@ -11,8 +11,9 @@ import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 import { blockKey, handleKey } from '../../../src/ipam/store.js';
 import type { PoolInfo } from '../../../src/ipam/index.js';
 import { cniOverStore, handleOf, wepKeyOf } from '../../helpers/cni-store.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}cnc`;
+const tag = `${runTag()}cnc`;
 const pool: PoolInfo = { name: 'p', cidr: '10.71.0.0/16', family: 4, blockSize: 26, disabled: false, nodeSelector: '' };
 
 function open(t: { teardown(fn: () => unknown): void }, dir?: string) {

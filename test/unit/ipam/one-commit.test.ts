@@ -10,8 +10,9 @@ import { FileDatastore, LOG_FILE } from '../../../src/datastore/file.js';
 import { frame } from '../../../src/datastore/file-log.js';
 import { blockAllocations, Ipam, StaticPoolSource, type PoolInfo } from '../../../src/ipam/index.js';
 import { blockKey, handleKey } from '../../../src/ipam/store.js';
+import { runTag } from '../../helpers/run-tag.js';
 
-const tag = `tb${process.env.TABBY_TEST_RUN ?? process.pid}ipc`;
+const tag = `${runTag()}ipc`;
 const pool: PoolInfo = { name: 'p', cidr: '10.70.0.0/16', family: 4, blockSize: 26, disabled: false, nodeSelector: '' };
 
 function open(t: { teardown(fn: () => unknown): void }) {
