@@ -2,6 +2,8 @@
 // started, the env file is a conffile → `dpkg -r` keeps only the conffile → `dpkg --purge` leaves nothing:
 // the host's install paths are as before. (It installs into the real /usr/bin, /opt, /etc, /lib/systemd:
 // skipped when a tabby package or a make-install is already there; removed in teardown whatever happens.)
+// The purge also removes /var/lib/tabby and /run/tabby (debian/postrm): the machine's own, there before
+// the test (a developer's datastore), is moved aside around each purge and put back.
 import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -74,6 +76,29 @@ function snapshot(): string[] {
   return out;
 }
 
+/** What `dpkg --purge tabby` removes besides the package's files (debian/postrm): datastore, runtime dir. */
+const STATE_DIRS = ['/var/lib/tabby', '/run/tabby'];
+const aside = (d: string): string => `${d}.tb${run}-kept`;
+
+/**
+ * dpkg --purge tabby with the machine's own state dirs moved aside meanwhile and put back after;
+ * `left`: the state dirs still there after the purge (before putting the own ones back).
+ */
+async function purgeKeepingState(whilePurged: () => void = () => {}) {
+  const own = STATE_DIRS.filter((d) => fs.existsSync(d));
+  for (const d of own) fs.renameSync(d, aside(d));
+  try {
+    whilePurged();
+    const r = await dpkg('--purge', 'tabby');
+    return { ...r, left: STATE_DIRS.filter((d) => fs.existsSync(d)) };
+  } finally {
+    for (const d of own) {
+      fs.rmSync(d, { recursive: true, force: true });
+      fs.renameSync(aside(d), d);
+    }
+  }
+}
+
 /** dpkg, waiting (bounded) while another dpkg/apt holds its lock. */
 async function dpkg(...args: string[]) {
   const end = Date.now() + 120_000;
@@ -92,8 +117,18 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   t.teardown(await hostPathsLock());
   lap('lock');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tb${run}deb-`));
+  // The machine's own state, which the purge must not take: a marker in each state dir (made when
+  // there is none, so that case is always checked).
+  const made = STATE_DIRS.filter((d) => !fs.existsSync(d));
+  const marker = (d: string): string => path.join(d, `tb${run}-own-state`);
+  for (const d of STATE_DIRS) {
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(marker(d), "not the package test's\n");
+  }
   t.teardown(async () => {
-    if (sh('dpkg', ['-s', 'tabby']).status === 0) await dpkg('--purge', 'tabby');
+    if (sh('dpkg', ['-s', 'tabby']).status === 0) await purgeKeepingState();
+    for (const d of STATE_DIRS) fs.rmSync(marker(d), { force: true });
+    for (const d of made) fs.rmSync(d, { recursive: true, force: true });
     fs.rmSync(tmp, { recursive: true, force: true });
   });
   const before = snapshot();
@@ -150,8 +185,16 @@ t.test('make deb: dpkg -i, the commands work, dpkg -r / --purge leave nothing', 
   const stillThere = listed.filter((p) => !fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() && fs.existsSync(p));
   t.same(stillThere, ['/etc/tabby/tabby-node.env'], 'after remove: only the conffile');
   t.equal(sh('tabbyctl', ['version'], { env }).status === 0, false, 'tabbyctl is gone');
-  const purge = await dpkg('--purge', 'tabby');
+  // What the installed agent would have made: its datastore and runtime dir, which the purge removes.
+  const purge = await purgeKeepingState(() => {
+    fs.mkdirSync('/var/lib/tabby/datastore', { recursive: true });
+    fs.writeFileSync('/var/lib/tabby/datastore/tabby.log', 'x');
+    fs.mkdirSync('/run/tabby', { recursive: true });
+    fs.writeFileSync('/run/tabby/nodename', 'x');
+  });
   t.equal(purge.status, 0, 'dpkg --purge tabby', { log: purge.out });
+  t.same(purge.left, [], "purge removed the package's datastore and runtime dir");
+  for (const d of STATE_DIRS) t.ok(fs.existsSync(marker(d)), `${d} there before the test: kept`);
   t.notOk(fs.existsSync('/etc/tabby'), '/etc/tabby gone');
   t.notOk(fs.existsSync('/opt/tabby'), '/opt/tabby gone');
   t.not(sh('dpkg', ['-s', 'tabby']).status, 0, 'not installed');
