@@ -33,15 +33,26 @@ export function etcdMissing(): string | undefined {
   return r.status === 0 ? undefined : 'etcd is not installed (Debian package etcd-server)';
 }
 
+/** n distinct free ports on 127.0.0.1: every one is held until all are picked (so no two are the same). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', resolve);
+      });
+    }
+    return servers.map((srv) => (srv.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  }
+}
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0] as number;
 }
 
 const live = new Set<ChildProcess>();
@@ -140,15 +151,14 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
   const base = fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
   const dataDir = fs.mkdtempSync(path.join(base, `${tag}-`));
   dirs.add(dataDir);
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
   const name = opts.name ?? 'tb';
   const tls = opts.tls;
-  const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
-  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  let clientUrl = '';
+  let peerUrl = '';
   let child: ChildProcess | undefined;
   let log = '';
 
-  const args = [
+  const argsNow = (): string[] => [
     '--name',
     name,
     '--data-dir',
@@ -184,7 +194,7 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
 
   async function start(): Promise<void> {
     if (child) return;
-    const c = spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('etcd', argsNow(), { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     live.add(c);
     c.stdout?.on('data', (b: Buffer) => {
@@ -229,7 +239,21 @@ export async function startEtcd(t: Teardownable, opts: { name?: string; tls?: Et
     fs.rmSync(dataDir, { recursive: true, force: true });
     dirs.delete(dataDir);
   });
-  await start();
+  // The ports were free when picked, but another process can take one before etcd binds it: then
+  // etcd exits at once, and a new pair is tried (restart() keeps the pair that worked).
+  for (let attempt = 1; ; attempt++) {
+    const [clientPort, peerPort] = await freePorts(2);
+    clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
+    peerUrl = `http://127.0.0.1:${peerPort}`;
+    try {
+      await start();
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/.test(log)) throw e;
+      log = '';
+      fs.rmSync(path.join(dataDir, 'data'), { recursive: true, force: true }); // its member list names the old ports
+    }
+  }
   return {
     endpoints: [clientUrl],
     clientUrl,
