@@ -60,7 +60,7 @@ protocol bgp tabby {
   }, 20_000);
   t.ok(tabbyUp, 'tabby: BFD Up in /status');
   t.ok(
-    await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.includes('(BFD Up)'), 5_000),
+    await until(async () => (await tabbyctl(lab, 'node-1', 'node', 'status')).stdout.includes('(BFD Up)'), 20_000),
     'tabbyctl node status shows BFD Up',
   );
   t.ok(await until(() => routeTo(lab.node('node-1').netns, TOR), 15_000), `${TOR} in the node's kernel`);

@@ -163,7 +163,7 @@ t.test('tabby ⟷ BIRD 2', { skip, timeout: 120_000 }, async (t) => {
     });
     // and a withdraw removes it
     ibgp4.s.sendUpdate({ type: 'update', withdrawn: prefixListFromStrings(1, ['203.0.113.0/24']), nlri: emptyPrefixList(1), attrs: null });
-    t.ok(await waitFor(async () => !(await show('203.0.113.0/24')).includes('BGP'), 5000, 100), 'withdrawn from BIRD');
+    t.ok(await waitFor(async () => !(await show('203.0.113.0/24')).includes('BGP'), 15_000, 100), 'withdrawn from BIRD');
   });
 
   await t.test('peer hung (SIGSTOP) → hold timer expiry 4/0; killed and restarted → re-established', async (t) => {

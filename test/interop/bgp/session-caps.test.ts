@@ -45,7 +45,7 @@ protocol bgp ap { local 10.83.0.12 as 65000; neighbor 10.83.0.11 as 65000; direc
   ext.start();
   ap.start();
   t.ok((await bird.waitEstablished('ext', 15_000)) && (await bird.waitEstablished('ap', 15_000)), 'both Established in BIRD');
-  t.ok(await waitFor(() => ext.established && ap.established, 5000), 'both Established in tabby');
+  t.ok(await waitFor(() => ext.established && ap.established, 15_000), 'both Established in tabby');
 
   await t.test('RFC 8654: one 6 KB UPDATE', async (t) => {
     t.equal(ext.negotiated?.caps.extendedMessage, true, 'extended messages negotiated');

@@ -46,14 +46,14 @@ t.test('two tabby speakers, both active, started at the same time', { skip, time
     b.start();
     t.ok(await waitFor(() => a.established && b.established, 10_000), `round ${round}: both Established`);
     // The losing connection closes (Cease 6/7, FIN); then exactly one remains.
-    await waitFor(() => bgpConnections(pair.a.name) === 1, 3000);
+    await waitFor(() => bgpConnections(pair.a.name) === 1, 15_000);
     await new Promise((r) => setTimeout(r, 300));
     t.equal(bgpConnections(pair.a.name), 1, `round ${round}: exactly one TCP connection`);
     t.equal(ups, 2, `round ${round}: one 'up' per side`);
     t.equal(downs, 0, `round ${round}: no flap`);
     a.stop();
     b.stop();
-    await waitFor(() => bgpConnections(pair.a.name) === 0, 3000);
+    await waitFor(() => bgpConnections(pair.a.name) === 0, 15_000);
   }
   t.ok(collisions > 0, `collisions really happened and were resolved (${collisions} over 3 rounds)`);
 });
@@ -90,8 +90,8 @@ protocol bgp tabby { local 10.82.0.2 as 65000; neighbor 10.82.0.1 as 65000; hold
   await new Promise((r) => setTimeout(r, 900));
   s.start();
   t.ok(await bird.waitEstablished('tabby', 15_000), 'BIRD Established');
-  t.ok(await waitFor(() => s.established, 5000), 'tabby Established');
-  await waitFor(() => bgpConnections(pair.a.name) === 1, 3000);
+  t.ok(await waitFor(() => s.established, 15_000), 'tabby Established');
+  await waitFor(() => bgpConnections(pair.a.name) === 1, 15_000);
   await new Promise((r) => setTimeout(r, 1000));
   t.equal(bgpConnections(pair.a.name), 1, 'exactly one TCP connection');
   t.equal(ups, 1, 'tabby came up once (no flap)');
