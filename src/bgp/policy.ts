@@ -51,7 +51,11 @@ export type ImportResult = { ok: true; attrs: RouteAttributes } | { ok: false; r
 
 export function countAs(path: readonly AsPathSegment[] | undefined, asn: number): number {
   let n = 0;
-  if (path) for (const s of path) for (const a of s.asns) if (a === asn) n++;
+  if (path)
+    for (let i = 0; i < path.length; i++) {
+      const asns = path[i]!.asns;
+      for (let j = 0; j < asns.length; j++) if (asns[j] === asn) n++;
+    }
   return n;
 }
 

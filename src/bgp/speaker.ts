@@ -106,6 +106,12 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private running = false;
   private processing = false;
   private readonly busy = new Set<Peer>();
+  /** processSlice's snapshot of `busy`: busyList[0, busyCount) (kept, so no array per round). */
+  private readonly busyList: Peer[] = [];
+  private busyCount = 0;
+  private readonly listBusy = (p: Peer): void => {
+    this.busyList[this.busyCount++] = p;
+  };
   /** RFC 4724 restarting side: best-path output held back; the prefixes that changed meanwhile. */
   private readonly deferral: SelectionDeferral;
   private readonly localPaths = new PrefixTable<Path>();
@@ -621,8 +627,14 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   private processSlice(): void {
     const deadline = performance.now() + this.sliceMs;
     let n = 0;
+    const list = this.busyList;
     while (this.busy.size > 0) {
-      for (const p of this.busy) {
+      // a snapshot in a reused array: a Set iterator per round was garbage per UPDATE (a peer that
+      // left meanwhile has an empty queue and is dropped below)
+      this.busyCount = 0;
+      this.busy.forEach(this.listBusy);
+      for (let j = 0, n = this.busyCount; j < n; j++) {
+        const p = list[j]!;
         const m = p.takeInbound();
         if (m === undefined) {
           p.clearInbound();

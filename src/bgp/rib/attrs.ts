@@ -297,26 +297,27 @@ export class AttrTable {
  */
 function freezeAttrs(a: RouteAttributes): RouteAttributes {
   if (Object.isFrozen(a)) return a; // a set's attributes interned again after the set left the table
-  for (const k of Object.keys(a) as (keyof RouteAttributes)[]) if (a[k] === undefined) delete a[k];
+  // index and for-in loops: no key array or iterator per new set
+  for (const k in a) if (a[k as keyof RouteAttributes] === undefined) delete a[k as keyof RouteAttributes];
   if (a.asPath) {
     // a copy of exact length: the decoder pushes segments, and a pushed-to array keeps room for 17
-    a.asPath = a.asPath.slice();
-    for (const seg of a.asPath) {
-      Object.freeze(seg.asns);
-      Object.freeze(seg);
+    const path = (a.asPath = a.asPath.slice());
+    for (let i = 0; i < path.length; i++) {
+      Object.freeze(path[i]!.asns);
+      Object.freeze(path[i]);
     }
-    Object.freeze(a.asPath);
+    Object.freeze(path);
   }
   if (a.communities) Object.freeze(a.communities);
   if (a.clusterList) Object.freeze(a.clusterList);
   if (a.extCommunities) Object.freeze(a.extCommunities);
   if (a.largeCommunities) {
-    for (const c of a.largeCommunities) Object.freeze(c);
+    for (let i = 0; i < a.largeCommunities.length; i++) Object.freeze(a.largeCommunities[i]);
     Object.freeze(a.largeCommunities);
   }
   if (a.aggregator) Object.freeze(a.aggregator);
   if (a.unknown) {
-    for (const u of a.unknown) Object.freeze(u);
+    for (let i = 0; i < a.unknown.length; i++) Object.freeze(a.unknown[i]);
     Object.freeze(a.unknown);
   }
   return Object.freeze(a);
