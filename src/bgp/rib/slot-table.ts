@@ -1,10 +1,11 @@
 // The Loc-RIB's storage: prefix → its paths (one Path, or Path[] best first), with 6 bytes per IPv4
 // slot at a full table's scale and nothing per prefix on V8's heap.
 //
-// An IPv4 prefix's slot is its network (an Int32Array per prefix length) and a value naming its paths
-// (a column of 8, 16 or 32 bits, widened when a larger value comes): a registered Path (paths[id]) or
-// a multi-path array (multi[ix]). Path ids are handed out when a path is first stored and given back
-// by forget() when the Loc-RIB lets go of the path (its last prefix), so they stay small.
+// An IPv4 prefix's slot is its network (an Int32Array per prefix length) and an id naming its paths
+// (a column of 8, 16 or 32 bits, widened when a larger id comes): objs[id] is a registered Path or a
+// multi-path array (one id space, so a full table from one peer — ~50k paths at 1M — stays in 16
+// bits). A path's id is handed out when it is first stored and given back by forget() when the
+// Loc-RIB lets go of it (its last prefix); an array's when its slot drops it. Ids stay small.
 // Why not a JS array of Path pointers per table (the generic IntTable): 8 B per slot in V8's
 // large-object space, a dead copy left as garbage at each doubling, a state byte per slot besides, and
 // a load of at most 3/4 — ~26 B per prefix at 200k, now ~10. BIRD keeps one `rte` pointer per fib node.
@@ -15,11 +16,9 @@ import { emptyLike, indexMax, widened, type IndexColumn } from '../../common/typ
 
 export type Slot = Path | Path[];
 
-// Values: 0 empty, 1 deleted, 2·id a path, 2·ix + 3 a multi-path array.
+// Values: 0 empty, 1 deleted, else an id (objs[id]).
 const EMPTY = 0;
 const TOMB = 1;
-const pathValue = (id: number): number => 2 * id;
-const multiValue = (ix: number): number => 2 * ix + 3;
 /** Fibonacci hashing: the top log2(capacity) bits of key × 2^32/φ. */
 const PHI = 0x9e3779b1;
 
@@ -144,12 +143,9 @@ const full = (v: number): boolean => v !== EMPTY && v !== TOMB;
 export class SlotTable {
   private readonly v4: (IntSlots | undefined)[] = new Array<IntSlots | undefined>(33);
   private v6: Map<string, Slot> | undefined;
-  /** Registered paths by id (index 0 unused). */
-  private readonly paths: (Path | undefined)[] = [undefined];
+  /** Registered paths and multi-path arrays by id (0 and 1 are EMPTY and TOMB). */
+  private readonly objs: (Slot | undefined)[] = [undefined, undefined];
   private readonly freeIds: number[] = [];
-  /** Multi-path arrays by index. */
-  private readonly multi: (Path[] | undefined)[] = [];
-  private readonly freeMulti: number[] = [];
   /** forEach calls in progress (no shrinking rehash under them). */
   private walking = 0;
 
@@ -159,49 +155,50 @@ export class SlotTable {
     return n;
   }
 
+  /** Bytes per value in an IPv4 length's table (for tests). */
+  valueBytes(bucket: number): number {
+    return this.v4[bucket]?.vals.BYTES_PER_ELEMENT ?? 0;
+  }
+
   /** The longest probe run of an IPv4 length's table (for tests). */
   longestRun(bucket: number): number {
     return this.v4[bucket]?.longestRun() ?? 0;
   }
 
-  /** Registered paths (for tests: ids are given back with forget()). */
-  get pathCount(): number {
-    return this.paths.length - 1 - this.freeIds.length;
+  /** Ids in use: registered paths and multi-path arrays (for tests: ids are given back). */
+  get idCount(): number {
+    return this.objs.length - 2 - this.freeIds.length;
   }
 
   private decode(v: number): Slot {
-    return (v & 1) === 0 ? this.paths[v >> 1]! : this.multi[(v - 3) >> 1]!;
+    return this.objs[v]!;
   }
 
-  /** The value for a slot: the path's id (registered on first use), or a new multi index. */
-  private encode(s: Slot): number {
-    if (!Array.isArray(s)) return pathValue(this.idOf(s));
-    const ix = this.freeMulti.length > 0 ? this.freeMulti.pop()! : this.multi.length;
-    this.multi[ix] = s;
-    return multiValue(ix);
-  }
-
-  private idOf(p: Path): number {
-    if (p.id > 0 && this.paths[p.id] === p) return p.id;
-    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.paths.length;
-    this.paths[id] = p;
-    p.id = id;
+  private newId(o: Slot): number {
+    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.objs.length;
+    this.objs[id] = o;
     return id;
   }
 
-  /** The old value at `at` is replaced or deleted: a multi-path index it held is free again. */
+  /** The value for a slot: the path's id (registered on first use), or a new id for a multi-path array. */
+  private encode(s: Slot): number {
+    if (Array.isArray(s)) return this.newId(s);
+    if (s.id > TOMB && this.objs[s.id] === s) return s.id;
+    return (s.id = this.newId(s));
+  }
+
+  /** The old value of a slot is replaced or deleted: a multi-path array's id is free again. */
   private dropValue(v: number): void {
-    if ((v & 1) === 0) return;
-    const ix = (v - 3) >> 1;
-    this.multi[ix] = undefined;
-    this.freeMulti.push(ix);
+    if (!Array.isArray(this.objs[v])) return;
+    this.objs[v] = undefined;
+    this.freeIds.push(v);
   }
 
   /** The Loc-RIB let go of this path (no prefix holds it): its id is free (it is registered again if stored later). */
   forget(p: Path): void {
     const id = p.id;
-    if (id > 0 && this.paths[id] === p) {
-      this.paths[id] = undefined;
+    if (id > TOMB && this.objs[id] === p) {
+      this.objs[id] = undefined;
       this.freeIds.push(id);
     }
     p.id = 0;
@@ -224,8 +221,8 @@ export class SlotTable {
     const at = t.probe(key as number);
     if (at >= 0) {
       const old = t.vals[at]!;
-      if ((old & 1) === 1 && Array.isArray(value)) {
-        this.multi[(old - 3) >> 1] = value; // same index, new array
+      if (Array.isArray(value) && Array.isArray(this.objs[old])) {
+        this.objs[old] = value; // same id, new array
         return;
       }
       this.dropValue(old);

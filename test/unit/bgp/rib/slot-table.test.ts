@@ -56,14 +56,15 @@ t.test('agrees with a Map through inserts, replacements, multi-path arrays and d
     }
   }
   t.equal(wrong, 0, 'setIfAbsent and delete agree with the model');
-  t.ok(tab.pathCount <= 50, `${tab.pathCount} path ids in use for 50 paths`);
+  const arrays = [...model.values()].filter((v) => Array.isArray(v)).length;
+  t.ok(tab.idCount <= 50 + arrays, `${tab.idCount} ids in use for 50 paths and ${arrays} multi-path arrays`);
 });
 
 t.test('a withdraw-all shrinks the tables; path ids are given back and reused', async (t) => {
   const tab = new SlotTable();
   for (let i = 0; i < 100_000; i++) tab.set(24, ((11 << 24) + (i << 8)) | 0, paths[i % 50]!);
   t.equal(tab.size, 100_000);
-  t.equal(tab.pathCount, 50);
+  t.equal(tab.idCount, 50);
   for (let i = 0; i < 100_000; i++) tab.delete(24, ((11 << 24) + (i << 8)) | 0);
   t.equal(tab.size, 0);
   // the pairs array of /24 is back to a few slots: entries() over it is short
@@ -71,9 +72,9 @@ t.test('a withdraw-all shrinks the tables; path ids are given back and reused', 
   for (const _ of tab.entries()) visited++;
   t.equal(visited, 0);
   for (const p of paths) tab.forget(p);
-  t.equal(tab.pathCount, 0, 'ids free');
+  t.equal(tab.idCount, 0, 'ids free');
   tab.set(24, 1 << 8, paths[3]!);
-  t.ok(paths[3]!.id >= 1 && paths[3]!.id <= 50, `a freed id is reused (${paths[3]!.id})`);
+  t.ok(paths[3]!.id >= 2 && paths[3]!.id <= 51, `a freed id is reused (${paths[3]!.id})`);
   t.equal(tab.get(24, 1 << 8), paths[3]);
 });
 
@@ -139,5 +140,17 @@ t.test('the value column widens past 8 and 16 bits (70k distinct paths and multi
   let bad = 0;
   for (let i = 0; i < 70_000; i++) if (tab.get(24, (i << 8) | 0) !== many[i]) bad++;
   t.equal(bad, 0, 'every slot names its own paths');
-  t.equal(tab.pathCount, 60_000, 'a path id per single path');
+  t.equal(tab.idCount, 70_000, 'an id per single path and per multi-path array');
+});
+
+t.test("a full table's ~50k paths from one peer keep the id column at 16 bits", async (t) => {
+  // 1M prefixes at 20 per attribute set: 50k paths. With paths and multi-path arrays in separate id
+  // spaces (value = 2·id) the column widened to 32 bits past 32767 paths: 8 B per slot, not 6.
+  const tab = new SlotTable();
+  const s = src(8);
+  const set = attrs.intern({ origin: 0, nextHop: '10.0.0.8' });
+  const ps = Array.from({ length: 50_000 }, () => new Path(s, set));
+  for (let i = 0; i < 100_000; i++) tab.set(24, (i << 8) | 0, ps[i % 50_000]!);
+  t.equal(tab.valueBytes(24), 2);
+  t.equal(tab.get(24, 99_999 << 8), ps[49_999]);
 });
