@@ -8,7 +8,7 @@
 // Holders count references (retain/release): an id is freed when the last holder lets it go, and
 // reused by the next new key. When most ids are free, compact() renumbers them densely and tells each
 // holder the old → new mapping (onRemap), so arrays indexed by id shrink after a withdraw-all.
-import { doubled } from '../common/typed-array.js';
+import { PagedColumn } from '../common/paged-column.js';
 
 /** length byte of an id holding a string key / a free id */
 const STR = 254;
@@ -64,9 +64,9 @@ const MAX_LOAD = 0.8;
 
 export class PrefixIds {
   /** by id: the IPv4 network (int32), the length (0..32, STR, FREE), the holders */
-  private net = new Int32Array(1024);
-  private plen = new Uint8Array(1024).fill(FREE);
-  private refs = new Uint8Array(1024);
+  private net = new PagedColumn(32);
+  private plen = new PagedColumn(8, FREE);
+  private refs = new PagedColumn(8);
   /** ids in use or freed: every id is < upper */
   private top = 0;
   /** freed ids, a stack threaded through `net` (a free id's network is the next free id, -1 ends it):
@@ -107,7 +107,7 @@ export class PrefixIds {
     for (let i = slotFor(hash4(net, len), n); ; i = i + 1 === n ? 0 : i + 1) {
       const s = slots[i]!;
       if (s === 0) return -1;
-      if (s > 0 && this.net[s - 1] === net && this.plen[s - 1] === len) return s - 1;
+      if (s > 0 && this.net.get(s - 1) === net && this.plen.get(s - 1) === len) return s - 1;
     }
   }
 
@@ -137,15 +137,18 @@ export class PrefixIds {
   }
 
   retain(id: number): void {
-    if (this.refs[id] === 255) throw new Error('prefix id: too many holders');
-    this.refs[id]!++;
+    const r = this.refs.get(id);
+    if (r === 255) throw new Error('prefix id: too many holders');
+    this.refs.set(id, r + 1);
   }
 
   /** One holder lets go; the id is freed with the last. */
   release(id: number): void {
-    if (this.refs[id] === 0 || this.plen[id] === FREE) throw new Error(`prefix id ${id}: released more often than retained`);
-    if (--this.refs[id]! > 0) return;
-    const len = this.plen[id]!;
+    const r = this.refs.get(id);
+    if (r === 0 || this.plen.get(id) === FREE) throw new Error(`prefix id ${id}: released more often than retained`);
+    this.refs.set(id, r - 1);
+    if (r > 1) return;
+    const len = this.plen.get(id);
     if (len === STR) {
       this.strIds.delete(this.strOf.get(id)!);
       this.strOf.delete(id);
@@ -153,32 +156,33 @@ export class PrefixIds {
       this.slots[this.slotOf(id)] = -1;
       this.v4--;
     }
-    this.plen[id] = FREE;
-    this.net[id] = this.freeTop;
+    this.plen.set(id, FREE);
+    this.net.set(id, this.freeTop);
     this.freeTop = id;
     this.freeN++;
   }
 
   holders(id: number): number {
-    return this.plen[id] === FREE ? 0 : this.refs[id]!;
+    return id < 0 || id >= this.top || this.plen.get(id) === FREE ? 0 : this.refs.get(id);
   }
 
   /** The key of an id (formatted for an IPv4 prefix: a new string each call). */
   key(id: number): string {
-    const len = this.plen[id];
+    const len = id >= 0 && id < this.top ? this.plen.get(id) : FREE;
     if (len === STR) return this.strOf.get(id)!;
-    if (len === FREE || len === undefined) throw new Error(`prefix id ${id} is not in use`);
-    const n = this.net[id]!;
+    if (len === FREE) throw new Error(`prefix id ${id} is not in use`);
+    const n = this.net.get(id);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}/${len}`;
   }
 
   /** IPv4 network (int32) of an IPv4 id. */
   net4(id: number): number {
-    return this.net[id]!;
+    return this.net.get(id);
   }
   /** The prefix length of an IPv4 id, or -1 (a string key, a free id). */
   len4(id: number): number {
-    const l = this.plen[id]!;
+    if (id < 0 || id >= this.top) return -1;
+    const l = this.plen.get(id);
     return l <= 32 ? l : -1;
   }
 
@@ -193,18 +197,17 @@ export class PrefixIds {
     const n = this.size;
     if (this.freeN < 4096 || this.freeN * 2 < this.top) return false;
     const remap = new Int32Array(this.top).fill(-1);
-    const cap = Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
-    const net = new Int32Array(cap);
-    const plen = new Uint8Array(cap).fill(FREE);
-    const refs = new Uint8Array(cap);
+    const net = this.net.emptyLike(n);
+    const plen = this.plen.emptyLike(n);
+    const refs = this.refs.emptyLike(n);
     const strs = [...this.strOf];
     let to = 0;
     for (let id = 0; id < this.top; id++) {
-      if (this.plen[id] === FREE) continue;
+      if (this.plen.get(id) === FREE) continue;
       remap[id] = to;
-      net[to] = this.net[id]!;
-      plen[to] = this.plen[id]!;
-      refs[to] = this.refs[id]!;
+      net.set(to, this.net.get(id));
+      plen.set(to, this.plen.get(id));
+      refs.set(to, this.refs.get(id));
       to++;
     }
     this.strIds.clear();
@@ -229,28 +232,26 @@ export class PrefixIds {
   private take(len: number, net: number): number {
     let id = this.freeTop;
     if (id >= 0) {
-      this.freeTop = this.net[id]!;
+      this.freeTop = this.net.get(id);
       this.freeN--;
     } else {
       id = this.top++;
-      if (id >= this.net.length) {
-        this.net = doubled(this.net);
-        const plen = new Uint8Array(this.plen.length * 2).fill(FREE);
-        plen.set(this.plen);
-        this.plen = plen;
-        this.refs = doubled(this.refs);
+      if (id >= this.net.capacity) {
+        this.net.grow(id + 1);
+        this.plen.grow(id + 1);
+        this.refs.grow(id + 1);
       }
     }
-    this.net[id] = net;
-    this.plen[id] = len;
-    this.refs[id] = 0;
+    this.net.set(id, net);
+    this.plen.set(id, len);
+    this.refs.set(id, 0);
     return id;
   }
 
   private place(id: number): void {
     const slots = this.slots;
     const n = slots.length;
-    let i = slotFor(hash4(this.net[id]!, this.plen[id]!), n);
+    let i = slotFor(hash4(this.net.get(id), this.plen.get(id)), n);
     while (slots[i]! > 0) i = i + 1 === n ? 0 : i + 1;
     slots[i] = id + 1;
   }
@@ -258,7 +259,7 @@ export class PrefixIds {
   private slotOf(id: number): number {
     const slots = this.slots;
     const n = slots.length;
-    for (let i = slotFor(hash4(this.net[id]!, this.plen[id]!), n); ; i = i + 1 === n ? 0 : i + 1) {
+    for (let i = slotFor(hash4(this.net.get(id), this.plen.get(id)), n); ; i = i + 1 === n ? 0 : i + 1) {
       if (slots[i] === id + 1) return i;
       if (slots[i] === 0) throw new Error(`prefix id ${id}: not in the index`);
     }
@@ -269,7 +270,7 @@ export class PrefixIds {
     this.slots = new Int32Array(Math.max(MIN_SLOTS, n * 2 + 2));
     this.used = 0;
     for (let id = 0; id < this.top; id++)
-      if (this.plen[id]! <= 32) {
+      if (this.plen.get(id) <= 32) {
         this.place(id);
         this.used++;
       }
