@@ -12,7 +12,7 @@
 // reconciler shares its one (RouteSink.prefixIds), so the table and the reconciler hold one id per
 // prefix and hand routes over by id — a template route object per group, no object or string per prefix.
 import { cidrContainsCidr, formatCidr, parseCidr, tryParseCidr } from '../common/ip.js';
-import { emptyLike, resized, widened, type IndexColumn } from '../common/typed-array.js';
+import { PagedColumn } from '../common/paged-column.js';
 import { PrefixIds } from '../dataplane/prefix-ids.js';
 import type { Route } from '../dataplane/routes.js';
 import {
@@ -127,8 +127,8 @@ export class RouteTable {
   /** by prefix id: its group's slot in groupList, 0 = not learned (the record is the group: the kernel
    *  route follows from the group's template, so nothing per prefix is kept beyond this slot and the
    *  id — an index as narrow as the number of groups needs, usually one byte, rather than a pointer in
-   *  a JS array: an eighth of the size, off V8's heap, and no large array left as garbage at each doubling) */
-  private groupIx: IndexColumn = new Uint8Array(1024);
+   *  a JS array: an eighth of the size, off V8's heap; in pages, so growing copies nothing) */
+  private groupIx = new PagedColumn(8);
   private readonly groupList: (Group | undefined)[] = [undefined];
   private readonly freeGroups: number[] = [];
   private count = 0;
@@ -152,10 +152,10 @@ export class RouteTable {
     this.byId = !!(sink.prefixIds && sink.setRouteAt && sink.deleteRouteAt);
     this.ids = this.byId ? sink.prefixIds! : new PrefixIds();
     this.ids.onRemap((remap, size) => {
-      const next = emptyLike(this.groupIx, Math.max(1024, 2 ** Math.ceil(Math.log2(size + 1))));
-      for (let id = 0; id < this.groupIx.length && id < remap.length; id++) {
-        const g = this.groupIx[id]!;
-        if (g !== 0) next[remap[id]!] = g;
+      const next = this.groupIx.emptyLike(size);
+      for (let id = 0; id < this.groupIx.capacity && id < remap.length; id++) {
+        const g = this.groupIx.get(id);
+        if (g !== 0) next.set(remap[id]!, g);
       }
       this.groupIx = next;
     });
@@ -194,7 +194,7 @@ export class RouteTable {
 
   /** Forget every prefix (the speaker was restarted); their kernel routes are deleted. */
   clear(): void {
-    for (let id = 0; id < this.groupIx.length; id++) if (this.groupIx[id]) this.removeId(id);
+    for (let id = 0; id < this.groupIx.capacity; id++) if (this.groupIx.get(id)) this.removeId(id);
     if (!this.byId) this.ids.compact();
   }
 
@@ -251,7 +251,7 @@ export class RouteTable {
     if (!before.size && !rehome.length) return;
     // 3. members of groups a changed pool may affect: each finds its pool and group again (one scan for 2 and 3)
     const moved = new Set(rehome);
-    for (let id = 0; id < this.groupIx.length; id++) {
+    for (let id = 0; id < this.groupIx.capacity; id++) {
       const g = this.groupAt(id);
       if (g === undefined) continue;
       const was = before.get(g);
@@ -260,7 +260,7 @@ export class RouteTable {
         this.move(id, was, g.metric, own, g, own);
       } else if (moved.has(g)) {
         const ng = this.groupFor(id, g.nextHops, g.source, g.metric);
-        this.groupIx[id] = ng.ix;
+        this.groupIx.set(id, ng.ix);
         ng.count++;
         this.leave(g);
         const own = this.isOwn(id);
@@ -296,7 +296,7 @@ export class RouteTable {
   /** Up to `limit` records (status pages; the table may hold a million). */
   records(limit = Infinity): RouteRecord[] {
     const out: RouteRecord[] = [];
-    for (let id = 0; id < this.groupIx.length && out.length < limit; id++) {
+    for (let id = 0; id < this.groupIx.capacity && out.length < limit; id++) {
       const g = this.groupAt(id);
       if (g) out.push(this.record(id, g));
     }
@@ -308,7 +308,7 @@ export class RouteTable {
    *  allocation on the route path during an ingest). */
   routes(limit = Infinity): Route[] {
     const out: Route[] = [];
-    for (let id = 0; id < this.groupIx.length && out.length < limit; id++) {
+    for (let id = 0; id < this.groupIx.capacity && out.length < limit; id++) {
       const g = this.groupAt(id);
       if (g?.route && !this.isOwn(id)) out.push(routeOf(this.ids.key(id), g.tpl, g.metric, false)!);
     }
@@ -341,13 +341,10 @@ export class RouteTable {
     else {
       this.ids.retain(id);
       this.count++;
-      if (id >= this.groupIx.length) {
-        // doubled in one step, not grown one by one (fewer copies on the way to 1M)
-        this.groupIx = resized(this.groupIx, 2 ** Math.ceil(Math.log2(id + 1)));
-      }
+      this.groupIx.grow(id + 1);
     }
     g.count++;
-    this.groupIx[id] = g.ix;
+    this.groupIx.set(id, g.ix);
     const own = this.isOwn(id);
     this.move(id, old?.tpl, old?.metric, own, g, own);
   }
@@ -355,7 +352,7 @@ export class RouteTable {
   private removeId(id: number): void {
     const g = this.groupAt(id);
     if (!g) return;
-    this.groupIx[id] = 0;
+    this.groupIx.set(id, 0);
     this.count--;
     this.leave(g);
     if (routable(g.tpl, this.isOwn(id))) {
@@ -368,7 +365,7 @@ export class RouteTable {
 
   /** The group of a prefix id (-1 or not learned: undefined). */
   private groupAt(id: number): Group | undefined {
-    return id >= 0 && id < this.groupIx.length ? this.groupList[this.groupIx[id]!] : undefined;
+    return id >= 0 && id < this.groupIx.capacity ? this.groupList[this.groupIx.get(id)] : undefined;
   }
 
   private indexOwn(): void {
@@ -428,7 +425,7 @@ export class RouteTable {
     if (!g) {
       const tpl = learnedTemplate(this.ctx, x.family, poolIndex, nextHops);
       const ix = this.freeGroups.pop() ?? this.groupList.length;
-      this.groupIx = widened(this.groupIx, ix);
+      this.groupIx.widen(ix);
       g = { key, ix, poolIndex, family: x.family, nextHops, source, metric, tpl, route: templateRoute(tpl, metric), count: 0 };
       this.groupList[ix] = g;
       this.groups.set(key, g);

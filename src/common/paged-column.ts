@@ -4,6 +4,8 @@
 // the next full GC (at 200k prefixes ~2 MB of them at once), and kept up to its own size of room past
 // the last id; here the room is under a page.
 // A column of indexes starts one byte wide and widens (each page copied once) past 255 / 65535.
+// The first page starts small and doubles up to a full page (most tables — neighbours, FDB entries,
+// a small cluster's routes — hold a few dozen keys: a full page each would be ~24 KB per table).
 
 export const PAGE_BITS = 13;
 export const PAGE = 1 << PAGE_BITS;
@@ -14,11 +16,13 @@ type Page = Uint8Array | Uint16Array | Int32Array;
 /** Bits per entry: 8 and 16 unsigned, 32 signed. */
 export type ColumnWidth = 8 | 16 | 32;
 
+const FIRST = 64;
 const maxOf = (w: ColumnWidth): number => (w === 8 ? 0xff : w === 16 ? 0xffff : 0x7fffffff);
-const pageOf = (w: ColumnWidth): Page => (w === 8 ? new Uint8Array(PAGE) : w === 16 ? new Uint16Array(PAGE) : new Int32Array(PAGE));
+const pageOf = (w: ColumnWidth, n: number): Page => (w === 8 ? new Uint8Array(n) : w === 16 ? new Uint16Array(n) : new Int32Array(n));
 
 export class PagedColumn {
   private pages: Page[] = [];
+  private cap = 0;
   private w: ColumnWidth;
   /** the largest value an entry holds at the current width */
   max: number;
@@ -37,11 +41,11 @@ export class PagedColumn {
   }
   /** ids below this have an entry */
   get capacity(): number {
-    return this.pages.length << PAGE_BITS;
+    return this.cap;
   }
   /** bytes held */
   get bytes(): number {
-    return this.pages.length * PAGE * (this.w >> 3);
+    return this.cap * (this.w >> 3);
   }
 
   get(i: number): number {
@@ -53,10 +57,21 @@ export class PagedColumn {
 
   /** Room for every id below `n` (pages added; nothing copied). */
   grow(n: number): void {
-    while (this.pages.length << PAGE_BITS < n) {
-      const p = pageOf(this.w);
+    if (n <= this.cap) return;
+    if (this.cap < PAGE) {
+      // the first page, doubled up to a full one
+      const size = Math.min(PAGE, Math.max(FIRST, 2 ** Math.ceil(Math.log2(n))));
+      const p = pageOf(this.w, size);
+      if (this.init !== 0) p.fill(this.init);
+      if (this.cap) p.set(this.pages[0]!);
+      this.pages[0] = p;
+      this.cap = size;
+    }
+    while (this.cap < n) {
+      const p = pageOf(this.w, PAGE);
       if (this.init !== 0) p.fill(this.init);
       this.pages.push(p);
+      this.cap += PAGE;
     }
   }
 
@@ -65,7 +80,7 @@ export class PagedColumn {
     if (v <= this.max) return;
     const w: ColumnWidth = v <= 0xffff ? 16 : 32;
     for (let i = 0; i < this.pages.length; i++) {
-      const p = pageOf(w);
+      const p = pageOf(w, this.pages[i]!.length);
       p.set(this.pages[i]!);
       this.pages[i] = p;
     }

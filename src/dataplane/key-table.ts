@@ -4,14 +4,16 @@
 // string keys each, and a pass did ~6 hash operations per route. Ids are recycled: a slot whose key has
 // neither a desired nor a known kernel object is released by the owner (the reconciler's pass).
 // The objects are kept once each (ObjectSlots): a key's desired and kernel object are indexes into
-// them, in columns as narrow as the largest index (IndexColumn) — many keys share one object (a route
+// them, in columns as narrow as the largest index (PagedColumn) — many keys share one object (a route
 // template per next hop), so 1 byte per key each instead of an 8-byte pointer in a JS array (which
-// also sat in V8's large-object space and left a copy as garbage at every doubling).
+// also sat in V8's large-object space and left a copy as garbage at every doubling); the columns grow
+// a page at a time, copying nothing.
 // A dump is collected beside the known state (`dumped`) and takes its place only when it completed.
 // The ids come from a PrefixIds (prefix-ids.ts): the route reconciler shares its one with the agent's
 // route table, so a learned prefix has one id (and no string) in both; the table holds a reference
 // on each id it uses and follows the index's renumbering.
-import { doubled, emptyLike, indexMax, resized, widened, type IndexColumn } from '../common/typed-array.js';
+import { PagedColumn } from '../common/paged-column.js';
+import { doubled } from '../common/typed-array.js';
 import { PrefixIds } from './prefix-ids.js';
 
 /** Distinct objects by a small index (0 = none), each counted by the slots naming it. */
@@ -80,8 +82,6 @@ const QUIET_STACK = 1024;
  *  when it ends (a 1M-route bulk change would otherwise keep megabytes until changes are quiet) */
 export const KEEP_PASS = 1 << 14;
 
-const capFor = (n: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(n + 1)));
-
 const DIRTY = 1;
 /** the table holds a reference on the id */
 const USED = 2;
@@ -98,11 +98,11 @@ const SEEN = 32;
 export class KeyTable<T> {
   /** the desired and the kernel objects (as last seen) of the keys, each once */
   private readonly objs = new ObjectSlots<T>();
-  /** by id: the desired object's index in objs, the kernel object's (0: none); both as wide as ixMax */
-  private want: IndexColumn = new Uint8Array(1024);
-  private have: IndexColumn = new Uint8Array(1024);
-  private ixMax = 0xff;
-  private flags = new Uint8Array(1024);
+  /** by id: the desired object's index in objs, the kernel object's (0: none), both as wide as the
+   *  largest index; the flags. In pages (PagedColumn): growing copies nothing */
+  private want = new PagedColumn(8);
+  private have = new PagedColumn(8);
+  private flags = new PagedColumn(8);
   private count = 0;
   /** the dirty ids (a stack: dirtyN of them), and the stack the running pass took (takeDirty swaps
    *  them: passes run one at a time, so the previous pass's stack is free again) — a new stack per pass
@@ -131,7 +131,7 @@ export class KeyTable<T> {
   }
   /** every id in the table is below this */
   get upper(): number {
-    return this.flags.length;
+    return this.flags.capacity;
   }
   /** desired/kernel objects held, and of those the shared ones (tests) */
   get objectCount(): number {
@@ -144,7 +144,7 @@ export class KeyTable<T> {
   /** The id of a key in the table, or -1. */
   find(key: string): number {
     const id = this.index.find(key);
-    return id >= 0 && id < this.flags.length && this.flags[id]! & USED ? id : -1;
+    return id >= 0 && id < this.flags.capacity && this.flags.get(id) & USED ? id : -1;
   }
 
   /** The id of a key, made when missing. */
@@ -154,16 +154,14 @@ export class KeyTable<T> {
 
   /** An id of the index into the table (its key is now in it; no-op when it already was). */
   adopt(id: number): number {
-    if (id >= this.flags.length) {
-      // doubled in one step (grown one by one, the columns were copied ~3 times their size on the way to 1M)
-      const cap = capFor(id);
-      this.want = resized(this.want, cap);
-      this.have = resized(this.have, cap);
-      this.flags = resized(this.flags, cap);
+    if (id >= this.flags.capacity) {
+      this.want.grow(id + 1);
+      this.have.grow(id + 1);
+      this.flags.grow(id + 1);
     }
-    if (this.flags[id]! & USED) return id;
+    if (this.flags.get(id) & USED) return id;
     this.index.retain(id);
-    this.flags[id] = USED; // not LISTED: a reused id names another key than the one a running dump listed
+    this.flags.set(id, USED); // not LISTED: a reused id names another key than the one a running dump listed
     this.count++;
     return id;
   }
@@ -175,49 +173,49 @@ export class KeyTable<T> {
 
   /** The desired object of an id, the kernel object as last seen. */
   wantOf(id: number): T | undefined {
-    return this.objs.at(this.want[id]!);
+    return this.objs.at(this.want.get(id));
   }
   haveOf(id: number): T | undefined {
-    return this.objs.at(this.have[id]!);
+    return this.objs.at(this.have.get(id));
   }
 
   /** ids flagged HELD */
   heldCount = 0;
   /** Flag (true) or unflag an id as held. */
   setHeld(id: number, held: boolean): void {
-    const f = this.flags[id]!;
+    const f = this.flags.get(id);
     if (held === ((f & HELD) !== 0) || !(f & USED)) return;
-    this.flags[id] = held ? f | HELD : f & ~HELD;
+    this.flags.set(id, held ? f | HELD : f & ~HELD);
     this.heldCount += held ? 1 : -1;
   }
   /** Unflag every held id. */
   clearHeld(): void {
     if (!this.heldCount) return;
-    for (let id = 0; id < this.flags.length; id++) this.flags[id]! &= ~HELD;
+    for (let id = 0; id < this.flags.capacity; id++) this.flags.set(id, this.flags.get(id) & ~HELD);
     this.heldCount = 0;
   }
 
   /** The key had a desired object since its slot was made. */
   wasWanted(id: number): boolean {
-    return (this.flags[id]! & WANTED) !== 0;
+    return (this.flags.get(id) & WANTED) !== 0;
   }
 
   /** The id is in the table. */
   has(id: number): boolean {
-    return id < this.flags.length && (this.flags[id]! & USED) !== 0;
+    return id < this.flags.capacity && (this.flags.get(id) & USED) !== 0;
   }
 
   /** Set the desired object (undefined: none); returns the one before. */
   setWant(id: number, item: T | undefined): T | undefined {
-    const was = this.want[id]!;
+    const was = this.want.get(id);
     const old = this.objs.at(was);
-    if (item !== undefined) this.flags[id]! |= WANTED;
+    if (item !== undefined) this.flags.set(id, this.flags.get(id) | WANTED);
     if (old === item) return old;
     if (old === undefined) this.desiredCount++;
     else if (item === undefined) this.desiredCount--;
     const ix = this.objs.acquire(item);
-    if (ix > this.ixMax) this.widen(ix);
-    this.want[id] = ix;
+    if (ix > this.want.max) this.widen(ix);
+    this.want.set(id, ix);
     this.objs.release(was);
     return old;
   }
@@ -225,25 +223,25 @@ export class KeyTable<T> {
   /** Set the kernel object as last seen (undefined: none); `own`: no other key will name this object
    *  (an event's or a dump's own copy: not indexed for sharing). */
   setHave(id: number, item: T | undefined, own = false): void {
-    const was = this.have[id]!;
+    const was = this.have.get(id);
     if (this.objs.at(was) === item) return;
     const ix = own && item !== undefined ? this.objs.acquireOwn(item) : this.objs.acquire(item);
-    if (ix > this.ixMax) this.widen(ix);
-    this.have[id] = ix;
+    if (ix > this.have.max) this.widen(ix);
+    this.have.set(id, ix);
     this.objs.release(was);
   }
 
   /** Both object columns wide enough for index `ix` (more distinct objects than they could name). */
   private widen(ix: number): void {
-    this.want = widened(this.want, ix);
-    this.have = widened(this.have, ix);
-    this.ixMax = indexMax(this.want);
+    this.want.widen(ix);
+    this.have.widen(ix);
   }
 
   /** Mark dirty; false when it already was. */
   mark(id: number): boolean {
-    if (this.flags[id]! & DIRTY) return false;
-    this.flags[id]! |= DIRTY;
+    const f = this.flags.get(id);
+    if (f & DIRTY) return false;
+    this.flags.set(id, f | DIRTY);
     if (this.dirtyN === this.dirty.length) this.dirty = doubled(this.dirty);
     this.dirty[this.dirtyN++] = id;
     return true;
@@ -266,13 +264,16 @@ export class KeyTable<T> {
       this.spare = taken;
     }
     this.dirtyN = 0;
-    for (let i = 0; i < n; i++) this.flags[out[i]!]! &= ~(DIRTY | SEEN);
+    for (let i = 0; i < n; i++) {
+      const id = out[i]!;
+      this.flags.set(id, this.flags.get(id) & ~(DIRTY | SEEN));
+    }
     return out;
   }
 
   /** A kernel event set the key's kernel object. */
   markSeen(id: number): void {
-    this.flags[id]! |= SEEN;
+    this.flags.set(id, this.flags.get(id) | SEEN);
   }
   /** The pass that took the dirty ids ended: a stack too large to keep goes. */
   passDone(): void {
@@ -281,14 +282,15 @@ export class KeyTable<T> {
 
   /** An event came for the key since takeDirty() handed it out. */
   seenSinceTaken(id: number): boolean {
-    return (this.flags[id]! & SEEN) !== 0;
+    return (this.flags.get(id) & SEEN) !== 0;
   }
 
   /** Free the slot when nothing is known under its key and it is not dirty. */
   release(id: number): void {
-    if ((this.flags[id]! & (USED | DIRTY)) !== USED || this.want[id] !== 0 || this.have[id] !== 0) return;
-    if (this.flags[id]! & HELD) this.heldCount--;
-    this.flags[id] = 0;
+    const f = this.flags.get(id);
+    if ((f & (USED | DIRTY)) !== USED || this.want.get(id) !== 0 || this.have.get(id) !== 0) return;
+    if (f & HELD) this.heldCount--;
+    this.flags.set(id, 0);
     this.count--;
     this.index.release(id);
   }
@@ -301,17 +303,16 @@ export class KeyTable<T> {
 
   /** The index renumbered its ids (compact(), ours or another holder's call). */
   private remap(remap: Int32Array, size: number): void {
-    const cap = capFor(size);
-    const want = emptyLike(this.want, cap);
-    const have = emptyLike(this.have, cap);
-    const flags = new Uint8Array(cap);
-    const n = Math.min(remap.length, this.flags.length);
+    const want = this.want.emptyLike(size);
+    const have = this.have.emptyLike(size);
+    const flags = this.flags.emptyLike(size);
+    const n = Math.min(remap.length, this.flags.capacity);
     for (let id = 0; id < n; id++) {
       const to = remap[id]!;
-      if (to < 0 || !(this.flags[id]! & USED)) continue;
-      want[to] = this.want[id]!;
-      have[to] = this.have[id]!;
-      flags[to] = this.flags[id]!;
+      if (to < 0 || !(this.flags.get(id) & USED)) continue;
+      want.set(to, this.want.get(id));
+      have.set(to, this.have.get(id));
+      flags.set(to, this.flags.get(id));
     }
     for (let i = 0; i < this.dirtyN; i++) this.dirty[i] = remap[this.dirty[i]!]!;
     this.want = want;
@@ -321,23 +322,22 @@ export class KeyTable<T> {
 
   /** Ids in the table (ascending). */
   *used(): IterableIterator<number> {
-    const n = this.flags.length;
-    for (let id = 0; id < n; id++) if (this.flags[id]! & USED) yield id;
+    for (let id = 0; id < this.flags.capacity; id++) if (this.flags.get(id) & USED) yield id;
   }
 
   // ---------------------------------------------------------------- dumps
 
   /** Start (or restart) collecting a dump. */
   beginDump(): void {
-    for (let id = 0; id < this.flags.length; id++) this.flags[id]! &= ~LISTED;
+    for (let id = 0; id < this.flags.capacity; id++) this.flags.set(id, this.flags.get(id) & ~LISTED);
     // sized up front: filled in dump order, not id order — an empty array written far past its end
     // turns into a dictionary (slow, and larger than the table at 1M)
-    this.next = new Array(this.flags.length);
+    this.next = new Array(this.flags.capacity);
   }
   /** An object the dump listed under this id (in the table). */
   dumped(id: number, item: T): void {
     this.next![id] = item;
-    this.flags[id]! |= LISTED;
+    this.flags.set(id, this.flags.get(id) | LISTED);
   }
   /** An event during a dump: what the dump lists for this id may be older than the event (listed
    *  before the change, or read from the kernel before it and delivered after) — the event's object
@@ -347,7 +347,7 @@ export class KeyTable<T> {
     const next = this.next;
     if (next === undefined) return;
     // gone, and neither known nor listed: nothing the dump could bring back (our own deletes' echoes)
-    if (item === undefined && this.have[id] === 0 && (!(this.flags[id]! & LISTED) || next[id] === undefined)) return;
+    if (item === undefined && this.have.get(id) === 0 && (!(this.flags.get(id) & LISTED) || next[id] === undefined)) return;
     this.events.set(id, item);
   }
   /** The dump failed: the known state stays. */
@@ -362,17 +362,17 @@ export class KeyTable<T> {
     this.next = undefined;
     for (const [id, item] of this.events) {
       next[id] = item;
-      this.flags[id]! |= LISTED;
+      this.flags.set(id, this.flags.get(id) | LISTED);
     }
     this.events.clear();
-    for (let id = 0; id < this.flags.length; id++) {
-      const f = this.flags[id]!;
+    for (let id = 0; id < this.flags.capacity; id++) {
+      const f = this.flags.get(id);
       if (!(f & USED)) continue;
-      this.flags[id] = f & ~LISTED;
+      this.flags.set(id, f & ~LISTED);
       const h = f & LISTED ? next[id] : undefined;
       // listed as its desired object: shared; anything else is this key's own (a copy, an event's)
       this.setHave(id, h, h !== this.wantOf(id));
-      if (this.want[id] !== this.have[id]) changed(id);
+      if (this.want.get(id) !== this.have.get(id)) changed(id);
       else this.release(id);
     }
   }
