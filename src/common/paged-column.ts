@@ -95,3 +95,43 @@ export class PagedColumn {
     return c;
   }
 }
+
+/** A column of signed 32-bit values in pages (the prefix ids' networks): a class of its own, so the
+ *  index columns' reads see one kind of page (one-byte pages, usually) and stay monomorphic. */
+export class PagedInt32 {
+  private pages: Int32Array[] = [];
+  private cap = 0;
+
+  get capacity(): number {
+    return this.cap;
+  }
+  get bytes(): number {
+    return this.cap * 4;
+  }
+  get(i: number): number {
+    return this.pages[i >>> PAGE_BITS]![i & MASK]!;
+  }
+  set(i: number, v: number): void {
+    this.pages[i >>> PAGE_BITS]![i & MASK] = v;
+  }
+  /** Room for every id below `n` (the first page doubled up to a full one, then pages added). */
+  grow(n: number): void {
+    if (n <= this.cap) return;
+    if (this.cap < PAGE) {
+      const size = Math.min(PAGE, Math.max(FIRST, 2 ** Math.ceil(Math.log2(n))));
+      const p = new Int32Array(size);
+      if (this.cap) p.set(this.pages[0]!);
+      this.pages[0] = p;
+      this.cap = size;
+    }
+    while (this.cap < n) {
+      this.pages.push(new Int32Array(PAGE));
+      this.cap += PAGE;
+    }
+  }
+  emptyLike(n: number): PagedInt32 {
+    const c = new PagedInt32();
+    c.grow(n);
+    return c;
+  }
+}

@@ -8,7 +8,7 @@
 // Holders count references (retain/release): an id is freed when the last holder lets it go, and
 // reused by the next new key. When most ids are free, compact() renumbers them densely and tells each
 // holder the old → new mapping (onRemap), so arrays indexed by id shrink after a withdraw-all.
-import { PagedColumn } from '../common/paged-column.js';
+import { PagedColumn, PagedInt32 } from '../common/paged-column.js';
 
 /** length byte of an id holding a string key / a free id */
 const STR = 254;
@@ -59,12 +59,18 @@ const hash4 = (net: number, len: number): number => Math.imul(net ^ Math.imul(le
  *  multiplicative hash's low bits are weak). Exact below 2^21 slots, and < n at any size. */
 const slotFor = (h: number, n: number): number => Math.floor(((h >>> 0) * n) / 4294967296);
 const MIN_SLOTS = 2048;
-/** the hash's fill before a rehash (linear probing: ~3 probes to find a key, ~13 to miss, at the worst) */
+/** the hash's fill before a rehash (linear probing: ~3 probes to find a key, ~13 to miss, at the worst —
+ *  cheap, as a probe reads the slot alone unless its tag matches) */
 const MAX_LOAD = 0.8;
+/** a slot holds id + 1 in its low 24 bits and 7 more bits of the hash above them (the tag): a probe
+ *  past another key's slot rarely reads that key's network and length, which are anywhere in memory */
+const ID_BITS = 24;
+const ID_MASK = (1 << ID_BITS) - 1;
+const tagOf = (h: number): number => (Math.imul(h, 0x85ebca6b) >>> 25) << ID_BITS;
 
 export class PrefixIds {
   /** by id: the IPv4 network (int32), the length (0..32, STR, FREE), the holders */
-  private net = new PagedColumn(32);
+  private net = new PagedInt32();
   private plen = new PagedColumn(8, FREE);
   private refs = new PagedColumn(8);
   /** ids in use or freed: every id is < upper */
@@ -74,9 +80,9 @@ export class PrefixIds {
    *  a 200k withdraw-all, while the speaker's own withdraw garbage is at its peak) */
   private freeTop = -1;
   private freeN = 0;
-  /** open addressing over IPv4 ids: id + 1, 0 empty, -1 deleted; linear probing from slotFor(hash),
-   *  up to MAX_LOAD full, made half full by a rehash (the size is not a power of two: a table at most half
-   *  full, doubled, was 8–16 B per id — 2.1 MB of 4.7 at 200k prefixes — now 5–8) */
+  /** open addressing over IPv4 ids: tag | id + 1, 0 empty, -1 deleted; linear probing from slotFor(hash),
+   *  up to MAX_LOAD full, 40 % by a rehash (a table at most half full was 8–16 B per id — 2.1 MB of 4.7 at
+   *  200k prefixes — now 5–10) */
   private slots = new Int32Array(MIN_SLOTS);
   private used = 0; // full + deleted slots
   private v4 = 0;
@@ -104,10 +110,15 @@ export class PrefixIds {
     net |= 0;
     const slots = this.slots;
     const n = slots.length;
-    for (let i = slotFor(hash4(net, len), n); ; i = i + 1 === n ? 0 : i + 1) {
+    const h = hash4(net, len);
+    const tag = tagOf(h);
+    for (let i = slotFor(h, n); ; i = i + 1 === n ? 0 : i + 1) {
       const s = slots[i]!;
       if (s === 0) return -1;
-      if (s > 0 && this.net.get(s - 1) === net && this.plen.get(s - 1) === len) return s - 1;
+      if (s > 0 && (s & ~ID_MASK) === tag) {
+        const id = (s & ID_MASK) - 1;
+        if (this.net.get(id) === net && this.plen.get(id) === len) return id;
+      }
     }
   }
 
@@ -126,13 +137,31 @@ export class PrefixIds {
   /** get() for a canonical IPv4 prefix (network without host bits: the caller's promise). */
   get4(net: number, len: number): number {
     net |= 0;
-    const found = this.find4(net, len);
-    if (found >= 0) return found;
-    if (this.used + 1 > this.slots.length * MAX_LOAD) this.rehash(this.v4 + 1);
+    // one probe: the key, or where it goes (the first deleted slot on the way, else the empty one)
+    const slots = this.slots;
+    const n = slots.length;
+    const h = hash4(net, len);
+    const tag = tagOf(h);
+    let at = -1;
+    let i = slotFor(h, n);
+    for (; ; i = i + 1 === n ? 0 : i + 1) {
+      const s = slots[i]!;
+      if (s === 0) break;
+      if (s < 0) {
+        if (at < 0) at = i;
+      } else if ((s & ~ID_MASK) === tag) {
+        const id = (s & ID_MASK) - 1;
+        if (this.net.get(id) === net && this.plen.get(id) === len) return id;
+      }
+    }
     const id = this.take(len, net);
-    this.place(id);
-    this.used++;
     this.v4++;
+    if (at >= 0) slots[at] = tag | (id + 1);
+    else if (this.used + 1 > n * MAX_LOAD) this.rehash(this.v4);
+    else {
+      slots[i] = tag | (id + 1);
+      this.used++;
+    }
     return id;
   }
 
@@ -235,6 +264,7 @@ export class PrefixIds {
       this.freeTop = this.net.get(id);
       this.freeN--;
     } else {
+      if (this.top >= ID_MASK) throw new Error(`prefix ids: more than ${ID_MASK - 1} keys`);
       id = this.top++;
       if (id >= this.net.capacity) {
         this.net.grow(id + 1);
@@ -251,23 +281,26 @@ export class PrefixIds {
   private place(id: number): void {
     const slots = this.slots;
     const n = slots.length;
-    let i = slotFor(hash4(this.net.get(id), this.plen.get(id)), n);
+    const h = hash4(this.net.get(id), this.plen.get(id));
+    let i = slotFor(h, n);
     while (slots[i]! > 0) i = i + 1 === n ? 0 : i + 1;
-    slots[i] = id + 1;
+    slots[i] = tagOf(h) | (id + 1);
   }
 
   private slotOf(id: number): number {
     const slots = this.slots;
     const n = slots.length;
     for (let i = slotFor(hash4(this.net.get(id), this.plen.get(id)), n); ; i = i + 1 === n ? 0 : i + 1) {
-      if (slots[i] === id + 1) return i;
-      if (slots[i] === 0) throw new Error(`prefix id ${id}: not in the index`);
+      const s = slots[i]!;
+      if (s > 0 && (s & ID_MASK) === id + 1) return i;
+      if (s === 0) throw new Error(`prefix id ${id}: not in the index`);
     }
   }
 
-  /** A table for `n` IPv4 ids half full (tombstones dropped); smaller after a withdraw. */
+  /** A table for `n` IPv4 ids 40 % full (tombstones dropped): it doubles (1.6× made the rehashes' placements
+   *  1.7 times the ids — as slow again — for the same peak, the old table included); smaller after a withdraw. */
   private rehash(n: number): void {
-    this.slots = new Int32Array(Math.max(MIN_SLOTS, n * 2 + 2));
+    this.slots = new Int32Array(Math.max(MIN_SLOTS, Math.ceil(n * 2.5) + 2));
     this.used = 0;
     for (let id = 0; id < this.top; id++)
       if (this.plen.get(id) <= 32) {
