@@ -112,6 +112,6 @@ t.test("promoted garbage is collected in steps of a fifth of the live heap, not 
   const paced = childJson(body, true);
   const unpaced = childJson(body, false);
   const over = (r: Record<string, number>): number => r.peak! - r.live!;
-  t.ok(over(paced) < 7 * 2 ** 20, `paced: heap peak ${mb(over(paced))} MB over the live ${mb(paced.live!)} MB (< 7 MB)`);
-  t.ok(over(unpaced) > 8 * 2 ** 20, `pacer stopped: ${mb(over(unpaced))} MB over (> 8 MB: V8's 8 MB step)`);
+  t.ok(over(paced) < 6 * 2 ** 20, `paced: heap peak ${mb(over(paced))} MB over the live ${mb(paced.live!)} MB (< 6 MB)`);
+  t.ok(over(unpaced) > 7 * 2 ** 20, `pacer stopped: ${mb(over(unpaced))} MB over (> 7 MB: V8's 8 MB step)`);
 });
