@@ -13,7 +13,7 @@
 //     generation has grown by at least 8 MB (at an agent's 15–30 MB of live heap that step, not the 20 %,
 //     sets the rhythm) and its external memory (every ArrayBuffer: grown typed-array columns, netlink and
 //     decode buffers) by 64 MB. The pacer asks for one once either has grown by PACER_FACTOR of what the
-//     last major GC left of it, at least PACER_MIN_STEP — and is off with the 20 % steps above TIGHT_HEAP_MAX.
+//     last major GC left of it, at least PACER_MIN_STEP, while the old generation is under PACER_MAX_OLD.
 //     (--optimize-for-size would give V8 a 2 MB step, but it makes every major GC a memory-reducing
 //     one, after which V8's step is 8 MB again: no effect — see heap_pacer.cc.)
 // Measured (test/bench/agent-ingest.ts, one feeder, load 10–20): 200k routes peak RSS 320 → 204 MB for
@@ -32,6 +32,9 @@ export const TIGHT_HEAP_MAX = 256 * 2 ** 20;
 export const PACER_FACTOR = 0.2;
 /** …and at least this many bytes */
 export const PACER_MIN_STEP = 1 << 20;
+/** Old generation (bytes, after a major GC) above which the pacer stands aside: V8's own 20 % steps are
+ *  the same from 40 MB (its 8 MB minimum / 0.2) and paced GCs of a 100+ MB heap cost (1M routes: 1.5× CPU). */
+export const PACER_MAX_OLD = 48 * 2 ** 20;
 
 /** Flags that set the same thing: an operator's --max-semi-space-size means they chose the young generation. */
 const SAME: Record<string, readonly string[]> = {
@@ -54,7 +57,7 @@ export function tightGrowth(usedHeap: number, tight: boolean): boolean {
 /** Start (or stop, on=false) the heap pacer; false when the addon cannot (built before it, or not built). */
 export function heapPacer(on: boolean): boolean {
   try {
-    return native().heapPacer?.(on ? PACER_FACTOR : 0, PACER_MIN_STEP) ?? false;
+    return native().heapPacer?.(on ? PACER_FACTOR : 0, PACER_MIN_STEP, PACER_MAX_OLD) ?? false;
   } catch {
     return false;
   }

@@ -9,8 +9,11 @@
 // max(factor × what the last major GC left of it, minStep), checked after each young-generation GC; the
 // request is made from an interrupt (a GC callback must not start a GC), see StartMajorGc. V8's own
 // limits stay as they are.
-// heapPacer(factor, minStep) installs or reconfigures it (factor 0: off); heapPacerStats() counts what it
-// asked for and the major GCs that ran (tests, diagnostics).
+// Only while the old generation is small (under maxOld after the last major GC): there V8's 8 MB step
+// is the rhythm; above 8 MB / factor V8's own growth factor gives the same old-generation steps, and at a
+// 1M-route table (100+ MB) paced GCs for the ArrayBuffers alone cost 1.5× the CPU (young buffers not yet
+// swept count as growth). heapPacer(factor, minStep[, maxOld]) installs or reconfigures it (factor 0:
+// off); heapPacerStats() counts what it asked for and the major GCs that ran (tests, diagnostics).
 #include <napi.h>
 #include <v8.h>
 #include <string.h>
@@ -22,6 +25,8 @@ struct Pacer {
   bool installed = false;
   double factor = 0;
   double minStep = 0;
+  // above this old generation (what the last major GC left) the pacer stands aside
+  double maxOld = 0;
   // what the last major GC left (lowered as sweeping, which runs after it, frees more)
   size_t oldBase = 0;
   int64_t externalBase = 0;
@@ -77,6 +82,7 @@ void OnGcEnd(v8::Isolate* iso, v8::GCType type, v8::GCCallbackFlags, void*) {
   size_t old = OldGeneration(iso);
   int64_t ext = External(iso);
   if (pacer.requested) return;
+  if (pacer.maxOld > 0 && pacer.oldBase > pacer.maxOld) return;
   pacer.oldBase = std::min(pacer.oldBase, old);
   pacer.externalBase = std::min(pacer.externalBase, ext);
   if (old > pacer.oldBase + Step(pacer.oldBase) || ext > pacer.externalBase + Step(pacer.externalBase)) {
@@ -89,12 +95,13 @@ void OnGcEnd(v8::Isolate* iso, v8::GCType type, v8::GCCallbackFlags, void*) {
 Napi::Value HeapPacer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "heapPacer(factor, minStep)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "heapPacer(factor, minStep[, maxOld])").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   v8::Isolate* iso = v8::Isolate::GetCurrent();
   pacer.factor = info[0].As<Napi::Number>().DoubleValue();
   pacer.minStep = info[1].As<Napi::Number>().DoubleValue();
+  pacer.maxOld = info.Length() >= 3 && info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
   pacer.oldBase = OldGeneration(iso);
   pacer.externalBase = pacer.externalAtMajor = External(iso);
   pacer.requested = false;

@@ -46,8 +46,9 @@ export interface TabbyNative {
    *  arenaMax: M_ARENA_MAX (an addon built before it ignores it). */
   mallocTune?(mmapThreshold: number, trimThreshold: number, arenaMax?: number): boolean;
   /** When V8's major GC starts (heap_pacer.cc): once the old generation or the external memory has grown by
-   *  max(factor × what the last major GC left of it, minStep) bytes; factor 0 stops it. Absent in an addon built before it. */
-  heapPacer?(factor: number, minStep: number): boolean;
+   *  max(factor × what the last major GC left of it, minStep) bytes, while the old generation is under maxOld
+   *  (0: always); factor 0 stops it. Absent in an addon built before it. */
+  heapPacer?(factor: number, minStep: number, maxOld?: number): boolean;
   /** How often the pacer asked for a major GC, and the major GCs that ran while it was installed. */
   heapPacerStats?(): { requests: number; majors: number };
   /** The fd of this process's netlink socket bound to `portId`, or -1. */

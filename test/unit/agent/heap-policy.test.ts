@@ -7,7 +7,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AGENT_V8_FLAGS, TIGHT_HEAP_MAX, flagsToSet, tightGrowth } from '../../../src/agent/heap-policy.js';
+import { AGENT_V8_FLAGS, PACER_MAX_OLD, TIGHT_HEAP_MAX, flagsToSet, tightGrowth } from '../../../src/agent/heap-policy.js';
 import { native } from '../../../src/native/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -114,4 +114,26 @@ t.test("promoted garbage is collected in steps of a fifth of the live heap, not 
   const over = (r: Record<string, number>): number => r.peak! - r.live!;
   t.ok(over(paced) < 6 * 2 ** 20, `paced: heap peak ${mb(over(paced))} MB over the live ${mb(paced.live!)} MB (< 6 MB)`);
   t.ok(over(unpaced) > 7 * 2 ** 20, `pacer stopped: ${mb(over(unpaced))} MB over (> 7 MB: V8's 8 MB step)`);
+});
+
+t.test('a large heap is left to V8: above PACER_MAX_OLD the pacer asks for nothing', { skip: noPacer }, async (t) => {
+  // a live heap over PACER_MAX_OLD (a 1M-route table), then the buffers of the first test: V8's own
+  // rhythm — paced major GCs of a heap this size cost more CPU than the buffers they free
+  const nativeIndex = pathToFileURL(path.resolve(here, '../../../src/native/index.js')).href;
+  const body = `const { native } = await import(${JSON.stringify(nativeIndex)});
+    const big = []; for (let i = 0; i < 1.2e6; i++) big.push({ i, s: [i] });
+    for (let i = 0; i < 20; i++) await new Promise(setImmediate);
+    const before = native().heapPacerStats().requests;
+    const ring = []; let sink, peak = 0;
+    for (let s = 0; s < 400; s++) {
+      for (let i = 0; i < 3000; i++) sink = { i, s: [i] };
+      ring.push(new Uint8Array(128 << 10)); if (ring.length > 16) ring.shift();
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      await new Promise(setImmediate);
+    }
+    console.log(JSON.stringify({ peak, requests: native().heapPacerStats().requests - before, heap: process.memoryUsage().heapUsed, n: big.length + sink.i }));`;
+  const r = childJson(body, true);
+  t.ok(r.heap! > PACER_MAX_OLD, `live heap ${mb(r.heap!)} MB (> ${mb(PACER_MAX_OLD)} MB)`);
+  t.equal(r.requests, 0, 'no major GC asked for');
+  t.ok(r.peak! > 20 * 2 ** 20, `ArrayBuffers wait for V8's own rhythm: peak ${mb(r.peak!)} MB`);
 });
