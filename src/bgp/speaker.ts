@@ -85,6 +85,13 @@ const ALL_AFIS: readonly (1 | 2)[] = [1, 2];
 /** A reflector lists the reflected routes its export filters reject only up to this Loc-RIB size (walked per status). */
 const REFLECTED_SCAN_MAX = 20_000;
 
+/**
+ * A flush of a peer's routes yields after this many removals (a power of two) even within its time
+ * slice: each slice's best changes go to the consumer as one batch, and a batch of the whole table
+ * made the agent hold every withdrawn prefix at once (the agent's peak RSS was in its withdraw-all).
+ */
+const FLUSH_SLICE_MAX = 4096;
+
 export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
   readonly asn: number;
   readonly routerId: string;
@@ -887,7 +894,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
         const b = keys.bucket(i),
           k = keys.key(i++);
         if (this.rib.remove(b, k, src, doomed)) this.bestChanged(b, k);
-        if ((i & 255) === 0 && performance.now() > deadline) break;
+        if ((i & 255) === 0 && ((i & (FLUSH_SLICE_MAX - 1)) === 0 || performance.now() > deadline)) break;
       }
       if (i < keys.count) {
         setImmediate(slice);

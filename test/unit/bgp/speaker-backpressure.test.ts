@@ -117,3 +117,29 @@ t.test('a processed UPDATE is let go while later ones still wait in the queue', 
   t.equal(firsts.filter((w) => w.deref() !== undefined).length, 0, 'the first 5, processed, are collected');
   await until(() => b.locRib().size === N, 60_000, 'all processed');
 });
+
+t.test("a dropped peer's routes reach the consumer in batches of at most 4096, not the whole table at once", async (t) => {
+  // The agent holds each batch's prefixes while it programs the kernel: one batch of every withdrawn
+  // prefix was its peak memory in a 200k withdraw-all.
+  const { b, rx } = await establishedPair(t);
+  const N = 5000;
+  for (let u = 0; u < N; u++) {
+    const nlri = Array.from({ length: 10 }, (_x, i) => {
+      const n = u * 10 + i;
+      return `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`;
+    });
+    rx.emit('update', decodeMessage(update({ attrs: valid(), nlri }), AS4_CAPS) as UpdateMessage);
+    while (rx.held) await new Promise((r) => setImmediate(r));
+  }
+  await until(() => b.locRib().size === N * 10, 30_000, 'every prefix in');
+  const batches: number[] = [];
+  b.on('changes', (c) => batches.push(c.count));
+  rx.kill();
+  await until(() => b.locRib().size === 0, 30_000, 'every prefix withdrawn');
+  t.equal(
+    batches.reduce((s, n) => s + n, 0),
+    N * 10,
+    'every withdrawal handed over',
+  );
+  t.ok(Math.max(...batches) <= 4096, `largest batch ${Math.max(...batches)} (of ${batches.length})`);
+});
