@@ -164,6 +164,8 @@ interface Result {
   withdrawSeconds: number;
   cpu: number;
   peakRss: number;
+  /** VmHWM when the Nth route was in the kernel, before the withdraw-all */
+  ingestPeakRss: number;
   /** the counting socket lost events this often / recounted by dump this often (then the count lags) */
   overruns: number;
   recounts: number;
@@ -215,6 +217,7 @@ async function feedAndMeasure(
   if (process.env.BENCH_HEAP_SNAPSHOT && receiver === 'tabby') await heapSnapshot(pid, process.env.BENCH_HEAP_SNAPSHOT);
   const cpu = cpuOf(pid) - cpu0;
   // withdraw-all: the feeder's session drops with a Cease (no graceful restart)
+  const ingestPeak = procStatus(pid, 'VmHWM');
   const w0 = performance.now();
   session.stop();
   const gone = await counter.until((c) => c === 0, 15 * 60_000);
@@ -225,6 +228,7 @@ async function feedAndMeasure(
     withdrawSeconds: (gone - w0) / 1000,
     cpu,
     peakRss: procStatus(pid, 'VmHWM'),
+    ingestPeakRss: ingestPeak,
     overruns: counter.overruns,
     recounts: counter.recounts,
   };
@@ -370,7 +374,7 @@ process.on('SIGINT', () => {
   void cleanup().then(() => process.exit(130));
 });
 const fmt = (r: Result): string =>
-  `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB${r.note ? `   (${r.note})` : ''}${r.overruns + r.recounts ? `   [counter: ${r.overruns} overrun(s), ${r.recounts} recount(s)]` : ''}`;
+  `${r.receiver.padEnd(11)} to kernel ${r.seconds.toFixed(2).padStart(7)} s   withdraw-all ${r.withdrawSeconds.toFixed(2).padStart(6)} s   CPU ${r.cpu.toFixed(2).padStart(6)} s   peak RSS ${(r.peakRss / 1e6).toFixed(0).padStart(5)} MB (${(r.ingestPeakRss / 1e6).toFixed(0)} before the withdraw)${r.note ? `   (${r.note})` : ''}${r.overruns + r.recounts ? `   [counter: ${r.overruns} overrun(s), ${r.recounts} recount(s)]` : ''}`;
 try {
   for (const n of sizes) {
     const feeds = new Map<string, Buffer[]>();
