@@ -4,6 +4,7 @@
 // The heap pacer (native addon): a process that lets ArrayBuffers or objects outlive a few young GCs and
 // then die, in slices as the agent works, holds a few MB of that garbage with the policy, tens without it.
 import t from 'tap';
+import { runModule } from '../../helpers/node-child.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,8 +70,7 @@ const noPacer = native().heapPacer ? false : 'the native addon was built before 
 /** Run `body` (top-level await) in a child node that loaded the policy, with its heap pacer or with the pacer stopped. */
 function childJson(body: string, pacer: boolean): Record<string, number> {
   const code = `const policy = await import(${JSON.stringify(policy)}); ${pacer ? '' : 'policy.heapPacer(false);'} ${body}`;
-  // env -u: tap preloads its own module into every child through NODE_OPTIONS
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  const r = runModule(code);
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as Record<string, number>;
 }

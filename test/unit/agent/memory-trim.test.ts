@@ -3,7 +3,7 @@
 // child node with the addon: large buffers freed after glibc raised its mmap threshold leave the heap
 // resident unless the thresholds are fixed; small buffers freed leave holes until malloc_trim.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ARENA_MAX, CHECK_MS, GROWTH_BYTES, MMAP_THRESHOLD, TRIM_THRESHOLD, shouldTrim } from '../../../src/agent/memory-trim.js';
@@ -28,10 +28,7 @@ function child(body: string): number {
     const heap = () => Number(/\\[heap\\]\\n(?:.*\\n)*?Rss:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/smaps', 'utf8'))?.[1] ?? 0) * 1024;
     ${body}
     console.log(heap());`;
-  // env -u: tap preloads its own module into every child through NODE_OPTIONS
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
-    encoding: 'utf8',
-  });
+  const r = runModule(code, { exposeGc: true });
   if (r.status !== 0) throw new Error(r.stderr);
   return Number(r.stdout.trim());
 }
@@ -109,7 +106,7 @@ t.test('settleAfterStart: start-up garbage collected at once, gc() not left expo
     const after = process.memoryUsage().heapUsed;
     console.log(JSON.stringify({ before, after, gc: typeof globalThis.gc }));`;
   // no --expose-gc here: settleAfterStart must reach the collector by itself
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  const r = runModule(code);
   t.equal(r.status, 0, r.stderr);
   const o = JSON.parse(r.stdout) as { before: number; after: number; gc: string };
   t.ok(o.before - o.after > 10e6, `heap used ${(o.before / 1e6).toFixed(1)} → ${(o.after / 1e6).toFixed(1)} MB (garbage collected)`);
@@ -135,7 +132,7 @@ t.test('arenaMax: threads that allocate at once share malloc arenas instead of o
       ${tune}
       ${workers}
       console.log(arenas);`;
-    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+    const r = runModule(code);
     if (r.status !== 0) throw new Error(r.stderr);
     return Number(r.stdout.trim());
   };

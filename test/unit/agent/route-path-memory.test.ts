@@ -5,7 +5,7 @@
 // (prefix id, key-table slots, group slot), not on V8's heap: a pointer per prefix in JS arrays
 // (desired, kernel, group) was 3 × 8 bytes of heap each and left a copy as garbage at every doubling.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { lastJsonLine, runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -45,19 +45,16 @@ console.log(JSON.stringify({ accepted, routed: tab.routedCount, left: tab.size, 
 `;
 
 t.test('200k learned prefixes: the state per prefix is off the V8 heap, and all of it goes with a withdraw-all', async (t) => {
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = runModule(code, { exposeGc: true, timeout: 300_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+  const m = lastJsonLine<{
     accepted: number;
     routed: number;
     left: number;
     base: { heap: number; ab: number };
     full: { heap: number; ab: number };
     gone: { heap: number; ab: number };
-  };
+  }>(r.stdout);
   t.equal(m.accepted, 2 * N, 'every route added, then deleted');
   t.equal(m.routed, 0);
   t.equal(m.left, 0);
@@ -116,12 +113,9 @@ console.log(JSON.stringify({ accepted, before, after, live }));
 `;
 
 t.test('bulk changes in 80 passes leave no ArrayBuffer garbage per pass', async (t) => {
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', passes], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = runModule(passes, { exposeGc: true, timeout: 300_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { accepted: number; before: number; after: number; live: number };
+  const m = lastJsonLine<{ accepted: number; before: number; after: number; live: number }>(r.stdout);
   t.equal(m.accepted, 3 * N, 'every change reached the kernel');
   const dead = m.after - m.live;
   t.comment(`ArrayBuffers after 80 passes: ${(m.after / 1e6).toFixed(2)} MB, of which dead ${(dead / 1e6).toFixed(2)} MB`);
@@ -169,12 +163,9 @@ console.log(JSON.stringify({ deleted, left: tab.size, bytes: total(profile.head)
 `;
 
 t.test('a withdraw-all of 200k prefixes allocates about one pointer per prefix on the heap', async (t) => {
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', withdraw], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = runModule(withdraw, { timeout: 300_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { deleted: number; left: number; bytes: number };
+  const m = lastJsonLine<{ deleted: number; left: number; bytes: number }>(r.stdout);
   t.equal(m.deleted, N, 'every route deleted');
   t.equal(m.left, 0);
   const per = m.bytes / N;
@@ -220,18 +211,15 @@ console.log(JSON.stringify({ deleted, left: tab.size, passes, remaps, upper: rr.
 `;
 
 t.test('a withdraw-all over many passes renumbers the prefix ids once, at its end', async (t) => {
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', churn], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = runModule(churn, { timeout: 300_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+  const m = lastJsonLine<{
     deleted: number;
     left: number;
     passes: number;
     remaps: number;
     upper: number;
-  };
+  }>(r.stdout);
   t.equal(m.deleted, N, 'every route deleted');
   t.equal(m.left, 0);
   t.comment(`${m.passes} passes, ${m.remaps} renumbering(s)`);

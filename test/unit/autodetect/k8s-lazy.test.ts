@@ -3,8 +3,8 @@
 // datastore's fs.watch loads it anyway): the service account files are read through fs.promises when
 // the method runs.
 import t from 'tap';
+import { runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -12,8 +12,7 @@ const mod = pathToFileURL(path.resolve(here, '../../../src/autodetect/k8s.js')).
 
 t.test('loading autodetect/k8s does not load node:fs/promises', async (t) => {
   const code = `await import(${JSON.stringify(mod)}); console.log(JSON.stringify(process.moduleLoadList));`;
-  // env -u: tap preloads its own modules into every child through NODE_OPTIONS
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  const r = runModule(code);
   t.equal(r.status, 0, r.stderr);
   const loaded = JSON.parse(r.stdout) as string[];
   t.ok(

@@ -5,7 +5,7 @@
 // attribute set; nothing of it may sit in V8's large-object space (a JS array of pointers per table
 // there left a dead copy at every doubling and counted against the old generation).
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { lastJsonLine, runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -64,12 +64,9 @@ process.exit(0);
 t.test(
   '200k learned prefixes: bytes per prefix in the speaker, none in the large-object space, all gone after a withdraw-all',
   async (t) => {
-    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
+    const r = runModule(code, { exposeGc: true, timeout: 300_000 });
     t.equal(r.status, 0, r.stderr);
-    const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    const m = lastJsonLine<{
       routes: number;
       sets: number;
       attrSets: number;
@@ -79,7 +76,7 @@ t.test(
       base: { heap: number; ab: number; lo: number };
       full: { heap: number; ab: number; lo: number };
       gone: { heap: number; ab: number; lo: number };
-    };
+    }>(r.stdout);
     t.equal(m.routes, N, 'every prefix in the Loc-RIB');
     t.ok(m.attrSets <= m.sets && m.attrSets > 0.99 * m.sets, `about one attribute set per UPDATE of the feed (${m.attrSets} of ${m.sets})`);
     t.equal(m.changes, 2 * N, 'each prefix handed to the agent as learned, then as withdrawn');

@@ -2,7 +2,7 @@
 // ArrayBuffer behind; values kept through growth and widening; entries never set read as the column's
 // unset value.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { lastJsonLine, runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PAGE, PagedColumn } from '../../../src/common/paged-column.js';
@@ -76,12 +76,9 @@ gc(); gc();
 const live = ab() - base;
 console.log(JSON.stringify({ all, live, bytes: c.bytes, last: c.get(199999) }));
 `;
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = runModule(code, { exposeGc: true, timeout: 60_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { all: number; live: number; bytes: number; last: number };
+  const m = lastJsonLine<{ all: number; live: number; bytes: number; last: number }>(r.stdout);
   t.equal(m.last, 199_999);
   t.equal(m.live, m.bytes, 'what it holds is what it says');
   t.ok(m.all - m.live <= PAGE * 4, "nothing allocated on the way is dead but the first page's doublings");

@@ -1,7 +1,7 @@
 // PrefixIds: one id per key, IPv4 prefixes as numbers, shared by holders (retain/release), reused
 // after the last holder lets go, renumbered densely by compact() with every holder told.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { lastJsonLine, runModule } from '../../helpers/node-child.js';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PrefixIds } from '../../../src/dataplane/prefix-ids.js';
@@ -152,19 +152,16 @@ let reused = 0;
 for (let i = 0; i < 200000; i++) if (ids.get4((12 << 24) + (i << 8), 24) < 200000) reused++;
 console.log(JSON.stringify({ bytes, size: ids.size, bad, freedHeap, reused, upper: ids.upper }));
 `;
-  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '--expose-gc', '--input-type=module', '-e', code], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const r = runModule(code, { exposeGc: true, timeout: 120_000 });
   t.equal(r.status, 0, r.stderr);
-  const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+  const m = lastJsonLine<{
     bytes: number;
     size: number;
     bad: number;
     freedHeap: number;
     reused: number;
     upper: number;
-  };
+  }>(r.stdout);
   t.equal(m.size, 200_000);
   t.equal(m.bad, 0, 'each found under its id');
   const per = m.bytes / m.size;
