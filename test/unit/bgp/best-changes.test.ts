@@ -77,7 +77,7 @@ t.test('push allocates nothing per change (arrays reused: bytes per change ≪ o
   // A closure written inside push() made V8 allocate its context on every call: ~40 B per prefix, the
   // largest single allocation of a 200k ingest. Measured with the sampling heap profiler (collected
   // objects included), every allocation of the process while pushing 10 batches of 20k changes.
-  const { Session } = await import('node:inspector/promises');
+  const { allocationsBy, totalBytes } = await import('../../helpers/alloc-profile.js');
   const nh = Object.freeze(['10.0.0.2']);
   let seen = 0;
   const b = new BestChangeBatch((c) => {
@@ -90,25 +90,14 @@ t.test('push allocates nothing per change (arrays reused: bytes per change ≪ o
     fill(r); // warm up: arrays grown, code optimised
     await new Promise((r) => setImmediate(r));
   }
-  const s = new Session();
-  s.connect();
-  t.teardown(() => s.disconnect());
-  await s.post('HeapProfiler.startSampling', {
-    samplingInterval: 256,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
-  for (let r = 0; r < 10; r++) {
-    fill(r);
-    await new Promise((r) => setImmediate(r));
-  }
-  const { profile } = await s.post('HeapProfiler.stopSampling');
-  let bytes = 0;
-  const walk = (n: (typeof profile)['head']): void => {
-    bytes += n.selfSize;
-    for (const c of n.children) walk(c);
-  };
-  walk(profile.head);
+  const bytes = totalBytes(
+    await allocationsBy(async () => {
+      for (let r = 0; r < 10; r++) {
+        fill(r);
+        await new Promise((r) => setImmediate(r));
+      }
+    }),
+  );
   t.equal(seen, 13 * 20_000);
   const per = bytes / 200_000;
   t.ok(per < 8, `${per.toFixed(1)} B allocated per change (before: ~40)`);

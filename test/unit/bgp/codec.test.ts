@@ -548,8 +548,8 @@ t.test('decoding an UPDATE allocates no closure per attribute and no codes list 
   // The attribute decoder made a `raw` closure per attribute, a `fail` closure, a codes list and an
   // errors array per UPDATE: ~870 B of its own per UPDATE of a feed (now ~90). Measured with the sampling heap
   // profiler (collected objects included) over 20k decodes of the ingest feed's UPDATEs.
-  const { Session } = await import('node:inspector/promises');
   const { buildFeed } = await import('../../helpers/bgp-feed.js');
+  const { allocationsBy } = await import('../../helpers/alloc-profile.js');
   const { msgs } = buildFeed(20 * 2000, '10.0.0.2');
   const decodeAll = (): number => {
     let n = 0;
@@ -557,24 +557,10 @@ t.test('decoding an UPDATE allocates no closure per attribute and no codes list 
     return n;
   };
   for (let r = 0; r < 3; r++) decodeAll(); // warm up: code optimised
-  const s = new Session();
-  s.connect();
-  t.teardown(() => s.disconnect());
-  await s.post('HeapProfiler.startSampling', {
-    samplingInterval: 256,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
   let prefixes = 0;
-  for (let r = 0; r < 10; r++) prefixes += decodeAll();
-  const { profile } = await s.post('HeapProfiler.stopSampling');
-  const bytes = new Map<string, number>();
-  const walk = (n: (typeof profile)['head']): void => {
-    const f = n.callFrame.functionName || '(anonymous)';
-    bytes.set(f, (bytes.get(f) ?? 0) + n.selfSize);
-    for (const c of n.children) walk(c);
-  };
-  walk(profile.head);
+  const bytes = await allocationsBy(() => {
+    for (let r = 0; r < 10; r++) prefixes += decodeAll();
+  });
   t.equal(prefixes, 10 * 20 * 2000);
   const own = (bytes.get('decodeAttributes') ?? 0) / 20_000;
   t.ok(own < 300, `decodeAttributes itself allocates ${own.toFixed(0)} B per UPDATE (< 300; before ~870)`);
