@@ -13,25 +13,34 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const mod = (p: string): string => JSON.stringify(pathToFileURL(path.resolve(here, '../../../src', p)).href);
 const N = 200_000;
 
-const code = `
+/**
+ * The child's route path: the agent's RouteTable into a RouteReconciler whose netlink takes every batch
+ * (`onBatch`: the body of routeBatchTo(op, count), the kernel's side) and keeps nothing; `tab` and `rr`
+ * are then ready, applied once. `pools`: the IP pools as JS text.
+ */
+const routePath = (onBatch: string, pools = '[]'): string => `
 const { RouteTable } = await import(${mod('agent/route-table.js')});
 const { compileRouteContext } = await import(${mod('agent/routes.js')});
 const { RouteReconciler } = await import(${mod('dataplane/index.js')});
 const { EventEmitter } = await import('node:events');
-let accepted = 0;
 const nl = {
   listRoutes: async () => [],
   listLinks: async () => [],
   routeBatch: async () => [],
-  routeBatchTo: async (op, count) => { accepted += count; return []; },
+  routeBatchTo: async (op, count) => { ${onBatch} return []; },
   subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
 };
 const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
 const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
   setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
 const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
-  pools: [{ cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' }], ownBlocks: [] }), sink);
+  pools: ${pools}, ownBlocks: [] }), sink);
 await rr.apply();
+`;
+
+const code = `
+let accepted = 0;
+${routePath(`accepted += count;`, `[{ cidr: '192.168.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' }]`)}
 const hops = Array.from({ length: 1000 }, () => Object.freeze(['10.0.0.2']));
 const held = () => { gc(); gc(); const m = process.memoryUsage(); return { heap: m.heapUsed, ab: m.arrayBuffers }; };
 const base = held();
@@ -73,24 +82,8 @@ t.test('200k learned prefixes: the state per prefix is off the V8 heap, and all 
 // GCs, as the real one does (the pass awaits its acks): whatever the pass allocated for itself is old by
 // then, and stays as garbage until a full GC — ArrayBuffers count in RSS all that time.
 const passes = `
-const { RouteTable } = await import(${mod('agent/route-table.js')});
-const { compileRouteContext } = await import(${mod('agent/routes.js')});
-const { RouteReconciler } = await import(${mod('dataplane/index.js')});
-const { EventEmitter } = await import('node:events');
 let accepted = 0;
-const nl = {
-  listRoutes: async () => [],
-  listLinks: async () => [],
-  routeBatch: async () => [],
-  routeBatchTo: async (op, count) => { gc({ type: 'minor' }); gc({ type: 'minor' }); accepted += count; return []; },
-  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
-};
-const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
-const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
-  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
-const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
-  pools: [], ownBlocks: [] }), sink);
-await rr.apply();
+${routePath(`gc({ type: 'minor' }); gc({ type: 'minor' }); accepted += count;`)}
 const ab = () => process.memoryUsage().arrayBuffers;
 const hop = [['10.0.0.2'], ['10.0.0.3']];
 // every prefix learned (the columns grow to their size), then moved to the other next hop twice,
@@ -128,25 +121,9 @@ t.test('bulk changes in 80 passes leave no ArrayBuffer garbage per pass', async 
 // that died too): the agent's RSS peaks while the speaker and the route path throw away what a 200k
 // feed built, so the route path's own garbage then adds to the peak.
 const withdraw = `
-const { RouteTable } = await import(${mod('agent/route-table.js')});
-const { compileRouteContext } = await import(${mod('agent/routes.js')});
-const { RouteReconciler } = await import(${mod('dataplane/index.js')});
-const { EventEmitter } = await import('node:events');
 const inspector = await import('node:inspector');
 let deleted = 0;
-const nl = {
-  listRoutes: async () => [],
-  listLinks: async () => [],
-  routeBatch: async () => [],
-  routeBatchTo: async (op, count) => { if (op === 'del') deleted += count; return []; },
-  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
-};
-const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
-const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
-  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
-const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
-  pools: [], ownBlocks: [] }), sink);
-await rr.apply();
+${routePath(`if (op === 'del') deleted += count;`)}
 const hop = ['10.0.0.2'];
 for (let i = 0; i < ${N}; i++) tab.update4((11 << 24) + (i << 8), 24, hop, '10.0.0.9');
 await rr.apply();
@@ -178,27 +155,11 @@ t.test('a withdraw-all of 200k prefixes allocates about one pointer per prefix o
 // over): the prefix ids are renumbered once, after the last pass, not at every pass that finds half of
 // them free (each renumbering made new columns for the ids left and threw the old ones away).
 const churn = `
-const { RouteTable } = await import(${mod('agent/route-table.js')});
-const { compileRouteContext } = await import(${mod('agent/routes.js')});
-const { RouteReconciler } = await import(${mod('dataplane/index.js')});
-const { EventEmitter } = await import('node:events');
 let next = 0;
 let deleted = 0;
 const chunk = () => { for (const end = Math.min(next + 5000, ${N}); next < end; next++) tab.remove4((11 << 24) + (next << 8), 24); };
-const nl = {
-  listRoutes: async () => [],
-  listLinks: async () => [],
-  routeBatch: async () => [],
-  // while a batch is in the kernel, the next withdrawals come in
-  routeBatchTo: async (op, count) => { if (op === 'del') { deleted += count; chunk(); } return []; },
-  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
-};
-const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
-const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
-  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
-const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
-  pools: [], ownBlocks: [] }), sink);
-await rr.apply();
+// while a batch is in the kernel, the next withdrawals come in
+${routePath(`if (op === 'del') { deleted += count; chunk(); }`)}
 const hop = ['10.0.0.2'];
 for (let i = 0; i < ${N}; i++) tab.update4((11 << 24) + (i << 8), 24, hop, '10.0.0.9');
 await rr.apply();
