@@ -81,6 +81,8 @@ export interface ReconcilerOptions {
   yieldQuietMs?: number;
   /** Default 60 s. */
   resyncMaxWaitMs?: number;
+  /** the key ids are renumbered (compacted) once no pass has run for this long (ms). Default 1 s */
+  compactQuietMs?: number;
   /** the key ids (shared with another holder, e.g. the agent's route table); default: its own */
   ids?: PrefixIds;
 }
@@ -113,6 +115,7 @@ export class Reconciler<T> extends EventEmitter {
   private started = false;
   private hold = false;
   private resyncLater: NodeJS.Timeout | undefined;
+  private compactTimer: NodeJS.Timeout | undefined;
   /** when the resync due was first asked for (undefined: none due); a dump that gives way keeps it */
   private resyncSince: number | undefined;
   private readonly dumps: ResyncProgress = { state: 'idle', listed: 0, gaveWay: 0 };
@@ -136,6 +139,7 @@ export class Reconciler<T> extends EventEmitter {
       yieldAfter: opts.yieldAfter ?? 64,
       yieldQuietMs: opts.yieldQuietMs ?? 2000,
       resyncMaxWaitMs: opts.resyncMaxWaitMs ?? 60_000,
+      compactQuietMs: opts.compactQuietMs ?? 1000,
     };
   }
 
@@ -337,7 +341,8 @@ export class Reconciler<T> extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.resyncLater) clearTimeout(this.resyncLater);
-    this.timer = this.resyncTimer = this.resyncLater = undefined;
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.timer = this.resyncTimer = this.resyncLater = this.compactTimer = undefined;
   }
 
   private schedule(delay = this.opts.debounceMs): void {
@@ -356,6 +361,21 @@ export class Reconciler<T> extends EventEmitter {
       },
       () => this.schedule(this.opts.retryMs),
     );
+  };
+
+  /** The ids are renumbered once passes have stopped for compactQuietMs: in a withdraw-all the passes
+   *  often end before the next withdrawals arrive, and a renumbering at each pass that found half the ids
+   *  free (100k, 150k, 175k… of 200k) made new columns, a remap and a rehash each (~4 MB of ArrayBuffers
+   *  at the agent's peak) and threw the old ones away. Each pass pushes it back. */
+  private compactWhenQuiet(): void {
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(this.compactNow, this.opts.compactQuietMs);
+    this.compactTimer.unref();
+  }
+  private readonly compactNow = (): void => {
+    this.compactTimer = undefined;
+    // a pass running or due arms it again when it ends
+    if (!this.running && this.s.dirtyCount === 0) this.s.compact();
   };
 
   /** One reconcile pass; concurrent callers share a pass (and a follow-up pass when more changed). */
@@ -575,9 +595,7 @@ export class Reconciler<T> extends EventEmitter {
     // no id is held past this point; scratch too large to keep for the next pass goes
     s.passDone();
     if (this.passIds.length > KEEP_PASS) this.passIds = new Int32Array(QUIET_PASS);
-    // ids are renumbered once changes stop coming: in the middle of a withdraw-all each compaction (at
-    // half free, three quarters…) made new columns for the ids left and threw the old ones away
-    if (s.dirtyCount === 0) s.compact();
+    if (s.dirtyCount === 0) this.compactWhenQuiet();
     this.emit('applied', result);
     return result;
   }
