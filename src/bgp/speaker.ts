@@ -881,7 +881,7 @@ export class BgpSpeaker extends EventEmitter<SpeakerEvents> {
       this.emit('flushed', { address: p.config.address, removed: 0 });
       return;
     }
-    const keys = new PrefixKeyList();
+    const keys = new PrefixKeyList(src.routes);
     this.rib.table.forEach((slot, b, k) => {
       if (onlyStale && !staleAfis.includes(afiOfBucket(b))) return;
       const x = Array.isArray(slot) ? slot.find((q) => q.source === src) : slot.source === src ? slot : undefined;
