@@ -92,7 +92,8 @@ t.test(
     // before: 62.6 B per prefix, 3.8 MB in the large-object space (the Loc-RIB's pointer arrays 2.9, Maps 0.9);
     // 8.1 MB left after the withdraw-all (tables at their peak size, 4096 cached attribute sets)
     // now: Loc-RIB slots ~10 B (a 4 B key and a 2 B path id per slot, at most 4/5 full), attribute sets and paths ~27 B (~0.54 KB per set)
-    t.ok(total / N < 42, `${(total / N).toFixed(1)} B per prefix < 42`);
+    // 35.9–37.1 B seen (21 runs, load 10–17): the bound halfway (geometrically) to the 62.6 B before
+    t.ok(total / N < 48, `${(total / N).toFixed(1)} B per prefix < 48`);
     t.ok(lo < 0.5e6, `large-object space grew ${(lo / 1e6).toFixed(2)} MB < 0.5 MB`);
     const left = m.gone.heap + m.gone.ab - (m.base.heap + m.base.ab);
     // what stays: the change batch's arrays at their high-water mark (0.5–1.3 MB with the slices' timing), tables' minimum sizes
