@@ -81,6 +81,9 @@ console.log(JSON.stringify({ all, live, bytes: c.bytes, last: c.get(199999) }));
   const m = lastJsonLine<{ all: number; live: number; bytes: number; last: number }>(r.stdout);
   t.equal(m.last, 199_999);
   t.equal(m.live, m.bytes, 'what it holds is what it says');
-  t.ok(m.all - m.live <= PAGE * 4, "nothing allocated on the way is dead but the first page's doublings");
-  t.ok(m.live < 200_000 * 4 + PAGE * 4, 'room for under a page past the last entry');
+  t.ok(
+    m.all - m.live <= PAGE * 4,
+    `nothing allocated on the way is dead but the first page's doublings (${m.all - m.live} B ≤ ${PAGE * 4})`,
+  );
+  t.ok(m.live < 200_000 * 4 + PAGE * 4, `room for under a page past the last entry (${m.live} B < ${200_000 * 4 + PAGE * 4})`);
 });
