@@ -76,7 +76,11 @@ t.test('a member that stops reading holds the group back only for a while, then 
   const [c1, c2, c3] = cs as [BgpSpeaker, BgpSpeaker, BgpSpeaker];
   const to3 = hub.sessions.get(`${RR}>10.0.0.4`) as MemSession;
   to3.writable = false; // c3's socket buffer is full: every send returns false until 'drain'
-  const N = 5000;
+  // The group checks its members' queues before each round of up to 2000 prefixes (~26 KB here), so c3 is
+  // sure to hold it back only when more is still to come after its queue passed the high water mark: at
+  // most 2000 + ~1250 (< 16 KB) + 2000 prefixes can go before that. 5000 was not always enough: the RR
+  // received the feed in pieces, c3's queue stayed under the mark at each check, and nothing stalled.
+  const N = 10_000;
   for (let i = 0; i < N; i++) c1.originate(`10.${i >> 8}.${i & 255}.0/24`, { med: Math.floor(i / 20) });
   await until(() => received(c2) === N, 30_000, 'c2 gets everything while c3 is stuck');
   const st3 = rr.peers().find((p) => p.address === '10.0.0.4')!;
