@@ -31,6 +31,7 @@ import {
   type PluginRun,
 } from './harness.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { waitFor } from '../../helpers/netns.js';
 
 const tag = `${runTag().slice(0, 10)}r`;
 const skip = !isRoot()
@@ -130,7 +131,7 @@ t.test('resident path: 8 pods at once through the client, pingable, distinct; CH
     ip('-n', s.node.ns, '-o', 'link', 'show')
       .split('\n')
       .filter((l) => / cali[0-9a-f]+@/.test(l)).length;
-  for (let i = 0; i < 200 && caliLinks() > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  await waitFor(() => caliLinks() === 0, 20_000, 25);
   t.equal(caliLinks(), 0, 'every cali link gone');
   const again = await run(s, s.env(0, 'DEL'));
   t.equal(again.code, 0, 'a repeated DEL succeeds');

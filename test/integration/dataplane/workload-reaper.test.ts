@@ -6,6 +6,7 @@ import { wireWorkload, unwireWorkload, checkWorkload, workloadIfName } from '../
 import { VethReaper } from '../../../src/dataplane/workload-reaper.js';
 import { WORKLOAD_RETIRED_GROUP } from '../../../src/dataplane/ownership.js';
 import { isRoot, ipIn, makeNetns } from '../../helpers/dataplane-netns.js';
+import { waitFor } from '../../helpers/netns.js';
 import { native } from '../../../src/native/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces)';
@@ -81,12 +82,11 @@ t.test('the batch deadline deletes without a drain; a later batch starts after i
   await unwireWorkload(w[0]!, reaper);
   await unwireWorkload(w[1]!, reaper);
   const gone = (names: string[]) => !names.some((n) => ipIn(host.name, '-o', 'link', 'show', 'type', 'veth').includes(n));
-  for (let i = 0; i < 200 && (reaper.reaps < 1 || !gone([w[0]!.hostIfName, w[1]!.hostIfName])); i++)
-    await new Promise((r) => setTimeout(r, 25));
+  await waitFor(() => reaper.reaps >= 1 && gone([w[0]!.hostIfName, w[1]!.hostIfName]), 20_000, 25);
   t.ok(gone([w[0]!.hostIfName, w[1]!.hostIfName]), 'deleted after the deadline');
   t.equal(reaper.reaps, 1, 'in one group deletion');
   await unwireWorkload(w[2]!, reaper);
-  for (let i = 0; i < 200 && (reaper.reaps < 2 || !gone([w[2]!.hostIfName])); i++) await new Promise((r) => setTimeout(r, 25));
+  await waitFor(() => reaper.reaps >= 2 && gone([w[2]!.hostIfName]), 20_000, 25);
   t.ok(gone([w[2]!.hostIfName]), 'the next one too');
   t.equal(reaper.reaps, 2, 'by the next deletion');
 });

@@ -14,6 +14,7 @@ import { RESTORE_MARKER, restoreEtcd } from '../../../src/datastore/etcd-restore
 import type { WatchEvent } from '../../../src/datastore/types.js';
 import { etcdMissing, startEtcd } from '../../helpers/etcd.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { waitFor } from '../../helpers/netns.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/cli/main.js');
 
@@ -82,8 +83,7 @@ t.test(
       'restored keys have revisions after the restore began (etcd never goes back)',
     );
     t.equal(await ds.client.get(RESTORE_MARKER).string(), null, 'no marker left');
-    for (let i = 0; i < 200 && !seen.some((e) => e.key === '/tabby/test/k249' && e.type === 'put'); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    await waitFor(() => seen.some((e) => e.key === '/tabby/test/k249' && e.type === 'put'), 20_000, 25);
     ac.abort();
     await watching;
     t.ok(

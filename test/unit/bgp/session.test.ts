@@ -10,6 +10,7 @@ import { Framer } from '../../../src/bgp/codec/framer.js';
 import { decodeMessage, encodeKeepalive, encodeMessage } from '../../../src/bgp/codec/message.js';
 import { emptyPrefixList, prefixListFromStrings } from '../../../src/bgp/codec/prefix.js';
 import { AS4_CAPS, DEFAULT_CAPS, type BgpMessage, type OpenMessage, type UpdateMessage } from '../../../src/bgp/codec/types.js';
+import { waitFor } from '../../helpers/netns.js';
 import { seeded } from '../../helpers/seed.js';
 
 let native = true;
@@ -120,7 +121,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
       r.send(peerOpen());
       await r.next('keepalive');
       r.send(encodeKeepalive());
-      for (let i = 0; i < 100 && !s.established; i++) await new Promise((x) => setTimeout(x, 10));
+      await waitFor(() => s.established, 20_000, 10);
       t.ok(s.established, 'Established');
     }
     return r;
@@ -275,7 +276,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
     r.send(peerOpen({ holdTime: 3 }));
     await r.next('keepalive');
     r.send(encodeKeepalive());
-    for (let i = 0; i < 100 && !rc.established; i++) await new Promise((x) => setTimeout(x, 10));
+    await waitFor(() => rc.established, 20_000, 10);
     const before = r.msgs.filter((m) => m.type === 'keepalive').length;
     const bufs: Buffer[] = [];
     for (let i = 0; i < 1500; i++)
@@ -292,7 +293,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
       );
     r.send(Buffer.concat(bufs));
     const t0 = Date.now();
-    for (let i = 0; i < 1000 && n < 1500; i++) await new Promise((x) => setTimeout(x, 10));
+    await waitFor(() => n >= 1500, 120_000, 10);
     const took = Date.now() - t0;
     const during = r.msgs.filter((m) => m.type === 'keepalive').length - before;
     t.equal(n, 1500, `all UPDATEs processed (${took} ms)`);
@@ -319,7 +320,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
     r.send(peerOpen());
     await r.next('keepalive');
     r.send(encodeKeepalive());
-    for (let i = 0; i < 100 && !rc.established; i++) await new Promise((x) => setTimeout(x, 10));
+    await waitFor(() => rc.established, 20_000, 10);
     const bufs: Buffer[] = [];
     for (let i = 0; i < 200; i++)
       bufs.push(
@@ -423,7 +424,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
     );
     t.teardown(() => s.stop());
     const settle = async (want: number): Promise<void> => {
-      for (let i = 0; i < 300 && (conns < want || s.state !== 'Idle'); i++) await new Promise((x) => setTimeout(x, 10));
+      await waitFor(() => conns >= want && s.state === 'Idle', 20_000, 10);
     };
     s.start();
     await settle(1);
@@ -459,7 +460,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
     const s = new BgpSession({ ...base, address: '127.0.0.1', localAddress: '127.0.0.2', port, passive: false }, clock);
     t.teardown(() => s.stop());
     s.start();
-    for (let i = 0; i < 200 && s.state !== 'Active'; i++) await new Promise((x) => setTimeout(x, 10));
+    await waitFor(() => s.state === 'Active', 20_000, 10);
     t.equal(s.status().info, 'Active Socket: Connection refused');
     t.ok(s.status().since instanceof Date);
     s.stop();
@@ -502,7 +503,7 @@ t.test('sessions over loopback', { skip }, async (t) => {
         AS4_CAPS,
       ),
     );
-    for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((x) => setTimeout(x, 10));
+    await waitFor(() => got.length > 0, 20_000, 10);
     t.equal(got.length, 1, 'UPDATE delivered');
     r.sock.pause(); // the peer stops reading: our writes must report back-pressure
     const u: UpdateMessage = {

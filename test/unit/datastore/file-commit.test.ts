@@ -9,6 +9,7 @@ import path from 'node:path';
 import { FileDatastore } from '../../../src/datastore/file.js';
 import { DatastoreConflict, DatastoreUnavailable } from '../../../src/datastore/types.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { waitFor } from '../../helpers/netns.js';
 
 const tag = `${runTag()}dsc`;
 function tmpdir(t: { teardown(fn: () => unknown): void }): string {
@@ -68,7 +69,7 @@ t.test('a write resolves only after the fdatasync covering it returned (visible 
   const writes = Array.from({ length: 3 }, (_, i) => ds.create(`/k${i}`, i).then(() => acked++));
   const other = new FileDatastore(dir, { fsync: true });
   t.teardown(() => other.close());
-  for (let i = 0; i < 100 && (await other.revision()) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(async () => (await other.revision()) >= 1, 20_000, 20);
   await new Promise((r) => setTimeout(r, 200));
   t.ok((await other.revision()) >= 1, 'the appended record is readable by another process');
   t.equal(acked, 0, 'nothing acknowledged while its fdatasync is held');

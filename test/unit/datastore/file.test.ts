@@ -9,6 +9,7 @@ import { FileDatastore, LOG_FILE, LOCK_FILE } from '../../../src/datastore/file.
 import { DatastoreCompacted, DatastoreUnavailable } from '../../../src/datastore/types.js';
 import { native } from '../../../src/native/index.js';
 import { runTag } from '../../helpers/run-tag.js';
+import { waitFor } from '../../helpers/netns.js';
 
 const tag = `${runTag()}dsf`;
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../helpers/datastore-worker.js');
@@ -225,7 +226,7 @@ t.test('a compaction writes and syncs its snapshot off the event loop; writes wa
   const writes: Promise<unknown>[] = [];
   for (let i = 0; i < 40; i++) writes.push(ds.create(`/c/${i}`, { big, i }));
   await Promise.all(writes);
-  for (let i = 0; i < 50 && loopRan.renamed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => loopRan.renamed !== undefined, 20_000, 20);
   t.not(loopRan.renamed, undefined, 'a compaction ran');
   t.equal(loopRan['temp-written'], true, 'the loop ran while the snapshot was written');
   t.equal(loopRan['temp-synced'], true, 'the loop ran while the snapshot was synced');
@@ -330,7 +331,7 @@ t.test('writes go on while a compaction writes its snapshot; they are in the com
   });
   t.teardown(() => ds.close());
   for (let i = 0; i < 40; i++) await ds.create(`/c/${i}`, { pad: 'x'.repeat(200), i });
-  for (let i = 0; i < 100 && inLogWhenRenamed === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => inLogWhenRenamed !== undefined, 20_000, 20);
   t.ok(during, 'a write started while the snapshot was written');
   await during;
   t.equal(inLogWhenRenamed, true, 'that write was acknowledged before the install and is in the compacted log');
@@ -373,11 +374,11 @@ t.test('a process that read past a compaction’s snapshot keeps its view and it
     }
   })();
   for (let i = 0; i < 40; i++) await a.create(`/w/${i}`, { pad: 'x'.repeat(200) });
-  for (let i = 0; i < 100 && !inPhase; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => inPhase, 20_000, 20);
   t.ok(inPhase, 'a compaction ran behind the writes');
   const genBefore = (b as unknown as { s: { generation: number } }).s.generation;
   await a.create('/w/after', 2);
-  for (let i = 0; i < 250 && !seen.includes('/w/after'); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => seen.includes('/w/after'), 20_000, 20);
   t.equal((b as unknown as { s: { generation: number } }).s.generation, genBefore, 'the other process kept its view');
   t.same(errors, [], 'its watch went on (no DatastoreCompacted)');
   t.equal(new Set(seen).size, seen.length, 'every event once');
