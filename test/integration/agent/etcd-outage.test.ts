@@ -192,7 +192,10 @@ t.test(`etcd down for ${OUTAGE_MS / 1000} s: kernel untouched, no ping lost, rea
   }
   const results = await Promise.all(pings.map((p) => p.done));
   for (const [i, r] of results.entries()) {
-    t.ok(r.sent >= OUTAGE_MS / 100, `ping ${i}: ${r.sent} sent`);
+    // It ran through the outage: 10 a second for dur s idle, 350–356 of 380 seen at load 13–15 (ping's own
+    // timer runs late on a loaded machine and does not catch up); a ping that stopped early sends a few.
+    t.ok(r.ms >= OUTAGE_MS, `ping ${i}: ran ${r.ms} ms, through the ${OUTAGE_MS / 1000} s outage`);
+    t.ok(r.sent >= OUTAGE_MS / 200, `ping ${i}: ${r.sent} sent (≥ ${OUTAGE_MS / 200}, half of 10 a second over the outage)`);
     t.equal(r.sent - r.received, 0, `ping ${i}: zero loss (${r.text.trim()})`);
   }
   for (const [i, m] of mons.entries())

@@ -91,7 +91,8 @@ export const nodeIp = (lab: Lab, node: string): string => lab.node(node).address
 export class ContinuousPing {
   private proc: ChildProcess;
   private out = '';
-  readonly done: Promise<{ sent: number; received: number; text: string }>;
+  /** ping's summary: packets sent and received, and `ms`, the time it ran (its own `time …ms`) */
+  readonly done: Promise<{ sent: number; received: number; ms: number; text: string }>;
   constructor(netns: string, target: string, opts: { intervalMs?: number; durationSec: number }) {
     const i = String((opts.intervalMs ?? 100) / 1000);
     this.proc = spawn(
@@ -121,7 +122,8 @@ export class ContinuousPing {
     this.done = new Promise((resolve) => {
       this.proc.on('exit', () => {
         const m = /(\d+) packets transmitted, (\d+) received/.exec(this.out);
-        resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), text: this.out.split('\n').slice(-4).join('\n') });
+        const ms = Number(/, time (\d+)ms/.exec(this.out)?.[1] ?? 0);
+        resolve({ sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), ms, text: this.out.split('\n').slice(-4).join('\n') });
       });
     });
   }

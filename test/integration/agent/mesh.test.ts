@@ -124,7 +124,10 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     t.ok(readyAgain, 'restarted agent ready (converged)');
     const results = await Promise.all(pings.map((p) => p.done));
     for (const [i, r] of results.entries()) {
-      t.ok(r.sent >= 100, `ping ${i}: ${r.sent} sent`);
+      // It ran through the restart: 140 packets in 14 s idle, 128–132 seen at load 13–15 (ping's own timer
+      // runs late on a loaded machine and does not catch up); a ping that stopped early sends a few.
+      t.ok(r.ms >= 12_000, `ping ${i}: ran ${r.ms} ms of its 14 s (≥ 12 s)`);
+      t.ok(r.sent >= 70, `ping ${i}: ${r.sent} sent (≥ 70, half of 14 s at 10 a second)`);
       t.equal(r.sent - r.received, 0, `ping ${i}: zero loss (${r.text.trim()})`);
     }
     t.same(
