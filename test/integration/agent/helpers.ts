@@ -70,8 +70,12 @@ export async function until<T>(fn: () => T | Promise<T>, timeoutMs: number, step
   }
 }
 
+/**
+ * A node's /status, read again (for up to 20 s) while a read gives nothing: lab.agentStatus gives up
+ * after 3 s and returns undefined on any error, and under load (19.8) one read of a running agent did.
+ */
 export async function statusOf(lab: Lab, node: string): Promise<AgentStatusJson | undefined> {
-  return lab.agentStatus(node);
+  return until(() => lab.agentStatus(node), 20_000, 250);
 }
 
 /** Own confirmed block of a node (its first), from its agent's /status. */

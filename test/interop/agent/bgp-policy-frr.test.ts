@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
+import type { PeerStatusJson } from '../../../src/agent/status-types.js';
 import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, statusOf, tabbyctl } from '../../integration/agent/helpers.js';
 import { startFrr, haveFrr, frrConfig } from '../../helpers/frr.js';
 
@@ -115,12 +116,13 @@ t.test('BGPFilter export and import as FRR 8 sees them', { skip }, async (t) => 
       t.match(ok, { gateway: FRR_IP, protocol: '81' }, `${n}: ${ALLOWED} via ${FRR_IP} in the kernel`);
       t.equal(routeTo(lab.node(n).netns, REJECTED), undefined, `${n}: ${REJECTED} (frr-in importV4[0] Reject) is not in the kernel`);
     }
-    const st = await statusOf(lab, 'node-1');
-    t.match(
-      st?.peers.find((x) => x.address === FRR_IP),
-      { prefixesReceived: 2, prefixesAccepted: 1 },
-      'node status: received 2, accepted 1',
-    );
+    // polled: the counts are the speaker's, read through /status (the last read is what is checked)
+    let peer: PeerStatusJson | undefined;
+    await until(async () => {
+      peer = (await statusOf(lab, 'node-1'))?.peers.find((x) => x.address === FRR_IP) ?? peer;
+      return peer?.prefixesReceived === 2 && peer.prefixesAccepted === 1;
+    }, 20_000);
+    t.match(peer, { prefixesReceived: 2, prefixesAccepted: 1 }, 'node status: received 2, accepted 1');
     const rx = await tabbyctl(lab, 'node-1', 'bgp', 'routes', '--peer', FRR_IP, '--received', '-o', 'json');
     const rows = (JSON.parse(rx.stdout) as { routes: { prefix: string; decidedBy: string; state: string }[] }[])[0]!.routes;
     t.match(

@@ -13,6 +13,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
+import type { PeerStatusJson } from '../../../src/agent/status-types.js';
 import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl, statusOf } from '../../integration/agent/helpers.js';
 import { startBird, haveBird } from '../../helpers/bird.js';
 import { startGobgp, haveGobgp, gobgpConfig } from '../../helpers/gobgp.js';
@@ -127,8 +128,12 @@ ${nodes
       ),
       'tabbyctl bgp routes --received names the rule',
     );
-    const st = await statusOf(lab, 'node-1');
-    const p = st?.peers.find((x) => x.address === BIRD_IP);
+    // polled: the counts are the speaker's, read through /status (the last read is what is checked)
+    let p: PeerStatusJson | undefined;
+    await until(async () => {
+      p = (await statusOf(lab, 'node-1'))?.peers.find((x) => x.address === BIRD_IP) ?? p;
+      return p?.prefixesReceived === 2 && p.prefixesAccepted === 1;
+    }, 20_000);
     t.match(p, { prefixesReceived: 2, prefixesAccepted: 1 }, 'node status: received 2, accepted 1');
     const text = await tabbyctl(lab, 'node-1', 'node', 'status');
     t.match(text.stdout, new RegExp(`\\| ${BIRD_IP.replace(/\./g, '\\.')} +\\| 2 +\\| 1 +\\| \\d+ +\\|`), 'node status prints the counts');
