@@ -4,7 +4,7 @@
 // then the path heals and pods ping again. Prints the figure (test/bench/link-cut compares with the
 // hold timer alone).
 import t from 'tap';
-import { agentLab, labSkipReason, until, routeTo } from './helpers.js';
+import { agentLab, labSkipReason, until, routeTo, statusOf } from './helpers.js';
 import { enableMeshBfd, measureCut } from './link-cut.js';
 import { hasProgram } from '../../helpers/netns.js';
 
@@ -31,7 +31,7 @@ t.test("mesh BFD: a silent underlay cut removes the peer's route from the kernel
   t.ok((r.routeGoneMs ?? Infinity) < 5_000, 'by BFD, long before the 90 s hold timer (generous bound for a loaded machine; aim ≤ 1 s)');
   // The cut is healed as soon as the route is gone, so the session may already be Up again (its diag
   // cleared): why it went down is kept apart.
-  const st = (await lab.agentStatus('node-1'))?.peers[0];
+  const st = (await statusOf(lab, 'node-1'))?.peers[0];
   t.equal(st?.bfd?.lastDownDiag, 'Control Detection Time Expired', 'BFD went down by detection timeout');
   t.ok((st?.bfd?.downs ?? 0) >= 1, 'one Up → Down counted');
 
@@ -53,7 +53,7 @@ t.test("mesh BFD: a silent underlay cut removes the peer's route from the kernel
     await new Promise((res) => setTimeout(res, 100));
   }
   t.ok(kept, 'route kept on node-1 for 4 s after a graceful stop of node-2 (graceful restart, not a BFD failure)');
-  t.match((await lab.agentStatus('node-1'))?.peers[0]?.bfd, { state: 'Down', diag: 'Neighbor Signaled Session Down' });
+  t.match((await statusOf(lab, 'node-1'))?.peers[0]?.bfd, { state: 'Down', diag: 'Neighbor Signaled Session Down' });
   t.ok(await lab.pingUntil('p1', p2.ip, 5_000), "pods still ping while node-2's agent is down");
   await lab.startAgent('node-2');
   t.ok(await until(async () => (await lab.agentStatus('node-1'))?.peers[0]?.bfd?.state === 'Up', 60_000), 'BFD Up again after the restart');

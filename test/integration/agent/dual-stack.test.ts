@@ -8,7 +8,7 @@
 // owner inside a subnet), the Node resource carrying ipv6VXLANTunnelAddr and vxlanTunnelMACAddrV6.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { agentLab, labSkipReason, until, tabbyctl, type IpRoute } from './helpers.js';
+import { agentLab, labSkipReason, until, tabbyctl, type IpRoute, statusOf } from './helpers.js';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 import type { Lab } from '../../../src/lab/lab.js';
@@ -139,7 +139,7 @@ t.test('dual stack with two route reflectors, mesh off', { skip }, async (t) => 
   const lab = await agentLab(t, '6r', { nodes: 2, mode: 'routed', routeReflectors: 2, ipv6: true });
   t.ok((await lab.waitForBgp(60_000)).ok, 'every node Established with both RRs over IPv4 and IPv6');
   for (const n of ['node-1', 'node-2']) {
-    const s = await lab.agentStatus(n);
+    const s = await statusOf(lab, n);
     const want = ['rr-1', 'rr-2'].flatMap((r) => [lab.node(r).address.split('/')[0]!, node6(lab, r)]).sort();
     t.same(s?.peers.map((p) => p.address).sort(), want, `${n}: IPv4 and IPv6 sessions only with the route reflectors`);
   }
@@ -162,6 +162,6 @@ for (const [mode, tag] of [
     if (mode === 'crosssubnet') t.not(lab.node('node-1').subnet, lab.node('node-2').subnet, 'node-2 is across the router');
     await checkDualStack(t, lab, ['node-1', 'node-2', 'node-3'], mode);
     for (const n of ['node-1', 'node-2', 'node-3'])
-      t.same((await lab.agentStatus(n))?.exports, [], `${n}: neither VXLAN pool's blocks are announced over BGP`);
+      t.same((await statusOf(lab, n))?.exports, [], `${n}: neither VXLAN pool's blocks are announced over BGP`);
   });
 }

@@ -6,7 +6,7 @@
 // the ipip module skip on a kernel without it, with that reason, and run unchanged where it exists.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp } from './helpers.js';
+import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, statusOf } from './helpers.js';
 import { kernelHasIpipSync } from './ipip.js';
 import type { LabOptions } from '../../../src/lab/lab.js';
 
@@ -50,7 +50,7 @@ for (const m of MODES) {
       t.not(lab.node('node-1').subnet, lab.node('node-2').subnet, 'node-2 is across the router');
     }
     for (const a of NODES) {
-      const s = await lab.agentStatus(a);
+      const s = await statusOf(lab, a);
       if (m.tunnel === 'vxlan.calico') t.same(s?.exports, [], `${a}: a VXLAN pool's blocks are not announced over BGP`);
       else t.ok((s?.exports.length ?? 0) > 0, `${a}: its blocks are announced over BGP`);
       for (const b of NODES) {

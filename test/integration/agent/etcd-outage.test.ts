@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { agentLab, labSkipReason, until, ContinuousPing, RouteMonitor, routesOf } from './helpers.js';
+import { agentLab, labSkipReason, until, ContinuousPing, RouteMonitor, routesOf, statusOf } from './helpers.js';
 import { createNetns, deleteNetns, netnsPath, runIn } from '../../../src/lab/netns.js';
 import { repoRoot, containerIdFor } from '../../../src/lab/pods.js';
 import type { Lab } from '../../../src/lab/lab.js';
@@ -172,7 +172,7 @@ t.test(`etcd down for ${OUTAGE_MS / 1000} s: kernel untouched, no ping lost, rea
   const t0 = Date.now();
   const down = await until(async () => (await lab.agentStatus('node-1'))?.readiness.datastore === 'down', 15_000, 250);
   t.ok(down, 'readiness reports the datastore down');
-  const st = await lab.agentStatus('node-1');
+  const st = await statusOf(lab, 'node-1');
   t.equal(st?.readiness.ready, false, 'not ready while the datastore is down');
   t.match(st?.readiness.reasons.join('; '), /datastore down/);
   t.equal(

@@ -3,7 +3,19 @@
 // Established; a node added live becomes reachable, a node removed is withdrawn everywhere; kill -9 +
 // restart of one agent loses no ping (every 100 ms) and deletes no kernel route.
 import t from 'tap';
-import { agentLab, labSkipReason, routesOf, routeTo, until, blockOf, nodeIp, ContinuousPing, RouteMonitor, tabbyctl } from './helpers.js';
+import {
+  agentLab,
+  labSkipReason,
+  routesOf,
+  routeTo,
+  until,
+  blockOf,
+  nodeIp,
+  ContinuousPing,
+  RouteMonitor,
+  tabbyctl,
+  statusOf,
+} from './helpers.js';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
 
@@ -190,7 +202,7 @@ t.test('3-node mesh, plain routed', { skip }, async (t) => {
     );
     t.match(row, /^\| 172\.31\.1\.250 +\| global +\| start +\| \d\d:\d\d:\d\d \| \S.*\|$/, `row: ${row}`);
     t.notMatch(row, /Established/);
-    const s = await lab.agentStatus('node-1');
+    const s = await statusOf(lab, 'node-1');
     t.equal(s?.readiness.ready, false);
     t.match(s?.readiness.reasons.join('; '), /BGP not established with 172\.31\.1\.250/);
     await rs.delete('BGPPeer', 'nobody');

@@ -3,7 +3,7 @@
 // CrossSubnet over either) are one table of modes in encap-modes.test.ts.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl } from './helpers.js';
+import { agentLab, labSkipReason, routeTo, until, blockOf, nodeIp, tabbyctl, statusOf } from './helpers.js';
 import { kernelHasIpipSync } from './ipip.js';
 
 const skip = labSkipReason() ?? false;
@@ -19,11 +19,11 @@ t.test('two route reflectors, mesh off', { skip }, async (t) => {
   );
   const rrIps = ['rr-1', 'rr-2'].map((n) => nodeIp(lab, n));
   for (const n of ['node-1', 'node-2', 'node-3']) {
-    const s = await lab.agentStatus(n);
+    const s = await statusOf(lab, n);
     t.same(s?.peers.map((p) => p.address).sort(), [...rrIps].sort(), `${n}: sessions only with the route reflectors`);
     t.ok(s?.peers.every((p) => p.type === 'node specific' && p.state === 'Established'));
   }
-  const rr = await lab.agentStatus('rr-1');
+  const rr = await statusOf(lab, 'rr-1');
   t.equal(rr?.mode, 'route-reflector');
   t.same(rr?.blocks, [], 'a route reflector holds no block');
   t.equal(rr?.peers.length, 4, 'rr-1 peers with the 3 clients and the other RR');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
-import { agentLab, labSkipReason, routeTo, until, nodeIp, tabbyctl } from '../../integration/agent/helpers.js';
+import { agentLab, labSkipReason, routeTo, until, nodeIp, tabbyctl, statusOf } from '../../integration/agent/helpers.js';
 import { startBird, haveBird } from '../../helpers/bird.js';
 import { hasProgram } from '../../helpers/netns.js';
 
@@ -106,7 +106,7 @@ protocol bgp tabby {
   }
   t.equal(flapped, '', 'tabby: held while BFD is Down — no Established session, no route, for 3 s');
   t.match(
-    (await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp)?.info,
+    (await statusOf(lab, 'node-1'))?.peers.find((x) => x.address === routerIp)?.info,
     /BFD session Down: not connecting until BFD is Up again/,
     'status says why it is not connecting',
   );
@@ -118,5 +118,5 @@ protocol bgp tabby {
   // Heal: BFD back Up, BGP re-established, the route returns.
   execFileSync('ip', ['netns', 'exec', routerNs.replace(/^\/var\/run\/netns\//, ''), 'nft', 'delete', 'table', 'inet', 'tabbytestbfd']);
   t.ok(await until(() => routeTo(lab.node('node-1').netns, TOR), 40_000), 'route back after the path heals');
-  t.equal((await lab.agentStatus('node-1'))?.peers.find((x) => x.address === routerIp)?.bfd?.state, 'Up');
+  t.equal((await statusOf(lab, 'node-1'))?.peers.find((x) => x.address === routerIp)?.bfd?.state, 'Up');
 });

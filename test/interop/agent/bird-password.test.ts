@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openDatastore } from '../../../src/datastore/index.js';
 import { ResourceStore } from '../../../src/datastore/resources.js';
-import { agentLab, labSkipReason, until, blockOf, nodeIp, tabbyctl, run } from '../../integration/agent/helpers.js';
+import { agentLab, labSkipReason, until, blockOf, nodeIp, tabbyctl, run, statusOf } from '../../integration/agent/helpers.js';
 import { startBird, haveBird } from '../../helpers/bird.js';
 
 const skip = labSkipReason() ?? (haveBird() ? false : 'bird2 not installed (bird, birdc)');
@@ -53,7 +53,7 @@ protocol bgp tor {
     return st?.peers.find((p) => p.address === routerIp && /not found/.test(p.info));
   }, 20_000);
   t.match(info?.info, /^password secret bgp-passwords\/tor not found/, 'status INFO: password secret bgp-passwords/tor not found');
-  const ready = await lab.agentStatus('node-1');
+  const ready = await statusOf(lab, 'node-1');
   t.ok(
     ready?.readiness.reasons.some((r) => r.includes(`BGP not established with ${routerIp}: password secret bgp-passwords/tor not found`)),
     'readiness reason',
@@ -65,7 +65,7 @@ protocol bgp tor {
   // 2. Wrong secret: MD5 mismatch, no session.
   write('wrong-key\n');
   t.notOk(await bird.waitEstablished('tor', 8_000), 'BIRD: no session with a wrong key');
-  const wrong = await lab.agentStatus('node-1');
+  const wrong = await statusOf(lab, 'node-1');
   t.not(wrong?.peers.find((p) => p.address === routerIp)?.state, 'Established', 'tabby: not Established with a wrong key');
 
   // 3. Right secret (picked up without a restart): Established, routes flow.
