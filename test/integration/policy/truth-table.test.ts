@@ -16,6 +16,7 @@ import { ResourceStore, validateResource, storeName, type Resource } from '../..
 import { Model, type ModelPod, type Flow } from './model.js';
 import type { ProbeTarget } from '../../helpers/policy-probe.js';
 import { runId } from '../../helpers/run-tag.js';
+import { statusOf } from '../agent/helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const hasNft = spawnSync('nft', ['--version']).status === 0;
@@ -305,7 +306,7 @@ t.test(
     t.same(passed, [], 'the denied flow never passed while the agent was down or restarting');
     t.same(await probeFrom(pods.b2!.netns, allowedFlow), [true], 'an allowed flow still passes after the restart');
     // /status: the restarted agent adopted the table its previous run left (no table replaced)
-    const pol = (await lab.agentStatus('node-1'))?.policy;
+    const pol = (await statusOf(lab, 'node-1'))?.policy;
     t.match(pol, { dataplane: 'nftables', table: 'inet tabby-policy', synced: true, programmed: true }, '/status has the policy engine');
     t.equal(pol?.localEndpoints, Object.values(pods).filter((p) => p!.node === 'node-1').length, "/status: node-1's endpoints");
     t.equal(pol?.lastProgram?.mode, 'adopt', '/status: the restart adopted the previous table');
