@@ -7,40 +7,9 @@
 import t from 'tap';
 import { measureUntil, runsNote } from '../../helpers/measure.js';
 import { lastJsonLine, runModule } from '../../helpers/node-child.js';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { routePath } from '../../helpers/route-path-child.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const mod = (p: string): string => JSON.stringify(pathToFileURL(path.resolve(here, '../../../src', p)).href);
 const N = 200_000;
-
-/**
- * The child's route path: the agent's RouteTable into a RouteReconciler whose netlink takes every batch
- * (`onBatch`: the body of routeBatchTo(op, count), the kernel's side) and keeps nothing; `tab` and `rr`
- * are then ready, applied once. `pools`: the IP pools as JS text.
- */
-const routePath = (onBatch: string, pools = '[]'): string => `
-const { RouteTable } = await import(${mod('agent/route-table.js')});
-const { compileRouteContext } = await import(${mod('agent/routes.js')});
-const { RouteReconciler } = await import(${mod('dataplane/index.js')});
-const { EventEmitter } = await import('node:events');
-const nl = {
-  listRoutes: async () => [],
-  listLinks: async () => [],
-  routeBatch: async () => [],
-  routeBatchTo: async (op, count) => { ${onBatch} return []; },
-  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
-};
-const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
-const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
-  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
-const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true,
-  pools: ${pools}, ownBlocks: [] }), sink);
-await rr.apply();
-// the reconciler renumbers the ids once passes have stopped for its compactQuietMs (1 s): timers fire
-// in the order they are due, so this one comes after it
-const quiet = () => new Promise((r) => setTimeout(r, 1100));
-`;
 
 const code = `
 let accepted = 0;

@@ -7,30 +7,12 @@
 // zone total while it runs (--trace-zone-stats), through the route path of a 200k ingest and withdraw-all.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { routePath } from '../../helpers/route-path-child.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const mod = (p: string): string => JSON.stringify(pathToFileURL(path.resolve(here, '../../../src', p)).href);
 const N = 200_000;
 
 const code = `
-const { RouteTable } = await import(${mod('agent/route-table.js')});
-const { compileRouteContext } = await import(${mod('agent/routes.js')});
-const { RouteReconciler } = await import(${mod('dataplane/index.js')});
-const { EventEmitter } = await import('node:events');
-const nl = {
-  listRoutes: async () => [],
-  listLinks: async () => [],
-  routeBatch: async () => [],
-  routeBatchTo: async () => [],
-  subscribe: () => Object.assign(new EventEmitter(), { close() {}, pause() {}, resume() {} }),
-};
-const rr = new RouteReconciler(nl, { resyncIntervalMs: 0, bulkResyncQuietMs: 1e9 });
-const sink = { setRoute: (r) => rr.set(r), deleteRoute: (d) => rr.delete(d), prefixIds: rr.prefixIds,
-  setRouteAt: (id, r) => rr.setAt(id, r), deleteRouteAt: (id) => rr.deleteAt(id) };
-const tab = new RouteTable(compileRouteContext({ nodeAddress4: '10.0.0.1/24', kernelHasIpip: true, pools: [], ownBlocks: [] }), sink);
-await rr.apply();
+${routePath()}
 const hops = Array.from({ length: 1000 }, () => Object.freeze(['10.0.0.2']));
 for (let i = 0; i < ${N}; i++) {
   tab.update4((11 << 24) + (i << 8), 24, hops[i % 1000], '10.0.0.2');
